@@ -1,0 +1,1 @@
+"""bim_import (under construction)."""

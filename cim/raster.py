@@ -1,0 +1,112 @@
+"""An in-memory georeferenced raster: a 2-D array plus its affine transform.
+
+Examples
+--------
+>>> import numpy as np
+>>> from affine import Affine
+>>> r = Raster(np.zeros((3, 4), "float32"), Affine(5, 0, 1000, 0, -5, 2000), "EPSG:4544")
+>>> r.shape, r.res, r.bounds
+((3, 4), (5.0, 5.0), (1000.0, 1985.0, 1020.0, 2000.0))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from affine import Affine
+
+from twin_core.errors import RasterError
+
+__all__ = ["Raster", "Window"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangular block of cells: row/col offset and size."""
+
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.row_off, self.row_off + self.height), slice(self.col_off, self.col_off + self.width)
+
+
+@dataclass
+class Raster:
+    """A single-band raster.
+
+    ``data`` is (rows, cols); ``transform`` maps (col, row) to (x, y) of the
+    cell's upper-left corner (north-up, GDAL convention).
+    """
+
+    data: np.ndarray
+    transform: Affine
+    crs: str
+    nodata: float | None = None
+    unit: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data)
+        if self.data.ndim != 2:
+            raise RasterError(f"raster data must have shape (rows, cols), got {self.data.shape}")
+        if not isinstance(self.transform, Affine):
+            self.transform = Affine(*tuple(self.transform)[:6])
+        if self.transform.b != 0 or self.transform.d != 0:
+            raise RasterError("rotated rasters are not supported; warp to a north-up grid first")
+        if self.transform.e >= 0:
+            raise RasterError("raster transform must be north-up (negative y resolution)")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return (float(self.transform.a), float(-self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        rows, cols = self.shape
+        x0, y1 = self.transform.c, self.transform.f
+        return (float(x0), float(y1 + rows * self.transform.e), float(x0 + cols * self.transform.a), float(y1))
+
+    def masked(self) -> np.ndarray:
+        """Data as float with nodata replaced by NaN."""
+        out = self.data.astype("float64", copy=True)
+        if self.nodata is not None and not np.isnan(self.nodata):
+            out[self.data == self.nodata] = np.nan
+        return out
+
+    def window(self, w: Window) -> "Raster":
+        rs, cs = w.slices()
+        if w.row_off < 0 or w.col_off < 0 or w.row_off + w.height > self.shape[0] or w.col_off + w.width > self.shape[1]:
+            raise RasterError(f"window {w} lies outside the raster of shape {self.shape}")
+        t = self.transform * Affine.translation(w.col_off, w.row_off)
+        return Raster(self.data[rs, cs].copy(), t, self.crs, self.nodata, self.unit, dict(self.meta))
+
+    def window_from_bounds(self, bounds: tuple[float, float, float, float]) -> Window:
+        """The cell window covering ``bounds`` (clipped to the raster)."""
+        xmin, ymin, xmax, ymax = bounds
+        inv = ~self.transform
+        c0, r0 = inv * (xmin, ymax)
+        c1, r1 = inv * (xmax, ymin)
+        c0, r0 = max(int(np.floor(c0)), 0), max(int(np.floor(r0)), 0)
+        c1, r1 = min(int(np.ceil(c1)), self.shape[1]), min(int(np.ceil(r1)), self.shape[0])
+        if c1 <= c0 or r1 <= r0:
+            raise RasterError(f"bounds {bounds} do not overlap the raster {self.bounds}")
+        return Window(r0, c0, r1 - r0, c1 - c0)
+
+    def xy(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        """Cell-centre coordinates."""
+        rows = np.asarray(rows, dtype="float64") + 0.5
+        cols = np.asarray(cols, dtype="float64") + 0.5
+        return (self.transform.c + cols * self.transform.a, self.transform.f + rows * self.transform.e)
+
+    def same_grid(self, other: "Raster", tol: float = 1e-6) -> bool:
+        return self.shape == other.shape and all(
+            abs(a - b) <= tol for a, b in zip(tuple(self.transform)[:6], tuple(other.transform)[:6])
+        )

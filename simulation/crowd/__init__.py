@@ -1,0 +1,1 @@
+"""simulation/crowd (under construction)."""

@@ -1,0 +1,1 @@
+"""simulation/traffic (under construction)."""

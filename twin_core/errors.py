@@ -1,0 +1,135 @@
+"""The one exception hierarchy of RongTwin.
+
+Every error raised on purpose by RongTwin derives from :class:`TwinError` and
+from the builtin exception that fits, so callers may catch either::
+
+    try:
+        twin.layer("buildingz")
+    except KeyError:          # or twin_core.errors.LayerNotFoundError / TwinError
+        ...
+
+This module imports nothing from the project, so every package (``cim``,
+``bim_import``, ``simulation``, ``viewer``) may import it without creating an
+import cycle. Messages say what is wrong *and* what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TwinError",
+    "TwinWarning",
+    "CRSError",
+    "SchemaError",
+    "FieldError",
+    "LayerNotFoundError",
+    "RasterError",
+    "StoreError",
+    "StoreConnectionError",
+    "CorruptStoreError",
+    "TransactionError",
+    "ScenarioError",
+    "ImportFormatError",
+    "GeoreferenceError",
+    "RuleError",
+    "SimulationError",
+    "ParameterError",
+    "StabilityError",
+    "NetworkError",
+    "GeometryError",
+    "JobError",
+    "AuthError",
+]
+
+
+class TwinError(Exception):
+    """Root of every error RongTwin raises on purpose."""
+
+
+class TwinWarning(UserWarning):
+    """A recoverable data problem; the message says how to fix it."""
+
+
+class CRSError(TwinError, ValueError):
+    """Missing, unknown or unsuitable coordinate reference system."""
+
+
+class SchemaError(TwinError, ValueError):
+    """Data does not fit a declared feature class schema."""
+
+
+class FieldError(SchemaError, KeyError):
+    """A field is missing, unknown, or of the wrong type."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class LayerNotFoundError(TwinError, KeyError):
+    """A layer, raster, table or blob that does not exist was asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RasterError(TwinError, ValueError):
+    """A raster is malformed, mismatched or has unusable values."""
+
+
+class StoreError(TwinError, RuntimeError):
+    """A store (GeoPackage or PostGIS) operation failed."""
+
+
+class StoreConnectionError(StoreError, ConnectionError):
+    """The store could not be opened or reached."""
+
+
+class CorruptStoreError(StoreError, ValueError):
+    """The file or database is not a usable RongTwin store."""
+
+
+class TransactionError(StoreError):
+    """A write failed; the store was rolled back to its state before it."""
+
+
+class ScenarioError(TwinError, ValueError):
+    """An unknown scenario, or an edit that cannot be applied."""
+
+
+class ImportFormatError(TwinError, ValueError):
+    """An input file is unreadable, truncated or of an unsupported format."""
+
+
+class GeoreferenceError(TwinError, ValueError):
+    """A model cannot be placed in the twin's coordinate reference."""
+
+
+class RuleError(TwinError, ValueError):
+    """A compliance rule set is malformed or names an unknown rule."""
+
+
+class SimulationError(TwinError, RuntimeError):
+    """A simulation could not run or produced an invalid state."""
+
+
+class ParameterError(SimulationError, ValueError):
+    """An engine parameter or input is out of its valid range."""
+
+
+class StabilityError(SimulationError):
+    """A time step cannot be made stable with the given settings."""
+
+
+class NetworkError(TwinError, ValueError):
+    """A transport network or demand is inconsistent."""
+
+
+class GeometryError(TwinError, ValueError):
+    """Geometry is invalid, empty where it must not be, or misplaced."""
+
+
+class JobError(TwinError, RuntimeError):
+    """A background job failed or is unknown."""
+
+
+class AuthError(TwinError, PermissionError):
+    """Missing or insufficient credentials."""
