@@ -1,0 +1,61 @@
+"""The ``twin`` command.
+
+One command group; each subcommand lives in its own module of this package
+and exposes ``register(app)``. Heavy imports happen inside the commands, so
+``twin --help`` is fast. Shared options (``--json``, ``--quiet``) are in
+:mod:`twin_core.cli._common`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="twin",
+    help="RongTwin: a city information model and digital twin (GeoPackage or PostGIS).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Subcommand modules, in help order. Each defines register(app).
+_MODULES = ("build", "info", "layers", "scenario", "bim", "flood", "traffic", "crowd", "analysis", "serve", "token", "demo")
+_registered = False
+
+
+def _register_all() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    for name in _MODULES:
+        try:
+            mod = importlib.import_module(f"twin_core.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"twin_core.cli.{name}":
+                continue
+            raise
+        mod.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``twin`` console script."""
+    from twin_core.errors import TwinError
+
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=True)
+    except TwinError as exc:  # clear message, no stack trace
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+def get_app() -> typer.Typer:
+    """The fully registered app (for tests with typer.testing.CliRunner)."""
+    _register_all()
+    return app
