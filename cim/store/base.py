@@ -1,0 +1,277 @@
+"""The one storage contract of the city information model.
+
+Two implementations follow it: :class:`cim.store.gpkg.GeoPackageStore` (one
+``.gpkg`` file, zero set-up) and :class:`cim.store.postgis.PostGISStore`
+(PostgreSQL + PostGIS through psycopg 3). Nothing above the store knows which
+one it has; the contract tests in ``tests/cim/test_store_contract.py`` run
+against both.
+
+Objects a store holds
+---------------------
+- vector layers: GeoDataFrames in the store's CRS (``write_layer``/``read_layer``);
+- rasters: single-band float32 grids (:class:`cim.raster.Raster`);
+- tables: plain DataFrames (results, scenario edits, sensor readings);
+- blobs: bytes with a MIME type, optionally tied to a feature (glTF meshes);
+- metadata: a JSON key/value map (twin name, CRS, time zone, extent ...).
+
+Names of layers, rasters and tables are lower-case identifiers
+(``[a-z][a-z0-9_]*``, at most 60 characters); names starting with ``twin_``
+are reserved for the store's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cim.raster import Raster, Window
+from twin_core.errors import CRSError, LayerNotFoundError, SchemaError
+
+__all__ = ["Store", "check_name", "Where"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+
+#: attribute filter: {column: value} for equality, {column: [v1, v2]} for IN,
+#: {column: (op, value)} with op in =, !=, <, <=, >, >=.
+Where = Mapping[str, Any]
+_OPS = {"=", "!=", "<", "<=", ">", ">="}
+
+
+def check_name(name: str, what: str = "layer", *, reserved_ok: bool = False) -> str:
+    """Validate a layer/raster/table name and return it."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SchemaError(
+            f"{what} name {name!r} is not valid: use lower-case letters, digits and '_', "
+            "starting with a letter, at most 60 characters (e.g. 'buildings_2025')"
+        )
+    if name.startswith("twin_") and not reserved_ok:
+        raise SchemaError(f"{what} name {name!r} is reserved (names starting with 'twin_' are the store's own)")
+    return name
+
+
+def normalise_where(where: Where | None, columns: Sequence[str], layer: str) -> list[tuple[str, str, Any]]:
+    """Turn a where mapping into (column, op, value) triples, checking columns."""
+    out: list[tuple[str, str, Any]] = []
+    if not where:
+        return out
+    for col, val in where.items():
+        if col not in columns:
+            raise SchemaError(f"{layer!r} has no column {col!r} to filter on; its columns are {list(columns)}")
+        if isinstance(val, tuple) and len(val) == 2 and val[0] in _OPS:
+            out.append((col, val[0], _py(val[1])))
+        elif isinstance(val, (list, set, np.ndarray, pd.Series)):
+            vals = [_py(v) for v in val]
+            out.append((col, "in", vals))
+        else:
+            out.append((col, "=", _py(val)))
+    return out
+
+
+def _py(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+class Store(ABC):
+    """Abstract store. Use :func:`cim.store.open_store` to get one."""
+
+    #: "gpkg" or "postgis"
+    kind: str = ""
+    uri: str = ""
+
+    # -- lifecycle -------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and file handles."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri}>"
+
+    # -- metadata --------------------------------------------------------
+    @abstractmethod
+    def get_meta(self) -> dict[str, Any]:
+        """All metadata as a dict of JSON values."""
+
+    @abstractmethod
+    def set_meta(self, values: Mapping[str, Any]) -> None:
+        """Insert or replace metadata keys (values must be JSON-serialisable)."""
+
+    @abstractmethod
+    def delete_meta(self, keys: Sequence[str]) -> None:
+        """Remove metadata keys (missing keys are ignored)."""
+
+    @property
+    def crs(self) -> str | None:
+        """The twin's CRS (e.g. ``"EPSG:4544"``), from the metadata."""
+        return self.get_meta().get("crs")
+
+    # -- vector layers ---------------------------------------------------
+    @abstractmethod
+    def list_layers(self) -> list[str]:
+        """Names of the vector layers (user layers only)."""
+
+    def has_layer(self, name: str) -> bool:
+        return name in self.list_layers()
+
+    @abstractmethod
+    def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
+        """Write a GeoDataFrame; ``mode`` is ``"replace"`` or ``"append"``. Returns rows written."""
+
+    @abstractmethod
+    def read_layer(
+        self,
+        name: str,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: Where | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ):
+        """Read a layer (features whose envelope meets ``bbox``, matching ``where``)."""
+
+    @abstractmethod
+    def layer_info(self, name: str) -> dict[str, Any]:
+        """``{"name", "count", "bounds", "geometry_type", "columns": {name: dtype}}``."""
+
+    @abstractmethod
+    def delete_layer(self, name: str) -> None:
+        """Drop a layer."""
+
+    # -- rasters ---------------------------------------------------------
+    @abstractmethod
+    def list_rasters(self) -> list[str]: ...
+
+    def has_raster(self, name: str) -> bool:
+        return name in self.list_rasters()
+
+    @abstractmethod
+    def write_raster(self, name: str, raster: Raster) -> None:
+        """Store a single-band raster as float32 (replaces one of the same name)."""
+
+    @abstractmethod
+    def read_raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
+        """Read a whole raster, a cell ``window``, or the cells covering ``bounds``."""
+
+    @abstractmethod
+    def raster_info(self, name: str) -> dict[str, Any]:
+        """``{"name", "width", "height", "transform", "crs", "nodata", "unit", "bounds"}``."""
+
+    @abstractmethod
+    def delete_raster(self, name: str) -> None: ...
+
+    # -- tables ----------------------------------------------------------
+    @abstractmethod
+    def list_tables(self) -> list[str]: ...
+
+    def has_table(self, name: str) -> bool:
+        return name in self.list_tables()
+
+    @abstractmethod
+    def write_table(self, name: str, df: pd.DataFrame, mode: str = "replace") -> int: ...
+
+    @abstractmethod
+    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def delete_table(self, name: str) -> None: ...
+
+    # -- blobs -----------------------------------------------------------
+    @abstractmethod
+    def put_blob(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        mime: str = "application/octet-stream",
+        layer: str | None = None,
+        feature_id: str | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def get_blob(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def list_blobs(self, prefix: str = "") -> pd.DataFrame:
+        """DataFrame with columns key, mime, layer, feature_id, size."""
+
+    @abstractmethod
+    def delete_blob(self, key: str) -> None: ...
+
+    # -- transactions ----------------------------------------------------
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """Everything inside commits together or not at all.
+
+        On an exception the store is returned to its state before the block
+        and the exception propagates (with a note saying it was rolled back).
+        Nested blocks join the outer one.
+        """
+
+    # -- shared helpers --------------------------------------------------
+    def _check_crs(self, gdf, name: str) -> None:
+        store_crs = self.crs
+        if gdf.crs is None:
+            raise CRSError(
+                f"cannot write layer {name!r}: the GeoDataFrame has no CRS. "
+                f"Set it with gdf.set_crs('EPSG:xxxx') (the store uses {store_crs or 'no CRS yet'})"
+            )
+        if store_crs is not None:
+            from pyproj import CRS
+
+            if not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(store_crs)):
+                raise CRSError(
+                    f"cannot write layer {name!r} in {gdf.crs.to_string()} into a store in {store_crs}: "
+                    f"reproject first (gdf.to_crs({store_crs!r})) or import with cim.io which reprojects"
+                )
+
+    def _require_layer(self, name: str) -> None:
+        if not self.has_layer(name):
+            raise LayerNotFoundError(
+                f"no layer {name!r} in {self.uri}; layers here: {self.list_layers()}"
+            )
+
+    def _require_raster(self, name: str) -> None:
+        if not self.has_raster(name):
+            raise LayerNotFoundError(f"no raster {name!r} in {self.uri}; rasters here: {self.list_rasters()}")
+
+    def _require_table(self, name: str) -> None:
+        if not self.has_table(name):
+            raise LayerNotFoundError(f"no table {name!r} in {self.uri}; tables here: {self.list_tables()}")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in ("replace", "append"):
+        raise ValueError(f"mode must be 'replace' or 'append', got {mode!r}")
+    return mode
+
+
+def raster_window(info_shape: tuple[int, int], transform, window: Window | None, bounds) -> Window:
+    """Resolve a window or bounds against a raster grid (whole raster if neither)."""
+    from twin_core.errors import RasterError
+
+    rows, cols = info_shape
+    if window is not None and bounds is not None:
+        raise ValueError("give either window or bounds, not both")
+    if bounds is not None:
+        dummy = Raster(np.empty((rows, cols), dtype="uint8"), transform, "")
+        return dummy.window_from_bounds(tuple(bounds))
+    if window is None:
+        return Window(0, 0, rows, cols)
+    if window.row_off < 0 or window.col_off < 0 or window.height <= 0 or window.width <= 0 or \
+            window.row_off + window.height > rows or window.col_off + window.width > cols:
+        raise RasterError(f"window {window} lies outside the raster of {rows} x {cols} cells")
+    return window

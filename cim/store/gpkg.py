@@ -1,0 +1,760 @@
+"""GeoPackage store: the whole twin in one ``.gpkg`` file.
+
+Vector layers are ordinary GeoPackage feature tables written by GDAL (through
+pyogrio) with their R-tree index; rasters are GeoPackage 2D gridded coverages
+(Float32, written by GDAL through rasterio), so ``ogrinfo`` and rasterio read
+the file. Tables are GeoPackage attribute tables. Blobs and metadata live in
+``twin_*`` tables. Reads go through SQLite directly with bound parameters.
+
+Transactions: GDAL commits on its own, so :meth:`GeoPackageStore.transaction`
+takes a copy of the file first and puts it back if the block fails. A copy
+left behind by a crash (``<file>.txn``) is restored the next time the store
+is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import struct
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cim.raster import Raster, Window
+from cim.store.base import Store, Where, check_mode, check_name, normalise_where, raster_window
+from twin_core.errors import (
+    CorruptStoreError,
+    LayerNotFoundError,
+    RasterError,
+    StoreConnectionError,
+    StoreError,
+    TwinWarning,
+)
+
+__all__ = ["GeoPackageStore"]
+
+_GPKG_APP_ID = 0x47504B47  # 'GPKG'
+_ENV_LEN = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+_INTERNAL_DDL = [
+    "CREATE TABLE IF NOT EXISTS twin_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS twin_blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, mime TEXT, "
+    "layer TEXT, feature_id TEXT, size INTEGER, created TEXT)",
+    "CREATE TABLE IF NOT EXISTS twin_rasters (name TEXT PRIMARY KEY, nodata REAL, unit TEXT, meta TEXT)",
+]
+
+
+def _qi(name: str) -> str:
+    """Quote an SQLite identifier (names are validated before they get here)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _decode_gpkg_geoms(blobs: Sequence[bytes | None]):
+    import shapely
+
+    wkbs: list[bytes | None] = []
+    for b in blobs:
+        if b is None:
+            wkbs.append(None)
+            continue
+        if b[:2] != b"GP":
+            raise CorruptStoreError("a geometry blob is not GeoPackage binary (no 'GP' magic); the file is damaged")
+        flags = b[3]
+        wkbs.append(bytes(b[8 + _ENV_LEN.get((flags >> 1) & 7, 0):]))
+    return shapely.from_wkb(np.array(wkbs, dtype=object))
+
+
+class GeoPackageStore(Store):
+    """A twin held in one GeoPackage file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.gpkg`` file.
+    create : bool
+        Create the file if it does not exist (otherwise a missing file is an error).
+    crs : str, optional
+        CRS to record when creating (e.g. ``"EPSG:4544"``).
+
+    Examples
+    --------
+    >>> import tempfile, os, geopandas as gpd, shapely
+    >>> from cim.store import open_store
+    >>> path = os.path.join(tempfile.mkdtemp(), "doc.gpkg")
+    >>> store = open_store(path, create=True, crs="EPSG:4544")
+    >>> gdf = gpd.GeoDataFrame({"h": [10.0]}, geometry=[shapely.box(0, 0, 1, 1)], crs="EPSG:4544")
+    >>> store.write_layer("blocks", gdf)
+    1
+    >>> store.read_layer("blocks")["h"].tolist()
+    [10.0]
+    >>> store.close()
+    """
+
+    kind = "gpkg"
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = False, crs: str | None = None) -> None:
+        self.path = Path(path)
+        self.uri = str(self.path)
+        self._txn_depth = 0
+        self._layers_cache: list[str] | None = None
+        snap = self._snapshot_path
+        if snap.exists():
+            if self.path.exists():
+                warnings.warn(
+                    f"{self.path} has an unfinished transaction from an earlier run; restoring the copy taken "
+                    "before it, so the store is as it was before that write",
+                    TwinWarning,
+                    stacklevel=2,
+                )
+            os.replace(snap, self.path)
+        if not self.path.exists():
+            if not create:
+                raise StoreConnectionError(
+                    f"GeoPackage {self.path} does not exist; create it with open_store(path, create=True) "
+                    "or `twin build`"
+                )
+            self._create()
+        self._check_file()
+        self._con = self._connect()
+        self._ensure_internal()
+        if crs is not None and self.get_meta().get("crs") is None:
+            from pyproj import CRS
+
+            self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
+
+    # -- file handling -----------------------------------------------------
+    @property
+    def _snapshot_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".txn")
+
+    def _create(self) -> None:
+        import pyogrio
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # GDAL writes the GeoPackage core tables; twin_meta starts life as an attributes table.
+        df = pd.DataFrame({"created": [_now()]})
+        try:
+            pyogrio.write_dataframe(df, self.path, layer="twin_init", driver="GPKG")
+        except Exception as exc:  # pragma: no cover - disk full, permissions
+            raise StoreConnectionError(f"cannot create GeoPackage {self.path}: {exc}") from exc
+        con = sqlite3.connect(self.path)
+        try:
+            con.execute("DROP TABLE twin_init")
+            for meta in ("gpkg_contents", "gpkg_ogr_contents"):
+                if _has_table(con, meta):
+                    con.execute(f"DELETE FROM {meta} WHERE table_name = 'twin_init'")
+            for ddl in _INTERNAL_DDL:
+                con.execute(ddl)
+            con.execute("INSERT INTO twin_meta (key, value) VALUES ('created', ?)", (json.dumps(_now()),))
+            con.commit()
+        finally:
+            con.close()
+
+    def _check_file(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(100)
+        except OSError as exc:
+            raise StoreConnectionError(f"cannot read {self.path}: {exc}") from exc
+        if not head.startswith(b"SQLite format 3\x00"):
+            raise CorruptStoreError(
+                f"{self.path} is not a GeoPackage (not an SQLite database): it is damaged or another kind of file. "
+                "Restore it from a backup or rebuild it with `twin build`."
+            )
+        try:
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                app_id = con.execute("PRAGMA application_id").fetchone()[0]
+                ok = _has_table(con, "gpkg_contents") and _has_table(con, "gpkg_spatial_ref_sys")
+                con.execute("PRAGMA quick_check").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptStoreError(
+                f"{self.path} is a damaged SQLite/GeoPackage file ({exc}); restore it from a backup or rebuild it"
+            ) from exc
+        if app_id != _GPKG_APP_ID or not ok:
+            raise CorruptStoreError(
+                f"{self.path} is an SQLite database but not a GeoPackage (application_id {app_id:#x}, "
+                "gpkg_contents missing); open a .gpkg made by RongTwin or GDAL"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        # GDAL's R-tree triggers call these; register them so our own writes work too.
+        con.create_function("ST_IsEmpty", 1, lambda b: None if b is None else int(bool(b[3] & 0x10)), deterministic=True)
+        for fname, idx in (("ST_MinX", 0), ("ST_MaxX", 1), ("ST_MinY", 2), ("ST_MaxY", 3)):
+            con.create_function(fname, 1, _env_fn(idx), deterministic=True)
+        con.create_function("GPKG_IsAssignable", 2, lambda a, b: 1, deterministic=True)
+        return con
+
+    def _ensure_internal(self) -> None:
+        for ddl in _INTERNAL_DDL:
+            self._con.execute(ddl)
+
+    def close(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is not None:
+            con.close()
+            self._con = None  # type: ignore[assignment]
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        if self._con is None:
+            raise StoreError(f"the store {self.uri} is closed; open it again")
+        return self._con.execute(sql, params)
+
+    # -- metadata ------------------------------------------------------------
+    def get_meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._exec("SELECT key, value FROM twin_meta").fetchall()}
+
+    def set_meta(self, values: Mapping[str, Any]) -> None:
+        rows = [(str(k), json.dumps(v, default=str)) for k, v in values.items()]
+        with self._sql_txn():
+            self._con.executemany("INSERT OR REPLACE INTO twin_meta (key, value) VALUES (?, ?)", rows)
+
+    def delete_meta(self, keys: Sequence[str]) -> None:
+        with self._sql_txn():
+            self._con.executemany("DELETE FROM twin_meta WHERE key = ?", [(k,) for k in keys])
+
+    @contextmanager
+    def _sql_txn(self) -> Iterator[None]:
+        self._exec("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        else:
+            self._con.execute("COMMIT")
+
+    # -- contents --------------------------------------------------------------
+    def _contents(self, data_type: str) -> list[str]:
+        rows = self._exec(
+            "SELECT table_name FROM gpkg_contents WHERE data_type = ? ORDER BY table_name", (data_type,)
+        ).fetchall()
+        return [r[0] for r in rows if not r[0].startswith("twin_")]
+
+    def list_layers(self) -> list[str]:
+        return self._contents("features")
+
+    def list_rasters(self) -> list[str]:
+        return self._contents("2d-gridded-coverage") + [
+            n for n in self._contents("tiles") if n not in self._contents("2d-gridded-coverage")
+        ]
+
+    def list_tables(self) -> list[str]:
+        return self._contents("attributes")
+
+    def _columns(self, name: str) -> list[tuple[str, str]]:
+        return [(r[1], (r[2] or "").upper()) for r in self._exec(f"PRAGMA table_info({_qi(name)})").fetchall()]
+
+    def _geom_column(self, name: str) -> str:
+        row = self._exec("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)).fetchone()
+        if row is None:
+            raise LayerNotFoundError(f"no layer {name!r} in {self.uri}; layers here: {self.list_layers()}")
+        return row[0]
+
+    # -- vector layers -----------------------------------------------------------
+    def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
+        import pyogrio
+        import shapely
+
+        check_name(name)
+        check_mode(mode)
+        self._check_crs(gdf, name)
+        if name in self.list_rasters() or name in self.list_tables():
+            raise StoreError(f"{name!r} already names a raster or table in {self.uri}; pick another layer name")
+        gdf = _prepare_frame(gdf)
+        exists = name in self.list_layers()
+        if mode == "append" and exists:
+            have = {c for c, _ in self._columns(name)} - {"fid", self._geom_column(name)}
+            new = set(c for c in gdf.columns if c != gdf.geometry.name)
+            if not new <= have:
+                raise SchemaError_(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
+        with self.transaction():
+            if mode == "replace" and exists:
+                self._drop_feature_table(name)
+            pyogrio.write_dataframe(
+                gdf,
+                self.path,
+                layer=name,
+                driver="GPKG",
+                append=(mode == "append" and exists),
+                layer_options={"FID": "fid", "GEOMETRY_NAME": "geom"},
+            )
+        return len(gdf)
+
+    def _drop_feature_table(self, name: str) -> None:
+        geom = self._geom_column(name)
+        with self._sql_txn():
+            for t in (f"rtree_{name}_{geom}",):
+                self._con.execute(f"DROP TABLE IF EXISTS {_qi(t)}")
+            self._con.execute(f"DROP TABLE IF EXISTS {_qi(name)}")
+            for meta in ("gpkg_geometry_columns", "gpkg_contents", "gpkg_ogr_contents", "gpkg_extensions", "gpkg_data_columns"):
+                if _has_table(self._con, meta):
+                    self._con.execute(f"DELETE FROM {meta} WHERE lower(table_name) = lower(?)", (name,))
+
+    def read_layer(
+        self,
+        name: str,
+        *,
+        bbox=None,
+        where: Where | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ):
+        import geopandas as gpd
+
+        self._require_layer(name)
+        geom = self._geom_column(name)
+        cols = [(c, t) for c, t in self._columns(name) if c not in ("fid", geom)]
+        colnames = [c for c, _ in cols]
+        if columns is not None:
+            unknown = [c for c in columns if c not in colnames]
+            if unknown:
+                raise SchemaError_(f"layer {name!r} has no column(s) {unknown}; it has {colnames}")
+            cols = [(c, t) for c, t in cols if c in columns]
+        sel = ", ".join(_qi(c) for c, _ in cols)
+        sql = f"SELECT {sel + ', ' if sel else ''}{_qi(geom)} FROM {_qi(name)}"
+        clauses, params = self._where_sql(name, geom, bbox, where, colnames)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY fid"
+        if limit is not None or offset is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [int(limit) if limit is not None else -1, int(offset or 0)]
+        rows = self._exec(sql, params).fetchall()
+        data = {}
+        for i, (c, t) in enumerate(cols):
+            data[c] = _column([r[i] for r in rows], t)
+        geoms = _decode_gpkg_geoms([r[-1] for r in rows])
+        return gpd.GeoDataFrame(pd.DataFrame(data, index=pd.RangeIndex(len(rows))), geometry=geoms, crs=self.crs)
+
+    def _where_sql(self, name, geom, bbox, where, colnames) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if bbox is not None:
+            xmin, ymin, xmax, ymax = _check_bbox(bbox)
+            rtree = f"rtree_{name}_{geom}"
+            if _has_table(self._con, rtree):
+                clauses.append(
+                    f"fid IN (SELECT id FROM {_qi(rtree)} WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+                )
+                params += [xmax, xmin, ymax, ymin]
+            else:  # no index: filter envelopes in SQL via registered functions
+                clauses.append(f"ST_MinX({_qi(geom)}) <= ? AND ST_MaxX({_qi(geom)}) >= ? AND ST_MinY({_qi(geom)}) <= ? AND ST_MaxY({_qi(geom)}) >= ?")
+                params += [xmax, xmin, ymax, ymin]
+        for col, op, val in normalise_where(where, colnames, name):
+            if op == "in":
+                if not val:
+                    clauses.append("0")
+                    continue
+                clauses.append(f"{_qi(col)} IN ({', '.join('?' * len(val))})")
+                params += list(val)
+            elif val is None and op in ("=", "!="):
+                clauses.append(f"{_qi(col)} IS {'NOT ' if op == '!=' else ''}NULL")
+            else:
+                clauses.append(f"{_qi(col)} {op} ?")
+                params.append(val)
+        return clauses, params
+
+    def layer_info(self, name: str) -> dict[str, Any]:
+        self._require_layer(name)
+        geom = self._geom_column(name)
+        gtype = self._exec("SELECT geometry_type_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)).fetchone()[0]
+        count = self._exec(f"SELECT count(*) FROM {_qi(name)}").fetchone()[0]
+        rtree = f"rtree_{name}_{geom}"
+        bounds = None
+        if count and _has_table(self._con, rtree):
+            b = self._exec(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM {_qi(rtree)}").fetchone()
+            bounds = list(b) if b[0] is not None else None
+        cols = {c: _dtype_name(t) for c, t in self._columns(name) if c not in ("fid", geom)}
+        return {"name": name, "count": count, "bounds": bounds, "geometry_type": gtype, "columns": cols, "crs": self.crs}
+
+    def delete_layer(self, name: str) -> None:
+        self._require_layer(name)
+        with self.transaction():
+            self._drop_feature_table(name)
+
+    # -- rasters --------------------------------------------------------------------
+    def write_raster(self, name: str, raster: Raster) -> None:
+        import rasterio
+
+        check_name(name, "raster")
+        if name in self.list_layers() or name in self.list_tables():
+            raise StoreError(f"{name!r} already names a layer or table in {self.uri}; pick another raster name")
+        data = np.asarray(raster.data)
+        if not np.issubdtype(data.dtype, np.number):
+            raise RasterError(f"raster {name!r} must hold numbers, got dtype {data.dtype}")
+        data = data.astype("float32")
+        nodata = raster.nodata
+        if nodata is not None and not np.isnan(nodata):
+            data = np.where(data == np.float32(nodata), np.float32(np.nan), data)
+        rows, cols = data.shape
+        with self.transaction():
+            if name in self.list_rasters():
+                self._drop_raster(name)
+            with rasterio.open(
+                self.path, "w", driver="GPKG", width=cols, height=rows, count=1, dtype="float32",
+                crs=raster.crs or self.crs, transform=raster.transform, nodata=np.nan,
+                RASTER_TABLE=name, APPEND_SUBDATASET="YES", TILE_FORMAT="TIFF", BLOCKSIZE=512,
+            ) as ds:
+                ds.write(data, 1)
+            with self._sql_txn():
+                self._con.execute(
+                    "INSERT OR REPLACE INTO twin_rasters (name, nodata, unit, meta) VALUES (?, ?, ?, ?)",
+                    (name, None if nodata is None else float(nodata), raster.unit, json.dumps(raster.meta, default=str)),
+                )
+
+    def _drop_raster(self, name: str) -> None:
+        with self._sql_txn():
+            self._con.execute(f"DROP TABLE IF EXISTS {_qi(name)}")
+            for meta, col in (
+                ("gpkg_contents", "table_name"),
+                ("gpkg_tile_matrix_set", "table_name"),
+                ("gpkg_tile_matrix", "table_name"),
+                ("gpkg_2d_gridded_coverage_ancillary", "tile_matrix_set_name"),
+                ("gpkg_2d_gridded_tile_ancillary", "tpudt_name"),
+                ("gpkg_extensions", "table_name"),
+            ):
+                if _has_table(self._con, meta):
+                    self._con.execute(f"DELETE FROM {meta} WHERE lower({col}) = lower(?)", (name,))
+            self._con.execute("DELETE FROM twin_rasters WHERE name = ?", (name,))
+
+    def _raster_extra(self, name: str) -> tuple[float | None, str | None, dict]:
+        row = self._exec("SELECT nodata, unit, meta FROM twin_rasters WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None, None, {}
+        return row[0], row[1], json.loads(row[2] or "{}")
+
+    def read_raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
+        import rasterio
+        from rasterio.windows import Window as RioWindow
+
+        self._require_raster(name)
+        nodata, unit, meta = self._raster_extra(name)
+        try:
+            with rasterio.open(f"GPKG:{self.path}:{name}") as ds:
+                w = raster_window((ds.height, ds.width), ds.transform, window, bounds)
+                data = ds.read(1, window=RioWindow(w.col_off, w.row_off, w.width, w.height))
+                transform = ds.window_transform(RioWindow(w.col_off, w.row_off, w.width, w.height))
+                crs = ds.crs.to_string() if ds.crs else self.crs
+        except rasterio.errors.RasterioIOError as exc:
+            raise CorruptStoreError(f"raster {name!r} in {self.uri} cannot be read: {exc}") from exc
+        if nodata is not None and not np.isnan(nodata):
+            data = np.where(np.isnan(data), np.float32(nodata), data)
+        return Raster(data, transform, crs, nodata if nodata is not None else None, unit, meta)
+
+    def raster_info(self, name: str) -> dict[str, Any]:
+        import rasterio
+
+        self._require_raster(name)
+        nodata, unit, _ = self._raster_extra(name)
+        with rasterio.open(f"GPKG:{self.path}:{name}") as ds:
+            return {
+                "name": name, "width": ds.width, "height": ds.height, "transform": list(ds.transform)[:6],
+                "crs": ds.crs.to_string() if ds.crs else self.crs, "nodata": nodata, "unit": unit,
+                "bounds": list(ds.bounds),
+            }
+
+    def delete_raster(self, name: str) -> None:
+        self._require_raster(name)
+        with self.transaction():
+            self._drop_raster(name)
+
+    # -- tables ------------------------------------------------------------------------
+    def write_table(self, name: str, df: pd.DataFrame, mode: str = "replace") -> int:
+        check_name(name, "table")
+        check_mode(mode)
+        if name in self.list_layers() or name in self.list_rasters():
+            raise StoreError(f"{name!r} already names a layer or raster in {self.uri}; pick another table name")
+        df = _prepare_table(df)
+        if len(df.columns) == 0:
+            raise SchemaError_(f"table {name!r} has no columns; nothing to store")
+        decls = {c: _sql_decl(df[c]) for c in df.columns}
+        exists = name in self.list_tables()
+        rows = _table_rows(df)
+        with self._sql_txn():
+            if exists and mode == "append":
+                have = {c for c, _ in self._columns(name)} - {"fid"}
+                if not set(df.columns) <= have:
+                    raise SchemaError_(f"cannot append to table {name!r}: columns {sorted(set(df.columns) - have)} "
+                                       f"are not in it ({sorted(have)})")
+            else:
+                if exists:
+                    self._con.execute(f"DROP TABLE {_qi(name)}")
+                    self._con.execute("DELETE FROM gpkg_contents WHERE table_name = ?", (name,))
+                cols = ", ".join(f"{_qi(c)} {d}" for c, d in decls.items())
+                self._con.execute(f"CREATE TABLE {_qi(name)} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {cols})")
+                self._con.execute(
+                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) "
+                    "VALUES (?, 'attributes', ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+                    (name, name),
+                )
+            ins = f"INSERT INTO {_qi(name)} ({', '.join(_qi(c) for c in df.columns)}) VALUES ({', '.join('?' * len(df.columns))})"
+            self._con.executemany(ins, rows)
+        return len(df)
+
+    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        self._require_table(name)
+        cols = [(c, t) for c, t in self._columns(name) if c != "fid"]
+        colnames = [c for c, _ in cols]
+        if columns is not None:
+            unknown = [c for c in columns if c not in colnames]
+            if unknown:
+                raise SchemaError_(f"table {name!r} has no column(s) {unknown}; it has {colnames}")
+            cols = [(c, t) for c, t in cols if c in columns]
+        sql = f"SELECT {', '.join(_qi(c) for c, _ in cols)} FROM {_qi(name)}"
+        clauses, params = self._where_sql(name, None, None, where, colnames)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY fid"
+        rows = self._exec(sql, params).fetchall()
+        return pd.DataFrame({c: _column([r[i] for r in rows], t) for i, (c, t) in enumerate(cols)},
+                            index=pd.RangeIndex(len(rows)))
+
+    def delete_table(self, name: str) -> None:
+        self._require_table(name)
+        with self._sql_txn():
+            self._con.execute(f"DROP TABLE IF EXISTS {_qi(name)}")
+            for meta in ("gpkg_contents", "gpkg_ogr_contents", "gpkg_extensions"):
+                if _has_table(self._con, meta):
+                    self._con.execute(f"DELETE FROM {meta} WHERE lower(table_name) = lower(?)", (name,))
+
+    # -- blobs -----------------------------------------------------------------------------
+    def put_blob(self, key, data, *, mime="application/octet-stream", layer=None, feature_id=None) -> None:
+        _check_blob(key, data)
+        with self._sql_txn():
+            self._con.execute(
+                "INSERT OR REPLACE INTO twin_blobs (key, data, mime, layer, feature_id, size, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, sqlite3.Binary(bytes(data)), mime, layer, None if feature_id is None else str(feature_id),
+                 len(data), _now()),
+            )
+
+    def get_blob(self, key: str) -> bytes:
+        row = self._exec("SELECT data FROM twin_blobs WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise LayerNotFoundError(f"no blob {key!r} in {self.uri}; list them with store.list_blobs()")
+        return bytes(row[0])
+
+    def list_blobs(self, prefix: str = "") -> pd.DataFrame:
+        rows = self._exec(
+            "SELECT key, mime, layer, feature_id, size FROM twin_blobs WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        ).fetchall()
+        return pd.DataFrame(rows, columns=["key", "mime", "layer", "feature_id", "size"])
+
+    def delete_blob(self, key: str) -> None:
+        with self._sql_txn():
+            self._con.execute("DELETE FROM twin_blobs WHERE key = ?", (key,))
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator["GeoPackageStore"]:
+        if self._txn_depth > 0:
+            self._txn_depth += 1
+            try:
+                yield self
+            finally:
+                self._txn_depth -= 1
+            return
+        snap = self._snapshot_path
+        self._con.close()
+        shutil.copyfile(self.path, snap)
+        self._con = self._connect()
+        self._txn_depth = 1
+        try:
+            yield self
+        except BaseException as exc:
+            self._txn_depth = 0
+            self._con.close()
+            os.replace(snap, self.path)
+            self._con = self._connect()
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"RongTwin: the store {self.uri} was rolled back; nothing of this write was kept")
+            raise
+        else:
+            self._txn_depth = 0
+            os.remove(snap)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table','view')", (name,)).fetchone() is not None
+
+
+def _env_fn(idx: int):
+    def f(b):
+        if b is None or len(b) < 8:
+            return None
+        flags = b[3]
+        env = (flags >> 1) & 7
+        le = flags & 1
+        if env:
+            minx, maxx, miny, maxy = struct.unpack(("<" if le else ">") + "4d", b[8:40])
+            return (minx, maxx, miny, maxy)[idx]
+        import shapely
+
+        g = shapely.from_wkb(bytes(b[8:]))
+        if g.is_empty:
+            return None
+        bx = g.bounds
+        return (bx[0], bx[2], bx[1], bx[3])[idx]
+
+    return f
+
+
+def _dtype_name(decl: str) -> str:
+    d = decl.upper()
+    if d in ("INTEGER", "INT", "MEDIUMINT", "BIGINT", "SMALLINT", "TINYINT"):
+        return "int64"
+    if d in ("REAL", "DOUBLE", "FLOAT"):
+        return "float64"
+    if d == "BOOLEAN":
+        return "bool"
+    if d in ("DATETIME", "DATE"):
+        return "datetime"
+    if d == "BLOB":
+        return "bytes"
+    return "str"
+
+
+def _column(values: list, decl: str) -> pd.Series | np.ndarray:
+    kind = _dtype_name(decl)
+    if kind == "int64":
+        if any(v is None for v in values):
+            return pd.array(values, dtype="Int64")
+        return np.array(values, dtype="int64")
+    if kind == "float64":
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    if kind == "bool":
+        if any(v is None for v in values):
+            return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+        return np.array(values, dtype=bool)
+    if kind == "datetime":
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+    if kind == "bytes":
+        return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype=object if any(v is None for v in values) else None)
+
+
+def _prepare_frame(gdf):
+    import geopandas as gpd
+
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise TypeError("write_layer needs a GeoDataFrame; use write_table for plain tables")
+    out = gdf.copy()
+    bad = [c for c in out.columns if c.lower() in ("fid", "geom") and c != out.geometry.name]
+    if bad:
+        raise SchemaError_(f"columns {bad} are reserved by the store; rename them")
+    if out.geometry.name != "geometry":
+        out = out.rename_geometry("geometry")
+    out["geometry"] = promote_to_multi(out.geometry.values)
+    for c in out.columns:
+        if c == "geometry":
+            continue
+        check_col_name(c)
+    return out.reset_index(drop=True)
+
+
+def _sql_decl(series: pd.Series) -> str:
+    dt = series.dtype
+    if pd.api.types.is_bool_dtype(dt):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(dt):
+        return "INTEGER"
+    if pd.api.types.is_float_dtype(dt):
+        return "REAL"
+    if pd.api.types.is_datetime64_any_dtype(dt):
+        return "DATETIME"
+    sample = series.dropna()
+    if len(sample) and isinstance(sample.iloc[0], (bytes, bytearray, memoryview)):
+        return "BLOB"
+    return "TEXT"
+
+
+def _table_rows(df: pd.DataFrame) -> list[tuple]:
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            vals = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in s]
+        elif pd.api.types.is_float_dtype(s.dtype):
+            vals = [None if v != v else float(v) for v in s.to_numpy(dtype="float64", na_value=np.nan)]
+        elif pd.api.types.is_bool_dtype(s.dtype):
+            vals = [None if pd.isna(v) else int(bool(v)) for v in s]
+        elif pd.api.types.is_integer_dtype(s.dtype):
+            vals = [None if pd.isna(v) else int(v) for v in s]
+        else:
+            vals = [None if (v is None or (isinstance(v, float) and v != v) or v is pd.NA) else
+                    (bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else
+                     (json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v) if not isinstance(v, (int, float)) else v))
+                    for v in s]
+        cols.append(vals)
+    return list(zip(*cols)) if cols else []
+
+
+def promote_to_multi(geoms):
+    """If a column mixes single and multi parts of one family, make them all multi."""
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    ids = shapely.get_type_id(geoms)
+    for single, multi, ctor in ((3, 6, shapely.multipolygons), (1, 5, shapely.multilinestrings), (0, 4, shapely.multipoints)):
+        if (ids == multi).any() and (ids == single).any():
+            idx = np.nonzero(ids == single)[0]
+            geoms = geoms.copy()
+            geoms[idx] = [ctor([g]) for g in geoms[idx]]
+    return geoms
+
+
+def _prepare_table(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy().reset_index(drop=True)
+    if "fid" in out.columns:
+        raise SchemaError_("column 'fid' is reserved by the store; rename it")
+    for c in out.columns:
+        check_col_name(c)
+    return out
+
+
+def check_col_name(c: Any) -> None:
+    import re
+
+    if not isinstance(c, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", c):
+        raise SchemaError_(f"column name {c!r} is not valid: use letters, digits and '_' (at most 63 characters)")
+
+
+def _check_bbox(bbox) -> tuple[float, float, float, float]:
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise SchemaError_(f"bbox must be (xmin, ymin, xmax, ymax) numbers, got {bbox!r}") from None
+    if not all(np.isfinite([xmin, ymin, xmax, ymax])) or xmin > xmax or ymin > ymax:
+        raise SchemaError_(f"bbox {bbox!r} is not a box: need finite xmin <= xmax and ymin <= ymax")
+    return xmin, ymin, xmax, ymax
+
+
+def _check_blob(key: str, data: bytes) -> None:
+    if not isinstance(key, str) or not key or len(key) > 512:
+        raise ValueError(f"blob key must be a non-empty string of at most 512 characters, got {key!r}")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
+
+
+from twin_core.errors import SchemaError as SchemaError_  # noqa: E402  (alias keeps names short above)

@@ -1,0 +1,649 @@
+"""PostGIS store (psycopg 3): the twin in a PostgreSQL schema.
+
+- vector layers: one table each, ``fid bigserial`` key, typed columns and a
+  ``geom geometry(Geometry, srid)`` column with a GiST index; bulk loads use
+  binary ``COPY`` with EWKB geometries;
+- rasters: ``twin_rasters`` (grid, CRS, nodata) and ``twin_raster_tiles``
+  (256 x 256 float32 tiles as bytea), so windows read only the tiles they need;
+- tables: ordinary tables; blobs in ``twin_blobs`` (bytea); metadata in
+  ``twin_meta`` (jsonb).
+
+Every value is a bound parameter and every identifier is composed with
+:mod:`psycopg.sql`. Each public write runs in a transaction; nested
+:meth:`PostGISStore.transaction` blocks become savepoints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import pandas as pd
+
+from cim.raster import Raster, Window
+from cim.store.base import Store, Where, check_mode, check_name, normalise_where, raster_window
+from twin_core.errors import (
+    LayerNotFoundError,
+    RasterError,
+    SchemaError,
+    StoreConnectionError,
+    StoreError,
+)
+
+__all__ = ["PostGISStore"]
+
+TILE = 256
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _split_dsn(dsn: str) -> tuple[str, str | None]:
+    parts = urlsplit(dsn)
+    q = parse_qsl(parts.query, keep_blank_values=True)
+    schema = None
+    rest = []
+    for k, v in q:
+        if k == "schema":
+            schema = v
+        else:
+            rest.append((k, v))
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def _redact(dsn: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", dsn)
+
+
+class PostGISStore(Store):
+    """A twin held in a PostGIS schema.
+
+    Parameters
+    ----------
+    dsn : str
+        ``postgresql://user@host:port/db``; ``?schema=name`` selects the schema.
+    create : bool
+        Create the schema (and the PostGIS extension, if allowed) when missing.
+    crs : str, optional
+        The CRS recorded on creation.
+    schema : str, optional
+        Schema name (overrides ``?schema=``), default ``public``.
+    """
+
+    kind = "postgis"
+
+    def __init__(self, dsn: str, *, create: bool = False, crs: str | None = None, schema: str | None = None,
+                 connect_timeout: int = 5) -> None:
+        import psycopg
+
+        conninfo, dsn_schema = _split_dsn(dsn)
+        self.schema = schema or dsn_schema or "public"
+        if not _SCHEMA_RE.match(self.schema):
+            raise StoreConnectionError(f"schema name {self.schema!r} is not valid: use lower-case letters, digits, '_'")
+        self.uri = _redact(dsn)
+        try:
+            self.conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout)
+        except psycopg.OperationalError as exc:
+            raise StoreConnectionError(
+                f"cannot connect to PostGIS at {self.uri}: {str(exc).strip().splitlines()[0]}. "
+                "Check that the server runs and the DSN (host, port, database, user) is right, "
+                "or use a .gpkg file instead"
+            ) from exc
+        self._txn_depth = 0
+        self._srid_cache: int | None = None
+        self._init_schema(create)
+        if crs is not None and self.get_meta().get("crs") is None:
+            from pyproj import CRS
+
+            self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
+
+    # -- schema ----------------------------------------------------------------
+    def _q(self, *parts: str):
+        from psycopg import sql
+
+        return sql.Identifier(self.schema, *parts)
+
+    def _init_schema(self, create: bool) -> None:
+        from psycopg import errors, sql
+
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
+            if cur.fetchone() is None:
+                try:
+                    cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                except errors.Error as exc:
+                    raise StoreConnectionError(
+                        f"PostGIS is not installed in {self.uri}: {exc}. As a superuser run "
+                        "'CREATE EXTENSION postgis' (package postgresql-15-postgis-3), or run `make test` which does it"
+                    ) from exc
+            cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+            exists = cur.fetchone() is not None
+            if not exists:
+                if not create:
+                    raise StoreConnectionError(
+                        f"schema {self.schema!r} does not exist in {self.uri}; open with create=True or `twin build`"
+                    )
+            with self.conn.transaction():
+                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value jsonb NOT NULL)").format(self._q("twin_meta")))
+                cur.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, kind text NOT NULL, geometry_type text, srid integer)"
+                ).format(self._q("twin_objects")))
+                cur.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, data bytea NOT NULL, mime text, layer text, "
+                    "feature_id text, size bigint, created timestamptz DEFAULT now())"
+                ).format(self._q("twin_blobs")))
+                cur.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, width integer NOT NULL, height integer NOT NULL, "
+                    "transform float8[] NOT NULL, crs text, nodata float8, unit text, meta jsonb, tile integer NOT NULL)"
+                ).format(self._q("twin_rasters")))
+                cur.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (name text NOT NULL REFERENCES {} (name) ON DELETE CASCADE, "
+                    "row0 integer NOT NULL, col0 integer NOT NULL, h integer NOT NULL, w integer NOT NULL, data bytea NOT NULL, "
+                    "PRIMARY KEY (name, row0, col0))"
+                ).format(self._q("twin_raster_tiles"), self._q("twin_rasters")))
+                if not exists:
+                    cur.execute(sql.SQL("INSERT INTO {} (key, value) VALUES ('created', to_jsonb(now()::text)) "
+                                        "ON CONFLICT DO NOTHING").format(self._q("twin_meta")))
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None and not self.conn.closed:
+            self.conn.close()
+
+    @property
+    def srid(self) -> int:
+        if self._srid_cache is None:
+            from pyproj import CRS
+
+            crs = self.crs
+            epsg = CRS.from_user_input(crs).to_epsg() if crs else None
+            self._srid_cache = int(epsg or 0)
+        return self._srid_cache
+
+    @contextmanager
+    def transaction(self) -> Iterator["PostGISStore"]:
+        self._txn_depth += 1
+        try:
+            with self.conn.transaction():
+                yield self
+        except BaseException as exc:
+            if self._txn_depth == 1 and hasattr(exc, "add_note"):
+                exc.add_note(f"RongTwin: the store {self.uri} was rolled back; nothing of this write was kept")
+            raise
+        finally:
+            self._txn_depth -= 1
+
+    def _objects(self, kind: str) -> list[str]:
+        from psycopg import sql
+
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT name FROM {} WHERE kind = %s ORDER BY name").format(self._q("twin_objects")), (kind,))
+            return [r[0] for r in cur.fetchall()]
+
+    def _kind_of(self, name: str) -> str | None:
+        from psycopg import sql
+
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT kind FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
+            r = cur.fetchone()
+        return r[0] if r else None
+
+    # -- metadata ------------------------------------------------------------------
+    def get_meta(self) -> dict[str, Any]:
+        from psycopg import sql
+
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT key, value FROM {}").format(self._q("twin_meta")))
+            return {k: v for k, v in cur.fetchall()}
+
+    def set_meta(self, values: Mapping[str, Any]) -> None:
+        from psycopg import sql
+
+        q = sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value").format(self._q("twin_meta"))
+        with self.transaction(), self.conn.cursor() as cur:
+            cur.executemany(q, [(str(k), json.dumps(v, default=str)) for k, v in values.items()])
+        if "crs" in values:
+            self._srid_cache = None
+
+    def delete_meta(self, keys: Sequence[str]) -> None:
+        from psycopg import sql
+
+        with self.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE key = ANY(%s)").format(self._q("twin_meta")), (list(keys),))
+
+    # -- vector layers ----------------------------------------------------------------
+    def list_layers(self) -> list[str]:
+        return self._objects("layer")
+
+    def list_rasters(self) -> list[str]:
+        return self._objects("raster")
+
+    def list_tables(self) -> list[str]:
+        return self._objects("table")
+
+    def _create_table(self, cur, name: str, df: pd.DataFrame, geometry: bool) -> None:
+        from psycopg import sql
+
+        cols = [sql.SQL("fid bigserial PRIMARY KEY")]
+        for c in df.columns:
+            if geometry and c == "geometry":
+                continue
+            cols.append(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_pg_type(df[c]))))
+        if geometry:
+            cols.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(self.srid)))
+        cur.execute(sql.SQL("CREATE TABLE {} ({})").format(self._q(name), sql.SQL(", ").join(cols)))
+
+    def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool) -> None:
+        """Binary COPY of a frame (geometry as EWKB) into an existing table."""
+        import shapely
+        from psycopg import sql
+
+        names = [c for c in df.columns if not (geometry and c == "geometry")]
+        types = [_copy_type(df[c]) for c in names]
+        columns = [_copy_values(df[c]) for c in names]
+        target = [sql.Identifier(c) for c in names]
+        if geometry:
+            geoms = shapely.set_srid(df.geometry.values._data if hasattr(df.geometry.values, "_data") else df.geometry.values, self.srid)
+            wkb = shapely.to_wkb(geoms, include_srid=True, flavor="extended")
+            columns.append(list(wkb))
+            types.append("bytea")  # geometry_recv reads EWKB bytes
+            target.append(sql.Identifier("geom"))
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(self._q(name), sql.SQL(", ").join(target))
+        with cur.copy(stmt) as cp:
+            cp.set_types(types)
+            for row in zip(*columns):
+                cp.write_row(row)
+
+    def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
+        from psycopg import sql
+
+        check_name(name)
+        check_mode(mode)
+        self._check_crs(gdf, name)
+        other = self._kind_of(name)
+        if other not in (None, "layer"):
+            raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another layer name")
+        df = _prepare_frame(gdf)
+        exists = other == "layer"
+        with self.transaction(), self.conn.cursor() as cur:
+            if exists and mode == "append":
+                have = set(self._table_columns(cur, name)) - {"fid", "geom"}
+                new = set(df.columns) - {"geometry"}
+                if not new <= have:
+                    raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
+            else:
+                if exists:
+                    cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
+                self._create_table(cur, name, df, geometry=True)
+            self._copy_rows(cur, name, df, geometry=True)
+            if not (exists and mode == "append"):
+                cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
+                    sql.Identifier(f"{name}_geom_gist"), self._q(name)))
+            gtype = _geometry_type(df)
+            cur.execute(sql.SQL(
+                "INSERT INTO {} (name, kind, geometry_type, srid) VALUES (%s, 'layer', %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type"
+            ).format(self._q("twin_objects")), (name, gtype, self.srid))
+            cur.execute(sql.SQL("ANALYZE {}").format(self._q(name)))
+        return len(df)
+
+    def _table_columns(self, cur, name: str) -> dict[str, str]:
+        cur.execute(
+            "SELECT column_name, udt_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "ORDER BY ordinal_position",
+            (self.schema, name),
+        )
+        return {c: t for c, t in cur.fetchall()}
+
+    def _where(self, name: str, bbox, where, colnames):
+        from psycopg import sql
+
+        clauses = []
+        params: list[Any] = []
+        if bbox is not None:
+            from cim.store.gpkg import _check_bbox
+
+            xmin, ymin, xmax, ymax = _check_bbox(bbox)
+            clauses.append(sql.SQL("geom && ST_MakeEnvelope(%s, %s, %s, %s, %s)"))
+            params += [xmin, ymin, xmax, ymax, self.srid]
+        for col, op, val in normalise_where(where, colnames, name):
+            ident = sql.Identifier(col)
+            if op == "in":
+                clauses.append(sql.SQL("{} = ANY(%s)").format(ident))
+                params.append(list(val))
+            elif val is None and op in ("=", "!="):
+                clauses.append(sql.SQL("{} IS {}NULL").format(ident, sql.SQL("NOT " if op == "!=" else "")))
+            else:
+                clauses.append(sql.SQL("{} " + op + " %s").format(ident))
+                params.append(val)
+        return clauses, params
+
+    def read_layer(self, name: str, *, bbox=None, where: Where | None = None, columns: Sequence[str] | None = None,
+                   limit: int | None = None, offset: int | None = None):
+        import geopandas as gpd
+        import shapely
+        from psycopg import sql
+
+        self._require_layer(name)
+        with self.conn.cursor() as cur:
+            types = self._table_columns(cur, name)
+            colnames = [c for c in types if c not in ("fid", "geom")]
+            if columns is not None:
+                unknown = [c for c in columns if c not in colnames]
+                if unknown:
+                    raise SchemaError(f"layer {name!r} has no column(s) {unknown}; it has {colnames}")
+                colnames = [c for c in colnames if c in columns]
+            clauses, params = self._where(name, bbox, where, [c for c in types if c not in ("fid", "geom")])
+            q = sql.SQL("SELECT {}ST_AsBinary(geom) FROM {}").format(
+                sql.SQL("").join(sql.SQL("{}, ").format(sql.Identifier(c)) for c in colnames), self._q(name))
+            if clauses:
+                q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
+            q = q + sql.SQL(" ORDER BY fid")
+            if limit is not None:
+                q = q + sql.SQL(" LIMIT %s")
+                params.append(int(limit))
+            if offset:
+                q = q + sql.SQL(" OFFSET %s")
+                params.append(int(offset))
+            cur.execute(q, params)
+            rows = cur.fetchall()
+        data = {c: _from_pg([r[i] for r in rows], types[c]) for i, c in enumerate(colnames)}
+        geoms = shapely.from_wkb(np.array([None if r[-1] is None else bytes(r[-1]) for r in rows], dtype=object))
+        return gpd.GeoDataFrame(pd.DataFrame(data, index=pd.RangeIndex(len(rows))), geometry=geoms, crs=self.crs)
+
+    def layer_info(self, name: str) -> dict[str, Any]:
+        from psycopg import sql
+
+        self._require_layer(name)
+        with self.conn.cursor() as cur:
+            types = self._table_columns(cur, name)
+            cur.execute(sql.SQL("SELECT (SELECT count(*) FROM {t}), ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                                "FROM (SELECT ST_Extent(geom) AS e FROM {t}) s").format(t=self._q(name)))
+            count, *b = cur.fetchone()
+            cur.execute(sql.SQL("SELECT geometry_type FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
+            gtype = cur.fetchone()[0]
+        cols = {c: _pg_dtype_name(t) for c, t in types.items() if c not in ("fid", "geom")}
+        return {"name": name, "count": count, "bounds": None if b[0] is None else [float(v) for v in b],
+                "geometry_type": gtype, "columns": cols, "crs": self.crs}
+
+    def delete_layer(self, name: str) -> None:
+        self._require_layer(name)
+        self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        from psycopg import sql
+
+        with self.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(name)))
+            cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
+
+    # -- rasters ----------------------------------------------------------------------------
+    def write_raster(self, name: str, raster: Raster) -> None:
+        from psycopg import sql
+
+        check_name(name, "raster")
+        other = self._kind_of(name)
+        if other not in (None, "raster"):
+            raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another raster name")
+        data = np.asarray(raster.data)
+        if not np.issubdtype(data.dtype, np.number):
+            raise RasterError(f"raster {name!r} must hold numbers, got dtype {data.dtype}")
+        data = np.ascontiguousarray(data, dtype="<f4")
+        rows, cols = data.shape
+        with self.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_rasters")), (name,))
+            cur.execute(sql.SQL(
+                "INSERT INTO {} (name, width, height, transform, crs, nodata, unit, meta, tile) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)").format(self._q("twin_rasters")),
+                (name, cols, rows, [float(v) for v in tuple(raster.transform)[:6]], raster.crs or self.crs,
+                 None if raster.nodata is None else float(raster.nodata), raster.unit,
+                 json.dumps(raster.meta, default=str), TILE))
+            stmt = sql.SQL("COPY {} (name, row0, col0, h, w, data) FROM STDIN (FORMAT BINARY)").format(self._q("twin_raster_tiles"))
+            with cur.copy(stmt) as cp:
+                cp.set_types(["text", "int4", "int4", "int4", "int4", "bytea"])
+                for r0 in range(0, rows, TILE):
+                    for c0 in range(0, cols, TILE):
+                        block = data[r0:r0 + TILE, c0:c0 + TILE]
+                        cp.write_row((name, r0, c0, block.shape[0], block.shape[1], np.ascontiguousarray(block).tobytes()))
+            cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'raster') ON CONFLICT (name) DO NOTHING").format(
+                self._q("twin_objects")), (name,))
+
+    def _raster_row(self, name: str):
+        from psycopg import sql
+
+        self._require_raster(name)
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT width, height, transform, crs, nodata, unit, meta, tile FROM {} WHERE name = %s").format(
+                self._q("twin_rasters")), (name,))
+            return cur.fetchone()
+
+    def read_raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
+        from affine import Affine
+        from psycopg import sql
+
+        width, height, transform, crs, nodata, unit, meta, tile = self._raster_row(name)
+        t = Affine(*transform)
+        w = raster_window((height, width), t, window, bounds)
+        out = np.empty((w.height, w.width), dtype="float32")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL(
+                "SELECT row0, col0, h, w, data FROM {} WHERE name = %s AND row0 < %s AND row0 + h > %s "
+                "AND col0 < %s AND col0 + w > %s").format(self._q("twin_raster_tiles")),
+                (name, w.row_off + w.height, w.row_off, w.col_off + w.width, w.col_off))
+            for r0, c0, h, wd, blob in cur:
+                block = np.frombuffer(blob, dtype="<f4").reshape(h, wd)
+                rs, re_ = max(r0, w.row_off), min(r0 + h, w.row_off + w.height)
+                cs, ce = max(c0, w.col_off), min(c0 + wd, w.col_off + w.width)
+                out[rs - w.row_off:re_ - w.row_off, cs - w.col_off:ce - w.col_off] = block[rs - r0:re_ - r0, cs - c0:ce - c0]
+        return Raster(out, t * Affine.translation(w.col_off, w.row_off), crs, nodata, unit, meta or {})
+
+    def raster_info(self, name: str) -> dict[str, Any]:
+        from affine import Affine
+
+        width, height, transform, crs, nodata, unit, meta, tile = self._raster_row(name)
+        r = Raster(np.empty((height, width), dtype="uint8"), Affine(*transform), crs)
+        return {"name": name, "width": width, "height": height, "transform": list(transform), "crs": crs,
+                "nodata": nodata, "unit": unit, "bounds": list(r.bounds)}
+
+    def delete_raster(self, name: str) -> None:
+        from psycopg import sql
+
+        self._require_raster(name)
+        with self.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_rasters")), (name,))
+            cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
+
+    # -- tables ----------------------------------------------------------------------------------
+    def write_table(self, name: str, df: pd.DataFrame, mode: str = "replace") -> int:
+        from psycopg import sql
+
+        check_name(name, "table")
+        check_mode(mode)
+        other = self._kind_of(name)
+        if other not in (None, "table"):
+            raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another table name")
+        from cim.store.gpkg import _prepare_table
+
+        df = _prepare_table(df)
+        if len(df.columns) == 0:
+            raise SchemaError(f"table {name!r} has no columns; nothing to store")
+        exists = other == "table"
+        with self.transaction(), self.conn.cursor() as cur:
+            if exists and mode == "append":
+                have = set(self._table_columns(cur, name)) - {"fid"}
+                if not set(df.columns) <= have:
+                    raise SchemaError(f"cannot append to table {name!r}: columns {sorted(set(df.columns) - have)} are not in it")
+            else:
+                if exists:
+                    cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
+                self._create_table(cur, name, df, geometry=False)
+            self._copy_rows(cur, name, df, geometry=False)
+            cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'table') ON CONFLICT (name) DO NOTHING").format(
+                self._q("twin_objects")), (name,))
+        return len(df)
+
+    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        from psycopg import sql
+
+        self._require_table(name)
+        with self.conn.cursor() as cur:
+            types = self._table_columns(cur, name)
+            colnames = [c for c in types if c != "fid"]
+            if columns is not None:
+                unknown = [c for c in columns if c not in colnames]
+                if unknown:
+                    raise SchemaError(f"table {name!r} has no column(s) {unknown}; it has {colnames}")
+                colnames = [c for c in colnames if c in columns]
+            clauses, params = self._where(name, None, where, [c for c in types if c != "fid"])
+            q = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in colnames), self._q(name))
+            if clauses:
+                q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
+            cur.execute(q + sql.SQL(" ORDER BY fid"), params)
+            rows = cur.fetchall()
+        return pd.DataFrame({c: _from_pg([r[i] for r in rows], types[c]) for i, c in enumerate(colnames)},
+                            index=pd.RangeIndex(len(rows)))
+
+    def delete_table(self, name: str) -> None:
+        self._require_table(name)
+        self._drop(name)
+
+    # -- blobs ---------------------------------------------------------------------------------------
+    def put_blob(self, key, data, *, mime="application/octet-stream", layer=None, feature_id=None) -> None:
+        from psycopg import sql
+
+        from cim.store.gpkg import _check_blob
+
+        _check_blob(key, data)
+        with self.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL(
+                "INSERT INTO {} (key, data, mime, layer, feature_id, size) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, mime = EXCLUDED.mime, layer = EXCLUDED.layer, "
+                "feature_id = EXCLUDED.feature_id, size = EXCLUDED.size, created = now()").format(self._q("twin_blobs")),
+                (key, bytes(data), mime, layer, None if feature_id is None else str(feature_id), len(data)))
+
+    def get_blob(self, key: str) -> bytes:
+        from psycopg import sql
+
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT data FROM {} WHERE key = %s").format(self._q("twin_blobs")), (key,))
+            row = cur.fetchone()
+        if row is None:
+            raise LayerNotFoundError(f"no blob {key!r} in {self.uri}; list them with store.list_blobs()")
+        return bytes(row[0])
+
+    def list_blobs(self, prefix: str = "") -> pd.DataFrame:
+        from psycopg import sql
+
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT key, mime, layer, feature_id, size FROM {} WHERE left(key, %s) = %s ORDER BY key").format(
+                self._q("twin_blobs")), (len(prefix), prefix))
+            rows = cur.fetchall()
+        return pd.DataFrame(rows, columns=["key", "mime", "layer", "feature_id", "size"])
+
+    def delete_blob(self, key: str) -> None:
+        from psycopg import sql
+
+        with self.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DELETE FROM {} WHERE key = %s").format(self._q("twin_blobs")), (key,))
+
+    # -- maintenance -------------------------------------------------------------------------------------
+    def drop_schema(self) -> None:
+        """Drop the whole schema (every layer, raster and result). Irreversible."""
+        from psycopg import sql
+
+        if self.schema == "public":
+            raise StoreError("refusing to drop the public schema; drop the twin's objects one by one")
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+
+
+# -- type mapping -------------------------------------------------------------------------------------------
+
+
+def _prepare_frame(gdf):
+    from cim.store.gpkg import _prepare_frame as prep
+
+    return prep(gdf)
+
+
+def _geometry_type(df) -> str:
+    import shapely
+
+    kinds = sorted(set(shapely.get_type_id(df.geometry.values).tolist()) - {-1})
+    names = {0: "POINT", 1: "LINESTRING", 3: "POLYGON", 4: "MULTIPOINT", 5: "MULTILINESTRING", 6: "MULTIPOLYGON", 7: "GEOMETRYCOLLECTION"}
+    if not kinds:
+        return "GEOMETRY"
+    if len(kinds) == 1:
+        return names.get(kinds[0], "GEOMETRY")
+    if set(kinds) <= {3, 6}:
+        return "MULTIPOLYGON"
+    if set(kinds) <= {1, 5}:
+        return "MULTILINESTRING"
+    if set(kinds) <= {0, 4}:
+        return "MULTIPOINT"
+    return "GEOMETRY"
+
+
+def _pg_type(s: pd.Series) -> str:
+    dt = s.dtype
+    if pd.api.types.is_bool_dtype(dt):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dt):
+        return "bigint"
+    if pd.api.types.is_float_dtype(dt):
+        return "double precision"
+    if pd.api.types.is_datetime64_any_dtype(dt):
+        return "timestamptz"
+    sample = s.dropna()
+    if len(sample) and isinstance(sample.iloc[0], (bytes, bytearray, memoryview)):
+        return "bytea"
+    return "text"
+
+
+def _copy_type(s: pd.Series) -> str:
+    return {"boolean": "bool", "bigint": "int8", "double precision": "float8", "timestamptz": "timestamptz",
+            "bytea": "bytea", "text": "text"}[_pg_type(s)]
+
+
+def _copy_values(s: pd.Series) -> list:
+    kind = _pg_type(s)
+    if kind == "double precision":
+        arr = s.to_numpy(dtype="float64", na_value=np.nan)
+        return [None if v != v else v for v in arr.tolist()]
+    if kind == "bigint":
+        return [None if pd.isna(v) else int(v) for v in s]
+    if kind == "boolean":
+        return [None if pd.isna(v) else bool(v) for v in s]
+    if kind == "timestamptz":
+        ts = pd.to_datetime(s, utc=True)
+        return [None if pd.isna(v) else v.to_pydatetime() for v in ts]
+    if kind == "bytea":
+        return [None if v is None else bytes(v) for v in s]
+    return [None if (v is None or v is pd.NA or (isinstance(v, float) and v != v)) else
+            (json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)) for v in s]
+
+
+def _pg_dtype_name(udt: str) -> str:
+    return {"int8": "int64", "int4": "int64", "int2": "int64", "float8": "float64", "float4": "float64",
+            "bool": "bool", "timestamptz": "datetime", "timestamp": "datetime", "bytea": "bytes"}.get(udt, "str")
+
+
+def _from_pg(values: list, udt: str):
+    kind = _pg_dtype_name(udt)
+    if kind == "int64":
+        if any(v is None for v in values):
+            return pd.array(values, dtype="Int64")
+        return np.array(values, dtype="int64")
+    if kind == "float64":
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    if kind == "bool":
+        if any(v is None for v in values):
+            return pd.array(values, dtype="boolean")
+        return np.array(values, dtype=bool)
+    if kind == "datetime":
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+    if kind == "bytes":
+        return pd.Series([None if v is None else bytes(v) for v in values], dtype=object)
+    return pd.Series(values, dtype=object if any(v is None for v in values) else None)
