@@ -1,0 +1,1 @@
+"""Importers and exporters: vector files, GeoTIFF, SUMO networks, CityJSON."""

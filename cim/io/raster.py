@@ -1,0 +1,85 @@
+"""GeoTIFF import/export for DEM, roughness and result rasters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cim.crs import resolve_crs
+from cim.raster import Raster
+from twin_core.errors import CRSError, ImportFormatError, RasterError
+
+__all__ = ["read_geotiff", "import_raster", "export_raster", "reproject_raster"]
+
+
+def read_geotiff(path: str | os.PathLike, *, crs: Any = None, band: int = 1) -> Raster:
+    """Read one band of a raster file GDAL opens (GeoTIFF, ASCII grid ...)."""
+    import rasterio
+
+    p = Path(path)
+    if not p.exists():
+        raise ImportFormatError(f"{p} does not exist")
+    try:
+        with rasterio.open(p) as ds:
+            if band < 1 or band > ds.count:
+                raise RasterError(f"{p.name} has {ds.count} band(s); band {band} does not exist")
+            data = ds.read(band)
+            src_crs = ds.crs
+            transform, nodata = ds.transform, ds.nodata
+    except rasterio.errors.RasterioIOError as exc:
+        raise ImportFormatError(f"cannot read {p} as a raster ({exc}); give a GeoTIFF") from exc
+    if src_crs is None:
+        if crs is None:
+            raise CRSError(f"{p.name} has no CRS: name it with crs='EPSG:4544' (or the grid's real CRS)")
+        src_crs = resolve_crs(crs)
+    return Raster(data, transform, resolve_crs(src_crs).to_string(), nodata)
+
+
+def reproject_raster(r: Raster, dst_crs: Any, *, resolution: float | None = None, resampling: str = "bilinear") -> Raster:
+    """Warp a raster into another CRS (bilinear by default)."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import calculate_default_transform, reproject
+
+    dst = resolve_crs(dst_crs)
+    src = resolve_crs(r.crs)
+    if src.equals(dst):
+        return r
+    rows, cols = r.shape
+    left, bottom, right, top = r.bounds
+    transform, width, height = calculate_default_transform(src, dst, cols, rows, left, bottom, right, top,
+                                                           resolution=resolution)
+    nodata = r.nodata if r.nodata is not None else np.nan
+    out = np.full((height, width), nodata, dtype="float32")
+    reproject(r.data.astype("float32"), out, src_transform=r.transform, src_crs=src, dst_transform=transform,
+              dst_crs=dst, src_nodata=nodata, dst_nodata=nodata, resampling=getattr(Resampling, resampling))
+    return Raster(out, transform, dst.to_string(), nodata, r.unit, dict(r.meta))
+
+
+def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None, unit: str | None = None,
+                  resolution: float | None = None) -> Raster:
+    """Import a GeoTIFF into the store, warped to the twin CRS if needed."""
+    r = read_geotiff(path, crs=crs)
+    if store.crs is None:
+        raise CRSError(f"the store {store.uri} has no CRS; create it with crs='EPSG:4544'")
+    r = reproject_raster(r, store.crs, resolution=resolution)
+    r.unit = unit or r.unit
+    store.write_raster(name, r)
+    return r
+
+
+def export_raster(store_or_raster, name_or_path, path: str | os.PathLike | None = None) -> Path:
+    """Write a stored raster (or a Raster) to a GeoTIFF (float32, deflate)."""
+    import rasterio
+
+    if isinstance(store_or_raster, Raster):
+        r, p = store_or_raster, Path(name_or_path)
+    else:
+        r, p = store_or_raster.read_raster(name_or_path), Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(p, "w", driver="GTiff", width=r.shape[1], height=r.shape[0], count=1, dtype="float32",
+                       crs=r.crs, transform=r.transform, nodata=r.nodata, compress="deflate", tiled=True) as ds:
+        ds.write(r.data.astype("float32"), 1)
+    return p

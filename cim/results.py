@@ -1,0 +1,160 @@
+"""Simulation and analysis results, keyed by scenario and run, in any store.
+
+A result is a GeoDataFrame (stored as a layer), a DataFrame (a table), a
+:class:`~cim.raster.Raster` (a raster), a NumPy array (an ``.npy`` blob) or a
+JSON-able dict. The index of results lives in the store metadata under
+``result:<scenario>:<run>:<name>``, so both stores hold results the same way.
+
+Examples
+--------
+>>> import tempfile, os, pandas as pd
+>>> from cim.store import open_store
+>>> store = open_store(os.path.join(tempfile.mkdtemp(), "r.gpkg"), create=True, crs="EPSG:4544")
+>>> save_result(store, "base", "run1", "summary", {"max_depth_m": 1.25})
+>>> load_result(store, "base", "run1", "summary")
+{'max_depth_m': 1.25}
+>>> save_result(store, "base", "run1", "gauges", pd.DataFrame({"t": [0, 60], "h": [0.0, 0.1]}))
+>>> list_results(store)[["scenario", "run", "name", "kind"]].values.tolist()
+[['base', 'run1', 'gauges', 'table'], ['base', 'run1', 'summary', 'json']]
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cim.raster import Raster
+from twin_core.errors import LayerNotFoundError, SchemaError
+
+__all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref"]
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}$")
+
+
+def _check(part: str, what: str) -> str:
+    if not isinstance(part, str) or not _KEY.match(part):
+        raise SchemaError(
+            f"{what} {part!r} is not valid: use letters, digits, '_', '-', '.' (at most 80, starting with a letter or digit)"
+        )
+    return part
+
+
+def new_run_id(prefix: str = "run") -> str:
+    """A sortable run id such as ``run-20261124T163000-1a2b``."""
+    now = datetime.now(timezone.utc)
+    tail = hashlib.sha1(now.isoformat().encode()).hexdigest()[:4]
+    return f"{prefix}-{now.strftime('%Y%m%dT%H%M%S')}-{tail}"
+
+
+def result_ref(scenario: str, run: str, name: str) -> str:
+    """The layer/table/raster name a result is stored under."""
+    h = hashlib.sha1(f"{scenario}\x00{run}\x00{name}".encode()).hexdigest()[:16]
+    return f"res_{h}"
+
+
+def _meta_key(scenario: str, run: str, name: str) -> str:
+    return f"result:{scenario}:{run}:{name}"
+
+
+def save_result(store, scenario: str, run: str, name: str, obj: Any, *, meta: dict | None = None) -> None:
+    """Store ``obj`` as result ``name`` of ``run`` under ``scenario`` (replacing one of the same key)."""
+    import geopandas as gpd
+
+    _check(scenario, "scenario"), _check(run, "run id"), _check(name, "result name")
+    ref = result_ref(scenario, run, name)
+    key = _meta_key(scenario, run, name)
+    old = store.get_meta().get(key)
+    with store.transaction():
+        if old is not None:
+            _delete_payload(store, old)
+        if isinstance(obj, gpd.GeoDataFrame):
+            kind = "layer"
+            store.write_layer(ref, obj)
+        elif isinstance(obj, pd.DataFrame):
+            kind = "table"
+            store.write_table(ref, obj)
+        elif isinstance(obj, Raster):
+            kind = "raster"
+            store.write_raster(ref, obj)
+        elif isinstance(obj, np.ndarray):
+            kind = "array"
+            buf = io.BytesIO()
+            np.save(buf, obj, allow_pickle=False)
+            store.put_blob(f"results/{ref}.npy", buf.getvalue(), mime="application/x-npy")
+        elif isinstance(obj, dict):
+            kind = "json"
+            json.dumps(obj, default=str)  # fail early if not serialisable
+        else:
+            raise TypeError(
+                f"cannot store a result of type {type(obj).__name__}; use a GeoDataFrame, DataFrame, Raster, ndarray or dict"
+            )
+        entry = {
+            "scenario": scenario, "run": run, "name": name, "kind": kind, "ref": ref,
+            "created": datetime.now(timezone.utc).isoformat(), "meta": meta or {},
+        }
+        if kind == "json":
+            entry["value"] = obj
+        store.set_meta({key: entry})
+
+
+def _delete_payload(store, entry: dict) -> None:
+    kind, ref = entry.get("kind"), entry.get("ref")
+    if kind == "layer" and store.has_layer(ref):
+        store.delete_layer(ref)
+    elif kind == "table" and store.has_table(ref):
+        store.delete_table(ref)
+    elif kind == "raster" and store.has_raster(ref):
+        store.delete_raster(ref)
+    elif kind == "array":
+        store.delete_blob(f"results/{ref}.npy")
+
+
+def load_result(store, scenario: str, run: str, name: str):
+    """Load a stored result in the type it was saved as."""
+    entry = store.get_meta().get(_meta_key(scenario, run, name))
+    if entry is None:
+        have = list_results(store, scenario=scenario, run=run)
+        raise LayerNotFoundError(
+            f"no result {name!r} for scenario {scenario!r} run {run!r}; results there: {have['name'].tolist()}"
+        )
+    kind, ref = entry["kind"], entry["ref"]
+    if kind == "layer":
+        return store.read_layer(ref)
+    if kind == "table":
+        return store.read_table(ref)
+    if kind == "raster":
+        return store.read_raster(ref)
+    if kind == "array":
+        return np.load(io.BytesIO(store.get_blob(f"results/{ref}.npy")), allow_pickle=False)
+    return entry.get("value")
+
+
+def list_results(store, scenario: str | None = None, run: str | None = None) -> pd.DataFrame:
+    """Index of stored results (columns scenario, run, name, kind, ref, created, meta)."""
+    rows = [v for k, v in store.get_meta().items() if k.startswith("result:")]
+    df = pd.DataFrame(rows, columns=["scenario", "run", "name", "kind", "ref", "created", "meta"])
+    if scenario is not None:
+        df = df[df["scenario"] == scenario]
+    if run is not None:
+        df = df[df["run"] == run]
+    return df.sort_values(["scenario", "run", "name"]).reset_index(drop=True)
+
+
+def delete_results(store, scenario: str, run: str | None = None) -> int:
+    """Delete the results of a scenario (or of one run). Returns how many went."""
+    df = list_results(store, scenario=scenario, run=run)
+    meta = store.get_meta()
+    with store.transaction():
+        for _, row in df.iterrows():
+            key = _meta_key(row["scenario"], row["run"], row["name"])
+            _delete_payload(store, meta[key])
+            store.delete_meta([key])
+    return len(df)

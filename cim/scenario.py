@@ -1,0 +1,484 @@
+"""Scenarios: named sets of edits over the base city, never touching the base.
+
+Edits are recorded in order in the store table ``scenario_edits`` (one row an
+edit) and applied on read: :meth:`Scenario.layer` and :meth:`Scenario.raster`
+return the layer or raster "as of" the scenario. Raster patches keep their
+values in ``.npy`` blobs. Both stores hold scenarios the same way.
+
+Examples
+--------
+>>> import tempfile, os, geopandas as gpd, shapely
+>>> from cim.store import open_store
+>>> store = open_store(os.path.join(tempfile.mkdtemp(), "s.gpkg"), create=True, crs="EPSG:4544")
+>>> pois = gpd.GeoDataFrame({"poi_id": ["a"], "kind": ["shelter"]}, geometry=[shapely.Point(0, 0)], crs="EPSG:4544")
+>>> _ = store.write_layer("pois", pois)
+>>> scenarios = Scenarios(store)
+>>> s = scenarios.create("new_shelter", "one more shelter")
+>>> s.add_features("pois", gpd.GeoDataFrame({"poi_id": ["b"], "kind": ["shelter"]},
+...                                          geometry=[shapely.Point(5, 5)], crs="EPSG:4544"))
+>>> sorted(s.layer("pois")["poi_id"]), sorted(store.read_layer("pois")["poi_id"])
+(['a', 'b'], ['a'])
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cim.raster import Raster, Window
+from cim.schema import FEATURE_CLASSES
+from twin_core.errors import LayerNotFoundError, ScenarioError
+
+__all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE"]
+
+EDITS_TABLE = "scenario_edits"
+BASE = "base"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}$")
+_OPS = ("add", "remove", "modify", "patch_raster", "set_param")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def id_field_of(layer: str, gdf=None) -> str:
+    if layer in FEATURE_CLASSES:
+        return FEATURE_CLASSES[layer].id_field
+    if gdf is not None and "id" in gdf.columns:
+        return "id"
+    raise ScenarioError(
+        f"layer {layer!r} is not a declared feature class, so features cannot be matched; give it an 'id' column"
+    )
+
+
+class Scenarios:
+    """The scenarios of one store: create, list, get, diff, delete."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def _meta(self) -> dict[str, dict]:
+        return {k.split(":", 1)[1]: v for k, v in self.store.get_meta().items() if k.startswith("scenario:")}
+
+    def list(self) -> pd.DataFrame:
+        """A table of scenarios (name, description, parent, created, edits)."""
+        meta = self._meta()
+        counts = self._edits().groupby("scenario").size() if meta else pd.Series(dtype=int)
+        rows = [
+            {"name": n, "description": m.get("description", ""), "parent": m.get("parent", BASE),
+             "created": m.get("created"), "edits": int(counts.get(n, 0))}
+            for n, m in sorted(meta.items())
+        ]
+        return pd.DataFrame(rows, columns=["name", "description", "parent", "created", "edits"])
+
+    def names(self) -> list[str]:
+        return sorted(self._meta())
+
+    def create(self, name: str, description: str = "", *, parent: str = BASE, exist_ok: bool = False) -> "Scenario":
+        """Create a scenario on the base (or on another scenario ``parent``)."""
+        if not isinstance(name, str) or not _NAME.match(name) or name == BASE:
+            raise ScenarioError(
+                f"scenario name {name!r} is not valid: letters, digits, '_' or '-', at most 63, and not 'base'"
+            )
+        meta = self._meta()
+        if name in meta:
+            if exist_ok:
+                return Scenario(self, name)
+            raise ScenarioError(f"scenario {name!r} exists already; pick another name or delete it first")
+        if parent != BASE and parent not in meta:
+            raise ScenarioError(f"parent scenario {parent!r} does not exist; scenarios: {sorted(meta)}")
+        self.store.set_meta({f"scenario:{name}": {"description": description, "parent": parent, "created": _now()}})
+        return Scenario(self, name)
+
+    def get(self, name: str) -> "Scenario":
+        if name in (None, BASE):
+            return Scenario(self, BASE)
+        if name not in self._meta():
+            raise ScenarioError(f"no scenario {name!r}; scenarios here: {self.names()} (or 'base')")
+        return Scenario(self, name)
+
+    __getitem__ = get
+
+    def __contains__(self, name: str) -> bool:
+        return name == BASE or name in self._meta()
+
+    def delete(self, name: str) -> None:
+        """Delete a scenario and its edits (its results stay until deleted with cim.results)."""
+        self.get(name)
+        children = [n for n, m in self._meta().items() if m.get("parent") == name]
+        if children:
+            raise ScenarioError(f"scenario {name!r} is the parent of {children}; delete those first")
+        edits = self._edits()
+        with self.store.transaction():
+            for key in edits.loc[(edits["scenario"] == name) & edits["blob_key"].notna(), "blob_key"]:
+                self.store.delete_blob(key)
+            rest = edits[edits["scenario"] != name]
+            if self.store.has_table(EDITS_TABLE):
+                self.store.delete_table(EDITS_TABLE)
+            if len(rest):
+                self.store.write_table(EDITS_TABLE, rest)
+            self.store.delete_meta([f"scenario:{name}"])
+
+    # -- edit log ---------------------------------------------------------------
+    _COLUMNS = ["scenario", "seq", "op", "target", "feature_id", "attrs", "geom_wkb", "blob_key", "window", "created"]
+
+    def _edits(self, scenario: str | None = None) -> pd.DataFrame:
+        if not self.store.has_table(EDITS_TABLE):
+            return pd.DataFrame(columns=self._COLUMNS)
+        df = self.store.read_table(EDITS_TABLE, where={"scenario": scenario} if scenario else None)
+        return df.sort_values("seq").reset_index(drop=True) if len(df) else df
+
+    def _append(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        current = self._edits()
+        seq0 = int(current["seq"].max()) + 1 if len(current) else 1
+        for i, r in enumerate(rows):
+            r["seq"] = seq0 + i
+            r.setdefault("created", _now())
+        df = pd.DataFrame(rows, columns=self._COLUMNS)
+        df["seq"] = df["seq"].astype("int64")
+        for c in ("feature_id", "attrs", "geom_wkb", "blob_key", "window"):
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
+        self.store.write_table(EDITS_TABLE, df, mode="append" if self.store.has_table(EDITS_TABLE) else "replace")
+
+    def diff(self, a: str, b: str) -> pd.DataFrame:
+        """What differs between two scenarios (either may be ``"base"``).
+
+        One row per changed feature (layer, feature_id, change, fields) and one
+        per changed raster (cells changed, their bounds).
+        """
+        sa, sb = self.get(a), self.get(b)
+        targets = sorted(set(sa.touched()) | set(sb.touched()))
+        rows: list[dict] = []
+        for kind, target in targets:
+            if kind == "layer":
+                la, lb = sa.layer(target), sb.layer(target)
+                idf = id_field_of(target, la)
+                ia = la.set_index(la[idf].astype(str))
+                ib = lb.set_index(lb[idf].astype(str))
+                for fid in sorted(set(ib.index) - set(ia.index)):
+                    rows.append({"target": target, "feature_id": fid, "change": "added", "fields": ""})
+                for fid in sorted(set(ia.index) - set(ib.index)):
+                    rows.append({"target": target, "feature_id": fid, "change": "removed", "fields": ""})
+                for fid in sorted(set(ia.index) & set(ib.index)):
+                    ra, rb = ia.loc[fid], ib.loc[fid]
+                    changed = [c for c in ia.columns if c != ia.geometry.name and not _same(ra[c], rb[c])]
+                    if not ra.geometry.equals_exact(rb.geometry, 1e-9):
+                        changed.append("geometry")
+                    if changed:
+                        rows.append({"target": target, "feature_id": fid, "change": "modified", "fields": ",".join(changed)})
+            elif kind == "raster":
+                ra, rb = sa.raster(target), sb.raster(target)
+                d = ~np.isclose(ra.data, rb.data, equal_nan=True)
+                if d.any():
+                    rr, cc = np.nonzero(d)
+                    w = Window(int(rr.min()), int(cc.min()), int(rr.max() - rr.min() + 1), int(cc.max() - cc.min() + 1))
+                    rows.append({"target": target, "feature_id": None, "change": "raster",
+                                 "fields": json.dumps({"cells": int(d.sum()), "bounds": ra.window(w).bounds,
+                                                       "mean_change": float(np.nanmean(rb.data[d].astype('f8') - ra.data[d]))})})
+            else:
+                va, vb = sa.params().get(target), sb.params().get(target)
+                if va != vb:
+                    rows.append({"target": target, "feature_id": None, "change": "param",
+                                 "fields": json.dumps({"a": va, "b": vb}, default=str)})
+        return pd.DataFrame(rows, columns=["target", "feature_id", "change", "fields"])
+
+
+def _same(a: Any, b: Any) -> bool:
+    if (a is None or (isinstance(a, float) and np.isnan(a)) or a is pd.NA) and \
+            (b is None or (isinstance(b, float) and np.isnan(b)) or b is pd.NA):
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass
+class Scenario:
+    """One scenario: record edits, read layers and rasters as of it."""
+
+    scenarios: Scenarios
+    name: str
+
+    @property
+    def store(self):
+        return self.scenarios.store
+
+    @property
+    def is_base(self) -> bool:
+        return self.name == BASE
+
+    def __repr__(self) -> str:
+        return f"<Scenario {self.name!r} on {self.store.uri}>"
+
+    def _chain(self) -> list[str]:
+        """This scenario and its ancestors, oldest first (without 'base')."""
+        chain, name = [], self.name
+        meta = self.scenarios._meta()
+        while name != BASE:
+            chain.append(name)
+            name = meta.get(name, {}).get("parent", BASE)
+            if name in chain:
+                raise ScenarioError(f"scenario parents form a cycle at {name!r}")
+        return chain[::-1]
+
+    def edits(self) -> pd.DataFrame:
+        """This scenario's own edits, in order."""
+        if self.is_base:
+            return pd.DataFrame(columns=Scenarios._COLUMNS)
+        return self.scenarios._edits(self.name)
+
+    def _all_edits(self) -> pd.DataFrame:
+        chain = self._chain()
+        if not chain:
+            return pd.DataFrame(columns=Scenarios._COLUMNS)
+        df = self.scenarios._edits()
+        if not len(df):
+            return df
+        df = df[df["scenario"].isin(chain)]
+        order = {n: i for i, n in enumerate(chain)}
+        return df.assign(_o=df["scenario"].map(order)).sort_values(["_o", "seq"]).drop(columns="_o")
+
+    def touched(self) -> list[tuple[str, str]]:
+        e = self._all_edits()
+        out = []
+        for op, target in zip(e["op"], e["target"]):
+            kind = "raster" if op == "patch_raster" else "param" if op == "set_param" else "layer"
+            if (kind, target) not in out:
+                out.append((kind, target))
+        return out
+
+    def _require_editable(self) -> None:
+        if self.is_base:
+            raise ScenarioError("the base is never edited through a scenario; create one with twin.scenarios.create(name)")
+
+    # -- edits ----------------------------------------------------------------------
+    def add_features(self, layer: str, gdf) -> None:
+        """Add new features (they must carry the layer's id field)."""
+        import shapely
+
+        self._require_editable()
+        self.store._require_layer(layer)
+        self.store._check_crs(gdf, layer)
+        idf = id_field_of(layer, gdf)
+        if idf not in gdf.columns:
+            raise ScenarioError(f"new features for {layer!r} need their id field {idf!r}")
+        existing = set(self.layer(layer)[idf].astype(str))
+        dup = sorted(set(gdf[idf].astype(str)) & existing)
+        if dup:
+            raise ScenarioError(f"features {dup[:5]} exist in {layer!r} already; use modify_features to change them")
+        wkb = shapely.to_wkb(gdf.geometry.values, hex=True)
+        rows = [
+            {"scenario": self.name, "op": "add", "target": layer, "feature_id": str(r[idf]),
+             "attrs": _attrs_json(r, gdf.geometry.name), "geom_wkb": w}
+            for (_, r), w in zip(gdf.iterrows(), wkb)
+        ]
+        self.scenarios._append(rows)
+
+    def remove_features(self, layer: str, ids: Iterable) -> None:
+        """Remove features by id."""
+        self._require_editable()
+        cur = self.layer(layer)
+        idf = id_field_of(layer, cur)
+        ids = [str(i) for i in ids]
+        missing = sorted(set(ids) - set(cur[idf].astype(str)))
+        if missing:
+            raise ScenarioError(f"cannot remove {missing[:5]}: not in {layer!r} as of scenario {self.name!r}")
+        self.scenarios._append([{"scenario": self.name, "op": "remove", "target": layer, "feature_id": i} for i in ids])
+
+    def modify_features(self, layer: str, changes) -> None:
+        """Change attributes (and geometry, if the frame has one) of existing features.
+
+        ``changes`` is a (Geo)DataFrame with the id field and the columns to change.
+        """
+        import geopandas as gpd
+        import shapely
+
+        self._require_editable()
+        cur = self.layer(layer)
+        idf = id_field_of(layer, cur)
+        if idf not in changes.columns:
+            raise ScenarioError(f"changes for {layer!r} need the id field {idf!r}")
+        missing = sorted(set(changes[idf].astype(str)) - set(cur[idf].astype(str)))
+        if missing:
+            raise ScenarioError(f"cannot modify {missing[:5]}: not in {layer!r} as of scenario {self.name!r}")
+        unknown = [c for c in changes.columns if c not in cur.columns and not (
+            isinstance(changes, gpd.GeoDataFrame) and c == changes.geometry.name)]
+        if unknown:
+            raise ScenarioError(f"layer {layer!r} has no field(s) {unknown}; fields: {list(cur.columns)}")
+        has_geom = isinstance(changes, gpd.GeoDataFrame)
+        if has_geom:
+            self.store._check_crs(changes, layer)
+        wkb = shapely.to_wkb(changes.geometry.values, hex=True) if has_geom else [None] * len(changes)
+        rows = [
+            {"scenario": self.name, "op": "modify", "target": layer, "feature_id": str(r[idf]),
+             "attrs": _attrs_json(r.drop(labels=[idf]), changes.geometry.name if has_geom else None), "geom_wkb": w}
+            for (_, r), w in zip(changes.iterrows(), wkb)
+        ]
+        self.scenarios._append(rows)
+
+    def close_roads(self, polygon, layer: str = "road_links") -> list[str]:
+        """Close every road link the polygon crosses (capacity 0). Returns their ids."""
+        import shapely
+
+        links = self.layer(layer)
+        hit = links[shapely.intersects(links.geometry.values, polygon)]
+        if not len(hit):
+            raise ScenarioError(f"the closure polygon crosses no link of {layer!r}; check its CRS and position")
+        idf = id_field_of(layer, links)
+        ch = pd.DataFrame({idf: hit[idf].values, "capacity_vph": 0.0})
+        self.modify_features(layer, ch)
+        return hit[idf].astype(str).tolist()
+
+    def patch_raster(self, name: str, where: "Window | tuple | Any", values=None, *, delta: float | None = None) -> Window:
+        """Change a raster region: a levee, a storage pond, a regraded plot.
+
+        ``where`` is a :class:`Window`, bounds ``(xmin, ymin, xmax, ymax)`` or a
+        shapely polygon. Give ``values`` (a scalar or an array of the window's
+        shape) or ``delta`` (added to the current cells). With a polygon only
+        the cells whose centre lies inside change.
+        """
+        self._require_editable()
+        base = self.raster(name)
+        poly = None
+        if isinstance(where, Window):
+            win = where
+            base.window(win)  # validates
+        elif isinstance(where, (tuple, list)) and len(where) == 4:
+            win = base.window_from_bounds(tuple(float(v) for v in where))
+        elif hasattr(where, "geom_type"):
+            poly = where
+            win = base.window_from_bounds(poly.bounds)
+        else:
+            raise ScenarioError("where must be a Window, (xmin, ymin, xmax, ymax) bounds or a shapely polygon")
+        current = base.window(win).data.astype("float64")
+        if (values is None) == (delta is None):
+            raise ScenarioError("give exactly one of values= or delta=")
+        new = current + float(delta) if delta is not None else np.broadcast_to(np.asarray(values, dtype="float64"), current.shape).copy()
+        if new.shape != current.shape:
+            raise ScenarioError(f"values have shape {new.shape}, the window needs {current.shape}")
+        if poly is not None:
+            from rasterio.features import geometry_mask
+
+            sub = base.window(win)
+            inside = geometry_mask([poly], out_shape=sub.shape, transform=sub.transform, invert=True)
+            if not inside.any():
+                raise ScenarioError("the polygon covers no cell centre of the raster; use a larger polygon or bounds")
+            new = np.where(inside, new, current)
+        buf = io.BytesIO()
+        np.save(buf, new.astype("float32"), allow_pickle=False)
+        key = f"scenario/{self.name}/{name}/{_now()}.npy"
+        with self.store.transaction():
+            self.store.put_blob(key, buf.getvalue(), mime="application/x-npy")
+            self.scenarios._append([{
+                "scenario": self.name, "op": "patch_raster", "target": name, "blob_key": key,
+                "window": json.dumps([win.row_off, win.col_off, win.height, win.width]),
+            }])
+        return win
+
+    def set_param(self, key: str, value: Any) -> None:
+        """Record a scenario parameter (storm return period, demand scale ...)."""
+        self._require_editable()
+        json.dumps(value)
+        self.scenarios._append([{"scenario": self.name, "op": "set_param", "target": key, "attrs": json.dumps(value)}])
+
+    # -- reads ------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        e = self._all_edits()
+        return {t: json.loads(a) for op, t, a in zip(e["op"], e["target"], e["attrs"]) if op == "set_param"}
+
+    def layer(self, name: str, **read_kwargs):
+        """The layer as of this scenario (base plus edits). ``bbox``/``where`` filter the result."""
+        import geopandas as gpd
+        import shapely
+
+        edits = self._all_edits()
+        edits = edits[(edits["target"] == name) & edits["op"].isin(["add", "remove", "modify"])] if len(edits) else edits
+        if not len(edits):
+            return self.store.read_layer(name, **read_kwargs)
+        bbox = read_kwargs.pop("bbox", None)
+        where = read_kwargs.pop("where", None)
+        gdf = self.store.read_layer(name, **read_kwargs)
+        idf = id_field_of(name, gdf)
+        keys = gdf[idf].astype(str)
+        gdf.index = pd.Index(keys.to_numpy(dtype=object))
+        geom_col = gdf.geometry.name
+        for _, e in edits.iterrows():
+            fid = e["feature_id"]
+            attrs = json.loads(e["attrs"]) if isinstance(e["attrs"], str) else {}
+            geom = shapely.from_wkb(e["geom_wkb"]) if isinstance(e["geom_wkb"], str) else None
+            if e["op"] == "remove":
+                gdf = gdf.drop(index=fid, errors="ignore")
+            elif e["op"] == "add":
+                row = {c: None for c in gdf.columns}
+                row.update({k: v for k, v in attrs.items() if k in gdf.columns})
+                row[idf] = _cast_like(gdf[idf], fid)
+                row[geom_col] = geom
+                new = gpd.GeoDataFrame([row], index=[fid], geometry=geom_col, crs=gdf.crs)
+                gdf = pd.concat([gdf, new.astype({c: gdf[c].dtype for c in gdf.columns if c != geom_col}, errors="ignore")])
+            elif e["op"] == "modify" and fid in gdf.index:
+                for k, v in attrs.items():
+                    if k in gdf.columns:
+                        gdf.loc[fid, k] = v
+                if geom is not None:
+                    gdf.loc[[fid], geom_col] = gpd.GeoSeries([geom], index=[fid], crs=gdf.crs)
+        gdf = gpd.GeoDataFrame(gdf, geometry=geom_col, crs=self.store.crs).reset_index(drop=True)
+        if bbox is not None:
+            from cim.store.gpkg import _check_bbox
+
+            gdf = gdf[shapely.intersects(gdf.geometry.envelope.values, shapely.box(*_check_bbox(bbox)))]
+        if where:
+            from cim.store.base import normalise_where
+
+            for col, op, val in normalise_where(where, list(gdf.columns), name):
+                s = gdf[col]
+                mask = s.isin(val) if op == "in" else (s.isna() if val is None else {
+                    "=": s == val, "!=": s != val, "<": s < val, "<=": s <= val, ">": s > val, ">=": s >= val}[op])
+                gdf = gdf[mask]
+        return gdf.reset_index(drop=True)
+
+    def raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
+        """The raster as of this scenario (base plus patches)."""
+        edits = self._all_edits()
+        patches = edits[(edits["op"] == "patch_raster") & (edits["target"] == name)] if len(edits) else edits
+        if not len(patches):
+            return self.store.read_raster(name, window=window, bounds=bounds)
+        full = self.store.read_raster(name)
+        data = full.data.astype("float32", copy=True)
+        for _, e in patches.iterrows():
+            r0, c0, h, w = json.loads(e["window"])
+            vals = np.load(io.BytesIO(self.store.get_blob(e["blob_key"])), allow_pickle=False)
+            data[r0:r0 + h, c0:c0 + w] = vals
+        out = Raster(data, full.transform, full.crs, full.nodata, full.unit, dict(full.meta))
+        if window is not None or bounds is not None:
+            out = out.window(window if window is not None else out.window_from_bounds(tuple(bounds)))
+        return out
+
+
+def _attrs_json(row: pd.Series, geom_col: str | None) -> str:
+    d = {}
+    for k, v in row.items():
+        if k == geom_col:
+            continue
+        if isinstance(v, np.generic):
+            v = v.item()
+        if v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            v = None
+        d[k] = v
+    return json.dumps(d, default=str)
+
+
+def _cast_like(series: pd.Series, value: str):
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return int(value)
+    return value

@@ -1,0 +1,158 @@
+"""The :class:`Twin` facade: what researchers use in notebooks.
+
+Examples
+--------
+>>> import tempfile, os
+>>> from twin_core import Twin
+>>> twin = Twin.create(os.path.join(tempfile.mkdtemp(), "demo.gpkg"), name="demo")
+>>> twin.crs
+'EPSG:4544'
+>>> s = twin.scenarios.create("levee", "a new levee on the river")
+>>> twin.scenarios.names()
+['levee']
+>>> twin.close()
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cim.crs import DEFAULT_CRS, check_projected
+from cim.raster import Raster, Window
+from cim.results import list_results, load_result, new_run_id, save_result
+from cim.scenario import BASE, Scenario, Scenarios
+from cim.store import Store, open_store
+
+__all__ = ["Twin"]
+
+
+class Twin:
+    """A city twin: one store (GeoPackage file or PostGIS), its CRS, scenarios and results.
+
+    Open with :meth:`Twin.open` (existing) or :meth:`Twin.create` (new).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.scenarios = Scenarios(store)
+
+    # -- opening ---------------------------------------------------------
+    @classmethod
+    def open(cls, target: "str | os.PathLike | Store", *, schema: str | None = None) -> "Twin":
+        """Open an existing twin from a ``.gpkg`` path or a ``postgresql://`` DSN.
+
+        Examples
+        --------
+        >>> Twin.open("/nonexistent/city.gpkg")
+        Traceback (most recent call last):
+        ...
+        twin_core.errors.StoreConnectionError: GeoPackage /nonexistent/city.gpkg does not exist; create it with open_store(path, create=True) or `twin build`
+        """
+        return cls(open_store(target, schema=schema))
+
+    @classmethod
+    def create(cls, target: "str | os.PathLike", *, crs: str = DEFAULT_CRS, name: str | None = None,
+               timezone: str = "Asia/Shanghai", schema: str | None = None) -> "Twin":
+        """Create a new twin (file or PostGIS schema) with a projected CRS in metres."""
+        c = check_projected(crs)
+        store = open_store(target, create=True, crs=c.to_string(), schema=schema)
+        meta = store.get_meta()
+        store.set_meta({
+            "name": name or meta.get("name") or os.path.splitext(os.path.basename(str(target)))[0],
+            "timezone": timezone,
+            "crs": c.to_string(),
+        })
+        return cls(store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Twin":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Twin {self.name!r} {self.crs} at {self.store.uri}>"
+
+    # -- metadata --------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {k: v for k, v in self.store.get_meta().items() if not k.startswith(("result:", "scenario:", "token:"))}
+
+    @property
+    def name(self) -> str:
+        return self.store.get_meta().get("name", "")
+
+    @property
+    def crs(self) -> str:
+        return self.store.crs
+
+    @property
+    def timezone(self) -> str:
+        return self.store.get_meta().get("timezone", "Asia/Shanghai")
+
+    @property
+    def extent(self) -> list[float] | None:
+        """(xmin, ymin, xmax, ymax) in the twin CRS, from the metadata or the layers."""
+        ext = self.store.get_meta().get("extent")
+        if ext:
+            return ext
+        bounds = [self.store.layer_info(n)["bounds"] for n in self.store.list_layers()]
+        bounds = [b for b in bounds if b]
+        if not bounds:
+            return None
+        return [min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds)]
+
+    # -- data ----------------------------------------------------------------
+    def layers(self) -> list[str]:
+        return self.store.list_layers()
+
+    def rasters(self) -> list[str]:
+        return self.store.list_rasters()
+
+    def scenario(self, name: str | None = None) -> Scenario:
+        return self.scenarios.get(name or BASE)
+
+    def layer(self, name: str, scenario: str | None = None, **kwargs):
+        """A layer as a GeoDataFrame, as of ``scenario`` (default: the base).
+
+        ``bbox=(xmin, ymin, xmax, ymax)``, ``where={"use": "school"}``, ``columns=[...]``
+        filter it.
+        """
+        return self.scenario(scenario).layer(name, **kwargs)
+
+    def raster(self, name: str, scenario: str | None = None, *, window: Window | None = None, bounds=None) -> Raster:
+        """A raster as of ``scenario`` (default: the base)."""
+        return self.scenario(scenario).raster(name, window=window, bounds=bounds)
+
+    # -- results ---------------------------------------------------------------
+    def save_result(self, scenario: str, run: str, name: str, obj: Any, *, meta: dict | None = None) -> None:
+        save_result(self.store, scenario or BASE, run, name, obj, meta=meta)
+
+    def load_result(self, scenario: str, run: str, name: str):
+        return load_result(self.store, scenario or BASE, run, name)
+
+    def results(self, scenario: str | None = None, run: str | None = None):
+        return list_results(self.store, scenario=scenario, run=run)
+
+    @staticmethod
+    def new_run_id(prefix: str = "run") -> str:
+        return new_run_id(prefix)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of everything in the twin (for `twin info`)."""
+        return {
+            "name": self.name,
+            "crs": self.crs,
+            "timezone": self.timezone,
+            "store": self.store.uri,
+            "extent": self.extent,
+            "layers": {n: self.store.layer_info(n)["count"] for n in self.layers() if not n.startswith("res_")},
+            "rasters": {n: [self.store.raster_info(n)[k] for k in ("height", "width")] for n in self.rasters()
+                        if not n.startswith("res_")},
+            "scenarios": self.scenarios.names(),
+            "results": int(len(self.results())),
+        }
