@@ -85,15 +85,15 @@ class Raster:
         rs, cs = w.slices()
         if w.row_off < 0 or w.col_off < 0 or w.row_off + w.height > self.shape[0] or w.col_off + w.width > self.shape[1]:
             raise RasterError(f"window {w} lies outside the raster of shape {self.shape}")
-        t = self.transform * Affine.translation(w.col_off, w.row_off)
+        t = self.transform @ Affine.translation(w.col_off, w.row_off)
         return Raster(self.data[rs, cs].copy(), t, self.crs, self.nodata, self.unit, dict(self.meta))
 
     def window_from_bounds(self, bounds: tuple[float, float, float, float]) -> Window:
         """The cell window covering ``bounds`` (clipped to the raster)."""
         xmin, ymin, xmax, ymax = bounds
         inv = ~self.transform
-        c0, r0 = inv * (xmin, ymax)
-        c1, r1 = inv * (xmax, ymin)
+        c0, r0 = inv @ (xmin, ymax)
+        c1, r1 = inv @ (xmax, ymin)
         c0, r0 = max(int(np.floor(c0)), 0), max(int(np.floor(r0)), 0)
         c1, r1 = min(int(np.ceil(c1)), self.shape[1]), min(int(np.ceil(r1)), self.shape[0])
         if c1 <= c0 or r1 <= r0:

@@ -374,9 +374,11 @@ class GeoPackageStore(Store):
         count = self._exec(f"SELECT count(*) FROM {_qi(name)}").fetchone()[0]
         rtree = f"rtree_{name}_{geom}"
         bounds = None
-        if count and _has_table(self._con, rtree):
-            b = self._exec(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM {_qi(rtree)}").fetchone()
-            bounds = list(b) if b[0] is not None else None
+        if count:
+            b = self._exec("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = ?", (name,)).fetchone()
+            if (b is None or b[0] is None) and _has_table(self._con, rtree):  # R-tree boxes are float32, rounded out
+                b = self._exec(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM {_qi(rtree)}").fetchone()
+            bounds = list(b) if b and b[0] is not None else None
         cols = {c: _dtype_name(t) for c, t in self._columns(name) if c not in ("fid", geom)}
         return {"name": name, "count": count, "bounds": bounds, "geometry_type": gtype, "columns": cols, "crs": self.crs}
 

@@ -437,7 +437,7 @@ class PostGISStore(Store):
                 rs, re_ = max(r0, w.row_off), min(r0 + h, w.row_off + w.height)
                 cs, ce = max(c0, w.col_off), min(c0 + wd, w.col_off + w.width)
                 out[rs - w.row_off:re_ - w.row_off, cs - w.col_off:ce - w.col_off] = block[rs - r0:re_ - r0, cs - c0:ce - c0]
-        return Raster(out, t * Affine.translation(w.col_off, w.row_off), crs, nodata, unit, meta or {})
+        return Raster(out, t @ Affine.translation(w.col_off, w.row_off), crs, nodata, unit, meta or {})
 
     def raster_info(self, name: str) -> dict[str, Any]:
         from affine import Affine

@@ -1,0 +1,292 @@
+"""The store contract, run on both stores (GeoPackage and PostGIS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from affine import Affine
+
+import geopandas as gpd
+from cim.raster import Raster, Window
+from cim.schema import FEATURE_CLASSES, conform
+from cim.store import open_store
+from twin_core.errors import CRSError, LayerNotFoundError, SchemaError, TwinError
+
+X0, Y0 = 410_000.0, 3_395_000.0  # central Chengdu in EPSG:4544
+
+
+def synthetic_layer(fc_name: str, n: int = 25, seed: int = 0) -> gpd.GeoDataFrame:
+    """Features of a declared class with every field filled (some optional ones null)."""
+    rng = np.random.default_rng(seed)
+    fc = FEATURE_CLASSES[fc_name]
+    data: dict[str, object] = {}
+    for f in fc.fields:
+        if f.choices:
+            vals = list(rng.choice(list(f.choices), n))
+        elif f.dtype == "int64":
+            vals = rng.integers(0, 100, n).tolist()
+        elif f.dtype == "float64":
+            vals = rng.normal(50, 20, n).tolist()
+        elif f.dtype == "bool":
+            vals = rng.integers(0, 2, n).astype(bool).tolist()
+        else:
+            vals = [f"{f.name}_{i}" for i in range(n)]
+        if not f.required and f.dtype in ("float64", "str"):
+            vals[1] = None if f.dtype == "str" else np.nan
+        data[f.name] = vals
+    xs = X0 + rng.uniform(0, 2000, n)
+    ys = Y0 + rng.uniform(0, 2000, n)
+    if fc.geometry_type == "Point":
+        geoms = shapely.points(xs, ys)
+    elif fc.geometry_type == "LineString":
+        geoms = [shapely.LineString([(x, y), (x + 37.123456, y + 11.5), (x + 80.5, y - 3.25)]) for x, y in zip(xs, ys)]
+    else:
+        geoms = []
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            outer = shapely.box(x, y, x + 30.25, y + 20.125)
+            if i % 3 == 0:  # a courtyard
+                outer = outer.difference(shapely.box(x + 10, y + 5, x + 20, y + 15))
+            parts = [outer] if i % 4 else [outer, shapely.box(x + 40, y, x + 45.5, y + 5.5)]
+            geoms.append(shapely.MultiPolygon(parts))
+    gdf = gpd.GeoDataFrame(data, geometry=geoms, crs="EPSG:4544")
+    return conform(gdf, fc)
+
+
+def assert_frames_equal(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b)
+    for c in a.columns:
+        if c == a.geometry.name:
+            continue
+        va, vb = a[c].tolist(), b[c].tolist()
+        for x, y in zip(va, vb):
+            if (x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x))):
+                assert y is None or y is pd.NA or (isinstance(y, float) and np.isnan(y)), (c, x, y)
+            elif isinstance(x, float):
+                assert y == pytest.approx(x, rel=0, abs=1e-12), c
+            else:
+                assert x == y, (c, x, y)
+    # geometries equal within 1e-6 m (issue 2: round trip "unchanged")
+    assert shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=1e-6).all()
+
+
+@pytest.mark.parametrize("fc_name", sorted(FEATURE_CLASSES))
+def test_every_feature_class_round_trips(store, fc_name):
+    gdf = synthetic_layer(fc_name)
+    assert store.write_layer(fc_name, gdf) == len(gdf)
+    back = store.read_layer(fc_name)
+    assert_frames_equal(gdf.reset_index(drop=True), conform(back, fc_name))
+    info = store.layer_info(fc_name)
+    assert info["count"] == len(gdf)
+    np.testing.assert_allclose(info["bounds"], gdf.total_bounds, atol=1e-6)
+
+
+def test_raster_round_trip_and_windows(store):
+    rng = np.random.default_rng(1)
+    data = (500 + rng.normal(0, 3, (333, 517))).astype("float32")
+    data[5, 7] = -9999.0
+    r = Raster(data, Affine(5.0, 0, X0, 0, -5.0, Y0 + 2000), "EPSG:4544", nodata=-9999.0, unit="m")
+    store.write_raster("dem", r)
+    back = store.read_raster("dem")
+    np.testing.assert_array_equal(back.data, data)
+    assert tuple(back.transform) == tuple(r.transform)
+    assert back.nodata == -9999.0 and back.unit == "m"
+    w = Window(250, 300, 83, 217)
+    part = store.read_raster("dem", window=w)
+    np.testing.assert_array_equal(part.data, data[250:333, 300:517])
+    assert part.transform.c == X0 + 300 * 5.0
+    b = store.read_raster("dem", bounds=(X0 + 100, Y0 + 1000, X0 + 200, Y0 + 1100))
+    assert b.shape == (20, 20)
+    info = store.raster_info("dem")
+    assert (info["height"], info["width"]) == (333, 517)
+    store.write_raster("dem", Raster(data * 0 + 1, r.transform, r.crs))
+    assert store.read_raster("dem").data.max() == 1
+    assert store.list_rasters() == ["dem"]
+    store.delete_raster("dem")
+    assert store.list_rasters() == []
+
+
+def test_bbox_where_paging(store):
+    gdf = synthetic_layer("buildings", n=60)
+    store.write_layer("buildings", gdf)
+    bbox = (X0 + 500, Y0 + 500, X0 + 1200, Y0 + 1500)
+    got = store.read_layer("buildings", bbox=bbox)
+    env = gdf.geometry.envelope
+    expected = gdf[env.intersects(shapely.box(*bbox))]
+    assert sorted(got["building_id"]) == sorted(expected["building_id"])
+    res = store.read_layer("buildings", where={"use": "school"})
+    assert sorted(res["building_id"]) == sorted(gdf.loc[gdf["use"] == "school", "building_id"])
+    tall = store.read_layer("buildings", where={"height_m": (">", 60.0)}, columns=["building_id", "height_m"])
+    assert list(tall.columns) == ["building_id", "height_m", "geometry"]
+    assert (tall["height_m"] > 60).all() and len(tall) == int((gdf["height_m"] > 60).sum())
+    some = store.read_layer("buildings", where={"building_id": ["building_id_3", "building_id_5"]})
+    assert sorted(some["building_id"]) == ["building_id_3", "building_id_5"]
+    pages = [store.read_layer("buildings", limit=25, offset=o) for o in (0, 25, 50)]
+    assert [len(p) for p in pages] == [25, 25, 10]
+    assert pd.concat(pages)["building_id"].tolist() == gdf["building_id"].tolist()
+
+
+def test_append_tables_blobs_meta(store):
+    gdf = synthetic_layer("pois", n=10)
+    store.write_layer("pois", gdf.iloc[:4])
+    store.write_layer("pois", gdf.iloc[4:], mode="append")
+    assert store.read_layer("pois")["poi_id"].tolist() == gdf["poi_id"].tolist()
+    df = pd.DataFrame({"t": np.arange(5, dtype="int64"), "depth": np.linspace(0, 1, 5), "gauge": list("abcde")})
+    store.write_table("gauges", df)
+    store.write_table("gauges", df.iloc[:2], mode="append")
+    back = store.read_table("gauges")
+    assert len(back) == 7 and back["depth"].tolist()[:5] == df["depth"].tolist()
+    assert store.read_table("gauges", where={"gauge": "c"})["t"].tolist() == [2]
+    payload = bytes(range(256)) * 100
+    store.put_blob("mesh/b1.glb", payload, mime="model/gltf-binary", layer="buildings", feature_id="b1")
+    assert store.get_blob("mesh/b1.glb") == payload
+    lst = store.list_blobs("mesh/")
+    assert lst["key"].tolist() == ["mesh/b1.glb"] and lst["size"].tolist() == [len(payload)]
+    store.set_meta({"name": "成都", "extent": [1.0, 2.0, 3.0, 4.0]})
+    assert store.get_meta()["name"] == "成都" and store.get_meta()["extent"] == [1.0, 2.0, 3.0, 4.0]
+    store.delete_blob("mesh/b1.glb")
+    with pytest.raises(LayerNotFoundError):
+        store.get_blob("mesh/b1.glb")
+
+
+def test_failed_write_commits_nothing(store):
+    good = synthetic_layer("buildings", n=5)
+    store.write_layer("buildings", good)
+    with pytest.raises(RuntimeError, match="disk on fire") as info:
+        with store.transaction():
+            store.write_layer("buildings", synthetic_layer("buildings", n=9, seed=3))
+            store.write_table("half", pd.DataFrame({"a": [1]}))
+            store.put_blob("x", b"y")
+            raise RuntimeError("disk on fire")
+    assert any("rolled back" in n for n in info.value.__notes__)
+    assert store.read_layer("buildings")["building_id"].tolist() == good["building_id"].tolist()
+    assert not store.has_table("half")
+    assert store.list_blobs().empty
+
+
+def test_half_written_layer_leaves_store_as_it_was(store, monkeypatch):
+    """A load that dies half-way (disk full after half the rows) keeps the old layer."""
+    good = synthetic_layer("sensors", n=5)
+    store.write_layer("sensors", good)
+    new = synthetic_layer("sensors", n=6, seed=9)
+    if store.kind == "gpkg":
+        import pyogrio
+
+        real = pyogrio.write_dataframe
+
+        def half_then_fail(df, *args, **kwargs):
+            real(df.iloc[: len(df) // 2], *args, **kwargs)
+            raise OSError("No space left on device")
+
+        monkeypatch.setattr(pyogrio, "write_dataframe", half_then_fail)
+    else:
+        from cim.store.postgis import PostGISStore
+
+        real = PostGISStore._copy_rows
+
+        def half_then_fail(self, cur, name, df, geometry):
+            real(self, cur, name, df.iloc[: len(df) // 2], geometry)
+            raise OSError("No space left on device")
+
+        monkeypatch.setattr(PostGISStore, "_copy_rows", half_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        store.write_layer("sensors", new)
+    monkeypatch.undo()
+    assert store.read_layer("sensors")["sensor_id"].tolist() == good["sensor_id"].tolist()
+    assert store.list_layers() == ["sensors"]
+
+
+def test_bad_input_errors(store, tmp_path):
+    gdf = synthetic_layer("pois", n=3)
+    with pytest.raises(CRSError, match="no CRS"):
+        store.write_layer("pois", gdf.set_crs(None, allow_override=True))
+    with pytest.raises(CRSError, match="reproject"):
+        store.write_layer("pois", gdf.to_crs("EPSG:4326"))
+    with pytest.raises(SchemaError, match="not valid"):
+        store.write_layer("Bad Name;--", gdf)
+    with pytest.raises(SchemaError, match="reserved"):
+        store.write_layer("twin_meta", gdf)
+    with pytest.raises(LayerNotFoundError, match="layers here"):
+        store.read_layer("nothing")
+    store.write_layer("pois", gdf)
+    with pytest.raises(SchemaError, match="no column"):
+        store.read_layer("pois", where={"nope": 1})
+    with pytest.raises(SchemaError, match="bbox"):
+        store.read_layer("pois", bbox=(1, 2, 0, 1))
+    # hostile values are bound parameters, never SQL
+    assert store.read_layer("pois", where={"name": "x'; DROP TABLE pois; --"}).empty
+    assert store.has_layer("pois")
+    with pytest.raises(TwinError):
+        store.read_raster("dem")
+
+
+def test_gpkg_corrupt_and_missing(tmp_path):
+    from twin_core.errors import CorruptStoreError, StoreConnectionError
+
+    junk = tmp_path / "junk.gpkg"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CorruptStoreError, match="not a GeoPackage"):
+        open_store(junk)
+    truncated = tmp_path / "trunc.gpkg"
+    s = open_store(truncated, create=True, crs="EPSG:4544")
+    s.write_layer("pois", synthetic_layer("pois", n=50))
+    s.close()
+    raw = truncated.read_bytes()
+    truncated.write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(CorruptStoreError):
+        open_store(truncated)
+    with pytest.raises(StoreConnectionError, match="does not exist"):
+        open_store(tmp_path / "missing.gpkg")
+    with pytest.raises(StoreConnectionError, match="gpkg"):
+        open_store(tmp_path / "city.sqlite")
+
+
+def test_gpkg_crash_mid_transaction_is_recovered(tmp_path):
+    """A process killed inside a transaction leaves <file>.txn; the next open restores it."""
+    import shutil
+
+    import pyogrio
+
+    path = tmp_path / "c.gpkg"
+    s = open_store(path, create=True, crs="EPSG:4544")
+    s.write_layer("pois", synthetic_layer("pois", n=3))
+    s.close()
+    shutil.copyfile(path, str(path) + ".txn")  # the snapshot taken before the write
+    pyogrio.write_dataframe(synthetic_layer("water", n=2), path, layer="water", driver="GPKG")  # half a write
+    with pytest.warns(Warning, match="unfinished transaction"):
+        s = open_store(path)
+    assert s.list_layers() == ["pois"]
+    s.close()
+    assert not (tmp_path / "c.gpkg.txn").exists()
+
+
+def test_unreachable_dsn():
+    from twin_core.errors import StoreConnectionError
+
+    with pytest.raises(StoreConnectionError, match="cannot connect to PostGIS"):
+        open_store("postgresql://nobody@127.0.0.1:1/nowhere")
+
+
+def test_gpkg_readable_by_other_tools(tmp_path):
+    """The produced file opens in GDAL tools (ogrinfo when installed) and rasterio reads the DEM."""
+    import shutil
+    import subprocess
+
+    import pyogrio
+    import rasterio
+
+    path = tmp_path / "o.gpkg"
+    s = open_store(path, create=True, crs="EPSG:4544")
+    s.write_layer("buildings", synthetic_layer("buildings"))
+    s.write_raster("dem", Raster(np.full((40, 50), 500.0, "float32"), Affine(5, 0, X0, 0, -5, Y0), "EPSG:4544"))
+    s.close()
+    layers = dict(pyogrio.list_layers(path))
+    assert "buildings" in layers
+    with rasterio.open(f"GPKG:{path}:dem") as ds:
+        assert ds.read(1).shape == (40, 50) and float(ds.read(1).mean()) == 500.0
+        assert ds.crs.to_epsg() == 4544
+    if shutil.which("ogrinfo"):
+        out = subprocess.run(["ogrinfo", "-ro", "-q", str(path)], capture_output=True, text=True, check=True).stdout
+        assert "buildings" in out

@@ -1,0 +1,98 @@
+"""Shared fixtures.
+
+- ``pg_dsn``: a PostGIS DSN with a fresh schema per test (dropped afterwards).
+  Skips on a laptop without a server; in CI (``CI`` set) it fails instead.
+- ``store``: parametrised over both stores (``gpkg`` and ``postgis``).
+- ``small_city``: the small sample city, built once per session.
+- ``small_city_gpkg``: a copy of the small city in a GeoPackage, per test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+
+PG_DSN = os.environ.get("TWIN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/twin_test")
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT postgis_lib_version()")
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    why = _pg_available()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostGIS tests must run in CI, but {PG_DSN} is not usable: {why}")
+        pytest.skip(f"no PostGIS at {PG_DSN}: {why}")
+    return PG_DSN
+
+
+@pytest.fixture
+def pg_dsn(pg_server):
+    import psycopg
+    from psycopg import sql
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    yield f"{pg_server}?schema={schema}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def store_target(request, tmp_path):
+    if request.param == "gpkg":
+        return str(tmp_path / "store.gpkg")
+    return request.getfixturevalue("pg_dsn")
+
+
+@pytest.fixture
+def store(store_target):
+    from cim.store import open_store
+
+    s = open_store(store_target, create=True, crs="EPSG:4544")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def small_city():
+    import sample_city
+
+    return sample_city.build("small", seed=0)
+
+
+@pytest.fixture(scope="session")
+def _small_city_gpkg_master(tmp_path_factory, small_city):
+    import sample_city
+
+    path = tmp_path_factory.mktemp("city") / "small.gpkg"
+    sample_city.build_into(str(path), "small", seed=0, city=small_city) if _accepts_city() else \
+        sample_city.build_into(str(path), "small", seed=0)
+    return path
+
+
+def _accepts_city() -> bool:
+    import inspect
+
+    import sample_city
+
+    return "city" in inspect.signature(sample_city.build_into).parameters
+
+
+@pytest.fixture
+def small_city_gpkg(_small_city_gpkg_master, tmp_path):
+    dst = tmp_path / "small.gpkg"
+    shutil.copyfile(_small_city_gpkg_master, dst)
+    return str(dst)
