@@ -1,0 +1,125 @@
+"""Vector and raster import/export, with bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+
+import geopandas as gpd
+from cim.io.raster import export_raster, import_raster, read_geotiff
+from cim.io.vector import export_layer, import_vector
+from cim.raster import Raster
+from twin_core.errors import CRSError, FieldError, ImportFormatError, SchemaError
+
+LON, LAT = 104.0665, 30.6574  # Tianfu Square
+
+
+def shelters(crs="EPSG:4326"):
+    g = gpd.GeoDataFrame({"ID": ["s1", "s2"], "TYPE": ["shelter", "hospital"], "CAP": [500, 80]},
+                         geometry=[shapely.Point(LON, LAT), shapely.Point(LON + 0.01, LAT + 0.005)], crs="EPSG:4326")
+    return g.to_crs(crs) if crs else g.set_crs(None, allow_override=True)
+
+
+# GeoJSON is WGS 84 by definition (RFC 7946), so it is tried in EPSG:4326 only
+@pytest.mark.parametrize("ext,src_crs", [(".geojson", "EPSG:4326")] + [
+    (e, c) for e in (".gpkg", ".shp", ".parquet") for c in ("EPSG:4326", "EPSG:4490", "EPSG:32648", "EPSG:4544")])
+def test_import_any_format_any_crs(store, tmp_path, src_crs, ext):
+    path = tmp_path / f"in{ext}"
+    g = shelters(src_crs)
+    g.to_parquet(path) if ext == ".parquet" else g.to_file(path)
+    n = import_vector(store, path, "pois", field_map={"ID": "poi_id", "TYPE": "kind", "CAP": "capacity"})
+    assert n == 2
+    got = store.read_layer("pois")
+    back = got.to_crs("EPSG:4326")
+    # EPSG:4490 (CGCS2000) and WGS 84 differ by centimetres; 1e-6 degrees is ~0.1 m
+    assert back.geometry.x.iloc[0] == pytest.approx(LON, abs=1e-6)
+    assert back.geometry.y.iloc[0] == pytest.approx(LAT, abs=1e-6)
+    assert got["capacity"].tolist() == [500, 80]
+
+
+def test_import_bad_inputs(store, tmp_path):
+    nocrs = tmp_path / "nocrs.gpkg"
+    shelters(None).to_file(nocrs)
+    with pytest.raises(CRSError, match="no CRS.*EPSG:4490"):
+        import_vector(store, nocrs, "pois", field_map={"ID": "poi_id", "TYPE": "kind", "CAP": "capacity"})
+    # naming the CRS makes it work
+    assert import_vector(store, nocrs, "pois", crs="EPSG:4326",
+                         field_map={"ID": "poi_id", "TYPE": "kind", "CAP": "capacity"}) == 2
+    good = tmp_path / "good.geojson"
+    shelters().to_file(good)
+    with pytest.raises(FieldError, match="unknown field.*CAP"):
+        import_vector(store, good, "pois", field_map={"ID": "poi_id", "TYPE": "kind"})
+    with pytest.raises(FieldError, match="required field.*poi_id"):
+        import_vector(store, good, "pois", field_map={"TYPE": "kind", "CAP": "capacity"}, allow_extra=True)
+    with pytest.raises(FieldError, match="lacks"):
+        import_vector(store, good, "pois", field_map={"NOPE": "poi_id"})
+    with pytest.raises(SchemaError, match="unknown feature class"):
+        import_vector(store, good, "spaceships")
+    bad = shelters()
+    bad["TYPE"] = ["shelter", "ufo_base"]
+    bad.to_file(tmp_path / "bad.geojson")
+    with pytest.raises(SchemaError, match="ufo_base"):
+        import_vector(store, tmp_path / "bad.geojson", "pois", field_map={"ID": "poi_id", "TYPE": "kind", "CAP": "capacity"})
+    broken = tmp_path / "broken.geojson"
+    broken.write_text('{"type": "FeatureCollection", "features": [{"type": "Feat')
+    with pytest.raises(ImportFormatError, match="cannot read"):
+        import_vector(store, broken, "pois")
+    with pytest.raises(ImportFormatError, match="does not exist"):
+        import_vector(store, tmp_path / "missing.shp", "pois")
+    # nothing of the failed imports reached the store: the layer is the good one
+    assert store.read_layer("pois")["poi_id"].tolist() == ["s1", "s2"]
+
+
+def test_export_formats(store, tmp_path):
+    g = shelters("EPSG:4544")
+    g = g.rename(columns={"ID": "poi_id", "TYPE": "kind", "CAP": "capacity"})
+    store.write_layer("pois", g)
+    for ext in (".gpkg", ".geojson", ".parquet", ".shp"):
+        p = export_layer(store, "pois", tmp_path / f"out{ext}")
+        back = gpd.read_parquet(p) if ext == ".parquet" else gpd.read_file(p)
+        assert sorted(back["poi_id"]) == ["s1", "s2"]
+        if ext == ".geojson":
+            assert back.crs.to_epsg() == 4326
+            assert json.loads(p.read_text())["features"][0]["geometry"]["coordinates"][0] == pytest.approx(LON, abs=1e-7)
+    with pytest.raises(ImportFormatError, match="format"):
+        export_layer(store, "pois", tmp_path / "out.xyz")
+
+
+def test_geotiff_import_export(store, tmp_path):
+    data = np.linspace(510, 490, 60 * 80, dtype="float32").reshape(60, 80)
+    data[10:12, 10:12] = -9999
+    src = tmp_path / "dem.tif"
+    r = Raster(data, Affine(5, 0, 410000, 0, -5, 3396000), "EPSG:4544", nodata=-9999)
+    export_raster(r, src)
+    imported = import_raster(store, src, "dem", unit="m")
+    np.testing.assert_array_equal(store.read_raster("dem").data, data)
+    assert imported.unit == "m"
+    out = export_raster(store, "dem", tmp_path / "again.tif")
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(1), data)
+        assert ds.nodata == -9999
+    # a DEM in UTM 48N is warped to the twin CRS
+    utm = tmp_path / "utm.tif"
+    export_raster(Raster(data, Affine(5, 0, 404000, 0, -5, 3393000), "EPSG:32648", nodata=-9999), utm)
+    warped = import_raster(store, utm, "dem_utm")
+    assert warped.crs == "EPSG:4544"
+    assert np.nanmax(np.where(warped.data == -9999, np.nan, warped.data)) <= 510.01
+
+
+def test_geotiff_bad_inputs(store, tmp_path):
+    p = tmp_path / "nocrs.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
+                       transform=Affine(5, 0, 0, 0, -5, 0)) as ds:
+        ds.write(np.zeros((4, 4), "float32"), 1)
+    with pytest.raises(CRSError, match="no CRS"):
+        read_geotiff(p)
+    assert read_geotiff(p, crs="EPSG:4544").shape == (4, 4)
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"II*\x00garbage")
+    with pytest.raises(ImportFormatError, match="cannot read"):
+        read_geotiff(junk)

@@ -1,0 +1,143 @@
+"""Scenarios and results on both stores: edits never change the base."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from affine import Affine
+
+import geopandas as gpd
+from cim.raster import Raster, Window
+from cim.results import list_results, load_result, save_result
+from cim.scenario import Scenarios
+from twin_core.errors import LayerNotFoundError, ScenarioError
+from twin_core.twin import Twin
+
+from .test_store_contract import X0, Y0, synthetic_layer
+
+
+@pytest.fixture
+def twin(store_target):
+    t = Twin.create(store_target, name="test")
+    t.store.write_layer("buildings", synthetic_layer("buildings", n=20))
+    links = synthetic_layer("road_links", n=15, seed=4)
+    t.store.write_layer("road_links", links)
+    dem = np.linspace(500, 490, 100 * 120, dtype="float32").reshape(100, 120)
+    t.store.write_raster("dem", Raster(dem, Affine(5, 0, X0, 0, -5, Y0 + 2000), "EPSG:4544", unit="m"))
+    yield t
+    t.close()
+
+
+def snapshot(twin):
+    s = twin.store
+    return (s.read_layer("buildings").to_wkb(), s.read_layer("road_links").to_wkb(), s.read_raster("dem").data.copy())
+
+
+def assert_base_unchanged(twin, before):
+    after = snapshot(twin)
+    pd.testing.assert_frame_equal(before[0], after[0])
+    pd.testing.assert_frame_equal(before[1], after[1])
+    np.testing.assert_array_equal(before[2], after[2])
+
+
+def test_scenario_edits_never_change_the_base(twin):
+    before = snapshot(twin)
+    s = twin.scenarios.create("tower", "a new tower and a levee")
+    base_b = twin.layer("buildings")
+    tower = gpd.GeoDataFrame(
+        {"building_id": ["new_tower"], "height_m": [180.0], "storeys": [45], "use": ["office"]},
+        geometry=[shapely.MultiPolygon([shapely.box(X0 + 100, Y0 + 100, X0 + 140, Y0 + 140)])], crs="EPSG:4544")
+    s.add_features("buildings", tower)
+    s.remove_features("buildings", [base_b["building_id"].iloc[0]])
+    s.modify_features("buildings", pd.DataFrame({"building_id": [base_b["building_id"].iloc[1]], "height_m": [99.5]}))
+    levee = shapely.box(X0 + 50, Y0 + 1500, X0 + 300, Y0 + 1520)
+    s.patch_raster("dem", levee, delta=2.0)
+    s.set_param("storm_return_period_a", 50)
+    closed = s.close_roads(shapely.box(X0, Y0, X0 + 2100, Y0 + 2100))
+    assert closed
+
+    got = twin.layer("buildings", scenario="tower")
+    assert "new_tower" in set(got["building_id"])
+    assert base_b["building_id"].iloc[0] not in set(got["building_id"])
+    assert got.loc[got["building_id"] == base_b["building_id"].iloc[1], "height_m"].item() == 99.5
+    assert len(got) == len(base_b)
+    dem_s, dem_b = twin.raster("dem", scenario="tower"), twin.raster("dem")
+    changed = dem_s.data != dem_b.data
+    assert changed.sum() == 50 * 4  # 250 m x 20 m of 5 m cells whose centres lie inside
+    np.testing.assert_allclose(dem_s.data[changed] - dem_b.data[changed], 2.0, atol=1e-4)
+    assert (twin.layer("road_links", scenario="tower")["capacity_vph"] == 0).sum() == len(closed)
+    assert twin.scenario("tower").params() == {"storm_return_period_a": 50}
+    # a bbox read as of the scenario sees the new tower
+    near = twin.layer("buildings", scenario="tower", bbox=(X0 + 90, Y0 + 90, X0 + 150, Y0 + 150))
+    assert "new_tower" in set(near["building_id"])
+
+    assert_base_unchanged(twin, before)
+
+    d = twin.scenarios.diff("base", "tower")
+    assert set(d.loc[d["target"] == "buildings", "change"]) == {"added", "removed", "modified"}
+    assert d.loc[d["change"] == "modified", "fields"].str.contains("height_m").any()
+    assert (d["change"] == "raster").sum() == 1 and (d["change"] == "param").sum() == 1
+    assert twin.scenarios.diff("tower", "tower").empty
+
+
+def test_child_scenario_and_delete(twin):
+    before = snapshot(twin)
+    a = twin.scenarios.create("a")
+    a.remove_features("buildings", [twin.layer("buildings")["building_id"].iloc[0]])
+    b = twin.scenarios.create("b", parent="a")
+    b.patch_raster("dem", Window(0, 0, 2, 2), values=0.0)
+    assert len(twin.layer("buildings", scenario="b")) == len(twin.layer("buildings")) - 1
+    assert twin.raster("dem", scenario="b").data[:2, :2].max() == 0
+    with pytest.raises(ScenarioError, match="parent"):
+        twin.scenarios.delete("a")
+    twin.scenarios.delete("b")
+    twin.scenarios.delete("a")
+    assert twin.scenarios.names() == []
+    assert twin.store.list_blobs("scenario/").empty
+    assert_base_unchanged(twin, before)
+
+
+def test_scenario_bad_input(twin):
+    with pytest.raises(ScenarioError, match="not valid"):
+        twin.scenarios.create("no spaces please")
+    s = twin.scenarios.create("x")
+    with pytest.raises(ScenarioError, match="exists"):
+        twin.scenarios.create("x")
+    with pytest.raises(ScenarioError, match="no scenario"):
+        twin.layer("buildings", scenario="nope")
+    with pytest.raises(ScenarioError, match="not in"):
+        s.remove_features("buildings", ["ghost"])
+    with pytest.raises(ScenarioError, match="no field"):
+        s.modify_features("buildings", pd.DataFrame({"building_id": [twin.layer("buildings")["building_id"][0]],
+                                                     "colour": ["red"]}))
+    with pytest.raises(ScenarioError, match="crosses no link"):
+        s.close_roads(shapely.box(0, 0, 1, 1))
+    with pytest.raises(ScenarioError, match="base is never edited"):
+        twin.scenario("base").set_param("k", 1)
+    with pytest.raises(ScenarioError, match="exactly one"):
+        s.patch_raster("dem", Window(0, 0, 1, 1))
+
+
+def test_results_by_scenario_and_run(twin):
+    r = Raster(np.ones((10, 10), "float32"), Affine(5, 0, X0, 0, -5, Y0), "EPSG:4544", unit="m")
+    save_result(twin.store, "base", "run1", "max_depth", r)
+    save_result(twin.store, "base", "run1", "snapshots", np.arange(24, dtype="float32").reshape(2, 3, 4))
+    save_result(twin.store, "base", "run1", "gauges", pd.DataFrame({"t": [0.0, 60.0], "h": [0.0, 0.2]}))
+    save_result(twin.store, "base", "run1", "exposure", twin.layer("buildings").iloc[:3])
+    save_result(twin.store, "base", "run2", "summary", {"tstt": 1.5})
+    assert load_result(twin.store, "base", "run1", "max_depth").data.sum() == 100
+    assert load_result(twin.store, "base", "run1", "snapshots").shape == (2, 3, 4)
+    assert load_result(twin.store, "base", "run1", "gauges")["h"].tolist() == [0.0, 0.2]
+    assert len(load_result(twin.store, "base", "run1", "exposure")) == 3
+    assert load_result(twin.store, "base", "run2", "summary") == {"tstt": 1.5}
+    assert list_results(twin.store, run="run1")["name"].tolist() == ["exposure", "gauges", "max_depth", "snapshots"]
+    save_result(twin.store, "base", "run1", "max_depth", Raster(r.data * 3, r.transform, r.crs))  # replace
+    assert load_result(twin.store, "base", "run1", "max_depth").data.sum() == 300
+    with pytest.raises(LayerNotFoundError, match="no result"):
+        load_result(twin.store, "base", "run9", "max_depth")
+    with pytest.raises(TypeError, match="cannot store"):
+        save_result(twin.store, "base", "run1", "bad", object())
+    # result layers do not show up as city layers in the summary
+    assert set(twin.summary()["layers"]) == {"buildings", "road_links"}
