@@ -1,0 +1,65 @@
+"""``twin build``: build the sample city into a store."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, emit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build")
+    def build(
+        target: str = typer.Argument("city.gpkg", help="A .gpkg file or a PostGIS DSN to build into."),
+        size: str = typer.Option("small", "--size", "-s", help="small (~1 km2), medium (demo), large (benchmarks)."),
+        seed: int = typer.Option(0, help="Random seed; the same seed builds the same city."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+        as_json: bool = JSON_OPT,
+        quiet: bool = QUIET_OPT,
+    ) -> None:
+        """Build the Chengdu-like sample city (real central-Chengdu roads, generated buildings, DEM ...)."""
+        summary = build_city(target, size, seed, force=force, quiet=quiet or as_json)
+        emit(summary, as_json, human=format_summary(summary))
+
+
+def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet: bool = False) -> dict:
+    import os
+
+    import sample_city
+    from cim.store import is_dsn
+    from twin_core.errors import TwinError
+    from twin_core.progress import progress_bar
+    from twin_core.twin import Twin
+
+    if size not in ("small", "medium", "large"):
+        raise TwinError(f"--size must be small, medium or large, not {size!r}")
+    if not is_dsn(target) and os.path.exists(target):
+        if not force:
+            raise TwinError(f"{target} exists; pass --force to rebuild it, or open it with `twin info {target}`")
+        os.remove(target)
+    t0 = time.perf_counter()
+    with progress_bar(f"building {size} sample city", 1.0, quiet=quiet) as progress:
+        sample_city.build_into(target, size, seed=seed, progress=progress)
+    with Twin.open(target) as twin:
+        summary = twin.summary()
+    summary["build_seconds"] = round(time.perf_counter() - t0, 1)
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"twin {s.get('name')!r} in {s.get('store')} ({s.get('crs')}, {s.get('timezone')})"]
+    if s.get("extent"):
+        x0, y0, x1, y1 = s["extent"]
+        lines.append(f"  extent: {(x1 - x0) / 1000:.2f} km x {(y1 - y0) / 1000:.2f} km")
+    for name, n in sorted(s.get("layers", {}).items()):
+        lines.append(f"  layer  {name:<12} {n:>9,} features")
+    for name, (h, w) in sorted(s.get("rasters", {}).items()):
+        lines.append(f"  raster {name:<12} {h:>5} x {w:<5} cells")
+    if s.get("scenarios"):
+        lines.append(f"  scenarios: {', '.join(s['scenarios'])}")
+    lines.append(f"  results: {s.get('results', 0)}")
+    if "build_seconds" in s:
+        lines.append(f"  built in {s['build_seconds']} s")
+    return "\n".join(lines)

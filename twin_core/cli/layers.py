@@ -1,0 +1,100 @@
+"""``twin layers``, ``twin import``, ``twin import-raster``, ``twin export``."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
+
+
+def _parse_map(items: list[str] | None) -> dict[str, str]:
+    from twin_core.errors import SchemaError
+
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise SchemaError(f"--map takes SOURCE=TARGET pairs, got {it!r}")
+        src, dst = it.split("=", 1)
+        out[src.strip()] = dst.strip()
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("layers")
+    def layers(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
+        """List layers with counts, geometry types and fields."""
+        from cim.store import open_store
+
+        with open_store(target) as store:
+            infos = [store.layer_info(n) for n in store.list_layers()]
+        human = "\n".join(f"{i['name']:<14} {i['geometry_type']:<16} {i['count']:>9,}  {', '.join(i['columns'])}"
+                          for i in infos)
+        emit(infos, as_json, human=human or "(no layers)")
+
+    @app.command("import")
+    def import_(
+        target: str = STORE_ARG,
+        path: str = typer.Argument(..., help="Vector file: GeoJSON, Shapefile, GeoPackage, GeoParquet ..."),
+        feature_class: str = typer.Option(..., "--class", "-c", help="Feature class: buildings, road_links, pois ..."),
+        field_map: Optional[List[str]] = typer.Option(None, "--map", "-m", help="SOURCE=TARGET field mapping (repeat)."),
+        crs: Optional[str] = typer.Option(None, help="CRS of a file that has none, e.g. EPSG:4490."),
+        source_layer: Optional[str] = typer.Option(None, "--layer", help="Layer inside a multi-layer file."),
+        append: bool = typer.Option(False, help="Append instead of replacing the layer."),
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """Import a vector file into a feature class, reprojected to the twin CRS."""
+        from cim.io.vector import import_vector
+        from cim.store import open_store
+
+        with open_store(target) as store:
+            n = import_vector(store, path, feature_class, field_map=_parse_map(field_map), crs=crs,
+                              layer=source_layer, mode="append" if append else "replace")
+        emit({"layer": feature_class, "features": n}, as_json, human=f"imported {n} features into {feature_class}")
+
+    @app.command("import-raster")
+    def import_raster_(
+        target: str = STORE_ARG,
+        path: str = typer.Argument(..., help="GeoTIFF file."),
+        name: str = typer.Option("dem", help="Raster name: dem, manning ..."),
+        crs: Optional[str] = typer.Option(None, help="CRS of a file that has none."),
+        unit: Optional[str] = typer.Option(None, help="Unit of the values, e.g. m."),
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """Import a GeoTIFF (warped to the twin CRS when needed)."""
+        from cim.io.raster import import_raster
+        from cim.store import open_store
+
+        with open_store(target) as store:
+            r = import_raster(store, path, name, crs=crs, unit=unit)
+        emit({"raster": name, "shape": list(r.shape)}, as_json, human=f"imported {name}: {r.shape[0]} x {r.shape[1]} cells")
+
+    @app.command("export")
+    def export(
+        target: str = STORE_ARG,
+        name: str = typer.Argument(..., help="Layer or raster name."),
+        out: str = typer.Argument(..., help="Output: .gpkg .geojson .parquet .shp (layers), .tif (rasters), .city.json (buildings)."),
+        scenario: Optional[str] = typer.Option(None, help="Export the layer as of this scenario."),
+        crs: Optional[str] = typer.Option(None, help="Reproject on export (GeoJSON defaults to EPSG:4326)."),
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """Export a layer (GeoPackage, GeoJSON, GeoParquet, Shapefile, CityJSON) or a raster (GeoTIFF)."""
+        from cim.io.raster import export_raster
+        from cim.io.vector import export_layer
+        from twin_core.twin import Twin
+
+        with Twin.open(target) as twin:
+            if out.lower().endswith((".tif", ".tiff")):
+                export_raster(twin.raster(name, scenario=scenario), out)
+            elif out.lower().endswith((".city.json", ".cityjson")):
+                import json
+
+                from cim.io.cityjson import to_cityjson
+
+                doc = to_cityjson(twin.layer(name, scenario=scenario), twin.crs)
+                with open(out, "w", encoding="utf-8") as fh:
+                    json.dump(doc, fh)
+            else:
+                export_layer(twin.store, name, out, crs=crs, scenario=twin.scenario(scenario) if scenario else None)
+        emit({"exported": name, "to": out}, as_json, human=f"wrote {out}")

@@ -1,0 +1,112 @@
+"""``twin scenario``: create, list, diff, delete scenarios and record edits."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
+
+sub = typer.Typer(help="What-if scenarios over the base city (the base is never changed).", no_args_is_help=True)
+
+
+@sub.command("list")
+def list_(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
+    """List scenarios with their edit counts."""
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin:
+        df = twin.scenarios.list()
+    emit(df.to_dict(orient="records"), as_json, human=df.to_string(index=False) if len(df) else "(no scenarios)")
+
+
+@sub.command("create")
+def create(target: str = STORE_ARG, name: str = typer.Argument(...), description: str = typer.Option("", "--description", "-d"),
+           parent: str = typer.Option("base", help="Build on another scenario."), as_json: bool = JSON_OPT) -> None:
+    """Create an empty scenario."""
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin:
+        twin.scenarios.create(name, description, parent=parent)
+    emit({"created": name}, as_json, human=f"created scenario {name}")
+
+
+@sub.command("diff")
+def diff(target: str = STORE_ARG, a: str = typer.Argument(...), b: str = typer.Argument(...), as_json: bool = JSON_OPT) -> None:
+    """What differs between two scenarios (either may be 'base')."""
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin:
+        df = twin.scenarios.diff(a, b)
+    emit(df.to_dict(orient="records"), as_json, human=df.to_string(index=False) if len(df) else "(no differences)")
+
+
+@sub.command("delete")
+def delete(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bool = JSON_OPT) -> None:
+    """Delete a scenario and its edits."""
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin:
+        twin.scenarios.delete(name)
+    emit({"deleted": name}, as_json, human=f"deleted scenario {name}")
+
+
+@sub.command("close-roads")
+def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help="Scenario (created if missing)."),
+                bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"), as_json: bool = JSON_OPT) -> None:
+    """Close every road link crossing a box (capacity 0)."""
+    import shapely
+
+    from twin_core.twin import Twin
+
+    box = _bbox(bbox)
+    with Twin.open(target) as twin:
+        ids = twin.scenarios.create(name, exist_ok=True).close_roads(shapely.box(*box))
+    emit({"scenario": name, "closed": ids}, as_json, human=f"closed {len(ids)} links in {name}")
+
+
+@sub.command("raise-ground")
+def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help="Scenario (created if missing)."),
+                 bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"),
+                 delta: float = typer.Option(..., help="Metres to add (a levee) or subtract (storage)."),
+                 raster: str = typer.Option("dem"), as_json: bool = JSON_OPT) -> None:
+    """Raise or lower the DEM inside a box (a levee, a storage pond)."""
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin:
+        w = twin.scenarios.create(name, exist_ok=True).patch_raster(raster, _bbox(bbox), delta=delta)
+    emit({"scenario": name, "cells": w.height * w.width}, as_json, human=f"patched {w.height} x {w.width} cells of {raster}")
+
+
+@sub.command("set")
+def set_param(target: str = STORE_ARG, name: str = typer.Argument(...), key: str = typer.Argument(...),
+              value: str = typer.Argument(..., help="A JSON value, e.g. 50 or '\"am\"'"), as_json: bool = JSON_OPT) -> None:
+    """Record a scenario parameter (e.g. storm_return_period_a 50)."""
+    import json
+
+    from twin_core.twin import Twin
+
+    try:
+        v = json.loads(value)
+    except json.JSONDecodeError:
+        v = value
+    with Twin.open(target) as twin:
+        twin.scenarios.create(name, exist_ok=True).set_param(key, v)
+    emit({"scenario": name, key: v}, as_json, human=f"{name}: {key} = {v!r}")
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    from twin_core.errors import TwinError
+
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4:
+        raise TwinError(f"--bbox takes xmin,ymin,xmax,ymax, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sub, name="scenario")
