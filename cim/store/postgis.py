@@ -236,25 +236,25 @@ class PostGISStore(Store):
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(self._q(name), sql.SQL(", ").join(cols)))
 
     def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool) -> None:
-        """Binary COPY of a frame (geometry as EWKB) into an existing table."""
-        import shapely
+        """Binary COPY of a frame (geometry as EWKB), encoded column-wise with NumPy."""
         from psycopg import sql
 
+        from cim.store._pgcopy import build_payload, encode_ewkb, encode_series
+
         names = [c for c in df.columns if not (geometry and c == "geometry")]
-        types = [_copy_type(df[c]) for c in names]
-        columns = [_copy_values(df[c]) for c in names]
+        columns = [encode_series(df[c], _pg_type(df[c])) for c in names]
         target = [sql.Identifier(c) for c in names]
         if geometry:
-            geoms = shapely.set_srid(df.geometry.values._data if hasattr(df.geometry.values, "_data") else df.geometry.values, self.srid)
-            wkb = shapely.to_wkb(geoms, include_srid=True, flavor="extended")
-            columns.append(list(wkb))
-            types.append("bytea")  # geometry_recv reads EWKB bytes
+            columns.append(encode_ewkb(np.asarray(df.geometry.values, dtype=object), self.srid))
             target.append(sql.Identifier("geom"))
+        if not columns:
+            return
+        payload = build_payload(columns)
         stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(self._q(name), sql.SQL(", ").join(target))
         with cur.copy(stmt) as cp:
-            cp.set_types(types)
-            for row in zip(*columns):
-                cp.write_row(row)
+            view = memoryview(payload)
+            for i in range(0, len(payload), 1 << 20):
+                cp.write(view[i:i + (1 << 20)])
 
     def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
         from psycopg import sql
@@ -286,7 +286,6 @@ class PostGISStore(Store):
                 "INSERT INTO {} (name, kind, geometry_type, srid) VALUES (%s, 'layer', %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type"
             ).format(self._q("twin_objects")), (name, gtype, self.srid))
-            cur.execute(sql.SQL("ANALYZE {}").format(self._q(name)))
         return len(df)
 
     def _table_columns(self, cur, name: str) -> dict[str, str]:
