@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 SIZE ?= medium
 PORT ?= 8765
 
-.PHONY: demo test venv setup-postgis setup-browser bench clean
+.PHONY: demo test venv setup-system setup-postgis bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,18 +20,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
-setup-postgis:
-	bash scripts/setup_postgis.sh
+setup-system:
+	bash scripts/setup_system.sh
 
-setup-browser: venv
-	bash scripts/setup_browser.sh
+setup-postgis: setup-system
+	bash scripts/setup_postgis.sh
 
 demo: venv
 	$(BIN)/twin demo city.gpkg --size $(SIZE) --port $(PORT)
 
-test: venv setup-postgis setup-browser
+test: venv setup-postgis
 	TWIN_TEST_PG_DSN=$${TWIN_TEST_PG_DSN:-postgresql://postgres@127.0.0.1:5432/twin_test} \
-	NUMBA_CACHE_DIR=$${NUMBA_CACHE_DIR:-$(CURDIR)/.numba_cache} \
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 bench: venv
