@@ -1,0 +1,3 @@
+from twin_core.cli import main
+
+main()
