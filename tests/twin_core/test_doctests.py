@@ -1,0 +1,20 @@
+"""The examples in the public docstrings run (they are documentation users copy)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "twin_core", "twin_core.twin", "twin_core.progress", "cim", "cim.schema", "cim.raster", "cim.crs",
+    "cim.results", "cim.scenario", "cim.io.vector", "cim.store.gpkg",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    mod = importlib.import_module(name)
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0, f"{res.failed} docstring example(s) failed in {name}"
