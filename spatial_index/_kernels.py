@@ -1,0 +1,686 @@
+"""Numba kernels of the 2-D index: packed R-tree traversal, exact predicates.
+
+Everything here works on flat, contiguous float64 / intp arrays that the
+public classes in :mod:`spatial_index.rtree` and :mod:`spatial_index.polygons`
+have validated. No Python objects, no error handling beyond what the caller
+guarantees. Set ``NUMBA_DISABLE_JIT=1`` to run these as plain Python.
+
+Tree layout (shared by every kernel)
+------------------------------------
+``nb``      (m, 4) node bounds (xmin, ymin, xmax, ymax); the root is node m-1
+``nstart``  (m,)   first child (a node index, or an item slot for leaf nodes)
+``ncount``  (m,)   number of children
+``nleaf``   (m,)   1 when the children are items
+``ib``      (n, 4) item bounds in packed (slot) order
+``iid``     (n,)   the caller's item index of each slot
+
+Polygon layout (GeoArrow, three offset levels)
+----------------------------------------------
+``x, y``      coordinates; every ring is closed (first == last)
+``ring_off``  ring r owns coordinates ring_off[r]:ring_off[r+1]
+``part_off``  part p (one polygon) owns rings part_off[p]:part_off[p+1],
+              the first being the shell, the others holes
+``geom_off``  geometry g owns parts geom_off[g]:geom_off[g+1]
+
+Locations: 0 exterior, 1 boundary, 2 interior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Shewchuk's error bound for the orient2d floating-point filter.
+_EPS = 1.1102230246251565e-16
+_CCW_ERRBOUND_A = (3.0 + 16.0 * _EPS) * _EPS
+_SPLITTER = 134217729.0  # 2**27 + 1
+
+EXTERIOR = 0
+BOUNDARY = 1
+INTERIOR = 2
+
+# kinds of query geometry
+KIND_POINT = 0
+KIND_LINE = 1
+KIND_POLYGON = 2
+
+
+# --------------------------------------------------------------------------
+# exact orientation
+# --------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _two_sum(a, b):
+    x = a + b
+    bv = x - a
+    av = x - bv
+    return x, (a - av) + (b - bv)
+
+
+@njit(cache=True, inline="always")
+def _two_prod(a, b):
+    x = a * b
+    c = _SPLITTER * a
+    ahi = c - (c - a)
+    alo = a - ahi
+    c = _SPLITTER * b
+    bhi = c - (c - b)
+    blo = b - bhi
+    err = x - ahi * bhi - alo * bhi - ahi * blo
+    return x, alo * blo - err
+
+
+@njit(cache=True)
+def _orient_exact(ax, ay, bx, by, cx, cy):
+    # det = ax*by - ax*cy - cx*by - ay*bx + ay*cx + cy*bx, summed exactly
+    terms = np.empty(12)
+    terms[0], terms[1] = _two_prod(ax, by)
+    terms[2], terms[3] = _two_prod(-ax, cy)
+    terms[4], terms[5] = _two_prod(-cx, by)
+    terms[6], terms[7] = _two_prod(-ay, bx)
+    terms[8], terms[9] = _two_prod(ay, cx)
+    terms[10], terms[11] = _two_prod(cy, bx)
+    e = np.empty(16)
+    elen = 0
+    h = np.empty(16)
+    for t in range(12):
+        q = terms[t]
+        hlen = 0
+        for i in range(elen):
+            q, hh = _two_sum(q, e[i])
+            if hh != 0.0:
+                h[hlen] = hh
+                hlen += 1
+        if q != 0.0 or hlen == 0:
+            h[hlen] = q
+            hlen += 1
+        for i in range(hlen):
+            e[i] = h[i]
+        elen = hlen
+    top = e[elen - 1]
+    if top > 0.0:
+        return 1
+    if top < 0.0:
+        return -1
+    return 0
+
+
+@njit(cache=True, inline="always")
+def orient2d(ax, ay, bx, by, cx, cy):
+    """Sign of the turn a -> b -> c: 1 counter-clockwise, -1 clockwise, 0 collinear (exact)."""
+    detleft = (ax - cx) * (by - cy)
+    detright = (ay - cy) * (bx - cx)
+    det = detleft - detright
+    errbound = _CCW_ERRBOUND_A * (abs(detleft) + abs(detright))
+    if det > errbound:
+        return 1
+    if -det > errbound:
+        return -1
+    if detleft == 0.0 and detright == 0.0:
+        return 0
+    return _orient_exact(ax, ay, bx, by, cx, cy)
+
+
+@njit(cache=True, inline="always")
+def _in_seg_box(ax, ay, bx, by, px, py):
+    return min(ax, bx) <= px <= max(ax, bx) and min(ay, by) <= py <= max(ay, by)
+
+
+@njit(cache=True)
+def segments_intersect(ax, ay, bx, by, cx, cy, dx, dy):
+    """Closed segments ab and cd share a point (exact)."""
+    if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
+        return False
+    if max(ay, by) < min(cy, dy) or max(cy, dy) < min(ay, by):
+        return False
+    o1 = orient2d(ax, ay, bx, by, cx, cy)
+    o2 = orient2d(ax, ay, bx, by, dx, dy)
+    o3 = orient2d(cx, cy, dx, dy, ax, ay)
+    o4 = orient2d(cx, cy, dx, dy, bx, by)
+    if o1 * o2 < 0 and o3 * o4 < 0:
+        return True
+    if o1 == 0 and _in_seg_box(ax, ay, bx, by, cx, cy):
+        return True
+    if o2 == 0 and _in_seg_box(ax, ay, bx, by, dx, dy):
+        return True
+    if o3 == 0 and _in_seg_box(cx, cy, dx, dy, ax, ay):
+        return True
+    if o4 == 0 and _in_seg_box(cx, cy, dx, dy, bx, by):
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------
+# point location (GEOS RayCrossingCounter semantics)
+# --------------------------------------------------------------------------
+@njit(cache=True)
+def ring_locate(px, py, x, y, s, e):
+    """Location of (px, py) against the closed ring x[s:e], y[s:e]."""
+    crossings = 0
+    for i in range(s + 1, e):
+        x1 = x[i - 1]
+        y1 = y[i - 1]
+        x2 = x[i]
+        y2 = y[i]
+        if x1 < px and x2 < px:
+            continue
+        if px == x2 and py == y2:
+            return BOUNDARY
+        if y1 == py and y2 == py:
+            if min(x1, x2) <= px <= max(x1, x2):
+                return BOUNDARY
+            continue
+        if (y1 > py and y2 <= py) or (y2 > py and y1 <= py):
+            o = orient2d(x1, y1, x2, y2, px, py)
+            if o == 0:
+                return BOUNDARY
+            if y2 < y1:
+                o = -o
+            if o > 0:
+                crossings += 1
+    if crossings % 2 == 1:
+        return INTERIOR
+    return EXTERIOR
+
+
+@njit(cache=True)
+def geom_locate(px, py, g, x, y, ring_off, part_off, geom_off):
+    """Location of a point against polygon/multipolygon g."""
+    res = EXTERIOR
+    for p in range(geom_off[g], geom_off[g + 1]):
+        r0 = part_off[p]
+        r1 = part_off[p + 1]
+        if r1 == r0:
+            continue
+        loc = ring_locate(px, py, x, y, ring_off[r0], ring_off[r0 + 1])
+        if loc == BOUNDARY:
+            res = BOUNDARY
+            continue
+        if loc == EXTERIOR:
+            continue
+        inside = True
+        for r in range(r0 + 1, r1):
+            hl = ring_locate(px, py, x, y, ring_off[r], ring_off[r + 1])
+            if hl == BOUNDARY:
+                res = BOUNDARY
+                inside = False
+                break
+            if hl == INTERIOR:
+                inside = False
+                break
+        if inside:
+            return INTERIOR
+    return res
+
+
+@njit(cache=True, inline="always")
+def _pt_dist(px, py, ax, ay):
+    dx = px - ax
+    dy = py - ay
+    return np.sqrt(dx * dx + dy * dy)
+
+
+@njit(cache=True)
+def point_segment_distance(px, py, ax, ay, bx, by):
+    """GEOS Distance::pointToSegment, operation for operation."""
+    if ax == bx and ay == by:
+        return _pt_dist(px, py, ax, ay)
+    len2 = (bx - ax) * (bx - ax) + (by - ay) * (by - ay)
+    r = ((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / len2
+    if r <= 0.0:
+        return _pt_dist(px, py, ax, ay)
+    if r >= 1.0:
+        return _pt_dist(px, py, bx, by)
+    s = ((ay - py) * (bx - ax) - (ax - px) * (by - ay)) / len2
+    return abs(s) * np.sqrt(len2)
+
+
+@njit(cache=True)
+def geom_point_distance(px, py, g, x, y, ring_off, part_off, geom_off):
+    """Distance from a point to polygon g (0 inside or on the boundary)."""
+    if geom_locate(px, py, g, x, y, ring_off, part_off, geom_off) != EXTERIOR:
+        return 0.0
+    best = np.inf
+    for p in range(geom_off[g], geom_off[g + 1]):
+        for r in range(part_off[p], part_off[p + 1]):
+            for i in range(ring_off[r] + 1, ring_off[r + 1]):
+                d = point_segment_distance(px, py, x[i - 1], y[i - 1], x[i], y[i])
+                if d < best:
+                    best = d
+    return best
+
+
+@njit(cache=True)
+def geom_intersects(qkind, qg, qx, qy, qring, qpart, qgeom, g, x, y, ring_off, part_off, geom_off):
+    """Exact 'intersects' between query geometry qg (points, lines or polygons) and polygon g."""
+    # 1. one vertex of every query part inside or on g
+    for p in range(qgeom[qg], qgeom[qg + 1]):
+        r0 = qpart[p]
+        if qpart[p + 1] == r0:
+            continue
+        s = qring[r0]
+        if qring[r0 + 1] == s:
+            continue
+        if geom_locate(qx[s], qy[s], g, x, y, ring_off, part_off, geom_off) != EXTERIOR:
+            return True
+    if qkind == KIND_POINT:
+        return False
+    # 2. boundaries cross
+    for p in range(qgeom[qg], qgeom[qg + 1]):
+        for r in range(qpart[p], qpart[p + 1]):
+            for i in range(qring[r] + 1, qring[r + 1]):
+                ax = qx[i - 1]
+                ay = qy[i - 1]
+                bx = qx[i]
+                by = qy[i]
+                sxmin = min(ax, bx)
+                sxmax = max(ax, bx)
+                symin = min(ay, by)
+                symax = max(ay, by)
+                for tp in range(geom_off[g], geom_off[g + 1]):
+                    for tr in range(part_off[tp], part_off[tp + 1]):
+                        for j in range(ring_off[tr] + 1, ring_off[tr + 1]):
+                            cx = x[j - 1]
+                            cy = y[j - 1]
+                            dx = x[j]
+                            dy = y[j]
+                            if max(cx, dx) < sxmin or min(cx, dx) > sxmax:
+                                continue
+                            if max(cy, dy) < symin or min(cy, dy) > symax:
+                                continue
+                            if segments_intersect(ax, ay, bx, by, cx, cy, dx, dy):
+                                return True
+    if qkind != KIND_POLYGON:
+        return False
+    # 3. one vertex of every part of g inside the query polygon
+    for tp in range(geom_off[g], geom_off[g + 1]):
+        r0 = part_off[tp]
+        if part_off[tp + 1] == r0:
+            continue
+        s = ring_off[r0]
+        if ring_off[r0 + 1] == s:
+            continue
+        if geom_locate(x[s], y[s], qg, qx, qy, qring, qpart, qgeom) != EXTERIOR:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------
+# tree traversal
+# --------------------------------------------------------------------------
+@njit(cache=True)
+def tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stack, buf):
+    """Items whose (closed) box meets the query box; their indices go to buf."""
+    m = nb.shape[0]
+    if m == 0:
+        return 0
+    k = 0
+    top = 0
+    stack[0] = m - 1
+    top = 1
+    while top > 0:
+        top -= 1
+        nd = stack[top]
+        if nb[nd, 0] > qx1 or nb[nd, 2] < qx0 or nb[nd, 1] > qy1 or nb[nd, 3] < qy0:
+            continue
+        s = nstart[nd]
+        if nleaf[nd]:
+            for j in range(s, s + ncount[nd]):
+                if ib[j, 0] > qx1 or ib[j, 2] < qx0 or ib[j, 1] > qy1 or ib[j, 3] < qy0:
+                    continue
+                buf[k] = iid[j]
+                k += 1
+        else:
+            for c in range(s + ncount[nd] - 1, s - 1, -1):
+                stack[top] = c
+                top += 1
+    return k
+
+
+@njit(cache=True, inline="always")
+def _chunks(n):
+    nch = min(n, 256)
+    if nch < 1:
+        nch = 1
+    return nch, (n + nch - 1) // nch
+
+
+@njit(cache=True, inline="always")
+def _sort_segment(out, a, b):
+    # insertion sort of a short segment
+    for i in range(a + 1, b):
+        v = out[i]
+        j = i - 1
+        while j >= a and out[j] > v:
+            out[j + 1] = out[j]
+            j -= 1
+        out[j + 1] = v
+
+
+@njit(cache=True, parallel=True)
+def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, fill, qids, offsets, first, count, out):
+    """Box queries. fill=False: count hits per query and note the first.
+    fill=True: for the queries in qids, write all hits (sorted) at offsets."""
+    n = ib.shape[0]
+    nq = qids.shape[0] if fill else qb.shape[0]
+    nch, per = _chunks(nq)
+    for c in prange(nch):
+        stack = np.empty(depth * 64 + 64, np.intp)
+        buf = np.empty(max(n, 1), np.intp)
+        for w in range(c * per, min(nq, (c + 1) * per)):
+            q = qids[w] if fill else w
+            k = tree_candidates(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf)
+            if fill:
+                o = offsets[q]
+                for j in range(k):
+                    out[o + j] = buf[j]
+                _sort_segment(out, o, o + k)
+            else:
+                count[q] = k
+                if k > 0:
+                    mn = buf[0]
+                    for j in range(1, k):
+                        if buf[j] < mn:
+                            mn = buf[j]
+                    first[q] = mn
+
+
+@njit(cache=True, parallel=True)
+def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, depth,
+                      x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
+    """Point queries against polygons with an exact predicate (same pass/fill protocol)."""
+    n = ib.shape[0]
+    nq = qids.shape[0] if fill else xy.shape[0]
+    nch, per = _chunks(nq)
+    for c in prange(nch):
+        stack = np.empty(depth * 64 + 64, np.intp)
+        buf = np.empty(max(n, 1), np.intp)
+        for w in range(c * per, min(nq, (c + 1) * per)):
+            q = qids[w] if fill else w
+            px = xy[q, 0]
+            py = xy[q, 1]
+            k = tree_candidates(px, py, px, py, nb, nstart, ncount, nleaf, ib, iid, stack, buf)
+            hits = 0
+            mn = -1
+            o = offsets[q] if fill else 0
+            for j in range(k):
+                g = buf[j]
+                loc = geom_locate(px, py, g, x, y, ring_off, part_off, geom_off)
+                if loc == INTERIOR or (loc == BOUNDARY and not interior_only):
+                    if fill:
+                        out[o + hits] = g
+                    elif mn < 0 or g < mn:
+                        mn = g
+                    hits += 1
+            if fill:
+                _sort_segment(out, o, o + hits)
+            else:
+                count[q] = hits
+                if hits > 0:
+                    first[q] = mn
+
+
+@njit(cache=True, parallel=True)
+def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncount, nleaf, ib, iid, depth,
+                     x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
+    """'intersects' queries of geometries of one kind against polygons (pass/fill protocol)."""
+    n = ib.shape[0]
+    nq = qids.shape[0] if fill else qbox.shape[0]
+    nch, per = _chunks(nq)
+    for c in prange(nch):
+        stack = np.empty(depth * 64 + 64, np.intp)
+        buf = np.empty(max(n, 1), np.intp)
+        for w in range(c * per, min(nq, (c + 1) * per)):
+            q = qids[w] if fill else w
+            if qbox[q, 0] > qbox[q, 2]:  # empty query geometry
+                if not fill:
+                    count[q] = 0
+                continue
+            k = tree_candidates(qbox[q, 0], qbox[q, 1], qbox[q, 2], qbox[q, 3], nb, nstart, ncount, nleaf,
+                                ib, iid, stack, buf)
+            hits = 0
+            mn = -1
+            o = offsets[q] if fill else 0
+            for j in range(k):
+                g = buf[j]
+                if geom_intersects(qkind, q, qx, qy, qring, qpart, qgeom, g, x, y, ring_off, part_off, geom_off):
+                    if fill:
+                        out[o + hits] = g
+                    elif mn < 0 or g < mn:
+                        mn = g
+                    hits += 1
+            if fill:
+                _sort_segment(out, o, o + hits)
+            else:
+                count[q] = hits
+                if hits > 0:
+                    first[q] = mn
+
+
+# --------------------------------------------------------------------------
+# nearest neighbours
+# --------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _box_dist(px, py, x0, y0, x1, y1):
+    dx = 0.0
+    if px < x0:
+        dx = x0 - px
+    elif px > x1:
+        dx = px - x1
+    dy = 0.0
+    if py < y0:
+        dy = y0 - py
+    elif py > y1:
+        dy = py - y1
+    return np.sqrt(dx * dx + dy * dy)
+
+
+@njit(cache=True, parallel=True)
+def tree_nearest(xy, k, max_dist, exact_polys, all_ties, nb, nstart, ncount, nleaf, ib, iid, depth,
+                 x, y, ring_off, part_off, geom_off, out_idx, out_dist, out_n):
+    """k nearest items of each point (box distance, or exact polygon distance).
+
+    out_idx/out_dist have room for ``cap`` results per query; with all_ties
+    (k == 1) every item at the best distance is kept up to cap, and out_n
+    holds the true number of ties (the caller re-runs with more room).
+    """
+    nq = xy.shape[0]
+    cap = out_idx.shape[1]
+    m = nb.shape[0]
+    nch, per = _chunks(nq)
+    for c in prange(nch):
+        stack = np.empty(depth * 64 + 64, np.intp)
+        sdist = np.empty(depth * 64 + 64)
+        cd = np.empty(64)
+        ci = np.empty(64, np.intp)
+        bi = np.empty(cap, np.intp)
+        bd = np.empty(cap)
+        for q in range(c * per, min(nq, (c + 1) * per)):
+            px = xy[q, 0]
+            py = xy[q, 1]
+            nfound = 0  # results held (<= cap) ; with ties, true count in nties
+            nties = 0
+            kth = max_dist  # prune distance
+            if m > 0:
+                stack[0] = m - 1
+                sdist[0] = _box_dist(px, py, nb[m - 1, 0], nb[m - 1, 1], nb[m - 1, 2], nb[m - 1, 3])
+                top = 1
+            else:
+                top = 0
+            while top > 0:
+                top -= 1
+                nd = stack[top]
+                dnode = sdist[top]
+                if dnode > kth:
+                    continue
+                s = nstart[nd]
+                cnt = ncount[nd]
+                if nleaf[nd]:
+                    for j in range(s, s + cnt):
+                        d = _box_dist(px, py, ib[j, 0], ib[j, 1], ib[j, 2], ib[j, 3])
+                        if d > kth:
+                            continue
+                        gi = iid[j]
+                        if exact_polys:
+                            d = geom_point_distance(px, py, gi, x, y, ring_off, part_off, geom_off)
+                            if d > kth:
+                                continue
+                        if all_ties:
+                            if nties > 0 and d < bd[0]:
+                                nties = 0
+                                nfound = 0
+                            if nfound < cap:
+                                bi[nfound] = gi
+                                bd[nfound] = d
+                                nfound += 1
+                            nties += 1
+                            kth = d
+                        else:
+                            # insert (d, gi) into the sorted top-k list
+                            if nfound == k:
+                                if d > bd[k - 1] or (d == bd[k - 1] and gi > bi[k - 1]):
+                                    continue
+                                pos = k - 1
+                            else:
+                                pos = nfound
+                                nfound += 1
+                            while pos > 0 and (bd[pos - 1] > d or (bd[pos - 1] == d and bi[pos - 1] > gi)):
+                                bd[pos] = bd[pos - 1]
+                                bi[pos] = bi[pos - 1]
+                                pos -= 1
+                            bd[pos] = d
+                            bi[pos] = gi
+                            if nfound == k:
+                                kth = bd[k - 1]
+                else:
+                    # push children, farthest first so the nearest is popped next
+                    for j in range(cnt):
+                        ch = s + j
+                        cd[j] = _box_dist(px, py, nb[ch, 0], nb[ch, 1], nb[ch, 2], nb[ch, 3])
+                        ci[j] = ch
+                    for a in range(1, cnt):
+                        vd = cd[a]
+                        vi = ci[a]
+                        b = a - 1
+                        while b >= 0 and cd[b] < vd:
+                            cd[b + 1] = cd[b]
+                            ci[b + 1] = ci[b]
+                            b -= 1
+                        cd[b + 1] = vd
+                        ci[b + 1] = vi
+                    for j in range(cnt):
+                        if cd[j] <= kth:
+                            stack[top] = ci[j]
+                            sdist[top] = cd[j]
+                            top += 1
+            if all_ties:
+                out_n[q] = nties
+                # sort held ties by index
+                for a in range(1, nfound):
+                    vi = bi[a]
+                    b = a - 1
+                    while b >= 0 and bi[b] > vi:
+                        bi[b + 1] = bi[b]
+                        b -= 1
+                    bi[b + 1] = vi
+            else:
+                out_n[q] = nfound
+            for j in range(nfound):
+                out_idx[q, j] = bi[j]
+                out_dist[q, j] = bd[j] if not all_ties else bd[0]
+
+
+# --------------------------------------------------------------------------
+# grids (north-up: x = x0 + col * dx, y = y0 + row * dy with dy < 0)
+# --------------------------------------------------------------------------
+@njit(cache=True)
+def burn_polygons(x, y, ring_off, part_off, geom_off, values, all_touched, x0, dx, y0, dy, out):
+    """Burn polygons in order (later ones overwrite). Centre rule: a cell whose centre lies
+    inside by the even-odd rule on a half-open scanline; all_touched adds every cell an edge touches."""
+    nrows = out.shape[0]
+    ncols = out.shape[1]
+    ng = geom_off.shape[0] - 1
+    xs = np.empty(max(x.shape[0], 2))
+    for g in range(ng):
+        c0 = ring_off[part_off[geom_off[g]]]
+        c1 = ring_off[part_off[geom_off[g + 1]]]
+        if c1 <= c0:
+            continue
+        gx0 = np.inf
+        gx1 = -np.inf
+        gy0 = np.inf
+        gy1 = -np.inf
+        for i in range(c0, c1):
+            gx0 = min(gx0, x[i])
+            gx1 = max(gx1, x[i])
+            gy0 = min(gy0, y[i])
+            gy1 = max(gy1, y[i])
+        r_lo = max(int(np.floor((gy1 - y0) / dy)) - 1, 0)
+        r_hi = min(int(np.floor((gy0 - y0) / dy)) + 1, nrows - 1)
+        val = values[g]
+        for r in range(r_lo, r_hi + 1):
+            yc = y0 + (r + 0.5) * dy
+            nx = 0
+            for p in range(geom_off[g], geom_off[g + 1]):
+                for rg in range(part_off[p], part_off[p + 1]):
+                    for i in range(ring_off[rg] + 1, ring_off[rg + 1]):
+                        xa = x[i - 1]
+                        ya = y[i - 1]
+                        xb = x[i]
+                        yb = y[i]
+                        if (ya <= yc < yb) or (yb <= yc < ya):
+                            xs[nx] = xa + (yc - ya) * (xb - xa) / (yb - ya)
+                            nx += 1
+            if nx < 2:
+                continue
+            xs[:nx].sort()
+            for k in range(0, nx - 1, 2):
+                ca = max(int(np.ceil((xs[k] - x0) / dx - 0.5)), 0)
+                cb = min(int(np.ceil((xs[k + 1] - x0) / dx - 0.5)), ncols)
+                for cc in range(ca, cb):
+                    out[r, cc] = val
+        if not all_touched:
+            continue
+        for p in range(geom_off[g], geom_off[g + 1]):
+            for rg in range(part_off[p], part_off[p + 1]):
+                for i in range(ring_off[rg] + 1, ring_off[rg + 1]):
+                    xa = x[i - 1]
+                    ya = y[i - 1]
+                    xb = x[i]
+                    yb = y[i]
+                    ra = max(int(np.floor((max(ya, yb) - y0) / dy)), 0)
+                    rb = min(int(np.floor((min(ya, yb) - y0) / dy)), nrows - 1)
+                    for r in range(ra, rb + 1):
+                        top = y0 + r * dy
+                        bot = top + dy
+                        if ya == yb:
+                            ta = 0.0
+                            tb = 1.0
+                        else:
+                            ta = (top - ya) / (yb - ya)
+                            tb = (bot - ya) / (yb - ya)
+                            if ta > tb:
+                                ta, tb = tb, ta
+                            ta = max(ta, 0.0)
+                            tb = min(tb, 1.0)
+                            if ta > tb:
+                                continue
+                        xa_ = xa + ta * (xb - xa)
+                        xb_ = xa + tb * (xb - xa)
+                        ca = max(int(np.floor((min(xa_, xb_) - x0) / dx)), 0)
+                        cb = min(int(np.floor((max(xa_, xb_) - x0) / dx)), ncols - 1)
+                        for cc in range(ca, cb + 1):
+                            out[r, cc] = val
+
+
+@njit(cache=True, parallel=True)
+def sample_grid(data, xy, x0, dx, y0, dy, out):
+    """Value of the cell containing each point; NaN outside the grid."""
+    nrows = data.shape[0]
+    ncols = data.shape[1]
+    for i in prange(xy.shape[0]):
+        c = int(np.floor((xy[i, 0] - x0) / dx))
+        r = int(np.floor((xy[i, 1] - y0) / dy))
+        if 0 <= r < nrows and 0 <= c < ncols:
+            out[i] = data[r, c]
+        else:
+            out[i] = np.nan

@@ -1,0 +1,342 @@
+"""Polygons with holes in the GeoArrow layout, with exact predicates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spatial_index import _kernels as K
+from spatial_index.rtree import PackedRTree, _nearest, _pairs_from_pass, as_boxes, as_points
+
+__all__ = ["PolygonIndex", "ragged_geometries"]
+
+_POINT_PREDICATES = ("within", "intersects")
+_GEOM_PREDICATES = (None, "intersects")
+
+
+def _check_offsets(off: np.ndarray, n_child: int, name: str) -> np.ndarray:
+    off = np.ascontiguousarray(np.asarray(off).astype(np.intp))
+    if off.ndim != 1 or off.shape[0] < 1 or off[0] != 0 or off[-1] != n_child or (np.diff(off) < 0).any():
+        raise ValueError(f"{name} must be a non-decreasing 1-D array from 0 to {n_child}, got {off!r}")
+    return off
+
+
+def _bounds_of(x, y, ring_off, part_off, geom_off) -> np.ndarray:
+    """(n, 4) bounds per geometry; empty geometries get (inf, inf, -inf, -inf)."""
+    ng = geom_off.shape[0] - 1
+    cstart = ring_off[part_off[geom_off[:-1]]]
+    cend = ring_off[part_off[geom_off[1:]]]
+    out = np.empty((ng, 4))
+    out[:, :2] = np.inf
+    out[:, 2:] = -np.inf
+    ne = cend > cstart
+    if ne.any():
+        # empty geometries own no coordinates, so the non-empty segments are contiguous
+        s = cstart[ne]
+        out[ne, 0] = np.minimum.reduceat(x, s)
+        out[ne, 1] = np.minimum.reduceat(y, s)
+        out[ne, 2] = np.maximum.reduceat(x, s)
+        out[ne, 3] = np.maximum.reduceat(y, s)
+    return out
+
+
+def ragged_geometries(geometries):
+    """Convert shapely geometries into GeoArrow-style arrays, one group per kind.
+
+    Returns a list of ``(indices, kind, x, y, ring_off, part_off, geom_off)``
+    with ``kind`` 0 points, 1 lines, 2 polygons; ``indices`` are positions in
+    the input. Missing (None) and empty geometries are kept as empty entries.
+    """
+    import shapely
+
+    geoms = _as_geometry_array(geometries)
+    tid = shapely.get_type_id(geoms)
+    empty = shapely.is_empty(geoms) | (tid == -1)  # empty ones match nothing and are left out
+    groups = []
+    bad = ~np.isin(tid, [-1, 0, 1, 2, 3, 4, 5, 6])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise TypeError(f"geometry {i} is a {geoms[i].geom_type}; only (multi)points, (multi)lines and "
+                        "(multi)polygons are supported: explode collections first (shapely.get_parts)")
+    for types, kind in (((0, 4), K.KIND_POINT), ((1, 2, 5), K.KIND_LINE), ((3, 6), K.KIND_POLYGON)):
+        sel = np.flatnonzero(np.isin(tid, types) & ~empty)
+        if sel.shape[0] == 0:
+            continue
+        sub = geoms[sel].copy()
+        if kind == K.KIND_LINE:
+            sub = np.array([shapely.LineString(g.coords) if g.geom_type == "LinearRing" else g for g in sub],
+                           dtype=object) if (tid[sel] == 2).any() else sub
+        gtype, coords, offsets = shapely.to_ragged_array(sub)
+        coords = np.asarray(coords, dtype=np.float64)
+        n = sub.shape[0]
+        name = gtype.name
+        if name == "POINT":
+            keep = np.isfinite(coords).all(axis=1)  # empty points come as NaN
+            coords = coords[keep]
+            ring_off = np.arange(coords.shape[0] + 1)
+            part_off = np.arange(coords.shape[0] + 1)
+            geom_off = np.zeros(n + 1, np.intp)
+            np.cumsum(keep, out=geom_off[1:])
+        elif name == "MULTIPOINT":
+            npt = coords.shape[0]
+            ring_off = np.arange(npt + 1)
+            part_off = np.arange(npt + 1)
+            geom_off = offsets[0]
+        elif name == "LINESTRING":
+            ring_off, part_off, geom_off = offsets[0], np.arange(n + 1), np.arange(n + 1)
+        elif name == "MULTILINESTRING":
+            ring_off, part_off, geom_off = offsets[0], np.arange(offsets[1][-1] + 1), offsets[1]
+        elif name == "POLYGON":
+            ring_off, part_off, geom_off = offsets[0], offsets[1], np.arange(n + 1)
+        else:  # MULTIPOLYGON
+            ring_off, part_off, geom_off = offsets
+        if not np.isfinite(coords).all():
+            bad_c = int(np.flatnonzero(~np.isfinite(coords).all(axis=1))[0])
+            g = int(np.searchsorted(np.asarray(ring_off)[np.asarray(part_off)[np.asarray(geom_off)]], bad_c,
+                                    side="right") - 1)
+            raise ValueError(f"geometry {int(sel[min(g, n - 1)])} has a NaN or infinite coordinate; "
+                             "fix or drop it (shapely.is_valid_input / dropna)")
+        groups.append((sel, kind, np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]),
+                       np.ascontiguousarray(np.asarray(ring_off, np.intp)),
+                       np.ascontiguousarray(np.asarray(part_off, np.intp)),
+                       np.ascontiguousarray(np.asarray(geom_off, np.intp))))
+    return groups
+
+
+def _as_geometry_array(geometries) -> np.ndarray:
+    import shapely
+
+    if hasattr(geometries, "geometry") and hasattr(geometries, "crs") and not hasattr(geometries, "values"):
+        geometries = geometries.geometry
+    if hasattr(geometries, "geometry") and hasattr(geometries, "columns"):  # GeoDataFrame
+        geometries = geometries.geometry
+    if hasattr(geometries, "values") and hasattr(geometries, "crs"):  # GeoSeries
+        geometries = np.asarray(geometries.values, dtype=object)
+    if isinstance(geometries, shapely.Geometry):
+        geometries = [geometries]
+    arr = np.asarray(geometries, dtype=object)
+    if arr.ndim != 1:
+        arr = arr.ravel()
+    ok = np.array([g is None or isinstance(g, shapely.Geometry) for g in arr], dtype=bool)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise TypeError(f"geometries must be shapely geometries (or None); item {i} is {type(arr[i]).__name__}")
+    return arr
+
+
+class PolygonIndex:
+    """Polygons and multipolygons with holes, indexed for exact spatial queries.
+
+    Built from shapely geometries (array, list or GeoSeries) with
+    :meth:`from_shapely`, or from GeoArrow-style arrays with :meth:`from_arrays`.
+    Coordinates are held flat (``x``, ``y``) with ring, part and geometry
+    offsets; an STR-packed R-tree over the polygon bounds finds candidates and
+    exact kernels (robust orientation tests, GEOS ray-crossing rules) decide.
+
+    Boundary semantics follow shapely/GEOS: a point on an edge or vertex of a
+    polygon (shell or hole) ``intersects`` it but is not ``within`` it; a
+    point inside a hole is outside. Empty and missing polygons are never
+    returned, like ``shapely.STRtree``.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> sq = shapely.box(0, 0, 10, 10).difference(shapely.box(4, 4, 6, 6))
+    >>> idx = PolygonIndex.from_shapely([sq, shapely.box(10, 0, 20, 10)])
+    >>> idx.query_points([[5, 5], [2, 2], [10, 5]], predicate="within").tolist()
+    [[1], [0]]
+    >>> idx.query_points([[5, 5], [2, 2], [10, 5]], predicate="intersects").tolist()
+    [[1, 2, 2], [0, 0, 1]]
+    >>> idx.query([shapely.box(3, 3, 3.5, 3.5), shapely.LineString([(5, 5), (5.5, 5.5)])]).tolist()
+    [[0], [0]]
+    """
+
+    def __init__(self, x, y, ring_off, part_off, geom_off, node_size: int = 16) -> None:
+        self.x = np.ascontiguousarray(x, dtype=np.float64)
+        self.y = np.ascontiguousarray(y, dtype=np.float64)
+        self.ring_off = ring_off
+        self.part_off = part_off
+        self.geom_off = geom_off
+        self.n = geom_off.shape[0] - 1
+        self.bounds_array = _bounds_of(self.x, self.y, ring_off, part_off, geom_off)
+        ne = np.flatnonzero(self.bounds_array[:, 0] <= self.bounds_array[:, 2])
+        self.tree = PackedRTree._from_valid(np.ascontiguousarray(self.bounds_array[ne]), ne, self.n, node_size)
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_shapely(cls, geometries, node_size: int = 16) -> "PolygonIndex":
+        """Index shapely Polygons/MultiPolygons (array, list or GeoSeries; None and empty allowed)."""
+        geoms = _as_geometry_array(geometries)
+        import shapely
+
+        tid = shapely.get_type_id(geoms)
+        bad = ~np.isin(tid, [-1, 3, 6])
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise TypeError(f"PolygonIndex holds polygons; geometry {i} is a {geoms[i].geom_type}")
+        if geoms.shape[0] == 0:
+            z = np.zeros(1, np.intp)
+            return cls(np.zeros(0), np.zeros(0), z, z, z, node_size)
+        groups = ragged_geometries(geoms)
+        if not groups:  # all empty
+            z = np.zeros(1, np.intp)
+            return cls(np.zeros(0), np.zeros(0), z, z, np.zeros(geoms.shape[0] + 1, np.intp), node_size)
+        sel, _, x, y, ring_off, part_off, geom_off = groups[0]
+        nparts = np.zeros(geoms.shape[0], np.intp)
+        nparts[sel] = np.diff(geom_off)
+        full = np.zeros(geoms.shape[0] + 1, np.intp)
+        np.cumsum(nparts, out=full[1:])
+        return cls(x, y, ring_off, part_off, full, node_size)
+
+    @classmethod
+    def from_arrays(cls, coords, ring_offsets, part_offsets, geom_offsets=None, node_size: int = 16):
+        """Index polygons given as GeoArrow arrays.
+
+        Parameters
+        ----------
+        coords : (n, 2) float array; every ring closed (first == last), at least 4 coordinates.
+        ring_offsets : (r + 1,) ring r owns coords[ring_offsets[r]:ring_offsets[r + 1]].
+        part_offsets : (p + 1,) polygon p owns rings part_offsets[p]:...; the first is the shell.
+        geom_offsets : (g + 1,) optional; multipolygon g owns polygons geom_offsets[g]:...
+            Default: one polygon per geometry.
+        """
+        c = as_points(coords, "coords") if len(coords) else np.zeros((0, 2))
+        ring_off = _check_offsets(ring_offsets, c.shape[0], "ring_offsets")
+        part_off = _check_offsets(part_offsets, ring_off.shape[0] - 1, "part_offsets")
+        if geom_offsets is None:
+            geom_off = np.arange(part_off.shape[0], dtype=np.intp)
+        else:
+            geom_off = _check_offsets(geom_offsets, part_off.shape[0] - 1, "geom_offsets")
+        s, e = ring_off[:-1], ring_off[1:]
+        short = (e - s) < 4
+        if short.any():
+            r = int(np.flatnonzero(short)[0])
+            raise ValueError(f"ring {r} has {int(e[r] - s[r])} coordinates; a ring needs at least 4 "
+                             "(closed: the first coordinate repeated at the end)")
+        unclosed = (c[s] != c[e - 1]).any(axis=1)
+        if unclosed.any():
+            r = int(np.flatnonzero(unclosed)[0])
+            raise ValueError(f"ring {r} is not closed: first {c[s[r]].tolist()} != last {c[e[r] - 1].tolist()}; "
+                             "repeat the first coordinate at the end")
+        return cls(c[:, 0], c[:, 1], ring_off, part_off, geom_off, node_size)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"PolygonIndex(n={self.n}, coords={self.x.shape[0]}, rings={self.ring_off.shape[0] - 1})"
+
+    def _polys(self):
+        return (self.x, self.y, self.ring_off, self.part_off, self.geom_off)
+
+    # ---------------------------------------------------------------- queries
+    def query_points(self, xy, predicate: str = "within") -> np.ndarray:
+        """Polygons related to each point by ``predicate``.
+
+        Parameters
+        ----------
+        xy : (m, 2) array of finite coordinates, or shapely points.
+        predicate : {"within", "intersects"}
+            ``within``: the point lies in the polygon's interior;
+            ``intersects``: interior or boundary.
+
+        Returns
+        -------
+        ndarray of intp, shape (2, k): point index, polygon index (sorted).
+        """
+        if predicate not in _POINT_PREDICATES:
+            raise ValueError(f"predicate must be one of {_POINT_PREDICATES}, got {predicate!r}")
+        p = self._xy(xy)
+        nq = p.shape[0]
+        first = np.full(nq, -1, np.intp)
+        count = np.zeros(nq, np.intp)
+        dummy = np.zeros(0, np.intp)
+        targs = self.tree._tree_args()
+        interior_only = predicate == "within"
+        K.poly_query_points(p, interior_only, *targs, *self._polys(), False, dummy, dummy, first, count, dummy)
+
+        def fill(qids, offsets, out):
+            K.poly_query_points(p, interior_only, *targs, *self._polys(), True, qids, offsets, first, count, out)
+
+        return _pairs_from_pass(count, first, fill)
+
+    @staticmethod
+    def _xy(xy) -> np.ndarray:
+        import shapely
+
+        arr = np.asarray(xy) if not hasattr(xy, "crs") else np.asarray(xy.values, dtype=object)
+        if arr.dtype == object:
+            geoms = _as_geometry_array(arr)
+            tid = shapely.get_type_id(geoms)
+            if not (tid == 0).all():
+                raise TypeError("query_points takes an (m, 2) array or shapely Points; use query() for other "
+                                "geometries")
+            if shapely.is_empty(geoms).any():
+                raise ValueError("query_points got empty points; drop them first (use query() which skips them)")
+            arr = shapely.get_coordinates(geoms)
+        return as_points(arr)
+
+    def query(self, geometries, predicate: str | None = "intersects") -> np.ndarray:
+        """Polygons that each query geometry intersects (exactly).
+
+        Parameters
+        ----------
+        geometries : shapely geometries (points, lines, polygons and their
+            multi-forms; array, list or GeoSeries) or an (m, 4) array of boxes.
+        predicate : {"intersects", None}
+            None returns bounding-box candidates only.
+
+        Returns
+        -------
+        ndarray of intp, shape (2, k): query index, polygon index (sorted).
+        Empty and missing query geometries match nothing.
+        """
+        if predicate not in _GEOM_PREDICATES:
+            raise ValueError(f"predicate must be one of {_GEOM_PREDICATES}, got {predicate!r}")
+        if isinstance(geometries, np.ndarray) and geometries.dtype != object:
+            b = as_boxes(geometries, "geometries (boxes)")
+            if predicate is None:
+                return self.tree._query(b)
+            coords = np.stack([b[:, [0, 2, 2, 0, 0]], b[:, [1, 1, 3, 3, 1]]], axis=-1).reshape(-1, 2)
+            n = b.shape[0]
+            groups = [(np.arange(n), K.KIND_POLYGON, np.ascontiguousarray(coords[:, 0]),
+                       np.ascontiguousarray(coords[:, 1]), np.arange(0, 5 * n + 1, 5, dtype=np.intp),
+                       np.arange(n + 1, dtype=np.intp), np.arange(n + 1, dtype=np.intp))]
+        else:
+            groups = ragged_geometries(geometries)
+        out = []
+        targs = self.tree._tree_args()
+        for sel, kind, qx, qy, qring, qpart, qgeom in groups:
+            qbox = _bounds_of(qx, qy, qring, qpart, qgeom)
+            if predicate is None:
+                ne = qbox[:, 0] <= qbox[:, 2]
+                pairs = self.tree._query(np.ascontiguousarray(qbox[ne]))
+                pairs[0] = np.flatnonzero(ne)[pairs[0]]
+            else:
+                nq = qbox.shape[0]
+                first = np.full(nq, -1, np.intp)
+                count = np.zeros(nq, np.intp)
+                dummy = np.zeros(0, np.intp)
+                qa = (kind, qx, qy, qring, qpart, qgeom, qbox)
+                K.poly_query_geoms(*qa, *targs, *self._polys(), False, dummy, dummy, first, count, dummy)
+
+                def fill(qids, offsets, res, qa=qa):
+                    K.poly_query_geoms(*qa, *targs, *self._polys(), True, qids, offsets, first, count, res)
+
+                pairs = _pairs_from_pass(count, first, fill)
+            pairs[0] = sel[pairs[0]]
+            out.append(pairs)
+        if not out:
+            return np.zeros((2, 0), np.intp)
+        res = np.hstack(out)
+        if len(out) > 1:
+            res = res[:, np.lexsort((res[1], res[0]))]
+        return res
+
+    def nearest(self, xy, k: int = 1, max_distance: float | None = None, all_matches: bool = True):
+        """Nearest polygons of each point, by exact distance (0 inside or on the boundary).
+
+        Same result as ``shapely.STRtree.query_nearest(points, return_distance=True)``
+        (all ties with ``k == 1``), sorted by point then polygon.
+        """
+        p = self._xy(xy)
+        return _nearest(p, k, max_distance, all_matches, self.tree._tree_args(), self._polys())

@@ -1,0 +1,292 @@
+"""A static packed R-tree over axis-aligned boxes (STR packing, flat arrays)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spatial_index import _kernels as K
+
+__all__ = ["PackedRTree"]
+
+_MAX_NODE_SIZE = 64
+
+
+def as_boxes(boxes, name: str = "boxes") -> np.ndarray:
+    """Validate and cast an (n, 4) array of (xmin, ymin, xmax, ymax)."""
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric with shape (n, 4) as (xmin, ymin, xmax, ymax): {exc}") from None
+    if arr.ndim == 1 and arr.shape[0] == 4:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (n, 4) as (xmin, ymin, xmax, ymax), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise ValueError(f"{name} row {bad} has a NaN or infinite coordinate {arr[bad].tolist()}; "
+                         "drop or fix such rows first")
+    inv = (arr[:, 0] > arr[:, 2]) | (arr[:, 1] > arr[:, 3])
+    if inv.any():
+        bad = int(np.flatnonzero(inv)[0])
+        raise ValueError(f"{name} row {bad} has xmin > xmax or ymin > ymax: {arr[bad].tolist()}")
+    return np.ascontiguousarray(arr)
+
+
+def as_points(xy, name: str = "xy") -> np.ndarray:
+    """Validate and cast an (n, 2) array of finite coordinates."""
+    try:
+        arr = np.asarray(xy, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric with shape (n, 2): {exc}") from None
+    if arr.ndim == 1 and arr.shape[0] == 2:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (n, 2) as (x, y), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise ValueError(f"{name} row {bad} has a NaN or infinite coordinate {arr[bad].tolist()}; "
+                         "drop such points first (e.g. xy[np.isfinite(xy).all(axis=1)])")
+    return np.ascontiguousarray(arr)
+
+
+def _str_order(cx: np.ndarray, cy: np.ndarray, node_size: int) -> np.ndarray:
+    """Sort-Tile-Recursive order: vertical slices by x, then y within each slice."""
+    n = cx.shape[0]
+    nleaves = math.ceil(n / node_size)
+    nslices = max(1, math.ceil(math.sqrt(nleaves)))
+    slice_size = nslices * node_size
+    rank = np.empty(n, np.intp)
+    rank[np.argsort(cx, kind="stable")] = np.arange(n)
+    return np.lexsort((cy, rank // slice_size))
+
+
+def _pack(bounds: np.ndarray, node_size: int):
+    """Build node arrays bottom-up. Returns (item order, nb, nstart, ncount, nleaf, depth)."""
+    n = bounds.shape[0]
+    if n == 0:
+        z = np.zeros(0, np.intp)
+        return z, np.zeros((0, 4)), z, z, np.zeros(0, np.uint8), 0
+    order = _str_order(0.5 * (bounds[:, 0] + bounds[:, 2]), 0.5 * (bounds[:, 1] + bounds[:, 3]), node_size)
+    level_b = bounds[order]
+    levels = []  # (nb, nstart, ncount, leaf)
+    child_start = None  # for upper levels, the global index of the child level's first node
+    leaf = True
+    total = 0
+    while True:
+        m = level_b.shape[0]
+        starts = np.arange(0, m, node_size)
+        counts = np.minimum(node_size, m - starts)
+        nb = np.empty((starts.shape[0], 4))
+        nb[:, 0] = np.minimum.reduceat(level_b[:, 0], starts)
+        nb[:, 1] = np.minimum.reduceat(level_b[:, 1], starts)
+        nb[:, 2] = np.maximum.reduceat(level_b[:, 2], starts)
+        nb[:, 3] = np.maximum.reduceat(level_b[:, 3], starts)
+        nstart = starts.astype(np.intp) + (0 if leaf else child_start)
+        if nb.shape[0] > 1:  # re-tile this level so that its parents group neighbours
+            o = _str_order(0.5 * (nb[:, 0] + nb[:, 2]), 0.5 * (nb[:, 1] + nb[:, 3]), node_size)
+            nb, nstart, counts = nb[o], nstart[o], counts[o]
+        levels.append((nb, nstart, counts.astype(np.intp), leaf))
+        child_start = total
+        total += nb.shape[0]
+        if nb.shape[0] == 1:
+            break
+        level_b = nb
+        leaf = False
+    nb = np.ascontiguousarray(np.concatenate([lv[0] for lv in levels]))
+    nstart = np.ascontiguousarray(np.concatenate([lv[1] for lv in levels]))
+    ncount = np.ascontiguousarray(np.concatenate([lv[2] for lv in levels]))
+    nleaf = np.concatenate([np.full(lv[0].shape[0], 1 if lv[3] else 0, np.uint8) for lv in levels])
+    return order.astype(np.intp), nb, nstart, ncount, nleaf, len(levels)
+
+
+def _pairs_from_pass(count, first, fill_fn) -> np.ndarray:
+    """Turn a counting pass into (2, k) pairs, re-running only queries with more than one hit."""
+    nq = count.shape[0]
+    total = int(count.sum())
+    qidx = np.repeat(np.arange(nq, dtype=np.intp), count)
+    out = np.empty(total, np.intp)
+    multi = count > 1
+    if not multi.any():
+        out[:] = first[count == 1]
+    else:
+        offsets = np.zeros(nq + 1, np.intp)
+        np.cumsum(count, out=offsets[1:])
+        single = count == 1
+        out[offsets[:-1][single]] = first[single]
+        fill_fn(np.flatnonzero(multi).astype(np.intp), offsets, out)
+    return np.vstack([qidx, out])
+
+
+class PackedRTree:
+    """A static R-tree over boxes, packed with Sort-Tile-Recursive into flat arrays.
+
+    Parameters
+    ----------
+    boxes : array_like, shape (n, 4)
+        ``(xmin, ymin, xmax, ymax)`` per item; finite, with min <= max.
+    node_size : int, default 16
+        Children per node (2..64).
+
+    Notes
+    -----
+    Boxes are closed: boxes that only touch are reported, as in
+    ``shapely.STRtree.query`` without a predicate. Queries run in parallel
+    (numba ``prange``); the tree pickles as plain arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tree = PackedRTree(np.array([[0, 0, 1, 1], [2, 2, 3, 3], [0.5, 0.5, 2.5, 2.5]]))
+    >>> tree.query(np.array([[0.9, 0.9, 1.0, 1.0]])).tolist()
+    [[0, 0], [0, 2]]
+    >>> tree.query_points(np.array([[3.0, 3.0]])).tolist()
+    [[0], [1]]
+    >>> idx, dist = tree.nearest(np.array([[4.0, 3.0]]))
+    >>> idx.tolist(), dist.tolist()
+    ([[0], [1]], [1.0])
+    """
+
+    def __init__(self, boxes, node_size: int = 16) -> None:
+        if isinstance(node_size, bool) or not isinstance(node_size, (int, np.integer)):
+            raise TypeError(f"node_size must be an int between 2 and {_MAX_NODE_SIZE}, got {node_size!r}")
+        if not 2 <= int(node_size) <= _MAX_NODE_SIZE:
+            raise ValueError(f"node_size must be between 2 and {_MAX_NODE_SIZE}, got {node_size}")
+        self.node_size = int(node_size)
+        b = as_boxes(boxes)
+        self._set_tree(b)
+
+    @classmethod
+    def _from_valid(cls, b: np.ndarray, ids: np.ndarray, n: int, node_size: int = 16) -> "PackedRTree":
+        # b: validated boxes of the items ids (a subset of range(n), e.g. without empties)
+        self = cls.__new__(cls)
+        self.node_size = node_size
+        self._set_tree(b, ids, n)
+        return self
+
+    def _set_tree(self, b: np.ndarray, ids: np.ndarray | None = None, n: int | None = None) -> None:
+        order, nb, nstart, ncount, nleaf, depth = _pack(b, self.node_size)
+        self.n = b.shape[0] if n is None else n
+        self.item_bounds = np.ascontiguousarray(b[order])
+        self.item_ids = order if ids is None else np.ascontiguousarray(ids[order].astype(np.intp))
+        self.node_bounds = nb
+        self.node_start = nstart
+        self.node_count = ncount
+        self.node_leaf = nleaf
+        self.depth = depth
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"PackedRTree(n={self.n}, node_size={self.node_size}, depth={self.depth})"
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Bounds of all items (NaN when empty)."""
+        if self.n == 0:
+            return (np.nan,) * 4
+        return tuple(float(v) for v in self.node_bounds[-1])
+
+    def _tree_args(self):
+        return (self.node_bounds, self.node_start, self.node_count, self.node_leaf, self.item_bounds,
+                self.item_ids, max(self.depth, 1))
+
+    def query(self, boxes) -> np.ndarray:
+        """Items whose box meets each query box.
+
+        Parameters
+        ----------
+        boxes : array_like, shape (m, 4)
+
+        Returns
+        -------
+        ndarray of intp, shape (2, k)
+            Row 0 the query index, row 1 the item index, sorted by both.
+        """
+        qb = as_boxes(boxes, "boxes")
+        return self._query(qb)
+
+    def _query(self, qb: np.ndarray) -> np.ndarray:
+        nq = qb.shape[0]
+        first = np.full(nq, -1, np.intp)
+        count = np.zeros(nq, np.intp)
+        dummy = np.zeros(0, np.intp)
+        args = self._tree_args()
+        K.rtree_query_boxes(qb, *args, False, dummy, dummy, first, count, dummy)
+
+        def fill(qids, offsets, out):
+            K.rtree_query_boxes(qb, *args, True, qids, offsets, first, count, out)
+
+        return _pairs_from_pass(count, first, fill)
+
+    def query_points(self, xy) -> np.ndarray:
+        """Items whose (closed) box contains each point; (2, k) pairs like :meth:`query`."""
+        p = as_points(xy)
+        return self._query(np.ascontiguousarray(np.hstack([p, p])))
+
+    def nearest(self, xy, k: int = 1, max_distance: float | None = None, all_matches: bool = True):
+        """The nearest item boxes of each point.
+
+        Parameters
+        ----------
+        xy : array_like, shape (m, 2)
+        k : int, default 1
+            Number of neighbours. With ``k == 1`` and ``all_matches`` every
+            item at the smallest distance is returned (as
+            ``shapely.STRtree.query_nearest``); with ``k > 1`` exactly the k
+            nearest, ties broken by the lower item index.
+        max_distance : float, optional
+            Ignore items farther than this.
+
+        Returns
+        -------
+        pairs : ndarray of intp, shape (2, r)
+            Query index and item index, by query then distance then item.
+        distances : ndarray of float64, shape (r,)
+            Euclidean distance from the point to the item's box (0 inside).
+        """
+        p = as_points(xy)
+        return _nearest(p, k, max_distance, all_matches, self._tree_args(), None)
+
+    def __getstate__(self):
+        return dict(self.__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def _nearest(p, k, max_distance, all_matches, targs, polys):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = int(k)
+    if max_distance is None:
+        md = np.inf
+    else:
+        md = float(max_distance)
+        if not md >= 0:
+            raise ValueError(f"max_distance must be a number >= 0 or None, got {max_distance!r}")
+    ties = bool(all_matches) and k == 1
+    cap = 4 if ties else k
+    nb, nstart, ncount, nleaf, ib, iid, depth = targs
+    if polys is None:
+        z = np.zeros(1, np.intp)
+        polys_args = (np.zeros(0), np.zeros(0), z, z, z)
+        exact = False
+    else:
+        polys_args = polys
+        exact = True
+    while True:
+        idx = np.full((p.shape[0], cap), -1, np.intp)
+        dist = np.full((p.shape[0], cap), np.nan)
+        nout = np.zeros(p.shape[0], np.intp)
+        K.tree_nearest(p, k, md, exact, ties, nb, nstart, ncount, nleaf, ib, iid, depth, *polys_args,
+                       idx, dist, nout)
+        if not ties or p.shape[0] == 0 or nout.max() <= cap:
+            break
+        cap = int(nout.max())
+    nout = np.minimum(nout, cap)
+    mask = np.arange(cap)[None, :] < nout[:, None]
+    qi = np.repeat(np.arange(p.shape[0], dtype=np.intp), nout)
+    return np.vstack([qi, idx[mask]]), dist[mask]
