@@ -71,7 +71,8 @@ class BimModel:
     building : dict
         ``{"global_id", "name"}`` of the first IfcBuilding (or empty).
     storeys : DataFrame
-        ``global_id, name, elevation_m`` sorted by elevation.
+        ``global_id, name, elevation_m, gross_floor_area_m2`` (from quantity sets,
+        else None) sorted by elevation.
     elements : DataFrame
         One row per IfcProduct below the project (spatial elements excluded):
         ``global_id, ifc_class, name, storey, type_name, predefined_type, materials,
@@ -310,6 +311,10 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
     t_open = time.perf_counter() - t0
     t1 = time.perf_counter()
     unit = float(U.calculate_unit_scale(f))
+    try:
+        area_unit = float(U.calculate_unit_scale(f, "AREAUNIT"))
+    except Exception:  # pragma: no cover - no area unit declared
+        area_unit = unit * unit
     project = f.by_type("IfcProject")[0]
     bld = f.by_type("IfcBuilding")
     building = {"global_id": bld[0].GlobalId, "name": bld[0].Name} if bld else {}
@@ -319,9 +324,14 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
         elev = s.Elevation
         if elev is None and s.ObjectPlacement is not None:
             elev = float(P.get_local_placement(s.ObjectPlacement)[2, 3])
+        gfa = None
+        for q in E.get_psets(s, qtos_only=True).values():
+            if q.get("GrossFloorArea") is not None:
+                gfa = float(q["GrossFloorArea"]) * area_unit
+                break
         storeys.append({"global_id": s.GlobalId, "name": s.Name or s.GlobalId,
-                        "elevation_m": float(elev or 0.0) * unit})
-    storeys_df = pd.DataFrame(storeys, columns=["global_id", "name", "elevation_m"])
+                        "elevation_m": float(elev or 0.0) * unit, "gross_floor_area_m2": gfa})
+    storeys_df = pd.DataFrame(storeys, columns=["global_id", "name", "elevation_m", "gross_floor_area_m2"])
     storeys_df = storeys_df.sort_values("elevation_m", kind="stable").reset_index(drop=True)
     storey_by_id = {s["global_id"]: s["name"] for s in storeys}
 

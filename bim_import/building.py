@@ -1,0 +1,258 @@
+"""From a read model to CIM data: building feature, element table, glTF blobs.
+
+:func:`build_building` takes a :class:`~bim_import.model.BimModel` and a
+:class:`~bim_import.georef.Georeference` and returns a :class:`Building`:
+
+* ``feature``: a one-row GeoDataFrame conforming to
+  ``cim.schema.FEATURE_CLASSES["buildings"]`` (LoD1 footprint = union of the
+  projected triangles, height above the 0.00 level to the highest point,
+  storeys above ground, gross floor area from quantity sets or slab areas);
+* ``elements``: a DataFrame, one row per element, with property and quantity
+  sets as JSON text (queryable with SQLite ``json_extract``) and the element's
+  placement origin in the twin CRS;
+* ``glb``: the whole building and one blob per storey (binary glTF, one node
+  per element named by GlobalId; x east, y north, z up, metres relative to
+  ``origin``, the footprint's centroid in the twin CRS).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import GeometryError
+
+__all__ = ["Building", "build_building", "ELEMENT_COLUMNS"]
+
+ELEMENT_COLUMNS = ["building_id", "global_id", "ifc_class", "name", "storey", "type_name", "predefined_type",
+                   "materials", "psets", "qsets", "x", "y", "z", "n_triangles", "geometry_ok", "failure"]
+
+ROOF_CLASSES = ("IfcRoof",)
+
+
+@dataclass
+class Building:
+    """One imported building (see module docstring)."""
+
+    building_id: str
+    feature: object  # GeoDataFrame
+    elements: pd.DataFrame
+    glb: bytes | None
+    storey_glb: dict[str, bytes]
+    origin: tuple[float, float]
+    georef: object
+    footprint: object  # shapely MultiPolygon in the twin CRS
+    height_m: float
+    ground_elev_m: float
+    storeys: int
+    gfa_m2: float | None
+    gfa_source: str
+    summary: dict = field(default_factory=dict)
+    roof_triangles: np.ndarray | None = None  # (m, 3, 3) twin CRS
+
+    def blob_keys(self) -> dict[str, str]:
+        keys = {"building": f"bim/{self.building_id}/building.glb"} if self.glb else {}
+        for name in self.storey_glb:
+            keys[f"storey:{name}"] = f"bim/{self.building_id}/storey/{_safe(name)}.glb"
+        return keys
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "storey"
+
+
+def above_ground_storeys(model, ground_level_m: float = 0.0) -> list[str]:
+    """Storeys at or above the ground level holding a floor (non-roof slab or space)."""
+    st = model.storeys[model.storeys["elevation_m"] >= ground_level_m - 0.05]
+    el = model.elements
+    floors = el[((el["ifc_class"].str.startswith("IfcSlab")) & (el["predefined_type"].fillna("") != "ROOF"))
+                | (el["ifc_class"] == "IfcSpace")]
+    with_floor = set(floors["storey"].dropna())
+    names = [n for n in st["name"] if n in with_floor]
+    return names or st["name"].tolist()
+
+
+def gross_floor_area(model, storeys: list[str]) -> tuple[float | None, str]:
+    """GFA (m2) of the given storeys: storey quantity sets, else the union of slab projections."""
+    from bim_import.geometry import project_union
+
+    st = model.storeys[model.storeys["name"].isin(storeys)]
+    if len(st) and st["gross_floor_area_m2"].notna().all():
+        return float(st["gross_floor_area_m2"].sum()), "qsets"
+    el = model.elements
+    total, any_slab = 0.0, False
+    for name in storeys:
+        ids = el[(el["storey"] == name) & el["ifc_class"].str.startswith("IfcSlab")
+                 & (el["predefined_type"].fillna("") != "ROOF")]["global_id"].tolist()
+        if ids:
+            any_slab = True
+            total += project_union(model.all_triangles(ids)).area
+    if any_slab:
+        return float(total), "slab_areas"
+    return None, "none"
+
+
+def _roof_ids(model) -> list[str]:
+    import json as _json
+
+    el = model.elements
+    roof = el[(el["ifc_class"].str.startswith(ROOF_CLASSES)) |
+              ((el["ifc_class"].str.startswith("IfcSlab")) & (el["predefined_type"].fillna("") == "ROOF"))]
+    _ = _json
+    return roof["global_id"].tolist()
+
+
+def _glb(model, ids: list[str], georef, origin) -> bytes | None:
+    import trimesh
+
+    scene = trimesh.Scene()
+    n = 0
+    for gid in ids:
+        m = model.meshes.get(gid)
+        if m is None:
+            continue
+        v = georef.apply(m.vertices)
+        v[:, 0] -= origin[0]
+        v[:, 1] -= origin[1]
+        scene.add_geometry(trimesh.Trimesh(v, m.faces, process=False), node_name=gid, geom_name=gid)
+        n += 1
+    if n == 0:
+        return None
+    return scene.export(file_type="glb")
+
+
+def build_building(model, georef, *, building_id: str | None = None, ground_level_m: float = 0.0,
+                   use: str | None = None, meshes: bool = True) -> Building:
+    """Turn a read model into CIM data in the twin CRS (see module docstring).
+
+    Parameters
+    ----------
+    model : BimModel
+    georef : Georeference
+        From :func:`bim_import.georeference`.
+    building_id : str, optional
+        Default: ``"bim-" + IfcBuilding GlobalId``.
+    ground_level_m : float
+        The model height of the ground (default the 0.00 level).
+    use : str, optional
+        Building use (one of ``cim.schema.BUILDING_USES``).
+    meshes : bool
+        Build the glTF blobs.
+
+    Examples
+    --------
+    >>> from bim_import import read_model, georeference
+    >>> from bim_import.building import build_building
+    >>> m = read_model("/work/shared/data/ifc/AC20-FZK-Haus.ifc")            # doctest: +SKIP
+    >>> b = build_building(m, georeference(m, "EPSG:25832"))                  # doctest: +SKIP
+    >>> round(b.height_m, 2), b.storeys                                       # doctest: +SKIP
+    (7.88, 2)
+    """
+    import geopandas as gpd
+
+    from bim_import.geometry import project_union, to_multipolygon
+    from cim.schema import conform
+
+    bid = building_id or f"bim-{(model.building or model.project).get('global_id')}"
+    phys = model.element_ids(physical=True)
+    tri = model.all_triangles(phys)
+    failed = {f["global_id"]: f["reason"] for f in model.failures if f.get("global_id")}
+    if len(tri):
+        tri_w = georef.apply(tri.reshape(-1, 3)).reshape(tri.shape)
+        footprint = to_multipolygon(project_union(tri_w))
+        zmax = float(tri[..., 2].max())
+        height = zmax - ground_level_m
+    else:
+        footprint = to_multipolygon(None)
+        height = float("nan")
+    ground_elev = georef.z0 + ground_level_m
+    storey_names = above_ground_storeys(model, ground_level_m)
+    gfa, gfa_source = gross_floor_area(model, storey_names)
+    if footprint.is_empty:
+        origin = tuple(georef.apply_xy(np.zeros((1, 2)))[0])
+    else:
+        c = footprint.centroid
+        origin = (float(c.x), float(c.y))
+
+    el = model.elements
+    xyz = georef.apply(el[["x_m", "y_m", "z_m"]].to_numpy(dtype=float)) if len(el) else np.empty((0, 3))
+    elements = pd.DataFrame({
+        "building_id": bid,
+        "global_id": el["global_id"],
+        "ifc_class": el["ifc_class"],
+        "name": el["name"],
+        "storey": el["storey"],
+        "type_name": el["type_name"],
+        "predefined_type": el["predefined_type"],
+        "materials": el["materials"],
+        "psets": el["psets"],
+        "qsets": el["qsets"],
+        "x": xyz[:, 0] if len(el) else [],
+        "y": xyz[:, 1] if len(el) else [],
+        "z": xyz[:, 2] if len(el) else [],
+        "n_triangles": el["n_triangles"].astype("int64"),
+        "geometry_ok": ~el["global_id"].isin(list(failed)),
+        "failure": el["global_id"].map(failed),
+    })[ELEMENT_COLUMNS].reset_index(drop=True)
+
+    feature = None
+    if not footprint.is_empty:
+        props = {
+            "building_id": [bid], "height_m": [height], "storeys": [len(storey_names)], "use": [use],
+            "year": [None], "ground_elev_m": [ground_elev], "lod": [3],
+            "source_id": [(model.building or model.project).get("global_id")], "gfa_m2": [gfa], "parcel_id": [None],
+        }
+        gdf = gpd.GeoDataFrame(props, geometry=[footprint], crs=georef.crs)
+        feature = conform(gdf, "buildings")
+
+    glb, storey_glb = None, {}
+    if meshes and model.meshes:
+        visible = [g for g in phys if g in model.meshes]
+        glb = _glb(model, visible, georef, origin)
+        for name in model.storeys["name"]:
+            ids = [g for g in model.element_ids(storey=name, physical=True) if g in model.meshes]
+            blob = _glb(model, ids, georef, origin) if ids else None
+            if blob:
+                storey_glb[name] = blob
+    roof_ids = _roof_ids(model)
+    roof_tri = model.all_triangles(roof_ids)
+    roof_tri = georef.apply(roof_tri.reshape(-1, 3)).reshape(roof_tri.shape) if len(roof_tri) else None
+    summary = {
+        "building_id": bid, "file": model.path, "schema": model.schema, "products": model.n_products,
+        "storeys_in_file": len(model.storeys), "elements": len(el), "with_geometry": len(model.meshes),
+        "failed": [{"global_id": f["global_id"], "ifc_class": f["ifc_class"], "reason": f["reason"]} for f in model.failures],
+        "georef": georef.to_dict(), "height_m": height, "storeys": len(storey_names), "gfa_m2": gfa,
+        "gfa_source": gfa_source, "footprint_m2": float(footprint.area),
+        "warnings": ([] if feature is not None else
+                     ["no element produced triangles: no building footprint; the element table is still imported"]),
+    }
+    return Building(bid, feature, elements, glb, storey_glb, origin, georef, footprint, height, ground_elev,
+                    len(storey_names), gfa, gfa_source, summary, roof_tri)
+
+
+def element_property(elements: pd.DataFrame, pset: str, prop: str) -> pd.Series:
+    """One property of one property/quantity set for every element (None where absent).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"psets": ['{"Pset_WallCommon": {"IsExternal": true}}', '{}'], "qsets": ['{}', '{}']})
+    >>> element_property(df, "Pset_WallCommon", "IsExternal").tolist()
+    [True, None]
+    """
+    def get(row):
+        for col in ("psets", "qsets"):
+            d = json.loads(row[col] or "{}")
+            if pset in d and prop in d[pset]:
+                return d[pset][prop]
+        return None
+
+    return elements.apply(get, axis=1)
+
+
+def require_feature(b: Building) -> None:
+    if b.feature is None:
+        raise GeometryError(f"building {b.building_id}: no element produced geometry, so it has no footprint")

@@ -1,0 +1,346 @@
+"""Compliance checks of a submitted IFC model against the plot's planning rules.
+
+A rule set (YAML) names the limits and the plot::
+
+    rules:
+      max_height_m: 24          # roof top above the 0.00 level
+      min_setback_m: 3          # footprint to parcel boundary
+      max_far: 2.5              # gross floor area / parcel area
+      max_site_coverage: 0.4    # footprint area / parcel area
+      min_green_ratio: 0.3      # IfcGeographicElement area on the parcel / parcel area
+    ids: required.ids           # optional information requirements (ifctester), relative to this file
+    parcel:                     # the plot, in the twin CRS ...
+      polygon: [[x, y], ...]
+    # ... or parcel: {parcel_id: P-0012} / nothing, with a store: the CIM parcel the model stands on
+    crs: EPSG:4544
+
+Limits not named in ``rules`` are taken from the CIM parcel's fields
+(``max_height_m``, ``min_setback_m``, ``max_far``, ``max_coverage``,
+``min_green_ratio``) when the parcel comes from a store.
+
+Examples
+--------
+>>> rs = RuleSet.from_dict({"rules": {"max_height_m": 24, "max_far": 2.0}})
+>>> sorted(rs.limits.items())
+[('max_far', 2.0), ('max_height_m', 24.0)]
+>>> RuleSet.from_dict({"rules": {"max_heigth_m": 24}})
+Traceback (most recent call last):
+...
+twin_core.errors.RuleError: unknown rule 'max_heigth_m'; the rules are ['max_height_m', 'min_setback_m', 'max_far', 'max_site_coverage', 'min_green_ratio'] (did you mean 'max_height_m'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin_core.errors import RuleError
+
+__all__ = ["RULES", "RuleSet", "RuleResult", "ComplianceReport", "check_compliance", "load_rules"]
+
+#: rule -> (description, unit, parcel field, kind)
+RULES: dict[str, tuple[str, str, str, str]] = {
+    "max_height_m": ("building height above the 0.00 level", "m", "max_height_m", "max"),
+    "min_setback_m": ("distance from the footprint to the parcel boundary", "m", "min_setback_m", "min"),
+    "max_far": ("floor-area ratio (gross floor area / parcel area)", "1", "max_far", "max"),
+    "max_site_coverage": ("site coverage (footprint area / parcel area)", "1", "max_coverage", "max"),
+    "min_green_ratio": ("green ratio (green area / parcel area)", "1", "min_green_ratio", "min"),
+}
+_TOP_KEYS = ("rules", "ids", "parcel", "crs", "anchor", "name")
+
+
+@dataclass
+class RuleSet:
+    limits: dict[str, float] = field(default_factory=dict)
+    ids: str | None = None
+    parcel: dict | None = None
+    crs: str | None = None
+    name: str = "rules"
+
+    @classmethod
+    def from_dict(cls, d: dict, base_dir: str | None = None) -> "RuleSet":
+        if not isinstance(d, dict):
+            raise RuleError("a rules file must be a mapping with a 'rules:' section; see bim_import.compliance")
+        unknown_top = [k for k in d if k not in _TOP_KEYS and k not in RULES]
+        if unknown_top:
+            raise RuleError(_unknown(unknown_top[0], list(_TOP_KEYS) + list(RULES), what="key"))
+        rules = dict(d.get("rules") or {})
+        rules.update({k: v for k, v in d.items() if k in RULES})
+        limits = {}
+        for k, v in rules.items():
+            if k not in RULES:
+                raise RuleError(_unknown(k, list(RULES)))
+            try:
+                fv = float(v)
+            except (TypeError, ValueError):
+                raise RuleError(f"rule {k!r}: the limit must be a number, got {v!r}") from None
+            if not math.isfinite(fv) or fv < 0:
+                raise RuleError(f"rule {k!r}: the limit must be a finite number >= 0, got {v!r}")
+            limits[k] = fv
+        ids = d.get("ids")
+        if ids is not None and base_dir is not None and not os.path.isabs(ids):
+            ids = os.path.join(base_dir, ids)
+        if ids is not None and not os.path.isfile(ids):
+            raise RuleError(f"the IDS file {ids!r} named by 'ids:' does not exist; fix the path (relative to the rules file)")
+        parcel = d.get("parcel")
+        if parcel is not None and not isinstance(parcel, dict):
+            raise RuleError("'parcel:' must be a mapping with 'polygon: [[x, y], ...]' or 'parcel_id: ...'")
+        if parcel is not None and not ({"polygon", "parcel_id", "wkt"} & set(parcel)):
+            raise RuleError("'parcel:' needs 'polygon: [[x, y], ...]', 'wkt: ...' or 'parcel_id: ...'")
+        return cls(limits, ids, parcel, d.get("crs"), str(d.get("name", "rules")))
+
+
+def _unknown(k: str, allowed: list[str], what: str = "rule") -> str:
+    near = difflib.get_close_matches(str(k), allowed, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return f"unknown {what} {k!r}; the {what}s are {allowed}{hint}"
+
+
+def load_rules(path: str | os.PathLike) -> RuleSet:
+    """Read a YAML (or JSON) rules file; RuleError for anything malformed."""
+    import yaml
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise RuleError(f"rules file {p!r} does not exist")
+    try:
+        with open(p, encoding="utf-8") as fh:
+            d = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise RuleError(f"rules file {p!r} is not valid YAML: {exc}") from None
+    return RuleSet.from_dict(d, base_dir=os.path.dirname(os.path.abspath(p)))
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    description: str
+    measured: float | None
+    limit: float | None
+    unit: str
+    passed: bool
+    offending: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class ComplianceReport:
+    model: str
+    building_id: str
+    parcel_id: str | None
+    results: list[RuleResult]
+    crs: str
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def result(self, rule: str) -> RuleResult:
+        for r in self.results:
+            if r.rule == rule:
+                return r
+        raise KeyError(rule)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "building_id": self.building_id, "parcel_id": self.parcel_id, "crs": self.crs,
+                "passed": self.passed, "results": [r.__dict__ for r in self.results]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_default)
+
+    def to_html(self) -> str:
+        import jinja2
+
+        env = jinja2.Environment(autoescape=True)
+        return env.from_string(_HTML).render(r=self, rows=self.results)
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return str(o)
+
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Compliance report: {{ r.model }}</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px}
+.pass{background:#d9f2d9}.fail{background:#f8d0d0}code{font-size:90%}</style></head><body>
+<h1>Compliance report</h1>
+<p>Model <code>{{ r.model }}</code>, building <code>{{ r.building_id }}</code>{% if r.parcel_id %}, parcel <code>{{ r.parcel_id }}</code>{% endif %} ({{ r.crs }}).</p>
+<p><strong>Overall: {{ "PASS" if r.passed else "FAIL" }}</strong></p>
+<table><tr><th>rule</th><th>what</th><th>measured</th><th>limit</th><th>result</th><th>offending elements</th><th>note</th></tr>
+{% for x in rows %}<tr class="{{ 'pass' if x.passed else 'fail' }}"><td>{{ x.rule }}</td><td>{{ x.description }}</td>
+<td>{% if x.measured is not none %}{{ '%.3f' % x.measured }} {{ x.unit }}{% else %}-{% endif %}</td>
+<td>{% if x.limit is not none %}{{ x.limit }} {{ x.unit }}{% else %}-{% endif %}</td>
+<td>{{ "pass" if x.passed else "FAIL" }}</td><td>{% for g in x.offending[:50] %}<code>{{ g }}</code> {% endfor %}{% if x.offending|length > 50 %}... ({{ x.offending|length }}){% endif %}</td>
+<td>{{ x.note }}</td></tr>
+{% endfor %}</table></body></html>
+"""
+
+
+def _parcel_geometry(rules: RuleSet, store, footprint, crs):
+    """(parcel polygon, parcel_id, parcel limits dict)."""
+    import shapely
+
+    p = rules.parcel or {}
+    if "polygon" in p:
+        try:
+            poly = shapely.Polygon(np.asarray(p["polygon"], dtype=float))
+        except Exception as exc:
+            raise RuleError(f"'parcel: polygon:' is not a valid [[x, y], ...] ring: {exc}") from None
+        if not poly.is_valid or poly.area <= 0:
+            raise RuleError("'parcel: polygon:' is not a valid polygon with a positive area")
+        return poly, p.get("parcel_id"), {}
+    if "wkt" in p:
+        try:
+            poly = shapely.from_wkt(p["wkt"])
+        except Exception as exc:
+            raise RuleError(f"'parcel: wkt:' cannot be read: {exc}") from None
+        return poly, p.get("parcel_id"), {}
+    if store is None:
+        raise RuleError("the rules name no parcel polygon: add 'parcel: {polygon: [[x, y], ...]}' or give a store "
+                        "(--store city.gpkg) to take the CIM parcel the model stands on")
+    if not store.has_layer("parcels"):
+        raise RuleError(f"the store {store.uri} has no 'parcels' layer; name the parcel polygon in the rules file")
+    if "parcel_id" in p:
+        gdf = store.read_layer("parcels", where={"parcel_id": str(p["parcel_id"])})
+        if not len(gdf):
+            raise RuleError(f"no parcel {p['parcel_id']!r} in {store.uri}")
+    else:
+        if footprint.is_empty:
+            raise RuleError("the model has no footprint, so the parcel it stands on cannot be found; name the parcel")
+        c = footprint.representative_point()
+        gdf = store.read_layer("parcels", bbox=(c.x - 1, c.y - 1, c.x + 1, c.y + 1))
+        gdf = gdf[gdf.geometry.contains(c)]
+        if not len(gdf):
+            raise RuleError(f"the model (at {c.x:.1f}, {c.y:.1f} in {crs}) stands on no parcel of {store.uri}; "
+                            "check its georeference or name the parcel in the rules file")
+    row = gdf.iloc[0]
+    limits = {}
+    for rule, (_, _, fieldname, _) in RULES.items():
+        v = row.get(fieldname)
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            limits[rule] = float(v)
+    return row.geometry, str(row["parcel_id"]), limits
+
+
+def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None = None, anchor=None,
+                     building=None) -> ComplianceReport:
+    """Check a model against a rule set.
+
+    Parameters
+    ----------
+    model_or_path : BimModel or path
+    rules : RuleSet, dict or path to a YAML file
+    store : Store, optional
+        For the CIM parcel the model stands on (and its limits).
+    twin_crs : str, optional
+        Default: the rules' ``crs``, the store's CRS, else EPSG:4544.
+
+    Returns
+    -------
+    ComplianceReport
+        ``report.passed``; ``report.results`` with measured, limit, pass/fail and offending GlobalIds.
+    """
+    import shapely
+
+    from bim_import.building import build_building
+    from bim_import.geometry import project_union
+    from bim_import.georef import georeference
+    from bim_import.model import BimModel, read_model
+
+    rs = rules if isinstance(rules, RuleSet) else (RuleSet.from_dict(rules) if isinstance(rules, dict)
+                                                    else load_rules(rules))
+    model = model_or_path if isinstance(model_or_path, BimModel) else read_model(model_or_path)
+    crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
+    g = georeference(model, crs, anchor=anchor)
+    b = building or build_building(model, g, meshes=False)
+    parcel, parcel_id, parcel_limits = _parcel_geometry(rs, store, b.footprint, crs)
+    limits = {**parcel_limits, **rs.limits}
+    if not limits and rs.ids is None:
+        raise RuleError("no rule to check: name limits under 'rules:' (e.g. max_height_m: 24) or an 'ids:' file")
+    area = parcel.area
+    fp = b.footprint
+    phys = [x for x in model.element_ids(physical=True) if x in model.meshes]
+
+    def hull(gid):
+        tri = model.meshes[gid].triangles
+        return shapely.MultiPoint(g.apply(tri.reshape(-1, 3))[:, :2]).convex_hull
+
+    results = []
+    for rule in RULES:
+        if rule not in limits:
+            continue
+        desc, unit, _, kind = RULES[rule]
+        lim = limits[rule]
+        offending: list[str] = []
+        note = ""
+        if rule == "max_height_m":
+            measured = b.height_m
+            offending = [x for x in phys if model.meshes[x].vertices[:, 2].max() > lim + 1e-9]
+        elif rule == "min_setback_m":
+            boundary = parcel.boundary
+            if fp.is_empty:
+                measured, note = None, "no footprint"
+            elif parcel.buffer(1e-6).contains(fp):
+                measured = float(boundary.distance(fp))
+            else:
+                outside = fp.difference(parcel)
+                measured = -float(max(parcel.distance(shapely.Point(xy)) for poly in
+                                      getattr(outside, "geoms", [outside]) for xy in poly.exterior.coords))
+                note = "the footprint reaches outside the parcel"
+            offending = [x for x in phys if (h := hull(x)).distance(boundary) < lim - 1e-9 or not parcel.contains(h)]
+        elif rule == "max_far":
+            measured = None if b.gfa_m2 is None else b.gfa_m2 / area
+            note = f"GFA {b.gfa_m2:.2f} m2 from {b.gfa_source}, parcel {area:.2f} m2" if b.gfa_m2 is not None else \
+                "no gross floor area (no storey quantities, no floor slabs)"
+        elif rule == "max_site_coverage":
+            measured = float(fp.area / area)
+            note = f"footprint {fp.area:.2f} m2, parcel {area:.2f} m2"
+        else:  # min_green_ratio
+            green_ids = model.element_ids(("IfcGeographicElement",))
+            green = project_union(g.apply(model.all_triangles(green_ids).reshape(-1, 3)).reshape(-1, 3, 3)) \
+                if green_ids else shapely.Polygon()
+            green = green.intersection(parcel).difference(fp) if not green.is_empty else green
+            measured = float(green.area / area)
+            note = f"green {green.area:.2f} m2 (IfcGeographicElement on the parcel, outside the footprint)"
+        if measured is None:
+            passed = False
+        else:
+            passed = measured <= lim + 1e-9 if kind == "max" else measured >= lim - 1e-9
+        if not passed and not offending and rule in ("max_far", "max_site_coverage", "min_green_ratio"):
+            offending = [(model.building or model.project).get("global_id")]
+        results.append(RuleResult(rule, desc, measured, lim, unit, bool(passed), offending if not passed else [], note))
+
+    if rs.ids:
+        results.extend(_check_ids(model.path, rs.ids))
+    return ComplianceReport(os.path.basename(model.path), b.building_id, parcel_id, results, crs)
+
+
+def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
+    import ifcopenshell
+    from ifctester import ids as ids_mod
+
+    try:
+        spec = ids_mod.open(ids_path)
+    except Exception as exc:
+        raise RuleError(f"the IDS file {ids_path!r} cannot be read: {exc}") from None
+    f = ifcopenshell.open(ifc_path)
+    spec.validate(f)
+    out = []
+    for s in spec.specifications:
+        failed = [getattr(e, "GlobalId", None) or str(e) for e in getattr(s, "failed_entities", [])]
+        passed = bool(s.status) if s.status is not None else True
+        applicable = len(getattr(s, "applicable_entities", []) or [])
+        out.append(RuleResult(f"ids:{s.name}", "information requirement (IDS)", float(applicable - len(failed)),
+                              float(applicable), "elements", passed, sorted(set(map(str, failed))),
+                              f"{len(failed)} of {applicable} applicable elements fail"))
+    return out
