@@ -1,0 +1,177 @@
+"""PolygonIndex equals shapely.STRtree pair for pair, boundaries included.
+
+Coordinates live on a coarse grid (integers and halves) so that query points
+fall exactly on edges and vertices, and polygons share edges, much more often
+than with random floats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spatial_index import PolygonIndex
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+coord = st.integers(0, 12).map(float)
+half = st.integers(0, 24).map(lambda v: v / 2.0)
+
+
+@st.composite
+def polygon(draw):
+    pts = draw(st.lists(st.tuples(coord, coord), min_size=3, max_size=7))
+    g = shapely.convex_hull(shapely.multipoints(pts))
+    if g.geom_type != "Polygon":
+        g = shapely.box(pts[0][0], pts[0][1], pts[0][0] + 2, pts[0][1] + 3)
+    kind = draw(st.sampled_from(["plain", "hole", "multi"]))
+    if kind == "hole":
+        x, y = draw(coord), draw(coord)
+        g = g.difference(shapely.box(x, y, x + draw(st.integers(1, 3)), y + draw(st.integers(1, 3))))
+    elif kind == "multi":
+        x, y = draw(coord), draw(coord)
+        g = g.symmetric_difference(shapely.box(x, y, x + 2, y + 2))
+    if g.is_empty:
+        return g
+    g = shapely.make_valid(g)
+    if g.geom_type == "GeometryCollection":
+        polys = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+        g = shapely.union_all(polys) if polys else shapely.Polygon()
+    if g.geom_type not in ("Polygon", "MultiPolygon"):
+        g = shapely.Polygon()
+    return g
+
+
+polygons = st.lists(polygon(), min_size=0, max_size=8).map(lambda v: np.array(v, dtype=object))
+points_xy = st.lists(st.tuples(half, half), min_size=0, max_size=40)
+
+
+def _sorted(pairs):
+    pairs = np.asarray(pairs)
+    return pairs[:, np.lexsort((pairs[1], pairs[0]))] if pairs.size else pairs.reshape(2, 0)
+
+
+def _tree(geoms):
+    return shapely.STRtree(geoms)
+
+
+@SETTINGS
+@given(polygons, points_xy, st.sampled_from(["within", "intersects"]))
+def test_query_points_equals_shapely(geoms, xy, predicate):
+    xy = np.array(xy, dtype=float).reshape(-1, 2)
+    ours = PolygonIndex.from_shapely(geoms).query_points(xy, predicate=predicate)
+    ref = _sorted(_tree(geoms).query(shapely.points(xy), predicate=predicate))
+    np.testing.assert_array_equal(ours, ref)
+
+
+@SETTINGS
+@given(polygons, polygons)
+def test_query_polygons_equals_shapely(geoms, queries):
+    ours = PolygonIndex.from_shapely(geoms).query(queries, predicate="intersects")
+    ref = _sorted(_tree(geoms).query(queries, predicate="intersects"))
+    np.testing.assert_array_equal(ours, ref)
+
+
+@SETTINGS
+@given(polygons, st.lists(st.tuples(half, half, st.integers(0, 4), st.integers(0, 4)), max_size=10))
+def test_query_boxes_equals_shapely(geoms, boxes):
+    b = np.array([(x, y, x + w, y + h) for x, y, w, h in boxes], dtype=float).reshape(-1, 4)
+    idx = PolygonIndex.from_shapely(geoms)
+    ref = _sorted(_tree(geoms).query(shapely.box(*b.T), predicate="intersects")) if len(b) else np.zeros((2, 0))
+    np.testing.assert_array_equal(idx.query(b), ref)
+    # the same boxes as shapely polygons (zero-width boxes become lines/points there: skip those)
+    nondeg = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    q = shapely.box(*b[nondeg].T) if nondeg.any() else np.array([], dtype=object)
+    np.testing.assert_array_equal(idx.query(q), _sorted(_tree(geoms).query(q, predicate="intersects")))
+
+
+@SETTINGS
+@given(polygons, st.lists(st.lists(st.tuples(half, half), min_size=2, max_size=4), max_size=6))
+def test_query_lines_and_multipoints_equals_shapely(geoms, lines):
+    q = [shapely.LineString(c) for c in lines] + [shapely.MultiPoint(c) for c in lines]
+    q = np.array(q + [shapely.Point(), shapely.LineString(), None], dtype=object)
+    ours = PolygonIndex.from_shapely(geoms).query(q)
+    ref = _sorted(_tree(geoms).query(q, predicate="intersects"))
+    np.testing.assert_array_equal(ours, ref)
+
+
+@SETTINGS
+@given(polygons, st.lists(st.tuples(half, half), min_size=1, max_size=30))
+def test_nearest_equals_query_nearest(geoms, xy):
+    xy = np.array(xy, dtype=float)
+    idx = PolygonIndex.from_shapely(geoms)
+    pairs, dist = idx.nearest(xy)
+    ref, rdist = _tree(geoms).query_nearest(shapely.points(xy), return_distance=True, all_matches=True)
+    order = np.lexsort((ref[1], ref[0]))
+    np.testing.assert_array_equal(pairs, ref[:, order])
+    np.testing.assert_array_equal(dist, rdist[order])
+
+
+def test_boundary_semantics_documented():
+    sq = shapely.box(0, 0, 10, 10).difference(shapely.box(4, 4, 6, 6))
+    idx = PolygonIndex.from_shapely([sq])
+    pts = [[0, 0], [5, 0], [4, 5], [5, 5], [1, 1], [11, 11]]  # vertex, edge, hole edge, hole, inside, outside
+    assert idx.query_points(pts, "within")[0].tolist() == [4]
+    assert idx.query_points(pts, "intersects")[0].tolist() == [0, 1, 2, 4]
+
+
+def test_robust_orientation_on_nearly_collinear_points():
+    # a point on a long diagonal edge whose coordinates are not exactly representable sums
+    a, b = (0.1, 0.1), (1e6 + 0.3, 1e6 + 0.3)
+    tri = shapely.Polygon([a, b, (0.1, 1e6 + 0.3)])
+    t = 0.3
+    p = (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))  # float rounding leaves it just off or on
+    xy = np.array([p, (p[0] + 1e-10, p[1]), (p[0] - 1e-10, p[1])])
+    for pred in ("within", "intersects"):
+        ref = _sorted(shapely.STRtree([tri]).query(shapely.points(xy), predicate=pred))
+        np.testing.assert_array_equal(PolygonIndex.from_shapely([tri]).query_points(xy, pred), ref)
+
+
+def test_geoseries_and_empty_inputs():
+    gpd = pytest.importorskip("geopandas")
+    s = gpd.GeoSeries([shapely.box(0, 0, 1, 1), None, shapely.Polygon(), shapely.box(2, 0, 3, 1)])
+    idx = PolygonIndex.from_shapely(s)
+    assert len(idx) == 4
+    assert idx.query_points([[0.5, 0.5], [2.5, 0.5]]).tolist() == [[0, 1], [0, 3]]
+    assert idx.query_points(np.zeros((0, 2))).shape == (2, 0)
+    assert idx.query([]).shape == (2, 0)
+    empty = PolygonIndex.from_shapely([])
+    assert empty.query_points([[0, 0]]).shape == (2, 0)
+    p, d = empty.nearest([[0, 0]])
+    assert p.shape == (2, 0) and d.shape == (0,)
+
+
+def test_random_float_polygons_and_pickle():
+    import pickle
+
+    rng = np.random.default_rng(1)
+    c = rng.uniform(0, 500, (400, 2))
+    polys = shapely.buffer(shapely.points(c), rng.uniform(1, 20, 400), quad_segs=4)
+    polys[::5] = shapely.difference(polys[::5], shapely.buffer(shapely.points(c[::5]), 0.5))
+    idx = pickle.loads(pickle.dumps(PolygonIndex.from_shapely(polys, node_size=4)))
+    xy = np.vstack([rng.uniform(0, 500, (3000, 2)), shapely.get_coordinates(polys)[:500]])
+    for pred in ("within", "intersects"):
+        ref = _sorted(shapely.STRtree(polys).query(shapely.points(xy), predicate=pred))
+        np.testing.assert_array_equal(idx.query_points(xy, pred), ref)
+    ref = _sorted(shapely.STRtree(polys).query(polys, predicate="intersects"))
+    np.testing.assert_array_equal(idx.query(polys), ref)
+
+
+def test_sample_city_buildings_in_parcels(small_city):
+    b = small_city["buildings"].geometry.values
+    p = small_city["parcels"].geometry.values
+    idx = PolygonIndex.from_shapely(p)
+    ref = _sorted(shapely.STRtree(p).query(b, predicate="intersects"))
+    np.testing.assert_array_equal(idx.query(b), ref)
+    cen = shapely.get_coordinates(shapely.centroid(b))
+    for pred in ("within", "intersects"):
+        np.testing.assert_array_equal(idx.query_points(cen, pred),
+                                      _sorted(shapely.STRtree(p).query(shapely.points(cen), predicate=pred)))
+    pairs, dist = idx.nearest(cen)
+    ref, rd = shapely.STRtree(p).query_nearest(shapely.points(cen), return_distance=True)
+    o = np.lexsort((ref[1], ref[0]))
+    np.testing.assert_array_equal(pairs, ref[:, o])
+    np.testing.assert_array_equal(dist, rd[o])
