@@ -53,6 +53,7 @@ class BoxBuilding:
     name: str = "Box"
     use: str = "residential"
     with_qsets: bool = True
+    georeferenced: bool = True
 
     @property
     def height_m(self) -> float:
@@ -89,15 +90,16 @@ def write_box_building(spec: BoxBuilding, path: str | os.PathLike) -> str:
     model = api.context.add_context(f, context_type="Model")
     body = api.context.add_context(f, context_type="Model", context_identifier="Body", target_view="MODEL_VIEW",
                                    parent=model)
-    api.georeference.add_georeferencing(f, ifc_class="IfcMapConversion", name=spec.crs)
     rot = math.radians(spec.rotation_deg)
-    api.georeference.edit_georeferencing(
-        f,
-        projected_crs={"Name": spec.crs},
-        coordinate_operation={"Eastings": spec.eastings, "Northings": spec.northings,
-                              "OrthogonalHeight": spec.orthogonal_height,
-                              "XAxisAbscissa": math.cos(rot), "XAxisOrdinate": math.sin(rot), "Scale": 1.0},
-    )
+    if spec.georeferenced:
+        api.georeference.add_georeferencing(f, ifc_class="IfcMapConversion", name=spec.crs)
+        api.georeference.edit_georeferencing(
+            f,
+            projected_crs={"Name": spec.crs},
+            coordinate_operation={"Eastings": spec.eastings, "Northings": spec.northings,
+                                  "OrthogonalHeight": spec.orthogonal_height,
+                                  "XAxisAbscissa": math.cos(rot), "XAxisOrdinate": math.sin(rot), "Scale": 1.0},
+        )
     site = api.root.create_entity(f, ifc_class="IfcSite", name="Site")
     building = api.root.create_entity(f, ifc_class="IfcBuilding", name=spec.name)
     api.aggregate.assign_object(f, relating_object=project, products=[site])

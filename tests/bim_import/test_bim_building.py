@@ -1,0 +1,146 @@
+"""Building feature, element table, glTF, store import (atomic), parallel import, CityJSON, floor plans."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from tests.bim_import.conftest import GEOREF
+from twin_core.errors import GeometryError, GeoreferenceError, ImportFormatError, StoreError
+
+
+def test_box_building_feature_hand_computed(boxes):
+    # 20 x 10 m block, 3 storeys of 3.0 m + 0.3 m roof slab: height 9.3 m, GFA 3 x 200 m2
+    from bim_import.importer import prepare_building
+    from cim.schema import FEATURE_CLASSES
+
+    b = prepare_building(boxes["ok"][0], "EPSG:4544")
+    f = b.feature
+    assert list(f.columns[:-1]) == FEATURE_CLASSES["buildings"].field_names
+    row = f.iloc[0]
+    assert row["height_m"] == pytest.approx(9.3, rel=1e-6)
+    assert row["storeys"] == 3 and row["gfa_m2"] == pytest.approx(600.0) and b.gfa_source == "qsets"
+    assert row["ground_elev_m"] == pytest.approx(500.0)
+    assert f.geometry.iloc[0].area == pytest.approx(200.0, rel=0.01)
+    assert f.geometry.iloc[0].bounds == pytest.approx((500000.0, 3390000.0, 500020.0, 3390010.0), abs=1e-3)
+    assert str(f.crs.to_epsg()) == "4544"
+
+
+def test_real_models_building_and_glb(fzk):
+    import trimesh
+
+    from bim_import import georeference
+    from bim_import.building import build_building
+
+    b = build_building(fzk, georeference(fzk, "EPSG:25832"))
+    # FZK-Haus: two storeys with storey quantities 119.82 + 121.67 m2
+    assert b.storeys == 2 and b.gfa_m2 == pytest.approx(241.498, abs=0.01) and b.gfa_source == "qsets"
+    # the house is 12 m x 10 m with roof overhangs: footprint between the two
+    assert 120.0 < b.footprint.area < 200.0
+    assert b.ground_elev_m == pytest.approx(110.0)
+    scene = trimesh.load(io.BytesIO(b.glb), file_type="glb")
+    phys_with_mesh = [g for g in fzk.element_ids(physical=True) if g in fzk.meshes]
+    assert len(scene.geometry) == len(phys_with_mesh)
+    assert set(b.storey_glb) == {"Erdgeschoss", "Dachgeschoss"}
+
+
+def test_store_import_is_atomic_and_queryable(boxes, store):
+    from bim_import.importer import ELEMENT_TABLE, import_ifc
+
+    b = import_ifc(boxes["ok"][0], store)
+    gdf = store.read_layer("buildings")
+    assert gdf["building_id"].tolist() == [b.building_id]
+    el = store.read_table(ELEMENT_TABLE)
+    assert len(el) == len(b.elements) == 18  # 3 x (slab + 4 walls) + door + roof + lawn
+    walls = el[el["ifc_class"] == "IfcWall"]
+    assert all(json.loads(p)["Pset_WallCommon"]["IsExternal"] is True for p in walls["psets"])
+    blobs = store.list_blobs("bim/")
+    assert f"bim/{b.building_id}/building.glb" in set(blobs["key"])
+    assert f"bim/{b.building_id}/storey/Level_1.glb" in set(blobs["key"])
+    assert set(blobs["feature_id"]) == {b.building_id}
+    before = (len(store.read_layer("buildings")), len(store.read_table(ELEMENT_TABLE)), len(store.list_blobs()))
+    with pytest.raises(StoreError, match="already in the store"):
+        import_ifc(boxes["ok"][0], store)
+    # bad inputs: each a clear error, and nothing written
+    with pytest.raises(GeoreferenceError):
+        import_ifc(boxes["nogeo"][0], store)
+    with pytest.raises(ImportFormatError):
+        import_ifc(__file__, store)
+    after = (len(store.read_layer("buildings")), len(store.read_table(ELEMENT_TABLE)), len(store.list_blobs()))
+    assert after == before
+
+
+def test_failure_inside_the_write_rolls_everything_back(boxes, tmp_path):
+    from bim_import.importer import prepare_building, write_building
+    from cim.store import open_store
+
+    st = open_store(str(tmp_path / "c.gpkg"), create=True, crs="EPSG:4544")
+    b = prepare_building(boxes["ok"][0], "EPSG:4544")
+    b.storey_glb["broken"] = None  # put_blob of a storey fails after the layer and tables were written
+    with pytest.raises(Exception):
+        write_building(st, b)
+    assert not st.has_layer("buildings") and not st.has_table("bim_elements") and len(st.list_blobs()) == 0
+    st.close()
+
+
+def test_import_many_in_parallel_with_a_bad_file(boxes, tmp_path):
+    from bim_import.importer import import_many
+    from cim.store import open_store
+
+    bad = tmp_path / "bad.ifc"
+    bad.write_text("not ifc")
+    calls = []
+    with open_store(str(tmp_path / "m.gpkg"), create=True, crs="EPSG:4544") as st:
+        s = import_many([boxes["tall"][0], str(bad), boxes["setback"][0]], st, workers=2,
+                        progress=lambda d, t: calls.append((d, t)))
+        assert len(st.read_layer("buildings")) == 2
+    assert len(s.files) == 2 and s.elements_read == 2 * 0 + sum(f["elements"] for f in s.files)
+    assert [e["file"] for e in s.errors] == [str(bad)] and "ImportFormatError" in s.errors[0]["error"]
+    assert calls[-1] == (3, 3)
+
+
+def test_cityjson_lod1_and_semantic_surfaces(boxes):
+    from bim_import.cityjson import to_cityjson
+    from bim_import.importer import prepare_building
+
+    b = prepare_building(boxes["ok"][0], "EPSG:4544")
+    doc = to_cityjson([b])
+    assert doc["type"] == "CityJSON" and doc["version"] == "2.0"
+    obj = doc["CityObjects"][b.building_id]
+    lod1, lod2 = obj["geometry"]
+    v = np.asarray(doc["vertices"]) * doc["transform"]["scale"] + doc["transform"]["translate"]
+    idx = [i for solid in lod1["boundaries"] for shell in solid for face in shell for ring in face for i in ring]
+    assert v[idx, 2].min() == pytest.approx(500.0) and v[idx, 2].max() == pytest.approx(509.3)
+    types = [lod2["semantics"]["surfaces"][k]["type"] for k in lod2["semantics"]["values"]]
+    assert {"GroundSurface", "WallSurface", "RoofSurface"} == set(types)
+    # the roof faces come from the roof slab's top: all at 509.3
+    roof = [lod2["boundaries"][i] for i, t in enumerate(types) if t == "RoofSurface"]
+    assert all(v[j, 2] == pytest.approx(509.3) for face in roof for ring in face for j in ring)
+
+
+def test_box_floorplan_hand_computed(boxes):
+    # slab 20 x 10 m minus 0.25 m walls all round: 19.5 x 9.5 = 185.25 m2; the door is an exit
+    from bim_import import storey_floorplan
+
+    p = storey_floorplan(boxes["ok"][0], "Level 1")
+    assert p.walkable.area == pytest.approx(185.25, rel=1e-3)
+    assert len(p.walls) == 4 and len(p.doors) == 1 and p.exits == [0]
+    g = storey_floorplan(boxes["ok"][0], 0, twin_crs="EPSG:4544")
+    assert g.crs == "EPSG:4544" and g.walkable.bounds[0] == pytest.approx(500000.25, abs=1e-3)
+    assert g.crs_offset["origin"] == pytest.approx((500000.0, 3390000.0))
+    with pytest.raises(GeometryError, match="no storey"):
+        storey_floorplan(boxes["ok"][0], "Level 9")
+
+
+def test_fzk_floorplan(fzk):
+    from bim_import import storey_floorplan
+
+    p = storey_floorplan(fzk, "Erdgeschoss")
+    # ground slab 120 m2 (its BaseQuantities) minus the wall sections
+    assert 90.0 < p.walkable.area < 120.0 and len(p.walls) >= 13
+    names = dict(zip(fzk.elements["global_id"], fzk.elements["name"]))
+    assert sorted(names[p.door_ids[i]] for i in p.exits) == ["Haustuer", "Terrassentuer"]
+    assert len(p.doors) == 5

@@ -1,0 +1,122 @@
+"""Reading the real IFC models: counts, shells, failures, georeferencing, bad input."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.bim_import.conftest import DUPLEX, FZK, GEOREF
+from twin_core.errors import GeoreferenceError, ImportFormatError
+
+
+def test_product_and_storey_counts_match_the_files(duplex, fzk):
+    # counts from /work/shared/data/ifc/README (products, storeys)
+    from bim_import import read_model
+
+    geo = read_model(GEOREF)
+    assert (duplex.n_products, len(duplex.storeys)) == (295, 4)
+    assert (fzk.n_products, len(fzk.storeys)) == (127, 2)
+    assert (geo.n_products, len(geo.storeys)) == (4, 1)
+    assert duplex.schema == "IFC2X3" and fzk.schema == "IFC4"
+    assert geo.length_unit_m == pytest.approx(0.001)
+    # every element row carries GlobalId, class, storey and property sets
+    row = fzk.elements.set_index("global_id").loc["2XPyKWY018sA1ygZKgQPtU"]  # an ArchiCAD interior wall
+    assert row["ifc_class"] == "IfcWallStandardCase" and row["storey"] == "Erdgeschoss"
+    assert "Pset_WallCommon" in row["psets"] and "BaseQuantities" in row["qsets"]
+
+
+def test_duplex_surface_model_walls_get_right_volumes(duplex):
+    # The Revit wall 2O2Fr$t4X7Zf8NOew3FKau is a surface model: without shell
+    # reorientation its signed volume is 433 m3 in a 27 m3 bounding box.
+    m = duplex.meshes["2O2Fr$t4X7Zf8NOew3FKau"]
+    box = np.prod(m.vertices.max(0) - m.vertices.min(0))
+    assert 0 < m.volume() <= box
+    for gid in duplex.element_ids(("IfcWall",)):
+        mesh = duplex.meshes[gid]
+        assert 0 < mesh.volume() <= np.prod(mesh.vertices.max(0) - mesh.vertices.min(0)) + 1e-9, gid
+
+
+def test_csg_elements_without_triangles_are_reported_and_the_rest_kept(fzk):
+    from bim_import import read_model
+
+    geo = read_model(GEOREF)
+    assert [f["global_id"] for f in geo.failures] == ["0rBru4syGxGOZb$M8kVJuS"]  # the CSG cone + cylinder
+    assert "no triangles" in geo.failures[0]["reason"]
+    assert len(geo.elements) == 1  # the element itself is still imported
+    # FZK: every element with a 3D body has a mesh; only 2D annotations lack one
+    assert fzk.failures == []
+    body = fzk.elements[fzk.elements["has_body"]]
+    assert set(body["global_id"]) - set(fzk.meshes) <= set(fzk.elements.query("ifc_class == 'IfcOpeningElement'")["global_id"])
+
+
+def test_millimetre_model_without_scale_lands_within_1cm():
+    # geographic-referencing.ifc: IfcMapConversion E 458658.78 N 5438232.79, x axis (0.2706, 0.9627),
+    # lengths in mm, Scale omitted. The proxy sits at the model origin.
+    from bim_import import georeference, read_model
+
+    geo = read_model(GEOREF, geometry=False)
+    g = georeference(geo, "EPSG:25832")
+    xyz = g.apply(geo.elements[["x_m", "y_m", "z_m"]].to_numpy(float))[0]
+    assert math.hypot(xyz[0] - 458658.78, xyz[1] - 5438232.79) < 0.01
+    # 1000 mm along the model x axis = 1 m along (0.2706, 0.9627) on the map
+    p = g.apply_xy(np.array([[1.0, 0.0]]))[0]
+    assert math.hypot(p[0] - (458658.78 + 0.270600445976), p[1] - (5438232.79 + 0.962691746426)) < 0.01
+    assert g.scale == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("which,crs", [("duplex", "EPSG:32616"), ("fzk", "EPSG:25832")])
+def test_site_lat_lon_models_land_at_their_site(which, crs, request):
+    from pyproj import Transformer
+
+    from bim_import import georeference
+
+    model = request.getfixturevalue(which)
+    g = georeference(model, crs)
+    assert g.method == "site"
+    X, Y = g.apply_xy(np.array([[0.0, 0.0]]))[0]
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(X, Y)
+    assert lat == pytest.approx(model.georef["site"]["lat"], abs=1e-7)  # ~1 cm
+    assert lon == pytest.approx(model.georef["site"]["lon"], abs=1e-7)
+    if which == "fzk":
+        # TrueNorth (0.766, 0.643) is 40 deg from the model x axis, so the x axis is 50 deg
+        # counter-clockwise from true east; UTM 32 grid convergence at 8.44E 49.1N is -0.42 deg.
+        assert g.rotation_deg == pytest.approx(50.0 - 0.42, abs=0.05)
+
+
+def test_site_outside_the_twin_crs_area_is_refused(duplex):
+    from bim_import import georeference
+
+    with pytest.raises(GeoreferenceError, match="outside the area of the twin CRS.*anchor"):
+        georeference(duplex, "EPSG:4544")
+
+
+def test_no_georeference_and_no_anchor_names_the_options(boxes):
+    from bim_import import Anchor, georeference, read_model
+
+    m = read_model(boxes["nogeo"][0], geometry=False)
+    with pytest.raises(GeoreferenceError, match="IfcMapConversion.*RefLatitude.*anchor"):
+        georeference(m, "EPSG:4544")
+    g = georeference(m, "EPSG:4544", anchor=Anchor(500000.0, 3390000.0, 500.0, rotation_deg=90.0))
+    assert g.apply(np.array([[10.0, 0.0, 1.0]]))[0] == pytest.approx([500000.0, 3390010.0, 501.0])
+
+
+def test_bad_files_are_refused_clearly(tmp_path):
+    from bim_import import read_model
+
+    trunc = tmp_path / "trunc.ifc"
+    trunc.write_bytes(open(GEOREF, "rb").read()[:2000])
+    with pytest.raises(ImportFormatError, match="truncated"):
+        read_model(trunc)
+    notifc = tmp_path / "plan.ifc"
+    notifc.write_text("this is a PDF, really\n")
+    with pytest.raises(ImportFormatError, match="not an IFC STEP file"):
+        read_model(notifc)
+    old = tmp_path / "old.ifc"
+    old.write_text(open(GEOREF).read().replace("FILE_SCHEMA (('IFC4'))", "FILE_SCHEMA (('IFC2X2_FINAL'))"))
+    with pytest.raises(ImportFormatError, match="IFC2X2_FINAL.*not supported"):
+        read_model(old)
+    with pytest.raises(ImportFormatError, match="does not exist"):
+        read_model(tmp_path / "missing.ifc")

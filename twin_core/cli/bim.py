@@ -1,0 +1,124 @@
+"""``twin check-bim`` and ``twin bim ...``: IFC models into the twin, compliance checks."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
+
+ANCHOR_OPT = typer.Option(None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS.")
+CRS_OPT = typer.Option(None, "--crs", help="Twin CRS (default: the store's, or the rules' crs, or EPSG:4544).")
+
+
+def _anchor(text: str | None):
+    if not text:
+        return None
+    from bim_import.georef import Anchor
+    from twin_core.errors import GeoreferenceError
+
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]] numbers, got {text!r}") from None
+    if not 2 <= len(vals) <= 4:
+        raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]], got {len(vals)} values")
+    return Anchor(*vals)
+
+
+def register(app: typer.Typer) -> None:
+    bim = typer.Typer(help="BIM/IFC models: import into the twin, floor plans.", no_args_is_help=True)
+    app.add_typer(bim, name="bim")
+
+    @app.command("check-bim")
+    def check_bim(
+        model: str = typer.Argument(..., help="The submitted IFC model."),
+        rules: str = typer.Option(..., "--rules", "-r", help="Rules YAML (limits, optional ids:, parcel)."),
+        store: Optional[str] = typer.Option(None, "--store", help="Twin store for the parcel the model stands on."),
+        html: Optional[str] = typer.Option(None, "--html", help="Write a readable HTML report here."),
+        out: Optional[str] = typer.Option(None, "--out", help="Write the JSON report here."),
+        crs: Optional[str] = CRS_OPT,
+        anchor: Optional[str] = ANCHOR_OPT,
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """Check an IFC model against the plot's planning rules; exit code 1 when a rule fails."""
+        from bim_import.compliance import check_compliance, load_rules
+
+        rs = load_rules(rules)
+        st = None
+        if store:
+            from cim.store import open_store
+
+            st = open_store(store)
+        try:
+            report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor))
+        finally:
+            if st is not None:
+                st.close()
+        if html:
+            with open(html, "w", encoding="utf-8") as fh:
+                fh.write(report.to_html())
+        if out:
+            with open(out, "w", encoding="utf-8") as fh:
+                fh.write(report.to_json())
+        lines = [f"{report.model}: {'PASS' if report.passed else 'FAIL'}"]
+        for r in report.results:
+            m = "-" if r.measured is None else f"{r.measured:.3f}"
+            lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {m} (limit {r.limit} {r.unit})"
+                         + (f" offending: {', '.join(r.offending[:10])}" if r.offending else ""))
+        import json
+
+        emit(json.loads(report.to_json()), as_json, human="\n".join(lines))
+        if not report.passed:
+            raise typer.Exit(1)
+
+    @bim.command("import")
+    def bim_import_cmd(
+        target: str = STORE_ARG,
+        files: List[str] = typer.Argument(..., help="IFC files."),
+        crs: Optional[str] = CRS_OPT,
+        anchor: Optional[str] = ANCHOR_OPT,
+        workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Processes (default: one per file, up to the cores)."),
+        quiet: bool = QUIET_OPT,
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """Import IFC files into a twin (one process per file); exit code 1 if a file failed."""
+        from bim_import.importer import import_many
+        from cim.store import open_store
+        from twin_core.progress import progress_bar
+
+        with open_store(target) as st:
+            with progress_bar("importing IFC", len(files), quiet=quiet or as_json) as progress:
+                summary = import_many(files, st, twin_crs=crs, anchor=_anchor(anchor), workers=workers,
+                                      progress=progress)
+        d = summary.to_dict()
+        lines = [f"{len(summary.files)} of {len(files)} file(s) imported in {summary.seconds:.1f} s, "
+                 f"{summary.elements_read} elements read, {len(summary.failed_elements)} without geometry"]
+        for f in summary.files:
+            lines.append(f"  {f['building_id']}: {f['elements']} elements, height {f['height_m']:.2f} m, "
+                         f"{f['storeys']} storeys, {len(f['failed'])} failed ({f['file']})")
+        for x in summary.failed_elements[:20]:
+            lines.append(f"    no geometry: {x['global_id']} {x['ifc_class']}: {x['reason']}")
+        for e in summary.errors:
+            lines.append(f"  error: {e['file']}: {e['error']}")
+        emit(d, as_json, human="\n".join(lines))
+        if summary.errors:
+            raise typer.Exit(1)
+
+    @bim.command("cityjson")
+    def bim_cityjson(
+        output: str = typer.Argument(..., help="CityJSON 2.0 file to write."),
+        files: List[str] = typer.Argument(..., help="IFC files to export."),
+        crs: Optional[str] = CRS_OPT,
+        anchor: Optional[str] = ANCHOR_OPT,
+    ) -> None:
+        """Export IFC buildings as CityJSON 2.0 (LoD1 + LoD2-style surfaces) in the twin CRS."""
+        import json
+
+        from bim_import.cityjson import to_cityjson
+        from bim_import.importer import prepare_building
+        blds = [prepare_building(f, crs or "EPSG:4544", anchor=_anchor(anchor)) for f in files]
+        with open(output, "w", encoding="utf-8") as fh:
+            json.dump(to_cityjson(blds), fh)
+        typer.echo(f"wrote {len(blds)} building(s) to {output}")
