@@ -1,0 +1,158 @@
+"""Compliance checks: hand-computed values on the authored boxes, parcels from the CIM, IDS, CLI, bad rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.bim_import.conftest import PARCEL
+from twin_core.errors import RuleError
+
+RULES = {"max_height_m": 24, "min_setback_m": 3, "max_far": 1.2, "max_site_coverage": 0.3, "min_green_ratio": 0.02}
+
+# Hand-computed on the 60 x 60 m parcel (3600 m2), see conftest.boxes:
+#   ok:      height 3*3+0.3 = 9.3, setback min(20,20,20,30) = 20, FAR 600/3600, coverage 200/3600, green 100/3600
+#   tall:    height 8*3+0.3 = 24.3 (> 24), FAR 1600/3600
+#   setback: east edge at 500038: setback 2 (< 3), green 150/3600
+#   dense:   40 x 30 x 4: FAR 4800/3600 = 1.333 (> 1.2), coverage 1200/3600 = 0.333 (> 0.3), setback 10, green 240/3600
+EXPECTED = {
+    "ok": {"max_height_m": (9.3, True), "min_setback_m": (20.0, True), "max_far": (600 / 3600, True),
+           "max_site_coverage": (200 / 3600, True), "min_green_ratio": (100 / 3600, True)},
+    "tall": {"max_height_m": (24.3, False), "min_setback_m": (20.0, True), "max_far": (1600 / 3600, True),
+             "max_site_coverage": (200 / 3600, True), "min_green_ratio": (100 / 3600, True)},
+    "setback": {"max_height_m": (9.3, True), "min_setback_m": (2.0, False), "max_far": (600 / 3600, True),
+                "max_site_coverage": (200 / 3600, True), "min_green_ratio": (150 / 3600, True)},
+    "dense": {"max_height_m": (12.3, True), "min_setback_m": (10.0, True), "max_far": (4800 / 3600, False),
+              "max_site_coverage": (1200 / 3600, False), "min_green_ratio": (240 / 3600, True)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_buildings_pass_and_fail_exactly_as_computed(name, boxes):
+    from bim_import.compliance import check_compliance
+
+    report = check_compliance(boxes[name][0], {"rules": RULES, "parcel": {"polygon": PARCEL}})
+    got = {r.rule: r for r in report.results}
+    assert set(got) == set(EXPECTED[name])
+    for rule, (value, passed) in EXPECTED[name].items():
+        assert got[rule].measured == pytest.approx(value, rel=0.01), rule
+        assert got[rule].passed is passed, rule
+    assert report.passed is all(p for _, p in EXPECTED[name].values())
+
+
+def test_offending_elements_are_named(boxes):
+    from bim_import import read_model
+    from bim_import.compliance import check_compliance
+
+    m = read_model(boxes["tall"][0])
+    r = check_compliance(m, {"rules": RULES, "parcel": {"polygon": PARCEL}}).result("max_height_m")
+    names = dict(zip(m.elements["global_id"], m.elements["name"]))
+    assert {names[g] for g in r.offending} == {"Roof"}  # only the roof slab reaches above 24 m (24.0 .. 24.3)
+    m2 = read_model(boxes["setback"][0])
+    r2 = check_compliance(m2, {"rules": RULES, "parcel": {"polygon": PARCEL}}).result("min_setback_m")
+    names2 = dict(zip(m2.elements["global_id"], m2.elements["name"]))
+    # the east walls (x = 20 m in the model, 2 m from the boundary), the slabs and the roof reach the east edge
+    assert {"Wall 1.2", "Wall 2.2", "Wall 3.2", "Roof"} <= {names2[g] for g in r2.offending}
+    assert "Wall 1.4" not in {names2[g] for g in r2.offending}  # the west wall is 22 m away
+
+
+def test_limits_from_the_cim_parcel(boxes, tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from bim_import.compliance import check_compliance
+    from cim.store import open_store
+
+    with open_store(str(tmp_path / "c.gpkg"), create=True, crs="EPSG:4544") as st:
+        parcels = gpd.GeoDataFrame(
+            {"parcel_id": ["P-1"], "zoning": ["R2"], "max_height_m": [20.0], "max_far": [2.0], "max_coverage": [0.5],
+             "min_setback_m": [3.0], "min_green_ratio": [0.05]},
+            geometry=[MultiPolygon([Polygon(PARCEL)])], crs="EPSG:4544")
+        st.write_layer("parcels", parcels)
+        report = check_compliance(boxes["tall"][0], {"rules": {}}, store=st)
+    assert report.parcel_id == "P-1"
+    got = {r.rule: (r.limit, r.passed) for r in report.results}
+    assert got == {"max_height_m": (20.0, False), "min_setback_m": (3.0, True), "max_far": (2.0, True),
+                   "max_site_coverage": (0.5, True), "min_green_ratio": (0.05, False)}
+
+
+def test_ids_requirements_with_ifctester(boxes, fzk, tmp_path):
+    import os
+
+    from bim_import.compliance import check_compliance
+
+    ids = os.path.join(os.path.dirname(__import__("bim_import").__file__), "rules", "permit_minimum.ids")
+    ok = check_compliance(boxes["ok"][0], {"ids": ids, "parcel": {"polygon": PARCEL}})
+    assert ok.passed and [r.rule for r in ok.results] == ["ids:External walls declare IsExternal",
+                                                         "ids:Doors say whether they are fire exits"]
+    # FZK-Haus: only Innentuer-2 has Pset_DoorCommon.FireExit, the other four doors fail
+    x0, y0, x1, y1 = 458800.0, 5438700.0, 458950.0, 5438850.0
+    r = check_compliance(fzk, {"ids": ids, "parcel": {"polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}},
+                         twin_crs="EPSG:25832").result("ids:Doors say whether they are fire exits")
+    names = dict(zip(fzk.elements["global_id"], fzk.elements["name"]))
+    assert not r.passed and sorted(names[g] for g in r.offending) == ["Haustuer", "Innentuer-1", "Innentuer-3",
+                                                                        "Terrassentuer"]
+
+
+def test_bad_rules(tmp_path, boxes):
+    from bim_import.compliance import check_compliance, load_rules
+
+    p = tmp_path / "r.yaml"
+    p.write_text("rules:\n  max_heigth_m: 24\n")
+    with pytest.raises(RuleError, match="unknown rule 'max_heigth_m'.*did you mean 'max_height_m'"):
+        load_rules(p)
+    p.write_text("rules:\n  max_far: lots\n")
+    with pytest.raises(RuleError, match="must be a number"):
+        load_rules(p)
+    p.write_text("rules: [1, 2\n")
+    with pytest.raises(RuleError, match="not valid YAML"):
+        load_rules(p)
+    p.write_text("rules:\n  max_far: 2\nids: nowhere.ids\n")
+    with pytest.raises(RuleError, match="does not exist"):
+        load_rules(p)
+    with pytest.raises(RuleError, match="name the parcel|parcel polygon"):
+        check_compliance(boxes["ok"][0], {"rules": {"max_far": 2}})
+
+
+def test_cli_check_bim(boxes, tmp_path):
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(json.dumps({"rules": RULES, "parcel": {"polygon": PARCEL}}))  # JSON is YAML
+    runner = CliRunner()
+    html, out = tmp_path / "r.html", tmp_path / "r.json"
+    ok = runner.invoke(get_app(), ["check-bim", boxes["ok"][0], "--rules", str(rules), "--html", str(html),
+                                   "--out", str(out)])
+    assert ok.exit_code == 0, ok.output
+    assert "PASS" in ok.output and "max_far" in html.read_text() and json.loads(out.read_text())["passed"] is True
+    bad = runner.invoke(get_app(), ["check-bim", boxes["dense"][0], "--rules", str(rules), "--json"])
+    assert bad.exit_code == 1
+    d = json.loads(bad.output)
+    assert {r["rule"] for r in d["results"] if not r["passed"]} == {"max_far", "max_site_coverage"}
+    rules.write_text("rules:\n  max_hieght: 3\n")
+    unknown = runner.invoke(get_app(), ["check-bim", boxes["ok"][0], "--rules", str(rules)])
+    assert isinstance(unknown.exception, RuleError)
+
+
+def test_cli_bim_import(boxes, tmp_path):
+    from typer.testing import CliRunner
+
+    from cim.store import open_store
+    from twin_core.cli import get_app
+
+    target = str(tmp_path / "c.gpkg")
+    open_store(target, create=True, crs="EPSG:4544").close()
+    res = CliRunner().invoke(get_app(), ["bim", "import", target, boxes["ok"][0], "--json", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["elements_read"] == 18 and d["errors"] == []
+    res = CliRunner().invoke(get_app(), ["bim", "import", target, boxes["nogeo"][0], "--quiet"])
+    assert res.exit_code == 1 and "GeoreferenceError" in res.output
+    res = CliRunner().invoke(get_app(), ["bim", "import", target, boxes["nogeo"][0], "--quiet", "-j", "1",
+                                         "--anchor", "500100,3390100,500,0"])
+    assert res.exit_code == 0, res.output
+    with open_store(target) as st:
+        assert len(st.read_layer("buildings")) == 2
