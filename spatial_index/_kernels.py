@@ -314,26 +314,44 @@ def tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stac
     if m == 0:
         return 0
     k = 0
-    top = 0
-    stack[0] = m - 1
+    r = m - 1
+    if nb[r, 0] > qx1 or nb[r, 2] < qx0 or nb[r, 1] > qy1 or nb[r, 3] < qy0:
+        return 0
+    stack[0] = r
     top = 1
     while top > 0:
         top -= 1
         nd = stack[top]
-        if nb[nd, 0] > qx1 or nb[nd, 2] < qx0 or nb[nd, 1] > qy1 or nb[nd, 3] < qy0:
-            continue
         s = nstart[nd]
+        e = s + ncount[nd]
         if nleaf[nd]:
-            for j in range(s, s + ncount[nd]):
+            for j in range(s, e):
                 if ib[j, 0] > qx1 or ib[j, 2] < qx0 or ib[j, 1] > qy1 or ib[j, 3] < qy0:
                     continue
                 buf[k] = iid[j]
                 k += 1
         else:
-            for c in range(s + ncount[nd] - 1, s - 1, -1):
+            for c in range(e - 1, s - 1, -1):
+                if nb[c, 0] > qx1 or nb[c, 2] < qx0 or nb[c, 1] > qy1 or nb[c, 3] < qy0:
+                    continue
                 stack[top] = c
                 top += 1
     return k
+
+
+@njit(cache=True, parallel=True)
+def morton_codes(cx, cy, x0, y0, sx, sy, out):
+    """32-bit Morton (Z-order) code of each point on a 65536 x 65536 grid over the extent."""
+    for i in prange(cx.shape[0]):
+        fx = (cx[i] - x0) * sx
+        fy = (cy[i] - y0) * sy
+        ix = np.uint64(min(max(fx, 0.0), 65535.0))
+        iy = np.uint64(min(max(fy, 0.0), 65535.0))
+        code = np.uint64(0)
+        for b in range(16):
+            code |= ((ix >> np.uint64(b)) & np.uint64(1)) << np.uint64(2 * b)
+            code |= ((iy >> np.uint64(b)) & np.uint64(1)) << np.uint64(2 * b + 1)
+        out[i] = code
 
 
 @njit(cache=True, inline="always")
@@ -358,16 +376,16 @@ def _sort_segment(out, a, b):
 
 @njit(cache=True, parallel=True)
 def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, fill, qids, offsets, first, count, out):
-    """Box queries. fill=False: count hits per query and note the first.
-    fill=True: for the queries in qids, write all hits (sorted) at offsets."""
+    """Box queries, visiting the queries qids in that order (a spatial order keeps the tree in cache).
+    fill=False: count hits per query and note the smallest. fill=True: write all hits (sorted) at offsets."""
     n = ib.shape[0]
-    nq = qids.shape[0] if fill else qb.shape[0]
+    nq = qids.shape[0]
     nch, per = _chunks(nq)
     for c in prange(nch):
         stack = np.empty(depth * 64 + 64, np.intp)
         buf = np.empty(max(n, 1), np.intp)
         for w in range(c * per, min(nq, (c + 1) * per)):
-            q = qids[w] if fill else w
+            q = qids[w]
             k = tree_candidates(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf)
             if fill:
                 o = offsets[q]
@@ -389,13 +407,13 @@ def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, dep
                       x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
     """Point queries against polygons with an exact predicate (same pass/fill protocol)."""
     n = ib.shape[0]
-    nq = qids.shape[0] if fill else xy.shape[0]
+    nq = qids.shape[0]
     nch, per = _chunks(nq)
     for c in prange(nch):
         stack = np.empty(depth * 64 + 64, np.intp)
         buf = np.empty(max(n, 1), np.intp)
         for w in range(c * per, min(nq, (c + 1) * per)):
-            q = qids[w] if fill else w
+            q = qids[w]
             px = xy[q, 0]
             py = xy[q, 1]
             k = tree_candidates(px, py, px, py, nb, nstart, ncount, nleaf, ib, iid, stack, buf)
@@ -424,13 +442,13 @@ def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncoun
                      x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
     """'intersects' queries of geometries of one kind against polygons (pass/fill protocol)."""
     n = ib.shape[0]
-    nq = qids.shape[0] if fill else qbox.shape[0]
+    nq = qids.shape[0]
     nch, per = _chunks(nq)
     for c in prange(nch):
         stack = np.empty(depth * 64 + 64, np.intp)
         buf = np.empty(max(n, 1), np.intp)
         for w in range(c * per, min(nq, (c + 1) * per)):
-            q = qids[w] if fill else w
+            q = qids[w]
             if qbox[q, 0] > qbox[q, 2]:  # empty query geometry
                 if not fill:
                     count[q] = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spatial_index import _kernels as K
-from spatial_index.rtree import PackedRTree, _nearest, _pairs_from_pass, as_boxes, as_points
+from spatial_index.rtree import PackedRTree, _nearest, _pairs_from_pass, as_boxes, as_points, spatial_order
 
 __all__ = ["PolygonIndex", "ragged_geometries"]
 
@@ -252,12 +252,13 @@ class PolygonIndex:
         dummy = np.zeros(0, np.intp)
         targs = self.tree._tree_args()
         interior_only = predicate == "within"
-        K.poly_query_points(p, interior_only, *targs, *self._polys(), False, dummy, dummy, first, count, dummy)
+        order = spatial_order(p[:, 0], p[:, 1])
+        K.poly_query_points(p, interior_only, *targs, *self._polys(), False, order, dummy, first, count, dummy)
 
         def fill(qids, offsets, out):
             K.poly_query_points(p, interior_only, *targs, *self._polys(), True, qids, offsets, first, count, out)
 
-        return _pairs_from_pass(count, first, fill)
+        return _pairs_from_pass(count, first, fill, order)
 
     @staticmethod
     def _xy(xy) -> np.ndarray:
@@ -317,12 +318,16 @@ class PolygonIndex:
                 count = np.zeros(nq, np.intp)
                 dummy = np.zeros(0, np.intp)
                 qa = (kind, qx, qy, qring, qpart, qgeom, qbox)
-                K.poly_query_geoms(*qa, *targs, *self._polys(), False, dummy, dummy, first, count, dummy)
+                ne = qbox[:, 0] <= qbox[:, 2]
+                cx = np.where(ne, qbox[:, 0] + qbox[:, 2], 0.0)
+                cy = np.where(ne, qbox[:, 1] + qbox[:, 3], 0.0)
+                order = spatial_order(cx, cy)
+                K.poly_query_geoms(*qa, *targs, *self._polys(), False, order, dummy, first, count, dummy)
 
                 def fill(qids, offsets, res, qa=qa):
                     K.poly_query_geoms(*qa, *targs, *self._polys(), True, qids, offsets, first, count, res)
 
-                pairs = _pairs_from_pass(count, first, fill)
+                pairs = _pairs_from_pass(count, first, fill, order)
             pairs[0] = sel[pairs[0]]
             out.append(pairs)
         if not out:

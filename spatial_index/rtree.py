@@ -101,7 +101,19 @@ def _pack(bounds: np.ndarray, node_size: int):
     return order.astype(np.intp), nb, nstart, ncount, nleaf, len(levels)
 
 
-def _pairs_from_pass(count, first, fill_fn) -> np.ndarray:
+def spatial_order(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    """Z-order permutation of points (identity for small inputs): queries in this order share tree paths."""
+    n = cx.shape[0]
+    if n < 2048:
+        return np.arange(n, dtype=np.intp)
+    x0, x1, y0, y1 = cx.min(), cx.max(), cy.min(), cy.max()
+    codes = np.empty(n, np.uint64)
+    K.morton_codes(np.ascontiguousarray(cx), np.ascontiguousarray(cy), x0, y0,
+                   65535.0 / (x1 - x0) if x1 > x0 else 0.0, 65535.0 / (y1 - y0) if y1 > y0 else 0.0, codes)
+    return np.argsort(codes).astype(np.intp)
+
+
+def _pairs_from_pass(count, first, fill_fn, order) -> np.ndarray:
     """Turn a counting pass into (2, k) pairs, re-running only queries with more than one hit."""
     nq = count.shape[0]
     total = int(count.sum())
@@ -115,7 +127,7 @@ def _pairs_from_pass(count, first, fill_fn) -> np.ndarray:
         np.cumsum(count, out=offsets[1:])
         single = count == 1
         out[offsets[:-1][single]] = first[single]
-        fill_fn(np.flatnonzero(multi).astype(np.intp), offsets, out)
+        fill_fn(order[multi[order]], offsets, out)
     return np.vstack([qidx, out])
 
 
@@ -214,12 +226,13 @@ class PackedRTree:
         count = np.zeros(nq, np.intp)
         dummy = np.zeros(0, np.intp)
         args = self._tree_args()
-        K.rtree_query_boxes(qb, *args, False, dummy, dummy, first, count, dummy)
+        order = spatial_order(qb[:, 0] + qb[:, 2], qb[:, 1] + qb[:, 3])
+        K.rtree_query_boxes(qb, *args, False, order, dummy, first, count, dummy)
 
         def fill(qids, offsets, out):
             K.rtree_query_boxes(qb, *args, True, qids, offsets, first, count, out)
 
-        return _pairs_from_pass(count, first, fill)
+        return _pairs_from_pass(count, first, fill, order)
 
     def query_points(self, xy) -> np.ndarray:
         """Items whose (closed) box contains each point; (2, k) pairs like :meth:`query`."""
