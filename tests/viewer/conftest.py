@@ -1,0 +1,146 @@
+"""Fixtures of the viewer tests: a small sample city with results, the app, a live server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+
+def _add_results(path: str) -> dict:
+    """Flood depth steps, vehicle trips, crowd agents, link loads and a BIM building, in a real store."""
+    import pandas as pd
+
+    from bim_import.importer import import_ifc
+    from bim_import.samples import BoxBuilding, write_box_building
+    from twin_core.twin import Twin
+
+    with Twin.open(path) as twin:
+        dem = twin.raster("dem")
+        rows, cols = dem.shape
+        rr, cc = np.mgrid[0:rows, 0:cols]
+        # a pond spreading from the centre, three steps of 10 minutes
+        dist = np.hypot(rr - rows / 2, cc - cols / 2)
+        steps = np.stack([np.clip((r - dist) / 20.0, 0, None) for r in (10.0, 50.0, 90.0)]).astype("float32")
+        twin.save_result("base", "r1", "flood_depth", steps, meta={"times_s": [0, 600, 1200], "grid": "dem"})
+        lev = twin.scenarios.create("levee", "a levee north of the river")
+        twin.save_result("levee", "r1", "flood_depth", steps * 0.3, meta={"times_s": [0, 600, 1200], "grid": "dem"})
+        links = twin.layer("road_links").head(60)
+        x0, y0, x1, y1 = twin.extent
+        trips = []
+        for i, g in enumerate(links.geometry.values[:30]):
+            pts = np.asarray(g.coords)
+            for k, (x, y) in enumerate(pts):
+                trips.append({"vehicle_id": f"v{i}", "t": float(k * 30 + i * 10), "x": x, "y": y})
+        twin.save_result("base", "r2", "vehicle_trips", pd.DataFrame(trips))
+        agents = [{"agent_id": f"a{i}", "t": float(t), "x": x0 + 300 + i * 2 + t * 0.5, "y": y0 + 400 + i}
+                  for i in range(20) for t in range(0, 120, 20)]
+        twin.save_result("base", "r3", "crowd_agents", pd.DataFrame(agents))
+        loads = links[["link_id", "geometry"]].copy()
+        loads["vc"] = np.linspace(0.1, 1.3, len(loads))
+        twin.save_result("base", "r2", "link_flows", loads)
+        ifc = os.path.join(os.path.dirname(path), "box.ifc")
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        write_box_building(BoxBuilding(width=20, depth=12, storeys=3, storey_height=3.0, eastings=cx, northings=cy,
+                                       orthogonal_height=500.0, name="Test box"), ifc)
+        import_ifc(ifc, twin.store, building_id="BIM-TEST")
+        del lev
+    return {"ifc": ifc}
+
+
+@pytest.fixture(scope="session")
+def city_template(tmp_path_factory) -> dict:
+    """The small sample city (built once per session) with results; copy before changing."""
+    import sample_city
+
+    d = tmp_path_factory.mktemp("viewer_city")
+    path = str(d / "small.gpkg")
+    sample_city.build_into(path, "small", seed=0)
+    extra = _add_results(path)
+    return {"path": path, **extra}
+
+
+@pytest.fixture
+def city(city_template, tmp_path) -> str:
+    """A private copy of the city for a test that writes."""
+    dst = str(tmp_path / "city.gpkg")
+    shutil.copy(city_template["path"], dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def ifc_path(city_template) -> str:
+    return city_template["ifc"]
+
+
+@pytest.fixture(scope="session")
+def shared_client(city_template, tmp_path_factory):
+    """One TestClient over a read-mostly copy of the city (tests that write use ``client``)."""
+    from fastapi.testclient import TestClient
+
+    from viewer.app import create_app
+    from viewer.settings import Settings
+
+    d = tmp_path_factory.mktemp("viewer_shared")
+    path = str(d / "city.gpkg")
+    shutil.copy(city_template["path"], path)
+    with TestClient(create_app(Settings(store=path)), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def client(city):
+    from fastapi.testclient import TestClient
+
+    from viewer.app import create_app
+    from viewer.settings import Settings
+
+    with TestClient(create_app(Settings(store=city)), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, store: str, **settings) -> None:
+        import uvicorn
+
+        from viewer.app import create_app
+        from viewer.settings import Settings
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = create_app(Settings(store=store, port=self.port, **settings))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the map server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(city_template, tmp_path_factory):
+    d = tmp_path_factory.mktemp("viewer_live")
+    path = str(d / "city.gpkg")
+    shutil.copy(city_template["path"], path)
+    with LiveServer(path) as srv:
+        yield srv

@@ -1,0 +1,31 @@
+"""``twin serve``: the one map (FastAPI + deck.gl) on a twin."""
+
+from __future__ import annotations
+
+import typer
+
+from twin_core.cli._common import STORE_ARG
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        store: str = STORE_ARG,
+        host: str = typer.Option("127.0.0.1", help="Address to bind; beyond loopback a token must exist."),
+        port: int = typer.Option(8765, min=1, max=65535, help="Port."),
+        auth: str = typer.Option("auto", help="auto (tokens needed once any exist, or off-loopback), required, off."),
+        max_upload_mb: float = typer.Option(50.0, min=0.1, help="Upload size limit (IFC files)."),
+        log_level: str = typer.Option("warning", help="uvicorn log level."),
+    ) -> None:
+        """Serve the map of a twin at http://HOST:PORT/ (OpenAPI docs at /docs)."""
+        if auth not in ("auto", "required", "off"):
+            raise typer.BadParameter("--auth must be auto, required or off")
+        from viewer.server import check_bind, serve as run
+        from viewer.settings import Settings
+
+        from cim.store import open_store
+
+        open_store(store).close()  # a missing file or unreachable DSN fails here, clearly
+        check_bind(Settings(store=store, host=host, port=port, auth=auth))  # before uvicorn starts
+        typer.echo(f"serving {store} on http://{host}:{port}/  (API docs /docs; Ctrl-C to stop)")
+        run(store, host=host, port=port, auth=auth, max_upload_mb=max_upload_mb, log_level=log_level)

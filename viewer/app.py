@@ -1,0 +1,151 @@
+"""The FastAPI application: :func:`create_app` builds it from :class:`Settings`.
+
+The twin is opened once in the lifespan and closed at shutdown; every router
+reaches it through :mod:`viewer.dependencies`. Errors become JSON
+``{"detail": ..., "error": ...}`` with a fitting status, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from viewer.settings import Settings
+
+__all__ = ["create_app", "open_state"]
+
+log = logging.getLogger("viewer")
+
+STATIC_DIR = resources.files("viewer") / "static"
+
+
+def open_state(settings: Settings):
+    """Open the twin behind a lock and build the state the routers share."""
+    from twin_core.twin import Twin
+
+    from viewer.jobs import JobManager
+    from viewer.state import AppState, LockedStore
+    from viewer.tiles import TileSource
+
+    twin = Twin.open(settings.store)
+    lock = threading.RLock()
+    locked = LockedStore(twin.store, lock)
+    twin.store = locked
+    twin.scenarios.store = locked
+    state = AppState(settings, twin, locked)
+    state.tile_source = TileSource(state)
+    state.jobs = JobManager(state, workers=settings.job_workers)
+    state.bim_reports = {}
+    return state
+
+
+def _status_for(exc: Exception) -> int:
+    from twin_core import errors as E
+
+    if isinstance(exc, E.LayerNotFoundError):
+        return 404
+    if isinstance(exc, E.AuthError):
+        return 403
+    if isinstance(exc, E.ScenarioError) and str(exc).startswith("no scenario"):
+        return 404
+    if isinstance(exc, E.StoreConnectionError):
+        return 503
+    if isinstance(exc, (ValueError, E.ImportFormatError, E.RuleError, E.GeoreferenceError, E.SchemaError,
+                        E.ScenarioError, E.GeometryError, E.RasterError)):
+        return 400
+    if isinstance(exc, E.JobError):
+        return 409
+    return 500
+
+
+def create_app(settings: Settings, *, state=None) -> FastAPI:
+    """The map server. ``state`` (from :func:`open_state`) may be given by tests that share one."""
+    from viewer.routers import ROUTERS
+
+    if settings.auth == "off" and not settings.loopback:
+        from twin_core.errors import AuthError
+
+        raise AuthError(f"refusing to serve on {settings.host} with auth off: outside loopback a token is "
+                        "required; bind 127.0.0.1 or drop --no-auth")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        own = state is None
+        st = open_state(settings) if own else state
+        app.state.twin_state = st
+        try:
+            yield
+        finally:
+            if own:
+                st.jobs.shutdown()
+                st.twin.store.raw.close()
+
+    app = FastAPI(
+        title="RongTwin one map",
+        version="0.1.0",
+        description="The city twin as an API: layers, vector tiles, rasters, meshes, scenarios, "
+                    "simulation jobs, BIM checks and sensors. Bearer tokens carry roles "
+                    "(viewer, planner, regulator, admin).",
+        lifespan=lifespan,
+    )
+    app.add_middleware(GZipMiddleware, minimum_size=800)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": exc.detail, "error": _reason(exc.status_code)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        msgs = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",))
+            msgs.append(f"{where}: {e.get('msg')}")
+        return JSONResponse({"detail": "; ".join(msgs) or "invalid request", "error": "invalid request"},
+                            status_code=422)
+
+    from twin_core.errors import TwinError
+
+    @app.exception_handler(TwinError)
+    async def twin_error(request: Request, exc: TwinError):
+        return await any_error(request, exc)
+
+    @app.exception_handler(Exception)
+    async def any_error(request: Request, exc: Exception):
+        status = _status_for(exc)
+        if status >= 500:
+            log.exception("error serving %s", request.url.path)
+            msg = (f"the server failed on this request ({type(exc).__name__}); the server log has the details"
+                   if status == 500 else str(exc))
+        else:
+            msg = str(exc)
+        return JSONResponse({"detail": msg, "error": type(exc).__name__}, status_code=status)
+
+    for r in ROUTERS:
+        app.include_router(r)
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(str(STATIC_DIR / "index.html"), media_type="text/html")
+
+    return app
+
+
+def _reason(code: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(code).phrase.lower()
+    except ValueError:
+        return "error"

@@ -1,0 +1,91 @@
+"""Shared things the routers depend on: the app state, settings, the caller's role.
+
+Tests override :func:`get_settings` / :func:`get_state` through
+``app.dependency_overrides`` like any FastAPI dependency.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request
+
+from viewer.auth import role_allows, verify_token
+from viewer.settings import Settings
+from viewer.state import AppState
+
+__all__ = ["get_state", "get_settings", "Principal", "current_principal", "require"]
+
+
+def get_state(request: Request) -> AppState:
+    state = getattr(request.app.state, "twin_state", None)
+    if state is None:  # pragma: no cover - only if the lifespan did not run
+        raise HTTPException(503, "the server is still starting; try again in a moment")
+    return state
+
+
+def get_settings(state: AppState = Depends(get_state)) -> Settings:
+    return state.settings
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: str
+    name: str = ""
+    token_id: str | None = None
+
+    def can(self, right: str) -> bool:
+        return role_allows(self.role, right)
+
+
+_ANON_ADMIN = Principal("admin", "local (no tokens configured)")
+
+
+def _token_meta(state: AppState) -> dict:
+    cached = getattr(state, "_token_cache", None)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > 2.0:
+        meta = {k: v for k, v in state.store.get_meta().items() if k.startswith("token:")}
+        cached = (now, meta)
+        state._token_cache = cached  # type: ignore[attr-defined]
+    return cached[1]
+
+
+def auth_needed(state: AppState) -> bool:
+    s = state.settings
+    if s.auth == "off":
+        return False
+    if s.auth == "required" or not s.loopback:
+        return True
+    return bool(_token_meta(state))
+
+
+def current_principal(request: Request, state: AppState = Depends(get_state)) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>`` (or ``?access_token=`` for EventSource)."""
+    if not auth_needed(state):
+        return _ANON_ADMIN
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else request.query_params.get("access_token")
+    if not token:
+        raise HTTPException(401, "this server needs a bearer token: send 'Authorization: Bearer <token>' "
+                                 "(create one with `twin token create --role viewer STORE`)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    rec = verify_token(state.store, token, meta=_token_meta(state))
+    if rec is None:
+        raise HTTPException(401, "the bearer token is not valid (unknown, revoked or mistyped); "
+                                 "create a new one with `twin token create`", headers={"WWW-Authenticate": "Bearer"})
+    return Principal(rec["role"], rec["name"], rec["id"])
+
+
+def require(right: str):
+    """A dependency that lets through callers whose role has ``right``."""
+
+    def dep(p: Principal = Depends(current_principal)) -> Principal:
+        if not p.can(right):
+            need = {"scenarios": "planner or admin", "simulate": "planner or admin", "bim": "regulator or admin",
+                    "admin": "admin"}.get(right, "viewer")
+            raise HTTPException(403, f"the role {p.role!r} may not do this ({right}); it needs the role {need}")
+        return p
+
+    return dep

@@ -1,0 +1,201 @@
+"""Background simulation jobs with progress.
+
+A job runs an engine through its adapter in ``twin_core.adapters.<engine>``
+on a worker thread. The viewer calls, in this order of preference::
+
+    run_job(twin, scenario=..., run=..., params={...}, progress=cb) -> dict | None
+    run(twin, scenario=..., run=..., progress=cb, **params)  (keywords it accepts)
+
+``progress(done, total)`` updates the job; its results are whatever the
+adapter saved under (scenario, run) with ``twin.save_result`` and appear in
+``/api/results``. The twin a job gets shares the server's locked store, so the
+job holds the store only while it reads inputs or writes results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twin_core.errors import JobError
+
+__all__ = ["JobManager", "Job", "ENGINES"]
+
+log = logging.getLogger("viewer.jobs")
+
+ENGINES = ("flood", "traffic", "crowd")
+
+EngineFn = Callable[..., Any]
+
+
+class JobCancelled(JobError):
+    """Raised inside a job's progress callback once the job was cancelled."""
+
+
+@dataclass
+class Job:
+    id: str
+    engine: str
+    scenario: str
+    run: str
+    params: dict
+    status: str = "queued"  # queued, running, done, failed, cancelled
+    progress: float = 0.0
+    message: str = ""
+    error: str | None = None
+    summary: Any = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "engine": self.engine, "scenario": self.scenario, "run": self.run,
+                "params": self.params, "status": self.status, "progress": round(self.progress, 4),
+                "message": self.message, "error": self.error, "summary": self.summary,
+                "created": self.created, "started": self.started, "finished": self.finished}
+
+    def touch(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+
+def adapter_engine(engine: str) -> EngineFn:
+    """The callable running ``engine`` through ``twin_core.adapters.<engine>``."""
+    try:
+        mod = importlib.import_module(f"twin_core.adapters.{engine}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("twin_core.adapters"):
+            raise JobError(f"the {engine} engine is not installed in this build (no twin_core.adapters.{engine})") from None
+        raise
+    if hasattr(mod, "run_job"):
+        return mod.run_job
+    fn = getattr(mod, "run", None)
+    if fn is None:
+        raise JobError(f"twin_core.adapters.{engine} has neither run_job() nor run(); cannot start a {engine} job")
+
+    def call(twin, *, scenario: str, run: str, params: dict, progress):
+        sig = inspect.signature(fn)
+        kw = {"scenario": scenario, "run": run, "progress": progress, **params}
+        accepts_all = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        unknown = [k for k in params if k not in sig.parameters and not accepts_all]
+        if unknown:
+            raise JobError(f"the {engine} engine takes no parameter(s) {unknown}; it takes "
+                           f"{[p for p in sig.parameters if p not in ('twin', 'progress')]}")
+        if not accepts_all:
+            kw = {k: v for k, v in kw.items() if k in sig.parameters}
+        return fn(twin, **kw)
+
+    return call
+
+
+class JobManager:
+    """Queue of jobs on a small thread pool; keeps the last ``keep`` jobs."""
+
+    def __init__(self, state, workers: int = 1, keep: int = 200) -> None:
+        self.state = state
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="twin-job")
+        self.jobs: dict[str, Job] = {}
+        self.keep = keep
+        self.engines: dict[str, EngineFn] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def register(self, name: str, fn: EngineFn) -> None:
+        """Add an engine (``fn(twin, *, scenario, run, params, progress)``)."""
+        self.engines[name] = fn
+
+    def available(self) -> list[str]:
+        names = set(self.engines)
+        for e in ENGINES:
+            try:
+                importlib.import_module(f"twin_core.adapters.{e}")
+                names.add(e)
+            except ImportError:
+                pass
+        return sorted(names)
+
+    def submit(self, engine: str, scenario: str, params: dict) -> Job:
+        from cim.results import new_run_id
+
+        fn = self.engines.get(engine) or adapter_engine(engine)
+        if scenario not in self.state.twin.scenarios:
+            raise JobError(f"no scenario {scenario!r} to run {engine} on")
+        with self._lock:
+            jid = f"job-{next(self._ids)}"
+            job = Job(jid, engine, scenario, new_run_id(engine), dict(params))
+            self.jobs[jid] = job
+            while len(self.jobs) > self.keep:
+                old = next(iter(self.jobs))
+                if self.jobs[old].status in ("queued", "running"):
+                    break
+                del self.jobs[old]
+        self.pool.submit(self._run, job, fn)
+        return job
+
+    def get(self, jid: str) -> Job:
+        job = self.jobs.get(jid)
+        if job is None:
+            raise JobError(f"no job {jid!r}; jobs: {list(self.jobs)[-10:]}")
+        return job
+
+    def cancel(self, jid: str) -> Job:
+        job = self.get(jid)
+        if job.status in ("queued", "running"):
+            job.cancel.set()
+            if job.status == "queued":
+                job.status = "cancelled"
+                job.finished = time.time()
+            job.touch()
+        return job
+
+    def _run(self, job: Job, fn: EngineFn) -> None:
+        if job.cancel.is_set():
+            return
+        job.status, job.started = "running", time.time()
+        job.touch()
+
+        def progress(done: float, total: float) -> None:
+            if job.cancel.is_set():
+                raise JobCancelled(f"job {job.id} was cancelled")
+            job.progress = float(done) / float(total) if total else 0.0
+            job.touch()
+
+        try:
+            job.summary = _jsonable(fn(self.state.twin, scenario=job.scenario, run=job.run, params=job.params,
+                                       progress=progress))
+            job.status, job.progress = "done", 1.0
+            job.message = "finished"
+        except JobCancelled:
+            job.status, job.message = "cancelled", "cancelled by request"
+        except Exception as exc:  # the job fails, the server does not
+            log.exception("job %s (%s) failed", job.id, job.engine)
+            job.status = "failed"
+            job.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished = time.time()
+            self.state.invalidate(job.scenario)
+            job.touch()
+
+    def shutdown(self) -> None:
+        for j in self.jobs.values():
+            j.cancel.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _jsonable(v: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return json.loads(json.dumps(v, default=str))

@@ -1,0 +1,82 @@
+"""Simulation jobs: start (POST), status, progress as server-sent events, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from viewer.dependencies import get_state, require
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+class JobIn(BaseModel):
+    engine: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,30}$", description="flood, traffic or crowd")
+    scenario: str = Field("base", max_length=63)
+    params: dict[str, Any] = Field(default_factory=dict, description="engine parameters (see the engine's docs)")
+
+
+@router.get("/engines", summary="Engines this server can run", dependencies=[Depends(require("read"))])
+def engines(state=Depends(get_state)) -> list[str]:
+    return state.jobs.available()
+
+
+@router.post("", status_code=202, summary="Start a simulation run", dependencies=[Depends(require("simulate"))])
+def start(body: JobIn, state=Depends(get_state)) -> dict:
+    if len(json.dumps(body.params, default=str)) > 100_000:
+        from fastapi import HTTPException
+
+        raise HTTPException(413, "params are larger than 100 kB; pass data through the twin, not the request")
+    job = state.jobs.submit(body.engine, body.scenario, body.params)
+    return {**job.to_dict(), "status_url": f"/api/jobs/{job.id}", "events_url": f"/api/jobs/{job.id}/events"}
+
+
+@router.get("", summary="Recent jobs", dependencies=[Depends(require("read"))])
+def list_jobs(state=Depends(get_state)) -> list[dict]:
+    return [j.to_dict() for j in state.jobs.jobs.values()]
+
+
+@router.get("/{job_id}", summary="A job's status and progress", dependencies=[Depends(require("read"))])
+def status(job_id: str, state=Depends(get_state)) -> dict:
+    return state.jobs.get(job_id).to_dict()
+
+
+@router.delete("/{job_id}", summary="Cancel a job", dependencies=[Depends(require("simulate"))])
+def cancel(job_id: str, state=Depends(get_state)) -> dict:
+    return state.jobs.cancel(job_id).to_dict()
+
+
+@router.get("/{job_id}/events", summary="Progress as server-sent events (until the job ends)",
+            dependencies=[Depends(require("read"))], response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def events(job_id: str, request: Request, timeout: float = Query(600, gt=0, le=3600),
+                 state=Depends(get_state)) -> StreamingResponse:
+    job = state.jobs.get(job_id)
+
+    def wait_change(last: str) -> str:
+        with job.changed:
+            job.changed.wait(timeout=1.0)
+        return json.dumps(job.to_dict())
+
+    async def gen():
+        last = ""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            cur = json.dumps(job.to_dict())
+            if cur != last:
+                yield f"event: progress\ndata: {cur}\n\n"
+                last = cur
+            if job.status in ("done", "failed", "cancelled"):
+                yield f"event: end\ndata: {cur}\n\n"
+                return
+            if await request.is_disconnected() or loop.time() > deadline:
+                return
+            await loop.run_in_executor(None, wait_change, last)
+
+    return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,196 @@
+"""Simulation and analysis results by scenario and run, shaped for the map.
+
+- raster results (and NumPy grids) -> bitmaps; a stack of steps (an array of
+  shape (steps, rows, cols), or rasters named ``<name>_t<seconds>``) is a
+  time series the page's slider walks through;
+- layer results -> vector tiles of their stored layer (``ref``);
+- table results -> JSON rows, and trajectories (id, t, x, y) -> paths with
+  timestamps for deck.gl's TripsLayer and the crowd agents.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+
+from viewer.dependencies import get_state, require
+from viewer.routers.rasters import STYLE_Q, default_style, point_value, raster_image
+
+router = APIRouter(prefix="/api/results", tags=["results"], dependencies=[Depends(require("read"))])
+
+_STEP = re.compile(r"^(.+?)_t(\d+)$")
+
+
+def result_catalogue(state, scenario: str | None = None) -> list[dict]:
+    """Results grouped for the map: one entry per (scenario, run, name or series)."""
+    df = state.twin.results(scenario=scenario)
+    out: dict[tuple, dict] = {}
+    for row in df.itertuples(index=False):
+        m = _STEP.match(row.name) if row.kind == "raster" else None
+        base = m.group(1) if m else row.name
+        key = (row.scenario, row.run, base)
+        e = out.setdefault(key, {"scenario": row.scenario, "run": row.run, "name": base, "kind": row.kind,
+                                 "ref": row.ref, "created": row.created, "steps": None, "meta": row.meta})
+        if m:
+            e["kind"] = "raster_series"
+            e.setdefault("_steps", []).append((int(m.group(2)), row.name))
+    for e in out.values():
+        if "_steps" in e:
+            e["_steps"].sort()
+            e["steps"] = [t for t, _ in e["_steps"]]
+            e["members"] = [n for _, n in e.pop("_steps")]
+        if e["kind"] == "array":
+            meta = e.get("meta") or {}
+            e["steps"] = meta.get("times_s") if isinstance(meta, dict) else None
+    return sorted(out.values(), key=lambda e: (e["scenario"], e["run"], e["name"]))
+
+
+def _entry(state, scenario: str, run: str, name: str) -> dict:
+    for e in result_catalogue(state, scenario):
+        if e["run"] == run and e["name"] == name:
+            return e
+    have = [(e["run"], e["name"]) for e in result_catalogue(state, scenario)]
+    raise HTTPException(404, f"no result {name!r} for scenario {scenario!r} run {run!r}; results there: {have}")
+
+
+def _grid_of(state, e: dict):
+    """The Raster (grid + values) of one step of a raster/array/series result."""
+    from cim.raster import Raster
+
+    meta = e.get("meta") or {}
+    if e["kind"] == "raster":
+        return state.twin.load_result(e["scenario"], e["run"], e["name"]), None
+    if e["kind"] == "raster_series":
+        return None, None
+    if e["kind"] == "array":
+        key = ("array", e["scenario"], e["run"], e["name"])
+        arr = state.images.get_or_make(key, lambda: state.twin.load_result(e["scenario"], e["run"], e["name"]))
+        if arr.ndim not in (2, 3):
+            raise HTTPException(400, f"result {e['name']!r} is an array of shape {arr.shape}, not a grid")
+        grid_name = meta.get("grid", "dem") if isinstance(meta, dict) else "dem"
+        if isinstance(meta, dict) and "transform" in meta:
+            from affine import Affine
+
+            tmpl = Raster(np.zeros(arr.shape[-2:], "float32"), Affine(*meta["transform"][:6]), meta.get("crs", state.twin.crs))
+        else:
+            if not state.store.has_raster(grid_name):
+                raise HTTPException(400, f"result {e['name']!r} has no georeference (meta 'transform') and no raster "
+                                         f"{grid_name!r} to borrow the grid from")
+            tmpl = state.twin.raster(grid_name)
+            if tmpl.shape != arr.shape[-2:]:
+                raise HTTPException(400, f"result {e['name']!r} has grid {arr.shape[-2:]}, the {grid_name!r} raster "
+                                         f"{tmpl.shape}; save the result with meta={{'transform': ...}}")
+        return tmpl, arr
+    raise HTTPException(400, f"result {e['name']!r} is a {e['kind']}, not a grid")
+
+
+def _step(state, e: dict, step: int):
+    """(Raster, values or None, step count) for step ``step``."""
+    if e["kind"] == "raster_series":
+        n = len(e["members"])
+        if step >= n:
+            raise HTTPException(400, f"step {step} is out of range: {e['name']!r} has {n} steps (0..{n - 1})")
+        return state.twin.load_result(e["scenario"], e["run"], e["members"][step]), None, n
+    r, arr = _grid_of(state, e)
+    if arr is None:
+        if step:
+            raise HTTPException(400, f"result {e['name']!r} has one step; use step=0")
+        return r, None, 1
+    if arr.ndim == 2:
+        if step:
+            raise HTTPException(400, f"result {e['name']!r} has one step; use step=0")
+        return r, arr.astype("float64"), 1
+    n = arr.shape[0]
+    if step >= n:
+        raise HTTPException(400, f"step {step} is out of range: {e['name']!r} has {n} steps (0..{n - 1})")
+    return r, arr[step].astype("float64"), n
+
+
+@router.get("", summary="Results, grouped for the map")
+def list_results(scenario: str | None = Query(None, max_length=63), state=Depends(get_state)) -> list[dict]:
+    return result_catalogue(state, scenario)
+
+
+@router.get("/{scenario}/{run}/{name}/meta", summary="Bounds, steps and range of a grid result")
+def result_meta(scenario: str, run: str, name: str, step: int = Query(0, ge=0, le=100000), style: str | None = STYLE_Q,
+                state=Depends(get_state)) -> dict:
+    e = _entry(state, scenario, run, name)
+    s = default_style(name, style or ("depth" if "depth" in name or "flood" in name else None))
+    r, data, n = _step(state, e, step)
+    _, bounds, stats = raster_image(state, r, ("result", scenario, run, name, step), s, None, None, data)
+    return {"scenario": scenario, "run": run, "name": name, "kind": e["kind"], "steps": n,
+            "times_s": e.get("steps"), "step": step, "style": s, "bounds": bounds, **stats,
+            "image": f"/api/results/{scenario}/{run}/{name}/image.png?step={step}&style={s}"}
+
+
+@router.get("/{scenario}/{run}/{name}/image.png", summary="One step of a grid result as a PNG",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def result_png(scenario: str, run: str, name: str, step: int = Query(0, ge=0, le=100000), style: str | None = STYLE_Q,
+               vmin: float | None = Query(None, allow_inf_nan=False), vmax: float | None = Query(None, allow_inf_nan=False),
+               state=Depends(get_state)) -> Response:
+    e = _entry(state, scenario, run, name)
+    s = default_style(name, style or ("depth" if "depth" in name or "flood" in name else None))
+    r, data, _ = _step(state, e, step)
+    png, bounds, _ = raster_image(state, r, ("result", scenario, run, name, step), s, vmin, vmax, data)
+    return Response(png, media_type="image/png", headers={"X-Bounds": ",".join(f"{b:.8f}" for b in bounds)})
+
+
+@router.get("/{scenario}/{run}/{name}/value", summary="A grid result's value at a point")
+def result_value(scenario: str, run: str, name: str, lon: float = Query(..., ge=-180, le=180),
+                 lat: float = Query(..., ge=-90, le=90), step: int = Query(0, ge=0, le=100000),
+                 state=Depends(get_state)) -> dict:
+    e = _entry(state, scenario, run, name)
+    r, data, _ = _step(state, e, step)
+    return {**point_value(state, r, lon, lat, data), "step": step}
+
+
+@router.get("/{scenario}/{run}/{name}/rows", summary="Rows of a table result (JSON records)")
+def result_rows(scenario: str, run: str, name: str, limit: int = Query(1000, ge=1, le=100000),
+                offset: int = Query(0, ge=0), state=Depends(get_state)) -> dict:
+    e = _entry(state, scenario, run, name)
+    if e["kind"] not in ("table", "layer", "json"):
+        raise HTTPException(400, f"result {name!r} is a {e['kind']}, not a table")
+    obj = state.twin.load_result(scenario, run, name)
+    if e["kind"] == "json":
+        return {"value": obj}
+    df = obj.drop(columns=[obj.geometry.name]) if e["kind"] == "layer" else obj
+    page = df.iloc[offset:offset + limit]
+    import json
+
+    return {"columns": list(page.columns), "rows": json.loads(page.to_json(orient="records")),
+            "total": int(len(df)), "offset": offset}
+
+
+_ID_COLS = ("vehicle_id", "agent_id", "trip_id", "id")
+
+
+@router.get("/{scenario}/{run}/{name}/trajectories", summary="Paths with timestamps (lon/lat, seconds)")
+def trajectories(scenario: str, run: str, name: str, limit: int = Query(5000, ge=1, le=200000),
+                 state=Depends(get_state)) -> dict:
+    """A table with an id column (vehicle_id / agent_id / trip_id / id), ``t`` (s), ``x``, ``y`` in the twin CRS."""
+    from viewer.geo import transformer
+
+    e = _entry(state, scenario, run, name)
+    if e["kind"] != "table":
+        raise HTTPException(400, f"result {name!r} is a {e['kind']}, not a trajectory table")
+    df = state.images.get_or_make(("table", scenario, run, name), lambda: state.twin.load_result(scenario, run, name))
+    idc = next((c for c in _ID_COLS if c in df.columns), None)
+    tcol = next((c for c in ("t", "time_s", "time") if c in df.columns), None)
+    if idc is None or tcol is None or not {"x", "y"} <= set(df.columns):
+        raise HTTPException(400, f"result {name!r} is not a trajectory table: it needs an id column (one of "
+                                 f"{list(_ID_COLS)}), t and x, y; it has {list(df.columns)}")
+    d = df.sort_values([idc, tcol])
+    lon, lat = transformer(state.twin.crs, "EPSG:4326").transform(d["x"].to_numpy(float), d["y"].to_numpy(float))
+    ids = d[idc].to_numpy()
+    t = d[tcol].to_numpy(float)
+    cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts = np.r_[0, cuts]
+    ends = np.r_[cuts, len(ids)]
+    paths = []
+    for s, en in list(zip(starts, ends))[:limit]:
+        paths.append({"id": str(ids[s]), "path": np.round(np.column_stack([lon[s:en], lat[s:en]]), 7).tolist(),
+                      "timestamps": np.round(t[s:en], 2).tolist()})
+    return {"count": len(paths), "t_min": float(t.min()) if len(t) else 0.0,
+            "t_max": float(t.max()) if len(t) else 0.0, "trips": paths}

@@ -1,0 +1,149 @@
+"""Scenarios: list, create, edit, diff, delete (edits never touch the base)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from viewer.dependencies import get_state, require
+
+router = APIRouter(prefix="/api/scenarios", tags=["scenarios"])
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}$"
+
+
+class ScenarioIn(BaseModel):
+    name: str = Field(..., pattern=NAME, description="letters, digits, '_' or '-'")
+    description: str = Field("", max_length=2000)
+    parent: str = Field("base", max_length=63)
+
+
+class EditIn(BaseModel):
+    """One edit. ``features`` are GeoJSON in lon/lat; ``polygon`` a GeoJSON Polygon in lon/lat."""
+
+    op: Literal["add", "remove", "modify", "set_param", "close_roads", "raise_ground"]
+    layer: str | None = Field(None, max_length=60)
+    features: dict[str, Any] | None = None
+    ids: list[str] | None = Field(None, max_length=100000)
+    key: str | None = Field(None, max_length=100)
+    value: Any = None
+    polygon: dict[str, Any] | None = None
+    raster: str = Field("dem", max_length=60)
+    delta: float | None = Field(None, ge=-1000, le=1000, allow_inf_nan=False)
+
+
+def _scenario(state, name: str):
+    if name == "base" or name not in state.twin.scenarios:
+        raise HTTPException(404, f"no scenario {name!r}; scenarios: {state.twin.scenarios.names()}")
+    return state.twin.scenarios.get(name)
+
+
+def _records(df) -> list[dict]:
+    return json.loads(df.to_json(orient="records", date_format="iso")) if len(df) else []
+
+
+@router.get("", summary="List the scenarios", dependencies=[Depends(require("read"))])
+def list_scenarios(state=Depends(get_state)) -> list[dict]:
+    return _records(state.twin.scenarios.list())
+
+
+@router.post("", status_code=201, summary="Create a scenario", dependencies=[Depends(require("scenarios"))])
+def create_scenario(body: ScenarioIn, state=Depends(get_state)) -> dict:
+    s = state.twin.scenarios.create(body.name, body.description, parent=body.parent)
+    return {"name": s.name, "description": body.description, "parent": body.parent}
+
+
+@router.get("/diff", summary="What differs between two scenarios", dependencies=[Depends(require("read"))])
+def diff(a: str = Query(..., max_length=63), b: str = Query(..., max_length=63), state=Depends(get_state)) -> dict:
+    for n in (a, b):
+        if n not in state.twin.scenarios:
+            raise HTTPException(404, f"no scenario {n!r}; scenarios: {['base'] + state.twin.scenarios.names()}")
+    rows = _records(state.twin.scenarios.diff(a, b))
+    return {"a": a, "b": b, "changes": rows, "count": len(rows)}
+
+
+@router.get("/{name}", summary="A scenario with its edits and parameters", dependencies=[Depends(require("read"))])
+def get_scenario(name: str, state=Depends(get_state)) -> dict:
+    s = _scenario(state, name)
+    meta = state.twin.scenarios.list()
+    row = meta[meta["name"] == name].iloc[0]
+    edits = s.edits().drop(columns=["geom_wkb"], errors="ignore")
+    return {"name": name, "description": row["description"], "parent": row["parent"], "params": s.params(),
+            "edits": _records(edits)}
+
+
+@router.delete("/{name}", summary="Delete a scenario and its edits", dependencies=[Depends(require("scenarios"))])
+def delete_scenario(name: str, state=Depends(get_state)) -> dict:
+    _scenario(state, name)
+    state.twin.scenarios.delete(name)
+    state.invalidate(name)
+    return {"deleted": name}
+
+
+@router.post("/{name}/edits", status_code=201, summary="Record an edit in a scenario",
+             dependencies=[Depends(require("scenarios"))])
+def add_edit(name: str, edit: EditIn, state=Depends(get_state)) -> dict:
+    import geopandas as gpd
+    import shapely
+
+    s = _scenario(state, name)
+    crs = state.twin.crs
+    need_layer = edit.op in ("add", "remove", "modify", "close_roads")
+    layer = edit.layer or ("road_links" if edit.op == "close_roads" else None)
+    if need_layer and (layer is None or not state.store.has_layer(layer)):
+        raise HTTPException(400 if layer is None else 404, f"edit {edit.op!r} needs an existing 'layer'; "
+                                                           f"layers: {[n for n in state.store.list_layers() if not n.startswith('res_')]}")
+
+    def frame(with_geom: bool):
+        if not edit.features or edit.features.get("type") != "FeatureCollection":
+            raise HTTPException(400, f"edit {edit.op!r} needs 'features': a GeoJSON FeatureCollection in lon/lat")
+        try:
+            g = gpd.GeoDataFrame.from_features(edit.features["features"], crs="EPSG:4326")
+        except Exception as exc:
+            raise HTTPException(400, f"'features' is not valid GeoJSON: {exc}") from None
+        if not len(g):
+            raise HTTPException(400, "'features' is empty")
+        if with_geom or g.geometry.notna().all():
+            return g.to_crs(crs)
+        return g.drop(columns=[g.geometry.name])
+
+    def polygon():
+        if not edit.polygon:
+            raise HTTPException(400, f"edit {edit.op!r} needs 'polygon': a GeoJSON Polygon in lon/lat")
+        try:
+            poly = shapely.from_geojson(json.dumps(edit.polygon))
+        except Exception as exc:
+            raise HTTPException(400, f"'polygon' is not valid GeoJSON: {exc}") from None
+        if poly.geom_type not in ("Polygon", "MultiPolygon") or poly.is_empty:
+            raise HTTPException(400, f"'polygon' must be a Polygon, got {poly.geom_type}")
+        from viewer.geo import reproject_geoms
+
+        return reproject_geoms([poly], "EPSG:4326", crs)[0]
+
+    result: Any = None
+    if edit.op == "add":
+        s.add_features(layer, frame(True))
+    elif edit.op == "modify":
+        s.modify_features(layer, frame(False))
+    elif edit.op == "remove":
+        if not edit.ids:
+            raise HTTPException(400, "edit 'remove' needs 'ids': the feature ids to remove")
+        s.remove_features(layer, edit.ids)
+    elif edit.op == "set_param":
+        if not edit.key:
+            raise HTTPException(400, "edit 'set_param' needs 'key' (and 'value')")
+        s.set_param(edit.key, edit.value)
+    elif edit.op == "close_roads":
+        result = s.close_roads(polygon(), layer=layer)
+    else:  # raise_ground
+        if edit.delta is None:
+            raise HTTPException(400, "edit 'raise_ground' needs 'delta' (metres, may be negative) and 'polygon'")
+        if not state.store.has_raster(edit.raster):
+            raise HTTPException(404, f"no raster {edit.raster!r} to raise")
+        w = s.patch_raster(edit.raster, polygon(), delta=edit.delta)
+        result = {"window": [w.row_off, w.col_off, w.height, w.width]}
+    state.invalidate(name)
+    return {"scenario": name, "op": edit.op, "result": result, "edits": int(len(s.edits()))}

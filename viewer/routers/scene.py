@@ -1,0 +1,28 @@
+"""The scene: what the page should show first (camera, layers, rasters, results), and who is asking."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from viewer.dependencies import Principal, current_principal, get_state, require
+
+router = APIRouter(prefix="/api", tags=["scene"])
+
+
+@router.get("/health", summary="Liveness (no auth)")
+def health(state=Depends(get_state)) -> dict:
+    return {"ok": True, "store": state.store.raw.kind}
+
+
+@router.get("/whoami", summary="The caller's role")
+def whoami(p: Principal = Depends(current_principal)) -> dict:
+    return {"role": p.role, "name": p.name, "token_id": p.token_id,
+            "can": [r for r in ("read", "scenarios", "simulate", "bim", "admin") if p.can(r)]}
+
+
+@router.get("/scene", summary="Camera, layers, rasters and results for the page",
+            dependencies=[Depends(require("read"))])
+def scene(scenario: str = Query("base", max_length=63), state=Depends(get_state)) -> dict:
+    from viewer.scene import build_scene
+
+    return build_scene(state, scenario)

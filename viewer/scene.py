@@ -1,0 +1,53 @@
+"""Scene building: the deck.gl layer specs and camera the page starts from."""
+
+from __future__ import annotations
+
+import math
+
+from viewer.geo import bounds_to
+
+__all__ = ["build_scene", "camera_for"]
+
+
+def camera_for(bounds_wgs84, width_px: int = 1280) -> dict:
+    """A view state that frames ``bounds`` (lon/lat), pitched for 3D."""
+    w, s, e, n = bounds_wgs84
+    lon, lat = (w + e) / 2, (s + n) / 2
+    span_m = max((e - w) * 111320 * math.cos(math.radians(lat)), (n - s) * 110540, 50.0)
+    # metres per pixel at deck.gl zoom z: 156543 * cos(lat) / 2**(z + 1)
+    z = math.log2(156543.03 * math.cos(math.radians(lat)) * width_px / span_m) - 1  # deck.gl: 512-px tiles
+    return {"longitude": lon, "latitude": lat, "zoom": round(min(max(z, 3.0), 19.0), 2), "pitch": 45, "bearing": 0}
+
+
+def build_scene(state, scenario: str = "base") -> dict:
+    """Everything the page needs to set itself up, in one JSON."""
+    from viewer.routers.results import result_catalogue
+
+    twin = state.twin
+    store = state.store
+    crs = twin.crs
+    layers = [n for n in store.list_layers() if not n.startswith("res_")]
+    infos = {n: store.layer_info(n) for n in layers}
+    ext = twin.extent
+    bounds = list(bounds_to(ext, crs, "EPSG:4326")) if ext else [103.9, 30.5, 104.2, 30.8]
+    rasters = [n for n in store.list_rasters() if not n.startswith("res_")]
+    meshes = []
+    if store.has_table("bim_buildings") or True:
+        from viewer.routers.meshes import mesh_catalogue
+
+        meshes = mesh_catalogue(state)
+    return {
+        "name": twin.name,
+        "crs": crs,
+        "bounds": bounds,
+        "camera": camera_for(bounds),
+        "scenario": scenario,
+        "scenarios": ["base"] + twin.scenarios.names(),
+        "layers": {n: {"count": infos[n]["count"], "geometry_type": infos[n]["geometry_type"],
+                       "columns": infos[n]["columns"]} for n in layers},
+        "rasters": rasters,
+        "results": result_catalogue(state),
+        "meshes": meshes,
+        "tiles": {"url": "/tiles/{layer}/{z}/{x}/{y}.pbf", "minzoom": 12, "maxzoom": 16,
+                  "worker_url": "/static/vendor/mvt-worker.js"},
+    }

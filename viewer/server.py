@@ -1,0 +1,39 @@
+"""Run the map server: ``serve("city.gpkg")`` (what ``twin serve`` and ``twin demo`` call)."""
+
+from __future__ import annotations
+
+from twin_core.errors import AuthError
+
+from viewer.settings import Settings
+
+__all__ = ["serve", "check_bind"]
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to bind beyond loopback unless tokens protect the server."""
+    if settings.loopback:
+        return
+    if settings.auth == "off":
+        raise AuthError(f"refusing to serve on {settings.host} with auth off: outside loopback every request needs "
+                        "a token; bind 127.0.0.1 or drop --no-auth")
+    from cim.store import open_store
+
+    from viewer.auth import list_tokens
+
+    with open_store(settings.store) as store:
+        if not list_tokens(store):
+            raise AuthError(f"refusing to serve on {settings.host}: no access token exists for {settings.store}, so "
+                            "anyone on the network could use it. Create one first with "
+                            f"`twin token create --role viewer {settings.store}` (or bind 127.0.0.1)")
+
+
+def serve(store: str, *, host: str = "127.0.0.1", port: int = 8765, auth: str = "auto",
+          max_upload_mb: float = 50.0, log_level: str = "warning") -> None:
+    """Serve the twin ``store`` until interrupted."""
+    import uvicorn
+
+    from viewer.app import create_app
+
+    settings = Settings(store=str(store), host=host, port=port, auth=auth, max_upload_mb=max_upload_mb)
+    check_bind(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)

@@ -1,0 +1,128 @@
+"""What the server holds while it runs: one twin behind one lock, caches, jobs.
+
+The stores are not safe for concurrent use (one SQLite connection, one
+psycopg connection, and GeoPackage transactions swap the file), so every
+store call goes through :class:`LockedStore`, which holds a re-entrant lock
+for the call (and for the whole of a ``transaction()`` block). Simulation
+jobs share the same locked store: they hold the lock only while they read
+inputs or write results, not while they compute.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+__all__ = ["LockedStore", "LRU", "AppState"]
+
+
+class LockedStore:
+    """Forward every call to ``store`` while holding ``lock``."""
+
+    def __init__(self, store, lock: threading.RLock) -> None:
+        self._store = store
+        self._lock = lock
+
+    @property
+    def raw(self):
+        return self._store
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+        lock = self._lock
+
+        def call(*args, **kwargs):
+            with lock:
+                return attr(*args, **kwargs)
+
+        call.__name__ = name
+        return call
+
+    @contextmanager
+    def transaction(self) -> Iterator["LockedStore"]:
+        with self._lock, self._store.transaction():
+            yield self
+
+    def __repr__(self) -> str:
+        return f"<LockedStore {self._store!r}>"
+
+
+class LRU:
+    """A small thread-safe LRU cache of bytes (tiles, PNGs)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                self.hits += 1
+                return self._d[key]
+            self.misses += 1
+            return None
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+    def get_or_make(self, key, make: Callable[[], Any]):
+        v = self.get(key)
+        if v is None:
+            v = make()
+            self.put(key, v)
+        return v
+
+    def clear(self, pred: Callable[[Any], bool] | None = None) -> None:
+        with self._lock:
+            if pred is None:
+                self._d.clear()
+            else:
+                for k in [k for k in self._d if pred(k)]:
+                    del self._d[k]
+
+
+class AppState:
+    """Everything loaded once in the app's lifespan."""
+
+    def __init__(self, settings, twin, store: LockedStore) -> None:
+        self.settings = settings
+        self.twin = twin
+        self.store = store
+        self.lock = store.lock
+        self.tiles = LRU(settings.tile_cache)
+        self.images = LRU(max(64, settings.tile_cache // 16))
+        self.frames: dict = {}  # (layer, scenario) -> projected frame for tiling
+        self.frames_lock = threading.Lock()
+        self.jobs = None  # set by the app (viewer.jobs.JobManager)
+
+    def invalidate(self, scenario: str | None = None) -> None:
+        """Forget cached tiles/frames (all, or those of one scenario)."""
+        if scenario is None:
+            self.tiles.clear()
+            self.images.clear()
+            with self.frames_lock:
+                self.frames.clear()
+            return
+        self.tiles.clear(lambda k: k[1] == scenario)
+        self.images.clear(lambda k: scenario in k)
+        with self.frames_lock:
+            for k in [k for k in self.frames if k[1] == scenario]:
+                del self.frames[k]

@@ -1,0 +1,573 @@
+/* RongTwin one map: deck.gl page served by the twin's FastAPI app.
+   No build step, no CDN: deck.gl and the MVT worker come from /static/vendor. */
+(function () {
+  "use strict";
+  const D = window.deck;
+  const I18N = window.TWIN_I18N;
+  const WORKER_URL = "/static/vendor/mvt-worker.js";
+  const T = (window.__twin = {ready: false, buildingsLoaded: {}, firstBuildingsMs: null, lastPick: null,
+    floodImage: {}, errors: [], decks: {}, layerIds: {}});
+  const S = {
+    lang: localStorage.getItem("twin.lang") || "zh",
+    token: localStorage.getItem("twin.token") || "",
+    scene: null, scenarioA: "base", scenarioB: null, compare: false,
+    visible: {hillshade: true, flood: true, buildings: true, road_links: true, trips: true, crowd: true, sensors: true, bim: true},
+    colourBy: "height", viewState: null, time: 0, series: [], seriesIdx: 0, playing: false,
+    sensors: null, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
+  };
+
+  // ---------------------------------------------------------------- helpers
+  const $ = (id) => document.getElementById(id);
+  const t = (k) => (I18N[S.lang] && I18N[S.lang][k]) || (I18N.en[k]) || k;
+  function headers() { return S.token ? {Authorization: "Bearer " + S.token} : {}; }
+  async function api(path, opts) {
+    const o = Object.assign({}, opts || {});
+    o.headers = Object.assign({}, headers(), o.headers || {});
+    const r = await fetch(path, o);
+    if (r.status === 401) { $("token-box").hidden = false; throw new Error("401: " + (await r.json()).detail); }
+    if (!r.ok) {
+      let msg = r.status + "";
+      try { msg = (await r.json()).detail || msg; } catch (e) { /* not JSON */ }
+      throw new Error(msg);
+    }
+    const ct = r.headers.get("content-type") || "";
+    return ct.includes("json") ? r.json() : r;
+  }
+  function showError(e) {
+    const el = $("error");
+    el.textContent = String(e && e.message ? e.message : e);
+    el.hidden = false;
+    T.errors.push(el.textContent);
+    clearTimeout(showError._t);
+    showError._t = setTimeout(() => { el.hidden = true; }, 6000);
+  }
+  function loadOptions() {
+    return {mvt: {workerUrl: WORKER_URL}, fetch: {headers: headers()}};
+  }
+  function withToken(url) {
+    return S.token ? url + (url.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(S.token) : url;
+  }
+  function applyI18n() {
+    document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+    document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
+    renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
+  }
+
+  // ---------------------------------------------------------------- colours
+  const USE_COLOURS = {residential: [241, 196, 120], commercial: [235, 120, 110], office: [120, 170, 235],
+    industrial: [170, 150, 200], public: [120, 200, 160], school: [250, 230, 110], hospital: [255, 140, 180], mixed: [200, 200, 200]};
+  function heightColour(h) {
+    const x = Math.max(0, Math.min(1, (h || 0) / 120));
+    return [Math.round(60 + 190 * x), Math.round(140 + 60 * (1 - x)), Math.round(230 - 150 * x), 235];
+  }
+  function buildingColour(p, scenario) {
+    if (S.colourBy === "use") { const c = USE_COLOURS[p.use] || [190, 190, 190]; return [c[0], c[1], c[2], 235]; }
+    if (S.colourBy === "flood") {
+      const ex = S.exposure && S.exposure[scenario] && S.exposure[scenario][p.building_id];
+      if (ex === undefined) return [150, 150, 150, 220];
+      const x = Math.max(0, Math.min(1, ex / 1.0));
+      return [Math.round(80 + 175 * x), Math.round(180 - 150 * x), Math.round(230 - 200 * x), 240];
+    }
+    return heightColour(p.height_m);
+  }
+  function vcColour(vc) {
+    if (vc === undefined || vc === null) return [130, 140, 150, 200];
+    const x = Math.max(0, Math.min(1.2, vc)) / 1.2;
+    return [Math.round(40 + 215 * x), Math.round(200 - 170 * x * x), 60, 255];
+  }
+  const SENSOR_COLOURS = {ok: [80, 220, 120, 255], warn: [255, 200, 60, 255], alarm: [255, 60, 60, 255], unknown: [160, 160, 160, 255]};
+
+  // ---------------------------------------------------------------- results of a scenario
+  function resultsOf(scenario) { return S.results.filter((r) => r.scenario === scenario); }
+  function latest(list) { return list.length ? list[list.length - 1] : null; }
+  function floodResult(scenario) {
+    return latest(resultsOf(scenario).filter((r) => (r.kind === "raster_series" || r.kind === "array" || r.kind === "raster") &&
+      /depth|flood/.test(r.name)));
+  }
+  function tripsResult(scenario) {
+    return latest(resultsOf(scenario).filter((r) => r.kind === "table" && /trip|vehicle|trajector/.test(r.name)));
+  }
+  function crowdResult(scenario) {
+    return latest(resultsOf(scenario).filter((r) => r.kind === "table" && /agent|crowd|pedestrian/.test(r.name)));
+  }
+  function linkResult(scenario) {
+    return latest(resultsOf(scenario).filter((r) => r.kind === "layer" && /link|traffic|flow|vc/.test(r.name)));
+  }
+  function exposureResult(scenario) {
+    return latest(resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name)));
+  }
+
+  // ---------------------------------------------------------------- time
+  function currentSeries() { return S.series[S.seriesIdx] || null; }
+  function seriesStep(scenario) {
+    const fr = floodResult(scenario);
+    if (!fr) return 0;
+    const m = S.floodMeta[key(fr)];
+    const n = (m && m.steps) || 1;
+    const times = (m && m.times_s) || fr.steps;
+    if (times && times.length === n) {
+      let k = 0;
+      for (let i = 0; i < n; i++) if (times[i] <= S.time + 1e-9) k = i;
+      return k;
+    }
+    const sr = currentSeries();
+    if (sr && sr.kind === "flood") return Math.min(n - 1, Math.round(S.time));
+    return n - 1;
+  }
+  function key(r) { return r.scenario + "/" + r.run + "/" + r.name; }
+
+  async function prepareScenario(scenario) {
+    const jobs = [];
+    const fr = floodResult(scenario);
+    if (fr && !S.floodMeta[key(fr)]) {
+      jobs.push(api(`/api/results/${fr.scenario}/${fr.run}/${fr.name}/meta?step=0`).then((m) => { S.floodMeta[key(fr)] = m; }));
+    }
+    if (!S.hillshade[scenario] && S.scene.rasters.includes("dem")) {
+      jobs.push(api(`/api/rasters/dem/meta?style=hillshade&scenario=${encodeURIComponent(scenario)}`).then((m) => { S.hillshade[scenario] = m; }));
+    }
+    const tr = tripsResult(scenario);
+    if (tr && !S.trips[key(tr)]) jobs.push(api(`/api/results/${tr.scenario}/${tr.run}/${tr.name}/trajectories`).then((d) => { S.trips[key(tr)] = d; }));
+    const cr = crowdResult(scenario);
+    if (cr && !S.crowd[key(cr)]) jobs.push(api(`/api/results/${cr.scenario}/${cr.run}/${cr.name}/trajectories`).then((d) => { S.crowd[key(cr)] = d; }));
+    const ex = exposureResult(scenario);
+    if (ex) {
+      jobs.push(api(`/api/results/${ex.scenario}/${ex.run}/${ex.name}/rows?limit=100000`).then((d) => {
+        S.exposure = S.exposure || {};
+        const m = {};
+        const vcol = d.columns.find((c) => /depth|exposure/.test(c) && c !== "building_id");
+        d.rows.forEach((r) => { m[r.building_id] = r[vcol]; });
+        S.exposure[scenario] = m;
+      }));
+    }
+    await Promise.all(jobs.map((p) => p.catch(showError)));
+  }
+
+  function buildSeries() {
+    const out = [];
+    const scenarios = S.compare ? [S.scenarioA, S.scenarioB] : [S.scenarioA];
+    scenarios.forEach((sc) => {
+      const fr = floodResult(sc);
+      if (fr) {
+        const m = S.floodMeta[key(fr)];
+        const n = (m && m.steps) || 1;
+        const times = (m && m.times_s) || fr.steps;
+        if (times && times.length === n) out.push({kind: "flood", label: t("flood") + " · " + sc, min: times[0], max: times[n - 1], steps: times});
+        else out.push({kind: "flood", label: t("flood") + " · " + sc, min: 0, max: n - 1, steps: null});
+      }
+      const tr = tripsResult(sc);
+      const td = tr && S.trips[key(tr)];
+      if (td) out.push({kind: "trips", label: t("trips") + " · " + sc, min: td.t_min, max: td.t_max, steps: null});
+      const cr = crowdResult(sc);
+      const cd = cr && S.crowd[key(cr)];
+      if (cd) out.push({kind: "crowd", label: t("crowd") + " · " + sc, min: cd.t_min, max: cd.t_max, steps: null});
+    });
+    const seen = {};
+    S.series = out.filter((s) => (seen[s.kind] ? false : (seen[s.kind] = true)));
+    if (S.seriesIdx >= S.series.length) S.seriesIdx = 0;
+    configureSlider();
+  }
+  function configureSlider() {
+    const sr = currentSeries();
+    const sl = $("time-slider");
+    if (!sr) { sl.min = 0; sl.max = 0; sl.value = 0; S.time = 0; $("time-label").textContent = t("noSeries"); return; }
+    if (sr.steps) { sl.min = 0; sl.max = sr.steps.length - 1; sl.step = 1; }
+    else { sl.min = sr.min; sl.max = sr.max; sl.step = sr.kind === "flood" ? 1 : Math.max((sr.max - sr.min) / 500, 0.1); }
+    sl.value = sl.min;
+    onSlider();
+  }
+  function onSlider() {
+    const sr = currentSeries();
+    const v = Number($("time-slider").value);
+    S.time = sr && sr.steps ? sr.steps[v] : v;
+    $("time-label").textContent = sr ? fmtTime(S.time) : t("noSeries");
+    T.time = S.time;
+    render();
+  }
+  function fmtTime(s) {
+    s = Math.round(s);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), x = s % 60;
+    return t("time") + " " + (h ? h + ":" : "") + String(m).padStart(2, "0") + ":" + String(x).padStart(2, "0");
+  }
+  function renderSeriesSelect() {
+    const sel = $("series-select");
+    sel.innerHTML = "";
+    S.series.forEach((s, i) => { const o = document.createElement("option"); o.value = i; o.textContent = s.label; sel.appendChild(o); });
+    sel.value = S.seriesIdx;
+  }
+  function tick() {
+    if (!S.playing) return;
+    const sl = $("time-slider");
+    let v = Number(sl.value) + Number(sl.step || 1);
+    if (v > Number(sl.max)) v = Number(sl.min);
+    sl.value = v;
+    onSlider();
+    setTimeout(() => requestAnimationFrame(tick), currentSeries() && currentSeries().kind === "flood" ? 400 : 50);
+  }
+
+  // ---------------------------------------------------------------- layers
+  function layersFor(scenario, side) {
+    const L = [];
+    const q = "?scenario=" + encodeURIComponent(scenario);
+    const hs = S.hillshade[scenario];
+    if (hs) {
+      L.push(new D.BitmapLayer({id: `hillshade-${side}`, image: withToken(hs.image), bounds: hs.bounds,
+        visible: S.visible.hillshade, loadOptions: loadOptions(), pickable: false}));
+    }
+    const fr = floodResult(scenario);
+    const fm = fr && S.floodMeta[key(fr)];
+    if (fr && fm) {
+      const step = seriesStep(scenario);
+      const url = `/api/results/${fr.scenario}/${fr.run}/${fr.name}/image.png?step=${step}&style=depth`;
+      T.floodImage[side] = url;
+      L.push(new D.BitmapLayer({id: `flood-${side}`, image: withToken(url), bounds: fm.bounds, visible: S.visible.flood,
+        loadOptions: loadOptions(), pickable: true, _imageCoordinateSystem: D.COORDINATE_SYSTEM.LNGLAT,
+        updateTriggers: {image: step}}));
+    }
+    const lr = linkResult(scenario);
+    if (S.scene.layers.road_links || lr) {
+      const src = lr ? `/tiles/${lr.ref}/{z}/{x}/{y}.pbf` : `/tiles/road_links/{z}/{x}/{y}.pbf${q}`;
+      L.push(new D.MVTLayer({id: `road_links-${side}`, data: src, minZoom: 12, maxZoom: 16, loadOptions: loadOptions(),
+        visible: S.visible.road_links, pickable: true, autoHighlight: true, lineWidthUnits: "meters", getLineWidth: 4,
+        lineWidthMinPixels: 1, getLineColor: (f) => lr ? vcColour(f.properties.vc !== undefined ? f.properties.vc : f.properties.v_c) : [150, 160, 175, 200],
+        updateTriggers: {getLineColor: [lr && lr.run]}}));
+    }
+    if (S.scene.layers.water) {
+      L.push(new D.MVTLayer({id: `water-${side}`, data: `/tiles/water/{z}/{x}/{y}.pbf${q}`, minZoom: 12, maxZoom: 16,
+        loadOptions: loadOptions(), visible: S.visible.buildings, pickable: true, getFillColor: [60, 120, 200, 150],
+        getLineColor: [60, 120, 200, 255], lineWidthMinPixels: 1}));
+    }
+    if (S.scene.layers.buildings) {
+      const hl = S.highlight && S.highlight.layer === "buildings" ? S.highlight.id : null;
+      L.push(new D.MVTLayer({
+        id: `buildings-${side}`, data: `/tiles/buildings/{z}/{x}/{y}.pbf${q}`, minZoom: 12, maxZoom: 16,
+        loadOptions: loadOptions(), visible: S.visible.buildings, pickable: true, autoHighlight: true,
+        uniqueIdProperty: "building_id", highlightedFeatureId: hl, highlightColor: [255, 60, 60, 255],
+        extruded: true, wireframe: false, getElevation: (f) => f.properties.height_m || 3,
+        getFillColor: (f) => buildingColour(f.properties, scenario), getLineColor: [40, 40, 40, 255],
+        material: {ambient: 0.35, diffuse: 0.6, shininess: 32},
+        updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0]},
+        onTileLoad: (tile) => {
+          if (T.firstBuildingsMs === null && tile.content && (tile.content.length || (tile.content.polygons && tile.content.polygons.positions.value.length))) {
+            T.firstBuildingsMs = performance.now();
+          }
+        },
+        onViewportLoad: (tiles) => {
+          const n = tiles.reduce((a, tl) => a + (tl.content ? (tl.content.length || (tl.content.polygons ? tl.content.polygons.featureIds.value.length : 0)) : 0), 0);
+          T.buildingsLoaded[side] = n;
+        },
+      }));
+    }
+    const tr = tripsResult(scenario);
+    const td = tr && S.trips[key(tr)];
+    if (td) {
+      L.push(new D.TripsLayer({id: `trips-${side}`, data: td.trips, getPath: (d) => d.path, getTimestamps: (d) => d.timestamps,
+        getColor: [255, 190, 60], widthMinPixels: 3, trailLength: Math.max(60, (td.t_max - td.t_min) / 20), currentTime: S.time,
+        fadeTrail: true, visible: S.visible.trips, pickable: true}));
+    }
+    const cr = crowdResult(scenario);
+    const cd = cr && S.crowd[key(cr)];
+    if (cd) {
+      const pts = cd.trips.map((a) => ({id: a.id, position: interp(a, S.time)})).filter((a) => a.position);
+      L.push(new D.ScatterplotLayer({id: `crowd-${side}`, data: pts, getPosition: (d) => d.position, getRadius: 0.6,
+        radiusUnits: "meters", radiusMinPixels: 2, getFillColor: [255, 120, 220, 230], visible: S.visible.crowd,
+        pickable: true, updateTriggers: {getPosition: S.time}}));
+    }
+    if (S.sensors) {
+      L.push(new D.GeoJsonLayer({id: `sensors-${side}`, data: S.sensors, pointType: "circle", getPointRadius: 12,
+        pointRadiusMinPixels: 5, getFillColor: (f) => SENSOR_COLOURS[f.properties.status] || SENSOR_COLOURS.unknown,
+        getLineColor: [20, 20, 20, 255], lineWidthMinPixels: 1, stroked: true, visible: S.visible.sensors, pickable: true,
+        updateTriggers: {getFillColor: S.sensorsAt}}));
+    }
+    const meshes = (S.scene.meshes || []).filter((m) => !m.storey && m.origin);
+    meshes.forEach((m, i) => {
+      L.push(new D.ScenegraphLayer({id: `mesh-${i}-${side}`, data: [m], scenegraph: withToken(m.url),
+        getPosition: (d) => [d.origin[0], d.origin[1], -(d.ground_elev_m || 0)], getOrientation: [0, 0, 0], sizeScale: 1,
+        _lighting: "pbr", visible: S.visible.bim, pickable: true, loadOptions: loadOptions()}));
+    });
+    if (S.bim) {
+      const b = S.bim.building;
+      L.push(new D.GeoJsonLayer({id: `bim-footprint-${side}`, data: b.footprint, extruded: true, wireframe: true,
+        getElevation: b.height_m, getFillColor: S.bim.passed ? [80, 220, 120, 120] : [255, 60, 60, 140],
+        getLineColor: S.bim.passed ? [80, 220, 120, 255] : [255, 60, 60, 255], lineWidthMinPixels: 2, visible: S.visible.bim,
+        pickable: true}));
+      if (S.bim.glb_url) {
+        L.push(new D.ScenegraphLayer({id: `bim-mesh-${side}`, data: [b], scenegraph: withToken(S.bim.glb_url),
+          getPosition: (d) => [d.origin[0], d.origin[1], -(d.ground_elev_m || 0)], getOrientation: [0, 0, 0],
+          _lighting: "pbr", visible: S.visible.bim, pickable: true, loadOptions: loadOptions()}));
+      }
+    }
+    T.layerIds[side] = L.map((l) => l.id + (l.props.visible ? "" : ":hidden"));
+    return L;
+  }
+  function interp(a, time) {
+    const ts = a.timestamps, p = a.path;
+    if (!ts.length || time < ts[0] || time > ts[ts.length - 1]) return null;
+    let i = 0;
+    while (i < ts.length - 2 && ts[i + 1] < time) i++;
+    const span = ts[i + 1] - ts[i] || 1, f = Math.max(0, Math.min(1, (time - ts[i]) / span));
+    const b = p[Math.min(i + 1, p.length - 1)];
+    return [p[i][0] + (b[0] - p[i][0]) * f, p[i][1] + (b[1] - p[i][1]) * f];
+  }
+
+  // ---------------------------------------------------------------- decks
+  function makeDeck(side) {
+    const parent = $("map-" + side);
+    const d = new D.Deck({
+      parent, viewState: S.viewState, controller: true, useDevicePixels: 1,
+      parameters: {clearColor: [0.043, 0.055, 0.07, 1]},
+      onViewStateChange: ({viewState}) => { S.viewState = viewState; syncViews(); T.viewState = viewState; },
+      onClick: (info) => inspect(info, side),
+      getTooltip: ({object, layer}) => tooltip(object, layer),
+      layers: [],
+      onError: (e) => { T.errors.push(String(e && e.message ? e.message : e)); },
+    });
+    T.decks[side] = d;
+    return d;
+  }
+  function syncViews() {
+    Object.values(T.decks).forEach((d) => d.setProps({viewState: S.viewState}));
+  }
+  function render() {
+    if (!S.scene) return;
+    if (!T.decks.a) makeDeck("a");
+    T.decks.a.setProps({layers: layersFor(S.scenarioA, "a")});
+    if (S.compare) {
+      if (!T.decks.b) makeDeck("b");
+      T.decks.b.setProps({layers: layersFor(S.scenarioB, "b"), viewState: S.viewState});
+    }
+  }
+  function renderLabels() {
+    $("label-a").textContent = t("scenario") + ": " + (S.scenarioA === "base" ? t("base") : S.scenarioA);
+    $("label-b").textContent = S.scenarioB ? t("scenario") + ": " + (S.scenarioB === "base" ? t("base") : S.scenarioB) : "";
+  }
+  function tooltip(object, layer) {
+    if (!object || !layer) return null;
+    const p = object.properties || object;
+    if (layer.id.startsWith("sensors")) return `${p.name || p.sensor_id}: ${p.value} ${p.unit || ""} (${p.status})`;
+    if (layer.id.startsWith("buildings")) return `${p.building_id} · ${p.height_m} m · ${p.use || ""}`;
+    return null;
+  }
+
+  // ---------------------------------------------------------------- inspect
+  async function inspect(info, side) {
+    const body = $("inspect-body");
+    const scenario = side === "b" ? S.scenarioB : S.scenarioA;
+    if (!info || !info.layer) { body.textContent = t("clickHint"); return; }
+    const lid = info.layer.id.replace(/-(a|b)$/, "");
+    try {
+      let rows = null;
+      if (lid === "flood" && info.coordinate) {
+        const fr = floodResult(scenario);
+        const v = await api(`/api/results/${fr.scenario}/${fr.run}/${fr.name}/value?lon=${info.coordinate[0]}&lat=${info.coordinate[1]}&step=${seriesStep(scenario)}`);
+        rows = {layer: t("flood"), [t("value")]: v.value === null ? "-" : v.value.toFixed(3) + " m", lon: v.lon.toFixed(6), lat: v.lat.toFixed(6)};
+      } else if (info.object) {
+        const p = info.object.properties || info.object;
+        const idField = {buildings: "building_id", road_links: "link_id", water: "water_id", sensors: "sensor_id"}[lid];
+        if (idField && p[idField] !== undefined && lid !== "sensors") {
+          const f = await api(`/api/layers/${lid}/features/${encodeURIComponent(p[idField])}?scenario=${encodeURIComponent(scenario)}`);
+          rows = Object.assign({layer: lid}, f.properties);
+          S.highlight = {layer: lid, id: p[idField]};
+          render();
+        } else {
+          rows = Object.assign({layer: lid}, p);
+          delete rows.path; delete rows.timestamps; delete rows.footprint;
+        }
+      }
+      T.lastPick = rows;
+      if (!rows) { body.textContent = t("clickHint"); return; }
+      body.innerHTML = "";
+      const tbl = document.createElement("table");
+      tbl.id = "inspect-table";
+      Object.entries(rows).forEach(([k, v]) => {
+        const tr = document.createElement("tr");
+        const a = document.createElement("td"); a.textContent = k;
+        const b = document.createElement("td"); b.textContent = v === null || v === undefined ? "-" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+        tr.appendChild(a); tr.appendChild(b); tbl.appendChild(tr);
+      });
+      body.appendChild(tbl);
+    } catch (e) { showError(e); }
+  }
+
+  // ---------------------------------------------------------------- panel
+  const TOGGLES = ["hillshade", "flood", "buildings", "road_links", "trips", "crowd", "sensors", "bim"];
+  function renderToggles() {
+    const box = $("layer-toggles");
+    box.innerHTML = "";
+    TOGGLES.forEach((k) => {
+      const lab = document.createElement("label");
+      const cb = document.createElement("input");
+      cb.type = "checkbox"; cb.id = "toggle-" + k; cb.checked = S.visible[k];
+      cb.addEventListener("change", () => { S.visible[k] = cb.checked; render(); });
+      lab.appendChild(cb);
+      lab.appendChild(document.createTextNode(" " + t(k)));
+      box.appendChild(lab);
+    });
+  }
+  function bookmarks() {
+    const saved = JSON.parse(localStorage.getItem("twin.bookmarks") || "[]");
+    const cam = S.scene ? fitCamera() : null;
+    const builtin = cam ? [{name: t("overview"), view: cam}, {name: t("topDown"), view: Object.assign({}, cam, {pitch: 0, bearing: 0})}] : [];
+    return builtin.concat(saved);
+  }
+  function renderBookmarks() {
+    const box = $("bookmarks");
+    box.innerHTML = "";
+    bookmarks().forEach((b, i) => {
+      const btn = document.createElement("button");
+      btn.type = "button"; btn.textContent = b.name; btn.className = "bookmark"; btn.id = "bookmark-" + i;
+      btn.addEventListener("click", () => {
+        S.viewState = Object.assign({}, S.viewState, b.view, {transitionDuration: 800, transitionInterpolator: new D.FlyToInterpolator()});
+        syncViews();
+      });
+      box.appendChild(btn);
+    });
+  }
+  function saveBookmark() {
+    const saved = JSON.parse(localStorage.getItem("twin.bookmarks") || "[]");
+    const v = S.viewState;
+    saved.push({name: "#" + (saved.length + 1), view: {longitude: v.longitude, latitude: v.latitude, zoom: v.zoom, pitch: v.pitch, bearing: v.bearing}});
+    localStorage.setItem("twin.bookmarks", JSON.stringify(saved));
+    renderBookmarks();
+  }
+  function fitCamera() {
+    const c = Object.assign({}, S.scene.camera);
+    const w = $("maps").clientWidth / (S.compare ? 2 : 1) || 800;
+    c.zoom = Math.max(3, c.zoom + Math.log2(w / 1280));
+    return c;
+  }
+  function fillScenarioSelects() {
+    ["scenario-a", "scenario-b"].forEach((id) => {
+      const sel = $(id);
+      const cur = id === "scenario-a" ? S.scenarioA : S.scenarioB;
+      sel.innerHTML = "";
+      S.scene.scenarios.forEach((n) => { const o = document.createElement("option"); o.value = n; o.textContent = n; sel.appendChild(o); });
+      if (cur) sel.value = cur;
+    });
+  }
+  async function setCompare(on) {
+    S.compare = on;
+    $("scenario-b").hidden = !on;
+    $("map-b").hidden = !on;
+    if (on) {
+      if (!S.scenarioB) S.scenarioB = S.scene.scenarios.find((n) => n !== S.scenarioA) || S.scenarioA;
+      $("scenario-b").value = S.scenarioB;
+      await prepareScenario(S.scenarioB);
+    } else if (T.decks.b) {
+      T.decks.b.finalize(); delete T.decks.b; T.buildingsLoaded.b = undefined;
+      // re-create the canvas holder for a later compare
+      const lbl = $("label-b"); $("map-b").innerHTML = ""; $("map-b").appendChild(lbl);
+    }
+    T.compare = on;
+    buildSeries(); renderSeriesSelect(); renderLabels();
+    setTimeout(() => { Object.values(T.decks).forEach((d) => d.redraw && d.redraw(true)); render(); }, 0);
+  }
+
+  // ---------------------------------------------------------------- simulations
+  let engines = [];
+  function renderEngines() {
+    const box = $("engines");
+    if (!box) return;
+    box.innerHTML = "";
+    if (!engines.length) { box.innerHTML = `<span class="muted">${t("noEngines")}</span>`; return; }
+    engines.forEach((e) => {
+      const b = document.createElement("button");
+      b.type = "button"; b.id = "run-" + e; b.textContent = t("run") + " " + t(e + "_engine");
+      b.addEventListener("click", () => startJob(e));
+      box.appendChild(b);
+    });
+  }
+  async function startJob(engine) {
+    try {
+      const job = await api("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({engine, scenario: S.scenarioA, params: {}})});
+      const row = document.createElement("div");
+      row.className = "job"; row.id = "job-" + job.id;
+      row.innerHTML = `<div>${engine} · ${job.scenario} · <span class="st">${t(job.status)}</span></div><div class="bar"><div style="width:0%"></div></div>`;
+      $("jobs").prepend(row);
+      const es = new EventSource(withToken(job.events_url));
+      const upd = (ev) => {
+        const j = JSON.parse(ev.data);
+        row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + j.error : "");
+        row.querySelector(".bar > div").style.width = Math.round(100 * j.progress) + "%";
+      };
+      es.addEventListener("progress", upd);
+      es.addEventListener("end", async (ev) => { upd(ev); es.close(); await refreshResults(); });
+      es.onerror = () => es.close();
+    } catch (e) { showError(e); }
+  }
+  async function refreshResults() {
+    S.results = await api("/api/results");
+    await prepareScenario(S.scenarioA);
+    if (S.compare) await prepareScenario(S.scenarioB);
+    buildSeries(); renderSeriesSelect(); render();
+  }
+
+  // ---------------------------------------------------------------- BIM check
+  async function submitBim(ev) {
+    ev.preventDefault();
+    const f = $("bim-file").files[0];
+    if (!f) { showError(t("chooseFile")); return; }
+    const fd = new FormData();
+    fd.append("ifc", f, f.name);
+    fd.append("ruleset", $("bim-ruleset").value);
+    $("bim-report").textContent = t("loading");
+    try {
+      const r = await api("/api/bim/checks", {method: "POST", body: fd});
+      S.bim = r;
+      T.bim = {id: r.id, passed: r.passed, building_id: r.building.building_id};
+      const rows = r.report.results.map((x) => `<tr class="${x.passed ? "pass" : "fail"}"><td>${x.rule}</td><td>${x.measured === null ? "-" : Number(x.measured).toFixed(2)}</td><td>${x.limit === null ? "-" : x.limit}</td><td>${x.passed ? "✓" : "✗"}</td></tr>`).join("");
+      $("bim-report").innerHTML = `<div id="bim-verdict" class="${r.passed ? "pass" : "fail"}">${r.building.building_id}: ${r.passed ? t("passed") : t("notPassed")}</div>` +
+        `<table id="bim-table">${rows}</table><a href="${withToken(r.report_url)}" target="_blank">${t("report")}</a>`;
+      const o = r.building.origin;
+      S.viewState = Object.assign({}, S.viewState, {longitude: o[0], latitude: o[1], zoom: Math.max(S.viewState.zoom, 17),
+        transitionDuration: 600, transitionInterpolator: new D.FlyToInterpolator()});
+      syncViews(); render();
+    } catch (e) { $("bim-report").textContent = ""; showError(e); }
+  }
+
+  // ---------------------------------------------------------------- start
+  async function loadSensors() {
+    try { S.sensors = await api("/api/sensors/latest"); S.sensorsAt = Date.now(); render(); } catch (e) { /* shown elsewhere */ }
+  }
+  async function start() {
+    applyI18n();
+    try {
+      const who = await api("/api/whoami");
+      $("who").textContent = who.role;
+      $("token-box").hidden = !S.token;
+      S.scene = await api("/api/scene");
+      S.results = S.scene.results;
+      fillScenarioSelects();
+      S.viewState = fitCamera();
+      T.scene = {bounds: S.scene.bounds, camera: S.viewState};
+      await prepareScenario(S.scenarioA);
+      buildSeries();
+      render();
+      applyI18n();
+      loadSensors();
+      setInterval(loadSensors, 10000);
+      try { engines = await api("/api/jobs/engines"); } catch (e) { engines = []; }
+      renderEngines();
+      try {
+        const rs = await api("/api/bim/rulesets");
+        $("bim-ruleset").innerHTML = rs.map((r) => `<option value="${r.name}">${r.title}</option>`).join("");
+      } catch (e) { /* regulators only need it */ }
+      T.ready = true;
+    } catch (e) { showError(e); T.startError = String(e); }
+  }
+
+  $("lang-toggle").addEventListener("click", () => { S.lang = S.lang === "zh" ? "en" : "zh"; localStorage.setItem("twin.lang", S.lang); applyI18n(); });
+  $("colour-by").addEventListener("change", (e) => { S.colourBy = e.target.value; render(); });
+  $("time-slider").addEventListener("input", onSlider);
+  $("series-select").addEventListener("change", (e) => { S.seriesIdx = Number(e.target.value); configureSlider(); });
+  $("play").addEventListener("click", () => { S.playing = !S.playing; $("play").textContent = S.playing ? "❚❚" : "▶"; if (S.playing) tick(); });
+  $("bookmark-save").addEventListener("click", saveBookmark);
+  $("compare-toggle").addEventListener("change", (e) => setCompare(e.target.checked).catch(showError));
+  $("scenario-a").addEventListener("change", async (e) => { S.scenarioA = e.target.value; await prepareScenario(S.scenarioA); buildSeries(); renderLabels(); render(); });
+  $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; await prepareScenario(S.scenarioB); buildSeries(); renderLabels(); render(); });
+  $("bim-form").addEventListener("submit", submitBim);
+  $("token-save").addEventListener("click", () => { S.token = $("token-input").value.trim(); localStorage.setItem("twin.token", S.token); location.reload(); });
+  window.addEventListener("resize", () => render());
+  start();
+})();
