@@ -11,8 +11,9 @@
   sets as JSON text (queryable with SQLite ``json_extract``) and the element's
   placement origin in the twin CRS;
 * ``glb``: the whole building and one blob per storey (binary glTF, one node
-  per element named by GlobalId; x east, y north, z up, metres relative to
-  ``origin``, the footprint's centroid in the twin CRS).
+  per element named by GlobalId; glTF axes: x east, y up (absolute height),
+  z south, metres relative to ``origin``, the footprint's centroid in the
+  twin CRS).
 """
 
 from __future__ import annotations
@@ -106,10 +107,9 @@ def _roof_ids(model) -> list[str]:
 
 
 def _glb(model, ids: list[str], georef, origin) -> bytes | None:
-    import trimesh
+    from bim_import.gltf import to_gltf_axes, write_glb
 
-    scene = trimesh.Scene()
-    n = 0
+    parts = []
     for gid in ids:
         m = model.meshes.get(gid)
         if m is None:
@@ -117,11 +117,11 @@ def _glb(model, ids: list[str], georef, origin) -> bytes | None:
         v = georef.apply(m.vertices)
         v[:, 0] -= origin[0]
         v[:, 1] -= origin[1]
-        scene.add_geometry(trimesh.Trimesh(v, m.faces, process=False), node_name=gid, geom_name=gid)
-        n += 1
-    if n == 0:
+        parts.append((gid, to_gltf_axes(v), m.faces))
+    if not parts:
         return None
-    return scene.export(file_type="glb")
+    return write_glb(parts, extras={"origin": list(origin), "crs": georef.crs,
+                                    "axes": "x east, y up, z south; metres from origin; y = absolute height"})
 
 
 def build_building(model, georef, *, building_id: str | None = None, ground_level_m: float = 0.0,
@@ -153,17 +153,18 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
     """
     import geopandas as gpd
 
-    from bim_import.geometry import project_union, to_multipolygon
+    from bim_import.geometry import affine_geom, footprint_triangles, project_union, to_multipolygon
     from cim.schema import conform
 
     bid = building_id or f"bim-{(model.building or model.project).get('global_id')}"
     phys = model.element_ids(physical=True)
-    tri = model.all_triangles(phys)
     failed = {f["global_id"]: f["reason"] for f in model.failures if f.get("global_id")}
+    parts = [footprint_triangles(model.meshes[g].triangles) for g in phys if g in model.meshes]
+    tri = np.concatenate(parts) if parts else np.empty((0, 3, 3))
     if len(tri):
-        tri_w = georef.apply(tri.reshape(-1, 3)).reshape(tri.shape)
-        footprint = to_multipolygon(project_union(tri_w))
-        zmax = float(tri[..., 2].max())
+        # union in model coordinates (small numbers), then the affine map to the twin CRS
+        footprint = to_multipolygon(affine_geom(project_union(tri), georef))
+        zmax = max(float(model.meshes[g].vertices[:, 2].max()) for g in phys if g in model.meshes)
         height = zmax - ground_level_m
     else:
         footprint = to_multipolygon(None)

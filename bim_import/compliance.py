@@ -253,7 +253,7 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     import shapely
 
     from bim_import.building import build_building
-    from bim_import.geometry import project_union
+    from bim_import.geometry import affine_geom, project_union
     from bim_import.georef import georeference
     from bim_import.model import BimModel, read_model
 
@@ -307,8 +307,7 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
             note = f"footprint {fp.area:.2f} m2, parcel {area:.2f} m2"
         else:  # min_green_ratio
             green_ids = model.element_ids(("IfcGeographicElement",))
-            green = project_union(g.apply(model.all_triangles(green_ids).reshape(-1, 3)).reshape(-1, 3, 3)) \
-                if green_ids else shapely.Polygon()
+            green = affine_geom(project_union(model.all_triangles(green_ids)), g) if green_ids else shapely.Polygon()
             green = green.intersection(parcel).difference(fp) if not green.is_empty else green
             measured = float(green.area / area)
             note = f"green {green.area:.2f} m2 (IfcGeographicElement on the parcel, outside the footprint)"

@@ -4,34 +4,61 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["project_union", "section_polygons", "to_multipolygon", "affine_geom"]
+__all__ = ["project_union", "footprint_triangles", "section_polygons", "to_multipolygon", "affine_geom"]
 
 
-def project_union(tri: np.ndarray, *, min_area: float = 1e-8, grid_size: float | None = 1e-4):
+def _signed_area2(tri: np.ndarray) -> np.ndarray:
+    xy = tri[:, :, :2]
+    return (xy[:, 1, 0] - xy[:, 0, 0]) * (xy[:, 2, 1] - xy[:, 0, 1]) - (xy[:, 2, 0] - xy[:, 0, 0]) * (xy[:, 1, 1] - xy[:, 0, 1])
+
+
+def footprint_triangles(tri: np.ndarray) -> np.ndarray:
+    """The triangles whose projection makes up a mesh's footprint.
+
+    For a closed mesh the upward faces alone cover its projection (every
+    vertical line through the solid leaves it through an upward face), and
+    their projected area equals the downward faces'; then only those are
+    kept, halving the union's work. An open surface keeps both.
+    """
+    tri = np.asarray(tri, dtype=np.float64)
+    if not len(tri):
+        return tri
+    a = _signed_area2(tri)
+    up, down = a[a > 0].sum(), -a[a < 0].sum()
+    if up > 0 and abs(up - down) <= 1e-3 * up:
+        return tri[a > 0]
+    return tri
+
+
+def project_union(tri: np.ndarray, *, min_area: float = 1e-8, grid_size: float | None = None):
     """Union of the XY projections of triangles (m, 3, >=2) as a shapely geometry.
 
     Vertical (zero-area) triangles are dropped first. Returns an empty
-    GeometryCollection when nothing is left.
+    GeometryCollection when nothing is left. Without ``grid_size`` a GEOS
+    topology failure is retried on a 0.1 mm grid. Call it on model (local)
+    coordinates, which are small, and transform the result.
     """
     import shapely
 
     tri = np.asarray(tri, dtype=np.float64)
     if tri.size == 0:
         return shapely.GeometryCollection()
-    xy = tri[:, :, :2]
-    area2 = (xy[:, 1, 0] - xy[:, 0, 0]) * (xy[:, 2, 1] - xy[:, 0, 1]) - (xy[:, 2, 0] - xy[:, 0, 0]) * (xy[:, 1, 1] - xy[:, 0, 1])
-    keep = np.abs(area2) * 0.5 > min_area
-    xy = xy[keep]
+    keep = np.abs(_signed_area2(tri)) * 0.5 > min_area
+    xy = tri[keep][:, :, :2]
     if not len(xy):
         return shapely.GeometryCollection()
-    # drop exact duplicates (top and bottom faces project onto each other)
+    # drop exact duplicates (top and bottom faces often project onto each other)
     key = np.round(np.sort(xy.reshape(len(xy), -1), axis=1), 6)
     _, first = np.unique(key, axis=0, return_index=True)
     xy = xy[np.sort(first)]
     ring = np.concatenate([xy, xy[:, :1]], axis=1)
     polys = shapely.polygons(ring)
-    out = shapely.union_all(polys, grid_size=grid_size) if grid_size else shapely.union_all(polys)
-    return out
+    if grid_size:
+        return shapely.union_all(polys, grid_size=grid_size)
+    try:
+        return shapely.union_all(polys)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(polys, grid_size=1e-4)
 
 
 def to_multipolygon(geom):
