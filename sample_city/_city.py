@@ -274,11 +274,12 @@ def _build_one(size: str, seed: int, report) -> SampleCity:
     report(0.7, 1.0)
 
     # rasters
-    road_mask = ter.mask_of([surface], extent, res)
+    # streets: every cell outside the blocks and the river corridor (network roads and local streets)
+    road_mask = ~ter.mask_of(blocks, extent, res) & ~ter.mask_of([corridor], extent, res)
     dem = ter.dem_array(extent, res, centre, seed, [river_line], road_mask)
     transform, _ = ter.grid(extent, res)
     green = list(parcels[(pzone == "G1") & ~is_plaza]) + [shapely.intersection(corridor, box)]
-    manning = ter.manning_raster(extent, res, roads=[surface], green=green, plaza=[blocks[plaza_block]],
+    manning = ter.manning_raster(extent, res, yards=blocks, green=green, plaza=[blocks[plaza_block]],
                                  water=[river_poly], buildings=b["geometry"])
     report(0.8, 1.0)
 

@@ -28,8 +28,8 @@ KERB_M = 0.15
 
 #: Manning n by land cover (s/m^(1/3)); see :func:`manning_raster`.
 MANNING = {
-    "yard": 0.025,     # compound ground: mixed paving, lawns and trees
-    "road": 0.015,     # asphalt and paved sidewalks
+    "yard": 0.025,     # compound ground inside blocks: mixed paving, lawns and trees
+    "road": 0.015,     # streets (network roads and local streets), sidewalks: asphalt, paving
     "plaza": 0.015,    # paved square
     "building": 0.015, # roofs/ground floor (flood adapters may block these cells using the buildings layer)
     "green": 0.035,    # parks, river greenways (grass)
@@ -118,13 +118,18 @@ def river_bed(points_xy: np.ndarray, centre) -> np.ndarray:
     return _trend(points_xy[:, 0], points_xy[:, 1], centre) - RIVER_DEPTH_M
 
 
-def manning_raster(extent, res, *, roads=None, green=None, plaza=None, water=None, buildings=None) -> np.ndarray:
-    """Manning n (float32) by land cover, painted in order yard < green < roads < plaza < water < buildings."""
+def manning_raster(extent, res, *, yards=None, green=None, plaza=None, water=None, buildings=None) -> np.ndarray:
+    """Manning n (float32) by land cover.
+
+    Streets are the ground outside the ``yards`` (the blocks; roads, sidewalks
+    and local streets, paved); then, painted in order, yards (compound
+    ground), green (parks, greenways), the plaza, water and buildings.
+    """
     from rasterio.features import rasterize
 
     transform, shape = grid(extent, res)
-    n = np.full(shape, MANNING["yard"], dtype="float32")
-    for geoms, key in ((green, "green"), (roads, "road"), (plaza, "plaza"), (water, "water"),
+    n = np.full(shape, MANNING["road"], dtype="float32")
+    for geoms, key in ((yards, "yard"), (green, "green"), (plaza, "plaza"), (water, "water"),
                        (buildings, "building")):
         if geoms is None:
             continue
