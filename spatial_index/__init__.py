@@ -5,16 +5,17 @@
   point-in-polygon, intersects and nearest, equal to shapely's results;
 - :class:`TriangleBVH`: a bounding volume hierarchy over 3-D triangles for
   first-hit and any-hit ray queries;
-- grid helpers: :func:`rasterize`, :func:`sample`, :func:`cells_in_polygon`.
+- grid helpers: :func:`rasterize`, :func:`sample`, :func:`cells_in_polygon`,
+  :func:`line_of_sight` over a DEM.
 
 Imports only numpy and numba (shapely inside conversion helpers). Errors are
 builtin ``ValueError`` / ``TypeError``.
 """
 
 from spatial_index.bvh import TriangleBVH
-from spatial_index.grid import cells_in_polygon, rasterize, sample
+from spatial_index.grid import cells_in_polygon, line_of_sight, rasterize, sample
 from spatial_index.polygons import PolygonIndex, ragged_geometries
 from spatial_index.rtree import PackedRTree
 
-__all__ = ["PackedRTree", "PolygonIndex", "TriangleBVH", "cells_in_polygon", "rasterize", "ragged_geometries",
+__all__ = ["PackedRTree", "PolygonIndex", "TriangleBVH", "cells_in_polygon", "line_of_sight", "rasterize", "ragged_geometries",
            "sample"]

@@ -702,3 +702,32 @@ def sample_grid(data, xy, x0, dx, y0, dy, out):
             out[i] = data[r, c]
         else:
             out[i] = np.nan
+
+
+@njit(cache=True, parallel=True)
+def terrain_los(dem, x0, dx, y0, dy, orig, targ, step, out):
+    """True where the segment orig[i] -> targ[i] stays above the surface (cells sampled every step,
+    end points excluded; NaN cells and samples outside the grid never block)."""
+    nrows = dem.shape[0]
+    ncols = dem.shape[1]
+    for i in prange(orig.shape[0]):
+        ox = orig[i, 0]
+        oy = orig[i, 1]
+        oz = orig[i, 2]
+        vx = targ[i, 0] - ox
+        vy = targ[i, 1] - oy
+        vz = targ[i, 2] - oz
+        length = np.sqrt(vx * vx + vy * vy)
+        ns = int(np.ceil(length / step))
+        ok = True
+        for s in range(1, ns):
+            f = s / ns
+            c = int(np.floor((ox + f * vx - x0) / dx))
+            r = int(np.floor((oy + f * vy - y0) / dy))
+            if r < 0 or r >= nrows or c < 0 or c >= ncols:
+                continue
+            h = dem[r, c]
+            if h > oz + f * vz:
+                ok = False
+                break
+        out[i] = ok

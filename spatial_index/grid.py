@@ -13,7 +13,7 @@ from spatial_index import _kernels as K
 from spatial_index.polygons import PolygonIndex
 from spatial_index.rtree import as_points
 
-__all__ = ["rasterize", "sample", "cells_in_polygon"]
+__all__ = ["rasterize", "sample", "cells_in_polygon", "line_of_sight"]
 
 
 def _grid(shape, transform):
@@ -100,3 +100,47 @@ def cells_in_polygon(polygon, shape, transform, all_touched: bool = False):
     """
     mask = rasterize([polygon], shape, transform, 1.0, 0.0, all_touched)
     return np.nonzero(mask)
+
+
+def line_of_sight(data, transform, origins, targets, step: float | None = None) -> np.ndarray:
+    """Whether each segment origin -> target clears a surface raster (a DEM).
+
+    The surface is sampled cell by cell (nearest cell) every ``step`` along the
+    segment (default: half the smaller cell size), end points excluded; a
+    sample strictly above the segment blocks it. NaN cells never block.
+
+    Parameters
+    ----------
+    data : (rows, cols) surface heights
+    transform : north-up affine transform
+    origins, targets : (n, 3) arrays (a single (3,) origin serves all targets)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dem = np.zeros((1, 10)); dem[0, 5] = 10.0  # a wall in the middle of a strip
+    >>> line_of_sight(dem, (1, 0, 0, 0, -1, 1), [0.5, 0.5, 2], [[9.5, 0.5, 0], [4.5, 0.5, 0]]).tolist()
+    [False, True]
+    """
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"data must be a 2-D array (rows, cols), got shape {arr.shape}")
+    rows, cols, x0, dx, y0, dy = _grid(arr.shape, transform)
+    t = np.atleast_2d(np.asarray(targets, dtype=np.float64))
+    o = np.atleast_2d(np.asarray(origins, dtype=np.float64))
+    for name, a in (("origins", o), ("targets", t)):
+        if a.ndim != 2 or a.shape[1] != 3:
+            raise ValueError(f"{name} must have shape (n, 3) as (x, y, z), got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} has NaN or infinite coordinates; drop them first")
+    if o.shape[0] == 1:
+        o = np.repeat(o, t.shape[0], axis=0)
+    if o.shape[0] != t.shape[0]:
+        raise ValueError(f"origins has {o.shape[0]} rows but targets has {t.shape[0]}; give one or one per target")
+    st = 0.5 * min(dx, -dy) if step is None else float(step)
+    if not st > 0:
+        raise ValueError(f"step must be > 0, got {step!r}")
+    out = np.empty(t.shape[0], dtype=np.bool_)
+    K.terrain_los(np.ascontiguousarray(arr), x0, dx, y0, dy, np.ascontiguousarray(o), np.ascontiguousarray(t), st,
+                  out)
+    return out

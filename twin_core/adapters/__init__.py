@@ -1,0 +1,1 @@
+"""Adapters: turn twin layers into engine/analysis inputs and results back into the store."""

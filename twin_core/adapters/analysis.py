@@ -1,0 +1,567 @@
+"""Spatial analyses for the twin, on top of :mod:`spatial_index`.
+
+- sunlight hours (日照分析): hours of direct sun at points (a ground grid or
+  facade samples) on a date between two times, with the sun position from
+  pvlib and shadows cast by LoD1 building extrusions plus any extra meshes;
+- viewshed: which cells of a DEM an observer can see, terrain and buildings
+  blocking;
+- spatial joins: points to parcels, buildings to parcels, features within a
+  distance, returned as DataFrames of index pairs plus ids.
+
+The functions take GeoDataFrames, :class:`cim.raster.Raster` objects and
+arrays; ``run_sunlight`` / ``run_viewshed`` read their inputs from a
+:class:`twin_core.Twin` and save the result raster under a scenario and run.
+
+Conventions: x east, y north in the twin's projected CRS (metres), z up;
+azimuths clockwise from true north, converted to grid north with the CRS's
+meridian convergence.
+
+Examples
+--------
+>>> import geopandas as gpd, shapely
+>>> parcels = gpd.GeoDataFrame({"parcel_id": ["P1", "P2"]},
+...     geometry=[shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)], crs="EPSG:4544")
+>>> pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy([5, 10, 30], [5, 5, 5]), crs="EPSG:4544")
+>>> points_to_parcels(pts, parcels, predicate="intersects")[["point", "parcel", "parcel_id"]].values.tolist()
+[[0, 0, 'P1'], [1, 0, 'P1'], [1, 1, 'P2']]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import FieldError, GeometryError, ParameterError, RasterError, SchemaError
+
+__all__ = [
+    "sun_positions", "sun_vectors", "building_mesh", "Scene", "sunlight_hours", "shadow_mask", "sunlight_grid",
+    "viewshed", "points_to_parcels", "buildings_to_parcels", "within_distance", "run_sunlight", "run_viewshed",
+]
+
+Progress = Callable[[float, float], None] | None
+
+
+# --------------------------------------------------------------------------
+# sun
+# --------------------------------------------------------------------------
+def _lonlat(x: float, y: float, crs) -> tuple[float, float]:
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(x, y)
+    return float(lon), float(lat)
+
+
+def _grid_north_offset(x: float, y: float, crs) -> float:
+    """Clockwise angle (degrees) from grid north to true north at (x, y)."""
+    from pyproj import Transformer
+
+    lon, lat = _lonlat(x, y, crs)
+    fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x1, y1 = fwd.transform(lon, lat + 1e-4)
+    x0, y0 = fwd.transform(lon, lat)
+    return float(np.degrees(np.arctan2(x1 - x0, y1 - y0)))
+
+
+def sun_positions(times, lat: float, lon: float, altitude: float = 0.0, refraction: bool = False) -> pd.DataFrame:
+    """Sun azimuth (clockwise from true north) and elevation in degrees, from pvlib (NREL SPA).
+
+    Parameters
+    ----------
+    times : timezone-aware DatetimeIndex (or anything ``pd.DatetimeIndex`` takes)
+    lat, lon : degrees
+    refraction : use pvlib's apparent (refracted) elevation instead of the geometric one.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DatetimeIndex(["2026-12-21 12:00"]).tz_localize("Asia/Shanghai")
+    >>> round(float(sun_positions(t, 30.66, 104.06)["elevation"].iloc[0]), 1)
+    33.9
+    """
+    import pvlib
+
+    idx = pd.DatetimeIndex(times)
+    if idx.tz is None:
+        raise ParameterError("times must be timezone-aware (e.g. tz_localize('Asia/Shanghai'))")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ParameterError(f"lat/lon out of range: {lat}, {lon}; give degrees (WGS 84)")
+    sp = pvlib.solarposition.get_solarposition(idx, lat, lon, altitude=altitude)
+    el = sp["apparent_elevation"] if refraction else sp["elevation"]
+    return pd.DataFrame({"azimuth": sp["azimuth"].to_numpy(float), "elevation": el.to_numpy(float),
+                         "equation_of_time": sp["equation_of_time"].to_numpy(float)}, index=idx)
+
+
+def sun_vectors(azimuth_deg, elevation_deg, grid_north_offset: float = 0.0) -> np.ndarray:
+    """Unit vectors (x east, y north, z up) towards the sun; azimuth from true north."""
+    az = np.radians(np.asarray(azimuth_deg, float) + grid_north_offset)
+    el = np.radians(np.asarray(elevation_deg, float))
+    return np.column_stack([np.cos(el) * np.sin(az), np.cos(el) * np.cos(az), np.sin(el)])
+
+
+def _time_grid(date, start: str, end: str, step_minutes: float, tz: str, solar_time: bool, lon: float):
+    """Mid-points of the time steps between start and end (clock time, or true solar time)."""
+    d = pd.Timestamp(date).date() if not isinstance(date, _dt.date) else date
+    t0 = pd.Timestamp(f"{d} {start}")
+    t1 = pd.Timestamp(f"{d} {end}")
+    if not t1 > t0:
+        raise ParameterError(f"end ({end}) must be after start ({start})")
+    if not step_minutes > 0:
+        raise ParameterError(f"step_minutes must be > 0, got {step_minutes}")
+    n = int(np.ceil((t1 - t0) / pd.Timedelta(minutes=step_minutes)))
+    step = (t1 - t0) / n
+    mids = t0 + step * (np.arange(n) + 0.5)
+    if solar_time:
+        import pvlib
+
+        # true solar time = UTC + lon / 15 h + equation of time
+        doy = pd.DatetimeIndex(mids).day_of_year
+        eot = pvlib.solarposition.equation_of_time_spencer71(doy)
+        utc = pd.DatetimeIndex(mids) - pd.to_timedelta(lon / 15.0, unit="h") - pd.to_timedelta(eot, unit="min")
+        times = utc.tz_localize("UTC")
+    else:
+        times = pd.DatetimeIndex(mids).tz_localize(tz)
+    return times, step.total_seconds() / 3600.0
+
+
+# --------------------------------------------------------------------------
+# scene: LoD1 extrusions + extra meshes
+# --------------------------------------------------------------------------
+def building_mesh(buildings, height_col: str = "height_m", base_col: str | None = "ground_elev_m",
+                  roofs: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LoD1 extrusion of building footprints: (vertices, faces, building index per face).
+
+    Walls for every ring (shell and holes); roofs (and floors) by constrained
+    Delaunay triangulation when ``roofs``. The base is ``base_col`` (missing
+    column: 0) and the top base + ``height_col``.
+    """
+    import shapely
+
+    if height_col not in buildings.columns:
+        raise FieldError(f"buildings have no {height_col!r} column; give height_col= or add heights")
+    h = pd.to_numeric(buildings[height_col], errors="coerce").to_numpy(float)
+    if not np.isfinite(h).all() or (h < 0).any():
+        i = int(np.flatnonzero(~(np.isfinite(h) & (h >= 0)))[0])
+        raise FieldError(f"building {i} has height {buildings[height_col].iloc[i]!r}; heights must be numbers >= 0")
+    base = np.zeros(len(h))
+    if base_col and base_col in buildings.columns:
+        base = pd.to_numeric(buildings[base_col], errors="coerce").fillna(0.0).to_numpy(float)
+    geoms = np.asarray(buildings.geometry.values, dtype=object)
+    tid = shapely.get_type_id(geoms)
+    if (~np.isin(tid, [3, 6, -1])).any():
+        i = int(np.flatnonzero(~np.isin(tid, [3, 6, -1]))[0])
+        raise GeometryError(f"building {i} is a {geoms[i].geom_type}; footprints must be (multi)polygons")
+    keep = np.flatnonzero(~shapely.is_empty(geoms) & (tid != -1))
+    if keep.shape[0] == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3), np.intp), np.zeros(0, np.intp)
+    _, coords, (ring_off, part_off, geom_off) = shapely.to_ragged_array(
+        np.array([shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in geoms[keep]], dtype=object))
+    if not np.isfinite(coords).all():
+        raise GeometryError("building footprints have NaN coordinates; fix or drop them")
+    ring_geom = np.repeat(np.repeat(np.arange(keep.shape[0]), np.diff(geom_off)), np.diff(part_off))
+    coord_ring = np.repeat(np.arange(ring_off.shape[0] - 1), np.diff(ring_off))
+    g_of_c = keep[ring_geom[coord_ring]]
+    # wall segments: consecutive coordinates of the same ring
+    seg = np.flatnonzero(coord_ring[:-1] == coord_ring[1:])
+    a, b = seg, seg + 1
+    z0 = base[g_of_c]
+    z1 = z0 + h[g_of_c]
+    nc = coords.shape[0]
+    verts = [np.column_stack([coords, z0]), np.column_stack([coords, z1])]
+    faces = [np.column_stack([a, b, b + nc]), np.column_stack([a, b + nc, a + nc])]
+    fb = [g_of_c[a], g_of_c[a]]
+    off = 2 * nc
+    if roofs:
+        tris = shapely.constrained_delaunay_triangles(geoms[keep])
+        parts, pidx = shapely.get_parts(tris, return_index=True)
+        tc = shapely.get_coordinates(shapely.get_exterior_ring(parts)).reshape(-1, 4, 2)[:, :3]
+        gi = keep[pidx]
+        t = tc.reshape(-1, 2)
+        rep = np.repeat(gi, 3)
+        zb = base[rep]
+        zt = zb + h[rep]
+        k = tc.shape[0]
+        idx = np.arange(3 * k).reshape(k, 3)
+        verts += [np.column_stack([t, zt]), np.column_stack([t, zb])]
+        faces += [idx + off, idx[:, ::-1] + off + 3 * k]
+        fb += [gi, gi]
+    v = np.vstack(verts)
+    f = np.vstack(faces).astype(np.intp)
+    fbi = np.concatenate(fb).astype(np.intp)
+    ok = h[fbi] > 0  # zero-height buildings cast nothing
+    return v, f[ok], fbi[ok]
+
+
+class Scene:
+    """Triangles that cast shadows / block sight: LoD1 buildings plus extra meshes, in one BVH.
+
+    Parameters
+    ----------
+    buildings : GeoDataFrame with footprints and ``height_m`` (optional ``ground_elev_m``), or None
+    meshes : iterable of ``trimesh.Trimesh`` or ``(vertices, faces)`` in the twin CRS (BIM models)
+    """
+
+    def __init__(self, buildings=None, meshes=(), height_col: str = "height_m",
+                 base_col: str | None = "ground_elev_m") -> None:
+        from spatial_index import TriangleBVH
+
+        vs, fs = [], []
+        n = 0
+        if buildings is not None and len(buildings):
+            v, f, _ = building_mesh(buildings, height_col, base_col)
+            vs.append(v)
+            fs.append(f)
+            n = v.shape[0]
+        for m in meshes or ():
+            v, f = (np.asarray(m.vertices, float), np.asarray(m.faces)) if hasattr(m, "faces") else \
+                (np.asarray(m[0], float), np.asarray(m[1]))
+            vs.append(v)
+            fs.append(f + n)
+            n += v.shape[0]
+        v = np.vstack(vs) if vs else np.zeros((0, 3))
+        f = np.vstack(fs) if fs else np.zeros((0, 3), np.intp)
+        self.vertices, self.faces = v, f
+        self.bvh = TriangleBVH(v, f)
+
+    def __repr__(self) -> str:
+        return f"Scene(triangles={len(self.bvh)})"
+
+
+# --------------------------------------------------------------------------
+# sunlight
+# --------------------------------------------------------------------------
+def _points_xyz(points, z=None) -> np.ndarray:
+    if hasattr(points, "geometry"):
+        import shapely
+
+        g = np.asarray(points.geometry.values, dtype=object)
+        if (shapely.get_type_id(g) != 0).any() or shapely.is_empty(g).any():
+            raise GeometryError("points must be a GeoDataFrame of non-empty Points (e.g. facade samples)")
+        xyz = shapely.get_coordinates(g, include_z=True)
+        if z is not None:
+            xyz[:, 2] = np.broadcast_to(np.asarray(z, float), (len(xyz),))
+        xyz[np.isnan(xyz[:, 2]), 2] = 0.0
+    else:
+        xyz = np.asarray(points, dtype=float)
+        if xyz.ndim != 2 or xyz.shape[1] not in (2, 3):
+            raise ParameterError(f"points must be an (n, 3) array (x, y, z) or (n, 2) with z=; got {xyz.shape}")
+        if xyz.shape[1] == 2:
+            xyz = np.column_stack([xyz, np.broadcast_to(np.asarray(0.0 if z is None else z, float), len(xyz))])
+    if not np.isfinite(xyz).all():
+        raise ParameterError("points have NaN or infinite coordinates; drop them first")
+    return np.ascontiguousarray(xyz)
+
+
+def shadow_mask(points_xyz, sun_dirs, scene: Scene, offset: float = 1e-6) -> np.ndarray:
+    """(n_times, n_points) True where the point is in shadow (the ray to the sun hits the scene)."""
+    p = np.asarray(points_xyz, float)
+    d = np.atleast_2d(np.asarray(sun_dirs, float))
+    out = np.zeros((d.shape[0], p.shape[0]), bool)
+    for i, v in enumerate(d):
+        out[i] = scene.bvh.intersects_any(p, np.broadcast_to(v, p.shape), min_distance=offset)
+    return out
+
+
+def sunlight_hours(points, buildings=None, date="2026-01-20", start: str = "08:00", end: str = "16:00", *,
+                   crs="EPSG:4544", tz: str = "Asia/Shanghai", step_minutes: float = 5.0, solar_time: bool = False,
+                   z=None, meshes=(), scene: Scene | None = None, refraction: bool = False,
+                   progress: Progress = None) -> np.ndarray:
+    """Hours of direct sun at each point between ``start`` and ``end`` on ``date``.
+
+    The interval is cut into steps of ``step_minutes``; a step counts when the
+    sun, at its mid-point, is above the horizon and the ray from the point to
+    the sun hits no building (LoD1 extrusion of ``buildings``) or mesh.
+
+    Parameters
+    ----------
+    points : GeoDataFrame of Points (z from the geometry or ``z=``) or an (n, 3) array
+    buildings : GeoDataFrame with ``height_m`` (and ``ground_elev_m`` if the ground is not at 0)
+    date : the day (Chinese rules use 大寒 Major Cold, about 20 January, or the winter solstice)
+    start, end : "HH:MM" clock time in ``tz``, or true solar time with ``solar_time=True``
+    crs : the CRS of the coordinates (for latitude/longitude and grid north)
+
+    Returns
+    -------
+    (n,) float64 hours
+    """
+    xyz = _points_xyz(points, z)
+    if scene is None:
+        scene = Scene(buildings, meshes)
+    if len(xyz) == 0:
+        return np.zeros(0)
+    cx, cy = float(np.mean(xyz[:, 0])), float(np.mean(xyz[:, 1]))
+    lon, lat = _lonlat(cx, cy, crs)
+    times, step_h = _time_grid(date, start, end, step_minutes, tz, solar_time, lon)
+    sp = sun_positions(times, lat, lon, refraction=refraction)
+    up = sp["elevation"].to_numpy() > 0
+    dirs = sun_vectors(sp["azimuth"].to_numpy(), sp["elevation"].to_numpy(), _grid_north_offset(cx, cy, crs))
+    lit = np.zeros(len(xyz))
+    for i in np.flatnonzero(up):
+        lit += ~scene.bvh.intersects_any(xyz, np.broadcast_to(dirs[i], xyz.shape), min_distance=1e-6)
+        if progress is not None:
+            progress(float(i + 1), float(len(times)))
+    return lit * step_h
+
+
+def sunlight_grid(buildings, bounds, spacing: float, date="2026-01-20", start="08:00", end="16:00", *,
+                  height: float = 0.0, dem=None, crs="EPSG:4544", **kwargs):
+    """Sunlight hours on a regular ground grid: returns a :class:`cim.raster.Raster` (hours).
+
+    Cells under a building get NaN. ``height`` is the sample height above the
+    ground (e.g. 0.9 m window sill); the ground is ``dem`` sampled at the cell
+    centres, or 0.
+    """
+    import shapely
+    from affine import Affine
+
+    from cim.raster import Raster
+    from spatial_index import PolygonIndex, sample
+
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    if not (xmax > xmin and ymax > ymin and spacing > 0):
+        raise ParameterError(f"bounds must be (xmin, ymin, xmax, ymax) with a positive size and spacing > 0; got "
+                             f"{bounds}, {spacing}")
+    cols = int(np.ceil((xmax - xmin) / spacing))
+    rows = int(np.ceil((ymax - ymin) / spacing))
+    tr = Affine(spacing, 0, xmin, 0, -spacing, ymax)
+    rr, cc = np.mgrid[0:rows, 0:cols]
+    x = xmin + (cc.ravel() + 0.5) * spacing
+    y = ymax - (rr.ravel() + 0.5) * spacing
+    zg = np.zeros_like(x) if dem is None else np.nan_to_num(sample(dem.masked(), dem.transform, np.column_stack([x, y])))
+    xyz = np.column_stack([x, y, zg + height])
+    inside = np.zeros(len(x), bool)
+    if buildings is not None and len(buildings):
+        pi = PolygonIndex.from_shapely(np.asarray(buildings.geometry.values, dtype=object))
+        inside[np.unique(pi.query_points(xyz[:, :2], "intersects")[0])] = True
+    hours = np.full(len(x), np.nan)
+    hours[~inside] = sunlight_hours(xyz[~inside], buildings, date, start, end, crs=crs, **kwargs)
+    _ = shapely  # geometry handled by PolygonIndex
+    return Raster(hours.reshape(rows, cols).astype("float32"), tr, str(crs), nodata=float("nan"), unit="h")
+
+
+# --------------------------------------------------------------------------
+# viewshed
+# --------------------------------------------------------------------------
+def viewshed(dem, observer, buildings=None, *, observer_height: float = 1.6, target_height: float = 0.0,
+             radius: float | None = None, meshes=(), scene: Scene | None = None, progress: Progress = None):
+    """Cells of ``dem`` visible from ``observer``: a Raster of 1 (visible), 0 (hidden), NaN (beyond radius).
+
+    A cell is visible when the straight segment from the observer's eye
+    (ground + ``observer_height``) to the cell centre (ground + ``target_height``)
+    passes above the DEM and through no building (LoD1) or mesh.
+
+    Parameters
+    ----------
+    dem : :class:`cim.raster.Raster` of ground heights
+    observer : (x, y) in the DEM's CRS
+    buildings : GeoDataFrame with ``height_m``; their ``ground_elev_m`` (if any) is replaced by the DEM
+    """
+    from cim.raster import Raster
+    from spatial_index import line_of_sight, sample
+
+    if not isinstance(dem, Raster):
+        raise RasterError("dem must be a cim.raster.Raster")
+    ox, oy = (float(v) for v in observer)
+    ground = dem.masked()
+    gz = sample(ground, dem.transform, [[ox, oy]])[0]
+    if not np.isfinite(gz):
+        raise ParameterError(f"observer ({ox}, {oy}) is outside the DEM {dem.bounds} or on a nodata cell")
+    eye = np.array([ox, oy, gz + observer_height])
+    rows, cols = dem.shape
+    rr, cc = np.mgrid[0:rows, 0:cols]
+    x, y = dem.xy(rr.ravel(), cc.ravel())
+    z = ground.ravel() + target_height
+    sel = np.isfinite(z)
+    if radius is not None:
+        sel &= np.hypot(x - ox, y - oy) <= radius
+    tgt = np.column_stack([x[sel], y[sel], z[sel]])
+    vis = line_of_sight(ground, dem.transform, eye, tgt)
+    if progress is not None:
+        progress(0.5, 1.0)
+    if scene is None and buildings is not None and len(buildings):
+        b = buildings.copy()
+        cen = np.column_stack([b.geometry.representative_point().x, b.geometry.representative_point().y])
+        b["ground_elev_m"] = np.nan_to_num(sample(ground, dem.transform, cen))
+        scene = Scene(b, meshes)
+    elif scene is None and meshes:
+        scene = Scene(None, meshes)
+    if scene is not None and len(scene.bvh):
+        idx = np.flatnonzero(vis)
+        vec = tgt[idx] - eye
+        dist = np.linalg.norm(vec, axis=1)
+        ok = dist > 0
+        blocked = np.zeros(idx.shape[0], bool)
+        blocked[ok] = scene.bvh.intersects_any(np.broadcast_to(eye, (int(ok.sum()), 3)), vec[ok],
+                                               min_distance=1e-9, max_distance=dist[ok] * (1 - 1e-9))
+        vis[idx[blocked]] = False
+    if progress is not None:
+        progress(1.0, 1.0)
+    out = np.full(rows * cols, np.nan, dtype="float32")
+    out[sel] = vis
+    return Raster(out.reshape(rows, cols), dem.transform, dem.crs, nodata=float("nan"), unit="visible")
+
+
+# --------------------------------------------------------------------------
+# spatial joins
+# --------------------------------------------------------------------------
+def _check_gdf(gdf, name: str):
+    if not hasattr(gdf, "geometry"):
+        raise SchemaError(f"{name} must be a GeoDataFrame")
+    return gdf
+
+
+def _same_crs(a, b, an: str, bn: str) -> None:
+    from twin_core.errors import CRSError
+
+    if a.crs is not None and b.crs is not None and not a.crs.equals(b.crs):
+        raise CRSError(f"{an} is in {a.crs.to_string()} but {bn} in {b.crs.to_string()}; reproject one "
+                       f"(gdf.to_crs(...)) first")
+
+
+def _id_col(gdf, pref: str):
+    return pref if pref in gdf.columns else None
+
+
+def points_to_parcels(points, parcels, predicate: str = "within", parcel_id: str = "parcel_id") -> pd.DataFrame:
+    """Pairs (point row, parcel row) where the point is ``within`` (interior) or ``intersects`` the parcel.
+
+    Returns a DataFrame with integer positions ``point`` and ``parcel`` and the
+    parcel id column when present; points outside every parcel are absent.
+    """
+    from spatial_index import PolygonIndex
+
+    _check_gdf(points, "points")
+    _check_gdf(parcels, "parcels")
+    _same_crs(points, parcels, "points", "parcels")
+    idx = PolygonIndex.from_shapely(np.asarray(parcels.geometry.values, dtype=object))
+    pairs = idx.query_points(np.asarray(points.geometry.values, dtype=object), predicate=predicate) \
+        if len(points) else np.zeros((2, 0), np.intp)
+    df = pd.DataFrame({"point": pairs[0], "parcel": pairs[1]})
+    if _id_col(parcels, parcel_id):
+        df[parcel_id] = parcels[parcel_id].to_numpy()[pairs[1]]
+    return df
+
+
+_BUILDING_RULES = ("largest_overlap", "centroid", "intersects")
+
+
+def buildings_to_parcels(buildings, parcels, how: str = "largest_overlap", parcel_id: str = "parcel_id",
+                         building_id: str = "building_id") -> pd.DataFrame:
+    """Assign buildings to parcels.
+
+    ``how``: ``largest_overlap`` (one parcel per building, the one sharing the
+    most area; ``overlap_m2`` reported), ``centroid`` (the parcel whose
+    interior holds the footprint's representative point) or ``intersects``
+    (every parcel the footprint touches).
+    """
+    import shapely
+
+    from spatial_index import PolygonIndex
+
+    if how not in _BUILDING_RULES:
+        raise ParameterError(f"how must be one of {_BUILDING_RULES}, got {how!r}")
+    _check_gdf(buildings, "buildings")
+    _check_gdf(parcels, "parcels")
+    _same_crs(buildings, parcels, "buildings", "parcels")
+    bg = np.asarray(buildings.geometry.values, dtype=object)
+    pg = np.asarray(parcels.geometry.values, dtype=object)
+    idx = PolygonIndex.from_shapely(pg)
+    if how == "centroid":
+        rp = shapely.point_on_surface(bg)
+        ok = ~shapely.is_empty(rp)
+        pairs = idx.query_points(shapely.get_coordinates(rp[ok]), "within")
+        pairs[0] = np.flatnonzero(ok)[pairs[0]]
+        df = pd.DataFrame({"building": pairs[0], "parcel": pairs[1]})
+    else:
+        pairs = idx.query(bg, predicate="intersects")
+        df = pd.DataFrame({"building": pairs[0], "parcel": pairs[1]})
+        if how == "largest_overlap":
+            df["overlap_m2"] = shapely.area(shapely.intersection(bg[pairs[0]], pg[pairs[1]]))
+            df = df[df["overlap_m2"] > 0].sort_values(["building", "overlap_m2", "parcel"],
+                                                       ascending=[True, False, True])
+            df = df.drop_duplicates("building").reset_index(drop=True)
+    if _id_col(buildings, building_id):
+        df[building_id] = buildings[building_id].to_numpy()[df["building"].to_numpy()]
+    if _id_col(parcels, parcel_id):
+        df[parcel_id] = parcels[parcel_id].to_numpy()[df["parcel"].to_numpy()]
+    return df
+
+
+def within_distance(left, right, distance: float) -> pd.DataFrame:
+    """Pairs (left row, right row, distance) of features no farther apart than ``distance`` (any geometry)."""
+    import shapely
+
+    from spatial_index import PackedRTree
+
+    if not (np.isfinite(distance) and distance >= 0):
+        raise ParameterError(f"distance must be a finite number >= 0, got {distance!r}")
+    _check_gdf(left, "left")
+    _check_gdf(right, "right")
+    _same_crs(left, right, "left", "right")
+    lg = np.asarray(left.geometry.values, dtype=object)
+    rg = np.asarray(right.geometry.values, dtype=object)
+    lb = shapely.bounds(lg)
+    rb = shapely.bounds(rg)
+    lok = np.flatnonzero(np.isfinite(lb).all(axis=1))
+    rok = np.flatnonzero(np.isfinite(rb).all(axis=1))
+    tree = PackedRTree(rb[rok])
+    q = lb[lok] + np.array([-distance, -distance, distance, distance])
+    pairs = tree.query(q) if len(lok) else np.zeros((2, 0), np.intp)
+    li, ri = lok[pairs[0]], rok[pairs[1]]
+    d = shapely.distance(lg[li], rg[ri])
+    keep = d <= distance
+    return pd.DataFrame({"left": li[keep], "right": ri[keep], "distance": d[keep]})
+
+
+# --------------------------------------------------------------------------
+# twin runners
+# --------------------------------------------------------------------------
+def run_sunlight(twin, date="2026-01-20", start="08:00", end="16:00", *, bounds=None, spacing: float = 5.0,
+                 height: float = 0.0, scenario: str | None = None, run: str | None = None,
+                 step_minutes: float = 10.0, solar_time: bool = False, save: bool = True,
+                 progress: Progress = None):
+    """Sunlight hours over a ground grid of the twin (buildings as of ``scenario``); saves raster ``sunlight_hours``.
+
+    Returns ``(raster, run_id)``.
+    """
+    b = twin.layer("buildings", scenario=scenario)
+    dem = twin.raster("dem", scenario=scenario) if "dem" in twin.rasters() else None
+    if bounds is None:
+        bounds = twin.extent
+        if bounds is None:
+            raise ParameterError("the twin is empty; give bounds=(xmin, ymin, xmax, ymax)")
+    ras = sunlight_grid(b, bounds, spacing, date, start, end, height=height, dem=dem, crs=twin.crs,
+                        tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, progress=progress)
+    run = run or twin.new_run_id("sun")
+    if save:
+        twin.save_result(scenario, run, "sunlight_hours", ras)
+    return ras, run
+
+
+def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height: float = 0.0,
+                 radius: float | None = None, scenario: str | None = None, run: str | None = None, save: bool = True,
+                 progress: Progress = None):
+    """Viewshed over the twin's DEM and buildings (as of ``scenario``); saves raster ``viewshed``.
+
+    Returns ``(raster, run_id)``.
+    """
+    if "dem" not in twin.rasters():
+        raise RasterError("the twin has no 'dem' raster; import one (twin import-raster) first")
+    dem = twin.raster("dem", scenario=scenario)
+    if radius is not None:
+        ox, oy = observer
+        try:
+            dem = dem.window(dem.window_from_bounds((ox - radius, oy - radius, ox + radius, oy + radius)))
+        except RasterError:
+            raise ParameterError(f"observer {observer} with radius {radius} lies outside the DEM {dem.bounds}") \
+                from None
+    b = twin.layer("buildings", scenario=scenario) if "buildings" in twin.layers() else None
+    ras = viewshed(dem, observer, b, observer_height=observer_height, target_height=target_height, radius=radius,
+                   progress=progress)
+    run = run or twin.new_run_id("view")
+    if save:
+        twin.save_result(scenario, run, "viewshed", ras)
+    return ras, run
