@@ -104,24 +104,26 @@ def encode_ewkb(geoms, srid: int) -> Column:
     return Column(new_lens, out)
 
 
-def build_payload(columns: list[Column]) -> bytes:
-    """The whole COPY BINARY stream for these columns (same row count each)."""
+def build_payload(columns: list[Column], *, header: bool = True) -> bytes:
+    """The COPY BINARY rows for these columns (same row count each), with header and trailer unless ``header=False``."""
     n = len(columns[0].lengths) if columns else 0
     nf = len(columns)
     sizes = np.full(n, 2, dtype=np.int64)
     for c in columns:
         sizes += 4 + np.maximum(c.lengths, 0)
-    total = len(HEADER) + int(sizes.sum()) + len(TRAILER)
+    head = len(HEADER) if header else 0
+    total = head + int(sizes.sum()) + (len(TRAILER) if header else 0)
     buf = np.zeros(total, dtype=np.uint8)
-    buf[: len(HEADER)] = np.frombuffer(HEADER, dtype=np.uint8)
-    buf[total - 2:] = np.frombuffer(TRAILER, dtype=np.uint8)
+    if header:
+        buf[:head] = np.frombuffer(HEADER, dtype=np.uint8)
+        buf[total - 2:] = np.frombuffer(TRAILER, dtype=np.uint8)
     lengths = np.stack([c.lengths for c in columns]) if columns else np.zeros((0, 0), np.int64)
     offsets = np.zeros((nf, n + 1), dtype=np.int64)
     for j, c in enumerate(columns):
         offsets[j, 1:] = np.cumsum(np.maximum(c.lengths, 0))
     datas = np.concatenate([c.data for c in columns]) if columns else np.zeros(0, np.uint8)
     bases = np.concatenate([[0], np.cumsum([len(c.data) for c in columns])[:-1]]).astype(np.int64)
-    _payload_kernel(buf, len(HEADER), lengths, offsets, datas, bases)
+    _payload_kernel(buf, head, lengths, offsets, datas, bases)
     return buf.tobytes()
 
 

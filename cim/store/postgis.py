@@ -235,26 +235,35 @@ class PostGISStore(Store):
             cols.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(self.srid)))
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(self._q(name), sql.SQL(", ").join(cols)))
 
-    def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool) -> None:
-        """Binary COPY of a frame (geometry as EWKB), encoded column-wise with NumPy."""
+    def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool, *, freeze: bool = False,
+                   chunk: int = 16384) -> None:
+        """Binary COPY of a frame (geometry as EWKB), encoded column-wise with NumPy/numba.
+
+        The frame is sent in chunks so the server ingests one while the next is
+        encoded (two cores: client and server work overlap). ``freeze`` writes
+        the rows frozen (only valid for a table created in this transaction).
+        """
         from psycopg import sql
 
-        from cim.store._pgcopy import build_payload, encode_ewkb, encode_series
+        from cim.store._pgcopy import HEADER, TRAILER, build_payload, encode_ewkb, encode_series
 
         names = [c for c in df.columns if not (geometry and c == "geometry")]
-        columns = [encode_series(df[c], _pg_type(df[c])) for c in names]
-        target = [sql.Identifier(c) for c in names]
-        if geometry:
-            columns.append(encode_ewkb(np.asarray(df.geometry.values, dtype=object), self.srid))
-            target.append(sql.Identifier("geom"))
-        if not columns:
+        target = [sql.Identifier(c) for c in names] + ([sql.Identifier("geom")] if geometry else [])
+        if not target:
             return
-        payload = build_payload(columns)
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(self._q(name), sql.SQL(", ").join(target))
+        types = [_pg_type(df[c]) for c in names]
+        opts = sql.SQL("FORMAT BINARY, FREEZE") if freeze else sql.SQL("FORMAT BINARY")
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(self._q(name), sql.SQL(", ").join(target), opts)
+        geoms = np.asarray(df.geometry.values, dtype=object) if geometry else None
         with cur.copy(stmt) as cp:
-            view = memoryview(payload)
-            for i in range(0, len(payload), 1 << 20):
-                cp.write(view[i:i + (1 << 20)])
+            cp.write(HEADER)
+            for i in range(0, len(df), chunk):
+                part = df.iloc[i:i + chunk]
+                cols = [encode_series(part[c], t) for c, t in zip(names, types)]
+                if geometry:
+                    cols.append(encode_ewkb(geoms[i:i + chunk], self.srid))
+                cp.write(build_payload(cols, header=False))
+            cp.write(TRAILER)
 
     def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
         from psycopg import sql
@@ -277,7 +286,7 @@ class PostGISStore(Store):
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
                 self._create_table(cur, name, df, geometry=True)
-            self._copy_rows(cur, name, df, geometry=True)
+            self._copy_rows(cur, name, df, geometry=True, freeze=not (exists and mode == "append"))
             if not (exists and mode == "append"):
                 cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
                     sql.Identifier(f"{name}_geom_gist"), self._q(name)))

@@ -186,8 +186,8 @@ def test_half_written_layer_leaves_store_as_it_was(store, monkeypatch):
 
         real = PostGISStore._copy_rows
 
-        def half_then_fail(self, cur, name, df, geometry):
-            real(self, cur, name, df.iloc[: len(df) // 2], geometry)
+        def half_then_fail(self, cur, name, df, geometry, **kw):
+            real(self, cur, name, df.iloc[: len(df) // 2], geometry, **kw)
             raise OSError("No space left on device")
 
         monkeypatch.setattr(PostGISStore, "_copy_rows", half_then_fail)
