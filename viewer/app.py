@@ -51,7 +51,9 @@ def open_state(settings: Settings):
 def _status_for(exc: Exception) -> int:
     from twin_core import errors as E
 
-    if isinstance(exc, E.LayerNotFoundError):
+    from viewer.jobs import UnknownJob
+
+    if isinstance(exc, (E.LayerNotFoundError, UnknownJob)):
         return 404
     if isinstance(exc, E.AuthError):
         return 403
@@ -98,6 +100,8 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(GZipMiddleware, minimum_size=800)
+    if state is not None:  # usable even by clients that do not run the lifespan
+        app.state.twin_state = state
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

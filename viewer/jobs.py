@@ -39,6 +39,14 @@ class JobCancelled(JobError):
     """Raised inside a job's progress callback once the job was cancelled."""
 
 
+class UnknownJob(JobError, LookupError):
+    """No job with that id (HTTP 404)."""
+
+
+class UnknownEngine(JobError, ValueError):
+    """No such engine in this build, or bad parameters for it (HTTP 400)."""
+
+
 @dataclass
 class Job:
     id: str
@@ -74,13 +82,13 @@ def adapter_engine(engine: str) -> EngineFn:
         mod = importlib.import_module(f"twin_core.adapters.{engine}")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("twin_core.adapters"):
-            raise JobError(f"the {engine} engine is not installed in this build (no twin_core.adapters.{engine})") from None
+            raise UnknownEngine(f"the {engine} engine is not installed in this build (no twin_core.adapters.{engine})") from None
         raise
     if hasattr(mod, "run_job"):
         return mod.run_job
     fn = getattr(mod, "run", None)
     if fn is None:
-        raise JobError(f"twin_core.adapters.{engine} has neither run_job() nor run(); cannot start a {engine} job")
+        raise UnknownEngine(f"twin_core.adapters.{engine} has neither run_job() nor run(); cannot start a {engine} job")
 
     def call(twin, *, scenario: str, run: str, params: dict, progress):
         sig = inspect.signature(fn)
@@ -88,7 +96,7 @@ def adapter_engine(engine: str) -> EngineFn:
         accepts_all = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
         unknown = [k for k in params if k not in sig.parameters and not accepts_all]
         if unknown:
-            raise JobError(f"the {engine} engine takes no parameter(s) {unknown}; it takes "
+            raise UnknownEngine(f"the {engine} engine takes no parameter(s) {unknown}; it takes "
                            f"{[p for p in sig.parameters if p not in ('twin', 'progress')]}")
         if not accepts_all:
             kw = {k: v for k, v in kw.items() if k in sig.parameters}
@@ -128,7 +136,7 @@ class JobManager:
 
         fn = self.engines.get(engine) or adapter_engine(engine)
         if scenario not in self.state.twin.scenarios:
-            raise JobError(f"no scenario {scenario!r} to run {engine} on")
+            raise UnknownEngine(f"no scenario {scenario!r} to run {engine} on; scenarios: {['base'] + self.state.twin.scenarios.names()}")
         with self._lock:
             jid = f"job-{next(self._ids)}"
             job = Job(jid, engine, scenario, new_run_id(engine), dict(params))
@@ -144,7 +152,7 @@ class JobManager:
     def get(self, jid: str) -> Job:
         job = self.jobs.get(jid)
         if job is None:
-            raise JobError(f"no job {jid!r}; jobs: {list(self.jobs)[-10:]}")
+            raise UnknownJob(f"no job {jid!r}; recent jobs: {list(self.jobs)[-10:]}")
         return job
 
     def cancel(self, jid: str) -> Job:

@@ -45,7 +45,10 @@ def _add_results(path: str) -> dict:
         loads["vc"] = np.linspace(0.1, 1.3, len(loads))
         twin.save_result("base", "r2", "link_flows", loads)
         ifc = os.path.join(os.path.dirname(path), "box.ifc")
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        parcels = twin.layer("parcels")
+        big = parcels.geometry.values[int(np.argmax(parcels.geometry.area.values))]
+        p = big.representative_point()
+        cx, cy = p.x - 10.0, p.y - 6.0  # the 20 m x 12 m box stands on the largest parcel
         write_box_building(BoxBuilding(width=20, depth=12, storeys=3, storey_height=3.0, eastings=cx, northings=cy,
                                        orthogonal_height=500.0, name="Test box"), ifc)
         import_ifc(ifc, twin.store, building_id="BIM-TEST")

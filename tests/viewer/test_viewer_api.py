@@ -1,0 +1,483 @@
+"""API tests of the map server on the small sample city (GeoPackage store)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+
+import mapbox_vector_tile
+import numpy as np
+import pytest
+
+from viewer.geo import tile_bounds_3857
+
+
+def lonlat_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def city_tiles(bounds, z):
+    w, s, e, n = bounds
+    x0, y0 = lonlat_tile(w, n, z)
+    x1, y1 = lonlat_tile(e, s, z)
+    return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
+# ------------------------------------------------------------------ layers
+def test_layers_list_and_schema(shared_client):
+    layers = {d["name"]: d for d in shared_client.get("/api/layers").json()}
+    assert {"buildings", "road_links", "sensors", "parcels"} <= set(layers)
+    assert not any(n.startswith("res_") for n in layers)
+    w, s, e, n = layers["buildings"]["bounds_wgs84"]
+    assert 103 < w < e < 105 and 30 < s < n < 31  # central Chengdu
+    sch = shared_client.get("/api/layers/buildings/schema").json()
+    assert sch["id_field"] == "building_id"
+    assert any(f["name"] == "height_m" and f["unit"] == "m" for f in sch["feature_class"]["fields"])
+
+
+def test_features_filters_and_paging(shared_client, city_template):
+    from cim.store import open_store
+
+    with open_store(city_template["path"]) as st:
+        base = st.read_layer("buildings")
+    tall = int((base["height_m"] >= 30).sum())
+    r = shared_client.get("/api/layers/buildings/features", params={"filter": "height_m>=30", "limit": 10000})
+    assert r.status_code == 200
+    fc = r.json()
+    assert fc["numberReturned"] == tall and all(f["properties"]["height_m"] >= 30 for f in fc["features"])
+    lon, lat = fc["features"][0]["geometry"]["coordinates"][0][0][0]
+    assert 103 < lon < 105 and 30 < lat < 31
+    two = shared_client.get("/api/layers/buildings/features",
+                            params=[("filter", "use=school,office"), ("filter", "height_m<100")]).json()
+    assert {f["properties"]["use"] for f in two["features"]} <= {"school", "office"}
+    assert two["numberReturned"] == int((base["use"].isin(["school", "office"]) & (base["height_m"] < 100)).sum())
+    p1 = shared_client.get("/api/layers/buildings/features", params={"limit": 5, "offset": 0, "columns": "building_id"}).json()
+    p2 = shared_client.get("/api/layers/buildings/features", params={"limit": 5, "offset": 5, "columns": "building_id"}).json()
+    ids1 = [f["properties"]["building_id"] for f in p1["features"]]
+    ids2 = [f["properties"]["building_id"] for f in p2["features"]]
+    assert len(ids1) == len(ids2) == 5 and not set(ids1) & set(ids2) and p1["next_offset"] == 5
+    assert set(p1["features"][0]["properties"]) == {"building_id"}
+
+
+def test_features_bbox_in_both_crs(shared_client, city_template):
+    from cim.store import open_store
+
+    with open_store(city_template["path"]) as st:
+        x0, y0, x1, y1 = st.layer_info("buildings")["bounds"]
+        box = (x0, y0, (x0 + x1) / 2, (y0 + y1) / 2)
+        expect = len(st.read_layer("buildings", bbox=box))
+    r = shared_client.get("/api/layers/buildings/features",
+                          params={"bbox": ",".join(map(str, box)), "bbox_crs": "twin", "limit": 10000, "crs": "twin"})
+    fc = r.json()
+    assert fc["numberReturned"] == expect > 0
+    assert x0 - 1 < fc["features"][0]["geometry"]["coordinates"][0][0][0][0] < x1 + 1
+
+
+@pytest.mark.parametrize("url, status, words", [
+    ("/api/layers/nope/features", 404, "no layer 'nope'"),
+    ("/api/layers/buildings/features?bbox=1,2,3", 400, "4 numbers"),
+    ("/api/layers/buildings/features?bbox=a,b,c,d", 400, "numbers"),
+    ("/api/layers/buildings/features?bbox=5,5,1,1", 400, "xmin <= xmax"),
+    ("/api/layers/buildings/features?bbox=400000,3000000,400100,3000100", 400, "longitude/latitude"),
+    ("/api/layers/buildings/features?filter=height_m~3", 400, "field<op>value"),
+    ("/api/layers/buildings/features?filter=colour=red", 400, "no field 'colour'"),
+    ("/api/layers/buildings/features?filter=height_m>=tall", 400, "not a float64"),
+    ("/api/layers/buildings/features?columns=nope", 400, "no field(s) ['nope']"),
+    ("/api/layers/buildings/features?limit=0", 422, "limit"),
+    ("/api/layers/buildings/features?scenario=nosuch", 404, "no scenario 'nosuch'"),
+    ("/api/layers/buildings/features/NOPE", 404, "no feature"),
+    ("/tiles/nope/15/0/0.pbf", 404, "no layer"),
+    ("/tiles/buildings/3/8/1.pbf", 400, "does not exist"),
+    ("/tiles/buildings/30/1/1.pbf", 422, "z"),
+    ("/api/rasters/nope/meta", 404, "no raster 'nope'"),
+    ("/api/rasters/dem/image.png?style=plaid", 400, "style must be one of"),
+    ("/api/rasters/dem/value?lon=500&lat=30", 422, "lon"),
+    ("/api/results/base/r1/nope/meta", 404, "no result 'nope'"),
+    ("/api/results/base/r1/flood_depth/image.png?step=7", 400, "out of range"),
+    ("/api/results/base/r1/flood_depth/trajectories", 400, "not a trajectory table"),
+    ("/api/meshes/glb/secret.txt", 404, "no mesh"),
+    ("/api/meshes/glb/bim/none/building.glb", 404, "no mesh"),
+    ("/api/jobs/job-999", 404, "no job"),
+    ("/api/bim/checks/zzz", 404, "no BIM check"),
+])
+def test_bad_requests_get_4xx_with_a_message(shared_client, url, status, words):
+    r = shared_client.get(url)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert words in body["detail"], body
+    assert "Traceback" not in r.text
+
+
+# ------------------------------------------------------------------ tiles
+def test_tiles_carry_every_building_compactly(shared_client, city_template):
+    """Every building reaches the tiles of one zoom level, with its id, height and use, in <= 60 bytes each."""
+    from cim.store import open_store
+
+    with open_store(city_template["path"]) as st:
+        n_buildings = st.layer_info("buildings")["count"]
+        ids = set(st.read_layer("buildings", columns=["building_id"])["building_id"])
+    bounds = shared_client.get("/api/scene").json()["bounds"]
+    seen, total = set(), 0
+    for z, x, y in city_tiles(bounds, 15):
+        r = shared_client.get(f"/tiles/buildings/{z}/{x}/{y}.pbf", headers={"accept-encoding": "identity"})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+        total += len(r.content)
+        if r.content:
+            layer = mapbox_vector_tile.decode(r.content)["buildings"]
+            assert layer["extent"] == 4096
+            for f in layer["features"]:
+                # use may be missing (null): the imported BIM building has none
+                assert {"building_id", "height_m"} <= set(f["properties"]) <= {"building_id", "height_m", "use"}
+                seen.add(f["properties"]["building_id"])
+    assert seen == ids
+    assert total / n_buildings <= 60, f"{total / n_buildings:.1f} bytes per building"
+
+
+def test_tile_geometry_matches_the_layer(shared_client, city_template):
+    """A building's tile polygon lies where its footprint is (within one tile pixel)."""
+    import shapely
+
+    from viewer.geo import reproject_geoms
+
+    from cim.store import open_store
+
+    with open_store(city_template["path"]) as st:
+        b = st.read_layer("buildings", where={"building_id": "B000010"})
+    g = reproject_geoms(b.geometry.values, "EPSG:4544", "EPSG:3857")[0]
+    c = g.centroid
+    z = 17
+    n = 2 ** z
+    half = 20037508.342789244
+    x = int((c.x + half) / (2 * half) * n)
+    y = int((half - c.y) / (2 * half) * n)
+    feats = mapbox_vector_tile.decode(shared_client.get(f"/tiles/buildings/{z}/{x}/{y}.pbf").content,
+                                      default_options={"y_coord_down": True})["buildings"]["features"]
+    mine = [f for f in feats if f["properties"]["building_id"] == "B000010"]
+    assert len(mine) == 1
+    xmin, ymin, xmax, ymax = tile_bounds_3857(z, x, y)
+    px = (xmax - xmin) / 4096
+    poly = shapely.geometry.shape(mine[0]["geometry"])
+    back = shapely.transform(poly, lambda a: np.column_stack([xmin + a[:, 0] * px, ymax - a[:, 1] * px]))
+    clipped = g.intersection(shapely.box(xmin, ymin, xmax, ymax))
+    assert back.symmetric_difference(clipped).area < clipped.length * px * 1.5
+
+
+def test_tilejson(shared_client):
+    tj = shared_client.get("/tiles/buildings.json").json()
+    assert tj["tiles"][0].startswith("/tiles/buildings/{z}/{x}/{y}.pbf")
+    assert set(tj["vector_layers"][0]["fields"]) == {"building_id", "height_m", "use"}
+
+
+# ------------------------------------------------------------------ rasters and results
+def test_hillshade_png_and_point_value(shared_client, city_template):
+    from PIL import Image
+
+    from cim.store import open_store
+    from pyproj import Transformer
+
+    meta = shared_client.get("/api/rasters/dem/meta").json()
+    assert meta["style"] == "hillshade"
+    img = Image.open(io.BytesIO(shared_client.get(meta["image"]).content))
+    assert img.mode == "RGBA" and min(img.size) > 50
+    a = np.asarray(img)
+    assert a[..., 3].mean() > 200 and a[..., 0].std() > 1  # opaque and shaded, not flat
+    with open_store(city_template["path"]) as st:
+        dem = st.read_raster("dem")
+    r, c = 37, 120
+    x, y = dem.xy(r, c)
+    lon, lat = Transformer.from_crs("EPSG:4544", "EPSG:4326", always_xy=True).transform(float(x), float(y))
+    v = shared_client.get("/api/rasters/dem/value", params={"lon": lon, "lat": lat}).json()
+    assert (v["row"], v["col"]) == (r, c)
+    assert v["value"] == pytest.approx(float(dem.data[r, c]), abs=1e-4)
+    assert meta["min"] == pytest.approx(float(np.nanmin(dem.data)), abs=1e-3)
+
+
+def test_flood_steps_change_the_bitmap_and_values(shared_client):
+    cat = {(e["scenario"], e["name"]): e for e in shared_client.get("/api/results").json()}
+    assert cat[("base", "flood_depth")]["steps"] == [0, 600, 1200]
+    m = shared_client.get("/api/results/base/r1/flood_depth/meta").json()
+    assert m["steps"] == 3 and m["style"] == "depth"
+    imgs = [shared_client.get(f"/api/results/base/r1/flood_depth/image.png?step={k}").content for k in range(3)]
+    assert len(set(imgs)) == 3
+    lon = (m["bounds"][0] + m["bounds"][2]) / 2
+    lat = (m["bounds"][1] + m["bounds"][3]) / 2
+    got = [shared_client.get("/api/results/base/r1/flood_depth/value",
+                             params={"lon": lon, "lat": lat, "step": k}).json() for k in range(3)]
+    rows, cols = shared_client.get("/api/rasters").json()[0]["height"], shared_client.get("/api/rasters").json()[0]["width"]
+    # the fixture's pond (conftest._add_results): depth = (radius - distance from the centre in cells) / 20
+    for k, radius in enumerate((10.0, 50.0, 90.0)):
+        dist = math.hypot(got[k]["row"] - rows / 2, got[k]["col"] - cols / 2)
+        assert dist < 3  # the point asked for is near the centre
+        assert got[k]["value"] == pytest.approx((radius - dist) / 20, abs=1e-5)
+
+
+def test_trajectories_rows_and_link_layer(shared_client):
+    tr = shared_client.get("/api/results/base/r2/vehicle_trips/trajectories").json()
+    assert tr["count"] == 30
+    trip = tr["trips"][0]
+    assert len(trip["path"]) == len(trip["timestamps"]) >= 2
+    assert trip["timestamps"] == sorted(trip["timestamps"])
+    assert 103 < trip["path"][0][0] < 105
+    rows = shared_client.get("/api/results/base/r2/vehicle_trips/rows?limit=3").json()
+    assert rows["columns"] == ["vehicle_id", "t", "x", "y"] and len(rows["rows"]) == 3
+    links = next(e for e in shared_client.get("/api/results").json() if e["name"] == "link_flows")
+    tile_feats = 0
+    bounds = shared_client.get("/api/scene").json()["bounds"]
+    for z, x, y in city_tiles(bounds, 14):
+        c = shared_client.get(f"/tiles/{links['ref']}/{z}/{x}/{y}.pbf").content
+        if c:
+            fs = mapbox_vector_tile.decode(c)[links["ref"]]["features"]
+            assert all(0.0 < f["properties"]["vc"] <= 1.3 for f in fs)
+            tile_feats += len(fs)
+    assert tile_feats >= 60
+
+
+def test_meshes_are_glb(shared_client):
+    ms = shared_client.get("/api/meshes").json()
+    whole = [m for m in ms if m["building_id"] == "BIM-TEST" and m["storey"] is None]
+    assert len(whole) == 1 and whole[0]["ground_elev_m"] == pytest.approx(500.0, abs=1)
+    assert 103 < whole[0]["origin"][0] < 105
+    r = shared_client.get(whole[0]["url"])
+    assert r.status_code == 200 and r.content[:4] == b"glTF"
+    assert len([m for m in ms if m["storey"]]) == 3
+
+
+def test_sensors_latest(shared_client):
+    fc = shared_client.get("/api/sensors/latest").json()
+    assert len(fc["features"]) > 0
+    for f in fc["features"]:
+        p = f["properties"]
+        assert p["value"] is not None and p["status"] in ("ok", "warn", "alarm")
+        assert p["simulated"] is True
+
+
+def test_sensor_readings_table_wins_over_simulation(client, city):
+    import pandas as pd
+
+    from cim.store import open_store
+
+    with open_store(city) as st:
+        sid = st.read_layer("sensors")["sensor_id"].iloc[0]
+        alarm = st.read_layer("sensors")["alarm_threshold"].iloc[0]
+    # the app holds its own store; write through it
+    state = client.app.state.twin_state
+    state.store.write_table("sensor_readings", pd.DataFrame({
+        "sensor_id": [sid, sid], "time": ["2026-07-01T08:00:00+08:00", "2026-07-01T08:05:00+08:00"],
+        "value": [1.0, float(alarm) + 1.0]}))
+    f = next(f for f in client.get("/api/sensors/latest").json()["features"] if f["properties"]["sensor_id"] == sid)
+    assert f["properties"]["value"] == float(alarm) + 1.0 and f["properties"]["status"] == "alarm"
+    assert f["properties"]["simulated"] is False
+
+
+# ------------------------------------------------------------------ scenarios
+def test_scenario_create_edit_diff_and_tiles(client):
+    r = client.post("/api/scenarios", json={"name": "tower", "description": "a taller block"})
+    assert r.status_code == 201
+    assert client.post("/api/scenarios", json={"name": "tower"}).status_code == 400
+    assert client.post("/api/scenarios", json={"name": "bad name!"}).status_code == 422
+    feat = client.get("/api/layers/buildings/features/B000010").json()
+    old_h = feat["properties"]["height_m"]
+    edit = {"op": "modify", "layer": "buildings", "features": {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"building_id": "B000010", "height_m": 150.0}, "geometry": None}]}}
+    r = client.post("/api/scenarios/tower/edits", json=edit)
+    assert r.status_code == 201, r.text
+    assert client.get("/api/layers/buildings/features/B000010?scenario=tower").json()["properties"]["height_m"] == 150.0
+    assert client.get("/api/layers/buildings/features/B000010").json()["properties"]["height_m"] == old_h
+    d = client.get("/api/scenarios/diff?a=base&b=tower").json()
+    assert d["changes"] == [{"target": "buildings", "feature_id": "B000010", "change": "modified", "fields": "height_m"}]
+    # the scenario's tiles carry the new height
+    lon, lat = feat["geometry"]["coordinates"][0][0][0]
+    x, y = lonlat_tile(lon, lat, 16)
+    fs = mapbox_vector_tile.decode(client.get(f"/tiles/buildings/16/{x}/{y}.pbf?scenario=tower").content)["buildings"]["features"]
+    assert [f["properties"]["height_m"] for f in fs if f["properties"]["building_id"] == "B000010"] == [150]
+    sc = client.get("/api/scenarios/tower").json()
+    assert len(sc["edits"]) == 1 and sc["edits"][0]["op"] == "modify"
+    assert client.post("/api/scenarios/tower/edits", json={"op": "remove", "layer": "buildings"}).status_code == 400
+    assert client.post("/api/scenarios/tower/edits", json={"op": "remove", "layer": "nope", "ids": ["x"]}).status_code == 404
+    assert client.post("/api/scenarios/ghost/edits", json={"op": "set_param", "key": "k", "value": 1}).status_code == 404
+    assert client.post("/api/scenarios/tower/edits", json={"op": "set_param", "key": "storm_rp", "value": 50}).status_code == 201
+    assert client.get("/api/scenarios/tower").json()["params"] == {"storm_rp": 50}
+    assert client.delete("/api/scenarios/tower").status_code == 200
+    assert "tower" not in [s["name"] for s in client.get("/api/scenarios").json()]
+
+
+def test_scenario_raise_ground_changes_the_dem(client):
+    meta = client.get("/api/rasters/dem/meta").json()
+    w, s, e, n = meta["bounds"]
+    cx, cy = (w + e) / 2, (s + n) / 2
+    d = 0.001
+    poly = {"type": "Polygon", "coordinates": [[[cx - d, cy - d], [cx + d, cy - d], [cx + d, cy + d], [cx - d, cy + d], [cx - d, cy - d]]]}
+    client.post("/api/scenarios", json={"name": "levee2"})
+    r = client.post("/api/scenarios/levee2/edits", json={"op": "raise_ground", "polygon": poly, "delta": 2.5})
+    assert r.status_code == 201, r.text
+    a = client.get("/api/rasters/dem/value", params={"lon": cx, "lat": cy}).json()["value"]
+    b = client.get("/api/rasters/dem/value", params={"lon": cx, "lat": cy, "scenario": "levee2"}).json()["value"]
+    assert b - a == pytest.approx(2.5, abs=1e-4)
+
+
+# ------------------------------------------------------------------ jobs
+def _dem_stats_engine(twin, *, scenario, run, params, progress):
+    """A real (small) analysis job: mean and max ground slope of the scenario's DEM, saved as a result."""
+    dem = twin.raster("dem", scenario=scenario)
+    gy, gx = np.gradient(dem.masked(), dem.res[1], dem.res[0])
+    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
+    for k in range(4):
+        progress(k, 4)
+        time.sleep(0.05)
+    out = {"mean_slope_deg": float(np.nanmean(slope)), "max_slope_deg": float(np.nanmax(slope))}
+    twin.save_result(scenario, run, "dem_stats", out)
+    if params.get("fail"):
+        raise ValueError("asked to fail")
+    progress(4, 4)
+    return out
+
+
+def test_job_runs_reports_progress_and_saves_results(client):
+    state = client.app.state.twin_state
+    state.jobs.register("dem_stats", _dem_stats_engine)
+    assert "dem_stats" in client.get("/api/jobs/engines").json()
+    r = client.post("/api/jobs", json={"engine": "dem_stats", "scenario": "base"})
+    assert r.status_code == 202
+    job = r.json()
+    with client.stream("GET", job["events_url"]) as s:
+        text = "".join(s.iter_text())
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1]["status"] == "done" and events[-1]["progress"] == 1.0
+    assert "event: end" in text
+    st = client.get(f"/api/jobs/{job['id']}").json()
+    dem = state.twin.raster("dem")
+    gy, gx = np.gradient(dem.masked(), dem.res[1], dem.res[0])
+    assert st["summary"]["max_slope_deg"] == pytest.approx(float(np.degrees(np.arctan(np.nanmax(np.hypot(gx, gy))))))
+    res = client.get("/api/results?scenario=base").json()
+    assert any(e["run"] == job["run"] and e["name"] == "dem_stats" for e in res)
+
+
+def test_job_failure_and_bad_engine(client):
+    state = client.app.state.twin_state
+    state.jobs.register("dem_stats", _dem_stats_engine)
+    job = client.post("/api/jobs", json={"engine": "dem_stats", "params": {"fail": True}}).json()
+    for _ in range(200):
+        st = client.get(f"/api/jobs/{job['id']}").json()
+        if st["status"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    assert st["status"] == "failed" and "asked to fail" in st["error"]
+    r = client.post("/api/jobs", json={"engine": "warp_drive"})
+    assert r.status_code == 400 and "warp_drive" in r.json()["detail"]
+    r = client.post("/api/jobs", json={"engine": "dem_stats", "scenario": "ghost"})
+    assert r.status_code == 400 and "no scenario 'ghost'" in r.json()["detail"]
+    assert client.post("/api/jobs", json={"engine": "Bad Name"}).status_code == 422
+
+
+# ------------------------------------------------------------------ BIM
+def test_bim_check_flow(shared_client, ifc_path):
+    with open(ifc_path, "rb") as fh:
+        r = shared_client.post("/api/bim/checks", files={"ifc": ("box.ifc", fh, "application/octet-stream")},
+                               data={"ruleset": "residential_r2"})
+    assert r.status_code == 201, r.text
+    rep = r.json()
+    rules = {x["rule"]: x for x in rep["report"]["results"]}
+    # the box: 3 storeys of 3.0 m plus a 0.3 m roof slab = 9.3 m (bim_import.samples.BoxBuilding.height_m)
+    assert rules["max_height_m"]["measured"] == pytest.approx(9.3, abs=0.01) and rules["max_height_m"]["passed"]
+    assert rep["building"]["footprint"]["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert shared_client.get(rep["glb_url"]).content[:4] == b"glTF"
+    html = shared_client.get(rep["report_url"]).text
+    assert "Compliance report" in html
+    assert rep["id"] in [c["id"] for c in shared_client.get("/api/bim/checks").json()]
+
+
+def test_bim_upload_validation(city, ifc_path):
+    from fastapi.testclient import TestClient
+
+    from viewer.app import create_app
+    from viewer.settings import Settings
+
+    with TestClient(create_app(Settings(store=city, max_upload_mb=0.01)), raise_server_exceptions=False) as c:
+        with open(ifc_path, "rb") as fh:
+            big = c.post("/api/bim/checks", files={"ifc": ("box.ifc", fh.read() * 3, "application/octet-stream")})
+        assert big.status_code == 413 and "limit" in big.json()["detail"]
+        bad = c.post("/api/bim/checks", files={"ifc": ("x.ifc", b"PK\x03\x04 not a step file", "application/zip")})
+        assert bad.status_code == 400 and "ISO-10303-21" in bad.json()["detail"]
+        nors = c.post("/api/bim/checks", files={"ifc": ("x.ifc", b"ISO-10303-21;\n", "text/plain")},
+                      data={"ruleset": "nope"})
+        assert nors.status_code == 400 and "no shipped rule set" in nors.json()["detail"]
+        badyaml = c.post("/api/bim/checks", files={"ifc": ("x.ifc", b"ISO-10303-21;\n", "text/plain"),
+                                                   "rules": ("r.yaml", b"rules: [unclosed", "text/yaml")})
+        assert badyaml.status_code == 400 and "YAML" in badyaml.json()["detail"]
+        broken = c.post("/api/bim/checks", files={"ifc": ("x.ifc", b"ISO-10303-21;\nHEADER;garbage", "text/plain")})
+        assert 400 <= broken.status_code < 500, broken.text
+        assert "Traceback" not in broken.text
+
+
+# ------------------------------------------------------------------ access
+def test_roles_and_tokens(city, ifc_path):
+    from fastapi.testclient import TestClient
+
+    from cim.store import open_store
+    from viewer.app import create_app
+    from viewer.auth import create_token
+    from viewer.settings import Settings
+
+    with open_store(city) as st:
+        tok = {role: create_token(st, role, name=role) for role in ("viewer", "planner", "regulator", "admin")}
+        meta_values = json.dumps(st.get_meta())
+    assert not any(t.split("_", 2)[2] in meta_values for t in tok.values())  # only hashes are stored
+
+    def h(role):
+        return {"Authorization": f"Bearer {tok[role]}"}
+
+    with TestClient(create_app(Settings(store=city)), raise_server_exceptions=False) as c:
+        r = c.get("/api/layers")
+        assert r.status_code == 401 and "twin token create" in r.json()["detail"]
+        assert c.get("/api/layers", headers={"Authorization": "Bearer rt_00000000_" + "x" * 40}).status_code == 401
+        assert c.get("/api/layers", headers=h("viewer")).status_code == 200
+        assert c.get("/api/whoami", headers=h("regulator")).json()["role"] == "regulator"
+        r = c.post("/api/scenarios", json={"name": "s1"}, headers=h("viewer"))
+        assert r.status_code == 403 and "planner" in r.json()["detail"]
+        assert c.post("/api/scenarios", json={"name": "s1"}, headers=h("planner")).status_code == 201
+        assert c.post("/api/scenarios", json={"name": "s2"}, headers=h("regulator")).status_code == 403
+        assert c.post("/api/jobs", json={"engine": "x"}, headers=h("viewer")).status_code == 403
+        with open(ifc_path, "rb") as fh:
+            data = fh.read()
+        assert c.post("/api/bim/checks", files={"ifc": ("b.ifc", data)}, headers=h("planner")).status_code == 403
+        assert c.post("/api/bim/checks", files={"ifc": ("b.ifc", data)}, headers=h("regulator")).status_code == 201
+        # EventSource cannot send headers: the token may come as a query parameter
+        assert c.get(f"/api/layers?access_token={tok['viewer']}").status_code == 200
+        assert c.get("/tiles/buildings/15/0/0.pbf").status_code == 401
+        assert c.get("/").status_code == 200  # the page itself loads, then asks for a token
+
+
+def test_non_loopback_needs_auth(city):
+    from twin_core.errors import AuthError
+    from viewer.app import create_app
+    from viewer.server import check_bind
+    from viewer.settings import Settings
+
+    with pytest.raises(AuthError, match="auth off"):
+        create_app(Settings(store=city, host="0.0.0.0", auth="off"))
+    with pytest.raises(AuthError, match="no access token"):
+        check_bind(Settings(store=city, host="0.0.0.0"))
+    check_bind(Settings(store=city, host="127.0.0.1"))  # loopback is fine without tokens
+
+
+def test_required_auth_without_tokens_refuses_everyone(city):
+    from fastapi.testclient import TestClient
+
+    from viewer.app import create_app
+    from viewer.settings import Settings
+
+    with TestClient(create_app(Settings(store=city, auth="required")), raise_server_exceptions=False) as c:
+        assert c.get("/api/scene").status_code == 401
+
+
+def test_openapi_lists_every_router(shared_client):
+    paths = shared_client.get("/openapi.json").json()["paths"]
+    for p in ("/api/layers", "/tiles/{layer}/{z}/{x}/{y}.pbf", "/api/rasters/{name}/image.png", "/api/meshes",
+              "/api/scenarios", "/api/jobs", "/api/jobs/{job_id}/events", "/api/bim/checks", "/api/sensors/latest",
+              "/api/results/{scenario}/{run}/{name}/trajectories"):
+        assert p in paths, p
