@@ -1,0 +1,97 @@
+"""``twin analysis``: sunlight hours and viewshed over the twin, saved as results."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
+
+sub = typer.Typer(help="Spatial analyses: sunlight hours (日照), viewshed.", no_args_is_help=True)
+
+
+def _bbox(text: Optional[str]):
+    from twin_core.errors import ParameterError
+
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4:
+        raise ParameterError(f"--bbox takes xmin,ymin,xmax,ymax in the twin CRS, got {text!r}")
+    return vals
+
+
+def _stats(data) -> dict:
+    import numpy as np
+
+    v = data[np.isfinite(data)]
+    if v.size == 0:
+        return {"cells": 0}
+    return {"cells": int(v.size), "min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
+
+
+@sub.command("sunlight")
+def sunlight(target: str = STORE_ARG,
+             date: str = typer.Option("2026-01-20", help="Day (大寒 Major Cold ~20 Jan, or the winter solstice)."),
+             start: str = typer.Option("08:00", help="Start time HH:MM."),
+             end: str = typer.Option("16:00", help="End time HH:MM."),
+             bbox: Optional[str] = typer.Option(None, help="xmin,ymin,xmax,ymax (default: the twin's extent)."),
+             spacing: float = typer.Option(5.0, help="Grid spacing in metres."),
+             height: float = typer.Option(0.0, help="Sample height above the ground (m)."),
+             step: float = typer.Option(10.0, help="Time step in minutes."),
+             solar_time: bool = typer.Option(False, "--solar-time", help="Read start/end as true solar time."),
+             scenario: Optional[str] = typer.Option(None, help="Scenario (default: the base)."),
+             run: Optional[str] = typer.Option(None, help="Run id (default: a new one)."),
+             as_json: bool = JSON_OPT, quiet: bool = QUIET_OPT) -> None:
+    """Hours of direct sun on a ground grid; saved as result raster 'sunlight_hours'."""
+    from twin_core.adapters.analysis import run_sunlight
+    from twin_core.progress import progress_bar
+    from twin_core.twin import Twin
+
+    box = _bbox(bbox)
+    with Twin.open(target) as twin, progress_bar("sunlight", None, quiet=quiet or as_json) as progress:
+        ras, run_id = run_sunlight(twin, date, start, end, bounds=box, spacing=spacing, height=height,
+                                   scenario=scenario, run=run, step_minutes=step, solar_time=solar_time,
+                                   progress=progress)
+    out = {"run": run_id, "scenario": scenario or "base", "result": "sunlight_hours", "shape": list(ras.shape),
+           "hours": _stats(ras.data)}
+    h = out["hours"]
+    emit(out, as_json, human=f"run {run_id}: sunlight hours on {ras.shape[0]} x {ras.shape[1]} cells, "
+                              f"min {h.get('min', float('nan')):.2f} mean {h.get('mean', float('nan')):.2f} "
+                              f"max {h.get('max', float('nan')):.2f} h")
+
+
+@sub.command("viewshed")
+def viewshed(target: str = STORE_ARG,
+             x: float = typer.Option(..., help="Observer x in the twin CRS."),
+             y: float = typer.Option(..., help="Observer y in the twin CRS."),
+             height: float = typer.Option(1.6, help="Eye height above the ground (m)."),
+             target_height: float = typer.Option(0.0, help="Target height above the ground (m)."),
+             radius: Optional[float] = typer.Option(None, help="Only cells within this distance (m)."),
+             scenario: Optional[str] = typer.Option(None, help="Scenario (default: the base)."),
+             run: Optional[str] = typer.Option(None, help="Run id (default: a new one)."),
+             as_json: bool = JSON_OPT, quiet: bool = QUIET_OPT) -> None:
+    """Cells of the DEM visible from an observer (terrain and buildings block); saved as 'viewshed'."""
+    import numpy as np
+
+    from twin_core.adapters.analysis import run_viewshed
+    from twin_core.progress import progress_bar
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin, progress_bar("viewshed", 1.0, quiet=quiet or as_json) as progress:
+        ras, run_id = run_viewshed(twin, (x, y), observer_height=height, target_height=target_height,
+                                   radius=radius, scenario=scenario, run=run, progress=progress)
+    d = ras.data
+    n = int(np.isfinite(d).sum())
+    vis = int(np.nansum(d))
+    out = {"run": run_id, "scenario": scenario or "base", "result": "viewshed", "shape": list(ras.shape),
+           "cells": n, "visible": vis, "visible_fraction": (vis / n) if n else 0.0}
+    emit(out, as_json, human=f"run {run_id}: {vis} of {n} cells visible ({out['visible_fraction']:.1%})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sub, name="analysis")
