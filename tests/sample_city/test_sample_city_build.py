@@ -173,10 +173,15 @@ def test_buildings_do_not_overlap_each_other_roads_or_water(small):
 
 
 def test_parcels_do_not_overlap(small):
-    p = small["parcels"].geometry.to_numpy()
-    i, j = shapely.STRtree(p).query(p, predicate="intersects")
-    shared = shapely.area(shapely.intersection(p[i[i < j]], p[j[i < j]]))
-    assert shared.max() < 1e-3  # neighbours share edges; float round-off only (split by intersection)
+    # every DEM cell centre lies in at most one parcel (predicates, not overlay areas: GEOS 3.14 overlay of
+    # polygons sharing a nearly collinear edge can be wrong, the upstream bug class of shapely#1427)
+    dem = small["dem"]
+    rows, cols = np.mgrid[0:dem.shape[0], 0:dem.shape[1]]
+    x, y = dem.xy(rows.ravel(), cols.ravel())
+    i, _ = shapely.STRtree(small["parcels"].geometry.to_numpy()).query(shapely.points(x, y), predicate="within")
+    count = np.bincount(i, minlength=x.size)
+    assert count.max() == 1
+    assert 0.6 < count.mean() < 0.95  # parcels cover the blocks; streets and the river do not count
 
 
 def test_zoning_most_comply_a_few_do_not(small, medium):
