@@ -339,6 +339,14 @@ def tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stac
     return k
 
 
+@njit(cache=True, inline="always")
+def _cands(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stack, buf, gx0, gy0, ginv, gnx, gny, cell_off,
+           cell_items):
+    if gnx > 0:
+        return grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, buf)
+    return tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stack, buf)
+
+
 @njit(cache=True, parallel=True)
 def morton_codes(cx, cy, x0, y0, sx, sy, out):
     """32-bit Morton (Z-order) code of each point on a 65536 x 65536 grid over the extent."""
@@ -375,7 +383,7 @@ def _sort_segment(out, a, b):
 
 
 @njit(cache=True, parallel=True)
-def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, fill, qids, offsets, first, count, out):
+def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, fill, qids, offsets, first, count, out):
     """Box queries, visiting the queries qids in that order (a spatial order keeps the tree in cache).
     fill=False: count hits per query and note the smallest. fill=True: write all hits (sorted) at offsets."""
     n = ib.shape[0]
@@ -386,7 +394,8 @@ def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, fill, qids,
         buf = np.empty(max(n, 1), np.intp)
         for w in range(c * per, min(nq, (c + 1) * per)):
             q = qids[w]
-            k = tree_candidates(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf)
+            k = _cands(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf,
+                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
             if fill:
                 o = offsets[q]
                 for j in range(k):
@@ -403,7 +412,7 @@ def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, fill, qids,
 
 
 @njit(cache=True, parallel=True)
-def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, depth,
+def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
                       x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
     """Point queries against polygons with an exact predicate (same pass/fill protocol)."""
     n = ib.shape[0]
@@ -416,7 +425,8 @@ def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, dep
             q = qids[w]
             px = xy[q, 0]
             py = xy[q, 1]
-            k = tree_candidates(px, py, px, py, nb, nstart, ncount, nleaf, ib, iid, stack, buf)
+            k = _cands(px, py, px, py, nb, nstart, ncount, nleaf, ib, iid, stack, buf,
+                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
             hits = 0
             mn = -1
             o = offsets[q] if fill else 0
@@ -438,7 +448,7 @@ def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, dep
 
 
 @njit(cache=True, parallel=True)
-def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncount, nleaf, ib, iid, depth,
+def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
                      x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
     """'intersects' queries of geometries of one kind against polygons (pass/fill protocol)."""
     n = ib.shape[0]
@@ -453,8 +463,8 @@ def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncoun
                 if not fill:
                     count[q] = 0
                 continue
-            k = tree_candidates(qbox[q, 0], qbox[q, 1], qbox[q, 2], qbox[q, 3], nb, nstart, ncount, nleaf,
-                                ib, iid, stack, buf)
+            k = _cands(qbox[q, 0], qbox[q, 1], qbox[q, 2], qbox[q, 3], nb, nstart, ncount, nleaf,
+                       ib, iid, stack, buf, gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
             hits = 0
             mn = -1
             o = offsets[q] if fill else 0
@@ -493,7 +503,7 @@ def _box_dist(px, py, x0, y0, x1, y1):
 
 
 @njit(cache=True, parallel=True)
-def tree_nearest(xy, k, max_dist, exact_polys, all_ties, nb, nstart, ncount, nleaf, ib, iid, depth,
+def tree_nearest(xy, k, max_dist, exact_polys, all_ties, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
                  x, y, ring_off, part_off, geom_off, out_idx, out_dist, out_n):
     """k nearest items of each point (box distance, or exact polygon distance).
 
@@ -731,3 +741,91 @@ def terrain_los(dem, x0, dx, y0, dy, orig, targ, step, out):
                 ok = False
                 break
         out[i] = ok
+
+
+# --------------------------------------------------------------------------
+# uniform grid accelerator (for point and small-box queries)
+# --------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _cell(v, g0, inv, n):
+    c = int(np.floor((v - g0) * inv))
+    if c < 0:
+        return 0
+    if c >= n:
+        return n - 1
+    return c
+
+
+@njit(cache=True)
+def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
+    """CSR lists of the items whose closed box overlaps each cell. Returns (cell_off, cell_items)."""
+    n = ib.shape[0]
+    cnt = np.zeros(nx * ny + 1, np.intp)
+    for j in range(n):
+        cx0 = _cell(ib[j, 0], gx0, inv, nx)
+        cx1 = _cell(ib[j, 2], gx0, inv, nx)
+        cy0 = _cell(ib[j, 1], gy0, inv, ny)
+        cy1 = _cell(ib[j, 3], gy0, inv, ny)
+        for cy in range(cy0, cy1 + 1):
+            for cx in range(cx0, cx1 + 1):
+                cnt[cy * nx + cx + 1] += 1
+    for c in range(nx * ny):
+        cnt[c + 1] += cnt[c]
+    pos = cnt[:-1].copy()
+    items = np.empty(cnt[-1], np.intp)
+    for j in range(n):
+        cx0 = _cell(ib[j, 0], gx0, inv, nx)
+        cx1 = _cell(ib[j, 2], gx0, inv, nx)
+        cy0 = _cell(ib[j, 1], gy0, inv, ny)
+        cy1 = _cell(ib[j, 3], gy0, inv, ny)
+        for cy in range(cy0, cy1 + 1):
+            for cx in range(cx0, cx1 + 1):
+                c = cy * nx + cx
+                items[pos[c]] = j
+                pos[c] += 1
+    return cnt, items
+
+
+@njit(cache=True)
+def grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, inv, nx, ny, cell_off, cell_items, buf):
+    """Items (by slot -> id) whose closed box meets the query box, each reported once."""
+    k = 0
+    cx0 = _cell(qx0, gx0, inv, nx)
+    cx1 = _cell(qx1, gx0, inv, nx)
+    cy0 = _cell(qy0, gy0, inv, ny)
+    cy1 = _cell(qy1, gy0, inv, ny)
+    single = cx0 == cx1 and cy0 == cy1
+    for cy in range(cy0, cy1 + 1):
+        for cx in range(cx0, cx1 + 1):
+            c = cy * nx + cx
+            for t in range(cell_off[c], cell_off[c + 1]):
+                j = cell_items[t]
+                if ib[j, 0] > qx1 or ib[j, 2] < qx0 or ib[j, 1] > qy1 or ib[j, 3] < qy0:
+                    continue
+                if not single:
+                    # report once: in the first cell of the overlap of the two cell ranges
+                    if cx != max(cx0, _cell(ib[j, 0], gx0, inv, nx)) or cy != max(cy0, _cell(ib[j, 1], gy0, inv, ny)):
+                        continue
+                buf[k] = iid[j]
+                k += 1
+    return k
+
+
+@njit(cache=True)
+def grid_order(cx, cy, gx0, gy0, inv, nx, ny):
+    """Counting sort of query points by grid cell (queries in one cell share their candidate list)."""
+    n = cx.shape[0]
+    cell = np.empty(n, np.intp)
+    cnt = np.zeros(nx * ny + 1, np.intp)
+    for i in range(n):
+        c = _cell(cy[i], gy0, inv, ny) * nx + _cell(cx[i], gx0, inv, nx)
+        cell[i] = c
+        cnt[c + 1] += 1
+    for c in range(nx * ny):
+        cnt[c + 1] += cnt[c]
+    order = np.empty(n, np.intp)
+    for i in range(n):
+        c = cell[i]
+        order[cnt[c]] = i
+        cnt[c] += 1
+    return order

@@ -150,7 +150,7 @@ class PolygonIndex:
     [[0], [0]]
     """
 
-    def __init__(self, x, y, ring_off, part_off, geom_off, node_size: int = 16) -> None:
+    def __init__(self, x, y, ring_off, part_off, geom_off, node_size: int = 16, grid: bool = True) -> None:
         self.x = np.ascontiguousarray(x, dtype=np.float64)
         self.y = np.ascontiguousarray(y, dtype=np.float64)
         self.ring_off = ring_off
@@ -160,6 +160,8 @@ class PolygonIndex:
         self.bounds_array = _bounds_of(self.x, self.y, ring_off, part_off, geom_off)
         ne = np.flatnonzero(self.bounds_array[:, 0] <= self.bounds_array[:, 2])
         self.tree = PackedRTree._from_valid(np.ascontiguousarray(self.bounds_array[ne]), ne, self.n, node_size)
+        if grid:
+            self.tree.build_grid()
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -252,7 +254,7 @@ class PolygonIndex:
         dummy = np.zeros(0, np.intp)
         targs = self.tree._tree_args()
         interior_only = predicate == "within"
-        order = spatial_order(p[:, 0], p[:, 1])
+        order = spatial_order(2.0 * p[:, 0], 2.0 * p[:, 1], self.tree)
         K.poly_query_points(p, interior_only, *targs, *self._polys(), False, order, dummy, first, count, dummy)
 
         def fill(qids, offsets, out):
@@ -321,7 +323,7 @@ class PolygonIndex:
                 ne = qbox[:, 0] <= qbox[:, 2]
                 cx = np.where(ne, qbox[:, 0] + qbox[:, 2], 0.0)
                 cy = np.where(ne, qbox[:, 1] + qbox[:, 3], 0.0)
-                order = spatial_order(cx, cy)
+                order = spatial_order(cx, cy, self.tree)
                 K.poly_query_geoms(*qa, *targs, *self._polys(), False, order, dummy, first, count, dummy)
 
                 def fill(qids, offsets, res, qa=qa):

@@ -101,11 +101,16 @@ def _pack(bounds: np.ndarray, node_size: int):
     return order.astype(np.intp), nb, nstart, ncount, nleaf, len(levels)
 
 
-def spatial_order(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
-    """Z-order permutation of points (identity for small inputs): queries in this order share tree paths."""
+def spatial_order(cx: np.ndarray, cy: np.ndarray, tree: "PackedRTree | None" = None) -> np.ndarray:
+    """Permutation of queries (given by doubled centres) that keeps neighbours together (identity for small inputs): by grid cell
+    when ``tree`` has a grid (a counting sort), else by Z-order (Morton code)."""
     n = cx.shape[0]
     if n < 2048:
         return np.arange(n, dtype=np.intp)
+    if tree is not None and tree.grid_shape[0] > 0:
+        # cx, cy are doubled centres (xmin + xmax)
+        return K.grid_order(np.ascontiguousarray(cx), np.ascontiguousarray(cy), 2.0 * tree.grid_origin[0],
+                            2.0 * tree.grid_origin[1], 0.5 * tree.grid_inv, tree.grid_shape[0], tree.grid_shape[1])
     x0, x1, y0, y1 = cx.min(), cx.max(), cy.min(), cy.max()
     codes = np.empty(n, np.uint64)
     K.morton_codes(np.ascontiguousarray(cx), np.ascontiguousarray(cy), x0, y0,
@@ -187,6 +192,45 @@ class PackedRTree:
         self.node_count = ncount
         self.node_leaf = nleaf
         self.depth = depth
+        self._no_grid()
+
+    def _no_grid(self) -> None:
+        self.grid_origin = (0.0, 0.0)
+        self.grid_inv = 1.0
+        self.grid_shape = (0, 0)
+        self.cell_offsets = np.zeros(1, np.intp)
+        self.cell_items = np.zeros(0, np.intp)
+
+    def build_grid(self, cells_per_item: float = 1.0) -> "PackedRTree":
+        """Add a uniform-grid accelerator (CSR cell lists) used by box/point queries instead of the tree.
+
+        Worth it for many small queries over items of similar size (buildings, parcels); nearest
+        queries keep using the tree. Returns self.
+        """
+        b = self.item_bounds
+        n = b.shape[0]
+        if n == 0:
+            return self
+        x0, y0 = float(b[:, 0].min()), float(b[:, 1].min())
+        w, h = float(b[:, 2].max()) - x0, float(b[:, 3].max()) - y0
+        size = max(np.sqrt(max(w * h, 1e-300) / (n * cells_per_item)), float(np.median(np.maximum(
+            b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]))), max(w, h) / 4096.0, 1e-9)
+        while True:
+            inv = 1.0 / size
+            nx = min(int(np.floor(w * inv)) + 1, 1 << 15)
+            ny = min(int(np.floor(h * inv)) + 1, 1 << 15)
+            cx = np.minimum(np.floor((b[:, 2] - x0) * inv), nx - 1) - np.floor((b[:, 0] - x0) * inv) + 1
+            cy = np.minimum(np.floor((b[:, 3] - y0) * inv), ny - 1) - np.floor((b[:, 1] - y0) * inv) + 1
+            if float((cx * cy).sum()) <= 16.0 * n + 64 and nx * ny <= 8 * n + 64:
+                break
+            size *= 2.0
+        off, items = K.grid_build(b, self.item_ids, x0, y0, inv, nx, ny)
+        self.grid_origin = (x0, y0)
+        self.grid_inv = inv
+        self.grid_shape = (nx, ny)
+        self.cell_offsets = off
+        self.cell_items = items
+        return self
 
     def __len__(self) -> int:
         return self.n
@@ -203,7 +247,8 @@ class PackedRTree:
 
     def _tree_args(self):
         return (self.node_bounds, self.node_start, self.node_count, self.node_leaf, self.item_bounds,
-                self.item_ids, max(self.depth, 1))
+                self.item_ids, max(self.depth, 1), self.grid_origin[0], self.grid_origin[1], self.grid_inv,
+                self.grid_shape[0], self.grid_shape[1], self.cell_offsets, self.cell_items)
 
     def query(self, boxes) -> np.ndarray:
         """Items whose box meets each query box.
@@ -226,7 +271,7 @@ class PackedRTree:
         count = np.zeros(nq, np.intp)
         dummy = np.zeros(0, np.intp)
         args = self._tree_args()
-        order = spatial_order(qb[:, 0] + qb[:, 2], qb[:, 1] + qb[:, 3])
+        order = spatial_order(qb[:, 0] + qb[:, 2], qb[:, 1] + qb[:, 3], self)
         K.rtree_query_boxes(qb, *args, False, order, dummy, first, count, dummy)
 
         def fill(qids, offsets, out):
@@ -282,7 +327,6 @@ def _nearest(p, k, max_distance, all_matches, targs, polys):
             raise ValueError(f"max_distance must be a number >= 0 or None, got {max_distance!r}")
     ties = bool(all_matches) and k == 1
     cap = 4 if ties else k
-    nb, nstart, ncount, nleaf, ib, iid, depth = targs
     if polys is None:
         z = np.zeros(1, np.intp)
         polys_args = (np.zeros(0), np.zeros(0), z, z, z)
@@ -294,7 +338,7 @@ def _nearest(p, k, max_distance, all_matches, targs, polys):
         idx = np.full((p.shape[0], cap), -1, np.intp)
         dist = np.full((p.shape[0], cap), np.nan)
         nout = np.zeros(p.shape[0], np.intp)
-        K.tree_nearest(p, k, md, exact, ties, nb, nstart, ncount, nleaf, ib, iid, depth, *polys_args,
+        K.tree_nearest(p, k, md, exact, ties, *targs, *polys_args,
                        idx, dist, nout)
         if not ties or p.shape[0] == 0 or nout.max() <= cap:
             break
