@@ -65,14 +65,21 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "storey"
 
 
-def above_ground_storeys(model, ground_level_m: float = 0.0) -> list[str]:
-    """Storeys at or above the ground level holding a floor (non-roof slab or space)."""
+def above_ground_storeys(model, ground_level_m: float = 0.0, top_m: float | None = None) -> list[str]:
+    """Storeys at or above the ground level that hold a floor.
+
+    A storey counts when it holds a floor slab (not a roof slab), or spaces
+    with at least 2 m of headroom below the building's top ``top_m`` (so a
+    "Roof" storey holding only the roof and a roof space does not count).
+    """
     st = model.storeys[model.storeys["elevation_m"] >= ground_level_m - 0.05]
     el = model.elements
-    floors = el[((el["ifc_class"].str.startswith("IfcSlab")) & (el["predefined_type"].fillna("") != "ROOF"))
-                | (el["ifc_class"] == "IfcSpace")]
-    with_floor = set(floors["storey"].dropna())
-    names = [n for n in st["name"] if n in with_floor]
+    slabs = el[(el["ifc_class"].str.startswith("IfcSlab")) & (el["predefined_type"].fillna("") != "ROOF")]
+    spaces = el[el["ifc_class"] == "IfcSpace"]
+    with_slab = set(slabs["storey"].dropna())
+    with_space = set(spaces["storey"].dropna())
+    names = [r.name for r in st.itertuples()
+             if r.name in with_slab or (r.name in with_space and (top_m is None or r.elevation_m + 2.0 <= top_m))]
     return names or st["name"].tolist()
 
 
@@ -170,7 +177,7 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
         footprint = to_multipolygon(None)
         height = float("nan")
     ground_elev = georef.z0 + ground_level_m
-    storey_names = above_ground_storeys(model, ground_level_m)
+    storey_names = above_ground_storeys(model, ground_level_m, None if not len(tri) else zmax)
     gfa, gfa_source = gross_floor_area(model, storey_names)
     if footprint.is_empty:
         origin = tuple(georef.apply_xy(np.zeros((1, 2)))[0])

@@ -489,8 +489,8 @@ def _read_georef(f, unit: float) -> dict:
             out["map_conversion"] = {
                 "eastings": float(mc.get("Eastings")), "northings": float(mc.get("Northings", 0.0)),
                 "orthogonal_height": float(mc.get("OrthogonalHeight", 0.0) or 0.0),
-                "x_axis_abscissa": float(mc.get("XAxisAbscissa", 1.0) or 1.0) if mc.get("XAxisAbscissa") is not None else 1.0,
-                "x_axis_ordinate": float(mc.get("XAxisOrdinate", 0.0) or 0.0),
+                "x_axis_abscissa": float(mc["XAxisAbscissa"]) if mc.get("XAxisAbscissa") is not None else 1.0,
+                "x_axis_ordinate": float(mc["XAxisOrdinate"]) if mc.get("XAxisOrdinate") is not None else 0.0,
                 "scale": float(mc["Scale"]) if mc.get("Scale") is not None else None,
                 "crs_name": pc.get("Name"), "geodetic_datum": pc.get("GeodeticDatum"),
                 "map_unit_m": 1.0, "source": "ePSet_MapConversion",

@@ -120,3 +120,69 @@ def test_bad_files_are_refused_clearly(tmp_path):
         read_model(old)
     with pytest.raises(ImportFormatError, match="does not exist"):
         read_model(tmp_path / "missing.ifc")
+
+
+def _ifc2x3_with_epset(path, millimetres: bool):
+    """A one-wall IFC2X3 model georeferenced only by ePSet_MapConversion / ePSet_ProjectedCRS."""
+    import importlib
+
+    api = {n: importlib.import_module(f"ifcopenshell.api.{n}") for n in
+           ("project", "root", "unit", "context", "aggregate", "geometry", "pset", "spatial")}
+    f = api["project"].create_file(version="IFC2X3")
+    # IFC2X3 needs an owner history: a user and an application
+    org = f.createIfcOrganization(None, "RongTwin")
+    f.createIfcPersonAndOrganization(f.createIfcPerson(), org)
+    f.createIfcApplication(org, "1", "RongTwin tests", "rongtwin")
+    project = api["root"].create_entity(f, ifc_class="IfcProject", name="P")
+    lu = api["unit"].add_si_unit(f, unit_type="LENGTHUNIT", prefix="MILLI" if millimetres else None)
+    api["unit"].assign_unit(f, units=[lu])
+    model = api["context"].add_context(f, context_type="Model")
+    body = api["context"].add_context(f, context_type="Model", context_identifier="Body", target_view="MODEL_VIEW",
+                                      parent=model)
+    site = api["root"].create_entity(f, ifc_class="IfcSite")
+    bld = api["root"].create_entity(f, ifc_class="IfcBuilding")
+    st = api["root"].create_entity(f, ifc_class="IfcBuildingStorey", name="L1")
+    api["aggregate"].assign_object(f, relating_object=project, products=[site])
+    api["aggregate"].assign_object(f, relating_object=site, products=[bld])
+    api["aggregate"].assign_object(f, relating_object=bld, products=[st])
+    for p in (site, bld, st):
+        api["geometry"].edit_object_placement(f, product=p)
+    k = 1.0  # ifcopenshell.api takes SI lengths and writes them in the project unit
+    wall = api["root"].create_entity(f, ifc_class="IfcWall", name="W")
+    rep = api["geometry"].add_wall_representation(f, context=body, length=10 * k, height=3 * k, thickness=0.2 * k)
+    api["geometry"].assign_representation(f, product=wall, representation=rep)
+    api["geometry"].edit_object_placement(f, product=wall)
+    api["spatial"].assign_container(f, relating_structure=st, products=[wall])
+    ps = api["pset"].add_pset(f, product=project, name="ePSet_MapConversion")
+    # Scale left out on purpose; x axis rotated 90 degrees (abscissa 0, ordinate 1)
+    api["pset"].edit_pset(f, pset=ps, properties={"Eastings": 500000.0, "Northings": 3390000.0, "OrthogonalHeight": 500.0,
+                                                   "XAxisAbscissa": 0.0, "XAxisOrdinate": 1.0})
+    ps = api["pset"].add_pset(f, product=project, name="ePSet_ProjectedCRS")
+    api["pset"].edit_pset(f, pset=ps, properties={"Name": "EPSG:4544"})
+    f.write(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("millimetres", [False, True])
+def test_ifc2x3_epset_map_conversion(tmp_path, millimetres):
+    # A 10 m wall along the model x axis, x axis pointing grid north: its far end lands 10 m north of
+    # (500000, 3390000) whatever the project length unit.
+    from bim_import import georeference, read_model
+
+    m = read_model(_ifc2x3_with_epset(tmp_path / "w.ifc", millimetres))
+    g = georeference(m, "EPSG:4544")
+    assert g.method == "map_conversion" and g.details["source"] == "ePSet_MapConversion"
+    assert g.apply(np.array([[10.0, 0.0, 3.0]]))[0] == pytest.approx([500000.0, 3390010.0, 503.0], abs=0.01)
+    tri = m.all_triangles()
+    assert tri[..., 0].max() == pytest.approx(10.0, abs=1e-6)  # meshes come out in metres either way
+    assert m.length_unit_m == (0.001 if millimetres else 1.0)
+
+
+def test_duplex_building_storeys_and_gfa(duplex):
+    from bim_import import georeference
+    from bim_import.building import build_building
+
+    b = build_building(duplex, georeference(duplex, "EPSG:32616"), meshes=False)
+    # Level 1 and Level 2 hold floor slabs; T/FDN is below ground and "Roof" holds the roof and a roof space
+    assert b.storeys == 2 and b.gfa_source == "slab_areas"
+    assert 6.0 < b.height_m < 7.0  # the Roof storey is at 6.00 m
