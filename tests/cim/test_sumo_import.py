@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cim.io.sumo import LANE_CAPACITY_VPH, read_sumo_connections, read_sumo_net, road_class_of
+from cim.io.sumo import LANE_CAPACITY_VPH, import_sumo_net, read_sumo_connections, read_sumo_net, road_class_of
 from cim.schema import conform
-from twin_core.errors import CRSError, ImportFormatError
+from twin_core.errors import CRSError, ImportFormatError, SchemaError
 
 ROOT = Path(__file__).resolve().parents[2]
 CHENGDU = ROOT.parent / "shared" / "data" / "chengdu" / "chengdu.net.xml"
@@ -294,3 +294,27 @@ def test_edge_with_unknown_junction_or_no_lanes():
     body = _TWO_NODES.replace('speed="13.89"', 'speed="fast"')
     with pytest.raises(ImportFormatError, match="speed"):
         read_sumo_net(io.BytesIO(_net(body)))
+
+
+def test_bad_target_crs():
+    with pytest.raises(CRSError, match="no CRS given"):
+        read_sumo_net(io.BytesIO(_net(_TWO_NODES)), crs=None)
+    with pytest.raises(CRSError, match="unknown CRS"):
+        read_sumo_net(io.BytesIO(_net(_TWO_NODES)), crs="EPSG:999999")
+
+
+def test_import_into_store_is_atomic(store):
+    """Both stores: the real net lands in the store's CRS; a damaged net changes nothing."""
+    counts = import_sumo_net(store, _chengdu_path())
+    assert counts == {"road_links": 852, "road_nodes": 459}
+    back = store.read_layer("road_links")
+    assert back.crs.to_epsg() == 4544 and set(back.link_id) >= {"-100288855#0"}
+    bad = io.BytesIO(_net(_TWO_NODES.replace('to="J1" priority="12"', 'to="J9" priority="12"')))
+    with pytest.raises(ImportFormatError):
+        import_sumo_net(store, bad, links="r2", nodes="n2")
+    assert not store.has_layer("r2") and not store.has_layer("n2")
+    # the links are written, then the nodes fail: the links are rolled back too
+    with pytest.raises(SchemaError):
+        import_sumo_net(store, io.BytesIO(_net(_TWO_NODES)), links="r3", nodes="Not A Name!")
+    assert not store.has_layer("r3")
+    assert len(store.read_layer("road_nodes")) == 459
