@@ -335,6 +335,22 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
     storeys_df = storeys_df.sort_values("elevation_m", kind="stable").reset_index(drop=True)
     storey_by_id = {s["global_id"]: s["name"] for s in storeys}
 
+    cache: dict[int, np.ndarray] = {}
+
+    def placement(pl) -> np.ndarray:
+        """World matrix of an IfcLocalPlacement (parents computed once)."""
+        key = pl.id()
+        m = cache.get(key)
+        if m is None:
+            if pl.is_a("IfcLocalPlacement"):
+                rel = np.asarray(P.get_axis2placement(pl.RelativePlacement), dtype=float)
+                parent = pl.PlacementRelTo
+                m = placement(parent) @ rel if parent is not None else rel
+            else:  # grid placements and the like
+                m = np.asarray(P.get_local_placement(pl), dtype=float)
+            cache[key] = m
+        return m
+
     products = f.by_type("IfcProduct")
     spatial = ("IfcSite", "IfcBuilding", "IfcBuildingStorey", "IfcProject")
     rows = []
@@ -350,9 +366,12 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
                     parent = E.get_aggregate(parent)
             storey = storey_by_id.get(cont.GlobalId) if cont is not None and cont.is_a("IfcBuildingStorey") else None
             ty = E.get_type(el)
-            psets = E.get_psets(el, psets_only=True)
-            qsets = E.get_psets(el, qtos_only=True)
-            origin = (np.asarray(P.get_local_placement(el.ObjectPlacement)[:3, 3], dtype=float) * unit
+            psets, qsets = {}, {}
+            for pname, props in E.get_psets(el).items():  # one pass, split by the definition's class
+                pid = props.get("id")
+                is_q = pid is not None and f.by_id(pid).is_a("IfcElementQuantity")
+                (qsets if is_q else psets)[pname] = props
+            origin = (placement(el.ObjectPlacement)[:3, 3] * unit
                       if el.ObjectPlacement is not None else np.array([np.nan] * 3))
         except Exception as exc:  # one odd element never loses the rest
             storey, ty, psets, qsets, origin = None, None, {}, {}, np.array([np.nan] * 3)
