@@ -129,7 +129,7 @@ def _fit(fn, half: float, origin=(0.0, 0.0)):
     e = (XY[2, 1] - XY[0, 1]) / half
     c = XY[0, 0] - a * ox - b * oy
     f = XY[0, 1] - d * ox - e * oy
-    return a, b, c, d, e, f
+    return tuple(float(v) for v in (a, b, c, d, e, f))
 
 
 def _check_in_area(twin, lon: float, lat: float, what: str) -> None:
@@ -283,8 +283,8 @@ def georeference(model_or_georef, twin_crs: str = "EPSG:4544", *, anchor: Anchor
     --------
     >>> from bim_import.georef import Anchor, georeference
     >>> g = georeference({"length_unit_m": 1.0}, "EPSG:4544", anchor=Anchor(500000.0, 3400000.0, rotation_deg=90))
-    >>> [round(v, 6) for v in g.apply_xy([[10.0, 0.0]]).ravel()]
-    [500000.0, 3400010.0]
+    >>> g.apply_xy([[10.0, 0.0]]).round(6).tolist()
+    [[500000.0, 3400010.0]]
     """
     from twin_core.errors import TwinError
 

@@ -58,15 +58,15 @@ class BoxBuilding:
     @property
     def height_m(self) -> float:
         """Top of the roof slab above the 0.00 level."""
-        return self.storeys * self.storey_height + self.roof_thickness
+        return float(self.storeys * self.storey_height + self.roof_thickness)
 
     @property
     def gfa_m2(self) -> float:
-        return self.width * self.depth * self.storeys
+        return float(self.width * self.depth * self.storeys)
 
     @property
     def footprint_m2(self) -> float:
-        return self.width * self.depth
+        return float(self.width * self.depth)
 
 
 def _rect(x0, y0, x1, y1):

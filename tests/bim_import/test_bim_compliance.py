@@ -156,3 +156,20 @@ def test_cli_bim_import(boxes, tmp_path):
     assert res.exit_code == 0, res.output
     with open_store(target) as st:
         assert len(st.read_layer("buildings")) == 2
+
+
+def test_cli_floorplan_geojson(boxes, tmp_path):
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+
+    out = tmp_path / "plan.geojson"
+    res = CliRunner().invoke(get_app(), ["bim", "floorplan", boxes["ok"][0], "0", "--crs", "EPSG:4544", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    kinds = [f["properties"]["kind"] for f in doc["features"]]
+    assert kinds.count("walkable") == 1 and kinds.count("wall") == 4 and kinds.count("door") == 1
+    door = [f for f in doc["features"] if f["properties"]["kind"] == "door"][0]
+    assert door["properties"]["exit"] is True and doc["properties"]["crs"] == "EPSG:4544"
+    res = CliRunner().invoke(get_app(), ["bim", "floorplan", boxes["ok"][0], "Level 7"])
+    assert res.exception is not None and "no storey" in str(res.exception)

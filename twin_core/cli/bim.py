@@ -122,3 +122,38 @@ def register(app: typer.Typer) -> None:
         with open(output, "w", encoding="utf-8") as fh:
             json.dump(to_cityjson(blds), fh)
         typer.echo(f"wrote {len(blds)} building(s) to {output}")
+
+    @bim.command("floorplan")
+    def bim_floorplan(
+        model: str = typer.Argument(..., help="IFC model."),
+        storey: str = typer.Argument(..., help="Storey name, GlobalId or index (0 = lowest)."),
+        cut: float = typer.Option(1.0, "--cut", help="Cut height above the storey floor (m)."),
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="Write GeoJSON here (default: stdout)."),
+        crs: Optional[str] = typer.Option(None, "--crs", help="Georeference into this CRS (default: model metres)."),
+        anchor: Optional[str] = ANCHOR_OPT,
+    ) -> None:
+        """Cut a storey into walkable area, walls and doors (GeoJSON) for crowd simulation."""
+        import json
+
+        from shapely.geometry import mapping
+
+        from bim_import.floorplan import storey_floorplan
+
+        key = int(storey) if storey.lstrip("-").isdigit() else storey
+        p = storey_floorplan(model, key, cut, twin_crs=crs, anchor=_anchor(anchor))
+        feats = [{"type": "Feature", "geometry": mapping(p.walkable), "properties": {"kind": "walkable"}}]
+        feats += [{"type": "Feature", "geometry": mapping(w), "properties": {"kind": "wall"}} for w in p.walls]
+        feats += [{"type": "Feature", "geometry": mapping(d),
+                   "properties": {"kind": "door", "global_id": g, "exit": i in p.exits}}
+                  for i, (d, g) in enumerate(zip(p.doors, p.door_ids))]
+        doc = {"type": "FeatureCollection", "features": feats,
+               "properties": {"storey": p.storey, "elevation_m": p.elevation_m, "cut_z_m": p.cut_z_m,
+                              "crs": p.crs, "crs_offset": p.crs_offset, "floor_source": p.floor_source}}
+        text = json.dumps(doc)
+        if out:
+            with open(out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            typer.echo(f"storey {p.storey}: walkable {p.walkable.area:.1f} m2, {len(p.walls)} walls, "
+                       f"{len(p.doors)} doors ({len(p.exits)} exits) -> {out}")
+        else:
+            typer.echo(text)
