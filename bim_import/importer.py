@@ -80,6 +80,13 @@ def _summary_row(b, keys: dict) -> pd.DataFrame:
 def write_building(store, b) -> dict:
     """Write one prepared :class:`~bim_import.building.Building` into ``store`` atomically."""
     keys = b.blob_keys()
+    if b.feature is not None and store.has_layer("parcels") and b.feature["parcel_id"].isna().all():
+        # the parcel the building stands on, if the city model has parcels
+        c = b.footprint.representative_point()
+        parcels = store.read_layer("parcels", bbox=(c.x - 1, c.y - 1, c.x + 1, c.y + 1), columns=["parcel_id"])
+        hit = parcels[parcels.geometry.contains(c)]
+        if len(hit):
+            b.feature = b.feature.assign(parcel_id=str(hit["parcel_id"].iloc[0]))
     with store.transaction():
         if b.feature is not None:
             if store.has_layer("buildings"):
@@ -121,11 +128,16 @@ def import_ifc(path, store=None, *, twin_crs: str | None = None, anchor=None, bu
     """
     from cim.store import open_store
 
-    st = open_store(store) if store is not None and not hasattr(store, "transaction") else store
-    b = prepare_building(os.fspath(path), _store_crs(st, twin_crs), anchor=anchor, building_id=building_id, use=use,
-                         method=method)
-    if st is not None:
-        write_building(st, b)
+    own = store is not None and not hasattr(store, "transaction")
+    st = open_store(store) if own else store
+    try:
+        b = prepare_building(os.fspath(path), _store_crs(st, twin_crs), anchor=anchor, building_id=building_id,
+                             use=use, method=method)
+        if st is not None:
+            write_building(st, b)
+    finally:
+        if own:
+            st.close()
     return b
 
 
@@ -168,7 +180,17 @@ def import_many(paths: Sequence, store=None, *, twin_crs: str | None = None, anc
     """
     from cim.store import open_store
 
-    st = open_store(store) if store is not None and not hasattr(store, "transaction") else store
+    own = store is not None and not hasattr(store, "transaction")
+    st = open_store(store) if own else store
+    try:
+        return _import_many(paths, st, twin_crs=twin_crs, anchor=anchor, method=method, workers=workers,
+                            progress=progress)
+    finally:
+        if own:
+            st.close()
+
+
+def _import_many(paths, st, *, twin_crs, anchor, method, workers, progress) -> ImportSummary:
     crs = _store_crs(st, twin_crs)
     paths = [os.fspath(p) for p in paths]
     workers = workers or min(len(paths), os.cpu_count() or 1) or 1

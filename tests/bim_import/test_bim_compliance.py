@@ -71,6 +71,10 @@ def test_limits_from_the_cim_parcel(boxes, tmp_path):
             geometry=[MultiPolygon([Polygon(PARCEL)])], crs="EPSG:4544")
         st.write_layer("parcels", parcels)
         report = check_compliance(boxes["tall"][0], {"rules": {}}, store=st)
+        from bim_import.importer import import_ifc
+
+        import_ifc(boxes["tall"][0], st)  # the imported building records the parcel it stands on
+        assert st.read_layer("buildings")["parcel_id"].tolist() == ["P-1"]
     assert report.parcel_id == "P-1"
     got = {r.rule: (r.limit, r.passed) for r in report.results}
     assert got == {"max_height_m": (20.0, False), "min_setback_m": (3.0, True), "max_far": (2.0, True),
