@@ -125,7 +125,7 @@ def _in_seg_box(ax, ay, bx, by, px, py):
     return min(ax, bx) <= px <= max(ax, bx) and min(ay, by) <= py <= max(ay, by)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def segments_intersect(ax, ay, bx, by, cx, cy, dx, dy):
     """Closed segments ab and cd share a point (exact)."""
     if max(ax, bx) < min(cx, dx) or max(cx, dx) < min(ax, bx):
@@ -264,7 +264,18 @@ def geom_intersects(qkind, qg, qx, qy, qring, qpart, qgeom, g, x, y, ring_off, p
             return True
     if qkind == KIND_POINT:
         return False
-    # 2. boundaries cross
+    # 2. one vertex of every part of g inside the query polygon (the common 'contains' case, cheap)
+    if qkind == KIND_POLYGON:
+        for tp in range(geom_off[g], geom_off[g + 1]):
+            r0 = part_off[tp]
+            if part_off[tp + 1] == r0:
+                continue
+            s = ring_off[r0]
+            if ring_off[r0 + 1] == s:
+                continue
+            if geom_locate(x[s], y[s], qg, qx, qy, qring, qpart, qgeom) != EXTERIOR:
+                return True
+    # 3. boundaries cross
     for p in range(qgeom[qg], qgeom[qg + 1]):
         for r in range(qpart[p], qpart[p + 1]):
             for i in range(qring[r] + 1, qring[r + 1]):
@@ -289,18 +300,6 @@ def geom_intersects(qkind, qg, qx, qy, qring, qpart, qgeom, g, x, y, ring_off, p
                                 continue
                             if segments_intersect(ax, ay, bx, by, cx, cy, dx, dy):
                                 return True
-    if qkind != KIND_POLYGON:
-        return False
-    # 3. one vertex of every part of g inside the query polygon
-    for tp in range(geom_off[g], geom_off[g + 1]):
-        r0 = part_off[tp]
-        if part_off[tp + 1] == r0:
-            continue
-        s = ring_off[r0]
-        if ring_off[r0 + 1] == s:
-            continue
-        if geom_locate(x[s], y[s], qg, qx, qy, qring, qpart, qgeom) != EXTERIOR:
-            return True
     return False
 
 
@@ -309,7 +308,7 @@ def geom_intersects(qkind, qg, qx, qy, qring, qpart, qgeom, g, x, y, ring_off, p
 # --------------------------------------------------------------------------
 @njit(cache=True)
 def tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stack, buf):
-    """Items whose (closed) box meets the query box; their indices go to buf."""
+    """Item slots whose (closed) box meets the query box go to buf (iid[slot] is the caller's index)."""
     m = nb.shape[0]
     if m == 0:
         return 0
@@ -328,7 +327,7 @@ def tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stac
             for j in range(s, e):
                 if ib[j, 0] > qx1 or ib[j, 2] < qx0 or ib[j, 1] > qy1 or ib[j, 3] < qy0:
                     continue
-                buf[k] = iid[j]
+                buf[k] = j
                 k += 1
         else:
             for c in range(e - 1, s - 1, -1):
@@ -399,22 +398,22 @@ def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, g
             if fill:
                 o = offsets[q]
                 for j in range(k):
-                    out[o + j] = buf[j]
+                    out[o + j] = iid[buf[j]]
                 _sort_segment(out, o, o + k)
             else:
                 count[q] = k
                 if k > 0:
-                    mn = buf[0]
+                    mn = iid[buf[0]]
                     for j in range(1, k):
-                        if buf[j] < mn:
-                            mn = buf[j]
+                        if iid[buf[j]] < mn:
+                            mn = iid[buf[j]]
                     first[q] = mn
 
 
 @njit(cache=True, parallel=True)
 def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
                       x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
-    """Point queries against polygons with an exact predicate (same pass/fill protocol)."""
+    """Point queries against polygons (stored by tree slot) with an exact predicate (pass/fill protocol)."""
     n = ib.shape[0]
     nq = qids.shape[0]
     nch, per = _chunks(nq)
@@ -431,9 +430,9 @@ def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, dep
             mn = -1
             o = offsets[q] if fill else 0
             for j in range(k):
-                g = buf[j]
-                loc = geom_locate(px, py, g, x, y, ring_off, part_off, geom_off)
+                loc = geom_locate(px, py, buf[j], x, y, ring_off, part_off, geom_off)
                 if loc == INTERIOR or (loc == BOUNDARY and not interior_only):
+                    g = iid[buf[j]]
                     if fill:
                         out[o + hits] = g
                     elif mn < 0 or g < mn:
@@ -469,8 +468,9 @@ def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncoun
             mn = -1
             o = offsets[q] if fill else 0
             for j in range(k):
-                g = buf[j]
-                if geom_intersects(qkind, q, qx, qy, qring, qpart, qgeom, g, x, y, ring_off, part_off, geom_off):
+                if geom_intersects(qkind, q, qx, qy, qring, qpart, qgeom, buf[j], x, y, ring_off, part_off,
+                                   geom_off):
+                    g = iid[buf[j]]
                     if fill:
                         out[o + hits] = g
                     elif mn < 0 or g < mn:
@@ -548,8 +548,8 @@ def tree_nearest(xy, k, max_dist, exact_polys, all_ties, nb, nstart, ncount, nle
                         if d > kth:
                             continue
                         gi = iid[j]
-                        if exact_polys:
-                            d = geom_point_distance(px, py, gi, x, y, ring_off, part_off, geom_off)
+                        if exact_polys:  # polygon arrays are stored by slot
+                            d = geom_point_distance(px, py, j, x, y, ring_off, part_off, geom_off)
                             if d > kth:
                                 continue
                         if all_ties:
@@ -788,7 +788,7 @@ def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
 
 @njit(cache=True)
 def grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, inv, nx, ny, cell_off, cell_items, buf):
-    """Items (by slot -> id) whose closed box meets the query box, each reported once."""
+    """Item slots whose closed box meets the query box, each reported once."""
     k = 0
     cx0 = _cell(qx0, gx0, inv, nx)
     cx1 = _cell(qx1, gx0, inv, nx)
@@ -806,7 +806,7 @@ def grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, inv, nx, ny, cell_off
                     # report once: in the first cell of the overlap of the two cell ranges
                     if cx != max(cx0, _cell(ib[j, 0], gx0, inv, nx)) or cy != max(cy0, _cell(ib[j, 1], gy0, inv, ny)):
                         continue
-                buf[k] = iid[j]
+                buf[k] = j
                 k += 1
     return k
 
@@ -829,3 +829,44 @@ def grid_order(cx, cy, gx0, gy0, inv, nx, ny):
         order[cnt[c]] = i
         cnt[c] += 1
     return order
+
+
+@njit(cache=True)
+def gather_geoms(perm, x, y, ring_off, part_off, geom_off):
+    """The geometries perm[0], perm[1], ... copied into new contiguous GeoArrow arrays."""
+    ng = perm.shape[0]
+    npart = 0
+    nring = 0
+    ncoord = 0
+    for i in range(ng):
+        g = perm[i]
+        npart += geom_off[g + 1] - geom_off[g]
+        r0 = part_off[geom_off[g]]
+        r1 = part_off[geom_off[g + 1]]
+        nring += r1 - r0
+        ncoord += ring_off[r1] - ring_off[r0]
+    nx = np.empty(ncoord)
+    ny = np.empty(ncoord)
+    nro = np.empty(nring + 1, np.intp)
+    npo = np.empty(npart + 1, np.intp)
+    ngo = np.empty(ng + 1, np.intp)
+    c = 0
+    r = 0
+    p = 0
+    nro[0] = 0
+    npo[0] = 0
+    ngo[0] = 0
+    for i in range(ng):
+        g = perm[i]
+        for pp in range(geom_off[g], geom_off[g + 1]):
+            for rr in range(part_off[pp], part_off[pp + 1]):
+                for cc in range(ring_off[rr], ring_off[rr + 1]):
+                    nx[c] = x[cc]
+                    ny[c] = y[cc]
+                    c += 1
+                r += 1
+                nro[r] = c
+            p += 1
+            npo[p] = r
+        ngo[i + 1] = p
+    return nx, ny, nro, npo, ngo

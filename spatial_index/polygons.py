@@ -162,6 +162,8 @@ class PolygonIndex:
         self.tree = PackedRTree._from_valid(np.ascontiguousarray(self.bounds_array[ne]), ne, self.n, node_size)
         if grid:
             self.tree.build_grid()
+        # the kernels read the polygons by tree slot: a copy in that (spatial) order keeps them in cache
+        self._slot_polys = K.gather_geoms(self.tree.item_ids, self.x, self.y, ring_off, part_off, geom_off)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -228,7 +230,7 @@ class PolygonIndex:
         return f"PolygonIndex(n={self.n}, coords={self.x.shape[0]}, rings={self.ring_off.shape[0] - 1})"
 
     def _polys(self):
-        return (self.x, self.y, self.ring_off, self.part_off, self.geom_off)
+        return self._slot_polys
 
     # ---------------------------------------------------------------- queries
     def query_points(self, xy, predicate: str = "within") -> np.ndarray:
