@@ -9,7 +9,8 @@ import pytest
 
 MODULES = [
     "twin_core", "twin_core.twin", "twin_core.progress", "cim", "cim.schema", "cim.raster", "cim.crs",
-    "cim.results", "cim.scenario", "cim.io.vector", "cim.store.gpkg",
+    "cim.results", "cim.scenario", "cim.io.vector", "cim.store.gpkg", "cim.io.sumo", "cim.io.cityjson",
+    "sample_city", "sample_city._city", "sample_city._store",
 ]
 
 
