@@ -870,3 +870,70 @@ def gather_geoms(perm, x, y, ring_off, part_off, geom_off):
             npo[p] = r
         ngo[i + 1] = p
     return nx, ny, nro, npo, ngo
+
+
+@njit(cache=True)
+def box_intersects_geom(bx0, by0, bx1, by1, g, gxmin, gymin, gxmax, gymax, x, y, ring_off, part_off, geom_off):
+    """Exact 'intersects' between the closed box [bx0, bx1] x [by0, by1] and polygon g (bounds given)."""
+    if gxmax < bx0 or gxmin > bx1 or gymax < by0 or gymin > by1:
+        return False
+    if bx0 <= gxmin and gxmax <= bx1 and by0 <= gymin and gymax <= by1:
+        return True  # the polygon lies in the box
+    c0 = ring_off[part_off[geom_off[g]]]
+    c1 = ring_off[part_off[geom_off[g + 1]]]
+    for i in range(c0, c1):
+        if bx0 <= x[i] <= bx1 and by0 <= y[i] <= by1:
+            return True  # a vertex in the box
+    # an edge through the box: separating axes are x, y (bounds) and the edge's normal
+    for p in range(geom_off[g], geom_off[g + 1]):
+        for r in range(part_off[p], part_off[p + 1]):
+            for i in range(ring_off[r] + 1, ring_off[r + 1]):
+                ax = x[i - 1]
+                ay = y[i - 1]
+                cx = x[i]
+                cy = y[i]
+                if max(ax, cx) < bx0 or min(ax, cx) > bx1 or max(ay, cy) < by0 or min(ay, cy) > by1:
+                    continue
+                o1 = orient2d(ax, ay, cx, cy, bx0, by0)
+                o2 = orient2d(ax, ay, cx, cy, bx1, by0)
+                o3 = orient2d(ax, ay, cx, cy, bx1, by1)
+                o4 = orient2d(ax, ay, cx, cy, bx0, by1)
+                if not ((o1 > 0 and o2 > 0 and o3 > 0 and o4 > 0) or (o1 < 0 and o2 < 0 and o3 < 0 and o4 < 0)):
+                    return True
+    # no vertex inside, no edge through: the box is inside the polygon, in a hole, or outside
+    return geom_locate(bx0, by0, g, x, y, ring_off, part_off, geom_off) != EXTERIOR
+
+
+@njit(cache=True, parallel=True)
+def poly_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
+                     x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
+    """Exact 'intersects' of boxes against polygons stored by slot (pass/fill protocol)."""
+    n = ib.shape[0]
+    nq = qids.shape[0]
+    nch, per = _chunks(nq)
+    for c in prange(nch):
+        stack = np.empty(depth * 64 + 64, np.intp)
+        buf = np.empty(max(n, 1), np.intp)
+        for w in range(c * per, min(nq, (c + 1) * per)):
+            q = qids[w]
+            k = _cands(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf,
+                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
+            hits = 0
+            mn = -1
+            o = offsets[q] if fill else 0
+            for j in range(k):
+                s = buf[j]
+                if box_intersects_geom(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], s, ib[s, 0], ib[s, 1], ib[s, 2],
+                                       ib[s, 3], x, y, ring_off, part_off, geom_off):
+                    g = iid[s]
+                    if fill:
+                        out[o + hits] = g
+                    elif mn < 0 or g < mn:
+                        mn = g
+                    hits += 1
+            if fill:
+                _sort_segment(out, o, o + hits)
+            else:
+                count[q] = hits
+                if hits > 0:
+                    first[q] = mn

@@ -301,11 +301,18 @@ class PolygonIndex:
             b = as_boxes(geometries, "geometries (boxes)")
             if predicate is None:
                 return self.tree._query(b)
-            coords = np.stack([b[:, [0, 2, 2, 0, 0]], b[:, [1, 1, 3, 3, 1]]], axis=-1).reshape(-1, 2)
-            n = b.shape[0]
-            groups = [(np.arange(n), K.KIND_POLYGON, np.ascontiguousarray(coords[:, 0]),
-                       np.ascontiguousarray(coords[:, 1]), np.arange(0, 5 * n + 1, 5, dtype=np.intp),
-                       np.arange(n + 1, dtype=np.intp), np.arange(n + 1, dtype=np.intp))]
+            nq = b.shape[0]
+            first = np.full(nq, -1, np.intp)
+            count = np.zeros(nq, np.intp)
+            dummy = np.zeros(0, np.intp)
+            targs = self.tree._tree_args()
+            order = spatial_order(b[:, 0] + b[:, 2], b[:, 1] + b[:, 3], self.tree)
+            K.poly_query_boxes(b, *targs, *self._polys(), False, order, dummy, first, count, dummy)
+
+            def fill_boxes(qids, offsets, res):
+                K.poly_query_boxes(b, *targs, *self._polys(), True, qids, offsets, first, count, res)
+
+            return _pairs_from_pass(count, first, fill_boxes, order)
         else:
             groups = ragged_geometries(geometries)
         out = []
