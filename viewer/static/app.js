@@ -206,7 +206,10 @@
   }
 
   // ---------------------------------------------------------------- layers
+  let firstBuildingsDone;
+  const firstBuildings = new Promise((r) => { firstBuildingsDone = r; });
   function layersFor(scenario, side) {
+    if (S.buildingsOnly) return [buildingsLayer(scenario, side)];
     const L = [];
     const q = "?scenario=" + encodeURIComponent(scenario);
     const hs = S.hillshade[scenario];
@@ -237,27 +240,7 @@
         loadOptions: loadOptions(), visible: S.visible.buildings, pickable: true, getFillColor: [60, 120, 200, 150],
         getLineColor: [60, 120, 200, 255], lineWidthMinPixels: 1}));
     }
-    if (S.scene.layers.buildings) {
-      const hl = S.highlight && S.highlight.layer === "buildings" ? S.highlight.id : null;
-      L.push(new D.MVTLayer({
-        id: `buildings-${side}`, data: `/tiles/buildings/{z}/{x}/{y}.pbf${q}`, minZoom: 12, maxZoom: 16,
-        loadOptions: loadOptions(), visible: S.visible.buildings, pickable: true, autoHighlight: true,
-        uniqueIdProperty: "building_id", highlightedFeatureId: hl, highlightColor: [255, 60, 60, 255],
-        extruded: true, wireframe: false, getElevation: (f) => f.properties.height_m || 3,
-        getFillColor: (f) => buildingColour(f.properties, scenario), getLineColor: [40, 40, 40, 255],
-        material: {ambient: 0.35, diffuse: 0.6, shininess: 32},
-        updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0]},
-        onTileLoad: (tile) => {
-          if (T.firstBuildingsMs === null && tile.content && (tile.content.length || (tile.content.polygons && tile.content.polygons.positions.value.length))) {
-            T.firstBuildingsMs = performance.now();
-          }
-        },
-        onViewportLoad: (tiles) => {
-          const n = tiles.reduce((a, tl) => a + (tl.content ? (tl.content.length || (tl.content.polygons ? tl.content.polygons.featureIds.value.length : 0)) : 0), 0);
-          T.buildingsLoaded[side] = n;
-        },
-      }));
-    }
+    if (S.scene.layers.buildings) L.push(buildingsLayer(scenario, side));
     const tr = tripsResult(scenario);
     const td = tr && S.trips[key(tr)];
     if (td) {
@@ -300,6 +283,29 @@
     T.layerIds[side] = L.map((l) => l.id + (l.props.visible ? "" : ":hidden"));
     return L;
   }
+  function buildingsLayer(scenario, side) {
+    const q = "?scenario=" + encodeURIComponent(scenario);
+    const hl = S.highlight && S.highlight.layer === "buildings" ? S.highlight.id : null;
+    return new D.MVTLayer({
+      id: `buildings-${side}`, data: `/tiles/buildings/{z}/{x}/{y}.pbf${q}`, minZoom: 12, maxZoom: 16,
+      loadOptions: loadOptions(), visible: S.visible.buildings, pickable: true, autoHighlight: true,
+      uniqueIdProperty: "building_id", highlightedFeatureId: hl, highlightColor: [255, 60, 60, 255],
+      extruded: true, wireframe: false, getElevation: (f) => f.properties.height_m || 3,
+      getFillColor: (f) => buildingColour(f.properties, scenario), getLineColor: [40, 40, 40, 255],
+      material: {ambient: 0.35, diffuse: 0.6, shininess: 32},
+      updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0]},
+      onTileLoad: (tile) => {
+        if (T.firstBuildingsMs === null && tile.content && (tile.content.length || (tile.content.polygons && tile.content.polygons.positions.value.length))) {
+          T.firstBuildingsMs = performance.now();
+        }
+      },
+      onViewportLoad: (tiles) => {
+        const n = tiles.reduce((a, tl) => a + (tl.content ? (tl.content.length || (tl.content.polygons ? tl.content.polygons.featureIds.value.length : 0)) : 0), 0);
+        T.buildingsLoaded[side] = n;
+        if (n > 0) firstBuildingsDone();
+      },
+    });
+  }
   function interp(a, time) {
     const ts = a.timestamps, p = a.path;
     if (!ts.length || time < ts[0] || time > ts[ts.length - 1]) return null;
@@ -314,10 +320,12 @@
   function makeDeck(side) {
     const parent = $("map-" + side);
     const d = new D.Deck({
-      parent, viewState: S.viewState, controller: true, useDevicePixels: 1,
+      parent, viewState: S.viewState, controller: {doubleClickZoom: false}, useDevicePixels: 1,
+      // a click stays a click even when picking on pointer-down is slow (software GL, busy machines)
+      eventRecognizerOptions: {click: {time: 1500}},
       parameters: {clearColor: [0.043, 0.055, 0.07, 1]},
       onViewStateChange: ({viewState}) => { S.viewState = viewState; syncViews(); T.viewState = viewState; },
-      onClick: (info) => inspect(info, side),
+      onClick: (info) => { T.lastClick = {x: info.x, y: info.y, layer: info.layer ? info.layer.id : null}; inspect(info, side); },
       getTooltip: ({object, layer}) => tooltip(object, layer),
       layers: [],
       onError: (e) => { T.errors.push(String(e && e.message ? e.message : e)); },
@@ -533,14 +541,20 @@
   async function start() {
     applyI18n();
     try {
-      const who = await api("/api/whoami");
+      const [who, scene] = await Promise.all([api("/api/whoami"), api("/api/scene")]);
       $("who").textContent = who.role;
       $("token-box").hidden = !S.token;
-      S.scene = await api("/api/scene");
+      S.scene = scene;
       S.results = S.scene.results;
       fillScenarioSelects();
       S.viewState = fitCamera();
       T.scene = {bounds: S.scene.bounds, camera: S.viewState};
+      // buildings first: their tiles go out alone; the bitmaps and results follow once they are in
+      S.buildingsOnly = true;
+      render();
+      applyI18n();
+      await Promise.race([firstBuildings, new Promise((r) => setTimeout(r, 4000))]);
+      S.buildingsOnly = false;
       await prepareScenario(S.scenarioA);
       buildSeries();
       render();

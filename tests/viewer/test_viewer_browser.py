@@ -1,0 +1,216 @@
+"""The page in headless Chromium (Debian's chromium driven by Playwright).
+
+Every request the page makes is checked: anything not addressed to the local
+server is recorded and aborted, and the tests fail if there was any.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM) or shutil.which("chromium") is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing at /usr/bin/chromium (make test installs it)")
+        pytest.skip("no /usr/bin/chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page on the live server that refuses (and records) requests to any other host."""
+
+    def __init__(self, browser, server, lang="en") -> None:
+        self.server = server
+        self.ctx = browser.new_context(viewport={"width": 1400, "height": 860})
+        self.ctx.add_init_script(f"localStorage.setItem('twin.lang', '{lang}')")
+        self.foreign: list[str] = []
+        self.local: list[str] = []
+        self.errors: list[str] = []
+        host = urlparse(server.url).netloc
+
+        def route(r):
+            u = urlparse(r.request.url)
+            if u.scheme in ("data", "blob") or u.netloc == host:
+                self.local.append(r.request.url)
+                r.continue_()
+            else:
+                self.foreign.append(r.request.url)
+                r.abort()
+
+        self.ctx.route("**/*", route)
+        self.page = self.ctx.new_page()
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, timeout=30000):
+        self.page.goto(self.server.url + "/")
+        self.page.wait_for_function("window.__twin && window.__twin.ready", timeout=timeout)
+        self.page.wait_for_function("window.__twin.buildingsLoaded.a > 0", timeout=timeout)
+        return self
+
+    def map_pixels(self, side="a") -> np.ndarray:
+        from PIL import Image
+
+        shot = self.page.locator(f"#map-{side}").screenshot()
+        return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+
+    def settle(self, ms=800):
+        self.page.wait_for_timeout(ms)
+
+    def close(self):
+        assert not self.foreign, f"the page asked other hosts: {self.foreign[:5]}"
+        assert not self.errors, f"page errors: {self.errors[:3]}"
+        self.ctx.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, live_server):
+    """One page for the module (loading it costs seconds in software GL); tests restore what they toggle."""
+    p = Page(browser, live_server).open()
+    yield p
+    p.close()
+
+
+def set_layers(p: "Page", **visible: bool) -> None:
+    for name, on in visible.items():
+        (p.page.check if on else p.page.uncheck)(f"#toggle-{name}")
+
+
+BACKGROUND = np.array([11, 14, 18])  # the map's clear colour (#0b0e12)
+
+
+def building_pixel(p: Page, side="a"):
+    """A screen pixel (x, y) relative to the map div where a building is picked."""
+    return p.page.evaluate(f"""() => {{
+        const d = window.__twin.decks['{side}'];
+        const c = document.getElementById('map-{side}');
+        const w = c.clientWidth, h = c.clientHeight;
+        for (let y = Math.floor(h * 0.3); y < h * 0.9; y += 17) {{
+          for (let x = Math.floor(w * 0.2); x < w * 0.8; x += 17) {{
+            const o = d.pickObject({{x, y, radius: 0, layerIds: ['buildings-{side}']}});
+            if (o && o.object) return [x, y, o.object.properties.building_id];
+          }}
+        }}
+        return null;
+    }}""")
+
+
+def test_buildings_render_from_local_tiles_within_5_s(page):
+    ms = page.page.evaluate("window.__twin.firstBuildingsMs")
+    assert ms is not None and ms < 5000, f"first buildings after {ms} ms"
+    set_layers(page, hillshade=False, flood=False)
+    page.settle()
+    px = page.map_pixels()
+    differs = np.abs(px - BACKGROUND).sum(axis=2) > 30
+    assert differs.mean() > 0.05, f"only {differs.mean():.3f} of the map differs from the background"
+    assert any("/tiles/buildings/" in u for u in page.local)
+    assert any(u.endswith("/static/vendor/mvt-worker.js") for u in page.local)  # the MVT worker came from us
+    set_layers(page, hillshade=True, flood=True)
+
+
+def test_click_shows_attributes(page):
+    set_layers(page, flood=False)
+    page.settle(500)
+    hit = building_pixel(page)
+    assert hit is not None, "no building under any probed pixel"
+    x, y, bid = hit
+    box = page.page.locator("#map-a").bounding_box()
+    page.page.mouse.click(box["x"] + x, box["y"] + y)
+    page.page.wait_for_function(f"window.__twin.lastPick && window.__twin.lastPick.building_id === '{bid}'", timeout=20000)
+    text = page.page.inner_text("#inspect-table")
+    assert bid in text and "height_m" in text and "gfa_m2" in text  # full attributes, fetched on click
+    set_layers(page, flood=True)
+
+
+def test_toggle_hides_a_layer(page):
+    set_layers(page, flood=False, hillshade=False)
+    page.settle()
+    hit = building_pixel(page)
+    assert hit is not None
+    before = page.map_pixels()
+    page.page.uncheck("#toggle-buildings")
+    page.settle()
+    after = page.map_pixels()
+    assert "buildings-a:hidden" in page.page.evaluate("window.__twin.layerIds.a")
+    picked = page.page.evaluate(f"window.__twin.decks.a.pickObject({{x: {hit[0]}, y: {hit[1]}, radius: 0, layerIds: ['buildings-a']}})")
+    assert picked is None
+    changed = (np.abs(before - after).sum(axis=2) > 30).mean()
+    assert changed > 0.05, f"hiding buildings changed only {changed:.3f} of the map"
+    set_layers(page, flood=True, hillshade=True, buildings=True)
+
+
+def test_time_slider_changes_the_flood_layer(page):
+    set_layers(page, buildings=False, road_links=False, sensors=False, bim=False, trips=False, crowd=False)
+    page.settle(1200)
+    url0 = page.page.evaluate("window.__twin.floodImage.a")
+    assert "step=0" in url0
+    px0 = page.map_pixels()
+    page.page.eval_on_selector("#time-slider", "el => { el.value = 2; el.dispatchEvent(new Event('input')); }")
+    page.page.wait_for_function("window.__twin.floodImage.a.includes('step=2')")
+    page.page.wait_for_load_state("networkidle")
+    page.settle(1200)
+    px2 = page.map_pixels()
+    assert "20:00" in page.page.inner_text("#time-label")  # 1200 s
+    changed = (np.abs(px0 - px2).sum(axis=2) > 30).mean()
+    assert changed > 0.01, f"the flood layer did not change ({changed:.4f})"
+    page.page.eval_on_selector("#time-slider", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+    set_layers(page, buildings=True, road_links=True, sensors=True, bim=True, trips=True, crowd=True)
+
+
+def test_bim_upload_shows_report_and_highlight(page, ifc_path):
+    page.page.set_input_files("#bim-file", ifc_path)
+    page.page.click("#bim-submit")
+    page.page.wait_for_selector("#bim-verdict", timeout=60000)
+    assert "Test_box" in page.page.inner_text("#bim-verdict") or page.page.evaluate("window.__twin.bim.building_id")
+    assert page.page.locator("#bim-table tr").count() >= 5
+    ids = page.page.evaluate("window.__twin.layerIds.a")
+    assert "bim-footprint-a" in ids and "bim-mesh-a" in ids
+    page.settle(2500)  # the camera flies to the building
+    o = page.page.evaluate("""() => { const c = document.getElementById('map-a');
+        const o = window.__twin.decks.a.pickObject({x: c.clientWidth / 2, y: c.clientHeight / 2, radius: 60,
+                                                    layerIds: ['bim-footprint-a', 'bim-mesh-a']});
+        return o ? o.layer.id : null; }""")
+    assert o in ("bim-footprint-a", "bim-mesh-a"), "the checked building is not on the map at the centre of the view"
+
+
+def test_language_switch(page):
+    assert page.page.inner_text("#panel h3") == "Layers"
+    page.page.click("#lang-toggle")
+    assert page.page.inner_text("#panel h3") == "图层"
+    assert "图层" in page.page.inner_text("#layer-toggles") or "建筑" in page.page.inner_text("#layer-toggles")
+    page.page.click("#lang-toggle")
+    assert page.page.inner_text("#panel h3") == "Layers"
+
+
+def test_compare_view_shows_two_scenarios(page):
+    page.page.check("#compare-toggle")
+    page.page.select_option("#scenario-b", "levee")
+    page.page.wait_for_function("window.__twin.buildingsLoaded.b > 0", timeout=30000)
+    page.settle(1000)
+    assert page.page.locator("#map-b canvas").count() == 1
+    assert "levee" in page.page.inner_text("#label-b") and "base" in page.page.inner_text("#label-a")
+    assert "/levee/" in page.page.evaluate("window.__twin.floodImage.b")
+    assert "/base/" in page.page.evaluate("window.__twin.floodImage.a")
+    for side in "ab":
+        px = page.map_pixels(side)
+        assert (np.abs(px - BACKGROUND).sum(axis=2) > 30).mean() > 0.05
+    a, b = page.map_pixels("a"), page.map_pixels("b")
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    assert (np.abs(a[:h, :w] - b[:h, :w]).sum(axis=2) > 30).mean() > 0.001  # the two floods differ
