@@ -1,1 +1,40 @@
-"""simulation/crowd (under construction)."""
+"""Pedestrian crowd simulation (evacuation of plazas, stations, building storeys).
+
+Two microscopic models behind one interface, numba kernels parallel over
+agents with cell-list neighbour search:
+
+- ``"csm"``: collision-free speed model (Tordeux, Chraibi & Seyfried 2016),
+  the model JuPedSim calls CollisionFreeSpeedModel;
+- ``"sfm"``: social force model (Helbing, Farkas & Vicsek 2000).
+
+Routing follows a floor field (walking distance to each exit on a fine grid);
+exits are chosen by distance, optionally re-chosen by expected queueing.
+No agent ever crosses a wall (a post-step wall constraint). A crowd that
+stops moving is reported as a :class:`JamEvent` with where and when.
+
+Examples
+--------
+>>> from shapely.geometry import box
+>>> from simulation.crowd import Agents, CrowdSimulation, WalkableArea
+>>> area = WalkableArea(box(0, 0, 8, 5), exits={"east": [(8, 2), (8, 3)]})
+>>> agents = Agents.in_region(area, box(0.5, 0.5, 4, 4.5), n=30, seed=0)
+>>> res = CrowdSimulation(area, agents).run(until=300)
+>>> res.status, res.evacuated, res.exit_usage()["agents"].tolist()
+('evacuated', 30, [30])
+"""
+
+from simulation.crowd.engine import MODELS, Agents, CrowdParameters, CrowdResult, CrowdSimulation, JamEvent
+from simulation.crowd.geometry import FloorField, WalkableArea
+
+__all__ = ["Agents", "CrowdParameters", "CrowdResult", "CrowdSimulation", "FloorField", "JamEvent", "MODELS",
+           "WalkableArea", "fundamental_diagram_pedpy"]
+
+
+def fundamental_diagram_pedpy(result, region, frame_rate: float | None = None, walkable=None):
+    """Voronoi density and speed in ``region`` per frame with PedPy (optional dependency).
+
+    Returns a DataFrame with ``frame``, ``density`` (1/m2) and ``speed`` (m/s).
+    """
+    from simulation.crowd.analysis import pedpy_fd
+
+    return pedpy_fd(result, region, frame_rate, walkable)

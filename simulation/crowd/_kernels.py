@@ -1,0 +1,869 @@
+"""Numba kernels of the crowd engine (flat float64 / intp arrays only).
+
+Validation and casting happen in the public classes; these functions trust
+their inputs. Everything runs with ``NUMBA_DISABLE_JIT=1`` too.
+
+Conventions
+-----------
+- agents: ``x, y, vx, vy, r, v0`` float64 arrays of length n; ``act`` the intp
+  indices of the active agents; ``ex`` the exit (target) index per agent.
+- walls: ``seg`` float64 (n_seg, 4) as x1, y1, x2, y2.
+- wall lookup grid: cell ``c`` holds ``wall_idx[wall_start[c]:wall_start[c+1]]``.
+- agent cell list: ``cell_start`` / ``cell_items`` (counting sort of ``act``).
+- floor fields: ``ff`` float64 (n_exit, ny, nx), inf outside; grid origin
+  ``gx0, gy0`` (lower-left corner) and spacing ``gh``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+from numba import njit, prange
+
+INF = np.inf
+
+
+# --------------------------------------------------------------------------- geometry helpers
+
+
+@njit(cache=True, inline="always")
+def _closest_on_seg(px, py, x1, y1, x2, y2):
+    dx = x2 - x1
+    dy = y2 - y1
+    L2 = dx * dx + dy * dy
+    t = 0.0
+    if L2 > 0.0:
+        t = ((px - x1) * dx + (py - y1) * dy) / L2
+        if t < 0.0:
+            t = 0.0
+        elif t > 1.0:
+            t = 1.0
+    return x1 + t * dx, y1 + t * dy
+
+
+@njit(cache=True, inline="always")
+def _orient(ax, ay, bx, by, cx, cy):
+    return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+
+
+@njit(cache=True, inline="always")
+def _segments_cross(ax, ay, bx, by, cx, cy, dx, dy):
+    """True when segment ab meets segment cd (touching counts)."""
+    o1 = _orient(ax, ay, bx, by, cx, cy)
+    o2 = _orient(ax, ay, bx, by, dx, dy)
+    o3 = _orient(cx, cy, dx, dy, ax, ay)
+    o4 = _orient(cx, cy, dx, dy, bx, by)
+    if ((o1 > 0.0 and o2 < 0.0) or (o1 < 0.0 and o2 > 0.0)) and ((o3 > 0.0 and o4 < 0.0) or (o3 < 0.0 and o4 > 0.0)):
+        return True
+    # touching / collinear cases: an endpoint on the other segment
+    eps = 1e-12
+    if abs(o3) <= eps and min(cx, dx) - eps <= ax <= max(cx, dx) + eps and min(cy, dy) - eps <= ay <= max(cy, dy) + eps:
+        return False  # starting on the line is not a crossing (the walker was already there)
+    if abs(o4) <= eps and min(cx, dx) - eps <= bx <= max(cx, dx) + eps and min(cy, dy) - eps <= by <= max(cy, dy) + eps:
+        return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _crossing_param(ax, ay, bx, by, cx, cy, dx, dy):
+    """Fraction along ab where it meets line cd (0..1), assuming they cross."""
+    den = (bx - ax) * (dy - cy) - (by - ay) * (dx - cx)
+    if den == 0.0:
+        return 1.0
+    t = ((cx - ax) * (dy - cy) - (cy - ay) * (dx - cx)) / den
+    if t < 0.0:
+        return 0.0
+    if t > 1.0:
+        return 1.0
+    return t
+
+
+# --------------------------------------------------------------------------- static wall grid
+
+
+@njit(cache=True)
+def build_wall_grid(seg, x0, y0, cs, ncx, ncy, reach):
+    """Bucket wall segments into square cells (size ``cs``) expanded by ``reach``."""
+    n = seg.shape[0]
+    counts = np.zeros(ncx * ncy + 1, dtype=np.intp)
+    for pass_ in range(2):
+        if pass_ == 1:
+            start = np.zeros(ncx * ncy + 1, dtype=np.intp)
+            for c in range(ncx * ncy):
+                start[c + 1] = start[c] + counts[c]
+            items = np.empty(start[ncx * ncy], dtype=np.intp)
+            fill = start[:-1].copy()
+        for s in range(n):
+            x1, y1, x2, y2 = seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3]
+            i0 = max(int(math.floor((min(x1, x2) - reach - x0) / cs)), 0)
+            i1 = min(int(math.floor((max(x1, x2) + reach - x0) / cs)), ncx - 1)
+            j0 = max(int(math.floor((min(y1, y2) - reach - y0) / cs)), 0)
+            j1 = min(int(math.floor((max(y1, y2) + reach - y0) / cs)), ncy - 1)
+            for j in range(j0, j1 + 1):
+                for i in range(i0, i1 + 1):
+                    # distance from the cell's centre to the segment, against half-diagonal + reach
+                    cx = x0 + (i + 0.5) * cs
+                    cy = y0 + (j + 0.5) * cs
+                    qx, qy = _closest_on_seg(cx, cy, x1, y1, x2, y2)
+                    if math.hypot(cx - qx, cy - qy) > 0.7072 * cs + reach:
+                        continue
+                    c = j * ncx + i
+                    if pass_ == 0:
+                        counts[c] += 1
+                    else:
+                        items[fill[c]] = s
+                        fill[c] += 1
+    return start, items
+
+
+# --------------------------------------------------------------------------- agent cell list
+
+
+@njit(cache=True)
+def build_cells(x, y, act, x0, y0, cs, ncx, ncy, cell_start, cell_items, cell_of):
+    """Counting sort of the active agents into cells (clamped to the grid)."""
+    ncell = ncx * ncy
+    for c in range(ncell + 1):
+        cell_start[c] = 0
+    for k in range(act.shape[0]):
+        i = act[k]
+        ci = int(math.floor((x[i] - x0) / cs))
+        cj = int(math.floor((y[i] - y0) / cs))
+        ci = min(max(ci, 0), ncx - 1)
+        cj = min(max(cj, 0), ncy - 1)
+        c = cj * ncx + ci
+        cell_of[i] = c
+        cell_start[c + 1] += 1
+    for c in range(ncell):
+        cell_start[c + 1] += cell_start[c]
+    fill = cell_start[:-1].copy()
+    for k in range(act.shape[0]):
+        i = act[k]
+        c = cell_of[i]
+        cell_items[fill[c]] = i
+        fill[c] += 1
+
+
+# --------------------------------------------------------------------------- desired direction
+
+
+@njit(cache=True, inline="always")
+def _ff_at(ff, e, gx0, gy0, gh, px, py):
+    ny = ff.shape[1]
+    nx = ff.shape[2]
+    i = int(math.floor((px - gx0) / gh))
+    j = int(math.floor((py - gy0) / gh))
+    if i < 0 or j < 0 or i >= nx or j >= ny:
+        return INF
+    return ff[e, j, i]
+
+
+@njit(cache=True, inline="always")
+def _ff_dir(ff, e, gx0, gy0, gh, px, py):
+    """Unit vector of steepest descent of floor field ``e`` at (px, py), or (0, 0)."""
+    ny = ff.shape[1]
+    nx = ff.shape[2]
+    i = int(math.floor((px - gx0) / gh))
+    j = int(math.floor((py - gy0) / gh))
+    if i < 0 or j < 0 or i >= nx or j >= ny:
+        return 0.0, 0.0
+    c = ff[e, j, i]
+    if not c < INF:
+        # the agent's cell is not walkable on the grid: look for the best finite neighbour
+        best = INF
+        bx = 0.0
+        by = 0.0
+        for dj in range(-1, 2):
+            for di in range(-1, 2):
+                ii = i + di
+                jj = j + dj
+                if ii < 0 or jj < 0 or ii >= nx or jj >= ny or (di == 0 and dj == 0):
+                    continue
+                v = ff[e, jj, ii]
+                if v < best:
+                    best = v
+                    bx = gx0 + (ii + 0.5) * gh - px
+                    by = gy0 + (jj + 0.5) * gh - py
+        n = math.hypot(bx, by)
+        if n > 0.0:
+            return bx / n, by / n
+        return 0.0, 0.0
+    l = ff[e, j, i - 1] if i > 0 else INF
+    r = ff[e, j, i + 1] if i < nx - 1 else INF
+    d = ff[e, j - 1, i] if j > 0 else INF
+    u = ff[e, j + 1, i] if j < ny - 1 else INF
+    if l < INF and r < INF:
+        gx = (r - l) * 0.5
+    elif r < INF:
+        gx = r - c
+    elif l < INF:
+        gx = c - l
+    else:
+        gx = 0.0
+    if d < INF and u < INF:
+        gy = (u - d) * 0.5
+    elif u < INF:
+        gy = u - c
+    elif d < INF:
+        gy = c - d
+    else:
+        gy = 0.0
+    n = math.hypot(gx, gy)
+    if n == 0.0:
+        return 0.0, 0.0
+    return -gx / n, -gy / n
+
+
+@njit(cache=True, inline="always")
+def _desired_dir(i, x, y, r, ex, ff, gx0, gy0, gh, exits, exit_normal, near, door_margin, fixed_dx, fixed_dy):
+    """Desired direction of agent ``i``: fixed, floor field, or straight through a near door."""
+    if ex[i] < 0:
+        return fixed_dx, fixed_dy
+    e = ex[i]
+    px = x[i]
+    py = y[i]
+    x1, y1, x2, y2 = exits[e, 0], exits[e, 1], exits[e, 2], exits[e, 3]
+    # aim at the door's inner part (shrunk by the radius) once close to it
+    L = math.hypot(x2 - x1, y2 - y1)
+    qx, qy = _closest_on_seg(px, py, x1, y1, x2, y2)
+    dq = math.hypot(px - qx, py - qy)
+    if dq < near and L > 0.0:
+        s = min(max(r[i] * 1.2, door_margin), 0.5 * L) / L
+        ax = x1 + s * (x2 - x1)
+        ay = y1 + s * (y2 - y1)
+        bx = x2 - s * (x2 - x1)
+        by = y2 - s * (y2 - y1)
+        tx, ty = _closest_on_seg(px, py, ax, ay, bx, by)
+        tx += exit_normal[e, 0] * 0.5
+        ty += exit_normal[e, 1] * 0.5
+        dx = tx - px
+        dy = ty - py
+        n = math.hypot(dx, dy)
+        if n > 0.0:
+            return dx / n, dy / n
+    dx, dy = _ff_dir(ff, e, gx0, gy0, gh, px, py)
+    if dx == 0.0 and dy == 0.0:
+        dx = qx - px
+        dy = qy - py
+        n = math.hypot(dx, dy)
+        if n > 0.0:
+            return dx / n, dy / n
+    return dx, dy
+
+
+# --------------------------------------------------------------------------- wall constraint and exits
+
+
+@njit(cache=True, inline="always")
+def _constrain(ox, oy, px, py, ri, seg, wall_start, wall_idx, wc):
+    """Keep an agent ``ri`` away from walls and never let its move ``o -> p`` cross one."""
+    a = wall_start[wc]
+    b = wall_start[wc + 1]
+    for _it in range(4):
+        moved = False
+        for k in range(a, b):
+            s = wall_idx[k]
+            x1, y1, x2, y2 = seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3]
+            qx, qy = _closest_on_seg(px, py, x1, y1, x2, y2)
+            dx = px - qx
+            dy = py - qy
+            d = math.hypot(dx, dy)
+            if d < ri:
+                if d > 1e-12:
+                    px = qx + dx / d * ri
+                    py = qy + dy / d * ri
+                else:  # on the wall line: push to the side the agent came from
+                    nx_ = -(y2 - y1)
+                    ny_ = x2 - x1
+                    nn = math.hypot(nx_, ny_)
+                    if nn == 0.0:
+                        continue
+                    nx_ /= nn
+                    ny_ /= nn
+                    if (ox - qx) * nx_ + (oy - qy) * ny_ < 0.0:
+                        nx_ = -nx_
+                        ny_ = -ny_
+                    px = qx + nx_ * ri
+                    py = qy + ny_ * ri
+                moved = True
+        if not moved:
+            break
+    for k in range(a, b):
+        s = wall_idx[k]
+        if _segments_cross(ox, oy, px, py, seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3]):
+            return ox, oy
+    return px, py
+
+
+@njit(cache=True, inline="always")
+def _wall_cell(px, py, wx0, wy0, wcs, wnx, wny):
+    i = int(math.floor((px - wx0) / wcs))
+    j = int(math.floor((py - wy0) / wcs))
+    i = min(max(i, 0), wnx - 1)
+    j = min(max(j, 0), wny - 1)
+    return j * wnx + i
+
+
+@njit(cache=True, inline="always")
+def _finish_move(i, ox, oy, px, py, r, seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+                 exits, exit_open, period, px0, nxo, nyo, out_exit, out_frac):
+    wc = _wall_cell(ox, oy, wx0, wy0, wcs, wnx, wny)
+    px, py = _constrain(ox, oy, px, py, r[i], seg, wall_start, wall_idx, wc)
+    out_exit[i] = -1
+    out_frac[i] = 1.0
+    for e in range(exits.shape[0]):
+        if exit_open[e] == 0:
+            continue
+        if _segments_cross(ox, oy, px, py, exits[e, 0], exits[e, 1], exits[e, 2], exits[e, 3]):
+            out_exit[i] = e
+            out_frac[i] = _crossing_param(ox, oy, px, py, exits[e, 0], exits[e, 1], exits[e, 2], exits[e, 3])
+            break
+    if period > 0.0:
+        while px >= px0 + period:
+            px -= period
+        while px < px0:
+            px += period
+    nxo[i] = px
+    nyo[i] = py
+
+
+# --------------------------------------------------------------------------- collision-free speed model
+
+
+@njit(cache=True)
+def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
+             time_gap, a_n, d_n, a_w, d_w, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, out_exit, out_frac):
+    """One step of the collision-free speed model (Tordeux, Chraibi & Seyfried 2016).
+
+    Direction: desired direction plus exponential neighbour and wall
+    repulsion; speed: ``min(v0, max(0, s / T))`` with ``s`` the smallest
+    free spacing to a neighbour in the walking direction.
+    """
+    if True:
+        i = act[k]
+        px = x[i]
+        py = y[i]
+        ri = r[i]
+        edx, edy = _desired_dir(i, x, y, r, ex, ff, gx0, gy0, gh, exits, exit_normal, near, door_margin, fixed_dx, fixed_dy)
+        rx = 0.0
+        ry = 0.0
+        c = cell_of[i]
+        ci = c % cnx
+        cj = c // cnx
+        # neighbour repulsion
+        for dj in range(-1, 2):
+            jj = cj + dj
+            if jj < 0 or jj >= cny:
+                continue
+            for di in range(-1, 2):
+                ii = ci + di
+                if period > 0.0:
+                    ii = (ii + cnx) % cnx
+                elif ii < 0 or ii >= cnx:
+                    continue
+                cc = jj * cnx + ii
+                for q in range(cell_start[cc], cell_start[cc + 1]):
+                    j = cell_items[q]
+                    if j == i:
+                        continue
+                    dx = x[j] - px
+                    dy = y[j] - py
+                    if period > 0.0:
+                        dx -= period * np.floor(dx / period + 0.5)
+                    d = math.hypot(dx, dy)
+                    if d > cutoff or d <= 1e-12:
+                        continue
+                    w = a_n * math.exp((ri + r[j] - d) / d_n)
+                    rx -= w * dx / d
+                    ry -= w * dy / d
+        # wall repulsion
+        wc = _wall_cell(px, py, wx0, wy0, wcs, wnx, wny)
+        for q in range(wall_start[wc], wall_start[wc + 1]):
+            s = wall_idx[q]
+            qx, qy = _closest_on_seg(px, py, seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3])
+            dx = px - qx
+            dy = py - qy
+            d = math.hypot(dx, dy)
+            if d <= 1e-12 or d > cutoff:
+                continue
+            w = a_w * math.exp((ri - d) / d_w)
+            rx += w * dx / d
+            ry += w * dy / d
+        dirx = edx + rx
+        diry = edy + ry
+        n = math.hypot(dirx, diry)
+        if n > 0.0:
+            dirx /= n
+            diry /= n
+        # spacing ahead
+        smin = INF
+        for dj in range(-1, 2):
+            jj = cj + dj
+            if jj < 0 or jj >= cny:
+                continue
+            for di in range(-1, 2):
+                ii = ci + di
+                if period > 0.0:
+                    ii = (ii + cnx) % cnx
+                elif ii < 0 or ii >= cnx:
+                    continue
+                cc = jj * cnx + ii
+                for q in range(cell_start[cc], cell_start[cc + 1]):
+                    j = cell_items[q]
+                    if j == i:
+                        continue
+                    dx = x[j] - px
+                    dy = y[j] - py
+                    if period > 0.0:
+                        dx -= period * np.floor(dx / period + 0.5)
+                    along = dirx * dx + diry * dy
+                    if along < 0.0:
+                        continue
+                    l = ri + r[j]
+                    if abs(dirx * dy - diry * dx) > l:
+                        continue
+                    s_ = math.hypot(dx, dy) - l
+                    if s_ < smin:
+                        smin = s_
+        v = v0[i]
+        if smin < INF:
+            v = min(v, max(smin / time_gap, 0.0))
+        vx[i] = v * dirx
+        vy[i] = v * diry
+        _finish_move(i, px, py, px + v * dirx * dt, py + v * diry * dt, r, seg, wall_start, wall_idx,
+                     wx0, wy0, wcs, wnx, wny, exits, exit_open, period, cx0, nxo, nyo, out_exit, out_frac)
+
+
+@njit(cache=True, parallel=True)
+def csm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
+             time_gap, a_n, d_n, a_w, d_w, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, out_exit, out_frac):
+    """:func:`csm_step` in parallel over agents (prange)."""
+    for k in prange(act.shape[0]):
+        _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
+             time_gap, a_n, d_n, a_w, d_w, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, out_exit, out_frac)
+
+
+@njit(cache=True)
+def csm_step(x, y, vx, vy, r, v0, ex, act, dt,
+             time_gap, a_n, d_n, a_w, d_w, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, out_exit, out_frac):
+    """One step of the collision-free speed model for every active agent (serial)."""
+    for k in range(act.shape[0]):
+        _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
+             time_gap, a_n, d_n, a_w, d_w, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, out_exit, out_frac)
+
+
+# --------------------------------------------------------------------------- social force model
+
+
+@njit(cache=True, inline="always")
+def _hash_noise(i, step_no):
+    """Two uniform numbers in [-1, 1) from (agent, step): splitmix64, so runs repeat exactly."""
+    z = np.uint64(i) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(step_no) * np.uint64(0xBF58476D1CE4E5B9)
+    out = np.empty(2)
+    for k in range(2):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        y = z
+        y = (y ^ (y >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        y = (y ^ (y >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        y = y ^ (y >> np.uint64(31))
+        out[k] = (y >> np.uint64(11)) * (1.0 / 9007199254740992.0) * 2.0 - 1.0
+    return out[0], out[1]
+
+
+@njit(cache=True)
+def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, nvx, nvy, out_exit, out_frac):
+    """One step of the social force model (Helbing, Farkas & Vicsek 2000).
+
+    ``m dv/dt = m (v0 e - v) / tau + sum_j f_ij + sum_W f_iW`` with
+    ``f_ij = (A w(phi) exp((r_ij - d_ij) / B) + k g(r_ij - d_ij)) n_ij + kappa g(r_ij - d_ij) dv_t t_ij``
+    and the field-of-view weight ``w = lam + (1 - lam)(1 + cos phi) / 2``
+    (Helbing & Molnar 1995). Semi-implicit Euler; speed capped at
+    ``vmax_factor * v0``.
+    """
+    if True:
+        i = act[kk]
+        px = x[i]
+        py = y[i]
+        ri = r[i]
+        uxi = vx[i]
+        uyi = vy[i]
+        edx, edy = _desired_dir(i, x, y, r, ex, ff, gx0, gy0, gh, exits, exit_normal, near, door_margin, fixed_dx, fixed_dy)
+        fx = 0.0
+        fy = 0.0
+        sx = 0.0  # social (non-contact) force from neighbours
+        sy = 0.0
+        c = cell_of[i]
+        ci = c % cnx
+        cj = c // cnx
+        for dj in range(-1, 2):
+            jj = cj + dj
+            if jj < 0 or jj >= cny:
+                continue
+            for di in range(-1, 2):
+                ii = ci + di
+                if period > 0.0:
+                    ii = (ii + cnx) % cnx
+                elif ii < 0 or ii >= cnx:
+                    continue
+                cc = jj * cnx + ii
+                for q in range(cell_start[cc], cell_start[cc + 1]):
+                    j = cell_items[q]
+                    if j == i:
+                        continue
+                    dx = px - x[j]
+                    dy = py - y[j]
+                    if period > 0.0:
+                        dx -= period * np.floor(dx / period + 0.5)
+                    d = math.hypot(dx, dy)
+                    if d > cutoff or d <= 1e-12:
+                        continue
+                    nx_ = dx / d
+                    ny_ = dy / d
+                    rij = ri + r[j]
+                    ov = rij - d
+                    cosphi = -(nx_ * edx + ny_ * edy)
+                    w = lam + (1.0 - lam) * 0.5 * (1.0 + cosphi)
+                    f = A * w * math.exp(ov / B)
+                    sx += f * nx_
+                    sy += f * ny_
+                    f = 0.0
+                    if ov > 0.0:
+                        f = k_body * ov
+                        tx = -ny_
+                        ty = nx_
+                        dvt = (vx[j] - uxi) * tx + (vy[j] - uyi) * ty
+                        fx += kappa * ov * dvt * tx
+                        fy += kappa * ov * dvt * ty
+                    fx += f * nx_
+                    fy += f * ny_
+        # the social push against the walking direction is capped: only bodies in
+        # contact can stop a pedestrian completely
+        drive = mass * v0[i] / tau
+        back = -(sx * edx + sy * edy)
+        if back > social_cap * drive:
+            sx += (back - social_cap * drive) * edx
+            sy += (back - social_cap * drive) * edy
+        fx += sx + mass * (v0[i] * edx - uxi) / tau
+        fy += sy + mass * (v0[i] * edy - uyi) / tau
+        if noise > 0.0:  # fluctuation force (Helbing, Farkas & Vicsek 2000), deterministic per agent and step
+            n1, n2 = _hash_noise(i, step_no)
+            fx += noise * drive * n1
+            fy += noise * drive * n2
+        wc = _wall_cell(px, py, wx0, wy0, wcs, wnx, wny)
+        for q in range(wall_start[wc], wall_start[wc + 1]):
+            s = wall_idx[q]
+            qx, qy = _closest_on_seg(px, py, seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3])
+            dx = px - qx
+            dy = py - qy
+            d = math.hypot(dx, dy)
+            if d <= 1e-12 or d > cutoff:
+                continue
+            nx_ = dx / d
+            ny_ = dy / d
+            ov = ri - d
+            f = A_w * math.exp(ov / B_w)
+            if ov > 0.0:
+                f += k_body * ov
+                tx = -ny_
+                ty = nx_
+                vt = uxi * tx + uyi * ty
+                fx -= kappa * ov * vt * tx
+                fy -= kappa * ov * vt * ty
+            fx += f * nx_
+            fy += f * ny_
+        ux = uxi + fx / mass * dt
+        uy = uyi + fy / mass * dt
+        # pedestrians brake but do not walk backwards against their desired direction
+        back = ux * edx + uy * edy
+        if back < 0.0:
+            ux -= back * edx
+            uy -= back * edy
+        sp = math.hypot(ux, uy)
+        vmax = vmax_factor * v0[i]
+        if sp > vmax:
+            ux *= vmax / sp
+            uy *= vmax / sp
+        nvx[i] = ux
+        nvy[i] = uy
+        _finish_move(i, px, py, px + ux * dt, py + uy * dt, r, seg, wall_start, wall_idx,
+                     wx0, wy0, wcs, wnx, wny, exits, exit_open, period, cx0, nxo, nyo, out_exit, out_frac)
+
+
+@njit(cache=True, parallel=True)
+def sfm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, nvx, nvy, out_exit, out_frac):
+    """:func:`sfm_step` in parallel over agents (prange)."""
+    for k in prange(act.shape[0]):
+        _sfm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, nvx, nvy, out_exit, out_frac)
+
+
+@njit(cache=True)
+def sfm_step(x, y, vx, vy, r, v0, ex, act, dt,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, nvx, nvy, out_exit, out_frac):
+    """One social-force step for every active agent (serial)."""
+    for k in range(act.shape[0]):
+        _sfm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
+             ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
+             nxo, nyo, nvx, nvy, out_exit, out_frac)
+
+
+# --------------------------------------------------------------------------- floor field
+
+
+@njit(cache=True)
+def scanline_fill(ring_xy, ring_off, gx0, gy0, gh, nx, ny):
+    """Cells whose centre lies inside the rings (even-odd rule, so holes are holes)."""
+    inside = np.zeros((ny, nx), dtype=np.uint8)
+    nring = ring_off.shape[0] - 1
+    xs = np.empty(ring_xy.shape[0] + 2, dtype=np.float64)
+    for j in range(ny):
+        yc = gy0 + (j + 0.5) * gh
+        m = 0
+        for rg in range(nring):
+            a = ring_off[rg]
+            b = ring_off[rg + 1]
+            for p in range(a, b - 1):
+                x1 = ring_xy[p, 0]
+                y1 = ring_xy[p, 1]
+                x2 = ring_xy[p + 1, 0]
+                y2 = ring_xy[p + 1, 1]
+                if (y1 <= yc < y2) or (y2 <= yc < y1):
+                    xs[m] = x1 + (yc - y1) * (x2 - x1) / (y2 - y1)
+                    m += 1
+        xx = np.sort(xs[:m])
+        for q in range(0, m - 1, 2):
+            i0 = int(math.ceil((xx[q] - gx0) / gh - 0.5))
+            i1 = int(math.floor((xx[q + 1] - gx0) / gh - 0.5))
+            i0 = max(i0, 0)
+            i1 = min(i1, nx - 1)
+            for i in range(i0, i1 + 1):
+                inside[j, i] = 1
+    return inside
+
+
+@njit(cache=True)
+def wall_distance(seg, gx0, gy0, gh, nx, ny, reach):
+    """Distance from each cell centre to the nearest wall segment, capped at ``reach``."""
+    dist = np.full((ny, nx), reach)
+    for s in range(seg.shape[0]):
+        x1, y1, x2, y2 = seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3]
+        i0 = max(int(math.floor((min(x1, x2) - reach - gx0) / gh)), 0)
+        i1 = min(int(math.floor((max(x1, x2) + reach - gx0) / gh)), nx - 1)
+        j0 = max(int(math.floor((min(y1, y2) - reach - gy0) / gh)), 0)
+        j1 = min(int(math.floor((max(y1, y2) + reach - gy0) / gh)), ny - 1)
+        for j in range(j0, j1 + 1):
+            cy = gy0 + (j + 0.5) * gh
+            for i in range(i0, i1 + 1):
+                cx = gx0 + (i + 0.5) * gh
+                qx, qy = _closest_on_seg(cx, cy, x1, y1, x2, y2)
+                d = math.hypot(cx - qx, cy - qy)
+                if d < dist[j, i]:
+                    dist[j, i] = d
+    return dist
+
+
+@njit(cache=True)
+def exit_seeds(passable, ex, gx0, gy0, gh, band):
+    """Passable cells within ``band`` of the exit segment, with their exact distance."""
+    ny, nx = passable.shape
+    x1, y1, x2, y2 = ex[0], ex[1], ex[2], ex[3]
+    i0 = max(int(math.floor((min(x1, x2) - band - gx0) / gh)), 0)
+    i1 = min(int(math.floor((max(x1, x2) + band - gx0) / gh)), nx - 1)
+    j0 = max(int(math.floor((min(y1, y2) - band - gy0) / gh)), 0)
+    j1 = min(int(math.floor((max(y1, y2) + band - gy0) / gh)), ny - 1)
+    cnt = 0
+    idx = np.empty(max((i1 - i0 + 1) * (j1 - j0 + 1), 0), dtype=np.intp)
+    val = np.empty(idx.shape[0], dtype=np.float64)
+    for j in range(j0, j1 + 1):
+        cy = gy0 + (j + 0.5) * gh
+        for i in range(i0, i1 + 1):
+            if passable[j, i] == 0:
+                continue
+            cx = gx0 + (i + 0.5) * gh
+            qx, qy = _closest_on_seg(cx, cy, x1, y1, x2, y2)
+            d = math.hypot(cx - qx, cy - qy)
+            if d <= band:
+                idx[cnt] = j * nx + i
+                val[cnt] = d
+                cnt += 1
+    return idx[:cnt], val[:cnt]
+
+
+@njit(cache=True)
+def dijkstra_field(slowness, seeds, seed_val, gh):
+    """Travel distance on a 16-neighbour grid (no corner cutting) from the seed cells.
+
+    ``slowness`` (ny, nx) is 1 in the open, larger near walls, inf where not
+    walkable. The 16-neighbour stencil keeps the metric error near 1 %.
+    """
+    ny, nx = slowness.shape
+    D = np.full(ny * nx, INF)
+    sl = slowness.ravel()
+    heap = [(0.0, 0)]
+    heap.pop()
+    for k in range(seeds.shape[0]):
+        s = seeds[k]
+        if seed_val[k] < D[s]:
+            D[s] = seed_val[k]
+            heapq.heappush(heap, (seed_val[k], s))
+    di = np.array([1, -1, 0, 0, 1, 1, -1, -1, 2, 2, -2, -2, 1, 1, -1, -1])
+    dj = np.array([0, 0, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 2, -2, 2, -2])
+    while len(heap) > 0:
+        d, c = heapq.heappop(heap)
+        if d > D[c]:
+            continue
+        ci = c % nx
+        cj = c // nx
+        for m in range(16):
+            ii = ci + di[m]
+            jj = cj + dj[m]
+            if ii < 0 or jj < 0 or ii >= nx or jj >= ny:
+                continue
+            nb = jj * nx + ii
+            if not sl[nb] < INF:
+                continue
+            # no corner cutting: the cells the move passes must be walkable
+            if m >= 4:
+                sx = 1 if di[m] > 0 else -1
+                sy = 1 if dj[m] > 0 else -1
+                if not sl[cj * nx + ci + sx] < INF or not sl[(cj + sy) * nx + ci] < INF:
+                    continue
+                if m >= 8:
+                    # knight move: also the diagonal cell it passes
+                    if abs(di[m]) == 2:
+                        if not sl[(cj + sy) * nx + ci + sx] < INF:
+                            continue
+                    else:
+                        if not sl[(cj + sy) * nx + ci + sx] < INF:
+                            continue
+            step = math.hypot(di[m], dj[m]) * gh * 0.5 * (sl[c] + sl[nb])
+            nd = d + step
+            if nd < D[nb]:
+                D[nb] = nd
+                heapq.heappush(heap, (nd, nb))
+    return D.reshape((ny, nx))
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+@njit(cache=True)
+def sample_field(ff, gx0, gy0, gh, x, y, idx):
+    """Floor-field values (n_exit, len(idx)) at the agents ``idx``."""
+    ne = ff.shape[0]
+    out = np.empty((ne, idx.shape[0]))
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        for e in range(ne):
+            out[e, k] = _ff_at(ff, e, gx0, gy0, gh, x[i], y[i])
+    return out
+
+
+@njit(cache=True)
+def release_ok(cand, x, y, r, cell_start, cell_items, cx0, cy0, ccs, cnx, cny):
+    """For each candidate agent: 1 when no active agent overlaps it."""
+    out = np.ones(cand.shape[0], dtype=np.uint8)
+    for k in range(cand.shape[0]):
+        i = cand[k]
+        ci = min(max(int(math.floor((x[i] - cx0) / ccs)), 0), cnx - 1)
+        cj = min(max(int(math.floor((y[i] - cy0) / ccs)), 0), cny - 1)
+        for dj in range(-1, 2):
+            jj = cj + dj
+            if jj < 0 or jj >= cny:
+                continue
+            for di in range(-1, 2):
+                ii = ci + di
+                if ii < 0 or ii >= cnx:
+                    continue
+                cc = jj * cnx + ii
+                for q in range(cell_start[cc], cell_start[cc + 1]):
+                    j = cell_items[q]
+                    if math.hypot(x[j] - x[i], y[j] - y[i]) < r[i] + r[j]:
+                        out[k] = 0
+    return out
+
+
+@njit(cache=True)
+def density_count(x, y, idx, gx0, gy0, gh, nx, ny):
+    """Agents per cell (ny, nx) for the agents ``idx``."""
+    out = np.zeros((ny, nx), dtype=np.float64)
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        ii = int(math.floor((x[i] - gx0) / gh))
+        jj = int(math.floor((y[i] - gy0) / gh))
+        if 0 <= ii < nx and 0 <= jj < ny:
+            out[jj, ii] += 1.0
+    return out
+
+
+@njit(cache=True)
+def line_crossings(ox, oy, px, py, idx, lines):
+    """(k, line, sign) for each move o -> p of agent idx[k] that crosses a measurement line."""
+    cap = 16
+    res = np.empty((cap, 3), dtype=np.intp)
+    n = 0
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        for m in range(lines.shape[0]):
+            x1, y1, x2, y2 = lines[m, 0], lines[m, 1], lines[m, 2], lines[m, 3]
+            o1 = _orient(x1, y1, x2, y2, ox[i], oy[i])
+            o2 = _orient(x1, y1, x2, y2, px[i], py[i])
+            if (o1 > 0.0) == (o2 > 0.0):
+                continue
+            o3 = _orient(ox[i], oy[i], px[i], py[i], x1, y1)
+            o4 = _orient(ox[i], oy[i], px[i], py[i], x2, y2)
+            if (o3 > 0.0) == (o4 > 0.0):
+                continue
+            if n == cap:
+                cap *= 2
+                nr = np.empty((cap, 3), dtype=np.intp)
+                nr[:n] = res[:n]
+                res = nr
+            res[n, 0] = i
+            res[n, 1] = m
+            res[n, 2] = 1 if o2 > 0.0 else -1
+            n += 1
+    return res[:n]

@@ -1,0 +1,817 @@
+"""Crowd engine: parameters, agents, the simulation and its results."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from simulation.crowd import _kernels as K
+from simulation.crowd.geometry import FloorField, WalkableArea
+from twin_core.errors import GeometryError, ParameterError, SimulationError, TwinWarning
+
+__all__ = ["CrowdParameters", "Agents", "CrowdSimulation", "CrowdResult", "JamEvent", "MODELS"]
+
+MODELS = ("csm", "sfm")
+_ON_JAM = ("stop", "record", "raise")
+
+
+@dataclass
+class CrowdParameters:
+    """Parameters of a crowd run; validated on creation.
+
+    Model ``"csm"``: collision-free speed model (Tordeux, Chraibi & Seyfried
+    2016; the form JuPedSim implements): ``time_gap`` T, neighbour repulsion
+    strength/range (JuPedSim defaults 8 / 0.1 m), wall repulsion 5 / 0.02 m.
+    Default radius 0.25 m and T = 0.7 s: 1.5-2 persons/(m s) through a 1 m
+    door (Seyfried et al. 2009 measured about 1.9) and speeds within
+    0.4 m/s of Weidmann's curve. (Smaller agents with a shorter time gap
+    zip through a door in three lanes and give far too much flow.)
+
+    Model ``"sfm"``: social force model with the parameters of Helbing,
+    Farkas & Vicsek (2000): A = 2000 N, B = 0.08 m, k = 1.2e5 kg/s^2,
+    kappa = 2.4e5 kg/(m s), tau = 0.5 s, m = 80 kg, and the field-of-view
+    weight ``lam`` of Helbing & Molnar (1995), 0.35 here so that speed falls
+    with density; pedestrians brake but never walk backwards, and the
+    social (non-contact) push against the walking direction is capped at
+    ``sfm_social_cap`` times the driving force, so a dense queue creeps
+    forward instead of freezing (only body contact can stop it).
+
+    Desired speeds are drawn from N(``speed_mean``, ``speed_sd``) clipped to
+    ``speed_clip`` (Weidmann 1993: 1.34 m/s, 0.26 m/s).
+    """
+
+    model: str = "csm"
+    dt: float = 0.01
+    radius: float | None = None  # None: 0.25 m
+    speed_mean: float = 1.34
+    speed_sd: float = 0.26
+    speed_clip: tuple = (0.5, 2.0)
+    # collision-free speed model
+    time_gap: float = 0.7
+    neighbor_repulsion: float = 8.0
+    neighbor_range: float = 0.1
+    wall_repulsion: float = 5.0
+    wall_range: float = 0.02
+    # social force model
+    tau: float = 0.5
+    mass: float = 80.0
+    sfm_A: float = 2000.0
+    sfm_B: float = 0.08
+    sfm_k: float = 1.2e5
+    sfm_kappa: float = 2.4e5
+    sfm_lambda: float = 0.35
+    sfm_vmax_factor: float = 1.3
+    sfm_max_dt: float = 0.005
+    sfm_social_cap: float = 0.9
+    sfm_noise: float = 0.2  # fluctuation force, as a fraction of the driving force m v0 / tau
+    # routing
+    floor_field_cell: float | None = None
+    wall_avoidance: float = 0.4
+    door_near: float = 0.6
+    door_margin: float = 0.0  # m kept from each door jamb when aiming through a near door
+    congestion_aware: bool = False
+    rechoice_interval: float = 2.0
+    door_capacity: float = 1.9  # persons/(m s) assumed when estimating queues (Seyfried et al. 2009)
+    # jams
+    jam_window: float = 10.0
+    jam_min_progress: float = 0.2
+    on_jam: str = "stop"
+    # outputs
+    record_interval: float | None = 0.5
+    density_cell: float = 1.0
+    density_interval: float | None = 5.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ParameterError(f"model must be one of {list(MODELS)}, got {self.model!r}")
+        if self.on_jam not in _ON_JAM:
+            raise ParameterError(f"on_jam must be one of {list(_ON_JAM)}, got {self.on_jam!r}")
+        if self.radius is None:
+            self.radius = 0.25
+        positive = ["dt", "radius", "speed_mean", "time_gap", "neighbor_range", "wall_range", "tau", "mass",
+                    "sfm_B", "sfm_vmax_factor", "sfm_max_dt", "door_near", "rechoice_interval", "door_capacity",
+                    "jam_window", "density_cell"]
+        for name in positive:
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
+        for name in ["speed_sd", "neighbor_repulsion", "wall_repulsion", "sfm_A", "sfm_k", "sfm_kappa",
+                     "wall_avoidance", "jam_min_progress"]:
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
+        if not 0 <= self.sfm_lambda <= 1:
+            raise ParameterError(f"sfm_lambda must be in [0, 1], got {self.sfm_lambda}")
+        lo, hi = self.speed_clip
+        if not (0 < lo <= hi):
+            raise ParameterError(f"speed_clip must be (low, high) with 0 < low <= high, got {self.speed_clip}")
+        if self.dt > 0.1:
+            raise ParameterError(f"dt = {self.dt} s is too coarse for pedestrians; use <= 0.1 s (0.01 s is usual)")
+        for name in ("record_interval", "density_interval"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ParameterError(f"{name} must be > 0 or None (off), got {v!r}")
+
+    def replace(self, **kw) -> "CrowdParameters":
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if "model" in kw and "radius" not in kw:
+            d["radius"] = None
+        d.update(kw)
+        return CrowdParameters(**d)
+
+
+@dataclass
+class Agents:
+    """Pedestrians to simulate (positions in metres, one row per agent).
+
+    ``radius`` and ``speed`` may be scalars or arrays; ``speed=None`` draws
+    desired speeds from the parameters' distribution. ``release_time`` (s)
+    is when an agent enters the simulation (it waits while its spot is
+    occupied).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    radius: object = None
+    speed: object = None
+    release_time: object = 0.0
+    group: object = 0
+
+    def __post_init__(self):
+        self.x = np.ascontiguousarray(np.atleast_1d(self.x), dtype=np.float64)
+        self.y = np.ascontiguousarray(np.atleast_1d(self.y), dtype=np.float64)
+        if self.x.shape != self.y.shape or self.x.ndim != 1:
+            raise ParameterError(f"x and y must be 1-d arrays of the same length, got {self.x.shape} and {self.y.shape}")
+        if not (np.isfinite(self.x).all() and np.isfinite(self.y).all()):
+            raise ParameterError("agent positions must be finite numbers")
+        n = len(self.x)
+        for name in ("radius", "speed"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            a = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+            if not (np.isfinite(a).all() and (a > 0).all()):
+                bad = int(np.flatnonzero(~(np.isfinite(a) & (a > 0)))[0])
+                raise ParameterError(f"agent {name} must be > 0; agent {bad} has {a[bad]!r}. "
+                                     f"Give positive {name}s ({'m' if name == 'radius' else 'm/s'})")
+            setattr(self, name, a)
+        self.release_time = np.broadcast_to(np.asarray(self.release_time, dtype=np.float64), (n,)).copy()
+        if not (np.isfinite(self.release_time).all() and (self.release_time >= 0).all()):
+            raise ParameterError("release_time must be >= 0 s for every agent")
+        self.group = np.broadcast_to(np.asarray(self.group, dtype=np.int64), (n,)).copy()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @classmethod
+    def in_region(cls, area: WalkableArea, region=None, *, n: int | None = None, density: float | None = None,
+                  radius: float | None = None, release_at: float = 0.0, release_rate: float | None = None,
+                  group: int = 0, seed: int = 0, speed=None) -> "Agents":
+        """Place agents in ``region`` (default: the whole area) by number or density.
+
+        Agents sit on a jittered hexagonal lattice at least one radius from
+        every wall and never overlapping. ``radius=None`` spaces them for
+        0.25 m (the largest model default) and leaves the radius to the model. ``release_rate`` (agents/s) spreads
+        their entry from ``release_at`` on; otherwise all enter at ``release_at``.
+        """
+        import shapely
+        from shapely.geometry import Polygon
+
+        if (n is None) == (density is None):
+            raise ParameterError("give exactly one of n (number of agents) or density (persons/m2)")
+        geom = area.polygon if region is None else area.polygon.intersection(
+            region if not isinstance(region, (list, tuple)) else Polygon(region))
+        if geom.is_empty or geom.area <= 0:
+            raise GeometryError("the start region does not overlap the walkable area; draw it inside")
+        if density is not None:
+            if not density > 0:
+                raise ParameterError(f"density must be > 0 persons/m2, got {density}")
+            n = int(round(density * geom.area))
+        if n is None or n < 0:
+            raise ParameterError(f"n must be >= 0, got {n}")
+        keep_radius = radius
+        if radius is None:
+            radius = 0.25
+        if not radius > 0:
+            raise ParameterError(f"radius must be > 0 m, got {radius}")
+        rng = np.random.default_rng(seed)
+        if n == 0:
+            return cls(np.empty(0), np.empty(0), radius=keep_radius)
+        rho = n / geom.area
+        a = max(math.sqrt(2.0 / (math.sqrt(3.0) * rho)), 2 * radius + 0.02)
+        x0, y0, x1, y1 = geom.bounds
+        while True:
+            ys = np.arange(y0 + a / 2, y1, a * math.sqrt(3) / 2)
+            xs = np.arange(x0 + a / 2, x1, a)
+            gx, gy = np.meshgrid(xs, ys)
+            gx = gx + (np.arange(len(ys))[:, None] % 2) * a / 2
+            gx, gy = gx.ravel(), gy.ravel()
+            jit = max(0.0, (a - 2 * radius - 0.01) / 2)
+            gx = gx + rng.uniform(-jit, jit, gx.shape) * 0.7
+            gy = gy + rng.uniform(-jit, jit, gy.shape) * 0.7
+            ok = shapely.contains_xy(geom, gx, gy) & area.contains(gx, gy)
+            gx, gy = gx[ok], gy[ok]
+            ok = area.wall_distance(gx, gy) >= radius + 0.01
+            gx, gy = gx[ok], gy[ok]
+            if len(gx) >= n or a <= 2 * radius + 0.0205:
+                break
+            a = max(a * 0.97, 2 * radius + 0.02)
+        if len(gx) < n:
+            raise GeometryError(
+                f"cannot place {n} agents of radius {radius} m in a region of {geom.area:.1f} m2 "
+                f"(room for {len(gx)}); lower n/density or enlarge the region"
+            )
+        pick = rng.choice(len(gx), size=n, replace=False)
+        rel = np.full(n, float(release_at))
+        if release_rate is not None:
+            if not release_rate > 0:
+                raise ParameterError(f"release_rate must be > 0 agents/s, got {release_rate}")
+            rel = release_at + np.arange(n) / release_rate
+        return cls(gx[pick], gy[pick], radius=keep_radius, release_time=rel, group=group, speed=speed)
+
+    @classmethod
+    def concat(cls, parts: list["Agents"]) -> "Agents":
+        def cat(name, default):
+            vals = [getattr(p, name) if getattr(p, name) is not None else np.full(len(p), default) for p in parts]
+            return np.concatenate(vals) if vals else np.empty(0)
+
+        any_speed = any(p.speed is not None for p in parts)
+        return cls(cat("x", 0), cat("y", 0), radius=cat("radius", np.nan) if any(p.radius is not None for p in parts)
+                   else None, speed=cat("speed", np.nan) if any_speed else None,
+                   release_time=cat("release_time", 0), group=cat("group", 0))
+
+
+@dataclass
+class JamEvent:
+    """A crowd that stopped moving: when, where, how many, at which exit."""
+
+    time_s: float
+    x: float
+    y: float
+    n_agents: int
+    exit: str | None
+    kind: str  # "door" (arching at an exit) or "deadlock" (nobody moves anywhere)
+
+    def __str__(self) -> str:
+        where = f"at exit {self.exit!r} " if self.exit else ""
+        return (f"{self.kind} jam {where}near ({self.x:.1f}, {self.y:.1f}) at t = {self.time_s:.1f} s: "
+                f"{self.n_agents} agents have not moved for the jam window")
+
+
+@dataclass
+class CrowdResult:
+    """What a run produced (times in s, lengths in m, densities in persons/m2)."""
+
+    status: str  # "evacuated", "time_limit", "jammed"
+    time_s: float
+    n_agents: int
+    exit_time: np.ndarray  # (n,), nan where the agent did not leave
+    exit_index: np.ndarray  # (n,), -1 where the agent did not leave
+    exit_names: list
+    exit_widths: np.ndarray
+    curve: pd.DataFrame  # time_s, remaining, evacuated
+    trajectories: pd.DataFrame  # time_s, agent, x, y, vx, vy
+    density: np.ndarray  # (nt, ny, nx)
+    density_times: np.ndarray
+    density_grid: dict  # x0, y0, cell, nx, ny
+    line_names: list
+    line_crossings: pd.DataFrame  # time_s, agent, line, direction, speed
+    jams: list = field(default_factory=list)
+
+    @property
+    def evacuation_time(self) -> float:
+        """Time the last agent left (s); nan unless everybody left."""
+        if self.n_agents and np.isfinite(self.exit_time).all():
+            return float(np.max(self.exit_time))
+        return float("nan")
+
+    @property
+    def evacuated(self) -> int:
+        return int(np.isfinite(self.exit_time).sum())
+
+    def exit_usage(self) -> pd.DataFrame:
+        """Per exit: agents, first/last passage, mean flow (1/s) and specific flow (1/(m s))."""
+        rows = []
+        for e, name in enumerate(self.exit_names):
+            t = np.sort(self.exit_time[self.exit_index == e])
+            n = len(t)
+            span = float(t[-1] - t[0]) if n > 1 else float("nan")
+            flow = (n - 1) / span if n > 1 and span > 0 else float("nan")
+            rows.append({"exit": name, "width_m": float(self.exit_widths[e]), "agents": n,
+                         "first_s": float(t[0]) if n else float("nan"), "last_s": float(t[-1]) if n else float("nan"),
+                         "flow_per_s": flow, "specific_flow_per_m_s": flow / self.exit_widths[e]})
+        return pd.DataFrame(rows)
+
+    def exit_flow(self, exit: str | int, t0: float | None = None, t1: float | None = None) -> float:
+        """Flow (persons/s) through one exit between t0 and t1: (N - 1) / (t_last - t_first)."""
+        e = self.exit_names.index(exit) if isinstance(exit, str) else int(exit)
+        t = np.sort(self.exit_time[self.exit_index == e])
+        if t0 is not None:
+            t = t[t >= t0]
+        if t1 is not None:
+            t = t[t <= t1]
+        if len(t) < 2 or t[-1] <= t[0]:
+            return float("nan")
+        return (len(t) - 1) / (t[-1] - t[0])
+
+    def line_flow(self, line: str, bin_s: float = 5.0) -> pd.DataFrame:
+        """Flow (persons/s) and mean crossing speed at a measurement line per time bin."""
+        c = self.line_crossings[self.line_crossings["line"] == line]
+        if c.empty:
+            return pd.DataFrame(columns=["t0_s", "t1_s", "flow_per_s", "mean_speed_m_s"])
+        edges = np.arange(0.0, self.time_s + bin_s, bin_s)
+        b = np.digitize(c["time_s"], edges) - 1
+        rows = []
+        for k in range(len(edges) - 1):
+            m = b == k
+            rows.append({"t0_s": edges[k], "t1_s": edges[k + 1], "flow_per_s": m.sum() / bin_s,
+                         "mean_speed_m_s": float(c["speed"][m].mean()) if m.any() else float("nan")})
+        return pd.DataFrame(rows)
+
+    def fundamental_diagram(self, region, t0: float = 0.0, t1: float | None = None) -> pd.DataFrame:
+        """Classical density and mean speed in ``region`` (a polygon) at each recorded frame."""
+        import shapely
+        from shapely.geometry import Polygon
+
+        poly = region if not isinstance(region, (list, tuple)) else Polygon(region)
+        tr = self.trajectories
+        if tr.empty:
+            raise SimulationError("no trajectories were recorded; run with record_interval set")
+        tr = tr[(tr["time_s"] >= t0) & ((tr["time_s"] <= t1) if t1 is not None else True)]
+        inside = shapely.contains_xy(poly, tr["x"].to_numpy(), tr["y"].to_numpy())
+        sub = tr[inside].assign(speed=np.hypot(tr["vx"][inside], tr["vy"][inside]))
+        g = sub.groupby("time_s")
+        out = pd.DataFrame({"density_per_m2": g.size() / poly.area, "speed_m_s": g["speed"].mean()})
+        frames = pd.Index(np.unique(tr["time_s"]), name="time_s")
+        return out.reindex(frames).fillna({"density_per_m2": 0.0}).reset_index()
+
+    def summary(self) -> dict:
+        return {"status": self.status, "time_s": round(self.time_s, 3), "agents": self.n_agents,
+                "evacuated": self.evacuated, "evacuation_time_s": self.evacuation_time,
+                "jams": [str(j) for j in self.jams],
+                "exits": self.exit_usage().to_dict(orient="records")}
+
+
+class CrowdSimulation:
+    """A pedestrian evacuation of one walkable area.
+
+    Parameters
+    ----------
+    area : WalkableArea
+    agents : Agents or list of Agents
+    params : CrowdParameters, optional
+    closed_exits : iterable of str
+        Exits closed from the start (scenario edits).
+    measurement_lines : dict of name -> [(x1, y1), (x2, y2)], optional
+        Lines where flow and speed are recorded.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> area = WalkableArea(box(0, 0, 6, 4), exits={"door": [(6, 1.5), (6, 2.5)]})
+    >>> agents = Agents.in_region(area, box(0.5, 0.5, 3, 3.5), n=20, seed=1)
+    >>> res = CrowdSimulation(area, agents).run(until=120)
+    >>> res.status, res.evacuated
+    ('evacuated', 20)
+    """
+
+    def __init__(self, area: WalkableArea, agents, params: CrowdParameters | None = None, *,
+                 closed_exits=(), measurement_lines: dict | None = None, floor_field: FloorField | None = None):
+        if not isinstance(area, WalkableArea):
+            raise ParameterError("area must be a WalkableArea")
+        self.area = area
+        self.params = p = params if params is not None else CrowdParameters()
+        if isinstance(agents, (list, tuple)):
+            agents = Agents.concat(list(agents))
+        if not isinstance(agents, Agents):
+            raise ParameterError("agents must be an Agents object (see Agents.in_region)")
+        n = len(agents)
+        if n == 0:
+            raise ParameterError("no agents to simulate; place at least one")
+        self.n = n
+        rng = np.random.default_rng(p.seed)
+        self.r = agents.radius.copy() if agents.radius is not None else np.full(n, float(p.radius))
+        self.r = np.where(np.isnan(self.r), float(p.radius), self.r)
+        if agents.speed is not None and not np.isnan(agents.speed).any():
+            self.v0 = agents.speed.copy()
+        else:
+            lo, hi = p.speed_clip
+            drawn = np.clip(rng.normal(p.speed_mean, p.speed_sd, n), lo, hi)
+            self.v0 = drawn if agents.speed is None else np.where(np.isnan(agents.speed), drawn, agents.speed)
+        self.x = agents.x.copy()
+        self.y = agents.y.copy()
+        self.release = agents.release_time.copy()
+        self.group = agents.group.copy()
+        self._validate_positions()
+        # exits
+        ne = len(area.exit_names)
+        self.exit_open = np.ones(max(ne, 1), dtype=np.uint8)
+        if ne == 0:
+            self.exit_open[:] = 0
+        for name in closed_exits:
+            self.exit_open[area.exit_index(name)] = 0
+        self.exit_widths = np.hypot(area.exit_segments[:, 2] - area.exit_segments[:, 0],
+                                    area.exit_segments[:, 3] - area.exit_segments[:, 1])
+        self._exits = area.exit_segments if ne else np.zeros((1, 4))
+        self._normals = area.exit_normals if ne else np.zeros((1, 2))
+        # routing
+        if area.periodic:
+            self.ff = None
+            self._ff = np.full((1, 1, 1), np.inf)
+            self._gx0 = self._gy0 = 0.0
+            self._gh = 1.0
+        else:
+            self.ff = floor_field if floor_field is not None else FloorField(
+                area, p.floor_field_cell, wall_avoidance=p.wall_avoidance)
+            self._ff = self.ff.fields
+            self._gx0, self._gy0, self._gh = self.ff.x0, self.ff.y0, self.ff.h
+        self.ex = np.full(n, -1, dtype=np.intp)
+        if not area.periodic:
+            self._choose_exits(np.arange(n), initial=True)
+        # grids
+        rmax = float(self.r.max())
+        vmax = float(self.v0.max()) * (p.sfm_vmax_factor if p.model == "sfm" else 1.0)
+        if p.model == "csm":
+            self.cutoff = 2 * rmax + max(vmax * p.time_gap, 6 * p.neighbor_range) + 0.05
+        else:
+            self.cutoff = 2 * rmax + 0.6
+        x0, y0, x1, y1 = area.bounds
+        if area.periodic:
+            px0, L = area.period
+            cnx = int(L // self.cutoff)
+            if cnx < 3:
+                raise GeometryError(f"a periodic corridor must be at least {3 * self.cutoff:.1f} m long")
+            self._cx0, self._ccs, self._cnx = px0, L / cnx, cnx
+            self._cy0 = y0 - 1.0
+            self._cny = int(math.ceil((y1 + 1.0 - self._cy0) / self._ccs))
+            self._period = float(L)
+        else:
+            cs = self.cutoff
+            cells = ((x1 - x0 + 2) / cs) * ((y1 - y0 + 2) / cs)
+            if cells > 4e6:
+                cs = math.sqrt((x1 - x0 + 2) * (y1 - y0 + 2) / 4e6)
+            self._cx0, self._cy0, self._ccs = x0 - 1.0, y0 - 1.0, cs
+            self._cnx = int(math.ceil((x1 + 1.0 - self._cx0) / cs))
+            self._cny = int(math.ceil((y1 + 1.0 - self._cy0) / cs))
+            self._period = 0.0
+        self._cell_start = np.zeros(self._cnx * self._cny + 1, dtype=np.intp)
+        self._cell_items = np.zeros(n, dtype=np.intp)
+        self._cell_of = np.zeros(n, dtype=np.intp)
+        wcs = max(1.0, math.sqrt((x1 - x0 + 2) * (y1 - y0 + 2) / 2e6))
+        self._wx0, self._wy0, self._wcs = x0 - 1.0, y0 - 1.0, wcs
+        self._wnx = int(math.ceil((x1 + 1.0 - self._wx0) / wcs))
+        self._wny = int(math.ceil((y1 + 1.0 - self._wy0) / wcs))
+        self._walls = area.walls if len(area.walls) else np.zeros((0, 4))
+        self._wall_start, self._wall_idx = K.build_wall_grid(self._walls, self._wx0, self._wy0, wcs, self._wnx,
+                                                             self._wny, self.cutoff + 0.5)
+        # state
+        self.t = 0.0
+        self.vx = np.zeros(n)
+        self.vy = np.zeros(n)
+        self._nx = self.x.copy()
+        self._ny = self.y.copy()
+        self._nvx = np.zeros(n)
+        self._nvy = np.zeros(n)
+        self._out_exit = np.full(n, -1, dtype=np.intp)
+        self._out_frac = np.ones(n)
+        self.state = np.zeros(n, dtype=np.int8)  # 0 waiting, 1 walking, 2 left
+        self.exit_time = np.full(n, np.nan)
+        self.exit_index = np.full(n, -1, dtype=np.intp)
+        self.act = np.empty(0, dtype=np.intp)
+        self._release_due()
+        # measurement lines
+        self.line_names = list((measurement_lines or {}).keys())
+        self._lines = np.ascontiguousarray(np.asarray(
+            [np.asarray(v, dtype=float).reshape(2, 2).ravel() for v in (measurement_lines or {}).values()],
+            dtype=np.float64).reshape(-1, 4))
+        self._crossings: list[np.ndarray] = []
+        # records
+        self._traj: list[np.ndarray] = []
+        self._curve: list[tuple] = [(0.0, n, 0)]
+        dx0, dy0 = x0, y0
+        self._dgrid = {"x0": dx0, "y0": dy0, "cell": p.density_cell,
+                       "nx": int(math.ceil((x1 - x0) / p.density_cell)), "ny": int(math.ceil((y1 - y0) / p.density_cell))}
+        self._density: list[np.ndarray] = []
+        self._density_t: list[float] = []
+        self._next_record = 0.0
+        self._next_density = 0.0
+        self._next_rechoice = p.rechoice_interval
+        self.jams: list[JamEvent] = []
+        self._jam_t0 = 0.0
+        self._jam_pos = self._snapshot()
+        self._jam_exited = 0
+        self._jam_exit_counts = np.zeros(len(self.exit_open), dtype=np.int64)
+        self._jammed_exits: set = set()
+        self.stopped_by_jam = False
+        # below this many walking agents one thread beats the thread start-up of prange
+        self.parallel_threshold = 1500
+        self._step_no = 0
+
+    # ------------------------------------------------------------------ validation and routing
+    def _validate_positions(self):
+        area = self.area
+        inside = area.contains(self.x, self.y)
+        if not inside.all():
+            k = int(np.flatnonzero(~inside)[0])
+            raise GeometryError(f"agent {k} at ({self.x[k]:.2f}, {self.y[k]:.2f}) is outside the walkable area "
+                                "(in a wall, an obstacle or beyond the outline); move it onto the floor")
+        dw = area.wall_distance(self.x, self.y)
+        bad = dw < self.r * (1 - 1e-6)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise GeometryError(f"agent {k} at ({self.x[k]:.2f}, {self.y[k]:.2f}) overlaps a wall "
+                                f"({dw[k]:.2f} m from it, radius {self.r[k]:.2f} m); move it at least one radius "
+                                "away from walls")
+        from scipy.spatial import cKDTree
+
+        pts = np.column_stack([self.x, self.y])
+        pairs = cKDTree(pts).query_pairs(2 * float(self.r.max()), output_type="ndarray")
+        if len(pairs):
+            i, j = pairs[:, 0], pairs[:, 1]
+            d = np.hypot(self.x[i] - self.x[j], self.y[i] - self.y[j])
+            same = np.abs(self.release[i] - self.release[j]) < 1e-9
+            bad = same & (d < (self.r[i] + self.r[j]) * (1 - 1e-6))
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise GeometryError(f"agents {i[k]} and {j[k]} overlap ({d[k]:.3f} m apart, radii "
+                                    f"{self.r[i[k]]:.2f} + {self.r[j[k]]:.2f} m) and enter at the same time; "
+                                    "space them out or give them different release times")
+
+    def _choose_exits(self, idx, initial=False):
+        if len(idx) == 0:
+            return
+        vals = K.sample_field(self._ff, self._gx0, self._gy0, self._gh, self.x, self.y, np.asarray(idx, np.intp))
+        vals[self.exit_open[: vals.shape[0]] == 0, :] = np.inf
+        cost = vals / self.v0[idx]
+        if self.params.congestion_aware and not initial:
+            cost = cost + self._queue_cost(vals, idx)
+        best = np.argmin(cost, axis=0)
+        ok = np.isfinite(cost[best, np.arange(len(idx))])
+        if not ok.all():
+            k = int(np.asarray(idx)[np.flatnonzero(~ok)[0]])
+            if initial:
+                raise GeometryError(f"agent {k} at ({self.x[k]:.2f}, {self.y[k]:.2f}) cannot reach any open exit "
+                                    f"(open: {[n for e, n in enumerate(self.area.exit_names) if self.exit_open[e]]}); "
+                                    "open an exit reachable from every start region or remove the agent")
+            best = np.where(ok, best, self.ex[idx])
+        if not initial and self.params.congestion_aware:
+            cur = self.ex[idx]
+            c_cur = cost[cur, np.arange(len(idx))]
+            c_best = cost[best, np.arange(len(idx))]
+            keep = np.isfinite(c_cur) & (c_best > 0.9 * c_cur)  # hysteresis: switch only for a 10 % gain
+            best = np.where(keep, cur, best)
+        self.ex[idx] = best
+
+    def _queue_cost(self, vals, idx):
+        """Estimated waiting time (s) at each exit: agents ahead in its queue / door capacity."""
+        q = np.zeros_like(vals)
+        act = self.act
+        all_vals = K.sample_field(self._ff, self._gx0, self._gy0, self._gh, self.x, self.y, act)
+        for e in range(vals.shape[0]):
+            mine = np.sort(all_vals[e][self.ex[act] == e])
+            ahead = np.searchsorted(mine, vals[e])
+            q[e] = ahead / (self.params.door_capacity * self.exit_widths[e])
+        return q
+
+    def close_exit(self, name: str) -> None:
+        """Close an exit now; agents heading for it choose again."""
+        e = self.area.exit_index(name)
+        self.exit_open[e] = 0
+        if not self.exit_open.any():
+            raise GeometryError("every exit is closed; nobody can leave. Keep at least one open")
+        idx = np.flatnonzero((self.state < 2) & (self.ex == e))
+        self._choose_exits(idx, initial=False) if len(idx) else None
+        still = idx[self.ex[idx] == e]
+        if len(still):
+            k = int(still[0])
+            raise GeometryError(f"closing {name!r} leaves agent {k} with no reachable exit")
+
+    def open_exit(self, name: str) -> None:
+        self.exit_open[self.area.exit_index(name)] = 1
+
+    # ------------------------------------------------------------------ stepping
+    def _rebuild_cells(self):
+        K.build_cells(self.x, self.y, self.act, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
+                      self._cell_start, self._cell_items, self._cell_of)
+
+    def _release_due(self):
+        due = np.flatnonzero((self.state == 0) & (self.release <= self.t + 1e-9))
+        if len(due) == 0:
+            return
+        if len(self.act):
+            self._rebuild_cells()
+            ok = K.release_ok(due, self.x, self.y, self.r, self._cell_start, self._cell_items,
+                              self._cx0, self._cy0, self._ccs, self._cnx, self._cny).astype(bool)
+            due = due[ok]
+        if len(due):
+            self.state[due] = 1
+            if not self.area.periodic and self.params.congestion_aware and len(self.act):
+                self._choose_exits(due, initial=False)
+            self.act = np.sort(np.concatenate([self.act, due])).astype(np.intp)
+
+    @property
+    def time(self) -> float:
+        return self.t
+
+    @property
+    def remaining(self) -> int:
+        return int((self.state < 2).sum())
+
+    def step(self, dt: float | None = None) -> None:
+        """Advance by ``dt`` seconds (default ``params.dt``)."""
+        p = self.params
+        dt = p.dt if dt is None else float(dt)
+        if not 0 < dt <= 0.1:
+            raise ParameterError(f"dt must be in (0, 0.1] s, got {dt}")
+        if p.model == "sfm":
+            nsub = max(1, int(math.ceil(dt / p.sfm_max_dt - 1e-9)))
+            for _ in range(nsub):
+                self._substep(dt / nsub)
+        else:
+            self._substep(dt)
+        self._after_step()
+
+    def _substep(self, dt):
+        p = self.params
+        self._step_no += 1
+        if len(self.act) == 0:
+            self.t += dt
+            return
+        self._rebuild_cells()
+        fixed = (1.0, 0.0)
+        common_cells = (self._cell_start, self._cell_items, self._cell_of, self._cx0, self._cy0, self._ccs,
+                        self._cnx, self._cny, self._period,
+                        self._walls, self._wall_start, self._wall_idx, self._wx0, self._wy0, self._wcs,
+                        self._wnx, self._wny,
+                        self._ff, self._gx0, self._gy0, self._gh, self._exits, self._normals, self.exit_open,
+                        p.door_near, p.door_margin, fixed[0], fixed[1])
+        par = len(self.act) >= self.parallel_threshold
+        if p.model == "csm":
+            (K.csm_step_par if par else K.csm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
+                       p.time_gap, p.neighbor_repulsion, p.neighbor_range, p.wall_repulsion, p.wall_range,
+                       self.cutoff, *common_cells, self._nx, self._ny, self._out_exit, self._out_frac)
+        else:
+            (K.sfm_step_par if par else K.sfm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
+                       p.tau, p.mass, p.sfm_A, p.sfm_B, p.sfm_k, p.sfm_kappa, p.sfm_lambda, p.sfm_A, p.sfm_B,
+                       p.sfm_vmax_factor, p.sfm_social_cap, p.sfm_noise, self._step_no, self.cutoff, *common_cells,
+                       self._nx, self._ny, self._nvx, self._nvy, self._out_exit, self._out_frac)
+            self.vx[self.act] = self._nvx[self.act]
+            self.vy[self.act] = self._nvy[self.act]
+        act = self.act
+        if len(self._lines):
+            cr = K.line_crossings(self.x, self.y, self._nx, self._ny, act, self._lines)
+            if len(cr):
+                sp = np.hypot(self._nx[cr[:, 0]] - self.x[cr[:, 0]], self._ny[cr[:, 0]] - self.y[cr[:, 0]]) / dt
+                self._crossings.append(np.column_stack([np.full(len(cr), self.t + dt), cr[:, 0], cr[:, 1],
+                                                        cr[:, 2], sp]))
+        # swap buffers for the active agents
+        self.x, self._nx = self._nx, self.x
+        self.y, self._ny = self._ny, self.y
+        waiting = self.state != 1
+        if waiting.any():  # keep non-walking agents' positions in both buffers
+            self.x[waiting] = self._nx[waiting]
+            self.y[waiting] = self._ny[waiting]
+        out = self._out_exit[act]
+        left = out >= 0
+        if left.any():
+            ids = act[left]
+            self.state[ids] = 2
+            self.exit_time[ids] = self.t + self._out_frac[ids] * dt
+            self.exit_index[ids] = out[left]
+            self.act = act[~left]
+            self.vx[ids] = 0.0
+            self.vy[ids] = 0.0
+        self.t += dt
+
+    def _after_step(self):
+        p = self.params
+        if (self.state == 0).any():
+            self._release_due()
+        if p.congestion_aware and self.t >= self._next_rechoice - 1e-9 and len(self.act):
+            self._choose_exits(self.act, initial=False)
+            self._next_rechoice += p.rechoice_interval
+        if p.record_interval is not None and self.t >= self._next_record - 1e-9:
+            self._record()
+            self._next_record += p.record_interval
+        if p.density_interval is not None and self.t >= self._next_density - 1e-9:
+            g = self._dgrid
+            cnt = K.density_count(self.x, self.y, self.act, g["x0"], g["y0"], g["cell"], g["nx"], g["ny"])
+            self._density.append((cnt / g["cell"] ** 2).astype(np.float32))
+            self._density_t.append(self.t)
+            self._next_density += p.density_interval
+        if self.t >= self._jam_t0 + p.jam_window - 1e-9:
+            self._check_jams()
+
+    def _record(self):
+        a = self.act
+        self._traj.append(np.column_stack([np.full(len(a), self.t), a, self.x[a], self.y[a], self.vx[a], self.vy[a]]))
+        left = int((self.state == 2).sum())
+        self._curve.append((self.t, self.n - left, left))
+
+    def _check_jams(self):
+        """Over the last jam window: which exits' crowds stopped moving and let nobody out."""
+        p = self.params
+        x0, y0 = self._jam_pos
+        a = self.act
+        counts = np.bincount(self.exit_index[self.exit_index >= 0], minlength=len(self.exit_open))
+        passed = counts - self._jam_exit_counts
+        # only agents walking for the whole window
+        if len(a):
+            disp = np.hypot(self.x[a] - x0[a], self.y[a] - y0[a])
+            walking_before = ~np.isnan(x0[a])
+            a, disp = a[walking_before], disp[walking_before]
+        else:
+            disp = np.empty(0)
+        new = []
+        if len(a):
+            stuck = disp < p.jam_min_progress
+            if self.area.periodic:
+                if stuck.all():
+                    new.append(self._jam_event(a, None, "deadlock"))
+            else:
+                for e in np.unique(self.ex[a]):
+                    mine = self.ex[a] == e
+                    if passed[e] == 0 and np.median(disp[mine]) < p.jam_min_progress and e not in self._jammed_exits:
+                        self._jammed_exits.add(int(e))
+                        new.append(self._jam_event(a[mine & stuck], self.area.exit_names[e],
+                                                   "deadlock" if stuck.all() else "door"))
+                    elif passed[e] > 0:
+                        self._jammed_exits.discard(int(e))
+                if stuck.all() and passed.sum() == 0 and not new:
+                    new.append(self._jam_event(a, None, "deadlock"))
+        for ev in new:
+            self.jams.append(ev)
+            if p.on_jam == "raise":
+                raise SimulationError(f"{ev}; change the geometry, open an exit or lower the demand")
+            warnings.warn(f"{ev}", TwinWarning, stacklevel=3)
+        if len(a) and (disp < p.jam_min_progress).all() and passed.sum() == 0:
+            self.stopped_by_jam = True  # a complete standstill always ends the run
+        elif new and p.on_jam == "stop":
+            self.stopped_by_jam = True
+        self._jam_t0 = self.t
+        self._jam_pos = self._snapshot()
+        self._jam_exit_counts = counts
+
+    def _snapshot(self):
+        xs = np.full(self.n, np.nan)
+        ys = np.full(self.n, np.nan)
+        xs[self.act] = self.x[self.act]
+        ys[self.act] = self.y[self.act]
+        return xs, ys
+
+    def _jam_event(self, idx, exit_name, kind):
+        if len(idx) == 0:
+            idx = self.act
+        return JamEvent(time_s=float(self.t), x=float(np.mean(self.x[idx])), y=float(np.mean(self.y[idx])),
+                        n_agents=int(len(idx)), exit=exit_name, kind=kind)
+
+    # ------------------------------------------------------------------ running
+    def run(self, until: float = 3600.0, progress: Callable[[float, float], None] | None = None) -> CrowdResult:
+        """Run until everybody has left, ``until`` seconds, or a jam stops the run.
+
+        ``progress(done, total)`` is called with agents evacuated and the total
+        (about once per simulated second).
+        """
+        if not until > 0:
+            raise ParameterError(f"until must be > 0 s, got {until}")
+        p = self.params
+        next_prog = self.t
+        while self.t < until - 1e-9:
+            if self.remaining == 0 and not self.area.periodic:
+                break
+            self.step(min(p.dt, until - self.t))
+            if self.stopped_by_jam:
+                break
+            if progress is not None and self.t >= next_prog:
+                progress(float(self.n - self.remaining), float(self.n))
+                next_prog += 1.0
+        if progress is not None:
+            progress(float(self.n - self.remaining), float(self.n))
+        return self.result()
+
+    def result(self) -> CrowdResult:
+        if self.params.record_interval is not None and (not self._curve or self._curve[-1][0] < self.t):
+            self._record()
+        status = "jammed" if self.stopped_by_jam else ("evacuated" if self.remaining == 0 else "time_limit")
+        traj = np.concatenate(self._traj) if self._traj else np.empty((0, 6))
+        trajectories = pd.DataFrame({"time_s": traj[:, 0], "agent": traj[:, 1].astype(np.int64), "x": traj[:, 2],
+                                     "y": traj[:, 3], "vx": traj[:, 4], "vy": traj[:, 5]})
+        cr = np.concatenate(self._crossings) if self._crossings else np.empty((0, 5))
+        crossings = pd.DataFrame({"time_s": cr[:, 0], "agent": cr[:, 1].astype(np.int64),
+                                  "line": [self.line_names[int(k)] for k in cr[:, 2]],
+                                  "direction": cr[:, 3].astype(np.int64), "speed": cr[:, 4]})
+        curve = pd.DataFrame(self._curve, columns=["time_s", "remaining", "evacuated"]).drop_duplicates("time_s", keep="last")
+        g = self._dgrid
+        dens = np.stack(self._density) if self._density else np.zeros((0, g["ny"], g["nx"]), np.float32)
+        return CrowdResult(status=status, time_s=float(self.t), n_agents=self.n, exit_time=self.exit_time.copy(),
+                           exit_index=self.exit_index.copy(), exit_names=list(self.area.exit_names),
+                           exit_widths=self.exit_widths.copy(), curve=curve.reset_index(drop=True),
+                           trajectories=trajectories, density=dens, density_times=np.asarray(self._density_t),
+                           density_grid=dict(g), line_names=list(self.line_names), line_crossings=crossings,
+                           jams=list(self.jams))

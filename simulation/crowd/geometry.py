@@ -1,0 +1,271 @@
+"""Walkable areas, exits and floor fields of the crowd engine."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulation.crowd import _kernels as K
+from twin_core.errors import GeometryError, ParameterError
+
+__all__ = ["WalkableArea", "FloorField"]
+
+_EXIT_TOL = 0.05  # m: how far an exit line may lie from the walkable boundary
+
+
+def _as_polygon(geom):
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon
+
+    if isinstance(geom, (Polygon, MultiPolygon)):
+        poly = geom
+    elif isinstance(geom, (list, tuple, np.ndarray)):
+        try:
+            poly = Polygon(geom)
+        except Exception as exc:  # noqa: BLE001
+            raise GeometryError(f"walkable must be a shapely Polygon/MultiPolygon or a ring of (x, y): {exc}") from None
+    else:
+        raise GeometryError(f"walkable must be a shapely Polygon or MultiPolygon, got {type(geom).__name__}")
+    if poly.is_empty or poly.area <= 0:
+        raise GeometryError("walkable area is empty; give a polygon with positive area (metres)")
+    if not poly.is_valid:
+        fixed = shapely.make_valid(poly)
+        poly = MultiPolygon([g for g in getattr(fixed, "geoms", [fixed]) if isinstance(g, Polygon)]) \
+            if not isinstance(fixed, Polygon) else fixed
+        if poly.is_empty:
+            raise GeometryError("walkable polygon is invalid and could not be repaired; check its rings")
+    return shapely.set_precision(poly, 0.0)
+
+
+def _as_line(g, name):
+    from shapely.geometry import LineString
+
+    if isinstance(g, LineString):
+        line = g
+    else:
+        try:
+            line = LineString(np.asarray(g, dtype=float).reshape(-1, 2))
+        except Exception:  # noqa: BLE001
+            raise GeometryError(f"exit {name!r} must be a LineString or [(x1, y1), (x2, y2)]") from None
+    coords = np.asarray(line.coords)
+    if len(coords) != 2:
+        # use the chord of a polyline: doors are straight
+        coords = coords[[0, -1]]
+    if math.hypot(*(coords[1] - coords[0])) < 0.2:
+        raise GeometryError(f"exit {name!r} is shorter than 0.2 m; give the door's full width")
+    return coords
+
+
+def _rings(poly):
+    """Rings of a (multi)polygon as GeoArrow-style coordinates + offsets."""
+    polys = getattr(poly, "geoms", [poly])
+    xy, off = [], [0]
+    for p in polys:
+        for ring in [p.exterior, *p.interiors]:
+            c = np.asarray(ring.coords, dtype=np.float64)[:, :2]
+            xy.append(c)
+            off.append(off[-1] + len(c))
+    return np.ascontiguousarray(np.concatenate(xy)), np.asarray(off, dtype=np.intp)
+
+
+@dataclass
+class WalkableArea:
+    """Where pedestrians may walk: a polygon with holes, exits on its boundary.
+
+    Parameters
+    ----------
+    polygon : shapely Polygon or MultiPolygon
+        The walkable floor (metres, projected). Holes are obstacles.
+    exits : dict of name -> LineString or [(x1, y1), (x2, y2)]
+        Door lines on the boundary. Agents leave when they cross one.
+    waypoints : dict of name -> (x, y), optional
+        Kept for routing extensions and reporting.
+    periodic : bool
+        A periodic corridor along x (for the fundamental diagram): the
+        polygon must be an axis-aligned rectangle; the left and right edges
+        are open and wrap around; everybody walks towards +x; no exits.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> area = WalkableArea(box(0, 0, 10, 10), exits={"door": [(10, 4.5), (10, 5.5)]})
+    >>> area.walls.shape
+    (5, 4)
+    """
+
+    polygon: object
+    exits: dict = field(default_factory=dict)
+    waypoints: dict = field(default_factory=dict)
+    periodic: bool = False
+
+    def __post_init__(self):
+        from shapely.geometry import LineString, MultiLineString, box
+
+        self.polygon = _as_polygon(self.polygon)
+        boundary = self.polygon.boundary
+        names = list(self.exits)
+        ex = []
+        for name in names:
+            c = _as_line(self.exits[name], name)
+            line = LineString(c)
+            pts = [line.interpolate(f, normalized=True) for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
+            off = max(p.distance(boundary) for p in pts)
+            if not off <= _EXIT_TOL * 2:
+                raise GeometryError(
+                    f"exit {name!r} ({c[0][0]:.2f}, {c[0][1]:.2f})-({c[1][0]:.2f}, {c[1][1]:.2f}) does not lie on the "
+                    f"boundary of the walkable area (off by up to {off:.2f} m); "
+                    "put exits on the outline or on the rim of a hole"
+                )
+            ex.append(c.ravel())
+        self.exit_names = names
+        self.exit_segments = np.ascontiguousarray(np.asarray(ex, dtype=np.float64).reshape(-1, 4))
+        # outward normals: the side of the exit line that is not walkable
+        normals = np.zeros((len(names), 2))
+        for k, s in enumerate(self.exit_segments):
+            mx, my = (s[0] + s[2]) / 2, (s[1] + s[3]) / 2
+            nx_, ny_ = -(s[3] - s[1]), s[2] - s[0]
+            nn = math.hypot(nx_, ny_)
+            nx_, ny_ = nx_ / nn, ny_ / nn
+            import shapely
+
+            inside_plus = shapely.contains_xy(self.polygon, mx + 0.05 * nx_, my + 0.05 * ny_)
+            inside_minus = shapely.contains_xy(self.polygon, mx - 0.05 * nx_, my - 0.05 * ny_)
+            if inside_plus and not inside_minus:
+                nx_, ny_ = -nx_, -ny_
+            normals[k] = nx_, ny_
+        self.exit_normals = np.ascontiguousarray(normals)
+        # walls: the boundary minus the door openings (and minus open ends in a periodic corridor)
+        cut = [LineString(c.reshape(2, 2)).buffer(_EXIT_TOL, cap_style="flat") for c in self.exit_segments]
+        walls = boundary
+        if self.periodic:
+            if self.exits:
+                raise GeometryError("a periodic corridor has no exits; drop exits or periodic=True")
+            x0, y0, x1, y1 = self.polygon.bounds
+            if abs(self.polygon.area - (x1 - x0) * (y1 - y0)) > 1e-6 * self.polygon.area:
+                raise GeometryError("a periodic corridor must be an axis-aligned rectangle")
+            walls = MultiLineString([[(x0, y0), (x1, y0)], [(x0, y1), (x1, y1)]])
+            self.period = (x0, x1 - x0)
+        else:
+            self.period = None
+        for c in cut:
+            walls = walls.difference(c)
+        segs = []
+        for g in getattr(walls, "geoms", [walls]):
+            if g.is_empty or not hasattr(g, "coords"):
+                continue
+            c = np.asarray(g.coords)[:, :2]
+            for a, b in zip(c[:-1], c[1:]):
+                if np.any(a != b):
+                    segs.append((a[0], a[1], b[0], b[1]))
+        self.walls = np.ascontiguousarray(np.asarray(segs, dtype=np.float64).reshape(-1, 4))
+        for name, p in self.waypoints.items():
+            if len(p) != 2:
+                raise GeometryError(f"waypoint {name!r} must be (x, y)")
+        if not self.periodic and not names:
+            raise GeometryError("the walkable area has no exit; give exits={'name': [(x1, y1), (x2, y2)]}")
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return tuple(self.polygon.bounds)
+
+    def exit_index(self, name: str) -> int:
+        try:
+            return self.exit_names.index(name)
+        except ValueError:
+            raise GeometryError(f"unknown exit {name!r}; exits are {self.exit_names}") from None
+
+    def contains(self, x, y) -> np.ndarray:
+        import shapely
+
+        return shapely.contains_xy(self.polygon, np.asarray(x, float), np.asarray(y, float))
+
+    def wall_distance(self, x, y) -> np.ndarray:
+        """Distance from points to the nearest wall (boundary minus doors)."""
+        x = np.atleast_1d(np.asarray(x, float))
+        y = np.atleast_1d(np.asarray(y, float))
+        s = self.walls
+        if len(s) == 0:
+            return np.full(len(x), np.inf)
+        out = np.full(len(x), np.inf)
+        for chunk in range(0, len(s), 256):
+            ss = s[chunk:chunk + 256]
+            dx, dy = ss[:, 2] - ss[:, 0], ss[:, 3] - ss[:, 1]
+            L2 = np.maximum(dx * dx + dy * dy, 1e-300)
+            t = np.clip(((x[:, None] - ss[:, 0]) * dx + (y[:, None] - ss[:, 1]) * dy) / L2, 0, 1)
+            d = np.hypot(x[:, None] - ss[:, 0] - t * dx, y[:, None] - ss[:, 1] - t * dy)
+            out = np.minimum(out, d.min(axis=1))
+        return out
+
+    def crosses_wall(self, x0, y0, x1, y1) -> np.ndarray:
+        """Whether each move (x0, y0) -> (x1, y1) crosses a wall segment (for checks)."""
+        from shapely import linestrings
+        from shapely.geometry import MultiLineString
+
+        walls = MultiLineString([s.reshape(2, 2) for s in self.walls])
+        moves = linestrings(np.stack([np.stack([x0, y0], -1), np.stack([x1, y1], -1)], 1))
+        import shapely
+
+        inter = shapely.intersection(moves, walls)
+        # touching a wall at the start point is not crossing
+        return ~shapely.is_empty(inter) & ~shapely.equals(inter, shapely.points(np.stack([x0, y0], -1)))
+
+
+class FloorField:
+    """Walking distance to each exit on a fine grid (numba 16-neighbour Dijkstra).
+
+    Parameters
+    ----------
+    area : WalkableArea
+    cell : float, optional
+        Grid spacing in metres; default 0.1 m, coarsened so the grid has at
+        most ``max_cells`` cells.
+    wall_avoidance : float
+        Cells closer than this to a wall cost up to ``1 + wall_penalty``
+        times more, so routes keep off walls and corners.
+    """
+
+    def __init__(self, area: WalkableArea, cell: float | None = None, *, max_cells: int = 2_000_000,
+                 wall_avoidance: float = 0.4, wall_penalty: float = 1.0):
+        x0, y0, x1, y1 = area.bounds
+        if cell is None:
+            cell = max(0.1, math.sqrt((x1 - x0) * (y1 - y0) / max_cells))
+        if not cell > 0:
+            raise ParameterError(f"floor-field cell must be > 0 m, got {cell}")
+        self.h = float(cell)
+        self.x0 = x0 - 2 * self.h
+        self.y0 = y0 - 2 * self.h
+        self.nx = int(math.ceil((x1 - x0) / self.h)) + 4
+        self.ny = int(math.ceil((y1 - y0) / self.h)) + 4
+        rxy, roff = _rings(area.polygon)
+        inside = K.scanline_fill(rxy, roff, self.x0, self.y0, self.h, self.nx, self.ny)
+        if len(area.walls):
+            reach = max(wall_avoidance, self.h)
+            dwall = K.wall_distance(area.walls, self.x0, self.y0, self.h, self.nx, self.ny, reach)
+        else:
+            dwall = np.full((self.ny, self.nx), np.inf)
+        # cells straddling a thin wall are not walkable (no leaking through walls)
+        passable = (inside == 1) & (dwall > 0.5 * self.h * 1.001)
+        slow = np.where(passable, 1.0, np.inf)
+        if wall_avoidance > 0 and wall_penalty > 0:
+            slow = slow * (1.0 + wall_penalty * np.clip(1.0 - dwall / wall_avoidance, 0.0, 1.0))
+        self.passable = passable
+        self.slowness = np.ascontiguousarray(slow)
+        ne = len(area.exit_names)
+        self.fields = np.full((max(ne, 1), self.ny, self.nx), np.inf)
+        for e in range(ne):
+            idx, val = K.exit_seeds(passable.astype(np.uint8), area.exit_segments[e], self.x0, self.y0, self.h,
+                                    1.5 * self.h)
+            if len(idx) == 0:
+                raise GeometryError(
+                    f"exit {area.exit_names[e]!r} touches no walkable cell at {self.h:.2f} m resolution; "
+                    "widen the door or use a finer floor-field cell"
+                )
+            self.fields[e] = K.dijkstra_field(self.slowness, idx, val, self.h)
+
+    def values(self, x, y) -> np.ndarray:
+        """Floor-field values (n_exit, n) at points."""
+        x = np.ascontiguousarray(np.atleast_1d(x), dtype=np.float64)
+        y = np.ascontiguousarray(np.atleast_1d(y), dtype=np.float64)
+        return K.sample_field(self.fields, self.x0, self.y0, self.h, x, y, np.arange(len(x), dtype=np.intp))
