@@ -76,6 +76,37 @@ def _boundary_q(code, outward, h_in, z_in, eta_in, eta_nb, stage, q0, n2, d, dt,
     return 0.0
 
 
+@njit(cache=True, inline="always")
+def _cbrt(x):
+    """Cube root of x > 0 by four Halley steps from x^(1/4): branch-free, so face loops vectorise
+    (libm cbrt does not, and cost 4x more); relative error < 1e-15 for 1e-4 <= x <= 1e3."""
+    y = math.sqrt(math.sqrt(x))
+    y3 = y * y * y
+    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+    y3 = y * y * y
+    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+    y3 = y * y * y
+    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+    y3 = y * y * y
+    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+    return y
+
+
+@njit(cache=True, inline="always")
+def _face(za, ha, zb, hb, q0, qm, qp, n2a, n2b, d, dt, g, theta, w, hmin):
+    """New discharge on the face from cell a to cell b (branch-free select on h_f > hmin)."""
+    ea = za + ha
+    eb = zb + hb
+    em = ea if ea > eb else eb
+    zm = za if za > zb else zb
+    hf = em - zm
+    wet = hf > hmin
+    hs = hf if wet else 1.0
+    qb = theta * q0 + w * (qm + qp)
+    qn = (qb - g * hs * dt * (eb - ea) / d) / (1.0 + g * dt * 0.5 * (n2a + n2b) * abs(q0) / (hs * hs * _cbrt(hs)))
+    return qn if wet else 0.0 * qn
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def flux_step(z, h, n2, qx, qy, qxn, qyn, bcw, bce, bcn, bcs, stw, ste, stn, sts,
               dt, dx, dy, g, theta, hmin):
@@ -83,47 +114,39 @@ def flux_step(z, h, n2, qx, qy, qxn, qyn, bcw, bce, bcn, bcs, stw, ste, stn, sts
     ny, nx = z.shape
     w = 0.5 * (1.0 - theta)
     for j in prange(ny):
-        # west boundary face
-        zc = z[j, 0]
-        ec = zc + h[j, 0]
-        enb = ec if nx == 1 else z[j, 1] + h[j, 1]
-        qxn[j, 0] = _boundary_q(bcw[j], -1.0, h[j, 0], zc, ec, enb, stw[j], qx[j, 0], n2[j, 0], dx, dt, g, hmin)
-        zl = zc
-        el = ec
-        for i in range(nx):
-            zc = z[j, i]
-            ec = zc + h[j, i]
-            if i > 0:  # x face i between (j, i-1) and (j, i)
-                hf = max(el, ec) - max(zl, zc)
-                if hf > hmin:
-                    q0 = qx[j, i]
-                    qb = theta * q0 + w * (qx[j, i - 1] + qx[j, i + 1])
-                    qxn[j, i] = _friction_q(qb, (ec - el) / dx, hf, q0, 0.5 * (n2[j, i - 1] + n2[j, i]), dt, g)
-                else:
-                    qxn[j, i] = 0.0
-            if j > 0:  # y face j between (j-1, i) and (j, i)
-                zu = z[j - 1, i]
-                eu = zu + h[j - 1, i]
-                hf = max(eu, ec) - max(zu, zc)
-                if hf > hmin:
-                    q0 = qy[j, i]
-                    qb = theta * q0 + w * (qy[j - 1, i] + qy[j + 1, i])
-                    qyn[j, i] = _friction_q(qb, (ec - eu) / dy, hf, q0, 0.5 * (n2[j - 1, i] + n2[j, i]), dt, g)
-                else:
-                    qyn[j, i] = 0.0
-            else:  # north boundary face
-                enb = ec if ny == 1 else z[1, i] + h[1, i]
-                qyn[0, i] = _boundary_q(bcn[i], -1.0, h[0, i], zc, ec, enb, stn[i], qy[0, i], n2[0, i], dy, dt, g, hmin)
-            if j == ny - 1:  # south boundary face
-                enb = ec if ny == 1 else z[j - 1, i] + h[j - 1, i]
-                qyn[ny, i] = _boundary_q(bcs[i], 1.0, h[j, i], zc, ec, enb, sts[i], qy[ny, i], n2[j, i], dy, dt, g, hmin)
-            zl = zc
-            el = ec
-        # east boundary face
-        zc = z[j, nx - 1]
-        ec = zc + h[j, nx - 1]
-        enb = ec if nx == 1 else z[j, nx - 2] + h[j, nx - 2]
-        qxn[j, nx] = _boundary_q(bce[j], 1.0, h[j, nx - 1], zc, ec, enb, ste[j], qx[j, nx], n2[j, nx - 1], dx, dt, g, hmin)
+        zr = z[j]
+        hr = h[j]
+        nr = n2[j]
+        qr = qx[j]
+        qo = qxn[j]
+        for i in range(1, nx):  # x face i between (j, i-1) and (j, i)
+            qo[i] = _face(zr[i - 1], hr[i - 1], zr[i], hr[i], qr[i], qr[i - 1], qr[i + 1], nr[i - 1], nr[i],
+                          dx, dt, g, theta, w, hmin)
+        enb = zr[0] + hr[0] if nx == 1 else zr[1] + hr[1]
+        qo[0] = _boundary_q(bcw[j], -1.0, hr[0], zr[0], zr[0] + hr[0], enb, stw[j], qr[0], nr[0], dx, dt, g, hmin)
+        k = nx - 1
+        enb = zr[k] + hr[k] if nx == 1 else zr[k - 1] + hr[k - 1]
+        qo[nx] = _boundary_q(bce[j], 1.0, hr[k], zr[k], zr[k] + hr[k], enb, ste[j], qr[nx], nr[k], dx, dt, g, hmin)
+        if j > 0:  # y face j between (j-1, i) and (j, i)
+            zu = z[j - 1]
+            hu = h[j - 1]
+            nu = n2[j - 1]
+            qc = qy[j]
+            qa = qy[j - 1]
+            qb = qy[j + 1]
+            qyo = qyn[j]
+            for i in range(nx):
+                qyo[i] = _face(zu[i], hu[i], zr[i], hr[i], qc[i], qa[i], qb[i], nu[i], nr[i], dy, dt, g, theta, w, hmin)
+        else:  # north boundary
+            for i in range(nx):
+                enb = zr[i] + hr[i] if ny == 1 else z[1, i] + h[1, i]
+                qyn[0, i] = _boundary_q(bcn[i], -1.0, hr[i], zr[i], zr[i] + hr[i], enb, stn[i], qy[0, i], nr[i],
+                                        dy, dt, g, hmin)
+        if j == ny - 1:  # south boundary
+            for i in range(nx):
+                enb = zr[i] + hr[i] if ny == 1 else z[j - 1, i] + h[j - 1, i]
+                qyn[ny, i] = _boundary_q(bcs[i], 1.0, hr[i], zr[i], zr[i] + hr[i], enb, sts[i], qy[ny, i], nr[i],
+                                         dy, dt, g, hmin)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -205,26 +228,48 @@ def continuity_step(h, hn, qx, qy, act, rain_g, rain_u, drain_g, drain_u, inf_g,
 
 
 @njit(cache=True, error_model="numpy")
-def repair_negative(hn, qx, qy, dt, rdx, rdy, max_sweeps):
+def _take_back(hn, j, i, d, nj, ni, ny, nx, dirty):
+    """Move ``d`` (depth units) back from neighbour (nj, ni) to (j, i); returns the boundary gain."""
+    hn[j, i] += d
+    if 0 <= nj < ny and 0 <= ni < nx:
+        hn[nj, ni] -= d
+        if hn[nj, ni] < 0.0:
+            dirty[nj] = 1
+        return 0.0
+    return d
+
+
+@njit(cache=True, error_model="numpy")
+def repair_negative(hn, qx, qy, dt, rdx, rdy, max_sweeps, row_neg):
     """Scale down the outgoing fluxes of cells whose depth went negative.
 
     Each reduction moves the same volume (in depth units) from the receiving
     neighbour back to the cell, so total storage is unchanged, except across a
-    boundary face, where the outflow shrinks. Returns ``(boundary_gain, clamp)``
-    in depth units (multiply by the cell area): the storage gained from reduced
-    boundary outflow and the water added by clamping left-over negatives.
+    boundary face, where the outflow shrinks. Only rows flagged in ``row_neg``
+    (and rows a repair pushes negative) are visited. Returns
+    ``(boundary_gain, clamp)`` in depth units (multiply by the cell area): the
+    storage gained from reduced boundary outflow and the water added by
+    clamping left-over (rounding-level) negatives.
     """
     ny, nx = hn.shape
+    dirty = np.zeros(ny, dtype=np.uint8)
+    touched = np.zeros(ny, dtype=np.uint8)
+    for j in range(ny):
+        if row_neg[j] > 0:
+            dirty[j] = 1
     gain = 0.0
     for _ in range(max_sweeps):
         found = False
         for j in range(ny):
+            if dirty[j] == 0:
+                continue
+            dirty[j] = 0
+            touched[j] = 1
             for i in range(nx):
                 hv = hn[j, i]
                 if hv >= 0.0:
                     continue
                 found = True
-                # outgoing volumes (depth units) through the four faces
                 ow = -qx[j, i] * dt * rdx if qx[j, i] < 0.0 else 0.0
                 oe = qx[j, i + 1] * dt * rdx if qx[j, i + 1] > 0.0 else 0.0
                 on = -qy[j, i] * dt * rdy if qy[j, i] < 0.0 else 0.0
@@ -237,41 +282,23 @@ def repair_negative(hn, qx, qy, dt, rdx, rdy, max_sweeps):
                     f = 0.0
                 cut = 1.0 - f
                 if ow > 0.0:
-                    d = ow * cut
                     qx[j, i] = qx[j, i] * f
-                    hn[j, i] += d
-                    if i > 0:
-                        hn[j, i - 1] -= d
-                    else:
-                        gain += d
+                    gain += _take_back(hn, j, i, ow * cut, j, i - 1, ny, nx, dirty)
                 if oe > 0.0:
-                    d = oe * cut
                     qx[j, i + 1] = qx[j, i + 1] * f
-                    hn[j, i] += d
-                    if i < nx - 1:
-                        hn[j, i + 1] -= d
-                    else:
-                        gain += d
+                    gain += _take_back(hn, j, i, oe * cut, j, i + 1, ny, nx, dirty)
                 if on > 0.0:
-                    d = on * cut
                     qy[j, i] = qy[j, i] * f
-                    hn[j, i] += d
-                    if j > 0:
-                        hn[j - 1, i] -= d
-                    else:
-                        gain += d
+                    gain += _take_back(hn, j, i, on * cut, j - 1, i, ny, nx, dirty)
                 if os_ > 0.0:
-                    d = os_ * cut
                     qy[j + 1, i] = qy[j + 1, i] * f
-                    hn[j, i] += d
-                    if j < ny - 1:
-                        hn[j + 1, i] -= d
-                    else:
-                        gain += d
+                    gain += _take_back(hn, j, i, os_ * cut, j + 1, i, ny, nx, dirty)
         if not found:
             break
     clamp = 0.0
     for j in range(ny):
+        if touched[j] == 0 and dirty[j] == 0:
+            continue
         for i in range(nx):
             if hn[j, i] < 0.0:
                 clamp -= hn[j, i]

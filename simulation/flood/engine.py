@@ -7,6 +7,7 @@ import time as _time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -221,6 +222,13 @@ class FloodModel:
         for k, g in enumerate(self.gauges):
             self._gauge_cells.append(self._cell_of(g.row, g.col, g.x, g.y, f"gauge {g.name!r}"))
 
+        nthreads = numba.config.NUMBA_NUM_THREADS
+        if p.threads is not None:
+            self._threads = min(p.threads, nthreads)
+        else:
+            self._threads = 1 if int(self.act.sum()) < p.parallel_min_cells else nthreads
+        self._blocked_cells = float(self.blocked.sum())
+
         # state and outputs
         self.time = 0.0
         self.steps = 0
@@ -383,6 +391,16 @@ class FloodModel:
         return dt
 
     def _advance(self, dt: float) -> None:
+        prev = numba.get_num_threads()
+        if prev != self._threads:
+            numba.set_num_threads(self._threads)
+        try:
+            self._advance_kernels(dt)
+        finally:
+            if prev != self._threads:
+                numba.set_num_threads(prev)
+
+    def _advance_kernels(self, dt: float) -> None:
         p = self.params
         t0 = self.time
         self._update_stage(t0)
@@ -408,7 +426,7 @@ class FloodModel:
             rain_blk = 0.0 if rain_g.shape != self.shape else float(rain_g[self.blocked].sum(dtype=np.float64))
         else:
             rain_u, rain_g = self.rain.rate_at(t0), self._dummy
-            rain_blk = rain_u * float(self.blocked.sum())
+            rain_blk = rain_u * self._blocked_cells
         K.continuity_step(self.h, self._hn, self._qxn, self._qyn, self.act, rain_g, rain_u,
                           self._drain_g, self._drain_u, self._inf_g, self._inf_u,
                           dt, 1.0 / self.dx, 1.0 / self.dy, t0 + dt, p.hmin, p.wet_threshold, p.track_maxima,
@@ -417,7 +435,8 @@ class FloodModel:
         clamp = 0.0
         storage = s[0] * self.area
         if s[4] > 0:
-            _, clamp = K.repair_negative(self._hn, self._qxn, self._qyn, dt, 1.0 / self.dx, 1.0 / self.dy, p.repair_sweeps)
+            _, clamp = K.repair_negative(self._hn, self._qxn, self._qyn, dt, 1.0 / self.dx, 1.0 / self.dy, p.repair_sweeps,
+                                         self._stats[:, 4].copy())
             storage = float(np.sum(self._hn, dtype=np.float64)) * self.area
         vin, vout = K.boundary_volume(self._qxn, self._qyn, dt, self.dx, self.dy)
         hmax = float(self._stats[:, 5].max())

@@ -46,6 +46,12 @@ class FloodParameters:
         Track max depth, max velocity, hazard and wetting time (small cost).
     repair_sweeps : int
         Sweeps of the positivity repair before left-over negatives are clamped.
+    threads : int or None
+        Threads for the kernels; None: one thread below ``parallel_min_cells``
+        active cells (a parallel region costs more than it saves on small
+        grids, much more on a loaded machine), else all numba threads.
+    parallel_min_cells : int
+        See ``threads``.
 
     Examples
     --------
@@ -70,6 +76,8 @@ class FloodParameters:
     gauge_interval: float | None = 60.0
     track_maxima: bool = True
     repair_sweeps: int = 20
+    threads: int | None = None
+    parallel_min_cells: int = 250_000
 
     def __post_init__(self) -> None:
         def num(name: str) -> float:
@@ -97,6 +105,10 @@ class FloodParameters:
             v = getattr(self, name)
             if v is not None and num(name) <= 0.0:
                 raise ParameterError(f"{name} must be > 0 s or None, got {v}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ParameterError(f"threads must be a positive int or None (automatic), got {self.threads!r}")
+        if not isinstance(self.parallel_min_cells, int) or self.parallel_min_cells < 0:
+            raise ParameterError(f"parallel_min_cells must be an int >= 0, got {self.parallel_min_cells!r}")
         if not isinstance(self.repair_sweeps, int) or self.repair_sweeps < 1:
             raise ParameterError(f"repair_sweeps must be a positive int, got {self.repair_sweeps!r}")
 
