@@ -11,9 +11,9 @@
   sets as JSON text (queryable with SQLite ``json_extract``) and the element's
   placement origin in the twin CRS;
 * ``glb``: the whole building and one blob per storey (binary glTF, one node
-  per element named by GlobalId; glTF axes: x east, y up (absolute height),
-  z south, metres relative to ``origin``, the footprint's centroid in the
-  twin CRS).
+  per element named by GlobalId; x east, y north, z up, metres: x and y
+  relative to ``origin``, the footprint's centroid in the twin CRS, z the
+  absolute height, as the viewer's deck.gl ScenegraphLayer expects).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _roof_ids(model) -> list[str]:
 
 
 def _glb(model, ids: list[str], georef, origin) -> bytes | None:
-    from bim_import.gltf import to_gltf_axes, write_glb
+    from bim_import.gltf import write_glb
 
     parts = []
     for gid in ids:
@@ -124,11 +124,11 @@ def _glb(model, ids: list[str], georef, origin) -> bytes | None:
         v = georef.apply(m.vertices)
         v[:, 0] -= origin[0]
         v[:, 1] -= origin[1]
-        parts.append((gid, to_gltf_axes(v), m.faces))
+        parts.append((gid, v, m.faces))
     if not parts:
         return None
     return write_glb(parts, extras={"origin": list(origin), "crs": georef.crs,
-                                    "axes": "x east, y up, z south; metres from origin; y = absolute height"})
+                                    "axes": "x east, y north, z up; metres, x/y from origin, z absolute height"})
 
 
 def build_building(model, georef, *, building_id: str | None = None, ground_level_m: float = 0.0,

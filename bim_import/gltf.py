@@ -3,8 +3,11 @@
 Written here (NumPy + json) rather than through trimesh so an import does not
 pay trimesh's and scipy's import time in every worker process.
 
-Axes follow the glTF convention (y up): glTF x = east, y = up, z = -north,
-metres relative to an origin given by the caller.
+Axes: x east, y north, z up (metres; x and y relative to an origin given by
+the caller, z the absolute height). This is what deck.gl's ScenegraphLayer
+places with ``getOrientation: [0, 0, 0]`` (the viewer does). A consumer that
+follows glTF's y-up convention (three.js, Blender) rotates the scene -90
+degrees about x; :func:`to_gltf_axes` gives y-up coordinates if wanted.
 """
 
 from __future__ import annotations

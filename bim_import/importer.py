@@ -75,7 +75,7 @@ def _summary_row(b, keys: dict) -> pd.DataFrame:
         "failed": len(s["failed"]), "height_m": b.height_m, "storeys": b.storeys, "gfa_m2": b.gfa_m2,
         "gfa_source": b.gfa_source, "origin_x": b.origin[0], "origin_y": b.origin[1],
         "crs": b.georef.crs, "georef_method": b.georef.method, "georef": json.dumps(b.georef.to_dict(), default=str),
-        "glb_keys": json.dumps(keys), "mesh_axes": "glTF: x east, y up (absolute height), z south; metres from (origin_x, origin_y)",
+        "glb_keys": json.dumps(keys), "mesh_axes": "x east, y north, z up (absolute height); metres, x/y from (origin_x, origin_y)",
     }])
 
 

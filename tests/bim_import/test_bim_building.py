@@ -27,13 +27,14 @@ def test_box_building_feature_hand_computed(boxes):
     assert f.geometry.iloc[0].area == pytest.approx(200.0, rel=0.01)
     assert f.geometry.iloc[0].bounds == pytest.approx((500000.0, 3390000.0, 500020.0, 3390010.0), abs=1e-3)
     assert str(f.crs.to_epsg()) == "4544"
-    # glTF blob: y up (absolute height 500.0 .. 509.3), x east / z south relative to the footprint centroid
+    # GLB blob: x east / y north relative to the footprint centroid, z up = absolute height 500.0 .. 509.3
+    # (what the viewer's deck.gl ScenegraphLayer places with orientation [0, 0, 0])
     import trimesh
 
     scene = trimesh.load(io.BytesIO(b.glb), file_type="glb")
     (x0, y0, z0), (x1, y1, z1) = scene.bounds
-    assert (y0, y1) == pytest.approx((500.0, 509.3), abs=1e-3)
-    assert (x0, x1) == pytest.approx((-10.0, 10.0), abs=1e-3) and (z0, z1) == pytest.approx((-5.0, 5.0), abs=1e-3)
+    assert (z0, z1) == pytest.approx((500.0, 509.3), abs=1e-3)
+    assert (x0, x1) == pytest.approx((-10.0, 10.0), abs=1e-3) and (y0, y1) == pytest.approx((-5.0, 5.0), abs=1e-3)
     assert b.origin == pytest.approx((500010.0, 3390005.0), abs=1e-3)
 
 
