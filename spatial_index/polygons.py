@@ -132,6 +132,10 @@ class PolygonIndex:
     offsets; an STR-packed R-tree over the polygon bounds finds candidates and
     exact kernels (robust orientation tests, GEOS ray-crossing rules) decide.
 
+    Point and box queries go through a uniform grid over the polygon bounds
+    (``grid=True``, the default; cells about one polygon wide, CSR lists);
+    nearest queries through the tree. Either gives the same pairs.
+
     Boundary semantics follow shapely/GEOS: a point on an edge or vertex of a
     polygon (shell or hole) ``intersects`` it but is not ``within`` it; a
     point inside a hole is outside. Empty and missing polygons are never

@@ -241,7 +241,7 @@ class PackedRTree:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """Bounds of all items (NaN when empty)."""
-        if self.n == 0:
+        if self.node_bounds.shape[0] == 0:
             return (np.nan,) * 4
         return tuple(float(v) for v in self.node_bounds[-1])
 

@@ -10,7 +10,7 @@ import shapely
 gpd = pytest.importorskip("geopandas")
 
 from twin_core.adapters import analysis as A  # noqa: E402
-from twin_core.errors import CRSError, ParameterError, SchemaError  # noqa: E402
+from twin_core.errors import CRSError, GeometryError, ParameterError, SchemaError  # noqa: E402
 
 
 def _pairs(df, a, b):
@@ -73,6 +73,11 @@ def test_join_bad_input():
         A.within_distance(a, a, -1)
     with pytest.raises(ValueError, match="predicate"):
         A.points_to_parcels(a, p.set_crs("EPSG:4544", allow_override=True), predicate="touches")
+    with pytest.raises(GeometryError, match="buildings_to_parcels"):
+        A.points_to_parcels(p.set_crs("EPSG:4544", allow_override=True), p.set_crs("EPSG:4544", allow_override=True))
+    # missing and empty points match nothing; the others keep their row positions
+    pts = gpd.GeoDataFrame(geometry=[None, shapely.Point(), shapely.Point(0.5, 0.5)], crs="EPSG:4326")
+    assert A.points_to_parcels(pts, p)[["point", "parcel"]].values.tolist() == [[2, 0]]
     # empty inputs give empty frames
     e = A.points_to_parcels(a.iloc[:0], p.set_crs("EPSG:4544", allow_override=True))
     assert len(e) == 0 and list(e.columns[:2]) == ["point", "parcel"]

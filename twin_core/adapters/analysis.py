@@ -436,9 +436,19 @@ def points_to_parcels(points, parcels, predicate: str = "within", parcel_id: str
     _check_gdf(points, "points")
     _check_gdf(parcels, "parcels")
     _same_crs(points, parcels, "points", "parcels")
+    import shapely
+
+    pg = np.asarray(points.geometry.values, dtype=object)
+    tid = shapely.get_type_id(pg)
+    if ((tid != 0) & (tid != -1)).any():
+        i = int(np.flatnonzero((tid != 0) & (tid != -1))[0])
+        raise GeometryError(f"points row {i} is a {pg[i].geom_type}; use buildings_to_parcels or "
+                            "within_distance for other geometries")
+    ok = np.flatnonzero((tid == 0) & ~shapely.is_empty(pg))  # missing/empty points match nothing
     idx = PolygonIndex.from_shapely(np.asarray(parcels.geometry.values, dtype=object))
-    pairs = idx.query_points(np.asarray(points.geometry.values, dtype=object), predicate=predicate) \
-        if len(points) else np.zeros((2, 0), np.intp)
+    pairs = idx.query_points(shapely.get_coordinates(pg[ok]), predicate=predicate) if len(ok) \
+        else np.zeros((2, 0), np.intp)
+    pairs[0] = ok[pairs[0]]
     df = pd.DataFrame({"point": pairs[0], "parcel": pairs[1]})
     if _id_col(parcels, parcel_id):
         df[parcel_id] = parcels[parcel_id].to_numpy()[pairs[1]]
