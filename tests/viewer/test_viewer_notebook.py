@@ -1,0 +1,89 @@
+"""``twin_core.view.view``: an offline pydeck Deck (local deck.gl bundle, no CDN, no basemap)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def deck_html(city_template):
+    from twin_core.twin import Twin
+    from twin_core.view import view
+
+    with Twin.open(city_template["path"]) as twin:
+        deck = view(twin, layers=("buildings", "road_links", "sensors"))
+        return deck, deck.to_html(as_string=True)
+
+
+def test_view_html_references_nothing_outside(deck_html):
+    deck, page = deck_html
+    assert "createDeck" in page and "BitmapLayer" in page
+    # no script, stylesheet or image from the network: every src/href of the page's own markup is inline
+    markup = re.sub(r"<script>.*?</script>", "<script></script>", page, flags=re.S)
+    assert "<script src" not in markup and "<link" not in markup
+    assert not re.findall(r'(?:src|href)\s*=\s*["\']?https?://', markup)
+    assert deck._repr_html_().startswith("<iframe")
+    js = deck.to_json()
+    assert '"mapStyle": null' in js or '"mapStyle":null' in js or "mapStyle" not in js
+
+
+def test_view_bad_input(city_template):
+    from twin_core.errors import LayerNotFoundError, ParameterError
+    from twin_core.twin import Twin
+    from twin_core.view import view
+
+    with Twin.open(city_template["path"]) as twin:
+        with pytest.raises(LayerNotFoundError, match="no layer"):
+            view(twin, layers=("nope",))
+        with pytest.raises(ParameterError, match="colour_by"):
+            view(twin, colour_by="colour")
+        with pytest.raises(ParameterError, match="max_features"):
+            view(twin, max_features=10)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_view_renders_offline_in_chromium(deck_html, tmp_path):
+    """The page draws buildings with every network request refused."""
+    from PIL import Image
+
+    from test_viewer_browser import ARGS, CHROMIUM
+
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    _, page_html = deck_html
+    path = tmp_path / "view.html"
+    path.write_text(page_html, encoding="utf-8")
+    asked: list[str] = []
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        ctx = b.new_context(viewport={"width": 900, "height": 600})
+
+        def route(r):
+            if r.request.url.startswith(("file://", "data:", "blob:")):
+                r.continue_()
+            else:
+                asked.append(r.request.url)
+                r.abort()
+
+        ctx.route("**/*", route)
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+        page.wait_for_function("window.__deckReady === true", timeout=30000)
+        page.wait_for_timeout(4000)
+        shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
+        b.close()
+    assert not asked, f"the offline page asked the network for {asked[:5]}"
+    assert not errors, errors[:3]
+    background = np.array([11, 14, 18])
+    assert (np.abs(shot - background).sum(axis=2) > 30).mean() > 0.05
