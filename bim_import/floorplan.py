@@ -50,8 +50,12 @@ class Floorplan:
     doors : list of shapely Polygon
         Door footprints (openings through walls).
     exits : list of int
-        Indexes into ``doors`` of the external doors (Pset_DoorCommon.IsExternal,
-        or the door lies on the outline of the floor).
+        Indexes into ``doors`` of the exits: doors on the outer rim of the
+        walls (unless Pset_DoorCommon.IsExternal says False).
+    exit_lines : dict
+        Door GlobalId -> ``[(x1, y1), (x2, y2)]``, the line across each exit on
+        the boundary of ``walkable`` (the form the crowd engine's
+        ``WalkableArea(polygon, exits=...)`` takes).
     door_ids : list of str
         GlobalIds of ``doors``.
     floor_source : str
@@ -75,6 +79,7 @@ class Floorplan:
     floor_source: str = "slabs"
     crs: str | None = None
     crs_offset: dict = field(default_factory=dict)
+    exit_lines: dict = field(default_factory=dict)
 
     @property
     def exit_polygons(self) -> list:
@@ -106,8 +111,15 @@ def _is_external(psets_json: str) -> bool | None:
     return None
 
 
+def _far_ends(line):
+    from shapely.geometry import Point
+
+    c = list(line.coords)
+    return Point(c[0]), Point(c[-1])
+
+
 def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=None, twin_crs: str | None = None,
-                     anchor=None):
+                     anchor=None, clip_to_envelope: bool = True):
     """Cut one storey into a walkable area, walls and doors.
 
     Parameters
@@ -121,6 +133,9 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
     georef : Georeference, optional
         Put the plan in this CRS. Or give ``twin_crs`` (and ``anchor`` when
         the model has no georeference) to compute it. Default: model coordinates.
+    clip_to_envelope : bool
+        Keep only the floor inside the outer walls (drops slab overhangs and
+        terraces), unless the walls enclose less than half of the floor.
 
     Returns
     -------
@@ -132,7 +147,7 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
         Unknown storey, or nothing to cut (no walls, no floor).
     """
     from shapely.geometry import MultiPolygon, Polygon
-    from shapely.ops import unary_union
+    from shapely.ops import linemerge, unary_union
 
     from bim_import.geometry import affine_geom, polygons_of, project_union, section_polygons
     from bim_import.model import BimModel, read_model
@@ -178,11 +193,6 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
             f"storey {name!r} has no slab, no space and no wall at {cut_height} m above its floor; "
             "choose another storey or cut height"
         )
-    walkable = floor.difference(wall_union) if not wall_union.is_empty else floor
-    walkable = MultiPolygon([p for p in polygons_of(walkable) if p.area > 0.01])
-    if len(walkable.geoms) == 1:
-        walkable = walkable.geoms[0]
-
     # doors: those whose body spans the cut plane (or contained in the storey)
     doors, door_ids, external = [], [], []
     for r in el[el["ifc_class"].str.startswith("IfcDoor")].itertuples():
@@ -198,14 +208,39 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
         doors.append(fp.convex_hull)
         door_ids.append(r.global_id)
         external.append(_is_external(r.psets))
-    # the envelope: walls with the door gaps closed, filled; a door on its rim is an exit
-    closed = unary_union([wall_union, *[d.buffer(0.02) for d in doors]])
+
+    # the envelope: walls with the door gaps closed (doors grown by 2 cm to meet the wall faces), filled
+    grown = [d.buffer(0.02) for d in doors]
+    closed = unary_union([wall_union, *grown])
     envelope = unary_union([Polygon(p.exterior) for p in polygons_of(closed)])
     rim = envelope.boundary
-    exits = []
-    for i, (d, ext) in enumerate(zip(doors, external)):
-        if ext is True or (ext is None and d.distance(rim) < 0.05):
-            exits.append(i)
+    # walkable: the floor (with the door openings) inside the envelope, minus the walls. Slab edges
+    # outside the walls (overhangs, terraces) are dropped unless the walls enclose too little of the floor.
+    floor_in = unary_union([floor, *grown]) if grown else floor
+    if clip_to_envelope and not envelope.is_empty and envelope.intersection(floor).area >= 0.5 * floor.area:
+        floor_in = floor_in.intersection(envelope)
+    walkable = floor_in.difference(wall_union) if not wall_union.is_empty else floor_in
+    walkable = MultiPolygon([p for p in polygons_of(walkable) if p.area > 0.01])
+    if len(walkable.geoms) == 1:
+        walkable = walkable.geoms[0]
+
+    # exits: doors on the rim of the envelope (unless the model says they are internal); the exit
+    # line is the rim across the door opening
+    exits, exit_lines = [], {}
+    for i, (d, g, ext) in enumerate(zip(doors, grown, external)):
+        if ext is False or d.distance(rim) > 0.05:
+            continue
+        piece = rim.intersection(g.buffer(0.005))
+        parts = [p for p in getattr(piece, "geoms", [piece]) if p.geom_type == "LineString" and not p.is_empty]
+        if not parts:
+            continue
+        merged = linemerge(parts) if len(parts) > 1 else parts[0]
+        longest = max(getattr(merged, "geoms", [merged]), key=lambda ln: ln.length)
+        a, b = _far_ends(longest)
+        if a.distance(b) < 0.3:
+            continue
+        exits.append(i)
+        exit_lines[door_ids[i]] = [(a.x, a.y), (b.x, b.y)]
 
     crs = None
     offset = {"crs": None, "affine": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], "z0": 0.0, "origin": (0.0, 0.0),
@@ -218,8 +253,10 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
         walkable = affine_geom(walkable, georef)
         walls = [affine_geom(w, georef) for w in walls]
         doors = [affine_geom(d, georef) for d in doors]
+        exit_lines = {k: [tuple(p) for p in georef.apply_xy(np.asarray(v)).tolist()] for k, v in exit_lines.items()}
         crs = georef.crs
         offset = {"crs": georef.crs, "affine": [georef.a, georef.b, georef.c, georef.d, georef.e, georef.f],
                   "z0": georef.z0, "origin": (georef.c, georef.f), "rotation_deg": georef.rotation_deg}
     return Floorplan(storey=name, elevation_m=elev, cut_z_m=z, walkable=walkable, walls=walls, doors=doors,
-                     exits=exits, door_ids=door_ids, floor_source=source, crs=crs, crs_offset=offset)
+                     exits=exits, door_ids=door_ids, floor_source=source, crs=crs, crs_offset=offset,
+                     exit_lines=exit_lines)

@@ -3,7 +3,7 @@
 Used by the tests (hand-computable heights, setbacks, FAR, coverage) and by
 ``sample_city`` for its BIM buildings. A building is a rectangular block:
 one floor slab per storey, four exterior walls per storey, a flat roof slab,
-a door on the ground floor, and optionally a green area
+a door in a 1 m gap of the ground floor's front wall, and optionally a green area
 (IfcGeographicElement) beside it. It is placed with an IfcMapConversion in the
 given projected CRS (metres).
 
@@ -131,9 +131,13 @@ def write_box_building(spec: BoxBuilding, path: str | os.PathLike) -> str:
             q = api.pset.add_qto(f, product=slab, name="Qto_SlabBaseQuantities")
             api.pset.edit_qto(f, qto=q, properties={"GrossArea": W * D})
         # four exterior walls on the slab
-        walls = [((0, 0), 0.0, W), ((W, 0), 90.0, D), ((W, D), 180.0, W), ((0, D), 270.0, D)]
-        for k, ((x, y), ang, length) in enumerate(walls):
-            wall = api.root.create_entity(f, ifc_class="IfcWall", name=f"Wall {i + 1}.{k + 1}")
+        walls = [((0, 0), 0.0, W, ""), ((W, 0), 90.0, D, ""), ((W, D), 180.0, W, ""), ((0, D), 270.0, D, "")]
+        if i == 0:  # the entrance: a 1 m gap in the front wall, filled by the door
+            walls[0] = ((0, 0), 0.0, W / 2 - 0.5, "")
+            walls.append(((W / 2 + 0.5, 0), 0.0, W / 2 - 0.5, "b"))
+        for k, ((x, y), ang, length, suffix) in enumerate(walls):
+            k = 0 if suffix else k
+            wall = api.root.create_entity(f, ifc_class="IfcWall", name=f"Wall {i + 1}.{k + 1}{suffix}")
             rep = api.geometry.add_wall_representation(f, context=body, length=length, height=wall_h, thickness=t)
             api.geometry.assign_representation(f, product=wall, representation=rep)
             a = math.radians(ang)

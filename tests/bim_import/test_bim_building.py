@@ -63,7 +63,7 @@ def test_store_import_is_atomic_and_queryable(boxes, store):
     gdf = store.read_layer("buildings")
     assert gdf["building_id"].tolist() == [b.building_id]
     el = store.read_table(ELEMENT_TABLE)
-    assert len(el) == len(b.elements) == 18  # 3 x (slab + 4 walls) + door + roof + lawn
+    assert len(el) == len(b.elements) == 19  # 3 x (slab + 4 walls) + the 2nd half of the split front wall + door + roof + lawn
     walls = el[el["ifc_class"] == "IfcWall"]
     assert all(json.loads(p)["Pset_WallCommon"]["IsExternal"] is True for p in walls["psets"])
     blobs = store.list_blobs("bim/")
@@ -131,14 +131,20 @@ def test_cityjson_lod1_and_semantic_surfaces(boxes):
 
 
 def test_box_floorplan_hand_computed(boxes):
-    # slab 20 x 10 m minus 0.25 m walls all round: 19.5 x 9.5 = 185.25 m2; the door is an exit
+    # slab 20 x 10 m minus 0.25 m walls all round: 19.5 x 9.5 = 185.25 m2, plus the 1 m door opening through
+    # the 0.25 m front wall, grown 2 cm outwards to meet the outer face: 1.0 x 0.27 = 0.27 m2
     from bim_import import storey_floorplan
 
     p = storey_floorplan(boxes["ok"][0], "Level 1")
-    assert p.walkable.area == pytest.approx(185.25, rel=1e-3)
-    assert len(p.walls) == 4 and len(p.doors) == 1 and p.exits == [0]
+    assert p.walkable.area == pytest.approx(185.25 + 0.27, rel=1e-3)
+    assert len(p.walls) == 5 and len(p.doors) == 1 and p.exits == [0]
+    (a, b), = p.exit_lines.values()
+    assert a[1] == pytest.approx(0.0, abs=0.03) and b[1] == pytest.approx(0.0, abs=0.03)  # on the outer wall face
+    assert abs(a[0] - b[0]) == pytest.approx(1.0, abs=0.06) and (a[0] + b[0]) / 2 == pytest.approx(10.0, abs=1e-3)
     g = storey_floorplan(boxes["ok"][0], 0, twin_crs="EPSG:4544")
     assert g.crs == "EPSG:4544" and g.walkable.bounds[0] == pytest.approx(500000.25, abs=1e-3)
+    (ga, gb), = g.exit_lines.values()
+    assert ga[1] == pytest.approx(3390000.0, abs=0.03) and (ga[0] + gb[0]) / 2 == pytest.approx(500010.0, abs=1e-3)
     assert g.crs_offset["origin"] == pytest.approx((500000.0, 3390000.0))
     with pytest.raises(GeometryError, match="no storey"):
         storey_floorplan(boxes["ok"][0], "Level 9")
@@ -153,3 +159,17 @@ def test_fzk_floorplan(fzk):
     names = dict(zip(fzk.elements["global_id"], fzk.elements["name"]))
     assert sorted(names[p.door_ids[i]] for i in p.exits) == ["Haustuer", "Terrassentuer"]
     assert len(p.doors) == 5
+
+
+@pytest.mark.parametrize("which", ["box", "fzk"])
+def test_floorplan_feeds_the_crowd_engine(which, boxes, request):
+    # the contract with simulation.crowd: WalkableArea(polygon, exits={name: [(x1, y1), (x2, y2)]})
+    from bim_import import storey_floorplan
+    from simulation.crowd import WalkableArea
+
+    if which == "box":
+        plan = storey_floorplan(boxes["ok"][0], "Level 1")
+    else:
+        plan = storey_floorplan(request.getfixturevalue("fzk"), "Erdgeschoss")
+    area = WalkableArea(plan.walkable, exits=plan.exit_lines)
+    assert area.exit_names == [plan.door_ids[i] for i in plan.exits] and len(area.exit_names) >= 1

@@ -152,7 +152,7 @@ def test_cli_bim_import(boxes, tmp_path):
     res = CliRunner().invoke(get_app(), ["bim", "import", target, boxes["ok"][0], "--json", "-j", "1"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
-    assert d["elements_read"] == 18 and d["errors"] == []
+    assert d["elements_read"] == 19 and d["errors"] == []
     res = CliRunner().invoke(get_app(), ["bim", "import", target, boxes["nogeo"][0], "--quiet"])
     assert res.exit_code == 1 and "GeoreferenceError" in res.output
     res = CliRunner().invoke(get_app(), ["bim", "import", target, boxes["nogeo"][0], "--quiet", "-j", "1",
@@ -172,8 +172,9 @@ def test_cli_floorplan_geojson(boxes, tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     kinds = [f["properties"]["kind"] for f in doc["features"]]
-    assert kinds.count("walkable") == 1 and kinds.count("wall") == 4 and kinds.count("door") == 1
+    assert kinds.count("walkable") == 1 and kinds.count("wall") == 5 and kinds.count("door") == 1
     door = [f for f in doc["features"] if f["properties"]["kind"] == "door"][0]
     assert door["properties"]["exit"] is True and doc["properties"]["crs"] == "EPSG:4544"
+    assert kinds.count("exit") == 1
     res = CliRunner().invoke(get_app(), ["bim", "floorplan", boxes["ok"][0], "Level 7"])
     assert res.exception is not None and "no storey" in str(res.exception)

@@ -146,6 +146,8 @@ def register(app: typer.Typer) -> None:
         feats += [{"type": "Feature", "geometry": mapping(d),
                    "properties": {"kind": "door", "global_id": g, "exit": i in p.exits}}
                   for i, (d, g) in enumerate(zip(p.doors, p.door_ids))]
+        feats += [{"type": "Feature", "geometry": {"type": "LineString", "coordinates": [list(a), list(b)]},
+                   "properties": {"kind": "exit", "global_id": g}} for g, (a, b) in p.exit_lines.items()]
         doc = {"type": "FeatureCollection", "features": feats,
                "properties": {"storey": p.storey, "elevation_m": p.elevation_m, "cut_z_m": p.cut_z_m,
                               "crs": p.crs, "crs_offset": p.crs_offset, "floor_source": p.floor_source}}
