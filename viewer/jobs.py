@@ -4,7 +4,9 @@ A job runs an engine through its adapter in ``twin_core.adapters.<engine>``
 on a worker thread. The viewer calls, in this order of preference::
 
     run_job(twin, scenario=..., run=..., params={...}, progress=cb) -> dict | None
-    run(twin, scenario=..., run=..., progress=cb, **params)  (keywords it accepts)
+    run_<engine>(twin, scenario=..., run=..., progress=cb, **params)   (e.g. run_flood)
+    run(twin, scenario=..., run=..., progress=cb, **params)
+    (only the keywords the function accepts; a returned object's ``.summary`` is the job summary)
 
 ``progress(done, total)`` updates the job; its results are whatever the
 adapter saved under (scenario, run) with ``twin.save_result`` and appear in
@@ -86,9 +88,10 @@ def adapter_engine(engine: str) -> EngineFn:
         raise
     if hasattr(mod, "run_job"):
         return mod.run_job
-    fn = getattr(mod, "run", None)
+    fn = getattr(mod, f"run_{engine}", None) or getattr(mod, "run", None)
     if fn is None:
-        raise UnknownEngine(f"twin_core.adapters.{engine} has neither run_job() nor run(); cannot start a {engine} job")
+        raise UnknownEngine(f"twin_core.adapters.{engine} has no run_job(), run_{engine}() or run(); "
+                            f"cannot start a {engine} job")
 
     def call(twin, *, scenario: str, run: str, params: dict, progress):
         sig = inspect.signature(fn)
@@ -100,7 +103,8 @@ def adapter_engine(engine: str) -> EngineFn:
                            f"{[p for p in sig.parameters if p not in ('twin', 'progress')]}")
         if not accepts_all:
             kw = {k: v for k, v in kw.items() if k in sig.parameters}
-        return fn(twin, **kw)
+        out = fn(twin, **kw)
+        return getattr(out, "summary", out)  # adapters return a run object with a JSON-able summary
 
     return call
 

@@ -43,7 +43,7 @@ def result_catalogue(state, scenario: str | None = None) -> list[dict]:
             e["members"] = [n for _, n in e.pop("_steps")]
         if e["kind"] == "array":
             meta = e.get("meta") or {}
-            e["steps"] = meta.get("times_s") if isinstance(meta, dict) else None
+            e["steps"] = (meta.get("times_s") or meta.get("snapshot_times_s")) if isinstance(meta, dict) else None
     return sorted(out.values(), key=lambda e: (e["scenario"], e["run"], e["name"]))
 
 

@@ -65,8 +65,8 @@
     if (S.colourBy === "use") { const c = USE_COLOURS[p.use] || [190, 190, 190]; return [c[0], c[1], c[2], 235]; }
     if (S.colourBy === "flood") {
       const ex = S.exposure && S.exposure[scenario] && S.exposure[scenario][p.building_id];
-      if (ex === undefined) return [150, 150, 150, 220];
-      const x = Math.max(0, Math.min(1, ex / 1.0));
+      if (!S.exposure || !S.exposure[scenario]) return [150, 150, 150, 220];  // no flood run yet
+      const x = Math.max(0, Math.min(1, (ex || 0) / 1.0));  // not in the table: not flooded
       return [Math.round(80 + 175 * x), Math.round(180 - 150 * x), Math.round(230 - 200 * x), 240];
     }
     return heightColour(p.height_m);
@@ -82,8 +82,10 @@
   function resultsOf(scenario) { return S.results.filter((r) => r.scenario === scenario); }
   function latest(list) { return list.length ? list[list.length - 1] : null; }
   function floodResult(scenario) {
-    return latest(resultsOf(scenario).filter((r) => (r.kind === "raster_series" || r.kind === "array" || r.kind === "raster") &&
-      /depth|flood/.test(r.name)));
+    // depth time series first (the flood engine's depth_snapshots), else a single depth grid (max_depth)
+    const grids = resultsOf(scenario).filter((r) => /depth|flood/.test(r.name));
+    return latest(grids.filter((r) => r.kind === "raster_series" || r.kind === "array")) ||
+      latest(grids.filter((r) => r.kind === "raster"));
   }
   function tripsResult(scenario) {
     return latest(resultsOf(scenario).filter((r) => r.kind === "table" && /trip|vehicle|trajector/.test(r.name)));
@@ -95,7 +97,8 @@
     return latest(resultsOf(scenario).filter((r) => r.kind === "layer" && /link|traffic|flow|vc/.test(r.name)));
   }
   function exposureResult(scenario) {
-    return latest(resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name)));
+    const ex = resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name));
+    return latest(ex.filter((r) => /building/.test(r.name))) || latest(ex);
   }
 
   // ---------------------------------------------------------------- time
