@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["to_cityjson"]
+__all__ = ["to_cityjson", "from_store"]
 
 
 class _Verts:
@@ -50,6 +50,15 @@ def _oriented(poly, ccw=True):
     from shapely.geometry.polygon import orient
 
     return orient(poly, 1.0 if ccw else -1.0)
+
+
+def _num(v, kind=float):
+    try:
+        if v is None or v != v:
+            return None
+        return kind(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def to_cityjson(buildings, *, crs: str | None = None) -> dict:
@@ -99,8 +108,8 @@ def to_cityjson(buildings, *, crs: str | None = None) -> dict:
                 values.append(2)
         objects[b.building_id] = {
             "type": "Building",
-            "attributes": {"height_m": b.height_m, "storeys": b.storeys, "gfa_m2": b.gfa_m2,
-                           "ground_elev_m": z0, "source": "IFC"},
+            "attributes": {"height_m": _num(b.height_m), "storeys": _num(b.storeys, int), "gfa_m2": _num(b.gfa_m2),
+                           "ground_elev_m": _num(z0), "source": "IFC"},
             "geometry": [
                 {"type": "MultiSolid", "lod": "1", "boundaries": solids},
                 {"type": "MultiSurface", "lod": "2", "boundaries": surfaces,
@@ -121,3 +130,55 @@ def to_cityjson(buildings, *, crs: str | None = None) -> dict:
         "CityObjects": objects,
         "vertices": ints.tolist(),
     }
+
+
+def from_store(store, building_ids=None) -> dict:
+    """CityJSON 2.0 of the BIM buildings imported into ``store``.
+
+    LoD1 from the ``buildings`` layer (footprint, ``height_m``,
+    ``ground_elev_m``); the LoD2 roof surfaces from the upward faces of the
+    roof elements (``bim_elements``: IfcRoof, roof slabs) in each building's
+    GLB blob.
+    """
+    from types import SimpleNamespace
+
+    from bim_import.building import ROOF_CLASSES
+    from bim_import.geometry import to_multipolygon
+    from bim_import.gltf import read_glb
+    from bim_import.importer import ELEMENT_TABLE, SUMMARY_TABLE
+    from twin_core.errors import LayerNotFoundError
+
+    if not store.has_table(SUMMARY_TABLE):
+        raise LayerNotFoundError(f"{store.uri} holds no imported BIM buildings (no {SUMMARY_TABLE!r} table); "
+                                 "import IFC files first: twin bim import STORE FILES...")
+    summ = store.read_table(SUMMARY_TABLE)
+    ids = summ["building_id"].astype(str).tolist() if building_ids is None else [str(b) for b in building_ids]
+    missing = sorted(set(ids) - set(summ["building_id"].astype(str)))
+    if missing:
+        raise LayerNotFoundError(f"no imported BIM building(s) {missing} in {store.uri}")
+    feats = store.read_layer("buildings", where={"building_id": ids})
+    origin = {str(r.building_id): (float(r.origin_x), float(r.origin_y)) for r in summ.itertuples()}
+    blds = []
+    for r in feats.itertuples():
+        bid = str(r.building_id)
+        roof = None
+        el = store.read_table(ELEMENT_TABLE, where={"building_id": bid}, columns=["global_id", "ifc_class",
+                                                                                  "predefined_type"])
+        roof_ids = set(el.loc[el["ifc_class"].str.startswith(ROOF_CLASSES)
+                              | (el["ifc_class"].str.startswith("IfcSlab") & (el["predefined_type"] == "ROOF")),
+                              "global_id"])
+        key = f"bim/{bid}/building.glb"
+        if roof_ids and not store.list_blobs(key).empty:
+            ox, oy = origin[bid]
+            parts = []
+            for name, (v, f) in read_glb(store.get_blob(key)).items():
+                if name in roof_ids:
+                    w = v.copy()
+                    w[:, 0] += ox
+                    w[:, 1] += oy
+                    parts.append(w[f])
+            roof = np.concatenate(parts) if parts else None
+        blds.append(SimpleNamespace(building_id=bid, footprint=to_multipolygon(r.geometry), height_m=float(r.height_m),
+                                    ground_elev_m=float(r.ground_elev_m), storeys=r.storeys,
+                                    gfa_m2=None if r.gfa_m2 != r.gfa_m2 else r.gfa_m2, roof_triangles=roof))
+    return to_cityjson(blds, crs=store.crs)

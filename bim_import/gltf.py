@@ -17,7 +17,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["write_glb", "to_gltf_axes"]
+__all__ = ["write_glb", "read_glb", "to_gltf_axes"]
 
 _ARRAY_BUFFER = 34962
 _ELEMENT_ARRAY_BUFFER = 34963
@@ -76,3 +76,44 @@ def write_glb(meshes: list[tuple[str, np.ndarray, np.ndarray]], *, generator: st
     total = 12 + 8 + len(js) + 8 + len(bin_)
     return b"".join([struct.pack("<III", 0x46546C67, 2, total), struct.pack("<II", len(js), 0x4E4F534A), js,
                      struct.pack("<II", len(bin_), 0x004E4942), bin_])
+
+
+def read_glb(data: bytes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Meshes of a GLB written by :func:`write_glb`: node name -> (vertices (n, 3), faces (m, 3)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> glb = write_glb([("tri", np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], float), np.array([[0, 1, 2]]))])
+    >>> v, f = read_glb(glb)["tri"]
+    >>> v.shape, f.tolist()
+    ((3, 3), [[0, 1, 2]])
+    """
+    magic, version, total = struct.unpack_from("<III", data, 0)
+    if magic != 0x46546C67 or version != 2:
+        raise ValueError("not a binary glTF 2.0 file")
+    jlen, jtype = struct.unpack_from("<II", data, 12)
+    doc = json.loads(data[20:20 + jlen])
+    off = 20 + jlen
+    blen, _btype = struct.unpack_from("<II", data, off)
+    binary = memoryview(data)[off + 8:off + 8 + blen]
+    dtypes = {_FLOAT: np.float32, _UINT32: np.uint32, 5123: np.uint16, 5121: np.uint8}
+    widths = {"VEC3": 3, "SCALAR": 1}
+
+    def accessor(i):
+        a = doc["accessors"][i]
+        bv = doc["bufferViews"][a["bufferView"]]
+        dt = np.dtype(dtypes[a["componentType"]])
+        n = a["count"] * widths[a["type"]]
+        start = bv.get("byteOffset", 0) + a.get("byteOffset", 0)
+        return np.frombuffer(binary, dtype=dt, count=n, offset=start)
+
+    out = {}
+    for node in doc.get("nodes", []):
+        if "mesh" not in node:
+            continue
+        prim = doc["meshes"][node["mesh"]]["primitives"][0]
+        v = accessor(prim["attributes"]["POSITION"]).astype(np.float64).reshape(-1, 3)
+        f = accessor(prim["indices"]).astype(np.int64).reshape(-1, 3)
+        out[node.get("name", str(len(out)))] = (v, f)
+    return out

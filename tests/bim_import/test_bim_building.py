@@ -173,3 +173,33 @@ def test_floorplan_feeds_the_crowd_engine(which, boxes, request):
         plan = storey_floorplan(request.getfixturevalue("fzk"), "Erdgeschoss")
     area = WalkableArea(plan.walkable, exits=plan.exit_lines)
     assert area.exit_names == [plan.door_ids[i] for i in plan.exits] and len(area.exit_names) >= 1
+
+
+def test_cityjson_from_the_store_matches_the_direct_export(boxes, tmp_path):
+    from typer.testing import CliRunner
+
+    from bim_import.cityjson import from_store, to_cityjson
+    from bim_import.importer import import_ifc
+    from cim.store import open_store
+    from twin_core.cli import get_app
+
+    target = str(tmp_path / "c.gpkg")
+    with open_store(target, create=True, crs="EPSG:4544") as st:
+        b = import_ifc(boxes["ok"][0], st)
+        doc = from_store(st)
+    direct = to_cityjson([b])
+
+    def surfaces(d):
+        v = np.asarray(d["vertices"]) * d["transform"]["scale"] + d["transform"]["translate"]
+        lod2 = d["CityObjects"][b.building_id]["geometry"][1]
+        out = {}
+        for face, k in zip(lod2["boundaries"], lod2["semantics"]["values"]):
+            t = lod2["semantics"]["surfaces"][k]["type"]
+            out.setdefault(t, []).append(np.round(v[face[0]], 2).tolist())
+        return {t: sorted(map(sorted, fs)) for t, fs in out.items()}
+
+    assert surfaces(doc) == surfaces(direct)  # the roof read back from the GLB blob, LoD1 from the layer
+    out = tmp_path / "b.city.json"
+    res = CliRunner().invoke(get_app(), ["bim", "cityjson", str(out), "--store", target])
+    assert res.exit_code == 0, res.output
+    assert list(json.loads(out.read_text())["CityObjects"]) == [b.building_id]

@@ -109,19 +109,30 @@ def register(app: typer.Typer) -> None:
     @bim.command("cityjson")
     def bim_cityjson(
         output: str = typer.Argument(..., help="CityJSON 2.0 file to write."),
-        files: List[str] = typer.Argument(..., help="IFC files to export."),
+        files: Optional[List[str]] = typer.Argument(None, help="IFC files to export (or --store)."),
+        store: Optional[str] = typer.Option(None, "--store", help="Export the BIM buildings imported into this twin."),
         crs: Optional[str] = CRS_OPT,
         anchor: Optional[str] = ANCHOR_OPT,
     ) -> None:
-        """Export IFC buildings as CityJSON 2.0 (LoD1 + LoD2-style surfaces) in the twin CRS."""
+        """Export BIM buildings as CityJSON 2.0 (LoD1 + LoD2-style Ground/Wall/Roof surfaces) in the twin CRS."""
         import json
 
-        from bim_import.cityjson import to_cityjson
+        from bim_import.cityjson import from_store, to_cityjson
         from bim_import.importer import prepare_building
-        blds = [prepare_building(f, crs or "EPSG:4544", anchor=_anchor(anchor)) for f in files]
+        from twin_core.errors import ImportFormatError
+
+        if bool(files) == bool(store):
+            raise ImportFormatError("give IFC files or --store STORE (the buildings imported there), not both or neither")
+        if store:
+            from cim.store import open_store
+
+            with open_store(store) as st:
+                doc = from_store(st)
+        else:
+            doc = to_cityjson([prepare_building(f, crs or "EPSG:4544", anchor=_anchor(anchor)) for f in files])
         with open(output, "w", encoding="utf-8") as fh:
-            json.dump(to_cityjson(blds), fh)
-        typer.echo(f"wrote {len(blds)} building(s) to {output}")
+            json.dump(doc, fh)
+        typer.echo(f"wrote {len(doc['CityObjects'])} building(s) to {output}")
 
     @bim.command("floorplan")
     def bim_floorplan(
