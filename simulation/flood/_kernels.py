@@ -57,7 +57,7 @@ def _boundary_q(code, outward, h_in, z_in, eta_in, eta_nb, stage, q0, n2, d, dt,
         if hf <= hmin:
             return 0.0
         drop = eta_nb - eta_in
-        if drop < 0.0:
+        if drop < 0.0 or eta_nb >= 0.5 * WALL:  # no slope to continue from a blocked neighbour
             drop = 0.0
         qo = outward * q0
         qn = _friction_q(qo, -drop / d, hf, q0, n2, dt, g)

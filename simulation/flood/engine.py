@@ -222,6 +222,8 @@ class FloodModel:
         for k, g in enumerate(self.gauges):
             self._gauge_cells.append(self._cell_of(g.row, g.col, g.x, g.y, f"gauge {g.name!r}"))
 
+        self._event_arrays = [np.asarray(self.rain.events())] + [inf.times for inf in self.inflows] + \
+            [ts for _, _, ts, _, _ in self._stage_series]
         nthreads = numba.config.NUMBA_NUM_THREADS
         if p.threads is not None:
             self._threads = min(p.threads, nthreads)
@@ -359,7 +361,7 @@ class FloodModel:
 
     def _events(self) -> list[float]:
         ev = [self._next_snap, self._next_gauge]
-        for arr in (self.rain.events(),):
+        for arr in self._event_arrays:
             k = int(np.searchsorted(arr, self.time, side="right"))
             if k < arr.size:
                 ev.append(float(arr[k]))
@@ -410,7 +412,7 @@ class FloodModel:
                     dt, self.dx, self.dy, p.g, p.theta, p.hmin)
         inflow = 0.0
         for inf, (r, c) in zip(self.inflows, self._inflow_cells):
-            q = inf.rate_at(t0)
+            q = 0.5 * (inf.rate_at(t0) + inf.rate_at(t0 + dt))  # exact for a piecewise-linear hydrograph
             if q < 0:
                 raise ParameterError(f"inflow {inf.name!r} is negative ({q} m3/s at t={t0} s); "
                                      "an inflow hydrograph must be >= 0 (use drainage for losses)")

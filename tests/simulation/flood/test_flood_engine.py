@@ -1,0 +1,292 @@
+"""Flood engine: forcing, boundaries, losses, outputs and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from simulation.flood import (
+    CHENGDU_STORM, BoundaryConditions, FloodModel, FloodParameters, Gauge, Hyetograph, Inflow, RainSeries, StormFormula,
+)
+from twin_core.errors import ParameterError, RasterError, StabilityError
+
+P = FloodParameters(gauge_interval=None)
+
+
+def _bowl(ny=12, nx=15):
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    return 2.0 + 0.05 * ((xx - nx / 2) ** 2 + (yy - ny / 2) ** 2) / nx
+
+
+# ----------------------------------------------------------------------------- design storms
+def test_chengdu_formula_by_hand():
+    """q = 167 A1 (1 + C lg P) / (t + b)^n with b = 12.8 P^0.231 (Chengdu, handbook values), computed by hand."""
+    P_, t = 50.0, 60.0
+    q = 2806.0 * (1 + 0.803 * math.log10(P_)) / (t + 12.8 * P_**0.231) ** 0.768  # L/(s ha)
+    assert CHENGDU_STORM.q_l_s_ha(P_, t) == pytest.approx(q, rel=1e-12)
+    # 1 L/(s ha) = 0.36 mm/h = 0.006 mm/min
+    assert CHENGDU_STORM.intensity_mm_min(P_, t) == pytest.approx(q / 167.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("r", [0.3, 0.4, 0.5])
+def test_chicago_hyetograph_keeps_formula_depths(r):
+    """Chicago (Keifer & Chu 1957): every window of the formula's duration centred on the peak holds the formula depth."""
+    f = StormFormula(A1=10.0, C=0.7, b=10.0, n=0.7)
+    T, step = 7200.0, 60.0
+    hy = f.hyetograph(10, T, step_s=step, peak_ratio=r)
+    assert hy.total_mm() == pytest.approx(f.intensity_mm_min(10, T / 60) * T / 60, rel=1e-12)
+    k_peak = int(np.argmax(hy.intensity))
+    assert hy.edges[k_peak] <= r * T <= hy.edges[k_peak + 1]
+    # the 20-minute window split r : (1 - r) around the peak holds the 20-minute formula depth
+    tp, w = r * T, 1200.0
+    cum = np.concatenate([[0.0], np.cumsum(hy.intensity * np.diff(hy.edges) / 3600.0)])
+    depth = np.interp(tp + (1 - r) * w, hy.edges, cum) - np.interp(tp - r * w, hy.edges, cum)
+    # blocks are averages, so allow the error of linear interpolation inside a block
+    assert depth == pytest.approx(f.intensity_mm_min(10, w / 60) * w / 60, rel=0.01)
+
+
+def test_design_storm_bad_input():
+    with pytest.raises(ParameterError, match="return period"):
+        CHENGDU_STORM.hyetograph(0.5, 3600)
+    with pytest.raises(ParameterError, match="peak_ratio"):
+        CHENGDU_STORM.hyetograph(50, 3600, peak_ratio=1.5)
+    with pytest.raises(ParameterError, match="0 < n < 1"):
+        StormFormula(A1=10, C=0.7, b=10, n=1.5)
+
+
+# ----------------------------------------------------------------------------- volumes: rain, losses, inflows, boundaries
+def test_drainage_and_infiltration_volumes():
+    """Rain 36 mm/h for 1 h on a closed flat box with 12 mm/h drainage and 6 mm/h infiltration: 18 mm stays."""
+    m = FloodModel(np.zeros((8, 9)), 4.0, rain=Hyetograph.uniform(36.0, 3600.0), drainage=12.0, infiltration=6.0,
+                   params=P)
+    m.run(3600.0)
+    area = 8 * 9 * 16.0
+    mb = m.mass_balance()
+    assert mb["rain"] == pytest.approx(0.036 * area, rel=1e-12)
+    assert mb["drainage"] == pytest.approx(0.012 * area, rel=1e-9)
+    assert mb["infiltration"] == pytest.approx(0.006 * area, rel=1e-9)
+    np.testing.assert_allclose(m.h, 0.018, rtol=1e-9)
+    assert abs(mb["relative_error"]) < 1e-12
+
+
+def test_losses_cannot_exceed_water_and_zones():
+    zones = np.zeros((6, 6), dtype=int)
+    zones[:, 3:] = 1
+    rates = FloodModel.zone_rates(zones, {0: 0.0, 1: 1000.0})
+    m = FloodModel(np.zeros((6, 6)), 5.0, rain=Hyetograph.uniform(10.0, 600.0), drainage=rates,
+                   params=P.replace(hmin=0.5))  # no flow between cells: hmin above the depths
+    m.run(600.0)
+    assert np.all(m.h[:, 3:] == 0.0) and np.all(m.h >= 0)
+    np.testing.assert_allclose(m.h[:, :3], 10.0 / 1000 / 6, rtol=1e-12)
+    assert m.mass_balance()["clamp"] == 0.0
+
+
+def test_point_inflow_volume():
+    """1 m3/s for 600 s into a closed basin stores 600 m3."""
+    inf = Inflow([0.0, 600.0, 600.001], [1.0, 1.0, 0.0], row=5, col=6, name="pipe")
+    m = FloodModel(_bowl(), 5.0, inflows=[inf], params=P)
+    m.run(900.0)
+    assert m.mass_balance()["inflow"] == pytest.approx(600.0, rel=1e-4)
+    assert float(np.sum(m.h)) * 25.0 == pytest.approx(m.mass_balance()["inflow"], rel=1e-12)
+
+
+def test_stage_boundary_fills_basin_to_level():
+    """A fixed stage of 1.5 m on the west edge fills a closed basin to a level of 1.5 m (hydrostatics)."""
+    yy, xx = np.mgrid[0:10, 0:14]
+    z = 1.0 + 0.2 * np.sin(xx / 2.0) * np.cos(yy / 3.0) ** 2
+    bc = BoundaryConditions().set("west", "stage", times=[0.0, 1.0], levels=[1.5, 1.5])
+    m = FloodModel(z, 5.0, manning=0.02, boundaries=bc, params=P)
+    m.run(5400.0)
+    np.testing.assert_allclose(z + m.h, 1.5, atol=2e-3)
+    mb = m.mass_balance()
+    assert abs(mb["relative_error"]) < 1e-12
+    assert mb["boundary_in"] - mb["boundary_out"] == pytest.approx(float(np.sum(m.h)) * 25.0, rel=1e-12)
+
+
+def test_free_boundary_drains_a_slope():
+    """Rain on a plane tilted east with a free east edge: at steady state outflow = rain."""
+    yy, xx = np.mgrid[0:4, 0:40]
+    z = 10.0 - 0.01 * 5.0 * xx
+    bc = BoundaryConditions().set("east", "free")
+    m = FloodModel(z, 5.0, manning=0.03, boundaries=bc, rain=50.0, params=P)
+    m.run(7200.0)
+    rain_rate = 50.0 / 3.6e6 * 40 * 5.0  # m2/s per row
+    assert float(m.qx[:, -1].mean()) == pytest.approx(rain_rate, rel=0.01)
+    assert abs(m.mass_balance()["relative_error"]) < 1e-12
+
+
+def test_raster_rain_series():
+    ny, nx = 6, 7
+    g1 = np.zeros((ny, nx))
+    g1[:, :3] = 60.0
+    g2 = np.full((ny, nx), 30.0)
+    rs = RainSeries([0.0, 300.0, 600.0], np.stack([g1, g2]))
+    m = FloodModel(_bowl(ny, nx), 5.0, rain=rs, params=P)
+    m.run(900.0)
+    expected = (g1.sum() * 300 + g2.sum() * 300) / 3.6e6 * 25.0
+    assert m.mass_balance()["rain"] == pytest.approx(expected, rel=1e-12)
+    assert float(np.sum(m.h)) * 25.0 == pytest.approx(expected, rel=1e-12)
+
+
+def test_blocked_cells_stay_dry_and_rain_on_them_is_reported():
+    z = np.zeros((10, 10))
+    blocked = np.zeros_like(z, dtype=bool)
+    blocked[3:6, 3:6] = True
+    m = FloodModel(z, 2.0, blocked=blocked, rain=Hyetograph.uniform(72.0, 600.0), params=P)
+    res = m.run(600.0)
+    assert np.all(m.h[blocked] == 0) and np.all(np.isnan(res.max_depth[blocked]))
+    mb = m.mass_balance()
+    assert mb["rain_on_blocked"] == pytest.approx(9 * 4.0 * 0.012, rel=1e-12)
+    assert mb["rain"] == pytest.approx(91 * 4.0 * 0.012, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_outputs_gauges_snapshots_hazard_progress():
+    z = _bowl()
+    calls = []
+    p = FloodParameters(snapshot_interval=300.0, gauge_interval=60.0)
+    m = FloodModel(z, 5.0, rain=Hyetograph.uniform(60.0, 900.0), gauges=[Gauge("g1", row=6, col=7)], params=p)
+    res = m.run(900.0, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (900.0, 900.0) and all(t == 900.0 for _, t in calls)
+    np.testing.assert_allclose(res.snapshot_times, [0.0, 300.0, 600.0, 900.0])
+    np.testing.assert_allclose(res.snapshots[-1], m.h, rtol=1e-6)
+    g = res.gauges
+    assert list(g["time_s"]) == pytest.approx(list(np.arange(0.0, 901.0, 60.0)))
+    assert g["depth_m"].iloc[-1] == pytest.approx(float(m.h[6, 7]))
+    assert g["wse_m"].iloc[-1] == pytest.approx(float(m.h[6, 7] + z[6, 7]))
+    # hazard = max over time of h (v + 0.5) >= 0.5 max depth where wet; max depth >= final depth
+    wet = res.max_depth > p.hmin
+    assert np.all(res.hazard[wet] >= 0.5 * res.max_depth[wet] * (1 - 1e-12))
+    assert np.all(res.max_depth >= res.depth - 1e-15)
+    assert np.all(np.isfinite(res.time_of_wetting[res.max_depth > p.wet_threshold]))
+
+
+def test_hunter_time_of_wetting_follows_front():
+    """Front speed u = 1 m/s (Hunter et al. 2005): the first wetting at x happens at about x / u."""
+    n, dx, u = 0.03, 25.0, 1.0
+    ts = np.arange(0.0, 2000.0, 5.0)
+    bc = BoundaryConditions().set("west", "flux", times=ts, levels=u * ((7 / 3) * n * n * u**3 * ts) ** (3 / 7))
+    m = FloodModel(np.zeros((1, 100)), dx, manning=n, boundaries=bc, params=P)
+    res = m.run(1800.0)
+    x = (np.arange(100) + 0.5) * dx
+    sel = (x > 300) & (x < 1500)  # the numerical front is diffused: 12 % on the arrival time
+    np.testing.assert_allclose(res.time_of_wetting[0, sel], x[sel] / u, rtol=0.12)
+
+
+def test_float32_and_step_api():
+    m = FloodModel(_bowl(), 5.0, rain=30.0, params=P.replace(dtype="float32"))
+    assert m.h.dtype == np.float32 and m.qx.dtype == np.float32
+    taken = m.step(0.5)
+    assert taken == 0.5 and m.time == 0.5
+    m.run(100.0)
+    assert m.time == pytest.approx(100.0)
+
+
+def test_kernels_run_without_jit():
+    """NUMBA_DISABLE_JIT=1 runs the same kernels as plain Python and gives the same answer."""
+    code = (
+        "import numpy as np, json;"
+        "from simulation.flood import FloodModel, FloodParameters, Hyetograph;"
+        "yy, xx = np.mgrid[0:5, 0:6];"
+        "m = FloodModel(1.0 + 0.1 * xx + 0.05 * yy, 5.0, rain=Hyetograph.uniform(100.0, 60.0),"
+        " params=FloodParameters(gauge_interval=None));"
+        "[m.step(1.0) for _ in range(40)];"
+        "print(json.dumps(m.h.ravel().tolist()))"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    h_nojit = np.array(json.loads(out.stdout))
+    yy, xx = np.mgrid[0:5, 0:6]
+    m = FloodModel(1.0 + 0.1 * xx + 0.05 * yy, 5.0, rain=Hyetograph.uniform(100.0, 60.0), params=P)
+    for _ in range(40):
+        m.step(1.0)
+    np.testing.assert_allclose(m.h.ravel(), h_nojit, rtol=1e-12, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_dem_with_nodata_holes():
+    z = _bowl()
+    z[3, 4] = -9999.0
+    with pytest.raises(RasterError, match="nodata"):
+        FloodModel(z, 5.0, nodata=-9999.0)
+    z2 = _bowl()
+    z2[2, 2] = np.nan
+    with pytest.raises(RasterError, match="row 2, col 2"):
+        FloodModel(z2, 5.0)
+    blocked = np.zeros(z2.shape, dtype=bool)
+    blocked[2, 2] = True
+    FloodModel(z2, 5.0, blocked=blocked)  # holes marked blocked are accepted
+
+
+def test_mismatched_grids():
+    z = _bowl()
+    with pytest.raises(RasterError, match="manning has shape"):
+        FloodModel(z, 5.0, manning=np.full((3, 3), 0.03))
+    with pytest.raises(RasterError, match="blocked mask"):
+        FloodModel(z, 5.0, blocked=np.zeros((2, 2), bool))
+    with pytest.raises(RasterError, match="RainSeries"):
+        FloodModel(z, 5.0, rain=RainSeries([0, 60], np.zeros((1, 3, 3))))
+    with pytest.raises(RasterError, match="drainage"):
+        FloodModel(z, 5.0, drainage=np.zeros((4, 4)))
+
+
+def test_negative_rain_and_losses():
+    with pytest.raises(ParameterError, match="rain intensity must be >= 0"):
+        Hyetograph([0, 60, 120], [10.0, -1.0])
+    with pytest.raises(ParameterError, match="rain intensity must be >= 0"):
+        FloodModel(_bowl(), 5.0, rain=-5.0)
+    with pytest.raises(ParameterError, match="rain intensity must be >= 0"):
+        RainSeries([0, 60], -np.ones((1, 12, 15)))
+    with pytest.raises(ParameterError, match="drainage must be >= 0"):
+        FloodModel(_bowl(), 5.0, drainage=-1.0)
+    with pytest.raises(ParameterError, match="manning"):
+        FloodModel(_bowl(), 5.0, manning=0.0)
+
+
+def test_inflow_outside_grid():
+    q = ([0, 60], [1.0, 1.0])
+    with pytest.raises(ParameterError, match="outside the grid"):
+        FloodModel(_bowl(), 5.0, inflows=[Inflow(*q, row=12, col=3, name="a")])
+    with pytest.raises(ParameterError, match="outside the grid"):
+        FloodModel(_bowl(), 5.0, transform=(5.0, 0, 1000.0, 0, -5.0, 2000.0), inflows=[Inflow(*q, x=999.0, y=1990.0)])
+    with pytest.raises(ParameterError, match="no transform"):
+        FloodModel(_bowl(), 5.0, inflows=[Inflow(*q, x=1.0, y=1.0)])
+    with pytest.raises(ParameterError, match="either row and col"):
+        Inflow(*q, row=1)
+    with pytest.raises(ParameterError, match="increase strictly"):
+        Inflow([0, 0], [1, 1], row=1, col=1)
+
+
+def test_unstable_time_step():
+    m = FloodModel(np.zeros((5, 5)), 1.0, initial_depth=4.0, params=P)
+    limit = m.stable_dt()
+    assert limit == pytest.approx(0.7 * math.sqrt(0.7) * 1.0 / math.sqrt(9.81 * 4.0))
+    with pytest.raises(StabilityError, match="cannot be stable"):
+        m.step(2 * limit)
+    deep = FloodModel(np.zeros((5, 5)), 1.0, initial_depth=4.0, params=P.replace(min_dt=0.5, max_dt=1.0))
+    with pytest.raises(StabilityError, match="below min_dt"):
+        deep.run(10.0)
+
+
+def test_bad_parameters_and_boundaries():
+    with pytest.raises(ParameterError, match="theta"):
+        FloodParameters(theta=1.5)
+    with pytest.raises(ParameterError, match="dtype"):
+        FloodParameters(dtype="float16")
+    with pytest.raises(ParameterError, match="edge must be one of"):
+        BoundaryConditions().set("up", "free")
+    with pytest.raises(ParameterError, match="boundary kind"):
+        BoundaryConditions().set("east", "open")
+    with pytest.raises(ParameterError, match="needs times"):
+        BoundaryConditions().set("east", "stage")
+    with pytest.raises(ParameterError, match="cell_size"):
+        FloodModel(_bowl(), 0.0)
+    with pytest.raises(ParameterError, match="until"):
+        FloodModel(_bowl(), 5.0).run(float("nan"))
