@@ -157,7 +157,24 @@ def _ff_at(ff, e, gx0, gy0, gh, px, py):
     j = int(math.floor((py - gy0) / gh))
     if i < 0 or j < 0 or i >= nx or j >= ny:
         return INF
-    return ff[e, j, i]
+    v = ff[e, j, i]
+    if v < INF:
+        return v
+    # a cell hugging a wall is not on the grid's walkable set: use the best neighbour ring
+    for rad in range(1, 3):
+        best = INF
+        for dj in range(-rad, rad + 1):
+            for di in range(-rad, rad + 1):
+                ii = i + di
+                jj = j + dj
+                if ii < 0 or jj < 0 or ii >= nx or jj >= ny:
+                    continue
+                w = ff[e, jj, ii] + gh * math.hypot(di, dj)
+                if w < best:
+                    best = w
+        if best < INF:
+            return best
+    return INF
 
 
 @njit(cache=True, inline="always")
@@ -353,6 +370,7 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
         edx, edy = _desired_dir(i, x, y, r, ex, ff, gx0, gy0, gh, exits, exit_normal, near, door_margin, fixed_dx, fixed_dy)
         rx = 0.0
         ry = 0.0
+        rep_reach = 12.0 * d_n  # a_n exp(-12) is below 1e-4 of the desired direction
         c = cell_of[i]
         ci = c % cnx
         cj = c // cnx
@@ -376,9 +394,11 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
                     dy = y[j] - py
                     if period > 0.0:
                         dx -= period * np.floor(dx / period + 0.5)
-                    d = math.hypot(dx, dy)
-                    if d > cutoff or d <= 1e-12:
+                    d2 = dx * dx + dy * dy
+                    lrep = ri + r[j] + rep_reach
+                    if d2 > lrep * lrep or d2 <= 1e-24:
                         continue
+                    d = math.sqrt(d2)
                     w = a_n * math.exp((ri + r[j] - d) / d_n)
                     rx -= w * dx / d
                     ry -= w * dy / d
@@ -428,7 +448,7 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
                     l = ri + r[j]
                     if abs(dirx * dy - diry * dx) > l:
                         continue
-                    s_ = math.hypot(dx, dy) - l
+                    s_ = math.sqrt(dx * dx + dy * dy) - l
                     if s_ < smin:
                         smin = s_
         v = v0[i]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field, fields
 from typing import Callable
@@ -511,6 +512,8 @@ class CrowdSimulation:
         self.stopped_by_jam = False
         # below this many walking agents one thread beats the thread start-up of prange
         self.parallel_threshold = 1500
+        self.parallel: bool | None = None  # None: decide by measuring; True/False: force
+        self._par_times: tuple = ([], [])
         self._step_no = 0
 
     # ------------------------------------------------------------------ validation and routing
@@ -596,6 +599,21 @@ class CrowdSimulation:
         self.exit_open[self.area.exit_index(name)] = 1
 
     # ------------------------------------------------------------------ stepping
+    def _use_parallel(self) -> bool:
+        """Threads or not: below ``parallel_threshold`` walkers, never; above it, whichever
+        of the two measured faster per agent over a few probe steps (on a loaded machine
+        thread start-up can cost more than it saves). Probed again every 2,000 steps."""
+        if self.parallel is not None:
+            return bool(self.parallel)
+        if len(self.act) < self.parallel_threshold:
+            return False
+        if self._step_no % 2000 == 0:
+            self._par_times = ([], [])
+        ser, par = self._par_times
+        if len(ser) < 4 or len(par) < 4:
+            return len(par) < len(ser)
+        return float(np.median(par[1:])) < float(np.median(ser[1:]))
+
     def _rebuild_cells(self):
         K.build_cells(self.x, self.y, self.act, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
                       self._cell_start, self._cell_items, self._cell_of)
@@ -651,7 +669,8 @@ class CrowdSimulation:
                         self._wnx, self._wny,
                         self._ff, self._gx0, self._gy0, self._gh, self._exits, self._normals, self.exit_open,
                         p.door_near, p.door_margin, fixed[0], fixed[1])
-        par = len(self.act) >= self.parallel_threshold
+        par = self._use_parallel()
+        t_start = time.perf_counter()
         if p.model == "csm":
             (K.csm_step_par if par else K.csm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
                        p.time_gap, p.neighbor_repulsion, p.neighbor_range, p.wall_repulsion, p.wall_range,
@@ -663,6 +682,7 @@ class CrowdSimulation:
                        self._nx, self._ny, self._nvx, self._nvy, self._out_exit, self._out_frac)
             self.vx[self.act] = self._nvx[self.act]
             self.vy[self.act] = self._nvy[self.act]
+        self._par_times[int(par)].append((time.perf_counter() - t_start) / len(self.act))
         act = self.act
         if len(self._lines):
             cr = K.line_crossings(self.x, self.y, self._nx, self._ny, act, self._lines)

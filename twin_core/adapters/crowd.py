@@ -1,0 +1,255 @@
+"""Crowd adapter: a twin (plaza area or IFC storey) -> :mod:`simulation.crowd` -> results in the store.
+
+Walkable areas come from
+
+- the CIM: an ``areas`` feature (a plaza, a station forecourt) minus the
+  buildings standing in it, as of a scenario; exits are where its outline
+  meets the road network (the stretches of the outline within ``road_reach``
+  of a road link), or given explicitly;
+- an IFC storey: :func:`bim_import.storey_floorplan` (the floor minus walls and
+  columns; external doors are the exits).
+
+Scenario edits apply: buildings added or removed in a scenario change the
+plaza, and the scenario parameter ``crowd_closed_exits`` (a list of exit
+names, ``twin scenario set city.gpkg NAME crowd_closed_exits '["..."]'``)
+closes exits.
+
+Results saved under ``scenario`` + ``run`` (see :func:`cim.results.save_result`):
+``summary`` (dict), tables ``evacuation_curve``, ``exit_usage``, ``jams``,
+``trajectories`` (every ``trajectory_interval`` s, for the viewer), array
+``density`` (time, rows, cols; persons/m2) with its grid in the summary, and
+raster ``max_density``.
+
+Examples
+--------
+>>> from shapely.geometry import box
+>>> exits = exits_from_roads(box(0, 0, 20, 10), [((25, -5), (25, 15))], road_reach=6.0)
+>>> sorted(exits), [round(v[0][0], 1) for v in exits.values()]
+(['road0:0'], [20.0])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError
+
+__all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_crowd", "save_crowd_result",
+           "CLOSED_EXITS_PARAM"]
+
+CLOSED_EXITS_PARAM = "crowd_closed_exits"
+
+
+def exits_from_roads(polygon, roads, *, road_reach: float = 10.0, min_width: float = 1.0,
+                     names=None) -> dict[str, list[tuple[float, float]]]:
+    """Exit lines where the outline of ``polygon`` comes within ``road_reach`` of a road.
+
+    ``roads`` is a sequence of LineStrings or coordinate lists (road centrelines);
+    ``names`` their ids. Each straight piece of the outline near the roads
+    becomes one exit, named ``"<nearest road>:<k>"`` (two carriageways of one
+    street give one set of exits); pieces shorter than ``min_width`` are dropped.
+    """
+    import shapely
+    from shapely.geometry import LineString, Point
+
+    polys = list(getattr(polygon, "geoms", [polygon]))
+    outline = shapely.union_all([p.exterior for p in polys])
+    names = list(names) if names is not None else [f"road{k}" for k in range(len(roads))]
+    lines = [r if isinstance(r, LineString) else LineString(r) for r in roads]
+    if not lines:
+        return {}
+    near = outline.intersection(shapely.union_all([ln.buffer(road_reach) for ln in lines]))
+    near = shapely.line_merge(near) if near.geom_type == "MultiLineString" else near
+    exits: dict[str, list[tuple[float, float]]] = {}
+    counts: dict[str, int] = {}
+    for piece in getattr(near, "geoms", [near]):
+        if piece.is_empty or not hasattr(piece, "coords"):
+            continue
+        c = np.asarray(piece.coords)[:, :2]
+        for a, b in zip(c[:-1], c[1:]):
+            if math.hypot(*(b - a)) < min_width:
+                continue
+            mid = Point((a + b) / 2)
+            road = names[int(np.argmin([ln.distance(mid) for ln in lines]))]
+            k = counts.get(road, 0)
+            counts[road] = k + 1
+            exits[f"{road}:{k}"] = [(float(a[0]), float(a[1])), (float(b[0]), float(b[1]))]
+    return exits
+
+
+def _pick_area(gdf, area: str):
+    ids = gdf["area_id"].astype(str)
+    names = gdf["name"].fillna("").astype(str) if "name" in gdf else pd.Series([""] * len(gdf), index=gdf.index)
+    hit = gdf[(ids == area) | (names.str.lower() == str(area).lower())]
+    if hit.empty:
+        hit = gdf[names.str.lower().str.contains(str(area).lower(), regex=False) & (str(area) != "")]
+    if len(hit) != 1:
+        choices = [f"{i} ({n})" for i, n in zip(ids, names)]
+        what = "no" if hit.empty else f"{len(hit)}"
+        raise LayerNotFoundError(f"{what} area matches {area!r}; choose one of {choices} (id or name)")
+    return hit.iloc[0]
+
+
+def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | None = None,
+               road_reach: float = 10.0, min_part_m2: float = 20.0):
+    """The walkable area of a plaza (an ``areas`` feature) minus its buildings, with exits.
+
+    Returns ``(WalkableArea, info)``; ``info`` has the area's id, name, kind,
+    the buildings removed and where the exits came from.
+    """
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from simulation.crowd import WalkableArea
+
+    areas = twin.layer("areas", scenario)
+    row = _pick_area(areas, area)
+    geom = row.geometry
+    bld_ids: list[str] = []
+    if "buildings" in twin.layers():
+        b = twin.layer("buildings", scenario, bbox=tuple(geom.bounds))
+        if len(b):
+            b = b[b.intersects(geom)]
+            bld_ids = b["building_id"].astype(str).tolist() if "building_id" in b else []
+            if len(b):
+                geom = geom.difference(shapely.union_all(b.geometry.values))
+    parts = [p for p in getattr(geom, "geoms", [geom]) if isinstance(p, Polygon) and p.area >= min_part_m2]
+    if not parts:
+        raise GeometryError(f"area {row['area_id']!r} has no open ground left once its buildings are removed")
+    parts.sort(key=lambda p: -p.area)
+    # keep the largest connected part: crowds in enclosed courtyards cannot reach the plaza's exits
+    walk = parts[0]
+    walk = shapely.set_precision(walk, 0.01)
+    if isinstance(walk, MultiPolygon):
+        walk = max(walk.geoms, key=lambda p: p.area)
+    source = "explicit"
+    if exits is None:
+        source = "roads"
+        roads = twin.layer("road_links", scenario, bbox=tuple(walk.buffer(road_reach).bounds)) \
+            if "road_links" in twin.layers() else None
+        if roads is None or roads.empty:
+            raise GeometryError(f"no road comes within {road_reach} m of area {row['area_id']!r}, so no exit can be "
+                                "derived; pass exits={'name': [(x1, y1), (x2, y2)]} or a larger road_reach")
+        exits = exits_from_roads(walk, list(roads.geometry.values), road_reach=road_reach,
+                                 names=roads["link_id"].astype(str).tolist())
+        if not exits:
+            raise GeometryError(f"no road comes within {road_reach} m of the outline of area {row['area_id']!r}; "
+                                "pass exits= or a larger road_reach")
+    info = {"area_id": str(row["area_id"]), "name": row.get("name"), "kind": row.get("kind"),
+            "buildings_removed": bld_ids, "exits_from": source, "walkable_m2": float(walk.area)}
+    return WalkableArea(walk, exits=exits), info
+
+
+def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str | None = None):
+    """The walkable area of one IFC storey (doors on the outline are the exits)."""
+    from bim_import import storey_floorplan
+
+    from simulation.crowd import WalkableArea
+
+    plan = storey_floorplan(model_or_path, storey, cut_height=cut_height, twin_crs=twin_crs)
+    if not plan.exit_lines:
+        raise GeometryError(f"storey {plan.storey!r} has no external door; a crowd cannot leave it")
+    walk = plan.walkable
+    if hasattr(walk, "geoms"):
+        walk = max(walk.geoms, key=lambda p: p.area)
+    info = {"storey": plan.storey, "walkable_m2": float(walk.area), "doors": len(plan.doors), "crs": plan.crs}
+    return WalkableArea(walk, exits=plan.exit_lines), info
+
+
+@dataclass
+class CrowdRun:
+    """A finished crowd run: the engine result, where it was saved, what it used."""
+
+    scenario: str
+    run: str
+    result: object
+    info: dict
+    saved: list
+
+    def summary(self) -> dict:
+        s = self.result.summary()
+        s.update({"scenario": self.scenario, "run": self.run, **{k: v for k, v in self.info.items()
+                                                                 if k != "buildings_removed"}})
+        return s
+
+
+def run_crowd(twin, area: str | None = None, *, agents: int | None = None, density: float | None = None,
+              scenario: str | None = None, run: str | None = None, model: str = "csm", until: float = 1800.0,
+              exits: dict | None = None, closed_exits=(), params=None, walkable=None, info: dict | None = None,
+              seed: int = 0, trajectory_interval: float = 1.0, save: bool = True,
+              progress: Callable[[float, float], None] | None = None) -> CrowdRun:
+    """Evacuate a plaza (``area``) or a given ``walkable`` area and save the results.
+
+    Agents are spread over the walkable area by number (``agents``) or density
+    (persons/m2). Exits closed by the scenario parameter ``crowd_closed_exits``
+    and by ``closed_exits`` stay shut.
+    """
+    from simulation.crowd import Agents, CrowdParameters, CrowdSimulation
+
+    scen = scenario or "base"
+    if walkable is None:
+        if area is None:
+            raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea)")
+        walkable, info = plaza_area(twin, area, scenario=scenario, exits=exits)
+    info = dict(info or {})
+    closed = list(closed_exits)
+    try:
+        closed += list(twin.scenario(scenario).params().get(CLOSED_EXITS_PARAM, []) or [])
+    except Exception:  # noqa: BLE001 - a twin without scenario support: nothing closed
+        pass
+    for name in closed:
+        walkable.exit_index(name)  # unknown names fail clearly
+    if params is None:
+        params = CrowdParameters(model=model, seed=seed, record_interval=trajectory_interval)
+    if agents is None and density is None:
+        raise ParameterError("give agents (a number) or density (persons/m2)")
+    ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed)
+    sim = CrowdSimulation(walkable, ag, params, closed_exits=closed)
+    res = sim.run(until=until, progress=progress)
+    run_id = run or twin.new_run_id("crowd")
+    info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names)})
+    out = CrowdRun(scenario=scen, run=run_id, result=res, info=info, saved=[])
+    if save:
+        out.saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs)
+    return out
+
+
+def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None) -> list[str]:
+    """Store a :class:`~simulation.crowd.CrowdResult` under ``scenario`` + ``run``; returns the names saved."""
+    from affine import Affine
+
+    from cim.raster import Raster
+
+    names = []
+
+    def put(name, obj):
+        twin.save_result(scenario, run, name, obj)
+        names.append(name)
+
+    g = res.density_grid
+    summary = res.summary()
+    summary["evacuation_time_s"] = None if not np.isfinite(summary["evacuation_time_s"]) else summary["evacuation_time_s"]
+    for row in summary["exits"]:
+        for k, v in list(row.items()):
+            if isinstance(v, float) and not math.isfinite(v):
+                row[k] = None
+    summary.update({"density_grid": g, "density_times_s": [float(t) for t in res.density_times],
+                    **{k: v for k, v in (info or {}).items()}})
+    put("summary", summary)
+    put("evacuation_curve", res.curve)
+    put("exit_usage", res.exit_usage())
+    put("jams", pd.DataFrame([vars(j) for j in res.jams],
+                             columns=["time_s", "x", "y", "n_agents", "exit", "kind"]))
+    put("trajectories", res.trajectories)
+    if len(res.density):
+        put("density", np.asarray(res.density, dtype=np.float32))
+        top = np.asarray(res.density.max(axis=0), dtype=np.float32)
+        # rows from north to south for the raster
+        transform = Affine(g["cell"], 0.0, g["x0"], 0.0, -g["cell"], g["y0"] + g["ny"] * g["cell"])
+        put("max_density", Raster(top[::-1].copy(), transform, crs or twin.crs, nodata=None))
+    return names
