@@ -510,6 +510,9 @@ class FloodModel:
                 next_report = self.time + report_every
         if progress is not None:
             progress(self.time, total)
+        if self.params.snapshot_interval and (not self._snap_t or self._snap_t[-1] < self.time - 1e-9):
+            self._snap_t.append(self.time)  # the end state is always a snapshot
+            self._snaps.append(self.h.astype(np.float32))
         wall = _time.perf_counter() - wall0
         steps = self.steps - s_start
         return self.result(elapsed_s=wall, steps=steps)

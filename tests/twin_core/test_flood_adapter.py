@@ -1,0 +1,144 @@
+"""Flood adapter and `twin flood`: twin scenario -> engine -> results in both stores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from simulation.flood import CHENGDU_STORM
+from twin_core.adapters.flood import GAUGE_KINDS, exposure_tables, parse_duration, prepare_flood, run_flood
+from twin_core.cli import get_app
+from twin_core.errors import ParameterError, RasterError, ScenarioError
+from twin_core.twin import Twin
+
+NAMES = {"max_depth", "max_velocity", "hazard", "time_of_arrival", "depth_snapshots", "gauges", "mass_balance",
+         "exposure_buildings", "exposure_road_links", "exposure_pois", "summary"}
+
+
+@pytest.fixture
+def city_store(store_target, small_city):
+    import sample_city
+
+    sample_city.build_into(store_target, "small", seed=0, city=small_city)
+    return store_target
+
+
+def test_design_storm_run_saved_in_store(city_store):
+    """A 20-year, 10-minute Chengdu storm on the small city, results in the store (GeoPackage and PostGIS)."""
+    with Twin.open(city_store) as twin:
+        fr = run_flood(twin, storm="20y", duration="10min", until="15min", run="t1", threshold=0.05)
+        saved = set(twin.results(run="t1")["name"])
+        assert NAMES <= saved
+        res = fr.result
+        # the rain volume is the formula depth on every open cell (Keifer-Chu blocks add up exactly)
+        depth_mm = CHENGDU_STORM.intensity_mm_min(20, 10) * 10
+        open_cells = int((~fr.setup.blocked).sum())
+        mb = fr.setup.model.mass_balance()
+        assert mb["rain"] == pytest.approx(depth_mm / 1000 * open_cells * fr.setup.model.area, rel=1e-9)
+        assert abs(mb["relative_error"]) < 1e-12
+        # rasters round-trip (float32 with nodata for blocked cells)
+        r = twin.load_result("base", "t1", "max_depth")
+        assert r.data.shape == res.max_depth.shape
+        got = np.where(r.data == -9999.0, np.nan, r.data)
+        np.testing.assert_allclose(got, res.max_depth, rtol=1e-6, atol=1e-6, equal_nan=True)
+        snaps = twin.load_result("base", "t1", "depth_snapshots")
+        assert snaps.shape == (3,) + res.max_depth.shape  # t = 0, 10, 15 min
+        # gauges are the twin's rain and river sensors, sampled every minute
+        g = twin.load_result("base", "t1", "gauges")
+        sensors = twin.layer("sensors")
+        expect = set(sensors.loc[sensors["kind"].isin(GAUGE_KINDS), "sensor_id"])
+        assert set(g["sensor_id"]) == expect and len(expect) > 0
+        assert len(g) == len(expect) * 16
+        mbt = twin.load_result("base", "t1", "mass_balance")
+        assert set(mbt["quantity"]) >= {"rain", "inflow", "boundary_out", "drainage", "storage", "error"}
+        # exposure: every listed feature is above the threshold; the depth is what the raster says around it
+        expo = twin.load_result("base", "t1", "exposure_road_links")
+        assert (expo["max_depth_m"] > 0.05).all()
+        assert set(expo.columns) >= {"link_id", "max_depth_m", "time_of_arrival_s", "flooded_fraction"}
+        assert twin.load_result("base", "t1", "summary")["exposed_road_links"] == len(expo)
+
+
+def test_exposure_by_hand(small_city):
+    """Exposure of a road link and a POI against depths sampled by hand from a synthetic max-depth grid."""
+    import geopandas as gpd
+    from affine import Affine
+
+    class R:  # the two arrays exposure_tables reads
+        max_depth = np.zeros((10, 10))
+        time_of_wetting = np.full((10, 10), np.nan)
+
+    R.max_depth[4, 2:6] = 0.4  # a strip of water along row 4 (y = 45..50)
+    R.time_of_wetting[4, 2:6] = 120.0
+    tr = Affine(5.0, 0, 0.0, 0, -5.0, 50.0)
+    roads = gpd.GeoDataFrame({"link_id": ["wet", "dry"]},
+                             geometry=[shapely.LineString([(0, 27.5), (50, 27.5)]),
+                                       shapely.LineString([(0, 2.5), (50, 2.5)])])
+    pois = gpd.GeoDataFrame({"poi_id": ["p"]}, geometry=[shapely.Point(12.0, 22.0)])
+    out = exposure_tables(R, tr, {"road_links": roads, "pois": pois}, threshold=0.2)
+    assert list(out["road_links"]["link_id"]) == ["wet"]
+    assert out["road_links"]["max_depth_m"].iloc[0] == pytest.approx(0.4)
+    assert out["road_links"]["time_of_arrival_s"].iloc[0] == pytest.approx(120.0)
+    assert list(out["pois"]["poi_id"]) == ["p"]  # next to the wet cells (3 x 3 neighbourhood)
+    assert len(out["buildings"]) == 0
+
+
+def test_scenario_pond_floods_deeper(small_city_gpkg):
+    """A scenario that lowers the ground by 1 m in a block holds deeper water there than the base."""
+    with Twin.open(small_city_gpkg) as twin:
+        dem = twin.raster("dem")
+        x0, y0, x1, y1 = dem.bounds
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        box = (cx - 40, cy - 40, cx + 40, cy + 40)
+        twin.scenarios.create("pond").patch_raster("dem", box, delta=-1.0)
+        kw = dict(storm="10y", duration="10min", buildings="none", save=False)
+        base = run_flood(twin, None, "b", **kw)
+        pond = run_flood(twin, "pond", "p", **kw)
+        win = dem.window_from_bounds(box)
+        rs, cs = win.slices()
+        assert np.nanmax(pond.result.max_depth[rs, cs]) > np.nanmax(base.result.max_depth[rs, cs]) + 0.1
+        assert np.nansum(pond.result.depth[rs, cs]) > 1.5 * np.nansum(base.result.depth[rs, cs])
+        with pytest.raises(ScenarioError, match="does not exist"):
+            run_flood(twin, "nope", "x", **kw)
+
+
+def test_building_modes(small_city_gpkg):
+    with Twin.open(small_city_gpkg) as twin:
+        blk = prepare_flood(twin, duration="5min", buildings="block")
+        none = prepare_flood(twin, duration="5min", buildings="none")
+        raised = prepare_flood(twin, duration="5min", buildings="raise")
+        assert blk.blocked.sum() > 100 and none.blocked.sum() == 0 and raised.blocked.sum() == 0
+        lift = raised.model.dem - none.model.dem
+        assert np.nanmax(lift) > 5.0 and (lift[blk.blocked] > 0).mean() > 0.9
+        with pytest.raises(ParameterError, match="buildings must be one of"):
+            prepare_flood(twin, buildings="melt")
+        with pytest.raises(ParameterError, match="duration"):
+            prepare_flood(twin, duration="soon")
+
+
+def test_mismatched_manning_raster(small_city_gpkg):
+    from cim.raster import Raster
+
+    with Twin.open(small_city_gpkg) as twin:
+        m = twin.raster("manning")
+        twin.store.write_raster("manning", Raster(m.data[:50, :60].copy(), m.transform, m.crs))
+        with pytest.raises(RasterError, match="same grid"):
+            prepare_flood(twin)
+
+
+def test_cli_flood(small_city_gpkg):
+    runner = CliRunner()
+    r = runner.invoke(get_app(), ["flood", small_city_gpkg, "--storm", "10y", "--duration", "10min", "--run", "cli1",
+                                  "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["run"] == "cli1" and s["scenario"] == "base" and s["storm"]["return_period_y"] == 10.0
+    assert abs(s["mass_balance_relative_error"]) < 1e-12
+    with Twin.open(small_city_gpkg) as twin:
+        assert NAMES <= set(twin.results(run="cli1")["name"])
+    r = runner.invoke(get_app(), ["flood", small_city_gpkg, "--duration", "forever", "--quiet"])
+    assert r.exit_code != 0 and isinstance(r.exception, ParameterError)
+    assert parse_duration("2h") == 7200.0
