@@ -1,0 +1,121 @@
+"""Crowd adapter and CLI: a sample-city plaza and an IFC storey evacuated end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError
+
+
+@pytest.fixture
+def twin(small_city_gpkg):
+    from twin_core.twin import Twin
+
+    t = Twin.open(small_city_gpkg)
+    yield t
+    t.close()
+
+
+def test_plaza_area_is_the_area_minus_its_buildings(twin):
+    import shapely
+
+    from twin_core.adapters.crowd import plaza_area
+
+    area, info = plaza_area(twin, "A001")
+    plaza = twin.layer("areas", where={"area_id": "A001"}).geometry.iloc[0]
+    b = twin.layer("buildings")
+    inside = b[b.intersects(plaza)]
+    assert len(inside) >= 1 and sorted(info["buildings_removed"]) == sorted(inside["building_id"])
+    # walkable = plaza - buildings (the largest open part), to 1 m2 (0.01 m snapping)
+    expected = plaza.difference(shapely.union_all(inside.geometry.values))
+    expected = max(getattr(expected, "geoms", [expected]), key=lambda p: p.area)
+    assert area.polygon.area == pytest.approx(expected.area, abs=1.0)
+    assert info["exits_from"] == "roads" and len(area.exit_names) >= 1
+    with pytest.raises(LayerNotFoundError, match="choose one of"):
+        plaza_area(twin, "no such plaza")
+
+
+def test_plaza_run_saves_results_and_scenario_edits_apply(twin):
+    from twin_core.adapters.crowd import CLOSED_EXITS_PARAM, plaza_area, run_crowd
+
+    base = run_crowd(twin, "A001", agents=150, until=300, run="r1")
+    res = base.result
+    assert res.status == "evacuated" and res.evacuated == 150
+    assert base.result.exit_usage()["agents"].sum() == 150
+    # saved in the store under base + run, and readable back
+    curve = twin.load_result("base", "r1", "evacuation_curve")
+    assert curve["remaining"].iloc[0] == 150 and curve["remaining"].iloc[-1] == 0
+    summary = twin.load_result("base", "r1", "summary")
+    assert summary["evacuated"] == 150 and summary["status"] == "evacuated"
+    dens = twin.load_result("base", "r1", "density")
+    assert dens.ndim == 3 and dens[0].sum() == pytest.approx(150.0)  # 1 m cells: persons/m2 sum to the count
+    assert twin.load_result("base", "r1", "max_density").data.max() >= 1.0
+    assert {"trajectories", "exit_usage", "jams"} <= set(twin.results(run="r1")["name"])
+    # scenario: close the busiest exit; nobody uses it and the others carry the crowd
+    use = res.exit_usage().set_index("exit")["agents"]
+    busiest = use.idxmax()
+    sc = twin.scenarios.create("closed", exist_ok=True)
+    sc.set_param(CLOSED_EXITS_PARAM, [busiest])
+    closed = run_crowd(twin, "A001", agents=150, until=300, scenario="closed", run="r2")
+    use2 = closed.result.exit_usage().set_index("exit")["agents"]
+    assert use2[busiest] == 0 and use2.sum() == 150
+    assert twin.load_result("closed", "r2", "summary")["closed_exits"] == [busiest]
+    with pytest.raises(GeometryError, match="unknown exit"):
+        run_crowd(twin, "A001", agents=10, closed_exits=["nope"], save=False)
+    with pytest.raises(ParameterError, match="agents"):
+        run_crowd(twin, "A001", save=False)
+    # a building added in a scenario is an obstacle there, not in the base
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    area_b, _ = plaza_area(twin, "A001")
+    c = area_b.polygon.representative_point()
+    new = gpd.GeoDataFrame({"building_id": ["NEW1"], "height_m": [10.0]},
+                           geometry=[box(c.x - 5, c.y - 5, c.x + 5, c.y + 5)], crs=twin.crs)
+    twin.scenarios.create("kiosk", exist_ok=True).add_features("buildings", new)
+    area_k, info_k = plaza_area(twin, "A001", scenario="kiosk")
+    assert "NEW1" in info_k["buildings_removed"]
+    assert area_k.polygon.area == pytest.approx(area_b.polygon.area - 100.0, abs=1.0)
+
+
+def test_ifc_storey_evacuation(tmp_path):
+    from bim_import.samples import BoxBuilding, write_box_building
+    from simulation.crowd import Agents, CrowdSimulation
+    from twin_core.adapters.crowd import storey_area
+
+    spec = BoxBuilding(20, 10, 2, 3.0, 500000.0, 3390000.0)
+    path = write_box_building(spec, tmp_path / "box.ifc")
+    area, info = storey_area(str(path), 0, twin_crs="EPSG:4544")
+    assert len(area.exit_names) == 1 and info["walkable_m2"] > 180
+    ag = Agents.in_region(area, n=40, seed=0)
+    res = CrowdSimulation(area, ag).run(until=300)
+    assert res.status == "evacuated" and res.evacuated == 40
+    # nobody is faster than the fastest desired speed (2.0 m/s) over the straight-line distance to the door
+    (a, b), = [area.exit_segments[0].reshape(2, 2)]
+    door = (a + b) / 2
+    dist = np.hypot(ag.x - door[0], ag.y - door[1]) - 0.5
+    assert (res.exit_time >= dist / 2.0 - 1e-6).all()
+    # 40 people through one 1 m door at <= 2 persons/(m s) (Seyfried et al. 2009: ~1.9) take > 19 s
+    assert res.evacuation_time > 39 / 2.0
+
+
+def test_cli_crowd(small_city_gpkg):
+    from twin_core.cli import get_app
+
+    runner = CliRunner()
+    res = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "80", "--run", "c1",
+                                    "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    assert s["status"] == "evacuated" and s["evacuated"] == 80 and "summary" in s["saved"]
+    human = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "Tianfu-style Plaza (sample)",
+                                      "--agents", "20", "--quiet"])
+    assert human.exit_code == 0 and "evacuated 20" in human.output
+    bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--agents", "20"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, ParameterError)
+    bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001"])
+    assert bad.exit_code != 0 and "--agents" in str(bad.exception)

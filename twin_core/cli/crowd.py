@@ -1,0 +1,75 @@
+"""``twin crowd``: evacuate a plaza (an ``areas`` feature) or an IFC storey; results go into the store."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("crowd")
+    def crowd(
+        target: str = STORE_ARG,
+        area: Optional[str] = typer.Option(None, "--area", "-a", help="An areas feature: id (A001) or name."),
+        agents: Optional[int] = typer.Option(None, "--agents", "-n", help="Number of pedestrians."),
+        density: Optional[float] = typer.Option(None, "--density", help="Pedestrians per m2 instead of --agents."),
+        scenario: Optional[str] = typer.Option(None, "--scenario", "-s", help="Run on this scenario (default: base)."),
+        run: Optional[str] = typer.Option(None, "--run", help="Run id to save under (default: a new one)."),
+        model: str = typer.Option("csm", "--model", "-m", help="csm (collision-free speed) or sfm (social force)."),
+        until: float = typer.Option(1800.0, "--until", help="Stop after this many simulated seconds."),
+        close_exit: List[str] = typer.Option([], "--close-exit", help="Close an exit (repeatable)."),
+        ifc: Optional[str] = typer.Option(None, "--ifc", help="Evacuate a storey of this IFC file instead."),
+        storey: Optional[str] = typer.Option(None, "--storey", help="Storey name or index (with --ifc)."),
+        road_reach: float = typer.Option(10.0, "--road-reach", help="Plaza outline within this of a road is an exit (m)."),
+        seed: int = typer.Option(0, "--seed"),
+        as_json: bool = JSON_OPT,
+        quiet: bool = QUIET_OPT,
+    ) -> None:
+        """Evacuate a plaza or an IFC storey: time, exit usage, jams, density; saved under scenario + run."""
+        from twin_core.adapters.crowd import plaza_area, run_crowd, storey_area
+        from twin_core.errors import ParameterError
+        from twin_core.progress import progress_bar
+        from twin_core.twin import Twin
+
+        if (area is None) == (ifc is None):
+            raise ParameterError("give --area NAME (a plaza in the twin) or --ifc FILE --storey NAME")
+        if (agents is None) == (density is None):
+            raise ParameterError("give --agents N or --density PERSONS_PER_M2")
+        with Twin.open(target) as twin:
+            if ifc is not None:
+                if storey is None:
+                    raise ParameterError("--ifc needs --storey (a storey name, or 0 for the lowest)")
+                key = int(storey) if storey.lstrip("-").isdigit() else storey
+                walkable, info = storey_area(ifc, key, twin_crs=twin.crs)
+                info["ifc"] = ifc
+            else:
+                walkable, info = plaza_area(twin, area, scenario=scenario, road_reach=road_reach)
+            total = agents if agents is not None else max(1, int(density * walkable.polygon.area))
+            with progress_bar("crowd", total, quiet=quiet or as_json) as progress:
+                out = run_crowd(twin, walkable=walkable, info=info, agents=agents, density=density,
+                                scenario=scenario, run=run, model=model, until=until, closed_exits=close_exit,
+                                seed=seed, progress=progress)
+        s = out.summary()
+        s["saved"] = out.saved
+        emit(s, as_json, human=_human(s))
+
+
+def _human(s: dict) -> str:
+    import math
+
+    t = s.get("evacuation_time_s")
+    lines = [
+        f"crowd run {s['run']} on scenario {s['scenario']}: {s['status']}",
+        f"  agents {s['agents']}, evacuated {s['evacuated']}"
+        + (f", evacuation time {t:.1f} s" if t is not None and math.isfinite(t) else f", stopped at {s['time_s']:.1f} s"),
+    ]
+    for e in s["exits"]:
+        if e["agents"]:
+            lines.append(f"  exit {e['exit']}: {e['agents']} agents, width {e['width_m']:.1f} m")
+    for j in s["jams"]:
+        lines.append(f"  JAM: {j}")
+    lines.append(f"  saved: {', '.join(s.get('saved', []))}")
+    return "\n".join(lines)
