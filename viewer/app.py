@@ -84,12 +84,24 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         own = state is None
         st = open_state(settings) if own else state
         app.state.twin_state = st
+        if own and settings.prewarm:
+            from viewer.tiles import prewarm
+
+            def warm():
+                try:
+                    prewarm(st)
+                except Exception:  # a warm-up failure only costs speed
+                    log.exception("tile warm-up failed")
+
+            threading.Thread(target=warm, name="twin-prewarm", daemon=True).start()
         try:
             yield
         finally:
+            st.closing = True
             if own:
                 st.jobs.shutdown()
-                st.twin.store.raw.close()
+                with st.lock:
+                    st.twin.store.raw.close()
 
     app = FastAPI(
         title="RongTwin one map",

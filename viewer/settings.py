@@ -45,6 +45,7 @@ class Settings(BaseModel):
     max_upload_mb : upload size limit (IFC files, rule sets).
     tile_cache : how many encoded vector tiles and PNGs to keep in memory.
     simulated_sensors : fill in a simulated reading for sensors without one.
+    prewarm : encode the buildings' tiles at zooms 14-15 in the background at start.
     """
 
     store: str
@@ -55,6 +56,7 @@ class Settings(BaseModel):
     tile_cache: int = Field(4096, ge=0)
     simulated_sensors: bool = True
     job_workers: int = Field(1, ge=1, le=8)
+    prewarm: bool = True
 
     @field_validator("store")
     @classmethod

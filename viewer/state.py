@@ -62,6 +62,7 @@ class LRU:
         self.size = size
         self._d: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._inflight: dict = {}
         self.hits = 0
         self.misses = 0
 
@@ -84,11 +85,29 @@ class LRU:
                 self._d.popitem(last=False)
 
     def get_or_make(self, key, make: Callable[[], Any]):
+        """The cached value, or make it once (concurrent callers of one key wait for the first)."""
         v = self.get(key)
-        if v is None:
+        if v is not None:
+            return v
+        with self._lock:
+            ev = self._inflight.get(key)
+            mine = ev is None
+            if mine:
+                ev = self._inflight[key] = threading.Event()
+        if not mine:
+            ev.wait(timeout=120)
+            v = self.get(key)
+            if v is not None:
+                return v
+        try:
             v = make()
             self.put(key, v)
-        return v
+            return v
+        finally:
+            if mine:
+                with self._lock:
+                    self._inflight.pop(key, None)
+                ev.set()
 
     def clear(self, pred: Callable[[Any], bool] | None = None) -> None:
         with self._lock:
@@ -112,9 +131,27 @@ class AppState:
         self.frames: dict = {}  # (layer, scenario) -> projected frame for tiling
         self.frames_lock = threading.Lock()
         self.jobs = None  # set by the app (viewer.jobs.JobManager)
+        self._info: dict = {}
+        self._info_lock = threading.Lock()
+
+    def layer_info(self, name: str, ttl: float = 5.0) -> dict | None:
+        """``store.layer_info`` cached for ``ttl`` seconds (None if there is no such layer)."""
+        import time
+
+        now = time.monotonic()
+        with self._info_lock:
+            hit = self._info.get(name)
+            if hit is not None and now - hit[0] < ttl:
+                return hit[1]
+        info = self.store.layer_info(name) if self.store.has_layer(name) else None
+        with self._info_lock:
+            self._info[name] = (now, info)
+        return info
 
     def invalidate(self, scenario: str | None = None) -> None:
         """Forget cached tiles/frames (all, or those of one scenario)."""
+        with self._info_lock:
+            self._info.clear()
         if scenario is None:
             self.tiles.clear()
             self.images.clear()

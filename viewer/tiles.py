@@ -20,7 +20,7 @@ import numpy as np
 
 from viewer.geo import bounds_to, reproject_geoms, tile_bounds_3857
 
-__all__ = ["TILE_FIELDS", "tile_fields", "encode_tile", "EXTENT", "MAX_ZOOM", "MIN_ZOOM"]
+__all__ = ["TILE_FIELDS", "tile_fields", "encode_frame_tile", "EXTENT", "MAX_ZOOM", "MIN_ZOOM", "TileSource", "prewarm"]
 
 EXTENT = 4096
 BUFFER = 64
@@ -192,6 +192,10 @@ class TileSource:
                     st.frames[key] = fr
         return fr
 
+    def cached_tile(self, layer: str, scenario: str, fields: list[str], z: int, x: int, y: int) -> bytes:
+        key = (layer, scenario, tuple(fields), z, x, y)
+        return self.state.tiles.get_or_make(key, lambda: self.tile(layer, scenario, fields, z, x, y))
+
     def tile(self, layer: str, scenario: str, fields: list[str], z: int, x: int, y: int) -> bytes:
         st = self.state
         raw = st.store.raw
@@ -211,3 +215,39 @@ def _edits_layer(state, scenario: str, layer: str) -> bool:
     if scenario in (None, "base"):
         return False
     return ("layer", layer) in state.twin.scenario(scenario).touched()
+
+
+def city_tiles(bounds_wgs84, z: int) -> list[tuple[int, int, int]]:
+    """XYZ tiles at zoom ``z`` covering lon/lat bounds."""
+    import math
+
+    w, s, e, n = bounds_wgs84
+    k = 2 ** z
+
+    def xy(lon, lat):
+        lat = max(min(lat, 85.05), -85.05)
+        return (min(int((lon + 180) / 360 * k), k - 1),
+                min(int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k), k - 1))
+
+    x0, y0 = xy(w, n)
+    x1, y1 = xy(e, s)
+    return [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
+def prewarm(state, layer: str = "buildings", zooms=(14, 15), max_tiles: int = 200) -> int:
+    """Encode the city's tiles of ``layer`` at ``zooms`` into the cache (run in the background at start)."""
+    from viewer.geo import to_wgs84
+
+    info = state.layer_info(layer)
+    if info is None or not info.get("bounds"):
+        return 0
+    fields = tile_fields(layer, list(info["columns"]))
+    bounds = to_wgs84(info["bounds"], state.twin.crs)
+    done = 0
+    for z in zooms:
+        for t in city_tiles(bounds, z)[:max_tiles]:
+            if getattr(state, "closing", False):
+                return done
+            state.tile_source.cached_tile(layer, "base", fields, *t)
+            done += 1
+    return done

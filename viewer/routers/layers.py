@@ -17,9 +17,10 @@ MAX_LIMIT = 10000
 
 
 def check_layer(state, name: str) -> dict:
-    if not re.match(r"^[a-z][a-z0-9_]{0,59}$", name or "") or not state.store.has_layer(name):
+    info = state.layer_info(name) if re.match(r"^[a-z][a-z0-9_]{0,59}$", name or "") else None
+    if info is None:
         raise HTTPException(404, f"no layer {name!r}; layers here: {visible_layers(state)}")
-    return state.store.layer_info(name)
+    return info
 
 
 def visible_layers(state) -> list[str]:

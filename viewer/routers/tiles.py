@@ -39,8 +39,7 @@ def tile(
     if scenario != "base" and scenario not in state.twin.scenarios:
         raise HTTPException(404, f"no scenario {scenario!r}; scenarios: {['base'] + state.twin.scenarios.names()}")
     flds = _fields(state, layer, info, fields)
-    key = (layer, scenario, tuple(flds), z, x, y)
-    data = state.tiles.get_or_make(key, lambda: state.tile_source.tile(layer, scenario, flds, z, x, y))
+    data = state.tile_source.cached_tile(layer, scenario, flds, z, x, y)
     return Response(data, media_type=MVT, headers={"Cache-Control": "max-age=30"})
 
 

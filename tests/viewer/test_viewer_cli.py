@@ -1,0 +1,40 @@
+"""``twin token`` and ``twin serve`` (refusals before anything binds)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from twin_core.cli import get_app
+
+
+def test_token_create_list_revoke(city):
+    from cim.store import open_store
+    from viewer.auth import verify_token
+
+    app, run = get_app(), CliRunner()
+    r = run.invoke(app, ["token", "create", city, "--role", "planner", "--name", "alice", "--json"])
+    assert r.exit_code == 0, r.output
+    tok = json.loads(r.stdout)["token"]
+    with open_store(city) as st:
+        assert verify_token(st, tok)["role"] == "planner"
+    rows = json.loads(run.invoke(app, ["token", "list", city, "--json"]).stdout)
+    assert [(x["role"], x["name"]) for x in rows] == [("planner", "alice")] and "hash" not in rows[0]
+    assert run.invoke(app, ["token", "revoke", city, rows[0]["id"]]).exit_code == 0
+    with open_store(city) as st:
+        assert verify_token(st, tok) is None
+
+
+def test_token_bad_role_and_serve_refusals(city, tmp_path):
+    from twin_core.errors import AuthError, StoreConnectionError
+
+    app, run = get_app(), CliRunner()
+    r = run.invoke(app, ["token", "create", city, "--role", "god"])
+    assert isinstance(r.exception, AuthError) and "viewer" in str(r.exception)
+    r = run.invoke(app, ["serve", city, "--host", "0.0.0.0"])
+    assert isinstance(r.exception, AuthError) and "twin token create" in str(r.exception)
+    r = run.invoke(app, ["serve", str(tmp_path / "missing.gpkg")])
+    assert isinstance(r.exception, StoreConnectionError)
+    r = run.invoke(app, ["serve", city, "--auth", "maybe"])
+    assert r.exit_code == 2 and "auth" in r.output
