@@ -31,13 +31,16 @@ def build_scene(state, scenario: str = "base") -> dict:
     ext = twin.extent
     bounds = list(bounds_to(ext, crs, "EPSG:4326")) if ext else [103.9, 30.5, 104.2, 30.8]
     rasters = [n for n in store.list_rasters() if not n.startswith("res_")]
-    meshes = []
-    if store.has_table("bim_buildings") or True:
-        from viewer.routers.meshes import mesh_catalogue
+    from viewer.routers.meshes import mesh_catalogue
 
-        meshes = mesh_catalogue(state)
+    meshes = mesh_catalogue(state)
+    areas = []
+    if "areas" in layers:
+        a = store.read_layer("areas", columns=[c for c in ("area_id", "kind", "name") if c in infos["areas"]["columns"]])
+        areas = a.drop(columns=[a.geometry.name]).head(200).to_dict("records")
     return {
         "name": twin.name,
+        "areas": areas,
         "crs": crs,
         "bounds": bounds,
         "camera": camera_for(bounds),

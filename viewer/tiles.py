@@ -13,6 +13,7 @@ buildings at a few tens of bytes each.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ EXTENT = 4096
 BUFFER = 64
 MIN_ZOOM = 0
 MAX_ZOOM = 22
+_LOADS = re.compile(r"(^|_)(id|vc|v_c|voc|volume|flow|load|speed|capacity|depth|density)($|_)", re.I)
 #: float attributes sent as whole numbers in tiles
 ROUND_TO_INT = ("height_m",)
 
@@ -53,7 +55,9 @@ def tile_fields(layer: str, columns: list[str], requested: list[str] | None = No
         return list(requested)
     if layer in TILE_FIELDS:
         return [c for c in TILE_FIELDS[layer] if c in columns]
-    return list(columns)[:12]  # result layers: their (few) numbers
+    # result layers: ids and the loads the map colours by first, then the rest, at most 12
+    first = [c for c in columns if _LOADS.search(c)]
+    return (first + [c for c in columns if c not in first])[:12]
 
 
 @dataclass

@@ -516,3 +516,27 @@ def test_flood_job_through_the_real_adapter(client):
     assert v["value"] == pytest.approx(float(arr[k][r_, c_]), rel=1e-6)
     png = client.get(f"/api/results/base/{job['run']}/depth_snapshots/image.png?step={k}")
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+
+
+def test_crowd_job_trajectories_for_the_map(client):
+    """A crowd run on the plaza; its trajectories come back as one path per agent, in time order."""
+    areas = client.get("/api/scene").json()["areas"]
+    plaza = next(a for a in areas if a["kind"] == "plaza")
+    job = client.post("/api/jobs", json={"engine": "crowd", "params": {"area": plaza["area_id"], "agents": 30,
+                                                                      "until": 60}}).json()
+    for _ in range(1200):
+        st = client.get(f"/api/jobs/{job['id']}").json()
+        if st["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert st["status"] == "done", st
+    state = client.app.state.twin_state
+    raw = state.twin.load_result("base", job["run"], "trajectories")
+    tr = client.get(f"/api/results/base/{job['run']}/trajectories/trajectories").json()
+    assert tr["count"] == raw["agent"].nunique() == 30
+    one = tr["trips"][0]
+    assert one["timestamps"] == sorted(one["timestamps"])
+    assert len(one["path"]) == int((raw["agent"].astype(str) == one["id"]).sum())
+    thin = client.get(f"/api/results/base/{job['run']}/trajectories/trajectories?max_points=100").json()
+    # every k-th sample of each path (rounded up per path) plus each last one: at most max_points + 2 per path
+    assert 2 * 30 <= sum(len(t["path"]) for t in thin["trips"]) <= 100 + 2 * 30

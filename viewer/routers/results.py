@@ -163,11 +163,13 @@ def result_rows(scenario: str, run: str, name: str, limit: int = Query(1000, ge=
             "total": int(len(df)), "offset": offset}
 
 
-_ID_COLS = ("vehicle_id", "agent_id", "trip_id", "id")
+_ID_COLS = ("vehicle_id", "agent_id", "trip_id", "vehicle", "agent", "person", "id")
 
 
 @router.get("/{scenario}/{run}/{name}/trajectories", summary="Paths with timestamps (lon/lat, seconds)")
 def trajectories(scenario: str, run: str, name: str, limit: int = Query(5000, ge=1, le=200000),
+                 max_points: int = Query(200_000, ge=100, le=2_000_000,
+                                         description="thin the samples evenly to at most this many points"),
                  state=Depends(get_state)) -> dict:
     """A table with an id column (vehicle_id / agent_id / trip_id / id), ``t`` (s), ``x``, ``y`` in the twin CRS."""
     from viewer.geo import transformer
@@ -182,6 +184,11 @@ def trajectories(scenario: str, run: str, name: str, limit: int = Query(5000, ge
         raise HTTPException(400, f"result {name!r} is not a trajectory table: it needs an id column (one of "
                                  f"{list(_ID_COLS)}), t and x, y; it has {list(df.columns)}")
     d = df.sort_values([idc, tcol])
+    if len(d) > max_points:  # keep every k-th sample of each path (and its last one)
+        k = -(-len(d) // max_points)
+        rank = d.groupby(idc).cumcount()
+        last = ~d[idc].duplicated(keep="last")
+        d = d[(rank % k == 0) | last]
     lon, lat = transformer(state.twin.crs, "EPSG:4326").transform(d["x"].to_numpy(float), d["y"].to_numpy(float))
     ids = d[idc].to_numpy()
     t = d[tcol].to_numpy(float)

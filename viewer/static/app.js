@@ -87,14 +87,23 @@
     return latest(grids.filter((r) => r.kind === "raster_series" || r.kind === "array")) ||
       latest(grids.filter((r) => r.kind === "raster"));
   }
+  // trajectories: vehicles from traffic runs (or tables named trips/vehicles), people from crowd runs
   function tripsResult(scenario) {
-    return latest(resultsOf(scenario).filter((r) => r.kind === "table" && /trip|vehicle|trajector/.test(r.name)));
+    return latest(resultsOf(scenario).filter((r) => r.kind === "table" &&
+      (/trip|vehicle/.test(r.name) || (/traj/.test(r.name) && /traffic/.test(r.run)))));
   }
   function crowdResult(scenario) {
-    return latest(resultsOf(scenario).filter((r) => r.kind === "table" && /agent|crowd|pedestrian/.test(r.name)));
+    return latest(resultsOf(scenario).filter((r) => r.kind === "table" &&
+      (/agent|crowd|pedestrian/.test(r.name) || (/traj/.test(r.name) && !/traffic/.test(r.run) && !/trip|vehicle/.test(r.name)))));
   }
   function linkResult(scenario) {
-    return latest(resultsOf(scenario).filter((r) => r.kind === "layer" && /link|traffic|flow|vc/.test(r.name)));
+    return latest(resultsOf(scenario).filter((r) => r.kind === "layer" && /link|traffic|flow|vc|load/.test(r.name + " " + r.run)));
+  }
+  function linkLoad(p) {
+    for (const k of ["vc", "v_c", "voc"]) if (p[k] !== undefined && p[k] !== null) return p[k];
+    if (p.volume !== undefined && p.capacity_vph) return p.volume / p.capacity_vph;
+    if (p.flow !== undefined && p.capacity_vph) return p.flow / p.capacity_vph;
+    return undefined;
   }
   function exposureResult(scenario) {
     const ex = resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name));
@@ -235,7 +244,7 @@
       const src = lr ? `/tiles/${lr.ref}/{z}/{x}/{y}.pbf` : `/tiles/road_links/{z}/{x}/{y}.pbf${q}`;
       L.push(new D.MVTLayer({id: `road_links-${side}`, data: src, minZoom: 12, maxZoom: 16, loadOptions: loadOptions(),
         visible: S.visible.road_links, pickable: true, autoHighlight: true, lineWidthUnits: "meters", getLineWidth: 4,
-        lineWidthMinPixels: 1, getLineColor: (f) => lr ? vcColour(f.properties.vc !== undefined ? f.properties.vc : f.properties.v_c) : [150, 160, 175, 200],
+        lineWidthMinPixels: 1, getLineColor: (f) => lr ? vcColour(linkLoad(f.properties)) : [150, 160, 175, 200],
         updateTriggers: {getLineColor: [lr && lr.run]}}));
     }
     if (S.scene.layers.water) {
@@ -488,10 +497,19 @@
       box.appendChild(b);
     });
   }
+  function defaultParams(engine) {
+    // short demo runs from the map; scripts and the CLI choose their own
+    if (engine === "flood") return {storm: "50y", duration: "30min", snapshot_interval: "5min"};
+    if (engine === "crowd") {
+      const a = (S.scene.areas || []).find((x) => /plaza|station/.test(x.kind || "")) || (S.scene.areas || [])[0];
+      return a ? {area: a.area_id, agents: 300, until: 600} : {};
+    }
+    return {};
+  }
   async function startJob(engine) {
     try {
       const job = await api("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
-        body: JSON.stringify({engine, scenario: S.scenarioA, params: {}})});
+        body: JSON.stringify({engine, scenario: S.scenarioA, params: defaultParams(engine)})});
       const row = document.createElement("div");
       row.className = "job"; row.id = "job-" + job.id;
       row.innerHTML = `<div>${engine} · ${job.scenario} · <span class="st">${t(job.status)}</span></div><div class="bar"><div style="width:0%"></div></div>`;
