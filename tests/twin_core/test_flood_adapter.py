@@ -142,3 +142,12 @@ def test_cli_flood(small_city_gpkg):
     r = runner.invoke(get_app(), ["flood", small_city_gpkg, "--duration", "forever", "--quiet"])
     assert r.exit_code != 0 and isinstance(r.exception, ParameterError)
     assert parse_duration("2h") == 7200.0
+
+
+def test_adapter_docstring_examples_run():
+    import doctest
+
+    import twin_core.adapters.flood as mod
+
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted > 0 and res.failed == 0

@@ -290,8 +290,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     >>> import tempfile, os, sample_city
     >>> from twin_core import Twin
     >>> path = os.path.join(tempfile.mkdtemp(), "c.gpkg")
-    >>> sample_city.build_into(path, "small", seed=0)  # doctest: +ELLIPSIS
-    ...
+    >>> city = sample_city.build_into(path, "small", seed=0)
     >>> with Twin.open(path) as twin:
     ...     fr = run_flood(twin, storm="20y", duration="10min", run="demo")
     >>> fr.summary["mass_balance_relative_error"] < 1e-9
