@@ -9,7 +9,17 @@
   :func:`line_of_sight` over a DEM.
 
 Imports only numpy and numba (shapely inside conversion helpers). Errors are
-builtin ``ValueError`` / ``TypeError``.
+builtin ``ValueError`` / ``TypeError``. Results equal shapely's (GEOS rules,
+exact orientation predicates): a point on a polygon's boundary intersects it
+but is not within it. Kernels live in ``_kernels.py`` / ``_mesh_kernels.py``
+and also run with ``NUMBA_DISABLE_JIT=1``.
+
+Examples
+--------
+>>> import shapely
+>>> from spatial_index import PolygonIndex
+>>> PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1)]).query_points([[0.5, 0.5], [1, 1]], "within").tolist()
+[[0], [0]]
 """
 
 from spatial_index.bvh import TriangleBVH

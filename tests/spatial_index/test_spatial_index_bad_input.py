@@ -1,0 +1,70 @@
+"""Bad input to PolygonIndex: a clear builtin error naming the problem, or a documented result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from spatial_index import PolygonIndex
+
+SQUARE = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]], float)
+
+
+def test_from_arrays_round_trip_and_multipolygon():
+    coords = np.vstack([SQUARE, SQUARE + 2, SQUARE * 0.2 + 2.4])  # square; square with a hole
+    idx = PolygonIndex.from_arrays(coords, [0, 5, 10, 15], [0, 1, 3], [0, 2])  # one multipolygon
+    assert len(idx) == 1
+    assert idx.query_points([[0.5, 0.5], [2.5, 2.5], [2.1, 2.1]], "within").tolist() == [[0, 2], [0, 0]]
+
+
+@pytest.mark.parametrize("coords, rings, parts, match", [
+    (SQUARE[:-1], [0, 4], [0, 1], "not closed"),
+    (SQUARE[[0, 1, 0]], [0, 3], [0, 1], "at least 4"),
+    (np.vstack([SQUARE[:2], [[np.nan, 1]], SQUARE[3:]]), [0, 5], [0, 1], "NaN"),
+    (SQUARE, [0, 4], [0, 1], "from 0 to 5"),
+    (SQUARE, [0, 5], [0, 2], "from 0 to 1"),
+    (SQUARE[:, :1], [0, 5], [0, 1], r"shape \(n, 2\)"),
+])
+def test_from_arrays_bad(coords, rings, parts, match):
+    with pytest.raises(ValueError, match=match):
+        PolygonIndex.from_arrays(coords, rings, parts)
+
+
+def test_from_shapely_bad():
+    with pytest.raises(TypeError, match="holds polygons"):
+        PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1), shapely.Point(0, 0)])
+    with pytest.raises(TypeError, match="shapely geometries"):
+        PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1), "POLYGON"])
+    with pytest.raises(ValueError, match="NaN"):
+        PolygonIndex.from_shapely([shapely.Polygon([(0, 0), (1, np.nan), (1, 1), (0, 0)])])
+
+
+def test_query_bad_and_documented_results():
+    idx = PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1)])
+    with pytest.raises(ValueError, match="predicate must be one of"):
+        idx.query_points([[0, 0]], predicate="contains")
+    with pytest.raises(ValueError, match="predicate must be one of"):
+        idx.query([shapely.box(0, 0, 1, 1)], predicate="touches")
+    with pytest.raises(ValueError, match="NaN"):
+        idx.query_points([[np.nan, 0.5]])
+    with pytest.raises(ValueError, match=r"shape \(m, 2\)|shape \(n, 2\)"):
+        idx.query_points(np.zeros((3, 3)))
+    with pytest.raises(TypeError, match="numeric"):
+        idx.query_points([["a", "b"]])
+    with pytest.raises(TypeError, match="Points"):
+        idx.query_points([shapely.box(0, 0, 1, 1)])
+    with pytest.raises(ValueError, match="empty points"):
+        idx.query_points([shapely.Point()])
+    with pytest.raises(TypeError, match="collections"):
+        idx.query([shapely.GeometryCollection([shapely.Point(0, 0)])])
+    with pytest.raises(ValueError, match="NaN"):
+        idx.query([shapely.LineString([(0, 0), (np.nan, 1)])])
+    with pytest.raises(ValueError, match="xmin > xmax"):
+        idx.query(np.array([[1.0, 0, 0, 1]]))
+    # documented: empty / missing query geometries match nothing; so do empty polygons in the index
+    assert idx.query([None, shapely.Polygon(), shapely.box(0.5, 0.5, 2, 2)]).tolist() == [[2], [0]]
+    idx2 = PolygonIndex.from_shapely([shapely.Polygon(), shapely.box(0, 0, 1, 1)])
+    assert idx2.query_points([[0.5, 0.5]]).tolist() == [[0], [1]]
+    # and a point sitting on an empty polygon's would-be position finds nothing there
+    assert PolygonIndex.from_shapely([shapely.Polygon()]).query_points([[0, 0]]).shape == (2, 0)
