@@ -762,6 +762,9 @@ class CrowdSimulation:
         if len(a):
             stuck = disp < p.jam_min_progress
             if self.area.periodic:
+                # positions wrap round the corridor: judge by the current speed instead
+                disp = np.hypot(self.vx[a], self.vy[a]) * p.jam_window
+                stuck = disp < p.jam_min_progress
                 if stuck.all():
                     new.append(self._jam_event(a, None, "deadlock"))
             else:

@@ -23,9 +23,9 @@ raster ``max_density``.
 Examples
 --------
 >>> from shapely.geometry import box
->>> exits = exits_from_roads(box(0, 0, 20, 10), [((25, -5), (25, 15))], road_reach=6.0)
->>> sorted(exits), [round(v[0][0], 1) for v in exits.values()]
-(['road0:0'], [20.0])
+>>> exits = exits_from_roads(box(0, 0, 20, 10), [((25, -5), (25, 15))], road_reach=6.0, min_width=2.0)
+>>> exits
+{'road0:0': [(20.0, 0.0), (20.0, 10.0)]}
 """
 
 from __future__ import annotations
