@@ -116,7 +116,7 @@ def _as_geometry_array(geometries) -> np.ndarray:
     arr = np.asarray(geometries, dtype=object)
     if arr.ndim != 1:
         arr = arr.ravel()
-    ok = np.array([g is None or isinstance(g, shapely.Geometry) for g in arr], dtype=bool)
+    ok = shapely.is_geometry(arr) | shapely.is_missing(arr)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         raise TypeError(f"geometries must be shapely geometries (or None); item {i} is {type(arr[i]).__name__}")

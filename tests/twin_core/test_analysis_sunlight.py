@@ -135,6 +135,28 @@ def test_bad_input():
         A.sun_positions(pd.DatetimeIndex(["2026-01-20 12:00"]), 30, 104)
     with pytest.raises(GeometryError, match="Points"):
         A.sunlight_hours(gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], crs=CRS), b, crs=CRS)
+    with pytest.raises(ParameterError, match="spacing"):
+        A.facade_points(b, spacing=0)
+    with pytest.raises(GeometryError, match="polygons"):
+        A.facade_points(_gdf([shapely.LineString([(0, 0), (1, 1)])], [3.0]))
     # empty buildings and an empty point set are fine
     assert A.sunlight_hours(np.zeros((0, 3)), b, crs=CRS).shape == (0,)
     assert len(A.Scene(b.iloc[:0]).bvh) == 0
+
+
+def test_facade_hours_by_orientation():
+    # a 20 m cube: in January in Chengdu the sun stays in the southern half of the sky, so by hand
+    # (true solar time 08-16, the sun is up all of it): south wall 8 h, north wall 0 h,
+    # east wall until solar noon (4 h), west wall after it (4 h); within one 10-minute step
+    b = gpd.GeoDataFrame({"height_m": [20.0], "building_id": ["B1"]},
+                         geometry=[shapely.box(X0, Y0, X0 + 20, Y0 + 20)], crs=CRS)
+    pts = A.facade_points(b, spacing=5.0, heights=(1.5, 10.0))
+    assert len(pts) == 2 * 16 and (pts["building_id"] == "B1").all()
+    hours = A.sunlight_hours(pts, b, "2026-01-20", "08:00", "16:00", crs=CRS, solar_time=True, step_minutes=10)
+    facing = pts["facing"].round().to_numpy()
+    step = 10 / 60
+    assert np.allclose(hours[facing == 180], 8.0)
+    assert np.allclose(hours[facing == 0], 0.0)
+    # grid north is 0.5 deg off true north here, so the east/west split moves by about 2 minutes
+    assert np.all(np.abs(hours[facing == 90] - 4.0) <= step)
+    assert np.all(np.abs(hours[facing == 270] - 4.0) <= step)

@@ -37,7 +37,7 @@ import pandas as pd
 from twin_core.errors import FieldError, GeometryError, ParameterError, RasterError, SchemaError
 
 __all__ = [
-    "sun_positions", "sun_vectors", "building_mesh", "Scene", "sunlight_hours", "shadow_mask", "sunlight_grid",
+    "sun_positions", "sun_vectors", "building_mesh", "Scene", "facade_points", "sunlight_hours", "shadow_mask", "sunlight_grid",
     "viewshed", "points_to_parcels", "buildings_to_parcels", "within_distance", "run_sunlight", "run_viewshed",
 ]
 
@@ -228,6 +228,63 @@ class Scene:
 
     def __repr__(self) -> str:
         return f"Scene(triangles={len(self.bvh)})"
+
+
+def facade_points(buildings, spacing: float = 3.0, heights=(1.5,), offset: float = 0.05,
+                  base_col: str | None = "ground_elev_m", building_id: str = "building_id"):
+    """Sample points on the walls of LoD1 buildings, for facade sunlight (e.g. window sills).
+
+    Points sit every ``spacing`` metres along each wall (shells and courtyard
+    walls), at each height above the building's base, ``offset`` metres out
+    from the wall so that their own wall does not shade them.
+
+    Returns a GeoDataFrame of 3-D points with ``building`` (row position),
+    the building id when present, ``facing`` (azimuth of the wall's outward
+    normal, degrees clockwise from grid north) and ``height``.
+    """
+    import geopandas as gpd
+    import shapely
+
+    if not (spacing > 0 and offset >= 0):
+        raise ParameterError(f"spacing must be > 0 and offset >= 0, got {spacing}, {offset}")
+    geoms = np.asarray(buildings.geometry.values, dtype=object)
+    tid = shapely.get_type_id(geoms)
+    if (~np.isin(tid, [3, 6, -1])).any():
+        i = int(np.flatnonzero(~np.isin(tid, [3, 6, -1]))[0])
+        raise GeometryError(f"building {i} is a {geoms[i].geom_type}; footprints must be (multi)polygons")
+    base = np.zeros(len(geoms))
+    if base_col and base_col in buildings.columns:
+        base = pd.to_numeric(buildings[base_col], errors="coerce").fillna(0.0).to_numpy(float)
+    oriented = shapely.orient_polygons(geoms)  # shells counter-clockwise, holes clockwise
+    rings, ridx = shapely.get_rings(shapely.get_parts(oriented), return_index=True)
+    parts, pidx = shapely.get_parts(oriented, return_index=True)
+    ring_b = pidx[ridx]
+    xs, ys, fs, bs = [], [], [], []
+    for r, b in zip(rings, ring_b):
+        c = shapely.get_coordinates(r)
+        d = np.diff(c, axis=0)
+        ln = np.hypot(d[:, 0], d[:, 1])
+        for (x0, y0), (dx, dy), L in zip(c[:-1], d, ln):
+            if L == 0:
+                continue
+            n = max(int(np.floor(L / spacing)), 1)
+            t = (np.arange(n) + 0.5) / n
+            nx, ny = dy / L, -dx / L  # outward for a counter-clockwise shell / clockwise hole
+            xs.append(x0 + t * dx + offset * nx)
+            ys.append(y0 + t * dy + offset * ny)
+            fs.append(np.full(n, np.degrees(np.arctan2(nx, ny)) % 360))
+            bs.append(np.full(n, b))
+    x = np.concatenate(xs) if xs else np.zeros(0)
+    y = np.concatenate(ys) if ys else np.zeros(0)
+    f = np.concatenate(fs) if fs else np.zeros(0)
+    bi = np.concatenate(bs).astype(np.intp) if bs else np.zeros(0, np.intp)
+    hs = np.asarray(heights, float).ravel()
+    cols = {"building": np.tile(bi, len(hs)), "facing": np.tile(f, len(hs)), "height": np.repeat(hs, len(x))}
+    z = base[cols["building"]] + cols["height"]
+    if building_id in buildings.columns:
+        cols[building_id] = buildings[building_id].to_numpy()[cols["building"]]
+    pts = shapely.points(np.tile(x, len(hs)), np.tile(y, len(hs)), z)
+    return gpd.GeoDataFrame(cols, geometry=pts, crs=buildings.crs)
 
 
 # --------------------------------------------------------------------------
