@@ -60,6 +60,29 @@ def ours(path: Path, crs: str):
     return time.perf_counter() - t, b
 
 
+def _burn(n: int = 5_000_000) -> int:
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def control_speedup() -> float:
+    """What 2 processes gain over 1 on this machine right now (pure-Python CPU work, 4 equal jobs)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    t = time.perf_counter()
+    for _ in range(4):
+        _burn()
+    seq = time.perf_counter() - t
+    with ProcessPoolExecutor(2) as ex:
+        list(ex.map(_burn, [10] * 2))  # start the workers outside the timing
+        t = time.perf_counter()
+        list(ex.map(_burn, [5_000_000] * 4))
+        par = time.perf_counter() - t
+    return seq / par
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=2, help="repetitions per model (the best is kept)")
@@ -103,12 +126,16 @@ def main() -> None:
     kw = dict(twin_crs="EPSG:4544", anchor=anchor, method="anchor")
     import_many(files[:2], None, workers=2, **kw)  # start the forkserver once, outside the timing
     load_par = os.getloadavg()
+    ceiling_before = control_speedup()
     t = time.perf_counter()
     s1 = import_many(files, None, workers=1, **kw)
     t_seq = time.perf_counter() - t
     t = time.perf_counter()
     s2 = import_many(files, None, workers=2, **kw)
     t_par = time.perf_counter() - t
+    ceiling_after = control_speedup()
+    ceiling = (ceiling_before + ceiling_after) / 2
+    print(f"control (pure-Python CPU work, 2 processes vs 1): {ceiling_before:.2f}x before, {ceiling_after:.2f}x after")
     assert not s1.errors and not s2.errors, (s1.errors, s2.errors)
     speedup = t_seq / t_par
     print(f"{len(files)} files: one after another {t_seq:.2f} s, 2 processes {t_par:.2f} s -> {speedup:.2f}x")
@@ -142,9 +169,10 @@ def main() -> None:
         "",
         f"Parallel import of {len(files)} files (each real model twice, into no store): one after another "
         f"{t_seq:.2f} s, one process per file on 2 workers (forkserver) {t_par:.2f} s: **{speedup:.2f}x**. "
-        f"Aim >= 1.6x on 2 cores: {'met' if speedup >= 1.6 else '**not met**'}"
-        + ("" if speedup >= 1.6 else f" in this run; with a load average of {load_par[0]:.1f} on 2 cores the other "
-           "sessions' processes held most of the second core, so two workers could not both run") + ".",
+        f"Aim >= 1.6x on 2 cores: {'met' if speedup >= 1.6 else '**not met**'} in this run. "
+        f"Control in the same run: plain CPU-bound Python work in 2 processes against 1 gained "
+        f"{ceiling_before:.2f}x before and {ceiling_after:.2f}x after (load average {load_par[0]:.1f} on 2 cores): "
+        f"that is all the machine offered; the import reached {speedup / ceiling:.0%} of it.",
     ]
     out = ROOT / "benchmarks" / "results" / "bim_import.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
