@@ -119,3 +119,25 @@ def test_cli_crowd(small_city_gpkg):
     assert bad.exit_code != 0 and isinstance(bad.exception, ParameterError)
     bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001"])
     assert bad.exit_code != 0 and "--agents" in str(bad.exception)
+
+
+@pytest.mark.slow
+def test_real_house_storey_evacuation():
+    # AC20-FZK-Haus (KIT reference IFC), ground floor: rooms, inner doors, two external doors
+    import os
+
+    from simulation.crowd import Agents, CrowdParameters, CrowdSimulation
+    from twin_core.adapters.crowd import storey_area
+
+    ifc_dir = os.environ.get("TWIN_IFC_DIR", "/work/shared/data/ifc")
+    path = os.path.join(ifc_dir, "AC20-FZK-Haus.ifc")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not present (set TWIN_IFC_DIR)")
+    area, info = storey_area(path, "Erdgeschoss")
+    assert len(area.exit_names) == 2
+    ag = Agents.in_region(area, n=30, seed=0)
+    res = CrowdSimulation(area, ag, CrowdParameters(record_interval=0.05)).run(until=300)
+    assert res.status == "evacuated" and res.evacuated == 30
+    assert (res.exit_usage()["agents"] > 0).all()  # both doors carry people
+    tr = res.trajectories
+    assert area.contains(tr["x"].to_numpy(), tr["y"].to_numpy()).all()  # nobody walked through a wall
