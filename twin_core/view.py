@@ -170,7 +170,8 @@ def view(twin, layers: Sequence[str] = ("buildings",), *, scenario: str | None =
                                  "GeoJSON that large stalls the notebook: pass a bbox-limited twin, raise the limit, "
                                  "or use `twin serve` (vector tiles)")
         gdf = twin.layer(name, scenario=scenario)
-        if name == "buildings":
+        if name == "buildings":  # only what the map shows and the tooltip names: inline JSON is costly
+            gdf = gdf[[c for c in ("building_id", "height_m", "use", "storeys") if c in gdf.columns] + [gdf.geometry.name]]
             if colour_by == "height_m":
                 h = gdf["height_m"].astype(float).fillna(0).clip(0, 120) / 120
                 gdf["_colour"] = [[int(60 + 190 * x), int(140 + 60 * (1 - x)), int(230 - 150 * x), 235] for x in h]
