@@ -56,7 +56,7 @@ def test_real_models_building_and_glb(fzk):
     assert set(b.storey_glb) == {"Erdgeschoss", "Dachgeschoss"}
 
 
-def test_store_import_is_atomic_and_queryable(boxes, store):
+def test_store_import_is_atomic_and_queryable(boxes, store, tmp_path):
     from bim_import.importer import ELEMENT_TABLE, import_ifc
 
     b = import_ifc(boxes["ok"][0], store)
@@ -76,8 +76,16 @@ def test_store_import_is_atomic_and_queryable(boxes, store):
     # bad inputs: each a clear error, and nothing written
     with pytest.raises(GeoreferenceError):
         import_ifc(boxes["nogeo"][0], store)
-    with pytest.raises(ImportFormatError):
+    with pytest.raises(ImportFormatError, match="not an IFC"):
         import_ifc(__file__, store)
+    trunc = tmp_path / "trunc.ifc"
+    trunc.write_bytes(open(boxes["ok"][0], "rb").read()[:3000])
+    with pytest.raises(ImportFormatError, match="truncated"):
+        import_ifc(trunc, store)
+    old = tmp_path / "old.ifc"
+    old.write_text(open(GEOREF).read().replace("FILE_SCHEMA (('IFC4'))", "FILE_SCHEMA (('IFC2X2_FINAL'))"))
+    with pytest.raises(ImportFormatError, match="not supported"):
+        import_ifc(old, store)
     after = (len(store.read_layer("buildings")), len(store.read_table(ELEMENT_TABLE)), len(store.list_blobs()))
     assert after == before
 
