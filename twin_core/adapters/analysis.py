@@ -38,7 +38,8 @@ from twin_core.errors import FieldError, GeometryError, ParameterError, RasterEr
 
 __all__ = [
     "sun_positions", "sun_vectors", "building_mesh", "Scene", "facade_points", "sunlight_hours", "shadow_mask", "sunlight_grid",
-    "viewshed", "points_to_parcels", "buildings_to_parcels", "within_distance", "run_sunlight", "run_viewshed",
+    "viewshed", "points_to_parcels", "buildings_to_parcels", "within_distance", "bim_meshes", "run_sunlight",
+    "run_viewshed",
 ]
 
 Progress = Callable[[float, float], None] | None
@@ -586,22 +587,68 @@ def within_distance(left, right, distance: float) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 # twin runners
 # --------------------------------------------------------------------------
+def bim_meshes(twin, scenario: str | None = None) -> tuple[list[tuple[np.ndarray, np.ndarray]], set]:
+    """The BIM building meshes stored in the twin (``bim/<id>/building.glb`` blobs), in the twin CRS.
+
+    Returns ``([(vertices, faces), ...], {building_id, ...})``. The meshes are
+    written by ``bim_import`` with x/y relative to an origin kept in the GLB's
+    ``asset.extras``. (Blobs are not scenario-specific; ``scenario`` is accepted
+    for symmetry.)
+    """
+    import json
+    import struct
+
+    from bim_import.gltf import read_glb
+
+    _ = scenario
+    blobs = twin.store.list_blobs("bim/")
+    out, ids = [], set()
+    if not len(blobs):
+        return out, ids
+    for key in blobs["key"]:
+        if not str(key).endswith("/building.glb"):
+            continue
+        data = twin.store.get_blob(key)
+        jlen = struct.unpack_from("<I", data, 12)[0]
+        extras = json.loads(data[20:20 + jlen]).get("asset", {}).get("extras", {})
+        ox, oy = (list(extras.get("origin", [0.0, 0.0])) + [0.0, 0.0])[:2]
+        for v, f in read_glb(data).values():
+            v = np.asarray(v, float).copy()
+            v[:, 0] += ox
+            v[:, 1] += oy
+            out.append((v, np.asarray(f, np.intp)))
+        ids.add(str(key).split("/")[1])
+    return out, ids
+
+
+def _twin_scene(twin, scenario, use_bim: bool) -> "Scene":
+    b = twin.layer("buildings", scenario=scenario) if "buildings" in twin.layers() else None
+    meshes = []
+    if use_bim:
+        meshes, ids = bim_meshes(twin, scenario)
+        if b is not None and ids and "building_id" in b.columns:
+            b = b[~b["building_id"].astype(str).isin(ids)]  # the BIM model replaces its LoD1 block
+    return Scene(b, meshes), b
+
+
 def run_sunlight(twin, date="2026-01-20", start="08:00", end="16:00", *, bounds=None, spacing: float = 5.0,
                  height: float = 0.0, scenario: str | None = None, run: str | None = None,
-                 step_minutes: float = 10.0, solar_time: bool = False, save: bool = True,
+                 step_minutes: float = 10.0, solar_time: bool = False, save: bool = True, use_bim: bool = True,
                  progress: Progress = None):
     """Sunlight hours over a ground grid of the twin (buildings as of ``scenario``); saves raster ``sunlight_hours``.
 
-    Returns ``(raster, run_id)``.
+    Shadows come from the LoD1 buildings and, with ``use_bim``, the stored BIM
+    meshes (which replace their building's LoD1 block). Returns ``(raster, run_id)``.
     """
-    b = twin.layer("buildings", scenario=scenario)
+    scene, b = _twin_scene(twin, scenario, use_bim)
     dem = twin.raster("dem", scenario=scenario) if "dem" in twin.rasters() else None
     if bounds is None:
         bounds = twin.extent
         if bounds is None:
             raise ParameterError("the twin is empty; give bounds=(xmin, ymin, xmax, ymax)")
     ras = sunlight_grid(b, bounds, spacing, date, start, end, height=height, dem=dem, crs=twin.crs,
-                        tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, progress=progress)
+                        tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, scene=scene,
+                        progress=progress)
     run = run or twin.new_run_id("sun")
     if save:
         twin.save_result(scenario, run, "sunlight_hours", ras)
@@ -610,7 +657,7 @@ def run_sunlight(twin, date="2026-01-20", start="08:00", end="16:00", *, bounds=
 
 def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height: float = 0.0,
                  radius: float | None = None, scenario: str | None = None, run: str | None = None, save: bool = True,
-                 progress: Progress = None):
+                 use_bim: bool = True, progress: Progress = None):
     """Viewshed over the twin's DEM and buildings (as of ``scenario``); saves raster ``viewshed``.
 
     Returns ``(raster, run_id)``.
@@ -626,8 +673,13 @@ def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height:
             raise ParameterError(f"observer {observer} with radius {radius} lies outside the DEM {dem.bounds}") \
                 from None
     b = twin.layer("buildings", scenario=scenario) if "buildings" in twin.layers() else None
+    meshes = []
+    if use_bim:
+        meshes, ids = bim_meshes(twin, scenario)
+        if b is not None and ids and "building_id" in b.columns:
+            b = b[~b["building_id"].astype(str).isin(ids)]
     ras = viewshed(dem, observer, b, observer_height=observer_height, target_height=target_height, radius=radius,
-                   progress=progress)
+                   meshes=meshes, progress=progress)
     run = run or twin.new_run_id("view")
     if save:
         twin.save_result(scenario, run, "viewshed", ras)

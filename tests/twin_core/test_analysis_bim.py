@@ -1,0 +1,45 @@
+"""Stored BIM meshes cast shadows in the twin runners (and replace their LoD1 block)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+gpd = pytest.importorskip("geopandas")
+trimesh = pytest.importorskip("trimesh")
+
+from twin_core.adapters import analysis as A  # noqa: E402
+
+X0, Y0 = 404000.0, 3393000.0
+
+
+def test_bim_mesh_shades_and_replaces_lod1(tmp_path):
+    from bim_import.gltf import write_glb
+    from twin_core import Twin
+
+    twin = Twin.create(str(tmp_path / "t.gpkg"), crs="EPSG:4544")
+    try:
+        # LoD1 says 1 m high; the BIM model of the same building is a 40 m tower
+        b = gpd.GeoDataFrame({"building_id": ["B1"], "height_m": [1.0], "ground_elev_m": [0.0]},
+                             geometry=[shapely.MultiPolygon([shapely.box(X0, Y0, X0 + 20, Y0 + 20)])],
+                             crs="EPSG:4544")
+        twin.store.write_layer("buildings", b)
+        tower = trimesh.creation.box(extents=[20, 20, 40]).apply_translation([10, 10, 20])  # origin-relative
+        glb = write_glb([("tower", np.asarray(tower.vertices), np.asarray(tower.faces))],
+                        extras={"origin": [X0, Y0], "crs": "EPSG:4544"})
+        twin.store.put_blob("bim/B1/building.glb", glb, mime="model/gltf-binary", layer="buildings",
+                            feature_id="B1")
+        meshes, ids = A.bim_meshes(twin)
+        assert ids == {"B1"} and len(meshes) == 1
+        np.testing.assert_allclose(meshes[0][0].min(axis=0), [X0, Y0, 0.0], atol=1e-2)  # float32 in the GLB
+        bounds = (X0, Y0 + 25, X0 + 20, Y0 + 45)  # 5-25 m north of the building
+        with_bim, _ = A.run_sunlight(twin, bounds=bounds, spacing=10, solar_time=True, step_minutes=20,
+                                     save=False)
+        lod1_only, _ = A.run_sunlight(twin, bounds=bounds, spacing=10, solar_time=True, step_minutes=20,
+                                      use_bim=False, save=False)
+        # a 1 m block shades nothing 5 m away; the 40 m tower shades the strip north of it around noon
+        assert np.all(lod1_only.data == pytest.approx(8.0))
+        assert np.all(with_bim.data < 6.0)
+    finally:
+        twin.close()
