@@ -356,6 +356,7 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
     products = f.by_type("IfcProduct")
     spatial = ("IfcSite", "IfcBuilding", "IfcBuildingStorey", "IfcProject")
     rows = []
+    failures: list[dict] = []
     for el in products:
         if el.is_a() in spatial:
             continue
@@ -377,8 +378,7 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
                       if el.ObjectPlacement is not None else np.array([np.nan] * 3))
         except Exception as exc:  # one odd element never loses the rest
             storey, ty, psets, qsets, origin = None, None, {}, {}, np.array([np.nan] * 3)
-            rows_fail = {"global_id": el.GlobalId, "ifc_class": el.is_a(), "reason": f"attributes: {exc}"}
-            rows.append({"_fail": rows_fail})
+            failures.append({"global_id": el.GlobalId, "ifc_class": el.is_a(), "reason": f"attributes: {exc}"})
         rows.append({
             "global_id": el.GlobalId,
             "ifc_class": el.is_a(),
@@ -392,8 +392,6 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
             "x_m": origin[0], "y_m": origin[1], "z_m": origin[2],
             "has_body": _has_body(el),
         })
-    failures = [r.pop("_fail") for r in rows if "_fail" in r]
-    rows = [r for r in rows if "_fail" not in r]
     elements = pd.DataFrame(rows, columns=["global_id", "ifc_class", "name", "storey", "type_name", "predefined_type",
                                            "materials", "psets", "qsets", "x_m", "y_m", "z_m", "has_body"])
     georef = _read_georef(f, unit)

@@ -211,3 +211,25 @@ def test_cityjson_from_the_store_matches_the_direct_export(boxes, tmp_path):
     res = CliRunner().invoke(get_app(), ["bim", "cityjson", str(out), "--store", target])
     assert res.exit_code == 0, res.output
     assert list(json.loads(out.read_text())["CityObjects"]) == [b.building_id]
+
+
+def test_one_broken_element_never_loses_the_rest(boxes, tmp_path):
+    import ifcopenshell
+
+    from bim_import.importer import ELEMENT_TABLE, import_ifc
+    from cim.store import open_store
+
+    f = ifcopenshell.open(boxes["ok"][0])
+    wall = [e for e in f.by_type("IfcWall") if e.Name == "Wall 2.3"][0]
+    pts = wall.Representation.Representations[0].Items[0].SweptArea.OuterCurve.Points
+    pts.CoordList = [(0.0, 0.0)] * len(pts.CoordList)  # a profile collapsed to a point: no solid
+    broken = tmp_path / "broken.ifc"
+    f.write(str(broken))
+    with open_store(str(tmp_path / "c.gpkg"), create=True, crs="EPSG:4544") as st:
+        b = import_ifc(broken, st)
+        el = st.read_table(ELEMENT_TABLE)
+    assert [x["global_id"] for x in b.summary["failed"]] == [wall.GlobalId]
+    assert len(el) == 19 and el["geometry_ok"].sum() == 18
+    row = el.set_index("global_id").loc[wall.GlobalId]
+    assert "no triangles" in row["failure"]
+    assert b.height_m == pytest.approx(9.3) and b.footprint.area == pytest.approx(200.0, rel=0.01)
