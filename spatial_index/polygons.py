@@ -102,6 +102,51 @@ def ragged_geometries(geometries):
     return groups
 
 
+def _rank_in_group(idx: np.ndarray) -> np.ndarray:
+    """0, 1, 2 ... within each run of equal values of the sorted array idx."""
+    return np.arange(idx.shape[0]) - np.searchsorted(idx, idx)
+
+
+def _polygon_arrays(geoms: np.ndarray):
+    """GeoArrow arrays of non-empty shapely (multi)polygons, faster than ``shapely.to_ragged_array``:
+    ring sizes come from per-polygon coordinate counts and only polygons with holes are split into rings."""
+    import shapely
+
+    n = geoms.shape[0]
+    multi = shapely.get_type_id(geoms) == 6
+    if multi.any():
+        nparts = np.ones(n, np.intp)
+        nparts[multi] = shapely.get_num_geometries(geoms[multi])
+        geom_off = np.zeros(n + 1, np.intp)
+        np.cumsum(nparts, out=geom_off[1:])
+        parts = np.empty(geom_off[-1], dtype=object)
+        parts[geom_off[:-1][~multi]] = geoms[~multi]
+        mparts, midx = shapely.get_parts(geoms[multi], return_index=True)
+        parts[geom_off[np.flatnonzero(multi)[midx]] + _rank_in_group(midx)] = mparts
+    else:
+        parts = geoms
+        geom_off = np.arange(n + 1, dtype=np.intp)
+    nint = shapely.get_num_interior_rings(parts).astype(np.intp)
+    part_off = np.zeros(parts.shape[0] + 1, np.intp)
+    np.cumsum(1 + nint, out=part_off[1:])
+    sizes = np.empty(part_off[-1], np.intp)
+    holed = nint > 0
+    sizes[part_off[:-1][~holed]] = shapely.get_num_coordinates(parts[~holed])
+    if holed.any():
+        rings, ridx = shapely.get_rings(parts[holed], return_index=True)
+        sizes[part_off[np.flatnonzero(holed)[ridx]] + _rank_in_group(ridx)] = shapely.get_num_coordinates(rings)
+    ring_off = np.zeros(sizes.shape[0] + 1, np.intp)
+    np.cumsum(sizes, out=ring_off[1:])
+    coords = shapely.get_coordinates(parts)
+    if coords.shape[0] != ring_off[-1]:  # pragma: no cover - defensive
+        raise ValueError("inconsistent polygon coordinates; check the geometries with shapely.is_valid")
+    if not np.isfinite(coords).all():
+        bad_c = int(np.flatnonzero(~np.isfinite(coords).all(axis=1))[0])
+        g = int(np.searchsorted(ring_off[part_off[geom_off]], bad_c, side="right") - 1)
+        raise ValueError(f"polygon {g} has a NaN or infinite coordinate; fix or drop it")
+    return (np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]), ring_off, part_off, geom_off)
+
+
 def _as_geometry_array(geometries) -> np.ndarray:
     import shapely
 
@@ -184,13 +229,20 @@ class PolygonIndex:
         if geoms.shape[0] == 0:
             z = np.zeros(1, np.intp)
             return cls(np.zeros(0), np.zeros(0), z, z, z, node_size)
-        groups = ragged_geometries(geoms)
-        if not groups:  # all empty
+        keep = np.flatnonzero(~shapely.is_empty(geoms) & (tid != -1))  # empty and missing ones match nothing
+        if keep.shape[0] == 0:
             z = np.zeros(1, np.intp)
             return cls(np.zeros(0), np.zeros(0), z, z, np.zeros(geoms.shape[0] + 1, np.intp), node_size)
-        sel, _, x, y, ring_off, part_off, geom_off = groups[0]
+        try:
+            x, y, ring_off, part_off, geom_off = _polygon_arrays(geoms[keep])
+        except ValueError as exc:  # name the caller's row
+            msg = str(exc)
+            if msg.startswith("polygon "):
+                i = int(msg.split()[1])
+                msg = f"polygon {int(keep[i])}" + msg[len(f"polygon {i}"):]
+            raise ValueError(msg) from None
         nparts = np.zeros(geoms.shape[0], np.intp)
-        nparts[sel] = np.diff(geom_off)
+        nparts[keep] = np.diff(geom_off)
         full = np.zeros(geoms.shape[0] + 1, np.intp)
         np.cumsum(nparts, out=full[1:])
         return cls(x, y, ring_off, part_off, full, node_size)
