@@ -178,3 +178,32 @@ def test_cli_floorplan_geojson(boxes, tmp_path):
     assert kinds.count("exit") == 1
     res = CliRunner().invoke(get_app(), ["bim", "floorplan", boxes["ok"][0], "Level 7"])
     assert res.exception is not None and "no storey" in str(res.exception)
+
+
+def test_plot_buildings_on_the_sample_city_break_exactly_their_rules(small_city, tmp_path):
+    # One authored IFC4 building per variant on parcels of the small sample city; the limits come from
+    # the CIM parcel the model stands on. Heights, FAR and coverage are checked against the values
+    # computed by hand from each spec: height = storeys x 3.0 + 0.3 roof, FAR = storeys x w x d / parcel
+    # area, coverage = w x d / parcel area.
+    from bim_import.compliance import check_compliance
+    from bim_import.samples import VARIANTS, plot_buildings
+    from cim.store import open_store
+
+    parcels = small_city["parcels"]
+    pbs = plot_buildings(parcels, tmp_path / "ifc")
+    assert sorted(pb.variant for pb in pbs) == sorted(VARIANTS)
+    area = dict(zip(parcels["parcel_id"], parcels.geometry.area))
+    with open_store(str(tmp_path / "c.gpkg"), create=True, crs="EPSG:4544") as st:
+        st.write_layer("parcels", parcels)
+        for pb in pbs:
+            r = check_compliance(pb.path, {"rules": {}}, store=st)
+            assert r.parcel_id == pb.parcel_id
+            assert {x.rule for x in r.results if not x.passed} == set(pb.breaks), pb.variant
+            got = {x.rule: x for x in r.results}
+            s, A = pb.spec, area[pb.parcel_id]
+            assert got["max_height_m"].measured == pytest.approx(s.storeys * 3.0 + 0.3, rel=0.01)
+            assert got["max_far"].measured == pytest.approx(s.storeys * s.width * s.depth / A, rel=0.01)
+            assert got["max_site_coverage"].measured == pytest.approx(s.width * s.depth / A, rel=0.01)
+            if pb.variant == "setback":
+                lim = got["min_setback_m"].limit
+                assert 0.25 * lim <= got["min_setback_m"].measured <= 0.75 * lim
