@@ -190,6 +190,7 @@ VARIANTS = {
     "setback": frozenset({"min_setback_m"}),
     "dense": frozenset({"max_far"}),
     "coverage": frozenset({"max_site_coverage"}),
+    "green": frozenset({"min_green_ratio"}),
 }
 
 
@@ -366,6 +367,12 @@ def _plot_spec(r, variant, crs, h, ground, name):
         moved = _footprint(ox, oy, angle, w, d)
         if not parcel.contains(moved) or not (0.25 * setb <= parcel.exterior.distance(moved) <= 0.75 * setb):
             return None
+    if variant == "green":  # only a 1 m lawn strip round the block
+        strip = 2 * (w + d) + 4
+        if strip > 0.5 * green * A:
+            return None
+        return BoxBuilding(round(w, 3), round(d, 3), int(n), h, ox, oy, rotation_deg=angle, crs=crs,
+                           orthogonal_height=ground, green=(-1.0, -1.0, round(w, 3) + 1.0, round(d, 3) + 1.0), name=name)
     a = math.radians(-angle)
     ring = [((x - ox) * math.cos(a) - (y - oy) * math.sin(a), (x - ox) * math.sin(a) + (y - oy) * math.cos(a))
             for x, y in list(lawn.exterior.coords)[:-1]]

@@ -184,7 +184,7 @@ def test_plot_buildings_on_the_sample_city_break_exactly_their_rules(small_city,
     # One authored IFC4 building per variant on parcels of the small sample city; the limits come from
     # the CIM parcel the model stands on. Heights, FAR and coverage are checked against the values
     # computed by hand from each spec: height = storeys x 3.0 + 0.3 roof, FAR = storeys x w x d / parcel
-    # area, coverage = w x d / parcel area.
+    # area, coverage = w x d / parcel area, green (green variant) = the lawn strip / parcel area.
     from bim_import.compliance import check_compliance
     from bim_import.samples import VARIANTS, plot_buildings
     from cim.store import open_store
@@ -204,6 +204,8 @@ def test_plot_buildings_on_the_sample_city_break_exactly_their_rules(small_city,
             assert got["max_height_m"].measured == pytest.approx(s.storeys * 3.0 + 0.3, rel=0.01)
             assert got["max_far"].measured == pytest.approx(s.storeys * s.width * s.depth / A, rel=0.01)
             assert got["max_site_coverage"].measured == pytest.approx(s.width * s.depth / A, rel=0.01)
+            if pb.variant == "green":  # a 1 m lawn strip round the block: (w + 2)(d + 2) - w d
+                assert got["min_green_ratio"].measured == pytest.approx((2 * (s.width + s.depth) + 4) / A, rel=0.01)
             if pb.variant == "setback":
                 lim = got["min_setback_m"].limit
                 assert 0.25 * lim <= got["min_setback_m"].measured <= 0.75 * lim
