@@ -60,11 +60,15 @@ def tiles_for(bounds, z):
 
 
 class Server:
-    def __init__(self, store: str) -> None:
+    """``twin serve`` in its own process; ``prewarm=False`` for truly cold tile timings."""
+
+    def __init__(self, store: str, prewarm: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        code = ("import sys; sys.path.insert(0, %r); from viewer.server import serve; "
-                "serve(%r, port=%d, log_level='error')") % (ROOT, store, self.port)
+        code = ("import sys; sys.path.insert(0, %r); import uvicorn; from viewer.app import create_app; "
+                "from viewer.settings import Settings; "
+                "uvicorn.run(create_app(Settings(store=%r, port=%d, prewarm=%r)), host='127.0.0.1', port=%d, "
+                "log_level='error')") % (ROOT, store, self.port, prewarm, self.port)
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         import httpx
 
@@ -115,7 +119,7 @@ def load(url: str, paths: list[str], headers=None) -> dict:
 def bench_store(label: str, store: str, n_buildings: int) -> dict:
     import httpx
 
-    srv = Server(store)
+    srv = Server(store, prewarm=False)
     try:
         scene = httpx.get(srv.url + "/api/scene", timeout=60).json()
         out = {"store": label}
@@ -274,7 +278,8 @@ def write_md(r: dict) -> None:
         f"Date {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: 2-core python-svc, shared load "
         f"(load average {r['load'][0]:.1f} -> {r['load'][1]:.1f} during the run; timings are noisy). "
         f"City: `{r['size']}` sample city, {r['buildings']} buildings. Load generator: {THREADS} threads, "
-        "keep-alive, server in its own process (`twin serve`).",
+        "keep-alive, server in its own process (`twin serve` without its tile warm-up, so 'cold' is cold; "
+        "'cached' is the second pass).",
         "",
         "| endpoint | store | requests | req/s | p50 ms | p95 ms |",
         "|---|---|---:|---:|---:|---:|",
@@ -310,12 +315,13 @@ def write_md(r: dict) -> None:
         f"(read+project {e['ours_prepare_s']:.2f} s, encode {e['ours_encode_s']:.2f} s) vs GDAL `ogr2ogr -f MVT` "
         f"{e['gdal_s']:.2f} s ({e['gdal_tiles']} tiles): ratio GDAL/ours {e['gdal_s'] / e['ours_total_s']:.2f}.",
         "",
-        "First buildings in headless Chromium (software GL, from navigation start): "
+        "First buildings in headless Chromium (software GL, from navigation start; `twin serve` as shipped, "
+        "warming the buildings' z14-15 tiles at start; first load right after the server started, then two more): "
         + (", ".join(f"{t:.0f} ms" for t in fb) if fb else "not measured (no Chromium)"),
         "",
         "Aims: <= 60 bytes per building in vector tiles: " + ("met" if ok60 else "NOT met")
         + f" ({g['bytes_per_building_z15']:.1f}); first buildings within 5 s: "
-        + (("met" if min(fb) <= 5000 else "NOT met") + f" (best {min(fb):.0f} ms, worst {max(fb):.0f} ms)" if fb else "n/a") + ".",
+        + (("met" if max(fb) <= 5000 else "NOT met") + f" (best {min(fb):.0f} ms, worst {max(fb):.0f} ms)" if fb else "n/a") + ".",
         "",
     ]
     path = os.path.join(HERE, "results", "viewer.md")

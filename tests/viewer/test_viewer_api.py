@@ -483,6 +483,7 @@ def test_openapi_lists_every_router(shared_client):
         assert p in paths, p
 
 
+@pytest.mark.slow
 def test_flood_job_through_the_real_adapter(client):
     """POST a flood run; its depth snapshots become a time series on the map with point values."""
     from pyproj import Transformer
@@ -518,6 +519,7 @@ def test_flood_job_through_the_real_adapter(client):
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_crowd_job_trajectories_for_the_map(client):
     """A crowd run on the plaza; its trajectories come back as one path per agent, in time order."""
     areas = client.get("/api/scene").json()["areas"]
