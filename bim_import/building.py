@@ -104,12 +104,9 @@ def gross_floor_area(model, storeys: list[str]) -> tuple[float | None, str]:
 
 
 def _roof_ids(model) -> list[str]:
-    import json as _json
-
     el = model.elements
     roof = el[(el["ifc_class"].str.startswith(ROOF_CLASSES)) |
               ((el["ifc_class"].str.startswith("IfcSlab")) & (el["predefined_type"].fillna("") == "ROOF"))]
-    _ = _json
     return roof["global_id"].tolist()
 
 

@@ -36,8 +36,6 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
 from twin_core.errors import RuleError

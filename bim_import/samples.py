@@ -262,8 +262,6 @@ def plot_buildings(parcels, out_dir, *, variants=tuple(VARIANTS), crs: str = "EP
         Parcels that cannot host a variant (too small, limits that contradict
         it) are skipped; each variant uses a different parcel.
     """
-    import shapely
-
     os.makedirs(out_dir, exist_ok=True)
     cand = parcels.copy()
     cand["area"] = cand.geometry.area
@@ -284,7 +282,6 @@ def plot_buildings(parcels, out_dir, *, variants=tuple(VARIANTS), crs: str = "EP
             path = write_box_building(spec, os.path.join(os.fspath(out_dir), f"{name_prefix}_{variant}_{pid}.ifc"))
             out.append(PlotBuilding(path, pid, variant, spec, VARIANTS[variant]))
             break
-    _ = shapely
     return out
 
 
@@ -332,7 +329,6 @@ def _plot_spec(r, variant, crs, h, ground, name):
         fp = min(fp_ok, 0.95 * cov * A)
         if n < 1 or fp < 60 or n * fp < 1.15 * far * A:
             return None
-        fp = max(fp, 0.0)
     else:
         if fp_ok < 60:
             return None
