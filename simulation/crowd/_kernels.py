@@ -122,8 +122,12 @@ def build_wall_grid(seg, x0, y0, cs, ncx, ncy, reach):
 
 
 @njit(cache=True)
-def build_cells(x, y, act, x0, y0, cs, ncx, ncy, cell_start, cell_items, cell_of):
-    """Counting sort of the active agents into cells (clamped to the grid)."""
+def build_cells(x, y, r, act, x0, y0, cs, ncx, ncy, cell_start, cell_items, cell_of, sxyr):
+    """Counting sort of the active agents into cells (clamped to the grid).
+
+    ``sxyr[q]`` holds (x, y, r) of agent ``cell_items[q]``: neighbour loops read
+    one contiguous row per candidate instead of three scattered ones.
+    """
     ncell = ncx * ncy
     for c in range(ncell + 1):
         cell_start[c] = 0
@@ -142,7 +146,11 @@ def build_cells(x, y, act, x0, y0, cs, ncx, ncy, cell_start, cell_items, cell_of
     for k in range(act.shape[0]):
         i = act[k]
         c = cell_of[i]
-        cell_items[fill[c]] = i
+        q = fill[c]
+        cell_items[q] = i
+        sxyr[q, 0] = x[i]
+        sxyr[q, 1] = y[i]
+        sxyr[q, 2] = r[i]
         fill[c] += 1
 
 
@@ -349,10 +357,27 @@ def _finish_move(i, ox, oy, px, py, r, seg, wall_start, wall_idx, wx0, wy0, wcs,
 # --------------------------------------------------------------------------- collision-free speed model
 
 
+@njit(cache=True, inline="always")
+def _hash_noise(i, step_no):
+    """Two uniform numbers in [-1, 1) from (agent, step): splitmix64, so runs repeat exactly."""
+    z = np.uint64(i) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(step_no) * np.uint64(0xBF58476D1CE4E5B9)
+    out = np.empty(2)
+    for k in range(2):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        y = z
+        y = (y ^ (y >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        y = (y ^ (y >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        y = y ^ (y >> np.uint64(31))
+        out[k] = (y >> np.uint64(11)) * (1.0 / 9007199254740992.0) * 2.0 - 1.0
+    return out[0], out[1]
+
+
+
+
 @njit(cache=True)
 def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
-             time_gap, a_n, d_n, a_w, d_w, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             time_gap, a_n, d_n, a_w, d_w, dir_noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, out_exit, out_frac):
@@ -370,7 +395,7 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
         edx, edy = _desired_dir(i, x, y, r, ex, ff, gx0, gy0, gh, exits, exit_normal, near, door_margin, fixed_dx, fixed_dy)
         rx = 0.0
         ry = 0.0
-        rep_reach = 12.0 * d_n  # a_n exp(-12) is below 1e-4 of the desired direction
+        rep_reach = 12.0 * d_n  # a_n exp(-12) is below 1e-4 of the unit desired direction
         c = cell_of[i]
         ci = c % cnx
         cj = c // cnx
@@ -390,16 +415,17 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
                     j = cell_items[q]
                     if j == i:
                         continue
-                    dx = x[j] - px
-                    dy = y[j] - py
+                    dx = sxyr[q, 0] - px
+                    dy = sxyr[q, 1] - py
                     if period > 0.0:
                         dx -= period * np.floor(dx / period + 0.5)
                     d2 = dx * dx + dy * dy
-                    lrep = ri + r[j] + rep_reach
+                    rj = sxyr[q, 2]
+                    lrep = ri + rj + rep_reach
                     if d2 > lrep * lrep or d2 <= 1e-24:
                         continue
                     d = math.sqrt(d2)
-                    w = a_n * math.exp((ri + r[j] - d) / d_n)
+                    w = a_n * math.exp((ri + rj - d) / d_n)
                     rx -= w * dx / d
                     ry -= w * dy / d
         # wall repulsion
@@ -417,6 +443,10 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
             ry += w * dy / d
         dirx = edx + rx
         diry = edy + ry
+        if dir_noise > 0.0:  # a small deterministic wobble breaks perfectly symmetric arches at doors
+            n1, n2 = _hash_noise(i, step_no)
+            dirx += dir_noise * n1
+            diry += dir_noise * n2
         n = math.hypot(dirx, diry)
         if n > 0.0:
             dirx /= n
@@ -438,14 +468,14 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
                     j = cell_items[q]
                     if j == i:
                         continue
-                    dx = x[j] - px
-                    dy = y[j] - py
+                    dx = sxyr[q, 0] - px
+                    dy = sxyr[q, 1] - py
                     if period > 0.0:
                         dx -= period * np.floor(dx / period + 0.5)
                     along = dirx * dx + diry * dy
                     if along < 0.0:
                         continue
-                    l = ri + r[j]
+                    l = ri + sxyr[q, 2]
                     if abs(dirx * dy - diry * dx) > l:
                         continue
                     s_ = math.sqrt(dx * dx + dy * dy) - l
@@ -462,16 +492,16 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
 
 @njit(cache=True, parallel=True)
 def csm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
-             time_gap, a_n, d_n, a_w, d_w, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             time_gap, a_n, d_n, a_w, d_w, dir_noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, out_exit, out_frac):
     """:func:`csm_step` in parallel over agents (prange)."""
     for k in prange(act.shape[0]):
         _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
-             time_gap, a_n, d_n, a_w, d_w, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             time_gap, a_n, d_n, a_w, d_w, dir_noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, out_exit, out_frac)
@@ -479,16 +509,16 @@ def csm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
 
 @njit(cache=True)
 def csm_step(x, y, vx, vy, r, v0, ex, act, dt,
-             time_gap, a_n, d_n, a_w, d_w, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             time_gap, a_n, d_n, a_w, d_w, dir_noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, out_exit, out_frac):
     """One step of the collision-free speed model for every active agent (serial)."""
     for k in range(act.shape[0]):
         _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
-             time_gap, a_n, d_n, a_w, d_w, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             time_gap, a_n, d_n, a_w, d_w, dir_noise, step_no, cutoff,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, out_exit, out_frac)
@@ -497,25 +527,10 @@ def csm_step(x, y, vx, vy, r, v0, ex, act, dt,
 # --------------------------------------------------------------------------- social force model
 
 
-@njit(cache=True, inline="always")
-def _hash_noise(i, step_no):
-    """Two uniform numbers in [-1, 1) from (agent, step): splitmix64, so runs repeat exactly."""
-    z = np.uint64(i) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(step_no) * np.uint64(0xBF58476D1CE4E5B9)
-    out = np.empty(2)
-    for k in range(2):
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        y = z
-        y = (y ^ (y >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        y = (y ^ (y >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        y = y ^ (y >> np.uint64(31))
-        out[k] = (y >> np.uint64(11)) * (1.0 / 9007199254740992.0) * 2.0 - 1.0
-    return out[0], out[1]
-
-
 @njit(cache=True)
 def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
              tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, nvx, nvy, out_exit, out_frac):
@@ -557,8 +572,8 @@ def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
                     j = cell_items[q]
                     if j == i:
                         continue
-                    dx = px - x[j]
-                    dy = py - y[j]
+                    dx = px - sxyr[q, 0]
+                    dy = py - sxyr[q, 1]
                     if period > 0.0:
                         dx -= period * np.floor(dx / period + 0.5)
                     d = math.hypot(dx, dy)
@@ -566,7 +581,7 @@ def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
                         continue
                     nx_ = dx / d
                     ny_ = dy / d
-                    rij = ri + r[j]
+                    rij = ri + sxyr[q, 2]
                     ov = rij - d
                     cosphi = -(nx_ * edx + ny_ * edy)
                     w = lam + (1.0 - lam) * 0.5 * (1.0 + cosphi)
@@ -639,7 +654,7 @@ def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
 @njit(cache=True, parallel=True)
 def sfm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
              tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, nvx, nvy, out_exit, out_frac):
@@ -647,7 +662,7 @@ def sfm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
     for k in prange(act.shape[0]):
         _sfm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
              tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, nvx, nvy, out_exit, out_frac)
@@ -656,7 +671,7 @@ def sfm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
 @njit(cache=True)
 def sfm_step(x, y, vx, vy, r, v0, ex, act, dt,
              tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, nvx, nvy, out_exit, out_frac):
@@ -664,7 +679,7 @@ def sfm_step(x, y, vx, vy, r, v0, ex, act, dt,
     for k in range(act.shape[0]):
         _sfm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
              tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
-             cell_start, cell_items, cell_of, cx0, cy0, ccs, cnx, cny, period,
+             cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
              nxo, nyo, nvx, nvy, out_exit, out_frac)

@@ -58,6 +58,7 @@ class CrowdParameters:
     neighbor_range: float = 0.1
     wall_repulsion: float = 5.0
     wall_range: float = 0.02
+    direction_noise: float = 0.05  # amplitude added to the unit walking direction (breaks symmetric arches)
     # social force model
     tau: float = 0.5
     mass: float = 80.0
@@ -464,6 +465,7 @@ class CrowdSimulation:
         self._cell_start = np.zeros(self._cnx * self._cny + 1, dtype=np.intp)
         self._cell_items = np.zeros(n, dtype=np.intp)
         self._cell_of = np.zeros(n, dtype=np.intp)
+        self._sxyr = np.zeros((n, 3))
         wcs = max(1.0, math.sqrt((x1 - x0 + 2) * (y1 - y0 + 2) / 2e6))
         self._wx0, self._wy0, self._wcs = x0 - 1.0, y0 - 1.0, wcs
         self._wnx = int(math.ceil((x1 + 1.0 - self._wx0) / wcs))
@@ -625,8 +627,8 @@ class CrowdSimulation:
         return float(np.min(par[1:])) < float(np.min(ser[1:]))
 
     def _rebuild_cells(self):
-        K.build_cells(self.x, self.y, self.act, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
-                      self._cell_start, self._cell_items, self._cell_of)
+        K.build_cells(self.x, self.y, self.r, self.act, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
+                      self._cell_start, self._cell_items, self._cell_of, self._sxyr)
 
     def _release_due(self):
         due = np.flatnonzero((self.state == 0) & (self.release <= self.t + 1e-9))
@@ -673,7 +675,7 @@ class CrowdSimulation:
             return
         self._rebuild_cells()
         fixed = (1.0, 0.0)
-        common_cells = (self._cell_start, self._cell_items, self._cell_of, self._cx0, self._cy0, self._ccs,
+        common_cells = (self._cell_start, self._cell_items, self._cell_of, self._sxyr, self._cx0, self._cy0, self._ccs,
                         self._cnx, self._cny, self._period,
                         self._walls, self._wall_start, self._wall_idx, self._wx0, self._wy0, self._wcs,
                         self._wnx, self._wny,
@@ -684,7 +686,7 @@ class CrowdSimulation:
         if p.model == "csm":
             (K.csm_step_par if par else K.csm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
                        p.time_gap, p.neighbor_repulsion, p.neighbor_range, p.wall_repulsion, p.wall_range,
-                       self.cutoff, *common_cells, self._nx, self._ny, self._out_exit, self._out_frac)
+                       p.direction_noise, self._step_no, self.cutoff, *common_cells, self._nx, self._ny, self._out_exit, self._out_frac)
         else:
             (K.sfm_step_par if par else K.sfm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
                        p.tau, p.mass, p.sfm_A, p.sfm_B, p.sfm_k, p.sfm_kappa, p.sfm_lambda, p.sfm_A, p.sfm_B,
