@@ -1,4 +1,16 @@
-"""Coordinates for the browser: twin CRS <-> WGS 84 / Web Mercator, tiles, GeoJSON."""
+"""Coordinates for the browser: twin CRS <-> WGS 84 / Web Mercator, tiles, GeoJSON.
+
+Examples
+--------
+>>> [round(v) for v in tile_bounds_3857(1, 0, 0)]
+[-20037508, 0, 0, 20037508]
+>>> parse_bbox("104.05,30.63,104.07,30.65")
+(104.05, 30.63, 104.07, 30.65)
+>>> parse_bbox("5,5,1,1")
+Traceback (most recent call last):
+...
+ValueError: bbox must have xmin <= xmax and ymin <= ymax, got '5,5,1,1'
+"""
 
 from __future__ import annotations
 

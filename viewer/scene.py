@@ -1,4 +1,13 @@
-"""Scene building: the deck.gl layer specs and camera the page starts from."""
+"""Scene building: the camera and the catalogue of layers, rasters, results and meshes the page starts from.
+
+Examples
+--------
+>>> cam = camera_for((104.05, 30.63, 104.09, 30.66))
+>>> round(cam["longitude"], 2), round(cam["latitude"], 3), cam["pitch"]
+(104.07, 30.645, 45)
+>>> 14 < cam["zoom"] < 16
+True
+"""
 
 from __future__ import annotations
 
