@@ -141,3 +141,25 @@ def test_real_house_storey_evacuation():
     assert (res.exit_usage()["agents"] > 0).all()  # both doors carry people
     tr = res.trajectories
     assert area.contains(tr["x"].to_numpy(), tr["y"].to_numpy()).all()  # nobody walked through a wall
+
+
+def test_results_round_trip_in_both_stores(store):
+    # the same crowd result saved and read back from GeoPackage and PostGIS
+    from shapely.geometry import box
+
+    from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
+    from twin_core.adapters.crowd import save_crowd_result
+    from twin_core.twin import Twin
+
+    area = WalkableArea(box(0, 0, 8, 5), exits={"east": [(8, 2), (8, 3)]})
+    res = CrowdSimulation(area, Agents.in_region(area, box(0.5, 0.5, 4, 4.5), n=12, seed=0),
+                          CrowdParameters(density_interval=2.0)).run(until=120)
+    twin = Twin.open(store)
+    saved = save_crowd_result(twin, "base", "rt", res, {"area_id": "test"}, crs="EPSG:4544")
+    assert {"summary", "evacuation_curve", "exit_usage", "trajectories", "density", "max_density"} <= set(saved)
+    assert twin.load_result("base", "rt", "summary")["evacuated"] == 12
+    ex = twin.load_result("base", "rt", "exit_usage")
+    assert int(ex["agents"].sum()) == 12
+    d = twin.load_result("base", "rt", "density")
+    assert d.shape == res.density.shape and np.allclose(d, res.density)
+    assert len(twin.load_result("base", "rt", "trajectories")) == len(res.trajectories)
