@@ -17,7 +17,7 @@ import pandas as pd
 
 from twin_core.errors import TwinError
 
-__all__ = ["import_ifc", "import_many", "prepare_building", "write_building", "ImportSummary",
+__all__ = ["import_ifc", "import_many", "prepare_building", "write_building", "query_elements", "ImportSummary",
            "ELEMENT_TABLE", "SUMMARY_TABLE"]
 
 ELEMENT_TABLE = "bim_elements"
@@ -234,3 +234,39 @@ def _import_many(paths, st, *, twin_crs, anchor, method, workers, progress) -> I
                 handle(*res)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def query_elements(store, *, building_id: str | None = None, ifc_class: str | None = None,
+                   storey: str | None = None, properties: dict | None = None):
+    """Elements imported into ``store``, filtered by building, class, storey and property values.
+
+    ``properties`` maps ``"Pset.Property"`` to the wanted value (property and
+    quantity sets alike), e.g. ``{"Pset_WallCommon.IsExternal": True}``. The
+    result has one extra column per property asked for.
+
+    Examples
+    --------
+    >>> query_elements(store, ifc_class="IfcWall", properties={"Pset_WallCommon.IsExternal": True})  # doctest: +SKIP
+    """
+    import json
+
+    from twin_core.errors import FieldError
+
+    where = {k: v for k, v in (("building_id", building_id), ("ifc_class", ifc_class), ("storey", storey))
+             if v is not None}
+    df = store.read_table(ELEMENT_TABLE, where=where or None)
+    for key, want in (properties or {}).items():
+        if "." not in key:
+            raise FieldError(f"property {key!r} must be written 'Pset_Name.PropertyName'")
+        pset, prop = key.split(".", 1)
+
+        def get(row, pset=pset, prop=prop):
+            for col in ("psets", "qsets"):
+                d = json.loads(row[col] or "{}")
+                if pset in d and prop in d[pset]:
+                    return d[pset][prop]
+            return None
+
+        df = df.assign(**{key: df.apply(get, axis=1) if len(df) else []})
+        df = df[df[key] == want]
+    return df.reset_index(drop=True)

@@ -66,6 +66,13 @@ def test_store_import_is_atomic_and_queryable(boxes, store, tmp_path):
     assert len(el) == len(b.elements) == 19  # 3 x (slab + 4 walls) + the 2nd half of the split front wall + door + roof + lawn
     walls = el[el["ifc_class"] == "IfcWall"]
     assert all(json.loads(p)["Pset_WallCommon"]["IsExternal"] is True for p in walls["psets"])
+    from bim_import import query_elements
+
+    ext = query_elements(store, ifc_class="IfcWall", properties={"Pset_WallCommon.IsExternal": True})
+    assert len(ext) == 13 and set(ext["global_id"]) == set(walls["global_id"])
+    slabs = query_elements(store, building_id=b.building_id, storey="Level 2",
+                           properties={"Qto_SlabBaseQuantities.GrossArea": 200.0})
+    assert slabs["name"].tolist() == ["Floor 2"]
     blobs = store.list_blobs("bim/")
     assert f"bim/{b.building_id}/building.glb" in set(blobs["key"])
     assert f"bim/{b.building_id}/storey/Level_1.glb" in set(blobs["key"])
