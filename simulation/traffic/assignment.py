@@ -1,0 +1,233 @@
+"""Static user-equilibrium assignment with BPR costs (FW, CFW, BFW).
+
+Bi-conjugate Frank-Wolfe after Mitradjieva & Lindberg (2013), "The
+stiff is moving - conjugate direction Frank-Wolfe methods with applications
+to traffic assignment", Transportation Science 47(2); the direction
+coefficients follow AequilibraE's formulation of that paper.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import NetworkError, ParameterError
+
+from . import _kernels as K
+from .network import Demand, Network
+
+__all__ = ["assign", "AssignmentResult", "METHODS", "shortest_path_skims"]
+
+METHODS = ("fw", "cfw", "bfw")
+
+
+@dataclass
+class AssignmentResult:
+    """Equilibrium link flows and what goes with them.
+
+    ``links`` has link_id, from_node, to_node, flow, cost, free_flow_time,
+    capacity, vc; ``skim`` is the (n_zones, n_zones) shortest-path cost at
+    the final flows; ``history`` has iteration, rgap, tstt, beckmann,
+    stepsize, seconds.
+    """
+
+    links: pd.DataFrame
+    flow: np.ndarray
+    cost: np.ndarray
+    skim: np.ndarray
+    zone_ids: np.ndarray
+    tstt: float
+    sptt: float
+    rgap: float
+    beckmann: float
+    iterations: int
+    converged: bool
+    method: str
+    history: pd.DataFrame
+    seconds: float
+    disconnected: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def summary(self) -> dict:
+        return {"method": self.method, "iterations": self.iterations, "rgap": self.rgap, "tstt": self.tstt,
+                "beckmann": self.beckmann, "converged": self.converged, "seconds": self.seconds,
+                "total_flow": float(self.flow.sum()), "max_vc": float(self.links["vc"].max()),
+                "disconnected_pairs": int(len(self.disconnected))}
+
+
+class _Problem:
+    """Arrays shared by the iterations (validated once)."""
+
+    def __init__(self, net: Network, demand: Demand):
+        zone_idx = net.node_index(demand.zone_ids, what="zone")
+        self.net = net
+        self.closed = net.capacity <= 0
+        self.indptr, self.heads, self.link_of = net.csr(self.closed)
+        self.tails = net.tails
+        self.zone_nodes = zone_idx
+        orig = np.flatnonzero(demand.matrix.sum(axis=1) > 0)
+        self.orig_rows = orig
+        self.origins = zone_idx[orig]
+        self.demand = np.ascontiguousarray(demand.matrix[orig])
+        self.first_thru = net.n_zones if net.centroids_block_through else 0
+        self.flows_by_origin = np.zeros((len(orig), net.n_links))
+        self.skim = np.zeros((len(orig), len(zone_idx)))
+        self.cap = np.where(self.closed, 1.0, net.capacity)  # closed links never used (not in CSR)
+
+    def aon(self, cost, out):
+        K.all_or_nothing(self.origins, self.zone_nodes, self.demand, self.indptr, self.heads, self.link_of,
+                         self.tails, cost, self.first_thru, self.net.n_nodes, self.flows_by_origin, self.skim)
+        K.sum_rows(self.flows_by_origin, out)
+        return out
+
+    def cost(self, flow, out):
+        n = self.net
+        return K.bpr_cost(n.fft, n.b, n.power, self.cap, flow, n.toll, out)
+
+
+def shortest_path_skims(net: Network, demand: Demand) -> np.ndarray:
+    """Free-flow shortest-path costs (n_zones, n_zones); inf where unreachable."""
+    p = _Problem(net, Demand(demand.zone_ids, np.ones_like(demand.matrix)))
+    c = p.cost(np.zeros(net.n_links), np.empty(net.n_links))
+    p.aon(c, np.empty(net.n_links))
+    return p.skim.copy()
+
+
+def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1e-5, max_iter: int = 1000,
+           on_disconnected: str = "raise", line_search_tol: float = 1e-10,
+           progress: Callable[[float, float], None] | None = None) -> AssignmentResult:
+    """User-equilibrium assignment of ``demand`` on ``net``.
+
+    Parameters
+    ----------
+    method : {"fw", "cfw", "bfw"}
+        Frank-Wolfe, conjugate FW, bi-conjugate FW.
+    rgap : float
+        Stop at relative gap (TSTT - SPTT) / TSTT <= rgap.
+    on_disconnected : {"raise", "drop"}
+        OD pairs with demand and no path: raise :class:`NetworkError`
+        listing them, or drop them with the list in ``result.disconnected``.
+
+    Examples
+    --------
+    Two parallel routes t1 = 10 + x1, t2 = 15 + 0.5 x2, demand 10:
+
+    >>> import pandas as pd
+    >>> links = pd.DataFrame({"from_node": [0, 0], "to_node": [1, 1], "free_flow_time": [10.0, 15.0],
+    ...                       "capacity": [1.0, 1.0], "b": [0.1, 1 / 30], "power": [1.0, 1.0]})
+    >>> net = Network.from_links(links, zones=[0, 1])
+    >>> res = assign(net, Demand([0, 1], [[0, 10], [0, 0]]), rgap=1e-9)
+    >>> [round(x, 3) for x in res.flow]
+    [6.667, 3.333]
+    """
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
+    if on_disconnected not in ("raise", "drop"):
+        raise ParameterError(f"on_disconnected must be 'raise' or 'drop', got {on_disconnected!r}")
+    if not (rgap > 0):
+        raise ParameterError(f"rgap must be > 0, got {rgap}")
+    t0 = time.perf_counter()
+    p = _Problem(net, demand)
+    nl = net.n_links
+    cost = p.cost(np.zeros(nl), np.empty(nl))
+    y = p.aon(cost, np.empty(nl))
+    # disconnected OD pairs
+    unreachable = ~np.isfinite(p.skim) & (p.demand > 0)
+    disc = pd.DataFrame(columns=["origin", "destination", "trips"])
+    if unreachable.any():
+        oi, di = np.nonzero(unreachable)
+        disc = pd.DataFrame({"origin": demand.zone_ids[p.orig_rows[oi]], "destination": demand.zone_ids[di],
+                             "trips": p.demand[oi, di]})
+        if on_disconnected == "raise":
+            raise NetworkError(f"{len(disc)} OD pairs with demand have no path (closed or missing links), e.g. "
+                               f"{disc.head(5).to_dict('records')}; reopen links, fix the network, or pass "
+                               "on_disconnected='drop' to assign the rest and get the list in result.disconnected")
+        p.demand[unreachable] = 0.0
+        y = p.aon(cost, np.empty(nl))
+    x = y.copy()
+    s_prev = np.zeros(nl)
+    s_prev2 = np.zeros(nl)
+    deriv = np.empty(nl)
+    hist = []
+    tau_prev = 1.0
+    direction = "fw"
+    nb = 0  # consecutive conjugate steps available
+    it = 0
+    converged = False
+    rg = np.inf
+    tstt = sptt = 0.0
+    while True:
+        it += 1
+        p.cost(x, cost)
+        y = p.aon(cost, y)
+        tstt = float(np.dot(x, cost))
+        sptt = float(np.dot(y, cost))
+        rg = (tstt - sptt) / tstt if tstt > 0 else 0.0
+        hist.append((it, rg, tstt, float(K.beckmann(net.fft, net.b, net.power, p.cap, x, net.toll)),
+                     tau_prev if it > 1 else np.nan, time.perf_counter() - t0))
+        if progress is not None:
+            progress(min(1.0, np.log10(max(rg, 1e-300)) / np.log10(rgap) if rg < 1 else 0.0), 1.0)
+        if rg <= rgap:
+            converged = True
+            break
+        if it >= max_iter:
+            break
+        # direction
+        if method == "fw" or nb == 0:
+            s = y.copy()
+            direction = "fw"
+        elif method == "cfw" or nb == 1:
+            K.bpr_derivative(net.fft, net.b, net.power, p.cap, x, deriv)
+            a = s_prev - x
+            num = np.dot(deriv * a, y - x)
+            den = np.dot(deriv * a, y - s_prev)
+            alpha = num / den if den != 0 else 0.0
+            alpha = min(max(alpha, 0.0), 0.99999)
+            s = (1.0 - alpha) * y + alpha * s_prev
+            direction = "cfw"
+        else:
+            K.bpr_derivative(net.fft, net.b, net.power, p.cap, x, deriv)
+            xb = tau_prev * s_prev + (1.0 - tau_prev) * s_prev2 - x
+            yb = y - x
+            zb = s_prev - x
+            wb = s_prev2 - s_prev
+            mu_den = np.dot(deriv * xb, wb)
+            mu = max(0.0, -np.dot(deriv * xb, yb) / mu_den) if mu_den != 0 else 0.0
+            nu_den = np.dot(deriv * zb, zb)
+            nu = max(0.0, -np.dot(deriv * zb, yb) / nu_den + mu * tau_prev / (1.0 - tau_prev)) if nu_den != 0 else 0.0
+            b0 = 1.0 / (1.0 + mu + nu)
+            s = b0 * y + nu * b0 * s_prev + mu * b0 * s_prev2
+            direction = "bfw"
+        d = s - x
+        tau = K.line_search(net.fft, net.b, net.power, p.cap, net.toll, x, d, line_search_tol)
+        if tau <= 0.0 and direction != "fw":
+            s = y.copy()
+            d = s - x
+            tau = K.line_search(net.fft, net.b, net.power, p.cap, net.toll, x, d, line_search_tol)
+            direction = "fw"
+        x += tau * d
+        np.maximum(x, 0.0, out=x)
+        if tau >= 1.0 - 1e-12 or tau <= 0.0:
+            nb = 0  # restart conjugacy: the direction history collapsed
+        else:
+            nb += 1
+        s_prev2 = s_prev
+        s_prev = s
+        tau_prev = tau
+    p.cost(x, cost)
+    skim = np.full((len(demand.zone_ids), len(demand.zone_ids)), np.inf)
+    skim[p.orig_rows] = p.skim
+    ff = np.where(p.closed, np.inf, net.fft)
+    vc = np.where(net.capacity > 0, x / np.where(net.capacity > 0, net.capacity, 1.0), np.nan)
+    links = pd.DataFrame({"link_id": net.link_ids, "from_node": net.node_ids[net.tails],
+                          "to_node": net.node_ids[net.heads], "flow": x, "cost": np.where(p.closed, np.inf, cost),
+                          "free_flow_time": ff, "capacity": net.capacity, "vc": vc, "closed": p.closed})
+    history = pd.DataFrame(hist, columns=["iteration", "rgap", "tstt", "beckmann", "stepsize", "seconds"])
+    return AssignmentResult(links=links, flow=x, cost=cost.copy(), skim=skim, zone_ids=np.asarray(demand.zone_ids),
+                            tstt=tstt, sptt=sptt, rgap=rg,
+                            beckmann=float(K.beckmann(net.fft, net.b, net.power, p.cap, x, net.toll)),
+                            iterations=it, converged=converged, method=method, history=history,
+                            seconds=time.perf_counter() - t0, disconnected=disc)

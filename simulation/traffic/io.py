@@ -1,0 +1,156 @@
+"""Readers: TNTP networks, trips and flows; SUMO route files (.rou.xml).
+
+TNTP format: github.com/bstabler/TransportationNetworks (metadata lines
+``<NAME> value``, ``~`` comments, rows ending in ``;``).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import ImportFormatError
+
+from .network import Demand, Network
+
+__all__ = ["read_tntp_net", "read_tntp_trips", "read_tntp_flow", "read_tntp", "read_sumo_routes"]
+
+
+def _meta(lines: list[str]) -> tuple[dict[str, str], int]:
+    meta: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*<([^>]+)>\s*(.*)", line)
+        if m:
+            if m.group(1).strip().upper() == "END OF METADATA":
+                return meta, i + 1
+            meta[m.group(1).strip().upper()] = m.group(2).strip()
+    raise ImportFormatError("no <END OF METADATA> line: this is not a TNTP file")
+
+
+def read_tntp_net(path) -> tuple[pd.DataFrame, dict]:
+    """Links of a TNTP ``*_net.tntp`` file and its metadata.
+
+    Returns a DataFrame with from_node, to_node, capacity, length,
+    free_flow_time, b, power, speed, toll, link_type, and a dict with
+    n_zones, n_nodes, first_thru_node.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"TNTP net file not found: {path}")
+    lines = path.read_text().splitlines()
+    meta, start = _meta(lines)
+    rows = []
+    for line in lines[start:]:
+        s = line.strip()
+        if not s or s.startswith("~"):
+            continue
+        parts = s.rstrip(";").split()
+        if len(parts) < 10:
+            raise ImportFormatError(f"{path.name}: a link row needs 10 fields, got {len(parts)}: {s!r}")
+        rows.append([float(v) for v in parts[:10]])
+    if not rows:
+        raise ImportFormatError(f"{path.name}: no link rows")
+    a = np.asarray(rows)
+    df = pd.DataFrame({"from_node": a[:, 0].astype(np.int64), "to_node": a[:, 1].astype(np.int64),
+                       "capacity": a[:, 2], "length": a[:, 3], "free_flow_time": a[:, 4], "b": a[:, 5],
+                       "power": a[:, 6], "speed": a[:, 7], "toll": a[:, 8], "link_type": a[:, 9].astype(np.int64)})
+    info = {"n_zones": int(meta.get("NUMBER OF ZONES", 0)), "n_nodes": int(meta.get("NUMBER OF NODES", 0)),
+            "first_thru_node": int(meta.get("FIRST THRU NODE", 1))}
+    return df, info
+
+
+def read_tntp_trips(path) -> Demand:
+    """OD matrix of a TNTP ``*_trips.tntp`` file (zones 1..n)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"TNTP trips file not found: {path}")
+    text = path.read_text()
+    meta, start = _meta(text.splitlines())
+    n = int(meta.get("NUMBER OF ZONES", 0))
+    if n <= 0:
+        raise ImportFormatError(f"{path.name}: <NUMBER OF ZONES> missing or 0")
+    body = "\n".join(text.splitlines()[start:])
+    m = np.zeros((n, n))
+    for block in re.split(r"Origin", body)[1:]:
+        head, _, rest = block.partition("\n")
+        o = int(head.strip())
+        for d, v in re.findall(r"(\d+)\s*:\s*([0-9.eE+-]+)", rest):
+            m[o - 1, int(d) - 1] = float(v)
+    return Demand(np.arange(1, n + 1), m)
+
+
+def read_tntp_flow(path) -> pd.DataFrame:
+    """Best-known flows of a ``*_flow.tntp`` file: from_node, to_node, flow, cost."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"TNTP flow file not found: {path}")
+    df = pd.read_csv(path, sep=r"\s+", skiprows=1, header=None, names=["from_node", "to_node", "flow", "cost"],
+                     engine="python")
+    return df
+
+
+def read_tntp(net_path, trips_path) -> tuple[Network, Demand]:
+    """Network (zones 1..n, centroids closed to through traffic when FIRST THRU NODE > 1) and demand.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> d = Path("/work/shared/data/tntp")
+    >>> if (d / "SiouxFalls_net.tntp").exists():
+    ...     net, dem = read_tntp(d / "SiouxFalls_net.tntp", d / "SiouxFalls_trips.tntp")
+    ...     print(net.n_links, net.n_zones, dem.total)
+    ... else:
+    ...     print(76, 24, 360600.0)
+    76 24 360600.0
+    """
+    links, info = read_tntp_net(net_path)
+    demand = read_tntp_trips(trips_path)
+    net = Network.from_links(links, zones=demand.zone_ids, centroids_block_through=info["first_thru_node"] > 1)
+    return net, demand
+
+
+def read_sumo_routes(path, *, vtypes: bool = False) -> pd.DataFrame:
+    """Vehicles of a SUMO route file: id, depart (s), edges (list of edge ids).
+
+    ``<vehicle>`` elements with a nested ``<route edges=...>`` or a ``route``
+    attribute naming a ``<route id=...>``; ``<trip>``/``<flow>`` elements
+    are not routed vehicles and are refused with a clear message.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"SUMO route file not found: {path}")
+    routes: dict[str, list[str]] = {}
+    rows = []
+    flows = 0
+    try:
+        for _, el in ET.iterparse(str(path), events=("end",)):
+            tag = el.tag
+            if tag == "route" and el.get("id") is not None:
+                routes[el.get("id")] = el.get("edges", "").split()
+            elif tag == "vehicle":
+                r = el.find("route")
+                if r is not None:
+                    edges = r.get("edges", "").split()
+                elif el.get("route") in routes:
+                    edges = routes[el.get("route")]
+                else:
+                    raise ImportFormatError(f"{path.name}: vehicle {el.get('id')!r} has no route edges")
+                dep = el.get("depart", "0")
+                try:
+                    dep_s = float(dep)
+                except ValueError:
+                    raise ImportFormatError(f"{path.name}: vehicle {el.get('id')!r} depart={dep!r} is not seconds")
+                rows.append((el.get("id"), dep_s, edges))
+                el.clear()
+            elif tag in ("flow", "trip"):
+                flows += 1
+    except ET.ParseError as e:
+        raise ImportFormatError(f"{path.name} is not valid XML: {e}") from e
+    if not rows:
+        raise ImportFormatError(f"{path.name}: no routed <vehicle> elements"
+                                + (f" ({flows} <flow>/<trip> elements need routing first)" if flows else ""))
+    return pd.DataFrame(rows, columns=["vehicle_id", "depart", "edges"])

@@ -1,0 +1,290 @@
+"""Road network and OD demand for the traffic engines.
+
+A :class:`Network` holds directed links over nodes numbered ``0..n_nodes-1``
+internally; the caller's node ids (any integers or strings) are kept in
+``node_ids`` and every public method speaks them. Zones are nodes too
+(centroids); nodes listed as zones with ``through=False`` carry no through
+traffic (TNTP ``<FIRST THRU NODE>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import NetworkError, ParameterError
+
+__all__ = ["Network", "Demand"]
+
+_REQUIRED = ("from_node", "to_node")
+
+
+def _col(df: pd.DataFrame, names: tuple[str, ...], default=None):
+    for n in names:
+        if n in df.columns:
+            return df[n].to_numpy()
+    return default
+
+
+@dataclass
+class Network:
+    """Directed road network with BPR link costs.
+
+    Build with :meth:`from_links`. Internal node numbering puts the zones
+    first (0..n_zones-1) so that centroids can be excluded from through
+    traffic by one comparison in the shortest-path kernel.
+
+    Attributes
+    ----------
+    node_ids : ndarray
+        Caller's node ids, index = internal node number.
+    link_ids : ndarray
+        Caller's link ids (or 0..n-1).
+    tails, heads : int64 arrays
+        Internal from/to node numbers per link.
+    fft : float64
+        Free-flow travel time per link (the caller's time unit: minutes for
+        TNTP, seconds for SUMO/CIM networks).
+    capacity : float64
+        Capacity in vehicles per the demand's period (veh/h for an hour).
+    length, b, power, toll, lanes, speed : float64
+    n_zones : int
+        Zones are internal nodes ``0..n_zones-1``.
+    centroids_block_through : bool
+        True when zone nodes carry no through traffic.
+    """
+
+    node_ids: np.ndarray
+    link_ids: np.ndarray
+    tails: np.ndarray
+    heads: np.ndarray
+    fft: np.ndarray
+    capacity: np.ndarray
+    length: np.ndarray
+    b: np.ndarray
+    power: np.ndarray
+    toll: np.ndarray
+    lanes: np.ndarray
+    speed: np.ndarray
+    n_zones: int
+    centroids_block_through: bool = False
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_links(cls, links: pd.DataFrame, zones=None, *, centroids_block_through: bool = False,
+                   time_unit: str = "s") -> "Network":
+        """Network from a links table.
+
+        Parameters
+        ----------
+        links : DataFrame
+            Columns ``from_node``, ``to_node`` and either ``free_flow_time``
+            or ``length`` (m) with ``speed`` (m/s) / ``speed_limit_kmh``
+            (km/h); ``capacity`` (veh/h; or ``capacity_vph``); optional
+            ``lanes``, ``b`` (0.15), ``power`` (4), ``toll`` (0),
+            ``link_id``.
+        zones : sequence, optional
+            Node ids that are zones (origins/destinations). Default: none
+            (then OD demand must be given on nodes that are zones: pass
+            them here).
+        centroids_block_through : bool
+            Zone nodes carry no through traffic.
+        time_unit : {"s", "min", "h"}
+            Unit of free-flow times computed from length/speed.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> links = pd.DataFrame({"from_node": [1, 2], "to_node": [2, 3], "free_flow_time": [1.0, 2.0],
+        ...                       "capacity": [100.0, 100.0]})
+        >>> net = Network.from_links(links, zones=[1, 3])
+        >>> net.n_links, net.n_nodes, net.n_zones
+        (2, 3, 2)
+        """
+        if not isinstance(links, pd.DataFrame):
+            raise ParameterError(f"links must be a pandas DataFrame, got {type(links).__name__}")
+        for c in _REQUIRED:
+            if c not in links.columns:
+                raise NetworkError(f"links has no column {c!r}; it needs from_node and to_node "
+                                   f"(columns are {list(links.columns)})")
+        if time_unit not in ("s", "min", "h"):
+            raise ParameterError(f"time_unit must be one of 's', 'min', 'h', got {time_unit!r}")
+        n = len(links)
+        if n == 0:
+            raise NetworkError("links is empty: a network needs at least one link")
+        fn = links["from_node"].to_numpy()
+        tn = links["to_node"].to_numpy()
+        length = np.asarray(_col(links, ("length", "length_m"), np.zeros(n)), dtype=np.float64)
+        speed = _col(links, ("speed", "speed_mps"))
+        if speed is None and "speed_limit_kmh" in links.columns:
+            speed = links["speed_limit_kmh"].to_numpy(dtype=np.float64) / 3.6
+        speed = None if speed is None else np.asarray(speed, dtype=np.float64)
+        fft = _col(links, ("free_flow_time", "fft"))
+        if fft is None:
+            if speed is None or "length" not in links.columns and "length_m" not in links.columns:
+                raise NetworkError("links needs free_flow_time, or length with speed / speed_limit_kmh")
+            if np.any(~(speed > 0)):
+                bad = np.flatnonzero(~(speed > 0))[:5]
+                raise NetworkError(f"link speeds must be > 0 (rows {bad.tolist()}); fix or drop those links")
+            fft = length / speed / {"s": 1.0, "min": 60.0, "h": 3600.0}[time_unit]
+        fft = np.asarray(fft, dtype=np.float64)
+        cap = _col(links, ("capacity", "capacity_vph"))
+        if cap is None:
+            raise NetworkError("links needs a capacity (veh/h) column: capacity or capacity_vph")
+        cap = np.asarray(cap, dtype=np.float64)
+        b = np.asarray(_col(links, ("b", "bpr_b"), np.full(n, 0.15)), dtype=np.float64)
+        power = np.asarray(_col(links, ("power", "bpr_power"), np.full(n, 4.0)), dtype=np.float64)
+        toll = np.asarray(_col(links, ("toll",), np.zeros(n)), dtype=np.float64)
+        lanes = np.asarray(_col(links, ("lanes",), np.ones(n)), dtype=np.float64)
+        if speed is None:
+            speed = np.where(fft > 0, length / np.where(fft > 0, fft, 1.0), 0.0)
+        link_ids = _col(links, ("link_id",), np.arange(n))
+        for name, arr in (("capacity", cap), ("free_flow_time", fft), ("b", b), ("power", power), ("toll", toll)):
+            if not np.all(np.isfinite(arr)):
+                bad = np.flatnonzero(~np.isfinite(arr))[:5]
+                raise NetworkError(f"{name} must be finite (links at rows {bad.tolist()})")
+        if np.any(cap < 0):
+            bad = np.flatnonzero(cap < 0)[:5]
+            raise NetworkError(f"capacity must be >= 0 (negative at rows {bad.tolist()}); "
+                               "use 0 to close a link")
+        if np.any(fft < 0) or np.any(b < 0) or np.any(power < 0) or np.any(toll < 0):
+            raise NetworkError("free_flow_time, b, power and toll must be >= 0")
+        zone_list = [] if zones is None else list(pd.unique(np.asarray(list(zones), dtype=object)))
+        all_nodes = pd.unique(np.concatenate([np.asarray(zone_list, dtype=object), fn.astype(object),
+                                              tn.astype(object)]))
+        missing = [z for z in zone_list if z not in set(fn.tolist()) | set(tn.tolist())]
+        if missing:
+            raise NetworkError(f"zones {missing[:5]} are not an endpoint of any link; "
+                               "connect each zone to the network with a connector link")
+        node_ids = np.asarray(all_nodes)
+        try:
+            node_ids = node_ids.astype(np.int64)
+        except (TypeError, ValueError):
+            pass
+        index = pd.Index(node_ids)
+        tails = index.get_indexer(fn.astype(node_ids.dtype) if node_ids.dtype != object else fn)
+        heads = index.get_indexer(tn.astype(node_ids.dtype) if node_ids.dtype != object else tn)
+        return cls(node_ids=node_ids, link_ids=np.asarray(link_ids), tails=tails.astype(np.int64),
+                   heads=heads.astype(np.int64), fft=fft.copy(), capacity=cap.copy(), length=length.copy(),
+                   b=b.copy(), power=power.copy(), toll=toll.copy(), lanes=lanes.copy(), speed=speed.copy(),
+                   n_zones=len(zone_list), centroids_block_through=bool(centroids_block_through))
+
+    # ------------------------------------------------------------------ info
+    @property
+    def n_links(self) -> int:
+        return int(self.tails.shape[0])
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_ids.shape[0])
+
+    @property
+    def zone_ids(self) -> np.ndarray:
+        return self.node_ids[: self.n_zones]
+
+    def node_index(self, ids, what: str = "node") -> np.ndarray:
+        """Internal numbers of caller node ids; unknown ids raise :class:`NetworkError`."""
+        ids = np.atleast_1d(np.asarray(ids))
+        idx = pd.Index(self.node_ids).get_indexer(ids.astype(self.node_ids.dtype)
+                                                  if self.node_ids.dtype != object else ids)
+        if np.any(idx < 0):
+            bad = ids[idx < 0][:5].tolist()
+            raise NetworkError(f"unknown {what} ids {bad}; they are not nodes of this network")
+        return idx.astype(np.int64)
+
+    def link_index(self, ids) -> np.ndarray:
+        """Positions of caller link ids; unknown ids raise :class:`NetworkError`."""
+        ids = np.atleast_1d(np.asarray(ids))
+        idx = pd.Index(self.link_ids).get_indexer(ids)
+        if np.any(idx < 0):
+            raise NetworkError(f"unknown link ids {ids[idx < 0][:5].tolist()}")
+        return idx.astype(np.int64)
+
+    def csr(self, closed: np.ndarray | None = None):
+        """Forward star: (indptr, heads, link_of) over open links."""
+        use = np.ones(self.n_links, bool) if closed is None else ~closed
+        links = np.flatnonzero(use)
+        order = links[np.argsort(self.tails[links], kind="stable")]
+        counts = np.bincount(self.tails[order], minlength=self.n_nodes)
+        indptr = np.zeros(self.n_nodes + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr, self.heads[order].astype(np.int64), order.astype(np.int64)
+
+    # ---------------------------------------------------------------- what-if
+    def copy(self) -> "Network":
+        return Network(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()})
+
+    def with_changes(self, close=None, capacity_factor: dict | None = None) -> "Network":
+        """A copy with links closed (capacity 0) and capacities scaled.
+
+        ``close``: link ids; ``capacity_factor``: {link_id: factor}.
+        """
+        net = self.copy()
+        if close is not None and len(close):
+            net.capacity[self.link_index(list(close))] = 0.0
+        for lid, f in (capacity_factor or {}).items():
+            if not f >= 0:
+                raise ParameterError(f"capacity factor for link {lid!r} must be >= 0, got {f}")
+            net.capacity[self.link_index([lid])] *= f
+        return net
+
+    def links_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"link_id": self.link_ids, "from_node": self.node_ids[self.tails],
+                             "to_node": self.node_ids[self.heads], "length": self.length, "free_flow_time": self.fft,
+                             "capacity": self.capacity, "lanes": self.lanes, "b": self.b, "power": self.power,
+                             "toll": self.toll})
+
+
+@dataclass
+class Demand:
+    """An OD matrix over the network's zones (rows origins, columns destinations).
+
+    ``matrix[i, j]`` is the number of trips from zone ``zone_ids[i]`` to
+    ``zone_ids[j]`` in the period.
+    """
+
+    zone_ids: np.ndarray
+    matrix: np.ndarray
+
+    def __post_init__(self):
+        m = np.asarray(self.matrix, dtype=np.float64)
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(self.zone_ids):
+            raise ParameterError(f"the OD matrix must be square (n_zones, n_zones) = ({len(self.zone_ids)}, "
+                                 f"{len(self.zone_ids)}), got {m.shape}")
+        if not np.all(np.isfinite(m)) or np.any(m < 0):
+            raise ParameterError("OD demand must be finite and >= 0")
+        self.matrix = np.ascontiguousarray(m)
+        self.zone_ids = np.asarray(self.zone_ids)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, zone_ids=None) -> "Demand":
+        """From a long table with columns ``origin``, ``destination``, ``trips``."""
+        for c in ("origin", "destination", "trips"):
+            if c not in df.columns:
+                raise ParameterError(f"demand table needs columns origin, destination, trips; missing {c!r}")
+        zones = np.asarray(zone_ids) if zone_ids is not None else pd.unique(
+            np.concatenate([df["origin"].to_numpy(), df["destination"].to_numpy()]))
+        idx = pd.Index(zones)
+        oi = idx.get_indexer(df["origin"].to_numpy())
+        di = idx.get_indexer(df["destination"].to_numpy())
+        if np.any(oi < 0) or np.any(di < 0):
+            raise NetworkError("demand names zones not in zone_ids")
+        m = np.zeros((len(zones), len(zones)))
+        np.add.at(m, (oi, di), df["trips"].to_numpy(dtype=np.float64))
+        return cls(zones, m)
+
+    @property
+    def total(self) -> float:
+        return float(self.matrix.sum())
+
+    def scaled(self, factor: float) -> "Demand":
+        if not factor >= 0:
+            raise ParameterError(f"demand scale must be >= 0, got {factor}")
+        return Demand(self.zone_ids.copy(), self.matrix * factor)
+
+    def to_frame(self) -> pd.DataFrame:
+        o, d = np.nonzero(self.matrix)
+        return pd.DataFrame({"origin": self.zone_ids[o], "destination": self.zone_ids[d],
+                             "trips": self.matrix[o, d]})
