@@ -45,23 +45,33 @@ def register(app: typer.Typer) -> None:
             serve_map(target, host=host, port=port)
 
 
+DEMO_STEPS = (
+    # (label, adapter module, function, keyword arguments): a short storm and the morning peak
+    ("flood", "twin_core.adapters.flood", "run_flood", {"storm": "50y", "duration": "30min", "run": "demo-flood"}),
+    ("traffic", "twin_core.adapters.traffic", "run_traffic_demo", {}),
+)
+
+
 def run_demo_steps(twin, quiet: bool = False):
-    """Run the demo simulations that this build has (flood storm, traffic peak), skipping done ones."""
-    steps = [
-        ("twin_core.adapters.flood", "demo_run", "flood"),
-        ("twin_core.adapters.traffic", "demo_run", "traffic"),
-    ]
-    done = set(twin.results()["name"].tolist()) if len(twin.results()) else set()
-    for module, func, label in steps:
+    """Run the demo simulations this build has (a short storm, the morning peak) once; yield one line each."""
+    import time
+
+    from twin_core.progress import progress_bar
+
+    for label, module, func, kwargs in DEMO_STEPS:
         try:
-            mod = importlib.import_module(module)
-        except ImportError:
+            fn = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError):
             continue
-        fn = getattr(mod, func, None)
-        if fn is None:
+        if twin.store.get_meta().get(f"demo:{label}"):
+            yield f"{label}: results already in the twin (run {twin.store.get_meta()[f'demo:{label}']})"
             continue
-        if any(n.startswith(f"demo_{label}") for n in done) or twin.store.get_meta().get(f"demo:{label}"):
-            yield f"{label}: results already in the twin"
-            continue
-        yield f"{label}: {fn(twin, quiet=quiet)}"
-        twin.store.set_meta({f"demo:{label}": True})
+        t0 = time.perf_counter()
+        with progress_bar(f"demo {label}", None, quiet=quiet) as progress:
+            out = fn(twin, progress=progress, **kwargs)
+        run = getattr(out, "run", kwargs.get("run", "demo"))
+        twin.store.set_meta({f"demo:{label}": run})
+        summary = getattr(out, "summary", {}) or {}
+        scalars = [(k, v) for k, v in summary.items() if isinstance(v, (int, float)) and k not in ("scenario", "run")]
+        brief = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scalars[:6])
+        yield f"{label}: run {run} in {time.perf_counter() - t0:.0f} s  {brief}"
