@@ -18,18 +18,41 @@ GEOREF = os.path.join(IFC_DIR, "geographic-referencing.ifc")
 PARCEL = [[499980.0, 3389980.0], [500040.0, 3389980.0], [500040.0, 3390040.0], [499980.0, 3390040.0]]
 
 
+def need(path: str) -> str:
+    """The path of a real model from ../shared/data/ifc, or skip (a clone without the shared data)."""
+    if not os.path.isfile(path):
+        pytest.skip(f"no {os.path.basename(path)} in {IFC_DIR} (set TWIN_IFC_DIR to the real IFC models)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def duplex():
     from bim_import import read_model
 
-    return read_model(DUPLEX)
+    return read_model(need(DUPLEX))
 
 
 @pytest.fixture(scope="session")
 def fzk():
     from bim_import import read_model
 
-    return read_model(FZK)
+    return read_model(need(FZK))
+
+
+@pytest.fixture(scope="session")
+def georef_ifc():
+    return need(GEOREF)
+
+
+def with_schema(src: str, dst, schema: str) -> str:
+    """Copy of an IFC file with another FILE_SCHEMA in its header."""
+    import re
+
+    text = open(src, encoding="utf-8").read()
+    text = re.sub(r"FILE_SCHEMA\s*\(\s*\(\s*'[^']*'", f"FILE_SCHEMA(('{schema}'", text, count=1)
+    with open(dst, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return str(dst)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.bim_import.conftest import GEOREF
+from tests.bim_import.conftest import with_schema
 from twin_core.errors import GeometryError, GeoreferenceError, ImportFormatError, StoreError
 
 
@@ -89,8 +89,7 @@ def test_store_import_is_atomic_and_queryable(boxes, store, tmp_path):
     trunc.write_bytes(open(boxes["ok"][0], "rb").read()[:3000])
     with pytest.raises(ImportFormatError, match="truncated"):
         import_ifc(trunc, store)
-    old = tmp_path / "old.ifc"
-    old.write_text(open(GEOREF).read().replace("FILE_SCHEMA (('IFC4'))", "FILE_SCHEMA (('IFC2X2_FINAL'))"))
+    old = with_schema(boxes["ok"][0], tmp_path / "old.ifc", "IFC2X2_FINAL")
     with pytest.raises(ImportFormatError, match="not supported"):
         import_ifc(old, store)
     after = (len(store.read_layer("buildings")), len(store.read_table(ELEMENT_TABLE)), len(store.list_blobs()))

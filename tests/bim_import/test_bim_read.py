@@ -8,15 +8,15 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.bim_import.conftest import DUPLEX, FZK, GEOREF
+from tests.bim_import.conftest import with_schema
 from twin_core.errors import GeoreferenceError, ImportFormatError
 
 
-def test_product_and_storey_counts_match_the_files(duplex, fzk):
+def test_product_and_storey_counts_match_the_files(duplex, fzk, georef_ifc):
     # counts from /work/shared/data/ifc/README (products, storeys)
     from bim_import import read_model
 
-    geo = read_model(GEOREF)
+    geo = read_model(georef_ifc)
     assert (duplex.n_products, len(duplex.storeys)) == (295, 4)
     assert (fzk.n_products, len(fzk.storeys)) == (127, 2)
     assert (geo.n_products, len(geo.storeys)) == (4, 1)
@@ -39,10 +39,10 @@ def test_duplex_surface_model_walls_get_right_volumes(duplex):
         assert 0 < mesh.volume() <= np.prod(mesh.vertices.max(0) - mesh.vertices.min(0)) + 1e-9, gid
 
 
-def test_csg_elements_without_triangles_are_reported_and_the_rest_kept(fzk):
+def test_csg_elements_without_triangles_are_reported_and_the_rest_kept(fzk, georef_ifc):
     from bim_import import read_model
 
-    geo = read_model(GEOREF)
+    geo = read_model(georef_ifc)
     assert [f["global_id"] for f in geo.failures] == ["0rBru4syGxGOZb$M8kVJuS"]  # the CSG cone + cylinder
     assert "no triangles" in geo.failures[0]["reason"]
     assert len(geo.elements) == 1  # the element itself is still imported
@@ -52,12 +52,12 @@ def test_csg_elements_without_triangles_are_reported_and_the_rest_kept(fzk):
     assert set(body["global_id"]) - set(fzk.meshes) <= set(fzk.elements.query("ifc_class == 'IfcOpeningElement'")["global_id"])
 
 
-def test_millimetre_model_without_scale_lands_within_1cm():
+def test_millimetre_model_without_scale_lands_within_1cm(georef_ifc):
     # geographic-referencing.ifc: IfcMapConversion E 458658.78 N 5438232.79, x axis (0.2706, 0.9627),
     # lengths in mm, Scale omitted. The proxy sits at the model origin.
     from bim_import import georeference, read_model
 
-    geo = read_model(GEOREF, geometry=False)
+    geo = read_model(georef_ifc, geometry=False)
     g = georeference(geo, "EPSG:25832")
     xyz = g.apply(geo.elements[["x_m", "y_m", "z_m"]].to_numpy(float))[0]
     assert math.hypot(xyz[0] - 458658.78, xyz[1] - 5438232.79) < 0.01
@@ -103,19 +103,18 @@ def test_no_georeference_and_no_anchor_names_the_options(boxes):
     assert g.apply(np.array([[10.0, 0.0, 1.0]]))[0] == pytest.approx([500000.0, 3390010.0, 501.0])
 
 
-def test_bad_files_are_refused_clearly(tmp_path):
+def test_bad_files_are_refused_clearly(tmp_path, boxes):
     from bim_import import read_model
 
     trunc = tmp_path / "trunc.ifc"
-    trunc.write_bytes(open(GEOREF, "rb").read()[:2000])
+    trunc.write_bytes(open(boxes["ok"][0], "rb").read()[:2000])
     with pytest.raises(ImportFormatError, match="truncated"):
         read_model(trunc)
     notifc = tmp_path / "plan.ifc"
     notifc.write_text("this is a PDF, really\n")
     with pytest.raises(ImportFormatError, match="not an IFC STEP file"):
         read_model(notifc)
-    old = tmp_path / "old.ifc"
-    old.write_text(open(GEOREF).read().replace("FILE_SCHEMA (('IFC4'))", "FILE_SCHEMA (('IFC2X2_FINAL'))"))
+    old = with_schema(boxes["ok"][0], tmp_path / "old.ifc", "IFC2X2_FINAL")
     with pytest.raises(ImportFormatError, match="IFC2X2_FINAL.*not supported"):
         read_model(old)
     with pytest.raises(ImportFormatError, match="does not exist"):
