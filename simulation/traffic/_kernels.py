@@ -241,13 +241,11 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
     count = np.zeros(n_links, np.int64)
     out_credit = np.zeros(n_links)
     in_credit = np.zeros(n_links)
-    # freed-space events travel back upstream: ring of (time, link)
+    # freed space travels back upstream: per-link FIFO of the times it becomes visible there
     pending_free = np.zeros(n_links, np.int64)  # vehicles left but space not yet visible upstream
-    ev_cap = n_veh * 2 + 16
-    ev_time = np.empty(ev_cap)
-    ev_link = np.empty(ev_cap, np.int64)
-    ev_head = 0
-    ev_tail = 0
+    fbuf = np.empty(link_queue_ptr[n_links])
+    fhead = np.zeros(n_links, np.int64)
+    ftail = np.zeros(n_links, np.int64)
     # departure order
     dorder = np.argsort(depart, kind="mergesort")
     dnext = 0
@@ -259,10 +257,11 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
         t = step * dt
         t1 = t + dt
         # release freed space whose backward wave arrived
-        while ev_head != ev_tail and ev_time[ev_head % ev_cap] <= t1:
-            pending_free[ev_link[ev_head % ev_cap]] -= 1
-            ev_head += 1
         for a in range(n_links):
+            m = link_queue_ptr[a + 1] - link_queue_ptr[a]
+            while fhead[a] < ftail[a] and fbuf[link_queue_ptr[a] + fhead[a] % m] <= t1:
+                pending_free[a] -= 1
+                fhead[a] += 1
             if t >= blocked_until[a]:
                 out_credit[a] = min(out_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
             in_credit[a] = min(in_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
@@ -285,9 +284,8 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
                 out_credit[a] -= 1.0
                 traj_exit[p] = tx
                 pending_free[a] += 1
-                ev_time[ev_tail % ev_cap] = tx + wave_time[a]
-                ev_link[ev_tail % ev_cap] = a
-                ev_tail += 1
+                fbuf[link_queue_ptr[a] + ftail[a] % (link_queue_ptr[a + 1] - link_queue_ptr[a])] = tx + wave_time[a]
+                ftail[a] += 1
                 rec_flow_out[nrec, a] += 1.0
                 if last:
                     arrive[v] = tx

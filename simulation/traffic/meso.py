@@ -1,0 +1,401 @@
+"""Dynamic mesoscopic traffic model: spatial queues with a triangular fundamental diagram.
+
+Each directed link is a FIFO queue of vehicles. The triangular fundamental
+diagram of a link is fixed by its free speed ``vf`` (m/s), capacity ``q``
+(veh/s, all lanes) and jam density ``kj`` (veh/m per lane), which give:
+
+* free-flow traversal: a vehicle needs at least ``length / vf``;
+* capacity at both link ends: at most ``q`` vehicles/s leave the
+  downstream end and enter the upstream end;
+* storage ``kj * lanes * length`` vehicles: a full link blocks its upstream
+  neighbours (spillback);
+* backward wave speed ``w = q / (kj * lanes - q / vf)``: space freed at the
+  downstream end becomes available upstream ``length / w`` later.
+
+Vehicles depart at their departure times (waiting outside the network when
+their first link is full), follow their routes, and the model returns per-link
+time series (inflow, outflow, vehicles, density, speed, queue), per-vehicle
+trip times and per-vehicle link trajectories (link, enter, exit).
+
+Time-dependent route choice by iterated departures: after each run the
+experienced link travel times per time bin define time-dependent costs; a
+shrinking share (1/k) of vehicles switches to the time-dependent shortest
+path for its departure time (method of successive averages over runs).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from twin_core.errors import NetworkError, ParameterError
+
+from . import _kernels as K
+
+__all__ = ["MesoModel", "MesoParameters", "MesoResult"]
+
+
+@dataclass
+class MesoParameters:
+    """Model settings.
+
+    dt : time step, s. jam_density : veh/m per lane (1/7.5 m).
+    record_interval : seconds between link time-series records.
+    route_iterations : runs of iterated departures (1 = fixed routes).
+    route_bin : width of the time bins of experienced travel times, s.
+    """
+
+    dt: float = 1.0
+    jam_density: float = 1.0 / 7.5
+    record_interval: float = 60.0
+    route_iterations: int = 1
+    route_bin: float = 300.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("dt", "jam_density", "record_interval", "route_bin"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ParameterError(f"MesoParameters.{name} must be a positive number, got {v!r}")
+        if self.record_interval < self.dt:
+            raise ParameterError("record_interval must be >= dt")
+        if int(self.route_iterations) < 1:
+            raise ParameterError(f"route_iterations must be >= 1, got {self.route_iterations}")
+
+
+@dataclass
+class MesoResult:
+    """Outputs of a run.
+
+    trips : vehicle_id, depart, enter, arrive, travel_time (s), free_flow_time (s), delay (s), completed.
+    link_series : time (end of interval, s), link_id, inflow, outflow (veh in the interval),
+        vehicles, density (veh/km), speed (km/h, space-mean over vehicles that left), queue (vehicles
+        whose free-flow traversal is over but who have not left).
+    trajectories : vehicle_id, link_id, enter, exit (s; NaN if not reached / not left).
+    """
+
+    trips: pd.DataFrame
+    link_series: pd.DataFrame
+    trajectories: pd.DataFrame
+    history: pd.DataFrame
+    seconds: float
+    until: float
+
+    def summary(self) -> dict:
+        done = self.trips["completed"]
+        return {"vehicles": int(len(self.trips)), "completed": int(done.sum()),
+                "mean_trip_time_s": float(self.trips.loc[done, "travel_time"].mean()) if done.any() else float("nan"),
+                "total_delay_veh_s": float(self.trips.loc[done, "delay"].sum()),
+                "until_s": self.until, "engine_seconds": self.seconds}
+
+
+@njit(cache=True)
+def _td_tree(source, t0, indptr, heads, link_of, tt, bin_w, dist, pred, hk, hv):
+    """Time-dependent Dijkstra: link cost looked up at the time the vehicle reaches the link."""
+    n = dist.shape[0]
+    nb = tt.shape[0]
+    for i in range(n):
+        dist[i] = np.inf
+        pred[i] = -1
+    dist[source] = 0.0
+    size = K._heap_push(hk, hv, 0, 0.0, source)
+    while size > 0:
+        d, u, size = K._heap_pop(hk, hv, size)
+        if d > dist[u]:
+            continue
+        b = int((t0 + d) / bin_w)
+        if b >= nb:
+            b = nb - 1
+        for e in range(indptr[u], indptr[u + 1]):
+            a = link_of[e]
+            nd = d + tt[b, a]
+            v = heads[e]
+            if nd < dist[v]:
+                dist[v] = nd
+                pred[v] = a
+                size = K._heap_push(hk, hv, size, nd, v)
+
+
+class MesoModel:
+    """Mesoscopic model over a link table and routed vehicles.
+
+    Parameters
+    ----------
+    links : DataFrame
+        ``link_id``, ``from_node``, ``to_node``, ``length`` (m; or
+        ``length_m``), ``speed`` (m/s; or ``speed_limit_kmh``), ``capacity``
+        (veh/h, all lanes; or ``capacity_vph``), ``lanes``. ``capacity`` 0
+        closes a link.
+    vehicles : DataFrame
+        ``vehicle_id``, ``depart`` (s), ``edges`` (list of link ids in order).
+    params : MesoParameters
+
+    Examples
+    --------
+    One 300 m link at 15 m/s: a lone vehicle needs 20 s.
+
+    >>> import pandas as pd
+    >>> links = pd.DataFrame({"link_id": ["a"], "from_node": [0], "to_node": [1], "length": [300.0],
+    ...                       "speed": [15.0], "capacity": [1800.0], "lanes": [1]})
+    >>> veh = pd.DataFrame({"vehicle_id": ["v"], "depart": [0.0], "edges": [["a"]]})
+    >>> r = MesoModel(links, veh).run(until=100)
+    >>> float(r.trips.travel_time.iloc[0])
+    20.0
+    """
+
+    def __init__(self, links: pd.DataFrame, vehicles: pd.DataFrame, params: MesoParameters | None = None,
+                 blocked_until: dict | None = None):
+        self.params = params or MesoParameters()
+        if not isinstance(links, pd.DataFrame) or not isinstance(vehicles, pd.DataFrame):
+            raise ParameterError("links and vehicles must be pandas DataFrames")
+        for c in ("link_id", "from_node", "to_node"):
+            if c not in links.columns:
+                raise NetworkError(f"links needs column {c!r}")
+
+        def col(names, what):
+            for n in names:
+                if n in links.columns:
+                    return links[n].to_numpy(dtype=np.float64)
+            raise NetworkError(f"links needs {what} (one of {names})")
+
+        self.link_ids = links["link_id"].to_numpy()
+        if pd.Index(self.link_ids).has_duplicates:
+            raise NetworkError("link_id values must be unique")
+        self.length = col(("length", "length_m"), "a length in m")
+        if "speed" in links.columns:
+            self.vfree = links["speed"].to_numpy(dtype=np.float64)
+        else:
+            self.vfree = col(("speed_limit_kmh",), "a speed (speed m/s or speed_limit_kmh)") / 3.6
+        cap_h = col(("capacity", "capacity_vph"), "a capacity in veh/h")
+        self.lanes = (links["lanes"].to_numpy(dtype=np.float64) if "lanes" in links.columns
+                      else np.ones(len(links)))
+        if np.any(~np.isfinite(cap_h)) or np.any(cap_h < 0):
+            raise NetworkError(f"capacity must be finite and >= 0 (bad rows {np.flatnonzero(~(cap_h >= 0))[:5].tolist()}); "
+                               "0 closes a link")
+        if np.any(~(self.length > 0)) or np.any(~(self.vfree > 0)) or np.any(~(self.lanes > 0)):
+            raise NetworkError("length, speed and lanes must be > 0 on every link")
+        self.cap = cap_h / 3600.0
+        self.closed = cap_h <= 0
+        nodes = pd.unique(np.concatenate([links["from_node"].to_numpy(), links["to_node"].to_numpy()]))
+        nidx = pd.Index(nodes)
+        self.node_ids = nodes
+        self.tails = nidx.get_indexer(links["from_node"].to_numpy()).astype(np.int64)
+        self.heads = nidx.get_indexer(links["to_node"].to_numpy()).astype(np.int64)
+        p = self.params
+        kj = p.jam_density * self.lanes
+        self.storage = np.maximum(1, np.floor(kj * self.length)).astype(np.int64)
+        if np.any(self.cap >= self.vfree * kj):
+            raise ParameterError("capacity must be below vf * jam density * lanes (the triangle would collapse)")
+        self.wave_speed = np.where(self.cap > 0, self.cap / np.maximum(kj - self.cap / self.vfree, 1e-12), 1.0)
+        self.wave_time = self.length / self.wave_speed
+        self.blocked_until = np.zeros(len(links))
+        for lid, tb in (blocked_until or {}).items():
+            self.blocked_until[self._link_index([lid])[0]] = float(tb)
+        for c in ("vehicle_id", "depart", "edges"):
+            if c not in vehicles.columns:
+                raise ParameterError(f"vehicles needs column {c!r} (vehicle_id, depart, edges)")
+        self.vehicle_ids = vehicles["vehicle_id"].to_numpy()
+        self.depart = vehicles["depart"].to_numpy(dtype=np.float64)
+        if np.any(~np.isfinite(self.depart)) or np.any(self.depart < 0):
+            raise ParameterError("departure times must be finite and >= 0 s")
+        self._set_routes(list(vehicles["edges"]))
+
+    def _link_index(self, ids) -> np.ndarray:
+        ids = np.asarray(list(ids), dtype=self.link_ids.dtype if self.link_ids.dtype != object else object)
+        idx = pd.Index(self.link_ids).get_indexer(ids)
+        if np.any(idx < 0):
+            raise NetworkError(f"routes name unknown links {ids[idx < 0][:5].tolist()}; "
+                               "the route file and the network do not match")
+        return idx
+
+    def _set_routes(self, routes: list) -> None:
+        lens = np.array([len(r) for r in routes], dtype=np.int64)
+        if np.any(lens == 0):
+            raise ParameterError(f"vehicles {self.vehicle_ids[lens == 0][:5].tolist()} have empty routes")
+        ptr = np.zeros(len(routes) + 1, np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        flat = np.concatenate([np.asarray(r, dtype=object) for r in routes]) if routes else np.array([], object)
+        idx = self._link_index(flat)
+        bad = self.closed[idx]
+        if bad.any():
+            veh = np.searchsorted(ptr, np.flatnonzero(bad), side="right") - 1
+            raise NetworkError(f"{len(np.unique(veh))} vehicles are routed over closed links "
+                               f"{pd.unique(self.link_ids[idx[bad]])[:5].tolist()} (e.g. vehicles "
+                               f"{self.vehicle_ids[np.unique(veh)[:5]].tolist()}); reroute them "
+                               "(MesoModel.reroute_closed) or reopen the links")
+        # consecutive links must connect
+        if len(idx) > 1:
+            same_veh = np.ones(len(idx) - 1, bool)
+            same_veh[ptr[1:-1] - 1] = False
+            gap = (self.heads[idx[:-1]] != self.tails[idx[1:]]) & same_veh
+            if gap.any():
+                k = np.flatnonzero(gap)[0]
+                v = np.searchsorted(ptr, k, side="right") - 1
+                raise NetworkError(f"route of vehicle {self.vehicle_ids[v]!r} jumps from link "
+                                   f"{self.link_ids[idx[k]]!r} to {self.link_ids[idx[k + 1]]!r}, which do not meet")
+        self.route_ptr = ptr
+        self.route_links = idx.astype(np.int64)
+
+    # -------------------------------------------------------------- routing
+    def _csr(self):
+        use = np.flatnonzero(~self.closed)
+        order = use[np.argsort(self.tails[use], kind="stable")]
+        indptr = np.zeros(len(self.node_ids) + 1, np.int64)
+        np.cumsum(np.bincount(self.tails[order], minlength=len(self.node_ids)), out=indptr[1:])
+        return indptr, self.heads[order].astype(np.int64), order.astype(np.int64)
+
+    def _reroute(self, vehicles: np.ndarray, tt: np.ndarray, bin_w: float) -> int:
+        """Give ``vehicles`` time-dependent shortest paths from their origin to destination node."""
+        indptr, heads, link_of = self._csr()
+        n = len(self.node_ids)
+        dist = np.empty(n)
+        pred = np.empty(n, np.int64)
+        hk = np.empty(len(self.length) + 1)
+        hv = np.empty(len(self.length) + 1, np.int64)
+        routes = [self.route_links[self.route_ptr[v]:self.route_ptr[v + 1]] for v in range(len(self.depart))]
+        first = self.route_links[self.route_ptr[:-1]]
+        last = self.route_links[self.route_ptr[1:] - 1]
+        # vehicles start on their first link and end on their last one (SUMO semantics): re-plan in between
+        o_node = self.heads[first]
+        d_node = self.tails[last]
+        t_start = self.depart + self.length[first] / self.vfree[first]
+        vehicles = vehicles[first[vehicles] != last[vehicles]]
+        key = o_node[vehicles] * (tt.shape[0] + 1) + np.minimum((t_start[vehicles] / bin_w).astype(np.int64),
+                                                               tt.shape[0] - 1)
+        changed = 0
+        for k in np.unique(key):
+            grp = vehicles[key == k]
+            v0 = grp[0]
+            _td_tree(o_node[v0], t_start[v0], indptr, heads, link_of, tt, bin_w, dist, pred, hk, hv)
+            for v in grp:
+                j = d_node[v]
+                if not np.isfinite(dist[j]):
+                    continue
+                path = [last[v]]
+                while j != o_node[v]:
+                    a = pred[j]
+                    path.append(a)
+                    j = self.tails[a]
+                path.append(first[v])
+                new = np.asarray(path[::-1], np.int64)
+                if len(new) != len(routes[v]) or np.any(new != routes[v]):
+                    routes[v] = new
+                    changed += 1
+        lens = np.array([len(r) for r in routes], np.int64)
+        self.route_ptr = np.zeros(len(routes) + 1, np.int64)
+        np.cumsum(lens, out=self.route_ptr[1:])
+        self.route_links = np.concatenate(routes).astype(np.int64)
+        return changed
+
+    # ------------------------------------------------------------------ run
+    def _simulate(self, until: float):
+        p = self.params
+        n_steps = int(np.ceil(until / p.dt))
+        rec_every = max(1, int(round(p.record_interval / p.dt)))
+        n_rec = n_steps // rec_every + 1
+        nl = len(self.length)
+        nv = len(self.depart)
+        qptr = np.zeros(nl + 1, np.int64)
+        np.cumsum(self.storage + 1, out=qptr[1:])
+        rec_in = np.zeros((n_rec, nl))
+        rec_out = np.zeros((n_rec, nl))
+        rec_count = np.zeros((n_rec, nl))
+        rec_queue = np.zeros((n_rec, nl))
+        m = len(self.route_links)
+        traj_enter = np.full(m, np.nan)
+        traj_exit = np.full(m, np.nan)
+        arrive = np.full(nv, np.nan)
+        veh_enter = np.full(nv, np.nan)
+        pos = np.full(nv, -1, np.int64)
+        ready = np.zeros(nv)
+        steps, waiting = K.meso_run(float(p.dt), n_steps, self.length, self.vfree, self.cap, self.storage,
+                                    self.route_ptr, self.route_links, self.depart, pos, veh_enter, ready, qptr,
+                                    self.wave_time, self.blocked_until, rec_every, rec_in, rec_out, rec_count,
+                                    rec_queue, traj_enter, traj_exit, arrive)
+        n_used = min(n_rec, (steps + rec_every - 1) // rec_every)
+        return dict(steps=steps, rec_every=rec_every, n_rec=n_used, rec_in=rec_in[:n_used], rec_out=rec_out[:n_used],
+                    rec_count=rec_count[:n_used], rec_queue=rec_queue[:n_used], traj_enter=traj_enter,
+                    traj_exit=traj_exit, arrive=arrive, veh_enter=veh_enter)
+
+    def run(self, until: float, progress: Callable[[float, float], None] | None = None) -> MesoResult:
+        """Simulate from 0 to ``until`` seconds (stops early when every vehicle has arrived)."""
+        if not (until > 0):
+            raise ParameterError(f"until must be > 0 s, got {until}")
+        p = self.params
+        t0 = time.perf_counter()
+        hist = []
+        rng = np.random.default_rng(p.seed)
+        fft = self.length / self.vfree
+        n_bins = int(np.ceil(until / p.route_bin)) + 1
+        tt_avg = None
+        out = None
+        for it in range(1, int(p.route_iterations) + 1):
+            out = self._simulate(until)
+            done = np.isfinite(out["arrive"])
+            mean_tt = float(np.nanmean(out["arrive"] - self.depart)) if done.any() else np.nan
+            hist.append((it, int(done.sum()), mean_tt, time.perf_counter() - t0))
+            if progress is not None:
+                progress(it, p.route_iterations)
+            if it == p.route_iterations:
+                break
+            # experienced link travel times per entry bin (free flow where nobody entered)
+            tt = np.tile(fft, (n_bins, 1))
+            ok = np.isfinite(out["traj_enter"]) & np.isfinite(out["traj_exit"])
+            links = self.route_links[ok]
+            b = np.minimum((out["traj_enter"][ok] / p.route_bin).astype(np.int64), n_bins - 1)
+            s = np.zeros((n_bins, len(fft)))
+            c = np.zeros((n_bins, len(fft)))
+            np.add.at(s, (b, links), out["traj_exit"][ok] - out["traj_enter"][ok])
+            np.add.at(c, (b, links), 1.0)
+            # vehicles stuck on a link: at least the time they have spent so far
+            stuck = np.isfinite(out["traj_enter"]) & ~np.isfinite(out["traj_exit"])
+            if stuck.any():
+                bs = np.minimum((out["traj_enter"][stuck] / p.route_bin).astype(np.int64), n_bins - 1)
+                np.add.at(s, (bs, self.route_links[stuck]), until - out["traj_enter"][stuck])
+                np.add.at(c, (bs, self.route_links[stuck]), 1.0)
+            tt = np.where(c > 0, np.maximum(s / np.maximum(c, 1), fft), tt)
+            tt_avg = tt if tt_avg is None else tt_avg + (tt - tt_avg) / it
+            share = 1.0 / (it + 1)
+            pick = np.flatnonzero(rng.random(len(self.depart)) < share)
+            self._reroute(pick, np.ascontiguousarray(tt_avg), p.route_bin)
+        seconds = time.perf_counter() - t0
+        return self._result(out, until, seconds, pd.DataFrame(hist, columns=["iteration", "completed",
+                                                                             "mean_trip_time_s", "seconds"]))
+
+    def _result(self, out, until, seconds, history) -> MesoResult:
+        p = self.params
+        fft = self.length / self.vfree
+        route_fft = np.add.reduceat(fft[self.route_links], self.route_ptr[:-1])
+        arrive = out["arrive"]
+        done = np.isfinite(arrive)
+        tt = arrive - self.depart
+        trips = pd.DataFrame({"vehicle_id": self.vehicle_ids, "depart": self.depart, "enter": out["veh_enter"],
+                              "arrive": arrive, "travel_time": tt, "free_flow_time": route_fft,
+                              "delay": tt - route_fft, "completed": done})
+        nr = out["n_rec"]
+        nl = len(self.length)
+        times = np.minimum((np.arange(nr) + 1) * out["rec_every"] * p.dt, out["steps"] * p.dt)
+        # space-mean speed from vehicles leaving each link per interval
+        ok = np.isfinite(out["traj_exit"]) & np.isfinite(out["traj_enter"])
+        rb = np.minimum((out["traj_exit"][ok] / (out["rec_every"] * p.dt)).astype(np.int64), max(nr - 1, 0))
+        tsum = np.zeros((max(nr, 1), nl))
+        tcnt = np.zeros((max(nr, 1), nl))
+        np.add.at(tsum, (rb, self.route_links[ok]), out["traj_exit"][ok] - out["traj_enter"][ok])
+        np.add.at(tcnt, (rb, self.route_links[ok]), 1.0)
+        speed = np.where(tcnt[:nr] > 0, self.length * tcnt[:nr] / np.maximum(tsum[:nr], 1e-9) * 3.6, np.nan)
+        series = pd.DataFrame({
+            "time": np.repeat(times, nl), "link_id": np.tile(self.link_ids, nr),
+            "inflow": out["rec_in"].ravel(), "outflow": out["rec_out"].ravel(),
+            "vehicles": out["rec_count"].ravel(),
+            "density": (out["rec_count"] / (self.length / 1000.0)).ravel(),
+            "speed": speed.ravel(), "queue": out["rec_queue"].ravel()})
+        veh_of = np.repeat(np.arange(len(self.depart)), np.diff(self.route_ptr))
+        traj = pd.DataFrame({"vehicle_id": self.vehicle_ids[veh_of], "link_id": self.link_ids[self.route_links],
+                             "enter": out["traj_enter"], "exit": out["traj_exit"]})
+        return MesoResult(trips=trips, link_series=series, trajectories=traj, history=history, seconds=seconds,
+                          until=float(until))
