@@ -53,6 +53,7 @@ class Building:
     gfa_source: str
     summary: dict = field(default_factory=dict)
     roof_triangles: np.ndarray | None = None  # (m, 3, 3) twin CRS
+    model: object | None = field(default=None, repr=False)  # the BimModel it came from (not sent between processes)
 
     def blob_keys(self) -> dict[str, str]:
         keys = {"building": f"bim/{self.building_id}/building.glb"} if self.glb else {}
@@ -235,7 +236,7 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
                      ["no element produced triangles: no building footprint; the element table is still imported"]),
     }
     return Building(bid, feature, elements, glb, storey_glb, origin, georef, footprint, height, ground_elev,
-                    len(storey_names), gfa, gfa_source, summary, roof_tri)
+                    len(storey_names), gfa, gfa_source, summary, roof_tri, model)
 
 
 def element_property(elements: pd.DataFrame, pset: str, prop: str) -> pd.Series:

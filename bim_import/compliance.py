@@ -242,6 +242,9 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         For the CIM parcel the model stands on (and its limits).
     twin_crs : str, optional
         Default: the rules' ``crs``, the store's CRS, else EPSG:4544.
+    building : Building, optional
+        From :func:`bim_import.importer.prepare_building` on the same file:
+        its footprint and model are reused instead of reading the file again.
 
     Returns
     -------
@@ -257,7 +260,13 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
 
     rs = rules if isinstance(rules, RuleSet) else (RuleSet.from_dict(rules) if isinstance(rules, dict)
                                                     else load_rules(rules))
-    model = model_or_path if isinstance(model_or_path, BimModel) else read_model(model_or_path)
+    if isinstance(model_or_path, BimModel):
+        model = model_or_path
+    elif building is not None and isinstance(getattr(building, "model", None), BimModel) and \
+            os.path.abspath(building.model.path) == os.path.abspath(os.fspath(model_or_path)):
+        model = building.model  # prepared from the same file: do not run the geometry again
+    else:
+        model = read_model(model_or_path)
     crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
     g = georeference(model, crs, anchor=anchor)
     b = building or build_building(model, g, meshes=False)

@@ -146,7 +146,9 @@ def import_ifc(path, store=None, *, twin_crs: str | None = None, anchor=None, bu
 def _work(args):
     path, crs, anchor, method = args
     try:
-        return path, prepare_building(path, crs, anchor=anchor, method=method), None
+        b = prepare_building(path, crs, anchor=anchor, method=method)
+        b.model = None  # the meshes stay in the worker: the parent needs the blobs and tables only
+        return path, b, None
     except TwinError as exc:
         return path, None, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a worker crash must not lose the other files

@@ -209,3 +209,15 @@ def test_plot_buildings_on_the_sample_city_break_exactly_their_rules(small_city,
             if pb.variant == "setback":
                 lim = got["min_setback_m"].limit
                 assert 0.25 * lim <= got["min_setback_m"].measured <= 0.75 * lim
+
+
+def test_a_prepared_building_is_not_read_again(boxes, monkeypatch):
+    # the viewer's upload path: prepare_building, then check_compliance(path, ..., building=b)
+    import bim_import.model as model_mod
+    from bim_import.compliance import check_compliance
+    from bim_import.importer import prepare_building
+
+    b = prepare_building(boxes["tall"][0], "EPSG:4544")
+    monkeypatch.setattr(model_mod, "read_model", lambda *a, **k: pytest.fail("the model was read again"))
+    r = check_compliance(boxes["tall"][0], {"rules": RULES, "parcel": {"polygon": PARCEL}}, building=b)
+    assert not r.result("max_height_m").passed and r.result("max_far").passed
