@@ -120,7 +120,7 @@ def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1
     ...                       "capacity": [1.0, 1.0], "b": [0.1, 1 / 30], "power": [1.0, 1.0]})
     >>> net = Network.from_links(links, zones=[0, 1])
     >>> res = assign(net, Demand([0, 1], [[0, 10], [0, 0]]), rgap=1e-9)
-    >>> [round(x, 3) for x in res.flow]
+    >>> [round(float(x), 3) for x in res.flow]
     [6.667, 3.333]
     """
     if method not in METHODS:
