@@ -68,15 +68,6 @@ def bytes_per_cell_update(dtype: str, track: bool) -> float:
     return float(b)
 
 
-def _timed(fn, steps: int) -> np.ndarray:
-    out = np.empty(steps)
-    for k in range(steps):
-        t = time.perf_counter()
-        fn()
-        out[k] = time.perf_counter() - t
-    return out
-
-
 def _rates(times: np.ndarray, cells: int) -> dict:
     """Cell-updates/s from the total wall time, the median step and the best step.
 
@@ -88,27 +79,24 @@ def _rates(times: np.ndarray, cells: int) -> dict:
                 cups_median=cells / float(np.median(times)), cups_best=cells / float(times.min()))
 
 
-def run_ours(z, h0, dx, steps, dtype="float64", track=True):
+def make_ours(z, h0, dx, dtype="float64", track=True, threads=None):
     from simulation.flood import FloodModel, FloodParameters
 
-    t0 = time.perf_counter()
     m = FloodModel(z, dx, manning=0.03, initial_depth=h0,
-                   params=FloodParameters(gauge_interval=None, dtype=dtype, track_maxima=track))
+                   params=FloodParameters(gauge_interval=None, dtype=dtype, track_maxima=track, threads=threads))
     m.step()  # compile (cached after the first run) and first step
-    setup = time.perf_counter() - t0
-    t_sim0 = m.time
-    times = _timed(m.step, steps)
-    return dict(engine=f"simulation.flood ({dtype}{', maxima' if track else ''})", **_rates(times, z.size),
-                dt_mean=(m.time - t_sim0) / steps, setup_s=setup,
-                volume_error=m.mass_balance()["relative_error"])
+
+    def step():
+        return m.step()
+
+    return f"simulation.flood ({dtype}{', maxima' if track else ''}{', 1 thread' if threads == 1 else ''})", step, m
 
 
-def run_landlab(z, h0, dx, steps):
+def make_landlab(z, h0, dx):
     from landlab import RasterModelGrid
     from landlab.components import OverlandFlow
 
     n = z.shape[0]
-    t0 = time.perf_counter()
     grid = RasterModelGrid((n, n), xy_spacing=dx)
     # landlab node rows go south to north; flip our north-first rows
     grid.add_field("topographic__elevation", z[::-1].ravel().copy(), at="node")
@@ -116,21 +104,13 @@ def run_landlab(z, h0, dx, steps):
     grid.set_closed_boundaries_at_grid_edges(True, True, True, True)
     of = OverlandFlow(grid, mannings_n=0.03, alpha=0.7, theta=0.8, steep_slopes=True)
     of.overland_flow()
-    setup = time.perf_counter() - t0
-    sim = [0.0]
-
-    def one():
-        sim[0] += of.overland_flow()
-
-    times = _timed(one, steps)
-    return dict(engine="Landlab OverlandFlow 2.11", **_rates(times, z.size), dt_mean=sim[0] / steps, setup_s=setup, volume_error=float("nan"))
+    return "Landlab OverlandFlow 2.11", of.overland_flow, None
 
 
-def run_itzi(z, h0, dx, steps):
+def make_itzi(z, h0, dx):
     from itzi.rasterdomain import RasterDomain
     from itzi.surfaceflow import SurfaceFlowSimulation
 
-    t0 = time.perf_counter()
     dom = RasterDomain(np.float64, np.zeros(z.shape, dtype=bool), (dx, dx))
     dom.update_array("dem", z.copy())
     dom.update_array("friction", np.full(z.shape, 0.03))
@@ -140,16 +120,14 @@ def run_itzi(z, h0, dx, steps):
     sf.update_flow_dir()
     sf.solve_dt()
     sf.step()
-    setup = time.perf_counter() - t0
-    sim = [0.0]
 
-    def one():
+    def step():
         sf.solve_dt()
-        sim[0] += sf._dt
+        dt = sf._dt
         sf.step()
+        return dt
 
-    times = _timed(one, steps)
-    return dict(engine="itzi 25.8 surface flow", **_rates(times, z.size), dt_mean=sim[0] / steps, setup_s=setup, volume_error=float("nan"))
+    return "itzi 25.8 surface flow", step, None
 
 
 def main() -> None:
@@ -158,6 +136,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--landlab-steps", type=int, default=5)
     ap.add_argument("--itzi-steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaving rounds (steps are split evenly over them)")
     ap.add_argument("--out", default=str(HERE / "results" / "flood.md"))
     args = ap.parse_args()
 
@@ -165,20 +144,34 @@ def main() -> None:
     load0 = os.getloadavg()
     bw = triad_bandwidth()
     print(f"triad bandwidth {bw:.2f} GB/s; load average {load0[0]:.2f}")
-    rows = []
-    for fn, kw in ((run_ours, dict(steps=args.steps, dtype="float64", track=True)),
-                   (run_ours, dict(steps=args.steps, dtype="float64", track=False)),
-                   (run_ours, dict(steps=args.steps, dtype="float32", track=True)),
-                   (run_landlab, dict(steps=args.landlab_steps)),
-                   (run_itzi, dict(steps=args.itzi_steps))):
+    makers = [(make_ours, dict(dtype="float64", track=True)), (make_ours, dict(dtype="float64", track=False)),
+              (make_ours, dict(dtype="float32", track=True)), (make_ours, dict(dtype="float64", track=True, threads=1)),
+              (make_landlab, {}), (make_itzi, {})]
+    steps_per_round = [args.steps, args.steps, args.steps, args.steps, args.landlab_steps, args.itzi_steps]
+    engines = []
+    for (fn, kw), k in zip(makers, steps_per_round):
         try:
-            r = fn(z, h0, dx, **kw)
+            t = time.perf_counter()
+            name, step, model = fn(z, h0, dx, **kw)
+            engines.append(dict(engine=name, step=step, model=model, per_round=k, times=[], sim=0.0,
+                                setup_s=time.perf_counter() - t))
         except ImportError as exc:
             print(f"skipped {fn.__name__}: {exc}")
-            continue
+    # interleave the engines in rounds so that they all see the same load on the shared machine
+    for _ in range(args.rounds):
+        for e in engines:
+            for _ in range(max(1, e["per_round"] // args.rounds)):
+                t = time.perf_counter()
+                e["sim"] += e["step"]()
+                e["times"].append(time.perf_counter() - t)
+    rows = []
+    for e in engines:
+        times = np.asarray(e["times"])
+        r = dict(engine=e["engine"], **_rates(times, z.size), dt_mean=e["sim"] / times.size, setup_s=e["setup_s"],
+                 volume_error=e["model"].mass_balance()["relative_error"] if e["model"] is not None else float("nan"))
         rows.append(r)
-        print(f"{r['engine']:42s} {r['steps']:4d} steps {r['wall_s']:8.2f} s  {r['cups_median']:.3g} cell-updates/s (median step)  "
-              f"mean dt {r['dt_mean']:.3f} s")
+        print(f"{r['engine']:42s} {r['steps']:4d} steps {r['wall_s']:8.2f} s  {r['cups_median']:.3g} cell-updates/s "
+              f"(median step)  mean dt {r['dt_mean']:.3f} s")
     bw_end = triad_bandwidth()
     load1 = os.getloadavg()
     ours = rows[0]
@@ -191,7 +184,8 @@ def main() -> None:
         f"Date {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: 2-core python-svc, shared load "
         f"(load average {load0[0]:.1f} at start, {load1[0]:.1f} at end; {platform.processor() or platform.machine()}).",
         f"Case: {args.n} x {args.n} cells of {dx:g} m ({z.size / 1e6:.1f} M cells), sloping plane, 2 m water mound, "
-        "n = 0.03, closed edges; each engine's own adaptive step from the same state; compile/set-up excluded.",
+        "n = 0.03, closed edges; each engine's own adaptive step from the same state; compile/set-up excluded; "
+        f"the engines run interleaved in {args.rounds} rounds so that they share the same machine load.",
         "",
         "Cell-updates/s: all steps / total wall time, the median step, and the best step (least disturbed by",
         "the other jobs on the machine); ratios are of the median-step rates.",
@@ -206,7 +200,7 @@ def main() -> None:
                      f"{r['cups_best']:.3g} | {r['dt_mean']:.3f} | {vl} | {vi} |")
     bw_run = max(bw, bw_end)
     lines += ["", f"STREAM-like triad (float64, 2 threads, best of 7, before/after): {bw:.2f} / {bw_end:.2f} GB/s."]
-    for r in rows[:3]:
+    for r in rows[:4]:
         dtype = "float32" if "float32" in r["engine"] else "float64"
         track = "maxima" in r["engine"]
         bpc = bytes_per_cell_update(dtype, track)
