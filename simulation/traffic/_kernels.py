@@ -239,8 +239,8 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
     qhead = np.zeros(n_links, np.int64)
     qtail = np.zeros(n_links, np.int64)
     count = np.zeros(n_links, np.int64)
-    out_credit = np.zeros(n_links)
-    in_credit = np.zeros(n_links)
+    out_credit = np.ones(n_links)
+    in_credit = np.ones(n_links)
     # freed space travels back upstream: per-link FIFO of the times it becomes visible there
     pending_free = np.zeros(n_links, np.int64)  # vehicles left but space not yet visible upstream
     fbuf = np.empty(link_queue_ptr[n_links])
