@@ -384,7 +384,7 @@ def _sort_segment(out, a, b):
 @njit(cache=True, parallel=True)
 def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, fill, qids, offsets, first, count, out):
     """Box queries, visiting the queries qids in that order (a spatial order keeps the tree in cache).
-    fill=False: count hits per query and note the smallest. fill=True: write all hits (sorted) at offsets."""
+    fill=False: count hits per query and keep the first few (first is (nq, K)). fill=True: write all hits (sorted) at offsets."""
     n = ib.shape[0]
     nq = qids.shape[0]
     nch, per = _chunks(nq)
@@ -402,12 +402,8 @@ def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, g
                 _sort_segment(out, o, o + k)
             else:
                 count[q] = k
-                if k > 0:
-                    mn = iid[buf[0]]
-                    for j in range(1, k):
-                        if iid[buf[j]] < mn:
-                            mn = iid[buf[j]]
-                    first[q] = mn
+                for j in range(min(k, first.shape[1])):
+                    first[q, j] = iid[buf[j]]
 
 
 @njit(cache=True, parallel=True)
@@ -427,7 +423,6 @@ def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, dep
             k = _cands(px, py, px, py, nb, nstart, ncount, nleaf, ib, iid, stack, buf,
                        gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
             hits = 0
-            mn = -1
             o = offsets[q] if fill else 0
             for j in range(k):
                 loc = geom_locate(px, py, buf[j], x, y, ring_off, part_off, geom_off)
@@ -435,15 +430,13 @@ def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, dep
                     g = iid[buf[j]]
                     if fill:
                         out[o + hits] = g
-                    elif mn < 0 or g < mn:
-                        mn = g
+                    elif hits < first.shape[1]:
+                        first[q, hits] = g
                     hits += 1
             if fill:
                 _sort_segment(out, o, o + hits)
             else:
                 count[q] = hits
-                if hits > 0:
-                    first[q] = mn
 
 
 @njit(cache=True, parallel=True)
@@ -465,7 +458,6 @@ def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncoun
             k = _cands(qbox[q, 0], qbox[q, 1], qbox[q, 2], qbox[q, 3], nb, nstart, ncount, nleaf,
                        ib, iid, stack, buf, gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
             hits = 0
-            mn = -1
             o = offsets[q] if fill else 0
             for j in range(k):
                 if geom_intersects(qkind, q, qx, qy, qring, qpart, qgeom, buf[j], x, y, ring_off, part_off,
@@ -473,15 +465,13 @@ def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncoun
                     g = iid[buf[j]]
                     if fill:
                         out[o + hits] = g
-                    elif mn < 0 or g < mn:
-                        mn = g
+                    elif hits < first.shape[1]:
+                        first[q, hits] = g
                     hits += 1
             if fill:
                 _sort_segment(out, o, o + hits)
             else:
                 count[q] = hits
-                if hits > 0:
-                    first[q] = mn
 
 
 # --------------------------------------------------------------------------
@@ -919,7 +909,6 @@ def poly_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, gi
             k = _cands(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf,
                        gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
             hits = 0
-            mn = -1
             o = offsets[q] if fill else 0
             for j in range(k):
                 s = buf[j]
@@ -928,12 +917,10 @@ def poly_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, gi
                     g = iid[s]
                     if fill:
                         out[o + hits] = g
-                    elif mn < 0 or g < mn:
-                        mn = g
+                    elif hits < first.shape[1]:
+                        first[q, hits] = g
                     hits += 1
             if fill:
                 _sort_segment(out, o, o + hits)
             else:
                 count[q] = hits
-                if hits > 0:
-                    first[q] = mn

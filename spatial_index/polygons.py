@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spatial_index import _kernels as K
-from spatial_index.rtree import PackedRTree, _nearest, _pairs_from_pass, as_boxes, as_points, spatial_order
+from spatial_index.rtree import PackedRTree, _first, _nearest, _pairs_from_pass, as_boxes, as_points, spatial_order
 
 __all__ = ["PolygonIndex", "ragged_geometries"]
 
@@ -307,7 +307,7 @@ class PolygonIndex:
             raise ValueError(f"predicate must be one of {_POINT_PREDICATES}, got {predicate!r}")
         p = self._xy(xy)
         nq = p.shape[0]
-        first = np.full(nq, -1, np.intp)
+        first = _first(nq)
         count = np.zeros(nq, np.intp)
         dummy = np.zeros(0, np.intp)
         targs = self.tree._tree_args()
@@ -358,7 +358,7 @@ class PolygonIndex:
             if predicate is None:
                 return self.tree._query(b)
             nq = b.shape[0]
-            first = np.full(nq, -1, np.intp)
+            first = _first(nq)
             count = np.zeros(nq, np.intp)
             dummy = np.zeros(0, np.intp)
             targs = self.tree._tree_args()
@@ -381,7 +381,7 @@ class PolygonIndex:
                 pairs[0] = np.flatnonzero(ne)[pairs[0]]
             else:
                 nq = qbox.shape[0]
-                first = np.full(nq, -1, np.intp)
+                first = _first(nq)
                 count = np.zeros(nq, np.intp)
                 dummy = np.zeros(0, np.intp)
                 qa = (kind, qx, qy, qring, qpart, qgeom, qbox)

@@ -118,22 +118,32 @@ def spatial_order(cx: np.ndarray, cy: np.ndarray, tree: "PackedRTree | None" = N
     return np.argsort(codes).astype(np.intp)
 
 
+_KEEP = 4  # hits kept per query by the counting pass; queries with more are re-run by the fill pass
+
+
 def _pairs_from_pass(count, first, fill_fn, order) -> np.ndarray:
-    """Turn a counting pass into (2, k) pairs, re-running only queries with more than one hit."""
+    """Turn a counting pass into (2, k) pairs (sorted), re-running only queries with more than _KEEP hits."""
     nq = count.shape[0]
     total = int(count.sum())
     qidx = np.repeat(np.arange(nq, dtype=np.intp), count)
     out = np.empty(total, np.intp)
-    multi = count > 1
-    if not multi.any():
-        out[:] = first[count == 1]
-    else:
+    kk = first.shape[1]
+    big = count > kk
+    if total:
         offsets = np.zeros(nq + 1, np.intp)
         np.cumsum(count, out=offsets[1:])
-        single = count == 1
-        out[offsets[:-1][single]] = first[single]
-        fill_fn(order[multi[order]], offsets, out)
+        slot = np.arange(kk)[None, :]
+        keep = (slot < count[:, None]) & ~big[:, None]
+        rows = np.where(keep, first, np.iinfo(np.intp).max)
+        rows.sort(axis=1)
+        out[(offsets[:-1, None] + slot)[keep]] = rows[keep]
+        if big.any():
+            fill_fn(order[big[order]], offsets, out)
     return np.vstack([qidx, out])
+
+
+def _first(nq: int) -> np.ndarray:
+    return np.full((nq, _KEEP), -1, np.intp)
 
 
 class PackedRTree:
@@ -267,7 +277,7 @@ class PackedRTree:
 
     def _query(self, qb: np.ndarray) -> np.ndarray:
         nq = qb.shape[0]
-        first = np.full(nq, -1, np.intp)
+        first = _first(nq)
         count = np.zeros(nq, np.intp)
         dummy = np.zeros(0, np.intp)
         args = self._tree_args()
