@@ -728,9 +728,9 @@ class CrowdSimulation:
         if p.congestion_aware and self.t >= self._next_rechoice - 1e-9 and len(self.act):
             self._choose_exits(self.act, initial=False)
             self._next_rechoice += p.rechoice_interval
-        if p.record_interval is not None and self.t >= self._next_record - 1e-9:
-            self._record()
-            self._next_record += p.record_interval
+        if self.t >= self._next_record - 1e-9:
+            self._record(trajectories=p.record_interval is not None)
+            self._next_record += p.record_interval if p.record_interval is not None else 1.0
         if p.density_interval is not None and self.t >= self._next_density - 1e-9:
             g = self._dgrid
             cnt = K.density_count(self.x, self.y, self.act, g["x0"], g["y0"], g["cell"], g["nx"], g["ny"])
@@ -740,9 +740,12 @@ class CrowdSimulation:
         if self.t >= self._jam_t0 + p.jam_window - 1e-9:
             self._check_jams()
 
-    def _record(self):
+    def _record(self, trajectories: bool = True):
+        """Evacuation-curve point (always) and trajectory frame (when recording)."""
         a = self.act
-        self._traj.append(np.column_stack([np.full(len(a), self.t), a, self.x[a], self.y[a], self.vx[a], self.vy[a]]))
+        if trajectories:
+            self._traj.append(np.column_stack([np.full(len(a), self.t), a, self.x[a], self.y[a], self.vx[a],
+                                               self.vy[a]]))
         left = int((self.state == 2).sum())
         self._curve.append((self.t, self.n - left, left))
 
@@ -831,8 +834,8 @@ class CrowdSimulation:
         return self.result()
 
     def result(self) -> CrowdResult:
-        if self.params.record_interval is not None and (not self._curve or self._curve[-1][0] < self.t):
-            self._record()
+        if not self._curve or self._curve[-1][0] < self.t:
+            self._record(trajectories=self.params.record_interval is not None)
         status = "jammed" if self.stopped_by_jam else ("evacuated" if self.remaining == 0 else "time_limit")
         traj = np.concatenate(self._traj) if self._traj else np.empty((0, 6))
         trajectories = pd.DataFrame({"time_s": traj[:, 0], "agent": traj[:, 1].astype(np.int64), "x": traj[:, 2],

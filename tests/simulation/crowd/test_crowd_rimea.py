@@ -100,6 +100,8 @@ def test_bottleneck_specific_flow(model):
     ag = Agents.in_region(area, box(0.3, 0.3, 7.0, 7.7), density=3.0, radius=p.radius, seed=1)
     res = CrowdSimulation(area, ag, p).run(until=300)
     assert res.status == "evacuated"
+    # the evacuation curve is kept (every second) even with trajectories off
+    assert len(res.curve) > 20 and res.curve["remaining"].iloc[-1] == 0
     t = np.sort(res.exit_time)
     a, b = int(0.1 * len(t)), int(0.7 * len(t))  # steady phase: drop the first 10 % and the tail
     flow = (b - a) / (t[b] - t[a]) / 1.0
