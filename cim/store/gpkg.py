@@ -407,7 +407,7 @@ class GeoPackageStore(Store):
                 self._drop_raster(name)
             with rasterio.open(
                 self.path, "w", driver="GPKG", width=cols, height=rows, count=1, dtype="float32",
-                crs=raster.crs or self.crs, transform=raster.transform, nodata=np.nan,
+                crs=raster.crs or self.crs, transform=raster.transform,
                 RASTER_TABLE=name, APPEND_SUBDATASET="YES", TILE_FORMAT="TIFF", BLOCKSIZE=512,
             ) as ds:
                 ds.write(data, 1)
