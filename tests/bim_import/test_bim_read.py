@@ -185,3 +185,17 @@ def test_duplex_building_storeys_and_gfa(duplex):
     # Level 1 and Level 2 hold floor slabs; T/FDN is below ground and "Roof" holds the roof and a roof space
     assert b.storeys == 2 and b.gfa_source == "slab_areas"
     assert 6.0 < b.height_m < 7.0  # the Roof storey is at 6.00 m
+
+
+def test_model_without_triangles_imports_its_elements_at_their_map_position(georef_ifc, tmp_path):
+    from bim_import import import_ifc, query_elements
+    from cim.store import open_store
+
+    with open_store(str(tmp_path / "g.gpkg"), create=True, crs="EPSG:25832") as st:
+        b = import_ifc(georef_ifc, st)
+        el = query_elements(st)
+        assert not st.has_layer("buildings")  # no footprint without triangles ...
+    assert b.summary["warnings"] and "no building footprint" in b.summary["warnings"][0]
+    row = el.iloc[0]  # ... but the element is there, placed within 1 cm, its failure recorded
+    assert math.hypot(row["x"] - 458658.78, row["y"] - 5438232.79) < 0.01 and row["z"] == pytest.approx(113.7)
+    assert not row["geometry_ok"] and "no triangles" in row["failure"]
