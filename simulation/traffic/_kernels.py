@@ -264,6 +264,8 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
                 fhead[a] += 1
             if t >= blocked_until[a]:
                 out_credit[a] = min(out_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
+            else:
+                out_credit[a] = 0.0
             in_credit[a] = min(in_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
         # move vehicles at link ends (node transfers), links in index order
         for a in range(n_links):

@@ -343,21 +343,23 @@ class MesoModel:
                 progress(it, p.route_iterations)
             if it == p.route_iterations:
                 break
-            # experienced link travel times per entry bin (free flow where nobody entered)
+            # experienced link costs per time bin (free flow where nobody came): the cost of link b counts
+            # from the moment the vehicle could have left the previous link (so waiting at the junction into b,
+            # where a capacity constraint of b holds it back, is charged to b), to its exit from b.
             tt = np.tile(fft, (n_bins, 1))
-            ok = np.isfinite(out["traj_enter"]) & np.isfinite(out["traj_exit"])
+            enter, exit_ = out["traj_enter"], out["traj_exit"]
+            start = np.empty_like(enter)
+            start[1:] = enter[:-1] + fft[self.route_links[:-1]]
+            start[self.route_ptr[:-1]] = self.depart
+            reached = np.isfinite(start) & (np.isfinite(enter) | (start < until))
+            end = np.where(np.isfinite(exit_), exit_, until)
+            ok = reached & np.isfinite(start)
             links = self.route_links[ok]
-            b = np.minimum((out["traj_enter"][ok] / p.route_bin).astype(np.int64), n_bins - 1)
+            b = np.minimum((start[ok] / p.route_bin).astype(np.int64), n_bins - 1)
             s = np.zeros((n_bins, len(fft)))
             c = np.zeros((n_bins, len(fft)))
-            np.add.at(s, (b, links), out["traj_exit"][ok] - out["traj_enter"][ok])
+            np.add.at(s, (b, links), np.maximum(end[ok] - start[ok], 0.0))
             np.add.at(c, (b, links), 1.0)
-            # vehicles stuck on a link: at least the time they have spent so far
-            stuck = np.isfinite(out["traj_enter"]) & ~np.isfinite(out["traj_exit"])
-            if stuck.any():
-                bs = np.minimum((out["traj_enter"][stuck] / p.route_bin).astype(np.int64), n_bins - 1)
-                np.add.at(s, (bs, self.route_links[stuck]), until - out["traj_enter"][stuck])
-                np.add.at(c, (bs, self.route_links[stuck]), 1.0)
             tt = np.where(c > 0, np.maximum(s / np.maximum(c, 1), fft), tt)
             tt_avg = tt if tt_avg is None else tt_avg + (tt - tt_avg) / it
             share = 1.0 / (it + 1)
