@@ -1,0 +1,1 @@
+"""Rule sets (YAML) and IDS files shipped with bim_import (see bim_import.compliance)."""
