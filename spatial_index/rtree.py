@@ -132,11 +132,16 @@ def _pairs_from_pass(count, first, fill_fn, order) -> np.ndarray:
     if total:
         offsets = np.zeros(nq + 1, np.intp)
         np.cumsum(count, out=offsets[1:])
-        slot = np.arange(kk)[None, :]
-        keep = (slot < count[:, None]) & ~big[:, None]
-        rows = np.where(keep, first, np.iinfo(np.intp).max)
-        rows.sort(axis=1)
-        out[(offsets[:-1, None] + slot)[keep]] = rows[keep]
+        one = count == 1  # the common case of point queries: no sorting
+        out[offsets[:-1][one]] = first[one, 0]
+        few = (count > 1) & ~big
+        if few.any():
+            c = count[few]
+            slot = np.arange(kk)[None, :]
+            keep = slot < c[:, None]
+            rows = np.where(keep, first[few], np.iinfo(np.intp).max)
+            rows.sort(axis=1)
+            out[(offsets[:-1][few][:, None] + slot)[keep]] = rows[keep]
         if big.any():
             fill_fn(order[big[order]], offsets, out)
     return np.vstack([qidx, out])
