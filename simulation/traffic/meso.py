@@ -37,7 +37,7 @@ from twin_core.errors import NetworkError, ParameterError
 
 from . import _kernels as K
 
-__all__ = ["MesoModel", "MesoParameters", "MesoResult"]
+__all__ = ["MesoModel", "MesoParameters", "MesoResult", "route_vehicles"]
 
 
 @dataclass
@@ -401,3 +401,46 @@ class MesoModel:
                              "enter": out["traj_enter"], "exit": out["traj_exit"]})
         return MesoResult(trips=trips, link_series=series, trajectories=traj, history=history, seconds=seconds,
                           until=float(until))
+
+
+def route_vehicles(links: pd.DataFrame, origins, destinations, *, cost=None) -> list:
+    """Shortest routes (lists of link ids) between node pairs on ``links``.
+
+    ``cost`` per link (default: length / speed, free-flow seconds). Pairs
+    without a path raise :class:`NetworkError` naming them; equal origin and
+    destination give an empty route (such trips have no network leg).
+    """
+    m = MesoModel(links, pd.DataFrame({"vehicle_id": [0], "depart": [0.0], "edges": [[links["link_id"].iloc[0]]]}))
+    c = np.ascontiguousarray(m.length / m.vfree if cost is None else np.asarray(cost, dtype=np.float64))
+    indptr, heads, link_of = m._csr()
+    nidx = pd.Index(m.node_ids)
+    o = nidx.get_indexer(np.asarray(origins))
+    d = nidx.get_indexer(np.asarray(destinations))
+    if np.any(o < 0) or np.any(d < 0):
+        bad = np.asarray(origins)[o < 0].tolist() + np.asarray(destinations)[d < 0].tolist()
+        raise NetworkError(f"unknown node ids {bad[:5]}; they are not link endpoints")
+    n = len(m.node_ids)
+    dist = np.empty(n)
+    pred = np.empty(n, np.int64)
+    order = np.empty(n, np.int64)
+    hk = np.empty(len(c) + 1)
+    hv = np.empty(len(c) + 1, np.int64)
+    routes: list = [None] * len(o)
+    missing = []
+    for src in np.unique(o):
+        K.dijkstra(src, indptr, heads, link_of, c, 0, dist, pred, order, hk, hv)
+        for i in np.flatnonzero(o == src):
+            j = d[i]
+            if not np.isfinite(dist[j]):
+                missing.append((origins[i], destinations[i]))
+                continue
+            path = []
+            while j != src:
+                a = pred[j]
+                path.append(a)
+                j = m.tails[a]
+            routes[i] = list(m.link_ids[np.asarray(path[::-1], np.int64)]) if path else []
+    if missing:
+        raise NetworkError(f"{len(missing)} origin-destination pairs have no path, e.g. {missing[:5]}; "
+                           "reopen links or drop those trips")
+    return routes

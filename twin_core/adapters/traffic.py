@@ -1,0 +1,395 @@
+"""Traffic adapter: twin road layers -> :mod:`simulation.traffic` -> results in the store.
+
+Network: the ``road_links`` layer as of a scenario (links whose ``oneway`` is
+False get a reverse link ``<link_id>:r``); capacity from ``capacity_vph`` or
+1,800 veh/h per lane. What-if edits that close or restrict links:
+
+- closure polygons: ``areas`` features of kind ``closure`` (add them in a
+  scenario) and ``closures=`` polygons given to the run; every link that
+  crosses one is closed;
+- scenario parameters ``traffic_closed_links`` (list of link ids),
+  ``traffic_capacity_factor`` ({link_id: factor}) and
+  ``traffic_demand_scale`` (a number).
+
+Demand for a named period (``am``, ``pm``, ``offpeak``) is generated from land
+use: each building produces and attracts vehicle trips by its use and floor
+area (:data:`TRIP_RATES`), at the nearest junction of the network's main
+strongly connected part; a gravity model (exp(-cost/600 s) on free-flow
+times) distributes them.
+
+Results under ``scenario`` + ``run``: ``assign``: layer ``link_flows``
+(flow, volume, cost, vc per link), tables ``convergence``, ``od_demand``,
+``disconnected``, a ``summary`` dict. ``simulate``: layer ``link_loads``,
+tables ``trips``, ``trajectories`` (vehicle_id, t, x, y: for the viewer's
+animated trips), ``link_series``, and ``summary``.
+
+Examples
+--------
+>>> PERIODS["am"]["start_s"], sorted(TRIP_RATES["office"])
+(25200.0, ['attract', 'produce'])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError
+
+__all__ = ["TRIP_RATES", "PERIODS", "network_links", "closed_links", "land_use_demand", "run_assign",
+           "run_simulate", "run_traffic", "compare_traffic_runs"]
+
+# AM-peak hour vehicle trips per 100 m2 of gross floor area (orders of magnitude of ITE/Chinese planning
+# trip-generation rates for a dense city with a large transit share).
+TRIP_RATES = {
+    "residential": {"produce": 0.35, "attract": 0.05},
+    "mixed": {"produce": 0.20, "attract": 0.20},
+    "office": {"produce": 0.03, "attract": 0.45},
+    "commercial": {"produce": 0.05, "attract": 0.30},
+    "school": {"produce": 0.02, "attract": 0.60},
+    "hospital": {"produce": 0.10, "attract": 0.40},
+    "public": {"produce": 0.05, "attract": 0.20},
+    "industrial": {"produce": 0.03, "attract": 0.25},
+}
+PERIODS = {
+    "am": {"start_s": 7 * 3600.0, "duration_s": 3600.0, "swap": False, "factor": 1.0},
+    "pm": {"start_s": 17 * 3600.0, "duration_s": 3600.0, "swap": True, "factor": 1.0},
+    "offpeak": {"start_s": 11 * 3600.0, "duration_s": 3600.0, "swap": False, "factor": 0.5},
+}
+CLOSED_LINKS_PARAM = "traffic_closed_links"
+CAPACITY_PARAM = "traffic_capacity_factor"
+DEMAND_SCALE_PARAM = "traffic_demand_scale"
+
+
+def _period(period: str) -> dict:
+    if period not in PERIODS:
+        raise ParameterError(f"period must be one of {sorted(PERIODS)}, got {period!r}")
+    return PERIODS[period]
+
+
+def network_links(road_links) -> "gpd.GeoDataFrame":  # noqa: F821
+    """Directed engine links (link_id, from_node, to_node, length, speed, capacity, lanes, geometry)."""
+    import shapely
+
+    if len(road_links) == 0:
+        raise NetworkError("the road_links layer is empty: import a road network first (twin build / cim.io.sumo)")
+    g = road_links.copy()
+    lanes = g["lanes"].fillna(1).clip(lower=1).astype(float) if "lanes" in g else pd.Series(1.0, index=g.index)
+    cap = g["capacity_vph"] if "capacity_vph" in g else pd.Series(np.nan, index=g.index)
+    g["capacity"] = cap.fillna(1800.0 * lanes).astype(float)
+    g["lanes"] = lanes
+    length = g["length_m"] if "length_m" in g else pd.Series(np.nan, index=g.index)
+    g["length"] = length.fillna(pd.Series(g.geometry.length, index=g.index)).clip(lower=1.0).astype(float)
+    g["speed"] = (g["speed_limit_kmh"].fillna(40.0).clip(lower=5.0) / 3.6).astype(float)
+    g["link_id"] = g["link_id"].astype(str)
+    g["from_node"] = g["from_node"].astype(str)
+    g["to_node"] = g["to_node"].astype(str)
+    cols = ["link_id", "from_node", "to_node", "length", "speed", "capacity", "lanes", "geometry"]
+    out = [g[cols]]
+    if "oneway" in g:
+        two = g[g["oneway"].fillna(True).astype(bool) == False]  # noqa: E712
+        if len(two):
+            r = two[cols].copy()
+            r["link_id"] = r["link_id"] + ":r"
+            r["from_node"], r["to_node"] = two["to_node"].to_numpy(), two["from_node"].to_numpy()
+            r["geometry"] = shapely.reverse(two.geometry.to_numpy())
+            out.append(r)
+    res = pd.concat(out, ignore_index=True)
+    return res.set_geometry("geometry", crs=road_links.crs)
+
+
+def closed_links(twin, links, scenario: str | None, closures=None) -> list[str]:
+    """Link ids closed by closure polygons (``areas`` kind ``closure`` + ``closures``) and scenario params."""
+    import shapely
+
+    polys = [] if closures is None else list(getattr(closures, "geometry", closures))
+    try:
+        areas = twin.layer("areas", scenario=scenario)
+        if "kind" in areas:
+            polys += list(areas.loc[areas["kind"] == "closure"].geometry)
+    except (LayerNotFoundError, KeyError):
+        pass
+    ids: set[str] = set()
+    if polys:
+        u = shapely.union_all(np.asarray(polys, dtype=object))
+        hit = shapely.intersects(links.geometry.to_numpy(), u)
+        ids |= set(links.loc[hit, "link_id"])
+    params = twin.scenario(scenario).params() if scenario else {}
+    extra = [str(x) for x in (params.get(CLOSED_LINKS_PARAM) or [])]
+    known = set(links["link_id"])
+    bad = [x for x in extra if x not in known and x + ":r" not in known]
+    if bad:
+        raise NetworkError(f"scenario parameter {CLOSED_LINKS_PARAM} names unknown links {bad[:5]}")
+    for x in extra:
+        ids.add(x)
+        if x + ":r" in known:
+            ids.add(x + ":r")
+    return sorted(ids)
+
+
+def _node_xy(links) -> pd.DataFrame:
+    import shapely
+
+    geoms = links.geometry.to_numpy()
+    a = shapely.get_coordinates(shapely.get_point(geoms, 0))
+    b = shapely.get_coordinates(shapely.get_point(geoms, -1))
+    df = pd.DataFrame({"node": np.r_[links["from_node"].to_numpy(), links["to_node"].to_numpy()],
+                       "x": np.r_[a[:, 0], b[:, 0]], "y": np.r_[a[:, 1], b[:, 1]]})
+    return df.groupby("node", sort=False)[["x", "y"]].mean()
+
+
+def _main_component(links) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    open_ = links[links["capacity"] > 0]
+    nodes = pd.Index(pd.unique(np.r_[links["from_node"].to_numpy(), links["to_node"].to_numpy()]))
+    i = nodes.get_indexer(open_["from_node"])
+    j = nodes.get_indexer(open_["to_node"])
+    g = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(nodes), len(nodes))).tocsr()
+    _, lab = connected_components(g, directed=True, connection="strong")
+    big = np.bincount(lab).argmax()
+    return nodes[lab == big].to_numpy()
+
+
+def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0, beta_s: float = 600.0,
+                    zones=None):
+    """OD demand (``Demand`` over junction zones) generated from building use and floor area.
+
+    Productions and attractions per building (:data:`TRIP_RATES`, per 100 m2
+    of ``gfa_m2``; footprint area x storeys where missing) go to the nearest
+    junction of ``zones`` (default: the main strongly connected part of the
+    network); attractions are balanced to productions and a singly
+    constrained gravity model with exp(-t / ``beta_s``) on free-flow times
+    distributes them. ``pm`` swaps productions and attractions.
+    """
+    from scipy.spatial import cKDTree
+
+    from simulation.traffic import Demand, Network, shortest_path_skims
+
+    per = _period(period)
+    if not scale >= 0:
+        raise ParameterError(f"demand scale must be >= 0, got {scale}")
+    if len(buildings) == 0:
+        raise ParameterError("no buildings: land-use demand needs the buildings layer with use and floor area")
+    gfa = buildings["gfa_m2"] if "gfa_m2" in buildings else pd.Series(np.nan, index=buildings.index)
+    storeys = buildings["storeys"].fillna(1) if "storeys" in buildings else 1
+    gfa = gfa.fillna(buildings.geometry.area * storeys).to_numpy(float)
+    use = buildings["use"].fillna("residential").to_numpy() if "use" in buildings else np.full(len(buildings),
+                                                                                              "residential")
+    prod = np.array([TRIP_RATES.get(u, TRIP_RATES["mixed"])["produce"] for u in use]) * gfa / 100.0
+    attr = np.array([TRIP_RATES.get(u, TRIP_RATES["mixed"])["attract"] for u in use]) * gfa / 100.0
+    if per["swap"]:
+        prod, attr = attr, prod
+    zones = _main_component(links) if zones is None else np.asarray(zones)
+    xy = _node_xy(links).loc[zones]
+    c = buildings.geometry.centroid
+    _, k = cKDTree(xy.to_numpy()).query(np.c_[c.x.to_numpy(), c.y.to_numpy()])
+    P = np.bincount(k, weights=prod, minlength=len(zones)) * scale * per["factor"]
+    A = np.bincount(k, weights=attr, minlength=len(zones))
+    if A.sum() > 0:
+        A = A * P.sum() / A.sum()
+    net = Network.from_links(pd.DataFrame(links[links["capacity"] > 0].drop(columns="geometry")), zones=zones)
+    skim = shortest_path_skims(net, Demand(zones, np.zeros((len(zones), len(zones)))))
+    f = np.where(np.isfinite(skim), np.exp(-np.where(np.isfinite(skim), skim, 0) / beta_s), 0.0)
+    np.fill_diagonal(f, 0.0)
+    w = A[None, :] * f
+    tot = w.sum(axis=1, keepdims=True)
+    m = np.where(tot > 0, P[:, None] * w / np.where(tot > 0, tot, 1.0), 0.0)
+    return Demand(zones, m)
+
+
+@dataclass
+class TrafficRun:
+    summary: dict
+    result: object
+    links: object
+
+
+def _inputs(twin, scenario, closures, capacity_factor=None):
+    links = network_links(twin.layer("road_links", scenario=scenario))
+    closed = closed_links(twin, links, scenario, closures)
+    params = twin.scenario(scenario).params() if scenario else {}
+    factors = dict(params.get(CAPACITY_PARAM) or {})
+    factors.update(capacity_factor or {})
+    for lid, fct in factors.items():
+        if not (isinstance(fct, (int, float)) and fct >= 0):
+            raise ParameterError(f"capacity factor for {lid!r} must be a number >= 0, got {fct!r}")
+        hit = links["link_id"].isin([str(lid), str(lid) + ":r"])
+        if not hit.any():
+            raise NetworkError(f"capacity factor names unknown link {lid!r}")
+        links.loc[hit, "capacity"] *= fct
+    links.loc[links["link_id"].isin(closed), "capacity"] = 0.0
+    scale = float(params.get(DEMAND_SCALE_PARAM, 1.0))
+    return links, closed, scale
+
+
+def _save(twin, scenario, run, items: dict) -> None:
+    for name, obj in items.items():
+        twin.save_result(scenario, run, name, obj)
+
+
+def run_assign(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
+               method: str = "bfw", rgap: float = 1e-4, max_iter: int = 500, demand_scale: float = 1.0,
+               closures=None, capacity_factor: dict | None = None,
+               progress: Callable[[float, float], None] | None = None) -> TrafficRun:
+    """Static user equilibrium for ``period`` on the scenario's network; results saved under scenario+run."""
+    from simulation.traffic import Network, assign
+
+    scen = scenario or "base"
+    run = run or twin.new_run_id("traffic")
+    t0 = time.perf_counter()
+    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor)
+    base_links = links.copy()
+    base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
+    zones = _main_component(base_links)  # zones from the unclosed network: closures do not move people
+    demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
+                             scale=scale * demand_scale, zones=zones)
+    net = Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones)
+    res = assign(net, demand, method=method, rgap=rgap, max_iter=max_iter, on_disconnected="drop",
+                 progress=progress)
+    out = links[["link_id", "from_node", "to_node", "length", "capacity", "lanes", "geometry"]].copy()
+    out["flow"] = res.flow
+    out["volume"] = res.flow
+    out["cost"] = np.where(np.isfinite(res.cost), res.cost, np.nan)
+    out["free_flow_time"] = out["length"] / links["speed"]
+    out["vc"] = res.links["vc"].to_numpy()
+    out["closed"] = out["link_id"].isin(closed)
+    conv = res.history
+    summary = {"scenario": scen, "run": run, "engine": "traffic", "mode": "assign", "period": period,
+               **res.summary(), "zones": int(len(zones)), "trips": demand.total,
+               "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
+               "closed_links": closed, "wall_s": time.perf_counter() - t0}
+    _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
+        {"origin": str, "destination": str}), "disconnected": res.disconnected.astype(
+        {"origin": str, "destination": str}), "summary": summary})
+    return TrafficRun(summary, res, out)
+
+
+def _trajectories(links, traj: pd.DataFrame) -> pd.DataFrame:
+    """vehicle_id, t, x, y: link start at entry time, link end at exit time (for animated trips)."""
+    import shapely
+
+    ok = traj.dropna(subset=["enter"]).copy()
+    geo = links.set_index("link_id").geometry
+    g = geo.reindex(ok["link_id"]).to_numpy()
+    a = shapely.get_coordinates(shapely.get_point(g, 0))
+    b = shapely.get_coordinates(shapely.get_point(g, -1))
+    first = pd.DataFrame({"vehicle_id": ok["vehicle_id"].to_numpy(), "t": ok["enter"].to_numpy(), "x": a[:, 0],
+                          "y": a[:, 1]})
+    done = ok["exit"].notna().to_numpy()
+    last = pd.DataFrame({"vehicle_id": ok["vehicle_id"].to_numpy()[done], "t": ok["exit"].to_numpy()[done],
+                         "x": b[done, 0], "y": b[done, 1]})
+    df = pd.concat([first, last], ignore_index=True).sort_values(["vehicle_id", "t"], kind="stable")
+    return df.drop_duplicates(["vehicle_id", "t"], keep="last").reset_index(drop=True)
+
+
+def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
+                 until: float | None = None, demand_scale: float = 1.0, route_iterations: int = 3,
+                 dt: float = 1.0, seed: int = 0, closures=None, capacity_factor: dict | None = None,
+                 progress: Callable[[float, float], None] | None = None) -> TrafficRun:
+    """Dynamic mesoscopic run of the period's land-use demand; results saved under scenario+run.
+
+    Trips are drawn from the OD matrix (stochastic rounding), depart uniformly
+    over the period, start on free-flow shortest routes and re-plan by
+    iterated departures (``route_iterations``).
+    """
+    from simulation.traffic import MesoModel, MesoParameters, route_vehicles
+
+    scen = scenario or "base"
+    run = run or twin.new_run_id("traffic")
+    per = _period(period)
+    t0 = time.perf_counter()
+    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor)
+    base_links = links.copy()
+    base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
+    zones = _main_component(base_links)
+    demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
+                             scale=scale * demand_scale, zones=zones)
+    rng = np.random.default_rng(seed)
+    m = demand.matrix
+    n = np.floor(m) + (rng.random(m.shape) < (m - np.floor(m)))
+    oi, di = np.nonzero(n)
+    cnt = n[oi, di].astype(np.int64)
+    o = np.repeat(demand.zone_ids[oi], cnt)
+    d = np.repeat(demand.zone_ids[di], cnt)
+    dur = per["duration_s"]
+    dep = np.sort(rng.random(len(o)) * dur)
+    perm = rng.permutation(len(o))
+    o, d = o[perm], d[perm]
+    open_links = pd.DataFrame(links[links["capacity"] > 0].drop(columns="geometry"))
+    # connectivity after closures: trips without a path are reported, not silently dropped
+    from simulation.traffic import Network, shortest_path_skims, Demand as _D
+    skim = shortest_path_skims(Network.from_links(open_links, zones=zones), _D(zones, np.zeros((len(zones),) * 2)))
+    zi = pd.Index(zones)
+    reach = np.isfinite(skim[zi.get_indexer(o), zi.get_indexer(d)])
+    unrouted = int((~reach).sum())
+    o, d, dep = o[reach], d[reach], dep[reach]
+    routes = route_vehicles(open_links, o, d)
+    veh = pd.DataFrame({"vehicle_id": [f"v{i}" for i in range(len(o))], "depart": dep, "edges": routes})
+    veh = veh[veh["edges"].map(len) > 0]
+    params = MesoParameters(dt=dt, route_iterations=route_iterations, seed=seed)
+    model = MesoModel(pd.DataFrame(links.drop(columns="geometry")), veh, params)
+    res = model.run(until=until or 2 * dur, progress=progress)
+    s = res.summary()
+    ls = res.link_series
+    agg = ls.groupby("link_id", sort=False).agg(vehicles=("inflow", "sum"), max_queue=("queue", "max"),
+                                                mean_speed_kmh=("speed", "mean"))
+    out = links[["link_id", "from_node", "to_node", "length", "capacity", "lanes", "geometry"]].copy()
+    out = out.join(agg, on="link_id")
+    out["volume"] = out["vehicles"]
+    out["vc"] = out["vehicles"] / (out["capacity"] * dur / 3600.0).where(out["capacity"] > 0)
+    out["closed"] = out["link_id"].isin(closed)
+    summary = {"scenario": scen, "run": run, "engine": "traffic", "mode": "simulate", "period": period, **s,
+               "trips_unrouted": unrouted, "closed_links": closed, "wall_s": time.perf_counter() - t0}
+    trips = res.trips.copy()
+    trips["vehicle_id"] = trips["vehicle_id"].astype(str)
+    _save(twin, scen, run, {"link_loads": out, "trips": trips, "trajectories": _trajectories(links,
+                                                                                           res.trajectories),
+                            "link_series": ls.astype({"link_id": str}), "summary": summary})
+    return TrafficRun(summary, res, out)
+
+
+def run_traffic(twin, scenario: str | None = None, run: str | None = None, *, mode: str = "assign",
+                progress: Callable[[float, float], None] | None = None, **kwargs) -> TrafficRun:
+    """Entry point for jobs: ``mode`` ``assign`` (static UE) or ``simulate`` (mesoscopic)."""
+    if mode not in ("assign", "simulate"):
+        raise ParameterError(f"mode must be 'assign' or 'simulate', got {mode!r}")
+    fn = run_assign if mode == "assign" else run_simulate
+    return fn(twin, scenario, run, progress=progress, **kwargs)
+
+
+def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_as: tuple[str, str] | None = None):
+    """Per-link difference layer and headline changes of two stored runs ((scenario, run) each).
+
+    Works for two ``assign`` runs (flow, TSTT) or two ``simulate`` runs
+    (vehicles, mean trip time, completed trips). ``save_as`` = (scenario,
+    run) stores ``comparison`` (layer) and ``comparison_summary``.
+    """
+    sa, sb = twin.load_result(*a, "summary"), twin.load_result(*b, "summary")
+    if sa.get("mode") != sb.get("mode"):
+        raise ParameterError(f"cannot compare a {sa.get('mode')} run with a {sb.get('mode')} run")
+    name = "link_flows" if sa["mode"] == "assign" else "link_loads"
+    col = "flow" if sa["mode"] == "assign" else "vehicles"
+    la, lb = twin.load_result(*a, name), twin.load_result(*b, name)
+    layer = la[["link_id", "geometry"]].copy()
+    layer[f"{col}_a"] = la[col].to_numpy()
+    layer[f"{col}_b"] = lb.set_index("link_id")[col].reindex(la["link_id"]).to_numpy()
+    layer["diff"] = layer[f"{col}_b"] - layer[f"{col}_a"]
+    if sa["mode"] == "assign":
+        summary = {"tstt_a": sa["tstt"], "tstt_b": sb["tstt"], "tstt_change": sb["tstt"] - sa["tstt"],
+                   "tstt_change_pct": 100 * (sb["tstt"] - sa["tstt"]) / sa["tstt"] if sa["tstt"] else None}
+    else:
+        summary = {"mean_trip_time_a_s": sa["mean_trip_time_s"], "mean_trip_time_b_s": sb["mean_trip_time_s"],
+                   "mean_trip_time_change_s": sb["mean_trip_time_s"] - sa["mean_trip_time_s"],
+                   "completed_a": sa["completed"], "completed_b": sb["completed"]}
+    summary.update({"a": list(a), "b": list(b), "links_more": int((layer["diff"] > 1e-6).sum()),
+                    "links_less": int((layer["diff"] < -1e-6).sum())})
+    if save_as:
+        twin.save_result(*save_as, "comparison", layer)
+        twin.save_result(*save_as, "comparison_summary", summary)
+    return layer, summary
