@@ -142,6 +142,46 @@ class Twin:
     def new_run_id(prefix: str = "run") -> str:
         return new_run_id(prefix)
 
+    # -- engines and analyses (thin: each delegates to its adapter) --------------
+    def flood(self, scenario: str | None = None, run: str | None = None, **kwargs):
+        """Run a design storm (``storm="50y", duration="1h"``) on a scenario; see
+        :func:`twin_core.adapters.flood.run_flood`. Results are saved under scenario/run."""
+        from twin_core.adapters.flood import run_flood
+
+        return run_flood(self, scenario, run, **kwargs)
+
+    def crowd(self, area: str | None = None, **kwargs):
+        """Evacuate a plaza/station area (``agents=5000``); see :func:`twin_core.adapters.crowd.run_crowd`."""
+        from twin_core.adapters.crowd import run_crowd
+
+        return run_crowd(self, area, **kwargs)
+
+    def traffic(self, *args, **kwargs):
+        """Traffic assignment or simulation on the road layers; see :mod:`twin_core.adapters.traffic`."""
+        from twin_core.adapters import traffic
+
+        fn = getattr(traffic, "run_traffic", None) or getattr(traffic, "run_assignment")
+        return fn(self, *args, **kwargs)
+
+    def import_ifc(self, path, **kwargs):
+        """Import an IFC model into the twin (one transaction); see :func:`bim_import.import_ifc`."""
+        from bim_import import import_ifc
+
+        return import_ifc(path, self.store, twin_crs=self.crs, **kwargs)
+
+    def check_bim(self, path, rules, **kwargs):
+        """Check an IFC model against planning rules (limits from ``rules`` or the CIM parcel);
+        see :func:`bim_import.check_compliance`."""
+        from bim_import import check_compliance
+
+        return check_compliance(path, rules, store=self.store, twin_crs=self.crs, **kwargs)
+
+    def view(self, **kwargs):
+        """An offline pydeck ``Deck`` of the twin for Jupyter; see :func:`twin_core.view.view`."""
+        from twin_core.view import view
+
+        return view(self, **kwargs)
+
     def summary(self) -> dict[str, Any]:
         """Counts of everything in the twin (for `twin info`)."""
         return {

@@ -79,3 +79,15 @@ def test_errors_are_one_clear_line(city, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "twin_core.cli", "scenario", "close-roads", city, "x", "--bbox", "1,2"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "xmin,ymin,xmax,ymax" in proc.stderr
+
+
+def test_twin_facade_runs_engines(small_city_gpkg):
+    """The notebook API: one Twin, engines and the BIM import/check through it, results in the store."""
+    with Twin.open(small_city_gpkg) as twin:
+        fr = twin.flood(run="facade", storm="10y", duration="5min")
+        assert fr.summary["mass_balance_relative_error"] < 1e-9
+        assert "max_depth" in set(twin.results(run="facade")["name"])
+        deck = twin.view()
+        import pydeck
+
+        assert isinstance(deck, pydeck.Deck)
