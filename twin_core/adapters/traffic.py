@@ -224,6 +224,7 @@ def _inputs(twin, scenario, closures, capacity_factor=None):
             raise NetworkError(f"capacity factor names unknown link {lid!r}")
         links.loc[hit, "capacity"] *= fct
     links.loc[links["link_id"].isin(closed), "capacity"] = 0.0
+    closed = sorted(links.loc[links["capacity"] <= 0, "link_id"])  # incl. Scenario.close_roads (capacity_vph 0)
     scale = float(params.get(DEMAND_SCALE_PARAM, 1.0))
     return links, closed, scale
 

@@ -1,0 +1,152 @@
+"""Traffic adapter and CLI: the small sample city assigned and simulated end to end, on both stores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from twin_core.errors import NetworkError, ParameterError
+
+
+@pytest.fixture
+def city_target(store_target, small_city):
+    import sample_city
+
+    sample_city.build_into(store_target, "small", seed=0, city=small_city)
+    return store_target
+
+
+@pytest.fixture
+def twin(small_city_gpkg):
+    from twin_core.twin import Twin
+
+    t = Twin.open(small_city_gpkg)
+    yield t
+    t.close()
+
+
+def test_assign_saves_results_in_both_stores(city_target):
+    from twin_core.adapters.traffic import run_assign
+    from twin_core.twin import Twin
+
+    with Twin.open(city_target) as twin:
+        tr = run_assign(twin, None, "a1", rgap=1e-5)
+        s = tr.summary
+        assert s["converged"] and s["rgap"] <= 1e-5 and s["disconnected_trips"] == 0
+        flows = twin.load_result("base", "a1", "link_flows")
+        assert {"link_id", "flow", "volume", "vc", "cost", "geometry"} <= set(flows.columns)
+        assert np.allclose(flows["flow"].to_numpy(), tr.links["flow"].to_numpy())
+        od = twin.load_result("base", "a1", "od_demand")
+        assert od["trips"].sum() == pytest.approx(s["trips"])
+        assert twin.load_result("base", "a1", "summary")["tstt"] == pytest.approx(s["tstt"])
+        conv = twin.load_result("base", "a1", "convergence")
+        assert conv["rgap"].iloc[-1] <= 1e-5
+        # every trip leaves its origin zone: flow out of each zone node = its productions (zones carry no
+        # through-trip bookkeeping error): sum over links leaving origin o of flow >= row total of o
+        prod = od.groupby("origin")["trips"].sum()
+        out = flows.groupby("from_node")["flow"].sum()
+        assert np.all(out.reindex(prod.index).to_numpy() >= prod.to_numpy() - 1e-6)
+
+
+def test_land_use_demand_totals_match_trip_rates(twin):
+    # productions = sum over buildings of rate(use) * GFA / 100 (AM); PM swaps productions and attractions.
+    from twin_core.adapters.traffic import TRIP_RATES, land_use_demand, network_links
+
+    b = twin.layer("buildings")
+    links = network_links(twin.layer("road_links"))
+    gfa = b["gfa_m2"].fillna(b.geometry.area * b["storeys"].fillna(1)).to_numpy()
+    prod = sum(TRIP_RATES[u]["produce"] * g / 100 for u, g in zip(b["use"], gfa))
+    attr = sum(TRIP_RATES[u]["attract"] * g / 100 for u, g in zip(b["use"], gfa))
+    am = land_use_demand(b, links, period="am")
+    pm = land_use_demand(b, links, period="pm")
+    assert am.total == pytest.approx(prod, rel=1e-9)
+    assert pm.total == pytest.approx(attr, rel=1e-9)
+    assert np.all(np.diag(am.matrix) == 0)
+    assert land_use_demand(b, links, period="am", scale=2).total == pytest.approx(2 * prod)
+    with pytest.raises(ParameterError, match="period"):
+        land_use_demand(b, links, period="night")
+    with pytest.raises(ParameterError, match="scale"):
+        land_use_demand(b, links, scale=-1)
+
+
+def test_closure_polygon_scenario_and_comparison(twin):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from twin_core.adapters.traffic import compare_traffic_runs, run_assign
+
+    base = run_assign(twin, None, "base1", rgap=1e-5)
+    busiest = base.links.sort_values("flow").iloc[-1]
+    mid = busiest.geometry.interpolate(0.5, normalized=True)
+    poly = Point(mid.x, mid.y).buffer(2.0)
+    sc = twin.scenarios.create("works", exist_ok=True)
+    areas = twin.layer("areas")
+    new = gpd.GeoDataFrame({"area_id": ["ROADWORKS"], "name": ["road works"], "kind": ["closure"]},
+                           geometry=[poly], crs=areas.crs)
+    sc.add_features("areas", new)
+    closed = run_assign(twin, "works", "c1", rgap=1e-5)
+    hit = closed.links[closed.links.geometry.intersects(poly)]
+    assert busiest["link_id"] in set(hit["link_id"]) and set(hit["link_id"]) <= set(closed.summary["closed_links"])
+    assert np.all(hit["flow"] == 0)
+    # reported, not silently dropped: trips that lost every path are counted and listed
+    disc = twin.load_result("works", "c1", "disconnected")
+    assert closed.summary["disconnected_trips"] == pytest.approx(disc["trips"].sum() if len(disc) else 0.0)
+    layer, summary = compare_traffic_runs(twin, ("base", "base1"), ("works", "c1"), save_as=("works", "cmp"))
+    row = layer.set_index("link_id").loc[busiest["link_id"]]
+    assert row["diff"] == pytest.approx(-busiest["flow"])
+    assert summary["tstt_b"] == pytest.approx(closed.summary["tstt"])
+    assert twin.load_result("works", "cmp", "comparison_summary")["links_less"] >= 1
+
+
+def test_scenario_parameters_close_links_and_scale_demand(twin):
+    from twin_core.adapters.traffic import CLOSED_LINKS_PARAM, DEMAND_SCALE_PARAM, run_assign
+
+    base = run_assign(twin, None, "b", rgap=1e-4)
+    lid = base.links.sort_values("flow").iloc[-1]["link_id"]
+    sc = twin.scenarios.create("p", exist_ok=True)
+    sc.set_param(CLOSED_LINKS_PARAM, [lid])
+    sc.set_param(DEMAND_SCALE_PARAM, 0.5)
+    r = run_assign(twin, "p", "r", rgap=1e-4)
+    assert lid in r.summary["closed_links"]
+    assert r.summary["trips"] == pytest.approx(0.5 * base.summary["trips"])
+    sc.set_param(CLOSED_LINKS_PARAM, ["no-such-link"])
+    with pytest.raises(NetworkError, match="unknown links"):
+        run_assign(twin, "p", "r2")
+    with pytest.raises(ParameterError, match="period"):
+        run_assign(twin, None, "r3", period="midnight")
+
+
+def test_simulate_saves_trips_and_trajectories(twin):
+    from twin_core.adapters.traffic import run_simulate
+
+    tr = run_simulate(twin, None, "s1", route_iterations=2)
+    s = tr.summary
+    assert s["vehicles"] > 1000 and s["completed"] == s["vehicles"] and s["trips_unrouted"] == 0
+    trips = twin.load_result("base", "s1", "trips")
+    assert (trips["travel_time"] >= trips["free_flow_time"] - 1.0).all()  # no one beats free flow (1 s steps)
+    traj = twin.load_result("base", "s1", "trajectories")
+    assert {"vehicle_id", "t", "x", "y"} <= set(traj.columns)
+    assert (traj.groupby("vehicle_id")["t"].diff().dropna() > 0).all()
+    assert traj["vehicle_id"].nunique() == s["vehicles"]
+    loads = twin.load_result("base", "s1", "link_loads")
+    assert loads["vehicles"].sum() == twin.load_result("base", "s1", "link_series")["inflow"].sum()
+
+
+def test_cli_traffic_assign_and_simulate(small_city_gpkg):
+    from twin_core.cli import get_app
+
+    r = CliRunner().invoke(get_app(), ["traffic", "assign", small_city_gpkg, "--period", "am", "--run", "x1",
+                                       "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["mode"] == "assign" and s["run"] == "x1" and s["rgap"] <= 1e-4
+    r = CliRunner().invoke(get_app(), ["traffic", "simulate", small_city_gpkg, "--run", "x2", "--route-iterations",
+                                       "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "trips completed" in r.stdout
+    r = CliRunner().invoke(get_app(), ["traffic", "assign", small_city_gpkg, "--period", "noon"])
+    assert r.exit_code != 0
