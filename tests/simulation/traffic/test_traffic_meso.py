@@ -159,3 +159,28 @@ def test_sumo_route_reader_bad_files(tmp_path):
     p.write_text("<routes><route id='r1' edges='a b'/><vehicle id='v' depart='3' route='r1'/></routes>")
     df = read_sumo_routes(p)
     assert df.loc[0, "edges"] == ["a", "b"] and df.loc[0, "depart"] == 3.0
+
+
+def test_kernels_run_without_jit():
+    # The kernels are plain Python under NUMBA_DISABLE_JIT=1 (debugging): same answers on small cases.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, pandas as pd\n"
+        "from simulation.traffic import Network, Demand, assign, MesoModel, MesoParameters\n"
+        "links = pd.DataFrame({'from_node': [0, 0], 'to_node': [1, 1], 'free_flow_time': [10.0, 15.0],\n"
+        "                      'capacity': [1.0, 1.0], 'b': [0.1, 1 / 30], 'power': [1.0, 1.0]})\n"
+        "r = assign(Network.from_links(links, zones=[0, 1]), Demand([0, 1], [[0, 10], [0, 0]]), rgap=1e-10)\n"
+        "assert abs(r.flow[0] - 20 / 3) < 1e-6, r.flow\n"
+        "L = pd.DataFrame({'link_id': ['a'], 'from_node': [0], 'to_node': [1], 'length': [300.0],\n"
+        "                  'speed': [15.0], 'capacity': [0.8 * 3600], 'lanes': [1]})\n"
+        "dep = np.arange(0, 120, 1 / 1.2)\n"
+        "v = pd.DataFrame({'vehicle_id': np.arange(len(dep)), 'depart': dep, 'edges': [['a']] * len(dep)})\n"
+        "m = MesoModel(L, v, MesoParameters(dt=0.5)).run(until=400)\n"
+        "d = m.trips['delay'].sum()\n"
+        "assert abs(d - 1.2 * 0.4 * 120 ** 2 / 1.6) < 0.03 * 4320, d\n"
+        "print('ok')\n")
+    env = dict(__import__("os").environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
