@@ -214,3 +214,24 @@ def test_compare_view_shows_two_scenarios(page):
     a, b = page.map_pixels("a"), page.map_pixels("b")
     h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
     assert (np.abs(a[:h, :w] - b[:h, :w]).sum(axis=2) > 30).mean() > 0.001  # the two floods differ
+
+
+def test_token_sign_in_then_map_loads(browser, city):
+    """With tokens configured the page asks for one, then loads tiles and bitmaps with it."""
+    from cim.store import open_store
+    from conftest import LiveServer
+    from viewer.auth import create_token
+
+    with open_store(city) as st:
+        tok = create_token(st, "viewer", name="browser test")
+    with LiveServer(city, prewarm=False) as srv:
+        p = Page(browser, srv)
+        p.page.goto(srv.url + "/")
+        p.page.wait_for_selector("#token-box:not([hidden])", timeout=30000)
+        p.page.fill("#token-input", tok)
+        p.page.click("#token-save")
+        p.page.wait_for_function("window.__twin && window.__twin.ready && window.__twin.buildingsLoaded.a > 0",
+                                 timeout=60000)
+        assert p.page.inner_text("#who") == "viewer"
+        p.errors = [e for e in p.errors if "401" not in e]  # the first, token-less attempt
+        p.close()
