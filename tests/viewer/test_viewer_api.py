@@ -542,3 +542,29 @@ def test_crowd_job_trajectories_for_the_map(client):
     thin = client.get(f"/api/results/base/{job['run']}/trajectories/trajectories?max_points=100").json()
     # every k-th sample of each path (rounded up per path) plus each last one: at most max_points + 2 per path
     assert 2 * 30 <= sum(len(t["path"]) for t in thin["trips"]) <= 100 + 2 * 30
+
+
+def _wait_job(client, job: dict) -> dict:
+    for _ in range(3000):
+        st = client.get(f"/api/jobs/{job['id']}").json()
+        if st["status"] in ("done", "failed"):
+            return st
+        time.sleep(0.1)
+    return st
+
+
+def test_traffic_job_gives_trips_and_link_loads(client):
+    """A mesoscopic traffic run: vehicle paths for the TripsLayer, v/c per link in the result layer's tiles."""
+    job = client.post("/api/jobs", json={"engine": "traffic", "params": {"mode": "simulate", "until": 600}}).json()
+    st = _wait_job(client, job)
+    assert st["status"] == "done", st
+    state = client.app.state.twin_state
+    raw = state.twin.load_result("base", job["run"], "trajectories")
+    tr = client.get(f"/api/results/base/{job['run']}/trajectories/trajectories").json()
+    assert tr["count"] == min(raw["vehicle_id"].nunique(), 5000) > 0
+    loads = next(e for e in client.get("/api/results").json() if e["run"] == job["run"] and e["name"] == "link_loads")
+    fields = client.get(f"/tiles/{loads['ref']}.json").json()["vector_layers"][0]["fields"]
+    assert {"link_id", "vc", "volume"} <= set(fields)
+    bad = client.post("/api/jobs", json={"engine": "traffic", "params": {"mode": "teleport"}}).json()
+    st = _wait_job(client, bad)
+    assert st["status"] == "failed" and "teleport" in st["error"]

@@ -89,8 +89,9 @@
   }
   // trajectories: vehicles from traffic runs (or tables named trips/vehicles), people from crowd runs
   function tripsResult(scenario) {
+    // (a traffic run's "trips" table lists trips, not positions: its "trajectories" are the paths)
     return latest(resultsOf(scenario).filter((r) => r.kind === "table" &&
-      (/trip|vehicle/.test(r.name) || (/traj/.test(r.name) && /traffic/.test(r.run)))));
+      ((r.name !== "trips" && /trip|vehicle/.test(r.name)) || (/traj/.test(r.name) && /traffic/.test(r.run)))));
   }
   function crowdResult(scenario) {
     return latest(resultsOf(scenario).filter((r) => r.kind === "table" &&
@@ -504,6 +505,7 @@
       const a = (S.scene.areas || []).find((x) => /plaza|station/.test(x.kind || "")) || (S.scene.areas || [])[0];
       return a ? {area: a.area_id, agents: 300, until: 600} : {};
     }
+    if (engine === "traffic") return {mode: "simulate", until: 1800};
     return {};
   }
   async function startJob(engine) {
