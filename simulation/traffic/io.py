@@ -17,7 +17,7 @@ from twin_core.errors import ImportFormatError
 
 from .network import Demand, Network
 
-__all__ = ["read_tntp_net", "read_tntp_trips", "read_tntp_flow", "read_tntp", "read_sumo_routes"]
+__all__ = ["read_tntp_net", "read_tntp_trips", "read_tntp_flow", "read_tntp", "read_sumo_routes", "od_from_routes"]
 
 
 def _meta(lines: list[str]) -> tuple[dict[str, str], int]:
@@ -154,3 +154,35 @@ def read_sumo_routes(path, *, vtypes: bool = False) -> pd.DataFrame:
         raise ImportFormatError(f"{path.name}: no routed <vehicle> elements"
                                 + (f" ({flows} <flow>/<trip> elements need routing first)" if flows else ""))
     return pd.DataFrame(rows, columns=["vehicle_id", "depart", "edges"])
+
+
+def od_from_routes(vehicles: pd.DataFrame, links: pd.DataFrame, *, start: float = 0.0,
+                   end: float = np.inf) -> Demand:
+    """Aggregate routed vehicles (e.g. :func:`read_sumo_routes`) into an OD matrix between nodes.
+
+    A vehicle's origin is the start node of its first link and its
+    destination the end node of its last link (``links``: link_id,
+    from_node, to_node); only departures in [start, end) count.
+
+    Examples
+    --------
+    >>> links = pd.DataFrame({"link_id": ["a", "b"], "from_node": [1, 2], "to_node": [2, 3]})
+    >>> veh = pd.DataFrame({"vehicle_id": [0, 1], "depart": [0.0, 5.0], "edges": [["a", "b"], ["b"]]})
+    >>> od_from_routes(veh, links).to_frame().values.tolist()
+    [[1, 3, 1.0], [2, 3, 1.0]]
+    """
+    for c in ("link_id", "from_node", "to_node"):
+        if c not in links.columns:
+            raise ImportFormatError(f"links needs column {c!r}")
+    v = vehicles[(vehicles["depart"] >= start) & (vehicles["depart"] < end)]
+    if len(v) == 0:
+        raise ImportFormatError(f"no vehicles depart in [{start}, {end})")
+    lk = links.set_index("link_id")
+    first = [e[0] for e in v["edges"]]
+    last = [e[-1] for e in v["edges"]]
+    unknown = sorted(set(first + last) - set(lk.index))
+    if unknown:
+        raise ImportFormatError(f"routes use links not in the network: {unknown[:5]}")
+    df = pd.DataFrame({"origin": lk.loc[first, "from_node"].to_numpy(),
+                       "destination": lk.loc[last, "to_node"].to_numpy(), "trips": 1.0})
+    return Demand.from_frame(df.groupby(["origin", "destination"], as_index=False)["trips"].sum())

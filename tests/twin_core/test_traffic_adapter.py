@@ -150,3 +150,11 @@ def test_cli_traffic_assign_and_simulate(small_city_gpkg):
     assert "trips completed" in r.stdout
     r = CliRunner().invoke(get_app(), ["traffic", "assign", small_city_gpkg, "--period", "noon"])
     assert r.exit_code != 0
+
+
+def test_traffic_adapter_docstring_examples_run():
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module("twin_core.adapters.traffic"), optionflags=doctest.ELLIPSIS)
+    assert res.attempted > 0 and res.failed == 0

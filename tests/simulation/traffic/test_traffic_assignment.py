@@ -235,3 +235,29 @@ def test_what_if_close_and_compare():
 def test_traffic_docstring_examples_run(name):
     res = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0 and res.failed == 0
+
+
+@pytest.mark.skipif(not Path("/work/shared/data/chengdu/chengdu.net.xml").exists(), reason="shared data missing")
+def test_chengdu_static_assignment_from_aggregated_sumo_routes():
+    # OD from the 9,898 SUMO routes (first link's start node -> last link's end node), scaled x8 to congest the
+    # network; at equilibrium flow is conserved at every node: in - out = attracted - produced (exact identity).
+    from cim.io.sumo import read_sumo_net
+
+    from simulation.traffic import od_from_routes, read_sumo_routes
+
+    links, _ = read_sumo_net("/work/shared/data/chengdu/chengdu.net.xml")
+    L = pd.DataFrame(links.drop(columns="geometry"))
+    veh = read_sumo_routes("/work/shared/data/chengdu/morning_rush_hour.rou.xml")
+    dem = od_from_routes(veh, L)
+    assert dem.total == 9898
+    net = Network.from_links(L, zones=dem.zone_ids)
+    res = assign(net, dem.scaled(8), rgap=1e-4, max_iter=2000)
+    assert res.converged and res.links["vc"].max() > 1.0
+    bal = (np.bincount(net.heads, weights=res.flow, minlength=net.n_nodes)
+           - np.bincount(net.tails, weights=res.flow, minlength=net.n_nodes))
+    zone = net.node_index(dem.zone_ids)
+    expect = np.zeros(net.n_nodes)
+    expect[zone] = 8 * (dem.matrix.sum(axis=0) - dem.matrix.sum(axis=1))
+    assert np.allclose(bal, expect, atol=1e-6 * dem.total * 8)
+    with pytest.raises(ImportFormatError, match="not in the network"):
+        od_from_routes(pd.DataFrame({"vehicle_id": [0], "depart": [0.0], "edges": [["nope"]]}), L)
