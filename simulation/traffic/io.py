@@ -168,8 +168,9 @@ def od_from_routes(vehicles: pd.DataFrame, links: pd.DataFrame, *, start: float 
     --------
     >>> links = pd.DataFrame({"link_id": ["a", "b"], "from_node": [1, 2], "to_node": [2, 3]})
     >>> veh = pd.DataFrame({"vehicle_id": [0, 1], "depart": [0.0, 5.0], "edges": [["a", "b"], ["b"]]})
-    >>> od_from_routes(veh, links).to_frame().values.tolist()
-    [[1, 3, 1.0], [2, 3, 1.0]]
+    >>> d = od_from_routes(veh, links)
+    >>> d.zone_ids.tolist(), d.matrix.tolist()
+    ([1, 2, 3], [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
     """
     for c in ("link_id", "from_node", "to_node"):
         if c not in links.columns:
