@@ -9,6 +9,8 @@ pgver=${pgver:-15}
 [ -f "/usr/share/postgresql/$pgver/extension/postgis.control" ] || want+=("postgresql-$pgver-postgis-3")
 [ -x /usr/bin/chromium ] || want+=(chromium)
 command -v ogrinfo >/dev/null || want+=(gdal-bin)
+# the map's Chinese interface in headless Chromium needs CJK glyphs
+[ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto | grep -q CJK || want+=(fonts-noto-cjk)
 if [ ${#want[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
     echo "setup_system: missing ${want[*]}; as root run: apt-get install -y ${want[*]}" >&2
