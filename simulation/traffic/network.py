@@ -159,10 +159,8 @@ class Network:
             raise NetworkError(f"zones {missing[:5]} are not an endpoint of any link; "
                                "connect each zone to the network with a connector link")
         node_ids = np.asarray(all_nodes)
-        try:
-            node_ids = node_ids.astype(np.int64)
-        except (TypeError, ValueError):
-            pass
+        if pd.api.types.infer_dtype(node_ids, skipna=False) == "integer":
+            node_ids = node_ids.astype(np.int64)  # integer ids stay integers; strings stay strings
         index = pd.Index(node_ids)
         tails = index.get_indexer(fn.astype(node_ids.dtype) if node_ids.dtype != object else fn)
         heads = index.get_indexer(tn.astype(node_ids.dtype) if node_ids.dtype != object else tn)

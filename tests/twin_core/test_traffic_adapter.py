@@ -120,7 +120,15 @@ def test_scenario_parameters_close_links_and_scale_demand(twin):
         run_assign(twin, None, "r3", period="midnight")
 
 
-def test_simulate_saves_trips_and_trajectories(twin):
+def test_simulate_saves_trips_and_trajectories(city_target):
+    from twin_core.adapters.traffic import run_simulate
+    from twin_core.twin import Twin
+
+    with Twin.open(city_target) as twin:
+        _check_simulate(twin)
+
+
+def _check_simulate(twin):
     from twin_core.adapters.traffic import run_simulate
 
     tr = run_simulate(twin, None, "s1", route_iterations=2)
