@@ -134,9 +134,9 @@ def _check_simulate(twin):
     tr = run_simulate(twin, None, "s1", route_iterations=2)
     s = tr.summary
     assert s["vehicles"] > 1000 and s["completed"] == s["vehicles"] and s["trips_unrouted"] == 0
-    trips = twin.load_result("base", "s1", "trips")
+    trips = twin.load_result("base", "s1", "travel_times")
     assert (trips["travel_time"] >= trips["free_flow_time"] - 1.0).all()  # no one beats free flow (1 s steps)
-    traj = twin.load_result("base", "s1", "trajectories")
+    traj = twin.load_result("base", "s1", "vehicle_trajectories")
     assert {"vehicle_id", "t", "x", "y"} <= set(traj.columns)
     assert (traj.groupby("vehicle_id")["t"].diff().dropna() > 0).all()
     assert traj["vehicle_id"].nunique() == s["vehicles"]

@@ -20,8 +20,8 @@ times) distributes them.
 Results under ``scenario`` + ``run``: ``assign``: layer ``link_flows``
 (flow, volume, cost, vc per link), tables ``convergence``, ``od_demand``,
 ``disconnected``, a ``summary`` dict. ``simulate``: layer ``link_loads``,
-tables ``trips``, ``trajectories`` (vehicle_id, t, x, y: for the viewer's
-animated trips), ``link_series``, and ``summary``.
+tables ``travel_times`` (per vehicle), ``vehicle_trajectories`` (vehicle_id,
+t, x, y: the viewer's animated trips), ``link_series``, and ``summary``.
 
 Examples
 --------
@@ -349,7 +349,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                "trips_unrouted": unrouted, "closed_links": closed, "wall_s": time.perf_counter() - t0}
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
-    _save(twin, scen, run, {"link_loads": out, "trips": trips, "trajectories": _trajectories(links,
+    _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "vehicle_trajectories": _trajectories(links,
                                                                                            res.trajectories),
                             "link_series": ls.astype({"link_id": str}), "summary": summary})
     return TrafficRun(summary, res, out)
