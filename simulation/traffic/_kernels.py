@@ -267,8 +267,10 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
             else:
                 out_credit[a] = 0.0
             in_credit[a] = min(in_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
-        # move vehicles at link ends (node transfers), links in index order
-        for a in range(n_links):
+        # move vehicles at link ends (node transfers); the starting link rotates every step so that no
+        # approach to a merge has a fixed priority
+        for ii in range(n_links):
+            a = (ii + step) % n_links
             while count[a] > 0 and out_credit[a] >= 1.0:
                 v = qbuf[link_queue_ptr[a] + qhead[a] % (link_queue_ptr[a + 1] - link_queue_ptr[a])]
                 if veh_ready[v] > t1:

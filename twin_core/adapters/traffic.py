@@ -272,21 +272,38 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
 
 
 def _trajectories(links, traj: pd.DataFrame) -> pd.DataFrame:
-    """vehicle_id, t, x, y: link start at entry time, link end at exit time (for animated trips)."""
+    """vehicle_id, t, x, y along each traversed link's geometry (for animated trips).
+
+    Every vertex of a link gets a time interpolated by distance between the
+    vehicle's entry and exit times (a vehicle still on a link at the end
+    keeps only its entry point).
+    """
     import shapely
 
-    ok = traj.dropna(subset=["enter"]).copy()
-    geo = links.set_index("link_id").geometry
-    g = geo.reindex(ok["link_id"]).to_numpy()
-    a = shapely.get_coordinates(shapely.get_point(g, 0))
-    b = shapely.get_coordinates(shapely.get_point(g, -1))
-    first = pd.DataFrame({"vehicle_id": ok["vehicle_id"].to_numpy(), "t": ok["enter"].to_numpy(), "x": a[:, 0],
-                          "y": a[:, 1]})
+    ok = traj.dropna(subset=["enter"]).reset_index(drop=True)
+    lidx = pd.Index(links["link_id"]).get_indexer(ok["link_id"])
+    coords, owner = shapely.get_coordinates(links.geometry.to_numpy(), return_index=True)
+    starts = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]
+    counts = np.diff(np.r_[starts, len(owner)])
+    seg = np.r_[0.0, np.hypot(*np.diff(coords, axis=0).T)]
+    seg[starts] = 0.0
+    cum = np.cumsum(seg)
+    frac = cum - np.repeat(cum[starts], counts)
+    tot = np.repeat(frac[np.r_[starts[1:] - 1, len(frac) - 1]], counts)
+    frac = np.where(tot > 0, frac / np.where(tot > 0, tot, 1.0), 0.0)
     done = ok["exit"].notna().to_numpy()
-    last = pd.DataFrame({"vehicle_id": ok["vehicle_id"].to_numpy()[done], "t": ok["exit"].to_numpy()[done],
-                         "x": b[done, 0], "y": b[done, 1]})
-    df = pd.concat([first, last], ignore_index=True).sort_values(["vehicle_id", "t"], kind="stable")
-    return df.drop_duplicates(["vehicle_id", "t"], keep="last").reset_index(drop=True)
+    n = np.where(done, counts[lidx], 1)
+    rows = np.repeat(np.arange(len(ok)), n)
+    k = np.arange(len(rows)) - np.repeat(np.cumsum(n) - n, n)
+    pt = starts[lidx][rows] + k
+    e0 = ok["enter"].to_numpy(dtype=float)
+    enter = e0[rows]
+    exit_ = np.where(done, ok["exit"].to_numpy(dtype=float), e0)[rows]
+    t = enter + frac[pt] * (exit_ - enter)
+    df = pd.DataFrame({"vehicle_id": ok["vehicle_id"].to_numpy()[rows], "t": t, "x": coords[pt, 0],
+                       "y": coords[pt, 1]})
+    df = df.sort_values(["vehicle_id", "t"], kind="stable")
+    return df.drop_duplicates(["vehicle_id", "t"], keep="first").reset_index(drop=True)
 
 
 def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
