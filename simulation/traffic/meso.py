@@ -351,9 +351,8 @@ class MesoModel:
             start = np.empty_like(enter)
             start[1:] = enter[:-1] + fft[self.route_links[:-1]]
             start[self.route_ptr[:-1]] = self.depart
-            reached = np.isfinite(start) & (np.isfinite(enter) | (start < until))
-            end = np.where(np.isfinite(exit_), exit_, until)
-            ok = reached & np.isfinite(start)
+            end = np.where(np.isfinite(exit_), exit_, until)  # still waiting / on the link at the end
+            ok = np.isfinite(start) & (start < until)
             links = self.route_links[ok]
             b = np.minimum((start[ok] / p.route_bin).astype(np.int64), n_bins - 1)
             s = np.zeros((n_bins, len(fft)))
