@@ -136,7 +136,7 @@ def _check_simulate(twin):
     assert s["vehicles"] > 1000 and s["completed"] == s["vehicles"] and s["trips_unrouted"] == 0
     trips = twin.load_result("base", "s1", "travel_times")
     assert (trips["travel_time"] >= trips["free_flow_time"] - 1.0).all()  # no one beats free flow (1 s steps)
-    traj = twin.load_result("base", "s1", "vehicle_trajectories")
+    traj = twin.load_result("base", "s1", "trajectories")
     assert {"vehicle_id", "t", "x", "y"} <= set(traj.columns)
     assert (traj.groupby("vehicle_id")["t"].diff().dropna() > 0).all()
     assert traj["vehicle_id"].nunique() == s["vehicles"]
@@ -166,3 +166,13 @@ def test_traffic_adapter_docstring_examples_run():
 
     res = doctest.testmod(importlib.import_module("twin_core.adapters.traffic"), optionflags=doctest.ELLIPSIS)
     assert res.attempted > 0 and res.failed == 0
+
+
+def test_demo_step_runs_the_morning_peak(twin):
+    from twin_core.adapters.traffic import run_traffic_demo
+
+    out = run_traffic_demo(twin)
+    assert out.run == "demo-traffic" and out.summary["completed"] == out.summary["vehicles"] > 0
+    names = set(twin.results(run="demo-traffic")["name"])
+    assert {"trajectories", "link_loads", "travel_times"} <= names
+    assert twin.load_result("base", "demo-traffic-assign", "summary")["converged"]

@@ -20,8 +20,8 @@ times) distributes them.
 Results under ``scenario`` + ``run``: ``assign``: layer ``link_flows``
 (flow, volume, cost, vc per link), tables ``convergence``, ``od_demand``,
 ``disconnected``, a ``summary`` dict. ``simulate``: layer ``link_loads``,
-tables ``travel_times`` (per vehicle), ``vehicle_trajectories`` (vehicle_id,
-t, x, y: the viewer's animated trips), ``link_series``, and ``summary``.
+tables ``travel_times`` (per vehicle), ``trajectories`` (vehicle_id, t, x,
+y: the viewer's animated trips), ``link_series``, and ``summary``.
 
 Examples
 --------
@@ -40,8 +40,8 @@ import pandas as pd
 
 from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError
 
-__all__ = ["TRIP_RATES", "PERIODS", "network_links", "closed_links", "land_use_demand", "run_assign",
-           "run_simulate", "run_traffic", "compare_traffic_runs"]
+__all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
+           "run_simulate", "run_traffic", "run_traffic_demo", "compare_traffic_runs"]
 
 # AM-peak hour vehicle trips per 100 m2 of gross floor area (orders of magnitude of ITE/Chinese planning
 # trip-generation rates for a dense city with a large transit share).
@@ -205,9 +205,15 @@ def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0,
 
 @dataclass
 class TrafficRun:
+    """What a run returns: its ``summary`` dict, the engine result and the link layer."""
+
     summary: dict
     result: object
     links: object
+
+    @property
+    def run(self) -> str:
+        return self.summary["run"]
 
 
 def _inputs(twin, scenario, closures, capacity_factor=None):
@@ -366,7 +372,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                "trips_unrouted": unrouted, "closed_links": closed, "wall_s": time.perf_counter() - t0}
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
-    _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "vehicle_trajectories": _trajectories(links,
+    _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "trajectories": _trajectories(links,
                                                                                            res.trajectories),
                             "link_series": ls.astype({"link_id": str}), "summary": summary})
     return TrafficRun(summary, res, out)
@@ -379,6 +385,13 @@ def run_traffic(twin, scenario: str | None = None, run: str | None = None, *, mo
         raise ParameterError(f"mode must be 'assign' or 'simulate', got {mode!r}")
     fn = run_assign if mode == "assign" else run_simulate
     return fn(twin, scenario, run, progress=progress, **kwargs)
+
+
+def run_traffic_demo(twin, progress: Callable[[float, float], None] | None = None) -> TrafficRun:
+    """The demo's morning peak: an equilibrium assignment (run ``demo-traffic-assign``) and a mesoscopic
+    run with route choice (run ``demo-traffic``: link loads and animated trips), both on the base city."""
+    run_assign(twin, None, "demo-traffic-assign", period="am")
+    return run_simulate(twin, None, "demo-traffic", period="am", route_iterations=2, progress=progress)
 
 
 def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_as: tuple[str, str] | None = None):
