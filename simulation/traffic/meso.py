@@ -95,8 +95,8 @@ class MesoResult:
 
 
 @njit(cache=True)
-def _td_tree(source, t0, indptr, heads, link_of, tt, bin_w, dist, pred, hk, hv):
-    """Time-dependent Dijkstra: link cost looked up at the time the vehicle reaches the link."""
+def _td_link_tree(source, t0, succ_ptr, succ, tt, bin_w, dist, pred, hk, hv):
+    """Time-dependent Dijkstra over links (turns as arcs): entering link b costs tt[bin(time), b]."""
     n = dist.shape[0]
     nb = tt.shape[0]
     for i in range(n):
@@ -111,13 +111,12 @@ def _td_tree(source, t0, indptr, heads, link_of, tt, bin_w, dist, pred, hk, hv):
         b = int((t0 + d) / bin_w)
         if b >= nb:
             b = nb - 1
-        for e in range(indptr[u], indptr[u + 1]):
-            a = link_of[e]
-            nd = d + tt[b, a]
-            v = heads[e]
+        for e in range(succ_ptr[u], succ_ptr[u + 1]):
+            v = succ[e]
+            nd = d + tt[b, v]
             if nd < dist[v]:
                 dist[v] = nd
-                pred[v] = a
+                pred[v] = u
                 size = K._heap_push(hk, hv, size, nd, v)
 
 
@@ -149,7 +148,7 @@ class MesoModel:
     """
 
     def __init__(self, links: pd.DataFrame, vehicles: pd.DataFrame, params: MesoParameters | None = None,
-                 blocked_until: dict | None = None):
+                 blocked_until: dict | None = None, turns: pd.DataFrame | None = None):
         self.params = params or MesoParameters()
         if not isinstance(links, pd.DataFrame) or not isinstance(vehicles, pd.DataFrame):
             raise ParameterError("links and vehicles must be pandas DataFrames")
@@ -204,6 +203,15 @@ class MesoModel:
         if np.any(~np.isfinite(self.depart)) or np.any(self.depart < 0):
             raise ParameterError("departure times must be finite and >= 0 s")
         self._set_routes(list(vehicles["edges"]))
+        self.turns = None
+        if turns is not None:
+            for c in ("from_edge", "to_edge"):
+                if c not in turns.columns:
+                    raise NetworkError(f"turns needs columns from_edge, to_edge (allowed link-to-link moves); "
+                                       f"missing {c!r}")
+            t = turns[["from_edge", "to_edge"]].drop_duplicates()
+            t = t[t["from_edge"].isin(self.link_ids) & t["to_edge"].isin(self.link_ids)]  # internal edges dropped
+            self.turns = (self._link_index(t["from_edge"]), self._link_index(t["to_edge"]))
 
     def _link_index(self, ids) -> np.ndarray:
         ids = np.asarray(list(ids), dtype=self.link_ids.dtype if self.link_ids.dtype != object else object)
@@ -249,38 +257,51 @@ class MesoModel:
         np.cumsum(np.bincount(self.tails[order], minlength=len(self.node_ids)), out=indptr[1:])
         return indptr, self.heads[order].astype(np.int64), order.astype(np.int64)
 
+    def _successors(self):
+        """CSR of allowed link -> link moves over open links."""
+        if self.turns is not None:
+            fa, tb = self.turns
+        else:
+            indptr, _, link_of = self._csr()
+            cnt = indptr[self.heads + 1] - indptr[self.heads]
+            fa = np.repeat(np.arange(len(self.length)), cnt)
+            tb = np.concatenate([link_of[indptr[h]:indptr[h + 1]] for h in self.heads]) if len(fa) else fa
+        keep = ~self.closed[fa] & ~self.closed[tb]
+        fa, tb = fa[keep], tb[keep]
+        order = np.argsort(fa, kind="stable")
+        ptr = np.zeros(len(self.length) + 1, np.int64)
+        np.cumsum(np.bincount(fa, minlength=len(self.length)), out=ptr[1:])
+        return ptr, tb[order].astype(np.int64)
+
     def _reroute(self, vehicles: np.ndarray, tt: np.ndarray, bin_w: float) -> int:
-        """Give ``vehicles`` time-dependent shortest paths from their origin to destination node."""
-        indptr, heads, link_of = self._csr()
-        n = len(self.node_ids)
-        dist = np.empty(n)
-        pred = np.empty(n, np.int64)
-        hk = np.empty(len(self.length) + 1)
-        hv = np.empty(len(self.length) + 1, np.int64)
+        """Give ``vehicles`` time-dependent shortest routes from their first link to their last one."""
+        succ_ptr, succ = self._successors()
+        nl = len(self.length)
+        dist = np.empty(nl)
+        pred = np.empty(nl, np.int64)
+        hk = np.empty(len(succ) + 2)
+        hv = np.empty(len(succ) + 2, np.int64)
         routes = [self.route_links[self.route_ptr[v]:self.route_ptr[v + 1]] for v in range(len(self.depart))]
         first = self.route_links[self.route_ptr[:-1]]
         last = self.route_links[self.route_ptr[1:] - 1]
         # vehicles start on their first link and end on their last one (SUMO semantics): re-plan in between
-        o_node = self.heads[first]
-        d_node = self.tails[last]
         t_start = self.depart + self.length[first] / self.vfree[first]
         vehicles = vehicles[first[vehicles] != last[vehicles]]
-        key = o_node[vehicles] * (tt.shape[0] + 1) + np.minimum((t_start[vehicles] / bin_w).astype(np.int64),
-                                                               tt.shape[0] - 1)
+        key = first[vehicles] * (tt.shape[0] + 1) + np.minimum((t_start[vehicles] / bin_w).astype(np.int64),
+                                                              tt.shape[0] - 1)
         changed = 0
         for k in np.unique(key):
             grp = vehicles[key == k]
             v0 = grp[0]
-            _td_tree(o_node[v0], t_start[v0], indptr, heads, link_of, tt, bin_w, dist, pred, hk, hv)
+            _td_link_tree(first[v0], t_start[v0], succ_ptr, succ, tt, bin_w, dist, pred, hk, hv)
             for v in grp:
-                j = d_node[v]
+                j = last[v]
                 if not np.isfinite(dist[j]):
                     continue
-                path = [last[v]]
-                while j != o_node[v]:
-                    a = pred[j]
-                    path.append(a)
-                    j = self.tails[a]
+                path = []
+                while j != first[v]:
+                    path.append(j)
+                    j = pred[j]
                 path.append(first[v])
                 new = np.asarray(path[::-1], np.int64)
                 if len(new) != len(routes[v]) or np.any(new != routes[v]):

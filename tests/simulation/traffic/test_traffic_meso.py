@@ -99,6 +99,13 @@ def test_iterated_departures_move_vehicles_to_the_faster_route():
     assert chosen.summary()["mean_trip_time_s"] < 0.5 * fixed.summary()["mean_trip_time_s"]
     used = chosen.trajectories.groupby("link_id").size()
     assert used.get("p2", 0) > 0.3 * len(veh)
+    # with the turn s -> p2 forbidden (allowed moves given explicitly) nobody can switch
+    turns = pd.DataFrame({"from_edge": ["s", "p1", "p2", "q2"], "to_edge": ["p1", "e", "q2", "e"]})
+    banned = MesoModel(links, veh, MesoParameters(dt=1.0, route_iterations=3, route_bin=120), turns=turns).run(5000)
+    assert "p2" not in set(banned.trajectories["link_id"])
+    assert banned.summary()["mean_trip_time_s"] == pytest.approx(fixed.summary()["mean_trip_time_s"])
+    with pytest.raises(NetworkError, match="from_edge"):
+        MesoModel(links, veh, turns=pd.DataFrame({"a": [1]}))
     table, summary = compare_meso(fixed, chosen)
     assert summary["mean_trip_time_change_s"] < 0
     assert table.set_index("link_id").loc["p2", "vehicles_diff"] == used["p2"]
