@@ -275,3 +275,38 @@ def raster_window(info_shape: tuple[int, int], transform, window: Window | None,
             window.row_off + window.height > rows or window.col_off + window.width > cols:
         raise RasterError(f"window {window} lies outside the raster of {rows} x {cols} cells")
     return window
+
+
+def value_kind(series: pd.Series) -> str:
+    """The store-neutral kind of a column: bool, int64, float64, datetime, bytes or str."""
+    dt = series.dtype
+    if pd.api.types.is_bool_dtype(dt):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dt):
+        return "int64"
+    if pd.api.types.is_float_dtype(dt):
+        return "float64"
+    if pd.api.types.is_datetime64_any_dtype(dt):
+        return "datetime"
+    sample = series.dropna()
+    if len(sample) and isinstance(sample.iloc[0], (bytes, bytearray, memoryview)):
+        return "bytes"
+    return "str"
+
+
+def column_from_values(values: list, kind: str):
+    """Database values of one column back to a pandas/NumPy column of ``kind`` (nulls kept)."""
+    has_null = any(v is None for v in values)
+    if kind == "int64":
+        return pd.array(values, dtype="Int64") if has_null else np.array(values, dtype="int64")
+    if kind == "float64":
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    if kind == "bool":
+        if has_null:
+            return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+        return np.array(values, dtype=bool)
+    if kind == "datetime":
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+    if kind == "bytes":
+        return pd.Series([None if v is None else bytes(v) for v in values], dtype=object)
+    return pd.Series(values, dtype=object if has_null else None)

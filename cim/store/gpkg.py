@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import Store, Where, check_mode, check_name, normalise_where, raster_window
+from cim.store.base import (Store, Where, check_mode, check_name, column_from_values, normalise_where,
+                            raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
     LayerNotFoundError,
@@ -637,23 +638,8 @@ def _dtype_name(decl: str) -> str:
     return "str"
 
 
-def _column(values: list, decl: str) -> pd.Series | np.ndarray:
-    kind = _dtype_name(decl)
-    if kind == "int64":
-        if any(v is None for v in values):
-            return pd.array(values, dtype="Int64")
-        return np.array(values, dtype="int64")
-    if kind == "float64":
-        return np.array([np.nan if v is None else v for v in values], dtype="float64")
-    if kind == "bool":
-        if any(v is None for v in values):
-            return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
-        return np.array(values, dtype=bool)
-    if kind == "datetime":
-        return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
-    if kind == "bytes":
-        return pd.Series(values, dtype=object)
-    return pd.Series(values, dtype=object if any(v is None for v in values) else None)
+def _column(values: list, decl: str):
+    return column_from_values(values, _dtype_name(decl))
 
 
 def _prepare_frame(gdf):
@@ -676,19 +662,8 @@ def _prepare_frame(gdf):
 
 
 def _sql_decl(series: pd.Series) -> str:
-    dt = series.dtype
-    if pd.api.types.is_bool_dtype(dt):
-        return "BOOLEAN"
-    if pd.api.types.is_integer_dtype(dt):
-        return "INTEGER"
-    if pd.api.types.is_float_dtype(dt):
-        return "REAL"
-    if pd.api.types.is_datetime64_any_dtype(dt):
-        return "DATETIME"
-    sample = series.dropna()
-    if len(sample) and isinstance(sample.iloc[0], (bytes, bytearray, memoryview)):
-        return "BLOB"
-    return "TEXT"
+    return {"bool": "BOOLEAN", "int64": "INTEGER", "float64": "REAL", "datetime": "DATETIME", "bytes": "BLOB",
+            "str": "TEXT"}[value_kind(series)]
 
 
 def _table_rows(df: pd.DataFrame) -> list[tuple]:

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import Store, Where, check_mode, check_name, normalise_where, raster_window
+from cim.store.base import (Store, Where, check_mode, check_name, column_from_values, normalise_where,
+                            raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
     RasterError,
@@ -599,42 +600,8 @@ def _geometry_type(df) -> str:
 
 
 def _pg_type(s: pd.Series) -> str:
-    dt = s.dtype
-    if pd.api.types.is_bool_dtype(dt):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(dt):
-        return "bigint"
-    if pd.api.types.is_float_dtype(dt):
-        return "double precision"
-    if pd.api.types.is_datetime64_any_dtype(dt):
-        return "timestamptz"
-    sample = s.dropna()
-    if len(sample) and isinstance(sample.iloc[0], (bytes, bytearray, memoryview)):
-        return "bytea"
-    return "text"
-
-
-def _copy_type(s: pd.Series) -> str:
-    return {"boolean": "bool", "bigint": "int8", "double precision": "float8", "timestamptz": "timestamptz",
-            "bytea": "bytea", "text": "text"}[_pg_type(s)]
-
-
-def _copy_values(s: pd.Series) -> list:
-    kind = _pg_type(s)
-    if kind == "double precision":
-        arr = s.to_numpy(dtype="float64", na_value=np.nan)
-        return [None if v != v else v for v in arr.tolist()]
-    if kind == "bigint":
-        return [None if pd.isna(v) else int(v) for v in s]
-    if kind == "boolean":
-        return [None if pd.isna(v) else bool(v) for v in s]
-    if kind == "timestamptz":
-        ts = pd.to_datetime(s, utc=True)
-        return [None if pd.isna(v) else v.to_pydatetime() for v in ts]
-    if kind == "bytea":
-        return [None if v is None else bytes(v) for v in s]
-    return [None if (v is None or v is pd.NA or (isinstance(v, float) and v != v)) else
-            (json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)) for v in s]
+    return {"bool": "boolean", "int64": "bigint", "float64": "double precision", "datetime": "timestamptz",
+            "bytes": "bytea", "str": "text"}[value_kind(s)]
 
 
 def _pg_dtype_name(udt: str) -> str:
@@ -644,18 +611,6 @@ def _pg_dtype_name(udt: str) -> str:
 
 def _from_pg(values: list, udt: str):
     kind = _pg_dtype_name(udt)
-    if kind == "int64":
-        if any(v is None for v in values):
-            return pd.array(values, dtype="Int64")
-        return np.array(values, dtype="int64")
-    if kind == "float64":
-        return np.array([np.nan if v is None else v for v in values], dtype="float64")
-    if kind == "bool":
-        if any(v is None for v in values):
-            return pd.array(values, dtype="boolean")
-        return np.array(values, dtype=bool)
-    if kind == "datetime":
+    if kind == "datetime":  # psycopg gives datetime objects already
         return pd.to_datetime(pd.Series(values, dtype=object), utc=True)
-    if kind == "bytes":
-        return pd.Series([None if v is None else bytes(v) for v in values], dtype=object)
-    return pd.Series(values, dtype=object if any(v is None for v in values) else None)
+    return column_from_values(values, kind)
