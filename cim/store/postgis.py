@@ -237,7 +237,7 @@ class PostGISStore(Store):
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(self._q(name), sql.SQL(", ").join(cols)))
 
     def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool, *, freeze: bool = False,
-                   chunk: int = 16384) -> None:
+                   chunk: int = 4096) -> None:
         """Binary COPY of a frame (geometry as EWKB), encoded column-wise with NumPy/numba.
 
         The frame is sent in chunks so the server ingests one while the next is
@@ -256,7 +256,10 @@ class PostGISStore(Store):
         opts = sql.SQL("FORMAT BINARY, FREEZE") if freeze else sql.SQL("FORMAT BINARY")
         stmt = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(self._q(name), sql.SQL(", ").join(target), opts)
         geoms = np.asarray(df.geometry.values, dtype=object) if geometry else None
-        with cur.copy(stmt) as cp:
+        from psycopg.copy import QueuedLibpqWriter
+
+        # a writer thread sends while this thread encodes the next chunk (numba and shapely release the GIL)
+        with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
             cp.write(HEADER)
             for i in range(0, len(df), chunk):
                 part = df.iloc[i:i + chunk]
