@@ -176,3 +176,14 @@ def test_demo_step_runs_the_morning_peak(twin):
     names = set(twin.results(run="demo-traffic")["name"])
     assert {"trajectories", "link_loads", "travel_times"} <= names
     assert twin.load_result("base", "demo-traffic-assign", "summary")["converged"]
+
+
+def test_demo_demand_matches_the_real_chengdu_peak_density(twin):
+    """The demo's AM demand is calibrated to the real routed Chengdu peak: 9,898 vehicles in an hour on
+    130.73 km of directed links (shared/data/chengdu); stochastic rounding keeps the total within 3 %."""
+    from twin_core.adapters.traffic import REAL_PEAK_VEH_PER_LINK_KM, demo_demand_scale, run_simulate
+
+    scale = demo_demand_scale(twin, "am")
+    out = run_simulate(twin, None, "calib", period="am", demand_scale=scale, route_iterations=1)
+    km = twin.layer("road_links")["length_m"].sum() / 1000
+    assert out.summary["vehicles"] == pytest.approx(REAL_PEAK_VEH_PER_LINK_KM * km, rel=0.03)

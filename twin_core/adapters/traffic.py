@@ -41,7 +41,7 @@ import pandas as pd
 from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError
 
 __all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
-           "run_simulate", "run_traffic", "run_traffic_demo", "compare_traffic_runs"]
+           "run_simulate", "run_traffic", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs"]
 
 # AM-peak hour vehicle trips per 100 m2 of gross floor area (orders of magnitude of ITE/Chinese planning
 # trip-generation rates for a dense city with a large transit share).
@@ -387,11 +387,37 @@ def run_traffic(twin, scenario: str | None = None, run: str | None = None, *, mo
     return fn(twin, scenario, run, progress=progress, **kwargs)
 
 
+#: The real routed Chengdu morning peak (shared/data/chengdu/morning_rush_hour.rou.xml): 9,898 vehicles in
+#: the first hour on the 852-edge central-Chengdu network, 130.73 km of directed links: vehicles per link-km.
+REAL_PEAK_VEH_PER_LINK_KM = 9898 / 130.733
+
+
+def demo_demand_scale(twin, period: str = "am") -> float:
+    """Scale of the land-use demand that gives the real Chengdu peak's vehicles per km of road.
+
+    :data:`TRIP_RATES` are orders of magnitude; for the demo the generated total
+    is calibrated to the observed density of the real routed peak on the same
+    network (:data:`REAL_PEAK_VEH_PER_LINK_KM`).
+    """
+    links = twin.layer("road_links")
+    km = float((links["length_m"].fillna(links.geometry.length) if "length_m" in links else links.geometry.length).sum()) / 1000
+    b = twin.layer("buildings")
+    gfa = b["gfa_m2"].fillna(b.geometry.area * b["storeys"].fillna(1)).to_numpy(float)
+    use = b["use"].fillna("residential").to_numpy()
+    key = "attract" if _period(period)["swap"] else "produce"
+    total = float((np.array([TRIP_RATES.get(u, TRIP_RATES["mixed"])[key] for u in use]) * gfa / 100.0).sum())
+    total *= _period(period)["factor"]
+    return REAL_PEAK_VEH_PER_LINK_KM * km / total if total > 0 else 1.0
+
+
 def run_traffic_demo(twin, progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """The demo's morning peak: an equilibrium assignment (run ``demo-traffic-assign``) and a mesoscopic
-    run with route choice (run ``demo-traffic``: link loads and animated trips), both on the base city."""
-    run_assign(twin, None, "demo-traffic-assign", period="am")
-    return run_simulate(twin, None, "demo-traffic", period="am", route_iterations=2, progress=progress)
+    run with route choice (run ``demo-traffic``: link loads and animated trips), both on the base city,
+    with the demand calibrated to the real Chengdu peak's density (:func:`demo_demand_scale`)."""
+    scale = demo_demand_scale(twin, "am")
+    run_assign(twin, None, "demo-traffic-assign", period="am", demand_scale=scale)
+    return run_simulate(twin, None, "demo-traffic", period="am", route_iterations=2, progress=progress,
+                        demand_scale=scale)
 
 
 def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_as: tuple[str, str] | None = None):
