@@ -434,9 +434,9 @@ class Scenario:
                     gdf.loc[[fid], geom_col] = gpd.GeoSeries([geom], index=[fid], crs=gdf.crs)
         gdf = gpd.GeoDataFrame(gdf, geometry=geom_col, crs=self.store.crs).reset_index(drop=True)
         if bbox is not None:
-            from cim.store.gpkg import _check_bbox
+            from cim.store.base import check_bbox
 
-            gdf = gdf[shapely.intersects(gdf.geometry.envelope.values, shapely.box(*_check_bbox(bbox)))]
+            gdf = gdf[shapely.intersects(gdf.geometry.envelope.values, shapely.box(*check_bbox(bbox)))]
         if where:
             from cim.store.base import normalise_where
 

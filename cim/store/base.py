@@ -310,3 +310,69 @@ def column_from_values(values: list, kind: str):
     if kind == "bytes":
         return pd.Series([None if v is None else bytes(v) for v in values], dtype=object)
     return pd.Series(values, dtype=object if has_null else None)
+
+
+def prepare_frame(gdf):
+    import geopandas as gpd
+
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise TypeError("write_layer needs a GeoDataFrame; use write_table for plain tables")
+    out = gdf.copy()
+    bad = [c for c in out.columns if c.lower() in ("fid", "geom") and c != out.geometry.name]
+    if bad:
+        raise SchemaError(f"columns {bad} are reserved by the store; rename them")
+    if out.geometry.name != "geometry":
+        out = out.rename_geometry("geometry")
+    out["geometry"] = promote_to_multi(out.geometry.values)
+    for c in out.columns:
+        if c == "geometry":
+            continue
+        check_col_name(c)
+    return out.reset_index(drop=True)
+
+
+def promote_to_multi(geoms):
+    """If a column mixes single and multi parts of one family, make them all multi."""
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    ids = shapely.get_type_id(geoms)
+    for single, multi, ctor in ((3, 6, shapely.multipolygons), (1, 5, shapely.multilinestrings), (0, 4, shapely.multipoints)):
+        if (ids == multi).any() and (ids == single).any():
+            idx = np.nonzero(ids == single)[0]
+            geoms = geoms.copy()
+            geoms[idx] = [ctor([g]) for g in geoms[idx]]
+    return geoms
+
+
+def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy().reset_index(drop=True)
+    if "fid" in out.columns:
+        raise SchemaError("column 'fid' is reserved by the store; rename it")
+    for c in out.columns:
+        check_col_name(c)
+    return out
+
+
+def check_col_name(c: Any) -> None:
+    import re
+
+    if not isinstance(c, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", c):
+        raise SchemaError(f"column name {c!r} is not valid: use letters, digits and '_' (at most 63 characters)")
+
+
+def check_bbox(bbox) -> tuple[float, float, float, float]:
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise SchemaError(f"bbox must be (xmin, ymin, xmax, ymax) numbers, got {bbox!r}") from None
+    if not all(np.isfinite([xmin, ymin, xmax, ymax])) or xmin > xmax or ymin > ymax:
+        raise SchemaError(f"bbox {bbox!r} is not a box: need finite xmin <= xmax and ymin <= ymax")
+    return xmin, ymin, xmax, ymax
+
+
+def check_blob(key: str, data: bytes) -> None:
+    if not isinstance(key, str) or not key or len(key) > 512:
+        raise ValueError(f"blob key must be a non-empty string of at most 512 characters, got {key!r}")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"blob data must be bytes, got {type(data).__name__}")

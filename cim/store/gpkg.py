@@ -29,13 +29,14 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_mode, check_name, column_from_values, normalise_where,
-                            raster_window, value_kind)
+from cim.store.base import (Store, Where, check_blob, check_bbox, check_mode, check_name, column_from_values,
+                            normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
     LayerNotFoundError,
     RasterError,
     StoreConnectionError,
+    SchemaError,
     StoreError,
     TwinWarning,
 )
@@ -247,9 +248,8 @@ class GeoPackageStore(Store):
         return self._contents("features")
 
     def list_rasters(self) -> list[str]:
-        return self._contents("2d-gridded-coverage") + [
-            n for n in self._contents("tiles") if n not in self._contents("2d-gridded-coverage")
-        ]
+        coverages = self._contents("2d-gridded-coverage")
+        return coverages + [n for n in self._contents("tiles") if n not in coverages]
 
     def list_tables(self) -> list[str]:
         return self._contents("attributes")
@@ -273,13 +273,13 @@ class GeoPackageStore(Store):
         self._check_crs(gdf, name)
         if name in self.list_rasters() or name in self.list_tables():
             raise StoreError(f"{name!r} already names a raster or table in {self.uri}; pick another layer name")
-        gdf = _prepare_frame(gdf)
+        gdf = prepare_frame(gdf)
         exists = name in self.list_layers()
         if mode == "append" and exists:
             have = {c for c, _ in self._columns(name)} - {"fid", self._geom_column(name)}
             new = set(c for c in gdf.columns if c != gdf.geometry.name)
             if not new <= have:
-                raise SchemaError_(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
+                raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
         with self.transaction():
             if mode == "replace" and exists:
                 self._drop_feature_table(name)
@@ -322,7 +322,7 @@ class GeoPackageStore(Store):
         if columns is not None:
             unknown = [c for c in columns if c not in colnames]
             if unknown:
-                raise SchemaError_(f"layer {name!r} has no column(s) {unknown}; it has {colnames}")
+                raise SchemaError(f"layer {name!r} has no column(s) {unknown}; it has {colnames}")
             cols = [(c, t) for c, t in cols if c in columns]
         sel = ", ".join(_qi(c) for c, _ in cols)
         sql = f"SELECT {sel + ', ' if sel else ''}{_qi(geom)} FROM {_qi(name)}"
@@ -344,7 +344,7 @@ class GeoPackageStore(Store):
         clauses: list[str] = []
         params: list[Any] = []
         if bbox is not None:
-            xmin, ymin, xmax, ymax = _check_bbox(bbox)
+            xmin, ymin, xmax, ymax = check_bbox(bbox)
             rtree = f"rtree_{name}_{geom}"
             if _has_table(self._con, rtree):
                 clauses.append(
@@ -480,9 +480,9 @@ class GeoPackageStore(Store):
         check_mode(mode)
         if name in self.list_layers() or name in self.list_rasters():
             raise StoreError(f"{name!r} already names a layer or raster in {self.uri}; pick another table name")
-        df = _prepare_table(df)
+        df = prepare_table(df)
         if len(df.columns) == 0:
-            raise SchemaError_(f"table {name!r} has no columns; nothing to store")
+            raise SchemaError(f"table {name!r} has no columns; nothing to store")
         decls = {c: _sql_decl(df[c]) for c in df.columns}
         exists = name in self.list_tables()
         rows = _table_rows(df)
@@ -490,7 +490,7 @@ class GeoPackageStore(Store):
             if exists and mode == "append":
                 have = {c for c, _ in self._columns(name)} - {"fid"}
                 if not set(df.columns) <= have:
-                    raise SchemaError_(f"cannot append to table {name!r}: columns {sorted(set(df.columns) - have)} "
+                    raise SchemaError(f"cannot append to table {name!r}: columns {sorted(set(df.columns) - have)} "
                                        f"are not in it ({sorted(have)})")
             else:
                 if exists:
@@ -514,7 +514,7 @@ class GeoPackageStore(Store):
         if columns is not None:
             unknown = [c for c in columns if c not in colnames]
             if unknown:
-                raise SchemaError_(f"table {name!r} has no column(s) {unknown}; it has {colnames}")
+                raise SchemaError(f"table {name!r} has no column(s) {unknown}; it has {colnames}")
             cols = [(c, t) for c, t in cols if c in columns]
         sql = f"SELECT {', '.join(_qi(c) for c, _ in cols)} FROM {_qi(name)}"
         clauses, params = self._where_sql(name, None, None, where, colnames)
@@ -535,7 +535,7 @@ class GeoPackageStore(Store):
 
     # -- blobs -----------------------------------------------------------------------------
     def put_blob(self, key, data, *, mime="application/octet-stream", layer=None, feature_id=None) -> None:
-        _check_blob(key, data)
+        check_blob(key, data)
         with self._sql_txn():
             self._con.execute(
                 "INSERT OR REPLACE INTO twin_blobs (key, data, mime, layer, feature_id, size, created) "
@@ -642,25 +642,6 @@ def _column(values: list, decl: str):
     return column_from_values(values, _dtype_name(decl))
 
 
-def _prepare_frame(gdf):
-    import geopandas as gpd
-
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        raise TypeError("write_layer needs a GeoDataFrame; use write_table for plain tables")
-    out = gdf.copy()
-    bad = [c for c in out.columns if c.lower() in ("fid", "geom") and c != out.geometry.name]
-    if bad:
-        raise SchemaError_(f"columns {bad} are reserved by the store; rename them")
-    if out.geometry.name != "geometry":
-        out = out.rename_geometry("geometry")
-    out["geometry"] = promote_to_multi(out.geometry.values)
-    for c in out.columns:
-        if c == "geometry":
-            continue
-        check_col_name(c)
-    return out.reset_index(drop=True)
-
-
 def _sql_decl(series: pd.Series) -> str:
     return {"bool": "BOOLEAN", "int64": "INTEGER", "float64": "REAL", "datetime": "DATETIME", "bytes": "BLOB",
             "str": "TEXT"}[value_kind(series)]
@@ -685,53 +666,3 @@ def _table_rows(df: pd.DataFrame) -> list[tuple]:
                     for v in s]
         cols.append(vals)
     return list(zip(*cols)) if cols else []
-
-
-def promote_to_multi(geoms):
-    """If a column mixes single and multi parts of one family, make them all multi."""
-    import shapely
-
-    geoms = np.asarray(geoms, dtype=object)
-    ids = shapely.get_type_id(geoms)
-    for single, multi, ctor in ((3, 6, shapely.multipolygons), (1, 5, shapely.multilinestrings), (0, 4, shapely.multipoints)):
-        if (ids == multi).any() and (ids == single).any():
-            idx = np.nonzero(ids == single)[0]
-            geoms = geoms.copy()
-            geoms[idx] = [ctor([g]) for g in geoms[idx]]
-    return geoms
-
-
-def _prepare_table(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy().reset_index(drop=True)
-    if "fid" in out.columns:
-        raise SchemaError_("column 'fid' is reserved by the store; rename it")
-    for c in out.columns:
-        check_col_name(c)
-    return out
-
-
-def check_col_name(c: Any) -> None:
-    import re
-
-    if not isinstance(c, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", c):
-        raise SchemaError_(f"column name {c!r} is not valid: use letters, digits and '_' (at most 63 characters)")
-
-
-def _check_bbox(bbox) -> tuple[float, float, float, float]:
-    try:
-        xmin, ymin, xmax, ymax = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise SchemaError_(f"bbox must be (xmin, ymin, xmax, ymax) numbers, got {bbox!r}") from None
-    if not all(np.isfinite([xmin, ymin, xmax, ymax])) or xmin > xmax or ymin > ymax:
-        raise SchemaError_(f"bbox {bbox!r} is not a box: need finite xmin <= xmax and ymin <= ymax")
-    return xmin, ymin, xmax, ymax
-
-
-def _check_blob(key: str, data: bytes) -> None:
-    if not isinstance(key, str) or not key or len(key) > 512:
-        raise ValueError(f"blob key must be a non-empty string of at most 512 characters, got {key!r}")
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
-
-
-from twin_core.errors import SchemaError as SchemaError_  # noqa: E402  (alias keeps names short above)

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_mode, check_name, column_from_values, normalise_where,
-                            raster_window, value_kind)
+from cim.store.base import (Store, Where, check_blob, check_bbox, check_mode, check_name, column_from_values,
+                            normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
     RasterError,
@@ -278,7 +278,7 @@ class PostGISStore(Store):
         other = self._kind_of(name)
         if other not in (None, "layer"):
             raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another layer name")
-        df = _prepare_frame(gdf)
+        df = prepare_frame(gdf)
         exists = other == "layer"
         with self.transaction(), self.conn.cursor() as cur:
             # bulk-load settings for this transaction only: more memory for the GiST build, and the
@@ -319,9 +319,7 @@ class PostGISStore(Store):
         clauses = []
         params: list[Any] = []
         if bbox is not None:
-            from cim.store.gpkg import _check_bbox
-
-            xmin, ymin, xmax, ymax = _check_bbox(bbox)
+            xmin, ymin, xmax, ymax = check_bbox(bbox)
             clauses.append(sql.SQL("geom && ST_MakeEnvelope(%s, %s, %s, %s, %s)"))
             params += [xmin, ymin, xmax, ymax, self.srid]
         for col, op, val in normalise_where(where, colnames, name):
@@ -480,9 +478,7 @@ class PostGISStore(Store):
         other = self._kind_of(name)
         if other not in (None, "table"):
             raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another table name")
-        from cim.store.gpkg import _prepare_table
-
-        df = _prepare_table(df)
+        df = prepare_table(df)
         if len(df.columns) == 0:
             raise SchemaError(f"table {name!r} has no columns; nothing to store")
         exists = other == "table"
@@ -529,9 +525,7 @@ class PostGISStore(Store):
     def put_blob(self, key, data, *, mime="application/octet-stream", layer=None, feature_id=None) -> None:
         from psycopg import sql
 
-        from cim.store.gpkg import _check_blob
-
-        _check_blob(key, data)
+        check_blob(key, data)
         with self.transaction(), self.conn.cursor() as cur:
             cur.execute(sql.SQL(
                 "INSERT INTO {} (key, data, mime, layer, feature_id, size) VALUES (%s, %s, %s, %s, %s, %s) "
@@ -576,12 +570,6 @@ class PostGISStore(Store):
 
 
 # -- type mapping -------------------------------------------------------------------------------------------
-
-
-def _prepare_frame(gdf):
-    from cim.store.gpkg import _prepare_frame as prep
-
-    return prep(gdf)
 
 
 def _geometry_type(df) -> str:
