@@ -78,17 +78,8 @@ def _small_city_gpkg_master(tmp_path_factory, small_city):
     import sample_city
 
     path = tmp_path_factory.mktemp("city") / "small.gpkg"
-    sample_city.build_into(str(path), "small", seed=0, city=small_city) if _accepts_city() else \
-        sample_city.build_into(str(path), "small", seed=0)
+    sample_city.build_into(str(path), city=small_city)
     return path
-
-
-def _accepts_city() -> bool:
-    import inspect
-
-    import sample_city
-
-    return "city" in inspect.signature(sample_city.build_into).parameters
 
 
 @pytest.fixture

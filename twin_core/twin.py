@@ -156,12 +156,12 @@ class Twin:
 
         return run_crowd(self, area, **kwargs)
 
-    def traffic(self, *args, **kwargs):
-        """Traffic assignment or simulation on the road layers; see :mod:`twin_core.adapters.traffic`."""
-        from twin_core.adapters import traffic
+    def traffic(self, scenario: str | None = None, run: str | None = None, **kwargs):
+        """Traffic assignment (``mode="assign"``) or mesoscopic simulation (``mode="simulate"``) on the road
+        layers; see :func:`twin_core.adapters.traffic.run_traffic`."""
+        from twin_core.adapters.traffic import run_traffic
 
-        fn = getattr(traffic, "run_traffic", None) or getattr(traffic, "run_assignment")
-        return fn(self, *args, **kwargs)
+        return run_traffic(self, scenario, run, **kwargs)
 
     def import_ifc(self, path, **kwargs):
         """Import an IFC model into the twin (one transaction); see :func:`bim_import.import_ifc`."""

@@ -91,3 +91,10 @@ def test_twin_facade_runs_engines(small_city_gpkg):
         import pydeck
 
         assert isinstance(deck, pydeck.Deck)
+
+
+def test_twin_facade_traffic(small_city_gpkg):
+    with Twin.open(small_city_gpkg) as twin:
+        out = twin.traffic(run="facade-traffic", mode="assign")
+        assert out.run == "facade-traffic"
+        assert "link_flows" in set(twin.results(run="facade-traffic")["name"])
