@@ -139,8 +139,8 @@ class Scenarios:
     def _append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        current = self._edits()
-        seq0 = int(current["seq"].max()) + 1 if len(current) else 1
+        seqs = self.store.read_table(EDITS_TABLE, columns=["seq"])["seq"] if self.store.has_table(EDITS_TABLE) else []
+        seq0 = int(max(seqs)) + 1 if len(seqs) else 1
         for i, r in enumerate(rows):
             r["seq"] = seq0 + i
             r.setdefault("created", _now())
@@ -409,30 +409,9 @@ class Scenario:
         bbox = read_kwargs.pop("bbox", None)
         where = read_kwargs.pop("where", None)
         gdf = self.store.read_layer(name, **read_kwargs)
-        idf = id_field_of(name, gdf)
-        keys = gdf[idf].astype(str)
-        gdf.index = pd.Index(keys.to_numpy(dtype=object))
+        gdf = _apply_feature_edits(gdf, edits, id_field_of(name, gdf))
         geom_col = gdf.geometry.name
-        for _, e in edits.iterrows():
-            fid = e["feature_id"]
-            attrs = json.loads(e["attrs"]) if isinstance(e["attrs"], str) else {}
-            geom = shapely.from_wkb(e["geom_wkb"]) if isinstance(e["geom_wkb"], str) else None
-            if e["op"] == "remove":
-                gdf = gdf.drop(index=fid, errors="ignore")
-            elif e["op"] == "add":
-                row = {c: None for c in gdf.columns}
-                row.update({k: v for k, v in attrs.items() if k in gdf.columns})
-                row[idf] = _cast_like(gdf[idf], fid)
-                row[geom_col] = geom
-                new = gpd.GeoDataFrame([row], index=[fid], geometry=geom_col, crs=gdf.crs)
-                gdf = pd.concat([gdf, new.astype({c: gdf[c].dtype for c in gdf.columns if c != geom_col}, errors="ignore")])
-            elif e["op"] == "modify" and fid in gdf.index:
-                for k, v in attrs.items():
-                    if k in gdf.columns:
-                        gdf.loc[fid, k] = v
-                if geom is not None:
-                    gdf.loc[[fid], geom_col] = gpd.GeoSeries([geom], index=[fid], crs=gdf.crs)
-        gdf = gpd.GeoDataFrame(gdf, geometry=geom_col, crs=self.store.crs).reset_index(drop=True)
+        gdf = gpd.GeoDataFrame(gdf, geometry=geom_col, crs=self.store.crs)
         if bbox is not None:
             from cim.store.base import check_bbox
 
@@ -482,3 +461,80 @@ def _cast_like(series: pd.Series, value: str):
     if pd.api.types.is_integer_dtype(series.dtype):
         return int(value)
     return value
+
+
+def _apply_feature_edits(gdf, edits: pd.DataFrame, idf: str):
+    """Apply an ordered add/remove/modify log to a layer in bulk.
+
+    The log is first folded into the final state of each touched feature (one
+    pass over the edits, no frame work), then applied with one drop, one
+    assignment per changed column and one concat, so that a scenario with
+    thousands of edits costs about one copy of the layer, not one per edit.
+    The result equals applying the edits one at a time in order: removed
+    features are dropped, modified base features keep their place, added (or
+    removed and re-added) features come last in the order of their last add.
+    """
+    import geopandas as gpd
+    import shapely
+
+    geom_col = gdf.geometry.name
+    columns = set(gdf.columns)
+    gdf = gdf.copy()
+    gdf.index = pd.Index(gdf[idf].astype(str).to_numpy(dtype=object))
+    base_ids = set(gdf.index)
+    # fid -> None (absent) or [kind ("base" | "add"), attrs, geometry WKB or None, add order]
+    state: dict[str, list | None] = {}
+    n_added = 0
+    for op, fid, attrs, wkb in zip(edits["op"], edits["feature_id"], edits["attrs"], edits["geom_wkb"]):
+        fid = str(fid)
+        cur = state[fid] if fid in state else (["base", {}, None, -1] if fid in base_ids else None)
+        values = {k: v for k, v in json.loads(attrs).items() if k in columns} if isinstance(attrs, str) else {}
+        wkb = wkb if isinstance(wkb, str) else None
+        if op == "remove":
+            cur = None
+        elif op == "add":
+            cur = ["add", values, wkb, n_added]
+            n_added += 1
+        elif op == "modify" and cur is not None:
+            cur[1].update(values)
+            if wkb is not None:
+                cur[2] = wkb
+        state[fid] = cur
+
+    gone = [fid for fid, cur in state.items() if fid in base_ids and (cur is None or cur[0] == "add")]
+    if gone:
+        gdf = gdf.drop(index=gone)
+    changed = [(fid, cur) for fid, cur in state.items() if cur is not None and cur[0] == "base" and (cur[1] or cur[2])]
+    per_column: dict[str, tuple[list, list]] = {}
+    new_geoms: tuple[list, list] = ([], [])
+    for fid, (_, values, wkb, _) in changed:
+        for k, v in values.items():
+            ids, vals = per_column.setdefault(k, ([], []))
+            ids.append(fid)
+            vals.append(v)
+        if wkb is not None:
+            new_geoms[0].append(fid)
+            new_geoms[1].append(wkb)
+    for k, (ids, vals) in per_column.items():
+        if k == geom_col:
+            continue
+        gdf.loc[ids, k] = pd.Series(vals, index=ids)
+    if new_geoms[0]:
+        gdf.loc[new_geoms[0], geom_col] = gpd.GeoSeries(
+            shapely.from_wkb(new_geoms[1]), index=new_geoms[0], crs=gdf.crs)
+
+    adds = sorted(((cur[3], fid, cur) for fid, cur in state.items() if cur is not None and cur[0] == "add"))
+    if adds:
+        rows = []
+        for _, fid, (_, values, _, _) in adds:
+            row = {c: None for c in gdf.columns}
+            row.update(values)
+            row[idf] = _cast_like(gdf[idf], fid)
+            rows.append(row)
+        geoms = shapely.from_wkb([cur[2] for _, _, cur in adds])
+        new = gpd.GeoDataFrame(rows, index=[fid for _, fid, _ in adds], columns=list(gdf.columns))
+        new[geom_col] = geoms
+        new = gpd.GeoDataFrame(new, geometry=geom_col, crs=gdf.crs)
+        new = new.astype({c: gdf[c].dtype for c in gdf.columns if c != geom_col}, errors="ignore")
+        gdf = pd.concat([gdf, new])
+    return gpd.GeoDataFrame(gdf, geometry=geom_col, crs=gdf.crs).reset_index(drop=True)
