@@ -3,8 +3,11 @@
 ``COPY ... FROM STDIN (FORMAT BINARY)`` takes a header, then per row an int16
 field count and, per field, an int32 byte length (-1 for NULL) followed by the
 value in the type's binary "send" form (big-endian numbers, UTF-8 text, EWKB
-for PostGIS geometry). Building the payload column by column with NumPy
-instead of row by row in Python makes bulk loads several times faster.
+for PostGIS geometry). The attribute columns are encoded once, column by
+column, with NumPy (text straight from Arrow's UTF-8 buffers); :class:`RowEncoder`
+then writes any run of rows with one numba kernel, converting that run's
+geometries to WKB with shapely and adding the SRID on the way (EWKB), so a
+caller can stream the table in chunks while the server ingests the previous one.
 """
 
 from __future__ import annotations
@@ -24,15 +27,39 @@ class Column:
 
     lengths: np.ndarray  # int64, -1 for NULL
     data: np.ndarray  # uint8, all non-null values concatenated in row order
-    fixed: int | None = None  # byte width when every non-null value has it
 
 
 def _fixed(values: np.ndarray, null: np.ndarray, dtype: str) -> Column:
     width = np.dtype(dtype).itemsize
-    ok = ~null
-    data = np.ascontiguousarray(values[ok].astype(dtype)).view(np.uint8).ravel()
-    lengths = np.where(null, -1, width).astype(np.int64)
-    return Column(lengths, data, width)
+    data = np.ascontiguousarray(values[~null].astype(dtype)).view(np.uint8).ravel()
+    return Column(np.where(null, -1, width).astype(np.int64), data)
+
+
+def _arrow_text(s: pd.Series, null: np.ndarray) -> Column | None:
+    """UTF-8 text from an Arrow string array, zero-copy when pandas already holds one (pandas >= 3 'str')."""
+    import pyarrow as pa
+
+    try:
+        if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+            arr = pa.array(s.array)
+        else:
+            arr = pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_large_string(arr.type):
+        off_dtype = np.int64
+    elif pa.types.is_string(arr.type):
+        off_dtype = np.int32
+    else:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=off_dtype)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64)
+    lengths = np.diff(offsets)
+    lengths[null] = -1
+    body = arr.buffers()[2]
+    data = np.frombuffer(body, dtype=np.uint8)[offsets[0]: offsets[-1]] if body is not None else np.zeros(0, np.uint8)
+    return Column(lengths, data)
 
 
 def encode_series(s: pd.Series, pg_type: str) -> Column:
@@ -51,24 +78,12 @@ def encode_series(s: pd.Series, pg_type: str) -> Column:
         us = (ts - pd.Timestamp("2000-01-01", tz="UTC")) // pd.Timedelta(microseconds=1)
         return _fixed(us.to_numpy(dtype="float64", na_value=0).astype("int64"), null, ">i8")
     if pg_type == "bytea":
-        items = [b"" if n else bytes(v) for v, n in zip(s.to_numpy(dtype=object), null)]
-        return _variable(items, null)
+        return _variable([b"" if n else bytes(v) for v, n in zip(s.to_numpy(dtype=object), null)], null)
     # text: strings straight from Arrow's UTF-8 buffers; dicts/lists as JSON; anything else str()
+    col = _arrow_text(s, null)
+    if col is not None:
+        return col
     import json
-
-    import pyarrow as pa
-
-    try:
-        arr = pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.large_string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        arr = None
-    if arr is not None:
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
-        lengths = np.diff(offsets).astype(np.int64)
-        lengths[null] = -1
-        body = arr.buffers()[2]
-        data = np.frombuffer(body, dtype=np.uint8)[offsets[0]: offsets[-1]] if body is not None else np.zeros(0, np.uint8)
-        return Column(lengths, np.ascontiguousarray(data))
 
     items = []
     for v, n in zip(s.to_numpy(dtype=object), null):
@@ -82,49 +97,67 @@ def encode_series(s: pd.Series, pg_type: str) -> Column:
 
 
 def _variable(items: list[bytes], null: np.ndarray) -> Column:
-    lengths = np.fromiter((len(b) for b in items), dtype=np.int64, count=len(items))
+    lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
     lengths[null] = -1
-    data = np.frombuffer(b"".join(items), dtype=np.uint8)
-    return Column(lengths, data)
+    return Column(lengths, np.frombuffer(b"".join(items), dtype=np.uint8))
 
 
-def encode_ewkb(geoms, srid: int) -> Column:
-    """EWKB (little-endian WKB with the SRID flag and value) for a geometry array; None is NULL."""
-    import shapely
+class RowEncoder:
+    """Binary COPY rows for a frame's attribute columns plus, optionally, an EWKB geometry column (last).
 
-    geoms = np.asarray(geoms, dtype=object)
-    null = shapely.is_missing(geoms)
-    wkb = shapely.to_wkb(geoms, byte_order=1, include_srid=False)
-    items = [b"" if n else w for w, n in zip(wkb, null)]
-    raw = np.frombuffer(b"".join(items), dtype=np.uint8)
-    lens = np.fromiter((len(b) for b in items), dtype=np.int64, count=len(items))
-    lens[null] = -1
-    out = np.empty(int(np.maximum(lens, 0).sum() + 4 * (~null).sum()), dtype=np.uint8)
-    new_lens = _ewkb_kernel(raw, lens, np.int32(srid), out)
-    return Column(new_lens, out)
+    Parameters
+    ----------
+    columns : list of Column
+        The attribute columns, encoded by :func:`encode_series`, all of the same length.
+    geometry : numpy.ndarray of shapely geometries, optional
+        One per row (None or empty-missing is NULL); sent as EWKB with ``srid``.
+    srid : int
+        SRID written into every EWKB geometry.
 
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, shapely
+    >>> enc = RowEncoder([encode_series(pd.Series([1, 2]), "bigint")], np.array([shapely.Point(0, 0), None]), 4544)
+    >>> len(enc.encode(0, 2))  # (2 + 4 + 8 + 4 + 21 + 4) + (2 + 4 + 8 + 4): EWKB = 21-byte WKB point + SRID
+    61
+    """
 
-def build_payload(columns: list[Column], *, header: bool = True) -> bytes:
-    """The COPY BINARY rows for these columns (same row count each), with header and trailer unless ``header=False``."""
-    n = len(columns[0].lengths) if columns else 0
-    nf = len(columns)
-    sizes = np.full(n, 2, dtype=np.int64)
-    for c in columns:
-        sizes += 4 + np.maximum(c.lengths, 0)
-    head = len(HEADER) if header else 0
-    total = head + int(sizes.sum()) + (len(TRAILER) if header else 0)
-    buf = np.zeros(total, dtype=np.uint8)
-    if header:
-        buf[:head] = np.frombuffer(HEADER, dtype=np.uint8)
-        buf[total - 2:] = np.frombuffer(TRAILER, dtype=np.uint8)
-    lengths = np.stack([c.lengths for c in columns]) if columns else np.zeros((0, 0), np.int64)
-    offsets = np.zeros((nf, n + 1), dtype=np.int64)
-    for j, c in enumerate(columns):
-        offsets[j, 1:] = np.cumsum(np.maximum(c.lengths, 0))
-    datas = np.concatenate([c.data for c in columns]) if columns else np.zeros(0, np.uint8)
-    bases = np.concatenate([[0], np.cumsum([len(c.data) for c in columns])[:-1]]).astype(np.int64)
-    _payload_kernel(buf, head, lengths, offsets, datas, bases)
-    return buf.tobytes()
+    def __init__(self, columns: list[Column], geometry: np.ndarray | None = None, srid: int = 0) -> None:
+        n = len(geometry) if geometry is not None else (len(columns[0].lengths) if columns else 0)
+        if any(len(c.lengths) != n for c in columns):
+            raise ValueError("RowEncoder: every column must have one length per row")
+        self.n = n
+        self.lengths = np.ascontiguousarray(np.stack([c.lengths for c in columns]) if columns else np.zeros((0, n), np.int64))
+        starts = np.zeros((len(columns), n), dtype=np.int64)
+        base = 0
+        for j, c in enumerate(columns):
+            ends = np.cumsum(np.maximum(c.lengths, 0))
+            starts[j, 1:] = ends[:-1]
+            starts[j] += base
+            base += len(c.data)
+        self.starts = starts
+        self.data = np.concatenate([c.data for c in columns]) if columns else np.zeros(0, np.uint8)
+        self.geometry = geometry
+        self.srid = np.int64(srid)
+        self.nfields = len(columns) + (geometry is not None)
+
+    def encode(self, start: int, stop: int) -> np.ndarray:
+        """The COPY rows ``start:stop`` (no header or trailer) as a uint8 array."""
+        stop = min(stop, self.n)
+        if self.geometry is not None:
+            import shapely
+
+            wkb = shapely.to_wkb(self.geometry[start:stop], byte_order=1, include_srid=False)
+            null = wkb == None  # noqa: E711  (element-wise: missing geometries give None)
+            items = np.where(null, b"", wkb).tolist()
+            glen = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+            glen[null] = -1
+            graw = np.frombuffer(b"".join(items), dtype=np.uint8)
+        else:
+            glen = np.full(stop - start, -1, dtype=np.int64)
+            graw = np.zeros(0, np.uint8)
+        return _rows_kernel(self.lengths, self.starts, self.data, start, stop, self.nfields,
+                            self.geometry is not None, glen, graw, self.srid)
 
 
 def _jit(fn):
@@ -133,56 +166,64 @@ def _jit(fn):
     return njit(cache=True, nogil=True)(fn)
 
 
-def _ewkb_impl(raw, lens, srid, out):
-    n = lens.shape[0]
-    new_lens = np.empty(n, dtype=np.int64)
-    src = 0
-    dst = 0
-    for i in range(n):
-        L = lens[i]
-        if L < 0:
-            new_lens[i] = -1
-            continue
-        out[dst] = raw[src]
-        out[dst + 1] = raw[src + 1]
-        out[dst + 2] = raw[src + 2]
-        out[dst + 3] = raw[src + 3]
-        out[dst + 4] = raw[src + 4] | 0x20  # SRID flag 0x20000000, little-endian high byte
-        s = np.uint32(srid)
-        out[dst + 5] = s & 0xFF
-        out[dst + 6] = (s >> 8) & 0xFF
-        out[dst + 7] = (s >> 16) & 0xFF
-        out[dst + 8] = (s >> 24) & 0xFF
-        for k in range(5, L):
-            out[dst + 4 + k] = raw[src + k]
-        new_lens[i] = L + 4
-        src += L
-        dst += L + 4
-    return new_lens
+def _put_i32(buf, p, v):
+    u = np.uint32(v & 0xFFFFFFFF)
+    buf[p] = (u >> 24) & 0xFF
+    buf[p + 1] = (u >> 16) & 0xFF
+    buf[p + 2] = (u >> 8) & 0xFF
+    buf[p + 3] = u & 0xFF
 
 
-def _payload_impl(buf, start, lengths, offsets, datas, bases):
-    nf = lengths.shape[0]
-    n = lengths.shape[1] if nf > 0 else 0
-    p = start
-    for i in range(n):
-        buf[p] = (nf >> 8) & 0xFF
-        buf[p + 1] = nf & 0xFF
-        p += 2
-        for j in range(nf):
+def _rows_impl(lengths, starts, data, start, stop, nfields, has_geom, glen, graw, srid):
+    """Rows start:stop: per row the field count, then each attribute (length, bytes), then the EWKB geometry.
+
+    EWKB is WKB (little-endian, from shapely) with the SRID flag 0x20000000 set in
+    the type word and the SRID inserted after it: 4 more bytes per geometry.
+    """
+    na = lengths.shape[0]
+    total = 0
+    for i in range(start, stop):
+        total += 2
+        for j in range(na):
             L = lengths[j, i]
-            u = np.uint32(L & 0xFFFFFFFF)
-            buf[p] = (u >> 24) & 0xFF
-            buf[p + 1] = (u >> 16) & 0xFF
-            buf[p + 2] = (u >> 8) & 0xFF
-            buf[p + 3] = u & 0xFF
+            total += 4 + (L if L > 0 else 0)
+        if has_geom:
+            L = glen[i - start]
+            total += 4 + (L + 4 if L >= 0 else 0)
+    buf = np.empty(total, dtype=np.uint8)
+    p = 0
+    g = 0
+    for i in range(start, stop):
+        buf[p] = (nfields >> 8) & 0xFF
+        buf[p + 1] = nfields & 0xFF
+        p += 2
+        for j in range(na):
+            L = lengths[j, i]
+            _put_i32(buf, p, L)
             p += 4
             if L > 0:
-                o = bases[j] + offsets[j, i]
-                for k in range(L):
-                    buf[p + k] = datas[o + k]
+                buf[p:p + L] = data[starts[j, i]:starts[j, i] + L]
                 p += L
+        if has_geom:
+            L = glen[i - start]
+            if L < 0:
+                _put_i32(buf, p, -1)
+                p += 4
+                continue
+            _put_i32(buf, p, L + 4)
+            p += 4
+            buf[p:p + 4] = graw[g:g + 4]
+            buf[p + 4] = graw[g + 4] | 0x20  # SRID flag 0x20000000, little-endian high byte
+            s = np.uint32(srid)
+            buf[p + 5] = s & 0xFF
+            buf[p + 6] = (s >> 8) & 0xFF
+            buf[p + 7] = (s >> 16) & 0xFF
+            buf[p + 8] = (s >> 24) & 0xFF
+            buf[p + 9:p + L + 4] = graw[g + 5:g + L]
+            p += L + 4
+            g += L
+    return buf
 
 
-_ewkb_kernel = _jit(_ewkb_impl)
-_payload_kernel = _jit(_payload_impl)
+_put_i32 = _jit(_put_i32)
+_rows_kernel = _jit(_rows_impl)

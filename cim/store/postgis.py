@@ -225,9 +225,11 @@ class PostGISStore(Store):
         return self._objects("table")
 
     def _create_table(self, cur, name: str, df: pd.DataFrame, geometry: bool) -> None:
+        """Create the table without its primary key: :meth:`_finish_table` adds it after the bulk load
+        (one btree build after COPY costs 0.07 s for 135k rows, keeping it up to date during COPY 0.25 s)."""
         from psycopg import sql
 
-        cols = [sql.SQL("fid bigserial PRIMARY KEY")]
+        cols = [sql.SQL("fid bigserial NOT NULL")]
         for c in df.columns:
             if geometry and c == "geometry":
                 continue
@@ -236,37 +238,44 @@ class PostGISStore(Store):
             cols.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(self.srid)))
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(self._q(name), sql.SQL(", ").join(cols)))
 
+    def _finish_table(self, cur, name: str, geometry: bool) -> None:
+        """Indexes of a freshly loaded table: the fid primary key and, for a layer, the GiST index on geom."""
+        from psycopg import sql
+
+        if geometry:  # sorted GiST build (PostGIS sortsupport), only possible on a filled table
+            cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
+                sql.Identifier(f"{name}_geom_gist"), self._q(name)))
+        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (fid)").format(
+            self._q(name), sql.Identifier(f"{name}_pkey")))
+
     def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool, *, freeze: bool = False,
                    chunk: int = 4096) -> None:
         """Binary COPY of a frame (geometry as EWKB), encoded column-wise with NumPy/numba.
 
-        The frame is sent in chunks so the server ingests one while the next is
-        encoded (two cores: client and server work overlap). ``freeze`` writes
-        the rows frozen (only valid for a table created in this transaction).
+        Attributes are encoded once for the whole frame; rows then go out in
+        chunks (geometry to WKB per chunk) through a writer thread, so the
+        server ingests one chunk while the next is encoded (two cores: client
+        and server work overlap). ``freeze`` writes the rows frozen (only valid
+        for a table created in this transaction).
         """
         from psycopg import sql
+        from psycopg.copy import QueuedLibpqWriter
 
-        from cim.store._pgcopy import HEADER, TRAILER, build_payload, encode_ewkb, encode_series
+        from cim.store._pgcopy import HEADER, TRAILER, RowEncoder, encode_series
 
         names = [c for c in df.columns if not (geometry and c == "geometry")]
         target = [sql.Identifier(c) for c in names] + ([sql.Identifier("geom")] if geometry else [])
         if not target:
             return
-        types = [_pg_type(df[c]) for c in names]
         opts = sql.SQL("FORMAT BINARY, FREEZE") if freeze else sql.SQL("FORMAT BINARY")
         stmt = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(self._q(name), sql.SQL(", ").join(target), opts)
-        geoms = np.asarray(df.geometry.values, dtype=object) if geometry else None
-        from psycopg.copy import QueuedLibpqWriter
-
+        enc = RowEncoder([encode_series(df[c], _pg_type(df[c])) for c in names],
+                         np.asarray(df.geometry.values, dtype=object) if geometry else None, self.srid)
         # a writer thread sends while this thread encodes the next chunk (numba and shapely release the GIL)
         with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
             cp.write(HEADER)
             for i in range(0, len(df), chunk):
-                part = df.iloc[i:i + chunk]
-                cols = [encode_series(part[c], t) for c, t in zip(names, types)]
-                if geometry:
-                    cols.append(encode_ewkb(geoms[i:i + chunk], self.srid))
-                cp.write(build_payload(cols, header=False))
+                cp.write(memoryview(enc.encode(i, i + chunk)))
             cp.write(TRAILER)
 
     def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
@@ -296,8 +305,7 @@ class PostGISStore(Store):
                 self._create_table(cur, name, df, geometry=True)
             self._copy_rows(cur, name, df, geometry=True, freeze=not (exists and mode == "append"))
             if not (exists and mode == "append"):
-                cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
-                    sql.Identifier(f"{name}_geom_gist"), self._q(name)))
+                self._finish_table(cur, name, geometry=True)
             gtype = _geometry_type(df)
             cur.execute(sql.SQL(
                 "INSERT INTO {} (name, kind, geometry_type, srid) VALUES (%s, 'layer', %s, %s) "
@@ -491,7 +499,9 @@ class PostGISStore(Store):
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
                 self._create_table(cur, name, df, geometry=False)
-            self._copy_rows(cur, name, df, geometry=False)
+            self._copy_rows(cur, name, df, geometry=False, freeze=not (exists and mode == "append"))
+            if not (exists and mode == "append"):
+                self._finish_table(cur, name, geometry=False)
             cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'table') ON CONFLICT (name) DO NOTHING").format(
                 self._q("twin_objects")), (name,))
         return len(df)
