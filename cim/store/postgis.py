@@ -248,15 +248,19 @@ class PostGISStore(Store):
         cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (fid)").format(
             self._q(name), sql.Identifier(f"{name}_pkey")))
 
-    def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool, *, freeze: bool = False,
+    def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool, *, fresh: bool = False,
                    chunk: int = 4096) -> None:
         """Binary COPY of a frame (geometry as EWKB), encoded column-wise with NumPy/numba.
 
         Attributes are encoded once for the whole frame; rows then go out in
         chunks (geometry to WKB per chunk) through a writer thread, so the
         server ingests one chunk while the next is encoded (two cores: client
-        and server work overlap). ``freeze`` writes the rows frozen (only valid
-        for a table created in this transaction).
+        and server work overlap).
+
+        ``fresh`` is for a table created in this transaction: the rows are
+        written frozen (``COPY FREEZE``) and numbered 1..n here, the fid
+        sequence then set to n once, instead of one ``nextval`` per row on the
+        server (8 % of the server's load time).
         """
         from psycopg import sql
         from psycopg.copy import QueuedLibpqWriter
@@ -267,16 +271,22 @@ class PostGISStore(Store):
         target = [sql.Identifier(c) for c in names] + ([sql.Identifier("geom")] if geometry else [])
         if not target:
             return
-        opts = sql.SQL("FORMAT BINARY, FREEZE") if freeze else sql.SQL("FORMAT BINARY")
+        cols = [encode_series(df[c], _pg_type(df[c])) for c in names]
+        if fresh:
+            target.insert(0, sql.Identifier("fid"))
+            cols.insert(0, encode_series(pd.Series(np.arange(1, len(df) + 1, dtype=np.int64)), "bigint"))
+        opts = sql.SQL("FORMAT BINARY, FREEZE") if fresh else sql.SQL("FORMAT BINARY")
         stmt = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(self._q(name), sql.SQL(", ").join(target), opts)
-        enc = RowEncoder([encode_series(df[c], _pg_type(df[c])) for c in names],
-                         np.asarray(df.geometry.values, dtype=object) if geometry else None, self.srid)
+        enc = RowEncoder(cols, np.asarray(df.geometry.values, dtype=object) if geometry else None, self.srid)
         # a writer thread sends while this thread encodes the next chunk (numba and shapely release the GIL)
         with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
             cp.write(HEADER)
             for i in range(0, len(df), chunk):
                 cp.write(memoryview(enc.encode(i, i + chunk)))
             cp.write(TRAILER)
+        if fresh:  # the next default fid is n + 1 (1 for an empty table)
+            cur.execute("SELECT setval(pg_get_serial_sequence(%s, 'fid'), %s, %s)",
+                        (self._q(name).as_string(cur), max(len(df), 1), len(df) > 0))
 
     def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
         from psycopg import sql
@@ -303,7 +313,7 @@ class PostGISStore(Store):
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
                 self._create_table(cur, name, df, geometry=True)
-            self._copy_rows(cur, name, df, geometry=True, freeze=not (exists and mode == "append"))
+            self._copy_rows(cur, name, df, geometry=True, fresh=not (exists and mode == "append"))
             if not (exists and mode == "append"):
                 self._finish_table(cur, name, geometry=True)
             gtype = _geometry_type(df)
@@ -499,7 +509,7 @@ class PostGISStore(Store):
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
                 self._create_table(cur, name, df, geometry=False)
-            self._copy_rows(cur, name, df, geometry=False, freeze=not (exists and mode == "append"))
+            self._copy_rows(cur, name, df, geometry=False, fresh=not (exists and mode == "append"))
             if not (exists and mode == "append"):
                 self._finish_table(cur, name, geometry=False)
             cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'table') ON CONFLICT (name) DO NOTHING").format(
