@@ -2,7 +2,9 @@
 
 - vector layers: one table each, ``fid bigserial`` key, typed columns and a
   ``geom geometry(Geometry, srid)`` column with a GiST index; bulk loads use
-  binary ``COPY`` with EWKB geometries;
+  binary ``COPY`` with EWKB geometries; a large replace loads a hidden staging
+  table, builds its GiST and primary-key indexes at once on two connections and
+  renames it into place in one short transaction (see ``_write_staged``);
 - rasters: ``twin_rasters`` (grid, CRS, nodata) and ``twin_raster_tiles``
   (256 x 256 float32 tiles as bytea), so windows read only the tiles they need;
 - tables: ordinary tables; blobs in ``twin_blobs`` (bytea); metadata in
@@ -92,6 +94,9 @@ class PostGISStore(Store):
                 "Check that the server runs and the DSN (host, port, database, user) is right, "
                 "or use a .gpkg file instead"
             ) from exc
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
+        self._aux_conn = None  # second connection for large loads, see _aux()
         self._txn_depth = 0
         self._srid_cache: int | None = None
         self._init_schema(create)
@@ -148,10 +153,13 @@ class PostGISStore(Store):
                 if not exists:
                     cur.execute(sql.SQL("INSERT INTO {} (key, value) VALUES ('created', to_jsonb(now()::text)) "
                                         "ON CONFLICT DO NOTHING").format(self._q("twin_meta")))
+            if exists:
+                self._drop_orphan_stages(cur)
 
     def close(self) -> None:
-        if getattr(self, "conn", None) is not None and not self.conn.closed:
-            self.conn.close()
+        for conn in (getattr(self, "_aux_conn", None), getattr(self, "conn", None)):
+            if conn is not None and not conn.closed:
+                conn.close()
 
     @property
     def srid(self) -> int:
@@ -299,6 +307,10 @@ class PostGISStore(Store):
             raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another layer name")
         df = prepare_frame(gdf)
         exists = other == "layer"
+        gtype = _geometry_type(df)
+        if mode == "replace" and self._txn_depth == 0 and len(df) >= self.staged_min_rows and self._aux() is not None:
+            self._write_staged(name, df, gtype)
+            return len(df)
         with self.transaction(), self.conn.cursor() as cur:
             # bulk-load settings for this transaction only: more memory for the GiST build, and the
             # commit does not wait for the WAL flush (a crash can lose this load, never corrupt the table)
@@ -316,12 +328,152 @@ class PostGISStore(Store):
             self._copy_rows(cur, name, df, geometry=True, fresh=not (exists and mode == "append"))
             if not (exists and mode == "append"):
                 self._finish_table(cur, name, geometry=True)
-            gtype = _geometry_type(df)
-            cur.execute(sql.SQL(
-                "INSERT INTO {} (name, kind, geometry_type, srid) VALUES (%s, 'layer', %s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type"
-            ).format(self._q("twin_objects")), (name, gtype, self.srid))
+            self._register_layer(cur, name, gtype)
         return len(df)
+
+    def _register_layer(self, cur, name: str, gtype: str) -> None:
+        from psycopg import sql
+
+        cur.execute(sql.SQL(
+            "INSERT INTO {} (name, kind, geometry_type, srid) VALUES (%s, 'layer', %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type"
+        ).format(self._q("twin_objects")), (name, gtype, self.srid))
+
+    # -- staged bulk load (large replaces) ------------------------------------------------------
+    #: A replace of at least this many rows loads through a staging table so the GiST and the
+    #: primary-key builds run at once on two connections (135k buildings: 0.82 -> 0.74 s median).
+    staged_min_rows = 50_000
+
+    def _aux(self):
+        """A second connection for index builds, opened on first use (None, with a warning, if refused)."""
+        import psycopg
+
+        if self._aux_conn is None or self._aux_conn.closed:
+            try:
+                self._aux_conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
+            except psycopg.OperationalError as exc:
+                import warnings
+
+                warnings.warn(f"RongTwin: a second connection to {self.uri} was refused "
+                              f"({str(exc).strip().splitlines()[0]}); large loads run in one transaction, "
+                              "with the indexes built one after the other", stacklevel=3)
+                self._aux_conn = None
+        return self._aux_conn
+
+    def _stage_lock(self, cur, stage: str, op: str) -> bool:
+        """Session advisory lock that marks a staging table as in use ('lock', 'try' or 'unlock')."""
+        fn = {"lock": "pg_advisory_lock", "try": "pg_try_advisory_lock", "unlock": "pg_advisory_unlock"}[op]
+        cur.execute(f"SELECT {fn}(hashtextextended(%s, 0))", (f"rongtwin:{self.schema}.{stage}",))
+        r = cur.fetchone()[0]
+        return True if r is None else bool(r)
+
+    def _write_staged(self, name: str, df: pd.DataFrame, gtype: str) -> None:
+        """Replace a layer through a hidden staging table, in three steps.
+
+        1. one transaction creates ``twin_stage_<random>``, loads it (COPY FREEZE) and commits;
+        2. the GiST index (this connection) and the fid unique index (the second one) build at once;
+        3. one short transaction drops the old layer, renames the staging table, its indexes and
+           sequence into place and registers the layer.
+
+        Until step 3 commits the layer is untouched; a failure drops the staging table. A load
+        killed outright leaves a staging table whose advisory lock is free: the next open drops it.
+        """
+        import secrets
+
+        stage = f"twin_stage_{secrets.token_hex(6)}"
+        with self.conn.cursor() as cur:
+            self._stage_lock(cur, stage, "lock")
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("SET LOCAL synchronous_commit = off")
+                self._create_table(cur, stage, df, geometry=True)
+                self._copy_rows(cur, stage, df, geometry=True, fresh=True)
+            self._index_stage(stage)
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("SET LOCAL synchronous_commit = off")
+                self._swap_stage(cur, stage, name, gtype)
+        except BaseException as exc:
+            self._drop_stage(stage)
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"RongTwin: the store {self.uri} was rolled back; nothing of this write was kept")
+            raise
+        finally:
+            try:
+                with self.conn.cursor() as cur:
+                    self._stage_lock(cur, stage, "unlock")
+            except Exception:  # noqa: BLE001 - a lost session has released its locks already
+                pass
+
+    def _index_stage(self, stage: str) -> None:
+        """GiST on geom here and the unique fid index on the second connection, at the same time."""
+        import threading
+
+        from psycopg import sql
+
+        failed: list[BaseException] = []
+
+        def unique_fid() -> None:
+            try:
+                with self._aux_conn.transaction(), self._aux_conn.cursor() as cur:
+                    cur.execute("SET LOCAL synchronous_commit = off")
+                    cur.execute(sql.SQL("CREATE UNIQUE INDEX {} ON {} (fid)").format(
+                        sql.Identifier(f"{stage}_pkey"), self._q(stage)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+                failed.append(exc)
+
+        worker = threading.Thread(target=unique_fid, name="rongtwin-fid-index")
+        worker.start()
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                cur.execute("SET LOCAL synchronous_commit = off")
+                cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
+                    sql.Identifier(f"{stage}_geom_gist"), self._q(stage)))
+        finally:
+            worker.join()
+        if failed:
+            raise failed[0]
+
+    def _swap_stage(self, cur, stage: str, name: str, gtype: str) -> None:
+        from psycopg import sql
+
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(name)))
+        cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(self._q(stage), sql.Identifier(name)))
+        cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            self._q(f"{stage}_geom_gist"), sql.Identifier(f"{name}_geom_gist")))
+        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
+            self._q(name), sql.Identifier(f"{name}_pkey"), sql.Identifier(f"{stage}_pkey")))
+        cur.execute(sql.SQL("ALTER SEQUENCE {} RENAME TO {}").format(
+            self._q(f"{stage}_fid_seq"), sql.Identifier(f"{name}_fid_seq")))
+        self._register_layer(cur, name, gtype)
+
+    def _drop_stage(self, stage: str) -> None:
+        """Best effort: drop a staging table after a failed load (the next open catches what this misses)."""
+        from psycopg import sql
+
+        for conn in (self.conn, self._aux_conn):
+            if conn is None or conn.closed:
+                continue
+            try:
+                if conn.info.transaction_status != 0:  # not idle: an aborted transaction of ours
+                    conn.rollback()
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(stage)))
+                return
+            except Exception:  # noqa: BLE001 - try the other connection, then leave it to the next open
+                continue
+
+    def _drop_orphan_stages(self, cur) -> None:
+        """Drop staging tables of loads that died (their advisory lock is free)."""
+        from psycopg import sql
+
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE 'twin\\_stage\\_%%'", (self.schema,))
+        for (stage,) in cur.fetchall():
+            if self._stage_lock(cur, stage, "try"):
+                try:
+                    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(stage)))
+                finally:
+                    self._stage_lock(cur, stage, "unlock")
 
     def _table_columns(self, cur, name: str) -> dict[str, str]:
         cur.execute(
