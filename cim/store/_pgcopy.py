@@ -27,10 +27,14 @@ class Column:
 
     lengths: np.ndarray  # int64, -1 for NULL
     data: np.ndarray  # uint8, all non-null values concatenated in row order
+    fixed: int = 0  # byte width when no value is NULL and all have that width (row i at i * fixed), else 0
 
 
 def _fixed(values: np.ndarray, null: np.ndarray, dtype: str) -> Column:
     width = np.dtype(dtype).itemsize
+    if not null.any():
+        data = np.ascontiguousarray(values.astype(dtype, copy=False)).view(np.uint8).ravel()
+        return Column(np.full(len(values), width, dtype=np.int64), data, width)
     data = np.ascontiguousarray(values[~null].astype(dtype)).view(np.uint8).ravel()
     return Column(np.where(null, -1, width).astype(np.int64), data)
 
@@ -127,15 +131,20 @@ class RowEncoder:
         if any(len(c.lengths) != n for c in columns):
             raise ValueError("RowEncoder: every column must have one length per row")
         self.n = n
-        self.lengths = np.ascontiguousarray(np.stack([c.lengths for c in columns]) if columns else np.zeros((0, n), np.int64))
-        starts = np.zeros((len(columns), n), dtype=np.int64)
+        # per column: byte width if fixed (row i at base + i * width), else per-row lengths and starts
+        self.widths = np.array([c.fixed for c in columns], dtype=np.int64)
+        self.bases = np.zeros(len(columns), dtype=np.int64)
+        variable = [j for j, c in enumerate(columns) if not c.fixed]
+        self.lengths = np.zeros((len(columns), n if variable else 0), dtype=np.int64)
+        self.starts = np.zeros_like(self.lengths)
         base = 0
         for j, c in enumerate(columns):
-            ends = np.cumsum(np.maximum(c.lengths, 0))
-            starts[j, 1:] = ends[:-1]
-            starts[j] += base
+            self.bases[j] = base
+            if not c.fixed:
+                self.lengths[j] = c.lengths
+                np.cumsum(np.maximum(c.lengths[:-1], 0), out=self.starts[j, 1:])
+                self.starts[j] += base
             base += len(c.data)
-        self.starts = starts
         self.data = np.concatenate([c.data for c in columns]) if columns else np.zeros(0, np.uint8)
         self.geometry = geometry
         self.srid = np.int64(srid)
@@ -156,7 +165,7 @@ class RowEncoder:
         else:
             glen = np.full(stop - start, -1, dtype=np.int64)
             graw = np.zeros(0, np.uint8)
-        return _rows_kernel(self.lengths, self.starts, self.data, start, stop, self.nfields,
+        return _rows_kernel(self.widths, self.bases, self.lengths, self.starts, self.data, start, stop, self.nfields,
                             self.geometry is not None, glen, graw, self.srid)
 
 
@@ -174,18 +183,20 @@ def _put_i32(buf, p, v):
     buf[p + 3] = u & 0xFF
 
 
-def _rows_impl(lengths, starts, data, start, stop, nfields, has_geom, glen, graw, srid):
+def _rows_impl(widths, bases, lengths, starts, data, start, stop, nfields, has_geom, glen, graw, srid):
     """Rows start:stop: per row the field count, then each attribute (length, bytes), then the EWKB geometry.
 
+    Attribute j is fixed-width when ``widths[j] > 0`` (row i at ``bases[j] + i * widths[j]``
+    in ``data``), else row i has ``lengths[j, i]`` bytes (-1: NULL) at ``starts[j, i]``.
     EWKB is WKB (little-endian, from shapely) with the SRID flag 0x20000000 set in
     the type word and the SRID inserted after it: 4 more bytes per geometry.
     """
-    na = lengths.shape[0]
+    na = widths.shape[0]
     total = 0
     for i in range(start, stop):
         total += 2
         for j in range(na):
-            L = lengths[j, i]
+            L = widths[j] if widths[j] > 0 else lengths[j, i]
             total += 4 + (L if L > 0 else 0)
         if has_geom:
             L = glen[i - start]
@@ -198,11 +209,16 @@ def _rows_impl(lengths, starts, data, start, stop, nfields, has_geom, glen, graw
         buf[p + 1] = nfields & 0xFF
         p += 2
         for j in range(na):
-            L = lengths[j, i]
+            if widths[j] > 0:
+                L = widths[j]
+                o = bases[j] + i * L
+            else:
+                L = lengths[j, i]
+                o = starts[j, i]
             _put_i32(buf, p, L)
             p += 4
             if L > 0:
-                buf[p:p + L] = data[starts[j, i]:starts[j, i] + L]
+                buf[p:p + L] = data[o:o + L]
                 p += L
         if has_geom:
             L = glen[i - start]
