@@ -529,7 +529,7 @@ def csm_step(x, y, vx, vy, r, v0, ex, act, dt,
 
 @njit(cache=True)
 def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
-             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, no_back, step_no, cutoff,
              cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
@@ -635,9 +635,11 @@ def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
             fy += f * ny_
         ux = uxi + fx / mass * dt
         uy = uyi + fy / mass * dt
-        # pedestrians brake but do not walk backwards against their desired direction
+        # optional (no_back): velocity never points against the desired direction. Off by
+        # default: it let 2-3 agents wedge at a 1 m door's jambs for good (they could not
+        # back off), and a single-file stream into a door queued
         back = ux * edx + uy * edy
-        if back < 0.0:
+        if no_back > 0.0 and back < 0.0:
             ux -= back * edx
             uy -= back * edy
         sp = math.hypot(ux, uy)
@@ -653,7 +655,7 @@ def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
 
 @njit(cache=True, parallel=True)
 def sfm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
-             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, no_back, step_no, cutoff,
              cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
@@ -661,7 +663,7 @@ def sfm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
     """:func:`sfm_step` in parallel over agents (prange)."""
     for k in prange(act.shape[0]):
         _sfm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
-             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, no_back, step_no, cutoff,
              cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
@@ -670,7 +672,7 @@ def sfm_step_par(x, y, vx, vy, r, v0, ex, act, dt,
 
 @njit(cache=True)
 def sfm_step(x, y, vx, vy, r, v0, ex, act, dt,
-             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, no_back, step_no, cutoff,
              cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,
@@ -678,7 +680,7 @@ def sfm_step(x, y, vx, vy, r, v0, ex, act, dt,
     """One social-force step for every active agent (serial)."""
     for k in range(act.shape[0]):
         _sfm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
-             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, step_no, cutoff,
+             tau, mass, A, B, k_body, kappa, lam, A_w, B_w, vmax_factor, social_cap, noise, no_back, step_no, cutoff,
              cell_start, cell_items, cell_of, sxyr, cx0, cy0, ccs, cnx, cny, period,
              seg, wall_start, wall_idx, wx0, wy0, wcs, wnx, wny,
              ff, gx0, gy0, gh, exits, exit_normal, exit_open, near, door_margin, fixed_dx, fixed_dy,

@@ -37,10 +37,12 @@ class CrowdParameters:
     Farkas & Vicsek (2000): A = 2000 N, B = 0.08 m, k = 1.2e5 kg/s^2,
     kappa = 2.4e5 kg/(m s), tau = 0.5 s, m = 80 kg, and the field-of-view
     weight ``lam`` of Helbing & Molnar (1995), 0.35 here so that speed falls
-    with density; pedestrians brake but never walk backwards, and the
-    social (non-contact) push against the walking direction is capped at
-    ``sfm_social_cap`` times the driving force, so a dense queue creeps
-    forward instead of freezing (only body contact can stop it).
+    with density. The social (non-contact) push against the walking
+    direction is capped at ``sfm_social_cap`` times the driving force, so a
+    dense queue creeps forward instead of freezing (only body contact can
+    stop it); pedestrians may be pushed backwards (``sfm_no_backwards=True``
+    forbids it, but then agents wedged at door jambs cannot back off and
+    arch for good).
 
     Desired speeds are drawn from N(``speed_mean``, ``speed_sd``) clipped to
     ``speed_clip`` (Weidmann 1993: 1.34 m/s, 0.26 m/s).
@@ -70,6 +72,7 @@ class CrowdParameters:
     sfm_vmax_factor: float = 1.3
     sfm_max_dt: float = 0.005
     sfm_social_cap: float = 0.9
+    sfm_no_backwards: bool = False  # True: velocity never points against the desired direction (deadlocks at doors)
     sfm_noise: float = 0.2  # fluctuation force, as a fraction of the driving force m v0 / tau
     # routing
     floor_field_cell: float | None = None
@@ -690,7 +693,8 @@ class CrowdSimulation:
         else:
             (K.sfm_step_par if par else K.sfm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
                        p.tau, p.mass, p.sfm_A, p.sfm_B, p.sfm_k, p.sfm_kappa, p.sfm_lambda, p.sfm_A, p.sfm_B,
-                       p.sfm_vmax_factor, p.sfm_social_cap, p.sfm_noise, self._step_no, self.cutoff, *common_cells,
+                       p.sfm_vmax_factor, p.sfm_social_cap, p.sfm_noise,
+                       float(p.sfm_no_backwards), self._step_no, self.cutoff, *common_cells,
                        self._nx, self._ny, self._nvx, self._nvy, self._out_exit, self._out_frac)
             self.vx[self.act] = self._nvx[self.act]
             self.vy[self.act] = self._nvy[self.act]
