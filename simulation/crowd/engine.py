@@ -356,6 +356,28 @@ class CrowdResult:
         frames = pd.Index(np.unique(tr["time_s"]), name="time_s")
         return out.reindex(frames).fillna({"density_per_m2": 0.0}).reset_index()
 
+    def fundamental_diagram_cells(self) -> pd.DataFrame:
+        """The run's fundamental diagram on the density grid: per recorded frame and occupied
+        cell, classical density (persons/m2) and mean speed (m/s) of the agents in it.
+
+        Columns ``time_s, col, row, density_per_m2, speed_m_s`` (col/row index the
+        ``density_grid``); plot speed against density for the run's diagram.
+        """
+        tr = self.trajectories
+        cols = ["time_s", "col", "row", "density_per_m2", "speed_m_s"]
+        if tr.empty:
+            return pd.DataFrame(columns=cols)
+        g = self.density_grid
+        col = np.floor((tr["x"].to_numpy() - g["x0"]) / g["cell"]).astype(np.int64)
+        row = np.floor((tr["y"].to_numpy() - g["y0"]) / g["cell"]).astype(np.int64)
+        ok = (col >= 0) & (col < g["nx"]) & (row >= 0) & (row < g["ny"])
+        df = pd.DataFrame({"time_s": tr["time_s"].to_numpy()[ok], "col": col[ok], "row": row[ok],
+                           "speed": np.hypot(tr["vx"].to_numpy(), tr["vy"].to_numpy())[ok]})
+        out = df.groupby(["time_s", "col", "row"], sort=True)["speed"].agg(["size", "mean"]).reset_index()
+        out["density_per_m2"] = out.pop("size") / g["cell"] ** 2
+        out["speed_m_s"] = out.pop("mean")
+        return out[cols]
+
     def summary(self) -> dict:
         return {"status": self.status, "time_s": round(self.time_s, 3), "agents": self.n_agents,
                 "evacuated": self.evacuated, "evacuation_time_s": self.evacuation_time,

@@ -80,8 +80,10 @@ class WalkableArea:
         The walkable floor (metres, projected). Holes are obstacles.
     exits : dict of name -> LineString or [(x1, y1), (x2, y2)]
         Door lines on the boundary. Agents leave when they cross one.
-    waypoints : dict of name -> (x, y), optional
-        Kept for routing extensions and reporting.
+    waypoints : dict, optional
+        Not supported: agents route by the floor field straight to their
+        exit. A non-empty dict raises :class:`ParameterError` rather than
+        being silently ignored.
     periodic : bool
         A periodic corridor along x (for the fundamental diagram): the
         polygon must be an axis-aligned rectangle; the left and right edges
@@ -160,9 +162,11 @@ class WalkableArea:
                 if np.any(a != b):
                     segs.append((a[0], a[1], b[0], b[1]))
         self.walls = np.ascontiguousarray(np.asarray(segs, dtype=np.float64).reshape(-1, 4))
-        for name, p in self.waypoints.items():
-            if len(p) != 2:
-                raise GeometryError(f"waypoint {name!r} must be (x, y)")
+        if self.waypoints:
+            raise ParameterError(
+                f"waypoints ({', '.join(map(str, self.waypoints))}) are not supported: agents follow the floor "
+                "field to their exit. Drop waypoints=, or model a forced route as separate areas joined by exits"
+            )
         if not self.periodic and not names:
             raise GeometryError("the walkable area has no exit; give exits={'name': [(x1, y1), (x2, y2)]}")
 

@@ -17,8 +17,10 @@ closes exits.
 Results saved under ``scenario`` + ``run`` (see :func:`cim.results.save_result`):
 ``summary`` (dict), tables ``evacuation_curve``, ``exit_usage``, ``jams``,
 ``trajectories`` (every ``trajectory_interval`` s, for the viewer), array
-``density`` (time, rows, cols; persons/m2) with its grid in the summary, and
-raster ``max_density``.
+``density`` (time, rows, cols; persons/m2: density maps over time) with its grid
+and times in the summary, raster ``max_density``, and table
+``fundamental_diagram`` (per trajectory frame and occupied density cell:
+density and mean speed, see ``CrowdResult.fundamental_diagram_cells``).
 
 Examples
 --------
@@ -246,6 +248,8 @@ def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = No
     put("jams", pd.DataFrame([vars(j) for j in res.jams],
                              columns=["time_s", "x", "y", "n_agents", "exit", "kind"]))
     put("trajectories", res.trajectories)
+    if not res.trajectories.empty:
+        put("fundamental_diagram", res.fundamental_diagram_cells())
     if len(res.density):
         put("density", np.asarray(res.density, dtype=np.float32))
         top = np.asarray(res.density.max(axis=0), dtype=np.float32)

@@ -39,6 +39,12 @@ def test_exit_not_on_the_area_is_refused():
         WalkableArea(box(0, 0, 10, 6), exits={})
 
 
+def test_waypoints_are_refused_not_ignored():
+    # routing goes by the floor field to the exit; waypoints are not part of the API
+    with pytest.raises(ParameterError, match="waypoints .*not supported"):
+        WalkableArea(box(0, 0, 10, 6), exits={"door": [(10, 2), (10, 3)]}, waypoints={"kiosk": (5, 3)})
+
+
 def test_no_reachable_exit_is_refused():
     two_rooms = MultiPolygon([box(0, 0, 5, 5), box(6, 0, 11, 5)])
     area = WalkableArea(two_rooms, exits={"east": [(11, 2), (11, 3)]})
@@ -172,6 +178,12 @@ def test_release_schedule_and_outputs():
     assert rem[0] == 10 and rem[-1] == 0 and (np.diff(rem) <= 0).all()
     fd = res.fundamental_diagram(box(5, 0, 15, 3))
     assert (fd["density_per_m2"] >= 0).all() and fd["speed_m_s"].max() <= 2.1
+    # the run's fundamental diagram on the density grid: one (density, speed) point per occupied
+    # cell and frame; the densities of a frame add up to the walkers then
+    cells = res.fundamental_diagram_cells()
+    one = cells[cells["time_s"] == tr["time_s"].iloc[40]]
+    assert one["density_per_m2"].sum() * 1.0 == pytest.approx((tr["time_s"] == tr["time_s"].iloc[40]).sum())
+    assert cells["speed_m_s"].between(0.0, 2.1).all() and (cells["density_per_m2"] > 0).all()
     s = res.summary()
     assert s["evacuated"] == 10 and s["exits"][0]["agents"] == 10
 
