@@ -79,161 +79,6 @@ def _boundary_q(code, outward, h_in, z_in, eta_in, eta_nb, stage, q0, n2, d, dt,
     return 0.0
 
 
-@njit(cache=True, inline="always")
-def _cbrt(x):
-    """Cube root of x > 0 by four Halley steps from x^(1/4): branch-free, so face loops vectorise
-    (libm cbrt does not, and cost 4x more); relative error < 1e-15 for 1e-4 <= x <= 1e3."""
-    y = math.sqrt(math.sqrt(x))
-    y3 = y * y * y
-    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
-    y3 = y * y * y
-    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
-    y3 = y * y * y
-    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
-    y3 = y * y * y
-    y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
-    return y
-
-
-@njit(cache=True, inline="always")
-def _face(za, ha, zb, hb, q0, qm, qp, n2a, n2b, d, dt, g, theta, w, hmin):
-    """New discharge on the face from cell a to cell b (branch-free select on h_f > hmin); ``d`` = 1 / spacing."""
-    ea = za + ha
-    eb = zb + hb
-    em = ea if ea > eb else eb
-    zm = za if za > zb else zb
-    hf = em - zm
-    wet = hf > hmin
-    hs = hf if wet else 1.0
-    qb = theta * q0 + w * (qm + qp)
-    # (qb - g h dt deta/dx) / (1 + g dt n2 |q| / h^(7/3)) with one division
-    h73 = hs * hs * _cbrt(hs)
-    qn = (qb - g * hs * dt * (eb - ea) * d) * h73 / (h73 + g * dt * 0.5 * (n2a + n2b) * abs(q0))
-    return qn if wet else 0.0 * qn
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def flux_step(z, h, n2, qx, qy, qxn, qyn, bcw, bce, bcn, bcs, stw, ste, stn, sts,
-              dt, dx, dy, g, theta, hmin):
-    """One momentum update: new face discharges ``qxn``, ``qyn`` from ``h``, ``qx``, ``qy``."""
-    ny, nx = z.shape
-    w = 0.5 * (1.0 - theta)
-    rdx = 1.0 / dx
-    rdy = 1.0 / dy
-    for j in prange(ny):
-        zr = z[j]
-        hr = h[j]
-        nr = n2[j]
-        qr = qx[j]
-        qo = qxn[j]
-        for i in range(1, nx):  # x face i between (j, i-1) and (j, i)
-            qo[i] = _face(zr[i - 1], hr[i - 1], zr[i], hr[i], qr[i], qr[i - 1], qr[i + 1], nr[i - 1], nr[i],
-                          rdx, dt, g, theta, w, hmin)
-        enb = zr[0] + hr[0] if nx == 1 else zr[1] + hr[1]
-        qo[0] = _boundary_q(bcw[j], -1.0, hr[0], zr[0], zr[0] + hr[0], enb, stw[j], qr[0], nr[0], dx, dt, g, hmin)
-        k = nx - 1
-        enb = zr[k] + hr[k] if nx == 1 else zr[k - 1] + hr[k - 1]
-        qo[nx] = _boundary_q(bce[j], 1.0, hr[k], zr[k], zr[k] + hr[k], enb, ste[j], qr[nx], nr[k], dx, dt, g, hmin)
-        if j > 0:  # y face j between (j-1, i) and (j, i)
-            zu = z[j - 1]
-            hu = h[j - 1]
-            nu = n2[j - 1]
-            qc = qy[j]
-            qa = qy[j - 1]
-            qb = qy[j + 1]
-            qyo = qyn[j]
-            for i in range(nx):
-                qyo[i] = _face(zu[i], hu[i], zr[i], hr[i], qc[i], qa[i], qb[i], nu[i], nr[i], rdy, dt, g, theta, w, hmin)
-        else:  # north boundary
-            for i in range(nx):
-                enb = zr[i] + hr[i] if ny == 1 else z[1, i] + h[1, i]
-                qyn[0, i] = _boundary_q(bcn[i], -1.0, hr[i], zr[i], zr[i] + hr[i], enb, stn[i], qy[0, i], nr[i],
-                                        dy, dt, g, hmin)
-        if j == ny - 1:  # south boundary
-            for i in range(nx):
-                enb = zr[i] + hr[i] if ny == 1 else z[j - 1, i] + h[j - 1, i]
-                qyn[ny, i] = _boundary_q(bcs[i], 1.0, hr[i], zr[i], zr[i] + hr[i], enb, sts[i], qy[ny, i], nr[i],
-                                         dy, dt, g, hmin)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def continuity_step(h, hn, qx, qy, act, rain_g, rain_u, drain_g, drain_u, inf_g, inf_u,
-                    dt, rdx, rdy, t_end, hmin, wet_thr, track, hmax, vmax, twet, hazmax, stats):
-    """Mass update ``hn`` from ``h`` and the new discharges, with rain and losses.
-
-    Rates are in m/s; ``*_g`` grids are used when their shape is ``h.shape``
-    (otherwise pass a ``(1, 1)`` dummy). ``stats[j]`` receives, in depth units
-    summed over row ``j`` (float64): storage, rain, drainage, infiltration,
-    number of negative depths, row maximum depth.
-    """
-    ny, nx = h.shape
-    grid_rain = rain_g.shape[0] == ny and rain_g.shape[1] == nx
-    grid_drain = drain_g.shape[0] == ny and drain_g.shape[1] == nx
-    grid_inf = inf_g.shape[0] == ny and inf_g.shape[1] == nx
-    for j in prange(ny):
-        s_store = 0.0
-        s_rain = 0.0
-        s_drain = 0.0
-        s_inf = 0.0
-        n_neg = 0.0
-        rowmax = 0.0
-        for i in range(nx):
-            if act[j, i] == 0:
-                hn[j, i] = 0.0
-                continue
-            r = rain_u
-            if grid_rain:
-                r = r + rain_g[j, i]
-            rd = r * dt
-            hv = h[j, i] + dt * ((qx[j, i] - qx[j, i + 1]) * rdx + (qy[j, i] - qy[j + 1, i]) * rdy) + rd
-            s_rain += rd
-            if hv < 0.0:
-                n_neg += 1.0
-            else:
-                ld = drain_u
-                if grid_drain:
-                    ld = ld + drain_g[j, i]
-                li = inf_u
-                if grid_inf:
-                    li = li + inf_g[j, i]
-                ld = ld * dt
-                li = li * dt
-                tot = ld + li
-                if tot > 0.0:
-                    if tot >= hv:  # cannot lose more than is there
-                        ld = hv * (ld / tot)
-                        li = hv - ld
-                        hv = hv * 0.0
-                    else:
-                        hv = hv - ld - li
-                    s_drain += ld
-                    s_inf += li
-            hn[j, i] = hv
-            s_store += hv
-            if hv > rowmax:
-                rowmax = hv
-            if track:
-                if hv > hmax[j, i]:
-                    hmax[j, i] = hv
-                if hv > hmin:
-                    u = 0.5 * (qx[j, i] + qx[j, i + 1]) / hv
-                    v = 0.5 * (qy[j, i] + qy[j + 1, i]) / hv
-                    sp = math.sqrt(u * u + v * v)
-                    if sp > vmax[j, i]:
-                        vmax[j, i] = sp
-                    hz = hv * (sp + 0.5)
-                    if hz > hazmax[j, i]:
-                        hazmax[j, i] = hz
-                if hv > wet_thr and math.isnan(twet[j, i]):
-                    twet[j, i] = t_end
-        stats[j, 0] = s_store
-        stats[j, 1] = s_rain
-        stats[j, 2] = s_drain
-        stats[j, 3] = s_inf
-        stats[j, 4] = n_neg
-        stats[j, 5] = rowmax
-
-
 @njit(cache=True, error_model="numpy")
 def _take_back(hn, j, i, d, nj, ni, ny, nx, dirty):
     """Move ``d`` (depth units) back from neighbour (nj, ni) to (j, i); returns the boundary gain."""
@@ -427,8 +272,12 @@ def _rcbrt(x):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _face_r(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin):
-    """:func:`_face` with h^(-7/3) from :func:`_rcbrt` and one division; ``n2sum`` = n2a + n2b, ``gdt`` = g dt."""
+def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin):
+    """New discharge on the face from cell a to cell b; ``d`` = 1 / spacing, ``n2sum`` = n2a + n2b, ``gdt`` = g dt.
+
+    Branch-free (select on h_f > hmin) and free of libm calls, so that face loops vectorise; the friction
+    denominator uses h_f^(-7/3) = r^7 with r from :func:`_rcbrt`, and there is one division.
+    """
     ea = za + ha
     eb = zb + hb
     em = ea if ea > eb else eb
@@ -449,7 +298,7 @@ def _qx_row(zr, hr, nr, qr, tmp, bw, be, sw, se, rdx, dx, dt, g, gdt, theta, w, 
     """New x-face discharges of one row into ``tmp``, then copied over ``qr``."""
     nx = zr.shape[0]
     for i in range(1, nx):
-        tmp[i] = _face_r(zr[i - 1], hr[i - 1], zr[i], hr[i], qr[i], qr[i - 1], qr[i + 1],
+        tmp[i] = _face(zr[i - 1], hr[i - 1], zr[i], hr[i], qr[i], qr[i - 1], qr[i + 1],
                          np.float64(nr[i - 1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin)
     enb = zr[0] + hr[0] if nx == 1 else zr[1] + hr[1]
     tmp[0] = _boundary_q(bw, -1.0, hr[0], zr[0], zr[0] + hr[0], enb, sw, qr[0], np.float64(nr[0]), dx, dt, g, hmin)
@@ -468,7 +317,7 @@ def _qy_row(zu, hu, nu, zr, hr, nr, qc, qprev_old, qnext, rdy, gdt, theta, w, hm
     """
     for i in range(zr.shape[0]):
         t = qc[i]
-        qc[i] = _face_r(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i], np.float64(nu[i]) + np.float64(nr[i]),
+        qc[i] = _face(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i], np.float64(nu[i]) + np.float64(nr[i]),
                         rdy, gdt, theta, w, hmin)
         qprev_old[i] = t
 
@@ -478,9 +327,10 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
               dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, st):
     """Continuity, rain, losses and maxima of one row (in place in ``hr``); row sums into ``st``.
 
-    ``rgr``, ``dgr``, ``igr`` are the row's rain, drainage and infiltration grids (m/s) or a row of zeros.
-    The sums are reassociated (vectorised); every depth is computed and rounded once, as in
-    :func:`continuity_step`.
+    ``rgr``, ``dgr``, ``igr`` are the row's rain, drainage and infiltration grids (m/s) or a row of zeros;
+    blocked cells (``ar`` 0) carry no flux and get no rain. Each new depth is computed and rounded once;
+    the row sums are reassociated (so they vectorise). Losses never take more than the water there.
+    The time of first wetting is set where the max depth first exceeds ``wet_thr`` (no read of ``twr``).
     """
     nx = hr.shape[0]
     s_rain = 0.0
@@ -546,10 +396,14 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
 def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, src_r, src_c, src_dh,
                rain_g, rain_u, drain_g, drain_u, inf_g, inf_u, dt, dx, dy, g, theta, hmin,
                t_end, wet_thr, track, hmax, vmax, twet, hazmax, stats, nblocks):
-    """One whole step in place: momentum (as :func:`flux_step`), inflow point sources ``src_dh`` (depth
-    added to cell ``(src_r, src_c)`` after the momentum update, as before), continuity with rain and
-    losses and the maxima (as :func:`continuity_step`); ``stats`` as there. ``n2`` may be float32.
-    ``nblocks`` blocks of rows are swept in parallel (at most ``ny``).
+    """One whole step, in place in ``h``, ``qx``, ``qy`` (and the maxima when ``track``).
+
+    Momentum on every face from the old state; then the inflow point sources ``src_dh`` (depth added
+    to cell ``(src_r, src_c)``), continuity with rain and losses, and the maxima. Rates are in m/s;
+    ``*_g`` grids are used when their shape is ``h.shape`` (otherwise pass a ``(1, 1)`` dummy).
+    ``stats[j]`` receives, in depth units summed over row ``j`` (float64): storage, rain, drainage,
+    infiltration, number of negative depths, row maximum depth. ``n2`` may be float32; ``nblocks``
+    blocks of rows are swept in parallel (at most ``ny``); the result does not depend on it.
     """
     ny, nx = z.shape
     w = 0.5 * (1.0 - theta)
@@ -578,7 +432,7 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
                                          z[jnb, i] + h[jnb, i], stage[i], qy[j, i], np.float64(n2[jin, i]), dy, dt, g, hmin)
         else:
             for i in range(nx):
-                edge[c, i] = _face_r(z[j - 1, i], h[j - 1, i], z[j, i], h[j, i], qy[j, i], qy[j - 1, i],
+                edge[c, i] = _face(z[j - 1, i], h[j - 1, i], z[j, i], h[j, i], qy[j, i], qy[j - 1, i],
                                      qy[j + 1, i], np.float64(n2[j - 1, i]) + np.float64(n2[j, i]), rdy, gdt, theta, w, hmin)
     nsrc = src_r.shape[0]
     zrow = np.zeros(nx, dtype=h.dtype)
