@@ -924,3 +924,103 @@ def poly_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, gi
                 _sort_segment(out, o, o + hits)
             else:
                 count[q] = hits
+
+
+@njit(cache=True)
+def pairs_from_sorted(perm, count_s, first_s):
+    """(2, k) pairs sorted by query then item, from a counting pass over queries taken in the order perm.
+
+    count_s[w] and first_s[w, :] belong to query perm[w] (a pass over a sorted copy writes them
+    sequentially). Queries with more than first_s.shape[1] hits are left for a fill pass: their
+    positions w come back in ``big`` and their output offsets in ``offs_s[w]``.
+    """
+    n = perm.shape[0]
+    kk = first_s.shape[1]
+    start = np.zeros(n + 1, np.intp)
+    for w in range(n):
+        start[perm[w] + 1] = count_s[w]
+    nbig = 0
+    for q in range(n):
+        start[q + 1] += start[q]
+    total = start[n]
+    pairs = np.empty((2, total), np.intp)
+    for q in range(n):
+        for t in range(start[q], start[q + 1]):
+            pairs[0, t] = q
+    offs_s = np.empty(n, np.intp)
+    for w in range(n):
+        c = count_s[w]
+        if c == 0:
+            continue
+        o = start[perm[w]]
+        if c > kk:
+            offs_s[nbig] = w  # reuse as the list of big positions (nbig <= w)
+            nbig += 1
+            continue
+        for j in range(c):
+            pairs[1, o + j] = first_s[w, j]
+        if c > 1:
+            _sort_segment(pairs[1], o, o + c)
+    big = offs_s[:nbig].copy()
+    for i in range(nbig):
+        offs_s[big[i]] = start[perm[big[i]]]
+    return pairs, big, offs_s
+
+
+@njit(cache=True)
+def take_rows(a, idx):
+    """a[idx] for a 2-D float array (numpy's fancy indexing of rows is slower; memory-bound, so serial)."""
+    out = np.empty((idx.shape[0], a.shape[1]))
+    for i in range(idx.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = a[idx[i], j]
+    return out
+
+
+@njit(cache=True)
+def grid_sort_rows(q, gx0, gy0, inv, nx, ny):
+    """Counting sort of query rows (points (n, 2) or boxes (n, 4), by their centre) by grid cell.
+
+    Returns (order, q[order]): queries in one cell share their candidate list, and the sorted
+    copy lets the query kernels read and write sequentially.
+    """
+    n = q.shape[0]
+    m = q.shape[1]
+    h = m - 2  # the opposite corner's column (0 for points)
+    cell = np.empty(n, np.int32)
+    for i in range(n):
+        cx = 0.5 * (q[i, 0] + q[i, h])
+        cy = 0.5 * (q[i, 1] + q[i, h + 1])
+        cell[i] = _cell(cy, gy0, inv, ny) * nx + _cell(cx, gx0, inv, nx)
+    cnt = np.zeros(nx * ny + 1, np.intp)
+    for i in range(n):
+        cnt[cell[i] + 1] += 1
+    for c in range(nx * ny):
+        cnt[c + 1] += cnt[c]
+    order = np.empty(n, np.intp)
+    qs = np.empty((n, m))
+    for i in range(n):
+        c = cell[i]
+        w = cnt[c]
+        order[w] = i
+        for j in range(m):
+            qs[w, j] = q[i, j]
+        cnt[c] = w + 1
+    return order, qs
+
+
+@njit(cache=True, parallel=True)
+def sort_slices(order, key, slice_size):
+    """Sort each run of slice_size entries of order (item ids) by key[item], in place (STR packing)."""
+    n = order.shape[0]
+    ns = (n + slice_size - 1) // slice_size
+    for s in prange(ns):
+        a = s * slice_size
+        b = min(n, a + slice_size)
+        seg = order[a:b].copy()
+        k = np.empty(b - a)
+        for i in range(b - a):
+            k[i] = key[seg[i]]
+        o = np.argsort(k, kind="mergesort")
+        for i in range(b - a):
+            order[a + i] = seg[o[i]]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from spatial_index import _kernels as K
-from spatial_index.rtree import PackedRTree, _first, _nearest, _pairs_from_pass, as_boxes, as_points, spatial_order
+from spatial_index.rtree import (PackedRTree, _first, _nearest, _pairs_from_pass, _sorted_pairs, as_boxes, as_points,
+                                 spatial_order)
 
 __all__ = ["PolygonIndex", "ragged_geometries"]
 
 _POINT_PREDICATES = ("within", "intersects")
 _GEOM_PREDICATES = (None, "intersects")
+_POINT_KEEP = 2  # hits per point kept by the counting pass (a point is rarely in more than two polygons)
 
 
 def _check_offsets(off: np.ndarray, n_child: int, name: str) -> np.ndarray:
@@ -200,24 +202,41 @@ class PolygonIndex:
     """
 
     def __init__(self, x, y, ring_off, part_off, geom_off, node_size: int = 16, grid: bool = True) -> None:
-        self.x = np.ascontiguousarray(x, dtype=np.float64)
-        self.y = np.ascontiguousarray(y, dtype=np.float64)
-        self.ring_off = ring_off
-        self.part_off = part_off
-        self.geom_off = geom_off
-        self.n = geom_off.shape[0] - 1
-        self.bounds_array = _bounds_of(self.x, self.y, ring_off, part_off, geom_off)
-        ne = np.flatnonzero(self.bounds_array[:, 0] <= self.bounds_array[:, 2])
-        self.tree = PackedRTree._from_valid(np.ascontiguousarray(self.bounds_array[ne]), ne, self.n, node_size)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        self._set_index(_bounds_of(x, y, ring_off, part_off, geom_off), node_size, grid)
+        self._arrays = (x, y, ring_off, part_off, geom_off)
+        self._geoms = None
+        # the kernels read the polygons by tree slot: a copy in that (spatial) order keeps them in cache
+        self._slot_polys = K.gather_geoms(self.tree.item_ids, x, y, ring_off, part_off, geom_off)
+
+    def _set_index(self, bounds: np.ndarray, node_size: int, grid: bool) -> None:
+        """Tree (and grid) over the polygon bounds; empty ones, with bounds (inf, inf, -inf, -inf), are left out."""
+        self.n = bounds.shape[0]
+        self.bounds_array = bounds
+        ne = np.flatnonzero(bounds[:, 0] <= bounds[:, 2])
+        self.tree = PackedRTree._from_valid(np.ascontiguousarray(bounds[ne]), ne, self.n, node_size)
         if grid:
             self.tree.build_grid()
-        # the kernels read the polygons by tree slot: a copy in that (spatial) order keeps them in cache
-        self._slot_polys = K.gather_geoms(self.tree.item_ids, self.x, self.y, ring_off, part_off, geom_off)
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_shapely(cls, geometries, node_size: int = 16) -> "PolygonIndex":
-        """Index shapely Polygons/MultiPolygons (array, list or GeoSeries; None and empty allowed)."""
+    def from_shapely(cls, geometries, node_size: int = 16, lazy: bool = True) -> "PolygonIndex":
+        """Index shapely Polygons/MultiPolygons (array, list or GeoSeries; None and empty allowed).
+
+        Parameters
+        ----------
+        geometries : polygons and multipolygons; None and empty ones match nothing.
+        node_size : children per tree node.
+        lazy : bool, default True
+            Build the index from the polygons' bounds only and read their
+            coordinates out of shapely at the first query that needs them
+            (an exact predicate, nearest, or the ``x``/``y``/offset arrays),
+            as ``shapely.STRtree`` prepares its geometries only when queried.
+            A NaN coordinate is then reported by that first exact query;
+            ``lazy=False`` reads (and checks) everything now. The geometries
+            are kept referenced until then.
+        """
         geoms = _as_geometry_array(geometries)
         import shapely
 
@@ -226,26 +245,83 @@ class PolygonIndex:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise TypeError(f"PolygonIndex holds polygons; geometry {i} is a {geoms[i].geom_type}")
-        if geoms.shape[0] == 0:
+        # NaN for empty and missing ones only: GEOS starts an envelope at a ring's first coordinate, which
+        # is finite in a closed ring, and skips NaN ones after it; those are reported when read (lazily)
+        bounds = shapely.bounds(geoms)
+        if np.isinf(bounds).any():
+            i = int(np.flatnonzero(np.isinf(bounds).any(axis=1))[0])
+            raise ValueError(f"polygon {i} has an infinite coordinate; fix or drop it")
+        nan = np.isnan(bounds[:, 0])
+        bounds[nan, :2] = np.inf
+        bounds[nan, 2:] = -np.inf
+        self = cls.__new__(cls)
+        self._set_index(bounds, node_size, True)
+        self._geoms = geoms
+        self._arrays = None
+        self._slot_polys = None
+        if not lazy:
+            self._polys()
+        return self
+
+    def _polys(self):
+        """Polygon arrays in tree-slot order (read out of shapely at the first call for a lazy index)."""
+        if self._slot_polys is None:
+            self._slot_polys = self._read_slot_polys()
+        return self._slot_polys
+
+    def _read_slot_polys(self):
+        ids = self.tree.item_ids
+        geoms = self._geoms[ids]
+        if ids.shape[0] == 0:
             z = np.zeros(1, np.intp)
-            return cls(np.zeros(0), np.zeros(0), z, z, z, node_size)
-        keep = np.flatnonzero(~shapely.is_empty(geoms) & (tid != -1))  # empty and missing ones match nothing
-        if keep.shape[0] == 0:
-            z = np.zeros(1, np.intp)
-            return cls(np.zeros(0), np.zeros(0), z, z, np.zeros(geoms.shape[0] + 1, np.intp), node_size)
+            return np.zeros(0), np.zeros(0), z, z, z
         try:
-            x, y, ring_off, part_off, geom_off = _polygon_arrays(geoms[keep])
+            return _polygon_arrays(geoms)
         except ValueError as exc:  # name the caller's row
             msg = str(exc)
             if msg.startswith("polygon "):
                 i = int(msg.split()[1])
-                msg = f"polygon {int(keep[i])}" + msg[len(f"polygon {i}"):]
+                msg = f"polygon {int(ids[i])}" + msg[len(f"polygon {i}"):]
             raise ValueError(msg) from None
-        nparts = np.zeros(geoms.shape[0], np.intp)
-        nparts[keep] = np.diff(geom_off)
-        full = np.zeros(geoms.shape[0] + 1, np.intp)
-        np.cumsum(nparts, out=full[1:])
-        return cls(x, y, ring_off, part_off, full, node_size)
+
+    def _input_arrays(self):
+        """The GeoArrow arrays in input order (empty geometries own no parts)."""
+        if self._arrays is None:
+            sx, sy, sro, spo, sgo = self._polys()
+            ids = self.tree.item_ids
+            by_input = np.argsort(ids).astype(np.intp)  # the slots of the non-empty polygons, in input order
+            x, y, ring_off, part_off, go = K.gather_geoms(by_input, sx, sy, sro, spo, sgo)
+            nparts = np.zeros(self.n, np.intp)
+            nparts[np.sort(ids)] = np.diff(go)
+            geom_off = np.zeros(self.n + 1, np.intp)
+            np.cumsum(nparts, out=geom_off[1:])
+            self._arrays = (x, y, ring_off, part_off, geom_off)
+        return self._arrays
+
+    @property
+    def x(self) -> np.ndarray:
+        """x of every coordinate (GeoArrow layout, input order)."""
+        return self._input_arrays()[0]
+
+    @property
+    def y(self) -> np.ndarray:
+        """y of every coordinate."""
+        return self._input_arrays()[1]
+
+    @property
+    def ring_off(self) -> np.ndarray:
+        """Ring r owns coordinates ring_off[r]:ring_off[r + 1]."""
+        return self._input_arrays()[2]
+
+    @property
+    def part_off(self) -> np.ndarray:
+        """Polygon p owns rings part_off[p]:part_off[p + 1], the shell first."""
+        return self._input_arrays()[3]
+
+    @property
+    def geom_off(self) -> np.ndarray:
+        """Geometry g owns polygons geom_off[g]:geom_off[g + 1] (none when empty)."""
+        return self._input_arrays()[4]
 
     @classmethod
     def from_arrays(cls, coords, ring_offsets, part_offsets, geom_offsets=None, node_size: int = 16):
@@ -283,10 +359,10 @@ class PolygonIndex:
         return self.n
 
     def __repr__(self) -> str:
-        return f"PolygonIndex(n={self.n}, coords={self.x.shape[0]}, rings={self.ring_off.shape[0] - 1})"
-
-    def _polys(self):
-        return self._slot_polys
+        if self._slot_polys is None:
+            return f"PolygonIndex(n={self.n}, coordinates not read yet)"
+        sx, _, sro = self._slot_polys[:3]
+        return f"PolygonIndex(n={self.n}, coords={sx.shape[0]}, rings={sro.shape[0] - 1})"
 
     # ---------------------------------------------------------------- queries
     def query_points(self, xy, predicate: str = "within") -> np.ndarray:
@@ -306,19 +382,14 @@ class PolygonIndex:
         if predicate not in _POINT_PREDICATES:
             raise ValueError(f"predicate must be one of {_POINT_PREDICATES}, got {predicate!r}")
         p = self._xy(xy)
-        nq = p.shape[0]
-        first = _first(nq)
-        count = np.zeros(nq, np.intp)
-        dummy = np.zeros(0, np.intp)
         targs = self.tree._tree_args()
+        polys = self._polys()
         interior_only = predicate == "within"
-        order = spatial_order(2.0 * p[:, 0], 2.0 * p[:, 1], self.tree)
-        K.poly_query_points(p, interior_only, *targs, *self._polys(), False, order, dummy, first, count, dummy)
 
-        def fill(qids, offsets, out):
-            K.poly_query_points(p, interior_only, *targs, *self._polys(), True, qids, offsets, first, count, out)
+        def run(ps, fill, qids, offsets, first, count, out):
+            K.poly_query_points(ps, interior_only, *targs, *polys, fill, qids, offsets, first, count, out)
 
-        return _pairs_from_pass(count, first, fill, order)
+        return _sorted_pairs(p, self.tree, run, keep=_POINT_KEEP)
 
     @staticmethod
     def _xy(xy) -> np.ndarray:
@@ -357,18 +428,13 @@ class PolygonIndex:
             b = as_boxes(geometries, "geometries (boxes)")
             if predicate is None:
                 return self.tree._query(b)
-            nq = b.shape[0]
-            first = _first(nq)
-            count = np.zeros(nq, np.intp)
-            dummy = np.zeros(0, np.intp)
             targs = self.tree._tree_args()
-            order = spatial_order(b[:, 0] + b[:, 2], b[:, 1] + b[:, 3], self.tree)
-            K.poly_query_boxes(b, *targs, *self._polys(), False, order, dummy, first, count, dummy)
+            polys = self._polys()
 
-            def fill_boxes(qids, offsets, res):
-                K.poly_query_boxes(b, *targs, *self._polys(), True, qids, offsets, first, count, res)
+            def run_boxes(qs, fill, qids, offsets, first, count, out):
+                K.poly_query_boxes(qs, *targs, *polys, fill, qids, offsets, first, count, out)
 
-            return _pairs_from_pass(count, first, fill_boxes, order)
+            return _sorted_pairs(b, self.tree, run_boxes)
         else:
             groups = ragged_geometries(geometries)
         out = []

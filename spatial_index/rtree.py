@@ -57,19 +57,23 @@ def _str_order(cx: np.ndarray, cy: np.ndarray, node_size: int) -> np.ndarray:
     nleaves = math.ceil(n / node_size)
     nslices = max(1, math.ceil(math.sqrt(nleaves)))
     slice_size = nslices * node_size
-    rank = np.empty(n, np.intp)
-    rank[np.argsort(cx, kind="stable")] = np.arange(n)
-    return np.lexsort((cy, rank // slice_size))
+    if n < 16384:  # upper levels: numpy is quicker than starting the threads
+        rank = np.empty(n, np.intp)
+        rank[np.argsort(cx)] = np.arange(n)
+        return np.lexsort((cy, rank // slice_size))
+    order = np.argsort(cx).astype(np.intp, copy=False)
+    K.sort_slices(order, np.ascontiguousarray(cy), slice_size)
+    return order
 
 
 def _pack(bounds: np.ndarray, node_size: int):
-    """Build node arrays bottom-up. Returns (item order, nb, nstart, ncount, nleaf, depth)."""
+    """Build node arrays bottom-up. Returns (item order, bounds[order], nb, nstart, ncount, nleaf, depth)."""
     n = bounds.shape[0]
     if n == 0:
         z = np.zeros(0, np.intp)
-        return z, np.zeros((0, 4)), z, z, np.zeros(0, np.uint8), 0
+        return z, np.zeros((0, 4)), np.zeros((0, 4)), z, z, np.zeros(0, np.uint8), 0
     order = _str_order(0.5 * (bounds[:, 0] + bounds[:, 2]), 0.5 * (bounds[:, 1] + bounds[:, 3]), node_size)
-    level_b = bounds[order]
+    level_b = item_b = K.take_rows(bounds, order)
     levels = []  # (nb, nstart, ncount, leaf)
     child_start = None  # for upper levels, the global index of the child level's first node
     leaf = True
@@ -98,7 +102,7 @@ def _pack(bounds: np.ndarray, node_size: int):
     nstart = np.ascontiguousarray(np.concatenate([lv[1] for lv in levels]))
     ncount = np.ascontiguousarray(np.concatenate([lv[2] for lv in levels]))
     nleaf = np.concatenate([np.full(lv[0].shape[0], 1 if lv[3] else 0, np.uint8) for lv in levels])
-    return order.astype(np.intp), nb, nstart, ncount, nleaf, len(levels)
+    return order, item_b, nb, nstart, ncount, nleaf, len(levels)
 
 
 def spatial_order(cx: np.ndarray, cy: np.ndarray, tree: "PackedRTree | None" = None) -> np.ndarray:
@@ -145,6 +149,40 @@ def _pairs_from_pass(count, first, fill_fn, order) -> np.ndarray:
         if big.any():
             fill_fn(order[big[order]], offsets, out)
     return np.vstack([qidx, out])
+
+
+def spatial_sort(q: np.ndarray, tree: "PackedRTree | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """(order, q[order]) for query rows q (points (n, 2) or boxes (n, 4)), neighbours together:
+    by grid cell when ``tree`` has a grid (one counting-sort kernel), else by Z-order."""
+    n = q.shape[0]
+    if n < 2048:
+        return np.arange(n, dtype=np.intp), q
+    if tree is not None and tree.grid_shape[0] > 0:
+        return K.grid_sort_rows(q, tree.grid_origin[0], tree.grid_origin[1], tree.grid_inv, tree.grid_shape[0],
+                                tree.grid_shape[1])
+    h = q.shape[1] - 2  # the opposite corner's column (0 for points)
+    order = spatial_order(q[:, 0] + q[:, h], q[:, 1] + q[:, h + 1])
+    return order, K.take_rows(q, order)
+
+
+def _sorted_pairs(q: np.ndarray, tree: "PackedRTree", run, keep: int = _KEEP) -> np.ndarray:
+    """(2, k) pairs (sorted) of the queries q (rows), run in a spatial order (see spatial_sort).
+
+    ``run(qs, fill, qids, offsets, first, count, out)`` is a pass/fill kernel call over the rows qs.
+    The queries are copied in spatial order first so that the kernel reads its inputs and writes
+    its counts sequentially (random access to 1M queries costs more than the queries themselves);
+    only queries with more than ``keep`` hits are run a second time.
+    """
+    nq = q.shape[0]
+    order, qs = spatial_sort(q, tree)
+    count = np.zeros(nq, np.intp)
+    first = np.empty((nq, keep), np.intp)
+    dummy = np.zeros(0, np.intp)
+    run(qs, False, np.arange(nq, dtype=np.intp), dummy, first, count, dummy)
+    pairs, big, offs = K.pairs_from_sorted(order, count, first)
+    if big.shape[0]:
+        run(qs, True, big, offs, first, count, pairs[1])
+    return pairs
 
 
 def _first(nq: int) -> np.ndarray:
@@ -198,9 +236,9 @@ class PackedRTree:
         return self
 
     def _set_tree(self, b: np.ndarray, ids: np.ndarray | None = None, n: int | None = None) -> None:
-        order, nb, nstart, ncount, nleaf, depth = _pack(b, self.node_size)
+        order, item_b, nb, nstart, ncount, nleaf, depth = _pack(b, self.node_size)
         self.n = b.shape[0] if n is None else n
-        self.item_bounds = np.ascontiguousarray(b[order])
+        self.item_bounds = item_b
         self.item_ids = order if ids is None else np.ascontiguousarray(ids[order].astype(np.intp))
         self.node_bounds = nb
         self.node_start = nstart
@@ -281,18 +319,12 @@ class PackedRTree:
         return self._query(qb)
 
     def _query(self, qb: np.ndarray) -> np.ndarray:
-        nq = qb.shape[0]
-        first = _first(nq)
-        count = np.zeros(nq, np.intp)
-        dummy = np.zeros(0, np.intp)
         args = self._tree_args()
-        order = spatial_order(qb[:, 0] + qb[:, 2], qb[:, 1] + qb[:, 3], self)
-        K.rtree_query_boxes(qb, *args, False, order, dummy, first, count, dummy)
 
-        def fill(qids, offsets, out):
-            K.rtree_query_boxes(qb, *args, True, qids, offsets, first, count, out)
+        def run(qs, fill, qids, offsets, first, count, out):
+            K.rtree_query_boxes(qs, *args, fill, qids, offsets, first, count, out)
 
-        return _pairs_from_pass(count, first, fill, order)
+        return _sorted_pairs(qb, self, run)
 
     def query_points(self, xy) -> np.ndarray:
         """Items whose (closed) box contains each point; (2, k) pairs like :meth:`query`."""

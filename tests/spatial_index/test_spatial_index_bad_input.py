@@ -36,8 +36,16 @@ def test_from_shapely_bad():
         PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1), shapely.Point(0, 0)])
     with pytest.raises(TypeError, match="shapely geometries"):
         PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1), "POLYGON"])
-    with pytest.raises(ValueError, match="NaN"):
-        PolygonIndex.from_shapely([shapely.Polygon([(0, 0), (1, np.nan), (1, 1), (0, 0)])])
+    nan_poly = shapely.Polygon([(0, 0), (1, np.nan), (1, 1), (0, 0)])
+    with pytest.raises(ValueError, match="polygon 1 has a NaN"):
+        PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1), nan_poly], lazy=False)
+    # documented: a lazy index reads coordinates at the first exact query, which reports them
+    lazy = PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1), nan_poly])
+    assert lazy.query(np.array([[0.5, 0.5, 0.6, 0.6]]), predicate=None).tolist() == [[0, 0], [0, 1]]
+    with pytest.raises(ValueError, match="polygon 1 has a NaN"):
+        lazy.query_points([[0.5, 0.5]])
+    with pytest.raises(ValueError, match="polygon 2 has an infinite coordinate"):
+        PolygonIndex.from_shapely([None, shapely.box(0, 0, 1, 1), shapely.Polygon([(0, 0), (np.inf, 0), (1, 1)])])
 
 
 def test_query_bad_and_documented_results():

@@ -175,3 +175,42 @@ def test_sample_city_buildings_in_parcels(small_city):
     o = np.lexsort((ref[1], ref[0]))
     np.testing.assert_array_equal(pairs, ref[:, o])
     np.testing.assert_array_equal(dist, rd[o])
+
+
+@SETTINGS
+@given(polygons, points_xy)
+def test_lazy_and_eager_builds_agree(geoms, xy):
+    """from_shapely reads coordinates at the first exact query (lazy, the default); the arrays it then
+    exposes in input order, and every answer, equal the eager build and a from_arrays round trip."""
+    xy = np.array(xy, dtype=float).reshape(-1, 2)
+    lazy = PolygonIndex.from_shapely(geoms)
+    eager = PolygonIndex.from_shapely(geoms, lazy=False)
+    assert "not read yet" in repr(lazy)
+    boxes = np.hstack([xy, xy + 1.5])
+    # bounding-box queries never read the coordinates
+    np.testing.assert_array_equal(lazy.query(boxes, predicate=None), eager.query(boxes, predicate=None))
+    assert lazy._slot_polys is None
+    for pred in ("within", "intersects"):
+        np.testing.assert_array_equal(lazy.query_points(xy, pred), eager.query_points(xy, pred))
+    for name in ("x", "y", "ring_off", "part_off", "geom_off"):
+        np.testing.assert_array_equal(getattr(lazy, name), getattr(eager, name))
+    ref = shapely.get_coordinates(geoms) if len(geoms) else np.zeros((0, 2))
+    np.testing.assert_array_equal(np.column_stack([lazy.x, lazy.y]), ref)
+    assert lazy.geom_off.shape == (len(geoms) + 1,)
+    again = PolygonIndex.from_arrays(np.column_stack([lazy.x, lazy.y]), lazy.ring_off, lazy.part_off, lazy.geom_off) \
+        if len(ref) else None
+    if again is not None:
+        np.testing.assert_array_equal(again.query(boxes), eager.query(boxes))
+
+
+def test_lazy_index_pickles_before_and_after_reading():
+    import pickle
+
+    geoms = [shapely.box(0, 0, 2, 2).difference(shapely.box(0.5, 0.5, 1, 1)), None, shapely.box(2, 0, 3, 1)]
+    xy = [[0.7, 0.7], [2, 0.5], [1.5, 1.5]]
+    idx = PolygonIndex.from_shapely(geoms)
+    before = pickle.loads(pickle.dumps(idx))
+    assert before.query_points(xy, "intersects").tolist() == [[1, 1, 2], [0, 2, 0]]
+    idx.query_points(xy)
+    after = pickle.loads(pickle.dumps(idx))
+    assert after.query_points(xy, "intersects").tolist() == [[1, 1, 2], [0, 2, 0]]
