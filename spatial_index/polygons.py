@@ -149,7 +149,45 @@ def _polygon_arrays(geoms: np.ndarray):
     return (np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]), ring_off, part_off, geom_off)
 
 
-def _as_geometry_array(geometries) -> np.ndarray:
+def _in_threads(fn, geoms: np.ndarray, min_size: int = 20_000):
+    """fn(chunk) -> tuple of arrays, run on contiguous chunks of geoms in threads (shapely's vectorised
+    functions release the GIL), results concatenated; one call in this thread for small inputs."""
+    import threading
+
+    from numba import get_num_threads
+
+    n = geoms.shape[0]
+    nt = min(get_num_threads(), max(1, n // min_size))
+    if nt <= 1:
+        return fn(geoms)
+    cuts = np.linspace(0, n, nt + 1).astype(np.intp)
+    res = [None] * nt
+    err = []
+
+    def work(i):
+        try:
+            res[i] = fn(geoms[cuts[i]:cuts[i + 1]])
+        except BaseException as exc:  # re-raised in the caller's thread
+            err.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(1, nt)]
+    for t in threads:
+        t.start()
+    work(0)
+    for t in threads:
+        t.join()
+    if err:
+        raise err[0]
+    return tuple(np.concatenate([r[k] for r in res]) for k in range(len(res[0])))
+
+
+def _type_and_bounds(geoms: np.ndarray):
+    import shapely
+
+    return shapely.get_type_id(geoms), shapely.bounds(geoms)
+
+
+def _as_geometry_array(geometries, check: bool = True) -> np.ndarray:
     import shapely
 
     if hasattr(geometries, "geometry") and hasattr(geometries, "crs") and not hasattr(geometries, "values"):
@@ -163,6 +201,8 @@ def _as_geometry_array(geometries) -> np.ndarray:
     arr = np.asarray(geometries, dtype=object)
     if arr.ndim != 1:
         arr = arr.ravel()
+    if not check:
+        return arr
     ok = shapely.is_geometry(arr) | shapely.is_missing(arr)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
@@ -237,17 +277,18 @@ class PolygonIndex:
             ``lazy=False`` reads (and checks) everything now. The geometries
             are kept referenced until then.
         """
-        geoms = _as_geometry_array(geometries)
-        import shapely
-
-        tid = shapely.get_type_id(geoms)
+        geoms = _as_geometry_array(geometries, check=False)
+        try:
+            tid, bounds = _in_threads(_type_and_bounds, geoms)
+        except TypeError:
+            _as_geometry_array(geoms)  # names the first item that is not a geometry
+            raise
         bad = ~np.isin(tid, [-1, 3, 6])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise TypeError(f"PolygonIndex holds polygons; geometry {i} is a {geoms[i].geom_type}")
         # NaN for empty and missing ones only: GEOS starts an envelope at a ring's first coordinate, which
         # is finite in a closed ring, and skips NaN ones after it; those are reported when read (lazily)
-        bounds = shapely.bounds(geoms)
         if np.isinf(bounds).any():
             i = int(np.flatnonzero(np.isinf(bounds).any(axis=1))[0])
             raise ValueError(f"polygon {i} has an infinite coordinate; fix or drop it")
