@@ -215,6 +215,12 @@ def _f64_bits(x):
     return np.float64(x).view(np.uint64)
 
 
+def _f64_sbits(x):
+    """Bit pattern of a float64 as an int64: ordered as the values for x >= 0, negative for x < 0
+    (plain-Python version; jitted below)."""
+    return np.float64(x).view(np.int64)
+
+
 def _bits_f64(b):
     """The float64 whose bit pattern is the uint64 ``b`` (plain-Python version; jitted below)."""
     return float(np.uint64(b).view(np.float64))
@@ -230,6 +236,15 @@ def _bitcast_f2i(typingctx, x):
 
 
 @intrinsic
+def _bitcast_f2s(typingctx, x):
+    if isinstance(x, types.Float) and x.bitwidth == 64:
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], llvm_ir.IntType(64))
+        return types.int64(types.float64), codegen
+    return None
+
+
+@intrinsic
 def _bitcast_i2f(typingctx, b):
     if isinstance(b, types.Integer) and b.bitwidth == 64 and not b.signed:
         def codegen(context, builder, sig, args):
@@ -240,6 +255,7 @@ def _bitcast_i2f(typingctx, b):
 
 if not numba_config.DISABLE_JIT:  # plain Python (NUMBA_DISABLE_JIT=1) keeps the numpy versions above
     _f64_bits = _bitcast_f2i  # noqa: F811
+    _f64_sbits = _bitcast_f2s  # noqa: F811
     _bits_f64 = _bitcast_i2f  # noqa: F811
 
 
@@ -357,13 +373,16 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
             hr[i] = (hv * 0.0 if lim else hv - ld - li) if on else hv
             s_drain += ld2 if on else 0.0
             s_inf += li2 if on else 0.0
+    # the row max as the max of the bit patterns read as int64 (same order for h >= 0, below 0 for h < 0,
+    # above +inf for NaN): an integer max reduction vectorises, a floating-point one does not
     s_store = 0.0
-    m0 = 0.0
+    mb = 0
     if track:
         for i in range(nx):
             hv = hr[i]
             s_store += hv
-            m0 = hv if hv > m0 else m0
+            b = _f64_sbits(np.float64(hv))
+            mb = b if b > mb else mb
             hm = hmr[i]
             if hv > wet_thr and hm <= wet_thr:  # the max depth crosses the threshold only once: first wetting
                 twr[i] = t_end
@@ -383,13 +402,14 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
         for i in range(nx):
             hv = hr[i]
             s_store += hv
-            m0 = hv if hv > m0 else m0
+            b = _f64_sbits(np.float64(hv))
+            mb = b if b > mb else mb
     st[0] = s_store
     st[1] = s_rain
     st[2] = s_drain
     st[3] = s_inf
     st[4] = n_neg
-    st[5] = m0
+    st[5] = _bits_f64(np.uint64(mb))
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
