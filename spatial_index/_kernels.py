@@ -1024,3 +1024,44 @@ def sort_slices(order, key, slice_size):
         o = np.argsort(k, kind="mergesort")
         for i in range(b - a):
             order[a + i] = seg[o[i]]
+
+
+@njit(cache=True)
+def ring_sizes(x, y, ncoord, nring):
+    """Coordinates per ring of polygons laid out one after the other (ncoord[p] coordinates, nring[p]
+    rings each): a ring ends at the first return to its first coordinate (at least 4 coordinates).
+
+    Returns (sizes, bad): bad lists the polygons whose rings this scan cannot tell apart (a ring
+    that touches its own first vertex, an empty ring); their sizes must come from elsewhere.
+    """
+    npoly = ncoord.shape[0]
+    total = 0
+    for p in range(npoly):
+        total += nring[p]
+    sizes = np.zeros(total, np.intp)
+    bad = np.empty(npoly, np.intp)
+    nbad = 0
+    c = 0
+    r = 0
+    for p in range(npoly):
+        end = c + ncoord[p]
+        if nring[p] == 1:
+            sizes[r] = ncoord[p]
+        else:
+            s = c
+            k = 0
+            while s < end and k < nring[p]:
+                j = s + 3
+                while j < end and not (x[j] == x[s] and y[j] == y[s]):
+                    j += 1
+                if j >= end:
+                    break
+                sizes[r + k] = j - s + 1
+                k += 1
+                s = j + 1
+            if k != nring[p] or s != end:
+                bad[nbad] = p
+                nbad += 1
+        c = end
+        r += nring[p]
+    return sizes, bad[:nbad].copy()

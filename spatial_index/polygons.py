@@ -110,12 +110,41 @@ def _rank_in_group(idx: np.ndarray) -> np.ndarray:
 
 
 def _polygon_arrays(geoms: np.ndarray):
-    """GeoArrow arrays of non-empty shapely (multi)polygons, faster than ``shapely.to_ragged_array``:
-    ring sizes come from per-polygon coordinate counts and only polygons with holes are split into rings."""
+    """GeoArrow arrays of non-empty shapely (multi)polygons, faster than ``shapely.to_ragged_array``.
+
+    Per-polygon ring and coordinate counts (shapely's vectorised functions, in threads over chunks) give
+    the offsets; the rings of polygons with holes are found in their coordinates (each ring is closed: it
+    ends where its first coordinate comes back), with shapely.get_rings only where that scan does not
+    match the ring count. shapely.get_coordinates holds the GIL: it is most of the time left.
+    """
+    import shapely
+
+    parts, part_off, geom_off, ncoord = _polygon_parts(geoms)
+    coords = shapely.get_coordinates(geoms)
+    if coords.shape[0] != ncoord.sum():  # pragma: no cover - defensive
+        raise ValueError("inconsistent polygon coordinates; check the geometries with shapely.is_valid")
+    x = np.ascontiguousarray(coords[:, 0])
+    y = np.ascontiguousarray(coords[:, 1])
+    sizes, bad = K.ring_sizes(x, y, ncoord, np.diff(part_off))
+    if bad.shape[0]:
+        rings, ridx = shapely.get_rings(parts[bad], return_index=True)
+        sizes[part_off[bad[ridx]] + _rank_in_group(ridx)] = shapely.get_num_coordinates(rings)
+    ring_off = np.zeros(sizes.shape[0] + 1, np.intp)
+    np.cumsum(sizes, out=ring_off[1:])
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        bad_c = int(np.flatnonzero(~(np.isfinite(x) & np.isfinite(y)))[0])
+        g = int(np.searchsorted(ring_off[part_off[geom_off]], bad_c, side="right") - 1)
+        raise ValueError(f"polygon {g} has a NaN or infinite coordinate; fix or drop it")
+    return x, y, ring_off, part_off, geom_off
+
+
+def _polygon_parts(geoms: np.ndarray):
+    """(parts, part_off, geom_off, coordinates per part) of non-empty shapely (multi)polygons."""
     import shapely
 
     n = geoms.shape[0]
-    multi = shapely.get_type_id(geoms) == 6
+    tid, nint, ncoord = _in_threads(_part_counts, geoms)
+    multi = tid == 6
     if multi.any():
         nparts = np.ones(n, np.intp)
         nparts[multi] = shapely.get_num_geometries(geoms[multi])
@@ -125,28 +154,75 @@ def _polygon_arrays(geoms: np.ndarray):
         parts[geom_off[:-1][~multi]] = geoms[~multi]
         mparts, midx = shapely.get_parts(geoms[multi], return_index=True)
         parts[geom_off[np.flatnonzero(multi)[midx]] + _rank_in_group(midx)] = mparts
+        _, nint, ncoord = _part_counts(parts)
     else:
         parts = geoms
         geom_off = np.arange(n + 1, dtype=np.intp)
-    nint = shapely.get_num_interior_rings(parts).astype(np.intp)
     part_off = np.zeros(parts.shape[0] + 1, np.intp)
     np.cumsum(1 + nint, out=part_off[1:])
-    sizes = np.empty(part_off[-1], np.intp)
-    holed = nint > 0
-    sizes[part_off[:-1][~holed]] = shapely.get_num_coordinates(parts[~holed])
-    if holed.any():
-        rings, ridx = shapely.get_rings(parts[holed], return_index=True)
-        sizes[part_off[np.flatnonzero(holed)[ridx]] + _rank_in_group(ridx)] = shapely.get_num_coordinates(rings)
-    ring_off = np.zeros(sizes.shape[0] + 1, np.intp)
-    np.cumsum(sizes, out=ring_off[1:])
-    coords = shapely.get_coordinates(parts)
-    if coords.shape[0] != ring_off[-1]:  # pragma: no cover - defensive
-        raise ValueError("inconsistent polygon coordinates; check the geometries with shapely.is_valid")
-    if not np.isfinite(coords).all():
-        bad_c = int(np.flatnonzero(~np.isfinite(coords).all(axis=1))[0])
-        g = int(np.searchsorted(ring_off[part_off[geom_off]], bad_c, side="right") - 1)
-        raise ValueError(f"polygon {g} has a NaN or infinite coordinate; fix or drop it")
-    return (np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]), ring_off, part_off, geom_off)
+    return parts, part_off, geom_off, ncoord.astype(np.intp)
+
+
+def _part_counts(geoms: np.ndarray):
+    import shapely
+
+    return shapely.get_type_id(geoms), shapely.get_num_interior_rings(geoms), shapely.get_num_coordinates(geoms)
+
+
+def _polygon_parts(geoms: np.ndarray):
+    """(parts, part_off, geom_off, coordinates per part) of non-empty shapely (multi)polygons."""
+    import shapely
+
+    n = geoms.shape[0]
+    tid, nint, ncoord = _in_threads(_part_counts, geoms)
+    multi = tid == 6
+    if multi.any():
+        nparts = np.ones(n, np.intp)
+        nparts[multi] = shapely.get_num_geometries(geoms[multi])
+        geom_off = np.zeros(n + 1, np.intp)
+        np.cumsum(nparts, out=geom_off[1:])
+        parts = np.empty(geom_off[-1], dtype=object)
+        parts[geom_off[:-1][~multi]] = geoms[~multi]
+        mparts, midx = shapely.get_parts(geoms[multi], return_index=True)
+        parts[geom_off[np.flatnonzero(multi)[midx]] + _rank_in_group(midx)] = mparts
+        _, nint, ncoord = _part_counts(parts)
+    else:
+        parts = geoms
+        geom_off = np.arange(n + 1, dtype=np.intp)
+    part_off = np.zeros(parts.shape[0] + 1, np.intp)
+    np.cumsum(1 + nint, out=part_off[1:])
+    return parts, part_off, geom_off, ncoord.astype(np.intp)
+
+
+def _part_counts(geoms: np.ndarray):
+    import shapely
+
+    return shapely.get_type_id(geoms), shapely.get_num_interior_rings(geoms), shapely.get_num_coordinates(geoms)
+
+
+def _concurrently(background, foreground):
+    """(background(), foreground()), the first run in a new thread: worth it when one of them is made of
+    shapely's vectorised functions, which release the GIL (shapely.get_coordinates does not)."""
+    import threading
+
+    res = []
+
+    def work():
+        try:
+            res.append((True, background()))
+        except BaseException as exc:  # re-raised in the caller's thread
+            res.append((False, exc))
+
+    t = threading.Thread(target=work)
+    t.start()
+    try:
+        fg = foreground()
+    finally:
+        t.join()
+    ok, bg = res[0]
+    if not ok:
+        raise bg
+    return bg, fg
 
 
 def _in_threads(fn, geoms: np.ndarray, min_size: int = 20_000):

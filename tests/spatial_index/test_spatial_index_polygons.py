@@ -214,3 +214,26 @@ def test_lazy_index_pickles_before_and_after_reading():
     idx.query_points(xy)
     after = pickle.loads(pickle.dumps(idx))
     assert after.query_points(xy, "intersects").tolist() == [[1, 1, 2], [0, 2, 0]]
+
+
+def test_rings_that_return_to_their_first_vertex():
+    """Rings are found in the coordinates by their closing vertex; a ring that passes its first vertex
+    again (invalid, but shapely builds it) falls back to shapely's ring counts: offsets equal
+    shapely.to_ragged_array's and answers equal STRtree's."""
+    shell = [(0, 0), (10, 0), (10, 10), (0, 10), (0, 0)]
+    bowtie_hole = [(2, 2), (4, 2), (4, 4), (2, 2), (1, 4), (1, 3), (2, 2)]
+    bowtie_shell = [(0, 0), (5, 0), (5, 5), (0, 0), (-5, 5), (-5, 0), (0, 0)]
+    geoms = np.array([shapely.Polygon(shell, [bowtie_hole, [(6, 6), (7, 6), (7, 7), (6, 6)]]),
+                      shapely.Polygon(bowtie_shell),
+                      shapely.MultiPolygon([shapely.Polygon(shell, [bowtie_hole]), shapely.box(20, 0, 21, 1)]),
+                      shapely.box(0, 0, 1, 1).difference(shapely.box(0.2, 0.2, 0.4, 0.4))], dtype=object)
+    idx = PolygonIndex.from_shapely(geoms, lazy=False)
+    _, coords, (ring_off, part_off, geom_off) = shapely.to_ragged_array(geoms)
+    np.testing.assert_array_equal(np.column_stack([idx.x, idx.y]), coords)
+    np.testing.assert_array_equal(idx.ring_off, ring_off)
+    np.testing.assert_array_equal(idx.part_off, part_off)
+    np.testing.assert_array_equal(idx.geom_off, geom_off)
+    xy = np.array([[3.5, 2.5], [1.5, 3.2], [6.5, 6.2], [8, 8], [-1, 1], [2, 1], [20.5, 0.5], [0.3, 0.3]])
+    for pred in ("within", "intersects"):
+        np.testing.assert_array_equal(idx.query_points(xy, pred),
+                                      _sorted(shapely.STRtree(geoms).query(shapely.points(xy), predicate=pred)))
