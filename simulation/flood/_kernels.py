@@ -39,6 +39,7 @@ import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import config as numba_config
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 WALL = 1.0e9  # bed elevation given to blocked cells: h_f there is always 0
@@ -253,9 +254,31 @@ def _bitcast_i2f(typingctx, b):
     return None
 
 
+def _fmax(a, b):
+    """max(a, b) of two floats of one type (plain-Python version; jitted below as llvm.maxnum)."""
+    return a if a > b else b
+
+
+@intrinsic
+def _maxnum(typingctx, a, b):
+    # llvm.maxnum rather than compare-and-select: LLVM turns ``x[i] = v if v > x[i] else x[i]`` into a
+    # masked store, which is microcoded and slow on AMD Zen; a maxnum store is a plain store.
+    if isinstance(a, types.Float) and a == b:
+        def codegen(context, builder, sig, args):
+            lty = context.get_value_type(sig.args[0])
+            fn = cgutils.get_or_insert_function(builder.module, llvm_ir.FunctionType(lty, [lty, lty]),
+                                                f"llvm.maxnum.f{a.bitwidth}")
+            # nnan: a plain vmaxpd (with NaN handling the backend makes a masked store again); a NaN
+            # depth stops the run anyway (the storage sum is checked every step)
+            return builder.call(fn, args, fastmath=("nnan",))
+        return a(a, a), codegen
+    return None
+
+
 if not numba_config.DISABLE_JIT:  # plain Python (NUMBA_DISABLE_JIT=1) keeps the numpy versions above
     _f64_bits = _bitcast_f2i  # noqa: F811
     _f64_sbits = _bitcast_f2s  # noqa: F811
+    _fmax = _maxnum  # noqa: F811
     _bits_f64 = _bitcast_i2f  # noqa: F811
 
 
@@ -346,7 +369,8 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
     ``rgr``, ``dgr``, ``igr`` are the row's rain, drainage and infiltration grids (m/s) or a row of zeros;
     blocked cells (``ar`` 0) carry no flux and get no rain. Each new depth is computed and rounded once;
     the row sums are reassociated (so they vectorise). Losses never take more than the water there.
-    The time of first wetting is set where the max depth first exceeds ``wet_thr`` (no read of ``twr``).
+    The time of first wetting is set where the max depth first exceeds ``wet_thr`` (``twr`` is read only in
+    rows where that happens).
     """
     nx = hr.shape[0]
     s_rain = 0.0
@@ -370,7 +394,7 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
             ts = tot if tot > 0.0 else 1.0
             ld2 = hv * (ld / ts) if lim else ld
             li2 = hv - ld2 if lim else li
-            hr[i] = (hv * 0.0 if lim else hv - ld - li) if on else hv
+            hr[i] = hv - ((hv if lim else ld + li) if on else 0.0)  # arithmetic, not a select with the old value
             s_drain += ld2 if on else 0.0
             s_inf += li2 if on else 0.0
     # the row max as the max of the bit patterns read as int64 (same order for h >= 0, below 0 for h < 0,
@@ -378,26 +402,33 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
     s_store = 0.0
     mb = 0
     if track:
+        n_new = 0
         for i in range(nx):
             hv = hr[i]
             s_store += hv
             b = _f64_sbits(np.float64(hv))
             mb = b if b > mb else mb
             hm = hmr[i]
-            if hv > wet_thr and hm <= wet_thr:  # the max depth crosses the threshold only once: first wetting
-                twr[i] = t_end
-            hmr[i] = hv if hv > hm else hm
+            n_new += 1 if (hv > wet_thr) & (hm <= wet_thr) else 0  # the max depth crosses it: first wetting
+            hmr[i] = _fmax(hm, hmr.dtype.type(hv))
             wet = hv > hmin
             hs = hv if wet else 1.0
             u = 0.5 * (qxr[i] + qxr[i + 1])
             v = 0.5 * (qyt[i] + qyb[i])
-            sp = math.sqrt(u * u + v * v) / hs
-            sp = sp if wet else 0.0
-            vm = vmr[i]
-            vmr[i] = sp if sp > vm else vm
+            # speed in float32 (the maxima are float32): sqrt and division cost half as much as in float64
+            sp = np.sqrt(np.float32(u * u + v * v)) / np.float32(hs)
+            sp = sp if wet else np.float32(0.0)
+            vmr[i] = _fmax(vmr[i], vmr.dtype.type(sp))
             hz = hv * (sp + 0.5) if wet else 0.0
-            hzm = hzr[i]
-            hzr[i] = hz if hz > hzm else hzm
+            hzr[i] = _fmax(hzr[i], hzr.dtype.type(hz))
+        # a conditional store in the loop above would be a slow masked store; this scalar loop stops at the
+        # last cell that got wet now (those are the cells above the threshold without a wetting time)
+        i = 0
+        while n_new > 0:
+            if hmr[i] > wet_thr and math.isnan(twr[i]):
+                twr[i] = t_end
+                n_new -= 1
+            i += 1
     else:
         for i in range(nx):
             hv = hr[i]
