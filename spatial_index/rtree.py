@@ -153,16 +153,22 @@ def _pairs_from_pass(count, first, fill_fn, order) -> np.ndarray:
 
 def spatial_sort(q: np.ndarray, tree: "PackedRTree | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """(order, q[order]) for query rows q (points (n, 2) or boxes (n, 4)), neighbours together:
-    by grid cell when ``tree`` has a grid (one counting-sort kernel), else by Z-order."""
+    by grid cell (one counting-sort kernel): the tree's grid when it has one, else a grid over the queries."""
     n = q.shape[0]
     if n < 2048:
         return np.arange(n, dtype=np.intp), q
     if tree is not None and tree.grid_shape[0] > 0:
         return K.grid_sort_rows(q, tree.grid_origin[0], tree.grid_origin[1], tree.grid_inv, tree.grid_shape[0],
                                 tree.grid_shape[1])
+    # no grid: bin the queries on their own grid, about 4 per cell (row-major cells keep neighbours close)
     h = q.shape[1] - 2  # the opposite corner's column (0 for points)
-    order = spatial_order(q[:, 0] + q[:, h], q[:, 1] + q[:, h + 1])
-    return order, K.take_rows(q, order)
+    x0, y0 = float(q[:, 0].min()), float(q[:, 1].min())
+    w = max(float(q[:, h].max()) - x0, 1e-300)
+    hh = max(float(q[:, h + 1].max()) - y0, 1e-300)
+    size = max(np.sqrt(w * hh / (n / 4.0)), max(w, hh) / 4096.0)
+    nx = min(int(w / size) + 1, 4096)
+    ny = min(int(hh / size) + 1, 4096)
+    return K.grid_sort_rows(q, x0, y0, 1.0 / size, nx, ny)
 
 
 def _sorted_pairs(q: np.ndarray, tree: "PackedRTree", run, keep: int = _KEEP) -> np.ndarray:
