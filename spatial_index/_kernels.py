@@ -323,18 +323,15 @@ def tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stac
         nd = stack[top]
         s = nstart[nd]
         e = s + ncount[nd]
+        # branch-free: always write, advance only on overlap (a third faster than skipping with `continue`)
         if nleaf[nd]:
             for j in range(s, e):
-                if ib[j, 0] > qx1 or ib[j, 2] < qx0 or ib[j, 1] > qy1 or ib[j, 3] < qy0:
-                    continue
                 buf[k] = j
-                k += 1
+                k += (ib[j, 0] <= qx1) & (ib[j, 2] >= qx0) & (ib[j, 1] <= qy1) & (ib[j, 3] >= qy0)
         else:
             for c in range(e - 1, s - 1, -1):
-                if nb[c, 0] > qx1 or nb[c, 2] < qx0 or nb[c, 1] > qy1 or nb[c, 3] < qy0:
-                    continue
                 stack[top] = c
-                top += 1
+                top += (nb[c, 0] <= qx1) & (nb[c, 2] >= qx0) & (nb[c, 1] <= qy1) & (nb[c, 3] >= qy0)
     return k
 
 
@@ -784,7 +781,13 @@ def grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, inv, nx, ny, cell_off
     cx1 = _cell(qx1, gx0, inv, nx)
     cy0 = _cell(qy0, gy0, inv, ny)
     cy1 = _cell(qy1, gy0, inv, ny)
-    single = cx0 == cx1 and cy0 == cy1
+    if cx0 == cx1 and cy0 == cy1:  # one cell (every point query): no duplicates, branch-free test
+        c = cy0 * nx + cx0
+        for t in range(cell_off[c], cell_off[c + 1]):
+            j = cell_items[t]
+            buf[k] = j
+            k += (ib[j, 0] <= qx1) & (ib[j, 2] >= qx0) & (ib[j, 1] <= qy1) & (ib[j, 3] >= qy0)
+        return k
     for cy in range(cy0, cy1 + 1):
         for cx in range(cx0, cx1 + 1):
             c = cy * nx + cx
@@ -792,10 +795,9 @@ def grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, inv, nx, ny, cell_off
                 j = cell_items[t]
                 if ib[j, 0] > qx1 or ib[j, 2] < qx0 or ib[j, 1] > qy1 or ib[j, 3] < qy0:
                     continue
-                if not single:
-                    # report once: in the first cell of the overlap of the two cell ranges
-                    if cx != max(cx0, _cell(ib[j, 0], gx0, inv, nx)) or cy != max(cy0, _cell(ib[j, 1], gy0, inv, ny)):
-                        continue
+                # report once: in the first cell of the overlap of the two cell ranges
+                if cx != max(cx0, _cell(ib[j, 0], gx0, inv, nx)) or cy != max(cy0, _cell(ib[j, 1], gy0, inv, ny)):
+                    continue
                 buf[k] = j
                 k += 1
     return k
