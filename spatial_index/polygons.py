@@ -295,6 +295,10 @@ class PolygonIndex:
     offsets; an STR-packed R-tree over the polygon bounds finds candidates and
     exact kernels (robust orientation tests, GEOS ray-crossing rules) decide.
 
+    ``from_shapely`` builds from the polygons' bounds alone and reads their
+    coordinates out of shapely at the first query that needs them (see its
+    ``lazy`` argument), as ``shapely.STRtree`` builds at its first query.
+
     Point and box queries go through a uniform grid over the polygon bounds
     (``grid=True``, the default; cells about one polygon wide, CSR lists);
     nearest queries through the tree. Either gives the same pairs.
