@@ -324,11 +324,48 @@ def prepare_frame(gdf):
     if out.geometry.name != "geometry":
         out = out.rename_geometry("geometry")
     out["geometry"] = promote_to_multi(out.geometry.values)
+    frame_has_z(out)  # refuses a layer that mixes 2D and 3D geometries
     for c in out.columns:
         if c == "geometry":
             continue
         check_col_name(c)
     return out.reset_index(drop=True)
+
+
+def frame_has_z(gdf) -> bool | None:
+    """Whether a frame's non-empty geometries carry Z (``None`` when it has none).
+
+    A layer is either 2D or 3D in both stores (PostGIS types the column, GeoPackage records
+    it in ``gpkg_geometry_columns.z``); a frame that mixes the two is refused.
+    """
+    import shapely
+
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    live = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not live.any():
+        return None
+    z = shapely.has_z(geoms[live])
+    if z.all():
+        return True
+    if not z.any():
+        return False
+    raise SchemaError(
+        f"the geometries mix 2D and 3D ({int(z.sum())} with Z, {int((~z).sum())} without); a layer is one or the "
+        "other: make them uniform with gdf.geometry = shapely.force_3d(gdf.geometry.values) (z = 0) or "
+        "shapely.force_2d(...) before writing"
+    )
+
+
+def check_append_dims(name: str, layer_has_z: bool, gdf) -> None:
+    """Refuse appending 3D geometries to a 2D layer or 2D ones to a 3D layer."""
+    has_z = frame_has_z(gdf)
+    if has_z is not None and has_z != layer_has_z:
+        want = "3D (with Z)" if layer_has_z else "2D"
+        fix = "shapely.force_3d" if layer_has_z else "shapely.force_2d"
+        raise SchemaError(
+            f"cannot append to {name!r}: the layer is {want} and the new geometries are not; convert them with "
+            f"{fix}(gdf.geometry.values) or write them to a layer of their own"
+        )
 
 
 def promote_to_multi(geoms):

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_blob, check_bbox, check_mode, check_name, column_from_values,
+from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_mode, check_name,
+                            column_from_values,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
@@ -280,6 +281,8 @@ class GeoPackageStore(Store):
             new = set(c for c in gdf.columns if c != gdf.geometry.name)
             if not new <= have:
                 raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
+            row = self._con.execute("SELECT z FROM gpkg_geometry_columns WHERE table_name = ?", (name,)).fetchone()
+            check_append_dims(name, bool(row and row[0] == 1), gdf)
         with self.transaction():
             if mode == "replace" and exists:
                 self._drop_feature_table(name)

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_blob, check_bbox, check_mode, check_name, column_from_values,
+from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_mode, check_name,
+                            column_from_values, frame_has_z,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
@@ -242,8 +243,9 @@ class PostGISStore(Store):
             if geometry and c == "geometry":
                 continue
             cols.append(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_pg_type(df[c]))))
-        if geometry:
-            cols.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(self.srid)))
+        if geometry:  # a layer is 2D or 3D (frame_has_z refuses a mix)
+            kind = "GeometryZ" if frame_has_z(df) else "Geometry"
+            cols.append(sql.SQL("geom geometry({}, {})").format(sql.SQL(kind), sql.Literal(self.srid)))
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(self._q(name), sql.SQL(", ").join(cols)))
 
     def _finish_table(self, cur, name: str, geometry: bool) -> None:
@@ -321,6 +323,10 @@ class PostGISStore(Store):
                 new = set(df.columns) - {"geometry"}
                 if not new <= have:
                     raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
+                cur.execute("SELECT coord_dimension FROM geometry_columns WHERE f_table_schema = %s AND "
+                            "f_table_name = %s AND f_geometry_column = 'geom'", (self.schema, name))
+                row = cur.fetchone()
+                check_append_dims(name, bool(row and row[0] >= 3), df)
             else:
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))

@@ -290,3 +290,48 @@ def test_gpkg_readable_by_other_tools(tmp_path):
     if shutil.which("ogrinfo"):
         out = subprocess.run(["ogrinfo", "-ro", "-q", str(path)], capture_output=True, text=True, check=True).stdout
         assert "buildings" in out
+
+
+def test_3d_layers_round_trip_and_mixed_dimensions_refused(store):
+    """A layer is 2D or 3D in both stores: Z survives, a 2D/3D mix or a mismatched append is refused."""
+    rng = np.random.default_rng(4)
+    xyz = np.column_stack([X0 + rng.uniform(0, 500, 6), Y0 + rng.uniform(0, 500, 6), rng.uniform(480, 520, 6)])
+    pts = gpd.GeoDataFrame({"k": np.arange(6)}, geometry=shapely.points(xyz), crs="EPSG:4544")
+    ring = shapely.polygons(np.column_stack([[X0, X0 + 10, X0 + 10, X0], [Y0, Y0, Y0 + 10, Y0 + 10], [500.0] * 4]))
+    poly = gpd.GeoDataFrame({"k": [1]}, geometry=[ring], crs="EPSG:4544")
+    store.write_layer("gauges_3d", pts)
+    store.write_layer("slab_3d", poly)
+    back = store.read_layer("gauges_3d")
+    assert back.geometry.has_z.all()
+    np.testing.assert_allclose(shapely.get_coordinates(back.geometry.values, include_z=True), xyz, atol=1e-6)
+    assert shapely.equals_exact(store.read_layer("slab_3d").geometry.values[0], ring, tolerance=1e-6)
+    flat = pts.copy()
+    flat["geometry"] = shapely.force_2d(pts.geometry.values)
+    with pytest.raises(SchemaError, match="layer is 3D"):
+        store.write_layer("gauges_3d", flat, mode="append")
+    store.write_layer("gauges_2d", flat)
+    with pytest.raises(SchemaError, match="layer is 2D"):
+        store.write_layer("gauges_2d", pts, mode="append")
+    mixed = pd.concat([pts.iloc[:3], flat.iloc[3:]])
+    with pytest.raises(SchemaError, match="mix 2D and 3D"):
+        store.write_layer("gauges_mixed", mixed)
+    assert not store.has_layer("gauges_mixed")
+    assert len(store.read_layer("gauges_3d")) == 6 and len(store.read_layer("gauges_2d")) == 6
+    store.write_layer("gauges_3d", pts.iloc[:2], mode="append")
+    assert store.read_layer("gauges_3d").geometry.has_z.all()
+
+
+def test_longest_layer_names_are_distinct(store):
+    """60-character names (the limit) sharing a long prefix stay distinct layers with their own indexes
+    (PostgreSQL truncates identifiers at 63 bytes: index and sequence names must not collide)."""
+    gdf = synthetic_layer("pois", n=4)
+    a, b = "p" * 54 + "_one_1", "p" * 54 + "_one_2"
+    store.write_layer(a, gdf)
+    store.write_layer(b, gdf.iloc[:2])
+    store.write_layer(a, gdf.iloc[:1], mode="append")
+    assert (len(store.read_layer(a)), len(store.read_layer(b))) == (5, 2)
+    assert len(store.read_layer(a, bbox=tuple(gdf.total_bounds))) == 5
+    store.delete_layer(a)
+    assert store.list_layers() == [b] and len(store.read_layer(b)) == 2
+    with pytest.raises(SchemaError, match="at most 60"):
+        store.write_layer("p" * 61, gdf)
