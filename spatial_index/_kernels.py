@@ -337,9 +337,9 @@ def tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stac
 
 @njit(cache=True, inline="always")
 def _cands(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stack, buf, gx0, gy0, ginv, gnx, gny, cell_off,
-           cell_items):
+           cell_items, cell_boxes):
     if gnx > 0:
-        return grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, buf)
+        return grid_candidates(qx0, qy0, qx1, qy1, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, cell_boxes, buf)
     return tree_candidates(qx0, qy0, qx1, qy1, nb, nstart, ncount, nleaf, ib, iid, stack, buf)
 
 
@@ -378,97 +378,178 @@ def _sort_segment(out, a, b):
         out[j + 1] = v
 
 
-@njit(cache=True, parallel=True)
-def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, fill, qids, offsets, first, count, out):
-    """Box queries, visiting the queries qids in that order (a spatial order keeps the tree in cache).
-    fill=False: count hits per query and keep the first few (first is (nq, K)). fill=True: write all hits (sorted) at offsets."""
-    n = ib.shape[0]
-    nq = qids.shape[0]
-    nch, per = _chunks(nq)
-    for c in prange(nch):
-        stack = np.empty(depth * 64 + 64, np.intp)
-        buf = np.empty(max(n, 1), np.intp)
-        for w in range(c * per, min(nq, (c + 1) * per)):
-            q = qids[w]
-            k = _cands(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf,
-                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
-            if fill:
-                o = offsets[q]
-                for j in range(k):
-                    out[o + j] = iid[buf[j]]
-                _sort_segment(out, o, o + k)
-            else:
-                count[q] = k
-                for j in range(min(k, first.shape[1])):
-                    first[q, j] = iid[buf[j]]
+# One-pass query protocol (every batch query kernel below)
+# ------------------------------------------------------------
+# The queries are cut into chunks of ``per`` consecutive queries (w = c * per ...); the kernel runs the chunks
+# listed in ``chunks`` in parallel and writes the hits of chunks[i] as (w, item) into hit_w / hit_g from
+# base[i], at most cap[i] of them, each query's items sorted; chunk_n[i] gets the chunk's true number of
+# hits (a chunk with more than cap[i] is run again with room for all, see rtree._one_pass).
+@njit(cache=True, inline="always")
+def _emit(hit_w, hit_g, b, capc, nh, w, g):
+    if nh < capc:
+        hit_w[b + nh] = w
+        hit_g[b + nh] = g
+    return nh + 1
+
+
+@njit(cache=True, inline="always")
+def _end_query(hit_g, b, capc, h0, nh):
+    if nh <= capc and nh - h0 > 1:
+        _sort_segment(hit_g, b + h0, b + nh)
 
 
 @njit(cache=True, parallel=True)
-def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
-                      x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
-    """Point queries against polygons (stored by tree slot) with an exact predicate (pass/fill protocol)."""
+def rtree_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
+                      cell_boxes, chunks, per, base, cap, chunk_n, hit_w, hit_g):
+    """Items whose box meets each query box qb[w] (one-pass protocol)."""
     n = ib.shape[0]
-    nq = qids.shape[0]
-    nch, per = _chunks(nq)
-    for c in prange(nch):
+    nq = qb.shape[0]
+    for ci in prange(chunks.shape[0]):
+        c = chunks[ci]
         stack = np.empty(depth * 64 + 64, np.intp)
         buf = np.empty(max(n, 1), np.intp)
+        b = base[ci]
+        capc = cap[ci]
+        nh = 0
         for w in range(c * per, min(nq, (c + 1) * per)):
-            q = qids[w]
-            px = xy[q, 0]
-            py = xy[q, 1]
-            k = _cands(px, py, px, py, nb, nstart, ncount, nleaf, ib, iid, stack, buf,
-                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
-            hits = 0
-            o = offsets[q] if fill else 0
+            k = _cands(qb[w, 0], qb[w, 1], qb[w, 2], qb[w, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf,
+                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items, cell_boxes)
+            h0 = nh
             for j in range(k):
-                loc = geom_locate(px, py, buf[j], x, y, ring_off, part_off, geom_off)
-                if loc == INTERIOR or (loc == BOUNDARY and not interior_only):
-                    g = iid[buf[j]]
-                    if fill:
-                        out[o + hits] = g
-                    elif hits < first.shape[1]:
-                        first[q, hits] = g
-                    hits += 1
-            if fill:
-                _sort_segment(out, o, o + hits)
-            else:
-                count[q] = hits
+                nh = _emit(hit_w, hit_g, b, capc, nh, w, iid[buf[j]])
+            _end_query(hit_g, b, capc, h0, nh)
+        chunk_n[ci] = nh
+
+
+@njit(cache=True, inline="always")
+def _point_hit(px, py, s, interior_only, x, y, ring_off, part_off, geom_off):
+    loc = geom_locate(px, py, s, x, y, ring_off, part_off, geom_off)
+    return loc == INTERIOR or (loc == BOUNDARY and not interior_only)
 
 
 @njit(cache=True, parallel=True)
-def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
-                     x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
-    """'intersects' queries of geometries of one kind against polygons (pass/fill protocol)."""
+def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off,
+                      cell_items, cell_boxes, x, y, ring_off, part_off, geom_off, chunks, per, base, cap, chunk_n,
+                      hit_w, hit_g):
+    """Polygons (stored by tree slot) related to each point xy[w] by the exact predicate (one-pass protocol).
+    With a grid, a point reads its one cell's boxes in a sweep and locates itself in those that hold it."""
     n = ib.shape[0]
-    nq = qids.shape[0]
-    nch, per = _chunks(nq)
-    for c in prange(nch):
+    nq = xy.shape[0]
+    for ci in prange(chunks.shape[0]):
+        c = chunks[ci]
+        stack = np.empty(depth * 64 + 64, np.intp)
+        buf = np.empty(1 if gnx > 0 else max(n, 1), np.intp)
+        b = base[ci]
+        capc = cap[ci]
+        nh = 0
+        for w in range(c * per, min(nq, (c + 1) * per)):
+            px = xy[w, 0]
+            py = xy[w, 1]
+            h0 = nh
+            if gnx > 0:
+                cell = _cell(py, gy0, ginv, gny) * gnx + _cell(px, gx0, ginv, gnx)
+                for t in range(cell_off[cell], cell_off[cell + 1]):
+                    if (cell_boxes[t, 0] <= px and cell_boxes[t, 2] >= px and cell_boxes[t, 1] <= py
+                            and cell_boxes[t, 3] >= py):
+                        s = cell_items[t]
+                        if _point_hit(px, py, s, interior_only, x, y, ring_off, part_off, geom_off):
+                            nh = _emit(hit_w, hit_g, b, capc, nh, w, iid[s])
+            else:
+                k = tree_candidates(px, py, px, py, nb, nstart, ncount, nleaf, ib, iid, stack, buf)
+                for j in range(k):
+                    if _point_hit(px, py, buf[j], interior_only, x, y, ring_off, part_off, geom_off):
+                        nh = _emit(hit_w, hit_g, b, capc, nh, w, iid[buf[j]])
+            _end_query(hit_g, b, capc, h0, nh)
+        chunk_n[ci] = nh
+
+
+@njit(cache=True, parallel=True)
+def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0,
+                     ginv, gnx, gny, cell_off, cell_items, cell_boxes, x, y, ring_off, part_off, geom_off, order, chunks,
+                     per, base, cap, chunk_n, hit_w, hit_g):
+    """'intersects' of query geometries of one kind, visited in the order ``order`` (query order[w] at w),
+    against polygons (one-pass protocol)."""
+    n = ib.shape[0]
+    nq = order.shape[0]
+    for ci in prange(chunks.shape[0]):
+        c = chunks[ci]
         stack = np.empty(depth * 64 + 64, np.intp)
         buf = np.empty(max(n, 1), np.intp)
+        b = base[ci]
+        capc = cap[ci]
+        nh = 0
         for w in range(c * per, min(nq, (c + 1) * per)):
-            q = qids[w]
+            q = order[w]
             if qbox[q, 0] > qbox[q, 2]:  # empty query geometry
-                if not fill:
-                    count[q] = 0
                 continue
             k = _cands(qbox[q, 0], qbox[q, 1], qbox[q, 2], qbox[q, 3], nb, nstart, ncount, nleaf,
-                       ib, iid, stack, buf, gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
-            hits = 0
-            o = offsets[q] if fill else 0
+                       ib, iid, stack, buf, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, cell_boxes)
+            h0 = nh
             for j in range(k):
                 if geom_intersects(qkind, q, qx, qy, qring, qpart, qgeom, buf[j], x, y, ring_off, part_off,
                                    geom_off):
-                    g = iid[buf[j]]
-                    if fill:
-                        out[o + hits] = g
-                    elif hits < first.shape[1]:
-                        first[q, hits] = g
-                    hits += 1
-            if fill:
-                _sort_segment(out, o, o + hits)
-            else:
-                count[q] = hits
+                    nh = _emit(hit_w, hit_g, b, capc, nh, w, iid[buf[j]])
+            _end_query(hit_g, b, capc, h0, nh)
+        chunk_n[ci] = nh
+
+
+@njit(cache=True)
+def pairs_from_hits(order, nq, base, chunk_n, hit_w, hit_g, obase, o_w, o_g):
+    """(2, k) pairs sorted by query then item from the hits of a one-pass run.
+
+    Chunk c's hits are hit_w/hit_g[base[c]:base[c] + chunk_n[c]], or, where obase[c] >= 0 (a chunk run
+    again with more room), o_w/o_g[obase[c]:...]; w is a position in the visiting order: query order[w]
+    (order empty: w itself). A stable LSD radix sort by query (11 bits a pass) keeps each query's items
+    sorted as the kernel wrote them.
+    """
+    nch = chunk_n.shape[0]
+    total = chunk_n.sum()
+    q = np.empty(total, np.intp)
+    g = np.empty(total, np.intp)
+    k = 0
+    for c in range(nch):
+        if obase[c] >= 0:
+            for i in range(obase[c], obase[c] + chunk_n[c]):
+                q[k] = o_w[i]
+                g[k] = o_g[i]
+                k += 1
+        else:
+            for i in range(base[c], base[c] + chunk_n[c]):
+                q[k] = hit_w[i]
+                g[k] = hit_g[i]
+                k += 1
+    pairs = np.empty((2, total), np.intp)
+    if order.shape[0] == 0:  # visited in query order: already sorted
+        pairs[0, :] = q
+        pairs[1, :] = g
+        return pairs
+    for i in range(total):
+        q[i] = order[q[i]]
+    bits = 0
+    while (1 << bits) < nq:
+        bits += 1
+    q2 = np.empty(total, np.intp)
+    g2 = np.empty(total, np.intp)
+    cnt = np.empty(2049, np.intp)
+    shift = 0
+    while shift < bits:
+        cnt[:] = 0
+        for i in range(total):
+            cnt[((q[i] >> shift) & 2047) + 1] += 1
+        for d in range(2048):
+            cnt[d + 1] += cnt[d]
+        for i in range(total):
+            d = (q[i] >> shift) & 2047
+            t = cnt[d]
+            q2[t] = q[i]
+            g2[t] = g[i]
+            cnt[d] = t + 1
+        q, q2 = q2, q
+        g, g2 = g2, g
+        shift += 11
+    pairs[0, :] = q
+    pairs[1, :] = g
+    return pairs
 
 
 # --------------------------------------------------------------------------
@@ -490,7 +571,7 @@ def _box_dist(px, py, x0, y0, x1, y1):
 
 
 @njit(cache=True, parallel=True)
-def tree_nearest(xy, k, max_dist, exact_polys, all_ties, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
+def tree_nearest(xy, k, max_dist, exact_polys, all_ties, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items, cell_boxes,
                  x, y, ring_off, part_off, geom_off, out_idx, out_dist, out_n):
     """k nearest items of each point (box distance, or exact polygon distance).
 
@@ -745,7 +826,9 @@ def _cell(v, g0, inv, n):
 
 @njit(cache=True)
 def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
-    """CSR lists of the items whose closed box overlaps each cell. Returns (cell_off, cell_items)."""
+    """CSR lists of the items whose closed box overlaps each cell. Returns (cell_off, cell_items, cell_boxes):
+    cell_boxes[t] is a copy of the box of item slot cell_items[t], so that a cell's candidates are read in one
+    sequential sweep."""
     n = ib.shape[0]
     cnt = np.zeros(nx * ny + 1, np.intp)
     for j in range(n):
@@ -760,6 +843,7 @@ def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
         cnt[c + 1] += cnt[c]
     pos = cnt[:-1].copy()
     items = np.empty(cnt[-1], np.intp)
+    boxes = np.empty((cnt[-1], 4))
     for j in range(n):
         cx0 = _cell(ib[j, 0], gx0, inv, nx)
         cx1 = _cell(ib[j, 2], gx0, inv, nx)
@@ -768,38 +852,34 @@ def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
         for cy in range(cy0, cy1 + 1):
             for cx in range(cx0, cx1 + 1):
                 c = cy * nx + cx
-                items[pos[c]] = j
-                pos[c] += 1
-    return cnt, items
+                t = pos[c]
+                items[t] = j
+                for d in range(4):
+                    boxes[t, d] = ib[j, d]
+                pos[c] = t + 1
+    return cnt, items, boxes
 
 
 @njit(cache=True)
-def grid_candidates(qx0, qy0, qx1, qy1, ib, iid, gx0, gy0, inv, nx, ny, cell_off, cell_items, buf):
+def grid_candidates(qx0, qy0, qx1, qy1, gx0, gy0, inv, nx, ny, cell_off, cell_items, cell_boxes, buf):
     """Item slots whose closed box meets the query box, each reported once."""
     k = 0
     cx0 = _cell(qx0, gx0, inv, nx)
     cx1 = _cell(qx1, gx0, inv, nx)
     cy0 = _cell(qy0, gy0, inv, ny)
     cy1 = _cell(qy1, gy0, inv, ny)
-    if cx0 == cx1 and cy0 == cy1:  # one cell (every point query): no duplicates, branch-free test
-        c = cy0 * nx + cx0
-        for t in range(cell_off[c], cell_off[c + 1]):
-            j = cell_items[t]
-            buf[k] = j
-            k += (ib[j, 0] <= qx1) & (ib[j, 2] >= qx0) & (ib[j, 1] <= qy1) & (ib[j, 3] >= qy0)
-        return k
     for cy in range(cy0, cy1 + 1):
         for cx in range(cx0, cx1 + 1):
             c = cy * nx + cx
+            # an item is reported in the first cell of the overlap of its cell range and the query's
+            fx = cx == cx0
+            fy = cy == cy0
             for t in range(cell_off[c], cell_off[c + 1]):
-                j = cell_items[t]
-                if ib[j, 0] > qx1 or ib[j, 2] < qx0 or ib[j, 1] > qy1 or ib[j, 3] < qy0:
-                    continue
-                # report once: in the first cell of the overlap of the two cell ranges
-                if cx != max(cx0, _cell(ib[j, 0], gx0, inv, nx)) or cy != max(cy0, _cell(ib[j, 1], gy0, inv, ny)):
-                    continue
-                buf[k] = j
-                k += 1
+                buf[k] = cell_items[t]
+                k += ((cell_boxes[t, 0] <= qx1) & (cell_boxes[t, 2] >= qx0) & (cell_boxes[t, 1] <= qy1)
+                      & (cell_boxes[t, 3] >= qy0)
+                      & (fx | (_cell(cell_boxes[t, 0], gx0, inv, nx) == cx))
+                      & (fy | (_cell(cell_boxes[t, 1], gy0, inv, ny) == cy)))
     return k
 
 
@@ -898,75 +978,28 @@ def box_intersects_geom(bx0, by0, bx1, by1, g, gxmin, gymin, gxmax, gymax, x, y,
 
 @njit(cache=True, parallel=True)
 def poly_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, ginv, gnx, gny, cell_off, cell_items,
-                     x, y, ring_off, part_off, geom_off, fill, qids, offsets, first, count, out):
-    """Exact 'intersects' of boxes against polygons stored by slot (pass/fill protocol)."""
+                     cell_boxes, x, y, ring_off, part_off, geom_off, chunks, per, base, cap, chunk_n, hit_w, hit_g):
+    """Exact 'intersects' of boxes qb[w] against polygons stored by slot (one-pass protocol)."""
     n = ib.shape[0]
-    nq = qids.shape[0]
-    nch, per = _chunks(nq)
-    for c in prange(nch):
+    nq = qb.shape[0]
+    for ci in prange(chunks.shape[0]):
+        c = chunks[ci]
         stack = np.empty(depth * 64 + 64, np.intp)
         buf = np.empty(max(n, 1), np.intp)
+        b = base[ci]
+        capc = cap[ci]
+        nh = 0
         for w in range(c * per, min(nq, (c + 1) * per)):
-            q = qids[w]
-            k = _cands(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf,
-                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items)
-            hits = 0
-            o = offsets[q] if fill else 0
+            k = _cands(qb[w, 0], qb[w, 1], qb[w, 2], qb[w, 3], nb, nstart, ncount, nleaf, ib, iid, stack, buf,
+                       gx0, gy0, ginv, gnx, gny, cell_off, cell_items, cell_boxes)
+            h0 = nh
             for j in range(k):
                 s = buf[j]
-                if box_intersects_geom(qb[q, 0], qb[q, 1], qb[q, 2], qb[q, 3], s, ib[s, 0], ib[s, 1], ib[s, 2],
+                if box_intersects_geom(qb[w, 0], qb[w, 1], qb[w, 2], qb[w, 3], s, ib[s, 0], ib[s, 1], ib[s, 2],
                                        ib[s, 3], x, y, ring_off, part_off, geom_off):
-                    g = iid[s]
-                    if fill:
-                        out[o + hits] = g
-                    elif hits < first.shape[1]:
-                        first[q, hits] = g
-                    hits += 1
-            if fill:
-                _sort_segment(out, o, o + hits)
-            else:
-                count[q] = hits
-
-
-@njit(cache=True)
-def pairs_from_sorted(perm, count_s, first_s):
-    """(2, k) pairs sorted by query then item, from a counting pass over queries taken in the order perm.
-
-    count_s[w] and first_s[w, :] belong to query perm[w] (a pass over a sorted copy writes them
-    sequentially). Queries with more than first_s.shape[1] hits are left for a fill pass: their
-    positions w come back in ``big`` and their output offsets in ``offs_s[w]``.
-    """
-    n = perm.shape[0]
-    kk = first_s.shape[1]
-    start = np.zeros(n + 1, np.intp)
-    for w in range(n):
-        start[perm[w] + 1] = count_s[w]
-    nbig = 0
-    for q in range(n):
-        start[q + 1] += start[q]
-    total = start[n]
-    pairs = np.empty((2, total), np.intp)
-    for q in range(n):
-        for t in range(start[q], start[q + 1]):
-            pairs[0, t] = q
-    offs_s = np.empty(n, np.intp)
-    for w in range(n):
-        c = count_s[w]
-        if c == 0:
-            continue
-        o = start[perm[w]]
-        if c > kk:
-            offs_s[nbig] = w  # reuse as the list of big positions (nbig <= w)
-            nbig += 1
-            continue
-        for j in range(c):
-            pairs[1, o + j] = first_s[w, j]
-        if c > 1:
-            _sort_segment(pairs[1], o, o + c)
-    big = offs_s[:nbig].copy()
-    for i in range(nbig):
-        offs_s[big[i]] = start[perm[big[i]]]
-    return pairs, big, offs_s
+                    nh = _emit(hit_w, hit_g, b, capc, nh, w, iid[s])
+            _end_query(hit_g, b, capc, h0, nh)
+        chunk_n[ci] = nh
 
 
 @njit(cache=True)

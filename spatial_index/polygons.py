@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spatial_index import _kernels as K
-from spatial_index.rtree import (PackedRTree, _first, _nearest, _pairs_from_pass, _sorted_pairs, as_boxes, as_points,
+from spatial_index.rtree import (PackedRTree, _nearest, _one_pass, _sorted_pairs, as_boxes, as_points,
                                  spatial_order)
 
 __all__ = ["PolygonIndex", "ragged_geometries"]
@@ -136,37 +136,6 @@ def _polygon_arrays(geoms: np.ndarray):
         g = int(np.searchsorted(ring_off[part_off[geom_off]], bad_c, side="right") - 1)
         raise ValueError(f"polygon {g} has a NaN or infinite coordinate; fix or drop it")
     return x, y, ring_off, part_off, geom_off
-
-
-def _polygon_parts(geoms: np.ndarray):
-    """(parts, part_off, geom_off, coordinates per part) of non-empty shapely (multi)polygons."""
-    import shapely
-
-    n = geoms.shape[0]
-    tid, nint, ncoord = _in_threads(_part_counts, geoms)
-    multi = tid == 6
-    if multi.any():
-        nparts = np.ones(n, np.intp)
-        nparts[multi] = shapely.get_num_geometries(geoms[multi])
-        geom_off = np.zeros(n + 1, np.intp)
-        np.cumsum(nparts, out=geom_off[1:])
-        parts = np.empty(geom_off[-1], dtype=object)
-        parts[geom_off[:-1][~multi]] = geoms[~multi]
-        mparts, midx = shapely.get_parts(geoms[multi], return_index=True)
-        parts[geom_off[np.flatnonzero(multi)[midx]] + _rank_in_group(midx)] = mparts
-        _, nint, ncoord = _part_counts(parts)
-    else:
-        parts = geoms
-        geom_off = np.arange(n + 1, dtype=np.intp)
-    part_off = np.zeros(parts.shape[0] + 1, np.intp)
-    np.cumsum(1 + nint, out=part_off[1:])
-    return parts, part_off, geom_off, ncoord.astype(np.intp)
-
-
-def _part_counts(geoms: np.ndarray):
-    import shapely
-
-    return shapely.get_type_id(geoms), shapely.get_num_interior_rings(geoms), shapely.get_num_coordinates(geoms)
 
 
 def _polygon_parts(geoms: np.ndarray):
@@ -507,8 +476,8 @@ class PolygonIndex:
         polys = self._polys()
         interior_only = predicate == "within"
 
-        def run(ps, fill, qids, offsets, first, count, out):
-            K.poly_query_points(ps, interior_only, *targs, *polys, fill, qids, offsets, first, count, out)
+        def run(ps, *protocol):
+            K.poly_query_points(ps, interior_only, *targs, *polys, *protocol)
 
         return _sorted_pairs(p, self.tree, run, keep=_POINT_KEEP)
 
@@ -552,8 +521,8 @@ class PolygonIndex:
             targs = self.tree._tree_args()
             polys = self._polys()
 
-            def run_boxes(qs, fill, qids, offsets, first, count, out):
-                K.poly_query_boxes(qs, *targs, *polys, fill, qids, offsets, first, count, out)
+            def run_boxes(qs, *protocol):
+                K.poly_query_boxes(qs, *targs, *polys, *protocol)
 
             return _sorted_pairs(b, self.tree, run_boxes)
         else:
@@ -567,21 +536,16 @@ class PolygonIndex:
                 pairs = self.tree._query(np.ascontiguousarray(qbox[ne]))
                 pairs[0] = np.flatnonzero(ne)[pairs[0]]
             else:
-                nq = qbox.shape[0]
-                first = _first(nq)
-                count = np.zeros(nq, np.intp)
-                dummy = np.zeros(0, np.intp)
                 qa = (kind, qx, qy, qring, qpart, qgeom, qbox)
                 ne = qbox[:, 0] <= qbox[:, 2]
                 cx = np.where(ne, qbox[:, 0] + qbox[:, 2], 0.0)
                 cy = np.where(ne, qbox[:, 1] + qbox[:, 3], 0.0)
                 order = spatial_order(cx, cy, self.tree)
-                K.poly_query_geoms(*qa, *targs, *self._polys(), False, order, dummy, first, count, dummy)
 
-                def fill(qids, offsets, res, qa=qa):
-                    K.poly_query_geoms(*qa, *targs, *self._polys(), True, qids, offsets, first, count, res)
+                def run(*protocol, qa=qa, order=order):
+                    K.poly_query_geoms(*qa, *targs, *self._polys(), order, *protocol)
 
-                pairs = _pairs_from_pass(count, first, fill, order)
+                pairs = _one_pass(qbox.shape[0], run, order)
             pairs[0] = sel[pairs[0]]
             out.append(pairs)
         if not out:

@@ -122,35 +122,6 @@ def spatial_order(cx: np.ndarray, cy: np.ndarray, tree: "PackedRTree | None" = N
     return np.argsort(codes).astype(np.intp)
 
 
-_KEEP = 4  # hits kept per query by the counting pass; queries with more are re-run by the fill pass
-
-
-def _pairs_from_pass(count, first, fill_fn, order) -> np.ndarray:
-    """Turn a counting pass into (2, k) pairs (sorted), re-running only queries with more than _KEEP hits."""
-    nq = count.shape[0]
-    total = int(count.sum())
-    qidx = np.repeat(np.arange(nq, dtype=np.intp), count)
-    out = np.empty(total, np.intp)
-    kk = first.shape[1]
-    big = count > kk
-    if total:
-        offsets = np.zeros(nq + 1, np.intp)
-        np.cumsum(count, out=offsets[1:])
-        one = count == 1  # the common case of point queries: no sorting
-        out[offsets[:-1][one]] = first[one, 0]
-        few = (count > 1) & ~big
-        if few.any():
-            c = count[few]
-            slot = np.arange(kk)[None, :]
-            keep = slot < c[:, None]
-            rows = np.where(keep, first[few], np.iinfo(np.intp).max)
-            rows.sort(axis=1)
-            out[(offsets[:-1][few][:, None] + slot)[keep]] = rows[keep]
-        if big.any():
-            fill_fn(order[big[order]], offsets, out)
-    return np.vstack([qidx, out])
-
-
 def spatial_sort(q: np.ndarray, tree: "PackedRTree | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """(order, q[order]) for query rows q (points (n, 2) or boxes (n, 4)), neighbours together:
     by grid cell (one counting-sort kernel): the tree's grid when it has one, else a grid over the queries."""
@@ -171,28 +142,53 @@ def spatial_sort(q: np.ndarray, tree: "PackedRTree | None" = None) -> tuple[np.n
     return K.grid_sort_rows(q, x0, y0, 1.0 / size, nx, ny)
 
 
+_KEEP = 4  # room for hits per query in the first run of a one-pass kernel (virtual memory: pages never
+#            written cost nothing); chunks that find more are run again with room for all
+
+
+def _one_pass(nq: int, run, order: np.ndarray | None, keep: int = _KEEP) -> np.ndarray:
+    """(2, k) pairs sorted by query then item from a one-pass kernel (see _kernels' protocol).
+
+    ``run(chunks, per, base, cap, chunk_n, hit_w, hit_g)`` runs the kernel over the queries in its visiting
+    order; ``order[w]`` is the query visited at w (None: the queries' own order). Chunks whose hits
+    overflow their room are run again, in parallel, with exactly the room they need.
+    """
+    nch = max(1, min(nq, 256))
+    per = max(1, -(-nq // nch))
+    room = per * keep
+    chunks = np.arange(nch, dtype=np.intp)
+    base = chunks * room
+    cap = np.full(nch, room, np.intp)
+    chunk_n = np.zeros(nch, np.intp)
+    hit_w = np.empty(nch * room, np.intp)
+    hit_g = np.empty(nch * room, np.intp)
+    run(chunks, per, base, cap, chunk_n, hit_w, hit_g)
+    obase = np.full(nch, -1, np.intp)
+    over = np.flatnonzero(chunk_n > cap)
+    if over.shape[0]:
+        ocap = chunk_n[over]
+        ob = np.zeros(over.shape[0], np.intp)
+        np.cumsum(ocap[:-1], out=ob[1:])
+        o_w = np.empty(int(ocap.sum()), np.intp)
+        o_g = np.empty(o_w.shape[0], np.intp)
+        run(over, per, ob, ocap, np.zeros(over.shape[0], np.intp), o_w, o_g)
+        obase[over] = ob
+    else:
+        o_w = o_g = np.zeros(0, np.intp)
+    return K.pairs_from_hits(np.zeros(0, np.intp) if order is None else order, nq, base, chunk_n, hit_w, hit_g,
+                             obase, o_w, o_g)
+
+
 def _sorted_pairs(q: np.ndarray, tree: "PackedRTree", run, keep: int = _KEEP) -> np.ndarray:
     """(2, k) pairs (sorted) of the queries q (rows), run in a spatial order (see spatial_sort).
 
-    ``run(qs, fill, qids, offsets, first, count, out)`` is a pass/fill kernel call over the rows qs.
-    The queries are copied in spatial order first so that the kernel reads its inputs and writes
-    its counts sequentially (random access to 1M queries costs more than the queries themselves);
-    only queries with more than ``keep`` hits are run a second time.
+    ``run(qs, chunks, per, base, cap, chunk_n, hit_w, hit_g)`` is a one-pass kernel call over the rows qs.
+    The queries are copied in spatial order first so that the kernel reads its inputs sequentially and
+    finds the index data of neighbouring queries in cache (random access to 1M queries costs more than
+    the queries themselves).
     """
-    nq = q.shape[0]
     order, qs = spatial_sort(q, tree)
-    count = np.zeros(nq, np.intp)
-    first = np.empty((nq, keep), np.intp)
-    dummy = np.zeros(0, np.intp)
-    run(qs, False, np.arange(nq, dtype=np.intp), dummy, first, count, dummy)
-    pairs, big, offs = K.pairs_from_sorted(order, count, first)
-    if big.shape[0]:
-        run(qs, True, big, offs, first, count, pairs[1])
-    return pairs
-
-
-def _first(nq: int) -> np.ndarray:
-    return np.full((nq, _KEEP), -1, np.intp)
+    return _one_pass(q.shape[0], lambda *a: run(qs, *a), order if qs is not q else None, keep)
 
 
 class PackedRTree:
@@ -259,6 +255,7 @@ class PackedRTree:
         self.grid_shape = (0, 0)
         self.cell_offsets = np.zeros(1, np.intp)
         self.cell_items = np.zeros(0, np.intp)
+        self.cell_boxes = np.zeros((0, 4))
 
     def build_grid(self, cells_per_item: float = 1.0) -> "PackedRTree":
         """Add a uniform-grid accelerator (CSR cell lists) used by box/point queries instead of the tree.
@@ -283,12 +280,13 @@ class PackedRTree:
             if float((cx * cy).sum()) <= 16.0 * n + 64 and nx * ny <= 8 * n + 64:
                 break
             size *= 2.0
-        off, items = K.grid_build(b, self.item_ids, x0, y0, inv, nx, ny)
+        off, items, cboxes = K.grid_build(b, self.item_ids, x0, y0, inv, nx, ny)
         self.grid_origin = (x0, y0)
         self.grid_inv = inv
         self.grid_shape = (nx, ny)
         self.cell_offsets = off
         self.cell_items = items
+        self.cell_boxes = cboxes
         return self
 
     def __len__(self) -> int:
@@ -307,7 +305,7 @@ class PackedRTree:
     def _tree_args(self):
         return (self.node_bounds, self.node_start, self.node_count, self.node_leaf, self.item_bounds,
                 self.item_ids, max(self.depth, 1), self.grid_origin[0], self.grid_origin[1], self.grid_inv,
-                self.grid_shape[0], self.grid_shape[1], self.cell_offsets, self.cell_items)
+                self.grid_shape[0], self.grid_shape[1], self.cell_offsets, self.cell_items, self.cell_boxes)
 
     def query(self, boxes) -> np.ndarray:
         """Items whose box meets each query box.
@@ -327,8 +325,8 @@ class PackedRTree:
     def _query(self, qb: np.ndarray) -> np.ndarray:
         args = self._tree_args()
 
-        def run(qs, fill, qids, offsets, first, count, out):
-            K.rtree_query_boxes(qs, *args, fill, qids, offsets, first, count, out)
+        def run(qs, *protocol):
+            K.rtree_query_boxes(qs, *args, *protocol)
 
         return _sorted_pairs(qb, self, run)
 
