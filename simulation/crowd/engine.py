@@ -44,6 +44,13 @@ class CrowdParameters:
     forbids it, but then agents wedged at door jambs cannot back off and
     arch for good).
 
+    Known limitation of the SFM: a 1 m door admits one lane, and a lane of
+    walkers carries at most ~1.5/s unless pushed from behind (each follower
+    is held back by ``(1 - lam) A exp((2r - d)/B)``), so a door's flow rises
+    with the pressure of its queue. Behind a corridor fed by a pressing
+    crowd (RiMEA 3.0 test 12) a second queue of ~2 persons/m2 forms at an
+    exit as wide as the corridor; the CSM does not show this.
+
     Desired speeds are drawn from N(``speed_mean``, ``speed_sd``) clipped to
     ``speed_clip`` (Weidmann 1993: 1.34 m/s, 0.26 m/s).
     """
