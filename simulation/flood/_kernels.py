@@ -301,10 +301,11 @@ def _rcbrt(x):
     t = t + (t >> _U4)
     t = t + (t >> _U8)  # ~ b / 3 to 1.5e-5, half a percent of the exponent: the tuned magic absorbs it
     y = _bits_f64(_RCBRT_MAGIC - t)
-    e = 1.0 - x * y * y * y
-    y = y + y * e * (1.0 / 3.0 + e * (2.0 / 9.0 + e * (14.0 / 81.0)))
-    e = 1.0 - x * y * y * y
-    y = y + y * e * (1.0 / 3.0 + e * (2.0 / 9.0 + e * (14.0 / 81.0)))
+    # (x y)(y y) and (y e) p rather than left to right: the same operations, a shorter dependency chain
+    e = 1.0 - (x * y) * (y * y)
+    y = y + (y * e) * (1.0 / 3.0 + e * (2.0 / 9.0 + e * (14.0 / 81.0)))
+    e = 1.0 - (x * y) * (y * y)
+    y = y + (y * e) * (1.0 / 3.0 + e * (2.0 / 9.0 + e * (14.0 / 81.0)))
     return y
 
 
@@ -325,42 +326,51 @@ def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin):
     qb = theta * q0 + w * (qm + qp)
     r = _rcbrt(hs)
     r2 = r * r
-    r7 = r2 * r2 * r2 * r  # hs^(-7/3)
-    qn = (qb - gdt * hs * (eb - ea) * d) / (1.0 + 0.5 * gdt * n2sum * abs(q0) * r7)
+    r7 = (r2 * r2) * (r2 * r)  # hs^(-7/3)
+    qn = (qb - (gdt * d) * hs * (eb - ea)) / (1.0 + (0.5 * gdt) * n2sum * (abs(q0) * r7))
     return qn if wet else 0.0
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _qx_row(zr, hr, nr, qr, bw, be, sw, se, rdx, dx, dt, g, gdt, theta, w, hmin):
-    """New x-face discharges of one row, in place in ``qr`` (the old value of the face to the west is
-    carried along; the boundary faces are written last, as their old values are neighbours of faces 1, nx-1)."""
+@njit(cache=True, inline="always", error_model="numpy")
+def _x_boundaries(zr, hr, nr, qxr, bw, be, sw, se, dx, dt, g, hmin):
+    """New discharges of the west and east boundary faces of one row (from the old state)."""
     nx = zr.shape[0]
     enb = zr[0] + hr[0] if nx == 1 else zr[1] + hr[1]
-    qw = _boundary_q(bw, -1.0, hr[0], zr[0], zr[0] + hr[0], enb, sw, qr[0], np.float64(nr[0]), dx, dt, g, hmin)
+    qw = _boundary_q(bw, -1.0, hr[0], zr[0], zr[0] + hr[0], enb, sw, qxr[0], np.float64(nr[0]), dx, dt, g, hmin)
     k = nx - 1
     enb = zr[k] + hr[k] if nx == 1 else zr[k - 1] + hr[k - 1]
-    qe = _boundary_q(be, 1.0, hr[k], zr[k], zr[k] + hr[k], enb, se, qr[nx], np.float64(nr[k]), dx, dt, g, hmin)
-    qold = qr[0]
-    for i in range(1, nx):
-        q0 = qr[i]
-        qr[i] = _face(zr[i - 1], hr[i - 1], zr[i], hr[i], q0, qold, qr[i + 1],
-                      np.float64(nr[i - 1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin)
-        qold = q0
-    qr[0] = qw
-    qr[nx] = qe
+    qe = _boundary_q(be, 1.0, hr[k], zr[k], zr[k] + hr[k], enb, se, qxr[nx], np.float64(nr[k]), dx, dt, g, hmin)
+    return qw, qe
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _qy_row(zu, hu, nu, zr, hr, nr, qc, qprev_old, qnext, rdy, gdt, theta, w, hmin):
-    """New discharges of the y face between rows u (north) and r, in place in ``qc``.
+def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, bw, be, sw, se, rdx, rdy, dx, dt, g, gdt, theta, w,
+               hmin):
+    """New discharges of the x faces of row r (in place in ``qxr``) and of the y faces between rows u (north)
+    and r (in place in ``qc``), in one loop: row r is read once for both.
 
-    ``qprev_old`` holds the old discharges of the face north of it and receives the old ones of this face.
+    The old value of the x face to the west is carried along; the boundary x faces are written last, as their
+    old values are neighbours of faces 1 and nx - 1. ``qprev_old`` holds the old discharges of the y faces
+    north of row u and receives the old ones of ``qc``.
     """
-    for i in range(zr.shape[0]):
+    nx = zr.shape[0]
+    qw, qe = _x_boundaries(zr, hr, nr, qxr, bw, be, sw, se, dx, dt, g, hmin)
+    t = qc[0]
+    qc[0] = _face(zu[0], hu[0], zr[0], hr[0], t, qprev_old[0], qnext[0], np.float64(nu[0]) + np.float64(nr[0]),
+                  rdy, gdt, theta, w, hmin)
+    qprev_old[0] = t
+    qold = qxr[0]
+    for i in range(1, nx):
         t = qc[i]
         qc[i] = _face(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i], np.float64(nu[i]) + np.float64(nr[i]),
-                        rdy, gdt, theta, w, hmin)
+                      rdy, gdt, theta, w, hmin)
         qprev_old[i] = t
+        q0 = qxr[i]
+        qxr[i] = _face(zr[i - 1], hr[i - 1], zr[i], hr[i], q0, qold, qxr[i + 1],
+                       np.float64(nr[i - 1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin)
+        qold = q0
+    qxr[0] = qw
+    qxr[nx] = qe
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz"})
@@ -494,12 +504,15 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         a = start[c]
         b = start[c + 1]
         old = qy[a].copy()
+        scratch = np.zeros((3, nx), dtype=qy.dtype)
         for j in range(a, b + 1):
             if j < b:
-                _qx_row(z[j], h[j], n2[j], qx[j], bcw[j], bce[j], stw[j], ste[j], rdx, dx, dt, g, gdt, theta, w, hmin)
                 if j > a:
-                    _qy_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qy[j], old, qy[j + 1], rdy, gdt,
-                            theta, w, hmin)
+                    _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], qy[j], old, qy[j + 1],
+                               bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta, w, hmin)
+                else:  # the block's first y face is an edge face (done before the sweep): y faces into scratch
+                    _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[0], scratch[1], scratch[2],
+                               bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta, w, hmin)
             if j > a:  # row j - 1 is no longer needed by any face: update it
                 r = j - 1
                 for k in range(nsrc):

@@ -172,7 +172,8 @@ class FloodModel:
             raise ParameterError("manning n must be > 0 on every active cell (0.01-0.1 is typical)")
         # Manning n^2 is a parameter field: float32 (7 digits) in every mode, a third less to read per face
         self.n2 = np.ascontiguousarray(n * n, dtype=np.float32)
-        h0 = _grid("initial_depth", initial_depth, self.shape, np.float64)
+        # a copy: the run updates h in place and must not write into the caller's initial_depth array
+        h0 = np.array(_grid("initial_depth", initial_depth, self.shape, np.float64))
         h0[blk] = 0.0
         self.h = np.ascontiguousarray(h0, dtype=dt_)
         self.qx = np.zeros((ny, nx + 1), dtype=dt_)
