@@ -6,18 +6,22 @@ pyogrio) with their R-tree index; rasters are GeoPackage 2D gridded coverages
 the file. Tables are GeoPackage attribute tables. Blobs and metadata live in
 ``twin_*`` tables. Reads go through SQLite directly with bound parameters.
 
-Transactions: GDAL commits on its own, so :meth:`GeoPackageStore.transaction`
-takes a copy of the file first and puts it back if the block fails. A copy
-left behind by a crash (``<file>.txn``) is restored the next time the store
-is opened.
+Transactions are SQLite's own (rollback journal): every write, and every
+:meth:`GeoPackageStore.transaction` block, is one SQLite transaction on the
+store's connection, so its cost is that of the rows written, not of the file,
+and a crash mid-write is rolled back by SQLite the next time the file is
+opened. GDAL commits on its own connection, so layers and rasters are first
+written by GDAL into a fresh side GeoPackage in a temporary folder, then
+copied, tables, R-tree, triggers and ``gpkg_*`` rows, into the store inside
+the transaction (:meth:`GeoPackageStore._merge_side`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
+import tempfile
 import struct
 import warnings
 from contextlib import contextmanager
@@ -46,6 +50,9 @@ __all__ = ["GeoPackageStore"]
 
 _GPKG_APP_ID = 0x47504B47  # 'GPKG'
 _ENV_LEN = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+#: GeoPackage tables whose rows carry an autoincrement ``id`` of their own (renumbered on merge)
+_META_ONLY_NEW_ID = frozenset({"gpkg_2d_gridded_tile_ancillary", "gpkg_2d_gridded_coverage_ancillary"})
 
 _INTERNAL_DDL = [
     "CREATE TABLE IF NOT EXISTS twin_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -108,8 +115,8 @@ class GeoPackageStore(Store):
         self.uri = str(self.path)
         self._txn_depth = 0
         self._layers_cache: list[str] | None = None
-        snap = self._snapshot_path
-        if snap.exists():
+        snap = self.path.with_name(self.path.name + ".txn")
+        if snap.exists():  # the whole-file copy an earlier RongTwin version took before each write
             if self.path.exists():
                 warnings.warn(
                     f"{self.path} has an unfinished transaction from an earlier run; restoring the copy taken "
@@ -134,10 +141,6 @@ class GeoPackageStore(Store):
             self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
 
     # -- file handling -----------------------------------------------------
-    @property
-    def _snapshot_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".txn")
-
     def _create(self) -> None:
         import pyogrio
 
@@ -229,7 +232,20 @@ class GeoPackageStore(Store):
 
     @contextmanager
     def _sql_txn(self) -> Iterator[None]:
-        self._exec("BEGIN IMMEDIATE")
+        """One SQLite transaction, or a savepoint inside the one already open (so a failed step
+        inside a caller's block that goes on undoes that step and only that step)."""
+        if self._exec("SELECT 1").connection.in_transaction:
+            self._con.execute("SAVEPOINT twin_step")
+            try:
+                yield
+            except BaseException:
+                self._con.execute("ROLLBACK TO twin_step")
+                self._con.execute("RELEASE twin_step")
+                raise
+            else:
+                self._con.execute("RELEASE twin_step")
+            return
+        self._con.execute("BEGIN IMMEDIATE")  # the write lock now: no deadlock upgrading a read lock later
         try:
             yield
         except BaseException:
@@ -237,6 +253,77 @@ class GeoPackageStore(Store):
             raise
         else:
             self._con.execute("COMMIT")
+
+    @contextmanager
+    def _side_file(self) -> Iterator[Path]:
+        """A fresh GeoPackage path for GDAL to write into, removed afterwards."""
+        with tempfile.TemporaryDirectory(prefix="rongtwin-side-") as tmp:
+            yield Path(tmp) / "side.gpkg"
+
+    @contextmanager
+    def _attached(self, side: Path) -> Iterator[bool]:
+        """ATTACH the side file when no transaction is open (SQLite cannot attach inside one), so the
+        merge copies rows with ``INSERT ... SELECT`` inside SQLite; inside a caller's transaction the
+        rows are streamed through Python instead. Yields whether it is attached."""
+        if self._exec("SELECT 1").connection.in_transaction:
+            yield False
+            return
+        self._con.execute("ATTACH DATABASE ? AS twin_side", (f"file:{side}?mode=ro",))
+        try:
+            yield True
+        finally:
+            self._con.execute("DETACH DATABASE twin_side")
+
+    def _merge_side(self, side: Path, attached: bool) -> None:
+        """Copy everything GDAL wrote into a fresh side GeoPackage into this store (inside the open
+        transaction): the data tables with their rows (feature or tile table; an R-tree as its node
+        tables, byte for byte, so it is not rebuilt row by row), then the ``gpkg_*`` rows that describe
+        them, then their indexes and triggers (after the rows, so the R-tree and feature-count
+        triggers do not fire on the copy)."""
+        src = sqlite3.connect(f"file:{side}?mode=ro", uri=True)
+        try:
+            master = src.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            have = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master")}
+            virtual = [n for t, n, _, q in master if t == "table" and q.upper().startswith("CREATE VIRTUAL")]
+            shadow = [f"{v}_{suffix}" for v in virtual for suffix in ("node", "parent", "rowid")]
+            tables = [(n, q) for t, n, _, q in master if t == "table" and n not in shadow]
+            for n, q in tables:  # gpkg_* tables this store lacks yet (a first raster ...) and the new objects
+                if n not in have:
+                    self._con.execute(q)
+            for n in shadow:  # the new R-tree's nodes as GDAL packed them
+                self._con.execute(f"DELETE FROM {_qi(n)}")
+            srs = self._srs_ids_for(src)
+            for n in [n for n, _ in tables if n not in virtual] + shadow:
+                if n == "gpkg_spatial_ref_sys":
+                    continue  # done by _srs_ids_for
+                here = {r[1] for r in self._con.execute(f"PRAGMA table_info({_qi(n)})")}
+                cols = [r[1] for r in src.execute(f"PRAGMA table_info({_qi(n)})") if r[1] in here]
+                if n in _META_ONLY_NEW_ID:  # its own autoincrement id: new ones here
+                    cols = [c for c in cols if c != "id"]
+                if n == "gpkg_extensions":  # rows shared by objects (NULL columns: no UNIQUE conflict to lean on)
+                    self._merge_extensions(src, cols)
+                    continue
+                if n.startswith("gpkg_"):
+                    verb = "INSERT OR REPLACE"
+                else:
+                    verb = "INSERT"  # a new object's own table (the old one was dropped before)
+                names = ", ".join(_qi(c) for c in cols)
+                remap = "srs_id" in cols and any(a != b for a, b in srs.items())
+                if attached and not remap:
+                    self._con.execute(f"{verb} INTO main.{_qi(n)} ({names}) SELECT {names} FROM twin_side.{_qi(n)}")
+                    continue
+                rows = src.execute(f"SELECT {names} FROM {_qi(n)}")  # streamed: the cursor is an iterator
+                if remap:
+                    k = cols.index("srs_id")
+                    rows = (r[:k] + (srs.get(r[k], r[k]),) + r[k + 1:] for r in rows)
+                self._con.executemany(f"{verb} INTO {_qi(n)} ({names}) VALUES ({', '.join('?' * len(cols))})", rows)
+            for t, n, _, q in master:
+                if t in ("index", "trigger") and n not in have:
+                    self._con.execute(q)
+        finally:
+            src.close()
 
     # -- contents --------------------------------------------------------------
     def _contents(self, data_type: str) -> list[str]:
@@ -283,18 +370,68 @@ class GeoPackageStore(Store):
                 raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
             row = self._con.execute("SELECT z FROM gpkg_geometry_columns WHERE table_name = ?", (name,)).fetchone()
             check_append_dims(name, bool(row and row[0] == 1), gdf)
-        with self.transaction():
-            if mode == "replace" and exists:
-                self._drop_feature_table(name)
-            pyogrio.write_dataframe(
-                gdf,
-                self.path,
-                layer=name,
-                driver="GPKG",
-                append=(mode == "append" and exists),
-                layer_options={"FID": "fid", "GEOMETRY_NAME": "geom"},
-            )
+        with self._side_file() as side:
+            pyogrio.write_dataframe(gdf, side, layer=name, driver="GPKG",
+                                    layer_options={"FID": "fid", "GEOMETRY_NAME": "geom"})
+            with self._attached(side) as attached, self._sql_txn():
+                if mode == "append" and exists:
+                    self._append_side(side, name)
+                else:
+                    if exists:
+                        self._drop_feature_table(name)
+                    self._merge_side(side, attached)
         return len(gdf)
+
+    def _merge_extensions(self, src: sqlite3.Connection, cols: list[str]) -> None:
+        key = [cols.index(c) for c in ("table_name", "column_name", "extension_name")]
+        names = ", ".join(_qi(c) for c in cols)
+        seen = {tuple(r[k] for k in key) for r in self._con.execute(f"SELECT {names} FROM gpkg_extensions")}
+        new = [r for r in src.execute(f"SELECT {names} FROM gpkg_extensions") if tuple(r[k] for k in key) not in seen]
+        self._con.executemany(f"INSERT INTO gpkg_extensions ({names}) VALUES ({', '.join('?' * len(cols))})", new)
+
+    def _srs_ids_for(self, src: sqlite3.Connection) -> dict[int, int]:
+        """Map the side file's spatial reference ids to this store's, adding the ones it lacks (GDAL numbers
+        a CRS without an EPSG code from 100000 in each file, so equal ids may name different CRSs)."""
+        here = {r[1] for r in self._con.execute("PRAGMA table_info(gpkg_spatial_ref_sys)")}
+        cols = [r[1] for r in src.execute("PRAGMA table_info(gpkg_spatial_ref_sys)") if r[1] in here]
+        k_id, k_def = cols.index("srs_id"), cols.index("definition")
+        k_org, k_code = cols.index("organization"), cols.index("organization_coordsys_id")
+        mine, by_def, by_code = {}, {}, {}
+        for i, d, org, code in self._con.execute(
+                "SELECT srs_id, definition, organization, organization_coordsys_id FROM gpkg_spatial_ref_sys"):
+            mine[i], by_def[d] = d, i
+            if (org or "").upper() == "EPSG":
+                by_code[code] = i
+        out: dict[int, int] = {}
+        for row in src.execute(f"SELECT {', '.join(_qi(c) for c in cols)} FROM gpkg_spatial_ref_sys"):
+            sid, definition = row[k_id], row[k_def]
+            code = row[k_code] if (row[k_org] or "").upper() == "EPSG" else None
+            if mine.get(sid) == definition:
+                out[sid] = sid
+            elif code is not None and code in by_code:  # the same EPSG CRS (its WKT may differ by GDAL version)
+                out[sid] = by_code[code]
+            elif definition in by_def:
+                out[sid] = by_def[definition]
+            else:
+                new = sid if sid not in mine else max(max(mine), 99_999) + 1
+                row = row[:k_id] + (new,) + row[k_id + 1:]
+                self._con.execute(f"INSERT INTO gpkg_spatial_ref_sys ({', '.join(_qi(c) for c in cols)}) "
+                                  f"VALUES ({', '.join('?' * len(cols))})", row)
+                mine[new], by_def[definition], out[sid] = definition, new, new
+        return out
+
+    def _append_side(self, side: Path, name: str) -> None:
+        """Append the rows of the side file's layer (new fids here; the R-tree and feature-count triggers
+        of the layer keep its index and count up to date)."""
+        geom = self._geom_column(name)
+        src = sqlite3.connect(f"file:{side}?mode=ro", uri=True)
+        try:
+            cols = [r[1] for r in src.execute(f"PRAGMA table_info({_qi(name)})") if r[1] != "fid"]
+            names = ", ".join(_qi(geom if c == "geom" else c) for c in cols)
+            rows = src.execute(f"SELECT {', '.join(_qi(c) for c in cols)} FROM {_qi(name)}")
+            self._con.executemany(f"INSERT INTO {_qi(name)} ({names}) VALUES ({', '.join('?' * len(cols))})", rows)
+        finally:
+            src.close()
 
     def _drop_feature_table(self, name: str) -> None:
         geom = self._geom_column(name)
@@ -388,8 +525,7 @@ class GeoPackageStore(Store):
 
     def delete_layer(self, name: str) -> None:
         self._require_layer(name)
-        with self.transaction():
-            self._drop_feature_table(name)
+        self._drop_feature_table(name)
 
     # -- rasters --------------------------------------------------------------------
     def write_raster(self, name: str, raster: Raster) -> None:
@@ -406,16 +542,17 @@ class GeoPackageStore(Store):
         if nodata is not None and not np.isnan(nodata):
             data = np.where(data == np.float32(nodata), np.float32(np.nan), data)
         rows, cols = data.shape
-        with self.transaction():
-            if name in self.list_rasters():
-                self._drop_raster(name)
+        with self._side_file() as side:
             with rasterio.open(
-                self.path, "w", driver="GPKG", width=cols, height=rows, count=1, dtype="float32",
+                side, "w", driver="GPKG", width=cols, height=rows, count=1, dtype="float32",
                 crs=raster.crs or self.crs, transform=raster.transform,
-                RASTER_TABLE=name, APPEND_SUBDATASET="YES", TILE_FORMAT="TIFF", BLOCKSIZE=512,
+                RASTER_TABLE=name, TILE_FORMAT="TIFF", BLOCKSIZE=512,
             ) as ds:
                 ds.write(data, 1)
-            with self._sql_txn():
+            with self._attached(side) as attached, self._sql_txn():
+                if name in self.list_rasters():
+                    self._drop_raster(name)
+                self._merge_side(side, attached)
                 self._con.execute(
                     "INSERT OR REPLACE INTO twin_rasters (name, nodata, unit, meta) VALUES (?, ?, ?, ?)",
                     (name, None if nodata is None else float(nodata), raster.unit, json.dumps(raster.meta, default=str)),
@@ -474,8 +611,7 @@ class GeoPackageStore(Store):
 
     def delete_raster(self, name: str) -> None:
         self._require_raster(name)
-        with self.transaction():
-            self._drop_raster(name)
+        self._drop_raster(name)
 
     # -- tables ------------------------------------------------------------------------
     def write_table(self, name: str, df: pd.DataFrame, mode: str = "replace") -> int:
@@ -567,6 +703,7 @@ class GeoPackageStore(Store):
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator["GeoPackageStore"]:
+        """One SQLite transaction around the block: all of it is kept, or none of it."""
         if self._txn_depth > 0:
             self._txn_depth += 1
             try:
@@ -574,24 +711,16 @@ class GeoPackageStore(Store):
             finally:
                 self._txn_depth -= 1
             return
-        snap = self._snapshot_path
-        self._con.close()
-        shutil.copyfile(self.path, snap)
-        self._con = self._connect()
         self._txn_depth = 1
         try:
-            yield self
+            with self._sql_txn():
+                yield self
         except BaseException as exc:
-            self._txn_depth = 0
-            self._con.close()
-            os.replace(snap, self.path)
-            self._con = self._connect()
             if hasattr(exc, "add_note"):
                 exc.add_note(f"RongTwin: the store {self.uri} was rolled back; nothing of this write was kept")
             raise
-        else:
+        finally:
             self._txn_depth = 0
-            os.remove(snap)
 
 
 # -- helpers -------------------------------------------------------------------------------
