@@ -268,7 +268,7 @@ class GeoPackageStore(Store):
         if self._exec("SELECT 1").connection.in_transaction:
             yield False
             return
-        self._con.execute("ATTACH DATABASE ? AS twin_side", (f"file:{side}?mode=ro",))
+        self._con.execute("ATTACH DATABASE ? AS twin_side", (str(side),))  # a plain path: URI support varies
         try:
             yield True
         finally:
