@@ -463,6 +463,15 @@ def poly_query_points(xy, interior_only, nb, nstart, ncount, nleaf, ib, iid, dep
         chunk_n[ci] = nh
 
 
+@njit(cache=True)
+def locate_pairs(xy, qi, gi, interior_only, x, y, ring_off, part_off, geom_off):
+    """For each pair k: point xy[qi[k]] is related to polygon gi[k] by the predicate."""
+    out = np.empty(qi.shape[0], np.bool_)
+    for k in range(qi.shape[0]):
+        out[k] = _point_hit(xy[qi[k], 0], xy[qi[k], 1], gi[k], interior_only, x, y, ring_off, part_off, geom_off)
+    return out
+
+
 @njit(cache=True, parallel=True)
 def poly_query_geoms(qkind, qx, qy, qring, qpart, qgeom, qbox, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0,
                      ginv, gnx, gny, cell_off, cell_items, cell_boxes, x, y, ring_off, part_off, geom_off, order, chunks,
@@ -1044,21 +1053,61 @@ def grid_sort_rows(q, gx0, gy0, inv, nx, ny):
     return order, qs
 
 
-@njit(cache=True, parallel=True)
-def sort_slices(order, key, slice_size):
-    """Sort each run of slice_size entries of order (item ids) by key[item], in place (STR packing)."""
+@njit(cache=True)
+def _radix_pass(key, shift, order, out, cnt):
+    """Stable counting sort of order by the 16 bits of key[order] at shift, into out."""
+    cnt[:] = 0
     n = order.shape[0]
-    ns = (n + slice_size - 1) // slice_size
-    for s in prange(ns):
-        a = s * slice_size
-        b = min(n, a + slice_size)
-        seg = order[a:b].copy()
-        k = np.empty(b - a)
-        for i in range(b - a):
-            k[i] = key[seg[i]]
-        o = np.argsort(k, kind="mergesort")
-        for i in range(b - a):
-            order[a + i] = seg[o[i]]
+    for i in range(n):
+        cnt[((key[order[i]] >> shift) & 0xFFFF) + 1] += 1
+    for d in range(65536):
+        cnt[d + 1] += cnt[d]
+    for i in range(n):
+        d = (key[order[i]] >> shift) & 0xFFFF
+        out[cnt[d]] = order[i]
+        cnt[d] += 1
+
+
+@njit(cache=True)
+def _quantize(v):
+    """v scaled to integers 0 .. 2**32 - 1 over its range (order kept, ties possible)."""
+    lo = np.inf
+    hi = -np.inf
+    for i in range(v.shape[0]):
+        lo = min(lo, v[i])
+        hi = max(hi, v[i])
+    s = 4294967295.0 / (hi - lo) if hi > lo else 0.0
+    out = np.empty(v.shape[0], np.int64)
+    for i in range(v.shape[0]):
+        out[i] = min(int((v[i] - lo) * s), 4294967295)
+    return out
+
+
+@njit(cache=True)
+def str_order(cx, cy, slice_size):
+    """Sort-Tile-Recursive order of points: by x, cut into slices of slice_size, each slice by y.
+
+    Stable LSD radix sorts on the coordinates quantized to 32 bits over their range (five 16-bit passes:
+    x, then y, then the slice), so ties (closer than 2**-32 of the extent) keep the input order.
+    """
+    n = cx.shape[0]
+    cnt = np.empty(65537, np.intp)
+    a = np.arange(n)
+    b = np.empty(n, np.intp)
+    kx = _quantize(cx)
+    _radix_pass(kx, 0, a, b, cnt)
+    _radix_pass(kx, 16, b, a, cnt)
+    slc = np.empty(n, np.int64)
+    for r in range(n):
+        slc[a[r]] = r // slice_size
+    ky = _quantize(cy)
+    _radix_pass(ky, 0, a, b, cnt)
+    _radix_pass(ky, 16, b, a, cnt)
+    _radix_pass(slc, 0, a, b, cnt)
+    if (n - 1) // slice_size >= 65536:  # more than 65536 slices (over 6.9e10 items at node size 16)
+        _radix_pass(slc, 16, b, a, cnt)
+        return a
+    return b
 
 
 @njit(cache=True)
@@ -1100,3 +1149,4 @@ def ring_sizes(x, y, ncoord, nring):
         c = end
         r += nring[p]
     return sizes, bad[:nbad].copy()
+

@@ -303,6 +303,7 @@ class PolygonIndex:
         """Tree (and grid) over the polygon bounds; empty ones, with bounds (inf, inf, -inf, -inf), are left out."""
         self.n = bounds.shape[0]
         self.bounds_array = bounds
+        self._partly_read = 0  # polygons read for single queries by a lazy index (see _few_points)
         ne = np.flatnonzero(bounds[:, 0] <= bounds[:, 2])
         self.tree = PackedRTree._from_valid(np.ascontiguousarray(bounds[ne]), ne, self.n, node_size)
         if grid:
@@ -322,7 +323,10 @@ class PolygonIndex:
             coordinates out of shapely at the first query that needs them
             (an exact predicate, nearest, or the ``x``/``y``/offset arrays),
             as ``shapely.STRtree`` prepares its geometries only when queried.
-            A NaN coordinate is then reported by that first exact query;
+            A point query with few candidates (under an eighth of the
+            polygons) reads only theirs, and leaves the rest unread.
+            A NaN coordinate is then reported by the first exact query
+            that reads it;
             ``lazy=False`` reads (and checks) everything now. The geometries
             are kept referenced until then.
         """
@@ -361,18 +365,38 @@ class PolygonIndex:
 
     def _read_slot_polys(self):
         ids = self.tree.item_ids
-        geoms = self._geoms[ids]
         if ids.shape[0] == 0:
             z = np.zeros(1, np.intp)
             return np.zeros(0), np.zeros(0), z, z, z
+        return self._read(ids)
+
+    def _read(self, ids: np.ndarray):
+        """GeoArrow arrays of the (non-empty) polygons ids, read out of shapely; errors name the caller's row."""
         try:
-            return _polygon_arrays(geoms)
-        except ValueError as exc:  # name the caller's row
+            return _polygon_arrays(self._geoms[ids])
+        except ValueError as exc:
             msg = str(exc)
             if msg.startswith("polygon "):
                 i = int(msg.split()[1])
                 msg = f"polygon {int(ids[i])}" + msg[len(f"polygon {i}"):]
             raise ValueError(msg) from None
+
+    def _few_points(self, p: np.ndarray, interior_only: bool):
+        """Pairs of a point query on a lazy index whose coordinates are not read, reading only the
+        candidates' (as STRtree prepares only the geometries it tests); None when the candidates are
+        many (over an eighth of the polygons, or over all of them counting earlier such reads): then
+        everything is read once, as for a large query."""
+        if self._slot_polys is not None or p.shape[0] * 8 > self.n:
+            return None
+        cand = self.tree._query(np.ascontiguousarray(np.hstack([p, p])))
+        if cand.shape[1] == 0:
+            return cand
+        ids, local = np.unique(cand[1], return_inverse=True)
+        self._partly_read += ids.shape[0]
+        if ids.shape[0] * 8 > self.n or self._partly_read > self.n:
+            return None
+        keep = K.locate_pairs(p, cand[0], local.astype(np.intp).ravel(), interior_only, *self._read(ids))
+        return np.ascontiguousarray(cand[:, keep])
 
     def _input_arrays(self):
         """The GeoArrow arrays in input order (empty geometries own no parts)."""
@@ -472,9 +496,12 @@ class PolygonIndex:
         if predicate not in _POINT_PREDICATES:
             raise ValueError(f"predicate must be one of {_POINT_PREDICATES}, got {predicate!r}")
         p = self._xy(xy)
+        interior_only = predicate == "within"
+        few = self._few_points(p, interior_only)
+        if few is not None:
+            return few
         targs = self.tree._tree_args()
         polys = self._polys()
-        interior_only = predicate == "within"
 
         def run(ps, *protocol):
             K.poly_query_points(ps, interior_only, *targs, *polys, *protocol)

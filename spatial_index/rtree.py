@@ -52,18 +52,16 @@ def as_points(xy, name: str = "xy") -> np.ndarray:
 
 
 def _str_order(cx: np.ndarray, cy: np.ndarray, node_size: int) -> np.ndarray:
-    """Sort-Tile-Recursive order: vertical slices by x, then y within each slice."""
+    """Sort-Tile-Recursive order: vertical slices by x, then y within each slice (radix sorts in numba)."""
     n = cx.shape[0]
     nleaves = math.ceil(n / node_size)
     nslices = max(1, math.ceil(math.sqrt(nleaves)))
     slice_size = nslices * node_size
-    if n < 16384:  # upper levels: numpy is quicker than starting the threads
+    if n < 16384:  # upper levels: numpy is quicker than five passes over 65536 buckets
         rank = np.empty(n, np.intp)
         rank[np.argsort(cx)] = np.arange(n)
         return np.lexsort((cy, rank // slice_size))
-    order = np.argsort(cx).astype(np.intp, copy=False)
-    K.sort_slices(order, np.ascontiguousarray(cy), slice_size)
-    return order
+    return K.str_order(np.ascontiguousarray(cx), np.ascontiguousarray(cy), slice_size)
 
 
 def _pack(bounds: np.ndarray, node_size: int):

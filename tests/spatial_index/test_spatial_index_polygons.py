@@ -237,3 +237,25 @@ def test_rings_that_return_to_their_first_vertex():
     for pred in ("within", "intersects"):
         np.testing.assert_array_equal(idx.query_points(xy, pred),
                                       _sorted(shapely.STRtree(geoms).query(shapely.points(xy), predicate=pred)))
+
+
+def test_lazy_index_reads_only_the_candidates_of_a_few_points():
+    """A lazy index answers a small point query from its candidates' coordinates alone (the others stay
+    unread, as STRtree prepares only what it tests), with shapely's pairs; once such reads add up to
+    every polygon, the next query reads them all."""
+    rng = np.random.default_rng(7)
+    c = rng.uniform(0, 100, (400, 2))
+    geoms = shapely.buffer(shapely.points(c), rng.uniform(0.5, 4, 400), quad_segs=2)
+    geoms[::7] = shapely.difference(geoms[::7], shapely.buffer(shapely.points(c[::7]), 0.3))  # holes
+    # centres (some in holes), vertices (boundary), random points
+    xy = np.vstack([c[:10], shapely.get_coordinates(geoms[:3])[:6], rng.uniform(0, 100, (10, 2))])
+    idx = PolygonIndex.from_shapely(geoms)
+    tree = shapely.STRtree(geoms)
+    for pred in ("within", "intersects"):
+        got = idx.query_points(xy, pred)
+        assert idx._slot_polys is None
+        np.testing.assert_array_equal(got, _sorted(tree.query(shapely.points(xy), predicate=pred)))
+    for i in range(400):
+        got = idx.query_points(c[i:i + 1], "intersects")
+        np.testing.assert_array_equal(got, _sorted(tree.query(shapely.points(c[i:i + 1]), predicate="intersects")))
+    assert idx._slot_polys is not None
