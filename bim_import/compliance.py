@@ -152,6 +152,11 @@ class ComplianceReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=_json_default)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ComplianceReport":
+        """The report back from :meth:`to_dict` (or its JSON), e.g. a check recorded in the store."""
+        return cls(d["model"], d["building_id"], d["parcel_id"], [RuleResult(**r) for r in d["results"]], d["crs"])
+
     def to_html(self) -> str:
         import jinja2
 

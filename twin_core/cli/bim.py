@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import typer
@@ -40,19 +41,35 @@ def register(app: typer.Typer) -> None:
         out: Optional[str] = typer.Option(None, "--out", help="Write the JSON report here."),
         crs: Optional[str] = CRS_OPT,
         anchor: Optional[str] = ANCHOR_OPT,
+        save: bool = typer.Option(False, "--save", help="Record the check (report, HTML, model, file hash) in the "
+                                  "twin given by --store, as the map server does; prints its id."),
         as_json: bool = JSON_OPT,
     ) -> None:
         """Check an IFC model against the plot's planning rules; exit code 1 when a rule fails."""
-        from bim_import.compliance import check_compliance, load_rules
+        from bim_import.compliance import ComplianceReport, check_compliance, load_rules
 
+        if save and not store:
+            from twin_core.errors import StoreError
+
+            raise StoreError("--save records the check in a twin: name it with --store city.gpkg (or a PostGIS DSN)")
         rs = load_rules(rules)
         st = None
+        rec = None
         if store:
             from cim.store import open_store
 
             st = open_store(store)
         try:
-            report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor))
+            if save:
+                import getpass
+
+                from bim_import.checks import record_check
+
+                rec = record_check(st, model, rs, ruleset=os.path.splitext(os.path.basename(rules))[0],
+                                   source="cli", checked_by=getpass.getuser(), anchor=_anchor(anchor), twin_crs=crs)
+                report = ComplianceReport.from_dict(rec["report"])
+            else:
+                report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor))
         finally:
             if st is not None:
                 st.close()
@@ -69,7 +86,12 @@ def register(app: typer.Typer) -> None:
                          + (f" offending: {', '.join(r.offending[:10])}" if r.offending else ""))
         import json
 
-        emit(json.loads(report.to_json()), as_json, human="\n".join(lines))
+        doc = json.loads(report.to_json())
+        if rec is not None:
+            doc["check_id"] = rec["check_id"]
+            doc["sha256"] = rec["sha256"]
+            lines.append(f"recorded as check {rec['check_id']} (sha256 {rec['sha256'][:16]}...) in the twin")
+        emit(doc, as_json, human="\n".join(lines))
         if not report.passed:
             raise typer.Exit(1)
 

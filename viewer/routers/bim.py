@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-import uuid
 from importlib import resources
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
-from viewer.dependencies import get_state, require
+from viewer.dependencies import Principal, get_state, require
 
 router = APIRouter(prefix="/api/bim", tags=["bim"])
 
 _STEP_MAGIC = b"ISO-10303-21;"
-KEEP = 50
+MAX_PAGE = 500  # most checks one listing returns
 
 
 def builtin_rulesets() -> dict[str, str]:
@@ -54,14 +52,14 @@ def rulesets() -> list[dict]:
     return out
 
 
-@router.post("/checks", status_code=201, summary="Check an IFC model against a rule set",
-             dependencies=[Depends(require("bim"))])
+@router.post("/checks", status_code=201, summary="Check an IFC model against a rule set and record the check")
 async def check(
     request: Request,
     ifc: UploadFile = File(..., description="the IFC (STEP) file"),
     rules: UploadFile | None = File(None, description="a rules YAML; or name a shipped one with ruleset"),
     ruleset: str | None = Form(None, max_length=60, description="name of a shipped rule set (see /api/bim/rulesets)"),
     state=Depends(get_state),
+    who: Principal = Depends(require("bim")),
 ) -> dict:
     import asyncio
 
@@ -88,84 +86,115 @@ async def check(
             raise HTTPException(400, "the rules file must be a YAML mapping with a 'rules:' section")
         if rules_obj.get("ids"):
             raise HTTPException(400, "an uploaded rules file cannot name an 'ids:' file; use a shipped rule set for IDS")
+        name = f"upload:{os.path.basename(rules.filename or 'rules.yaml')[:100]}"
     else:
         shipped = builtin_rulesets()
         name = ruleset or "residential_r2"
         if name not in shipped:
             raise HTTPException(400, f"no shipped rule set {name!r}; choose one of {sorted(shipped)} or upload one")
         rules_obj = shipped[name]
+    by = f"{who.role}:{who.name}" + (f" (token {who.token_id})" if who.token_id else "")
     return await asyncio.get_running_loop().run_in_executor(None, _run_check, state, data, rules_obj,
-                                                            ifc.filename or "model.ifc")
+                                                            ifc.filename or "model.ifc", name, by)
 
 
-def _run_check(state, data: bytes, rules_obj, filename: str) -> dict:
-    from bim_import.compliance import RuleSet, check_compliance
-    from bim_import.importer import prepare_building
-
-    from viewer.geo import frame_to_geojson, transformer
+def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str) -> dict:
+    from bim_import.checks import record_check
 
     safe = "".join(c for c in os.path.basename(filename) if c.isalnum() or c in "._-")[:80] or "model.ifc"
     if not safe.lower().endswith(".ifc"):
         safe += ".ifc"
-    crs = state.twin.crs
     with tempfile.TemporaryDirectory(prefix="twin-bim-") as d:
         path = os.path.join(d, safe)
         with open(path, "wb") as fh:
             fh.write(data)
-        rs = RuleSet.from_dict(rules_obj) if isinstance(rules_obj, dict) else rules_obj
-        b = prepare_building(path, crs)
-        report = check_compliance(path, rs, store=state.store, twin_crs=crs, building=b)
-    rid = uuid.uuid4().hex[:12]
-    import geopandas as gpd
+        # computed outside the store lock; recorded in one transaction of the locked store
+        rec = record_check(state.store, path, rules_obj, ruleset=ruleset, filename=filename[:200] or safe,
+                           source="api", checked_by=who)
+    return _entry(rec)
 
-    fp = gpd.GeoDataFrame({"building_id": [b.building_id], "height_m": [b.height_m], "passed": [report.passed]},
-                          geometry=[b.footprint], crs=crs)
-    lon, lat = transformer(crs, "EPSG:4326").transform(*b.origin)
-    entry = {
+
+def _entry(rec: dict) -> dict:
+    """A recorded check as the page shows it: footprint as GeoJSON and origin in WGS 84, links."""
+    import geopandas as gpd
+    import shapely
+
+    from viewer.geo import frame_to_geojson, transformer
+
+    rid, crs = rec["check_id"], rec["crs"]
+    fp = gpd.GeoDataFrame({"building_id": [rec["building_id"]], "height_m": [rec["height_m"]],
+                           "passed": [rec["passed"]]}, geometry=[shapely.from_wkt(rec["footprint_wkt"])], crs=crs)
+    lon, lat = transformer(crs, "EPSG:4326").transform(rec["origin_x"], rec["origin_y"])
+    return {
         "id": rid,
-        "passed": report.passed,
-        "report": json.loads(report.to_json()),
-        "building": {"building_id": b.building_id, "height_m": b.height_m, "storeys": b.storeys,
-                     "ground_elev_m": b.ground_elev_m, "origin": [lon, lat],
+        "passed": rec["passed"],
+        **{k: rec[k] for k in _RECORD_KEYS},
+        "report": rec["report"],
+        "building": {"building_id": rec["building_id"], "height_m": rec["height_m"], "storeys": rec["storeys"],
+                     "ground_elev_m": rec["ground_elev_m"], "origin": [lon, lat],
                      "footprint": frame_to_geojson(fp, crs)},
-        "glb_url": f"/api/bim/checks/{rid}/model.glb" if b.glb else None,
+        "glb_url": f"/api/bim/checks/{rid}/model.glb" if rec["has_glb"] else None,
         "report_url": f"/api/bim/checks/{rid}/report.html",
     }
-    store = state.bim_reports
-    store[rid] = {"entry": entry, "glb": b.glb, "html": report.to_html()}
-    while len(store) > KEEP:
-        del store[next(iter(store))]
-    return entry
 
 
-def _get(state, rid: str) -> dict:
-    r = state.bim_reports.get(rid)
-    if r is None:
-        raise HTTPException(404, f"no BIM check {rid!r} (checks are kept while the server runs)")
-    return r
+_RECORD_KEYS = ("created", "filename", "sha256", "size_bytes", "ruleset", "ruleset_title", "n_failed", "parcel_id",
+                "source", "checked_by")
 
 
-@router.get("/checks", summary="BIM checks run since the server started", dependencies=[Depends(require("read"))])
-def list_checks(state=Depends(get_state)) -> list[dict]:
-    return [{k: r["entry"][k] for k in ("id", "passed", "report_url")} | {"building_id": r["entry"]["building"]["building_id"]}
-            for r in state.bim_reports.values()]
+def _found(rid: str, read):
+    """``read()`` for check ``rid``, or 404 with a message a person can act on."""
+    from twin_core.errors import LayerNotFoundError
+
+    try:
+        return read()
+    except LayerNotFoundError:
+        shown = rid[:40] + ("..." if len(rid) > 40 else "")
+        raise HTTPException(404, f"no BIM check {shown!r}: ids are 16 hex digits; "
+                                 "GET /api/bim/checks lists the recorded checks") from None
 
 
-@router.get("/checks/{rid}", summary="One BIM check", dependencies=[Depends(require("read"))])
+@router.get("/checks", summary="Recorded BIM checks, newest first (total in X-Total-Count)",
+            dependencies=[Depends(require("read"))])
+def list_checks(response: Response, limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0, le=10**9),
+                state=Depends(get_state)) -> list[dict]:
+    from bim_import.checks import list_checks as stored
+
+    rows, total = stored(state.store, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    return [{"id": r["check_id"], "report_url": f"/api/bim/checks/{r['check_id']}/report.html"} | r for r in rows]
+
+
+@router.get("/checks/{rid}", summary="One recorded BIM check", dependencies=[Depends(require("read"))])
 def get_check(rid: str, state=Depends(get_state)) -> dict:
-    return _get(state, rid)["entry"]
+    from bim_import.checks import get_check as stored
+
+    return _entry(_found(rid, lambda: stored(state.store, rid)))
 
 
 @router.get("/checks/{rid}/report.html", response_class=HTMLResponse, summary="The report as HTML",
             dependencies=[Depends(require("read"))])
 def report_html(rid: str, state=Depends(get_state)) -> HTMLResponse:
-    return HTMLResponse(_get(state, rid)["html"])
+    from bim_import.checks import check_html
+
+    return HTMLResponse(_found(rid, lambda: check_html(state.store, rid)))
 
 
 @router.get("/checks/{rid}/model.glb", response_class=Response, summary="The checked model as GLB",
             responses={200: {"content": {"model/gltf-binary": {}}}}, dependencies=[Depends(require("read"))])
 def model_glb(rid: str, state=Depends(get_state)) -> Response:
-    r = _get(state, rid)
-    if not r["glb"]:
+    from bim_import.checks import check_glb
+
+    glb = _found(rid, lambda: check_glb(state.store, rid))
+    if not glb:
         raise HTTPException(404, "this model has no mesh to show")
-    return Response(r["glb"], media_type="model/gltf-binary")
+    return Response(glb, media_type="model/gltf-binary")
+
+
+@router.delete("/checks/{rid}", summary="Remove a recorded BIM check (admin only: checks are the audit trail)",
+               dependencies=[Depends(require("admin"))])
+def delete_check(rid: str, state=Depends(get_state)) -> dict:
+    from bim_import.checks import delete_check as stored
+
+    rec = _found(rid, lambda: stored(state.store, rid))
+    return {"deleted": rid, "sha256": rec["sha256"], "passed": rec["passed"], "created": rec["created"]}

@@ -1,0 +1,207 @@
+"""Recorded compliance checks: the regulator's audit trail, kept in the twin's store.
+
+A recorded check is one row of the table ``bim_checks`` (who, when, which file
+with its SHA-256, which rule set, the verdict, the building's footprint and
+attributes, the report as JSON) and two blobs, ``bim_checks/<id>/report.html``
+and ``bim_checks/<id>/model.glb``. All three are written in one store
+transaction, so a failed save leaves nothing behind. Both stores (GeoPackage
+and PostGIS) hold checks the same way; ``twin check-bim --save`` and the map
+server's ``POST /api/bim/checks`` both go through :func:`record_check`.
+
+Examples
+--------
+>>> import os, tempfile
+>>> from cim.store import open_store
+>>> from bim_import.samples import BoxBuilding, write_box_building
+>>> d = tempfile.mkdtemp()
+>>> ifc = write_box_building(BoxBuilding(20, 10, 3, 3.0, 500000.0, 3390000.0), os.path.join(d, "box.ifc"))
+>>> store = open_store(os.path.join(d, "t.gpkg"), create=True, crs="EPSG:4544")
+>>> rules = {"name": "plot 7", "rules": {"max_height_m": 24},
+...          "parcel": {"polygon": [[499980, 3389980], [500040, 3389980], [500040, 3390040], [499980, 3390040]]}}
+>>> rec = record_check(store, ifc, rules, ruleset="plot7")
+>>> rec["passed"], rec["ruleset_title"], round(rec["height_m"], 2)
+(True, 'plot 7', 9.3)
+>>> [c["check_id"] for c in list_checks(store)[0]] == [rec["check_id"]]
+True
+>>> check_html(store, rec["check_id"]).startswith("<!doctype html>")
+True
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from twin_core.errors import CRSError, LayerNotFoundError
+
+__all__ = ["record_check", "list_checks", "get_check", "check_html", "check_glb", "delete_check",
+           "is_check_id", "TABLE"]
+
+#: the store table that holds one row per recorded check
+TABLE = "bim_checks"
+_ID = re.compile(r"^[0-9a-f]{16}$")
+#: columns of a listing (the row without the report JSON and footprint)
+_SUMMARY = ["check_id", "created", "filename", "sha256", "size_bytes", "ruleset", "ruleset_title", "passed",
+            "n_failed", "building_id", "parcel_id", "source", "checked_by", "has_glb"]
+
+
+def is_check_id(text: Any) -> bool:
+    """Whether ``text`` has the form of a check id (16 lower-case hex digits)."""
+    return isinstance(text, str) and bool(_ID.match(text))
+
+
+def _blob(check_id: str, name: str) -> str:
+    return f"{TABLE}/{check_id}/{name}"
+
+
+def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, filename: str | None = None,
+                 source: str = "api", checked_by: str = "", anchor=None, twin_crs: str | None = None) -> dict:
+    """Check the IFC file ``ifc_path`` against ``rules`` and record the check in ``store``.
+
+    Parameters
+    ----------
+    store : Store
+        The twin; the model is placed in its CRS and the parcel may come from its ``parcels`` layer.
+    ifc_path : path
+        The submitted model (its bytes are hashed with SHA-256 for the record).
+    rules : RuleSet, dict or path
+        As for :func:`bim_import.compliance.check_compliance`.
+    ruleset : str, optional
+        The rule set's name for the record (a shipped name, a file name); default: the rules file's stem.
+    filename : str, optional
+        The name the model was submitted under (default: the base name of ``ifc_path``).
+    source, checked_by : str
+        Where the check came from (``"api"``, ``"cli"``) and who ran it.
+    twin_crs : str, optional
+        Refused unless it is the store's CRS (the record lives in the twin's CRS).
+
+    Returns
+    -------
+    dict
+        The record as :func:`get_check` returns it (``check_id``, ``created``, ``passed``, ``report`` ...).
+    """
+    from pyproj import CRS
+
+    from bim_import.compliance import RuleSet, check_compliance, load_rules
+    from bim_import.importer import prepare_building
+
+    crs = store.crs
+    if crs is None:
+        raise CRSError(f"the store {store!r} has no CRS; create the twin with one (twin build / Twin.create)")
+    if twin_crs is not None and not CRS.from_user_input(twin_crs).equals(CRS.from_user_input(crs)):
+        raise CRSError(f"a check recorded in the twin uses the twin's CRS {crs}, not {twin_crs}; drop --crs")
+    if isinstance(rules, RuleSet):
+        rs = rules
+    elif isinstance(rules, dict):
+        rs = RuleSet.from_dict(rules)
+    else:
+        rs = load_rules(rules)
+        ruleset = ruleset or os.path.splitext(os.path.basename(os.fspath(rules)))[0]
+    with open(ifc_path, "rb") as fh:
+        data = fh.read()
+    b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor)
+    report = check_compliance(os.fspath(ifc_path), rs, store=store, twin_crs=crs, anchor=anchor, building=b)
+    report_json = report.to_json()
+    row = {
+        "check_id": uuid.uuid4().hex[:16],
+        "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "filename": str(filename or os.path.basename(os.fspath(ifc_path)))[:200],
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size_bytes": len(data),
+        "ruleset": str(ruleset or rs.name)[:200],
+        "ruleset_title": str(rs.name)[:200],
+        "passed": bool(report.passed),
+        "n_failed": int(sum(not r.passed for r in report.results)),
+        "building_id": str(b.building_id),
+        "parcel_id": "" if report.parcel_id is None else str(report.parcel_id),
+        "source": str(source),
+        "checked_by": str(checked_by or ""),
+        "has_glb": bool(b.glb),
+        "height_m": float(b.height_m),
+        "storeys": int(b.storeys),
+        "ground_elev_m": float(b.ground_elev_m),
+        "origin_x": float(b.origin[0]),
+        "origin_y": float(b.origin[1]),
+        "crs": str(crs),
+        "footprint_wkt": b.footprint.wkt,
+        "report_json": report_json,
+    }
+    cid = row["check_id"]
+    with store.transaction():
+        store.write_table(TABLE, pd.DataFrame([row]), mode="append" if store.has_table(TABLE) else "replace")
+        store.put_blob(_blob(cid, "report.html"), report.to_html().encode("utf-8"), mime="text/html")
+        if b.glb:
+            store.put_blob(_blob(cid, "model.glb"), b.glb, mime="model/gltf-binary")
+    return _record(row)
+
+
+def _plain(row: dict) -> dict:
+    """A row with NumPy scalars as Python values (JSON-able)."""
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k != "report_json"}
+
+
+def _record(row: dict) -> dict:
+    return _plain(row) | {"report": json.loads(row["report_json"])}
+
+
+def _missing(check_id: Any) -> LayerNotFoundError:
+    return LayerNotFoundError(f"no BIM check {str(check_id)[:40]!r}: check ids are 16 hex digits "
+                              "(list the recorded checks with list_checks or GET /api/bim/checks)")
+
+
+def list_checks(store, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """(summaries of the recorded checks, newest first, ``limit`` from ``offset``; how many there are)."""
+    if not store.has_table(TABLE):
+        return [], 0
+    df = store.read_table(TABLE, columns=_SUMMARY)
+    # newest first; rows come in insertion order, so ties of the clock keep the later row first
+    df = df.iloc[::-1].sort_values("created", ascending=False, kind="stable")
+    page = df.iloc[max(0, int(offset)):max(0, int(offset)) + max(0, int(limit))]
+    return [_plain(r) for r in page.to_dict("records")], len(df)
+
+
+def get_check(store, check_id: str) -> dict:
+    """The recorded check ``check_id`` (LayerNotFoundError if there is none)."""
+    if not is_check_id(check_id) or not store.has_table(TABLE):
+        raise _missing(check_id)
+    df = store.read_table(TABLE, where={"check_id": check_id})
+    if not len(df):
+        raise _missing(check_id)
+    return _record(df.iloc[0].to_dict())
+
+
+def check_html(store, check_id: str) -> str:
+    """The HTML report of a recorded check."""
+    get_check(store, check_id)
+    return store.get_blob(_blob(check_id, "report.html")).decode("utf-8")
+
+
+def check_glb(store, check_id: str) -> bytes | None:
+    """The checked model as GLB (None when the model had no mesh)."""
+    if not get_check(store, check_id)["has_glb"]:
+        return None
+    return store.get_blob(_blob(check_id, "model.glb"))
+
+
+def delete_check(store, check_id: str) -> dict:
+    """Remove a recorded check (row and blobs) in one transaction; returns what was removed."""
+    with store.transaction():
+        rec = get_check(store, check_id)
+        df = store.read_table(TABLE)
+        rest = df[df["check_id"] != check_id].reset_index(drop=True)
+        if len(rest):
+            store.write_table(TABLE, rest, mode="replace")
+        else:
+            store.delete_table(TABLE)
+        store.delete_blob(_blob(check_id, "report.html"))
+        if rec["has_glb"]:
+            store.delete_blob(_blob(check_id, "model.glb"))
+    return rec
