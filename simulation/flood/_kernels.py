@@ -387,15 +387,25 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
     nx = hr.shape[0]
     s_rain = 0.0
     n_neg = 0
+    # storage and row max in the same loop (redone in the loss loop where there are losses); the row max as
+    # the max of the bit patterns read as int64 (same order for h >= 0, below 0 for h < 0, above +inf for
+    # NaN): an integer max reduction vectorises, a floating-point one does not
+    s_store = 0.0
+    mb = 0
     for i in range(nx):
         rd = (rain_u + rgr[i]) * dt * ar[i]
         hv = hr[i] + dt * ((qxr[i] - qxr[i + 1]) * rdx + (qyt[i] - qyb[i]) * rdy) + rd
         hr[i] = hv
         s_rain += rd
         n_neg += 1 if hv < 0.0 else 0
+        s_store += hv
+        b = _f64_sbits(np.float64(hv))
+        mb = b if b > mb else mb
     s_drain = 0.0
     s_inf = 0.0
     if has_loss:
+        s_store = 0.0
+        mb = 0
         for i in range(nx):
             ld = (drain_u + dgr[i]) * dt
             li = (inf_u + igr[i]) * dt
@@ -406,20 +416,17 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
             ts = tot if tot > 0.0 else 1.0
             ld2 = hv * (ld / ts) if lim else ld
             li2 = hv - ld2 if lim else li
-            hr[i] = hv - ((hv if lim else ld + li) if on else 0.0)  # arithmetic, not a select with the old value
+            hn = hv - ((hv if lim else ld + li) if on else 0.0)  # arithmetic, not a select with the old value
+            hr[i] = hn
             s_drain += ld2 if on else 0.0
             s_inf += li2 if on else 0.0
-    # the row max as the max of the bit patterns read as int64 (same order for h >= 0, below 0 for h < 0,
-    # above +inf for NaN): an integer max reduction vectorises, a floating-point one does not
-    s_store = 0.0
-    mb = 0
+            s_store += hn
+            b = _f64_sbits(np.float64(hn))
+            mb = b if b > mb else mb
     if track:
         n_new = 0
         for i in range(nx):
             hv = hr[i]
-            s_store += hv
-            b = _f64_sbits(np.float64(hv))
-            mb = b if b > mb else mb
             hm = hmr[i]
             n_new += 1 if (hv > wet_thr) & (hm <= wet_thr) else 0  # the max depth crosses it: first wetting
             hmr[i] = _fmax(hm, hmr.dtype.type(hv))
@@ -441,12 +448,6 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
                 twr[i] = t_end
                 n_new -= 1
             i += 1
-    else:
-        for i in range(nx):
-            hv = hr[i]
-            s_store += hv
-            b = _f64_sbits(np.float64(hv))
-            mb = b if b > mb else mb
     st[0] = s_store
     st[1] = s_rain
     st[2] = s_drain
