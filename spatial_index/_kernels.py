@@ -840,11 +840,16 @@ def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
     sequential sweep."""
     n = ib.shape[0]
     cnt = np.zeros(nx * ny + 1, np.intp)
+    rng = np.empty((n, 4), np.int32)  # each item's cell range, computed once
     for j in range(n):
         cx0 = _cell(ib[j, 0], gx0, inv, nx)
         cx1 = _cell(ib[j, 2], gx0, inv, nx)
         cy0 = _cell(ib[j, 1], gy0, inv, ny)
         cy1 = _cell(ib[j, 3], gy0, inv, ny)
+        rng[j, 0] = cx0
+        rng[j, 1] = cx1
+        rng[j, 2] = cy0
+        rng[j, 3] = cy1
         for cy in range(cy0, cy1 + 1):
             for cx in range(cx0, cx1 + 1):
                 cnt[cy * nx + cx + 1] += 1
@@ -854,12 +859,8 @@ def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
     items = np.empty(cnt[-1], np.intp)
     boxes = np.empty((cnt[-1], 4))
     for j in range(n):
-        cx0 = _cell(ib[j, 0], gx0, inv, nx)
-        cx1 = _cell(ib[j, 2], gx0, inv, nx)
-        cy0 = _cell(ib[j, 1], gy0, inv, ny)
-        cy1 = _cell(ib[j, 3], gy0, inv, ny)
-        for cy in range(cy0, cy1 + 1):
-            for cx in range(cx0, cx1 + 1):
+        for cy in range(rng[j, 2], rng[j, 3] + 1):
+            for cx in range(rng[j, 0], rng[j, 1] + 1):
                 c = cy * nx + cx
                 t = pos[c]
                 items[t] = j
