@@ -15,6 +15,9 @@ Entry points
   filters the imported elements by class, storey and property values.
 - :func:`check_compliance` / :func:`load_rules`: planning rules (height,
   setback, FAR, coverage, green ratio) and IDS information requirements.
+- :func:`record_check` / :func:`list_checks` / :func:`get_check`: a check
+  recorded in the twin's store (the regulator's audit trail), as
+  ``twin check-bim --save`` and the map server's ``/api/bim/checks`` keep them.
 - :func:`to_cityjson`: CityJSON 2.0 (LoD1 and LoD2-style semantic surfaces).
 - :func:`storey_floorplan`: walkable area, walls and doors of a storey for the
   crowd engine.
@@ -27,6 +30,7 @@ True
 """
 
 from bim_import.building import Building, build_building
+from bim_import.checks import get_check, list_checks, record_check
 from bim_import.cityjson import to_cityjson
 from bim_import.compliance import ComplianceReport, RuleSet, check_compliance, load_rules
 from bim_import.floorplan import Floorplan, storey_floorplan
@@ -35,5 +39,6 @@ from bim_import.importer import ImportSummary, import_ifc, import_many, query_el
 from bim_import.model import BimModel, Mesh, read_model
 
 __all__ = ["Anchor", "BimModel", "Building", "ComplianceReport", "Floorplan", "Georeference", "ImportSummary", "Mesh",
-           "RuleSet", "build_building", "check_compliance", "georeference", "import_ifc", "import_many", "load_rules",
-           "query_elements", "read_model", "storey_floorplan", "to_cityjson"]
+           "RuleSet", "build_building", "check_compliance", "georeference", "get_check", "import_ifc", "import_many",
+           "list_checks", "load_rules", "query_elements", "read_model", "record_check", "storey_floorplan",
+           "to_cityjson"]

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["bim_import", "bim_import.georef", "bim_import.compliance", "bim_import.samples", "bim_import.gltf",
-           "bim_import.cityjson", "bim_import.building", "bim_import.floorplan", "bim_import.model"]
+           "bim_import.cityjson", "bim_import.building", "bim_import.floorplan", "bim_import.model",
+           "bim_import.checks"]
 
 
 @pytest.mark.parametrize("name", MODULES)
