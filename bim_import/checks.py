@@ -4,7 +4,9 @@ A recorded check is one row of the table ``bim_checks`` (who, when, which file
 with its SHA-256, which rule set, the verdict, the building's footprint and
 attributes, the report as JSON) and two blobs, ``bim_checks/<id>/report.html``
 and ``bim_checks/<id>/model.glb``. All three are written in one store
-transaction, so a failed save leaves nothing behind. Both stores (GeoPackage
+transaction, so a failed save leaves nothing behind. Removing a check
+(:func:`delete_check`, the map server's admin role only) leaves a row in
+``bim_check_deletions`` saying what went, when and by whom. Both stores (GeoPackage
 and PostGIS) hold checks the same way; ``twin check-bim --save`` and the map
 server's ``POST /api/bim/checks`` both go through :func:`record_check`.
 
@@ -43,10 +45,12 @@ import pandas as pd
 from twin_core.errors import CRSError, LayerNotFoundError
 
 __all__ = ["record_check", "list_checks", "get_check", "check_html", "check_glb", "delete_check",
-           "is_check_id", "TABLE"]
+           "is_check_id", "TABLE", "DELETIONS"]
 
 #: the store table that holds one row per recorded check
 TABLE = "bim_checks"
+#: the store table that records who removed which check, and when
+DELETIONS = "bim_check_deletions"
 _ID = re.compile(r"^[0-9a-f]{16}$")
 #: columns of a listing (the row without the report JSON and footprint)
 _SUMMARY = ["check_id", "created", "filename", "sha256", "size_bytes", "ruleset", "ruleset_title", "passed",
@@ -191,10 +195,18 @@ def check_glb(store, check_id: str) -> bytes | None:
     return store.get_blob(_blob(check_id, "model.glb"))
 
 
-def delete_check(store, check_id: str) -> dict:
-    """Remove a recorded check (row and blobs) in one transaction; returns what was removed."""
+def delete_check(store, check_id: str, *, deleted_by: str = "") -> dict:
+    """Remove a recorded check (row and blobs) in one transaction; returns what was removed.
+
+    The removal itself is recorded, in the same transaction, as a row of ``bim_check_deletions``
+    (the check's id, time, file hash and verdict, when and by whom it was removed).
+    """
     with store.transaction():
         rec = get_check(store, check_id)
+        gone = {k: rec[k] for k in ("check_id", "created", "filename", "sha256", "ruleset", "passed", "checked_by")}
+        gone |= {"deleted": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                 "deleted_by": str(deleted_by or "")}
+        store.write_table(DELETIONS, pd.DataFrame([gone]), mode="append" if store.has_table(DELETIONS) else "replace")
         df = store.read_table(TABLE)
         rest = df[df["check_id"] != check_id].reset_index(drop=True)
         if len(rest):

@@ -106,18 +106,34 @@ def test_failed_save_leaves_nothing(store, boxes):
                                                             f"{TABLE}/{first['check_id']}/report.html"]
 
 
-def test_delete_removes_row_and_blobs(store, boxes):
-    from bim_import.checks import TABLE, delete_check, get_check, list_checks, record_check
+def test_delete_removes_row_and_blobs_and_records_the_removal(store, boxes):
+    from bim_import.checks import DELETIONS, TABLE, delete_check, get_check, list_checks, record_check
 
     a = record_check(store, boxes["ok"][0], PLOT)
     b = record_check(store, boxes["tall"][0], PLOT)
-    assert delete_check(store, a["check_id"])["sha256"] == _sha(boxes["ok"][0])
+    assert delete_check(store, a["check_id"], deleted_by="admin:carol")["sha256"] == _sha(boxes["ok"][0])
+    gone = store.read_table(DELETIONS)
+    assert gone[["check_id", "sha256", "deleted_by"]].values.tolist() == [[a["check_id"], _sha(boxes["ok"][0]),
+                                                                           "admin:carol"]]
+    assert bool(gone["passed"].iloc[0]) is True and gone["deleted"].iloc[0] > gone["created"].iloc[0]
     rows, total = list_checks(store)
     assert total == 1 and rows[0]["check_id"] == b["check_id"] and rows[0]["passed"] is False
     assert get_check(store, b["check_id"])["report"]["results"] == b["report"]["results"]
     assert all(a["check_id"] not in k for k in store.list_blobs(f"{TABLE}/")["key"])
     delete_check(store, b["check_id"])
     assert list_checks(store) == ([], 0) and len(store.list_blobs(f"{TABLE}/")) == 0
+    assert store.read_table(DELETIONS)["check_id"].tolist() == [a["check_id"], b["check_id"]]
+    # a removal that fails half-way leaves the check and writes no deletion record
+    c = record_check(store, boxes["ok"][0], PLOT)
+
+    class FailingBlobDelete(_FailingGlb):
+        def delete_blob(self, key):
+            raise OSError("connection lost")
+
+    with pytest.raises(OSError, match="connection lost"):
+        delete_check(FailingBlobDelete(store), c["check_id"])
+    assert get_check(store, c["check_id"])["sha256"] == _sha(boxes["ok"][0])
+    assert len(store.read_table(DELETIONS)) == 2 and len(store.list_blobs(f"{TABLE}/")) == 2
 
 
 def test_record_refuses_another_crs(store, boxes):

@@ -137,6 +137,9 @@ def test_only_admin_may_delete(city, boxes):
         assert r.status_code == 200 and r.json()["sha256"] == hashlib.sha256(boxes["ok"]).hexdigest()
         assert c.get(f"/api/bim/checks/{rid}", headers=h("viewer")).status_code == 404
         assert c.get(f"/api/bim/checks/{rid}/model.glb", headers=h("viewer")).status_code == 404
+    with open_store(city) as st:
+        gone = st.read_table("bim_check_deletions")
+    assert gone["check_id"].tolist() == [rid] and gone["deleted_by"].iloc[0].startswith("admin:admin (token ")
 
 
 def test_concurrent_checks_and_reads_share_the_store(city, boxes):

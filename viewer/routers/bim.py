@@ -93,9 +93,13 @@ async def check(
         if name not in shipped:
             raise HTTPException(400, f"no shipped rule set {name!r}; choose one of {sorted(shipped)} or upload one")
         rules_obj = shipped[name]
-    by = f"{who.role}:{who.name}" + (f" (token {who.token_id})" if who.token_id else "")
     return await asyncio.get_running_loop().run_in_executor(None, _run_check, state, data, rules_obj,
-                                                            ifc.filename or "model.ifc", name, by)
+                                                            ifc.filename or "model.ifc", name, _who(who))
+
+
+def _who(p: Principal) -> str:
+    """The caller as recorded with a check: role, name and token id."""
+    return f"{p.role}:{p.name}" + (f" (token {p.token_id})" if p.token_id else "")
 
 
 def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str) -> dict:
@@ -191,10 +195,9 @@ def model_glb(rid: str, state=Depends(get_state)) -> Response:
     return Response(glb, media_type="model/gltf-binary")
 
 
-@router.delete("/checks/{rid}", summary="Remove a recorded BIM check (admin only: checks are the audit trail)",
-               dependencies=[Depends(require("admin"))])
-def delete_check(rid: str, state=Depends(get_state)) -> dict:
+@router.delete("/checks/{rid}", summary="Remove a recorded BIM check (admin only; the removal itself is recorded)")
+def delete_check(rid: str, state=Depends(get_state), who: Principal = Depends(require("admin"))) -> dict:
     from bim_import.checks import delete_check as stored
 
-    rec = _found(rid, lambda: stored(state.store, rid))
+    rec = _found(rid, lambda: stored(state.store, rid, deleted_by=_who(who)))
     return {"deleted": rid, "sha256": rec["sha256"], "passed": rec["passed"], "created": rec["created"]}
