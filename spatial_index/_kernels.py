@@ -833,7 +833,7 @@ def _cell(v, g0, inv, n):
     return c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
     """CSR lists of the items whose closed box overlaps each cell. Returns (cell_off, cell_items, cell_boxes):
     cell_boxes[t] is a copy of the box of item slot cell_items[t], so that a cell's candidates are read in one
@@ -1012,7 +1012,7 @@ def poly_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, gi
         chunk_n[ci] = nh
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def take_rows(a, idx):
     """a[idx] for a 2-D float array (numpy's fancy indexing of rows is slower; memory-bound, so serial)."""
     out = np.empty((idx.shape[0], a.shape[1]))
@@ -1054,7 +1054,7 @@ def grid_sort_rows(q, gx0, gy0, inv, nx, ny):
     return order, qs
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _radix_pass(key, shift, order, out, cnt):
     """Stable counting sort of order by the 16 bits of key[order] at shift, into out."""
     cnt[:] = 0
@@ -1069,7 +1069,7 @@ def _radix_pass(key, shift, order, out, cnt):
         cnt[d] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _quantize(v):
     """v scaled to integers 0 .. 2**32 - 1 over its range (order kept, ties possible)."""
     lo = np.inf
@@ -1084,7 +1084,7 @@ def _quantize(v):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def str_order(cx, cy, slice_size):
     """Sort-Tile-Recursive order of points: by x, cut into slices of slice_size, each slice by y.
 

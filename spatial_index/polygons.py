@@ -226,10 +226,10 @@ def _in_threads(fn, geoms: np.ndarray, min_size: int = 20_000):
     return tuple(np.concatenate([r[k] for r in res]) for k in range(len(res[0])))
 
 
-def _type_and_bounds(geoms: np.ndarray):
+def _bounds(geoms: np.ndarray):
     import shapely
 
-    return shapely.get_type_id(geoms), shapely.bounds(geoms)
+    return (shapely.bounds(geoms),)
 
 
 def _as_geometry_array(geometries, check: bool = True) -> np.ndarray:
@@ -330,16 +330,14 @@ class PolygonIndex:
             ``lazy=False`` reads (and checks) everything now. The geometries
             are kept referenced until then.
         """
+        import shapely
+
         geoms = _as_geometry_array(geometries, check=False)
         try:
-            tid, bounds = _in_threads(_type_and_bounds, geoms)
+            (bounds,) = _in_threads(_bounds, geoms)
         except TypeError:
             _as_geometry_array(geoms)  # names the first item that is not a geometry
             raise
-        bad = ~np.isin(tid, [-1, 3, 6])
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise TypeError(f"PolygonIndex holds polygons; geometry {i} is a {geoms[i].geom_type}")
         # NaN for empty and missing ones only: GEOS starts an envelope at a ring's first coordinate, which
         # is finite in a closed ring, and skips NaN ones after it; those are reported when read (lazily)
         if np.isinf(bounds).any():
@@ -349,7 +347,12 @@ class PolygonIndex:
         bounds[nan, :2] = np.inf
         bounds[nan, 2:] = -np.inf
         self = cls.__new__(cls)
-        self._set_index(bounds, node_size, True)
+        # the type check (shapely, GIL released) runs beside the tree and grid build (numba, nogil)
+        tid, _ = _concurrently(lambda: shapely.get_type_id(geoms), lambda: self._set_index(bounds, node_size, True))
+        bad = ~np.isin(tid, [-1, 3, 6])
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise TypeError(f"PolygonIndex holds polygons; geometry {i} is a {geoms[i].geom_type}")
         self._geoms = geoms
         self._arrays = None
         self._slot_polys = None
