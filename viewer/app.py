@@ -44,7 +44,6 @@ def open_state(settings: Settings):
     state = AppState(settings, twin, locked)
     state.tile_source = TileSource(state)
     state.jobs = JobManager(state, workers=settings.job_workers)
-    state.bim_reports = {}
     return state
 
 
