@@ -165,11 +165,10 @@ def list_checks(store, *, limit: int = 50, offset: int = 0) -> tuple[list[dict],
     """(summaries of the recorded checks, newest first, ``limit`` from ``offset``; how many there are)."""
     if not store.has_table(TABLE):
         return [], 0
-    df = store.read_table(TABLE, columns=_SUMMARY)
-    # newest first; rows come in insertion order, so ties of the clock keep the later row first
-    df = df.iloc[::-1].sort_values("created", ascending=False, kind="stable")
-    page = df.iloc[max(0, int(offset)):max(0, int(offset)) + max(0, int(limit))]
-    return [_plain(r) for r in page.to_dict("records")], len(df)
+    # newest first, paged in the store; ties of the clock keep the later row first
+    page = store.read_table(TABLE, columns=_SUMMARY, order_by="created", descending=True,
+                            limit=max(0, int(limit)), offset=max(0, int(offset)))
+    return [_plain(r) for r in page.to_dict("records")], store.count_rows(TABLE)
 
 
 def get_check(store, check_id: str) -> dict:
@@ -207,12 +206,7 @@ def delete_check(store, check_id: str, *, deleted_by: str = "") -> dict:
         gone |= {"deleted": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
                  "deleted_by": str(deleted_by or "")}
         store.write_table(DELETIONS, pd.DataFrame([gone]), mode="append" if store.has_table(DELETIONS) else "replace")
-        df = store.read_table(TABLE)
-        rest = df[df["check_id"] != check_id].reset_index(drop=True)
-        if len(rest):
-            store.write_table(TABLE, rest, mode="replace")
-        else:
-            store.delete_table(TABLE)
+        store.delete_rows(TABLE, {"check_id": check_id})
         store.delete_blob(_blob(check_id, "report.html"))
         if rec["has_glb"]:
             store.delete_blob(_blob(check_id, "model.glb"))

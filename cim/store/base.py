@@ -183,7 +183,20 @@ class Store(ABC):
     def write_table(self, name: str, df: pd.DataFrame, mode: str = "replace") -> int: ...
 
     @abstractmethod
-    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame: ...
+    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None,
+                   order_by: str | Sequence[str] | None = None, descending: bool = False,
+                   limit: int | None = None, offset: int | None = None) -> pd.DataFrame:
+        """Rows of a table matching ``where``, in insertion order or by ``order_by`` (ties in insertion
+        order, reversed with ``descending``), ``limit`` rows from ``offset``."""
+
+    @abstractmethod
+    def count_rows(self, name: str, *, where: Where | None = None) -> int:
+        """How many rows of table ``name`` match ``where``."""
+
+    @abstractmethod
+    def delete_rows(self, name: str, where: Where) -> int:
+        """Delete the rows of table ``name`` matching ``where`` (required: an empty filter is refused,
+        drop a whole table with :meth:`delete_table`). Returns how many went."""
 
     @abstractmethod
     def delete_table(self, name: str) -> None: ...
@@ -251,6 +264,24 @@ class Store(ABC):
     def _require_table(self, name: str) -> None:
         if not self.has_table(name):
             raise LayerNotFoundError(f"no table {name!r} in {self.uri}; tables here: {self.list_tables()}")
+
+
+def check_paging(columns: Sequence[str], table: str, order_by, limit, offset) -> tuple[list[str], int | None, int]:
+    """Validate ``order_by`` (column names of the table), ``limit`` and ``offset`` (non-negative integers)."""
+    keys = [] if order_by is None else [order_by] if isinstance(order_by, str) else list(order_by)
+    unknown = [k for k in keys if k not in columns]
+    if unknown:
+        raise SchemaError(f"cannot order table {table!r} by {unknown}: it has columns {list(columns)}")
+    for what, v in (("limit", limit), ("offset", offset)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
+            raise ValueError(f"{what} must be a non-negative integer, got {v!r}")
+    return keys, None if limit is None else int(limit), int(offset or 0)
+
+
+def check_delete_filter(where, table: str) -> None:
+    if not where:
+        raise ValueError(f"delete_rows on {table!r} needs a non-empty where filter; "
+                         "to remove every row, delete the table with delete_table")
 
 
 def check_mode(mode: str) -> str:

@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_mode, check_name,
-                            column_from_values,
+from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
+                            check_mode, check_name, check_paging, column_from_values,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
@@ -646,7 +646,9 @@ class GeoPackageStore(Store):
             self._con.executemany(ins, rows)
         return len(df)
 
-    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None,
+                   order_by: str | Sequence[str] | None = None, descending: bool = False,
+                   limit: int | None = None, offset: int | None = None) -> pd.DataFrame:
         self._require_table(name)
         cols = [(c, t) for c, t in self._columns(name) if c != "fid"]
         colnames = [c for c, _ in cols]
@@ -655,14 +657,32 @@ class GeoPackageStore(Store):
             if unknown:
                 raise SchemaError(f"table {name!r} has no column(s) {unknown}; it has {colnames}")
             cols = [(c, t) for c, t in cols if c in columns]
+        keys, limit, offset = check_paging(colnames, name, order_by, limit, offset)
         sql = f"SELECT {', '.join(_qi(c) for c, _ in cols)} FROM {_qi(name)}"
         clauses, params = self._where_sql(name, None, None, where, colnames)
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY fid"
+        way = " DESC" if descending else ""
+        sql += " ORDER BY " + ", ".join([f"{_qi(k)}{way}" for k in keys] + [f"fid{way}"])
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params = [*params, -1 if limit is None else limit, offset]
         rows = self._exec(sql, params).fetchall()
         return pd.DataFrame({c: _column([r[i] for r in rows], t) for i, (c, t) in enumerate(cols)},
                             index=pd.RangeIndex(len(rows)))
+
+    def count_rows(self, name: str, *, where: Where | None = None) -> int:
+        self._require_table(name)
+        clauses, params = self._where_sql(name, None, None, where, [c for c, _ in self._columns(name) if c != "fid"])
+        sql = f"SELECT count(*) FROM {_qi(name)}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        return int(self._exec(sql, params).fetchone()[0])
+
+    def delete_rows(self, name: str, where: Where) -> int:
+        self._require_table(name)
+        check_delete_filter(where, name)
+        clauses, params = self._where_sql(name, None, None, where, [c for c, _ in self._columns(name) if c != "fid"])
+        with self._sql_txn():
+            return self._con.execute(f"DELETE FROM {_qi(name)} WHERE " + " AND ".join(clauses), params).rowcount
 
     def delete_table(self, name: str) -> None:
         self._require_table(name)

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_mode, check_name,
-                            column_from_values, frame_has_z,
+from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
+                            check_mode, check_name, check_paging, column_from_values, frame_has_z,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
@@ -675,13 +675,16 @@ class PostGISStore(Store):
                 self._q("twin_objects")), (name,))
         return len(df)
 
-    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None,
+                   order_by: str | Sequence[str] | None = None, descending: bool = False,
+                   limit: int | None = None, offset: int | None = None) -> pd.DataFrame:
         from psycopg import sql
 
         self._require_table(name)
         with self.conn.cursor() as cur:
             types = self._table_columns(cur, name)
             colnames = [c for c in types if c != "fid"]
+            keys, limit, offset = check_paging(colnames, name, order_by, limit, offset)
             if columns is not None:
                 unknown = [c for c in columns if c not in colnames]
                 if unknown:
@@ -691,10 +694,39 @@ class PostGISStore(Store):
             q = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in colnames), self._q(name))
             if clauses:
                 q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
-            cur.execute(q + sql.SQL(" ORDER BY fid"), params)
+            way = sql.SQL(" DESC" if descending else "")
+            q = q + sql.SQL(" ORDER BY ") + sql.SQL(", ").join(
+                [sql.SQL("{}{}").format(sql.Identifier(k), way) for k in keys] + [sql.SQL("fid{}").format(way)])
+            if limit is not None:
+                q, params = q + sql.SQL(" LIMIT %s"), [*params, limit]
+            if offset:
+                q, params = q + sql.SQL(" OFFSET %s"), [*params, offset]
+            cur.execute(q, params)
             rows = cur.fetchall()
         return pd.DataFrame({c: _from_pg([r[i] for r in rows], types[c]) for i, c in enumerate(colnames)},
                             index=pd.RangeIndex(len(rows)))
+
+    def count_rows(self, name: str, *, where: Where | None = None) -> int:
+        from psycopg import sql
+
+        self._require_table(name)
+        with self.conn.cursor() as cur:
+            clauses, params = self._where(name, None, where, [c for c in self._table_columns(cur, name) if c != "fid"])
+            q = sql.SQL("SELECT count(*) FROM {}").format(self._q(name))
+            if clauses:
+                q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
+            cur.execute(q, params)
+            return int(cur.fetchone()[0])
+
+    def delete_rows(self, name: str, where: Where) -> int:
+        from psycopg import sql
+
+        self._require_table(name)
+        check_delete_filter(where, name)
+        with self.transaction(), self.conn.cursor() as cur:
+            clauses, params = self._where(name, None, where, [c for c in self._table_columns(cur, name) if c != "fid"])
+            cur.execute(sql.SQL("DELETE FROM {} WHERE ").format(self._q(name)) + sql.SQL(" AND ").join(clauses), params)
+            return cur.rowcount
 
     def delete_table(self, name: str) -> None:
         self._require_table(name)

@@ -456,3 +456,36 @@ def test_longest_layer_names_are_distinct(store):
     assert store.list_layers() == [b] and len(store.read_layer(b)) == 2
     with pytest.raises(SchemaError, match="at most 60"):
         store.write_layer("p" * 61, gdf)
+
+
+def test_table_paging_count_and_row_deletes(store):
+    """Tables page in the store (order_by, descending, limit/offset: ties keep insertion order), count and
+    delete rows by filter; bad paging and an empty delete filter are refused."""
+    df = pd.DataFrame({"k": [3, 1, 2, 1, 3], "tag": list("abcde"), "v": np.arange(5.0)})
+    store.write_table("log", df)
+    assert store.read_table("log")["tag"].tolist() == list("abcde")
+    assert store.read_table("log", order_by="k")["tag"].tolist() == list("bdcae")
+    assert store.read_table("log", order_by="k", descending=True)["tag"].tolist() == list("eacdb")
+    assert store.read_table("log", order_by=["k", "v"], limit=2, offset=1)["tag"].tolist() == list("dc")
+    assert store.read_table("log", descending=True, limit=2, columns=["tag"])["tag"].tolist() == list("ed")
+    assert store.read_table("log", where={"k": 1}, offset=1)["tag"].tolist() == ["d"]
+    assert store.read_table("log", limit=0).empty and list(store.read_table("log", limit=0).columns) == ["k", "tag", "v"]
+    assert store.count_rows("log") == 5 and store.count_rows("log", where={"k": [1, 3]}) == 4
+    assert store.delete_rows("log", {"k": 3}) == 2
+    assert store.read_table("log")["tag"].tolist() == list("bcd")
+    assert store.delete_rows("log", {"tag": "x'; DROP TABLE log; --"}) == 0 and store.count_rows("log") == 3
+    with pytest.raises(ValueError, match="non-empty where"):
+        store.delete_rows("log", {})
+    with pytest.raises(SchemaError, match="cannot order"):
+        store.read_table("log", order_by="nope")
+    with pytest.raises(ValueError, match="non-negative"):
+        store.read_table("log", limit=-1)
+    with pytest.raises(ValueError, match="non-negative"):
+        store.read_table("log", offset="1; DROP TABLE log")
+    with pytest.raises(LayerNotFoundError):
+        store.count_rows("nothing")
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.transaction():
+            store.delete_rows("log", {"k": 1})
+            raise RuntimeError("boom")
+    assert store.count_rows("log") == 3
