@@ -116,15 +116,12 @@ class Scenarios:
         children = [n for n, m in self._meta().items() if m.get("parent") == name]
         if children:
             raise ScenarioError(f"scenario {name!r} is the parent of {children}; delete those first")
-        edits = self._edits()
+        edits = self._edits(name)
         with self.store.transaction():
-            for key in edits.loc[(edits["scenario"] == name) & edits["blob_key"].notna(), "blob_key"]:
+            for key in edits.loc[edits["blob_key"].notna(), "blob_key"]:
                 self.store.delete_blob(key)
-            rest = edits[edits["scenario"] != name]
-            if self.store.has_table(EDITS_TABLE):
-                self.store.delete_table(EDITS_TABLE)
-            if len(rest):
-                self.store.write_table(EDITS_TABLE, rest)
+            if len(edits):
+                self.store.delete_rows(EDITS_TABLE, {"scenario": name})
             self.store.delete_meta([f"scenario:{name}"])
 
     # -- edit log ---------------------------------------------------------------
@@ -133,14 +130,14 @@ class Scenarios:
     def _edits(self, scenario: str | None = None) -> pd.DataFrame:
         if not self.store.has_table(EDITS_TABLE):
             return pd.DataFrame(columns=self._COLUMNS)
-        df = self.store.read_table(EDITS_TABLE, where={"scenario": scenario} if scenario else None)
-        return df.sort_values("seq").reset_index(drop=True) if len(df) else df
+        return self.store.read_table(EDITS_TABLE, where={"scenario": scenario} if scenario else None, order_by="seq")
 
     def _append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        seqs = self.store.read_table(EDITS_TABLE, columns=["seq"])["seq"] if self.store.has_table(EDITS_TABLE) else []
-        seq0 = int(max(seqs)) + 1 if len(seqs) else 1
+        last = (self.store.read_table(EDITS_TABLE, columns=["seq"], order_by="seq", descending=True, limit=1)["seq"]
+                if self.store.has_table(EDITS_TABLE) else [])
+        seq0 = int(last.iloc[0]) + 1 if len(last) else 1
         for i, r in enumerate(rows):
             r["seq"] = seq0 + i
             r.setdefault("created", _now())

@@ -92,8 +92,15 @@ def test_child_scenario_and_delete(twin):
     assert twin.raster("dem", scenario="b").data[:2, :2].max() == 0
     with pytest.raises(ScenarioError, match="parent"):
         twin.scenarios.delete("a")
+    c = twin.scenarios.create("c")
+    c.patch_raster("dem", Window(1, 1, 2, 2), values=1.0)
     twin.scenarios.delete("b")
+    assert twin.raster("dem", scenario="c").data[1:3, 1:3].max() == 1.0  # the other scenarios' edits stay
+    assert len(twin.layer("buildings", scenario="a")) == len(twin.layer("buildings")) - 1
+    c.patch_raster("dem", Window(0, 0, 1, 1), values=2.0)  # numbering goes on after a delete
+    assert twin.raster("dem", scenario="c").data[0, 0] == 2.0 and twin.raster("dem", scenario="c").data[1, 1] == 1.0
     twin.scenarios.delete("a")
+    twin.scenarios.delete("c")
     assert twin.scenarios.names() == []
     assert twin.store.list_blobs("scenario/").empty
     assert_base_unchanged(twin, before)
