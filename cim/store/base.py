@@ -355,12 +355,13 @@ def prepare_frame(gdf):
     if out.geometry.name != "geometry":
         out = out.rename_geometry("geometry")
     out["geometry"] = promote_to_multi(out.geometry.values)
-    frame_has_z(out)  # refuses a layer that mixes 2D and 3D geometries
     for c in out.columns:
         if c == "geometry":
             continue
         check_col_name(c)
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["has_z"] = frame_has_z(out)  # refuses a layer that mixes 2D and 3D geometries
+    return out
 
 
 def frame_has_z(gdf) -> bool | None:
@@ -388,8 +389,8 @@ def frame_has_z(gdf) -> bool | None:
 
 
 def check_append_dims(name: str, layer_has_z: bool, gdf) -> None:
-    """Refuse appending 3D geometries to a 2D layer or 2D ones to a 3D layer."""
-    has_z = frame_has_z(gdf)
+    """Refuse appending 3D geometries to a 2D layer or 2D ones to a 3D layer (``gdf`` from prepare_frame)."""
+    has_z = gdf.attrs["has_z"]
     if has_z is not None and has_z != layer_has_z:
         want = "3D (with Z)" if layer_has_z else "2D"
         fix = "shapely.force_3d" if layer_has_z else "shapely.force_2d"

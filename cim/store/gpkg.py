@@ -213,9 +213,12 @@ class GeoPackageStore(Store):
             self._con = None  # type: ignore[assignment]
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._live().execute(sql, params)
+
+    def _live(self) -> sqlite3.Connection:
         if self._con is None:
             raise StoreError(f"the store {self.uri} is closed; open it again")
-        return self._con.execute(sql, params)
+        return self._con
 
     # -- metadata ------------------------------------------------------------
     def get_meta(self) -> dict[str, Any]:
@@ -234,7 +237,7 @@ class GeoPackageStore(Store):
     def _sql_txn(self) -> Iterator[None]:
         """One SQLite transaction, or a savepoint inside the one already open (so a failed step
         inside a caller's block that goes on undoes that step and only that step)."""
-        if self._exec("SELECT 1").connection.in_transaction:
+        if self._live().in_transaction:
             self._con.execute("SAVEPOINT twin_step")
             try:
                 yield
@@ -265,7 +268,7 @@ class GeoPackageStore(Store):
         """ATTACH the side file when no transaction is open (SQLite cannot attach inside one), so the
         merge copies rows with ``INSERT ... SELECT`` inside SQLite; inside a caller's transaction the
         rows are streamed through Python instead. Yields whether it is attached."""
-        if self._exec("SELECT 1").connection.in_transaction:
+        if self._live().in_transaction:
             yield False
             return
         self._con.execute("ATTACH DATABASE ? AS twin_side", (str(side),))  # a plain path: URI support varies
@@ -274,56 +277,67 @@ class GeoPackageStore(Store):
         finally:
             self._con.execute("DETACH DATABASE twin_side")
 
-    def _merge_side(self, side: Path, attached: bool) -> None:
+    @contextmanager
+    def _side_reader(self, side: Path) -> Iterator[sqlite3.Connection]:
+        src = sqlite3.connect(f"file:{side}?mode=ro", uri=True)
+        try:
+            yield src
+        finally:
+            src.close()
+
+    def _copy_rows(self, src: sqlite3.Connection, attached: bool, table: str, cols: list[str], *,
+                   verb: str = "INSERT", into: list[str] | None = None, remap=None) -> None:
+        """Rows of the side file's ``table`` (columns ``cols``) into this store's table of that name (as
+        columns ``into``): inside SQLite when the side file is attached, else streamed through Python
+        (``remap`` rewrites each row on the way)."""
+        names = ", ".join(_qi(c) for c in cols)
+        target = ", ".join(_qi(c) for c in (into or cols))
+        if attached and remap is None:
+            self._con.execute(f"{verb} INTO main.{_qi(table)} ({target}) SELECT {names} FROM twin_side.{_qi(table)}")
+            return
+        rows = src.execute(f"SELECT {names} FROM {_qi(table)}")  # streamed: the cursor is an iterator
+        self._con.executemany(f"{verb} INTO {_qi(table)} ({target}) VALUES ({', '.join('?' * len(cols))})",
+                              rows if remap is None else map(remap, rows))
+
+    def _merge_side(self, src: sqlite3.Connection, attached: bool) -> None:
         """Copy everything GDAL wrote into a fresh side GeoPackage into this store (inside the open
         transaction): the data tables with their rows (feature or tile table; an R-tree as its node
         tables, byte for byte, so it is not rebuilt row by row), then the ``gpkg_*`` rows that describe
         them, then their indexes and triggers (after the rows, so the R-tree and feature-count
         triggers do not fire on the copy)."""
-        src = sqlite3.connect(f"file:{side}?mode=ro", uri=True)
-        try:
-            master = src.execute(
-                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
-            ).fetchall()
-            have = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master")}
-            virtual = [n for t, n, _, q in master if t == "table" and q.upper().startswith("CREATE VIRTUAL")]
-            shadow = [f"{v}_{suffix}" for v in virtual for suffix in ("node", "parent", "rowid")]
-            tables = [(n, q) for t, n, _, q in master if t == "table" and n not in shadow]
-            for n, q in tables:  # gpkg_* tables this store lacks yet (a first raster ...) and the new objects
-                if n not in have:
-                    self._con.execute(q)
-            for n in shadow:  # the new R-tree's nodes as GDAL packed them
-                self._con.execute(f"DELETE FROM {_qi(n)}")
-            srs = self._srs_ids_for(src)
-            for n in [n for n, _ in tables if n not in virtual] + shadow:
-                if n == "gpkg_spatial_ref_sys":
-                    continue  # done by _srs_ids_for
-                here = {r[1] for r in self._con.execute(f"PRAGMA table_info({_qi(n)})")}
-                cols = [r[1] for r in src.execute(f"PRAGMA table_info({_qi(n)})") if r[1] in here]
-                if n in _META_ONLY_NEW_ID:  # its own autoincrement id: new ones here
-                    cols = [c for c in cols if c != "id"]
-                if n == "gpkg_extensions":  # rows shared by objects (NULL columns: no UNIQUE conflict to lean on)
-                    self._merge_extensions(src, cols)
-                    continue
-                if n.startswith("gpkg_"):
-                    verb = "INSERT OR REPLACE"
-                else:
-                    verb = "INSERT"  # a new object's own table (the old one was dropped before)
-                names = ", ".join(_qi(c) for c in cols)
-                remap = "srs_id" in cols and any(a != b for a, b in srs.items())
-                if attached and not remap:
-                    self._con.execute(f"{verb} INTO main.{_qi(n)} ({names}) SELECT {names} FROM twin_side.{_qi(n)}")
-                    continue
-                rows = src.execute(f"SELECT {names} FROM {_qi(n)}")  # streamed: the cursor is an iterator
-                if remap:
-                    k = cols.index("srs_id")
-                    rows = (r[:k] + (srs.get(r[k], r[k]),) + r[k + 1:] for r in rows)
-                self._con.executemany(f"{verb} INTO {_qi(n)} ({names}) VALUES ({', '.join('?' * len(cols))})", rows)
-            for t, n, _, q in master:
-                if t in ("index", "trigger") and n not in have:
-                    self._con.execute(q)
-        finally:
-            src.close()
+        master = src.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        have = {r[0] for r in self._con.execute("SELECT name FROM sqlite_master")}
+        virtual = [n for t, n, _, q in master if t == "table" and q.upper().startswith("CREATE VIRTUAL")]
+        shadow = [f"{v}_{suffix}" for v in virtual for suffix in ("node", "parent", "rowid")]
+        tables = [(n, q) for t, n, _, q in master if t == "table" and n not in shadow]
+        for n, q in tables:  # gpkg_* tables this store lacks yet (a first raster ...) and the new objects
+            if n not in have:
+                self._con.execute(q)
+        for n in shadow:  # the new R-tree's nodes as GDAL packed them
+            self._con.execute(f"DELETE FROM {_qi(n)}")
+        srs = self._srs_ids_for(src)
+        for n in [n for n, _ in tables if n not in virtual] + shadow:
+            if n == "gpkg_spatial_ref_sys":
+                continue  # done by _srs_ids_for
+            here = {r[1] for r in self._con.execute(f"PRAGMA table_info({_qi(n)})")}
+            cols = [r[1] for r in src.execute(f"PRAGMA table_info({_qi(n)})") if r[1] in here]
+            if n in _META_ONLY_NEW_ID:  # its own autoincrement id: new ones here
+                cols = [c for c in cols if c != "id"]
+            if n == "gpkg_extensions":  # rows shared by objects (NULL columns: no UNIQUE conflict to lean on)
+                self._merge_extensions(src, cols)
+                continue
+            remap = None
+            if "srs_id" in cols and any(a != b for a, b in srs.items()):
+                k = cols.index("srs_id")
+                remap = lambda r, k=k: r[:k] + (srs.get(r[k], r[k]),) + r[k + 1:]  # noqa: E731
+            # gpkg_* rows describe the new objects; a new object's own table: the old one was dropped before
+            self._copy_rows(src, attached, n, cols, verb="INSERT OR REPLACE" if n.startswith("gpkg_") else "INSERT",
+                            remap=remap)
+        for t, n, _, q in master:
+            if t in ("index", "trigger") and n not in have:
+                self._con.execute(q)
 
     # -- contents --------------------------------------------------------------
     def _contents(self, data_type: str) -> list[str]:
@@ -373,13 +387,13 @@ class GeoPackageStore(Store):
         with self._side_file() as side:
             pyogrio.write_dataframe(gdf, side, layer=name, driver="GPKG",
                                     layer_options={"FID": "fid", "GEOMETRY_NAME": "geom"})
-            with self._attached(side) as attached, self._sql_txn():
+            with self._attached(side) as attached, self._sql_txn(), self._side_reader(side) as src:
                 if mode == "append" and exists:
-                    self._append_side(side, name)
+                    self._append_side(src, attached, name)
                 else:
                     if exists:
                         self._drop_feature_table(name)
-                    self._merge_side(side, attached)
+                    self._merge_side(src, attached)
         return len(gdf)
 
     def _merge_extensions(self, src: sqlite3.Connection, cols: list[str]) -> None:
@@ -420,18 +434,12 @@ class GeoPackageStore(Store):
                 mine[new], by_def[definition], out[sid] = definition, new, new
         return out
 
-    def _append_side(self, side: Path, name: str) -> None:
+    def _append_side(self, src: sqlite3.Connection, attached: bool, name: str) -> None:
         """Append the rows of the side file's layer (new fids here; the R-tree and feature-count triggers
         of the layer keep its index and count up to date)."""
         geom = self._geom_column(name)
-        src = sqlite3.connect(f"file:{side}?mode=ro", uri=True)
-        try:
-            cols = [r[1] for r in src.execute(f"PRAGMA table_info({_qi(name)})") if r[1] != "fid"]
-            names = ", ".join(_qi(geom if c == "geom" else c) for c in cols)
-            rows = src.execute(f"SELECT {', '.join(_qi(c) for c in cols)} FROM {_qi(name)}")
-            self._con.executemany(f"INSERT INTO {_qi(name)} ({names}) VALUES ({', '.join('?' * len(cols))})", rows)
-        finally:
-            src.close()
+        cols = [r[1] for r in src.execute(f"PRAGMA table_info({_qi(name)})") if r[1] != "fid"]
+        self._copy_rows(src, attached, name, cols, into=[geom if c == "geom" else c for c in cols])
 
     def _drop_feature_table(self, name: str) -> None:
         geom = self._geom_column(name)
@@ -549,10 +557,10 @@ class GeoPackageStore(Store):
                 RASTER_TABLE=name, TILE_FORMAT="TIFF", BLOCKSIZE=512,
             ) as ds:
                 ds.write(data, 1)
-            with self._attached(side) as attached, self._sql_txn():
+            with self._attached(side) as attached, self._sql_txn(), self._side_reader(side) as src:
                 if name in self.list_rasters():
                     self._drop_raster(name)
-                self._merge_side(side, attached)
+                self._merge_side(src, attached)
                 self._con.execute(
                     "INSERT OR REPLACE INTO twin_rasters (name, nodata, unit, meta) VALUES (?, ?, ?, ?)",
                     (name, None if nodata is None else float(nodata), raster.unit, json.dumps(raster.meta, default=str)),

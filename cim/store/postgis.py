@@ -28,7 +28,7 @@ import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
-                            check_mode, check_name, check_paging, column_from_values, frame_has_z,
+                            check_mode, check_name, check_paging, column_from_values,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
@@ -243,8 +243,8 @@ class PostGISStore(Store):
             if geometry and c == "geometry":
                 continue
             cols.append(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_pg_type(df[c]))))
-        if geometry:  # a layer is 2D or 3D (frame_has_z refuses a mix)
-            kind = "GeometryZ" if frame_has_z(df) else "Geometry"
+        if geometry:  # a layer is 2D or 3D (prepare_frame refuses a mix)
+            kind = "GeometryZ" if df.attrs["has_z"] else "Geometry"
             cols.append(sql.SQL("geom geometry({}, {})").format(sql.SQL(kind), sql.Literal(self.srid)))
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(self._q(name), sql.SQL(", ").join(cols)))
 
