@@ -51,7 +51,7 @@ __all__ = ["record_check", "list_checks", "get_check", "check_html", "check_glb"
 TABLE = "bim_checks"
 #: the store table that records who removed which check, and when
 DELETIONS = "bim_check_deletions"
-_ID = re.compile(r"^[0-9a-f]{16}$")
+_ID = re.compile(r"[0-9a-f]{16}")
 #: columns of a listing (the row without the report JSON and footprint)
 _SUMMARY = ["check_id", "created", "filename", "sha256", "size_bytes", "ruleset", "ruleset_title", "passed",
             "n_failed", "building_id", "parcel_id", "source", "checked_by", "has_glb"]
@@ -59,7 +59,7 @@ _SUMMARY = ["check_id", "created", "filename", "sha256", "size_bytes", "ruleset"
 
 def is_check_id(text: Any) -> bool:
     """Whether ``text`` has the form of a check id (16 lower-case hex digits)."""
-    return isinstance(text, str) and bool(_ID.match(text))
+    return isinstance(text, str) and bool(_ID.fullmatch(text))
 
 
 def _blob(check_id: str, name: str) -> str:

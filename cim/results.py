@@ -36,7 +36,7 @@ from twin_core.errors import LayerNotFoundError, SchemaError
 
 __all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref"]
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}$")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}\Z")
 
 
 def _check(part: str, what: str) -> str:

@@ -41,7 +41,7 @@ __all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE"]
 
 EDITS_TABLE = "scenario_edits"
 BASE = "base"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}\Z")
 _OPS = ("add", "remove", "modify", "patch_raster", "set_param")
 
 

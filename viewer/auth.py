@@ -32,7 +32,7 @@ from viewer.settings import ROLES
 
 __all__ = ["create_token", "verify_token", "list_tokens", "revoke_token", "role_allows", "ROLES"]
 
-_TOKEN = re.compile(r"^rt_([0-9a-f]{8})_([A-Za-z0-9_\-]{20,100})$")
+_TOKEN = re.compile(r"^rt_([0-9a-f]{8})_([A-Za-z0-9_\-]{20,100})\Z")
 _PREFIX = "token:"
 
 #: what each role may do, beyond reading (everyone who holds a token may read)

@@ -45,7 +45,7 @@ __all__ = ["to_cityjson", "validate_cityjson", "solid_volumes", "CITYJSON_VERSIO
 
 CITYJSON_VERSION = "2.0"
 _OGC = "https://www.opengis.net/def/crs/EPSG/0/{}"
-_OGC_RE = re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/0/\d+$")
+_OGC_RE = re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/0/\d+\Z")
 _SOLID_TYPES = {"Solid": 4, "MultiSolid": 5, "CompositeSolid": 5}
 _SURFACE_TYPES = {"MultiSurface": 3, "CompositeSurface": 3}
 _OBJECT_TYPES = {

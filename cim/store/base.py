@@ -34,7 +34,7 @@ from twin_core.errors import CRSError, LayerNotFoundError, SchemaError
 
 __all__ = ["Store", "check_name", "Where"]
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}\Z")
 
 #: attribute filter: {column: value} for equality, {column: [v1, v2]} for IN,
 #: {column: (op, value)} with op in =, !=, <, <=, >, >=.

@@ -41,7 +41,7 @@ from twin_core.errors import (
 __all__ = ["PostGISStore"]
 
 TILE = 256
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 def _split_dsn(dsn: str) -> tuple[str, str | None]:

@@ -14,7 +14,7 @@ from twin_core.errors import LayerNotFoundError
 PLOT = {"name": "test plot R2", "rules": RULES, "parcel": {"polygon": PARCEL, "parcel_id": "P-7"}}
 
 HOSTILE = ["", "zzz", "../../etc/passwd", "'; DROP TABLE bim_checks; --", "0" * 15, "0" * 17, "A" * 16,
-           "0123456789abcdeg", "0123456789abcde\x00", "%00" * 6, "x" * 10_000, "é" * 16]
+           "0123456789abcdeg", "0123456789abcde\x00", "0123456789abcdef\n", "%00" * 6, "x" * 10_000, "é" * 16]
 
 
 def _sha(path) -> str:
@@ -68,7 +68,11 @@ def test_unknown_and_hostile_ids_are_not_found(store, boxes):
     with pytest.raises(LayerNotFoundError, match="no BIM check"):
         get_check(store, "0123456789abcdef")  # before any table exists
     rec = record_check(store, boxes["ok"][0], PLOT)
-    for bad in HOSTILE + ["0123456789abcdef", rec["check_id"].upper()]:
+    cid = rec["check_id"]
+    # the id with its last digit changed, and upper-cased (when it has a letter: an id of 16 digits,
+    # about 1 in 1,100 uuid4 draws, is its own upper case)
+    near = [cid[:-1] + ("1" if cid[-1] == "0" else "0")] + ([cid.upper()] if cid.upper() != cid else [])
+    for bad in HOSTILE + ["0123456789abcdef"] + near:
         for fn in (get_check, check_html, check_glb, delete_check):
             with pytest.raises(LayerNotFoundError, match="no BIM check") as ei:
                 fn(store, bad)

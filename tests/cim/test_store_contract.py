@@ -204,8 +204,9 @@ def test_bad_input_errors(store, tmp_path):
         store.write_layer("pois", gdf.set_crs(None, allow_override=True))
     with pytest.raises(CRSError, match="reproject"):
         store.write_layer("pois", gdf.to_crs("EPSG:4326"))
-    with pytest.raises(SchemaError, match="not valid"):
-        store.write_layer("Bad Name;--", gdf)
+    for bad in ("Bad Name;--", "pois\n", "pois\x00"):  # "$" in a regex would let the newline through
+        with pytest.raises(SchemaError, match="not valid"):
+            store.write_layer(bad, gdf)
     with pytest.raises(SchemaError, match="reserved"):
         store.write_layer("twin_meta", gdf)
     with pytest.raises(LayerNotFoundError, match="layers here"):

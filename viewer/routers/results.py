@@ -20,7 +20,7 @@ from viewer.routers.rasters import STYLE_Q, default_style, point_value, raster_i
 
 router = APIRouter(prefix="/api/results", tags=["results"], dependencies=[Depends(require("read"))])
 
-_STEP = re.compile(r"^(.+?)_t(\d+)$")
+_STEP = re.compile(r"^(.+?)_t(\d+)\Z")
 
 
 def result_catalogue(state, scenario: str | None = None) -> list[dict]:
