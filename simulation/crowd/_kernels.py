@@ -6,7 +6,8 @@ their inputs. Everything runs with ``NUMBA_DISABLE_JIT=1`` too.
 Conventions
 -----------
 - agents: ``x, y, vx, vy, r, v0`` float64 arrays of length n; ``act`` the intp
-  indices of the active agents; ``ex`` the exit (target) index per agent.
+  indices of the active agents; ``ex`` the target field per agent: an exit
+  ``e < n_exit`` or a waypoint ``n_exit + w`` (its field follows the exits').
 - walls: ``seg`` float64 (n_seg, 4) as x1, y1, x2, y2.
 - wall lookup grid: cell ``c`` holds ``wall_idx[wall_start[c]:wall_start[c+1]]``.
 - agent cell list: ``cell_start`` / ``cell_items`` (counting sort of ``act``).
@@ -249,6 +250,9 @@ def _desired_dir(i, x, y, r, ex, ff, gx0, gy0, gh, exits, exit_normal, near, doo
     e = ex[i]
     px = x[i]
     py = y[i]
+    if e >= exits.shape[0]:
+        # heading for a waypoint (fields after the exits' ones): follow its floor field
+        return _ff_dir(ff, e, gx0, gy0, gh, px, py)
     x1, y1, x2, y2 = exits[e, 0], exits[e, 1], exits[e, 2], exits[e, 3]
     # aim at the door's inner part (shrunk by the radius) once close to it
     L = math.hypot(x2 - x1, y2 - y1)
@@ -837,6 +841,29 @@ def sample_field(ff, gx0, gy0, gh, x, y, idx):
         for e in range(ne):
             out[e, k] = _ff_at(ff, e, gx0, gy0, gh, x[i], y[i])
     return out
+
+
+@njit(cache=True)
+def advance_routes(ff, gx0, gy0, gh, x, y, act, tgt, leg, rid, route_wp, route_off, n_exit, reach, ex):
+    """Agents within ``reach`` of their waypoint's area move on to the next one (or to their exit ``ex``).
+
+    ``tgt`` is the field each agent follows (``n_exit + w`` for waypoint ``w``),
+    ``leg`` its position in its route ``route_wp[route_off[rid]:route_off[rid + 1]]``.
+    Returns the agents that advanced this time.
+    """
+    out = np.empty(act.shape[0], dtype=np.intp)
+    m = 0
+    for k in range(act.shape[0]):
+        i = act[k]
+        if tgt[i] < n_exit:
+            continue
+        if _ff_at(ff, tgt[i], gx0, gy0, gh, x[i], y[i]) <= reach:
+            leg[i] += 1
+            a = route_off[rid[i]] + leg[i]
+            tgt[i] = n_exit + route_wp[a] if a < route_off[rid[i] + 1] else ex[i]
+            out[m] = i
+            m += 1
+    return out[:m]
 
 
 @njit(cache=True)

@@ -145,7 +145,9 @@ class Agents:
     ``radius`` and ``speed`` may be scalars or arrays; ``speed=None`` draws
     desired speeds from the parameters' distribution. ``release_time`` (s)
     is when an agent enters the simulation (it waits while its spot is
-    occupied).
+    occupied). ``route`` names waypoints of the area (see
+    :class:`WalkableArea`) to pass in order before heading for an exit: one
+    sequence of names for every agent, or one sequence (or None) per agent.
     """
 
     x: np.ndarray
@@ -154,6 +156,7 @@ class Agents:
     speed: object = None
     release_time: object = 0.0
     group: object = 0
+    route: object = None
 
     def __post_init__(self):
         self.x = np.ascontiguousarray(np.atleast_1d(self.x), dtype=np.float64)
@@ -177,6 +180,7 @@ class Agents:
         if not (np.isfinite(self.release_time).all() and (self.release_time >= 0).all()):
             raise ParameterError("release_time must be >= 0 s for every agent")
         self.group = np.broadcast_to(np.asarray(self.group, dtype=np.int64), (n,)).copy()
+        self.route = _routes_per_agent(self.route, n)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -184,13 +188,14 @@ class Agents:
     @classmethod
     def in_region(cls, area: WalkableArea, region=None, *, n: int | None = None, density: float | None = None,
                   radius: float | None = None, release_at: float = 0.0, release_rate: float | None = None,
-                  group: int = 0, seed: int = 0, speed=None) -> "Agents":
+                  group: int = 0, seed: int = 0, speed=None, route=None) -> "Agents":
         """Place agents in ``region`` (default: the whole area) by number or density.
 
         Agents sit on a jittered hexagonal lattice at least one radius from
         every wall and never overlapping. ``radius=None`` spaces them for
         0.25 m (the largest model default) and leaves the radius to the model. ``release_rate`` (agents/s) spreads
-        their entry from ``release_at`` on; otherwise all enter at ``release_at``.
+        their entry from ``release_at`` on; otherwise all enter at ``release_at``. ``route``: waypoint names
+        everybody from this region passes in order before heading for an exit.
         """
         import shapely
         from shapely.geometry import Polygon
@@ -214,7 +219,7 @@ class Agents:
             raise ParameterError(f"radius must be > 0 m, got {radius}")
         rng = np.random.default_rng(seed)
         if n == 0:
-            return cls(np.empty(0), np.empty(0), radius=keep_radius)
+            return cls(np.empty(0), np.empty(0), radius=keep_radius, route=route)
         rho = n / geom.area
         a = max(math.sqrt(2.0 / (math.sqrt(3.0) * rho)), 2 * radius + 0.02)
         x0, y0, x1, y1 = geom.bounds
@@ -245,7 +250,7 @@ class Agents:
             if not release_rate > 0:
                 raise ParameterError(f"release_rate must be > 0 agents/s, got {release_rate}")
             rel = release_at + np.arange(n) / release_rate
-        return cls(gx[pick], gy[pick], radius=keep_radius, release_time=rel, group=group, speed=speed)
+        return cls(gx[pick], gy[pick], radius=keep_radius, release_time=rel, group=group, speed=speed, route=route)
 
     @classmethod
     def concat(cls, parts: list["Agents"]) -> "Agents":
@@ -256,7 +261,29 @@ class Agents:
         any_speed = any(p.speed is not None for p in parts)
         return cls(cat("x", 0), cat("y", 0), radius=cat("radius", np.nan) if any(p.radius is not None for p in parts)
                    else None, speed=cat("speed", np.nan) if any_speed else None,
-                   release_time=cat("release_time", 0), group=cat("group", 0))
+                   release_time=cat("release_time", 0), group=cat("group", 0),
+                   route=[r for p in parts for r in p.route])
+
+
+def _routes_per_agent(route, n: int) -> list:
+    """One tuple of waypoint names per agent (empty: straight to an exit)."""
+    if route is None:
+        return [()] * n
+    if isinstance(route, str):
+        return [(route,)] * n
+    route = list(route)
+    if all(isinstance(r, str) for r in route):
+        return [tuple(route)] * n
+    if len(route) != n:
+        raise ParameterError(f"route must be a sequence of waypoint names, or one per agent ({n}); "
+                             f"got {len(route)} entries")
+    out = []
+    for k, r in enumerate(route):
+        r = () if r is None else ((r,) if isinstance(r, str) else tuple(r))
+        if not all(isinstance(w, str) for w in r):
+            raise ParameterError(f"agent {k}'s route must be waypoint names (str), got {r!r}")
+        out.append(r)
+    return out
 
 
 @dataclass
@@ -295,6 +322,8 @@ class CrowdResult:
     line_names: list
     line_crossings: pd.DataFrame  # time_s, agent, line, direction, speed
     jams: list = field(default_factory=list)
+    waypoint_passages: pd.DataFrame = field(  # time_s, agent, waypoint: when each agent reached each waypoint
+        default_factory=lambda: pd.DataFrame({"time_s": [], "agent": [], "waypoint": []}))
 
     @property
     def evacuation_time(self) -> float:
@@ -466,6 +495,7 @@ class CrowdSimulation:
             self._ff = self.ff.fields
             self._gx0, self._gy0, self._gh = self.ff.x0, self.ff.y0, self.ff.h
         self.ex = np.full(n, -1, dtype=np.intp)
+        self._setup_routes(agents.route)
         if not area.periodic:
             self._choose_exits(np.arange(n), initial=True)
         # grids
@@ -549,6 +579,63 @@ class CrowdSimulation:
         self._step_no = 0
 
     # ------------------------------------------------------------------ validation and routing
+    def _setup_routes(self, routes):
+        """Waypoint routes: per agent a route id, its leg, and the field it follows (``_tgt``)."""
+        area, n = self.area, self.n
+        self._n_exit_fields = self._exits.shape[0]
+        uniq = sorted(set(routes))
+        self.rid = np.asarray([uniq.index(r) for r in routes], dtype=np.intp) if len(uniq) > 1 \
+            else np.zeros(n, dtype=np.intp)
+        wps = [[area.waypoint_index(w) for w in r] for r in uniq]  # unknown names fail here
+        self._route_off = np.cumsum([0] + [len(r) for r in wps]).astype(np.intp)
+        self._route_wp = np.asarray([w for r in wps for w in r], dtype=np.intp)
+        self._has_routes = len(self._route_wp) > 0
+        self.leg = np.zeros(n, dtype=np.intp)
+        self._tgt = self.ex  # no routes: the kernels follow the exit fields
+        self._passages: list[tuple] = []
+        if not self._has_routes:
+            return
+        if area.periodic:
+            raise GeometryError("a periodic corridor has no waypoints; drop the agents' routes")
+        ff = self.ff
+        self._ff = np.ascontiguousarray(np.concatenate([ff.fields, ff.waypoint_fields]))
+        # every route must be walkable: start -> first waypoint -> ... -> an open exit
+        for r, route in zip(uniq, wps):
+            if not route:
+                continue
+            mine = np.flatnonzero(np.asarray([q == r for q in routes]))
+            first = K.sample_field(ff.waypoint_fields[route[0]:route[0] + 1], self._gx0, self._gy0, self._gh,
+                                   self.x, self.y, mine)[0]
+            if not np.isfinite(first).all():
+                k = int(mine[np.flatnonzero(~np.isfinite(first))[0]])
+                raise GeometryError(f"agent {k} at ({self.x[k]:.2f}, {self.y[k]:.2f}) cannot reach waypoint "
+                                    f"{r[0]!r} of its route {list(r)}; move the waypoint or the agent")
+            for a, b in zip(route[:-1], route[1:]):
+                if not ff.reachable(ff.waypoint_fields[b], ff.waypoint_seeds[a]):
+                    raise GeometryError(f"waypoint {area.waypoint_names[b]!r} cannot be reached from waypoint "
+                                        f"{area.waypoint_names[a]!r} (route {list(r)})")
+            last = route[-1]
+            if not any(self.exit_open[e] and ff.reachable(ff.fields[e], ff.waypoint_seeds[last])
+                       for e in range(len(area.exit_names))):
+                raise GeometryError(f"no open exit can be reached from waypoint {area.waypoint_names[last]!r} "
+                                    f"(route {list(r)}); open an exit or change the route")
+        self._tgt = self.ex.copy()
+        on = self._route_off[self.rid + 1] > self._route_off[self.rid]
+        self._tgt[on] = self._n_exit_fields + self._route_wp[self._route_off[self.rid[on]]]
+
+    def _advance_routes(self):
+        """Agents that reached their waypoint go on to the next one, or choose an exit at the end."""
+        adv = K.advance_routes(self._ff, self._gx0, self._gy0, self._gh, self.x, self.y, self.act, self._tgt,
+                               self.leg, self.rid, self._route_wp, self._route_off, self._n_exit_fields,
+                               self._gh, self.ex)
+        if len(adv) == 0:
+            return
+        wp = self._route_wp[self._route_off[self.rid[adv]] + self.leg[adv] - 1]
+        self._passages.extend(zip([self.t] * len(adv), adv.tolist(), wp.tolist()))
+        done = adv[self._tgt[adv] < self._n_exit_fields]
+        if len(done):  # route finished: choose the exit from here
+            self._choose_exits(done, initial=False)
+
     def _validate_positions(self):
         area = self.area
         inside = area.contains(self.x, self.y)
@@ -581,7 +668,7 @@ class CrowdSimulation:
     def _choose_exits(self, idx, initial=False):
         if len(idx) == 0:
             return
-        vals = K.sample_field(self._ff, self._gx0, self._gy0, self._gh, self.x, self.y, np.asarray(idx, np.intp))
+        vals = K.sample_field(self.ff.fields, self._gx0, self._gy0, self._gh, self.x, self.y, np.asarray(idx, np.intp))
         vals[self.exit_open[: vals.shape[0]] == 0, :] = np.inf
         cost = vals / self.v0[idx]
         if self.params.congestion_aware and not initial:
@@ -602,12 +689,16 @@ class CrowdSimulation:
             keep = np.isfinite(c_cur) & (c_best > 0.9 * c_cur)  # hysteresis: switch only for a 10 % gain
             best = np.where(keep, cur, best)
         self.ex[idx] = best
+        if self._tgt is not self.ex:  # agents still on their route keep heading for their waypoint
+            idx = np.asarray(idx, np.intp)
+            free = self._tgt[idx] < self._n_exit_fields
+            self._tgt[idx[free]] = best[free]
 
     def _queue_cost(self, vals, idx):
         """Estimated waiting time (s) at each exit: agents ahead in its queue / door capacity."""
         q = np.zeros_like(vals)
         act = self.act
-        all_vals = K.sample_field(self._ff, self._gx0, self._gy0, self._gh, self.x, self.y, act)
+        all_vals = K.sample_field(self.ff.fields, self._gx0, self._gy0, self._gh, self.x, self.y, act)
         for e in range(vals.shape[0]):
             mine = np.sort(all_vals[e][self.ex[act] == e])
             ahead = np.searchsorted(mine, vals[e])
@@ -716,11 +807,11 @@ class CrowdSimulation:
         par = self._use_parallel()
         t_start = time.perf_counter()
         if p.model == "csm":
-            (K.csm_step_par if par else K.csm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
+            (K.csm_step_par if par else K.csm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self._tgt, self.act, dt,
                        p.time_gap, p.neighbor_repulsion, p.neighbor_range, p.wall_repulsion, p.wall_range,
                        p.direction_noise, self._step_no, self.cutoff, *common_cells, self._nx, self._ny, self._out_exit, self._out_frac)
         else:
-            (K.sfm_step_par if par else K.sfm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self.ex, self.act, dt,
+            (K.sfm_step_par if par else K.sfm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self._tgt, self.act, dt,
                        p.tau, p.mass, p.sfm_A, p.sfm_B, p.sfm_k, p.sfm_kappa, p.sfm_lambda, p.sfm_A, p.sfm_B,
                        p.sfm_vmax_factor, p.sfm_social_cap, p.sfm_noise,
                        float(p.sfm_no_backwards), self._step_no, self.cutoff, *common_cells,
@@ -756,6 +847,8 @@ class CrowdSimulation:
 
     def _after_step(self):
         p = self.params
+        if self._has_routes and len(self.act):
+            self._advance_routes()
         if (self.state == 0).any():
             self._release_due()
         if p.congestion_aware and self.t >= self._next_rechoice - 1e-9 and len(self.act):
@@ -885,4 +978,7 @@ class CrowdSimulation:
                            exit_widths=self.exit_widths.copy(), curve=curve.reset_index(drop=True),
                            trajectories=trajectories, density=dens, density_times=np.asarray(self._density_t),
                            density_grid=dict(g), line_names=list(self.line_names), line_crossings=crossings,
-                           jams=list(self.jams))
+                           jams=list(self.jams), waypoint_passages=pd.DataFrame(
+                               {"time_s": [float(q[0]) for q in self._passages],
+                                "agent": np.asarray([q[1] for q in self._passages], dtype=np.int64),
+                                "waypoint": [self.area.waypoint_names[q[2]] for q in self._passages]}))

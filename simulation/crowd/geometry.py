@@ -80,10 +80,15 @@ class WalkableArea:
         The walkable floor (metres, projected). Holes are obstacles.
     exits : dict of name -> LineString or [(x1, y1), (x2, y2)]
         Door lines on the boundary. Agents leave when they cross one.
-    waypoints : dict, optional
-        Not supported: agents route by the floor field straight to their
-        exit. A non-empty dict raises :class:`ParameterError` rather than
-        being silently ignored.
+    waypoints : dict of name -> geometry, optional
+        Places agents with a route (``Agents(route=[...])``) must pass, in
+        order, before they head for an exit. A point ``(x, y)`` or shapely
+        Point is a disc of ``waypoint_radius``; a Polygon is a small area
+        (reached when the agent's centre is inside); a LineString or
+        ``[(x1, y1), (x2, y2)]`` is a line to cross (reached within one
+        floor-field cell of it). Each must lie on the walkable floor.
+    waypoint_radius : float
+        Radius (m) of point waypoints; default 1.0 m.
     periodic : bool
         A periodic corridor along x (for the fundamental diagram): the
         polygon must be an axis-aligned rectangle; the left and right edges
@@ -95,12 +100,17 @@ class WalkableArea:
     >>> area = WalkableArea(box(0, 0, 10, 10), exits={"door": [(10, 4.5), (10, 5.5)]})
     >>> area.walls.shape
     (5, 4)
+    >>> area = WalkableArea(box(0, 0, 10, 10), exits={"door": [(10, 4.5), (10, 5.5)]},
+    ...                     waypoints={"kiosk": (2, 8), "gate": [(5, 0), (5, 3)]})
+    >>> area.waypoint_names
+    ['kiosk', 'gate']
     """
 
     polygon: object
     exits: dict = field(default_factory=dict)
     waypoints: dict = field(default_factory=dict)
     periodic: bool = False
+    waypoint_radius: float = 1.0
 
     def __post_init__(self):
         from shapely.geometry import LineString, MultiLineString, box
@@ -162,13 +172,63 @@ class WalkableArea:
                 if np.any(a != b):
                     segs.append((a[0], a[1], b[0], b[1]))
         self.walls = np.ascontiguousarray(np.asarray(segs, dtype=np.float64).reshape(-1, 4))
-        if self.waypoints:
-            raise ParameterError(
-                f"waypoints ({', '.join(map(str, self.waypoints))}) are not supported: agents follow the floor "
-                "field to their exit. Drop waypoints=, or model a forced route as separate areas joined by exits"
-            )
+        self._set_waypoints()
         if not self.periodic and not names:
             raise GeometryError("the walkable area has no exit; give exits={'name': [(x1, y1), (x2, y2)]}")
+
+    def _set_waypoints(self):
+        """Waypoints as shapely geometries (points already buffered to discs), checked to be on the floor."""
+        from shapely.geometry import LineString, Point, Polygon
+
+        if self.waypoints is None:
+            self.waypoints = {}
+        if not isinstance(self.waypoints, dict):
+            raise ParameterError("waypoints must be a dict of name -> (x, y), Polygon or [(x1, y1), (x2, y2)]")
+        if self.waypoints and self.periodic:
+            raise GeometryError("a periodic corridor has no waypoints; drop waypoints or periodic=True")
+        if not (isinstance(self.waypoint_radius, (int, float)) and math.isfinite(self.waypoint_radius)
+                and self.waypoint_radius > 0):
+            raise ParameterError(f"waypoint_radius must be a finite number > 0 m, got {self.waypoint_radius!r}")
+        clash = set(map(str, self.waypoints)) & set(map(str, self.exit_names))
+        if clash:
+            raise ParameterError(f"waypoint names {sorted(clash)} are also exit names; give them other names")
+        self.waypoint_names = [str(k) for k in self.waypoints]
+        self.waypoint_kinds = []
+        self.waypoint_geoms = []
+        for name, g in self.waypoints.items():
+            if isinstance(g, (Point, Polygon, LineString)):
+                geom = g
+            else:
+                a = np.asarray(g, dtype=float) if not isinstance(g, str) else np.empty(0)
+                if a.shape == (2,):
+                    geom = Point(a)
+                elif a.ndim == 2 and a.shape[1] == 2 and len(a) == 2:
+                    geom = LineString(a)
+                elif a.ndim == 2 and a.shape[1] == 2 and len(a) >= 3:
+                    geom = Polygon(a)
+                else:
+                    raise GeometryError(f"waypoint {name!r} must be a point (x, y), a line [(x1, y1), (x2, y2)] "
+                                        f"or a polygon; got {g!r}")
+            kind = {"Point": "point", "Polygon": "area", "LineString": "line"}[geom.geom_type]
+            if kind == "point":
+                inside = bool(self.contains(geom.x, geom.y))
+                geom = geom.buffer(self.waypoint_radius)
+            elif kind == "line":
+                inside = self.polygon.buffer(_EXIT_TOL).contains(geom) and geom.length > 0
+            else:
+                inside = geom.is_valid and geom.area > 0 and self.polygon.intersection(geom).area > 0.5 * geom.area
+            if not inside:
+                x0, y0, x1, y1 = geom.bounds
+                raise GeometryError(f"waypoint {name!r} ({kind}, bounds ({x0:.2f}, {y0:.2f})-({x1:.2f}, {y1:.2f})) "
+                                    "is not on the walkable area; move it onto the floor (off walls and holes)")
+            self.waypoint_kinds.append(kind)
+            self.waypoint_geoms.append(geom)
+
+    def waypoint_index(self, name: str) -> int:
+        try:
+            return self.waypoint_names.index(str(name))
+        except ValueError:
+            raise GeometryError(f"unknown waypoint {name!r}; waypoints are {self.waypoint_names}") from None
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -217,7 +277,7 @@ class WalkableArea:
 
 
 class FloorField:
-    """Walking distance to each exit on a fine grid (numba 16-neighbour Dijkstra).
+    """Walking distance to each exit (and each waypoint) on a fine grid (numba 16-neighbour Dijkstra).
 
     Parameters
     ----------
@@ -267,6 +327,43 @@ class FloorField:
                     "widen the door or use a finer floor-field cell"
                 )
             self.fields[e] = K.dijkstra_field(self.slowness, idx, val, self.h)
+        # waypoints: distance to the disc / area (0 inside) or to the line, on the same grid
+        nw = len(area.waypoint_names)
+        self.waypoint_fields = np.full((nw, self.ny, self.nx), np.inf)
+        self.waypoint_seeds = []
+        for w in range(nw):
+            idx, val = self._waypoint_seeds(area, w)
+            self.waypoint_seeds.append(idx)
+            self.waypoint_fields[w] = K.dijkstra_field(self.slowness, idx, val, self.h)
+
+    def _waypoint_seeds(self, area, w):
+        import shapely
+        from shapely.geometry import LineString
+
+        geom = area.waypoint_geoms[w]
+        if area.waypoint_kinds[w] == "line":
+            c = np.asarray(LineString(geom).coords)[[0, -1]].ravel()
+            idx, val = K.exit_seeds(self.passable.astype(np.uint8), np.ascontiguousarray(c, dtype=np.float64),
+                                    self.x0, self.y0, self.h, 1.5 * self.h)
+        else:
+            bx0, by0, bx1, by1 = geom.bounds
+            i0, i1 = max(int((bx0 - self.x0) / self.h), 0), min(int((bx1 - self.x0) / self.h) + 1, self.nx - 1)
+            j0, j1 = max(int((by0 - self.y0) / self.h), 0), min(int((by1 - self.y0) / self.h) + 1, self.ny - 1)
+            jj, ii = np.mgrid[j0:j1 + 1, i0:i1 + 1]
+            cx, cy = self.x0 + (ii + 0.5) * self.h, self.y0 + (jj + 0.5) * self.h
+            ok = shapely.contains_xy(geom, cx, cy) & self.passable[jj, ii]
+            idx = (jj[ok] * self.nx + ii[ok]).astype(np.intp)
+            val = np.zeros(len(idx))
+        if len(idx) == 0:
+            raise GeometryError(
+                f"waypoint {area.waypoint_names[w]!r} covers no walkable cell at {self.h:.2f} m resolution; "
+                "make it larger, move it off the walls, or use a finer floor-field cell"
+            )
+        return idx, val
+
+    def reachable(self, field: np.ndarray, seeds: np.ndarray) -> bool:
+        """Whether ``field`` (ny, nx) is finite on any of the ``seeds`` cells (flat indices)."""
+        return bool(np.isfinite(field.ravel()[seeds]).any())
 
     def values(self, x, y) -> np.ndarray:
         """Floor-field values (n_exit, n) at points."""

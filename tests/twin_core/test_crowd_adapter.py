@@ -121,6 +121,25 @@ def test_cli_crowd(small_city_gpkg):
     assert bad.exit_code != 0 and "--agents" in str(bad.exception)
 
 
+def test_cli_crowd_route_through_a_waypoint(small_city_gpkg, twin):
+    from twin_core.adapters.crowd import plaza_area
+    from twin_core.cli import get_app
+
+    area, _ = plaza_area(twin, "A001")
+    c = area.polygon.representative_point()
+    runner = CliRunner()
+    res = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "30", "--run", "w1",
+                                    "--waypoint", f"kiosk={c.x},{c.y}", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    assert s["status"] == "evacuated" and s["route"] == ["kiosk"] and "waypoint_passages" in s["saved"]
+    passed = twin.load_result("base", "w1", "waypoint_passages")
+    assert sorted(passed["agent"]) == list(range(30)) and set(passed["waypoint"]) == {"kiosk"}
+    bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "5",
+                                    "--waypoint", "kiosk=1,2,3"])
+    assert bad.exit_code != 0 and "NAME=X,Y" in str(bad.exception)
+
+
 @pytest.mark.slow
 def test_real_house_storey_evacuation():
     # AC20-FZK-Haus (KIT reference IFC), ground floor: rooms, inner doors, two external doors

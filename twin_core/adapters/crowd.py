@@ -16,7 +16,8 @@ closes exits.
 
 Results saved under ``scenario`` + ``run`` (see :func:`cim.results.save_result`):
 ``summary`` (dict), tables ``evacuation_curve``, ``exit_usage``, ``jams``,
-``trajectories`` (every ``trajectory_interval`` s, for the viewer), array
+``trajectories`` (every ``trajectory_interval`` s, for the viewer),
+``waypoint_passages`` (when agents on a route reached each waypoint), array
 ``density`` (time, rows, cols; persons/m2: density maps over time) with its grid
 and times in the summary, raster ``max_density``, and table
 ``fundamental_diagram`` (per trajectory frame and occupied density cell:
@@ -184,20 +185,28 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
               scenario: str | None = None, run: str | None = None, model: str = "csm", until: float = 1800.0,
               exits: dict | None = None, closed_exits=(), params=None, walkable=None, info: dict | None = None,
               seed: int = 0, trajectory_interval: float = 1.0, save: bool = True,
+              waypoints: dict | None = None, route=None,
               progress: Callable[[float, float], None] | None = None) -> CrowdRun:
     """Evacuate a plaza (``area``) or a given ``walkable`` area and save the results.
 
     Agents are spread over the walkable area by number (``agents``) or density
     (persons/m2). Exits closed by the scenario parameter ``crowd_closed_exits``
-    and by ``closed_exits`` stay shut.
+    and by ``closed_exits`` stay shut. ``waypoints`` (name -> point, line or
+    polygon, see :class:`~simulation.crowd.WalkableArea`) are added to the
+    area; everybody passes ``route`` (waypoint names, default: every waypoint
+    of the area in its order) before heading for an exit.
     """
-    from simulation.crowd import Agents, CrowdParameters, CrowdSimulation
+    from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
 
     scen = scenario or "base"
     if walkable is None:
         if area is None:
             raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea)")
         walkable, info = plaza_area(twin, area, scenario=scenario, exits=exits)
+    if waypoints:
+        walkable = WalkableArea(walkable.polygon, exits=walkable.exits, waypoints={**walkable.waypoints, **waypoints},
+                                waypoint_radius=walkable.waypoint_radius)
+    route = list(walkable.waypoint_names) if route is None else list(route)
     info = dict(info or {})
     closed = list(closed_exits)
     try:
@@ -210,11 +219,12 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         params = CrowdParameters(model=model, seed=seed, record_interval=trajectory_interval)
     if agents is None and density is None:
         raise ParameterError("give agents (a number) or density (persons/m2)")
-    ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed)
+    ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed, route=route)
     sim = CrowdSimulation(walkable, ag, params, closed_exits=closed)
     res = sim.run(until=until, progress=progress)
     run_id = run or twin.new_run_id("crowd")
-    info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names)})
+    info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
+                 "route": route})
     out = CrowdRun(scenario=scen, run=run_id, result=res, info=info, saved=[])
     if save:
         out.saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs)
@@ -248,6 +258,8 @@ def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = No
     put("jams", pd.DataFrame([vars(j) for j in res.jams],
                              columns=["time_s", "x", "y", "n_agents", "exit", "kind"]))
     put("trajectories", res.trajectories)
+    if not res.waypoint_passages.empty:
+        put("waypoint_passages", res.waypoint_passages)
     if not res.trajectories.empty:
         put("fundamental_diagram", res.fundamental_diagram_cells())
     if len(res.density):

@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         ifc: Optional[str] = typer.Option(None, "--ifc", help="Evacuate a storey of this IFC file instead."),
         storey: Optional[str] = typer.Option(None, "--storey", help="Storey name or index (with --ifc)."),
         road_reach: float = typer.Option(10.0, "--road-reach", help="Plaza outline within this of a road is an exit (m)."),
+        waypoint: List[str] = typer.Option([], "--waypoint", help="NAME=X,Y (a 1 m disc) or NAME=X1,Y1,X2,Y2 (a line), "
+                                           "in the twin's CRS; everybody passes them in the order given (repeatable)."),
         seed: int = typer.Option(0, "--seed"),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
@@ -51,10 +53,28 @@ def register(app: typer.Typer) -> None:
             with progress_bar("crowd", total, quiet=quiet or as_json) as progress:
                 out = run_crowd(twin, walkable=walkable, info=info, agents=agents, density=density,
                                 scenario=scenario, run=run, model=model, until=until, closed_exits=close_exit,
-                                seed=seed, progress=progress)
+                                seed=seed, waypoints=_waypoints(waypoint), progress=progress)
         s = out.summary()
         s["saved"] = out.saved
         emit(s, as_json, human=_human(s))
+
+
+def _waypoints(specs: list[str]) -> dict:
+    """``NAME=X,Y`` / ``NAME=X1,Y1,X2,Y2`` options as a waypoints dict (in the order given)."""
+    from twin_core.errors import ParameterError
+
+    out: dict = {}
+    for spec in specs:
+        name, _, coords = spec.partition("=")
+        try:
+            v = [float(c) for c in coords.split(",")]
+        except ValueError:
+            v = []
+        if not name or len(v) not in (2, 4) or name in out:
+            raise ParameterError(f"--waypoint {spec!r}: write NAME=X,Y or NAME=X1,Y1,X2,Y2 (metres), "
+                                 "one distinct name each")
+        out[name] = (v[0], v[1]) if len(v) == 2 else [(v[0], v[1]), (v[2], v[3])]
+    return out
 
 
 def _human(s: dict) -> str:
@@ -69,6 +89,8 @@ def _human(s: dict) -> str:
     for e in s["exits"]:
         if e["agents"]:
             lines.append(f"  exit {e['exit']}: {e['agents']} agents, width {e['width_m']:.1f} m")
+    if s.get("route"):
+        lines.append(f"  route: {' -> '.join(s['route'])} -> exit")
     for j in s["jams"]:
         lines.append(f"  JAM: {j}")
     lines.append(f"  saved: {', '.join(s.get('saved', []))}")

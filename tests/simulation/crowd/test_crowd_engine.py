@@ -39,12 +39,6 @@ def test_exit_not_on_the_area_is_refused():
         WalkableArea(box(0, 0, 10, 6), exits={})
 
 
-def test_waypoints_are_refused_not_ignored():
-    # routing goes by the floor field to the exit; waypoints are not part of the API
-    with pytest.raises(ParameterError, match="waypoints .*not supported"):
-        WalkableArea(box(0, 0, 10, 6), exits={"door": [(10, 2), (10, 3)]}, waypoints={"kiosk": (5, 3)})
-
-
 def test_no_reachable_exit_is_refused():
     two_rooms = MultiPolygon([box(0, 0, 5, 5), box(6, 0, 11, 5)])
     area = WalkableArea(two_rooms, exits={"east": [(11, 2), (11, 3)]})
