@@ -1012,16 +1012,6 @@ def poly_query_boxes(qb, nb, nstart, ncount, nleaf, ib, iid, depth, gx0, gy0, gi
         chunk_n[ci] = nh
 
 
-@njit(cache=True, nogil=True)
-def take_rows(a, idx):
-    """a[idx] for a 2-D float array (numpy's fancy indexing of rows is slower; memory-bound, so serial)."""
-    out = np.empty((idx.shape[0], a.shape[1]))
-    for i in range(idx.shape[0]):
-        for j in range(a.shape[1]):
-            out[i, j] = a[idx[i], j]
-    return out
-
-
 @njit(cache=True)
 def grid_sort_rows(q, gx0, gy0, inv, nx, ny):
     """Counting sort of query rows (points (n, 2) or boxes (n, 4), by their centre) by grid cell.

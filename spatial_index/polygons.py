@@ -269,8 +269,11 @@ class PolygonIndex:
     ``lazy`` argument), as ``shapely.STRtree`` builds at its first query.
 
     Point and box queries go through a uniform grid over the polygon bounds
-    (``grid=True``, the default; cells about one polygon wide, CSR lists);
-    nearest queries through the tree. Either gives the same pairs.
+    (``grid=True``, the default; cells about one polygon wide, CSR lists),
+    built at the first batch of queries that makes it worth building
+    (:meth:`PackedRTree.build_grid` with ``lazy=True``), through the tree
+    before that; nearest queries always go through the tree. Either gives
+    the same pairs.
 
     Boundary semantics follow shapely/GEOS: a point on an edge or vertex of a
     polygon (shell or hole) ``intersects`` it but is not ``within`` it; a
@@ -304,10 +307,14 @@ class PolygonIndex:
         self.n = bounds.shape[0]
         self.bounds_array = bounds
         self._partly_read = 0  # polygons read for single queries by a lazy index (see _few_points)
-        ne = np.flatnonzero(bounds[:, 0] <= bounds[:, 2])
-        self.tree = PackedRTree._from_valid(np.ascontiguousarray(bounds[ne]), ne, self.n, node_size)
+        valid = bounds[:, 0] <= bounds[:, 2]
+        if valid.all():  # no empties: the tree numbers the items as they are
+            self.tree = PackedRTree._from_valid(np.ascontiguousarray(bounds), None, self.n, node_size)
+        else:
+            ne = np.flatnonzero(valid)
+            self.tree = PackedRTree._from_valid(np.ascontiguousarray(bounds[ne]), ne, self.n, node_size)
         if grid:
-            self.tree.build_grid()
+            self.tree.build_grid(lazy=True)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -503,7 +510,7 @@ class PolygonIndex:
         few = self._few_points(p, interior_only)
         if few is not None:
             return few
-        targs = self.tree._tree_args()
+        targs = self.tree._tree_args(p.shape[0])
         polys = self._polys()
 
         def run(ps, *protocol):
@@ -548,7 +555,7 @@ class PolygonIndex:
             b = as_boxes(geometries, "geometries (boxes)")
             if predicate is None:
                 return self.tree._query(b)
-            targs = self.tree._tree_args()
+            targs = self.tree._tree_args(b.shape[0])
             polys = self._polys()
 
             def run_boxes(qs, *protocol):
@@ -558,7 +565,7 @@ class PolygonIndex:
         else:
             groups = ragged_geometries(geometries)
         out = []
-        targs = self.tree._tree_args()
+        targs = self.tree._tree_args(sum(g[0].shape[0] for g in groups))
         for sel, kind, qx, qy, qring, qpart, qgeom in groups:
             qbox = _bounds_of(qx, qy, qring, qpart, qgeom)
             if predicate is None:

@@ -71,7 +71,7 @@ def _pack(bounds: np.ndarray, node_size: int):
         z = np.zeros(0, np.intp)
         return z, np.zeros((0, 4)), np.zeros((0, 4)), z, z, np.zeros(0, np.uint8), 0
     order = _str_order(0.5 * (bounds[:, 0] + bounds[:, 2]), 0.5 * (bounds[:, 1] + bounds[:, 3]), node_size)
-    level_b = item_b = K.take_rows(bounds, order)
+    level_b = item_b = np.take(bounds, order, axis=0)
     levels = []  # (nb, nstart, ncount, leaf)
     child_start = None  # for upper levels, the global index of the child level's first node
     leaf = True
@@ -228,8 +228,8 @@ class PackedRTree:
         self._set_tree(b)
 
     @classmethod
-    def _from_valid(cls, b: np.ndarray, ids: np.ndarray, n: int, node_size: int = 16) -> "PackedRTree":
-        # b: validated boxes of the items ids (a subset of range(n), e.g. without empties)
+    def _from_valid(cls, b: np.ndarray, ids: np.ndarray | None, n: int, node_size: int = 16) -> "PackedRTree":
+        # b: validated boxes of the items ids (a subset of range(n), e.g. without empties; None: all of them)
         self = cls.__new__(cls)
         self.node_size = node_size
         self._set_tree(b, ids, n)
@@ -248,6 +248,7 @@ class PackedRTree:
         self._no_grid()
 
     def _no_grid(self) -> None:
+        self._grid_lazy = None  # (cells_per_item, queries seen) while a grid is wanted but not built yet
         self.grid_origin = (0.0, 0.0)
         self.grid_inv = 1.0
         self.grid_shape = (0, 0)
@@ -255,12 +256,20 @@ class PackedRTree:
         self.cell_items = np.zeros(0, np.intp)
         self.cell_boxes = np.zeros((0, 4))
 
-    def build_grid(self, cells_per_item: float = 1.0) -> "PackedRTree":
+    def build_grid(self, cells_per_item: float = 1.0, lazy: bool = False) -> "PackedRTree":
         """Add a uniform-grid accelerator (CSR cell lists) used by box/point queries instead of the tree.
 
         Worth it for many small queries over items of similar size (buildings, parcels); nearest
-        queries keep using the tree. Returns self.
+        queries keep using the tree. Both give the same pairs. With ``lazy=True`` the grid is built
+        when the box/point queries asked so far reach a quarter of the items (a build costs about
+        as much as querying that many boxes through the tree instead of the grid), so that an index
+        built for a few queries never pays for it. Returns self.
         """
+        if lazy:
+            if self.grid_shape[0] == 0:
+                self._grid_lazy = (float(cells_per_item), 0)
+            return self
+        self._grid_lazy = None
         b = self.item_bounds
         n = b.shape[0]
         if n == 0:
@@ -300,7 +309,15 @@ class PackedRTree:
             return (np.nan,) * 4
         return tuple(float(v) for v in self.node_bounds[-1])
 
-    def _tree_args(self):
+    def _tree_args(self, nq: int = 0):
+        """The kernels' tree (and grid) arrays for a batch of nq box/point queries (0: a query that does
+        not use the grid, such as nearest); a lazy grid is built once enough queries have been asked."""
+        if self._grid_lazy is not None and nq > 0:
+            cells_per_item, seen = self._grid_lazy
+            seen += nq
+            self._grid_lazy = (cells_per_item, seen)
+            if 4 * seen >= self.item_ids.shape[0]:
+                self.build_grid(cells_per_item)
         return (self.node_bounds, self.node_start, self.node_count, self.node_leaf, self.item_bounds,
                 self.item_ids, max(self.depth, 1), self.grid_origin[0], self.grid_origin[1], self.grid_inv,
                 self.grid_shape[0], self.grid_shape[1], self.cell_offsets, self.cell_items, self.cell_boxes)
@@ -321,7 +338,7 @@ class PackedRTree:
         return self._query(qb)
 
     def _query(self, qb: np.ndarray) -> np.ndarray:
-        args = self._tree_args()
+        args = self._tree_args(qb.shape[0])
 
         def run(qs, *protocol):
             K.rtree_query_boxes(qs, *args, *protocol)

@@ -25,13 +25,17 @@ def test_grid_and_tree_give_the_same_pairs():
     polys = shapely.buffer(shapely.points(c), rng.uniform(1, 30, 3000), quad_segs=2)
     polys[::50] = shapely.buffer(shapely.points(c[::50]), 400, quad_segs=2)  # a few big ones span many cells
     with_grid = PolygonIndex.from_shapely(polys)
-    assert with_grid.tree.grid_shape[0] > 1
+    assert with_grid.tree.grid_shape == (0, 0)  # built lazily, at the first batch worth it
+    few = rng.uniform(0, 2000, (100, 2))
+    ref_few = with_grid.query_points(few, "intersects")  # 100 points < 3000 / 4: through the tree
+    assert with_grid.tree.grid_shape == (0, 0)
     no_grid = PolygonIndex(with_grid.x, with_grid.y, with_grid.ring_off, with_grid.part_off, with_grid.geom_off,
                            grid=False)
     xy = np.vstack([rng.uniform(-100, 2100, (5000, 2)), shapely.get_coordinates(polys)[:2000]])  # > 2048: ordered
     ref = shapely.STRtree(polys)
     for pred in ("within", "intersects"):
         a = with_grid.query_points(xy, pred)
+        assert with_grid.tree.grid_shape[0] > 1
         np.testing.assert_array_equal(a, no_grid.query_points(xy, pred))
         np.testing.assert_array_equal(a, _sorted(ref.query(shapely.points(xy), predicate=pred)))
     q = rng.uniform(-100, 2100, (3000, 2))
@@ -40,6 +44,8 @@ def test_grid_and_tree_give_the_same_pairs():
     np.testing.assert_array_equal(a, no_grid.query(boxes))
     np.testing.assert_array_equal(a, _sorted(ref.query(shapely.box(*boxes.T), predicate="intersects")))
     np.testing.assert_array_equal(with_grid.query(boxes, predicate=None), _sorted(ref.query(shapely.box(*boxes.T))))
+    np.testing.assert_array_equal(with_grid.query_points(few, "intersects"), ref_few)  # same pairs with the grid
+    np.testing.assert_array_equal(ref_few, _sorted(ref.query(shapely.points(few), predicate="intersects")))
     tree = PackedRTree(shapely.bounds(polys)).build_grid()
     np.testing.assert_array_equal(tree.query(boxes), _sorted(ref.query(shapely.box(*boxes.T))))
     np.testing.assert_array_equal(tree.query_points(xy), _sorted(ref.query(shapely.points(xy))))
