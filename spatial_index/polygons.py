@@ -169,11 +169,14 @@ def _part_counts(geoms: np.ndarray):
     return shapely.get_type_id(geoms), shapely.get_num_interior_rings(geoms), shapely.get_num_coordinates(geoms)
 
 
-def _concurrently(background, foreground):
+def _concurrently(background, foreground, threaded: bool = True):
     """(background(), foreground()), the first run in a new thread: worth it when one of them is made of
-    shapely's vectorised functions, which release the GIL (shapely.get_coordinates does not)."""
+    shapely's vectorised functions, which release the GIL (shapely.get_coordinates does not), and both
+    are long enough to pay for a thread (``threaded=False``: one after the other, here)."""
     import threading
 
+    if not threaded:
+        return background(), foreground()
     res = []
 
     def work():
@@ -355,7 +358,8 @@ class PolygonIndex:
         bounds[nan, 2:] = -np.inf
         self = cls.__new__(cls)
         # the type check (shapely, GIL released) runs beside the tree and grid build (numba, nogil)
-        tid, _ = _concurrently(lambda: shapely.get_type_id(geoms), lambda: self._set_index(bounds, node_size, True))
+        tid, _ = _concurrently(lambda: shapely.get_type_id(geoms), lambda: self._set_index(bounds, node_size, True),
+                               threaded=geoms.shape[0] >= 50_000)
         bad = ~np.isin(tid, [-1, 3, 6])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
+import numba
 import numpy as np
 
 from spatial_index import _kernels as K
@@ -57,7 +59,7 @@ def _str_order(cx: np.ndarray, cy: np.ndarray, node_size: int) -> np.ndarray:
     nleaves = math.ceil(n / node_size)
     nslices = max(1, math.ceil(math.sqrt(nleaves)))
     slice_size = nslices * node_size
-    if n < 16384:  # upper levels: numpy is quicker than five passes over 65536 buckets
+    if n < 2048:  # upper levels: numpy is quicker than the radix passes over their buckets (measured)
         rank = np.empty(n, np.intp)
         rank[np.argsort(cx)] = np.arange(n)
         return np.lexsort((cy, rank // slice_size))
@@ -144,6 +146,24 @@ _KEEP = 4  # room for hits per query in the first run of a one-pass kernel (virt
 #            written cost nothing); chunks that find more are run again with room for all
 
 
+_SERIAL_MAX = 64  # batches of at most this many queries run on the calling thread alone
+
+
+@contextlib.contextmanager
+def _threads_for(nq: int):
+    """numba's thread count for a batch of nq queries: one for a few queries (waking the pool's sleeping
+    threads costs more than such a batch, milliseconds when other processes hold the cores)."""
+    if nq > _SERIAL_MAX:
+        yield
+        return
+    k = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(k)
+
+
 def _one_pass(nq: int, run, order: np.ndarray | None, keep: int = _KEEP) -> np.ndarray:
     """(2, k) pairs sorted by query then item from a one-pass kernel (see _kernels' protocol).
 
@@ -160,7 +180,8 @@ def _one_pass(nq: int, run, order: np.ndarray | None, keep: int = _KEEP) -> np.n
     chunk_n = np.zeros(nch, np.intp)
     hit_w = np.empty(nch * room, np.intp)
     hit_g = np.empty(nch * room, np.intp)
-    run(chunks, per, base, cap, chunk_n, hit_w, hit_g)
+    with _threads_for(nq):
+        run(chunks, per, base, cap, chunk_n, hit_w, hit_g)
     obase = np.full(nch, -1, np.intp)
     over = np.flatnonzero(chunk_n > cap)
     if over.shape[0]:
@@ -404,8 +425,8 @@ def _nearest(p, k, max_distance, all_matches, targs, polys):
         idx = np.full((p.shape[0], cap), -1, np.intp)
         dist = np.full((p.shape[0], cap), np.nan)
         nout = np.zeros(p.shape[0], np.intp)
-        K.tree_nearest(p, k, md, exact, ties, *targs, *polys_args,
-                       idx, dist, nout)
+        with _threads_for(p.shape[0]):
+            K.tree_nearest(p, k, md, exact, ties, *targs, *polys_args, idx, dist, nout)
         if not ties or p.shape[0] == 0 or nout.max() <= cap:
             break
         cap = int(nout.max())
