@@ -9,6 +9,8 @@ agents with cell-list neighbour search:
 
 Routing follows a floor field (walking distance to each exit on a fine grid);
 exits are chosen by distance, optionally re-chosen by expected queueing.
+Agents with a route first pass the area's waypoints in order, each by its
+own floor field, then choose an exit from the last one.
 No agent ever crosses a wall (a post-step wall constraint). A crowd that
 stops moving is reported as a :class:`JamEvent` with where and when.
 

@@ -49,7 +49,10 @@ class CrowdParameters:
     is held back by ``(1 - lam) A exp((2r - d)/B)``), so a door's flow rises
     with the pressure of its queue. Behind a corridor fed by a pressing
     crowd (RiMEA 3.0 test 12) a second queue of ~2 persons/m2 forms at an
-    exit as wide as the corridor; the CSM does not show this.
+    exit as wide as the corridor; the CSM does not show this. Fed one by one
+    (no pressure) such an exit carries only ~1.2/s: in the open room the file
+    compresses at the door, slides sideways and leaves agents standing
+    against the wall beside the door.
 
     Desired speeds are drawn from N(``speed_mean``, ``speed_sd``) clipped to
     ``speed_clip`` (Weidmann 1993: 1.34 m/s, 0.26 m/s).
@@ -598,6 +601,9 @@ class CrowdSimulation:
         if area.periodic:
             raise GeometryError("a periodic corridor has no waypoints; drop the agents' routes")
         ff = self.ff
+        if len(ff.waypoint_fields) != len(area.waypoint_names):
+            raise ParameterError("the floor_field given was built for another area (its waypoints differ); "
+                                 "build it with FloorField(area) for this area")
         self._ff = np.ascontiguousarray(np.concatenate([ff.fields, ff.waypoint_fields]))
         # every route must be walkable: start -> first waypoint -> ... -> an open exit
         for r, route in zip(uniq, wps):

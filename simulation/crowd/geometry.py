@@ -83,10 +83,10 @@ class WalkableArea:
     waypoints : dict of name -> geometry, optional
         Places agents with a route (``Agents(route=[...])``) must pass, in
         order, before they head for an exit. A point ``(x, y)`` or shapely
-        Point is a disc of ``waypoint_radius``; a Polygon is a small area
-        (reached when the agent's centre is inside); a LineString or
-        ``[(x1, y1), (x2, y2)]`` is a line to cross (reached within one
-        floor-field cell of it). Each must lie on the walkable floor.
+        Point is a disc of ``waypoint_radius``; a Polygon is a small area;
+        a LineString or ``[(x1, y1), (x2, y2)]`` is a line (a gate). Each
+        must lie on the walkable floor. An agent has reached one when its
+        centre comes within one floor-field cell of it (0.1 m by default).
     waypoint_radius : float
         Radius (m) of point waypoints; default 1.0 m.
     periodic : bool

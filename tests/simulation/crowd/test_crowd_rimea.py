@@ -81,6 +81,21 @@ def _rimea_12_area():
 # al. (2005), 400 N and 0.1 m (2.12/2.00; 17; and 2.7/s through the 1 m bottleneck), aiming
 # through the door from 1-2.5 m or at its middle, no fluctuation force, v_max = v0, social cap
 # 0.75, no wall avoidance, equal desired speeds (13-16 each).
+# Exit capacity measured directly (session 4): agents released one by one into the corridor
+# at a fixed rate q (so no crowd presses on them) still queue at the exit. Desired speeds
+# N(1.34, 0.26): q = 1.0/1.1/1.2/1.3/1.4/1.5 per s gives exit flow 0.99/1.02/1.12/1.23/1.28/1.37
+# and peak 6/10/11/13/13/15 persons within 2 m of it; equal speeds 1.34 m/s: exit 1.00/1.09/
+# 1.17/1.18/1.25/1.32, peak 2/2/5/10/12/14. So the lightly fed exit carries about 1.2/s, less
+# than the same 1 m width does as a corridor: in room B the file, once it slows at the door
+# (the jambs' exponential forces brake even a centred walker, 1.34 -> 1.25 m/s in the last
+# 0.2 m), compresses and slides sideways (nothing holds it in line as the corridor walls do);
+# two agents then stand against the wall beside the door (e.g. (24.55, 4.31) and (24.55, 5.68),
+# speed < 0.2 m/s) and narrow it for the file. Also tried: the original Helbing & Molnar (1995)
+# model (V0 = 2.1 m2/s2, sigma = 0.3 m, elliptical potential with 2 s step, 200 deg view with
+# c = 0.5, walls U0 = 10 m2/s2, R = 0.2 m, no body forces): corridor 0.34/s, 109 of 150 out
+# after 400 s, peak 13 at the exit, and the 1 m bottleneck jams (1.73/s, then 5 stuck at the
+# jambs); lambda 0.6 / 1.0 (HFV 2000 isotropic): 1.67/1.63 per s, peak 16 / jammed in room A;
+# radius 0.2 / 0.3 m: 2.33/2.07, peak 21 / 0.78/0.74, peak 10, jammed.
 @pytest.mark.parametrize("model", ["csm", pytest.param("sfm", marks=pytest.mark.xfail(
     strict=True, reason="known limitation of the social force model (Helbing et al. 2000 forces): a 1 m door's "
                         "flow rises with the pressure of the queue before it; the corridor, fed by a pressing "

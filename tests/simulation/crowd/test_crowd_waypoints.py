@@ -52,6 +52,23 @@ def test_route_forces_agents_through_waypoints_in_order(model):
         assert g.time_s.max() < res.exit_time[a]
 
 
+def test_polygon_waypoint_and_per_agent_routes():
+    area = WalkableArea(box(0, 0, 10, 6), exits={"east": [(10, 2.5), (10, 3.5)]},
+                        waypoints={"stall": box(4, 4.5, 5, 5.5), "post": (6, 1)})
+    ag = Agents([1.0, 1.0, 1.0], [1.0, 3.0, 5.0], route=[["stall"], None, ["post", "stall"]])
+    res = CrowdSimulation(area, ag, CrowdParameters(record_interval=0.1)).run(until=100)
+    assert res.status == "evacuated" and res.evacuated == 3
+    got = res.waypoint_passages.sort_values("time_s").groupby("agent")["waypoint"].agg(list).to_dict()
+    assert got == {0: ["stall"], 2: ["post", "stall"]}
+    tr = res.trajectories
+    # reached = within one floor-field cell (0.1 m) of the stall; frames 0.1 s apart at <= 2 m/s add 0.2 m
+    for a in (0, 2):
+        t = tr[tr.agent == a]
+        dx = np.maximum(np.maximum(4 - t.x, t.x - 5), 0)
+        dy = np.maximum(np.maximum(4.5 - t.y, t.y - 5.5), 0)
+        assert np.hypot(dx, dy).min() <= 0.3
+
+
 def test_waypoint_geometry_and_names_are_checked():
     room = box(0, 0, 10, 6).difference(box(4, 2, 6, 4))
     exits = {"east": [(10, 2.5), (10, 3.5)]}
