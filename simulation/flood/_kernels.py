@@ -46,6 +46,8 @@ WALL = 1.0e9  # bed elevation given to blocked cells: h_f there is always 0
 
 CLOSED, FREE, STAGE, FLUX = 0, 1, 2, 3
 
+TILE = 256  # columns per tile of the row sums (fixed on the grid: see _cont_row)
+
 
 @njit(cache=True, inline="always")
 def _friction_q(qb, grad, hf, q0, n2, dt, g):
@@ -209,6 +211,15 @@ def triad(a, b, c, s):
 # into a small buffer and written back after it, so no thread reads a row that
 # another one has already updated. Memory traffic: one read of z, n2 (float32),
 # act, one read and write of h, qx, qy (and of the maxima when tracked).
+#
+# Dry regions (skip_dry): per row only the columns where something can change are
+# swept (see _sweep_ranges): the span of the cells wet after the last two steps in
+# this row and its neighbours, one cell wider, and the cells that get rain, an
+# inflow or water through a boundary face. The new wet span of each row comes from
+# two short scans from its ends after the update, so tracking costs no extra pass.
+# A face between two cells of depth +0.0 gets +0.0, and a dry cell with +0.0 all
+# round and no rain keeps +0.0 and its maxima; the result is the dense sweep's bit
+# for bit (the row sums are added over fixed tiles, see _cont_row).
 
 
 def _f64_bits(x):
@@ -288,6 +299,14 @@ if not numba_config.DISABLE_JIT:  # plain Python (NUMBA_DISABLE_JIT=1) keeps the
 # word by the mask.
 _RCBRT_MAGIC = np.uint64(0x553EF10000000000)
 _U32, _THIRD32, _HIGH32 = np.uint64(32), np.uint64(0x55555556), np.uint64(0xFFFFFFFF00000000)
+# column loops over a range [lo, hi) run on uint64 indices: numba adds a negative-index wraparound to a signed
+# index that LLVM cannot prove >= 0 (it can for range(1, n)), and that keeps the loop from vectorising
+_U1 = np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _uint(i):
+    return np.uint64(i)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -345,94 +364,126 @@ def _x_boundaries(zr, hr, nr, qxr, bw, be, sw, se, dx, dt, g, hmin):
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, bw, be, sw, se, rdx, rdy, dx, dt, g, gdt, theta, w,
-               hmin):
+               hmin, lo, hi):
     """New discharges of the x faces of row r (in place in ``qxr``) and of the y faces between rows u (north)
-    and r (in place in ``qc``), in one loop: row r is read once for both.
+    and r (in place in ``qc``), in one loop over the columns ``lo..hi-1``: row r is read once for both.
 
-    The old value of the x face to the west is carried along; the boundary x faces are written last, as their
-    old values are neighbours of faces 1 and nx - 1. ``qprev_old`` holds the old discharges of the y faces
-    north of row u and receives the old ones of ``qc``.
+    The y faces of columns ``lo..hi-1`` and the interior x faces ``lo..hi`` are updated (the rest keep their
+    value); the two boundary x faces always, and they are returned ``(west, east)``. The old value of the
+    x face to the west is carried along; the boundary x faces are written last, as their old values are
+    neighbours of faces 1 and nx - 1. ``qprev_old`` holds the old discharges of the y faces north of row u
+    and receives the old ones of ``qc`` (columns ``lo..hi-1``).
     """
     nx = zr.shape[0]
     qw, qe = _x_boundaries(zr, hr, nr, qxr, bw, be, sw, se, dx, dt, g, hmin)
-    t = qc[0]
-    qc[0] = _face(zu[0], hu[0], zr[0], hr[0], t, qprev_old[0], qnext[0], np.float64(nu[0]) + np.float64(nr[0]),
-                  rdy, gdt, theta, w, hmin)
-    qprev_old[0] = t
-    qold = qxr[0]
-    for i in range(1, nx):
-        t = qc[i]
-        qc[i] = _face(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i], np.float64(nu[i]) + np.float64(nr[i]),
-                      rdy, gdt, theta, w, hmin)
-        qprev_old[i] = t
-        q0 = qxr[i]
-        qxr[i] = _face(zr[i - 1], hr[i - 1], zr[i], hr[i], q0, qold, qxr[i + 1],
-                       np.float64(nr[i - 1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin)
-        qold = q0
+    if lo < hi:
+        i0 = lo
+        if lo == 0:
+            t = qc[0]
+            qc[0] = _face(zu[0], hu[0], zr[0], hr[0], t, qprev_old[0], qnext[0],
+                          np.float64(nu[0]) + np.float64(nr[0]), rdy, gdt, theta, w, hmin)
+            qprev_old[0] = t
+            i0 = 1
+        qold = qxr[i0 - 1]
+        for i in range(_uint(i0), _uint(hi)):  # unsigned: no negative-index wraparound, so it vectorises
+            t = qc[i]
+            qc[i] = _face(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i],
+                          np.float64(nu[i]) + np.float64(nr[i]), rdy, gdt, theta, w, hmin)
+            qprev_old[i] = t
+            q0 = qxr[i]
+            qxr[i] = _face(zr[i - _U1], hr[i - _U1], zr[i], hr[i], q0, qold, qxr[i + _U1],
+                           np.float64(nr[i - _U1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin)
+            qold = q0
+        if hi < nx:  # the x face east of the last column (between hi - 1 and hi)
+            qxr[hi] = _face(zr[hi - 1], hr[hi - 1], zr[hi], hr[hi], qxr[hi], qold, qxr[hi + 1],
+                            np.float64(nr[hi - 1]) + np.float64(nr[hi]), rdx, gdt, theta, w, hmin)
     qxr[0] = qw
     qxr[nx] = qe
+    return qw, qe
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz"})
-def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_loss,
-              dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, st):
-    """Continuity, rain, losses and maxima of one row (in place in ``hr``); row sums into ``st``.
+def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, has_rain, dgr, drain_u, igr, inf_u, has_loss,
+              dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, st, lo, hi, scan, lv):
+    """Continuity, rain, losses and maxima of the cells ``lo..hi-1`` of one row (in place in ``hr``); row sums
+    into ``st``; the columns of the first and last cell with a depth other than +0.0 into ``lv`` (``scan``;
+    else ``lo, hi``), ``(nx, 0)`` where there is none.
 
     ``rgr``, ``dgr``, ``igr`` are the row's rain, drainage and infiltration grids (m/s) or a row of zeros;
-    blocked cells (``ar`` 0) carry no flux and get no rain. Each new depth is computed and rounded once;
-    the row sums are reassociated (so they vectorise). Losses never take more than the water there.
-    The time of first wetting is set where the max depth first exceeds ``wet_thr`` (``twr`` is read only in
-    rows where that happens).
+    blocked cells (``ar`` 0) carry no flux and get no rain. Each new depth is computed and rounded once.
+    The sums are reassociated (so they vectorise) but only inside tiles of :data:`TILE` columns fixed on the
+    grid, whose sums are added in order: the tiles that hold ``lo..hi-1`` sum as they would in the whole row,
+    where the other cells (dry, still) add +0.0, so the row sums do not depend on ``lo, hi``. They are summed
+    after the update, from the row in cache (a tile sum in the update loop costs that loop's set-up per tile).
+    Losses never take more than the water there. The time of first wetting is set where the max depth first
+    exceeds ``wet_thr`` (``twr`` is read only in rows where that happens).
     """
     nx = hr.shape[0]
-    s_rain = 0.0
     n_neg = 0
-    # storage and row max in the same loop (redone in the loss loop where there are losses); the row max as
-    # the max of the bit patterns read as int64 (same order for h >= 0, below 0 for h < 0, above +inf for
-    # NaN): an integer max reduction vectorises, a floating-point one does not
-    s_store = 0.0
+    # the row max as the max of the bit patterns read as int64 (same order for h >= 0, below 0 for h < 0,
+    # above +inf for NaN): an integer max reduction vectorises, a floating-point one does not
     mb = 0
-    for i in range(nx):
+    for i in range(_uint(lo), _uint(hi)):  # unsigned: no negative-index wraparound, so it vectorises
         rd = (rain_u + rgr[i]) * dt * ar[i]
-        hv = hr[i] + dt * ((qxr[i] - qxr[i + 1]) * rdx + (qyt[i] - qyb[i]) * rdy) + rd
+        hv = hr[i] + dt * ((qxr[i] - qxr[i + _U1]) * rdx + (qyt[i] - qyb[i]) * rdy) + rd
         hr[i] = hv
-        s_rain += rd
         n_neg += 1 if hv < 0.0 else 0
-        s_store += hv
         b = _f64_sbits(np.float64(hv))
         mb = b if b > mb else mb
+    tlo = lo - lo % TILE  # the tiles of the sums
+    thi = min(hi + (TILE - hi % TILE) % TILE, nx) if lo < hi else tlo
+    s_rain = 0.0
+    if has_rain:
+        for t0 in range(tlo, thi, TILE):
+            tr = 0.0
+            for i in range(_uint(t0), _uint(min(t0 + TILE, thi))):
+                tr += (rain_u + rgr[i]) * dt * ar[i]
+            s_rain += tr
+    s_store = 0.0
     s_drain = 0.0
     s_inf = 0.0
-    if has_loss:
-        s_store = 0.0
+    if has_loss:  # over whole tiles: a loss on a dry cell changes nothing and adds +0.0
         mb = 0
-        for i in range(nx):
-            ld = (drain_u + dgr[i]) * dt
-            li = (inf_u + igr[i]) * dt
-            hv = hr[i]
-            tot = ld + li
-            on = hv >= 0.0 and tot > 0.0
-            lim = tot >= hv
-            ts = tot if tot > 0.0 else 1.0
-            ld2 = hv * (ld / ts) if lim else ld
-            li2 = hv - ld2 if lim else li
-            hn = hv - ((hv if lim else ld + li) if on else 0.0)  # arithmetic, not a select with the old value
-            hr[i] = hn
-            s_drain += ld2 if on else 0.0
-            s_inf += li2 if on else 0.0
-            s_store += hn
-            b = _f64_sbits(np.float64(hn))
-            mb = b if b > mb else mb
+        for t0 in range(tlo, thi, TILE):
+            td = 0.0
+            ti = 0.0
+            ts = 0.0
+            for i in range(_uint(t0), _uint(min(t0 + TILE, thi))):
+                ld = (drain_u + dgr[i]) * dt
+                li = (inf_u + igr[i]) * dt
+                hv = hr[i]
+                tot = ld + li
+                on = hv >= 0.0 and tot > 0.0
+                lim = tot >= hv
+                tsafe = tot if tot > 0.0 else 1.0
+                ld2 = hv * (ld / tsafe) if lim else ld
+                li2 = hv - ld2 if lim else li
+                hn = hv - ((hv if lim else ld + li) if on else 0.0)  # arithmetic, not a select with the old value
+                hr[i] = hn
+                td += ld2 if on else 0.0
+                ti += li2 if on else 0.0
+                ts += hn
+                b = _f64_sbits(np.float64(hn))
+                mb = b if b > mb else mb
+            s_drain += td
+            s_inf += ti
+            s_store += ts
+    else:
+        for t0 in range(tlo, thi, TILE):
+            ts = 0.0
+            for i in range(_uint(t0), _uint(min(t0 + TILE, thi))):
+                ts += hr[i]
+            s_store += ts
     if track:
         n_new = 0
-        for i in range(nx):
+        for i in range(_uint(lo), _uint(hi)):
             hv = hr[i]
             hm = hmr[i]
             n_new += 1 if (hv > wet_thr) & (hm <= wet_thr) else 0  # the max depth crosses it: first wetting
             hmr[i] = _fmax(hm, hmr.dtype.type(hv))
             wet = hv > hmin
             hs = hv if wet else 1.0
-            u = 0.5 * (qxr[i] + qxr[i + 1])
+            u = 0.5 * (qxr[i] + qxr[i + _U1])
             v = 0.5 * (qyt[i] + qyb[i])
             # speed in float32 (the maxima are float32): sqrt and division cost half as much as in float64
             sp = np.sqrt(np.float32(u * u + v * v)) / np.float32(hs)
@@ -442,7 +493,7 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
             hzr[i] = _fmax(hzr[i], hzr.dtype.type(hz))
         # a conditional store in the loop above would be a slow masked store; this scalar loop stops at the
         # last cell that got wet now (those are the cells above the threshold without a wetting time)
-        i = 0
+        i = lo if lo > 0 else 0
         while n_new > 0:
             if hmr[i] > wet_thr and math.isnan(twr[i]):
                 twr[i] = t_end
@@ -454,12 +505,92 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
     st[3] = s_inf
     st[4] = n_neg
     st[5] = _bits_f64(np.uint64(mb))
+    if scan:  # the wet columns: scalar scans from both ends (they stop at the first wet cell)
+        a = lo
+        while a < hi and _f64_bits(np.float64(hr[a])) == 0:
+            a += 1
+        b = hi
+        while b > a and _f64_bits(np.float64(hr[b - 1])) == 0:
+            b -= 1
+        if a < b:
+            lv[0] = a
+            lv[1] = b
+        else:
+            lv[0] = nx
+            lv[1] = 0
+    else:
+        lv[0] = lo
+        lv[1] = hi
+
+
+@njit(cache=True, inline="always")
+def _hull(lv, r, lo, hi):
+    """The columns ``lo..hi-1`` widened to cover row ``r`` of the ranges ``lv`` (ny, 2) (empty: lo >= hi)."""
+    return min(lo, lv[r, 0]), max(hi, lv[r, 1])
+
+
+@njit(cache=True)
+def _sweep_ranges(live_a, live_b, frc, nx, dense):
+    """Per row, the columns whose faces are swept (``yr``) and whose cells are updated (``cr``, before rounding
+    to tiles), from the wet columns after the last two steps (``live_a``, ``live_b``; (nx, 0) for none) and
+    the columns that must be updated anyway (``frc``: rain, inflows, boundary inflow).
+
+    A face can change only next to a cell that is wet now or carries a discharge, which it can only where a
+    neighbour was wet a step ago; a cell only next to such a face. So the faces of row r are swept over the
+    wet columns of rows r - 1, r, r + 1 (the y faces north of row r + 1 take their neighbours' old values from
+    this row's sweep), the cells over those columns and one more on each side.
+    """
+    ny = live_a.shape[0]
+    yr = np.empty((ny, 2), dtype=np.int64)
+    cr = np.empty((ny, 2), dtype=np.int64)
+    if dense:
+        for r in range(ny):
+            yr[r, 0] = 0
+            yr[r, 1] = nx
+            cr[r, 0] = 0
+            cr[r, 1] = nx
+        return yr, cr
+    for r in range(ny):
+        lo, hi = nx, 0
+        for k in range(max(r - 1, 0), min(r + 2, ny)):
+            lo, hi = _hull(live_a, k, lo, hi)
+            lo, hi = _hull(live_b, k, lo, hi)
+        yr[r, 0] = lo
+        yr[r, 1] = hi
+        if lo < hi:
+            lo = max(lo - 1, 0)
+            hi = min(hi + 1, nx)
+        lo, hi = _hull(frc, r, lo, hi)
+        cr[r, 0] = lo
+        cr[r, 1] = hi
+    return yr, cr
+
+
+@njit(cache=True)
+def _balanced_blocks(yr, cr, nb):
+    """Row starts of ``nb`` blocks of rows of about equal work (faces weigh 3, cells 1, a row 16)."""
+    ny = yr.shape[0]
+    cost = np.empty(ny + 1, dtype=np.float64)
+    cost[0] = 0.0
+    for r in range(ny):
+        cost[r + 1] = cost[r] + 16.0 + 3.0 * max(yr[r, 1] - yr[r, 0], 0) + max(cr[r, 1] - cr[r, 0], 0)
+    start = np.empty(nb + 1, dtype=np.int64)
+    start[0] = 0
+    start[nb] = ny
+    r = 0
+    for c in range(1, nb):
+        target = cost[ny] * c / nb
+        while r < ny and cost[r + 1] <= target:
+            r += 1
+        start[c] = min(max(r, start[c - 1] + 1), ny - (nb - c))
+    return start
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, src_r, src_c, src_dh,
                rain_g, rain_u, drain_g, drain_u, inf_g, inf_u, dt, dx, dy, g, theta, hmin,
-               t_end, wet_thr, track, hmax, vmax, twet, hazmax, stats, nblocks):
+               t_end, wet_thr, track, hmax, vmax, twet, hazmax, stats, nblocks, live_a, live_b, live_out, force,
+               dense):
     """One whole step, in place in ``h``, ``qx``, ``qy`` (and the maxima when ``track``).
 
     Momentum on every face from the old state; then the inflow point sources ``src_dh`` (depth added
@@ -467,7 +598,16 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
     ``*_g`` grids are used when their shape is ``h.shape`` (otherwise pass a ``(1, 1)`` dummy).
     ``stats[j]`` receives, in depth units summed over row ``j`` (float64): storage, rain, drainage,
     infiltration, number of negative depths, row maximum depth. ``n2`` may be float32; ``nblocks``
-    blocks of rows are swept in parallel (at most ``ny``); the result does not depend on it.
+    blocks of rows of about equal work are swept in parallel (at most ``ny``); the result does not depend
+    on it (the block-edge faces are computed by the same row kernel as the others).
+
+    Dry regions: ``live_a`` and ``live_b`` (ny, 2) int64 hold, per row, the columns ``[lo, hi)`` between
+    the first and last cell whose depth was not +0.0 after the last step and the one before ((nx, 0) for
+    none); ``force`` (ny, 2) the columns that must be updated whatever the depth (cells with rain > 0;
+    inflow cells, uniform rain and boundary inflow are added here). Only the faces and cells that can change
+    are swept (:func:`_sweep_ranges`); the others would keep their value bit for bit, so the result is the
+    dense sweep's (``dense`` True sweeps everything). ``live_out`` receives the wet columns after this step.
+    Returns the number of columns whose faces were swept and of cells updated, summed over the rows.
     """
     ny, nx = z.shape
     w = 0.5 * (1.0 - theta)
@@ -478,29 +618,51 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
     grid_drain = drain_g.shape[0] == ny and drain_g.shape[1] == nx
     grid_inf = inf_g.shape[0] == ny and inf_g.shape[1] == nx
     nb = max(1, min(nblocks, ny))
-    start = np.empty(nb + 1, dtype=np.int64)
-    for c in range(nb + 1):
-        start[c] = (c * ny) // nb
-    # the y faces on block edges, from the old state
+    # cells updated whatever their depth: the caller's (rain), inflow cells, everything under uniform rain,
+    # and (below) cells next to a boundary face that carries a discharge
+    frc = force.copy()
+    if rain_u > 0.0:
+        for r in range(ny):
+            frc[r, 0] = 0
+            frc[r, 1] = nx
+    for k in range(src_r.shape[0]):
+        r = src_r[k]
+        frc[r, 0] = min(frc[r, 0], src_c[k])
+        frc[r, 1] = max(frc[r, 1], src_c[k] + 1)
+    # the north and south boundary faces, from the old state
+    bnd = np.empty((2, nx), dtype=qy.dtype)
+    for e in range(2):
+        j = 0 if e == 0 else ny
+        jin = 0 if j == 0 else ny - 1
+        jnb = jin if ny == 1 else (1 if j == 0 else ny - 2)
+        outward = -1.0 if j == 0 else 1.0
+        codes = bcn if j == 0 else bcs
+        stage = stn if j == 0 else sts
+        for i in range(nx):
+            q = _boundary_q(codes[i], outward, h[jin, i], z[jin, i], z[jin, i] + h[jin, i],
+                            z[jnb, i] + h[jnb, i], stage[i], qy[j, i], np.float64(n2[jin, i]), dy, dt, g, hmin)
+            bnd[e, i] = q
+            if _f64_bits(np.float64(q)) != 0:
+                frc[jin, 0] = min(frc[jin, 0], i)
+                frc[jin, 1] = max(frc[jin, 1], i + 1)
+    yr, cr = _sweep_ranges(live_a, live_b, frc, nx, dense)
+    start = _balanced_blocks(yr, cr, nb)
+    # the y faces on inner block edges, from the old state, by the row kernel (on copies)
     edge = np.empty((nb + 1, nx), dtype=qy.dtype)
-    for c in range(nb + 1):
+    edge[0] = bnd[0]
+    edge[nb] = bnd[1]
+    for c in range(1, nb):
         j = start[c]
-        if j == 0 or j == ny:
-            jin = 0 if j == 0 else ny - 1
-            jnb = jin if ny == 1 else (1 if j == 0 else ny - 2)
-            outward = -1.0 if j == 0 else 1.0
-            codes = bcn if j == 0 else bcs
-            stage = stn if j == 0 else sts
-            for i in range(nx):
-                edge[c, i] = _boundary_q(codes[i], outward, h[jin, i], z[jin, i], z[jin, i] + h[jin, i],
-                                         z[jnb, i] + h[jnb, i], stage[i], qy[j, i], np.float64(n2[jin, i]), dy, dt, g, hmin)
-        else:
-            for i in range(nx):
-                edge[c, i] = _face(z[j - 1, i], h[j - 1, i], z[j, i], h[j, i], qy[j, i], qy[j - 1, i],
-                                     qy[j + 1, i], np.float64(n2[j - 1, i]) + np.float64(n2[j, i]), rdy, gdt, theta, w, hmin)
+        edge[c] = qy[j]
+        prev = qy[j - 1].copy()
+        qxj = qx[j].copy()
+        _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qxj, edge[c], prev, qy[j + 1],
+                   bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
     nsrc = src_r.shape[0]
     zrow = np.zeros(nx, dtype=h.dtype)
     has_loss = grid_drain or grid_inf or drain_u > 0.0 or inf_u > 0.0
+    has_rain = grid_rain or rain_u > 0.0
+    swept = np.zeros((nb, 2), dtype=np.int64)
     for c in prange(nb):
         a = start[c]
         b = start[c + 1]
@@ -509,11 +671,20 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         for j in range(a, b + 1):
             if j < b:
                 if j > a:
-                    _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], qy[j], old, qy[j + 1],
-                               bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta, w, hmin)
+                    qw, qe = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], qy[j], old,
+                                        qy[j + 1], bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta,
+                                        w, hmin, yr[j, 0], yr[j, 1])
                 else:  # the block's first y face is an edge face (done before the sweep): y faces into scratch
-                    _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[0], scratch[1], scratch[2],
-                               bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta, w, hmin)
+                    qw, qe = _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[0], scratch[1],
+                                        scratch[2], bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt,
+                                        theta, w, hmin, yr[j, 0], yr[j, 1])
+                swept[c, 0] += max(yr[j, 1] - yr[j, 0], 0)
+                if _f64_bits(np.float64(qw)) != 0:
+                    cr[j, 0] = 0
+                    cr[j, 1] = max(cr[j, 1], 1)
+                if _f64_bits(np.float64(qe)) != 0:
+                    cr[j, 0] = min(cr[j, 0], nx - 1)
+                    cr[j, 1] = nx
             if j > a:  # row j - 1 is no longer needed by any face: update it
                 r = j - 1
                 for k in range(nsrc):
@@ -528,9 +699,17 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
                 vmr = vmax[r] if track else vmax[0]
                 twr = twet[r] if track else twet[0]
                 hzr = hazmax[r] if track else hazmax[0]
-                _cont_row(h[r], qx[r], qyt, qyb, act[r], rgr, rain_u, dgr, drain_u, igr, inf_u, has_loss,
-                          dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, stats[r])
+                lo = cr[r, 0]
+                hi = cr[r, 1]
+                if lo >= hi:
+                    lo = 0
+                    hi = 0
+                swept[c, 1] += hi - lo
+                _cont_row(h[r], qx[r], qyt, qyb, act[r], rgr, rain_u, has_rain, dgr, drain_u, igr, inf_u, has_loss,
+                          dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, stats[r], lo, hi,
+                          not dense, live_out[r])
     for c in range(nb + 1):
         j = start[c]
         for i in range(nx):
             qy[j, i] = edge[c, i]
+    return swept[:, 0].sum(), swept[:, 1].sum()

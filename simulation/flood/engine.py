@@ -175,6 +175,7 @@ class FloodModel:
         # a copy: the run updates h in place and must not write into the caller's initial_depth array
         h0 = np.array(_grid("initial_depth", initial_depth, self.shape, np.float64))
         h0[blk] = 0.0
+        h0[h0 == 0.0] = 0.0  # -0.0 as +0.0: a dry cell is +0.0 bit for bit (see skip_dry)
         self.h = np.ascontiguousarray(h0, dtype=dt_)
         self.qx = np.zeros((ny, nx + 1), dtype=dt_)
         self.qy = np.zeros((ny + 1, nx), dtype=dt_)
@@ -195,7 +196,7 @@ class FloodModel:
             if rain.shape != self.shape:
                 raise RasterError(f"RainSeries grids have shape {rain.shape} but the DEM grid is {self.shape}; "
                                   "resample the rain onto the DEM grid")
-            self._rain_cache = (-2, self._dummy)
+            self._rain_cache = (-2, self._dummy, None)
         elif not isinstance(rain, Hyetograph):
             raise ParameterError(f"rain must be a Hyetograph, RainSeries or a constant in mm/h, got {type(rain).__name__}")
         self.rain = rain
@@ -237,6 +238,11 @@ class FloodModel:
         self.time = 0.0
         self.steps = 0
         self._stats = np.zeros((ny, 6), dtype=np.float64)
+        # wet columns per row after the last step and the one before, and the next ones (see skip_dry)
+        self._live = [np.empty((ny, 2), dtype=np.int64) for _ in range(3)]
+        self._no_force = self._empty_ranges()
+        self._swept = [0, 0]  # faces columns and cells swept, summed over the steps
+        self.state_changed()
         self.max_depth = self.h.astype(np.float64).copy()
         # speed and hazard maxima are outputs, kept in float32 (7 digits): 8 bytes less per cell and step
         self.max_velocity = np.zeros(self.shape, dtype=np.float32)
@@ -334,6 +340,34 @@ class FloodModel:
         for e, idx, ts, lv, _ in self._stage_series:
             self._stage[e][idx] = np.interp(t, ts, lv)
 
+    def _empty_ranges(self) -> np.ndarray:
+        ny, nx = self.shape
+        r = np.empty((ny, 2), dtype=np.int64)
+        r[:, 0] = nx
+        r[:, 1] = 0
+        return r
+
+    def _row_spans(self, mask: np.ndarray) -> np.ndarray:
+        """Per row, the columns ``[lo, hi)`` from the first to the last True cell ((nx, 0) where none)."""
+        r = self._empty_ranges()
+        anyr = mask.any(axis=1)
+        r[anyr, 0] = np.argmax(mask[anyr], axis=1)
+        r[anyr, 1] = self.shape[1] - np.argmax(mask[anyr, ::-1], axis=1)
+        return r
+
+    def state_changed(self) -> None:
+        """Rescan the wet region (for ``skip_dry``) after ``h``, ``qx`` or ``qy`` were written by hand.
+
+        A cell counts as wet where its depth or a discharge on one of its faces is not +0.0 bit for bit.
+        """
+        bits = np.uint64 if self.dtype == np.float64 else np.uint32
+        wet = self.h.view(bits) != 0
+        fx = self.qx.view(bits) != 0
+        fy = self.qy.view(bits) != 0
+        wet |= fx[:, :-1] | fx[:, 1:] | fy[:-1] | fy[1:]
+        self._live[0][:] = self._row_spans(wet)
+        self._live[1][:] = self._empty_ranges()
+
     # ------------------------------------------------------------------ time stepping
     def _courant(self) -> float:
         # von Neumann analysis of the theta scheme on a 2D staggered grid: the
@@ -422,20 +456,24 @@ class FloodModel:
             k = self.rain.index_at(t0)
             if k != self._rain_cache[0]:
                 g = self._dummy if k < 0 else np.ascontiguousarray(self.rain.grids[k] / 3.6e6, dtype=self.dtype)
-                self._rain_cache = (k, g)
-            rain_u, rain_g = 0.0, self._rain_cache[1]
+                self._rain_cache = (k, g, self._no_force if k < 0 else self._row_spans(g > 0))
+            rain_u, rain_g, force = 0.0, self._rain_cache[1], self._rain_cache[2]
             rain_blk = 0.0 if rain_g.shape != self.shape else float(rain_g[self.blocked].sum(dtype=np.float64))
         else:
-            rain_u, rain_g = self.rain.rate_at(t0), self._dummy
+            rain_u, rain_g, force = self.rain.rate_at(t0), self._dummy, self._no_force
             rain_blk = rain_u * self._blocked_cells
         # one sweep: momentum, the inflows (added after the momentum update), continuity, maxima; in place
-        K.fused_step(self.z, self.h, self.n2, self.act, self.qx, self.qy,
+        live = self._live
+        nf, nc = K.fused_step(self.z, self.h, self.n2, self.act, self.qx, self.qy,
                      self._bc["west"], self._bc["east"], self._bc["north"], self._bc["south"],
                      self._stage["west"], self._stage["east"], self._stage["north"], self._stage["south"],
                      self._src_r, self._src_c, self._src_dh, rain_g, rain_u, self._drain_g, self._drain_u,
                      self._inf_g, self._inf_u, dt, self.dx, self.dy, p.g, p.theta, p.hmin, t0 + dt, p.wet_threshold,
                      p.track_maxima, self.max_depth, self.max_velocity, self.time_of_wetting, self.hazard, self._stats,
-                     self._threads)
+                     self._threads, live[0], live[1], live[2], force, not p.skip_dry)
+        self._live = [live[2], live[0], live[1]]
+        self._swept[0] += nf
+        self._swept[1] += nc
         s = self._stats.sum(axis=0)
         clamp = 0.0
         storage = s[0] * self.area
@@ -491,6 +529,7 @@ class FloodModel:
             raise ParameterError(f"until must be a number of seconds, got {until!r}")
         if until < self.time:
             raise ParameterError(f"until={until} s is before the model time {self.time} s")
+        self.state_changed()
         t_start, s_start, wall0 = self.time, self.steps, _time.perf_counter()
         total = float(until)
         report_every = max((until - self.time) / 100.0, 1e-9)
@@ -538,6 +577,11 @@ class FloodModel:
         return pd.DataFrame({"quantity": list(mb), "value": [float(v) for v in mb.values()],
                              "unit": ["1" if k == "relative_error" else "m3" for k in mb]})
 
+    def swept_fraction(self) -> dict:
+        """The fraction of the grid swept per step so far, faces (columns) and cells (see ``skip_dry``)."""
+        n = max(self.steps, 1) * self.shape[0] * self.shape[1]
+        return {"faces": self._swept[0] / n, "cells": self._swept[1] / n}
+
     def velocity(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell-centred velocity components (u east, v south) in m/s; 0 where dry."""
         h = self.h.astype(np.float64)
@@ -562,5 +606,6 @@ class FloodModel:
             snapshots=snaps, gauges=g, mass_balance=self.mass_balance_table(), steps=steps, sim_time=self.time,
             elapsed_s=elapsed_s, cell_updates_per_s=(ncell * steps / elapsed_s) if elapsed_s > 0 else float("nan"),
             info={"dtype": self.params.dtype, "cells": self.shape[0] * self.shape[1], "active_cells": ncell,
-                  "dx": self.dx, "dy": self.dy, "params": self.params.to_dict()},
+                  "dx": self.dx, "dy": self.dy, "params": self.params.to_dict(),
+                  "swept_fraction": self.swept_fraction()},
         )

@@ -57,6 +57,16 @@ class FloodParameters:
         grids, much more on a loaded machine), else all numba threads.
     parallel_min_cells : int
         See ``threads``.
+    skip_dry : bool
+        Sweep only the columns of each row where water is or may arrive in this
+        step (the span of the wet cells of this row and its neighbours over the
+        last two steps, one cell further, and the cells that get rain, an
+        inflow or water from a boundary), as production engines such as
+        LISFLOOD-FP do. Everything else is dry and still and would stay so bit
+        for bit: the result is identical to the dense sweep (``False``), which is
+        kept for checks and benchmarks. The wet span is tracked by the engine;
+        after writing into ``model.h``, ``qx`` or ``qy`` by hand, call
+        ``model.state_changed()`` (``run()`` does it at its start).
 
     Examples
     --------
@@ -83,6 +93,7 @@ class FloodParameters:
     repair_sweeps: int = 20
     threads: int | None = None
     parallel_min_cells: int = 250_000
+    skip_dry: bool = True
 
     def __post_init__(self) -> None:
         def num(name: str) -> float:
@@ -114,6 +125,8 @@ class FloodParameters:
             raise ParameterError(f"threads must be a positive int or None (automatic), got {self.threads!r}")
         if not isinstance(self.parallel_min_cells, int) or self.parallel_min_cells < 0:
             raise ParameterError(f"parallel_min_cells must be an int >= 0, got {self.parallel_min_cells!r}")
+        if not isinstance(self.skip_dry, bool):
+            raise ParameterError(f"skip_dry must be True or False, got {self.skip_dry!r}")
         if not isinstance(self.repair_sweeps, int) or self.repair_sweeps < 1:
             raise ParameterError(f"repair_sweeps must be a positive int, got {self.repair_sweeps!r}")
 
