@@ -464,13 +464,14 @@ class FloodModel:
             rain_blk = rain_u * self._blocked_cells
         # one sweep: momentum, the inflows (added after the momentum update), continuity, maxima; in place
         live = self._live
-        nf, nc = K.fused_step(self.z, self.h, self.n2, self.act, self.qx, self.qy,
-                     self._bc["west"], self._bc["east"], self._bc["north"], self._bc["south"],
-                     self._stage["west"], self._stage["east"], self._stage["north"], self._stage["south"],
-                     self._src_r, self._src_c, self._src_dh, rain_g, rain_u, self._drain_g, self._drain_u,
-                     self._inf_g, self._inf_u, dt, self.dx, self.dy, p.g, p.theta, p.hmin, t0 + dt, p.wet_threshold,
-                     p.track_maxima, self.max_depth, self.max_velocity, self.time_of_wetting, self.hazard, self._stats,
-                     self._threads, live[0], live[1], live[2], force, not p.skip_dry)
+        nf, nc = K.fused_step(
+            self.z, self.h, self.n2, self.act, self.qx, self.qy,
+            self._bc["west"], self._bc["east"], self._bc["north"], self._bc["south"],
+            self._stage["west"], self._stage["east"], self._stage["north"], self._stage["south"],
+            self._src_r, self._src_c, self._src_dh, rain_g, rain_u, self._drain_g, self._drain_u,
+            self._inf_g, self._inf_u, dt, self.dx, self.dy, p.g, p.theta, p.hmin, t0 + dt, p.wet_threshold,
+            p.track_maxima, self.max_depth, self.max_velocity, self.time_of_wetting, self.hazard, self._stats,
+            self._threads, live[0], live[1], live[2], force, not p.skip_dry)
         self._live = [live[2], live[0], live[1]]
         self._swept[0] += nf
         self._swept[1] += nc
