@@ -403,18 +403,19 @@ def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, bw, be, sw, se
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz"})
-def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, has_rain, dgr, drain_u, igr, inf_u, has_loss,
+def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_loss,
               dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, st, lo, hi, scan, lv):
-    """Continuity, rain, losses and maxima of the cells ``lo..hi-1`` of one row (in place in ``hr``); row sums
-    into ``st``; the columns of the first and last cell with a depth other than +0.0 into ``lv`` (``scan``;
+    """Continuity, rain, losses and maxima of the cells ``lo..hi-1`` of one row (in place in ``hr``); into
+    ``st`` the row's drainage and infiltration (depth units), its number of negative or NaN depths and its
+    max depth; the columns of the first and last cell with a depth other than +0.0 into ``lv`` (``scan``;
     else ``lo, hi``), ``(nx, 0)`` where there is none.
 
     ``rgr``, ``dgr``, ``igr`` are the row's rain, drainage and infiltration grids (m/s) or a row of zeros;
     blocked cells (``ar`` 0) carry no flux and get no rain. Each new depth is computed and rounded once.
-    The sums are reassociated (so they vectorise) but only inside tiles of :data:`TILE` columns fixed on the
-    grid, whose sums are added in order: the tiles that hold ``lo..hi-1`` sum as they would in the whole row,
-    where the other cells (dry, still) add +0.0, so the row sums do not depend on ``lo, hi``. They are summed
-    after the update, from the row in cache (a tile sum in the update loop costs that loop's set-up per tile).
+    The loss sums are reassociated (so they vectorise) but only inside tiles of :data:`TILE` columns fixed on
+    the grid, whose sums are added in order: the tiles that hold ``lo..hi-1`` sum as they would in the whole
+    row, where the other cells (dry, still) add +0.0, so the sums do not depend on ``lo, hi``. (Storage and
+    rain are not summed here: the caller has the rain volume from the rates and the storage from the depths.)
     Losses never take more than the water there. The time of first wetting is set where the max depth first
     exceeds ``wet_thr`` (``twr`` is read only in rows where that happens).
     """
@@ -427,27 +428,18 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, has_rain, dgr, drain_u, igr, i
         rd = (rain_u + rgr[i]) * dt * ar[i]
         hv = hr[i] + dt * ((qxr[i] - qxr[i + _U1]) * rdx + (qyt[i] - qyb[i]) * rdy) + rd
         hr[i] = hv
-        n_neg += 1 if hv < 0.0 else 0
+        n_neg += 0 if hv >= 0.0 else 1  # NaN too: the caller then sums the storage, which shows it
         b = _f64_sbits(np.float64(hv))
         mb = b if b > mb else mb
-    tlo = lo - lo % TILE  # the tiles of the sums
-    thi = min(hi + (TILE - hi % TILE) % TILE, nx) if lo < hi else tlo
-    s_rain = 0.0
-    if has_rain:
-        for t0 in range(tlo, thi, TILE):
-            tr = 0.0
-            for i in range(_uint(t0), _uint(min(t0 + TILE, thi))):
-                tr += (rain_u + rgr[i]) * dt * ar[i]
-            s_rain += tr
-    s_store = 0.0
     s_drain = 0.0
     s_inf = 0.0
     if has_loss:  # over whole tiles: a loss on a dry cell changes nothing and adds +0.0
+        tlo = lo - lo % TILE
+        thi = min(hi + (TILE - hi % TILE) % TILE, nx) if lo < hi else tlo
         mb = 0
         for t0 in range(tlo, thi, TILE):
             td = 0.0
             ti = 0.0
-            ts = 0.0
             for i in range(_uint(t0), _uint(min(t0 + TILE, thi))):
                 ld = (drain_u + dgr[i]) * dt
                 li = (inf_u + igr[i]) * dt
@@ -462,18 +454,10 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, has_rain, dgr, drain_u, igr, i
                 hr[i] = hn
                 td += ld2 if on else 0.0
                 ti += li2 if on else 0.0
-                ts += hn
                 b = _f64_sbits(np.float64(hn))
                 mb = b if b > mb else mb
             s_drain += td
             s_inf += ti
-            s_store += ts
-    else:
-        for t0 in range(tlo, thi, TILE):
-            ts = 0.0
-            for i in range(_uint(t0), _uint(min(t0 + TILE, thi))):
-                ts += hr[i]
-            s_store += ts
     if track:
         n_new = 0
         for i in range(_uint(lo), _uint(hi)):
@@ -499,12 +483,10 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, has_rain, dgr, drain_u, igr, i
                 twr[i] = t_end
                 n_new -= 1
             i += 1
-    st[0] = s_store
-    st[1] = s_rain
-    st[2] = s_drain
-    st[3] = s_inf
-    st[4] = n_neg
-    st[5] = _bits_f64(np.uint64(mb))
+    st[0] = s_drain
+    st[1] = s_inf
+    st[2] = n_neg
+    st[3] = _bits_f64(np.uint64(mb))
     if scan:  # the wet columns: scalar scans from both ends (they stop at the first wet cell)
         a = lo
         while a < hi and _f64_bits(np.float64(hr[a])) == 0:
@@ -596,8 +578,8 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
     Momentum on every face from the old state; then the inflow point sources ``src_dh`` (depth added
     to cell ``(src_r, src_c)``), continuity with rain and losses, and the maxima. Rates are in m/s;
     ``*_g`` grids are used when their shape is ``h.shape`` (otherwise pass a ``(1, 1)`` dummy).
-    ``stats[j]`` receives, in depth units summed over row ``j`` (float64): storage, rain, drainage,
-    infiltration, number of negative depths, row maximum depth. ``n2`` may be float32; ``nblocks``
+    ``stats[j]`` receives, for row ``j`` (float64): drainage and infiltration (depth units summed over the
+    row), the number of negative (or NaN) depths, the row's maximum depth. ``n2`` may be float32; ``nblocks``
     blocks of rows of about equal work are swept in parallel (at most ``ny``); the result does not depend
     on it (the block-edge faces are computed by the same row kernel as the others).
 
@@ -661,7 +643,6 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
     nsrc = src_r.shape[0]
     zrow = np.zeros(nx, dtype=h.dtype)
     has_loss = grid_drain or grid_inf or drain_u > 0.0 or inf_u > 0.0
-    has_rain = grid_rain or rain_u > 0.0
     swept = np.zeros((nb, 2), dtype=np.int64)
     for c in prange(nb):
         a = start[c]
@@ -705,7 +686,7 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
                     lo = 0
                     hi = 0
                 swept[c, 1] += hi - lo
-                _cont_row(h[r], qx[r], qyt, qyb, act[r], rgr, rain_u, has_rain, dgr, drain_u, igr, inf_u, has_loss,
+                _cont_row(h[r], qx[r], qyt, qyb, act[r], rgr, rain_u, dgr, drain_u, igr, inf_u, has_loss,
                           dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, stats[r], lo, hi,
                           not dense, live_out[r])
     for c in range(nb + 1):

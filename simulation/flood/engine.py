@@ -196,7 +196,7 @@ class FloodModel:
             if rain.shape != self.shape:
                 raise RasterError(f"RainSeries grids have shape {rain.shape} but the DEM grid is {self.shape}; "
                                   "resample the rain onto the DEM grid")
-            self._rain_cache = (-2, self._dummy, None)
+            self._rain_cache = (-2, self._dummy, None, 0.0, 0.0)
         elif not isinstance(rain, Hyetograph):
             raise ParameterError(f"rain must be a Hyetograph, RainSeries or a constant in mm/h, got {type(rain).__name__}")
         self.rain = rain
@@ -233,11 +233,12 @@ class FloodModel:
         else:
             self._threads = 1 if int(self.act.sum()) < p.parallel_min_cells else nthreads
         self._blocked_cells = float(self.blocked.sum())
+        self._open_cells = float(self.act.sum())
 
         # state and outputs
         self.time = 0.0
         self.steps = 0
-        self._stats = np.zeros((ny, 6), dtype=np.float64)
+        self._stats = np.zeros((ny, 4), dtype=np.float64)
         # wet columns per row after the last step and the one before, and the next ones (see skip_dry)
         self._live = [np.empty((ny, 2), dtype=np.int64) for _ in range(3)]
         self._no_force = self._empty_ranges()
@@ -367,6 +368,7 @@ class FloodModel:
         wet |= fx[:, :-1] | fx[:, 1:] | fy[:-1] | fy[1:]
         self._live[0][:] = self._row_spans(wet)
         self._live[1][:] = self._empty_ranges()
+        self._storage = None  # summed again when asked for
 
     # ------------------------------------------------------------------ time stepping
     def _courant(self) -> float:
@@ -456,12 +458,13 @@ class FloodModel:
             k = self.rain.index_at(t0)
             if k != self._rain_cache[0]:
                 g = self._dummy if k < 0 else np.ascontiguousarray(self.rain.grids[k] / 3.6e6, dtype=self.dtype)
-                self._rain_cache = (k, g, self._no_force if k < 0 else self._row_spans(g > 0))
-            rain_u, rain_g, force = 0.0, self._rain_cache[1], self._rain_cache[2]
-            rain_blk = 0.0 if rain_g.shape != self.shape else float(rain_g[self.blocked].sum(dtype=np.float64))
+                self._rain_cache = (k, g, self._no_force if k < 0 else self._row_spans(g > 0),
+                                    0.0 if k < 0 else float(g[~self.blocked].sum(dtype=np.float64)),
+                                    0.0 if k < 0 else float(g[self.blocked].sum(dtype=np.float64)))
+            rain_u, rain_g, force, rain_open, rain_blk = 0.0, *self._rain_cache[1:]
         else:
             rain_u, rain_g, force = self.rain.rate_at(t0), self._dummy, self._no_force
-            rain_blk = rain_u * self._blocked_cells
+            rain_open, rain_blk = rain_u * self._open_cells, rain_u * self._blocked_cells
         # one sweep: momentum, the inflows (added after the momentum update), continuity, maxima; in place
         live = self._live
         nf, nc = K.fused_step(
@@ -477,21 +480,21 @@ class FloodModel:
         self._swept[1] += nc
         s = self._stats.sum(axis=0)
         clamp = 0.0
-        storage = s[0] * self.area
-        if s[4] > 0:
+        storage = None  # summed from the depths when asked for (mass_balance)
+        if s[2] > 0:  # negative (or NaN) depths: repair, and sum the storage, which shows a NaN
             _, clamp = K.repair_negative(self.h, self.qx, self.qy, dt, 1.0 / self.dx, 1.0 / self.dy, p.repair_sweeps,
-                                         self._stats[:, 4].copy())
+                                         self._stats[:, 2].copy())
             storage = float(np.sum(self.h, dtype=np.float64)) * self.area
         vin, vout = K.boundary_volume(self.qx, self.qy, dt, self.dx, self.dy)
-        hmax = float(self._stats[:, 5].max())
-        if not math.isfinite(storage) or not math.isfinite(hmax):
+        hmax = float(self._stats[:, 3].max())  # the max of each row's bit patterns: +inf or NaN show here
+        if (storage is not None and not math.isfinite(storage)) or not math.isfinite(hmax):
             raise StabilityError(f"the solution blew up (NaN/inf) at t={t0 + dt:.1f} s; lower alpha or max_dt, "
                                  "or check the inputs (DEM spikes, huge inflows)")
         mb = self._mb
-        mb["rain"] += s[1] * self.area
+        mb["rain"] += rain_open * dt * self.area
         mb["rain_on_blocked"] += rain_blk * dt * self.area
-        mb["drainage"] += s[2] * self.area
-        mb["infiltration"] += s[3] * self.area
+        mb["drainage"] += s[0] * self.area
+        mb["infiltration"] += s[1] * self.area
         mb["inflow"] += inflow
         mb["boundary_in"] += vin
         mb["boundary_out"] += vout
@@ -566,6 +569,8 @@ class FloodModel:
         it over the largest of the storage and total input volumes.
         """
         mb = dict(self._mb)
+        if self._storage is None:
+            self._storage = float(np.sum(self.h, dtype=np.float64)) * self.area
         storage = self._storage
         err = storage - self._storage0 - (mb["rain"] + mb["inflow"] + mb["boundary_in"] - mb["boundary_out"]
                                           - mb["drainage"] - mb["infiltration"] + mb["clamp"])
