@@ -351,31 +351,34 @@ def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _x_boundaries(zr, hr, nr, qxr, bw, be, sw, se, dx, dt, g, hmin):
-    """New discharges of the west and east boundary faces of one row (from the old state)."""
-    nx = zr.shape[0]
-    enb = zr[0] + hr[0] if nx == 1 else zr[1] + hr[1]
-    qw = _boundary_q(bw, -1.0, hr[0], zr[0], zr[0] + hr[0], enb, sw, qxr[0], np.float64(nr[0]), dx, dt, g, hmin)
+def _x_boundaries(z, h, n2, qx, j, bw, be, sw, se, dx, dt, g, hmin):
+    """New discharges of the west and east boundary faces of row ``j`` (from the old state).
+
+    Indexes the 2D arrays: a row view costs a reference count in and out per array, which adds up over the
+    rows that are otherwise skipped.
+    """
+    nx = z.shape[1]
+    enb = z[j, 0] + h[j, 0] if nx == 1 else z[j, 1] + h[j, 1]
+    qw = _boundary_q(bw, -1.0, h[j, 0], z[j, 0], z[j, 0] + h[j, 0], enb, sw, qx[j, 0], np.float64(n2[j, 0]), dx, dt,
+                     g, hmin)
     k = nx - 1
-    enb = zr[k] + hr[k] if nx == 1 else zr[k - 1] + hr[k - 1]
-    qe = _boundary_q(be, 1.0, hr[k], zr[k], zr[k] + hr[k], enb, se, qxr[nx], np.float64(nr[k]), dx, dt, g, hmin)
+    enb = z[j, k] + h[j, k] if nx == 1 else z[j, k - 1] + h[j, k - 1]
+    qe = _boundary_q(be, 1.0, h[j, k], z[j, k], z[j, k] + h[j, k], enb, se, qx[j, nx], np.float64(n2[j, k]), dx, dt,
+                     g, hmin)
     return qw, qe
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, bw, be, sw, se, rdx, rdy, dx, dt, g, gdt, theta, w,
-               hmin, lo, hi):
+def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, qw, qe, rdy, rdx, gdt, theta, w, hmin, lo, hi):
     """New discharges of the x faces of row r (in place in ``qxr``) and of the y faces between rows u (north)
     and r (in place in ``qc``), in one loop over the columns ``lo..hi-1``: row r is read once for both.
 
     The y faces of columns ``lo..hi-1`` and the interior x faces ``lo..hi`` are updated (the rest keep their
-    value); the two boundary x faces always, and they are returned ``(west, east)``. The old value of the
-    x face to the west is carried along; the boundary x faces are written last, as their old values are
-    neighbours of faces 1 and nx - 1. ``qprev_old`` holds the old discharges of the y faces north of row u
+    value). The old value of the x face to the west is carried along; the boundary x faces, ``qw`` and ``qe``
+    (:func:`_x_boundaries`), are written last, as their old values are neighbours of faces 1 and nx - 1. ``qprev_old`` holds the old discharges of the y faces north of row u
     and receives the old ones of ``qc`` (columns ``lo..hi-1``).
     """
     nx = zr.shape[0]
-    qw, qe = _x_boundaries(zr, hr, nr, qxr, bw, be, sw, se, dx, dt, g, hmin)
     if lo < hi:
         i0 = lo
         if lo == 0:
@@ -399,7 +402,6 @@ def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, bw, be, sw, se
                             np.float64(nr[hi - 1]) + np.float64(nr[hi]), rdx, gdt, theta, w, hmin)
     qxr[0] = qw
     qxr[nx] = qe
-    return qw, qe
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz"})
@@ -638,8 +640,8 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         edge[c] = qy[j]
         prev = qy[j - 1].copy()
         qxj = qx[j].copy()
-        _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qxj, edge[c], prev, qy[j + 1],
-                   bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
+        _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qxj, edge[c], prev, qy[j + 1], 0.0, 0.0,
+                   rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
     nsrc = src_r.shape[0]
     zrow = np.zeros(nx, dtype=h.dtype)
     has_loss = grid_drain or grid_inf or drain_u > 0.0 or inf_u > 0.0
@@ -651,14 +653,16 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         scratch = np.zeros((3, nx), dtype=qy.dtype)
         for j in range(a, b + 1):
             if j < b:
-                if j > a:
-                    qw, qe = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], qy[j], old,
-                                        qy[j + 1], bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt, theta,
-                                        w, hmin, yr[j, 0], yr[j, 1])
+                qw, qe = _x_boundaries(z, h, n2, qx, j, bcw[j], bce[j], stw[j], ste[j], dx, dt, g, hmin)
+                if yr[j, 0] >= yr[j, 1]:  # nothing to sweep (and no row views to make)
+                    qx[j, 0] = qw
+                    qx[j, nx] = qe
+                elif j > a:
+                    _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], qy[j], old, qy[j + 1],
+                               qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
                 else:  # the block's first y face is an edge face (done before the sweep): y faces into scratch
-                    qw, qe = _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[0], scratch[1],
-                                        scratch[2], bcw[j], bce[j], stw[j], ste[j], rdx, rdy, dx, dt, g, gdt,
-                                        theta, w, hmin, yr[j, 0], yr[j, 1])
+                    _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[0], scratch[1], scratch[2],
+                               qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
                 swept[c, 0] += max(yr[j, 1] - yr[j, 0], 0)
                 if _f64_bits(np.float64(qw)) != 0:
                     cr[j, 0] = 0
@@ -668,6 +672,15 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
                     cr[j, 1] = nx
             if j > a:  # row j - 1 is no longer needed by any face: update it
                 r = j - 1
+                lo = cr[r, 0]
+                hi = cr[r, 1]
+                if lo >= hi:  # dry and still: nothing changes (and no row views to make)
+                    for k in range(4):
+                        stats[r, k] = 0.0
+                    live_out[r, 0] = nx
+                    live_out[r, 1] = 0
+                    continue
+                swept[c, 1] += hi - lo
                 for k in range(nsrc):
                     if src_r[k] == r:
                         h[r, src_c[k]] += src_dh[k]
@@ -680,12 +693,6 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
                 vmr = vmax[r] if track else vmax[0]
                 twr = twet[r] if track else twet[0]
                 hzr = hazmax[r] if track else hazmax[0]
-                lo = cr[r, 0]
-                hi = cr[r, 1]
-                if lo >= hi:
-                    lo = 0
-                    hi = 0
-                swept[c, 1] += hi - lo
                 _cont_row(h[r], qx[r], qyt, qyb, act[r], rgr, rain_u, dgr, drain_u, igr, inf_u, has_loss,
                           dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, stats[r], lo, hi,
                           not dense, live_out[r])
