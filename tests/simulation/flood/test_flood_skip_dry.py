@@ -9,6 +9,11 @@ bit, in float64 and float32, on one thread and on two.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -139,3 +144,27 @@ def test_skip_dry_must_be_bool():
 
     with pytest.raises(ParameterError, match="skip_dry"):
         FloodParameters(skip_dry=1)
+
+
+def test_skip_dry_runs_without_jit():
+    """NUMBA_DISABLE_JIT=1 runs the skipping sweep as plain Python (uint64 column indices, the wet-span
+    scans) and gives the jitted answer; 1e-12 relative as in test_kernels_run_without_jit (the jitted
+    loops may fuse multiply-adds)."""
+    code = (
+        "import numpy as np, json;"
+        "from simulation.flood import FloodModel, FloodParameters, Inflow;"
+        "yy, xx = np.mgrid[0:6, 0:40] * 5.0;"
+        "h0 = np.maximum(0.0, 1.0 - ((xx - 30.0) ** 2 + (yy - 12.0) ** 2) / 200.0);"
+        "m = FloodModel(100.0 - 0.001 * xx, 5.0, initial_depth=h0, inflows=[Inflow([0.0, 1e9], [0.5, 0.5], row=4, col=150 // 5)],"
+        " params=FloodParameters(gauge_interval=None));"
+        "[m.step(0.5) for _ in range(30)];"
+        "print(json.dumps([m.h.ravel().tolist(), m.swept_fraction()['cells']]))"
+    )
+    runs = []
+    for env in (dict(os.environ, NUMBA_DISABLE_JIT="1"), dict(os.environ)):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        runs.append(json.loads(out.stdout))
+    (h_nojit, swept_nojit), (h_jit, swept_jit) = runs
+    assert swept_nojit == swept_jit < 0.9
+    np.testing.assert_allclose(h_jit, h_nojit, rtol=1e-12, atol=1e-15)
