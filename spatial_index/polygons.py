@@ -569,7 +569,8 @@ class PolygonIndex:
         else:
             groups = ragged_geometries(geometries)
         out = []
-        targs = self.tree._tree_args(sum(g[0].shape[0] for g in groups))
+        # (bounding-box queries count themselves in tree._query)
+        targs = self.tree._tree_args(sum(g[0].shape[0] for g in groups)) if predicate is not None else None
         for sel, kind, qx, qy, qring, qpart, qgeom in groups:
             qbox = _bounds_of(qx, qy, qring, qpart, qgeom)
             if predicate is None:

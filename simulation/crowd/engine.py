@@ -587,7 +587,8 @@ class CrowdSimulation:
         area, n = self.area, self.n
         self._n_exit_fields = self._exits.shape[0]
         uniq = sorted(set(routes))
-        self.rid = np.asarray([uniq.index(r) for r in routes], dtype=np.intp) if len(uniq) > 1 \
+        pos = {r: k for k, r in enumerate(uniq)}
+        self.rid = np.asarray([pos[r] for r in routes], dtype=np.intp) if len(uniq) > 1 \
             else np.zeros(n, dtype=np.intp)
         wps = [[area.waypoint_index(w) for w in r] for r in uniq]  # unknown names fail here
         self._route_off = np.cumsum([0] + [len(r) for r in wps]).astype(np.intp)
@@ -606,10 +607,10 @@ class CrowdSimulation:
                                  "build it with FloorField(area) for this area")
         self._ff = np.ascontiguousarray(np.concatenate([ff.fields, ff.waypoint_fields]))
         # every route must be walkable: start -> first waypoint -> ... -> an open exit
-        for r, route in zip(uniq, wps):
+        for k_route, (r, route) in enumerate(zip(uniq, wps)):
             if not route:
                 continue
-            mine = np.flatnonzero(np.asarray([q == r for q in routes]))
+            mine = np.flatnonzero(self.rid == k_route)
             first = K.sample_field(ff.waypoint_fields[route[0]:route[0] + 1], self._gx0, self._gy0, self._gh,
                                    self.x, self.y, mine)[0]
             if not np.isfinite(first).all():

@@ -82,6 +82,13 @@ def test_waypoint_geometry_and_names_are_checked():
         WalkableArea(room, exits=exits, waypoints={"odd": "here"})
     with pytest.raises(ParameterError, match="also exit names"):
         WalkableArea(room, exits=exits, waypoints={"east": (2, 2)})
+    for bad in (0, -1.0, float("nan"), "1"):
+        with pytest.raises(ParameterError, match="waypoint_radius must be a finite number > 0"):
+            WalkableArea(room, exits=exits, waypoints={"a": (2, 1)}, waypoint_radius=bad)
+    with pytest.raises(ParameterError, match="waypoints must be a dict"):
+        WalkableArea(room, exits=exits, waypoints=[(2, 1)])
+    with pytest.raises(ParameterError, match="route must be waypoint names"):
+        Agents([1.0, 2.0], [5.0, 5.0], route=[["a"], [3]])
     area = WalkableArea(room, exits=exits, waypoints={"a": (2, 1)})
     with pytest.raises(GeometryError, match="unknown waypoint 'b'; waypoints are \\['a'\\]"):
         CrowdSimulation(area, Agents([1.0], [5.0], route=["a", "b"]))

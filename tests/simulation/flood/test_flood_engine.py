@@ -403,6 +403,9 @@ def test_bad_parameters_and_boundaries():
         FloodParameters(theta=1.5)
     with pytest.raises(ParameterError, match="dtype"):
         FloodParameters(dtype="float16")
+    for bad in (1, "yes", None):
+        with pytest.raises(ParameterError, match="skip_dry must be True or False"):
+            FloodParameters(skip_dry=bad)
     with pytest.raises(ParameterError, match="edge must be one of"):
         BoundaryConditions().set("up", "free")
     with pytest.raises(ParameterError, match="boundary kind"):
