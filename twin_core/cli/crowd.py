@@ -58,6 +58,28 @@ def register(app: typer.Typer) -> None:
         s["saved"] = out.saved
         emit(s, as_json, human=_human(s))
 
+    @app.command("crowd-verify")
+    def crowd_verify(
+        out: str = typer.Option("crowd_verification", "--out", "-o", help="Folder for report.md and the plots."),
+        model: List[str] = typer.Option([], "--model", "-m", help="csm or sfm (repeatable; default both)."),
+        case: List[str] = typer.Option([], "--case", "-c", help="rimea_1, rimea_4, rimea_6, rimea_12 or bottleneck "
+                                                                 "(repeatable; default all)."),
+        as_json: bool = JSON_OPT,
+        quiet: bool = QUIET_OPT,
+    ) -> None:
+        """Verify the crowd models on RiMEA 3.0 tests 1, 4, 6, 12 and the 1 m bottleneck; write a report with plots."""
+        from simulation.crowd.verification import CASES
+        from simulation.crowd import MODELS
+        from twin_core.crowd_report import write_crowd_verification
+        from twin_core.progress import progress_bar
+
+        models = model or list(MODELS)
+        cases = case or list(CASES)
+        with progress_bar("verify", len(models) * len(cases), quiet=quiet or as_json) as progress:
+            res = write_crowd_verification(out, models=models, cases=cases, progress=progress)
+        rows = [f"  {c['case']:<15} {c['model']}  {'pass' if c['passed'] else 'FAIL'}  {c['measured']}" for c in res["checks"]]
+        emit(res, as_json, human="\n".join([f"crowd verification: {res['report']}"] + rows))
+
 
 def _waypoints(specs: list[str]) -> dict:
     """``NAME=X,Y`` / ``NAME=X1,Y1,X2,Y2`` options as a waypoints dict (in the order given)."""

@@ -1,0 +1,217 @@
+"""Verification cases of the crowd models: RiMEA 3.0 tests 1, 4, 6 and 12 and the
+empirical 1 m bottleneck flow, each as a function that builds the case, runs
+it and measures it against its criterion.
+
+The test suite asserts on these measurements (``tests/simulation/crowd/
+test_crowd_rimea.py``) and ``twin crowd-verify`` writes them as a report with
+plots, so what a regulator reads is what CI checks.
+
+Criteria (RiMEA = Richtlinie fuer Mikroskopische Entfluchtungsanalysen,
+version 3.0, 2016):
+
+- RiMEA 1: one person at 1.33 m/s along a 40 m x 2 m corridor takes 26-34 s.
+- RiMEA 4: mean speed along a periodic corridor at 0.5, 1, 2, 3, 4, 5
+  persons/m2 (over 60 s after the first 10 s) falls as density rises (0.05 m/s
+  tolerance) and stays within 0.4 m/s of Weidmann (1993),
+  ``v = 1.34 (1 - exp(-1.913 (1/rho - 1/5.4)))``; 0.4 m/s is ~1.5 standard
+  deviations of free walking speed (Weidmann: sd 0.26 m/s).
+- RiMEA 6: 20 persons round a left corner of a 2 m corridor never enter a
+  wall, never cross one between steps and never cut the inner corner.
+- RiMEA 12: 150 persons, room - 5 m x 1 m corridor - room - 1 m exit: a jam
+  (> 2 persons/m2 within 2 m of the corridor's mouth for >= 20 s in all)
+  forms before the corridor, and never more than 1 person/m2 within 2 m of
+  the exit (free flow on Weidmann's curve).
+- Bottleneck: a 1 m door fed by a crowd of 3 persons/m2 passes 1.5-2.0
+  persons/(m s) in its steady phase (Seyfried et al. 2009, Transp. Sci. 43;
+  Rupprecht, Klingsch & Seyfried 2011: about 1.9 at 1 m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, Polygon, box
+
+from simulation.crowd.engine import MODELS, Agents, CrowdParameters, CrowdSimulation
+from simulation.crowd.geometry import WalkableArea
+
+__all__ = ["CASES", "KNOWN_LIMITATIONS", "Check", "bottleneck", "rimea_1", "rimea_4", "rimea_6", "rimea_12", "check_selection", "run_checks", "weidmann_speed"]
+
+# RiMEA 12: the half disc of 2 m radius before a door, where density is counted (m2)
+_HALF_DISC = np.pi * 2.0 ** 2 / 2
+
+
+@dataclass
+class Check:
+    """One verification case run with one model: what was measured and whether it passed."""
+
+    case: str
+    model: str
+    criterion: str
+    measured: str
+    passed: bool
+    data: dict = field(default_factory=dict)
+    key: str = ""  # the name in CASES
+
+    def __post_init__(self):
+        self.passed = bool(self.passed)
+
+
+def weidmann_speed(rho):
+    """Weidmann's (1993) walking speed at density ``rho`` (persons/m2), m/s."""
+    rho = np.asarray(rho, dtype=float)
+    return 1.34 * (1.0 - np.exp(-1.913 * (1.0 / rho - 1.0 / 5.4)))
+
+
+def rimea_1(model: str = "csm") -> Check:
+    """RiMEA 1: one person at 1.33 m/s along a 40 m x 2 m corridor."""
+    area = WalkableArea(box(0, 0, 40, 2), exits={"end": [(40, 0), (40, 2)]})
+    p = CrowdParameters(model=model)
+    x0 = p.radius + 0.01
+    res = CrowdSimulation(area, Agents([x0], [1.0], speed=1.33), p).run(until=60)
+    t = float(res.evacuation_time) if res.status == "evacuated" else float("inf")
+    return Check("RiMEA 1", model, "travel time 26-34 s (40 m at 1.33 m/s = 30 s)", f"{t:.1f} s",
+                 res.status == "evacuated" and 26.0 <= t <= 34.0,
+                 {"time_s": t, "expected_s": (40.0 - x0) / 1.33, "status": res.status})
+
+
+def rimea_4(model: str = "csm", densities=(0.5, 1, 2, 3, 4, 5)) -> Check:
+    """RiMEA 4: the fundamental diagram in a periodic 12 m x 2 m corridor.
+
+    Agents have radius 0.2 m so that 5 persons/m2 fit (disks of 0.25 m pack
+    at most 4.6/m2); speed is the velocity along the corridor.
+    """
+    area = WalkableArea(box(0, 0, 12, 2), periodic=True)
+    p = CrowdParameters(model=model, radius=0.2, record_interval=0.5, density_interval=None, jam_window=1000)
+    speeds = []
+    for rho in densities:
+        ag = Agents.in_region(area, density=rho, radius=0.2, seed=2)
+        tr = CrowdSimulation(area, ag, p).run(until=70).trajectories
+        speeds.append(float(tr.loc[tr["time_s"] > 10, "vx"].mean()))
+    speeds = np.array(speeds)
+    ref = weidmann_speed(densities)
+    dev = np.abs(speeds - ref)
+    falls = bool(np.all(np.diff(speeds) <= 0.05)) and speeds[0] - speeds[-1] > 0.8
+    return Check("RiMEA 4", model, "speed within 0.4 m/s of Weidmann (1993) and falling with density",
+                 f"max deviation {dev.max():.2f} m/s, {speeds[0]:.2f} -> {speeds[-1]:.2f} m/s",
+                 bool(dev.max() <= 0.4) and falls,
+                 {"density": np.asarray(densities, float), "speed": speeds, "weidmann": ref, "falls": falls})
+
+
+def _l_corridor() -> WalkableArea:
+    # 2 m wide: east 12 m, then a LEFT turn north for 10 m (inner corner at (10, 2))
+    poly = Polygon([(0, 0), (12, 0), (12, 12), (10, 12), (10, 2), (0, 2)])
+    return WalkableArea(poly, exits={"north": [(10, 12), (12, 12)]})
+
+
+def rimea_6(model: str = "csm") -> Check:
+    """RiMEA 6: 20 persons round a left corner of a 2 m wide L-shaped corridor."""
+    area = _l_corridor()
+    p = CrowdParameters(model=model, record_interval=0.01, density_interval=None)
+    ag = Agents.in_region(area, box(0, 0, 6, 2), n=20, radius=p.radius, seed=3)
+    res = CrowdSimulation(area, ag, p).run(until=120)
+    tr = res.trajectories.sort_values(["agent", "time_s"])
+    x, y = tr["x"].to_numpy(), tr["y"].to_numpy()
+    same = tr["agent"].to_numpy()[1:] == tr["agent"].to_numpy()[:-1]
+    crossings = int(area.crosses_wall(x[:-1][same], y[:-1][same], x[1:][same], y[1:][same]).sum())
+    inner = LineString([(0, 2), (10, 2), (10, 12)])
+    corner = float(shapely.distance(inner, shapely.points(x, y)).min())
+    clearance = float(area.wall_distance(x, y).min())
+    outside = int((~area.contains(x, y)).sum())
+    ok = (res.status == "evacuated" and res.evacuated == 20 and outside == 0 and crossings == 0
+          and clearance >= 0.99 * p.radius and corner >= 0.99 * p.radius)
+    return Check("RiMEA 6", model, "no agent in a wall, through a wall or across the inner corner",
+                 f"{res.evacuated}/20 out, {outside} centres off the floor, {crossings} wall crossings, "
+                 f"closest to a wall {clearance:.3f} m (radius {p.radius} m)", ok,
+                 {"evacuated": int(res.evacuated), "outside": outside, "crossings": crossings,
+                  "wall_clearance": clearance, "corner_clearance": corner, "radius": p.radius,
+                  "trajectories": tr[["agent", "time_s", "x", "y"]]})
+
+
+def _rimea_12_area() -> WalkableArea:
+    # room A 10 x 10 m, corridor 5 m x 1 m, room B 10 x 10 m, 1 m exit in B's far wall
+    poly = box(0, 0, 10, 10).union(box(10, 4.5, 15, 5.5)).union(box(15, 0, 25, 10))
+    return WalkableArea(poly, exits={"exit": [(25, 4.5), (25, 5.5)]})
+
+
+def rimea_12(model: str = "csm", seed: int = 4) -> Check:
+    """RiMEA 12: the jam forms only before the corridor, not at the exit."""
+    area = _rimea_12_area()
+    p = CrowdParameters(model=model, record_interval=0.5, density_interval=None)
+    ag = Agents.in_region(area, box(0, 0, 9, 10), n=150, radius=p.radius, seed=seed)
+    res = CrowdSimulation(area, ag, p).run(until=400)
+    tr = res.trajectories
+    times = np.unique(tr["time_s"].to_numpy())
+    d_corr = np.hypot(tr["x"] - 10.0, tr["y"] - 5.0)
+    d_exit = np.hypot(tr["x"] - 25.0, tr["y"] - 5.0)
+    at_corr = tr[(d_corr < 2.0) & (tr["x"] < 10)].groupby("time_s").size().reindex(times, fill_value=0)
+    at_exit = tr[(d_exit < 2.0) & (tr["x"] < 25)].groupby("time_s").size().reindex(times, fill_value=0)
+    rho_corr = at_corr.to_numpy() / _HALF_DISC
+    rho_exit = at_exit.to_numpy() / _HALF_DISC
+    jam_s = float((rho_corr > 2.0).sum() * p.record_interval)
+    ok = res.status == "evacuated" and res.evacuated == 150 and jam_s >= 20.0 and rho_exit.max() <= 1.0
+    return Check("RiMEA 12", model,
+                 "> 2 persons/m2 before the corridor for >= 20 s; <= 1 person/m2 within 2 m of the exit",
+                 f"{jam_s:.0f} s jammed before the corridor; exit peak {rho_exit.max():.2f}/m2 "
+                 f"({int(at_exit.max())} persons); all out at {res.evacuation_time or float('nan'):.0f} s", ok,
+                 {"time_s": times, "density_corridor": rho_corr, "density_exit": rho_exit, "jam_s": jam_s,
+                  "status": res.status, "evacuated": int(res.evacuated)})
+
+
+def bottleneck(model: str = "csm", seed: int = 1) -> Check:
+    """A 1 m door fed by a crowd of 3 persons/m2: specific flow in the steady phase."""
+    area = WalkableArea(box(0, 0, 8, 8), exits={"door": [(8, 3.5), (8, 4.5)]})
+    p = CrowdParameters(model=model, record_interval=None, density_interval=None)
+    ag = Agents.in_region(area, box(0.3, 0.3, 7.0, 7.7), density=3.0, radius=p.radius, seed=seed)
+    res = CrowdSimulation(area, ag, p).run(until=300)
+    t = np.sort(res.exit_time[np.isfinite(res.exit_time)])
+    a, b = int(0.1 * len(t)), int(0.7 * len(t))  # steady phase: drop the first 10 % and the tail
+    flow = (b - a) / (t[b] - t[a]) / 1.0 if b > a and t[b] > t[a] else 0.0
+    return Check("Bottleneck 1 m", model, "1.5-2.0 persons/(m s) (Seyfried et al. 2009: ~1.9)",
+                 f"{flow:.2f} persons/(m s), {len(t)} persons", res.status == "evacuated" and 1.5 <= flow <= 2.0,
+                 {"flow": flow, "status": res.status, "curve": res.curve})
+
+
+# Cases a model is known to fail, with why (the test suite marks them xfail(strict) with this reason)
+KNOWN_LIMITATIONS = {
+    ("rimea_12", "sfm"): (
+        "social force model (Helbing, Farkas & Vicsek 2000 forces): a 1 m door passes at most ~1.4 persons/s "
+        "as one free lane (following distance 2r + B ln(A tau / (m (v0 - v)))), and more only when a pressing "
+        "crowd pushes. The corridor is fed by one and delivers 1.3-1.45/s; the exit, fed by the corridor's "
+        "file, is not pushed and passes 1.2-1.3/s, so a second queue of ~13 persons (2/m2) forms before it. "
+        "The collision-free speed model passes. See docs/crowd_verification.md."),
+}
+
+CASES: dict[str, Callable[[str], Check]] = {
+    "rimea_1": rimea_1, "rimea_4": rimea_4, "rimea_6": rimea_6, "rimea_12": rimea_12, "bottleneck": bottleneck,
+}
+
+
+def check_selection(models, cases) -> tuple[list[str], list[str]]:
+    """``models`` and ``cases`` as lists of known names; a clear error otherwise."""
+    from twin_core.errors import ParameterError
+
+    models = [models] if isinstance(models, str) else list(models)
+    cases = [cases] if isinstance(cases, str) else list(cases)
+    bad = [m for m in models if m not in MODELS] + [c for c in cases if c not in CASES]
+    if bad or not models or not cases:
+        raise ParameterError(f"unknown model or case {bad or '(none given)'}: models are {list(MODELS)}, "
+                             f"cases are {list(CASES)}")
+    return models, cases
+
+
+def run_checks(models=MODELS, cases=tuple(CASES), progress: Callable[[float, float], None] | None = None) -> list[Check]:
+    """Run ``cases`` (names of :data:`CASES`) with each of ``models``; ``progress(done, total)``."""
+    models, cases = check_selection(models, cases)
+    out = []
+    total = len(models) * len(cases)
+    for m in models:
+        for c in cases:
+            out.append(CASES[c](m))
+            out[-1].key = c
+            if progress is not None:
+                progress(float(len(out)), float(total))
+    return out
