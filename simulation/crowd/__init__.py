@@ -14,6 +14,11 @@ own floor field, then choose an exit from the last one.
 No agent ever crosses a wall (a post-step wall constraint). A crowd that
 stops moving is reported as a :class:`JamEvent` with where and when.
 
+:mod:`simulation.crowd.verification` runs RiMEA 3.0 tests 1, 4, 6 and 12 and
+the 1 m bottleneck with either model (``twin crowd-verify`` writes them as a
+report); the social force model fails RiMEA 12, see
+``docs/crowd_verification.md``.
+
 Examples
 --------
 >>> from shapely.geometry import box

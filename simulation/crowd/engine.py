@@ -44,15 +44,15 @@ class CrowdParameters:
     forbids it, but then agents wedged at door jambs cannot back off and
     arch for good).
 
-    Known limitation of the SFM: a 1 m door admits one lane, and a lane of
-    walkers carries at most ~1.5/s unless pushed from behind (each follower
-    is held back by ``(1 - lam) A exp((2r - d)/B)``), so a door's flow rises
-    with the pressure of its queue. Behind a corridor fed by a pressing
-    crowd (RiMEA 3.0 test 12) a second queue of ~2 persons/m2 forms at an
-    exit as wide as the corridor; the CSM does not show this. Fed one by one
-    (no pressure) such an exit carries only ~1.2/s: in the open room the file
-    compresses at the door, slides sideways and leaves agents standing
-    against the wall beside the door.
+    Known limitation of the SFM: a 1 m door admits one file, and a free file
+    follows at ``d(v) = 2r + B ln(A tau / (m (v0 - v)))``, at most ~1.4
+    persons/s; more passes only when a pressing crowd pushes, so a door's
+    flow rises with the pressure of its queue. Behind a corridor fed by a
+    pressing crowd (RiMEA 3.0 test 12) a second queue of ~2 persons/m2 forms
+    at an exit as wide as the corridor (the corridor's compressed, mixed-speed
+    file spreads and has to merge at the door); the CSM does not show this.
+    Measurements, the trade against the bottleneck flow and what was tried:
+    ``docs/crowd_verification.md``.
 
     Desired speeds are drawn from N(``speed_mean``, ``speed_sd``) clipped to
     ``speed_clip`` (Weidmann 1993: 1.34 m/s, 0.26 m/s).
