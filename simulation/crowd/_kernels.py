@@ -122,6 +122,18 @@ def build_wall_grid(seg, x0, y0, cs, ncx, ncy, reach):
 # --------------------------------------------------------------------------- agent cell list
 
 
+@njit(cache=True, inline="always")
+def _cell_index(ii, jj, cnx, cny, period):
+    """Index of cell (ii, jj) of the agent grid, or -1 off it (x wraps when ``period`` > 0)."""
+    if jj < 0 or jj >= cny:
+        return -1
+    if period > 0.0:
+        ii = (ii + cnx) % cnx
+    elif ii < 0 or ii >= cnx:
+        return -1
+    return jj * cnx + ii
+
+
 @njit(cache=True)
 def build_cells(x, y, r, act, x0, y0, cs, ncx, ncy, cell_start, cell_items, cell_of, sxyr):
     """Counting sort of the active agents into cells (clamped to the grid).
@@ -404,17 +416,11 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
         ci = c % cnx
         cj = c // cnx
         # neighbour repulsion
-        for dj in range(-1, 2):
-            jj = cj + dj
-            if jj < 0 or jj >= cny:
-                continue
+        for dj in range(-1, 2):  # the agent's cell and its 8 neighbours
             for di in range(-1, 2):
-                ii = ci + di
-                if period > 0.0:
-                    ii = (ii + cnx) % cnx
-                elif ii < 0 or ii >= cnx:
+                cc = _cell_index(ci + di, cj + dj, cnx, cny, period)
+                if cc < 0:
                     continue
-                cc = jj * cnx + ii
                 for q in range(cell_start[cc], cell_start[cc + 1]):
                     j = cell_items[q]
                     if j == i:
@@ -457,17 +463,11 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
             diry /= n
         # spacing ahead
         smin = INF
-        for dj in range(-1, 2):
-            jj = cj + dj
-            if jj < 0 or jj >= cny:
-                continue
+        for dj in range(-1, 2):  # the agent's cell and its 8 neighbours
             for di in range(-1, 2):
-                ii = ci + di
-                if period > 0.0:
-                    ii = (ii + cnx) % cnx
-                elif ii < 0 or ii >= cnx:
+                cc = _cell_index(ci + di, cj + dj, cnx, cny, period)
+                if cc < 0:
                     continue
-                cc = jj * cnx + ii
                 for q in range(cell_start[cc], cell_start[cc + 1]):
                     j = cell_items[q]
                     if j == i:
@@ -561,17 +561,11 @@ def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
         c = cell_of[i]
         ci = c % cnx
         cj = c // cnx
-        for dj in range(-1, 2):
-            jj = cj + dj
-            if jj < 0 or jj >= cny:
-                continue
+        for dj in range(-1, 2):  # the agent's cell and its 8 neighbours
             for di in range(-1, 2):
-                ii = ci + di
-                if period > 0.0:
-                    ii = (ii + cnx) % cnx
-                elif ii < 0 or ii >= cnx:
+                cc = _cell_index(ci + di, cj + dj, cnx, cny, period)
+                if cc < 0:
                     continue
-                cc = jj * cnx + ii
                 for q in range(cell_start[cc], cell_start[cc + 1]):
                     j = cell_items[q]
                     if j == i:
@@ -874,15 +868,11 @@ def release_ok(cand, x, y, r, cell_start, cell_items, cx0, cy0, ccs, cnx, cny):
         i = cand[k]
         ci = min(max(int(math.floor((x[i] - cx0) / ccs)), 0), cnx - 1)
         cj = min(max(int(math.floor((y[i] - cy0) / ccs)), 0), cny - 1)
-        for dj in range(-1, 2):
-            jj = cj + dj
-            if jj < 0 or jj >= cny:
-                continue
+        for dj in range(-1, 2):  # the agent's cell and its 8 neighbours
             for di in range(-1, 2):
-                ii = ci + di
-                if ii < 0 or ii >= cnx:
+                cc = _cell_index(ci + di, cj + dj, cnx, cny, 0.0)
+                if cc < 0:
                     continue
-                cc = jj * cnx + ii
                 for q in range(cell_start[cc], cell_start[cc + 1]):
                     j = cell_items[q]
                     if math.hypot(x[j] - x[i], y[j] - y[i]) < r[i] + r[j]:
