@@ -36,10 +36,8 @@ def _out_dir(out) -> Path:
 
 
 def _plots(checks, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Figure objects, not pyplot: no backend switch and no global figure state in a user's notebook
+    from matplotlib.figure import Figure
 
     from simulation.crowd.verification import weidmann_speed
 
@@ -48,11 +46,11 @@ def _plots(checks, out: Path) -> list[str]:
     def save(fig, name):
         fig.tight_layout()
         fig.savefig(out / name, dpi=110)
-        plt.close(fig)
         files.append(name)
     fd = [c for c in checks if c.case == "RiMEA 4"]
     if fd:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         rho = np.linspace(0.3, 5.3, 200)
         w = weidmann_speed(rho)
         ax.fill_between(rho, w - 0.4, w + 0.4, color="0.9", label="Weidmann (1993) +- 0.4 m/s")
@@ -64,7 +62,8 @@ def _plots(checks, out: Path) -> list[str]:
         save(fig, "rimea4_fundamental_diagram.png")
     r12 = [c for c in checks if c.case == "RiMEA 12"]
     if r12:
-        fig, axes = plt.subplots(1, len(r12), figsize=(6 * len(r12), 4), squeeze=False, sharey=True)
+        fig = Figure(figsize=(6 * len(r12), 4))
+        axes = fig.subplots(1, len(r12), squeeze=False, sharey=True)
         for ax, c in zip(axes[0], r12):
             ax.plot(c.data["time_s"], c.data["density_corridor"], label="before the corridor")
             ax.plot(c.data["time_s"], c.data["density_exit"], label="before the exit")
@@ -76,7 +75,8 @@ def _plots(checks, out: Path) -> list[str]:
         save(fig, "rimea12_density.png")
     r6 = [c for c in checks if c.case == "RiMEA 6"]
     if r6:
-        fig, axes = plt.subplots(1, len(r6), figsize=(5 * len(r6), 5), squeeze=False)
+        fig = Figure(figsize=(5 * len(r6), 5))
+        axes = fig.subplots(1, len(r6), squeeze=False)
         for ax, c in zip(axes[0], r6):
             ax.fill([0, 12, 12, 10, 10, 0], [0, 0, 12, 12, 2, 2], color="0.92")
             tr = c.data["trajectories"]
