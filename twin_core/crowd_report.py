@@ -87,16 +87,17 @@ def _plots(checks, out: Path) -> list[str]:
     return files
 
 
-def write_crowd_verification(out, models=("csm", "sfm"), cases=None,
+def write_crowd_verification(out, models=None, cases=None,
                              progress: Callable[[float, float], None] | None = None) -> dict:
-    """Run the verification cases with each model and write ``report.md`` and plots into ``out``.
+    """Run the verification cases (default: all) with each model (default: both) and write ``report.md`` and plots into ``out``.
 
     Returns ``{"report": path, "plots": [...], "checks": [{case, model, passed, measured, criterion}]}``.
     A failing case is reported, not raised: the report is the record.
     """
+    from simulation.crowd import MODELS
     from simulation.crowd.verification import CASES, KNOWN_LIMITATIONS, check_selection, run_checks
 
-    models, cases = check_selection(models, tuple(CASES) if cases is None else cases)
+    models, cases = check_selection(MODELS if models is None else models, tuple(CASES) if cases is None else cases)
     out = _out_dir(out)
     checks = run_checks(models, cases, progress=progress)
     plots = _plots(checks, out)

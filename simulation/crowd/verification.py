@@ -38,7 +38,8 @@ from shapely.geometry import LineString, Polygon, box
 from simulation.crowd.engine import MODELS, Agents, CrowdParameters, CrowdSimulation
 from simulation.crowd.geometry import WalkableArea
 
-__all__ = ["CASES", "KNOWN_LIMITATIONS", "Check", "bottleneck", "rimea_1", "rimea_4", "rimea_6", "rimea_12", "check_selection", "run_checks", "weidmann_speed"]
+__all__ = ["CASES", "KNOWN_LIMITATIONS", "Check", "bottleneck", "rimea_1", "rimea_4", "rimea_6", "rimea_12", "rimea_12_densities",
+           "check_selection", "run_checks", "weidmann_speed"]
 
 # RiMEA 12: the half disc of 2 m radius before a door, where density is counted (m2)
 _HALF_DISC = np.pi * 2.0 ** 2 / 2
@@ -142,28 +143,36 @@ def _rimea_12_area() -> WalkableArea:
     return WalkableArea(poly, exits={"exit": [(25, 4.5), (25, 5.5)]})
 
 
+def rimea_12_densities(tr, interval: float) -> dict:
+    """RiMEA 12's measures from trajectories (``time_s``, ``x``, ``y``; one row per agent and record every
+    ``interval`` s): persons/m2 within 2 m before the corridor's mouth and before the exit at each record
+    time, and the seconds above 2/m2 before the corridor."""
+    times = np.unique(tr["time_s"].to_numpy())
+    x, y = tr["x"].to_numpy(), tr["y"].to_numpy()
+
+    def density(cx):
+        near = (np.hypot(x - cx, y - 5.0) < 2.0) & (x < cx)
+        return tr[near].groupby("time_s").size().reindex(times, fill_value=0).to_numpy() / _HALF_DISC
+
+    rho_corr, rho_exit = density(10.0), density(25.0)
+    return {"time_s": times, "density_corridor": rho_corr, "density_exit": rho_exit,
+            "jam_s": float((rho_corr > 2.0).sum() * interval)}
+
+
 def rimea_12(model: str = "csm", seed: int = 4, **params) -> Check:
     """RiMEA 12: the jam forms only before the corridor, not at the exit."""
     area = _rimea_12_area()
     p = _params(model, params, record_interval=0.5, density_interval=None)
     ag = Agents.in_region(area, box(0, 0, 9, 10), n=150, radius=p.radius, seed=seed)
     res = CrowdSimulation(area, ag, p).run(until=400)
-    tr = res.trajectories
-    times = np.unique(tr["time_s"].to_numpy())
-    d_corr = np.hypot(tr["x"] - 10.0, tr["y"] - 5.0)
-    d_exit = np.hypot(tr["x"] - 25.0, tr["y"] - 5.0)
-    at_corr = tr[(d_corr < 2.0) & (tr["x"] < 10)].groupby("time_s").size().reindex(times, fill_value=0)
-    at_exit = tr[(d_exit < 2.0) & (tr["x"] < 25)].groupby("time_s").size().reindex(times, fill_value=0)
-    rho_corr = at_corr.to_numpy() / _HALF_DISC
-    rho_exit = at_exit.to_numpy() / _HALF_DISC
-    jam_s = float((rho_corr > 2.0).sum() * p.record_interval)
+    m = rimea_12_densities(res.trajectories, p.record_interval)
+    rho_exit, jam_s = m["density_exit"], m["jam_s"]
     ok = res.status == "evacuated" and res.evacuated == 150 and jam_s >= 20.0 and rho_exit.max() <= 1.0
     return Check("RiMEA 12", model,
                  "> 2 persons/m2 before the corridor for >= 20 s; <= 1 person/m2 within 2 m of the exit",
                  f"{jam_s:.0f} s jammed before the corridor; exit peak {rho_exit.max():.2f}/m2 "
-                 f"({int(at_exit.max())} persons); all out at {res.evacuation_time or float('nan'):.0f} s", ok,
-                 {"time_s": times, "density_corridor": rho_corr, "density_exit": rho_exit, "jam_s": jam_s,
-                  "status": res.status, "evacuated": int(res.evacuated)})
+                 f"({int(round(rho_exit.max() * _HALF_DISC))} persons); all out at {res.evacuation_time or float('nan'):.0f} s", ok,
+                 {**m, "status": res.status, "evacuated": int(res.evacuated)})
 
 
 def bottleneck(model: str = "csm", seed: int = 1, **params) -> Check:
