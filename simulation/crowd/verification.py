@@ -63,6 +63,15 @@ class Check:
 
 def _params(model: str, overrides: dict, **case) -> CrowdParameters:
     # the case's own settings, then the caller's parameters (e.g. rimea_12("sfm", sfm_social_cap=0.9))
+    from dataclasses import fields
+
+    from twin_core.errors import ParameterError
+
+    known = {f.name for f in fields(CrowdParameters)}
+    bad = sorted(set(overrides) - known)
+    if bad or "model" in overrides:
+        raise ParameterError(f"unknown crowd parameters {bad or ['model']} (give the model as the first argument); "
+                             f"CrowdParameters has {sorted(known - {'model'})}")
     return CrowdParameters(model=model, **{**case, **overrides})
 
 

@@ -54,3 +54,13 @@ def test_out_is_a_file(tmp_path):
     res = _cli("--out", str(f), "--case", "rimea_1", "--quiet")
     assert res.exit_code != 0 and isinstance(res.exception, ParameterError) and "is a file" in str(res.exception)
     assert f.read_text() == "keep me"  # nothing lost
+
+
+def test_case_parameters_are_checked():
+    from simulation.crowd.verification import rimea_1
+
+    with pytest.raises(ParameterError, match="unknown crowd parameters.*sfm_socal_cap"):
+        rimea_1("sfm", sfm_socal_cap=1.0)  # a typo is named, not silently a TypeError
+    with pytest.raises(ParameterError, match="time_gap must be a finite number > 0"):
+        rimea_1("csm", time_gap=-1.0)  # values go through CrowdParameters' own checks
+    assert rimea_1("csm", speed_sd=0.0).passed  # a valid parameter is taken
