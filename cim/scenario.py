@@ -135,17 +135,23 @@ class Scenarios:
     def _append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        last = (self.store.read_table(EDITS_TABLE, columns=["seq"], order_by="seq", descending=True, limit=1)["seq"]
-                if self.store.has_table(EDITS_TABLE) else [])
-        seq0 = int(last.iloc[0]) + 1 if len(last) else 1
-        for i, r in enumerate(rows):
-            r["seq"] = seq0 + i
-            r.setdefault("created", _now())
-        df = pd.DataFrame(rows, columns=self._COLUMNS)
-        df["seq"] = df["seq"].astype("int64")
-        for c in ("feature_id", "attrs", "geom_wkb", "blob_key", "window"):
-            df[c] = df[c].astype(object).where(df[c].notna(), None)
-        self.store.write_table(EDITS_TABLE, df, mode="append" if self.store.has_table(EDITS_TABLE) else "replace")
+        # one transaction: the scenario still exists, and the next sequence numbers are read and written together
+        with self.store.transaction():
+            meta = self._meta()
+            gone = sorted({r["scenario"] for r in rows} - set(meta))
+            if gone:
+                raise ScenarioError(f"scenario(s) {gone} no longer exist (deleted meanwhile?); nothing was recorded")
+            last = (self.store.read_table(EDITS_TABLE, columns=["seq"], order_by="seq", descending=True, limit=1)["seq"]
+                    if self.store.has_table(EDITS_TABLE) else [])
+            seq0 = int(last.iloc[0]) + 1 if len(last) else 1
+            for i, r in enumerate(rows):
+                r["seq"] = seq0 + i
+                r.setdefault("created", _now())
+            df = pd.DataFrame(rows, columns=self._COLUMNS)
+            df["seq"] = df["seq"].astype("int64")
+            for c in ("feature_id", "attrs", "geom_wkb", "blob_key", "window"):
+                df[c] = df[c].astype(object).where(df[c].notna(), None)
+            self.store.write_table(EDITS_TABLE, df, mode="append" if self.store.has_table(EDITS_TABLE) else "replace")
 
     def diff(self, a: str, b: str) -> pd.DataFrame:
         """What differs between two scenarios (either may be ``"base"``).
@@ -270,6 +276,9 @@ class Scenario:
         idf = id_field_of(layer, gdf)
         if idf not in gdf.columns:
             raise ScenarioError(f"new features for {layer!r} need their id field {idf!r}")
+        info = self.store.layer_info(layer)
+        gdf = _typed(layer, gdf, idf, info["columns"], gdf.geometry.name)
+        _check_geometries(layer, gdf, idf, info.get("geometry_type"), required=True)
         existing = set(self.layer(layer)[idf].astype(str))
         dup = sorted(set(gdf[idf].astype(str)) & existing)
         if dup:
@@ -314,8 +323,11 @@ class Scenario:
         if unknown:
             raise ScenarioError(f"layer {layer!r} has no field(s) {unknown}; fields: {list(cur.columns)}")
         has_geom = isinstance(changes, gpd.GeoDataFrame)
+        info = self.store.layer_info(layer)
+        changes = _typed(layer, changes, idf, info["columns"], changes.geometry.name if has_geom else None)
         if has_geom:
             self.store._check_crs(changes, layer)
+            _check_geometries(layer, changes, idf, info.get("geometry_type"), required=False)
         wkb = shapely.to_wkb(changes.geometry.values, hex=True) if has_geom else [None] * len(changes)
         rows = [
             {"scenario": self.name, "op": "modify", "target": layer, "feature_id": str(r[idf]),
@@ -386,8 +398,12 @@ class Scenario:
     def set_param(self, key: str, value: Any) -> None:
         """Record a scenario parameter (storm return period, demand scale ...)."""
         self._require_editable()
-        json.dumps(value)
-        self.scenarios._append([{"scenario": self.name, "op": "set_param", "target": key, "attrs": json.dumps(value)}])
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(f"parameter {key!r}: {value!r} is not a JSON value without NaN or infinity "
+                                f"({exc}); give a number, string, list or mapping") from None
+        self.scenarios._append([{"scenario": self.name, "op": "set_param", "target": key, "attrs": text}])
 
     # -- reads ------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -403,12 +419,24 @@ class Scenario:
         edits = edits[(edits["target"] == name) & edits["op"].isin(["add", "remove", "modify"])] if len(edits) else edits
         if not len(edits):
             return self.store.read_layer(name, **read_kwargs)
+        # edits first, then the filters, then paging, then the columns: the base read is of the whole layer,
+        # since an edit may move a feature into the box, change the field filtered on, or add a feature
         bbox = read_kwargs.pop("bbox", None)
         where = read_kwargs.pop("where", None)
+        columns = read_kwargs.pop("columns", None)
+        limit = read_kwargs.pop("limit", None)
+        offset = read_kwargs.pop("offset", None)
         gdf = self.store.read_layer(name, **read_kwargs)
         gdf = _apply_feature_edits(gdf, edits, id_field_of(name, gdf))
         geom_col = gdf.geometry.name
         gdf = gpd.GeoDataFrame(gdf, geometry=geom_col, crs=self.store.crs)
+        if columns is not None:
+            unknown = [c for c in columns if c not in gdf.columns or c == geom_col]
+            if unknown:
+                from twin_core.errors import SchemaError
+
+                raise SchemaError(f"layer {name!r} has no column(s) {unknown}; it has "
+                                  f"{[c for c in gdf.columns if c != geom_col]}")
         if bbox is not None:
             from cim.store.base import check_bbox
 
@@ -421,6 +449,12 @@ class Scenario:
                 mask = s.isin(val) if op == "in" else (s.isna() if val is None else {
                     "=": s == val, "!=": s != val, "<": s < val, "<=": s <= val, ">": s > val, ">=": s >= val}[op])
                 gdf = gdf[mask]
+        if offset:
+            gdf = gdf.iloc[int(offset):]
+        if limit is not None:
+            gdf = gdf.iloc[:int(limit)]
+        if columns is not None:
+            gdf = gdf[[c for c in gdf.columns if c in set(columns)] + [geom_col]]
         return gdf.reset_index(drop=True)
 
     def raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
@@ -452,6 +486,92 @@ def _attrs_json(row: pd.Series, geom_col: str | None) -> str:
             v = None
         d[k] = v
     return json.dumps(d, default=str)
+
+
+_GEOM_FAMILY = {"POINT": "point", "MULTIPOINT": "point", "LINESTRING": "line", "MULTILINESTRING": "line",
+                "POLYGON": "polygon", "MULTIPOLYGON": "polygon"}
+
+
+def _cast_value(value: Any, dtype: str):
+    """``value`` as a value of a layer column of ``dtype`` ('int64', 'float64', 'bool', 'str', ...); None for
+    a missing value; raises ValueError when it is not one."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if dtype.startswith("int"):
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        return int(value)  # int, or a string of digits
+    if dtype.startswith("float"):
+        if isinstance(value, bool):
+            raise ValueError
+        v = float(value)
+        if not np.isfinite(v):
+            raise ValueError
+        return v
+    if dtype == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        raise ValueError
+    if dtype == "str":
+        if isinstance(value, (dict, list, tuple, set)):
+            raise ValueError
+        return str(value)
+    return value
+
+
+def _typed(layer: str, frame, idf: str, types: dict[str, str], geom_col: str | None):
+    """``frame`` with every field cast to the layer's column type; a clear error for an unknown field or a
+    value that is not of its field's type (nothing is recorded then)."""
+    fields = [c for c in frame.columns if c != geom_col]
+    unknown = [c for c in fields if c not in types]
+    if unknown:
+        raise ScenarioError(f"layer {layer!r} has no field(s) {unknown}; its fields are {list(types)}")
+    frame = frame.copy()
+    for c in fields:
+        if c == idf:
+            continue
+        t = types[c]
+        out = []
+        for fid, v in zip(frame[idf], frame[c]):
+            try:
+                out.append(_cast_value(v, t))
+            except (TypeError, ValueError, OverflowError):
+                kind = {"int64": "an integer", "float64": "a finite number", "bool": "true or false",
+                        "str": "a string"}.get(t, f"a {t} value")
+                raise ScenarioError(f"field {c!r} of {layer!r} holds {kind}; feature {fid!r} gives {v!r}. "
+                                    "Give a value of that type, or null") from None
+        frame[c] = pd.Series(out, index=frame.index, dtype=object)
+    return frame
+
+
+def _check_geometries(layer: str, gdf, idf: str, geometry_type: str | None, *, required: bool) -> None:
+    """Geometries of the layer's kind (a Polygon in a MultiPolygon layer is fine), with finite coordinates."""
+    import shapely
+
+    geoms = gdf.geometry.values
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if required and missing.any():
+        raise ScenarioError(f"new features for {layer!r} need a geometry; {list(gdf[idf][missing])[:5]} have none")
+    want = _GEOM_FAMILY.get((geometry_type or "").upper())
+    for fid, g, miss in zip(gdf[idf], geoms, missing):
+        if miss:
+            continue
+        if want is not None and _GEOM_FAMILY.get(g.geom_type.upper()) != want:
+            raise ScenarioError(f"{layer!r} holds {geometry_type.lower()} geometries; feature {fid!r} is a "
+                                f"{g.geom_type}")
+        if not np.isfinite(shapely.get_coordinates(g)).all():
+            raise ScenarioError(f"feature {fid!r} for {layer!r} has coordinates that are not finite numbers; "
+                                "check its CRS (they must be in the twin's CRS, or lon/lat through the map)")
 
 
 def _cast_like(series: pd.Series, value: str):

@@ -127,6 +127,74 @@ def test_scenario_bad_input(twin):
         s.patch_raster("dem", Window(0, 0, 1, 1))
 
 
+def test_edit_values_are_typed_or_refused(twin):
+    # an edit whose value is not of its field's type is refused when recorded (before, it was stored
+    # and broke every later read of the layer in that scenario); values that are the type are cast
+    s = twin.scenarios.create("typed")
+    fid = twin.layer("buildings")["building_id"][0]
+    n_edits = len(s.edits())
+    with pytest.raises(ScenarioError, match="'height_m'.*finite number.*'very tall'"):
+        s.modify_features("buildings", pd.DataFrame({"building_id": [fid], "height_m": ["very tall"]}))
+    with pytest.raises(ScenarioError, match="'storeys'.*integer"):
+        s.modify_features("buildings", pd.DataFrame({"building_id": [fid], "storeys": [2.5]}))
+    with pytest.raises(ScenarioError, match="finite number"):
+        s.modify_features("buildings", pd.DataFrame({"building_id": [fid], "height_m": [float("inf")]}))
+    new = gpd.GeoDataFrame({"building_id": ["n1"], "height_m": ["tall"]},
+                           geometry=[shapely.box(X0, Y0, X0 + 5, Y0 + 5)], crs="EPSG:4544")
+    with pytest.raises(ScenarioError, match="height_m"):
+        s.add_features("buildings", new)
+    with pytest.raises(ScenarioError, match="no field"):
+        s.add_features("buildings", new.assign(height_m=3.0, colour="red"))
+    # wrong geometry kind, no geometry, coordinates that are not numbers
+    with pytest.raises(ScenarioError, match="multipolygon geometries.*Point"):
+        s.add_features("buildings", new.assign(height_m=3.0).set_geometry([shapely.Point(X0, Y0)]))
+    with pytest.raises(ScenarioError, match="need a geometry"):
+        s.add_features("buildings", new.assign(height_m=3.0).set_geometry([None]))
+    with pytest.raises(ScenarioError, match="not finite"):
+        s.add_features("buildings", new.assign(height_m=3.0).set_geometry([shapely.box(X0, Y0, np.inf, Y0 + 1)]))
+    with pytest.raises(ScenarioError, match="NaN or infinity"):
+        s.set_param("k", float("nan"))
+    assert len(s.edits()) == n_edits  # nothing was recorded
+    # castable values are stored as the field's type: "12" -> 12.0, 3.0 -> 3, and reads work
+    s.modify_features("buildings", pd.DataFrame({"building_id": [fid], "height_m": ["12"], "storeys": [3.0]}))
+    s.add_features("buildings", new.assign(height_m=7))  # a Polygon in a MultiPolygon layer is fine
+    got = twin.layer("buildings", scenario="typed").set_index("building_id")
+    assert got.loc[fid, "height_m"] == 12.0 and got.loc[fid, "storeys"] == 3 and got.loc["n1", "height_m"] == 7.0
+    assert len(twin.layer("buildings", scenario="typed", where={"height_m": (">=", 7.0)}))
+
+
+def test_scenario_reads_page_and_filter_after_the_edits(twin):
+    # limit/offset/columns apply to the layer as of the scenario (edits first, then filters, paging, columns)
+    s = twin.scenarios.create("paged")
+    base = twin.layer("buildings")
+    s.add_features("buildings", gpd.GeoDataFrame(
+        {"building_id": ["zz_new"], "height_m": [300.0], "use": [base["use"][0]]},
+        geometry=[shapely.box(X0, Y0, X0 + 5, Y0 + 5)], crs="EPSG:4544"))
+    s.remove_features("buildings", [base["building_id"][1]])
+    whole = twin.layer("buildings", scenario="paged")
+    assert len(whole) == len(base)  # one added, one removed
+    pages = [twin.layer("buildings", scenario="paged", limit=6, offset=o) for o in range(0, len(whole) + 6, 6)]
+    assert [len(p) for p in pages if len(p)] == [6, 6, 6, 2]
+    assert list(pd.concat(pages)["building_id"]) == list(whole["building_id"])  # every feature once, in order
+    same_use = twin.layer("buildings", scenario="paged", where={"use": base["use"][0]}, limit=1000)
+    assert "zz_new" in set(same_use["building_id"]) and len(same_use) == (whole["use"] == base["use"][0]).sum()
+    # filter on a field that is not among the columns asked for
+    tall = twin.layer("buildings", scenario="paged", where={"height_m": (">=", 299.0)}, columns=["building_id"])
+    assert list(tall.columns) == ["building_id", tall.geometry.name] and list(tall["building_id"]) == ["zz_new"]
+    with pytest.raises(Exception, match="no column"):
+        twin.layer("buildings", scenario="paged", columns=["colour"])
+
+
+def test_an_edit_to_a_deleted_scenario_is_refused(twin):
+    # the Scenario object outlives its scenario: recording through it must not leave orphaned edits
+    # that a new scenario of the same name would inherit
+    s = twin.scenarios.create("gone")
+    twin.scenarios.delete("gone")
+    with pytest.raises(ScenarioError, match="no longer exist"):
+        s.set_param("k", 1)
+    assert len(twin.scenarios.create("gone").edits()) == 0
+
+
 def test_results_by_scenario_and_run(twin):
     r = Raster(np.ones((10, 10), "float32"), Affine(5, 0, X0, 0, -5, Y0), "EPSG:4544", unit="m")
     save_result(twin.store, "base", "run1", "max_depth", r)
