@@ -68,13 +68,22 @@ class RuleSet:
         unknown_top = [k for k in d if k not in _TOP_KEYS and k not in RULES]
         if unknown_top:
             raise RuleError(_unknown(unknown_top[0], list(_TOP_KEYS) + list(RULES), what="key"))
-        rules = dict(d.get("rules") or {})
+        section = d.get("rules") or {}
+        if not isinstance(section, dict):
+            raise RuleError(f"'rules:' must be a mapping of rule name to limit (e.g. 'max_height_m: 54'), "
+                            f"got {type(section).__name__} {section!r}"[:300])
+        for key, kinds in (("crs", (str,)), ("name", (str,)), ("ids", (str,))):
+            if d.get(key) is not None and not isinstance(d[key], kinds):
+                raise RuleError(f"'{key}:' must be a string, got {d[key]!r}"[:300])
+        rules = dict(section)
         rules.update({k: v for k, v in d.items() if k in RULES})
         limits = {}
         for k, v in rules.items():
             if k not in RULES:
                 raise RuleError(_unknown(k, list(RULES)))
             try:
+                if isinstance(v, bool):
+                    raise TypeError
                 fv = float(v)
             except (TypeError, ValueError):
                 raise RuleError(f"rule {k!r}: the limit must be a number, got {v!r}") from None

@@ -47,6 +47,20 @@ def bounds_to(bounds, src: str, dst: str) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in t.transform_bounds(*bounds, densify_pts=11))  # type: ignore[return-value]
 
 
+def lonlat_box_to(box, crs: str) -> tuple[float, float, float, float] | None:
+    """A lon/lat box in ``crs``, clipped first to where ``crs`` is defined (a whole-world box would
+    otherwise project to nonsense, e.g. x from 500 km in a Gauss-Kruger zone); None when it misses that area."""
+    from pyproj import CRS
+
+    aou = CRS.from_user_input(crs).area_of_use
+    if aou is not None:
+        w, s, e, n = max(box[0], aou.west), max(box[1], aou.south), min(box[2], aou.east), min(box[3], aou.north)
+        if w > e or s > n:
+            return None
+        box = (w, s, e, n)
+    return bounds_to(box, "EPSG:4326", crs)
+
+
 def to_wgs84(bounds, crs: str) -> tuple[float, float, float, float]:
     return bounds_to(bounds, crs, "EPSG:4326")
 

@@ -93,20 +93,51 @@ def adapter_engine(engine: str) -> EngineFn:
         raise UnknownEngine(f"twin_core.adapters.{engine} has no run_job(), run_{engine}() or run(); "
                             f"cannot start a {engine} job")
 
+    sig = inspect.signature(fn)
+    accepts_all = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    allowed = job_parameters(fn)
+
+    def check(params: dict) -> None:
+        check_params(engine, params, allowed)
+
     def call(twin, *, scenario: str, run: str, params: dict, progress):
-        sig = inspect.signature(fn)
+        check(params)
         kw = {"scenario": scenario, "run": run, "progress": progress, **params}
-        accepts_all = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-        unknown = [k for k in params if k not in sig.parameters and not accepts_all]
-        if unknown:
-            raise UnknownEngine(f"the {engine} engine takes no parameter(s) {unknown}; it takes "
-                           f"{[p for p in sig.parameters if p not in ('twin', 'progress')]}")
         if not accepts_all:
             kw = {k: v for k, v in kw.items() if k in sig.parameters}
         out = fn(twin, **kw)
         return getattr(out, "summary", out)  # adapters return a run object with a JSON-able summary
 
+    call.check = check
     return call
+
+
+#: what the server sets for every job; a client's params may not set them
+RESERVED = ("twin", "scenario", "run", "progress")
+
+
+def job_parameters(fn) -> list[str] | None:
+    """The parameter names a job may give ``fn``: its own keywords, and those of the functions it passes its
+    ``**kwargs`` on to (``fn.forwards_to``); None when it takes any."""
+    names: list[str] = []
+    for f in (fn, *getattr(fn, "forwards_to", ())):
+        ps = inspect.signature(f).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in ps) and f is fn and not getattr(fn, "forwards_to", ()):
+            return None
+        names += [p.name for p in ps if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                  and p.name not in RESERVED and p.name not in names]
+    return names
+
+
+def check_params(engine: str, params: dict, allowed: list[str] | None) -> None:
+    """A clear error (HTTP 400) for a parameter the server sets itself or one the engine does not take."""
+    reserved = [k for k in params if k in RESERVED]
+    if reserved:
+        raise UnknownEngine(f"job parameter(s) {reserved} are set by the server (give the scenario beside "
+                            "'params', not in it; every job gets a new run id)")
+    unknown = [k for k in params if allowed is not None and k not in allowed]
+    if unknown:
+        raise UnknownEngine(f"the {engine} engine takes no parameter(s) {unknown}; it takes {allowed}")
 
 
 class JobManager:
@@ -139,6 +170,10 @@ class JobManager:
         from cim.results import new_run_id
 
         fn = self.engines.get(engine) or adapter_engine(engine)
+        if hasattr(fn, "check"):
+            fn.check(params)
+        else:
+            check_params(engine, params, None)
         if scenario not in self.state.twin.scenarios:
             raise UnknownEngine(f"no scenario {scenario!r} to run {engine} on; scenarios: {['base'] + self.state.twin.scenarios.names()}")
         with self._lock:

@@ -104,6 +104,11 @@ def test_features_bbox_in_both_crs(shared_client, city_template):
     ("/api/meshes/glb/bim/none/building.glb", 404, "no mesh"),
     ("/api/jobs/job-999", 404, "no job"),
     ("/api/bim/checks/zzz", 404, "no BIM check"),
+    ("/api/layers/buildings/features?filter=year>=99999999999999999999999", 400, "64-bit range"),
+    ("/api/layers/buildings/features?filter=height_m>=inf", 400, "not a float64"),
+    ("/tiles/buildings.json?scenario=nosuch", 404, "no scenario 'nosuch'"),
+    ("/api/scene?scenario=nosuch", 404, "no scenario 'nosuch'"),
+    ("/api/rasters/dem/image.png?vmin=5&vmax=1", 400, "must be below vmax"),
 ])
 def test_bad_requests_get_4xx_with_a_message(shared_client, url, status, words):
     r = shared_client.get(url)
@@ -306,6 +311,89 @@ def test_scenario_create_edit_diff_and_tiles(client):
     assert "tower" not in [s["name"] for s in client.get("/api/scenarios").json()]
 
 
+def _fc(*features):
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": p, "geometry": g} for p, g in features]}
+
+
+def test_scenario_edits_are_checked_and_pages_follow_them(client):
+    # a value of the wrong type, a geometry of the wrong kind or not in lon/lat is refused (400) and
+    # recorded nowhere; before, one bad value broke every later read of the layer in that scenario
+    assert client.post("/api/scenarios", json={"name": "s"}).status_code == 201
+    assert client.post("/api/scenarios", json={"name": "diff"}).status_code == 422  # the diff route's name
+    feat = client.get("/api/layers/buildings/features/B000001").json()
+    ring = feat["geometry"]["coordinates"][0]
+    bad = [
+        {"op": "modify", "layer": "buildings", "features": _fc(({"building_id": "B000001", "height_m": "very tall"}, None))},
+        {"op": "add", "layer": "buildings", "features": _fc(({"building_id": "N1", "height_m": "tall"},
+                                                             {"type": "Polygon", "coordinates": ring}))},
+        {"op": "add", "layer": "buildings", "features": _fc(({"building_id": "N1"}, {"type": "Point", "coordinates": ring[0][0]}))},
+        {"op": "add", "layer": "buildings", "features": _fc(({"building_id": "N1"}, {"type": "Polygon", "coordinates": [
+            [[1e10, 1e10], [1e10 + 1, 1e10], [1e10, 1e10 + 1], [1e10, 1e10]]]}))},
+    ]
+    for edit in bad:
+        r = client.post("/api/scenarios/s/edits", json=edit)
+        assert r.status_code == 400, (edit, r.text)
+    assert client.get("/api/scenarios/s").json()["edits"] == []
+    r = client.post("/api/scenarios/s/edits", json={"op": "close_roads", "polygon": {"type": "Polygon", "coordinates": [[]]}})
+    assert r.status_code == 400
+    # an added feature appears once, on its page, and filters see the whole scenario layer
+    n = next(x["count"] for x in client.get("/api/layers").json() if x["name"] == "buildings")
+    add = {"op": "add", "layer": "buildings", "features": _fc(({"building_id": "ZZ_NEW", "height_m": 999.0, "use": "school"},
+                                                               {"type": "Polygon", "coordinates": ring}))}
+    assert client.post("/api/scenarios/s/edits", json=add).status_code == 201
+    ids, offset = [], 0
+    while offset is not None:
+        page = client.get(f"/api/layers/buildings/features?scenario=s&limit=100&offset={offset}&columns=building_id").json()
+        assert page["numberReturned"] <= 100
+        ids += [f["properties"]["building_id"] for f in page["features"]]
+        offset = page["next_offset"]
+    assert len(ids) == n + 1 and len(set(ids)) == n + 1 and ids[-1] == "ZZ_NEW"
+    tall = client.get("/api/layers/buildings/features?scenario=s&filter=height_m>=999&columns=building_id").json()
+    assert [f["properties"]["building_id"] for f in tall["features"]] == ["ZZ_NEW"]
+    schools = client.get("/api/layers/buildings/features?scenario=s&filter=use=school&limit=10000").json()
+    base_schools = client.get("/api/layers/buildings/features?filter=use=school&limit=10000").json()
+    assert schools["numberReturned"] == base_schools["numberReturned"] + 1
+    # a whole-world lon/lat box is clipped to where the twin's CRS is defined: it holds the whole city
+    world = client.get("/api/layers/buildings/features?bbox=-180,-90,180,90&limit=10000&columns=building_id").json()
+    assert world["numberReturned"] == n
+    assert client.get("/api/layers/buildings/features?bbox=-170,-80,-160,-70").json()["numberReturned"] == 0
+
+
+def test_concurrent_edits_keep_order_and_never_outlive_their_scenario(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert client.post("/api/scenarios", json={"name": "busy"}).status_code == 201
+    with ThreadPoolExecutor(8) as ex:
+        codes = list(ex.map(lambda i: client.post("/api/scenarios/busy/edits", json={
+            "op": "set_param", "key": f"p{i % 2}", "value": i}).status_code, range(24)))
+    assert codes == [201] * 24
+    seqs = [e["seq"] for e in client.get("/api/scenarios/busy").json()["edits"]]
+    assert len(seqs) == 24 and len(set(seqs)) == 24
+    # a delete racing with edits: afterwards no edit of the old scenario survives into a new one of that name
+
+    def edit(i):
+        if i == 3:
+            return client.delete("/api/scenarios/busy").status_code
+        return client.post("/api/scenarios/busy/edits", json={"op": "set_param", "key": "k", "value": i}).status_code
+
+    with ThreadPoolExecutor(8) as ex:
+        codes = list(ex.map(edit, range(8)))
+    assert set(codes) <= {200, 201, 404}
+    assert client.post("/api/scenarios", json={"name": "busy"}).status_code == 201
+    assert client.get("/api/scenarios/busy").json()["edits"] == []
+
+
+def test_job_params_cannot_set_the_run_or_scenario_and_are_checked_at_once(client):
+    for params in ({"run": "flood-someone-elses"}, {"scenario": "levee"}, {"progress": None}):
+        r = client.post("/api/jobs", json={"engine": "flood", "params": params})
+        assert r.status_code == 400 and "set by the server" in r.json()["detail"], r.text
+    for engine in ("flood", "traffic", "crowd"):
+        r = client.post("/api/jobs", json={"engine": engine, "params": {"bogus": 1}})
+        assert r.status_code == 400 and "no parameter(s) ['bogus']" in r.json()["detail"], r.text
+    assert client.get("/api/jobs").json() == []  # nothing was queued
+
+
 def test_scenario_raise_ground_changes_the_dem(client):
     meta = client.get("/api/rasters/dem/meta").json()
     w, s, e, n = meta["bounds"]
@@ -412,6 +500,12 @@ def test_bim_upload_validation(city, ifc_path):
         broken = c.post("/api/bim/checks", files={"ifc": ("x.ifc", b"ISO-10303-21;\nHEADER;garbage", "text/plain")})
         assert 400 <= broken.status_code < 500, broken.text
         assert "Traceback" not in broken.text
+        assert "twin-bim-" not in broken.text and "/tmp" not in broken.text  # names the upload, not the server's path
+        for rules in (b"rules: 5", b"rules: [1, 2]", b"rules: abc", b"rules: {max_height_m: true}", b"crs: 5"):
+            r = c.post("/api/bim/checks", files={"ifc": ("x.ifc", b"ISO-10303-21;\n", "text/plain"),
+                                                 "rules": ("r.yaml", rules, "text/yaml")})
+            assert r.status_code == 400, (rules, r.text)
+            assert "must be" in r.json()["detail"], (rules, r.text)
 
 
 # ------------------------------------------------------------------ access

@@ -358,3 +358,6 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         twin.save_result(scen, run, "summary", summary)
     summary["total_wall_s"] = time.perf_counter() - wall0
     return FloodRun(scenario=scen, run=run, result=res, exposure=expo, summary=summary, setup=setup)
+
+
+run_flood.forwards_to = (prepare_flood,)  # its **prepare_kw go to prepare_flood (the map server checks job params)

@@ -387,6 +387,9 @@ def run_traffic(twin, scenario: str | None = None, run: str | None = None, *, mo
     return fn(twin, scenario, run, progress=progress, **kwargs)
 
 
+run_traffic.forwards_to = (run_assign, run_simulate)  # the map server checks job params against these
+
+
 #: The real routed Chengdu morning peak (shared/data/chengdu/morning_rush_hour.rou.xml): 9,898 vehicles in
 #: the first hour on the 852-edge central-Chengdu network, 130.73 km of directed links: vehicles per link-km.
 REAL_PEAK_VEH_PER_LINK_KM = 9898 / 130.733

@@ -104,6 +104,7 @@ def _who(p: Principal) -> str:
 
 def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str) -> dict:
     from bim_import.checks import record_check
+    from twin_core.errors import TwinError
 
     safe = "".join(c for c in os.path.basename(filename) if c.isalnum() or c in "._-")[:80] or "model.ifc"
     if not safe.lower().endswith(".ifc"):
@@ -113,8 +114,18 @@ def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: 
         with open(path, "wb") as fh:
             fh.write(data)
         # computed outside the store lock; recorded in one transaction of the locked store
-        rec = record_check(state.store, path, rules_obj, ruleset=ruleset, filename=filename[:200] or safe,
-                           source="api", checked_by=who)
+        try:
+            rec = record_check(state.store, path, rules_obj, ruleset=ruleset, filename=filename[:200] or safe,
+                               source="api", checked_by=who)
+        except TwinError as exc:  # name the upload, not the server's temporary path
+            msg = str(exc).replace(path, safe).replace(d, "")
+            if msg == str(exc):
+                raise
+            try:
+                err = type(exc)(msg)
+            except Exception:
+                err = TwinError(msg)
+            raise err from None
     return _entry(rec)
 
 

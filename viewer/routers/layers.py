@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from viewer.dependencies import get_state, require
-from viewer.geo import bounds_to, frame_to_geojson, parse_bbox
+from viewer.geo import bounds_to, frame_to_geojson, lonlat_box_to, parse_bbox
 
 router = APIRouter(prefix="/api/layers", tags=["layers"], dependencies=[Depends(require("read"))])
 
@@ -43,13 +43,20 @@ def parse_filters(filters: list[str], columns: dict[str, str], layer: str) -> di
         def cast(v: str):
             try:
                 if dtype.startswith("int"):
-                    return int(v)
+                    i = int(v)
+                    if not -2 ** 63 <= i < 2 ** 63:
+                        raise ValueError
+                    return i
                 if dtype.startswith("float"):
-                    return float(v)
+                    x = float(v)
+                    if x != x or x in (float("inf"), float("-inf")):
+                        raise ValueError
+                    return x
                 if dtype == "bool":
                     return v.lower() in ("1", "true", "yes")
             except ValueError:
-                raise HTTPException(400, f"filter {f!r}: {v!r} is not a {dtype} value for field {col!r}") from None
+                raise HTTPException(400, f"filter {f!r}: {v!r} is not a {dtype} value for field {col!r}"
+                                         f"{' (64-bit range)' if dtype.startswith('int') else ''}") from None
             return v
 
         if op == "=" and "," in raw:
@@ -105,7 +112,10 @@ def features(
     if box is not None and bbox_crs == "wgs84":
         if not (-180 <= box[0] <= 180 and -180 <= box[2] <= 180 and -90 <= box[1] <= 90 and -90 <= box[3] <= 90):
             raise HTTPException(400, f"bbox {bbox!r} is not longitude/latitude; give bbox_crs=twin for twin coordinates")
-        box = bounds_to(box, "EPSG:4326", twin_crs)
+        box = lonlat_box_to(box, twin_crs)
+        if box is None:  # the box misses the area the twin's CRS covers: no feature can be in it
+            return {"type": "FeatureCollection", "features": [], "numberReturned": 0, "offset": offset,
+                    "next_offset": None}
     where = parse_filters(filter, info["columns"], layer)
     cols = None
     if columns:

@@ -33,6 +33,10 @@ def render_cached(state, key, make):
 
 
 def raster_image(state, raster, key, style, vmin, vmax, data=None):
+    if vmin is not None and vmax is not None and not vmin < vmax:
+        raise HTTPException(400, f"vmin ({vmin}) must be below vmax ({vmax})")
+    if vmin is not None and vmax is not None and not abs(vmax - vmin) < 1e300:
+        raise HTTPException(400, f"vmin..vmax ({vmin}..{vmax}) is too wide a range to colour")
     from viewer.imaging import render_png
 
     return render_cached(state, key + (style, vmin, vmax), lambda: render_png(raster, style, vmin=vmin, vmax=vmax,

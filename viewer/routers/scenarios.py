@@ -6,7 +6,7 @@ import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from viewer.dependencies import get_state, require
 
@@ -16,9 +16,16 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}$"
 
 
 class ScenarioIn(BaseModel):
-    name: str = Field(..., pattern=NAME, description="letters, digits, '_' or '-'")
+    name: str = Field(..., pattern=NAME, description="letters, digits, '_' or '-' (not 'diff')")
     description: str = Field("", max_length=2000)
     parent: str = Field("base", max_length=63)
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_route(cls, v: str) -> str:
+        if v in ("diff", "base"):  # /api/scenarios/diff is the diff route; 'base' is the city itself
+            raise ValueError(f"{v!r} is reserved; choose another name")
+        return v
 
 
 class EditIn(BaseModel):
@@ -52,7 +59,8 @@ def list_scenarios(state=Depends(get_state)) -> list[dict]:
 
 @router.post("", status_code=201, summary="Create a scenario", dependencies=[Depends(require("scenarios"))])
 def create_scenario(body: ScenarioIn, state=Depends(get_state)) -> dict:
-    s = state.twin.scenarios.create(body.name, body.description, parent=body.parent)
+    with state.lock:
+        s = state.twin.scenarios.create(body.name, body.description, parent=body.parent)
     return {"name": s.name, "description": body.description, "parent": body.parent}
 
 
@@ -77,8 +85,9 @@ def get_scenario(name: str, state=Depends(get_state)) -> dict:
 
 @router.delete("/{name}", summary="Delete a scenario and its edits", dependencies=[Depends(require("scenarios"))])
 def delete_scenario(name: str, state=Depends(get_state)) -> dict:
-    _scenario(state, name)
-    state.twin.scenarios.delete(name)
+    with state.lock:  # no edit is recorded between the check and the delete
+        _scenario(state, name)
+        state.twin.scenarios.delete(name)
     state.invalidate(name)
     return {"deleted": name}
 
@@ -86,6 +95,23 @@ def delete_scenario(name: str, state=Depends(get_state)) -> dict:
 @router.post("/{name}/edits", status_code=201, summary="Record an edit in a scenario",
              dependencies=[Depends(require("scenarios"))])
 def add_edit(name: str, edit: EditIn, state=Depends(get_state)) -> dict:
+    # the whole check-and-record under the store's lock: concurrent edits get distinct, ordered sequence
+    # numbers, a duplicate add is refused, and a scenario deleted meanwhile gets no orphaned edits
+    with state.lock:
+        out = _add_edit(name, edit, state)
+    state.invalidate(name)
+    return out
+
+
+def _lonlat_ok(geoms) -> bool:
+    import numpy as np
+    import shapely
+
+    xy = shapely.get_coordinates(geoms)
+    return bool(np.isfinite(xy).all() and (np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all())
+
+
+def _add_edit(name: str, edit: EditIn, state) -> dict:
     import geopandas as gpd
     import shapely
 
@@ -106,6 +132,8 @@ def add_edit(name: str, edit: EditIn, state=Depends(get_state)) -> dict:
             raise HTTPException(400, f"'features' is not valid GeoJSON: {exc}") from None
         if not len(g):
             raise HTTPException(400, "'features' is empty")
+        if not _lonlat_ok(g.geometry.values[g.geometry.notna().to_numpy()]):
+            raise HTTPException(400, "'features' must be GeoJSON in lon/lat (longitude -180..180, latitude -90..90)")
         if with_geom or g.geometry.notna().all():
             return g.to_crs(crs)
         return g.drop(columns=[g.geometry.name])
@@ -118,7 +146,10 @@ def add_edit(name: str, edit: EditIn, state=Depends(get_state)) -> dict:
         except Exception as exc:
             raise HTTPException(400, f"'polygon' is not valid GeoJSON: {exc}") from None
         if poly.geom_type not in ("Polygon", "MultiPolygon") or poly.is_empty:
-            raise HTTPException(400, f"'polygon' must be a Polygon, got {poly.geom_type}")
+            raise HTTPException(400, f"'polygon' must be a non-empty Polygon, got "
+                                     f"{'an empty ' if poly.is_empty else 'a '}{poly.geom_type}")
+        if not _lonlat_ok([poly]):
+            raise HTTPException(400, "'polygon' must be in lon/lat (longitude -180..180, latitude -90..90)")
         from viewer.geo import reproject_geoms
 
         return reproject_geoms([poly], "EPSG:4326", crs)[0]
@@ -145,5 +176,4 @@ def add_edit(name: str, edit: EditIn, state=Depends(get_state)) -> dict:
             raise HTTPException(404, f"no raster {edit.raster!r} to raise")
         w = s.patch_raster(edit.raster, polygon(), delta=edit.delta)
         result = {"window": [w.row_off, w.col_off, w.height, w.width]}
-    state.invalidate(name)
     return {"scenario": name, "op": edit.op, "result": result, "edits": int(len(s.edits()))}

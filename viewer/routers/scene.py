@@ -23,6 +23,10 @@ def whoami(p: Principal = Depends(current_principal)) -> dict:
 @router.get("/scene", summary="Camera, layers, rasters and results for the page",
             dependencies=[Depends(require("read"))])
 def scene(scenario: str = Query("base", max_length=63), state=Depends(get_state)) -> dict:
+    from fastapi import HTTPException
+
     from viewer.scene import build_scene
 
+    if scenario not in state.twin.scenarios:
+        raise HTTPException(404, f"no scenario {scenario!r}; scenarios: {['base'] + state.twin.scenarios.names()}")
     return build_scene(state, scenario)

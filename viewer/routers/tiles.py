@@ -48,10 +48,14 @@ def tilejson(layer: str, scenario: str = Query("base", max_length=63), fields: s
              state=Depends(get_state)) -> dict:
     from viewer.geo import bounds_to
 
+    from urllib.parse import urlencode
+
     info = check_layer(state, layer)
+    if scenario not in state.twin.scenarios:
+        raise HTTPException(404, f"no scenario {scenario!r}; scenarios: {['base'] + state.twin.scenarios.names()}")
     flds = _fields(state, layer, info, fields)
     b = info.get("bounds")
-    q = f"?scenario={scenario}" + (f"&fields={fields}" if fields else "")
+    q = "?" + urlencode({"scenario": scenario, **({"fields": ",".join(flds)} if fields else {})})
     return {
         "tilejson": "3.0.0", "name": layer, "scheme": "xyz",
         "tiles": [f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.pbf{q}"],
