@@ -148,9 +148,11 @@ def list_results(store, scenario: str | None = None, run: str | None = None) -> 
     return df.sort_values(["scenario", "run", "name"]).reset_index(drop=True)
 
 
-def delete_results(store, scenario: str, run: str | None = None) -> int:
-    """Delete the results of a scenario (or of one run). Returns how many went."""
+def delete_results(store, scenario: str, run: str | None = None, names=None) -> int:
+    """Delete the results of a scenario (or of one run; or only those of ``names`` in it). Returns how many went."""
     df = list_results(store, scenario=scenario, run=run)
+    if names is not None:
+        df = df[df["name"].isin(list(names))]
     meta = store.get_meta()
     with store.transaction():
         for _, row in df.iterrows():

@@ -861,22 +861,62 @@ def advance_routes(ff, gx0, gy0, gh, x, y, act, tgt, leg, rid, route_wp, route_o
 
 
 @njit(cache=True)
-def release_ok(cand, x, y, r, cell_start, cell_items, cx0, cy0, ccs, cnx, cny):
-    """For each candidate agent: 1 when no active agent overlaps it."""
-    out = np.ones(cand.shape[0], dtype=np.uint8)
-    for k in range(cand.shape[0]):
+def release_ok(cand, x, y, r, cell_start, cell_items, cx0, cy0, ccs, cnx, cny, period):
+    """For each candidate agent, in the order given: 1 when it overlaps neither an active agent
+    nor a candidate accepted before it (agents released in one step enter one after another).
+
+    Candidates are compared with each other on the same cell grid as the active agents
+    (cells of ``ccs`` >= twice the largest radius, so the 3 x 3 neighbourhood suffices);
+    overlapping among candidates allows the relative slack of 1e-6 that start positions get.
+    """
+    m = cand.shape[0]
+    out = np.zeros(m, dtype=np.uint8)
+    # the candidates' cells, and the candidates sorted by cell (ranges found by binary search)
+    ccell = np.empty(m, dtype=np.intp)
+    for k in range(m):
         i = cand[k]
         ci = min(max(int(math.floor((x[i] - cx0) / ccs)), 0), cnx - 1)
         cj = min(max(int(math.floor((y[i] - cy0) / ccs)), 0), cny - 1)
+        ccell[k] = cj * cnx + ci
+    order = np.argsort(ccell, kind="mergesort")
+    sorted_cell = ccell[order]
+    for k in range(m):
+        i = cand[k]
+        c = ccell[k]
+        ci = c % cnx
+        cj = c // cnx
+        free = True
         for dj in range(-1, 2):  # the agent's cell and its 8 neighbours
             for di in range(-1, 2):
-                cc = _cell_index(ci + di, cj + dj, cnx, cny, 0.0)
-                if cc < 0:
+                cc = _cell_index(ci + di, cj + dj, cnx, cny, period)
+                if cc < 0 or not free:
                     continue
                 for q in range(cell_start[cc], cell_start[cc + 1]):
                     j = cell_items[q]
-                    if math.hypot(x[j] - x[i], y[j] - y[i]) < r[i] + r[j]:
-                        out[k] = 0
+                    dx = x[j] - x[i]
+                    if period > 0.0:
+                        dx -= period * np.floor(dx / period + 0.5)
+                    if math.hypot(dx, y[j] - y[i]) < r[i] + r[j]:
+                        free = False
+                        break
+                if not free:
+                    continue
+                a = np.searchsorted(sorted_cell, cc)
+                for q in range(a, m):
+                    if sorted_cell[q] != cc:
+                        break
+                    kk = order[q]
+                    if out[kk] == 0:  # only candidates already let in
+                        continue
+                    j = cand[kk]
+                    dx = x[j] - x[i]
+                    if period > 0.0:
+                        dx -= period * np.floor(dx / period + 0.5)
+                    if math.hypot(dx, y[j] - y[i]) < (r[i] + r[j]) * (1.0 - 1e-6):
+                        free = False
+                        break
+        if free:
+            out[k] = 1
     return out
 
 
@@ -894,22 +934,42 @@ def density_count(x, y, idx, gx0, gy0, gh, nx, ny):
 
 
 @njit(cache=True)
-def line_crossings(ox, oy, px, py, idx, lines):
-    """(k, line, sign) for each move o -> p of agent idx[k] that crosses a measurement line."""
+def line_crossings(ox, oy, px, py, idx, lines, period):
+    """(agent, line, sign) for each move o -> p of agent idx[k] that crosses a measurement line.
+
+    With ``period`` > 0 (a periodic corridor along x) ``p`` may have wrapped round: the move is
+    unwrapped to ``o -> o + d`` (``|d_x| < period / 2``) and tested together with its copies one
+    period to the left and right, so the wrap itself is no crossing and a line near either
+    end still counts once.
+    """
     cap = 16
     res = np.empty((cap, 3), dtype=np.intp)
     n = 0
+    nshift = 3 if period > 0.0 else 1
     for k in range(idx.shape[0]):
         i = idx[k]
+        ex = px[i]
+        if period > 0.0:
+            dx = px[i] - ox[i]
+            ex = ox[i] + dx - period * np.floor(dx / period + 0.5)  # the unwrapped end
         for m in range(lines.shape[0]):
             x1, y1, x2, y2 = lines[m, 0], lines[m, 1], lines[m, 2], lines[m, 3]
-            o1 = _orient(x1, y1, x2, y2, ox[i], oy[i])
-            o2 = _orient(x1, y1, x2, y2, px[i], py[i])
-            if (o1 > 0.0) == (o2 > 0.0):
-                continue
-            o3 = _orient(ox[i], oy[i], px[i], py[i], x1, y1)
-            o4 = _orient(ox[i], oy[i], px[i], py[i], x2, y2)
-            if (o3 > 0.0) == (o4 > 0.0):
+            sign = 0
+            for sh in range(nshift):
+                s = 0.0 if sh == 0 else (-period if sh == 1 else period)
+                ax = ox[i] + s
+                bx = ex + s
+                o1 = _orient(x1, y1, x2, y2, ax, oy[i])
+                o2 = _orient(x1, y1, x2, y2, bx, py[i])
+                if (o1 > 0.0) == (o2 > 0.0):
+                    continue
+                o3 = _orient(ax, oy[i], bx, py[i], x1, y1)
+                o4 = _orient(ax, oy[i], bx, py[i], x2, y2)
+                if (o3 > 0.0) == (o4 > 0.0):
+                    continue
+                sign = 1 if o2 > 0.0 else -1
+                break
+            if sign == 0:
                 continue
             if n == cap:
                 cap *= 2
@@ -918,6 +978,6 @@ def line_crossings(ox, oy, px, py, idx, lines):
                 res = nr
             res[n, 0] = i
             res[n, 1] = m
-            res[n, 2] = 1 if o2 > 0.0 else -1
+            res[n, 2] = sign
             n += 1
     return res[:n]

@@ -117,7 +117,8 @@ class CrowdParameters:
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
         for name in ["speed_sd", "neighbor_repulsion", "wall_repulsion", "sfm_A", "sfm_k", "sfm_kappa",
-                     "wall_avoidance", "jam_min_progress"]:
+                     "wall_avoidance", "jam_min_progress", "direction_noise", "sfm_noise", "sfm_social_cap",
+                     "door_margin"]:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -128,6 +129,9 @@ class CrowdParameters:
             raise ParameterError(f"speed_clip must be (low, high) with 0 < low <= high, got {self.speed_clip}")
         if self.dt > 0.1:
             raise ParameterError(f"dt = {self.dt} s is too coarse for pedestrians; use <= 0.1 s (0.01 s is usual)")
+        v = self.floor_field_cell
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ParameterError(f"floor_field_cell must be a finite number > 0 m or None (automatic), got {v!r}")
         for name in ("record_interval", "density_interval"):
             v = getattr(self, name)
             if v is not None and not v > 0:
@@ -145,12 +149,16 @@ class CrowdParameters:
 class Agents:
     """Pedestrians to simulate (positions in metres, one row per agent).
 
-    ``radius`` and ``speed`` may be scalars or arrays; ``speed=None`` draws
-    desired speeds from the parameters' distribution. ``release_time`` (s)
-    is when an agent enters the simulation (it waits while its spot is
-    occupied). ``route`` names waypoints of the area (see
-    :class:`WalkableArea`) to pass in order before heading for an exit: one
-    sequence of names for every agent, or one sequence (or None) per agent.
+    ``radius`` and ``speed`` may be scalars or arrays (one value per agent);
+    ``speed=None`` draws desired speeds from the parameters' distribution and
+    ``radius=None`` uses the model's radius. ``release_time`` (s) is when an
+    agent enters the simulation (it waits while its spot is occupied by a
+    walking agent or by one released before it). ``route`` names waypoints
+    of the area (see :class:`WalkableArea`) to pass in order before heading
+    for an exit: one sequence of names for every agent, or one sequence (or
+    None) per agent. :meth:`concat` joins groups; where some groups gave
+    speeds or radii and others did not, the joined arrays hold NaN ("the
+    model's default") for the latter.
     """
 
     x: np.ndarray
@@ -169,20 +177,21 @@ class Agents:
         if not (np.isfinite(self.x).all() and np.isfinite(self.y).all()):
             raise ParameterError("agent positions must be finite numbers")
         n = len(self.x)
-        for name in ("radius", "speed"):
+        for name, unit in (("radius", "m"), ("speed", "m/s")):
             v = getattr(self, name)
             if v is None:
                 continue
-            a = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+            a = _per_agent(name, v, n, np.float64)
             if not (np.isfinite(a).all() and (a > 0).all()):
                 bad = int(np.flatnonzero(~(np.isfinite(a) & (a > 0)))[0])
-                raise ParameterError(f"agent {name} must be > 0; agent {bad} has {a[bad]!r}. "
-                                     f"Give positive {name}s ({'m' if name == 'radius' else 'm/s'})")
+                raise ParameterError(f"agent {name} must be > 0 (a finite number, {unit}); agent {bad} has "
+                                     f"{float(a[bad])!r}. Give positive {name} values, or {name}=None for the "
+                                     "model's default")
             setattr(self, name, a)
-        self.release_time = np.broadcast_to(np.asarray(self.release_time, dtype=np.float64), (n,)).copy()
+        self.release_time = _per_agent("release_time", self.release_time, n, np.float64)
         if not (np.isfinite(self.release_time).all() and (self.release_time >= 0).all()):
             raise ParameterError("release_time must be >= 0 s for every agent")
-        self.group = np.broadcast_to(np.asarray(self.group, dtype=np.int64), (n,)).copy()
+        self.group = _per_agent("group", self.group, n, np.int64)
         self.route = _routes_per_agent(self.route, n)
 
     def __len__(self) -> int:
@@ -205,13 +214,15 @@ class Agents:
 
         if (n is None) == (density is None):
             raise ParameterError("give exactly one of n (number of agents) or density (persons/m2)")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))):
+            raise ParameterError(f"n must be a whole number of agents (int), got {n!r}")
         geom = area.polygon if region is None else area.polygon.intersection(
             region if not isinstance(region, (list, tuple)) else Polygon(region))
         if geom.is_empty or geom.area <= 0:
             raise GeometryError("the start region does not overlap the walkable area; draw it inside")
         if density is not None:
-            if not density > 0:
-                raise ParameterError(f"density must be > 0 persons/m2, got {density}")
+            if not (isinstance(density, (int, float, np.number)) and math.isfinite(density) and density > 0):
+                raise ParameterError(f"density must be a finite number > 0 persons/m2, got {density!r}")
             n = int(round(density * geom.area))
         if n is None or n < 0:
             raise ParameterError(f"n must be >= 0, got {n}")
@@ -257,15 +268,42 @@ class Agents:
 
     @classmethod
     def concat(cls, parts: list["Agents"]) -> "Agents":
-        def cat(name, default):
-            vals = [getattr(p, name) if getattr(p, name) is not None else np.full(len(p), default) for p in parts]
+        """One Agents of several groups, in order.
+
+        A group that gave no ``speed`` (or ``radius``) keeps the model's
+        default: its entries are NaN in the joined array when another group
+        gave values, and the simulation draws or fills them.
+        """
+        parts = list(parts)
+        if not all(isinstance(p, Agents) for p in parts):
+            raise ParameterError("Agents.concat takes a list of Agents (see Agents.in_region)")
+
+        def cat(name):
+            if all(getattr(p, name) is None for p in parts):
+                return None
+            vals = [getattr(p, name) if getattr(p, name) is not None else np.full(len(p), np.nan) for p in parts]
             return np.concatenate(vals) if vals else np.empty(0)
 
-        any_speed = any(p.speed is not None for p in parts)
-        return cls(cat("x", 0), cat("y", 0), radius=cat("radius", np.nan) if any(p.radius is not None for p in parts)
-                   else None, speed=cat("speed", np.nan) if any_speed else None,
-                   release_time=cat("release_time", 0), group=cat("group", 0),
-                   route=[r for p in parts for r in p.route])
+        out = cls(np.concatenate([p.x for p in parts]) if parts else np.empty(0),
+                  np.concatenate([p.y for p in parts]) if parts else np.empty(0),
+                  release_time=np.concatenate([p.release_time for p in parts]) if parts else np.empty(0),
+                  group=np.concatenate([p.group for p in parts]) if parts else np.empty(0, np.int64),
+                  route=[r for p in parts for r in p.route])
+        # the parts are validated already; NaN marks "the model's default" (refused from users)
+        out.radius, out.speed = cat("radius"), cat("speed")
+        return out
+
+
+def _per_agent(name: str, v, n: int, dtype) -> np.ndarray:
+    """``v`` (a scalar or one value per agent) as a fresh array of length ``n``."""
+    try:
+        a = np.asarray(v, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number or one number per agent, got {v!r}") from None
+    if a.ndim > 1 or (a.ndim == 1 and len(a) not in (1, n)):
+        raise ParameterError(f"{name} must be a scalar or have one value per agent ({n}), got shape {a.shape}; "
+                             f"give one value for everybody or an array of length {n}")
+    return np.broadcast_to(a, (n,)).copy()
 
 
 def _routes_per_agent(route, n: int) -> list:
@@ -287,6 +325,32 @@ def _routes_per_agent(route, n: int) -> list:
             raise ParameterError(f"agent {k}'s route must be waypoint names (str), got {r!r}")
         out.append(r)
     return out
+
+
+def _measurement_lines(lines) -> tuple[list, np.ndarray]:
+    """Line names and an (n, 4) float64 array x1, y1, x2, y2, checked."""
+    if lines is None:
+        return [], np.zeros((0, 4))
+    if not isinstance(lines, dict):
+        raise ParameterError("measurement_lines must be a dict of name -> [(x1, y1), (x2, y2)]")
+    rows = []
+    for name, v in lines.items():
+        coords = getattr(v, "coords", v)  # a shapely LineString or a sequence of points
+        try:
+            a = np.asarray(coords, dtype=np.float64)
+        except (TypeError, ValueError):
+            a = np.empty(0)
+        if a.shape != (2, 2):
+            raise ParameterError(f"measurement line {name!r} must be two points [(x1, y1), (x2, y2)], "
+                                 f"got {v!r}")
+        if not np.isfinite(a).all():
+            raise ParameterError(f"measurement line {name!r} has a coordinate that is not a finite number: "
+                                 f"{a.tolist()}; give finite coordinates (metres)")
+        if np.all(a[0] == a[1]):
+            raise ParameterError(f"measurement line {name!r} has zero length (both points at {a[0].tolist()}); "
+                                 "give two different points")
+        rows.append(a.ravel())
+    return [str(k) for k in lines], np.ascontiguousarray(np.asarray(rows, dtype=np.float64).reshape(-1, 4))
 
 
 @dataclass
@@ -353,8 +417,8 @@ class CrowdResult:
         return pd.DataFrame(rows)
 
     def exit_flow(self, exit: str | int, t0: float | None = None, t1: float | None = None) -> float:
-        """Flow (persons/s) through one exit between t0 and t1: (N - 1) / (t_last - t_first)."""
-        e = self.exit_names.index(exit) if isinstance(exit, str) else int(exit)
+        """Flow (persons/s) through one exit (name or index) between t0 and t1: (N - 1) / (t_last - t_first)."""
+        e = self._exit_number(exit)
         t = np.sort(self.exit_time[self.exit_index == e])
         if t0 is not None:
             t = t[t >= t0]
@@ -364,8 +428,24 @@ class CrowdResult:
             return float("nan")
         return (len(t) - 1) / (t[-1] - t[0])
 
+    def _exit_number(self, exit) -> int:
+        if isinstance(exit, str):
+            if exit not in self.exit_names:
+                raise ParameterError(f"unknown exit {exit!r}; exits are {self.exit_names}")
+            return self.exit_names.index(exit)
+        if isinstance(exit, (bool, np.bool_)) or not isinstance(exit, (int, np.integer)):
+            raise ParameterError(f"exit must be an exit name or index, got {exit!r}; exits are {self.exit_names}")
+        if not 0 <= exit < len(self.exit_names):
+            raise ParameterError(f"exit index {exit} is out of range: there are {len(self.exit_names)} exits "
+                                 f"{self.exit_names} (0 to {len(self.exit_names) - 1})")
+        return int(exit)
+
     def line_flow(self, line: str, bin_s: float = 5.0) -> pd.DataFrame:
         """Flow (persons/s) and mean crossing speed at a measurement line per time bin."""
+        if line not in self.line_names:
+            raise ParameterError(f"unknown measurement line {line!r}; lines are {self.line_names}")
+        if not (isinstance(bin_s, (int, float, np.number)) and math.isfinite(bin_s) and bin_s > 0):
+            raise ParameterError(f"bin_s must be a finite number of seconds > 0, got {bin_s!r}")
         c = self.line_crossings[self.line_crossings["line"] == line]
         if c.empty:
             return pd.DataFrame(columns=["t0_s", "t1_s", "flow_per_s", "mean_speed_m_s"])
@@ -552,10 +632,7 @@ class CrowdSimulation:
         self.act = np.empty(0, dtype=np.intp)
         self._release_due()
         # measurement lines
-        self.line_names = list((measurement_lines or {}).keys())
-        self._lines = np.ascontiguousarray(np.asarray(
-            [np.asarray(v, dtype=float).reshape(2, 2).ravel() for v in (measurement_lines or {}).values()],
-            dtype=np.float64).reshape(-1, 4))
+        self.line_names, self._lines = _measurement_lines(measurement_lines)
         self._crossings: list[np.ndarray] = []
         # records
         self._traj: list[np.ndarray] = []
@@ -722,18 +799,32 @@ class CrowdSimulation:
                                                              self._wny, self.cutoff + 0.5)
 
     def close_exit(self, name: str) -> None:
-        """Close an exit now; agents heading for it choose again."""
+        """Close an exit now; agents heading for it choose again.
+
+        Raises :class:`GeometryError` (and leaves the simulation as it was)
+        when that would close every exit or leave an agent with no
+        reachable open exit.
+        """
         e = self.area.exit_index(name)
-        self.exit_open[e] = 0
-        if not self.exit_open.any():
-            raise GeometryError("every exit is closed; nobody can leave. Keep at least one open")
-        self._build_walls()
+        if self.exit_open[e] == 0:
+            return
+        if not np.delete(self.exit_open[:len(self.area.exit_names)], e).any():
+            raise GeometryError(f"closing {name!r} would close every exit; nobody could leave. "
+                                "Keep at least one open (open another first)")
         idx = np.flatnonzero((self.state < 2) & (self.ex == e))
-        self._choose_exits(idx, initial=False) if len(idx) else None
+        ex_before, tgt_before = self.ex[idx].copy(), self._tgt[idx].copy()
+        self.exit_open[e] = 0
+        self._choose_exits(idx, initial=False)
         still = idx[self.ex[idx] == e]
         if len(still):
+            # roll back: the exit stays open and everybody keeps their target
+            self.exit_open[e] = 1
+            self.ex[idx] = ex_before
+            self._tgt[idx] = tgt_before
             k = int(still[0])
-            raise GeometryError(f"closing {name!r} leaves agent {k} with no reachable exit")
+            raise GeometryError(f"closing {name!r} would leave agent {k} at ({self.x[k]:.2f}, {self.y[k]:.2f}) "
+                                "with no reachable open exit; the exit stays open. Open another exit first")
+        self._build_walls()
 
     def open_exit(self, name: str) -> None:
         self.exit_open[self.area.exit_index(name)] = 1
@@ -761,14 +852,20 @@ class CrowdSimulation:
                       self._cell_start, self._cell_items, self._cell_of, self._sxyr)
 
     def _release_due(self):
+        """Release the agents whose time has come, one after another in order of release time: each
+        enters when it overlaps neither a walking agent nor one released before it; the rest wait."""
         due = np.flatnonzero((self.state == 0) & (self.release <= self.t + 1e-9))
         if len(due) == 0:
             return
+        if len(due) > 1:
+            due = due[np.argsort(self.release[due], kind="stable")]
         if len(self.act):
             self._rebuild_cells()
-            ok = K.release_ok(due, self.x, self.y, self.r, self._cell_start, self._cell_items,
-                              self._cx0, self._cy0, self._ccs, self._cnx, self._cny).astype(bool)
-            due = due[ok]
+        else:  # nobody walking: an empty cell list
+            self._cell_start[:] = 0
+        ok = K.release_ok(due, self.x, self.y, self.r, self._cell_start, self._cell_items,
+                          self._cx0, self._cy0, self._ccs, self._cnx, self._cny, self._period).astype(bool)
+        due = np.sort(due[ok])
         if len(due):
             self.state[due] = 1
             if not self.area.periodic and self.params.congestion_aware and len(self.act):
@@ -828,9 +925,14 @@ class CrowdSimulation:
         self._par_times[int(par)].append((time.perf_counter() - t_start) / len(self.act))
         act = self.act
         if len(self._lines):
-            cr = K.line_crossings(self.x, self.y, self._nx, self._ny, act, self._lines)
+            # on the unwrapped move: wrapping round a periodic corridor is not a crossing
+            cr = K.line_crossings(self.x, self.y, self._nx, self._ny, act, self._lines, self._period)
             if len(cr):
-                sp = np.hypot(self._nx[cr[:, 0]] - self.x[cr[:, 0]], self._ny[cr[:, 0]] - self.y[cr[:, 0]]) / dt
+                i = cr[:, 0]
+                dx = self._nx[i] - self.x[i]
+                if self._period > 0.0:
+                    dx -= self._period * np.round(dx / self._period)
+                sp = np.hypot(dx, self._ny[i] - self.y[i]) / dt
                 self._crossings.append(np.column_stack([np.full(len(cr), self.t + dt), cr[:, 0], cr[:, 1],
                                                         cr[:, 2], sp]))
         # swap buffers for the active agents

@@ -12,7 +12,9 @@ from twin_core.errors import GeometryError, ParameterError
 
 __all__ = ["WalkableArea", "FloorField"]
 
-_EXIT_TOL = 0.05  # m: how far an exit line may lie from the walkable boundary
+_EXIT_TOL = 0.05  # m: an exit line follows the walkable outline this closely (the door opening cut in the wall)
+_EXIT_SNAP = 0.1  # m: an exit this close to the outline is snapped onto it; one further off is refused
+_MAX_FF_CELLS = 20_000_000  # floor-field grid cells at most (each exit's field is 8 bytes a cell)
 
 
 def _as_polygon(geom):
@@ -28,6 +30,11 @@ def _as_polygon(geom):
             raise GeometryError(f"walkable must be a shapely Polygon/MultiPolygon or a ring of (x, y): {exc}") from None
     else:
         raise GeometryError(f"walkable must be a shapely Polygon or MultiPolygon, got {type(geom).__name__}")
+    xy = shapely.get_coordinates(poly)
+    if not np.isfinite(xy).all():
+        bad = xy[~np.isfinite(xy).all(axis=1)][0]
+        raise GeometryError(f"walkable polygon has a vertex that is not a finite number: ({bad[0]}, {bad[1]}); "
+                            "give finite coordinates (metres)")
     if poly.is_empty or poly.area <= 0:
         raise GeometryError("walkable area is empty; give a polygon with positive area (metres)")
     if not poly.is_valid:
@@ -40,22 +47,69 @@ def _as_polygon(geom):
 
 
 def _as_line(g, name):
+    """The exit ``g`` (a LineString or points) as its chord, a (2, 2) array of finite coordinates."""
     from shapely.geometry import LineString
 
-    if isinstance(g, LineString):
-        line = g
-    else:
-        try:
-            line = LineString(np.asarray(g, dtype=float).reshape(-1, 2))
-        except Exception:  # noqa: BLE001
-            raise GeometryError(f"exit {name!r} must be a LineString or [(x1, y1), (x2, y2)]") from None
-    coords = np.asarray(line.coords)
-    if len(coords) != 2:
-        # use the chord of a polyline: doors are straight
-        coords = coords[[0, -1]]
+    usage = f"exit {name!r} must be a LineString or [(x1, y1), (x2, y2)]"
+    try:
+        coords = np.asarray(g.coords if isinstance(g, LineString) else g, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GeometryError(f"{usage}, got {g!r}") from None
+    if coords.ndim == 1 and coords.size in (4, 6):  # flat x1, y1, x2, y2 (...)
+        coords = coords.reshape(-1, 2)
+    if coords.ndim != 2 or coords.shape[1] not in (2, 3) or len(coords) < 2:
+        raise GeometryError(f"{usage}, got {g!r}")
+    # the chord of a polyline: doors are straight
+    coords = np.ascontiguousarray(coords[[0, -1], :2])
+    if not np.isfinite(coords).all():
+        raise GeometryError(f"exit {name!r} has a coordinate that is not a finite number: {coords.tolist()}; "
+                            "give finite coordinates (metres)")
     if math.hypot(*(coords[1] - coords[0])) < 0.2:
         raise GeometryError(f"exit {name!r} is shorter than 0.2 m; give the door's full width")
     return coords
+
+
+def _exit_off(c, boundary) -> float:
+    """How far the exit line ``c`` (2, 2) strays from ``boundary`` (m), sampled along it."""
+    from shapely.geometry import Point
+
+    return max(Point(c[0] + f * (c[1] - c[0])).distance(boundary) for f in (0.0, 0.25, 0.5, 0.75, 1.0))
+
+
+def _on_outline(c, name, boundary) -> np.ndarray:
+    """The exit line ``c`` snapped onto the walkable outline, as x1, y1, x2, y2.
+
+    One rule: an exit within ``_EXIT_SNAP`` of the outline has its ends moved
+    onto it (so the door opening is cut out of the wall); the snapped line must
+    then follow the outline within ``_EXIT_TOL`` (the opening's width); anything
+    else is refused.
+    """
+    from shapely.geometry import Point
+    from shapely.ops import nearest_points
+
+    where = f"exit {name!r} ({c[0][0]:.2f}, {c[0][1]:.2f})-({c[1][0]:.2f}, {c[1][1]:.2f})"
+    off = _exit_off(c, boundary)
+    if not off <= _EXIT_SNAP:
+        raise GeometryError(
+            f"{where} does not lie on the boundary of the walkable area: it is {off:.2f} m off the walkable area's "
+            f"outline (at most {_EXIT_SNAP:.2f} m is snapped onto it); put exits on the outline or on the rim of a hole"
+        )
+    snapped = c.astype(np.float64).copy()
+    for k in range(2):
+        p = Point(c[k])
+        if p.distance(boundary) > 0.0:
+            q = nearest_points(boundary, p)[0]
+            snapped[k] = q.x, q.y
+    off = _exit_off(snapped, boundary)
+    if not off <= _EXIT_TOL:
+        raise GeometryError(
+            f"{where} does not follow the walkable area's outline: with its ends on the outline it is still "
+            f"{off:.2f} m off it in between (at most {_EXIT_TOL:.2f} m); draw the door along one straight piece of "
+            "the outline"
+        )
+    if math.hypot(*(snapped[1] - snapped[0])) < 0.2:
+        raise GeometryError(f"{where} is shorter than 0.2 m once put onto the outline; give the door's full width")
+    return snapped.ravel()
 
 
 def _rings(poly):
@@ -117,20 +171,13 @@ class WalkableArea:
 
         self.polygon = _as_polygon(self.polygon)
         boundary = self.polygon.boundary
+        if self.exits is None:
+            self.exits = {}
+        if not isinstance(self.exits, dict):
+            raise GeometryError(f"exits must be a dict of name -> [(x1, y1), (x2, y2)] (or a LineString), got a "
+                                f"{type(self.exits).__name__}; name each exit, e.g. exits={{'door': [(10, 1), (10, 2)]}}")
         names = list(self.exits)
-        ex = []
-        for name in names:
-            c = _as_line(self.exits[name], name)
-            line = LineString(c)
-            pts = [line.interpolate(f, normalized=True) for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
-            off = max(p.distance(boundary) for p in pts)
-            if not off <= _EXIT_TOL * 2:
-                raise GeometryError(
-                    f"exit {name!r} ({c[0][0]:.2f}, {c[0][1]:.2f})-({c[1][0]:.2f}, {c[1][1]:.2f}) does not lie on the "
-                    f"boundary of the walkable area (off by up to {off:.2f} m); "
-                    "put exits on the outline or on the rim of a hole"
-                )
-            ex.append(c.ravel())
+        ex = [_on_outline(_as_line(self.exits[name], name), name, boundary) for name in names]
         self.exit_names = names
         self.exit_segments = np.ascontiguousarray(np.asarray(ex, dtype=np.float64).reshape(-1, 4))
         # outward normals: the side of the exit line that is not walkable
@@ -295,8 +342,15 @@ class FloorField:
         x0, y0, x1, y1 = area.bounds
         if cell is None:
             cell = max(0.1, math.sqrt((x1 - x0) * (y1 - y0) / max_cells))
-        if not cell > 0:
-            raise ParameterError(f"floor-field cell must be > 0 m, got {cell}")
+        if not (isinstance(cell, (int, float, np.number)) and math.isfinite(cell) and cell > 0):
+            raise ParameterError(f"floor-field cell must be a finite number > 0 m, got {cell!r}")
+        cells = (math.ceil((x1 - x0) / cell) + 4) * (math.ceil((y1 - y0) / cell) + 4)
+        if cells > max(_MAX_FF_CELLS, max_cells):
+            need = 1.01 * math.sqrt((x1 - x0 + 4 * cell) * (y1 - y0 + 4 * cell) / max(_MAX_FF_CELLS, max_cells))
+            raise ParameterError(
+                f"a floor-field cell of {cell:g} m over the walkable area of {x1 - x0:.1f} m x {y1 - y0:.1f} m needs "
+                f"{cells:,} grid cells (at most {max(_MAX_FF_CELLS, max_cells):,}); use a cell of at least "
+                f"{need:.3g} m, or None for the automatic one")
         self.h = float(cell)
         self.x0 = x0 - 2 * self.h
         self.y0 = y0 - 2 * self.h

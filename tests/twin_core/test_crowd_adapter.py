@@ -182,3 +182,73 @@ def test_results_round_trip_in_both_stores(store):
     d = twin.load_result("base", "rt", "density")
     assert d.shape == res.density.shape and np.allclose(d, res.density)
     assert len(twin.load_result("base", "rt", "trajectories")) == len(res.trajectories)
+
+
+def _two_door_room():
+    from shapely.geometry import box
+
+    from simulation.crowd import WalkableArea
+
+    x0, y0 = 409700.0, 3390870.0
+    return WalkableArea(box(x0, y0, x0 + 10, y0 + 10), exits={"east": [(x0 + 10, y0 + 4), (x0 + 10, y0 + 5)],
+                                                               "west": [(x0, y0 + 4), (x0, y0 + 5)]})
+
+
+def test_closed_exits_scenario_parameter_is_checked(twin):
+    # it was read inside a bare `except: pass`: a number was ignored, one name was split into
+    # its characters, and a scenario that does not exist was accepted (results saved under it)
+    from cim.results import list_results
+    from twin_core.adapters.crowd import CLOSED_EXITS_PARAM, run_crowd
+    from twin_core.errors import ScenarioError
+
+    sc = twin.scenarios.create("shut", exist_ok=True)
+    sc.set_param(CLOSED_EXITS_PARAM, "east")  # one name, as a JSON string
+    out = run_crowd(twin, walkable=_two_door_room(), agents=10, scenario="shut", until=120, save=False)
+    assert out.info["closed_exits"] == ["east"]
+    use = out.result.exit_usage().set_index("exit")["agents"]
+    assert use["east"] == 0 and use["west"] == 10
+    sc.set_param(CLOSED_EXITS_PARAM, 5)
+    with pytest.raises(ParameterError, match="crowd_closed_exits of scenario 'shut' must be an exit name or a list"):
+        run_crowd(twin, walkable=_two_door_room(), agents=5, scenario="shut", until=60, save=False)
+    sc.set_param(CLOSED_EXITS_PARAM, ["east", 3])
+    with pytest.raises(ParameterError, match="list of exit names"):
+        run_crowd(twin, walkable=_two_door_room(), agents=5, scenario="shut", until=60, save=False)
+    n_before = len(list_results(twin.store))
+    with pytest.raises(ScenarioError, match="no_such_scenario"):
+        run_crowd(twin, walkable=_two_door_room(), agents=5, scenario="no_such_scenario", until=60)
+    assert len(list_results(twin.store)) == n_before
+
+
+def test_run_id_used_again_leaves_no_stale_results(store):
+    # a second run under the same id without a route or density maps left the first run's
+    # waypoint_passages, fundamental_diagram, density and max_density beside its summary
+    from shapely.geometry import box
+
+    from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
+    from twin_core.adapters.crowd import save_crowd_result
+    from twin_core.twin import Twin
+
+    area = WalkableArea(box(0, 0, 8, 5), exits={"east": [(8, 2), (8, 3)]}, waypoints={"k": (4, 2.5)})
+    first = CrowdSimulation(area, Agents.in_region(area, box(0.5, 0.5, 3, 4.5), n=6, seed=0, route=["k"]),
+                            CrowdParameters(density_interval=2.0)).run(until=120)
+    second = CrowdSimulation(area, Agents.in_region(area, box(0.5, 0.5, 3, 4.5), n=4, seed=1),
+                             CrowdParameters(density_interval=None, record_interval=None)).run(until=120)
+    twin = Twin.open(store)
+    twin.save_result("base", "other", "density", np.zeros(2))  # another run's results stay
+    saved = save_crowd_result(twin, "base", "R1", first, crs="EPSG:4544")
+    assert {"waypoint_passages", "fundamental_diagram", "density", "max_density"} <= set(saved)
+    saved = save_crowd_result(twin, "base", "R1", second, crs="EPSG:4544")
+    assert sorted(twin.results(run="R1")["name"]) == sorted(saved)
+    assert not {"waypoint_passages", "fundamental_diagram", "density", "max_density"} & set(saved)
+    assert twin.load_result("base", "R1", "summary")["agents"] == 4
+    assert len(twin.load_result("base", "other", "density")) == 2
+
+
+def test_cli_crowd_density_not_finite(small_city_gpkg):
+    from twin_core.cli import get_app
+
+    runner = CliRunner()
+    for bad in ("nan", "inf", "0"):
+        res = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--density", bad, "--quiet"])
+        assert res.exit_code != 0 and isinstance(res.exception, ParameterError), res.output
+        assert "--density must be a finite number" in str(res.exception)

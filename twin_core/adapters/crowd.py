@@ -10,8 +10,8 @@ Walkable areas come from
   columns; external doors are the exits).
 
 Scenario edits apply: buildings added or removed in a scenario change the
-plaza, and the scenario parameter ``crowd_closed_exits`` (a list of exit
-names, ``twin scenario set city.gpkg NAME crowd_closed_exits '["..."]'``)
+plaza, and the scenario parameter ``crowd_closed_exits`` (an exit name or a
+list of them, ``twin scenario set city.gpkg NAME crowd_closed_exits '["..."]'``)
 closes exits.
 
 Results saved under ``scenario`` + ``run`` (see :func:`cim.results.save_result`):
@@ -208,11 +208,11 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
                                 waypoint_radius=walkable.waypoint_radius)
     route = list(walkable.waypoint_names) if route is None else list(route)
     info = dict(info or {})
-    closed = list(closed_exits)
-    try:
-        closed += list(twin.scenario(scenario).params().get(CLOSED_EXITS_PARAM, []) or [])
-    except Exception:  # noqa: BLE001 - a twin without scenario support: nothing closed
-        pass
+    closed = _exit_names(closed_exits, "closed_exits")
+    # an unknown scenario fails here (ScenarioError), before anything is run or saved under it
+    closed += _exit_names(twin.scenario(scenario).params().get(CLOSED_EXITS_PARAM),
+                          f"scenario parameter {CLOSED_EXITS_PARAM} of scenario {scen!r}")
+    closed = list(dict.fromkeys(closed))
     for name in closed:
         walkable.exit_index(name)  # unknown names fail clearly
     if params is None:
@@ -231,8 +231,42 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     return out
 
 
+def _exit_names(value, what: str) -> list[str]:
+    """Exit names from ``value``: None (none), one name (str), or a list/tuple of names."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ParameterError(
+        f"{what} must be an exit name or a list of exit names, got {value!r} ({type(value).__name__}); "
+        f"e.g. twin scenario set STORE SCENARIO {CLOSED_EXITS_PARAM} '[\"exit name\"]'"
+    )
+
+
+#: results written only when the run produced them; a run id used again drops the earlier ones first
+_OPTIONAL_RESULTS = ("waypoint_passages", "fundamental_diagram", "density", "max_density")
+
+
 def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None) -> list[str]:
-    """Store a :class:`~simulation.crowd.CrowdResult` under ``scenario`` + ``run``; returns the names saved."""
+    """Store a :class:`~simulation.crowd.CrowdResult` under ``scenario`` + ``run``; returns the names saved.
+
+    Everything is written in one store transaction. Saving under a run id used
+    before replaces that run's crowd results: optional ones this run did not
+    produce (``waypoint_passages``, ``fundamental_diagram``, ``density``,
+    ``max_density``) are deleted, so no stale result is left beside the new ones.
+    """
+    from cim.results import delete_results
+    from cim.scenario import BASE
+
+    scenario, store = scenario or BASE, twin.store
+    with store.transaction():
+        delete_results(store, scenario, run, names=_OPTIONAL_RESULTS)
+        return _save_crowd_result(twin, scenario, run, res, info, crs=crs)
+
+
+def _save_crowd_result(twin, scenario, run, res, info, *, crs):
     from affine import Affine
 
     from cim.raster import Raster

@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = QUIET_OPT,
     ) -> None:
         """Evacuate a plaza or an IFC storey: time, exit usage, jams, density; saved under scenario + run."""
+        import math
+
         from twin_core.adapters.crowd import plaza_area, run_crowd, storey_area
         from twin_core.errors import ParameterError
         from twin_core.progress import progress_bar
@@ -40,6 +42,10 @@ def register(app: typer.Typer) -> None:
             raise ParameterError("give --area NAME (a plaza in the twin) or --ifc FILE --storey NAME")
         if (agents is None) == (density is None):
             raise ParameterError("give --agents N or --density PERSONS_PER_M2")
+        if density is not None and not (math.isfinite(density) and density > 0):
+            raise ParameterError(f"--density must be a finite number of persons per m2 > 0, got {density}")
+        if agents is not None and agents < 1:
+            raise ParameterError(f"--agents must be at least 1, got {agents}")
         with Twin.open(target) as twin:
             if ifc is not None:
                 if storey is None:

@@ -208,3 +208,162 @@ def test_fundamental_diagram_with_pedpy_matches_classical():
     assert vor["density"].mean() == pytest.approx(2.0, rel=0.05)
     assert cla["density_per_m2"].mean() == pytest.approx(2.0, rel=0.05)
     assert vor["speed"].iloc[4:].mean() == pytest.approx(cla["speed_m_s"].iloc[4:].mean(), rel=0.1)
+
+
+# ---------------------------------------------------------------- fixes from the crowd bug hunt
+def test_agents_due_in_one_step_enter_one_after_another():
+    # a source: one agent every 0.4 s at the same spot of a corridor whose 0.8 m door is the
+    # bottleneck. Those that piled up waiting must not all enter together on top of each
+    # other (they did, deadlocked, and 2 of 40 got out): each is released only when it
+    # overlaps neither a walker nor one released before it in the same step
+    area = WalkableArea(box(0, 0, 6, 2), exits={"door": [(6, 0.6), (6, 1.4)]})
+    n = 40
+    ag = Agents(np.full(n, 0.5), np.full(n, 1.0), release_time=np.arange(n) * 0.4)
+    sim = CrowdSimulation(area, ag, CrowdParameters(record_interval=None, density_interval=None))
+    released_together = 0
+    while sim.remaining and sim.time < 200 and not sim.stopped_by_jam:
+        before = sim.state.copy()
+        sim.step()
+        new = np.flatnonzero((before == 0) & (sim.state == 1))
+        released_together = max(released_together, len(new))
+        for i in new:  # at release: clear of everybody walking (the others released now included)
+            others = sim.act[sim.act != i]
+            d = np.hypot(sim.x[others] - sim.x[i], sim.y[others] - sim.y[i])
+            assert (d >= sim.r[others] + sim.r[i] - 1e-6).all(), (sim.time, i, d.min())
+    assert sim.remaining == 0 and not sim.jams
+    assert released_together == 1  # the same spot: one at a time
+    # agents due at different spots in one step still all enter in that step
+    ag = Agents([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], release_time=[0.5, 0.501, 0.502])
+    sim = CrowdSimulation(area, ag)
+    while sim.time < 0.515:
+        sim.step()
+    assert len(sim.act) == 3
+
+
+def test_concat_of_groups_with_and_without_speeds_or_radii():
+    area = WalkableArea(box(0, 0, 20, 10), exits={"door": [(20, 4), (20, 6)]})
+    crowd = Agents.in_region(area, box(0, 0, 8, 10), n=20, seed=0)  # speeds and radius from the model
+    slow = Agents.in_region(area, box(10, 0, 18, 10), n=3, seed=1, speed=0.8)
+    big = Agents.in_region(area, box(10, 0, 18, 10), n=3, seed=1, radius=0.35)
+    p = CrowdParameters()
+    sim = CrowdSimulation(area, [crowd, slow], p)
+    assert np.all(sim.v0[20:] == 0.8) and np.isfinite(sim.v0).all()
+    assert np.all((sim.v0[:20] >= p.speed_clip[0]) & (sim.v0[:20] <= p.speed_clip[1]))  # drawn
+    assert sim.run(until=120).evacuated == 23
+    sim = CrowdSimulation(area, [crowd, big], p)
+    assert np.all(sim.r[:20] == p.radius) and np.all(sim.r[20:] == 0.35)
+    assert sim.run(until=120).evacuated == 23
+    # NaN given directly is still refused, and says what to give instead
+    with pytest.raises(ParameterError, match=r"radius must be > 0.*radius=None") as err:
+        Agents([1.0], [1.0], radius=np.nan)
+    assert "radiuss" not in str(err.value)
+    with pytest.raises(ParameterError, match=r"speed must be > 0.*speed=None"):
+        Agents([1.0], [1.0], speed=[np.nan])
+
+
+def test_periodic_wrap_is_no_line_crossing():
+    # everybody walks towards +x round a 12 m periodic corridor; the wrap from x ~ 12 to x ~ 0
+    # used to count as a crossing of every line, backwards (at ~600 m/s)
+    area = WalkableArea(box(0, 0, 12, 2), periodic=True)
+    ag = Agents.in_region(area, density=0.5, radius=0.2, seed=2)
+    p = CrowdParameters(radius=0.2, density_interval=None, jam_window=1000)
+    lines = {"mid": [(6, 0), (6, 2)], "start": [(0, 0), (0, 2)], "end": [(11.99, 0), (11.99, 2)]}
+    res = CrowdSimulation(area, ag, p, measurement_lines=lines).run(until=30)
+    c = res.line_crossings
+    for name in lines:
+        mine = c[c["line"] == name]
+        assert mine["direction"].nunique() == 1 and len(mine) >= 20, name  # one direction only
+    assert c["speed"].between(0.3, 2.1).all()
+    # each agent crosses each line once per lap: the counts of lines at 0, 6 and 11.99 m differ by <= 1
+    per = c.groupby(["agent", "line"]).size().unstack(fill_value=0)
+    assert (per.max(axis=1) - per.min(axis=1)).max() <= 1
+    # on its own: a move that wraps and crosses a line near either end in the same step counts once
+    from simulation.crowd import _kernels as K
+
+    ln = np.array([[0.003, 0.0, 0.003, 2.0], [6.0, 0.0, 6.0, 2.0], [11.995, 0.0, 11.995, 2.0]])
+    ox, oy = np.array([11.99, 0.005]), np.array([1.0, 1.0])
+    px, py = np.array([0.008, 11.99]), np.array([1.0, 1.0])  # forward and backward wraps
+    cr = K.line_crossings(ox, oy, px, py, np.arange(2, dtype=np.intp), ln, 12.0)
+    assert sorted(map(tuple, cr[:, :2].tolist())) == [(0, 0), (0, 2), (1, 0), (1, 2)]
+    assert cr[cr[:, 0] == 0, 2].tolist() == [-cr[cr[:, 0] == 1, 2][0]] * 2  # opposite signs
+
+
+@pytest.mark.parametrize("off", [0.06, 0.08, -0.06, -0.08])
+def test_exit_near_the_outline_is_snapped_onto_it(off):
+    # accepted (within 0.1 m) but the door used to be cut out of the wall only within 0.05 m:
+    # a wall stayed across it and nobody got out
+    area = WalkableArea(box(0, 0, 10, 4), exits={"door": [(10 + off, 1.5), (10 + off, 2.5)]})
+    assert area.exit_segments.tolist() == [[10.0, 1.5, 10.0, 2.5]]
+    across = [s for s in area.walls if s[0] == s[2] == 10 and min(s[1], s[3]) < 2 < max(s[1], s[3])]
+    assert not across
+    res = CrowdSimulation(area, Agents.in_region(area, box(5, 0, 9, 4), n=10, seed=0)).run(until=60)
+    assert res.status == "evacuated"
+
+
+def test_exit_far_off_nan_or_not_a_dict_is_refused():
+    with pytest.raises(GeometryError, match=r"0\.15 m off the walkable area's outline"):
+        WalkableArea(box(0, 0, 10, 4), exits={"door": [(10.15, 1.5), (10.15, 2.5)]})
+    with pytest.raises(GeometryError, match="not a finite number"):
+        WalkableArea(box(0, 0, 10, 4), exits={"d": [(10, np.nan), (10, 2)]})
+    with pytest.raises(GeometryError, match="not a finite number"):
+        WalkableArea(box(0, 0, 10, 4), exits={"d": [(10, 1), (np.inf, 2)]})
+    with pytest.raises(GeometryError, match="exits must be a dict"):
+        WalkableArea(box(0, 0, 10, 4), exits=[[(10, 1), (10, 2)]])
+
+
+def test_failed_close_exit_leaves_the_simulation_unchanged():
+    # closing the last exit used to raise only after marking it closed: no wall, no exit, and
+    # the crowd walked off the floor
+    area = WalkableArea(box(0, 0, 10, 4), exits={"door": [(10, 1.5), (10, 2.5)]})
+    sim = CrowdSimulation(area, Agents.in_region(area, box(5, 0, 10, 4), n=10, seed=0))
+    walls = sim._walls.copy()
+    with pytest.raises(GeometryError, match="every exit"):
+        sim.close_exit("door")
+    assert sim.exit_open.tolist() == [1] and np.array_equal(sim._walls, walls)
+    res = sim.run(until=30)
+    assert res.status == "evacuated" and area.contains(res.trajectories["x"], res.trajectories["y"]).all()
+    # an exit that somebody cannot do without: two rooms, one exit each
+    two = WalkableArea(MultiPolygon([box(0, 0, 5, 5), box(6, 0, 11, 5)]),
+                       exits={"west": [(0, 2), (0, 3)], "east": [(11, 2), (11, 3)]})
+    sim = CrowdSimulation(two, Agents([2.5, 8.5], [2.5, 2.5]))
+    ex, walls = sim.ex.copy(), sim._walls.copy()
+    with pytest.raises(GeometryError, match="no reachable open exit"):
+        sim.close_exit("west")
+    assert sim.exit_open.tolist() == [1, 1] and np.array_equal(sim.ex, ex) and np.array_equal(sim._walls, walls)
+    assert sim.run(until=30).evacuated == 2
+
+
+def test_bad_agent_line_and_result_queries_are_refused_clearly():
+    area = WalkableArea(box(0, 0, 10, 4), exits={"door": [(10, 1.5), (10, 2.5)]})
+    with pytest.raises(ParameterError, match=r"speed must be a scalar or have one value per agent \(2\)"):
+        Agents([1, 2], [1, 2], speed=[1, 2, 3])
+    with pytest.raises(ParameterError, match="release_time must be a scalar or have one value per agent"):
+        Agents([1, 2], [1, 2], release_time=[0.0, 1.0, 2.0])
+    with pytest.raises(ParameterError, match="n must be a whole number"):
+        Agents.in_region(area, n=3.7)
+    with pytest.raises(ParameterError, match="density must be a finite number"):
+        Agents.in_region(area, density=np.inf)
+    with pytest.raises(GeometryError, match="not a finite number"):
+        WalkableArea(Polygon([(0, 0), (10, 0), (10, np.inf), (0, 4)]), exits={"d": [(10, 1), (10, 2)]})
+    ag = Agents.in_region(area, box(0, 0, 4, 4), n=10, seed=0)
+    with pytest.raises(ParameterError, match="two points"):
+        CrowdSimulation(area, ag, measurement_lines={"a": [(5, 0)]})
+    with pytest.raises(ParameterError, match="not a finite number"):
+        CrowdSimulation(area, ag, measurement_lines={"a": [(5, 0), (5, np.nan)]})
+    with pytest.raises(ParameterError, match=r"floor-field cell of 0.0001 m .* 10.0 m x 4.0 m needs"):
+        CrowdSimulation(area, ag, CrowdParameters(floor_field_cell=1e-4))
+    with pytest.raises(ParameterError, match="floor_field_cell must be a finite number"):
+        CrowdParameters(floor_field_cell=np.nan)
+    res = CrowdSimulation(area, ag, measurement_lines={"mid": [(5, 0), (5, 4)]}).run(until=60)
+    assert res.line_flow("mid", bin_s=10)["flow_per_s"].sum() * 10 == 10
+    with pytest.raises(ParameterError, match=r"unknown measurement line 'Mid'; lines are \['mid'\]"):
+        res.line_flow("Mid")
+    with pytest.raises(ParameterError, match="bin_s"):
+        res.line_flow("mid", bin_s=0)
+    with pytest.raises(ParameterError, match=r"unknown exit 'Door'; exits are \['door'\]"):
+        res.exit_flow("Door")
+    with pytest.raises(ParameterError, match="out of range"):
+        res.exit_flow(5)
+    with pytest.raises(ParameterError, match="out of range"):
+        res.exit_flow(-1)
+    assert res.exit_flow(0) == res.exit_flow("door") > 0
