@@ -373,9 +373,18 @@ class Scenario:
         current = base.window(win).data.astype("float64")
         if (values is None) == (delta is None):
             raise ScenarioError("give exactly one of values= or delta=")
+        if delta is not None and not np.isfinite(float(delta)):
+            raise ScenarioError(f"delta must be a finite number of the raster's unit, got {delta!r}")
+        if values is not None and not np.isfinite(np.asarray(values, dtype="float64")).all():
+            raise ScenarioError("values must be finite numbers (the raster's nodata cells are kept as they are)")
         new = current + float(delta) if delta is not None else np.broadcast_to(np.asarray(values, dtype="float64"), current.shape).copy()
         if new.shape != current.shape:
             raise ScenarioError(f"values have shape {new.shape}, the window needs {current.shape}")
+        # nodata stays nodata: a levee drawn across the edge of the DEM does not invent ground there
+        void = ~np.isfinite(current)
+        if base.nodata is not None and np.isfinite(base.nodata):
+            void |= current == float(base.nodata)
+        new = np.where(void, current, new)
         if poly is not None:
             from rasterio.features import geometry_mask
 

@@ -51,6 +51,9 @@ def check_name(name: str, what: str = "layer", *, reserved_ok: bool = False) -> 
         )
     if name.startswith("twin_") and not reserved_ok:
         raise SchemaError(f"{what} name {name!r} is reserved (names starting with 'twin_' are the store's own)")
+    if name.startswith(("gpkg_", "rtree_", "sqlite_")):
+        raise SchemaError(f"{what} name {name!r} is reserved (names starting with 'gpkg_', 'rtree_' or 'sqlite_' "
+                          "belong to the GeoPackage format); pick another")
     return name
 
 
@@ -325,6 +328,54 @@ def value_kind(series: pd.Series) -> str:
     return "str"
 
 
+def cast_for_append(df: pd.DataFrame, kinds: dict[str, str], name: str) -> pd.DataFrame:
+    """``df``'s columns cast to the kinds of the columns they are appended to (``kinds``: column -> bool,
+    int64, float64, datetime, bytes or str), or a clear SchemaError; nulls stay null.
+
+    Integers go into float columns, integral numbers into integer ones, numbers into text ones
+    (``3.0`` as ``'3'``), numeric text into numeric columns; anything else is refused, since
+    appending it would store nonsense (binary COPY) or change its meaning.
+    """
+    out = df.copy()
+    for c, want in kinds.items():
+        if c not in out.columns or c == "geometry":
+            continue
+        s = out[c]
+        have = value_kind(s)
+        notna = s.notna().to_numpy()
+        if have == want or not notna.any():  # an all-null column is null in any type
+            continue
+        try:
+            out[c] = _cast_kind(s, notna, have, want)
+            continue
+        except (TypeError, ValueError, OverflowError):
+            pass
+        raise SchemaError(f"cannot append to {name!r}: column {c!r} holds {want} values, the new rows give {have} "
+                          f"(e.g. {s[notna].iloc[0]!r}); convert the column to {want} first (or write a new layer)")
+    return out
+
+
+def _cast_kind(s: pd.Series, notna: np.ndarray, have: str, want: str):
+    """One column cast from kind ``have`` to ``want`` (ValueError where that would change values)."""
+    vals = s[notna]
+    if want == "float64" and have in ("int64", "str"):
+        return pd.to_numeric(s, errors="raise").astype("float64")
+    if want == "int64" and have in ("float64", "str"):
+        f = pd.to_numeric(vals, errors="raise").astype("float64").to_numpy()
+        if not (np.isfinite(f) & (f % 1 == 0)).all():
+            raise ValueError("not integral")
+        if notna.all():
+            return f.astype("int64")
+        arr = pd.array([pd.NA] * len(s), dtype="Int64")
+        arr[notna] = f.astype("int64")
+        return arr
+    if want == "str" and have in ("int64", "float64", "bool"):
+        col = pd.Series([None] * len(s), index=s.index, dtype=object)
+        col[notna] = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in vals.tolist()]
+        return col
+    raise ValueError(f"{have} -> {want}")
+
+
 def column_from_values(values: list, kind: str):
     """Database values of one column back to a pandas/NumPy column of ``kind`` (nulls kept)."""
     has_null = any(v is None for v in values)
@@ -359,6 +410,7 @@ def prepare_frame(gdf):
         if c == "geometry":
             continue
         check_col_name(c)
+    check_columns(out)
     out = out.reset_index(drop=True)
     out.attrs["has_z"] = frame_has_z(out)  # refuses a layer that mixes 2D and 3D geometries
     return out
@@ -420,7 +472,24 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
         raise SchemaError("column 'fid' is reserved by the store; rename it")
     for c in out.columns:
         check_col_name(c)
+    check_columns(out)
     return out
+
+
+def check_columns(df: pd.DataFrame) -> None:
+    """Column names that differ only in case (one column to GeoPackage and to SQL), and unsigned
+    integers beyond the signed 64-bit range (stored as int64), are refused."""
+    seen: dict[str, str] = {}
+    for c in df.columns:
+        k = str(c).lower()
+        if k in seen:
+            raise SchemaError(f"columns {seen[k]!r} and {c!r} differ only in case, which the stores cannot keep "
+                              "apart; rename one")
+        seen[k] = c
+    for c in df.columns:
+        if pd.api.types.is_unsigned_integer_dtype(df[c].dtype) and len(df[c]) and int(df[c].max()) >= 2 ** 63:
+            raise SchemaError(f"column {c!r} holds unsigned integers up to {int(df[c].max())}, beyond the 64-bit "
+                              "signed range the stores keep; store them as text or float")
 
 
 def check_col_name(c: Any) -> None:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
-                            check_mode, check_name, check_paging, column_from_values,
+                            cast_for_append, check_mode, check_name, check_paging, column_from_values,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
@@ -378,16 +378,23 @@ class GeoPackageStore(Store):
         gdf = prepare_frame(gdf)
         exists = name in self.list_layers()
         if mode == "append" and exists:
-            have = {c for c, _ in self._columns(name)} - {"fid", self._geom_column(name)}
+            cols = dict(self._columns(name))
+            have = set(cols) - {"fid", self._geom_column(name)}
             new = set(c for c in gdf.columns if c != gdf.geometry.name)
             if not new <= have:
                 raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
             row = self._con.execute("SELECT z FROM gpkg_geometry_columns WHERE table_name = ?", (name,)).fetchone()
             check_append_dims(name, bool(row and row[0] == 1), gdf)
+            gdf = cast_for_append(gdf, {c: _dtype_name(cols[c]) for c in new}, name)
         with self._side_file() as side:
             pyogrio.write_dataframe(gdf, side, layer=name, driver="GPKG",
                                     layer_options={"FID": "fid", "GEOMETRY_NAME": "geom"})
             with self._attached(side) as attached, self._sql_txn(), self._side_reader(side) as src:
+                if (name in self.list_layers()) != exists:  # another writer created or dropped it meanwhile
+                    if mode == "append":
+                        raise StoreError(f"layer {name!r} was {'dropped' if exists else 'created'} by another writer "
+                                         "while this append was prepared; nothing was written: run it again")
+                    exists = not exists
                 if mode == "append" and exists:
                     self._append_side(src, attached, name)
                 else:
@@ -631,25 +638,27 @@ class GeoPackageStore(Store):
         if len(df.columns) == 0:
             raise SchemaError(f"table {name!r} has no columns; nothing to store")
         decls = {c: _sql_decl(df[c]) for c in df.columns}
-        exists = name in self.list_tables()
-        rows = _table_rows(df)
-        with self._sql_txn():
+        with self._sql_txn():  # BEGIN IMMEDIATE: another writer's table is there now, or will not be
+            exists = name in self.list_tables()
             if exists and mode == "append":
-                have = {c for c, _ in self._columns(name)} - {"fid"}
+                cols = dict(self._columns(name))
+                have = set(cols) - {"fid"}
                 if not set(df.columns) <= have:
                     raise SchemaError(f"cannot append to table {name!r}: columns {sorted(set(df.columns) - have)} "
                                        f"are not in it ({sorted(have)})")
+                df = cast_for_append(df, {c: _dtype_name(cols[c]) for c in df.columns}, name)
             else:
                 if exists:
                     self._con.execute(f"DROP TABLE {_qi(name)}")
                     self._con.execute("DELETE FROM gpkg_contents WHERE table_name = ?", (name,))
-                cols = ", ".join(f"{_qi(c)} {d}" for c, d in decls.items())
-                self._con.execute(f"CREATE TABLE {_qi(name)} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {cols})")
+                decl = ", ".join(f"{_qi(c)} {d}" for c, d in decls.items())
+                self._con.execute(f"CREATE TABLE {_qi(name)} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {decl})")
                 self._con.execute(
                     "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) "
                     "VALUES (?, 'attributes', ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
                     (name, name),
                 )
+            rows = _table_rows(df)
             ins = f"INSERT INTO {_qi(name)} ({', '.join(_qi(c) for c in df.columns)}) VALUES ({', '.join('?' * len(df.columns))})"
             self._con.executemany(ins, rows)
         return len(df)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
-                            check_mode, check_name, check_paging, column_from_values,
+                            cast_for_append, check_mode, check_name, check_paging, column_from_values,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
@@ -318,11 +318,14 @@ class PostGISStore(Store):
             # commit does not wait for the WAL flush (a crash can lose this load, never corrupt the table)
             cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
             cur.execute("SET LOCAL synchronous_commit = off")
+            exists = self._lock_name(cur, name, "layer")
             if exists and mode == "append":
-                have = set(self._table_columns(cur, name)) - {"fid", "geom"}
+                types = self._table_columns(cur, name)
+                have = set(types) - {"fid", "geom"}
                 new = set(df.columns) - {"geometry"}
                 if not new <= have:
                     raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
+                df = cast_for_append(df, {c: _pg_dtype_name(t) for c, t in types.items() if c in new}, name)
                 cur.execute("SELECT coord_dimension FROM geometry_columns WHERE f_table_schema = %s AND "
                             "f_table_name = %s AND f_geometry_column = 'geom'", (self.schema, name))
                 row = cur.fetchone()
@@ -336,6 +339,16 @@ class PostGISStore(Store):
                 self._finish_table(cur, name, geometry=True)
             self._register_layer(cur, name, gtype)
         return len(df)
+
+    def _lock_name(self, cur, name: str, kind: str) -> bool:
+        """Serialise writers of ``name`` until this transaction ends, then whether it exists (as ``kind``):
+        two sessions creating the same new layer or table at once then replace one after the other
+        (the second saw a cryptic unique violation on the fid sequence before)."""
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"rongtwin-write:{self.schema}.{name}",))
+        other = self._kind_of(name)
+        if other not in (None, kind):
+            raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another {kind} name")
+        return other == kind
 
     def _register_layer(self, cur, name: str, gtype: str) -> None:
         from psycopg import sql
@@ -658,12 +671,14 @@ class PostGISStore(Store):
         df = prepare_table(df)
         if len(df.columns) == 0:
             raise SchemaError(f"table {name!r} has no columns; nothing to store")
-        exists = other == "table"
         with self.transaction(), self.conn.cursor() as cur:
+            exists = self._lock_name(cur, name, "table")
             if exists and mode == "append":
-                have = set(self._table_columns(cur, name)) - {"fid"}
+                types = self._table_columns(cur, name)
+                have = set(types) - {"fid"}
                 if not set(df.columns) <= have:
                     raise SchemaError(f"cannot append to table {name!r}: columns {sorted(set(df.columns) - have)} are not in it")
+                df = cast_for_append(df, {c: _pg_dtype_name(t) for c, t in types.items() if c in df.columns}, name)
             else:
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))

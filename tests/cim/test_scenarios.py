@@ -185,6 +185,22 @@ def test_scenario_reads_page_and_filter_after_the_edits(twin):
         twin.layer("buildings", scenario="paged", columns=["colour"])
 
 
+def test_raising_ground_keeps_nodata_and_needs_a_finite_delta(twin):
+    # a levee drawn over the edge of the DEM must not turn nodata (-9999) into ground at -9997
+    dem = np.full((20, 20), 500.0, dtype="float32")
+    dem[:, :10] = -9999.0
+    twin.store.write_raster("dem2", Raster(dem, Affine(5, 0, X0, 0, -5, Y0 + 100), "EPSG:4544", nodata=-9999.0, unit="m"))
+    s = twin.scenarios.create("levee2")
+    s.patch_raster("dem2", Window(0, 0, 20, 20), delta=2.0)
+    out = twin.raster("dem2", scenario="levee2").data
+    assert (out[:, :10] == -9999.0).all() and (out[:, 10:] == 502.0).all()
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ScenarioError, match="finite"):
+            s.patch_raster("dem2", Window(0, 0, 2, 2), delta=bad)
+    with pytest.raises(ScenarioError, match="finite"):
+        s.patch_raster("dem2", Window(0, 0, 2, 2), values=np.nan)
+
+
 def test_an_edit_to_a_deleted_scenario_is_refused(twin):
     # the Scenario object outlives its scenario: recording through it must not leave orphaned edits
     # that a new scenario of the same name would inherit

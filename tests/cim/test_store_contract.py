@@ -198,6 +198,64 @@ def test_half_written_layer_leaves_store_as_it_was(store, monkeypatch):
     assert store.list_layers() == ["sensors"]
 
 
+def test_append_casts_to_the_layer_types_or_refuses(store):
+    # binary COPY used to encode appended columns by the new frame's dtype: ints appended to a float
+    # column read back as 1.5e-322 on PostGIS. Values are cast to the column's type, or refused.
+    pt = shapely.Point(X0, Y0)
+    a = gpd.GeoDataFrame({"height_m": [10.5, 20.25], "label": ["x", "y"], "n": [1, 2]}, geometry=[pt, pt],
+                         crs="EPSG:4544")
+    store.write_layer("blds", a)
+    b = gpd.GeoDataFrame({"height_m": [30, 40], "label": [7, 8.0], "n": [3.0, None]}, geometry=[pt, pt], crs="EPSG:4544")
+    store.write_layer("blds", b, mode="append")
+    back = store.read_layer("blds")
+    assert back["height_m"].tolist() == [10.5, 20.25, 30.0, 40.0]
+    assert back["label"].tolist() == ["x", "y", "7", "8"]
+    assert back["n"].tolist()[:3] == [1, 2, 3] and pd.isna(back["n"].iloc[3])
+    for bad in ({"n": [2.5]}, {"height_m": ["tall"]}):
+        c = gpd.GeoDataFrame(bad, geometry=[pt], crs="EPSG:4544")
+        with pytest.raises(SchemaError, match="cannot append"):
+            store.write_layer("blds", c, mode="append")
+    assert len(store.read_layer("blds")) == 4  # nothing of a refused append was kept
+    store.write_table("t", pd.DataFrame({"v": [1.5]}))
+    store.write_table("t", pd.DataFrame({"v": [2]}), mode="append")
+    assert store.read_table("t")["v"].tolist() == [1.5, 2.0]
+    with pytest.raises(SchemaError, match="cannot append"):
+        store.write_table("t", pd.DataFrame({"v": ["x"]}), mode="append")
+
+
+def test_two_writers_creating_one_layer_replace_one_after_the_other(store_target, store):
+    # each writer has its own connection; before, the loser got a raw R-tree or unique-violation error
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(tag):
+        n = 3000
+        g = gpd.GeoDataFrame({"tag": [tag] * n, "v": np.arange(n)},
+                             geometry=shapely.points(np.full(n, X0) + np.arange(n), np.full(n, Y0)), crs="EPSG:4544")
+        s = open_store(store_target)
+        try:
+            s.write_layer("conc", g)
+        finally:
+            s.close()
+        return tag
+
+    with ThreadPoolExecutor(2) as ex:
+        assert sorted(ex.map(write, ["a", "b"])) == ["a", "b"]
+    back = store.read_layer("conc")
+    assert len(back) == 3000 and back["tag"].nunique() == 1 and store.layer_info("conc")["count"] == 3000
+
+
+def test_names_and_columns_the_stores_cannot_keep_are_refused(store):
+    gdf = synthetic_layer("pois", n=3)
+    for name in ("rtree_pois_geom", "gpkg_contents", "sqlite_sequence"):
+        with pytest.raises(SchemaError, match="reserved"):
+            store.write_layer(name, gdf)
+    with pytest.raises(SchemaError, match="differ only in case"):
+        store.write_layer("pois", gdf.assign(Name=gdf["name"]))
+    with pytest.raises(SchemaError, match="64-bit"):
+        store.write_table("big", pd.DataFrame({"u": np.array([2 ** 63 + 5], dtype="uint64")}))
+    assert not store.has_layer("pois") and "big" not in store.list_tables()
+
+
 def test_bad_input_errors(store, tmp_path):
     gdf = synthetic_layer("pois", n=3)
     with pytest.raises(CRSError, match="no CRS"):
