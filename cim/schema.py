@@ -252,24 +252,117 @@ def feature_class(name: str) -> FeatureClass:
         ) from None
 
 
-def _cast(series: pd.Series, f: Field, layer: str) -> pd.Series:
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_BAD = object()  # marks a value that does not convert
+_EXPECT = {
+    "int64": "a whole number",
+    "float64": "a number",
+    "bool": "true or false (true/false, t/f, yes/no, y/n, 1/0 in any case, or null)",
+    "str": "text",
+    "datetime": "a date/time",
+}
+
+
+def _is_null(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and v != v)
+
+
+def _plain(v):
+    """A NumPy scalar as the Python value (for messages: 3.6, not np.float64(3.6))."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _refuse(series: pd.Series, bad, f: Field, layer: str, ids: pd.Series | None, why: str):
+    """Raise a SchemaError naming the field, the first bad value and the feature (position and id) holding it."""
+    pos = np.flatnonzero(np.asarray(bad, dtype=bool))
+    i = int(pos[0])
+    where = f"feature {i + 1} of {len(series)}"
+    if ids is not None and not _is_null(ids.iloc[i]):
+        where += f" ({ids.name} {_plain(ids.iloc[i])!r})"
+    raise SchemaError(
+        f"layer {layer!r}: field {f.name!r} must be {_EXPECT[f.dtype]} ({f.dtype}, {f.unit or 'no unit'}); "
+        f"{len(pos)} value(s) {why}, e.g. {_plain(series.iloc[i])!r} at {where}. "
+        f"Fix the source values or map another field to {f.name!r}."
+    )
+
+
+def _numeric(series: pd.Series, f: Field, layer: str, ids) -> pd.Series:
+    """Numbers as a nullable (Int64 / Float64) column; text that is no number is refused."""
+    num = pd.to_numeric(series, errors="coerce", dtype_backend="numpy_nullable")
+    bad = num.isna().to_numpy() & series.notna().to_numpy()
+    if bad.any():
+        _refuse(series, bad, f, layer, ids, "are not numbers")
+    return num
+
+
+def _to_int(series: pd.Series, f: Field, layer: str, ids) -> pd.Series:
+    """Whole numbers: int64, or nullable Int64 when there are nulls; 3.6 is refused, not truncated."""
+    num = _numeric(series, f, layer, ids)
+    if pd.api.types.is_integer_dtype(num.dtype):
+        return num.astype("Int64" if num.isna().any() else "int64")
+    v = num.to_numpy(dtype="float64", na_value=np.nan)
+    null = np.isnan(v)
+    bad = ~null & ~((v == np.round(v)) & (np.abs(v) < 2.0**63))
+    if bad.any():
+        _refuse(series, bad, f, layer, ids, "are not whole numbers within the 64-bit range (3.6 would be truncated)")
+    ints = np.where(null, 0, v).astype("int64")
+    return pd.Series(pd.arrays.IntegerArray(ints, null) if null.any() else ints, index=series.index)
+
+
+def _bool_value(v):
+    if _is_null(v):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return bool(v) if v in (0, 1) else _BAD
+    if isinstance(v, str):
+        s = v.strip().lower()
+        return True if s in _TRUE else False if s in _FALSE else _BAD
+    return _BAD
+
+
+def _to_bool(series: pd.Series, f: Field, layer: str, ids) -> pd.Series:
+    """Booleans from bools, 0/1 and true/false-like text; nulls stay null (nullable boolean)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("boolean" if series.isna().any() else bool)
+    vals = [_bool_value(v) for v in series]
+    bad = [v is _BAD for v in vals]
+    if any(bad):
+        _refuse(series, bad, f, layer, ids, "are not true/false")
+    out = pd.Series(pd.array(vals, dtype="boolean"), index=series.index)
+    return out if out.isna().any() else out.astype(bool)
+
+
+def _text(v) -> str:
+    """A value as text; whole floats (1001.0, as read from a numeric column with nulls) as integers."""
+    if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _to_str(series: pd.Series) -> pd.Series:
+    return pd.Series([None if _is_null(v) else _text(v) for v in series], index=series.index, dtype=object)
+
+
+def _cast(series: pd.Series, f: Field, layer: str, ids: pd.Series | None = None) -> pd.Series:
+    """Cast a column to its field's dtype; a value that does not fit is a SchemaError naming it and its feature."""
     try:
         if f.dtype == "int64":
-            if series.isna().any():
-                return series.astype("Int64")
-            return series.astype("int64")
+            return _to_int(series, f, layer, ids)
         if f.dtype == "float64":
-            return pd.to_numeric(series, errors="raise").astype("float64")
+            num = _numeric(series, f, layer, ids)
+            return pd.Series(num.to_numpy(dtype="float64", na_value=np.nan), index=series.index)
         if f.dtype == "bool":
-            if series.dtype == object:
-                mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-                return series.map(lambda v: mapping.get(str(v).lower(), v) if v is not None else v).astype(bool)
-            return series.astype(bool)
+            return _to_bool(series, f, layer, ids)
         if f.dtype == "str":
-            return series.astype(object).where(series.notna(), None).map(lambda v: None if v is None else str(v))
+            return _to_str(series)
         if f.dtype == "datetime":
             return pd.to_datetime(series)
     except (ValueError, TypeError) as exc:
+        if isinstance(exc, SchemaError):
+            raise
         bad = series.head(3).tolist()
         raise SchemaError(
             f"layer {layer!r}: field {f.name!r} must be {f.dtype} ({f.unit or 'no unit'}); "
@@ -278,12 +371,23 @@ def _cast(series: pd.Series, f: Field, layer: str) -> pd.Series:
     return series
 
 
+def _null_column(f: Field, index: pd.Index, layer: str) -> pd.Series:
+    """An all-null column of a field's declared type (Int64, boolean, float NaN, ...) so a store creates
+    the declared column type, not text."""
+    return _cast(pd.Series([None] * len(index), index=index, dtype=object), f, layer)
+
+
 def conform(gdf, fc: FeatureClass | str, *, allow_extra: bool = False):
     """Check and cast a GeoDataFrame to a feature class.
 
     Raises :class:`FieldError` for a missing required field or (unless
-    ``allow_extra``) an unknown field. Optional fields that are absent are
-    added as nulls so every layer of a class has the same columns.
+    ``allow_extra``) an unknown field, and :class:`SchemaError` for a value
+    that does not fit its field (text that is no number, 3.6 for a whole number,
+    'maybe' for a boolean), naming the value and its feature. Booleans accept
+    true/false, t/f, yes/no, y/n, 1/0 (any case) and numbers 0/1; nulls stay
+    null (nullable ``Int64`` / ``boolean`` columns). Optional fields that are
+    absent are added as nulls of their declared type so every layer of a class
+    has the same columns, stored with the same types.
     """
     if isinstance(fc, str):
         fc = feature_class(fc)
@@ -301,16 +405,15 @@ def conform(gdf, fc: FeatureClass | str, *, allow_extra: bool = False):
             "Add them or map a source field with field_map={'source': 'target'}."
         )
     out = gdf.copy()
+    ids = out[fc.id_field] if fc.id_field in out.columns else None
     for f in fc.fields:
         if f.name not in out.columns:
-            out[f.name] = pd.Series([None] * len(out), index=out.index, dtype=object)
-            if f.dtype == "float64":
-                out[f.name] = np.nan
+            out[f.name] = _null_column(f, out.index, fc.name)
             continue
         if f.required and out[f.name].isna().any():
             n = int(out[f.name].isna().sum())
             raise FieldError(f"layer {fc.name!r}: required field {f.name!r} has {n} empty value(s); fill them")
-        out[f.name] = _cast(out[f.name], f, fc.name)
+        out[f.name] = _cast(out[f.name], f, fc.name, ids)
         if f.choices:
             vals = set(out[f.name].dropna().unique())
             bad = sorted(str(v) for v in vals - set(f.choices))
@@ -325,11 +428,43 @@ def conform(gdf, fc: FeatureClass | str, *, allow_extra: bool = False):
     return out[ordered + [out.geometry.name]]
 
 
-def field_map_apply(gdf, field_map: Mapping[str, str] | None, keep: Iterable[str] | None = None):
-    """Rename source fields to feature-class fields."""
+def field_map_apply(gdf, field_map: Mapping[str, str] | None, *, drop: Iterable[str] | None = None):
+    """Drop source fields (``drop``), then rename source fields to feature-class fields (``field_map``).
+
+    A rename onto a name the input already uses (and does not rename or drop) is refused, as is
+    mapping two source fields onto one name: either would leave two columns of that name.
+    """
+    drop = list(drop or [])
+    if gdf.geometry.name in drop:
+        raise FieldError(f"drop names the geometry column {gdf.geometry.name!r}; a layer needs its geometry")
+    unknown = [c for c in drop if c not in gdf.columns]
+    if unknown:
+        raise FieldError(f"drop names source field(s) {unknown} that the input lacks; it has {list(gdf.columns)}")
+    gdf = gdf.drop(columns=drop) if drop else gdf
     if not field_map:
         return gdf
     missing = [k for k in field_map if k not in gdf.columns]
     if missing:
         raise FieldError(f"field_map names source field(s) {missing} that the input lacks; it has {list(gdf.columns)}")
+    _check_map_targets(gdf, field_map)
     return gdf.rename(columns=dict(field_map))
+
+
+def _check_map_targets(gdf, field_map: Mapping[str, str]) -> None:
+    """Refuse a field map whose targets collide with each other or with columns the input keeps."""
+    targets: dict[str, str] = {}
+    for src, dst in field_map.items():
+        if dst in targets:
+            raise FieldError(
+                f"field_map maps both {targets[dst]!r} and {src!r} onto {dst!r}; map only one of them to {dst!r} "
+                "(and the other elsewhere, or drop it)"
+            )
+        targets[dst] = src
+    kept = [c for c in gdf.columns if c not in field_map]
+    for dst, src in targets.items():
+        if dst in kept:
+            raise FieldError(
+                f"field_map renames {src!r} to {dst!r}, but the input already has a column {dst!r}; drop the "
+                f"source column {dst!r} (drop=[{dst!r}], --drop {dst}) or map it to another field "
+                f"({dst!r}: 'OTHER', --map {dst}=OTHER)"
+            )

@@ -38,11 +38,40 @@ def read_geotiff(path: str | os.PathLike, *, crs: Any = None, band: int = 1) -> 
     return Raster(data, transform, resolve_crs(src_crs).to_string(), nodata)
 
 
+_F32_MAX = float(np.finfo("float32").max)
+
+
+def _fit_float32(r: Raster) -> Raster:
+    """The raster ready for the float32 grids the twin stores and warps.
+
+    A nodata value float32 cannot hold exactly (ArcGIS's float64 default -1.797e308 would become
+    -inf) is turned into NaN, cells and all, so nodata stays nodata. Other values beyond the
+    float32 range are refused: they would become +-inf.
+    """
+    data, nodata = r.data, r.nodata
+    if nodata is not None and not np.isnan(nodata) and (abs(nodata) > _F32_MAX or float(np.float32(nodata)) != nodata):
+        data = np.where(data == nodata, np.nan, data.astype("float64"))
+        nodata = np.nan
+    if np.issubdtype(data.dtype, np.floating) and data.dtype.itemsize > 4:
+        big = np.isfinite(data) & (np.abs(data) > _F32_MAX)
+        if big.any():
+            row, col = (int(v[0]) for v in np.nonzero(big))
+            raise RasterError(
+                f"{int(big.sum())} cell(s) hold values beyond the float32 range the twin stores rasters in, e.g. "
+                f"{float(data[row, col])!r} at row {row}, col {col}; if they mark missing data, declare that value as "
+                "the file's nodata (gdal_edit.py -a_nodata VALUE file.tif) and import again"
+            )
+    if data is r.data:
+        return r
+    return Raster(data, r.transform, r.crs, nodata, r.unit, dict(r.meta))
+
+
 def reproject_raster(r: Raster, dst_crs: Any, *, resolution: float | None = None, resampling: str = "bilinear") -> Raster:
     """Warp a raster into another CRS (bilinear by default)."""
     from rasterio.enums import Resampling
     from rasterio.warp import calculate_default_transform, reproject
 
+    r = _fit_float32(r)
     dst = resolve_crs(dst_crs)
     src = resolve_crs(r.crs)
     if src.equals(dst):

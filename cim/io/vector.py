@@ -18,12 +18,15 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from cim.crs import resolve_crs, to_twin_crs
-from cim.schema import FEATURE_CLASSES, conform, field_map_apply
-from twin_core.errors import CRSError, ImportFormatError, SchemaError
+import numpy as np
+
+from cim.crs import resolve_crs, to_twin_crs, transformer
+from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
+from twin_core.errors import CRSError, ImportFormatError, SchemaError, TwinWarning
 
 __all__ = ["read_vector", "import_vector", "export_layer", "prepare_layer", "EXPORT_FORMATS"]
 
@@ -51,15 +54,24 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
 
 
 def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: Mapping[str, str] | None = None,
-                  source_crs: Any = None, allow_extra: bool = False):
-    """Map fields, reproject to the twin CRS and conform to the feature class."""
+                  source_crs: Any = None, allow_extra: bool = False, drop: Iterable[str] | None = None):
+    """Drop and map fields, reproject to the twin CRS and conform to the feature class.
+
+    Coordinates that lie outside the area of the source CRS, or that are not finite in the twin
+    CRS, are refused: they mean the source CRS (``source_crs`` / the file's own) is wrong.
+    """
     import shapely
 
-    gdf = field_map_apply(gdf, field_map)
+    gdf = field_map_apply(gdf, field_map, drop=drop)
+    src = gdf
     gdf = to_twin_crs(gdf, twin_crs, source_crs)
     if gdf.geometry.isna().any() or gdf.geometry.is_empty.any():
         n = int((gdf.geometry.isna() | gdf.geometry.is_empty).sum())
         raise SchemaError(f"{n} feature(s) have no geometry; remove them or fix the source")
+    src_crs = src.crs if src.crs is not None else resolve_crs(source_crs)
+    _check_area_of_use(src.total_bounds, src_crs)
+    _check_in_twin_area(src.total_bounds, src_crs, resolve_crs(twin_crs))
+    _check_finite(gdf, src_crs)
     if feature_class is None:
         return gdf
     fc = FEATURE_CLASSES.get(feature_class)
@@ -83,12 +95,15 @@ def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: M
 
 def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_map: Mapping[str, str] | None = None,
                   crs: Any = None, layer: str | int | None = None, name: str | None = None, mode: str = "replace",
-                  allow_extra: bool = False) -> int:
+                  allow_extra: bool = False, drop: Iterable[str] | None = None) -> int:
     """Import a vector file into the store as ``feature_class`` (layer ``name``, default the class name).
 
     The data is reprojected to the store's CRS; a file without a CRS needs
-    ``crs=``. Returns the number of features written. Nothing is written if any
-    step fails.
+    ``crs=``. Source fields named in ``drop`` are left out, then ``field_map``
+    renames source fields to the class's. With ``mode="append"`` features whose
+    id is already in the layer are refused. Data far from the twin's extent is
+    imported with a :class:`TwinWarning`. Returns the number of features
+    written. Nothing is written if any step fails.
     """
     twin_crs = store.crs
     if twin_crs is None:
@@ -97,9 +112,142 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
     fc = feature_class if feature_class in FEATURE_CLASSES else None
     if fc is None and name is None:
         raise SchemaError(f"unknown feature class {feature_class!r}; choose one of {sorted(FEATURE_CLASSES)}")
-    gdf = prepare_layer(gdf, fc, twin_crs, field_map=field_map, source_crs=crs, allow_extra=allow_extra)
+    gdf = prepare_layer(gdf, fc, twin_crs, field_map=field_map, source_crs=crs, allow_extra=allow_extra, drop=drop)
+    target = name or feature_class
+    _warn_if_far(store, target, gdf, replacing=mode == "replace")
     with store.transaction():
-        return store.write_layer(name or feature_class, gdf, mode=mode)
+        if mode == "append" and fc is not None:
+            _check_new_ids(store, target, gdf, FEATURE_CLASSES[fc])
+        return store.write_layer(target, gdf, mode=mode)
+
+
+#: how far (degrees) data may reach beyond its CRS's area of use before it is refused, as in
+#: bim_import.georef: a dataset may run a little past a zone's edge
+_AREA_MARGIN_DEG = 3.0
+#: data further than this (or than the twin's extent is wide) from the extent draws a warning
+_FAR_M = 10_000.0
+
+
+def _fmt_box(b) -> str:
+    return "(" + ", ".join(f"{float(v):.10g}" for v in b) + ")"
+
+
+def _lonlat_box(bounds, crs):
+    """Bounds in lon/lat (the bounds themselves for a geographic CRS); None where they do not transform."""
+    if crs.is_geographic:
+        return tuple(float(v) for v in bounds)
+    try:
+        box = transformer(crs, "EPSG:4326").transform_bounds(*bounds, densify_pts=21)
+    except Exception:  # noqa: BLE001 - pyproj refuses points outside its domain in several ways
+        return None
+    return tuple(box) if np.all(np.isfinite(box)) else None
+
+
+def _check_area_of_use(bounds, crs) -> None:
+    """Refuse data whose bounds lie clearly outside the area where ``crs`` is defined (its area of use,
+    grown by a margin): the coordinates do not belong to that CRS, so the CRS given or in the file is wrong."""
+    aou = crs.area_of_use
+    if aou is None or not np.all(np.isfinite(bounds)):
+        return  # no declared area (a custom CRS), or no coordinates: nothing to compare
+    w, s, e, n = aou.bounds
+    m = _AREA_MARGIN_DEG
+    box = _lonlat_box(bounds, crs)
+    if box is not None:
+        lon_ok = (box[2] >= w - m and box[0] <= e + m) if w <= e else (box[2] >= w - m or box[0] <= e + m)
+        if lon_ok and box[3] >= s - m and box[1] <= n + m:
+            return
+    lonlat = f" (lon/lat {_fmt_box(box)})" if box is not None and not crs.is_geographic else ""
+    raise CRSError(
+        f"the data's bounds {_fmt_box(bounds)}{lonlat} lie outside the area of its CRS {crs.to_string()} "
+        f"({aou.name}: lon {w}..{e}, lat {s}..{n}), so the coordinates are not in that CRS. Check --crs (crs=...) "
+        "or the file's .prj; e.g. coordinates in metres need a projected CRS such as EPSG:4544 or EPSG:32648, "
+        "not a lon/lat one such as EPSG:4490"
+    )
+
+
+def _check_in_twin_area(bounds, src_crs, twin_crs) -> None:
+    """Refuse data valid in its own CRS but outside the area the twin's CRS covers (with the same margin):
+    e.g. British National Grid data given to a Chengdu twin would land ~9,000 km away, distorted."""
+    aou = twin_crs.area_of_use if twin_crs is not None else None
+    box = _lonlat_box(bounds, src_crs) if np.all(np.isfinite(bounds)) else None
+    if aou is None or box is None or not (abs(box[0]) <= 180 and abs(box[2]) <= 180 and abs(box[1]) <= 90
+                                             and abs(box[3]) <= 90):
+        return  # not lon/lat at all: the finite-coordinates check says why
+    w, s, e, n = aou.bounds
+    m = _AREA_MARGIN_DEG
+    lon_ok = (box[2] >= w - m and box[0] <= e + m) if w <= e else (box[2] >= w - m or box[0] <= e + m)
+    if lon_ok and box[3] >= s - m and box[1] <= n + m:
+        return
+    raise CRSError(
+        f"the data lies at lon/lat {_fmt_box(box)} (read in its CRS {src_crs.to_string()}), outside the area the "
+        f"twin's CRS {twin_crs.to_string()} covers ({aou.name}: lon {w}..{e}, lat {s}..{n}); it is not data of "
+        "this city. Check the file, or its CRS (--crs / crs= or the file's .prj)"
+    )
+
+
+def _check_finite(gdf, src_crs) -> None:
+    """Refuse geometries with coordinates that are not finite (inf/NaN) in the twin CRS."""
+    import shapely
+
+    xy, idx = shapely.get_coordinates(gdf.geometry.values, return_index=True)
+    bad = ~np.isfinite(xy).all(axis=1)
+    if not bad.any():
+        return
+    rows = np.unique(idx[bad])
+    raise CRSError(
+        f"{len(rows)} feature(s) have coordinates that are not finite (inf or NaN) in the twin CRS "
+        f"{gdf.crs.to_string()} after reprojection from {src_crs.to_string()}, e.g. feature {rows[0] + 1}; the "
+        "source CRS is probably wrong (check --crs / crs= or the file's .prj), or the data lies outside the area "
+        "the twin CRS covers"
+    )
+
+
+def _twin_extent(store, skip: str | None):
+    """The twin's extent: its metadata, else the union of its layers' bounds (less ``skip``); None if empty."""
+    ext = store.get_meta().get("extent")
+    if ext:
+        return [float(v) for v in ext]
+    boxes = [store.layer_info(n)["bounds"] for n in store.list_layers() if n != skip]
+    boxes = [b for b in boxes if b]
+    if not boxes:
+        return None
+    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+
+
+def _warn_if_far(store, name: str, gdf, *, replacing: bool) -> None:
+    """Warn (:class:`TwinWarning`) when the data lies further from the twin's extent than the extent is wide
+    (at least 10 km): valid coordinates, but probably the wrong area or a wrong source CRS."""
+    ext = _twin_extent(store, name if replacing else None)
+    if ext is None or not len(gdf):
+        return
+    b = gdf.total_bounds
+    dx = max(ext[0] - b[2], b[0] - ext[2], 0.0)
+    dy = max(ext[1] - b[3], b[1] - ext[3], 0.0)
+    gap = float(np.hypot(dx, dy))
+    if gap > max(ext[2] - ext[0], ext[3] - ext[1], _FAR_M):
+        warnings.warn(
+            f"the {len(gdf)} feature(s) for {name!r} lie {gap / 1000:.1f} km from the twin's extent "
+            f"{_fmt_box(ext)} (their bounds: {_fmt_box(b)} in {store.crs}); if they should be inside it, check "
+            "the source CRS (--crs / crs= or the file's .prj)",
+            TwinWarning, stacklevel=3,
+        )
+
+
+def _check_new_ids(store, name: str, gdf, fc: FeatureClass) -> None:
+    """Refuse appending features whose ids (``fc.id_field``) the layer already holds."""
+    if fc.id_field not in gdf.columns or not store.has_layer(name):
+        return
+    if fc.id_field not in store.layer_info(name)["columns"]:
+        return
+    old = store.read_layer(name, columns=[fc.id_field])[fc.id_field].dropna().astype(str)
+    new = gdf[fc.id_field].dropna().astype(str)
+    clash = sorted(set(new) & set(old))
+    if clash:
+        raise SchemaError(
+            f"cannot append to {name!r}: {len(clash)} new feature(s) have a {fc.id_field} the layer already "
+            f"holds, e.g. {clash[:5]}; ids must stay unique. Give them new ids, leave them out of the file, "
+            "or import without --append (mode='replace') to replace the whole layer"
+        )
 
 
 def export_layer(store, name: str, path: str | os.PathLike, *, crs: Any = None, scenario=None) -> Path:

@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         path: str = typer.Argument(..., help="Vector file: GeoJSON, Shapefile, GeoPackage, GeoParquet ..."),
         feature_class: str = typer.Option(..., "--class", "-c", help="Feature class: buildings, road_links, pois ..."),
         field_map: Optional[List[str]] = typer.Option(None, "--map", "-m", help="SOURCE=TARGET field mapping (repeat)."),
+        drop: Optional[List[str]] = typer.Option(None, "--drop", help="Source field to leave out (repeat)."),
         crs: Optional[str] = typer.Option(None, help="CRS of a file that has none, e.g. EPSG:4490."),
         source_layer: Optional[str] = typer.Option(None, "--layer", help="Layer inside a multi-layer file."),
         append: bool = typer.Option(False, help="Append instead of replacing the layer."),
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
         with open_store(target) as store:
             n = import_vector(store, path, feature_class, field_map=_parse_map(field_map), crs=crs,
-                              layer=source_layer, mode="append" if append else "replace")
+                              layer=source_layer, mode="append" if append else "replace", drop=drop)
         emit({"layer": feature_class, "features": n}, as_json, human=f"imported {n} features into {feature_class}")
 
     @app.command("import-raster")
