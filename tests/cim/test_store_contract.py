@@ -253,7 +253,11 @@ def test_names_and_columns_the_stores_cannot_keep_are_refused(store):
         store.write_layer("pois", gdf.assign(Name=gdf["name"]))
     with pytest.raises(SchemaError, match="64-bit"):
         store.write_table("big", pd.DataFrame({"u": np.array([2 ** 63 + 5], dtype="uint64")}))
-    assert not store.has_layer("pois") and "big" not in store.list_tables()
+    with pytest.raises(SchemaError, match="NUL"):  # GeoPackage cut "a\x00b" to "a" silently
+        store.write_layer("pois", gdf.assign(name=["a\x00b", "c", None]))
+    with pytest.raises(SchemaError, match="NUL"):
+        store.write_table("notes", pd.DataFrame({"t": ["x\x00"]}))
+    assert not store.has_layer("pois") and "big" not in store.list_tables() and "notes" not in store.list_tables()
 
 
 def test_bad_input_errors(store, tmp_path):
