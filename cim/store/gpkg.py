@@ -34,7 +34,7 @@ import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
-                            cast_for_append, check_mode, check_name, check_paging, column_from_values,
+                            cast_for_append, check_mode, check_no_nul, check_name, check_paging, column_from_values,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
@@ -376,6 +376,7 @@ class GeoPackageStore(Store):
         if name in self.list_rasters() or name in self.list_tables():
             raise StoreError(f"{name!r} already names a raster or table in {self.uri}; pick another layer name")
         gdf = prepare_frame(gdf)
+        check_no_nul(gdf)
         exists = name in self.list_layers()
         if mode == "append" and exists:
             cols = dict(self._columns(name))
@@ -635,6 +636,7 @@ class GeoPackageStore(Store):
         if name in self.list_layers() or name in self.list_rasters():
             raise StoreError(f"{name!r} already names a layer or raster in {self.uri}; pick another table name")
         df = prepare_table(df)
+        check_no_nul(df)
         if len(df.columns) == 0:
             raise SchemaError(f"table {name!r} has no columns; nothing to store")
         decls = {c: _sql_decl(df[c]) for c in df.columns}

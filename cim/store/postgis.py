@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
+from cim.store.base import (NUL_TEXT, Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
                             cast_for_append, check_mode, check_name, check_paging, column_from_values,
                             normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
@@ -272,6 +272,7 @@ class PostGISStore(Store):
         sequence then set to n once, instead of one ``nextval`` per row on the
         server (8 % of the server's load time).
         """
+        import psycopg
         from psycopg import sql
         from psycopg.copy import QueuedLibpqWriter
 
@@ -289,11 +290,17 @@ class PostGISStore(Store):
         stmt = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(self._q(name), sql.SQL(", ").join(target), opts)
         enc = RowEncoder(cols, np.asarray(df.geometry.values, dtype=object) if geometry else None, self.srid)
         # a writer thread sends while this thread encodes the next chunk (the numba kernel releases the GIL)
-        with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
-            cp.write(HEADER)
-            for i in range(0, len(df), chunk):
-                cp.write(memoryview(enc.encode(i, i + chunk)))
-            cp.write(TRAILER)
+        try:
+            with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
+                cp.write(HEADER)
+                for i in range(0, len(df), chunk):
+                    cp.write(memoryview(enc.encode(i, i + chunk)))
+                cp.write(TRAILER)
+        except psycopg.errors.CharacterNotInRepertoire as exc:  # the server's check for NUL in text
+            if "0x00" not in str(exc):
+                raise
+            col = next((c for c in names if value_kind(df[c]) == "str" and df[c].astype(str).str.contains("\x00", regex=False).any()), "?")
+            raise SchemaError(f"column {col!r} {NUL_TEXT}") from None
         if fresh:  # the next default fid is n + 1 (1 for an empty table)
             cur.execute("SELECT setval(pg_get_serial_sequence(%s, 'fid'), %s, %s)",
                         (self._q(name).as_string(cur), max(len(df), 1), len(df) > 0))
