@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.schema import FEATURE_CLASSES
+from cim.schema import FEATURE_CLASSES, cast_value
 from twin_core.errors import LayerNotFoundError, ScenarioError
 
 __all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE"]
@@ -497,45 +497,10 @@ def _attrs_json(row: pd.Series, geom_col: str | None) -> str:
     return json.dumps(d, default=str)
 
 
+# shapely type id -> family (0 point, 1 line, 2 ring, 3 polygon, 4-6 their multi-part forms); the layer's type name -> family
+_FAMILY_OF_ID = {0: "point", 1: "line", 2: "line", 3: "polygon", 4: "point", 5: "line", 6: "polygon"}
 _GEOM_FAMILY = {"POINT": "point", "MULTIPOINT": "point", "LINESTRING": "line", "MULTILINESTRING": "line",
                 "POLYGON": "polygon", "MULTIPOLYGON": "polygon"}
-
-
-def _cast_value(value: Any, dtype: str):
-    """``value`` as a value of a layer column of ``dtype`` ('int64', 'float64', 'bool', 'str', ...); None for
-    a missing value; raises ValueError when it is not one."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if dtype.startswith("int"):
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError
-            return int(value)
-        return int(value)  # int, or a string of digits
-    if dtype.startswith("float"):
-        if isinstance(value, bool):
-            raise ValueError
-        v = float(value)
-        if not np.isfinite(v):
-            raise ValueError
-        return v
-    if dtype == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.strip().lower() in ("true", "1", "yes")
-        raise ValueError
-    if dtype == "str":
-        if isinstance(value, (dict, list, tuple, set)):
-            raise ValueError
-        return str(value)
-    return value
 
 
 def _typed(layer: str, frame, idf: str, types: dict[str, str], geom_col: str | None):
@@ -553,7 +518,7 @@ def _typed(layer: str, frame, idf: str, types: dict[str, str], geom_col: str | N
         out = []
         for fid, v in zip(frame[idf], frame[c]):
             try:
-                out.append(_cast_value(v, t))
+                out.append(cast_value(v, t))
             except (TypeError, ValueError, OverflowError):
                 kind = {"int64": "an integer", "float64": "a finite number", "bool": "true or false",
                         "str": "a string"}.get(t, f"a {t} value")
@@ -568,19 +533,22 @@ def _check_geometries(layer: str, gdf, idf: str, geometry_type: str | None, *, r
     import shapely
 
     geoms = gdf.geometry.values
+    ids = gdf[idf].to_numpy()
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if required and missing.any():
-        raise ScenarioError(f"new features for {layer!r} need a geometry; {list(gdf[idf][missing])[:5]} have none")
+        raise ScenarioError(f"new features for {layer!r} need a geometry; {list(ids[missing])[:5]} have none")
     want = _GEOM_FAMILY.get((geometry_type or "").upper())
-    for fid, g, miss in zip(gdf[idf], geoms, missing):
-        if miss:
-            continue
-        if want is not None and _GEOM_FAMILY.get(g.geom_type.upper()) != want:
-            raise ScenarioError(f"{layer!r} holds {geometry_type.lower()} geometries; feature {fid!r} is a "
-                                f"{g.geom_type}")
-        if not np.isfinite(shapely.get_coordinates(g)).all():
-            raise ScenarioError(f"feature {fid!r} for {layer!r} has coordinates that are not finite numbers; "
-                                "check its CRS (they must be in the twin's CRS, or lon/lat through the map)")
+    if want is not None:
+        wrong = ~missing & np.array([_FAMILY_OF_ID.get(int(t)) != want for t in shapely.get_type_id(geoms)], dtype=bool)
+        if wrong.any():
+            k = int(np.flatnonzero(wrong)[0])
+            raise ScenarioError(f"{layer!r} holds {geometry_type.lower()} geometries; feature {ids[k]!r} is a "
+                                f"{geoms[k].geom_type}")
+    xy, at = shapely.get_coordinates(geoms, return_index=True)
+    bad = ~np.isfinite(xy).all(axis=1)
+    if bad.any():
+        raise ScenarioError(f"feature {ids[at[bad][0]]!r} for {layer!r} has coordinates that are not finite numbers; "
+                            "check its CRS (they must be in the twin's CRS, or lon/lat through the map)")
 
 
 def _cast_like(series: pd.Series, value: str):

@@ -335,15 +335,43 @@ def _to_bool(series: pd.Series, f: Field, layer: str, ids) -> pd.Series:
     return out if out.isna().any() else out.astype(bool)
 
 
-def _text(v) -> str:
+def as_text(v) -> str:
     """A value as text; whole floats (1001.0, as read from a numeric column with nulls) as integers."""
     if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
         return str(int(v))
     return str(v)
 
 
+def cast_value(value, dtype: str):
+    """One value as a value of a column of ``dtype`` (int64, float64, bool, str; others as given), None for a
+    null, or ValueError where that would change it: 3.6 for an integer, 'tall' or inf for a number, 'maybe'
+    for a boolean (the same rules :func:`conform` applies to whole columns)."""
+    if _is_null(value):
+        return None
+    value = _plain(value)
+    if dtype in ("int64", "float64"):
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is a boolean")
+        v = float(value)  # a number, or text of one
+        if not np.isfinite(v) or (dtype == "int64" and not (v.is_integer() and abs(v) < 2.0**63)):
+            raise ValueError(f"{value!r} is not a {dtype} value")
+        if dtype == "float64":
+            return v
+        return value if isinstance(value, int) else int(v)
+    if dtype == "bool":
+        b = _bool_value(value)
+        if b is _BAD:
+            raise ValueError(f"{value!r} is not true or false")
+        return b
+    if dtype == "str":
+        if isinstance(value, (dict, list, tuple, set)):
+            raise ValueError(f"{value!r} is not text")
+        return as_text(value)
+    return value
+
+
 def _to_str(series: pd.Series) -> pd.Series:
-    return pd.Series([None if _is_null(v) else _text(v) for v in series], index=series.index, dtype=object)
+    return pd.Series([None if _is_null(v) else as_text(v) for v in series], index=series.index, dtype=object)
 
 
 def _cast(series: pd.Series, f: Field, layer: str, ids: pd.Series | None = None) -> pd.Series:

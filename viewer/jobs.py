@@ -119,14 +119,12 @@ RESERVED = ("twin", "scenario", "run", "progress")
 def job_parameters(fn) -> list[str] | None:
     """The parameter names a job may give ``fn``: its own keywords, and those of the functions it passes its
     ``**kwargs`` on to (``fn.forwards_to``); None when it takes any."""
-    names: list[str] = []
-    for f in (fn, *getattr(fn, "forwards_to", ())):
-        ps = inspect.signature(f).parameters.values()
-        if any(p.kind is p.VAR_KEYWORD for p in ps) and f is fn and not getattr(fn, "forwards_to", ()):
-            return None
-        names += [p.name for p in ps if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                  and p.name not in RESERVED and p.name not in names]
-    return names
+    targets = getattr(fn, "forwards_to", ())
+    if not targets and any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+        return None
+    names = [p.name for f in (fn, *targets) for p in inspect.signature(f).parameters.values()
+             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in RESERVED]
+    return list(dict.fromkeys(names))
 
 
 def check_params(engine: str, params: dict, allowed: list[str] | None) -> None:
@@ -170,10 +168,8 @@ class JobManager:
         from cim.results import new_run_id
 
         fn = self.engines.get(engine) or adapter_engine(engine)
-        if hasattr(fn, "check"):
-            fn.check(params)
-        else:
-            check_params(engine, params, None)
+        # adapter engines know their parameters; a registered engine gets the reserved-name check only
+        getattr(fn, "check", lambda p: check_params(engine, p, None))(params)
         if scenario not in self.state.twin.scenarios:
             raise UnknownEngine(f"no scenario {scenario!r} to run {engine} on; scenarios: {['base'] + self.state.twin.scenarios.names()}")
         with self._lock:

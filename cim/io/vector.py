@@ -143,6 +143,14 @@ def _lonlat_box(bounds, crs):
     return tuple(box) if np.all(np.isfinite(box)) else None
 
 
+def _meets_area(box, aou) -> bool:
+    """Whether a lon/lat box meets a CRS's area of use grown by the margin (an area may cross 180 degrees)."""
+    w, s, e, n = aou.bounds
+    m = _AREA_MARGIN_DEG
+    lon_ok = (box[2] >= w - m and box[0] <= e + m) if w <= e else (box[2] >= w - m or box[0] <= e + m)
+    return lon_ok and box[3] >= s - m and box[1] <= n + m
+
+
 def _check_area_of_use(bounds, crs) -> None:
     """Refuse data whose bounds lie clearly outside the area where ``crs`` is defined (its area of use,
     grown by a margin): the coordinates do not belong to that CRS, so the CRS given or in the file is wrong."""
@@ -150,12 +158,9 @@ def _check_area_of_use(bounds, crs) -> None:
     if aou is None or not np.all(np.isfinite(bounds)):
         return  # no declared area (a custom CRS), or no coordinates: nothing to compare
     w, s, e, n = aou.bounds
-    m = _AREA_MARGIN_DEG
     box = _lonlat_box(bounds, crs)
-    if box is not None:
-        lon_ok = (box[2] >= w - m and box[0] <= e + m) if w <= e else (box[2] >= w - m or box[0] <= e + m)
-        if lon_ok and box[3] >= s - m and box[1] <= n + m:
-            return
+    if box is not None and _meets_area(box, aou):
+        return
     lonlat = f" (lon/lat {_fmt_box(box)})" if box is not None and not crs.is_geographic else ""
     raise CRSError(
         f"the data's bounds {_fmt_box(bounds)}{lonlat} lie outside the area of its CRS {crs.to_string()} "
@@ -173,11 +178,9 @@ def _check_in_twin_area(bounds, src_crs, twin_crs) -> None:
     if aou is None or box is None or not (abs(box[0]) <= 180 and abs(box[2]) <= 180 and abs(box[1]) <= 90
                                              and abs(box[3]) <= 90):
         return  # not lon/lat at all: the finite-coordinates check says why
-    w, s, e, n = aou.bounds
-    m = _AREA_MARGIN_DEG
-    lon_ok = (box[2] >= w - m and box[0] <= e + m) if w <= e else (box[2] >= w - m or box[0] <= e + m)
-    if lon_ok and box[3] >= s - m and box[1] <= n + m:
+    if _meets_area(box, aou):
         return
+    w, s, e, n = aou.bounds
     raise CRSError(
         f"the data lies at lon/lat {_fmt_box(box)} (read in its CRS {src_crs.to_string()}), outside the area the "
         f"twin's CRS {twin_crs.to_string()} covers ({aou.name}: lon {w}..{e}, lat {s}..{n}); it is not data of "

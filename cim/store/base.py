@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
+from cim.schema import as_text
 from twin_core.errors import CRSError, LayerNotFoundError, SchemaError
 
 __all__ = ["Store", "check_name", "Where"]
@@ -371,7 +372,7 @@ def _cast_kind(s: pd.Series, notna: np.ndarray, have: str, want: str):
         return arr
     if want == "str" and have in ("int64", "float64", "bool"):
         col = pd.Series([None] * len(s), index=s.index, dtype=object)
-        col[notna] = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in vals.tolist()]
+        col[notna] = [as_text(v) for v in vals.tolist()]
         return col
     raise ValueError(f"{have} -> {want}")
 

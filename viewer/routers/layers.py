@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -49,7 +50,7 @@ def parse_filters(filters: list[str], columns: dict[str, str], layer: str) -> di
                     return i
                 if dtype.startswith("float"):
                     x = float(v)
-                    if x != x or x in (float("inf"), float("-inf")):
+                    if not math.isfinite(x):
                         raise ValueError
                     return x
                 if dtype == "bool":
