@@ -134,6 +134,12 @@ def test_map_onto_an_existing_column_is_refused_and_drop_resolves_it(tmp_path):
     assert res.exit_code == 0, res.output
     with open_store(store_path) as store:
         assert store.read_layer("pois")["name"].tolist() == ["成都避难所"]
+        # --drop of a field the file lacks, or of its geometry: a clear error, the layer untouched
+        with pytest.raises(FieldError, match=r"drop names source field\(s\) \['nope'\] that the input lacks"):
+            import_vector(store, src, "pois", drop=["nope"])
+        with pytest.raises(FieldError, match="geometry"):
+            import_vector(store, src, "pois", drop=["geometry"])
+        assert store.read_layer("pois")["name"].tolist() == ["成都避难所"]
 
 
 # -- coordinates that do not fit the CRS -------------------------------------------------------------
