@@ -571,7 +571,7 @@ class GeoPackageStore(Store):
                 self._merge_side(src, attached)
                 self._con.execute(
                     "INSERT OR REPLACE INTO twin_rasters (name, nodata, unit, meta) VALUES (?, ?, ?, ?)",
-                    (name, None if nodata is None else float(nodata), raster.unit, json.dumps(raster.meta, default=str)),
+                    (name, _nodata_sql(nodata), raster.unit, json.dumps(raster.meta, default=str)),
                 )
 
     def _drop_raster(self, name: str) -> None:
@@ -593,7 +593,8 @@ class GeoPackageStore(Store):
         row = self._exec("SELECT nodata, unit, meta FROM twin_rasters WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None, None, {}
-        return row[0], row[1], json.loads(row[2] or "{}")
+        nodata = float(row[0]) if row[0] is not None else None  # 'nan' is stored as text (see _nodata_sql)
+        return nodata, row[1], json.loads(row[2] or "{}")
 
     def read_raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
         import rasterio
@@ -767,6 +768,14 @@ class GeoPackageStore(Store):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _nodata_sql(nodata) -> float | str | None:
+    """A raster's nodata for ``twin_rasters``: SQLite stores a REAL NaN as NULL, which would
+    read back as "no nodata", so NaN goes in as the text 'nan' (REAL affinity keeps it as text)."""
+    if nodata is None:
+        return None
+    return "nan" if np.isnan(nodata) else float(nodata)
 
 
 def _has_table(con: sqlite3.Connection, name: str) -> bool:

@@ -108,6 +108,24 @@ def test_raster_round_trip_and_windows(store):
     assert store.list_rasters() == []
 
 
+@pytest.mark.parametrize("nodata", [np.nan, None, 0.0])
+def test_raster_nodata_round_trips(store, nodata):
+    # a NaN nodata came back from the GeoPackage as None (SQLite stores a REAL NaN as NULL)
+    data = np.arange(12, dtype="float32").reshape(3, 4)
+    data[1, 1] = np.nan
+    store.write_raster("dem", Raster(data, Affine(5.0, 0, X0, 0, -5.0, Y0), "EPSG:4544", nodata=nodata))
+    back = store.read_raster("dem")
+    if nodata is None:
+        assert back.nodata is None
+    else:
+        assert back.nodata == nodata or (np.isnan(nodata) and np.isnan(back.nodata))
+    info_nodata = store.raster_info("dem")["nodata"]
+    assert (info_nodata is None) == (nodata is None)
+    missing = back.data[1, 1]
+    assert np.isnan(missing) or missing == back.nodata
+    assert back.data[0, 1] == 1.0 and back.data[2, 3] == 11.0
+
+
 def test_bbox_where_paging(store):
     gdf = synthetic_layer("buildings", n=60)
     store.write_layer("buildings", gdf)
