@@ -124,9 +124,14 @@ class CrowdParameters:
                 raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
         if not 0 <= self.sfm_lambda <= 1:
             raise ParameterError(f"sfm_lambda must be in [0, 1], got {self.sfm_lambda}")
-        lo, hi = self.speed_clip
-        if not (0 < lo <= hi):
-            raise ParameterError(f"speed_clip must be (low, high) with 0 < low <= high, got {self.speed_clip}")
+        try:
+            lo, hi = (float(v) for v in self.speed_clip)
+        except (TypeError, ValueError):
+            raise ParameterError(f"speed_clip must be a pair (low, high) of speeds in m/s, got {self.speed_clip!r}") from None
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            raise ParameterError(f"speed_clip must be (low, high) in m/s with 0 < low <= high, both finite, "
+                                 f"got {self.speed_clip}")
+        self.speed_clip = (lo, hi)
         if self.dt > 0.1:
             raise ParameterError(f"dt = {self.dt} s is too coarse for pedestrians; use <= 0.1 s (0.01 s is usual)")
         v = self.floor_field_cell
@@ -134,8 +139,9 @@ class CrowdParameters:
             raise ParameterError(f"floor_field_cell must be a finite number > 0 m or None (automatic), got {v!r}")
         for name in ("record_interval", "density_interval"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ParameterError(f"{name} must be > 0 or None (off), got {v!r}")
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be a finite number of seconds > 0, or None (off), got {v!r}")
 
     def replace(self, **kw) -> "CrowdParameters":
         d = {f.name: getattr(self, f.name) for f in fields(self)}

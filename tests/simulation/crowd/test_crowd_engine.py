@@ -57,6 +57,25 @@ def test_zero_or_negative_speed_is_refused(speed):
         CrowdParameters(speed_mean=speed)
 
 
+@pytest.mark.parametrize("kw, match", [
+    ({"record_interval": float("inf")}, "record_interval must be a finite number of seconds"),
+    ({"density_interval": float("nan")}, "density_interval must be a finite number"),
+    ({"record_interval": "1"}, "record_interval must be a finite number"),
+    ({"density_interval": True}, "density_interval must be a finite number"),
+    ({"speed_clip": (0.5, float("inf"))}, r"speed_clip must be \(low, high\) .* both finite"),
+    ({"speed_clip": (float("nan"), 2.0)}, r"speed_clip must be \(low, high\)"),
+    ({"speed_clip": 1.5}, r"speed_clip must be a pair"),
+    ({"speed_clip": (0.5, 1.0, 2.0)}, r"speed_clip must be a pair"),
+    ({"speed_clip": ("slow", "fast")}, r"speed_clip must be a pair"),
+])
+def test_output_intervals_and_speed_clip_are_checked(kw, match):
+    # record_interval=inf had recorded one frame and no more; speed_clip=(0.5, inf)
+    # let a wide speed spread give agents any speed
+    with pytest.raises(ParameterError, match=match):
+        CrowdParameters(**kw)
+    assert CrowdParameters(speed_clip=[0.6, 1.8]).speed_clip == (0.6, 1.8)
+
+
 def test_bad_parameters_name_the_choices():
     with pytest.raises(ParameterError, match=r"\['csm', 'sfm'\]"):
         CrowdParameters(model="vadere")
