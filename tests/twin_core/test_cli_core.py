@@ -81,6 +81,25 @@ def test_errors_are_one_clear_line(city, tmp_path):
     assert proc.returncode == 2 and "xmin,ymin,xmax,ymax" in proc.stderr
 
 
+def test_warnings_are_one_plain_line(city, tmp_path):
+    # the far-away-data warning came out in Python's format, with the source file, line number
+    # and the code of the line that warned
+    import subprocess
+    import sys
+
+    with Twin.open(city) as t:
+        t.store.set_meta({"extent": [409000.0, 3390000.0, 411000.0, 3392000.0]})
+    src = tmp_path / "cq.geojson"  # Chongqing, ~270 km away
+    gpd.GeoDataFrame({"poi_id": ["cq"], "kind": ["shelter"]}, geometry=[shapely.Point(106.55, 29.56)],
+                     crs="EPSG:4326").to_file(src)
+    proc = subprocess.run([sys.executable, "-m", "twin_core.cli", "import", city, str(src), "--class", "pois"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines[0].startswith("warning: the 1 feature(s) for 'pois' lie "), proc.stderr
+    assert "TwinWarning" not in proc.stderr and ".py:" not in proc.stderr and "warnings.warn" not in proc.stderr
+
+
 def test_twin_facade_runs_engines(small_city_gpkg):
     """The notebook API: one Twin, engines and the BIM import/check through it, results in the store."""
     with Twin.open(small_city_gpkg) as twin:

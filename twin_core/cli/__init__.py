@@ -45,8 +45,20 @@ def _register_all() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``twin`` console script."""
-    from twin_core.errors import TwinError
+    import warnings
 
+    from twin_core.errors import TwinError, TwinWarning
+
+    show = warnings.showwarning
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        # our own warnings are for the user: one plain line, no source file and line
+        if issubclass(category, TwinWarning):
+            typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = _show
     _register_all()
     try:
         app(args=argv, standalone_mode=True)
