@@ -151,6 +151,19 @@ class CrowdParameters:
         return CrowdParameters(**d)
 
 
+def _clear_of_the_wrap(x, y, x0: float, length: float, gap: float) -> np.ndarray:
+    """Mask of the points of a periodic corridor (along x from ``x0``, ``length`` long) that
+    keep ``gap`` from every point near the other end, seen across the wrap; of a pair too
+    close, the point near the far end is dropped."""
+    keep = np.ones(len(x), bool)
+    near_start = np.flatnonzero(x - x0 < gap)
+    for i in np.flatnonzero(x0 + length - x < gap):
+        dx = x[near_start] + length - x[i]
+        if np.any(np.hypot(dx, y[near_start] - y[i]) < gap):
+            keep[i] = False
+    return keep
+
+
 @dataclass
 class Agents:
     """Pedestrians to simulate (positions in metres, one row per agent).
@@ -256,6 +269,9 @@ class Agents:
             gx, gy = gx[ok], gy[ok]
             ok = area.wall_distance(gx, gy) >= radius + 0.01
             gx, gy = gx[ok], gy[ok]
+            if area.periodic:  # neighbours across the wrap must not overlap either
+                ok = _clear_of_the_wrap(gx, gy, *area.period, 2 * radius + 0.01)
+                gx, gy = gx[ok], gy[ok]
             if len(gx) >= n or a <= 2 * radius + 0.0205:
                 break
             a = max(a * 0.97, 2 * radius + 0.02)

@@ -280,6 +280,18 @@ def test_concat_of_groups_with_and_without_speeds_or_radii():
         Agents([1.0], [1.0], speed=[np.nan])
 
 
+@pytest.mark.parametrize("length, rho", [(10.0, 2.0), (10.07, 4.0), (10.42, 5.0), (10.49, 1.0), (12.0, 5.0)])
+def test_placement_in_a_periodic_corridor_does_not_overlap_across_the_wrap(length, rho):
+    # the lattice ignored the wrap: agents near x = L and x = 0 could start overlapping
+    area = WalkableArea(box(0, 0, length, 2), periodic=True)
+    ag = Agents.in_region(area, density=rho, radius=0.2, seed=2)
+    dx = ag.x[:, None] - ag.x[None, :]
+    dx -= length * np.round(dx / length)
+    d = np.hypot(dx, ag.y[:, None] - ag.y[None, :])
+    np.fill_diagonal(d, np.inf)
+    assert len(ag.x) == round(rho * length * 2) and d.min() >= 0.4
+
+
 def test_periodic_wrap_is_no_line_crossing():
     # everybody walks towards +x round a 12 m periodic corridor; the wrap from x ~ 12 to x ~ 0
     # used to count as a crossing of every line, backwards (at ~600 m/s)
