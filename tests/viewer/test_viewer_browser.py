@@ -175,6 +175,55 @@ def test_time_slider_changes_the_flood_layer(page):
     set_layers(page, buildings=True, road_links=True, sensors=True, bim=True, trips=True, crowd=True)
 
 
+def _crowd_on_screen(p: Page):
+    """The crowd layer's agents on side a: [lon, lat] and where the map draws each, and which of them a
+    pick at that pixel finds (from the rendered picking buffer, so only what was really drawn)."""
+    return p.page.evaluate("""() => {
+        const d = window.__twin.decks.a;
+        const layer = d.props.layers.find((l) => l && l.id === 'crowd-a');
+        if (!layer) return null;
+        const vp = d.getViewports()[0];
+        const c = document.getElementById('map-a');
+        return layer.props.data.map((a) => {
+          const [x, y] = vp.project(a.position);
+          const inside = x >= 0 && y >= 0 && x < c.clientWidth && y < c.clientHeight;
+          const o = inside ? d.pickObject({x, y, radius: 2, layerIds: ['crowd-a']}) : null;
+          return {id: a.id, position: a.position, inside, picked: !!(o && o.object)};
+        });
+    }""")
+
+
+def test_crowd_run_shows_its_agents_moving_on_the_map(page):
+    # a crowd run's agents are drawn where they are at the slider's time, and move with it
+    labels = page.page.eval_on_selector_all("#series-select option", "os => os.map((o) => o.textContent)")
+    idx = next(i for i, s in enumerate(labels) if s.lower().startswith("crowd"))
+    page.page.select_option("#series-select", str(idx))
+    page.page.wait_for_function("window.__twin.decks.a.props.layers.some((l) => l && l.id === 'crowd-a')")
+    lo, hi = (float(page.page.eval_on_selector("#time-slider", f"el => el.{k}")) for k in ("min", "max"))
+    assert (lo, hi) == (0.0, 100.0)  # the agents' records: t = 0 ... 100 s
+    page.page.evaluate("""() => {  // zoom onto the agents' start
+        const d = window.__twin.decks.a;
+        const pts = d.props.layers.find((l) => l && l.id === 'crowd-a').props.data;
+        const v = Object.assign({}, d.viewState || d.props.viewState, {longitude: pts[10].position[0],
+                                 latitude: pts[10].position[1], zoom: 18, pitch: 0, bearing: 0});
+        d.setProps({viewState: v});
+    }""")
+    page.settle(1000)
+    start = _crowd_on_screen(page)
+    assert len(start) == 20
+    shown = [a for a in start if a["inside"]]
+    assert len(shown) >= 10 and all(a["picked"] for a in shown), start
+    page.page.eval_on_selector("#time-slider", "el => { el.value = 100; el.dispatchEvent(new Event('input')); }")
+    page.settle(1000)
+    end = _crowd_on_screen(page)
+    moved = [np.hypot(*(np.subtract(b["position"], a["position"]) * [np.cos(np.radians(a["position"][1])), 1]))
+             * 111_320 for a, b in zip(start, end)]
+    assert np.allclose(moved, 50.0, rtol=0.02)  # 0.5 m/s for 100 s, east
+    assert all(a["picked"] for a in end if a["inside"])
+    page.page.eval_on_selector("#time-slider", "el => { el.value = el.min; el.dispatchEvent(new Event('input')); }")
+    page.page.select_option("#series-select", "0")
+
+
 def test_bim_upload_shows_report_and_highlight(page, ifc_path):
     page.page.set_input_files("#bim-file", ifc_path)
     page.page.click("#bim-submit")
