@@ -34,7 +34,7 @@ import pandas as pd
 from cim.raster import Raster
 from twin_core.errors import LayerNotFoundError, SchemaError
 
-__all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref"]
+__all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref", "check_run_id"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}\Z")
 
@@ -45,6 +45,11 @@ def _check(part: str, what: str) -> str:
             f"{what} {part!r} is not valid: use letters, digits, '_', '-', '.' (at most 80, starting with a letter or digit)"
         )
     return part
+
+
+def check_run_id(run: str) -> str:
+    """``run`` if it is a valid run id, else a clear SchemaError (engines check before they run, not when saving)."""
+    return _check(run, "run id")
 
 
 def new_run_id(prefix: str = "run") -> str:

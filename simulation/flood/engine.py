@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time as _time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -14,11 +16,18 @@ import pandas as pd
 from simulation.flood import _kernels as K
 from simulation.flood.forcing import EDGES, BoundaryConditions, Hyetograph, Inflow, RainSeries
 from simulation.flood.params import FloodParameters
-from twin_core.errors import ParameterError, RasterError, SimulationError, StabilityError
+from twin_core.errors import ParameterError, RasterError, SimulationError, StabilityError, TwinWarning
 
 __all__ = ["FloodModel", "FloodResult", "Gauge"]
 
 ProgressCallback = Callable[[float, float], None]
+
+# finite bed elevations must stay well below the WALL of blocked cells (and no real ground is this far off)
+_MAX_ABS_ELEVATION = 1.0e6
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
 @dataclass
@@ -136,15 +145,20 @@ class FloodModel:
         if z.ndim != 2 or min(z.shape) < 1:
             raise RasterError(f"dem must be a 2D array (ny, nx), got shape {z.shape}")
         self.shape = ny, nx = z.shape
-        if np.ndim(cell_size) == 0:
-            dx = dy = float(cell_size)
-        else:
-            dx, dy = (float(v) for v in cell_size)
+        sizes = list(np.ravel(cell_size)) if np.ndim(cell_size) <= 1 else []
+        if len(sizes) not in (1, 2) or not all(_is_number(v) for v in sizes):
+            raise ParameterError(f"cell_size must be a number of metres or a pair (dx, dy), got {cell_size!r}")
+        dx, dy = float(sizes[0]), float(sizes[-1])
         if not (dx > 0 and dy > 0 and math.isfinite(dx) and math.isfinite(dy)):
             raise ParameterError(f"cell_size must be > 0 m, got {cell_size!r}")
         self.dx, self.dy = dx, dy
         self.area = dx * dy
         self.transform = self._as_transform(transform)
+        if self.transform is not None:
+            a, _, _, _, e, _ = self.transform
+            if not (math.isclose(abs(a), dx, rel_tol=1e-9) and math.isclose(abs(e), dy, rel_tol=1e-9)):
+                raise RasterError(f"the transform's cells are {abs(a)} x {abs(e)} m but cell_size is {dx} x {dy} m; "
+                                  "pass the DEM's own transform and cell size")
 
         hole = ~np.isfinite(z)
         if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
@@ -161,6 +175,12 @@ class FloodModel:
             r, c = np.argwhere(bad)[0]
             raise RasterError(f"the DEM has {int(bad.sum())} nodata/NaN cells (first at row {r}, col {c}) that are not blocked; "
                               "fill the holes (e.g. rasterio.fill.fillnodata) or pass them in blocked=")
+        wild = ~hole & ~blk & (np.abs(np.where(hole, 0.0, z)) >= _MAX_ABS_ELEVATION)
+        if wild.any():
+            r, c = np.argwhere(wild)[0]
+            raise RasterError(f"the DEM has {int(wild.sum())} cells with elevations beyond +-{_MAX_ABS_ELEVATION:g} m "
+                              f"(first at row {r}, col {c}: {z[r, c]:g}); that looks like a nodata value: pass it as "
+                              "nodata= and fill or block those cells")
         self.blocked = blk
         self.dem = np.where(blk, np.nan, z)
         self.act = np.ascontiguousarray((~blk).astype(np.uint8))
@@ -188,7 +208,7 @@ class FloodModel:
         self._dummy = np.zeros((1, 1), dtype=dt_)
         if rain is None:
             rain = Hyetograph([0.0, 1.0], [0.0])
-        elif isinstance(rain, (int, float)) and not isinstance(rain, bool):
+        elif _is_number(rain):
             if rain < 0:
                 raise ParameterError(f"rain intensity must be >= 0 mm/h, got {rain}")
             rain = Hyetograph([0.0, 1e300], [float(rain)])
@@ -223,7 +243,11 @@ class FloodModel:
         self.gauges = list(gauges)
         self._gauge_cells = []
         for k, g in enumerate(self.gauges):
-            self._gauge_cells.append(self._cell_of(g.row, g.col, g.x, g.y, f"gauge {g.name!r}"))
+            r, c = self._cell_of(g.row, g.col, g.x, g.y, f"gauge {g.name!r}")
+            if blk[r, c]:
+                warnings.warn(f"gauge {g.name!r} lies in a blocked cell (row {r}, col {c}); it will record no water. "
+                              "Move it to an open cell next to it", TwinWarning, stacklevel=2)
+            self._gauge_cells.append((r, c))
 
         self._event_arrays = [np.asarray(self.rain.events())] + [inf.times for inf in self.inflows] + \
             [ts for _, _, ts, _, _ in self._stage_series]
@@ -268,17 +292,26 @@ class FloodModel:
         if t is None:
             return None
         if hasattr(t, "a") and hasattr(t, "e"):
-            return (float(t.a), float(t.b), float(t.c), float(t.d), float(t.e), float(t.f))
-        vals = tuple(float(v) for v in t)
-        if len(vals) < 6:
-            raise ParameterError("transform must be an affine.Affine or a 6-tuple (a, b, c, d, e, f)")
-        return vals[:6]
+            t = (float(t.a), float(t.b), float(t.c), float(t.d), float(t.e), float(t.f))
+        else:
+            vals = tuple(t)
+            if len(vals) < 6 or not all(_is_number(v) for v in vals[:6]):
+                raise ParameterError("transform must be an affine.Affine or a 6-tuple (a, b, c, d, e, f)")
+            t = tuple(float(v) for v in vals[:6])
+        if not all(math.isfinite(v) for v in t) or t[0] == 0 or t[4] == 0:
+            raise ParameterError(f"transform {t} is not a valid grid transform (finite, with non-zero a and e)")
+        if t[1] != 0 or t[3] != 0:
+            raise ParameterError(f"transform {t} is rotated (b, d != 0); the model grid must be north-up: "
+                                 "warp the DEM to a north-up grid first")
+        return t
 
     def _cell_of(self, row, col, x, y, what: str) -> tuple[int, int]:
         ny, nx = self.shape
         if row is None:
             if self.transform is None:
                 raise ParameterError(f"{what} is given by x/y but the model has no transform; pass transform= or use row/col")
+            if not (_is_number(x) and _is_number(y) and math.isfinite(x) and math.isfinite(y)):
+                raise ParameterError(f"{what} has x={x!r}, y={y!r}; give finite map coordinates (m)")
             a, b, c, d, e, f = self.transform
             col = int(math.floor((x - c) / a))
             row = int(math.floor((y - f) / e))
@@ -326,13 +359,21 @@ class FloodModel:
         self._bc = {}
         self._stage = {}
         self._stage_series = []  # (edge, index array, times, levels)
+        edge_blocked = {"north": self.blocked[0], "south": self.blocked[-1], "west": self.blocked[:, 0],
+                        "east": self.blocked[:, -1]}
         for e in EDGES:
             codes = np.full(lengths[e], code_of[bc.default], dtype=np.int8)
             for spec in bc.specs[e]:
-                idx = np.arange(lengths[e])[spec.cells]
+                try:
+                    idx = np.arange(lengths[e])[spec.cells]
+                except (IndexError, TypeError, ValueError) as exc:
+                    raise ParameterError(f"the {spec.kind!r} boundary on the {e} edge has cells={spec.cells!r}, which do "
+                                         f"not index the {lengths[e]} cells of that edge ({exc}); give a slice, "
+                                         f"indices 0..{lengths[e] - 1} or a bool mask of that length") from None
                 codes[idx] = code_of[spec.kind]
                 if spec.kind in ("stage", "flux"):
                     self._stage_series.append((e, idx, spec.times, spec.levels, spec.kind))
+            codes[edge_blocked[e]] = K.CLOSED  # blocked cells carry no water, whatever their edge says
             self._bc[e] = codes
             self._stage[e] = np.full(lengths[e], np.nan, dtype=self.dtype)
         self._update_stage(0.0)
@@ -418,6 +459,8 @@ class FloodModel:
                     f"the stable time step {dt:.3g} s is below min_dt={p.min_dt} s (depth {self._hmax_now:.3g} m at row {j}, "
                     f"col {i}); check the DEM for pits/spikes, coarsen the grid or lower min_dt")
         else:
+            if not _is_number(dt):
+                raise ParameterError(f"dt must be a positive number of seconds, got {dt!r}")
             dt = float(dt)
             if not dt > 0 or not math.isfinite(dt):
                 raise ParameterError(f"dt must be a positive number of seconds, got {dt}")
@@ -529,10 +572,11 @@ class FloodModel:
 
         ``progress(done_s, total_s)`` is called about every 1 % of the run.
         """
-        if not (isinstance(until, (int, float)) and math.isfinite(until)):
+        if not (_is_number(until) and math.isfinite(until)):
             raise ParameterError(f"until must be a number of seconds, got {until!r}")
         if until < self.time:
             raise ParameterError(f"until={until} s is before the model time {self.time} s")
+        until = float(until)
         self.state_changed()
         t_start, s_start, wall0 = self.time, self.steps, _time.perf_counter()
         total = float(until)

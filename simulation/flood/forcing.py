@@ -7,6 +7,7 @@ seconds from the start of the run.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,10 @@ def _series(times, values, what: str, unit: str) -> tuple[np.ndarray, np.ndarray
     if np.any(np.diff(t) <= 0):
         raise ParameterError(f"{what}: times must increase strictly (seconds from the start)")
     return t, v
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
 
 
 def _interp(t: np.ndarray, v: np.ndarray, at: float) -> float:
@@ -115,6 +120,8 @@ class RainSeries:
         g = np.asarray(grids, dtype=np.float64)
         if g.ndim != 3 or e.size != g.shape[0] + 1:
             raise ParameterError(f"RainSeries needs grids of shape (k, ny, nx) and k+1 edges, got {g.shape} and {e.size} edges")
+        if not np.all(np.isfinite(e)):
+            raise ParameterError("RainSeries edges must be finite numbers (seconds from the start)")
         if np.any(np.diff(e) <= 0):
             raise ParameterError("RainSeries edges must increase strictly (seconds)")
         if not np.all(np.isfinite(g)):
@@ -178,8 +185,8 @@ class StormFormula:
             raise ParameterError(f"storm formula needs A1 > 0, b >= 0 and 0 < n < 1, got A1={self.A1}, b={self.b}, n={self.n}")
 
     def _a_b(self, P: float) -> tuple[float, float]:
-        if not (isinstance(P, (int, float)) and P >= 1.0):
-            raise ParameterError(f"return period must be >= 1 year, got {P!r}")
+        if not (_is_real(P) and P >= 1.0):
+            raise ParameterError(f"return period must be a finite number >= 1 year, got {P!r}")
         return self.A1 * (1.0 + self.C * math.log10(P)), self.b * P ** self.b_exp
 
     def intensity_mm_min(self, P: float, t_min: float) -> float:
@@ -193,9 +200,9 @@ class StormFormula:
 
     def hyetograph(self, P: float, duration_s: float, step_s: float = 300.0, peak_ratio: float = 0.4) -> Hyetograph:
         """Chicago hyetograph in blocks of ``step_s`` seconds (intensities in mm/h)."""
-        if not duration_s > 0 or not step_s > 0:
-            raise ParameterError(f"duration and step must be > 0 s, got {duration_s} and {step_s}")
-        if not 0.0 < peak_ratio < 1.0:
+        if not (_is_real(duration_s) and _is_real(step_s) and duration_s > 0 and step_s > 0):
+            raise ParameterError(f"duration and step must be finite numbers > 0 s, got {duration_s!r} and {step_s!r}")
+        if not (_is_real(peak_ratio) and 0.0 < peak_ratio < 1.0):
             raise ParameterError(f"peak_ratio r must be in (0, 1), got {peak_ratio}; 0.3-0.5 is usual in China")
         a, b = self._a_b(P)
         n = self.n
@@ -211,7 +218,7 @@ class StormFormula:
                 return r * (F(tp / r) - F((tp - tau) / r))
             return r * F(tp / r) + (1.0 - r) * F((tau - tp) / (1.0 - r))
 
-        nb = int(math.ceil(duration_s / step_s - 1e-9))
+        nb = max(int(math.ceil(duration_s / step_s - 1e-9)), 1)
         edges = np.minimum(np.arange(nb + 1) * step_s, duration_s).astype(np.float64)
         c = np.array([cum(e / 60.0) for e in edges])
         depth = np.diff(c)  # mm per block
@@ -247,6 +254,9 @@ class Inflow:
 
     def __post_init__(self) -> None:
         self.times, self.flows = _series(self.times, self.flows, f"inflow {self.name!r}", "m3/s")
+        if np.any(self.flows < 0):
+            raise ParameterError(f"inflow {self.name!r}: flows must be >= 0 m3/s, got a minimum of {self.flows.min()}; "
+                                 "model losses with drainage= or infiltration= instead")
         if (self.row is None) != (self.col is None) or (self.x is None) != (self.y is None) or \
                 (self.row is None) == (self.x is None):
             raise ParameterError(f"inflow {self.name!r}: give either row and col, or x and y")
@@ -271,6 +281,7 @@ class BoundaryConditions:
     edge or some of its cells: ``"closed"``, ``"free"`` (free outflow) or
     ``"stage"`` (a fixed water level time series, m) or ``"flux"`` (an inflow per
     unit width time series, m2/s, into the domain; ``levels`` holds the values).
+    The edge faces of blocked cells stay closed whatever is set here.
 
     Examples
     --------

@@ -102,6 +102,9 @@ class FloodParameters:
                 raise ParameterError(f"{name} must be a finite number, got {v!r}")
             return float(v)
 
+        def count(v) -> bool:  # an int, not a bool
+            return isinstance(v, int) and not isinstance(v, bool)
+
         if not 0.0 < num("theta") <= 1.0:
             raise ParameterError(f"theta must be in (0, 1], got {self.theta}; use 0.7 (de Almeida et al. 2012) to 1.0")
         if not 0.0 < num("alpha") <= 1.0:
@@ -121,13 +124,15 @@ class FloodParameters:
             v = getattr(self, name)
             if v is not None and num(name) <= 0.0:
                 raise ParameterError(f"{name} must be > 0 s or None, got {v}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+        if self.threads is not None and (not count(self.threads) or self.threads < 1):
             raise ParameterError(f"threads must be a positive int or None (automatic), got {self.threads!r}")
-        if not isinstance(self.parallel_min_cells, int) or self.parallel_min_cells < 0:
+        if not count(self.parallel_min_cells) or self.parallel_min_cells < 0:
             raise ParameterError(f"parallel_min_cells must be an int >= 0, got {self.parallel_min_cells!r}")
         if not isinstance(self.skip_dry, bool):
             raise ParameterError(f"skip_dry must be True or False, got {self.skip_dry!r}")
-        if not isinstance(self.repair_sweeps, int) or self.repair_sweeps < 1:
+        if not isinstance(self.track_maxima, bool):
+            raise ParameterError(f"track_maxima must be True or False, got {self.track_maxima!r}")
+        if not count(self.repair_sweeps) or self.repair_sweeps < 1:
             raise ParameterError(f"repair_sweeps must be a positive int, got {self.repair_sweeps!r}")
 
     def replace(self, **changes) -> "FloodParameters":

@@ -151,3 +151,129 @@ def test_adapter_docstring_examples_run():
 
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0 and res.failed == 0
+
+
+# ----------------------------------------------------------------------------- bug hunt: hostile input
+def _tiny_twin(target, dem, manning=None, transform=None, nodata=None):
+    """A twin of just a 'dem' and a 'manning' raster (no layers)."""
+    from affine import Affine
+
+    from cim.raster import Raster
+
+    tr = transform or Affine(5.0, 0, 1000.0, 0, -5.0, 2000.0)
+    dem = np.asarray(dem, dtype="float32")
+    man = np.full(dem.shape, 0.03, "float32") if manning is None else np.asarray(manning, dtype="float32")
+    twin = Twin.create(target, crs="EPSG:4544")
+    twin.store.write_raster("dem", Raster(dem, tr, "EPSG:4544", nodata=nodata))
+    twin.store.write_raster("manning", Raster(man, tr, "EPSG:4544"))
+    return twin
+
+
+def test_run_id_reuse_replaces_the_whole_run_atomically(store_target, monkeypatch):
+    """Saving under a run id used before kept results of the old run beside the new ones, and a save that failed
+    half-way left new rasters next to the old summary. Now the run is replaced in one transaction (both stores)."""
+    with _tiny_twin(store_target, np.zeros((6, 8))) as twin:
+        run_flood(twin, storm="5y", duration="5min", run="r1")
+        twin.save_result("base", "r1", "old_extra", {"left": "over"})
+        old_sum = twin.load_result("base", "r1", "summary")
+        old_max = twin.load_result("base", "r1", "max_depth").data.copy()
+        real = twin.save_result
+
+        def failing(scen, run, name, obj, **kw):
+            if name == "gauges":
+                raise RuntimeError("disk full")
+            return real(scen, run, name, obj, **kw)
+
+        monkeypatch.setattr(twin, "save_result", failing)
+        with pytest.raises(RuntimeError, match="disk full"):
+            run_flood(twin, storm="100y", duration="5min", run="r1")
+        monkeypatch.setattr(twin, "save_result", real)
+        assert twin.load_result("base", "r1", "summary") == old_sum  # the old run, whole
+        np.testing.assert_array_equal(twin.load_result("base", "r1", "max_depth").data, old_max)
+        assert "old_extra" in set(twin.results(run="r1")["name"])
+        fr = run_flood(twin, storm="100y", duration="5min", run="r1")
+        assert set(twin.results(run="r1")["name"]) == NAMES  # old_extra is gone with the old run
+        assert twin.load_result("base", "r1", "summary")["storm"]["return_period_y"] == 100.0
+        assert fr.summary["max_depth_m"] > old_sum["max_depth_m"]
+
+
+def test_bad_run_id_and_threshold_fail_before_the_run(tmp_path, monkeypatch):
+    """A bad run id used to fail only when saving, after the whole simulation (lost); a bad threshold likewise
+    when params were given."""
+    from simulation.flood import FloodModel, FloodParameters
+
+    def no_run(*a, **k):
+        raise AssertionError("the engine ran")
+
+    with _tiny_twin(str(tmp_path / "t.gpkg"), np.zeros((4, 4))) as twin:
+        monkeypatch.setattr(FloodModel, "run", no_run)
+        with pytest.raises(Exception, match="run id 'bad id' is not valid"):
+            run_flood(twin, duration="5min", run="bad id")
+        for bad in (0.0, -1.0, float("nan")):
+            with pytest.raises(ParameterError, match="threshold"):
+                run_flood(twin, duration="5min", run="ok", threshold=bad, params=FloodParameters())
+
+
+def test_cli_threshold_error_names_the_option(small_city_gpkg):
+    r = CliRunner().invoke(get_app(), ["flood", small_city_gpkg, "--threshold", "0", "--quiet"])
+    assert r.exit_code != 0 and isinstance(r.exception, ParameterError)
+    assert "--threshold" in str(r.exception)
+
+
+def test_bad_manning_and_dem_values_are_reported(tmp_path):
+    """Manning nodata or n <= 0 was replaced by 0.03 silently; an all-nodata DEM gave 'every cell is blocked';
+    an undeclared -9999 nodata was taken as a 10 km deep pit without a word."""
+    import warnings
+
+    from twin_core.errors import TwinWarning
+
+    man = np.full((5, 5), 0.03)
+    man[1, 1], man[2, 2] = 0.0, -1.0
+    with _tiny_twin(str(tmp_path / "m.gpkg"), np.zeros((5, 5)), manning=man) as twin:
+        with pytest.warns(TwinWarning, match="2 open cells with nodata or n <= 0"):
+            setup = prepare_flood(twin, duration="5min")
+        assert setup.model.n2[1, 1] == pytest.approx(0.03 ** 2)
+    with _tiny_twin(str(tmp_path / "a.gpkg"), np.full((4, 4), -9999.0), nodata=-9999.0) as twin:
+        with pytest.raises(RasterError, match="no valid cells"):
+            prepare_flood(twin, duration="5min")
+    z = np.zeros((5, 5))
+    z[2, 2] = -9999.0
+    with _tiny_twin(str(tmp_path / "p.gpkg"), z) as twin:
+        with pytest.warns(TwinWarning, match="below -1000 m"):
+            prepare_flood(twin, duration="5min")
+    with _tiny_twin(str(tmp_path / "ok.gpkg"), np.zeros((5, 5))) as twin:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TwinWarning)
+            prepare_flood(twin, duration="5min")  # clean inputs: no warning
+
+
+def test_exposure_samples_every_cell_on_non_square_grids():
+    """Road links were sampled every dx along the line; on 20 x 5 m cells a north-south road skipped three of every
+    four rows (the 3 x 3 neighbourhood covers one), so a flooded one-row strip across it was missed."""
+    import geopandas as gpd
+    from affine import Affine
+
+    class R:
+        max_depth = np.zeros((10, 10))
+        time_of_wetting = np.full((10, 10), np.nan)
+
+    R.max_depth[2, :] = 0.5  # one row of water, y = 35..40 (rows are 5 m)
+    R.time_of_wetting[2, :] = 60.0
+    tr = Affine(20.0, 0, 0.0, 0, -5.0, 50.0)
+    # a north-south road along column 3; samples every 20 m from y = 48 fall in rows 0, 4 and 8
+    roads = gpd.GeoDataFrame({"link_id": ["ns"]}, geometry=[shapely.LineString([(70.0, 48.0), (70.0, 8.0)])])
+    out = exposure_tables(R, tr, {"road_links": roads}, threshold=0.2)
+    assert list(out["road_links"]["link_id"]) == ["ns"]
+    assert out["road_links"]["time_of_arrival_s"].iloc[0] == pytest.approx(60.0)
+
+
+def test_user_hyetograph_longer_than_the_run_warns(tmp_path):
+    """A 3-hour user hyetograph under the default duration ('1h') was cut after an hour without a word, while
+    the summary reported the whole storm's depth."""
+    from simulation.flood import Hyetograph
+    from twin_core.errors import TwinWarning
+
+    rain = Hyetograph([0.0, 3600.0, 10800.0], [10.0, 20.0])
+    with _tiny_twin(str(tmp_path / "h.gpkg"), np.zeros((4, 4))) as twin:
+        with pytest.warns(TwinWarning, match="rain goes on to 10800 s"):
+            run_flood(twin, rain=rain, until="10min", save=False)

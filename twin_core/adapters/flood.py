@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import time
 import warnings
@@ -40,6 +41,8 @@ __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "parse_d
 
 GAUGE_KINDS = ("rain_gauge", "river_level")
 BUILDING_MODES = ("block", "raise", "none")
+_DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
+_LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
 
 _DUR = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 
@@ -157,11 +160,23 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
             dem = dem + _building_heights(bld, shape, tr)
     # cells with no DEM value are out of the model (blocked), with a warning
     holes = ~np.isfinite(dem)
+    if holes.all():
+        raise RasterError(f"the raster 'dem' of scenario {scenario or 'base'!r} has no valid cells (all nodata/NaN); "
+                          "write a DEM with elevations (or fix its nodata value)")
     if holes.any():
         warnings.warn(f"the DEM has {int(holes.sum())} nodata cells; they are treated as blocked (no water). "
                       "Fill them (rasterio.fill.fillnodata) if water should flow there", TwinWarning, stacklevel=2)
         blocked |= holes
-    man = np.where(np.isfinite(man) & (man > 0), man, 0.03)
+    deep = np.isfinite(dem) & (dem < _LOWEST_GROUND_M)
+    if deep.any():
+        warnings.warn(f"the DEM has {int(deep.sum())} cells below {_LOWEST_GROUND_M:g} m (lowest {np.nanmin(dem):g} m), "
+                      "deeper than any ground: if that is a nodata value, declare it as the raster's nodata, or "
+                      "water will pour into those cells", TwinWarning, stacklevel=2)
+    bad_n = ~(np.isfinite(man) & (man > 0)) & ~blocked
+    if bad_n.any():
+        warnings.warn(f"the 'manning' raster has {int(bad_n.sum())} open cells with nodata or n <= 0; they use "
+                      f"n = {_DEFAULT_MANNING} (s/m^(1/3)). Fill the raster if that is wrong", TwinWarning, stacklevel=2)
+    man = np.where(np.isfinite(man) & (man > 0), man, _DEFAULT_MANNING)
 
     dur = parse_duration(duration)
     if rain is None:
@@ -242,7 +257,7 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15) ->
         raise ParameterError(f"threshold must be > 0 m, got {threshold}")
     dmax = _neighbourhood(result.max_depth, "max")
     tarr = _neighbourhood(result.time_of_wetting, "min")
-    step = abs(float(transform.a))
+    step = min(abs(float(transform.a)), abs(float(transform.e)))  # the shorter cell side: every cell on the line
     out = {}
     specs = {"buildings": "building_id", "road_links": "link_id", "pois": "poi_id"}
     for name, idcol in specs.items():
@@ -300,7 +315,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     from cim.scenario import BASE
     from simulation.flood import FloodParameters
 
-    from cim.results import new_run_id
+    from cim.results import check_run_id, delete_results, new_run_id
 
     scen = scenario or BASE
     if scenario is not None and scenario != BASE and scenario not in twin.scenarios.names():
@@ -309,12 +324,24 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         raise ScenarioError(f"scenario {scenario!r} does not exist; create it with `twin scenario create` "
                             f"(existing: {twin.scenarios.names()})")
     run = run or new_run_id("flood")
+    if save:  # a bad id would otherwise fail only when saving, after the whole run
+        check_run_id(run)
+    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and math.isfinite(threshold)
+            and threshold > 0):
+        raise ParameterError(f"threshold (the depth above which a feature counts as flooded) must be > 0 m, "
+                             f"got {threshold!r}; 0.15 m is usual")
     dur = parse_duration(duration)
     t_end = parse_duration(until) if until is not None else dur
     p = params or FloodParameters(snapshot_interval=parse_duration(snapshot_interval), gauge_interval=60.0,
                                   wet_threshold=threshold)
     wall0 = time.perf_counter()
     setup = prepare_flood(twin, scenario, storm=storm, duration=dur, params=p, **prepare_kw)
+    user_rain = prepare_kw.get("rain")
+    if user_rain is not None:
+        wet_edges = user_rain.edges[1:][user_rain.intensity > 0]
+        if wet_edges.size and t_end < wet_edges[-1]:
+            warnings.warn(f"the run stops at {t_end:g} s but the rain goes on to {wet_edges[-1]:g} s; pass until= "
+                          "(or duration=) to simulate all of it", TwinWarning, stacklevel=2)
     res = setup.model.run(t_end, progress=progress)
     layers = {}
     for name in ("buildings", "road_links", "pois"):
@@ -342,20 +369,24 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
                           unit=unit)
 
         meta = {"engine": "simulation.flood", "storm": setup.storm}
-        twin.save_result(scen, run, "max_depth", raster(res.max_depth, "m"), meta=meta)
-        twin.save_result(scen, run, "max_velocity", raster(res.max_velocity, "m/s"), meta=meta)
-        twin.save_result(scen, run, "hazard", raster(res.hazard, "m2/s"), meta=meta)
-        twin.save_result(scen, run, "time_of_arrival", raster(res.time_of_wetting, "s"), meta=meta)
-        twin.save_result(scen, run, "depth_snapshots", res.snapshots,
-                         meta={**meta, "snapshot_times_s": [float(t) for t in res.snapshot_times],
-                               "transform": list(setup.transform)[:6], "crs": crs})
-        g = res.gauges.merge(setup.gauges, left_on="gauge", right_on="sensor_id", how="left").drop(columns=["gauge"])
-        twin.save_result(scen, run, "gauges", g, meta=meta)
-        twin.save_result(scen, run, "mass_balance", res.mass_balance, meta=meta)
-        for name, df in expo.items():
-            twin.save_result(scen, run, f"exposure_{name}", df, meta={**meta, "threshold_m": threshold})
-        summary["save_wall_s"] = time.perf_counter() - t_save
-        twin.save_result(scen, run, "summary", summary)
+        # one transaction: a run id used again is replaced as a whole (no results of the old run left beside the
+        # new ones), and a save that fails half-way keeps the old run as it was
+        with twin.store.transaction():
+            delete_results(twin.store, scen, run)
+            twin.save_result(scen, run, "max_depth", raster(res.max_depth, "m"), meta=meta)
+            twin.save_result(scen, run, "max_velocity", raster(res.max_velocity, "m/s"), meta=meta)
+            twin.save_result(scen, run, "hazard", raster(res.hazard, "m2/s"), meta=meta)
+            twin.save_result(scen, run, "time_of_arrival", raster(res.time_of_wetting, "s"), meta=meta)
+            twin.save_result(scen, run, "depth_snapshots", res.snapshots,
+                             meta={**meta, "snapshot_times_s": [float(t) for t in res.snapshot_times],
+                                   "transform": list(setup.transform)[:6], "crs": crs})
+            g = res.gauges.merge(setup.gauges, left_on="gauge", right_on="sensor_id", how="left").drop(columns=["gauge"])
+            twin.save_result(scen, run, "gauges", g, meta=meta)
+            twin.save_result(scen, run, "mass_balance", res.mass_balance, meta=meta)
+            for name, df in expo.items():
+                twin.save_result(scen, run, f"exposure_{name}", df, meta={**meta, "threshold_m": threshold})
+            summary["save_wall_s"] = time.perf_counter() - t_save
+            twin.save_result(scen, run, "summary", summary)
     summary["total_wall_s"] = time.perf_counter() - wall0
     return FloodRun(scenario=scen, run=run, result=res, exposure=expo, summary=summary, setup=setup)
 

@@ -33,8 +33,11 @@ def register(app: typer.Typer) -> None:
         from simulation.flood import FloodParameters
         from twin_core.adapters.flood import parse_duration, run_flood
         from twin_core.progress import progress_bar
+        from twin_core.errors import ParameterError
         from twin_core.twin import Twin
 
+        if not threshold > 0:  # before FloodParameters, whose message would name wet_threshold
+            raise ParameterError(f"--threshold must be > 0 m, got {threshold}; 0.15 m is usual")
         dur = parse_duration(duration)
         t_end = parse_duration(until) if until else dur
         params = FloodParameters(dtype=dtype, snapshot_interval=min(600.0, t_end), gauge_interval=60.0,

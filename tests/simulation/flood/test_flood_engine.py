@@ -416,3 +416,85 @@ def test_bad_parameters_and_boundaries():
         FloodModel(_bowl(), 0.0)
     with pytest.raises(ParameterError, match="until"):
         FloodModel(_bowl(), 5.0).run(float("nan"))
+
+
+# ----------------------------------------------------------------------------- bug hunt: hostile input
+def test_flux_boundary_does_not_pour_into_blocked_edge_cells():
+    """A 'flux' edge along blocked cells used to put its water into them (WALL bed): a blow-up. Now those faces are
+    closed, and exactly q * width * t enters through the open cells (volume by hand)."""
+    blk = np.zeros((6, 6), dtype=bool)
+    blk[:3, 0] = True  # three blocked cells on the west edge
+    bc = BoundaryConditions().set("west", "flux", times=[0.0, 100.0], levels=[0.1, 0.1])
+    m = FloodModel(np.zeros((6, 6)), 5.0, blocked=blk, boundaries=bc, params=P)
+    m.run(100.0)
+    mb = m.mass_balance()
+    assert mb["boundary_in"] == pytest.approx(0.1 * 5.0 * 3 * 100.0, rel=1e-12)  # 3 open edge cells
+    assert abs(mb["relative_error"]) < 1e-12
+    assert np.all(m.h[blk] == 0.0)
+
+
+def test_rotated_or_mismatched_transform_is_refused():
+    """x/y inflows used to be placed with a, c, e, f only: a rotated transform put them in the wrong cell silently."""
+    q = ([0.0, 60.0], [1.0, 1.0])
+    with pytest.raises(ParameterError, match="rotated"):
+        FloodModel(_bowl(), 5.0, transform=(5.0, 1.0, 0.0, 1.0, -5.0, 60.0), inflows=[Inflow(*q, x=6.0, y=50.0)])
+    with pytest.raises(RasterError, match="cell_size"):
+        FloodModel(_bowl(), 5.0, transform=(10.0, 0.0, 0.0, 0.0, -10.0, 60.0), inflows=[Inflow(*q, x=25.0, y=5.0)])
+    m = FloodModel(_bowl(), (5.0, 2.5), transform=(5.0, 0.0, 0.0, 0.0, -2.5, 30.0), inflows=[Inflow(*q, x=26.0, y=24.0)])
+    assert m._inflow_cells == [(2, 5)]
+
+
+def test_bad_coordinates_sizes_and_numbers_get_clear_errors():
+    with pytest.raises(ParameterError, match="finite map coordinates"):
+        FloodModel(_bowl(), 5.0, transform=(5.0, 0, 0.0, 0, -5.0, 60.0), inflows=[Inflow([0, 1], [1, 1], x=np.nan, y=1.0)])
+    with pytest.raises(ParameterError, match="cell_size must be a number"):
+        FloodModel(_bowl(), (5.0, 5.0, 5.0))
+    with pytest.raises(ParameterError, match="cell_size must be a number"):
+        FloodModel(_bowl(), "5")
+    with pytest.raises(ParameterError, match="do not index"):
+        FloodModel(_bowl(), 5.0, boundaries=BoundaryConditions().set("west", "free", cells=[40]))
+    with pytest.raises(ParameterError, match="dt must be"):
+        FloodModel(_bowl(), 5.0, params=P).step("1")
+    with pytest.raises(ParameterError, match="until"):
+        FloodModel(_bowl(), 5.0, params=P).run(True)
+    # numpy numbers are numbers: run(np.int64), a constant rain as np.float32
+    m = FloodModel(np.zeros((4, 4)), 5.0, rain=np.float32(36.0), params=P)
+    assert m.run(np.int64(100)).sim_time == 100.0
+    assert m.mass_balance()["rain"] == pytest.approx(36.0 / 3.6e6 * 100.0 * 16 * 25.0, rel=1e-12)
+
+
+def test_undeclared_nodata_elevation_is_refused():
+    z = _bowl()
+    z[3, 4] = -3.4028235e38  # GDAL's float32 nodata without the nodata tag: a bottomless pit
+    with pytest.raises(RasterError, match="looks like a nodata value"):
+        FloodModel(z, 5.0)
+    FloodModel(z, 5.0, nodata=float(np.float64(-3.4028235e38)), blocked=z < -1e30)  # declared and blocked: fine
+
+
+def test_negative_inflow_is_refused_before_the_run():
+    with pytest.raises(ParameterError, match="flows must be >= 0"):
+        Inflow([0.0, 600.0, 3600.0], [1.0, 1.0, -1.0], row=1, col=1)
+
+
+def test_forcing_rejects_non_finite_values():
+    with pytest.raises(ParameterError, match="return period"):
+        CHENGDU_STORM.hyetograph(float("inf"), 3600.0)
+    with pytest.raises(ParameterError, match="finite numbers > 0 s"):
+        CHENGDU_STORM.hyetograph(50, float("inf"))
+    with pytest.raises(ParameterError, match="peak_ratio"):
+        CHENGDU_STORM.hyetograph(50, 3600.0, peak_ratio="0.4")
+    with pytest.raises(ParameterError, match="edges must be finite"):
+        RainSeries([0.0, np.nan], np.zeros((1, 3, 3)))
+    for name, bad in (("track_maxima", "no"), ("threads", True), ("repair_sweeps", True)):
+        with pytest.raises(ParameterError, match=name):
+            FloodParameters(**{name: bad})
+
+
+def test_gauge_in_a_blocked_cell_warns():
+    """A gauge on a blocked cell (a sensor on a roof) recorded 0 m forever without a word."""
+    from twin_core.errors import TwinWarning
+
+    blk = np.zeros((12, 15), dtype=bool)
+    blk[4, 5] = True
+    with pytest.warns(TwinWarning, match="gauge 'roof' lies in a blocked cell"):
+        FloodModel(_bowl(), 5.0, blocked=blk, gauges=[Gauge("roof", row=4, col=5)])
