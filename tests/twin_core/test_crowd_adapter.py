@@ -252,3 +252,18 @@ def test_cli_crowd_density_not_finite(small_city_gpkg):
         res = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--density", bad, "--quiet"])
         assert res.exit_code != 0 and isinstance(res.exception, ParameterError), res.output
         assert "--density must be a finite number" in str(res.exception)
+
+
+def test_bad_run_id_fails_before_the_run(twin, monkeypatch):
+    # the id was checked only when saving, after the whole simulation had run
+    from simulation.crowd import CrowdSimulation
+    from twin_core.adapters.crowd import run_crowd
+    from twin_core.errors import SchemaError
+
+    def no_run(*a, **k):
+        raise AssertionError("the simulation ran")
+
+    monkeypatch.setattr(CrowdSimulation, "run", no_run)
+    with pytest.raises(SchemaError, match=r"run id 'my run/1' is not valid"):
+        run_crowd(twin, area="A001", agents=20, run="my run/1")
+    assert twin.results(run="my run/1").empty

@@ -196,9 +196,12 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     area; everybody passes ``route`` (waypoint names, default: every waypoint
     of the area in its order) before heading for an exit.
     """
+    from cim.results import check_run_id
     from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
 
     scen = scenario or "base"
+    if save and run is not None:  # a bad id would otherwise fail only when saving, after the whole run
+        check_run_id(run)
     if walkable is None:
         if area is None:
             raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea)")
