@@ -59,6 +59,9 @@ class Raster:
             raise RasterError("rotated rasters are not supported; warp to a north-up grid first")
         if self.transform.e >= 0:
             raise RasterError("raster transform must be north-up (negative y resolution)")
+        if self.transform.a <= 0:
+            raise RasterError("raster transform must run west to east (positive x resolution), got a = "
+                              f"{self.transform.a}; flip the columns (data[:, ::-1]) and the transform")
 
     @property
     def shape(self) -> tuple[int, int]:

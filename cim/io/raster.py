@@ -35,7 +35,26 @@ def read_geotiff(path: str | os.PathLike, *, crs: Any = None, band: int = 1) -> 
         if crs is None:
             raise CRSError(f"{p.name} has no CRS: name it with crs='EPSG:4544' (or the grid's real CRS)")
         src_crs = resolve_crs(crs)
+    if transform.b != 0 or transform.d != 0:
+        raise RasterError(f"{p.name} is a rotated grid; warp it to a north-up grid first "
+                          "(gdalwarp -t_srs EPSG:4544 in.tif out.tif) and import that")
+    data, transform = _north_up(data, transform)
     return Raster(data, transform, resolve_crs(src_crs).to_string(), nodata)
+
+
+def _north_up(data: np.ndarray, transform):
+    """The same grid stored north-up, west to east (south-up files, e.g. from netCDF, have e > 0)."""
+    from affine import Affine
+
+    rows, cols = data.shape
+    a, _, c, _, e, f = transform[:6]
+    if a == 0 or e == 0:
+        raise RasterError(f"the raster's transform has a zero cell size ({transform}); the file's georeference is broken")
+    if e > 0:
+        data, f, e = data[::-1], f + rows * e, -e
+    if a < 0:
+        data, c, a = data[:, ::-1], c + cols * a, -a
+    return np.ascontiguousarray(data), Affine(a, 0.0, c, 0.0, e, f)
 
 
 _F32_MAX = float(np.finfo("float32").max)

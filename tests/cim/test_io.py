@@ -14,7 +14,7 @@ import geopandas as gpd
 from cim.io.raster import export_raster, import_raster, read_geotiff
 from cim.io.vector import export_layer, import_vector
 from cim.raster import Raster
-from twin_core.errors import CRSError, FieldError, ImportFormatError, SchemaError
+from twin_core.errors import CRSError, FieldError, ImportFormatError, RasterError, SchemaError
 
 LON, LAT = 104.0665, 30.6574  # Tianfu Square
 
@@ -109,6 +109,44 @@ def test_geotiff_import_export(store, tmp_path):
     warped = import_raster(store, utm, "dem_utm")
     assert warped.crs == "EPSG:4544"
     assert np.nanmax(np.where(warped.data == -9999, np.nan, warped.data)) <= 510.01
+
+
+def _write_tif(path, data, transform, crs="EPSG:4544"):
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                       dtype="float32", crs=crs, transform=transform) as ds:
+        ds.write(data.astype("float32"), 1)
+
+
+@pytest.mark.parametrize("flip_rows, flip_cols", [(True, False), (False, True), (True, True)])
+def test_south_up_or_east_to_west_geotiff_imports_as_the_same_grid(store, tmp_path, flip_rows, flip_cols):
+    # a south-up file (e > 0, as netCDF-derived grids often are) was refused ("must be north-up");
+    # an east-to-west one crashed the GeoPackage write with a raw TypeError
+    data = np.arange(12, dtype="float32").reshape(3, 4) + 500
+    north_up = Affine(5, 0, 410000, 0, -5, 3396000)
+    d, (a, c), (e, f) = data, (5.0, 410000.0), (-5.0, 3396000.0)
+    if flip_rows:
+        d, e, f = d[::-1], 5.0, 3396000.0 - 15
+    if flip_cols:
+        d, a, c = d[:, ::-1], -5.0, 410000.0 + 20
+    _write_tif(tmp_path / "odd.tif", d, Affine(a, 0, c, 0, e, f))
+    r = import_raster(store, tmp_path / "odd.tif", "dem")
+    assert tuple(r.transform) == tuple(north_up)
+    back = store.read_raster("dem")
+    np.testing.assert_array_equal(back.data, data)
+    assert tuple(back.transform) == tuple(north_up)
+
+
+def test_raster_transform_must_run_west_to_east_and_north_up():
+    with pytest.raises(RasterError, match="west to east"):
+        Raster(np.zeros((2, 2)), Affine(-5, 0, 410000, 0, -5, 3396000), "EPSG:4544")
+    with pytest.raises(RasterError, match="north-up"):
+        Raster(np.zeros((2, 2)), Affine(5, 0, 410000, 0, 5, 3396000), "EPSG:4544")
+
+
+def test_rotated_geotiff_is_refused_with_what_to_do(tmp_path):
+    _write_tif(tmp_path / "rot.tif", np.zeros((3, 3)), Affine(5, 1, 410000, 1, -5, 3396000))
+    with pytest.raises(RasterError, match="rotated grid; warp it to a north-up grid first"):
+        read_geotiff(tmp_path / "rot.tif")
 
 
 def test_geotiff_bad_inputs(store, tmp_path):
