@@ -9,13 +9,14 @@ coefficients follow AequilibraE's formulation of that paper.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import NetworkError, ParameterError
+from twin_core.errors import NetworkError, ParameterError, TwinWarning
 
 from . import _kernels as K
 from .network import Demand, Network
@@ -88,6 +89,17 @@ class _Problem:
         return K.bpr_cost(n.fft, n.b, n.power, self.cap, flow, n.toll, out)
 
 
+def _skim_rows(p: _Problem, cost: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Shortest-path costs at ``cost`` from the zones at positions ``rows`` to every zone (inf: no path)."""
+    nz = len(p.zone_nodes)
+    out = np.empty((len(rows), nz))
+    for k in range(0, len(rows), 64):  # in batches: the kernel needs an (origins, links) scratch array
+        r = rows[k:k + 64]
+        K.all_or_nothing(p.zone_nodes[r], p.zone_nodes, np.zeros((len(r), nz)), p.indptr, p.heads, p.link_of,
+                         p.tails, cost, p.first_thru, p.net.n_nodes, np.zeros((len(r), p.net.n_links)), out[k:k + 64])
+    return out
+
+
 def shortest_path_skims(net: Network, demand: Demand) -> np.ndarray:
     """Free-flow shortest-path costs (n_zones, n_zones); inf where unreachable."""
     p = _Problem(net, Demand(demand.zone_ids, np.ones_like(demand.matrix)))
@@ -106,7 +118,10 @@ def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1
     method : {"fw", "cfw", "bfw"}
         Frank-Wolfe, conjugate FW, bi-conjugate FW.
     rgap : float
-        Stop at relative gap (TSTT - SPTT) / TSTT <= rgap.
+        Stop at relative gap (TSTT - SPTT) / TSTT <= rgap, in (0, 1).
+    max_iter : int
+        Stop after this many iterations; a run that stops there has
+        ``converged`` False and warns (:class:`~twin_core.errors.TwinWarning`).
     on_disconnected : {"raise", "drop"}
         OD pairs with demand and no path: raise :class:`NetworkError`
         listing them, or drop them with the list in ``result.disconnected``.
@@ -127,8 +142,10 @@ def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1
         raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
     if on_disconnected not in ("raise", "drop"):
         raise ParameterError(f"on_disconnected must be 'raise' or 'drop', got {on_disconnected!r}")
-    if not (rgap > 0):
-        raise ParameterError(f"rgap must be > 0, got {rgap}")
+    if not (0 < rgap < 1):
+        raise ParameterError(f"rgap must be in (0, 1), got {rgap} (a relative gap of 1e-4 is a usual target)")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ParameterError(f"max_iter must be a whole number >= 1, got {max_iter!r}")
     t0 = time.perf_counter()
     p = _Problem(net, demand)
     nl = net.n_links
@@ -217,9 +234,16 @@ def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1
         s_prev2 = s_prev
         s_prev = s
         tau_prev = tau
+    if not converged:
+        warnings.warn(f"assignment stopped at max_iter={max_iter} with relative gap {rg:.3g} > rgap={rgap:g}: "
+                      "the flows are not at equilibrium; raise max_iter or loosen rgap "
+                      "(result.converged is False)", TwinWarning, stacklevel=2)
     p.cost(x, cost)
     skim = np.full((len(demand.zone_ids), len(demand.zone_ids)), np.inf)
     skim[p.orig_rows] = p.skim
+    rest = np.setdiff1d(np.arange(len(demand.zone_ids)), p.orig_rows)
+    if len(rest):  # zones without trips of their own still get their row of the skim at the final costs
+        skim[rest] = _skim_rows(p, cost, rest)
     ff = np.where(p.closed, np.inf, net.fft)
     vc = np.where(net.capacity > 0, x / np.where(net.capacity > 0, net.capacity, 1.0), np.nan)
     links = pd.DataFrame({"link_id": net.link_ids, "from_node": net.node_ids[net.tails],

@@ -7,13 +7,14 @@ TNTP format: github.com/bstabler/TransportationNetworks (metadata lines
 from __future__ import annotations
 
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import ImportFormatError
+from twin_core.errors import ImportFormatError, TwinWarning
 
 from .network import Demand, Network
 
@@ -31,6 +32,16 @@ def _meta(lines: list[str]) -> tuple[dict[str, str], int]:
     raise ImportFormatError("no <END OF METADATA> line: this is not a TNTP file")
 
 
+def _meta_int(meta: dict[str, str], key: str, path: Path) -> int | None:
+    """Integer metadata value ``<KEY>``, None when absent; a garbled value is an :class:`ImportFormatError`."""
+    if key not in meta:
+        return None
+    try:
+        return int(float(meta[key]))
+    except ValueError:
+        raise ImportFormatError(f"{path.name}: <{key}> must be a whole number, got {meta[key]!r}") from None
+
+
 def read_tntp_net(path) -> tuple[pd.DataFrame, dict]:
     """Links of a TNTP ``*_net.tntp`` file and its metadata.
 
@@ -44,22 +55,31 @@ def read_tntp_net(path) -> tuple[pd.DataFrame, dict]:
     lines = path.read_text().splitlines()
     meta, start = _meta(lines)
     rows = []
-    for line in lines[start:]:
+    for k, line in enumerate(lines[start:], start=start + 1):
         s = line.strip()
         if not s or s.startswith("~"):
             continue
         parts = s.rstrip(";").split()
         if len(parts) < 10:
             raise ImportFormatError(f"{path.name}: a link row needs 10 fields, got {len(parts)}: {s!r}")
-        rows.append([float(v) for v in parts[:10]])
+        try:
+            rows.append([float(v) for v in parts[:10]])
+        except ValueError:
+            raise ImportFormatError(f"{path.name} line {k}: link fields must be numbers, got {s!r}; "
+                                    "fix or drop that row") from None
     if not rows:
         raise ImportFormatError(f"{path.name}: no link rows")
+    declared = _meta_int(meta, "NUMBER OF LINKS", path)
+    if declared is not None and declared != len(rows):
+        raise ImportFormatError(f"{path.name}: <NUMBER OF LINKS> says {declared} but the file has {len(rows)} link "
+                                "rows (truncated or edited file?); restore the file or correct the header")
     a = np.asarray(rows)
     df = pd.DataFrame({"from_node": a[:, 0].astype(np.int64), "to_node": a[:, 1].astype(np.int64),
                        "capacity": a[:, 2], "length": a[:, 3], "free_flow_time": a[:, 4], "b": a[:, 5],
                        "power": a[:, 6], "speed": a[:, 7], "toll": a[:, 8], "link_type": a[:, 9].astype(np.int64)})
-    info = {"n_zones": int(meta.get("NUMBER OF ZONES", 0)), "n_nodes": int(meta.get("NUMBER OF NODES", 0)),
-            "first_thru_node": int(meta.get("FIRST THRU NODE", 1))}
+    info = {"n_zones": _meta_int(meta, "NUMBER OF ZONES", path) or 0,
+            "n_nodes": _meta_int(meta, "NUMBER OF NODES", path) or 0,
+            "first_thru_node": _meta_int(meta, "FIRST THRU NODE", path) or 1}
     return df, info
 
 
@@ -70,17 +90,45 @@ def read_tntp_trips(path) -> Demand:
         raise FileNotFoundError(f"TNTP trips file not found: {path}")
     text = path.read_text()
     meta, start = _meta(text.splitlines())
-    n = int(meta.get("NUMBER OF ZONES", 0))
+    n = _meta_int(meta, "NUMBER OF ZONES", path) or 0
     if n <= 0:
         raise ImportFormatError(f"{path.name}: <NUMBER OF ZONES> missing or 0")
     body = "\n".join(text.splitlines()[start:])
     m = np.zeros((n, n))
     for block in re.split(r"Origin", body)[1:]:
         head, _, rest = block.partition("\n")
-        o = int(head.strip())
-        for d, v in re.findall(r"(\d+)\s*:\s*([0-9.eE+-]+)", rest):
-            m[o - 1, int(d) - 1] = float(v)
+        o = _zone(head.strip(), n, path, "origin")
+        for d, v in re.findall(r"([^\s:;]+)\s*:\s*([^\s:;]+)", rest):
+            try:
+                val = float(v)
+            except ValueError:
+                val = np.nan
+            if not (np.isfinite(val) and val >= 0):
+                raise ImportFormatError(f"{path.name}: trips from zone {o} to {d} are {v!r}; "
+                                        "demand must be a finite number >= 0")
+            m[o - 1, _zone(d, n, path, "destination") - 1] = val
+    total = meta.get("TOTAL OD FLOW")
+    if total is not None:
+        try:
+            declared = float(total)
+        except ValueError:
+            raise ImportFormatError(f"{path.name}: <TOTAL OD FLOW> must be a number, got {total!r}") from None
+        if not np.isclose(m.sum(), declared, rtol=1e-4, atol=1e-6):
+            warnings.warn(f"{path.name}: the trips add up to {m.sum():.6g} but <TOTAL OD FLOW> says {declared:.6g}; "
+                          "the file may be truncated: check it against its source", TwinWarning, stacklevel=2)
     return Demand(np.arange(1, n + 1), m)
+
+
+def _zone(text: str, n: int, path: Path, what: str) -> int:
+    """A TNTP zone number in 1..n (zones are numbered from 1)."""
+    try:
+        z = int(text)
+    except ValueError:
+        raise ImportFormatError(f"{path.name}: {what} zone {text!r} is not a zone number") from None
+    if not 1 <= z <= n:
+        raise ImportFormatError(f"{path.name}: {what} zone {z} is outside 1..{n} (<NUMBER OF ZONES> {n}); "
+                                "fix the row or the header")
+    return z
 
 
 def read_tntp_flow(path) -> pd.DataFrame:
@@ -88,8 +136,18 @@ def read_tntp_flow(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"TNTP flow file not found: {path}")
-    df = pd.read_csv(path, sep=r"\s+", skiprows=1, header=None, names=["from_node", "to_node", "flow", "cost"],
-                     engine="python")
+    try:
+        df = pd.read_csv(path, sep=r"\s+", skiprows=1, header=None, names=["from_node", "to_node", "flow", "cost"],
+                         engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ImportFormatError(f"{path.name} is not a TNTP flow file (From To Volume Cost rows): {e}") from None
+    for c in df.columns:
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.isna().any() or (c in ("flow", "cost") and (v < 0).any()):
+            bad = df.loc[v.isna() | (v < 0), c].head(3).tolist()
+            raise ImportFormatError(f"{path.name}: column {c!r} must hold numbers >= 0, got {bad} "
+                                    f"(rows {np.flatnonzero((v.isna() | (v < 0)).to_numpy())[:5].tolist()})")
+        df[c] = v.astype(np.int64) if c in ("from_node", "to_node") else v.astype(np.float64)
     return df
 
 
@@ -109,6 +167,9 @@ def read_tntp(net_path, trips_path) -> tuple[Network, Demand]:
     """
     links, info = read_tntp_net(net_path)
     demand = read_tntp_trips(trips_path)
+    if info["n_zones"] and info["n_zones"] != len(demand.zone_ids):
+        raise ImportFormatError(f"the net file has {info['n_zones']} zones but the trips file "
+                                f"{len(demand.zone_ids)}: they are not of the same network")
     net = Network.from_links(links, zones=demand.zone_ids, centroids_block_through=info["first_thru_node"] > 1)
     return net, demand
 
@@ -178,6 +239,10 @@ def od_from_routes(vehicles: pd.DataFrame, links: pd.DataFrame, *, start: float 
     v = vehicles[(vehicles["depart"] >= start) & (vehicles["depart"] < end)]
     if len(v) == 0:
         raise ImportFormatError(f"no vehicles depart in [{start}, {end})")
+    empty = [vid for vid, e in zip(v["vehicle_id"], v["edges"]) if len(e) == 0]
+    if empty:
+        raise ImportFormatError(f"{len(empty)} vehicles have an empty route (e.g. {empty[:5]}); "
+                                "give them edges or drop them")
     lk = links.set_index("link_id")
     first = [e[0] for e in v["edges"]]
     last = [e[-1] for e in v["edges"]]

@@ -36,6 +36,7 @@ from numba import njit
 from twin_core.errors import NetworkError, ParameterError
 
 from . import _kernels as K
+from .network import _check_endpoints
 
 __all__ = ["MesoModel", "MesoParameters", "MesoResult", "route_vehicles"]
 
@@ -60,7 +61,8 @@ class MesoParameters:
     def __post_init__(self):
         for name in ("dt", "jam_density", "record_interval", "route_bin"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+            if isinstance(v, bool) or not (isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v)
+                                           and v > 0):
                 raise ParameterError(f"MesoParameters.{name} must be a positive number, got {v!r}")
         if self.record_interval < self.dt:
             raise ParameterError("record_interval must be >= dt")
@@ -155,6 +157,7 @@ class MesoModel:
         for c in ("link_id", "from_node", "to_node"):
             if c not in links.columns:
                 raise NetworkError(f"links needs column {c!r}")
+        _check_endpoints(links)
 
         def col(names, what):
             for n in names:
@@ -194,11 +197,23 @@ class MesoModel:
         self.wave_time = self.length / self.wave_speed
         self.blocked_until = np.zeros(len(links))
         for lid, tb in (blocked_until or {}).items():
-            self.blocked_until[self._link_index([lid])[0]] = float(tb)
+            i = pd.Index(self.link_ids).get_indexer([lid])[0]
+            if i < 0:
+                raise NetworkError(f"blocked_until names unknown link {lid!r}; give link ids of this network")
+            try:
+                tb = float(tb)
+            except (TypeError, ValueError):
+                tb = np.nan
+            if not tb >= 0:  # inf is allowed: blocked for the whole run
+                raise ParameterError(f"blocked_until for link {lid!r} must be a time >= 0 s, got {tb!r}")
+            self.blocked_until[i] = tb
         for c in ("vehicle_id", "depart", "edges"):
             if c not in vehicles.columns:
                 raise ParameterError(f"vehicles needs column {c!r} (vehicle_id, depart, edges)")
         self.vehicle_ids = vehicles["vehicle_id"].to_numpy()
+        if pd.Index(self.vehicle_ids).has_duplicates:
+            dup = pd.Index(self.vehicle_ids)[pd.Index(self.vehicle_ids).duplicated()].unique()[:5].tolist()
+            raise ParameterError(f"vehicle_id values must be unique; {dup} appear more than once")
         self.depart = vehicles["depart"].to_numpy(dtype=np.float64)
         if np.any(~np.isfinite(self.depart)) or np.any(self.depart < 0):
             raise ParameterError("departure times must be finite and >= 0 s")
@@ -222,6 +237,9 @@ class MesoModel:
         return idx
 
     def _set_routes(self, routes: list) -> None:
+        for v, r in zip(self.vehicle_ids, routes):
+            if isinstance(r, (str, bytes)) or not hasattr(r, "__len__"):
+                raise ParameterError(f"the route of vehicle {v!r} must be a list of link ids, got {r!r}")
         lens = np.array([len(r) for r in routes], dtype=np.int64)
         if np.any(lens == 0):
             raise ParameterError(f"vehicles {self.vehicle_ids[lens == 0][:5].tolist()} have empty routes")
@@ -234,8 +252,8 @@ class MesoModel:
             veh = np.searchsorted(ptr, np.flatnonzero(bad), side="right") - 1
             raise NetworkError(f"{len(np.unique(veh))} vehicles are routed over closed links "
                                f"{pd.unique(self.link_ids[idx[bad]])[:5].tolist()} (e.g. vehicles "
-                               f"{self.vehicle_ids[np.unique(veh)[:5]].tolist()}); reroute them "
-                               "(MesoModel.reroute_closed) or reopen the links")
+                               f"{self.vehicle_ids[np.unique(veh)[:5]].tolist()}); reroute them over open links "
+                               "(route_vehicles on the links with capacity > 0) or reopen the links")
         # consecutive links must connect
         if len(idx) > 1:
             same_veh = np.ones(len(idx) - 1, bool)
@@ -310,7 +328,7 @@ class MesoModel:
         lens = np.array([len(r) for r in routes], np.int64)
         self.route_ptr = np.zeros(len(routes) + 1, np.int64)
         np.cumsum(lens, out=self.route_ptr[1:])
-        self.route_links = np.concatenate(routes).astype(np.int64)
+        self.route_links = np.concatenate(routes).astype(np.int64) if routes else np.zeros(0, np.int64)
         return changed
 
     # ------------------------------------------------------------------ run
@@ -345,8 +363,8 @@ class MesoModel:
 
     def run(self, until: float, progress: Callable[[float, float], None] | None = None) -> MesoResult:
         """Simulate from 0 to ``until`` seconds (stops early when every vehicle has arrived)."""
-        if not (until > 0):
-            raise ParameterError(f"until must be > 0 s, got {until}")
+        if not (0 < until < np.inf):
+            raise ParameterError(f"until must be a finite time > 0 s, got {until}")
         p = self.params
         t0 = time.perf_counter()
         hist = []
@@ -430,12 +448,19 @@ def route_vehicles(links: pd.DataFrame, origins, destinations, *, cost=None) -> 
     without a path raise :class:`NetworkError` naming them; equal origin and
     destination give an empty route (such trips have no network leg).
     """
-    m = MesoModel(links, pd.DataFrame({"vehicle_id": [0], "depart": [0.0], "edges": [[links["link_id"].iloc[0]]]}))
+    m = MesoModel(links, pd.DataFrame({"vehicle_id": [], "depart": [], "edges": []}))  # links only
     c = np.ascontiguousarray(m.length / m.vfree if cost is None else np.asarray(cost, dtype=np.float64))
+    if c.shape != m.length.shape or not np.all((c >= 0) & (c < np.inf)):
+        what = f"shape {c.shape}" if c.shape != m.length.shape else "negative or non-finite values"
+        raise ParameterError(f"cost must hold one finite number >= 0 per link ({len(m.length)}), got {what}")
     indptr, heads, link_of = m._csr()
     nidx = pd.Index(m.node_ids)
-    o = nidx.get_indexer(np.asarray(origins))
-    d = nidx.get_indexer(np.asarray(destinations))
+    origins, destinations = np.asarray(origins), np.asarray(destinations)
+    if origins.shape != destinations.shape:
+        raise ParameterError(f"origins and destinations must have the same length, got {origins.shape} and "
+                             f"{destinations.shape}")
+    o = nidx.get_indexer(origins)
+    d = nidx.get_indexer(destinations)
     if np.any(o < 0) or np.any(d < 0):
         bad = np.asarray(origins)[o < 0].tolist() + np.asarray(destinations)[d < 0].tolist()
         raise NetworkError(f"unknown node ids {bad[:5]}; they are not link endpoints")

@@ -28,6 +28,14 @@ def _col(df: pd.DataFrame, names: tuple[str, ...], default=None):
     return default
 
 
+def _check_endpoints(links: pd.DataFrame) -> None:
+    """Every link needs both end nodes: a missing one would join unrelated links at one phantom node."""
+    bad = links["from_node"].isna().to_numpy() | links["to_node"].isna().to_numpy()
+    if bad.any():
+        raise NetworkError(f"links at rows {np.flatnonzero(bad)[:5].tolist()} have no from_node or to_node; "
+                           "give every link both end nodes or drop those links")
+
+
 @dataclass
 class Network:
     """Directed road network with BPR link costs.
@@ -114,6 +122,7 @@ class Network:
         n = len(links)
         if n == 0:
             raise NetworkError("links is empty: a network needs at least one link")
+        _check_endpoints(links)
         fn = links["from_node"].to_numpy()
         tn = links["to_node"].to_numpy()
         length = np.asarray(_col(links, ("length", "length_m"), np.zeros(n)), dtype=np.float64)
@@ -141,6 +150,10 @@ class Network:
         if speed is None:
             speed = np.where(fft > 0, length / np.where(fft > 0, fft, 1.0), 0.0)
         link_ids = _col(links, ("link_id",), np.arange(n))
+        if pd.Index(link_ids).has_duplicates:
+            dup = pd.Index(link_ids)[pd.Index(link_ids).duplicated()].unique()[:5].tolist()
+            raise NetworkError(f"link_id values must be unique; {dup} appear more than once "
+                               "(give parallel links their own ids)")
         for name, arr in (("capacity", cap), ("free_flow_time", fft), ("b", b), ("power", power), ("toll", toll)):
             if not np.all(np.isfinite(arr)):
                 bad = np.flatnonzero(~np.isfinite(arr))[:5]
@@ -154,7 +167,8 @@ class Network:
         zone_list = [] if zones is None else list(pd.unique(np.asarray(list(zones), dtype=object)))
         all_nodes = pd.unique(np.concatenate([np.asarray(zone_list, dtype=object), fn.astype(object),
                                               tn.astype(object)]))
-        missing = [z for z in zone_list if z not in set(fn.tolist()) | set(tn.tolist())]
+        ends = set(fn.tolist()) | set(tn.tolist())
+        missing = [z for z in zone_list if z not in ends]  # (the set once, not once per zone)
         if missing:
             raise NetworkError(f"zones {missing[:5]} are not an endpoint of any link; "
                                "connect each zone to the network with a connector link")
@@ -217,13 +231,15 @@ class Network:
     def with_changes(self, close=None, capacity_factor: dict | None = None) -> "Network":
         """A copy with links closed (capacity 0) and capacities scaled.
 
-        ``close``: link ids; ``capacity_factor``: {link_id: factor}.
+        ``close``: link ids (one id or a list of them); ``capacity_factor``: {link_id: factor}.
         """
         net = self.copy()
+        if isinstance(close, (str, bytes)) or np.isscalar(close):
+            close = [close]  # one link id, not a sequence of characters
         if close is not None and len(close):
             net.capacity[self.link_index(list(close))] = 0.0
         for lid, f in (capacity_factor or {}).items():
-            if not f >= 0:
+            if isinstance(f, (bool, str)) or not (isinstance(f, (int, float, np.number)) and f >= 0):
                 raise ParameterError(f"capacity factor for link {lid!r} must be >= 0, got {f}")
             net.capacity[self.link_index([lid])] *= f
         return net
@@ -255,6 +271,9 @@ class Demand:
             raise ParameterError("OD demand must be finite and >= 0")
         self.matrix = np.ascontiguousarray(m)
         self.zone_ids = np.asarray(self.zone_ids)
+        if pd.Index(self.zone_ids).has_duplicates:
+            dup = pd.Index(self.zone_ids)[pd.Index(self.zone_ids).duplicated()].unique()[:5].tolist()
+            raise ParameterError(f"zone_ids must be unique; {dup} appear more than once (one row and column per zone)")
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, zone_ids=None) -> "Demand":

@@ -187,3 +187,119 @@ def test_demo_demand_matches_the_real_chengdu_peak_density(twin):
     out = run_simulate(twin, None, "calib", period="am", demand_scale=scale, route_iterations=1)
     km = twin.layer("road_links")["length_m"].sum() / 1000
     assert out.summary["vehicles"] == pytest.approx(REAL_PEAK_VEH_PER_LINK_KM * km, rel=0.03)
+
+
+# ------------------------------------------------------------ bug hunt: scenario edits, run ids, bad input
+def test_reused_run_id_leaves_no_stale_results(twin):
+    from twin_core.adapters.traffic import run_assign, run_simulate
+
+    assign = {"link_flows", "convergence", "od_demand", "disconnected", "summary"}
+    simulate = {"link_loads", "travel_times", "trajectories", "link_series", "summary"}
+    run_assign(twin, None, "same")
+    assert set(twin.results(run="same")["name"]) == assign
+    run_simulate(twin, None, "same", route_iterations=1, demand_scale=0.05)
+    # the assign run's link_flows / convergence / od_demand used to stay beside the simulate results
+    assert set(twin.results(run="same")["name"]) == simulate
+    run_assign(twin, None, "same")
+    assert set(twin.results(run="same")["name"]) == assign
+
+
+def test_simulate_until_out_of_range_is_refused(twin):
+    from twin_core.adapters.traffic import run_simulate
+
+    for until in (0.0, float("inf")):  # 0 silently became the default 7200 s; inf was a raw OverflowError
+        with pytest.raises(ParameterError, match="until"):
+            run_simulate(twin, None, "u", until=until, route_iterations=1, demand_scale=0.05)
+    assert twin.results(run="u").empty
+
+
+def test_closures_in_another_crs_or_as_one_polygon(twin):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from twin_core.adapters.traffic import closed_links, network_links
+
+    links = network_links(twin.layer("road_links"))
+    mid = links.geometry.iloc[0].interpolate(0.5, normalized=True)
+    poly = Point(mid.x, mid.y).buffer(2.0)
+    expect = closed_links(twin, links, None, [poly])
+    assert links["link_id"].iloc[0] in expect
+    wgs = gpd.GeoDataFrame(geometry=[poly], crs=twin.crs).to_crs(4326)
+    assert closed_links(twin, links, None, wgs) == expect  # was [] (lon/lat compared with metres)
+    assert closed_links(twin, links, None, poly) == expect  # was a TypeError ('Polygon' is not iterable)
+
+
+def test_scenario_parameters_of_the_wrong_type_are_refused(twin):
+    from twin_core.adapters.traffic import CAPACITY_PARAM, CLOSED_LINKS_PARAM, DEMAND_SCALE_PARAM, run_assign
+
+    lid = str(twin.layer("road_links")["link_id"].iloc[0])
+    sc = twin.scenarios.create("one", exist_ok=True)
+    sc.set_param(CLOSED_LINKS_PARAM, lid)  # one id as a string was split into characters
+    assert lid in run_assign(twin, "one", "r").summary["closed_links"]
+    for key, value, match in ((DEMAND_SCALE_PARAM, "lots", DEMAND_SCALE_PARAM),  # raw ValueError
+                              (CAPACITY_PARAM, [1, 2], CAPACITY_PARAM)):  # raw TypeError
+        s = twin.scenarios.create(f"bad-{key}", exist_ok=True)
+        s.set_param(key, value)
+        with pytest.raises(ParameterError, match=match):
+            run_assign(twin, f"bad-{key}", "r")
+
+
+def test_infinite_demand_scale_is_refused(twin):
+    from twin_core.adapters.traffic import run_assign
+
+    with pytest.raises(ParameterError, match="finite"):  # inf gave NaN weights and a run with 0 trips
+        run_assign(twin, None, "inf", demand_scale=float("inf"))
+
+
+def test_compare_traffic_runs_keeps_links_of_either_run(twin):
+    from twin_core.adapters.traffic import compare_traffic_runs, run_assign
+
+    a = run_assign(twin, None, "a")
+    lf = twin.load_result("base", "a", "link_flows")
+    gone = lf.sort_values("flow").iloc[-1]
+    twin.save_result("base", "b", "link_flows", lf[lf["link_id"] != gone["link_id"]].reset_index(drop=True))
+    twin.save_result("base", "b", "summary", {**a.summary, "run": "b"})
+    layer, s = compare_traffic_runs(twin, ("base", "a"), ("base", "b"))
+    row = layer.set_index("link_id").loc[gone["link_id"]]
+    assert np.isnan(row["flow_b"]) and row["diff"] == pytest.approx(-gone["flow"])
+    layer, s = compare_traffic_runs(twin, ("base", "b"), ("base", "a"))  # the link only in b's side was dropped
+    assert len(layer) == len(lf)
+    assert layer.set_index("link_id").loc[gone["link_id"], "diff"] == pytest.approx(gone["flow"])
+    twin.save_result("base", "f", "summary", {"engine": "flood", "max_depth_m": 1.0})
+    with pytest.raises(ParameterError, match="not a traffic"):
+        compare_traffic_runs(twin, ("base", "a"), ("base", "f"))
+
+
+def test_cli_assign_says_when_not_converged(small_city_gpkg):
+    from twin_core.cli import get_app
+    from twin_core.errors import TwinWarning
+
+    with pytest.warns(TwinWarning, match="max_iter=1"):
+        r = CliRunner().invoke(get_app(), ["traffic", "assign", small_city_gpkg, "--max-iter", "1", "--rgap", "1e-9",
+                                           "-q"])
+    assert r.exit_code == 0, r.output
+    assert "NOT converged" in r.stdout
+
+
+def test_land_use_demand_with_unknown_zones(twin):
+    from twin_core.adapters.traffic import land_use_demand, network_links
+
+    links = network_links(twin.layer("road_links"))
+    with pytest.raises(NetworkError, match="not nodes of the road links"):  # was a raw pandas KeyError
+        land_use_demand(twin.layer("buildings"), links, zones=["no-such-junction"])
+
+
+@pytest.mark.parametrize("mode", ["assign", "simulate"])
+def test_bad_run_id_fails_before_the_run(twin, monkeypatch, mode):
+    # the id was checked only when saving, after the whole assignment or simulation
+    import simulation.traffic as traffic
+    from twin_core.adapters.traffic import run_traffic
+    from twin_core.errors import SchemaError
+
+    def no_run(*a, **k):
+        raise AssertionError("the engine ran")
+
+    monkeypatch.setattr(traffic, "assign", no_run)
+    monkeypatch.setattr(traffic, "MesoModel", no_run)
+    with pytest.raises(SchemaError, match=r"run id 'am peak\?' is not valid"):
+        run_traffic(twin, run="am peak?", mode=mode)

@@ -5,8 +5,9 @@ False get a reverse link ``<link_id>:r``); capacity from ``capacity_vph`` or
 1,800 veh/h per lane. What-if edits that close or restrict links:
 
 - closure polygons: ``areas`` features of kind ``closure`` (add them in a
-  scenario) and ``closures=`` polygons given to the run; every link that
-  crosses one is closed;
+  scenario) and ``closures=`` given to the run (one polygon or a list of
+  them in the twin's CRS, or a GeoDataFrame / GeoSeries, reprojected from
+  its own CRS); every link that crosses one is closed;
 - scenario parameters ``traffic_closed_links`` (list of link ids),
   ``traffic_capacity_factor`` ({link_id: factor}) and
   ``traffic_demand_scale`` (a number).
@@ -21,7 +22,9 @@ Results under ``scenario`` + ``run``: ``assign``: layer ``link_flows``
 (flow, volume, cost, vc per link), tables ``convergence``, ``od_demand``,
 ``disconnected``, a ``summary`` dict. ``simulate``: layer ``link_loads``,
 tables ``travel_times`` (per vehicle), ``trajectories`` (vehicle_id, t, x,
-y: the viewer's animated trips), ``link_series``, and ``summary``.
+y: the viewer's animated trips), ``link_series``, and ``summary``. A run id
+used again is replaced: traffic results of the earlier run that this one
+does not write are deleted (:data:`RESULT_NAMES`).
 
 Examples
 --------
@@ -38,10 +41,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from cim.results import check_run_id
 from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError
 
 __all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
-           "run_simulate", "run_traffic", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs"]
+           "run_simulate", "run_traffic", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs",
+           "RESULT_NAMES"]
 
 # AM-peak hour vehicle trips per 100 m2 of gross floor area (orders of magnitude of ITE/Chinese planning
 # trip-generation rates for a dense city with a large transit share).
@@ -106,7 +111,7 @@ def closed_links(twin, links, scenario: str | None, closures=None) -> list[str]:
     """Link ids closed by closure polygons (``areas`` kind ``closure`` + ``closures``) and scenario params."""
     import shapely
 
-    polys = [] if closures is None else list(getattr(closures, "geometry", closures))
+    polys = _closure_polygons(closures, links.crs)
     try:
         areas = twin.layer("areas", scenario=scenario)
         if "kind" in areas:
@@ -119,7 +124,12 @@ def closed_links(twin, links, scenario: str | None, closures=None) -> list[str]:
         hit = shapely.intersects(links.geometry.to_numpy(), u)
         ids |= set(links.loc[hit, "link_id"])
     params = twin.scenario(scenario).params() if scenario else {}
-    extra = [str(x) for x in (params.get(CLOSED_LINKS_PARAM) or [])]
+    extra = params.get(CLOSED_LINKS_PARAM) or []
+    if isinstance(extra, (str, int)):
+        extra = [extra]  # one link id
+    if not isinstance(extra, list):
+        raise ParameterError(f"scenario parameter {CLOSED_LINKS_PARAM} must be a list of link ids, got {extra!r}")
+    extra = [str(x) for x in extra]
     known = set(links["link_id"])
     bad = [x for x in extra if x not in known and x + ":r" not in known]
     if bad:
@@ -129,6 +139,20 @@ def closed_links(twin, links, scenario: str | None, closures=None) -> list[str]:
         if x + ":r" in known:
             ids.add(x + ":r")
     return sorted(ids)
+
+
+def _closure_polygons(closures, crs) -> list:
+    """Closure geometries in the network's CRS: one geometry, a sequence of them (taken as in the twin's
+    CRS), or a GeoDataFrame / GeoSeries (reprojected from its own CRS)."""
+    import shapely
+
+    if closures is None:
+        return []
+    if isinstance(closures, shapely.Geometry):
+        return [closures]
+    if getattr(closures, "crs", None) is not None and crs is not None:
+        closures = closures.to_crs(crs)
+    return list(getattr(closures, "geometry", closures))
 
 
 def _node_xy(links) -> pd.DataFrame:
@@ -172,8 +196,8 @@ def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0,
     from simulation.traffic import Demand, Network, shortest_path_skims
 
     per = _period(period)
-    if not scale >= 0:
-        raise ParameterError(f"demand scale must be >= 0, got {scale}")
+    if not 0 <= scale < np.inf:
+        raise ParameterError(f"demand scale must be a finite number >= 0, got {scale}")
     if len(buildings) == 0:
         raise ParameterError("no buildings: land-use demand needs the buildings layer with use and floor area")
     gfa = buildings["gfa_m2"] if "gfa_m2" in buildings else pd.Series(np.nan, index=buildings.index)
@@ -186,7 +210,12 @@ def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0,
     if per["swap"]:
         prod, attr = attr, prod
     zones = _main_component(links) if zones is None else np.asarray(zones)
-    xy = _node_xy(links).loc[zones]
+    xy = _node_xy(links)
+    unknown = pd.Index(zones)[~pd.Index(zones).isin(xy.index)].tolist()
+    if unknown:
+        raise NetworkError(f"zones {unknown[:5]} are not nodes of the road links; give junction ids (from_node / "
+                           "to_node values) or leave zones out to use the main connected part of the network")
+    xy = xy.loc[zones]
     c = buildings.geometry.centroid
     _, k = cKDTree(xy.to_numpy()).query(np.c_[c.x.to_numpy(), c.y.to_numpy()])
     P = np.bincount(k, weights=prod, minlength=len(zones)) * scale * per["factor"]
@@ -220,24 +249,47 @@ def _inputs(twin, scenario, closures, capacity_factor=None):
     links = network_links(twin.layer("road_links", scenario=scenario))
     closed = closed_links(twin, links, scenario, closures)
     params = twin.scenario(scenario).params() if scenario else {}
-    factors = dict(params.get(CAPACITY_PARAM) or {})
+    factors = params.get(CAPACITY_PARAM) or {}
+    if not isinstance(factors, dict):
+        raise ParameterError(f"scenario parameter {CAPACITY_PARAM} must be a mapping {{link_id: factor}}, "
+                             f"got {factors!r}")
+    factors = dict(factors)
     factors.update(capacity_factor or {})
     for lid, fct in factors.items():
         if not (isinstance(fct, (int, float)) and fct >= 0):
             raise ParameterError(f"capacity factor for {lid!r} must be a number >= 0, got {fct!r}")
         hit = links["link_id"].isin([str(lid), str(lid) + ":r"])
         if not hit.any():
-            raise NetworkError(f"capacity factor names unknown link {lid!r}")
+            raise NetworkError(f"link {lid!r} (to close or to scale the capacity of) is not in road_links as of "
+                               f"scenario {scenario or 'base'!r}; check the link id")
         links.loc[hit, "capacity"] *= fct
     links.loc[links["link_id"].isin(closed), "capacity"] = 0.0
     closed = sorted(links.loc[links["capacity"] <= 0, "link_id"])  # incl. Scenario.close_roads (capacity_vph 0)
-    scale = float(params.get(DEMAND_SCALE_PARAM, 1.0))
+    given = params.get(DEMAND_SCALE_PARAM, 1.0)
+    try:
+        scale = np.nan if isinstance(given, bool) else float(given)
+    except (TypeError, ValueError):
+        scale = np.nan
+    if not scale >= 0:
+        raise ParameterError(f"scenario parameter {DEMAND_SCALE_PARAM} must be a number >= 0, got {given!r}")
     return links, closed, scale
 
 
+#: what each mode saves under scenario + run
+RESULT_NAMES = {"assign": ("link_flows", "convergence", "od_demand", "disconnected", "summary"),
+                "simulate": ("link_loads", "travel_times", "trajectories", "link_series", "summary")}
+
+
 def _save(twin, scenario, run, items: dict) -> None:
-    for name, obj in items.items():
-        twin.save_result(scenario, run, name, obj)
+    """Save ``items`` in one transaction; a run id used before loses the traffic results this run did not
+    write (e.g. an earlier assign's ``link_flows`` under a reused id now holding a simulate run)."""
+    from cim.results import delete_results
+
+    stale = sorted({n for names in RESULT_NAMES.values() for n in names} - set(items))
+    with twin.store.transaction():
+        delete_results(twin.store, scenario, run, names=stale)
+        for name, obj in items.items():
+            twin.save_result(scenario, run, name, obj)
 
 
 def run_assign(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
@@ -248,7 +300,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     from simulation.traffic import Network, assign
 
     scen = scenario or "base"
-    run = run or twin.new_run_id("traffic")
+    run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
     t0 = time.perf_counter()
     links, closed, scale = _inputs(twin, scenario, closures, capacity_factor)
     base_links = links.copy()
@@ -320,12 +372,13 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
 
     Trips are drawn from the OD matrix (stochastic rounding), depart uniformly
     over the period, start on free-flow shortest routes and re-plan by
-    iterated departures (``route_iterations``).
+    iterated departures (``route_iterations``). ``until``: simulated seconds
+    (default twice the period).
     """
     from simulation.traffic import MesoModel, MesoParameters, route_vehicles
 
     scen = scenario or "base"
-    run = run or twin.new_run_id("traffic")
+    run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
     per = _period(period)
     t0 = time.perf_counter()
     links, closed, scale = _inputs(twin, scenario, closures, capacity_factor)
@@ -358,7 +411,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     veh = veh[veh["edges"].map(len) > 0]
     params = MesoParameters(dt=dt, route_iterations=route_iterations, seed=seed)
     model = MesoModel(pd.DataFrame(links.drop(columns="geometry")), veh, params)
-    res = model.run(until=until or 2 * dur, progress=progress)
+    res = model.run(until=2 * dur if until is None else until, progress=progress)
     s = res.summary()
     ls = res.link_series
     agg = ls.groupby("link_id", sort=False).agg(vehicles=("inflow", "sum"), max_queue=("queue", "max"),
@@ -431,15 +484,21 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
     run) stores ``comparison`` (layer) and ``comparison_summary``.
     """
     sa, sb = twin.load_result(*a, "summary"), twin.load_result(*b, "summary")
+    for key, s in ((a, sa), (b, sb)):
+        if not isinstance(s, dict) or s.get("engine") != "traffic" or s.get("mode") not in RESULT_NAMES:
+            raise ParameterError(f"run {key[1]!r} of scenario {key[0]!r} is not a traffic assign or simulate run")
     if sa.get("mode") != sb.get("mode"):
         raise ParameterError(f"cannot compare a {sa.get('mode')} run with a {sb.get('mode')} run")
     name = "link_flows" if sa["mode"] == "assign" else "link_loads"
     col = "flow" if sa["mode"] == "assign" else "vehicles"
     la, lb = twin.load_result(*a, name), twin.load_result(*b, name)
-    layer = la[["link_id", "geometry"]].copy()
-    layer[f"{col}_a"] = la[col].to_numpy()
-    layer[f"{col}_b"] = lb.set_index("link_id")[col].reindex(la["link_id"]).to_numpy()
-    layer["diff"] = layer[f"{col}_b"] - layer[f"{col}_a"]
+    # every link of either run: a road added or removed by the what-if has NaN on the side it is missing from
+    # and counts as 0 there in the difference
+    only_b = lb.loc[~lb["link_id"].isin(la["link_id"]), ["link_id", "geometry"]]
+    layer = pd.concat([la[["link_id", "geometry"]], only_b], ignore_index=True)
+    layer[f"{col}_a"] = la.set_index("link_id")[col].reindex(layer["link_id"]).to_numpy()
+    layer[f"{col}_b"] = lb.set_index("link_id")[col].reindex(layer["link_id"]).to_numpy()
+    layer["diff"] = layer[f"{col}_b"].fillna(0.0) - layer[f"{col}_a"].fillna(0.0)
     if sa["mode"] == "assign":
         summary = {"tstt_a": sa["tstt"], "tstt_b": sb["tstt"], "tstt_change": sb["tstt"] - sa["tstt"],
                    "tstt_change_pct": 100 * (sb["tstt"] - sa["tstt"]) / sa["tstt"] if sa["tstt"] else None}

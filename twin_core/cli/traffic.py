@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
                  f"{s['zones']} zones; {s['method']} {s['iterations']} iterations, gap {s['rgap']:.1e}\n"
                  f"TSTT {s['tstt'] / 3600:.1f} veh-h, max v/c {s['max_vc']:.2f}, "
                  f"{s['disconnected_trips']:.0f} trips without a path")
+        if not s["converged"]:
+            human += (f"\nNOT converged: stopped at --max-iter {max_iter} above --rgap {rgap:g}; the flows are not at "
+                      "equilibrium (raise --max-iter or loosen --rgap)")
         emit(s, as_json, human=human)
 
     @sub.command("simulate")

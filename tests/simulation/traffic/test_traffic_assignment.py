@@ -261,3 +261,139 @@ def test_chengdu_static_assignment_from_aggregated_sumo_routes():
     assert np.allclose(bal, expect, atol=1e-6 * dem.total * 8)
     with pytest.raises(ImportFormatError, match="not in the network"):
         od_from_routes(pd.DataFrame({"vehicle_id": [0], "depart": [0.0], "edges": [["nope"]]}), L)
+
+
+# ------------------------------------------------------------ bug hunt: bad files, silent wrong answers
+def _sioux_trips(tmp_path, old, new):
+    p = tmp_path / "t_trips.tntp"
+    text = (TNTP / "SiouxFalls_trips.tntp").read_text()
+    assert old in text
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+@pytest.mark.parametrize("old,new,match", [
+    ("Origin \t1 ", "Origin \t0 ", "origin zone 0 is outside 1..24"),  # used to wrap silently to zone 24
+    ("    2 :    100.0;", "    0 :    100.0;", "destination zone 0 is outside"),  # ditto
+    ("    2 :    100.0;", "    25 :    100.0;", "destination zone 25 is outside"),  # was a raw IndexError
+    ("Origin \t1 ", "Origin \tX ", "origin zone 'X'"),  # was a raw ValueError
+    ("    2 :    100.0;", "    2 :    nan;", "'nan'"),  # was silently dropped (demand lost)
+    ("    2 :    100.0;", "    2 :    1e;", "'1e'"),  # was a raw ValueError
+    ("<NUMBER OF ZONES> 24", "<NUMBER OF ZONES> x", "NUMBER OF ZONES"),
+])
+def test_tntp_trips_bad_zone_numbers_and_values_are_refused(tmp_path, old, new, match):
+    from simulation.traffic import read_tntp_trips
+
+    with pytest.raises(ImportFormatError, match=match):
+        read_tntp_trips(_sioux_trips(tmp_path, old, new))
+
+
+def test_tntp_trips_total_mismatch_warns(tmp_path):
+    from simulation.traffic import read_tntp_trips
+    from twin_core.errors import TwinWarning
+
+    p = _sioux_trips(tmp_path, "<TOTAL OD FLOW> 360600.0", "<TOTAL OD FLOW> 460600.0")
+    with pytest.warns(TwinWarning, match="TOTAL OD FLOW"):
+        assert read_tntp_trips(p).total == 360600.0
+
+
+def test_tntp_net_garbled_fields_truncation_and_zone_mismatch(tmp_path):
+    from simulation.traffic import read_tntp_net
+
+    text = (TNTP / "SiouxFalls_net.tntp").read_text()
+    p = tmp_path / "n_net.tntp"
+    p.write_text(text.replace("\t1\t2\t25900.20064", "\t1\t2\tabc", 1))
+    with pytest.raises(ImportFormatError, match="must be numbers"):
+        read_tntp_net(p)
+    p.write_text(text.replace("<FIRST THRU NODE> 1", "<FIRST THRU NODE> one", 1))
+    with pytest.raises(ImportFormatError, match="FIRST THRU NODE"):
+        read_tntp_net(p)
+    lines = text.rstrip("\n").splitlines()
+    p.write_text("\n".join(lines[:-3]) + "\n")  # a truncated file lost three links silently
+    with pytest.raises(ImportFormatError, match="NUMBER OF LINKS> says 76 but the file has 73"):
+        read_tntp_net(p)
+    p.write_text(text.replace("<NUMBER OF ZONES> 24", "<NUMBER OF ZONES> 20", 1))
+    with pytest.raises(ImportFormatError, match="20 zones but the trips file 24"):
+        read_tntp(p, TNTP / "SiouxFalls_trips.tntp")
+
+
+def test_tntp_flow_reader_refuses_garbled_files(tmp_path):
+    p = tmp_path / "f_flow.tntp"
+    p.write_text("From \tTo \tVolume \tCost \n1 \t2 \tabc \t3.0 \n")
+    with pytest.raises(ImportFormatError, match="'flow'"):  # was returned as a column of strings
+        read_tntp_flow(p)
+    with pytest.raises(ImportFormatError, match="not a TNTP flow file"):  # was a raw pandas ParserError
+        read_tntp_flow(TNTP / "SiouxFalls_net.tntp")
+    ref = read_tntp_flow(TNTP / "SiouxFalls_flow.tntp")
+    assert len(ref) == 76 and ref["flow"].dtype == np.float64 and ref["from_node"].dtype == np.int64
+
+
+def test_duplicate_link_ids_are_refused():
+    links = pd.DataFrame({"link_id": ["a", "a"], "from_node": [1, 1], "to_node": [2, 2],
+                          "free_flow_time": [1.0, 2.0], "capacity": [10.0, 10.0]})
+    with pytest.raises(NetworkError, match="unique"):  # closing 'a' later was a raw pandas InvalidIndexError
+        Network.from_links(links, zones=[1, 2])
+
+
+def test_close_one_string_link_id_closes_that_link_only():
+    # close="12" used to close links '1' and '2' (the characters) and leave '12' open
+    links = pd.DataFrame({"link_id": ["1", "2", "12"], "from_node": [1, 1, 1], "to_node": [2, 2, 2],
+                          "free_flow_time": [1.0, 2.0, 3.0], "capacity": [10.0, 10.0, 10.0]})
+    net = Network.from_links(links, zones=[1, 2])
+    assert net.with_changes(close="12").capacity.tolist() == [10.0, 10.0, 0.0]
+    with pytest.raises(ParameterError, match="capacity factor"):
+        net.with_changes(capacity_factor={"1": "half"})
+
+
+def test_iteration_limit_is_reported_not_silently_accepted():
+    from twin_core.errors import TwinWarning
+
+    net, dem, _ = _reference("SiouxFalls")
+    with pytest.warns(TwinWarning, match="max_iter=3"):
+        res = assign(net, dem, rgap=1e-6, max_iter=3)
+    assert not res.converged and res.rgap > 1e-6 and res.iterations == 3
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ParameterError, match="max_iter"):
+            assign(net, dem, max_iter=bad)
+    with pytest.raises(ParameterError, match="rgap"):  # rgap >= 1 divided by log10(1) = 0 in the progress
+        assign(net, dem, rgap=1.0)
+
+
+def test_skim_has_rows_for_zones_without_trips():
+    # zones that produce no trips had a skim row of inf ("unreachable"); it is the shortest-path cost
+    net, dem, _ = _reference("SiouxFalls")
+    m = dem.matrix.copy()
+    m[0] = 0.0
+    res = assign(net, Demand(dem.zone_ids, m), rgap=1e-4)
+    assert np.all(np.isfinite(res.skim)) and res.skim[0, 0] == 0
+    # row 0 at the final costs: zone 1 -> 2 is the direct link 1-2 or a longer path
+    c = dict(zip(zip(res.links.from_node, res.links.to_node), res.cost))
+    assert res.skim[0, 1] == pytest.approx(min(c[(1, 2)], c[(1, 3)] + res.skim[2, 1]), rel=1e-9)
+
+
+def test_compare_keeps_links_added_or_removed_by_the_what_if():
+    from simulation.traffic import compare_assignments
+
+    links = pd.DataFrame({"link_id": ["a", "b"], "from_node": [1, 1], "to_node": [2, 2],
+                          "free_flow_time": [1.0, 2.0], "capacity": [10.0, 10.0]})
+    new = pd.concat([links.iloc[1:], pd.DataFrame({"link_id": ["c"], "from_node": [1], "to_node": [2],
+                                                   "free_flow_time": [0.5], "capacity": [10.0]})])
+    dem = Demand([1, 2], [[0, 20], [0, 0]])
+    base = assign(Network.from_links(links, zones=[1, 2]), dem, rgap=1e-8)
+    other = assign(Network.from_links(new, zones=[1, 2]), dem, rgap=1e-8)
+    table, summary = compare_assignments(base, other)
+    t = table.set_index("link_id")
+    assert list(t.index) == ["a", "b", "c"]  # the new road 'c' used to be dropped from the table
+    assert t.loc["c", "flow_diff"] == pytest.approx(other.flow[1])
+    assert t.loc["a", "flow_diff"] == pytest.approx(-base.flow[0]) and t.loc["a", "closed_other"]
+    assert table["flow_diff"].sum() == pytest.approx(0.0, abs=1e-6)  # the same 20 trips on one link each
+
+
+def test_links_without_end_nodes_and_duplicate_zones_are_refused():
+    # a missing to_node became one phantom node 'nan' that joined unrelated links
+    links = pd.DataFrame({"from_node": [1, 3, 4], "to_node": [np.nan, np.nan, 2], "free_flow_time": [1.0, 1.0, 1.0],
+                          "capacity": [10.0, 10.0, 10.0]})
+    with pytest.raises(NetworkError, match="rows \\[0, 1\\] have no from_node or to_node"):
+        Network.from_links(links, zones=[1, 3])
+    with pytest.raises(ParameterError, match="unique"):  # to_frame listed 1 -> 1 trips that were 1 -> 2
+        Demand([1, 1], [[0, 1], [1, 0]])

@@ -191,3 +191,86 @@ def test_kernels_run_without_jit():
     env = dict(__import__("os").environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+# ------------------------------------------------------------ bug hunt: bad input, silent wrong answers
+def test_until_must_be_finite():
+    links = _links([("a", 0, 1, 300.0, 15.0, 1800.0, 1)])
+    with pytest.raises(ParameterError, match="finite"):  # was a raw OverflowError
+        MesoModel(links, _vehicles([0.0], ["a"])).run(until=np.inf)
+
+
+def test_blocked_until_is_checked():
+    links = _links([("a", 0, 1, 300.0, 15.0, 1800.0, 1)])
+    veh = _vehicles([0.0], ["a"])
+    with pytest.raises(NetworkError, match="blocked_until names unknown link 'zz'"):  # said "route file"
+        MesoModel(links, veh, blocked_until={"zz": 10.0})
+    with pytest.raises(ParameterError, match="blocked_until"):  # NaN blocked the link for ever, silently
+        MesoModel(links, veh, blocked_until={"a": np.nan})
+    r = MesoModel(links, veh, blocked_until={"a": 30.0}).run(until=100)
+    assert 30.0 <= r.trips["arrive"].iloc[0] <= 32.0  # released at 30 s, within one headway (2 s)
+
+
+def test_route_vehicles_when_the_first_link_is_closed():
+    from simulation.traffic import route_vehicles
+
+    links = _links([("a", 0, 1, 300.0, 15.0, 0.0, 1), ("b", 1, 2, 300.0, 15.0, 1800.0, 1),
+                    ("c", 0, 2, 900.0, 15.0, 1800.0, 1)])
+    # used to fail with "1 vehicles are routed over closed links ['a']" (its own placeholder vehicle)
+    assert route_vehicles(links, [0, 1], [2, 2]) == [["c"], ["b"]]
+    with pytest.raises(ParameterError, match="one finite number >= 0 per link"):  # read past the array
+        route_vehicles(links, [0], [2], cost=[1.0])
+    with pytest.raises(ParameterError, match="negative"):
+        route_vehicles(links, [0], [2], cost=[1.0, 1.0, -5.0])
+
+
+def test_closed_link_error_points_to_an_existing_remedy():
+    links = _links([("a", 0, 1, 300.0, 15.0, 0.0, 1)])
+    with pytest.raises(NetworkError, match="closed links") as e:
+        MesoModel(links, _vehicles([0.0], ["a"]))
+    assert "reroute_closed" not in str(e.value) and "route_vehicles" in str(e.value)
+
+
+def test_bad_vehicle_tables():
+    links = _links([("a", 0, 1, 300.0, 15.0, 1800.0, 1)])
+    with pytest.raises(ParameterError, match="list of link ids"):  # was "zero-dimensional arrays ..."
+        MesoModel(links, pd.DataFrame({"vehicle_id": ["v"], "depart": [0.0], "edges": ["a"]}))
+    dup = pd.DataFrame({"vehicle_id": ["v", "v"], "depart": [0.0, 1.0], "edges": [["a"], ["a"]]})
+    with pytest.raises(ParameterError, match="unique"):  # trips and trajectories of two vehicles mixed
+        MesoModel(links, dup)
+    assert MesoParameters(dt=np.float32(0.5)).dt == 0.5 and MesoParameters(record_interval=np.int64(30))
+
+
+def test_od_from_routes_refuses_empty_routes():
+    from simulation.traffic import od_from_routes
+
+    links = pd.DataFrame({"link_id": ["a"], "from_node": [1], "to_node": [2]})
+    veh = pd.DataFrame({"vehicle_id": [0, 1], "depart": [0.0, 1.0], "edges": [["a"], []]})
+    with pytest.raises(ImportFormatError, match="empty route"):  # was a raw IndexError
+        od_from_routes(veh, links)
+
+
+def test_compare_meso_keeps_links_of_either_run():
+    links = _links([("a", 0, 1, 300.0, 15.0, 1800.0, 1)])
+    more = _links([("a", 0, 1, 300.0, 15.0, 1800.0, 1), ("n", 1, 2, 300.0, 15.0, 1800.0, 1)])
+    base = MesoModel(links, _vehicles([0.0, 5.0], ["a"])).run(until=100)
+    other = MesoModel(more, _vehicles([0.0, 5.0], ["a", "n"])).run(until=100)
+    table, _ = compare_meso(base, other)
+    t = table.set_index("link_id")
+    assert list(t.index) == ["a", "n"] and t.loc["n", "vehicles_diff"] == 2
+
+
+def test_links_without_end_nodes_are_refused():
+    # 'a' (x -> None) and 'b' (None -> y) used to meet at a phantom node None and carry a vehicle across
+    links = pd.DataFrame({"link_id": ["a", "b"], "from_node": ["x", None], "to_node": [None, "y"],
+                          "length": [100.0, 100.0], "speed": [10.0, 10.0], "capacity": [1800.0, 1800.0]})
+    with pytest.raises(NetworkError, match="no from_node or to_node"):
+        MesoModel(links, pd.DataFrame({"vehicle_id": [0], "depart": [0.0], "edges": [["a", "b"]]}))
+
+
+def test_no_vehicles_with_route_iterations():
+    # an empty demand (demand scale 0, every trip cut off by closures) with route choice was a raw ValueError
+    links = _links([("a", 0, 1, 300.0, 15.0, 1800.0, 1)])
+    veh = pd.DataFrame({"vehicle_id": [], "depart": [], "edges": []})
+    r = MesoModel(links, veh, MesoParameters(route_iterations=3)).run(until=100)
+    assert r.summary()["vehicles"] == 0 and len(r.history) == 3
