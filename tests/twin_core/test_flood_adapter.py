@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from typer.testing import CliRunner
@@ -169,9 +170,9 @@ def _tiny_twin(target, dem, manning=None, transform=None, nodata=None):
     return twin
 
 
-def test_run_id_reuse_replaces_the_whole_run_atomically(store_target, monkeypatch):
-    """Saving under a run id used before kept results of the old run beside the new ones, and a save that failed
-    half-way left new rasters next to the old summary. Now the run is replaced in one transaction (both stores)."""
+def test_run_id_reuse_replaces_the_flood_results_atomically(store_target, monkeypatch):
+    """A save that failed half-way left new rasters next to the old summary. Now the run's flood results are
+    replaced in one transaction (both stores); other engines' results under the id stay."""
     with _tiny_twin(store_target, np.zeros((6, 8))) as twin:
         run_flood(twin, storm="5y", duration="5min", run="r1")
         twin.save_result("base", "r1", "old_extra", {"left": "over"})
@@ -191,8 +192,11 @@ def test_run_id_reuse_replaces_the_whole_run_atomically(store_target, monkeypatc
         assert twin.load_result("base", "r1", "summary") == old_sum  # the old run, whole
         np.testing.assert_array_equal(twin.load_result("base", "r1", "max_depth").data, old_max)
         assert "old_extra" in set(twin.results(run="r1")["name"])
+        twin.save_result("base", "r1", "exposure_pois", {"stale": True})  # an old flood result the new run replaces
         fr = run_flood(twin, storm="100y", duration="5min", run="r1")
-        assert set(twin.results(run="r1")["name"]) == NAMES  # old_extra is gone with the old run
+        # the old flood results are replaced; another engine's result under the same id stays
+        assert set(twin.results(run="r1")["name"]) == NAMES | {"old_extra"}
+        assert isinstance(twin.load_result("base", "r1", "exposure_pois"), pd.DataFrame)
         assert twin.load_result("base", "r1", "summary")["storm"]["return_period_y"] == 100.0
         assert fr.summary["max_depth_m"] > old_sum["max_depth_m"]
 

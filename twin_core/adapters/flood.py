@@ -40,6 +40,9 @@ __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "parse_d
            "GAUGE_KINDS", "BUILDING_MODES"]
 
 GAUGE_KINDS = ("rain_gauge", "river_level")
+#: what a flood run saves (a run id used again loses these first; other engines' results under it stay)
+RESULT_NAMES = ("max_depth", "max_velocity", "hazard", "time_of_arrival", "depth_snapshots", "gauges", "mass_balance",
+                "exposure_buildings", "exposure_road_links", "exposure_pois", "summary")
 BUILDING_MODES = ("block", "raise", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
 _LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
@@ -369,10 +372,10 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
                           unit=unit)
 
         meta = {"engine": "simulation.flood", "storm": setup.storm}
-        # one transaction: a run id used again is replaced as a whole (no results of the old run left beside the
-        # new ones), and a save that fails half-way keeps the old run as it was
+        # one transaction: a run id used again loses its earlier flood results (none left beside the new
+        # ones), and a save that fails half-way keeps the old run as it was
         with twin.store.transaction():
-            delete_results(twin.store, scen, run)
+            delete_results(twin.store, scen, run, names=RESULT_NAMES)
             twin.save_result(scen, run, "max_depth", raster(res.max_depth, "m"), meta=meta)
             twin.save_result(scen, run, "max_velocity", raster(res.max_velocity, "m/s"), meta=meta)
             twin.save_result(scen, run, "hazard", raster(res.hazard, "m2/s"), meta=meta)
