@@ -154,7 +154,7 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
     >>> m = read_model("/work/shared/data/ifc/AC20-FZK-Haus.ifc")            # doctest: +SKIP
     >>> b = build_building(m, georeference(m, "EPSG:25832"))                  # doctest: +SKIP
     >>> round(b.height_m, 2), b.storeys                                       # doctest: +SKIP
-    (7.88, 2)
+    (6.32, 2)
     """
     import geopandas as gpd
 

@@ -111,6 +111,7 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         ruleset = ruleset or os.path.splitext(os.path.basename(os.fspath(rules)))[0]
     with open(ifc_path, "rb") as fh:
         data = fh.read()
+    anchor = anchor if anchor is not None else rs.anchor
     b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor)
     report = check_compliance(os.fspath(ifc_path), rs, store=store, twin_crs=crs, anchor=anchor, building=b)
     report_json = report.to_json()

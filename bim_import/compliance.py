@@ -13,6 +13,7 @@ A rule set (YAML) names the limits and the plot::
       polygon: [[x, y], ...]
     # ... or parcel: {parcel_id: P-0012} / nothing, with a store: the CIM parcel the model stands on
     crs: EPSG:4544
+    anchor: [x, y, z, rotation_deg]   # optional: where to put a model without georeference (twin CRS)
 
 Limits not named in ``rules`` are taken from the CIM parcel's fields
 (``max_height_m``, ``min_setback_m``, ``max_far``, ``max_coverage``,
@@ -60,6 +61,7 @@ class RuleSet:
     parcel: dict | None = None
     crs: str | None = None
     name: str = "rules"
+    anchor: object | None = None  # bim_import.georef.Anchor for a model without georeference
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | None = None) -> "RuleSet":
@@ -100,7 +102,32 @@ class RuleSet:
             raise RuleError("'parcel:' must be a mapping with 'polygon: [[x, y], ...]' or 'parcel_id: ...'")
         if parcel is not None and not ({"polygon", "parcel_id", "wkt"} & set(parcel)):
             raise RuleError("'parcel:' needs 'polygon: [[x, y], ...]', 'wkt: ...' or 'parcel_id: ...'")
-        return cls(limits, ids, parcel, d.get("crs"), str(d.get("name", "rules")))
+        return cls(limits, ids, parcel, d.get("crs"), str(d.get("name", "rules")), _anchor(d.get("anchor")))
+
+
+def _anchor(v):
+    """``anchor: [x, y, z, rotation_deg]`` (z and rotation optional) or a mapping of those names."""
+    from bim_import.georef import Anchor
+
+    if v is None:
+        return None
+    try:
+        if isinstance(v, dict):
+            unknown = set(v) - {"x", "y", "z", "rotation_deg", "crs"}
+            if unknown:
+                raise TypeError(f"unknown keys {sorted(unknown)}")
+            vals = {k: (x if k == "crs" else float(x)) for k, x in v.items() if x is not None}
+            a = Anchor(**vals)
+        elif isinstance(v, (list, tuple)) and 2 <= len(v) <= 4 and not any(isinstance(x, bool) for x in v):
+            a = Anchor(*(float(x) for x in v))
+        else:
+            raise TypeError("not 2 to 4 numbers")
+    except (TypeError, ValueError) as exc:
+        raise RuleError(f"'anchor:' must be [x, y, z, rotation_deg] numbers in the twin CRS (z and rotation "
+                        f"optional) or a mapping of those, got {v!r} ({exc})"[:400]) from None
+    if not all(math.isfinite(x) for x in (a.x, a.y, a.z, a.rotation_deg)):
+        raise RuleError(f"'anchor:' values must be finite numbers, got {v!r}")
+    return a
 
 
 def _unknown(k: str, allowed: list[str], what: str = "rule") -> str:
@@ -203,25 +230,32 @@ def _parcel_geometry(rules: RuleSet, store, footprint, crs):
     import shapely
 
     p = rules.parcel or {}
-    if "polygon" in p:
+    if "polygon" in p or "wkt" in p:
+        key = "polygon" if "polygon" in p else "wkt"
         try:
-            poly = shapely.Polygon(np.asarray(p["polygon"], dtype=float))
+            poly = shapely.Polygon(np.asarray(p["polygon"], dtype=float)) if key == "polygon" else \
+                shapely.from_wkt(p["wkt"])
         except Exception as exc:
-            raise RuleError(f"'parcel: polygon:' is not a valid [[x, y], ...] ring: {exc}") from None
-        if not poly.is_valid or poly.area <= 0:
-            raise RuleError("'parcel: polygon:' is not a valid polygon with a positive area")
-        return poly, p.get("parcel_id"), {}
-    if "wkt" in p:
-        try:
-            poly = shapely.from_wkt(p["wkt"])
-        except Exception as exc:
-            raise RuleError(f"'parcel: wkt:' cannot be read: {exc}") from None
+            form = "[[x, y], ...]" if key == "polygon" else "WKT"
+            raise RuleError(f"'parcel: {key}:' cannot be read as a polygon ({form}): {exc}") from None
+        if poly is None or poly.geom_type not in ("Polygon", "MultiPolygon") or not poly.is_valid or poly.area <= 0:
+            what = "nothing" if poly is None else poly.geom_type
+            reason = "" if poly is None or poly.is_valid else f", {shapely.is_valid_reason(poly)}"
+            raise RuleError(f"'parcel: {key}:' must be a valid polygon with a positive area in the twin CRS, got "
+                            f"{what}{reason}; fix the parcel in the rules file")
         return poly, p.get("parcel_id"), {}
     if store is None:
         raise RuleError("the rules name no parcel polygon: add 'parcel: {polygon: [[x, y], ...]}' or give a store "
                         "(--store city.gpkg) to take the CIM parcel the model stands on")
     if not store.has_layer("parcels"):
         raise RuleError(f"the store {store.uri} has no 'parcels' layer; name the parcel polygon in the rules file")
+    # the store's parcels are in the store's CRS; the model is placed in ``crs``
+    from pyproj import CRS, Transformer
+
+    store_crs = getattr(store, "crs", None)
+    to_store = None
+    if store_crs is not None and not CRS.from_user_input(store_crs).equals(CRS.from_user_input(crs)):
+        to_store = Transformer.from_crs(crs, store_crs, always_xy=True)
     if "parcel_id" in p:
         gdf = store.read_layer("parcels", where={"parcel_id": str(p["parcel_id"])})
         if not len(gdf):
@@ -230,12 +264,19 @@ def _parcel_geometry(rules: RuleSet, store, footprint, crs):
         if footprint.is_empty:
             raise RuleError("the model has no footprint, so the parcel it stands on cannot be found; name the parcel")
         c = footprint.representative_point()
+        if to_store is not None:
+            c = shapely.Point(to_store.transform(c.x, c.y))
         gdf = store.read_layer("parcels", bbox=(c.x - 1, c.y - 1, c.x + 1, c.y + 1))
         gdf = gdf[gdf.geometry.contains(c)]
         if not len(gdf):
-            raise RuleError(f"the model (at {c.x:.1f}, {c.y:.1f} in {crs}) stands on no parcel of {store.uri}; "
-                            "check its georeference or name the parcel in the rules file")
+            raise RuleError(f"the model (at {c.x:.1f}, {c.y:.1f} in {store_crs or crs}) stands on no parcel of "
+                            f"{store.uri}; check its georeference or name the parcel in the rules file")
+    if to_store is not None:
+        gdf = gdf.to_crs(crs)
     row = gdf.iloc[0]
+    if row.geometry is None or row.geometry.is_empty or not row.geometry.area > 0:
+        raise RuleError(f"parcel {row['parcel_id']!r} of {store.uri} has no area; fix its geometry in the city model "
+                        "or name the parcel polygon in the rules file")
     limits = {}
     for rule, (_, _, fieldname, _) in RULES.items():
         v = row.get(fieldname)
@@ -282,6 +323,7 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     else:
         model = read_model(model_or_path)
     crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
+    anchor = anchor if anchor is not None else rs.anchor
     g = georeference(model, crs, anchor=anchor)
     b = building or build_building(model, g, meshes=False)
     parcel, parcel_id, parcel_limits = _parcel_geometry(rs, store, b.footprint, crs)
@@ -305,7 +347,8 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         offending: list[str] = []
         note = ""
         if rule == "max_height_m":
-            measured = b.height_m
+            measured = float(b.height_m) if math.isfinite(b.height_m) else None
+            note = "" if measured is not None else "no element produced geometry, so the height is unknown"
             offending = [x for x in phys if model.meshes[x].vertices[:, 2].max() > lim + 1e-9]
         elif rule == "min_setback_m":
             boundary = parcel.boundary
@@ -324,8 +367,11 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
             note = f"GFA {b.gfa_m2:.2f} m2 from {b.gfa_source}, parcel {area:.2f} m2" if b.gfa_m2 is not None else \
                 "no gross floor area (no storey quantities, no floor slabs)"
         elif rule == "max_site_coverage":
-            measured = float(fp.area / area)
-            note = f"footprint {fp.area:.2f} m2, parcel {area:.2f} m2"
+            if fp.is_empty:
+                measured, note = None, "no footprint"
+            else:
+                measured = float(fp.area / area)
+                note = f"footprint {fp.area:.2f} m2, parcel {area:.2f} m2"
         else:  # min_green_ratio
             green_ids = model.element_ids(("IfcGeographicElement",))
             green = affine_geom(project_union(model.all_triangles(green_ids)), g) if green_ids else shapely.Polygon()

@@ -158,8 +158,8 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
         model = model_or_path
     else:
         raise ImportFormatError(f"model_or_path must be a BimModel or an IFC path, got {type(model_or_path).__name__}")
-    if cut_height <= 0:
-        raise GeometryError(f"cut_height must be > 0 m above the floor, got {cut_height}")
+    if not (isinstance(cut_height, (int, float, np.number)) and np.isfinite(cut_height) and cut_height > 0):
+        raise GeometryError(f"cut_height must be a finite number > 0 m above the floor, got {cut_height!r}")
     row = _pick_storey(model, storey)
     name, elev = row["name"], float(row["elevation_m"])
     z = elev + float(cut_height)

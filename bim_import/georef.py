@@ -247,15 +247,26 @@ def _from_site(g: dict, twin, half: float) -> Georeference:
 def _from_anchor(anchor: Anchor, twin) -> Georeference:
     from pyproj import CRS, Transformer
 
-    x, y = anchor.x, anchor.y
-    rot = math.radians(anchor.rotation_deg)
-    if anchor.crs is not None and not CRS.from_user_input(anchor.crs).equals(twin):
-        tr = Transformer.from_crs(anchor.crs, twin, always_xy=True)
-        x, y = tr.transform(x, y)
+    try:
+        x, y, z, rot_deg = (float(v) for v in (anchor.x, anchor.y, anchor.z, anchor.rotation_deg))
+    except (TypeError, ValueError):
+        raise GeoreferenceError(f"the anchor {anchor} must hold numbers x, y, z, rotation_deg") from None
+    if not all(math.isfinite(v) for v in (x, y, z, rot_deg)):
+        raise GeoreferenceError(f"the anchor (x {x}, y {y}, z {z}, rotation_deg {rot_deg}) must be finite numbers")
+    rot = math.radians(rot_deg)
+    if anchor.crs is not None:
+        try:
+            acrs = CRS.from_user_input(anchor.crs)
+        except Exception:
+            raise CRSError(f"the anchor's crs {anchor.crs!r} is not a CRS pyproj knows; name it like 'EPSG:4544'") \
+                from None
+        if not acrs.equals(twin):
+            tr = Transformer.from_crs(acrs, twin, always_xy=True)
+            x, y = tr.transform(x, y)
     if not (math.isfinite(x) and math.isfinite(y)):
         raise GeoreferenceError(f"the anchor ({anchor.x}, {anchor.y}) cannot be placed in {twin.to_string()}")
     c, s = math.cos(rot), math.sin(rot)
-    return Georeference(twin.to_string(), "anchor", c, -s, x, s, c, y, z0=anchor.z,
+    return Georeference(twin.to_string(), "anchor", c, -s, x, s, c, y, z0=z,
                         details={"anchor": [anchor.x, anchor.y, anchor.z, anchor.rotation_deg, anchor.crs]})
 
 
@@ -270,8 +281,9 @@ def georeference(model_or_georef, twin_crs: str = "EPSG:4544", *, anchor: Anchor
     twin_crs : str
         The twin's projected CRS (default EPSG:4544, CGCS2000 GK CM105E).
     anchor : Anchor, optional
-        Used when the model has no georeference of its own (``method="auto"``),
-        or always with ``method="anchor"``.
+        Used when the model has no georeference of its own, or one that cannot
+        be used in this twin (``method="auto"``, with a warning), or always
+        with ``method="anchor"``.
     method : {"auto", "map_conversion", "site", "anchor"}
 
     Raises
@@ -307,10 +319,21 @@ def georeference(model_or_georef, twin_crs: str = "EPSG:4544", *, anchor: Anchor
                 extent_m = float(max(10.0, np.abs(tri[..., :2]).max()))
     half = max(extent_m, 1.0)
 
-    if method in ("auto", "map_conversion") and "map_conversion" in g:
-        return _from_map_conversion(g, twin, half)
-    if method in ("auto", "site") and "site" in g:
-        return _from_site(g, twin, half)
+    for key, build in (("map_conversion", _from_map_conversion), ("site", _from_site)):
+        if method in ("auto", key) and key in g:
+            try:
+                return build(g, twin, half)
+            except GeoreferenceError as exc:
+                if method != "auto" or anchor is None:
+                    raise
+                # the file's own georeference does not fit this twin (e.g. Revit's default site): the caller's
+                # anchor places the model instead
+                import warnings
+
+                from twin_core.errors import TwinWarning
+
+                warnings.warn(f"{exc}. The model is placed with the anchor given instead", TwinWarning, stacklevel=2)
+                return _from_anchor(anchor, twin)
     if method in ("auto", "anchor") and anchor is not None:
         return _from_anchor(anchor, twin)
     found = [k for k in ("map_conversion", "site") if k in g]

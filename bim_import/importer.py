@@ -90,15 +90,17 @@ def write_building(store, b) -> dict:
         if len(hit):
             b.feature = b.feature.assign(parcel_id=str(hit["parcel_id"].iloc[0]))
     with store.transaction():
-        if b.feature is not None:
-            if store.has_layer("buildings"):
-                existing = store.read_layer("buildings", where={"building_id": b.building_id}, columns=["building_id"])
-                if len(existing):
-                    from twin_core.errors import StoreError
+        # the summary row is written for every import, with or without a footprint
+        bid = {"building_id": b.building_id}
+        if (b.feature is not None and store.has_layer("buildings") and
+                len(store.read_layer("buildings", where=bid, columns=["building_id"]))) or \
+                (store.has_table(SUMMARY_TABLE) and store.count_rows(SUMMARY_TABLE, where=bid)):
+            from twin_core.errors import StoreError
 
-                    raise StoreError(
-                        f"building {b.building_id!r} is already in the store; pass another building_id or delete it first"
-                    )
+            raise StoreError(
+                f"building {b.building_id!r} is already in the store; pass another building_id or delete it first"
+            )
+        if b.feature is not None:
             store.write_layer("buildings", b.feature, mode="append" if store.has_layer("buildings") else "replace")
         store.write_table(ELEMENT_TABLE, b.elements, mode="append" if store.has_table(ELEMENT_TABLE) else "replace")
         store.write_table(SUMMARY_TABLE, _summary_row(b, keys),

@@ -239,3 +239,12 @@ def test_one_broken_element_never_loses_the_rest(boxes, tmp_path):
     row = el.set_index("global_id").loc[wall.GlobalId]
     assert "no triangles" in row["failure"]
     assert b.height_m == pytest.approx(9.3) and b.footprint.area == pytest.approx(200.0, rel=0.01)
+
+
+@pytest.mark.parametrize("cut", [float("nan"), float("inf"), 0.0])
+def test_floorplan_refuses_a_non_finite_cut(boxes, cut):
+    # a NaN cut height gave a plan with no walls at all
+    from bim_import.floorplan import storey_floorplan
+
+    with pytest.raises(GeometryError, match="cut_height must be a finite number > 0"):
+        storey_floorplan(boxes["ok"][0], 0, cut)

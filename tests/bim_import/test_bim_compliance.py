@@ -221,3 +221,66 @@ def test_a_prepared_building_is_not_read_again(boxes, monkeypatch):
     monkeypatch.setattr(model_mod, "read_model", lambda *a, **k: pytest.fail("the model was read again"))
     r = check_compliance(boxes["tall"][0], {"rules": RULES, "parcel": {"polygon": PARCEL}}, building=b)
     assert not r.result("max_height_m").passed and r.result("max_far").passed
+
+
+@pytest.mark.parametrize("wkt, what", [
+    ("POINT (500000 3390000)", "Point"),  # passed the height rule silently before
+    ("POLYGON ((499980 3389980, 500040 3390040, 500040 3389980, 499980 3390040, 499980 3389980))",
+     "Self-intersection"),  # zero area: ZeroDivisionError before
+])
+def test_parcel_wkt_must_be_a_valid_polygon(boxes, wkt, what):
+    from bim_import.compliance import check_compliance
+
+    with pytest.raises(RuleError, match=f"'parcel: wkt:' must be a valid polygon.*{what}"):
+        check_compliance(boxes["ok"][0], {"rules": {"max_far": 2.0}, "parcel": {"wkt": wkt}})
+
+
+def test_parcel_from_a_store_in_another_crs_is_reprojected(boxes, tmp_path):
+    # the rules place the model in UTM 48N, the twin's parcels are in EPSG:4544: the parcel was compared in
+    # the wrong CRS (setback -1336 m, every element "offending"); by hand in UTM 48N (same central meridian,
+    # scale 0.9996): setback 20 m * 0.9996
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    from bim_import.compliance import check_compliance
+    from cim.store import open_store
+
+    with open_store(str(tmp_path / "c.gpkg"), create=True, crs="EPSG:4544") as st:
+        st.write_layer("parcels", gpd.GeoDataFrame({"parcel_id": ["P-1"]}, geometry=[Polygon(PARCEL)],
+                                                   crs="EPSG:4544"))
+        for parcel in ({"parcel_id": "P-1"}, None):  # named, or the one the model stands on
+            rules = {"rules": {"min_setback_m": 3}, "crs": "EPSG:32648", **({"parcel": parcel} if parcel else {})}
+            r = check_compliance(boxes["ok"][0], rules, store=st)
+            assert r.parcel_id == "P-1" and r.passed
+            assert r.result("min_setback_m").measured == pytest.approx(20.0 * 0.9996, abs=0.01)
+
+
+def test_rules_file_anchor_places_a_model_without_georeference(boxes, tmp_path):
+    # 'anchor:' was an accepted key that did nothing: the model could not be placed
+    from bim_import.compliance import check_compliance, load_rules
+
+    p = tmp_path / "r.yaml"
+    p.write_text(f"rules: {{max_height_m: 24, min_setback_m: 3}}\nparcel: {{polygon: {PARCEL}}}\n"
+                 "anchor: [500000, 3390000]\n")
+    r = check_compliance(boxes["nogeo"][0], load_rules(p))
+    assert r.passed and r.result("min_setback_m").measured == pytest.approx(20.0, abs=0.01)
+    p.write_text("rules: {max_height_m: 24}\nanchor: [1, .inf]\n")
+    with pytest.raises(RuleError, match="'anchor:' values must be finite"):
+        load_rules(p)
+    p.write_text("rules: {max_height_m: 24}\nanchor: {x: 1, y: 2, rot: 3}\n")
+    with pytest.raises(RuleError, match="'anchor:' must be"):
+        load_rules(p)
+
+
+def test_model_without_geometry_fails_with_no_nan_in_the_report(georef_ifc):
+    # no element of geographic-referencing.ifc has triangles: the height was NaN (invalid JSON) and the
+    # site coverage passed at 0
+    from bim_import.compliance import check_compliance
+
+    poly = [[458600, 5438200], [458700, 5438200], [458700, 5438300], [458600, 5438300]]
+    r = check_compliance(georef_ifc, {"rules": {"max_height_m": 24, "max_site_coverage": 0.5},
+                                      "parcel": {"polygon": poly}, "crs": "EPSG:25832"})
+    h, cov = r.result("max_height_m"), r.result("max_site_coverage")
+    assert h.measured is None and not h.passed and "height is unknown" in h.note
+    assert cov.measured is None and not cov.passed and cov.note == "no footprint"
+    json.loads(r.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON report"))

@@ -199,3 +199,39 @@ def test_model_without_triangles_imports_its_elements_at_their_map_position(geor
     row = el.iloc[0]  # ... but the element is there, placed within 1 cm, its failure recorded
     assert math.hypot(row["x"] - 458658.78, row["y"] - 5438232.79) < 0.01 and row["z"] == pytest.approx(113.7)
     assert not row["geometry_ok"] and "no triangles" in row["failure"]
+
+
+def test_anchor_places_a_model_whose_own_site_is_outside_the_twin(duplex):
+    # Revit left the Duplex at its default site (Chicago): the anchor the caller gives must place it (it
+    # used to be ignored, so `--anchor` could never help), with a warning saying the file's own site was unusable
+    from bim_import import Anchor, georeference
+    from twin_core.errors import TwinWarning
+
+    with pytest.warns(TwinWarning, match="outside the area of the twin CRS.*anchor given instead"):
+        g = georeference(duplex, "EPSG:4544", anchor=Anchor(500000.0, 3390000.0, 500.0))
+    assert g.method == "anchor"
+    assert g.apply(np.array([[10.0, 0.0, 1.0]]))[0] == pytest.approx([500010.0, 3390000.0, 501.0])
+    with pytest.raises(GeoreferenceError, match="outside the area"):  # an explicit method is not overridden
+        georeference(duplex, "EPSG:4544", anchor=Anchor(500000.0, 3390000.0), method="site")
+
+
+@pytest.mark.parametrize("anchor", [(500000.0, 3390000.0, 0.0, float("inf")), (float("nan"), 3390000.0, 0.0, 0.0),
+                                    (500000.0, 3390000.0, float("inf"), 0.0)])
+def test_non_finite_anchor_is_refused_clearly(boxes, anchor):
+    from bim_import import Anchor, georeference, read_model
+
+    m = read_model(boxes["nogeo"][0], geometry=False)
+    with pytest.raises(GeoreferenceError, match="finite"):  # a raw "math domain error" before
+        georeference(m, "EPSG:4544", anchor=Anchor(*anchor))
+
+
+def test_reimporting_a_model_without_geometry_is_refused_not_duplicated(georef_ifc, tmp_path):
+    from bim_import import import_ifc
+    from cim.store import open_store
+    from twin_core.errors import StoreError
+
+    with open_store(str(tmp_path / "g.gpkg"), create=True, crs="EPSG:25832") as st:
+        import_ifc(georef_ifc, st)
+        with pytest.raises(StoreError, match="already in the store"):
+            import_ifc(georef_ifc, st)
+        assert len(st.read_table("bim_buildings")) == 1 and len(st.read_table("bim_elements")) == 1

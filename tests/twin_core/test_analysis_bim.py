@@ -43,3 +43,28 @@ def test_bim_mesh_shades_and_replaces_lod1(tmp_path):
         assert np.all(with_bim.data < 6.0)
     finally:
         twin.close()
+
+
+def test_cells_under_a_bim_building_are_nan_like_lod1(tmp_path):
+    # "cells under a building get NaN": under a building whose BIM mesh replaced its LoD1 block they got 0 h
+    from bim_import.gltf import write_glb
+    from twin_core import Twin
+
+    with Twin.create(str(tmp_path / "t.gpkg"), crs="EPSG:4544") as twin:
+        b = gpd.GeoDataFrame({"building_id": ["B1"], "height_m": [40.0], "ground_elev_m": [0.0]},
+                             geometry=[shapely.MultiPolygon([shapely.box(X0, Y0, X0 + 20, Y0 + 20)])],
+                             crs="EPSG:4544")
+        twin.store.write_layer("buildings", b)
+        tower = trimesh.creation.box(extents=[20, 20, 40]).apply_translation([10, 10, 20])
+        glb = write_glb([("tower", np.asarray(tower.vertices), np.asarray(tower.faces))],
+                        extras={"origin": [X0, Y0], "crs": "EPSG:4544"})
+        twin.store.put_blob("bim/B1/building.glb", glb, mime="model/gltf-binary", layer="buildings",
+                            feature_id="B1")
+        bounds = (X0 - 10, Y0 - 10, X0 + 30, Y0 + 30)
+        kw = dict(bounds=bounds, spacing=10, solar_time=True, step_minutes=30, save=False)
+        with_bim, _ = A.run_sunlight(twin, **kw)
+        lod1, _ = A.run_sunlight(twin, use_bim=False, **kw)
+    # the same building, the same cells under it: NaN either way, and the same hours around it
+    np.testing.assert_array_equal(np.isnan(with_bim.data), np.isnan(lod1.data))
+    assert np.isnan(with_bim.data[1:3, 1:3]).all()
+    np.testing.assert_allclose(with_bim.data, lod1.data)

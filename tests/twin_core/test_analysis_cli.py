@@ -43,6 +43,9 @@ def test_sunlight_and_viewshed_cli(small_city_gpkg):
     (["sunlight", "--bbox", "1,2,3"], "--bbox"),
     (["sunlight", "--start", "17:00", "--end", "09:00"], "after start"),
     (["viewshed", "--x", "0", "--y", "0"], "outside the DEM"),
+    (["sunlight", "--date", "2026-02-30"], "date must be a day"),  # a pandas traceback before
+    (["sunlight", "--step", "inf"], "step_minutes"),
+    (["viewshed", "--x", "409720", "--y", "3390975", "--radius", "inf"], "radius must be a finite"),
 ])
 def test_cli_bad_input_is_one_clear_line(small_city_gpkg, args, msg, capsys):
     from twin_core.cli import main

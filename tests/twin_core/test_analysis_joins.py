@@ -100,3 +100,23 @@ def test_twin_runners_save_results(small_city_gpkg):
         assert twin.load_result(None, run2, "viewshed").shape == vs.shape
     finally:
         twin.close()
+
+
+def test_centroid_rule_skips_missing_footprints_without_shifting_the_rest():
+    # a missing footprint (None) used to shift every later building onto the wrong parcel: A -> P2, B -> P1
+    parcels = gpd.GeoDataFrame({"parcel_id": ["P1", "P2"]}, geometry=[shapely.box(0, 0, 10, 10),
+                                                                      shapely.box(10, 0, 20, 10)], crs="EPSG:4544")
+    b = gpd.GeoDataFrame({"building_id": ["A", "B", "C"]},
+                         geometry=[None, shapely.box(12, 2, 14, 4), shapely.box(1, 1, 3, 3)], crs="EPSG:4544")
+    for how in ("centroid", "largest_overlap", "intersects"):
+        df = A.buildings_to_parcels(b, parcels, how=how)
+        assert _pairs(df, "building_id", "parcel_id") == [("B", "P2"), ("C", "P1")], how
+
+
+def test_invalid_parcel_in_largest_overlap_names_the_row():
+    parcels = gpd.GeoDataFrame({"parcel_id": ["OK", "BOW"]},
+                               geometry=[shapely.box(20, 0, 30, 10),
+                                         shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])], crs="EPSG:4544")
+    b = gpd.GeoDataFrame(geometry=[shapely.box(1, 1, 9, 9)], crs="EPSG:4544")
+    with pytest.raises(GeometryError, match=r"parcels rows \[1\] are invalid.*Self-intersection.*make_valid"):
+        A.buildings_to_parcels(b, parcels)  # a raw GEOSException TopologyException before

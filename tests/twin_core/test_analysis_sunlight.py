@@ -160,3 +160,67 @@ def test_facade_hours_by_orientation():
     # grid north is 0.5 deg off true north here, so the east/west split moves by about 2 minutes
     assert np.all(np.abs(hours[facing == 90] - 4.0) <= step)
     assert np.all(np.abs(hours[facing == 270] - 4.0) <= step)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"date": "2026-02-30"}, "date must be a day"),
+    ({"date": "someday"}, "date must be a day"),
+    ({"start": "25:00"}, "clock times"),
+    ({"tz": "Mars/Base"}, "unknown time zone"),
+    ({"step_minutes": float("inf")}, "step_minutes"),
+    ({"step_minutes": 1e-9}, "step_minutes"),  # 4.8e11 steps: MemoryError before
+])
+def test_bad_dates_times_and_steps_are_parameter_errors(kwargs, msg):
+    # these gave raw pandas / zoneinfo / numpy errors (a traceback in `twin analysis sunlight`)
+    with pytest.raises(ParameterError, match=msg):
+        A.sunlight_hours(np.array([[X0, Y0, 0.0]]), None, crs=CRS, **kwargs)
+
+
+def test_date_may_be_a_datetime_or_a_tz_aware_timestamp():
+    # a tz-aware Timestamp raised TypeError; a datetime's own time of day is ignored
+    pts = np.array([[X0, Y0, 0.0]])
+    ref = A.sunlight_hours(pts, None, "2026-01-20", "07:00", "19:00", crs=CRS)
+    for d in (pd.Timestamp("2026-01-20 15:30", tz="Asia/Shanghai"), pd.Timestamp("2026-01-20 15:30").to_pydatetime()):
+        assert A.sunlight_hours(pts, None, d, "07:00", "19:00", crs=CRS) == pytest.approx(ref)
+
+
+def test_crs_comes_from_the_inputs_and_must_agree():
+    from twin_core.errors import CRSError
+
+    # a twin in the 3-degree zone of CM 108E: with the old default crs (EPSG:4544, CM 105E) its coordinates
+    # were read as a place ~3 degrees of longitude away, so sunrise came ~12 minutes off
+    crs = "EPSG:4545"
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy([400000.0], [3393000.0], [0.0]), crs=crs)
+    got = A.sunlight_hours(pts, None, "2026-01-20", "07:00", "09:00", step_minutes=1)
+    assert got == pytest.approx(A.sunlight_hours(pts, None, "2026-01-20", "07:00", "09:00", step_minutes=1, crs=crs))
+    assert got != pytest.approx(A.sunlight_hours(np.array([[400000.0, 3393000.0, 0.0]]), None, "2026-01-20",
+                                                 "07:00", "09:00", step_minutes=1, crs=CRS))
+    with pytest.raises(CRSError, match="points is in EPSG:4545 but crs='EPSG:4544'"):
+        A.sunlight_hours(pts, None, crs=CRS)
+    b = _gdf([shapely.box(X0, Y0, X0 + 20, Y0 + 20)], [30.0])
+    with pytest.raises(CRSError, match="reproject"):
+        A.sunlight_hours(pts, b)
+
+
+def test_invalid_footprints_cast_shadows_with_a_warning():
+    # a self-intersecting ("bow-tie") footprint made GEOS raise in the roof triangulation
+    from twin_core.errors import TwinWarning
+
+    bow = shapely.Polygon([(X0, Y0), (X0 + 20, Y0 + 20), (X0 + 20, Y0), (X0, Y0 + 20)])
+    with pytest.warns(TwinWarning, match="invalid.*make_valid"):
+        hrs = A.sunlight_hours(np.array([[X0 + 10, Y0 + 21, 0.0], [X0 + 10, Y0 - 30, 0.0]]), _gdf([bow], [30.0]),
+                               "2026-01-20", "11:00", "13:00", crs=CRS)
+    assert hrs[0] == 0.0 and hrs[1] == pytest.approx(2.0)  # north of the 30 m block at noon: in its shadow
+
+
+def test_grid_cells_off_the_dem_are_nan_not_ground_zero():
+    # the DEM is 500 m high; cells outside it used to stand at z = 0, 500 m underground
+    from affine import Affine
+
+    from cim.raster import Raster
+
+    dem = Raster(np.full((10, 10), 500.0, "float32"), Affine(10, 0, X0, 0, -10, Y0 + 100), CRS)
+    r = A.sunlight_grid(None, (X0 - 20, Y0, X0 + 100, Y0 + 100), 10.0, dem=dem, crs=CRS, step_minutes=60)
+    assert np.isnan(r.data[:, :2]).all() and (r.data[:, 2:] == pytest.approx(8.0))
+    with pytest.raises(ParameterError, match="too large"):
+        A.sunlight_grid(None, (X0, Y0, X0 + 100, Y0 + 100), 1e-4, crs=CRS)

@@ -61,3 +61,25 @@ def test_radius_and_bad_input():
         A.viewshed(r, (X0 - 100, Y0))
     with pytest.raises(RasterError, match="Raster"):
         A.viewshed(np.zeros((3, 3)), (0, 0))
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"radius": float("inf")}, "radius"), ({"radius": float("nan")}, "radius"), ({"radius": -5.0}, "radius"),
+    ({"observer_height": float("nan")}, "observer_height"), ({"target_height": float("nan")}, "target_height"),
+    ({"observer": (float("nan"), Y0 + 10)}, "observer"),
+])
+def test_non_finite_parameters_are_parameter_errors(kwargs, msg):
+    # radius inf/nan raised a raw ValueError in run_viewshed, NaN target heights returned an all-NaN raster
+    kwargs = {"observer": (X0 + 10, Y0 + 10), **kwargs}
+    with pytest.raises(ParameterError, match=msg):
+        A.viewshed(_dem(np.zeros((20, 20))), **kwargs)
+
+
+def test_twin_viewshed_radius_checked_before_the_window(tmp_path):
+    from twin_core import Twin
+
+    with Twin.create(str(tmp_path / "t.gpkg"), crs="EPSG:4544") as twin:
+        twin.store.write_raster("dem", _dem(np.zeros((20, 20))))
+        for radius in (float("inf"), float("nan"), 0.0):
+            with pytest.raises(ParameterError, match="radius must be a finite distance"):
+                A.run_viewshed(twin, (X0 + 10, Y0 + 10), radius=radius, save=False)

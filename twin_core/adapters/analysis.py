@@ -28,7 +28,6 @@ Examples
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Callable
 
 import numpy as np
@@ -105,13 +104,27 @@ def sun_vectors(azimuth_deg, elevation_deg, grid_north_offset: float = 0.0) -> n
 
 def _time_grid(date, start: str, end: str, step_minutes: float, tz: str, solar_time: bool, lon: float):
     """Mid-points of the time steps between start and end (clock time, or true solar time)."""
-    d = pd.Timestamp(date).date() if not isinstance(date, _dt.date) else date
-    t0 = pd.Timestamp(f"{d} {start}")
-    t1 = pd.Timestamp(f"{d} {end}")
+    try:
+        d = pd.Timestamp(date).date()  # a date, a datetime (its time is ignored) or a string
+    except (TypeError, ValueError):
+        raise ParameterError(f"date must be a day such as '2026-01-20', got {date!r}") from None
+    try:
+        t0 = pd.Timestamp(f"{d} {start}")
+        t1 = pd.Timestamp(f"{d} {end}")
+    except (TypeError, ValueError):
+        raise ParameterError(f"start and end must be clock times 'HH:MM', got {start!r} and {end!r}") from None
+    if t0.date() != d or t1.date() != d:
+        raise ParameterError(f"start and end must be clock times 'HH:MM' on {d}, got {start!r} and {end!r}")
     if not t1 > t0:
         raise ParameterError(f"end ({end}) must be after start ({start})")
-    if not step_minutes > 0:
-        raise ParameterError(f"step_minutes must be > 0, got {step_minutes}")
+    if not (np.isfinite(step_minutes) and step_minutes >= 1 / 60):
+        raise ParameterError(f"step_minutes must be a finite number of minutes >= 1/60 (one second), "
+                             f"got {step_minutes}")
+    if not solar_time:
+        try:
+            pd.DatetimeIndex([], dtype="datetime64[ns]").tz_localize(tz)
+        except (KeyError, TypeError, ValueError):  # zoneinfo / pytz "not found" errors
+            raise ParameterError(f"unknown time zone {tz!r}; give an IANA name such as 'Asia/Shanghai'") from None
     n = int(np.ceil((t1 - t0) / pd.Timedelta(minutes=step_minutes)))
     step = (t1 - t0) / n
     mids = t0 + step * (np.arange(n) + 0.5)
@@ -176,7 +189,7 @@ def building_mesh(buildings, height_col: str = "height_m", base_col: str | None 
     fb = [g_of_c[a], g_of_c[a]]
     off = 2 * nc
     if roofs:
-        tris = shapely.constrained_delaunay_triangles(geoms[keep])
+        tris = shapely.constrained_delaunay_triangles(_valid_footprints(geoms[keep], keep))
         parts, pidx = shapely.get_parts(tris, return_index=True)
         tc = shapely.get_coordinates(shapely.get_exterior_ring(parts)).reshape(-1, 4, 2)[:, :3]
         gi = keep[pidx]
@@ -194,6 +207,29 @@ def building_mesh(buildings, height_col: str = "height_m", base_col: str | None 
     fbi = np.concatenate(fb).astype(np.intp)
     ok = h[fbi] > 0  # zero-height buildings cast nothing
     return v, f[ok], fbi[ok]
+
+
+def _valid_footprints(geoms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``geoms`` with invalid (self-intersecting, zero-area) footprints repaired, with a warning."""
+    import warnings
+
+    import shapely
+
+    from twin_core.errors import TwinWarning
+
+    bad = np.flatnonzero(~shapely.is_valid(geoms))
+    if not len(bad):
+        return geoms
+    warnings.warn(f"{len(bad)} building footprint(s) are invalid geometries (first: building {int(rows[bad[0]])}, "
+                  f"{shapely.is_valid_reason(geoms[bad[0]])}); their roofs are triangulated from "
+                  "shapely.make_valid(footprint). Repair the layer (shapely.make_valid) to silence this",
+                  TwinWarning, stacklevel=3)
+    out = geoms.copy()
+    for i in bad:
+        parts = shapely.get_parts(shapely.make_valid(geoms[i]))
+        out[i] = shapely.MultiPolygon([q for p in parts if p.geom_type in ("Polygon", "MultiPolygon")
+                                       for q in shapely.get_parts(p)])
+    return out
 
 
 class Scene:
@@ -313,6 +349,32 @@ def _points_xyz(points, z=None) -> np.ndarray:
     return np.ascontiguousarray(xyz)
 
 
+def _analysis_crs(crs, **inputs):
+    """The CRS of an analysis: ``crs`` or that of its inputs (which must agree), else EPSG:4544."""
+    from pyproj import CRS
+
+    from twin_core.errors import CRSError
+
+    found = {}
+    for name, obj in inputs.items():
+        c = getattr(obj, "crs", None)
+        if c is not None:
+            found[name] = CRS.from_user_input(c)
+    if crs is not None:
+        want = CRS.from_user_input(crs)
+        for name, c in found.items():
+            if not c.equals(want):
+                raise CRSError(f"{name} is in {c.to_string()} but crs={crs!r}; reproject it (.to_crs({crs!r})) "
+                               "or leave crs= out")
+        return crs
+    names = list(found)
+    for name in names[1:]:
+        if not found[name].equals(found[names[0]]):
+            raise CRSError(f"{names[0]} is in {found[names[0]].to_string()} but {name} in "
+                           f"{found[name].to_string()}; reproject one first")
+    return found[names[0]].to_string() if names else "EPSG:4544"
+
+
 def shadow_mask(points_xyz, sun_dirs, scene: Scene, offset: float = 1e-6) -> np.ndarray:
     """(n_times, n_points) True where the point is in shadow (the ray to the sun hits the scene)."""
     p = np.asarray(points_xyz, float)
@@ -324,7 +386,7 @@ def shadow_mask(points_xyz, sun_dirs, scene: Scene, offset: float = 1e-6) -> np.
 
 
 def sunlight_hours(points, buildings=None, date="2026-01-20", start: str = "08:00", end: str = "16:00", *,
-                   crs="EPSG:4544", tz: str = "Asia/Shanghai", step_minutes: float = 5.0, solar_time: bool = False,
+                   crs=None, tz: str = "Asia/Shanghai", step_minutes: float = 5.0, solar_time: bool = False,
                    z=None, meshes=(), scene: Scene | None = None, refraction: bool = False,
                    progress: Progress = None) -> np.ndarray:
     """Hours of direct sun at each point between ``start`` and ``end`` on ``date``.
@@ -339,12 +401,14 @@ def sunlight_hours(points, buildings=None, date="2026-01-20", start: str = "08:0
     buildings : GeoDataFrame with ``height_m`` (and ``ground_elev_m`` if the ground is not at 0)
     date : the day (Chinese rules use 大寒 Major Cold, about 20 January, or the winter solstice)
     start, end : "HH:MM" clock time in ``tz``, or true solar time with ``solar_time=True``
-    crs : the CRS of the coordinates (for latitude/longitude and grid north)
+    crs : the CRS of the coordinates (for latitude/longitude and grid north); default: that of
+        ``points`` or ``buildings`` when they are GeoDataFrames, else EPSG:4544
 
     Returns
     -------
     (n,) float64 hours
     """
+    crs = _analysis_crs(crs, points=points, buildings=buildings)
     xyz = _points_xyz(points, z)
     if scene is None:
         scene = Scene(buildings, meshes)
@@ -364,13 +428,18 @@ def sunlight_hours(points, buildings=None, date="2026-01-20", start: str = "08:0
     return lit * step_h
 
 
+#: the most cells a sunlight grid may have (memory: ~150 bytes a cell)
+_MAX_GRID_CELLS = 20_000_000
+
+
 def sunlight_grid(buildings, bounds, spacing: float, date="2026-01-20", start="08:00", end="16:00", *,
-                  height: float = 0.0, dem=None, crs="EPSG:4544", **kwargs):
+                  height: float = 0.0, dem=None, crs=None, **kwargs):
     """Sunlight hours on a regular ground grid: returns a :class:`cim.raster.Raster` (hours).
 
     Cells under a building get NaN. ``height`` is the sample height above the
     ground (e.g. 0.9 m window sill); the ground is ``dem`` sampled at the cell
-    centres, or 0.
+    centres, or 0 without a DEM. With a DEM, cells outside it or on its nodata
+    get NaN (their ground is unknown).
     """
     import shapely
     from affine import Affine
@@ -378,19 +447,26 @@ def sunlight_grid(buildings, bounds, spacing: float, date="2026-01-20", start="0
     from cim.raster import Raster
     from spatial_index import PolygonIndex, sample
 
+    crs = _analysis_crs(crs, buildings=buildings, dem=dem)
+
     xmin, ymin, xmax, ymax = (float(v) for v in bounds)
     if not (xmax > xmin and ymax > ymin and spacing > 0):
         raise ParameterError(f"bounds must be (xmin, ymin, xmax, ymax) with a positive size and spacing > 0; got "
                              f"{bounds}, {spacing}")
+    if not np.isfinite(height):
+        raise ParameterError(f"height must be a finite number of metres above the ground, got {height!r}")
     cols = int(np.ceil((xmax - xmin) / spacing))
     rows = int(np.ceil((ymax - ymin) / spacing))
+    if rows * cols > _MAX_GRID_CELLS:
+        raise ParameterError(f"a grid of {rows} x {cols} cells (spacing {spacing} m) is too large (more than "
+                             f"{_MAX_GRID_CELLS:,} cells); use a larger spacing or smaller bounds")
     tr = Affine(spacing, 0, xmin, 0, -spacing, ymax)
     rr, cc = np.mgrid[0:rows, 0:cols]
     x = xmin + (cc.ravel() + 0.5) * spacing
     y = ymax - (rr.ravel() + 0.5) * spacing
-    zg = np.zeros_like(x) if dem is None else np.nan_to_num(sample(dem.masked(), dem.transform, np.column_stack([x, y])))
+    zg = np.zeros_like(x) if dem is None else sample(dem.masked(), dem.transform, np.column_stack([x, y]))
     xyz = np.column_stack([x, y, zg + height])
-    inside = np.zeros(len(x), bool)
+    inside = ~np.isfinite(zg)  # no ground under the cell (outside the DEM, nodata): NaN
     if buildings is not None and len(buildings):
         pi = PolygonIndex.from_shapely(np.asarray(buildings.geometry.values, dtype=object))
         inside[np.unique(pi.query_points(xyz[:, :2], "intersects")[0])] = True
@@ -403,6 +479,25 @@ def sunlight_grid(buildings, bounds, spacing: float, date="2026-01-20", start="0
 # --------------------------------------------------------------------------
 # viewshed
 # --------------------------------------------------------------------------
+def _observer(observer) -> tuple[float, float]:
+    try:
+        ox, oy = (float(v) for v in observer)
+    except (TypeError, ValueError):
+        raise ParameterError(f"observer must be (x, y) numbers in the DEM's CRS, got {observer!r}") from None
+    if not (np.isfinite(ox) and np.isfinite(oy)):
+        raise ParameterError(f"observer must be finite (x, y) coordinates, got ({ox}, {oy})")
+    return ox, oy
+
+
+def _check_sight(observer_height, target_height, radius) -> None:
+    for name, v in (("observer_height", observer_height), ("target_height", target_height)):
+        if not np.isfinite(v):
+            raise ParameterError(f"{name} must be a finite number of metres above the ground, got {v!r}")
+    if radius is not None and not (np.isfinite(radius) and radius > 0):
+        raise ParameterError(f"radius must be a finite distance > 0 in metres (or None for the whole DEM), "
+                             f"got {radius!r}")
+
+
 def viewshed(dem, observer, buildings=None, *, observer_height: float = 1.6, target_height: float = 0.0,
              radius: float | None = None, meshes=(), scene: Scene | None = None, progress: Progress = None):
     """Cells of ``dem`` visible from ``observer``: a Raster of 1 (visible), 0 (hidden), NaN (beyond radius).
@@ -422,7 +517,8 @@ def viewshed(dem, observer, buildings=None, *, observer_height: float = 1.6, tar
 
     if not isinstance(dem, Raster):
         raise RasterError("dem must be a cim.raster.Raster")
-    ox, oy = (float(v) for v in observer)
+    ox, oy = _observer(observer)
+    _check_sight(observer_height, target_height, radius)
     ground = dem.masked()
     gz = sample(ground, dem.transform, [[ox, oy]])[0]
     if not np.isfinite(gz):
@@ -539,7 +635,7 @@ def buildings_to_parcels(buildings, parcels, how: str = "largest_overlap", parce
     idx = PolygonIndex.from_shapely(pg)
     if how == "centroid":
         rp = shapely.point_on_surface(bg)
-        ok = ~shapely.is_empty(rp)
+        ok = ~shapely.is_missing(rp) & ~shapely.is_empty(rp)  # missing/empty footprints match nothing
         pairs = idx.query_points(shapely.get_coordinates(rp[ok]), "within")
         pairs[0] = np.flatnonzero(ok)[pairs[0]]
         df = pd.DataFrame({"building": pairs[0], "parcel": pairs[1]})
@@ -547,7 +643,12 @@ def buildings_to_parcels(buildings, parcels, how: str = "largest_overlap", parce
         pairs = idx.query(bg, predicate="intersects")
         df = pd.DataFrame({"building": pairs[0], "parcel": pairs[1]})
         if how == "largest_overlap":
-            df["overlap_m2"] = shapely.area(shapely.intersection(bg[pairs[0]], pg[pairs[1]]))
+            try:
+                df["overlap_m2"] = shapely.area(shapely.intersection(bg[pairs[0]], pg[pairs[1]]))
+            except shapely.errors.GEOSException:
+                raise GeometryError(_invalid_rows(bg, "buildings") + _invalid_rows(pg, "parcels")
+                                    + "the overlap cannot be computed; repair them (shapely.make_valid) or use "
+                                    "how='centroid'") from None
             df = df[df["overlap_m2"] > 0].sort_values(["building", "overlap_m2", "parcel"],
                                                        ascending=[True, False, True])
             df = df.drop_duplicates("building").reset_index(drop=True)
@@ -556,6 +657,16 @@ def buildings_to_parcels(buildings, parcels, how: str = "largest_overlap", parce
     if _id_col(parcels, parcel_id):
         df[parcel_id] = parcels[parcel_id].to_numpy()[df["parcel"].to_numpy()]
     return df
+
+
+def _invalid_rows(geoms, name: str) -> str:
+    import shapely
+
+    bad = np.flatnonzero(~shapely.is_valid(geoms) & ~shapely.is_missing(geoms))
+    if not len(bad):
+        return ""
+    return (f"{name} rows {bad[:10].tolist()}{' ...' if len(bad) > 10 else ''} are invalid geometries "
+            f"({shapely.is_valid_reason(geoms[bad[0]])}); ")
 
 
 def within_distance(left, right, distance: float) -> pd.DataFrame:
@@ -621,14 +732,15 @@ def bim_meshes(twin, scenario: str | None = None) -> tuple[list[tuple[np.ndarray
     return out, ids
 
 
-def _twin_scene(twin, scenario, use_bim: bool) -> "Scene":
+def _twin_scene(twin, scenario, use_bim: bool):
+    """(the Scene, every building footprint): the footprints of BIM buildings too, for masking."""
     b = twin.layer("buildings", scenario=scenario) if "buildings" in twin.layers() else None
-    meshes = []
+    lod1, meshes = b, []
     if use_bim:
         meshes, ids = bim_meshes(twin, scenario)
         if b is not None and ids and "building_id" in b.columns:
-            b = b[~b["building_id"].astype(str).isin(ids)]  # the BIM model replaces its LoD1 block
-    return Scene(b, meshes), b
+            lod1 = b[~b["building_id"].astype(str).isin(ids)]  # the BIM model replaces its LoD1 block
+    return Scene(lod1, meshes), b
 
 
 def run_sunlight(twin, date="2026-01-20", start="08:00", end="16:00", *, bounds=None, spacing: float = 5.0,
@@ -664,9 +776,10 @@ def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height:
     """
     if "dem" not in twin.rasters():
         raise RasterError("the twin has no 'dem' raster; import one (twin import-raster) first")
+    ox, oy = _observer(observer)
+    _check_sight(observer_height, target_height, radius)
     dem = twin.raster("dem", scenario=scenario)
     if radius is not None:
-        ox, oy = observer
         try:
             dem = dem.window(dem.window_from_bounds((ox - radius, oy - radius, ox + radius, oy + radius)))
         except RasterError:
