@@ -163,6 +163,10 @@ def building_mesh(buildings, height_col: str = "height_m", base_col: str | None 
     base = np.zeros(len(h))
     if base_col and base_col in buildings.columns:
         base = pd.to_numeric(buildings[base_col], errors="coerce").fillna(0.0).to_numpy(float)
+        if not np.isfinite(base).all():
+            i = int(np.flatnonzero(~np.isfinite(base))[0])
+            raise FieldError(f"building {i} has {base_col} {buildings[base_col].iloc[i]!r}; ground elevations must be "
+                             "finite numbers of metres (leave it empty for 0)")
     geoms = np.asarray(buildings.geometry.values, dtype=object)
     tid = shapely.get_type_id(geoms)
     if (~np.isin(tid, [3, 6, -1])).any():
@@ -292,6 +296,10 @@ def facade_points(buildings, spacing: float = 3.0, heights=(1.5,), offset: float
     base = np.zeros(len(geoms))
     if base_col and base_col in buildings.columns:
         base = pd.to_numeric(buildings[base_col], errors="coerce").fillna(0.0).to_numpy(float)
+        if not np.isfinite(base).all():
+            i = int(np.flatnonzero(~np.isfinite(base))[0])
+            raise FieldError(f"building {i} has {base_col} {buildings[base_col].iloc[i]!r}; ground elevations must be "
+                             "finite numbers of metres (leave it empty for 0)")
     oriented = shapely.orient_polygons(geoms)  # shells counter-clockwise, holes clockwise
     rings, ridx = shapely.get_rings(shapely.get_parts(oriented), return_index=True)
     parts, pidx = shapely.get_parts(oriented, return_index=True)
