@@ -825,12 +825,14 @@ def terrain_los(dem, x0, dx, y0, dy, orig, targ, step, out):
 # --------------------------------------------------------------------------
 @njit(cache=True, inline="always")
 def _cell(v, g0, inv, n):
-    c = int(np.floor((v - g0) * inv))
-    if c < 0:
+    # clamped as a float: int() of a value beyond the int64 range (a query box out to 1e300) is undefined;
+    # in [0, n) int() truncates as floor does
+    f = (v - g0) * inv
+    if f < 0.0:
         return 0
-    if c >= n:
+    if f >= n:
         return n - 1
-    return c
+    return int(f)
 
 
 @njit(cache=True, nogil=True)

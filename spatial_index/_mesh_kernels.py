@@ -211,22 +211,29 @@ def build_bvh(tmin, tmax, cen, leaf_size):
 
 
 @njit(cache=True, inline="always")
+def _slab_axis(o, i, lo, hi, tn, tf):
+    # comparisons that are false for NaN keep tn / tf: (lo - o) * inf is NaN when a ray that runs parallel
+    # to this axis' planes starts on one of them, and such a ray lies in the slab for every t
+    a = (lo - o) * i
+    b = (hi - o) * i
+    if a > b:
+        a, b = b, a
+    if a > tn:
+        tn = a
+    if b < tf:
+        tf = b
+    return tn, tf
+
+
+@njit(cache=True, inline="always")
 def _slab(ox, oy, oz, ix, iy, iz, bmin, bmax, nd, tmax_):
-    t0 = (bmin[nd, 0] - ox) * ix
-    t1 = (bmax[nd, 0] - ox) * ix
-    tn = min(t0, t1)
-    tf = max(t0, t1)
-    t0 = (bmin[nd, 1] - oy) * iy
-    t1 = (bmax[nd, 1] - oy) * iy
-    tn = max(tn, min(t0, t1))
-    tf = min(tf, max(t0, t1))
-    t0 = (bmin[nd, 2] - oz) * iz
-    t1 = (bmax[nd, 2] - oz) * iz
-    tn = max(tn, min(t0, t1))
-    tf = min(tf, max(t0, t1))
-    if tf < tn or tf < 0.0 or tn > tmax_:
+    """Distance along the ray to the (closed) box of node nd, 0 from inside, inf when missed or beyond tmax_."""
+    tn, tf = _slab_axis(ox, ix, bmin[nd, 0], bmax[nd, 0], 0.0, tmax_)
+    tn, tf = _slab_axis(oy, iy, bmin[nd, 1], bmax[nd, 1], tn, tf)
+    tn, tf = _slab_axis(oz, iz, bmin[nd, 2], bmax[nd, 2], tn, tf)
+    if tf < tn:
         return np.inf
-    return max(tn, 0.0)
+    return tn
 
 
 @njit(cache=True, inline="always")

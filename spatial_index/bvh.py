@@ -14,8 +14,8 @@ def _as_rays(a, name: str, n: int | None = None) -> np.ndarray:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be numeric with shape (n, 3): {exc}") from None
-    if arr.ndim == 1 and arr.shape[0] == 3:
-        arr = arr[None, :]
+    if arr.ndim == 1 and arr.shape[0] in (0, 3):  # one row, or none ([])
+        arr = arr.reshape(-1, 3)
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise ValueError(f"{name} must have shape (n, 3), got {arr.shape}")
     if n is not None and arr.shape[0] not in (1, n):
@@ -78,9 +78,15 @@ class TriangleBVH:
         perm, bmin, bmax, left, start, count, _, depth = M.build_bvh(tmin, tmax, cen, int(leaf_size))
         self.n_triangles = f.shape[0]
         self.perm = perm
+        e1, e2 = b - a, c - a
+        # zero-area triangles get zero edges, which the ray test (det == 0) never hits; their rounded
+        # edges would give a few hits at a distance that means nothing
+        flat = ~np.cross(e1, e2).any(axis=1)
+        e1[flat] = 0.0
+        e2[flat] = 0.0
         self.v0 = np.ascontiguousarray(a[perm])
-        self.e1 = np.ascontiguousarray((b - a)[perm])
-        self.e2 = np.ascontiguousarray((c - a)[perm])
+        self.e1 = np.ascontiguousarray(e1[perm])
+        self.e2 = np.ascontiguousarray(e2[perm])
         self.node_min, self.node_max = bmin, bmax
         self.node_left, self.node_start, self.node_count = left, start, count
         self.depth = int(depth)
@@ -99,15 +105,33 @@ class TriangleBVH:
     def _run(self, origins, directions, min_distance, max_distance, any_hit):
         o = _as_rays(origins, "origins") if len(origins) else np.zeros((0, 3))
         d = _as_rays(directions, "directions", o.shape[0])
-        norm = np.linalg.norm(d, axis=1)
-        if (norm == 0).any():
-            raise ValueError(f"directions row {int(np.flatnonzero(norm == 0)[0])} is zero; give a non-zero vector")
+        zero = ~d.any(axis=1)
+        if zero.any():
+            raise ValueError(f"directions row {int(np.flatnonzero(zero)[0])} is zero; give a non-zero vector")
+        with np.errstate(over="ignore", under="ignore"):
+            norm = np.linalg.norm(d, axis=1)
+        odd = ~((norm > 1e-150) & (norm < 1e150))  # the squares would underflow or overflow: scale first
+        if odd.any():
+            d = d.copy()
+            d[odd] /= np.abs(d[odd]).max(axis=1)[:, None]
+            norm[odd] = np.linalg.norm(d[odd], axis=1)
         d = d / norm[:, None]
         if d.shape[0] == 1 and o.shape[0] != 1:
             d = np.repeat(d, o.shape[0], axis=0)
-        md = np.broadcast_to(np.asarray(np.inf if max_distance is None else max_distance, float), (o.shape[0],))
+        try:
+            md = np.asarray(np.inf if max_distance is None else max_distance, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"max_distance must be a number or one per ray, got {max_distance!r}") from None
+        if md.ndim > 1 or (md.ndim == 1 and md.shape[0] not in (1, o.shape[0])):
+            raise ValueError(f"max_distance must be a number or have shape ({o.shape[0]},) (one per ray), "
+                             f"got shape {md.shape}")
+        md = np.broadcast_to(md.reshape(-1), (o.shape[0],))
         if np.isnan(md).any() or (md < 0).any():
             raise ValueError("max_distance must be >= 0 (or None for unlimited)")
+        try:
+            min_distance = float(min_distance)
+        except (TypeError, ValueError):
+            raise TypeError(f"min_distance must be a finite number >= 0, got {min_distance!r}") from None
         if not (np.isfinite(min_distance) and min_distance >= 0):
             raise ValueError(f"min_distance must be a finite number >= 0, got {min_distance!r}")
         out_t = np.empty(o.shape[0])

@@ -15,6 +15,8 @@ from spatial_index.rtree import as_points
 
 __all__ = ["rasterize", "sample", "cells_in_polygon", "line_of_sight"]
 
+_MAX_SAMPLES = 1e9  # samples along one line-of-sight segment (beyond it a step is a mistake, and int64 overflows)
+
 
 def _grid(shape, transform):
     try:
@@ -60,7 +62,13 @@ def rasterize(geometries, shape, transform, values=1.0, fill: float = 0.0, all_t
     """
     rows, cols, x0, dx, y0, dy = _grid(shape, transform)
     idx = _as_index(geometries)
-    vals = np.broadcast_to(np.asarray(values, dtype=np.float64), (idx.n,))
+    try:
+        vals = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"values must be numbers: a scalar or one per polygon, got {values!r}") from None
+    if not (vals.ndim == 0 or (vals.ndim == 1 and vals.shape[0] in (1, idx.n))):
+        raise ValueError(f"values must be a scalar or have shape ({idx.n},) (one per polygon), got shape {vals.shape}")
+    vals = np.broadcast_to(vals, (idx.n,))
     out = np.full((rows, cols), float(fill))
     K.burn_polygons(idx.x, idx.y, idx.ring_off, idx.part_off, idx.geom_off, np.ascontiguousarray(vals),
                     bool(all_touched), x0, dx, y0, dy, out)
@@ -80,11 +88,23 @@ def sample(data, transform, xy, nodata=None) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"data must be a 2-D array (rows, cols), got shape {arr.shape}")
     rows, cols, x0, dx, y0, dy = _grid(arr.shape, transform)
-    p = as_points(xy) if len(xy) else np.zeros((0, 2))
+    p = as_points(xy)
+    try:
+        nd = None if nodata is None else float(nodata)
+    except (TypeError, ValueError):
+        raise TypeError(f"nodata must be a number or None, got {nodata!r}") from None
+    if np.ma.isMaskedArray(data):  # e.g. rasterio's read(masked=True): masked cells are nodata
+        vals = np.ma.filled(data.astype(np.float64), np.nan)
+    else:
+        vals = np.ascontiguousarray(arr, dtype=np.float64)
     out = np.empty(p.shape[0])
-    K.sample_grid(np.ascontiguousarray(arr, dtype=np.float64), p, x0, dx, y0, dy, out)
-    if nodata is not None and not np.isnan(nodata):
-        out[out == nodata] = np.nan
+    K.sample_grid(vals, p, x0, dx, y0, dy, out)
+    if nd is not None and not np.isnan(nd):
+        # compared in the data's own type: nodata -3.4e38 on float32 data means float32(-3.4e38), as in GDAL
+        if arr.dtype.kind == "f":
+            out[out.astype(arr.dtype) == np.asarray(nd, dtype=arr.dtype)] = np.nan
+        else:
+            out[out == nd] = np.nan
     return out
 
 
@@ -126,8 +146,8 @@ def line_of_sight(data, transform, origins, targets, step: float | None = None) 
     if arr.ndim != 2:
         raise ValueError(f"data must be a 2-D array (rows, cols), got shape {arr.shape}")
     rows, cols, x0, dx, y0, dy = _grid(arr.shape, transform)
-    t = np.atleast_2d(np.asarray(targets, dtype=np.float64))
-    o = np.atleast_2d(np.asarray(origins, dtype=np.float64))
+    t, o = (np.asarray(a, dtype=np.float64) for a in (targets, origins))
+    t, o = (a.reshape(0, 3) if a.ndim == 1 and a.shape[0] == 0 else np.atleast_2d(a) for a in (t, o))  # [] : none
     for name, a in (("origins", o), ("targets", t)):
         if a.ndim != 2 or a.shape[1] != 3:
             raise ValueError(f"{name} must have shape (n, 3) as (x, y, z), got {a.shape}")
@@ -137,9 +157,16 @@ def line_of_sight(data, transform, origins, targets, step: float | None = None) 
         o = np.repeat(o, t.shape[0], axis=0)
     if o.shape[0] != t.shape[0]:
         raise ValueError(f"origins has {o.shape[0]} rows but targets has {t.shape[0]}; give one or one per target")
-    st = 0.5 * min(dx, -dy) if step is None else float(step)
-    if not st > 0:
-        raise ValueError(f"step must be > 0, got {step!r}")
+    try:
+        st = 0.5 * min(dx, -dy) if step is None else float(step)
+    except (TypeError, ValueError):
+        raise TypeError(f"step must be a number > 0 (a distance in the grid's units) or None, got {step!r}") from None
+    if not (st > 0 and np.isfinite(st)):
+        raise ValueError(f"step must be a finite number > 0 or None, got {step!r}")
+    longest = float(np.hypot(t[:, 0] - o[:, 0], t[:, 1] - o[:, 1]).max()) if t.shape[0] else 0.0
+    if longest / st > _MAX_SAMPLES:
+        raise ValueError(f"step {st!r} would sample the longest segment ({longest:.6g}) {longest / st:.3g} times "
+                         f"(at most {_MAX_SAMPLES:.0e}); give a step near the cell size ({dx!r}), or None")
     out = np.empty(t.shape[0], dtype=np.bool_)
     K.terrain_los(np.ascontiguousarray(arr), x0, dx, y0, dy, np.ascontiguousarray(o), np.ascontiguousarray(t), st,
                   out)

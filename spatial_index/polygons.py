@@ -16,7 +16,11 @@ _POINT_KEEP = 2  # hits per point kept by the counting pass (a point is rarely i
 
 
 def _check_offsets(off: np.ndarray, n_child: int, name: str) -> np.ndarray:
-    off = np.ascontiguousarray(np.asarray(off).astype(np.intp))
+    raw = np.asarray(off)
+    if raw.size and not (np.issubdtype(raw.dtype, np.integer)
+                         or (raw.dtype.kind == "f" and np.isfinite(raw).all() and (raw == np.round(raw)).all())):
+        raise TypeError(f"{name} must hold integer offsets, got dtype {raw.dtype} ({raw.ravel()[:6].tolist()}...)")
+    off = np.ascontiguousarray(raw.astype(np.intp))
     if off.ndim != 1 or off.shape[0] < 1 or off[0] != 0 or off[-1] != n_child or (np.diff(off) < 0).any():
         raise ValueError(f"{name} must be a non-decreasing 1-D array from 0 to {n_child}, got {off!r}")
     return off
@@ -46,7 +50,8 @@ def ragged_geometries(geometries):
 
     Returns a list of ``(indices, kind, x, y, ring_off, part_off, geom_off)``
     with ``kind`` 0 points, 1 lines, 2 polygons; ``indices`` are positions in
-    the input. Missing (None) and empty geometries are kept as empty entries.
+    the input. Missing (None) and empty geometries are left out (no group
+    lists their positions): they match nothing.
     """
     import shapely
 
@@ -299,6 +304,7 @@ class PolygonIndex:
     def __init__(self, x, y, ring_off, part_off, geom_off, node_size: int = 16, grid: bool = True) -> None:
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
+        ring_off, part_off, geom_off = (np.ascontiguousarray(o, dtype=np.intp) for o in (ring_off, part_off, geom_off))
         self._set_index(_bounds_of(x, y, ring_off, part_off, geom_off), node_size, grid)
         self._arrays = (x, y, ring_off, part_off, geom_off)
         self._geoms = None
@@ -531,8 +537,10 @@ class PolygonIndex:
             geoms = _as_geometry_array(arr)
             tid = shapely.get_type_id(geoms)
             if not (tid == 0).all():
-                raise TypeError("query_points takes an (m, 2) array or shapely Points; use query() for other "
-                                "geometries")
+                i = int(np.flatnonzero(tid != 0)[0])
+                what = "missing (None)" if tid[i] == -1 else f"a {geoms[i].geom_type}"
+                raise TypeError(f"query_points takes an (m, 2) array or shapely Points; point {i} is {what}: use "
+                                "query() for other geometries (it skips missing ones)")
             if shapely.is_empty(geoms).any():
                 raise ValueError("query_points got empty points; drop them first (use query() which skips them)")
             arr = shapely.get_coordinates(geoms)
@@ -544,7 +552,8 @@ class PolygonIndex:
         Parameters
         ----------
         geometries : shapely geometries (points, lines, polygons and their
-            multi-forms; array, list or GeoSeries) or an (m, 4) array of boxes.
+            multi-forms; array, list or GeoSeries) or an (m, 4) array (or list)
+            of boxes.
         predicate : {"intersects", None}
             None returns bounding-box candidates only.
 
@@ -555,6 +564,11 @@ class PolygonIndex:
         """
         if predicate not in _GEOM_PREDICATES:
             raise ValueError(f"predicate must be one of {_GEOM_PREDICATES}, got {predicate!r}")
+        if isinstance(geometries, (list, tuple)) and len(geometries):
+            first = geometries[0][0] if isinstance(geometries[0], (list, tuple, np.ndarray)) and len(geometries[0]) \
+                else geometries[0]
+            if isinstance(first, (int, float, np.number)):  # boxes given as a list (of lists)
+                geometries = as_boxes(geometries, "geometries (boxes)")
         if isinstance(geometries, np.ndarray) and geometries.dtype != object:
             b = as_boxes(geometries, "geometries (boxes)")
             if predicate is None:

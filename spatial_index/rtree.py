@@ -21,8 +21,8 @@ def as_boxes(boxes, name: str = "boxes") -> np.ndarray:
         arr = np.asarray(boxes, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be numeric with shape (n, 4) as (xmin, ymin, xmax, ymax): {exc}") from None
-    if arr.ndim == 1 and arr.shape[0] == 4:
-        arr = arr[None, :]
+    if arr.ndim == 1 and arr.shape[0] in (0, 4):  # one box, or none ([])
+        arr = arr.reshape(-1, 4)
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise ValueError(f"{name} must have shape (n, 4) as (xmin, ymin, xmax, ymax), got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -42,8 +42,8 @@ def as_points(xy, name: str = "xy") -> np.ndarray:
         arr = np.asarray(xy, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be numeric with shape (n, 2): {exc}") from None
-    if arr.ndim == 1 and arr.shape[0] == 2:
-        arr = arr[None, :]
+    if arr.ndim == 1 and arr.shape[0] in (0, 2):  # one point, or none ([])
+        arr = arr.reshape(-1, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"{name} must have shape (n, 2) as (x, y), got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -405,14 +405,17 @@ class PackedRTree:
 def _nearest(p, k, max_distance, all_matches, targs, polys):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
-    k = int(k)
+    ties = bool(all_matches) and k == 1
+    k = min(int(k), max(targs[4].shape[0], 1))  # no more neighbours than items: k > n gives them all
     if max_distance is None:
         md = np.inf
     else:
-        md = float(max_distance)
+        try:
+            md = float(max_distance)
+        except (TypeError, ValueError):
+            raise TypeError(f"max_distance must be a number >= 0 or None, got {max_distance!r}") from None
         if not md >= 0:
             raise ValueError(f"max_distance must be a number >= 0 or None, got {max_distance!r}")
-    ties = bool(all_matches) and k == 1
     cap = 4 if ties else k
     if polys is None:
         z = np.zeros(1, np.intp)

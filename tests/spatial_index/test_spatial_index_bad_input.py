@@ -76,3 +76,27 @@ def test_query_bad_and_documented_results():
     assert idx2.query_points([[0.5, 0.5]]).tolist() == [[0], [1]]
     # and a point sitting on an empty polygon's would-be position finds nothing there
     assert PolygonIndex.from_shapely([shapely.Polygon()]).query_points([[0, 0]]).shape == (2, 0)
+
+
+def test_from_arrays_offsets_must_be_integers():
+    """A fractional offset was truncated silently (4.5 read as 4); text gave a raw int() error."""
+    with pytest.raises(TypeError, match="ring_offsets must hold integer offsets"):
+        PolygonIndex.from_arrays(SQUARE, [0.0, 4.5], [0, 1])
+    with pytest.raises(TypeError, match="part_offsets must hold integer offsets"):
+        PolygonIndex.from_arrays(SQUARE, [0, 5], ["0", "1"])
+    # whole floats (e.g. offsets that went through a float column) are fine
+    assert PolygonIndex.from_arrays(SQUARE, np.array([0.0, 5.0]), [0, 1]).query_points([[0.5, 0.5]]).tolist() == \
+        [[0], [0]]
+
+
+def test_boxes_as_lists_empty_lists_and_missing_points():
+    """query() documents an (m, 4) array of boxes: a list of them was refused ("item 0 is int"); [] is no
+    points; a missing point is named as such."""
+    idx = PolygonIndex.from_shapely([shapely.box(0, 0, 1, 1), shapely.box(2, 0, 3, 1)])
+    assert idx.query([[0.5, 0.5, 2.5, 0.6], [5, 5, 6, 6]]).tolist() == [[0, 0], [0, 1]]
+    assert idx.query((0.5, 0.5, 0.6, 0.6)).tolist() == [[0], [0]]
+    assert idx.query([[0.5, 0.5, 2.5, 0.6]], predicate=None).tolist() == [[0, 0], [0, 1]]
+    assert idx.query([shapely.Point(0.5, 0.5), None]).tolist() == [[0], [0]]
+    assert idx.query_points([]).shape == (2, 0)
+    with pytest.raises(TypeError, match="point 1 is missing"):
+        idx.query_points([shapely.Point(0.5, 0.5), None])

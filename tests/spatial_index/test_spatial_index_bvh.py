@@ -84,3 +84,90 @@ def test_empty_mesh_and_bad_input():
         bvh.intersect([[np.nan, 0, 0]], [[0, 0, 1]])
     with pytest.raises(ValueError, match="rows"):
         bvh.intersect([[0, 0, 0], [1, 1, 1]], [[0, 0, 1], [0, 1, 0], [1, 0, 0]])
+
+
+def _brute_first_hit(v0, e1, e2, o, d):
+    """Möller-Trumbore over every triangle (no hierarchy): (distance, lowest triangle at it)."""
+    d = d / np.linalg.norm(d)
+    p = np.cross(d, e2)
+    det = np.einsum("ij,ij->i", e1, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = o - v0
+        u = np.einsum("ij,ij->i", s, p) / det
+        q = np.cross(s, e1)
+        v = q @ d / det
+        t = np.einsum("ij,ij->i", e2, q) / det
+        ok = (det != 0) & (u >= 0) & (u <= 1) & (v >= 0) & (u + v <= 1) & (t > 0)
+    if not ok.any():
+        return np.inf, -1
+    best = t[ok].min()
+    return best, int(np.flatnonzero(ok & (t == best))[0])
+
+
+def test_axis_parallel_rays_on_node_box_planes_hit():
+    """A ray parallel to an axis that starts on a plane of a node's box (a vertical ray over a wall or the edge
+    of the ground, a horizontal ray level with a roof) runs inside that box's slab: it used to give NaN in
+    the slab test and miss everything behind it."""
+    ground = TriangleBVH(np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0]], float),
+                         np.array([[0, 1, 2], [0, 2, 3]]))
+    o = np.array([[0, 5, 10], [10, 5, 10], [5, 0, 10], [5, 10, 10], [10, 10, 10], [3, 3, 10]], float)
+    dist, tri = ground.intersect(o, [[0, 0, -1]])
+    np.testing.assert_array_equal(dist, 10.0)
+    assert (tri >= 0).all()
+    assert ground.intersects_any(o, [[0, 0, -1]]).all()
+    # rays along the axes through the vertices of a block city equal a brute-force Möller-Trumbore
+    rng = np.random.default_rng(0)
+    parts = []
+    for _ in range(30):
+        m = trimesh.creation.box(extents=rng.integers(1, 5, 3).astype(float))
+        m.apply_translation(rng.integers(0, 40, 3).astype(float))
+        parts.append(m)
+    mesh = trimesh.util.concatenate(parts)
+    bvh = TriangleBVH.from_trimesh(mesh, leaf_size=1)
+    tris = mesh.vertices[mesh.faces]
+    v0, e1, e2 = tris[:, 0], tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]
+    verts = np.unique(mesh.vertices, axis=0)
+    for k in range(200):
+        d = np.zeros(3)
+        d[k % 3] = 1.0 if k % 2 else -1.0
+        o = verts[rng.integers(len(verts))] - 100 * d
+        ref = _brute_first_hit(v0, e1, e2, o, d)
+        dist, tri = bvh.intersect([o], [d])
+        assert (dist[0], tri[0]) == pytest.approx(ref, rel=1e-12), (o, d)
+
+
+def test_zero_area_triangles_are_never_hit():
+    """As documented: a triangle whose corners are collinear is never hit (its rounded edges gave hits)."""
+    rng = np.random.default_rng(2)
+    for corners in ([[0, 0, 0], [1, 1, 1], [3, 3, 3]], [[0, 0, 0], [1, 2, 3], [2, 4, 6]],
+                    [[0, 0, 0], [0, 0, 0], [1, 0, 0]]):
+        v = np.array(corners, float)
+        bvh = TriangleBVH(np.vstack([v, [[50, 0, 0], [51, 0, 0], [50, 1, 0]]]), np.array([[0, 1, 2], [3, 4, 5]]))
+        d = rng.normal(size=(5000, 3))
+        o = v[1] * 0.7 - 3 * d  # every ray passes through a point of the segment
+        _, tri = bvh.intersect(o, d)
+        assert (tri == -1).all()
+    # the real triangle beside it is still hit
+    assert bvh.intersect([[50.2, 0.2, 1]], [[0, 0, -1]])[1].tolist() == [1]
+
+
+def test_tiny_and_huge_direction_vectors():
+    """Only the direction of a direction vector matters: 1e-200 was refused as zero, 1e200 missed (its norm
+    overflowed)."""
+    bvh = TriangleBVH(np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0]], float), np.array([[0, 1, 2]]))
+    dist, tri = bvh.intersect([[1, 1, 10]] * 3, [[0, 0, -1e-200], [0, 0, -1e200], [1e-300, 0, -1e-290]])
+    np.testing.assert_allclose(dist, 10.0, rtol=1e-12)
+    assert tri.tolist() == [0, 0, 0]
+
+
+def test_ray_arguments_bad_and_empty():
+    bvh = TriangleBVH(np.eye(3), np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match=r"max_distance must be a number or have shape \(3,\)"):
+        bvh.intersect([[0, 0, 0]] * 3, [[1, 1, 1]], max_distance=[1.0, 2.0])
+    with pytest.raises(TypeError, match="min_distance"):
+        bvh.intersect([[0, 0, 0]], [[1, 1, 1]], min_distance=None)
+    with pytest.raises(TypeError, match="max_distance"):
+        bvh.intersect([[0, 0, 0]], [[1, 1, 1]], max_distance="far")
+    d, t = bvh.intersect([], [])  # no rays
+    assert d.shape == (0,) and t.shape == (0,)
+    assert bvh.intersect([[0, 0, 0]], [[1, 1, 1]], max_distance=[1.0])[1].tolist() == [0]

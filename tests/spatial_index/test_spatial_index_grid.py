@@ -63,3 +63,46 @@ def test_bad_grid_input():
         sample(np.zeros(3), (1, 0, 0, 0, -1, 0), [[0, 0]])
     with pytest.raises(ValueError, match="NaN"):
         sample(np.zeros((2, 2)), (1, 0, 0, 0, -1, 0), [[np.nan, 0]])
+
+
+def test_sample_nodata_in_the_data_type_and_masked_arrays():
+    """nodata -3.4e38 (as gdalinfo prints it) on float32 data is float32(-3.4e38), as GDAL compares it (it
+    was compared as float64 and never matched); a masked array's masked cells are nodata (the mask was
+    dropped and the raw values returned)."""
+    tr = (1, 0, 0, 0, -1, 1)
+    data = np.array([[-3.4e38, 7.0]], np.float32)
+    v = sample(data, tr, [[0.5, 0.5], [1.5, 0.5]], nodata=-3.4e38)
+    assert np.isnan(v[0]) and v[1] == 7.0
+    m = np.ma.masked_array([[1.0, 2.0]], mask=[[True, False]])
+    v = sample(m, tr, [[0.5, 0.5], [1.5, 0.5]])
+    assert np.isnan(v[0]) and v[1] == 2.0
+    assert sample(np.array([[-9999, 3]], np.int16), tr, [[0.5, 0.5], [1.5, 0.5]], nodata=-9999)[1] == 3.0
+    with pytest.raises(TypeError, match="nodata"):
+        sample(data, tr, [[0.5, 0.5]], nodata="none")
+
+
+def test_line_of_sight_step_checked():
+    """An infinite step took no sample (always visible); a step far below the cell size would loop for
+    hours: both are refused, naming the step. [] is no targets."""
+    from spatial_index import line_of_sight
+
+    dem = np.zeros((1, 10))
+    dem[0, 5] = 10.0
+    tr = (1, 0, 0, 0, -1, 1)
+    with pytest.raises(ValueError, match="step"):
+        line_of_sight(dem, tr, [0.5, 0.5, 2], [[9.5, 0.5, 0]], step=np.inf)
+    with pytest.raises(ValueError, match="step 1e-300 would sample"):
+        line_of_sight(dem, tr, [0.5, 0.5, 2], [[9.5, 0.5, 0]], step=1e-300)
+    with pytest.raises(TypeError, match="step"):
+        line_of_sight(dem, tr, [0.5, 0.5, 2], [[9.5, 0.5, 0]], step="1 m")
+    assert line_of_sight(dem, tr, [0.5, 0.5, 2], [[9.5, 0.5, 0]], step=0.25).tolist() == [False]
+    assert line_of_sight(dem, tr, [0.5, 0.5, 2], []).shape == (0,)
+
+
+def test_rasterize_values_checked():
+    g = [shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)]
+    with pytest.raises(ValueError, match=r"values must be a scalar or have shape \(2,\)"):
+        rasterize(g, (2, 2), (1, 0, 0, 0, -1, 2), values=[1, 2, 3])
+    with pytest.raises(TypeError, match="values must be numbers"):
+        rasterize(g, (2, 2), (1, 0, 0, 0, -1, 2), values="high")
+    assert rasterize(g, (2, 2), (1, 0, 0, 0, -1, 2), values=[4]).tolist() == [[0, 0], [4, 4]]

@@ -110,3 +110,41 @@ def test_bad_arguments():
         tree.nearest([[0, 0]], k=0)
     with pytest.raises(ValueError, match="max_distance"):
         tree.nearest([[0, 0]], max_distance=-1)
+
+
+def test_query_box_beyond_the_int64_range_of_grid_cells():
+    """A query box out to 1e308 over a grid of small cells: its cell number overflowed int64 and the query
+    found only the items of one cell (the tree found them all)."""
+    rng = np.random.default_rng(0)
+    c = rng.uniform(0, 100, (400, 2))
+    b = np.hstack([c, c + 0.4])
+    tree = PackedRTree(b).build_grid()
+    assert tree.grid_shape[0] > 1
+    for q in ([0, 0, 1e308, 1e308], [-1e308, -1e308, 1e308, 1e308], [-1e308, 0, 50, 1e308]):
+        ref = PackedRTree(b).query([q])
+        np.testing.assert_array_equal(tree.query([q]), ref)
+    assert tree.query([[0, 0, 1e308, 1e308]]).shape == (2, 400)
+
+
+def test_nearest_k_larger_than_the_items():
+    """k > n returns every item (k = 10**12 tried to allocate k slots per query: MemoryError)."""
+    b = np.array([[0, 0, 1, 1], [5, 0, 6, 1], [2, 0, 3, 1]], float)
+    tree = PackedRTree(b)
+    pairs, dist = tree.nearest([[0.5, 0.5], [10, 0.5]], k=10**12)
+    assert pairs.tolist() == [[0, 0, 0, 1, 1, 1], [0, 2, 1, 1, 2, 0]]
+    np.testing.assert_allclose(dist, [0, 1.5, 4.5, 4, 7, 9])
+    p, d = PackedRTree(np.zeros((0, 4))).nearest([[0, 0]], k=10**12)
+    assert p.shape == (2, 0) and d.shape == (0,)
+
+
+def test_empty_lists_and_bad_max_distance():
+    """[] is no boxes / no points (it was refused as shape (0,)); a max_distance that is not a number is a
+    TypeError naming it."""
+    assert len(PackedRTree([])) == 0
+    tree = PackedRTree([[0, 0, 1, 1]])
+    assert tree.query([]).shape == (2, 0)
+    assert tree.query_points([]).shape == (2, 0)
+    p, d = tree.nearest([])
+    assert p.shape == (2, 0) and d.shape == (0,)
+    with pytest.raises(TypeError, match="max_distance"):
+        tree.nearest([[0, 0]], max_distance="far")
