@@ -104,22 +104,30 @@ class _Vertices:
         self.index: dict[tuple[int, int, int], int] = {}
         self.list: list[list[int]] = []
 
-    def ring(self, xy: np.ndarray, z: float) -> list[int]:
+    def keys(self, xy: np.ndarray, z: float) -> list[tuple[int, int, int]]:
+        """The ring's integer vertices, without consecutive repeats nor the closing one (nothing is stored)."""
         q = np.round((np.column_stack([xy, np.full(len(xy), z)]) - self.translate) / self.scale).astype(np.int64)
-        out = []
+        out: list[tuple[int, int, int]] = []
         for key in map(tuple, q.tolist()):
-            i = self.index.get(key)
-            if i is None:
-                i = self.index[key] = len(self.list)
-                self.list.append(list(key))
-            if not out or out[-1] != i:
-                out.append(i)
+            if not out or out[-1] != key:
+                out.append(key)
         if len(out) > 1 and out[0] == out[-1]:
             out.pop()
         return out
 
+    def add(self, keys: list[tuple[int, int, int]]) -> list[int]:
+        """Store the vertices (shared with earlier rings) and return their indices."""
+        out = []
+        for key in keys:
+            i = self.index.get(key)
+            if i is None:
+                i = self.index[key] = len(self.list)
+                self.list.append(list(key))
+            out.append(i)
+        return out
 
-def _shell(poly, z0: float, z1: float, verts: _Vertices) -> list:
+
+def _shell(poly, z0: float, z1: float, verts: _Vertices, bid: str = "?") -> list:
     """One closed, outward-oriented shell of an extruded polygon."""
     import shapely
 
@@ -127,13 +135,13 @@ def _shell(poly, z0: float, z1: float, verts: _Vertices) -> list:
     rings = [np.asarray(poly.exterior.coords)[:-1, :2]] + [np.asarray(r.coords)[:-1, :2] for r in poly.interiors]
     bottom_rings, top_rings, walls = [], [], []
     for k, xy in enumerate(rings):
-        b = verts.ring(xy, z0)
-        t = verts.ring(xy, z1)
-        if len(b) < 3 or len(b) != len(t):
+        kb, kt = verts.keys(xy, z0), verts.keys(xy, z1)
+        if len(set(kb)) < 3 or len(kb) != len(kt):
             if k == 0:
-                raise GeometryError("a footprint collapses to fewer than 3 distinct vertices at the export "
-                                    "precision; drop or repair it")
-            continue
+                raise GeometryError(f"the footprint of building {bid!r} collapses to fewer than 3 distinct vertices "
+                                    f"at the export precision ({verts.scale} m); drop or repair it")
+            continue  # a hole smaller than the precision: left out, and none of its vertices kept
+        b, t = verts.add(kb), verts.add(kt)
         bottom_rings.append(b[::-1])  # seen from below: clockwise from above
         top_rings.append(t)
         n = len(b)
@@ -219,7 +227,7 @@ def to_cityjson(buildings, crs: Any = None, path: str | os.PathLike | None = Non
     for k, (g, bid) in enumerate(zip(geoms, ids)):
         z0, z1 = float(ground[k]), float(ground[k] + height[k])
         parts = list(shapely.get_parts(g))
-        shells = [_shell(p, z0, z1, verts) for p in parts]
+        shells = [_shell(p, z0, z1, verts, bid) for p in parts]
         if len(shells) == 1:
             geom = {"type": "Solid", "lod": "1", "boundaries": [shells[0]]}
         else:

@@ -144,6 +144,8 @@ def _open(source) -> tuple[IO[bytes], str, bool]:
     path = os.fspath(source)
     if not os.path.exists(path):
         raise ImportFormatError(f"SUMO network {path!r} does not exist; give the path of a .net.xml file")
+    if os.path.isdir(path):
+        raise ImportFormatError(f"SUMO network {path!r} is a folder; give the path of a .net.xml file in it")
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
@@ -162,12 +164,15 @@ def _shape(text: str | None, name: str, what: str) -> np.ndarray | None:
     if not text:
         return None
     try:
-        pts = [tuple(float(v) for v in p.split(",")[:2]) for p in text.split()]
+        pts = [tuple(float(v) for v in p.split(",")) for p in text.split()]
     except ValueError:
-        raise ImportFormatError(f"{name}: {what} shape {text[:60]!r} is not 'x,y x,y ...'; the file is damaged") \
-            from None
-    arr = np.asarray(pts, dtype="float64")
-    if arr.ndim != 2 or arr.shape[0] < 2:
+        pts = []
+    # each point is x,y or x,y,z (z is dropped), all finite
+    if not pts or any(len(p) not in (2, 3) for p in pts) or not np.isfinite([c for p in pts for c in p]).all():
+        raise ImportFormatError(f"{name}: {what} shape {text[:60]!r} is not 'x,y x,y ...' (finite numbers); "
+                                "the file is damaged")
+    arr = np.asarray([p[:2] for p in pts], dtype="float64")
+    if arr.shape[0] < 2:
         return None
     return arr
 
@@ -272,7 +277,26 @@ def _transformer(loc: _Location | None, net_crs: Any, crs: Any, name: str):
                 "name the projection with net_crs=..."
             ) from None
     dst = resolve_crs(crs)
-    return Transformer.from_crs(src, dst, always_xy=True), dst
+    return Transformer.from_crs(src, dst, always_xy=True), src, dst
+
+
+def _check_in_area(xy: np.ndarray, src, dst, name: str) -> None:
+    """Refuse a net that its projection places outside the area of the target CRS (grown by a margin, as
+    for vector imports): a wrong projParameter / net_crs or netOffset would put the roads far off, distorted."""
+    from cim.io.vector import _fmt_box, _lonlat_box, _meets_area
+
+    aou = dst.area_of_use
+    if aou is None or not len(xy):
+        return
+    box = _lonlat_box((*xy.min(axis=0), *xy.max(axis=0)), src)
+    if box is None or _meets_area(box, aou):
+        return
+    w, s, e, n = aou.bounds
+    raise CRSError(
+        f"{name}: its projection ({src.srs}) places the network at lon/lat {_fmt_box(box)}, outside the "
+        f"area the CRS {dst.to_string()} covers ({aou.name}: lon {w}..{e}, lat {s}..{n}); the net's projParameter "
+        "or netOffset is wrong (name its projection with net_crs=...), or the net is of another place"
+    )
 
 
 def _centre_line(edge: dict[str, Any], name: str) -> np.ndarray | None:
@@ -321,9 +345,11 @@ def read_sumo_net(path, crs: Any = "EPSG:4544", *, net_crs: Any = None):
     ------
     ImportFormatError
         Not XML, not a ``<net>``, truncated, or an edge without lanes /
-        with unknown junctions.
+        with unknown junctions; a shape or junction position that is not
+        finite numbers, a lane speed that is not > 0 or a length < 0.
     CRSError
-        The net's projection is missing or unknown.
+        The net's projection is missing or unknown, or places the net
+        outside the area of ``crs``.
 
     Examples
     --------
@@ -343,18 +369,23 @@ def read_sumo_net(path, crs: Any = "EPSG:4544", *, net_crs: Any = None):
             f"{name} is a SUMO <net> without normal edges; give a network with roads (internal edges alone "
             "do not make a road network)"
         )
-    tr, dst = _transformer(net.location, net_crs, crs, name)
+    tr, src, dst = _transformer(net.location, net_crs, crs, name)
     dx, dy = net.location.offset if net.location is not None else (0.0, 0.0)
 
     # nodes
     jx = np.empty(len(net.junctions))
     jy = np.empty(len(net.junctions))
+    jz = np.full(len(net.junctions), np.nan)
     for i, j in enumerate(net.junctions):
         try:
             jx[i], jy[i] = float(j["x"]), float(j["y"])
+            if j["z"] is not None:
+                jz[i] = float(j["z"])
         except (TypeError, ValueError):
-            raise ImportFormatError(f"{name}: junction {j['id']!r} has no numeric x/y; the file is damaged") \
-                from None
+            jx[i] = np.nan
+        if not (np.isfinite(jx[i]) and np.isfinite(jy[i]) and (j["z"] is None or np.isfinite(jz[i]))):
+            raise ImportFormatError(f"{name}: junction {j['id']!r} has no numeric x/y/z "
+                                    f"(x={j['x']!r}, y={j['y']!r}, z={j['z']!r}); the file is damaged")
     node_ids = {j["id"] for j in net.junctions}
     node_xy = {j["id"]: (jx[i], jy[i]) for i, j in enumerate(net.junctions)}
 
@@ -380,6 +411,11 @@ def read_sumo_net(path, crs: Any = "EPSG:4544", *, net_crs: Any = None):
             lengths = [float(l["length"]) for l in e["lanes"]]
         except (TypeError, ValueError):
             raise ImportFormatError(f"{name}: edge {eid!r} has a lane without numeric speed/length") from None
+        if not all(np.isfinite(v) and v > 0 for v in speeds) or not all(np.isfinite(v) and v >= 0 for v in lengths):
+            raise ImportFormatError(
+                f"{name}: edge {eid!r} has a lane with speed {speeds} m/s or length {lengths} m; SUMO speeds are "
+                "finite and > 0, lengths finite and >= 0: the file is damaged"
+            )
         line = _centre_line(e, name)
         if line is None:
             line = np.array([node_xy[e["from"]], node_xy[e["to"]]])
@@ -404,6 +440,7 @@ def read_sumo_net(path, crs: Any = "EPSG:4544", *, net_crs: Any = None):
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(NX))):
         raise CRSError(f"{name}: some coordinates cannot be transformed to {dst.to_string()}; "
                        "is the net's projParameter right? name it with net_crs=...")
+    _check_in_area(np.concatenate([xy, np.column_stack([jx, jy])]) - (dx, dy), src, dst, name)
     idx = np.repeat(np.arange(len(counts)), counts)
     geoms = shapely.linestrings(np.column_stack([X, Y]), indices=idx)
     links = gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs=dst)
@@ -414,7 +451,7 @@ def read_sumo_net(path, crs: Any = "EPSG:4544", *, net_crs: Any = None):
         {
             "node_id": [j["id"] for j in net.junctions],
             "kind": [j["type"] for j in net.junctions],
-            "elevation_m": [float(j["z"]) if j["z"] is not None else np.nan for j in net.junctions],
+            "elevation_m": jz,
         },
         geometry=shapely.points(NX, NY),
         crs=dst,

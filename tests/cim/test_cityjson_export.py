@@ -180,3 +180,20 @@ def test_bad_input():
         to_cityjson(_frame([shapely.box(0, 0, 0.0001, 0.0001)], [3.0]))
     empty = to_cityjson(b.iloc[:0])
     assert empty["CityObjects"] == {} and validate_cityjson(empty) == []
+
+
+def test_hole_below_the_precision_leaves_no_stray_vertices():
+    # a hole that collapses at the export precision was left out, but its vertices stayed in
+    # "vertices", so the document failed its own check ("vertices are not used by any geometry")
+    tiny_hole = shapely.Polygon(shapely.box(0, 0, 20, 20).exterior.coords, [shapely.box(5, 5, 5.3, 5.3).exterior.coords])
+    doc = to_cityjson(_frame([tiny_hole], [10.0]), scale=1.0)
+    assert validate_cityjson(doc) == []
+    assert len(doc["vertices"]) == 8
+    assert solid_volumes(doc)["b0"] == pytest.approx(4000.0)
+
+
+def test_collapsed_footprint_error_names_the_building():
+    b = _frame([ELL, shapely.box(50, 50, 50.0001, 50.0001)], [6.0, 3.0])
+    b["building_id"] = ["keep", "sliver"]
+    with pytest.raises(GeometryError, match="'sliver'.*fewer than 3"):
+        to_cityjson(b)

@@ -318,3 +318,39 @@ def test_import_into_store_is_atomic(store):
         import_sumo_net(store, io.BytesIO(_net(_TWO_NODES)), links="r3", nodes="Not A Name!")
     assert not store.has_layer("r3")
     assert len(store.read_layer("road_nodes")) == 459
+
+
+@pytest.mark.parametrize("old,new,match", [
+    ('z="12.5"', 'z="high"', "junction 'J0' has no numeric x/y/z"),          # was a raw ValueError
+    ('shape="0,0 100,0"', 'shape="0 100"', "shape '0 100' is not 'x,y"),      # was a raw ValueError
+    ('shape="0,0 100,0"', 'shape="0,0 100"', "is not 'x,y"),                 # was a raw ValueError
+    ('shape="0,0 100,0"', 'shape="nan,0 100,0"', "finite"),                  # was blamed on projParameter
+    ('speed="16.67"', 'speed="nan"', "speed"),                              # was imported as NaN km/h
+    ('speed="8.33"', 'speed="-8.33"', "speed"),                             # was imported as -30 km/h
+    ('length="100.00" shape="100,3', 'length="-1" shape="100,3', "length"),  # was imported as -1 m
+    ('length="100.00" shape="100,3', 'length="inf" shape="100,3', "length"),  # was imported as inf m
+])
+def test_damaged_values_are_refused(old, new, match):
+    body = _TWO_NODES.replace(old, new, 1)
+    assert body != _TWO_NODES
+    with pytest.raises(ImportFormatError, match=match):
+        read_sumo_net(io.BytesIO(_net(body)))
+
+
+def test_folder_instead_of_a_net(tmp_path):
+    with pytest.raises(ImportFormatError, match="is a folder"):  # was a raw IsADirectoryError
+        read_sumo_net(tmp_path)
+
+
+def test_projection_that_places_the_net_elsewhere_is_refused():
+    # a net whose projParameter is wrong (here: lon/lat where the net is in metres, or the wrong UTM zone)
+    # landed thousands of km from Chengdu without a word
+    for proj, offset in (("+proj=longlat +datum=WGS84", "0,0"), ("+proj=utm +zone=50 +datum=WGS84 +units=m",
+                                                                   "-500000.00,-3300000.00")):
+        loc = (f'<location netOffset="{offset}" convBoundary="0,0,200,100" '
+               f'origBoundary="105,29.8,105.01,29.81" projParameter="{proj}"/>')
+        with pytest.raises(CRSError, match="outside the area the CRS EPSG:4544 covers.*net_crs"):
+            read_sumo_net(io.BytesIO(_net(_TWO_NODES, location=loc)))
+    # naming the right zone overrides the wrong projParameter
+    links, _ = read_sumo_net(io.BytesIO(_net(_TWO_NODES, location=loc)), net_crs="EPSG:32648")
+    assert links.crs.to_epsg() == 4544

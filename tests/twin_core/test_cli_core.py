@@ -117,3 +117,119 @@ def test_twin_facade_traffic(small_city_gpkg):
         out = twin.traffic(run="facade-traffic", mode="assign")
         assert out.run == "facade-traffic"
         assert "link_flows" in set(twin.results(run="facade-traffic")["name"])
+
+
+def test_export_cityjson_and_tif_to_a_new_folder_in_the_asked_crs(small_city_gpkg, tmp_path):
+    # CityJSON into a folder that did not exist was a raw FileNotFoundError, and --crs was silently
+    # ignored for CityJSON and GeoTIFF (the files came out in the twin CRS)
+    from cim.io.cityjson import validate_cityjson
+
+    out = tmp_path / "new" / "deeper" / "b.city.json"
+    res = run("export", small_city_gpkg, "buildings", str(out), "--crs", "EPSG:32648")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["metadata"]["referenceSystem"].endswith("/EPSG/0/32648") and validate_cityjson(doc) == []
+    res = run("export", small_city_gpkg, "buildings", str(tmp_path / "b.city.json"), "--crs", "EPSG:4326")
+    assert res.exit_code != 0 and "projected CRS" in str(res.exception)
+    import rasterio
+
+    tif = tmp_path / "new2" / "dem.tif"
+    assert run("export", small_city_gpkg, "dem", str(tif), "--crs", "EPSG:4326").exit_code == 0
+    with rasterio.open(tif) as ds:
+        assert ds.crs.to_epsg() == 4326 and 103 < ds.bounds.left < 105
+
+
+def test_export_onto_the_store_itself_is_refused(city, tmp_path):
+    # GDAL rewrote the store's own table: with --crs EPSG:4326 the layer held degrees labelled EPSG:4544
+    from twin_core.errors import TwinError
+
+    res = run("export", city, "road_links", city, "--crs", "EPSG:4326")
+    assert isinstance(res.exception, TwinError) and "own store" in str(res.exception)
+    with Twin.open(city) as t:
+        assert t.layer("road_links").geometry.iloc[0].coords[0] == (410000.0, 3395000.0)
+
+
+def test_export_to_a_folder_or_an_unwritable_place_is_one_clear_error(city, tmp_path):
+    from twin_core.errors import TwinError
+
+    (tmp_path / "dir.gpkg").mkdir()
+    res = run("export", city, "road_links", str(tmp_path / "dir.gpkg"))
+    assert isinstance(res.exception, TwinError) and "is a folder" in str(res.exception)  # was IsADirectoryError
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = run("export", city, "road_links", str(blocker / "sub" / "l.geojson"))
+    assert isinstance(res.exception, TwinError) and "cannot write" in str(res.exception)  # was a raw OSError
+
+
+@pytest.mark.parametrize("bbox,match", [
+    ("nan,3394990,410060,3395010", "finite"),  # was a raw ValueError (raise-ground) deep in cim.raster
+    ("410060,3394990,410050,3395010", "inverted"),  # close-roads silently swapped it, raise-ground blamed the raster
+    ("410050,3394990,410050,3395010", "empty"),
+])
+def test_scenario_bad_bbox(city, bbox, match):
+    from twin_core.errors import ScenarioError
+
+    res = run("scenario", "close-roads", city, "works", "--bbox", bbox)
+    assert isinstance(res.exception, ScenarioError) and match in str(res.exception), res.output
+    with Twin.open(city) as t:
+        assert t.scenarios.names() == []
+
+
+def test_failed_scenario_edit_leaves_no_new_scenario(city):
+    # "created if missing": the scenario was created, then the edit failed, and an empty scenario stayed
+    from twin_core.errors import ScenarioError
+
+    res = run("scenario", "close-roads", city, "works", "--bbox", "0,0,1,1")
+    assert isinstance(res.exception, ScenarioError) and "crosses no link" in str(res.exception)
+    res = run("scenario", "set", city, "storm", "rain", "NaN")
+    assert isinstance(res.exception, ScenarioError)
+    with Twin.open(city) as t:
+        assert t.scenarios.names() == []
+    # an existing scenario keeps its earlier edits when a later one fails
+    assert run("scenario", "set", city, "storm", "rain", "50").exit_code == 0
+    assert isinstance(run("scenario", "close-roads", city, "storm", "--bbox", "0,0,1,1").exception, ScenarioError)
+    with Twin.open(city) as t:
+        assert t.scenarios.names() == ["storm"] and t.scenario("storm").params() == {"rain": 50}
+
+
+def test_scenario_delete_base_is_refused(city):
+    # with no scenarios it printed "deleted scenario base"; with some it said base "is the parent of" them
+    from twin_core.errors import ScenarioError
+
+    res = run("scenario", "delete", city, "base")
+    assert isinstance(res.exception, ScenarioError) and "cannot be deleted" in str(res.exception)
+    assert run("scenario", "create", city, "a").exit_code == 0
+    res = run("scenario", "delete", city, "base")
+    assert isinstance(res.exception, ScenarioError) and "cannot be deleted" in str(res.exception)
+
+
+def test_build_force_checks_the_target_before_removing_it(tmp_path, monkeypatch):
+    # --force removed the target first: a file that is no store (notes.txt) was deleted before the
+    # "cannot tell which store" error, a folder gave a raw IsADirectoryError, and a failed rebuild
+    # left no city at all
+    import sample_city
+    from twin_core.errors import StoreConnectionError, TwinError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    res = run("build", str(notes), "--force", "--quiet")
+    assert isinstance(res.exception, StoreConnectionError) and notes.read_text() == "precious"
+    (tmp_path / "dir.gpkg").mkdir()
+    res = run("build", str(tmp_path / "dir.gpkg"), "--force", "--quiet")
+    assert isinstance(res.exception, TwinError) and "is a directory" in str(res.exception)
+
+    old = tmp_path / "old.gpkg"
+    with Twin.create(str(old), name="keep me"):
+        pass
+
+    def boom(target, *args, **kwargs):
+        with Twin.create(str(target), name="half built"):
+            pass
+        raise TwinError("simulated failure half way")
+
+    monkeypatch.setattr(sample_city, "build_into", boom)
+    res = run("build", str(old), "--force", "--quiet")
+    assert "simulated failure" in str(res.exception)
+    with Twin.open(str(old)) as t:
+        assert t.name == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.gpkg", "notes.txt", "old.gpkg"]

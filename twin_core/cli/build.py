@@ -26,22 +26,40 @@ def register(app: typer.Typer) -> None:
 
 def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet: bool = False) -> dict:
     import os
+    import uuid
 
     import sample_city
     from cim.store import is_dsn
-    from twin_core.errors import TwinError
+    from twin_core.errors import StoreConnectionError, TwinError
     from twin_core.progress import progress_bar
     from twin_core.twin import Twin
 
     if size not in ("small", "medium", "large"):
         raise TwinError(f"--size must be small, medium or large, not {size!r}")
-    if not is_dsn(target) and os.path.exists(target):
-        if not force:
-            raise TwinError(f"{target} exists; pass --force to rebuild it, or open it with `twin info {target}`")
-        os.remove(target)
+    into = target
+    if not is_dsn(target):
+        # check the target before anything is removed: --force must never delete a file that is no store
+        if not str(target).lower().endswith(".gpkg"):
+            raise StoreConnectionError(
+                f"cannot tell which store {target!r} is: give a '.gpkg' file or a 'postgresql://host/db' DSN"
+            )
+        if os.path.isdir(target):
+            raise TwinError(f"{target} is a directory; give the path of a .gpkg file to build into")
+        if os.path.exists(target):
+            if not force:
+                raise TwinError(f"{target} exists; pass --force to rebuild it, or open it with `twin info {target}`")
+            # build beside it and swap on success: a failed rebuild leaves the old city as it was
+            folder, base = os.path.split(os.path.abspath(target))
+            into = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.building.gpkg")
     t0 = time.perf_counter()
-    with progress_bar(f"building {size} sample city", 1.0, quiet=quiet) as progress:
-        sample_city.build_into(target, size, seed=seed, progress=progress)
+    try:
+        with progress_bar(f"building {size} sample city", 1.0, quiet=quiet) as progress:
+            sample_city.build_into(into, size, seed=seed, progress=progress)
+        if into != target:
+            os.replace(into, target)
+    finally:
+        if into != target and os.path.exists(into):
+            os.remove(into)
     with Twin.open(target) as twin:
         summary = twin.summary()
     summary["build_seconds"] = round(time.perf_counter() - t0, 1)

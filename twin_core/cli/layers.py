@@ -81,21 +81,40 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Export a layer (GeoPackage, GeoJSON, GeoParquet, Shapefile, CityJSON) or a raster (GeoTIFF)."""
+        import os
+        from pathlib import Path
+
+        from pyogrio.errors import DataSourceError
+
         from cim.io.raster import export_raster
         from cim.io.vector import export_layer
+        from cim.store import is_dsn
+        from twin_core.errors import TwinError
         from twin_core.twin import Twin
 
+        if not is_dsn(target) and os.path.exists(out) and os.path.exists(target) and os.path.samefile(target, out):
+            # GDAL would rewrite the store's own table behind its back (reprojected, or as of a scenario)
+            raise TwinError(f"{out} is the twin's own store; export to another file")
+        if os.path.isdir(out):
+            raise TwinError(f"{out} is a folder; give the path of the file to write, "
+                            f"e.g. {os.path.join(out, name)}.gpkg")
         with Twin.open(target) as twin:
-            if out.lower().endswith((".tif", ".tiff")):
-                export_raster(twin.raster(name, scenario=scenario), out)
-            elif out.lower().endswith((".city.json", ".cityjson")):
-                import json
+            try:
+                if out.lower().endswith((".tif", ".tiff")):
+                    from cim.io.raster import reproject_raster
 
-                from cim.io.cityjson import to_cityjson
+                    r = twin.raster(name, scenario=scenario)
+                    export_raster(reproject_raster(r, crs) if crs is not None else r, out)
+                elif out.lower().endswith((".city.json", ".cityjson")):
+                    from cim.io.cityjson import to_cityjson
 
-                doc = to_cityjson(twin.layer(name, scenario=scenario), twin.crs)
-                with open(out, "w", encoding="utf-8") as fh:
-                    json.dump(doc, fh)
-            else:
-                export_layer(twin.store, name, out, crs=crs, scenario=twin.scenario(scenario) if scenario else None)
+                    Path(out).parent.mkdir(parents=True, exist_ok=True)
+                    to_cityjson(twin.layer(name, scenario=scenario), crs or twin.crs, path=out)
+                else:
+                    export_layer(twin.store, name, out, crs=crs,
+                                 scenario=twin.scenario(scenario) if scenario else None)
+            except (OSError, DataSourceError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()
+                raise TwinError(f"cannot write {out}: {why}; check that its folder can be created and written to") \
+                    from exc
         emit({"exported": name, "to": out}, as_json, human=f"wrote {out}")

@@ -45,8 +45,13 @@ def diff(target: str = STORE_ARG, a: str = typer.Argument(...), b: str = typer.A
 @sub.command("delete")
 def delete(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bool = JSON_OPT) -> None:
     """Delete a scenario and its edits."""
+    from cim.scenario import BASE
+    from twin_core.errors import ScenarioError
     from twin_core.twin import Twin
 
+    if name == BASE:
+        raise ScenarioError("'base' is the city itself, not a scenario, and cannot be deleted; "
+                            "name a scenario (see `twin scenario list`)")
     with Twin.open(target) as twin:
         twin.scenarios.delete(name)
     emit({"deleted": name}, as_json, human=f"deleted scenario {name}")
@@ -61,7 +66,7 @@ def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help="S
     from twin_core.twin import Twin
 
     box = _bbox(bbox)
-    with Twin.open(target) as twin:
+    with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
         ids = twin.scenarios.create(name, exist_ok=True).close_roads(shapely.box(*box))
     emit({"scenario": name, "closed": ids}, as_json, human=f"closed {len(ids)} links in {name}")
 
@@ -74,8 +79,9 @@ def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help="
     """Raise or lower the DEM inside a box (a levee, a storage pond)."""
     from twin_core.twin import Twin
 
-    with Twin.open(target) as twin:
-        w = twin.scenarios.create(name, exist_ok=True).patch_raster(raster, _bbox(bbox), delta=delta)
+    box = _bbox(bbox)
+    with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
+        w = twin.scenarios.create(name, exist_ok=True).patch_raster(raster, box, delta=delta)
     emit({"scenario": name, "cells": w.height * w.width}, as_json, human=f"patched {w.height} x {w.width} cells of {raster}")
 
 
@@ -91,20 +97,25 @@ def set_param(target: str = STORE_ARG, name: str = typer.Argument(...), key: str
         v = json.loads(value)
     except json.JSONDecodeError:
         v = value
-    with Twin.open(target) as twin:
+    with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
         twin.scenarios.create(name, exist_ok=True).set_param(key, v)
     emit({"scenario": name, key: v}, as_json, human=f"{name}: {key} = {v!r}")
 
 
 def _bbox(text: str) -> tuple[float, float, float, float]:
-    from twin_core.errors import TwinError
+    import math
+
+    from twin_core.errors import ScenarioError
 
     try:
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
         vals = ()
-    if len(vals) != 4:
-        raise TwinError(f"--bbox takes xmin,ymin,xmax,ymax, got {text!r}")
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+        raise ScenarioError(f"--bbox takes four finite numbers xmin,ymin,xmax,ymax in the twin CRS, got {text!r}")
+    if not (vals[0] < vals[2] and vals[1] < vals[3]):
+        raise ScenarioError(f"--bbox {text!r} is empty or inverted: it needs xmin < xmax and ymin < ymax "
+                            "(the order is xmin,ymin,xmax,ymax)")
     return vals  # type: ignore[return-value]
 
 
