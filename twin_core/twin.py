@@ -23,6 +23,9 @@ from cim.raster import Raster, Window
 from cim.results import list_results, load_result, new_run_id, save_result
 from cim.scenario import BASE, Scenario, Scenarios
 from cim.store import Store, open_store
+from pyproj import CRS
+
+from twin_core.errors import CRSError, StoreConnectionError, StoreError
 
 __all__ = ["Twin"]
 
@@ -49,7 +52,14 @@ class Twin:
         ...
         twin_core.errors.StoreConnectionError: GeoPackage /nonexistent/city.gpkg does not exist; create it with open_store(path, create=True) or `twin build`
         """
-        return cls(open_store(target, schema=schema))
+        store = open_store(target, schema=schema)
+        if store.crs is None and not isinstance(target, Store):
+            uri = store.uri
+            store.close()
+            raise StoreConnectionError(
+                f"{uri} holds no twin (no CRS recorded): check the path, database and schema "
+                "(postgresql://host/db?schema=name), or build one with `twin build` or Twin.create()")
+        return cls(store)
 
     @classmethod
     def create(cls, target: "str | os.PathLike", *, crs: str = DEFAULT_CRS, name: str | None = None,
@@ -58,6 +68,11 @@ class Twin:
         c = check_projected(crs)
         store = open_store(target, create=True, crs=c.to_string(), schema=schema)
         meta = store.get_meta()
+        if meta.get("crs") and CRS.from_user_input(meta["crs"]) != CRS.from_user_input(c):
+            store.close()
+            raise CRSError(f"{store.uri} already holds a twin in {meta['crs']}, not {c.to_string()}: its data "
+                           "would be read in the wrong CRS. Open it with Twin.open(), or create the new twin "
+                           "at another path or schema")
         store.set_meta({
             "name": name or meta.get("name") or os.path.splitext(os.path.basename(str(target)))[0],
             "timezone": timezone,
@@ -75,7 +90,10 @@ class Twin:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Twin {self.name!r} {self.crs} at {self.store.uri}>"
+        try:
+            return f"<Twin {self.name!r} {self.crs} at {self.store.uri}>"
+        except StoreError:  # closed: a notebook still shows it
+            return f"<Twin (closed) at {getattr(self.store, 'uri', '?')}>"
 
     # -- metadata --------------------------------------------------------
     @property
@@ -180,6 +198,8 @@ class Twin:
         """An offline pydeck ``Deck`` of the twin for Jupyter; see :func:`twin_core.view.view`."""
         from twin_core.view import view
 
+        if isinstance(kwargs.get("layers"), str):  # view(layers="buildings") means that one layer
+            kwargs["layers"] = (kwargs["layers"],)
         return view(self, **kwargs)
 
     def summary(self) -> dict[str, Any]:

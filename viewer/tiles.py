@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
@@ -30,6 +31,7 @@ MAX_ZOOM = 22
 _LOADS = re.compile(r"(^|_)(id|vc|v_c|voc|volume|flow|load|speed|capacity|depth|density)($|_)", re.I)
 #: float attributes sent as whole numbers in tiles
 ROUND_TO_INT = ("height_m",)
+_TENTH = Decimal("0.1")
 
 #: attributes carried in the tiles per known layer (the rest comes on click)
 TILE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -94,10 +96,25 @@ def _mvt_value(key: str, v):
         # click), other numbers to one decimal so equal values share one entry of the tile's table
         if key in ROUND_TO_INT:
             return int(round(v))
-        return round(v, 1)
+        return round_like_postgis(v)
     if isinstance(v, (bool, int, str)):
         return v
     return str(v)
+
+
+def round_like_postgis(v: float) -> float:
+    """``v`` to one decimal as PostGIS tiles do (``round(v::numeric, 1)``: the 15-digit decimal, halves away
+    from zero), so both stores put the same numbers in tiles; Python's ``round`` works on the binary value.
+
+    Examples
+    --------
+    >>> round(0.15, 1), round_like_postgis(0.15), round_like_postgis(-0.25), round_like_postgis(2.04)
+    (0.1, 0.2, -0.3, 2.0)
+    """
+    d = Decimal(format(v, ".15g"))
+    if not d.is_finite() or d.adjusted() >= 14:  # no tenths among 15 digits (and beyond quantize's range)
+        return float(d)
+    return float(d.quantize(_TENTH, rounding=ROUND_HALF_UP))
 
 
 def encode_frame_tile(frame: ProjectedFrame, z: int, x: int, y: int) -> bytes:

@@ -662,3 +662,87 @@ def test_traffic_job_gives_trips_and_link_loads(client):
     bad = client.post("/api/jobs", json={"engine": "traffic", "params": {"mode": "teleport"}}).json()
     st = _wait_job(client, bad)
     assert st["status"] == "failed" and "teleport" in st["error"]
+
+
+# ------------------------------------------------------------------ sensors, tiles (bug hunt)
+def _sensor(client, sid):
+    r = client.get("/api/sensors/latest")
+    assert r.status_code == 200, r.text
+    return next(f["properties"] for f in r.json()["features"] if f["properties"]["sensor_id"] == sid)
+
+
+def test_sensor_latest_is_by_instant_and_bad_values_are_unknown(client):
+    """The latest reading compares times as instants (not as strings), a table without times takes the last
+    row (not the largest value), and a reading that is not a number is 'unknown', not a 400."""
+    import pandas as pd
+
+    state = client.app.state.twin_state
+    sid = state.twin.layer("sensors")["sensor_id"].iloc[0]
+
+    def put(df):
+        state.store.write_table("sensor_readings", df)
+        return _sensor(client, sid)
+
+    # 01:30Z is later than 08:00+08:00 (= 00:00Z) though it sorts first as text
+    p = put(pd.DataFrame({"sensor_id": [sid, sid], "time": ["2026-07-01T08:00:00+08:00", "2026-07-01T01:30:00Z"],
+                          "value": [1.0, 2.0]}))
+    assert (p["value"], p["time"]) == (2.0, "2026-07-01T01:30:00Z")
+    p = put(pd.DataFrame({"sensor_id": [sid, sid], "value": [5.0, 1.0]}))  # no time column: the last row
+    assert (p["value"], p["time"]) == (1.0, None)
+    for bad in ("high", float("nan")):
+        p = put(pd.DataFrame({"sensor_id": [sid, sid], "time": ["2026-07-01T08:00:00+08:00", "2026-07-01T08:05:00+08:00"],
+                              "value": [1.0, bad]}))
+        assert p["value"] is None and p["status"] == "unknown" and p["simulated"] is False, (bad, p)
+    p = put(pd.DataFrame({"sensor_id": [sid], "time": pd.to_datetime(["2026-07-01T08:05:00+08:00"]), "value": [3.0]}))
+    assert p["value"] == 3.0 and pd.Timestamp(p["time"]) == pd.Timestamp("2026-07-01T00:05:00Z") and "T" in p["time"]
+
+
+def test_sensor_polls_read_only_the_new_readings(client):
+    """Polling /api/sensors/latest on a big feed does not read the whole table again: only what was appended."""
+    import numpy as np
+    import pandas as pd
+
+    state = client.app.state.twin_state
+    ids = state.twin.layer("sensors")["sensor_id"].to_numpy()
+    n = 20_000
+    rng = np.random.default_rng(1)
+    t0 = pd.Timestamp("2026-07-01T00:00:00+08:00")
+    state.store.write_table("sensor_readings", pd.DataFrame({
+        "sensor_id": ids[rng.integers(0, len(ids), n)],
+        "time": (t0 + pd.to_timedelta(rng.permutation(n), unit="s")).strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "value": rng.random(n)}))
+    assert client.get("/api/sensors/latest").status_code == 200
+    raw = state.store.raw
+    rows_read = []
+    real = raw.read_table
+
+    def counting(*a, **kw):
+        out = real(*a, **kw)
+        rows_read.append(len(out))
+        return out
+
+    raw.read_table = counting
+    try:
+        state.store.write_table("sensor_readings", pd.DataFrame({
+            "sensor_id": [ids[0]], "time": ["2026-08-01T00:00:00+08:00"], "value": [99.0]}), mode="append")
+        assert _sensor(client, ids[0])["value"] == 99.0
+        assert client.get("/api/sensors/latest").status_code == 200
+    finally:
+        del raw.read_table
+    assert max(rows_read) <= 10, rows_read
+
+
+def test_tile_numbers_match_the_postgis_rounding(client):
+    """Floats in GeoPackage tiles are rounded like ST_AsMVT's round(v::numeric, 1): 0.15 -> 0.2, not Python's 0.1."""
+    state = client.app.state.twin_state
+    links = state.twin.layer("road_links").head(8)[["link_id", "geometry"]].copy()
+    links["vc"] = [0.05, 0.15, 0.25, 0.35, 0.45, 0.85, 0.95, -0.25]
+    state.twin.save_result("base", "rnd", "link_flows", links)
+    ref = next(e["ref"] for e in client.get("/api/results").json() if e["name"] == "link_flows" and e["run"] == "rnd")
+    got = {}
+    for z, x, y in city_tiles(client.get("/api/scene").json()["bounds"], 13):
+        c = client.get(f"/tiles/{ref}/{z}/{x}/{y}.pbf").content
+        if c:
+            got.update({f["properties"]["link_id"]: f["properties"]["vc"] for f in mapbox_vector_tile.decode(c)[ref]["features"]})
+    want = dict(zip(links["link_id"], [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 1.0, -0.3]))
+    assert got == want

@@ -38,3 +38,21 @@ def test_token_bad_role_and_serve_refusals(city, tmp_path):
     assert isinstance(r.exception, StoreConnectionError)
     r = run.invoke(app, ["serve", city, "--auth", "maybe"])
     assert r.exit_code == 2 and "auth" in r.output
+
+
+def test_serve_and_demo_refuse_bad_options_before_any_work(city, tmp_path):
+    """Bad --log-level / --max-upload-mb are usage errors (not a traceback from uvicorn or pydantic), and
+    `twin demo --host 0.0.0.0` refuses before building a city that would have no token."""
+    import os
+
+    from twin_core.errors import AuthError
+
+    app, run = get_app(), CliRunner()
+    r = run.invoke(app, ["serve", city, "--log-level", "loud"])
+    assert r.exit_code == 2 and "log-level" in r.output, (r.output, r.exception)
+    r = run.invoke(app, ["serve", city, "--max-upload-mb", "5000"])
+    assert r.exit_code == 2 and "max-upload-mb" in r.output, (r.output, r.exception)
+    target = str(tmp_path / "demo.gpkg")
+    r = run.invoke(app, ["demo", target, "--size", "small", "--host", "0.0.0.0", "--quiet"])
+    assert isinstance(r.exception, AuthError) and "twin token create" in str(r.exception)
+    assert not os.path.exists(target)

@@ -87,3 +87,30 @@ def test_view_renders_offline_in_chromium(deck_html, tmp_path):
     assert not errors, errors[:3]
     background = np.array([11, 14, 18])
     assert (np.abs(shot - background).sum(axis=2) > 30).mean() > 0.05
+
+
+def test_twin_facade_refuses_stores_it_would_misread(city, tmp_path):
+    """Twin.create over a twin in another CRS refuses instead of relabelling its data; Twin.open of a store
+    that holds no twin says so instead of opening an empty twin with no CRS."""
+    from cim.store import open_store
+    from twin_core.errors import CRSError, StoreConnectionError
+    from twin_core.twin import Twin
+
+    with pytest.raises(CRSError, match="already holds a twin in EPSG:4544"):
+        Twin.create(city, crs="EPSG:32648")
+    with Twin.open(city) as twin:
+        assert twin.crs == "EPSG:4544"
+    empty = str(tmp_path / "empty.gpkg")
+    open_store(empty, create=True).close()
+    with pytest.raises(StoreConnectionError, match="holds no twin"):
+        Twin.open(empty)
+
+
+def test_twin_view_takes_one_layer_name_and_a_closed_twin_still_shows(city_template):
+    from twin_core.twin import Twin
+
+    twin = Twin.open(city_template["path"])
+    deck = twin.view(layers="sensors", hillshade=False)  # a name, not a sequence of its letters
+    assert [layer.id for layer in deck.layers] == ["sensors"]
+    twin.close()
+    assert "closed" in repr(twin)

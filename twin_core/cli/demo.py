@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument("city.gpkg", help="Where to build the sample city."),
         size: str = typer.Option("medium", help="Sample city size."),
         seed: int = typer.Option(0),
-        port: int = typer.Option(8765, help="Port of the map server."),
+        port: int = typer.Option(8765, min=1, max=65535, help="Port of the map server."),
         host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
         rebuild: bool = typer.Option(False, help="Rebuild even if the file exists."),
         serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the map after building."),
@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
         from twin_core.cli.build import build_city, format_summary
         from twin_core.twin import Twin
 
+        if serve:  # refuse an unsafe bind now, not after minutes of building and simulating
+            _check_demo_bind(target, host, port, fresh=rebuild or not os.path.exists(target))
         if rebuild or not os.path.exists(target):
             summary = build_city(target, size, seed, force=True, quiet=quiet)
         else:
@@ -43,6 +45,26 @@ def register(app: typer.Typer) -> None:
                 return
             typer.echo(f"serving the one map on http://{host}:{port}/  (Ctrl-C to stop)")
             serve_map(target, host=host, port=port)
+
+
+def _check_demo_bind(target: str, host: str, port: int, *, fresh: bool) -> None:
+    from twin_core.errors import AuthError
+
+    try:
+        from viewer.settings import is_loopback
+    except ImportError:  # no viewer in this build: nothing will be served
+        return
+    if is_loopback(host):
+        return
+    if fresh:
+        raise AuthError(f"refusing to serve the demo on {host}: a freshly built city has no access token, so "
+                        f"anyone on the network could use it. Build it first (`twin demo {target} --no-serve`), "
+                        f"create a token (`twin token create --role viewer {target}`), then run the demo again "
+                        "(or bind 127.0.0.1)")
+    from viewer.server import check_bind
+    from viewer.settings import Settings
+
+    check_bind(Settings(store=target, host=host, port=port))
 
 
 DEMO_STEPS = (

@@ -6,6 +6,9 @@ import typer
 
 from twin_core.cli._common import STORE_ARG
 
+#: the levels uvicorn knows (another name would end in a KeyError traceback inside uvicorn)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
@@ -14,18 +17,20 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address to bind; beyond loopback a token must exist."),
         port: int = typer.Option(8765, min=1, max=65535, help="Port."),
         auth: str = typer.Option("auto", help="auto (tokens needed once any exist, or off-loopback), required, off."),
-        max_upload_mb: float = typer.Option(50.0, min=0.1, help="Upload size limit (IFC files)."),
-        log_level: str = typer.Option("warning", help="uvicorn log level."),
+        max_upload_mb: float = typer.Option(50.0, min=0.1, max=2048, help="Upload size limit (IFC files), in MB."),
+        log_level: str = typer.Option("warning", help="uvicorn log level: " + ", ".join(LOG_LEVELS) + "."),
     ) -> None:
         """Serve the map of a twin at http://HOST:PORT/ (OpenAPI docs at /docs)."""
         if auth not in ("auto", "required", "off"):
             raise typer.BadParameter("--auth must be auto, required or off")
+        if log_level.lower() not in LOG_LEVELS:
+            raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         from viewer.server import check_bind, serve as run
         from viewer.settings import Settings
 
-        from cim.store import open_store
+        from twin_core.twin import Twin
 
-        open_store(store).close()  # a missing file or unreachable DSN fails here, clearly
-        check_bind(Settings(store=store, host=host, port=port, auth=auth))  # before uvicorn starts
+        Twin.open(store).close()  # a missing file, unreachable DSN or store without a twin fails here, clearly
+        check_bind(Settings(store=store, host=host, port=port, auth=auth, max_upload_mb=max_upload_mb))
         typer.echo(f"serving {store} on http://{host}:{port}/  (API docs /docs; Ctrl-C to stop)")
-        run(store, host=host, port=port, auth=auth, max_upload_mb=max_upload_mb, log_level=log_level)
+        run(store, host=host, port=port, auth=auth, max_upload_mb=max_upload_mb, log_level=log_level.lower())
