@@ -132,6 +132,13 @@ class PostGISStore(Store):
                     raise StoreConnectionError(
                         f"schema {self.schema!r} does not exist in {self.uri}; open with create=True or `twin build`"
                     )
+            elif not create:
+                cur.execute("SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'twin_meta'", (self.schema,))
+                if cur.fetchone() is None:  # a schema of something else: leave it as it is
+                    raise StoreConnectionError(
+                        f"schema {self.schema!r} in {self.uri} holds no twin (no twin_meta table); name the twin's "
+                        "schema (?schema=NAME in the DSN), or open with create=True / `twin build` to make one there"
+                    )
             with self.conn.transaction():
                 cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
                 cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value jsonb NOT NULL)").format(self._q("twin_meta")))

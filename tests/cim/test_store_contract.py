@@ -570,3 +570,25 @@ def test_table_paging_count_and_row_deletes(store):
             store.delete_rows("log", {"k": 1})
             raise RuntimeError("boom")
     assert store.count_rows("log") == 3
+
+
+def test_postgis_schema_of_something_else_is_left_alone(pg_dsn):
+    # opening a schema that holds no twin (e.g. the DSN without ?schema=, i.e. 'public') created
+    # the twin's tables in it
+    import psycopg
+    from psycopg import sql
+
+    from twin_core.errors import StoreConnectionError
+
+    server, schema = pg_dsn.split("?schema=")
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE TABLE {}.app_data (x int)").format(sql.Identifier(schema)))
+    with pytest.raises(StoreConnectionError, match=r"holds no twin.*\?schema=NAME"):
+        open_store(pg_dsn)
+    with psycopg.connect(server) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)).fetchall()
+    assert tables == [("app_data",)]
+    store = open_store(pg_dsn, create=True, crs="EPSG:4544")  # asked for: a twin is made there
+    store.close()
+    open_store(pg_dsn).close()
