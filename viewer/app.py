@@ -8,6 +8,7 @@ reaches it through :mod:`viewer.dependencies`. Errors become JSON
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -76,7 +77,7 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         from twin_core.errors import AuthError
 
         raise AuthError(f"refusing to serve on {settings.host} with auth off: outside loopback a token is "
-                        "required; bind 127.0.0.1 or drop --no-auth")
+                        "required; bind 127.0.0.1 or use --auth auto / required")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -111,6 +112,13 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(GZipMiddleware, minimum_size=800)
+    if settings.loopback:
+        # on loopback the server may run without tokens (everybody local is admin): only requests addressed
+        # to a loopback name may reach it, so a web page cannot drive it through DNS rebinding
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
+    _redact_tokens_in_access_log()
     if state is not None:  # usable even by clients that do not run the lifespan
         app.state.twin_state = state
 
@@ -155,6 +163,30 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         return FileResponse(str(STATIC_DIR / "index.html"), media_type="text/html")
 
     return app
+
+
+#: Host names a loopback server answers to ("testserver": Starlette's TestClient, a single-label name no
+#: public DNS can hand a web page)
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver"]
+
+
+class _RedactTokens(logging.Filter):
+    """Hide ``access_token=`` values (query tokens of images, meshes and job streams) in the access log."""
+
+    _PAT = re.compile(r"(access_token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._PAT.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = self._PAT.sub(r"\1***", record.msg)
+        return True
+
+
+def _redact_tokens_in_access_log() -> None:
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactTokens) for f in logger.filters):
+        logger.addFilter(_RedactTokens())
 
 
 def _reason(code: int) -> str:

@@ -66,7 +66,14 @@ def current_principal(request: Request, state: AppState = Depends(get_state)) ->
     if not auth_needed(state):
         return _ANON_ADMIN
     header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else request.query_params.get("access_token")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    if token is None and "access_token" in request.query_params:
+        # a token in the URL is for what a page loads by URL (images, meshes, job streams): reads only
+        if request.method not in ("GET", "HEAD"):
+            raise HTTPException(401, f"a {request.method} request must carry its token in the header "
+                                     "'Authorization: Bearer <token>', not in the URL",
+                                headers={"WWW-Authenticate": "Bearer"})
+        token = request.query_params.get("access_token")
     if not token:
         raise HTTPException(401, "this server needs a bearer token: send 'Authorization: Bearer <token>' "
                                  "(create one with `twin token create --role viewer STORE`)",

@@ -15,7 +15,7 @@ def check_bind(settings: Settings) -> None:
         return
     if settings.auth == "off":
         raise AuthError(f"refusing to serve on {settings.host} with auth off: outside loopback every request needs "
-                        "a token; bind 127.0.0.1 or drop --no-auth")
+                        "a token; bind 127.0.0.1 or use --auth auto / required")
     from cim.store import open_store
 
     from viewer.auth import list_tokens

@@ -542,6 +542,9 @@ def test_roles_and_tokens(city, ifc_path):
         assert c.post("/api/bim/checks", files={"ifc": ("b.ifc", data)}, headers=h("regulator")).status_code == 201
         # EventSource cannot send headers: the token may come as a query parameter
         assert c.get(f"/api/layers?access_token={tok['viewer']}").status_code == 200
+        # ... for reads only: a change must carry its token in the header (a URL ends up in logs and histories)
+        r = c.post(f"/api/scenarios?access_token={tok['admin']}", json={"name": "s3"})
+        assert r.status_code == 401 and "Authorization: Bearer" in r.json()["detail"]
         assert c.get("/tiles/buildings/15/0/0.pbf").status_code == 401
         assert c.get("/").status_code == 200  # the page itself loads, then asks for a token
 
@@ -746,3 +749,31 @@ def test_tile_numbers_match_the_postgis_rounding(client):
             got.update({f["properties"]["link_id"]: f["properties"]["vc"] for f in mapbox_vector_tile.decode(c)[ref]["features"]})
     want = dict(zip(links["link_id"], [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 1.0, -0.3]))
     assert got == want
+
+
+def test_loopback_server_answers_only_loopback_host_names(city):
+    # without tokens everybody local is admin; a web page reaching the port through DNS rebinding
+    # (Host: evil.example) could drive it
+    from fastapi.testclient import TestClient
+
+    from viewer.app import create_app
+    from viewer.settings import Settings
+
+    with TestClient(create_app(Settings(store=city)), raise_server_exceptions=False) as c:
+        assert c.get("/api/layers").status_code == 200
+        assert c.get("/api/layers", headers={"Host": "127.0.0.1:8765"}).status_code == 200
+        assert c.get("/api/layers", headers={"Host": "localhost:8765"}).status_code == 200
+        assert c.get("/api/layers", headers={"Host": "evil.example:8765"}).status_code == 400
+        assert c.post("/api/scenarios", json={"name": "x"}, headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_query_tokens_are_hidden_in_the_access_log():
+    import logging
+
+    from viewer.app import _RedactTokens
+
+    rec = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                            ("127.0.0.1:5000", "GET", "/api/results/x/y/z/image.png?step=2&access_token=rt_ab_secret",
+                             "1.1", 200), None)
+    assert _RedactTokens().filter(rec)
+    assert "secret" not in rec.getMessage() and "access_token=***" in rec.getMessage() and "step=2" in rec.getMessage()
