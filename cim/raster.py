@@ -93,7 +93,13 @@ class Raster:
 
     def window_from_bounds(self, bounds: tuple[float, float, float, float]) -> Window:
         """The cell window covering ``bounds`` (clipped to the raster)."""
-        xmin, ymin, xmax, ymax = bounds
+        try:
+            xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+        except (TypeError, ValueError):
+            raise RasterError(f"bounds must be four numbers (xmin, ymin, xmax, ymax), got {bounds!r}") from None
+        if not np.isfinite([xmin, ymin, xmax, ymax]).all():
+            raise RasterError(f"bounds {bounds} are not all finite numbers; give (xmin, ymin, xmax, ymax) in the "
+                              f"raster's CRS, e.g. within {self.bounds}")
         inv = ~self.transform
         c0, r0 = inv @ (xmin, ymax)
         c1, r1 = inv @ (xmax, ymin)

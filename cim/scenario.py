@@ -37,10 +37,12 @@ from cim.raster import Raster, Window
 from cim.schema import FEATURE_CLASSES, cast_value
 from twin_core.errors import LayerNotFoundError, ScenarioError
 
-__all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE"]
+__all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE", "RESERVED"]
 
 EDITS_TABLE = "scenario_edits"
 BASE = "base"
+# not scenario names, in any case: 'base' is the city itself, 'diff' the route /api/scenarios/diff
+RESERVED = (BASE, "diff")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}\Z")
 _OPS = ("add", "remove", "modify", "patch_raster", "set_param")
 
@@ -84,10 +86,13 @@ class Scenarios:
 
     def create(self, name: str, description: str = "", *, parent: str = BASE, exist_ok: bool = False) -> "Scenario":
         """Create a scenario on the base (or on another scenario ``parent``)."""
-        if not isinstance(name, str) or not _NAME.match(name) or name == BASE:
+        if not isinstance(name, str) or not _NAME.match(name):
             raise ScenarioError(
                 f"scenario name {name!r} is not valid: letters, digits, '_' or '-', at most 63, and not 'base'"
             )
+        if name.lower() in RESERVED:
+            raise ScenarioError(f"scenario name {name!r} is reserved ({' and '.join(map(repr, RESERVED))} in any case "
+                                "are not scenario names); choose another name")
         meta = self._meta()
         if name in meta:
             if exist_ok:
@@ -112,6 +117,9 @@ class Scenarios:
 
     def delete(self, name: str) -> None:
         """Delete a scenario and its edits (its results stay until deleted with cim.results)."""
+        if isinstance(name, str) and name.lower() == BASE:
+            raise ScenarioError(f"{name!r} is the city itself, not a scenario, and cannot be deleted; "
+                                f"name a scenario: {self.names()}")
         self.get(name)
         children = [n for n, m in self._meta().items() if m.get("parent") == name]
         if children:

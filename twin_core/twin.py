@@ -198,8 +198,6 @@ class Twin:
         """An offline pydeck ``Deck`` of the twin for Jupyter; see :func:`twin_core.view.view`."""
         from twin_core.view import view
 
-        if isinstance(kwargs.get("layers"), str):  # view(layers="buildings") means that one layer
-            kwargs["layers"] = (kwargs["layers"],)
         return view(self, **kwargs)
 
     def summary(self) -> dict[str, Any]:

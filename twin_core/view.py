@@ -131,14 +131,14 @@ def _hillshade_layer(twin, scenario):
     return pydeck.Layer("BitmapLayer", id="hillshade", image=pydeck.types.String(url), bounds=bounds, opacity=1.0)
 
 
-def view(twin, layers: Sequence[str] = ("buildings",), *, scenario: str | None = None, colour_by: str | None = "height_m",
-         hillshade: bool = True, max_features: int = 50_000, pitch: float = 45.0):
+def view(twin, layers: str | Sequence[str] = ("buildings",), *, scenario: str | None = None,
+         colour_by: str | None = "height_m", hillshade: bool = True, max_features: int = 50_000, pitch: float = 45.0):
     """The twin (as of ``scenario``) as an offline pydeck Deck for notebooks.
 
     Parameters
     ----------
     twin : twin_core.Twin
-    layers : names of vector layers to show (buildings are extruded by ``height_m``).
+    layers : a vector layer name, or names, to show (buildings are extruded by ``height_m``).
     scenario : show the layers as of this scenario (default: the base).
     colour_by : ``"height_m"``, ``"use"`` or None (buildings only).
     hillshade : put the DEM hillshade under everything (when the twin has a ``dem``).
@@ -147,8 +147,10 @@ def view(twin, layers: Sequence[str] = ("buildings",), *, scenario: str | None =
     """
     import pydeck
 
-    from twin_core.errors import LayerNotFoundError, ParameterError
+    from twin_core.errors import FieldError, LayerNotFoundError, ParameterError
 
+    if isinstance(layers, str):  # layers="buildings" means that one layer, not its letters
+        layers = (layers,)
     if colour_by not in COLOUR_BY:
         raise ParameterError(f"colour_by must be one of {list(COLOUR_BY)}, got {colour_by!r}")
     have = twin.layers()
@@ -171,6 +173,10 @@ def view(twin, layers: Sequence[str] = ("buildings",), *, scenario: str | None =
                                  "or use `twin serve` (vector tiles)")
         gdf = twin.layer(name, scenario=scenario)
         if name == "buildings":  # only what the map shows and the tooltip names: inline JSON is costly
+            if colour_by is not None and colour_by not in gdf.columns:
+                raise FieldError(f"colour_by={colour_by!r} needs a {colour_by!r} column in buildings; its columns are "
+                                 f"{[c for c in gdf.columns if c != gdf.geometry.name]}: add the field, or pass "
+                                 f"another colour_by (one of {[c for c in COLOUR_BY if c != colour_by]})")
             gdf = gdf[[c for c in ("building_id", "height_m", "use", "storeys") if c in gdf.columns] + [gdf.geometry.name]]
             if colour_by == "height_m":
                 h = gdf["height_m"].astype(float).fillna(0).clip(0, 120) / 120

@@ -26,7 +26,7 @@ import numpy as np
 
 from cim.crs import resolve_crs, to_twin_crs, transformer
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
-from twin_core.errors import CRSError, ImportFormatError, SchemaError, TwinWarning
+from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning
 
 __all__ = ["read_vector", "import_vector", "export_layer", "prepare_layer", "EXPORT_FORMATS"]
 
@@ -253,22 +253,65 @@ def _check_new_ids(store, name: str, gdf, fc: FeatureClass) -> None:
         )
 
 
+def _shapefile_field_names(gdf) -> dict[str, str]:
+    """The renames a Shapefile needs: dBASE field names are at most 10 characters and case-insensitive.
+
+    Returns ``{old: new}`` for the names that are too long; raises :class:`SchemaError` when two
+    fields would share a name (GDAL would silently call one of them ``name_1``).
+    """
+    names = [str(c) for c in gdf.columns if c != gdf.geometry.name]
+    short = {n: n[:10] for n in names}  # store column names are ASCII (check_col_name)
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(short[n].upper(), []).append(n)
+    clash = [g for g in groups.values() if len(g) > 1]
+    if clash:
+        raise SchemaError(
+            "Shapefile field names are at most 10 characters, case-insensitive, so these fields would "
+            f"collide: {'; '.join(' and '.join(repr(n) for n in g) + f' -> {short[g[0]]!r}' for g in clash)}. "
+            "Rename them so they differ in their first 10 characters, or export to .gpkg or .geojson, "
+            "which keep full names")
+    return {n: short[n] for n in names if short[n] != n}
+
+
 def export_layer(store, name: str, path: str | os.PathLike, *, crs: Any = None, scenario=None) -> Path:
-    """Export a layer to GeoPackage, GeoJSON (WGS 84 by default, per RFC 7946), GeoParquet or Shapefile."""
+    """Export a layer to a file; the extension picks the format.
+
+    ``.gpkg`` (GeoPackage), ``.geojson`` / ``.json`` (GeoJSON, WGS 84 by default, per RFC 7946),
+    ``.parquet`` / ``.geoparquet`` (GeoParquet), ``.fgb`` (FlatGeobuf) or ``.shp`` (Shapefile: field
+    names longer than 10 characters are shortened, with a :class:`TwinWarning` listing the renames;
+    prefer GeoPackage or GeoJSON to keep full names). Parent folders are created.
+    """
     import pyogrio
+    from pyogrio.errors import DataLayerError, DataSourceError
 
     p = Path(path)
     driver = EXPORT_FORMATS.get(p.suffix.lower())
     if driver is None:
         raise ImportFormatError(f"cannot tell the format of {p.name}; use one of {sorted(EXPORT_FORMATS)}")
+    if p.is_dir():
+        raise ImportFormatError(f"{p} is a folder; give the path of the file to write, e.g. {p / name}{p.suffix}")
     gdf = scenario.layer(name) if scenario is not None else store.read_layer(name)
+    if driver == "ESRI Shapefile":
+        renames = _shapefile_field_names(gdf)
+        if renames:
+            warnings.warn(
+                f"{p.name}: Shapefile field names are at most 10 characters, so these fields are renamed: "
+                f"{', '.join(f'{o} -> {n}' for o, n in renames.items())}; export to .gpkg or .geojson "
+                "to keep the full names", TwinWarning, stacklevel=2)
+            gdf = gdf.rename(columns=renames)
     if crs is None and driver == "GeoJSON":
         crs = "EPSG:4326"
     if crs is not None:
         gdf = gdf.to_crs(resolve_crs(crs))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if driver == "GeoParquet":
-        gdf.to_parquet(p)
-    else:
-        pyogrio.write_dataframe(gdf, p, layer=name if driver == "GPKG" else None, driver=driver)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if driver == "GeoParquet":
+            gdf.to_parquet(p)
+        else:
+            pyogrio.write_dataframe(gdf, p, layer=name if driver == "GPKG" else None, driver=driver)
+    except (OSError, DataSourceError, DataLayerError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()
+        raise StoreError(f"cannot write {p}: {why}; check that its folder exists or can be created, "
+                         "and that you may write there") from exc
     return p

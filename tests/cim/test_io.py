@@ -161,3 +161,44 @@ def test_geotiff_bad_inputs(store, tmp_path):
     junk.write_bytes(b"II*\x00garbage")
     with pytest.raises(ImportFormatError, match="cannot read"):
         read_geotiff(junk)
+
+
+def test_shapefile_export_says_which_field_names_it_shortens(store, tmp_path):
+    """A Shapefile keeps 10-byte field names: one TwinWarning lists the renames (not GDAL's RuntimeWarnings),
+    names that would collide once shortened are refused, and a path that cannot be written says so."""
+    import warnings
+
+    from twin_core.errors import StoreError, TwinWarning
+
+    g = shelters("EPSG:4544").rename(columns={"ID": "link_id", "TYPE": "speed_limit_kmh", "CAP": "lane_count"})
+    store.write_layer("links", g)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = export_layer(store, "links", tmp_path / "links.shp")
+    assert [w.category for w in caught] == [TwinWarning]
+    msg = str(caught[0].message)
+    assert "speed_limit_kmh -> speed_limi" in msg and "lane_count" not in msg and ".gpkg" in msg
+    assert sorted(gpd.read_file(p).columns) == sorted(["link_id", "speed_limi", "lane_count", "geometry"])
+
+    store.write_layer("links", g.assign(speed_limit_mph=[50, 60]), mode="replace")
+    with pytest.raises(SchemaError, match=r"'speed_limit_kmh' and 'speed_limit_mph' -> 'speed_limi'.*[Rr]ename"):
+        export_layer(store, "links", tmp_path / "clash.shp")
+    assert not (tmp_path / "clash.shp").exists()
+
+    (tmp_path / "folder.gpkg").mkdir()
+    with pytest.raises(ImportFormatError, match="is a folder"):
+        export_layer(store, "links", tmp_path / "folder.gpkg")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(StoreError, match="cannot write .*check that its folder"):
+        export_layer(store, "links", tmp_path / "afile" / "out.fgb")
+
+
+def test_window_from_bounds_refuses_nan_and_infinite_bounds():
+    r = Raster(np.zeros((10, 20), "float32"), Affine(5, 0, 410000, 0, -5, 3396000), "EPSG:4544")
+    assert r.window_from_bounds((410000, 3395950, 410100, 3396000)).width == 20
+    for bad in [(np.nan, 3395950, 410100, 3396000), (410000, 3395950, np.inf, 3396000),
+                (410000, -np.inf, 410100, 3396000)]:
+        with pytest.raises(RasterError, match="not all finite"):
+            r.window_from_bounds(bad)
+    with pytest.raises(RasterError, match="four numbers"):
+        r.window_from_bounds((410000, 3395950, 410100))

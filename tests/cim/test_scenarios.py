@@ -232,3 +232,21 @@ def test_results_by_scenario_and_run(twin):
         save_result(twin.store, "base", "run1", "bad", object())
     # result layers do not show up as city layers in the summary
     assert set(twin.summary()["layers"]) == {"buildings", "road_links"}
+
+
+def test_reserved_names_are_refused_in_any_case(store_target):
+    """'base' (the city) and 'diff' (the API route) are not scenario names, whatever their case; deleting the base
+    is refused instead of reporting success."""
+    with Twin.create(store_target, name="test") as t:
+        sc = t.scenarios
+        for name in ("base", "Base", "BASE", "diff", "Diff"):
+            with pytest.raises(ScenarioError, match="is reserved.*choose another name"):
+                sc.create(name)
+        assert sc.names() == []
+        with pytest.raises(ScenarioError, match="city itself.*cannot be deleted"):
+            sc.delete("base")
+        sc.create("plan")
+        for name in ("base", "Base"):
+            with pytest.raises(ScenarioError, match="city itself.*cannot be deleted"):
+                sc.delete(name)
+        assert sc.names() == ["plan"] and sc.get("base").name == "base"

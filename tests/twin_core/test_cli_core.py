@@ -233,3 +233,17 @@ def test_build_force_checks_the_target_before_removing_it(tmp_path, monkeypatch)
     with Twin.open(str(old)) as t:
         assert t.name == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.gpkg", "notes.txt", "old.gpkg"]
+
+
+def test_info_on_a_geopackage_that_holds_no_twin_shows_its_layers_and_how_to_make_one(tmp_path):
+    # a GeoPackage written by geopandas printed "(None, ...)" where the CRS goes, then a generic "holds no twin"
+    from twin_core.errors import StoreConnectionError
+
+    plain = tmp_path / "plain.gpkg"
+    gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=[shapely.Point(104.06, 30.66), shapely.Point(104.07, 30.67)],
+                     crs="EPSG:4326").to_file(plain, layer="shelters")
+    res = run("info", str(plain))
+    assert isinstance(res.exception, StoreConnectionError), res.output
+    msg = str(res.exception)
+    assert "holds no twin" in msg and "shelters (POINT, 2 features, EPSG:4326)" in msg and "None" not in msg
+    assert "`twin build" in msg and f"`twin import CITY.gpkg {plain} --layer shelters --class" in msg

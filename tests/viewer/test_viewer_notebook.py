@@ -114,3 +114,25 @@ def test_twin_view_takes_one_layer_name_and_a_closed_twin_still_shows(city_templ
     assert [layer.id for layer in deck.layers] == ["sensors"]
     twin.close()
     assert "closed" in repr(twin)
+
+
+def test_view_takes_one_layer_name_and_names_a_missing_colour_column(city_template, tmp_path):
+    """view(twin, layers="sensors") shows that layer (not the letters s, e, n ...); colour_by="use" on buildings
+    without a ``use`` column is a FieldError naming the column and the columns there are, not a bare KeyError."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from twin_core.errors import FieldError
+    from twin_core.twin import Twin
+    from twin_core.view import view
+
+    with Twin.open(city_template["path"]) as twin:
+        deck = view(twin, layers="sensors", hillshade=False)
+        assert [layer.id for layer in deck.layers] == ["sensors"]
+    with Twin.create(str(tmp_path / "nouse.gpkg"), crs="EPSG:4544") as twin:
+        b = gpd.GeoDataFrame({"building_id": ["b1"], "height_m": [12.0]},
+                             geometry=[box(500000, 3390000, 500020, 3390020)], crs="EPSG:4544")
+        twin.store.write_layer("buildings", b)
+        with pytest.raises(FieldError, match=r"'use' column in buildings; its columns are \['building_id', 'height_m'"):
+            view(twin, layers="buildings", colour_by="use", hillshade=False)
+        assert [layer.id for layer in view(twin, "buildings", hillshade=False).layers] == ["buildings"]

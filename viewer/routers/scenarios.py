@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field, field_validator
 
+from cim.scenario import RESERVED
 from viewer.dependencies import get_state, require
 
 router = APIRouter(prefix="/api/scenarios", tags=["scenarios"])
@@ -23,7 +24,7 @@ class ScenarioIn(BaseModel):
     @field_validator("name")
     @classmethod
     def _not_a_route(cls, v: str) -> str:
-        if v in ("diff", "base"):  # /api/scenarios/diff is the diff route; 'base' is the city itself
+        if v.lower() in RESERVED:  # /api/scenarios/diff is the diff route; 'base' is the city itself
             raise ValueError(f"{v!r} is reserved; choose another name")
         return v
 
