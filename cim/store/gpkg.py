@@ -133,6 +133,8 @@ class GeoPackageStore(Store):
                 )
             self._create()
         self._check_file()
+        if not create and not self._holds_twin():
+            raise StoreConnectionError(_not_a_twin(self.path))
         self._con = self._connect()
         self._ensure_internal()
         if crs is not None and self.get_meta().get("crs") is None:
@@ -192,6 +194,13 @@ class GeoPackageStore(Store):
                 f"{self.path} is an SQLite database but not a GeoPackage (application_id {app_id:#x}, "
                 "gpkg_contents missing); open a .gpkg made by RongTwin or GDAL"
             )
+
+    def _holds_twin(self) -> bool:
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            return _has_table(con, "twin_meta")
+        finally:
+            con.close()
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -768,6 +777,26 @@ class GeoPackageStore(Store):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _not_a_twin(path: Path) -> str:
+    """Why a GeoPackage written by other tools (no twin tables) is not opened as a store: what it holds,
+    each layer in its own CRS, and how to make a twin of it. Opening it leaves the file untouched."""
+    import pyogrio
+
+    layers = []
+    try:
+        for name, gtype in pyogrio.list_layers(path):
+            info = pyogrio.read_info(path, layer=name)
+            n, crs = info["features"], info["crs"]
+            layers.append(f"{name} ({gtype.upper() if gtype else 'no geometry'}, {n} feature{'' if n == 1 else 's'}, {crs or 'no CRS'})")
+    except Exception:  # noqa: BLE001 - the listing is a courtesy
+        layers = []
+    held = f"layers {', '.join(layers)}" if layers else "no layers"
+    src = f"{path} --layer {layers[0].split(' (')[0]}" if layers else "FILE"
+    return (f"{path} holds no twin (it is a GeoPackage with {held}); it was left as it is. Make a twin with "
+            "`twin build CITY.gpkg` (the sample city) or Twin.create('CITY.gpkg', crs=...) in Python, then import "
+            f"data with `twin import CITY.gpkg {src} --class FEATURE_CLASS`")
 
 
 def _nodata_sql(nodata) -> float | str | None:

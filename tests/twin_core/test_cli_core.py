@@ -247,3 +247,11 @@ def test_info_on_a_geopackage_that_holds_no_twin_shows_its_layers_and_how_to_mak
     msg = str(res.exception)
     assert "holds no twin" in msg and "shelters (POINT, 2 features, EPSG:4326)" in msg and "None" not in msg
     assert "`twin build" in msg and f"`twin import CITY.gpkg {plain} --layer shelters --class" in msg
+    # and the user's file is left as it was: opening it added the twin's empty tables to it
+    import pyogrio
+    import sqlite3
+
+    with sqlite3.connect(plain) as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not {t for t in tables if t.startswith("twin_")}, tables
+    assert [n for n, _ in pyogrio.list_layers(plain)] == ["shelters"]
