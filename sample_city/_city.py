@@ -311,7 +311,8 @@ def _build_one(size: str, seed: int, report) -> SampleCity:
     }, geometry=_multi([river_poly]), crs=CRS)
 
     pois, stations = _pois(parcels, kind, pzone, is_plaza, buildings, links, nodes, box, centre)
-    sensors = _sensors(extent, river_line, box, links, np.random.default_rng([seed, 7]))
+    sensors = _sensors(extent, river_line, box, links, np.random.default_rng([seed, 7]),
+                       obstacles=np.concatenate([np.asarray(b["geometry"], dtype=object), [river_poly]]))
     areas = _areas(blocks[plaza_block], stations, extent)
     report(0.9, 1.0)
 
@@ -655,19 +656,38 @@ def _stations(links, nodes, box, centre, spacing: float = 900.0):
             for j, p in enumerate(picked)]
 
 
-def _sensors(extent, river_line, box, links, rng):
+GAUGE_CLEARANCE_M = 10.0  # a rain gauge stands on open ground: at least this far from buildings and the river
+
+
+def _open_spot(p, tree, box, clearance):
+    # the nearest point to p (searching outwards in 10 m rings) that is `clearance` off every obstacle
+    for r in np.arange(0.0, 500.0, 10.0):
+        n = 1 if r == 0 else max(8, int(2 * np.pi * r / 10.0))
+        a = np.arange(n) * 2 * np.pi / n
+        cand = shapely.points(p[0] + r * np.cos(a), p[1] + r * np.sin(a))
+        ok = shapely.contains(box, cand)
+        near = tree.query(cand, predicate="dwithin", distance=clearance)
+        ok[np.unique(near[0])] = False
+        if ok.any():
+            return cand[np.flatnonzero(ok)[0]]
+    return shapely.Point(p)
+
+
+def _sensors(extent, river_line, box, links, rng, obstacles=()):
     import geopandas as gpd
 
     x0, y0, x1, y1 = extent
     rows, geoms = [], []
     nx, ny = max(1, math.ceil((x1 - x0) / 1000.0)), max(1, math.ceil((y1 - y0) / 1000.0))
+    tree = shapely.STRtree(np.asarray(obstacles, dtype=object))
     k = 0
     for j in range(ny):
         for i in range(nx):
             k += 1
             rows.append((f"RG{k:02d}", "rain_gauge", "mm/h", 20.0, 50.0, f"Rain gauge {k}", None))
-            geoms.append(shapely.Point(x0 + (i + 0.5) * (x1 - x0) / nx + rng.uniform(-50, 50),
-                                       y0 + (j + 0.5) * (y1 - y0) / ny + rng.uniform(-50, 50)))
+            p = (x0 + (i + 0.5) * (x1 - x0) / nx + rng.uniform(-50, 50),
+                 y0 + (j + 0.5) * (y1 - y0) / ny + rng.uniform(-50, 50))
+            geoms.append(_open_spot(p, tree, box, GAUGE_CLEARANCE_M))
     inside = shapely.intersection(river_line, box)
     parts = [p for p in shapely.get_parts(inside) if p.length > 0]
     k = 0

@@ -267,6 +267,21 @@ def test_pois_and_sensors(small):
     assert (d < 1e-6).all()
 
 
+def test_rain_gauges_stand_on_open_ground(small, medium):
+    # a gauge inside a building lies in a blocked flood cell and records nothing (the flood engine warns);
+    # the demo city put two there
+    from sample_city._city import GAUGE_CLEARANCE_M
+
+    for city in (small, medium):
+        s = city["sensors"]
+        g = s[s.kind == "rain_gauge"].geometry.to_numpy()
+        assert len(g) >= 1
+        obstacles = np.concatenate([city["buildings"].geometry.to_numpy(), city["water"].geometry.to_numpy()])
+        d = shapely.distance(g[:, None], obstacles[None, :]).min(axis=1)
+        assert (d >= GAUGE_CLEARANCE_M - 1e-6).all(), d
+        assert shapely.contains(shapely.box(*city.extent), g).all()
+
+
 def test_plaza_and_station_areas(small):
     areas = small["areas"]
     plaza = areas[areas.kind == "plaza"]
