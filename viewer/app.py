@@ -12,6 +12,7 @@ import re
 import threading
 from contextlib import asynccontextmanager
 from importlib import resources
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -117,7 +118,7 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         # to a loopback name may reach it, so a web page cannot drive it through DNS rebinding
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=_loopback_hosts(settings.host))
     _redact_tokens_in_access_log()
     if state is not None:  # usable even by clients that do not run the lifespan
         app.state.twin_state = state
@@ -165,21 +166,36 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
     return app
 
 
-#: Host names a loopback server answers to ("testserver": Starlette's TestClient, a single-label name no
-#: public DNS can hand a web page)
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver"]
+#: Host names a loopback server answers to. No single-label name but localhost: a name such as
+#: Starlette's default "testserver" can be made to resolve to 127.0.0.1 on a local network (LLMNR, a DNS
+#: search domain), which would let a web page past this check.
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def _loopback_hosts(bound: str) -> list[str]:
+    """:data:`LOOPBACK_HOSTS` and the loopback address the server is bound to (127.0.0.2, an IPv6 form ...),
+    as a Host header names it (IPv6 in brackets)."""
+    host = bound.lower()
+    return [*LOOPBACK_HOSTS, host, f"[{host}]"] if ":" in host else [*LOOPBACK_HOSTS, host]
 
 
 class _RedactTokens(logging.Filter):
-    """Hide ``access_token=`` values (query tokens of images, meshes and job streams) in the access log."""
+    """Hide ``access_token=`` values (query tokens of images, meshes and job streams) in the access log.
 
-    _PAT = re.compile(r"(access_token=)[^&\s\"]+")
+    The log shows the raw query, while the server decodes its keys: ``access%5Ftoken=`` is a token too.
+    """
+
+    _PAIR = re.compile(r"([?&])([^&=\s\"]+)=([^&\s\"]*)")
+
+    @classmethod
+    def _sub(cls, text: str) -> str:
+        return cls._PAIR.sub(lambda m: f"{m[1]}{m[2]}=***" if unquote_plus(m[2]) == "access_token" else m[0], text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self._PAT.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(self._sub(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.msg, str):
-            record.msg = self._PAT.sub(r"\1***", record.msg)
+            record.msg = self._sub(record.msg)
         return True
 
 

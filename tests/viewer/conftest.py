@@ -92,7 +92,7 @@ def shared_client(city_template, tmp_path_factory):
     d = tmp_path_factory.mktemp("viewer_shared")
     path = str(d / "city.gpkg")
     shutil.copy(city_template["path"], path)
-    with TestClient(create_app(Settings(store=path)), raise_server_exceptions=False) as c:
+    with TestClient(create_app(Settings(store=path)), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -103,7 +103,7 @@ def client(city):
     from viewer.app import create_app
     from viewer.settings import Settings
 
-    with TestClient(create_app(Settings(store=city)), raise_server_exceptions=False) as c:
+    with TestClient(create_app(Settings(store=city)), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -43,7 +43,7 @@ def _client(target: str, **settings):
     from viewer.app import create_app
     from viewer.settings import Settings
 
-    return TestClient(create_app(Settings(store=target, prewarm=False, **settings)), raise_server_exceptions=False)
+    return TestClient(create_app(Settings(store=target, prewarm=False, **settings)), raise_server_exceptions=False, base_url="http://127.0.0.1")
 
 
 def _post(c, name: str, data: bytes, headers=None):

@@ -56,3 +56,29 @@ def test_serve_and_demo_refuse_bad_options_before_any_work(city, tmp_path):
     r = run.invoke(app, ["demo", target, "--size", "small", "--host", "0.0.0.0", "--quiet"])
     assert isinstance(r.exception, AuthError) and "twin token create" in str(r.exception)
     assert not os.path.exists(target)
+
+
+def test_demo_on_postgis_with_a_token_may_bind_beyond_loopback(pg_dsn, monkeypatch):
+    """A PostGIS twin is rebuilt in place and keeps its tokens: `twin demo DSN --host 0.0.0.0` was refused as a
+    "freshly built city" every time (a DSN is no existing file), whatever tokens it had, and the advice
+    (build, create a token, run again) refused again."""
+    import twin_core.cli.build
+    import twin_core.cli.demo
+    import viewer.server
+    from twin_core.errors import AuthError
+    from twin_core.twin import Twin
+    from viewer.auth import create_token
+
+    served = []
+    monkeypatch.setattr(twin_core.cli.build, "build_city", lambda *a, **k: {})
+    monkeypatch.setattr(twin_core.cli.build, "format_summary", lambda s: "built")
+    monkeypatch.setattr(twin_core.cli.demo, "run_demo_steps", lambda twin, quiet: [])
+    monkeypatch.setattr(viewer.server, "serve", lambda target, **k: served.append(k["host"]))
+    Twin.create(pg_dsn).close()
+    app, run = get_app(), CliRunner()
+    r = run.invoke(app, ["demo", pg_dsn, "--host", "0.0.0.0", "--quiet"])
+    assert isinstance(r.exception, AuthError) and "no access token" in str(r.exception), (r.output, r.exception)
+    with Twin.open(pg_dsn) as t:
+        create_token(t.store, "viewer", name="duty")
+    r = run.invoke(app, ["demo", pg_dsn, "--host", "0.0.0.0", "--quiet"])
+    assert r.exit_code == 0 and served == ["0.0.0.0"], (r.output, r.exception)

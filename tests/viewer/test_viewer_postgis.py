@@ -19,7 +19,7 @@ def pg_client(pg_dsn):
     from viewer.settings import Settings
 
     sample_city.build_into(pg_dsn, "small", seed=0)
-    with TestClient(create_app(Settings(store=pg_dsn)), raise_server_exceptions=False) as c:
+    with TestClient(create_app(Settings(store=pg_dsn)), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -113,7 +113,7 @@ def latest_readings(state) -> dict[str, tuple]:
     cached = getattr(state, "_readings_cache", None)
     if cached is not None and cached[0] == n and cached[1].equals(last_row):
         return cached[2]
-    if (cached is not None and 0 < cached[0] < n and list(cached[1].columns) == cols
+    if (cached is not None and 0 < cached[0] < n
             and store.read_table(READINGS, columns=cols, offset=cached[0] - 1, limit=1).equals(cached[1])):
         new = store.read_table(READINGS, columns=cols, offset=cached[0])
         rows = latest_per_sensor(pd.concat([cached[3][cols], new], ignore_index=True))
