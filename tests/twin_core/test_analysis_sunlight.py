@@ -132,6 +132,8 @@ def test_bad_input():
     sky = _gdf([shapely.box(0, 0, 1, 1)], [3.0]).assign(ground_elev_m=[np.inf])  # was a building at z = inf
     with pytest.raises(FieldError, match="ground elevations must be finite"):
         A.Scene(sky)
+    with pytest.raises(FieldError, match="ground elevations must be finite"):
+        A.facade_points(sky)
     with pytest.raises(GeometryError, match="polygons"):
         A.Scene(_gdf([shapely.LineString([(0, 0), (1, 1)])], [3.0]))
     with pytest.raises(ParameterError, match="timezone"):

@@ -83,3 +83,23 @@ def test_twin_viewshed_radius_checked_before_the_window(tmp_path):
         for radius in (float("inf"), float("nan"), 0.0):
             with pytest.raises(ParameterError, match="radius must be a finite distance"):
                 A.run_viewshed(twin, (X0 + 10, Y0 + 10), radius=radius, save=False)
+
+
+@pytest.mark.parametrize("which", ["viewshed", "sunlight"])
+def test_bad_run_id_fails_before_the_analysis_runs(tmp_path, monkeypatch, which):
+    # run_sunlight / run_viewshed computed the whole grid and only then failed in save_result
+    from twin_core import Twin
+    from twin_core.errors import SchemaError
+
+    def never(*a, **k):
+        raise AssertionError("the analysis ran with a run id that cannot be saved")
+
+    monkeypatch.setattr(A, "viewshed", never)
+    monkeypatch.setattr(A, "sunlight_grid", never)
+    with Twin.create(str(tmp_path / "t.gpkg"), crs="EPSG:4544") as twin:
+        twin.store.write_raster("dem", _dem(np.zeros((20, 20))))
+        with pytest.raises(SchemaError, match="run id"):
+            if which == "viewshed":
+                A.run_viewshed(twin, (X0 + 10, Y0 + 10), run="bad id/1")
+            else:
+                A.run_sunlight(twin, bounds=(X0, Y0, X0 + 20, Y0 + 20), run="bad id/1")

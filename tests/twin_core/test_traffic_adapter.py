@@ -118,6 +118,9 @@ def test_scenario_parameters_close_links_and_scale_demand(twin):
         run_assign(twin, "p", "r2")
     with pytest.raises(ParameterError, match="period"):
         run_assign(twin, None, "r3", period="midnight")
+    # the message said "(to close or to scale the capacity of)": only capacity factors reach that check
+    with pytest.raises(NetworkError, match="capacity factor names link 'no-such-link'"):
+        run_assign(twin, None, "r4", capacity_factor={"no-such-link": 0.5})
 
 
 def test_simulate_saves_trips_and_trajectories(city_target):

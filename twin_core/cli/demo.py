@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         from twin_core.twin import Twin
 
         if serve:  # refuse an unsafe bind now, not after minutes of building and simulating
-            _check_demo_bind(target, host, port, fresh=rebuild or not os.path.exists(target))
+            _check_demo_bind(target, host, port, rebuild=rebuild)
         if rebuild or not os.path.exists(target):
             summary = build_city(target, size, seed, force=True, quiet=quiet)
         else:
@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
             serve_map(target, host=host, port=port)
 
 
-def _check_demo_bind(target: str, host: str, port: int, *, fresh: bool) -> None:
+def _check_demo_bind(target: str, host: str, port: int, *, rebuild: bool) -> None:
+    from cim.store import is_dsn
     from twin_core.errors import AuthError
 
     try:
@@ -56,11 +57,12 @@ def _check_demo_bind(target: str, host: str, port: int, *, fresh: bool) -> None:
         return
     if is_loopback(host):
         return
-    if fresh:
+    # a file is built anew (without tokens); a PostGIS twin is written over in place and keeps its tokens
+    if not is_dsn(target) and (rebuild or not os.path.exists(target)):
         raise AuthError(f"refusing to serve the demo on {host}: a freshly built city has no access token, so "
                         f"anyone on the network could use it. Build it first (`twin demo {target} --no-serve`), "
                         f"create a token (`twin token create --role viewer {target}`), then run the demo again "
-                        "(or bind 127.0.0.1)")
+                        "without --rebuild (or bind 127.0.0.1)")
     from viewer.server import check_bind
     from viewer.settings import Settings
 

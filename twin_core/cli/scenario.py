@@ -45,14 +45,9 @@ def diff(target: str = STORE_ARG, a: str = typer.Argument(...), b: str = typer.A
 @sub.command("delete")
 def delete(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bool = JSON_OPT) -> None:
     """Delete a scenario and its edits."""
-    from cim.scenario import BASE
-    from twin_core.errors import ScenarioError
     from twin_core.twin import Twin
 
-    if name == BASE:
-        raise ScenarioError("'base' is the city itself, not a scenario, and cannot be deleted; "
-                            "name a scenario (see `twin scenario list`)")
-    with Twin.open(target) as twin:
+    with Twin.open(target) as twin:  # Scenarios.delete refuses 'base' (in any case)
         twin.scenarios.delete(name)
     emit({"deleted": name}, as_json, human=f"deleted scenario {name}")
 
