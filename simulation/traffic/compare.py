@@ -7,13 +7,15 @@ import pandas as pd
 
 from twin_core.errors import NetworkError
 
+from .network import _duplicates
+
 __all__ = ["compare_assignments", "compare_meso"]
 
 
 def _link_union(a: pd.DataFrame, b: pd.DataFrame) -> pd.Index:
     """Link ids of ``a`` then those only in ``b`` (a what-if may add or remove roads); ids must be unique."""
     for name, t in (("base", a), ("other", b)):
-        dup = t["link_id"][t["link_id"].duplicated()].unique()[:5].tolist()
+        dup = _duplicates(t["link_id"])
         if dup:
             raise NetworkError(f"the {name} run has duplicate link ids {dup}; link ids must be unique to compare")
     ia, ib = pd.Index(a["link_id"]), pd.Index(b["link_id"])

@@ -37,9 +37,12 @@ def _meta_int(meta: dict[str, str], key: str, path: Path) -> int | None:
     if key not in meta:
         return None
     try:
-        return int(float(meta[key]))
+        v = float(meta[key])
     except ValueError:
-        raise ImportFormatError(f"{path.name}: <{key}> must be a whole number, got {meta[key]!r}") from None
+        v = np.nan
+    if not (np.isfinite(v) and v == int(v)):  # inf would overflow int(); 24.5 is no count
+        raise ImportFormatError(f"{path.name}: <{key}> must be a whole number, got {meta[key]!r}")
+    return int(v)
 
 
 def read_tntp_net(path) -> tuple[pd.DataFrame, dict]:

@@ -36,7 +36,7 @@ from numba import njit
 from twin_core.errors import NetworkError, ParameterError
 
 from . import _kernels as K
-from .network import _check_endpoints
+from .network import _check_endpoints, _duplicates
 
 __all__ = ["MesoModel", "MesoParameters", "MesoResult", "route_vehicles"]
 
@@ -201,18 +201,18 @@ class MesoModel:
             if i < 0:
                 raise NetworkError(f"blocked_until names unknown link {lid!r}; give link ids of this network")
             try:
-                tb = float(tb)
+                t = float(tb)
             except (TypeError, ValueError):
-                tb = np.nan
-            if not tb >= 0:  # inf is allowed: blocked for the whole run
+                t = np.nan
+            if not t >= 0:  # inf is allowed: blocked for the whole run
                 raise ParameterError(f"blocked_until for link {lid!r} must be a time >= 0 s, got {tb!r}")
-            self.blocked_until[i] = tb
+            self.blocked_until[i] = t
         for c in ("vehicle_id", "depart", "edges"):
             if c not in vehicles.columns:
                 raise ParameterError(f"vehicles needs column {c!r} (vehicle_id, depart, edges)")
         self.vehicle_ids = vehicles["vehicle_id"].to_numpy()
-        if pd.Index(self.vehicle_ids).has_duplicates:
-            dup = pd.Index(self.vehicle_ids)[pd.Index(self.vehicle_ids).duplicated()].unique()[:5].tolist()
+        dup = _duplicates(self.vehicle_ids)
+        if dup:
             raise ParameterError(f"vehicle_id values must be unique; {dup} appear more than once")
         self.depart = vehicles["depart"].to_numpy(dtype=np.float64)
         if np.any(~np.isfinite(self.depart)) or np.any(self.depart < 0):

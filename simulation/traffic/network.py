@@ -28,6 +28,12 @@ def _col(df: pd.DataFrame, names: tuple[str, ...], default=None):
     return default
 
 
+def _duplicates(values, k: int = 5) -> list:
+    """Up to ``k`` of the values that appear more than once (empty when all are unique)."""
+    idx = pd.Index(values)
+    return idx[idx.duplicated()].unique()[:k].tolist()
+
+
 def _check_endpoints(links: pd.DataFrame) -> None:
     """Every link needs both end nodes: a missing one would join unrelated links at one phantom node."""
     bad = links["from_node"].isna().to_numpy() | links["to_node"].isna().to_numpy()
@@ -150,8 +156,8 @@ class Network:
         if speed is None:
             speed = np.where(fft > 0, length / np.where(fft > 0, fft, 1.0), 0.0)
         link_ids = _col(links, ("link_id",), np.arange(n))
-        if pd.Index(link_ids).has_duplicates:
-            dup = pd.Index(link_ids)[pd.Index(link_ids).duplicated()].unique()[:5].tolist()
+        dup = _duplicates(link_ids)
+        if dup:
             raise NetworkError(f"link_id values must be unique; {dup} appear more than once "
                                "(give parallel links their own ids)")
         for name, arr in (("capacity", cap), ("free_flow_time", fft), ("b", b), ("power", power), ("toll", toll)):
@@ -271,8 +277,8 @@ class Demand:
             raise ParameterError("OD demand must be finite and >= 0")
         self.matrix = np.ascontiguousarray(m)
         self.zone_ids = np.asarray(self.zone_ids)
-        if pd.Index(self.zone_ids).has_duplicates:
-            dup = pd.Index(self.zone_ids)[pd.Index(self.zone_ids).duplicated()].unique()[:5].tolist()
+        dup = _duplicates(self.zone_ids)
+        if dup:
             raise ParameterError(f"zone_ids must be unique; {dup} appear more than once (one row and column per zone)")
 
     @classmethod

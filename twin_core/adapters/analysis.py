@@ -144,6 +144,18 @@ def _time_grid(date, start: str, end: str, step_minutes: float, tz: str, solar_t
 # --------------------------------------------------------------------------
 # scene: LoD1 extrusions + extra meshes
 # --------------------------------------------------------------------------
+def _ground_elevations(buildings, base_col: str | None) -> np.ndarray:
+    """Each building's ground elevation from ``base_col`` (0 without the column or where empty)."""
+    if not (base_col and base_col in buildings.columns):
+        return np.zeros(len(buildings))
+    base = pd.to_numeric(buildings[base_col], errors="coerce").fillna(0.0).to_numpy(float)
+    if not np.isfinite(base).all():
+        i = int(np.flatnonzero(~np.isfinite(base))[0])
+        raise FieldError(f"building {i} has {base_col} {buildings[base_col].iloc[i]!r}; ground elevations must be "
+                         "finite numbers of metres (leave it empty for 0)")
+    return base
+
+
 def building_mesh(buildings, height_col: str = "height_m", base_col: str | None = "ground_elev_m",
                   roofs: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LoD1 extrusion of building footprints: (vertices, faces, building index per face).
@@ -160,13 +172,7 @@ def building_mesh(buildings, height_col: str = "height_m", base_col: str | None 
     if not np.isfinite(h).all() or (h < 0).any():
         i = int(np.flatnonzero(~(np.isfinite(h) & (h >= 0)))[0])
         raise FieldError(f"building {i} has height {buildings[height_col].iloc[i]!r}; heights must be numbers >= 0")
-    base = np.zeros(len(h))
-    if base_col and base_col in buildings.columns:
-        base = pd.to_numeric(buildings[base_col], errors="coerce").fillna(0.0).to_numpy(float)
-        if not np.isfinite(base).all():
-            i = int(np.flatnonzero(~np.isfinite(base))[0])
-            raise FieldError(f"building {i} has {base_col} {buildings[base_col].iloc[i]!r}; ground elevations must be "
-                             "finite numbers of metres (leave it empty for 0)")
+    base = _ground_elevations(buildings, base_col)
     geoms = np.asarray(buildings.geometry.values, dtype=object)
     tid = shapely.get_type_id(geoms)
     if (~np.isin(tid, [3, 6, -1])).any():
@@ -293,13 +299,7 @@ def facade_points(buildings, spacing: float = 3.0, heights=(1.5,), offset: float
     if (~np.isin(tid, [3, 6, -1])).any():
         i = int(np.flatnonzero(~np.isin(tid, [3, 6, -1]))[0])
         raise GeometryError(f"building {i} is a {geoms[i].geom_type}; footprints must be (multi)polygons")
-    base = np.zeros(len(geoms))
-    if base_col and base_col in buildings.columns:
-        base = pd.to_numeric(buildings[base_col], errors="coerce").fillna(0.0).to_numpy(float)
-        if not np.isfinite(base).all():
-            i = int(np.flatnonzero(~np.isfinite(base))[0])
-            raise FieldError(f"building {i} has {base_col} {buildings[base_col].iloc[i]!r}; ground elevations must be "
-                             "finite numbers of metres (leave it empty for 0)")
+    base = _ground_elevations(buildings, base_col)
     oriented = shapely.orient_polygons(geoms)  # shells counter-clockwise, holes clockwise
     rings, ridx = shapely.get_rings(shapely.get_parts(oriented), return_index=True)
     parts, pidx = shapely.get_parts(oriented, return_index=True)
@@ -740,6 +740,14 @@ def bim_meshes(twin, scenario: str | None = None) -> tuple[list[tuple[np.ndarray
     return out, ids
 
 
+def _check_run(run, save: bool) -> None:
+    """A bad run id fails before the analysis runs, not when its result is saved."""
+    if save and run is not None:
+        from cim.results import check_run_id
+
+        check_run_id(run)
+
+
 def _twin_scene(twin, scenario, use_bim: bool):
     """(the Scene, every building footprint): the footprints of BIM buildings too, for masking."""
     b = twin.layer("buildings", scenario=scenario) if "buildings" in twin.layers() else None
@@ -760,6 +768,7 @@ def run_sunlight(twin, date="2026-01-20", start="08:00", end="16:00", *, bounds=
     Shadows come from the LoD1 buildings and, with ``use_bim``, the stored BIM
     meshes (which replace their building's LoD1 block). Returns ``(raster, run_id)``.
     """
+    _check_run(run, save)
     scene, b = _twin_scene(twin, scenario, use_bim)
     dem = twin.raster("dem", scenario=scenario) if "dem" in twin.rasters() else None
     if bounds is None:
@@ -782,6 +791,7 @@ def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height:
 
     Returns ``(raster, run_id)``.
     """
+    _check_run(run, save)
     if "dem" not in twin.rasters():
         raise RasterError("the twin has no 'dem' raster; import one (twin import-raster) first")
     ox, oy = _observer(observer)

@@ -260,8 +260,9 @@ def _inputs(twin, scenario, closures, capacity_factor=None):
             raise ParameterError(f"capacity factor for {lid!r} must be a number >= 0, got {fct!r}")
         hit = links["link_id"].isin([str(lid), str(lid) + ":r"])
         if not hit.any():
-            raise NetworkError(f"link {lid!r} (to close or to scale the capacity of) is not in road_links as of "
-                               f"scenario {scenario or 'base'!r}; check the link id")
+            raise NetworkError(f"capacity factor names link {lid!r}, which is not in road_links as of scenario "
+                               f"{scenario or 'base'!r}; check the link id (capacity_factor= or scenario parameter "
+                               f"{CAPACITY_PARAM})")
         links.loc[hit, "capacity"] *= fct
     links.loc[links["link_id"].isin(closed), "capacity"] = 0.0
     closed = sorted(links.loc[links["capacity"] <= 0, "link_id"])  # incl. Scenario.close_roads (capacity_vph 0)

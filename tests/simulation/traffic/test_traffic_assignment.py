@@ -280,6 +280,8 @@ def _sioux_trips(tmp_path, old, new):
     ("    2 :    100.0;", "    2 :    nan;", "'nan'"),  # was silently dropped (demand lost)
     ("    2 :    100.0;", "    2 :    1e;", "'1e'"),  # was a raw ValueError
     ("<NUMBER OF ZONES> 24", "<NUMBER OF ZONES> x", "NUMBER OF ZONES"),
+    ("<NUMBER OF ZONES> 24", "<NUMBER OF ZONES> 1e400", "NUMBER OF ZONES"),  # was a raw OverflowError
+    ("<NUMBER OF ZONES> 24", "<NUMBER OF ZONES> 24.5", "NUMBER OF ZONES"),  # was read as 24 without a word
 ])
 def test_tntp_trips_bad_zone_numbers_and_values_are_refused(tmp_path, old, new, match):
     from simulation.traffic import read_tntp_trips

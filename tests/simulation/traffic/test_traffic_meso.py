@@ -207,6 +207,8 @@ def test_blocked_until_is_checked():
         MesoModel(links, veh, blocked_until={"zz": 10.0})
     with pytest.raises(ParameterError, match="blocked_until"):  # NaN blocked the link for ever, silently
         MesoModel(links, veh, blocked_until={"a": np.nan})
+    with pytest.raises(ParameterError, match="got 'soon'"):  # the message showed nan, not the value given
+        MesoModel(links, veh, blocked_until={"a": "soon"})
     r = MesoModel(links, veh, blocked_until={"a": 30.0}).run(until=100)
     assert 30.0 <= r.trips["arrive"].iloc[0] <= 32.0  # released at 30 s, within one headway (2 s)
 
