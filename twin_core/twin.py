@@ -22,7 +22,7 @@ from cim.crs import DEFAULT_CRS, check_projected
 from cim.raster import Raster, Window
 from cim.results import list_results, load_result, new_run_id, save_result
 from cim.scenario import BASE, Scenario, Scenarios
-from cim.store import Store, open_store
+from cim.store import Store, is_dsn, open_store
 from pyproj import CRS
 
 from twin_core.errors import CRSError, StoreConnectionError, StoreError
@@ -56,9 +56,11 @@ class Twin:
         if store.crs is None and not isinstance(target, Store):
             uri = store.uri
             store.close()
+            where = ("the database and schema (postgresql://host/db?schema=name)" if is_dsn(target)
+                     else "the path")
             raise StoreConnectionError(
-                f"{uri} holds no twin (no CRS recorded): check the path, database and schema "
-                "(postgresql://host/db?schema=name), or build one with `twin build` or Twin.create()")
+                f"{uri} holds no twin (no CRS recorded): check {where}, or build one with `twin build` "
+                "or Twin.create()")
         return cls(store)
 
     @classmethod

@@ -233,6 +233,10 @@ def test_build_force_checks_the_target_before_removing_it(tmp_path, monkeypatch)
     with Twin.open(str(old)) as t:
         assert t.name == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.gpkg", "notes.txt", "old.gpkg"]
+    # a first build that fails leaves no half-built file (which would then need --force)
+    res = run("build", str(tmp_path / "new.gpkg"), "--quiet")
+    assert "simulated failure" in str(res.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.gpkg", "notes.txt", "old.gpkg"]
 
 
 def test_info_on_a_geopackage_that_holds_no_twin_shows_its_layers_and_how_to_make_one(tmp_path):
@@ -255,3 +259,19 @@ def test_info_on_a_geopackage_that_holds_no_twin_shows_its_layers_and_how_to_mak
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert not {t for t in tables if t.startswith("twin_")}, tables
     assert [n for n, _ in pyogrio.list_layers(plain)] == ["shelters"]
+
+
+def test_open_a_twin_store_without_crs_names_what_to_check(tmp_path):
+    # the advice named the PostGIS ?schema= syntax for a GeoPackage file too
+    from cim.store import open_store
+    from twin_core.errors import StoreConnectionError
+
+    path = str(tmp_path / "nocrs.gpkg")
+    with Twin.create(path, name="x"):
+        pass
+    store = open_store(path)
+    store.delete_meta(["crs"])
+    store.close()
+    with pytest.raises(StoreConnectionError, match="no CRS recorded") as e:
+        Twin.open(path)
+    assert "check the path" in str(e.value) and "schema" not in str(e.value)

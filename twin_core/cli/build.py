@@ -45,12 +45,12 @@ def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet:
             )
         if os.path.isdir(target):
             raise TwinError(f"{target} is a directory; give the path of a .gpkg file to build into")
-        if os.path.exists(target):
-            if not force:
-                raise TwinError(f"{target} exists; pass --force to rebuild it, or open it with `twin info {target}`")
-            # build beside it and swap on success: a failed rebuild leaves the old city as it was
-            folder, base = os.path.split(os.path.abspath(target))
-            into = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.building.gpkg")
+        if os.path.exists(target) and not force:
+            raise TwinError(f"{target} exists; pass --force to rebuild it, or open it with `twin info {target}`")
+        # build beside it and move into place on success: a failed build leaves no half-built file and a
+        # failed rebuild leaves the old city as it was
+        folder, base = os.path.split(os.path.abspath(target))
+        into = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.building.gpkg")
     t0 = time.perf_counter()
     try:
         with progress_bar(f"building {size} sample city", 1.0, quiet=quiet) as progress:
@@ -58,8 +58,10 @@ def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet:
         if into != target:
             os.replace(into, target)
     finally:
-        if into != target and os.path.exists(into):
-            os.remove(into)
+        if into != target:
+            for leftover in (into, into + "-journal", into + "-wal", into + "-shm"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
     with Twin.open(target) as twin:
         summary = twin.summary()
     summary["build_seconds"] = round(time.perf_counter() - t0, 1)
