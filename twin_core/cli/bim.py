@@ -159,7 +159,8 @@ def register(app: typer.Typer) -> None:
     @bim.command("floorplan")
     def bim_floorplan(
         model: str = typer.Argument(..., help="IFC model."),
-        storey: str = typer.Argument(..., help="Storey name, GlobalId or index (0 = lowest)."),
+        storey: str = typer.Argument(..., help="Storey name, GlobalId or index (0 = lowest, -1 = highest; "
+                                     "write a negative index after --, e.g. `-- -1`)."),
         cut: float = typer.Option(1.0, "--cut", help="Cut height above the storey floor (m)."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Write GeoJSON here (default: stdout)."),
         crs: Optional[str] = typer.Option(None, "--crs", help="Georeference into this CRS (default: model metres)."),
