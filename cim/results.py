@@ -96,7 +96,7 @@ def save_result(store, scenario: str, run: str, name: str, obj: Any, *, meta: di
             store.put_blob(f"results/{ref}.npy", buf.getvalue(), mime="application/x-npy")
         elif isinstance(obj, dict):
             kind = "json"
-            json.dumps(obj, default=str)  # fail early if not serialisable
+            obj = _plain_json(obj, name)
         else:
             raise TypeError(
                 f"cannot store a result of type {type(obj).__name__}; use a GeoDataFrame, DataFrame, Raster, ndarray or dict"
@@ -108,6 +108,42 @@ def save_result(store, scenario: str, run: str, name: str, obj: Any, *, meta: di
         if kind == "json":
             entry["value"] = obj
         store.set_meta({key: entry})
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _finite(v: Any, bad: list) -> Any:
+    if isinstance(v, float) and not np.isfinite(v):
+        bad.append(v)
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x, bad) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x, bad) for x in v]
+    return v
+
+
+def _plain_json(obj: dict, name: str) -> dict:
+    """``obj`` as plain JSON values, the same in both stores: NumPy numbers and arrays as numbers and
+    lists (they became the text '1.5' and '[0 1 2]'), NaN and infinity as null with a warning (the
+    GeoPackage kept them, PostgreSQL's jsonb refused the whole result: "Token "NaN" is invalid")."""
+    import warnings
+
+    from twin_core.errors import TwinWarning
+
+    bad: list = []
+    out = _finite(json.loads(json.dumps(obj, default=_json_default)), bad)
+    if bad:
+        warnings.warn(f"result {name!r} holds {len(bad)} NaN/infinite number(s), which JSON cannot keep; they are "
+                      "stored as None. Store such numbers as an array or a table to keep them", TwinWarning,
+                      stacklevel=3)
+    return out
 
 
 def _delete_payload(store, entry: dict) -> None:

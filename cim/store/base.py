@@ -412,6 +412,7 @@ def prepare_frame(gdf):
             continue
         check_col_name(c)
     check_columns(out)
+    out = normalise_columns(out)
     out = out.reset_index(drop=True)
     out.attrs["has_z"] = frame_has_z(out)  # refuses a layer that mixes 2D and 3D geometries
     return out
@@ -453,6 +454,58 @@ def check_append_dims(name: str, layer_has_z: bool, gdf) -> None:
         )
 
 
+_TYPE_NAMES = {0: "POINT", 1: "LINESTRING", 3: "POLYGON", 4: "MULTIPOINT", 5: "MULTILINESTRING", 6: "MULTIPOLYGON",
+               7: "GEOMETRYCOLLECTION"}
+
+
+def geometry_type_of(gdf) -> str:
+    """The layer geometry type a frame's geometries call for (``GEOMETRY`` when they are of several kinds
+    or there are none; a single/multi mix of one kind is its multi type, see :func:`promote_to_multi`)."""
+    import shapely
+
+    kinds = sorted(set(shapely.get_type_id(gdf.geometry.values).tolist()) - {-1})
+    if not kinds:
+        return "GEOMETRY"
+    if len(kinds) == 1:
+        return _TYPE_NAMES.get(kinds[0], "GEOMETRY")
+    for family in ({3, 6}, {1, 5}, {0, 4}):
+        if set(kinds) <= family:
+            return _TYPE_NAMES[max(family)]
+    return "GEOMETRY"
+
+
+def append_geometry_type(layer_type: str | None, gdf):
+    """The layer's geometry type once ``gdf`` (from prepare_frame) is appended, and ``gdf`` itself.
+
+    Single parts appended to a multi-part layer of their kind become multi parts (as a replace with the
+    same mix would make them); any other new kind widens the layer to ``GEOMETRY``. The type recorded
+    stayed the layer's own in the GeoPackage (a POINT layer holding polygons) and became the new rows'
+    type in PostGIS (a POLYGON layer holding points), so scenario edits were checked against a wrong type.
+    """
+    import shapely
+
+    have = (layer_type or "GEOMETRY").upper()
+    new = geometry_type_of(gdf)
+    live = ~(shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values))
+    if not live.any() or have == new or have == "GEOMETRY":
+        return have, gdf
+    single = {"MULTIPOINT": "POINT", "MULTILINESTRING": "LINESTRING", "MULTIPOLYGON": "POLYGON"}.get(have)
+    if single is not None and new in (single, have):
+        geoms = np.asarray(gdf.geometry.values, dtype=object)
+        ids = shapely.get_type_id(geoms)
+        one = {"POINT": 0, "LINESTRING": 1, "POLYGON": 3}[single]
+        ctor = {"POINT": shapely.multipoints, "LINESTRING": shapely.multilinestrings,
+                "POLYGON": shapely.multipolygons}[single]
+        idx = np.nonzero(ids == one)[0]
+        geoms = geoms.copy()
+        geoms[idx] = [ctor([g]) for g in geoms[idx]]
+        out = gdf.copy()
+        out["geometry"] = geoms
+        out.attrs.update(gdf.attrs)
+        return have, out
+    return "GEOMETRY", gdf
+
+
 def promote_to_multi(geoms):
     """If a column mixes single and multi parts of one family, make them all multi."""
     import shapely
@@ -474,6 +527,36 @@ def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
     for c in out.columns:
         check_col_name(c)
     check_columns(out)
+    return normalise_columns(out)
+
+
+def normalise_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Give object columns that hold only booleans, or only date-times, their proper dtype (nulls kept),
+    and refuse durations, so both stores keep the same values.
+
+    ``[True, None, False]`` is an object column in pandas; it went in as the text 'True'/'False'
+    (the GeoPackage table as '1'), so a filter ``{"flag": True}`` missed it and ``'False'`` read
+    back truthy. An object column of Timestamps became a datetime in the GeoPackage layer but text
+    in PostGIS. A timedelta column was refused by GDAL with an internal error and stored as text
+    (``'NaT'`` for a null in a GeoPackage table) elsewhere.
+    """
+    out = df
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_timedelta64_dtype(s.dtype):
+            kind = "timedelta"
+        elif s.dtype == object:  # pandas' C type inference, nulls skipped: no Python loop over the rows
+            kind = pd.api.types.infer_dtype(s, skipna=True)
+        else:
+            continue
+        if kind in ("timedelta", "timedelta64"):
+            raise SchemaError(f"column {c!r} holds durations (timedelta), which the stores cannot keep; store them "
+                              f"as numbers, e.g. df[{c!r}] = df[{c!r}].dt.total_seconds() (seconds)")
+        if kind not in ("boolean", "datetime", "datetime64"):
+            continue
+        if out is df:
+            out = df.copy()
+        out[c] = s.astype("boolean") if kind == "boolean" else pd.to_datetime(s, utc=True)
     return out
 
 

@@ -33,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
-                            cast_for_append, check_mode, check_no_nul, check_name, check_paging, column_from_values,
-                            normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
+from cim.store.base import (Store, Where, append_geometry_type, check_append_dims, check_blob, check_bbox,
+                            check_delete_filter, cast_for_append, check_mode, check_no_nul, check_name, check_paging,
+                            column_from_values, normalise_where, prepare_frame, prepare_table, raster_window,
+                            value_kind)
 from twin_core.errors import (
     CorruptStoreError,
     LayerNotFoundError,
@@ -203,13 +204,8 @@ class GeoPackageStore(Store):
             con.close()
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        # GDAL's R-tree triggers call these; register them so our own writes work too.
-        con.create_function("ST_IsEmpty", 1, lambda b: None if b is None else int(bool(b[3] & 0x10)), deterministic=True)
-        for fname, idx in (("ST_MinX", 0), ("ST_MaxX", 1), ("ST_MinY", 2), ("ST_MaxY", 3)):
-            con.create_function(fname, 1, _env_fn(idx), deterministic=True)
-        con.create_function("GPKG_IsAssignable", 2, lambda a, b: 1, deterministic=True)
-        return con
+        return _with_gpkg_functions(sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                                    timeout=30))
 
     def _ensure_internal(self) -> None:
         for ddl in _INTERNAL_DDL:
@@ -393,12 +389,15 @@ class GeoPackageStore(Store):
             new = set(c for c in gdf.columns if c != gdf.geometry.name)
             if not new <= have:
                 raise SchemaError(f"cannot append to {name!r}: columns {sorted(new - have)} are not in the layer ({sorted(have)})")
-            row = self._con.execute("SELECT z FROM gpkg_geometry_columns WHERE table_name = ?", (name,)).fetchone()
+            row = self._con.execute("SELECT z, geometry_type_name FROM gpkg_geometry_columns WHERE table_name = ?",
+                                    (name,)).fetchone()
             check_append_dims(name, bool(row and row[0] == 1), gdf)
+            gtype, gdf = append_geometry_type(row[1] if row else None, gdf)
             gdf = cast_for_append(gdf, {c: _dtype_name(cols[c]) for c in new}, name)
         with self._side_file() as side:
             pyogrio.write_dataframe(gdf, side, layer=name, driver="GPKG",
                                     layer_options={"FID": "fid", "GEOMETRY_NAME": "geom"})
+            _patch_side_values(side, name, gdf)
             with self._attached(side) as attached, self._sql_txn(), self._side_reader(side) as src:
                 if (name in self.list_layers()) != exists:  # another writer created or dropped it meanwhile
                     if mode == "append":
@@ -407,6 +406,8 @@ class GeoPackageStore(Store):
                     exists = not exists
                 if mode == "append" and exists:
                     self._append_side(src, attached, name)
+                    self._con.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = ? WHERE table_name = ? "
+                                      "AND geometry_type_name != ?", (gtype, name, gtype))
                 else:
                     if exists:
                         self._drop_feature_table(name)
@@ -799,6 +800,38 @@ def _not_a_twin(path: Path) -> str:
             f"data with `twin import CITY.gpkg {src} --class FEATURE_CLASS`")
 
 
+def _patch_side_values(side: Path, name: str, gdf) -> None:
+    """Put back in GDAL's side file what GDAL cannot write: bytes columns (GDAL stores ``str(b'..')``
+    in a TEXT column; here a BLOB column with the bytes, as in tables and in PostGIS). The side file
+    is fresh, so its feature ``i`` is row ``i`` of ``gdf`` (fid ``i + 1``)."""
+    fixes = {c: [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else sqlite3.Binary(bytes(v))
+                 for v in gdf[c].tolist()]
+             for c in gdf.columns if c != "geometry" and value_kind(gdf[c]) == "bytes"}
+    if not fixes:
+        return
+    con = sqlite3.connect(side, isolation_level=None)
+    try:  # the declared type only (a documented use of writable_schema: nothing on disk changes)
+        ddl = con.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()[0]
+        for c in fixes:
+            ddl = ddl.replace(f"{_qi(c)} TEXT", f"{_qi(c)} BLOB", 1)
+        version = con.execute("PRAGMA schema_version").fetchone()[0]
+        con.execute("PRAGMA writable_schema = ON")
+        con.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (ddl, name))
+        con.execute(f"PRAGMA schema_version = {int(version) + 1}")
+        con.execute("PRAGMA writable_schema = OFF")
+    finally:
+        con.close()
+    con = _with_gpkg_functions(sqlite3.connect(side, isolation_level=None))
+    try:
+        cols = list(fixes)
+        con.execute("BEGIN")
+        con.executemany(f"UPDATE {_qi(name)} SET {', '.join(f'{_qi(c)} = ?' for c in cols)} WHERE fid = ?",
+                        [(*vals, i + 1) for i, vals in enumerate(zip(*(fixes[c] for c in cols)))])
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
 def _nodata_sql(nodata) -> float | str | None:
     """A raster's nodata for ``twin_rasters``: SQLite stores a REAL NaN as NULL, which would
     read back as "no nodata", so NaN goes in as the text 'nan' (REAL affinity keeps it as text)."""
@@ -809,6 +842,15 @@ def _nodata_sql(nodata) -> float | str | None:
 
 def _has_table(con: sqlite3.Connection, name: str) -> bool:
     return con.execute("SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table','view')", (name,)).fetchone() is not None
+
+
+def _with_gpkg_functions(con: sqlite3.Connection) -> sqlite3.Connection:
+    """``con`` with the SQL functions GDAL's R-tree triggers call registered, so our own writes work too."""
+    con.create_function("ST_IsEmpty", 1, lambda b: None if b is None else int(bool(b[3] & 0x10)), deterministic=True)
+    for fname, idx in (("ST_MinX", 0), ("ST_MaxX", 1), ("ST_MinY", 2), ("ST_MaxY", 3)):
+        con.create_function(fname, 1, _env_fn(idx), deterministic=True)
+    con.create_function("GPKG_IsAssignable", 2, lambda a, b: 1, deterministic=True)
+    return con
 
 
 def _env_fn(idx: int):

@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (NUL_TEXT, Store, Where, check_append_dims, check_blob, check_bbox, check_delete_filter,
-                            cast_for_append, check_mode, check_name, check_paging, column_from_values,
-                            normalise_where, prepare_frame, prepare_table, raster_window, value_kind)
+from cim.store.base import (NUL_TEXT, Store, Where, append_geometry_type, check_append_dims, check_blob, check_bbox,
+                            check_delete_filter, cast_for_append, check_mode, check_name, check_paging,
+                            column_from_values, geometry_type_of, normalise_where, prepare_frame, prepare_table,
+                            raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
     RasterError,
@@ -55,6 +56,21 @@ def _split_dsn(dsn: str) -> tuple[str, str | None]:
         else:
             rest.append((k, v))
     return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def _connect(conninfo: str, connect_timeout: int):
+    """An autocommit connection that never prepares statements on the server.
+
+    psycopg prepares a query after it ran five times; the plan of ``SELECT ... FROM layer`` then
+    keeps the layer's column types, and once the layer is replaced with other types (by this
+    store or by any other session) every read of it failed with "cached plan must not change
+    result type" until the connection closed.
+    """
+    import psycopg
+
+    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout)
+    conn.prepare_threshold = None
+    return conn
 
 
 def _redact(dsn: str) -> str:
@@ -88,7 +104,7 @@ class PostGISStore(Store):
             raise StoreConnectionError(f"schema name {self.schema!r} is not valid: use lower-case letters, digits, '_'")
         self.uri = _redact(dsn)
         try:
-            self.conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout)
+            self.conn = _connect(conninfo, connect_timeout)
         except psycopg.OperationalError as exc:
             raise StoreConnectionError(
                 f"cannot connect to PostGIS at {self.uri}: {str(exc).strip().splitlines()[0]}. "
@@ -323,7 +339,7 @@ class PostGISStore(Store):
             raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another layer name")
         df = prepare_frame(gdf)
         exists = other == "layer"
-        gtype = _geometry_type(df)
+        gtype = geometry_type_of(df)
         if mode == "replace" and self._txn_depth == 0 and len(df) >= self.staged_min_rows and self._aux() is not None:
             self._write_staged(name, df, gtype)
             return len(df)
@@ -344,6 +360,10 @@ class PostGISStore(Store):
                             "f_table_name = %s AND f_geometry_column = 'geom'", (self.schema, name))
                 row = cur.fetchone()
                 check_append_dims(name, bool(row and row[0] >= 3), df)
+                cur.execute(sql.SQL("SELECT geometry_type FROM {} WHERE name = %s").format(self._q("twin_objects")),
+                            (name,))
+                row = cur.fetchone()
+                gtype, df = append_geometry_type(row[0] if row else None, df)
             else:
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
@@ -384,7 +404,7 @@ class PostGISStore(Store):
 
         if self._aux_conn is None or self._aux_conn.closed:
             try:
-                self._aux_conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
+                self._aux_conn = _connect(self._conninfo, self._connect_timeout)
             except psycopg.OperationalError as exc:
                 import warnings
 
@@ -810,24 +830,6 @@ class PostGISStore(Store):
 
 
 # -- type mapping -------------------------------------------------------------------------------------------
-
-
-def _geometry_type(df) -> str:
-    import shapely
-
-    kinds = sorted(set(shapely.get_type_id(df.geometry.values).tolist()) - {-1})
-    names = {0: "POINT", 1: "LINESTRING", 3: "POLYGON", 4: "MULTIPOINT", 5: "MULTILINESTRING", 6: "MULTIPOLYGON", 7: "GEOMETRYCOLLECTION"}
-    if not kinds:
-        return "GEOMETRY"
-    if len(kinds) == 1:
-        return names.get(kinds[0], "GEOMETRY")
-    if set(kinds) <= {3, 6}:
-        return "MULTIPOLYGON"
-    if set(kinds) <= {1, 5}:
-        return "MULTILINESTRING"
-    if set(kinds) <= {0, 4}:
-        return "MULTIPOINT"
-    return "GEOMETRY"
 
 
 def _pg_type(s: pd.Series) -> str:
