@@ -577,6 +577,9 @@ class CrowdSimulation:
         self.release = agents.release_time.copy()
         self.group = agents.group.copy()
         self._validate_positions()
+        # measurement lines (checked before the floor field is built)
+        self.line_names, self._lines = _measurement_lines(measurement_lines)
+        self._check_lines_on_floor()
         # exits
         ne = len(area.exit_names)
         self.exit_open = np.ones(max(ne, 1), dtype=np.uint8)
@@ -584,6 +587,9 @@ class CrowdSimulation:
             self.exit_open[:] = 0
         for name in closed_exits:
             self.exit_open[area.exit_index(name)] = 0
+        if ne and not self.exit_open.any():
+            raise GeometryError(f"every exit is closed (closed_exits: {list(area.exit_names)}); nobody could leave. "
+                                "Keep at least one exit open")
         self.exit_widths = np.hypot(area.exit_segments[:, 2] - area.exit_segments[:, 0],
                                     area.exit_segments[:, 3] - area.exit_segments[:, 1])
         self._exits = area.exit_segments if ne else np.zeros((1, 4))
@@ -653,8 +659,6 @@ class CrowdSimulation:
         self.exit_index = np.full(n, -1, dtype=np.intp)
         self.act = np.empty(0, dtype=np.intp)
         self._release_due()
-        # measurement lines
-        self.line_names, self._lines = _measurement_lines(measurement_lines)
         self._crossings: list[np.ndarray] = []
         # records
         self._traj: list[np.ndarray] = []
@@ -681,6 +685,23 @@ class CrowdSimulation:
         self._step_no = 0
 
     # ------------------------------------------------------------------ validation and routing
+    def _check_lines_on_floor(self):
+        """A measurement line nobody can cross (off the walkable area) is an error, not an empty table."""
+        import shapely
+
+        if not len(self._lines):
+            return
+        lines = shapely.linestrings(self._lines.reshape(-1, 2, 2))
+        off = ~shapely.intersects(lines, self.area.polygon)
+        if off.any():
+            k = int(np.flatnonzero(off)[0])
+            x1, y1, x2, y2 = self._lines[k]
+            bx0, by0, bx1, by1 = self.area.bounds
+            raise GeometryError(f"measurement line {self.line_names[k]!r} ({x1:.2f}, {y1:.2f})-({x2:.2f}, {y2:.2f}) "
+                                f"does not touch the walkable area (bounds ({bx0:.2f}, {by0:.2f})-({bx1:.2f}, "
+                                f"{by1:.2f})); nobody could cross it. Draw it across the floor, in the area's "
+                                "coordinates (metres)")
+
     def _setup_routes(self, routes):
         """Waypoint routes: per agent a route id, its leg, and the field it follows (``_tgt``)."""
         area, n = self.area, self.n
@@ -784,9 +805,14 @@ class CrowdSimulation:
         if not ok.all():
             k = int(np.asarray(idx)[np.flatnonzero(~ok)[0]])
             if initial:
+                h = self.ff.h
+                finer = (f"if the way out is a passage narrower than about {3 * h:.1f} m, it is closed on this grid: "
+                         "set a finer CrowdParameters(floor_field_cell=...) (0.1 m resolves any passage a person "
+                         "fits through); otherwise " if h > 0.1 + 1e-9 else "")
                 raise GeometryError(f"agent {k} at ({self.x[k]:.2f}, {self.y[k]:.2f}) cannot reach any open exit "
-                                    f"(open: {[n for e, n in enumerate(self.area.exit_names) if self.exit_open[e]]}); "
-                                    "open an exit reachable from every start region or remove the agent")
+                                    f"(open: {[n for e, n in enumerate(self.area.exit_names) if self.exit_open[e]]}) "
+                                    f"on the floor field's {h:.2f} m grid; {finer}open an exit reachable from "
+                                    "every start region or remove the agent")
             best = np.where(ok, best, self.ex[idx])
         if not initial and self.params.congestion_aware:
             cur = self.ex[idx]
@@ -849,8 +875,14 @@ class CrowdSimulation:
         self._build_walls()
 
     def open_exit(self, name: str) -> None:
-        self.exit_open[self.area.exit_index(name)] = 1
+        """Open an exit now; everybody still inside chooses again (those nearer to it head for it)."""
+        e = self.area.exit_index(name)
+        if self.exit_open[e]:
+            return
+        self.exit_open[e] = 1
         self._build_walls()
+        if not self.area.periodic:
+            self._choose_exits(np.flatnonzero(self.state < 2), initial=False)
 
     # ------------------------------------------------------------------ stepping
     def _use_parallel(self) -> bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from simulation.crowd import _kernels as K
-from twin_core.errors import GeometryError, ParameterError
+from twin_core.errors import GeometryError, ParameterError, TwinWarning
 
 __all__ = ["WalkableArea", "FloorField"]
 
@@ -35,15 +36,46 @@ def _as_polygon(geom):
         bad = xy[~np.isfinite(xy).all(axis=1)][0]
         raise GeometryError(f"walkable polygon has a vertex that is not a finite number: ({bad[0]}, {bad[1]}); "
                             "give finite coordinates (metres)")
-    if poly.is_empty or poly.area <= 0:
+    if poly.is_empty:
         raise GeometryError("walkable area is empty; give a polygon with positive area (metres)")
     if not poly.is_valid:
-        fixed = shapely.make_valid(poly)
-        poly = MultiPolygon([g for g in getattr(fixed, "geoms", [fixed]) if isinstance(g, Polygon)]) \
-            if not isinstance(fixed, Polygon) else fixed
-        if poly.is_empty:
-            raise GeometryError("walkable polygon is invalid and could not be repaired; check its rings")
+        reason = shapely.is_valid_reason(poly)
+        poly = _repaired(poly)
+        if poly.is_empty or poly.area <= 0:
+            raise GeometryError(f"walkable polygon is invalid ({reason}) and could not be repaired into one with "
+                                "positive area; check its rings")
+        warnings.warn(f"walkable polygon is invalid ({reason}); repaired as its outline minus its holes "
+                      f"({poly.area:.1f} m2 walkable). Fix the rings at the source to be sure what is floor",
+                      TwinWarning, stacklevel=4)
+    if poly.area <= 0:
+        raise GeometryError("walkable area is empty; give a polygon with positive area (metres)")
     return shapely.set_precision(poly, 0.0)
+
+
+def _repaired(poly):
+    """A valid (multi)polygon for an invalid one: each outline made valid, minus all its holes.
+
+    (``make_valid``'s default linework repair drops a hole that touches the outline along an
+    edge and turns the overlap of two holes into floor: obstacles would vanish.)
+    """
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon
+
+    def areal(g):
+        return [p for p in getattr(g, "geoms", [g]) if isinstance(p, Polygon) and not p.is_empty]
+
+    parts = []
+    for p in getattr(poly, "geoms", [poly]):
+        shell = shapely.make_valid(Polygon(p.exterior), method="structure")
+        holes = [shapely.make_valid(Polygon(h), method="structure") for h in p.interiors]
+        if holes:
+            shell = shell.difference(shapely.union_all(holes))
+        parts += areal(shell)
+    fixed = shapely.union_all(parts) if parts else MultiPolygon()
+    polys = areal(fixed)
+    if not polys:
+        return MultiPolygon()
+    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
 
 
 def _as_line(g, name):

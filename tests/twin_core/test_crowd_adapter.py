@@ -267,3 +267,64 @@ def test_bad_run_id_fails_before_the_run(twin, monkeypatch):
     with pytest.raises(SchemaError, match=r"run id 'my run/1' is not valid"):
         run_crowd(twin, area="A001", agents=20, run="my run/1")
     assert twin.results(run="my run/1").empty
+
+
+def test_cli_crowd_json_is_strict_json_when_not_everybody_left(small_city_gpkg):
+    # a run stopped by the time limit printed "evacuation_time_s": NaN and NaN flows of unused
+    # exits: not JSON (jq and JSON.parse refuse it); they are null now
+    from twin_core.cli import get_app
+
+    def refuse(c):
+        raise ValueError(f"not JSON: {c}")
+
+    res = CliRunner().invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "60", "--until", "2",
+                                         "--run", "short", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output, parse_constant=refuse)
+    assert s["status"] == "time_limit" and s["evacuation_time_s"] is None
+    unused = [e for e in s["exits"] if e["agents"] == 0]
+    assert unused and all(e["flow_per_s"] is None and e["first_s"] is None for e in unused)
+
+
+def test_measurement_line_results_are_saved_and_read_back(store):
+    # the crossings of measurement lines (flow and speed at a line) were never saved: the
+    # store had no trace of them, and a run id used again kept an earlier run's table
+    import pandas as pd
+    from shapely.geometry import box
+
+    from simulation.crowd import Agents, CrowdSimulation, WalkableArea
+    from twin_core.adapters.crowd import save_crowd_result
+    from twin_core.twin import Twin
+
+    area = WalkableArea(box(0, 0, 8, 5), exits={"east": [(8, 2), (8, 3)]})
+    ag = Agents.in_region(area, box(0.5, 0.5, 4, 4.5), n=8, seed=0)
+    res = CrowdSimulation(area, ag, measurement_lines={"mid": [(6, 0), (6, 5)],
+                                                       "back": [(0.2, 0), (0.2, 5)]}).run(until=120)
+    assert len(res.line_crossings) == 8
+    twin = Twin.open(store)
+    saved = save_crowd_result(twin, "base", "ml", res, crs="EPSG:4544")
+    assert "line_crossings" in saved
+    back = twin.load_result("base", "ml", "line_crossings")
+    pd.testing.assert_frame_equal(back.reset_index(drop=True), res.line_crossings.reset_index(drop=True))
+    assert twin.load_result("base", "ml", "summary")["measurement_lines"] == ["mid", "back"]
+    # the same run id again, without lines: the old crossings go
+    plain = CrowdSimulation(area, ag).run(until=120)
+    assert "line_crossings" not in save_crowd_result(twin, "base", "ml", plain, crs="EPSG:4544")
+    assert "line_crossings" not in set(twin.results(run="ml")["name"])
+    # run_crowd takes the lines too
+    from twin_core.adapters.crowd import run_crowd
+
+    out = run_crowd(twin, walkable=area, agents=4, until=120, run="ml2", measurement_lines={"mid": [(6, 0), (6, 5)]})
+    assert len(twin.load_result("base", "ml2", "line_crossings")) == len(out.result.line_crossings) > 0
+
+
+def test_scenario_closing_every_exit_is_refused_clearly(twin):
+    # it failed on "agent 0 at (...) cannot reach any open exit (open: [])", naming neither the
+    # scenario nor its parameter
+    from twin_core.adapters.crowd import CLOSED_EXITS_PARAM, run_crowd
+
+    twin.scenarios.create("all_shut", exist_ok=True).set_param(CLOSED_EXITS_PARAM, ["east"])
+    with pytest.raises(GeometryError, match=r"every exit of the area is closed \(\['west', 'east'\], from closed_exits "
+                                            r"and the scenario parameter crowd_closed_exits of scenario 'all_shut'\)"):
+        run_crowd(twin, walkable=_two_door_room(), agents=5, scenario="all_shut", closed_exits=["west"], until=60)
+    assert twin.results(scenario="all_shut").empty

@@ -17,7 +17,9 @@ closes exits.
 Results saved under ``scenario`` + ``run`` (see :func:`cim.results.save_result`):
 ``summary`` (dict), tables ``evacuation_curve``, ``exit_usage``, ``jams``,
 ``trajectories`` (every ``trajectory_interval`` s, for the viewer),
-``waypoint_passages`` (when agents on a route reached each waypoint), array
+``waypoint_passages`` (when agents on a route reached each waypoint),
+``line_crossings`` (each crossing of a measurement line: time, agent, line,
+direction, speed; when the run had measurement lines), array
 ``density`` (time, rows, cols; persons/m2: density maps over time) with its grid
 and times in the summary, raster ``max_density``, and table
 ``fundamental_diagram`` (per trajectory frame and occupied density cell:
@@ -185,7 +187,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
               scenario: str | None = None, run: str | None = None, model: str = "csm", until: float = 1800.0,
               exits: dict | None = None, closed_exits=(), params=None, walkable=None, info: dict | None = None,
               seed: int = 0, trajectory_interval: float = 1.0, save: bool = True,
-              waypoints: dict | None = None, route=None,
+              waypoints: dict | None = None, route=None, measurement_lines: dict | None = None,
               progress: Callable[[float, float], None] | None = None) -> CrowdRun:
     """Evacuate a plaza (``area``) or a given ``walkable`` area and save the results.
 
@@ -194,7 +196,8 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     and by ``closed_exits`` stay shut. ``waypoints`` (name -> point, line or
     polygon, see :class:`~simulation.crowd.WalkableArea`) are added to the
     area; everybody passes ``route`` (waypoint names, default: every waypoint
-    of the area in its order) before heading for an exit.
+    of the area in its order) before heading for an exit. ``measurement_lines``
+    (name -> [(x1, y1), (x2, y2)]) record flow and speed, saved as ``line_crossings``.
     """
     from cim.results import check_run_id
     from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
@@ -218,12 +221,16 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     closed = list(dict.fromkeys(closed))
     for name in closed:
         walkable.exit_index(name)  # unknown names fail clearly
+    if walkable.exit_names and set(walkable.exit_names) <= set(closed):
+        raise GeometryError(f"every exit of the area is closed ({closed}, from closed_exits and the scenario parameter "
+                            f"{CLOSED_EXITS_PARAM} of scenario {scen!r}); nobody could leave. Keep at least one of "
+                            f"{list(walkable.exit_names)} open")
     if params is None:
         params = CrowdParameters(model=model, seed=seed, record_interval=trajectory_interval)
     if agents is None and density is None:
         raise ParameterError("give agents (a number) or density (persons/m2)")
     ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed, route=route)
-    sim = CrowdSimulation(walkable, ag, params, closed_exits=closed)
+    sim = CrowdSimulation(walkable, ag, params, closed_exits=closed, measurement_lines=measurement_lines)
     res = sim.run(until=until, progress=progress)
     run_id = run or twin.new_run_id("crowd")
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
@@ -249,7 +256,7 @@ def _exit_names(value, what: str) -> list[str]:
 
 
 #: results written only when the run produced them; a run id used again drops the earlier ones first
-_OPTIONAL_RESULTS = ("waypoint_passages", "fundamental_diagram", "density", "max_density")
+_OPTIONAL_RESULTS = ("waypoint_passages", "line_crossings", "fundamental_diagram", "density", "max_density")
 
 
 def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None) -> list[str]:
@@ -257,8 +264,8 @@ def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = No
 
     Everything is written in one store transaction. Saving under a run id used
     before replaces that run's crowd results: optional ones this run did not
-    produce (``waypoint_passages``, ``fundamental_diagram``, ``density``,
-    ``max_density``) are deleted, so no stale result is left beside the new ones.
+    produce (``waypoint_passages``, ``line_crossings``, ``fundamental_diagram``,
+    ``density``, ``max_density``) are deleted, so no stale result is left beside the new ones.
     """
     from cim.results import delete_results
     from cim.scenario import BASE
@@ -287,6 +294,8 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs):
         for k, v in list(row.items()):
             if isinstance(v, float) and not math.isfinite(v):
                 row[k] = None
+    if res.line_names:
+        summary["measurement_lines"] = list(res.line_names)
     summary.update({"density_grid": g, "density_times_s": [float(t) for t in res.density_times],
                     **{k: v for k, v in (info or {}).items()}})
     put("summary", summary)
@@ -297,6 +306,8 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs):
     put("trajectories", res.trajectories)
     if not res.waypoint_passages.empty:
         put("waypoint_passages", res.waypoint_passages)
+    if res.line_names:  # even with no crossing: "nobody crossed" is a result
+        put("line_crossings", res.line_crossings)
     if not res.trajectories.empty:
         put("fundamental_diagram", res.fundamental_diagram_cells())
     if len(res.density):

@@ -44,9 +44,22 @@ def test_no_reachable_exit_is_refused():
     area = WalkableArea(two_rooms, exits={"east": [(11, 2), (11, 3)]})
     with pytest.raises(GeometryError, match="cannot reach any open exit"):
         CrowdSimulation(area, Agents([2.5], [2.5]))
-    # all exits closed
-    with pytest.raises(GeometryError, match="cannot reach any open exit"):
+    # all exits closed: said as such (it was "agent 0 ... cannot reach any open exit (open: [])")
+    with pytest.raises(GeometryError, match=r"every exit is closed \(closed_exits: \['east'\]\); nobody could leave"):
         CrowdSimulation(_room(), Agents([2.5], [2.5]), closed_exits=["east"])
+
+
+def test_passage_closed_by_a_coarse_floor_field_says_so():
+    # 200 m x 200 m: the automatic floor-field cell is 0.37 m and closes a 0.7 m passage people
+    # fit through; the error only said "cannot reach any open exit", as if the walls shut them in
+    hall = box(0, 0, 200, 200).difference(box(100, 0.7, 100.3, 200))
+    area = WalkableArea(hall, exits={"d": [(200, 10), (200, 12)]})
+    agent = Agents([99.0], [0.35])
+    with pytest.raises(GeometryError, match=r"on the floor field's 0\.37 m grid; if the way out is a passage narrower "
+                                            r"than about 1\.1 m.*floor_field_cell"):
+        CrowdSimulation(area, agent)
+    sim = CrowdSimulation(area, agent, CrowdParameters(floor_field_cell=0.1))  # as the error says
+    assert np.isfinite(sim.ff.values(99.0, 0.35)).all()
 
 
 @pytest.mark.parametrize("speed", [0.0, -1.0, np.nan])
@@ -398,3 +411,58 @@ def test_bad_agent_line_and_result_queries_are_refused_clearly():
     with pytest.raises(ParameterError, match="out of range"):
         res.exit_flow(-1)
     assert res.exit_flow(0) == res.exit_flow("door") > 0
+
+
+def test_invalid_polygon_repair_keeps_its_obstacles():
+    # the repair (make_valid, linework) dropped an obstacle whose ring touches the outline along
+    # an edge (walkable 400 m2 instead of 380: agents walked through it) and made the overlap of
+    # two obstacles walkable floor; a bow tie (signed area 0) was refused as "empty"
+    import warnings
+
+    outline = [(0, 0), (20, 0), (20, 20), (0, 20)]
+    door = {"d": [(20, 14), (20, 16)]}
+    notch = Polygon(outline, [[(0, 8), (5, 8), (5, 12), (0, 12)]])
+    two = Polygon(outline, [[(2, 2), (8, 2), (8, 8), (2, 8)], [(5, 5), (10, 5), (10, 10), (5, 10)]])
+    bow = Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])
+    assert not (notch.is_valid or two.is_valid or bow.is_valid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        area = WalkableArea(notch, exits=door)
+        assert area.polygon.area == pytest.approx(380.0)
+        assert not area.contains(2.5, 10.0) and area.contains(2.5, 5.0)
+        with pytest.raises(GeometryError, match="outside the walkable area"):
+            CrowdSimulation(area, Agents(x=[2.5], y=[10.0]))
+        area = WalkableArea(two, exits=door)
+        assert area.polygon.area == pytest.approx(400 - 36 - 25 + 9) and not area.contains(6.5, 6.5)
+        assert WalkableArea(bow, exits={"d": [(10, 2), (10, 4)]}).polygon.area == pytest.approx(50.0)
+    # the repair is announced: the source data should be fixed
+    with pytest.warns(TwinWarning, match=r"invalid \(Self-intersection.*380\.0 m2 walkable"):
+        WalkableArea(notch, exits=door)
+
+
+def test_opening_an_exit_during_a_run_lets_agents_use_it():
+    # open_exit only took the door out of the walls: everybody kept walking to the far exit,
+    # 15 m past the one just opened next to them (exit usage east 10, west 0)
+    area = WalkableArea(box(0, 0, 20, 5), exits={"east": [(20, 2), (20, 3)], "west": [(0, 2), (0, 3)]})
+    sim = CrowdSimulation(area, Agents.in_region(area, box(1, 0.5, 5, 4.5), n=10, seed=0), closed_exits=["west"])
+    for _ in range(100):
+        sim.step()
+    sim.open_exit("west")
+    sim.open_exit("west")  # opening an open exit changes nothing
+    res = sim.run(until=100)
+    use = res.exit_usage().set_index("exit")["agents"]
+    assert res.status == "evacuated" and use["west"] == 10 and use["east"] == 0
+
+
+def test_measurement_line_off_the_walkable_area_is_refused():
+    # a line nobody can cross (here in degrees instead of metres, or beyond the area) was
+    # accepted and gave an empty flow table, as if nobody had walked there
+    area = WalkableArea(box(0, 0, 10, 4), exits={"door": [(10, 1.5), (10, 2.5)]})
+    ag = Agents.in_region(area, box(0, 0, 4, 4), n=5, seed=0)
+    for line in ([(104.06, 30.6), (104.07, 30.6)], [(12, 0), (12, 4)]):
+        with pytest.raises(GeometryError, match=r"measurement line 'far' .* does not touch the walkable area"):
+            CrowdSimulation(area, ag, measurement_lines={"ok": [(5, -1), (5, 5)], "far": line})
+    # partly outside, or along the door on the outline, is fine
+    res = CrowdSimulation(area, ag, measurement_lines={"ok": [(5, -1), (5, 5)],
+                                                       "door": [(10, 0), (10, 4)]}).run(until=60)
+    assert (res.line_crossings["line"].value_counts() == 5).all()
