@@ -21,6 +21,10 @@ MODELS = ("csm", "sfm")
 _ON_JAM = ("stop", "record", "raise")
 
 
+#: density maps a run may record (every frame holds the whole grid)
+MAX_DENSITY_BYTES = 2 * 2**30
+
+
 @dataclass
 class CrowdParameters:
     """Parameters of a crowd run; validated on creation.
@@ -1108,6 +1112,7 @@ class CrowdSimulation:
         if not until > 0:
             raise ParameterError(f"until must be > 0 s, got {until}")
         p = self.params
+        self._check_density_memory(until)
         next_prog = self.t
         while self.t < until - 1e-9:
             if self.remaining == 0 and not self.area.periodic:
@@ -1121,6 +1126,21 @@ class CrowdSimulation:
         if progress is not None:
             progress(float(self.n - self.remaining), float(self.n))
         return self.result()
+
+    def _check_density_memory(self, until: float) -> None:
+        """Refuse, before running, density maps that could not be held: every frame is the whole grid
+        (a 2 km x 2 km area at 1 m cells every 5 s for an hour is 11.6 GB of float32)."""
+        p = self.params
+        if p.density_interval is None:
+            return
+        g = self._dgrid
+        frames = int((until - self.t) / p.density_interval) + 2
+        need = frames * g["nx"] * g["ny"] * 4
+        if need > MAX_DENSITY_BYTES:
+            raise ParameterError(
+                f"density maps of {g['nx']} x {g['ny']} cells ({p.density_cell:g} m) every {p.density_interval:g} s "
+                f"up to {until:g} s would take {need / 2**30:.1f} GiB (limit {MAX_DENSITY_BYTES / 2**30:.0f} GiB); "
+                "use a coarser density_cell, a longer density_interval, a shorter until, or density_interval=None")
 
     def result(self) -> CrowdResult:
         if not self._curve or self._curve[-1][0] < self.t:

@@ -466,3 +466,18 @@ def test_measurement_line_off_the_walkable_area_is_refused():
     res = CrowdSimulation(area, ag, measurement_lines={"ok": [(5, -1), (5, 5)],
                                                        "door": [(10, 0), (10, 4)]}).run(until=60)
     assert (res.line_crossings["line"].value_counts() == 5).all()
+
+
+def test_density_maps_too_large_to_hold_are_refused_before_running():
+    # every density frame is the whole grid: fine cells over a long run asked for ~115 GB, and the run
+    # went on until memory ran out
+    area = WalkableArea(box(0, 0, 100, 100), exits={"door": [(100, 45), (100, 55)]})
+    ag = Agents.in_region(area, box(0, 0, 20, 20), n=10, seed=0)
+    sim = CrowdSimulation(area, ag, CrowdParameters(density_cell=0.05, density_interval=0.5))
+    with pytest.raises(ParameterError, match=r"density maps of 2000 x 2000 cells .* GiB .* coarser density_cell"):
+        sim.run(until=3600)
+    assert sim.t == 0.0  # nothing ran
+    # the same grid over a short run, or without density maps, is fine
+    assert sim.run(until=2).density.shape[1:] == (2000, 2000)
+    sim = CrowdSimulation(area, ag, CrowdParameters(density_cell=0.05, density_interval=None))
+    assert sim.run(until=2).status == "time_limit"
