@@ -475,13 +475,18 @@ class CrowdResult:
         c = self.line_crossings[self.line_crossings["line"] == line]
         if c.empty:
             return pd.DataFrame(columns=["t0_s", "t1_s", "flow_per_s", "mean_speed_m_s"])
-        edges = np.arange(0.0, self.time_s + bin_s, bin_s)
-        b = np.digitize(c["time_s"], edges) - 1
+        # bins of bin_s up to the end of the run; the last one ends with the run (a part bin's flow is
+        # its count over its own length), and a crossing at the very end counts in it
+        nb = max(1, math.ceil(self.time_s / bin_s - 1e-9))
+        t0 = np.arange(nb) * bin_s
+        t1 = np.minimum(t0 + bin_s, max(self.time_s, t0[-1] + 1e-9))
+        b = np.clip(np.floor(c["time_s"].to_numpy() / bin_s).astype(np.int64), 0, nb - 1)
+        speed = c["speed"].to_numpy()
         rows = []
-        for k in range(len(edges) - 1):
+        for k in range(nb):
             m = b == k
-            rows.append({"t0_s": edges[k], "t1_s": edges[k + 1], "flow_per_s": m.sum() / bin_s,
-                         "mean_speed_m_s": float(c["speed"][m].mean()) if m.any() else float("nan")})
+            rows.append({"t0_s": t0[k], "t1_s": t1[k], "flow_per_s": m.sum() / (t1[k] - t0[k]),
+                         "mean_speed_m_s": float(speed[m].mean()) if m.any() else float("nan")})
         return pd.DataFrame(rows)
 
     def fundamental_diagram(self, region, t0: float = 0.0, t1: float | None = None) -> pd.DataFrame:
