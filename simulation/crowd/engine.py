@@ -657,6 +657,11 @@ class CrowdSimulation:
         self.t = 0.0
         self.vx = np.zeros(n)
         self.vy = np.zeros(n)
+        # velocity as walked (displacement / dt), what trajectories and speed maps report: the model's own
+        # velocity is what an agent wants (an agent pressed against a door jamb 'walks' at 1 m/s in it)
+        self.walked_vx = np.zeros(n)
+        self.walked_vy = np.zeros(n)
+        self._walked = np.zeros((2, n))  # displacement over the current step's substeps
         self._nx = self.x.copy()
         self._ny = self.y.copy()
         self._nvx = np.zeros(n)
@@ -949,12 +954,14 @@ class CrowdSimulation:
         dt = p.dt if dt is None else float(dt)
         if not 0 < dt <= 0.1:
             raise ParameterError(f"dt must be in (0, 0.1] s, got {dt}")
+        self._walked[:] = 0.0
         if p.model == "sfm":
             nsub = max(1, int(math.ceil(dt / p.sfm_max_dt - 1e-9)))
             for _ in range(nsub):
                 self._substep(dt / nsub)
         else:
             self._substep(dt)
+        self.walked_vx, self.walked_vy = self._walked / dt
         self._after_step()
 
     def _substep(self, dt):
@@ -998,6 +1005,11 @@ class CrowdSimulation:
                 sp = np.hypot(dx, self._ny[i] - self.y[i]) / dt
                 self._crossings.append(np.column_stack([np.full(len(cr), self.t + dt), cr[:, 0], cr[:, 1],
                                                         cr[:, 2], sp]))
+        dx = self._nx[act] - self.x[act]
+        if self._period > 0.0:  # wrapping round a periodic corridor is no jump back
+            dx -= self._period * np.round(dx / self._period)
+        self._walked[0, act] += dx
+        self._walked[1, act] += self._ny[act] - self.y[act]
         # swap buffers for the active agents
         self.x, self._nx = self._nx, self.x
         self.y, self._ny = self._ny, self.y
@@ -1042,8 +1054,8 @@ class CrowdSimulation:
         """Evacuation-curve point (always) and trajectory frame (when recording)."""
         a = self.act
         if trajectories:
-            self._traj.append(np.column_stack([np.full(len(a), self.t), a, self.x[a], self.y[a], self.vx[a],
-                                               self.vy[a]]))
+            self._traj.append(np.column_stack([np.full(len(a), self.t), a, self.x[a], self.y[a], self.walked_vx[a],
+                                               self.walked_vy[a]]))
         left = int((self.state == 2).sum())
         self._curve.append((self.t, self.n - left, left))
 
@@ -1066,7 +1078,7 @@ class CrowdSimulation:
             stuck = disp < p.jam_min_progress
             if self.area.periodic:
                 # positions wrap round the corridor: judge by the current speed instead
-                disp = np.hypot(self.vx[a], self.vy[a]) * p.jam_window
+                disp = np.hypot(self.walked_vx[a], self.walked_vy[a]) * p.jam_window
                 stuck = disp < p.jam_min_progress
                 if stuck.all():
                     new.append(self._jam_event(a, None, "deadlock"))

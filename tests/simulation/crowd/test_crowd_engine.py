@@ -488,3 +488,20 @@ def test_density_maps_too_large_to_hold_are_refused_before_running():
     assert sim.run(until=2).density.shape[1:] == (2000, 2000)
     sim = CrowdSimulation(area, ag, CrowdParameters(density_cell=0.05, density_interval=None))
     assert sim.run(until=2).status == "time_limit"
+
+
+@pytest.mark.parametrize("model", ["csm", "sfm"])
+def test_trajectory_velocity_is_the_walked_velocity(model):
+    # trajectories (and the speed maps and fundamental diagram built on them) reported the velocity the
+    # model wanted, also for agents the walls held back at a door's jambs: speeds there read too high
+    area = WalkableArea(box(0, 0, 6, 6), exits={"door": [(6, 2.6), (6, 3.4)]})
+    ag = Agents.in_region(area, box(0.5, 0.5, 5, 5.5), n=60, seed=1)
+    p = CrowdParameters(model=model, record_interval=0.01, density_interval=None)
+    tr = CrowdSimulation(area, ag, p).run(until=8).trajectories.sort_values(["agent", "time_s"])
+    same = (tr["agent"].to_numpy()[1:] == tr["agent"].to_numpy()[:-1])
+    dt = np.diff(tr["time_s"].to_numpy())[same]
+    vx = np.diff(tr["x"].to_numpy())[same] / dt
+    vy = np.diff(tr["y"].to_numpy())[same] / dt
+    assert same.sum() > 20000
+    assert np.allclose(tr["vx"].to_numpy()[1:][same], vx, atol=1e-6)
+    assert np.allclose(tr["vy"].to_numpy()[1:][same], vy, atol=1e-6)
