@@ -395,12 +395,29 @@ def column_from_values(values: list, kind: str):
     return pd.Series(values, dtype=object if has_null else None)
 
 
+def index_as_columns(df):
+    """``df`` with its index as column(s) when it carries data (named, a MultiIndex, or not integers: e.g.
+    time stamps or gauge ids), as geopandas' ``to_file`` writes it; a plain or filtered integer index is
+    dropped. (Every index was dropped, silently losing e.g. the time axis of a hydrograph.)"""
+    idx = df.index
+    keep = isinstance(idx, pd.MultiIndex) or any(n is not None for n in idx.names) or not (
+        pd.api.types.is_integer_dtype(idx.dtype))
+    if not keep:
+        return df.reset_index(drop=True)
+    names = [n if n is not None else ("index" if idx.nlevels == 1 else f"level_{k}") for k, n in enumerate(idx.names)]
+    clash = sorted(set(map(str, names)) & set(map(str, df.columns)))
+    if clash:
+        raise SchemaError(f"the frame's index {names} would be stored as column(s) {clash}, which the frame already "
+                          "has; rename the index (df.rename_axis('new_name')) or drop it (df.reset_index(drop=True))")
+    return df.reset_index()
+
+
 def prepare_frame(gdf):
     import geopandas as gpd
 
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise TypeError("write_layer needs a GeoDataFrame; use write_table for plain tables")
-    out = gdf.copy()
+    out = index_as_columns(gdf.copy())
     bad = [c for c in out.columns if c.lower() in ("fid", "geom") and c != out.geometry.name]
     if bad:
         raise SchemaError(f"columns {bad} are reserved by the store; rename them")
@@ -413,7 +430,6 @@ def prepare_frame(gdf):
         check_col_name(c)
     check_columns(out)
     out = normalise_columns(out)
-    out = out.reset_index(drop=True)
     out.attrs["has_z"] = frame_has_z(out)  # refuses a layer that mixes 2D and 3D geometries
     return out
 
@@ -521,7 +537,7 @@ def promote_to_multi(geoms):
 
 
 def prepare_table(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy().reset_index(drop=True)
+    out = index_as_columns(df.copy())
     if "fid" in out.columns:
         raise SchemaError("column 'fid' is reserved by the store; rename it")
     for c in out.columns:

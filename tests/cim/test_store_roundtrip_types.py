@@ -110,3 +110,24 @@ def test_json_results_are_plain_json_in_both_stores(store):
     assert load_result(store, "base", "run1", "empty") == {"mean_s": None, "runs": [{"max": None}]}
     save_result(store, "base", "run1", "empty", {"mean_s": 2.0})  # replaces it
     assert list_results(store)["name"].tolist() == ["empty", "summary"]
+
+
+def test_an_index_that_carries_data_is_kept_as_columns(store):
+    # every index was dropped silently (a hydrograph's time axis, gauge ids); now it is kept as to_file
+    # keeps it: when named, a MultiIndex, or not integers. A plain or filtered integer index is dropped.
+    t = pd.date_range("2024-07-01", periods=3, freq="h", tz="UTC")
+    store.write_table("hydro", pd.DataFrame({"depth": [0.1, 0.2, 0.3]}, index=t))
+    got = store.read_table("hydro")
+    assert list(got.columns) == ["index", "depth"] and list(pd.to_datetime(got["index"], utc=True)) == list(t)
+    store.write_table("g", pd.DataFrame({"v": [1, 2]}, index=pd.Index(["RG01", "RG02"], name="gauge")))
+    assert store.read_table("g").to_dict("list") == {"gauge": ["RG01", "RG02"], "v": [1, 2]}
+    mi = pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["zone", "hour"])
+    store.write_table("m", pd.DataFrame({"v": [1.0, 2.0]}, index=mi))
+    assert store.read_table("m").to_dict("list") == {"zone": ["a", "b"], "hour": [1, 2], "v": [1.0, 2.0]}
+    gdf = gpd.GeoDataFrame({"v": [1, 2, 3]}, geometry=_points(3), crs="EPSG:4544").iloc[[2, 0]]
+    store.write_layer("pois", gdf)  # a filtered integer index: dropped, as before
+    assert [c for c in store.read_layer("pois").columns if c != "geometry"] == ["v"]
+    store.write_layer("named", gdf.rename_axis("poi_id"))
+    assert store.read_layer("named")["poi_id"].tolist() == [2, 0]
+    with pytest.raises(SchemaError, match=r"index \['v'\] would be stored as column\(s\) \['v'\]"):
+        store.write_table("bad", pd.DataFrame({"v": [1]}, index=pd.Index(["x"], name="v")))
