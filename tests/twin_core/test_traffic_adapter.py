@@ -306,3 +306,21 @@ def test_bad_run_id_fails_before_the_run(twin, monkeypatch, mode):
     monkeypatch.setattr(traffic, "MesoModel", no_run)
     with pytest.raises(SchemaError, match=r"run id 'am peak\?' is not valid"):
         run_traffic(twin, run="am peak?", mode=mode)
+
+
+def test_simulate_with_a_zone_cut_off_by_closures_reports_unrouted_trips(twin):
+    # closing every link at a zone stopped the run: "zones [...] are not an endpoint of any link"
+    # (assign coped); its trips are now counted as unrouted
+    from shapely.geometry import box
+
+    from twin_core.adapters.traffic import network_links, run_simulate
+
+    links = network_links(twin.layer("road_links"))
+    cut = box(409600, 3390900, 409800, 3391100)
+    out = run_simulate(twin, None, "cut", closures=[cut], route_iterations=1, demand_scale=0.2)
+    s = out.summary
+    assert len(s["closed_links"]) >= 10 and s["trips_unrouted"] > 0
+    ends = set(links.loc[~links["link_id"].isin(s["closed_links"]), "from_node"]) | set(
+        links.loc[~links["link_id"].isin(s["closed_links"]), "to_node"])
+    assert not set(links.loc[links["link_id"].isin(s["closed_links"]), "from_node"]) <= ends  # a node was cut off
+    assert out.links.loc[out.links["closed"], "vehicles"].fillna(0).eq(0).all()

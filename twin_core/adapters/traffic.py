@@ -400,9 +400,12 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     perm = rng.permutation(len(o))
     o, d = o[perm], d[perm]
     open_links = pd.DataFrame(links[links["capacity"] > 0].drop(columns="geometry"))
-    # connectivity after closures: trips without a path are reported, not silently dropped
+    # connectivity after closures: trips without a path are reported, not silently dropped. The skim
+    # network keeps the closed links (capacity 0: never used), so a zone whose every link is closed is
+    # still a zone, only unreachable (on the open links alone it was refused as no endpoint of any link)
     from simulation.traffic import Network, shortest_path_skims, Demand as _D
-    skim = shortest_path_skims(Network.from_links(open_links, zones=zones), _D(zones, np.zeros((len(zones),) * 2)))
+    skim = shortest_path_skims(Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones),
+                               _D(zones, np.zeros((len(zones),) * 2)))
     zi = pd.Index(zones)
     reach = np.isfinite(skim[zi.get_indexer(o), zi.get_indexer(d)])
     unrouted = int((~reach).sum())
