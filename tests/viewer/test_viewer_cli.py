@@ -16,11 +16,13 @@ def test_token_create_list_revoke(city):
     app, run = get_app(), CliRunner()
     r = run.invoke(app, ["token", "create", city, "--role", "planner", "--name", "alice", "--json"])
     assert r.exit_code == 0, r.output
-    tok = json.loads(r.stdout)["token"]
+    created = json.loads(r.stdout)
+    tok = created["token"]
     with open_store(city) as st:
         assert verify_token(st, tok)["role"] == "planner"
     rows = json.loads(run.invoke(app, ["token", "list", city, "--json"]).stdout)
     assert [(x["role"], x["name"]) for x in rows] == [("planner", "alice")] and "hash" not in rows[0]
+    assert created["id"] == rows[0]["id"]  # the id `twin token revoke` takes is given at creation
     assert run.invoke(app, ["token", "revoke", city, rows[0]["id"]]).exit_code == 0
     with open_store(city) as st:
         assert verify_token(st, tok) is None

@@ -26,8 +26,10 @@ def register(app: typer.Typer) -> None:
         check_role(role)
         with open_store(store) as st:
             token = create_token(st, role, name=name)
-        emit({"token": token, "role": role, "name": name}, as_json,
-             f"{token}\n(role {role}; send it as 'Authorization: Bearer <token>'; it is not shown again)")
+        tid = token.split("_", 2)[1]  # rt_<id>_<secret>
+        emit({"token": token, "id": tid, "role": role, "name": name}, as_json,
+             f"{token}\n(id {tid}, role {role}; send it as 'Authorization: Bearer <token>'; it is not shown again; "
+             f"revoke it with `twin token revoke {store} {tid}`)")
 
     @tok.command("list")
     def list_(store: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
