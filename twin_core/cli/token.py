@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Create a token and print it once (only its hash is kept)."""
-        from cim.store import open_store
+        from cim.store import is_dsn, open_store
         from viewer.auth import check_role, create_token
 
         check_role(role)
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         tid = token.split("_", 2)[1]  # rt_<id>_<secret>
         emit({"token": token, "id": tid, "role": role, "name": name}, as_json,
              f"{token}\n(id {tid}, role {role}; send it as 'Authorization: Bearer <token>'; it is not shown again; "
-             f"revoke it with `twin token revoke {store} {tid}`)")
+             f"revoke it with `twin token revoke {'DSN' if is_dsn(store) else store} {tid}`)")
 
     @tok.command("list")
     def list_(store: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
