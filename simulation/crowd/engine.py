@@ -388,10 +388,14 @@ class JamEvent:
     y: float
     n_agents: int
     exit: str | None
-    kind: str  # "door" (arching at an exit) or "deadlock" (nobody moves anywhere)
+    kind: str  # "door" (arching at an exit), "waypoint" (crowding at a waypoint) or "deadlock" (nobody moves)
+    waypoint: str | None = None  # the waypoint most of the jammed agents were heading for
 
     def __str__(self) -> str:
-        where = f"at exit {self.exit!r} " if self.exit else ""
+        if self.waypoint:
+            where = f"at waypoint {self.waypoint!r} " + (f"(on the way to exit {self.exit!r}) " if self.exit else "")
+        else:
+            where = f"at exit {self.exit!r} " if self.exit else ""
         return (f"{self.kind} jam {where}near ({self.x:.1f}, {self.y:.1f}) at t = {self.time_s:.1f} s: "
                 f"{self.n_agents} agents have not moved for the jam window")
 
@@ -1116,8 +1120,15 @@ class CrowdSimulation:
     def _jam_event(self, idx, exit_name, kind):
         if len(idx) == 0:
             idx = self.act
+        # agents still on their route head for a waypoint: a jam there is no jam at the exit's door
+        wp = self._tgt[idx] - self._n_exit_fields if self._tgt is not self.ex else np.empty(0, dtype=np.intp)
+        wp = wp[wp >= 0]
+        waypoint = None
+        if len(wp) * 2 > len(idx):
+            waypoint = self.area.waypoint_names[int(np.bincount(wp).argmax())]
+            kind = "waypoint" if kind == "door" else kind
         return JamEvent(time_s=float(self.t), x=float(np.mean(self.x[idx])), y=float(np.mean(self.y[idx])),
-                        n_agents=int(len(idx)), exit=exit_name, kind=kind)
+                        n_agents=int(len(idx)), exit=exit_name, kind=kind, waypoint=waypoint)
 
     # ------------------------------------------------------------------ running
     def run(self, until: float = 3600.0, progress: Callable[[float, float], None] | None = None) -> CrowdResult:

@@ -302,7 +302,7 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs):
     put("evacuation_curve", res.curve)
     put("exit_usage", res.exit_usage())
     put("jams", pd.DataFrame([vars(j) for j in res.jams],
-                             columns=["time_s", "x", "y", "n_agents", "exit", "kind"]))
+                             columns=["time_s", "x", "y", "n_agents", "exit", "kind", "waypoint"]))
     put("trajectories", res.trajectories)
     if not res.waypoint_passages.empty:
         put("waypoint_passages", res.waypoint_passages)

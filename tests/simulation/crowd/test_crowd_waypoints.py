@@ -7,7 +7,7 @@ import pytest
 from shapely.geometry import MultiPolygon, box
 
 from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
-from twin_core.errors import GeometryError, ParameterError
+from twin_core.errors import GeometryError, ParameterError, TwinWarning
 
 KIOSK = (10.0, 9.0)
 R_KIOSK = 0.75
@@ -105,3 +105,16 @@ def test_unreachable_waypoint_is_refused():
         CrowdSimulation(area, Agents([2.5], [4.0], route=["a", "b"]))
     with pytest.raises(GeometryError, match="no open exit can be reached from waypoint 'b'"):
         CrowdSimulation(area, Agents([9.0], [4.0], route=["b"]))
+
+
+def test_a_jam_at_a_waypoint_is_reported_there_not_at_the_door():
+    # 300 people routed through one point in a corner crowd round it and stop; the report said
+    # "door jam at exit 'door'" with the position of the waypoint
+    area = WalkableArea(box(0, 0, 12, 12), exits={"door": [(12, 5.5), (12, 6.5)]},
+                        waypoints={"kiosk": (1.0, 11.0)}, waypoint_radius=0.3)
+    ag = Agents.in_region(area, box(3, 0.5, 11.5, 11.5), n=300, seed=0, route=["kiosk"])
+    with pytest.warns(TwinWarning, match="waypoint jam at waypoint 'kiosk' \\(on the way to exit 'door'\\)"):
+        res = CrowdSimulation(area, ag, CrowdParameters(jam_window=10)).run(until=120)
+    j = res.jams[0]
+    assert (j.kind, j.waypoint, j.exit) == ("waypoint", "kiosk", "door")
+    assert np.hypot(j.x - 1.0, j.y - 11.0) < 5.0  # round the kiosk, far from the door at (12, 6)
