@@ -63,7 +63,7 @@ def to_twin_crs(gdf, twin_crs: Any, source_crs: Any = None):
         gdf = gdf.set_crs(resolve_crs(source_crs), allow_override=True)
     elif source_crs is not None and not resolve_crs(source_crs).equals(gdf.crs):
         raise CRSError(
-            f"the input says its CRS is {gdf.crs.to_string()} but crs={source_crs!r} was given; "
+            f"the input says its CRS is {gdf.crs.to_string()} but crs={source_crs!r} (CLI: --crs) was given; "
             "drop the argument or fix the file"
         )
     if gdf.crs.equals(target):

@@ -424,13 +424,14 @@ def conform(gdf, fc: FeatureClass | str, *, allow_extra: bool = False):
     if unknown and not allow_extra:
         raise FieldError(
             f"layer {fc.name!r}: unknown field(s) {unknown}; the class has {fc.field_names}. "
-            "Map them with field_map={'source': 'target'} or drop them."
+            "Map them with field_map={'source': 'target'} (CLI: --map SOURCE=TARGET) or drop them "
+            "(drop=[...]; CLI: --drop FIELD)."
         )
     missing = [name for name in fc.required if name not in cols]
     if missing:
         raise FieldError(
             f"layer {fc.name!r}: required field(s) {missing} missing; present: {cols}. "
-            "Add them or map a source field with field_map={'source': 'target'}."
+            "Add them or map a source field with field_map={'source': 'target'} (CLI: --map SOURCE=TARGET)."
         )
     out = gdf.copy()
     ids = out[fc.id_field] if fc.id_field in out.columns else None
