@@ -324,3 +324,15 @@ def test_simulate_with_a_zone_cut_off_by_closures_reports_unrouted_trips(twin):
         links.loc[~links["link_id"].isin(s["closed_links"]), "to_node"])
     assert not set(links.loc[links["link_id"].isin(s["closed_links"]), "from_node"]) <= ends  # a node was cut off
     assert out.links.loc[out.links["closed"], "vehicles"].fillna(0).eq(0).all()
+
+
+def test_a_run_where_most_trips_never_finish_says_why(twin):
+    # the medium city's peak at demand_scale 1 finished 12 % of its trips without a word; the warning names
+    # the scale that gives the real Chengdu peak's density
+    from twin_core.adapters.traffic import demo_demand_scale, run_simulate
+    from twin_core.errors import TwinWarning
+
+    real = demo_demand_scale(twin, "am")
+    with pytest.warns(TwinWarning, match=rf"trips finished by 600 s: the demand overloads .* demand_scale {real:.3g}"):
+        out = run_simulate(twin, None, "over", until=600, route_iterations=1, demand_scale=real * 8)
+    assert out.summary["completed"] < 0.9 * out.summary["vehicles"]
