@@ -7,6 +7,7 @@ commands name must be made by a command the README shows.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -77,7 +78,6 @@ def test_scenario_commands_edit_the_sample_city(small_city_gpkg):
         if argv[2] in ("raise-ground", "close-roads", "create", "diff"):
             res = _run(argv + (["--json"] if argv[2] in ("raise-ground", "close-roads") else []), small_city_gpkg)
             if argv[2] == "close-roads":
-                import json
 
                 assert json.loads(res.stdout)["closed"], "the README's close-roads box crosses no road"
     with Twin.open(small_city_gpkg) as twin:
@@ -107,3 +107,14 @@ def test_traffic_on_the_readme_works_scenario(small_city_gpkg, command):
     _run(close, small_city_gpkg)
     line = next(a for a in _twin_lines(f"twin traffic {command}"))
     _run(line + ["--quiet"], small_city_gpkg)
+
+
+def test_storm_at_rush_hour_runs_as_written(small_city_gpkg, tmp_path):
+    city = str(tmp_path / "city.gpkg")
+    Path(city).write_bytes(Path(small_city_gpkg).read_bytes())
+    flood = next(a for a in _twin_lines("twin flood") if "--run" in a)
+    rush = next(a for a in _twin_lines("twin traffic simulate") if "--flooded-by" in a)
+    assert rush[rush.index("--flooded-by") + 1] == flood[flood.index("--run") + 1]
+    _run(flood + ["--quiet"], city)
+    res = _run(rush + ["--quiet", "--json"], city)
+    assert json.loads(res.stdout)["closed_links"]

@@ -336,3 +336,38 @@ def test_a_run_where_most_trips_never_finish_says_why(twin):
     with pytest.warns(TwinWarning, match=rf"trips finished by 600 s: the demand overloads .* demand_scale {real:.3g}"):
         out = run_simulate(twin, None, "over", until=600, route_iterations=1, demand_scale=real * 8)
     assert out.summary["completed"] < 0.9 * out.summary["vehicles"]
+
+
+def test_roads_flooded_by_a_storm_are_closed_at_rush_hour(small_city_gpkg, tmp_path):
+    # "a 50-year storm at rush hour": the roads a flood run put under >= 0.3 m of water (Pregnolato et al.
+    # 2017: cars stop at 300 mm) are closed in the traffic run on the same scenario
+    import shutil
+
+    from twin_core.adapters.flood import run_flood
+    from twin_core.adapters.traffic import IMPASSABLE_DEPTH_M, flooded_links, run_assign
+    from twin_core.twin import Twin
+
+    path = str(tmp_path / "storm.gpkg")
+    shutil.copy(small_city_gpkg, path)
+    with Twin.open(path) as twin:
+        twin.scenarios.create("storm")
+        run_flood(twin, "storm", "f100", storm="100y", duration="30min")
+        expo = twin.load_result("storm", "f100", "exposure_road_links")
+        deep = set(expo.loc[expo["max_depth_m"] >= IMPASSABLE_DEPTH_M, "link_id"].astype(str))
+        assert deep and flooded_links(twin, "storm", "f100") == sorted(deep)
+        out = run_assign(twin, "storm", "rush", flooded_by="f100", demand_scale=0.3)
+        closed = set(out.summary["closed_links"])
+        assert out.summary["flooded_by"] == "f100"
+        assert {c.removesuffix(":r") for c in closed} >= deep
+        flows = out.links.set_index("link_id")
+        assert (flows.loc[sorted(closed), "flow"].fillna(0) == 0).all()
+        # a deeper limit closes fewer roads; bad requests say what to do
+        assert len(flooded_links(twin, "storm", "f100", 0.6)) < len(deep)
+        with pytest.raises(ParameterError, match=r"lists roads flooded above 0.15 m only; .* --threshold 0.1"):
+            flooded_links(twin, "storm", "f100", 0.1)
+        with pytest.raises(ParameterError, match=r"no flood run 'f100' under scenario 'base' \(it is under \['storm'\]"):
+            run_assign(twin, None, "x", flooded_by="f100")
+        with pytest.raises(ParameterError, match="no flood run 'nope' under scenario 'storm'; run `twin flood` first"):
+            run_assign(twin, "storm", "x", flooded_by="nope")
+        with pytest.raises(ParameterError, match="impassable depth must be a number of metres > 0"):
+            run_assign(twin, "storm", "x", flooded_by="f100", impassable_depth=-1)

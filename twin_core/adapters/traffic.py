@@ -34,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -245,7 +246,38 @@ class TrafficRun:
         return self.summary["run"]
 
 
-def _inputs(twin, scenario, closures, capacity_factor=None):
+#: water depth from which a road is impassable to cars: Pregnolato et al. (2017), "The impact of flooding on
+#: road transport: a depth-disruption function", Transportation Research Part D 55, 67-81 (speed 0 at 300 mm)
+IMPASSABLE_DEPTH_M = 0.3
+
+
+def flooded_links(twin, scenario: str | None, flood_run: str, depth: float = IMPASSABLE_DEPTH_M) -> list[str]:
+    """Road links that flood run ``flood_run`` (under ``scenario``) put under ``depth`` m of water or more
+    (its ``exposure_road_links``: the deepest point along each link). Closed for the whole traffic run:
+    the storm's worst, not its timing."""
+    from cim.results import check_run_id
+
+    scen = scenario or "base"
+    check_run_id(flood_run)
+    if isinstance(depth, bool) or not (isinstance(depth, (int, float)) and math.isfinite(depth) and depth > 0):
+        raise ParameterError(f"impassable depth must be a number of metres > 0, got {depth!r}")
+    have = twin.results(scenario=scen, run=flood_run)
+    if "exposure_road_links" not in set(have["name"]):
+        elsewhere = sorted(set(twin.results(run=flood_run)["scenario"]))
+        raise ParameterError(
+            f"no flood run {flood_run!r} under scenario {scen!r}"
+            + (f" (it is under {elsewhere}: run the traffic on that scenario)" if elsewhere else
+               "; run `twin flood` first and give its run id") )
+    expo = twin.load_result(scen, flood_run, "exposure_road_links")
+    meta = have.loc[have["name"] == "exposure_road_links", "meta"].iloc[0] or {}
+    threshold = float(meta.get("threshold_m", 0.0)) if isinstance(meta, dict) else 0.0
+    if depth < threshold:
+        raise ParameterError(f"flood run {flood_run!r} lists roads flooded above {threshold:g} m only; an impassable "
+                             f"depth of {depth:g} m needs a flood run with --threshold {depth:g} or less")
+    return sorted(expo.loc[expo["max_depth_m"] >= depth, "link_id"].astype(str))
+
+
+def _inputs(twin, scenario, closures, capacity_factor=None, flooded_by=None, impassable_depth=IMPASSABLE_DEPTH_M):
     links = network_links(twin.layer("road_links", scenario=scenario))
     closed = closed_links(twin, links, scenario, closures)
     params = twin.scenario(scenario).params() if scenario else {}
@@ -255,6 +287,11 @@ def _inputs(twin, scenario, closures, capacity_factor=None):
                              f"got {factors!r}")
     factors = dict(factors)
     factors.update(capacity_factor or {})
+    if flooded_by is not None:
+        present = set(links["link_id"].astype(str))
+        for lid in flooded_links(twin, scenario, flooded_by, impassable_depth):
+            if lid in present or lid + ":r" in present:  # a road the scenario removed needs no closing
+                factors[lid] = 0.0
     for lid, fct in factors.items():
         if not (isinstance(fct, (int, float)) and fct >= 0):
             raise ParameterError(f"capacity factor for {lid!r} must be a number >= 0, got {fct!r}")
@@ -295,15 +332,19 @@ def _save(twin, scenario, run, items: dict) -> None:
 
 def run_assign(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
                method: str = "bfw", rgap: float = 1e-4, max_iter: int = 500, demand_scale: float = 1.0,
-               closures=None, capacity_factor: dict | None = None,
+               closures=None, capacity_factor: dict | None = None, flooded_by: str | None = None,
+               impassable_depth: float = IMPASSABLE_DEPTH_M,
                progress: Callable[[float, float], None] | None = None) -> TrafficRun:
-    """Static user equilibrium for ``period`` on the scenario's network; results saved under scenario+run."""
+    """Static user equilibrium for ``period`` on the scenario's network; results saved under scenario+run.
+
+    ``flooded_by``: a flood run under the same scenario whose roads under ``impassable_depth`` m of water
+    or more are closed (:func:`flooded_links`): "a 50-year storm at rush hour"."""
     from simulation.traffic import Network, assign
 
     scen = scenario or "base"
     run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
     t0 = time.perf_counter()
-    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor)
+    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, flooded_by, impassable_depth)
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)  # zones from the unclosed network: closures do not move people
@@ -323,7 +364,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     summary = {"scenario": scen, "run": run, "engine": "traffic", "mode": "assign", "period": period,
                **res.summary(), "zones": int(len(zones)), "trips": demand.total,
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
-               "closed_links": closed, "wall_s": time.perf_counter() - t0}
+               "closed_links": closed, "flooded_by": flooded_by, "wall_s": time.perf_counter() - t0}
     _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
         {"origin": str, "destination": str}), "disconnected": res.disconnected.astype(
         {"origin": str, "destination": str}), "summary": summary})
@@ -368,6 +409,7 @@ def _trajectories(links, traj: pd.DataFrame) -> pd.DataFrame:
 def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
                  until: float | None = None, demand_scale: float = 1.0, route_iterations: int = 3,
                  dt: float = 1.0, seed: int = 0, closures=None, capacity_factor: dict | None = None,
+                 flooded_by: str | None = None, impassable_depth: float = IMPASSABLE_DEPTH_M,
                  progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """Dynamic mesoscopic run of the period's land-use demand; results saved under scenario+run.
 
@@ -382,7 +424,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
     per = _period(period)
     t0 = time.perf_counter()
-    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor)
+    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, flooded_by, impassable_depth)
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)
@@ -427,7 +469,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     out["vc"] = out["vehicles"] / (out["capacity"] * dur / 3600.0).where(out["capacity"] > 0)
     out["closed"] = out["link_id"].isin(closed)
     summary = {"scenario": scen, "run": run, "engine": "traffic", "mode": "simulate", "period": period, **s,
-               "trips_unrouted": unrouted, "closed_links": closed, "wall_s": time.perf_counter() - t0}
+               "trips_unrouted": unrouted, "closed_links": closed, "flooded_by": flooded_by,
+               "wall_s": time.perf_counter() - t0}
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
     _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "trajectories": _trajectories(links,

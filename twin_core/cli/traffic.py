@@ -24,6 +24,10 @@ def register(app: typer.Typer) -> None:
         max_iter: int = typer.Option(500, "--max-iter"),
         demand_scale: float = typer.Option(1.0, "--demand-scale", help="Multiply the land-use demand."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
+        flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
+                                                 "scenario) put under --impassable-depth of water."),
+        impassable_depth: float = typer.Option(0.3, "--impassable-depth", help="Water depth (m) that closes a road "
+                                               "(0.3: Pregnolato et al. 2017)."),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
     ) -> None:
@@ -36,12 +40,12 @@ def register(app: typer.Typer) -> None:
             with progress_bar(f"traffic assign {period}", 1.0, quiet=quiet or as_json) as progress:
                 tr = run_assign(twin, scenario, run, period=period, method=method, rgap=rgap, max_iter=max_iter,
                                 demand_scale=demand_scale, capacity_factor={c: 0.0 for c in close} or None,
-                                progress=progress)
+                                flooded_by=flooded_by, impassable_depth=impassable_depth, progress=progress)
         s = tr.summary
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['trips']:.0f} trips over "
                  f"{s['zones']} zones; {s['method']} {s['iterations']} iterations, gap {s['rgap']:.1e}\n"
                  f"TSTT {s['tstt'] / 3600:.1f} veh-h, max v/c {s['max_vc']:.2f}, "
-                 f"{s['disconnected_trips']:.0f} trips without a path")
+                 f"{s['disconnected_trips']:.0f} trips without a path" + _closed_note(s))
         if not s["converged"]:
             human += (f"\nNOT converged: stopped at --max-iter {max_iter} above --rgap {rgap:g}; the flows are not at "
                       "equilibrium (raise --max-iter or loosen --rgap)")
@@ -57,6 +61,10 @@ def register(app: typer.Typer) -> None:
         route_iterations: int = typer.Option(3, "--route-iterations", help="Iterated-departure route choice runs."),
         demand_scale: float = typer.Option(1.0, "--demand-scale", help="Multiply the land-use demand."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
+        flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
+                                                 "scenario) put under --impassable-depth of water."),
+        impassable_depth: float = typer.Option(0.3, "--impassable-depth", help="Water depth (m) that closes a road "
+                                               "(0.3: Pregnolato et al. 2017)."),
         seed: int = typer.Option(0, "--seed"),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
@@ -70,11 +78,19 @@ def register(app: typer.Typer) -> None:
             with progress_bar(f"traffic simulate {period}", route_iterations, quiet=quiet or as_json) as progress:
                 tr = run_simulate(twin, scenario, run, period=period, until=until, route_iterations=route_iterations,
                                   demand_scale=demand_scale, capacity_factor={c: 0.0 for c in close} or None,
-                                  seed=seed, progress=progress)
+                                  flooded_by=flooded_by, impassable_depth=impassable_depth, seed=seed,
+                                  progress=progress)
         s = tr.summary
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['completed']}/{s['vehicles']} trips "
                  f"completed, mean trip {s['mean_trip_time_s']:.0f} s, total delay {s['total_delay_veh_s'] / 3600:.1f} "
-                 f"veh-h; {s['trips_unrouted']} trips without a path")
+                 f"veh-h; {s['trips_unrouted']} trips without a path" + _closed_note(s))
         emit(s, as_json, human=human)
 
     app.add_typer(sub, name="traffic")
+
+
+def _closed_note(s: dict) -> str:
+    if not s.get("closed_links"):
+        return ""
+    why = f" (incl. roads flooded in run {s['flooded_by']})" if s.get("flooded_by") else ""
+    return f"\n{len(s['closed_links'])} links closed{why}"
