@@ -78,7 +78,6 @@ def test_scenario_commands_edit_the_sample_city(small_city_gpkg):
         if argv[2] in ("raise-ground", "close-roads", "create", "diff"):
             res = _run(argv + (["--json"] if argv[2] in ("raise-ground", "close-roads") else []), small_city_gpkg)
             if argv[2] == "close-roads":
-
                 assert json.loads(res.stdout)["closed"], "the README's close-roads box crosses no road"
     with Twin.open(small_city_gpkg) as twin:
         assert {"levee", "works"} <= set(twin.scenarios.names())
