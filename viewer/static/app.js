@@ -20,15 +20,34 @@
   const $ = (id) => document.getElementById(id);
   const t = (k) => (I18N[S.lang] && I18N[S.lang][k]) || (I18N.en[k]) || k;
   function headers() { return S.token ? {Authorization: "Bearer " + S.token} : {}; }
+  // the server's "detail" as one readable line (a string, or FastAPI's list of {loc, msg})
+  function detailText(d) {
+    if (d === null || d === undefined || d === "") return "";
+    if (typeof d === "string") return d;
+    if (Array.isArray(d)) return d.map(detailText).filter(Boolean).join("; ");
+    if (typeof d === "object") {
+      if (d.msg) return (Array.isArray(d.loc) ? d.loc.filter((x) => x !== "body").join(".") + ": " : "") + d.msg;
+      if (d.detail) return detailText(d.detail);
+      if (d.message) return String(d.message);
+    }
+    try { return JSON.stringify(d); } catch (e) { return String(d); }
+  }
   async function api(path, opts) {
     const o = Object.assign({}, opts || {});
     o.headers = Object.assign({}, headers(), o.headers || {});
-    const r = await fetch(path, o);
-    if (r.status === 401) { $("token-box").hidden = false; throw new Error("401: " + (await r.json()).detail); }
+    let r;
+    try { r = await fetch(path, o); } catch (e) { throw new Error(t("unreachable")); }
     if (!r.ok) {
-      let msg = r.status + "";
-      try { msg = (await r.json()).detail || msg; } catch (e) { /* not JSON */ }
-      throw new Error(msg);
+      let detail = "";
+      try {
+        const txt = await r.text();
+        try { detail = detailText(JSON.parse(txt).detail); } catch (e) { detail = /</.test(txt) ? "" : txt.trim().slice(0, 300); }
+      } catch (e) { /* no body */ }
+      if (r.status === 401) $("token-box").hidden = false;
+      const what = {401: "errSignIn", 403: "errForbidden", 404: "errNotFound"}[r.status] || (r.status >= 500 ? "errServer" : "errRequest");
+      const err = new Error(t(what) + " (" + r.status + (r.statusText ? " " + r.statusText : "") + ")" + (detail ? ": " + detail : ""));
+      err.status = r.status;
+      throw err;
     }
     const ct = r.headers.get("content-type") || "";
     return ct.includes("json") ? r.json() : r;
@@ -52,6 +71,8 @@
     document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
+    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim();
+    if (S.scene) fillScenarioSelects();
   }
 
   // ---------------------------------------------------------------- colours
@@ -80,7 +101,11 @@
 
   // ---------------------------------------------------------------- results of a scenario
   function resultsOf(scenario) { return S.results.filter((r) => r.scenario === scenario); }
-  function latest(list) { return list.length ? list[list.length - 1] : null; }
+  // the newest by creation time (the catalogue is sorted by run name, which says nothing of age: "crowd-2026..." < "r3")
+  function latest(list) {
+    if (!list.length) return null;
+    return list.reduce((a, b) => (String(b.created || "") >= String(a.created || "") ? b : a));
+  }
   function floodResult(scenario) {
     // depth time series first (the flood engine's depth_snapshots), else a single depth grid (max_depth)
     const grids = resultsOf(scenario).filter((r) => /depth|flood/.test(r.name));
@@ -165,25 +190,33 @@
         const m = S.floodMeta[key(fr)];
         const n = (m && m.steps) || 1;
         const times = (m && m.times_s) || fr.steps;
-        if (times && times.length === n) out.push({kind: "flood", label: t("flood") + " · " + sc, min: times[0], max: times[n - 1], steps: times});
-        else out.push({kind: "flood", label: t("flood") + " · " + sc, min: 0, max: n - 1, steps: null});
+        if (times && times.length === n) out.push({kind: "flood", scenario: sc, min: times[0], max: times[n - 1], steps: times});
+        else out.push({kind: "flood", scenario: sc, min: 0, max: n - 1, steps: null, stepIndex: true});
       }
       const tr = tripsResult(sc);
       const td = tr && S.trips[key(tr)];
-      if (td) out.push({kind: "trips", label: t("trips") + " · " + sc, min: td.t_min, max: td.t_max, steps: null});
+      if (td) out.push({kind: "trips", scenario: sc, min: td.t_min, max: td.t_max, steps: null});
       const cr = crowdResult(sc);
       const cd = cr && S.crowd[key(cr)];
-      if (cd) out.push({kind: "crowd", label: t("crowd") + " · " + sc, min: cd.t_min, max: cd.t_max, steps: null});
+      if (cd) out.push({kind: "crowd", scenario: sc, min: cd.t_min, max: cd.t_max, steps: null});
     });
     const seen = {};
+    const before = currentSeries();
     S.series = out.filter((s) => (seen[s.kind] ? false : (seen[s.kind] = true)));
-    if (S.seriesIdx >= S.series.length) S.seriesIdx = 0;
+    // keep the kind being watched (flood, trips, crowd) when it is still there, else the first
+    const same = before ? S.series.findIndex((s) => s.kind === before.kind) : -1;
+    S.seriesIdx = same >= 0 ? same : 0;
     configureSlider();
+    renderSeriesSelect();
   }
+  function seriesLabel(s) { return t(s.kind) + " · " + scenarioName(s.scenario); }
+  function scenarioName(n) { return n === "base" ? t("base") : n; }
   function configureSlider() {
     const sr = currentSeries();
     const sl = $("time-slider");
-    if (!sr) { sl.min = 0; sl.max = 0; sl.value = 0; S.time = 0; $("time-label").textContent = t("noSeries"); return; }
+    setPlaying(false);  // a new run, scenario or series starts at its beginning, paused
+    $("play").disabled = !sr; sl.disabled = !sr;
+    if (!sr) { sl.min = 0; sl.max = 0; sl.value = 0; S.time = 0; renderTimeLabel(); render(); return; }
     if (sr.steps) { sl.min = 0; sl.max = sr.steps.length - 1; sl.step = 1; }
     else { sl.min = sr.min; sl.max = sr.max; sl.step = sr.kind === "flood" ? 1 : Math.max((sr.max - sr.min) / 500, 0.1); }
     sl.value = sl.min;
@@ -193,9 +226,17 @@
     const sr = currentSeries();
     const v = Number($("time-slider").value);
     S.time = sr && sr.steps ? sr.steps[v] : v;
-    $("time-label").textContent = sr ? fmtTime(S.time) : t("noSeries");
+    renderTimeLabel();
     T.time = S.time;
     render();
+  }
+  function renderTimeLabel() {
+    const sr = currentSeries();
+    const el = $("time-label");
+    if (!sr) { el.textContent = t("noSeries"); return; }
+    // a flood without times: the slider walks steps, not seconds
+    if (sr.stepIndex) { el.textContent = t("step") + " " + (Math.round(S.time) + 1) + " / " + (sr.max + 1); return; }
+    el.textContent = fmtTime(S.time);
   }
   function fmtTime(s) {
     s = Math.round(s);
@@ -205,17 +246,36 @@
   function renderSeriesSelect() {
     const sel = $("series-select");
     sel.innerHTML = "";
-    S.series.forEach((s, i) => { const o = document.createElement("option"); o.value = i; o.textContent = s.label; sel.appendChild(o); });
+    S.series.forEach((s, i) => { const o = document.createElement("option"); o.value = i; o.textContent = seriesLabel(s); sel.appendChild(o); });
     sel.value = S.seriesIdx;
+    sel.disabled = !S.series.length;
+  }
+  let playTimer = null;
+  function setPlaying(on) {
+    S.playing = on;
+    T.playing = on;
+    clearTimeout(playTimer); playTimer = null;
+    const b = $("play");
+    b.textContent = on ? "❚❚" : "▶";
+    b.setAttribute("aria-label", on ? "pause" : "play");
+    if (on) {
+      const sl = $("time-slider");
+      if (Number(sl.value) >= Number(sl.max)) { sl.value = sl.min; onSlider(); }  // at the end: play again from the start
+      schedule();
+    }
+  }
+  function schedule() {
+    playTimer = setTimeout(() => requestAnimationFrame(tick), currentSeries() && currentSeries().kind === "flood" ? 400 : 50);
   }
   function tick() {
     if (!S.playing) return;
     const sl = $("time-slider");
-    let v = Number(sl.value) + Number(sl.step || 1);
-    if (v > Number(sl.max)) v = Number(sl.min);
+    const max = Number(sl.max);
+    const v = Math.min(max, Number(sl.value) + Number(sl.step || 1));
     sl.value = v;
     onSlider();
-    setTimeout(() => requestAnimationFrame(tick), currentSeries() && currentSeries().kind === "flood" ? 400 : 50);
+    if (Number(sl.value) >= max) setPlaying(false);  // stop at the end of the run
+    else schedule();
   }
 
   // ---------------------------------------------------------------- layers
@@ -359,13 +419,17 @@
     }
   }
   function renderLabels() {
-    $("label-a").textContent = t("scenario") + ": " + (S.scenarioA === "base" ? t("base") : S.scenarioA);
-    $("label-b").textContent = S.scenarioB ? t("scenario") + ": " + (S.scenarioB === "base" ? t("base") : S.scenarioB) : "";
+    $("label-a").textContent = t("scenario") + ": " + scenarioName(S.scenarioA);
+    $("label-b").textContent = S.scenarioB ? t("scenario") + ": " + scenarioName(S.scenarioB) : "";
+    $("label-a").title = S.scenarioA; $("label-b").title = S.scenarioB || "";
   }
   function tooltip(object, layer) {
     if (!object || !layer) return null;
     const p = object.properties || object;
-    if (layer.id.startsWith("sensors")) return `${p.name || p.sensor_id}: ${p.value} ${p.unit || ""} (${p.status})`;
+    if (layer.id.startsWith("sensors")) {
+      const v = p.value === null || p.value === undefined ? t("noReading") : `${p.value} ${p.unit || ""}`.trim();
+      return `${p.name || p.sensor_id}: ${v} (${t(p.status || "unknown")})`;
+    }
     if (layer.id.startsWith("buildings")) return `${p.building_id} · ${p.height_m} m · ${p.use || ""}`;
     return null;
   }
@@ -374,7 +438,7 @@
   async function inspect(info, side) {
     const body = $("inspect-body");
     const scenario = side === "b" ? S.scenarioB : S.scenarioA;
-    if (!info || !info.layer) { body.textContent = t("clickHint"); return; }
+    if (!info || !info.layer) { T.lastPick = null; body.innerHTML = ""; renderInspectHint(); return; }
     const lid = info.layer.id.replace(/-(a|b)$/, "");
     try {
       let rows = null;
@@ -396,7 +460,7 @@
         }
       }
       T.lastPick = rows;
-      if (!rows) { body.textContent = t("clickHint"); return; }
+      if (!rows) { body.innerHTML = ""; renderInspectHint(); return; }
       body.innerHTML = "";
       const tbl = document.createElement("table");
       tbl.id = "inspect-table";
@@ -408,6 +472,11 @@
       });
       body.appendChild(tbl);
     } catch (e) { showError(e); }
+  }
+
+  function renderInspectHint() {
+    const body = $("inspect-body");
+    if (!body.querySelector("#inspect-table")) { body.textContent = t("clickHint"); body.classList.add("muted"); }
   }
 
   // ---------------------------------------------------------------- panel
@@ -462,7 +531,7 @@
       const sel = $(id);
       const cur = id === "scenario-a" ? S.scenarioA : S.scenarioB;
       sel.innerHTML = "";
-      S.scene.scenarios.forEach((n) => { const o = document.createElement("option"); o.value = n; o.textContent = n; sel.appendChild(o); });
+      S.scene.scenarios.forEach((n) => { const o = document.createElement("option"); o.value = n; o.textContent = scenarioName(n); o.title = n; sel.appendChild(o); });
       if (cur) sel.value = cur;
     });
   }
@@ -508,23 +577,56 @@
     if (engine === "traffic") return {mode: "simulate", until: 1800};
     return {};
   }
+  const jobRows = [];  // {row, engine, scenario, job}: re-drawn when the language changes
+  function renderJob(jr) {
+    const j = jr.job;
+    jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + " · ";
+    jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "");
+    jr.row.querySelector(".st").className = "st" + (j.status === "failed" || j.status === "lost" ? " fail" : "");
+    const p = Number(j.progress);
+    jr.row.querySelector(".bar > div").style.width = (isFinite(p) ? Math.round(100 * Math.max(0, Math.min(1, p))) : 0) + "%";
+  }
+  function renderJobs() { jobRows.forEach(renderJob); }
   async function startJob(engine) {
     try {
       const job = await api("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({engine, scenario: S.scenarioA, params: defaultParams(engine)})});
       const row = document.createElement("div");
       row.className = "job"; row.id = "job-" + job.id;
-      row.innerHTML = `<div>${engine} · ${job.scenario} · <span class="st">${t(job.status)}</span></div><div class="bar"><div style="width:0%"></div></div>`;
+      const head = document.createElement("div");
+      const name = document.createElement("span"); name.className = "name";
+      const st = document.createElement("span"); st.className = "st";
+      head.appendChild(name); head.appendChild(st);
+      const bar = document.createElement("div"); bar.className = "bar"; bar.appendChild(document.createElement("div"));
+      row.appendChild(head); row.appendChild(bar);
       $("jobs").prepend(row);
-      const es = new EventSource(withToken(job.events_url));
+      const jr = {row, engine, scenario: job.scenario || S.scenarioA, job};
+      jobRows.push(jr);
+      renderJob(jr);
+      const es = new EventSource(withToken(job.events_url || `/api/jobs/${job.id}/events`));
+      let ended = false;
       const upd = (ev) => {
-        const j = JSON.parse(ev.data);
-        row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + j.error : "");
-        row.querySelector(".bar > div").style.width = Math.round(100 * j.progress) + "%";
+        try { jr.job = Object.assign({}, jr.job, JSON.parse(ev.data)); } catch (e) { return; }
+        renderJob(jr);
       };
       es.addEventListener("progress", upd);
-      es.addEventListener("end", async (ev) => { upd(ev); es.close(); await refreshResults(); });
-      es.onerror = () => es.close();
+      es.addEventListener("end", async (ev) => {
+        ended = true; upd(ev); es.close();
+        try { await refreshResults(); } catch (e) { showError(e); }
+      });
+      es.onerror = async () => {
+        // the stream broke (server restarted, network, job gone): ask once for the job's state, and say so
+        if (ended) return;
+        es.close();
+        try {
+          jr.job = Object.assign({}, jr.job, await api(`/api/jobs/${encodeURIComponent(job.id)}`));
+          renderJob(jr);
+          if (["done", "failed", "cancelled"].includes(jr.job.status)) await refreshResults();
+          else { jr.job = Object.assign({}, jr.job, {status: "lost", error: t("progressLost")}); renderJob(jr); }
+        } catch (e) {
+          jr.job = Object.assign({}, jr.job, {status: "lost", error: e.message}); renderJob(jr);
+        }
+      };
     } catch (e) { showError(e); }
   }
   async function refreshResults() {
@@ -547,14 +649,32 @@
       const r = await api("/api/bim/checks", {method: "POST", body: fd});
       S.bim = r;
       T.bim = {id: r.id, passed: r.passed, building_id: r.building.building_id};
-      const rows = r.report.results.map((x) => `<tr class="${x.passed ? "pass" : "fail"}"><td>${x.rule}</td><td>${x.measured === null ? "-" : Number(x.measured).toFixed(2)}</td><td>${x.limit === null ? "-" : x.limit}</td><td>${x.passed ? "✓" : "✗"}</td></tr>`).join("");
-      $("bim-report").innerHTML = `<div id="bim-verdict" class="${r.passed ? "pass" : "fail"}">${r.building.building_id}: ${r.passed ? t("passed") : t("notPassed")}</div>` +
-        `<table id="bim-table">${rows}</table><a href="${withToken(r.report_url)}" target="_blank">${t("report")}</a>`;
+      renderBim();
       const o = r.building.origin;
       S.viewState = Object.assign({}, S.viewState, {longitude: o[0], latitude: o[1], zoom: Math.max(S.viewState.zoom, 17),
         transitionDuration: 600, transitionInterpolator: new D.FlyToInterpolator()});
       syncViews(); render();
     } catch (e) { $("bim-report").textContent = ""; showError(e); }
+  }
+
+  function renderBim() {
+    // built from DOM nodes: the building id, rule names and values come from the uploaded file
+    const r = S.bim, box = $("bim-report");
+    if (!r) return;
+    box.innerHTML = "";
+    const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; };
+    const v = el("div", `${r.building.building_id}: ${r.passed ? t("passed") : t("notPassed")}`, r.passed ? "pass" : "fail");
+    v.id = "bim-verdict";
+    const tbl = el("table"); tbl.id = "bim-table";
+    (r.report.results || []).forEach((x) => {
+      const tr = el("tr", undefined, x.passed ? "pass" : "fail");
+      const num = (n) => (n === null || n === undefined ? "-" : (isFinite(Number(n)) ? Number(n).toFixed(2) : String(n)));
+      [String(x.rule), num(x.measured), x.limit === null || x.limit === undefined ? "-" : String(x.limit), x.passed ? "✓" : "✗"]
+        .forEach((c) => tr.appendChild(el("td", c)));
+      tbl.appendChild(tr);
+    });
+    const a = el("a", t("report")); a.href = withToken(r.report_url); a.target = "_blank"; a.rel = "noopener";
+    box.appendChild(v); box.appendChild(tbl); box.appendChild(a);
   }
 
   // ---------------------------------------------------------------- start
@@ -588,7 +708,9 @@
       renderEngines();
       try {
         const rs = await api("/api/bim/rulesets");
-        $("bim-ruleset").innerHTML = rs.map((r) => `<option value="${r.name}">${r.title}</option>`).join("");
+        const sel = $("bim-ruleset");
+        sel.innerHTML = "";
+        rs.forEach((r) => { const o = document.createElement("option"); o.value = r.name; o.textContent = r.title || r.name; sel.appendChild(o); });
       } catch (e) { /* regulators only need it */ }
       T.ready = true;
     } catch (e) { showError(e); T.startError = String(e); }
@@ -598,7 +720,7 @@
   $("colour-by").addEventListener("change", (e) => { S.colourBy = e.target.value; render(); });
   $("time-slider").addEventListener("input", onSlider);
   $("series-select").addEventListener("change", (e) => { S.seriesIdx = Number(e.target.value); configureSlider(); });
-  $("play").addEventListener("click", () => { S.playing = !S.playing; $("play").textContent = S.playing ? "❚❚" : "▶"; if (S.playing) tick(); });
+  $("play").addEventListener("click", () => setPlaying(!S.playing));
   $("bookmark-save").addEventListener("click", saveBookmark);
   $("compare-toggle").addEventListener("change", (e) => setCompare(e.target.checked).catch(showError));
   $("scenario-a").addEventListener("change", async (e) => { S.scenarioA = e.target.value; await prepareScenario(S.scenarioA); buildSeries(); renderLabels(); render(); });
