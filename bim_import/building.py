@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,6 +130,27 @@ def _glb(model, ids: list[str], georef, origin) -> bytes | None:
                                     "axes": "x east, y north, z up; metres, x/y from origin, z absolute height"})
 
 
+#: an IFC GlobalId: 22 characters of IFC's base-64 alphabet (ISO 16739, IfcGloballyUniqueId)
+_IFC_GUID = re.compile(r"[0-9A-Za-z_$]{22}\Z")
+
+
+def _default_building_id(gid) -> str:
+    """``bim-<GlobalId>``; a GlobalId that is not one (a file may put anything there, markup included) is
+    replaced by a digest of it, with a warning, so ids stay safe in URLs, file names and pages."""
+    if isinstance(gid, str) and _IFC_GUID.match(gid):
+        return f"bim-{gid}"
+    import hashlib
+    import warnings
+
+    from twin_core.errors import TwinWarning
+
+    safe = hashlib.sha1(str(gid).encode("utf-8", "surrogatepass")).hexdigest()[:22]
+    warnings.warn(f"the model's building GlobalId {str(gid)[:40]!r} is not an IFC GlobalId (22 characters of "
+                  f"0-9A-Za-z_$); its building id is bim-{safe}. Pass building_id= to choose one", TwinWarning,
+                  stacklevel=3)
+    return f"bim-{safe}"
+
+
 def build_building(model, georef, *, building_id: str | None = None, ground_level_m: float = 0.0,
                    use: str | None = None, meshes: bool = True) -> Building:
     """Turn a read model into CIM data in the twin CRS (see module docstring).
@@ -161,7 +183,7 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
     from bim_import.geometry import affine_geom, footprint_triangles, project_union, to_multipolygon
     from cim.schema import conform
 
-    bid = building_id or f"bim-{(model.building or model.project).get('global_id')}"
+    bid = building_id or _default_building_id((model.building or model.project).get("global_id"))
     phys = model.element_ids(physical=True)
     failed = {f["global_id"]: f["reason"] for f in model.failures if f.get("global_id")}
     parts = [footprint_triangles(model.meshes[g].triangles) for g in phys if g in model.meshes]

@@ -248,3 +248,22 @@ def test_floorplan_refuses_a_non_finite_cut(boxes, cut):
 
     with pytest.raises(GeometryError, match="cut_height must be a finite number > 0"):
         storey_floorplan(boxes["ok"][0], 0, cut)
+
+
+def test_a_building_globalid_that_is_no_globalid_gives_a_safe_id(boxes, tmp_path):
+    # the default id is bim-<GlobalId>; a file could put markup there and it reached URLs, file names and the page
+    import ifcopenshell
+
+    from bim_import.importer import prepare_building
+    from twin_core.errors import TwinWarning
+
+    f = ifcopenshell.open(str(boxes["ok"][0]))
+    f.by_type("IfcBuilding")[0].GlobalId = "<img src=x onerror=alert(1)>"
+    bad = tmp_path / "bad_guid.ifc"
+    f.write(str(bad))
+    with pytest.warns(TwinWarning, match="is not an IFC GlobalId"):
+        b = prepare_building(str(bad), "EPSG:4544")
+    bid = b.feature["building_id"].iloc[0]
+    assert bid.startswith("bim-") and len(bid) == 26 and bid[4:].isalnum()
+    good = prepare_building(boxes["ok"][0], "EPSG:4544").feature["building_id"].iloc[0]
+    assert good == "bim-" + ifcopenshell.open(str(boxes["ok"][0])).by_type("IfcBuilding")[0].GlobalId
