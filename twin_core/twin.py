@@ -25,9 +25,30 @@ from cim.scenario import BASE, Scenario, Scenarios
 from cim.store import Store, is_dsn, open_store
 from pyproj import CRS
 
-from twin_core.errors import CRSError, StoreConnectionError, StoreError
+from twin_core.errors import CRSError, LayerNotFoundError, StoreConnectionError, StoreError
 
 __all__ = ["Twin"]
+
+
+def _check_kwargs(what: str, kwargs: dict, fns, skip=("twin", "progress")) -> None:
+    """A keyword no engine function takes fails with what they do take (a bare TypeError named an internal
+    function: ``prepare_flood() got an unexpected keyword argument 'return_period'``)."""
+    import inspect
+
+    names: list[str] = []
+    for fn in fns:
+        for fn_ in (fn, *getattr(fn, "forwards_to", ())):
+            for p in inspect.signature(fn_).parameters.values():
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip and p.name not in names:
+                    names.append(p.name)
+    bad = [k for k in kwargs if k not in names]
+    if bad:
+        import difflib
+
+        near = {k: difflib.get_close_matches(k, names, n=1) for k in bad}
+        hint = "; ".join(f"{k!r}: did you mean {m[0]!r}?" for k, m in near.items() if m)
+        raise TypeError(f"{what} got unexpected keyword argument(s) {bad}" + (f" ({hint})" if hint else "")
+                        + f"; it takes {names}")
 
 
 class Twin:
@@ -153,7 +174,28 @@ class Twin:
         save_result(self.store, scenario or BASE, run, name, obj, meta=meta)
 
     def load_result(self, scenario: str, run: str, name: str):
-        return load_result(self.store, scenario or BASE, run, name)
+        """Result ``name`` of ``run`` under ``scenario`` (None: the base), in the type it was saved as.
+
+        A run that is not under ``scenario`` is named where it is (a run of the
+        scenario ``levee`` looked up under the base said only "results there: []").
+        """
+        scen = scenario or BASE
+        try:
+            return load_result(self.store, scen, run, name)
+        except LayerNotFoundError:
+            idx = self.results()
+            if ((idx["scenario"] == scen) & (idx["run"] == run)).any():
+                raise  # the run is there, the name is not: that error lists the run's results
+            elsewhere = sorted(set(idx.loc[idx["run"] == run, "scenario"]))
+            if elsewhere:
+                hint = (f"run {run!r} is under scenario {elsewhere if len(elsewhere) > 1 else elsewhere[0]!r}: "
+                        f"twin.load_result({elsewhere[0]!r}, {run!r}, {name!r})")
+            else:
+                runs = sorted(set(idx.loc[idx["scenario"] == scen, "run"]))
+                shown = runs if len(runs) <= 20 else runs[:20] + [f"... {len(runs) - 20} more"]
+                hint = (f"runs under scenario {scen!r}: {shown}" if runs else f"scenario {scen!r} holds no results")
+                hint += "; twin.results() lists every stored result"
+            raise LayerNotFoundError(f"no run {run!r} under scenario {scen!r}, so no result {name!r}; {hint}") from None
 
     def results(self, scenario: str | None = None, run: str | None = None):
         return list_results(self.store, scenario=scenario, run=run)
@@ -168,19 +210,26 @@ class Twin:
         :func:`twin_core.adapters.flood.run_flood`. Results are saved under scenario/run."""
         from twin_core.adapters.flood import run_flood
 
+        _check_kwargs("Twin.flood()", kwargs, [run_flood], skip=("twin", "scenario", "run"))
         return run_flood(self, scenario, run, **kwargs)
 
     def crowd(self, area: str | None = None, **kwargs):
         """Evacuate a plaza/station area (``agents=5000``); see :func:`twin_core.adapters.crowd.run_crowd`."""
         from twin_core.adapters.crowd import run_crowd
 
+        _check_kwargs("Twin.crowd()", kwargs, [run_crowd], skip=("twin", "area"))
         return run_crowd(self, area, **kwargs)
 
     def traffic(self, scenario: str | None = None, run: str | None = None, **kwargs):
         """Traffic assignment (``mode="assign"``) or mesoscopic simulation (``mode="simulate"``) on the road
         layers; see :func:`twin_core.adapters.traffic.run_traffic`."""
-        from twin_core.adapters.traffic import run_traffic
+        from twin_core.adapters.traffic import run_assign, run_simulate, run_traffic
 
+        mode = kwargs.get("mode", "assign")
+        fn = {"assign": run_assign, "simulate": run_simulate}.get(mode)
+        if fn is not None:  # a bad mode is run_traffic's clear error
+            _check_kwargs(f"Twin.traffic(mode={mode!r})", {k: v for k, v in kwargs.items() if k != "mode"}, [fn],
+                          skip=("twin", "scenario", "run"))
         return run_traffic(self, scenario, run, **kwargs)
 
     def import_ifc(self, path, **kwargs):

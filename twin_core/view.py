@@ -15,7 +15,7 @@ Examples
 >>> from twin_core import Twin                                 # doctest: +SKIP
 >>> from twin_core.view import view                            # doctest: +SKIP
 >>> deck = view(Twin.open("city.gpkg"), layers=("buildings", "road_links"))  # doctest: +SKIP
->>> deck                                                       # doctest: +SKIP  (renders in Jupyter)
+>>> deck                                  # renders in Jupyter  # doctest: +SKIP
 """
 
 from __future__ import annotations

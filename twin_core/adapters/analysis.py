@@ -779,8 +779,12 @@ def run_sunlight(twin, date="2026-01-20", start="08:00", end="16:00", *, bounds=
                         tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, scene=scene,
                         progress=progress)
     run = run or twin.new_run_id("sun")
-    if save:
-        twin.save_result(scenario, run, "sunlight_hours", ras)
+    if save:  # with what it was run with: a stored raster alone does not say which day or hours it counts
+        meta = {"analysis": "sunlight", "date": str(date), "start": str(start), "end": str(end),
+                "timezone": twin.timezone, "solar_time": bool(solar_time), "bounds": [float(v) for v in bounds],
+                "spacing_m": float(spacing), "height_m": float(height), "step_minutes": float(step_minutes),
+                "use_bim": bool(use_bim)}
+        twin.save_result(scenario, run, "sunlight_hours", ras, meta=meta)
     return ras, run
 
 
@@ -812,6 +816,9 @@ def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height:
     ras = viewshed(dem, observer, b, observer_height=observer_height, target_height=target_height, radius=radius,
                    meshes=meshes, progress=progress)
     run = run or twin.new_run_id("view")
-    if save:
-        twin.save_result(scenario, run, "viewshed", ras)
+    if save:  # with what it was run with: a stored raster alone does not say from where it was seen
+        meta = {"analysis": "viewshed", "observer": [float(ox), float(oy)], "observer_height_m": float(observer_height),
+                "target_height_m": float(target_height), "radius_m": None if radius is None else float(radius),
+                "use_bim": bool(use_bim)}
+        twin.save_result(scenario, run, "viewshed", ras, meta=meta)
     return ras, run

@@ -339,12 +339,16 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
                                   wet_threshold=threshold)
     wall0 = time.perf_counter()
     setup = prepare_flood(twin, scenario, storm=storm, duration=dur, params=p, **prepare_kw)
-    user_rain = prepare_kw.get("rain")
-    if user_rain is not None:
-        wet_edges = user_rain.edges[1:][user_rain.intensity > 0]
+    # the run's rain (a user hyetograph or the design storm): cut short by until=, the storm's total depth in
+    # the summary is more than fell (a 1 h storm run with until="10min" got a sixth of it without a word)
+    rain = setup.model.rain
+    if hasattr(rain, "edges") and hasattr(rain, "intensity"):
+        wet_edges = rain.edges[1:][rain.intensity > 0]
         if wet_edges.size and t_end < wet_edges[-1]:
-            warnings.warn(f"the run stops at {t_end:g} s but the rain goes on to {wet_edges[-1]:g} s; pass until= "
-                          "(or duration=) to simulate all of it", TwinWarning, stacklevel=2)
+            what = "rain" if prepare_kw.get("rain") is not None else "design storm"
+            warnings.warn(f"the run stops at {t_end:g} s but the {what} goes on to {wet_edges[-1]:g} s, so less "
+                          f"rain falls than the storm's {setup.rain_total_mm:.3g} mm; pass until= (or duration=) "
+                          "to simulate all of it", TwinWarning, stacklevel=2)
     res = setup.model.run(t_end, progress=progress)
     layers = {}
     for name in ("buildings", "road_links", "pois"):
