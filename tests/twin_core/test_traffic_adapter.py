@@ -371,3 +371,19 @@ def test_roads_flooded_by_a_storm_are_closed_at_rush_hour(small_city_gpkg, tmp_p
             run_assign(twin, "storm", "x", flooded_by="nope")
         with pytest.raises(ParameterError, match="impassable depth must be a number of metres > 0"):
             run_assign(twin, "storm", "x", flooded_by="f100", impassable_depth=-1)
+
+
+def test_closures_that_strand_trips_say_so_and_the_comparison_does_too(twin):
+    # trips with no path are left out of TSTT: closing roads made the network look 39 % faster, silently
+    from shapely.geometry import box
+
+    from twin_core.adapters.traffic import compare_traffic_runs, run_assign
+    from twin_core.errors import TwinWarning
+
+    run_assign(twin, None, "today", demand_scale=0.3)
+    with pytest.warns(TwinWarning, match=r"trips \(\d+ %\) have no path on this network"):
+        cut = run_assign(twin, None, "cut-off", demand_scale=0.3, closures=[box(409600, 3390900, 409800, 3391100)])
+    assert cut.summary["disconnected_trips"] > 0.05 * cut.summary["trips"]
+    with pytest.warns(TwinWarning, match="leaves .* more trips without a path; they are not in its TSTT"):
+        _, s = compare_traffic_runs(twin, ("base", "today"), ("base", "cut-off"))
+    assert s["trips_without_path_b"] > s["trips_without_path_a"] and "note" in s

@@ -35,6 +35,7 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -365,6 +366,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
                **res.summary(), "zones": int(len(zones)), "trips": demand.total,
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
                "closed_links": closed, "flooded_by": flooded_by, "wall_s": time.perf_counter() - t0}
+    _warn_stranded(summary, float(demand.total))
     _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
         {"origin": str, "destination": str}), "disconnected": res.disconnected.astype(
         {"origin": str, "destination": str}), "summary": summary})
@@ -471,6 +473,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     summary = {"scenario": scen, "run": run, "engine": "traffic", "mode": "simulate", "period": period, **s,
                "trips_unrouted": unrouted, "closed_links": closed, "flooded_by": flooded_by,
                "wall_s": time.perf_counter() - t0}
+    _warn_stranded(summary, float(s.get("vehicles", 0)) + unrouted)
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
     _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "trajectories": _trajectories(links,
@@ -485,7 +488,6 @@ def _warn_if_overloaded(twin, s: dict, period: str, demand_scale: float) -> None
     vehicles, done = int(s.get("vehicles", 0)), int(s.get("completed", 0))
     if vehicles == 0 or done >= 0.9 * vehicles:
         return
-    import warnings
 
     real = demo_demand_scale(twin, period)
     warnings.warn(f"only {done} of {vehicles} trips finished by {s.get('until_s', 0):g} s: the demand overloads the "
@@ -539,6 +541,20 @@ def run_traffic_demo(twin, progress: Callable[[float, float], None] | None = Non
                         demand_scale=scale)
 
 
+def _trips_without_path(summary: dict) -> float:
+    return float(summary.get("disconnected_trips", summary.get("trips_unrouted", 0.0)) or 0.0)
+
+
+def _warn_stranded(summary: dict, total: float) -> None:
+    """Say so when closures leave many trips without a path: they are left out of TSTT / mean trip time."""
+    lost = _trips_without_path(summary)
+    if total > 0 and lost > 0.05 * total:
+        warnings.warn(f"{lost:.0f} of {total:.0f} trips ({100 * lost / total:.0f} %) have no path on this network "
+                      f"(closed links: {len(summary.get('closed_links', []))}); they are left out of the travel times, "
+                      "so the network can look faster than with them. See summary 'closed_links'", TwinWarning,
+                      stacklevel=3)
+
+
 def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_as: tuple[str, str] | None = None):
     """Per-link difference layer and headline changes of two stored runs ((scenario, run) each).
 
@@ -571,6 +587,16 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
                    "completed_a": sa["completed"], "completed_b": sb["completed"]}
     summary.update({"a": list(a), "b": list(b), "links_more": int((layer["diff"] > 1e-6).sum()),
                     "links_less": int((layer["diff"] < -1e-6).sum())})
+    # trips with no path (zones cut off by closures or a flood) are in neither TSTT nor the mean trip time:
+    # a what-if that strands people looked faster than today
+    lost_a, lost_b = _trips_without_path(sa), _trips_without_path(sb)
+    summary.update({"trips_without_path_a": lost_a, "trips_without_path_b": lost_b})
+    if lost_b > lost_a + 0.5 or lost_a > lost_b + 0.5:
+        more, key = (b, lost_b - lost_a) if lost_b > lost_a else (a, lost_a - lost_b)
+        note = (f"run {more[1]!r} ({more[0]}) leaves {key:.0f} more trips without a path; they are not in its "
+                f"{'TSTT' if sa['mode'] == 'assign' else 'mean trip time'}, so it can look faster than it is")
+        summary["note"] = note
+        warnings.warn(note, TwinWarning, stacklevel=2)
     if save_as:
         twin.save_result(*save_as, "comparison", layer)
         twin.save_result(*save_as, "comparison_summary", summary)
