@@ -52,6 +52,24 @@ def check_run_id(run: str) -> str:
     return _check(run, "run id")
 
 
+def check_run_free(store, scenario: str, run: str, engine: str) -> None:
+    """Refuse to reuse the id of a run whose ``summary`` another engine wrote (its meta ``engine``): every
+    engine writes a ``summary``, and the second run overwrote the first's. An engine re-running its own id,
+    or a run id holding only results a user added, is fine."""
+    idx = list_results(store, scenario=scenario, run=run)
+    row = idx[idx["name"] == "summary"]
+    if row.empty:
+        return
+    meta = row["meta"].iloc[0]
+    other = meta.get("engine") if isinstance(meta, dict) else None
+    if other is not None and other != engine:
+        from twin_core.errors import ParameterError
+
+        raise ParameterError(f"run {run!r} under scenario {scenario!r} holds a {other} run; a {engine} run under the "
+                             "same id would overwrite its summary. Give this run another id (or delete that run's "
+                             "results first)")
+
+
 def new_run_id(prefix: str = "run") -> str:
     """A sortable run id such as ``run-20261124T163000-1a2b``."""
     now = datetime.now(timezone.utc)

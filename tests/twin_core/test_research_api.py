@@ -89,3 +89,23 @@ def test_engine_keyword_typo_names_what_is_taken(tmp_path, call, match):
     with _tiny_twin(str(tmp_path / "k.gpkg")) as twin:
         with pytest.raises(TypeError, match=match):
             call(twin)
+
+
+def test_a_run_id_holding_another_engines_results_is_refused(tmp_path):
+    # flood(run="shared") then traffic(run="shared"): the traffic summary overwrote the flood's
+    import sample_city
+    from twin_core.errors import ParameterError
+
+    path = str(tmp_path / "c.gpkg")
+    sample_city.build_into(path, "small", seed=0)
+    with Twin.open(path) as twin:
+        twin.flood(run="shared", storm="2y", duration="10min")
+        with pytest.raises(ParameterError, match=r"run 'shared' under scenario 'base' holds a simulation.flood run; "
+                                                 r"a simulation.traffic run under the same id would overwrite"):
+            twin.traffic(run="shared", demand_scale=0.1)
+        with pytest.raises(ParameterError, match="a simulation.crowd run under the same id"):
+            twin.crowd("A001", agents=10, run="shared", until=5.0)
+        assert twin.load_result(None, "shared", "summary")["storm"]
+        twin.flood(run="shared", storm="2y", duration="10min")  # the same engine may re-run its id
+        twin.traffic(run="t1", demand_scale=0.1)
+        twin.traffic(run="t1", mode="simulate", demand_scale=0.1, route_iterations=1)  # assign -> simulate is fine

@@ -199,12 +199,13 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     of the area in its order) before heading for an exit. ``measurement_lines``
     (name -> [(x1, y1), (x2, y2)]) record flow and speed, saved as ``line_crossings``.
     """
-    from cim.results import check_run_id
+    from cim.results import check_run_free, check_run_id
     from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
 
     scen = scenario or "base"
     if save and run is not None:  # a bad id would otherwise fail only when saving, after the whole run
         check_run_id(run)
+        check_run_free(twin.store, scen, run, ENGINE)
     if walkable is None:
         if area is None:
             raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea)")
@@ -257,6 +258,7 @@ def _exit_names(value, what: str) -> list[str]:
 
 #: results written only when the run produced them; a run id used again drops the earlier ones first
 _OPTIONAL_RESULTS = ("waypoint_passages", "line_crossings", "fundamental_diagram", "density", "max_density")
+ENGINE = "simulation.crowd"  # the results' meta "engine"
 
 
 def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None) -> list[str]:
@@ -284,7 +286,7 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs):
     names = []
 
     def put(name, obj):
-        twin.save_result(scenario, run, name, obj)
+        twin.save_result(scenario, run, name, obj, meta={"engine": ENGINE})
         names.append(name)
 
     g = res.density_grid

@@ -318,7 +318,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     from cim.scenario import BASE
     from simulation.flood import FloodParameters
 
-    from cim.results import check_run_id, delete_results, new_run_id
+    from cim.results import check_run_free, check_run_id, delete_results, new_run_id
 
     scen = scenario or BASE
     if scenario is not None and scenario != BASE and scenario not in twin.scenarios.names():
@@ -329,6 +329,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     run = run or new_run_id("flood")
     if save:  # a bad id would otherwise fail only when saving, after the whole run
         check_run_id(run)
+        check_run_free(twin.store, scen, run, "simulation.flood")
     if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and math.isfinite(threshold)
             and threshold > 0):
         raise ParameterError(f"threshold (the depth above which a feature counts as flooded) must be > 0 m, "
@@ -393,7 +394,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
             for name, df in expo.items():
                 twin.save_result(scen, run, f"exposure_{name}", df, meta={**meta, "threshold_m": threshold})
             summary["save_wall_s"] = time.perf_counter() - t_save
-            twin.save_result(scen, run, "summary", summary)
+            twin.save_result(scen, run, "summary", summary, meta={"engine": "simulation.flood"})
     summary["total_wall_s"] = time.perf_counter() - wall0
     return FloodRun(scenario=scen, run=run, result=res, exposure=expo, summary=summary, setup=setup)
 
