@@ -394,3 +394,17 @@ def test_closures_that_strand_trips_say_so_and_the_comparison_does_too(twin):
     with pytest.warns(TwinWarning, match="leaves .* more trips without a path; they are not in its TSTT"):
         _, s = compare_traffic_runs(twin, ("base", "today"), ("base", "cut-off"))
     assert s["trips_without_path_b"] > s["trips_without_path_a"] and "note" in s
+
+
+def test_comparing_simulate_runs_notes_unfinished_trips(twin):
+    # mean trip time is over finished trips: an overloaded what-if finishing a fraction of its trips looked faster
+    from twin_core.adapters.traffic import compare_traffic_runs, demo_demand_scale, run_simulate
+    from twin_core.errors import TwinWarning
+
+    real = demo_demand_scale(twin, "am")
+    run_simulate(twin, None, "calm", until=2400, route_iterations=1, demand_scale=real)
+    with pytest.warns(TwinWarning):
+        run_simulate(twin, None, "jam", until=2400, route_iterations=1, demand_scale=real * 8)
+    with pytest.warns(TwinWarning, match=r"run 'jam' \(base\) finishes \d+ % of its trips against \d+ %; mean trip"):
+        _, s = compare_traffic_runs(twin, ("base", "calm"), ("base", "jam"))
+    assert s["completed_share_b"] < s["completed_share_a"] - 0.05

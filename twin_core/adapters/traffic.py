@@ -604,12 +604,22 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
     # a what-if that strands people looked faster than today
     lost_a, lost_b = _trips_without_path(sa), _trips_without_path(sb)
     summary.update({"trips_without_path_a": lost_a, "trips_without_path_b": lost_b})
+    notes = []
     if lost_b > lost_a + 0.5 or lost_a > lost_b + 0.5:
         more, key = (b, lost_b - lost_a) if lost_b > lost_a else (a, lost_a - lost_b)
-        note = (f"run {more[1]!r} ({more[0]}) leaves {key:.0f} more trips without a path; they are not in its "
-                f"{'TSTT' if sa['mode'] == 'assign' else 'mean trip time'}, so it can look faster than it is")
-        summary["note"] = note
-        warnings.warn(note, TwinWarning, stacklevel=2)
+        notes.append(f"run {more[1]!r} ({more[0]}) leaves {key:.0f} more trips without a path; they are not in its "
+                     f"{'TSTT' if sa['mode'] == 'assign' else 'mean trip time'}, so it can look faster than it is")
+    if sa["mode"] == "simulate":
+        # the mean trip time is over finished trips: a run that leaves more unfinished looks faster, too
+        share = {k: (s["completed"] / s["vehicles"] if s.get("vehicles") else 1.0) for k, s in (("a", sa), ("b", sb))}
+        summary.update({"completed_share_a": share["a"], "completed_share_b": share["b"]})
+        if abs(share["a"] - share["b"]) > 0.05:
+            worse = b if share["b"] < share["a"] else a
+            notes.append(f"run {worse[1]!r} ({worse[0]}) finishes {100 * min(share.values()):.0f} % of its trips "
+                         f"against {100 * max(share.values()):.0f} %; mean trip times are over finished trips only")
+    if notes:
+        summary["note"] = "; ".join(notes)
+        warnings.warn(summary["note"], TwinWarning, stacklevel=2)
     if save_as:
         twin.save_result(*save_as, "comparison", layer)
         twin.save_result(*save_as, "comparison_summary", summary)
