@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -136,14 +137,18 @@ def _json_default(v: Any) -> Any:
     return str(v)
 
 
-def _finite(v: Any, bad: list) -> Any:
-    if isinstance(v, float) and not np.isfinite(v):
-        bad.append(v)
+def finite_or_none(v: Any, bad: list | None = None) -> Any:
+    """``v`` (dicts, lists, tuples, numbers) with every NaN / infinity as None, as JSON can keep it
+    (``null``; ``NaN`` is refused by PostgreSQL's jsonb, jq and JSON.parse). Replaced values are
+    appended to ``bad`` when given."""
+    if isinstance(v, float) and not math.isfinite(v):
+        if bad is not None:
+            bad.append(v)
         return None
     if isinstance(v, dict):
-        return {k: _finite(x, bad) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x, bad) for x in v]
+        return {k: finite_or_none(x, bad) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite_or_none(x, bad) for x in v]
     return v
 
 
@@ -156,7 +161,7 @@ def _plain_json(obj: dict, name: str) -> dict:
     from twin_core.errors import TwinWarning
 
     bad: list = []
-    out = _finite(json.loads(json.dumps(obj, default=_json_default)), bad)
+    out = finite_or_none(json.loads(json.dumps(obj, default=_json_default)), bad)
     if bad:
         warnings.warn(f"result {name!r} holds {len(bad)} NaN/infinite number(s), which JSON cannot keep; they are "
                       "stored as None. Store such numbers as an array or a table to keep them", TwinWarning,

@@ -281,6 +281,8 @@ def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = No
 def _save_crowd_result(twin, scenario, run, res, info, *, crs):
     from affine import Affine
 
+    from cim.results import finite_or_none
+
     from cim.raster import Raster
 
     names = []
@@ -290,12 +292,7 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs):
         names.append(name)
 
     g = res.density_grid
-    summary = res.summary()
-    summary["evacuation_time_s"] = None if not np.isfinite(summary["evacuation_time_s"]) else summary["evacuation_time_s"]
-    for row in summary["exits"]:
-        for k, v in list(row.items()):
-            if isinstance(v, float) and not math.isfinite(v):
-                row[k] = None
+    summary = finite_or_none(res.summary())  # no evacuation time / no flow at an unused exit: null
     if res.line_names:
         summary["measurement_lines"] = list(res.line_names)
     summary.update({"density_grid": g, "density_times_s": [float(t) for t in res.density_times],

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit, finite_or_none
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 out = run_crowd(twin, walkable=walkable, info=info, agents=agents, density=density,
                                 scenario=scenario, run=run, model=model, until=until, closed_exits=close_exit,
                                 seed=seed, waypoints=_waypoints(waypoint), progress=progress)
-        s = finite_or_none(out.summary())
+        s = out.summary()  # --json prints NaN as null (emit)
         s["saved"] = out.saved
         emit(s, as_json, human=_human(s))
 
