@@ -43,6 +43,7 @@ GAUGE_KINDS = ("rain_gauge", "river_level")
 #: what a flood run saves (a run id used again loses these first; other engines' results under it stay)
 RESULT_NAMES = ("max_depth", "max_velocity", "hazard", "time_of_arrival", "depth_snapshots", "gauges", "mass_balance",
                 "exposure_buildings", "exposure_road_links", "exposure_pois", "summary")
+ENGINE = "simulation.flood"  # the results' meta "engine"
 BUILDING_MODES = ("block", "raise", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
 _LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
@@ -329,7 +330,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     run = run or new_run_id("flood")
     if save:  # a bad id would otherwise fail only when saving, after the whole run
         check_run_id(run)
-        check_run_free(twin.store, scen, run, "simulation.flood")
+        check_run_free(twin.store, scen, run, ENGINE)
     if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and math.isfinite(threshold)
             and threshold > 0):
         raise ParameterError(f"threshold (the depth above which a feature counts as flooded) must be > 0 m, "
@@ -376,7 +377,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
             return Raster(np.where(np.isfinite(a), a, -9999.0).astype("float32"), setup.transform, crs, nodata=-9999.0,
                           unit=unit)
 
-        meta = {"engine": "simulation.flood", "storm": setup.storm}
+        meta = {"engine": ENGINE, "storm": setup.storm}
         # one transaction: a run id used again loses its earlier flood results (none left beside the new
         # ones), and a save that fails half-way keeps the old run as it was
         with twin.store.transaction():
@@ -394,7 +395,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
             for name, df in expo.items():
                 twin.save_result(scen, run, f"exposure_{name}", df, meta={**meta, "threshold_m": threshold})
             summary["save_wall_s"] = time.perf_counter() - t_save
-            twin.save_result(scen, run, "summary", summary, meta={"engine": "simulation.flood"})
+            twin.save_result(scen, run, "summary", summary, meta={"engine": ENGINE})
     summary["total_wall_s"] = time.perf_counter() - wall0
     return FloodRun(scenario=scen, run=run, result=res, exposure=expo, summary=summary, setup=setup)
 
