@@ -34,7 +34,8 @@ class LockedStore:
         return self._lock
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._store, name)
+        with self._lock:  # a property (crs reads the meta table) runs SQL too: not beside another thread's write
+            attr = getattr(self._store, name)
         if not callable(attr):
             return attr
         lock = self._lock

@@ -811,3 +811,24 @@ def test_percent_encoded_query_token_keys_are_hidden_too():
         assert _RedactTokens().filter(rec)
         msg = rec.getMessage()
         assert "secret" not in msg and f"{key}=***" in msg and "x=1" in msg and "y=2" in msg, msg
+
+
+def test_locked_store_evaluates_properties_under_its_lock():
+    # Store.crs is a property that reads the meta table; read without the lock (the tile warm-up thread
+    # asks twin.crs) it ran SQL on the shared connection while a request wrote: "database table is locked"
+    import threading
+
+    from viewer.state import LockedStore
+
+    lock = threading.RLock()
+
+    class Store:
+        @property
+        def crs(self):
+            return lock._is_owned()
+
+        def write(self):
+            return lock._is_owned()
+
+    st = LockedStore(Store(), lock)
+    assert st.crs is True and st.write() is True
