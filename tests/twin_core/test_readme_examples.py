@@ -96,7 +96,7 @@ def test_engine_scenarios_are_made_by_readme_commands(small_city_gpkg):
     scen = crowd[crowd.index("--scenario") + 1]
     with Twin.open(small_city_gpkg) as twin:
         run = twin.crowd(crowd[crowd.index("--area") + 1], agents=20, scenario=scen, until=5.0, save=False)
-        summary = run.summary()
+        summary = run.summary
         assert summary["agents"] == 20 and summary["closed_exits"], summary
 
 

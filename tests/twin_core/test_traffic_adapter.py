@@ -136,7 +136,7 @@ def _check_simulate(twin):
 
     tr = run_simulate(twin, None, "s1", route_iterations=2)
     s = tr.summary
-    assert s["vehicles"] > 1000 and s["completed"] == s["vehicles"] and s["trips_unrouted"] == 0
+    assert s["vehicles"] > 1000 and s["completed"] == s["vehicles"] and s["disconnected_trips"] == 0
     trips = twin.load_result("base", "s1", "travel_times")
     assert (trips["travel_time"] >= trips["free_flow_time"] - 1.0).all()  # no one beats free flow (1 s steps)
     traj = twin.load_result("base", "s1", "trajectories")
@@ -319,7 +319,7 @@ def test_simulate_with_a_zone_cut_off_by_closures_reports_unrouted_trips(twin):
     cut = box(409600, 3390900, 409800, 3391100)
     out = run_simulate(twin, None, "cut", closures=[cut], route_iterations=1, demand_scale=0.2)
     s = out.summary
-    assert len(s["closed_links"]) >= 10 and s["trips_unrouted"] > 0
+    assert len(s["closed_links"]) >= 10 and s["disconnected_trips"] > 0
     ends = set(links.loc[~links["link_id"].isin(s["closed_links"]), "from_node"]) | set(
         links.loc[~links["link_id"].isin(s["closed_links"]), "to_node"])
     assert not set(links.loc[links["link_id"].isin(s["closed_links"]), "from_node"]) <= ends  # a node was cut off

@@ -630,6 +630,8 @@ def test_crowd_job_trajectories_for_the_map(client):
             break
         time.sleep(0.1)
     assert st["status"] == "done", st
+    # the job's summary is the run's summary (it was the text "<bound method CrowdRun.summary ...>")
+    assert st["summary"]["agents"] == 30 and st["summary"]["engine"] == "crowd", st["summary"]
     state = client.app.state.twin_state
     raw = state.twin.load_result("base", job["run"], "trajectories")
     tr = client.get(f"/api/results/base/{job['run']}/trajectories/trajectories").json()
@@ -640,6 +642,19 @@ def test_crowd_job_trajectories_for_the_map(client):
     thin = client.get(f"/api/results/base/{job['run']}/trajectories/trajectories?max_points=100").json()
     # every k-th sample of each path (rounded up per path) plus each last one: at most max_points + 2 per path
     assert 2 * 30 <= sum(len(t["path"]) for t in thin["trips"]) <= 100 + 2 * 30
+
+
+def test_crowd_job_cut_short_reports_its_summary(client):
+    """A run stopped before everybody left has no evacuation time (NaN in Python): the job's summary must
+    still be JSON (null), not a 500 on every poll of the job."""
+    areas = client.get("/api/scene").json()["areas"]
+    plaza = next(a for a in areas if a["kind"] == "plaza")
+    job = client.post("/api/jobs", json={"engine": "crowd", "params": {"area": plaza["area_id"], "agents": 30,
+                                                                      "until": 3}}).json()
+    st = _wait_job(client, job)
+    assert st["status"] == "done", st
+    assert st["summary"]["evacuation_time_s"] is None and st["summary"]["evacuated"] < 30
+    assert client.get("/api/jobs").status_code == 200
 
 
 def _wait_job(client, job: dict) -> dict:
@@ -656,6 +671,7 @@ def test_traffic_job_gives_trips_and_link_loads(client):
     job = client.post("/api/jobs", json={"engine": "traffic", "params": {"mode": "simulate", "until": 600}}).json()
     st = _wait_job(client, job)
     assert st["status"] == "done", st
+    assert st["summary"]["engine"] == "traffic" and st["summary"]["sim_time_s"] == 600, st["summary"]
     state = client.app.state.twin_state
     raw = state.twin.load_result("base", job["run"], "trajectories")
     tr = client.get(f"/api/results/base/{job['run']}/trajectories/trajectories").json()

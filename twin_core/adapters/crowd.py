@@ -36,13 +36,16 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+import warnings
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError
+from twin_core.units import parse_duration
 
 __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_crowd", "save_crowd_result",
            "CLOSED_EXITS_PARAM"]
@@ -166,25 +169,41 @@ def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str
     return WalkableArea(walk, exits=plan.exit_lines), info
 
 
+class RunSummary(dict):
+    """A run's summary (a dict). Calling it, as ``CrowdRun.summary()`` once was, still works with a warning."""
+
+    def __call__(self) -> "RunSummary":
+        warnings.warn("CrowdRun.summary is a dict now, as FloodRun.summary and TrafficRun.summary are; "
+                      "write run.summary, not run.summary()", FutureWarning, stacklevel=2)
+        return self
+
+
 @dataclass
 class CrowdRun:
-    """A finished crowd run: the engine result, where it was saved, what it used."""
+    """A finished crowd run: the engine result, where it was saved, what it used.
+
+    ``summary`` is a dict with the keys every engine's run has (``engine``, ``scenario``, ``run``,
+    ``sim_time_s``, ``engine_wall_s``, ``total_wall_s``) and the crowd's own (``status``, ``agents``,
+    ``evacuated``, ``evacuation_time_s``, ``jams``, ``exits``, the area's description).
+    """
 
     scenario: str
     run: str
     result: object
     info: dict
     saved: list
+    summary: RunSummary = field(default_factory=RunSummary)
 
-    def summary(self) -> dict:
-        s = self.result.summary()
-        s.update({"scenario": self.scenario, "run": self.run, **{k: v for k, v in self.info.items()
-                                                                 if k != "buildings_removed"}})
-        return s
+
+def _engine_summary(res) -> dict:
+    """The engine's summary with the keys named as in the other engines' runs (time_s: sim_time_s)."""
+    s = res.summary()
+    s["sim_time_s"] = s.pop("time_s")
+    return s
 
 
 def run_crowd(twin, area: str | None = None, *, agents: int | None = None, density: float | None = None,
-              scenario: str | None = None, run: str | None = None, model: str = "csm", until: float = 1800.0,
+              scenario: str | None = None, run: str | None = None, model: str = "csm", until: float | str = 1800.0,
               exits: dict | None = None, closed_exits=(), params=None, walkable=None, info: dict | None = None,
               seed: int = 0, trajectory_interval: float = 1.0, save: bool = True,
               waypoints: dict | None = None, route=None, measurement_lines: dict | None = None,
@@ -202,6 +221,8 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     from cim.results import check_run_free, check_run_id
     from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
 
+    t0 = time.perf_counter()
+    until = parse_duration(until, "until")
     scen = scenario or "base"
     if save and run is not None:  # a bad id would otherwise fail only when saving, after the whole run
         check_run_id(run)
@@ -232,14 +253,17 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         raise ParameterError("give agents (a number) or density (persons/m2)")
     ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed, route=route)
     sim = CrowdSimulation(walkable, ag, params, closed_exits=closed, measurement_lines=measurement_lines)
+    t_engine = time.perf_counter()
     res = sim.run(until=until, progress=progress)
     run_id = run or twin.new_run_id("crowd")
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
                  "route": route})
-    out = CrowdRun(scenario=scen, run=run_id, result=res, info=info, saved=[])
-    if save:
-        out.saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs)
-    return out
+    timings = {"engine_wall_s": time.perf_counter() - t_engine}
+    saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs, timings=timings) if save else []
+    summary = RunSummary({"engine": "crowd", "scenario": scen, "run": run_id, **_engine_summary(res),
+                          **{k: v for k, v in info.items() if k != "buildings_removed"}, **timings,
+                          "total_wall_s": time.perf_counter() - t0})
+    return CrowdRun(scenario=scen, run=run_id, result=res, info=info, saved=saved, summary=summary)
 
 
 def _exit_names(value, what: str) -> list[str]:
@@ -261,7 +285,8 @@ _OPTIONAL_RESULTS = ("waypoint_passages", "line_crossings", "fundamental_diagram
 ENGINE = "simulation.crowd"  # the results' meta "engine"
 
 
-def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None) -> list[str]:
+def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None,
+                      timings: dict | None = None) -> list[str]:
     """Store a :class:`~simulation.crowd.CrowdResult` under ``scenario`` + ``run``; returns the names saved.
 
     Everything is written in one store transaction. Saving under a run id used
@@ -275,10 +300,10 @@ def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = No
     scenario, store = scenario or BASE, twin.store
     with store.transaction():
         delete_results(store, scenario, run, names=_OPTIONAL_RESULTS)
-        return _save_crowd_result(twin, scenario, run, res, info, crs=crs)
+        return _save_crowd_result(twin, scenario, run, res, info, crs=crs, timings=timings or {})
 
 
-def _save_crowd_result(twin, scenario, run, res, info, *, crs):
+def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings):
     from affine import Affine
 
     from cim.results import finite_or_none
@@ -292,11 +317,12 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs):
         names.append(name)
 
     g = res.density_grid
-    summary = finite_or_none(res.summary())  # no evacuation time / no flow at an unused exit: null
+    # no evacuation time / no flow at an unused exit: null
+    summary = finite_or_none({"engine": "crowd", "scenario": scenario, "run": run, **_engine_summary(res)})
     if res.line_names:
         summary["measurement_lines"] = list(res.line_names)
     summary.update({"density_grid": g, "density_times_s": [float(t) for t in res.density_times],
-                    **{k: v for k, v in (info or {}).items()}})
+                    **{k: v for k, v in (info or {}).items()}, **timings})
     put("summary", summary)
     put("evacuation_curve", res.curve)
     put("exit_usage", res.exit_usage())

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from twin_core.errors import ParameterError, RasterError, TwinWarning
+from twin_core.units import parse_duration
 
 __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "parse_duration", "parse_return_period",
            "GAUGE_KINDS", "BUILDING_MODES"]
@@ -47,24 +48,6 @@ ENGINE = "simulation.flood"  # the results' meta "engine"
 BUILDING_MODES = ("block", "raise", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
 _LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
-
-_DUR = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
-
-
-def parse_duration(value) -> float:
-    """Seconds from ``3600``, ``"3600s"``, ``"45m"``/``"45min"``, ``"2h"``, ``"1d"``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        v = float(value)
-    else:
-        m = _DUR.match(str(value))
-        if not m:
-            raise ParameterError(f"cannot read the duration {value!r}; write e.g. 3600, '90min', '2h'")
-        unit = (m.group(2) or "s").lower()
-        v = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}[unit]
-    if not v > 0 or not math.isfinite(v):
-        raise ParameterError(f"a duration must be > 0 s, got {value!r}")
-    return v
-
 
 def parse_return_period(value) -> float:
     """Years from ``50``, ``"50"``, ``"50y"``, ``"50yr"``."""
@@ -360,7 +343,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     mb = setup.model.mass_balance()
     wet = np.nan_to_num(res.max_depth) > threshold
     summary = {
-        "scenario": scen, "run": run, "storm": setup.storm, "sim_time_s": res.sim_time, "steps": res.steps,
+        "engine": "flood", "scenario": scen, "run": run, "storm": setup.storm, "sim_time_s": res.sim_time, "steps": res.steps,
         "grid": list(setup.model.shape), "cell_size_m": setup.model.dx,
         "max_depth_m": float(np.nanmax(res.max_depth)), "flooded_area_m2": float(wet.sum() * setup.model.area),
         "threshold_m": threshold, "exposed_buildings": int(len(expo["buildings"])),

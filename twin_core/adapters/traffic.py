@@ -45,6 +45,7 @@ import pandas as pd
 
 from cim.results import check_run_free, check_run_id
 from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError, TwinWarning
+from twin_core.units import parse_duration
 
 __all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
            "run_simulate", "run_traffic", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs",
@@ -246,6 +247,10 @@ class TrafficRun:
     def run(self) -> str:
         return self.summary["run"]
 
+    @property
+    def scenario(self) -> str:
+        return self.summary["scenario"]
+
 
 #: water depth from which a road is impassable to cars: Pregnolato et al. (2017), "The impact of flooding on
 #: road transport: a depth-disruption function", Transportation Research Part D 55, 67-81 (speed 0 at 300 mm)
@@ -365,14 +370,17 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     out["vc"] = res.links["vc"].to_numpy()
     out["closed"] = out["link_id"].isin(closed)
     conv = res.history
-    summary = {"scenario": scen, "run": run, "engine": "traffic", "mode": "assign", "period": period,
-               **res.summary(), "zones": int(len(zones)), "trips": demand.total,
+    s = res.summary()
+    engine_wall = s.pop("seconds")
+    summary = {"engine": "traffic", "scenario": scen, "run": run, "mode": "assign", "period": period,
+               **s, "zones": int(len(zones)), "trips": demand.total,
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
-               "closed_links": closed, "flooded_by": flooded_by, "wall_s": time.perf_counter() - t0}
+               "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
     _warn_stranded(summary, float(demand.total))
     _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
         {"origin": str, "destination": str}), "disconnected": res.disconnected.astype(
         {"origin": str, "destination": str}), "summary": summary})
+    summary["total_wall_s"] = time.perf_counter() - t0
     return TrafficRun(summary, res, out)
 
 
@@ -412,7 +420,7 @@ def _trajectories(links, traj: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
-                 until: float | None = None, demand_scale: float = 1.0, route_iterations: int = 3,
+                 until: float | str | None = None, demand_scale: float = 1.0, route_iterations: int = 3,
                  dt: float = 1.0, seed: int = 0, closures=None, capacity_factor: dict | None = None,
                  flooded_by: str | None = None, impassable_depth: float = IMPASSABLE_DEPTH_M,
                  progress: Callable[[float, float], None] | None = None) -> TrafficRun:
@@ -420,7 +428,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
 
     Trips are drawn from the OD matrix (stochastic rounding), depart uniformly
     over the period, start on free-flow shortest routes and re-plan by
-    iterated departures (``route_iterations``). ``until``: simulated seconds
+    iterated departures (``route_iterations``). ``until``: simulated time, seconds or ``"90min"``/``"2h"``
     (default twice the period).
     """
     from simulation.traffic import MesoModel, MesoParameters, route_vehicles
@@ -429,6 +437,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
     check_run_free(twin.store, scen, run, ENGINE)
     per = _period(period)
+    until = None if until is None else parse_duration(until, "until")
     t0 = time.perf_counter()
     links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, flooded_by, impassable_depth)
     base_links = links.copy()
@@ -474,16 +483,38 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     out["volume"] = out["vehicles"]
     out["vc"] = out["vehicles"] / (out["capacity"] * dur / 3600.0).where(out["capacity"] > 0)
     out["closed"] = out["link_id"].isin(closed)
-    summary = {"scenario": scen, "run": run, "engine": "traffic", "mode": "simulate", "period": period, **s,
-               "trips_unrouted": unrouted, "closed_links": closed, "flooded_by": flooded_by,
-               "wall_s": time.perf_counter() - t0}
+    # the same keys as a flood or crowd run (sim_time_s, engine_wall_s) and as an assignment (trips: every
+    # trip of the demand drawn, disconnected_trips: those without a path, in neither the vehicles nor the times)
+    s = dict(s)
+    sim_time, engine_wall = s.pop("until_s"), s.pop("engine_seconds")
+    unfinished = ~res.trips["completed"].to_numpy(dtype=bool)
+    summary = {"engine": "traffic", "scenario": scen, "run": run, "mode": "simulate", "period": period,
+               "sim_time_s": sim_time, "trips": int(s.get("vehicles", 0)) + unrouted, **s,
+               "mean_trip_time_incl_unfinished_s": _mean_time_incl_unfinished(res.trips, sim_time),
+               "unfinished_trips": int(unfinished.sum()), "disconnected_trips": unrouted,
+               "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
     _warn_stranded(summary, float(s.get("vehicles", 0)) + unrouted)
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
     _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "trajectories": _trajectories(links,
                                                                                            res.trajectories),
                             "link_series": ls.astype({"link_id": str}), "summary": summary})
+    summary["total_wall_s"] = time.perf_counter() - t0
     return TrafficRun(summary, res, out)
+
+
+def _mean_time_incl_unfinished(trips: pd.DataFrame, until: float) -> float | None:
+    """Mean trip time with the trips still on the road at ``until`` counted up to then (a lower bound for them).
+
+    ``mean_trip_time_s`` averages finished trips only, so it falls as congestion keeps more trips from
+    finishing; this one does not. None when no vehicle departed by ``until``."""
+    dep = trips["depart"].to_numpy(dtype=float)
+    gone = dep <= until
+    if not gone.any():
+        return None
+    done = trips["completed"].to_numpy(dtype=bool)
+    t = np.where(done, trips["travel_time"].to_numpy(dtype=float), until - dep)
+    return float(t[gone].mean())
 
 
 #: time a trip may take before "not finished" counts against the network (the sample cities cross in minutes)
@@ -555,6 +586,7 @@ def run_traffic_demo(twin, progress: Callable[[float, float], None] | None = Non
 
 
 def _trips_without_path(summary: dict) -> float:
+    # trips_unrouted: the name in simulate runs stored before 2026-12-04
     return float(summary.get("disconnected_trips", summary.get("trips_unrouted", 0.0)) or 0.0)
 
 

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         scenario: Optional[str] = typer.Option(None, "--scenario", "-s", help="Run on this scenario (default: base)."),
         run: Optional[str] = typer.Option(None, "--run", help="Run id to save under (default: a new one)."),
         model: str = typer.Option("csm", "--model", "-m", help="csm (collision-free speed) or sfm (social force)."),
-        until: float = typer.Option(1800.0, "--until", help="Stop after this many simulated seconds."),
+        until: str = typer.Option("1800", "--until", help="Stop after this simulated time: seconds or e.g. 30min."),
         close_exit: List[str] = typer.Option([], "--close-exit", help="Close an exit (repeatable)."),
         ifc: Optional[str] = typer.Option(None, "--ifc", help="Evacuate a storey of this IFC file instead."),
         storey: Optional[str] = typer.Option(None, "--storey", help="Storey name or index (with --ifc)."),
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 out = run_crowd(twin, walkable=walkable, info=info, agents=agents, density=density,
                                 scenario=scenario, run=run, model=model, until=until, closed_exits=close_exit,
                                 seed=seed, waypoints=_waypoints(waypoint), progress=progress)
-        s = out.summary()  # --json prints NaN as null (emit)
+        s = dict(out.summary)  # --json prints NaN as null (emit)
         s["saved"] = out.saved
         emit(s, as_json, human=_human(s))
 
@@ -108,7 +108,7 @@ def _human(s: dict) -> str:
     lines = [
         f"crowd run {s['run']} on scenario {s['scenario']}: {s['status']}",
         f"  agents {s['agents']}, evacuated {s['evacuated']}"
-        + (f", evacuation time {t:.1f} s" if t is not None and math.isfinite(t) else f", stopped at {s['time_s']:.1f} s"),
+        + (f", evacuation time {t:.1f} s" if t is not None and math.isfinite(t) else f", stopped at {s['sim_time_s']:.1f} s"),
     ]
     for e in s["exits"]:
         if e["agents"]:

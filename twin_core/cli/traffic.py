@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
         period: str = typer.Option("am", "--period", "-p", help="am | pm | offpeak."),
         scenario: Optional[str] = typer.Option(None, "--scenario", "-s", help="Scenario (default: base)."),
         run: Optional[str] = typer.Option(None, "--run", help="Run id (default: a new one)."),
-        until: Optional[float] = typer.Option(None, "--until", help="Simulated seconds (default: 2x the period)."),
+        until: Optional[str] = typer.Option(None, "--until", help="Simulated time: seconds or e.g. 90min, 2h "
+                                            "(default: 2x the period)."),
         route_iterations: int = typer.Option(3, "--route-iterations", help="Iterated-departure route choice runs."),
         demand_scale: float = typer.Option(1.0, "--demand-scale", help="Multiply the land-use demand."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
@@ -83,7 +84,10 @@ def register(app: typer.Typer) -> None:
         s = tr.summary
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['completed']}/{s['vehicles']} trips "
                  f"completed, mean trip {s['mean_trip_time_s']:.0f} s, total delay {s['total_delay_veh_s'] / 3600:.1f} "
-                 f"veh-h; {s['trips_unrouted']} trips without a path" + _closed_note(s))
+                 f"veh-h; {s['disconnected_trips']} trips without a path" + _closed_note(s))
+        if s["unfinished_trips"]:
+            human += (f"\n{s['unfinished_trips']} trips still on the road at {s['sim_time_s']:g} s; counting them up to "
+                      f"then, the mean trip is at least {s['mean_trip_time_incl_unfinished_s']:.0f} s")
         emit(s, as_json, human=human)
 
     app.add_typer(sub, name="traffic")
