@@ -217,8 +217,8 @@ def line_search(fft, b, power, capacity, toll, x, d, tol):
 
 @njit(cache=True)
 def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_links, depart, veh_link_pos,
-             veh_enter, veh_ready, link_queue_ptr, wave_time, blocked_until, rec_every, rec_flow_in, rec_flow_out, rec_count,
-             rec_queue, traj_enter, traj_exit, arrive):
+             veh_enter, veh_ready, link_queue_ptr, wave_time, blocked_until, closed_from, closed_until, rec_every,
+             rec_flow_in, rec_flow_out, rec_count, rec_queue, traj_enter, traj_exit, arrive, stranded):
     """Advance vehicles over links in time steps ``dt`` (see :class:`MesoModel`).
 
     Each link is a FIFO of vehicles. A vehicle entering link a at time t can
@@ -230,6 +230,13 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
     end reaches the upstream end ``wave_time`` later (backward wave speed of
     the triangular diagram). Departures enter their first link's upstream end
     under the same inflow rules and wait outside the network otherwise.
+
+    ``blocked_until``: a link's downstream end lets nobody out before then (an
+    incident). ``closed_from`` / ``closed_until``: a link's upstream end lets
+    nobody in during [from, until) (a closed road; vehicles on it drive off).
+    A vehicle whose next road is closed for good (``until`` inf) leaves the
+    network where it is (it turns off or parks) instead of blocking the queue
+    behind it; ``stranded`` gets the time (NaN for the others).
     """
     n_links = length.shape[0]
     n_veh = depart.shape[0]
@@ -266,7 +273,10 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
                 out_credit[a] = min(out_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
             else:
                 out_credit[a] = 0.0
-            in_credit[a] = min(in_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
+            if closed_from[a] <= t < closed_until[a]:
+                in_credit[a] = 0.0
+            else:
+                in_credit[a] = min(in_credit[a] + cap_vps[a] * dt, cap_vps[a] * dt + 1.0)
         # move vehicles at link ends (node transfers); the starting link rotates every step so that no
         # approach to a merge has a fixed priority
         for ii in range(n_links):
@@ -277,9 +287,12 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
                     break
                 p = veh_link_pos[v]
                 last = p + 1 >= route_ptr[v + 1]
+                ends_here = False
                 if not last:
                     nb = route_links[p + 1]
-                    if count[nb] + pending_free[nb] >= storage[nb] or in_credit[nb] < 1.0:
+                    if closed_until[nb] == np.inf and t >= closed_from[nb]:
+                        ends_here = True  # the road ahead is closed for good
+                    elif count[nb] + pending_free[nb] >= storage[nb] or in_credit[nb] < 1.0:
                         break
                 tx = max(veh_ready[v], t)
                 # leave a
@@ -293,6 +306,9 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
                 rec_flow_out[nrec, a] += 1.0
                 if last:
                     arrive[v] = tx
+                    n_done += 1
+                elif ends_here:
+                    stranded[v] = tx
                     n_done += 1
                 else:
                     nb = route_links[p + 1]
@@ -315,7 +331,10 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
             v = waiting[i]
             p = route_ptr[v]
             a = route_links[p]
-            if count[a] + pending_free[a] < storage[a] and in_credit[a] >= 1.0:
+            if closed_until[a] == np.inf and t >= closed_from[a]:
+                stranded[v] = max(depart[v], t)  # its first road is closed for good: it never sets off
+                n_done += 1
+            elif count[a] + pending_free[a] < storage[a] and in_credit[a] >= 1.0:
                 te = max(depart[v], t)
                 qbuf[link_queue_ptr[a] + qtail[a] % (link_queue_ptr[a + 1] - link_queue_ptr[a])] = v
                 qtail[a] += 1

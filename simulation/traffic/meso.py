@@ -74,7 +74,8 @@ class MesoParameters:
 class MesoResult:
     """Outputs of a run.
 
-    trips : vehicle_id, depart, enter, arrive, travel_time (s), free_flow_time (s), delay (s), completed.
+    trips : vehicle_id, depart, enter, arrive, travel_time (s), free_flow_time (s), delay (s), completed,
+        stranded (s: when the road ahead was closed for good and the vehicle left the network; NaN).
     link_series : time (end of interval, s), link_id, inflow, outflow (veh in the interval),
         vehicles, density (veh/km), speed (km/h, space-mean over vehicles that left), queue (vehicles
         whose free-flow traversal is over but who have not left).
@@ -135,6 +136,14 @@ class MesoModel:
     vehicles : DataFrame
         ``vehicle_id``, ``depart`` (s), ``edges`` (list of link ids in order).
     params : MesoParameters
+    blocked_until : dict link_id -> s, optional
+        Incidents: nobody leaves the link before then (drivers do not know in advance).
+    closures : dict link_id -> (from_s, until_s), optional
+        Announced closures (a flooded road): nobody enters the link during
+        [from, until) (``until`` may be ``inf``); vehicles on it then drive off.
+        Drivers know them before they leave: every route is planned around them
+        by time-dependent shortest paths (entering at t in the window costs the
+        wait until it reopens), also in each route-choice iteration.
 
     Examples
     --------
@@ -150,7 +159,8 @@ class MesoModel:
     """
 
     def __init__(self, links: pd.DataFrame, vehicles: pd.DataFrame, params: MesoParameters | None = None,
-                 blocked_until: dict | None = None, turns: pd.DataFrame | None = None):
+                 blocked_until: dict | None = None, turns: pd.DataFrame | None = None,
+                 closures: dict | None = None):
         self.params = params or MesoParameters()
         if not isinstance(links, pd.DataFrame) or not isinstance(vehicles, pd.DataFrame):
             raise ParameterError("links and vehicles must be pandas DataFrames")
@@ -207,6 +217,20 @@ class MesoModel:
             if not t >= 0:  # inf is allowed: blocked for the whole run
                 raise ParameterError(f"blocked_until for link {lid!r} must be a time >= 0 s, got {tb!r}")
             self.blocked_until[i] = t
+        self.closed_from = np.zeros(len(links))
+        self.closed_until = np.zeros(len(links))  # [0, 0): never
+        for lid, win in (closures or {}).items():
+            i = pd.Index(self.link_ids).get_indexer([lid])[0]
+            if i < 0:
+                raise NetworkError(f"closures names unknown link {lid!r}; give link ids of this network")
+            try:
+                f, u = (float(x) for x in win)
+            except (TypeError, ValueError):
+                f, u = np.nan, np.nan
+            if not (0 <= f < u and np.isfinite(f)):  # until may be inf: closed to the end
+                raise ParameterError(f"the closure of link {lid!r} must be (from_s, until_s) with 0 <= from < until "
+                                     f"(until may be inf), got {win!r}")
+            self.closed_from[i], self.closed_until[i] = f, u
         for c in ("vehicle_id", "depart", "edges"):
             if c not in vehicles.columns:
                 raise ParameterError(f"vehicles needs column {c!r} (vehicle_id, depart, edges)")
@@ -352,14 +376,16 @@ class MesoModel:
         veh_enter = np.full(nv, np.nan)
         pos = np.full(nv, -1, np.int64)
         ready = np.zeros(nv)
+        stranded = np.full(nv, np.nan)
         steps, waiting = K.meso_run(float(p.dt), n_steps, self.length, self.vfree, self.cap, self.storage,
                                     self.route_ptr, self.route_links, self.depart, pos, veh_enter, ready, qptr,
-                                    self.wave_time, self.blocked_until, rec_every, rec_in, rec_out, rec_count,
-                                    rec_queue, traj_enter, traj_exit, arrive)
+                                    self.wave_time, self.blocked_until, self.closed_from, self.closed_until,
+                                    rec_every, rec_in, rec_out, rec_count,
+                                    rec_queue, traj_enter, traj_exit, arrive, stranded)
         n_used = min(n_rec, (steps + rec_every - 1) // rec_every)
         return dict(steps=steps, rec_every=rec_every, n_rec=n_used, rec_in=rec_in[:n_used], rec_out=rec_out[:n_used],
                     rec_count=rec_count[:n_used], rec_queue=rec_queue[:n_used], traj_enter=traj_enter,
-                    traj_exit=traj_exit, arrive=arrive, veh_enter=veh_enter)
+                    traj_exit=traj_exit, arrive=arrive, veh_enter=veh_enter, stranded=stranded)
 
     def run(self, until: float, progress: Callable[[float, float], None] | None = None) -> MesoResult:
         """Simulate from 0 to ``until`` seconds (stops early when every vehicle has arrived)."""
@@ -373,6 +399,9 @@ class MesoModel:
         n_bins = int(np.ceil(until / p.route_bin)) + 1
         tt_avg = None
         out = None
+        closing = self._closure_costs(n_bins, p.route_bin, fft)
+        if closing is not None:  # announced closures: every route is planned around them before anybody leaves
+            self._reroute(np.arange(len(self.depart)), closing, p.route_bin)
         for it in range(1, int(p.route_iterations) + 1):
             out = self._simulate(until)
             done = np.isfinite(out["arrive"])
@@ -400,12 +429,31 @@ class MesoModel:
             np.add.at(c, (b, links), 1.0)
             tt = np.where(c > 0, np.maximum(s / np.maximum(c, 1), fft), tt)
             tt_avg = tt if tt_avg is None else tt_avg + (tt - tt_avg) / it
+            # a closed link nobody tried in a bin still costs its wait (kept out of the average: inf)
+            cost = tt_avg if closing is None else np.maximum(tt_avg, closing)
             share = 1.0 / (it + 1)
             pick = np.flatnonzero(rng.random(len(self.depart)) < share)
-            self._reroute(pick, np.ascontiguousarray(tt_avg), p.route_bin)
+            self._reroute(pick, np.ascontiguousarray(cost), p.route_bin)
         seconds = time.perf_counter() - t0
         return self._result(out, until, seconds, pd.DataFrame(hist, columns=["iteration", "completed",
                                                                              "mean_trip_time_s", "seconds"]))
+
+    def _closure_costs(self, n_bins: int, bin_w: float, fft: np.ndarray) -> np.ndarray | None:
+        """Cost of entering each link in each time bin given the announced closures (None without any):
+        free flow plus the wait until the link reopens, for an entry in the middle of the bin (or, for a
+        closure that ends in the bin's first half, half the closed part of the bin); inf when it never
+        reopens. A closure shorter than a bin still costs something."""
+        shut = np.flatnonzero(self.closed_until > self.closed_from)
+        if not len(shut):
+            return None
+        tt = np.tile(fft, (n_bins, 1))
+        t0 = np.arange(n_bins)[:, None] * bin_w
+        mid = t0 + 0.5 * bin_w
+        f, u = self.closed_from[shut][None, :], self.closed_until[shut][None, :]
+        overlap = (f < t0 + bin_w) & (u > t0)
+        wait = np.maximum(u - np.maximum(f, mid), (u - np.maximum(f, t0)) / 2)
+        tt[:, shut] = fft[shut][None, :] + np.where(overlap, wait, 0.0)
+        return np.ascontiguousarray(tt)
 
     def _result(self, out, until, seconds, history) -> MesoResult:
         p = self.params
@@ -416,7 +464,7 @@ class MesoModel:
         tt = arrive - self.depart
         trips = pd.DataFrame({"vehicle_id": self.vehicle_ids, "depart": self.depart, "enter": out["veh_enter"],
                               "arrive": arrive, "travel_time": tt, "free_flow_time": route_fft,
-                              "delay": tt - route_fft, "completed": done})
+                              "delay": tt - route_fft, "completed": done, "stranded": out["stranded"]})
         nr = out["n_rec"]
         nl = len(self.length)
         times = np.minimum((np.arange(nr) + 1) * out["rec_every"] * p.dt, out["steps"] * p.dt)

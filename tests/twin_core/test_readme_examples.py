@@ -116,4 +116,5 @@ def test_storm_at_rush_hour_runs_as_written(small_city_gpkg, tmp_path):
     assert rush[rush.index("--flooded-by") + 1] == flood[flood.index("--run") + 1]
     _run(flood + ["--quiet"], city)
     res = _run(rush + ["--quiet", "--json"], city)
-    assert json.loads(res.stdout)["closed_links"]
+    s = json.loads(res.stdout)
+    assert s["flood_timing"] == "timed" and s["flood_closed_links"]  # closed while under water

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from twin_core.errors import NetworkError, ParameterError
+from twin_core.errors import NetworkError, ParameterError, TwinWarning
 
 
 @pytest.fixture
@@ -378,6 +380,61 @@ def test_roads_flooded_by_a_storm_are_closed_at_rush_hour(small_city_gpkg, tmp_p
             run_assign(twin, "storm", "x", flooded_by="nope")
         with pytest.raises(ParameterError, match="impassable depth must be a number of metres > 0"):
             run_assign(twin, "storm", "x", flooded_by="f100", impassable_depth=-1)
+
+
+def test_flooded_roads_close_while_they_are_under_water(small_city_gpkg, tmp_path):
+    """The storm at rush hour closed its flooded roads for the whole traffic run (its worst, not its timing):
+    trips that crossed before the water rose were counted as having no path. Now each road is closed from
+    when the water along it reached 0.3 m (interpolated between the flood's depth snapshots) to when it fell
+    below again (inf: still under water when the flood run ended); nobody enters it meanwhile, drivers plan
+    round it, and those who meet a road closed for good leave the network there (counted, not dropped)."""
+    import shutil
+
+    from cim.results import delete_results
+    from twin_core.adapters.flood import run_flood
+    from twin_core.adapters.traffic import flood_closure_windows, flooded_links, run_simulate
+    from twin_core.twin import Twin
+
+    path = str(tmp_path / "storm.gpkg")
+    shutil.copy(small_city_gpkg, path)
+    with Twin.open(path) as twin:
+        run_flood(twin, None, "f50", storm="50y", duration="1h", snapshot_interval="2min")
+        win = flood_closure_windows(twin, None, "f50")
+        assert sorted(win["link_id"]) == flooded_links(twin, None, "f50") and len(win) >= 5
+        # the water reaches 0.3 m after it reached the exposure threshold (0.15 m) and before the run's end
+        expo = twin.load_result("base", "f50", "exposure_road_links").set_index("link_id")
+        arrival = expo.loc[win["link_id"], "time_of_arrival_s"].to_numpy()
+        assert (win["closed_from_s"].to_numpy() >= arrival - 120.0).all()
+        assert (win["closed_from_s"] < 3600.0).all() and (win["closed_until_s"] > win["closed_from_s"]).all()
+        # a storm that began 10 min into the period closes everything 10 min later
+        later = flood_closure_windows(twin, None, "f50", start=600.0)
+        assert later["closed_from_s"].to_numpy() == pytest.approx(win["closed_from_s"].to_numpy() + 600.0)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TwinWarning)
+            timed = run_simulate(twin, None, "timed", flooded_by="f50", route_iterations=2)
+            worst = run_simulate(twin, None, "worst", flooded_by="f50", flood_timing="worst", route_iterations=2)
+        s = timed.summary
+        assert s["flood_timing"] == "timed" and not s["closed_links"]
+        assert {lid.removesuffix(":r") for lid in s["flood_closed_links"]} == set(win["link_id"])
+        # nobody entered a road while it was closed
+        tr = timed.result.trajectories
+        w = timed.links.set_index("link_id")[["closed_from_s", "closed_until_s"]].dropna()
+        entered = tr[tr["link_id"].isin(w.index) & tr["enter"].notna()].join(w, on="link_id")
+        assert len(entered) and not ((entered["enter"] >= entered["closed_from_s"] + 1.0)
+                                     & (entered["enter"] < entered["closed_until_s"])).any()
+        # trips that set off before the water rose get through: more finish than with the roads shut all along
+        assert s["completed"] > worst.summary["completed"]
+        assert s["trips"] == s["completed"] + s["unfinished_trips"] + s["trips_stranded_by_flood"]
+        assert worst.summary["closed_links"] and worst.summary["disconnected_trips"] > 0
+
+        with pytest.raises(ParameterError, match="flood_timing must be one of"):
+            run_simulate(twin, None, "x", flooded_by="f50", flood_timing="sometimes")
+        with pytest.raises(ParameterError, match="flood_start"):
+            run_simulate(twin, None, "x", flooded_by="f50", flood_start="soon")
+        delete_results(twin.store, "base", "f50", names=["depth_snapshots"])
+        with pytest.raises(ParameterError, match="no depth snapshots.*flood_timing='worst'"):
+            run_simulate(twin, None, "x", flooded_by="f50")
 
 
 def test_closures_that_strand_trips_say_so_and_the_comparison_does_too(twin):

@@ -252,6 +252,8 @@ class TrafficRun:
         return self.summary["scenario"]
 
 
+#: how a flood run closes roads in a mesoscopic run: while under water, or for the whole run
+FLOOD_TIMINGS = ("timed", "worst")
 #: water depth from which a road is impassable to cars: Pregnolato et al. (2017), "The impact of flooding on
 #: road transport: a depth-disruption function", Transportation Research Part D 55, 67-81 (speed 0 at 300 mm)
 IMPASSABLE_DEPTH_M = 0.3
@@ -259,8 +261,89 @@ IMPASSABLE_DEPTH_M = 0.3
 
 def flooded_links(twin, scenario: str | None, flood_run: str, depth: float = IMPASSABLE_DEPTH_M) -> list[str]:
     """Road links that flood run ``flood_run`` (under ``scenario``) put under ``depth`` m of water or more
-    (its ``exposure_road_links``: the deepest point along each link). Closed for the whole traffic run:
-    the storm's worst, not its timing."""
+    at any time (its ``exposure_road_links``: the deepest point along each link): the storm's worst.
+    :func:`flood_closure_windows` says when each was under water."""
+    expo = _flood_exposure(twin, scenario, flood_run, depth)
+    return sorted(expo.loc[expo["max_depth_m"] >= depth, "link_id"].astype(str))
+
+
+def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: float = IMPASSABLE_DEPTH_M,
+                          start: float = 0.0) -> pd.DataFrame:
+    """When each road of :func:`flooded_links` was under ``depth`` m of water, in traffic time.
+
+    Columns ``link_id``, ``closed_from_s``, ``closed_until_s`` (``inf``: still under water when the flood
+    run ended), ``max_depth_m``. The depth along a link at each of the flood run's depth snapshots is the
+    deepest water at points every cell along it (and the cells around them, as in the exposure table);
+    the closure runs from the first crossing of ``depth`` to the last (interpolated between snapshots; a
+    link that dried and flooded again stays closed in between). A link whose peak fell between two
+    snapshots is closed for one snapshot interval around the wettest one. ``start``: when the storm
+    began, in seconds after the traffic run's start (negative: before it); windows that end before
+    the traffic run starts are left out, those that began before it start at 0.
+    """
+    import shapely
+
+    from twin_core.adapters.flood import _neighbourhood, _sample
+
+    scen = scenario or "base"
+    expo = _flood_exposure(twin, scenario, flood_run, depth)
+    wet = expo.loc[expo["max_depth_m"] >= depth, ["link_id", "max_depth_m"]].astype({"link_id": str})
+    cols = ["link_id", "closed_from_s", "closed_until_s", "max_depth_m"]
+    if not len(wet):
+        return pd.DataFrame(columns=cols)
+    if not isinstance(start, (int, float)) or isinstance(start, bool) or not math.isfinite(start):
+        raise ParameterError(f"the storm's start must be a finite number of seconds after the traffic run's "
+                             f"start, got {start!r}")
+    have = twin.results(scenario=scen, run=flood_run)
+    if "depth_snapshots" not in set(have["name"]):
+        raise ParameterError(f"flood run {flood_run!r} has no depth snapshots, so when its roads were under water is "
+                             "not known; close them for the whole run (flood_timing='worst') or run the flood again")
+    meta = have.loc[have["name"] == "depth_snapshots", "meta"].iloc[0] or {}
+    snaps = np.asarray(twin.load_result(scen, flood_run, "depth_snapshots"), dtype=float)
+    times = np.asarray(meta.get("snapshot_times_s", []), dtype=float)
+    if snaps.ndim != 3 or len(times) != len(snaps) or len(times) == 0 or "transform" not in meta:
+        raise ParameterError(f"the depth snapshots of flood run {flood_run!r} are incomplete (times, transform); "
+                             "run the flood again")
+    from affine import Affine
+
+    tr = Affine(*meta["transform"][:6])
+    links = twin.layer("road_links", scenario=scenario)
+    links = links[links["link_id"].astype(str).isin(wet["link_id"])]
+    step = min(abs(float(tr.a)), abs(float(tr.e)))
+    coords, idx = shapely.get_coordinates(shapely.segmentize(links.geometry.to_numpy(), step), return_index=True)
+    # depth along each link at each snapshot: (links, snapshots)
+    series = np.full((len(links), len(times)), np.nan)
+    for k in range(len(times)):
+        d = _sample(_neighbourhood(snaps[k], "max"), tr, coords[:, 0], coords[:, 1])
+        series[:, k] = pd.Series(d).groupby(idx).max().reindex(range(len(links))).to_numpy()
+    series = np.nan_to_num(series, nan=0.0)
+    rows = []
+    dt_snap = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    for lid, d, dmax in zip(links["link_id"].astype(str), series, wet.set_index("link_id").loc[
+            links["link_id"].astype(str), "max_depth_m"].to_numpy()):
+        above = np.flatnonzero(d >= depth)
+        if not len(above):  # the peak fell between snapshots
+            k = int(np.argmax(d))
+            f, u = times[k] - dt_snap / 2, times[k] + dt_snap / 2
+        else:
+            k1, k2 = above[0], above[-1]
+            f = times[0] if k1 == 0 else _crossing(times[k1 - 1], times[k1], d[k1 - 1], d[k1], depth)
+            u = np.inf if k2 == len(times) - 1 else _crossing(times[k2], times[k2 + 1], d[k2], d[k2 + 1], depth)
+        f, u = f + start, u + start
+        if u <= 0:
+            continue
+        rows.append((lid, max(f, 0.0), u, float(dmax)))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _crossing(t0: float, t1: float, d0: float, d1: float, level: float) -> float:
+    """When a depth going linearly from d0 (at t0) to d1 (at t1) crosses ``level``."""
+    if d1 == d0:
+        return t0
+    return float(t0 + (level - d0) / (d1 - d0) * (t1 - t0))
+
+
+def _flood_exposure(twin, scenario: str | None, flood_run: str, depth: float) -> pd.DataFrame:
+    """The flood run's exposure_road_links, after checking the run and the depth."""
     from cim.results import check_run_id
 
     scen = scenario or "base"
@@ -280,7 +363,7 @@ def flooded_links(twin, scenario: str | None, flood_run: str, depth: float = IMP
     if depth < threshold:
         raise ParameterError(f"flood run {flood_run!r} lists roads flooded above {threshold:g} m only; an impassable "
                              f"depth of {depth:g} m needs a flood run with --threshold {depth:g} or less")
-    return sorted(expo.loc[expo["max_depth_m"] >= depth, "link_id"].astype(str))
+    return expo
 
 
 def _inputs(twin, scenario, closures, capacity_factor=None, flooded_by=None, impassable_depth=IMPASSABLE_DEPTH_M):
@@ -423,6 +506,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                  until: float | str | None = None, demand_scale: float = 1.0, route_iterations: int = 3,
                  dt: float = 1.0, seed: int = 0, closures=None, capacity_factor: dict | None = None,
                  flooded_by: str | None = None, impassable_depth: float = IMPASSABLE_DEPTH_M,
+                 flood_timing: str = "timed", flood_start: float | str = 0.0,
                  progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """Dynamic mesoscopic run of the period's land-use demand; results saved under scenario+run.
 
@@ -430,6 +514,12 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     over the period, start on free-flow shortest routes and re-plan by
     iterated departures (``route_iterations``). ``until``: simulated time, seconds or ``"90min"``/``"2h"``
     (default twice the period).
+
+    ``flooded_by``: a flood run under the same scenario; its roads under ``impassable_depth`` m of water
+    are closed while they are under it (``flood_timing="timed"``: :func:`flood_closure_windows`, with the
+    storm starting ``flood_start`` after the period starts, e.g. ``"-30min"`` for a storm that began half
+    an hour before) or for the whole run (``"worst"``). Timed closures are announced: drivers plan their
+    routes round them for the time they would reach them, and nobody enters a closed road.
     """
     from simulation.traffic import MesoModel, MesoParameters, route_vehicles
 
@@ -438,8 +528,20 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     check_run_free(twin.store, scen, run, ENGINE)
     per = _period(period)
     until = None if until is None else parse_duration(until, "until")
+    if flood_timing not in FLOOD_TIMINGS:
+        raise ParameterError(f"flood_timing must be one of {list(FLOOD_TIMINGS)}, got {flood_timing!r}: 'timed' "
+                             "closes each flooded road while it is under water, 'worst' for the whole run")
+    start_s = _signed_duration(flood_start, "flood_start")
+    timed = flooded_by is not None and flood_timing == "timed"
     t0 = time.perf_counter()
-    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, flooded_by, impassable_depth)
+    links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, None if timed else flooded_by,
+                                   impassable_depth)
+    windows = (flood_closure_windows(twin, scenario, flooded_by, impassable_depth, start=start_s) if timed
+               else pd.DataFrame(columns=["link_id", "closed_from_s", "closed_until_s", "max_depth_m"]))
+    is_open = links.set_index("link_id")["capacity"] > 0
+    timed_closures = {lid: (float(w.closed_from_s), float(w.closed_until_s))
+                      for w in windows.itertuples() for lid in (w.link_id, w.link_id + ":r")
+                      if is_open.get(lid, False)}  # a road the scenario removed or closed needs no closing
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)
@@ -471,10 +573,11 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     veh = pd.DataFrame({"vehicle_id": [f"v{i}" for i in range(len(o))], "depart": dep, "edges": routes})
     veh = veh[veh["edges"].map(len) > 0]
     params = MesoParameters(dt=dt, route_iterations=route_iterations, seed=seed)
-    model = MesoModel(pd.DataFrame(links.drop(columns="geometry")), veh, params)
+    model = MesoModel(pd.DataFrame(links.drop(columns="geometry")), veh, params, closures=timed_closures)
     res = model.run(until=2 * dur if until is None else until, progress=progress)
     s = res.summary()
-    _warn_if_overloaded(twin, s, res.trips, period, demand_scale)
+    held = np.isfinite(res.trips["stranded"].to_numpy(dtype=float))  # left the network at a road closed for good
+    _warn_if_overloaded(twin, s, res.trips[~held], period, demand_scale)
     ls = res.link_series
     agg = ls.groupby("link_id", sort=False).agg(vehicles=("inflow", "sum"), max_queue=("queue", "max"),
                                                 mean_speed_kmh=("speed", "mean"))
@@ -483,17 +586,28 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     out["volume"] = out["vehicles"]
     out["vc"] = out["vehicles"] / (out["capacity"] * dur / 3600.0).where(out["capacity"] > 0)
     out["closed"] = out["link_id"].isin(closed)
+    out["closed_from_s"] = out["link_id"].map({k: v[0] for k, v in timed_closures.items()}).astype(float)
+    out["closed_until_s"] = out["link_id"].map({k: v[1] for k, v in timed_closures.items()}).astype(float)
     # the same keys as a flood or crowd run (sim_time_s, engine_wall_s) and as an assignment (trips: every
     # trip of the demand drawn, disconnected_trips: those without a path, in neither the vehicles nor the times)
     s = dict(s)
     sim_time, engine_wall = s.pop("until_s"), s.pop("engine_seconds")
-    unfinished = ~res.trips["completed"].to_numpy(dtype=bool)
+    unfinished = ~res.trips["completed"].to_numpy(dtype=bool) & ~held  # still on the road at the end
     summary = {"engine": "traffic", "scenario": scen, "run": run, "mode": "simulate", "period": period,
                "sim_time_s": sim_time, "trips": int(s.get("vehicles", 0)) + unrouted, **s,
-               "mean_trip_time_incl_unfinished_s": _mean_time_incl_unfinished(res.trips, sim_time),
+               "mean_trip_time_incl_unfinished_s": _mean_time_incl_unfinished(res.trips[~held], sim_time),
                "unfinished_trips": int(unfinished.sum()), "disconnected_trips": unrouted,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
+    if flooded_by is not None:
+        summary.update({"flood_timing": flood_timing, "flood_start_s": start_s,
+                        "flood_closed_links": sorted(timed_closures), "trips_stranded_by_flood": int(held.sum())})
     _warn_stranded(summary, float(s.get("vehicles", 0)) + unrouted)
+    if held.sum() > 0.05 * max(summary["trips"], 1):
+        warnings.warn(f"{int(held.sum())} of {summary['trips']} trips ({100 * held.sum() / summary['trips']:.0f} %) met "
+                      f"a road that flood run {flooded_by!r} closed for good (still under water when the flood run "
+                      "ended) and left the network there; they are not in the mean trip time. See summary "
+                      "'trips_stranded_by_flood' and the link_loads columns closed_from_s / closed_until_s",
+                      TwinWarning, stacklevel=2)
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
     _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "trajectories": _trajectories(links,
@@ -501,6 +615,18 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                             "link_series": ls.astype({"link_id": str}), "summary": summary})
     summary["total_wall_s"] = time.perf_counter() - t0
     return TrafficRun(summary, res, out)
+
+
+def _signed_duration(value, what: str) -> float:
+    """Seconds from a number (any sign) or a duration such as ``"30min"`` / ``"-30min"``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ParameterError(f"{what} must be a finite number of seconds, got {value!r}")
+        return float(value)
+    text = str(value).strip()
+    if text.startswith("-"):
+        return -parse_duration(text[1:], what)
+    return 0.0 if text in ("0", "0s", "0min") else parse_duration(text, what)
 
 
 def _mean_time_incl_unfinished(trips: pd.DataFrame, until: float) -> float | None:

@@ -66,6 +66,10 @@ def register(app: typer.Typer) -> None:
                                                  "scenario) put under --impassable-depth of water."),
         impassable_depth: float = typer.Option(0.3, "--impassable-depth", help="Water depth (m) that closes a road "
                                                "(0.3: Pregnolato et al. 2017)."),
+        flood_timing: str = typer.Option("timed", "--flood-timing", help="timed: close each flooded road while it "
+                                         "is under water; worst: for the whole run."),
+        flood_start: str = typer.Option("0", "--flood-start", help="When the storm began, after the period's start "
+                                        "(e.g. 15min; --flood-start=-30min for half an hour before it)."),
         seed: int = typer.Option(0, "--seed"),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
@@ -80,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 tr = run_simulate(twin, scenario, run, period=period, until=until, route_iterations=route_iterations,
                                   demand_scale=demand_scale, capacity_factor={c: 0.0 for c in close} or None,
                                   flooded_by=flooded_by, impassable_depth=impassable_depth, seed=seed,
-                                  progress=progress)
+                                  flood_timing=flood_timing, flood_start=flood_start, progress=progress)
         s = tr.summary
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['completed']}/{s['vehicles']} trips "
                  f"completed, mean trip {s['mean_trip_time_s']:.0f} s, total delay {s['total_delay_veh_s'] / 3600:.1f} "
@@ -94,7 +98,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _closed_note(s: dict) -> str:
-    if not s.get("closed_links"):
-        return ""
-    why = f" (incl. roads flooded in run {s['flooded_by']})" if s.get("flooded_by") else ""
-    return f"\n{len(s['closed_links'])} links closed{why}"
+    note = ""
+    if s.get("closed_links"):
+        why = (f" (incl. roads flooded in run {s['flooded_by']})" if s.get("flooded_by") and
+               s.get("flood_timing", "worst") == "worst" else "")
+        note += f"\n{len(s['closed_links'])} links closed{why}"
+    if s.get("flood_timing") == "timed" and s.get("flood_closed_links"):
+        note += (f"\n{len(s['flood_closed_links'])} links closed while flood run {s['flooded_by']} put them under "
+                 f"water; {s['trips_stranded_by_flood']} trips met a road closed for good and left the network")
+    return note
