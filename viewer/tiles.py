@@ -28,7 +28,7 @@ EXTENT = 4096
 BUFFER = 64
 MIN_ZOOM = 0
 MAX_ZOOM = 22
-_LOADS = re.compile(r"(^|_)(id|vc|v_c|voc|volume|flow|load|speed|capacity|depth|density)($|_)", re.I)
+_LOADS = re.compile(r"(^|_)(id|vc|v_c|voc|volume|flow|load|speed|capacity|depth|density|closed)($|_)", re.I)
 #: float attributes sent as whole numbers in tiles
 ROUND_TO_INT = ("height_m",)
 _TENTH = Decimal("0.1")

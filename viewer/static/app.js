@@ -97,6 +97,20 @@
     const x = Math.max(0, Math.min(1.2, vc)) / 1.2;
     return [Math.round(40 + 215 * x), Math.round(200 - 170 * x * x), 60, 255];
   }
+  const CLOSED_COLOUR = [70, 70, 80, 255];      // closed for the whole run (a scenario's closure)
+  const FLOOD_CLOSED_COLOUR = [40, 110, 255, 255];  // closed now, while a flood has it under water
+  // a traffic run's link: closed at the time shown (timed closures follow the trips' clock), else its load
+  function linkClosedNow(p) {
+    const sr = currentSeries();
+    if (p.closed_from_s === undefined || p.closed_from_s === null || !sr || sr.kind !== "trips") return false;
+    const until = p.closed_until_s === undefined || p.closed_until_s === null ? Infinity : p.closed_until_s;
+    return S.time >= p.closed_from_s && S.time < until;
+  }
+  function linkColour(p) {
+    if (p.closed === true || p.closed === 1) return CLOSED_COLOUR;
+    if (linkClosedNow(p)) return FLOOD_CLOSED_COLOUR;
+    return vcColour(linkLoad(p));
+  }
   const SENSOR_COLOURS = {ok: [80, 220, 120, 255], warn: [255, 200, 60, 255], alarm: [255, 60, 60, 255], unknown: [160, 160, 160, 255]};
 
   // ---------------------------------------------------------------- results of a scenario
@@ -154,23 +168,25 @@
     return n - 1;
   }
   function key(r) { return r.scenario + "/" + r.run + "/" + r.name; }
+  // a result's URL: its scenario (named in any script: "暴雨50年"), run and name as percent-encoded path segments
+  function resultUrl(r, tail) { return "/api/results/" + [r.scenario, r.run, r.name].map(encodeURIComponent).join("/") + "/" + tail; }
 
   async function prepareScenario(scenario) {
     const jobs = [];
     const fr = floodResult(scenario);
     if (fr && !S.floodMeta[key(fr)]) {
-      jobs.push(api(`/api/results/${fr.scenario}/${fr.run}/${fr.name}/meta?step=0`).then((m) => { S.floodMeta[key(fr)] = m; }));
+      jobs.push(api(resultUrl(fr, "meta?step=0")).then((m) => { S.floodMeta[key(fr)] = m; }));
     }
     if (!S.hillshade[scenario] && S.scene.rasters.includes("dem")) {
       jobs.push(api(`/api/rasters/dem/meta?style=hillshade&scenario=${encodeURIComponent(scenario)}`).then((m) => { S.hillshade[scenario] = m; }));
     }
     const tr = tripsResult(scenario);
-    if (tr && !S.trips[key(tr)]) jobs.push(api(`/api/results/${tr.scenario}/${tr.run}/${tr.name}/trajectories`).then((d) => { S.trips[key(tr)] = d; }));
+    if (tr && !S.trips[key(tr)]) jobs.push(api(resultUrl(tr, "trajectories")).then((d) => { S.trips[key(tr)] = d; }));
     const cr = crowdResult(scenario);
-    if (cr && !S.crowd[key(cr)]) jobs.push(api(`/api/results/${cr.scenario}/${cr.run}/${cr.name}/trajectories`).then((d) => { S.crowd[key(cr)] = d; }));
+    if (cr && !S.crowd[key(cr)]) jobs.push(api(resultUrl(cr, "trajectories")).then((d) => { S.crowd[key(cr)] = d; }));
     const ex = exposureResult(scenario);
     if (ex) {
-      jobs.push(api(`/api/results/${ex.scenario}/${ex.run}/${ex.name}/rows?limit=100000`).then((d) => {
+      jobs.push(api(resultUrl(ex, "rows?limit=100000")).then((d) => {
         S.exposure = S.exposure || {};
         const m = {};
         const vcol = d.columns.find((c) => /depth|exposure/.test(c) && c !== "building_id");
@@ -238,11 +254,12 @@
     if (sr.stepIndex) { el.textContent = t("step") + " " + (Math.round(S.time) + 1) + " / " + (sr.max + 1); return; }
     el.textContent = fmtTime(S.time);
   }
-  function fmtTime(s) {
+  function fmtClock(s) {
     s = Math.round(s);
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), x = s % 60;
-    return t("time") + " " + (h ? h + ":" : "") + String(m).padStart(2, "0") + ":" + String(x).padStart(2, "0");
+    return (h ? h + ":" : "") + String(m).padStart(2, "0") + ":" + String(x).padStart(2, "0");
   }
+  function fmtTime(s) { return t("time") + " " + fmtClock(s); }
   function renderSeriesSelect() {
     const sel = $("series-select");
     sel.innerHTML = "";
@@ -294,7 +311,7 @@
     const fm = fr && S.floodMeta[key(fr)];
     if (fr && fm) {
       const step = seriesStep(scenario);
-      const url = `/api/results/${fr.scenario}/${fr.run}/${fr.name}/image.png?step=${step}&style=depth`;
+      const url = resultUrl(fr, `image.png?step=${step}&style=depth`);
       T.floodImage[side] = url;
       L.push(new D.BitmapLayer({id: `flood-${side}`, image: withToken(url), bounds: fm.bounds, visible: S.visible.flood,
         loadOptions: loadOptions(), pickable: true, _imageCoordinateSystem: D.COORDINATE_SYSTEM.LNGLAT,
@@ -305,8 +322,9 @@
       const src = lr ? `/tiles/${lr.ref}/{z}/{x}/{y}.pbf` : `/tiles/road_links/{z}/{x}/{y}.pbf${q}`;
       L.push(new D.MVTLayer({id: `road_links-${side}`, data: src, minZoom: 12, maxZoom: 16, loadOptions: loadOptions(),
         visible: S.visible.road_links, pickable: true, autoHighlight: true, lineWidthUnits: "meters", getLineWidth: 4,
-        lineWidthMinPixels: 1, getLineColor: (f) => lr ? vcColour(linkLoad(f.properties)) : [150, 160, 175, 200],
-        updateTriggers: {getLineColor: [lr && lr.run]}}));
+        lineWidthMinPixels: 1, getLineColor: (f) => lr ? linkColour(f.properties) : [150, 160, 175, 200],
+        // timed closures change with the clock: recolour once a simulated minute, not every frame
+        updateTriggers: {getLineColor: [lr && lr.run, currentSeries() && currentSeries().kind === "trips" ? Math.floor(S.time / 60) : -1]}}));
     }
     if (S.scene.layers.water) {
       L.push(new D.MVTLayer({id: `water-${side}`, data: `/tiles/water/{z}/{x}/{y}.pbf${q}`, minZoom: 12, maxZoom: 16,
@@ -431,6 +449,12 @@
       return `${p.name || p.sensor_id}: ${v} (${t(p.status || "unknown")})`;
     }
     if (layer.id.startsWith("buildings")) return `${p.building_id} · ${p.height_m} m · ${p.use || ""}`;
+    if (layer.id.startsWith("road_links") && (p.closed === true || p.closed === 1)) return `${p.link_id} · ${t("roadClosed")}`;
+    if (layer.id.startsWith("road_links") && p.closed_from_s !== undefined && p.closed_from_s !== null) {
+      const until = p.closed_until_s === undefined || p.closed_until_s === null || !isFinite(p.closed_until_s)
+        ? t("toTheEnd") : fmtClock(p.closed_until_s);
+      return `${p.link_id} · ${t("floodClosed")} ${fmtClock(p.closed_from_s)} – ${until}`;
+    }
     return null;
   }
 
@@ -444,7 +468,7 @@
       let rows = null;
       if (lid === "flood" && info.coordinate) {
         const fr = floodResult(scenario);
-        const v = await api(`/api/results/${fr.scenario}/${fr.run}/${fr.name}/value?lon=${info.coordinate[0]}&lat=${info.coordinate[1]}&step=${seriesStep(scenario)}`);
+        const v = await api(resultUrl(fr, `value?lon=${info.coordinate[0]}&lat=${info.coordinate[1]}&step=${seriesStep(scenario)}`));
         rows = {layer: t("flood"), [t("value")]: v.value === null ? "-" : v.value.toFixed(3) + " m", lon: v.lon.toFixed(6), lat: v.lat.toFixed(6)};
       } else if (info.object) {
         const p = info.object.properties || info.object;

@@ -11,6 +11,7 @@ window.TWIN_I18N = {
     topDown: "俯视", time: "时间", noSeries: "无时序结果", loading: "加载中…", base: "现状", value: "数值",
     flood_engine: "洪涝", traffic_engine: "交通", crowd_engine: "人群疏散", report: "报告", noEngines: "本服务未安装模拟引擎",
     chooseFile: "请选择 IFC 文件", road_vc: "道路 V/C", step: "步", noReading: "无读数",
+    roadClosed: "封闭", floodClosed: "积水封闭", toTheEnd: "至结束",
     ok: "正常", warn: "预警", alarm: "报警", unknown: "未知", lost: "状态未知", progressLost: "进度连接中断",
     unreachable: "无法连接地图服务器，请检查网络或服务是否在运行", errSignIn: "需要登录（访问令牌）",
     errForbidden: "无权执行此操作", errNotFound: "未找到", errServer: "服务器出错", errRequest: "请求无效"
@@ -26,6 +27,7 @@ window.TWIN_I18N = {
     topDown: "Top down", time: "Time", noSeries: "no time series", loading: "loading…", base: "base", value: "value",
     flood_engine: "Flood", traffic_engine: "Traffic", crowd_engine: "Crowd", report: "report", noEngines: "no simulation engine installed here",
     chooseFile: "choose an IFC file", road_vc: "Roads V/C", step: "step", noReading: "no reading",
+    roadClosed: "closed", floodClosed: "closed by flood water", toTheEnd: "to the end",
     ok: "ok", warn: "warning", alarm: "alarm", unknown: "unknown", lost: "status unknown", progressLost: "lost the progress stream",
     unreachable: "cannot reach the map server; check the network or whether the server is running", errSignIn: "sign-in needed (access token)",
     errForbidden: "not allowed for your role", errNotFound: "not found", errServer: "the server failed", errRequest: "the request was refused"

@@ -1,0 +1,81 @@
+"""Roads a flood closes for part of a traffic run are drawn closed on the map while they are closed, on the
+trips' clock (headless Chromium, as in test_viewer_browser.py)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import LiveServer
+from test_viewer_browser import Page, browser, set_layers  # noqa: F401  (the module's Chromium fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+BLUE = np.array([40, 110, 255])  # FLOOD_CLOSED_COLOUR in viewer/static/app.js
+
+
+@pytest.fixture(scope="module")
+def closures_server(city_template, tmp_path_factory):
+    """A traffic run's link loads where every link is closed by flood water over [600, 1200) s, and its trips
+    over 0 ... 1800 s (the newest run of the base scenario, so the page shows it)."""
+    import pandas as pd
+
+    from twin_core.twin import Twin
+
+    path = str(tmp_path_factory.mktemp("viewer_closures") / "city.gpkg")
+    shutil.copy(city_template["path"], path)
+    with Twin.open(path) as twin:
+        links = twin.layer("road_links")
+        loads = links[["link_id", "geometry"]].copy()
+        loads["vc"] = 0.1  # green
+        loads["closed"] = False
+        loads["closed_from_s"] = 600.0
+        loads["closed_until_s"] = 1200.0
+        twin.save_result("base", "traffic-r9", "link_loads", loads)
+        g = links.geometry.values[0]
+        (xa, ya), (xb, yb) = np.asarray(g.coords)[[0, -1]]
+        twin.save_result("base", "traffic-r9", "trajectories", pd.DataFrame(
+            {"vehicle_id": ["v0", "v0"], "t": [0.0, 1800.0], "x": [xa, xb], "y": [ya, yb]}))
+    with LiveServer(path) as srv:
+        yield srv
+
+
+def _slide(p, value):
+    p.page.eval_on_selector("#time-slider", f"el => {{ el.value = {value}; el.dispatchEvent(new Event('input')); }}")
+    p.page.wait_for_load_state("networkidle")
+    p.settle(1500)
+
+
+def _blue_share(p) -> float:
+    px = p.map_pixels()
+    return float((np.abs(px - BLUE).sum(axis=2) < 60).mean())
+
+
+def test_flood_closed_roads_turn_blue_while_closed(browser, closures_server):  # noqa: F811
+    p = Page(browser, closures_server).open()
+    try:
+        labels = p.page.eval_on_selector_all("#series-select option", "os => os.map((o) => o.textContent)")
+        idx = next(i for i, s in enumerate(labels) if s.lower().startswith("vehicle"))
+        p.page.select_option("#series-select", str(idx))
+        set_layers(p, hillshade=False, flood=False, buildings=False, sensors=False, bim=False, trips=False, crowd=False)
+        colour = """(props) => window.__twin.decks.a.props.layers.find((l) => l && l.id === 'road_links-a')
+                                 .props.getLineColor({properties: props}).slice(0, 3)"""
+        _slide(p, 300)
+        assert _blue_share(p) < 0.0005  # before the water: coloured by load
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: 1200, vc: 0.1}})") != BLUE.tolist()
+        _slide(p, 900)
+        assert _blue_share(p) > 0.002, "the closed roads were not drawn closed"
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: 1200, vc: 0.1}})") == BLUE.tolist()
+        # a road still under water when the flood run ended (closed_until_s inf, or null in JSON) stays closed
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: null, vc: 0.1}})") == BLUE.tolist()
+        _slide(p, 1500)
+        assert _blue_share(p) < 0.0005  # reopened
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: Infinity, vc: 0.1}})") == BLUE.tolist()
+        # the tooltip says when
+        tip = p.page.evaluate("""() => window.__twin.decks.a.props.getTooltip({object: {properties:
+            {link_id: 'L1', closed_from_s: 600, closed_until_s: 1200}}, layer: {id: 'road_links-a'}})""")
+        assert "L1" in str(tip) and "10:00" in str(tip) and "20:00" in str(tip)
+    finally:
+        p.close()
