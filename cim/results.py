@@ -4,6 +4,9 @@ A result is a GeoDataFrame (stored as a layer), a DataFrame (a table), a
 :class:`~cim.raster.Raster` (a raster), a NumPy array (an ``.npy`` blob) or a
 JSON-able dict. The index of results lives in the store metadata under
 ``result:<scenario>:<run>:<name>``, so both stores hold results the same way.
+The scenario is ``"base"`` or a scenario name (any script, kept in NFC: see
+:func:`cim.scenario.check_scenario_name`); run ids and result names are ASCII
+letters, digits, ``_``, ``-`` and ``.``.
 
 Examples
 --------
@@ -33,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster
+from cim.scenario import check_scenario_name, normalise_scenario_name
 from twin_core.errors import LayerNotFoundError, SchemaError
 
 __all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref", "check_run_id"]
@@ -80,19 +84,21 @@ def new_run_id(prefix: str = "run") -> str:
 
 def result_ref(scenario: str, run: str, name: str) -> str:
     """The layer/table/raster name a result is stored under."""
+    scenario = normalise_scenario_name(scenario)
     h = hashlib.sha1(f"{scenario}\x00{run}\x00{name}".encode()).hexdigest()[:16]
     return f"res_{h}"
 
 
 def _meta_key(scenario: str, run: str, name: str) -> str:
-    return f"result:{scenario}:{run}:{name}"
+    return f"result:{normalise_scenario_name(scenario)}:{run}:{name}"
 
 
 def save_result(store, scenario: str, run: str, name: str, obj: Any, *, meta: dict | None = None) -> None:
     """Store ``obj`` as result ``name`` of ``run`` under ``scenario`` (replacing one of the same key)."""
     import geopandas as gpd
 
-    _check(scenario, "scenario"), _check(run, "run id"), _check(name, "result name")
+    scenario = check_scenario_name(scenario, allow_base=True)
+    _check(run, "run id"), _check(name, "result name")
     ref = result_ref(scenario, run, name)
     key = _meta_key(scenario, run, name)
     old = store.get_meta().get(key)
@@ -183,6 +189,7 @@ def _delete_payload(store, entry: dict) -> None:
 
 def load_result(store, scenario: str, run: str, name: str):
     """Load a stored result in the type it was saved as."""
+    scenario = normalise_scenario_name(scenario)
     entry = store.get_meta().get(_meta_key(scenario, run, name))
     if entry is None:
         have = list_results(store, scenario=scenario, run=run)
@@ -206,7 +213,7 @@ def list_results(store, scenario: str | None = None, run: str | None = None) -> 
     rows = [v for k, v in store.get_meta().items() if k.startswith("result:")]
     df = pd.DataFrame(rows, columns=["scenario", "run", "name", "kind", "ref", "created", "meta"])
     if scenario is not None:
-        df = df[df["scenario"] == scenario]
+        df = df[df["scenario"] == normalise_scenario_name(scenario)]
     if run is not None:
         df = df[df["run"] == run]
     return df.sort_values(["scenario", "run", "name"]).reset_index(drop=True)

@@ -5,6 +5,15 @@ edit) and applied on read: :meth:`Scenario.layer` and :meth:`Scenario.raster`
 return the layer or raster "as of" the scenario. Raster patches keep their
 values in ``.npy`` blobs. Both stores hold scenarios the same way.
 
+A scenario name is letters and digits of any script, ``_`` and ``-``, starting
+with a letter or digit, at most 63 characters: ``levee_2m``, ``暴雨50年`` and
+``二环路封闭`` are names; spaces, punctuation such as ``:`` ``/`` ``.``, and
+invisible characters (zero-width joiners, direction overrides, a BOM) are not.
+Names are kept in Unicode NFC, so one name typed two ways (``café`` with an
+accented letter or with a combining accent) is one scenario; every lookup
+normalises the same way. ``base`` (the city itself) and ``diff`` (an API
+route) are reserved in any case. :func:`check_scenario_name` is the check.
+
 Examples
 --------
 >>> import tempfile, os, geopandas as gpd, shapely
@@ -26,6 +35,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
@@ -37,18 +47,76 @@ from cim.raster import Raster, Window
 from cim.schema import FEATURE_CLASSES, cast_value
 from twin_core.errors import LayerNotFoundError, ScenarioError
 
-__all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE", "RESERVED"]
+__all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE", "RESERVED", "MAX_NAME_LENGTH", "check_scenario_name",
+           "normalise_scenario_name"]
 
 EDITS_TABLE = "scenario_edits"
 BASE = "base"
 # not scenario names, in any case: 'base' is the city itself, 'diff' the route /api/scenarios/diff
 RESERVED = (BASE, "diff")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}\Z")
+MAX_NAME_LENGTH = 63
+# \w of a str pattern is Unicode: the letters and digits of every script, and '_'; [^\W_] is \w without the '_'
+_NAME_CHAR = re.compile(r"[\w\-]")
+_NAME = re.compile(rf"[^\W_][\w\-]{{0,{MAX_NAME_LENGTH - 1}}}\Z")
+_NAME_RULE = (f"a scenario name is letters and digits of any script, '_' and '-', starts with a letter or digit and "
+              f"has at most {MAX_NAME_LENGTH} characters (e.g. 'levee_2m' or '暴雨50年')")
 _OPS = ("add", "remove", "modify", "patch_raster", "set_param")
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def normalise_scenario_name(name):
+    r"""``name`` in Unicode NFC, the form scenario names are checked, stored and looked up in.
+
+    Anything that is not a string is returned as it is (the checks that follow refuse it).
+
+    Examples
+    --------
+    >>> normalise_scenario_name("cafe\u0301") == "caf\u00e9"
+    True
+    """
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
+def _char(c: str) -> str:
+    return f"{c!r} (U+{ord(c):04X} {unicodedata.name(c, unicodedata.category(c))})"
+
+
+def check_scenario_name(name, *, allow_base: bool = False) -> str:
+    """``name`` in NFC if it may name a scenario, else a :class:`ScenarioError` saying why.
+
+    ``allow_base`` lets ``"base"`` itself through (results are kept under it); its other spellings
+    (``"Base"``) and ``"diff"`` stay reserved.
+
+    Examples
+    --------
+    >>> check_scenario_name("暴雨50年")
+    '暴雨50年'
+    >>> check_scenario_name("road:closed")
+    Traceback (most recent call last):
+    ...
+    twin_core.errors.ScenarioError: scenario name 'road:closed' is not valid: it holds ':' (U+003A COLON); ...
+    """
+    if not isinstance(name, str):
+        raise ScenarioError(f"a scenario name must be a string, got {type(name).__name__} {name!r}; {_NAME_RULE}")
+    name = normalise_scenario_name(name)
+    if not _NAME.match(name):
+        bad = list(dict.fromkeys(c for c in name if not _NAME_CHAR.match(c)))
+        if not name:
+            why = "it is empty"
+        elif bad:
+            why = "it holds " + ", ".join(_char(c) for c in bad[:5])
+        elif len(name) > MAX_NAME_LENGTH:
+            why = f"it has {len(name)} characters"
+        else:
+            why = f"it starts with {name[0]!r}"
+        raise ScenarioError(f"scenario name {name!r} is not valid: {why}; {_NAME_RULE}")
+    if name.casefold() in RESERVED and not (allow_base and name == BASE):
+        raise ScenarioError(f"scenario name {name!r} is reserved ({' and '.join(map(repr, RESERVED))} in any case "
+                            "are not scenario names); choose another name")
+    return name
 
 
 def id_field_of(layer: str, gdf=None) -> str:
@@ -85,14 +153,12 @@ class Scenarios:
         return sorted(self._meta())
 
     def create(self, name: str, description: str = "", *, parent: str = BASE, exist_ok: bool = False) -> "Scenario":
-        """Create a scenario on the base (or on another scenario ``parent``)."""
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ScenarioError(
-                f"scenario name {name!r} is not valid: letters, digits, '_' or '-', at most 63, and not 'base'"
-            )
-        if name.lower() in RESERVED:
-            raise ScenarioError(f"scenario name {name!r} is reserved ({' and '.join(map(repr, RESERVED))} in any case "
-                                "are not scenario names); choose another name")
+        """Create a scenario on the base (or on another scenario ``parent``).
+
+        ``name`` is checked by :func:`check_scenario_name` and stored in NFC.
+        """
+        name = check_scenario_name(name)
+        parent = normalise_scenario_name(parent)
         meta = self._meta()
         if name in meta:
             if exist_ok:
@@ -104,6 +170,8 @@ class Scenarios:
         return Scenario(self, name)
 
     def get(self, name: str) -> "Scenario":
+        """The scenario ``name`` (any spelling of it that is the same in NFC); None or ``"base"`` is the base."""
+        name = normalise_scenario_name(name)
         if name in (None, BASE):
             return Scenario(self, BASE)
         if name not in self._meta():
@@ -113,14 +181,16 @@ class Scenarios:
     __getitem__ = get
 
     def __contains__(self, name: str) -> bool:
+        name = normalise_scenario_name(name)
         return name == BASE or name in self._meta()
 
     def delete(self, name: str) -> None:
         """Delete a scenario and its edits (its results stay until deleted with cim.results)."""
-        if isinstance(name, str) and name.lower() == BASE:
+        name = normalise_scenario_name(name)
+        if isinstance(name, str) and name.casefold() == BASE:
             raise ScenarioError(f"{name!r} is the city itself, not a scenario, and cannot be deleted; "
                                 f"name a scenario: {self.names()}")
-        self.get(name)
+        name = self.get(name).name
         children = [n for n, m in self._meta().items() if m.get("parent") == name]
         if children:
             raise ScenarioError(f"scenario {name!r} is the parent of {children}; delete those first")

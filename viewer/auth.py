@@ -1,19 +1,25 @@
 """Bearer tokens and roles.
 
 A token is ``rt_<id>_<secret>``; the store keeps only the SHA-256 of the
-secret, under the metadata key ``token:<id>`` with its role. ``twin token
-create --role planner city.gpkg`` prints a new token once.
+secret, under the metadata key ``token:<id>`` with its role and, for a token
+made with ``expires_in``, the instant it expires (``expires``, ISO-8601 UTC).
+``twin token create --role planner --expires 30d city.gpkg`` prints a new
+token once; ``twin token prune city.gpkg`` removes the expired ones. A token
+without ``expires`` (all tokens made before expiry existed) never expires.
 
 Examples
 --------
 >>> import tempfile, os
+>>> from datetime import timedelta
 >>> from cim.store import open_store
 >>> store = open_store(os.path.join(tempfile.mkdtemp(), "t.gpkg"), create=True, crs="EPSG:4544")
->>> tok = create_token(store, "planner", name="alice")
+>>> tok = create_token(store, "planner", name="alice", expires_in=timedelta(days=30))
 >>> verify_token(store, tok)["role"]
 'planner'
 >>> verify_token(store, tok + "x") is None
 True
+>>> [t["expired"] for t in list_tokens(store)]
+[False]
 >>> store.close()
 """
 
@@ -23,17 +29,20 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from twin_core.errors import AuthError
 
 from viewer.settings import ROLES
 
-__all__ = ["create_token", "verify_token", "list_tokens", "revoke_token", "role_allows", "ROLES"]
+__all__ = ["create_token", "verify_token", "token_status", "list_tokens", "revoke_token", "prune_tokens",
+           "role_allows", "ROLES", "MAX_EXPIRES_IN"]
 
 _TOKEN = re.compile(r"^rt_([0-9a-f]{8})_([A-Za-z0-9_\-]{20,100})\Z")
 _PREFIX = "token:"
+#: the longest a token may live: ten years (leap days included)
+MAX_EXPIRES_IN = timedelta(days=3653)
 
 #: what each role may do, beyond reading (everyone who holds a token may read)
 _RIGHTS = {
@@ -58,39 +67,103 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(store, role: str, *, name: str = "") -> str:
-    """Create a token with ``role``; returns the token (it is not stored, only its hash)."""
+def _now() -> datetime:
+    """The current instant (UTC): the clock expiries are read against (tests replace it to move time)."""
+    return datetime.now(timezone.utc)
+
+
+def _expires(expires_in: timedelta | None, now: datetime) -> str | None:
+    """The ``expires`` instant of a token made ``now`` that lives ``expires_in``: whole seconds, rounded up
+    (never sooner than asked)."""
+    if expires_in is None:
+        return None
+    if not isinstance(expires_in, timedelta):
+        raise TypeError(f"expires_in must be a datetime.timedelta (or None: the token never expires), "
+                        f"got {type(expires_in).__name__} {expires_in!r}")
+    if not timedelta(0) < expires_in <= MAX_EXPIRES_IN:
+        raise AuthError(f"expires_in must be more than 0 and at most 10 years ({MAX_EXPIRES_IN.days} days), "
+                        f"got {expires_in}; give e.g. timedelta(days=30), or None for a token that never expires")
+    at = now + expires_in
+    if at.microsecond:
+        at = at.replace(microsecond=0) + timedelta(seconds=1)
+    return at.isoformat()
+
+
+def _expired(rec: dict, now: datetime) -> bool:
+    """Whether the token record has expired at ``now``. No ``expires``: never; one that cannot be read
+    (edited by hand) counts as expired, so a mistake locks out rather than lets in."""
+    text = rec.get("expires")
+    if text is None:
+        return False
+    try:
+        at = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return True
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return now >= at
+
+
+def create_token(store, role: str, *, name: str = "", expires_in: timedelta | None = None) -> str:
+    """Create a token with ``role``; returns the token (it is not stored, only its hash).
+
+    ``expires_in`` (a :class:`~datetime.timedelta` up to :data:`MAX_EXPIRES_IN`) makes the token stop
+    working that long from now; None (the default) makes one that never expires.
+    """
     check_role(role)
+    now = _now()
+    expires = _expires(expires_in, now)
     tid = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
-    store.set_meta({f"{_PREFIX}{tid}": {
-        "role": role, "name": name, "hash": _hash(secret),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }})
+    rec = {"role": role, "name": name, "hash": _hash(secret), "created": now.isoformat(timespec="seconds")}
+    if expires is not None:
+        rec["expires"] = expires
+    store.set_meta({f"{_PREFIX}{tid}": rec})
     return f"rt_{tid}_{secret}"
 
 
-def verify_token(store, token: str | None, meta: dict | None = None) -> dict[str, Any] | None:
-    """The token's record (``id``, ``role``, ``name``) or None if unknown or malformed."""
+def token_status(store, token: str | None, meta: dict | None = None) -> tuple[str, dict[str, Any] | None]:
+    """``("valid", record)``, ``("expired", record)`` or ``("unknown", None)`` for ``token``.
+
+    The record is ``id``, ``role``, ``name`` and ``expires`` (None: never). A token is "expired" only when
+    its secret matches, so whoever guesses an id learns nothing about it.
+    """
     if not token:
-        return None
+        return "unknown", None
     m = _TOKEN.match(token.strip())
     if not m:
-        return None
+        return "unknown", None
     tid, secret = m.groups()
     rec = (meta if meta is not None else store.get_meta()).get(f"{_PREFIX}{tid}")
     if not rec or not hmac.compare_digest(rec.get("hash", ""), _hash(secret)):
-        return None
-    return {"id": tid, "role": rec["role"], "name": rec.get("name", "")}
+        return "unknown", None
+    out = {"id": tid, "role": rec["role"], "name": rec.get("name", ""), "expires": rec.get("expires")}
+    return ("expired" if _expired(rec, _now()) else "valid"), out
+
+
+def verify_token(store, token: str | None, meta: dict | None = None) -> dict[str, Any] | None:
+    """The token's record (``id``, ``role``, ``name``, ``expires``) or None if unknown, malformed or expired."""
+    status, rec = token_status(store, token, meta)
+    return rec if status == "valid" else None
 
 
 def list_tokens(store, meta: dict | None = None) -> list[dict[str, Any]]:
-    """Tokens (id, role, name, created); never the hashes."""
+    """Tokens (id, role, name, created, expires (None: never), expired); never the hashes."""
     meta = meta if meta is not None else store.get_meta()
+    now = _now()
     return [
-        {"id": k[len(_PREFIX):], "role": v.get("role"), "name": v.get("name", ""), "created": v.get("created")}
+        {"id": k[len(_PREFIX):], "role": v.get("role"), "name": v.get("name", ""), "created": v.get("created"),
+         "expires": v.get("expires"), "expired": _expired(v, now)}
         for k, v in sorted(meta.items()) if k.startswith(_PREFIX)
     ]
+
+
+def prune_tokens(store) -> list[str]:
+    """Remove the expired tokens; returns their ids."""
+    gone = [t["id"] for t in list_tokens(store) if t["expired"]]
+    if gone:
+        store.delete_meta([f"{_PREFIX}{tid}" for tid in gone])
+    return gone
 
 
 def revoke_token(store, token_id: str) -> None:

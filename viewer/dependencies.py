@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
+from pydantic import AfterValidator
 
-from viewer.auth import role_allows, verify_token
+from cim.scenario import normalise_scenario_name
+from viewer.auth import role_allows, token_status
 from viewer.settings import Settings
 from viewer.state import AppState
 
-__all__ = ["get_state", "get_settings", "Principal", "current_principal", "require"]
+__all__ = ["get_state", "get_settings", "Principal", "current_principal", "require", "ScenarioQuery"]
+
+#: ``?scenario=`` of a request (default ``"base"``), in Unicode NFC like the stored names: one name typed two
+#: ways reads one scenario and shares its cached tiles and images (which an edit then clears). Names have at
+#: most 63 characters; a decomposed spelling of one may have more.
+ScenarioQuery = Annotated[str, Query(max_length=255, description="a scenario name, or 'base' (the city)"),
+                          AfterValidator(normalise_scenario_name)]
 
 
 def get_state(request: Request) -> AppState:
@@ -78,8 +87,13 @@ def current_principal(request: Request, state: AppState = Depends(get_state)) ->
         raise HTTPException(401, "this server needs a bearer token: send 'Authorization: Bearer <token>' "
                                  "(create one with `twin token create --role viewer STORE`)",
                             headers={"WWW-Authenticate": "Bearer"})
-    rec = verify_token(state.store, token, meta=_token_meta(state))
-    if rec is None:
+    status, rec = token_status(state.store, token, meta=_token_meta(state))
+    if status == "expired":  # said only to whoever holds the token's secret: a guess gets the answer below
+        raise HTTPException(401, f"the bearer token {rec['id']} has expired (at {rec['expires']}); ask an admin "
+                                 "for a new one (`twin token create --role ROLE --expires 30d STORE`)",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token", '
+                                                         'error_description="the token has expired"'})
+    if status != "valid":
         raise HTTPException(401, "the bearer token is not valid (unknown, revoked or mistyped); "
                                  "create a new one with `twin token create`", headers={"WWW-Authenticate": "Bearer"})
     return Principal(rec["role"], rec["name"], rec["id"])

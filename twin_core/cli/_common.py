@@ -18,6 +18,14 @@ def emit(data: Any, as_json: bool, human: str | None = None) -> None:
     if as_json:
         from cim.results import finite_or_none  # NaN as null: strict JSON (lazy: the CLI starts without pandas)
 
-        sys.stdout.write(json.dumps(finite_or_none(data), indent=2, default=str, allow_nan=False) + "\n")
+        data = finite_or_none(data)
+        # names in any script as themselves ("暴雨50年", not "\u66b4\u96e850\u5e74"); \u escapes, the same
+        # JSON, only where the output's encoding cannot hold them (a Windows pipe in cp1252, LANG=C)
+        text = json.dumps(data, indent=2, default=str, allow_nan=False, ensure_ascii=False)
+        try:
+            text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+        except (UnicodeEncodeError, LookupError):
+            text = json.dumps(data, indent=2, default=str, allow_nan=False)
+        sys.stdout.write(text + "\n")
     else:
         typer.echo(human if human is not None else json.dumps(data, indent=2, default=str))

@@ -8,8 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from cim.scenario import normalise_scenario_name
 from viewer.dependencies import get_state, require
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -17,8 +18,14 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 class JobIn(BaseModel):
     engine: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,30}$", description="flood, traffic or crowd")
-    scenario: str = Field("base", max_length=63)
+    scenario: str = Field("base", max_length=255, description="a scenario name, or 'base' (the city)")
     params: dict[str, Any] = Field(default_factory=dict, description="engine parameters (see the engine's docs)")
+
+    @field_validator("scenario")
+    @classmethod
+    def _nfc(cls, v: str) -> str:
+        # in NFC like the stored names: the job, its results and the cache it clears are under that name
+        return normalise_scenario_name(v)
 
 
 @router.get("/engines", summary="Engines this server can run", dependencies=[Depends(require("read"))])

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from viewer.dependencies import get_state, require
+from viewer.dependencies import ScenarioQuery, get_state, require
 from viewer.geo import bounds_to, frame_to_geojson, lonlat_box_to, parse_bbox
 
 router = APIRouter(prefix="/api/layers", tags=["layers"], dependencies=[Depends(require("read"))])
@@ -101,7 +101,7 @@ def features(
     limit: int = Query(1000, ge=1, le=MAX_LIMIT),
     offset: int = Query(0, ge=0, le=10_000_000),
     crs: str = Query("wgs84", pattern="^(wgs84|twin)$", description="CRS of the output geometry"),
-    scenario: str = Query("base", max_length=63),
+    scenario: ScenarioQuery = "base",
     state=Depends(get_state),
 ) -> dict:
     info = check_layer(state, layer)
@@ -134,7 +134,7 @@ def features(
 
 
 @router.get("/{layer}/features/{feature_id}", summary="One feature by its id (all attributes)")
-def feature(layer: str, feature_id: str, scenario: str = Query("base", max_length=63), state=Depends(get_state)) -> dict:
+def feature(layer: str, feature_id: str, scenario: ScenarioQuery = "base", state=Depends(get_state)) -> dict:
     from cim.schema import FEATURE_CLASSES
 
     info = check_layer(state, layer)

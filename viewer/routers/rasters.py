@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
-from viewer.dependencies import get_state, require
+from viewer.dependencies import ScenarioQuery, get_state, require
 from viewer.imaging import STYLES
 
 router = APIRouter(prefix="/api/rasters", tags=["rasters"], dependencies=[Depends(require("read"))])
@@ -71,19 +72,19 @@ def list_rasters(state=Depends(get_state)) -> list[dict]:
 
 
 @router.get("/{name}/meta", summary="Bounds (lon/lat) and value range of a raster bitmap")
-def raster_meta(name: str, style: str | None = STYLE_Q, scenario: str = Query("base", max_length=63),
+def raster_meta(name: str, style: str | None = STYLE_Q, scenario: ScenarioQuery = "base",
                 state=Depends(get_state)) -> dict:
     check_raster(state, name)
     s = default_style(name, style)
     r = state.twin.raster(name, scenario=scenario)
     _, bounds, stats = raster_image(state, r, ("raster", name, scenario), s, None, None)
     return {"name": name, "style": s, "bounds": bounds, **stats, "unit": r.unit,
-            "image": f"/api/rasters/{name}/image.png?style={s}&scenario={scenario}"}
+            "image": f"/api/rasters/{name}/image.png?{urlencode({'style': s, 'scenario': scenario})}"}
 
 
 @router.get("/{name}/image.png", summary="The raster as a coloured PNG in Web Mercator",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
-def raster_png(name: str, style: str | None = STYLE_Q, scenario: str = Query("base", max_length=63),
+def raster_png(name: str, style: str | None = STYLE_Q, scenario: ScenarioQuery = "base",
                vmin: float | None = Query(None, allow_inf_nan=False), vmax: float | None = Query(None, allow_inf_nan=False),
                state=Depends(get_state)) -> Response:
     check_raster(state, name)
@@ -96,6 +97,6 @@ def raster_png(name: str, style: str | None = STYLE_Q, scenario: str = Query("ba
 
 @router.get("/{name}/value", summary="The raster value at a point (lon/lat)")
 def raster_value(name: str, lon: float = Query(..., ge=-180, le=180), lat: float = Query(..., ge=-90, le=90),
-                 scenario: str = Query("base", max_length=63), state=Depends(get_state)) -> dict:
+                 scenario: ScenarioQuery = "base", state=Depends(get_state)) -> dict:
     check_raster(state, name)
     return point_value(state, state.twin.raster(name, scenario=scenario), lon, lat)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -45,6 +46,11 @@ def result_catalogue(state, scenario: str | None = None) -> list[dict]:
             meta = e.get("meta") or {}
             e["steps"] = (meta.get("times_s") or meta.get("snapshot_times_s")) if isinstance(meta, dict) else None
     return sorted(out.values(), key=lambda e: (e["scenario"], e["run"], e["name"]))
+
+
+def _path(*parts: str) -> str:
+    """URL path segments, percent-encoded (a scenario may be named in any script: /api/results/%E6%9A%B4.../)."""
+    return "/".join(quote(p, safe="") for p in parts)
 
 
 def _entry(state, scenario: str, run: str, name: str) -> dict:
@@ -122,7 +128,7 @@ def result_meta(scenario: str, run: str, name: str, step: int = Query(0, ge=0, l
     _, bounds, stats = raster_image(state, r, ("result", scenario, run, name, step), s, None, None, data)
     return {"scenario": scenario, "run": run, "name": name, "kind": e["kind"], "steps": n,
             "times_s": e.get("steps"), "step": step, "style": s, "bounds": bounds, **stats,
-            "image": f"/api/results/{scenario}/{run}/{name}/image.png?step={step}&style={s}"}
+            "image": f"/api/results/{_path(scenario, run, name)}/image.png?step={step}&style={s}"}
 
 
 @router.get("/{scenario}/{run}/{name}/image.png", summary="One step of a grid result as a PNG",

@@ -1,32 +1,43 @@
-"""Scenarios: list, create, edit, diff, delete (edits never touch the base)."""
+"""Scenarios: list, create, edit, diff, delete (edits never touch the base).
+
+Scenario names may be in any script (``暴雨50年``; see :func:`cim.scenario.check_scenario_name`): in a path
+or a query string they travel percent-encoded (``/api/scenarios/%E6%9A%B4%E9%9B%A850%E5%B9%B4``), and
+every name given is taken in Unicode NFC, the form the store keeps.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field, field_validator
 
-from cim.scenario import RESERVED
-from viewer.dependencies import get_state, require
+from cim.scenario import check_scenario_name, normalise_scenario_name
+from viewer.dependencies import ScenarioQuery, get_state, require
 
 router = APIRouter(prefix="/api/scenarios", tags=["scenarios"])
 
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}$"
-
 
 class ScenarioIn(BaseModel):
-    name: str = Field(..., pattern=NAME, description="letters, digits, '_' or '-' (not 'diff')")
+    # room for a decomposed spelling of a 63-character name; the check counts the NFC form
+    name: str = Field(..., max_length=255, description="letters and digits of any script, '_' or '-', starting with "
+                                                       "a letter or digit, at most 63 (not 'base' or 'diff')",
+                      examples=["levee_2m", "暴雨50年"])
     description: str = Field("", max_length=2000)
-    parent: str = Field("base", max_length=63)
+    parent: str = Field("base", max_length=255)
 
     @field_validator("name")
     @classmethod
-    def _not_a_route(cls, v: str) -> str:
-        if v.lower() in RESERVED:  # /api/scenarios/diff is the diff route; 'base' is the city itself
-            raise ValueError(f"{v!r} is reserved; choose another name")
-        return v
+    def _scenario_name(cls, v: str) -> str:
+        # the store's own check (a ScenarioError is a ValueError: a 422 naming what is wrong), which also
+        # keeps out 'diff' (the route /api/scenarios/diff) and 'base' (the city itself) in any case
+        return check_scenario_name(v)
+
+    @field_validator("parent")
+    @classmethod
+    def _nfc(cls, v: str) -> str:
+        return normalise_scenario_name(v)
 
 
 class EditIn(BaseModel):
@@ -44,6 +55,8 @@ class EditIn(BaseModel):
 
 
 def _scenario(state, name: str):
+    """The scenario ``name`` names (in any spelling that is the same in NFC), or a 404."""
+    name = normalise_scenario_name(name)
     if name == "base" or name not in state.twin.scenarios:
         raise HTTPException(404, f"no scenario {name!r}; scenarios: {state.twin.scenarios.names()}")
     return state.twin.scenarios.get(name)
@@ -62,11 +75,11 @@ def list_scenarios(state=Depends(get_state)) -> list[dict]:
 def create_scenario(body: ScenarioIn, state=Depends(get_state)) -> dict:
     with state.lock:
         s = state.twin.scenarios.create(body.name, body.description, parent=body.parent)
-    return {"name": s.name, "description": body.description, "parent": body.parent}
+    return {"name": s.name, "description": body.description, "parent": body.parent}  # the names in NFC
 
 
 @router.get("/diff", summary="What differs between two scenarios", dependencies=[Depends(require("read"))])
-def diff(a: str = Query(..., max_length=63), b: str = Query(..., max_length=63), state=Depends(get_state)) -> dict:
+def diff(a: ScenarioQuery, b: ScenarioQuery, state=Depends(get_state)) -> dict:
     for n in (a, b):
         if n not in state.twin.scenarios:
             raise HTTPException(404, f"no scenario {n!r}; scenarios: {['base'] + state.twin.scenarios.names()}")
@@ -78,16 +91,16 @@ def diff(a: str = Query(..., max_length=63), b: str = Query(..., max_length=63),
 def get_scenario(name: str, state=Depends(get_state)) -> dict:
     s = _scenario(state, name)
     meta = state.twin.scenarios.list()
-    row = meta[meta["name"] == name].iloc[0]
+    row = meta[meta["name"] == s.name].iloc[0]
     edits = s.edits().drop(columns=["geom_wkb"], errors="ignore")
-    return {"name": name, "description": row["description"], "parent": row["parent"], "params": s.params(),
+    return {"name": s.name, "description": row["description"], "parent": row["parent"], "params": s.params(),
             "edits": _records(edits)}
 
 
 @router.delete("/{name}", summary="Delete a scenario and its edits", dependencies=[Depends(require("scenarios"))])
 def delete_scenario(name: str, state=Depends(get_state)) -> dict:
     with state.lock:  # no edit is recorded between the check and the delete
-        _scenario(state, name)
+        name = _scenario(state, name).name
         state.twin.scenarios.delete(name)
     state.invalidate(name)
     return {"deleted": name}
@@ -100,7 +113,7 @@ def add_edit(name: str, edit: EditIn, state=Depends(get_state)) -> dict:
     # numbers, a duplicate add is refused, and a scenario deleted meanwhile gets no orphaned edits
     with state.lock:
         out = _add_edit(name, edit, state)
-    state.invalidate(name)
+    state.invalidate(out["scenario"])  # the name in NFC, as the cached tiles and images are keyed
     return out
 
 
@@ -177,4 +190,4 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
             raise HTTPException(404, f"no raster {edit.raster!r} to raise")
         w = s.patch_raster(edit.raster, polygon(), delta=edit.delta)
         result = {"window": [w.row_off, w.col_off, w.height, w.width]}
-    return {"scenario": name, "op": edit.op, "result": result, "edits": int(len(s.edits()))}
+    return {"scenario": s.name, "op": edit.op, "result": result, "edits": int(len(s.edits()))}

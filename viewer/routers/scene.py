@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from viewer.dependencies import Principal, current_principal, get_state, require
+from viewer.dependencies import Principal, ScenarioQuery, current_principal, get_state, require
 
 router = APIRouter(prefix="/api", tags=["scene"])
 
@@ -22,7 +22,7 @@ def whoami(p: Principal = Depends(current_principal)) -> dict:
 
 @router.get("/scene", summary="Camera, layers, rasters and results for the page",
             dependencies=[Depends(require("read"))])
-def scene(scenario: str = Query("base", max_length=63), state=Depends(get_state)) -> dict:
+def scene(scenario: ScenarioQuery = "base", state=Depends(get_state)) -> dict:
     from fastapi import HTTPException
 
     from viewer.scene import build_scene

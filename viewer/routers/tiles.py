@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
-from viewer.dependencies import get_state, require
+from viewer.dependencies import ScenarioQuery, get_state, require
 from viewer.routers.layers import check_layer
 from viewer.tiles import MAX_ZOOM, tile_fields
 
@@ -28,7 +28,7 @@ def tile(
     z: int = Path(..., ge=0, le=MAX_ZOOM),
     x: int = Path(..., ge=0),
     y: int = Path(..., ge=0),
-    scenario: str = Query("base", max_length=63),
+    scenario: ScenarioQuery = "base",
     fields: str | None = Query(None, description="comma-separated attributes to carry (default: the layer's few)"),
     state=Depends(get_state),
 ) -> Response:
@@ -44,7 +44,7 @@ def tile(
 
 
 @router.get("/{layer}.json", summary="TileJSON describing a layer's tiles")
-def tilejson(layer: str, scenario: str = Query("base", max_length=63), fields: str | None = None,
+def tilejson(layer: str, scenario: ScenarioQuery = "base", fields: str | None = None,
              state=Depends(get_state)) -> dict:
     from viewer.geo import bounds_to
 
