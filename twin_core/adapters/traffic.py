@@ -606,7 +606,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
         warnings.warn(f"{int(held.sum())} of {summary['trips']} trips ({100 * held.sum() / summary['trips']:.0f} %) met "
                       f"a road that flood run {flooded_by!r} closed for good (still under water when the flood run "
                       "ended) and left the network there; they are not in the mean trip time. See summary "
-                      "'trips_stranded_by_flood' and the link_loads columns closed_from_s / closed_until_s",
+                      "'trips_stranded_by_flood' and the link_loads columns closed_from_s / closed_until_s; a flood "
+                      "run that goes on after the rain (until=) lets the water drain and the roads reopen",
                       TwinWarning, stacklevel=2)
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
@@ -709,6 +710,23 @@ def run_traffic_demo(twin, progress: Callable[[float, float], None] | None = Non
     run_assign(twin, None, "demo-traffic-assign", period="am", demand_scale=scale)
     return run_simulate(twin, None, "demo-traffic", period="am", route_iterations=2, progress=progress,
                         demand_scale=scale)
+
+
+#: the demo's cascade: a scenario where a 50-year storm breaks at the start of the morning peak
+STORM_RUSH_SCENARIO = "storm_rush"
+
+
+def run_storm_rush_demo(twin, progress: Callable[[float, float], None] | None = None) -> TrafficRun:
+    """The demo's "50-year storm at rush hour": under scenario ``storm_rush`` (made if missing), a 30-minute
+    50-year design storm (run ``demo-storm``) and the morning peak at the real Chengdu density (run
+    ``demo-storm-traffic``) with each road closed while the storm has it under 0.3 m of water."""
+    from twin_core.adapters.flood import run_flood
+
+    if STORM_RUSH_SCENARIO not in twin.scenarios.names():
+        twin.scenarios.create(STORM_RUSH_SCENARIO, "a 50-year storm breaks as the morning peak starts")
+    run_flood(twin, STORM_RUSH_SCENARIO, "demo-storm", storm="50y", duration="30min", snapshot_interval="5min")
+    return run_simulate(twin, STORM_RUSH_SCENARIO, "demo-storm-traffic", period="am", route_iterations=2,
+                        demand_scale=demo_demand_scale(twin, "am"), flooded_by="demo-storm", progress=progress)
 
 
 def _trips_without_path(summary: dict) -> float:

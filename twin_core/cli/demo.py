@@ -73,6 +73,9 @@ DEMO_STEPS = (
     # (label, adapter module, function, keyword arguments): a short storm and the morning peak
     ("flood", "twin_core.adapters.flood", "run_flood", {"storm": "50y", "duration": "30min", "run": "demo-flood"}),
     ("traffic", "twin_core.adapters.traffic", "run_traffic_demo", {}),
+    # the cascade, under scenario storm_rush: a 50-year storm at the start of the morning peak, its roads
+    # closed while under water
+    ("storm at rush hour", "twin_core.adapters.traffic", "run_storm_rush_demo", {}),
 )
 
 
