@@ -16,10 +16,12 @@ True
 """
 
 from simulation.flood.engine import FloodModel, FloodResult, Gauge
-from simulation.flood.forcing import CHENGDU_STORM, BoundaryConditions, Hyetograph, Inflow, RainSeries, StormFormula
+from simulation.flood.forcing import (
+    CHENGDU_STORM, BoundaryConditions, Hyetograph, Inflow, RainSeries, RoofRunoff, StormFormula,
+)
 from simulation.flood.params import FloodParameters
 
 __all__ = [
-    "FloodModel", "FloodResult", "FloodParameters", "Gauge", "Hyetograph", "RainSeries", "StormFormula",
+    "FloodModel", "FloodResult", "FloodParameters", "Gauge", "Hyetograph", "RainSeries", "RoofRunoff", "StormFormula",
     "CHENGDU_STORM", "Inflow", "BoundaryConditions",
 ]

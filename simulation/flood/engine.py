@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simulation.flood import _kernels as K
-from simulation.flood.forcing import EDGES, BoundaryConditions, Hyetograph, Inflow, RainSeries
+from simulation.flood.forcing import EDGES, BoundaryConditions, Hyetograph, Inflow, RainSeries, RoofRunoff
 from simulation.flood.params import FloodParameters
 from twin_core.errors import ParameterError, RasterError, SimulationError, StabilityError, TwinWarning
 
@@ -107,8 +107,17 @@ class FloodModel:
         inflows and gauges given as x/y.
     blocked : (ny, nx) bool array, optional
         Cells that carry no water (buildings burned in). Rain on them is not
-        applied (reported as ``rain_on_blocked``).
+        applied (reported as ``rain_on_blocked``) unless ``roof_runoff`` routes it.
     rain : Hyetograph, RainSeries or float (mm/h, constant), optional
+    roof_runoff : RoofRunoff, optional
+        Roofs (labelled blocked cells) whose rain goes, in the same step, to
+        their outlet cells (downpipes onto open cells next to the building).
+        Reported as ``roof_runoff`` in the mass balance; the rain that falls on
+        the whole grid is then ``rain + roof_runoff + rain_on_blocked`` (the
+        last: blocked cells without a roof label). None (default): the rain on
+        blocked cells is dropped. Works with a :class:`Hyetograph` (the open
+        cells get ``rate * rain_weight``) and a :class:`RainSeries` (each roof
+        cell's own rain is routed).
     inflows : sequence of Inflow
     boundaries : BoundaryConditions, optional (all edges closed by default)
     drainage : float or (ny, nx) array, mm/h
@@ -129,12 +138,27 @@ class FloodModel:
     0.01
     >>> abs(m.mass_balance()["relative_error"]) < 1e-12
     True
+
+    A 2 x 2 building in the middle whose roof drains onto the 8 cells along its
+    walls: all the rain on the box stays in it.
+
+    >>> from simulation.flood import RoofRunoff
+    >>> blocked = np.zeros((20, 30), dtype=bool)
+    >>> blocked[9:11, 14:16] = True
+    >>> ring = [(8, 14), (8, 15), (11, 14), (11, 15), (9, 13), (10, 13), (9, 16), (10, 16)]
+    >>> roofs = RoofRunoff(blocked.astype(int), [[1] * 8, [r * 30 + c for r, c in ring]])
+    >>> m = FloodModel(dem, cell_size=5.0, blocked=blocked, roof_runoff=roofs, rain=Hyetograph.uniform(60.0, 600.0))
+    >>> float(m.rain_weight[8, 14]), float(m.rain_weight[0, 0]), float(m.rain_weight[9, 14])
+    (1.5, 1.0, 0.0)
+    >>> mb = m.run(600.0).mass_balance.set_index("quantity")["value"]
+    >>> round(float(mb["storage"]), 6), round(float(mb["roof_runoff"]), 6), float(mb["rain_on_blocked"])
+    (150.0, 1.0, 0.0)
     """
 
     def __init__(self, dem, cell_size, *, manning=0.03, transform=None, nodata=None, blocked=None,
-                 rain=None, inflows: Sequence[Inflow] = (), boundaries: BoundaryConditions | None = None,
-                 drainage=0.0, infiltration=0.0, initial_depth=0.0, gauges: Sequence[Gauge] = (),
-                 params: FloodParameters | None = None) -> None:
+                 rain=None, roof_runoff: RoofRunoff | None = None, inflows: Sequence[Inflow] = (),
+                 boundaries: BoundaryConditions | None = None, drainage=0.0, infiltration=0.0, initial_depth=0.0,
+                 gauges: Sequence[Gauge] = (), params: FloodParameters | None = None) -> None:
         self.params = params if params is not None else FloodParameters()
         if not isinstance(self.params, FloodParameters):
             raise ParameterError("params must be a FloodParameters")
@@ -216,10 +240,11 @@ class FloodModel:
             if rain.shape != self.shape:
                 raise RasterError(f"RainSeries grids have shape {rain.shape} but the DEM grid is {self.shape}; "
                                   "resample the rain onto the DEM grid")
-            self._rain_cache = (-2, self._dummy, None, 0.0, 0.0)
+            self._rain_cache = (-2, self._dummy, None, 0.0, 0.0, 0.0)
         elif not isinstance(rain, Hyetograph):
             raise ParameterError(f"rain must be a Hyetograph, RainSeries or a constant in mm/h, got {type(rain).__name__}")
         self.rain = rain
+        self._setup_roofs(roof_runoff)
 
         # inflows
         self.inflows = list(inflows)
@@ -277,7 +302,7 @@ class FloodModel:
         self._hmax_now = float(self.h.max())
         self._storage0 = float(np.sum(self.h, dtype=np.float64)) * self.area
         self._storage = self._storage0
-        self._mb = dict(rain=0.0, inflow=0.0, boundary_in=0.0, boundary_out=0.0, drainage=0.0,
+        self._mb = dict(rain=0.0, roof_runoff=0.0, inflow=0.0, boundary_in=0.0, boundary_out=0.0, drainage=0.0,
                         infiltration=0.0, clamp=0.0, rain_on_blocked=0.0)
         self._snap_t: list[float] = []
         self._snaps: list[np.ndarray] = []
@@ -332,6 +357,66 @@ class FloodModel:
             return float(a) / 3.6e6, np.zeros((1, 1), dtype=self.dtype)
         g = _grid(name, a, self.shape, np.float64)
         return 0.0, np.ascontiguousarray(g / 3.6e6, dtype=self.dtype)
+
+    def _setup_roofs(self, rr) -> None:
+        """Check ``roof_runoff`` against the grid; the per-roof sums and outlet fractions for routing."""
+        ny, nx = self.shape
+        self._roof = None
+        self._roof_extra = None  # (ny, nx): the roof cells routed to each open cell (for uniform rain)
+        self._roof_cache = (-1.0, self._dummy, 0.0)  # (rate, rate * extra as dtype, its sum) for uniform rain
+        self._routed_cells = 0.0
+        if rr is None:
+            return
+        if not isinstance(rr, RoofRunoff):
+            raise ParameterError(f"roof_runoff must be a RoofRunoff (roof labels and outlet cells) or None (rain on "
+                                 f"blocked cells is dropped), got {type(rr).__name__}")
+        lab = rr.roof
+        if lab.shape != self.shape:
+            raise RasterError(f"roof_runoff.roof has shape {lab.shape} but the DEM grid is {self.shape}; "
+                              "label the roofs on the DEM grid")
+        wrong = (lab > 0) & ~self.blocked
+        if wrong.any():
+            r, c = np.argwhere(wrong)[0]
+            raise ParameterError(f"roof_runoff labels {int(wrong.sum())} open cells as roof (first at row {r}, col {c}); "
+                                 "rain falls on open cells anyway: label only blocked cells")
+        roof_of, cell = rr.outlets
+        n = ny * nx
+        if cell.size and (cell.min() < 0 or cell.max() >= n):
+            bad = cell[(cell < 0) | (cell >= n)][0]
+            raise ParameterError(f"roof_runoff outlet cell {bad} is off the grid; outlets are flat indices "
+                                 f"row * nx + col in 0..{n - 1}")
+        shut = self.blocked.ravel()[cell]
+        if shut.any():
+            r, c = divmod(int(cell[shut][0]), nx)
+            raise ParameterError(f"roof_runoff has {int(shut.sum())} outlets on blocked cells (first at row {r}, col {c}); "
+                                 "an outlet must be an open cell (next to the roof)")
+        k = int(max(lab.max(initial=0), roof_of.max(initial=0)))
+        count = np.bincount(lab.ravel(), minlength=k + 1).astype(np.float64)
+        count[0] = 0.0
+        wsum = np.bincount(roof_of, weights=rr.share, minlength=k + 1)
+        orphan = np.flatnonzero((count > 0) & ~(wsum > 0))
+        if orphan.size:
+            raise ParameterError(f"roof {orphan[0]} of roof_runoff has {int(count[orphan[0]])} cells but no outlet with a "
+                                 f"share > 0 ({orphan.size} such roofs); its rain would vanish: give it an outlet, "
+                                 "or label its cells 0 to drop their rain")
+        frac = rr.share / np.where(wsum > 0, wsum, 1.0)[roof_of]
+        self._roof = (lab.ravel(), roof_of, cell, frac, k)
+        self._roof_extra = np.bincount(cell, weights=count[roof_of] * frac, minlength=n).reshape(self.shape)
+        self._routed_cells = float(count.sum())
+
+    def _route_roof_rain(self, g: np.ndarray) -> np.ndarray:
+        """The rain rate (m/s, float64) each open cell gets from the roofs under the rain grid ``g``."""
+        lab, roof_of, cell, frac, k = self._roof
+        per_roof = np.bincount(lab, weights=g.ravel(), minlength=k + 1)  # rate x cells per roof
+        per_roof[0] = 0.0
+        return np.bincount(cell, weights=per_roof[roof_of] * frac, minlength=g.size).reshape(self.shape)
+
+    @property
+    def rain_weight(self) -> np.ndarray:
+        """The share of a uniform rain each cell gets, (ny, nx): 1 on open cells plus the roof cells routed to
+        it (``roof_runoff``), 0 on blocked cells."""
+        extra = 0.0 if self._roof_extra is None else self._roof_extra
+        return np.where(self.blocked, 0.0, 1.0 + extra)
 
     @staticmethod
     def zone_rates(zones, rates: dict, default: float = 0.0) -> np.ndarray:
@@ -484,6 +569,24 @@ class FloodModel:
             if prev != self._threads:
                 numba.set_num_threads(prev)
 
+    def _rain_grid(self, k: int) -> tuple:
+        """Block ``k`` of a RainSeries as the kernel's rain grid (m/s, roof rain moved to the outlets), the rows to
+        update, and the rates (m/s x cells) on open cells, on blocked cells left dropped, and from the roofs."""
+        if k < 0:
+            return self._dummy, self._no_force, 0.0, 0.0, 0.0
+        g = self.rain.grids[k] / 3.6e6
+        if self._roof is None:
+            g = np.ascontiguousarray(g, dtype=self.dtype)
+            return (g, self._row_spans(g > 0), float(g[~self.blocked].sum(dtype=np.float64)),
+                    float(g[self.blocked].sum(dtype=np.float64)), 0.0)
+        blk = self.blocked
+        own = float(np.ascontiguousarray(g, dtype=self.dtype)[~blk].sum(dtype=np.float64))
+        dropped = float(g[blk & (self._roof[0].reshape(self.shape) == 0)].sum())
+        # the outlets' rows must be updated even where no rain falls on them (see _sweep_ranges)
+        eff = np.ascontiguousarray(np.where(blk, 0.0, g) + self._route_roof_rain(g), dtype=self.dtype)
+        applied = float(eff.sum(dtype=np.float64))
+        return eff, self._row_spans(eff > 0), own, dropped, applied - own
+
     def _advance_kernels(self, dt: float) -> None:
         p = self.params
         t0 = self.time
@@ -500,14 +603,17 @@ class FloodModel:
         if isinstance(self.rain, RainSeries):
             k = self.rain.index_at(t0)
             if k != self._rain_cache[0]:
-                g = self._dummy if k < 0 else np.ascontiguousarray(self.rain.grids[k] / 3.6e6, dtype=self.dtype)
-                self._rain_cache = (k, g, self._no_force if k < 0 else self._row_spans(g > 0),
-                                    0.0 if k < 0 else float(g[~self.blocked].sum(dtype=np.float64)),
-                                    0.0 if k < 0 else float(g[self.blocked].sum(dtype=np.float64)))
-            rain_u, rain_g, force, rain_open, rain_blk = 0.0, *self._rain_cache[1:]
+                self._rain_cache = (k, *self._rain_grid(k))
+            rain_u, rain_g, force, rain_open, rain_blk, rain_roof = 0.0, *self._rain_cache[1:]
         else:
-            rain_u, rain_g, force = self.rain.rate_at(t0), self._dummy, self._no_force
+            rain_u, rain_g, force, rain_roof = self.rain.rate_at(t0), self._dummy, self._no_force, 0.0
             rain_open, rain_blk = rain_u * self._open_cells, rain_u * self._blocked_cells
+            if self._roof is not None and rain_u > 0:  # the roofs' rain on their outlets, as a rain grid
+                if self._roof_cache[0] != rain_u:
+                    g = np.ascontiguousarray(self._roof_extra * rain_u, dtype=self.dtype)
+                    self._roof_cache = (rain_u, g, float(g.sum(dtype=np.float64)))
+                _, rain_g, rain_roof = self._roof_cache
+                rain_blk = rain_u * (self._blocked_cells - self._routed_cells)
         # one sweep: momentum, the inflows (added after the momentum update), continuity, maxima; in place
         live = self._live
         nf, nc = K.fused_step(
@@ -535,6 +641,7 @@ class FloodModel:
                                  "or check the inputs (DEM spikes, huge inflows)")
         mb = self._mb
         mb["rain"] += rain_open * dt * self.area
+        mb["roof_runoff"] += rain_roof * dt * self.area
         mb["rain_on_blocked"] += rain_blk * dt * self.area
         mb["drainage"] += s[0] * self.area
         mb["infiltration"] += s[1] * self.area
@@ -608,17 +715,21 @@ class FloodModel:
     def mass_balance(self) -> dict:
         """Volumes (m3) since the start and the balance error.
 
-        ``error = storage - initial_storage - (rain + inflow + boundary_in -
-        boundary_out - drainage - infiltration + clamp)``; ``relative_error`` is
-        it over the largest of the storage and total input volumes.
+        ``error = storage - initial_storage - (rain + roof_runoff + inflow +
+        boundary_in - boundary_out - drainage - infiltration + clamp)``;
+        ``relative_error`` is it over the largest of the storage and total input
+        volumes. ``rain`` fell on open cells, ``roof_runoff`` on roofs and was
+        routed to their outlets, ``rain_on_blocked`` on blocked cells and was
+        dropped (outside the balance).
         """
         mb = dict(self._mb)
         if self._storage is None:
             self._storage = float(np.sum(self.h, dtype=np.float64)) * self.area
         storage = self._storage
-        err = storage - self._storage0 - (mb["rain"] + mb["inflow"] + mb["boundary_in"] - mb["boundary_out"]
-                                          - mb["drainage"] - mb["infiltration"] + mb["clamp"])
-        scale = max(abs(storage), self._storage0, mb["rain"] + mb["inflow"] + mb["boundary_in"], 1e-300)
+        err = storage - self._storage0 - (mb["rain"] + mb["roof_runoff"] + mb["inflow"] + mb["boundary_in"]
+                                          - mb["boundary_out"] - mb["drainage"] - mb["infiltration"] + mb["clamp"])
+        scale = max(abs(storage), self._storage0, mb["rain"] + mb["roof_runoff"] + mb["inflow"] + mb["boundary_in"],
+                    1e-300)
         mb.update(initial_storage=self._storage0, storage=storage, error=err, relative_error=err / scale)
         return {k: float(v) for k, v in mb.items()}
 

@@ -15,7 +15,7 @@ import numpy as np
 from twin_core.errors import ParameterError
 
 __all__ = [
-    "Hyetograph", "RainSeries", "StormFormula", "CHENGDU_STORM", "Inflow", "BoundaryConditions",
+    "Hyetograph", "RainSeries", "RoofRunoff", "StormFormula", "CHENGDU_STORM", "Inflow", "BoundaryConditions",
     "EDGES", "BOUNDARY_KINDS",
 ]
 
@@ -142,6 +142,76 @@ class RainSeries:
 
     def events(self) -> np.ndarray:
         return self.edges
+
+
+class RoofRunoff:
+    """Where the rain on blocked cells goes: roofs that drain through downpipes onto open cells.
+
+    Each roof is a set of blocked cells sharing a label; its rain (whatever falls on its cells, uniform or
+    from a :class:`RainSeries`) is put, in the same step, on its outlet cells, split in proportion to
+    ``share``. The model checks the arrays against its grid (:class:`~simulation.flood.FloodModel`,
+    ``roof_runoff=``).
+
+    Parameters
+    ----------
+    roof : (ny, nx) int array
+        The roof label of each cell: ``k >= 1`` on the blocked cells of roof ``k``; 0 elsewhere (open cells,
+        and blocked cells whose rain is dropped, e.g. nodata).
+    outlets : (2, n) int array
+        Pairs (roof label, cell), ``cell = row * nx + col`` an open cell that gets part of that roof's rain
+        (index pairs, as ``shapely.STRtree.query`` returns them). A cell may serve several roofs.
+    share : (n,) float array, optional
+        Weights of the pairs: roof ``k``'s rain is split over its outlets in proportion to them (>= 0, with
+        a positive sum for every roof that has cells). Default: equal parts.
+
+    Examples
+    --------
+    A 1 x 2 roof (label 1) at row 1 of a 3 x 4 grid, draining onto the cells west and east of it:
+
+    >>> import numpy as np
+    >>> roof = np.zeros((3, 4), dtype=int)
+    >>> roof[1, 1:3] = 1
+    >>> rr = RoofRunoff(roof, [[1, 1], [4, 7]])   # cells (1, 0) and (1, 3)
+    >>> rr.n_roofs, rr.outlets.shape
+    (1, (2, 2))
+    """
+
+    def __init__(self, roof, outlets, share=None) -> None:
+        lab = np.asarray(roof)
+        if lab.ndim != 2 or lab.dtype.kind not in "iub":
+            raise ParameterError(f"roof must be a 2D integer label array (ny, nx), got dtype {lab.dtype} and shape "
+                                 f"{lab.shape}; label the blocked cells of each roof 1, 2, ... (scipy.ndimage.label)")
+        lab = lab.astype(np.int64)
+        if lab.size and lab.min() < 0:
+            raise ParameterError(f"roof labels must be >= 0 (0: no roof), got a minimum of {lab.min()}")
+        out = np.asarray(outlets)
+        if out.size == 0:
+            out = np.zeros((2, 0), dtype=np.int64)
+        if out.ndim != 2 or out.shape[0] != 2 or out.dtype.kind not in "iu":
+            raise ParameterError(f"outlets must be an integer array of shape (2, n): roof labels and flat cell "
+                                 f"indices (row * nx + col), got dtype {out.dtype} and shape {out.shape}")
+        out = out.astype(np.int64)
+        if out.shape[1] and out[0].min() < 1:
+            raise ParameterError(f"outlets[0] holds roof labels, which are >= 1; got {out[0].min()}")
+        if share is None:
+            w = np.ones(out.shape[1])
+        else:
+            w = np.asarray(share, dtype=np.float64).ravel()
+            if w.shape != (out.shape[1],):
+                raise ParameterError(f"share must have one weight per outlet pair ({out.shape[1]}), got shape {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ParameterError("share must be finite and >= 0 (weights of the outlets of each roof)")
+        self.roof = np.ascontiguousarray(lab)
+        self.outlets = np.ascontiguousarray(out)
+        self.share = w
+
+    @property
+    def n_roofs(self) -> int:
+        """The number of roof labels that have cells."""
+        return int(np.unique(self.roof[self.roof > 0]).size)
+
+    def __repr__(self) -> str:
+        return f"RoofRunoff({self.n_roofs} roofs, {int((self.roof > 0).sum())} cells, {self.outlets.shape[1]} outlets)"
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,16 @@ def test_design_storm_run_saved_in_store(city_store):
         saved = set(twin.results(run="t1")["name"])
         assert NAMES <= saved
         res = fr.result
-        # the rain volume is the formula depth on every open cell (Keifer-Chu blocks add up exactly)
+        # the rain volume is the formula depth on every cell (Keifer-Chu blocks add up exactly): on the open
+        # cells as rain, on the roofs as roof runoff onto the cells along their walls (the default,
+        # roof_runoff="adjacent"; until it, the rain on roofs was dropped); none is dropped
         depth_mm = CHENGDU_STORM.intensity_mm_min(20, 10) * 10
         open_cells = int((~fr.setup.blocked).sum())
         mb = fr.setup.model.mass_balance()
         assert mb["rain"] == pytest.approx(depth_mm / 1000 * open_cells * fr.setup.model.area, rel=1e-9)
+        all_cells = fr.setup.blocked.size
+        assert mb["rain"] + mb["roof_runoff"] == pytest.approx(depth_mm / 1000 * all_cells * fr.setup.model.area, rel=1e-9)
+        assert mb["rain_on_blocked"] == 0.0 and fr.summary["roof_runoff_m3"] == mb["roof_runoff"] > 0
         assert abs(mb["relative_error"]) < 1e-12
         # rasters round-trip (float32 with nodata for blocked cells)
         r = twin.load_result("base", "t1", "max_depth")
@@ -55,7 +60,7 @@ def test_design_storm_run_saved_in_store(city_store):
         assert set(g["sensor_id"]) == expect and len(expect) > 0
         assert len(g) == len(expect) * 16
         mbt = twin.load_result("base", "t1", "mass_balance")
-        assert set(mbt["quantity"]) >= {"rain", "inflow", "boundary_out", "drainage", "storage", "error"}
+        assert set(mbt["quantity"]) >= {"rain", "roof_runoff", "inflow", "boundary_out", "drainage", "storage", "error"}
         # exposure: every listed feature is above the threshold; the depth is what the raster says around it
         expo = twin.load_result("base", "t1", "exposure_road_links")
         assert (expo["max_depth_m"] > 0.05).all()
@@ -120,6 +125,98 @@ def test_building_modes(small_city_gpkg):
             prepare_flood(twin, duration="soon")
 
 
+def test_roof_runoff_adjacent_keeps_the_storm_on_the_small_city(small_city_gpkg):
+    """The rain on the roofs (16 % of the grid) was dropped; with roof_runoff="adjacent" (the default) it runs
+    off onto the open cells along the walls: rain + roof runoff = the design storm depth on the whole grid (the
+    small city has no nodata cells), and the water can only get deeper and wider. "none" keeps the old
+    behaviour: the roofs' rain is dropped and reported as rain_on_blocked."""
+    depth = CHENGDU_STORM.intensity_mm_min(50, 30) * 30 / 1000  # m: Keifer-Chu blocks add up to the formula
+    with Twin.open(small_city_gpkg) as twin:
+        kw = dict(storm="50y", duration="30min", save=False)
+        adj = run_flood(twin, **kw)
+        none = run_flood(twin, roof_runoff="none", **kw)
+    m = adj.setup.model
+    assert int((adj.setup.roof_runoff.roof > 0).sum()) == int(adj.setup.blocked.sum())  # every blocked cell a roof
+    whole = m.shape[0] * m.shape[1] * m.area
+    roofs = float(adj.setup.blocked.sum()) * m.area
+    assert 0.1 < roofs / whole < 0.3
+    s, s0 = adj.summary, none.summary
+    assert s["rain_m3"] + s["roof_runoff_m3"] == pytest.approx(depth * whole, rel=1e-9)
+    assert s["roof_runoff_m3"] == pytest.approx(depth * roofs, rel=1e-9) and s["rain_on_blocked_m3"] == 0.0
+    assert s0["roof_runoff_m3"] == 0.0 and s0["rain_on_blocked_m3"] == pytest.approx(depth * roofs, rel=1e-9)
+    assert s0["rain_m3"] == pytest.approx(s["rain_m3"], rel=1e-12)
+    assert none.setup.roof_runoff is None and adj.setup.roof_runoff.n_roofs > 100
+    assert s["max_depth_m"] >= s0["max_depth_m"] and s["flooded_area_m2"] > s0["flooded_area_m2"]
+    assert abs(s["mass_balance_relative_error"]) < 1e-12 and abs(s0["mass_balance_relative_error"]) < 1e-12
+
+
+def test_roof_outlets_by_hand():
+    """roof_outlets: the open cells sharing an edge with a roof, one pair per (roof, cell), equal shares; a cell
+    between two buildings serves both; a roof walled in by nodata drains to the nearest open cells."""
+    from twin_core.adapters.flood import roof_outlets
+
+    roofs = np.zeros((6, 7), dtype=bool)
+    roofs[1:3, 1:3] = True  # roof A (2 x 2)
+    roofs[1:3, 4] = True  # roof B, column 3 between them is open
+    rr = roof_outlets(roofs, ~roofs)
+    assert rr.n_roofs == 2 and rr.roof.shape == roofs.shape
+    a, b = rr.roof[1, 1], rr.roof[1, 4]
+    got = {(int(k), divmod(int(c), 7)) for k, c in rr.outlets.T}
+    ring_a = {(0, 1), (0, 2), (3, 1), (3, 2), (1, 0), (2, 0), (1, 3), (2, 3)}
+    ring_b = {(0, 4), (3, 4), (1, 3), (2, 3), (1, 5), (2, 5)}
+    assert got == {(a, rc) for rc in ring_a} | {(b, rc) for rc in ring_b}
+    assert np.all(rr.share == 1.0)
+    # a roof walled in by nodata (neither roof nor open): each of its cells drains to its nearest open cell
+    roofs = np.zeros((5, 9), dtype=bool)
+    roofs[2, 1:3] = True
+    nodata = np.zeros_like(roofs)
+    nodata[:, 0:4] = True  # the four west columns
+    nodata &= ~roofs
+    rr = roof_outlets(roofs, ~roofs & ~nodata)
+    assert {(divmod(int(c), 9)) for c in rr.outlets[1]} == {(2, 4)}  # (2, 1) and (2, 2) are both nearest to (2, 4)
+    assert rr.share.tolist() == [2.0]
+    assert roof_outlets(np.zeros((3, 3), bool), np.ones((3, 3), bool)) is None
+    with pytest.raises(ParameterError, match="roof cell cannot be open"):
+        roof_outlets(roofs, np.ones_like(roofs))
+
+
+def test_roof_runoff_modes_and_bad_value(small_city_gpkg):
+    """Only buildings="block" has roofs that carry no water: with "raise" and "none" the rain falls on the
+    building cells, so there is nothing to route."""
+    with Twin.open(small_city_gpkg) as twin:
+        with pytest.raises(ParameterError, match=r"roof_runoff must be one of \['adjacent', 'none'\], got 'gutter'"):
+            prepare_flood(twin, duration="5min", roof_runoff="gutter")
+        for mode in ("raise", "none"):
+            s = prepare_flood(twin, duration="5min", buildings=mode)
+            assert s.roof_runoff is None and not s.blocked.any()
+        blk = prepare_flood(twin, duration="5min")
+        assert blk.roof_runoff is not None
+        w = blk.model.rain_weight
+        assert w[blk.blocked].max() == 0.0 and w[~blk.blocked].min() == 1.0
+        assert (w[~blk.blocked] - 1.0).sum() == pytest.approx(blk.blocked.sum(), rel=1e-12)
+
+
+def test_nodata_cells_are_not_roofs(tmp_path):
+    """A building over nodata cells: only its cells with ground are a roof; the rain on nodata is dropped."""
+    import geopandas as gpd
+
+    z = np.zeros((8, 10))
+    z[:, 8:] = -9999.0  # the two east columns have no ground
+    with _tiny_twin(str(tmp_path / "n.gpkg"), z, nodata=-9999.0) as twin:
+        # a building over columns 6..8 (x 1030..1045) and rows 3..4 (y 1975..1985): 4 cells of roof, 2 of nodata
+        bld = gpd.GeoDataFrame({"building_id": ["b1"], "height_m": [12.0]},
+                               geometry=[shapely.box(1030.0, 1975.0, 1045.0, 1985.0)], crs="EPSG:4544")
+        twin.store.write_layer("buildings", bld)
+        with pytest.warns(Warning, match="nodata"):
+            fr = run_flood(twin, storm="10y", duration="10min", save=False)
+    depth = CHENGDU_STORM.intensity_mm_min(10, 10) * 10 / 1000
+    s = fr.summary
+    assert int((fr.setup.roof_runoff.roof > 0).sum()) == 4
+    assert s["roof_runoff_m3"] == pytest.approx(depth * 4 * 25.0, rel=1e-9)
+    assert s["rain_on_blocked_m3"] == pytest.approx(depth * 16 * 25.0, rel=1e-9)  # the 16 nodata cells
+    assert s["rain_m3"] + s["roof_runoff_m3"] == pytest.approx(depth * (80 - 16) * 25.0, rel=1e-9)
+
+
 def test_mismatched_manning_raster(small_city_gpkg):
     from cim.raster import Raster
 
@@ -138,8 +235,16 @@ def test_cli_flood(small_city_gpkg):
     s = json.loads(r.output)
     assert s["run"] == "cli1" and s["scenario"] == "base" and s["storm"]["return_period_y"] == 10.0
     assert abs(s["mass_balance_relative_error"]) < 1e-12
+    assert s["roof_runoff_m3"] > 0 and s["rain_on_blocked_m3"] == 0.0  # the default: --roof-runoff adjacent
     with Twin.open(small_city_gpkg) as twin:
         assert NAMES <= set(twin.results(run="cli1")["name"])
+    r = runner.invoke(get_app(), ["flood", small_city_gpkg, "--storm", "10y", "--duration", "10min", "--run", "cli2",
+                                  "--roof-runoff", "none", "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    s2 = json.loads(r.output)
+    assert s2["roof_runoff_m3"] == 0.0 and s2["rain_on_blocked_m3"] == pytest.approx(s["roof_runoff_m3"], rel=1e-9)
+    r = runner.invoke(get_app(), ["flood", small_city_gpkg, "--roof-runoff", "gutter", "--quiet"])
+    assert r.exit_code != 0 and "roof_runoff must be one of" in str(r.exception)
     r = runner.invoke(get_app(), ["flood", small_city_gpkg, "--duration", "forever", "--quiet"])
     assert r.exit_code != 0 and isinstance(r.exception, ParameterError)
     assert parse_duration("2h") == 7200.0

@@ -3,7 +3,9 @@
 Inputs read from the twin (as of a scenario): rasters ``dem`` and ``manning``,
 the ``buildings`` layer (burned into the grid as blocked cells, or raised
 terrain, or ignored, per run), and the ``sensors`` layer (``rain_gauge`` and
-``river_level`` sensors become gauges). The rain is a design storm from a
+``river_level`` sensors become gauges). The rain on blocked buildings runs off
+their roofs onto the open cells along their walls (``roof_runoff="adjacent"``,
+see :func:`roof_outlets`), or is dropped (``"none"``). The rain is a design storm from a
 storm-intensity formula and a Chicago hyetograph (Chengdu's by default), or
 any :class:`~simulation.flood.Hyetograph`.
 
@@ -37,8 +39,8 @@ import pandas as pd
 from twin_core.errors import ParameterError, RasterError, TwinWarning
 from twin_core.units import parse_duration
 
-__all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "parse_duration", "parse_return_period",
-           "GAUGE_KINDS", "BUILDING_MODES"]
+__all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration",
+           "parse_return_period", "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
 
 GAUGE_KINDS = ("rain_gauge", "river_level")
 #: what a flood run saves (a run id used again loses these first; other engines' results under it stay)
@@ -46,6 +48,7 @@ RESULT_NAMES = ("max_depth", "max_velocity", "hazard", "time_of_arrival", "depth
                 "exposure_buildings", "exposure_road_links", "exposure_pois", "summary")
 ENGINE = "simulation.flood"  # the results' meta "engine"
 BUILDING_MODES = ("block", "raise", "none")
+ROOF_RUNOFF_MODES = ("adjacent", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
 _LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
 
@@ -71,6 +74,7 @@ class FloodSetup:
     gauges: pd.DataFrame
     rain_total_mm: float
     storm: dict
+    roof_runoff: object = None  # the RoofRunoff given to the model (None: rain on blocked cells dropped)
 
 
 @dataclass
@@ -95,6 +99,68 @@ def _rasterize_buildings(buildings, shape, transform) -> np.ndarray:
                               dtype="uint8").astype(bool)
 
 
+def roof_outlets(roofs, open_cells):
+    """Route each roof's rain to the open cells along its walls (downpipes); a pure array function.
+
+    Roofs are the 4-connected groups of ``roofs`` cells (``scipy.ndimage.label``:
+    buildings that share a wall drain as one block). A roof's rain is shared
+    equally by the open cells that share an edge with one of its cells. A roof
+    that touches no open cell (walled in by nodata, or filling the grid) drains
+    to the nearest open cell of each of its cells instead.
+
+    Parameters
+    ----------
+    roofs : (ny, nx) bool array
+        Roof cells (blocked building cells).
+    open_cells : (ny, nx) bool array
+        Cells that carry water (not ``roofs``).
+
+    Returns
+    -------
+    RoofRunoff, or None when there is no roof (or no open cell)
+
+    Examples
+    --------
+    >>> roofs = np.zeros((4, 5), dtype=bool)
+    >>> roofs[1:3, 1:3] = True
+    >>> rr = roof_outlets(roofs, ~roofs)
+    >>> rr.n_roofs, rr.outlets.shape[1]   # a 2 x 2 roof, 8 cells along its walls
+    (1, 8)
+    """
+    from scipy import ndimage
+
+    from simulation.flood import RoofRunoff
+
+    roofs = np.asarray(roofs, dtype=bool)
+    open_cells = np.asarray(open_cells, dtype=bool)
+    if roofs.shape != open_cells.shape or roofs.ndim != 2:
+        raise RasterError(f"roofs {roofs.shape} and open_cells {open_cells.shape} must be 2D grids of one shape")
+    if np.any(roofs & open_cells):
+        raise ParameterError("a roof cell cannot be open: roof cells carry no water (they are blocked)")
+    if not roofs.any() or not open_cells.any():
+        return None
+    ny, nx = roofs.shape
+    four = ndimage.generate_binary_structure(2, 1)
+    lab, n = ndimage.label(roofs, structure=four)
+    # the roof label of each cell's north, south, west and east neighbour (0: none, or off the grid)
+    pad = np.pad(lab, 1)
+    nb = np.stack([pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]])
+    cell = np.broadcast_to(np.arange(ny * nx).reshape(ny, nx), nb.shape)
+    use = (nb > 0) & open_cells  # an open cell on the wall of a roof
+    key = np.unique(nb[use].astype(np.int64) * (ny * nx) + cell[use])  # one pair per (roof, cell)
+    pairs = np.stack([key // (ny * nx), key % (ny * nx)])
+    share = np.ones(pairs.shape[1])
+    walled = np.setdiff1d(np.arange(1, n + 1), pairs[0])
+    if walled.size:  # no open cell along its walls: each roof cell drains to its nearest open cell
+        _, (ir, ic) = ndimage.distance_transform_edt(~open_cells, return_indices=True)
+        inner = np.isin(lab, walled)
+        key = lab[inner].astype(np.int64) * (ny * nx) + (ir[inner] * nx + ic[inner])
+        key, count = np.unique(key, return_counts=True)
+        pairs = np.concatenate([pairs, np.stack([key // (ny * nx), key % (ny * nx)])], axis=1)
+        share = np.concatenate([share, count.astype(np.float64)])
+    return RoofRunoff(lab, pairs, share)
+
+
 def _building_heights(buildings, shape, transform) -> np.ndarray:
     from rasterio import features
 
@@ -106,8 +172,8 @@ def _building_heights(buildings, shape, transform) -> np.ndarray:
 
 
 def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1h", rain=None, formula=None,
-                  peak_ratio: float = 0.4, storm_step="5min", buildings: str = "block", drainage_mm_h=0.0,
-                  infiltration_mm_h: float = 0.0, boundary: str = "free", params=None) -> FloodSetup:
+                  peak_ratio: float = 0.4, storm_step="5min", buildings: str = "block", roof_runoff: str = "adjacent",
+                  drainage_mm_h=0.0, infiltration_mm_h: float = 0.0, boundary: str = "free", params=None) -> FloodSetup:
     """Build a :class:`~simulation.flood.FloodModel` from a twin scenario.
 
     Parameters
@@ -118,6 +184,12 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     formula : StormFormula (default :data:`simulation.flood.CHENGDU_STORM`)
     buildings : "block" (cells under footprints carry no water), "raise" (footprints
         raised by the building height) or "none"
+    roof_runoff : where the rain on blocked buildings goes: "adjacent" (default: each
+        roof's rain runs off onto the open cells along its walls in equal parts, as
+        from downpipes; see :func:`roof_outlets`) or "none" (dropped, reported as
+        ``rain_on_blocked`` in the mass balance). Only for ``buildings="block"``: with
+        "raise" and "none" the rain falls on the building cells, which carry water.
+        Nodata cells are no roofs: their rain is dropped either way.
     drainage_mm_h : sewer capacity as a loss rate (mm/h), a number or a per-cell grid
     boundary : "free" (water leaves the city at the edges) or "closed"
     """
@@ -125,6 +197,8 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
 
     if buildings not in BUILDING_MODES:
         raise ParameterError(f"buildings must be one of {list(BUILDING_MODES)}, got {buildings!r}")
+    if roof_runoff not in ROOF_RUNOFF_MODES:
+        raise ParameterError(f"roof_runoff must be one of {list(ROOF_RUNOFF_MODES)}, got {roof_runoff!r}")
     if boundary not in ("free", "closed"):
         raise ParameterError(f"boundary must be 'free' or 'closed', got {boundary!r}")
     dem_r = twin.raster("dem", scenario)
@@ -139,10 +213,11 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     dx, dy = float(tr.a), float(-tr.e)
 
     blocked = np.zeros(shape, dtype=bool)
+    roofs = blocked
     bld = twin.layer("buildings", scenario) if "buildings" in twin.layers() else None
     if bld is not None and len(bld) and buildings != "none":
         if buildings == "block":
-            blocked = _rasterize_buildings(bld, shape, tr)
+            blocked = roofs = _rasterize_buildings(bld, shape, tr)
         else:
             dem = dem + _building_heights(bld, shape, tr)
     # cells with no DEM value are out of the model (blocked), with a warning
@@ -164,6 +239,7 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         warnings.warn(f"the 'manning' raster has {int(bad_n.sum())} open cells with nodata or n <= 0; they use "
                       f"n = {_DEFAULT_MANNING} (s/m^(1/3)). Fill the raster if that is wrong", TwinWarning, stacklevel=2)
     man = np.where(np.isfinite(man) & (man > 0), man, _DEFAULT_MANNING)
+    runoff = roof_outlets(roofs & ~holes, ~blocked) if roof_runoff == "adjacent" else None
 
     dur = parse_duration(duration)
     if rain is None:
@@ -200,10 +276,10 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
 
     bc = BoundaryConditions(default=boundary)
     p = params or FloodParameters(snapshot_interval=600.0, gauge_interval=60.0)
-    model = FloodModel(dem, (dx, dy), manning=man, transform=tr, blocked=blocked, rain=rain, boundaries=bc,
-                       drainage=drainage_mm_h, infiltration=infiltration_mm_h, gauges=gauges, params=p)
+    model = FloodModel(dem, (dx, dy), manning=man, transform=tr, blocked=blocked, rain=rain, roof_runoff=runoff,
+                       boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h, gauges=gauges, params=p)
     return FloodSetup(model=model, transform=tr, crs=dem_r.crs, blocked=blocked, gauges=gauges_df,
-                      rain_total_mm=rain.total_mm(), storm=storm_info)
+                      rain_total_mm=rain.total_mm(), storm=storm_info, roof_runoff=runoff)
 
 
 def _sample(grid: np.ndarray, transform, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -285,7 +361,14 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
 
     ``until`` (default: the storm duration) is how long to simulate. Returns a
     :class:`FloodRun` with the engine result (arrays, DataFrames), exposure
-    tables and a summary.
+    tables and a summary. Other keywords go to :func:`prepare_flood`
+    (``buildings``, ``roof_runoff``, ``drainage_mm_h`` ...).
+
+    The summary's volumes (m3): ``rain_m3`` fell on open cells, ``roof_runoff_m3``
+    on roofs and ran off onto the cells along their walls (``roof_runoff="adjacent"``),
+    ``rain_on_blocked_m3`` on blocked cells and was dropped (roofs with
+    ``roof_runoff="none"``, nodata cells); ``outflow_m3`` left at the edges,
+    ``drainage_m3`` went into the sewers, ``storage_m3`` is on the ground at the end.
 
     Examples
     --------
@@ -296,6 +379,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     >>> with Twin.open(path) as twin:
     ...     fr = run_flood(twin, storm="20y", duration="10min", run="demo")
     >>> fr.summary["mass_balance_relative_error"] < 1e-9
+    True
+    >>> fr.summary["roof_runoff_m3"] > 0   # the rain on the roofs runs off onto the streets
     True
     """
     from cim.raster import Raster
@@ -348,7 +433,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         "max_depth_m": float(np.nanmax(res.max_depth)), "flooded_area_m2": float(wet.sum() * setup.model.area),
         "threshold_m": threshold, "exposed_buildings": int(len(expo["buildings"])),
         "exposed_road_links": int(len(expo["road_links"])), "exposed_pois": int(len(expo["pois"])),
-        "rain_m3": mb["rain"], "outflow_m3": mb["boundary_out"], "drainage_m3": mb["drainage"],
+        "rain_m3": mb["rain"], "roof_runoff_m3": mb["roof_runoff"], "rain_on_blocked_m3": mb["rain_on_blocked"],
+        "outflow_m3": mb["boundary_out"], "drainage_m3": mb["drainage"],
         "storage_m3": mb["storage"], "mass_balance_relative_error": mb["relative_error"],
         "engine_wall_s": res.elapsed_s, "cell_updates_per_s": res.cell_updates_per_s,
     }

@@ -18,6 +18,9 @@ def register(app: typer.Typer) -> None:
         run: str = typer.Option(None, "--run", help="Run id (default: a new time-stamped id)."),
         peak_ratio: float = typer.Option(0.4, "--peak-ratio", help="Chicago hyetograph peak position r (0-1)."),
         buildings: str = typer.Option("block", "--buildings", help="block | raise | none: how buildings enter the grid."),
+        roof_runoff: str = typer.Option("adjacent", "--roof-runoff",
+                                        help="adjacent | none: the rain on blocked buildings runs off onto the cells "
+                                             "along their walls, or is dropped (with --buildings block)."),
         drainage: float = typer.Option(0.0, "--drainage", help="Sewer capacity as a loss rate, mm/h."),
         boundary: str = typer.Option("free", "--boundary", help="free | closed: the city edges."),
         threshold: float = typer.Option(0.15, "--threshold", help="Depth (m) above which a feature counts as flooded."),
@@ -45,12 +48,14 @@ def register(app: typer.Typer) -> None:
         with Twin.open(target) as twin:
             with progress_bar(f"flood {storm} {duration}", t_end, quiet=quiet or as_json) as progress:
                 fr = run_flood(twin, scenario, run, storm=storm, duration=dur, until=t_end, threshold=threshold,
-                               peak_ratio=peak_ratio, buildings=buildings, drainage_mm_h=drainage, boundary=boundary,
-                               params=params, progress=progress)
+                               peak_ratio=peak_ratio, buildings=buildings, roof_runoff=roof_runoff,
+                               drainage_mm_h=drainage, boundary=boundary, params=params, progress=progress)
         s = fr.summary
         human = (
             f"run {s['run']} (scenario {s['scenario']}): {s['storm']['total_mm']:.1f} mm in {dur / 60:.0f} min, "
             f"{s['steps']} steps in {s['engine_wall_s']:.1f} s\n"
+            f"rain {s['rain_m3'] + s['roof_runoff_m3']:.0f} m3 (off roofs {s['roof_runoff_m3']:.0f} m3, "
+            f"dropped {s['rain_on_blocked_m3']:.0f} m3)\n"
             f"max depth {s['max_depth_m']:.2f} m; {s['flooded_area_m2'] / 1e4:.2f} ha above {threshold} m\n"
             f"exposed: {s['exposed_buildings']} buildings, {s['exposed_road_links']} road links, {s['exposed_pois']} POIs\n"
             f"mass balance relative error {s['mass_balance_relative_error']:.1e}"

@@ -135,6 +135,8 @@ def test_raster_rain_series():
 
 
 def test_blocked_cells_stay_dry_and_rain_on_them_is_reported():
+    """Without roof_runoff (the engine's default) the rain on blocked cells is dropped and reported; routing it to
+    open cells is tested in test_flood_roof_runoff.py (the adapter routes it by default)."""
     z = np.zeros((10, 10))
     blocked = np.zeros_like(z, dtype=bool)
     blocked[3:6, 3:6] = True
@@ -144,6 +146,7 @@ def test_blocked_cells_stay_dry_and_rain_on_them_is_reported():
     mb = m.mass_balance()
     assert mb["rain_on_blocked"] == pytest.approx(9 * 4.0 * 0.012, rel=1e-12)
     assert mb["rain"] == pytest.approx(91 * 4.0 * 0.012, rel=1e-12)
+    assert mb["roof_runoff"] == 0.0
 
 
 # ----------------------------------------------------------------------------- outputs

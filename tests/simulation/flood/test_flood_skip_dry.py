@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from simulation.flood import BoundaryConditions, FloodModel, FloodParameters, Hyetograph, Inflow, RainSeries
+from simulation.flood import BoundaryConditions, FloodModel, FloodParameters, Hyetograph, Inflow, RainSeries, RoofRunoff
 
 NY, NX, DX = 48, 600, 5.0  # 600 columns: two whole tiles of the row sums and a part one
 
@@ -40,6 +40,18 @@ def _buildings(ny=NY, nx=NX):
     return b
 
 
+def _roofs(ny=NY, nx=NX):
+    """Each building of :func:`_buildings` drains onto the row south of it: rain lands on cells out of the patches."""
+    from scipy import ndimage
+
+    b = _buildings(ny, nx)
+    lab, _ = ndimage.label(b)
+    south = np.zeros_like(b)
+    south[1:] = b[:-1] & ~b[1:]
+    cells = np.flatnonzero(south)
+    return RoofRunoff(lab, np.stack([lab.ravel()[cells - nx], cells]))
+
+
 def _rain_patches(ny=NY, nx=NX):
     g1 = np.zeros((ny, nx))
     g1[10:20, 400:470] = 80.0  # a storm cell over part of the grid
@@ -60,6 +72,7 @@ CASES = {
         .set("east", "free")),
     "blocked buildings, inflow and rain patches": dict(
         blocked=_buildings(), rain=_rain_patches(), inflows=[Inflow([0.0, 300.0], [3.0, 3.0], row=24, col=250)]),
+    "roof runoff from buildings under rain patches": dict(blocked=_buildings(), rain=_rain_patches(), roof_runoff=_roofs()),
     "losses on a partly wet grid": dict(initial_depth=_mound(cx=0.7), drainage=30.0,
                                         infiltration=np.where(np.arange(NX) < 420, 50.0, 0.0)[None, :] * np.ones((NY, 1))),
     # all wet under the rain, then the film soaks away and the plane is dry again
@@ -102,7 +115,8 @@ def test_skip_dry_is_bit_identical_to_dense(name):
 
 @pytest.mark.parametrize("dtype,threads", [("float32", 2), ("float32", 1), ("float64", 1)])
 def test_skip_dry_bit_identical_float32_and_one_thread(dtype, threads):
-    for name in ("mound", "blocked buildings, inflow and rain patches", "stage boundary into a dry grid"):
+    for name in ("mound", "blocked buildings, inflow and rain patches", "stage boundary into a dry grid",
+                 "roof runoff from buildings under rain patches"):
         dense, skip = _pair(CASES[name], dtype=dtype, threads=threads, until=150.0)
         _assert_same(dense, skip)
 
