@@ -173,3 +173,19 @@ def test_results_refuse_what_could_not_be_a_scenario_name(twin, scenario):
     with pytest.raises(ScenarioError, match="choose another name|letters and digits of any script"):
         save_result(twin.store, scenario, "run1", "summary", {"v": 1})
     assert list_results(twin.store).empty
+
+
+def test_a_flood_runs_on_a_scenario_named_in_either_spelling(tmp_path):
+    """The flood adapter looked the name up as typed: 'café' typed with a combining accent (NFD) was 'no such
+    scenario' although the scenario exists (stored in NFC)."""
+    import unicodedata
+
+    import sample_city
+    from twin_core.twin import Twin
+
+    path = str(tmp_path / "c.gpkg")
+    sample_city.build_into(path, "small", seed=0)
+    with Twin.open(path) as twin:
+        twin.scenarios.create("café")
+        fr = twin.flood(scenario=unicodedata.normalize("NFD", "café"), storm="5y", duration="5min", run="f1")
+        assert fr.scenario == "café" and twin.load_result("café", "f1", "summary")["run"] == "f1"

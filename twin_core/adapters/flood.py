@@ -384,13 +384,14 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     True
     """
     from cim.raster import Raster
-    from cim.scenario import BASE
+    from cim.scenario import BASE, normalise_scenario_name
     from simulation.flood import FloodParameters
 
     from cim.results import check_run_free, check_run_id, delete_results, new_run_id
 
+    scenario = normalise_scenario_name(scenario)  # one name typed two ways (NFC / NFD) is one scenario
     scen = scenario or BASE
-    if scenario is not None and scenario != BASE and scenario not in twin.scenarios.names():
+    if scenario is not None and scenario not in twin.scenarios:
         from twin_core.errors import ScenarioError
 
         raise ScenarioError(f"scenario {scenario!r} does not exist; create it with `twin scenario create` "
