@@ -7,28 +7,15 @@ import json
 import subprocess
 import sys
 
-import geopandas as gpd
-import pytest
-import shapely
 from typer.testing import CliRunner
 
 from twin_core.cli import get_app
 from twin_core.twin import Twin
 
+# the two-link city of the core CLI tests (the fixture is imported, not copied)
+from test_cli_core import city  # noqa: E402,F401
+
 runner = CliRunner()
-
-
-@pytest.fixture
-def city(tmp_path):
-    path = str(tmp_path / "c.gpkg")
-    with Twin.create(path, name="cli-names") as t:
-        links = gpd.GeoDataFrame(
-            {"link_id": ["a", "b"], "from_node": ["1", "2"], "to_node": ["2", "3"], "lanes": [2, 3],
-             "speed_limit_kmh": [50.0, 60.0], "capacity_vph": [1800.0, 2700.0]},
-            geometry=[shapely.LineString([(410000, 3395000), (410100, 3395000)]),
-                      shapely.LineString([(410100, 3395000), (410100, 3395200)])], crs="EPSG:4544")
-        t.store.write_layer("road_links", links)
-    return path
 
 
 def run(*args):
