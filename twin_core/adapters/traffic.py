@@ -718,13 +718,15 @@ STORM_RUSH_SCENARIO = "storm_rush"
 
 def run_storm_rush_demo(twin, progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """The demo's "50-year storm at rush hour": under scenario ``storm_rush`` (made if missing), a 30-minute
-    50-year design storm (run ``demo-storm``) and the morning peak at the real Chengdu density (run
-    ``demo-storm-traffic``) with each road closed while the storm has it under 0.3 m of water."""
+    50-year design storm (run ``demo-storm``, followed for 2 hours, as long as the traffic run, so the water
+    drains and roads reopen) and the morning peak at the real Chengdu density (run ``demo-storm-traffic``)
+    with each road closed while the storm has it under 0.3 m of water."""
     from twin_core.adapters.flood import run_flood
 
     if STORM_RUSH_SCENARIO not in twin.scenarios.names():
         twin.scenarios.create(STORM_RUSH_SCENARIO, "a 50-year storm breaks as the morning peak starts")
-    run_flood(twin, STORM_RUSH_SCENARIO, "demo-storm", storm="50y", duration="30min", snapshot_interval="5min")
+    run_flood(twin, STORM_RUSH_SCENARIO, "demo-storm", storm="50y", duration="30min", until="2h",
+              snapshot_interval="10min")
     return run_simulate(twin, STORM_RUSH_SCENARIO, "demo-storm-traffic", period="am", route_iterations=2,
                         demand_scale=demo_demand_scale(twin, "am"), flooded_by="demo-storm", progress=progress)
 
