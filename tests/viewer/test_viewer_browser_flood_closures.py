@@ -13,7 +13,7 @@ from test_viewer_browser import Page, browser, set_layers  # noqa: F401  (the mo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-BLUE = np.array([40, 110, 255])  # FLOOD_CLOSED_COLOUR in viewer/static/app.js
+MAGENTA = np.array([230, 40, 210])  # FLOOD_CLOSED_COLOUR in viewer/static/app.js (magenta)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,12 @@ def _slide(p, value):
     p.settle(1500)
 
 
-def _blue_share(p) -> float:
+def _magenta_share(p) -> float:
     px = p.map_pixels()
-    return float((np.abs(px - BLUE).sum(axis=2) < 60).mean())
+    return float((np.abs(px - MAGENTA).sum(axis=2) < 60).mean())
 
 
-def test_flood_closed_roads_turn_blue_while_closed(browser, closures_server):  # noqa: F811
+def test_flood_closed_roads_turn_magenta_while_closed(browser, closures_server):  # noqa: F811
     p = Page(browser, closures_server).open()
     try:
         labels = p.page.eval_on_selector_all("#series-select option", "os => os.map((o) => o.textContent)")
@@ -63,16 +63,16 @@ def test_flood_closed_roads_turn_blue_while_closed(browser, closures_server):  #
         colour = """(props) => window.__twin.decks.a.props.layers.find((l) => l && l.id === 'road_links-a')
                                  .props.getLineColor({properties: props}).slice(0, 3)"""
         _slide(p, 300)
-        assert _blue_share(p) < 0.0005  # before the water: coloured by load
-        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: 1200, vc: 0.1}})") != BLUE.tolist()
+        assert _magenta_share(p) < 0.0005  # before the water: coloured by load
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: 1200, vc: 0.1}})") != MAGENTA.tolist()
         _slide(p, 900)
-        assert _blue_share(p) > 0.002, "the closed roads were not drawn closed"
-        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: 1200, vc: 0.1}})") == BLUE.tolist()
+        assert _magenta_share(p) > 0.002, "the closed roads were not drawn closed"
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: 1200, vc: 0.1}})") == MAGENTA.tolist()
         # a road still under water when the flood run ended (closed_until_s inf, or null in JSON) stays closed
-        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: null, vc: 0.1}})") == BLUE.tolist()
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: null, vc: 0.1}})") == MAGENTA.tolist()
         _slide(p, 1500)
-        assert _blue_share(p) < 0.0005  # reopened
-        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: Infinity, vc: 0.1}})") == BLUE.tolist()
+        assert _magenta_share(p) < 0.0005  # reopened
+        assert p.page.evaluate(f"({colour})({{closed_from_s: 600, closed_until_s: Infinity, vc: 0.1}})") == MAGENTA.tolist()
         # the tooltip says when
         tip = p.page.evaluate("""() => window.__twin.decks.a.props.getTooltip({object: {properties:
             {link_id: 'L1', closed_from_s: 600, closed_until_s: 1200}}, layer: {id: 'road_links-a'}})""")

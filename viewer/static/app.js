@@ -98,7 +98,7 @@
     return [Math.round(40 + 215 * x), Math.round(200 - 170 * x * x), 60, 255];
   }
   const CLOSED_COLOUR = [70, 70, 80, 255];      // closed for the whole run (a scenario's closure)
-  const FLOOD_CLOSED_COLOUR = [40, 110, 255, 255];  // closed now, while a flood has it under water
+  const FLOOD_CLOSED_COLOUR = [230, 40, 210, 255];  // closed now, while a flood has it under water (magenta: not the water's blue)
   // a traffic run's link: closed at the time shown (timed closures follow the trips' clock), else its load
   function linkClosedNow(p) {
     const sr = currentSeries();
