@@ -34,3 +34,28 @@ def test_demo_runs_each_step_once_including_the_storm_at_rush_hour(tmp_path):
         assert set(twin.results(scenario="base")["run"]) >= {"demo-flood", "demo-traffic"}
     again = run.invoke(app, ["demo", target, "--size", "small", "--no-serve", "--quiet"])
     assert again.exit_code == 0 and "storm at rush hour: results already in the twin" in again.output
+
+
+@pytest.mark.postgis
+def test_demo_on_postgis_builds_once(pg_dsn, monkeypatch):
+    """A DSN is no file, so `twin demo DSN` rebuilt the whole city (and ran every step again) on each run."""
+    import twin_core.cli.build
+    import twin_core.cli.demo
+    from twin_core.cli import get_app
+
+    real = twin_core.cli.build.build_city
+    builds = []
+
+    def counting(*a, **k):
+        builds.append(a[0])
+        return real(*a, **k)
+
+    monkeypatch.setattr(twin_core.cli.build, "build_city", counting)
+    app, run = get_app(), CliRunner()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = run.invoke(app, ["demo", pg_dsn, "--size", "small", "--no-serve", "--quiet"])
+        second = run.invoke(app, ["demo", pg_dsn, "--size", "small", "--no-serve", "--quiet"])
+    assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
+    assert len(builds) == 1
+    assert "storm at rush hour: results already in the twin" in second.output

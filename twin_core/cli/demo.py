@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
         if serve:  # refuse an unsafe bind now, not after minutes of building and simulating
             _check_demo_bind(target, host, port, rebuild=rebuild)
-        if rebuild or not os.path.exists(target):
+        if rebuild or not _has_city(target):
             summary = build_city(target, size, seed, force=True, quiet=quiet)
         else:
             with Twin.open(target) as twin:
@@ -45,6 +45,20 @@ def register(app: typer.Typer) -> None:
                 return
             typer.echo(f"serving the one map on http://{host}:{port}/  (Ctrl-C to stop)")
             serve_map(target, host=host, port=port)
+
+
+def _has_city(target: str) -> bool:
+    """Whether ``target`` already holds a city (a GeoPackage file, or a PostGIS schema with layers): the
+    demo builds only when it does not (a DSN is no file, so a PostGIS twin was rebuilt on every run)."""
+    from cim.store import is_dsn, open_store
+
+    if not is_dsn(target):
+        return os.path.exists(target)
+    try:
+        with open_store(target) as st:
+            return bool(st.list_layers())
+    except Exception:  # noqa: BLE001 - no schema / no twin there yet: build it
+        return False
 
 
 def _check_demo_bind(target: str, host: str, port: int, *, rebuild: bool) -> None:
