@@ -332,7 +332,7 @@ def _build_one(size: str, seed: int, report) -> SampleCity:
 def _sample(raster, points) -> np.ndarray:
     """Raster values (float64) at points (the cell each point falls in, clipped to the grid)."""
     xy = shapely.get_coordinates(np.asarray(points, dtype=object))
-    col, row = ~raster.transform * (xy[:, 0], xy[:, 1])
+    col, row = ~raster.transform @ (xy[:, 0], xy[:, 1])
     row = np.clip(np.floor(row).astype(int), 0, raster.shape[0] - 1)
     col = np.clip(np.floor(col).astype(int), 0, raster.shape[1] - 1)
     return raster.data[row, col].astype("float64")

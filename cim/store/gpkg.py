@@ -608,6 +608,7 @@ class GeoPackageStore(Store):
 
     def read_raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
         import rasterio
+        from affine import Affine
         from rasterio.windows import Window as RioWindow
 
         self._require_raster(name)
@@ -616,7 +617,9 @@ class GeoPackageStore(Store):
             with rasterio.open(f"GPKG:{self.path}:{name}") as ds:
                 w = raster_window((ds.height, ds.width), ds.transform, window, bounds)
                 data = ds.read(1, window=RioWindow(w.col_off, w.row_off, w.width, w.height))
-                transform = ds.window_transform(RioWindow(w.col_off, w.row_off, w.width, w.height))
+                # the window's transform, composed with `@` (rasterio's window_transform uses `*`, which affine
+                # deprecates: a PendingDeprecationWarning on every read, four per flood run in a notebook)
+                transform = ds.transform @ Affine.translation(w.col_off, w.row_off)
                 crs = ds.crs.to_string() if ds.crs else self.crs
         except rasterio.errors.RasterioIOError as exc:
             raise CorruptStoreError(f"raster {name!r} in {self.uri} cannot be read: {exc}") from exc

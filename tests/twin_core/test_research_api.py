@@ -109,3 +109,13 @@ def test_a_run_id_holding_another_engines_results_is_refused(tmp_path):
         twin.flood(run="shared", storm="2y", duration="10min")  # the same engine may re-run its id
         twin.traffic(run="t1", demand_scale=0.1)
         twin.traffic(run="t1", mode="simulate", demand_scale=0.1, route_iterations=1)  # assign -> simulate is fine
+
+
+def test_a_flood_run_in_a_notebook_shows_no_deprecation_noise(small_city_gpkg):
+    """Every raster read composed the window's transform with affine's deprecated `*` (rasterio's
+    window_transform): four PendingDeprecationWarnings per flood run in a notebook, none of them ours to act on."""
+    with Twin.open(small_city_gpkg) as twin, warnings.catch_warnings():
+        warnings.simplefilter("error", PendingDeprecationWarning)
+        twin.flood(storm="5y", duration="5min", run="quiet")
+        r = twin.raster("dem", bounds=(409500, 3390700, 410000, 3391200))
+    assert r.shape[0] > 0

@@ -49,7 +49,7 @@ def point_value(state, raster, lon: float, lat: float, data=None) -> dict:
 
     x, y = lonlat_to_twin(lon, lat, raster.crs)
     inv = ~raster.transform
-    c, r = inv * (x, y)
+    c, r = inv @ (x, y)
     r, c = int(math.floor(r)), int(math.floor(c))
     arr = raster.masked() if data is None else data
     inside = 0 <= r < arr.shape[0] and 0 <= c < arr.shape[1]
