@@ -232,6 +232,13 @@ class Twin:
                           skip=("twin", "scenario", "run"))
         return run_traffic(self, scenario, run, **kwargs)
 
+    def sweep(self, engine: str, grid: dict | None = None, **kwargs):
+        """Run ``engine`` ("flood", "traffic", "crowd") once per combination of ``grid`` values (and per
+        scenario of ``scenarios=``); a DataFrame with one row per run. See :func:`twin_core.sweep.sweep`."""
+        from twin_core.sweep import sweep
+
+        return sweep(self, engine, grid, **kwargs)
+
     def import_ifc(self, path, **kwargs):
         """Import an IFC model into the twin (one transaction); see :func:`bim_import.import_ifc`."""
         from bim_import import import_ifc

@@ -91,6 +91,11 @@ class Store(ABC):
 
     # -- lifecycle -------------------------------------------------------
     @abstractmethod
+    def reopen_args(self) -> tuple[str, str | None]:
+        """``(target, schema)`` that :func:`cim.store.open_store` takes to open this store again elsewhere (a
+        worker process of a sweep)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections and file handles."""
 

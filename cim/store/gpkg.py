@@ -196,6 +196,9 @@ class GeoPackageStore(Store):
                 "gpkg_contents missing); open a .gpkg made by RongTwin or GDAL"
             )
 
+    def reopen_args(self) -> tuple[str, str | None]:
+        return str(self.path), None
+
     def _holds_twin(self) -> bool:
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         try:

@@ -94,6 +94,9 @@ class PostGISStore(Store):
 
     kind = "postgis"
 
+    def reopen_args(self) -> tuple[str, str | None]:
+        return self._dsn, self.schema
+
     def __init__(self, dsn: str, *, create: bool = False, crs: str | None = None, schema: str | None = None,
                  connect_timeout: int = 5) -> None:
         import psycopg
@@ -103,6 +106,7 @@ class PostGISStore(Store):
         if not _SCHEMA_RE.match(self.schema):
             raise StoreConnectionError(f"schema name {self.schema!r} is not valid: use lower-case letters, digits, '_'")
         self.uri = _redact(dsn)
+        self._dsn = dsn  # with its password, for reopen_args (never printed: messages use uri)
         try:
             self.conn = _connect(conninfo, connect_timeout)
         except psycopg.OperationalError as exc:
