@@ -38,6 +38,8 @@ __all__ = [
     "GeometryError",
     "JobError",
     "AuthError",
+    "ReadingError",
+    "FeedError",
 ]
 
 
@@ -133,3 +135,22 @@ class JobError(TwinError, RuntimeError):
 
 class AuthError(TwinError, PermissionError):
     """Missing or insufficient credentials."""
+
+
+class ReadingError(TwinError, ValueError):
+    """Sensor readings refused (unknown sensor, a time without an offset or in the future, a value that is not
+    a finite number); nothing of the batch was stored.
+
+    ``problems`` lists ``(index, reason)`` of every bad reading (index: its position in the batch),
+    ``unknown_sensors`` the sensor ids the twin does not have, ``total`` the size of the batch.
+    """
+
+    def __init__(self, message: str, problems=(), unknown_sensors=(), total: int = 0) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+        self.unknown_sensors = list(unknown_sensors)
+        self.total = total
+
+
+class FeedError(TwinError, ConnectionError):
+    """A live feed (an MQTT broker) cannot be reached or subscribed to, or what it sent cannot be stored."""

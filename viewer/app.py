@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         version="0.1.0",
         description="The city twin as an API: layers, vector tiles, rasters, meshes, scenarios, "
                     "simulation jobs, BIM checks and sensors. Bearer tokens carry roles "
-                    "(viewer, planner, regulator, admin).",
+                    "(viewer, planner, regulator, sensor, admin).",
         lifespan=lifespan,
     )
     app.add_middleware(GZipMiddleware, minimum_size=800)

@@ -44,12 +44,13 @@ _PREFIX = "token:"
 #: the longest a token may live: ten years (leap days included)
 MAX_EXPIRES_IN = timedelta(days=3653)
 
-#: what each role may do, beyond reading (everyone who holds a token may read)
+#: what each role may do: every role of a person reads; a sensor feed only sends readings ("ingest")
 _RIGHTS = {
     "viewer": {"read"},
     "planner": {"read", "scenarios", "simulate"},
     "regulator": {"read", "bim"},
-    "admin": {"read", "scenarios", "simulate", "bim", "admin"},
+    "sensor": {"ingest"},
+    "admin": {"read", "scenarios", "simulate", "bim", "ingest", "admin"},
 }
 
 

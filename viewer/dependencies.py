@@ -105,7 +105,7 @@ def require(right: str):
     def dep(p: Principal = Depends(current_principal)) -> Principal:
         if not p.can(right):
             need = {"scenarios": "planner or admin", "simulate": "planner or admin", "bim": "regulator or admin",
-                    "admin": "admin"}.get(right, "viewer")
+                    "ingest": "sensor or admin", "admin": "admin"}.get(right, "viewer")
             raise HTTPException(403, f"the role {p.role!r} may not do this ({right}); it needs the role {need}")
         return p
 

@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field, field_validator
 
 __all__ = ["Settings", "ROLES", "is_loopback"]
 
-#: roles, each including the rights of the ones before it in its line:
-#: viewer reads; planner edits scenarios and runs simulations; regulator runs
-#: BIM checks; admin does everything (tokens included).
-ROLES = ("viewer", "planner", "regulator", "admin")
+#: roles: viewer reads; planner also edits scenarios and runs simulations; regulator
+#: also runs BIM checks; sensor (a feed, not a person) only sends readings, and
+#: reads nothing; admin does everything (tokens included).
+ROLES = ("viewer", "planner", "regulator", "sensor", "admin")
 
 
 def is_loopback(host: str) -> bool:

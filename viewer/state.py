@@ -132,6 +132,7 @@ class AppState:
         self.frames: dict = {}  # (layer, scenario) -> projected frame for tiling
         self.frames_lock = threading.Lock()
         self.jobs = None  # set by the app (viewer.jobs.JobManager)
+        self.sensor_readings = None  # cim.sensors.ReadingsCache, made by the sensors router on its first request
         self._info: dict = {}
         self._info_lock = threading.Lock()
 

@@ -24,7 +24,8 @@ app = typer.Typer(
 )
 
 # Subcommand modules, in help order. Each defines register(app).
-_MODULES = ("build", "info", "layers", "scenario", "bim", "flood", "traffic", "crowd", "analysis", "serve", "token", "demo")
+_MODULES = ("build", "info", "layers", "scenario", "bim", "flood", "traffic", "crowd", "analysis", "serve", "sensors",
+            "token", "demo")
 _registered = False
 
 

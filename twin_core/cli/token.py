@@ -1,4 +1,4 @@
-"""``twin token``: bearer tokens for the map server (roles viewer, planner, regulator, admin)."""
+"""``twin token``: bearer tokens for the map server (roles viewer, planner, regulator, sensor, admin)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
     def create(
         store: str = STORE_ARG,
         role: str = typer.Option(..., "--role", help="viewer (read), planner (scenarios, simulations), "
-                                                     "regulator (BIM checks) or admin."),
+                                                     "regulator (BIM checks), sensor (a feed: only sends "
+                                                     "readings) or admin."),
         name: str = typer.Option("", "--name", help="Who or what the token is for."),
         expires: Optional[str] = typer.Option(None, "--expires", callback=parse_expires, metavar="DURATION",
                                               help="Expire after 90m, 12h, 30d, 2w ... (at most 10 years; "

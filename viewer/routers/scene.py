@@ -17,7 +17,7 @@ def health(state=Depends(get_state)) -> dict:
 @router.get("/whoami", summary="The caller's role")
 def whoami(p: Principal = Depends(current_principal)) -> dict:
     return {"role": p.role, "name": p.name, "token_id": p.token_id,
-            "can": [r for r in ("read", "scenarios", "simulate", "bim", "admin") if p.can(r)]}
+            "can": [r for r in ("read", "scenarios", "simulate", "bim", "ingest", "admin") if p.can(r)]}
 
 
 @router.get("/scene", summary="Camera, layers, rasters and results for the page",

@@ -1,16 +1,16 @@
-"""Sensors with their latest reading.
+"""Sensors: their latest readings, the alerts, and readings coming in.
 
-Readings come from the table ``sensor_readings`` (sensor_id, time, value) when
-the twin has one; sensors without a stored reading get a simulated one when
-the server runs with ``simulated_sensors`` (the demo), marked as such.
+Readings live in the table ``sensor_readings`` (see :mod:`cim.sensors`, which checks and stores them and
+keeps the latest per sensor); sensors without a stored reading get a simulated one when the server runs with
+``simulated_sensors`` (the demo), marked as such. ``POST /api/sensors/readings`` takes a batch of up to
+:data:`MAX_READINGS` readings from a feed (role ``sensor`` or ``admin``: the right "ingest"); the reads need
+the right "read".
 
-The latest reading of a sensor is the one with the latest ``time`` (ISO 8601
-strings or datetimes; offsets are compared as instants, times without an offset
-are taken in UTC), ties and unreadable times going to the row stored last; a
-table without a ``time`` column gives each sensor its last stored row. A value
-that is not a number is reported as ``None`` with status ``"unknown"``.
-The latest readings are kept between requests and only the rows appended
-since are read again, so a feed of millions of rows stays cheap to poll.
+The latest reading of a sensor is the one with the latest ``time`` (ISO 8601 strings or datetimes; offsets
+are compared as instants, times without an offset are taken in UTC), ties and unreadable times going to the
+row stored last; a table without a ``time`` column gives each sensor its last stored row. A value that is
+not a number is reported as ``None`` with status ``"unknown"``. The latest readings are kept between
+requests and only the rows appended since are read again, so a feed of millions of rows stays cheap to poll.
 """
 
 from __future__ import annotations
@@ -18,17 +18,24 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from typing import Annotated
 
-import numpy as np
-import pandas as pd
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from cim.sensors import READINGS, ReadingsCache, append_readings, latest_per_sensor, sensor_status
+from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
 
-router = APIRouter(prefix="/api/sensors", tags=["sensors"], dependencies=[Depends(require("read"))])
+__all__ = ["router", "READINGS", "MAX_READINGS", "latest_per_sensor", "simulated_value"]
 
-READINGS = "sensor_readings"
+router = APIRouter(prefix="/api/sensors", tags=["sensors"])
+
+#: the most readings one POST may carry, and the largest body (bytes) it may send them in
+MAX_READINGS = 10_000
+MAX_BODY = 8 * 1024 * 1024
 #: a plausible level and swing per sensor kind (unit as in the sensors layer)
 _SIM = {"rain_gauge": (2.0, 6.0), "river_level": (1.2, 0.8), "traffic_counter": (900.0, 600.0),
         "air_quality": (45.0, 25.0), "crowd_counter": (300.0, 250.0), "camera": (1.0, 0.0), "other": (1.0, 0.5)}
@@ -41,101 +48,27 @@ def simulated_value(sensor_id: str, kind: str, t: float) -> float:
     return round(max(0.0, level + swing * math.sin(2 * math.pi * t / 600.0 + phase)), 3)
 
 
-def _status(v, warn, alarm) -> str:
-    if v is None or v != v:
-        return "unknown"
-    if alarm is not None and alarm == alarm and v >= alarm:
-        return "alarm"
-    if warn is not None and warn == warn and v >= warn:
-        return "warn"
-    return "ok"
+def _refresh(state):
+    """The sensors layer (None if the twin has none) and the readings cache brought up to date, under the
+    store's lock (the cache is shared by every request)."""
+    with state.lock:
+        if not state.store.has_layer("sensors"):
+            return None, None
+        sensors = state.twin.layer("sensors")
+        cache = state.sensor_readings
+        if cache is None:
+            cache = state.sensor_readings = ReadingsCache()
+        cache.refresh(state.store, sensors)
+        return sensors, cache
 
 
-def latest_per_sensor(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per ``sensor_id``: the latest by ``time`` (ties and unreadable times: the row stored last).
-
-    Adds ``_t`` (UTC instants, NaT where unreadable) and keeps the input's row order among the chosen rows.
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"sensor_id": ["a", "a", "b"], "value": [1.0, 2.0, 3.0],
-    ...                    "time": ["2026-07-01T08:00:00+08:00", "2026-07-01T01:30:00Z", "2026-07-01T00:00:00Z"]})
-    >>> latest_per_sensor(df)["value"].tolist()
-    [2.0, 3.0]
-    """
-    n = len(df)
-    if "time" in df.columns:
-        t = df["time"]
-        if not pd.api.types.is_datetime64_any_dtype(t):
-            t = pd.to_datetime(t.astype(object).where(t.notna(), None), utc=True, format="ISO8601", errors="coerce")
-        elif t.dt.tz is None:
-            t = t.dt.tz_localize("UTC")
-        else:
-            t = t.dt.tz_convert("UTC")
-        key = t.astype("datetime64[ns, UTC]").array.asi8  # NaT is the smallest int64: it loses to any real time
-    else:
-        t = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
-        key = np.zeros(n, dtype=np.int64)
-    codes, _ = pd.factorize(df["sensor_id"].astype(str))
-    # idxmax takes the first of equal maxima: run it backwards so the row stored last wins ties
-    rev = pd.Series(key[::-1]).groupby(codes[::-1]).idxmax().to_numpy()
-    pick = np.sort(n - 1 - rev)
-    out = df.iloc[pick].copy()
-    out["_t"] = t.iloc[pick].to_numpy()
-    return out
-
-
-def _reading_time(v, t) -> str | None:
-    if isinstance(v, str):
-        return v
-    if t is not None and t == t:  # not NaT
-        return pd.Timestamp(t).isoformat()
-    return None if v is None or v != v else str(v)
-
-
-def latest_readings(state) -> dict[str, tuple]:
-    """``{sensor_id: (value or None, time or None)}`` from the readings table.
-
-    The answer is cached on the state with the row count and the last stored row; when the table has
-    only grown since, just the new rows are read (a live feed appends).
-    """
-    store = state.store
-    if not store.has_table(READINGS):
-        return {}
-    n = store.count_rows(READINGS)
-    if n == 0:
-        return {}
-    cols = store.read_table(READINGS, limit=0).columns
-    if not {"sensor_id", "value"} <= set(cols):
-        return {}
-    cols = [c for c in ("sensor_id", "time", "value") if c in cols]
-    last_row = store.read_table(READINGS, columns=cols, offset=n - 1, limit=1)
-    cached = getattr(state, "_readings_cache", None)
-    if cached is not None and cached[0] == n and cached[1].equals(last_row):
-        return cached[2]
-    if (cached is not None and 0 < cached[0] < n
-            and store.read_table(READINGS, columns=cols, offset=cached[0] - 1, limit=1).equals(cached[1])):
-        new = store.read_table(READINGS, columns=cols, offset=cached[0])
-        rows = latest_per_sensor(pd.concat([cached[3][cols], new], ignore_index=True))
-    else:
-        rows = latest_per_sensor(store.read_table(READINGS, columns=cols))
-    values = pd.to_numeric(rows["value"], errors="coerce").astype(float)
-    times = rows["time"] if "time" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
-    last = {
-        str(sid): (None if not math.isfinite(v) else v, _reading_time(tv, tt))
-        for sid, v, tv, tt in zip(rows["sensor_id"], values, times, rows["_t"])
-    }
-    state._readings_cache = (n, last_row, last, rows.reset_index(drop=True))
-    return last
-
-
-@router.get("/latest", summary="Every sensor with its latest reading (GeoJSON, lon/lat)")
+@router.get("/latest", summary="Every sensor with its latest reading (GeoJSON, lon/lat)",
+            dependencies=[Depends(require("read"))])
 def latest(state=Depends(get_state)) -> dict:
-    store = state.store
-    if not store.has_layer("sensors"):
+    sensors, cache = _refresh(state)
+    if sensors is None:
         return {"type": "FeatureCollection", "features": [], "simulated": False}
-    sensors = state.twin.layer("sensors")
-    last = latest_readings(state)
+    last = cache.latest
     fc = frame_to_geojson(sensors, state.twin.crs)
     now = time.time()
     any_sim = False
@@ -151,6 +84,82 @@ def latest(state=Depends(get_state)) -> dict:
             any_sim = True
         else:
             p.update(value=None, time=None, simulated=False)
-        p["status"] = _status(p["value"], p.get("warn_threshold"), p.get("alarm_threshold"))
+        p["status"] = sensor_status(p["value"], p.get("warn_threshold"), p.get("alarm_threshold"))
     fc["simulated"] = any_sim
     return fc
+
+
+@router.get("/alerts", summary="Sensors now in warning or alarm, newest alert first",
+            dependencies=[Depends(require("read"))])
+def alerts(state=Depends(get_state)) -> dict:
+    """Each sensor whose latest stored reading is at or above its warn or alarm threshold: ``status``,
+    ``value`` and ``time`` of that reading, the ``threshold`` crossed, ``since`` (UTC: the first reading of
+    the run at or above that threshold the latest belongs to), the sensor's ``name``, ``kind``, ``unit`` and
+    ``lon``/``lat``. Sorted by ``since``, newest first. Only stored readings raise alerts: the demo's
+    simulated values never do."""
+    sensors, cache = _refresh(state)
+    if sensors is None:
+        return {"alerts": [], "count": 0}
+    rows = cache.alerts()
+    if rows:
+        from viewer.geo import reproject_geoms
+
+        ids = sensors["sensor_id"].astype(str)
+        sub = sensors[ids.isin({a["sensor_id"] for a in rows}).to_numpy()].drop_duplicates("sensor_id")
+        pts = reproject_geoms(sub.geometry.values, state.twin.crs, "EPSG:4326")
+        info = {str(sid): (rec, pt) for sid, rec, pt in zip(sub["sensor_id"], sub.to_dict("records"), pts)}
+        for a in rows:
+            rec, pt = info[a["sensor_id"]]
+            lon, lat = (None, None) if pt is None or pt.is_empty else (round(pt.x, 7), round(pt.y, 7))
+            a.update({k: _plain(rec.get(k)) for k in ("name", "kind", "unit")}, lon=lon, lat=lat)
+    return {"alerts": rows, "count": len(rows)}
+
+
+def _plain(v):
+    return None if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
+class ReadingIn(BaseModel):
+    """One reading of one sensor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sensor_id: str = Field(..., min_length=1, max_length=200, description="a sensor of the twin's sensors layer",
+                           examples=["RG01"])
+    time: str = Field(..., min_length=1, max_length=64,
+                      description="ISO-8601 instant with an offset (+08:00) or Z; at most 5 min in the future",
+                      examples=["2026-07-01T08:00:00+08:00"])
+    value: Annotated[float, Field(strict=True, allow_inf_nan=False, description="the reading, in the sensor's unit",
+                                  examples=[12.5])]
+
+
+class ReadingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    readings: list[ReadingIn] = Field(..., max_length=MAX_READINGS,
+                                      description=f"at most {MAX_READINGS} readings; stored all or none")
+
+
+def _body_limit(request: Request) -> None:
+    clen = request.headers.get("content-length")
+    if clen and clen.isdigit() and int(clen) > MAX_BODY:
+        raise HTTPException(413, f"the body is {int(clen) // 1024} kB, over the limit of "
+                                 f"{MAX_BODY // (1024 * 1024)} MB; send at most {MAX_READINGS} readings per request")
+
+
+@router.post("/readings", status_code=201, summary="Store a batch of readings (all or none)",
+             dependencies=[Depends(require("ingest")), Depends(_body_limit)],
+             responses={413: {"description": "the body is too large"},
+                        422: {"description": "a reading is bad or names an unknown sensor: nothing was stored"}})
+def ingest(body: ReadingsIn, state=Depends(get_state)) -> dict:
+    """Check every reading and store them in one transaction, or refuse them all (422, with the reasons and
+    the unknown sensors) so the sender can fix and send the batch again."""
+    rows = [r.model_dump() for r in body.readings]
+    try:
+        with state.lock:
+            n = append_readings(state.store, rows)
+    except ReadingError as exc:
+        return JSONResponse({"detail": str(exc), "error": "invalid readings",
+                             "problems": [{"index": k, "reason": why} for k, why in exc.problems[:100]],
+                             "unknown_sensors": exc.unknown_sensors[:100]}, status_code=422)
+    return {"stored": n}

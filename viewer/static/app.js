@@ -13,7 +13,7 @@
     scene: null, scenarioA: "base", scenarioB: null, compare: false,
     visible: {hillshade: true, flood: true, buildings: true, road_links: true, trips: true, crowd: true, sensors: true, bim: true},
     colourBy: "height", viewState: null, time: 0, series: [], seriesIdx: 0, playing: false,
-    sensors: null, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
+    sensors: null, alerts: undefined, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
   };
 
   // ---------------------------------------------------------------- helpers
@@ -71,7 +71,7 @@
     document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
-    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim();
+    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderAlerts();
     if (S.scene) fillScenarioSelects();
   }
 
@@ -701,9 +701,58 @@
     box.appendChild(v); box.appendChild(tbl); box.appendChild(a);
   }
 
+  // ---------------------------------------------------------------- alerts
+  // the sensors now in warning or alarm (from /api/sensors/alerts, refreshed with the sensors); a row flies
+  // the map to its sensor. Built from DOM nodes: names and values come from the data.
+  function fmtWhen(iso) {
+    if (!iso) return "-";
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    return d.toLocaleString(S.lang === "zh" ? "zh-CN" : "en-GB",
+      {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"});
+  }
+  function renderAlerts() {
+    const box = $("alert-list");
+    if (!box) return;
+    box.innerHTML = "";
+    const note = (text, id) => {
+      const li = document.createElement("li"); li.className = "none"; li.id = id; li.textContent = text; box.appendChild(li);
+    };
+    if (S.alerts === undefined) { note(t("loading"), "alerts-loading"); return; }
+    if (S.alerts === null) { note("-", "alerts-unavailable"); return; }
+    T.alerts = S.alerts.map((a) => a.sensor_id);
+    if (!S.alerts.length) { note(t("noAlerts"), "alerts-none"); return; }
+    S.alerts.forEach((a) => {
+      const li = document.createElement("li");
+      li.className = "alert " + (a.status === "alarm" ? "alarm" : "warn");
+      li.dataset.sensor = a.sensor_id; li.tabIndex = 0; li.title = t("flyTo"); li.setAttribute("role", "button");
+      const v = a.value === null || a.value === undefined ? "-" : `${a.value} ${a.unit || ""}`.trim();
+      const head = document.createElement("span");
+      head.textContent = `${a.name || a.sensor_id} · ${t(a.status)} · ${v} (${t("threshold")} ${a.threshold})`;
+      const when = document.createElement("span");
+      when.className = "when"; when.textContent = `${t("since")} ${fmtWhen(a.since)}`;
+      li.appendChild(head); li.appendChild(when);
+      li.addEventListener("click", () => flyToSensor(a));
+      li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); flyToSensor(a); } });
+      box.appendChild(li);
+    });
+  }
+  function flyToSensor(a) {
+    if (!S.viewState || a.lon === null || a.lon === undefined || a.lat === null || a.lat === undefined) return;
+    S.viewState = Object.assign({}, S.viewState, {longitude: a.lon, latitude: a.lat, zoom: Math.max(S.viewState.zoom, 16),
+      transitionDuration: 800, transitionInterpolator: new D.FlyToInterpolator()});
+    T.flyTo = {sensor_id: a.sensor_id, longitude: a.lon, latitude: a.lat};
+    syncViews();
+    const f = S.sensors && (S.sensors.features || []).find((x) => x.properties.sensor_id === a.sensor_id);
+    if (f) inspect({layer: {id: "sensors-a"}, object: f}, "a");  // its attributes, as a click on the map shows them
+  }
+
   // ---------------------------------------------------------------- start
   async function loadSensors() {
-    try { S.sensors = await api("/api/sensors/latest"); S.sensorsAt = Date.now(); render(); } catch (e) { /* shown elsewhere */ }
+    const [latest, alerts] = await Promise.allSettled([api("/api/sensors/latest"), api("/api/sensors/alerts")]);
+    if (latest.status === "fulfilled") { S.sensors = latest.value; S.sensorsAt = Date.now(); render(); }
+    S.alerts = alerts.status === "fulfilled" ? (alerts.value.alerts || []) : null;
+    renderAlerts();
   }
   async function start() {
     applyI18n();

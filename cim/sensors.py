@@ -1,0 +1,606 @@
+"""Sensor readings: the one place they are checked and stored, and what is read back from them.
+
+Readings live in the table ``sensor_readings`` (``sensor_id`` text, ``time`` text, ``value`` float): one row
+per reading, appended by :func:`append_readings`, which both ways in use (the map server's
+``POST /api/sensors/readings`` and ``twin sensors listen`` on MQTT). A reading must name a sensor of the
+twin's ``sensors`` layer, carry its instant as ISO-8601 text *with* an offset (``+08:00`` or ``Z``) or as a
+tz-aware datetime, no more than :data:`MAX_AHEAD` ahead of the clock, and a finite number. A batch is
+checked whole and stored whole, in one transaction, or refused whole (:class:`~twin_core.errors.ReadingError`
+lists the bad rows): nothing is half-written, and a sender can send it again once fixed. Times are
+stored as UTC ISO-8601 text (``2026-07-01T00:00:00+00:00``), which sorts as the instants do.
+
+A sensor's status is that of its latest reading against the layer's thresholds: ``"alarm"`` at or above
+``alarm_threshold``, else ``"warn"`` at or above ``warn_threshold``, else ``"ok"``; ``"unknown"`` without a
+number. :class:`ReadingsCache` keeps each sensor's latest reading and how long it has been at or above each
+threshold, reading only the rows appended since it last looked, so a feed of millions of rows stays cheap
+to poll.
+
+Examples
+--------
+>>> import os, tempfile
+>>> import geopandas as gpd
+>>> from shapely import Point
+>>> from cim.store import open_store
+>>> store = open_store(os.path.join(tempfile.mkdtemp(), "s.gpkg"), create=True, crs="EPSG:4544")
+>>> store.write_layer("sensors", gpd.GeoDataFrame(
+...     {"sensor_id": ["RG01"], "warn_threshold": [20.0], "alarm_threshold": [50.0]},
+...     geometry=[Point(409600, 3391000)], crs="EPSG:4544"))
+1
+>>> append_readings(store, [{"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": 12.5},
+...                         {"sensor_id": "RG01", "time": "2026-07-01T08:05:00+08:00", "value": 55.0}])
+2
+>>> store.read_table("sensor_readings")["time"].tolist()
+['2026-07-01T00:00:00+00:00', '2026-07-01T00:05:00+00:00']
+>>> cache = ReadingsCache()
+>>> cache.refresh(store)["RG01"]
+(55.0, '2026-07-01T00:05:00+00:00')
+>>> [(a["sensor_id"], a["status"], a["threshold"], a["since"]) for a in cache.alerts()]
+[('RG01', 'alarm', 50.0, '2026-07-01T00:05:00+00:00')]
+>>> append_readings(store, [{"sensor_id": "RG01", "time": "2026-07-01T08:10:00", "value": 1.0}])
+Traceback (most recent call last):
+...
+twin_core.errors.ReadingError: refused 1 of 1 readings, nothing stored: row 0: time '2026-07-01T08:10:00' has no offset: add +08:00 (Beijing time) or Z (UTC), e.g. '2026-07-01T08:10:00+08:00'
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import ReadingError
+
+__all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_REPORTED", "append_readings", "check_readings",
+           "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states",
+           "append_rejects", "read_rejects"]
+
+#: the table of readings, the table of refused MQTT messages, and the layer the sensors are in
+READINGS = "sensor_readings"
+REJECTS = "sensor_rejects"
+SENSORS = "sensors"
+#: how far ahead of the clock a reading's time may be (clocks drift; more is a wrong clock or offset)
+MAX_AHEAD = timedelta(minutes=5)
+#: how many bad readings an error message names
+MAX_REPORTED = 5
+COLUMNS = ("sensor_id", "time", "value")
+_EARLIEST = datetime(1678, 1, 1, tzinfo=timezone.utc)  # pandas keeps instants from 1677-09-22
+_NAT = np.iinfo(np.int64).min  # the int64 of NaT: the smallest key, so it loses to any real time
+_MAX_ID = 200
+_MAX_TIME = 64
+
+
+# ---------------------------------------------------------------------------------------------- status
+def sensor_status(value, warn, alarm) -> str:
+    """``"alarm"``, ``"warn"``, ``"ok"`` or ``"unknown"`` (no value) for ``value`` against the thresholds
+    (a missing threshold is never reached).
+
+    Examples
+    --------
+    >>> [sensor_status(v, 20.0, 50.0) for v in (10.0, 20.0, 50.0, None)]
+    ['ok', 'warn', 'alarm', 'unknown']
+    """
+    if value is None or value != value:
+        return "unknown"
+    if alarm is not None and alarm == alarm and value >= alarm:
+        return "alarm"
+    if warn is not None and warn == warn and value >= warn:
+        return "warn"
+    return "ok"
+
+
+# ---------------------------------------------------------------------------------------------- checking
+def known_sensors(store) -> pd.DataFrame:
+    """``sensor_id``, ``warn_threshold`` and ``alarm_threshold`` of the sensors in the twin's ``sensors``
+    layer (the base city; an empty frame when there is no such layer), thresholds as floats (NaN: none)."""
+    have = store.read_layer(SENSORS, limit=0).columns if store.has_layer(SENSORS) else []
+    if "sensor_id" not in have:
+        return pd.DataFrame({"sensor_id": pd.Series([], dtype=object), "warn_threshold": pd.Series([], dtype=float),
+                             "alarm_threshold": pd.Series([], dtype=float)})
+    cols = [c for c in ("sensor_id", "warn_threshold", "alarm_threshold") if c in have]
+    layer = store.read_layer(SENSORS, columns=cols)
+    out = pd.DataFrame({"sensor_id": layer["sensor_id"].astype(str).to_numpy()})
+    for c in ("warn_threshold", "alarm_threshold"):
+        out[c] = pd.to_numeric(layer[c], errors="coerce").astype(float).to_numpy() if c in layer else np.nan
+    return out
+
+
+def _sensor_ids(sensors) -> set[str]:
+    if isinstance(sensors, pd.DataFrame):
+        return set(sensors["sensor_id"].astype(str))
+    if isinstance(sensors, str):
+        return {sensors}
+    return {str(s) for s in sensors}
+
+
+def _check_time(v: Any, now: datetime) -> tuple[str | pd.Timestamp | None, str | None]:
+    """(the instant as UTC ISO-8601 text, None) or (None, why it is refused)."""
+    example = "2026-07-01T08:00:00+08:00"
+    if v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and v != v):
+        return None, f"time is missing: give an ISO-8601 instant with an offset, e.g. '{example}'"
+    if isinstance(v, str):
+        if len(v) > _MAX_TIME:
+            return None, f"time {v[:20]!r}... is {len(v)} characters long, not an ISO-8601 instant like '{example}'"
+        try:
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            return None, f"time {v!r} is not an ISO-8601 instant; write it like '{example}' or '2026-07-01T00:00:00Z'"
+        if t.tzinfo is None or t.utcoffset() is None:
+            fix = v + "+08:00" if "T" in v or " " in v else example
+            return None, f"time {v!r} has no offset: add +08:00 (Beijing time) or Z (UTC), e.g. '{fix}'"
+        shown = repr(v)
+    elif isinstance(v, (datetime, np.datetime64)):
+        t = pd.Timestamp(v) if isinstance(v, np.datetime64) else v
+        if t.tzinfo is None or t.utcoffset() is None:
+            return None, (f"time {t.isoformat()} is a naive datetime: give it a time zone (e.g. "
+                          "tz_localize('Asia/Shanghai') or tzinfo=ZoneInfo('Asia/Shanghai')), or send ISO-8601 text "
+                          "with +08:00 or Z")
+        shown = t.isoformat()
+    else:
+        return None, (f"time must be ISO-8601 text with an offset (e.g. '{example}') or a tz-aware datetime, "
+                      f"got {type(v).__name__} {v!r}")
+    try:
+        utc = t.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None, f"time {shown} is out of range"
+    if utc < _EARLIEST:
+        return None, f"time {shown} is before 1678, earlier than the twin can keep; check the sender's clock"
+    if utc > now + MAX_AHEAD:
+        ahead = utc - now
+        return None, (f"time {shown} is {_span(ahead)} ahead of the clock (now {now.isoformat(timespec='seconds')}); "
+                      f"readings more than {_span(MAX_AHEAD)} in the future are refused: check the sender's clock "
+                      "and offset (Beijing time sent with Z is 8 h ahead)")
+    if isinstance(utc, pd.Timestamp):
+        return utc, None  # keeps nanoseconds
+    return utc.isoformat(), None
+
+
+def _span(d: timedelta) -> str:
+    s = d.total_seconds()
+    if s >= 2 * 86400:
+        return f"{s / 86400:.1f} days"
+    if s >= 2 * 3600:
+        return f"{s / 3600:.1f} h"
+    if s >= 120:
+        return f"{s / 60:.0f} min"
+    return f"{s:.0f} s"
+
+
+def _check_value(v: Any) -> tuple[float | None, str | None]:
+    if v is None or v is pd.NA:
+        return None, "value is missing: give a number"
+    if isinstance(v, (bool, np.bool_)):
+        return None, f"value {v!r} is a boolean, not a number; send 1 or 0 if that is what the sensor measures"
+    if not isinstance(v, numbers.Real):
+        return None, f"value {v!r} ({type(v).__name__}) is not a number"
+    try:
+        f = float(v)
+    except (OverflowError, ValueError, TypeError):
+        return None, f"value {v!r} is out of the range of a float"
+    if not math.isfinite(f):
+        return None, f"value {v!r} is not a finite number"
+    return f, None
+
+
+def _check_id(v: Any, known: set[str]) -> tuple[str | None, str | None]:
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None, "sensor_id is missing"
+    if not isinstance(v, str):
+        return None, f"sensor_id must be text, got {type(v).__name__} {v!r}"
+    if not v or len(v) > _MAX_ID:
+        return None, f"sensor_id must be 1 to {_MAX_ID} characters, got {len(v)}"
+    if v not in known:
+        return None, f"unknown sensor {v!r}"
+    return v, None
+
+
+def _rows(readings) -> tuple[list, list, list, dict[int, str], int]:
+    """``readings`` as three columns, plus the reasons rows are bad before any value is looked at."""
+    if isinstance(readings, pd.DataFrame):
+        missing = [c for c in COLUMNS if c not in readings.columns]
+        extra = [c for c in readings.columns if c not in COLUMNS]
+        if missing or extra:
+            raise ReadingError("readings need exactly the columns sensor_id, time and value"
+                               + (f"; missing {missing}" if missing else "")
+                               + (f"; other columns {extra} would not be stored: drop them" if extra else ""),
+                               total=len(readings))
+        return (readings["sensor_id"].tolist(), readings["time"].tolist(), readings["value"].tolist(), {},
+                len(readings))
+    if isinstance(readings, (str, bytes, Mapping)):
+        raise ReadingError(f"readings must be a DataFrame or a list of dicts with sensor_id, time and value, "
+                           f"got {type(readings).__name__}")
+    rows = list(readings)
+    ids, times, values, bad = [], [], [], {}
+    for k, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            bad[k] = f"a reading must be a dict with sensor_id, time and value, got {type(r).__name__}"
+            r = {}
+        else:
+            missing = [c for c in COLUMNS if c not in r]
+            extra = sorted(str(c) for c in r if c not in COLUMNS)
+            if missing:
+                bad[k] = f"missing {', '.join(missing)}"
+            elif extra:
+                bad[k] = f"unexpected key(s) {extra} (a reading has only sensor_id, time and value)"
+        ids.append(r.get("sensor_id"))
+        times.append(r.get("time"))
+        values.append(r.get("value"))
+    return ids, times, values, bad, len(rows)
+
+
+def check_readings(readings, sensors, *, now: datetime | None = None) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """Check every reading: the good ones as a frame ready to store, and ``(index, reason)`` of the bad ones.
+
+    Parameters
+    ----------
+    readings : DataFrame or list of dicts
+        ``sensor_id``, ``time`` and ``value`` per reading.
+    sensors : iterable of ids, or a DataFrame with ``sensor_id``
+        The sensors readings may name (:func:`known_sensors`).
+    now : datetime, optional
+        The clock the future check reads (default: now, UTC).
+
+    Returns
+    -------
+    good : DataFrame
+        ``sensor_id`` (str), ``time`` (UTC ISO-8601 text), ``value`` (float64) of the good readings, indexed by
+        their positions in ``readings``.
+    problems : list of (int, str)
+        Position and reason of each bad reading, in order.
+    """
+    now = datetime.now(timezone.utc) if now is None else now.astimezone(timezone.utc)
+    known = _sensor_ids(sensors)
+    ids, times, values, bad, n = _rows(readings)
+    keep, out_id, out_t, out_v, problems = [], [], [], [], []
+    for k in range(n):
+        if k in bad:
+            problems.append((k, bad[k]))
+            continue
+        sid, why_id = _check_id(ids[k], known)
+        t, why_t = _check_time(times[k], now)
+        v, why_v = _check_value(values[k])
+        why = [w for w in (why_id, why_t, why_v) if w]
+        if why:
+            problems.append((k, "; ".join(why)))
+            continue
+        keep.append(k)
+        out_id.append(sid)
+        out_t.append(t if isinstance(t, str) else t.isoformat())
+        out_v.append(v)
+    good = pd.DataFrame({"sensor_id": pd.Series(out_id, dtype=object), "time": pd.Series(out_t, dtype=object),
+                         "value": pd.Series(out_v, dtype="float64")})
+    good.index = pd.Index(keep, dtype="int64")
+    return good, problems
+
+
+def _refusal(problems: list[tuple[int, str]], n: int, known: set[str], ids: list) -> ReadingError:
+    unknown = sorted({str(ids[k]) for k, why in problems if why.startswith("unknown sensor")})
+    shown = "; ".join(f"row {k}: {why}" for k, why in problems[:MAX_REPORTED])
+    more = f"; and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+    msg = f"refused {len(problems)} of {n} readings, nothing stored: {shown}{more}"
+    if unknown:
+        some = ", ".join(sorted(known)[:5])
+        hint = (f"the twin's '{SENSORS}' layer has {len(known)} sensors (e.g. {some}); fix the ids or add the sensors "
+                f"to the layer" if known else f"the twin has no sensors: import the '{SENSORS}' layer first")
+        msg += f". Unknown sensors: {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''} ({hint})"
+    return ReadingError(msg, problems, unknown, n)
+
+
+def append_readings(store, readings, *, sensors=None, now: datetime | None = None) -> int:
+    """Check ``readings`` and append them to :data:`READINGS` in one transaction; returns how many.
+
+    Parameters
+    ----------
+    store : Store
+        The twin's store (GeoPackage or PostGIS).
+    readings : DataFrame or list of dicts
+        ``sensor_id`` (a sensor of the ``sensors`` layer), ``time`` (ISO-8601 text with an offset or ``Z``, or a
+        tz-aware datetime; at most :data:`MAX_AHEAD` in the future) and ``value`` (a finite number) each.
+    sensors : iterable of ids or DataFrame, optional
+        The known sensors (default: read from the store's ``sensors`` layer).
+    now : datetime, optional
+        The clock the future check reads (default: now).
+
+    Raises
+    ------
+    ReadingError
+        If any reading is bad: nothing is stored, and the message names up to :data:`MAX_REPORTED` bad rows by
+        position with the reason (``problems`` and ``unknown_sensors`` hold them all).
+
+    The table is created by the first append (``sensor_id`` text, ``time`` text, ``value`` float); times are
+    stored as UTC ISO-8601 text.
+    """
+    if not isinstance(readings, (pd.DataFrame, str, bytes, Mapping)):
+        readings = list(readings)  # read twice below: a generator would be empty the second time
+    known = known_sensors(store) if sensors is None else sensors
+    good, problems = check_readings(readings, known, now=now)
+    if problems:
+        ids = readings["sensor_id"].tolist() if isinstance(readings, pd.DataFrame) else [
+            r.get("sensor_id") if isinstance(r, Mapping) else None for r in readings]
+        raise _refusal(problems, len(good) + len(problems), _sensor_ids(known), ids)
+    if not len(good):
+        return 0
+    good = good.reset_index(drop=True)
+    with store.transaction():
+        if store.has_table(READINGS):
+            have = store.read_table(READINGS, limit=0)
+            if "time" in have.columns and pd.api.types.is_datetime64_any_dtype(have["time"].dtype):
+                good["time"] = pd.to_datetime(good["time"], utc=True, format="ISO8601")  # a table made by hand
+        store.write_table(READINGS, good, mode="append")
+    return len(good)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def _instants(t: pd.Series) -> pd.Series:
+    """Times (ISO-8601 text or datetimes) as UTC instants; NaT where unreadable; no offset: taken as UTC."""
+    if not pd.api.types.is_datetime64_any_dtype(t):
+        t = pd.to_datetime(t.astype(object).where(t.notna(), None), utc=True, format="ISO8601", errors="coerce")
+    elif t.dt.tz is None:
+        t = t.dt.tz_localize("UTC")
+    else:
+        t = t.dt.tz_convert("UTC")
+    return t.astype("datetime64[ns, UTC]")
+
+
+def latest_per_sensor(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``sensor_id``: the latest by ``time`` (ties and unreadable times: the row stored last).
+
+    Adds ``_t`` (UTC instants, NaT where unreadable) and keeps the input's row order among the chosen rows.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"sensor_id": ["a", "a", "b"], "value": [1.0, 2.0, 3.0],
+    ...                    "time": ["2026-07-01T08:00:00+08:00", "2026-07-01T01:30:00Z", "2026-07-01T00:00:00Z"]})
+    >>> latest_per_sensor(df)["value"].tolist()
+    [2.0, 3.0]
+    """
+    n = len(df)
+    if "time" in df.columns:
+        t = _instants(df["time"])
+        key = t.array.asi8  # NaT is the smallest int64: it loses to any real time
+    else:
+        t = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
+        key = np.zeros(n, dtype=np.int64)
+    codes, _ = pd.factorize(df["sensor_id"].astype(str))
+    # idxmax takes the first of equal maxima: run it backwards so the row stored last wins ties
+    rev = pd.Series(key[::-1]).groupby(codes[::-1]).idxmax().to_numpy()
+    pick = np.sort(n - 1 - rev)
+    out = df.iloc[pick].copy()
+    out["_t"] = t.iloc[pick].to_numpy()
+    return out
+
+
+def _time_text(v, t) -> str | None:
+    """A reading's time as shown: its stored text, else the instant in ISO-8601."""
+    if isinstance(v, str):
+        return v
+    if t is not None and t == t:  # not NaT
+        return pd.Timestamp(t).isoformat()
+    return None if v is None or v != v else str(v)
+
+
+def _iso(key: int) -> str | None:
+    return None if key == _NAT else pd.Timestamp(key, tz="UTC").isoformat()
+
+
+class _Run:
+    """A sensor's readings against one threshold: the latest key (instant, row) below it (or without a number),
+    and the keys at or above it after that one: the current run, whose first key is the since-time."""
+
+    __slots__ = ("below", "t", "i")
+
+    def __init__(self) -> None:
+        self.below = (_NAT, -1)
+        self.t = np.empty(0, dtype=np.int64)
+        self.i = np.empty(0, dtype=np.int64)
+
+    def add(self, t: np.ndarray, i: np.ndarray, at: np.ndarray) -> None:
+        if (~at).any():
+            tb, ib = t[~at], i[~at]
+            top = tb.max()
+            key = (int(top), int(ib[tb == top].max()))
+            if key > self.below:
+                self.below = key
+        ta, ia = np.concatenate([self.t, t[at]]), np.concatenate([self.i, i[at]])
+        bt, bi = self.below
+        keep = (ta > bt) | ((ta == bt) & (ia > bi))
+        self.t, self.i = ta[keep], ia[keep]
+
+    def since(self) -> str | None:
+        return _iso(int(self.t.min())) if len(self.t) else None
+
+
+class ReadingsCache:
+    """Each sensor's latest reading, and since when it has been at or above its thresholds, kept between calls.
+
+    :meth:`refresh` reads the readings table: all of it the first time (or when it was rewritten, or the
+    thresholds changed), afterwards only the rows appended since. It is not thread-safe: hold a lock around it.
+    """
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._last_row: pd.DataFrame | None = None
+        self._rows: pd.DataFrame | None = None  # the latest row per sensor, with _t
+        self._latest: dict[str, tuple] = {}
+        self._thresholds: dict[str, tuple[float, float]] | None = None
+        self._runs: dict[tuple[str, int], _Run] = {}
+
+    @property
+    def latest(self) -> dict[str, tuple]:
+        """``{sensor_id: (value or None, time text or None)}`` as of the last :meth:`refresh`."""
+        return self._latest
+
+    def refresh(self, store, sensors: pd.DataFrame | None = None) -> dict[str, tuple]:
+        """Bring the cache up to date with ``store``; returns :attr:`latest`.
+
+        ``sensors`` (``sensor_id``, ``warn_threshold``, ``alarm_threshold``; default: :func:`known_sensors`)
+        gives the thresholds the since-times are kept against.
+        """
+        sensors = known_sensors(store) if sensors is None else sensors
+        thresholds = {str(s): (_limit(w), _limit(a)) for s, w, a in zip(
+            sensors["sensor_id"], sensors.get("warn_threshold", [np.nan] * len(sensors)),
+            sensors.get("alarm_threshold", [np.nan] * len(sensors)))}
+        if not store.has_table(READINGS):
+            self._reset(thresholds)
+            return self._latest
+        n = store.count_rows(READINGS)
+        cols = store.read_table(READINGS, limit=0).columns
+        if n == 0 or not {"sensor_id", "value"} <= set(cols):
+            self._reset(thresholds)
+            return self._latest
+        cols = [c for c in COLUMNS if c in cols]
+        last_row = store.read_table(READINGS, columns=cols, offset=n - 1, limit=1)
+        same = thresholds == self._thresholds and self._rows is not None
+        if same and self._n == n and self._last_row is not None and self._last_row.equals(last_row):
+            return self._latest
+        if (same and 0 < self._n < n and self._last_row is not None
+                and store.read_table(READINGS, columns=cols, offset=self._n - 1, limit=1).equals(self._last_row)):
+            new = store.read_table(READINGS, columns=cols, offset=self._n)
+            self._fold(new, self._n)
+            rows = latest_per_sensor(pd.concat([self._rows[cols], new], ignore_index=True))
+        else:
+            self._reset(thresholds)
+            every = store.read_table(READINGS, columns=cols)
+            self._fold(every, 0)
+            rows = latest_per_sensor(every)
+        values = pd.to_numeric(rows["value"], errors="coerce").astype(float)
+        times = rows["time"] if "time" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+        self._latest = {
+            str(sid): (None if not math.isfinite(v) else v, _time_text(tv, tt))
+            for sid, v, tv, tt in zip(rows["sensor_id"], values, times, rows["_t"])
+        }
+        self._n, self._last_row, self._rows = n, last_row, rows.reset_index(drop=True)
+        return self._latest
+
+    def _reset(self, thresholds) -> None:
+        self._n, self._last_row, self._rows, self._latest = 0, None, None, {}
+        self._thresholds = thresholds
+        self._runs = {}
+
+    def _fold(self, df: pd.DataFrame, start: int) -> None:
+        """Add rows ``start``... of the table to each sensor's runs above its warn and alarm thresholds."""
+        if not len(df):
+            return
+        sids = df["sensor_id"].astype(str)
+        t = _instants(df["time"]).array.asi8 if "time" in df.columns else np.full(len(df), _NAT, dtype=np.int64)
+        i = np.arange(start, start + len(df), dtype=np.int64)
+        v = pd.to_numeric(df["value"], errors="coerce").astype(float).to_numpy()
+        codes, uniques = pd.factorize(sids)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        for c, sid in enumerate(uniques):
+            rows = order[bounds[c]:bounds[c + 1]]
+            thr = self._thresholds.get(sid)
+            if thr is None:
+                continue
+            for level, limit in enumerate(thr):
+                if limit is None:
+                    continue
+                with np.errstate(invalid="ignore"):
+                    at = v[rows] >= limit  # NaN: not known to be above, ends a run
+                self._runs.setdefault((sid, level), _Run()).add(t[rows], i[rows], at)
+
+    def alerts(self) -> list[dict]:
+        """The sensors whose latest reading is at or above a threshold, newest alert first.
+
+        Each: ``sensor_id``, ``status`` (``"alarm"`` or ``"warn"``), ``value``, ``time`` (of the latest
+        reading), ``threshold`` (the one crossed) and ``since`` (UTC ISO-8601: the first reading of the run at
+        or above that threshold that the latest belongs to, by time; None if its time cannot be read).
+        Sorted by ``since``, then ``time``, newest first. As of the last :meth:`refresh`.
+        """
+        out = []
+        for sid, (value, when) in self._latest.items():
+            thr = (self._thresholds or {}).get(sid)
+            if thr is None:
+                continue
+            status = sensor_status(value, *thr)
+            if status not in ("warn", "alarm"):
+                continue
+            level = 1 if status == "alarm" else 0
+            run = self._runs.get((sid, level))
+            out.append({"sensor_id": sid, "status": status, "value": value, "time": when, "threshold": thr[level],
+                        "since": run.since() if run is not None else None})
+        key_since = {a["sensor_id"]: _sort_key(a["since"]) for a in out}
+        key_time = {a["sensor_id"]: _sort_key(a["time"]) for a in out}
+        out.sort(key=lambda a: (key_since[a["sensor_id"]], key_time[a["sensor_id"]], a["sensor_id"]), reverse=True)
+        return out
+
+
+def _limit(v) -> float | None:
+    """A threshold as a float, None where there is none (not NaN: the cache compares thresholds for equality)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _sort_key(text: str | None) -> int:
+    if text is None:
+        return _NAT
+    t = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    return _NAT if t is pd.NaT else int(t.value)
+
+
+def sensor_states(store, cache: ReadingsCache | None = None) -> pd.DataFrame:
+    """Every sensor of the ``sensors`` layer with its latest reading and status.
+
+    Columns: those of the layer but the geometry, then ``value`` (None: no reading or not a number), ``time``
+    and ``status`` (:func:`sensor_status`). An empty frame when the twin has no sensors.
+    """
+    if not store.has_layer(SENSORS):
+        return pd.DataFrame(columns=["sensor_id", "value", "time", "status"])
+    layer = store.read_layer(SENSORS)
+    frame = pd.DataFrame(layer.drop(columns=[layer.geometry.name]))
+    cache = cache if cache is not None else ReadingsCache()
+    last = cache.refresh(store, known_sensors(store))
+    got = [last.get(str(s), (None, None)) for s in frame["sensor_id"]]
+    frame["value"] = pd.Series([g[0] for g in got], index=frame.index, dtype=object)
+    frame["time"] = pd.Series([g[1] for g in got], index=frame.index, dtype=object)
+    warn = frame["warn_threshold"] if "warn_threshold" in frame else pd.Series(np.nan, index=frame.index)
+    alarm = frame["alarm_threshold"] if "alarm_threshold" in frame else pd.Series(np.nan, index=frame.index)
+    frame["status"] = [sensor_status(v, _limit(w), _limit(a)) for v, w, a in zip(frame["value"], warn, alarm)]
+    return frame.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------- rejects
+REJECT_COLUMNS = ("topic", "payload", "reason", "received_at")
+
+
+def _text(v: Any) -> str:
+    """Text a store keeps whole: bytes decoded (undecodable bytes as \\x.. escapes), NUL written as \\x00."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        v = bytes(v).decode("utf-8", "backslashreplace")
+    return str(v).replace("\x00", "\\x00")
+
+
+def append_rejects(store, rejects: Iterable[Mapping]) -> int:
+    """Append messages a feed could not read or whose reading was refused to :data:`REJECTS` (``topic``,
+    ``payload`` as text, ``reason``, ``received_at`` as UTC ISO-8601 text), so that none is lost; returns how
+    many. ``received_at`` may be a tz-aware datetime or text."""
+    rows = []
+    for r in rejects:
+        at = r.get("received_at")
+        if isinstance(at, datetime):
+            at = at.astimezone(timezone.utc).isoformat()
+        rows.append({"topic": _text(r.get("topic", "")), "payload": _text(r.get("payload", "")),
+                     "reason": _text(r.get("reason", "")), "received_at": _text(at if at is not None else "")})
+    if not rows:
+        return 0
+    with store.transaction():
+        store.write_table(REJECTS, pd.DataFrame(rows, columns=list(REJECT_COLUMNS)), mode="append")
+    return len(rows)
+
+
+def read_rejects(store, limit: int | None = None) -> pd.DataFrame:
+    """The rejected messages, newest first (at most ``limit``); an empty frame when there are none."""
+    if not store.has_table(REJECTS):
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in REJECT_COLUMNS})
+    n = store.count_rows(REJECTS)
+    start = 0 if limit is None else max(0, n - int(limit))
+    df = store.read_table(REJECTS, offset=start)
+    return df.iloc[::-1].reset_index(drop=True)
