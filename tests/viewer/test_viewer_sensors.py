@@ -96,8 +96,12 @@ def test_at_most_10000_readings_per_request(client):
     assert client.app.state.twin_state.store.count_rows("sensor_readings") == 10_000
 
 
+def _stored_alerts(client) -> list[dict]:
+    return [a for a in client.get("/api/sensors/alerts").json()["alerts"] if not a["simulated"]]
+
+
 def test_alerts_list_the_sensors_in_warn_or_alarm_with_since_times(client):
-    assert client.get("/api/sensors/alerts").json() == {"alerts": [], "count": 0}  # simulated values never alert
+    assert _stored_alerts(client) == []
     r = _post(client, [
         {"sensor_id": "RG01", "time": _ago(30), "value": 10.0},
         {"sensor_id": "RG01", "time": _ago(20), "value": 60.0},   # alarm from here
@@ -107,9 +111,9 @@ def test_alerts_list_the_sensors_in_warn_or_alarm_with_since_times(client):
         {"sensor_id": "TC01", "time": _ago(5), "value": 1.0},     # ok
     ])
     assert r.status_code == 201, r.text
-    body = client.get("/api/sensors/alerts").json()
-    assert body["count"] == 2
-    rg, rl = body["alerts"]  # newest alert first: RG01 in alarm since 20 min ago, RL01 warned since 25 min
+    stored = _stored_alerts(client)
+    assert len(stored) == 2
+    rg, rl = stored  # newest alert first: RG01 in alarm since 20 min ago, RL01 warned since 25 min
     assert (rg["sensor_id"], rg["status"], rg["value"], rg["threshold"]) == ("RG01", "alarm", 70.0, 50.0)
     assert (rl["sensor_id"], rl["status"], rl["value"], rl["threshold"]) == ("RL01", "warn", 2.0, 1.8)
     assert abs(datetime.fromisoformat(rg["since"]) - (datetime.now(timezone.utc) - timedelta(minutes=20))) < timedelta(minutes=1)
@@ -121,7 +125,24 @@ def test_alerts_list_the_sensors_in_warn_or_alarm_with_since_times(client):
     assert feature["geometry"]["coordinates"] == pytest.approx([rg["lon"], rg["lat"]], abs=1e-6)
     # back below the threshold: off the list
     _post(client, [{"sensor_id": "RG01", "time": _ago(1), "value": 0.5}])
-    assert [a["sensor_id"] for a in client.get("/api/sensors/alerts").json()["alerts"]] == ["RL01"]
+    assert [a["sensor_id"] for a in _stored_alerts(client)] == ["RL01"]
+
+
+def test_the_alert_list_says_what_the_sensor_colours_say(client, monkeypatch):
+    """With simulated readings (the demo's default) the map coloured a sensor orange or red from its simulated
+    value while the alert list said all was well: simulated values never alerted."""
+    import viewer.routers.sensors as sensors_router
+
+    monkeypatch.setattr(sensors_router, "simulated_value", lambda sid, kind, t: 1e6 if sid.endswith("1") else 0.0)
+    _post(client, [{"sensor_id": "RL02", "time": _ago(5), "value": 0.0}])  # a stored reading wins over simulation
+    latest = client.get("/api/sensors/latest").json()["features"]
+    coloured = {f["properties"]["sensor_id"]: f["properties"]["status"] for f in latest
+                if f["properties"]["status"] in ("warn", "alarm")}
+    listed = {a["sensor_id"]: a["status"] for a in client.get("/api/sensors/alerts").json()["alerts"]}
+    assert coloured and listed == coloured
+    alerts = client.get("/api/sensors/alerts").json()["alerts"]
+    assert all(a["simulated"] and a["since"] is None for a in alerts)
+    assert "RL02" not in listed
 
 
 def test_roles_for_readings_and_alerts(city):

@@ -95,12 +95,30 @@ def alerts(state=Depends(get_state)) -> dict:
     """Each sensor whose latest stored reading is at or above its warn or alarm threshold: ``status``,
     ``value`` and ``time`` of that reading, the ``threshold`` crossed, ``since`` (UTC: the first reading of
     the run at or above that threshold the latest belongs to), the sensor's ``name``, ``kind``, ``unit`` and
-    ``lon``/``lat``. Sorted by ``since``, newest first. Only stored readings raise alerts: the demo's
-    simulated values never do."""
+    ``lon``/``lat``, and ``simulated`` (False). Sorted by ``since``, newest first. When the server fills in
+    simulated readings (``simulated_sensors``, the demo), sensors without a stored reading whose simulated
+    value is at or above a threshold follow, marked ``simulated`` (True) with ``since`` None: the list says
+    what the map's sensor colours say."""
     sensors, cache = _refresh(state)
     if sensors is None:
         return {"alerts": [], "count": 0}
-    rows = cache.alerts()
+    rows = [{**a, "simulated": False} for a in cache.alerts()]
+    if state.settings.simulated_sensors:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        sim = []
+        for rec in sensors.drop(columns="geometry").to_dict("records"):
+            sid = str(rec.get("sensor_id"))
+            if sid in cache.latest:
+                continue
+            v = simulated_value(sid, rec.get("kind") or "other", now)
+            status = sensor_status(v, rec.get("warn_threshold"), rec.get("alarm_threshold"))
+            if status in ("warn", "alarm"):
+                thr = rec.get("alarm_threshold") if status == "alarm" else rec.get("warn_threshold")
+                sim.append({"sensor_id": sid, "status": status, "value": v, "time": stamp, "threshold": float(thr),
+                            "since": None, "simulated": True})
+        sim.sort(key=lambda a: (a["status"] != "alarm", a["sensor_id"]))
+        rows += sim
     if rows:
         from viewer.geo import reproject_geoms
 

@@ -730,7 +730,8 @@
       const head = document.createElement("span");
       head.textContent = `${a.name || a.sensor_id} · ${t(a.status)} · ${v} (${t("threshold")} ${a.threshold})`;
       const when = document.createElement("span");
-      when.className = "when"; when.textContent = `${t("since")} ${fmtWhen(a.since)}`;
+      // a simulated reading (the demo's feed) has no history: say so instead of a start time
+      when.className = "when"; when.textContent = a.simulated ? t("simulatedReading") : `${t("since")} ${fmtWhen(a.since)}`;
       li.appendChild(head); li.appendChild(when);
       li.addEventListener("click", () => flyToSensor(a));
       li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); flyToSensor(a); } });
