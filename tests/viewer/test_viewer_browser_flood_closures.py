@@ -38,6 +38,11 @@ def closures_server(city_template, tmp_path_factory):
         (xa, ya), (xb, yb) = np.asarray(g.coords)[[0, -1]]
         twin.save_result("base", "traffic-r9", "trajectories", pd.DataFrame(
             {"vehicle_id": ["v0", "v0"], "t": [0.0, 1800.0], "x": [xa, xb], "y": [ya, yb]}))
+        # a flood engine's run on the base (its road exposure table is what marks it), none on scenario "dry"
+        twin.save_result("base", "flood-r8", "exposure_road_links", pd.DataFrame(
+            {"link_id": [str(links["link_id"].iloc[0])], "max_depth_m": [0.5], "time_of_arrival_s": [600.0],
+             "flooded_fraction": [1.0]}))
+        twin.scenarios.create("dry", "no flood run here")
     with LiveServer(path) as srv:
         yield srv
 
@@ -77,5 +82,41 @@ def test_flood_closed_roads_turn_magenta_while_closed(browser, closures_server):
         tip = p.page.evaluate("""() => window.__twin.decks.a.props.getTooltip({object: {properties:
             {link_id: 'L1', closed_from_s: 600, closed_until_s: 1200}}, layer: {id: 'road_links-a'}})""")
         assert "L1" in str(tip) and "10:00" in str(tip) and "20:00" in str(tip)
+    finally:
+        p.close()
+
+
+def test_run_traffic_from_the_map_closes_the_scenarios_flooded_roads(browser, closures_server):  # noqa: F811
+    """The command centre runs a storm, then traffic, from the map: the traffic job ignored the flood (a
+    script had to pass flooded_by). It now names the scenario's newest flood run, and only where there is one."""
+    import json
+
+    p = Page(browser, closures_server).open()
+    posted = []
+
+    def jobs(route):
+        req = route.request
+        if req.method == "POST":
+            body = json.loads(req.post_data)
+            posted.append(body)
+            route.fulfill(status=202, content_type="application/json", body=json.dumps(
+                {"id": f"fake{len(posted)}", "engine": body["engine"], "scenario": body["scenario"],
+                 "status": "done", "progress": 1.0, "events_url": f"/api/jobs/fake{len(posted)}"}))
+        else:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(
+                {"id": "fake", "engine": "traffic", "scenario": "base", "status": "done", "progress": 1.0}))
+
+    try:
+        p.page.route("**/api/jobs", jobs)
+        p.page.route("**/api/jobs/fake*", jobs)
+        p.page.click("#run-traffic")
+        p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
+        assert posted[-1]["params"]["flooded_by"] == "flood-r8" and posted[-1]["scenario"] == "base"
+        assert "flood-r8" in p.page.inner_text("#jobs")
+        p.page.select_option("#scenario-a", "dry")
+        p.settle(1500)
+        p.page.click("#run-traffic")
+        p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 2")
+        assert posted[-1]["scenario"] == "dry" and "flooded_by" not in posted[-1]["params"]
     finally:
         p.close()

@@ -598,13 +598,24 @@
       const a = (S.scene.areas || []).find((x) => /plaza|station/.test(x.kind || "")) || (S.scene.areas || [])[0];
       return a ? {area: a.area_id, agents: 300, until: 600} : {};
     }
-    if (engine === "traffic") return {mode: "simulate", until: 1800};
+    if (engine === "traffic") {
+      const p = {mode: "simulate", until: 1800};
+      const fr = floodRunForTraffic(S.scenarioA);
+      if (fr) p.flooded_by = fr;  // the storm at rush hour: roads closed while the scenario's flood has them under water
+      return p;
+    }
     return {};
+  }
+  // the scenario's newest flood-engine run (the one with a road exposure table), for a traffic run from the map
+  function floodRunForTraffic(scenario) {
+    const ex = latest(resultsOf(scenario).filter((r) => r.name === "exposure_road_links"));
+    return ex ? ex.run : null;
   }
   const jobRows = [];  // {row, engine, scenario, job}: re-drawn when the language changes
   function renderJob(jr) {
     const j = jr.job;
-    jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + " · ";
+    const flooded = jr.params && jr.params.flooded_by ? " · " + t("floodedBy") + " " + jr.params.flooded_by : "";
+    jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + flooded + " · ";
     jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "");
     jr.row.querySelector(".st").className = "st" + (j.status === "failed" || j.status === "lost" ? " fail" : "");
     const p = Number(j.progress);
@@ -613,8 +624,9 @@
   function renderJobs() { jobRows.forEach(renderJob); }
   async function startJob(engine) {
     try {
+      const params = defaultParams(engine);
       const job = await api("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
-        body: JSON.stringify({engine, scenario: S.scenarioA, params: defaultParams(engine)})});
+        body: JSON.stringify({engine, scenario: S.scenarioA, params})});
       const row = document.createElement("div");
       row.className = "job"; row.id = "job-" + job.id;
       const head = document.createElement("div");
@@ -624,7 +636,7 @@
       const bar = document.createElement("div"); bar.className = "bar"; bar.appendChild(document.createElement("div"));
       row.appendChild(head); row.appendChild(bar);
       $("jobs").prepend(row);
-      const jr = {row, engine, scenario: job.scenario || S.scenarioA, job};
+      const jr = {row, engine, scenario: job.scenario || S.scenarioA, job, params};
       jobRows.push(jr);
       renderJob(jr);
       const es = new EventSource(withToken(job.events_url || `/api/jobs/${job.id}/events`));
