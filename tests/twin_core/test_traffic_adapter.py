@@ -465,3 +465,25 @@ def test_comparing_simulate_runs_notes_unfinished_trips(twin):
     with pytest.warns(TwinWarning, match=r"run 'jam' \(base\) finishes \d+ % of its trips against \d+ %; mean trip"):
         _, s = compare_traffic_runs(twin, ("base", "calm"), ("base", "jam"))
     assert s["completed_share_b"] < s["completed_share_a"] - 0.05
+
+
+def test_the_stranded_warning_says_why_roads_stay_closed(small_city_gpkg):
+    """The warning told a user whose flood run already covered the whole traffic run to run the flood longer.
+    It now says whether the flood run ended early (then: run it longer) or the water was still there at the
+    end with no sewer drainage modelled (then: give a sewer capacity)."""
+    from twin_core.adapters.flood import run_flood
+    from twin_core.adapters.traffic import run_simulate
+    from twin_core.twin import Twin
+
+    with Twin.open(small_city_gpkg) as twin:
+        run_flood(twin, None, "short", storm="50y", duration="30min")
+        with pytest.warns(TwinWarning, match=r"ended \(1800 s into this run, which goes on to 3600 s\); a flood run "
+                                             r"that goes on after the rain \(until=\)"):
+            run_simulate(twin, None, "t1", flooded_by="short", until=3600, route_iterations=1)
+        run_flood(twin, None, "long", storm="50y", duration="30min", until="1h")
+        with pytest.warns(TwinWarning) as got:
+            run_simulate(twin, None, "t2", flooded_by="long", until=3600, route_iterations=1)
+        text = " | ".join(str(w.message) for w in got)
+        assert "at the end of this run (3600 s); flood run 'long' drained nothing into the sewers" in text
+        # trips held back by closures that end later are not blamed on the demand alone
+        assert "roads the flood closes for a while hold them back" in text

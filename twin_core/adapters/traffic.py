@@ -332,7 +332,9 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
         if u <= 0:
             continue
         rows.append((lid, max(f, 0.0), u, float(dmax)))
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["flood_end_s"] = float(times[-1] + start)  # when the flood run ended, in traffic time
+    return out
 
 
 def _crossing(t0: float, t1: float, d0: float, d1: float, level: float) -> float:
@@ -577,7 +579,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     res = model.run(until=2 * dur if until is None else until, progress=progress)
     s = res.summary()
     held = np.isfinite(res.trips["stranded"].to_numpy(dtype=float))  # left the network at a road closed for good
-    _warn_if_overloaded(twin, s, res.trips[~held], period, demand_scale)
+    _warn_if_overloaded(twin, s, res.trips[~held], period, demand_scale,
+                        flood_closed=len({lid.removesuffix(":r") for lid in timed_closures}))
     ls = res.link_series
     agg = ls.groupby("link_id", sort=False).agg(vehicles=("inflow", "sum"), max_queue=("queue", "max"),
                                                 mean_speed_kmh=("speed", "mean"))
@@ -604,10 +607,10 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     _warn_stranded(summary, float(s.get("vehicles", 0)) + unrouted)
     if held.sum() > 0.05 * max(summary["trips"], 1):
         warnings.warn(f"{int(held.sum())} of {summary['trips']} trips ({100 * held.sum() / summary['trips']:.0f} %) met "
-                      f"a road that flood run {flooded_by!r} closed for good (still under water when the flood run "
-                      "ended) and left the network there; they are not in the mean trip time. See summary "
-                      "'trips_stranded_by_flood' and the link_loads columns closed_from_s / closed_until_s; a flood "
-                      "run that goes on after the rain (until=) lets the water drain and the roads reopen",
+                      f"a road that flood run {flooded_by!r} closed for good and left the network there; they are "
+                      "not in the mean trip time. See summary 'trips_stranded_by_flood' and the link_loads columns "
+                      "closed_from_s / closed_until_s. " + _why_closed_for_good(twin, scen, flooded_by, windows,
+                                                                                  sim_time),
                       TwinWarning, stacklevel=2)
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
@@ -616,6 +619,24 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                             "link_series": ls.astype({"link_id": str}), "summary": summary})
     summary["total_wall_s"] = time.perf_counter() - t0
     return TrafficRun(summary, res, out)
+
+
+def _why_closed_for_good(twin, scenario: str, flood_run: str, windows: pd.DataFrame, until: float) -> str:
+    """Why the flood's roads stay closed to the end, and what would let them reopen."""
+    end = windows.attrs.get("flood_end_s")
+    if end is not None and end < until:
+        return (f"Those roads were still under water when the flood run ended ({end:g} s into this run, which "
+                f"goes on to {until:g} s); a flood run that goes on after the rain (until=) lets the water drain "
+                "and the roads reopen")
+    why = f"Those roads were still under water at the end of this run ({until:g} s)"
+    try:
+        drained = float(twin.load_result(scenario, flood_run, "summary").get("drainage_m3") or 0.0)
+    except Exception:  # noqa: BLE001 - only the advice depends on it
+        drained = None
+    if drained == 0.0:
+        why += (f"; flood run {flood_run!r} drained nothing into the sewers (drainage_mm_h 0: a worst case), a "
+                "sewer capacity (drainage_mm_h=) lets the water recede")
+    return why
 
 
 def _signed_duration(value, what: str) -> float:
@@ -648,7 +669,7 @@ def _mean_time_incl_unfinished(trips: pd.DataFrame, until: float) -> float | Non
 _GRACE_S = 900.0
 
 
-def _warn_if_overloaded(twin, s: dict, trips, period: str, demand_scale: float) -> None:
+def _warn_if_overloaded(twin, s: dict, trips, period: str, demand_scale: float, flood_closed: int = 0) -> None:
     """Say so when most trips never finish: the land-use trip rates are orders of magnitude (the medium city's
     peak at demand_scale 1 is about 6x the real Chengdu peak's density and finishes 12 % of its trips).
     Only trips that left at least ``_GRACE_S`` before the end count: a run cut short by ``until`` is not
@@ -660,9 +681,11 @@ def _warn_if_overloaded(twin, s: dict, trips, period: str, demand_scale: float) 
         return
 
     real = demo_demand_scale(twin, period)
+    held = (f" or the {flood_closed} roads the flood closes for a while hold them back (they wait for the water "
+            "to fall)" if flood_closed else "")
     warnings.warn(f"only {done} of {vehicles} trips that left by {until - _GRACE_S:g} s finished by {until:g} s: the "
                   f"demand overloads the "
-                  f"network (demand_scale {demand_scale:g} times the land-use trip rates, which are orders of "
+                  f"network{held} (demand_scale {demand_scale:g} times the land-use trip rates, which are orders of "
                   f"magnitude). The real Chengdu peak's density is demand_scale {real:.3g} (--demand-scale "
                   f"{real:.3g}); a what-if may of course load it more", TwinWarning, stacklevel=3)
 
