@@ -235,10 +235,15 @@ class JobManager:
 
 
 def _jsonable(v: Any) -> Any:
+    """``v`` as strict JSON values: the job's summary travels in server-sent events that the page parses with
+    ``JSON.parse``, which refuses ``NaN`` (a crowd run cut short has no evacuation time): NaN and infinity
+    become None (null), as in stored summaries and ``--json``."""
     import json
+
+    from cim.results import finite_or_none
 
     try:
         json.dumps(v)
-        return v
     except TypeError:
-        return json.loads(json.dumps(v, default=str))
+        v = json.loads(json.dumps(v, default=str))
+    return finite_or_none(v)

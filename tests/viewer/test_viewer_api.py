@@ -655,6 +655,16 @@ def test_crowd_job_cut_short_reports_its_summary(client):
     assert st["status"] == "done", st
     assert st["summary"]["evacuation_time_s"] is None and st["summary"]["evacuated"] < 30
     assert client.get("/api/jobs").status_code == 200
+    # the page follows a job by its server-sent events and JSON.parse()s each one: a NaN there ("NaN" is no
+    # JSON) was dropped, so the page showed the finished job as running for ever
+    with client.stream("GET", job["events_url"]) as s:
+        text = "".join(s.iter_text())
+
+    def strict(c):
+        raise ValueError(f"{c} is not JSON")
+
+    events = [json.loads(line[6:], parse_constant=strict) for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1]["status"] == "done" and events[-1]["summary"]["evacuation_time_s"] is None
 
 
 def _wait_job(client, job: dict) -> dict:

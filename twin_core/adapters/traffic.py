@@ -35,6 +35,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 import warnings
 import time
 from dataclasses import dataclass
@@ -572,6 +573,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     unrouted = int((~reach).sum())
     o, d, dep = o[reach], d[reach], dep[reach]
     routes = route_vehicles(open_links, o, d)
+    if timed_closures:
+        routes = _dry_ends(open_links, routes, o, d, dep, timed_closures)
     veh = pd.DataFrame({"vehicle_id": [f"v{i}" for i in range(len(o))], "depart": dep, "edges": routes})
     veh = veh[veh["edges"].map(len) > 0]
     params = MesoParameters(dt=dt, route_iterations=route_iterations, seed=seed)
@@ -595,11 +598,15 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     # trip of the demand drawn, disconnected_trips: those without a path, in neither the vehicles nor the times)
     s = dict(s)
     sim_time, engine_wall = s.pop("until_s"), s.pop("engine_seconds")
-    unfinished = ~res.trips["completed"].to_numpy(dtype=bool) & ~held  # still on the road at the end
+    # still on the road at the end (or waiting to get on it); a run shorter than the period's hour of departures
+    # also has trips that had not set off yet: neither finished nor on the road
+    left = res.trips["depart"].to_numpy(dtype=float) <= sim_time
+    unfinished = ~res.trips["completed"].to_numpy(dtype=bool) & ~held & left
     summary = {"engine": "traffic", "scenario": scen, "run": run, "mode": "simulate", "period": period,
                "sim_time_s": sim_time, "trips": int(s.get("vehicles", 0)) + unrouted, **s,
                "mean_trip_time_incl_unfinished_s": _mean_time_incl_unfinished(res.trips[~held], sim_time),
-               "unfinished_trips": int(unfinished.sum()), "disconnected_trips": unrouted,
+               "unfinished_trips": int(unfinished.sum()), "not_departed_trips": int((~left).sum()),
+               "disconnected_trips": unrouted,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
     if flooded_by is not None:
         summary.update({"flood_timing": flood_timing, "flood_start_s": start_s,
@@ -639,6 +646,53 @@ def _why_closed_for_good(twin, scenario: str, flood_run: str, windows: pd.DataFr
     return why
 
 
+def _dry_ends(links: pd.DataFrame, routes: list, o, d, dep, closures: dict) -> list:
+    """Routes whose first or last road is closed when the trip would be on it, moved to other roads from (to)
+    the same junctions where that is quicker.
+
+    Trips run from junction to junction, but the mesoscopic model keeps a route's first and last road and
+    plans the rest round the closures, so a trip whose free-flow route began on a road closed when it set off
+    (or ended on one closed when it would get there, at free flow) waited for it, or left the network there
+    when it was closed for good, although another road leaves its junction. Such trips are routed again with
+    the closed roads avoided where possible; the new route is kept when its free-flow time is shorter than the
+    old one's plus the wait at its ends (always, for a road closed for good)."""
+    from simulation.traffic import route_vehicles
+
+    ids = links["link_id"].to_numpy()
+    fft = (links["length"] / links["speed"]).to_numpy(dtype=float)
+    ff = dict(zip(ids, fft))
+
+    def wait(link, t: float) -> float:
+        f, u = closures.get(link, (np.inf, np.inf))
+        return u - t if f <= t < u else 0.0
+
+    def cost(r, t0: float) -> float:
+        """Free-flow time plus the waits at the route's first road (entered at t0) and its last one."""
+        times = [ff[x] for x in r]
+        return sum(times) + wait(r[0], t0) + wait(r[-1], t0 + sum(times[:-1]))
+
+    hit = [i for i, r in enumerate(routes) if len(r) and (r[0] in closures or r[-1] in closures)
+           and (wait(r[0], dep[i]) > 0 or wait(r[-1], dep[i] + sum(ff[x] for x in r[:-1])) > 0)]
+    # the roads closed at some time between setting off and reaching the last road (at free flow) are avoided
+    # where possible (fewest of them first, then the quickest); one routing per such set of roads
+    groups: dict[tuple, list] = {}
+    for i in hit:
+        t_end = dep[i] + sum(ff[x] for x in routes[i][:-1])
+        shut = tuple(sorted(k for k, (f, u) in closures.items() if f <= t_end and u > dep[i]))
+        groups.setdefault(shut, []).append(i)
+    out = list(routes)
+    o, d = np.asarray(o), np.asarray(d)
+    for shut, idx in groups.items():
+        penalty = np.where(np.isin(ids, list(shut)), fft.sum() + 1.0, 0.0)  # longer than any route
+        for i, r in zip(idx, route_vehicles(links, o[idx], d[idx], cost=fft + penalty)):
+            if len(r) and cost(r, dep[i]) < cost(routes[i], dep[i]):
+                out[i] = r
+    return out
+
+
+_ZERO = re.compile(r"\s*(0+\.?0*|\.0+)\s*(s|sec|m|min|h|hr|d)?\s*", re.I)
+
+
 def _signed_duration(value, what: str) -> float:
     """Seconds from a number (any sign) or a duration such as ``"30min"`` / ``"-30min"``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -646,9 +700,10 @@ def _signed_duration(value, what: str) -> float:
             raise ParameterError(f"{what} must be a finite number of seconds, got {value!r}")
         return float(value)
     text = str(value).strip()
-    if text.startswith("-"):
-        return -parse_duration(text[1:], what)
-    return 0.0 if text in ("0", "0s", "0min") else parse_duration(text, what)
+    sign, body = (-1.0, text[1:]) if text.startswith("-") else (1.0, text[1:] if text.startswith("+") else text)
+    if _ZERO.fullmatch(body):  # "0", "0.0", "0min": the storm breaks as the period starts
+        return 0.0
+    return sign * parse_duration(body, what)
 
 
 def _mean_time_incl_unfinished(trips: pd.DataFrame, until: float) -> float | None:
@@ -796,8 +851,9 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
         summary = {"tstt_a": sa["tstt"], "tstt_b": sb["tstt"], "tstt_change": sb["tstt"] - sa["tstt"],
                    "tstt_change_pct": 100 * (sb["tstt"] - sa["tstt"]) / sa["tstt"] if sa["tstt"] else None}
     else:
-        summary = {"mean_trip_time_a_s": sa["mean_trip_time_s"], "mean_trip_time_b_s": sb["mean_trip_time_s"],
-                   "mean_trip_time_change_s": sb["mean_trip_time_s"] - sa["mean_trip_time_s"],
+        ta, tb = sa.get("mean_trip_time_s"), sb.get("mean_trip_time_s")  # None (null) where no trip finished
+        summary = {"mean_trip_time_a_s": ta, "mean_trip_time_b_s": tb,
+                   "mean_trip_time_change_s": tb - ta if ta is not None and tb is not None else None,
                    "completed_a": sa["completed"], "completed_b": sb["completed"]}
     summary.update({"a": list(a), "b": list(b), "links_more": int((layer["diff"] > 1e-6).sum()),
                     "links_less": int((layer["diff"] < -1e-6).sum())})
@@ -811,8 +867,14 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
         notes.append(f"run {more[1]!r} ({more[0]}) leaves {key:.0f} more trips without a path; they are not in its "
                      f"{'TSTT' if sa['mode'] == 'assign' else 'mean trip time'}, so it can look faster than it is")
     if sa["mode"] == "simulate":
-        # the mean trip time is over finished trips: a run that leaves more unfinished looks faster, too
-        share = {k: (s["completed"] / s["vehicles"] if s.get("vehicles") else 1.0) for k, s in (("a", sa), ("b", sb))}
+        # the mean trip time is over finished trips: a run that leaves more unfinished looks faster, too. The
+        # share is over every trip of the demand: a run with roads shut has fewer vehicles (the trips without a
+        # path are none), and "100 % of its vehicles" finished fewer trips than a run that routed them all
+        def share_of(s: dict) -> float:
+            total = s.get("trips") or (s.get("vehicles") or 0) + _trips_without_path(s)
+            return s["completed"] / total if total else 1.0
+
+        share = {"a": share_of(sa), "b": share_of(sb)}
         summary.update({"completed_share_a": share["a"], "completed_share_b": share["b"]})
         if abs(share["a"] - share["b"]) > 0.05:
             worse = b if share["b"] < share["a"] else a

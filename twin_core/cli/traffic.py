@@ -92,6 +92,9 @@ def register(app: typer.Typer) -> None:
         if s["unfinished_trips"]:
             human += (f"\n{s['unfinished_trips']} trips still on the road at {s['sim_time_s']:g} s; counting them up to "
                       f"then, the mean trip is at least {s['mean_trip_time_incl_unfinished_s']:.0f} s")
+        if s.get("not_departed_trips"):
+            human += (f"\n{s['not_departed_trips']} trips had not set off by {s['sim_time_s']:g} s (the run ends before "
+                      "the period's departures do; --until for a longer run)")
         emit(s, as_json, human=human)
 
     app.add_typer(sub, name="traffic")
