@@ -633,3 +633,35 @@ def test_comparing_with_a_run_where_no_trip_finished(twin):
         _, s = compare_traffic_runs(twin, ("base", "some"), ("base", "none"))
     assert s["mean_trip_time_b_s"] is None and s["mean_trip_time_change_s"] is None
     assert s["mean_trip_time_a_s"] > 0 and s["completed_b"] == 0
+
+
+def test_flood_start_is_refused_where_it_would_do_nothing_and_late_water_closes_nothing(small_city_gpkg):
+    """--flood-start with --flood-timing worst was ignored without a word; roads the water reaches only after the
+    run ends were listed as closed."""
+    import unicodedata
+
+    from twin_core.adapters.flood import run_flood
+    from twin_core.adapters.traffic import run_simulate
+    from twin_core.twin import Twin
+
+    with Twin.open(small_city_gpkg) as twin:
+        twin.scenarios.create("café")
+        nfd = unicodedata.normalize("NFD", "café")
+        run_flood(twin, "café", "f1", storm="50y", duration="30min")
+        with pytest.raises(ParameterError, match="flood_start .* no effect with flood_timing='worst'"):
+            run_simulate(twin, nfd, "x", flooded_by="f1", flood_timing="worst", flood_start="10min")
+        with pytest.raises(ParameterError, match="without flooded_by"):
+            run_simulate(twin, nfd, "x", flood_start="-5min")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TwinWarning)
+            # the storm breaks 30 min into a 50-minute run: roads the water reaches after the run close nothing
+            late = run_simulate(twin, nfd, "late", flooded_by="f1", flood_start="30min", until=3000,
+                                route_iterations=1)
+        from twin_core.adapters.traffic import flood_closure_windows
+
+        all_windows = flood_closure_windows(twin, "café", "f1", start=1800.0)
+        assert (all_windows["closed_from_s"] >= 3000).any() and (all_windows["closed_from_s"] < 3000).any()
+        w = late.links.set_index("link_id")["closed_from_s"].dropna()
+        assert len(w) and (w < 3000).all()
+        assert set(late.summary["flood_closed_links"]) == set(w.index)
+        assert late.summary["scenario"] == "café" == unicodedata.normalize("NFC", nfd)  # NFC, as stored

@@ -158,7 +158,7 @@ def _cli(*args):
 
 
 @pytest.mark.parametrize("text, delta", [
-    ("90m", timedelta(minutes=90)), ("12h", timedelta(hours=12)), ("30d", timedelta(days=30)),
+    ("90m", timedelta(minutes=90)), ("90min", timedelta(minutes=90)), ("12h", timedelta(hours=12)), ("30d", timedelta(days=30)),
     ("2w", timedelta(weeks=2)), ("3653d", timedelta(days=3653)), (" 1m ", timedelta(minutes=1)),
 ])
 def test_cli_expires_takes_minutes_hours_days_weeks(store_path, clock, text, delta):

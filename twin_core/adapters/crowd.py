@@ -223,6 +223,9 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
 
     t0 = time.perf_counter()
     until = parse_duration(until, "until")
+    from cim.scenario import normalise_scenario_name
+
+    scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
     if save and run is not None:  # a bad id would otherwise fail only when saving, after the whole run
         check_run_id(run)

@@ -46,6 +46,7 @@ import pandas as pd
 
 from cim.results import check_run_free, check_run_id
 from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError, TwinWarning
+from cim.scenario import normalise_scenario_name
 from twin_core.units import parse_duration
 
 __all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
@@ -285,6 +286,7 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
 
     from twin_core.adapters.flood import _neighbourhood, _sample
 
+    scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
     expo = _flood_exposure(twin, scenario, flood_run, depth)
     wet = expo.loc[expo["max_depth_m"] >= depth, ["link_id", "max_depth_m"]].astype({"link_id": str})
@@ -349,6 +351,7 @@ def _flood_exposure(twin, scenario: str | None, flood_run: str, depth: float) ->
     """The flood run's exposure_road_links, after checking the run and the depth."""
     from cim.results import check_run_id
 
+    scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
     check_run_id(flood_run)
     if isinstance(depth, bool) or not (isinstance(depth, (int, float)) and math.isfinite(depth) and depth > 0):
@@ -435,6 +438,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     or more are closed (:func:`flooded_links`): "a 50-year storm at rush hour"."""
     from simulation.traffic import Network, assign
 
+    scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
     run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
     check_run_free(twin.store, scen, run, ENGINE)
@@ -526,6 +530,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     """
     from simulation.traffic import MesoModel, MesoParameters, route_vehicles
 
+    scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
     run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
     check_run_free(twin.store, scen, run, ENGINE)
@@ -536,15 +541,21 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                              "closes each flooded road while it is under water, 'worst' for the whole run")
     start_s = _signed_duration(flood_start, "flood_start")
     timed = flooded_by is not None and flood_timing == "timed"
+    if start_s != 0.0 and not timed:
+        raise ParameterError(f"flood_start ({flood_start!r}) places the storm for closures in time; it has no effect "
+                             + ("with flood_timing='worst' (roads closed for the whole run)" if flooded_by else
+                                "without flooded_by") + ": leave it out, or use flood_timing='timed'")
+    horizon = until if until is not None else 2 * per["duration_s"]
     t0 = time.perf_counter()
     links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, None if timed else flooded_by,
                                    impassable_depth)
     windows = (flood_closure_windows(twin, scenario, flooded_by, impassable_depth, start=start_s) if timed
                else pd.DataFrame(columns=["link_id", "closed_from_s", "closed_until_s", "max_depth_m"]))
     is_open = links.set_index("link_id")["capacity"] > 0
+    # a road the scenario removed or closed needs no closing, nor one the water reaches only after the run
     timed_closures = {lid: (float(w.closed_from_s), float(w.closed_until_s))
                       for w in windows.itertuples() for lid in (w.link_id, w.link_id + ":r")
-                      if is_open.get(lid, False)}  # a road the scenario removed or closed needs no closing
+                      if is_open.get(lid, False) and w.closed_from_s < horizon}
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)

@@ -10,17 +10,19 @@ import typer
 
 from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
 
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"\s*(\d+)\s*([mhdw])\s*\Z")
-_FORMS = "a whole number and a unit: 90m (minutes), 12h (hours), 30d (days) or 2w (weeks), at most 10 years"
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# "min" as well as "m": the engines' durations ("30min") are written that way too
+_DURATION = re.compile(r"\s*(\d+)\s*(min|[mhdw])\s*\Z")
+_FORMS = ("a whole number and a unit: 90m or 90min (minutes), 12h (hours), 30d (days) or 2w (weeks), at most "
+          "10 years")
 _TEN_YEARS_S = 3653 * 86400  # viewer.auth.MAX_EXPIRES_IN (not imported: `twin --help` stays light)
 
 
 def parse_expires(text: Optional[str]) -> Optional[timedelta]:
     """``--expires`` as a timedelta (None: the token never expires); a usage error naming the forms otherwise.
 
-    >>> parse_expires("90m"), parse_expires("2w")
-    (datetime.timedelta(seconds=5400), datetime.timedelta(days=14))
+    >>> parse_expires("90m"), parse_expires("90min"), parse_expires("2w")
+    (datetime.timedelta(seconds=5400), datetime.timedelta(seconds=5400), datetime.timedelta(days=14))
     """
     if text is None:
         return None

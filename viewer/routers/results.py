@@ -115,7 +115,7 @@ def _step(state, e: dict, step: int):
 
 
 @router.get("", summary="Results, grouped for the map")
-def list_results(scenario: str | None = Query(None, max_length=63), state=Depends(get_state)) -> list[dict]:
+def list_results(scenario: str | None = Query(None, max_length=255), state=Depends(get_state)) -> list[dict]:
     return result_catalogue(state, scenario)
 
 
