@@ -37,6 +37,23 @@ def pick_sensor(p: Page):
         return null; }""")
 
 
+def click_a_sensor(p: Page, tries: int = 3):
+    """Click a sensor on map a until its attributes show; the sensor's (x, y, id). A click can land while the
+    map redraws (the sensors reload every 10 s; a CI run once missed one): each try picks the pixel anew."""
+    for _ in range(tries):
+        hit = pick_sensor(p)
+        assert hit, "no sensor drawn on the map"
+        box = p.page.locator("#map-a").bounding_box()
+        p.page.mouse.click(box["x"] + hit[0], box["y"] + hit[1])
+        try:
+            p.page.wait_for_selector("#inspect-table", timeout=15000)
+            return hit
+        except Exception:  # noqa: BLE001 - try again, then fail below
+            p.settle(500)
+    raise AssertionError(f"{tries} clicks on sensors showed no attributes; last pick {hit}, "
+                         f"page state {p.page.evaluate('window.__twin.lastPick')!r}")
+
+
 def lang(p: Page, want: str) -> None:
     if p.page.evaluate("document.documentElement.lang") != ("zh-CN" if want == "zh" else "en"):
         p.page.click("#lang-toggle")
@@ -48,11 +65,7 @@ def test_language_switch_translates_time_bar_and_keeps_the_inspector(page):
     assert options(page)[0] == "Flood depth · base"
     p.wait_for_function("window.__twin.decks.a.props.layers.some((l) => l && l.id === 'sensors-a')")
     page.settle(500)
-    hit = pick_sensor(page)
-    assert hit, "no sensor drawn on the map"
-    box = p.locator("#map-a").bounding_box()
-    p.mouse.click(box["x"] + hit[0], box["y"] + hit[1])
-    p.wait_for_selector("#inspect-table", timeout=60000)
+    hit = click_a_sensor(page)
     lang(page, "zh")
     try:
         # the time series names and the time label follow the language (they stayed English)
