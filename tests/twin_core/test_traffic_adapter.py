@@ -665,3 +665,26 @@ def test_flood_start_is_refused_where_it_would_do_nothing_and_late_water_closes_
         assert len(w) and (w < 3000).all()
         assert set(late.summary["flood_closed_links"]) == set(w.index)
         assert late.summary["scenario"] == "café" == unicodedata.normalize("NFC", nfd)  # NFC, as stored
+
+
+def test_a_road_that_reopens_only_after_the_run_is_closed_for_good_within_it(small_city_gpkg):
+    """A flood closure that ended after the run's end let vehicles queue at the road to the end, holding up
+    everybody behind them, while one that never ended stranded them: the same road for this run."""
+    from twin_core.adapters.flood import run_flood
+    from twin_core.adapters.traffic import flood_closure_windows, run_simulate
+    from twin_core.twin import Twin
+
+    with Twin.open(small_city_gpkg) as twin:
+        run_flood(twin, None, "f", storm="50y", duration="30min", until="2h")
+        win = flood_closure_windows(twin, None, "f")
+        finite = win[np.isfinite(win["closed_until_s"])]
+        assert len(finite), "the flood should drain off some roads within 2 h"
+        until = float(finite["closed_until_s"].min()) - 60.0  # ends before the first road reopens
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TwinWarning)
+            out = run_simulate(twin, None, "r", flooded_by="f", until=until, route_iterations=1)
+        loads = out.links.set_index("link_id")
+        closed = loads["closed_from_s"].dropna().index
+        assert len(closed) and np.isinf(loads.loc[closed, "closed_until_s"]).all()
+        held = out.result.trips["stranded"].notna().sum()
+        assert held == out.summary["trips_stranded_by_flood"] > 0

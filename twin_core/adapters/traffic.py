@@ -553,7 +553,9 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                else pd.DataFrame(columns=["link_id", "closed_from_s", "closed_until_s", "max_depth_m"]))
     is_open = links.set_index("link_id")["capacity"] > 0
     # a road the scenario removed or closed needs no closing, nor one the water reaches only after the run
-    timed_closures = {lid: (float(w.closed_from_s), float(w.closed_until_s))
+    # a road that reopens only after the run is closed for good within it: those who meet it leave the network
+    # there (counted) instead of queueing to the end and holding up everybody behind them
+    timed_closures = {lid: (float(w.closed_from_s), float(w.closed_until_s) if w.closed_until_s < horizon else np.inf)
                       for w in windows.itertuples() for lid in (w.link_id, w.link_id + ":r")
                       if is_open.get(lid, False) and w.closed_from_s < horizon}
     base_links = links.copy()
