@@ -7,9 +7,21 @@ import re
 
 from twin_core.errors import ParameterError
 
-__all__ = ["parse_duration"]
+__all__ = ["parse_duration", "parse_offset"]
 
-_DUR = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
+_DUR = re.compile(r"^\s*([+-]?)\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
+_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+def _seconds(value, what: str) -> float:
+    """Seconds, of any sign, from a number or a text such as ``"-30min"``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    m = _DUR.match(str(value))
+    if not m:
+        raise ParameterError(f"cannot read {what} {value!r}; write seconds (3600) or e.g. '90min', '2h'")
+    v = float(m.group(2)) * _UNIT_S[(m.group(3) or "s").lower()]
+    return -v if m.group(1) == "-" else v
 
 
 def parse_duration(value, what: str = "a duration") -> float:
@@ -18,14 +30,20 @@ def parse_duration(value, what: str = "a duration") -> float:
     >>> parse_duration("2h"), parse_duration("90min"), parse_duration("45m"), parse_duration(600)
     (7200.0, 5400.0, 2700.0, 600.0)
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        v = float(value)
-    else:
-        m = _DUR.match(str(value))
-        if not m:
-            raise ParameterError(f"cannot read {what} {value!r}; write seconds (3600) or e.g. '90min', '2h'")
-        unit = (m.group(2) or "s").lower()
-        v = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}[unit]
+    v = _seconds(value, what)
     if not v > 0 or not math.isfinite(v):
         raise ParameterError(f"{what} must be a finite time > 0 s, got {value!r}")
     return v
+
+
+def parse_offset(value, what: str = "an offset") -> float:
+    """Seconds, zero or of either sign, from a number or a duration: when something starts relative to
+    something else (``"-30min"``: half an hour before; ``"+15min"``, ``"0"``).
+
+    >>> parse_offset("-30min"), parse_offset("+15min"), parse_offset("0h"), parse_offset(90)
+    (-1800.0, 900.0, 0.0, 90.0)
+    """
+    v = _seconds(value, what)
+    if not math.isfinite(v):
+        raise ParameterError(f"{what} must be a finite number of seconds, got {value!r}")
+    return v + 0.0  # -0.0 as 0.0

@@ -519,7 +519,7 @@ def test_a_run_shorter_than_the_period_does_not_count_trips_not_yet_left_as_on_t
 
 def test_the_storm_may_start_at_zero_written_any_way(twin):
     # "--flood-start 0min" (or 0.0, 0h) was refused: "flood_start must be a finite time > 0 s"
-    from twin_core.adapters.traffic import _signed_duration
+    from twin_core.units import parse_offset as _signed_duration
 
     for zero in (0, 0.0, "0", "0.0", "0s", "0min", "0h", "-0", "-0min", "+0"):
         assert _signed_duration(zero, "flood_start") == 0.0

@@ -35,7 +35,6 @@ Examples
 from __future__ import annotations
 
 import math
-import re
 import warnings
 import time
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ import pandas as pd
 from cim.results import check_run_free, check_run_id
 from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError, TwinWarning
 from cim.scenario import normalise_scenario_name
-from twin_core.units import parse_duration
+from twin_core.units import parse_duration, parse_offset
 
 __all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
            "run_simulate", "run_traffic", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs",
@@ -539,7 +538,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     if flood_timing not in FLOOD_TIMINGS:
         raise ParameterError(f"flood_timing must be one of {list(FLOOD_TIMINGS)}, got {flood_timing!r}: 'timed' "
                              "closes each flooded road while it is under water, 'worst' for the whole run")
-    start_s = _signed_duration(flood_start, "flood_start")
+    start_s = parse_offset(flood_start, "flood_start")
     timed = flooded_by is not None and flood_timing == "timed"
     if start_s != 0.0 and not timed:
         raise ParameterError(f"flood_start ({flood_start!r}) places the storm for closures in time; it has no effect "
@@ -552,9 +551,9 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     windows = (flood_closure_windows(twin, scenario, flooded_by, impassable_depth, start=start_s) if timed
                else pd.DataFrame(columns=["link_id", "closed_from_s", "closed_until_s", "max_depth_m"]))
     is_open = links.set_index("link_id")["capacity"] > 0
-    # a road the scenario removed or closed needs no closing, nor one the water reaches only after the run
-    # a road that reopens only after the run is closed for good within it: those who meet it leave the network
-    # there (counted) instead of queueing to the end and holding up everybody behind them
+    # a road the scenario removed or closed needs no closing, nor one the water reaches only after the run; one
+    # that reopens only after the run is closed for good within it: those who meet it leave the network there
+    # (counted) instead of queueing to the end and holding up everybody behind them
     timed_closures = {lid: (float(w.closed_from_s), float(w.closed_until_s) if w.closed_until_s < horizon else np.inf)
                       for w in windows.itertuples() for lid in (w.link_id, w.link_id + ":r")
                       if is_open.get(lid, False) and w.closed_from_s < horizon}
@@ -701,22 +700,6 @@ def _dry_ends(links: pd.DataFrame, routes: list, o, d, dep, closures: dict) -> l
             if len(r) and cost(r, dep[i]) < cost(routes[i], dep[i]):
                 out[i] = r
     return out
-
-
-_ZERO = re.compile(r"\s*(0+\.?0*|\.0+)\s*(s|sec|m|min|h|hr|d)?\s*", re.I)
-
-
-def _signed_duration(value, what: str) -> float:
-    """Seconds from a number (any sign) or a duration such as ``"30min"`` / ``"-30min"``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ParameterError(f"{what} must be a finite number of seconds, got {value!r}")
-        return float(value)
-    text = str(value).strip()
-    sign, body = (-1.0, text[1:]) if text.startswith("-") else (1.0, text[1:] if text.startswith("+") else text)
-    if _ZERO.fullmatch(body):  # "0", "0.0", "0min": the storm breaks as the period starts
-        return 0.0
-    return sign * parse_duration(body, what)
 
 
 def _mean_time_incl_unfinished(trips: pd.DataFrame, until: float) -> float | None:

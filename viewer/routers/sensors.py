@@ -79,8 +79,7 @@ def latest(state=Depends(get_state)) -> dict:
             v, t = last[sid]
             p.update(value=v, time=t, simulated=False)
         elif state.settings.simulated_sensors:
-            p.update(value=simulated_value(sid, p.get("kind") or "other", now),
-                     time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), simulated=True)
+            p.update(value=simulated_value(sid, p.get("kind") or "other", now), time=_stamp(now), simulated=True)
             any_sim = True
         else:
             p.update(value=None, time=None, simulated=False)
@@ -105,7 +104,7 @@ def alerts(state=Depends(get_state)) -> dict:
     rows = [{**a, "simulated": False} for a in cache.alerts()]
     if state.settings.simulated_sensors:
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        stamp = _stamp(now)
         sim = []
         for rec in sensors.drop(columns="geometry").to_dict("records"):
             sid = str(rec.get("sensor_id"))
@@ -131,6 +130,11 @@ def alerts(state=Depends(get_state)) -> dict:
             lon, lat = (None, None) if pt is None or pt.is_empty else (round(pt.x, 7), round(pt.y, 7))
             a.update({k: _plain(rec.get(k)) for k in ("name", "kind", "unit")}, lon=lon, lat=lat)
     return {"alerts": rows, "count": len(rows)}
+
+
+def _stamp(now: float) -> str:
+    """A simulated reading's time (UTC, whole seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
 def _plain(v):
