@@ -79,12 +79,14 @@ def _scalars(summary: dict) -> dict:
     return keep
 
 
-def _run_member(target, schema, engine: str, scenario, run: str, kwargs: dict, fixed: dict) -> dict:
-    """One run in a worker: open the twin, run, return the summary (a plain dict)."""
+def _run_member(target, schema, engine: str, scenario, run: str, kwargs: dict, fixed: dict) -> tuple[dict, float]:
+    """One run in a worker: open the twin, run; the summary (a plain dict) and the run's wall time."""
     from twin_core.twin import Twin
 
+    t0 = time.perf_counter()
     with Twin.open(target, schema=schema) as twin:
-        return dict(_call(twin, engine, scenario, run, {**fixed, **kwargs}).summary)
+        summary = dict(_call(twin, engine, scenario, run, {**fixed, **kwargs}).summary)
+    return summary, time.perf_counter() - t0
 
 
 def _call(twin, engine: str, scenario, run: str, kwargs: dict, progress=None):
@@ -190,10 +192,10 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
         target, schema = twin.store.reopen_args()
         futures = [executor.submit(_run_member, target, schema, engine, scen, f"{sweep_id}-{k}", params, fixed)
                    for k, (scen, params) in enumerate(members, start=1)]
-        t0 = time.perf_counter()
         for k, ((scen, params), fut) in enumerate(zip(members, futures), start=1):
             try:
-                rows.append(row(k, scen, params, "done", fut.result(), wall=time.perf_counter() - t0))
+                summary, wall = fut.result()
+                rows.append(row(k, scen, params, "done", summary, wall=wall))
             except Exception as exc:  # noqa: BLE001
                 if on_error == "raise":
                     for f in futures:
