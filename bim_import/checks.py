@@ -67,7 +67,8 @@ def _blob(check_id: str, name: str) -> str:
 
 
 def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, filename: str | None = None,
-                 source: str = "api", checked_by: str = "", anchor=None, twin_crs: str | None = None) -> dict:
+                 source: str = "api", checked_by: str = "", anchor=None, twin_crs: str | None = None,
+                 method: str = "auto") -> dict:
     """Check the IFC file ``ifc_path`` against ``rules`` and record the check in ``store``.
 
     Parameters
@@ -86,6 +87,11 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         Where the check came from (``"api"``, ``"cli"``) and who ran it.
     twin_crs : str, optional
         Refused unless it is the store's CRS (the record lives in the twin's CRS).
+    anchor, method
+        Where the model stands when its own georeference does not place it in the twin (``anchor``), and
+        which georeference wins (``method``, as for :func:`bim_import.georef.georeference`: ``"anchor"``
+        places the model at the anchor even when the file says where it is, as a regulator does who
+        picks the site on the map).
 
     Returns
     -------
@@ -112,7 +118,7 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
     with open(ifc_path, "rb") as fh:
         data = fh.read()
     anchor = anchor if anchor is not None else rs.anchor
-    b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor)
+    b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor, method=method)
     report = check_compliance(os.fspath(ifc_path), rs, store=store, twin_crs=crs, anchor=anchor, building=b)
     report_json = report.to_json()
     row = {

@@ -58,6 +58,11 @@ async def check(
     ifc: UploadFile = File(..., description="the IFC (STEP) file"),
     rules: UploadFile | None = File(None, description="a rules YAML; or name a shipped one with ruleset"),
     ruleset: str | None = Form(None, max_length=60, description="name of a shipped rule set (see /api/bim/rulesets)"),
+    site_lon: float | None = Form(None, description="where the model stands (its origin), longitude WGS 84; with "
+                                                    "site_lat it places the model there, whatever its file says"),
+    site_lat: float | None = Form(None, description="latitude of the site, WGS 84 (with site_lon)"),
+    rotation_deg: float = Form(0.0, description="with a site: the model's x axis, degrees counter-clockwise "
+                                                "from grid east"),
     state=Depends(get_state),
     who: Principal = Depends(require("bim")),
 ) -> dict:
@@ -93,8 +98,56 @@ async def check(
         if name not in shipped:
             raise HTTPException(400, f"no shipped rule set {name!r}; choose one of {sorted(shipped)} or upload one")
         rules_obj = shipped[name]
+    anchor = _site_anchor(state, site_lon, site_lat, rotation_deg)
     return await asyncio.get_running_loop().run_in_executor(None, _run_check, state, data, rules_obj,
-                                                            ifc.filename or "model.ifc", name, _who(who))
+                                                            ifc.filename or "model.ifc", name, _who(who), anchor)
+
+
+def _site_anchor(state, lon: float | None, lat: float | None, rotation_deg: float):
+    """The picked site as an :class:`~bim_import.georef.Anchor` in the twin's CRS, at the terrain's height.
+
+    None when no site was given. A site must be a finite lon/lat inside the twin's terrain (or, without a
+    terrain, its CRS's area); the model's 0.00 level is put on the ground there.
+    """
+    import math
+
+    import numpy as np
+
+    from bim_import.georef import Anchor
+    from viewer.geo import lonlat_to_twin
+
+    if lon is None and lat is None:
+        return None
+    if lon is None or lat is None:
+        raise HTTPException(400, "give both site_lon and site_lat (WGS 84 degrees), or neither to use the "
+                                 "model's own georeference")
+    if not all(math.isfinite(v) for v in (lon, lat, rotation_deg)):
+        raise HTTPException(400, f"site_lon, site_lat and rotation_deg must be finite numbers, got {lon}, {lat}, "
+                                 f"{rotation_deg}")
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise HTTPException(400, f"the site ({lon}, {lat}) is not a longitude/latitude in degrees "
+                                 "(longitude -180..180, latitude -90..90)")
+    if not -360 <= rotation_deg <= 360:
+        raise HTTPException(400, f"rotation_deg must be between -360 and 360, got {rotation_deg}")
+    crs = state.store.crs
+    x, y = lonlat_to_twin(lon, lat, crs)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise HTTPException(400, f"the site ({lon}, {lat}) cannot be placed in the twin's CRS {crs}")
+    z = 0.0
+    dem = "dem" if state.store.has_raster("dem") else None
+    if dem:
+        info = state.store.raster_info(dem)
+        b = info.get("bounds")
+        if b and not (b[0] <= x <= b[2] and b[1] <= y <= b[3]):
+            raise HTTPException(400, f"the site ({lon:.6f}, {lat:.6f}) is outside the twin's terrain "
+                                     f"(x {b[0]:.0f}..{b[2]:.0f}, y {b[1]:.0f}..{b[3]:.0f} in {crs}); "
+                                     "pick a site on the map inside the city")
+        r = state.store.read_raster(dem, bounds=(x - 0.01, y - 0.01, x + 0.01, y + 0.01))
+        v = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(r.masked(), dtype=float)), np.nan).ravel()
+        v = v[np.isfinite(v)]
+        if len(v):
+            z = float(v[0])
+    return Anchor(float(x), float(y), z, float(rotation_deg))
 
 
 def _who(p: Principal) -> str:
@@ -102,9 +155,9 @@ def _who(p: Principal) -> str:
     return f"{p.role}:{p.name}" + (f" (token {p.token_id})" if p.token_id else "")
 
 
-def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str) -> dict:
+def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str, anchor=None) -> dict:
     from bim_import.checks import record_check
-    from twin_core.errors import TwinError
+    from twin_core.errors import GeoreferenceError, TwinError
 
     safe = "".join(c for c in os.path.basename(filename) if c.isalnum() or c in "._-")[:80] or "model.ifc"
     if not safe.lower().endswith(".ifc"):
@@ -116,9 +169,19 @@ def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: 
         # computed outside the store lock; recorded in one transaction of the locked store
         try:
             rec = record_check(state.store, path, rules_obj, ruleset=ruleset, filename=filename[:200] or safe,
-                               source="api", checked_by=who)
+                               source="api", checked_by=who, anchor=anchor,
+                               method="anchor" if anchor is not None else "auto")
         except TwinError as exc:  # name the upload, not the server's temporary path
             msg = str(exc).replace(path, safe).replace(d, "")
+            if state.store.uri:  # the server's own file or database is none of the caller's business
+                msg = msg.replace(str(state.store.uri), "the twin")
+            if "stands on no parcel" in msg:
+                msg += ("; or pick the site inside a parcel on the map" if anchor is not None else
+                        "; on the map: press 'Pick site' and click the parcel it stands on")
+            if isinstance(exc, GeoreferenceError) and anchor is None:
+                # a model that does not say where it stands in this city: the map can place it
+                msg += (". On the map: press 'Pick site', click where the building stands and check again; "
+                        "over the API: send site_lon and site_lat (WGS 84) with the upload")
             if msg == str(exc):
                 raise
             try:

@@ -14,6 +14,7 @@
     visible: {hillshade: true, flood: true, buildings: true, road_links: true, trips: true, crowd: true, sensors: true, bim: true},
     colourBy: "height", viewState: null, time: 0, series: [], seriesIdx: 0, playing: false,
     sensors: null, alerts: undefined, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
+    bimSite: null, bimPicking: false,  // where a submitted model stands, picked on the map ([lon, lat])
   };
 
   // ---------------------------------------------------------------- helpers
@@ -71,7 +72,7 @@
     document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
-    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderAlerts();
+    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts();
     if (S.scene) fillScenarioSelects();
   }
 
@@ -359,6 +360,11 @@
         getPosition: (d) => [d.origin[0], d.origin[1], -(d.ground_elev_m || 0)], getOrientation: [0, 0, 0], sizeScale: 1,
         _lighting: "pbr", visible: S.visible.bim, pickable: true, loadOptions: loadOptions()}));
     });
+    if (S.bimSite) {
+      L.push(new D.ScatterplotLayer({id: `bim-site-${side}`, data: [S.bimSite], getPosition: (d) => d, radiusUnits: "meters",
+        getRadius: 4, radiusMinPixels: 5, stroked: true, filled: true, getFillColor: [255, 255, 255, 200],
+        getLineColor: [230, 60, 200, 255], lineWidthMinPixels: 2, pickable: false, visible: S.visible.bim}));
+    }
     if (S.bim) {
       const b = S.bim.building;
       L.push(new D.GeoJsonLayer({id: `bim-footprint-${side}`, data: b.footprint, extruded: true, wireframe: true,
@@ -416,7 +422,11 @@
       eventRecognizerOptions: {click: {time: 1500}},
       parameters: {clearColor: [0.043, 0.055, 0.07, 1]},
       onViewStateChange: ({viewState}) => { S.viewState = viewState; syncViews(); T.viewState = viewState; },
-      onClick: (info) => { T.lastClick = {x: info.x, y: info.y, layer: info.layer ? info.layer.id : null}; inspect(info, side); },
+      onClick: (info) => {
+        T.lastClick = {x: info.x, y: info.y, layer: info.layer ? info.layer.id : null};
+        if (S.bimPicking && info.coordinate) { setBimSite(info.coordinate); return; }  // the site of a BIM check
+        inspect(info, side);
+      },
       getTooltip: ({object, layer}) => tooltip(object, layer),
       layers: [],
       onError: (e) => { T.errors.push(String(e && e.message ? e.message : e)); },
@@ -680,6 +690,11 @@
     const fd = new FormData();
     fd.append("ifc", f, f.name);
     fd.append("ruleset", $("bim-ruleset").value);
+    if (S.bimSite) {  // the model stands where the user picked, whatever its file says
+      fd.append("site_lon", String(S.bimSite[0]));
+      fd.append("site_lat", String(S.bimSite[1]));
+      fd.append("rotation_deg", String(Number($("bim-rotation").value) || 0));
+    }
     $("bim-report").textContent = t("loading");
     try {
       const r = await api("/api/bim/checks", {method: "POST", body: fd});
@@ -690,7 +705,33 @@
       S.viewState = Object.assign({}, S.viewState, {longitude: o[0], latitude: o[1], zoom: Math.max(S.viewState.zoom, 17),
         transitionDuration: 600, transitionInterpolator: new D.FlyToInterpolator()});
       syncViews(); render();
-    } catch (e) { $("bim-report").textContent = ""; showError(e); }
+    } catch (e) { showBimError(e); showError(e); }
+  }
+  function showBimError(e) {
+    // the reason stays beside the form (the banner fades): a regulator reads it while fixing the upload
+    const box = $("bim-report"), msg = String(e && e.message ? e.message : e);
+    box.innerHTML = "";
+    const d = document.createElement("div"); d.id = "bim-error"; d.className = "error"; d.textContent = msg;
+    box.appendChild(d);
+    if (!S.bimSite && /site_lon|Pick site/.test(msg)) {  // the model does not say where it stands in this city
+      const h = document.createElement("div"); h.className = "hint"; h.textContent = t("pickHint"); box.appendChild(h);
+    }
+    T.bimError = msg;
+    box.scrollIntoView({block: "nearest"});
+  }
+  function setBimSite(coord) {
+    S.bimSite = coord ? [Number(coord[0]), Number(coord[1])] : null;
+    S.bimPicking = false;
+    T.bimSite = S.bimSite;
+    renderBimSite(); render();
+  }
+  function renderBimSite() {
+    const s = S.bimSite;
+    $("bim-site").textContent = S.bimPicking ? t("picking")
+      : s ? `${t("siteAt")}: ${s[0].toFixed(5)}, ${s[1].toFixed(5)}` : t("siteFromModel");
+    $("bim-site-clear").hidden = !s;
+    $("bim-rotation-label").hidden = !s;
+    document.body.classList.toggle("picking", S.bimPicking);
   }
 
   function renderBim() {
@@ -812,6 +853,9 @@
   $("scenario-a").addEventListener("change", async (e) => { S.scenarioA = e.target.value; await prepareScenario(S.scenarioA); buildSeries(); renderLabels(); render(); });
   $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; await prepareScenario(S.scenarioB); buildSeries(); renderLabels(); render(); });
   $("bim-form").addEventListener("submit", submitBim);
+  $("bim-pick").addEventListener("click", () => { S.bimPicking = !S.bimPicking; renderBimSite(); });
+  $("bim-site-clear").addEventListener("click", () => setBimSite(null));
+  window.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && S.bimPicking) { S.bimPicking = false; renderBimSite(); } });
   $("token-save").addEventListener("click", () => { S.token = $("token-input").value.trim(); localStorage.setItem("twin.token", S.token); location.reload(); });
   window.addEventListener("resize", () => render());
   start();
