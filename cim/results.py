@@ -208,14 +208,18 @@ def load_result(store, scenario: str, run: str, name: str):
     return entry.get("value")
 
 
-def list_results(store, scenario: str | None = None, run: str | None = None) -> pd.DataFrame:
-    """Index of stored results (columns scenario, run, name, kind, ref, created, meta)."""
+def list_results(store, scenario: str | None = None, run: str | None = None, name: str | None = None) -> pd.DataFrame:
+    """Index of stored results (columns scenario, run, name, kind, ref, created, meta), optionally only those of
+    ``scenario``, ``run`` and/or ``name``. ``meta`` holds what the result was made with (e.g. the
+    ``snapshot_times_s`` of a flood run's ``depth_snapshots``)."""
     rows = [v for k, v in store.get_meta().items() if k.startswith("result:")]
     df = pd.DataFrame(rows, columns=["scenario", "run", "name", "kind", "ref", "created", "meta"])
     if scenario is not None:
         df = df[df["scenario"] == normalise_scenario_name(scenario)]
     if run is not None:
         df = df[df["run"] == run]
+    if name is not None:
+        df = df[df["name"] == name]
     return df.sort_values(["scenario", "run", "name"]).reset_index(drop=True)
 
 

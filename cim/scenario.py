@@ -48,7 +48,7 @@ from cim.schema import FEATURE_CLASSES, cast_value
 from twin_core.errors import LayerNotFoundError, ScenarioError
 
 __all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE", "RESERVED", "MAX_NAME_LENGTH", "check_scenario_name",
-           "normalise_scenario_name"]
+           "normalise_scenario_name", "did_you_mean"]
 
 EDITS_TABLE = "scenario_edits"
 BASE = "base"
@@ -78,6 +78,27 @@ def normalise_scenario_name(name):
     True
     """
     return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
+def did_you_mean(name, choices) -> str:
+    """``"; did you mean 'x'?"`` for the choice closest to a mistyped ``name``, or ``""`` when none is close.
+
+    Examples
+    --------
+    >>> did_you_mean("storm-rush", ["storm_rush", "levee"])
+    "; did you mean 'storm_rush'?"
+    >>> did_you_mean("xyz", ["storm_rush"])
+    ''
+    """
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    choices = [str(c) for c in choices]
+    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if not near:  # a case slip ('Levee' for 'levee') is not always close enough by ratio
+        near = [c for c in choices if c.casefold() == name.casefold()][:1]
+    return f"; did you mean {near[0]!r}?" if near else ""
 
 
 def _char(c: str) -> str:
@@ -165,7 +186,8 @@ class Scenarios:
                 return Scenario(self, name)
             raise ScenarioError(f"scenario {name!r} exists already; pick another name or delete it first")
         if parent != BASE and parent not in meta:
-            raise ScenarioError(f"parent scenario {parent!r} does not exist; scenarios: {sorted(meta)}")
+            raise ScenarioError(f"parent scenario {parent!r} does not exist; scenarios: {sorted(meta)}"
+                                + did_you_mean(parent, sorted(meta)))
         self.store.set_meta({f"scenario:{name}": {"description": description, "parent": parent, "created": _now()}})
         return Scenario(self, name)
 
@@ -175,7 +197,9 @@ class Scenarios:
         if name in (None, BASE):
             return Scenario(self, BASE)
         if name not in self._meta():
-            raise ScenarioError(f"no scenario {name!r}; scenarios here: {self.names()} (or 'base')")
+            names = self.names()
+            raise ScenarioError(f"no scenario {name!r}; scenarios here: {names} (or 'base')"
+                                + did_you_mean(name, names + [BASE]))
         return Scenario(self, name)
 
     __getitem__ = get
@@ -183,6 +207,19 @@ class Scenarios:
     def __contains__(self, name: str) -> bool:
         name = normalise_scenario_name(name)
         return name == BASE or name in self._meta()
+
+    def __iter__(self):
+        """The scenario names (without the base), as :meth:`names`."""
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._meta())
+
+    def __repr__(self) -> str:
+        try:
+            return f"<Scenarios {self.names()} on {self.store.uri}>"
+        except Exception:  # noqa: BLE001 - a closed store: a notebook still shows something
+            return f"<Scenarios on {getattr(self.store, 'uri', '?')} (store closed)>"
 
     def delete(self, name: str) -> None:
         """Delete a scenario and its edits (its results stay until deleted with cim.results)."""
@@ -451,10 +488,24 @@ class Scenario:
         current = base.window(win).data.astype("float64")
         if (values is None) == (delta is None):
             raise ScenarioError("give exactly one of values= or delta=")
-        if delta is not None and not np.isfinite(float(delta)):
-            raise ScenarioError(f"delta must be a finite number of the raster's unit, got {delta!r}")
-        if values is not None and not np.isfinite(np.asarray(values, dtype="float64")).all():
-            raise ScenarioError("values must be finite numbers (the raster's nodata cells are kept as they are)")
+        unit = f" ({base.unit})" if getattr(base, "unit", None) else ""
+        if delta is not None:
+            try:
+                ok = not isinstance(delta, (bool, str)) and np.isfinite(float(delta))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:  # '2m' failed as a bare "could not convert string to float" ValueError
+                raise ScenarioError(f"delta must be a finite number in the raster's unit{unit}, got {delta!r}; "
+                                    "e.g. delta=2.0")
+        if values is not None:
+            try:
+                arr = np.asarray(values, dtype="float64")
+            except (TypeError, ValueError):
+                arr = None
+            if arr is None or not np.isfinite(arr).all():
+                raise ScenarioError(f"values must be finite numbers in the raster's unit{unit} (a scalar or an array "
+                                    "of the window's shape; the raster's nodata cells are kept as they are), got "
+                                    f"{values!r}"[:300])
         new = current + float(delta) if delta is not None else np.broadcast_to(np.asarray(values, dtype="float64"), current.shape).copy()
         if new.shape != current.shape:
             raise ScenarioError(f"values have shape {new.shape}, the window needs {current.shape}")

@@ -8,6 +8,8 @@ Examples
 >>> import twin_core
 >>> twin_core.__version__
 '0.1.0'
+>>> "Twin" in dir(twin_core)     # tab completion offers the lazy names too
+True
 """
 
 from __future__ import annotations
@@ -29,3 +31,8 @@ def __getattr__(name: str) -> Any:
     if name == "errors":
         return import_module("twin_core.errors")
     raise AttributeError(f"module 'twin_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and the lazy ones (``twin_core.Tw<Tab>`` offered nothing: ``Twin`` is loaded lazily)."""
+    return sorted(set(globals()) | set(__all__))

@@ -122,9 +122,11 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
     Returns
     -------
     DataFrame with ``scenario``, ``run``, the grid parameters, ``run_status`` ("done" / "failed"),
-    ``run_error``, ``wall_s`` and every number or string of the run's summary (a summary key that would
-    overwrite one of these with another value gets the suffix ``_result``). It is also saved as the
-    table result ``sweep`` under the base scenario and the sweep's run id (``<run_prefix>-<sweep id>``).
+    ``run_error``, ``wall_s`` (the run's own time; NaN for a parallel run that failed) and every number or
+    string of the run's summary (a summary key that would overwrite one of these with another value gets
+    the suffix ``_result``). ``df.attrs`` holds the sweep's run id (``"sweep"``) and the ``fixed``
+    parameters. It is also saved as the table result ``sweep`` under the base scenario and the sweep's run
+    id (``<run_prefix>-<sweep id>``), with the grid and the fixed parameters in its meta.
     """
     from cim.results import check_run_id, new_run_id
     from twin_core.twin import _check_kwargs
@@ -143,17 +145,22 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
     # a misspelt parameter fails now, not after the first runs
     from twin_core.adapters import crowd as _c, flood as _f, traffic as _t
 
-    fns = {"flood": [_f.run_flood], "crowd": [_c.run_crowd],
+    from twin_core.twin import Twin
+
+    fns = {"flood": [_f.run_flood], "crowd": [Twin.crowd],  # Twin.crowd: run_crowd's keywords and ifc=, storey=
            "traffic": [_t.run_assign if fixed.get("mode", "assign") == "assign" else _t.run_simulate]}[engine]
     _check_kwargs(f"Twin.sweep({engine!r})", {**grid, **{k: v for k, v in fixed.items() if k != "mode"}}, fns,
-                  skip=("twin", "scenario", "run", "progress"))
+                  skip=("self", "twin", "scenario", "run", "progress"))
     scen_list = [None] if scenarios is None else list([scenarios] if isinstance(scenarios, str) else scenarios)
     if not scen_list:
         raise ParameterError("scenarios is empty: give scenario names, or leave it out for the base")
     for s in scen_list:
         if s not in (None, "base") and s not in twin.scenarios:
-            raise ParameterError(f"scenario {s!r} does not exist (existing: {twin.scenarios.names()}); create it "
-                                 "first with twin.scenarios.create()")
+            from cim.scenario import did_you_mean
+
+            names = twin.scenarios.names()
+            raise ParameterError(f"scenario {s!r} does not exist (existing: {names}); create it "
+                                 "first with twin.scenarios.create()" + did_you_mean(s, names + ["base"]))
     sweep_id = new_run_id(run_prefix)
     check_run_id(sweep_id)
     members = _members(grid, scen_list)
@@ -202,16 +209,19 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
                         f.cancel()
                     exc.add_note(f"RongTwin: run {k} of {n} of sweep {sweep_id} ({scen or 'base'}, {params})")
                     raise
-                rows.append(row(k, scen, params, "failed", error=f"{type(exc).__name__}: {exc}",
-                                wall=time.perf_counter() - t0))
+                # the worker's own time is not known when it failed (it was `time since t0`, a name only the
+                # sequential branch sets: every failed parallel member raised UnboundLocalError instead)
+                rows.append(row(k, scen, params, "failed", error=f"{type(exc).__name__}: {exc}"))
             if progress is not None:
                 progress(k, n)
     df = pd.DataFrame(rows)
     stored = df.copy()
     for c in grid:  # the values as given ("50y", 3600, True ...) as text: a table column has one type
         stored[c] = stored[c].map(repr)
-    twin.save_result("base", sweep_id, "sweep", stored, meta={"engine": "twin_core.sweep", "sweep_of": engine,
-                                                              "grid": {k: [repr(x) for x in v] for k, v in grid.items()},
-                                                              "scenarios": [s or "base" for s in scen_list]})
+    # the fixed parameters too: a stored sweep of 'duration="5min"' runs did not say so
+    meta = {"engine": "twin_core.sweep", "sweep_of": engine, "grid": {k: [repr(x) for x in v] for k, v in grid.items()},
+            "fixed": {k: repr(v) for k, v in fixed.items()}, "scenarios": [s or "base" for s in scen_list]}
+    twin.save_result("base", sweep_id, "sweep", stored, meta=meta)
     df.attrs["sweep"] = sweep_id
+    df.attrs["fixed"] = dict(fixed)
     return df

@@ -25,7 +25,7 @@ from cim.scenario import BASE, Scenario, Scenarios
 from cim.store import Store, is_dsn, open_store
 from pyproj import CRS
 
-from twin_core.errors import CRSError, LayerNotFoundError, StoreConnectionError, StoreError
+from twin_core.errors import CRSError, LayerNotFoundError, RasterError, StoreConnectionError, StoreError
 
 __all__ = ["Twin"]
 
@@ -51,20 +51,83 @@ def _check_kwargs(what: str, kwargs: dict, fns, skip=("twin", "progress")) -> No
                         + f"; it takes {names}")
 
 
+def _open_existing(target, schema: str | None) -> Store:
+    """The store of an existing twin at ``target`` (a path, a DSN or an open Store), or a clear error."""
+    if isinstance(target, Store):
+        return target
+    if not isinstance(target, (str, os.PathLike)):
+        raise TypeError(f"a twin is opened from a .gpkg path, a postgresql:// DSN or a cim.store.Store, got "
+                        f"{type(target).__name__} {target!r}"[:300])
+    store = open_store(target, schema=schema)
+    if store.crs is None:
+        uri = store.uri
+        store.close()
+        where = ("the database and schema (postgresql://host/db?schema=name)" if is_dsn(target)
+                 else "the path")
+        raise StoreConnectionError(
+            f"{uri} holds no twin (no CRS recorded): check {where}, or build one with `twin build` "
+            "or Twin.create()")
+    return store
+
+
+_PROJECT_PACKAGES = ("twin_core", "cim", "viewer", "simulation", "bim_import", "sample_city", "spatial_index")
+
+
+def _called_by_a_person(depth: int = 2) -> bool:
+    """False when the method ``depth`` frames up was called from the project's own code (an adapter probing
+    whether a run exists), whose empty answer is no mistake to warn about."""
+    import sys
+
+    try:
+        caller = sys._getframe(depth).f_globals.get("__name__", "")
+    except ValueError:  # no such frame
+        return True
+    return caller.split(".", 1)[0] not in _PROJECT_PACKAGES
+
+
+def _looks_like_lonlat(bounds) -> bool:
+    """(xmin, ymin, xmax, ymax) within -180..180 / -90..90: degrees where the twin wants metres."""
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    except (TypeError, ValueError):
+        return False
+    return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
+
+
+#: keywords Twin.layer passes on to the store's read (and the scenario's edits)
+_LAYER_KWARGS = ("bbox", "where", "columns", "limit", "offset")
+
+
 class Twin:
     """A city twin: one store (GeoPackage file or PostGIS), its CRS, scenarios and results.
 
-    Open with :meth:`Twin.open` (existing) or :meth:`Twin.create` (new).
+    Open one with ``Twin("city.gpkg")`` / :meth:`Twin.open` (an existing twin: a ``.gpkg`` path or a
+    ``postgresql://`` DSN) or :meth:`Twin.create` (a new one); ``with Twin(...) as twin:`` closes it at the
+    end. Read with :meth:`layer`, :meth:`raster`; edit with :attr:`scenarios`; run :meth:`flood`,
+    :meth:`traffic`, :meth:`crowd`, :meth:`sweep`, :meth:`sunlight`, :meth:`viewshed`; find stored
+    results with :meth:`runs`, :meth:`results` and :meth:`load_result`.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "c.gpkg")
+    >>> Twin.create(path, name="demo").close()
+    >>> with Twin(path) as twin:          # a path opens the twin, as Twin.open(path) does
+    ...     twin.name
+    'demo'
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: "Store | str | os.PathLike", *, schema: str | None = None) -> None:
+        """``store``: an open :class:`cim.store.Store`, or the path / DSN of an existing twin (opened with the
+        checks of :meth:`open`; ``schema`` is the PostGIS schema)."""
+        store = _open_existing(store, schema)
         self.store = store
         self.scenarios = Scenarios(store)
 
     # -- opening ---------------------------------------------------------
     @classmethod
     def open(cls, target: "str | os.PathLike | Store", *, schema: str | None = None) -> "Twin":
-        """Open an existing twin from a ``.gpkg`` path or a ``postgresql://`` DSN.
+        """Open an existing twin from a ``.gpkg`` path or a ``postgresql://`` DSN (``Twin(target)`` is the same).
 
         Examples
         --------
@@ -73,21 +136,16 @@ class Twin:
         ...
         twin_core.errors.StoreConnectionError: GeoPackage /nonexistent/city.gpkg does not exist; create it with open_store(path, create=True) or `twin build`
         """
-        store = open_store(target, schema=schema)
-        if store.crs is None and not isinstance(target, Store):
-            uri = store.uri
-            store.close()
-            where = ("the database and schema (postgresql://host/db?schema=name)" if is_dsn(target)
-                     else "the path")
-            raise StoreConnectionError(
-                f"{uri} holds no twin (no CRS recorded): check {where}, or build one with `twin build` "
-                "or Twin.create()")
-        return cls(store)
+        return cls(_open_existing(target, schema))
 
     @classmethod
     def create(cls, target: "str | os.PathLike", *, crs: str = DEFAULT_CRS, name: str | None = None,
-               timezone: str = "Asia/Shanghai", schema: str | None = None) -> "Twin":
-        """Create a new twin (file or PostGIS schema) with a projected CRS in metres."""
+               timezone: str | None = None, schema: str | None = None) -> "Twin":
+        """Create a new twin (file or PostGIS schema) with a projected CRS in metres.
+
+        ``timezone`` (an IANA name) defaults to "Asia/Shanghai" for a new twin; on an existing twin of the
+        same CRS, which is then opened, it keeps its own name and time zone unless they are given.
+        """
         c = check_projected(crs)
         store = open_store(target, create=True, crs=c.to_string(), schema=schema)
         meta = store.get_meta()
@@ -98,12 +156,13 @@ class Twin:
                            "at another path or schema")
         store.set_meta({
             "name": name or meta.get("name") or os.path.splitext(os.path.basename(str(target)))[0],
-            "timezone": timezone,
+            "timezone": timezone or meta.get("timezone") or "Asia/Shanghai",
             "crs": c.to_string(),
         })
         return cls(store)
 
     def close(self) -> None:
+        """Close the store (again is fine); the twin cannot be read afterwards."""
         self.store.close()
 
     def __enter__(self) -> "Twin":
@@ -148,29 +207,104 @@ class Twin:
         return [min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds)]
 
     # -- data ----------------------------------------------------------------
-    def layers(self) -> list[str]:
-        return self.store.list_layers()
+    def layers(self, *, results: bool = False) -> list[str]:
+        """The city's vector layers (``buildings``, ``road_links`` ...). The layers that hold stored results
+        (``res_<hash>``, read with :meth:`load_result`) are left out unless ``results=True``."""
+        names = self.store.list_layers()
+        return names if results else [n for n in names if not n.startswith("res_")]
 
-    def rasters(self) -> list[str]:
-        return self.store.list_rasters()
+    def rasters(self, *, results: bool = False) -> list[str]:
+        """The city's rasters (``dem``, ``manning`` ...); result rasters only with ``results=True``."""
+        names = self.store.list_rasters()
+        return names if results else [n for n in names if not n.startswith("res_")]
 
     def scenario(self, name: str | None = None) -> Scenario:
+        """The scenario ``name`` (None or "base": the city itself); a mistyped name fails naming the close one."""
         return self.scenarios.get(name or BASE)
 
-    def layer(self, name: str, scenario: str | None = None, **kwargs):
-        """A layer as a GeoDataFrame, as of ``scenario`` (default: the base).
+    def _not_found(self, kind: str, name: str, have: list[str]) -> LayerNotFoundError:
+        from cim.scenario import did_you_mean
 
-        ``bbox=(xmin, ymin, xmax, ymax)``, ``where={"use": "school"}``, ``columns=[...]``
-        filter it.
+        return LayerNotFoundError(f"no {kind} {name!r} in {self.store.uri}; {kind}s here: {have}"
+                                  + did_you_mean(name, have)
+                                  + "; results (flood depths, link flows ...) are read with twin.load_result()")
+
+    def layer(self, name: str, scenario: str | None = None, **kwargs):
+        """A layer as a GeoDataFrame in the twin's CRS, as of ``scenario`` (default: the base).
+
+        Parameters
+        ----------
+        name : a layer of :meth:`layers` (``"buildings"``, ``"road_links"``, ``"pois"`` ...)
+        scenario : a scenario name (None: the base)
+        bbox : (xmin, ymin, xmax, ymax) in the twin's CRS (metres, not longitude/latitude)
+        where : ``{"use": "school"}``, ``{"height_m": (">", 50)}`` ...
+        columns : the columns to keep; limit, offset : paging
+
+        Examples
+        --------
+        >>> twin.layer("pois", where={"kind": "school"})                        # doctest: +SKIP
         """
-        return self.scenario(scenario).layer(name, **kwargs)
+        bad = [k for k in kwargs if k not in _LAYER_KWARGS]
+        if bad:
+            import difflib
+
+            hint = "".join(f"; {k!r}: did you mean {m[0]!r}?" for k in bad
+                           for m in [difflib.get_close_matches(k, _LAYER_KWARGS, n=1)] if m)
+            raise TypeError(f"Twin.layer() got unexpected keyword argument(s) {bad}{hint}; it takes scenario= and "
+                            f"{list(_LAYER_KWARGS)}")
+        scen = self.scenario(scenario)
+        try:
+            gdf = scen.layer(name, **kwargs)
+        except LayerNotFoundError:
+            if self.store.has_layer(name):
+                raise
+            raise self._not_found("layer", name, self.layers()) from None
+        if kwargs.get("bbox") is not None and not len(gdf):
+            self._warn_if_outside("bbox", kwargs["bbox"])
+        return gdf
+
+    def _warn_if_outside(self, what: str, bounds) -> None:
+        """An empty read whose box misses the whole twin: most likely longitude/latitude for metres."""
+        import warnings
+
+        from twin_core.errors import TwinWarning
+
+        try:
+            xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+            ext = self.extent
+        except (TypeError, ValueError, StoreError):
+            return
+        if ext is None or not (xmax < ext[0] or xmin > ext[2] or ymax < ext[1] or ymin > ext[3]):
+            return
+        lonlat = _looks_like_lonlat(bounds)
+        warnings.warn(f"{what} {tuple(bounds)} lies outside the twin's extent {tuple(ext)}, so nothing was found; "
+                      f"it is in the twin's CRS {self.crs} (metres)"
+                      + (", and it looks like longitude/latitude: transform it first, e.g. "
+                         f"pyproj.Transformer.from_crs('EPSG:4326', {self.crs!r}, always_xy=True)"
+                         f".transform_bounds(*{what})" if lonlat else ""),
+                      TwinWarning, stacklevel=3)
 
     def raster(self, name: str, scenario: str | None = None, *, window: Window | None = None, bounds=None) -> Raster:
-        """A raster as of ``scenario`` (default: the base)."""
-        return self.scenario(scenario).raster(name, window=window, bounds=bounds)
+        """A raster (:class:`cim.raster.Raster`: ``.data``, ``.transform``, ``.crs``, ``.masked()`` with NaN
+        for nodata) as of ``scenario`` (default: the base); ``bounds`` or ``window`` cut a part of it."""
+        scen = self.scenario(scenario)
+        try:
+            return scen.raster(name, window=window, bounds=bounds)
+        except LayerNotFoundError:
+            if self.store.has_raster(name):
+                raise
+            raise self._not_found("raster", name, self.rasters()) from None
+        except RasterError as exc:
+            if bounds is None or not _looks_like_lonlat(bounds):
+                raise
+            raise RasterError(f"{exc}; bounds are in the twin's CRS {self.crs} (metres), and these look like "
+                              f"longitude/latitude: transform them first, e.g. pyproj.Transformer.from_crs("
+                              f"'EPSG:4326', {self.crs!r}, always_xy=True).transform_bounds(*bounds)") from None
 
     # -- results ---------------------------------------------------------------
     def save_result(self, scenario: str, run: str, name: str, obj: Any, *, meta: dict | None = None) -> None:
+        """Store ``obj`` (a GeoDataFrame, DataFrame, Raster, ndarray or JSON-able dict) as result ``name`` of
+        ``run`` under ``scenario`` (None: the base), with ``meta`` (a dict) beside it."""
         save_result(self.store, scenario or BASE, run, name, obj, meta=meta)
 
     def load_result(self, scenario: str, run: str, name: str):
@@ -197,32 +331,158 @@ class Twin:
                 hint += "; twin.results() lists every stored result"
             raise LayerNotFoundError(f"no run {run!r} under scenario {scen!r}, so no result {name!r}; {hint}") from None
 
-    def results(self, scenario: str | None = None, run: str | None = None):
-        return list_results(self.store, scenario=scenario, run=run)
+    def results(self, scenario: str | None = None, run: str | None = None, name: str | None = None):
+        """The stored results: a DataFrame with one row per result (``scenario``, ``run``, ``name``, ``kind``
+        ``ref``, ``created``, ``meta``: what it was made with), optionally only those of ``scenario``,
+        ``run`` and/or ``name``. :meth:`runs` gives one row per run instead.
+
+        A filter that matches nothing because of a typo (a scenario or run id that is nowhere) warns, naming
+        the close one.
+        """
+        df = list_results(self.store, scenario=scenario, run=run, name=name)
+        if not len(df) and (scenario is not None or run is not None or name is not None) and _called_by_a_person():
+            self._warn_empty_filter(scenario, run, name)
+        return df
+
+    def _warn_empty_filter(self, scenario, run, name) -> None:
+        import warnings
+
+        from cim.scenario import did_you_mean, normalise_scenario_name
+        from twin_core.errors import TwinWarning
+
+        idx = list_results(self.store)
+        why = []
+        if scenario is not None:
+            scen = normalise_scenario_name(scenario)
+            known = [BASE] + self.scenarios.names()
+            if scen not in known and scen not in set(idx["scenario"]):
+                why.append(f"there is no scenario {scen!r}{did_you_mean(scen, known)}")
+        if run is not None and run not in set(idx["run"]):
+            why.append(f"no run is called {run!r}{did_you_mean(run, sorted(set(idx['run'])))}")
+        if name is not None and name not in set(idx["name"]):
+            why.append(f"no result is called {name!r}{did_you_mean(name, sorted(set(idx['name'])))}")
+        if why:
+            warnings.warn("no results match: " + "; ".join(why) + "; twin.runs() lists the stored runs",
+                          TwinWarning, stacklevel=3)
+
+    def runs(self, scenario: str | None = None):
+        """One row per stored run: ``scenario``, ``run``, ``engine`` (flood, traffic, crowd, sweep, sunlight,
+        viewshed; empty for results saved by hand), ``created`` (its first result) and ``results`` (the
+        names to give :meth:`load_result`), oldest first."""
+        import pandas as pd
+
+        df = list_results(self.store, scenario=scenario)
+        if not len(df) and scenario is not None and _called_by_a_person():
+            self._warn_empty_filter(scenario, None, None)
+        rows = []
+        for (scen, run), g in df.groupby(["scenario", "run"], sort=False):
+            engine = ""
+            for m in g["meta"]:
+                if isinstance(m, dict) and (m.get("engine") or m.get("analysis")):
+                    engine = str(m.get("analysis") or m.get("engine"))
+                    break
+            engine = {"twin_core.sweep": "sweep"}.get(engine, engine.rsplit(".", 1)[-1])
+            rows.append({"scenario": scen, "run": run, "engine": engine, "created": g["created"].min(),
+                         "results": sorted(g["name"])})
+        out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results"])
+        return out.sort_values(["created", "scenario", "run"]).reset_index(drop=True)
 
     @staticmethod
     def new_run_id(prefix: str = "run") -> str:
+        """A new, sortable run id such as ``flood-20261124T163000-1a2b``."""
         return new_run_id(prefix)
 
     # -- engines and analyses (thin: each delegates to its adapter) --------------
     def flood(self, scenario: str | None = None, run: str | None = None, **kwargs):
-        """Run a design storm (``storm="50y", duration="1h"``) on a scenario; see
-        :func:`twin_core.adapters.flood.run_flood`. Results are saved under scenario/run."""
+        """Run a design storm (or a given hyetograph) on a scenario; results saved under ``scenario``/``run``.
+
+        Parameters
+        ----------
+        scenario : a scenario name (None: the base)
+        run : the run id (default: a new ``flood-<time>-<hash>``): letters, digits, ``_``, ``-``, ``.``
+        storm : return period of the design storm, ``"50y"`` or 50 (years, >= 1)
+        duration : storm duration, ``"1h"``, ``"90min"`` or seconds (a bare number is seconds)
+        until : how long to simulate (default: ``duration``)
+        threshold : depth in metres from which a feature counts as flooded (0.15)
+        drainage_mm_h, infiltration_mm_h : losses in mm/h (sewers; soil)
+        buildings : "block" (default), "raise" or "none";  roof_runoff : "adjacent" (default) or "none"
+        rain : a :class:`simulation.flood.Hyetograph` instead of the design storm
+        snapshot_interval : time between the saved depth snapshots ("10min")
+        save : store the results (True);  progress : callable(done_s, total_s)
+
+        Every keyword is in the signature (``help(twin.flood)``); see
+        :func:`twin_core.adapters.flood.run_flood` and :func:`~twin_core.adapters.flood.prepare_flood`.
+
+        Returns
+        -------
+        FloodRun: ``.scenario``, ``.run``, ``.summary`` (dict: ``max_depth_m``, ``flooded_area_m2``, the
+        volumes ...), ``.result`` (arrays ``max_depth``, ``snapshots`` ...; tables ``gauges``,
+        ``mass_balance``) and ``.exposure`` (flooded buildings, road links, POIs)
+
+        Examples
+        --------
+        >>> run = twin.flood("levee", storm="50y", duration="1h", drainage_mm_h=20)      # doctest: +SKIP
+        >>> twin.load_result("levee", run.run, "max_depth")                              # doctest: +SKIP
+        """
         from twin_core.adapters.flood import run_flood
 
         _check_kwargs("Twin.flood()", kwargs, [run_flood], skip=("twin", "scenario", "run"))
         return run_flood(self, scenario, run, **kwargs)
 
-    def crowd(self, area: str | None = None, **kwargs):
-        """Evacuate a plaza/station area (``agents=5000``); see :func:`twin_core.adapters.crowd.run_crowd`."""
-        from twin_core.adapters.crowd import run_crowd
+    def crowd(self, area: str | None = None, *, ifc=None, storey=None, anchor=None, **kwargs):
+        """Evacuate a plaza or station area, or a storey of an IFC model; results saved under scenario/run.
+
+        Parameters
+        ----------
+        area : an ``areas`` feature id or name (``"A001"``: the sample plaza)
+        agents, density : how many people: a number, or persons per m2 (give one)
+        scenario, run : where the results go (None: the base; a new run id)
+        until : how long at most, seconds or ``"30min"`` (1800 s)
+        model : "csm" (collision-free speed model, default) or "sfm" (social force)
+        ifc, storey, anchor : evacuate one storey of an IFC file instead of ``area`` (``storey``: name,
+            GlobalId or index, 0 the lowest), placed in the twin's CRS by the model's georeference or by
+            ``anchor`` (a :class:`bim_import.Anchor`)
+        closed_exits, exits, waypoints, route, measurement_lines, seed, save, progress : see
+            :func:`twin_core.adapters.crowd.run_crowd`
+
+        Returns
+        -------
+        CrowdRun: ``.scenario``, ``.run``, ``.summary`` (dict: ``evacuation_time_s``, ``evacuated`` ...),
+        ``.result`` (:class:`simulation.crowd.CrowdResult`), ``.saved`` (the result names stored)
+
+        Examples
+        --------
+        >>> run = twin.crowd("A001", agents=2000, until="10min")                        # doctest: +SKIP
+        >>> run = twin.crowd(ifc="model.ifc", storey=0, agents=100)                      # doctest: +SKIP
+        """
+        from twin_core.adapters.crowd import run_crowd, storey_crowd_kwargs
 
         _check_kwargs("Twin.crowd()", kwargs, [run_crowd], skip=("twin", "area"))
+        if ifc is not None or storey is not None or anchor is not None:
+            kwargs = storey_crowd_kwargs(self, area, ifc, storey, anchor, kwargs)
+            area = None
         return run_crowd(self, area, **kwargs)
 
     def traffic(self, scenario: str | None = None, run: str | None = None, **kwargs):
-        """Traffic assignment (``mode="assign"``) or mesoscopic simulation (``mode="simulate"``) on the road
-        layers; see :func:`twin_core.adapters.traffic.run_traffic`."""
+        """Traffic on the scenario's road network: a static user equilibrium (``mode="assign"``, default) or
+        the mesoscopic simulation with vehicle trips (``mode="simulate"``); results saved under scenario/run.
+
+        Parameters
+        ----------
+        scenario, run : as :meth:`flood`
+        mode : "assign" or "simulate"
+        period : "am" (default), "pm" or "offpeak"
+        demand_scale : multiplies the land-use demand (1.0)
+        until : (simulate) how long, seconds or ``"1h"``
+        flooded_by : a flood run under the same scenario whose flooded roads are closed
+        closures, capacity_factor, method, rgap, max_iter ... : see
+            :func:`twin_core.adapters.traffic.run_assign` and :func:`~twin_core.adapters.traffic.run_simulate`
+
+        Returns
+        -------
+        TrafficRun: ``.scenario``, ``.run``, ``.summary`` (dict), ``.result`` (the engine's result) and
+        ``.links`` (the link layer with flows or loads)
+        """
         from twin_core.adapters.traffic import run_assign, run_simulate, run_traffic
 
         mode = kwargs.get("mode", "assign")
@@ -234,10 +494,68 @@ class Twin:
 
     def sweep(self, engine: str, grid: dict | None = None, **kwargs):
         """Run ``engine`` ("flood", "traffic", "crowd") once per combination of ``grid`` values (and per
-        scenario of ``scenarios=``); a DataFrame with one row per run. See :func:`twin_core.sweep.sweep`."""
+        scenario of ``scenarios=``); a DataFrame with one row per run. See :func:`twin_core.sweep.sweep`.
+
+        Examples
+        --------
+        >>> df = twin.sweep("flood", {"storm": ["10y", "50y"]}, scenarios=[None, "levee"],  # doctest: +SKIP
+        ...                 duration="1h")
+        """
         from twin_core.sweep import sweep
 
         return sweep(self, engine, grid, **kwargs)
+
+    def sunlight(self, date="2026-01-20", start: str = "08:00", end: str = "16:00", *, bounds=None,
+                 spacing: float = 5.0, height: float = 0.0, scenario: str | None = None, run: str | None = None,
+                 step_minutes: float = 10.0, solar_time: bool = False, save: bool = True, use_bim: bool = True,
+                 progress=None):
+        """Hours of direct sun on a ground grid (日照分析), buildings as of ``scenario``; saved as the raster
+        result ``sunlight_hours``.
+
+        Parameters
+        ----------
+        date : the day (Chinese rules count on 大寒, Major Cold, about 20 January)
+        start, end : "HH:MM" clock time in the twin's time zone (or true solar time with ``solar_time``)
+        bounds : (xmin, ymin, xmax, ymax) in the twin's CRS (default: the whole twin: slow)
+        spacing : cell size in metres;  height : sample height above the ground in metres
+        step_minutes : time step;  use_bim : the stored BIM meshes replace their LoD1 blocks
+
+        Returns
+        -------
+        AnalysisRun: ``.scenario``, ``.run``, ``.result`` (a :class:`cim.raster.Raster` of hours, NaN under
+        buildings) and ``.summary`` (dict: what it was run with, ``mean_hours`` ...)
+
+        Examples
+        --------
+        >>> r = twin.sunlight("2026-01-20", bounds=(409500, 3390700, 409700, 3390900), spacing=10)  # doctest: +SKIP
+        """
+        from twin_core.adapters.analysis import _sunlight
+
+        return _sunlight(self, date, start, end, bounds=bounds, spacing=spacing, height=height, scenario=scenario,
+                         run=run, step_minutes=step_minutes, solar_time=solar_time, save=save, use_bim=use_bim,
+                         progress=progress)
+
+    def viewshed(self, observer, *, observer_height: float = 1.6, target_height: float = 0.0,
+                 radius: float | None = None, scenario: str | None = None, run: str | None = None, save: bool = True,
+                 use_bim: bool = True, progress=None):
+        """The DEM cells visible from ``observer`` (x, y in the twin's CRS), terrain and buildings blocking;
+        saved as the raster result ``viewshed`` (1 visible, 0 hidden, NaN beyond ``radius``).
+
+        Heights are metres above the ground; ``radius`` in metres (None: the whole DEM).
+
+        Returns
+        -------
+        AnalysisRun: ``.scenario``, ``.run``, ``.result`` (the Raster) and ``.summary`` (``visible_fraction``,
+        ``visible_m2`` ...)
+
+        Examples
+        --------
+        >>> r = twin.viewshed((409600, 3390800), radius=300, observer_height=30)          # doctest: +SKIP
+        """
+        from twin_core.adapters.analysis import _viewshed
+
+        return _viewshed(self, observer, observer_height=observer_height, target_height=target_height,
+                         radius=radius, scenario=scenario, run=run, save=save, use_bim=use_bim, progress=progress)
 
     def import_ifc(self, path, **kwargs):
         """Import an IFC model into the twin (one transaction); see :func:`bim_import.import_ifc`."""
@@ -272,3 +590,33 @@ class Twin:
             "scenarios": self.scenarios.names(),
             "results": int(len(self.results())),
         }
+
+
+def _forwarded_signature(method, fns, skip) -> "inspect.Signature":
+    """``method``'s signature with its ``**kwargs`` replaced by the keyword parameters of the functions it
+    forwards to: help(twin.flood) and Jupyter's Shift-Tab showed only ``(scenario=None, run=None, **kwargs)``."""
+    import inspect
+
+    own = [p for p in inspect.signature(method).parameters.values() if p.kind != p.VAR_KEYWORD]
+    names = {p.name for p in own} | set(skip)
+    extra = []
+    for fn in fns:
+        for fn_ in (fn, *getattr(fn, "forwards_to", ())):
+            for p in inspect.signature(fn_).parameters.values():
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names:
+                    names.add(p.name)
+                    extra.append(p.replace(kind=p.KEYWORD_ONLY))
+    return inspect.signature(method).replace(parameters=own + extra)
+
+
+def _set_engine_signatures() -> None:
+    from twin_core.adapters.crowd import run_crowd
+    from twin_core.adapters.flood import run_flood
+    from twin_core.adapters.traffic import run_traffic
+
+    Twin.flood.__signature__ = _forwarded_signature(Twin.flood, [run_flood], ("twin",))
+    Twin.crowd.__signature__ = _forwarded_signature(Twin.crowd, [run_crowd], ("twin",))
+    Twin.traffic.__signature__ = _forwarded_signature(Twin.traffic, [run_traffic], ("twin",))
+
+
+_set_engine_signatures()  # the adapters import only numpy, pandas and twin_core's leaves at import time

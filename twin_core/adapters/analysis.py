@@ -10,7 +10,9 @@
 
 The functions take GeoDataFrames, :class:`cim.raster.Raster` objects and
 arrays; ``run_sunlight`` / ``run_viewshed`` read their inputs from a
-:class:`twin_core.Twin` and save the result raster under a scenario and run.
+:class:`twin_core.Twin` and save the result raster under a scenario and run
+(``twin.sunlight(...)`` and ``twin.viewshed(...)`` do the same and return an
+:class:`AnalysisRun`, shaped as the engines' runs).
 
 Conventions: x east, y north in the twin's projected CRS (metres), z up;
 azimuths clockwise from true north, converted to grid north with the CRS's
@@ -38,7 +40,7 @@ from twin_core.errors import FieldError, GeometryError, ParameterError, RasterEr
 __all__ = [
     "sun_positions", "sun_vectors", "building_mesh", "Scene", "facade_points", "sunlight_hours", "shadow_mask", "sunlight_grid",
     "viewshed", "points_to_parcels", "buildings_to_parcels", "within_distance", "bim_meshes", "run_sunlight",
-    "run_viewshed",
+    "run_viewshed", "AnalysisRun",
 ]
 
 Progress = Callable[[float, float], None] | None
@@ -531,6 +533,7 @@ def viewshed(dem, observer, buildings=None, *, observer_height: float = 1.6, tar
     gz = sample(ground, dem.transform, [[ox, oy]])[0]
     if not np.isfinite(gz):
         raise ParameterError(f"observer ({ox}, {oy}) is outside the DEM {dem.bounds} or on a nodata cell")
+    _warn_if_inside_building(buildings, ox, oy, observer_height)
     eye = np.array([ox, oy, gz + observer_height])
     rows, cols = dem.shape
     rr, cc = np.mgrid[0:rows, 0:cols]
@@ -564,6 +567,32 @@ def viewshed(dem, observer, buildings=None, *, observer_height: float = 1.6, tar
     out = np.full(rows * cols, np.nan, dtype="float32")
     out[sel] = vis
     return Raster(out.reshape(rows, cols), dem.transform, dem.crs, nodata=float("nan"), unit="visible")
+
+
+def _warn_if_inside_building(buildings, ox: float, oy: float, observer_height: float) -> None:
+    """An eye inside a building's walls sees (almost) nothing: a viewshed of a few cells, without a word."""
+    import warnings
+
+    import shapely
+
+    from twin_core.errors import TwinWarning
+
+    if buildings is None or not len(buildings) or "height_m" not in buildings.columns:
+        return
+    geoms = np.asarray(buildings.geometry.values, dtype=object)
+    inside = np.flatnonzero(shapely.contains_xy(geoms, ox, oy))
+    if not len(inside):
+        return
+    h = pd.to_numeric(buildings["height_m"].iloc[inside], errors="coerce").to_numpy(float)
+    tall = inside[np.isfinite(h) & (h > observer_height)]
+    if len(tall):
+        i = int(tall[0])
+        bid = buildings["building_id"].iloc[i] if "building_id" in buildings.columns else f"row {i}"
+        top = float(pd.to_numeric(buildings["height_m"].iloc[i]))
+        warnings.warn(f"the observer ({ox:.1f}, {oy:.1f}) stands inside building {bid} ({top:g} m high), so an eye "
+                      f"{observer_height:g} m above the ground is within its walls and sees almost nothing; for the "
+                      f"view from its roof give observer_height={top + 1.6:g}, or move the observer outside",
+                      TwinWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------
@@ -759,33 +788,90 @@ def _twin_scene(twin, scenario, use_bim: bool):
     return Scene(lod1, meshes), b
 
 
+class AnalysisRun:
+    """A sunlight or viewshed run, shaped as the engines' runs: ``scenario``, ``run``, ``result`` (the
+    :class:`cim.raster.Raster`) and ``summary`` (a dict: ``engine`` "sunlight" or "viewshed", what it was
+    run with, a few figures, ``total_wall_s``)."""
+
+    def __init__(self, scenario: str, run: str, result, summary: dict, saved: bool) -> None:
+        self.scenario, self.run, self.result, self.summary, self.saved = scenario, run, result, summary, saved
+
+    def __repr__(self) -> str:
+        from twin_core._display import run_repr
+
+        return run_repr(self, ("mean_hours", "visible_fraction", "grid"))
+
+    def _repr_html_(self) -> str:
+        from twin_core._display import run_repr_html
+
+        return run_repr_html(self, saved=self.saved)
+
+
+def _check_bounds_in_twin(twin, bounds) -> None:
+    """Longitude/latitude bounds (far from a twin in metres) computed and saved a grid of nothing. Bounds in
+    metres beside the twin are fine: the sun there is shaded by the twin's buildings."""
+    ext = twin.extent
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    except (TypeError, ValueError):
+        raise ParameterError(f"bounds must be (xmin, ymin, xmax, ymax) numbers in the twin's CRS {twin.crs}, "
+                             f"got {bounds!r}") from None
+    from twin_core.twin import _looks_like_lonlat
+
+    if ext is not None and _looks_like_lonlat(bounds) and (xmax < ext[0] or xmin > ext[2] or ymax < ext[1] or ymin > ext[3]):
+        raise ParameterError(f"bounds {tuple(bounds)} do not overlap the twin's extent {tuple(ext)}; they are in the "
+                             f"twin's CRS {twin.crs} (metres), not longitude/latitude: transform lon/lat first, e.g. "
+                             f"pyproj.Transformer.from_crs('EPSG:4326', {twin.crs!r}, always_xy=True)"
+                             ".transform_bounds(*bounds)")
+
+
+def _sunlight(twin, date, start, end, *, bounds, spacing, height, scenario, run, step_minutes, solar_time, save,
+              use_bim, progress) -> AnalysisRun:
+    import time
+
+    t0 = time.perf_counter()
+    _check_run(run, save)
+    if bounds is None:
+        bounds = twin.extent
+        if bounds is None:
+            raise ParameterError("the twin is empty; give bounds=(xmin, ymin, xmax, ymax)")
+    _check_bounds_in_twin(twin, bounds)
+    scene, b = _twin_scene(twin, scenario, use_bim)
+    dem = twin.raster("dem", scenario=scenario) if "dem" in twin.rasters() else None
+    ras = sunlight_grid(b, bounds, spacing, date, start, end, height=height, dem=dem, crs=twin.crs,
+                        tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, scene=scene,
+                        progress=progress)
+    run = run or twin.new_run_id("sun")
+    # with what it was run with: a stored raster alone does not say which day or hours it counts
+    meta = {"analysis": "sunlight", "date": str(date), "start": str(start), "end": str(end),
+            "timezone": twin.timezone, "solar_time": bool(solar_time), "bounds": [float(v) for v in bounds],
+            "spacing_m": float(spacing), "height_m": float(height), "step_minutes": float(step_minutes),
+            "use_bim": bool(use_bim)}
+    if save:
+        twin.save_result(scenario, run, "sunlight_hours", ras, meta=meta)
+    hours = np.asarray(ras.data, dtype=float)
+    ok = np.isfinite(hours)
+    summary = {"engine": "sunlight", "scenario": scenario or "base", "run": run, **meta, "grid": list(ras.shape),
+               "mean_hours": float(hours[ok].mean()) if ok.any() else None,
+               "min_hours": float(hours[ok].min()) if ok.any() else None,
+               "total_wall_s": time.perf_counter() - t0}
+    return AnalysisRun(scenario or "base", run, ras, summary, save)
+
+
 def run_sunlight(twin, date="2026-01-20", start="08:00", end="16:00", *, bounds=None, spacing: float = 5.0,
                  height: float = 0.0, scenario: str | None = None, run: str | None = None,
                  step_minutes: float = 10.0, solar_time: bool = False, save: bool = True, use_bim: bool = True,
                  progress: Progress = None):
     """Sunlight hours over a ground grid of the twin (buildings as of ``scenario``); saves raster ``sunlight_hours``.
 
-    Shadows come from the LoD1 buildings and, with ``use_bim``, the stored BIM
-    meshes (which replace their building's LoD1 block). Returns ``(raster, run_id)``.
+    ``bounds`` (xmin, ymin, xmax, ymax) in the twin's CRS (default: the twin's extent), cut in cells of
+    ``spacing`` m, sampled ``height`` m above the ground. Shadows come from the LoD1 buildings and, with
+    ``use_bim``, the stored BIM meshes (which replace their building's LoD1 block). Returns
+    ``(raster, run_id)``; ``twin.sunlight(...)`` returns an :class:`AnalysisRun` instead.
     """
-    _check_run(run, save)
-    scene, b = _twin_scene(twin, scenario, use_bim)
-    dem = twin.raster("dem", scenario=scenario) if "dem" in twin.rasters() else None
-    if bounds is None:
-        bounds = twin.extent
-        if bounds is None:
-            raise ParameterError("the twin is empty; give bounds=(xmin, ymin, xmax, ymax)")
-    ras = sunlight_grid(b, bounds, spacing, date, start, end, height=height, dem=dem, crs=twin.crs,
-                        tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, scene=scene,
-                        progress=progress)
-    run = run or twin.new_run_id("sun")
-    if save:  # with what it was run with: a stored raster alone does not say which day or hours it counts
-        meta = {"analysis": "sunlight", "date": str(date), "start": str(start), "end": str(end),
-                "timezone": twin.timezone, "solar_time": bool(solar_time), "bounds": [float(v) for v in bounds],
-                "spacing_m": float(spacing), "height_m": float(height), "step_minutes": float(step_minutes),
-                "use_bim": bool(use_bim)}
-        twin.save_result(scenario, run, "sunlight_hours", ras, meta=meta)
-    return ras, run
+    r = _sunlight(twin, date, start, end, bounds=bounds, spacing=spacing, height=height, scenario=scenario, run=run,
+                  step_minutes=step_minutes, solar_time=solar_time, save=save, use_bim=use_bim, progress=progress)
+    return r.result, r.run
 
 
 def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height: float = 0.0,
@@ -793,8 +879,19 @@ def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height:
                  use_bim: bool = True, progress: Progress = None):
     """Viewshed over the twin's DEM and buildings (as of ``scenario``); saves raster ``viewshed``.
 
-    Returns ``(raster, run_id)``.
+    ``observer`` (x, y) in the twin's CRS; heights in metres above the ground; ``radius`` in metres (None:
+    the whole DEM). Returns ``(raster, run_id)``; ``twin.viewshed(...)`` returns an :class:`AnalysisRun`.
     """
+    r = _viewshed(twin, observer, observer_height=observer_height, target_height=target_height, radius=radius,
+                  scenario=scenario, run=run, save=save, use_bim=use_bim, progress=progress)
+    return r.result, r.run
+
+
+def _viewshed(twin, observer, *, observer_height, target_height, radius, scenario, run, save, use_bim,
+              progress) -> AnalysisRun:
+    import time
+
+    t0 = time.perf_counter()
     _check_run(run, save)
     if "dem" not in twin.rasters():
         raise RasterError("the twin has no 'dem' raster; import one (twin import-raster) first")
@@ -816,9 +913,16 @@ def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height:
     ras = viewshed(dem, observer, b, observer_height=observer_height, target_height=target_height, radius=radius,
                    meshes=meshes, progress=progress)
     run = run or twin.new_run_id("view")
-    if save:  # with what it was run with: a stored raster alone does not say from where it was seen
-        meta = {"analysis": "viewshed", "observer": [float(ox), float(oy)], "observer_height_m": float(observer_height),
-                "target_height_m": float(target_height), "radius_m": None if radius is None else float(radius),
-                "use_bim": bool(use_bim)}
+    # with what it was run with: a stored raster alone does not say from where it was seen
+    meta = {"analysis": "viewshed", "observer": [float(ox), float(oy)], "observer_height_m": float(observer_height),
+            "target_height_m": float(target_height), "radius_m": None if radius is None else float(radius),
+            "use_bim": bool(use_bim)}
+    if save:
         twin.save_result(scenario, run, "viewshed", ras, meta=meta)
-    return ras, run
+    vis = np.asarray(ras.data, dtype=float)
+    ok = np.isfinite(vis)
+    summary = {"engine": "viewshed", "scenario": scenario or "base", "run": run, **meta, "grid": list(ras.shape),
+               "visible_fraction": float(vis[ok].mean()) if ok.any() else None,
+               "visible_m2": float(vis[ok].sum() * abs(ras.transform.a * ras.transform.e)),
+               "total_wall_s": time.perf_counter() - t0}
+    return AnalysisRun(scenario or "base", run, ras, summary, save)

@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError
+from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError, TwinWarning
 from twin_core.units import parse_duration
 
 __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_crowd", "save_crowd_result",
@@ -153,13 +153,19 @@ def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | No
     return WalkableArea(walk, exits=exits), info
 
 
-def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str | None = None):
-    """The walkable area of one IFC storey (doors on the outline are the exits)."""
+def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str | None = None, anchor=None):
+    """The walkable area of one IFC storey (doors on the outline are the exits).
+
+    ``storey`` is a storey name, GlobalId or index (0: the lowest). With ``twin_crs`` the plan is placed in
+    the twin's CRS (from the model's georeference, or ``anchor``, a :class:`bim_import.Anchor`, for a model
+    without one or outside the CRS's area); without it, it stays in model coordinates (``info["crs"]`` None).
+    Returns ``(WalkableArea, info)``.
+    """
     from bim_import import storey_floorplan
 
     from simulation.crowd import WalkableArea
 
-    plan = storey_floorplan(model_or_path, storey, cut_height=cut_height, twin_crs=twin_crs)
+    plan = storey_floorplan(model_or_path, storey, cut_height=cut_height, twin_crs=twin_crs, anchor=anchor)
     if not plan.exit_lines:
         raise GeometryError(f"storey {plan.storey!r} has no external door; a crowd cannot leave it")
     walk = plan.walkable
@@ -194,6 +200,16 @@ class CrowdRun:
     saved: list
     summary: RunSummary = field(default_factory=RunSummary)
 
+    def __repr__(self) -> str:  # the dataclass repr printed every agent's exit time and the trajectories
+        from twin_core._display import run_repr
+
+        return run_repr(self, ("status", "agents", "evacuated", "evacuation_time_s", "sim_time_s", "model"))
+
+    def _repr_html_(self) -> str:
+        from twin_core._display import run_repr_html
+
+        return run_repr_html(self, saved=bool(self.saved))
+
 
 def _engine_summary(res) -> dict:
     """The engine's summary with the keys named as in the other engines' runs (time_s: sim_time_s)."""
@@ -208,15 +224,29 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
               seed: int = 0, trajectory_interval: float = 1.0, save: bool = True,
               waypoints: dict | None = None, route=None, measurement_lines: dict | None = None,
               progress: Callable[[float, float], None] | None = None) -> CrowdRun:
-    """Evacuate a plaza (``area``) or a given ``walkable`` area and save the results.
+    """Evacuate a plaza (``area``) or a given ``walkable`` area (an IFC storey: :func:`storey_area`, or
+    ``twin.crowd(ifc=..., storey=...)``) and save the results.
 
-    Agents are spread over the walkable area by number (``agents``) or density
-    (persons/m2). Exits closed by the scenario parameter ``crowd_closed_exits``
-    and by ``closed_exits`` stay shut. ``waypoints`` (name -> point, line or
-    polygon, see :class:`~simulation.crowd.WalkableArea`) are added to the
-    area; everybody passes ``route`` (waypoint names, default: every waypoint
-    of the area in its order) before heading for an exit. ``measurement_lines``
-    (name -> [(x1, y1), (x2, y2)]) record flow and speed, saved as ``line_crossings``.
+    Parameters
+    ----------
+    area : an ``areas`` feature id or name (``"A001"``, the sample plaza); its exits are where it meets roads
+    agents, density : how many people: a number, or persons per m2 (give one)
+    scenario, run : where the results are saved (None: the base; a new run id)
+    model : ``"csm"`` (collision-free speed model, the default, RiMEA-verified) or ``"sfm"`` (social force)
+    until : how long at most: seconds or a duration such as ``"30min"``
+    walkable, info : a ready :class:`~simulation.crowd.WalkableArea` (and its description) instead
+    exits : ``{name: [(x1, y1), (x2, y2)]}`` instead of the exits found from the roads
+    closed_exits : exit names kept shut (with those of the scenario parameter ``crowd_closed_exits``)
+    waypoints, route : name -> point, line or polygon (see :class:`~simulation.crowd.WalkableArea`) added to
+        the area; everybody passes ``route`` (waypoint names, default: every waypoint of the area in its
+        order) before heading for an exit
+    measurement_lines : name -> [(x1, y1), (x2, y2)]: flow and speed, saved as ``line_crossings``
+    seed, trajectory_interval, params, save, progress : as the other engines
+
+    Returns
+    -------
+    CrowdRun: ``.scenario``, ``.run``, ``.summary`` (dict), ``.result`` (the engine's
+    :class:`~simulation.crowd.CrowdResult`), ``.saved`` (the result names stored)
     """
     from cim.results import check_run_free, check_run_id
     from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
@@ -232,8 +262,16 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         check_run_free(twin.store, scen, run, ENGINE)
     if walkable is None:
         if area is None:
-            raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea)")
+            raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea; for an "
+                                 "IFC storey twin.crowd(ifc=PATH, storey=NAME))")
         walkable, info = plaza_area(twin, area, scenario=scenario, exits=exits)
+    elif info is not None and "crs" in info and info["crs"] is None and save:
+        # storey_area(...) without twin_crs: the plan is in the model's own coordinates, and the saved
+        # max_density raster and trajectories would be placed in the twin's CRS, far from the building
+        warnings.warn("the walkable area is in the IFC model's own coordinates (its info has crs None), but the "
+                      f"results are saved in the twin's CRS {twin.crs}, where they land in the wrong place. Use "
+                      "twin.crowd(ifc=PATH, storey=NAME) or storey_area(..., twin_crs=twin.crs) (with anchor= if the "
+                      "model has no georeference)", TwinWarning, stacklevel=2)
     if waypoints:
         walkable = WalkableArea(walkable.polygon, exits=walkable.exits, waypoints={**walkable.waypoints, **waypoints},
                                 waypoint_radius=walkable.waypoint_radius)
@@ -267,6 +305,23 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
                           **{k: v for k, v in info.items() if k != "buildings_removed"}, **timings,
                           "total_wall_s": time.perf_counter() - t0})
     return CrowdRun(scenario=scen, run=run_id, result=res, info=info, saved=saved, summary=summary)
+
+
+def storey_crowd_kwargs(twin, area, ifc, storey, anchor, kwargs: dict) -> dict:
+    """``kwargs`` for :func:`run_crowd` with the walkable area of storey ``storey`` of the IFC file ``ifc``,
+    placed in the twin's CRS (``twin.crowd(ifc=..., storey=...)``). Deliberately not a keyword of
+    :func:`run_crowd`, whose keywords the map server accepts from a job request: a client would name a file
+    on the server to read."""
+    given = [k for k, v in (("area", area), ("ifc", ifc), ("walkable", kwargs.get("walkable"))) if v is not None]
+    if len(given) > 1:
+        raise ParameterError(f"give one of area=, ifc= (with storey=) or walkable=, not {' and '.join(given)}")
+    if ifc is None:
+        raise ParameterError("storey= and anchor= go with ifc= (the IFC model whose storey is evacuated)")
+    if storey is None:
+        raise ParameterError("ifc= needs storey= (a storey name, GlobalId, or 0 for the lowest)")
+    walkable, info = storey_area(ifc, storey, twin_crs=twin.crs, anchor=anchor)
+    info["ifc"] = str(ifc)
+    return {**kwargs, "walkable": walkable, "info": {**info, **(kwargs.get("info") or {})}}
 
 
 def _exit_names(value, what: str) -> list[str]:

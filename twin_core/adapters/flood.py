@@ -11,9 +11,12 @@ any :class:`~simulation.flood.Hyetograph`.
 
 Results saved under ``scenario`` + ``run`` (see :func:`cim.results.save_result`):
 rasters ``max_depth``, ``max_velocity``, ``hazard``, ``time_of_arrival``;
-array ``depth_snapshots`` (k, rows, cols) with ``snapshot_times``; tables
-``gauges``, ``mass_balance``, ``exposure_buildings``, ``exposure_road_links``,
-``exposure_pois``; a ``summary`` dict.
+array ``depth_snapshots`` (k, rows, cols; its times in seconds, grid transform and CRS in the result's meta:
+``twin.results(run=RUN, name="depth_snapshots")["meta"].iloc[0]["snapshot_times_s"]``); tables
+``gauges`` (one row per gauge and time: ``time_s``, ``depth_m``, ``wse_m``, ``speed_m_s``, ``sensor_id`` ...),
+``mass_balance``, ``exposure_buildings``, ``exposure_road_links``, ``exposure_pois``; a ``summary`` dict.
+Every duration (``duration``, ``until``, ``snapshot_interval``) takes seconds or a string such as ``"90min"``;
+a bare number is seconds.
 
 Examples
 --------
@@ -50,6 +53,7 @@ ENGINE = "simulation.flood"  # the results' meta "engine"
 BUILDING_MODES = ("block", "raise", "none")
 ROOF_RUNOFF_MODES = ("adjacent", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
+_DEEPEST_THRESHOLD_M = 3.0  # a "flooded" threshold deeper than this is likely centimetres typed as metres
 _LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
 
 def parse_return_period(value) -> float:
@@ -79,7 +83,13 @@ class FloodSetup:
 
 @dataclass
 class FloodRun:
-    """What :func:`run_flood` returns: the engine result, exposure tables and where they were saved."""
+    """What :func:`run_flood` returns: the engine result, exposure tables and where they were saved.
+
+    ``summary`` is a dict (the keys every engine's run has, and the flood's: ``max_depth_m``,
+    ``flooded_area_m2``, the volumes ...); ``result`` the :class:`~simulation.flood.FloodResult` (arrays
+    ``max_depth``, ``max_velocity``, ``snapshots`` with ``snapshot_times``, the ``gauges`` table ...);
+    ``exposure`` the tables of flooded buildings, road links and POIs; ``setup`` the engine inputs.
+    """
 
     scenario: str
     run: str
@@ -87,6 +97,17 @@ class FloodRun:
     exposure: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     setup: FloodSetup | None = None
+
+    def __repr__(self) -> str:  # the dataclass repr printed every array of the result
+        from twin_core._display import run_repr
+
+        return run_repr(self, ("sim_time_s", "max_depth_m", "flooded_area_m2", "exposed_buildings",
+                               "exposed_road_links"))
+
+    def _repr_html_(self) -> str:
+        from twin_core._display import run_repr_html
+
+        return run_repr_html(self, saved="save_wall_s" in self.summary)
 
 
 def _rasterize_buildings(buildings, shape, transform) -> np.ndarray:
@@ -392,10 +413,12 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     scenario = normalise_scenario_name(scenario)  # one name typed two ways (NFC / NFD) is one scenario
     scen = scenario or BASE
     if scenario is not None and scenario not in twin.scenarios:
+        from cim.scenario import did_you_mean
         from twin_core.errors import ScenarioError
 
+        names = twin.scenarios.names()
         raise ScenarioError(f"scenario {scenario!r} does not exist; create it with `twin scenario create` "
-                            f"(existing: {twin.scenarios.names()})")
+                            f"(existing: {names})" + did_you_mean(scenario, names + [BASE]))
     run = run or new_run_id("flood")
     if save:  # a bad id would otherwise fail only when saving, after the whole run
         check_run_id(run)
@@ -404,7 +427,16 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
             and threshold > 0):
         raise ParameterError(f"threshold (the depth above which a feature counts as flooded) must be > 0 m, "
                              f"got {threshold!r}; 0.15 m is usual")
+    if threshold > _DEEPEST_THRESHOLD_M:
+        warnings.warn(f"threshold={threshold:g} is in metres: only features under more than {threshold:g} m of water "
+                      f"count as flooded; for centimetres write threshold={threshold / 100:g}", TwinWarning,
+                      stacklevel=2)
     dur = parse_duration(duration)
+    if dur < 60 and prepare_kw.get("rain") is None:
+        warnings.warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "
+                      f"duration='{duration:g}h' or '{duration:g}min'" if isinstance(duration, numbers.Real) else
+                      f"duration={duration!r} is a {dur:g} s storm; design storms last minutes to hours",
+                      TwinWarning, stacklevel=2)
     t_end = parse_duration(until) if until is not None else dur
     p = params or FloodParameters(snapshot_interval=parse_duration(snapshot_interval), gauge_interval=60.0,
                                   wet_threshold=threshold)
