@@ -77,6 +77,29 @@ class Raster:
         x0, y1 = self.transform.c, self.transform.f
         return (float(x0), float(y1 + rows * self.transform.e), float(x0 + cols * self.transform.a), float(y1))
 
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """(xmin, xmax, ymin, ymax): what matplotlib's ``imshow(r.masked(), extent=r.extent)`` wants.
+
+        >>> Raster(np.zeros((2, 3)), Affine(5, 0, 100, 0, -5, 210), "EPSG:4544").extent
+        (100.0, 115.0, 200.0, 210.0)
+        """
+        xmin, ymin, xmax, ymax = self.bounds
+        return (xmin, xmax, ymin, ymax)
+
+    def __repr__(self) -> str:
+        """One line, not the array (a notebook printed every cell of a 710 x 762 depth grid).
+
+        >>> Raster(np.zeros((2, 3), "float32"), Affine(5, 0, 100, 0, -5, 210), "EPSG:4544", unit="m")
+        <Raster 2x3 float32 m EPSG:4544 bounds=(100.0, 200.0, 115.0, 210.0) cell=5 m>
+        """
+        unit = f" {self.unit}" if self.unit else ""
+        nodata = f" nodata={self.nodata}" if self.nodata is not None else ""
+        rx, ry = self.res
+        cell = f"{rx:g} m" if rx == ry else f"{rx:g}x{ry:g} m"
+        return (f"<Raster {self.shape[0]}x{self.shape[1]} {self.data.dtype}{unit} {self.crs} "
+                f"bounds={tuple(round(v, 3) for v in self.bounds)} cell={cell}{nodata}>")
+
     def masked(self) -> np.ndarray:
         """Data as float with nodata replaced by NaN."""
         out = self.data.astype("float64", copy=True)
