@@ -7,13 +7,17 @@ twin's ``sensors`` layer, carry its instant as ISO-8601 text *with* an offset (`
 tz-aware datetime, no more than :data:`MAX_AHEAD` ahead of the clock, and a finite number. A batch is
 checked whole and stored whole, in one transaction, or refused whole (:class:`~twin_core.errors.ReadingError`
 lists the bad rows): nothing is half-written, and a sender can send it again once fixed. Times are
-stored as UTC ISO-8601 text (``2026-07-01T00:00:00+00:00``), which sorts as the instants do.
+stored as UTC ISO-8601 text (``2026-07-01T00:00:00+00:00``), which sorts as the instants do, and the table
+carries an index on ``(sensor_id, time)`` (:data:`INDEX`, made by the first append; a table made by an older
+version gets it at its next append, once its times are checked to be UTC text).
 
 A sensor's status is that of its latest reading against the layer's thresholds: ``"alarm"`` at or above
 ``alarm_threshold``, else ``"warn"`` at or above ``warn_threshold``, else ``"ok"``; ``"unknown"`` without a
 number. :class:`ReadingsCache` keeps each sensor's latest reading and how long it has been at or above each
-threshold, reading only the rows appended since it last looked, so a feed of millions of rows stays cheap
-to poll.
+threshold: it finds them through the index (a few lookups per sensor, however many readings there are), then
+reads only the rows appended since it last looked, so a feed of millions of rows stays cheap to poll. Write
+readings through :func:`append_readings` only: a table replaced by hand (``write_table``) loses the index and
+is read whole again.
 
 Examples
 --------
@@ -47,17 +51,18 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import ReadingError
+from twin_core.errors import ReadingError, TwinWarning
 
 __all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_REPORTED", "append_readings", "check_readings",
-           "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states",
-           "append_rejects", "read_rejects"]
+           "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states", "INDEX",
+           "has_readings_index", "append_rejects", "read_rejects"]
 
 #: the table of readings, the table of refused MQTT messages, and the layer the sensors are in
 READINGS = "sensor_readings"
@@ -68,6 +73,8 @@ MAX_AHEAD = timedelta(minutes=5)
 #: how many bad readings an error message names
 MAX_REPORTED = 5
 COLUMNS = ("sensor_id", "time", "value")
+#: the index :func:`append_readings` keeps on the readings: each sensor's readings in time order
+INDEX = ("sensor_id", "time")
 _EARLIEST = datetime(1678, 1, 1, tzinfo=timezone.utc)  # pandas keeps instants from 1677-09-22
 _NAT = np.iinfo(np.int64).min  # the int64 of NaT: the smallest key, so it loses to any real time
 _MAX_ID = 200
@@ -326,12 +333,46 @@ def append_readings(store, readings, *, sensors=None, now: datetime | None = Non
         return 0
     good = good.reset_index(drop=True)
     with store.transaction():
-        if store.has_table(READINGS):
+        existed = store.has_table(READINGS)
+        if existed:
             have = store.read_table(READINGS, limit=0)
             if "time" in have.columns and pd.api.types.is_datetime64_any_dtype(have["time"].dtype):
                 good["time"] = pd.to_datetime(good["time"], utc=True, format="ISO8601")  # a table made by hand
         store.write_table(READINGS, good, mode="append")
+        _ensure_index(store, existed)
     return len(good)
+
+
+def _ensure_index(store, existed: bool) -> None:
+    """Index the readings on ``(sensor_id, time)`` if they are not yet: at once on a table this append made, after
+    checking that the times of an older table sort as the instants do (UTC ISO-8601 text or datetimes; once: the
+    index stays with the table), else the index would give the latest by text and a warning says how to fix."""
+    if existed and has_readings_index(store):
+        return
+    if existed:
+        t = store.read_table(READINGS, columns=["time"])["time"]
+        bad = _unsortable(t)
+        if len(bad):
+            warnings.warn(
+                f"'{READINGS}' holds {len(bad)} times that are not UTC ISO-8601 text (e.g. {bad.iloc[0]!r}), written "
+                "around append_readings; the latest readings are found by reading the whole table, which gets slow as "
+                "it grows. Store them again through append_readings (which writes UTC text): df = "
+                f"store.read_table('{READINGS}'); store.delete_table('{READINGS}'); append_readings(store, df)",
+                TwinWarning, stacklevel=3)
+            return
+    store.create_index(READINGS, list(INDEX))
+
+
+_UTC_TEXT = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?\+00:00"
+
+
+def _unsortable(t: pd.Series) -> pd.Series:
+    """The times of ``t`` whose order as stored is not that of their instants (all UTC text or datetimes: none)."""
+    if pd.api.types.is_datetime64_any_dtype(t.dtype):
+        return t.iloc[:0]
+    text = t.astype(object)
+    ok = text.map(lambda v: isinstance(v, str)).astype(bool) & text.astype(str).str.fullmatch(_UTC_TEXT)
+    return text[~ok.to_numpy()]
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -344,6 +385,20 @@ def _instants(t: pd.Series) -> pd.Series:
     else:
         t = t.dt.tz_convert("UTC")
     return t.astype("datetime64[ns, UTC]")
+
+
+def _newest(store, cols: list[str], k: int) -> pd.DataFrame:
+    """The newest ``k`` rows of the readings (by the store's row order), oldest first: one indexed read."""
+    if k <= 0:
+        return store.read_table(READINGS, columns=cols, limit=0)
+    return store.read_table(READINGS, columns=cols, descending=True, limit=k).iloc[::-1].reset_index(drop=True)
+
+
+def has_readings_index(store) -> bool:
+    """Whether :data:`READINGS` has an index led by ``(sensor_id, time)`` (:data:`INDEX`), which
+    :func:`append_readings` makes and the latest-reading lookups use."""
+    return store.has_table(READINGS) and any(
+        cols[:len(INDEX)] == list(INDEX) for cols in store.list_indexes(READINGS).values())
 
 
 def latest_per_sensor(df: pd.DataFrame) -> pd.DataFrame:
@@ -417,13 +472,21 @@ class _Run:
 class ReadingsCache:
     """Each sensor's latest reading, and since when it has been at or above its thresholds, kept between calls.
 
-    :meth:`refresh` reads the readings table: all of it the first time (or when it was rewritten, or the
-    thresholds changed), afterwards only the rows appended since. It is not thread-safe: hold a lock around it.
+    :meth:`refresh` brings it up to date. The first time (or when the table was rewritten, or the thresholds
+    changed) it looks at every sensor: on a table with the index on ``(sensor_id, time)`` that
+    :func:`append_readings` keeps, by a few indexed lookups per sensor of the ``sensors`` layer (each sensor's
+    latest reading and the run of readings at or above its thresholds that leads to it), so its cost does not
+    grow with the table; on a table written around :func:`append_readings` (no such index), by reading the whole
+    table. Afterwards it reads only the rows appended since (the newest rows, by the store's row order). It is not
+    thread-safe: hold a lock around it.
     """
+
+    #: how many of the newest rows are kept to recognise the end of the table at the next refresh
+    TAIL = 4
 
     def __init__(self) -> None:
         self._n = 0
-        self._last_row: pd.DataFrame | None = None
+        self._tail: pd.DataFrame | None = None  # the newest TAIL rows as of the last refresh
         self._rows: pd.DataFrame | None = None  # the latest row per sensor, with _t
         self._latest: dict[str, tuple] = {}
         self._thresholds: dict[str, tuple[float, float]] | None = None
@@ -453,31 +516,96 @@ class ReadingsCache:
             self._reset(thresholds)
             return self._latest
         cols = [c for c in COLUMNS if c in cols]
-        last_row = store.read_table(READINGS, columns=cols, offset=n - 1, limit=1)
-        same = thresholds == self._thresholds and self._rows is not None
-        if same and self._n == n and self._last_row is not None and self._last_row.equals(last_row):
-            return self._latest
-        if (same and 0 < self._n < n and self._last_row is not None
-                and store.read_table(READINGS, columns=cols, offset=self._n - 1, limit=1).equals(self._last_row)):
-            new = store.read_table(READINGS, columns=cols, offset=self._n)
-            self._fold(new, self._n)
-            rows = latest_per_sensor(pd.concat([self._rows[cols], new], ignore_index=True))
+        if thresholds == self._thresholds and self._rows is not None and self._tail is not None:
+            for _ in range(2):  # a second look if rows were appended between counting and reading them
+                new = self._appended(store, cols, n)
+                if new is not None:
+                    if len(new):
+                        self._fold(new, self._n)
+                        self._set_rows(latest_per_sensor(pd.concat([self._rows[cols], new], ignore_index=True)), n)
+                    return self._latest
+                n = store.count_rows(READINGS)
+        self._reset(thresholds)
+        if "time" in cols and has_readings_index(store):
+            tail = _newest(store, cols, self.TAIL)  # before the lookups: a row appended meanwhile is read again
+            rows = self._load_indexed(store, cols, n, list(thresholds))  # next time, which changes nothing
         else:
-            self._reset(thresholds)
             every = store.read_table(READINGS, columns=cols)
+            n, tail = len(every), every.iloc[-self.TAIL:].reset_index(drop=True)
             self._fold(every, 0)
             rows = latest_per_sensor(every)
+        self._tail = tail
+        self._set_rows(rows, n)
+        return self._latest
+
+    def _appended(self, store, cols: list[str], n: int) -> pd.DataFrame | None:
+        """The rows appended since the last refresh (``n`` rows now), or None if the newest rows then are not
+        where they should be (the table was rewritten, or rows arrived after it was counted)."""
+        k, r = n - self._n, len(self._tail)
+        if k < 0:
+            return None
+        got = _newest(store, cols, k + r)
+        if len(got) != k + r or not got.iloc[:r].reset_index(drop=True).equals(self._tail):
+            return None
+        self._tail = got.iloc[-self.TAIL:].reset_index(drop=True)
+        return got.iloc[r:].reset_index(drop=True)
+
+    def _set_rows(self, rows: pd.DataFrame, n: int) -> None:
         values = pd.to_numeric(rows["value"], errors="coerce").astype(float)
         times = rows["time"] if "time" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
         self._latest = {
             str(sid): (None if not math.isfinite(v) else v, _time_text(tv, tt))
             for sid, v, tv, tt in zip(rows["sensor_id"], values, times, rows["_t"])
         }
-        self._n, self._last_row, self._rows = n, last_row, rows.reset_index(drop=True)
-        return self._latest
+        self._n, self._rows = n, rows.reset_index(drop=True)
+
+    def _load_indexed(self, store, cols: list[str], n: int, ids: list[str]) -> pd.DataFrame:
+        """The latest row of each sensor of ``ids`` and its runs at or above its thresholds, read newest first
+        through the ``(sensor_id, time)`` index (times as UTC text sort as the instants do; ties: the row
+        stored last first), a page at a time until each run has ended."""
+        frames, sizes = [], []
+        for sid in ids:
+            limits = [lim for lim in self._thresholds.get(sid, (None, None)) if lim is not None]
+            size, got = (16 if limits else 1), 0
+            while True:
+                page = store.read_table(READINGS, where={"sensor_id": sid}, columns=cols, order_by="time",
+                                        descending=True, limit=size, offset=got)
+                frames.append(page)
+                got += len(page)
+                if len(page) < size or not limits:
+                    break
+                v = pd.to_numeric(page["value"], errors="coerce").to_numpy(dtype=float)
+                with np.errstate(invalid="ignore"):
+                    limits = [lim for lim in limits if (v >= lim).all()]  # the runs not ended yet
+                if not limits:
+                    break
+                size = min(size * 4, 4096)
+            sizes.append(got)
+        every = pd.concat(frames, ignore_index=True)
+        t = _instants(every["time"]).array.asi8
+        v = pd.to_numeric(every["value"], errors="coerce").to_numpy(dtype=float)
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        for sid, a, b in zip(ids, starts[:-1], starts[1:]):
+            if a == b:
+                continue
+            i = n - 1 - np.arange(b - a, dtype=np.int64)  # row keys below any appended later, in stored order
+            for level, lim in enumerate(self._thresholds.get(sid, (None, None))):
+                if lim is None:
+                    continue
+                with np.errstate(invalid="ignore"):
+                    at = v[a:b] >= lim
+                end = len(at) if at.all() else int(np.argmin(at))  # the newest reading below: the run ends there
+                run = self._runs.setdefault((sid, level), _Run())
+                if end < len(at):
+                    run.below = (int(t[a + end]), int(i[end]))
+                run.t, run.i = t[a:a + end].copy(), i[:end].copy()
+        first = starts[:-1][starts[1:] > starts[:-1]]
+        rows = every.iloc[first].reset_index(drop=True)
+        rows["_t"] = pd.Series(t[first], dtype="int64").astype("datetime64[ns]").dt.tz_localize("UTC").to_numpy()
+        return rows
 
     def _reset(self, thresholds) -> None:
-        self._n, self._last_row, self._rows, self._latest = 0, None, None, {}
+        self._n, self._tail, self._rows, self._latest = 0, None, None, {}
         self._thresholds = thresholds
         self._runs = {}
 

@@ -8,28 +8,73 @@ message that cannot be read or whose reading is refused goes, with the reason, t
 ``sensor_rejects`` (see :func:`cim.sensors.read_rejects`) instead: the good messages of a batch are stored
 all the same, and none is dropped.
 
-The broker connection is paho-mqtt's: when the broker drops it, paho reconnects (1 s, doubling to 30 s)
-and the listener subscribes again. Messages are subscribed at QoS 1, so the broker resends what it had not
-delivered when the connection broke; with a ``client_id`` the session persists (the broker keeps the
-messages that arrive while the listener is away). What the listener has received is stored before it stops
-(at the end of ``seconds``, after ``max_messages``, on Ctrl-C); only a hard kill loses the up to one second
-of messages not yet stored.
+Login and TLS
+-------------
+A broker that wants a login gets ``username`` and ``password``. The command line takes the user name
+(``--username``) but never the password, which ``ps`` would show to every user of the machine: it reads it
+from the environment variable :data:`PASSWORD_ENV` (``TWIN_MQTT_PASSWORD``) or from the first line of a file
+(``--password-file``, best readable by the listener's user only), see :func:`broker_password`. TLS
+(``tls=True``, implied by a CA or client certificate file) checks the broker's certificate against the
+system's CAs or ``ca_file`` (a private CA), and the host name against it; ``cert_file`` and ``key_file`` log
+the listener in with a client certificate where the broker asks for one. There is no "insecure" switch: a
+listener that does not check the broker's certificate hands its password to whoever answers on the address,
+so a broker with a certificate of its own CA is reached with ``ca_file``, and one whose certificate names
+another host by that name. A refused login, a refused subscription and a failed TLS handshake each stop the
+listener as it starts with a line that says what went wrong and what to do (later, on a reconnect, the line is
+reported and paho keeps trying). Mosquitto grants a subscription to a topic its ACL does not let the user read
+and then delivers nothing on it: the listener cannot tell that from a quiet feed, so check the ACL when
+nothing arrives.
+
+Acknowledging only what is stored
+---------------------------------
+Messages are subscribed at QoS 1 over MQTT 5 (the default): the broker keeps each message until the
+listener acknowledges it, and the listener acknowledges a message only once the transaction that stored it
+(or its reject) has committed (paho-mqtt's ``manual_ack``). The listener tells the broker it may hold up to
+:data:`RECEIVE_MAX` messages unacknowledged (MQTT 5's Receive Maximum; without it Mosquitto sends 20, then
+waits, and a one-second batch would throttle the feed to 20 messages a second). So with a ``client_id`` (a
+persistent session, kept by the broker while the listener is away) no message is lost between the broker and
+the store: after a hard kill (``kill -9``, a power cut, the store failing as the listener stops) the broker
+sends what was received but not stored again when the listener comes back with the same ``client_id``. The
+price is at-least-once delivery: a kill between the commit and the acknowledgement, or a broker connection
+that drops while readings are held, stores those readings twice (a payload with a ``time`` gives the same
+reading again, which changes neither the latest reading nor the alerts; a bare number is timed at its second
+arrival). While the listener is away the broker keeps new messages only up to its own limit (Mosquitto:
+``max_queued_messages``, 1000 per client by default). Without a ``client_id`` the session is clean: the
+broker forgets the unacknowledged messages when the connection goes, so a hard kill loses what was held (at
+most about a second of messages), as does a listener that is simply not running.
+
+QoS 2 and MQTT 3.1.1 (``mqtt_version="3.1.1"``, for a broker that does not speak MQTT 5) acknowledge each
+message as it arrives, as before: under QoS 2 the broker considers a message delivered once its handshake
+ends, before the reading can be stored, and paho keeps no state on disk to finish that handshake after a
+restart; under MQTT 3.1.1 the client cannot raise the broker's in-flight window (Mosquitto:
+``max_inflight_messages``, 20), so holding acknowledgements would stall the feed. There the hard-kill window
+of up to one second of unstored messages remains.
+
+The broker connection is paho-mqtt's: when the broker drops it, paho reconnects (1 s, doubling to 30 s) and
+the listener subscribes again. What the listener has received is stored before it stops (at the end of
+``seconds``, after ``max_messages``, on Ctrl-C) and then acknowledged.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import queue
 import secrets
+import ssl
+import stat
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from twin_core.errors import FeedError
+from twin_core.errors import FeedError, TwinWarning
 
-__all__ = ["MqttFeed", "FeedCounts", "decode_message", "parse_broker", "check_topic"]
+__all__ = ["MqttFeed", "FeedCounts", "decode_message", "parse_broker", "check_topic", "broker_password",
+           "PASSWORD_ENV", "MQTT_VERSIONS"]
 
 #: how many messages a batch holds at most, and how often (s) what is held is stored
 BATCH = 500
@@ -40,29 +85,125 @@ REPORT_S = 10.0
 SENSORS_TTL_S = 10.0
 #: messages held unstored (the store failing) before the listener gives up
 MAX_PENDING = 100_000
+#: the environment variable the password is read from (the command line never takes it)
+PASSWORD_ENV = "TWIN_MQTT_PASSWORD"
+#: the MQTT versions the listener speaks (5: acknowledges after storing; 3.1.1: on arrival)
+MQTT_VERSIONS = ("5", "3.1.1")
+#: how many unacknowledged messages the broker may send (MQTT 5 Receive Maximum; 65535 is the most)
+RECEIVE_MAX = 65535
+#: a persistent session's expiry (MQTT 5): never, as an MQTT 3.1.1 session with clean_session=False
+_SESSION_FOREVER = 0xFFFFFFFF
 
 
-def parse_broker(text: str) -> tuple[str, int]:
-    """``host[:port]`` (port 1883 when left out; ``[::1]:1883`` for IPv6) as ``(host, port)``.
+def parse_broker(text: str, default_port: int = 1883) -> tuple[str, int]:
+    """``host[:port]`` (``default_port`` when left out; ``[::1]:1883`` for IPv6) as ``(host, port)``.
 
     Examples
     --------
     >>> parse_broker("127.0.0.1:1883"), parse_broker("mqtt.local"), parse_broker("[::1]:1884")
     (('127.0.0.1', 1883), ('mqtt.local', 1883), ('::1', 1884))
+    >>> parse_broker("mqtt.local", default_port=8883)
+    ('mqtt.local', 8883)
     """
     t = (text or "").strip()
-    host, port = t, "1883"
+    host, port = t, str(default_port)
     if t.startswith("["):
         end = t.find("]")
         host, rest = t[1:end], t[end + 1:]
         if end < 0 or (rest and not rest.startswith(":")):
             host = ""
-        port = rest[1:] if rest else "1883"
+        port = rest[1:] if rest else str(default_port)
     elif t.count(":") == 1:
         host, port = t.split(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"broker {text!r} is not host:port (e.g. 127.0.0.1:1883)")
     return host, int(port)
+
+
+def broker_password(password_file: str | os.PathLike | None = None,
+                    environ: Mapping[str, str] | None = None) -> str | None:
+    """The broker password: the first line of ``password_file``, else :data:`PASSWORD_ENV` from ``environ``
+    (default: the process environment), else None. Never from the command line (``ps`` shows it).
+
+    A file that others may read is taken with a warning; an empty or unreadable one, or both ways at once, is
+    a ValueError that says what to do.
+
+    Examples
+    --------
+    >>> broker_password(environ={"TWIN_MQTT_PASSWORD": "s3cret"})
+    's3cret'
+    >>> broker_password(environ={}) is None
+    True
+    """
+    env = os.environ if environ is None else environ
+    from_env = env.get(PASSWORD_ENV)
+    if password_file is None:
+        if from_env is not None and not from_env:
+            raise ValueError(f"{PASSWORD_ENV} is set but empty: set it to the broker password, or unset it")
+        return from_env
+    if from_env is not None:
+        raise ValueError(f"the password is given twice, in {PASSWORD_ENV} and in --password-file "
+                         f"{os.fspath(password_file)}: give it one way (unset {PASSWORD_ENV}, or drop --password-file)")
+    path = os.fspath(password_file)
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the password file {path}: {exc}") from None
+    if stat.S_ISREG(mode) and mode & 0o077:
+        warnings.warn(f"the password file {path} may be read by other users (mode {stat.S_IMODE(mode):o}); make it "
+                      f"the listener's own: chmod 600 {path}", TwinWarning, stacklevel=2)
+    password = first.rstrip("\r\n")
+    if not password:
+        raise ValueError(f"the password file {path} is empty (its first line is the password)")
+    return password
+
+
+def _tls_context(ca_file, cert_file, key_file) -> ssl.SSLContext:
+    """A client TLS context that checks the broker's certificate (against ``ca_file`` only, if given, else the
+    system's CAs) and its host name; with ``cert_file`` (and ``key_file``) a client certificate. FeedError,
+    saying which file and what to do, if one cannot be used."""
+    if key_file is not None and cert_file is None:
+        raise FeedError("--key-file is the key of a client certificate: give the certificate too (--cert-file)")
+    try:
+        cafile = None if ca_file is None else os.fspath(ca_file)
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise FeedError(f"cannot use the CA file {os.fspath(ca_file)}: {_ssl_text(exc)}; give the PEM file of the CA "
+                        "that signed the broker's certificate") from None
+    if ctx.minimum_version < ssl.TLSVersion.TLSv1_2:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None:
+        def no_passphrase():  # an encrypted key would prompt on the terminal, which a service has not
+            raise FeedError(f"the client key {os.fspath(key_file or cert_file)} is encrypted: give an unencrypted "
+                            "key (e.g. openssl pkey -in KEY -out KEY.plain), readable only by the listener's user")
+
+        try:
+            ctx.load_cert_chain(os.fspath(cert_file), None if key_file is None else os.fspath(key_file),
+                                password=no_passphrase)
+        except FeedError:
+            raise
+        except (OSError, ssl.SSLError) as exc:
+            what = f"{os.fspath(cert_file)}" + (f" with the key {os.fspath(key_file)}" if key_file else "")
+            hint = ("the key does not belong to the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else
+                    "give the certificate as PEM and its key (--key-file) unless the PEM holds both")
+            raise FeedError(f"cannot use the client certificate {what}: {_ssl_text(exc)}; {hint}") from None
+    return ctx
+
+
+def _ssl_text(exc: BaseException) -> str:
+    return (getattr(exc, "verify_message", None) or getattr(exc, "strerror", None) or getattr(exc, "reason", None)
+            or str(exc))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_topic(topic: str) -> str:
@@ -149,94 +290,248 @@ class MqttFeed:
     store : Store
         The twin's store (one thread uses it: the one that calls :meth:`run`).
     broker : str
-        ``host:port``.
+        ``host[:port]``; the port is 1883 when left out, 8883 with TLS.
     topic : str
         The subscription; its matches' last level is the sensor id (``rongtwin/sensors/+``).
     qos : int
-        0, 1 (default: the broker resends what a dropped connection did not deliver) or 2.
+        0, 1 (default: the broker keeps each message until it is stored, see the module notes) or 2.
     client_id : str, optional
-        A fixed id keeps the session on the broker between runs; default: a fresh id and a clean session.
+        A fixed id keeps the session on the broker between runs (and the messages that arrive, or were held
+        unstored, while the listener is away); default: a fresh id and a clean session.
+    username, password : str, optional
+        The broker login (see :func:`broker_password` for where a script keeps the password).
+    tls : bool
+        Speak TLS, checking the broker's certificate and host name (implied by ``ca_file`` or ``cert_file``).
+    ca_file : path, optional
+        PEM file of the CA(s) that signed the broker's certificate (default: the system's CAs).
+    cert_file, key_file : path, optional
+        A client certificate (PEM) and its key, for a broker that logs clients in by certificate.
+    mqtt_version : {"5", "3.1.1"}
+        MQTT 5 (default) acknowledges a QoS 1 message once it is stored; 3.1.1 as it arrives.
     report : callable, optional
         Called with a line of counts every :data:`REPORT_S` seconds and with connection news.
     batch, flush_s, report_s : see :data:`BATCH`, :data:`FLUSH_S`, :data:`REPORT_S`.
     """
 
-    def __init__(self, store, *, broker: str = "127.0.0.1:1883", topic: str = "rongtwin/sensors/+", qos: int = 1,
-                 client_id: str | None = None, report: Callable[[str], None] | None = None, batch: int = BATCH,
-                 flush_s: float = FLUSH_S, report_s: float = REPORT_S) -> None:
+    def __init__(self, store, *, broker: str = "127.0.0.1", topic: str = "rongtwin/sensors/+", qos: int = 1,
+                 client_id: str | None = None, username: str | None = None, password: str | None = None,
+                 tls: bool = False, ca_file=None, cert_file=None, key_file=None, mqtt_version: str = "5",
+                 report: Callable[[str], None] | None = None, batch: int = BATCH, flush_s: float = FLUSH_S,
+                 report_s: float = REPORT_S) -> None:
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+        if mqtt_version not in MQTT_VERSIONS:
+            raise ValueError(f"mqtt_version must be one of {', '.join(MQTT_VERSIONS)}, got {mqtt_version!r}")
         check_topic(topic)
         if batch < 1 or flush_s <= 0 or report_s <= 0:
             raise ValueError("batch must be at least 1 and flush_s, report_s above 0")
+        if password is not None and not username:
+            raise ValueError("a password needs a user name (--username)")
+        if username is not None and (not username.strip() or "\x00" in username):
+            raise ValueError("the user name must be non-empty text")
         self.store = store
-        self.host, self.port = parse_broker(broker)
+        self.tls = bool(tls or ca_file is not None or cert_file is not None or key_file is not None)
+        self.host, self.port = parse_broker(broker, 8883 if self.tls else 1883)
         self.topic, self.qos = topic, qos
         self.client_id = client_id
+        self.username, self._password = username, password
+        self.mqtt_version = mqtt_version
+        self._ssl = _tls_context(ca_file, cert_file, key_file) if self.tls else None
+        self._client_cert = cert_file is not None
+        if password is not None and not self.tls and not _loopback(self.host):
+            warnings.warn(f"the password goes to {self.host} unencrypted: anyone on the way can read it; use TLS "
+                          "(--tls, and --ca-file for a broker with a certificate of its own CA)", TwinWarning,
+                          stacklevel=2)
+        #: acknowledge a message only once stored (MQTT 5, QoS 1; see the module notes)
+        self.ack_after_store = mqtt_version == "5" and qos == 1
         self.report = report or (lambda line: None)
         self.batch, self.flush_s, self.report_s = batch, flush_s, report_s
         self.counts = FeedCounts()
         self._q: queue.Queue = queue.Queue()
-        self._subscribed = threading.Event()
+        self._answered = threading.Event()  # the first subscription stands, or the broker said no
+        self._subscribed = False
+        self._connected = False
         self._failure: str | None = None
+        self._socket_error: str | None = None
         self._known = None
         self._known_at = 0.0
         self._closing = False
+        self._client = None
+        self._gen = 0  # the broker connection messages came on (acknowledgements go only to that one)
+        self._ack_lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     # -------------------------------------------------------------------------------- broker
-    def _client(self):
+    def _client_new(self):
         import paho.mqtt.client as mqtt
 
         persistent = bool(self.client_id)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=self.client_id or f"rongtwin-{secrets.token_hex(6)}",
-                             clean_session=not persistent, protocol=mqtt.MQTTv311)
+        cid = self.client_id or f"rongtwin-{secrets.token_hex(6)}"
+        if self.mqtt_version == "5":
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5,
+                                 manual_ack=self.ack_after_store)
+        else:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=not persistent,
+                                 protocol=mqtt.MQTTv311)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if self.username is not None:
+            client.username_pw_set(self.username, self._password)
+        if self._ssl is not None:
+            client.tls_set_context(self._ssl)
 
         def on_connect(c, userdata, flags, reason_code, properties):
             if reason_code.is_failure:
-                self._failure = f"the broker refused the connection: {reason_code}"
+                self._failure = self._refusal(reason_code)
                 self.report(f"sensors listen: {self._failure}")
+                self._answered.set()
                 return
+            self._connected = True
             c.subscribe(self.topic, qos=self.qos)
 
         def on_subscribe(c, userdata, mid, reason_codes, properties):
             bad = [str(r) for r in reason_codes if r.is_failure]
             if bad:
-                self._failure = f"the broker refused the subscription to {self.topic!r}: {', '.join(bad)}"
+                self._failure = (f"the broker at {self.address} refused the subscription to {self.topic!r} "
+                                 f"({', '.join(bad)}): the broker's ACL may not let "
+                                 f"{'user ' + repr(self.username) if self.username else 'an anonymous client'} read "
+                                 "it; ask its administrator, or check --topic")
                 self.report(f"sensors listen: {self._failure}")
-            elif self._subscribed.is_set():
-                self.report(f"sensors listen: connected again to {self.host}:{self.port}, subscribed to {self.topic}")
-            self._subscribed.set()
+            elif self._subscribed:
+                self.report(f"sensors listen: connected again to {self.address}, subscribed to {self.topic}")
+            self._subscribed = True
+            self._answered.set()
 
         def on_disconnect(c, userdata, flags, reason_code, properties):
+            with self._ack_lock:
+                self._gen += 1  # before paho connects again: no acknowledgement of these messages goes out now
             if self._closing:
+                return
+            if not self._connected and not self._answered.is_set():
+                self._failure = self._dropped(reason_code)
+                self._answered.set()
                 return
             self.counts.disconnects += 1
             self.report(f"sensors listen: the broker connection dropped ({reason_code}); reconnecting")
 
         def on_message(c, userdata, msg):
-            self._q.put((msg.topic, bytes(msg.payload), datetime.now(timezone.utc)))
+            self._q.put((msg.topic, bytes(msg.payload), datetime.now(timezone.utc), msg.mid, msg.qos, self._gen))
+
+        def on_log(c, userdata, level, buf):
+            if buf.startswith("failed to receive on socket"):
+                self._socket_error = buf.split(":", 1)[1].strip()
 
         client.on_connect, client.on_subscribe = on_connect, on_subscribe
-        client.on_disconnect, client.on_message = on_disconnect, on_message
+        client.on_disconnect, client.on_message, client.on_log = on_disconnect, on_message, on_log
         return client
 
+    def _refusal(self, reason_code) -> str:
+        """What a refused CONNECT means and what to do (MQTT 5 reason codes; paho maps 3.1.1's onto them)."""
+        code = getattr(reason_code, "value", reason_code)
+        at = f"the broker at {self.address} refused the connection ({reason_code})"
+        if code in (134, 135):  # bad user name or password; not authorised (Mosquitto says the latter for both)
+            if self.username is None and not self._client_cert:
+                return (f"{at}: it wants a login. Give --username and the password in ${PASSWORD_ENV} or in a file "
+                        "named by --password-file (or a client certificate: --cert-file, --key-file)")
+            who = f"user {self.username!r}" if self.username is not None else "the client certificate"
+            return (f"{at}: it did not accept the login of {who}: the user name or password is wrong, or the broker "
+                    f"does not let this user connect. Check --username and the password (${PASSWORD_ENV} or "
+                    "--password-file) against the broker's password file and ACL")
+        if code == 132:
+            return f"{at}: it does not speak MQTT {self.mqtt_version}; try --mqtt-version 3.1.1"
+        if code == 133:
+            return f"{at}: the client id {self.client_id!r} is not acceptable to it; pick another --client-id"
+        if code in (136, 137, 159):
+            return f"{at}: it is unavailable or busy now; try again later"
+        if code == 138:
+            return f"{at}: this client is banned there; ask the broker's administrator"
+        return f"{at}; check the broker's log"
+
+    def _dropped(self, reason_code) -> str:
+        """Why the broker may have closed the connection before answering the CONNECT."""
+        said = f" ({self._socket_error})" if self._socket_error else ""
+        at = f"the broker at {self.address} closed the connection before answering the login{said}"
+        low = (self._socket_error or "").lower()
+        if self.tls:
+            if "certificate required" in low or "handshake failure" in low:
+                return (f"{at}: it requires a client certificate; give --cert-file and --key-file with a certificate "
+                        "signed by a CA the broker trusts")
+            if "unknown ca" in low or "bad certificate" in low or "certificate unknown" in low:
+                return (f"{at}: it does not accept the client certificate (not signed by a CA it trusts, or "
+                        "expired); check --cert-file against the broker's cafile")
+            if "expired" in low:
+                return f"{at}: it finds the client certificate expired; renew it"
+            if not self._client_cert:  # the alert that says so does not always arrive before the connection closes
+                return (f"{at}: it may require a client certificate (give --cert-file and --key-file), or refuse this "
+                        "TLS connection for another reason: see the broker's log")
+            return f"{at}: check the TLS settings (--ca-file, --cert-file, --key-file) and the broker's log"
+        return (f"{at}: if that port takes TLS (usually 8883), add --tls (and --ca-file for a broker with a "
+                "certificate of its own CA); else check the broker's log")
+
+    def _tls_failure(self, exc: BaseException) -> str:
+        at = f"the TLS handshake with the MQTT broker at {self.address} failed"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            why = exc.verify_message or str(exc)
+            code = exc.verify_code
+            if code == 62 or "hostname mismatch" in why.lower() or "ip address mismatch" in why.lower():
+                return (f"{at}: its certificate is not for {self.host!r} ({why}); connect by the name the certificate "
+                        "was issued for (--broker NAME:PORT)")
+            if code == 10 or "expired" in why.lower():
+                return f"{at}: its certificate has expired ({why}); the broker's administrator must renew it"
+            if code == 9 or "not yet valid" in why.lower():
+                return f"{at}: its certificate is not valid yet ({why}); check the clocks of both machines"
+            return (f"{at}: its certificate is not signed by a CA this listener trusts ({why}); give the CA that "
+                    "signed it with --ca-file")
+        if isinstance(exc, ssl.SSLError):
+            if "wrong version number" in str(exc).lower() or "packet length too long" in str(exc).lower():
+                return f"{at}: it does not speak TLS on port {self.port}; use its TLS port (usually 8883)"
+            return f"{at}: {_ssl_text(exc)}; check --ca-file, --cert-file, --key-file and the broker's TLS settings"
+        return (f"{at}: the connection was closed during the handshake ({exc}); is port {self.port} its TLS port "
+                "(usually 8883; 1883 is plain MQTT)?")
+
     def _connect(self, timeout: float = 10.0):
-        client = self._client()
+        client = self._client = self._client_new()
+        kw: dict[str, Any] = {}
+        if self.mqtt_version == "5":
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.ReceiveMaximum = RECEIVE_MAX
+            props.SessionExpiryInterval = _SESSION_FOREVER if self.client_id else 0
+            kw = {"clean_start": not self.client_id, "properties": props}
         try:
-            client.connect(self.host, self.port, keepalive=30)
+            client.connect(self.host, self.port, keepalive=30, **kw)
+        except ssl.SSLError as exc:  # includes the certificate checks
+            raise FeedError(self._tls_failure(exc)) from None
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+            if self.tls:
+                raise FeedError(self._tls_failure(exc)) from None
+            raise FeedError(f"the MQTT broker at {self.address} closed the connection at once ({exc}); check "
+                            "--broker and the broker's log") from None
         except (OSError, ValueError) as exc:
-            raise FeedError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}; is it running "
+            raise FeedError(f"cannot reach the MQTT broker at {self.address}: {exc}; is it running "
                             "(e.g. systemctl status mosquitto) and is --broker right?") from None
         client.loop_start()
-        if not self._subscribed.wait(timeout) or self._failure:
+        if not self._answered.wait(timeout) or self._failure:
             self._closing = True
             client.disconnect()
             client.loop_stop()
-            raise FeedError(self._failure or f"no answer from the MQTT broker at {self.host}:{self.port} within "
+            raise FeedError(self._failure or f"no answer from the MQTT broker at {self.address} within "
                                              f"{timeout:.0f} s (subscribing to {self.topic!r})")
         return client
+
+    def _ack(self, items: list) -> None:
+        """Acknowledge stored messages to the broker, on the connection they came on only (after a reconnect a
+        message id may name another message; a persistent session sends the old ones again)."""
+        if not self.ack_after_store or self._client is None:
+            return
+        with self._ack_lock:
+            for *_, mid, qos, gen in items:
+                if qos == 1 and gen == self._gen:
+                    self._client.ack(mid, qos)
 
     # -------------------------------------------------------------------------------- storing
     def _sensors(self, stale_ok: bool = True):
@@ -248,12 +543,12 @@ class MqttFeed:
             self._known_at = now
         return self._known
 
-    def _check(self, batch: list[tuple[str, bytes, datetime]]):
+    def _check(self, batch: list[tuple]):
         """The readings to store and the rejects (dicts for :func:`cim.sensors.append_rejects`)."""
         from cim.sensors import check_readings
 
         rejects, readings, sources = [], [], []
-        for pos, (topic, payload, at) in enumerate(batch):
+        for pos, (topic, payload, at, *_) in enumerate(batch):
             reading, why = decode_message(topic, payload, at)
             if why:
                 rejects.append((pos, {"topic": topic, "payload": payload, "reason": why, "received_at": at}))
@@ -264,14 +559,14 @@ class MqttFeed:
         if problems and any(why.startswith("unknown sensor") for _, why in problems):
             good, problems = check_readings(readings, self._sensors(stale_ok=False))  # a sensor added meanwhile?
         for k, why in problems:
-            topic, payload, at = batch[sources[k]]
+            topic, payload, at, *_ = batch[sources[k]]
             rejects.append((sources[k], {"topic": topic, "payload": payload, "reason": why, "received_at": at}))
         rejects = [r for _, r in sorted(rejects, key=lambda pr: pr[0])]  # in the order they arrived
         return good.reset_index(drop=True), rejects
 
     def _flush(self, pending: list) -> bool:
-        """Store what is held: the good readings and the rejects, in one transaction. False if the store
-        failed (everything stays held, to be tried again)."""
+        """Store what is held: the good readings and the rejects, in one transaction, then acknowledge them to
+        the broker. False if the store failed (everything stays held and unacknowledged, to be tried again)."""
         from cim.sensors import append_readings, append_rejects
 
         if not pending:
@@ -287,27 +582,39 @@ class MqttFeed:
                 self.counts.errors.append(msg)
                 self.report(f"sensors listen: {msg}")
             return False
+        self._ack(pending)
         self.counts.stored += stored
         self.counts.rejected += len(rejects)
         pending.clear()
         return True
 
+    def _drain(self, pending: list) -> int:
+        n = 0
+        while True:
+            try:
+                pending.append(self._q.get_nowait())
+            except queue.Empty:
+                return n
+            n += 1
+
     # -------------------------------------------------------------------------------- running
     def run(self, *, max_messages: int | None = None, seconds: float | None = None,
             stop: threading.Event | None = None, ready: threading.Event | None = None) -> FeedCounts:
         """Listen until ``max_messages`` were received, ``seconds`` passed, ``stop`` is set or Ctrl-C; store
-        what is held, disconnect, and return the counts.
+        what is held, acknowledge it, disconnect, and return the counts.
 
         ``ready`` is set once the subscription stands (for scripts and tests that publish then).
         """
         t0 = time.monotonic()
         client = self._connect()
-        self.report(f"sensors listen: subscribed to {self.topic!r} on {self.host}:{self.port} (Ctrl-C stops)")
+        self.report(f"sensors listen: subscribed to {self.topic!r} on {self.address}"
+                    f"{' (TLS)' if self.tls else ''} (Ctrl-C stops)")
         if ready is not None:
             ready.set()
         pending: list = []
         deadline = None if seconds is None else t0 + seconds
         next_flush, next_report = t0 + self.flush_s, t0 + self.report_s
+        stored = True
         try:
             while True:
                 now = time.monotonic()
@@ -338,17 +645,28 @@ class MqttFeed:
         except KeyboardInterrupt:
             pass
         finally:
-            self._closing = True
-            client.disconnect()
-            client.loop_stop()
-            while True:  # what arrived before the connection closed is stored too, not dropped
-                try:
-                    pending.append(self._q.get_nowait())
-                    self.counts.received += 1
-                except queue.Empty:
-                    break
-            stored = self._flush(pending)
+            # what arrived is stored and acknowledged before the connection closes (the acknowledgements go out
+            # ahead of the DISCONNECT) ...
+            try:
+                self.counts.received += self._drain(pending)
+                stored = self._flush(pending)
+            finally:
+                self._closing = True
+                client.disconnect()
+                client.loop_stop()
+            late: list = []
+            self._drain(late)
+            if late and self.ack_after_store and self.client_id:
+                # ... what came after that is left to the broker, which sends it again at the next start
+                self.report(f"sensors listen: {len(late)} messages arrived while stopping; the broker keeps them "
+                            f"for the next start with --client-id {self.client_id}")
+            elif late:  # ... or stored: acknowledged on arrival, or a clean session the broker forgets
+                self.counts.received += len(late)
+                pending.extend(late)
+                stored = self._flush(pending)
             self.counts.seconds = time.monotonic() - t0
         if not stored:
-            raise FeedError(f"{len(pending)} messages could not be stored: {self.counts.errors[-1]}")
+            kept = (" They were not acknowledged: the broker sends them again when the listener starts with "
+                    f"--client-id {self.client_id}." if self.ack_after_store and self.client_id else "")
+            raise FeedError(f"{len(pending)} messages could not be stored: {self.counts.errors[-1]}.{kept}")
         return self.counts

@@ -10,7 +10,8 @@ Objects a store holds
 ---------------------
 - vector layers: GeoDataFrames in the store's CRS (``write_layer``/``read_layer``);
 - rasters: single-band float32 grids (:class:`cim.raster.Raster`);
-- tables: plain DataFrames (results, scenario edits, sensor readings);
+- tables: plain DataFrames (results, scenario edits, sensor readings), with
+  indexes on their columns where lookups need them (``create_index``);
 - blobs: bytes with a MIME type, optionally tied to a feature (glTF meshes);
 - metadata: a JSON key/value map (twin name, CRS, time zone, extent ...).
 
@@ -33,7 +34,7 @@ from cim.raster import Raster, Window
 from cim.schema import as_text
 from twin_core.errors import CRSError, LayerNotFoundError, SchemaError
 
-__all__ = ["Store", "check_name", "Where"]
+__all__ = ["Store", "check_name", "Where", "index_name"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}\Z")
 
@@ -210,6 +211,42 @@ class Store(ABC):
     @abstractmethod
     def delete_table(self, name: str) -> None: ...
 
+    @abstractmethod
+    def create_index(self, name: str, columns: str | Sequence[str]) -> str:
+        """Create an index on ``columns`` (in that order) of table ``name`` unless it has one on exactly these
+        columns already; returns the index's name. Idempotent, in one transaction (joining an open one).
+
+        Lookups by the leading columns (``where={"sensor_id": ...}``, then ``order_by="time"``) use it. An index
+        lives with its table: replacing the table (``write_table(..., mode="replace")``) drops it; appends keep it.
+
+        Raises
+        ------
+        LayerNotFoundError
+            There is no table ``name`` (layers carry their own spatial index).
+        SchemaError
+            ``name`` is not a valid table name, ``columns`` is empty, repeats a column or names one the table
+            does not have (the message lists those it has).
+
+        Examples
+        --------
+        >>> import os, tempfile, pandas as pd
+        >>> from cim.store import open_store
+        >>> store = open_store(os.path.join(tempfile.mkdtemp(), "ix.gpkg"), create=True, crs="EPSG:4544")
+        >>> store.write_table("readings", pd.DataFrame({"sensor_id": ["RG01"], "time": ["2026-07-01T00:00:00Z"]}))
+        1
+        >>> name = store.create_index("readings", ["sensor_id", "time"])
+        >>> store.create_index("readings", ["sensor_id", "time"]) == name  # idempotent
+        True
+        >>> store.list_indexes("readings") == {name: ["sensor_id", "time"]}
+        True
+        >>> store.close()
+        """
+
+    @abstractmethod
+    def list_indexes(self, name: str) -> dict[str, list[str]]:
+        """The indexes on columns of table ``name``: ``{index name: [columns, in order]}``, those made by
+        :meth:`create_index` or by hand (the store's own key on ``fid`` and indexes on expressions are left out)."""
+
     # -- blobs -----------------------------------------------------------
     @abstractmethod
     def put_blob(
@@ -270,6 +307,12 @@ class Store(ABC):
         if not self.has_raster(name):
             raise LayerNotFoundError(f"no raster {name!r} in {self.uri}; rasters here: {self.list_rasters()}")
 
+    def _require_index_table(self, name: str) -> None:
+        if not self.has_table(name) and self.has_layer(name):
+            raise LayerNotFoundError(f"{name!r} is a layer in {self.uri}, not a table: create_index takes tables (a "
+                                     f"layer has its spatial index already); tables here: {self.list_tables()}")
+        self._require_table(name)
+
     def _require_table(self, name: str) -> None:
         if not self.has_table(name):
             raise LayerNotFoundError(f"no table {name!r} in {self.uri}; tables here: {self.list_tables()}")
@@ -285,6 +328,38 @@ def check_paging(columns: Sequence[str], table: str, order_by, limit, offset) ->
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
             raise ValueError(f"{what} must be a non-negative integer, got {v!r}")
     return keys, None if limit is None else int(limit), int(offset or 0)
+
+
+def check_index_columns(columns, have: Sequence[str], table: str) -> list[str]:
+    """``columns`` (one name or a sequence) as a list, checked against the table's columns ``have``."""
+    cols = [columns] if isinstance(columns, str) else columns
+    if not isinstance(cols, (list, tuple)) or not cols:
+        raise SchemaError(f"an index on table {table!r} needs one column name or a non-empty list of them, got "
+                          f"{columns!r} (e.g. ['sensor_id', 'time'])")
+    cols = list(cols)
+    bad = [c for c in cols if not isinstance(c, str)]
+    if bad:
+        raise SchemaError(f"index columns of table {table!r} must be column names (text), got {bad!r}")
+    dup = sorted({c for c in cols if cols.count(c) > 1})
+    if dup:
+        raise SchemaError(f"an index on table {table!r} names column(s) {dup} more than once")
+    if "fid" in cols:
+        raise SchemaError(f"'fid' is the store's own key of table {table!r}, indexed already; index other columns "
+                          f"({list(have)})")
+    unknown = [c for c in cols if c not in have]
+    if unknown:
+        raise SchemaError(f"table {table!r} has no column(s) {unknown} to index; it has {list(have)}")
+    return cols
+
+
+def index_name(table: str, columns: Sequence[str]) -> str:
+    """The name :meth:`Store.create_index` gives an index: ``twin_ix_<table>_<hash>`` (the ``twin_`` prefix is the
+    store's own, so no table can take it; the hash of table and columns keeps two indexes apart; at most 63
+    characters, PostgreSQL's limit)."""
+    import hashlib
+
+    digest = hashlib.sha1("\x00".join([table, *columns]).encode()).hexdigest()[:10]
+    return f"twin_ix_{table[:44]}_{digest}"
 
 
 def check_delete_filter(where, table: str) -> None:

@@ -34,9 +34,9 @@ import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.store.base import (Store, Where, append_geometry_type, check_append_dims, check_blob, check_bbox,
-                            check_delete_filter, cast_for_append, check_mode, check_no_nul, check_name, check_paging,
-                            column_from_values, normalise_where, prepare_frame, prepare_table, raster_window,
-                            value_kind)
+                            check_delete_filter, check_index_columns, cast_for_append, check_mode, check_no_nul,
+                            check_name, check_paging, column_from_values, index_name, normalise_where, prepare_frame,
+                            prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
     LayerNotFoundError,
@@ -727,6 +727,32 @@ class GeoPackageStore(Store):
             for meta in ("gpkg_contents", "gpkg_ogr_contents", "gpkg_extensions"):
                 if _has_table(self._con, meta):
                     self._con.execute(f"DELETE FROM {meta} WHERE lower(table_name) = lower(?)", (name,))
+
+    def create_index(self, name: str, columns: str | Sequence[str]) -> str:
+        check_name(name, "table")
+        with self._sql_txn():  # BEGIN IMMEDIATE: the table cannot change between the checks and the index
+            self._require_index_table(name)
+            cols = check_index_columns(columns, [c for c, _ in self._columns(name) if c != "fid"], name)
+            for have, on in self.list_indexes(name).items():
+                if on == cols:
+                    return have
+            ix = index_name(name, cols)
+            on = ", ".join(_qi(c) for c in cols)
+            self._con.execute(f"CREATE INDEX IF NOT EXISTS {_qi(ix)} ON {_qi(name)} ({on})")
+            if self.list_indexes(name).get(ix) != cols:  # the name was taken by something else (made by hand)
+                raise StoreError(f"cannot index table {name!r} on {cols}: the name {ix!r} is taken in {self.uri}")
+        return ix
+
+    def list_indexes(self, name: str) -> dict[str, list[str]]:
+        self._require_table(name)
+        out = {}
+        for _, ix, _, origin, partial in self._exec(f"PRAGMA index_list({_qi(name)})").fetchall():
+            if origin == "pk" or partial:
+                continue
+            cols = [r[2] for r in self._exec(f"PRAGMA index_info({_qi(ix)})").fetchall()]
+            if cols and None not in cols:  # None: an expression
+                out[ix] = cols
+        return dict(sorted(out.items()))
 
     # -- blobs -----------------------------------------------------------------------------
     def put_blob(self, key, data, *, mime="application/octet-stream", layer=None, feature_id=None) -> None:

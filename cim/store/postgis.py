@@ -28,9 +28,9 @@ import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.store.base import (NUL_TEXT, Store, Where, append_geometry_type, check_append_dims, check_blob, check_bbox,
-                            check_delete_filter, cast_for_append, check_mode, check_name, check_paging,
-                            column_from_values, geometry_type_of, normalise_where, prepare_frame, prepare_table,
-                            raster_window, value_kind)
+                            check_delete_filter, check_index_columns, cast_for_append, check_mode, check_name,
+                            check_paging, column_from_values, geometry_type_of, index_name, normalise_where,
+                            prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
     RasterError,
@@ -784,6 +784,41 @@ class PostGISStore(Store):
     def delete_table(self, name: str) -> None:
         self._require_table(name)
         self._drop(name)
+
+    def create_index(self, name: str, columns: str | Sequence[str]) -> str:
+        from psycopg import sql
+
+        check_name(name, "table")
+        with self.transaction(), self.conn.cursor() as cur:
+            self._require_index_table(name)
+            self._lock_name(cur, name, "table")  # one writer of the table at a time, index builders included
+            cols = check_index_columns(columns, [c for c in self._table_columns(cur, name) if c != "fid"], name)
+            for have, on in self._indexes(cur, name).items():
+                if on == cols:
+                    return have
+            ix = index_name(name, cols)
+            cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(ix), self._q(name), sql.SQL(", ").join(sql.Identifier(c) for c in cols)))
+            if self._indexes(cur, name).get(ix) != cols:  # IF NOT EXISTS skipped: the name is another relation's
+                raise StoreError(f"cannot index table {name!r} on {cols}: the name {ix!r} is taken in {self.uri}")
+        return ix
+
+    def list_indexes(self, name: str) -> dict[str, list[str]]:
+        self._require_table(name)
+        with self.conn.cursor() as cur:
+            return self._indexes(cur, name)
+
+    def _indexes(self, cur, name: str) -> dict[str, list[str]]:
+        cur.execute(
+            "SELECT i.relname, array(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) "
+            "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum WHERE k.n <= x.indnkeyatts "
+            "ORDER BY k.n), "
+            "0 = ANY(x.indkey::int2[]) "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+            "JOIN pg_namespace s ON s.oid = t.relnamespace "
+            "WHERE s.nspname = %s AND t.relname = %s AND NOT x.indisprimary AND x.indpred IS NULL ORDER BY 1",
+            (self.schema, name))
+        return {ix: list(cols) for ix, cols, expr in cur.fetchall() if not expr}
 
     # -- blobs ---------------------------------------------------------------------------------------
     def put_blob(self, key, data, *, mime="application/octet-stream", layer=None, feature_id=None) -> None:

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from shapely import Point
 
-from cim.sensors import (READINGS, REJECTS, ReadingsCache, append_readings, append_rejects, check_readings,
-                         read_rejects, sensor_states)
-from twin_core.errors import ReadingError
+from cim.sensors import (INDEX, READINGS, REJECTS, ReadingsCache, append_readings, append_rejects, check_readings,
+                         has_readings_index, read_rejects, sensor_states)
+from twin_core.errors import ReadingError, TwinWarning
 
 NOW = datetime(2026, 7, 1, 4, 0, tzinfo=timezone.utc)  # 12:00 in Chengdu
 
@@ -254,6 +254,105 @@ def test_thresholds_changed_recompute_the_alerts(store):
     add_sensors(store, {"RG01": (10.0, 25.0), "RG02": (20.0, 50.0), "RL01": (1.8, 2.3)})
     cache.refresh(store)
     assert [(a["status"], a["threshold"]) for a in cache.alerts()] == [("alarm", 25.0)]
+
+
+# ------------------------------------------------------------------ the index
+def _counting_reads(store):
+    """Patch ``store.read_table`` to record how many rows each call returned; undo with ``del store.read_table``."""
+    rows: list[int] = []
+    real = store.read_table
+
+    def counting(*a, **kw):
+        out = real(*a, **kw)
+        rows.append(len(out))
+        return out
+
+    store.read_table = counting
+    return rows
+
+
+def test_the_readings_are_indexed_by_sensor_and_time_and_the_lookup_uses_it(store):
+    add_sensors(store)
+    append_readings(store, [r("RG01", "2026-07-01T00:00:00Z", 1.0)], now=NOW)
+    assert has_readings_index(store) and list(INDEX) in store.list_indexes(READINGS).values()
+    append_readings(store, [r("RG01", "2026-07-01T00:01:00Z", 2.0)], now=NOW)
+    assert len(store.list_indexes(READINGS)) == 1  # kept, not made again
+    name = next(iter(store.list_indexes(READINGS)))
+    if store.kind == "gpkg":  # the latest reading of one sensor, as the cache asks for it
+        plan = store._con.execute('EXPLAIN QUERY PLAN SELECT "value" FROM "sensor_readings" WHERE "sensor_id" = ? '
+                                  'ORDER BY "time" DESC, fid DESC LIMIT 1', ("RG01",)).fetchall()
+        assert any(name in row[-1] for row in plan) and not any("TEMP B-TREE" in row[-1] for row in plan), plan
+    else:  # two rows: the planner would scan them; forbid that to see that the index serves the lookup
+        with store.transaction(), store.conn.cursor() as cur:
+            cur.execute("SET LOCAL enable_seqscan = off")
+            cur.execute(f'EXPLAIN SELECT "value" FROM "{store.schema}"."sensor_readings" WHERE "sensor_id" = %s '
+                        'ORDER BY "time" DESC, fid DESC LIMIT 1', ("RG01",))
+            plan = "\n".join(row[0] for row in cur.fetchall())
+        assert name in plan and "Seq Scan" not in plan, plan
+
+
+def test_the_first_look_reads_a_few_rows_per_sensor_and_agrees_with_reading_them_all(store, monkeypatch):
+    """A fresh cache (`twin sensors latest`, a server's first request) finds each sensor's latest reading and the
+    run it belongs to through the index: long runs (paged), ties at one instant, late readings, a sensor without
+    thresholds or readings; and it says what reading the whole table says."""
+    import cim.sensors
+
+    add_sensors(store, {"RG01": (20.0, 50.0), "RG02": (20.0, 50.0), "RL01": (1.8, 2.3), "CAM1": (np.nan, np.nan),
+                        "IDLE": (1.0, 2.0)})
+    t0 = pd.Timestamp("2026-06-30T00:00:00Z")  # up to 6 h of readings before NOW
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(1500):  # the bulk: every sensor but IDLE, in and out of its thresholds
+        sid = ["RG01", "RG02", "RL01", "CAM1"][k % 4]
+        v = rng.uniform(1.0, 3.0) if sid == "RL01" else rng.uniform(0, 80)
+        rows.append(r(sid, (t0 + pd.Timedelta(seconds=10 * k)).isoformat(), float(v)))
+    end = t0 + pd.Timedelta(seconds=15000)
+    rows += [r(sid, (end - pd.Timedelta(seconds=1)).isoformat(), 5.0) for sid in ("RG01", "RG02")]  # below: runs start
+    rows += [r("RG01", (end + pd.Timedelta(seconds=k)).isoformat(), 60.0 + k % 7) for k in range(150)]  # a long alarm
+    rows += [r("RG02", (end + pd.Timedelta(seconds=k)).isoformat(), 30.0) for k in range(40)]  # a warn run of 40
+    rows += [r("RG02", (end + pd.Timedelta(seconds=39)).isoformat(), 25.0),  # a tie: the one stored last wins
+             r("RL01", (end + pd.Timedelta(seconds=5)).isoformat(), 2.4),
+             r("RL01", end.isoformat(), 0.5)]  # late, and older: neither latest nor the end of the alarm run
+    for a in range(0, len(rows), 400):
+        append_readings(store, rows[a:a + 400], now=NOW)
+    counted = _counting_reads(store)
+    try:
+        fast = ReadingsCache()
+        fast.refresh(store)
+    finally:
+        del store.read_table
+    assert sum(counted) < 600, counted  # pages as long as the runs (RG01's: 150 readings), not the 1697 of the table
+    monkeypatch.setattr(cim.sensors, "has_readings_index", lambda s: False)
+    whole = ReadingsCache()
+    whole.refresh(store)
+    assert fast.latest == whole.latest and fast.alerts() == whole.alerts()
+    assert fast.latest["RG02"] == (25.0, (end + pd.Timedelta(seconds=39)).isoformat())
+    assert "IDLE" not in fast.latest
+    alerts = {a["sensor_id"]: (a["status"], a["since"]) for a in fast.alerts()}
+    assert alerts["RG01"] == ("alarm", end.isoformat()) and alerts["RG02"] == ("warn", end.isoformat())
+    assert alerts["RL01"][0] == "alarm"
+    # and the cache goes on from there with the rows appended since
+    monkeypatch.undo()
+    append_readings(store, [r("RG01", (end + pd.Timedelta(hours=1)).isoformat(), 1.0)], now=NOW)
+    fast.refresh(store)
+    assert "RG01" not in {a["sensor_id"] for a in fast.alerts()}
+
+
+def test_an_older_table_gets_the_index_at_its_next_append_once_its_times_are_checked(store):
+    """A table written by an earlier version (UTC text times, no index) is indexed at its next append; one written
+    by hand with other offsets is not (the index would order its times as text), and a warning says how to fix."""
+    add_sensors(store)
+    store.write_table(READINGS, pd.DataFrame({"sensor_id": ["RG01"], "time": ["2026-07-01T00:00:00+00:00"],
+                                              "value": [1.0]}))
+    assert not has_readings_index(store)
+    append_readings(store, [r("RG01", "2026-07-01T00:05:00Z", 2.0)], now=NOW)
+    assert has_readings_index(store)
+    store.write_table(READINGS, pd.DataFrame({"sensor_id": ["RG01", "RG01"], "value": [1.0, 2.0],
+                                              "time": ["2026-07-01T08:00:00+08:00", "2026-07-01T01:30:00Z"]}))
+    with pytest.warns(TwinWarning, match=r"2 times that are not UTC ISO-8601 text \(e.g. '2026-07-01T08:00:00\+08:"):
+        append_readings(store, [r("RG01", "2026-07-01T00:10:00Z", 3.0)], now=NOW)
+    assert not has_readings_index(store)
+    assert ReadingsCache().refresh(store)["RG01"] == (2.0, "2026-07-01T01:30:00Z")  # by instant, not by text
 
 
 # ------------------------------------------------------------------ rejects

@@ -572,6 +572,56 @@ def test_table_paging_count_and_row_deletes(store):
     assert store.count_rows("log") == 3
 
 
+def test_create_index_is_idempotent_transactional_and_lives_with_its_table(store):
+    from cim.store.base import index_name
+
+    store.write_table("log", pd.DataFrame({"sensor_id": ["a", "b"], "Time": ["t1", "t2"], "v": [1.0, 2.0]}))
+    assert store.list_indexes("log") == {}
+    name = store.create_index("log", ["sensor_id", "Time"])  # a mixed-case column: quoted, not folded
+    assert name == index_name("log", ["sensor_id", "Time"]) and name.startswith("twin_ix_log_") and len(name) <= 63
+    assert store.create_index("log", ["sensor_id", "Time"]) == name  # again: nothing new
+    assert store.create_index("log", "v") != name  # one column by its name
+    assert store.list_indexes("log") == {name: ["sensor_id", "Time"], index_name("log", ["v"]): ["v"]}
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.transaction():
+            store.create_index("log", ["Time", "sensor_id"])  # another order is another index ...
+            raise RuntimeError("boom")
+    assert len(store.list_indexes("log")) == 2  # ... rolled back with its transaction
+    store.write_table("log", pd.DataFrame({"sensor_id": ["c"], "Time": ["t3"], "v": [3.0]}), mode="append")
+    assert name in store.list_indexes("log")  # appends keep it
+    store.write_table("log", pd.DataFrame({"sensor_id": ["c"], "Time": ["t3"], "v": [3.0]}))
+    assert store.list_indexes("log") == {}  # a replaced table is a new one
+    long = "t" * 60  # the longest table name: the index name stays within PostgreSQL's 63 characters, distinct
+    store.write_table(long, pd.DataFrame({"a": [1], "b": [2]}))
+    made = {store.create_index(long, "a"), store.create_index(long, "b")}
+    assert len(made) == 2 and set(store.list_indexes(long)) == made
+    assert all(len(n) <= 63 for n in store.list_indexes(long))
+
+
+@pytest.mark.parametrize("table, columns, error, words", [
+    ("nothing", ["a"], LayerNotFoundError, "no table 'nothing'"),
+    ("roads", ["a"], LayerNotFoundError, "'roads' is a layer"),
+    ('log"; DROP TABLE log; --', ["a"], SchemaError, "is not valid"),
+    ("twin_meta", ["key"], SchemaError, "is reserved"),
+    ("log", [], SchemaError, "non-empty list"),
+    ("log", None, SchemaError, "non-empty list"),
+    ("log", ["nope"], SchemaError, "has no column(s) ['nope'] to index; it has ['a', 'b']"),
+    ("log", ['a"); DROP TABLE log; --'], SchemaError, "has no column(s)"),
+    ("log", ["A"], SchemaError, "has no column(s) ['A']"),  # names are exact
+    ("log", ["a", "a"], SchemaError, "more than once"),
+    ("log", ["fid"], SchemaError, "store's own key"),
+    ("log", [1], SchemaError, "must be column names"),
+])
+def test_create_index_refuses_bad_input_and_changes_nothing(store, table, columns, error, words):
+    store.write_table("log", pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+    store.write_layer("roads", gpd.GeoDataFrame({"a": [1]}, geometry=[shapely.Point(X0, Y0)], crs="EPSG:4544"))
+    with pytest.raises(error) as exc:
+        store.create_index(table, columns)
+    assert words in str(exc.value)
+    assert store.list_tables() == ["log"] and store.list_indexes("log") == {}
+    assert store.read_table("log")["a"].tolist() == [1, 2]
+
+
 def test_postgis_schema_of_something_else_is_left_alone(pg_dsn):
     # opening a schema that holds no twin (e.g. the DSN without ?schema=, i.e. 'public') created
     # the twin's tables in it

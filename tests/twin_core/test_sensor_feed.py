@@ -85,13 +85,18 @@ def _make_twin(target: str) -> None:
 
 
 class Publisher:
-    def __init__(self, broker: str) -> None:
+    def __init__(self, broker: str, *, username: str | None = None, password: str | None = None,
+                 ca_file: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         from twin_core.sensor_feed import parse_broker
 
         host, port = parse_broker(broker)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=ca_file)
         self.client.connect(host, port)
         self.client.loop_start()
 
@@ -397,3 +402,353 @@ def test_the_listener_reconnects_when_the_broker_drops(gpkg_twin, tmp_path):
     assert any("the broker connection dropped" in ln for ln in lines)
     with open_store(gpkg_twin) as st:
         assert st.read_table("sensor_readings")["value"].tolist() == [1.0, 2.0]
+
+
+# ------------------------------------------------------------------ acknowledged only once stored
+def _forget_session(broker: str, client_id: str) -> None:
+    """Remove a persistent session a test left on the shared broker (a clean start with that id)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from twin_core.sensor_feed import parse_broker
+
+    host, port = parse_broker(broker)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    done = threading.Event()
+    c.on_connect = lambda *a: done.set()
+    c.connect(host, port, clean_start=True, properties=props)
+    c.loop_start()
+    done.wait(5)
+    c.disconnect()
+    c.loop_stop()
+
+
+KILLED_LISTENER = """
+import sys
+from cim.store import open_store
+from twin_core.sensor_feed import MqttFeed
+
+target, broker, topic, client_id = sys.argv[1:5]
+with open_store(target) as store:  # holds what it receives for an hour: a kill comes first
+    MqttFeed(store, broker=broker, topic=topic, client_id=client_id, flush_s=3600, report_s=0.1,
+             report=lambda line: print(line, flush=True)).run()
+"""
+
+
+def test_a_killed_listener_gets_what_it_had_not_stored_again(gpkg_twin, broker, publisher, prefix):
+    """kill -9 between receiving and storing: the broker had no acknowledgement, so it sends the messages again
+    when the listener comes back with the same client id; once they are stored and acknowledged, never again."""
+    from cim.store import open_store
+
+    client_id = f"rongtwin-test-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_LISTENER, gpkg_twin, broker, f"{prefix}/+", client_id],
+                            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line, deadline = "", time.time() + 60
+        while "subscribed to" not in line and time.time() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+        assert "subscribed to" in line, (line, proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+        for k in range(3):
+            publisher.send(f"{prefix}/RG01", {"value": 1.0 + k, "time": f"2026-07-01T08:0{k}:00+08:00"})
+        while "received 3," not in line and time.time() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+        assert "received 3, stored 0" in line, line  # held, not stored ...
+        proc.kill()  # ... when the listener dies
+        proc.wait(10)
+        with open_store(gpkg_twin) as st:
+            assert not st.has_table("sensor_readings") or st.count_rows("sensor_readings") == 0
+        th, holder, result = listen_in_thread(gpkg_twin, broker, f"{prefix}/+", client_id=client_id, max_messages=3,
+                                              seconds=8)
+        th.join(20)
+        assert "error" not in result, result
+        assert (result["counts"].received, result["counts"].stored) == (3, 3), result["counts"]
+        with open_store(gpkg_twin) as st:
+            assert st.read_table("sensor_readings")["value"].tolist() == [1.0, 2.0, 3.0]
+        # stored and acknowledged as the listener stopped: the broker sends nothing again
+        th, holder, result = listen_in_thread(gpkg_twin, broker, f"{prefix}/+", client_id=client_id, seconds=1.5)
+        th.join(20)
+        assert result["counts"].received == 0, result["counts"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _forget_session(broker, client_id)
+
+
+def test_messages_the_store_refused_are_not_acknowledged(gpkg_twin, broker, publisher, prefix, monkeypatch):
+    """The store fails as the listener stops: it says the messages were not stored, and the broker sends them
+    again to the next listener with that client id."""
+    import cim.sensors
+    from cim.store import open_store
+    from twin_core.errors import FeedError
+
+    client_id = f"rongtwin-test-{uuid.uuid4().hex[:8]}"
+
+    def broken(*a, **kw):
+        raise OSError("disk full")
+
+    try:
+        monkeypatch.setattr(cim.sensors, "append_readings", broken)
+        th, holder, result = listen_in_thread(gpkg_twin, broker, f"{prefix}/+", client_id=client_id,
+                                              max_messages=2, seconds=20, flush_s=60)
+        publisher.send(f"{prefix}/RL01", 1.5)
+        publisher.send(f"{prefix}/RL01", 1.6)
+        th.join(20)
+        assert isinstance(result.get("error"), FeedError), result
+        assert "2 messages could not be stored" in str(result["error"]) and "not acknowledged" in str(result["error"])
+        monkeypatch.undo()
+        th, holder, result = listen_in_thread(gpkg_twin, broker, f"{prefix}/+", client_id=client_id, max_messages=2,
+                                              seconds=8)
+        th.join(20)
+        assert (result["counts"].received, result["counts"].stored) == (2, 2), result
+        with open_store(gpkg_twin) as st:
+            assert st.read_table("sensor_readings")["value"].tolist() == [1.5, 1.6]
+    finally:
+        _forget_session(broker, client_id)
+
+
+def test_holding_acknowledgements_does_not_throttle_the_feed(gpkg_twin, broker, publisher, prefix):
+    """Mosquitto sends an MQTT 3.1.1 client at most 20 unacknowledged messages; the listener asks for more (MQTT 5
+    Receive Maximum), so a batch held for its second still fills."""
+    th, holder, result = listen_in_thread(gpkg_twin, broker, f"{prefix}/+", max_messages=120, seconds=30, flush_s=60)
+    for k in range(120):
+        publisher.client.publish(f"{prefix}/RG02", str(k % 40), qos=1)
+    th.join(40)
+    assert "error" not in result, result
+    assert (result["counts"].received, result["counts"].stored) == (120, 120)
+
+
+def test_cli_listen_over_mqtt_3_1_1(gpkg_twin, broker, publisher, prefix):
+    publisher.send(f"{prefix}/RG01", 7.0, retain=True)
+    try:
+        res = CliRunner().invoke(get_app(), ["sensors", "listen", gpkg_twin, "--broker", broker, "--topic",
+                                             f"{prefix}/+", "--mqtt-version", "3.1.1", "--max-messages", "1",
+                                             "--seconds", "20", "--json", "--quiet"])
+    finally:
+        publisher.send(f"{prefix}/RG01", b"", retain=True)
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert json.loads(res.stdout)["stored"] == 1
+
+
+# ------------------------------------------------------------------ login and TLS: a Mosquitto of the test's own
+PASSWORD = "s3cret-pw"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def _make_certs(d: Path) -> None:
+    """A CA, a broker certificate for DNS:localhost only (so 127.0.0.1 is a wrong name) and a client one."""
+    (d / "ext.cnf").write_text("[srv]\nsubjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n"
+                               "[cli]\nextendedKeyUsage=clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=rongtwin test CA",
+             cwd=d)
+    for name, ext, cn in (("server", "srv", "localhost"), ("client", "cli", "listener")):
+        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.crt", "-days", "2", "-extfile", "ext.cnf", "-extensions", ext, cwd=d)
+    for key in d.glob("*.key"):
+        key.chmod(0o600)
+
+
+class SecureBroker:
+    """Mosquitto with a password file (user 'feed') on three ports: plain MQTT, TLS, and TLS that requires a
+    client certificate; the certificates from :func:`_make_certs`."""
+
+    def __init__(self, d: Path) -> None:
+        import getpass
+
+        self.dir = d
+        self.plain, self.tls, self.mtls = _free_port(), _free_port(), _free_port()
+        self.ca = str(d / "ca.crt")
+        passwd = d / "passwd"
+        subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(passwd), "feed", PASSWORD], check=True, capture_output=True,
+                       timeout=30)
+        certs = f"cafile {d / 'ca.crt'}\ncertfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\n"
+        (d / "mosquitto.conf").write_text(
+            f"user {getpass.getuser()}\nper_listener_settings false\nallow_anonymous false\n"
+            f"password_file {passwd}\n"
+            f"listener {self.plain} 127.0.0.1\n"
+            f"listener {self.tls} 127.0.0.1\n{certs}"
+            f"listener {self.mtls} 127.0.0.1\n{certs}require_certificate true\n")
+        self.log = d / "mosquitto.log"
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(d / "mosquitto.conf")], stdout=open(self.log, "ab"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        for port in (self.plain, self.tls, self.mtls):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() > deadline or self.proc.poll() is not None:
+                        self.stop()
+                        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()[-800:]}")
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory):
+    pytest.importorskip("paho.mqtt.client")
+    for tool in (MOSQUITTO, MOSQUITTO_PASSWD):
+        if not os.path.exists(tool):
+            _unavailable(f"no {tool} to start a broker with a password file of the test's own")
+    if shutil.which("openssl") is None:
+        _unavailable("no openssl to make the test's certificates")
+    d = tmp_path_factory.mktemp("mqtt-secure")
+    _make_certs(d)
+    b = SecureBroker(d)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def password_file(tmp_path) -> str:
+    f = tmp_path / "mqtt.pw"
+    f.write_text(PASSWORD + "\n")
+    f.chmod(0o600)
+    return str(f)
+
+
+def _listen(target, *args, env=None):
+    """`twin sensors listen` as the console script runs it: (exit code, stdout, stderr, seconds)."""
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "twin_core.cli", "sensors", "listen", target, *args], cwd=ROOT,
+                          env={**{k: v for k, v in os.environ.items() if k != "TWIN_MQTT_PASSWORD"}, **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr, time.time() - t0
+
+
+def _retained(broker: str, topic: str, payload, **login) -> None:
+    p = Publisher(broker, **login)
+    try:
+        p.send(topic, payload, retain=True)
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("how", ["file", "env"])
+def test_listen_logs_in_with_a_password_from_a_file_or_the_environment(secure, gpkg_twin, password_file, prefix, how):
+    from cim.store import open_store
+
+    login = {"username": "feed", "password": PASSWORD}
+    _retained(f"127.0.0.1:{secure.plain}", f"{prefix}/RG01", 12.5, **login)
+    try:
+        args = ["--broker", f"127.0.0.1:{secure.plain}", "--topic", f"{prefix}/+", "--username", "feed",
+                "--max-messages", "1", "--seconds", "20", "--json"]
+        if how == "file":
+            code, out, err, _ = _listen(gpkg_twin, *args, "--password-file", password_file)
+        else:
+            code, out, err, _ = _listen(gpkg_twin, *args, env={"TWIN_MQTT_PASSWORD": PASSWORD})
+    finally:
+        _retained(f"127.0.0.1:{secure.plain}", f"{prefix}/RG01", b"", **login)
+    assert code == 0, err
+    assert json.loads(out)["stored"] == 1 and PASSWORD not in out + err
+    with open_store(gpkg_twin) as st:
+        assert st.read_table("sensor_readings")["value"].tolist() == [12.5]
+
+
+@pytest.mark.parametrize("login, words", [
+    (["--username", "feed"], "did not accept the login of user 'feed': the user name or password is wrong"),
+    ([], "it wants a login. Give --username and the password in $TWIN_MQTT_PASSWORD"),
+])
+def test_a_refused_login_is_one_line_that_says_what_to_do(secure, gpkg_twin, tmp_path, login, words):
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
+    code, out, err, took = _listen(gpkg_twin, "--broker", f"127.0.0.1:{secure.plain}", "--seconds", "5",
+                                   *(login + ["--password-file", str(wrong)] if login else []))
+    assert code == 2 and words in err and "Traceback" not in err, err
+    assert "not-the-password" not in err and took < 8  # at once, not after the 10 s wait for an answer
+
+
+@pytest.mark.parametrize("args, env, words", [
+    (["--password", "x"], {}, "No such option: --password"),  # never on the command line
+    (["--username", "feed", "--password-file", "{empty}"], {}, "is empty"),
+    (["--username", "feed", "--password-file", "{missing}"], {}, "cannot read the password file"),
+    (["--username", "feed", "--password-file", "{pw}"], {"TWIN_MQTT_PASSWORD": "x"}, "the password is given twice"),
+    ([], {"TWIN_MQTT_PASSWORD": "x"}, "a password (TWIN_MQTT_PASSWORD) needs a user name"),
+    (["--key-file", "{pw}"], {}, "give --cert-file too"),
+    (["--ca-file", "{missing}"], {}, "cannot use the CA file"),
+    (["--mqtt-version", "4"], {}, "'4' is not one of 5, 3.1.1"),
+    (["--username", " "], {}, "the user name must be non-empty text"),
+])
+def test_bad_login_and_tls_settings_are_one_clear_line(gpkg_twin, tmp_path, password_file, args, env, words):
+    pytest.importorskip("paho.mqtt.client")
+    (tmp_path / "empty.pw").write_text("\n")
+    args = [a.format(empty=tmp_path / "empty.pw", missing=tmp_path / "nope", pw=password_file) for a in args]
+    code, out, err, _ = _listen(gpkg_twin, "--broker", "127.0.0.1:1", "--seconds", "1", *args, env=env)
+    flat = " ".join(err.translate({ord(ch): " " for ch in "│╭╮╰╯─"}).split())  # rich boxes and wraps usage errors
+    assert code == 2 and words in flat, err
+    assert "Traceback" not in err
+
+
+def test_a_password_file_others_may_read_is_warned_about(gpkg_twin, password_file):
+    pytest.importorskip("paho.mqtt.client")
+    os.chmod(password_file, 0o644)
+    code, out, err, _ = _listen(gpkg_twin, "--broker", "127.0.0.1:1", "--seconds", "1", "--username", "feed",
+                                "--password-file", password_file)
+    assert "warning: the password file" in err and f"chmod 600 {password_file}" in err, err
+    assert code == 2 and "cannot reach the MQTT broker" in err  # and then it goes on as usual
+
+
+def test_a_password_sent_in_clear_to_another_host_is_warned_about(gpkg_twin):
+    pytest.importorskip("paho.mqtt.client")
+    from cim.store import open_store
+    from twin_core.errors import TwinWarning
+    from twin_core.sensor_feed import MqttFeed
+
+    with open_store(gpkg_twin) as st:
+        with pytest.warns(TwinWarning, match="goes to mqtt.example unencrypted"):
+            MqttFeed(st, broker="mqtt.example", username="feed", password="x")
+        feed = MqttFeed(st, broker="mqtt.example", username="feed", password="x", tls=True)
+        assert (feed.port, feed.tls) == (8883, True)  # TLS's port when none is given
+
+
+def test_listen_over_tls_with_a_client_certificate(secure, gpkg_twin, password_file, prefix):
+    from cim.store import open_store
+
+    login = {"username": "feed", "password": PASSWORD, "ca_file": secure.ca}
+    _retained(f"localhost:{secure.tls}", f"{prefix}/RL01", {"value": 2.5, "time": "2026-07-01T08:00:00+08:00"},
+              **login)
+    try:
+        code, out, err, _ = _listen(gpkg_twin, "--broker", f"localhost:{secure.mtls}", "--ca-file", secure.ca,
+                                    "--cert-file", str(secure.dir / "client.crt"), "--key-file",
+                                    str(secure.dir / "client.key"), "--username", "feed", "--password-file",
+                                    password_file, "--topic", f"{prefix}/+", "--max-messages", "1", "--seconds", "20",
+                                    "--json")
+    finally:
+        _retained(f"localhost:{secure.tls}", f"{prefix}/RL01", b"", **login)
+    assert code == 0, err
+    assert "(TLS)" in err and json.loads(out)["stored"] == 1
+    with open_store(gpkg_twin) as st:
+        assert st.read_table("sensor_readings")["value"].tolist() == [2.5]
+
+
+@pytest.mark.parametrize("where, args, words", [
+    ("localhost:{tls}", ["--tls"], "not signed by a CA this listener trusts (self-signed certificate in certificate "
+                                   "chain); give the CA that signed it with --ca-file"),
+    ("127.0.0.1:{tls}", ["--ca-file", "{ca}"], "its certificate is not for '127.0.0.1'"),
+    ("localhost:{plain}", ["--ca-file", "{ca}"], "is port {plain} its TLS port"),
+    ("localhost:{tls}", [], "if that port takes TLS (usually 8883), add --tls"),
+    ("localhost:{mtls}", ["--ca-file", "{ca}"], "require a client certificate"),  # the alert may come after the EOF
+])
+def test_tls_failures_say_what_is_wrong(secure, gpkg_twin, password_file, where, args, words):
+    ports = {"tls": secure.tls, "plain": secure.plain, "mtls": secure.mtls, "ca": secure.ca}
+    code, out, err, took = _listen(gpkg_twin, "--broker", where.format(**ports), *[a.format(**ports) for a in args],
+                                   "--username", "feed", "--password-file", password_file, "--seconds", "5")
+    assert code == 2 and words.format(**ports) in err and "Traceback" not in err, err
+    assert took < 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -31,16 +32,51 @@ def _topic(value: str) -> str:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _username(value: Optional[str]) -> Optional[str]:
+    if value is not None and (not value.strip() or "\x00" in value):
+        raise typer.BadParameter("the user name must be non-empty text")
+    return value
+
+
+def _version(value: str) -> str:
+    from twin_core.sensor_feed import MQTT_VERSIONS
+
+    if value not in MQTT_VERSIONS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(MQTT_VERSIONS)}")
+    return value
+
+
 @sub.command("listen")
 def listen(
     target: str = STORE_ARG,
-    broker: str = typer.Option("127.0.0.1:1883", "--broker", callback=_broker, help="MQTT broker host:port."),
+    broker: str = typer.Option("127.0.0.1", "--broker", callback=_broker,
+                               help="MQTT broker host[:port]; the port is 1883, or 8883 with TLS, when left out."),
     topic: str = typer.Option("rongtwin/sensors/+", "--topic", callback=_topic,
                               help="Subscription; the last level of each topic is the sensor id."),
-    qos: int = typer.Option(1, "--qos", min=0, max=2, help="MQTT QoS of the subscription."),
+    qos: int = typer.Option(1, "--qos", min=0, max=2,
+                            help="MQTT QoS of the subscription; 1 keeps each message on the broker until stored."),
     client_id: Optional[str] = typer.Option(None, "--client-id",
-                                            help="A fixed client id: the broker keeps the session (and the "
-                                                 "messages sent meanwhile) while the listener is away."),
+                                            help="A fixed client id: the broker keeps the session (the messages "
+                                                 "sent meanwhile, and any received but not stored when the listener "
+                                                 "was killed) while the listener is away."),
+    username: Optional[str] = typer.Option(None, "--username", callback=_username,
+                                           help="Log in to the broker as this user."),
+    password_file: Optional[Path] = typer.Option(
+        None, "--password-file", dir_okay=False,
+        help="File whose first line is the broker password (chmod 600). Or set TWIN_MQTT_PASSWORD; there is no "
+             "--password: ps would show it."),
+    tls: bool = typer.Option(False, "--tls", help="Speak TLS, checking the broker's certificate and host name."),
+    ca_file: Optional[Path] = typer.Option(None, "--ca-file", dir_okay=False,
+                                           help="PEM file of the CA that signed the broker's certificate (implies "
+                                                "--tls; default: the system's CAs)."),
+    cert_file: Optional[Path] = typer.Option(None, "--cert-file", dir_okay=False,
+                                             help="Client certificate (PEM) for a broker that asks for one (implies "
+                                                  "--tls)."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", dir_okay=False,
+                                            help="The client certificate's key (PEM, unencrypted; chmod 600)."),
+    mqtt_version: str = typer.Option("5", "--mqtt-version", callback=_version,
+                                     help="5 (acknowledges a message once stored) or 3.1.1 (on arrival, for an "
+                                          "older broker)."),
     max_messages: Optional[int] = typer.Option(None, "--max-messages", min=1, help="Stop after N messages."),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after S seconds."),
     quiet: bool = QUIET_OPT,
@@ -51,16 +87,34 @@ def listen(
     Readings are stored every second (or 500 messages); a message that cannot be read or is refused goes to
     the table sensor_rejects (see `twin sensors rejects`). Prints the counts every 10 s unless --quiet;
     Ctrl-C stores what is held and stops.
+
+    With QoS 1 (default) over MQTT 5, a message is acknowledged to the broker only once stored: with
+    --client-id, what a killed listener had received but not stored comes again at its next start (rarely
+    twice). A broker login takes --username and the password from TWIN_MQTT_PASSWORD or --password-file;
+    TLS takes --tls / --ca-file (and --cert-file, --key-file for a client certificate). There is no switch to
+    skip the check of the broker's certificate.
     """
     from cim.store import open_store
-    from twin_core.sensor_feed import MqttFeed
+    from twin_core.sensor_feed import MqttFeed, broker_password
 
     def report(line: str) -> None:
         if not quiet:
             typer.echo(line, err=True)
 
+    try:
+        password = broker_password(password_file)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--password-file' / TWIN_MQTT_PASSWORD") from None
+    if password is not None and not username:
+        src = f"--password-file {password_file}" if password_file is not None else "TWIN_MQTT_PASSWORD"
+        raise typer.BadParameter(f"a password ({src}) needs a user name", param_hint="'--username'")
+    if key_file is not None and cert_file is None:
+        raise typer.BadParameter("--key-file is the key of a client certificate: give --cert-file too",
+                                 param_hint="'--cert-file'")
     with open_store(target) as store:
-        feed = MqttFeed(store, broker=broker, topic=topic, qos=qos, client_id=client_id, report=report)
+        feed = MqttFeed(store, broker=broker, topic=topic, qos=qos, client_id=client_id, username=username,
+                        password=password, tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+                        mqtt_version=mqtt_version, report=report)
         counts = feed.run(max_messages=max_messages, seconds=seconds)
     emit(counts.to_dict(), as_json, human=f"sensors listen: {counts.line()} in {counts.seconds:.1f} s")
 
