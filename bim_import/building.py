@@ -140,12 +140,10 @@ def _default_building_id(gid) -> str:
     if isinstance(gid, str) and _IFC_GUID.match(gid):
         return f"bim-{gid}"
     import hashlib
-    import warnings
-
-    from twin_core.errors import TwinWarning
+    from twin_core.errors import TwinWarning, twin_warn
 
     safe = hashlib.sha1(str(gid).encode("utf-8", "surrogatepass")).hexdigest()[:22]
-    warnings.warn(f"the model's building GlobalId {str(gid)[:40]!r} is not an IFC GlobalId (22 characters of "
+    twin_warn(f"the model's building GlobalId {str(gid)[:40]!r} is not an IFC GlobalId (22 characters of "
                   f"0-9A-Za-z_$); its building id is bim-{safe}. Pass building_id= to choose one", TwinWarning,
                   stacklevel=3)
     return f"bim-{safe}"

@@ -328,11 +328,9 @@ def georeference(model_or_georef, twin_crs: str = "EPSG:4544", *, anchor: Anchor
                     raise
                 # the file's own georeference does not fit this twin (e.g. Revit's default site): the caller's
                 # anchor places the model instead
-                import warnings
+                from twin_core.errors import TwinWarning, twin_warn
 
-                from twin_core.errors import TwinWarning
-
-                warnings.warn(f"{exc}. The model is placed with the anchor given instead", TwinWarning, stacklevel=2)
+                twin_warn(f"{exc}. The model is placed with the anchor given instead", TwinWarning, stacklevel=2)
                 return _from_anchor(anchor, twin)
     if method in ("auto", "anchor") and anchor is not None:
         return _from_anchor(anchor, twin)

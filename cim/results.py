@@ -162,14 +162,12 @@ def _plain_json(obj: dict, name: str) -> dict:
     """``obj`` as plain JSON values, the same in both stores: NumPy numbers and arrays as numbers and
     lists (they became the text '1.5' and '[0 1 2]'), NaN and infinity as null with a warning (the
     GeoPackage kept them, PostgreSQL's jsonb refused the whole result: "Token "NaN" is invalid")."""
-    import warnings
-
-    from twin_core.errors import TwinWarning
+    from twin_core.errors import TwinWarning, twin_warn
 
     bad: list = []
     out = finite_or_none(json.loads(json.dumps(obj, default=_json_default)), bad)
     if bad:
-        warnings.warn(f"result {name!r} holds {len(bad)} NaN/infinite number(s), which JSON cannot keep; they are "
+        twin_warn(f"result {name!r} holds {len(bad)} NaN/infinite number(s), which JSON cannot keep; they are "
                       "stored as None. Store such numbers as an array or a table to keep them", TwinWarning,
                       stacklevel=3)
     return out

@@ -51,14 +51,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import ReadingError, TwinWarning
+from twin_core.errors import ReadingError, TwinWarning, twin_warn
 
 __all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_REPORTED", "append_readings", "check_readings",
            "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states", "INDEX",
@@ -353,7 +352,7 @@ def _ensure_index(store, existed: bool) -> None:
         t = store.read_table(READINGS, columns=["time"])["time"]
         bad = _unsortable(t)
         if len(bad):
-            warnings.warn(
+            twin_warn(
                 f"'{READINGS}' holds {len(bad)} times that are not UTC ISO-8601 text (e.g. {bad.iloc[0]!r}), written "
                 "around append_readings; the latest readings are found by reading the whole table, which gets slow as "
                 "it grows. Store them again through append_readings (which writes UTC text): df = "

@@ -16,6 +16,7 @@ import cycle. Messages say what is wrong *and* what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "twin_warn",
     "TwinError",
     "TwinWarning",
     "CRSError",
@@ -49,6 +50,36 @@ class TwinError(Exception):
 
 class TwinWarning(UserWarning):
     """A recoverable data problem; the message says how to fix it."""
+
+
+_OURS = ("twin_core", "cim", "viewer", "simulation", "bim_import", "sample_city", "spatial_index")
+
+
+def twin_warn(message: str, category: type[Warning] = TwinWarning, stacklevel: int | None = None) -> None:
+    """Warn, pointing at the first caller outside RongTwin: the notebook cell or script line that asked.
+
+    ``warnings.warn(..., stacklevel=N)`` counted frames by hand and pointed at an adapter whenever a call
+    came through one more layer (``Twin.flood`` -> ``run_flood`` -> ``prepare_flood``), so a notebook
+    showed ``twin_core/adapters/flood.py:432`` above the message. ``stacklevel`` is accepted and ignored,
+    so that calls read as before.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     twin_warn("check the units")
+    >>> w[0].category.__name__, str(w[0].message)
+    ('TwinWarning', 'check the units')
+    """
+    import sys
+    import warnings
+
+    # stacklevel 1 is this function, 2 the one that called it: climb while the frame is the project's
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".", 1)[0] in _OURS:
+        frame, level = frame.f_back, level + 1
+    if frame is None:  # called from nothing but our own code (a thread, the CLI): point at the caller
+        level = 2
+    warnings.warn(message, category, stacklevel=level)
 
 
 class CRSError(TwinError, ValueError):

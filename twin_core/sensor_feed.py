@@ -66,12 +66,11 @@ import ssl
 import stat
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from twin_core.errors import FeedError, TwinWarning
+from twin_core.errors import FeedError, TwinWarning, twin_warn
 
 __all__ = ["MqttFeed", "FeedCounts", "decode_message", "parse_broker", "check_topic", "broker_password",
            "PASSWORD_ENV", "MQTT_VERSIONS"]
@@ -152,7 +151,7 @@ def broker_password(password_file: str | os.PathLike | None = None,
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read the password file {path}: {exc}") from None
     if stat.S_ISREG(mode) and mode & 0o077:
-        warnings.warn(f"the password file {path} may be read by other users (mode {stat.S_IMODE(mode):o}); make it "
+        twin_warn(f"the password file {path} may be read by other users (mode {stat.S_IMODE(mode):o}); make it "
                       f"the listener's own: chmod 600 {path}", TwinWarning, stacklevel=2)
     password = first.rstrip("\r\n")
     if not password:
@@ -339,7 +338,7 @@ class MqttFeed:
         self._ssl = _tls_context(ca_file, cert_file, key_file) if self.tls else None
         self._client_cert = cert_file is not None
         if password is not None and not self.tls and not _loopback(self.host):
-            warnings.warn(f"the password goes to {self.host} unencrypted: anyone on the way can read it; use TLS "
+            twin_warn(f"the password goes to {self.host} unencrypted: anyone on the way can read it; use TLS "
                           "(--tls, and --ca-file for a broker with a certificate of its own CA)", TwinWarning,
                           stacklevel=2)
         #: acknowledge a message only once stored (MQTT 5, QoS 1; see the module notes)

@@ -265,9 +265,7 @@ class Twin:
 
     def _warn_if_outside(self, what: str, bounds) -> None:
         """An empty read whose box misses the whole twin: most likely longitude/latitude for metres."""
-        import warnings
-
-        from twin_core.errors import TwinWarning
+        from twin_core.errors import TwinWarning, twin_warn
 
         try:
             xmin, ymin, xmax, ymax = (float(v) for v in bounds)
@@ -277,7 +275,7 @@ class Twin:
         if ext is None or not (xmax < ext[0] or xmin > ext[2] or ymax < ext[1] or ymin > ext[3]):
             return
         lonlat = _looks_like_lonlat(bounds)
-        warnings.warn(f"{what} {tuple(bounds)} lies outside the twin's extent {tuple(ext)}, so nothing was found; "
+        twin_warn(f"{what} {tuple(bounds)} lies outside the twin's extent {tuple(ext)}, so nothing was found; "
                       f"it is in the twin's CRS {self.crs} (metres)"
                       + (", and it looks like longitude/latitude: transform it first, e.g. "
                          f"pyproj.Transformer.from_crs('EPSG:4326', {self.crs!r}, always_xy=True)"
@@ -345,10 +343,8 @@ class Twin:
         return df
 
     def _warn_empty_filter(self, scenario, run, name) -> None:
-        import warnings
-
         from cim.scenario import did_you_mean, normalise_scenario_name
-        from twin_core.errors import TwinWarning
+        from twin_core.errors import TwinWarning, twin_warn
 
         idx = list_results(self.store)
         why = []
@@ -362,7 +358,7 @@ class Twin:
         if name is not None and name not in set(idx["name"]):
             why.append(f"no result is called {name!r}{did_you_mean(name, sorted(set(idx['name'])))}")
         if why:
-            warnings.warn("no results match: " + "; ".join(why) + "; twin.runs() lists the stored runs",
+            twin_warn("no results match: " + "; ".join(why) + "; twin.runs() lists the stored runs",
                           TwinWarning, stacklevel=3)
 
     def runs(self, scenario: str | None = None):

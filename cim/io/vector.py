@@ -18,7 +18,6 @@ Examples
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from cim.crs import resolve_crs, to_twin_crs, transformer
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
-from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning
+from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning, twin_warn
 
 __all__ = ["read_vector", "import_vector", "export_layer", "prepare_layer", "EXPORT_FORMATS"]
 
@@ -228,7 +227,7 @@ def _warn_if_far(store, name: str, gdf, *, replacing: bool) -> None:
     dy = max(ext[1] - b[3], b[1] - ext[3], 0.0)
     gap = float(np.hypot(dx, dy))
     if gap > max(ext[2] - ext[0], ext[3] - ext[1], _FAR_M):
-        warnings.warn(
+        twin_warn(
             f"the {len(gdf)} feature(s) for {name!r} lie {gap / 1000:.1f} km from the twin's extent "
             f"{_fmt_box(ext)} (their bounds: {_fmt_box(b)} in {store.crs}); if they should be inside it, check "
             "the source CRS (--crs / crs= or the file's .prj)",
@@ -295,7 +294,7 @@ def export_layer(store, name: str, path: str | os.PathLike, *, crs: Any = None, 
     if driver == "ESRI Shapefile":
         renames = _shapefile_field_names(gdf)
         if renames:
-            warnings.warn(
+            twin_warn(
                 f"{p.name}: Shapefile field names are at most 10 characters, so these fields are renamed: "
                 f"{', '.join(f'{o} -> {n}' for o, n in renames.items())}; export to .gpkg or .geojson "
                 "to keep the full names", TwinWarning, stacklevel=2)

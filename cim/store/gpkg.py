@@ -23,7 +23,6 @@ import os
 import sqlite3
 import tempfile
 import struct
-import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +44,7 @@ from twin_core.errors import (
     SchemaError,
     StoreError,
     TwinWarning,
+    twin_warn,
 )
 
 __all__ = ["GeoPackageStore"]
@@ -119,7 +119,7 @@ class GeoPackageStore(Store):
         snap = self.path.with_name(self.path.name + ".txn")
         if snap.exists():  # the whole-file copy an earlier RongTwin version took before each write
             if self.path.exists():
-                warnings.warn(
+                twin_warn(
                     f"{self.path} has an unfinished transaction from an earlier run; restoring the copy taken "
                     "before it, so the store is as it was before that write",
                     TwinWarning,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
@@ -13,7 +12,7 @@ import pandas as pd
 
 from simulation.crowd import _kernels as K
 from simulation.crowd.geometry import FloorField, WalkableArea
-from twin_core.errors import GeometryError, ParameterError, SimulationError, TwinWarning
+from twin_core.errors import GeometryError, ParameterError, SimulationError, TwinWarning, twin_warn
 
 __all__ = ["CrowdParameters", "Agents", "CrowdSimulation", "CrowdResult", "JamEvent", "MODELS"]
 
@@ -1101,7 +1100,7 @@ class CrowdSimulation:
             self.jams.append(ev)
             if p.on_jam == "raise":
                 raise SimulationError(f"{ev}; change the geometry, open an exit or lower the demand")
-            warnings.warn(f"{ev}", TwinWarning, stacklevel=3)
+            twin_warn(f"{ev}", TwinWarning, stacklevel=3)
         if len(a) and (disp < p.jam_min_progress).all() and passed.sum() == 0:
             self.stopped_by_jam = True  # a complete standstill always ends the run
         elif new and p.on_jam == "stop":

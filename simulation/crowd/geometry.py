@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from simulation.crowd import _kernels as K
-from twin_core.errors import GeometryError, ParameterError, TwinWarning
+from twin_core.errors import GeometryError, ParameterError, TwinWarning, twin_warn
 
 __all__ = ["WalkableArea", "FloorField"]
 
@@ -44,7 +43,7 @@ def _as_polygon(geom):
         if poly.is_empty or poly.area <= 0:
             raise GeometryError(f"walkable polygon is invalid ({reason}) and could not be repaired into one with "
                                 "positive area; check its rings")
-        warnings.warn(f"walkable polygon is invalid ({reason}); repaired as its outline minus its holes "
+        twin_warn(f"walkable polygon is invalid ({reason}); repaired as its outline minus its holes "
                       f"({poly.area:.1f} m2 walkable). Fix the rings at the source to be sure what is floor",
                       TwinWarning, stacklevel=4)
     if poly.area <= 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import numbers
 import time as _time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -16,7 +15,7 @@ import pandas as pd
 from simulation.flood import _kernels as K
 from simulation.flood.forcing import EDGES, BoundaryConditions, Hyetograph, Inflow, RainSeries, RoofRunoff
 from simulation.flood.params import FloodParameters
-from twin_core.errors import ParameterError, RasterError, SimulationError, StabilityError, TwinWarning
+from twin_core.errors import ParameterError, RasterError, SimulationError, StabilityError, TwinWarning, twin_warn
 
 __all__ = ["FloodModel", "FloodResult", "Gauge"]
 
@@ -270,7 +269,7 @@ class FloodModel:
         for k, g in enumerate(self.gauges):
             r, c = self._cell_of(g.row, g.col, g.x, g.y, f"gauge {g.name!r}")
             if blk[r, c]:
-                warnings.warn(f"gauge {g.name!r} lies in a blocked cell (row {r}, col {c}); it will record no water. "
+                twin_warn(f"gauge {g.name!r} lies in a blocked cell (row {r}, col {c}); it will record no water. "
                               "Move it to an open cell next to it", TwinWarning, stacklevel=2)
             self._gauge_cells.append((r, c))
 

@@ -223,16 +223,14 @@ def building_mesh(buildings, height_col: str = "height_m", base_col: str | None 
 
 def _valid_footprints(geoms: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``geoms`` with invalid (self-intersecting, zero-area) footprints repaired, with a warning."""
-    import warnings
-
     import shapely
 
-    from twin_core.errors import TwinWarning
+    from twin_core.errors import TwinWarning, twin_warn
 
     bad = np.flatnonzero(~shapely.is_valid(geoms))
     if not len(bad):
         return geoms
-    warnings.warn(f"{len(bad)} building footprint(s) are invalid geometries (first: building {int(rows[bad[0]])}, "
+    twin_warn(f"{len(bad)} building footprint(s) are invalid geometries (first: building {int(rows[bad[0]])}, "
                   f"{shapely.is_valid_reason(geoms[bad[0]])}); their roofs are triangulated from "
                   "shapely.make_valid(footprint). Repair the layer (shapely.make_valid) to silence this",
                   TwinWarning, stacklevel=3)
@@ -571,11 +569,9 @@ def viewshed(dem, observer, buildings=None, *, observer_height: float = 1.6, tar
 
 def _warn_if_inside_building(buildings, ox: float, oy: float, observer_height: float) -> None:
     """An eye inside a building's walls sees (almost) nothing: a viewshed of a few cells, without a word."""
-    import warnings
-
     import shapely
 
-    from twin_core.errors import TwinWarning
+    from twin_core.errors import TwinWarning, twin_warn
 
     if buildings is None or not len(buildings) or "height_m" not in buildings.columns:
         return
@@ -589,7 +585,7 @@ def _warn_if_inside_building(buildings, ox: float, oy: float, observer_height: f
         i = int(tall[0])
         bid = buildings["building_id"].iloc[i] if "building_id" in buildings.columns else f"row {i}"
         top = float(pd.to_numeric(buildings["height_m"].iloc[i]))
-        warnings.warn(f"the observer ({ox:.1f}, {oy:.1f}) stands inside building {bid} ({top:g} m high), so an eye "
+        twin_warn(f"the observer ({ox:.1f}, {oy:.1f}) stands inside building {bid} ({top:g} m high), so an eye "
                       f"{observer_height:g} m above the ground is within its walls and sees almost nothing; for the "
                       f"view from its roof give observer_height={top + 1.6:g}, or move the observer outside",
                       TwinWarning, stacklevel=3)

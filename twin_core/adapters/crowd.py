@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError, TwinWarning
+from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError, TwinWarning, twin_warn
 from twin_core.units import parse_duration
 
 __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_crowd", "save_crowd_result",
@@ -179,7 +178,7 @@ class RunSummary(dict):
     """A run's summary (a dict). Calling it, as ``CrowdRun.summary()`` once was, still works with a warning."""
 
     def __call__(self) -> "RunSummary":
-        warnings.warn("CrowdRun.summary is a dict now, as FloodRun.summary and TrafficRun.summary are; "
+        twin_warn("CrowdRun.summary is a dict now, as FloodRun.summary and TrafficRun.summary are; "
                       "write run.summary, not run.summary()", FutureWarning, stacklevel=2)
         return self
 
@@ -268,7 +267,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     elif info is not None and "crs" in info and info["crs"] is None and save:
         # storey_area(...) without twin_crs: the plan is in the model's own coordinates, and the saved
         # max_density raster and trajectories would be placed in the twin's CRS, far from the building
-        warnings.warn("the walkable area is in the IFC model's own coordinates (its info has crs None), but the "
+        twin_warn("the walkable area is in the IFC model's own coordinates (its info has crs None), but the "
                       f"results are saved in the twin's CRS {twin.crs}, where they land in the wrong place. Use "
                       "twin.crowd(ifc=PATH, storey=NAME) or storey_area(..., twin_crs=twin.crs) (with anchor= if the "
                       "model has no georeference)", TwinWarning, stacklevel=2)

@@ -32,14 +32,13 @@ import math
 import numbers
 import re
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import ParameterError, RasterError, TwinWarning
+from twin_core.errors import ParameterError, RasterError, TwinWarning, twin_warn
 from twin_core.units import parse_duration
 
 __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration",
@@ -247,17 +246,17 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         raise RasterError(f"the raster 'dem' of scenario {scenario or 'base'!r} has no valid cells (all nodata/NaN); "
                           "write a DEM with elevations (or fix its nodata value)")
     if holes.any():
-        warnings.warn(f"the DEM has {int(holes.sum())} nodata cells; they are treated as blocked (no water). "
+        twin_warn(f"the DEM has {int(holes.sum())} nodata cells; they are treated as blocked (no water). "
                       "Fill them (rasterio.fill.fillnodata) if water should flow there", TwinWarning, stacklevel=2)
         blocked |= holes
     deep = np.isfinite(dem) & (dem < _LOWEST_GROUND_M)
     if deep.any():
-        warnings.warn(f"the DEM has {int(deep.sum())} cells below {_LOWEST_GROUND_M:g} m (lowest {np.nanmin(dem):g} m), "
+        twin_warn(f"the DEM has {int(deep.sum())} cells below {_LOWEST_GROUND_M:g} m (lowest {np.nanmin(dem):g} m), "
                       "deeper than any ground: if that is a nodata value, declare it as the raster's nodata, or "
                       "water will pour into those cells", TwinWarning, stacklevel=2)
     bad_n = ~(np.isfinite(man) & (man > 0)) & ~blocked
     if bad_n.any():
-        warnings.warn(f"the 'manning' raster has {int(bad_n.sum())} open cells with nodata or n <= 0; they use "
+        twin_warn(f"the 'manning' raster has {int(bad_n.sum())} open cells with nodata or n <= 0; they use "
                       f"n = {_DEFAULT_MANNING} (s/m^(1/3)). Fill the raster if that is wrong", TwinWarning, stacklevel=2)
     man = np.where(np.isfinite(man) & (man > 0), man, _DEFAULT_MANNING)
     runoff = roof_outlets(roofs & ~holes, ~blocked) if roof_runoff == "adjacent" else None
@@ -288,7 +287,7 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
                 c = int(math.floor((geom.x - x0) / dx))
                 r = int(math.floor((y0 - geom.y) / dy))
                 if not (0 <= r < shape[0] and 0 <= c < shape[1]):
-                    warnings.warn(f"sensor {sid} lies outside the DEM; it is not used as a gauge", TwinWarning,
+                    twin_warn(f"sensor {sid} lies outside the DEM; it is not used as a gauge", TwinWarning,
                                   stacklevel=2)
                     continue
                 gauges.append(Gauge(str(sid), row=r, col=c))
@@ -428,12 +427,12 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         raise ParameterError(f"threshold (the depth above which a feature counts as flooded) must be > 0 m, "
                              f"got {threshold!r}; 0.15 m is usual")
     if threshold > _DEEPEST_THRESHOLD_M:
-        warnings.warn(f"threshold={threshold:g} is in metres: only features under more than {threshold:g} m of water "
+        twin_warn(f"threshold={threshold:g} is in metres: only features under more than {threshold:g} m of water "
                       f"count as flooded; for centimetres write threshold={threshold / 100:g}", TwinWarning,
                       stacklevel=2)
     dur = parse_duration(duration)
     if dur < 60 and prepare_kw.get("rain") is None:
-        warnings.warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "
+        twin_warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "
                       f"duration='{duration:g}h' or '{duration:g}min'" if isinstance(duration, numbers.Real) else
                       f"duration={duration!r} is a {dur:g} s storm; design storms last minutes to hours",
                       TwinWarning, stacklevel=2)
@@ -449,7 +448,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         wet_edges = rain.edges[1:][rain.intensity > 0]
         if wet_edges.size and t_end < wet_edges[-1]:
             what = "rain" if prepare_kw.get("rain") is not None else "design storm"
-            warnings.warn(f"the run stops at {t_end:g} s but the {what} goes on to {wet_edges[-1]:g} s, so less "
+            twin_warn(f"the run stops at {t_end:g} s but the {what} goes on to {wet_edges[-1]:g} s, so less "
                           f"rain falls than the storm's {setup.rain_total_mm:.3g} mm; pass until= (or duration=) "
                           "to simulate all of it", TwinWarning, stacklevel=2)
     res = setup.model.run(t_end, progress=progress)
