@@ -216,9 +216,143 @@ def line_search(fft, b, power, capacity, toll, x, d, tol):
 
 
 @njit(cache=True)
-def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_links, depart, veh_link_pos,
+def fifo_plan(plan_cost, plan_bin):
+    """Planning costs (time bins x links) made first-in first-out: ``plan[0]`` the costs, ``plan[1]`` the
+    latest exit time of a vehicle that entered in an earlier bin (-inf in the first). With
+    cost(t) = max(plan[0][bin], plan[1][bin] - t) nobody who enters a link later leaves it sooner, so a
+    time-dependent Dijkstra is exact and driving round a block never beats waiting."""
+    nb, nl = plan_cost.shape
+    plan = np.empty((2, nb, nl))
+    for b in range(nl):
+        floor = -INF
+        for k in range(nb):
+            plan[0, k, b] = plan_cost[k, b]
+            plan[1, k, b] = floor
+            end = (k + 1) * plan_bin + plan_cost[k, b]
+            if end > floor:
+                floor = end
+    return plan
+
+
+@njit(cache=True)
+def _entry_cost(b, t, t0, fft, plan, plan_bin, closed_from, closed_until, count, cap_vps, wait):
+    """Time to cross link ``b`` entered at ``t`` by a driver planning at ``t0``: the planning cost of its
+    time bin (:func:`fifo_plan`); at least until the ``count[b]`` vehicles on it at ``t0`` have left at
+    its capacity (live traffic: nobody overtakes); and, when it is closed at ``t``, at least free flow
+    plus the wait until it reopens (inf: closed for good, or ``wait`` False: only open roads)."""
+    k = int(t / plan_bin)
+    if k >= plan.shape[1]:
+        k = plan.shape[1] - 1
+    c = plan[0, k, b]
+    f = plan[1, k, b] - t
+    if f > c:
+        c = f
+    f = t0 + count[b] / cap_vps[b] - t
+    if f > c:
+        c = f
+    if closed_from[b] <= t < closed_until[b]:
+        if not wait:
+            return INF
+        w = fft[b] + (closed_until[b] - t)
+        if w > c:
+            c = w
+    return c
+
+
+@njit(cache=True)
+def replan(first, lo, hi, t0, dest, heads, succ_ptr, succ, fft, plan, plan_bin, closed_from, closed_until, count,
+           cap_vps, wait, dist, pred, hk, hv):
+    """Quickest route setting off at ``t0`` on one of the links ``first[lo:hi]`` to node ``dest``:
+    time-dependent Dijkstra over links (turns as arcs, ``succ_ptr`` / ``succ``) with :func:`_entry_cost`, so
+    a closed link costs the wait until it reopens (``wait``; otherwise it is not entered while closed) and
+    one closed for good is never entered. ``dist[b]``: time from ``t0`` to the end of ``b``; ``pred[b]``:
+    the link before ``b`` (-1: the first). Returns the route's last link (-1: no route).
+    """
+    for i in range(dist.shape[0]):
+        dist[i] = INF
+        pred[i] = -1
+    size = 0
+    for e in range(lo, hi):
+        b = first[e]
+        c = _entry_cost(b, t0, t0, fft, plan, plan_bin, closed_from, closed_until, count, cap_vps, wait)
+        if c < dist[b]:
+            dist[b] = c
+            size = _heap_push(hk, hv, size, c, b)
+    while size > 0:
+        d, u, size = _heap_pop(hk, hv, size)
+        if d > dist[u]:
+            continue
+        if heads[u] == dest:
+            return u
+        for e in range(succ_ptr[u], succ_ptr[u + 1]):
+            v = succ[e]
+            nd = d + _entry_cost(v, t0 + d, t0, fft, plan, plan_bin, closed_from, closed_until, count, cap_vps,
+                                 wait)
+            if nd < dist[v]:
+                dist[v] = nd
+                pred[v] = u
+                size = _heap_push(hk, hv, size, nd, v)
+    return -1
+
+
+@njit(cache=True)
+def _plan_again(v, p, q, cur, first, lo, hi, t0, margin, route_links, route_end, n_route, moved_to, traj_enter,
+                reroutes, heads, succ_ptr, succ, fft, plan, plan_bin, closed_from, closed_until, count, cap_vps, dist,
+                pred, hk, hv, path):
+    """Vehicle ``v`` at route position ``p`` finds the road it planned next (position ``q``) closed and
+    plans again from the links ``first[lo:hi]`` (setting off at ``t0``) to the end node of its route.
+
+    Closed for good: the quickest route, waits for other closed roads included. Closed for a while: the
+    quickest route on roads open when it gets there (a vehicle waiting for a road holds the queue behind
+    it: it does not swap one wait for another), taken only when it arrives ``margin`` s sooner than the
+    quickest route that waits for this road. The new route goes to ``route_links[n_route:]``, after a copy
+    of the current link ``cur`` (none when < 0: it has not set off) that takes over its entry time;
+    ``moved_to[p]`` points there. Returns (the new position of the vehicle, -1: it keeps its route; the new
+    ``n_route``, -1: ``route_links`` is too short).
+    """
+    nb = route_links[q]
+    dest = heads[route_links[route_end[v] - 1]]
+    for_good = closed_until[nb] == INF
+    u = replan(first, lo, hi, t0, dest, heads, succ_ptr, succ, fft, plan, plan_bin, closed_from, closed_until, count,
+               cap_vps, for_good, dist, pred, hk, hv)
+    if u < 0:
+        return -1, n_route
+    k = 0
+    j = u
+    while j >= 0:
+        path[k] = j
+        k += 1
+        j = pred[j]
+    if path[k - 1] == nb:
+        return -1, n_route
+    if not for_good:  # it reopens: is going round quicker than waiting for it?
+        t_round = dist[u]
+        w = replan(route_links, q, q + 1, t0, dest, heads, succ_ptr, succ, fft, plan, plan_bin, closed_from,
+                   closed_until, count, cap_vps, True, dist, pred, hk, hv)
+        if w >= 0 and t_round + margin >= dist[w]:
+            return -1, n_route
+    at = n_route
+    if n_route + k + (1 if cur >= 0 else 0) > route_links.shape[0]:
+        return -1, -1
+    if cur >= 0:
+        route_links[at] = cur
+        traj_enter[at] = traj_enter[p]
+        n_route += 1
+    for i in range(k):
+        route_links[n_route + i] = path[k - 1 - i]
+    n_route += k
+    moved_to[p] = at
+    route_end[v] = n_route
+    reroutes[v] += 1
+    return at, n_route
+
+
+@njit(cache=True)
+def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_links, depart, veh_link_pos,
              veh_enter, veh_ready, link_queue_ptr, wave_time, blocked_until, closed_from, closed_until, rec_every,
-             rec_flow_in, rec_flow_out, rec_count, rec_queue, traj_enter, traj_exit, arrive, stranded):
+             rec_flow_in, rec_flow_out, rec_count, rec_queue, traj_enter, traj_exit, arrive, stranded,
+             reroute, reroute_margin, n_route, moved_to, reroutes, heads, tails, succ_ptr, succ, node_ptr, node_links,
+             plan_cost, plan_bin):
     """Advance vehicles over links in time steps ``dt`` (see :class:`MesoModel`).
 
     Each link is a FIFO of vehicles. A vehicle entering link a at time t can
@@ -231,12 +365,35 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
     the triangular diagram). Departures enter their first link's upstream end
     under the same inflow rules and wait outside the network otherwise.
 
+    Routes: vehicle v's links are ``route_links[veh_link_pos[v]:route_end[v]]``
+    (``veh_link_pos`` starts at the first one); its position ``p`` indexes
+    ``traj_enter`` / ``traj_exit`` too.
+
     ``blocked_until``: a link's downstream end lets nobody out before then (an
     incident). ``closed_from`` / ``closed_until``: a link's upstream end lets
     nobody in during [from, until) (a closed road; vehicles on it drive off).
-    A vehicle whose next road is closed for good (``until`` inf) leaves the
-    network where it is (it turns off or parks) instead of blocking the queue
-    behind it; ``stranded`` gets the time (NaN for the others).
+
+    En-route re-planning (``reroute``): a vehicle at the end of a link (or
+    setting off) whose next road is closed plans again, once per position, from
+    there to the end node of its route (:func:`replan`: costs ``plan_cost`` per
+    time bin of ``plan_bin`` s, the queues on the roads now, the waits for
+    closed roads). Round a road closed for good it takes the quickest route;
+    round one closed for a while, the quickest on open roads when that arrives
+    ``reroute_margin`` s sooner than waiting (:func:`_plan_again`). The rest
+    of the old route is dropped, the new one is appended at
+    ``route_links[n_route:]`` (after a copy of the current link, which moves
+    there with its entry time), ``moved_to[p]`` gets the new position and
+    ``reroutes[v]`` counts the change. Otherwise it waits for the road to
+    reopen.
+
+    A vehicle whose next road is closed for good (``until`` inf) and that has
+    no other route (or does not re-plan) leaves the network where it is (it
+    turns off or parks) instead of blocking the queue behind it; ``stranded``
+    gets the time (NaN for the others).
+
+    Returns (steps run, vehicles still waiting to set off, positions of
+    ``route_links`` used; -1: it is too short for the new routes, run again
+    with a longer one).
     """
     n_links = length.shape[0]
     n_veh = depart.shape[0]
@@ -253,6 +410,15 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
     fbuf = np.empty(link_queue_ptr[n_links])
     fhead = np.zeros(n_links, np.int64)
     ftail = np.zeros(n_links, np.int64)
+    # en-route re-planning: the position each vehicle last planned at, and the Dijkstra's work arrays
+    planned_at = np.full(n_veh if reroute else 0, -1, np.int64)
+    fft = length / vfree
+    dist = np.empty(n_links if reroute else 0)
+    pred = np.empty(n_links if reroute else 0, np.int64)
+    hk = np.empty(n_links + succ.shape[0] + 1 if reroute else 0)
+    hv = np.empty(n_links + succ.shape[0] + 1 if reroute else 0, np.int64)
+    path = np.empty(n_links if reroute else 0, np.int64)
+    plan = fifo_plan(plan_cost, plan_bin) if reroute else np.empty((2, 0, 0))
     # departure order
     dorder = np.argsort(depart, kind="mergesort")
     dnext = 0
@@ -286,13 +452,31 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
                 if veh_ready[v] > t1:
                     break
                 p = veh_link_pos[v]
-                last = p + 1 >= route_ptr[v + 1]
+                last = p + 1 >= route_end[v]
                 ends_here = False
                 if not last:
                     nb = route_links[p + 1]
-                    if closed_until[nb] == np.inf and t >= closed_from[nb]:
-                        ends_here = True  # the road ahead is closed for good
-                    elif count[nb] + pending_free[nb] >= storage[nb] or in_credit[nb] < 1.0:
+                    if closed_from[nb] <= t < closed_until[nb]:  # the road ahead is closed now
+                        if reroute and planned_at[v] != p:
+                            planned_at[v] = p
+                            at, n_route = _plan_again(
+                                v, p, p + 1, a, succ, succ_ptr[a], succ_ptr[a + 1], max(veh_ready[v], t),
+                                reroute_margin, route_links, route_end, n_route, moved_to, traj_enter, reroutes,
+                                heads, succ_ptr, succ, fft, plan, plan_bin, closed_from, closed_until, count,
+                                cap_vps, dist, pred, hk, hv, path)
+                            if n_route < 0:
+                                return step, n_wait, -1
+                            if at >= 0:  # a way round: take it
+                                p = at
+                                veh_link_pos[v] = p
+                                planned_at[v] = p
+                                nb = route_links[p + 1]
+                        if closed_from[nb] <= t < closed_until[nb]:
+                            if closed_until[nb] == np.inf:
+                                ends_here = True  # the road ahead is closed for good (and no way round)
+                            else:
+                                break  # wait for it to reopen
+                    if not ends_here and (count[nb] + pending_free[nb] >= storage[nb] or in_credit[nb] < 1.0):
                         break
                 tx = max(veh_ready[v], t)
                 # leave a
@@ -329,8 +513,23 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
         w = 0
         for i in range(n_wait):
             v = waiting[i]
-            p = route_ptr[v]
+            p = veh_link_pos[v]
             a = route_links[p]
+            if reroute and closed_from[a] <= t < closed_until[a] and planned_at[v] != p:
+                # its first road is closed: set off by another road from the same junction if that is quicker
+                planned_at[v] = p
+                h = tails[a]
+                at, n_route = _plan_again(
+                    v, p, p, -1, node_links, node_ptr[h], node_ptr[h + 1], max(depart[v], t), reroute_margin,
+                    route_links, route_end, n_route, moved_to, traj_enter, reroutes, heads, succ_ptr, succ, fft,
+                    plan, plan_bin, closed_from, closed_until, count, cap_vps, dist, pred, hk, hv, path)
+                if n_route < 0:
+                    return step, n_wait, -1
+                if at >= 0:
+                    p = at
+                    veh_link_pos[v] = p
+                    planned_at[v] = p
+                    a = route_links[p]
             if closed_until[a] == np.inf and t >= closed_from[a]:
                 stranded[v] = max(depart[v], t)  # its first road is closed for good: it never sets off
                 n_done += 1
@@ -365,5 +564,35 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_ptr, route_link
             if nrec >= rec_flow_in.shape[0]:
                 nrec = rec_flow_in.shape[0] - 1
         if n_done == n_veh:
-            return step + 1, n_wait
-    return n_steps, n_wait
+            return step + 1, n_wait, n_route
+    return n_steps, n_wait, n_route
+
+
+@njit(cache=True)
+def driven_positions(route_start, route_end, moved_to):
+    """The route positions each vehicle drove, in order (CSR: ptr, positions): from its first position,
+    following ``moved_to`` where it re-planned (the position it left is not kept), to ``route_end``."""
+    nv = route_start.shape[0]
+    ptr = np.zeros(nv + 1, np.int64)
+    for v in range(nv):
+        p = route_start[v]
+        n = 0
+        while p < route_end[v]:
+            if moved_to[p] >= 0:
+                p = moved_to[p]
+            else:
+                n += 1
+                p += 1
+        ptr[v + 1] = ptr[v] + n
+    pos = np.empty(ptr[nv], np.int64)
+    for v in range(nv):
+        p = route_start[v]
+        i = ptr[v]
+        while p < route_end[v]:
+            if moved_to[p] >= 0:
+                p = moved_to[p]
+            else:
+                pos[i] = p
+                i += 1
+                p += 1
+    return ptr, pos

@@ -21,6 +21,10 @@ Time-dependent route choice by iterated departures: after each run the
 experienced link travel times per time bin define time-dependent costs; a
 shrinking share (1/k) of vehicles switches to the time-dependent shortest
 path for its departure time (method of successive averages over runs).
+
+Announced closures (a flooded road) are planned around before departure and,
+when a vehicle still meets one (congestion made it later than its plan), again
+en route: see :class:`MesoModel` ``closures`` and :attr:`MesoParameters.reroute`.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ class MesoParameters:
     record_interval : seconds between link time-series records.
     route_iterations : runs of iterated departures (1 = fixed routes).
     route_bin : width of the time bins of experienced travel times, s.
+    reroute : a vehicle whose next road is closed when it gets there plans again from where it is (as drivers
+        told of the closure by radio or navigation do) instead of waiting for the road or, when it is closed
+        for good, leaving the network (see :class:`MesoModel` ``closures``). No effect without closures.
+    reroute_margin : s a way round must save over waiting for a road closed for a while (not for good) to be
+        taken: the costs are estimates, and a driver does not leave a queue to save seconds.
     """
 
     dt: float = 1.0
@@ -57,6 +66,8 @@ class MesoParameters:
     route_iterations: int = 1
     route_bin: float = 300.0
     seed: int = 0
+    reroute: bool = True
+    reroute_margin: float = 60.0
 
     def __post_init__(self):
         for name in ("dt", "jam_density", "record_interval", "route_bin"):
@@ -68,18 +79,26 @@ class MesoParameters:
             raise ParameterError("record_interval must be >= dt")
         if int(self.route_iterations) < 1:
             raise ParameterError(f"route_iterations must be >= 1, got {self.route_iterations}")
+        if not isinstance(self.reroute, (bool, np.bool_)):
+            raise ParameterError(f"MesoParameters.reroute must be True or False, got {self.reroute!r}")
+        m = self.reroute_margin
+        if isinstance(m, bool) or not (isinstance(m, (int, float, np.integer, np.floating)) and 0 <= m < np.inf):
+            raise ParameterError(f"MesoParameters.reroute_margin must be a number of seconds >= 0, got {m!r}")
 
 
 @dataclass
 class MesoResult:
     """Outputs of a run.
 
-    trips : vehicle_id, depart, enter, arrive, travel_time (s), free_flow_time (s), delay (s), completed,
-        stranded (s: when the road ahead was closed for good and the vehicle left the network; NaN).
+    trips : vehicle_id, depart, enter, arrive, travel_time (s), free_flow_time (s, of the route driven),
+        delay (s), completed, stranded (s: when the road ahead was closed for good and, with no other route
+        to its destination, the vehicle left the network; NaN), reroutes (times it planned again en route
+        and changed its route).
     link_series : time (end of interval, s), link_id, inflow, outflow (veh in the interval),
         vehicles, density (veh/km), speed (km/h, space-mean over vehicles that left), queue (vehicles
         whose free-flow traversal is over but who have not left).
-    trajectories : vehicle_id, link_id, enter, exit (s; NaN if not reached / not left).
+    trajectories : vehicle_id, link_id, enter, exit (s; NaN if not reached / not left), over the route
+        driven (a re-routed vehicle's new links replace the rest of its old route).
     """
 
     trips: pd.DataFrame
@@ -94,7 +113,13 @@ class MesoResult:
         return {"vehicles": int(len(self.trips)), "completed": int(done.sum()),
                 "mean_trip_time_s": float(self.trips.loc[done, "travel_time"].mean()) if done.any() else float("nan"),
                 "total_delay_veh_s": float(self.trips.loc[done, "delay"].sum()),
+                "rerouted_trips": int((self.trips["reroutes"] > 0).sum()) if "reroutes" in self.trips else 0,
                 "until_s": self.until, "engine_seconds": self.seconds}
+
+
+def _route_room(n_positions: int) -> int:
+    """Route positions set aside for en-route re-planning (each new route takes its length + 1)."""
+    return max(1024, n_positions)
 
 
 @njit(cache=True)
@@ -143,7 +168,23 @@ class MesoModel:
         [from, until) (``until`` may be ``inf``); vehicles on it then drive off.
         Drivers know them before they leave: every route is planned around them
         by time-dependent shortest paths (entering at t in the window costs the
-        wait until it reopens), also in each route-choice iteration.
+        wait until it reopens), also in each route-choice iteration. A vehicle
+        that still meets one (later than planned: congestion) plans again at
+        that junction (``params.reroute``, default on), to the end node of its
+        route, by time-dependent costs: free flow in the first run, the
+        experienced times averaged over the earlier runs after (made
+        first-in first-out), the queues on the roads at that moment, and the
+        exact wait for each closed road. Round a road closed for good it takes
+        the quickest route (waits for other closed roads included). Round one
+        closed for a while it takes the quickest route on roads open when it
+        gets there, if that arrives ``params.reroute_margin`` s sooner than the
+        quickest route that waits for this road; otherwise it waits (a waiting
+        vehicle holds the queue behind it, so it does not swap one wait for
+        another). One setting off on a closed first road plans the same way
+        from the junction where that road begins. A vehicle whose road ahead
+        is closed for good and that has no route left to its destination
+        leaves the network there (``stranded``), not blocking the queue behind
+        it.
 
     Examples
     --------
@@ -356,7 +397,9 @@ class MesoModel:
         return changed
 
     # ------------------------------------------------------------------ run
-    def _simulate(self, until: float):
+    def _simulate(self, until: float, plan_cost: np.ndarray | None = None):
+        """One run of the kernel. ``plan_cost`` (time bins x links, s; bins of ``route_bin``): the costs of
+        en-route re-planning (None: nobody re-plans)."""
         p = self.params
         n_steps = int(np.ceil(until / p.dt))
         rec_every = max(1, int(round(p.record_interval / p.dt)))
@@ -365,27 +408,54 @@ class MesoModel:
         nv = len(self.depart)
         qptr = np.zeros(nl + 1, np.int64)
         np.cumsum(self.storage + 1, out=qptr[1:])
-        rec_in = np.zeros((n_rec, nl))
-        rec_out = np.zeros((n_rec, nl))
-        rec_count = np.zeros((n_rec, nl))
-        rec_queue = np.zeros((n_rec, nl))
         m = len(self.route_links)
-        traj_enter = np.full(m, np.nan)
-        traj_exit = np.full(m, np.nan)
-        arrive = np.full(nv, np.nan)
-        veh_enter = np.full(nv, np.nan)
-        pos = np.full(nv, -1, np.int64)
-        ready = np.zeros(nv)
-        stranded = np.full(nv, np.nan)
-        steps, waiting = K.meso_run(float(p.dt), n_steps, self.length, self.vfree, self.cap, self.storage,
-                                    self.route_ptr, self.route_links, self.depart, pos, veh_enter, ready, qptr,
-                                    self.wave_time, self.blocked_until, self.closed_from, self.closed_until,
-                                    rec_every, rec_in, rec_out, rec_count,
-                                    rec_queue, traj_enter, traj_exit, arrive, stranded)
+        reroute = plan_cost is not None
+        if reroute:
+            succ_ptr, succ = self._successors()
+            node_ptr, _, node_links = self._csr()
+            plan_cost = np.ascontiguousarray(plan_cost, dtype=np.float64)
+        else:
+            succ_ptr = node_ptr = np.zeros(1, np.int64)
+            succ = node_links = np.zeros(0, np.int64)
+            plan_cost = np.zeros((1, 0))
+        extra = _route_room(m) if reroute else 0  # room for new routes; doubled (and the run repeated) when short
+        while True:
+            rec_in = np.zeros((n_rec, nl))
+            rec_out = np.zeros((n_rec, nl))
+            rec_count = np.zeros((n_rec, nl))
+            rec_queue = np.zeros((n_rec, nl))
+            route_links = np.empty(m + extra, np.int64)
+            route_links[:m] = self.route_links
+            route_end = self.route_ptr[1:].copy()
+            traj_enter = np.full(m + extra, np.nan)
+            traj_exit = np.full(m + extra, np.nan)
+            moved_to = np.full(m + extra, -1, np.int64)
+            reroutes = np.zeros(nv, np.int64)
+            arrive = np.full(nv, np.nan)
+            veh_enter = np.full(nv, np.nan)
+            pos = self.route_ptr[:-1].copy()  # each vehicle's first link
+            ready = np.zeros(nv)
+            stranded = np.full(nv, np.nan)
+            steps, waiting, used = K.meso_run(
+                float(p.dt), n_steps, self.length, self.vfree, self.cap, self.storage, route_end, route_links,
+                self.depart, pos, veh_enter, ready, qptr, self.wave_time, self.blocked_until, self.closed_from,
+                self.closed_until, rec_every, rec_in, rec_out, rec_count, rec_queue, traj_enter, traj_exit, arrive,
+                stranded, reroute, float(p.reroute_margin), m, moved_to, reroutes, self.heads, self.tails,
+                succ_ptr, succ, node_ptr, node_links, plan_cost, float(p.route_bin))
+            if used >= 0:
+                break
+            extra = max(2 * extra, 1)
+        if used > m:  # somebody re-planned: the routes driven, in order
+            route_ptr, at = K.driven_positions(self.route_ptr[:-1], route_end, moved_to)
+            route_links, traj_enter, traj_exit = route_links[at], traj_enter[at], traj_exit[at]
+        else:
+            route_ptr, route_links = self.route_ptr, self.route_links
+            traj_enter, traj_exit = traj_enter[:m], traj_exit[:m]
         n_used = min(n_rec, (steps + rec_every - 1) // rec_every)
         return dict(steps=steps, rec_every=rec_every, n_rec=n_used, rec_in=rec_in[:n_used], rec_out=rec_out[:n_used],
                     rec_count=rec_count[:n_used], rec_queue=rec_queue[:n_used], traj_enter=traj_enter,
-                    traj_exit=traj_exit, arrive=arrive, veh_enter=veh_enter, stranded=stranded)
+                    traj_exit=traj_exit, arrive=arrive, veh_enter=veh_enter, stranded=stranded,
+                    route_ptr=route_ptr, route_links=route_links, reroutes=reroutes)
 
     def run(self, until: float, progress: Callable[[float, float], None] | None = None) -> MesoResult:
         """Simulate from 0 to ``until`` seconds (stops early when every vehicle has arrived)."""
@@ -402,8 +472,10 @@ class MesoModel:
         closing = self._closure_costs(n_bins, p.route_bin, fft)
         if closing is not None:  # announced closures: every route is planned around them before anybody leaves
             self._reroute(np.arange(len(self.depart)), closing, p.route_bin)
+        # en-route re-planning round a closure met later than planned: free-flow costs in the first run
+        plan = fft[None, :] if closing is not None and p.reroute else None
         for it in range(1, int(p.route_iterations) + 1):
-            out = self._simulate(until)
+            out = self._simulate(until, plan)
             done = np.isfinite(out["arrive"])
             mean_tt = float(np.nanmean(out["arrive"] - self.depart)) if done.any() else np.nan
             hist.append((it, int(done.sum()), mean_tt, time.perf_counter() - t0))
@@ -416,12 +488,13 @@ class MesoModel:
             # where a capacity constraint of b holds it back, is charged to b), to its exit from b.
             tt = np.tile(fft, (n_bins, 1))
             enter, exit_ = out["traj_enter"], out["traj_exit"]
+            driven, driven_ptr = out["route_links"], out["route_ptr"]
             start = np.empty_like(enter)
-            start[1:] = enter[:-1] + fft[self.route_links[:-1]]
-            start[self.route_ptr[:-1]] = self.depart
+            start[1:] = enter[:-1] + fft[driven[:-1]]
+            start[driven_ptr[:-1]] = self.depart
             end = np.where(np.isfinite(exit_), exit_, until)  # still waiting / on the link at the end
             ok = np.isfinite(start) & (start < until)
-            links = self.route_links[ok]
+            links = driven[ok]
             b = np.minimum((start[ok] / p.route_bin).astype(np.int64), n_bins - 1)
             s = np.zeros((n_bins, len(fft)))
             c = np.zeros((n_bins, len(fft)))
@@ -431,6 +504,8 @@ class MesoModel:
             tt_avg = tt if tt_avg is None else tt_avg + (tt - tt_avg) / it
             # a closed link nobody tried in a bin still costs its wait (kept out of the average: inf)
             cost = tt_avg if closing is None else np.maximum(tt_avg, closing)
+            if plan is not None:  # en route: the experienced times so far (the kernel adds each closure's wait)
+                plan = tt_avg
             share = 1.0 / (it + 1)
             pick = np.flatnonzero(rng.random(len(self.depart)) < share)
             self._reroute(pick, np.ascontiguousarray(cost), p.route_bin)
@@ -458,13 +533,15 @@ class MesoModel:
     def _result(self, out, until, seconds, history) -> MesoResult:
         p = self.params
         fft = self.length / self.vfree
-        route_fft = np.add.reduceat(fft[self.route_links], self.route_ptr[:-1])
+        route_links, route_ptr = out["route_links"], out["route_ptr"]
+        route_fft = np.add.reduceat(fft[route_links], route_ptr[:-1])
         arrive = out["arrive"]
         done = np.isfinite(arrive)
         tt = arrive - self.depart
         trips = pd.DataFrame({"vehicle_id": self.vehicle_ids, "depart": self.depart, "enter": out["veh_enter"],
                               "arrive": arrive, "travel_time": tt, "free_flow_time": route_fft,
-                              "delay": tt - route_fft, "completed": done, "stranded": out["stranded"]})
+                              "delay": tt - route_fft, "completed": done, "stranded": out["stranded"],
+                              "reroutes": out["reroutes"]})
         nr = out["n_rec"]
         nl = len(self.length)
         times = np.minimum((np.arange(nr) + 1) * out["rec_every"] * p.dt, out["steps"] * p.dt)
@@ -473,8 +550,8 @@ class MesoModel:
         rb = np.minimum((out["traj_exit"][ok] / (out["rec_every"] * p.dt)).astype(np.int64), max(nr - 1, 0))
         tsum = np.zeros((max(nr, 1), nl))
         tcnt = np.zeros((max(nr, 1), nl))
-        np.add.at(tsum, (rb, self.route_links[ok]), out["traj_exit"][ok] - out["traj_enter"][ok])
-        np.add.at(tcnt, (rb, self.route_links[ok]), 1.0)
+        np.add.at(tsum, (rb, route_links[ok]), out["traj_exit"][ok] - out["traj_enter"][ok])
+        np.add.at(tcnt, (rb, route_links[ok]), 1.0)
         speed = np.where(tcnt[:nr] > 0, self.length * tcnt[:nr] / np.maximum(tsum[:nr], 1e-9) * 3.6, np.nan)
         series = pd.DataFrame({
             "time": np.repeat(times, nl), "link_id": np.tile(self.link_ids, nr),
@@ -482,8 +559,8 @@ class MesoModel:
             "vehicles": out["rec_count"].ravel(),
             "density": (out["rec_count"] / (self.length / 1000.0)).ravel(),
             "speed": speed.ravel(), "queue": out["rec_queue"].ravel()})
-        veh_of = np.repeat(np.arange(len(self.depart)), np.diff(self.route_ptr))
-        traj = pd.DataFrame({"vehicle_id": self.vehicle_ids[veh_of], "link_id": self.link_ids[self.route_links],
+        veh_of = np.repeat(np.arange(len(self.depart)), np.diff(route_ptr))
+        traj = pd.DataFrame({"vehicle_id": self.vehicle_ids[veh_of], "link_id": self.link_ids[route_links],
                              "enter": out["traj_enter"], "exit": out["traj_exit"]})
         return MesoResult(trips=trips, link_series=series, trajectories=traj, history=history, seconds=seconds,
                           until=float(until))

@@ -688,3 +688,53 @@ def test_a_road_that_reopens_only_after_the_run_is_closed_for_good_within_it(sma
         assert len(closed) and np.isinf(loads.loc[closed, "closed_until_s"]).all()
         held = out.result.trips["stranded"].notna().sum()
         assert held == out.summary["trips_stranded_by_flood"] > 0
+
+
+# ------------------------------------------------ en-route re-planning round the flood's closures
+def test_drivers_who_meet_a_flooded_road_late_go_round_it_and_only_those_with_no_way_left_strand(storm_twin):
+    """Routes were planned only before setting off: a driver held up until its next road had closed for good
+    left the network there although a way round was left (16 of the small city's 541 stranded trips). Now it
+    plans again at that junction (summary ``rerouted_trips``, column ``reroutes``); ``reroute=False`` keeps the
+    old behaviour, and the warning says which of the two stranded them."""
+    from twin_core.adapters.traffic import demo_demand_scale, run_simulate
+
+    twin = storm_twin
+    scale = demo_demand_scale(twin, "am")
+    with pytest.warns(TwinWarning, match="closed for good with no way left round it to their destination and left"):
+        on = run_simulate(twin, None, "on", flooded_by="wet", route_iterations=1, demand_scale=scale)
+    with pytest.warns(TwinWarning, match=r"closed for good, did not plan again \(reroute=False, --no-reroute\) and left"):
+        off = run_simulate(twin, None, "off", flooded_by="wet", route_iterations=1, demand_scale=scale, reroute=False)
+    s, s0 = on.summary, off.summary
+    assert s["reroute"] is True and s0["reroute"] is False
+    assert s["rerouted_trips"] > 0 and s0["rerouted_trips"] == 0
+    assert s["trips_stranded_by_flood"] < s0["trips_stranded_by_flood"] and s["completed"] > s0["completed"]
+    for x in (s, s0):  # every trip finished, is still out, stranded, had not set off or had no path to begin with
+        assert x["trips"] == (x["completed"] + x["unfinished_trips"] + x["trips_stranded_by_flood"]
+                              + x["not_departed_trips"] + x["disconnected_trips"])
+    stored = twin.load_result("base", "on", "travel_times")
+    assert int((stored["reroutes"] > 0).sum()) == s["rerouted_trips"]
+    # a re-routed trip's trajectory is the route it drove: each road begins where the last one ended
+    links = on.links.set_index("link_id")
+    tr = on.result.trajectories.join(links[["from_node", "to_node"]], on="link_id")
+    moved = set(on.result.trips.loc[on.result.trips["reroutes"] > 0, "vehicle_id"])
+    for _, g in tr[tr["vehicle_id"].isin(moved)].groupby("vehicle_id"):
+        assert (g["from_node"].to_numpy()[1:] == g["to_node"].to_numpy()[:-1]).all()
+    with pytest.raises(ParameterError, match="reroute must be True or False"):
+        run_simulate(twin, None, "x", flooded_by="wet", reroute="no")
+
+
+def test_cli_simulate_no_reroute(_storm_city, tmp_path):
+    import shutil
+
+    from twin_core.cli import get_app
+
+    path = str(tmp_path / "storm.gpkg")
+    shutil.copy(_storm_city, path)
+    args = ["traffic", "simulate", path, "--flooded-by", "wet", "--route-iterations", "1", "--demand-scale", "0.5"]
+    r = CliRunner().invoke(get_app(), args + ["--run", "a", "--no-reroute", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "met a road closed for good (--no-reroute) and left the network" in r.stdout
+    r = CliRunner().invoke(get_app(), args + ["--run", "b", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["reroute"] is True and s["rerouted_trips"] >= 0

@@ -512,7 +512,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                  until: float | str | None = None, demand_scale: float = 1.0, route_iterations: int = 3,
                  dt: float = 1.0, seed: int = 0, closures=None, capacity_factor: dict | None = None,
                  flooded_by: str | None = None, impassable_depth: float = IMPASSABLE_DEPTH_M,
-                 flood_timing: str = "timed", flood_start: float | str = 0.0,
+                 flood_timing: str = "timed", flood_start: float | str = 0.0, reroute: bool = True,
                  progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """Dynamic mesoscopic run of the period's land-use demand; results saved under scenario+run.
 
@@ -525,7 +525,13 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     are closed while they are under it (``flood_timing="timed"``: :func:`flood_closure_windows`, with the
     storm starting ``flood_start`` after the period starts, e.g. ``"-30min"`` for a storm that began half
     an hour before) or for the whole run (``"worst"``). Timed closures are announced: drivers plan their
-    routes round them for the time they would reach them, and nobody enters a closed road.
+    routes round them for the time they would reach them, and nobody enters a closed road. A driver who
+    still meets one (held up on the way) plans again there (``reroute``, default on; summary
+    ``rerouted_trips``, column ``reroutes`` of ``travel_times``): round a road closed for good by the
+    quickest way left; round one closed for a while only by open roads and only when that is at least a
+    minute quicker than waiting for it (:class:`~simulation.traffic.MesoModel`). One whose road ahead is
+    closed for good with no way left to the destination leaves the network there (summary
+    ``trips_stranded_by_flood``).
     """
     from simulation.traffic import MesoModel, MesoParameters, route_vehicles
 
@@ -539,6 +545,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
         raise ParameterError(f"flood_timing must be one of {list(FLOOD_TIMINGS)}, got {flood_timing!r}: 'timed' "
                              "closes each flooded road while it is under water, 'worst' for the whole run")
     start_s = parse_offset(flood_start, "flood_start")
+    if not isinstance(reroute, (bool, np.bool_)):
+        raise ParameterError(f"reroute must be True or False, got {reroute!r}")
     timed = flooded_by is not None and flood_timing == "timed"
     if start_s != 0.0 and not timed:
         raise ParameterError(f"flood_start ({flood_start!r}) places the storm for closures in time; it has no effect "
@@ -552,8 +560,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                else pd.DataFrame(columns=["link_id", "closed_from_s", "closed_until_s", "max_depth_m"]))
     is_open = links.set_index("link_id")["capacity"] > 0
     # a road the scenario removed or closed needs no closing, nor one the water reaches only after the run; one
-    # that reopens only after the run is closed for good within it: those who meet it leave the network there
-    # (counted) instead of queueing to the end and holding up everybody behind them
+    # that reopens only after the run is closed for good within it: those who meet it go round it or, with no
+    # way round, leave the network there (counted) instead of queueing to the end and holding up everybody behind
     timed_closures = {lid: (float(w.closed_from_s), float(w.closed_until_s) if w.closed_until_s < horizon else np.inf)
                       for w in windows.itertuples() for lid in (w.link_id, w.link_id + ":r")
                       if is_open.get(lid, False) and w.closed_from_s < horizon}
@@ -589,7 +597,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
         routes = _dry_ends(open_links, routes, o, d, dep, timed_closures)
     veh = pd.DataFrame({"vehicle_id": [f"v{i}" for i in range(len(o))], "depart": dep, "edges": routes})
     veh = veh[veh["edges"].map(len) > 0]
-    params = MesoParameters(dt=dt, route_iterations=route_iterations, seed=seed)
+    params = MesoParameters(dt=dt, route_iterations=route_iterations, seed=seed, reroute=bool(reroute))
     model = MesoModel(pd.DataFrame(links.drop(columns="geometry")), veh, params, closures=timed_closures)
     res = model.run(until=2 * dur if until is None else until, progress=progress)
     s = res.summary()
@@ -621,13 +629,15 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                "disconnected_trips": unrouted,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
     if flooded_by is not None:
-        summary.update({"flood_timing": flood_timing, "flood_start_s": start_s,
+        summary.update({"flood_timing": flood_timing, "flood_start_s": start_s, "reroute": bool(reroute),
                         "flood_closed_links": sorted(timed_closures), "trips_stranded_by_flood": int(held.sum())})
     _warn_stranded(summary, float(s.get("vehicles", 0)) + unrouted)
     if held.sum() > 0.05 * max(summary["trips"], 1):
+        how = (" with no way left round it to their destination" if reroute else
+               ", did not plan again (reroute=False, --no-reroute)")
         warnings.warn(f"{int(held.sum())} of {summary['trips']} trips ({100 * held.sum() / summary['trips']:.0f} %) met "
-                      f"a road that flood run {flooded_by!r} closed for good and left the network there; they are "
-                      "not in the mean trip time. See summary 'trips_stranded_by_flood' and the link_loads columns "
+                      f"a road that flood run {flooded_by!r} closed for good{how} and left the network there; they "
+                      "are not in the mean trip time. See summary 'trips_stranded_by_flood' and the link_loads columns "
                       "closed_from_s / closed_until_s. " + _why_closed_for_good(twin, scen, flooded_by, windows,
                                                                                   sim_time),
                       TwinWarning, stacklevel=2)

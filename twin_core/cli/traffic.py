@@ -70,6 +70,9 @@ def register(app: typer.Typer) -> None:
                                          "is under water; worst: for the whole run."),
         flood_start: str = typer.Option("0", "--flood-start", help="When the storm began, after the period's start "
                                         "(e.g. 15min; --flood-start=-30min for half an hour before it)."),
+        reroute: bool = typer.Option(True, "--reroute/--no-reroute", help="A driver who meets a closed road plans "
+                                     "again there (round it, or waits when it reopens sooner); --no-reroute: keeps "
+                                     "the route planned before setting off."),
         seed: int = typer.Option(0, "--seed"),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
@@ -84,7 +87,8 @@ def register(app: typer.Typer) -> None:
                 tr = run_simulate(twin, scenario, run, period=period, until=until, route_iterations=route_iterations,
                                   demand_scale=demand_scale, capacity_factor={c: 0.0 for c in close} or None,
                                   flooded_by=flooded_by, impassable_depth=impassable_depth, seed=seed,
-                                  flood_timing=flood_timing, flood_start=flood_start, progress=progress)
+                                  flood_timing=flood_timing, flood_start=flood_start, reroute=reroute,
+                                  progress=progress)
         s = tr.summary
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['completed']}/{s['vehicles']} trips "
                  f"completed, mean trip {s['mean_trip_time_s']:.0f} s, total delay {s['total_delay_veh_s'] / 3600:.1f} "
@@ -108,5 +112,8 @@ def _closed_note(s: dict) -> str:
         note += f"\n{len(s['closed_links'])} links closed{why}"
     if s.get("flood_timing") == "timed" and s.get("flood_closed_links"):
         note += (f"\n{len(s['flood_closed_links'])} links closed while flood run {s['flooded_by']} put them under "
-                 f"water; {s['trips_stranded_by_flood']} trips met a road closed for good and left the network")
+                 f"water; {s.get('rerouted_trips', 0)} trips planned again on the way round a closed road, "
+                 f"{s['trips_stranded_by_flood']} met a road closed for good "
+                 + ("with no way left round it" if s.get("reroute", True) else "(--no-reroute)")
+                 + " and left the network")
     return note
