@@ -70,21 +70,6 @@ def _open_existing(target, schema: str | None) -> Store:
     return store
 
 
-_PROJECT_PACKAGES = ("twin_core", "cim", "viewer", "simulation", "bim_import", "sample_city", "spatial_index")
-
-
-def _called_by_a_person(depth: int = 2) -> bool:
-    """False when the method ``depth`` frames up was called from the project's own code (an adapter probing
-    whether a run exists), whose empty answer is no mistake to warn about."""
-    import sys
-
-    try:
-        caller = sys._getframe(depth).f_globals.get("__name__", "")
-    except ValueError:  # no such frame
-        return True
-    return caller.split(".", 1)[0] not in _PROJECT_PACKAGES
-
-
 def _looks_like_lonlat(bounds) -> bool:
     """(xmin, ymin, xmax, ymax) within -180..180 / -90..90: degrees where the twin wants metres."""
     try:
@@ -338,7 +323,7 @@ class Twin:
         the close one.
         """
         df = list_results(self.store, scenario=scenario, run=run, name=name)
-        if not len(df) and (scenario is not None or run is not None or name is not None) and _called_by_a_person():
+        if not len(df) and (scenario is not None or run is not None or name is not None):
             self._warn_empty_filter(scenario, run, name)
         return df
 
@@ -368,7 +353,7 @@ class Twin:
         import pandas as pd
 
         df = list_results(self.store, scenario=scenario)
-        if not len(df) and scenario is not None and _called_by_a_person():
+        if not len(df) and scenario is not None:
             self._warn_empty_filter(scenario, None, None)
         rows = []
         for (scen, run), g in df.groupby(["scenario", "run"], sort=False):

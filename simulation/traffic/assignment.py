@@ -9,14 +9,13 @@ coefficients follow AequilibraE's formulation of that paper.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import NetworkError, ParameterError, TwinWarning
+from twin_core.errors import NetworkError, ParameterError, TwinWarning, twin_warn
 
 from . import _kernels as K
 from .network import Demand, Network
@@ -235,7 +234,7 @@ def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1
         s_prev = s
         tau_prev = tau
     if not converged:
-        warnings.warn(f"assignment stopped at max_iter={max_iter} with relative gap {rg:.3g} > rgap={rgap:g}: "
+        twin_warn(f"assignment stopped at max_iter={max_iter} with relative gap {rg:.3g} > rgap={rgap:g}: "
                       "the flows are not at equilibrium; raise max_iter or loosen rgap "
                       "(result.converged is False)", TwinWarning, stacklevel=2)
     p.cost(x, cost)

@@ -7,14 +7,13 @@ TNTP format: github.com/bstabler/TransportationNetworks (metadata lines
 from __future__ import annotations
 
 import re
-import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from twin_core.errors import ImportFormatError, TwinWarning
+from twin_core.errors import ImportFormatError, TwinWarning, twin_warn
 
 from .network import Demand, Network
 
@@ -117,7 +116,7 @@ def read_tntp_trips(path) -> Demand:
         except ValueError:
             raise ImportFormatError(f"{path.name}: <TOTAL OD FLOW> must be a number, got {total!r}") from None
         if not np.isclose(m.sum(), declared, rtol=1e-4, atol=1e-6):
-            warnings.warn(f"{path.name}: the trips add up to {m.sum():.6g} but <TOTAL OD FLOW> says {declared:.6g}; "
+            twin_warn(f"{path.name}: the trips add up to {m.sum():.6g} but <TOTAL OD FLOW> says {declared:.6g}; "
                           "the file may be truncated: check it against its source", TwinWarning, stacklevel=2)
     return Demand(np.arange(1, n + 1), m)
 

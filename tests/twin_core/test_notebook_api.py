@@ -315,3 +315,16 @@ def test_the_readme_notebook_block_runs(small_city_gpkg, tmp_path, monkeypatch):
     assert ns["rush"].summary["flooded_by"] == ns["flood"].run and ns["plaza"].summary["evacuated"] > 0
     assert ns["view"].summary["visible_fraction"] > 0.05  # the README's observer stands in the open
     assert set(ns["runs"]["engine"]) == {"flood", "traffic", "crowd", "sunlight", "viewshed"}
+
+
+def test_traffic_run_shows_one_line_not_its_link_layer(tmp_path):
+    """repr(TrafficRun) printed the whole link layer and the engine's arrays (thousands of lines)."""
+    from twin_core.adapters.traffic import TrafficRun
+
+    r = TrafficRun({"scenario": "base", "run": "t1", "engine": "traffic", "mode": "assign", "period": "am",
+                    "trips": 3145.0, "tstt": 1234.5678, "rgap": 1e-4, "converged": True},
+                   result=object(), links=list(range(100000)))
+    text = repr(r)
+    assert text == ("<TrafficRun 'base'/'t1' traffic: mode=assign, period=am, trips=3145, tstt=1235, "
+                    "rgap=0.0001, converged=True>")
+    assert "twin.load_result(&#x27;base&#x27;, &#x27;t1&#x27;, name)" in r._repr_html_()

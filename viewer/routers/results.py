@@ -26,7 +26,9 @@ _STEP = re.compile(r"^(.+?)_t(\d+)\Z")
 
 def result_catalogue(state, scenario: str | None = None) -> list[dict]:
     """Results grouped for the map: one entry per (scenario, run, name or series)."""
-    df = state.twin.results(scenario=scenario)
+    from cim.results import list_results as stored_results
+
+    df = stored_results(state.store, scenario=scenario)
     out: dict[tuple, dict] = {}
     for row in df.itertuples(index=False):
         m = _STEP.match(row.name) if row.kind == "raster" else None
