@@ -739,3 +739,21 @@ def test_cli_simulate_no_reroute(_storm_city, tmp_path):
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     assert s["reroute"] is True and s["rerouted_trips"] >= 0
+
+
+def test_at_the_real_peak_density_held_trips_are_blamed_on_the_flood_not_the_demand(twin):
+    # the demo's storm at rush hour (real density) warned "the demand overloads the network ... the real Chengdu
+    # peak's density is demand_scale 0.157 (--demand-scale 0.157)": advice to lower a scale it already used
+    import pandas as pd
+
+    from twin_core.adapters.traffic import _warn_if_overloaded, demo_demand_scale
+    from twin_core.errors import TwinWarning
+
+    real = demo_demand_scale(twin, "am")
+    trips = pd.DataFrame({"depart": [0.0] * 10, "completed": [True] * 5 + [False] * 5})
+    with pytest.warns(TwinWarning, match=r"only 5 of 10 trips .* the 7 roads the flood closes for a while hold "
+                                         r"them back .* at the real Chengdu peak's density") as rec:
+        _warn_if_overloaded(twin, {"until_s": 7200.0}, trips, "am", real, flood_closed=7)
+    assert "overloads" not in str(rec[0].message) and "--demand-scale" not in str(rec[0].message)
+    with pytest.warns(TwinWarning, match=r"the demand overloads the network or the 7 roads"):
+        _warn_if_overloaded(twin, {"until_s": 7200.0}, trips, "am", real * 4, flood_closed=7)
