@@ -70,6 +70,7 @@
   function applyI18n() {
     document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
     document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
     renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts();
@@ -528,29 +529,72 @@
       box.appendChild(lab);
     });
   }
+  // bookmarks: the two built in, the twin's shared ones (GET /api/bookmarks: every screen of the command
+  // centre sees them; planners and admins save and remove them) and this browser's own
+  function localBookmarks() { return JSON.parse(localStorage.getItem("twin.bookmarks") || "[]"); }
+  function canShare() { return (S.can || []).includes("scenarios"); }
   function bookmarks() {
-    const saved = JSON.parse(localStorage.getItem("twin.bookmarks") || "[]");
     const cam = S.scene ? fitCamera() : null;
     const builtin = cam ? [{name: t("overview"), view: cam}, {name: t("topDown"), view: Object.assign({}, cam, {pitch: 0, bearing: 0})}] : [];
-    return builtin.concat(saved);
+    const shared = (S.sharedBookmarks || []).map((b) => Object.assign({}, b, {shared: true}));
+    const local = localBookmarks().map((b, i) => Object.assign({}, b, {local: i}));
+    return builtin.concat(shared, local);
   }
   function renderBookmarks() {
     const box = $("bookmarks");
     box.innerHTML = "";
+    T.bookmarks = [];
     bookmarks().forEach((b, i) => {
       const btn = document.createElement("button");
-      btn.type = "button"; btn.textContent = b.name; btn.className = "bookmark"; btn.id = "bookmark-" + i;
+      btn.type = "button"; btn.textContent = b.name; btn.className = "bookmark" + (b.shared ? " shared" : "");
+      btn.id = "bookmark-" + i;
+      btn.title = b.shared ? `${t("sharedBookmark")}${b.created_by ? " · " + b.created_by : ""}` : (b.local !== undefined ? t("localBookmark") : "");
       btn.addEventListener("click", () => {
         S.viewState = Object.assign({}, S.viewState, b.view, {transitionDuration: 800, transitionInterpolator: new D.FlyToInterpolator()});
         syncViews();
       });
       box.appendChild(btn);
+      T.bookmarks.push({name: b.name, shared: !!b.shared, id: b.id || null});
+      if ((b.shared && canShare()) || b.local !== undefined) {
+        const x = document.createElement("button");
+        x.type = "button"; x.className = "bookmark-remove"; x.textContent = "✕"; x.title = t("remove") + " " + b.name;
+        x.setAttribute("aria-label", t("remove") + " " + b.name);
+        x.addEventListener("click", () => removeBookmark(b).catch(showError));
+        box.appendChild(x);
+      }
     });
   }
-  function saveBookmark() {
-    const saved = JSON.parse(localStorage.getItem("twin.bookmarks") || "[]");
+  async function loadBookmarks() {
+    try { S.sharedBookmarks = await api("/api/bookmarks"); } catch (e) { S.sharedBookmarks = []; }
+    renderBookmarks();
+  }
+  async function saveBookmark() {
     const v = S.viewState;
-    saved.push({name: "#" + (saved.length + 1), view: {longitude: v.longitude, latitude: v.latitude, zoom: v.zoom, pitch: v.pitch, bearing: v.bearing}});
+    const view = {longitude: v.longitude, latitude: v.latitude, zoom: v.zoom, pitch: v.pitch || 0, bearing: v.bearing || 0};
+    const typed = $("bookmark-name").value.trim();
+    if (canShare()) {  // for everyone who opens this twin's map
+      const name = typed || "#" + ((S.sharedBookmarks || []).length + 1);
+      try {
+        await api("/api/bookmarks", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({name, view})});
+      } catch (e) { showError(e); return; }
+      $("bookmark-name").value = "";
+      await loadBookmarks();
+      return;
+    }
+    const saved = localBookmarks();
+    saved.push({name: typed || "#" + (saved.length + 1), view});
+    localStorage.setItem("twin.bookmarks", JSON.stringify(saved));
+    $("bookmark-name").value = "";
+    renderBookmarks();
+  }
+  async function removeBookmark(b) {
+    if (b.shared) {
+      await api("/api/bookmarks/" + encodeURIComponent(b.id), {method: "DELETE"});
+      await loadBookmarks();
+      return;
+    }
+    const saved = localBookmarks();
+    saved.splice(b.local, 1);
     localStorage.setItem("twin.bookmarks", JSON.stringify(saved));
     renderBookmarks();
   }
@@ -813,6 +857,7 @@
     try {
       const [who, scene] = await Promise.all([api("/api/whoami"), api("/api/scene")]);
       $("who").textContent = who.role;
+      S.can = who.can || [];
       $("token-box").hidden = !S.token;
       S.scene = scene;
       S.results = S.scene.results;
@@ -831,6 +876,7 @@
       applyI18n();
       loadSensors();
       setInterval(loadSensors, 10000);
+      loadBookmarks();
       try { engines = await api("/api/jobs/engines"); } catch (e) { engines = []; }
       renderEngines();
       try {

@@ -17,7 +17,8 @@ window.TWIN_I18N = {
     errForbidden: "无权执行此操作", errNotFound: "未找到", errServer: "服务器出错", errRequest: "请求无效",
     alerts: "告警", noAlerts: "无告警：传感器读数均正常", since: "始于", simulatedReading: "模拟读数", threshold: "阈值", flyTo: "点击定位到该传感器",
     pickSite: "选址", siteFromModel: "位置：按模型自带坐标", siteAt: "位置", picking: "请在地图上点击建筑位置…", rotation: "旋转 °",
-    pickHint: "按“选址”，在地图上点击建筑所在位置，然后重新审查"
+    pickHint: "按“选址”，在地图上点击建筑所在位置，然后重新审查",
+    sharedBookmark: "共享视角（所有人可见）", localBookmark: "仅本浏览器", remove: "删除", bookmarkName: "视角名称"
   },
   en: {
     title: "RongTwin one map", scenario: "Scenario", compare: "Compare", layers: "Layers", colourBy: "Colour buildings by",
@@ -36,6 +37,7 @@ window.TWIN_I18N = {
     errForbidden: "not allowed for your role", errNotFound: "not found", errServer: "the server failed", errRequest: "the request was refused",
     alerts: "Alerts", noAlerts: "No alerts: every sensor reads normal", since: "since", simulatedReading: "simulated reading", threshold: "threshold", flyTo: "click to fly to the sensor",
     pickSite: "Pick site", siteFromModel: "site: from the model", siteAt: "site", picking: "click where the building stands…", rotation: "rotation °",
-    pickHint: "press 'Pick site', click where the building stands on the map and check again"
+    pickHint: "press 'Pick site', click where the building stands on the map and check again",
+    sharedBookmark: "shared view (everyone sees it)", localBookmark: "this browser only", remove: "remove", bookmarkName: "name of the view"
   }
 };
