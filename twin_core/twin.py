@@ -573,7 +573,7 @@ class Twin:
         }
 
 
-def _forwarded_signature(method, fns, skip) -> "inspect.Signature":
+def _forwarded_signature(method, fns, skip) -> "inspect.Signature":  # noqa: F821 (imported inside)
     """``method``'s signature with its ``**kwargs`` replaced by the keyword parameters of the functions it
     forwards to: help(twin.flood) and Jupyter's Shift-Tab showed only ``(scenario=None, run=None, **kwargs)``."""
     import inspect

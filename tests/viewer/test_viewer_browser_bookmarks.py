@@ -56,7 +56,7 @@ def test_a_view_saved_on_one_screen_shows_on_another(browser, bm_server):  # noq
         assert v["latitude"] == pytest.approx(target["latitude"], abs=1e-6)
         assert v["zoom"] == pytest.approx(target["zoom"], abs=1e-3) and v["pitch"] == pytest.approx(30, abs=1e-3)
 
-        p2.click(f"#bookmarks button[aria-label='remove station forecourt']")
+        p2.click("#bookmarks button[aria-label='remove station forecourt']")
         p2.wait_for_function("!window.__twin.bookmarks.some((b) => b.name === 'station forecourt')")
         assert p2.evaluate("fetch('/api/bookmarks').then((r) => r.json())") == []
     finally:
