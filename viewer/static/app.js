@@ -15,6 +15,10 @@
     colourBy: "height", viewState: null, time: 0, series: [], seriesIdx: 0, playing: false,
     sensors: null, alerts: undefined, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
     bimSite: null, bimPicking: false,  // where a submitted model stands, picked on the map ([lon, lat])
+    // what-if: the shape being drawn ({mode: "area"|"levee", points, hover}), per scenario the time of the
+    // last edit of each layer/raster (tile and image URLs carry it: the browser must not keep what was before),
+    // the shapes drawn this session, the shown scenario's edits and the DEM's cell size (metres)
+    draw: null, rev: {}, whatifShapes: {}, edits: null, demCell: null,
   };
 
   // ---------------------------------------------------------------- helpers
@@ -73,7 +77,7 @@
     document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
-    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts();
+    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts(); renderWhatif();
     if (S.scene) fillScenarioSelects();
   }
 
@@ -112,6 +116,15 @@
     if (p.closed === true || p.closed === 1) return CLOSED_COLOUR;
     if (linkClosedNow(p)) return FLOOD_CLOSED_COLOUR;
     return vcColour(linkLoad(p));
+  }
+  // a scenario's road closure (a what-if's "close roads": capacity 0), in the scenario's own road tiles
+  function scenarioClosed(p) { return p.capacity_vph !== undefined && p.capacity_vph !== null && Number(p.capacity_vph) === 0; }
+  // the road tiles of a scenario: the base's few fields (prewarmed), a scenario's with its capacities (closures)
+  function roadsQ(scenario) {
+    const cols = (S.scene.layers.road_links && S.scene.layers.road_links.columns) || {};
+    const fields = scenario !== "base" && "capacity_vph" in cols
+      ? "&fields=" + ["link_id", "road_class", "lanes", "capacity_vph"].filter((c) => c in cols).join(",") : "";
+    return "?scenario=" + encodeURIComponent(scenario) + fields + revQ(scenario, "road_links");
   }
   const SENSOR_COLOURS = {ok: [80, 220, 120, 255], warn: [255, 200, 60, 255], alarm: [255, 60, 60, 255], unknown: [160, 160, 160, 255]};
 
@@ -170,6 +183,10 @@
     return n - 1;
   }
   function key(r) { return r.scenario + "/" + r.run + "/" + r.name; }
+  // "&v=<time of the scenario's last edit of what>" once the page has edited it: a new URL, so neither deck.gl's
+  // tile cache nor the browser's (max-age=30) shows the map as it was before the edit
+  function revOf(scenario, what) { return (S.rev[scenario] && S.rev[scenario][what]) || 0; }
+  function revQ(scenario, what) { const v = revOf(scenario, what); return v ? "&v=" + v : ""; }
   // a result's URL: its scenario (named in any script: "暴雨50年"), run and name as percent-encoded path segments
   function resultUrl(r, tail) { return "/api/results/" + [r.scenario, r.run, r.name].map(encodeURIComponent).join("/") + "/" + tail; }
 
@@ -306,7 +323,9 @@
     const q = "?scenario=" + encodeURIComponent(scenario);
     const hs = S.hillshade[scenario];
     if (hs) {
-      L.push(new D.BitmapLayer({id: `hillshade-${side}`, image: withToken(hs.image), bounds: hs.bounds,
+      const img = hs.image + revQ(scenario, "dem");
+      (T.hillshadeImage = T.hillshadeImage || {})[side] = img;
+      L.push(new D.BitmapLayer({id: `hillshade-${side}`, image: withToken(img), bounds: hs.bounds,
         visible: S.visible.hillshade, loadOptions: loadOptions(), pickable: false}));
     }
     const fr = floodResult(scenario);
@@ -321,12 +340,13 @@
     }
     const lr = linkResult(scenario);
     if (S.scene.layers.road_links || lr) {
-      const src = lr ? `/tiles/${lr.ref}/{z}/{x}/{y}.pbf` : `/tiles/road_links/{z}/{x}/{y}.pbf${q}`;
+      const src = lr ? `/tiles/${lr.ref}/{z}/{x}/{y}.pbf` : `/tiles/road_links/{z}/{x}/{y}.pbf${roadsQ(scenario)}`;
       L.push(new D.MVTLayer({id: `road_links-${side}`, data: src, minZoom: 12, maxZoom: 16, loadOptions: loadOptions(),
         visible: S.visible.road_links, pickable: true, autoHighlight: true, lineWidthUnits: "meters", getLineWidth: 4,
-        lineWidthMinPixels: 1, getLineColor: (f) => lr ? linkColour(f.properties) : [150, 160, 175, 200],
+        lineWidthMinPixels: 1, getLineColor: (f) => lr ? linkColour(f.properties) : (scenarioClosed(f.properties) ? CLOSED_COLOUR : [150, 160, 175, 200]),
         // timed closures change with the clock: recolour once a simulated minute, not every frame
-        updateTriggers: {getLineColor: [lr && lr.run, currentSeries() && currentSeries().kind === "trips" ? Math.floor(S.time / 60) : -1]}}));
+        updateTriggers: {getLineColor: [lr && lr.run, currentSeries() && currentSeries().kind === "trips" ? Math.floor(S.time / 60) : -1,
+          revOf(scenario, "road_links")]}}));
     }
     if (S.scene.layers.water) {
       L.push(new D.MVTLayer({id: `water-${side}`, data: `/tiles/water/{z}/{x}/{y}.pbf${q}`, minZoom: 12, maxZoom: 16,
@@ -378,6 +398,7 @@
           _lighting: "pbr", visible: S.visible.bim, pickable: true, loadOptions: loadOptions()}));
       }
     }
+    whatifLayers(scenario, side).forEach((l) => L.push(l));
     T.layerIds[side] = L.map((l) => l.id + (l.props.visible ? "" : ":hidden"));
     return L;
   }
@@ -425,9 +446,12 @@
       onViewStateChange: ({viewState}) => { S.viewState = viewState; syncViews(); T.viewState = viewState; },
       onClick: (info) => {
         T.lastClick = {x: info.x, y: info.y, layer: info.layer ? info.layer.id : null};
+        if (S.draw) { if (info.coordinate) addVertex(info); return; }  // a what-if's shape: a vertex, not an inspection
+        if (performance.now() - (S.drawEnded || 0) < 700) return;  // a double-click's late click, after it finished
         if (S.bimPicking && info.coordinate) { setBimSite(info.coordinate); return; }  // the site of a BIM check
         inspect(info, side);
       },
+      onHover: (info) => { if (S.draw) { S.draw.hover = info.coordinate || null; renderSoon(); } },
       getTooltip: ({object, layer}) => tooltip(object, layer),
       layers: [],
       onError: (e) => { T.errors.push(String(e && e.message ? e.message : e)); },
@@ -460,7 +484,7 @@
       return `${p.name || p.sensor_id}: ${v} (${t(p.status || "unknown")})`;
     }
     if (layer.id.startsWith("buildings")) return `${p.building_id} · ${p.height_m} m · ${p.use || ""}`;
-    if (layer.id.startsWith("road_links") && (p.closed === true || p.closed === 1)) return `${p.link_id} · ${t("roadClosed")}`;
+    if (layer.id.startsWith("road_links") && (p.closed === true || p.closed === 1 || scenarioClosed(p))) return `${p.link_id} · ${t("roadClosed")}`;
     if (layer.id.startsWith("road_links") && p.closed_from_s !== undefined && p.closed_from_s !== null) {
       const until = p.closed_until_s === undefined || p.closed_until_s === null || !isFinite(p.closed_until_s)
         ? t("toTheEnd") : fmtClock(p.closed_until_s);
@@ -798,6 +822,327 @@
     box.appendChild(v); box.appendChild(tbl); box.appendChild(a);
   }
 
+  // ---------------------------------------------------------------- what-if (planners: scenarios from the map)
+  // A new scenario (from the one shown), then edits drawn on the map: "close roads" closes every road link an
+  // area crosses; a "levee" is a line the planner clicks, posted as raise_ground over a strip along it at least
+  // 1.5 DEM cells wide (a thinner strip can miss every cell centre, or leave gaps the flood flows through).
+  // Names and ids come from users and data: built with textContent.
+  function canEdit() { return (S.can || []).includes("scenarios"); }
+  function leveeHalfWidth() { return Math.max(2.5, 0.75 * (S.demCell || 0)); }
+  let renderQueued = false;
+  function renderSoon() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(() => { renderQueued = false; render(); });
+  }
+  async function initWhatif() {
+    renderWhatif();
+    if (!canEdit()) return;
+    if (S.scene.rasters.includes("dem")) {
+      try {
+        const dem = (await api("/api/rasters")).find((r) => r.name === "dem");
+        if (dem && dem.bounds && dem.width) S.demCell = Math.abs(dem.bounds[2] - dem.bounds[0]) / dem.width;
+      } catch (e) { /* the strip keeps its 5 m */ }
+    }
+    renderWhatif();
+    await loadEdits();
+  }
+  async function showScenario(name) {
+    if (S.draw) cancelDraw();
+    S.scenarioA = name;
+    fillScenarioSelects();
+    S.edits = null; renderEdits(); renderLabels(); renderWhatif();
+    reportIn($("whatif-report"), "");  // the last edit's outcome belongs to the scenario it was made in
+    await prepareScenario(S.scenarioA);
+    buildSeries(); renderLabels(); render(); renderWhatif();
+    await loadEdits();
+  }
+  function reportIn(box, msg, isError, id) {
+    box.innerHTML = "";
+    if (!msg) return;
+    const d = document.createElement("div");
+    d.className = isError ? "error" : "ok";
+    if (id) d.id = id;
+    d.textContent = msg;
+    box.appendChild(d);
+    box.scrollIntoView({block: "nearest"});
+  }
+  async function createScenario(ev) {
+    ev.preventDefault();
+    const name = $("whatif-name").value.trim();
+    const parent = S.scenarioA;
+    const box = $("whatif-create-report");
+    reportIn(box, t("saving"));
+    let r;
+    try {
+      r = await api("/api/scenarios", {method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({name, description: "", parent})});
+    } catch (e) {
+      // the server's reason stays beside the form (the banner fades) while the planner fixes the name
+      const msg = String(e && e.message ? e.message : e);
+      reportIn(box, msg, true, "whatif-create-error");
+      T.whatifCreateError = msg;
+      showError(e);
+      return;
+    }
+    T.whatifCreateError = null;
+    $("whatif-name").value = "";
+    if (!S.scene.scenarios.includes(r.name)) S.scene.scenarios.push(r.name);
+    reportIn(box, `${t("created")}: ${r.name} (${t("parent")}: ${scenarioName(r.parent)})`);
+    await showScenario(r.name);
+  }
+  function startDraw(mode) {
+    if (!canEdit() || S.scenarioA === "base") return;
+    if (S.bimPicking) { S.bimPicking = false; renderBimSite(); }
+    S.draw = {mode, points: [], hover: null, last: null};
+    reportIn($("whatif-report"), "");
+    renderWhatif(); render();
+  }
+  function cancelDraw() {
+    S.draw = null; S.drawEnded = performance.now();
+    renderWhatif(); render();
+  }
+  function addVertex(info) {
+    const d = S.draw, now = performance.now();
+    // the second click of a double-click (which finishes) adds no second vertex on the first
+    if (d.last && now - d.last.time < 500 && Math.hypot(info.x - d.last.x, info.y - d.last.y) < 6) return;
+    d.last = {x: info.x, y: info.y, time: now};
+    d.points.push([Number(info.coordinate[0]), Number(info.coordinate[1])]);
+    renderWhatif(); render();
+  }
+  // a polyline (lon/lat) buffered by hw metres: one polygon, mitred joins (bevelled where sharp), square ends
+  function bufferLine(pts, hw) {
+    const lon0 = pts[0][0], lat0 = pts[0][1];
+    const kx = 111320 * Math.cos(lat0 * Math.PI / 180), ky = 110540;
+    const P = pts.map((p) => [(p[0] - lon0) * kx, (p[1] - lat0) * ky]);
+    const unit = (a, b) => { const dx = b[0] - a[0], dy = b[1] - a[1], l = Math.hypot(dx, dy); return [dx / l, dy / l]; };
+    const left = [], right = [], n = P.length;
+    const add = (p, v, s) => [p[0] + v[0] * s, p[1] + v[1] * s];
+    for (let i = 0; i < n; i++) {
+      if (i === 0 || i === n - 1) {
+        const d = i === 0 ? unit(P[0], P[1]) : unit(P[n - 2], P[n - 1]);
+        const nrm = [-d[1], d[0]], end = add(P[i], d, i === 0 ? -hw : hw);
+        left.push(add(end, nrm, hw)); right.push(add(end, nrm, -hw));
+        continue;
+      }
+      const d1 = unit(P[i - 1], P[i]), d2 = unit(P[i], P[i + 1]);
+      const n1 = [-d1[1], d1[0]], n2 = [-d2[1], d2[0]];
+      const m = [n1[0] + n2[0], n1[1] + n2[1]], ml = Math.hypot(m[0], m[1]);
+      const cos = ml / 2;  // the cosine of half the turn
+      if (cos < 0.5) {  // sharper than 120 degrees: bevel
+        left.push(add(P[i], n1, hw), add(P[i], n2, hw)); right.push(add(P[i], n1, -hw), add(P[i], n2, -hw));
+      } else {
+        const mu = [m[0] / ml, m[1] / ml];
+        left.push(add(P[i], mu, hw / cos)); right.push(add(P[i], mu, -hw / cos));
+      }
+    }
+    const ring = left.concat(right.reverse());
+    ring.push(ring[0]);
+    return {type: "Polygon", coordinates: [ring.map((q) => [lon0 + q[0] / kx, lat0 + q[1] / ky])]};
+  }
+  function drawPoints() {
+    const pts = [];
+    (S.draw ? S.draw.points : []).forEach((p) => {
+      const q = pts[pts.length - 1];
+      if (!q || Math.abs(q[0] - p[0]) > 1e-9 || Math.abs(q[1] - p[1]) > 1e-9) pts.push(p);
+    });
+    return pts;
+  }
+  async function finishDraw() {
+    const d = S.draw;
+    if (!d) return;
+    const pts = drawPoints();
+    const need = d.mode === "area" ? 3 : 2;
+    if (pts.length < need) { reportIn($("whatif-report"), t(d.mode === "area" ? "needArea" : "needLine"), true, "whatif-error"); return; }
+    const scenario = S.scenarioA;
+    let body, shape;
+    if (d.mode === "area") {
+      const polygon = {type: "Polygon", coordinates: [pts.concat([pts[0]])]};
+      body = {op: "close_roads", layer: "road_links", polygon};
+      shape = {type: "Feature", geometry: polygon, properties: {kind: "area"}};
+    } else {
+      const delta = Number($("whatif-levee-height").value);
+      if (!isFinite(delta) || $("whatif-levee-height").value === "") {
+        reportIn($("whatif-report"), t("heightM") + ": " + $("whatif-levee-height").value, true, "whatif-error");
+        return;
+      }
+      const polygon = bufferLine(pts, leveeHalfWidth());
+      body = {op: "raise_ground", raster: "dem", delta, polygon};
+      shape = {type: "Feature", geometry: polygon, properties: {kind: "levee", delta}};
+    }
+    S.draw = null; S.drawEnded = performance.now();
+    renderWhatif(); render();
+    const box = $("whatif-report");
+    reportIn(box, t("saving"));
+    let r;
+    try {
+      r = await api(`/api/scenarios/${encodeURIComponent(scenario)}/edits`, {method: "POST",
+        headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    } catch (e) {
+      const msg = String(e && e.message ? e.message : e);
+      reportIn(box, msg, true, "whatif-error");
+      T.whatif = Object.assign({}, T.whatif, {error: msg});
+      return;
+    }
+    const what = body.op === "close_roads" ? "road_links" : "dem";
+    S.rev[scenario] = Object.assign({}, S.rev[scenario], {[what]: Date.now()});
+    (S.whatifShapes[scenario] = S.whatifShapes[scenario] || []).push(shape);
+    if (what === "dem") delete S.hillshade[scenario];  // the terrain as of the edit
+    T.whatif = Object.assign({}, T.whatif, {error: null, last: r});
+    if (body.op === "close_roads") {
+      const ids = r.result || [];
+      reportIn(box, t("roadsClosedN").replace("{n}", ids.length) + ": " + ids.slice(0, 12).join(", ") +
+        (ids.length > 12 ? " …" : "") + " · " + t("runToSee"));
+    } else {
+      reportIn(box, t("leveeAdded").replace("{d}", String(body.delta)) + " · " + t("runToSee"));
+    }
+    if (S.scenarioA === scenario) { await prepareScenario(scenario); render(); }
+    const rows = await loadEdits();
+    if (body.op === "raise_ground" && rows) {  // the store keeps the new cells, not the height: the page remembers it
+      const last = rows.filter((x) => x.op === "patch_raster").pop();
+      if (last) { rememberNote(scenario, last.created, {delta: body.delta}); renderEdits(); }
+    }
+  }
+  function notes() { try { return JSON.parse(localStorage.getItem("twin.whatif.notes") || "{}"); } catch (e) { return {}; } }
+  function rememberNote(scenario, created, note) {
+    const all = notes();
+    all[scenario + "\u0000" + created] = note;
+    const keys = Object.keys(all);
+    keys.slice(0, Math.max(0, keys.length - 500)).forEach((k) => delete all[k]);
+    localStorage.setItem("twin.whatif.notes", JSON.stringify(all));
+  }
+  async function loadEdits() {
+    if (!canEdit()) return null;
+    const name = S.scenarioA;
+    if (name === "base") { S.edits = {name, parent: null, groups: []}; renderEdits(); return []; }
+    let r;
+    try { r = await api("/api/scenarios/" + encodeURIComponent(name)); } catch (e) { showError(e); return null; }
+    if (S.scenarioA !== name) return null;  // another scenario is shown meanwhile
+    S.edits = {name, parent: r.parent, groups: groupEdits(r.edits || [])};
+    renderEdits();
+    return r.edits || [];
+  }
+  // the store's rows (a closure is one "modify capacity_vph 0" per link, a levee one raster patch) as the
+  // planner's edits: rows of one kind and layer recorded together make one edit
+  function groupEdits(rows) {
+    const parse = (x) => { if (x === null || x === undefined) return null; try { return JSON.parse(x); } catch (e) { return x; } };
+    const out = [];
+    rows.forEach((r) => {
+      const attrs = parse(r.attrs);
+      const closing = r.op === "modify" && attrs && typeof attrs === "object" && Object.keys(attrs).length === 1 &&
+        Number(attrs.capacity_vph) === 0;
+      const kind = closing ? "close_roads" : r.op === "patch_raster" ? "raise_ground" : r.op;
+      const at = Date.parse(r.created);
+      const last = out[out.length - 1];
+      if (last && last.kind === kind && last.target === r.target && ["close_roads", "add", "remove", "modify"].includes(kind) &&
+          Math.abs(at - last.at) < 2000) {
+        if (r.feature_id !== null && r.feature_id !== undefined) last.ids.push(String(r.feature_id));
+        return;
+      }
+      out.push({kind, target: r.target, created: r.created, at, attrs, window: parse(r.window),
+        ids: r.feature_id !== null && r.feature_id !== undefined ? [String(r.feature_id)] : []});
+    });
+    return out;
+  }
+  function editText(g, scenario) {
+    if (g.kind === "close_roads") {
+      return t("roadsClosedN").replace("{n}", g.ids.length) + ": " + g.ids.slice(0, 6).join(", ") + (g.ids.length > 6 ? " …" : "");
+    }
+    if (g.kind === "raise_ground") {
+      const note = notes()[scenario + "\u0000" + g.created];
+      const w = Array.isArray(g.window) ? ` · ${g.window[2]}×${g.window[3]} ${t("cells")}` : "";
+      const dl = note && isFinite(Number(note.delta)) ? ` · ${Number(note.delta) >= 0 ? "+" : ""}${note.delta} m` : "";
+      return `${g.target}${dl}${w}`;
+    }
+    if (g.kind === "set_param") return `${g.target} = ${JSON.stringify(g.attrs)}`;
+    return g.ids.length ? `${g.target} · ${g.ids.length} ${t("features")}` : String(g.target);
+  }
+  function renderEdits() {
+    const box = $("whatif-edits");
+    if (!box) return;
+    box.innerHTML = "";
+    const e = S.edits;
+    T.whatifEdits = e ? e.groups.map((g) => ({op: g.kind, target: g.target, n: g.ids.length, created: g.created,
+      delta: (notes()[e.name + "\u0000" + g.created] || {}).delta})) : null;
+    if (!e || !canEdit()) return;
+    const li = (text, cls) => { const x = document.createElement("li"); x.className = cls || ""; x.textContent = text; box.appendChild(x); return x; };
+    if (e.name === "base") return;  // read-only: the hint above the tools says so
+    if (e.parent) li(`${t("parent")}: ${scenarioName(e.parent)}`, "none");
+    if (!e.groups.length) { li(t("noEdits"), "none"); return; }
+    e.groups.forEach((g) => {
+      const x = document.createElement("li");
+      x.className = "edit"; x.dataset.op = g.kind;
+      const head = document.createElement("span"); head.className = "op"; head.textContent = t("op_" + g.kind);
+      const when = document.createElement("span"); when.className = "when"; when.textContent = fmtWhen(g.created);
+      const what = document.createElement("span"); what.className = "what"; what.textContent = editText(g, e.name);
+      if (g.ids.length > 6) what.title = g.ids.join(", ");
+      x.appendChild(head); x.appendChild(when); x.appendChild(what);
+      box.appendChild(x);
+    });
+  }
+  function renderWhatif() {
+    const box = $("whatif-box");
+    if (!box) return;
+    const can = canEdit() && !!S.scene;
+    box.hidden = !can;
+    T.whatifShown = can;
+    document.body.classList.toggle("drawing", !!S.draw);
+    if (!can) return;
+    const base = S.scenarioA === "base";
+    const roads = !!S.scene.layers.road_links, dem = S.scene.rasters.includes("dem");
+    $("whatif-parent").textContent = `${t("basedOn")}: ${scenarioName(S.scenarioA)}`;
+    $("whatif-target").textContent = base ? t("baseReadOnly") : `${t("editing")}: ${S.scenarioA}`;
+    $("whatif-target").className = base ? "hint" : "muted";
+    const area = $("whatif-draw-area"), levee = $("whatif-draw-levee");
+    area.disabled = base || !roads || !!S.draw;
+    levee.disabled = base || !dem || !!S.draw;
+    $("whatif-levee-height").disabled = base || !dem;
+    area.title = base ? t("baseReadOnly") : roads ? "" : t("noRoads");
+    levee.title = base ? t("baseReadOnly") : dem ? "" : t("noDem");
+    $("whatif-levee-note").textContent = !base && dem ? t("leveeStrip").replace("{w}", (2 * leveeHalfWidth()).toFixed(1)) : "";
+    const d = S.draw;
+    $("whatif-drawing").hidden = !d;
+    if (d) {
+      const n = drawPoints().length;
+      $("whatif-draw-status").textContent = `${t(d.mode === "area" ? "drawAreaHint" : "drawLineHint")} · ${n} ${t("points")}`;
+      $("whatif-finish").disabled = n < (d.mode === "area" ? 3 : 2);
+    }
+    T.whatif = Object.assign({}, T.whatif, {drawing: d ? d.mode : null, points: d ? drawPoints().length : 0});
+    renderEdits();
+  }
+  // the shapes drawn on this scenario in this session, and the one being drawn (on the left map)
+  function whatifLayers(scenario, side) {
+    const L = [];
+    const shapes = S.whatifShapes[scenario] || [];
+    if (shapes.length) {
+      L.push(new D.GeoJsonLayer({id: `whatif-shapes-${side}`, data: {type: "FeatureCollection", features: shapes},
+        filled: true, stroked: true, lineWidthMinPixels: 2, pickable: false,
+        getFillColor: (f) => f.properties.kind === "levee" ? [90, 200, 255, 110] : [255, 150, 60, 35],
+        getLineColor: (f) => f.properties.kind === "levee" ? [90, 200, 255, 255] : [255, 150, 60, 220]}));
+    }
+    const d = S.draw;
+    if (d && (side === "a" || S.compare)) {
+      const pts = drawPoints();
+      const live = d.hover ? pts.concat([d.hover]) : pts;
+      if (d.mode === "area" && live.length >= 3) {
+        L.push(new D.PolygonLayer({id: `whatif-draw-fill-${side}`, data: [{polygon: live}], getPolygon: (x) => x.polygon,
+          filled: true, stroked: false, getFillColor: [255, 150, 60, 60], pickable: false}));
+      }
+      if (live.length >= 2) {
+        const path = d.mode === "area" && live.length >= 3 ? live.concat([live[0]]) : live;
+        L.push(new D.PathLayer({id: `whatif-draw-path-${side}`, data: [{path}], getPath: (x) => x.path, pickable: false,
+          widthUnits: d.mode === "levee" ? "meters" : "pixels", getWidth: d.mode === "levee" ? 2 * leveeHalfWidth() : 2,
+          widthMinPixels: 2, getColor: d.mode === "levee" ? [90, 200, 255, 200] : [255, 150, 60, 255]}));
+      }
+      if (pts.length) {
+        L.push(new D.ScatterplotLayer({id: `whatif-draw-points-${side}`, data: pts, getPosition: (p) => p, radiusUnits: "pixels",
+          getRadius: 4, stroked: true, getFillColor: [255, 255, 255, 230], getLineColor: [20, 20, 20, 255],
+          lineWidthMinPixels: 1, pickable: false}));
+      }
+    }
+    return L;
+  }
+
   // ---------------------------------------------------------------- alerts
   // the sensors now in warning or alarm (from /api/sensors/alerts, refreshed with the sensors); a row flies
   // the map to its sensor. Built from DOM nodes: names and values come from the data.
@@ -877,6 +1222,7 @@
       loadSensors();
       setInterval(loadSensors, 10000);
       loadBookmarks();
+      initWhatif();
       try { engines = await api("/api/jobs/engines"); } catch (e) { engines = []; }
       renderEngines();
       try {
@@ -896,12 +1242,37 @@
   $("play").addEventListener("click", () => setPlaying(!S.playing));
   $("bookmark-save").addEventListener("click", saveBookmark);
   $("compare-toggle").addEventListener("change", (e) => setCompare(e.target.checked).catch(showError));
-  $("scenario-a").addEventListener("change", async (e) => { S.scenarioA = e.target.value; await prepareScenario(S.scenarioA); buildSeries(); renderLabels(); render(); });
+  $("scenario-a").addEventListener("change", (e) => showScenario(e.target.value).catch(showError));
   $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; await prepareScenario(S.scenarioB); buildSeries(); renderLabels(); render(); });
   $("bim-form").addEventListener("submit", submitBim);
-  $("bim-pick").addEventListener("click", () => { S.bimPicking = !S.bimPicking; renderBimSite(); });
+  $("bim-pick").addEventListener("click", () => { if (S.draw) cancelDraw(); S.bimPicking = !S.bimPicking; renderBimSite(); });
   $("bim-site-clear").addEventListener("click", () => setBimSite(null));
   window.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && S.bimPicking) { S.bimPicking = false; renderBimSite(); } });
+  window.addEventListener("keydown", (ev) => {
+    if (!S.draw) return;
+    const tag = ev.target && ev.target.tagName;
+    const typing = ["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(tag) && ev.target.id !== "whatif-levee-height";
+    if (ev.key === "Escape") { ev.preventDefault(); cancelDraw(); }
+    else if (ev.key === "Enter" && !typing) { ev.preventDefault(); finishDraw(); }
+  });
+  // a double-click ends the shape at its point (deck.gl may not report its clicks as clicks)
+  $("maps").addEventListener("dblclick", (ev) => {
+    if (!S.draw) return;
+    ev.preventDefault();
+    const side = ev.target.closest && ev.target.closest("#map-b") ? "b" : "a";
+    const vp = T.decks[side] && T.decks[side].getViewports()[0];
+    const rect = $("map-" + side).getBoundingClientRect();
+    const x = ev.clientX - rect.left, y = ev.clientY - rect.top;
+    const c = vp && vp.unproject([x, y]);
+    const last = S.draw.last;
+    if (c && !(last && Math.hypot(x - last.x, y - last.y) < 6)) addVertex({x, y, coordinate: c});
+    finishDraw();
+  });
+  $("whatif-form").addEventListener("submit", createScenario);
+  $("whatif-draw-area").addEventListener("click", () => startDraw("area"));
+  $("whatif-draw-levee").addEventListener("click", () => startDraw("levee"));
+  $("whatif-finish").addEventListener("click", () => finishDraw());
+  $("whatif-cancel").addEventListener("click", () => cancelDraw());
   $("token-save").addEventListener("click", () => { S.token = $("token-input").value.trim(); localStorage.setItem("twin.token", S.token); location.reload(); });
   window.addEventListener("resize", () => render());
   start();

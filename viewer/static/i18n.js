@@ -18,7 +18,19 @@ window.TWIN_I18N = {
     alerts: "告警", noAlerts: "无告警：传感器读数均正常", since: "始于", simulatedReading: "模拟读数", threshold: "阈值", flyTo: "点击定位到该传感器",
     pickSite: "选址", siteFromModel: "位置：按模型自带坐标", siteAt: "位置", picking: "请在地图上点击建筑位置…", rotation: "旋转 °",
     pickHint: "按“选址”，在地图上点击建筑所在位置，然后重新审查",
-    sharedBookmark: "共享视角（所有人可见）", localBookmark: "仅本浏览器", remove: "删除", bookmarkName: "视角名称"
+    sharedBookmark: "共享视角（所有人可见）", localBookmark: "仅本浏览器", remove: "删除", bookmarkName: "视角名称",
+    whatIf: "情景推演", newScenario: "新情景名称（如 暴雨50年）", create: "新建", basedOn: "基于当前情景", editing: "编辑情景",
+    closeRoads: "封闭道路", drawArea: "画范围", levee: "堤防（抬高地面）", heightM: "加高（米）", drawLine: "画线",
+    finish: "完成", cancel: "取消", saving: "保存中…",
+    drawAreaHint: "在地图上点击添加范围顶点；双击、回车或“完成”结束，Esc 取消",
+    drawLineHint: "沿堤线在地图上点击；双击、回车或“完成”结束，Esc 取消",
+    points: "个点", needArea: "范围至少需要 3 个点", needLine: "堤线至少需要 2 个点",
+    leveeStrip: "沿所画的线抬高一条约 {w} 米宽的地面（至少 1.5 个 DEM 栅格），洪涝模型视为连续堤防",
+    baseReadOnly: "现状（base）为城市实况，不可编辑：请先新建情景", noDem: "本数字孪生无 DEM 栅格", noRoads: "本数字孪生无道路图层",
+    editsOf: "本情景的编辑", noEdits: "尚无编辑：与上级情景相同", parent: "上级",
+    roadsClosedN: "封闭 {n} 条道路", leveeAdded: "堤防已加入：抬高 {d} 米", cells: "栅格", features: "个要素",
+    op_close_roads: "封闭道路", op_raise_ground: "抬高地面", op_patch_raster: "修改栅格", op_add: "新增要素",
+    op_remove: "删除要素", op_modify: "修改要素", op_set_param: "参数", created: "已新建情景", runToSee: "运行模拟查看其影响"
   },
   en: {
     title: "RongTwin one map", scenario: "Scenario", compare: "Compare", layers: "Layers", colourBy: "Colour buildings by",
@@ -38,6 +50,18 @@ window.TWIN_I18N = {
     alerts: "Alerts", noAlerts: "No alerts: every sensor reads normal", since: "since", simulatedReading: "simulated reading", threshold: "threshold", flyTo: "click to fly to the sensor",
     pickSite: "Pick site", siteFromModel: "site: from the model", siteAt: "site", picking: "click where the building stands…", rotation: "rotation °",
     pickHint: "press 'Pick site', click where the building stands on the map and check again",
-    sharedBookmark: "shared view (everyone sees it)", localBookmark: "this browser only", remove: "remove", bookmarkName: "name of the view"
+    sharedBookmark: "shared view (everyone sees it)", localBookmark: "this browser only", remove: "remove", bookmarkName: "name of the view",
+    whatIf: "What-if", newScenario: "new scenario name (e.g. storm_50y)", create: "Create", basedOn: "based on the scenario shown", editing: "editing",
+    closeRoads: "Close roads", drawArea: "Draw area", levee: "Levee (raise ground)", heightM: "height m", drawLine: "Draw line",
+    finish: "Finish", cancel: "Cancel", saving: "saving…",
+    drawAreaHint: "click the map to add the area's corners; double-click, Enter or Finish closes it, Esc cancels",
+    drawLineHint: "click along the levee's line; double-click, Enter or Finish ends it, Esc cancels",
+    points: "points", needArea: "an area needs at least 3 points", needLine: "a levee line needs at least 2 points",
+    leveeStrip: "raises a strip about {w} m wide along the line (at least 1.5 DEM cells), so the flood model sees an unbroken wall",
+    baseReadOnly: "the base is the city as it is and cannot be edited: create a scenario first", noDem: "this twin has no DEM raster", noRoads: "this twin has no road layer",
+    editsOf: "Edits of this scenario", noEdits: "no edits yet: the same as its parent", parent: "parent",
+    roadsClosedN: "{n} roads closed", leveeAdded: "levee added: ground raised {d} m", cells: "cells", features: "features",
+    op_close_roads: "close roads", op_raise_ground: "raise ground", op_patch_raster: "raster patch", op_add: "add features",
+    op_remove: "remove features", op_modify: "modify features", op_set_param: "parameter", created: "scenario created", runToSee: "run a simulation to see what it changes"
   }
 };
