@@ -186,6 +186,19 @@ def test_planner_makes_a_what_if_on_the_map(browser, whatif_server):  # noqa: F8
         assert pg.inner_text("#whatif-box h3") == "情景推演"
         assert "封闭道路" in pg.inner_text("#whatif-edits")
         pg.click("#lang-toggle")
+
+        # deleting it asks first: dismissed keeps it, accepted removes it and shows the base
+        assert not pg.is_disabled("#whatif-delete")
+        pg.once("dialog", lambda d: d.dismiss())
+        pg.click("#whatif-delete")
+        p.settle(300)
+        assert NAME in [x["name"] for x in _api(p, "/api/scenarios")]
+        pg.once("dialog", lambda d: d.accept())
+        pg.click("#whatif-delete")
+        pg.wait_for_function(f"window.__twin.whatifDeleted === {NAME!r}", timeout=30000)
+        assert NAME not in [x["name"] for x in _api(p, "/api/scenarios")]
+        assert pg.input_value("#scenario-a") == "base" and pg.is_disabled("#whatif-delete")
+        assert NAME not in pg.eval_on_selector_all("#scenario-a option", "os => os.map((o) => o.value)")
     finally:
         p.close()
 

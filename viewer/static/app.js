@@ -891,6 +891,22 @@
     reportIn(box, `${t("created")}: ${r.name} (${t("parent")}: ${scenarioName(r.parent)})`);
     await showScenario(r.name);
   }
+  async function deleteScenario() {
+    const name = S.scenarioA;
+    if (!canEdit() || name === "base") return;
+    // its edits go with it (its stored results stay): ask first
+    if (!window.confirm(t("confirmDelete").replace("{name}", name))) return;
+    const box = $("whatif-delete-report");
+    try {
+      await api("/api/scenarios/" + encodeURIComponent(name), {method: "DELETE"});
+    } catch (e) { reportIn(box, String(e && e.message ? e.message : e), true, "whatif-delete-error"); showError(e); return; }
+    S.scene.scenarios = S.scene.scenarios.filter((n) => n !== name);
+    delete S.whatifShapes[name];
+    if (S.scenarioB === name) { S.scenarioB = "base"; }
+    reportIn(box, `${t("deleted")}: ${name}`);
+    T.whatifDeleted = name;
+    await showScenario("base");
+  }
   function startDraw(mode) {
     if (!canEdit() || S.scenarioA === "base") return;
     if (S.bimPicking) { S.bimPicking = false; renderBimSite(); }
@@ -1093,6 +1109,7 @@
     $("whatif-parent").textContent = `${t("basedOn")}: ${scenarioName(S.scenarioA)}`;
     $("whatif-target").textContent = base ? t("baseReadOnly") : `${t("editing")}: ${S.scenarioA}`;
     $("whatif-target").className = base ? "hint" : "muted";
+    $("whatif-delete").disabled = base;
     const area = $("whatif-draw-area"), levee = $("whatif-draw-levee");
     area.disabled = base || !roads || !!S.draw;
     levee.disabled = base || !dem || !!S.draw;
@@ -1269,6 +1286,7 @@
     finishDraw();
   });
   $("whatif-form").addEventListener("submit", createScenario);
+  $("whatif-delete").addEventListener("click", () => deleteScenario().catch(showError));
   $("whatif-draw-area").addEventListener("click", () => startDraw("area"));
   $("whatif-draw-levee").addEventListener("click", () => startDraw("levee"));
   $("whatif-finish").addEventListener("click", () => finishDraw());
