@@ -25,6 +25,9 @@ path for its departure time (method of successive averages over runs).
 Announced closures (a flooded road) are planned around before departure and,
 when a vehicle still meets one (congestion made it later than its plan), again
 en route: see :class:`MesoModel` ``closures`` and :attr:`MesoParameters.reroute`.
+A vehicle that waits at the end of a link for a road closed for a while waits
+aside (a link's holding list, still taking up its storage), so the vehicles
+behind it for other roads go on.
 """
 
 from __future__ import annotations
@@ -178,13 +181,18 @@ class MesoModel:
         the quickest route (waits for other closed roads included). Round one
         closed for a while it takes the quickest route on roads open when it
         gets there, if that arrives ``params.reroute_margin`` s sooner than the
-        quickest route that waits for this road; otherwise it waits (a waiting
-        vehicle holds the queue behind it, so it does not swap one wait for
-        another). One setting off on a closed first road plans the same way
-        from the junction where that road begins. A vehicle whose road ahead
-        is closed for good and that has no route left to its destination
-        leaves the network there (``stranded``), not blocking the queue behind
-        it.
+        quickest route that waits for this road; otherwise it waits (it does
+        not swap one wait for another). One setting off on a closed first road
+        plans the same way from the junction where that road begins. A vehicle
+        that waits at the end of a link for a road closed for a while (with or
+        without ``reroute``) waits aside, as a car waiting to turn on a
+        multi-lane street: the vehicles behind it for other roads go on. It
+        still takes up the link's storage (many waiting fill the link and
+        block the links upstream) and counts in its ``queue``; when the road
+        reopens the waiting enter it first come, first in, at its inflow
+        capacity and as it has room. A vehicle whose road ahead is closed for
+        good and that has no route left to its destination leaves the network
+        there (``stranded``), not blocking the queue behind it.
 
     Examples
     --------

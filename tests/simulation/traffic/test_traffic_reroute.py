@@ -113,7 +113,7 @@ def test_the_margin_decides_a_close_call():
 
 def test_a_driver_does_not_swap_one_wait_for_another():
     # a is closed until 1200 s, b (the way round) until 1000 s: going round (there at 1110 s) means waiting at b
-    # instead, and a vehicle waiting for a road holds the queue behind it wherever it waits; they wait for a.
+    # instead; they wait for a.
     # Closed for good, a is gone round, wait at b included: that is the only way to the destination
     t = _run(ROUND, {"a": (55.0, 1200.0), "b": (0.0, 1000.0)}).trips.set_index("vehicle_id")
     assert t["completed"].all() and (t["reroutes"] == 0).all()
@@ -229,10 +229,13 @@ def test_the_same_answers_as_before_re_planning_without_closures_or_with_it_off(
     t = MesoModel(GRID, veh, MesoParameters(route_iterations=2)).run(until=1500).trips
     assert t["arrive"].sum() == pytest.approx(142372.0815110157, rel=1e-12) and t["completed"].sum() == 289
     assert t["delay"].sum() == pytest.approx(26.78443314687633, rel=1e-12)
+    # with closures and re-planning off: recorded again when vehicles waiting for a road closed for a while
+    # stopped holding the queue behind them (test_traffic_holding.py); the same trips finish and strand, and
+    # the total delay falls from 6,474 s to 4,872 s
     t = MesoModel(GRID, _grid_demand(GRID), MesoParameters(route_iterations=2, reroute=False),
                   closures=GRID_CLOSURES).run(until=1500).trips
-    assert t["arrive"].sum() == pytest.approx(290832.6841676272, rel=1e-12) and t["completed"].sum() == 551
-    assert t["stranded"].notna().sum() == 26 and t["delay"].sum() == pytest.approx(6473.796947214579, rel=1e-12)
+    assert t["arrive"].sum() == pytest.approx(288797.90514046, rel=1e-12) and t["completed"].sum() == 551
+    assert t["stranded"].notna().sum() == 26 and t["delay"].sum() == pytest.approx(4872.351253380746, rel=1e-12)
 
 
 def test_results_do_not_depend_on_the_room_set_aside_for_new_routes(monkeypatch, grid_runs):
