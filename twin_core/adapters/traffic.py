@@ -754,11 +754,10 @@ def _warn_if_overloaded(twin, s: dict, trips, period: str, demand_scale: float, 
     real = demo_demand_scale(twin, period)
     if flood_closed and abs(demand_scale - real) <= 0.05 * real:
         # the demand is the real peak's: advice to lower demand_scale would be beside the point
-        twin_warn(f"only {done} of {vehicles} trips that left by {until - _GRACE_S:g} s finished by {until:g} s: the "
-                  f"{flood_closed} roads the flood closes for a while hold them back (they wait for the water to "
-                  f"fall, and those behind them on the same road wait too), at the real Chengdu peak's density "
-                  f"(demand_scale {real:.3g}). See the trips' 'completed' and the link_loads' closed_from_s / "
-                  "closed_until_s", TwinWarning)
+        twin_warn(f"only {done} of {vehicles} trips that left by {until - _GRACE_S:g} s finished by {until:g} s, at "
+                  f"the real Chengdu peak's density (demand_scale {real:.3g}): the {flood_closed} roads the flood "
+                  "closes for a while, and the queues they leave behind when they reopen, hold them back. See the "
+                  "trips' 'completed' and the link_loads' queue, closed_from_s and closed_until_s", TwinWarning)
         return
     held = (f" or the {flood_closed} roads the flood closes for a while hold them back (they wait for the water "
             "to fall)" if flood_closed else "")
