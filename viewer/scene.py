@@ -30,7 +30,7 @@ def camera_for(bounds_wgs84, width_px: int = 1280) -> dict:
 
 def build_scene(state, scenario: str = "base") -> dict:
     """Everything the page needs to set itself up, in one JSON."""
-    from viewer.routers.results import result_catalogue
+    from viewer.routers.results import mark_stale, result_catalogue
 
     twin = state.twin
     store = state.store
@@ -58,7 +58,7 @@ def build_scene(state, scenario: str = "base") -> dict:
         "layers": {n: {"count": infos[n]["count"], "geometry_type": infos[n]["geometry_type"],
                        "columns": infos[n]["columns"]} for n in layers},
         "rasters": rasters,
-        "results": result_catalogue(state),
+        "results": mark_stale(state, result_catalogue(state)),
         "meshes": meshes,
         "tiles": {"url": "/tiles/{layer}/{z}/{x}/{y}.pbf", "minzoom": 12, "maxzoom": 16,
                   "worker_url": "/static/vendor/mvt-worker.js"},

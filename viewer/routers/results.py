@@ -116,9 +116,28 @@ def _step(state, e: dict, step: int):
     return r, arr[step].astype("float64"), n
 
 
-@router.get("", summary="Results, grouped for the map")
+def mark_stale(state, entries: list[dict]) -> list[dict]:
+    """Each entry gets ``stale``: True when its scenario (or a parent of it) was edited after the run, so the
+    map does not show an old flood as if it were the scenario's answer after a planner closed roads in it."""
+    import pandas as pd
+
+    last: dict[str, pd.Timestamp | None] = {}
+    for e in entries:
+        scen = e["scenario"]
+        if scen not in last:
+            last[scen] = None
+            if scen != "base" and scen in state.twin.scenarios:
+                edits = state.twin.scenarios.get(scen)._all_edits()
+                if len(edits):
+                    last[scen] = pd.to_datetime(edits["created"], utc=True, format="ISO8601").max()
+        made = pd.to_datetime(e.get("created"), utc=True, format="ISO8601", errors="coerce")
+        e["stale"] = bool(last[scen] is not None and not pd.isna(made) and made < last[scen])
+    return entries
+
+
+@router.get("", summary="Results, grouped for the map (stale: made before the scenario's latest edit)")
 def list_results(scenario: str | None = Query(None, max_length=255), state=Depends(get_state)) -> list[dict]:
-    return result_catalogue(state, scenario)
+    return mark_stale(state, result_catalogue(state, scenario))
 
 
 @router.get("/{scenario}/{run}/{name}/meta", summary="Bounds, steps and range of a grid result")

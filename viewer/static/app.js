@@ -225,15 +225,15 @@
         const m = S.floodMeta[key(fr)];
         const n = (m && m.steps) || 1;
         const times = (m && m.times_s) || fr.steps;
-        if (times && times.length === n) out.push({kind: "flood", scenario: sc, min: times[0], max: times[n - 1], steps: times});
-        else out.push({kind: "flood", scenario: sc, min: 0, max: n - 1, steps: null, stepIndex: true});
+        if (times && times.length === n) out.push({kind: "flood", scenario: sc, min: times[0], max: times[n - 1], steps: times, stale: !!fr.stale});
+        else out.push({kind: "flood", scenario: sc, min: 0, max: n - 1, steps: null, stepIndex: true, stale: !!fr.stale});
       }
       const tr = tripsResult(sc);
       const td = tr && S.trips[key(tr)];
-      if (td) out.push({kind: "trips", scenario: sc, min: td.t_min, max: td.t_max, steps: null});
+      if (td) out.push({kind: "trips", scenario: sc, min: td.t_min, max: td.t_max, steps: null, stale: !!tr.stale});
       const cr = crowdResult(sc);
       const cd = cr && S.crowd[key(cr)];
-      if (cd) out.push({kind: "crowd", scenario: sc, min: cd.t_min, max: cd.t_max, steps: null});
+      if (cd) out.push({kind: "crowd", scenario: sc, min: cd.t_min, max: cd.t_max, steps: null, stale: !!cr.stale});
     });
     const seen = {};
     const before = currentSeries();
@@ -244,7 +244,8 @@
     configureSlider();
     renderSeriesSelect();
   }
-  function seriesLabel(s) { return t(s.kind) + " · " + scenarioName(s.scenario); }
+  // a run made before the scenario's latest edit is not its answer any more: say so where it is picked
+  function seriesLabel(s) { return t(s.kind) + " · " + scenarioName(s.scenario) + (s.stale ? " · " + t("stale") : ""); }
   function scenarioName(n) { return n === "base" ? t("base") : n; }
   function configureSlider() {
     const sr = currentSeries();
@@ -1013,6 +1014,8 @@
       reportIn(box, t("leveeAdded").replace("{d}", String(body.delta)) + " · " + t("runToSee"));
     }
     if (S.scenarioA === scenario) { await prepareScenario(scenario); render(); }
+    try { await refreshResults(); } catch (e) { /* the runs' labels catch up at the next refresh */ }
+    T.series = S.series.map((x) => ({kind: x.kind, scenario: x.scenario, stale: !!x.stale}));
     const rows = await loadEdits();
     if (body.op === "raise_ground" && rows) {  // the store keeps the new cells, not the height: the page remembers it
       const last = rows.filter((x) => x.op === "patch_raster").pop();
