@@ -296,14 +296,19 @@ def test_cli_listen_bad_input_is_one_clear_line(gpkg_twin, args, words, capsys):
     assert words in err and "Traceback" not in err
 
 
-def test_sigint_stops_the_command_cleanly(gpkg_twin, broker, publisher, prefix):
-    """A real Ctrl-C (SIGINT) to `twin sensors listen`: it stores what it holds and exits 0 with its counts."""
+@pytest.mark.parametrize("sig, inherited_sigint", [(signal.SIGINT, signal.SIG_DFL), (signal.SIGTERM, signal.SIG_DFL),
+                                                    (signal.SIGINT, signal.SIG_IGN)])
+def test_a_stop_signal_stops_the_command_cleanly(gpkg_twin, broker, publisher, prefix, sig, inherited_sigint):
+    """A real Ctrl-C (SIGINT) or a service manager's stop (SIGTERM) to `twin sensors listen`: it stores what it
+    holds and exits 0 with its counts. SIGTERM used to kill it with its batch unstored, and a listener started in
+    the background of a script (SIGINT inherited as ignored, as a shell does for `cmd &`) ignored Ctrl-C."""
     from cim.store import open_store
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "twin_core.cli", "sensors", "listen", gpkg_twin, "--broker", broker,
                              "--topic", f"{prefix}/+", "--json"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, inherited_sigint))
     try:
         deadline = time.time() + 60
         line = ""
@@ -315,7 +320,7 @@ def test_sigint_stops_the_command_cleanly(gpkg_twin, broker, publisher, prefix):
         for k in range(4):
             publisher.send(f"{prefix}/RG01", float(k))
         time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

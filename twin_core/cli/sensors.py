@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -115,8 +116,36 @@ def listen(
         feed = MqttFeed(store, broker=broker, topic=topic, qos=qos, client_id=client_id, username=username,
                         password=password, tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
                         mqtt_version=mqtt_version, report=report)
-        counts = feed.run(max_messages=max_messages, seconds=seconds)
+        with _stop_on_signals() as stop:
+            counts = feed.run(max_messages=max_messages, seconds=seconds, stop=stop)
     emit(counts.to_dict(), as_json, human=f"sensors listen: {counts.line()} in {counts.seconds:.1f} s")
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """An Event set by SIGTERM (a service manager's stop: systemd, docker stop) and SIGINT (Ctrl-C), so the
+    listener stores and acknowledges what it holds before it exits. Python's own Ctrl-C handling is not
+    enough: it is off in a process started in the background of a script (SIGINT inherited as ignored), and
+    SIGTERM killed the listener with its batch unstored."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
+        yield stop
+        return
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        stop.set()
+
+    try:
+        for sig in old:
+            signal.signal(sig, handler)
+        yield stop
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 @sub.command("latest")
