@@ -530,6 +530,8 @@ class Scenario:
             self.scenarios._append([{
                 "scenario": self.name, "op": "patch_raster", "target": name, "blob_key": key,
                 "window": json.dumps([win.row_off, win.col_off, win.height, win.width]),
+                # what was asked, beside the cells it made: a levee's height reads back from the store
+                "attrs": json.dumps({"delta": float(delta)} if delta is not None else {"values": "given"}),
             }])
         return win
 

@@ -201,6 +201,21 @@ def test_raising_ground_keeps_nodata_and_needs_a_finite_delta(twin):
         s.patch_raster("dem2", Window(0, 0, 2, 2), values=np.nan)
 
 
+def test_a_raised_ground_edit_keeps_its_height(twin):
+    # the map showed a levee's height only in the browser that drew it: the store kept the cells, not the delta
+    import json
+
+    dem = np.full((20, 20), 500.0, dtype="float32")
+    twin.store.write_raster("dem3", Raster(dem, Affine(5, 0, X0, 0, -5, Y0 + 100), "EPSG:4544", unit="m"))
+    s = twin.scenarios.create("levee3")
+    s.patch_raster("dem3", Window(0, 0, 4, 4), delta=1.5)
+    s.patch_raster("dem3", Window(5, 5, 2, 2), values=510.0)
+    rows = s.edits()
+    assert [json.loads(a) for a in rows.loc[rows["op"] == "patch_raster", "attrs"]] == [{"delta": 1.5},
+                                                                                        {"values": "given"}]
+    assert twin.raster("dem3", scenario="levee3").data[0, 0] == 501.5
+
+
 def test_an_edit_to_a_deleted_scenario_is_refused(twin):
     # the Scenario object outlives its scenario: recording through it must not leave orphaned edits
     # that a new scenario of the same name would inherit

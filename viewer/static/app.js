@@ -1068,7 +1068,8 @@
       return t("roadsClosedN").replace("{n}", g.ids.length) + ": " + g.ids.slice(0, 6).join(", ") + (g.ids.length > 6 ? " …" : "");
     }
     if (g.kind === "raise_ground") {
-      const note = notes()[scenario + "\u0000" + g.created];
+      // the height as stored with the edit; older edits: as this browser remembered it
+      const note = (g.attrs && isFinite(Number(g.attrs.delta))) ? {delta: Number(g.attrs.delta)} : notes()[scenario + "\u0000" + g.created];
       const w = Array.isArray(g.window) ? ` · ${g.window[2]}×${g.window[3]} ${t("cells")}` : "";
       const dl = note && isFinite(Number(note.delta)) ? ` · ${Number(note.delta) >= 0 ? "+" : ""}${note.delta} m` : "";
       return `${g.target}${dl}${w}`;
@@ -1082,7 +1083,7 @@
     box.innerHTML = "";
     const e = S.edits;
     T.whatifEdits = e ? e.groups.map((g) => ({op: g.kind, target: g.target, n: g.ids.length, created: g.created,
-      delta: (notes()[e.name + "\u0000" + g.created] || {}).delta})) : null;
+      delta: (g.attrs && isFinite(Number(g.attrs.delta))) ? Number(g.attrs.delta) : (notes()[e.name + "\u0000" + g.created] || {}).delta})) : null;
     if (!e || !canEdit()) return;
     const li = (text, cls) => { const x = document.createElement("li"); x.className = cls || ""; x.textContent = text; box.appendChild(x); return x; };
     if (e.name === "base") return;  // read-only: the hint above the tools says so
