@@ -376,6 +376,53 @@ def _join_link(v, b, p, tx, link_queue_ptr, qbuf, qtail, count, in_credit, veh_l
 
 
 @njit(cache=True)
+def _held_replan(a, t, interval, replan_at, held_replans, hbuf, nheld, first, lo, hi, margin, route_links, route_end,
+                 n_route, moved_to, traj_enter, traj_exit, reroutes, planned_at, veh_link_pos, veh_ready, stranded,
+                 heads, succ_ptr, succ, fft, plan, plan_bin, closed_from, closed_until, count, cap_vps, dist, pred, hk,
+                 hv, path, link_queue_ptr, out_credit, pending_free, fbuf, ftail, wave_time, rec_flow_out, nrec):
+    """The vehicles held on link ``a`` (:func:`meso_run`) whose re-planning time ``replan_at`` has come and
+    whose road is still closed at ``t`` plan again from the end of ``a`` (:func:`_plan_again`, the links
+    ``first[lo:hi]``), every ``interval`` s. One that takes a way round stays in the holding list, in its
+    place, at its new position (:func:`_release_held` lets it go on when its new road can take it); one
+    whose road is closed for good with no way left leaves the network (``stranded``) as soon as ``a``
+    discharges; the others keep their place. Returns (how many left the network, the new
+    ``n_route``, -1: ``route_links`` is too short)."""
+    h0 = link_queue_ptr[a]
+    k = 0
+    for i in range(nheld[a]):
+        v = hbuf[h0 + i]
+        p = veh_link_pos[v]
+        nb = route_links[p + 1]
+        if replan_at[v] != -INF and replan_at[v] <= t and closed_from[nb] <= t < closed_until[nb]:
+            replan_at[v] = t + interval
+            held_replans[v] += 1
+            at, n_route = _plan_again(v, p, p + 1, a, first, lo, hi, max(veh_ready[v], t), margin, route_links,
+                                      route_end, n_route, moved_to, traj_enter, reroutes, heads, succ_ptr, succ, fft,
+                                      plan, plan_bin, closed_from, closed_until, count, cap_vps, dist, pred, hk, hv,
+                                      path)
+            if n_route < 0:
+                return 0, -1
+            if at >= 0:
+                p = at
+                veh_link_pos[v] = p
+                planned_at[v] = p
+                nb = route_links[p + 1]
+            if closed_until[nb] == INF and closed_from[nb] <= t:
+                replan_at[v] = -INF  # closed for good and no way left: it leaves the network here
+        if replan_at[v] == -INF and out_credit[a] >= 1.0:
+            tx = max(veh_ready[v], t)
+            _leave_link(a, p, tx, link_queue_ptr, count, out_credit, pending_free, fbuf, ftail, wave_time, traj_exit,
+                        rec_flow_out, nrec)
+            stranded[v] = tx
+            continue
+        hbuf[h0 + k] = v
+        k += 1
+    n = nheld[a] - k
+    nheld[a] = k
+    return n, n_route
+
+
+@njit(cache=True)
 def _release_held(a, t, hbuf, nheld, route_links, veh_link_pos, veh_ready, closed_from, closed_until, storage,
                   link_queue_ptr, qbuf, qtail, count, out_credit, in_credit, pending_free, fbuf, ftail, wave_time,
                   traj_enter, traj_exit, length, vfree, rec_flow_in, rec_flow_out, nrec):
@@ -408,7 +455,7 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
              veh_enter, veh_ready, link_queue_ptr, wave_time, blocked_until, closed_from, closed_until, rec_every,
              rec_flow_in, rec_flow_out, rec_count, rec_queue, traj_enter, traj_exit, arrive, stranded,
              reroute, reroute_margin, n_route, moved_to, reroutes, heads, tails, succ_ptr, succ, node_ptr, node_links,
-             plan_cost, plan_bin):
+             plan_cost, plan_bin, replan_interval, held_replans):
     """Advance vehicles over links in time steps ``dt`` (see :class:`MesoModel`).
 
     Each link is a FIFO of vehicles. A vehicle entering link a at time t can
@@ -452,6 +499,16 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
     ``reroutes[v]`` counts the change. Otherwise it waits for the road to
     reopen.
 
+    Held vehicles think again (``reroute`` and ``replan_interval`` finite and
+    > 0): every ``replan_interval`` s from when it stopped, a held vehicle whose
+    road is still closed makes the same decision again from its junction, with
+    the costs, queues and closures of that moment (:func:`_held_replan`;
+    ``held_replans[v]`` counts these decisions, ``reroutes[v]`` the changes).
+    One that takes a way round stays in the holding list, in its place, now
+    waiting for an open road: it goes on as soon as that road can take it.
+    One whose road is closed for good with no way left leaves the network
+    there (``stranded``). Runs with nobody held are unchanged.
+
     A vehicle whose next road is closed for good (``until`` inf) and that has
     no other route (or does not re-plan) leaves the network where it is (it
     turns off or parks) instead of blocking the queue behind it; ``stranded``
@@ -489,6 +546,9 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
     hv = np.empty(n_links + succ.shape[0] + 1 if reroute else 0, np.int64)
     path = np.empty(n_links if reroute else 0, np.int64)
     plan = fifo_plan(plan_cost, plan_bin) if reroute else np.empty((2, 0, 0))
+    # held vehicles re-plan every replan_interval s: when each does next
+    replanning = reroute and 0.0 < replan_interval < INF
+    replan_at = np.empty(n_veh if replanning else 0)
     # departure order
     dorder = np.argsort(depart, kind="mergesort")
     dnext = 0
@@ -517,6 +577,17 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
         # approach to a merge has a fixed priority
         for ii in range(n_links):
             a = (ii + step) % n_links
+            if replanning and n_held > 0 and nheld[a] > 0:  # held vehicles whose time came think again
+                n_gone, n_route = _held_replan(
+                    a, t, replan_interval, replan_at, held_replans, hbuf, nheld, succ, succ_ptr[a], succ_ptr[a + 1],
+                    reroute_margin, route_links, route_end, n_route, moved_to, traj_enter, traj_exit, reroutes,
+                    planned_at, veh_link_pos, veh_ready, stranded, heads, succ_ptr, succ, fft, plan, plan_bin,
+                    closed_from, closed_until, count, cap_vps, dist, pred, hk, hv, path, link_queue_ptr, out_credit,
+                    pending_free, fbuf, ftail, wave_time, rec_flow_out, nrec)
+                if n_route < 0:
+                    return step, n_wait, -1
+                n_held -= n_gone
+                n_done += n_gone
             if n_held > 0 and nheld[a] > 0:  # vehicles waiting for a closed road: those whose road reopened go on
                 n_held -= _release_held(a, t, hbuf, nheld, route_links, veh_link_pos, veh_ready, closed_from,
                                         closed_until, storage, link_queue_ptr, qbuf, qtail, count, out_credit,
@@ -554,6 +625,8 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
                                 hbuf[link_queue_ptr[a] + nheld[a]] = v
                                 nheld[a] += 1
                                 n_held += 1
+                                if replanning:
+                                    replan_at[v] = t + replan_interval
                                 continue
                     if not ends_here and (count[nb] + pending_free[nb] >= storage[nb] or in_credit[nb] < 1.0):
                         break

@@ -27,7 +27,8 @@ when a vehicle still meets one (congestion made it later than its plan), again
 en route: see :class:`MesoModel` ``closures`` and :attr:`MesoParameters.reroute`.
 A vehicle that waits at the end of a link for a road closed for a while waits
 aside (a link's holding list, still taking up its storage), so the vehicles
-behind it for other roads go on.
+behind it for other roads go on; it plans again every
+:attr:`MesoParameters.replan_interval` s while it waits.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class MesoParameters:
         for good, leaving the network (see :class:`MesoModel` ``closures``). No effect without closures.
     reroute_margin : s a way round must save over waiting for a road closed for a while (not for good) to be
         taken: the costs are estimates, and a driver does not leave a queue to save seconds.
+    replan_interval : s between the re-plans of a vehicle waiting aside for a road closed for a while (with
+        ``reroute``): it makes the same decision again from its junction with the queues and closures of that
+        moment, and takes a way round that has opened up (another closure ended) or stays. 0 or inf: it
+        decides once and waits until its road reopens.
     """
 
     dt: float = 1.0
@@ -71,6 +76,7 @@ class MesoParameters:
     seed: int = 0
     reroute: bool = True
     reroute_margin: float = 60.0
+    replan_interval: float = 300.0
 
     def __post_init__(self):
         for name in ("dt", "jam_density", "record_interval", "route_bin"):
@@ -87,6 +93,10 @@ class MesoParameters:
         m = self.reroute_margin
         if isinstance(m, bool) or not (isinstance(m, (int, float, np.integer, np.floating)) and 0 <= m < np.inf):
             raise ParameterError(f"MesoParameters.reroute_margin must be a number of seconds >= 0, got {m!r}")
+        r = self.replan_interval
+        if isinstance(r, bool) or not (isinstance(r, (int, float, np.integer, np.floating)) and r >= 0):
+            raise ParameterError(f"MesoParameters.replan_interval must be a number of seconds >= 0 (0 or inf: held "
+                                 f"vehicles do not re-plan), got {r!r}")
 
 
 @dataclass
@@ -96,7 +106,8 @@ class MesoResult:
     trips : vehicle_id, depart, enter, arrive, travel_time (s), free_flow_time (s, of the route driven),
         delay (s), completed, stranded (s: when the road ahead was closed for good and, with no other route
         to its destination, the vehicle left the network; NaN), reroutes (times it planned again en route
-        and changed its route).
+        and changed its route), held_replans (times it planned again while waiting aside for a closed road,
+        :attr:`MesoParameters.replan_interval`; a change of route counts in ``reroutes`` too).
     link_series : time (end of interval, s), link_id, inflow, outflow (veh in the interval),
         vehicles, density (veh/km), speed (km/h, space-mean over vehicles that left), queue (vehicles
         whose free-flow traversal is over but who have not left).
@@ -117,6 +128,7 @@ class MesoResult:
                 "mean_trip_time_s": float(self.trips.loc[done, "travel_time"].mean()) if done.any() else float("nan"),
                 "total_delay_veh_s": float(self.trips.loc[done, "delay"].sum()),
                 "rerouted_trips": int((self.trips["reroutes"] > 0).sum()) if "reroutes" in self.trips else 0,
+                "held_replans": int(self.trips["held_replans"].sum()) if "held_replans" in self.trips else 0,
                 "until_s": self.until, "engine_seconds": self.seconds}
 
 
@@ -192,7 +204,12 @@ class MesoModel:
         reopens the waiting enter it first come, first in, at its inflow
         capacity and as it has room. A vehicle whose road ahead is closed for
         good and that has no route left to its destination leaves the network
-        there (``stranded``), not blocking the queue behind it.
+        there (``stranded``), not blocking the queue behind it. A vehicle waiting
+        aside plans again every ``params.replan_interval`` s (with
+        ``reroute``) from its junction, by the same rule with the costs, queues
+        and closures of that moment: it takes a way round that has opened up
+        since (another closure ended, a queue cleared) and keeps its place
+        otherwise.
 
     Examples
     --------
@@ -439,6 +456,7 @@ class MesoModel:
             traj_exit = np.full(m + extra, np.nan)
             moved_to = np.full(m + extra, -1, np.int64)
             reroutes = np.zeros(nv, np.int64)
+            held_replans = np.zeros(nv, np.int64)
             arrive = np.full(nv, np.nan)
             veh_enter = np.full(nv, np.nan)
             pos = self.route_ptr[:-1].copy()  # each vehicle's first link
@@ -449,7 +467,8 @@ class MesoModel:
                 self.depart, pos, veh_enter, ready, qptr, self.wave_time, self.blocked_until, self.closed_from,
                 self.closed_until, rec_every, rec_in, rec_out, rec_count, rec_queue, traj_enter, traj_exit, arrive,
                 stranded, reroute, float(p.reroute_margin), m, moved_to, reroutes, self.heads, self.tails,
-                succ_ptr, succ, node_ptr, node_links, plan_cost, float(p.route_bin))
+                succ_ptr, succ, node_ptr, node_links, plan_cost, float(p.route_bin), float(p.replan_interval),
+                held_replans)
             if used >= 0:
                 break
             extra = max(2 * extra, 1)
@@ -463,7 +482,7 @@ class MesoModel:
         return dict(steps=steps, rec_every=rec_every, n_rec=n_used, rec_in=rec_in[:n_used], rec_out=rec_out[:n_used],
                     rec_count=rec_count[:n_used], rec_queue=rec_queue[:n_used], traj_enter=traj_enter,
                     traj_exit=traj_exit, arrive=arrive, veh_enter=veh_enter, stranded=stranded,
-                    route_ptr=route_ptr, route_links=route_links, reroutes=reroutes)
+                    route_ptr=route_ptr, route_links=route_links, reroutes=reroutes, held_replans=held_replans)
 
     def run(self, until: float, progress: Callable[[float, float], None] | None = None) -> MesoResult:
         """Simulate from 0 to ``until`` seconds (stops early when every vehicle has arrived)."""
@@ -549,7 +568,7 @@ class MesoModel:
         trips = pd.DataFrame({"vehicle_id": self.vehicle_ids, "depart": self.depart, "enter": out["veh_enter"],
                               "arrive": arrive, "travel_time": tt, "free_flow_time": route_fft,
                               "delay": tt - route_fft, "completed": done, "stranded": out["stranded"],
-                              "reroutes": out["reroutes"]})
+                              "reroutes": out["reroutes"], "held_replans": out["held_replans"]})
         nr = out["n_rec"]
         nl = len(self.length)
         times = np.minimum((np.arange(nr) + 1) * out["rec_every"] * p.dt, out["steps"] * p.dt)

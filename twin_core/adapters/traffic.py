@@ -539,7 +539,9 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     still meets one (held up on the way) plans again there (``reroute``, default on; summary
     ``rerouted_trips``, column ``reroutes`` of ``travel_times``): round a road closed for good by the
     quickest way left; round one closed for a while only by open roads and only when that is at least a
-    minute quicker than waiting for it (:class:`~simulation.traffic.MesoModel`). One whose road ahead is
+    minute quicker than waiting for it (:class:`~simulation.traffic.MesoModel`); one that waits plans again
+    every 5 minutes while it waits (summary ``held_replans``, column ``held_replans`` of ``travel_times``),
+    and takes a way round that has opened up since. One whose road ahead is
     closed for good with no way left to the destination leaves the network there (summary
     ``trips_stranded_by_flood``).
     """
