@@ -57,7 +57,6 @@ the listener subscribes again. What the listener has received is stored before i
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import queue
@@ -71,6 +70,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from twin_core.errors import FeedError, TwinWarning, twin_warn
+from twin_core.net import is_loopback
 
 __all__ = ["MqttFeed", "FeedCounts", "decode_message", "parse_broker", "check_topic", "broker_password",
            "PASSWORD_ENV", "MQTT_VERSIONS"]
@@ -194,15 +194,6 @@ def _tls_context(ca_file, cert_file, key_file) -> ssl.SSLContext:
 def _ssl_text(exc: BaseException) -> str:
     return (getattr(exc, "verify_message", None) or getattr(exc, "strerror", None) or getattr(exc, "reason", None)
             or str(exc))
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_topic(topic: str) -> str:
@@ -337,7 +328,7 @@ class MqttFeed:
         self.mqtt_version = mqtt_version
         self._ssl = _tls_context(ca_file, cert_file, key_file) if self.tls else None
         self._client_cert = cert_file is not None
-        if password is not None and not self.tls and not _loopback(self.host):
+        if password is not None and not self.tls and not is_loopback(self.host):
             twin_warn(f"the password goes to {self.host} unencrypted: anyone on the way can read it; use TLS "
                           "(--tls, and --ca-file for a broker with a certificate of its own CA)", TwinWarning,
                           stacklevel=2)

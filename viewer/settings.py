@@ -8,11 +8,12 @@ Environment variables (``TWIN_STORE``, ``TWIN_HOST`` ...) are read only by
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
+
+from twin_core.net import is_loopback
 
 __all__ = ["Settings", "ROLES", "is_loopback"]
 
@@ -22,14 +23,6 @@ __all__ = ["Settings", "ROLES", "is_loopback"]
 ROLES = ("viewer", "planner", "regulator", "sensor", "admin")
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and 'localhost'."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Settings(BaseModel):
