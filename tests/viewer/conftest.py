@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 import socket
@@ -138,6 +140,15 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def private_server(city_template, tmp_path_factory, name: str, **settings):
+    """A live server over a private copy of the small city, for a module whose tests write: (server, path)."""
+    path = str(tmp_path_factory.mktemp(name) / "city.gpkg")
+    shutil.copy(city_template["path"], path)
+    with LiveServer(path, **settings) as srv:
+        yield srv, path
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,12 @@ to the server shows up in the list with the sensor's next poll, and clicking it 
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timezone
 
 import httpx
 import pytest
 
-from conftest import LiveServer
+from conftest import private_server
 from test_viewer_browser import Page, browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -17,9 +16,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def alert_server(city_template, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("viewer_alerts") / "city.gpkg")
-    shutil.copy(city_template["path"], path)
-    with LiveServer(path, simulated_sensors=False) as srv:  # stored readings only: the list starts empty
+    # stored readings only: the list starts empty
+    with private_server(city_template, tmp_path_factory, "viewer_alerts", simulated_sensors=False) as (srv, _):
         yield srv
 
 

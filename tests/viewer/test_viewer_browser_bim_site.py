@@ -4,12 +4,11 @@ stays beside the form with what to do, 'Pick site' and a click on the map place 
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import LiveServer
+from conftest import private_server
 from test_viewer_browser import Page, browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -17,9 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def site_server(city_template, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("viewer_bim_site") / "city.gpkg")
-    shutil.copy(city_template["path"], path)
-    with LiveServer(path) as srv:
+    with private_server(city_template, tmp_path_factory, "viewer_bim_site") as (srv, path):
         yield srv, path
 
 

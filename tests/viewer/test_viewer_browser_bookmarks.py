@@ -3,11 +3,10 @@ in the browser that saved it), flies the camera there, and can be removed."""
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from conftest import LiveServer
+from conftest import private_server
 from test_viewer_browser import Page, browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -15,9 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def bm_server(city_template, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("viewer_bookmarks") / "city.gpkg")
-    shutil.copy(city_template["path"], path)
-    with LiveServer(path) as srv:
+    with private_server(city_template, tmp_path_factory, "viewer_bookmarks") as (srv, _):
         yield srv
 
 

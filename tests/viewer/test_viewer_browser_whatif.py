@@ -5,13 +5,12 @@ closed), a levee line raises the ground by its height, Esc cancels a drawing, an
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import quote
 
 import numpy as np
 import pytest
 
-from conftest import LiveServer
+from conftest import LiveServer, private_server
 from test_viewer_browser import Page, browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,9 +21,7 @@ M_LON, M_LAT = 111_320 * np.cos(np.radians(30.63)), 110_540  # metres per degree
 
 @pytest.fixture(scope="module")
 def whatif_server(city_template, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("viewer_whatif") / "city.gpkg")
-    shutil.copy(city_template["path"], path)
-    with LiveServer(path) as srv:
+    with private_server(city_template, tmp_path_factory, "viewer_whatif") as (srv, path):
         yield srv, path
 
 
