@@ -356,6 +356,14 @@ class Scenario:
             return pd.DataFrame(columns=Scenarios._COLUMNS)
         return self.scenarios._edits(self.name)
 
+    def last_edited(self) -> pd.Timestamp | None:
+        """When this scenario or one of its parents was last edited (UTC), None if never (and for the base):
+        a run made before that is not the scenario's answer any more."""
+        e = self._all_edits()
+        if not len(e):
+            return None
+        return pd.to_datetime(e["created"], utc=True, format="ISO8601").max()
+
     def _all_edits(self) -> pd.DataFrame:
         chain = self._chain()
         if not chain:

@@ -121,15 +121,11 @@ def mark_stale(state, entries: list[dict]) -> list[dict]:
     map does not show an old flood as if it were the scenario's answer after a planner closed roads in it."""
     import pandas as pd
 
-    last: dict[str, pd.Timestamp | None] = {}
+    last: dict = {}
     for e in entries:
         scen = e["scenario"]
-        if scen not in last:
-            last[scen] = None
-            if scen != "base" and scen in state.twin.scenarios:
-                edits = state.twin.scenarios.get(scen)._all_edits()
-                if len(edits):
-                    last[scen] = pd.to_datetime(edits["created"], utc=True, format="ISO8601").max()
+        if scen not in last:  # the base is never edited; a deleted scenario's results have nothing to go stale
+            last[scen] = state.twin.scenarios.get(scen).last_edited() if scen in state.twin.scenarios else None
         made = pd.to_datetime(e.get("created"), utc=True, format="ISO8601", errors="coerce")
         e["stale"] = bool(last[scen] is not None and not pd.isna(made) and made < last[scen])
     return entries
