@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -33,8 +34,6 @@ __all__ = ["Twin"]
 def _check_kwargs(what: str, kwargs: dict, fns, skip=("twin", "progress")) -> None:
     """A keyword no engine function takes fails with what they do take (a bare TypeError named an internal
     function: ``prepare_flood() got an unexpected keyword argument 'return_period'``)."""
-    import inspect
-
     names: list[str] = []
     for fn in fns:
         for fn_ in (fn, *getattr(fn, "forwards_to", ())):
@@ -79,8 +78,9 @@ def _looks_like_lonlat(bounds) -> bool:
     return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
 
 
-#: keywords Twin.layer passes on to the store's read (and the scenario's edits)
-_LAYER_KWARGS = ("bbox", "where", "columns", "limit", "offset")
+#: keywords Twin.layer passes on to the store's read (and the scenario's edits): the store's own
+_LAYER_KWARGS = tuple(p.name for p in inspect.signature(Store.read_layer).parameters.values()
+                      if p.kind == p.KEYWORD_ONLY)
 
 
 class Twin:
@@ -573,11 +573,9 @@ class Twin:
         }
 
 
-def _forwarded_signature(method, fns, skip) -> "inspect.Signature":  # noqa: F821 (imported inside)
+def _forwarded_signature(method, fns, skip) -> inspect.Signature:
     """``method``'s signature with its ``**kwargs`` replaced by the keyword parameters of the functions it
     forwards to: help(twin.flood) and Jupyter's Shift-Tab showed only ``(scenario=None, run=None, **kwargs)``."""
-    import inspect
-
     own = [p for p in inspect.signature(method).parameters.values() if p.kind != p.VAR_KEYWORD]
     names = {p.name for p in own} | set(skip)
     extra = []
