@@ -162,13 +162,18 @@ class Scenarios:
     def list(self) -> pd.DataFrame:
         """A table of scenarios (name, description, parent, created, edits)."""
         meta = self._meta()
-        counts = self._edits().groupby("scenario").size() if meta else pd.Series(dtype=int)
-        rows = [
-            {"name": n, "description": m.get("description", ""), "parent": m.get("parent", BASE),
-             "created": m.get("created"), "edits": int(counts.get(n, 0))}
-            for n, m in sorted(meta.items())
-        ]
-        return pd.DataFrame(rows, columns=["name", "description", "parent", "created", "edits"])
+        e = self._edits() if meta else pd.DataFrame(columns=self._COLUMNS)
+        counts = e.groupby("scenario").size()
+        latest = (pd.to_datetime(e["created"], utc=True, format="ISO8601").groupby(e["scenario"]).max()
+                  if len(e) else pd.Series(dtype="datetime64[ns, UTC]"))
+        rows = []
+        for n, m in sorted(meta.items()):
+            times = [t for t in (latest.get(n), self._modified([n], meta)) if t is not None and not pd.isna(t)]
+            rows.append({"name": n, "description": m.get("description", ""), "parent": m.get("parent", BASE),
+                         "created": m.get("created"), "edits": int(counts.get(n, 0)),
+                         # its own latest edit or undo (a parent's edits change it too: see Scenario.last_edited)
+                         "last_edited": max(times).isoformat() if times else None})
+        return pd.DataFrame(rows, columns=["name", "description", "parent", "created", "edits", "last_edited"])
 
     def names(self) -> list[str]:
         return sorted(self._meta())
@@ -259,14 +264,22 @@ class Scenarios:
             last = (self.store.read_table(EDITS_TABLE, columns=["seq"], order_by="seq", descending=True, limit=1)["seq"]
                     if self.store.has_table(EDITS_TABLE) else [])
             seq0 = int(last.iloc[0]) + 1 if len(last) else 1
+            now = _now()  # one time for the rows of one edit: undo() takes back the rows made together
             for i, r in enumerate(rows):
                 r["seq"] = seq0 + i
-                r.setdefault("created", _now())
+                r.setdefault("created", now)
             df = pd.DataFrame(rows, columns=self._COLUMNS)
             df["seq"] = df["seq"].astype("int64")
             for c in ("feature_id", "attrs", "geom_wkb", "blob_key", "window"):
                 df[c] = df[c].astype(object).where(df[c].notna(), None)
             self.store.write_table(EDITS_TABLE, df, mode="append" if self.store.has_table(EDITS_TABLE) else "replace")
+
+    def _modified(self, names, meta: dict | None = None) -> pd.Timestamp | None:
+        """The latest time an edit of these scenarios was taken back (:meth:`Scenario.undo`), None if never."""
+        meta = self._meta() if meta is None else meta
+        times = [meta.get(n, {}).get("modified") for n in names]
+        times = [t for t in times if t]
+        return max(pd.to_datetime(times, utc=True, format="ISO8601")) if times else None
 
     def diff(self, a: str, b: str) -> pd.DataFrame:
         """What differs between two scenarios (either may be ``"base"``).
@@ -360,9 +373,11 @@ class Scenario:
         """When this scenario or one of its parents was last edited (UTC), None if never (and for the base):
         a run made before that is not the scenario's answer any more."""
         e = self._all_edits()
-        if not len(e):
-            return None
-        return pd.to_datetime(e["created"], utc=True, format="ISO8601").max()
+        times = [self.scenarios._modified(self._chain())]  # an undo changes the scenario as much as an edit
+        if len(e):
+            times.append(pd.to_datetime(e["created"], utc=True, format="ISO8601").max())
+        times = [t for t in times if t is not None]
+        return max(times) if times else None
 
     def _all_edits(self) -> pd.DataFrame:
         chain = self._chain()
@@ -552,6 +567,34 @@ class Scenario:
             raise ScenarioError(f"parameter {key!r}: {value!r} is not a JSON value without NaN or infinity "
                                 f"({exc}); give a number, string, list or mapping") from None
         self.scenarios._append([{"scenario": self.name, "op": "set_param", "target": key, "attrs": text}])
+
+    def undo(self) -> pd.DataFrame:
+        """Take back this scenario's latest edit: the rows one call recorded together (all the roads one
+        :meth:`close_roads` closed, one :meth:`patch_raster`, ...), with the raster cells it stored.
+
+        Returns the rows taken back (empty if the scenario has no edits of its own). The parent's edits are
+        not touched: undo them on the parent. Runs made since the edit are marked stale by
+        :meth:`last_edited`, which counts the undo as a change.
+        """
+        self._require_editable()
+        sc = self.scenarios
+        with self.store.transaction():  # the last edit is read and deleted together: a concurrent edit waits
+            if self.name not in sc._meta():
+                raise ScenarioError(f"scenario {self.name!r} no longer exists (deleted meanwhile?)")
+            e = self.edits()
+            if not len(e):
+                return e
+            created = pd.to_datetime(e["created"], utc=True, format="ISO8601")
+            last = e[created == created.max()]
+            first_seq = int(last["seq"].min())
+            gone = e[e["seq"].astype("int64") >= first_seq]
+            for key in gone.loc[gone["blob_key"].notna(), "blob_key"]:
+                self.store.delete_blob(key)
+            self.store.delete_rows(EDITS_TABLE, {"scenario": self.name, "seq": (">=", first_seq)})
+            meta = dict(sc._meta()[self.name])
+            meta["modified"] = _now()
+            self.store.set_meta({f"scenario:{self.name}": meta})
+        return gone.reset_index(drop=True)
 
     # -- reads ------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:

@@ -265,3 +265,59 @@ def test_reserved_names_are_refused_in_any_case(store_target):
             with pytest.raises(ScenarioError, match="city itself.*cannot be deleted"):
                 sc.delete(name)
         assert sc.names() == ["plan"] and sc.get("base").name == "base"
+
+
+def test_undo_takes_back_the_latest_edit_whole(twin):
+    # a planner who closed the wrong area had to delete the whole scenario: undo takes back one edit, all the
+    # roads one close_roads closed together, and the raster cells a patch stored
+    import time
+
+    before = snapshot(twin)
+    s = twin.scenarios.create("oops")
+    assert s.undo().empty  # nothing to take back: an empty table, not an error
+    s.patch_raster("dem", Window(0, 0, 3, 3), delta=2.0)
+    after_levee = twin.raster("dem", scenario="oops").data.copy()
+    t_levee = s.last_edited()
+    time.sleep(0.01)
+    closed = s.close_roads(shapely.box(X0, Y0, X0 + 2100, Y0 + 2100))
+    assert len(closed) > 1 and (twin.layer("road_links", scenario="oops")["capacity_vph"] == 0).sum() == len(closed)
+    assert s.edits()["created"].iloc[-len(closed):].nunique() == 1  # the rows of one edit share its time
+
+    gone = s.undo()
+    assert len(gone) == len(closed) and set(gone["op"]) == {"modify"}
+    assert sorted(gone["feature_id"].astype(str)) == sorted(closed)
+    assert (twin.layer("road_links", scenario="oops")["capacity_vph"] == 0).sum() == 0
+    np.testing.assert_array_equal(twin.raster("dem", scenario="oops").data, after_levee)  # the levee stays
+    # the undo is a change: a run made between the closure and the undo is not this scenario's answer
+    assert s.last_edited() > t_levee
+    assert twin.scenarios.list().set_index("name").loc["oops", "last_edited"] == s.last_edited().isoformat()
+
+    blobs = len(twin.store.list_blobs("scenario/"))
+    gone = s.undo()
+    assert list(gone["op"]) == ["patch_raster"]
+    assert len(twin.store.list_blobs("scenario/")) == blobs - 1  # the patch's cells go with it
+    np.testing.assert_array_equal(twin.raster("dem", scenario="oops").data, before[2])
+    assert s.edits().empty and s.undo().empty
+    assert_base_unchanged(twin, before)
+
+
+def test_undo_leaves_the_parent_and_other_scenarios_alone(twin):
+    a = twin.scenarios.create("pa")
+    a.set_param("k", 1)
+    b = twin.scenarios.create("ch", parent="pa")
+    b.set_param("k", 2)
+    other = twin.scenarios.create("other")
+    other.set_param("k", 3)
+    assert b.params() == {"k": 2}
+    b.undo()
+    assert b.params() == {"k": 1}  # the parent's value shows again
+    assert b.undo().empty  # the parent's edits are undone on the parent
+    assert a.params() == {"k": 1} and other.params() == {"k": 3}
+    a.set_param("k", 4)  # numbering goes on after an undo
+    assert b.params() == {"k": 4}
+    with pytest.raises(ScenarioError, match="base is never edited"):
+        twin.scenario("base").undo()
+    gone = twin.scenarios.get("other")
+    twin.scenarios.delete("other")
+    with pytest.raises(ScenarioError, match="no longer exists"):
+        gone.undo()

@@ -63,6 +63,14 @@ def test_import_export_and_scenarios(city, tmp_path):
     assert json.loads(res.stdout)[0]["edits"] == 1
     with Twin.open(city) as t:  # the base is unchanged
         assert t.layer("road_links")["capacity_vph"].tolist() == [1800.0, 2700.0]
+    # the closure taken back: the scenario is as before it, and a second undo says there is nothing left
+    res = run("scenario", "undo", city, "works", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"scenario": "works", "undone": {"op": "modify", "targets": "road_links", "rows": 1},
+                                      "edits": 0}
+    assert run("scenario", "diff", city, "base", "works", "--json").stdout.strip() == "[]"
+    res = run("scenario", "undo", city, "works")
+    assert res.exit_code != 0 and "no edits of its own" in str(res.exception)
 
 
 def test_errors_are_one_clear_line(city, tmp_path):

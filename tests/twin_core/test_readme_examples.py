@@ -57,6 +57,7 @@ def test_quick_start_runs_on_the_sample_city(small_city_gpkg, tmp_path, monkeypa
         assert (twin.raster("dem", scenario=name).data != twin.raster("dem").data).any()
         diff = twin.scenarios.diff("base", name)
         assert set(diff["target"]) == {"dem", "road_links"}
+        assert len(ns["gone"]) == (diff["target"] == "road_links").sum() > 0  # the undo took back every closed road
     finally:
         twin.close()
 

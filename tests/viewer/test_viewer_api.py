@@ -311,6 +311,42 @@ def test_scenario_create_edit_diff_and_tiles(client):
     assert "tower" not in [s["name"] for s in client.get("/api/scenarios").json()]
 
 
+def test_undo_takes_back_the_latest_edit_and_children_follow_their_parent(client):
+    # a planner could not take back a wrong edit from the map; and a parent's edit left its children's
+    # cached tiles as they were
+    def tile_height(scenario):
+        fs = mapbox_vector_tile.decode(client.get(f"/tiles/buildings/16/{x}/{y}.pbf?scenario={scenario}").content)
+        return [f["properties"]["height_m"] for f in fs["buildings"]["features"] if f["properties"]["building_id"] == "B000010"]
+
+    feat = client.get("/api/layers/buildings/features/B000010").json()
+    old_h = feat["properties"]["height_m"]
+    lon, lat = feat["geometry"]["coordinates"][0][0][0]
+    x, y = lonlat_tile(lon, lat, 16)
+    assert client.post("/api/scenarios", json={"name": "p"}).status_code == 201
+    assert client.post("/api/scenarios", json={"name": "c", "parent": "p"}).status_code == 201
+    r = client.delete("/api/scenarios/p/edits/last")
+    assert r.status_code == 409 and "no edits" in r.json()["detail"]
+    assert tile_height("c") == [round(old_h)]  # cached now
+    edit = {"op": "modify", "layer": "buildings", "features": _fc(({"building_id": "B000010", "height_m": 150.0}, None))}
+    r = client.post("/api/scenarios/p/edits", json=edit)
+    assert r.status_code == 201 and r.json()["created"]
+    assert tile_height("c") == [150]  # the child shows its parent's edit at once
+    r = client.delete("/api/scenarios/c/edits/last")
+    assert r.status_code == 409 and "parent" in r.json()["detail"]  # its parent's edits are undone on the parent
+    assert client.post("/api/scenarios/p/edits", json={"op": "set_param", "key": "k", "value": 1}).status_code == 201
+    r = client.delete("/api/scenarios/p/edits/last")
+    assert r.status_code == 200, r.text
+    assert r.json()["undone"]["op"] == "set_param" and r.json()["edits"] == 1
+    assert client.get("/api/scenarios/p").json()["params"] == {}
+    r = client.delete("/api/scenarios/p/edits/last")
+    assert r.json()["undone"] == {"op": "modify", "targets": ["buildings"], "rows": 1, "created": r.json()["undone"]["created"]}
+    assert tile_height("p") == [round(old_h)] and tile_height("c") == [round(old_h)]
+    listed = {s["name"]: s for s in client.get("/api/scenarios").json()}
+    assert listed["p"]["edits"] == 0 and listed["p"]["last_edited"]  # the undo is the scenario's latest change
+    assert client.delete("/api/scenarios/nope/edits/last").status_code == 404
+    assert client.delete("/api/scenarios/base/edits/last").status_code == 404
+
+
 def _fc(*features):
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": p, "geometry": g} for p, g in features]}

@@ -217,3 +217,80 @@ def test_a_viewer_sees_no_what_if_tools(browser, city):  # noqa: F811
             assert not p.page.is_visible("#whatif-draw-area")
         finally:
             p.close()
+
+
+def _call(srv, method: str, path: str, body=None):
+    """Another planner's request (not the page's): the server's JSON answer."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(srv.url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_undo_and_edits_made_in_another_browser(browser, whatif_server):  # noqa: F811
+    # a wrong closure could only be taken back by deleting the whole scenario; and a second screen of the
+    # command centre kept showing a scenario as it was before another planner's edit, until reloaded
+    srv, path = whatif_server
+    link, lon, lat = _a_road(path)
+    name = "撤销test"
+    p = Page(browser, srv).open()
+    try:
+        pg = p.page
+        pg.wait_for_function("window.__twin.whatifShown === true")
+        assert not pg.is_visible("#whatif-undo")  # the base: nothing to undo
+        # another planner creates a scenario: this page lists it at its next look
+        _call(srv, "POST", "/api/scenarios", {"name": name})
+        pg.evaluate("window.__twin.syncNow()")
+        assert name in pg.eval_on_selector_all("#scenario-a option", "os => os.map((o) => o.value)")
+        pg.select_option("#scenario-a", name)
+        pg.wait_for_function("window.__twin.whatifEdits && window.__twin.whatifEdits.length === 0")
+        assert pg.is_visible("#whatif-undo") and pg.is_disabled("#whatif-undo")
+        _look_at(p, lon, lat)
+
+        # the other planner closes roads round the link: this page redraws the scenario's roads, says so
+        d = 15.0 / M_LAT
+        ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]
+        closed = _call(srv, "POST", f"/api/scenarios/{quote(name)}/edits",
+                       {"op": "close_roads", "polygon": {"type": "Polygon", "coordinates": [ring]}})["result"]
+        assert link in closed
+        syncs = pg.evaluate("window.__twin.syncs || 0")
+        pg.evaluate("window.__twin.syncNow()")
+        pg.wait_for_function(f"window.__twin.syncs > {syncs}", timeout=30000)
+        assert pg.evaluate("window.__twin.sync.changed") == [name]
+        assert "changed elsewhere" in pg.inner_text("#sync-note")
+        pg.wait_for_function("window.__twin.whatifEdits && window.__twin.whatifEdits.length === 1", timeout=30000)
+        src = pg.evaluate("window.__twin.decks.a.props.layers.find((l) => l && l.id === 'road_links-a').props.data")
+        assert "&v=" in src, src  # new tile URLs: the closure is drawn
+        x, y = pg.evaluate(f"window.__twin.decks.a.getViewports()[0].project([{lon}, {lat}])")
+        pick = f"""() => {{ const o = window.__twin.decks.a.pickObject({{x: {x}, y: {y}, radius: 4,
+            layerIds: ['road_links-a']}}); return o && o.object && o.object.properties.capacity_vph; }}"""
+        pg.wait_for_function(f"({pick})() === 0", timeout=30000)
+
+        # this planner undoes it: the roads open again, the list is empty, the button is off
+        assert not pg.is_disabled("#whatif-undo")
+        pg.click("#whatif-undo")
+        pg.wait_for_function("window.__twin.whatifUndo && window.__twin.whatifUndo.undone", timeout=30000)
+        u = pg.evaluate("window.__twin.whatifUndo")
+        assert u["undone"]["op"] == "modify" and u["undone"]["rows"] == len(closed) and u["edits"] == 0
+        assert "undone" in pg.inner_text("#whatif-report") and "roads closed" in pg.inner_text("#whatif-report")
+        assert _call(srv, "GET", f"/api/scenarios/{quote(name)}")["edits"] == []
+        pg.wait_for_function("window.__twin.whatifEdits && window.__twin.whatifEdits.length === 0", timeout=30000)
+        assert pg.is_disabled("#whatif-undo")
+        pg.wait_for_function(f"({pick})() !== 0", timeout=30000)  # drawn open again (the base's capacity)
+        syncs = pg.evaluate("window.__twin.syncs || 0")
+        pg.evaluate("window.__twin.syncNow()")
+        pg.wait_for_function(f"window.__twin.syncs > {syncs}", timeout=30000)
+        assert pg.evaluate("window.__twin.sync.changed") == [name]  # still the other planner's note: own undo adds none
+
+        # the other planner deletes the scenario: this page falls back to the base and says why
+        _call(srv, "DELETE", f"/api/scenarios/{quote(name)}")
+        pg.evaluate("window.__twin.syncNow()")
+        pg.wait_for_function("document.getElementById('scenario-a').value === 'base'", timeout=30000)
+        assert "deleted elsewhere" in pg.inner_text("#sync-note")
+        assert name not in pg.eval_on_selector_all("#scenario-a option", "os => os.map((o) => o.value)")
+        assert not p.errors and not p.foreign
+    finally:
+        p.close()

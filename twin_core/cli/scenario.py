@@ -52,6 +52,25 @@ def delete(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bo
     emit({"deleted": name}, as_json, human=f"deleted scenario {name}")
 
 
+@sub.command("undo")
+def undo(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bool = JSON_OPT) -> None:
+    """Take back the scenario's latest edit (all the roads one close-roads closed, one raise-ground, ...)."""
+    from twin_core.errors import ScenarioError
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin:
+        s = twin.scenarios.get(name)
+        gone = s.undo()
+        left = len(s.edits())
+    if not len(gone):
+        raise ScenarioError(f"scenario {s.name!r} has no edits of its own to undo (a parent's edits are undone on "
+                            "the parent: twin scenario list shows each scenario's parent)")
+    ops = ", ".join(sorted(set(gone["op"])))
+    targets = ", ".join(sorted(set(gone["target"].astype(str))))
+    emit({"scenario": s.name, "undone": {"op": ops, "targets": targets, "rows": len(gone)}, "edits": left}, as_json,
+         human=f"undid {ops} on {targets} ({len(gone)} row(s)) in scenario {s.name}; {left} edit row(s) left")
+
+
 @sub.command("close-roads")
 def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help="Scenario (created if missing)."),
                 bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"), as_json: bool = JSON_OPT) -> None:

@@ -62,6 +62,20 @@ def _scenario(state, name: str):
     return state.twin.scenarios.get(name)
 
 
+def _invalidate_with_children(state, name: str) -> None:
+    """Forget the cached tiles and images of ``name`` and of every scenario built on it: a parent's edit
+    changes what its children show too."""
+    meta = state.twin.scenarios.list()
+    parent = dict(zip(meta["name"], meta["parent"]))
+    family, grew = {name}, True
+    while grew:
+        kids = {n for n, p in parent.items() if p in family} - family
+        family |= kids
+        grew = bool(kids)
+    for n in sorted(family):
+        state.invalidate(n)
+
+
 def _records(df) -> list[dict]:
     return json.loads(df.to_json(orient="records", date_format="iso")) if len(df) else []
 
@@ -113,8 +127,30 @@ def add_edit(name: str, edit: EditIn, state=Depends(get_state)) -> dict:
     # numbers, a duplicate add is refused, and a scenario deleted meanwhile gets no orphaned edits
     with state.lock:
         out = _add_edit(name, edit, state)
-    state.invalidate(out["scenario"])  # the name in NFC, as the cached tiles and images are keyed
+    _invalidate_with_children(state, out["scenario"])  # the name in NFC, as the cached tiles and images are keyed
     return out
+
+
+@router.delete("/{name}/edits/last", summary="Take back a scenario's latest edit",
+               dependencies=[Depends(require("scenarios"))])
+def undo_edit(name: str, state=Depends(get_state)) -> dict:
+    """Take back the latest edit of the scenario (all the roads one area closed, one levee, ...): the
+    scenario is then as it was before that edit. A parent's edits are taken back on the parent. 409 when the
+    scenario has no edits of its own left."""
+    with state.lock:  # no other edit lands between finding the last one and deleting it
+        s = _scenario(state, name)
+        gone = s.undo()
+        if not len(gone):
+            raise HTTPException(409, f"scenario {s.name!r} has no edits of its own to undo"
+                                     + ("" if s.scenarios.list().set_index("name").loc[s.name, "parent"] == "base"
+                                        else "; its parent's edits are undone on the parent"))
+        left = int(len(s.edits()))
+    _invalidate_with_children(state, s.name)
+    ops = sorted(set(gone["op"]))
+    return {"scenario": s.name, "undone": {"op": ops[0] if len(ops) == 1 else ops,
+                                           "targets": sorted(set(gone["target"].astype(str))), "rows": int(len(gone)),
+                                           "created": str(gone["created"].iloc[-1])},
+            "edits": left}
 
 
 def _lonlat_ok(geoms) -> bool:
@@ -190,4 +226,6 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
             raise HTTPException(404, f"no raster {edit.raster!r} to raise")
         w = s.patch_raster(edit.raster, polygon(), delta=edit.delta)
         result = {"window": [w.row_off, w.col_off, w.height, w.width]}
-    return {"scenario": s.name, "op": edit.op, "result": result, "edits": int(len(s.edits()))}
+    e = s.edits()
+    return {"scenario": s.name, "op": edit.op, "result": result, "edits": int(len(e)),
+            "created": str(e["created"].iloc[-1]) if len(e) else None}  # the edit's key for an undo

@@ -19,6 +19,7 @@
     // last edit of each layer/raster (tile and image URLs carry it: the browser must not keep what was before),
     // the shapes drawn this session, the shown scenario's edits and the DEM's cell size (metres)
     draw: null, rev: {}, whatifShapes: {}, edits: null, demCell: null,
+    versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
   };
 
   // ---------------------------------------------------------------- helpers
@@ -404,7 +405,7 @@
     return L;
   }
   function buildingsLayer(scenario, side) {
-    const q = "?scenario=" + encodeURIComponent(scenario);
+    const q = "?scenario=" + encodeURIComponent(scenario) + revQ(scenario, "buildings");
     const hl = S.highlight && S.highlight.layer === "buildings" ? S.highlight.id : null;
     return new D.MVTLayer({
       id: `buildings-${side}`, data: `/tiles/buildings/{z}/{x}/{y}.pbf${q}`, minZoom: 12, maxZoom: 16,
@@ -1003,6 +1004,7 @@
     }
     const what = body.op === "close_roads" ? "road_links" : "dem";
     S.rev[scenario] = Object.assign({}, S.rev[scenario], {[what]: Date.now()});
+    shape.properties.created = r.created;  // an undo takes the shape off with its edit
     (S.whatifShapes[scenario] = S.whatifShapes[scenario] || []).push(shape);
     if (what === "dem") delete S.hillshade[scenario];  // the terrain as of the edit
     T.whatif = Object.assign({}, T.whatif, {error: null, last: r});
@@ -1016,11 +1018,108 @@
     if (S.scenarioA === scenario) { await prepareScenario(scenario); render(); }
     try { await refreshResults(); } catch (e) { /* the runs' labels catch up at the next refresh */ }
     T.series = S.series.map((x) => ({kind: x.kind, scenario: x.scenario, stale: !!x.stale}));
+    await syncScenarios({quiet: true, done: [scenario]});  // this page's own edit: no "changed elsewhere"
     const rows = await loadEdits();
     if (body.op === "raise_ground" && rows) {  // the store keeps the new cells, not the height: the page remembers it
       const last = rows.filter((x) => x.op === "patch_raster").pop();
       if (last) { rememberNote(scenario, last.created, {delta: body.delta}); renderEdits(); }
     }
+  }
+  // tiles and the hillshade of a scenario as of now: new URLs, so no cache shows the map as it was
+  function bumpRev(scenario) {
+    const now = Date.now();
+    S.rev[scenario] = Object.assign({}, S.rev[scenario], {road_links: now, dem: now, buildings: now});
+    delete S.hillshade[scenario];
+  }
+  async function undoEdit() {
+    const scenario = S.scenarioA;
+    if (!canEdit() || scenario === "base") return;
+    if (S.draw) cancelDraw();
+    const box = $("whatif-report");
+    $("whatif-undo").disabled = true;  // one click, one undo
+    let r;
+    try {
+      r = await api(`/api/scenarios/${encodeURIComponent(scenario)}/edits/last`, {method: "DELETE"});
+    } catch (e) {
+      const msg = String(e && e.message ? e.message : e);
+      reportIn(box, msg, true, "whatif-error");
+      T.whatifUndo = {error: msg};
+      renderWhatif();
+      return;
+    }
+    const u = r.undone;
+    S.whatifShapes[scenario] = (S.whatifShapes[scenario] || []).filter((f) => f.properties.created !== u.created);
+    bumpRev(scenario);
+    T.whatifUndo = {error: null, undone: u, edits: r.edits};
+    const g = S.edits && S.edits.name === scenario ? S.edits.groups[S.edits.groups.length - 1] : null;
+    reportIn(box, `${t("undone")}: ${g ? t("op_" + g.kind) + " · " + editText(g, scenario) : [].concat(u.op).join(", ")} · ${t("runToSee")}`);
+    if (S.scenarioA === scenario) { await prepareScenario(scenario); render(); }
+    try { await refreshResults(); } catch (e) { /* the runs' labels catch up at the next refresh */ }
+    T.series = S.series.map((x) => ({kind: x.kind, scenario: x.scenario, stale: !!x.stale}));
+    await syncScenarios({quiet: true, done: [scenario]});
+    await loadEdits();
+    renderWhatif();
+  }
+  // what the page shows may change in another browser (a planner's edit, an undo, a deleted scenario): the
+  // page asks every 15 s (and when it comes back into view) and redraws a shown scenario whose edits changed
+  function scenarioVersions(rows) {
+    const meta = {};
+    rows.forEach((x) => { meta[x.name] = x; });
+    const ver = (n) => {
+      const parts = [];
+      for (let k = n, i = 0; k && k !== "base" && meta[k] && i < 64; k = meta[k].parent, i++) parts.push(`${k}:${meta[k].edits}:${meta[k].last_edited}`);
+      return parts.join("|");
+    };
+    const out = {base: ""};
+    rows.forEach((x) => { out[x.name] = ver(x.name); });
+    return out;
+  }
+  async function syncScenarios(opts) {
+    opts = opts || {};
+    if (S.syncing) return;
+    S.syncing = true;
+    try {
+      let rows;
+      try { rows = await api("/api/scenarios"); } catch (e) { return; }  // the next poll tries again
+      const vers = scenarioVersions(rows);
+      const old = S.versions;
+      S.versions = vers;
+      if (!old) return;  // the first look: nothing to compare with
+      const names = ["base"].concat(rows.map((x) => x.name));
+      const gone = S.scene.scenarios.filter((n) => !names.includes(n));
+      const listChanged = gone.length || names.some((n) => !S.scene.scenarios.includes(n));
+      if (listChanged) { S.scene.scenarios = names; fillScenarioSelects(); }
+      const shown = S.compare ? [S.scenarioA, S.scenarioB] : [S.scenarioA];
+      const changed = shown.filter((n, i) => shown.indexOf(n) === i && n in vers && n in old && vers[n] !== old[n] &&
+        !(opts.done || []).includes(n));
+      let note = null;
+      if (gone.includes(S.scenarioA)) {
+        note = t("goneElsewhere").replace("{name}", S.scenarioA);
+        if (S.scenarioB === S.scenarioA || gone.includes(S.scenarioB)) S.scenarioB = "base";
+        await showScenario("base");
+      } else if (S.compare && gone.includes(S.scenarioB)) {
+        note = t("goneElsewhere").replace("{name}", S.scenarioB);
+        S.scenarioB = "base"; fillScenarioSelects();
+        await prepareScenario("base"); buildSeries(); renderLabels(); render();
+      }
+      if (changed.length) {
+        changed.forEach(bumpRev);
+        for (const n of changed) await prepareScenario(n);
+        render();
+        try { await refreshResults(); } catch (e) { /* the runs' labels catch up at the next poll */ }
+        if (changed.includes(S.scenarioA)) await loadEdits();
+        if (!opts.quiet) note = t("editedElsewhere").replace("{name}", changed.map(scenarioName).join(", "));
+      }
+      if (note) {  // in the top bar, for every role (a command-centre screen edits nothing but must follow)
+        const box = $("sync-note");
+        box.textContent = note;
+        box.className = "sync-note";
+        clearTimeout(S.syncNoteTimer);
+        S.syncNoteTimer = setTimeout(() => { box.textContent = ""; }, 20000);
+        T.sync = {note, changed, gone, at: Date.now()};
+      }
+      T.syncs = (T.syncs || 0) + 1;
+    } finally { S.syncing = false; }
   }
   function notes() { try { return JSON.parse(localStorage.getItem("twin.whatif.notes") || "{}"); } catch (e) { return {}; } }
   function rememberNote(scenario, created, note) {
@@ -1084,6 +1183,9 @@
     const e = S.edits;
     T.whatifEdits = e ? e.groups.map((g) => ({op: g.kind, target: g.target, n: g.ids.length, created: g.created,
       delta: (g.attrs && isFinite(Number(g.attrs.delta))) ? Number(g.attrs.delta) : (notes()[e.name + "\u0000" + g.created] || {}).delta})) : null;
+    const undo = $("whatif-undo");  // only this scenario's own edits can be undone here (a parent's on the parent)
+    undo.hidden = !e || e.name === "base" || S.scenarioA === "base";
+    undo.disabled = undo.hidden || e.name !== S.scenarioA || !e.groups.length;
     if (!e || !canEdit()) return;
     const li = (text, cls) => { const x = document.createElement("li"); x.className = cls || ""; x.textContent = text; box.appendChild(x); return x; };
     if (e.name === "base") return;  // read-only: the hint above the tools says so
@@ -1242,6 +1344,10 @@
       applyI18n();
       loadSensors();
       setInterval(loadSensors, 10000);
+      await syncScenarios({quiet: true});  // the versions to compare the next looks with
+      setInterval(() => syncScenarios(), 15000);
+      T.syncNow = () => syncScenarios();  // tests need not wait for the poll
+      document.addEventListener("visibilitychange", () => { if (!document.hidden) syncScenarios(); });
       loadBookmarks();
       initWhatif();
       try { engines = await api("/api/jobs/engines"); } catch (e) { engines = []; }
@@ -1291,6 +1397,7 @@
   });
   $("whatif-form").addEventListener("submit", createScenario);
   $("whatif-delete").addEventListener("click", () => deleteScenario().catch(showError));
+  $("whatif-undo").addEventListener("click", () => undoEdit().catch(showError));
   $("whatif-draw-area").addEventListener("click", () => startDraw("area"));
   $("whatif-draw-levee").addEventListener("click", () => startDraw("levee"));
   $("whatif-finish").addEventListener("click", () => finishDraw());

@@ -29,6 +29,8 @@ window.TWIN_I18N = {
     leveeStrip: "沿所画的线抬高一条约 {w} 米宽的地面（至少 1.5 个 DEM 栅格），洪涝模型视为连续堤防",
     baseReadOnly: "现状（base）为城市实况，不可编辑：请先新建情景", noDem: "本数字孪生无 DEM 栅格", noRoads: "本数字孪生无道路图层",
     editsOf: "本情景的编辑", noEdits: "尚无编辑：与上级情景相同", parent: "上级",
+    undoLast: "撤销最后一次编辑", undone: "已撤销", editedElsewhere: "“{name}”已在别处修改：地图已更新",
+    goneElsewhere: "情景“{name}”已在别处删除：现显示基准城市",
     roadsClosedN: "封闭 {n} 条道路", leveeAdded: "堤防已加入：抬高 {d} 米", cells: "栅格", features: "个要素",
     op_close_roads: "封闭道路", op_raise_ground: "抬高地面", op_patch_raster: "修改栅格", op_add: "新增要素",
     op_remove: "删除要素", op_modify: "修改要素", op_set_param: "参数", created: "已新建情景", runToSee: "运行模拟查看其影响"
@@ -62,6 +64,8 @@ window.TWIN_I18N = {
     leveeStrip: "raises a strip about {w} m wide along the line (at least 1.5 DEM cells), so the flood model sees an unbroken wall",
     baseReadOnly: "the base is the city as it is and cannot be edited: create a scenario first", noDem: "this twin has no DEM raster", noRoads: "this twin has no road layer",
     editsOf: "Edits of this scenario", noEdits: "no edits yet: the same as its parent", parent: "parent",
+    undoLast: "Undo the last edit", undone: "undone", editedElsewhere: "'{name}' was changed elsewhere: the map is updated",
+    goneElsewhere: "scenario '{name}' was deleted elsewhere: the base city is shown",
     roadsClosedN: "{n} roads closed", leveeAdded: "levee added: ground raised {d} m", cells: "cells", features: "features",
     op_close_roads: "close roads", op_raise_ground: "raise ground", op_patch_raster: "raster patch", op_add: "add features",
     op_remove: "remove features", op_modify: "modify features", op_set_param: "parameter", created: "scenario created", runToSee: "run a simulation to see what it changes"
