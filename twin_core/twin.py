@@ -423,6 +423,8 @@ class Twin:
         ifc, storey, anchor : evacuate one storey of an IFC file instead of ``area`` (``storey``: name,
             GlobalId or index, 0 the lowest), placed in the twin's CRS by the model's georeference or by
             ``anchor`` (a :class:`bim_import.Anchor`)
+        flooded_by, flood_time, wading_depth : evacuate in the storm: a flood run's water deeper than 0.5 m
+            is no floor, exits under it close, people cut off are counted (``cut_off_persons``)
         closed_exits, exits, waypoints, route, measurement_lines, seed, save, progress : see
             :func:`twin_core.adapters.crowd.run_crowd`
 
@@ -435,6 +437,7 @@ class Twin:
         --------
         >>> run = twin.crowd("A001", agents=2000, until="10min")                        # doctest: +SKIP
         >>> run = twin.crowd(ifc="model.ifc", storey=0, agents=100)                      # doctest: +SKIP
+        >>> run = twin.crowd("A001", agents=2000, flooded_by="storm50", flood_time="45min")  # doctest: +SKIP
         """
         from twin_core.adapters.crowd import run_crowd, storey_crowd_kwargs
 

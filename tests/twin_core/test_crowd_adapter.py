@@ -328,3 +328,148 @@ def test_scenario_closing_every_exit_is_refused_clearly(twin):
                                             r"and the scenario parameter crowd_closed_exits of scenario 'all_shut'\)"):
         run_crowd(twin, walkable=_two_door_room(), agents=5, scenario="all_shut", closed_exits=["west"], until=60)
     assert twin.results(scenario="all_shut").empty
+
+
+# ------------------------------------------------------------------ the cascade: evacuating in the storm
+X0, Y0 = 409700.0, 3390870.0
+
+
+def _room20():
+    """A 20 m x 10 m hall with a 2 m door east and west, at the sample city's coordinates."""
+    from shapely.geometry import box
+
+    from simulation.crowd import WalkableArea
+
+    return WalkableArea(box(X0, Y0, X0 + 20, Y0 + 10), exits={"east": [(X0 + 20, Y0 + 4), (X0 + 20, Y0 + 6)],
+                                                               "west": [(X0, Y0 + 4), (X0, Y0 + 6)]})
+
+
+def _flood(twin, run, depth_fn, dv_fn=None, snaps=None):
+    """A flood run's results on a 1 m grid over the hall: max_depth, hazard (depth x velocity) and, with
+    ``snaps`` ({time_s: depth_fn}), depth snapshots."""
+    from affine import Affine
+
+    from cim.raster import Raster
+
+    tr = Affine(1.0, 0.0, X0 - 10, 0.0, -1.0, Y0 + 20)
+    cols, rows = np.meshgrid(np.arange(40) + 0.5, np.arange(30) + 0.5)
+    x, y = tr.c + cols - X0, tr.f - rows - Y0  # cell centres, in metres from the hall's corner
+    grid = lambda f: np.asarray(np.broadcast_to(f(x, y), x.shape), "float32")  # noqa: E731
+    twin.save_result("base", run, "max_depth", Raster(grid(depth_fn), tr, twin.crs, unit="m"))
+    twin.save_result("base", run, "hazard", Raster(grid(dv_fn or (lambda x, y: 0.0 * x)), tr, twin.crs, unit="m2/s"))
+    if snaps:
+        times = sorted(snaps)
+        twin.save_result("base", run, "depth_snapshots", np.stack([grid(snaps[t]) for t in times]),
+                         meta={"snapshot_times_s": [float(t) for t in times], "transform": list(tr)[:6]})
+
+
+def test_a_flooded_door_closes_and_ground_cut_off_by_water_is_counted(twin):
+    # the cascade "evacuate the plaza in the storm": water 0.8 m deep across the hall's middle (x 8-12 m) and
+    # over its west door (x < 2 m, y 3-7 m). The west half (8 x 10 m less the 2 x 4 m pool: 72 m2) has no dry way
+    # out; the east half (80 m2) leaves by the east door. Shallow water (0.3 m elsewhere) is walked through.
+    from twin_core.adapters.crowd import run_crowd
+
+    def depth(x, y):
+        strip = (x > 8) & (x < 12)
+        pool = (x < 2) & (y > 3) & (y < 7)
+        return np.where(strip | pool, 0.8, 0.3)
+
+    _flood(twin, "storm1", depth)
+    out = run_crowd(twin, walkable=_room20(), info={}, agents=100, until=300, flooded_by="storm1", save=False, seed=1)
+    s = out.summary
+    assert s["exits_under_water"] == ["west"] and s["exits_narrowed"] == []
+    assert s["water_m2"] == pytest.approx(4 * 10 + 2 * 4, abs=0.5)
+    assert s["cut_off_m2"] == pytest.approx(72.0, abs=0.5) and s["walkable_m2"] == pytest.approx(80.0, abs=0.5)
+    assert s["cut_off_persons"] == round(100 * 72 / 152)  # the dry ground's people, in proportion to its area
+    res = out.result
+    assert res.evacuated == 100 - s["cut_off_persons"] and res.status == "evacuated"
+    assert res.exit_usage().set_index("exit")["agents"].to_dict() == {"east": res.evacuated}
+    tr = res.trajectories
+    assert (tr["x"].to_numpy() >= X0 + 12 - 1e-6).all()  # nobody stood or walked in the water or beyond it
+
+
+def test_flood_time_peak_and_depth_times_velocity(twin):
+    # the flood as it stands at a moment (depth between snapshots is interpolated linearly) or at its peak,
+    # where fast shallow water (0.3 m deep, depth x velocity 0.9 m2/s > 0.6) also stops people (AIDR 2017 H3)
+    from twin_core.adapters.crowd import run_crowd
+
+    door = lambda d: (lambda x, y: np.where((x < 3) & (y > 2) & (y < 8), d, 0.0))  # noqa: E731  over the west door
+    _flood(twin, "storm2", door(0.6), snaps={600: door(0.3), 1200: door(0.7)})
+    kw = dict(walkable=_room20(), info={}, agents=20, until=200, flooded_by="storm2", save=False)
+    early = run_crowd(twin, flood_time=600, **kw).summary
+    assert early["exits_under_water"] == [] and early["water_m2"] == 0  # 0.3 m: walked through
+    mid = run_crowd(twin, flood_time="15min", **kw).summary  # 0.5 m halfway: not deeper than 0.5 m
+    assert mid["exits_under_water"] == []
+    late = run_crowd(twin, flood_time=1000, **kw)  # 0.3 + (0.4 * 400 / 600) = 0.567 m
+    assert late.summary["exits_under_water"] == ["west"] and late.summary["flood_time_s"] == 1000
+    assert late.result.exit_usage().set_index("exit")["agents"].to_dict() == {"east": 20}
+    peak = run_crowd(twin, **kw).summary
+    assert peak["exits_under_water"] == ["west"] and peak["flood_time_s"] is None
+    _flood(twin, "fast", door(0.3), dv_fn=door(0.9))
+    assert run_crowd(twin, **{**kw, "flooded_by": "fast"}).summary["exits_under_water"] == ["west"]
+    with pytest.warns(UserWarning, match="after flood run 'storm2' ended"):
+        run_crowd(twin, flood_time="2h", **kw)
+
+
+def test_a_door_half_under_water_narrows(twin):
+    from twin_core.adapters.crowd import flood_walkable
+
+    _flood(twin, "storm3", lambda x, y: np.where((x < 1) & (y < 5), 0.9, 0.0))  # the west door's lower half
+    area, info, cut = flood_walkable(twin, _room20(), {}, scenario=None, flood_run="storm3")
+    assert info["exits_narrowed"] == ["west"] and cut == 0
+    west = area.exit_segments[area.exit_index("west")]
+    assert sorted([west[1], west[3]]) == pytest.approx([Y0 + 5, Y0 + 6])  # the dry metre of the door is left
+
+
+def test_flood_cascade_bad_input(twin):
+    from twin_core.adapters.crowd import flood_walkable, run_crowd
+
+    kw = dict(walkable=_room20(), info={}, agents=20, until=100, save=False)
+    with pytest.raises(ParameterError, match="no flood run 'nosuch' under scenario 'base'"):
+        run_crowd(twin, flooded_by="nosuch", **kw)
+    with pytest.raises(ParameterError, match="flood_time needs flooded_by"):
+        run_crowd(twin, flood_time=600, **kw)
+    _flood(twin, "peakonly", lambda x, y: 0.0 * x)
+    with pytest.raises(ParameterError, match="no depth snapshots"):
+        run_crowd(twin, flooded_by="peakonly", flood_time=600, **kw)
+    with pytest.raises(ParameterError, match="flood_time"):
+        run_crowd(twin, flooded_by="peakonly", flood_time=-5, **kw)
+    with pytest.raises(ParameterError, match="wading_depth must be a number > 0"):
+        run_crowd(twin, flooded_by="peakonly", wading_depth=0, **kw)
+    _flood(twin, "doors", lambda x, y: np.where((x < 1) | (x > 19), 0.9, 0.0))  # both doors under water
+    with pytest.raises(GeometryError, match=r"every exit of the area is under water .* cut off"):
+        run_crowd(twin, flooded_by="doors", **kw)
+    _flood(twin, "lake", lambda x, y: 2.0 + 0.0 * x)
+    with pytest.raises(GeometryError, match="whole walkable area"):
+        flood_walkable(twin, _room20(), {}, scenario=None, flood_run="lake")
+    with pytest.raises(Exception, match="no scenario 'nope'"):
+        run_crowd(twin, flooded_by="lake", scenario="nope", **kw)
+
+
+def test_cli_crowd_flooded_by(small_city_gpkg):
+    from twin_core.cli import get_app
+    from twin_core.twin import Twin
+
+    with Twin.open(small_city_gpkg) as t:
+        from twin_core.adapters.crowd import plaza_area
+
+        area, _ = plaza_area(t, "A001")
+        x0, y0, x1, y1 = area.polygon.bounds
+        from affine import Affine
+
+        from cim.raster import Raster
+
+        # a pond over the plaza's west third, 1 m deep
+        tr = Affine(1.0, 0.0, x0 - 5, 0.0, -1.0, y1 + 5)
+        w, h = int(x1 - x0) + 10, int(y1 - y0) + 10
+        d = np.zeros((h, w), "float32")
+        d[:, : int((x1 - x0) / 3) + 5] = 1.0
+        t.save_result("base", "pond", "max_depth", Raster(d, tr, t.crs, unit="m"))
+    res = CliRunner().invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "60", "--until", "600",
+                                         "--flooded-by", "pond", "--json", "--run", "flooded1"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["flooded_by"] == "pond" and s["water_m2"] > 0 and s["wading_depth_m"] == 0.5
+    assert s["agents"] + s["cut_off_persons"] == 60
+    with Twin.open(small_city_gpkg) as t:  # the run is saved with what the flood did
+        assert t.load_result("base", "flooded1", "summary")["flooded_by"] == "pond"

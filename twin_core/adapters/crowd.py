@@ -47,7 +47,7 @@ from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError, 
 from twin_core.units import parse_duration
 
 __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_crowd", "save_crowd_result",
-           "CLOSED_EXITS_PARAM"]
+           "flood_walkable", "CLOSED_EXITS_PARAM", "WADING_DEPTH_M", "WADING_DV_M2_S"]
 
 CLOSED_EXITS_PARAM = "crowd_closed_exits"
 
@@ -174,6 +174,145 @@ def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str
     return WalkableArea(walk, exits=plan.exit_lines), info
 
 
+#: water a crowd does not walk through. AIDR (2017), Australian Disaster Resilience Guideline 7-3 "Flood
+#: Hazard", Table 3 and Figure 6 (the general flood hazard vulnerability curves): beyond class H2 (depth 0.5 m,
+#: depth x velocity 0.6 m2/s) water is H3, "unsafe for vehicles, children and the elderly", whom a crowd includes
+WADING_DEPTH_M = 0.5
+WADING_DV_M2_S = 0.6
+
+
+def _flood_grids(twin, scen: str, flood_run: str, flood_time):
+    """(depth, depth x velocity or None, transform, what) of flood run ``flood_run``: its peaks (``flood_time``
+    None), or its depth at ``flood_time`` s after the storm began, interpolated between its snapshots."""
+    from affine import Affine
+
+    from cim.results import check_run_id, list_results
+
+    check_run_id(flood_run)
+    have = list_results(twin.store, scenario=scen, run=flood_run)
+    names = set(have["name"])
+    if "max_depth" not in names:
+        elsewhere = sorted(set(list_results(twin.store, run=flood_run, name="max_depth")["scenario"]))
+        raise ParameterError(f"no flood run {flood_run!r} under scenario {scen!r}"
+                             + (f" (it is under {elsewhere}: run the crowd there)" if elsewhere else
+                                "; run `twin flood` first and give its run id"))
+    if flood_time is None:
+        d = twin.load_result(scen, flood_run, "max_depth")
+        dv = twin.load_result(scen, flood_run, "hazard") if "hazard" in names else None
+        return (np.asarray(d.data, float), None if dv is None else np.asarray(dv.data, float), d.transform,
+                "the flood's peak depth and depth x velocity")
+    t = parse_duration(flood_time, "flood_time")
+    if t < 0:
+        raise ParameterError(f"flood_time is the time after the storm began (>= 0), got {flood_time!r}")
+    if "depth_snapshots" not in names:
+        raise ParameterError(f"flood run {flood_run!r} has no depth snapshots, so its depth at {t:g} s is not known; "
+                             "leave flood_time out (the flood's peak) or run the flood again")
+    meta = have.loc[have["name"] == "depth_snapshots", "meta"].iloc[0] or {}
+    snaps = np.asarray(twin.load_result(scen, flood_run, "depth_snapshots"), dtype=float)
+    times = np.asarray(meta.get("snapshot_times_s", []), dtype=float)
+    if snaps.ndim != 3 or len(times) != len(snaps) or not len(times) or "transform" not in meta:
+        raise ParameterError(f"the depth snapshots of flood run {flood_run!r} are incomplete (times, transform); "
+                             "run the flood again")
+    if t > times[-1]:
+        twin_warn(f"flood_time {t:g} s is after flood run {flood_run!r} ended ({times[-1]:g} s); its last depths are "
+                  "used", TwinWarning, stacklevel=4)
+    k = int(np.searchsorted(times, t))
+    if k == 0:
+        d = snaps[0] * (t / times[0] if times[0] > 0 else 1.0)  # dry ground at the storm's start
+    elif k >= len(times):
+        d = snaps[-1]
+    else:
+        w = (t - times[k - 1]) / (times[k] - times[k - 1])
+        d = (1 - w) * snaps[k - 1] + w * snaps[k]
+    # the snapshots keep depths only: velocity at that moment is not known, so only the depth criterion applies
+    return d, None, Affine(*meta["transform"][:6]), f"the flood's depth at {t:g} s (depth only: no velocities then)"
+
+
+def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, flood_run: str, flood_time=None,
+                   wading_depth: float = WADING_DEPTH_M, max_dv: float = WADING_DV_M2_S,
+                   min_exit_width: float = 1.0, min_part_m2: float = 1.0):
+    """The walkable area as a flood run leaves it: the cascade "evacuate the plaza in the storm".
+
+    Water deeper than ``wading_depth`` m, or with depth x velocity above ``max_dv`` m2/s, is no floor (see
+    :data:`WADING_DEPTH_M`). An exit keeps its longest dry stretch if that is at least ``min_exit_width`` m wide,
+    else it is under water and closed. Dry ground from which no open exit can be reached is cut off: its people
+    wait for rescue and are not simulated.
+
+    Returns ``(walkable, info, cut_off_share)``: the dry, reachable area with its usable exits; ``info`` with
+    ``flooded_by``, ``flood_time_s``, ``water_m2``, ``cut_off_m2``, ``exits_under_water``, ``exits_narrowed``;
+    the share of the dry ground that is cut off.
+    """
+    import shapely
+    from rasterio.features import shapes
+    from shapely.geometry import LineString, shape
+
+    from simulation.crowd import WalkableArea
+
+    for v, what in ((wading_depth, "wading_depth"), (max_dv, "max_dv"), (min_exit_width, "min_exit_width")):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ParameterError(f"{what} must be a number > 0, got {v!r}")
+    scen = scenario or "base"
+    depth, dv, tr, what = _flood_grids(twin, scen, flood_run, flood_time)
+    poly = walkable.polygon
+    # the cells round the area only: a city-wide grid is not polygonised for one plaza
+    inv = ~tr
+    x0, y0, x1, y1 = poly.bounds
+    cs = [inv * (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))]
+    c0 = max(int(math.floor(min(c for c, _ in cs))) - 1, 0)
+    r0 = max(int(math.floor(min(r for _, r in cs))) - 1, 0)
+    c1 = min(int(math.ceil(max(c for c, _ in cs))) + 1, depth.shape[1])
+    r1 = min(int(math.ceil(max(r for _, r in cs))) + 1, depth.shape[0])
+    water = wet_cells = shapely.Polygon()
+    if c1 > c0 and r1 > r0:
+        d = np.nan_to_num(depth[r0:r1, c0:c1], nan=0.0)
+        wet = d > wading_depth
+        if dv is not None:
+            wet |= np.nan_to_num(dv[r0:r1, c0:c1], nan=0.0) > max_dv
+        if wet.any():
+            sub = tr * tr.translation(c0, r0)
+            cells = [shape(g) for g, v in shapes(wet.astype("uint8"), mask=wet, transform=sub) if v == 1]
+            wet_cells = shapely.union_all(cells)
+            water = wet_cells.intersection(poly)
+    info = dict(info or {})
+    info.update({"flooded_by": flood_run, "flood_time_s": None if flood_time is None else parse_duration(flood_time, "flood_time"),
+                 "flood_used": what, "wading_depth_m": float(wading_depth), "max_dv_m2_s": float(max_dv),
+                 "water_m2": float(water.area), "exits_under_water": [], "exits_narrowed": [], "cut_off_m2": 0.0})
+    if water.is_empty or water.area < 1e-6:
+        return walkable, info, 0.0
+    dry = shapely.set_precision(poly.difference(water), 0.01)
+    parts = [p for p in getattr(dry, "geoms", [dry]) if p.geom_type == "Polygon" and p.area >= min_part_m2]
+    if not parts:
+        raise GeometryError(f"the whole walkable area ({poly.area:.0f} m2) is under water deeper than "
+                            f"{wading_depth:g} m in flood run {flood_run!r} ({what}); nobody stands there to evacuate")
+    exits: dict = {}
+    for name, seg in zip(walkable.exit_names, walkable.exit_segments):
+        line = LineString(seg.reshape(2, 2))
+        # the wet cells themselves, not their part inside the area: a door on the outline lies on its rim
+        left = line.difference(wet_cells)
+        pieces = [g for g in getattr(left, "geoms", [left]) if g.geom_type == "LineString" and not g.is_empty]
+        best = max(pieces, key=lambda g: g.length) if pieces else None
+        if best is None or best.length < min_exit_width:
+            info["exits_under_water"].append(name)
+            continue
+        if best.length < line.length - 1e-6:
+            info["exits_narrowed"].append(name)
+        c = np.asarray(best.coords)
+        exits[name] = [tuple(c[0]), tuple(c[-1])]
+    total = sum(p.area for p in parts)
+    reach = [p for p in parts if any(p.boundary.distance(LineString(e)) < 0.05 for e in exits.values())]
+    cut = total - sum(p.area for p in reach)
+    info["cut_off_m2"] = float(cut)
+    if not reach:
+        raise GeometryError(f"every exit of the area is under water deeper than {wading_depth:g} m in flood run "
+                            f"{flood_run!r} ({what}): exits {info['exits_under_water']}; the {total:.0f} m2 of dry "
+                            "ground is cut off. Nobody can walk out: plan a rescue, or try another flood_time")
+    dry_reach = reach[0] if len(reach) == 1 else shapely.MultiPolygon(reach)
+    exits = {n: e for n, e in exits.items() if dry_reach.boundary.distance(LineString(e)) < 0.05}
+    info["walkable_m2"] = float(dry_reach.area)
+    return WalkableArea(dry_reach, exits=exits, waypoints=walkable.waypoints,
+                        waypoint_radius=walkable.waypoint_radius), info, cut / total
+
+
 class RunSummary(dict):
     """A run's summary (a dict). Calling it, as ``CrowdRun.summary()`` once was, still works with a warning."""
 
@@ -222,6 +361,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
               exits: dict | None = None, closed_exits=(), params=None, walkable=None, info: dict | None = None,
               seed: int = 0, trajectory_interval: float = 1.0, save: bool = True,
               waypoints: dict | None = None, route=None, measurement_lines: dict | None = None,
+              flooded_by: str | None = None, flood_time=None, wading_depth: float = WADING_DEPTH_M,
               progress: Callable[[float, float], None] | None = None) -> CrowdRun:
     """Evacuate a plaza (``area``) or a given ``walkable`` area (an IFC storey: :func:`storey_area`, or
     ``twin.crowd(ifc=..., storey=...)``) and save the results.
@@ -240,6 +380,11 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         the area; everybody passes ``route`` (waypoint names, default: every waypoint of the area in its
         order) before heading for an exit
     measurement_lines : name -> [(x1, y1), (x2, y2)]: flow and speed, saved as ``line_crossings``
+    flooded_by, flood_time, wading_depth : the cascade "evacuate in the storm": a flood run under the same
+        scenario whose water deeper than ``wading_depth`` m (0.5, or depth x velocity above 0.6 m2/s) is no
+        floor (:func:`flood_walkable`), at its peak or ``flood_time`` (s or ``"45min"`` after the storm began).
+        Exits under water are closed; people on dry ground cut off from every exit are counted
+        (``cut_off_persons``), not simulated
     seed, trajectory_interval, params, save, progress : as the other engines
 
     Returns
@@ -274,6 +419,13 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     if waypoints:
         walkable = WalkableArea(walkable.polygon, exits=walkable.exits, waypoints={**walkable.waypoints, **waypoints},
                                 waypoint_radius=walkable.waypoint_radius)
+    cut_share = 0.0
+    if flooded_by is not None:
+        twin.scenario(scenario)  # an unknown scenario fails here, before the flood is read
+        walkable, info, cut_share = flood_walkable(twin, walkable, info, scenario=scenario, flood_run=flooded_by,
+                                                   flood_time=flood_time, wading_depth=wading_depth)
+    elif flood_time is not None:
+        raise ParameterError("flood_time needs flooded_by (the flood run whose depth at that time is used)")
     route = list(walkable.waypoint_names) if route is None else list(route)
     info = dict(info or {})
     closed = _exit_names(closed_exits, "closed_exits")
@@ -281,6 +433,8 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     closed += _exit_names(twin.scenario(scenario).params().get(CLOSED_EXITS_PARAM),
                           f"scenario parameter {CLOSED_EXITS_PARAM} of scenario {scen!r}")
     closed = list(dict.fromkeys(closed))
+    drowned = info.get("exits_under_water", [])
+    closed = [n for n in closed if n not in drowned]  # shut anyway: under water, it is no exit any more
     for name in closed:
         walkable.exit_index(name)  # unknown names fail clearly
     if walkable.exit_names and set(walkable.exit_names) <= set(closed):
@@ -291,6 +445,17 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         params = CrowdParameters(model=model, seed=seed, record_interval=trajectory_interval)
     if agents is None and density is None:
         raise ParameterError("give agents (a number) or density (persons/m2)")
+    cut_off = 0
+    if cut_share > 0:  # people on ground the water has cut off: counted, not simulated
+        if isinstance(agents, (int, np.integer)) and not isinstance(agents, bool):  # else Agents says what is wrong
+            n_all = int(agents)
+            agents = int(round(n_all * (1.0 - cut_share)))
+            cut_off = n_all - agents
+        elif isinstance(density, (int, float)) and not isinstance(density, bool) and math.isfinite(density):
+            cut_off = int(round(float(density) * info["cut_off_m2"]))
+        info["cut_off_persons"] = cut_off
+    elif flooded_by is not None:
+        info["cut_off_persons"] = 0
     ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed, route=route)
     sim = CrowdSimulation(walkable, ag, params, closed_exits=closed, measurement_lines=measurement_lines)
     t_engine = time.perf_counter()

@@ -27,6 +27,12 @@ def register(app: typer.Typer) -> None:
         waypoint: List[str] = typer.Option([], "--waypoint", help="NAME=X,Y (a 1 m disc) or NAME=X1,Y1,X2,Y2 (a line), "
                                            "in the twin's CRS; everybody passes them in the order given (repeatable)."),
         seed: int = typer.Option(0, "--seed"),
+        flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="A flood run under the same scenario: "
+                                                 "its water deeper than --wading-depth is no floor, exits under it close."),
+        flood_time: Optional[str] = typer.Option(None, "--flood-time", help="With --flooded-by: the flood as it "
+                                                 "stands this long after the storm began (e.g. 45min; default its peak)."),
+        wading_depth: float = typer.Option(0.5, "--wading-depth", help="Water deeper than this (m) is not walked "
+                                           "through (AIDR 2017 hazard class H3: unsafe for children and the elderly)."),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
     ) -> None:
@@ -59,7 +65,8 @@ def register(app: typer.Typer) -> None:
             with progress_bar("crowd", total, quiet=quiet or as_json) as progress:
                 out = run_crowd(twin, walkable=walkable, info=info, agents=agents, density=density,
                                 scenario=scenario, run=run, model=model, until=until, closed_exits=close_exit,
-                                seed=seed, waypoints=_waypoints(waypoint), progress=progress)
+                                seed=seed, waypoints=_waypoints(waypoint), progress=progress,
+                                flooded_by=flooded_by, flood_time=flood_time, wading_depth=wading_depth)
         s = dict(out.summary)  # --json prints NaN as null (emit)
         s["saved"] = out.saved
         emit(s, as_json, human=_human(s))
@@ -115,6 +122,16 @@ def _human(s: dict) -> str:
             lines.append(f"  exit {e['exit']}: {e['agents']} agents, width {e['width_m']:.1f} m")
     if s.get("route"):
         lines.append(f"  route: {' -> '.join(s['route'])} -> exit")
+    if s.get("flooded_by"):
+        lines.append(f"  flood {s['flooded_by']} ({s['flood_used']}): {s['water_m2']:.0f} m2 under more than "
+                     f"{s['wading_depth_m']:g} m of water")
+        if s.get("exits_under_water"):
+            lines.append(f"  exits under water (closed): {', '.join(s['exits_under_water'])}")
+        if s.get("exits_narrowed"):
+            lines.append(f"  exits narrowed by water: {', '.join(s['exits_narrowed'])}")
+        if s.get("cut_off_persons"):
+            lines.append(f"  CUT OFF by water: {s['cut_off_persons']} persons on {s['cut_off_m2']:.0f} m2 with no dry "
+                         "way to an exit (not simulated: they need rescue)")
     for j in s["jams"]:
         lines.append(f"  JAM: {j}")
     lines.append(f"  saved: {', '.join(s.get('saved', []))}")
