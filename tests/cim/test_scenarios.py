@@ -249,6 +249,29 @@ def test_results_by_scenario_and_run(twin):
     assert set(twin.summary()["layers"]) == {"buildings", "road_links"}
 
 
+def test_array_results_are_stored_compressed_and_old_plain_ones_still_read(twin):
+    # a crowd run's density maps over time (mostly zeros) took 27 MB of the demo file, raw float32
+    import io
+
+    from cim.results import result_ref
+
+    dens = np.zeros((50, 200, 200), "float32")
+    dens[:, 90:110, 90:110] = np.random.default_rng(0).random((50, 20, 20), dtype="float32")
+    save_result(twin.store, "base", "c1", "density", dens)
+    blob = twin.store.get_blob(f"results/{result_ref('base', 'c1', 'density')}.npy")
+    assert len(blob) < 0.2 * dens.nbytes  # 8 MB of which 1 % is not zero
+    np.testing.assert_array_equal(load_result(twin.store, "base", "c1", "density"), dens)
+    noise = np.random.default_rng(1).random((64, 64))  # nothing to gain: stored plain
+    save_result(twin.store, "base", "c1", "noise", noise)
+    assert twin.store.get_blob(f"results/{result_ref('base', 'c1', 'noise')}.npy").startswith(b"\x93NUMPY")
+    np.testing.assert_array_equal(load_result(twin.store, "base", "c1", "noise"), noise)
+    # a result stored before compression (a plain .npy blob) reads as before
+    buf = io.BytesIO()
+    np.save(buf, dens[:2], allow_pickle=False)
+    twin.store.put_blob(f"results/{result_ref('base', 'c1', 'density')}.npy", buf.getvalue(), mime="application/x-npy")
+    np.testing.assert_array_equal(load_result(twin.store, "base", "c1", "density"), dens[:2])
+
+
 def test_reserved_names_are_refused_in_any_case(store_target):
     """'base' (the city) and 'diff' (the API route) are not scenario names, whatever their case; deleting the base
     is refused instead of reporting success."""
