@@ -31,7 +31,9 @@ def test_demo_runs_each_step_once_including_the_storm_at_rush_hour(tmp_path):
         assert s["flooded_by"] == "demo-storm" and s["flood_timing"] == "timed" and s["flood_closed_links"]
         loads = twin.load_result("storm_rush", "demo-storm-traffic", "link_loads")
         assert loads["closed_from_s"].notna().any()  # what the map draws blue while it is closed
-        assert set(twin.results(scenario="base")["run"]) >= {"demo-flood", "demo-traffic"}
+        assert set(twin.results(scenario="base")["run"]) >= {"demo-flood", "demo-traffic", "demo-crowd"}
+        crowd = twin.load_result("base", "demo-crowd", "summary")
+        assert crowd["agents"] == 2000 and crowd["status"] == "evacuated"  # the map shows them walking out
     again = run.invoke(app, ["demo", target, "--size", "small", "--no-serve", "--quiet"])
     assert again.exit_code == 0 and "storm at rush hour: results already in the twin" in again.output
 

@@ -313,6 +313,17 @@ def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, f
                         waypoint_radius=walkable.waypoint_radius), info, cut / total
 
 
+#: the demo's crowd: the sample plaza's evening crowd leaving at once
+DEMO_CROWD = {"area": "A001", "agents": 2000, "until": "15min", "run": "demo-crowd"}
+
+
+def run_crowd_demo(twin, progress: Callable[[float, float], None] | None = None) -> "CrowdRun":
+    """The demo's crowd (run ``demo-crowd``): 2,000 people leave the sample plaza (``A001``), with the
+    default collision-free speed model; the map shows them walking out."""
+    kw = dict(DEMO_CROWD)
+    return run_crowd(twin, kw.pop("area"), progress=progress, **kw)
+
+
 class RunSummary(dict):
     """A run's summary (a dict). Calling it, as ``CrowdRun.summary()`` once was, still works with a warning."""
 

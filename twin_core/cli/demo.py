@@ -90,6 +90,8 @@ DEMO_STEPS = (
     # the cascade, under scenario storm_rush: a 50-year storm at the start of the morning peak, its roads
     # closed while under water
     ("storm at rush hour", "twin_core.adapters.traffic", "run_storm_rush_demo", {}),
+    # 2,000 people leave the sample plaza (about 6 s and 4 MB on the medium city)
+    ("crowd", "twin_core.adapters.crowd", "run_crowd_demo", {}),
 )
 
 
