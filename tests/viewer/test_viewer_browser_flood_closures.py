@@ -44,6 +44,7 @@ def closures_server(city_template, tmp_path_factory):
              "flooded_fraction": [1.0]}))
         twin.scenarios.create("dry", "no flood run here")
     with LiveServer(path) as srv:
+        srv.path = path  # tests add results to it
         yield srv
 
 
@@ -118,5 +119,53 @@ def test_run_traffic_from_the_map_closes_the_scenarios_flooded_roads(browser, cl
         p.page.click("#run-traffic")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 2")
         assert posted[-1]["scenario"] == "dry" and "flooded_by" not in posted[-1]["params"]
+    finally:
+        p.close()
+
+
+def test_run_crowd_from_the_map_evacuates_in_the_scenarios_flood(browser, closures_server):  # noqa: F811
+    """A crowd run from the map on a scenario with a flood run evacuates in that flood (deep water is no floor,
+    exits under it close), and its row says how many people the water cut off."""
+    import json
+
+    from affine import Affine
+
+    from cim.raster import Raster
+    from twin_core.twin import Twin
+
+    with Twin.open(closures_server.path) as twin:
+        x0, y0, x1, y1 = twin.layer("areas").total_bounds
+        twin.save_result("dry", "flood-r7", "max_depth", Raster(np.zeros((4, 4), "float32"),
+                                                                 Affine(100, 0, x0, 0, -100, y1), twin.crs, unit="m"))
+    p = Page(browser, closures_server).open()
+    posted = []
+
+    def jobs(route):
+        req = route.request
+        if req.method == "POST":
+            body = json.loads(req.post_data)
+            posted.append(body)
+            route.fulfill(status=202, content_type="application/json", body=json.dumps(
+                {"id": "fakec", "engine": body["engine"], "scenario": body["scenario"], "status": "running",
+                 "progress": 0.5, "events_url": "/api/jobs/fakec"}))
+        else:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(
+                {"id": "fakec", "engine": "crowd", "scenario": "dry", "status": "done", "progress": 1.0,
+                 "summary": {"flooded_by": "flood-r7", "cut_off_persons": 12, "exits_under_water": ["e1", "e2"]}}))
+
+    try:
+        p.page.route("**/api/jobs", jobs)
+        p.page.route("**/api/jobs/fake*", jobs)
+        p.page.click("#run-crowd")  # the base has no flood grid: a dry evacuation
+        p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
+        assert posted[-1]["scenario"] == "base" and "flooded_by" not in posted[-1]["params"]
+        p.page.select_option("#scenario-a", "dry")
+        p.settle(1500)
+        p.page.click("#run-crowd")
+        p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 2")
+        assert posted[-1]["scenario"] == "dry" and posted[-1]["params"]["flooded_by"] == "flood-r7"
+        p.page.wait_for_function("document.querySelector('#jobs .job').innerText.includes('cut off')", timeout=15000)
+        row = p.page.inner_text("#jobs .job")
+        assert "12 cut off by water" in row and "2 exit(s) under water" in row, row
     finally:
         p.close()

@@ -676,7 +676,11 @@
     if (engine === "flood") return {storm: "50y", duration: "30min", snapshot_interval: "5min"};
     if (engine === "crowd") {
       const a = (S.scene.areas || []).find((x) => /plaza|station/.test(x.kind || "")) || (S.scene.areas || [])[0];
-      return a ? {area: a.area_id, agents: 300, until: 600} : {};
+      if (!a) return {};
+      const p = {area: a.area_id, agents: 300, until: 600};
+      const fr = floodRunForCrowd(S.scenarioA);
+      if (fr) p.flooded_by = fr;  // evacuating in the storm: deep water is no floor, exits under it close
+      return p;
     }
     if (engine === "traffic") {
       const p = {mode: "simulate", until: 1800};
@@ -691,12 +695,26 @@
     const ex = latest(resultsOf(scenario).filter((r) => r.name === "exposure_road_links"));
     return ex ? ex.run : null;
   }
+  // ... and the one with a peak depth grid, for a crowd run
+  function floodRunForCrowd(scenario) {
+    const md = latest(resultsOf(scenario).filter((r) => r.name === "max_depth"));
+    return md ? md.run : null;
+  }
+  // what the flood did to a finished crowd run: people cut off by water, exits under it
+  function crowdFloodText(j) {
+    const s = j.summary || {};
+    if (j.engine !== "crowd" || j.status !== "done" || !s.flooded_by) return "";
+    const under = (s.exits_under_water || []).length;
+    return " · " + t("cutOffN").replace("{n}", Number(s.cut_off_persons || 0)) +
+      (under ? " · " + t("exitsUnderWaterN").replace("{n}", under) : "");
+  }
   const jobRows = [];  // {row, engine, scenario, job}: re-drawn when the language changes
   function renderJob(jr) {
     const j = jr.job;
     const flooded = jr.params && jr.params.flooded_by ? " · " + t("floodedBy") + " " + jr.params.flooded_by : "";
     jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + flooded + " · ";
-    jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "");
+    jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "") +
+      crowdFloodText(Object.assign({engine: jr.engine}, j));
     jr.row.querySelector(".st").className = "st" + (j.status === "failed" || j.status === "lost" ? " fail" : "");
     const p = Number(j.progress);
     jr.row.querySelector(".bar > div").style.width = (isFinite(p) ? Math.round(100 * Math.max(0, Math.min(1, p))) : 0) + "%";
