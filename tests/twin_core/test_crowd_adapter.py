@@ -444,6 +444,18 @@ def test_flood_cascade_bad_input(twin):
         flood_walkable(twin, _room20(), {}, scenario=None, flood_run="lake")
     with pytest.raises(Exception, match="no scenario 'nope'"):
         run_crowd(twin, flooded_by="lake", scenario="nope", **kw)
+    # an area in another CRS (an IFC storey in model coordinates) is not taken as dry without a word
+    from shapely.geometry import box
+
+    from simulation.crowd import WalkableArea
+
+    model = WalkableArea(box(0, 0, 20, 10), exits={"east": [(20, 4), (20, 6)]})
+    with pytest.raises(ParameterError, match="lies outside flood run 'lake'.s grid"):
+        flood_walkable(twin, model, {}, scenario=None, flood_run="lake")
+    half = WalkableArea(box(X0 + 25, Y0, X0 + 45, Y0 + 10), exits={"east": [(X0 + 45, Y0 + 4), (X0 + 45, Y0 + 6)]})
+    _flood(twin, "edge", lambda x, y: 0.0 * x)  # the grid ends 30 m east of the hall's corner
+    with pytest.warns(UserWarning, match="75 % of the walkable area lies outside"):
+        flood_walkable(twin, half, {}, scenario=None, flood_run="edge")
 
 
 def test_cli_crowd_flooded_by(small_city_gpkg):

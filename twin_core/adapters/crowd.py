@@ -254,6 +254,19 @@ def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, f
     scen = scenario or "base"
     depth, dv, tr, what = _flood_grids(twin, scen, flood_run, flood_time)
     poly = walkable.polygon
+    h, w = depth.shape
+    gx = sorted((tr.c, tr.c + tr.a * w))
+    gy = sorted((tr.f, tr.f + tr.e * h))
+    grid = shapely.box(gx[0], gy[0], gx[1], gy[1])
+    if not poly.intersects(grid):
+        x0, y0, x1, y1 = poly.bounds
+        raise ParameterError(f"the walkable area ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) lies outside flood run "
+                             f"{flood_run!r}'s grid ({gx[0]:.0f}, {gy[0]:.0f})-({gx[1]:.0f}, {gy[1]:.0f}); is it in the "
+                             "twin's CRS (an IFC storey: twin.crowd(ifc=..., storey=...) places it)?")
+    outside = poly.difference(grid).area
+    if outside > 0.01 * poly.area:
+        twin_warn(f"{100 * outside / poly.area:.0f} % of the walkable area lies outside flood run {flood_run!r}'s grid "
+                  "and is taken as dry", TwinWarning, stacklevel=3)
     # the cells round the area only: a city-wide grid is not polygonised for one plaza
     inv = ~tr
     x0, y0, x1, y1 = poly.bounds
