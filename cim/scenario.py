@@ -162,7 +162,9 @@ class Scenarios:
     def list(self) -> pd.DataFrame:
         """A table of scenarios (name, description, parent, created, edits)."""
         meta = self._meta()
-        e = self._edits() if meta else pd.DataFrame(columns=self._COLUMNS)
+        # two columns only: every map screen asks for this list every 15 s, and added features carry geometry
+        e = (self.store.read_table(EDITS_TABLE, columns=["scenario", "created"])
+             if meta and self.store.has_table(EDITS_TABLE) else pd.DataFrame(columns=["scenario", "created"]))
         counts = e.groupby("scenario").size()
         latest = (pd.to_datetime(e["created"], utc=True, format="ISO8601").groupby(e["scenario"]).max()
                   if len(e) else pd.Series(dtype="datetime64[ns, UTC]"))
