@@ -61,7 +61,7 @@ from twin_core.errors import ReadingError, TwinWarning, twin_warn
 
 __all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_REPORTED", "append_readings", "check_readings",
            "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states", "INDEX",
-           "has_readings_index", "append_rejects", "read_rejects"]
+           "has_readings_index", "append_rejects", "read_rejects", "read_readings"]
 
 #: the table of readings, the table of refused MQTT messages, and the layer the sensors are in
 READINGS = "sensor_readings"
@@ -391,6 +391,38 @@ def _newest(store, cols: list[str], k: int) -> pd.DataFrame:
     if k <= 0:
         return store.read_table(READINGS, columns=cols, limit=0)
     return store.read_table(READINGS, columns=cols, descending=True, limit=k).iloc[::-1].reset_index(drop=True)
+
+
+def read_readings(store, sensor_ids=None, *, since=None, until=None) -> pd.DataFrame:
+    """The stored readings of ``sensor_ids`` (all sensors if None) with ``since <= time <= until`` (tz-aware
+    datetimes or ISO-8601 text with an offset; either may be None), in time order: ``sensor_id``, ``time``
+    (UTC Timestamps), ``value``. Uses the readings index on (sensor_id, time) where there is one."""
+    cols = ["sensor_id", "time", "value"]
+    if not store.has_table(READINGS):
+        return pd.DataFrame({"sensor_id": pd.Series(dtype=object), "time": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "value": pd.Series(dtype=float)})
+    bounds = []
+    for v, what in ((since, "since"), (until, "until")):
+        if v is None:
+            bounds.append(None)
+            continue
+        t, why = _check_time(v, datetime.max.replace(tzinfo=timezone.utc) - MAX_AHEAD)
+        if why:
+            raise ReadingError(f"{what}: {why}")
+        bounds.append(pd.Timestamp(t))
+    where: dict[str, Any] = {}
+    if sensor_ids is not None:
+        where["sensor_id"] = [str(x) for x in sensor_ids]
+    if bounds[0] is not None:  # UTC ISO text sorts as the instants do
+        where["time"] = (">=", bounds[0].isoformat())
+    df = store.read_table(READINGS, where=where or None, columns=cols)
+    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
+    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
+    if bounds[0] is not None:
+        df = df[df["time"] >= bounds[0]]
+    if bounds[1] is not None:
+        df = df[df["time"] <= bounds[1]]
+    return df.sort_values(["time", "sensor_id"], kind="stable").reset_index(drop=True)
 
 
 def has_readings_index(store) -> bool:

@@ -386,3 +386,129 @@ def test_user_hyetograph_longer_than_the_run_warns(tmp_path):
     with _tiny_twin(str(tmp_path / "h.gpkg"), np.zeros((4, 4))) as twin:
         with pytest.warns(TwinWarning, match="rain goes on to 10800 s"):
             run_flood(twin, rain=rain, until="10min", save=False)
+
+
+# ------------------------------------------------------------------ observed rain from the rain gauges
+def _feed(twin, gauges: dict, hours=((8, 10.0), (9, 40.0)), skip=()):
+    """Readings every 5 min on 2026-07-01 (Beijing time): per gauge, an intensity per hour (scaled)."""
+    from cim.sensors import append_readings
+
+    rows = []
+    for gid, scale in gauges.items():
+        for h, v in hours:
+            for m in range(0, 60, 5):
+                if (h, m) in skip:
+                    continue
+                rows.append({"sensor_id": gid, "time": f"2026-07-01T{h:02d}:{m:02d}:00+08:00", "value": v * scale})
+    append_readings(twin.store, rows)
+
+
+def _rain_gauges(twin) -> list[str]:
+    """The city's rain gauges, with a second one 300 m east of the first (the small city has one)."""
+    s = twin.layer("sensors")
+    rg = s[s["kind"] == "rain_gauge"]
+    if len(rg) < 2:
+        extra = rg.iloc[:1].copy()
+        extra["sensor_id"] = "RG99"
+        extra["geometry"] = extra.geometry.translate(300.0, 0.0)
+        twin.store.write_layer("sensors", pd.concat([s, extra], ignore_index=True))
+        rg = pd.concat([rg, extra])
+    return sorted(rg["sensor_id"].astype(str))
+
+
+def test_rain_from_the_gauges_is_the_mean_of_what_each_measured(small_city_gpkg):
+    # two gauges, 10 and 20 mm/h from 08:00, 40 and 80 mm/h from 09:00, a reading every 5 min: the city gets
+    # their mean, 15 mm/h then 60 mm/h; 2 h of it is 15 + 60 = 75 mm
+    from twin_core.adapters.flood import rain_from_sensors
+
+    with Twin.open(small_city_gpkg) as twin:
+        g = _rain_gauges(twin)
+        assert len(g) >= 2
+        _feed(twin, {g[0]: 1.0, g[1]: 2.0})
+        hy, info = rain_from_sensors(twin, "2h", until="2026-07-01T10:00:00+08:00")
+        assert info["gauges"] == sorted(g[:2]) and info["unknown_blocks"] == 0
+        assert info["start"] == "2026-07-01T00:00:00+00:00" and info["end"] == "2026-07-01T02:00:00+00:00"
+        assert hy.intensity.tolist() == [15.0] * 12 + [60.0] * 12
+        assert hy.total_mm() == pytest.approx(75.0) and info["peak_mm_h"] == 60.0
+        # by default the window ends at the latest reading (09:55, which holds to 10:00 but the window ends
+        # there): 08:55-09:00 at 15 mm/h, 09:00-09:55 at 60 mm/h
+        hy, info = rain_from_sensors(twin, "1h")
+        assert info["end"] == "2026-07-01T01:55:00+00:00"
+        assert hy.total_mm() == pytest.approx(15 * 5 / 60 + 60 * 55 / 60)
+        # 10-minute blocks average the 5-minute readings; a gauge reading every 5 min held 15 min covers a
+        # block it reported in only once
+        hy, _ = rain_from_sensors(twin, "2h", until="2026-07-01T10:00:00+08:00", step="10min")
+        assert hy.intensity.tolist() == [15.0] * 6 + [60.0] * 6
+
+
+def test_gaps_in_the_feed_are_refused_or_taken_as_dry(small_city_gpkg):
+    from twin_core.adapters.flood import rain_from_sensors
+
+    with Twin.open(small_city_gpkg) as twin:
+        g = _rain_gauges(twin)
+        # both gauges silent from 09:05 to 09:40: the 09:00 reading holds to 09:15, so 09:15-09:40 is unknown
+        _feed(twin, {g[0]: 1.0, g[1]: 1.0}, skip={(9, m) for m in range(5, 40, 5)})
+        with pytest.raises(ParameterError, match=r"no rain gauge reported from 2026-07-01T01:15:00\+00:00 to "
+                                                 r"2026-07-01T01:40:00\+00:00 .* 5 of 24 blocks are unknown"):
+            rain_from_sensors(twin, "2h", until="2026-07-01T10:00:00+08:00")
+        hy, info = rain_from_sensors(twin, "2h", until="2026-07-01T10:00:00+08:00", gaps="dry")
+        assert info["unknown_blocks"] == 5 and hy.intensity[15:20].tolist() == [0.0] * 5
+        assert hy.total_mm() == pytest.approx(10.0 + 40.0 * 7 / 12)
+        hy, info = rain_from_sensors(twin, "2h", until="2026-07-01T10:00:00+08:00", hold="40min")  # held over it
+        assert info["unknown_blocks"] == 0 and hy.total_mm() == pytest.approx(50.0)
+
+
+def test_observed_rain_bad_input(small_city_gpkg):
+    from cim.sensors import append_readings
+    from twin_core.adapters.flood import rain_from_sensors
+
+    with Twin.open(small_city_gpkg) as twin:
+        g = _rain_gauges(twin)
+        with pytest.raises(ParameterError, match="no reading from any of the .* rain gauges"):
+            rain_from_sensors(twin, "1h")
+        with pytest.raises(ParameterError, match="has no offset"):
+            rain_from_sensors(twin, "1h", until="2026-07-01T10:00:00")
+        _feed(twin, {g[0]: 1.0})
+        for kw, match in [({"last": "0min"}, "last must be a finite time > 0 s"),
+                          ({"last": "30d"}, "more than 7 days"),
+                          ({"last": "10min", "step": "1h"}, "longer than the window"),
+                          ({"gaps": "zero"}, "gaps must be"),
+                          ({"until": "2026-06-01T00:00:00+08:00"}, "no rain gauge reported between")]:
+            with pytest.raises(ParameterError, match=match):
+                rain_from_sensors(twin, **{"last": "1h", **kw})
+        append_readings(twin.store, [{"sensor_id": g[0], "time": "2026-07-01T10:00:00+08:00", "value": -3.0}])
+        with pytest.raises(ParameterError, match="cannot be negative"):
+            rain_from_sensors(twin, "1h")
+        s = twin.layer("sensors")
+        s.loc[s["sensor_id"] == g[0], "unit"] = "mm"
+        twin.store.write_layer("sensors", s)
+        with pytest.raises(ParameterError, match=r"report in \['mm'\], not mm/h"):
+            rain_from_sensors(twin, "1h")
+        with pytest.raises(ParameterError, match="rain_until needs rain_from_sensors"):
+            run_flood(twin, rain_until="2026-07-01T10:00:00+08:00", save=False)
+
+
+def test_a_flood_on_the_rain_that_fell(small_city_gpkg):
+    # what the last half hour of measured rain (60 mm/h: 30 mm) does, from Python and the CLI
+    with Twin.open(small_city_gpkg) as twin:
+        g = _rain_gauges(twin)
+        _feed(twin, {g[0]: 1.0, g[1]: 2.0})
+        fr = run_flood(twin, run="obs1", rain_from_sensors="30min", rain_until="2026-07-01T10:00:00+08:00")
+        st = fr.summary["storm"]
+        assert st["formula"] == "observed rain (rain gauges)" and st["total_mm"] == pytest.approx(30.0)
+        assert st["start"] == "2026-07-01T01:30:00+00:00" and st["gauges"] == sorted(g[:2])
+        assert fr.summary["sim_time_s"] == pytest.approx(1800.0)
+        # the rain volume is 30 mm on every cell (open or roof), as for a design storm of that depth
+        area = fr.summary["grid"][0] * fr.summary["grid"][1] * fr.summary["cell_size_m"] ** 2
+        fell = fr.summary["rain_m3"] + fr.summary["roof_runoff_m3"] + fr.summary["rain_on_blocked_m3"]
+        assert fell == pytest.approx(0.030 * area, rel=0.02)  # nodata cells get none
+        assert twin.load_result("base", "obs1", "summary")["storm"]["formula"].startswith("observed rain")
+        with pytest.raises(ParameterError, match="give rain= or rain_from_sensors="):
+            from simulation.flood import Hyetograph
+
+            run_flood(twin, rain_from_sensors="30min", rain=Hyetograph.uniform(10, 600), save=False)
+    res = CliRunner().invoke(get_app(), ["flood", small_city_gpkg, "--rain-from-sensors", "30min", "--rain-until",
+                                         "2026-07-01T10:00:00+08:00", "--until", "45min", "--json", "--run", "obs2"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["storm"]["total_mm"] == pytest.approx(30.0) and s["sim_time_s"] == pytest.approx(2700.0)

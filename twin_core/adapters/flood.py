@@ -42,7 +42,7 @@ from twin_core.errors import ParameterError, RasterError, TwinWarning, twin_warn
 from twin_core.units import parse_duration
 
 __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration",
-           "parse_return_period", "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
+           "rain_from_sensors", "parse_return_period", "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
 
 GAUGE_KINDS = ("rain_gauge", "river_level")
 #: what a flood run saves (a run id used again loses these first; other engines' results under it stay)
@@ -374,8 +374,123 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15) ->
     return out
 
 
+#: the units a rain gauge's readings may be in: intensities (a depth per interval would need the interval)
+_RAIN_UNITS = {"mm/h", "mm h-1", "mm/hr", "mm h^-1", "mm·h-1", "mm·h⁻¹", "mm h⁻¹"}
+
+
+def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min", gaps: str = "error"):
+    """Observed rain: the twin's rain gauges' readings over the ``last`` hours as a hyetograph, to run a flood
+    on what fell (``run_flood(twin, rain_from_sensors="2h")``) rather than on a design storm.
+
+    Each gauge's reading (mm/h, an intensity) holds until its next one, for at most ``hold``; each block of
+    ``step`` takes the time-mean of each gauge that reported in it, and the mean over those gauges (rain
+    uniform over the city: the flood engine's hyetograph). ``until`` (a tz-aware datetime or ISO-8601 text with
+    an offset) ends the window; by default the latest reading of any gauge. A block no gauge covers is an
+    error (``gaps="error"``: a silent zero would understate the rain) or dry (``gaps="dry"``).
+
+    Returns ``(Hyetograph, info)``: the hyetograph starts at 0 s (the window's start, ``info["start"]``);
+    ``info`` names the gauges, the window, the total and the peak.
+    """
+    from cim.sensors import _check_time, read_readings
+    from simulation.flood import Hyetograph
+
+    if gaps not in ("error", "dry"):
+        raise ParameterError(f"gaps must be 'error' or 'dry', got {gaps!r}")
+    span, dt, held = parse_duration(last, "last"), parse_duration(step, "step"), parse_duration(hold, "hold")
+    for v, what in ((span, "last"), (dt, "step"), (held, "hold")):
+        if not (math.isfinite(v) and v > 0):
+            raise ParameterError(f"{what} must be a positive duration, got {v!r} s")
+    if span > 7 * 86400:
+        raise ParameterError(f"last={last!r} is more than 7 days of rain; a flood run covers hours")
+    if dt > span:
+        raise ParameterError(f"step={step!r} is longer than the window last={last!r}")
+    if "sensors" not in twin.layers():
+        raise ParameterError("the twin has no 'sensors' layer, so no rain gauge; import one (twin import ... "
+                             "--class sensors) or run a design storm")
+    sen = twin.layer("sensors")
+    gauges = sen[sen.get("kind", pd.Series(index=sen.index, dtype=object)) == "rain_gauge"] if len(sen) else sen
+    if not len(gauges):
+        raise ParameterError(f"the twin's sensors layer has no rain gauge (kind 'rain_gauge'; kinds there: "
+                             f"{sorted(set(sen['kind'].dropna())) if 'kind' in sen else []}); run a design storm instead")
+    if "unit" in gauges:
+        bad = gauges[~gauges["unit"].fillna("mm/h").astype(str).str.strip().str.lower().isin(_RAIN_UNITS)]
+        if len(bad):
+            raise ParameterError(f"rain gauges {bad['sensor_id'].astype(str).tolist()[:5]} report in "
+                                 f"{sorted(set(bad['unit'].astype(str)))}, not mm/h; only intensities (mm/h) can be "
+                                 "turned into a hyetograph: set the sensors' unit, or convert the readings")
+    ids = gauges["sensor_id"].astype(str).tolist()
+    if until is None:
+        from cim.sensors import READINGS
+
+        latest = (twin.store.read_table(READINGS, where={"sensor_id": ids}, columns=["time"], order_by="time",
+                                        descending=True, limit=1) if twin.store.has_table(READINGS) else [])
+        if not len(latest):
+            raise ParameterError(f"no reading from any of the {len(ids)} rain gauges ({', '.join(ids[:5])}) is "
+                                 "stored; feed them (twin sensors listen, POST /api/sensors/readings) or give rain")
+        end = pd.to_datetime(latest["time"], utc=True, format="ISO8601").iloc[0]
+    else:
+        from datetime import datetime, timezone
+
+        t, why = _check_time(until, datetime(2200, 1, 1, tzinfo=timezone.utc))  # any instant pandas keeps
+        if why:
+            raise ParameterError(f"until: {why}")
+        end = pd.Timestamp(t)
+    start = end - pd.Timedelta(seconds=span)
+    df = read_readings(twin.store, ids, since=start - pd.Timedelta(seconds=held), until=end)
+    if not len(df):
+        raise ParameterError(f"no rain gauge reported between {start.isoformat()} and {end.isoformat()} "
+                             f"(nor in the {held / 60:g} min before); check the feed or the window")
+    neg = df[df["value"] < 0]
+    if len(neg):
+        raise ParameterError(f"rain gauge {neg['sensor_id'].iloc[0]} reported {neg['value'].iloc[0]:g} mm/h at "
+                             f"{neg['time'].iloc[0].isoformat()}: rain cannot be negative; fix or remove the reading")
+    edges = np.arange(0.0, span, dt)
+    edges = np.append(edges, span)
+    k = len(edges) - 1
+    total = np.zeros(k)  # sum over gauges of each gauge's mean intensity in each block it covered (mm/h)
+    reported = np.zeros(k, dtype=int)  # how many gauges covered part of each block
+    used = []
+    for gid, g in df.groupby("sensor_id", sort=True):
+        t = ((g["time"] - start).dt.total_seconds()).to_numpy()
+        v = g["value"].to_numpy()
+        t_next = np.append(t[1:], np.inf)
+        a, b = t, np.minimum(t_next, t + held)  # reading i holds over [a_i, b_i)
+        lo = np.maximum(a[:, None], edges[None, :-1])
+        hi = np.minimum(b[:, None], edges[None, 1:])
+        over = np.clip(hi - lo, 0.0, None)  # seconds of each block (columns) each reading (rows) holds
+        c = over.sum(axis=0)
+        if not (c > 0).any():
+            continue
+        used.append(str(gid))
+        total += np.where(c > 0, (over * v[:, None]).sum(axis=0) / np.where(c > 0, c, 1.0), 0.0)
+        reported += c > 0
+    if not used:
+        raise ParameterError(f"no rain gauge reading falls in {start.isoformat()} .. {end.isoformat()}")
+    empty = reported == 0
+    if empty.any() and gaps == "error":
+        i = int(np.flatnonzero(empty)[0])
+        j = i
+        while j + 1 < k and empty[j + 1]:
+            j += 1
+        a0, b0 = start + pd.Timedelta(seconds=edges[i]), start + pd.Timedelta(seconds=edges[j + 1])
+        raise ParameterError(f"no rain gauge reported from {a0.isoformat()} to {b0.isoformat()} (a reading holds "
+                             f"for at most hold={hold!r}); {int(empty.sum())} of {k} blocks are unknown. Shorten the "
+                             "window (last=), lengthen hold=, or pass gaps='dry' to take them as dry")
+    intensity = np.where(reported > 0, total / np.maximum(reported, 1), 0.0)
+    hy = Hyetograph(edges, intensity)
+    info = {"formula": "observed rain (rain gauges)", "source": "sensor_readings", "gauges": used,
+            "start": start.isoformat(), "end": end.isoformat(), "step_s": dt, "hold_s": held,
+            "duration_s": span, "total_mm": hy.total_mm(), "peak_mm_h": float(intensity.max()),
+            "unknown_blocks": int(empty.sum())}
+    return hy, info
+
+
+rain_from_sensors_fn = rain_from_sensors  # run_flood's keyword of the same name shadows it there
+
+
 def run_flood(twin, scenario: str | None = None, run: str | None = None, *, storm="50y", duration="1h",
               until=None, threshold: float = 0.15, save: bool = True, snapshot_interval="10min",
+              rain_from_sensors=None, rain_until=None,
               progress: Callable[[float, float], None] | None = None, params=None, **prepare_kw) -> FloodRun:
     """Run a design storm on a twin scenario and save the results under ``scenario``/``run``.
 
@@ -389,6 +504,10 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     ``rain_on_blocked_m3`` on blocked cells and was dropped (roofs with
     ``roof_runoff="none"``, nodata cells); ``outflow_m3`` left at the edges,
     ``drainage_m3`` went into the sewers, ``storage_m3`` is on the ground at the end.
+
+    ``rain_from_sensors`` (a window such as ``"2h"``) runs the rain the twin's rain gauges measured over that
+    window, up to ``rain_until`` (default: their latest reading), instead of a design storm: see
+    :func:`rain_from_sensors`. ``duration`` is then the window, and ``until`` may run on to see it drain.
 
     Examples
     --------
@@ -430,6 +549,14 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         twin_warn(f"threshold={threshold:g} is in metres: only features under more than {threshold:g} m of water "
                       f"count as flooded; for centimetres write threshold={threshold / 100:g}", TwinWarning,
                       stacklevel=2)
+    observed = None
+    if rain_from_sensors is not None:
+        if prepare_kw.get("rain") is not None:
+            raise ParameterError("give rain= or rain_from_sensors=, not both")
+        prepare_kw["rain"], observed = rain_from_sensors_fn(twin, rain_from_sensors, until=rain_until)
+        duration = observed["duration_s"]
+    elif rain_until is not None:
+        raise ParameterError("rain_until needs rain_from_sensors (the window of observed rain it ends)")
     dur = parse_duration(duration)
     if dur < 60 and prepare_kw.get("rain") is None:
         twin_warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "
@@ -441,6 +568,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
                                   wet_threshold=threshold)
     wall0 = time.perf_counter()
     setup = prepare_flood(twin, scenario, storm=storm, duration=dur, params=p, **prepare_kw)
+    if observed is not None:  # the summary says what fell, where it was measured, and when
+        setup.storm.update(observed)
     # the run's rain (a user hyetograph or the design storm): cut short by until=, the storm's total depth in
     # the summary is more than fell (a 1 h storm run with until="10min" got a sixth of it without a word)
     rain = setup.model.rain

@@ -25,6 +25,11 @@ def register(app: typer.Typer) -> None:
         boundary: str = typer.Option("free", "--boundary", help="free | closed: the city edges."),
         threshold: float = typer.Option(0.15, "--threshold", help="Depth (m) above which a feature counts as flooded."),
         dtype: str = typer.Option("float64", "--dtype", help="float64 | float32."),
+        rain_from_sensors: str = typer.Option(None, "--rain-from-sensors",
+                                              help="Run the rain the twin's rain gauges measured over this window "
+                                                   "(e.g. 2h) instead of a design storm."),
+        rain_until: str = typer.Option(None, "--rain-until", help="End of that window, ISO-8601 with offset "
+                                                                  "(default: the gauges' latest reading)."),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
     ) -> None:
@@ -41,15 +46,17 @@ def register(app: typer.Typer) -> None:
 
         if not threshold > 0:  # before FloodParameters, whose message would name wet_threshold
             raise ParameterError(f"--threshold must be > 0 m, got {threshold}; 0.15 m is usual")
-        dur = parse_duration(duration)
+        dur = parse_duration(rain_from_sensors if rain_from_sensors else duration)
         t_end = parse_duration(until) if until else dur
         params = FloodParameters(dtype=dtype, snapshot_interval=min(600.0, t_end), gauge_interval=60.0,
                                  wet_threshold=threshold)
+        what = f"observed rain {rain_from_sensors}" if rain_from_sensors else f"{storm} {duration}"
         with Twin.open(target) as twin:
-            with progress_bar(f"flood {storm} {duration}", t_end, quiet=quiet or as_json) as progress:
+            with progress_bar(f"flood {what}", t_end, quiet=quiet or as_json) as progress:
                 fr = run_flood(twin, scenario, run, storm=storm, duration=dur, until=t_end, threshold=threshold,
                                peak_ratio=peak_ratio, buildings=buildings, roof_runoff=roof_runoff,
-                               drainage_mm_h=drainage, boundary=boundary, params=params, progress=progress)
+                               drainage_mm_h=drainage, boundary=boundary, params=params, progress=progress,
+                               rain_from_sensors=rain_from_sensors, rain_until=rain_until)
         s = fr.summary
         human = (
             f"run {s['run']} (scenario {s['scenario']}): {s['storm']['total_mm']:.1f} mm in {dur / 60:.0f} min, "
