@@ -512,3 +512,12 @@ def test_a_flood_on_the_rain_that_fell(small_city_gpkg):
     assert res.exit_code == 0, res.output
     s = json.loads(res.stdout)
     assert s["storm"]["total_mm"] == pytest.approx(30.0) and s["sim_time_s"] == pytest.approx(2700.0)
+    # 3 h back from 10:00 reaches before the feed began (08:00): refused, or with --rain-gaps dry run as dry
+    args = ["flood", small_city_gpkg, "--rain-from-sensors", "3h", "--rain-until", "2026-07-01T10:00:00+08:00",
+            "--until", "3h", "--json"]
+    res = CliRunner().invoke(get_app(), args)
+    assert res.exit_code != 0 and "--rain-gaps dry" in str(res.exception)
+    res = CliRunner().invoke(get_app(), args + ["--rain-gaps", "dry", "--run", "obs3"])
+    assert res.exit_code == 0, res.output
+    st = json.loads(res.stdout)["storm"]
+    assert st["unknown_blocks"] == 12 and st["total_mm"] == pytest.approx(15.0 + 60.0)

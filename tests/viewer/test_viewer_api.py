@@ -730,6 +730,25 @@ def test_traffic_job_gives_trips_and_link_loads(client):
     assert st["status"] == "failed" and "teleport" in st["error"]
 
 
+def test_flood_job_on_the_measured_rain(client):
+    # the command centre runs a flood on what the rain gauges measured (the map's "measured rain" button)
+    r = client.post("/api/sensors/readings", json={"readings": [
+        {"sensor_id": "RG01", "time": f"2026-07-01T09:{m:02d}:00+08:00", "value": 30.0} for m in range(0, 60, 5)]})
+    assert r.status_code in (200, 201), r.text
+    job = client.post("/api/jobs", json={"engine": "flood", "params": {
+        "rain_from_sensors": "30min", "rain_until": "2026-07-01T10:00:00+08:00", "until": "40min"}}).json()
+    st = _wait_job(client, job)
+    assert st["status"] == "done", st
+    storm = st["summary"]["storm"]
+    assert storm["formula"].startswith("observed rain") and storm["total_mm"] == pytest.approx(15.0)
+    assert storm["gauges"] == ["RG01"] and st["summary"]["sim_time_s"] == pytest.approx(2400.0)
+    # a window the gauges did not cover fails with the reason, as the map shows it in the job's row
+    gap = client.post("/api/jobs", json={"engine": "flood", "params": {
+        "rain_from_sensors": "2h", "rain_until": "2026-07-01T10:00:00+08:00"}}).json()
+    st = _wait_job(client, gap)
+    assert st["status"] == "failed" and "no rain gauge reported from" in st["error"], st
+
+
 # ------------------------------------------------------------------ sensors, tiles (bug hunt)
 def _sensor(client, sid):
     r = client.get("/api/sensors/latest")

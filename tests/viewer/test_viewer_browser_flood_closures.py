@@ -169,3 +169,46 @@ def test_run_crowd_from_the_map_evacuates_in_the_scenarios_flood(browser, closur
         assert "12 cut off by water" in row and "2 exit(s) under water" in row, row
     finally:
         p.close()
+
+
+def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server):  # noqa: F811
+    """The command centre runs a flood on what the rain gauges measured: the button is off while no gauge has
+    a stored reading (simulated values do not count), and posts the 2 h window once one has."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from cim.sensors import append_readings
+    from twin_core.twin import Twin
+
+    p = Page(browser, closures_server).open()
+    try:
+        p.page.wait_for_selector("#run-flood-measured")
+        assert p.page.is_disabled("#run-flood-measured")
+        assert "no rain gauge" in p.page.get_attribute("#run-flood-measured", "title")
+    finally:
+        p.close()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with Twin.open(closures_server.path) as twin:
+        append_readings(twin.store, [{"sensor_id": "RG01", "time": (now - timedelta(minutes=m)).isoformat(), "value": 12.0}
+                                     for m in range(0, 120, 5)])
+    p = Page(browser, closures_server).open()
+    posted = []
+
+    def jobs(route):
+        body = json.loads(route.request.post_data) if route.request.method == "POST" else {}
+        posted.append(body)
+        route.fulfill(status=202, content_type="application/json", body=json.dumps(
+            {"id": "fakem", "engine": "flood", "scenario": "base", "status": "done", "progress": 1.0,
+             "events_url": "/api/jobs/fakem"}))
+
+    try:
+        p.page.route("**/api/jobs", jobs)
+        p.page.route("**/api/jobs/fake*", jobs)
+        p.page.wait_for_function("!document.getElementById('run-flood-measured').disabled", timeout=30000)
+        p.page.click("#run-flood-measured")
+        p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
+        first = next(b for b in posted if b)
+        assert first["engine"] == "flood" and first["params"]["rain_from_sensors"] == "2h"
+        assert "measured rain 2h" in p.page.inner_text("#jobs")
+    finally:
+        p.close()

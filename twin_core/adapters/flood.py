@@ -475,7 +475,8 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
         a0, b0 = start + pd.Timedelta(seconds=edges[i]), start + pd.Timedelta(seconds=edges[j + 1])
         raise ParameterError(f"no rain gauge reported from {a0.isoformat()} to {b0.isoformat()} (a reading holds "
                              f"for at most hold={hold!r}); {int(empty.sum())} of {k} blocks are unknown. Shorten the "
-                             "window (last=), lengthen hold=, or pass gaps='dry' to take them as dry")
+                             "window (last=), lengthen hold=, or take them as dry (gaps='dry'; run_flood "
+                             "rain_gaps='dry'; twin flood --rain-gaps dry)")
     intensity = np.where(reported > 0, total / np.maximum(reported, 1), 0.0)
     hy = Hyetograph(edges, intensity)
     info = {"formula": "observed rain (rain gauges)", "source": "sensor_readings", "gauges": used,
@@ -490,7 +491,7 @@ rain_from_sensors_fn = rain_from_sensors  # run_flood's keyword of the same name
 
 def run_flood(twin, scenario: str | None = None, run: str | None = None, *, storm="50y", duration="1h",
               until=None, threshold: float = 0.15, save: bool = True, snapshot_interval="10min",
-              rain_from_sensors=None, rain_until=None,
+              rain_from_sensors=None, rain_until=None, rain_gaps: str = "error",
               progress: Callable[[float, float], None] | None = None, params=None, **prepare_kw) -> FloodRun:
     """Run a design storm on a twin scenario and save the results under ``scenario``/``run``.
 
@@ -506,7 +507,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     ``drainage_m3`` went into the sewers, ``storage_m3`` is on the ground at the end.
 
     ``rain_from_sensors`` (a window such as ``"2h"``) runs the rain the twin's rain gauges measured over that
-    window, up to ``rain_until`` (default: their latest reading), instead of a design storm: see
+    window, up to ``rain_until`` (default: their latest reading; ``rain_gaps="dry"`` takes a stretch no gauge
+    covered as dry instead of refusing it), instead of a design storm: see
     :func:`rain_from_sensors`. ``duration`` is then the window, and ``until`` may run on to see it drain.
 
     Examples
@@ -553,7 +555,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     if rain_from_sensors is not None:
         if prepare_kw.get("rain") is not None:
             raise ParameterError("give rain= or rain_from_sensors=, not both")
-        prepare_kw["rain"], observed = rain_from_sensors_fn(twin, rain_from_sensors, until=rain_until)
+        prepare_kw["rain"], observed = rain_from_sensors_fn(twin, rain_from_sensors, until=rain_until, gaps=rain_gaps)
         duration = observed["duration_s"]
     elif rain_until is not None:
         raise ParameterError("rain_until needs rain_from_sensors (the window of observed rain it ends)")

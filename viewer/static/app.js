@@ -670,6 +670,25 @@
       b.addEventListener("click", () => startJob(e));
       box.appendChild(b);
     });
+    if (engines.includes("flood")) {  // the rain the gauges measured, not a design storm: "what does it do?"
+      const b = document.createElement("button");
+      b.type = "button"; b.id = "run-flood-measured"; b.textContent = t("runFloodMeasured");
+      b.addEventListener("click", () => startJob("flood", MEASURED_RAIN));
+      box.appendChild(b);
+      renderMeasuredButton();
+    }
+  }
+  // the last 2 h of measured rain, followed for an hour more as it drains
+  const MEASURED_RAIN = {rain_from_sensors: "2h", until: "3h", snapshot_interval: "5min"};
+  // on only while a rain gauge has a stored (not simulated) reading
+  function renderMeasuredButton() {
+    const b = $("run-flood-measured");
+    if (!b) return;
+    const fs = (S.sensors && S.sensors.features) || [];
+    const ok = fs.some((f) => f.properties.kind === "rain_gauge" && !f.properties.simulated &&
+      f.properties.value !== null && f.properties.value !== undefined);
+    b.disabled = !ok;
+    b.title = ok ? t("floodMeasuredHint") : t("noMeasuredRain");
   }
   function defaultParams(engine) {
     // short demo runs from the map; scripts and the CLI choose their own
@@ -711,7 +730,8 @@
   const jobRows = [];  // {row, engine, scenario, job}: re-drawn when the language changes
   function renderJob(jr) {
     const j = jr.job;
-    const flooded = jr.params && jr.params.flooded_by ? " · " + t("floodedBy") + " " + jr.params.flooded_by : "";
+    const flooded = (jr.params && jr.params.flooded_by ? " · " + t("floodedBy") + " " + jr.params.flooded_by : "") +
+      (jr.params && jr.params.rain_from_sensors ? " · " + t("measuredRain") + " " + jr.params.rain_from_sensors : "");
     jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + flooded + " · ";
     jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "") +
       crowdFloodText(Object.assign({engine: jr.engine}, j));
@@ -720,9 +740,9 @@
     jr.row.querySelector(".bar > div").style.width = (isFinite(p) ? Math.round(100 * Math.max(0, Math.min(1, p))) : 0) + "%";
   }
   function renderJobs() { jobRows.forEach(renderJob); }
-  async function startJob(engine) {
+  async function startJob(engine, given) {
     try {
-      const params = defaultParams(engine);
+      const params = given ? Object.assign({}, given) : defaultParams(engine);
       const job = await api("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({engine, scenario: S.scenarioA, params})});
       const row = document.createElement("div");
@@ -1334,7 +1354,7 @@
   // ---------------------------------------------------------------- start
   async function loadSensors() {
     const [latest, alerts] = await Promise.allSettled([api("/api/sensors/latest"), api("/api/sensors/alerts")]);
-    if (latest.status === "fulfilled") { S.sensors = latest.value; S.sensorsAt = Date.now(); render(); }
+    if (latest.status === "fulfilled") { S.sensors = latest.value; S.sensorsAt = Date.now(); render(); renderMeasuredButton(); }
     S.alerts = alerts.status === "fulfilled" ? (alerts.value.alerts || []) : null;
     renderAlerts();
   }
