@@ -382,7 +382,8 @@ def _held_replan(a, t, interval, replan_at, held_replans, hbuf, nheld, first, lo
                  hv, path, link_queue_ptr, out_credit, pending_free, fbuf, ftail, wave_time, rec_flow_out, nrec):
     """The vehicles held on link ``a`` (:func:`meso_run`) whose re-planning time ``replan_at`` has come and
     whose road is still closed at ``t`` plan again from the end of ``a`` (:func:`_plan_again`, the links
-    ``first[lo:hi]``), every ``interval`` s. One that takes a way round stays in the holding list, in its
+    ``first[lo:hi]``), every ``interval`` s, and at once when that road (a way round it took before) has closed
+    for good. One that takes a way round stays in the holding list, in its
     place, at its new position (:func:`_release_held` lets it go on when its new road can take it); one
     whose road is closed for good with no way left leaves the network (``stranded``) as soon as ``a``
     discharges; the others keep their place. Returns (how many left the network, the new
@@ -393,7 +394,9 @@ def _held_replan(a, t, interval, replan_at, held_replans, hbuf, nheld, first, lo
         v = hbuf[h0 + i]
         p = veh_link_pos[v]
         nb = route_links[p + 1]
-        if replan_at[v] != -INF and replan_at[v] <= t and closed_from[nb] <= t < closed_until[nb]:
+        # every interval s, and at once when its road (a way round it took) has closed for good meanwhile
+        if replan_at[v] != -INF and (replan_at[v] <= t or closed_until[nb] == INF) and closed_from[nb] <= t < \
+                closed_until[nb]:
             replan_at[v] = t + interval
             held_replans[v] += 1
             at, n_route = _plan_again(v, p, p + 1, a, first, lo, hi, max(veh_ready[v], t), margin, route_links,
@@ -455,7 +458,7 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
              veh_enter, veh_ready, link_queue_ptr, wave_time, blocked_until, closed_from, closed_until, rec_every,
              rec_flow_in, rec_flow_out, rec_count, rec_queue, traj_enter, traj_exit, arrive, stranded,
              reroute, reroute_margin, n_route, moved_to, reroutes, heads, tails, succ_ptr, succ, node_ptr, node_links,
-             plan_cost, plan_bin, replan_interval, held_replans):
+             plan_cost, plan_bin, replan_interval, held_replans, hold_cap):
     """Advance vehicles over links in time steps ``dt`` (see :class:`MesoModel`).
 
     Each link is a FIFO of vehicles. A vehicle entering link a at time t can
@@ -479,9 +482,12 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
     A vehicle at the end of a link whose next road is closed for a while (and
     that does not go round it) waits for it out of the FIFO, in the link's
     holding list (as a car waiting to turn lets the traffic for other turns
-    pass it on a multi-lane street): the vehicles behind it move on. It still
-    takes up the link's storage (``count``: many waiting fill the link and
-    spill back upstream) and it is counted in the queue. Held vehicles go
+    pass it on a multi-lane street), while the list holds fewer than
+    ``hold_cap`` of the link (one lane's share of its storage; 0 on one lane):
+    the vehicles behind it move on. Otherwise it waits at the head of the FIFO
+    and holds everybody behind it (nobody gets past on one lane). A held one
+    still takes up the link's storage (``count``: many waiting fill the link
+    and spill back upstream) and it is counted in the queue. Held vehicles go
     first, in the order they stopped, once their road has reopened, under the
     same rules as the FIFO (the link's discharge, the road's inflow capacity
     and room). Nobody is held without closures, so such runs are unchanged.
@@ -497,17 +503,21 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
     ``route_links[n_route:]`` (after a copy of the current link, which moves
     there with its entry time), ``moved_to[p]`` gets the new position and
     ``reroutes[v]`` counts the change. Otherwise it waits for the road to
-    reopen.
+    reopen. A vehicle whose road ahead has closed for good since it planned
+    (a way round it took, full when it got there) plans again at once.
 
-    Held vehicles think again (``reroute`` and ``replan_interval`` finite and
-    > 0): every ``replan_interval`` s from when it stopped, a held vehicle whose
-    road is still closed makes the same decision again from its junction, with
-    the costs, queues and closures of that moment (:func:`_held_replan`;
-    ``held_replans[v]`` counts these decisions, ``reroutes[v]`` the changes).
-    One that takes a way round stays in the holding list, in its place, now
-    waiting for an open road: it goes on as soon as that road can take it.
-    One whose road is closed for good with no way left leaves the network
-    there (``stranded``). Runs with nobody held are unchanged.
+    Waiting vehicles think again (``reroute`` and ``replan_interval`` finite
+    and > 0): every ``replan_interval`` s from when it met the closure, a
+    vehicle waiting for a road still closed (held, :func:`_held_replan`, or at
+    the head of the FIFO) makes the same decision again from its junction,
+    with the costs, queues and closures of that moment; and at once when the
+    road it waits for has closed for good (a way round it took).
+    ``held_replans[v]`` counts these decisions, ``reroutes[v]`` the changes.
+    One that takes a way round keeps its place (in the holding list or at the
+    head of the FIFO), now waiting for an open road: it goes on as soon as
+    that road can take it. One whose road is closed for good with no way left
+    leaves the network there (``stranded``). Runs where nobody waits for a
+    closed road are unchanged.
 
     A vehicle whose next road is closed for good (``until`` inf) and that has
     no other route (or does not re-plan) leaves the network where it is (it
@@ -537,7 +547,8 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
     fbuf = np.empty(link_queue_ptr[n_links])
     fhead = np.zeros(n_links, np.int64)
     ftail = np.zeros(n_links, np.int64)
-    # en-route re-planning: the position each vehicle last planned at, and the Dijkstra's work arrays
+    # en-route re-planning: the position each vehicle last planned at (p: at the end of its link, for the road
+    # after it; -2 - p: setting off, for its first road p), and the Dijkstra's work arrays
     planned_at = np.full(n_veh if reroute else 0, -1, np.int64)
     fft = length / vfree
     dist = np.empty(n_links if reroute else 0)
@@ -548,7 +559,7 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
     plan = fifo_plan(plan_cost, plan_bin) if reroute else np.empty((2, 0, 0))
     # held vehicles re-plan every replan_interval s: when each does next
     replanning = reroute and 0.0 < replan_interval < INF
-    replan_at = np.empty(n_veh if replanning else 0)
+    replan_at = np.full(n_veh if replanning else 0, INF)
     # departure order
     dorder = np.argsort(depart, kind="mergesort")
     dnext = 0
@@ -603,8 +614,16 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
                 if not last:
                     nb = route_links[p + 1]
                     if closed_from[nb] <= t < closed_until[nb]:  # the road ahead is closed now
-                        if reroute and planned_at[v] != p:
+                        # it plans when it meets the closure; again (waiting at the head, no room aside) every
+                        # replan_interval s; and at once when the road it waits for (a way round it took, full
+                        # when it got there) has since closed for good: only a plan can tell it has no way left
+                        again = reroute and planned_at[v] == p
+                        if reroute and (not again or closed_until[nb] == INF or (replanning and replan_at[v] <= t)):
+                            if again:
+                                held_replans[v] += 1
                             planned_at[v] = p
+                            if replanning:
+                                replan_at[v] = t + replan_interval
                             at, n_route = _plan_again(
                                 v, p, p + 1, a, succ, succ_ptr[a], succ_ptr[a + 1], max(veh_ready[v], t),
                                 reroute_margin, route_links, route_end, n_route, moved_to, traj_enter, reroutes,
@@ -620,14 +639,14 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
                         if closed_from[nb] <= t < closed_until[nb]:
                             if closed_until[nb] == np.inf:
                                 ends_here = True  # the road ahead is closed for good (and no way round)
-                            else:  # wait for it to reopen, out of the way of the vehicles behind
+                            elif nheld[a] < hold_cap[a]:  # wait for it to reopen, out of the way of those behind
                                 qhead[a] += 1
                                 hbuf[link_queue_ptr[a] + nheld[a]] = v
                                 nheld[a] += 1
                                 n_held += 1
-                                if replanning:
-                                    replan_at[v] = t + replan_interval
                                 continue
+                            else:  # no room aside (one lane, or its share full): it waits at the head and blocks
+                                break
                     if not ends_here and (count[nb] + pending_free[nb] >= storage[nb] or in_credit[nb] < 1.0):
                         break
                 tx = max(veh_ready[v], t)
@@ -668,9 +687,10 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
             v = waiting[i]
             p = veh_link_pos[v]
             a = route_links[p]
-            if reroute and closed_from[a] <= t < closed_until[a] and planned_at[v] != p:
+            if reroute and closed_from[a] <= t < closed_until[a] and (planned_at[v] != -2 - p
+                                                                      or closed_until[a] == INF):
                 # its first road is closed: set off by another road from the same junction if that is quicker
-                planned_at[v] = p
+                planned_at[v] = -2 - p
                 h = tails[a]
                 at, n_route = _plan_again(
                     v, p, p, -1, node_links, node_ptr[h], node_ptr[h + 1], max(depart[v], t), reroute_margin,
@@ -681,7 +701,7 @@ def meso_run(dt, n_steps, length, vfree, cap_vps, storage, route_end, route_link
                 if at >= 0:
                     p = at
                     veh_link_pos[v] = p
-                    planned_at[v] = p
+                    planned_at[v] = -2 - p
                     a = route_links[p]
             if closed_until[a] == np.inf and t >= closed_from[a]:
                 stranded[v] = max(depart[v], t)  # its first road is closed for good: it never sets off

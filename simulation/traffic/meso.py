@@ -25,9 +25,11 @@ path for its departure time (method of successive averages over runs).
 Announced closures (a flooded road) are planned around before departure and,
 when a vehicle still meets one (congestion made it later than its plan), again
 en route: see :class:`MesoModel` ``closures`` and :attr:`MesoParameters.reroute`.
-A vehicle that waits at the end of a link for a road closed for a while waits
-aside (a link's holding list, still taking up its storage), so the vehicles
-behind it for other roads go on; it plans again every
+A vehicle that waits at the end of a link of two lanes or more for a road
+closed for a while waits aside (a link's holding list, up to one lane's share
+of its storage, still taking up that storage), so the vehicles behind it for
+other roads go on; on one lane, or with that share full, it waits at the head
+of the queue and holds those behind it. It plans again every
 :attr:`MesoParameters.replan_interval` s while it waits.
 """
 
@@ -62,7 +64,7 @@ class MesoParameters:
         for good, leaving the network (see :class:`MesoModel` ``closures``). No effect without closures.
     reroute_margin : s a way round must save over waiting for a road closed for a while (not for good) to be
         taken: the costs are estimates, and a driver does not leave a queue to save seconds.
-    replan_interval : s between the re-plans of a vehicle waiting aside for a road closed for a while (with
+    replan_interval : s between the re-plans of a vehicle waiting for a road closed for a while (with
         ``reroute``): it makes the same decision again from its junction with the queues and closures of that
         moment, and takes a way round that has opened up (another closure ended) or stays. 0 or inf: it
         decides once and waits until its road reopens.
@@ -106,8 +108,9 @@ class MesoResult:
     trips : vehicle_id, depart, enter, arrive, travel_time (s), free_flow_time (s, of the route driven),
         delay (s), completed, stranded (s: when the road ahead was closed for good and, with no other route
         to its destination, the vehicle left the network; NaN), reroutes (times it planned again en route
-        and changed its route), held_replans (times it planned again while waiting aside for a closed road,
-        :attr:`MesoParameters.replan_interval`; a change of route counts in ``reroutes`` too).
+        and changed its route), held_replans (times it planned again while waiting at a junction for a closed
+        road, :attr:`MesoParameters.replan_interval`, or because the road it waited for closed for good; a
+        change of route counts in ``reroutes`` too).
     link_series : time (end of interval, s), link_id, inflow, outflow (veh in the interval),
         vehicles, density (veh/km), speed (km/h, space-mean over vehicles that left), queue (vehicles
         whose free-flow traversal is over but who have not left).
@@ -196,20 +199,25 @@ class MesoModel:
         quickest route that waits for this road; otherwise it waits (it does
         not swap one wait for another). One setting off on a closed first road
         plans the same way from the junction where that road begins. A vehicle
-        that waits at the end of a link for a road closed for a while (with or
-        without ``reroute``) waits aside, as a car waiting to turn on a
-        multi-lane street: the vehicles behind it for other roads go on. It
-        still takes up the link's storage (many waiting fill the link and
-        block the links upstream) and counts in its ``queue``; when the road
-        reopens the waiting enter it first come, first in, at its inflow
-        capacity and as it has room. A vehicle whose road ahead is closed for
-        good and that has no route left to its destination leaves the network
-        there (``stranded``), not blocking the queue behind it. A vehicle waiting
-        aside plans again every ``params.replan_interval`` s (with
-        ``reroute``) from its junction, by the same rule with the costs, queues
-        and closures of that moment: it takes a way round that has opened up
-        since (another closure ended, a queue cleared) and keeps its place
-        otherwise.
+        that waits at the end of a link of two lanes or more for a road
+        closed for a while (with or without ``reroute``) waits aside, as a car
+        waiting to turn on a multi-lane street: the vehicles behind it for
+        other roads go on. It still takes up the link's storage (many waiting
+        fill the link and block the links upstream) and counts in its
+        ``queue``. At most one lane's share of the storage (storage / lanes,
+        at least one vehicle) waits aside; the next one that must wait, and
+        on a one-lane link the first, waits at the head of the queue and holds
+        everybody behind it. When the road reopens the waiting enter it first
+        come, first in, at its inflow capacity and as it has room. A vehicle
+        whose road ahead is closed for good and that has no route left to its
+        destination leaves the network there (``stranded``), not blocking the
+        queue behind it. A waiting vehicle plans again every
+        ``params.replan_interval`` s (with ``reroute``) from its junction, by
+        the same rule with the costs, queues and closures of that moment: it
+        takes a way round that has opened up since (another closure ended, a
+        queue cleared) and keeps its place otherwise; and it plans again at
+        once when the road it waits for (a way round it took, full when it got
+        there) closes for good.
 
     Examples
     --------
@@ -267,6 +275,10 @@ class MesoModel:
         p = self.params
         kj = p.jam_density * self.lanes
         self.storage = np.maximum(1, np.floor(kj * self.length)).astype(np.int64)
+        # room aside for vehicles waiting for a road closed for a while: one lane's share of the storage (at
+        # least one vehicle) where there are two lanes or more; none on one lane, where nobody gets past them
+        self.hold_cap = np.where(self.lanes >= 2, np.maximum(1, np.floor(self.storage / self.lanes)),
+                                 0).astype(np.int64)
         if np.any(self.cap >= self.vfree * kj):
             raise ParameterError("capacity must be below vf * jam density * lanes (the triangle would collapse)")
         self.wave_speed = np.where(self.cap > 0, self.cap / np.maximum(kj - self.cap / self.vfree, 1e-12), 1.0)
@@ -468,7 +480,7 @@ class MesoModel:
                 self.closed_until, rec_every, rec_in, rec_out, rec_count, rec_queue, traj_enter, traj_exit, arrive,
                 stranded, reroute, float(p.reroute_margin), m, moved_to, reroutes, self.heads, self.tails,
                 succ_ptr, succ, node_ptr, node_links, plan_cost, float(p.route_bin), float(p.replan_interval),
-                held_replans)
+                held_replans, self.hold_cap)
             if used >= 0:
                 break
             extra = max(2 * extra, 1)
