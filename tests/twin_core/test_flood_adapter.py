@@ -521,3 +521,40 @@ def test_a_flood_on_the_rain_that_fell(small_city_gpkg):
     assert res.exit_code == 0, res.output
     st = json.loads(res.stdout)["storm"]
     assert st["unknown_blocks"] == 12 and st["total_mm"] == pytest.approx(15.0 + 60.0)
+
+
+def test_each_cell_gets_its_nearest_gauges_rain(small_city_gpkg):
+    # a storm over one district: RG99 (300 m east of RG01) measures 8 times RG01's rain. With spatial="nearest"
+    # each DEM cell gets the rain of its nearest gauge (Thiessen polygons): the cells nearer RG99 get 80 mm/h
+    # from 09:00, the others 10; the city's mean depth is the area-weighted mean of the two
+    from simulation.flood import RainSeries
+    from twin_core.adapters.flood import rain_from_sensors
+
+    with Twin.open(small_city_gpkg) as twin:
+        g = _rain_gauges(twin)
+        _feed(twin, {g[0]: 1.0, g[1]: 8.0})
+        rain, info = rain_from_sensors(twin, "1h", until="2026-07-01T10:00:00+08:00", spatial="nearest")
+        assert isinstance(rain, RainSeries) and rain.grids.shape[0] == 12
+        dem = twin.raster("dem")
+        assert rain.shape == dem.shape
+        s = twin.layer("sensors").set_index("sensor_id").geometry
+        inv = ~dem.transform
+        for gid, want in ((g[0], 40.0), (g[1], 320.0)):
+            c, r = inv * (s[gid].x, s[gid].y)
+            assert rain.grids[0, int(r), int(c)] == want  # a gauge's own cell gets its reading
+        share = info["area_share"]
+        assert set(share) == set(g) and sum(share.values()) == pytest.approx(1.0)
+        assert info["total_mm"] == pytest.approx(40.0 * share[g[0]] + 320.0 * share[g[1]])
+        # the mean spread over the city is the same total when both gauges measure the same
+        _feed(twin, {g[0]: 1.0, g[1]: 1.0}, hours=((10, 20.0),))
+        near, _ = rain_from_sensors(twin, "1h", until="2026-07-01T11:00:00+08:00", spatial="nearest")
+        mean, _ = rain_from_sensors(twin, "1h", until="2026-07-01T11:00:00+08:00")
+        assert np.allclose(near.grids, 20.0) and mean.total_mm() == pytest.approx(20.0)
+        with pytest.raises(ParameterError, match="spatial must be one of"):
+            rain_from_sensors(twin, "1h", spatial="idw")
+        fr = run_flood(twin, run="thiessen", rain_from_sensors="30min", rain_until="2026-07-01T10:00:00+08:00",
+                       rain_spatial="nearest")
+        assert fr.summary["storm"]["spatial"] == "nearest"
+        area = fr.summary["grid"][0] * fr.summary["grid"][1] * fr.summary["cell_size_m"] ** 2
+        fell = fr.summary["rain_m3"] + fr.summary["roof_runoff_m3"] + fr.summary["rain_on_blocked_m3"]
+        assert fell == pytest.approx(fr.summary["storm"]["total_mm"] / 1000 * area, rel=0.02)

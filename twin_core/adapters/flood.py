@@ -213,7 +213,8 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     drainage_mm_h : sewer capacity as a loss rate (mm/h), a number or a per-cell grid
     boundary : "free" (water leaves the city at the edges) or "closed"
     """
-    from simulation.flood import CHENGDU_STORM, BoundaryConditions, FloodModel, FloodParameters, Gauge, Hyetograph
+    from simulation.flood import (CHENGDU_STORM, BoundaryConditions, FloodModel, FloodParameters, Gauge, Hyetograph,
+                                  RainSeries)
 
     if buildings not in BUILDING_MODES:
         raise ParameterError(f"buildings must be one of {list(BUILDING_MODES)}, got {buildings!r}")
@@ -269,9 +270,10 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         storm_info = {"formula": f.name or "custom", "source": f.source, "return_period_y": P, "duration_s": dur,
                       "peak_ratio": peak_ratio, "total_mm": rain.total_mm()}
     else:
-        if not isinstance(rain, Hyetograph):
-            raise ParameterError("rain must be a simulation.flood.Hyetograph")
-        storm_info = {"formula": "user hyetograph", "duration_s": dur, "total_mm": rain.total_mm()}
+        if not isinstance(rain, (Hyetograph, RainSeries)):
+            raise ParameterError("rain must be a simulation.flood.Hyetograph or RainSeries")
+        storm_info = {"formula": "user hyetograph" if isinstance(rain, Hyetograph) else "user rain series",
+                      "duration_s": dur, "total_mm": _rain_total_mm(rain)}
 
     gauges_df = pd.DataFrame(columns=["sensor_id", "kind", "x", "y"])
     gauges = []
@@ -299,7 +301,14 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     model = FloodModel(dem, (dx, dy), manning=man, transform=tr, blocked=blocked, rain=rain, roof_runoff=runoff,
                        boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h, gauges=gauges, params=p)
     return FloodSetup(model=model, transform=tr, crs=dem_r.crs, blocked=blocked, gauges=gauges_df,
-                      rain_total_mm=rain.total_mm(), storm=storm_info, roof_runoff=runoff)
+                      rain_total_mm=_rain_total_mm(rain), storm=storm_info, roof_runoff=runoff)
+
+
+def _rain_total_mm(rain) -> float:
+    """A hyetograph's depth, or a rain series' mean depth over its grid (mm)."""
+    if hasattr(rain, "total_mm"):
+        return float(rain.total_mm())
+    return float((rain.grids.mean(axis=(1, 2)) * np.diff(rain.edges)).sum() / 3600.0)
 
 
 def _sample(grid: np.ndarray, transform, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -378,24 +387,34 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15) ->
 _RAIN_UNITS = {"mm/h", "mm h-1", "mm/hr", "mm h^-1", "mm·h-1", "mm·h⁻¹", "mm h⁻¹"}
 
 
-def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min", gaps: str = "error"):
+#: how the rain gauges' readings spread over the city: their mean everywhere, or each cell the reading of
+#: its nearest gauge that reported (Thiessen polygons, the hydrologist's classic areal rain)
+RAIN_SPATIAL = ("mean", "nearest")
+
+
+def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min", gaps: str = "error",
+                      spatial: str = "mean"):
     """Observed rain: the twin's rain gauges' readings over the ``last`` hours as a hyetograph, to run a flood
     on what fell (``run_flood(twin, rain_from_sensors="2h")``) rather than on a design storm.
 
     Each gauge's reading (mm/h, an intensity) holds until its next one, for at most ``hold``; each block of
-    ``step`` takes the time-mean of each gauge that reported in it, and the mean over those gauges (rain
-    uniform over the city: the flood engine's hyetograph). ``until`` (a tz-aware datetime or ISO-8601 text with
+    ``step`` takes the time-mean of each gauge that reported in it. ``spatial="mean"``: the mean over those
+    gauges falls on the whole city (a :class:`~simulation.flood.Hyetograph`); ``"nearest"``: each cell of the
+    DEM's grid gets the reading of its nearest gauge that reported in the block (Thiessen polygons; a
+    :class:`~simulation.flood.RainSeries`), for a storm that hits one district. ``until`` (a tz-aware datetime or ISO-8601 text with
     an offset) ends the window; by default the latest reading of any gauge. A block no gauge covers is an
     error (``gaps="error"``: a silent zero would understate the rain) or dry (``gaps="dry"``).
 
-    Returns ``(Hyetograph, info)``: the hyetograph starts at 0 s (the window's start, ``info["start"]``);
-    ``info`` names the gauges, the window, the total and the peak.
+    Returns ``(rain, info)``: the rain starts at 0 s (the window's start, ``info["start"]``); ``info`` names
+    the gauges, the window, the total (the mean over the city, mm) and the peak.
     """
     from cim.sensors import _check_time, read_readings
     from simulation.flood import Hyetograph
 
     if gaps not in ("error", "dry"):
         raise ParameterError(f"gaps must be 'error' or 'dry', got {gaps!r}")
+    if spatial not in RAIN_SPATIAL:
+        raise ParameterError(f"spatial must be one of {list(RAIN_SPATIAL)}, got {spatial!r}")
     span, dt, held = parse_duration(last, "last"), parse_duration(step, "step"), parse_duration(hold, "hold")
     for v, what in ((span, "last"), (dt, "step"), (held, "hold")):
         if not (math.isfinite(v) and v > 0):
@@ -449,7 +468,7 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
     k = len(edges) - 1
     total = np.zeros(k)  # sum over gauges of each gauge's mean intensity in each block it covered (mm/h)
     reported = np.zeros(k, dtype=int)  # how many gauges covered part of each block
-    used = []
+    used, means = [], []  # the gauges that reported, and each one's mean intensity per block (NaN: none)
     for gid, g in df.groupby("sensor_id", sort=True):
         t = ((g["time"] - start).dt.total_seconds()).to_numpy()
         v = g["value"].to_numpy()
@@ -462,7 +481,9 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
         if not (c > 0).any():
             continue
         used.append(str(gid))
-        total += np.where(c > 0, (over * v[:, None]).sum(axis=0) / np.where(c > 0, c, 1.0), 0.0)
+        m = np.where(c > 0, (over * v[:, None]).sum(axis=0) / np.where(c > 0, c, 1.0), np.nan)
+        means.append(m)
+        total += np.nan_to_num(m)
         reported += c > 0
     if not used:
         raise ParameterError(f"no rain gauge reading falls in {start.isoformat()} .. {end.isoformat()}")
@@ -478,12 +499,48 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
                              "window (last=), lengthen hold=, or take them as dry (gaps='dry'; run_flood "
                              "rain_gaps='dry'; twin flood --rain-gaps dry)")
     intensity = np.where(reported > 0, total / np.maximum(reported, 1), 0.0)
-    hy = Hyetograph(edges, intensity)
     info = {"formula": "observed rain (rain gauges)", "source": "sensor_readings", "gauges": used,
-            "start": start.isoformat(), "end": end.isoformat(), "step_s": dt, "hold_s": held,
-            "duration_s": span, "total_mm": hy.total_mm(), "peak_mm_h": float(intensity.max()),
-            "unknown_blocks": int(empty.sum())}
-    return hy, info
+            "spatial": spatial, "start": start.isoformat(), "end": end.isoformat(), "step_s": dt, "hold_s": held,
+            "duration_s": span, "unknown_blocks": int(empty.sum())}
+    if spatial == "mean":
+        hy = Hyetograph(edges, intensity)
+        info.update(total_mm=hy.total_mm(), peak_mm_h=float(intensity.max()))
+        return hy, info
+    return _thiessen_rain(twin, gauges, used, np.asarray(means), edges, info)
+
+
+def _thiessen_rain(twin, gauges, used: list[str], means: np.ndarray, edges: np.ndarray, info: dict):
+    """A RainSeries on the DEM's grid: each cell, in each block, the mean of its nearest gauge that reported
+    (``means``: gauges x blocks, NaN where a gauge did not report)."""
+    from simulation.flood import RainSeries
+
+    dem = twin.raster("dem")
+    ny, nx = dem.shape
+    tr = dem.transform
+    pos = gauges.set_index(gauges["sensor_id"].astype(str)).loc[used].geometry
+    gx, gy = pos.x.to_numpy(), pos.y.to_numpy()
+    xs = tr.c + tr.a * (np.arange(nx) + 0.5)
+    ys = tr.f + tr.e * (np.arange(ny) + 0.5)
+    # squared distance from every cell to every gauge: gauges x rows x cols (a few gauges: small)
+    d2 = (xs[None, None, :] - gx[:, None, None]) ** 2 + (ys[None, :, None] - gy[:, None, None]) ** 2
+    grids = np.zeros((len(edges) - 1, ny, nx))
+    nearest_cache: dict[tuple, np.ndarray] = {}
+    for b in range(len(edges) - 1):
+        ok = np.isfinite(means[:, b])
+        if not ok.any():
+            continue  # a gap taken as dry
+        key = tuple(np.flatnonzero(ok))
+        if key not in nearest_cache:  # which reporting gauge is nearest each cell: once per set of gauges
+            idx = np.asarray(key)
+            nearest_cache[key] = idx[np.argmin(d2[idx], axis=0)]
+        grids[b] = means[nearest_cache[key], b]
+    dt = np.diff(edges)
+    mean_mm = float((grids.mean(axis=(1, 2)) * dt).sum() / 3600.0)
+    share = {g: float((nearest_cache[key] == i).mean()) for key in nearest_cache for i, g in enumerate(used)
+             if i in key} if nearest_cache else {}
+    info.update(total_mm=mean_mm, peak_mm_h=float(np.nanmax(means)) if np.isfinite(means).any() else 0.0,
+                area_share=share)  # of the city's cells each gauge stands for (the last set of gauges seen)
+    return RainSeries(edges, grids), info
 
 
 rain_from_sensors_fn = rain_from_sensors  # run_flood's keyword of the same name shadows it there
@@ -491,7 +548,7 @@ rain_from_sensors_fn = rain_from_sensors  # run_flood's keyword of the same name
 
 def run_flood(twin, scenario: str | None = None, run: str | None = None, *, storm="50y", duration="1h",
               until=None, threshold: float = 0.15, save: bool = True, snapshot_interval="10min",
-              rain_from_sensors=None, rain_until=None, rain_gaps: str = "error",
+              rain_from_sensors=None, rain_until=None, rain_gaps: str = "error", rain_spatial: str = "mean",
               progress: Callable[[float, float], None] | None = None, params=None, **prepare_kw) -> FloodRun:
     """Run a design storm on a twin scenario and save the results under ``scenario``/``run``.
 
@@ -508,7 +565,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
 
     ``rain_from_sensors`` (a window such as ``"2h"``) runs the rain the twin's rain gauges measured over that
     window, up to ``rain_until`` (default: their latest reading; ``rain_gaps="dry"`` takes a stretch no gauge
-    covered as dry instead of refusing it), instead of a design storm: see
+    covered as dry instead of refusing it; ``rain_spatial="nearest"`` gives each cell its nearest gauge's rain
+    instead of their mean), instead of a design storm: see
     :func:`rain_from_sensors`. ``duration`` is then the window, and ``until`` may run on to see it drain.
 
     Examples
@@ -555,7 +613,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     if rain_from_sensors is not None:
         if prepare_kw.get("rain") is not None:
             raise ParameterError("give rain= or rain_from_sensors=, not both")
-        prepare_kw["rain"], observed = rain_from_sensors_fn(twin, rain_from_sensors, until=rain_until, gaps=rain_gaps)
+        prepare_kw["rain"], observed = rain_from_sensors_fn(twin, rain_from_sensors, until=rain_until, gaps=rain_gaps,
+                                                            spatial=rain_spatial)
         duration = observed["duration_s"]
     elif rain_until is not None:
         raise ParameterError("rain_until needs rain_from_sensors (the window of observed rain it ends)")

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
                                                    "(e.g. 2h) instead of a design storm."),
         rain_until: str = typer.Option(None, "--rain-until", help="End of that window, ISO-8601 with offset "
                                                                   "(default: the gauges' latest reading)."),
+        rain_spatial: str = typer.Option("mean", "--rain-spatial", help="mean | nearest: the gauges' mean on the "
+                                         "whole city, or each cell its nearest gauge's rain (Thiessen)."),
         rain_gaps: str = typer.Option("error", "--rain-gaps", help="error | dry: a stretch of that window no rain "
                                                                    "gauge covered is refused, or taken as dry."),
         as_json: bool = JSON_OPT,
@@ -58,7 +60,8 @@ def register(app: typer.Typer) -> None:
                 fr = run_flood(twin, scenario, run, storm=storm, duration=dur, until=t_end, threshold=threshold,
                                peak_ratio=peak_ratio, buildings=buildings, roof_runoff=roof_runoff,
                                drainage_mm_h=drainage, boundary=boundary, params=params, progress=progress,
-                               rain_from_sensors=rain_from_sensors, rain_until=rain_until, rain_gaps=rain_gaps)
+                               rain_from_sensors=rain_from_sensors, rain_until=rain_until, rain_gaps=rain_gaps,
+                               rain_spatial=rain_spatial)
         s = fr.summary
         human = (
             f"run {s['run']} (scenario {s['scenario']}): {s['storm']['total_mm']:.1f} mm in {dur / 60:.0f} min, "
