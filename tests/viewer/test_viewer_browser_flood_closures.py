@@ -189,8 +189,9 @@ def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server): 
         p.close()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     with Twin.open(closures_server.path) as twin:
-        append_readings(twin.store, [{"sensor_id": "RG01", "time": (now - timedelta(minutes=m)).isoformat(), "value": 12.0}
-                                     for m in range(0, 120, 5)])
+        # 12 mm/h for 2 h, the latest 60 mm/h: over RG01's warning threshold (the sample city's 20 mm/h)
+        append_readings(twin.store, [{"sensor_id": "RG01", "time": (now - timedelta(minutes=m)).isoformat(),
+                                      "value": 60.0 if m == 0 else 12.0} for m in range(0, 120, 5)])
     p = Page(browser, closures_server).open()
     posted = []
 
@@ -205,6 +206,8 @@ def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server): 
         p.page.route("**/api/jobs", jobs)
         p.page.route("**/api/jobs/fake*", jobs)
         p.page.wait_for_function("!document.getElementById('run-flood-measured').disabled", timeout=30000)
+        p.page.wait_for_function("window.__twin.measuredRain && window.__twin.measuredRain.suggested", timeout=30000)
+        assert "suggest" in p.page.get_attribute("#run-flood-measured", "class")  # raining hard: press me
         p.page.click("#run-flood-measured")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
         first = next(b for b in posted if b)

@@ -689,6 +689,10 @@
       f.properties.value !== null && f.properties.value !== undefined);
     b.disabled = !ok;
     b.title = ok ? t("floodMeasuredHint") : t("noMeasuredRain");
+    // a rain gauge in warning or alarm (a stored reading): the button asks to be pressed
+    const raining = ok && (S.alerts || []).some((a) => a.kind === "rain_gauge" && !a.simulated);
+    b.classList.toggle("suggest", raining);
+    T.measuredRain = {enabled: ok, suggested: raining};
   }
   function defaultParams(engine) {
     // short demo runs from the map; scripts and the CLI choose their own
@@ -1357,6 +1361,7 @@
     if (latest.status === "fulfilled") { S.sensors = latest.value; S.sensorsAt = Date.now(); render(); renderMeasuredButton(); }
     S.alerts = alerts.status === "fulfilled" ? (alerts.value.alerts || []) : null;
     renderAlerts();
+    renderMeasuredButton();
   }
   async function start() {
     applyI18n();
