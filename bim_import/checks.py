@@ -68,7 +68,7 @@ def _blob(check_id: str, name: str) -> str:
 
 def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, filename: str | None = None,
                  source: str = "api", checked_by: str = "", anchor=None, twin_crs: str | None = None,
-                 method: str = "auto") -> dict:
+                 method: str = "auto", evaluators: dict | None = None) -> dict:
     """Check the IFC file ``ifc_path`` against ``rules`` and record the check in ``store``.
 
     Parameters
@@ -92,6 +92,8 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         which georeference wins (``method``, as for :func:`bim_import.georef.georeference`: ``"anchor"``
         places the model at the anchor even when the file says where it is, as a regulator does who
         picks the site on the map).
+    evaluators : dict, optional
+        For the rules that need the city, as for :func:`bim_import.compliance.check_compliance`.
 
     Returns
     -------
@@ -119,7 +121,8 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         data = fh.read()
     anchor = anchor if anchor is not None else rs.anchor
     b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor, method=method)
-    report = check_compliance(os.fspath(ifc_path), rs, store=store, twin_crs=crs, anchor=anchor, building=b)
+    report = check_compliance(os.fspath(ifc_path), rs, store=store, twin_crs=crs, anchor=anchor, building=b,
+                              evaluators=evaluators)
     report_json = report.to_json()
     row = {
         "check_id": uuid.uuid4().hex[:16],

@@ -27,7 +27,11 @@ Examples
 >>> RuleSet.from_dict({"rules": {"max_heigth_m": 24}})
 Traceback (most recent call last):
 ...
-twin_core.errors.RuleError: unknown rule 'max_heigth_m'; the rules are ['max_height_m', 'min_setback_m', 'max_far', 'max_site_coverage', 'min_green_ratio'] (did you mean 'max_height_m'?)
+twin_core.errors.RuleError: unknown rule 'max_heigth_m'; the rules are ['max_height_m', 'min_setback_m', 'max_far', 'max_site_coverage', 'min_green_ratio', 'min_neighbour_sunlight_h'] (did you mean 'max_height_m'?)
+
+``min_neighbour_sunlight_h`` (hours; GB 50180-2018 4.0.9: 2) needs the city: the sun left on the surrounding
+homes' ground-floor window sills on the Major Cold day, with the building against without it. It is checked
+with the twin (``twin check-bim --store``, ``Twin.check_bim``, the map), which passes its evaluator.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import numpy as np
 
 from twin_core.errors import RuleError
 
-__all__ = ["RULES", "RuleSet", "RuleResult", "ComplianceReport", "check_compliance", "load_rules"]
+__all__ = ["RULES", "CITY_RULES", "RuleSet", "RuleResult", "ComplianceReport", "check_compliance", "load_rules"]
 
 #: rule -> (description, unit, parcel field, kind)
 RULES: dict[str, tuple[str, str, str, str]] = {
@@ -50,7 +54,13 @@ RULES: dict[str, tuple[str, str, str, str]] = {
     "max_far": ("floor-area ratio (gross floor area / parcel area)", "1", "max_far", "max"),
     "max_site_coverage": ("site coverage (footprint area / parcel area)", "1", "max_coverage", "max"),
     "min_green_ratio": ("green ratio (green area / parcel area)", "1", "min_green_ratio", "min"),
+    # needs the city (the neighbours' windows): checked by the evaluator the twin passes (``evaluators=``)
+    "min_neighbour_sunlight_h": ("sun left on the neighbouring homes' ground-floor window sills on the Major Cold "
+                                 "day (大寒日), 08:00-16:00 true solar time, where they had it (GB 50180-2018 4.0.9)",
+                                 "h", "min_neighbour_sunlight_h", "min"),
 }
+#: rules a store alone cannot check: they need an evaluator from the twin (twin_core.adapters.analysis)
+CITY_RULES = ("min_neighbour_sunlight_h",)
 _TOP_KEYS = ("rules", "ids", "parcel", "crs", "anchor", "name")
 
 
@@ -286,7 +296,7 @@ def _parcel_geometry(rules: RuleSet, store, footprint, crs):
 
 
 def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None = None, anchor=None,
-                     building=None) -> ComplianceReport:
+                     building=None, evaluators: dict | None = None) -> ComplianceReport:
     """Check a model against a rule set.
 
     Parameters
@@ -300,6 +310,10 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     building : Building, optional
         From :func:`bim_import.importer.prepare_building` on the same file:
         its footprint and model are reused instead of reading the file again.
+    evaluators : dict, optional
+        rule -> callable for the rules that need the city (:data:`CITY_RULES`): the twin passes
+        ``twin_core.adapters.analysis.COMPLIANCE_EVALUATORS`` (``Twin.check_bim``, ``twin check-bim --store``,
+        the map). Without one such a rule fails with the reason.
 
     Returns
     -------
@@ -346,6 +360,15 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         lim = limits[rule]
         offending: list[str] = []
         note = ""
+        if rule in CITY_RULES:
+            ev = (evaluators or {}).get(rule)
+            if ev is None or store is None:
+                results.append(RuleResult(rule, desc, None, lim, unit, False, [], (
+                    "needs the city model (the neighbours' windows): check with the twin (twin check-bim "
+                    "--store city.gpkg, Twin.check_bim, or the map)")))
+            else:
+                results.append(ev(model=model, georef=g, building=b, store=store, limit=lim, crs=crs))
+            continue
         if rule == "max_height_m":
             measured = float(b.height_m) if math.isfinite(b.height_m) else None
             note = "" if measured is not None else "no element produced geometry, so the height is unknown"

@@ -551,7 +551,9 @@ class Twin:
         """Check an IFC model against planning rules (limits from ``rules`` or the CIM parcel);
         see :func:`bim_import.check_compliance`."""
         from bim_import import check_compliance
+        from twin_core.adapters.analysis import COMPLIANCE_EVALUATORS
 
+        kwargs.setdefault("evaluators", COMPLIANCE_EVALUATORS)  # the rules that need the city (neighbours' sun)
         return check_compliance(path, rules, store=self.store, twin_crs=self.crs, **kwargs)
 
     def view(self, **kwargs):

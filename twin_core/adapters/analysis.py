@@ -922,3 +922,105 @@ def _viewshed(twin, observer, *, observer_height, target_height, radius, scenari
                "visible_m2": float(vis[ok].sum() * abs(ras.transform.a * ras.transform.e)),
                "total_wall_s": time.perf_counter() - t0}
     return AnalysisRun(scenario or "base", run, ras, summary, save)
+
+
+# --------------------------------------------------------------------------
+# a regulator's rule: the new building must not take the neighbours' sunlight below the standard
+# --------------------------------------------------------------------------
+#: GB 50180-2018 "Standard for urban residential area planning and design", 4.0.9 and table 4.0.9: in building
+#: climate zones I, II, III and VII (Chengdu: III) a big city's homes get at least 2 h of sun on the Major Cold
+#: day (大寒日), counted over 08:00-16:00 true solar time, on the ground-floor window sill
+DAHAN = "2026-01-20"
+SILL_HEIGHT_M = 0.9
+#: uses whose homes the standard protects
+HOME_USES = ("residential", "mixed")
+
+
+def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs: str, date=DAHAN,
+                            start: str = "08:00", end: str = "16:00", spacing: float = 3.0,
+                            step_minutes: float = 5.0):
+    """Rule ``min_neighbour_sunlight_h`` of :func:`bim_import.check_compliance` (with the twin's store): sun on
+    the ground-floor window sills of the homes around the submitted building, before and with it.
+
+    Window sills are sampled every ``spacing`` m along the walls of the residential (and mixed-use)
+    buildings in the twin's ``buildings`` layer within the longest shadow the new building casts on the
+    day (its height over the tangent of the sun's lowest elevation in the time band), at ``SILL_HEIGHT_M``
+    above their ground. The building fails the rule where a sill that had ``limit`` hours loses them, or
+    where one that had less loses more (GB 50180-2018 4.0.9 and the local rules that a new building must
+    not make a short-sunned home worse). ``measured`` is the least sun left on a sill that had the standard.
+
+    Returns a :class:`bim_import.compliance.RuleResult`.
+    """
+    import shapely
+
+    from bim_import.compliance import RULES, RuleResult
+
+    desc, unit, _, _ = RULES["min_neighbour_sunlight_h"]
+
+    def result(measured, passed, offending=(), note=""):
+        return RuleResult("min_neighbour_sunlight_h", desc, measured, float(limit), unit, bool(passed),
+                          list(offending), note)
+
+    if "buildings" not in store.list_layers():
+        return result(None, False, note="the twin has no buildings layer: no neighbours to check")
+    tri = model.all_triangles([x for x in model.element_ids(physical=True) if x in model.meshes])
+    fp = building.footprint
+    if len(tri) == 0 or fp is None or fp.is_empty:
+        return result(None, False, note="the model has no geometry to cast a shadow")
+    v = georef.apply(tri.reshape(-1, 3))
+    cx, cy = fp.centroid.x, fp.centroid.y
+    lon, lat = _lonlat(cx, cy, crs)
+    times, step_h = _time_grid(date, start, end, step_minutes, "UTC", True, lon)
+    sp = sun_positions(times, lat, lon)
+    elev = sp["elevation"].to_numpy()
+    height = float(v[:, 2].max() - v[:, 2].min())
+    low = max(float(elev[elev > 0].min()) if (elev > 0).any() else 5.0, 5.0)
+    reach = min(height / np.tan(np.radians(low)) + 20.0, 2000.0)  # the longest shadow, capped at 2 km
+    x0, y0, x1, y1 = fp.bounds
+    near = store.read_layer("buildings", bbox=(x0 - reach, y0 - reach, x1 + reach, y1 + reach))
+    if not len(near):
+        return result(None, True, note=f"no building within {reach:.0f} m (the longest shadow on {date})")
+    replaced = near.intersects(fp.buffer(-0.01) if fp.area > 1 else fp).to_numpy()
+    others = near[~replaced]
+    uses = others["use"].astype(str).str.lower() if "use" in others else None
+    homes = others[uses.isin(HOME_USES).to_numpy()] if uses is not None else others.iloc[:0]
+    homes = homes[homes.distance(fp).to_numpy() <= reach]
+    if not len(homes):
+        return result(None, True, note=f"no home (use {'/'.join(HOME_USES)}) within {reach:.0f} m, the longest "
+                                       f"shadow on {date} {start}-{end} true solar time")
+    # the new building stands on the ground under it: the DEM there, else its neighbours' ground
+    base = _ground_elevations(homes, "ground_elev_m")
+    ground = float(np.median(base)) if len(base) else 0.0
+    if "dem" in store.list_rasters():
+        from cim.raster import Raster  # noqa: F401  (the store's raster type)
+
+        dem = store.read_raster("dem", bounds=(cx - 1, cy - 1, cx + 1, cy + 1))
+        z = np.asarray(dem.data, float)
+        z = z[np.isfinite(z) & (z != (dem.nodata if dem.nodata is not None else np.nan))]
+        if z.size:
+            ground = float(np.median(z))
+    v = v.copy()
+    v[:, 2] += ground - v[:, 2].min()
+    faces = np.arange(len(v)).reshape(-1, 3)
+    pts = facade_points(homes, spacing=spacing, heights=(SILL_HEIGHT_M,))
+    shade = others  # every other building shades, not only homes
+    before = sunlight_hours(pts, scene=Scene(shade), date=date, start=start, end=end, solar_time=True, crs=crs,
+                            step_minutes=step_minutes)
+    after = sunlight_hours(pts, scene=Scene(shade, [(v, faces)]), date=date, start=start, end=end, solar_time=True,
+                           crs=crs, step_minutes=step_minutes)
+    eps = step_h / 2
+    had = before >= limit - 1e-9
+    lost = had & (after < limit - 1e-9)
+    worse = ~had & (after < before - eps)
+    ids = pts["building_id"].astype(str).to_numpy() if "building_id" in pts else pts["building"].astype(str).to_numpy()
+    offending = sorted(set(ids[lost | worse]))
+    measured = float(after[had].min()) if had.any() else None
+    note = (f"{len(pts)} window sills ({SILL_HEIGHT_M} m up, every {spacing:g} m) of {len(homes)} homes within "
+            f"{reach:.0f} m, {date} {start}-{end} true solar time: {int(had.sum())} had {limit:g} h or more, "
+            f"{int(lost.sum())} of them lose it with the new building; {int(worse.sum())} sills that had less lose "
+            "more (GB 50180-2018 4.0.9)")
+    return result(measured, not (lost.any() or worse.any()), offending, note)
+
+
+#: the rules of :func:`bim_import.check_compliance` that need the city: the twin passes these
+COMPLIANCE_EVALUATORS = {"min_neighbour_sunlight_h": neighbour_sunlight_rule}

@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check an IFC model against the plot's planning rules; exit code 1 when a rule fails."""
         from bim_import.compliance import ComplianceReport, check_compliance, load_rules
+        from twin_core.adapters.analysis import COMPLIANCE_EVALUATORS
 
         if save and not store:
             from twin_core.errors import StoreError
@@ -66,10 +67,12 @@ def register(app: typer.Typer) -> None:
                 from bim_import.checks import record_check
 
                 rec = record_check(st, model, rs, ruleset=os.path.splitext(os.path.basename(rules))[0],
-                                   source="cli", checked_by=getpass.getuser(), anchor=_anchor(anchor), twin_crs=crs)
+                                   source="cli", checked_by=getpass.getuser(), anchor=_anchor(anchor), twin_crs=crs,
+                                   evaluators=COMPLIANCE_EVALUATORS)
                 report = ComplianceReport.from_dict(rec["report"])
             else:
-                report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor))
+                report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor),
+                                          evaluators=COMPLIANCE_EVALUATORS)
         finally:
             if st is not None:
                 st.close()

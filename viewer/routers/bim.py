@@ -157,6 +157,7 @@ def _who(p: Principal) -> str:
 
 def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str, anchor=None) -> dict:
     from bim_import.checks import record_check
+    from twin_core.adapters.analysis import COMPLIANCE_EVALUATORS
     from twin_core.errors import GeoreferenceError, TwinError
 
     safe = "".join(c for c in os.path.basename(filename) if c.isalnum() or c in "._-")[:80] or "model.ifc"
@@ -170,7 +171,7 @@ def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: 
         try:
             rec = record_check(state.store, path, rules_obj, ruleset=ruleset, filename=filename[:200] or safe,
                                source="api", checked_by=who, anchor=anchor,
-                               method="anchor" if anchor is not None else "auto")
+                               method="anchor" if anchor is not None else "auto", evaluators=COMPLIANCE_EVALUATORS)
         except TwinError as exc:  # name the upload, not the server's temporary path
             msg = str(exc).replace(path, safe).replace(d, "")
             if state.store.uri:  # the server's own file or database is none of the caller's business
