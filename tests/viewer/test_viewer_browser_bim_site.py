@@ -95,3 +95,51 @@ def test_pick_the_site_on_the_map_then_check(browser, site_server, far_ifc):  # 
         assert "bim-site-a" not in pg.evaluate("window.__twin.layerIds.a")
     finally:
         p.close()
+
+
+def test_homes_a_building_would_take_below_the_sunlight_standard_turn_violet(browser, site_server, tmp_path):  # noqa: F811
+    """A 60 m block submitted on the parcel just south of a home (its own georeference places it there): the
+    residential R2 rules include the sunlight standard (GB 50180-2018), and the homes that fall below it are
+    listed beside the verdict and drawn violet on the map."""
+    import shapely
+
+    from bim_import.samples import BoxBuilding, write_box_building
+    from cim.store import open_store
+
+    srv, path = site_server
+    with open_store(path) as s:
+        b, parcels = s.read_layer("buildings"), s.read_layer("parcels")
+        dem = s.read_raster("dem")
+    homes = b[b["use"] == "residential"]
+    spot = None
+    for geom in homes.geometry:  # a parcel point 25-45 m south of a home, the box's origin 30 m west of it
+        c = geom.centroid
+        for dy in (25.0, 35.0, 45.0):
+            pt = shapely.Point(c.x - 15, geom.bounds[1] - dy)
+            if parcels.contains(pt).any():
+                spot = (pt.x, pt.y - 20)
+                break
+        if spot:
+            break
+    assert spot, "no parcel south of a home in the sample city"
+    z = float(np.nanmedian(dem.data))
+    ifc = write_box_building(BoxBuilding(30, 20, 20, 3.0, spot[0], spot[1], orthogonal_height=z, name="tower"),
+                             tmp_path / "tower.ifc")
+    p = Page(browser, srv).open()
+    try:
+        pg = p.page
+        pg.select_option("#bim-ruleset", "residential_r2")
+        pg.set_input_files("#bim-file", str(ifc))
+        pg.click("#bim-submit")
+        pg.wait_for_selector("#bim-verdict", timeout=90000)
+        shaded = pg.evaluate("window.__twin.bim.shaded")
+        assert shaded, pg.inner_text("#bim-report")
+        assert "below the sunlight standard" in pg.inner_text("#bim-shaded") and shaded[0] in pg.inner_text("#bim-shaded")
+        row = [r for r in pg.eval_on_selector_all("#bim-table tr", "rs => rs.map((r) => r.innerText)")
+               if "min_neighbour_sunlight_h" in r]
+        assert row and "✗" in row[0]
+        colour = pg.evaluate(f"""() => window.__twin.decks.a.props.layers.find((l) => l && l.id === 'buildings-a')
+            .props.getFillColor({{properties: {{building_id: {shaded[0]!r}, height_m: 10}}}})""")
+        assert colour == [190, 70, 230, 255]
+    finally:
+        p.close()

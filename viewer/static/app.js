@@ -89,7 +89,9 @@
     const x = Math.max(0, Math.min(1, (h || 0) / 120));
     return [Math.round(60 + 190 * x), Math.round(140 + 60 * (1 - x)), Math.round(230 - 150 * x), 235];
   }
+  const SHADED_COLOUR = [190, 70, 230, 255];  // a home a submitted building takes below the sunlight standard
   function buildingColour(p, scenario) {
+    if (S.bimShaded && S.bimShaded.has(String(p.building_id))) return SHADED_COLOUR;
     if (S.colourBy === "use") { const c = USE_COLOURS[p.use] || [190, 190, 190]; return [c[0], c[1], c[2], 235]; }
     if (S.colourBy === "flood") {
       const ex = S.exposure && S.exposure[scenario] && S.exposure[scenario][p.building_id];
@@ -414,7 +416,8 @@
       extruded: true, wireframe: false, getElevation: (f) => f.properties.height_m || 3,
       getFillColor: (f) => buildingColour(f.properties, scenario), getLineColor: [40, 40, 40, 255],
       material: {ambient: 0.35, diffuse: 0.6, shininess: 32},
-      updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0]},
+      updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0,
+        S.bimShaded ? S.bim.id : null]},
       onTileLoad: (tile) => {
         if (T.firstBuildingsMs === null && tile.content && (tile.content.length || (tile.content.polygons && tile.content.polygons.positions.value.length))) {
           T.firstBuildingsMs = performance.now();
@@ -811,7 +814,11 @@
     try {
       const r = await api("/api/bim/checks", {method: "POST", body: fd});
       S.bim = r;
-      T.bim = {id: r.id, passed: r.passed, building_id: r.building.building_id};
+      // the homes the building would take below the sunlight standard, drawn in violet on the map
+      const sun = (r.report.results || []).find((x) => x.rule === "min_neighbour_sunlight_h" && !x.passed);
+      S.bimShaded = sun && sun.offending && sun.offending.length ? new Set(sun.offending.map(String)) : null;
+      T.bim = {id: r.id, passed: r.passed, building_id: r.building.building_id,
+        shaded: S.bimShaded ? Array.from(S.bimShaded) : []};
       renderBim();
       const o = r.building.origin;
       S.viewState = Object.assign({}, S.viewState, {longitude: o[0], latitude: o[1], zoom: Math.max(S.viewState.zoom, 17),
@@ -863,7 +870,14 @@
       tbl.appendChild(tr);
     });
     const a = el("a", t("report")); a.href = withToken(r.report_url); a.target = "_blank"; a.rel = "noopener";
-    box.appendChild(v); box.appendChild(tbl); box.appendChild(a);
+    box.appendChild(v); box.appendChild(tbl);
+    if (S.bimShaded) {  // where a person would rather look: the homes are violet on the map
+      const ids = Array.from(S.bimShaded);
+      const h = el("div", `${t("shadedHomes").replace("{n}", ids.length)}: ${ids.slice(0, 8).join(", ")}${ids.length > 8 ? " …" : ""}`, "hint");
+      h.id = "bim-shaded";
+      box.appendChild(h);
+    }
+    box.appendChild(a);
   }
 
   // ---------------------------------------------------------------- what-if (planners: scenarios from the map)
