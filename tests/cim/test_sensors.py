@@ -370,3 +370,22 @@ def test_rejects_are_kept_whole(store):
     assert df["payload"].tolist() == ["nul\\x00inside", "\\xff\\xfe not utf-8"]
     assert df["received_at"].tolist() == ["2026-07-01T00:00:00+00:00"] * 2
     assert read_rejects(store, limit=1)["topic"].tolist() == ["rongtwin/sensors/RG02"]
+
+
+def test_read_readings_by_sensor_and_time_window(store):
+    # what a flood on the measured rain reads: some sensors' readings between two instants, in time order
+    from cim.sensors import read_readings
+
+    add_sensors(store)
+    assert read_readings(store).empty  # no table yet
+    append_readings(store, [r("RG02", "2026-07-01T08:10:00+08:00", 3.0), r("RG01", "2026-07-01T08:00:00+08:00", 1.0),
+                            r("RG01", "2026-07-01T00:20:00.5Z", 2.0), r("RL01", "2026-07-01T08:05:00+08:00", 1.9)],
+                    now=NOW)
+    df = read_readings(store, ["RG01", "RG02"], since="2026-07-01T08:00:00+08:00",
+                       until=datetime(2026, 7, 1, 0, 15, tzinfo=timezone.utc))
+    assert df["sensor_id"].tolist() == ["RG01", "RG02"] and df["value"].tolist() == [1.0, 3.0]
+    assert str(df["time"].dt.tz) == "UTC"
+    assert read_readings(store, since="2026-07-01T00:20:00Z")["value"].tolist() == [2.0]  # a fraction of a second later
+    assert len(read_readings(store)) == 4
+    with pytest.raises(ReadingError, match="since: time '2026-07-01T08:00:00' has no offset"):
+        read_readings(store, since="2026-07-01T08:00:00")
