@@ -387,7 +387,10 @@ class Twin:
         threshold : depth in metres from which a feature counts as flooded (0.15)
         drainage_mm_h, infiltration_mm_h : losses in mm/h (sewers; soil)
         buildings : "block" (default), "raise" or "none";  roof_runoff : "adjacent" (default) or "none"
-        rain : a :class:`simulation.flood.Hyetograph` instead of the design storm
+        rain : a :class:`simulation.flood.Hyetograph` (or ``RainSeries``) instead of the design storm
+        rain_from_sensors, rain_until, rain_spatial, rain_gaps : the rain the twin's rain gauges measured over a
+            window (``"2h"``) up to ``rain_until`` instead of a design storm (``rain_spatial="nearest"``: each
+            cell its nearest gauge's rain); see :func:`twin_core.adapters.flood.rain_from_sensors`
         snapshot_interval : time between the saved depth snapshots ("10min")
         save : store the results (True);  progress : callable(done_s, total_s)
 
@@ -404,6 +407,7 @@ class Twin:
         --------
         >>> run = twin.flood("levee", storm="50y", duration="1h", drainage_mm_h=20)      # doctest: +SKIP
         >>> twin.load_result("levee", run.run, "max_depth")                              # doctest: +SKIP
+        >>> now = twin.flood(rain_from_sensors="2h", until="3h")   # what the rain so far does  # doctest: +SKIP
         """
         from twin_core.adapters.flood import run_flood
 
