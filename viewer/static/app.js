@@ -20,6 +20,7 @@
     // the shapes drawn this session, the shown scenario's edits and the DEM's cell size (metres)
     draw: null, rev: {}, whatifShapes: {}, edits: null, demCell: null,
     versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
+    ownEditAt: {},  // per scenario: when this page last edited or undid it (ms)
   };
 
   // ---------------------------------------------------------------- helpers
@@ -1050,6 +1051,7 @@
     reportIn(box, t("saving"));
     let r;
     try {
+      S.ownEditAt[scenario] = Date.now();
       r = await api(`/api/scenarios/${encodeURIComponent(scenario)}/edits`, {method: "POST",
         headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
     } catch (e) {
@@ -1093,6 +1095,7 @@
     if (S.draw) cancelDraw();
     const box = $("whatif-report");
     $("whatif-undo").disabled = true;  // one click, one undo
+    S.ownEditAt[scenario] = Date.now();
     let r;
     try {
       r = await api(`/api/scenarios/${encodeURIComponent(scenario)}/edits/last`, {method: "DELETE"});
@@ -1130,9 +1133,12 @@
     rows.forEach((x) => { out[x.name] = ver(x.name); });
     return out;
   }
-  async function syncScenarios(opts) {
-    opts = opts || {};
-    if (S.syncing) return;
+  // one look at a time, in order: this page's own edit waits for a poll in flight, then looks (as done)
+  function syncScenarios(opts) {
+    S.syncChain = (S.syncChain || Promise.resolve()).then(() => syncOnce(opts || {})).catch(() => {});
+    return S.syncChain;
+  }
+  async function syncOnce(opts) {
     S.syncing = true;
     try {
       let rows;
@@ -1164,7 +1170,9 @@
         render();
         try { await refreshResults(); } catch (e) { /* the runs' labels catch up at the next poll */ }
         if (changed.includes(S.scenarioA)) await loadEdits();
-        if (!opts.quiet) note = t("editedElsewhere").replace("{name}", changed.map(scenarioName).join(", "));
+        // not "elsewhere" when this page edited it a moment ago (a poll that looked between the edit and its own look)
+        const others = changed.filter((n) => !(S.ownEditAt[n] && Date.now() - S.ownEditAt[n] < 10000));
+        if (!opts.quiet && others.length) note = t("editedElsewhere").replace("{name}", others.map(scenarioName).join(", "));
       }
       if (note) {  // in the top bar, for every role (a command-centre screen edits nothing but must follow)
         const box = $("sync-note");
