@@ -285,6 +285,25 @@ def test_undo_and_edits_made_in_another_browser(browser, whatif_server):  # noqa
         pg.wait_for_function(f"window.__twin.syncs > {syncs}", timeout=30000)
         assert pg.evaluate("window.__twin.sync.changed") == [name]  # still the other planner's note: own undo adds none
 
+        # the other planner runs a short storm on it: the run shows up in this page's time bar, announced
+        import time
+
+        job = _call(srv, "POST", "/api/jobs", {"engine": "flood", "scenario": name,
+                                              "params": {"storm": "2y", "duration": "10min"}})
+        for _ in range(600):
+            st = _call(srv, "GET", f"/api/jobs/{job['id']}")
+            if st["status"] in ("done", "failed"):
+                break
+            time.sleep(0.2)
+        assert st["status"] == "done", st
+        syncs = pg.evaluate("window.__twin.syncs || 0")
+        pg.evaluate("window.__twin.syncNow()")
+        pg.wait_for_function(f"window.__twin.syncs > {syncs}", timeout=30000)
+        assert pg.evaluate("window.__twin.newRuns") == [{"scenario": name, "run": job["run"]}]
+        assert "new runs made elsewhere" in pg.inner_text("#sync-note") and job["run"] in pg.inner_text("#sync-note")
+        assert any("Flood depth" in o and name in o for o in
+                   pg.eval_on_selector_all("#series-select option", "os => os.map((o) => o.textContent)"))
+
         # the other planner deletes the scenario: this page falls back to the base and says why
         _call(srv, "DELETE", f"/api/scenarios/{quote(name)}")
         pg.evaluate("window.__twin.syncNow()")

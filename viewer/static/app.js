@@ -1174,6 +1174,26 @@
         const others = changed.filter((n) => !(S.ownEditAt[n] && Date.now() - S.ownEditAt[n] < 10000));
         if (!opts.quiet && others.length) note = t("editedElsewhere").replace("{name}", others.map(scenarioName).join(", "));
       }
+      // runs made elsewhere (another screen's job, a script): the time bar offers them without a reload
+      if (!changed.length) {
+        let res = null;
+        try { res = await api("/api/results"); } catch (e) { /* the next poll tries again */ }
+        const runsOf = (rs) => new Set((rs || []).map((e) => e.scenario + "\u0000" + e.run));
+        const had = runsOf(S.results);
+        const fresh = res ? Array.from(runsOf(res)).filter((k) => !had.has(k)) : [];
+        if (res && (fresh.length || res.length !== (S.results || []).length)) {
+          S.results = res;
+          await prepareScenario(S.scenarioA);
+          if (S.compare) await prepareScenario(S.scenarioB);
+          buildSeries(); renderSeriesSelect(); renderLabels(); render();
+          const mine = new Set(jobRows.map((jr) => jr.scenario + "\u0000" + (jr.job && jr.job.run)));
+          const theirs = fresh.filter((k) => !mine.has(k)).map((k) => k.split("\u0000"));
+          if (theirs.length && !note) {
+            note = t("newRunsElsewhere").replace("{runs}", theirs.map(([sc, run]) => `${run} (${scenarioName(sc)})`).join(", "));
+          }
+          T.newRuns = theirs.map(([sc, run]) => ({scenario: sc, run}));
+        }
+      }
       if (note) {  // in the top bar, for every role (a command-centre screen edits nothing but must follow)
         const box = $("sync-note");
         box.textContent = note;

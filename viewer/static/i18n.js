@@ -32,7 +32,7 @@ window.TWIN_I18N = {
     shadedHomes: "{n} 栋住宅日照将低于标准（地图上紫色）", runFloodMeasured: "按实测降雨模拟内涝（近2小时）", measuredRain: "实测降雨", floodMeasuredHint: "雨量计近2小时的实测雨强（各站平均），再模拟1小时退水",
     noMeasuredRain: "尚无雨量计实测数据", cutOffN: "{n} 人被积水围困", exitsUnderWaterN: "{n} 个出口被淹",
     undoLast: "撤销最后一次编辑", undone: "已撤销", editedElsewhere: "“{name}”已在别处修改：地图已更新",
-    goneElsewhere: "情景“{name}”已在别处删除：现显示基准城市",
+    goneElsewhere: "情景“{name}”已在别处删除：现显示基准城市", newRunsElsewhere: "别处完成的新模拟：{runs}（可在时间轴中选择）",
     roadsClosedN: "封闭 {n} 条道路", leveeAdded: "堤防已加入：抬高 {d} 米", cells: "栅格", features: "个要素",
     op_close_roads: "封闭道路", op_raise_ground: "抬高地面", op_patch_raster: "修改栅格", op_add: "新增要素",
     op_remove: "删除要素", op_modify: "修改要素", op_set_param: "参数", created: "已新建情景", runToSee: "运行模拟查看其影响"
@@ -72,6 +72,7 @@ window.TWIN_I18N = {
     noMeasuredRain: "no rain gauge has a stored reading yet", cutOffN: "{n} cut off by water", exitsUnderWaterN: "{n} exit(s) under water",
     undoLast: "Undo the last edit", undone: "undone", editedElsewhere: "'{name}' was changed elsewhere: the map is updated",
     goneElsewhere: "scenario '{name}' was deleted elsewhere: the base city is shown",
+    newRunsElsewhere: "new runs made elsewhere: {runs} (in the time bar)",
     roadsClosedN: "{n} roads closed", leveeAdded: "levee added: ground raised {d} m", cells: "cells", features: "features",
     op_close_roads: "close roads", op_raise_ground: "raise ground", op_patch_raster: "raster patch", op_add: "add features",
     op_remove: "remove features", op_modify: "modify features", op_set_param: "parameter", created: "scenario created", runToSee: "run a simulation to see what it changes"
