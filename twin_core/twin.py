@@ -523,6 +523,24 @@ class Twin:
                          run=run, step_minutes=step_minutes, solar_time=solar_time, save=save, use_bim=use_bim,
                          progress=progress)
 
+    def access(self, from_kind: str = "fire_station", within=None, **kwargs):
+        """Time from the nearest ``from_kind`` station (a ``pois`` kind) to every building, and which are
+        within ``within`` (fire stations: 4 min by default, GB 51054-2014), on a scenario's roads, dry or as
+        a flood run leaves them; saved as the table result ``access_buildings``.
+
+        Keywords: ``scenario``, ``run``, ``flooded_by``, ``flood_time``, ``impassable_depth``, ``save``,
+        ``progress``; see :func:`twin_core.adapters.access.run_access`.
+
+        Examples
+        --------
+        >>> r = twin.access("fire_station", flooded_by="storm50")       # doctest: +SKIP
+        >>> r.summary["lost"], r.result.sort_values("time_s").tail()    # doctest: +SKIP
+        """
+        from twin_core.adapters.access import run_access
+
+        _check_kwargs("Twin.access()", kwargs, [run_access], skip=("twin", "from_kind", "within"))
+        return run_access(self, from_kind, within, **kwargs)
+
     def viewshed(self, observer, *, observer_height: float = 1.6, target_height: float = 0.0,
                  radius: float | None = None, scenario: str | None = None, run: str | None = None, save: bool = True,
                  use_bim: bool = True, progress=None):

@@ -1,4 +1,4 @@
-"""``twin analysis``: sunlight hours and viewshed over the twin, saved as results."""
+"""``twin analysis``: sunlight hours, viewshed and emergency access over the twin, saved as results."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
 
-sub = typer.Typer(help="Spatial analyses: sunlight hours (日照), viewshed.", no_args_is_help=True)
+sub = typer.Typer(help="Spatial analyses: sunlight hours (日照), viewshed, emergency access.", no_args_is_help=True)
 
 
 def _bbox(text: Optional[str]):
@@ -63,6 +63,35 @@ def sunlight(target: str = STORE_ARG,
     emit(out, as_json, human=f"run {run_id}: sunlight hours on {ras.shape[0]} x {ras.shape[1]} cells, "
                               f"min {h.get('min', float('nan')):.2f} mean {h.get('mean', float('nan')):.2f} "
                               f"max {h.get('max', float('nan')):.2f} h")
+
+
+@sub.command("access")
+def access(target: str = STORE_ARG,
+           from_kind: str = typer.Option("fire_station", "--from", help="The pois kind the vehicles leave from."),
+           within: Optional[str] = typer.Option(None, "--within", help="Time to reach a building, e.g. 10min (fire "
+                                                "stations: 4min by default, GB 51054-2014)."),
+           scenario: Optional[str] = typer.Option(None, help="Scenario (default: the base)."),
+           flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="A flood run: its roads under "
+                                                    "0.3 m of water or more are closed."),
+           flood_time: Optional[str] = typer.Option(None, "--flood-time", help="With --flooded-by: the water this "
+                                                    "long after the storm began (default: its peak)."),
+           run: Optional[str] = typer.Option(None, help="Run id (default: a new one)."),
+           as_json: bool = JSON_OPT, quiet: bool = QUIET_OPT) -> None:
+    """Time from the nearest station to every building; saved as result table 'access_buildings'."""
+    from twin_core.adapters.access import run_access
+    from twin_core.progress import progress_bar
+    from twin_core.twin import Twin
+
+    with Twin.open(target) as twin, progress_bar("access", None, quiet=quiet or as_json) as progress:
+        out = run_access(twin, from_kind, within, scenario=scenario, run=run, flooded_by=flooded_by,
+                         flood_time=flood_time, progress=progress)
+    s = out.summary
+    human = (f"run {s['run']}: {s['within']} of {s['buildings']} buildings ({100 * s['within_share']:.0f} %) within "
+             f"{s['within_s'] / 60:g} min of a {from_kind} ({s['stations']}); {s['unreachable']} with no open road")
+    if flooded_by:
+        human += (f"\n  in flood {flooded_by}: {s['flooded_links']} road directions under water; {s['lost']} buildings "
+                  f"lose the {s['within_s'] / 60:g} min they had when dry, {s['cut_off']} are cut off")
+    emit(s, as_json, human=human)
 
 
 @sub.command("viewshed")
