@@ -32,7 +32,7 @@ __all__ = ["JobManager", "Job", "ENGINES"]
 
 log = logging.getLogger("viewer.jobs")
 
-ENGINES = ("flood", "traffic", "crowd")
+ENGINES = ("flood", "traffic", "crowd", "access")
 
 EngineFn = Callable[..., Any]
 

@@ -87,23 +87,24 @@ def test_times_from_the_nearest_station_are_the_grid_distance(twin):
 def test_a_scenario_closure_and_a_flood_take_roads_away(twin):
     from twin_core.adapters.access import run_access
 
-    # the street n10-n20 closed: B10 stands on it, 10 m east of n10: only along its own street, which is shut
+    # the street n10-n20 closed: B10 stands on it, 10 m east of n10; it is reached from the side street
+    # n10-n11, 10 m away (ACCESS_REACH_M 30 m); B20 round by n11 and n21, 2 blocks more
     s = twin.scenarios.create("works")
     s.modify_features("road_links", pd.DataFrame({"link_id": ["n10-n20"], "capacity_vph": [0.0]}))
     out = run_access(twin, "fire_station", scenario="works", save=False)
     t = out.result.set_index("building_id")["time_s"]
-    assert np.isnan(t["B10"]) and out.summary["unreachable"] == 1
-    assert t["B20"] == pytest.approx(_from_f1(2, 0) + 20.0, abs=1e-6)  # round by n11 and n21: 2 blocks more
-    # a flood run that put 0.4 m on the station's own street: the engine cannot leave (both ways shut)
+    assert t["B10"] == pytest.approx(_from_f1(1, 0) - 1.0 + 10 / W, abs=1e-6) and out.summary["unreachable"] == 0
+    assert t["B20"] == pytest.approx(_from_f1(2, 0) + 20.0, abs=1e-6)
+    # a flood run that put 0.4 m on both streets within 30 m of the station: its engines cannot leave
     twin.save_result("works", "storm", "exposure_road_links", pd.DataFrame(
-        {"link_id": ["n00-n10"], "max_depth_m": [0.4], "time_of_arrival_s": [600.0], "flooded_fraction": [1.0]}),
-        meta={"threshold_m": 0.15})
+        {"link_id": ["n00-n10", "n00-n01"], "max_depth_m": [0.4, 0.35], "time_of_arrival_s": [600.0, 900.0],
+         "flooded_fraction": [1.0, 1.0]}), meta={"threshold_m": 0.15})
     out = run_access(twin, "fire_station", scenario="works", run="a1", flooded_by="storm")
     s = out.summary
-    assert s["flooded_links"] == 2 and s["unreachable"] == 16  # both ways of the street
-    assert s["within_dry"] == 15 and s["lost"] == 15 and s["cut_off"] == 15
+    assert s["flooded_links"] == 4 and s["unreachable"] == 16  # both ways of both streets
+    assert s["within_dry"] == 16 and s["lost"] == 16 and s["cut_off"] == 16
     saved = twin.load_result("works", "a1", "access_buildings")
-    assert saved["lost"].sum() == 15 and np.isnan(saved.set_index("building_id")["time_s"]["B11"])
+    assert saved["lost"].sum() == 16 and np.isnan(saved.set_index("building_id")["time_s"]["B11"])
     assert saved.set_index("building_id")["dry_time_s"]["B11"] == pytest.approx(_from_f1(1, 1), abs=1e-6)
     # below the impassable depth (0.3 m, Pregnolato et al. 2017) water closes nothing
     assert run_access(twin, "fire_station", scenario="works", flooded_by="storm", impassable_depth=0.5,

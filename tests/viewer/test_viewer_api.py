@@ -730,6 +730,22 @@ def test_traffic_job_gives_trips_and_link_loads(client):
     assert st["status"] == "failed" and "teleport" in st["error"]
 
 
+def test_access_job_from_the_map(client):
+    # the command centre asks which buildings an ambulance reaches within 10 minutes (the sample city has
+    # hospitals, no fire stations)
+    assert "access" in client.get("/api/jobs/engines").json()
+    job = client.post("/api/jobs", json={"engine": "access", "params": {"from_kind": "hospital", "within": "10min"}})
+    assert job.status_code == 202, job.text
+    st = _wait_job(client, job.json())
+    assert st["status"] == "done", st
+    s = st["summary"]
+    assert s["engine"] == "access" and s["buildings"] > 0 and 0 < s["within"] <= s["buildings"]
+    rows = client.get(f"/api/results/base/{job.json()['run']}/access_buildings/rows?limit=5").json()
+    assert {"building_id", "time_s", "within"} <= set(rows["columns"])
+    bad = _wait_job(client, client.post("/api/jobs", json={"engine": "access", "params": {}}).json())
+    assert bad["status"] == "failed" and "no 'fire_station' in the pois layer" in bad["error"]
+
+
 def test_flood_job_on_the_measured_rain(client):
     # the command centre runs a flood on what the rain gauges measured (the map's "measured rain" button)
     r = client.post("/api/sensors/readings", json={"readings": [

@@ -215,3 +215,48 @@ def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server): 
         assert "measured rain 2h" in p.page.inner_text("#jobs")
     finally:
         p.close()
+
+
+def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, closures_server):  # noqa: F811
+    """'Run emergency access' posts the city's station kind (hospitals here: the sample city has no fire
+    station) with the scenario's newest flood; 'colour buildings by emergency access' draws the newest access
+    run: within, beyond, lost to the flood, no road."""
+    import json
+
+    import pandas as pd
+
+    from twin_core.twin import Twin
+
+    with Twin.open(closures_server.path) as twin:
+        ids = twin.layer("buildings")["building_id"].astype(str).tolist()[:4]
+        twin.save_result("base", "access-r1", "access_buildings", pd.DataFrame(
+            {"building_id": ids, "time_s": [100.0, 900.0, 700.0, float("nan")], "within": [True, False, False, False],
+             "dry_time_s": [100.0, 900.0, 300.0, 200.0], "lost": [False, False, True, True]}))
+    p = Page(browser, closures_server).open()
+    posted = []
+
+    def jobs(route):
+        body = json.loads(route.request.post_data) if route.request.method == "POST" else {}
+        posted.append(body)
+        route.fulfill(status=202, content_type="application/json", body=json.dumps(
+            {"id": "fakea", "engine": "access", "scenario": "base", "status": "done", "progress": 1.0,
+             "events_url": "/api/jobs/fakea", "summary": {"within": 1, "buildings": 4, "within_s": 600,
+                                                          "flooded_by": "flood-r8", "lost": 2}}))
+
+    try:
+        p.page.route("**/api/jobs", jobs)
+        p.page.route("**/api/jobs/fake*", jobs)
+        p.page.click("#run-access")
+        p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
+        first = next(b for b in posted if b)
+        assert first["params"] == {"from_kind": "hospital", "within": "10min", "flooded_by": "flood-r8"}
+        p.page.wait_for_function("document.querySelector('#jobs .job').innerText.includes('lost to the flood')",
+                                 timeout=15000)
+        assert "1 of 4 buildings within 10 min" in p.page.inner_text("#jobs .job")
+        p.page.select_option("#colour-by", "access")
+        p.settle(1000)
+        colours = p.page.evaluate(f"""() => {{ const l = window.__twin.decks.a.props.layers.find((x) => x && x.id === 'buildings-a');
+            return {json.dumps(ids)}.map((i) => l.props.getFillColor({{properties: {{building_id: i, height_m: 10}}}})); }}""")
+        assert colours == [[60, 185, 95, 235], [240, 150, 40, 240], [230, 40, 210, 245], [200, 30, 40, 245]]
+    finally:
+        p.close()

@@ -6,8 +6,9 @@ The stations are the ``pois`` of one kind (``fire_station``, ``hospital`` ...). 
 ``road_links`` (both ways where not one-way), each driven at its speed limit (emergency vehicles pass the
 queues); a road closed in the scenario (capacity 0, a closure area, ``closed_links``) or under water from
 ``impassable_depth`` m (0.3 m: Pregnolato et al. 2017, as for traffic) is no road. A station and a building
-stand by their nearest road (the straight stretch to it at :data:`ACCESS_SPEED_KMH`): an engine leaves along
-its station's street, a building is reached along its own, and a shut street is no way out or in. Shortest
+open onto their nearest street and every other up to :data:`ACCESS_REACH_M` further (the straight stretch at
+:data:`ACCESS_SPEED_KMH`): an engine leaves along one of its station's streets, a building is reached along
+one of its own, and a shut street is no way out or in. Shortest
 times from every station at once: :func:`scipy.sparse.csgraph.dijkstra` from one extra node linked to them.
 
 Results saved under ``scenario`` + ``run``: table ``access_buildings`` (``building_id``, ``time_s``, NaN where
@@ -27,7 +28,7 @@ import pandas as pd
 from twin_core.errors import LayerNotFoundError, ParameterError
 from twin_core.units import parse_duration
 
-__all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_SPEED_KMH"]
+__all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_SPEED_KMH", "ACCESS_REACH_M"]
 
 #: the response standards the default ``within`` comes from, per station kind. GB 51054-2014 "Code for design
 #: of urban fire station", 3.0.2: a fire station's district is drawn so that its crew reaches the district's
@@ -36,6 +37,8 @@ ACCESS_TARGETS = {"fire_station": (240.0, "GB 51054-2014 3.0.2: 5 min from the d
                                           "edge, about 1 min of it turning out")}
 #: the speed over the last stretch between the street and a station or building (a yard, a lane)
 ACCESS_SPEED_KMH = 20.0
+#: a station or building opens onto every street up to this much further than its nearest (m)
+ACCESS_REACH_M = 30.0
 
 
 class AccessRun:
@@ -107,26 +110,32 @@ def _times_from(links, shut: set, sources_xy: np.ndarray, targets_xy: np.ndarray
     v = ACCESS_SPEED_KMH / 3.6
 
     def stand(xy):
-        """(road index, share of the road before the point, seconds from the point to the road)."""
+        """The streets by each point: its nearest and every other up to :data:`ACCESS_REACH_M` further (a
+        corner building opens onto two streets; a one-way ramp is not the only way in): (point index, road index,
+        share of the road before the point, seconds from the point to the road), one row per pair."""
         pts = shapely.points(xy)
         pi, ri = tree.query_nearest(pts, all_matches=False)
-        k = np.empty(len(pts), np.intp)
-        k[pi] = ri
-        frac = shapely.line_locate_point(geoms[k], pts, normalized=True)
-        return k, frac, shapely.distance(geoms[k], pts) / v
+        d0 = np.empty(len(pts))
+        d0[pi] = shapely.distance(geoms[ri], pts[pi])
+        # a building far from any road (the city's edge) opens onto the streets not much further than its nearest
+        qi, qr = tree.query(pts, predicate="dwithin", distance=d0 + ACCESS_REACH_M)
+        pair = np.unique(np.column_stack([np.r_[pi, qi], np.r_[ri, qr]]), axis=0)
+        p, k = pair[:, 0], pair[:, 1]
+        frac = shapely.line_locate_point(geoms[k], pts[p], normalized=True)
+        return p, k, frac, shapely.distance(geoms[k], pts[p]) / v
 
     # every source at once: one more node (n), linked to the ends of each source's street it can drive to
-    k, f, off = stand(sources_xy)
+    _, k, f, off = stand(sources_xy)
     src_k, src_f, src_off = k, f, off
     src = [pd.DataFrame({"i": n, "j": b[k][fwd[k]], "t": (off + (1 - f) * t[k])[fwd[k]]}),
            pd.DataFrame({"i": n, "j": a[k][bwd[k]], "t": (off + f * t[k])[bwd[k]]})]
     e = pd.concat([e, *src], ignore_index=True).groupby(["i", "j"], as_index=False)["t"].min()  # parallel: quickest
     g = csr_matrix((e["t"].to_numpy() + 1e-9, (e["i"].to_numpy(), e["j"].to_numpy())), shape=(n + 1, n + 1))
     dist = dijkstra(g, directed=True, indices=n)
-    k, f, off = stand(targets_xy)
+    p, k, f, off = stand(targets_xy)
     via_a = np.where(fwd[k], dist[a[k]] + f * t[k], np.inf)  # along the street from its start
     via_b = np.where(bwd[k], dist[b[k]] + (1 - f) * t[k], np.inf)  # or back from its end
-    out = np.minimum(via_a, via_b) + off
+    pair_t = np.minimum(via_a, via_b) + off
     # a building on a station's own street: straight along it, the way the street is open
     for q in np.unique(src_k):
         on = np.flatnonzero(k == q)
@@ -134,7 +143,9 @@ def _times_from(links, shut: set, sources_xy: np.ndarray, targets_xy: np.ndarray
             ahead = f[on] >= sf
             ok_dir = np.where(ahead, fwd[q], bwd[q])
             direct = np.where(ok_dir, so + np.abs(f[on] - sf) * t[q] + off[on], np.inf)
-            out[on] = np.minimum(out[on], direct)
+            pair_t[on] = np.minimum(pair_t[on], direct)
+    out = np.full(len(targets_xy), np.inf)
+    np.minimum.at(out, p, pair_t)  # the quickest of its streets
     return np.where(np.isfinite(out), out, np.nan)
 
 

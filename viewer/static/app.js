@@ -19,6 +19,8 @@
     // last edit of each layer/raster (tile and image URLs carry it: the browser must not keep what was before),
     // the shapes drawn this session, the shown scenario's edits and the DEM's cell size (metres)
     draw: null, rev: {}, whatifShapes: {}, edits: null, demCell: null,
+    access: {},  // per scenario: its newest access run's times per building ({key, by: {id: {t, within, lost}}})
+    poiKinds: [],  // the kinds of the pois layer (where an access run's vehicles can leave from)
     versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
     ownEditAt: {},  // per scenario: when this page last edited or undid it (ms)
   };
@@ -94,6 +96,13 @@
   function buildingColour(p, scenario) {
     if (S.bimShaded && S.bimShaded.has(String(p.building_id))) return SHADED_COLOUR;
     if (S.colourBy === "use") { const c = USE_COLOURS[p.use] || [190, 190, 190]; return [c[0], c[1], c[2], 235]; }
+    if (S.colourBy === "access") {  // within the response time, beyond it, lost to the flood, or no road at all
+      const a = S.access[scenario] && S.access[scenario].by[p.building_id];
+      if (!a) return [150, 150, 150, 220];  // no access run on this scenario yet
+      if (a.t === null || a.t === undefined) return [200, 30, 40, 245];
+      if (a.lost) return [230, 40, 210, 245];
+      return a.within ? [60, 185, 95, 235] : [240, 150, 40, 240];
+    }
     if (S.colourBy === "flood") {
       const ex = S.exposure && S.exposure[scenario] && S.exposure[scenario][p.building_id];
       if (!S.exposure || !S.exposure[scenario]) return [150, 150, 150, 220];  // no flood run yet
@@ -164,6 +173,10 @@
     if (p.flow !== undefined && p.capacity_vph) return p.flow / p.capacity_vph;
     return undefined;
   }
+  // the scenario's newest emergency-access run (time from the nearest station to each building)
+  function accessResult(scenario) {
+    return latest(resultsOf(scenario).filter((r) => r.kind === "table" && r.name === "access_buildings"));
+  }
   function exposureResult(scenario) {
     const ex = resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name));
     return latest(ex.filter((r) => /building/.test(r.name))) || latest(ex);
@@ -216,6 +229,18 @@
         d.rows.forEach((r) => { m[r.building_id] = r[vcol]; });
         S.exposure[scenario] = m;
       }));
+    }
+    const ac = accessResult(scenario);
+    if (ac && !(S.access[scenario] && S.access[scenario].key === key(ac))) {
+      jobs.push((async () => {  // every building, a page of 100,000 rows at a time
+        const m = {};
+        for (let off = 0, got = 100000; got === 100000 && off < 2000000; off += 100000) {
+          const d = await api(resultUrl(ac, `rows?limit=100000&offset=${off}`));
+          d.rows.forEach((r) => { m[r.building_id] = {t: r.time_s, within: !!r.within, lost: !!r.lost}; });
+          got = d.rows.length;
+        }
+        S.access[scenario] = {key: key(ac), by: m};
+      })());
     }
     await Promise.all(jobs.map((p) => p.catch(showError)));
   }
@@ -418,6 +443,7 @@
       getFillColor: (f) => buildingColour(f.properties, scenario), getLineColor: [40, 40, 40, 255],
       material: {ambient: 0.35, diffuse: 0.6, shininess: 32},
       updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0,
+        S.access[scenario] ? S.access[scenario].key : null,
         S.bimShaded ? S.bim.id : null]},
       onTileLoad: (tile) => {
         if (T.firstBuildingsMs === null && tile.content && (tile.content.length || (tile.content.polygons && tile.content.polygons.positions.value.length))) {
@@ -709,6 +735,13 @@
       if (fr) p.flooded_by = fr;  // evacuating in the storm: deep water is no floor, exits under it close
       return p;
     }
+    if (engine === "access") {  // fire stations by their standard; else ambulances from the hospitals, 10 min
+      const p = S.poiKinds.includes("fire_station") ? {from_kind: "fire_station"}
+        : {from_kind: S.poiKinds.includes("hospital") ? "hospital" : (S.poiKinds[0] || "fire_station"), within: "10min"};
+      const fr = floodRunForTraffic(S.scenarioA);
+      if (fr) p.flooded_by = fr;  // which buildings the storm puts out of reach
+      return p;
+    }
     if (engine === "traffic") {
       const p = {mode: "simulate", until: 1800};
       const fr = floodRunForTraffic(S.scenarioA);
@@ -728,6 +761,12 @@
     return md ? md.run : null;
   }
   // what the flood did to a finished crowd run: people cut off by water, exits under it
+  function accessText(j) {
+    const s = j.summary || {};
+    if (j.engine !== "access" || j.status !== "done" || s.within === undefined) return "";
+    return " · " + t("accessWithin").replace("{n}", s.within).replace("{of}", s.buildings).replace("{min}", Number(s.within_s) / 60) +
+      (s.flooded_by ? " · " + t("accessLost").replace("{n}", s.lost) : "");
+  }
   function crowdFloodText(j) {
     const s = j.summary || {};
     if (j.engine !== "crowd" || j.status !== "done" || !s.flooded_by) return "";
@@ -742,7 +781,7 @@
       (jr.params && jr.params.rain_from_sensors ? " · " + t("measuredRain") + " " + jr.params.rain_from_sensors : "");
     jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + flooded + " · ";
     jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "") +
-      crowdFloodText(Object.assign({engine: jr.engine}, j));
+      crowdFloodText(Object.assign({engine: jr.engine}, j)) + accessText(Object.assign({engine: jr.engine}, j));
     jr.row.querySelector(".st").className = "st" + (j.status === "failed" || j.status === "lost" ? " fail" : "");
     const p = Number(j.progress);
     jr.row.querySelector(".bar > div").style.width = (isFinite(p) ? Math.round(100 * Math.max(0, Math.min(1, p))) : 0) + "%";
@@ -1436,6 +1475,12 @@
       loadBookmarks();
       initWhatif();
       try { engines = await api("/api/jobs/engines"); } catch (e) { engines = []; }
+      if (S.scene.layers.pois) {
+        try {
+          const pf = await api("/api/layers/pois/features?columns=kind&limit=10000");
+          S.poiKinds = Array.from(new Set(pf.features.map((f) => f.properties.kind).filter(Boolean))).sort();
+        } catch (e) { /* an access run from the map then asks for fire stations */ }
+      }
       renderEngines();
       try {
         const rs = await api("/api/bim/rulesets");
