@@ -48,6 +48,23 @@ def closures_server(city_template, tmp_path_factory):
         yield srv
 
 
+def _fake_jobs(p, reply: dict) -> list:
+    """Answer the page's job requests with ``reply`` (a finished job) instead of running anything; returns the
+    list the bodies it posts are appended to."""
+    import json
+
+    posted: list = []
+
+    def jobs(route):
+        posted.append(json.loads(route.request.post_data) if route.request.method == "POST" else {})
+        route.fulfill(status=202, content_type="application/json", body=json.dumps(
+            {"progress": 1.0, "events_url": f"/api/jobs/{reply['id']}", **reply}))
+
+    p.page.route("**/api/jobs", jobs)
+    p.page.route("**/api/jobs/fake*", jobs)
+    return posted
+
+
 def _slide(p, value):
     p.page.eval_on_selector("#time-slider", f"el => {{ el.value = {value}; el.dispatchEvent(new Event('input')); }}")
     p.page.wait_for_load_state("networkidle")
@@ -174,7 +191,6 @@ def test_run_crowd_from_the_map_evacuates_in_the_scenarios_flood(browser, closur
 def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server):  # noqa: F811
     """The command centre runs a flood on what the rain gauges measured: the button is off while no gauge has
     a stored reading (simulated values do not count), and posts the 2 h window once one has."""
-    import json
     from datetime import datetime, timedelta, timezone
 
     from cim.sensors import append_readings
@@ -193,18 +209,8 @@ def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server): 
         append_readings(twin.store, [{"sensor_id": "RG01", "time": (now - timedelta(minutes=m)).isoformat(),
                                       "value": 60.0 if m == 0 else 12.0} for m in range(0, 120, 5)])
     p = Page(browser, closures_server).open()
-    posted = []
-
-    def jobs(route):
-        body = json.loads(route.request.post_data) if route.request.method == "POST" else {}
-        posted.append(body)
-        route.fulfill(status=202, content_type="application/json", body=json.dumps(
-            {"id": "fakem", "engine": "flood", "scenario": "base", "status": "done", "progress": 1.0,
-             "events_url": "/api/jobs/fakem"}))
-
+    posted = _fake_jobs(p, {"id": "fakem", "engine": "flood", "scenario": "base", "status": "done"})
     try:
-        p.page.route("**/api/jobs", jobs)
-        p.page.route("**/api/jobs/fake*", jobs)
         p.page.wait_for_function("!document.getElementById('run-flood-measured').disabled", timeout=30000)
         p.page.wait_for_function("window.__twin.measuredRain && window.__twin.measuredRain.suggested", timeout=30000)
         assert "suggest" in p.page.get_attribute("#run-flood-measured", "class")  # raining hard: press me
@@ -233,19 +239,10 @@ def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, clo
             {"building_id": ids, "time_s": [100.0, 900.0, 700.0, float("nan")], "within": [True, False, False, False],
              "dry_time_s": [100.0, 900.0, 300.0, 200.0], "lost": [False, False, True, True]}))
     p = Page(browser, closures_server).open()
-    posted = []
-
-    def jobs(route):
-        body = json.loads(route.request.post_data) if route.request.method == "POST" else {}
-        posted.append(body)
-        route.fulfill(status=202, content_type="application/json", body=json.dumps(
-            {"id": "fakea", "engine": "access", "scenario": "base", "status": "done", "progress": 1.0,
-             "events_url": "/api/jobs/fakea", "summary": {"within": 1, "buildings": 4, "within_s": 600,
-                                                          "flooded_by": "flood-r8", "lost": 2}}))
-
+    posted = _fake_jobs(p, {"id": "fakea", "engine": "access", "scenario": "base", "status": "done",
+                            "summary": {"within": 1, "buildings": 4, "within_s": 600, "flooded_by": "flood-r8",
+                                        "lost": 2}})
     try:
-        p.page.route("**/api/jobs", jobs)
-        p.page.route("**/api/jobs/fake*", jobs)
         p.page.click("#run-access")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
         first = next(b for b in posted if b)
