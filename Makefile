@@ -36,7 +36,7 @@ test: venv setup-postgis
 bench: venv
 	$(BIN)/pip install -q -e '.[bench]'
 	for b in benchmarks/store_load.py benchmarks/spatial_index.py benchmarks/bim_import.py benchmarks/flood.py \
-	         benchmarks/traffic.py benchmarks/crowd.py benchmarks/viewer.py; do \
+	         benchmarks/traffic.py benchmarks/crowd.py benchmarks/access.py benchmarks/viewer.py; do \
 	    [ -f $$b ] && { $(BIN)/python $$b || exit 1; }; done
 	$(BIN)/python benchmarks/collect.py
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ORDER = ["store_load", "spatial_index", "bim_import", "flood", "traffic", "crowd", "viewer"]
+ORDER = ["store_load", "spatial_index", "bim_import", "flood", "traffic", "crowd", "access", "viewer"]
 HEAD = """# Benchmarks
 
 Each engine and index has a script under `benchmarks/` that runs our code and

@@ -108,19 +108,21 @@ def _times_from(links, shut: set, sources_xy: np.ndarray, targets_xy: np.ndarray
     geoms = road.geometry.to_numpy()
     tree = shapely.STRtree(geoms)
     v = ACCESS_SPEED_KMH / 3.6
+    # the roads' vertices every <= 10 m, for a quick upper bound of each point's distance to its nearest road
+    from scipy.spatial import cKDTree
+
+    dense = shapely.get_coordinates(shapely.segmentize(geoms, 10.0))
+    vtree = cKDTree(dense)
 
     def stand(xy):
         """The streets by each point: its nearest and every other up to :data:`ACCESS_REACH_M` further (a
         corner building opens onto two streets; a one-way ramp is not the only way in): (point index, road index,
         share of the road before the point, seconds from the point to the road), one row per pair."""
         pts = shapely.points(xy)
-        pi, ri = tree.query_nearest(pts, all_matches=False)
-        d0 = np.empty(len(pts))
-        d0[pi] = shapely.distance(geoms[ri], pts[pi])
+        # its nearest road vertex is at most 5 m further than its nearest road: the reach covers that road too
+        d0, _ = vtree.query(xy)
         # a building far from any road (the city's edge) opens onto the streets not much further than its nearest
-        qi, qr = tree.query(pts, predicate="dwithin", distance=d0 + ACCESS_REACH_M)
-        pair = np.unique(np.column_stack([np.r_[pi, qi], np.r_[ri, qr]]), axis=0)
-        p, k = pair[:, 0], pair[:, 1]
+        p, k = tree.query(pts, predicate="dwithin", distance=d0 + ACCESS_REACH_M)
         frac = shapely.line_locate_point(geoms[k], pts[p], normalized=True)
         return p, k, frac, shapely.distance(geoms[k], pts[p]) / v
 
@@ -195,7 +197,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     if not len(st):
         raise ParameterError(f"no {from_kind!r} in the pois layer (kinds there: {sorted(set(kinds))}); add the "
                              "stations (twin import ... --class pois) or choose another kind")
-    bld = twin.layer("buildings", scenario=scenario)
+    bld = twin.layer("buildings", scenario=scenario, columns=["building_id"])  # ids and footprints only
     cen = bld.geometry.representative_point()
     sxy = np.column_stack([st.geometry.x, st.geometry.y])
     bxy = np.column_stack([cen.x, cen.y])
