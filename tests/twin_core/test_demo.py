@@ -34,6 +34,8 @@ def test_demo_runs_each_step_once_including_the_storm_at_rush_hour(tmp_path):
         assert set(twin.results(scenario="base")["run"]) >= {"demo-flood", "demo-traffic", "demo-crowd"}
         crowd = twin.load_result("base", "demo-crowd", "summary")
         assert crowd["agents"] == 2000 and crowd["status"] == "evacuated"  # the map shows them walking out
+        acc = twin.load_result("storm_rush", "demo-access", "summary")
+        assert acc["flooded_by"] == "demo-storm" and acc["within_s"] == 600 and acc["buildings"] > 0
     again = run.invoke(app, ["demo", target, "--size", "small", "--no-serve", "--quiet"])
     assert again.exit_code == 0 and "storm at rush hour: results already in the twin" in again.output
 

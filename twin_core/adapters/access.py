@@ -32,9 +32,13 @@ __all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_SPEED_KMH", "ACC
 
 #: the response standards the default ``within`` comes from, per station kind. GB 51054-2014 "Code for design
 #: of urban fire station", 3.0.2: a fire station's district is drawn so that its crew reaches the district's
-#: edge within 5 min of the dispatch order, of which about 1 min is turning out: 4 min on the road
+#: edge within 5 min of the dispatch order, of which about 1 min is turning out: 4 min on the road. Hospitals
+#: (ambulances): a 5 km service radius, driven at 30 km/h
 ACCESS_TARGETS = {"fire_station": (240.0, "GB 51054-2014 3.0.2: 5 min from the dispatch order to the district's "
-                                          "edge, about 1 min of it turning out")}
+                                          "edge, about 1 min of it turning out"),
+                  # the National Health Commission's 2020 guidance on pre-hospital emergency care (国卫医发〔2020〕19号):
+                  # an urban ambulance station serves a radius of at most 5 km: 10 min at 30 km/h
+                  "hospital": (600.0, "国卫医发〔2020〕19号: urban ambulance service radius 5 km, 10 min at 30 km/h")}
 #: the speed over the last stretch between the street and a station or building (a yard, a lane)
 ACCESS_SPEED_KMH = 20.0
 #: a station or building opens onto every street up to this much further than its nearest (m)
@@ -149,6 +153,16 @@ def _times_from(links, shut: set, sources_xy: np.ndarray, targets_xy: np.ndarray
     out = np.full(len(targets_xy), np.inf)
     np.minimum.at(out, p, pair_t)  # the quickest of its streets
     return np.where(np.isfinite(out), out, np.nan)
+
+
+#: the demo's access run: ambulances from the hospitals in the storm at rush hour (scenario storm_rush)
+DEMO_ACCESS = {"from_kind": "hospital", "scenario": "storm_rush", "flooded_by": "demo-storm", "run": "demo-access"}
+
+
+def run_access_demo(twin, progress: Callable[[float, float], None] | None = None) -> "AccessRun":
+    """The demo's emergency access: which buildings an ambulance reaches from the hospitals within 10 min
+    while the demo storm's water closes the roads (run ``demo-access`` under ``storm_rush``)."""
+    return run_access(twin, progress=progress, **DEMO_ACCESS)
 
 
 def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: str | None = None,

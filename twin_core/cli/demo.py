@@ -92,6 +92,8 @@ DEMO_STEPS = (
     ("storm at rush hour", "twin_core.adapters.traffic", "run_storm_rush_demo", {}),
     # 2,000 people leave the sample plaza (about 6 s and 4 MB on the medium city)
     ("crowd", "twin_core.adapters.crowd", "run_crowd_demo", {}),
+    # which buildings an ambulance still reaches in 10 min while the storm's water closes roads (under a second)
+    ("emergency access in the storm", "twin_core.adapters.access", "run_access_demo", {}),
 )
 
 
