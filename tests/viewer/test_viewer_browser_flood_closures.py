@@ -234,10 +234,12 @@ def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, clo
     from twin_core.twin import Twin
 
     with Twin.open(closures_server.path) as twin:
-        ids = twin.layer("buildings")["building_id"].astype(str).tolist()[:4]
+        ids = twin.layer("buildings")["building_id"].astype(str).tolist()[:5]
+        nan = float("nan")
         twin.save_result("base", "access-r1", "access_buildings", pd.DataFrame(
-            {"building_id": ids, "time_s": [100.0, 900.0, 700.0, float("nan")], "within": [True, False, False, False],
-             "dry_time_s": [100.0, 900.0, 300.0, 200.0], "lost": [False, False, True, True]}))
+            {"building_id": ids, "time_s": [100.0, 900.0, 700.0, nan, nan],
+             "within": [True, False, False, False, False], "dry_time_s": [100.0, 900.0, 300.0, 200.0, nan],
+             "lost": [False, False, True, True, False]}))
     p = Page(browser, closures_server).open()
     posted = _fake_jobs(p, {"id": "fakea", "engine": "access", "scenario": "base", "status": "done",
                             "summary": {"within": 1, "buildings": 4, "within_s": 600, "flooded_by": "flood-r8",
@@ -254,6 +256,8 @@ def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, clo
         p.settle(1000)
         colours = p.page.evaluate(f"""() => {{ const l = window.__twin.decks.a.props.layers.find((x) => x && x.id === 'buildings-a');
             return {json.dumps(ids)}.map((i) => l.props.getFillColor({{properties: {{building_id: i, height_m: 10}}}})); }}""")
-        assert colours == [[60, 185, 95, 235], [240, 150, 40, 240], [230, 40, 210, 245], [200, 30, 40, 245]]
+        # within, beyond, slowed past the limit by the flood, cut off by it, no road even when dry
+        assert colours == [[60, 185, 95, 235], [240, 150, 40, 240], [230, 40, 210, 245], [230, 40, 210, 245],
+                           [200, 30, 40, 245]]
     finally:
         p.close()

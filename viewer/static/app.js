@@ -99,8 +99,8 @@
     if (S.colourBy === "access") {  // within the response time, beyond it, lost to the flood, or no road at all
       const a = S.access[scenario] && S.access[scenario].by[p.building_id];
       if (!a) return [150, 150, 150, 220];  // no access run on this scenario yet
-      if (a.t === null || a.t === undefined) return [200, 30, 40, 245];
-      if (a.lost) return [230, 40, 210, 245];
+      if (a.lost) return [230, 40, 210, 245];  // within when dry: the flood cut it off or slowed it past the limit
+      if (a.t === null || a.t === undefined) return [200, 30, 40, 245];  // no open road, flood or not
       return a.within ? [60, 185, 95, 235] : [240, 150, 40, 240];
     }
     if (S.colourBy === "flood") {
