@@ -150,3 +150,19 @@ def test_cli_and_twin_access(twin):
     assert s["within"] == 3 and s["stations"] == 1 and s["unreachable"] == 0
     res = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--from", "hospital", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["within_s"] == 600  # ambulances: 5 km at 30 km/h
+
+
+def test_speeds_from_a_traffic_run(twin):
+    # rush hour on the street out of the station towards n10: its mean speed 18 km/h (5 m/s) doubles its 10 s;
+    # a mean speed above the limit, or none, leaves the limit
+    from twin_core.adapters.access import run_access
+
+    twin.save_result("base", "peak", "link_loads", pd.DataFrame(
+        {"link_id": ["n00-n10", "n00-n10:r", "n10-n20", "n01-n11"], "mean_speed_kmh": [18.0, 18.0, 90.0, np.nan]}))
+    slow = run_access(twin, speeds_from="peak", save=False).result.set_index("building_id")["time_s"]
+    assert slow["B10"] == pytest.approx(min(6 / W + 18.0 + 1.0, _from_f1(1, 0) + 10.0), abs=1e-6)
+    # B01: back along the slow street to n00 now takes 6 m + 2 s; the side street n00-n01, 11.7 m from the
+    # station (under the 30 m reach), is quicker: sqrt(10^2 + 6^2) m at 20 km/h, then a block and 1 s
+    assert slow["B01"] == pytest.approx(np.hypot(10, 6) / W + 10.0 + 1.0, abs=1e-6)
+    with pytest.raises(ParameterError, match="no traffic simulate run 'nope'"):
+        run_access(twin, speeds_from="nope", save=False)

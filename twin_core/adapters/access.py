@@ -62,12 +62,25 @@ class AccessRun:
         return run_repr_html(self, saved=self.saved)
 
 
-def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth):
+def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth, speeds_from=None):
     """(directed links with travel time ``t`` s, closed link ids, flooded link ids)."""
+    from cim.results import list_results
     from twin_core.adapters.traffic import (closed_links, flood_closure_windows, flooded_links,
                                             network_links)
 
     links = network_links(twin.layer("road_links", scenario=scenario))
+    if speeds_from is not None:  # a traffic run's mean speed on each link, where it is below the limit
+        scen = scenario or "base"
+        have = list_results(twin.store, scenario=scen, run=speeds_from)
+        if "link_loads" not in set(have["name"]):
+            raise ParameterError(f"no traffic simulate run {speeds_from!r} under scenario {scen!r} (it has no "
+                                 "link_loads); run `twin traffic simulate` first and give its run id")
+        loads = twin.load_result(scen, speeds_from, "link_loads")
+        seen = pd.Series(pd.to_numeric(loads["mean_speed_kmh"], errors="coerce").to_numpy() / 3.6,
+                         index=loads["link_id"].astype(str)).groupby(level=0).min()
+        v = links["link_id"].map(seen).to_numpy(float)
+        links["speed"] = np.where(np.isfinite(v) & (v > 0), np.minimum(links["speed"].to_numpy(float), v),
+                                  links["speed"].to_numpy(float))
     links["t"] = links["length"] / links["speed"]
     closed = set(links.loc[links["capacity"] <= 0, "link_id"]) | set(closed_links(twin, links, scenario))
     flooded: set[str] = set()
@@ -167,12 +180,14 @@ def run_access_demo(twin, progress: Callable[[float, float], None] | None = None
 
 def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: str | None = None,
                run: str | None = None, flooded_by: str | None = None, flood_time=None,
-               impassable_depth: float | None = None, save: bool = True,
+               impassable_depth: float | None = None, speeds_from: str | None = None, save: bool = True,
                progress: Callable[[float, float], None] | None = None) -> AccessRun:
     """Minutes from the nearest ``from_kind`` station (a ``pois`` kind) to every building, and which are within
     ``within`` (``"4min"``; default for fire stations: :data:`ACCESS_TARGETS`), on the roads of ``scenario``,
     dry or, with ``flooded_by`` (a flood run under the same scenario), as its water leaves them: at its peak or
-    ``flood_time`` after the storm began. See the module docstring.
+    ``flood_time`` after the storm began. Roads are driven at their speed limit, or with ``speeds_from`` (a
+    traffic simulate run under the same scenario) at its mean speed on each road where that is lower: the
+    ambulance at rush hour. See the module docstring.
 
     Returns an :class:`AccessRun`; its summary has ``buildings``, ``within`` (count), ``within_share``,
     ``unreachable``, ``median_time_s`` and, with a flood, ``lost`` (within when dry, not now) and
@@ -215,7 +230,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     cen = bld.geometry.representative_point()
     sxy = np.column_stack([st.geometry.x, st.geometry.y])
     bxy = np.column_stack([cen.x, cen.y])
-    links, closed, flooded = _open_links(twin, scenario, flooded_by, flood_time, depth)
+    links, closed, flooded = _open_links(twin, scenario, flooded_by, flood_time, depth, speeds_from)
     if progress is not None:
         progress(0.0, 2.0)
     times = _times_from(links, closed | flooded, sxy, bxy)
@@ -226,7 +241,9 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
                "within": int(table["within"].sum()), "within_share": float(table["within"].mean()),
                "unreachable": int(np.isnan(times).sum()),
                "median_time_s": float(np.nanmedian(times)) if np.isfinite(times).any() else None,
-               "closed_links": len(closed), "speeds": "speed limit (free flow)"}
+               "closed_links": len(closed),
+               "speeds": f"traffic run {speeds_from}'s mean speeds, at most the limit" if speeds_from else
+               "speed limit (free flow)"}
     if flooded_by is not None:
         dry = _times_from(links, closed, sxy, bxy)
         dry_in = np.nan_to_num(dry, nan=np.inf) <= limit

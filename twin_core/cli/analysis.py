@@ -75,6 +75,8 @@ def access(target: str = STORE_ARG,
                                                     "0.3 m of water or more are closed."),
            flood_time: Optional[str] = typer.Option(None, "--flood-time", help="With --flooded-by: the water this "
                                                     "long after the storm began (default: its peak)."),
+           speeds_from: Optional[str] = typer.Option(None, "--speeds-from", help="A traffic simulate run: drive "
+                                                     "each road at its mean speed there (rush hour), not the limit."),
            run: Optional[str] = typer.Option(None, help="Run id (default: a new one)."),
            as_json: bool = JSON_OPT, quiet: bool = QUIET_OPT) -> None:
     """Time from the nearest station to every building; saved as result table 'access_buildings'."""
@@ -84,7 +86,7 @@ def access(target: str = STORE_ARG,
 
     with Twin.open(target) as twin, progress_bar("access", None, quiet=quiet or as_json) as progress:
         out = run_access(twin, from_kind, within, scenario=scenario, run=run, flooded_by=flooded_by,
-                         flood_time=flood_time, progress=progress)
+                         flood_time=flood_time, speeds_from=speeds_from, progress=progress)
     s = out.summary
     human = (f"run {s['run']}: {s['within']} of {s['buildings']} buildings ({100 * s['within_share']:.0f} %) within "
              f"{s['within_s'] / 60:g} min of a {from_kind} ({s['stations']}); {s['unreachable']} with no open road")
