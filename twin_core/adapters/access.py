@@ -100,13 +100,15 @@ def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth, speeds
 def _times_from(links, shut: set, sources_xy: np.ndarray, targets_xy: np.ndarray) -> np.ndarray:
     """Seconds from the nearest source to each target over the open links (NaN: no open road leads there).
 
-    Each source and target stands by its nearest road (``links`` without the ``:r`` reverse rows), at the
-    point of the road nearest to it: a fire engine leaves along its station's street, either way the street is
-    open, and reaches a building along the building's street. A shut street is no way in or out.
+    Each source and target opens onto its streets (``links`` without the ``:r`` reverse rows: its nearest and
+    every other up to :data:`ACCESS_REACH_M` further), at the point of each nearest to it: a fire engine leaves
+    along one of its station's streets, either way the street is open, and reaches a building along one of the
+    building's. A shut street is no way in or out.
     """
     import shapely
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import dijkstra
+    from scipy.spatial import cKDTree
 
     from twin_core.adapters.traffic import _node_xy
 
@@ -126,8 +128,6 @@ def _times_from(links, shut: set, sources_xy: np.ndarray, targets_xy: np.ndarray
     tree = shapely.STRtree(geoms)
     v = ACCESS_SPEED_KMH / 3.6
     # the roads' vertices every <= 10 m, for a quick upper bound of each point's distance to its nearest road
-    from scipy.spatial import cKDTree
-
     dense = shapely.get_coordinates(shapely.segmentize(geoms, 10.0))
     vtree = cKDTree(dense)
 
