@@ -401,9 +401,10 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
     ``step`` takes the time-mean of each gauge that reported in it. ``spatial="mean"``: the mean over those
     gauges falls on the whole city (a :class:`~simulation.flood.Hyetograph`); ``"nearest"``: each cell of the
     DEM's grid gets the reading of its nearest gauge that reported in the block (Thiessen polygons; a
-    :class:`~simulation.flood.RainSeries`), for a storm that hits one district. ``until`` (a tz-aware datetime or ISO-8601 text with
-    an offset) ends the window; by default the latest reading of any gauge. A block no gauge covers is an
-    error (``gaps="error"``: a silent zero would understate the rain) or dry (``gaps="dry"``).
+    :class:`~simulation.flood.RainSeries`), for a storm that hits one district. ``until`` (a tz-aware
+    datetime or ISO-8601 text with an offset) ends the window; by default the latest reading of any gauge. A
+    block no gauge covers is an error (``gaps="error"``: a silent zero would understate the rain) or dry
+    (``gaps="dry"``).
 
     Returns ``(rain, info)``: the rain starts at 0 s (the window's start, ``info["start"]``); ``info`` names
     the gauges, the window, the total (the mean over the city, mm) and the peak.
