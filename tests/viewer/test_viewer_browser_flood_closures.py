@@ -48,17 +48,21 @@ def closures_server(city_template, tmp_path_factory):
         yield srv
 
 
-def _fake_jobs(p, reply: dict) -> list:
-    """Answer the page's job requests with ``reply`` (a finished job) instead of running anything; returns the
-    list the bodies it posts are appended to."""
+def _fake_jobs(p, reply: dict, then: dict | None = None) -> list:
+    """Answer the page's job requests with ``reply`` (a finished job; or, given ``then``, ``reply`` to the start
+    and ``then`` to the page's later look at the job) instead of running anything; returns the list the bodies
+    it posts are appended to."""
     import json
 
     posted: list = []
 
     def jobs(route):
-        posted.append(json.loads(route.request.post_data) if route.request.method == "POST" else {})
+        post = route.request.method == "POST"
+        if post:
+            posted.append(json.loads(route.request.post_data))
+        r = reply if post or then is None else then
         route.fulfill(status=202, content_type="application/json", body=json.dumps(
-            {"progress": 1.0, "events_url": f"/api/jobs/{reply['id']}", **reply}))
+            {"progress": 1.0, "events_url": f"/api/jobs/{reply['id']}", **r}))
 
     p.page.route("**/api/jobs", jobs)
     p.page.route("**/api/jobs/fake*", jobs)
@@ -143,8 +147,6 @@ def test_run_traffic_from_the_map_closes_the_scenarios_flooded_roads(browser, cl
 def test_run_crowd_from_the_map_evacuates_in_the_scenarios_flood(browser, closures_server):  # noqa: F811
     """A crowd run from the map on a scenario with a flood run evacuates in that flood (deep water is no floor,
     exits under it close), and its row says how many people the water cut off."""
-    import json
-
     from affine import Affine
 
     from cim.raster import Raster
@@ -155,24 +157,11 @@ def test_run_crowd_from_the_map_evacuates_in_the_scenarios_flood(browser, closur
         twin.save_result("dry", "flood-r7", "max_depth", Raster(np.zeros((4, 4), "float32"),
                                                                  Affine(100, 0, x0, 0, -100, y1), twin.crs, unit="m"))
     p = Page(browser, closures_server).open()
-    posted = []
-
-    def jobs(route):
-        req = route.request
-        if req.method == "POST":
-            body = json.loads(req.post_data)
-            posted.append(body)
-            route.fulfill(status=202, content_type="application/json", body=json.dumps(
-                {"id": "fakec", "engine": body["engine"], "scenario": body["scenario"], "status": "running",
-                 "progress": 0.5, "events_url": "/api/jobs/fakec"}))
-        else:
-            route.fulfill(status=200, content_type="application/json", body=json.dumps(
-                {"id": "fakec", "engine": "crowd", "scenario": "dry", "status": "done", "progress": 1.0,
-                 "summary": {"flooded_by": "flood-r7", "cut_off_persons": 12, "exits_under_water": ["e1", "e2"]}}))
-
+    posted = _fake_jobs(p, {"id": "fakec", "engine": "crowd", "scenario": "dry", "status": "running", "progress": 0.5},
+                        then={"id": "fakec", "engine": "crowd", "scenario": "dry", "status": "done",
+                              "summary": {"flooded_by": "flood-r7", "cut_off_persons": 12,
+                                          "exits_under_water": ["e1", "e2"]}})
     try:
-        p.page.route("**/api/jobs", jobs)
-        p.page.route("**/api/jobs/fake*", jobs)
         p.page.click("#run-crowd")  # the base has no flood grid: a dry evacuation
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
         assert posted[-1]["scenario"] == "base" and "flooded_by" not in posted[-1]["params"]
@@ -216,8 +205,7 @@ def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server): 
         assert "suggest" in p.page.get_attribute("#run-flood-measured", "class")  # raining hard: press me
         p.page.click("#run-flood-measured")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
-        first = next(b for b in posted if b)
-        assert first["engine"] == "flood" and first["params"]["rain_from_sensors"] == "2h"
+        assert posted[-1]["engine"] == "flood" and posted[-1]["params"]["rain_from_sensors"] == "2h"
         assert "measured rain 2h" in p.page.inner_text("#jobs")
     finally:
         p.close()
@@ -247,8 +235,7 @@ def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, clo
     try:
         p.page.click("#run-access")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
-        first = next(b for b in posted if b)
-        assert first["params"] == {"from_kind": "hospital", "within": "10min", "flooded_by": "flood-r8"}
+        assert posted[-1]["params"] == {"from_kind": "hospital", "within": "10min", "flooded_by": "flood-r8"}
         p.page.wait_for_function("document.querySelector('#jobs .job').innerText.includes('lost to the flood')",
                                  timeout=15000)
         assert "1 of 4 buildings within 10 min" in p.page.inner_text("#jobs .job")
