@@ -13,24 +13,14 @@ import warnings
 
 import numpy as np
 import pytest
-from affine import Affine
 
-from cim.raster import Raster
 from twin_core.errors import (LayerNotFoundError, ParameterError, RasterError, ScenarioError,
                               StoreConnectionError, TwinWarning)
 from twin_core.twin import Twin
 
-X0, Y0 = 404000.0, 3393000.0
+from test_research_api import X0, Y0, _tiny_twin  # noqa: E402  (the same flat twin)
+
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
-
-
-def _tiny_twin(path, shape=(4, 4)) -> Twin:
-    """A twin of a flat 'dem' and a 'manning' raster (no layers)."""
-    tr = Affine(5.0, 0, X0, 0, -5.0, Y0 + 5.0 * shape[0])
-    twin = Twin.create(path, crs="EPSG:4544")
-    twin.store.write_raster("dem", Raster(np.zeros(shape, "float32"), tr, "EPSG:4544"))
-    twin.store.write_raster("manning", Raster(np.full(shape, 0.03, "float32"), tr, "EPSG:4544"))
-    return twin
 
 
 @contextlib.contextmanager

@@ -88,6 +88,12 @@ def page(browser, live_server):
     p.close()
 
 
+def camera(pg) -> dict:
+    """The left map's camera: longitude, latitude, zoom, pitch."""
+    return pg.evaluate("(() => { const v = window.__twin.decks.a.getViewports()[0];"
+                       " return {longitude: v.longitude, latitude: v.latitude, zoom: v.zoom, pitch: v.pitch}; })()")
+
+
 def set_layers(p: "Page", **visible: bool) -> None:
     for name, on in visible.items():
         (p.page.check if on else p.page.uncheck)(f"#toggle-{name}")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import private_server
-from test_viewer_browser import Page, browser  # noqa: F401  (the module's Chromium fixture)
+from test_viewer_browser import Page, browser, camera  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,11 +19,6 @@ def alert_server(city_template, tmp_path_factory):
     # stored readings only: the list starts empty
     with private_server(city_template, tmp_path_factory, "viewer_alerts", simulated_sensors=False) as (srv, _):
         yield srv
-
-
-def _view(pg) -> dict:
-    return pg.evaluate("(() => { const v = window.__twin.decks.a.getViewports()[0];"
-                       " return {longitude: v.longitude, latitude: v.latitude, zoom: v.zoom}; })()")
 
 
 def test_a_sensor_in_alarm_is_listed_and_a_click_flies_to_it(browser, alert_server):  # noqa: F811
@@ -43,7 +38,7 @@ def test_a_sensor_in_alarm_is_listed_and_a_click_flies_to_it(browser, alert_serv
         text = pg.inner_text(row)
         assert "Rain gauge 1" in text and "alarm" in text and "80 mm/h" in text and "threshold 50" in text
         assert "since" in text
-        before = _view(pg)
+        before = camera(pg)
         assert abs(before["longitude"] - alert["lon"]) + abs(before["latitude"] - alert["lat"]) > 1e-4
         pg.click(row)
         pg.wait_for_function(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import private_server
-from test_viewer_browser import Page, browser  # noqa: F401  (the module's Chromium fixture)
+from test_viewer_browser import Page, browser, camera  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -18,18 +18,13 @@ def bm_server(city_template, tmp_path_factory):
         yield srv
 
 
-def _view(pg) -> dict:
-    return pg.evaluate("(() => { const v = window.__twin.decks.a.getViewports()[0];"
-                       " return {longitude: v.longitude, latitude: v.latitude, zoom: v.zoom, pitch: v.pitch}; })()")
-
-
 def test_a_view_saved_on_one_screen_shows_on_another(browser, bm_server):  # noqa: F811
     one = Page(browser, bm_server).open()
     two = None
     try:
         pg = one.page
         pg.wait_for_function("window.__twin.bookmarks && window.__twin.bookmarks.length === 2")  # the built-in two
-        start = _view(pg)
+        start = camera(pg)
         target = dict(start, longitude=start["longitude"] + 0.002, latitude=start["latitude"] + 0.001,
                       zoom=start["zoom"] + 1.5, pitch=30)
         pg.evaluate(f"""() => {{ const d = window.__twin.decks.a;
@@ -48,7 +43,7 @@ def test_a_view_saved_on_one_screen_shows_on_another(browser, bm_server):  # noq
         i = names.index("station forecourt")
         p2.click(f"#bookmark-{i}")
         two.settle(1500)  # the camera flies
-        v = _view(p2)
+        v = camera(p2)
         assert v["longitude"] == pytest.approx(target["longitude"], abs=1e-6)
         assert v["latitude"] == pytest.approx(target["latitude"], abs=1e-6)
         assert v["zoom"] == pytest.approx(target["zoom"], abs=1e-3) and v["pitch"] == pytest.approx(30, abs=1e-3)
