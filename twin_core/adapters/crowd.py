@@ -184,9 +184,8 @@ WADING_DV_M2_S = 0.6
 def _flood_grids(twin, scen: str, flood_run: str, flood_time):
     """(depth, depth x velocity or None, transform, what) of flood run ``flood_run``: its peaks (``flood_time``
     None), or its depth at ``flood_time`` s after the storm began, interpolated between its snapshots."""
-    from affine import Affine
-
     from cim.results import check_run_id, list_results
+    from twin_core.adapters.flood import load_depth_snapshots
 
     check_run_id(flood_run)
     have = list_results(twin.store, scenario=scen, run=flood_run)
@@ -204,15 +203,9 @@ def _flood_grids(twin, scen: str, flood_run: str, flood_time):
     t = parse_duration(flood_time, "flood_time")
     if t < 0:
         raise ParameterError(f"flood_time is the time after the storm began (>= 0), got {flood_time!r}")
-    if "depth_snapshots" not in names:
-        raise ParameterError(f"flood run {flood_run!r} has no depth snapshots, so its depth at {t:g} s is not known; "
-                             "leave flood_time out (the flood's peak) or run the flood again")
-    meta = have.loc[have["name"] == "depth_snapshots", "meta"].iloc[0] or {}
-    snaps = np.asarray(twin.load_result(scen, flood_run, "depth_snapshots"), dtype=float)
-    times = np.asarray(meta.get("snapshot_times_s", []), dtype=float)
-    if snaps.ndim != 3 or len(times) != len(snaps) or not len(times) or "transform" not in meta:
-        raise ParameterError(f"the depth snapshots of flood run {flood_run!r} are incomplete (times, transform); "
-                             "run the flood again")
+    snaps, times, tr = load_depth_snapshots(
+        twin, scen, flood_run, have, missing=f"its depth at {t:g} s is not known; leave flood_time out (the "
+                                             "flood's peak) or run the flood again")
     if t > times[-1]:
         twin_warn(f"flood_time {t:g} s is after flood run {flood_run!r} ended ({times[-1]:g} s); its last depths are "
                   "used", TwinWarning, stacklevel=4)
@@ -225,7 +218,7 @@ def _flood_grids(twin, scen: str, flood_run: str, flood_time):
         w = (t - times[k - 1]) / (times[k] - times[k - 1])
         d = (1 - w) * snaps[k - 1] + w * snaps[k]
     # the snapshots keep depths only: velocity at that moment is not known, so only the depth criterion applies
-    return d, None, Affine(*meta["transform"][:6]), f"the flood's depth at {t:g} s (depth only: no velocities then)"
+    return d, None, tr, f"the flood's depth at {t:g} s (depth only: no velocities then)"
 
 
 def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, flood_run: str, flood_time=None,

@@ -304,6 +304,27 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
                       rain_total_mm=_rain_total_mm(rain), storm=storm_info, roof_runoff=runoff)
 
 
+def load_depth_snapshots(twin, scenario: str, flood_run: str, have=None, *, missing: str):
+    """A flood run's depth snapshots as ``(depths (k, rows, cols) float64, times_s (k,), transform)``.
+
+    ``have`` is the run's result index (``list_results``) when the caller has it; ``missing`` ends the error
+    when the run kept no snapshots (what to do instead, for the caller's purpose)."""
+    from affine import Affine
+
+    from cim.results import list_results
+
+    have = list_results(twin.store, scenario=scenario, run=flood_run) if have is None else have
+    if "depth_snapshots" not in set(have["name"]):
+        raise ParameterError(f"flood run {flood_run!r} has no depth snapshots, so {missing}")
+    meta = have.loc[have["name"] == "depth_snapshots", "meta"].iloc[0] or {}
+    snaps = np.asarray(twin.load_result(scenario, flood_run, "depth_snapshots"), dtype=float)
+    times = np.asarray(meta.get("snapshot_times_s", []), dtype=float)
+    if snaps.ndim != 3 or len(times) != len(snaps) or len(times) == 0 or "transform" not in meta:
+        raise ParameterError(f"the depth snapshots of flood run {flood_run!r} are incomplete (times, transform); "
+                             "run the flood again")
+    return snaps, times, Affine(*meta["transform"][:6])
+
+
 def _rain_total_mm(rain) -> float:
     """A hyetograph's depth, or a rain series' mean depth over its grid (mm)."""
     if hasattr(rain, "total_mm"):

@@ -293,7 +293,7 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
     """
     import shapely
 
-    from twin_core.adapters.flood import _neighbourhood, _sample
+    from twin_core.adapters.flood import _neighbourhood, _sample, load_depth_snapshots
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
@@ -305,19 +305,9 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
     if not isinstance(start, (int, float)) or isinstance(start, bool) or not math.isfinite(start):
         raise ParameterError(f"the storm's start must be a finite number of seconds after the traffic run's "
                              f"start, got {start!r}")
-    have = list_results(twin.store, scenario=scen, run=flood_run)
-    if "depth_snapshots" not in set(have["name"]):
-        raise ParameterError(f"flood run {flood_run!r} has no depth snapshots, so when its roads were under water is "
-                             "not known; close them for the whole run (flood_timing='worst') or run the flood again")
-    meta = have.loc[have["name"] == "depth_snapshots", "meta"].iloc[0] or {}
-    snaps = np.asarray(twin.load_result(scen, flood_run, "depth_snapshots"), dtype=float)
-    times = np.asarray(meta.get("snapshot_times_s", []), dtype=float)
-    if snaps.ndim != 3 or len(times) != len(snaps) or len(times) == 0 or "transform" not in meta:
-        raise ParameterError(f"the depth snapshots of flood run {flood_run!r} are incomplete (times, transform); "
-                             "run the flood again")
-    from affine import Affine
-
-    tr = Affine(*meta["transform"][:6])
+    snaps, times, tr = load_depth_snapshots(
+        twin, scen, flood_run, missing="when its roads were under water is not known; close them for the whole "
+                                       "run (flood_timing='worst') or run the flood again")
     links = twin.layer("road_links", scenario=scenario)
     links = links[links["link_id"].astype(str).isin(wet["link_id"])]
     step = min(abs(float(tr.a)), abs(float(tr.e)))
