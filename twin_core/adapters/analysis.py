@@ -951,8 +951,6 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
 
     Returns a :class:`bim_import.compliance.RuleResult`.
     """
-    import shapely
-
     from bim_import.compliance import RULES, RuleResult
 
     desc, unit, _, _ = RULES["min_neighbour_sunlight_h"]
@@ -992,8 +990,6 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
     base = _ground_elevations(homes, "ground_elev_m")
     ground = float(np.median(base)) if len(base) else 0.0
     if "dem" in store.list_rasters():
-        from cim.raster import Raster  # noqa: F401  (the store's raster type)
-
         dem = store.read_raster("dem", bounds=(cx - 1, cy - 1, cx + 1, cy + 1))
         z = np.asarray(dem.data, float)
         z = z[np.isfinite(z) & (z != (dem.nodata if dem.nodata is not None else np.nan))]
