@@ -38,14 +38,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.schema import FEATURE_CLASSES, cast_value
-from twin_core.errors import LayerNotFoundError, ScenarioError
+from twin_core.errors import ScenarioError
 
 __all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE", "RESERVED", "MAX_NAME_LENGTH", "check_scenario_name",
            "normalise_scenario_name", "did_you_mean"]

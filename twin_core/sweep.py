@@ -143,7 +143,7 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
     if clash:
         raise ParameterError(f"{clash} are both in grid and given as fixed parameters; give each once")
     # a misspelt parameter fails now, not after the first runs
-    from twin_core.adapters import crowd as _c, flood as _f, traffic as _t
+    from twin_core.adapters import flood as _f, traffic as _t
 
     from twin_core.twin import Twin
 

@@ -15,7 +15,7 @@ import pandas as pd
 from simulation.flood import _kernels as K
 from simulation.flood.forcing import EDGES, BoundaryConditions, Hyetograph, Inflow, RainSeries, RoofRunoff
 from simulation.flood.params import FloodParameters
-from twin_core.errors import ParameterError, RasterError, SimulationError, StabilityError, TwinWarning, twin_warn
+from twin_core.errors import ParameterError, RasterError, StabilityError, TwinWarning, twin_warn
 
 __all__ = ["FloodModel", "FloodResult", "Gauge"]
 

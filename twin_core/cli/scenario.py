@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
