@@ -142,6 +142,26 @@ def spatial_sort(q: np.ndarray, tree: "PackedRTree | None" = None) -> tuple[np.n
     return K.grid_sort_rows(q, x0, y0, 1.0 / size, nx, ny)
 
 
+def grid_layout(b: np.ndarray, cells_per_item: float = 1.0) -> tuple[float, float, float, int, int]:
+    """(x0, y0, 1 / cell size, nx, ny) of a uniform grid over the (n >= 1, 4) boxes b: about
+    ``cells_per_item`` cells per box, cells no smaller than the median box, at most 4096 across, doubled in
+    size until the boxes' cell lists hold at most 16 entries per box."""
+    n = b.shape[0]
+    x0, y0 = float(b[:, 0].min()), float(b[:, 1].min())
+    w, h = float(b[:, 2].max()) - x0, float(b[:, 3].max()) - y0
+    size = max(np.sqrt(max(w * h, 1e-300) / (n * cells_per_item)), float(np.median(np.maximum(
+        b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]))), max(w, h) / 4096.0, 1e-9)
+    while True:
+        inv = 1.0 / size
+        nx = min(int(np.floor(w * inv)) + 1, 1 << 15)
+        ny = min(int(np.floor(h * inv)) + 1, 1 << 15)
+        cx = np.minimum(np.floor((b[:, 2] - x0) * inv), nx - 1) - np.floor((b[:, 0] - x0) * inv) + 1
+        cy = np.minimum(np.floor((b[:, 3] - y0) * inv), ny - 1) - np.floor((b[:, 1] - y0) * inv) + 1
+        if float((cx * cy).sum()) <= 16.0 * n + 64 and nx * ny <= 8 * n + 64:
+            return x0, y0, inv, nx, ny
+        size *= 2.0
+
+
 _KEEP = 4  # room for hits per query in the first run of a one-pass kernel (virtual memory: pages never
 #            written cost nothing); chunks that find more are run again with room for all
 
@@ -292,22 +312,9 @@ class PackedRTree:
             return self
         self._grid_lazy = None
         b = self.item_bounds
-        n = b.shape[0]
-        if n == 0:
+        if b.shape[0] == 0:
             return self
-        x0, y0 = float(b[:, 0].min()), float(b[:, 1].min())
-        w, h = float(b[:, 2].max()) - x0, float(b[:, 3].max()) - y0
-        size = max(np.sqrt(max(w * h, 1e-300) / (n * cells_per_item)), float(np.median(np.maximum(
-            b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]))), max(w, h) / 4096.0, 1e-9)
-        while True:
-            inv = 1.0 / size
-            nx = min(int(np.floor(w * inv)) + 1, 1 << 15)
-            ny = min(int(np.floor(h * inv)) + 1, 1 << 15)
-            cx = np.minimum(np.floor((b[:, 2] - x0) * inv), nx - 1) - np.floor((b[:, 0] - x0) * inv) + 1
-            cy = np.minimum(np.floor((b[:, 3] - y0) * inv), ny - 1) - np.floor((b[:, 1] - y0) * inv) + 1
-            if float((cx * cy).sum()) <= 16.0 * n + 64 and nx * ny <= 8 * n + 64:
-                break
-            size *= 2.0
+        x0, y0, inv, nx, ny = grid_layout(b, cells_per_item)
         off, items, cboxes = K.grid_build(b, self.item_ids, x0, y0, inv, nx, ny)
         self.grid_origin = (x0, y0)
         self.grid_inv = inv

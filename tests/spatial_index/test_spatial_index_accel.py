@@ -69,7 +69,7 @@ def test_kernels_run_without_jit():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
-@pytest.mark.parametrize("name", ["spatial_index.rtree", "spatial_index.polygons", "spatial_index.bvh",
+@pytest.mark.parametrize("name", ["spatial_index.rtree", "spatial_index.polygons", "spatial_index.lines", "spatial_index.bvh",
                                   "spatial_index.grid"])
 def test_docstring_examples_run(name):
     res = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

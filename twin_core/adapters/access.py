@@ -7,9 +7,10 @@ The stations are the ``pois`` of one kind (``fire_station``, ``hospital`` ...). 
 queues); a road closed in the scenario (capacity 0, a closure area, ``closed_links``) or under water from
 ``impassable_depth`` m (0.3 m: Pregnolato et al. 2017, as for traffic) is no road. A station and a building
 open onto their nearest street and every other up to :data:`ACCESS_REACH_M` further (the straight stretch at
-:data:`ACCESS_SPEED_KMH`): an engine leaves along one of its station's streets, a building is reached along
-one of its own, and a shut street is no way out or in. Shortest
-times from every station at once: :func:`scipy.sparse.csgraph.dijkstra` from one extra node linked to them.
+:data:`ACCESS_SPEED_KMH`; found once with :class:`spatial_index.LineIndex`, for the dry and the flooded search
+alike): an engine leaves along one of its station's streets, a building is reached along one of its own, and a
+shut street is no way out or in. Shortest times from every station at once:
+:func:`scipy.sparse.csgraph.dijkstra` from one extra node linked to them.
 
 Results saved under ``scenario`` + ``run``: table ``access_buildings`` (``building_id``, ``time_s``, NaN where
 no open road leads there; ``within``; with a flood, ``dry_time_s`` and ``lost``: within when dry, not in the
@@ -20,13 +21,16 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from twin_core.errors import LayerNotFoundError, ParameterError
 from twin_core.units import parse_duration
+
+if TYPE_CHECKING:
+    from spatial_index import LineIndex
 
 __all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_SPEED_KMH", "ACCESS_REACH_M"]
 
@@ -97,73 +101,100 @@ def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth, speeds
     return links, closed, flooded
 
 
-def _times_from(links, shut: set, sources_xy: np.ndarray, targets_xy: np.ndarray) -> np.ndarray:
-    """Seconds from the nearest source to each target over the open links (NaN: no open road leads there).
+class _Streets(NamedTuple):
+    """The network of ``links``, shared by every search on the same roads (the dry and the flooded one)."""
 
-    Each source and target opens onto its streets (``links`` without the ``:r`` reverse rows: its nearest and
-    every other up to :data:`ACCESS_REACH_M` further), at the point of each nearest to it: a fire engine leaves
-    along one of its station's streets, either way the street is open, and reaches a building along one of the
-    building's. A shut street is no way in or out.
-    """
-    import shapely
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import dijkstra
-    from scipy.spatial import cKDTree
+    n: int  #: junctions
+    link_id: np.ndarray  #: every directed link's id (object array) ...
+    i: np.ndarray  #: ... its start and end junctions
+    j: np.ndarray
+    link_t: np.ndarray  #: ... and its time (s)
+    road_id: np.ndarray  #: the streets: the links without the ``:r`` reverse rows (object array) ...
+    rev_id: np.ndarray  #: ... the id their reverse direction would have
+    has_rev: np.ndarray  #: ... whether it is there (two-way)
+    a: np.ndarray  #: ... their start and end junctions
+    b: np.ndarray
+    t: np.ndarray  #: ... their time (s)
+    lines: "LineIndex"  #: ... and a :class:`spatial_index.LineIndex` over their geometry
 
+
+def _streets(links) -> _Streets:
+    from spatial_index import LineIndex
     from twin_core.adapters.traffic import _node_xy
 
     nodes = pd.Index(_node_xy(links).index)
-    n = len(nodes)
-    ok = links[~links["link_id"].isin(shut)]
-    e = pd.DataFrame({"i": nodes.get_indexer(ok["from_node"]), "j": nodes.get_indexer(ok["to_node"]),
-                      "t": ok["t"].to_numpy()})
+    link_id = links["link_id"].to_numpy(object)
     road = links[~links["link_id"].str.endswith(":r")].reset_index(drop=True)
-    back_ids = set(links["link_id"])
-    fwd = ~road["link_id"].isin(shut).to_numpy()  # open from its from_node towards its to_node
-    bwd = np.array([(lid + ":r") in back_ids and (lid + ":r") not in shut for lid in road["link_id"]])
-    a = nodes.get_indexer(road["from_node"])
-    b = nodes.get_indexer(road["to_node"])
-    t = road["t"].to_numpy()
-    geoms = road.geometry.to_numpy()
-    tree = shapely.STRtree(geoms)
-    v = ACCESS_SPEED_KMH / 3.6
-    # the roads' vertices every <= 10 m, for a quick upper bound of each point's distance to its nearest road
-    dense = shapely.get_coordinates(shapely.segmentize(geoms, 10.0))
-    vtree = cKDTree(dense)
+    road_id = road["link_id"].to_numpy(object)
+    rev_id = np.array([lid + ":r" for lid in road_id], dtype=object)
+    return _Streets(len(nodes), link_id, nodes.get_indexer(links["from_node"]), nodes.get_indexer(links["to_node"]),
+                    links["t"].to_numpy(float), road_id, rev_id, _member(rev_id, set(link_id)),
+                    nodes.get_indexer(road["from_node"]), nodes.get_indexer(road["to_node"]), road["t"].to_numpy(float),
+                    LineIndex.from_shapely(road.geometry.to_numpy()))
 
-    def stand(xy):
-        """The streets by each point: its nearest and every other up to :data:`ACCESS_REACH_M` further (a
-        corner building opens onto two streets; a one-way ramp is not the only way in): (point index, road index,
-        share of the road before the point, seconds from the point to the road), one row per pair."""
-        pts = shapely.points(xy)
-        # its nearest road vertex is at most 5 m further than its nearest road: the reach covers that road too
-        d0, _ = vtree.query(xy)
-        # a building far from any road (the city's edge) opens onto the streets not much further than its nearest
-        p, k = tree.query(pts, predicate="dwithin", distance=d0 + ACCESS_REACH_M)
-        frac = shapely.line_locate_point(geoms[k], pts[p], normalized=True)
-        return p, k, frac, shapely.distance(geoms[k], pts[p]) / v
 
+def _member(ids: np.ndarray, of: set) -> np.ndarray:
+    """Whether each of ids is in the set (quicker than pandas' isin on Arrow strings)."""
+    return np.fromiter(map(of.__contains__, ids), bool, ids.shape[0])
+
+
+def _attach(streets: _Streets, xy: np.ndarray):
+    """The streets by each point: its nearest and every other up to :data:`ACCESS_REACH_M` further (a corner
+    building opens onto two streets; a one-way ramp is not the only way in): (point index, street index, share
+    of the street before the point, seconds from the point to the street), one row per pair. Shut streets are
+    left to the search: the attachment holds for every scenario of the same roads."""
+    index = streets.lines
+    d0 = index.nearest_distance(xy)
+    # a building far from any road (the city's edge) opens onto the streets not much further than its nearest
+    pairs, dist, frac = index.query_within(xy, d0 + ACCESS_REACH_M)
+    return pairs[0], pairs[1], frac, dist / (ACCESS_SPEED_KMH / 3.6)
+
+
+def _times_from(streets: _Streets, shut: set, sources, targets, n_targets: int) -> np.ndarray:
+    """Seconds from the nearest source to each target over the open links (NaN: no open road leads there).
+
+    ``sources`` and ``targets`` are the points' :func:`_attach` rows on ``streets`` (the links'
+    :class:`_Streets`): each opens onto its streets at the point of each nearest to it; a fire engine leaves
+    along one of its station's streets, either way the street is open, and reaches a building along one of the
+    building's. A shut street is no way in or out.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    n, a, b, t = streets.n, streets.a, streets.b, streets.t
+    ok = ~_member(streets.link_id, shut)
+    e = pd.DataFrame({"i": streets.i[ok], "j": streets.j[ok], "t": streets.link_t[ok]})
+    fwd = ~_member(streets.road_id, shut)  # open from its from_node towards its to_node
+    bwd = streets.has_rev & ~_member(streets.rev_id, shut)
     # every source at once: one more node (n), linked to the ends of each source's street it can drive to
-    _, k, f, off = stand(sources_xy)
-    src_k, src_f, src_off = k, f, off
+    _, k, f, off = sources
     src = [pd.DataFrame({"i": n, "j": b[k][fwd[k]], "t": (off + (1 - f) * t[k])[fwd[k]]}),
            pd.DataFrame({"i": n, "j": a[k][bwd[k]], "t": (off + f * t[k])[bwd[k]]})]
     e = pd.concat([e, *src], ignore_index=True).groupby(["i", "j"], as_index=False)["t"].min()  # parallel: quickest
     g = csr_matrix((e["t"].to_numpy() + 1e-9, (e["i"].to_numpy(), e["j"].to_numpy())), shape=(n + 1, n + 1))
     dist = dijkstra(g, directed=True, indices=n)
-    p, k, f, off = stand(targets_xy)
+    p, k, f, off = targets
     via_a = np.where(fwd[k], dist[a[k]] + f * t[k], np.inf)  # along the street from its start
     via_b = np.where(bwd[k], dist[b[k]] + (1 - f) * t[k], np.inf)  # or back from its end
     pair_t = np.minimum(via_a, via_b) + off
-    # a building on a station's own street: straight along it, the way the street is open
-    for q in np.unique(src_k):
-        on = np.flatnonzero(k == q)
-        for sf, so in zip(src_f[src_k == q], src_off[src_k == q]):
-            ahead = f[on] >= sf
-            ok_dir = np.where(ahead, fwd[q], bwd[q])
-            direct = np.where(ok_dir, so + np.abs(f[on] - sf) * t[q] + off[on], np.inf)
-            pair_t[on] = np.minimum(pair_t[on], direct)
-    out = np.full(len(targets_xy), np.inf)
+    # a building on a station's own street: straight along it, the way the street is open (every pair of a
+    # target's and a source's row on the same street)
+    _, src_k, src_f, src_off = sources
+    o = np.argsort(src_k, kind="stable")
+    sk = src_k[o]
+    on = np.zeros(len(t), bool)
+    on[src_k] = True
+    tw = np.flatnonzero(on[k])  # the target rows on a source's street
+    lo, hi = np.searchsorted(sk, k[tw], "left"), np.searchsorted(sk, k[tw], "right")
+    cnt = hi - lo
+    if cnt.any():
+        tj = np.repeat(tw, cnt)
+        si = o[np.repeat(lo, cnt) + np.arange(tj.shape[0]) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+        q = k[tj]
+        ok_dir = np.where(f[tj] >= src_f[si], fwd[q], bwd[q])
+        direct = np.where(ok_dir, src_off[si] + np.abs(f[tj] - src_f[si]) * t[q] + off[tj], np.inf)
+        np.minimum.at(pair_t, tj, direct)
+    out = np.full(n_targets, np.inf)
     np.minimum.at(out, p, pair_t)  # the quickest of its streets
     return np.where(np.isfinite(out), out, np.nan)
 
@@ -233,7 +264,9 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     links, closed, flooded = _open_links(twin, scenario, flooded_by, flood_time, depth, speeds_from)
     if progress is not None:
         progress(0.0, 2.0)
-    times = _times_from(links, closed | flooded, sxy, bxy)
+    streets = _streets(links)
+    src, tgt = _attach(streets, sxy), _attach(streets, bxy)  # the same roads for the dry and flooded searches
+    times = _times_from(streets, closed | flooded, src, tgt, len(bxy))
     ids = bld["building_id"].astype(str).to_numpy() if "building_id" in bld else np.arange(len(bld)).astype(str)
     table = pd.DataFrame({"building_id": ids, "time_s": times, "within": np.nan_to_num(times, nan=np.inf) <= limit})
     summary = {"engine": "access", "scenario": scen, "from_kind": from_kind, "stations": int(len(st)),
@@ -245,7 +278,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
                "speeds": f"traffic run {speeds_from}'s mean speeds, at most the limit" if speeds_from else
                "speed limit (free flow)"}
     if flooded_by is not None:
-        dry = _times_from(links, closed, sxy, bxy)
+        dry = _times_from(streets, closed, src, tgt, len(bxy))
         dry_in = np.nan_to_num(dry, nan=np.inf) <= limit
         table["dry_time_s"] = dry
         table["lost"] = dry_in & ~table["within"].to_numpy()
