@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from urllib.parse import urlparse
 
@@ -236,6 +237,16 @@ def test_bim_upload_shows_report_and_highlight(page, ifc_path):
     page.page.wait_for_selector("#bim-verdict", timeout=60000)
     assert "Test_box" in page.page.inner_text("#bim-verdict") or page.page.evaluate("window.__twin.bim.building_id")
     assert page.page.locator("#bim-table tr").count() >= 5
+    # the columns say what they are; a count is whole (49.00 walls, 1.00 door were shown)
+    assert page.page.eval_on_selector_all("#bim-table th", "hs => hs.map((h) => h.textContent)") == [
+        "rule", "measured", "limit", ""]
+    cells = page.page.eval_on_selector_all("#bim-table td", "ts => ts.map((c) => c.textContent)")
+    assert not [c for c in cells if re.fullmatch(r"-?\d+\.00", c)], cells
+    # the table fits the side panel (its verdict column was cut off by a long rule name)
+    over = page.page.evaluate("""() => { const right = document.getElementById('panel').getBoundingClientRect().right;
+        return Array.from(document.querySelectorAll('#bim-table td, #bim-table th'))
+          .filter((c) => c.getBoundingClientRect().right > right + 0.5).map((c) => c.textContent); }""")
+    assert not over, over
     ids = page.page.evaluate("window.__twin.layerIds.a")
     assert "bim-footprint-a" in ids and "bim-mesh-a" in ids
     page.settle(2500)  # the camera flies to the building
@@ -253,6 +264,40 @@ def test_language_switch(page):
     assert "图层" in page.page.inner_text("#layer-toggles") or "建筑" in page.page.inner_text("#layer-toggles")
     page.page.click("#lang-toggle")
     assert page.page.inner_text("#panel h3") == "Layers"
+
+
+def test_legend_says_what_the_colours_mean(page):
+    """There was no legend: buildings coloured by emergency access on a scenario without an access run were all
+    grey, with nothing to say why (nor which colour meant 'lost to the flood'); roads coloured by V/C unexplained."""
+    pg = page.page
+
+    def legend(by):
+        pg.select_option("#colour-by", by)
+        pg.wait_for_function(f"window.__twin.legend && window.__twin.legend.colourBy === {by!r}")
+        return pg.evaluate("window.__twin.legend")
+
+    try:
+        lg = legend("access")  # the small city's base has no access run
+        assert lg["notes"] and "no emergency-access run on this scenario" in lg["notes"][0], lg
+        assert "Roads V/C" in lg["items"]  # its traffic run's link loads colour the roads
+        assert "no emergency-access run" in pg.inner_text("#legend")
+        assert "residential" in legend("use")["items"]
+        lg = legend("flood")  # a flood run, but no exposure table: grey, and said so
+        assert "no flood exposure" in lg["notes"][0], lg
+        assert "building height" in legend("height")["items"] and "≥120 m" in pg.inner_text("#legend")
+        pg.click("#lang-toggle")
+        pg.wait_for_function("window.__twin.legend.items[0] === '建筑高度'")
+        assert "建筑高度" in pg.inner_text("#legend")
+        assert "住宅" in legend("use")["items"]
+        assert not re.search(r"[A-Za-z]{3,}", pg.inner_text("#legend")), pg.inner_text("#legend")
+    finally:
+        if pg.evaluate("document.documentElement.lang") != "en":
+            pg.click("#lang-toggle")
+        pg.select_option("#colour-by", "height")
+    # the inspector shows a float without its binary noise (speed_limit_kmh 50.004000000000005)
+    assert pg.evaluate("window.__twin.cellText(50.004000000000005)") == "50.004"
+    assert pg.evaluate("window.__twin.cellText(2803.6)") == "2803.6"
+    assert pg.evaluate("window.__twin.cellText(12)") == "12"
 
 
 def test_compare_view_shows_two_scenarios(page):
@@ -289,5 +334,10 @@ def test_token_sign_in_then_map_loads(browser, city):
         p.page.wait_for_function("window.__twin && window.__twin.ready && window.__twin.buildingsLoaded.a > 0",
                                  timeout=60000)
         assert p.page.inner_text("#who") == "viewer"
+        # a viewer may not start runs nor check BIM: no buttons that only answer 403
+        assert not p.page.is_visible("#sim-box") and not p.page.is_visible("#run-flood")
+        assert not p.page.is_visible("#bim-box") and not p.page.is_visible("#bim-submit")
+        p.page.click("#lang-toggle")
+        assert p.page.inner_text("#who") == "查看者"  # the role follows the language
         p.errors = [e for e in p.errors if "401" not in e]  # the first, token-less attempt
         p.close()

@@ -191,3 +191,23 @@ def test_the_openapi_schema_documents_the_readings(shared_client):
     body = json.dumps(spec["components"]["schemas"]["ReadingsIn"])
     assert '"maxItems": 10000' in body
     assert "/api/sensors/alerts" in spec["paths"]
+
+
+def test_simulated_readings_have_the_sensor_kinds_resolution(shared_client):
+    """The demo's simulated feed read 'Traffic counter 9 · 1410.918 veh/h' on the map: counters count whole
+    vehicles and people, a rain gauge reads to 0.1 mm/h, a river gauge to the centimetre."""
+    from viewer.routers.sensors import simulated_value
+
+    decimals = {"traffic_counter": 0, "crowd_counter": 0, "air_quality": 0, "rain_gauge": 1, "river_level": 2}
+    for kind, d in decimals.items():
+        for t in range(0, 600, 7):
+            v = simulated_value(f"S-{kind}-{t}", kind, float(t))
+            assert round(v, d) == v, (kind, v)
+    features = shared_client.get("/api/sensors/latest").json()["features"]
+    seen = set()
+    for f in features:
+        p = f["properties"]
+        if p["simulated"] and p["kind"] in decimals:
+            assert round(p["value"], decimals[p["kind"]]) == p["value"], p
+            seen.add(p["kind"])
+    assert {"traffic_counter", "rain_gauge", "river_level"} <= seen, seen

@@ -36,16 +36,19 @@ router = APIRouter(prefix="/api/sensors", tags=["sensors"])
 #: the most readings one POST may carry, and the largest body (bytes) it may send them in
 MAX_READINGS = 10_000
 MAX_BODY = 8 * 1024 * 1024
-#: a plausible level and swing per sensor kind (unit as in the sensors layer)
-_SIM = {"rain_gauge": (2.0, 6.0), "river_level": (1.2, 0.8), "traffic_counter": (900.0, 600.0),
-        "air_quality": (45.0, 25.0), "crowd_counter": (300.0, 250.0), "camera": (1.0, 0.0), "other": (1.0, 0.5)}
+#: a plausible level, swing and resolution (decimals) per sensor kind (unit as in the sensors layer): counters
+#: count whole vehicles and people, a rain gauge reads to 0.1 mm/h, a river gauge to the centimetre
+_SIM = {"rain_gauge": (2.0, 6.0, 1), "river_level": (1.2, 0.8, 2), "traffic_counter": (900.0, 600.0, 0),
+        "air_quality": (45.0, 25.0, 0), "crowd_counter": (300.0, 250.0, 0), "camera": (1.0, 0.0, 0),
+        "other": (1.0, 0.5, 2)}
 
 
 def simulated_value(sensor_id: str, kind: str, t: float) -> float:
-    """A smooth deterministic signal per sensor (period 10 min), for the demo feed."""
-    level, swing = _SIM.get(kind, _SIM["other"])
+    """A smooth deterministic signal per sensor (period 10 min), for the demo feed, at the kind's resolution
+    (a traffic counter read 1410.918 veh/h)."""
+    level, swing, decimals = _SIM.get(kind, _SIM["other"])
     phase = int(hashlib.sha1(sensor_id.encode()).hexdigest()[:6], 16) / 0xFFFFFF * 2 * math.pi
-    return round(max(0.0, level + swing * math.sin(2 * math.pi * t / 600.0 + phase)), 3)
+    return float(round(max(0.0, level + swing * math.sin(2 * math.pi * t / 600.0 + phase)), decimals))
 
 
 def _refresh(state):

@@ -19,6 +19,7 @@
     // last edit of each layer/raster (tile and image URLs carry it: the browser must not keep what was before),
     // the shapes drawn this session, the shown scenario's edits and the DEM's cell size (metres)
     draw: null, rev: {}, whatifShapes: {}, edits: null, demCell: null,
+    timedClosures: {},  // per traffic run's link layer (ref): whether a flood closed any of its roads for a while
     access: {},  // per scenario: its newest access run's times per building ({key, by: {id: {t, within, lost}}})
     poiKinds: [],  // the kinds of the pois layer (where an access run's vehicles can leave from)
     versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
@@ -28,6 +29,7 @@
   // ---------------------------------------------------------------- helpers
   const $ = (id) => document.getElementById(id);
   const t = (k) => (I18N[S.lang] && I18N[S.lang][k]) || (I18N.en[k]) || k;
+  function roleName(r) { const k = "role_" + r, v = t(k); return v === k ? String(r) : v; }
   function headers() { return S.token ? {Authorization: "Bearer " + S.token} : {}; }
   // the server's "detail" as one readable line (a string, or FastAPI's list of {loc, msg})
   function detailText(d) {
@@ -82,7 +84,8 @@
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
     renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts(); renderWhatif();
-    if (S.scene) fillScenarioSelects();
+    if (S.role) $("who").textContent = roleName(S.role);
+    if (S.scene) { fillScenarioSelects(); renderLegend(); }
   }
 
   // ---------------------------------------------------------------- colours
@@ -138,6 +141,78 @@
     const fields = scenario !== "base" && "capacity_vph" in cols
       ? "&fields=" + ["link_id", "road_class", "lanes", "capacity_vph"].filter((c) => c in cols).join(",") : "";
     return "?scenario=" + encodeURIComponent(scenario) + fields + revQ(scenario, "road_links");
+  }
+  // ---------------------------------------------------------------- legend
+  // what the buildings' and the roads' colours mean, under "colour buildings by"; a scenario without the run a
+  // colouring needs (its buildings stay grey) is named, so grey does not read as "safe" or "unreachable"
+  const rgb = (c) => `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+  function renderLegend() {
+    const box = $("legend");
+    if (!box || !S.scene) return;
+    const shown = S.compare && S.scenarioB && S.scenarioB !== S.scenarioA ? [S.scenarioA, S.scenarioB] : [S.scenarioA];
+    const by = S.colourBy;
+    const has = (sc) => by === "access" ? !!accessResult(sc) : by === "flood" ? !!exposureResult(sc) : true;
+    const lacking = shown.filter((sc) => !has(sc));
+    const roadsOn = S.visible.road_links && !!(S.scene.layers.road_links || shown.some((sc) => linkResult(sc)));
+    const roads = roadsOn && shown.some((sc) => linkResult(sc));  // coloured by a traffic run's load
+    const closed = roadsOn && shown.some((sc) => sc !== "base");  // a scenario's closures (what-if "close roads")
+    // a run whose roads the flood closed for a while (magenta while under water, on the trips' clock)
+    const floodClosed = roads && shown.some((sc) => linkResult(sc) && S.timedClosures[linkResult(sc).ref]);
+    const water = S.visible.flood && shown.some((sc) => floodResult(sc));  // the server's "depth" style (imaging.py)
+    const k = JSON.stringify([S.lang, by, shown, lacking, roads, closed, floodClosed, water, S.results.length]);
+    if (k === renderLegend.key) return;
+    renderLegend.key = k;
+    box.innerHTML = "";
+    const items = [], notes = [];
+    const row = (cls) => { const d = document.createElement("div"); d.className = "lg-row" + (cls ? " " + cls : ""); box.appendChild(d); return d; };
+    const swatch = (parent, colour, label) => {
+      const s = document.createElement("span"); s.className = "lg-item";
+      const c = document.createElement("i"); c.className = "lg-swatch"; c.style.background = rgb(colour);
+      s.appendChild(c); s.appendChild(document.createTextNode(label)); parent.appendChild(s); items.push(label);
+    };
+    const ramp = (title, colours, lo, hi) => {
+      const r = row("lg-ramp");
+      const h = document.createElement("span"); h.textContent = title; r.appendChild(h); items.push(title);
+      const bar = document.createElement("span"); bar.className = "lg-bar";
+      bar.style.background = `linear-gradient(to right, ${colours.map(rgb).join(", ")})`;
+      const a = document.createElement("span"); a.textContent = lo;
+      const b = document.createElement("span"); b.textContent = hi;
+      const line = document.createElement("div"); line.className = "lg-scale";
+      line.appendChild(a); line.appendChild(bar); line.appendChild(b); r.appendChild(line);
+    };
+    // the scenarios that have the run (a command-centre viewer cannot start one, but can switch to them)
+    const withRun = (pick) => Array.from(new Set(S.results.filter(pick).map((r) => r.scenario))).filter((sc) => !shown.includes(sc));
+    const note = (key, pick) => {
+      const n = row("lg-note");
+      const names = shown.length > 1 ? " · " + lacking.map(scenarioName).join(", ") : "";
+      const others = withRun(pick);
+      n.textContent = t(key) + names + (others.length ? " · " + t("lgHasRun") + ": " + others.slice(0, 5).map(scenarioName).join(", ") : "");
+      notes.push(n.textContent);
+    };
+    if (by === "height") ramp(t("lgHeight"), [0, 40, 80, 120].map(heightColour), "0 m", "≥120 m");
+    else if (by === "use") {
+      const r = row();
+      Object.keys(USE_COLOURS).forEach((u) => swatch(r, USE_COLOURS[u], t("use_" + u)));
+      swatch(r, [190, 190, 190], t("use_other"));
+    } else if (by === "flood") {
+      if (lacking.length < shown.length) ramp(t("lgExposure"), [0, 0.5, 1].map((x) => [80 + 175 * x, 180 - 150 * x, 230 - 200 * x]), "0 m", "≥1 m");
+      if (lacking.length) note("lgNoFlood", (r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name));
+    } else if (by === "access") {
+      if (lacking.length < shown.length) {
+        const r = row();
+        swatch(r, [60, 185, 95], t("lgWithin")); swatch(r, [240, 150, 40], t("lgBeyond"));
+        swatch(r, [230, 40, 210], t("lgLost")); swatch(r, [200, 30, 40], t("lgNoRoad"));
+      }
+      if (lacking.length) note("lgNoAccess", (r) => r.kind === "table" && r.name === "access_buildings");
+    }
+    if (water) ramp(t("flood"), [[160, 220, 255], [60, 150, 240], [10, 40, 160]], "0.01 m", "≥2 m");
+    if (roads) ramp(t("road_vc"), [0, 0.4, 0.8, 1.2].map((v) => vcColour(v)), "0", "≥1.2");
+    if (closed || floodClosed) {
+      const r = row();
+      if (closed) swatch(r, CLOSED_COLOUR, t("lgClosed"));
+      if (floodClosed) swatch(r, FLOOD_CLOSED_COLOUR, t("lgFloodClosed"));
+    }
+    T.legend = {colourBy: by, items, notes};
   }
   const SENSOR_COLOURS = {ok: [80, 220, 120, 255], warn: [255, 200, 60, 255], alarm: [255, 60, 60, 255], unknown: [160, 160, 160, 255]};
 
@@ -229,6 +304,13 @@
         d.rows.forEach((r) => { m[r.building_id] = r[vcol]; });
         S.exposure[scenario] = m;
       }));
+    }
+    const lr = linkResult(scenario);
+    if (lr && lr.ref && S.timedClosures[lr.ref] === undefined) {  // for the legend: any road closed by the flood?
+      S.timedClosures[lr.ref] = false;
+      jobs.push(api(`/api/layers/${encodeURIComponent(lr.ref)}/features?filter=closed_from_s%3E%3D0&columns=link_id&limit=1`)
+        .then((d) => { S.timedClosures[lr.ref] = !!(d.features && d.features.length); renderLegend(); })
+        .catch(() => { /* a load layer without timed closures */ }));
     }
     const ac = accessResult(scenario);
     if (ac && !(S.access[scenario] && S.access[scenario].key === key(ac))) {
@@ -496,6 +578,7 @@
   }
   function render() {
     if (!S.scene) return;
+    renderLegend();
     if (!T.decks.a) makeDeck("a");
     T.decks.a.setProps({layers: layersFor(S.scenarioA, "a")});
     if (S.compare) {
@@ -558,12 +641,20 @@
       Object.entries(rows).forEach(([k, v]) => {
         const tr = document.createElement("tr");
         const a = document.createElement("td"); a.textContent = k;
-        const b = document.createElement("td"); b.textContent = v === null || v === undefined ? "-" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+        const b = document.createElement("td"); b.textContent = cellText(v);
         tr.appendChild(a); tr.appendChild(b); tbl.appendChild(tr);
       });
       body.appendChild(tbl);
     } catch (e) { showError(e); }
   }
+
+  // an attribute as the inspector shows it: a float without its binary noise (speed_limit_kmh 50.004000000000005)
+  function cellText(v) {
+    if (v === null || v === undefined) return "-";
+    if (typeof v === "number") return Number.isInteger(v) || !isFinite(v) ? String(v) : String(parseFloat(v.toPrecision(12)));
+    return typeof v === "object" ? JSON.stringify(v) : String(v);
+  }
+  T.cellText = cellText;
 
   function renderInspectHint() {
     const body = $("inspect-body");
@@ -902,9 +993,14 @@
     const v = el("div", `${r.building.building_id}: ${r.passed ? t("passed") : t("notPassed")}`, r.passed ? "pass" : "fail");
     v.id = "bim-verdict";
     const tbl = el("table"); tbl.id = "bim-table";
+    const head = el("tr", undefined, "head");  // which number is measured and which the limit
+    [t("rule"), t("measured"), t("limit"), ""].forEach((c) => head.appendChild(el("th", c)));
+    tbl.appendChild(head);
     (r.report.results || []).forEach((x) => {
       const tr = el("tr", undefined, x.passed ? "pass" : "fail");
-      const num = (n) => (n === null || n === undefined ? "-" : (isFinite(Number(n)) ? Number(n).toFixed(2) : String(n)));
+      // a count stays whole (49 walls, not 49.00), a measure to 2 decimals
+      const num = (n) => (n === null || n === undefined ? "-" : (isFinite(Number(n)) && String(n).trim() !== ""
+        ? (Number.isInteger(Number(n)) ? String(Number(n)) : Number(n).toFixed(2)) : String(n)));
       [String(x.rule), num(x.measured), x.limit === null || x.limit === undefined ? "-" : String(x.limit), x.passed ? "✓" : "✗"]
         .forEach((c) => tr.appendChild(el("td", c)));
       tbl.appendChild(tr);
@@ -1448,8 +1544,12 @@
     applyI18n();
     try {
       const [who, scene] = await Promise.all([api("/api/whoami"), api("/api/scene")]);
-      $("who").textContent = who.role;
+      S.role = who.role;
+      $("who").textContent = roleName(who.role);
       S.can = who.can || [];
+      // only what the role may do: a viewer has no runs to start, only a regulator or admin checks BIM
+      $("sim-box").hidden = !S.can.includes("simulate");
+      $("bim-box").hidden = !S.can.includes("bim");
       $("token-box").hidden = !S.token;
       S.scene = scene;
       S.results = S.scene.results;

@@ -36,7 +36,13 @@ window.TWIN_I18N = {
     goneElsewhere: "情景“{name}”已在别处删除：现显示基准城市", newRunsElsewhere: "别处完成的新模拟：{runs}（可在时间轴中选择）",
     roadsClosedN: "封闭 {n} 条道路", leveeAdded: "堤防已加入：抬高 {d} 米", cells: "栅格", features: "个要素",
     op_close_roads: "封闭道路", op_raise_ground: "抬高地面", op_patch_raster: "修改栅格", op_add: "新增要素",
-    op_remove: "删除要素", op_modify: "修改要素", op_set_param: "参数", created: "已新建情景", runToSee: "运行模拟查看其影响"
+    op_remove: "删除要素", op_modify: "修改要素", op_set_param: "参数", created: "已新建情景", runToSee: "运行模拟查看其影响",
+    role_viewer: "查看者", role_planner: "规划师", role_regulator: "审查员", role_sensor: "传感器接入", role_admin: "管理员",
+    lgHeight: "建筑高度", lgExposure: "建筑处最大水深", lgNoFlood: "本情景尚无建筑洪涝暴露结果（建筑为灰色）",
+    lgNoAccess: "本情景尚无应急可达性结果（建筑为灰色）", lgHasRun: "已有结果的情景", rule: "规则", measured: "实测", limit: "限值", lgWithin: "响应时间内可达",
+    lgBeyond: "超出响应时间", lgLost: "因积水失去可达", lgNoRoad: "无道路可达", lgClosed: "封闭", lgFloodClosed: "积水封闭",
+    use_residential: "住宅", use_commercial: "商业", use_office: "办公", use_industrial: "工业", use_public: "公共",
+    use_school: "学校", use_hospital: "医院", use_mixed: "混合", use_other: "其他"
   },
   en: {
     title: "RongTwin one map", scenario: "Scenario", compare: "Compare", layers: "Layers", colourBy: "Colour buildings by",
@@ -78,6 +84,13 @@ window.TWIN_I18N = {
     newRunsElsewhere: "new runs made elsewhere: {runs} (in the time bar)",
     roadsClosedN: "{n} roads closed", leveeAdded: "levee added: ground raised {d} m", cells: "cells", features: "features",
     op_close_roads: "close roads", op_raise_ground: "raise ground", op_patch_raster: "raster patch", op_add: "add features",
-    op_remove: "remove features", op_modify: "modify features", op_set_param: "parameter", created: "scenario created", runToSee: "run a simulation to see what it changes"
+    op_remove: "remove features", op_modify: "modify features", op_set_param: "parameter", created: "scenario created", runToSee: "run a simulation to see what it changes",
+    role_viewer: "viewer", role_planner: "planner", role_regulator: "regulator", role_sensor: "sensor feed", role_admin: "admin",
+    lgHeight: "building height", lgExposure: "peak water depth at the building", lgNoFlood: "no flood exposure of the buildings on this scenario yet (buildings grey)",
+    lgNoAccess: "no emergency-access run on this scenario yet (buildings grey)", lgHasRun: "there is one on", rule: "rule", measured: "measured", limit: "limit",
+    lgWithin: "reached within the response time", lgBeyond: "beyond the response time", lgLost: "lost to the flood",
+    lgNoRoad: "no road to it", lgClosed: "closed", lgFloodClosed: "closed by flood water",
+    use_residential: "residential", use_commercial: "commercial", use_office: "office", use_industrial: "industrial",
+    use_public: "public", use_school: "school", use_hospital: "hospital", use_mixed: "mixed", use_other: "other"
   }
 };
