@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from spatial_index._kernels import _cell, point_segment_distance
+from spatial_index._kernels import _cell, _pt_dist, point_segment_distance
 
 
 @njit(cache=True)
@@ -59,13 +59,6 @@ def segment_boxes(x, y, seg_a):
         out[s, 2] = max(x[j], x[j + 1])
         out[s, 3] = max(y[j], y[j + 1])
     return out
-
-
-@njit(cache=True, inline="always")
-def _seg_len(ax, ay, bx, by):
-    dx = ax - bx
-    dy = ay - by
-    return np.sqrt(dx * dx + dy * dy)
 
 
 @njit(cache=True, inline="always")
@@ -165,7 +158,7 @@ def segment_measures(x, y, line_off, seg_a, seg_line):
         if j == line_off[l]:
             line_len[l] = 0.0
         seg_start[s] = line_len[l]
-        line_len[l] += _seg_len(x[j], y[j], x[j + 1], y[j + 1])
+        line_len[l] += _pt_dist(x[j], y[j], x[j + 1], y[j + 1])
     return seg_start, line_len
 
 
@@ -254,7 +247,7 @@ def lines_within(xy, rad, x, y, seg_a, seg_line, seg_start, line_len, gx0, gy0, 
                     ay = y[j]
                     bx = x[j + 1]
                     by = y[j + 1]
-                    m = _nearest_measure(px, py, ax, ay, bx, by, seg_start[bs], _seg_len(ax, ay, bx, by))
+                    m = _nearest_measure(px, py, ax, ay, bx, by, seg_start[bs], _pt_dist(ax, ay, bx, by))
                     out_p[b + o] = i
                     out_l[b + o] = l
                     out_d[b + o] = bd
