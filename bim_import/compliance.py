@@ -158,6 +158,9 @@ def load_rules(path: str | os.PathLike) -> RuleSet:
             d = yaml.safe_load(fh)
     except yaml.YAMLError as exc:
         raise RuleError(f"rules file {p!r} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RuleError(f"rules file {p!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start}); save it as UTF-8, e.g. iconv -f GBK -t UTF-8 rules.yaml > utf8.yaml") from None
     return RuleSet.from_dict(d, base_dir=os.path.dirname(os.path.abspath(p)))
 
 

@@ -547,6 +547,13 @@ class Scenario:
             if not inside.any():
                 raise ScenarioError("the polygon covers no cell centre of the raster; use a larger polygon or bounds")
             new = np.where(inside, new, current)
+        big = np.isfinite(new) & (np.abs(new) > np.finfo("float32").max)
+        if big.any():  # float32 would make them +-inf: a DEM with infinite ground
+            raise ScenarioError(
+                f"the edit would give {int(big.sum())} cell(s) of {name!r} values beyond the float32 range "
+                f"(+-3.4e38) rasters are stored in, e.g. {float(new[big][0]):.6g}{unit}; give a delta or values "
+                "of a real height"
+            )
         buf = io.BytesIO()
         np.save(buf, new.astype("float32"), allow_pickle=False)
         key = f"scenario/{self.name}/{name}/{_now()}.npy"
@@ -733,6 +740,12 @@ def _check_geometries(layer: str, gdf, idf: str, geometry_type: str | None, *, r
     if bad.any():
         raise ScenarioError(f"feature {ids[at[bad][0]]!r} for {layer!r} has coordinates that are not finite numbers; "
                             "check its CRS (they must be in the twin's CRS, or lon/lat through the map)")
+    invalid = ~missing & ~shapely.is_valid(geoms)
+    if invalid.any():  # a bow-tie building: areas, overlays and the flood's rasterising go wrong on it later
+        k = int(np.flatnonzero(invalid)[0])
+        raise ScenarioError(f"feature {ids[k]!r} for {layer!r} has an invalid geometry: "
+                            f"{shapely.is_valid_reason(geoms[k])}; redraw it so that it does not cross itself, or "
+                            "repair it first (shapely.make_valid)")
 
 
 def _cast_like(series: pd.Series, value: str):

@@ -381,7 +381,11 @@ def _cast(series: pd.Series, f: Field, layer: str, ids: pd.Series | None = None)
             return _to_int(series, f, layer, ids)
         if f.dtype == "float64":
             num = _numeric(series, f, layer, ids)
-            return pd.Series(num.to_numpy(dtype="float64", na_value=np.nan), index=series.index)
+            out = pd.Series(num.to_numpy(dtype="float64", na_value=np.nan), index=series.index)
+            inf = np.isinf(out.to_numpy())
+            if inf.any():  # NaN is null (allowed where the field is optional); inf is no measurement
+                _refuse(series, inf, f, layer, ids, "are infinite")
+            return out
         if f.dtype == "bool":
             return _to_bool(series, f, layer, ids)
         if f.dtype == "str":

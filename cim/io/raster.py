@@ -30,6 +30,11 @@ def read_geotiff(path: str | os.PathLike, *, crs: Any = None, band: int = 1) -> 
             src_crs = ds.crs
             transform, nodata = ds.transform, ds.nodata
     except rasterio.errors.RasterioIOError as exc:
+        if exc.__cause__ is not None:  # a failed read: the header opened, the cells did not (a cut-short file)
+            raise ImportFormatError(
+                f"cannot read the cells of {p} ({exc.__cause__}): the file is damaged or cut short; copy or "
+                "export it again (gdalinfo -checksum FILE reads every cell) and import that"
+            ) from exc
         raise ImportFormatError(f"cannot read {p} as a raster ({exc}); give a GeoTIFF") from exc
     if src_crs is None:
         if crs is None:
@@ -108,14 +113,74 @@ def reproject_raster(r: Raster, dst_crs: Any, *, resolution: float | None = None
 
 def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None, unit: str | None = None,
                   resolution: float | None = None) -> Raster:
-    """Import a GeoTIFF into the store, warped to the twin CRS if needed."""
+    """Import a GeoTIFF into the store, warped to the twin CRS if needed.
+
+    Refused: a unit other than a declared raster class's (``dem`` is in m), a grid outside the area of
+    its CRS or of the twin's CRS, a damaged file. A grid far from the twin's extent, or one without
+    nodata that holds a common nodata mark (-9999 ...), is imported with a :class:`TwinWarning`.
+    """
+    from cim.io.vector import _check_area_of_use, _check_in_twin_area, _warn_if_far_bounds
+
+    _check_unit(name, unit)
     r = read_geotiff(path, crs=crs)
     if store.crs is None:
         raise CRSError(f"the store {store.uri} has no CRS; create it with crs='EPSG:4544'")
+    _warn_undeclared_nodata(Path(path).name, r)
+    # as for vector layers: a grid outside its own CRS's area or the twin's is refused (its CRS is wrong, or
+    # it is another city's), one far from the twin's extent draws a warning
+    src_crs = resolve_crs(r.crs)
+    _check_area_of_use(np.asarray(r.bounds, dtype="float64"), src_crs)
+    _check_in_twin_area(np.asarray(r.bounds, dtype="float64"), src_crs, resolve_crs(store.crs))
     r = reproject_raster(r, store.crs, resolution=resolution)
+    _warn_if_far_bounds(store, name, np.asarray(r.bounds, dtype="float64"), f"the {r.shape[0]} x {r.shape[1]} cells",
+                        replacing=True)
     r.unit = unit or r.unit
     store.write_raster(name, r)
     return r
+
+
+#: values GIS tools write for missing cells; a grid holding one with no nodata declared most likely means it
+_NODATA_MARKERS = (-9999.0, -99999.0, -32768.0, -32767.0, float(np.finfo("float32").min))
+
+
+def _warn_undeclared_nodata(file: str, r: Raster) -> None:
+    """Warn when a raster declares no nodata but holds a common nodata marker (-9999 ...): imported as values,
+    those cells become 9999 m pits in a DEM."""
+    from twin_core.errors import TwinWarning, twin_warn
+
+    if r.nodata is not None or not np.issubdtype(r.data.dtype, np.number):
+        return
+    for v in _NODATA_MARKERS:
+        n = int(np.count_nonzero(r.data == v))
+        if n:
+            twin_warn(f"{file} declares no nodata value, but {n} cell(s) hold {v:.9g}, a common mark for missing "
+                      f"data; they are imported as values. If they are missing data, declare it (gdal_edit.py "
+                      f"-a_nodata {v:.9g} {file}) and import again", TwinWarning)
+            return
+
+
+_UNIT_ALIASES = {"m": {"m", "metre", "metres", "meter", "meters"}}
+
+
+def _norm_unit(u: str) -> str:
+    return "".join(ch for ch in u.lower() if ch not in " ()")
+
+
+def _check_unit(name: str, unit: str | None) -> None:
+    """Refuse a unit other than the one a declared raster class (``dem`` in m ...) holds: the engines read
+    the values in the declared unit, so a DEM in feet would be taken as metres."""
+    from cim.schema import RASTER_CLASSES
+
+    rc = RASTER_CLASSES.get(name)
+    if rc is None or not rc.unit or unit is None:
+        return
+    if _norm_unit(unit) in {_norm_unit(a) for a in _UNIT_ALIASES.get(rc.unit, {rc.unit})}:
+        return
+    raise RasterError(
+        f"raster {name!r} holds {rc.description or name} in {rc.unit}, but the unit given is {unit!r}; convert the "
+        f"values to {rc.unit} first (e.g. feet to metres: gdal_calc.py -A in.tif --calc='A*0.3048' --outfile out.tif) "
+        f"and import with unit {rc.unit!r}, or import under another name"
+    )
 
 
 def export_raster(store_or_raster, name_or_path, path: str | os.PathLike | None = None) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 
 from cim.crs import resolve_crs, to_twin_crs, transformer
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
@@ -41,15 +42,94 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
     p = Path(path)
     if not p.exists():
         raise ImportFormatError(f"{p} does not exist")
+    if p.is_dir() and p.suffix.lower() != ".gdb":  # GDAL would read the first Shapefile in it, whichever that is
+        raise ImportFormatError(f"{p} is a folder; give the file to import, e.g. {p / 'roads.shp'} (a File "
+                                "Geodatabase folder, *.gdb, is read as one dataset)")
     try:
         if p.suffix.lower() in (".parquet", ".geoparquet"):
             return gpd.read_parquet(p)
-        return pyogrio.read_dataframe(p, layer=layer)
+        if layer is None:
+            layer = _only_layer(p)
+        gdf = pyogrio.read_dataframe(p, layer=layer)
+    except _ManyLayers:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(
+            f"cannot read {p}: its text is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8 (GeoJSON must be UTF-8), e.g. iconv -f GBK -t UTF-8 in.geojson > out.geojson"
+        ) from exc
     except Exception as exc:  # GDAL/arrow raise many types; all mean "cannot read"
         raise ImportFormatError(
             f"cannot read {p} as a vector file ({type(exc).__name__}: {str(exc).strip()[:200]}); "
             "give a GeoJSON, Shapefile, GeoPackage or GeoParquet file that GDAL can open"
         ) from exc
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise ImportFormatError(
+            f"{p.name} has no geometry (GDAL read {len(gdf.columns)} plain column(s): {list(gdf.columns)[:10]}); "
+            "give a file with geometries, e.g. make a GeoJSON or GeoPackage from a table of coordinates with "
+            "ogr2ogr out.gpkg in.csv -oo X_POSSIBLE_NAMES=lon -oo Y_POSSIBLE_NAMES=lat -a_srs EPSG:4326"
+        )
+    if p.suffix.lower() == ".shp":
+        _check_shapefile_encoding(p, gdf)
+    return gdf
+
+
+class _ManyLayers(ImportFormatError):
+    pass
+
+
+def _only_layer(p: Path):
+    """The layer to read from a file when none is named: its one layer, or its one layer with geometries.
+    A file of several layers with geometries is refused: GDAL would read the first, whichever that is."""
+    import pyogrio
+
+    try:
+        layers = pyogrio.list_layers(p)
+    except Exception:  # noqa: BLE001 - not readable: read_dataframe says why
+        return None
+    if len(layers) <= 1:
+        return None
+    spatial = [str(n) for n, g in layers if g is not None]
+    if len(spatial) == 1:
+        return spatial[0]
+    names = spatial or [str(n) for n, _ in layers]
+    raise _ManyLayers(
+        f"{p.name} holds {len(names)} layers {names[:10]}{' ...' if len(names) > 10 else ''}; name the one to "
+        "import with --layer NAME (layer=...)"
+    )
+
+
+def _check_shapefile_encoding(p: Path, gdf) -> None:
+    """Refuse a Shapefile whose text is not ASCII and whose encoding nothing declares (no .cpg file, no
+    language driver id in the .dbf): GDAL then reads it as Latin-1, which turns GBK or UTF-8 Chinese text
+    into mojibake ('避难所' in GBK becomes '±ÜÄÑËù') without a word."""
+    if any(p.with_suffix(ext).exists() for ext in (".cpg", ".CPG")):
+        return
+    dbf = next((p.with_suffix(ext) for ext in (".dbf", ".DBF") if p.with_suffix(ext).exists()), None)
+    if dbf is None:
+        return
+    with open(dbf, "rb") as fh:
+        head = fh.read(32)
+    if len(head) < 32 or head[29] != 0:  # byte 29: the language driver id, which names a code page
+        return
+    for col in gdf.columns:
+        if col == gdf.geometry.name or not (pd.api.types.is_string_dtype(gdf[col]) or gdf[col].dtype == object):
+            continue
+        for v in gdf[col]:
+            if isinstance(v, str) and not v.isascii():
+                raw = v.encode("latin-1", errors="replace")
+                reads = []
+                for enc in ("utf-8", "gbk"):
+                    try:
+                        reads.append(f"{raw.decode(enc)!r} in {enc.upper()}")
+                    except UnicodeDecodeError:
+                        pass
+                as_ = f" (it reads as {' or '.join(reads)})" if reads else ""
+                raise ImportFormatError(
+                    f"{p.name} does not say how its text is encoded (no {p.with_suffix('.cpg').name} file) and its "
+                    f"field {col!r} holds non-ASCII text such as {v!r} as read in Latin-1{as_}; write the encoding "
+                    f"into {p.with_suffix('.cpg').name} (e.g. GBK, UTF-8 or ISO-8859-1, one line) and import again"
+                )
 
 
 def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: Mapping[str, str] | None = None,
@@ -89,7 +169,28 @@ def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: M
     allowed = {fc.geometry_type, fc.geometry_type.replace("Multi", "")}
     if not kinds <= allowed:
         raise SchemaError(f"feature class {fc.name!r} holds {fc.geometry_type} geometries; the input has {sorted(kinds)}")
+    _check_valid(gdf, fc)
     return gdf
+
+
+def _check_valid(gdf, fc: FeatureClass) -> None:
+    """Refuse invalid geometries (self-intersecting polygons, lines of one point ...): areas, overlays and the
+    engines' rasterising go wrong on them, far from the import that let them in."""
+    import shapely
+
+    geoms = gdf.geometry.values
+    bad = np.flatnonzero(~shapely.is_valid(geoms))
+    if not len(bad):
+        return
+    i = int(bad[0])
+    where = f"feature {i + 1} of {len(gdf)}"
+    if fc.id_field in gdf.columns and not pd.isna(gdf[fc.id_field].iloc[i]):
+        where += f" ({fc.id_field} {gdf[fc.id_field].iloc[i]!r})"
+    raise SchemaError(
+        f"layer {fc.name!r}: {len(bad)} feature(s) have invalid geometry, e.g. {where}: "
+        f"{shapely.is_valid_reason(geoms[i])}. Fix them in the source (QGIS: Fix Geometries; PostGIS: "
+        "ST_MakeValid; Python: shapely.make_valid) and import again"
+    )
 
 
 def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_map: Mapping[str, str] | None = None,
@@ -101,8 +202,10 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
     ``crs=``. Source fields named in ``drop`` are left out, then ``field_map``
     renames source fields to the class's. With ``mode="append"`` features whose
     id is already in the layer are refused. Data far from the twin's extent is
-    imported with a :class:`TwinWarning`. Returns the number of features
-    written. Nothing is written if any step fails.
+    imported with a :class:`TwinWarning`. A file without features (it would
+    empty the layer), of several layers with none named, or with invalid
+    geometries is refused. Returns the number of features written. Nothing
+    is written if any step fails.
     """
     twin_crs = store.crs
     if twin_crs is None:
@@ -111,6 +214,12 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
     fc = feature_class if feature_class in FEATURE_CLASSES else None
     if fc is None and name is None:
         raise SchemaError(f"unknown feature class {feature_class!r}; choose one of {sorted(FEATURE_CLASSES)}")
+    if not len(gdf):
+        raise ImportFormatError(
+            f"{Path(path).name} holds no features{f' in layer {layer!r}' if layer is not None else ''}; nothing "
+            f"was imported and {name or feature_class!r} is left as it was. Check the file (or --layer), or "
+            "delete the layer on purpose (store.delete_layer) rather than importing an empty file over it"
+        )
     gdf = prepare_layer(gdf, fc, twin_crs, field_map=field_map, source_crs=crs, allow_extra=allow_extra, drop=drop)
     target = name or feature_class
     _warn_if_far(store, target, gdf, replacing=mode == "replace")
@@ -219,16 +328,21 @@ def _twin_extent(store, skip: str | None):
 def _warn_if_far(store, name: str, gdf, *, replacing: bool) -> None:
     """Warn (:class:`TwinWarning`) when the data lies further from the twin's extent than the extent is wide
     (at least 10 km): valid coordinates, but probably the wrong area or a wrong source CRS."""
+    if len(gdf):
+        _warn_if_far_bounds(store, name, gdf.total_bounds, f"the {len(gdf)} feature(s)", replacing=replacing)
+
+
+def _warn_if_far_bounds(store, name: str, b, what: str, *, replacing: bool) -> None:
+    """:func:`_warn_if_far` for bounds ``b`` in the twin CRS (``what``: the data, for the message)."""
     ext = _twin_extent(store, name if replacing else None)
-    if ext is None or not len(gdf):
+    if ext is None:
         return
-    b = gdf.total_bounds
     dx = max(ext[0] - b[2], b[0] - ext[2], 0.0)
     dy = max(ext[1] - b[3], b[1] - ext[3], 0.0)
     gap = float(np.hypot(dx, dy))
     if gap > max(ext[2] - ext[0], ext[3] - ext[1], _FAR_M):
         twin_warn(
-            f"the {len(gdf)} feature(s) for {name!r} lie {gap / 1000:.1f} km from the twin's extent "
+            f"{what} for {name!r} lie {gap / 1000:.1f} km from the twin's extent "
             f"{_fmt_box(ext)} (their bounds: {_fmt_box(b)} in {store.crs}); if they should be inside it, check "
             "the source CRS (--crs / crs= or the file's .prj)",
             TwinWarning, stacklevel=3,

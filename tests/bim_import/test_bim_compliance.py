@@ -119,6 +119,24 @@ def test_bad_rules(tmp_path, boxes):
         check_compliance(boxes["ok"][0], {"rules": {"max_far": 2}})
 
 
+
+def test_rules_file_not_in_utf8_says_so_and_what_to_do(tmp_path):
+    from bim_import.compliance import load_rules
+
+    p = tmp_path / "r.yaml"
+    p.write_bytes("name: 避难所住宅\nrules:\n  max_height_m: 24\n".encode("gbk"))  # saved by a GBK-locale editor
+    with pytest.raises(RuleError, match=r"is not UTF-8 text \(byte 0x.. at offset 6\); save it as UTF-8"):
+        load_rules(p)
+
+
+def test_an_ids_file_that_is_not_xml_is_refused_naming_it(boxes, tmp_path):
+    from bim_import.compliance import check_compliance
+
+    ids = tmp_path / "cut.ids"
+    ids.write_text("<ids><specifications>")  # cut short
+    with pytest.raises(RuleError, match=r"the IDS file '.*cut\.ids' cannot be read: .*XML"):
+        check_compliance(boxes["ok"][0], {"ids": str(ids), "parcel": {"polygon": PARCEL}})
+
 def test_cli_check_bim(boxes, tmp_path):
     from typer.testing import CliRunner
 

@@ -16,7 +16,7 @@ import geopandas as gpd
 from cim.io.raster import import_raster
 from cim.io.vector import import_vector, read_vector
 from cim.schema import conform
-from twin_core.errors import CRSError, FieldError, RasterError, SchemaError, TwinWarning
+from twin_core.errors import CRSError, FieldError, ImportFormatError, RasterError, SchemaError, TwinWarning
 
 LON, LAT = 104.0665, 30.6574  # Tianfu Square
 LINE = shapely.LineString([(LON, LAT), (LON + 0.01, LAT)])
@@ -220,3 +220,117 @@ def test_values_beyond_float32_are_refused_not_made_infinite(store, tmp_path):
     with pytest.raises(RasterError, match=r"beyond the float32 range.*row 1, col 2.*-a_nodata"):
         import_raster(store, src, "dem")
     assert not store.has_raster("dem")
+
+
+# -- inputs that must not reach the twin (bad-input audit) -------------------------------------------
+def test_a_file_without_features_is_refused_and_the_layer_kept(store, tmp_path):
+    import_vector(store, pois(tmp_path / "a.geojson", ["p1", "p2"]), "pois")
+    empty = tmp_path / "empty.gpkg"  # the right fields, no rows: replacing would empty the layer
+    gpd.GeoDataFrame({"poi_id": pd.Series([], dtype=str), "kind": pd.Series([], dtype=str)},
+                     geometry=gpd.GeoSeries([], crs="EPSG:4326")).to_file(empty)
+    nofeat = tmp_path / "nofeat.geojson"
+    nofeat.write_text('{"type": "FeatureCollection", "features": []}')
+    for src, mode in ((empty, "replace"), (nofeat, "replace"), (empty, "append")):
+        with pytest.raises(ImportFormatError, match=rf"{src.name} holds no features; nothing was imported and "
+                                                    r"'pois' is left as it was"):
+            import_vector(store, src, "pois", mode=mode)
+    assert store.read_layer("pois")["poi_id"].tolist() == ["p1", "p2"]
+
+
+@pytest.mark.parametrize("geom,why", [
+    (shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)]), "Self-intersection"),  # a bow tie
+    (shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(20, 20), (25, 20), (25, 25), (20, 25)]]),
+     "Hole lies outside shell"),
+])
+def test_invalid_polygons_are_refused_naming_the_feature_and_the_fix(store, tmp_path, geom, why):
+    import_vector(store, pois(tmp_path / "a.geojson", ["p1"]), "pois")
+    x0, y0 = 409900.0, 3391000.0
+    ok = shapely.box(x0, y0, x0 + 10, y0 + 10)
+    src = tmp_path / "b.gpkg"
+    gpd.GeoDataFrame({"building_id": ["B1", "B2"], "height_m": [10.0, 12.0]},
+                     geometry=[ok, shapely.affinity.translate(geom, x0, y0)], crs="EPSG:4544").to_file(src)
+    with pytest.raises(SchemaError, match=rf"layer 'buildings': 1 feature\(s\) have invalid geometry, e\.g\. feature 2 "
+                                          rf"of 2 \(building_id 'B2'\): {why}.*ST_MakeValid"):
+        import_vector(store, src, "buildings")
+    assert not store.has_layer("buildings") and store.read_layer("pois")["poi_id"].tolist() == ["p1"]
+
+
+def test_infinite_numbers_are_refused_naming_the_feature(store, tmp_path):
+    src = geojson(tmp_path / "inf.geojson", [{"building_id": "B1", "height_m": 10}, {"building_id": "B2",
+                                             "height_m": "inf"}], {"type": "Polygon", "coordinates": SQUARE})
+    with pytest.raises(SchemaError, match=r"field 'height_m' must be a number.*1 value\(s\) are infinite, e\.g\. "
+                                          r"'inf' at feature 2 of 2 \(building_id 'B2'\)"):
+        import_vector(store, src, "buildings")
+    assert not store.has_layer("buildings")
+
+
+def test_geojson_not_in_utf8_says_so_and_what_to_do(store, tmp_path):
+    src = tmp_path / "gbk.geojson"  # saved by a Chinese-locale tool in GBK
+    src.write_bytes(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
+        "poi_id": "p1", "kind": "shelter", "name": "避难所"}, "geometry": {"type": "Point", "coordinates": [LON, LAT]}}]},
+        ensure_ascii=False).encode("gbk"))
+    with pytest.raises(ImportFormatError, match=r"gbk\.geojson: its text is not UTF-8 \(byte 0x.. at offset \d+\); "
+                                                r"save it as UTF-8.*iconv"):
+        import_vector(store, src, "pois")
+    assert not store.has_layer("pois")
+
+
+def test_raster_outside_the_twin_area_is_refused_and_one_far_away_warned(store, tmp_path):
+    store.set_meta({"extent": [409000.0, 3390000.0, 411000.0, 3392000.0]})
+
+    def tif(path, crs, transform):
+        with rasterio.open(path, "w", driver="GTiff", width=5, height=4, count=1, dtype="float32", crs=crs,
+                           transform=transform) as ds:
+            ds.write(np.full((4, 5), 50.0, "float32"), 1)
+        return path
+
+    beijing = tif(tmp_path / "beijing.tif", "EPSG:4326", from_origin(116.39, 39.9, 0.001, 0.001))
+    with pytest.raises(CRSError, match=r"outside the area the twin's CRS EPSG:4544 covers.*not data of this city"):
+        import_raster(store, beijing, "dem")
+    metres = tif(tmp_path / "metres.tif", "EPSG:4490", from_origin(409300, 3391400, 5, 5))  # metres said to be degrees
+    with pytest.raises(CRSError, match=r"outside the area of its CRS EPSG:4490"):
+        import_raster(store, metres, "dem")
+    assert not store.has_raster("dem")
+    far = tif(tmp_path / "far.tif", "EPSG:4544", from_origin(409300, 2391400, 5, 5))  # 1,000 km south
+    with pytest.warns(TwinWarning, match=r"the 4 x 5 cells for 'dem' lie 9\d\d\.\d km from the twin's extent"):
+        import_raster(store, far, "dem")
+    near = tif(tmp_path / "near.tif", "EPSG:4544", from_origin(409300, 3391400, 5, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TwinWarning)
+        import_raster(store, near, "dem")
+
+
+def test_shapefile_with_chinese_text_and_no_encoding_is_refused_until_a_cpg_names_it(store, tmp_path):
+    src = tmp_path / "gbk.shp"  # as many Chinese GIS tools write them: GBK text, no .cpg, no code page in the .dbf
+    gpd.GeoDataFrame({"poi_id": ["p1"], "kind": ["shelter"], "name": ["避难所"]},
+                     geometry=[shapely.Point(LON, LAT)], crs="EPSG:4326").to_file(src, encoding="gbk")
+    src.with_suffix(".cpg").unlink(missing_ok=True)
+    with pytest.raises(ImportFormatError, match=r"gbk\.shp does not say how its text is encoded \(no gbk\.cpg file\) "
+                                                r"and its field 'name' holds non-ASCII text .*'避难所' in GBK.*gbk\.cpg"):
+        import_vector(store, src, "pois")
+    assert not store.has_layer("pois")
+    src.with_suffix(".cpg").write_text("GBK")
+    import_vector(store, src, "pois")
+    assert store.read_layer("pois")["name"].tolist() == ["避难所"]
+
+
+def test_a_folder_a_file_of_many_layers_or_one_without_geometry_is_refused(store, tmp_path):
+    import_vector(store, pois(tmp_path / "a.geojson", ["p1"]), "pois")
+    folder = tmp_path / "delivery"  # GDAL reads a folder as its first Shapefile, whichever that is
+    folder.mkdir()
+    pois(folder / "other.shp", ["x1", "x2"])
+    with pytest.raises(ImportFormatError, match=r"delivery is a folder; give the file to import"):
+        import_vector(store, folder, "pois")
+    many = tmp_path / "many.gpkg"
+    pois(many, ["m1"])  # layer 'many'
+    gpd.GeoDataFrame({"poi_id": ["s1"], "kind": ["school"]}, geometry=[shapely.Point(LON, LAT)],
+                     crs="EPSG:4326").to_file(many, layer="schools")
+    with pytest.raises(ImportFormatError, match=r"many\.gpkg holds 2 layers \['many', 'schools'\]; name the one to "
+                                                r"import with --layer NAME"):
+        import_vector(store, many, "pois")
+    table = tmp_path / "table.csv"
+    table.write_text("poi_id,kind\nc1,shelter\n")
+    with pytest.raises(ImportFormatError, match=r"table\.csv has no geometry.*\['poi_id', 'kind'\].*ogr2ogr"):
+        import_vector(store, table, "pois")
+    assert store.read_layer("pois")["poi_id"].tolist() == ["p1"]
+    assert import_vector(store, many, "pois", layer="schools") == 1  # naming the layer works

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -162,6 +163,53 @@ def test_geotiff_bad_inputs(store, tmp_path):
     with pytest.raises(ImportFormatError, match="cannot read"):
         read_geotiff(junk)
 
+
+
+def test_geotiff_cut_short_says_the_file_is_damaged_and_stores_nothing(store, tmp_path):
+    full = tmp_path / "full.tif"
+    _write_tif(full, np.full((200, 200), 500.0), Affine(5, 0, 409000, 0, -5, 3391500))
+    half = tmp_path / "half.tif"
+    half.write_bytes(full.read_bytes()[: full.stat().st_size // 2])  # the header opens, the cells do not
+    with pytest.raises(ImportFormatError, match=r"cannot read the cells of .*half\.tif .*damaged or cut short; copy "
+                                                r"or export it again"):
+        import_raster(store, half, "dem")
+    assert not store.has_raster("dem")
+
+
+
+@pytest.mark.parametrize("dtype,marker", [("float32", -9999.0), ("int16", -32768), ("float32", -3.4028234663852886e38)])
+def test_geotiff_without_nodata_holding_a_nodata_marker_is_warned_about(store, tmp_path, dtype, marker):
+    import warnings
+
+    from twin_core.errors import TwinWarning
+
+    a = np.full((4, 4), 500, dtype=dtype)
+    a[0, :2] = marker
+    src = tmp_path / "dem.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=4, height=4, count=1, dtype=dtype, crs="EPSG:4544",
+                       transform=Affine(5, 0, 409000, 0, -5, 3391500)) as ds:
+        ds.write(a, 1)
+    held = re.escape(f"{marker:.9g}")
+    with pytest.warns(TwinWarning, match=rf"dem\.tif declares no nodata value, but 2 cell\(s\) hold {held}"
+                                         r".*gdal_edit\.py -a_nodata"):
+        import_raster(store, src, "dem")
+    with rasterio.open(src, "r+") as ds:
+        ds.nodata = marker
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TwinWarning)
+        import_raster(store, src, "dem")
+
+@pytest.mark.parametrize("name,unit", [("dem", "ft"), ("dem", "mm"), ("manning", "m")])
+def test_raster_in_another_unit_than_its_class_is_refused(store, tmp_path, name, unit):
+    src = tmp_path / "r.tif"
+    _write_tif(src, np.full((4, 4), 0.03), Affine(5, 0, 409000, 0, -5, 3391500))
+    with pytest.raises(RasterError, match=rf"raster {name!r} holds .* in .*, but the unit given is {unit!r}; convert"):
+        import_raster(store, src, name, unit=unit)
+    assert not store.has_raster(name)
+    # the declared unit, spelled either way, and any unit for a raster of no declared class
+    assert import_raster(store, src, "dem", unit="metres").unit == "metres"
+    assert import_raster(store, src, "manning", unit="s/m^1/3").unit == "s/m^1/3"
+    assert import_raster(store, src, "rain_ft", unit="ft").unit == "ft"
 
 def test_shapefile_export_says_which_field_names_it_shortens(store, tmp_path):
     """A Shapefile keeps 10-byte field names: one TwinWarning lists the renames (not GDAL's RuntimeWarnings),

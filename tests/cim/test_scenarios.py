@@ -152,6 +152,9 @@ def test_edit_values_are_typed_or_refused(twin):
         s.add_features("buildings", new.assign(height_m=3.0).set_geometry([None]))
     with pytest.raises(ScenarioError, match="not finite"):
         s.add_features("buildings", new.assign(height_m=3.0).set_geometry([shapely.box(X0, Y0, np.inf, Y0 + 1)]))
+    bow_tie = shapely.Polygon([(X0, Y0), (X0 + 5, Y0 + 5), (X0 + 5, Y0), (X0, Y0 + 5)])
+    with pytest.raises(ScenarioError, match="feature 'n1' for 'buildings' has an invalid geometry: Self-intersection"):
+        s.add_features("buildings", new.assign(height_m=3.0).set_geometry([bow_tie]))
     with pytest.raises(ScenarioError, match="NaN or infinity"):
         s.set_param("k", float("nan"))
     assert len(s.edits()) == n_edits  # nothing was recorded
@@ -200,6 +203,16 @@ def test_raising_ground_keeps_nodata_and_needs_a_finite_delta(twin):
     with pytest.raises(ScenarioError, match="finite"):
         s.patch_raster("dem2", Window(0, 0, 2, 2), values=np.nan)
 
+
+
+@pytest.mark.parametrize("kw", [{"delta": 1e308}, {"values": 1e39}, {"values": -1e39}])
+def test_raising_ground_beyond_float32_is_refused_not_made_infinite(twin, kw):
+    dem = np.full((4, 4), 500.0, dtype="float32")
+    twin.store.write_raster("dem2", Raster(dem, Affine(5, 0, X0, 0, -5, Y0 + 20), "EPSG:4544", unit="m"))
+    s = twin.scenarios.create("huge")
+    with pytest.raises(ScenarioError, match=r"would give 4 cell\(s\) of 'dem2' values beyond the float32 range.*\(m\)"):
+        s.patch_raster("dem2", Window(0, 0, 2, 2), **kw)
+    assert s.edits().empty and np.isfinite(twin.raster("dem2", scenario="huge").data).all()
 
 def test_a_raised_ground_edit_keeps_its_height(twin):
     # the map showed a levee's height only in the browser that drew it: the store kept the cells, not the delta
