@@ -40,7 +40,7 @@ MANNING = {
 def river_centreline(world_extent: tuple[float, float, float, float], seed: int) -> shapely.LineString:
     """A meandering river crossing ``world_extent`` from north-west to south-east."""
     x0, y0, x1, y1 = world_extent
-    w, h = x1 - x0, y1 - y0
+    h = y1 - y0
     rng = np.random.default_rng([seed, 101])
     a = np.array([x0 - 150.0, y0 + 0.80 * h])
     b = np.array([x1 + 150.0, y0 + 0.22 * h])

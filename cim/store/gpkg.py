@@ -376,7 +376,6 @@ class GeoPackageStore(Store):
     # -- vector layers -----------------------------------------------------------
     def write_layer(self, name: str, gdf, mode: str = "replace") -> int:
         import pyogrio
-        import shapely
 
         check_name(name)
         check_mode(mode)

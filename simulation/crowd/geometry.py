@@ -198,7 +198,7 @@ class WalkableArea:
     waypoint_radius: float = 1.0
 
     def __post_init__(self):
-        from shapely.geometry import LineString, MultiLineString, box
+        from shapely.geometry import LineString, MultiLineString
 
         self.polygon = _as_polygon(self.polygon)
         boundary = self.polygon.boundary

@@ -684,7 +684,7 @@ class FloodModel:
             raise ParameterError(f"until={until} s is before the model time {self.time} s")
         until = float(until)
         self.state_changed()
-        t_start, s_start, wall0 = self.time, self.steps, _time.perf_counter()
+        s_start, wall0 = self.steps, _time.perf_counter()
         total = float(until)
         report_every = max((until - self.time) / 100.0, 1e-9)
         next_report = self.time

@@ -11,7 +11,6 @@ from affine import Affine
 import geopandas as gpd
 from cim.raster import Raster, Window
 from cim.results import list_results, load_result, save_result
-from cim.scenario import Scenarios
 from twin_core.errors import LayerNotFoundError, ScenarioError
 from twin_core.twin import Twin
 
