@@ -246,7 +246,29 @@ class Twin:
             raise self._not_found("layer", name, self.layers()) from None
         if kwargs.get("bbox") is not None and not len(gdf):
             self._warn_if_outside("bbox", kwargs["bbox"])
+        if kwargs.get("where") and not len(gdf):
+            self._warn_if_no_such_value(scen, name, kwargs["where"])
         return gdf
+
+    def _warn_if_no_such_value(self, scen, name: str, where) -> None:
+        """An empty read whose ``where`` asks a text field for a value the layer does not hold (``"schol"``)."""
+        from cim.scenario import did_you_mean
+        from twin_core.errors import TwinWarning, twin_warn
+
+        if not isinstance(where, dict):
+            return
+        for field, value in where.items():
+            if not isinstance(value, str):
+                continue
+            try:
+                have = sorted({str(v) for v in scen.layer(name, columns=[field])[field].dropna()})
+            except Exception:  # noqa: BLE001  the hint is a courtesy: never fail the read over it
+                return
+            if value not in have:
+                shown = have if len(have) <= 20 else have[:20] + ["..."]
+                twin_warn(f"no feature of {name!r} has {field} = {value!r}, so nothing was found; its values are "
+                          f"{shown}" + did_you_mean(value, have), TwinWarning)
+                return
 
     def _warn_if_outside(self, what: str, bounds) -> None:
         """An empty read whose box misses the whole twin: most likely longitude/latitude for metres."""

@@ -166,3 +166,28 @@ def test_speeds_from_a_traffic_run(twin):
     assert slow["B01"] == pytest.approx(np.hypot(10, 6) / W + 10.0 + 1.0, abs=1e-6)
     with pytest.raises(ParameterError, match="no traffic simulate run 'nope'"):
         run_access(twin, speeds_from="nope", save=False)
+
+
+def test_a_bare_number_of_seconds_warns_and_prints_as_seconds(twin):
+    """`--within 10` (meant: minutes) ran 10 s without a word and printed "within 0.166667 min"."""
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+    from twin_core.errors import TwinWarning
+
+    from twin_core.adapters.access import run_access
+
+    with pytest.warns(TwinWarning, match=r"within='10' is 10 s: a bare number is seconds; .* '10min'"):
+        run_access(twin, "fire_station", within="10", save=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TwinWarning)  # a unit given: no warning
+        run_access(twin, "fire_station", within="15s", save=False)
+    path = twin.store.uri
+    twin.close()
+    res = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--within", "90s", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "within 1.5 min of a fire_station" in res.stdout
+    res = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--within", "15s", "--quiet"])
+    assert "within 15 s of a fire_station" in res.stdout and "0.25 min" not in res.stdout

@@ -283,3 +283,113 @@ def test_open_a_twin_store_without_crs_names_what_to_check(tmp_path):
     with pytest.raises(StoreConnectionError, match="no CRS recorded") as e:
         Twin.open(path)
     assert "check the path" in str(e.value) and "schema" not in str(e.value)
+
+
+def _main(*args):
+    """Run the `twin` console entry point in process: (exit code, stderr text)."""
+    import contextlib
+    import io
+
+    from twin_core.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as ex:
+        main(list(args))
+    return ex.value.code, err.getvalue()
+
+
+def test_a_twin_that_cannot_be_written_is_one_clear_error(city, monkeypatch):
+    # a read-only twin file gave a sqlite3.OperationalError traceback from every command that writes
+    import hashlib
+    import sqlite3
+
+    from cim.store.gpkg import GeoPackageStore
+
+    def refuse(self, values):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(GeoPackageStore, "set_meta", refuse)
+    before = hashlib.sha256(open(city, "rb").read()).hexdigest()
+    code, err = _main("scenario", "create", city, "works")
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error: cannot write the twin: the file (or its folder) is read-only") and "chmod" in err
+    assert hashlib.sha256(open(city, "rb").read()).hexdigest() == before
+
+
+def test_output_paths_that_cannot_be_written_are_one_clear_error(city, tmp_path):
+    # `twin build FILE/c.gpkg`, `twin bim floorplan ... --out FILE/x.json` and `twin check-bim --html FILE/r.html`
+    # ended in a FileExistsError / NotADirectoryError traceback; check-bim --save had recorded the check first
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, err = _main("build", str(blocker / "c.gpkg"))
+    assert code == 2 and "Traceback" not in err and "is a file, not a folder" in err
+    code, err = _main("check-bim", str(tmp_path / "m.ifc"), "--rules", str(tmp_path / "r.yaml"), "--store", city,
+                      "--save", "--html", str(blocker / "r.html"))
+    assert code == 2 and "Traceback" not in err and "--html" in err and "is a file" in err
+    with Twin.open(city) as t:
+        assert "bim_checks" not in t.store.list_tables()
+    code, err = _main("check-bim", str(tmp_path / "m.ifc"), "--rules", str(tmp_path / "r.yaml"),
+                      "--out", str(tmp_path / "no" / "r.json"))
+    assert code == 2 and "--out" in err and "does not exist" in err
+
+
+def test_an_os_error_on_a_path_is_one_clear_error(monkeypatch, tmp_path):
+    # the safety net under every command: an OSError about a path the user gave is a line, not a traceback
+    def fail(cls, *a, **k):
+        raise NotADirectoryError(20, "Not a directory", str(tmp_path / "file" / "x.json"))
+
+    monkeypatch.setattr(Twin, "open", classmethod(fail))
+    code, err = _main("info", str(tmp_path / "c.gpkg"))
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error: cannot use ") and "x.json: Not a directory" in err
+
+
+def test_scenario_set_warns_of_a_parameter_no_engine_reads(city):
+    import warnings
+
+    from twin_core.errors import TwinWarning
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        res = run("scenario", "set", city, "exits", "crowd_closed_exit", '["a:0"]')
+    assert res.exit_code == 0, res.output  # recorded all the same
+    msgs = [str(x.message) for x in w if issubclass(x.category, TwinWarning)]
+    assert any("no engine reads scenario parameter 'crowd_closed_exit'" in m and "did you mean 'crowd_closed_exits'"
+               in m for m in msgs), msgs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TwinWarning)
+        assert run("scenario", "set", city, "exits", "crowd_closed_exits", '["a:0"]').exit_code == 0
+
+
+def test_check_bim_prints_ratios_without_unit_one_and_says_why_a_rule_fails(tmp_path):
+    # "max_far: 1.333 (limit 1.2 1)": the unit of a ratio is "1"; and a failed rule gave no reason
+    from bim_import.samples import BoxBuilding, write_box_building
+
+    parcel = [[499980.0, 3389980.0], [500040.0, 3389980.0], [500040.0, 3390040.0], [499980.0, 3390040.0]]
+    model = write_box_building(BoxBuilding(40, 30, 4, 3.0, 499990.0, 3389990.0, green=(0, -8, 40, -2)),
+                               tmp_path / "dense.ifc")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(json.dumps({"rules": {"max_height_m": 24, "max_far": 1.2, "min_green_ratio": 0.9},
+                                 "parcel": {"polygon": parcel}}))
+    res = run("check-bim", str(model), "--rules", str(rules))
+    assert res.exit_code == 1, res.output
+    far = next(ln for ln in res.stdout.splitlines() if "max_far" in ln)
+    assert "(limit 1.2) " in far and "1.2 1)" not in far, far
+    assert "(limit 24.0 m)" in res.stdout
+    lines = res.stdout.splitlines()
+    green = next(i for i, ln in enumerate(lines) if "FAIL min_green_ratio" in ln)
+    assert lines[green + 1].startswith("       ") and lines[green + 1].strip(), lines  # the rule's note
+
+
+def test_import_that_replaces_a_layer_says_how_many_features_it_replaced(city, tmp_path):
+    # `twin import city.gpkg shelters.geojson --class pois` (the README's line) put the shelters in place of every
+    # POI the twin had, and said only "imported 1 features into pois"
+    src = tmp_path / "s.geojson"
+    gpd.GeoDataFrame({"ID": ["s1"], "KIND": ["shelter"]}, geometry=[shapely.Point(104.06, 30.66)],
+                     crs="EPSG:4326").to_file(src)
+    args = ["import", city, str(src), "--class", "pois", "--map", "ID=poi_id", "--map", "KIND=kind"]
+    first = run(*args)
+    assert first.exit_code == 0 and "replacing" not in first.stdout, first.output  # a new layer: nothing replaced
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    assert "replacing the 1 it had (--append adds to them instead)" in again.stdout

@@ -119,6 +119,9 @@ def test_cli_crowd(small_city_gpkg):
     assert bad.exit_code != 0 and isinstance(bad.exception, ParameterError)
     bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001"])
     assert bad.exit_code != 0 and "--agents" in str(bad.exception)
+    # --storey without --ifc ran the plaza without a word
+    bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "20", "--storey", "0"])
+    assert isinstance(bad.exception, ParameterError) and "--ifc" in str(bad.exception)
 
 
 def test_cli_crowd_route_through_a_waypoint(small_city_gpkg, twin):
@@ -137,6 +140,9 @@ def test_cli_crowd_route_through_a_waypoint(small_city_gpkg, twin):
     assert sorted(passed["agent"]) == list(range(30)) and set(passed["waypoint"]) == {"kiosk"}
     bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "5",
                                     "--waypoint", "kiosk=1,2,3"])
+    assert bad.exit_code != 0 and "NAME=X,Y" in str(bad.exception)
+    bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "5",
+                                    "--waypoint", "kiosk=nan,2"])  # was "not on the walkable area, bounds (nan, nan)"
     assert bad.exit_code != 0 and "NAME=X,Y" in str(bad.exception)
 
 
@@ -408,7 +414,9 @@ def test_flood_time_peak_and_depth_times_velocity(twin):
     _flood(twin, "fast", door(0.3), dv_fn=door(0.9))
     assert run_crowd(twin, **{**kw, "flooded_by": "fast"}).summary["exits_under_water"] == ["west"]
     with pytest.warns(UserWarning, match="after flood run 'storm2' ended"):
-        run_crowd(twin, flood_time="2h", **kw)
+        after = run_crowd(twin, flood_time="2h", **kw).summary
+    # the summary said "the flood's depth at 7200 s" of depths from 1200 s
+    assert after["flood_used"].startswith("the flood's depth at 1200 s, the end of the run (asked: 7200 s)")
 
 
 def test_a_door_half_under_water_narrows(twin):
@@ -429,6 +437,8 @@ def test_flood_cascade_bad_input(twin):
         run_crowd(twin, flooded_by="nosuch", **kw)
     with pytest.raises(ParameterError, match="flood_time needs flooded_by"):
         run_crowd(twin, flood_time=600, **kw)
+    with pytest.raises(ParameterError, match="wading_depth=0.3 needs flooded_by"):  # was ignored without a word
+        run_crowd(twin, wading_depth=0.3, **kw)
     _flood(twin, "peakonly", lambda x, y: 0.0 * x)
     with pytest.raises(ParameterError, match="no depth snapshots"):
         run_crowd(twin, flooded_by="peakonly", flood_time=600, **kw)
@@ -485,3 +495,19 @@ def test_cli_crowd_flooded_by(small_city_gpkg):
     assert s["agents"] + s["cut_off_persons"] == 60
     with Twin.open(small_city_gpkg) as t:  # the run is saved with what the flood did
         assert t.load_result("base", "flooded1", "summary")["flooded_by"] == "pond"
+
+
+def test_cli_crowd_lists_every_exit_and_the_closed_ones(small_city_gpkg, twin):
+    # the README sends users to "a plain crowd run" for the exit names, but exits nobody used were left out and a
+    # closed exit was not mentioned
+    from twin_core.adapters.crowd import plaza_area
+    from twin_core.cli import get_app
+
+    area, _ = plaza_area(twin, "A001")
+    names = list(area.exit_names)
+    res = CliRunner().invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "3", "--quiet",
+                                         "--close-exit", names[0]])
+    assert res.exit_code == 0, res.output
+    listed = [ln for ln in res.stdout.splitlines() if ln.startswith("  exit ")]
+    assert len(listed) == len(names), res.stdout
+    assert f"  exit {names[0]}: closed, width" in res.stdout

@@ -486,6 +486,11 @@ def test_observed_rain_bad_input(small_city_gpkg):
             rain_from_sensors(twin, "1h")
         with pytest.raises(ParameterError, match="rain_until needs rain_from_sensors"):
             run_flood(twin, rain_until="2026-07-01T10:00:00+08:00", save=False)
+        # --rain-spatial / --rain-gaps on a design storm were silently ignored (and never checked)
+        with pytest.raises(ParameterError, match="rain_spatial='nearest' needs rain_from_sensors"):
+            run_flood(twin, rain_spatial="nearest", save=False)
+        with pytest.raises(ParameterError, match="rain_gaps='dry' needs rain_from_sensors"):
+            run_flood(twin, rain_gaps="dry", save=False)
 
 
 def test_a_flood_on_the_rain_that_fell(small_city_gpkg):
@@ -558,3 +563,15 @@ def test_each_cell_gets_its_nearest_gauges_rain(small_city_gpkg):
         area = fr.summary["grid"][0] * fr.summary["grid"][1] * fr.summary["cell_size_m"] ** 2
         fell = fr.summary["rain_m3"] + fr.summary["roof_runoff_m3"] + fr.summary["rain_on_blocked_m3"]
         assert fell == pytest.approx(fr.summary["storm"]["total_mm"] / 1000 * area, rel=0.02)
+
+
+def test_cli_design_storm_options_with_measured_rain_are_refused(small_city_gpkg):
+    # `twin flood --rain-from-sensors 2h --storm 100y` ran the gauges' rain and dropped the 100-year storm silently
+    from twin_core.errors import ParameterError
+
+    res = CliRunner().invoke(get_app(), ["flood", small_city_gpkg, "--rain-from-sensors", "2h", "--storm", "100y",
+                                         "--duration", "30min"])
+    assert isinstance(res.exception, ParameterError), res.output
+    assert "--storm, --duration shape a design storm" in str(res.exception)
+    res = CliRunner().invoke(get_app(), ["flood", small_city_gpkg, "--duration", "5min", "--rain-spatial", "nearest"])
+    assert isinstance(res.exception, ParameterError) and "needs rain_from_sensors" in str(res.exception)

@@ -194,6 +194,15 @@ def test_longitude_latitude_for_metres_is_caught(small_city_gpkg):
         assert twin.results().empty
 
 
+def test_a_where_value_no_feature_has_warns_with_the_close_match(small_city_gpkg):
+    """twin.layer("pois", where={"kind": "schol"}) found nothing without a word (the README says it warns)."""
+    with Twin.open(small_city_gpkg) as twin:
+        with pytest.warns(TwinWarning, match=r"no feature of 'pois' has kind = 'schol'.*did you mean 'school'\?"):
+            assert twin.layer("pois", where={"kind": "schol"}).empty
+        with _no_twin_warnings():  # a value the layer has, with another filter that finds nothing: no mistake
+            assert twin.layer("buildings", where={"use": "residential", "height_m": (">", 10000)}).empty
+
+
 def test_raster_patch_with_a_unit_in_the_number_is_a_scenario_error(tmp_path):
     """delta="2m" failed as a bare ValueError: "could not convert string to float: '2m'"."""
     with _tiny_twin(str(tmp_path / "t.gpkg")) as twin:

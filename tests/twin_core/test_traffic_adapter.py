@@ -757,3 +757,14 @@ def test_at_the_real_peak_density_held_trips_are_blamed_on_the_flood_not_the_dem
     assert "overloads" not in str(rec[0].message) and "--demand-scale" not in str(rec[0].message)
     with pytest.warns(TwinWarning, match=r"the demand overloads the network or the 7 roads"):
         _warn_if_overloaded(twin, {"until_s": 7200.0}, trips, "am", real * 4, flood_closed=7)
+
+
+def test_flood_timing_without_a_flood_run_is_refused(small_city_gpkg):
+    """--flood-timing worst without --flooded-by ran a dry simulation without a word (--flood-start was refused)."""
+    from twin_core.adapters.traffic import run_simulate
+    from twin_core.twin import Twin
+
+    with Twin.open(small_city_gpkg) as twin:
+        with pytest.raises(ParameterError, match="flood_timing='worst' .* no effect without flooded_by"):
+            run_simulate(twin, None, "x", flood_timing="worst")
+        assert "x" not in set(twin.runs()["run"])

@@ -209,6 +209,15 @@ def run_access_demo(twin, progress: Callable[[float, float], None] | None = None
     return run_access(twin, progress=progress, **DEMO_ACCESS)
 
 
+def _bare_number(value) -> bool:
+    """Whether ``value`` is a number without a unit (``10``, ``"10"``), which :func:`parse_duration` reads as s."""
+    import re
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    return bool(re.fullmatch(r"\s*[+]?[0-9]*\.?[0-9]+\s*", str(value)))
+
+
 def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: str | None = None,
                run: str | None = None, flooded_by: str | None = None, flood_time=None,
                impassable_depth: float | None = None, speeds_from: str | None = None, save: bool = True,
@@ -248,6 +257,11 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
         limit, source = parse_duration(within, "within"), "given"
         if not (math.isfinite(limit) and limit > 0):
             raise ParameterError(f"within must be a positive duration, got {within!r}")
+        if limit < 60 and _bare_number(within):  # `--within 10` meant 10 minutes, not 10 s
+            from twin_core.errors import twin_warn
+
+            twin_warn(f"within={within!r} is {limit:g} s: a bare number is seconds; for minutes write "
+                      f"'{str(within).strip()}min' (CLI: --within {str(within).strip()}min)")
     for name in ("pois", "road_links", "buildings"):
         if name not in twin.layers():
             raise LayerNotFoundError(f"the twin has no {name!r} layer, which an access analysis needs")

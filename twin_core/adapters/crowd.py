@@ -218,7 +218,8 @@ def _flood_grids(twin, scen: str, flood_run: str, flood_time):
         w = (t - times[k - 1]) / (times[k] - times[k - 1])
         d = (1 - w) * snaps[k - 1] + w * snaps[k]
     # the snapshots keep depths only: velocity at that moment is not known, so only the depth criterion applies
-    return d, None, tr, f"the flood's depth at {t:g} s (depth only: no velocities then)"
+    at = f"{t:g} s" if t <= times[-1] else f"{times[-1]:g} s, the end of the run (asked: {t:g} s)"
+    return d, None, tr, f"the flood's depth at {at} (depth only: no velocities then)"
 
 
 def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, flood_run: str, flood_time=None,
@@ -443,6 +444,9 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
                                                    flood_time=flood_time, wading_depth=wading_depth)
     elif flood_time is not None:
         raise ParameterError("flood_time needs flooded_by (the flood run whose depth at that time is used)")
+    elif wading_depth != WADING_DEPTH_M:
+        raise ParameterError(f"wading_depth={wading_depth!r} needs flooded_by (CLI: --flooded-by RUN), the flood run "
+                             "whose water deeper than that is no floor; without it there is no water to wade")
     route = list(walkable.waypoint_names) if route is None else list(route)
     info = dict(info or {})
     closed = _exit_names(closed_exits, "closed_exits")

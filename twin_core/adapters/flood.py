@@ -640,6 +640,12 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         duration = observed["duration_s"]
     elif rain_until is not None:
         raise ParameterError("rain_until needs rain_from_sensors (the window of observed rain it ends)")
+    elif rain_spatial != "mean" or rain_gaps != "error":  # they shape the gauges' rain: without it, no effect
+        given = [f"{k}={v!r}" for k, v, d in (("rain_spatial", rain_spatial, "mean"), ("rain_gaps", rain_gaps, "error"))
+                 if v != d]
+        raise ParameterError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} rain_from_sensors (CLI: "
+                             "--rain-from-sensors 2h): they say how the rain gauges' readings are spread and gaps "
+                             "read; a design storm has neither")
     dur = parse_duration(duration)
     if dur < 60 and prepare_kw.get("rain") is None:
         twin_warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "

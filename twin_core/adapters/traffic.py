@@ -549,6 +549,9 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     start_s = parse_offset(flood_start, "flood_start")
     if not isinstance(reroute, (bool, np.bool_)):
         raise ParameterError(f"reroute must be True or False, got {reroute!r}")
+    if flood_timing != "timed" and flooded_by is None:  # as flood_start below: an option that would do nothing
+        raise ParameterError(f"flood_timing={flood_timing!r} says how long a flood run's roads stay closed; it has no "
+                             "effect without flooded_by (CLI: --flooded-by RUN): give the flood run, or leave it out")
     timed = flooded_by is not None and flood_timing == "timed"
     if start_s != 0.0 and not timed:
         raise ParameterError(f"flood_start ({flood_start!r}) places the storm for closures in time; it has no effect "

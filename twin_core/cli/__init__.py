@@ -66,6 +66,36 @@ def main(argv: list[str] | None = None) -> None:
     except TwinError as exc:  # clear message, no stack trace
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except OSError as exc:  # a path given on the command line that cannot be read or written
+        if exc.filename is None:
+            raise
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        typer.secho(f"error: cannot use {where}: {exc.strerror or exc}; check the path (that its folder exists "
+                    "and is a folder) and that you may read and write there", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except Exception as exc:  # a twin file that cannot be written (read-only file or folder, full disk)
+        msg = _store_write_refused(exc)
+        if msg is None:
+            raise
+        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+def _store_write_refused(exc: BaseException) -> str | None:
+    """The one-line message for SQLite refusing to write the twin's GeoPackage, or None for any other error."""
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        why = "the file (or its folder) is read-only"
+    elif "disk is full" in text or "database or disk is full" in text:
+        why = "the disk is full"
+    else:
+        return None
+    return (f"cannot write the twin: {why} ({text}); nothing was changed. Make it writable (chmod u+w FILE and "
+            "its folder) or work on a copy, then run the command again")
 
 
 def get_app() -> typer.Typer:

@@ -88,11 +88,13 @@ def access(target: str = STORE_ARG,
         out = run_access(twin, from_kind, within, scenario=scenario, run=run, flooded_by=flooded_by,
                          flood_time=flood_time, speeds_from=speeds_from, progress=progress)
     s = out.summary
+    w = s["within_s"]
+    limit = f"{w:g} s" if w < 60 else f"{round(w / 60, 2):g} min"  # not "0.166667 min"
     human = (f"run {s['run']}: {s['within']} of {s['buildings']} buildings ({100 * s['within_share']:.0f} %) within "
-             f"{s['within_s'] / 60:g} min of a {from_kind} ({s['stations']}); {s['unreachable']} with no open road")
+             f"{limit} of a {from_kind} ({s['stations']}); {s['unreachable']} with no open road")
     if flooded_by:
         human += (f"\n  in flood {flooded_by}: {s['flooded_links']} road directions under water; {s['lost']} buildings "
-                  f"lose the {s['within_s'] / 60:g} min they had when dry, {s['cut_off']} are cut off")
+                  f"lose the {limit} they had when dry, {s['cut_off']} are cut off")
     emit(s, as_json, human=human)
 
 

@@ -11,6 +11,7 @@ from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
 
 ANCHOR_OPT = typer.Option(None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS.")
 CRS_OPT = typer.Option(None, "--crs", help="Twin CRS (default: the store's, or the rules' crs, or EPSG:4544).")
+IMPORT_CRS_OPT = typer.Option(None, "--crs", help="Twin CRS (default: the store's, or EPSG:4544).")
 
 
 def _anchor(text: str | None):
@@ -26,6 +27,23 @@ def _anchor(text: str | None):
     if not 2 <= len(vals) <= 4:
         raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]], got {len(vals)} values")
     return Anchor(*vals)
+
+
+def _check_writable(opt: str, path: str | None) -> None:
+    """Refuse, before any work, an output path whose folder does not exist or that is a folder."""
+    if not path:
+        return
+    from twin_core.errors import TwinError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise TwinError(f"{opt} {path} is a folder; give the path of the file to write")
+    if not os.path.isdir(folder):
+        raise TwinError(f"{opt} {path}: its folder {folder} "
+                        + ("is a file" if os.path.exists(folder) else "does not exist")
+                        + "; give a path in an existing folder")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise TwinError(f"{opt} {path}: you may not write there; give a path you may write")
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +71,8 @@ def register(app: typer.Typer) -> None:
             from twin_core.errors import StoreError
 
             raise StoreError("--save records the check in a twin: name it with --store city.gpkg (or a PostGIS DSN)")
+        for opt, path in (("--html", html), ("--out", out)):  # before the check: --save must not record a check
+            _check_writable(opt, path)                        # whose report then cannot be written
         rs = load_rules(rules)
         st = None
         rec = None
@@ -85,8 +105,11 @@ def register(app: typer.Typer) -> None:
         lines = [f"{report.model}: {'PASS' if report.passed else 'FAIL'}"]
         for r in report.results:
             m = "-" if r.measured is None else f"{r.measured:.3f}"
-            lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {m} (limit {r.limit} {r.unit})"
+            unit = "" if r.unit in (None, "", "1") else f" {r.unit}"  # "1": a ratio, no unit to print
+            lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {m} (limit {r.limit}{unit})"
                          + (f" offending: {', '.join(r.offending[:10])}" if r.offending else ""))
+            if not r.passed and r.note:
+                lines.append(f"       {r.note}")
         import json
 
         doc = json.loads(report.to_json())
@@ -102,7 +125,7 @@ def register(app: typer.Typer) -> None:
     def bim_import_cmd(
         target: str = STORE_ARG,
         files: List[str] = typer.Argument(..., help="IFC files."),
-        crs: Optional[str] = CRS_OPT,
+        crs: Optional[str] = IMPORT_CRS_OPT,
         anchor: Optional[str] = ANCHOR_OPT,
         workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Processes (default: one per file, up to the cores)."),
         quiet: bool = QUIET_OPT,
@@ -136,7 +159,7 @@ def register(app: typer.Typer) -> None:
         output: str = typer.Argument(..., help="CityJSON 2.0 file to write."),
         files: Optional[List[str]] = typer.Argument(None, help="IFC files to export (or --store)."),
         store: Optional[str] = typer.Option(None, "--store", help="Export the BIM buildings imported into this twin."),
-        crs: Optional[str] = CRS_OPT,
+        crs: Optional[str] = IMPORT_CRS_OPT,
         anchor: Optional[str] = ANCHOR_OPT,
     ) -> None:
         """Export BIM buildings as CityJSON 2.0 (LoD1 + LoD2-style Ground/Wall/Roof surfaces) in the twin CRS."""

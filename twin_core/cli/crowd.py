@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         road_reach: float = typer.Option(10.0, "--road-reach", help="Plaza outline within this of a road is an exit (m)."),
         waypoint: List[str] = typer.Option([], "--waypoint", help="NAME=X,Y (a 1 m disc) or NAME=X1,Y1,X2,Y2 (a line), "
                                            "in the twin's CRS; everybody passes them in the order given (repeatable)."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", help="Random seed of where people stand; the same seed, the same run."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="A flood run under the same scenario: "
                                                  "its water deeper than --wading-depth is no floor, exits under it close."),
         flood_time: Optional[str] = typer.Option(None, "--flood-time", help="With --flooded-by: the flood as it "
@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
             raise ParameterError(f"--density must be a finite number of persons per m2 > 0, got {density}")
         if agents is not None and agents < 1:
             raise ParameterError(f"--agents must be at least 1, got {agents}")
+        if storey is not None and ifc is None:
+            raise ParameterError("--storey picks a storey of the IFC model given by --ifc; give --ifc FILE, or leave "
+                                 "--storey out for a plaza (--area)")
         with Twin.open(target) as twin:
             if ifc is not None:
                 if storey is None:
@@ -92,6 +95,8 @@ def register(app: typer.Typer) -> None:
 
 def _waypoints(specs: list[str]) -> dict:
     """``NAME=X,Y`` / ``NAME=X1,Y1,X2,Y2`` options as a waypoints dict (in the order given)."""
+    import math
+
     from twin_core.errors import ParameterError
 
     out: dict = {}
@@ -100,6 +105,8 @@ def _waypoints(specs: list[str]) -> dict:
         try:
             v = [float(c) for c in coords.split(",")]
         except ValueError:
+            v = []
+        if not all(math.isfinite(c) for c in v):
             v = []
         if not name or len(v) not in (2, 4) or name in out:
             raise ParameterError(f"--waypoint {spec!r}: write NAME=X,Y or NAME=X1,Y1,X2,Y2 (metres), "
@@ -117,9 +124,10 @@ def _human(s: dict) -> str:
         f"  agents {s['agents']}, evacuated {s['evacuated']}"
         + (f", evacuation time {t:.1f} s" if t is not None and math.isfinite(t) else f", stopped at {s['sim_time_s']:.1f} s"),
     ]
-    for e in s["exits"]:
-        if e["agents"]:
-            lines.append(f"  exit {e['exit']}: {e['agents']} agents, width {e['width_m']:.1f} m")
+    closed = {str(x) for x in s.get("closed_exits") or ()}
+    for e in s["exits"]:  # every exit, the unused ones too: this is where a user finds the names to close
+        lines.append(f"  exit {e['exit']}: " + ("closed" if str(e["exit"]) in closed else
+                                                 f"{e['agents']} agents") + f", width {e['width_m']:.1f} m")
     if s.get("route"):
         lines.append(f"  route: {' -> '.join(s['route'])} -> exit")
     if s.get("flooded_by"):

@@ -10,10 +10,12 @@ from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
 def register(app: typer.Typer) -> None:
     @app.command("flood")
     def flood(
+        ctx: typer.Context,
         target: str = STORE_ARG,
         storm: str = typer.Option("50y", "--storm", help="Return period of the design storm, e.g. 5y, 50y, 100y."),
         duration: str = typer.Option("1h", "--duration", help="Storm duration, e.g. 30min, 1h, 2h."),
-        until: str = typer.Option(None, "--until", help="Simulated time (default: the storm duration)."),
+        until: str = typer.Option(None, "--until", help="Simulated time: seconds or e.g. 90min, 3h (default: the "
+                                                        "storm duration; longer to see the water drain)."),
         scenario: str = typer.Option(None, "--scenario", help="Scenario to run (default: the base city)."),
         run: str = typer.Option(None, "--run", help="Run id (default: a new time-stamped id)."),
         peak_ratio: float = typer.Option(0.4, "--peak-ratio", help="Chicago hyetograph peak position r (0-1)."),
@@ -48,6 +50,13 @@ def register(app: typer.Typer) -> None:
         from twin_core.errors import ParameterError
         from twin_core.twin import Twin
 
+        if rain_from_sensors:  # the gauges' rain replaces the design storm: its options would be ignored
+            given = [f"--{n.replace('_', '-')}" for n in ("storm", "duration", "peak_ratio")  # typed, not defaults
+                     if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")]
+            if given:
+                raise ParameterError(f"{', '.join(given)} shape{'s' if len(given) == 1 else ''} a design storm; with "
+                                     "--rain-from-sensors the rain is what the gauges measured over that window: leave "
+                                     f"{'it' if len(given) == 1 else 'them'} out (--until runs on after the rain)")
         if not threshold > 0:  # before FloodParameters, whose message would name wet_threshold
             raise ParameterError(f"--threshold must be > 0 m, got {threshold}; 0.15 m is usual")
         dur = parse_duration(rain_from_sensors if rain_from_sensors else duration)

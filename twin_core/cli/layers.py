@@ -50,9 +50,15 @@ def register(app: typer.Typer) -> None:
         from cim.store import open_store
 
         with open_store(target) as store:
+            # what a replace removes: `twin import city.gpkg shelters.geojson --class pois` put 2 shelters in
+            # place of every hospital, school and station, and said only "imported 2 features into pois"
+            had = store.layer_info(feature_class)["count"] if not append and store.has_layer(feature_class) else 0
             n = import_vector(store, path, feature_class, field_map=_parse_map(field_map), crs=crs,
                               layer=source_layer, mode="append" if append else "replace", drop=drop)
-        emit({"layer": feature_class, "features": n}, as_json, human=f"imported {n} features into {feature_class}")
+        human = f"imported {n} features into {feature_class}"
+        if had:
+            human += f", replacing the {had:,} it had (--append adds to them instead)"
+        emit({"layer": feature_class, "features": n}, as_json, human=human)
 
     @app.command("import-raster")
     def import_raster_(

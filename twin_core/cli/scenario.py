@@ -87,7 +87,8 @@ def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help="S
 def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help="Scenario (created if missing)."),
                  bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"),
                  delta: float = typer.Option(..., help="Metres to add (a levee) or subtract (storage)."),
-                 raster: str = typer.Option("dem"), as_json: bool = JSON_OPT) -> None:
+                 raster: str = typer.Option("dem", help="The raster to change (its unit, m for the dem)."),
+                 as_json: bool = JSON_OPT) -> None:
     """Raise or lower the DEM inside a box (a levee, a storage pond)."""
     from twin_core.twin import Twin
 
@@ -100,10 +101,21 @@ def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help="
 @sub.command("set")
 def set_param(target: str = STORE_ARG, name: str = typer.Argument(...), key: str = typer.Argument(...),
               value: str = typer.Argument(..., help="A JSON value, e.g. 50 or '\"am\"'"), as_json: bool = JSON_OPT) -> None:
-    """Record a scenario parameter (e.g. storm_return_period_a 50)."""
+    """Record a scenario parameter that the engines read: traffic_closed_links, traffic_capacity_factor,
+    traffic_demand_scale, crowd_closed_exits (e.g. crowd_closed_exits '["-265607427:1"]')."""
     import json
 
+    from twin_core.adapters.crowd import CLOSED_EXITS_PARAM
+    from twin_core.adapters.traffic import CAPACITY_PARAM, CLOSED_LINKS_PARAM, DEMAND_SCALE_PARAM
+    from twin_core.errors import twin_warn
     from twin_core.twin import Twin
+
+    read = sorted([CLOSED_LINKS_PARAM, CAPACITY_PARAM, DEMAND_SCALE_PARAM, CLOSED_EXITS_PARAM])
+    if key not in read:  # recorded all the same (a note for people), but a typo would change nothing
+        from cim.scenario import did_you_mean
+
+        twin_warn(f"no engine reads scenario parameter {key!r}; it is recorded, but changes no run. The engines read "
+                  f"{', '.join(read)}" + did_you_mean(key, read))
 
     try:
         v = json.loads(value)

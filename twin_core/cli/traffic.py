@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
         run: Optional[str] = typer.Option(None, "--run", help="Run id (default: a new one)."),
         method: str = typer.Option("bfw", "--method", help="fw | cfw | bfw (bi-conjugate Frank-Wolfe)."),
         rgap: float = typer.Option(1e-4, "--rgap", help="Stop at this relative gap."),
-        max_iter: int = typer.Option(500, "--max-iter"),
+        max_iter: int = typer.Option(500, "--max-iter", help="Stop after this many Frank-Wolfe iterations if --rgap "
+                                                             "is not reached."),
         demand_scale: float = typer.Option(1.0, "--demand-scale", help="Multiply the land-use demand."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
@@ -73,7 +74,8 @@ def register(app: typer.Typer) -> None:
         reroute: bool = typer.Option(True, "--reroute/--no-reroute", help="A driver who meets a closed road plans "
                                      "again there (round it, or waits when it reopens sooner); --no-reroute: keeps "
                                      "the route planned before setting off."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", help="Random seed of departure times and trips; the same seed, the "
+                                                   "same run."),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
     ) -> None:
