@@ -144,7 +144,7 @@ def _check_in_area(twin, lon: float, lat: float, what: str) -> None:
             f"the model's {what} is at lon {lon:.5f}, lat {lat:.5f}, outside the area of the twin CRS "
             f"{twin.to_string()} ({aou.name}, lon {w}..{e}, lat {s}..{n}); open or create a twin whose CRS covers "
             "the site (e.g. its UTM zone), or place the model in this twin with anchor=Anchor(x, y, rotation_deg=...) "
-            "(CLI: --anchor X,Y[,Z[,ROT]]; on the map: Pick site)"
+            "(CLI: --anchor X,Y[,Z[,ROT]])"
         )
 
 
