@@ -299,13 +299,13 @@ class Store(ABC):
 
     def _require_layer(self, name: str) -> None:
         if not self.has_layer(name):
-            raise LayerNotFoundError(
-                f"no layer {name!r} in {self.uri}; layers here: {self.list_layers()}"
-            )
+            raise LayerNotFoundError(f"no layer {name!r} in {self.uri}; "
+                                     f"{_named_here('layers', name, self.list_layers())}")
 
     def _require_raster(self, name: str) -> None:
         if not self.has_raster(name):
-            raise LayerNotFoundError(f"no raster {name!r} in {self.uri}; rasters here: {self.list_rasters()}")
+            raise LayerNotFoundError(f"no raster {name!r} in {self.uri}; "
+                                     f"{_named_here('rasters', name, self.list_rasters())}")
 
     def _require_index_table(self, name: str) -> None:
         if not self.has_table(name) and self.has_layer(name):
@@ -707,3 +707,12 @@ def check_blob(key: str, data: bytes) -> None:
         raise ValueError(f"blob key must be a non-empty string of at most 512 characters, got {key!r}")
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
+
+
+def _named_here(what: str, name: str, names) -> str:
+    """"layers here: [...]" for a not-found message: the data's own names, without the stored results'
+    (``res_<hash>``, read with load_result), and the close match."""
+    from cim.scenario import did_you_mean
+
+    own = [n for n in names if not str(n).startswith("res_")]
+    return f"{what} here: {own}" + did_you_mean(name, own)

@@ -126,6 +126,18 @@ def test_raster_nodata_round_trips(store, nodata):
     assert back.data[0, 1] == 1.0 and back.data[2, 3] == 11.0
 
 
+def test_a_mistyped_raster_or_layer_names_the_close_match_not_the_stored_results(store):
+    r = Raster(np.ones((10, 10), "float32"), Affine(5.0, 0, X0, 0, -5.0, Y0), "EPSG:4544")
+    store.write_raster("dem", r)
+    store.write_raster("res_0123456789abcdef", r)  # a stored result raster (read with load_result)
+    store.write_layer("pois", synthetic_layer("pois", 3))
+    with pytest.raises(LayerNotFoundError, match=r"rasters here: \['dem'\]; did you mean 'dem'\?") as e:
+        store.read_raster("dme")
+    assert "res_" not in str(e.value)
+    with pytest.raises(LayerNotFoundError, match=r"layers here: \['pois'\]; did you mean 'pois'\?"):
+        store.read_layer("pios")
+
+
 def test_bbox_where_paging(store):
     gdf = synthetic_layer("buildings", n=60)
     store.write_layer("buildings", gdf)
