@@ -632,6 +632,9 @@ def _pois(parcels, kind, pzone, is_plaza, buildings, links, nodes, box, centre):
     for j, (name, pt) in enumerate(stations):
         rows.append(("metro_station", name, 3000))
         geoms.append(pt)
+    for name, pt in _fire_stations(links, nodes, buildings, box):  # last: the other POIs keep their ids
+        rows.append(("fire_station", name, None))
+        geoms.append(pt)
     df = pd.DataFrame(rows, columns=["kind", "name", "capacity"])
     df.insert(0, "poi_id", [f"POI{i:04d}" for i in range(len(df))])
     return gpd.GeoDataFrame(df, geometry=list(geoms), crs=CRS), stations
@@ -654,6 +657,39 @@ def _stations(links, nodes, box, centre, spacing: float = 900.0):
     # a station stands beside the junction (30 m off), not in it
     return [(f"Metro Station {chr(65 + j) if j < 26 else j}", shapely.Point(p[0] + 30.0, p[1] + 30.0))
             for j, p in enumerate(picked)]
+
+
+#: a city fire station's district: at most 7 km2 for a first-class station (建标152-2017 城市消防站建设标准, art. 14)
+FIRE_DISTRICT_KM2 = 7.0
+
+
+def _fire_stations(links, nodes, buildings, box, district_km2: float = FIRE_DISTRICT_KM2):
+    """Fire stations beside junctions of the main roads: as many as districts of at most ``district_km2`` the
+    city needs, each at the middle of its district's buildings (k-means over their centroids, seeded, so the
+    same city gets the same stations), at the main-road junction nearest to it."""
+    from scipy.cluster.vq import kmeans2
+
+    n = max(1, int(np.ceil(float(shapely.area(box)) / (district_km2 * 1e6) - 1e-9)))
+    major = links[links.road_class.isin(["trunk", "primary", "secondary"])]
+    ids = set(major.from_node) | set(major.to_node)
+    cand = nodes[nodes.node_id.isin(ids)]
+    cand = cand[shapely.contains(box, cand.geometry.to_numpy())]
+    if cand.empty:
+        cand = nodes[shapely.contains(box, nodes.geometry.to_numpy())]
+    cand = cand.sort_values("node_id")
+    xy = shapely.get_coordinates(cand.geometry.to_numpy())
+    pts = shapely.get_coordinates(shapely.centroid(buildings.geometry.to_numpy()))
+    if len(pts) > n:
+        mid, _ = kmeans2(pts, n, seed=np.random.default_rng([len(pts), 31]), minit="++")
+    else:
+        mid = pts if len(pts) else np.asarray([shapely.get_coordinates(shapely.centroid(box))[0]])
+    picked: list[np.ndarray] = []
+    for c in mid[np.lexsort((mid[:, 0], mid[:, 1]))]:  # south to north
+        k = int(np.argmin(np.hypot(xy[:, 0] - c[0], xy[:, 1] - c[1])))
+        if not any((xy[k] == q).all() for q in picked):
+            picked.append(xy[k])
+    # beside the junction (30 m off, on the other side from a metro station there), not in it
+    return [(f"Sample Fire Station No. {j + 1}", shapely.Point(p[0] - 30.0, p[1] - 30.0)) for j, p in enumerate(picked)]
 
 
 GAUGE_CLEARANCE_M = 10.0  # a rain gauge stands on open ground: at least this far from buildings and the river

@@ -267,6 +267,27 @@ def test_pois_and_sensors(small):
     assert (d < 1e-6).all()
 
 
+def test_fire_stations_one_per_district_beside_a_main_road(small, medium):
+    # 建标152-2017 art. 14: a city's first-class fire station district is at most 7 km2; the default emergency
+    # access analysis (twin analysis access) leaves from the fire stations
+    from sample_city._city import FIRE_DISTRICT_KM2
+
+    for city in (small, medium):
+        pois = city["pois"]
+        fire = pois[pois.kind == "fire_station"]
+        box = shapely.box(*city.extent)
+        assert len(fire) == max(1, int(np.ceil(box.area / (FIRE_DISTRICT_KM2 * 1e6)))), len(fire)
+        assert fire.poi_id.is_unique and fire.name.str.startswith("Sample Fire Station No.").all()
+        assert shapely.contains(box, fire.geometry.to_numpy()).all()
+        links = city["road_links"]
+        main = links[links.road_class.isin(["trunk", "primary", "secondary"])].geometry.to_numpy()
+        d = shapely.distance(fire.geometry.to_numpy()[:, None], main[None, :]).min(axis=1)
+        assert (d < 60.0).all(), d  # 30 m off a main-road junction each way
+        # the other POIs keep their ids: the fire stations come last
+        assert (pois.kind.iloc[-len(fire):] == "fire_station").all()
+    assert len(medium["pois"][medium["pois"].kind == "fire_station"]) == 2  # 13.5 km2
+
+
 def test_rain_gauges_stand_on_open_ground(small, medium):
     # a gauge inside a building lies in a blocked flood cell and records nothing (the flood engine warns);
     # the demo city put two there

@@ -731,8 +731,7 @@ def test_traffic_job_gives_trips_and_link_loads(client):
 
 
 def test_access_job_from_the_map(client):
-    # the command centre asks which buildings an ambulance reaches within 10 minutes (the sample city has
-    # hospitals, no fire stations)
+    # the command centre asks which buildings an ambulance reaches within 10 minutes
     assert "access" in client.get("/api/jobs/engines").json()
     job = client.post("/api/jobs", json={"engine": "access", "params": {"from_kind": "hospital", "within": "10min"}})
     assert job.status_code == 202, job.text
@@ -742,8 +741,11 @@ def test_access_job_from_the_map(client):
     assert s["engine"] == "access" and s["buildings"] > 0 and 0 < s["within"] <= s["buildings"]
     rows = client.get(f"/api/results/base/{job.json()['run']}/access_buildings/rows?limit=5").json()
     assert {"building_id", "time_s", "within"} <= set(rows["columns"])
-    bad = _wait_job(client, client.post("/api/jobs", json={"engine": "access", "params": {}}).json())
-    assert bad["status"] == "failed" and "no 'fire_station' in the pois layer" in bad["error"]
+    fire = _wait_job(client, client.post("/api/jobs", json={"engine": "access", "params": {}}).json())
+    assert fire["status"] == "done" and fire["summary"]["from_kind"] == "fire_station", fire  # by its standard
+    assert fire["summary"]["within_s"] == 240.0
+    bad = _wait_job(client, client.post("/api/jobs", json={"engine": "access", "params": {"from_kind": "police", "within": "8min"}}).json())
+    assert bad["status"] == "failed" and "no 'police' in the pois layer" in bad["error"]
 
 
 def test_flood_job_on_the_measured_rain(client):

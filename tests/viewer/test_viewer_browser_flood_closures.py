@@ -212,8 +212,8 @@ def test_run_flood_on_the_measured_rain_from_the_map(browser, closures_server): 
 
 
 def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, closures_server):  # noqa: F811
-    """'Run emergency access' posts the city's station kind (hospitals here: the sample city has no fire
-    station) with the scenario's newest flood; 'colour buildings by emergency access' draws the newest access
+    """'Run emergency access' posts the city's station kind (fire stations, held to their standard) with the
+    scenario's newest flood; 'colour buildings by emergency access' draws the newest access
     run: within, beyond, lost to the flood, no road."""
     import json
 
@@ -235,7 +235,7 @@ def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, clo
     try:
         p.page.click("#run-access")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
-        assert posted[-1]["params"] == {"from_kind": "hospital", "within": "10min", "flooded_by": "flood-r8"}
+        assert posted[-1]["params"] == {"from_kind": "fire_station", "flooded_by": "flood-r8"}
         p.page.wait_for_function("document.querySelector('#jobs .job').innerText.includes('lost to the flood')",
                                  timeout=15000)
         assert "1 of 4 buildings within 10 min" in p.page.inner_text("#jobs .job")
