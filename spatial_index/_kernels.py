@@ -835,6 +835,12 @@ def _cell(v, g0, inv, n):
     return int(f)
 
 
+@njit(cache=True, inline="always")
+def cell_range(qx0, qy0, qx1, qy1, gx0, gy0, inv, nx, ny):
+    """The grid cells (cx0, cx1, cy0, cy1) that the query box overlaps, clamped to the grid."""
+    return _cell(qx0, gx0, inv, nx), _cell(qx1, gx0, inv, nx), _cell(qy0, gy0, inv, ny), _cell(qy1, gy0, inv, ny)
+
+
 @njit(cache=True, nogil=True)
 def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
     """CSR lists of the items whose closed box overlaps each cell. Returns (cell_off, cell_items, cell_boxes):
@@ -876,10 +882,7 @@ def grid_build(ib, iid, gx0, gy0, inv, nx, ny):
 def grid_candidates(qx0, qy0, qx1, qy1, gx0, gy0, inv, nx, ny, cell_off, cell_items, cell_boxes, buf):
     """Item slots whose closed box meets the query box, each reported once."""
     k = 0
-    cx0 = _cell(qx0, gx0, inv, nx)
-    cx1 = _cell(qx1, gx0, inv, nx)
-    cy0 = _cell(qy0, gy0, inv, ny)
-    cy1 = _cell(qy1, gy0, inv, ny)
+    cx0, cx1, cy0, cy1 = cell_range(qx0, qy0, qx1, qy1, gx0, gy0, inv, nx, ny)
     for cy in range(cy0, cy1 + 1):
         for cx in range(cx0, cx1 + 1):
             c = cy * nx + cx

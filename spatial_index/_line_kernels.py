@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from spatial_index._kernels import _cell, _pt_dist, point_segment_distance
+from spatial_index._kernels import _cell, _pt_dist, cell_range, point_segment_distance
 
 
 @njit(cache=True)
@@ -171,10 +171,7 @@ def _segs_near(px, py, rad, x, y, seg_a, gx0, gy0, inv, nx, ny, cell_off, cell_i
     qx1 = px + rad
     qy0 = py - rad
     qy1 = py + rad
-    cx0 = _cell(qx0, gx0, inv, nx)
-    cx1 = _cell(qx1, gx0, inv, nx)
-    cy0 = _cell(qy0, gy0, inv, ny)
-    cy1 = _cell(qy1, gy0, inv, ny)
+    cx0, cx1, cy0, cy1 = cell_range(qx0, qy0, qx1, qy1, gx0, gy0, inv, nx, ny)
     for cy in range(cy0, cy1 + 1):
         for cx in range(cx0, cx1 + 1):
             c = cy * nx + cx
