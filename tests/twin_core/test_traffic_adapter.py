@@ -7,7 +7,6 @@ import json
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -126,7 +125,6 @@ def test_scenario_parameters_close_links_and_scale_demand(twin):
 
 
 def test_simulate_saves_trips_and_trajectories(city_target):
-    from twin_core.adapters.traffic import run_simulate
     from twin_core.twin import Twin
 
     with Twin.open(city_target) as twin:
