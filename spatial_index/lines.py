@@ -8,7 +8,7 @@ import numpy as np
 from spatial_index import _kernels as K
 from spatial_index import _line_kernels as LK
 from spatial_index.polygons import _as_geometry_array, _check_offsets
-from spatial_index.rtree import _threads_for, as_points, grid_layout
+from spatial_index.rtree import _run_chunks, _threads_for, as_points, grid_layout
 
 __all__ = ["LineIndex"]
 
@@ -35,48 +35,23 @@ def _radii(distance, n: int) -> np.ndarray:
 def _within_rows(n: int, run):
     """The rows (point, line, distance, fraction) of a within query over n points, by point.
 
-    ``run(per, chunks, base, cap, chunk_n, out_p, out_l, out_d, out_f)`` runs the kernel
+    ``run(chunks, per, base, cap, chunk_n, out_p, out_l, out_d, out_f)`` runs the kernel
     (:func:`spatial_index._line_kernels.lines_within`) over the given chunks of per points.
     """
-    # chunks of points, each with room for _KEEP rows a point (pages never written cost nothing); the
-    # chunks that find more are run again with room for all
-    nch = max(1, min(n, 256))
-    per = max(1, -(-n // nch))
-    chunks = np.arange(nch, dtype=np.intp)
-    cap = np.full(nch, per * _KEEP, np.intp)
-    base = chunks * cap
-    chunk_n = np.zeros(nch, np.intp)
-    out = [np.empty(nch * per * _KEEP, np.intp), np.empty(nch * per * _KEEP, np.intp),
-           np.empty(nch * per * _KEEP), np.empty(nch * per * _KEEP)]
-    with _threads_for(n):
-        run(per, chunks, base, cap, chunk_n, *out)
-        over = np.flatnonzero(chunk_n > cap)
-        if over.shape[0]:
-            ocap = chunk_n[over]
-            obase = np.zeros(over.shape[0], np.intp)
-            np.cumsum(ocap[:-1], out=obase[1:])
-            tot = int(ocap.sum())
-            oout = [np.empty(tot, np.intp), np.empty(tot, np.intp), np.empty(tot), np.empty(tot)]
-            run(per, over, obase, ocap, np.zeros(over.shape[0], np.intp), *oout)
+    base, chunk_n, out, obase, oout = _run_chunks(n, run, _KEEP, (np.intp, np.intp, np.float64, np.float64))
     # each chunk's rows, in chunk order: from the first run, or from the second for the chunks run again
-    first = np.zeros(nch, np.intp)
+    first = np.zeros(chunk_n.shape[0], np.intp)
     np.cumsum(chunk_n[:-1], out=first[1:])
-    total = int(chunk_n.sum())
-    at = np.arange(total)
-    src = np.repeat(base - first, chunk_n) + at
-    if over.shape[0]:
-        again = np.zeros(nch, bool)
-        again[over] = True
-        rerun = np.repeat(again, chunk_n)
-        obase_all = np.zeros(nch, np.intp)
-        obase_all[over] = obase
-        osrc = (np.repeat(obase_all - first, chunk_n) + at)[rerun]
-        res = [np.empty(total, a.dtype) for a in out]
-        for r, a, b in zip(res, out, oout):
-            r[~rerun] = a[src[~rerun]]
-            r[rerun] = b[osrc]
-        return res
-    return [a[src] for a in out]
+    at = np.arange(int(chunk_n.sum()))
+    again = np.repeat(obase >= 0, chunk_n)
+    src = np.repeat(np.where(obase >= 0, obase, base) - first, chunk_n) + at
+    res = []
+    for a, b in zip(out, oout):
+        r = np.empty(at.shape[0], a.dtype)
+        r[~again] = a[src[~again]]
+        r[again] = b[src[again]]
+        res.append(r)
+    return res
 
 
 class LineIndex:
@@ -225,14 +200,10 @@ class LineIndex:
         order, ps = self._visiting_order(p)
         args = (ps, r if order is None else r[order], self.x, self.y, self.seg_a, self.seg_line, self._seg_start,
                 self._line_len, *self._grid, self.cell_offsets, self.cell_items, self.cell_boxes)
-        out_p, out_l, out_d, out_f = _within_rows(n, lambda *a: LK.lines_within(*args, *a))
+        out_p, out_l, out_d, out_f = _within_rows(
+            n, lambda chunks, per, *rest: LK.lines_within(*args, per, chunks, *rest))
         if order is not None:  # rows by point again (out_p: the visiting order's index)
             perm = LK.rows_by_point(order, out_p, n)
             out_p, out_l, out_d, out_f = order[out_p[perm]], out_l[perm], out_d[perm], out_f[perm]
         return np.vstack([out_p, out_l]), out_d, out_f
 
-    def __getstate__(self):
-        return dict(self.__dict__)
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)

@@ -184,12 +184,15 @@ def _threads_for(nq: int):
         numba.set_num_threads(k)
 
 
-def _one_pass(nq: int, run, order: np.ndarray | None, keep: int = _KEEP) -> np.ndarray:
-    """(2, k) pairs sorted by query then item from a one-pass kernel (see _kernels' protocol).
+def _run_chunks(nq: int, run, keep: int, dtypes):
+    """Run a one-pass kernel (see _kernels' protocol) over nq queries in chunks, each with room for ``keep``
+    hits a query (virtual memory: pages never written cost nothing), then again, in parallel and with exactly
+    the room they need, the chunks that found more.
 
-    ``run(chunks, per, base, cap, chunk_n, hit_w, hit_g)`` runs the kernel over the queries in its visiting
-    order; ``order[w]`` is the query visited at w (None: the queries' own order). Chunks whose hits
-    overflow their room are run again, in parallel, with exactly the room they need.
+    ``run(chunks, per, base, cap, chunk_n, *outs)`` runs the kernel over the given chunks of ``per`` queries,
+    writing one array of ``outs`` per dtype of ``dtypes``. Returns ``(base, chunk_n, outs, obase, oouts)``:
+    chunk c's rows are ``outs[..][base[c]:base[c] + chunk_n[c]]``, or, where ``obase[c] >= 0`` (run again),
+    ``oouts[..][obase[c]:obase[c] + chunk_n[c]]``.
     """
     nch = max(1, min(nq, 256))
     per = max(1, -(-nq // nch))
@@ -198,22 +201,30 @@ def _one_pass(nq: int, run, order: np.ndarray | None, keep: int = _KEEP) -> np.n
     base = chunks * room
     cap = np.full(nch, room, np.intp)
     chunk_n = np.zeros(nch, np.intp)
-    hit_w = np.empty(nch * room, np.intp)
-    hit_g = np.empty(nch * room, np.intp)
-    with _threads_for(nq):
-        run(chunks, per, base, cap, chunk_n, hit_w, hit_g)
+    outs = [np.empty(nch * room, dt) for dt in dtypes]
     obase = np.full(nch, -1, np.intp)
-    over = np.flatnonzero(chunk_n > cap)
-    if over.shape[0]:
-        ocap = chunk_n[over]
-        ob = np.zeros(over.shape[0], np.intp)
-        np.cumsum(ocap[:-1], out=ob[1:])
-        o_w = np.empty(int(ocap.sum()), np.intp)
-        o_g = np.empty(o_w.shape[0], np.intp)
-        run(over, per, ob, ocap, np.zeros(over.shape[0], np.intp), o_w, o_g)
-        obase[over] = ob
-    else:
-        o_w = o_g = np.zeros(0, np.intp)
+    with _threads_for(nq):
+        run(chunks, per, base, cap, chunk_n, *outs)
+        over = np.flatnonzero(chunk_n > cap)
+        if over.shape[0]:
+            ocap = chunk_n[over]
+            ob = np.zeros(over.shape[0], np.intp)
+            np.cumsum(ocap[:-1], out=ob[1:])
+            oouts = [np.empty(int(ocap.sum()), dt) for dt in dtypes]
+            run(over, per, ob, ocap, np.zeros(over.shape[0], np.intp), *oouts)
+            obase[over] = ob
+        else:
+            oouts = [np.zeros(0, dt) for dt in dtypes]
+    return base, chunk_n, outs, obase, oouts
+
+
+def _one_pass(nq: int, run, order: np.ndarray | None, keep: int = _KEEP) -> np.ndarray:
+    """(2, k) pairs sorted by query then item from a one-pass kernel (see _kernels' protocol).
+
+    ``run(chunks, per, base, cap, chunk_n, hit_w, hit_g)`` runs the kernel over the queries in its visiting
+    order; ``order[w]`` is the query visited at w (None: the queries' own order). See :func:`_run_chunks`.
+    """
+    base, chunk_n, (hit_w, hit_g), obase, (o_w, o_g) = _run_chunks(nq, run, keep, (np.intp, np.intp))
     return K.pairs_from_hits(np.zeros(0, np.intp) if order is None else order, nq, base, chunk_n, hit_w, hit_g,
                              obase, o_w, o_g)
 
