@@ -7,7 +7,7 @@ import re
 
 from twin_core.errors import ParameterError
 
-__all__ = ["parse_duration", "parse_offset"]
+__all__ = ["is_bare_number", "parse_duration", "parse_offset"]
 
 _DUR = re.compile(r"^\s*([+-]?)\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
@@ -47,3 +47,16 @@ def parse_offset(value, what: str = "an offset") -> float:
     if not math.isfinite(v):
         raise ParameterError(f"{what} must be a finite number of seconds, got {value!r}")
     return v + 0.0  # -0.0 as 0.0
+
+
+def is_bare_number(value) -> bool:
+    """Whether ``value`` is a number without a unit (``10``, ``"10"``), which the parsers read as seconds: worth a
+    warning where minutes were more likely meant.
+
+    >>> is_bare_number(10), is_bare_number("10"), is_bare_number("10min")
+    (True, True, False)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    m = _DUR.match(str(value))
+    return bool(m) and m.group(3) is None

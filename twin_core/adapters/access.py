@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from twin_core.errors import LayerNotFoundError, ParameterError
-from twin_core.units import parse_duration
+from twin_core.units import is_bare_number, parse_duration
 
 if TYPE_CHECKING:
     from spatial_index import LineIndex
@@ -180,19 +180,12 @@ def _times_from(streets: _Streets, shut: set, sources, targets, n_targets: int) 
     # a building on a station's own street: straight along it, the way the street is open (every pair of a
     # target's and a source's row on the same street)
     _, src_k, src_f, src_off = sources
-    o = np.argsort(src_k, kind="stable")
-    sk = src_k[o]
-    on = np.zeros(len(t), bool)
-    on[src_k] = True
-    tw = np.flatnonzero(on[k])  # the target rows on a source's street
-    lo, hi = np.searchsorted(sk, k[tw], "left"), np.searchsorted(sk, k[tw], "right")
-    cnt = hi - lo
-    if cnt.any():
-        tj = np.repeat(tw, cnt)
-        si = o[np.repeat(lo, cnt) + np.arange(tj.shape[0]) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
-        q = k[tj]
-        ok_dir = np.where(f[tj] >= src_f[si], fwd[q], bwd[q])
-        direct = np.where(ok_dir, src_off[si] + np.abs(f[tj] - src_f[si]) * t[q] + off[tj], np.inf)
+    same = pd.DataFrame({"tj": np.arange(k.shape[0]), "q": k}).merge(
+        pd.DataFrame({"q": src_k, "sf": src_f, "so": src_off}), on="q")
+    if len(same):
+        tj, q, sf = same["tj"].to_numpy(), same["q"].to_numpy(), same["sf"].to_numpy()
+        ok_dir = np.where(f[tj] >= sf, fwd[q], bwd[q])
+        direct = np.where(ok_dir, same["so"].to_numpy() + np.abs(f[tj] - sf) * t[q] + off[tj], np.inf)
         np.minimum.at(pair_t, tj, direct)
     out = np.full(n_targets, np.inf)
     np.minimum.at(out, p, pair_t)  # the quickest of its streets
@@ -207,15 +200,6 @@ def run_access_demo(twin, progress: Callable[[float, float], None] | None = None
     """The demo's emergency access: which buildings an ambulance reaches from the hospitals within 10 min
     while the demo storm's water closes the roads (run ``demo-access`` under ``storm_rush``)."""
     return run_access(twin, progress=progress, **DEMO_ACCESS)
-
-
-def _bare_number(value) -> bool:
-    """Whether ``value`` is a number without a unit (``10``, ``"10"``), which :func:`parse_duration` reads as s."""
-    import re
-
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return True
-    return bool(re.fullmatch(r"\s*[+]?[0-9]*\.?[0-9]+\s*", str(value)))
 
 
 def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: str | None = None,
@@ -257,7 +241,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
         limit, source = parse_duration(within, "within"), "given"
         if not (math.isfinite(limit) and limit > 0):
             raise ParameterError(f"within must be a positive duration, got {within!r}")
-        if limit < 60 and _bare_number(within):  # `--within 10` meant 10 minutes, not 10 s
+        if limit < 60 and is_bare_number(within):  # `--within 10` meant 10 minutes, not 10 s
             from twin_core.errors import twin_warn
 
             twin_warn(f"within={within!r} is {limit:g} s: a bare number is seconds; for minutes write "
