@@ -29,3 +29,23 @@ def emit(data: Any, as_json: bool, human: str | None = None) -> None:
         sys.stdout.write(text + "\n")
     else:
         typer.echo(human if human is not None else json.dumps(data, indent=2, default=str))
+
+
+def check_output_path(what: str, path: str | None) -> None:
+    """Refuse, before any work, an output ``path`` that is a folder, whose folder does not exist (or is a file)
+    or that may not be written; ``what`` starts the message (``"--html r.html"``)."""
+    import os
+
+    from twin_core.errors import TwinError
+
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise TwinError(f"{what} is a folder; give the path of the file to write")
+    if not os.path.isdir(folder):
+        raise TwinError(f"{what}: its folder {folder} "
+                        + ("is a file, not a folder" if os.path.exists(folder) else "does not exist")
+                        + "; give a path in an existing folder")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise TwinError(f"{what}: you may not write there; give a path you may write")

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, check_output_path, emit
 
 ANCHOR_OPT = typer.Option(None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS.")
 CRS_OPT = typer.Option(None, "--crs", help="Twin CRS (default: the store's, or the rules' crs, or EPSG:4544).")
@@ -27,23 +27,6 @@ def _anchor(text: str | None):
     if not 2 <= len(vals) <= 4:
         raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]], got {len(vals)} values")
     return Anchor(*vals)
-
-
-def _check_writable(opt: str, path: str | None) -> None:
-    """Refuse, before any work, an output path whose folder does not exist or that is a folder."""
-    if not path:
-        return
-    from twin_core.errors import TwinError
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise TwinError(f"{opt} {path} is a folder; give the path of the file to write")
-    if not os.path.isdir(folder):
-        raise TwinError(f"{opt} {path}: its folder {folder} "
-                        + ("is a file" if os.path.exists(folder) else "does not exist")
-                        + "; give a path in an existing folder")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise TwinError(f"{opt} {path}: you may not write there; give a path you may write")
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
             raise StoreError("--save records the check in a twin: name it with --store city.gpkg (or a PostGIS DSN)")
         for opt, path in (("--html", html), ("--out", out)):  # before the check: --save must not record a check
-            _check_writable(opt, path)                        # whose report then cannot be written
+            check_output_path(f"{opt} {path}", path)          # whose report then cannot be written
         rs = load_rules(rules)
         st = None
         rec = None

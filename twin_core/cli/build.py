@@ -6,7 +6,7 @@ import time
 
 import typer
 
-from twin_core.cli._common import JSON_OPT, QUIET_OPT, emit
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, check_output_path, emit
 
 
 def register(app: typer.Typer) -> None:
@@ -50,10 +50,7 @@ def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet:
         # build beside it and move into place on success: a failed build leaves no half-built file and a
         # failed rebuild leaves the old city as it was
         folder, base = os.path.split(os.path.abspath(target))
-        if not os.path.isdir(folder):
-            raise TwinError(f"cannot build into {target}: its folder {folder} "
-                            + ("is a file, not a folder" if os.path.exists(folder) else "does not exist")
-                            + "; give the path of a .gpkg file in an existing folder")
+        check_output_path(f"cannot build into {target}", target)
         into = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.building.gpkg")
     t0 = time.perf_counter()
     try:
