@@ -640,13 +640,21 @@ def _pois(parcels, kind, pzone, is_plaza, buildings, links, nodes, box, centre):
     return gpd.GeoDataFrame(df, geometry=list(geoms), crs=CRS), stations
 
 
-def _stations(links, nodes, box, centre, spacing: float = 900.0):
-    major = links[links.road_class.isin(["primary", "trunk"])]
+def _junctions_of(links, nodes, box, classes, kind: str | None = None):
+    """The junctions inside ``box`` on roads of ``classes`` (and of node ``kind``); every junction inside it
+    when there is none."""
+    major = links[links.road_class.isin(classes)]
     ids = set(major.from_node) | set(major.to_node)
-    cand = nodes[nodes.node_id.isin(ids) & (nodes.kind == "traffic_light")]
+    keep = nodes.node_id.isin(ids) & ((nodes.kind == kind) if kind is not None else True)
+    cand = nodes[keep]
     cand = cand[shapely.contains(box, cand.geometry.to_numpy())]
     if cand.empty:
         cand = nodes[shapely.contains(box, nodes.geometry.to_numpy())]
+    return cand
+
+
+def _stations(links, nodes, box, centre, spacing: float = 900.0):
+    cand = _junctions_of(links, nodes, box, ["primary", "trunk"], kind="traffic_light")
     xy = shapely.get_coordinates(cand.geometry.to_numpy())
     d = np.hypot(xy[:, 0] - centre[0], xy[:, 1] - centre[1])
     order = np.lexsort((cand.node_id.to_numpy(), np.round(d, 3)))
@@ -670,13 +678,7 @@ def _fire_stations(links, nodes, buildings, box, district_km2: float = FIRE_DIST
     from scipy.cluster.vq import kmeans2
 
     n = max(1, int(np.ceil(float(shapely.area(box)) / (district_km2 * 1e6) - 1e-9)))
-    major = links[links.road_class.isin(["trunk", "primary", "secondary"])]
-    ids = set(major.from_node) | set(major.to_node)
-    cand = nodes[nodes.node_id.isin(ids)]
-    cand = cand[shapely.contains(box, cand.geometry.to_numpy())]
-    if cand.empty:
-        cand = nodes[shapely.contains(box, nodes.geometry.to_numpy())]
-    cand = cand.sort_values("node_id")
+    cand = _junctions_of(links, nodes, box, ["trunk", "primary", "secondary"]).sort_values("node_id")
     xy = shapely.get_coordinates(cand.geometry.to_numpy())
     pts = shapely.get_coordinates(shapely.centroid(buildings.geometry.to_numpy()))
     if len(pts) > n:
