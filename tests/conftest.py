@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -87,3 +89,14 @@ def small_city_gpkg(_small_city_gpkg_master, tmp_path):
     dst = tmp_path / "small.gpkg"
     shutil.copyfile(_small_city_gpkg_master, dst)
     return str(dst)
+
+
+@pytest.fixture
+def python_run():
+    """Run Python code in a fresh interpreter: ``python_run(code, jit=False)`` runs it under
+    ``NUMBA_DISABLE_JIT=1`` (the kernels as plain Python); returns the ``CompletedProcess`` (text)."""
+    def run(code: str, jit: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        env = dict(os.environ) if jit else dict(os.environ, NUMBA_DISABLE_JIT="1")
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+
+    return run

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import importlib
-import os
 import subprocess
 import sys
 
@@ -51,7 +50,7 @@ def test_grid_and_tree_give_the_same_pairs():
     np.testing.assert_array_equal(tree.query_points(xy), _sorted(ref.query(shapely.points(xy))))
 
 
-def test_kernels_run_without_jit():
+def test_kernels_run_without_jit(python_run):
     code = (
         "import numpy as np, shapely\n"
         "from spatial_index import PolygonIndex, TriangleBVH, rasterize\n"
@@ -64,8 +63,7 @@ def test_kernels_run_without_jit():
         "assert rasterize(g, (3, 3), (1, 0, 0, 0, -1, 3)).sum() == 4\n"
         "print('ok')\n"
     )
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    r = python_run(code, jit=False, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 

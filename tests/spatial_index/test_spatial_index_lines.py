@@ -3,9 +3,6 @@ normalized position along each, as ``shapely.distance`` / ``line_locate_point``)
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -186,7 +183,7 @@ def test_bad_queries():
         idx.query_within([[0, 0]], "far")
 
 
-def test_runs_without_jit():
+def test_runs_without_jit(python_run):
     code = ("import numpy as np, shapely\n"
             "from spatial_index import LineIndex\n"
             "idx = LineIndex.from_shapely([shapely.LineString([(0, 0), (10, 0), (10, 10)])])\n"
@@ -194,6 +191,5 @@ def test_runs_without_jit():
             "assert p.tolist() == [[0, 1], [0, 0]] and d.tolist() == [1.0, 2.0] and f.tolist() == [0.25, 0.75]\n"
             "assert idx.nearest_distance([[5, 1]]).tolist() == [1.0]\n"
             "print('ok')\n")
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    r = python_run(code, jit=False, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

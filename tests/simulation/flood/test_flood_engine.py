@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -191,7 +188,7 @@ def test_float32_and_step_api():
     assert m.time == pytest.approx(100.0)
 
 
-def test_kernels_run_without_jit():
+def test_kernels_run_without_jit(python_run):
     """NUMBA_DISABLE_JIT=1 runs the same kernels as plain Python and gives the same answer."""
     code = (
         "import numpy as np, json;"
@@ -202,8 +199,7 @@ def test_kernels_run_without_jit():
         "[m.step(1.0) for _ in range(40)];"
         "print(json.dumps(m.h.ravel().tolist()))"
     )
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = python_run(code, jit=False, timeout=120)
     assert out.returncode == 0, out.stderr
     h_nojit = np.array(json.loads(out.stdout))
     yy, xx = np.mgrid[0:5, 0:6]

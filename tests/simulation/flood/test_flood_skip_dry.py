@@ -10,9 +10,6 @@ bit, in float64 and float32, on one thread and on two.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -160,7 +157,7 @@ def test_skip_dry_must_be_bool():
         FloodParameters(skip_dry=1)
 
 
-def test_skip_dry_runs_without_jit():
+def test_skip_dry_runs_without_jit(python_run):
     """NUMBA_DISABLE_JIT=1 runs the skipping sweep as plain Python (uint64 column indices, the wet-span
     scans) and gives the jitted answer; 1e-12 relative as in test_kernels_run_without_jit (the jitted
     loops may fuse multiply-adds)."""
@@ -175,8 +172,8 @@ def test_skip_dry_runs_without_jit():
         "print(json.dumps([m.h.ravel().tolist(), m.swept_fraction()['cells']]))"
     )
     runs = []
-    for env in (dict(os.environ, NUMBA_DISABLE_JIT="1"), dict(os.environ)):
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    for jit in (False, True):
+        out = python_run(code, jit=jit)
         assert out.returncode == 0, out.stderr
         runs.append(json.loads(out.stdout))
     (h_nojit, swept_nojit), (h_jit, swept_jit) = runs

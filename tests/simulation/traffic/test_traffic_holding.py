@@ -158,12 +158,8 @@ def test_no_closure_no_holding_the_same_queues_as_before():
     assert r.trajectories["exit"].sum() == pytest.approx(23237.5, rel=1e-12) and t["completed"].all()
 
 
-def test_holding_runs_without_jit():
+def test_holding_runs_without_jit(python_run):
     # NUMBA_DISABLE_JIT=1 (debugging): the kernels are plain Python and the ones behind still pass (two lanes)
-    import os
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np, pandas as pd\n"
         "from simulation.traffic import MesoModel, MesoParameters\n"
@@ -175,6 +171,5 @@ def test_holding_runs_without_jit():
         "assert t['completed'].all() and (t.loc[[1, 2, 3], 'travel_time'] < 51.0).all(), t\n"
         "assert abs(t.loc[0, 'arrive'] - 342.0) <= 1.0, t\n"
         "print('ok')\n")
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    out = python_run(code, jit=False)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -168,11 +168,8 @@ def test_sumo_route_reader_bad_files(tmp_path):
     assert df.loc[0, "edges"] == ["a", "b"] and df.loc[0, "depart"] == 3.0
 
 
-def test_kernels_run_without_jit():
+def test_kernels_run_without_jit(python_run):
     # The kernels are plain Python under NUMBA_DISABLE_JIT=1 (debugging): same answers on small cases.
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np, pandas as pd\n"
         "from simulation.traffic import Network, Demand, assign, MesoModel, MesoParameters\n"
@@ -188,8 +185,7 @@ def test_kernels_run_without_jit():
         "d = m.trips['delay'].sum()\n"
         "assert abs(d - 1.2 * 0.4 * 120 ** 2 / 1.6) < 0.03 * 4320, d\n"
         "print('ok')\n")
-    env = dict(__import__("os").environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    out = python_run(code, jit=False)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 

@@ -267,11 +267,8 @@ def test_bad_re_planning_settings_are_refused(kw, match):
         MesoParameters(**kw)
 
 
-def test_re_planning_runs_without_jit():
+def test_re_planning_runs_without_jit(python_run):
     # NUMBA_DISABLE_JIT=1 (debugging): the kernels are plain Python and give the same answer
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np, pandas as pd\n"
         "from simulation.traffic import MesoModel, MesoParameters\n"
@@ -281,6 +278,5 @@ def test_re_planning_runs_without_jit():
         "r = MesoModel(L, v, MesoParameters(dt=0.5, route_bin=10.0), closures={'a': (55.0, np.inf)}).run(until=400)\n"
         "assert r.trips['completed'].all() and r.summary()['rerouted_trips'] == 5, r.trips\n"
         "print('ok')\n")
-    env = dict(__import__("os").environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    out = python_run(code, jit=False)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
