@@ -42,7 +42,12 @@ def test_a_view_saved_on_one_screen_shows_on_another(browser, bm_server):  # noq
         names = [b["name"] for b in p2.evaluate("window.__twin.bookmarks")]
         i = names.index("station forecourt")
         p2.click(f"#bookmark-{i}")
-        two.settle(1500)  # the camera flies
+        # the camera flies (800 ms of transition, longer in software GL on a loaded machine): wait for it to land
+        # rather than a fixed time, which once caught it 6e-6 degrees short
+        p2.wait_for_function(
+            "(() => { const v = window.__twin.decks.a.getViewports()[0];"
+            f" return Math.abs(v.longitude - {target['longitude']!r}) < 1e-6"
+            f" && Math.abs(v.latitude - {target['latitude']!r}) < 1e-6; }})()", timeout=20000)
         v = camera(p2)
         assert v["longitude"] == pytest.approx(target["longitude"], abs=1e-6)
         assert v["latitude"] == pytest.approx(target["latitude"], abs=1e-6)
