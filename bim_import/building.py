@@ -6,7 +6,10 @@
 * ``feature``: a one-row GeoDataFrame conforming to
   ``cim.schema.FEATURE_CLASSES["buildings"]`` (LoD1 footprint = union of the
   projected triangles, height above the 0.00 level to the highest point,
-  storeys above ground, gross floor area from quantity sets or slab areas);
+  storeys above ground, gross floor area from quantity sets or slab areas; a
+  model without IfcBuildingStorey takes its storeys from
+  ``Pset_BuildingCommon.NumberOfStoreys``, else leaves them unknown (null), with
+  a :class:`~twin_core.errors.TwinWarning`, never a silent 0);
 * ``elements``: a DataFrame, one row per element, with property and quantity
   sets as JSON text (queryable with SQLite ``json_extract``) and the element's
   placement origin in the twin CRS;
@@ -19,6 +22,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -49,7 +53,7 @@ class Building:
     footprint: object  # shapely MultiPolygon in the twin CRS
     height_m: float
     ground_elev_m: float
-    storeys: int
+    storeys: int | None  # None: unknown (the model has no IfcBuildingStorey and declares no number)
     gfa_m2: float | None
     gfa_source: str
     summary: dict = field(default_factory=dict)
@@ -83,6 +87,49 @@ def above_ground_storeys(model, ground_level_m: float = 0.0, top_m: float | None
     names = [r.name for r in st.itertuples()
              if r.name in with_slab or (r.name in with_space and (top_m is None or r.elevation_m + 2.0 <= top_m))]
     return names or st["name"].tolist()
+
+
+#: storey height (m) used only to say, in the warning, how many storeys a model's height would hold
+_TYPICAL_STOREY_M = 3.0
+
+
+def _storey_count(model, storey_names: list[str], height_m: float) -> tuple[int | None, str | None]:
+    """The number of storeys above ground, and a note (also warned) when it does not come from the storeys.
+
+    A model with IfcBuildingStorey: the storeys above ground (:func:`above_ground_storeys`). A model without
+    any: the building's own ``Pset_BuildingCommon.NumberOfStoreys`` where it is a plausible whole number,
+    else None (unknown; stored as null). Never a silent 0: a planner reading 0 storeys would take it as fact
+    (and FAR or population estimates built on it would be wrong).
+    """
+    from cim.schema import FEATURE_CLASSES
+    from twin_core.errors import TwinWarning, twin_warn
+
+    if len(model.storeys):
+        return len(storey_names), None
+    name = os.path.basename(model.path) if isinstance(model.path, str) and model.path else "the model"
+    declared = (model.building or {}).get("declared_storeys")
+    f = FEATURE_CLASSES["buildings"].field("storeys")
+    try:
+        n = float(declared) if declared is not None and not isinstance(declared, bool) else None
+    except (TypeError, ValueError):
+        n = None
+    if n is not None and n.is_integer() and f.minimum <= n <= f.maximum:
+        note = (f"{name} has no IfcBuildingStorey; its number of storeys ({int(n)}) is taken from the building's "
+                "Pset_BuildingCommon.NumberOfStoreys as declared, not counted from the model, and its gross floor "
+                "area is unknown. Add IfcBuildingStorey elements (the floors, with their elements) to the model "
+                "for counted storeys and a floor area")
+        twin_warn(note, TwinWarning, stacklevel=3)
+        return int(n), note
+    bad = f" (its Pset_BuildingCommon.NumberOfStoreys {declared!r} is no plausible count)" if declared is not None \
+        else ""
+    guess = (f"; at about {_TYPICAL_STOREY_M:g} m a storey its height of {height_m:.1f} m would hold about "
+             f"{max(1, round(height_m / _TYPICAL_STOREY_M))}, which is not stored"
+             if np.isfinite(height_m) and height_m > 0 else "")
+    note = (f"{name} has no IfcBuildingStorey{bad}, so its number of storeys is unknown and stored empty (null), "
+            f"not 0, and its gross floor area is unknown too{guess}. Add IfcBuildingStorey elements (the floors, "
+            "with their elements) or Pset_BuildingCommon.NumberOfStoreys to the model and import it again")
+    twin_warn(note, TwinWarning, stacklevel=3)
+    return None, note
 
 
 def gross_floor_area(model, storeys: list[str]) -> tuple[float | None, str]:
@@ -197,6 +244,7 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
     ground_elev = georef.z0 + ground_level_m
     storey_names = above_ground_storeys(model, ground_level_m, None if not len(tri) else zmax)
     gfa, gfa_source = gross_floor_area(model, storey_names)
+    storeys, storey_note = _storey_count(model, storey_names, height)
     if footprint.is_empty:
         origin = tuple(georef.apply_xy(np.zeros((1, 2)))[0])
     else:
@@ -227,7 +275,7 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
     feature = None
     if not footprint.is_empty:
         props = {
-            "building_id": [bid], "height_m": [height], "storeys": [len(storey_names)], "use": [use],
+            "building_id": [bid], "height_m": [height], "storeys": [storeys], "use": [use],
             "year": [None], "ground_elev_m": [ground_elev], "lod": [3],
             "source_id": [(model.building or model.project).get("global_id")], "gfa_m2": [gfa], "parcel_id": [None],
         }
@@ -250,13 +298,14 @@ def build_building(model, georef, *, building_id: str | None = None, ground_leve
         "building_id": bid, "file": model.path, "schema": model.schema, "products": model.n_products,
         "storeys_in_file": len(model.storeys), "elements": len(el), "with_geometry": len(model.meshes),
         "failed": [{"global_id": f["global_id"], "ifc_class": f["ifc_class"], "reason": f["reason"]} for f in model.failures],
-        "georef": georef.to_dict(), "height_m": height, "storeys": len(storey_names), "gfa_m2": gfa,
+        "georef": georef.to_dict(), "height_m": height, "storeys": storeys, "gfa_m2": gfa,
         "gfa_source": gfa_source, "footprint_m2": float(footprint.area),
         "warnings": ([] if feature is not None else
-                     ["no element produced triangles: no building footprint; the element table is still imported"]),
+                     ["no element produced triangles: no building footprint; the element table is still imported"])
+                    + ([storey_note] if storey_note else []),
     }
     return Building(bid, feature, elements, glb, storey_glb, origin, georef, footprint, height, ground_elev,
-                    len(storey_names), gfa, gfa_source, summary, roof_tri, model)
+                    storeys, gfa, gfa_source, summary, roof_tri, model)
 
 
 def element_property(elements: pd.DataFrame, pset: str, prop: str) -> pd.Series:

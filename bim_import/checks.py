@@ -140,7 +140,7 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         "checked_by": str(checked_by or ""),
         "has_glb": bool(b.glb),
         "height_m": float(b.height_m),
-        "storeys": int(b.storeys),
+        "storeys": None if b.storeys is None else int(b.storeys),  # None: the model has no storeys
         "ground_elev_m": float(b.ground_elev_m),
         "origin_x": float(b.origin[0]),
         "origin_y": float(b.origin[1]),
@@ -150,7 +150,8 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
     }
     cid = row["check_id"]
     with store.transaction():
-        store.write_table(TABLE, pd.DataFrame([row]), mode="append" if store.has_table(TABLE) else "replace")
+        frame = pd.DataFrame([row]).astype({"storeys": "Int64"})  # an integer column even when unknown (null)
+        store.write_table(TABLE, frame, mode="append" if store.has_table(TABLE) else "replace")
         store.put_blob(_blob(cid, "report.html"), report.to_html().encode("utf-8"), mime="text/html")
         if b.glb:
             store.put_blob(_blob(cid, "model.glb"), b.glb, mime="model/gltf-binary")

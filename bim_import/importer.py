@@ -76,7 +76,7 @@ def _summary_row(b, keys: dict) -> pd.DataFrame:
         "gfa_source": b.gfa_source, "origin_x": b.origin[0], "origin_y": b.origin[1],
         "crs": b.georef.crs, "georef_method": b.georef.method, "georef": json.dumps(b.georef.to_dict(), default=str),
         "glb_keys": json.dumps(keys), "mesh_axes": "x east, y north, z up (absolute height); metres, x/y from (origin_x, origin_y)",
-    }])
+    }]).astype({"storeys": "Int64"})  # an integer column even when the storeys are unknown (null)
 
 
 def write_building(store, b) -> dict:

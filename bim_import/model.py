@@ -69,7 +69,9 @@ class BimModel:
     project : dict
         ``{"global_id", "name"}`` of the IfcProject.
     building : dict
-        ``{"global_id", "name"}`` of the first IfcBuilding (or empty).
+        ``{"global_id", "name", "declared_storeys"}`` of the first IfcBuilding (or
+        empty); ``declared_storeys``: its ``Pset_BuildingCommon.NumberOfStoreys``
+        as given in the file, or None.
     storeys : DataFrame
         ``global_id, name, elevation_m, gross_floor_area_m2`` (from quantity sets,
         else None) sorted by elevation.
@@ -319,7 +321,13 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
         area_unit = unit * unit
     project = f.by_type("IfcProject")[0]
     bld = f.by_type("IfcBuilding")
-    building = {"global_id": bld[0].GlobalId, "name": bld[0].Name} if bld else {}
+    building = {}
+    if bld:
+        try:
+            declared = E.get_pset(bld[0], "Pset_BuildingCommon", "NumberOfStoreys")
+        except Exception:  # noqa: BLE001 - an odd property set never loses the model
+            declared = None
+        building = {"global_id": bld[0].GlobalId, "name": bld[0].Name, "declared_storeys": _jsonable(declared)}
 
     storeys = []
     for s in f.by_type("IfcBuildingStorey"):

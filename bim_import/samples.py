@@ -54,6 +54,8 @@ class BoxBuilding:
     use: str = "residential"
     with_qsets: bool = True
     georeferenced: bool = True
+    storey_entities: bool = True  # False: no IfcBuildingStorey, the elements sit in the IfcBuilding itself
+    declare_storeys: bool = True  # write Pset_BuildingCommon.NumberOfStoreys
 
     @property
     def height_m(self) -> float:
@@ -111,13 +113,15 @@ def write_box_building(spec: BoxBuilding, path: str | os.PathLike) -> str:
     wall_h = spec.storey_height - spec.slab_thickness
     for i in range(spec.storeys):
         z = i * spec.storey_height
-        st = api.root.create_entity(f, ifc_class="IfcBuildingStorey", name=f"Level {i + 1}")
-        st.Elevation = z
-        api.aggregate.assign_object(f, relating_object=building, products=[st])
         m = np.eye(4)
         m[2, 3] = z
-        api.geometry.edit_object_placement(f, product=st, matrix=m)
-        if spec.with_qsets:
+        st = building
+        if spec.storey_entities:
+            st = api.root.create_entity(f, ifc_class="IfcBuildingStorey", name=f"Level {i + 1}")
+            st.Elevation = z
+            api.aggregate.assign_object(f, relating_object=building, products=[st])
+            api.geometry.edit_object_placement(f, product=st, matrix=m)
+        if spec.with_qsets and spec.storey_entities:
             q = api.pset.add_qto(f, product=st, name="Qto_BuildingStoreyBaseQuantities")
             api.pset.edit_qto(f, qto=q, properties={"GrossFloorArea": W * D, "GrossHeight": spec.storey_height})
         # floor slab: top at z + slab_thickness (finished floor level z)
@@ -178,7 +182,8 @@ def write_box_building(spec: BoxBuilding, path: str | os.PathLike) -> str:
         api.geometry.edit_object_placement(f, product=g, matrix=gm)
         api.spatial.assign_container(f, relating_structure=site, products=[g])
     ps = api.pset.add_pset(f, product=building, name="Pset_BuildingCommon")
-    api.pset.edit_pset(f, pset=ps, properties={"NumberOfStoreys": spec.storeys, "OccupancyType": spec.use})
+    api.pset.edit_pset(f, pset=ps, properties={"OccupancyType": spec.use, **(
+        {"NumberOfStoreys": spec.storeys} if spec.declare_storeys else {})})
     f.write(os.fspath(path))
     return os.fspath(path)
 

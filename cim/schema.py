@@ -1,8 +1,9 @@
 """Declared feature classes of the city information model.
 
 Each feature class names its geometry type and its fields (name, dtype, unit,
-required). :func:`conform` checks a GeoDataFrame against a class: required
-fields present, no unknown fields, values cast to the declared dtype.
+required, the plausible range of a number and why). :func:`conform` checks a
+GeoDataFrame against a class: required fields present, no unknown fields,
+values cast to the declared dtype and within their field's range.
 
 Examples
 --------
@@ -30,6 +31,7 @@ __all__ = [
     "RasterClass",
     "FEATURE_CLASSES",
     "RASTER_CLASSES",
+    "check_range",
     "conform",
     "feature_class",
 ]
@@ -47,10 +49,32 @@ class Field:
     required: bool = False
     description: str = ""
     choices: tuple[str, ...] | None = None
+    minimum: float | None = None  # plausible range of a number (inclusive); None: no bound on that side
+    maximum: float | None = None
+    range_why: str = ""  # why the range: the physical or domain fact behind it (in the refusal message)
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
             raise SchemaError(f"field {self.name!r}: dtype {self.dtype!r} is not one of {sorted(_DTYPES)}")
+        if self.minimum is not None or self.maximum is not None:
+            if self.dtype not in ("int64", "float64"):
+                raise SchemaError(f"field {self.name!r}: only numbers have a range; its dtype is {self.dtype!r}")
+            if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+                raise SchemaError(f"field {self.name!r}: minimum {self.minimum} is above maximum {self.maximum}")
+            if not self.range_why:
+                raise SchemaError(f"field {self.name!r}: a range needs its reason (range_why=...)")
+
+    @property
+    def has_range(self) -> bool:
+        return self.minimum is not None or self.maximum is not None
+
+    def range_text(self) -> str:
+        """The plausible range in words, e.g. 'from 0 to 1000 m', '>= 0 veh/h'."""
+        unit = f" {self.unit}" if self.unit and self.unit != "1" else ""
+        lo, hi = (None if v is None else _num_text(v, group=True) for v in (self.minimum, self.maximum))
+        if lo is not None and hi is not None:
+            return f"from {lo} to {hi}{unit}"
+        return f">= {lo}{unit}" if lo is not None else f"<= {hi}{unit}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,7 @@ class FeatureClass:
                     "required": f.required,
                     "description": f.description,
                     **({"choices": list(f.choices)} if f.choices else {}),
+                    **({"minimum": f.minimum, "maximum": f.maximum, "range_why": f.range_why} if f.has_range else {}),
                 }
                 for f in self.fields
             ],
@@ -108,6 +133,15 @@ class RasterClass:
 
 F = Field
 
+# Plausible ranges: bounds that physics or the domain gives, wide enough for any real city, so that only a unit
+# mix-up, a placeholder (-9999, 1e300) or a typo falls outside them.
+_HEIGHT = dict(minimum=0.0, maximum=1000.0,
+               range_why="a height is not negative, and the tallest building on earth, the Burj Khalifa, is 828 m")
+_ELEVATION = dict(minimum=-1000.0, maximum=9000.0,
+                  range_why="ground on earth lies between the Dead Sea shore (-430 m; road tunnels reach about "
+                            "-300 m) and Everest (8,849 m)")
+_RATIO_0_1 = "a share of the parcel area, a fraction from 0 to 1 (60 % is 0.6)"
+
 BUILDING_USES = ("residential", "commercial", "office", "industrial", "public", "school", "hospital", "mixed")
 ROAD_CLASSES = (
     "motorway", "trunk", "primary", "secondary", "tertiary", "residential", "service", "unclassified", "other"
@@ -123,14 +157,21 @@ FEATURE_CLASSES: dict[str, FeatureClass] = {
             "MultiPolygon",
             (
                 F("building_id", "str", required=True, description="stable identifier"),
-                F("height_m", "float64", "m", required=True, description="height above ground to roof top"),
-                F("storeys", "int64", "1", description="number of storeys above ground"),
+                F("height_m", "float64", "m", required=True, description="height above ground to roof top", **_HEIGHT),
+                F("storeys", "int64", "1", description="number of storeys above ground", minimum=0, maximum=200,
+                  range_why="a count is not negative, and the tallest building on earth has 163 storeys"),
                 F("use", "str", choices=BUILDING_USES, description="main use"),
-                F("year", "int64", "a", description="year of construction"),
-                F("ground_elev_m", "float64", "m", description="ground elevation at the footprint (CGCS2000 heights)"),
-                F("lod", "int64", "1", description="CityGML level of detail of the best model held (1 block, 2 roofs, 3+ BIM)"),
+                F("year", "int64", "a", description="year of construction", minimum=-10000, maximum=2200,
+                  range_why="the oldest known buildings date from about 10,000 BCE (-10000), and planned ones from "
+                            "the next decades; a year such as 20240 is a typo"),
+                F("ground_elev_m", "float64", "m", description="ground elevation at the footprint (CGCS2000 heights)",
+                  **_ELEVATION),
+                F("lod", "int64", "1", description="CityGML level of detail of the best model held (1 block, 2 roofs, 3+ BIM)",
+                  minimum=0, maximum=4, range_why="CityGML defines the levels of detail 0 to 4"),
                 F("source_id", "str", description="identifier in the source data (OSM id, IFC GlobalId ...)"),
-                F("gfa_m2", "float64", "m2", description="gross floor area"),
+                F("gfa_m2", "float64", "m2", description="gross floor area", minimum=0.0, maximum=1e7,
+                  range_why="an area is not negative, and the largest building on earth by floor area (Chengdu's "
+                            "New Century Global Center) has about 1.76 million m2"),
                 F("parcel_id", "str", description="parcel the building stands on"),
             ),
             "Building footprints (LoD1 massing) with height and use.",
@@ -143,12 +184,19 @@ FEATURE_CLASSES: dict[str, FeatureClass] = {
                 F("link_id", "str", required=True),
                 F("from_node", "str", required=True),
                 F("to_node", "str", required=True),
-                F("lanes", "int64", "1", required=True),
-                F("speed_limit_kmh", "float64", "km/h", required=True),
-                F("capacity_vph", "float64", "veh/h", description="capacity of the whole link"),
+                F("lanes", "int64", "1", required=True, minimum=0, maximum=50,
+                  range_why="a count is not negative, and the widest road sections (toll plazas) have about 50 lanes"),
+                F("speed_limit_kmh", "float64", "km/h", required=True, minimum=0.0, maximum=300.0,
+                  range_why="a speed is not negative (0: closed), posted limits are at most 160 km/h, and 300 km/h "
+                            "leaves room for unlimited motorways; a speed in m/s or mph needs converting"),
+                F("capacity_vph", "float64", "veh/h", description="capacity of the whole link", minimum=0.0, maximum=120_000.0,
+                  range_why="a capacity is not negative, and a lane carries at most about 2,400 veh/h (Highway "
+                            "Capacity Manual), so 50 lanes about 120,000 veh/h; a capacity per day needs converting"),
                 F("road_class", "str", choices=ROAD_CLASSES),
                 F("oneway", "bool", description="True: the geometry's direction only"),
-                F("length_m", "float64", "m"),
+                F("length_m", "float64", "m", minimum=0.0, maximum=1_000_000.0,
+                  range_why="a length is not negative, and a road link of a city model longer than 1,000 km is a "
+                            "unit error (km or cm for m)"),
                 F("name", "str"),
                 F("priority", "int64", "1", description="SUMO priority"),
             ),
@@ -161,7 +209,7 @@ FEATURE_CLASSES: dict[str, FeatureClass] = {
             (
                 F("node_id", "str", required=True),
                 F("kind", "str", description="junction type: priority, traffic_light, dead_end, centroid ..."),
-                F("elevation_m", "float64", "m"),
+                F("elevation_m", "float64", "m", **_ELEVATION),
             ),
             "Road junctions.",
             id_field="node_id",
@@ -172,11 +220,15 @@ FEATURE_CLASSES: dict[str, FeatureClass] = {
             (
                 F("parcel_id", "str", required=True),
                 F("zoning", "str", required=True, description="zoning code, e.g. R2, C1, M1, G1"),
-                F("max_height_m", "float64", "m"),
-                F("max_far", "float64", "1", description="maximum floor-area ratio"),
-                F("max_coverage", "float64", "1", description="maximum site coverage (0..1)"),
-                F("min_setback_m", "float64", "m"),
-                F("min_green_ratio", "float64", "1"),
+                F("max_height_m", "float64", "m", **_HEIGHT),
+                F("max_far", "float64", "1", description="maximum floor-area ratio", minimum=0.0, maximum=50.0,
+                  range_why="a floor-area ratio is not negative, and the densest zoning anywhere (Manhattan with "
+                            "bonuses, Hong Kong) stays near 15 to 33"),
+                F("max_coverage", "float64", "1", description="maximum site coverage (0..1)", minimum=0.0, maximum=1.0,
+                  range_why=_RATIO_0_1),
+                F("min_setback_m", "float64", "m", minimum=0.0, maximum=1000.0,
+                  range_why="a setback is a distance inside the parcel, not negative, and not kilometres"),
+                F("min_green_ratio", "float64", "1", minimum=0.0, maximum=1.0, range_why=_RATIO_0_1),
             ),
             "Land parcels with their planning (zoning) conditions.",
             id_field="parcel_id",
@@ -188,7 +240,7 @@ FEATURE_CLASSES: dict[str, FeatureClass] = {
                 F("water_id", "str", required=True),
                 F("kind", "str", choices=("river", "lake", "canal", "pond", "other")),
                 F("name", "str"),
-                F("normal_level_m", "float64", "m"),
+                F("normal_level_m", "float64", "m", **_ELEVATION),
             ),
             "Water bodies and rivers.",
             id_field="water_id",
@@ -200,7 +252,8 @@ FEATURE_CLASSES: dict[str, FeatureClass] = {
                 F("poi_id", "str", required=True),
                 F("kind", "str", required=True, choices=POI_KINDS),
                 F("name", "str"),
-                F("capacity", "int64", "persons"),
+                F("capacity", "int64", "persons", minimum=0, maximum=10_000_000,
+                  range_why="a count of people is not negative, and no shelter or venue holds 10 million"),
             ),
             "Points of interest: shelters, hospitals, schools, metro stations.",
             id_field="poi_id",
@@ -403,6 +456,48 @@ def _cast(series: pd.Series, f: Field, layer: str, ids: pd.Series | None = None)
     return series
 
 
+def _num_text(v, *, group: bool = False) -> str:
+    """A number for a message: 1000 (not 1000.0), 1e+300, -9999.5; with ``group`` 120,000 (for bounds)."""
+    v = _plain(v)
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        v = int(v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return f"{v:,}" if group else str(v)
+
+
+def check_range(series: pd.Series, f: Field, layer: str, ids: pd.Series | None = None) -> None:
+    """Refuse values of a numeric column outside its field's plausible range (nulls pass), naming the layer,
+    the field, how many values, the first ones with their features, the range and why, and what to do."""
+    if not f.has_range or not len(series):
+        return
+    v = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = np.zeros(len(v), dtype=bool)
+        if f.minimum is not None:
+            bad |= v < f.minimum
+        if f.maximum is not None:
+            bad |= v > f.maximum
+    pos = np.flatnonzero(bad)
+    if not len(pos):
+        return
+    examples = []
+    for i in pos[:3]:
+        where = f"feature {i + 1}"
+        if ids is not None and not _is_null(ids.iloc[i]):
+            where += f" ({ids.name} {_plain(ids.iloc[i])!r})"
+        examples.append(f"{_num_text(series.iloc[i])} at {where}")
+    more = f" and {len(pos) - 3} more" if len(pos) > 3 else ""
+    optional = "" if f.required else (", or leave the source field out (drop=[...]; CLI: --drop FIELD) or "
+                                       "its values empty where they are unknown")
+    raise SchemaError(
+        f"layer {layer!r}: field {f.name!r} must lie {f.range_text()} ({f.range_why}); {len(pos)} of "
+        f"{len(series)} value(s) lie outside, e.g. {'; '.join(examples)}{more}. Nothing was written. Fix the "
+        f"source values (a wrong unit, or a placeholder such as -9999 or 1e300 for 'unknown'), map another "
+        f"field to {f.name!r}{optional}, and import again"
+    )
+
+
 def _null_column(f: Field, index: pd.Index, layer: str) -> pd.Series:
     """An all-null column of a field's declared type (Int64, boolean, float NaN, ...) so a store creates
     the declared column type, not text."""
@@ -415,7 +510,8 @@ def conform(gdf, fc: FeatureClass | str, *, allow_extra: bool = False):
     Raises :class:`FieldError` for a missing required field or (unless
     ``allow_extra``) an unknown field, and :class:`SchemaError` for a value
     that does not fit its field (text that is no number, 3.6 for a whole number,
-    'maybe' for a boolean), naming the value and its feature. Booleans accept
+    'maybe' for a boolean, a number outside the field's plausible range such as a
+    height of -5 or 1e300 m), naming the value and its feature. Booleans accept
     true/false, t/f, yes/no, y/n, 1/0 (any case) and numbers 0/1; nulls stay
     null (nullable ``Int64`` / ``boolean`` columns). Optional fields that are
     absent are added as nulls of their declared type so every layer of a class
@@ -447,6 +543,7 @@ def conform(gdf, fc: FeatureClass | str, *, allow_extra: bool = False):
             n = int(out[f.name].isna().sum())
             raise FieldError(f"layer {fc.name!r}: required field {f.name!r} has {n} empty value(s); fill them")
         out[f.name] = _cast(out[f.name], f, fc.name, ids)
+        check_range(out[f.name], f, fc.name, ids)
         if f.choices:
             vals = set(out[f.name].dropna().unique())
             bad = sorted(str(v) for v in vals - set(f.choices))

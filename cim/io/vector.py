@@ -28,7 +28,7 @@ from cim.crs import resolve_crs, to_twin_crs, transformer
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
 from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning, twin_warn
 
-__all__ = ["read_vector", "import_vector", "export_layer", "prepare_layer", "EXPORT_FORMATS"]
+__all__ = ["read_vector", "import_vector", "export_layer", "write_frame", "prepare_layer", "EXPORT_FORMATS"]
 
 EXPORT_FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".parquet": "GeoParquet",
                   ".geoparquet": "GeoParquet", ".shp": "ESRI Shapefile", ".fgb": "FlatGeobuf"}
@@ -71,6 +71,8 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
         )
     if p.suffix.lower() == ".shp":
         _check_shapefile_encoding(p, gdf)
+    elif p.suffix.lower() in (".zip", ".shz"):
+        _check_zipped_shapefile_encoding(p, layer, gdf)
     return gdf
 
 
@@ -110,7 +112,45 @@ def _check_shapefile_encoding(p: Path, gdf) -> None:
         return
     with open(dbf, "rb") as fh:
         head = fh.read(32)
-    if len(head) < 32 or head[29] != 0:  # byte 29: the language driver id, which names a code page
+    _refuse_undeclared_text(head, gdf, p.name, p.with_suffix(".cpg").name, "")
+
+
+def _check_zipped_shapefile_encoding(p: Path, layer, gdf) -> None:
+    """:func:`_check_shapefile_encoding` for a Shapefile read from a .zip (GDAL reads the Shapefiles at the
+    zip's root, one layer each, named by the file's stem): the .cpg and .dbf are looked up inside the zip."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            shps = [n for n in names if "/" not in n and n.lower().endswith(".shp")]
+            if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+                import pyogrio
+
+                layer = str(pyogrio.list_layers(p)[int(layer)][0])
+            if layer is not None:
+                shps = [n for n in shps if n[:-4] == str(layer)] or [n for n in shps
+                                                                      if n[:-4].lower() == str(layer).lower()]
+            if len(shps) != 1:
+                return  # no Shapefile (a zipped GeoJSON or GeoPackage), or none that is this layer
+            stem = shps[0][:-4]
+            by_lower = {n.lower(): n for n in names}
+            if by_lower.get(f"{stem}.cpg".lower()) is not None:
+                return
+            dbf = by_lower.get(f"{stem}.dbf".lower())
+            if dbf is None:
+                return
+            with zf.open(dbf) as fh:
+                head = fh.read(32)
+    except (zipfile.BadZipFile, OSError, IndexError, KeyError):
+        return  # GDAL read it, so not a plain zip of Shapefiles; nothing to look up
+    _refuse_undeclared_text(head, gdf, f"{p.name}: {stem}.shp", f"{stem}.cpg", f" inside {p.name}")
+
+
+def _refuse_undeclared_text(dbf_head: bytes, gdf, what: str, cpg: str, where: str) -> None:
+    """The refusal of :func:`_check_shapefile_encoding`, given the first 32 bytes of the .dbf of a Shapefile
+    without a .cpg (``what``: the Shapefile, ``cpg``: the .cpg it lacks, ``where``: where that belongs)."""
+    if len(dbf_head) < 32 or dbf_head[29] != 0:  # byte 29: the language driver id, which names a code page
         return
     for col in gdf.columns:
         if col == gdf.geometry.name or not (pd.api.types.is_string_dtype(gdf[col]) or gdf[col].dtype == object):
@@ -126,9 +166,9 @@ def _check_shapefile_encoding(p: Path, gdf) -> None:
                         pass
                 as_ = f" (it reads as {' or '.join(reads)})" if reads else ""
                 raise ImportFormatError(
-                    f"{p.name} does not say how its text is encoded (no {p.with_suffix('.cpg').name} file) and its "
+                    f"{what} does not say how its text is encoded (no {cpg} file{where}) and its "
                     f"field {col!r} holds non-ASCII text such as {v!r} as read in Latin-1{as_}; write the encoding "
-                    f"into {p.with_suffix('.cpg').name} (e.g. GBK, UTF-8 or ISO-8859-1, one line) and import again"
+                    f"into {cpg}{where} (e.g. GBK, UTF-8 or ISO-8859-1, one line) and import again"
                 )
 
 
@@ -395,6 +435,19 @@ def export_layer(store, name: str, path: str | os.PathLike, *, crs: Any = None, 
     names longer than 10 characters are shortened, with a :class:`TwinWarning` listing the renames;
     prefer GeoPackage or GeoJSON to keep full names). Parent folders are created.
     """
+    p = Path(path)
+    if p.suffix.lower() not in EXPORT_FORMATS:
+        raise ImportFormatError(f"cannot tell the format of {p.name}; use one of {sorted(EXPORT_FORMATS)}")
+    if p.is_dir():
+        raise ImportFormatError(f"{p} is a folder; give the path of the file to write, e.g. {p / name}{p.suffix}")
+    gdf = scenario.layer(name) if scenario is not None else store.read_layer(name)
+    return write_frame(gdf, p, layer=name, crs=crs)
+
+
+def write_frame(gdf, path: str | os.PathLike, *, layer: str, crs: Any = None) -> Path:
+    """Write a GeoDataFrame to a file as :func:`export_layer` does (the extension picks the format; GeoJSON
+    in WGS 84 unless ``crs``; Shapefile field names shortened with a warning); ``layer`` names it in a
+    GeoPackage."""
     import pyogrio
     from pyogrio.errors import DataLayerError, DataSourceError
 
@@ -402,9 +455,6 @@ def export_layer(store, name: str, path: str | os.PathLike, *, crs: Any = None, 
     driver = EXPORT_FORMATS.get(p.suffix.lower())
     if driver is None:
         raise ImportFormatError(f"cannot tell the format of {p.name}; use one of {sorted(EXPORT_FORMATS)}")
-    if p.is_dir():
-        raise ImportFormatError(f"{p} is a folder; give the path of the file to write, e.g. {p / name}{p.suffix}")
-    gdf = scenario.layer(name) if scenario is not None else store.read_layer(name)
     if driver == "ESRI Shapefile":
         renames = _shapefile_field_names(gdf)
         if renames:
@@ -422,7 +472,7 @@ def export_layer(store, name: str, path: str | os.PathLike, *, crs: Any = None, 
         if driver == "GeoParquet":
             gdf.to_parquet(p)
         else:
-            pyogrio.write_dataframe(gdf, p, layer=name if driver == "GPKG" else None, driver=driver)
+            pyogrio.write_dataframe(gdf, p, layer=layer if driver == "GPKG" else None, driver=driver)
     except (OSError, DataSourceError, DataLayerError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()
         raise StoreError(f"cannot write {p}: {why}; check that its folder exists or can be created, "

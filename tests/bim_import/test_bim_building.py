@@ -267,3 +267,64 @@ def test_a_building_globalid_that_is_no_globalid_gives_a_safe_id(boxes, tmp_path
     assert bid.startswith("bim-") and len(bid) == 26 and bid[4:].isalnum()
     good = prepare_building(boxes["ok"][0], "EPSG:4544").feature["building_id"].iloc[0]
     assert good == "bim-" + ifcopenshell.open(str(boxes["ok"][0])).by_type("IfcBuilding")[0].GlobalId
+
+
+# -- a model without IfcBuildingStorey: its storeys are unknown (or declared), never a silent 0 --------------
+def _storeyless(tmp_path, declare: bool) -> str:
+    from bim_import.samples import BoxBuilding, write_box_building
+
+    spec = BoxBuilding(20, 10, 3, 3.0, 500000.0, 3390000.0, storey_entities=False, declare_storeys=declare)
+    return write_box_building(spec, tmp_path / f"storeyless_{declare}.ifc")
+
+
+def test_model_without_storeys_stores_unknown_storeys_not_zero_and_says_so(tmp_path, store):
+    # a planner reading "0 storeys" takes it as fact; FAR checks, population and trip estimates built on it
+    # would be wrong. The count is left unknown (null), with a warning that says why and what to add.
+    from bim_import import import_ifc, read_model
+    from bim_import.importer import SUMMARY_TABLE
+    from twin_core.errors import TwinWarning
+
+    path = _storeyless(tmp_path, declare=False)
+    m = read_model(path)
+    assert len(m.storeys) == 0 and m.building["declared_storeys"] is None
+    with pytest.warns(TwinWarning, match=r"storeyless_False\.ifc has no IfcBuildingStorey, so its number of storeys "
+                                         r"is unknown and stored empty \(null\), not 0.*height of 9\.3 m would hold "
+                                         r"about 3, which is not stored.*Add IfcBuildingStorey"):
+        b = import_ifc(path, store)
+    assert b.storeys is None and b.summary["storeys"] is None and b.gfa_m2 is None
+    assert any("no IfcBuildingStorey" in w for w in b.summary["warnings"])
+    assert b.height_m == pytest.approx(9.3, rel=1e-6)  # the rest of the building is as with storeys
+    got = store.read_layer("buildings")
+    assert got["storeys"].isna().tolist() == [True] and got["height_m"].tolist() == pytest.approx([9.3])
+    assert store.layer_info("buildings")["columns"]["storeys"] == "int64"  # still an integer column
+    assert store.read_table(SUMMARY_TABLE)["storeys"].isna().tolist() == [True]
+
+
+def test_model_without_storeys_takes_the_declared_number_of_storeys(tmp_path):
+    from bim_import.importer import prepare_building
+    from twin_core.errors import TwinWarning
+
+    path = _storeyless(tmp_path, declare=True)
+    with pytest.warns(TwinWarning, match=r"has no IfcBuildingStorey; its number of storeys \(3\) is taken from the "
+                                         r"building's Pset_BuildingCommon\.NumberOfStoreys as declared"):
+        b = prepare_building(path, "EPSG:4544")
+    assert b.storeys == 3 and b.feature["storeys"].tolist() == [3]
+
+
+def test_storeyless_model_is_checked_and_recorded_with_unknown_storeys(tmp_path, store):
+    from bim_import.checks import get_check, record_check
+    from tests.bim_import.test_bim_checks import PLOT
+    from twin_core.errors import TwinWarning
+
+    path = _storeyless(tmp_path, declare=False)
+    with pytest.warns(TwinWarning, match="no IfcBuildingStorey"):
+        rec = record_check(store, path, PLOT)  # int(None) raised a TypeError here
+    assert get_check(store, rec["check_id"])["storeys"] is None
+    ok = record_check(store, _box(tmp_path), PLOT)  # a later check with storeys goes into the same column
+    assert get_check(store, ok["check_id"])["storeys"] == 3
+
+
+def _box(tmp_path) -> str:
+    from bim_import.samples import BoxBuilding, write_box_building
+
+    return write_box_building(BoxBuilding(20, 10, 3, 3.0, 500000.0, 3390000.0), tmp_path / "box.ifc")

@@ -314,6 +314,74 @@ def test_shapefile_with_chinese_text_and_no_encoding_is_refused_until_a_cpg_name
     assert store.read_layer("pois")["name"].tolist() == ["避难所"]
 
 
+def _zip_shapefile(src, zpath, members: dict[str, str], extra: dict[str, str] | None = None):
+    """A .zip holding the Shapefile ``src``'s files under other names (``{'gbk': 'a'}``: gbk.shp -> a.shp ...)."""
+    import zipfile
+
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for old, new in members.items():
+            for ext in (".shp", ".shx", ".dbf", ".prj"):
+                zf.write(src.with_name(old + ext), new + ext)
+        for name, text in (extra or {}).items():
+            zf.writestr(name, text)
+    return zpath
+
+
+def test_zipped_shapefile_with_chinese_text_and_no_encoding_is_refused_like_a_plain_one(store, tmp_path):
+    # a Shapefile delivered as a .zip (as most portals do) used to skip the encoding check: '避难所' came in
+    # as '±ÜÄÑËù' without a word
+    src = tmp_path / "gbk.shp"
+    gpd.GeoDataFrame({"poi_id": ["p1"], "kind": ["shelter"], "name": ["避难所"]},
+                     geometry=[shapely.Point(LON, LAT)], crs="EPSG:4326").to_file(src, encoding="gbk")
+    src.with_suffix(".cpg").unlink(missing_ok=True)
+    bare = _zip_shapefile(src, tmp_path / "shelters.zip", {"gbk": "gbk"})
+    with pytest.raises(ImportFormatError, match=r"shelters\.zip: gbk\.shp does not say how its text is encoded \(no "
+                                                r"gbk\.cpg file inside shelters\.zip\) and its field 'name' holds "
+                                                r"non-ASCII text .*'避难所' in GBK.*write the encoding into gbk\.cpg "
+                                                r"inside shelters\.zip"):
+        import_vector(store, bare, "pois")
+    assert not store.has_layer("pois")
+    with pytest.raises(ImportFormatError, match=r"gbk\.cpg file inside"):
+        read_vector(bare)
+    declared = _zip_shapefile(src, tmp_path / "declared.zip", {"gbk": "gbk"}, {"gbk.cpg": "GBK"})
+    import_vector(store, declared, "pois")
+    assert store.read_layer("pois")["name"].tolist() == ["避难所"]
+
+
+@pytest.mark.parametrize("layer,ok", [("a", False), (0, False), ("b", True), (1, True)])
+def test_zip_of_two_shapefiles_checks_the_one_read(tmp_path, layer, ok):
+    import zipfile
+
+    src = tmp_path / "gbk.shp"
+    gpd.GeoDataFrame({"poi_id": ["p1"], "kind": ["shelter"], "name": ["避难所"]},
+                     geometry=[shapely.Point(LON, LAT)], crs="EPSG:4326").to_file(src, encoding="gbk")
+    src.with_suffix(".cpg").unlink(missing_ok=True)
+    two = tmp_path / "two.zip"  # a.shp without a .cpg, b.shp with one (in upper case)
+    _zip_shapefile(src, two, {"gbk": "a"})
+    with zipfile.ZipFile(two, "a") as zf:
+        for ext in (".shp", ".shx", ".dbf", ".prj"):
+            zf.write(src.with_suffix(ext), "b" + ext)
+        zf.writestr("b.CPG", "GBK")
+    if ok:
+        assert read_vector(two, layer)["name"].tolist() == ["避难所"]
+    else:
+        with pytest.raises(ImportFormatError, match=r"two\.zip: a\.shp does not say how its text is encoded"):
+            read_vector(two, layer)
+
+
+def test_zipped_ascii_shapefile_and_zipped_geojson_need_no_cpg(store, tmp_path):
+    import zipfile
+
+    src = pois(tmp_path / "ascii.shp", ["p1"], name=["Tianfu Square shelter"])
+    src.with_suffix(".cpg").unlink(missing_ok=True)
+    assert import_vector(store, _zip_shapefile(src, tmp_path / "ascii.zip", {"ascii": "ascii"}), "pois") == 1
+    gj = pois(tmp_path / "cn.geojson", ["p2"], name=["避难所"])
+    with zipfile.ZipFile(tmp_path / "gj.zip", "w") as zf:
+        zf.write(gj, "cn.geojson")
+    assert import_vector(store, tmp_path / "gj.zip", "pois", mode="append") == 1
+    assert store.read_layer("pois")["name"].tolist() == ["Tianfu Square shelter", "避难所"]
+
+
 def test_a_folder_a_file_of_many_layers_or_one_without_geometry_is_refused(store, tmp_path):
     import_vector(store, pois(tmp_path / "a.geojson", ["p1"]), "pois")
     folder = tmp_path / "delivery"  # GDAL reads a folder as its first Shapefile, whichever that is

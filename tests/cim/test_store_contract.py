@@ -17,6 +17,15 @@ from twin_core.errors import CRSError, LayerNotFoundError, SchemaError, TwinErro
 X0, Y0 = 410_000.0, 3_395_000.0  # central Chengdu in EPSG:4544
 
 
+def _into_range(v, f):
+    """A drawn value, wrapped into the field's declared range where it falls outside (50.3 -> 0.3 for 0..1)."""
+    lo = f.minimum if f.minimum is not None else -1e12
+    hi = f.maximum if f.maximum is not None else 1e12
+    if lo <= v <= hi:
+        return v
+    return int(lo + v % (hi - lo + 1)) if f.dtype == "int64" else lo + v % (hi - lo)
+
+
 def synthetic_layer(fc_name: str, n: int = 25, seed: int = 0) -> gpd.GeoDataFrame:
     """Features of a declared class with every field filled (some optional ones null)."""
     rng = np.random.default_rng(seed)
@@ -33,6 +42,8 @@ def synthetic_layer(fc_name: str, n: int = 25, seed: int = 0) -> gpd.GeoDataFram
             vals = rng.integers(0, 2, n).astype(bool).tolist()
         else:
             vals = [f"{f.name}_{i}" for i in range(n)]
+        if f.has_range:  # the field's plausible range (conform refuses others); in-range draws are kept as drawn
+            vals = [_into_range(v, f) for v in vals]
         if not f.required and f.dtype in ("float64", "str"):
             vals[1] = None if f.dtype == "str" else np.nan
         data[f.name] = vals
