@@ -390,6 +390,17 @@ class Twin:
         out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results"])
         return out.sort_values(["created", "scenario", "run"]).reset_index(drop=True)
 
+    def export_result(self, run: str, name: str, path, *, scenario: str | None = None, crs=None):
+        """Write result ``name`` of ``run`` to ``path`` for a GIS or a spreadsheet; the extension picks the
+        format: a raster to GeoTIFF, a table to CSV or Parquet (or, when its rows name features by id, e.g.
+        ``exposure_buildings``, to a GeoPackage/GeoJSON/... with their geometry), a flood's
+        ``depth_snapshots`` or a crowd's ``density`` to a multi-band GeoTIFF, a summary to JSON. ``scenario``
+        is needed only when the run id is under several. Returns the path written; see
+        :mod:`twin_core.adapters.results_export`."""
+        from twin_core.adapters.results_export import export_result
+
+        return export_result(self, run, name, path, scenario=scenario, crs=crs)
+
     @staticmethod
     def new_run_id(prefix: str = "run") -> str:
         """A new, sortable run id such as ``flood-20261124T163000-1a2b``."""
@@ -482,7 +493,8 @@ class Twin:
         scenario, run : as :meth:`flood`
         mode : "assign" or "simulate"
         period : "am" (default), "pm" or "offpeak"
-        demand_scale : multiplies the land-use demand (1.0)
+        demand_scale : multiplies the land-use trip rates (None: the scale that gives the base city the real
+            Chengdu peak's vehicles per km of road, :func:`~twin_core.adapters.traffic.demo_demand_scale`)
         until : (simulate) how long, seconds or ``"1h"``
         flooded_by : a flood run under the same scenario whose flooded roads are closed
         closures, capacity_factor, method, rgap, max_iter ... : see
@@ -608,6 +620,7 @@ class Twin:
 
     def summary(self) -> dict[str, Any]:
         """Counts of everything in the twin (for `twin info`)."""
+        res = self.results()
         return {
             "name": self.name,
             "crs": self.crs,
@@ -618,7 +631,8 @@ class Twin:
             "rasters": {n: [self.store.raster_info(n)[k] for k in ("height", "width")] for n in self.rasters()
                         if not n.startswith("res_")},
             "scenarios": self.scenarios.names(),
-            "results": int(len(self.results())),
+            "results": int(len(res)),
+            "runs": int(len(res[["scenario", "run"]].drop_duplicates())),
         }
 
 

@@ -10,7 +10,7 @@ import pytest
 MODULES = [
     "twin_core", "twin_core.twin", "twin_core._display", "twin_core.progress", "twin_core.units", "twin_core.net", "cim", "cim.schema", "cim.raster", "cim.crs",
     "cim.results", "cim.scenario", "cim.sensors", "twin_core.sensor_feed", "cim.io.vector", "cim.store.gpkg", "cim.store.base", "twin_core.errors", "cim.io.sumo", "cim.io.cityjson",
-    "sample_city", "sample_city._city", "sample_city._store",
+    "sample_city", "sample_city._city", "sample_city._store", "twin_core.adapters.results_export",
 ]
 
 

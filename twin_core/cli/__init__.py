@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # Subcommand modules, in help order. Each defines register(app).
-_MODULES = ("build", "info", "layers", "scenario", "bim", "flood", "traffic", "crowd", "analysis", "serve", "sensors",
+_MODULES = ("build", "info", "layers", "runs", "scenario", "bim", "flood", "traffic", "crowd", "analysis", "serve", "sensors",
             "token", "demo")
 _registered = False
 
@@ -83,19 +83,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _store_write_refused(exc: BaseException) -> str | None:
     """The one-line message for SQLite refusing to write the twin's GeoPackage, or None for any other error."""
-    import sqlite3
+    from cim.store.gpkg import write_refused
 
-    if not isinstance(exc, sqlite3.OperationalError):
-        return None
-    text = str(exc)
-    if "readonly" in text or "read-only" in text:
-        why = "the file (or its folder) is read-only"
-    elif "disk is full" in text or "database or disk is full" in text:
-        why = "the disk is full"
-    else:
-        return None
-    return (f"cannot write the twin: {why} ({text}); nothing was changed. Make it writable (chmod u+w FILE and "
-            "its folder) or work on a copy, then run the command again")
+    return write_refused(exc, "the twin")
 
 
 def get_app() -> typer.Typer:

@@ -75,12 +75,14 @@ def format_summary(s: dict) -> str:
         x0, y0, x1, y1 = s["extent"]
         lines.append(f"  extent: {(x1 - x0) / 1000:.2f} km x {(y1 - y0) / 1000:.2f} km")
     for name, n in sorted(s.get("layers", {}).items()):
-        lines.append(f"  layer  {name:<12} {n:>9,} features")
+        lines.append(f"  layer  {name:<12} {n:>9,} feature{'' if n == 1 else 's'}")
     for name, (h, w) in sorted(s.get("rasters", {}).items()):
         lines.append(f"  raster {name:<12} {h:>5} x {w:<5} cells")
     if s.get("scenarios"):
         lines.append(f"  scenarios: {', '.join(s['scenarios'])}")
-    lines.append(f"  results: {s.get('results', 0)}")
+    n, runs = s.get("results", 0), s.get("runs", 0)
+    lines.append(f"  results: {n}" + (f" in {runs} run{'' if runs == 1 else 's'} (`twin runs {s.get('store')}` "
+                                      "lists them)" if runs else ""))
     if "build_seconds" in s:
         lines.append(f"  built in {s['build_seconds']} s")
     return "\n".join(lines)

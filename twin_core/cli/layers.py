@@ -80,13 +80,15 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export(
         target: str = STORE_ARG,
-        name: str = typer.Argument(..., help="Layer or raster name."),
-        out: str = typer.Argument(..., help="Output: .gpkg .geojson .parquet .shp (layers), .tif (rasters), .city.json (buildings)."),
-        scenario: Optional[str] = typer.Option(None, help="Export the layer as of this scenario."),
+        name: str = typer.Argument(..., help="Layer or raster name; with --run, a result of the run."),
+        out: str = typer.Argument(..., help="Output: .gpkg .geojson .parquet .shp (layers), .tif (rasters), .city.json (buildings); a result: see `twin runs TARGET RUN`."),
+        scenario: Optional[str] = typer.Option(None, help="Export the layer as of this scenario (with --run: the run's scenario, needed only when the run id is under several)."),
+        run: Optional[str] = typer.Option(None, "--run", help="Export a result of this run (`twin runs` lists them): a flood's max_depth to GeoTIFF, exposure_buildings to GeoPackage ..."),
         crs: Optional[str] = typer.Option(None, help="Reproject on export (GeoJSON defaults to EPSG:4326)."),
         as_json: bool = JSON_OPT,
     ) -> None:
-        """Export a layer (GeoPackage, GeoJSON, GeoParquet, Shapefile, CityJSON) or a raster (GeoTIFF)."""
+        """Export a layer (GeoPackage, GeoJSON, GeoParquet, Shapefile, CityJSON), a raster (GeoTIFF) or, with
+        --run, a run's result (GeoTIFF, CSV, GeoPackage ..., JSON)."""
         import os
         from pathlib import Path
 
@@ -105,6 +107,10 @@ def register(app: typer.Typer) -> None:
             raise TwinError(f"{out} is a folder; give the path of the file to write, "
                             f"e.g. {os.path.join(out, name)}.gpkg")
         with Twin.open(target) as twin:
+            if run is not None:
+                p = twin.export_result(run, name, out, scenario=scenario, crs=crs)
+                emit({"exported": name, "run": run, "to": str(p)}, as_json, human=f"wrote {p}")
+                return
             try:
                 if out.lower().endswith((".tif", ".tiff")):
                     from cim.io.raster import reproject_raster

@@ -1,0 +1,261 @@
+"""Write a stored result (a run's raster, table, array or summary) to a file a GIS or a spreadsheet opens.
+
+What each kind of result can become (the extension picks the format):
+
+- a **raster** (flood ``max_depth``, ``hazard``, crowd ``max_density``, ``sunlight_hours`` ...): GeoTIFF
+  (``.tif``), optionally reprojected;
+- a **layer** (traffic ``comparison`` ...): any vector format of :data:`cim.io.vector.EXPORT_FORMATS`;
+- a **table**: ``.csv`` (UTF-8) or ``.parquet``; or a vector format when its rows can be placed on the map:
+  rows that name a feature of a twin layer by its id (``building_id``, ``link_id``, ``poi_id`` ... as in
+  ``exposure_buildings``, ``access_buildings``) get that feature's geometry, as of the run's scenario, and
+  rows with ``x`` and ``y`` columns become points;
+- an **array**: ``.npy``; or a multi-band GeoTIFF when the run stored its grid beside it (flood
+  ``depth_snapshots``, crowd ``density``): one band per snapshot, the band's time in its description;
+- a **summary** (JSON): ``.json``.
+
+Examples
+--------
+>>> from twin_core.adapters.results_export import formats_for
+>>> formats_for("raster")
+['.tif']
+>>> formats_for("table")
+['.csv', '.parquet']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import ImportFormatError, StoreError
+
+__all__ = ["export_result", "formats_for", "find_run", "placeable", "KIND_WORDS"]
+
+_TIF = (".tif", ".tiff")
+
+
+KIND_WORDS = {"raster": "raster", "layer": "map layer", "table": "table", "array": "array",
+              "json": "summary (JSON)"}
+
+
+def formats_for(kind: str, georeferenced: bool = False) -> list[str]:
+    """The file extensions a result of ``kind`` can be written to; ``georeferenced``: an array stored with
+    its grid, or a table whose rows can be placed on the map (see :func:`placeable`)."""
+    from cim.io.vector import EXPORT_FORMATS
+
+    vector = sorted(EXPORT_FORMATS)
+    return {
+        "raster": [".tif"],
+        "layer": vector,
+        "table": [".csv", ".parquet"] + ([v for v in vector if v != ".parquet"] if georeferenced else []),
+        "array": [".npy"] + ([".tif"] if georeferenced else []),
+        "json": [".json"],
+    }.get(kind, [])
+
+
+def find_run(twin, run: str, scenario: str | None = None) -> str:
+    """The scenario that holds ``run`` (``scenario`` when given and it is there); a clear error otherwise."""
+    from cim.scenario import did_you_mean, normalise_scenario_name
+    from twin_core.errors import LayerNotFoundError
+
+    idx = twin.results()
+    where = sorted(set(idx.loc[idx["run"] == run, "scenario"]))
+    if scenario is not None:
+        scen = normalise_scenario_name(scenario)
+        if scen in where:
+            return scen
+        hint = (f"it is under scenario {where[0]!r}" if len(where) == 1 else
+                f"it is under the scenarios {where}" if where else
+                f"no scenario has it{did_you_mean(run, sorted(set(idx['run'])))}")
+        raise LayerNotFoundError(f"no run {run!r} under scenario {scen!r}: {hint}; `twin runs` lists the runs")
+    if not where:
+        runs = sorted(set(idx["run"]))
+        raise LayerNotFoundError(f"no run {run!r} in this twin{did_you_mean(run, runs)}; "
+                                 + ("`twin runs` lists the runs" if runs else "it holds no runs yet"))
+    if len(where) > 1:
+        raise LayerNotFoundError(f"run {run!r} is under several scenarios {where}; name one (--scenario)")
+    return where[0]
+
+
+def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenario: str | None = None,
+                  crs=None) -> Path:
+    """Write result ``name`` of ``run`` (under ``scenario``; None: wherever the run is) to ``path``.
+
+    ``crs`` reprojects rasters and map layers (GeoJSON defaults to EPSG:4326, per RFC 7946). The
+    extension picks the format; see the module docstring for what each kind of result can become.
+    Refused with a clear error: a format the result cannot take, a path that is a folder, the twin's
+    own file.
+    """
+    from cim.results import list_results
+
+    scen = find_run(twin, run, scenario)
+    rows = list_results(twin.store, scenario=scen, run=run)
+    hit = rows[rows["name"] == name]
+    if not len(hit):
+        from cim.scenario import did_you_mean
+
+        raise _not_found(run, name, rows["name"].tolist(), did_you_mean)
+    entry = hit.iloc[0]
+    kind, meta = entry["kind"], entry["meta"] if isinstance(entry["meta"], dict) else {}
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext == ".tiff":
+        ext = ".tif"
+    elif p.name.lower().endswith((".city.json", ".cityjson")):
+        ext = ".cityjson"
+    if p.is_dir():
+        raise ImportFormatError(f"{p} is a folder; give the path of the file to write, e.g. {p / name}"
+                                f"{formats_for(kind)[0] if formats_for(kind) else ''}")
+    if _same_file(twin, p):
+        raise ImportFormatError(f"{p} is the twin's own store; export to another file")
+    grid = _array_grid(twin, scen, run, name, meta) if kind == "array" else None
+    ok = formats_for(kind, georeferenced=grid is not None or (kind == "table" and placeable(twin, entry["ref"])))
+    if ext not in ok:
+        why = ""
+        if kind == "array" and ext in _TIF:
+            why = " (this array was stored without its grid, so it cannot be placed on the map)"
+        elif kind == "table" and ext in formats_for("layer"):
+            why = " (its rows have no x/y columns and name no feature of a twin layer, so they have no geometry)"
+        raise ImportFormatError(f"result {name!r} of run {run!r} is a {KIND_WORDS.get(kind, kind)}; it cannot be "
+                                f"written as {ext or 'a file without an extension'}{why}; use one of {', '.join(ok)}")
+    obj = twin.load_result(scen, run, name)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "raster":
+            from cim.io.raster import export_raster, reproject_raster
+
+            export_raster(reproject_raster(obj, crs) if crs is not None else obj, p)
+        elif kind == "layer":
+            from cim.io.vector import write_frame
+
+            write_frame(obj, p, layer=name, crs=crs)
+        elif kind == "table":
+            _write_table(twin, scen, run, name, obj, p, ext, crs)
+        elif kind == "array":
+            _write_array(obj, p, ext, grid, name)
+        else:
+            with open(p, "w", encoding="utf-8") as fh:
+                json.dump(obj, fh, ensure_ascii=False, indent=2)
+                fh.write("\n")
+    except OSError as exc:
+        raise StoreError(f"cannot write {p}: {exc.strerror or exc}; check that its folder can be created "
+                         "and that you may write there") from exc
+    return p
+
+
+def _not_found(run, name, have, did_you_mean):
+    from twin_core.errors import LayerNotFoundError
+
+    return LayerNotFoundError(f"run {run!r} has no result {name!r}{did_you_mean(name, have)}; "
+                              f"its results: {', '.join(have)}")
+
+
+def _same_file(twin, p: Path) -> bool:
+    from cim.store import is_dsn
+
+    uri = str(twin.store.uri)
+    return not is_dsn(uri) and p.exists() and os.path.exists(uri) and os.path.samefile(uri, p)
+
+
+def _write_table(twin, scen, run, name, df: pd.DataFrame, p: Path, ext: str, crs) -> None:
+    if ext == ".csv":
+        df.to_csv(p, index=False, encoding="utf-8")
+        return
+    if ext == ".parquet" and not _placeable_columns(twin, df.columns):
+        df.to_parquet(p, index=False)
+        return
+    from cim.io.vector import write_frame
+
+    gdf = _place(twin, scen, run, name, df)
+    write_frame(gdf, p, layer=name, crs=crs)
+
+
+def placeable(twin, ref: str) -> bool:
+    """Whether the stored table ``ref``'s rows can be placed on the map: x/y columns, or a twin layer's id."""
+    return _placeable_columns(twin, twin.store.read_table(ref, limit=0).columns)
+
+
+def _placeable_columns(twin, columns) -> bool:
+    return {"x", "y"} <= set(columns) or _id_layer(twin, columns) is not None
+
+
+def _id_layer(twin, columns):
+    """(layer, id field) of the first twin layer whose id field is among ``columns``, else None."""
+    from cim.schema import FEATURE_CLASSES
+
+    layers = set(twin.layers())
+    for layer, fc in FEATURE_CLASSES.items():
+        if fc.id_field != "fid" and fc.id_field in columns and layer in layers:
+            return layer, fc.id_field
+    return None
+
+
+def _place(twin, scen, run, name, df: pd.DataFrame):
+    """The table as a GeoDataFrame: each row with its feature's geometry (by id) or its x/y point."""
+    import geopandas as gpd
+
+    hit = _id_layer(twin, df.columns)
+    if hit is not None:
+        layer, key = hit
+        feats = twin.layer(layer, scenario=None if scen == "base" else scen, columns=[key])
+        feats = feats.drop_duplicates(key)
+        out = df.merge(feats[[key, "geometry"]], on=key, how="left")
+        missing = int(out["geometry"].isna().sum())
+        if missing:
+            from twin_core.errors import TwinWarning, twin_warn
+
+            twin_warn(f"{missing} of {len(out)} rows of {name!r} name a {layer} feature the scenario no longer has; "
+                      "they are written without geometry", TwinWarning, stacklevel=4)
+        return gpd.GeoDataFrame(out, geometry="geometry", crs=twin.crs)
+    if {"x", "y"} <= set(df.columns):
+        return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["x"], df["y"]), crs=twin.crs)
+    raise ImportFormatError(f"result {name!r} of run {run!r} is a table with no geometry (no x/y columns and no "
+                            "feature id of a twin layer); write it as .csv or .parquet")
+
+
+def _array_grid(twin, scen, run, name, meta: dict):
+    """(transform, crs, band times s, rows south first) of an array stored with its grid, else None.
+
+    A flood's ``depth_snapshots`` keeps its grid in its own meta; a crowd's ``density`` in the run's
+    summary (``density_grid``: x0, y0, cell, nx, ny, rows from the south)."""
+    from affine import Affine
+
+    if isinstance(meta.get("transform"), list) and meta.get("crs"):
+        return Affine(*meta["transform"][:6]), meta["crs"], meta.get("snapshot_times_s"), False
+    if name == "density":
+        try:
+            summary = twin.load_result(scen, run, "summary")
+        except Exception:  # noqa: BLE001 - no summary: no grid
+            return None
+        g = (summary or {}).get("density_grid") if isinstance(summary, dict) else None
+        if isinstance(g, dict) and {"x0", "y0", "cell", "ny"} <= set(g):
+            top = g["y0"] + g["ny"] * g["cell"]
+            return (Affine(g["cell"], 0.0, g["x0"], 0.0, -g["cell"], top), twin.crs,
+                    summary.get("density_times_s"), True)
+    return None
+
+
+def _write_array(a: np.ndarray, p: Path, ext: str, grid, name: str) -> None:
+    if ext == ".npy":
+        np.save(p, a, allow_pickle=False)
+        return
+    import rasterio
+
+    transform, crs, times, south_first = grid
+    bands = a[None] if a.ndim == 2 else a
+    if bands.ndim != 3:
+        raise ImportFormatError(f"result {name!r} has {a.ndim} dimensions; only 2-D grids and stacks of them "
+                                "can be written as GeoTIFF; write it as .npy")
+    if south_first:
+        bands = bands[:, ::-1, :]
+    with rasterio.open(p, "w", driver="GTiff", width=bands.shape[2], height=bands.shape[1], count=len(bands),
+                       dtype="float32", crs=crs, transform=transform, compress="deflate", tiled=True,
+                       nodata=None) as ds:
+        ds.write(np.ascontiguousarray(bands, dtype="float32"))
+        for i in range(len(bands)):
+            if times is not None and i < len(times):
+                ds.set_band_description(i + 1, f"t={float(times[i]):g} s")

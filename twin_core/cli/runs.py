@@ -1,0 +1,85 @@
+"""``twin runs``: the stored runs of a twin, and the results of one (what ``twin export --run`` can write)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("runs")
+    def runs(
+        target: str = STORE_ARG,
+        run: Optional[str] = typer.Argument(None, help="A run id: list its results instead."),
+        scenario: Optional[str] = typer.Option(None, help="Only this scenario's runs (base: the city as built)."),
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """List the stored runs (flood, traffic, crowd, access ...), or one run's results and the files each can
+        be exported to (`twin export TARGET NAME OUT --run RUN`)."""
+        from twin_core.twin import Twin
+
+        with Twin.open(target) as twin:
+            if run is None:
+                df = twin.runs(scenario=scenario)
+                rows = [{"scenario": r.scenario, "run": r.run, "engine": r.engine, "created": str(r.created),
+                         "results": list(r.results)} for r in df.itertuples()]
+                emit({"runs": rows}, as_json, human=_format_runs(rows, target))
+                return
+            rows = _results_of(twin, run, scenario)
+        emit({"run": run, "scenario": rows[0]["scenario"], "results": rows}, as_json,
+             human=_format_results(rows, run, target))
+
+
+def _results_of(twin, run: str, scenario: str | None) -> list[dict]:
+    from cim.results import list_results
+    from twin_core.adapters.results_export import _array_grid, find_run, formats_for, placeable
+
+    scen = find_run(twin, run, scenario)
+    out = []
+    for r in list_results(twin.store, scenario=scen, run=run).itertuples():
+        meta = r.meta if isinstance(r.meta, dict) else {}
+        size = ""
+        if r.kind == "raster":
+            info = twin.store.raster_info(r.ref)
+            size = f"{info['height']} x {info['width']} cells"
+        elif r.kind == "layer":
+            size = f"{twin.store.layer_info(r.ref)['count']:,} features"
+        if r.kind == "array":
+            geo = _array_grid(twin, scen, run, r.name, meta) is not None
+        else:
+            geo = r.kind == "table" and placeable(twin, r.ref)
+        out.append({"scenario": scen, "name": r.name, "kind": r.kind, "size": size,
+                    "formats": formats_for(r.kind, georeferenced=geo)})
+    return out
+
+
+def _format_runs(rows: list[dict], target: str) -> str:
+    if not rows:
+        return "no runs stored yet (twin flood / traffic simulate / crowd / analysis ... store theirs)"
+    lines = [f"{len(rows)} run{'s' if len(rows) != 1 else ''} (oldest first)",
+             f"  {'created (UTC)':<19}  {'scenario':<12} {'engine':<9} {'run':<34} results"]
+    for r in rows:
+        created = r["created"].replace("T", " ")[:19]
+        names = ", ".join(r["results"])
+        if len(names) > 60:
+            names = names[:57] + "..."
+        lines.append(f"  {created:<19}  {r['scenario']:<12} {r['engine'] or '-':<9} {r['run']:<34} "
+                     f"{len(r['results'])}: {names}")
+    lines.append(f"one run's results: twin runs {target} RUN")
+    return "\n".join(lines)
+
+
+def _format_results(rows: list[dict], run: str, target: str) -> str:
+    from twin_core.adapters.results_export import KIND_WORDS
+
+    lines = [f"run {run} (scenario {rows[0]['scenario']}): {len(rows)} result{'s' if len(rows) != 1 else ''}"]
+    for r in rows:
+        lines.append(f"  {r['name']:<22} {KIND_WORDS.get(r['kind'], r['kind']):<15} {r['size']:<18} -> "
+                     f"{' '.join(r['formats'])}")
+    first = next((r for r in rows if r["kind"] == "raster"), rows[0])
+    lines.append(f"export one: twin export {target} {first['name']} {first['name']}{first['formats'][0]} "
+                 f"--run {run}")
+    return "\n".join(lines)
