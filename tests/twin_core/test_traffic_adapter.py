@@ -279,8 +279,9 @@ def test_cli_assign_says_when_not_converged(small_city_gpkg):
     from twin_core.errors import TwinWarning
 
     with pytest.warns(TwinWarning, match="max_iter=1"):
+        # the land-use rates as they are (6x the real peak): congested, so one iteration cannot converge
         r = CliRunner().invoke(get_app(), ["traffic", "assign", small_city_gpkg, "--max-iter", "1", "--rgap", "1e-9",
-                                           "-q"])
+                                           "--demand-scale", "1", "-q"])
     assert r.exit_code == 0, r.output
     assert "NOT converged" in r.stdout
 
@@ -481,7 +482,7 @@ def test_the_stranded_warning_says_why_roads_stay_closed(small_city_gpkg):
             run_simulate(twin, None, "t1", flooded_by="short", until=3600, route_iterations=1)
         run_flood(twin, None, "long", storm="50y", duration="30min", until="1h")
         with pytest.warns(TwinWarning) as got:
-            run_simulate(twin, None, "t2", flooded_by="long", until=3600, route_iterations=1)
+            run_simulate(twin, None, "t2", flooded_by="long", until=3600, route_iterations=1, demand_scale=1.0)
         text = " | ".join(str(w.message) for w in got)
         assert "at the end of this run (3600 s); flood run 'long' drained nothing into the sewers" in text
         # trips held back by closures that end later are not blamed on the demand alone
@@ -766,3 +767,41 @@ def test_flood_timing_without_a_flood_run_is_refused(small_city_gpkg):
         with pytest.raises(ParameterError, match="flood_timing='worst' .* no effect without flooded_by"):
             run_simulate(twin, None, "x", flood_timing="worst")
         assert "x" not in set(twin.runs()["run"])
+
+
+def test_the_default_demand_is_the_real_peak_and_a_scenario_adds_to_it(small_city_gpkg):
+    """The default demand was the land-use rates as they are, about 6x the real Chengdu peak's density: a run
+    from the map or the CLI without --demand-scale warned that the network was overloaded, and compared with
+    the demo's calibrated base at another demand. The default is now the base city's calibrated scale, the
+    same for every scenario, so a scenario's new buildings add their trips on top of it."""
+    import shapely
+
+    from twin_core.adapters.traffic import demo_demand_scale, run_assign, run_simulate
+    from twin_core.twin import Twin
+
+    with Twin.open(small_city_gpkg) as twin:
+        real = demo_demand_scale(twin, "am")
+        assert 0 < real < 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TwinWarning)  # no "the demand overloads the network"
+            sim = run_simulate(twin, None, "d1", until=3600, route_iterations=1)
+        assert sim.summary["demand_scale"] == pytest.approx(real)
+        assert sim.summary["unfinished_trips"] <= 0.1 * sim.summary["trips"]
+        a = run_assign(twin, None, "d2")
+        raw = run_assign(twin, None, "d3", demand_scale=1.0)
+        assert a.summary["demand_scale"] == pytest.approx(real) and raw.summary["demand_scale"] == 1.0
+        assert a.summary["trips"] == pytest.approx(real * raw.summary["trips"], rel=1e-6)
+        # a new office tower in a scenario: more trips at the default, on the base city's scale
+        b = twin.layer("buildings")
+        tower = b.iloc[[0]].copy()
+        tower["building_id"] = "new-tower"
+        tower["use"], tower["storeys"], tower["height_m"] = "office", 40, 160.0
+        tower["gfa_m2"] = float(tower.geometry.area.iloc[0]) * 40
+        tower["geometry"] = [shapely.affinity.translate(tower.geometry.iloc[0], 5, 5)]
+        s = twin.scenarios.create("tower")
+        s.add_features("buildings", tower)
+        more = run_assign(twin, "tower", "d4")
+        assert more.summary["demand_scale"] == pytest.approx(real)
+        assert more.summary["trips"] > a.summary["trips"]
+        with pytest.raises(ParameterError, match=r"demand_scale must be a finite number >= 0 .* leave it out"):
+            run_assign(twin, None, "d5", demand_scale=-1)

@@ -427,14 +427,18 @@ def _save(twin, scenario, run, items: dict) -> None:
 
 
 def run_assign(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
-               method: str = "bfw", rgap: float = 1e-4, max_iter: int = 500, demand_scale: float = 1.0,
+               method: str = "bfw", rgap: float = 1e-4, max_iter: int = 500, demand_scale: float | None = None,
                closures=None, capacity_factor: dict | None = None, flooded_by: str | None = None,
                impassable_depth: float = IMPASSABLE_DEPTH_M,
                progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """Static user equilibrium for ``period`` on the scenario's network; results saved under scenario+run.
 
     ``flooded_by``: a flood run under the same scenario whose roads under ``impassable_depth`` m of water
-    or more are closed (:func:`flooded_links`): "a 50-year storm at rush hour"."""
+    or more are closed (:func:`flooded_links`): "a 50-year storm at rush hour".
+
+    ``demand_scale`` multiplies the land-use trip rates (:data:`TRIP_RATES`); None (the default) takes
+    the scale that gives the base city the real Chengdu peak's vehicles per km of road
+    (:func:`demo_demand_scale`), so a scenario's new buildings add their trips on top of a realistic peak."""
     from simulation.traffic import Network, assign
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
@@ -446,6 +450,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)  # zones from the unclosed network: closures do not move people
+    demand_scale = _demand_scale(twin, demand_scale, period)
     demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
                              scale=scale * demand_scale, zones=zones)
     net = Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones)
@@ -462,6 +467,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     s = res.summary()
     engine_wall = s.pop("seconds")
     summary = {"engine": "traffic", "scenario": scen, "run": run, "mode": "assign", "period": period,
+               "demand_scale": demand_scale * scale,
                **s, "zones": int(len(zones)), "trips": demand.total,
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
@@ -509,7 +515,7 @@ def _trajectories(links, traj: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
-                 until: float | str | None = None, demand_scale: float = 1.0, route_iterations: int = 3,
+                 until: float | str | None = None, demand_scale: float | None = None, route_iterations: int = 3,
                  dt: float = 1.0, seed: int = 0, closures=None, capacity_factor: dict | None = None,
                  flooded_by: str | None = None, impassable_depth: float = IMPASSABLE_DEPTH_M,
                  flood_timing: str = "timed", flood_start: float | str = 0.0, reroute: bool = True,
@@ -520,6 +526,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     over the period, start on free-flow shortest routes and re-plan by
     iterated departures (``route_iterations``). ``until``: simulated time, seconds or ``"90min"``/``"2h"``
     (default twice the period).
+
+    ``demand_scale`` as for :func:`run_assign` (None: the real Chengdu peak's density).
 
     ``flooded_by``: a flood run under the same scenario; its roads under ``impassable_depth`` m of water
     are closed while they are under it (``flood_timing="timed"``: :func:`flood_closure_windows`, with the
@@ -573,6 +581,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)
+    demand_scale = _demand_scale(twin, demand_scale, period)
     demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
                              scale=scale * demand_scale, zones=zones)
     rng = np.random.default_rng(seed)
@@ -628,6 +637,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     left = res.trips["depart"].to_numpy(dtype=float) <= sim_time
     unfinished = ~res.trips["completed"].to_numpy(dtype=bool) & ~held & left
     summary = {"engine": "traffic", "scenario": scen, "run": run, "mode": "simulate", "period": period,
+               "demand_scale": demand_scale * scale,
                "sim_time_s": sim_time, "trips": int(s.get("vehicles", 0)) + unrouted, **s,
                "mean_trip_time_incl_unfinished_s": _mean_time_incl_unfinished(res.trips[~held], sim_time),
                "unfinished_trips": int(unfinished.sum()), "not_departed_trips": int((~left).sum()),
@@ -778,6 +788,21 @@ run_traffic.forwards_to = (run_assign, run_simulate)  # the map server checks jo
 #: The real routed Chengdu morning peak (shared/data/chengdu/morning_rush_hour.rou.xml): 9,898 vehicles in
 #: the first hour on the 852-edge central-Chengdu network, 130.73 km of directed links: vehicles per link-km.
 REAL_PEAK_VEH_PER_LINK_KM = 9898 / 130.733
+
+
+def _demand_scale(twin, given, period: str) -> float:
+    """``given`` checked (a number >= 0), or for None the base city's calibrated :func:`demo_demand_scale`."""
+    if given is None:
+        return demo_demand_scale(twin, period)
+    try:
+        value = np.nan if isinstance(given, bool) else float(given)
+    except (TypeError, ValueError):
+        value = np.nan
+    if not value >= 0 or not np.isfinite(value):
+        raise ParameterError(f"demand_scale must be a finite number >= 0 (it multiplies the land-use trip rates), got "
+                             f"{given!r}; leave it out for the real Chengdu peak's density "
+                             f"({demo_demand_scale(twin, period):.3g} on this city)")
+    return value
 
 
 def demo_demand_scale(twin, period: str = "am") -> float:

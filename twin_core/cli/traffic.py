@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
         rgap: float = typer.Option(1e-4, "--rgap", help="Stop at this relative gap."),
         max_iter: int = typer.Option(500, "--max-iter", help="Stop after this many Frank-Wolfe iterations if --rgap "
                                                              "is not reached."),
-        demand_scale: float = typer.Option(1.0, "--demand-scale", help="Multiply the land-use demand."),
+        demand_scale: Optional[float] = typer.Option(
+            None, "--demand-scale", help="Multiply the land-use trip rates (default: the scale that gives the base "
+            "city the real Chengdu peak's vehicles per km of road)."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
                                                  "scenario) put under --impassable-depth of water."),
@@ -61,7 +63,9 @@ def register(app: typer.Typer) -> None:
         until: Optional[str] = typer.Option(None, "--until", help="Simulated time: seconds or e.g. 90min, 2h "
                                             "(default: 2x the period)."),
         route_iterations: int = typer.Option(3, "--route-iterations", help="Iterated-departure route choice runs."),
-        demand_scale: float = typer.Option(1.0, "--demand-scale", help="Multiply the land-use demand."),
+        demand_scale: Optional[float] = typer.Option(
+            None, "--demand-scale", help="Multiply the land-use trip rates (default: the scale that gives the base "
+            "city the real Chengdu peak's vehicles per km of road)."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
                                                  "scenario) put under --impassable-depth of water."),
