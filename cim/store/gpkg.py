@@ -128,10 +128,7 @@ class GeoPackageStore(Store):
             os.replace(snap, self.path)
         if not self.path.exists():
             if not create:
-                raise StoreConnectionError(
-                    f"GeoPackage {self.path} does not exist; create it with open_store(path, create=True) "
-                    "or `twin build`"
-                )
+                raise StoreConnectionError(_missing_file(self.path))
             self._create()
         self._check_file()
         if not create and not self._holds_twin():
@@ -256,14 +253,20 @@ class GeoPackageStore(Store):
             else:
                 self._con.execute("RELEASE twin_step")
             return
-        self._con.execute("BEGIN IMMEDIATE")  # the write lock now: no deadlock upgrading a read lock later
         try:
-            yield
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
-        else:
-            self._con.execute("COMMIT")
+            self._con.execute("BEGIN IMMEDIATE")  # the write lock now: no deadlock upgrading a read lock later
+            try:
+                yield
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            else:
+                self._con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            msg = write_refused(exc, self.uri)
+            if msg is None:
+                raise
+            raise StoreError(msg) from exc
 
     @contextmanager
     def _side_file(self) -> Iterator[Path]:
@@ -805,6 +808,37 @@ class GeoPackageStore(Store):
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _missing_file(path: Path) -> str:
+    """Why a twin file is not there and what to do: the close names in its folder, how to make one."""
+    import difflib
+
+    folder = path.parent if str(path.parent) else Path(".")
+    here = sorted(p.name for p in folder.glob("*.gpkg")) if folder.is_dir() else []
+    stems = {Path(n).stem: n for n in here}  # names without .gpkg, or every short name looks alike
+    close = [stems[c] for c in difflib.get_close_matches(path.stem, list(stems), n=1, cutoff=0.6)]
+    where = (f"did you mean {str(folder / close[0])!r}? " if close else
+             f"that folder holds {', '.join(here[:5])}{' ...' if len(here) > 5 else ''}; " if here else
+             f"the folder {str(folder.resolve())!r} does not exist; " if not folder.is_dir() else "")
+    return (f"GeoPackage {str(path)!r} does not exist; {where}check the path, or make a twin there: "
+            f"`twin build {path}` (the sample city) or Twin.create(path, crs=...) (an empty one)")
+
+
+def write_refused(exc: BaseException, where: str = "the twin") -> str | None:
+    """The one-line message for SQLite refusing to write a twin's GeoPackage (a read-only file or folder, a
+    full disk), or None for any other error."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        why = "the file (or its folder) is read-only"
+    elif "disk is full" in text:
+        why = "the disk is full"
+    else:
+        return None
+    return (f"cannot write {where}: {why} ({text}); nothing was changed. Make it writable (chmod u+w FILE and "
+            "its folder) or work on a copy, then try again")
 
 
 def _now() -> str:

@@ -150,7 +150,8 @@ class PostGISStore(Store):
             if not exists:
                 if not create:
                     raise StoreConnectionError(
-                        f"schema {self.schema!r} does not exist in {self.uri}; open with create=True or `twin build`"
+                        f"schema {self.schema!r} does not exist in {self.uri}; check the DSN's ?schema=, or make a twin "
+                        f"there: `twin build {self.uri}` (the sample city) or Twin.create(dsn, crs=...) (an empty one)"
                     )
             elif not create:
                 cur.execute("SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'twin_meta'", (self.schema,))
