@@ -341,7 +341,10 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         model = read_model(model_or_path)
     crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
     anchor = anchor if anchor is not None else rs.anchor
-    g = georeference(model, crs, anchor=anchor)
+    if building is not None and getattr(building, "georef", None) is not None and str(building.georef.crs) == str(crs):
+        g = building.georef  # placed already (its warnings said once; check-bim --save printed them twice)
+    else:
+        g = georeference(model, crs, anchor=anchor)
     b = building or build_building(model, g, meshes=False)
     parcel, parcel_id, parcel_limits = _parcel_geometry(rs, store, b.footprint, crs)
     limits = {**parcel_limits, **rs.limits}

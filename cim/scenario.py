@@ -701,11 +701,15 @@ def _typed(layer: str, frame, idf: str, types: dict[str, str], geom_col: str | N
     unknown = [c for c in fields if c not in types]
     if unknown:
         raise ScenarioError(f"layer {layer!r} has no field(s) {unknown}; its fields are {list(types)}")
+    from cim.schema import FEATURE_CLASSES
+
+    fc = FEATURE_CLASSES.get(layer)
     frame = frame.copy()
     for c in fields:
         if c == idf:
             continue
         t = types[c]
+        f = fc.field(c) if fc is not None and c in fc.field_names else None
         out = []
         for fid, v in zip(frame[idf], frame[c]):
             try:
@@ -715,6 +719,12 @@ def _typed(layer: str, frame, idf: str, types: dict[str, str], geom_col: str | N
                         "str": "a string"}.get(t, f"a {t} value")
                 raise ScenarioError(f"field {c!r} of {layer!r} holds {kind}; feature {fid!r} gives {v!r}. "
                                     "Give a value of that type, or null") from None
+            x = out[-1]
+            if f is not None and f.has_range and x is not None and not isinstance(x, (str, bool)) and (
+                    (f.minimum is not None and x < f.minimum) or (f.maximum is not None and x > f.maximum)):
+                # the import's plausible ranges hold for edits too (a height of 1e300 was recorded)
+                raise ScenarioError(f"field {c!r} of {layer!r} must lie {f.range_text()} ({f.range_why}); "
+                                    f"feature {fid!r} gives {v!r}. Give a value in that range, or null")
         frame[c] = pd.Series(out, index=frame.index, dtype=object)
     return frame
 
@@ -809,7 +819,15 @@ def _apply_feature_edits(gdf, edits: pd.DataFrame, idf: str):
     for k, (ids, vals) in per_column.items():
         if k == geom_col:
             continue
-        gdf.loc[ids, k] = pd.Series(vals, index=ids)
+        new_vals = pd.Series(vals, index=ids)
+        if new_vals.isna().any() and not isinstance(gdf[k].dtype, pd.api.extensions.ExtensionDtype):
+            # an edit that sets a value to null (unknown) in a column of plain integers or booleans, which
+            # have no null: to pandas' nullable type (setting it raised "Invalid value '[None]' for dtype")
+            if pd.api.types.is_integer_dtype(gdf[k].dtype):
+                gdf[k] = gdf[k].astype("Int64")
+            elif pd.api.types.is_bool_dtype(gdf[k].dtype):
+                gdf[k] = gdf[k].astype("boolean")
+        gdf.loc[ids, k] = new_vals
     if new_geoms[0]:
         gdf.loc[new_geoms[0], geom_col] = gpd.GeoSeries(
             shapely.from_wkb(new_geoms[1]), index=new_geoms[0], crs=gdf.crs)

@@ -328,3 +328,18 @@ def _box(tmp_path) -> str:
     from bim_import.samples import BoxBuilding, write_box_building
 
     return write_box_building(BoxBuilding(20, 10, 3, 3.0, 500000.0, 3390000.0), tmp_path / "box.ifc")
+
+
+def test_cli_says_unknown_storeys_not_none(tmp_path):
+    # `twin bim import` printed "None storeys" for a model without IfcBuildingStorey
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+    from twin_core.twin import Twin
+
+    path = _storeyless(tmp_path, declare=False)
+    twin = str(tmp_path / "t.gpkg")
+    Twin.create(twin, crs="EPSG:4544").close()
+    res = CliRunner().invoke(get_app(), ["bim", "import", twin, path, "-q"])
+    assert res.exit_code == 0, res.output
+    assert "unknown storeys" in res.stdout and "None" not in res.stdout

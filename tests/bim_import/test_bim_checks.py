@@ -189,3 +189,19 @@ def test_cli_check_bim_save(store_target, boxes, tmp_path):
     assert crs.exit_code != 0 and "twin's CRS" in str(crs.exception)
     with open_store(store_target) as st:
         assert list_checks(st)[1] == 2
+
+
+def test_a_recorded_check_warns_about_the_georeference_once(tmp_path, store):
+    # record_check placed the model, then check_compliance placed it again: `check-bim --save` printed the
+    # "outside the area of the twin CRS ... placed with the anchor" warning twice
+    import warnings
+
+    from bim_import.checks import record_check
+    from bim_import.georef import Anchor
+    from tests.bim_import.conftest import FZK, need
+
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        record_check(store, need(FZK), PLOT, anchor=Anchor(500000.0, 3390000.0))
+    placed = [w for w in got if "outside the area of the twin CRS" in str(w.message)]
+    assert len(placed) == 1, [str(w.message) for w in got]

@@ -128,7 +128,8 @@ def register(app: typer.Typer) -> None:
                  f"{summary.elements_read} elements read, {len(summary.failed_elements)} without geometry"]
         for f in summary.files:
             lines.append(f"  {f['building_id']}: {f['elements']} elements, height {f['height_m']:.2f} m, "
-                         f"{f['storeys']} storeys, {len(f['failed'])} failed ({f['file']})")
+                         f"{'unknown' if f['storeys'] is None else f['storeys']} storeys, {len(f['failed'])} failed "
+                         f"({f['file']})")
         for x in summary.failed_elements[:20]:
             lines.append(f"    no geometry: {x['global_id']} {x['ifc_class']}: {x['reason']}")
         for e in summary.errors:
