@@ -19,7 +19,8 @@
     // last edit of each layer/raster (tile and image URLs carry it: the browser must not keep what was before),
     // the shapes drawn this session, the shown scenario's edits and the DEM's cell size (metres)
     draw: null, rev: {}, whatifShapes: {}, edits: null, demCell: null,
-    timedClosures: {},  // per traffic run's link layer (ref): whether a flood closed any of its roads for a while
+    timedClosures: {},  // per traffic run's link layer (ref): the spans of time ([from, until) s) a flood closed roads
+    closedRoads: {},  // per closuresKey(): whether roads drawn closed for good are there (a scenario's or a run's)
     access: {},  // per scenario: its newest access run's times per building ({key, by: {id: {t, within, lost}}})
     poiKinds: [],  // the kinds of the pois layer (where an access run's vehicles can leave from)
     versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
@@ -54,10 +55,14 @@
         const txt = await r.text();
         try { detail = detailText(JSON.parse(txt).detail); } catch (e) { detail = /</.test(txt) ? "" : txt.trim().slice(0, 300); }
       } catch (e) { /* no body */ }
-      if (r.status === 401) $("token-box").hidden = false;
       const what = {401: "errSignIn", 403: "errForbidden", 404: "errNotFound"}[r.status] || (r.status >= 500 ? "errServer" : "errRequest");
       const err = new Error(t(what) + " (" + r.status + (r.statusText ? " " + r.statusText : "") + ")" + (detail ? ": " + detail : ""));
       err.status = r.status;
+      if (r.status === 401) {  // the box opens; a token that was refused (wrong, expired) says why beside it
+        S.needToken = true;
+        S.tokenError = S.token ? err.message : "";
+        renderToken();
+      }
       throw err;
     }
     const ct = r.headers.get("content-type") || "";
@@ -81,9 +86,11 @@
     document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
     document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
     document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+    document.querySelectorAll("[data-i18n-aria]").forEach((el) => { el.setAttribute("aria-label", t(el.dataset.i18nAria)); });
+    document.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
-    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts(); renderWhatif();
+    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts(); renderWhatif(); renderToken();
     if (S.role) $("who").textContent = roleName(S.role);
     if (S.scene) { fillScenarioSelects(); renderLegend(); }
   }
@@ -121,13 +128,18 @@
   }
   const CLOSED_COLOUR = [70, 70, 80, 255];      // closed for the whole run (a scenario's closure)
   const FLOOD_CLOSED_COLOUR = [230, 40, 210, 255];  // closed now, while a flood has it under water (magenta: not the water's blue)
-  // a traffic run's link: closed at the time shown (timed closures follow the trips' clock), else its load
-  function linkClosedNow(p) {
-    const sr = currentSeries();
-    if (p.closed_from_s === undefined || p.closed_from_s === null || !sr || sr.kind !== "trips") return false;
-    const until = p.closed_until_s === undefined || p.closed_until_s === null ? Infinity : p.closed_until_s;
-    return S.time >= p.closed_from_s && S.time < until;
+  // when a flood closed a traffic run's link: [from, until) s (no end: still under water when the flood run ended)
+  function closedSpan(p) {
+    if (p.closed_from_s === undefined || p.closed_from_s === null) return null;
+    return [Number(p.closed_from_s), p.closed_until_s === undefined || p.closed_until_s === null ? Infinity : Number(p.closed_until_s)];
   }
+  // timed closures follow the trips' clock: a span holds the time shown only while the trips are the series
+  function spanHoldsNow(span) {
+    const sr = currentSeries();
+    return !!(span && sr && sr.kind === "trips" && S.time >= span[0] && S.time < span[1]);
+  }
+  // a traffic run's link: closed at the time shown, else its load
+  function linkClosedNow(p) { return spanHoldsNow(closedSpan(p)); }
   function linkColour(p) {
     if (p.closed === true || p.closed === 1) return CLOSED_COLOUR;
     if (linkClosedNow(p)) return FLOOD_CLOSED_COLOUR;
@@ -155,9 +167,13 @@
     const lacking = shown.filter((sc) => !has(sc));
     const roadsOn = S.visible.road_links && !!(S.scene.layers.road_links || shown.some((sc) => linkResult(sc)));
     const roads = roadsOn && shown.some((sc) => linkResult(sc));  // coloured by a traffic run's load
-    const closed = roadsOn && shown.some((sc) => sc !== "base");  // a scenario's closures (what-if "close roads")
-    // a run whose roads the flood closed for a while (magenta while under water, on the trips' clock)
-    const floodClosed = roads && shown.some((sc) => linkResult(sc) && S.timedClosures[linkResult(sc).ref]);
+    // roads drawn closed: a scenario's closures (what-if "close roads"), or the links its traffic run ran closed
+    const closed = roadsOn && shown.some((sc) => S.closedRoads[closuresKey(sc)] === true);
+    // roads a flood has closed at the time shown (magenta while under water, on the trips' clock)
+    const floodClosed = roads && shown.some((sc) => {
+      const lr = linkResult(sc), spans = lr && S.timedClosures[lr.ref];
+      return Array.isArray(spans) && spans.some(spanHoldsNow);
+    });
     const water = S.visible.flood && shown.some((sc) => floodResult(sc));  // the server's "depth" style (imaging.py)
     const k = JSON.stringify([S.lang, by, shown, lacking, roads, closed, floodClosed, water, S.results.length]);
     if (k === renderLegend.key) return;
@@ -282,6 +298,24 @@
   // a result's URL: its scenario (named in any script: "暴雨50年"), run and name as percent-encoded path segments
   function resultUrl(r, tail) { return "/api/results/" + [r.scenario, r.run, r.name].map(encodeURIComponent).join("/") + "/" + tail; }
 
+  // what the closed roads of a scenario are read from: its traffic run's links, else its road tiles as of its last edit
+  function closuresKey(scenario) {
+    const lr = linkResult(scenario);
+    return lr && lr.ref ? ["run", lr.ref].join("\u0000") : ["edits", scenario, revOf(scenario, "road_links")].join("\u0000");  // a key, not a URL
+  }
+  // the spans of time a flood kept some road closed, merged; more closed links than one page: taken as closed from
+  // the first closure seen to the end (the legend then names magenta while it may not be on the map)
+  const CLOSURES_PAGE = 10000;
+  function closureSpans(fc) {
+    const spans = (fc.features || []).map((f) => closedSpan(f.properties)).filter(Boolean).sort((a, b) => a[0] - b[0]);
+    if (fc.next_offset !== null && fc.next_offset !== undefined && spans.length) return [[spans[0][0], Infinity]];
+    const out = [];
+    spans.forEach((s) => {
+      const last = out[out.length - 1];
+      if (last && s[0] <= last[1]) last[1] = Math.max(last[1], s[1]); else out.push(s.slice());
+    });
+    return out;
+  }
   async function prepareScenario(scenario) {
     const jobs = [];
     const fr = floodResult(scenario);
@@ -306,11 +340,28 @@
       }));
     }
     const lr = linkResult(scenario);
-    if (lr && lr.ref && S.timedClosures[lr.ref] === undefined) {  // for the legend: any road closed by the flood?
-      S.timedClosures[lr.ref] = false;
-      jobs.push(api(`/api/layers/${encodeURIComponent(lr.ref)}/features?filter=closed_from_s%3E%3D0&columns=link_id&limit=1`)
-        .then((d) => { S.timedClosures[lr.ref] = !!(d.features && d.features.length); renderLegend(); })
+    if (lr && lr.ref && S.timedClosures[lr.ref] === undefined) {  // for the legend: when did the flood close roads?
+      S.timedClosures[lr.ref] = [];
+      jobs.push(api(`/api/layers/${encodeURIComponent(lr.ref)}/features?filter=closed_from_s%3E%3D0` +
+        `&columns=closed_from_s,closed_until_s&limit=${CLOSURES_PAGE}`)
+        .then((d) => { S.timedClosures[lr.ref] = closureSpans(d); renderLegend(); })
         .catch(() => { /* a load layer without timed closures */ }));
+    }
+    // for the legend: any road drawn closed for good? The run's closed links, else the scenario's closed ones as
+    // of its last edit (capacity 0; the base's tiles carry no capacity, so none is drawn closed there)
+    const ck = closuresKey(scenario);
+    const cols = (S.scene.layers.road_links && S.scene.layers.road_links.columns) || {};
+    const closedQ = lr && lr.ref ? `/api/layers/${encodeURIComponent(lr.ref)}/features?filter=closed%3D1&columns=link_id&limit=1`
+      : scenario !== "base" && "capacity_vph" in cols
+        ? `/api/layers/road_links/features?scenario=${encodeURIComponent(scenario)}&filter=capacity_vph%3D0&columns=link_id&limit=1`
+        : null;
+    if (S.closedRoads[ck] === undefined) {
+      S.closedRoads[ck] = false;
+      if (closedQ) {
+        jobs.push(api(closedQ, {cache: "no-store"})
+          .then((d) => { S.closedRoads[ck] = !!(d.features && d.features.length); renderLegend(); })
+          .catch(() => { /* a load layer without a "closed" field: nothing drawn closed */ }));
+      }
     }
     const ac = accessResult(scenario);
     if (ac && !(S.access[scenario] && S.access[scenario].key === key(ac))) {
@@ -405,7 +456,8 @@
     clearTimeout(playTimer); playTimer = null;
     const b = $("play");
     b.textContent = on ? "❚❚" : "▶";
-    b.setAttribute("aria-label", on ? "pause" : "play");
+    b.dataset.i18nAria = on ? "pause" : "play";
+    b.setAttribute("aria-label", t(b.dataset.i18nAria));
     if (on) {
       const sl = $("time-slider");
       if (Number(sl.value) >= Number(sl.max)) { sl.value = sl.min; onSlider(); }  // at the end: play again from the start
@@ -659,6 +711,25 @@
   function renderInspectHint() {
     const body = $("inspect-body");
     if (!body.querySelector("#inspect-table")) { body.textContent = t("clickHint"); body.classList.add("muted"); }
+  }
+
+  // ---------------------------------------------------------------- token
+  // the token box: open while the server asks for a token (with the reason a token was refused) or while the
+  // user changes it; signed in, one small line that names the role and opens the box again
+  function renderToken() {
+    const box = $("token-box");
+    if (!box) return;
+    const signedIn = !!(S.token && S.role && !S.needToken);
+    const open = !signedIn || !!S.tokenOpen;
+    box.hidden = !signedIn && !S.needToken;  // (no token, or its role not known yet: nothing to say)
+    $("token-form").hidden = !open;
+    const ch = $("token-change");
+    ch.hidden = open;
+    ch.textContent = signedIn ? t("signedInAs").replace("{role}", roleName(S.role)) + " · " + t("changeToken") : "";
+    const err = $("token-error");
+    err.textContent = S.tokenError || "";
+    err.hidden = !S.tokenError;
+    T.token = {shown: !box.hidden, open, signedIn, error: S.tokenError || null};
   }
 
   // ---------------------------------------------------------------- panel
@@ -1550,7 +1621,8 @@
       // only what the role may do: a viewer has no runs to start, only a regulator or admin checks BIM
       $("sim-box").hidden = !S.can.includes("simulate");
       $("bim-box").hidden = !S.can.includes("bim");
-      $("token-box").hidden = !S.token;
+      S.needToken = false; S.tokenError = ""; S.tokenOpen = false;
+      renderToken();
       S.scene = scene;
       S.results = S.scene.results;
       fillScenarioSelects();
@@ -1632,7 +1704,10 @@
   $("whatif-draw-levee").addEventListener("click", () => startDraw("levee"));
   $("whatif-finish").addEventListener("click", () => finishDraw());
   $("whatif-cancel").addEventListener("click", () => cancelDraw());
-  $("token-save").addEventListener("click", () => { S.token = $("token-input").value.trim(); localStorage.setItem("twin.token", S.token); location.reload(); });
+  function signIn() { S.token = $("token-input").value.trim(); localStorage.setItem("twin.token", S.token); location.reload(); }
+  $("token-save").addEventListener("click", signIn);
+  $("token-input").addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); signIn(); } });
+  $("token-change").addEventListener("click", () => { S.tokenOpen = true; renderToken(); $("token-input").focus(); });
   window.addEventListener("resize", () => render());
   start();
 })();

@@ -42,7 +42,10 @@ window.TWIN_I18N = {
     lgNoAccess: "本情景尚无应急可达性结果（建筑为灰色）", lgHasRun: "已有结果的情景", rule: "规则", measured: "实测", limit: "限值", lgWithin: "响应时间内可达",
     lgBeyond: "超出响应时间", lgLost: "因积水失去可达", lgNoRoad: "无道路可达", lgClosed: "封闭", lgFloodClosed: "积水封闭",
     use_residential: "住宅", use_commercial: "商业", use_office: "办公", use_industrial: "工业", use_public: "公共",
-    use_school: "学校", use_hospital: "医院", use_mixed: "混合", use_other: "其他"
+    use_school: "学校", use_hospital: "医院", use_mixed: "混合", use_other: "其他",
+    signedInAs: "已登录：{role}", changeToken: "更换令牌", scenarioB: "对比情景", langSwitch: "切换为英文界面",
+    newScenarioName: "新情景名称", ifcFile: "IFC 文件", ruleSet: "审查规则集", clearSite: "清除所选位置",
+    play: "播放", pause: "暂停", timeSeries: "时序结果"
   },
   en: {
     title: "RongTwin one map", scenario: "Scenario", compare: "Compare", layers: "Layers", colourBy: "Colour buildings by",
@@ -91,6 +94,9 @@ window.TWIN_I18N = {
     lgWithin: "reached within the response time", lgBeyond: "beyond the response time", lgLost: "lost to the flood",
     lgNoRoad: "no road to it", lgClosed: "closed", lgFloodClosed: "closed by flood water",
     use_residential: "residential", use_commercial: "commercial", use_office: "office", use_industrial: "industrial",
-    use_public: "public", use_school: "school", use_hospital: "hospital", use_mixed: "mixed", use_other: "other"
+    use_public: "public", use_school: "school", use_hospital: "hospital", use_mixed: "mixed", use_other: "other",
+    signedInAs: "signed in as {role}", changeToken: "change token", scenarioB: "second scenario",
+    langSwitch: "switch to Chinese (中文)", newScenarioName: "new scenario name", ifcFile: "IFC file", ruleSet: "rule set",
+    clearSite: "clear the site", play: "play", pause: "pause", timeSeries: "time series"
   }
 };
