@@ -24,7 +24,6 @@ import gzip
 import json
 import math
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -224,21 +223,24 @@ def encoder_line(e: dict, load: list[float] | None = None) -> str:
             f"(former {e['former_bytes_per_building']:.1f}, GDAL {e['gdal_bytes_per_building']:.1f}).")
 
 
-def encoder_only() -> None:
-    """Run only the tile-encoding comparison and replace its paragraph in the results file."""
+def bench_city(gpkg: str | None = None) -> tuple[str, int, tuple]:
+    """The sample city of SIZE (built under OUT unless ``gpkg`` names one): path, buildings, WGS 84 bounds."""
     import sample_city
     from cim.store import open_store
-
     from viewer.geo import to_wgs84
 
     os.makedirs(OUT, exist_ok=True)
-    gpkg = os.environ.get("VIEWER_BENCH_GPKG") or os.path.join(OUT, f"viewer_{SIZE}.gpkg")
+    gpkg = gpkg or os.path.join(OUT, f"viewer_{SIZE}.gpkg")
     if not os.path.exists(gpkg):
         print(f"building the {SIZE} sample city ...", flush=True)
         sample_city.build_into(gpkg, SIZE, seed=0)
     with open_store(gpkg) as st:
-        n = st.layer_info("buildings")["count"]
-        bounds = to_wgs84(st.layer_info("buildings")["bounds"], st.crs)
+        return gpkg, st.layer_info("buildings")["count"], to_wgs84(st.layer_info("buildings")["bounds"], st.crs)
+
+
+def encoder_only() -> None:
+    """Run only the tile-encoding comparison and replace its paragraph in the results file."""
+    gpkg, n, bounds = bench_city(os.environ.get("VIEWER_BENCH_GPKG"))
     load1 = os.getloadavg()[0]
     e = encoder_vs_gdal(gpkg, bounds, n, reps=5)
     print(json.dumps(e, indent=1), flush=True)
@@ -295,19 +297,7 @@ def first_buildings_ms(store: str) -> list[float]:
 
 
 def main() -> None:
-    import sample_city
-    from cim.store import open_store
-
-    os.makedirs(OUT, exist_ok=True)
-    gpkg = os.path.join(OUT, f"viewer_{SIZE}.gpkg")
-    if not os.path.exists(gpkg):
-        print(f"building the {SIZE} sample city ...", flush=True)
-        sample_city.build_into(gpkg, SIZE, seed=0)
-    with open_store(gpkg) as st:
-        n = st.layer_info("buildings")["count"]
-        from viewer.geo import to_wgs84
-
-        bounds = to_wgs84(st.layer_info("buildings")["bounds"], st.crs)
+    gpkg, n, bounds = bench_city()
     load1 = os.getloadavg()[0]
     res = {"size": SIZE, "buildings": n}
     print(f"{n} buildings; load {load1:.1f}", flush=True)
@@ -319,6 +309,8 @@ def main() -> None:
 
         with psycopg.connect(PG, connect_timeout=3) as c:
             c.execute("SELECT postgis_lib_version()")
+        import sample_city
+
         dsn = PG + "?schema=bench_viewer"
         with psycopg.connect(PG, autocommit=True) as c:
             c.execute("DROP SCHEMA IF EXISTS bench_viewer CASCADE")

@@ -14,6 +14,24 @@ import numpy as np
 import pytest
 
 
+def save_flood_closed_traffic_run(twin, run: str = "traffic-r9"):
+    """A traffic run on the base whose every link a flood closed from 600 s to 1200 s (green, V/C 0.1,
+    otherwise), with one vehicle along the first link over 0-1800 s; returns the road links."""
+    import pandas as pd
+
+    links = twin.layer("road_links")
+    loads = links[["link_id", "geometry"]].copy()
+    loads["vc"] = 0.1
+    loads["closed"] = False
+    loads["closed_from_s"] = 600.0
+    loads["closed_until_s"] = 1200.0
+    twin.save_result("base", run, "link_loads", loads)
+    (xa, ya), (xb, yb) = np.asarray(links.geometry.values[0].coords)[[0, -1]]
+    twin.save_result("base", run, "trajectories", pd.DataFrame(
+        {"vehicle_id": ["v0", "v0"], "t": [0.0, 1800.0], "x": [xa, xb], "y": [ya, yb]}))
+    return links
+
+
 def _add_results(path: str) -> dict:
     """Flood depth steps, vehicle trips, crowd agents, link loads and a BIM building, in a real store."""
     import pandas as pd

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import LiveServer
+from conftest import LiveServer, save_flood_closed_traffic_run
 from test_viewer_browser import Page, browser, set_layers  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,17 +27,7 @@ def closures_server(city_template, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("viewer_closures") / "city.gpkg")
     shutil.copy(city_template["path"], path)
     with Twin.open(path) as twin:
-        links = twin.layer("road_links")
-        loads = links[["link_id", "geometry"]].copy()
-        loads["vc"] = 0.1  # green
-        loads["closed"] = False
-        loads["closed_from_s"] = 600.0
-        loads["closed_until_s"] = 1200.0
-        twin.save_result("base", "traffic-r9", "link_loads", loads)
-        g = links.geometry.values[0]
-        (xa, ya), (xb, yb) = np.asarray(g.coords)[[0, -1]]
-        twin.save_result("base", "traffic-r9", "trajectories", pd.DataFrame(
-            {"vehicle_id": ["v0", "v0"], "t": [0.0, 1800.0], "x": [xa, xb], "y": [ya, yb]}))
+        links = save_flood_closed_traffic_run(twin)  # green (V/C 0.1) but for 600-1200 s
         # a flood engine's run on the base (its road exposure table is what marks it), none on scenario "dry"
         twin.save_result("base", "flood-r8", "exposure_road_links", pd.DataFrame(
             {"link_id": [str(links["link_id"].iloc[0])], "max_depth_m": [0.5], "time_of_arrival_s": [600.0],

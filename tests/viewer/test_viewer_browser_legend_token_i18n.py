@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
-from conftest import LiveServer, private_server
+from conftest import LiveServer, private_server, save_flood_closed_traffic_run
 from test_viewer_browser import Page, browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,23 +21,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def legend_server(city_template, tmp_path_factory):
     """The base's newest traffic run has every link closed by flood water over [600, 1200) s (none closed for
     good), with trips over 0 ... 1800 s; scenario "shut" closes a road; "levee" (from the template) closes none."""
-    import pandas as pd
-
     from twin_core.twin import Twin
 
     with private_server(city_template, tmp_path_factory, "viewer_legend") as (srv, path):
         with Twin.open(path) as twin:
-            links = twin.layer("road_links")
-            loads = links[["link_id", "geometry"]].copy()
-            loads["vc"] = 0.1
-            loads["closed"] = False
-            loads["closed_from_s"] = 600.0
-            loads["closed_until_s"] = 1200.0
-            twin.save_result("base", "traffic-r9", "link_loads", loads)
-            g = links.geometry.values[0]
-            (xa, ya), (xb, yb) = np.asarray(g.coords)[[0, -1]]
-            twin.save_result("base", "traffic-r9", "trajectories", pd.DataFrame(
-                {"vehicle_id": ["v0", "v0"], "t": [0.0, 1800.0], "x": [xa, xb], "y": [ya, yb]}))
+            g = save_flood_closed_traffic_run(twin).geometry.values[0]
             shut = twin.scenarios.create("shut", "one road closed")
             assert shut.close_roads(g.interpolate(0.5, normalized=True).buffer(1.0))
         yield srv
