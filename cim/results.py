@@ -145,6 +145,9 @@ def save_result(store, scenario: str, run: str, name: str, obj: Any, *, meta: di
         }
         if kind == "json":
             entry["value"] = obj
+            # the same text again: PostgreSQL's jsonb keeps a dict's keys in its own order (shortest first),
+            # so the summary read back (and exported to .json) came out shuffled against the GeoPackage's
+            entry["value_json"] = json.dumps(obj, ensure_ascii=False)
         store.set_meta({key: entry})
 
 
@@ -219,6 +222,8 @@ def load_result(store, scenario: str, run: str, name: str):
         if not data.startswith(_NPY_MAGIC):  # compressed (save_result since 2026-12-04), else a plain .npy
             data = zlib.decompress(data)
         return np.load(io.BytesIO(data), allow_pickle=False)
+    if isinstance(entry.get("value_json"), str):  # in the order it was saved (results since 2026-12-04)
+        return json.loads(entry["value_json"])
     return entry.get("value")
 
 

@@ -21,7 +21,7 @@ import json
 import re
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,8 @@ from twin_core.errors import (
 __all__ = ["PostGISStore"]
 
 TILE = 256
+#: the store's own tables, made by _init_schema
+_INTERNAL_TABLES = ("twin_meta", "twin_objects", "twin_blobs", "twin_rasters", "twin_raster_tiles")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
@@ -55,7 +57,11 @@ def _split_dsn(dsn: str) -> tuple[str, str | None]:
             schema = v
         else:
             rest.append((k, v))
-    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+    query = urlencode(rest)
+    # not urlunsplit: it drops the '//' of an empty host, and libpq then read 'postgresql:/db?host=...'
+    # (the documented form for a Unix socket or a host given as a parameter) as a bad keyword list
+    out = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
+    return out + (f"#{parts.fragment}" if parts.fragment else ""), schema
 
 
 def _connect(conninfo: str, connect_timeout: int):
@@ -74,7 +80,18 @@ def _connect(conninfo: str, connect_timeout: int):
 
 
 def _redact(dsn: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", dsn)
+    """``dsn`` without its password, in the user part (``user:pw@``) or as a parameter (``?password=pw``)."""
+    dsn = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", dsn)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", dsn, flags=re.IGNORECASE)
+
+
+def _write_refused(exc: BaseException, uri: str) -> str:
+    """The one-line message for the server refusing a write (a role that may only read, a read-only server),
+    as the GeoPackage store says it for a read-only file."""
+    text = str(exc).strip().splitlines()[0]
+    return (f"cannot write {uri}: the server refused the write ({text}); nothing was changed. Connect as a role "
+            "that may write this twin's schema (its owner, or one granted INSERT, UPDATE, DELETE and CREATE on it), "
+            "or work on a copy, then try again")
 
 
 class PostGISStore(Store):
@@ -109,9 +126,9 @@ class PostGISStore(Store):
         self._dsn = dsn  # with its password, for reopen_args (never printed: messages use uri)
         try:
             self.conn = _connect(conninfo, connect_timeout)
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # Programming: a malformed DSN
             raise StoreConnectionError(
-                f"cannot connect to PostGIS at {self.uri}: {str(exc).strip().splitlines()[0]}. "
+                f"cannot connect to PostGIS at {self.uri}: {_redact(str(exc).strip().splitlines()[0])}. "
                 "Check that the server runs and the DSN (host, port, database, user) is right, "
                 "or use a .gpkg file instead"
             ) from exc
@@ -160,6 +177,12 @@ class PostGISStore(Store):
                         f"schema {self.schema!r} in {self.uri} holds no twin (no twin_meta table); name the twin's "
                         "schema (?schema=NAME in the DSN), or open with create=True / `twin build` to make one there"
                     )
+            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
+                        (self.schema, list(_INTERNAL_TABLES)))
+            have = {r[0] for r in cur.fetchall()}
+            if exists and have >= set(_INTERNAL_TABLES):  # a complete twin: open it without DDL, so that a
+                self._drop_orphan_stages(cur)             # role that may only read can open it too
+                return
             with self.conn.transaction():
                 cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
                 cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value jsonb NOT NULL)").format(self._q("twin_meta")))
@@ -179,9 +202,12 @@ class PostGISStore(Store):
                     "row0 integer NOT NULL, col0 integer NOT NULL, h integer NOT NULL, w integer NOT NULL, data bytea NOT NULL, "
                     "PRIMARY KEY (name, row0, col0))"
                 ).format(self._q("twin_raster_tiles"), self._q("twin_rasters")))
-                if not exists:
-                    cur.execute(sql.SQL("INSERT INTO {} (key, value) VALUES ('created', to_jsonb(now()::text)) "
-                                        "ON CONFLICT DO NOTHING").format(self._q("twin_meta")))
+                if "twin_meta" not in have:  # a new twin (also in an existing schema such as public), stamped
+                    from datetime import datetime, timezone  # as the GeoPackage stamps it (ISO 8601, UTC)
+
+                    cur.execute(sql.SQL("INSERT INTO {} (key, value) VALUES ('created', %s::jsonb) "
+                                        "ON CONFLICT DO NOTHING").format(self._q("twin_meta")),
+                                (json.dumps(datetime.now(timezone.utc).isoformat()),))
             if exists:
                 self._drop_orphan_stages(cur)
 
@@ -202,10 +228,16 @@ class PostGISStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator["PostGISStore"]:
+        import psycopg
+
         self._txn_depth += 1
         try:
             with self.conn.transaction():
                 yield self
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            if self._txn_depth > 1:
+                raise
+            raise StoreError(_write_refused(exc, self.uri)) from None
         except BaseException as exc:
             if self._txn_depth == 1 and hasattr(exc, "add_note"):
                 exc.add_note(f"RongTwin: the store {self.uri} was rolled back; nothing of this write was kept")
@@ -240,8 +272,20 @@ class PostGISStore(Store):
         from psycopg import sql
 
         q = sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value").format(self._q("twin_meta"))
+        rows = []
+        for k, v in values.items():
+            if _has_nul(str(k)):
+                raise SchemaError(f"metadata key {str(k)!r} {NUL_TEXT}")
+            try:
+                text = json.dumps(v, default=str, allow_nan=False)
+            except ValueError:
+                raise SchemaError(f"metadata {str(k)!r} holds NaN or an infinite number, which JSON (and "
+                                  f"PostgreSQL's jsonb) cannot keep; store None or a finite number") from None
+            if _nul_in(v):
+                raise SchemaError(f"metadata {str(k)!r} {NUL_TEXT}")
+            rows.append((str(k), text))
         with self.transaction(), self.conn.cursor() as cur:
-            cur.executemany(q, [(str(k), json.dumps(v, default=str)) for k, v in values.items()])
+            cur.executemany(q, rows)
         if "crs" in values:
             self._srid_cache = None
 
@@ -523,6 +567,7 @@ class PostGISStore(Store):
 
     def _drop_orphan_stages(self, cur) -> None:
         """Drop staging tables of loads that died (their advisory lock is free)."""
+        import psycopg
         from psycopg import sql
 
         cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -531,6 +576,8 @@ class PostGISStore(Store):
             if self._stage_lock(cur, stage, "try"):
                 try:
                     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(stage)))
+                except psycopg.errors.InsufficientPrivilege:  # a reader: the next writer to open drops it
+                    pass
                 finally:
                     self._stage_lock(cur, stage, "unlock")
 
@@ -546,8 +593,13 @@ class PostGISStore(Store):
         )
         return {c: t for c, t in cur.fetchall()}
 
-    def _where(self, name: str, bbox, where, colnames):
+    def _where(self, name: str, bbox, where, types: Mapping[str, str]):
+        """WHERE clauses and their parameters; ``types`` maps the columns one may filter on to their types.
+        Text compares byte-wise (``COLLATE "C"``), as SQLite compares it in the GeoPackage, whatever the
+        database's collation ('B' < 'a' in both stores; en_US put 'a' first)."""
         from psycopg import sql
+
+        colnames = list(types)
 
         clauses = []
         params: list[Any] = []
@@ -557,13 +609,22 @@ class PostGISStore(Store):
             params += [xmin, ymin, xmax, ymax, self.srid]
         for col, op, val in normalise_where(where, colnames, name):
             ident = sql.Identifier(col)
+            # PostgreSQL text cannot hold NUL, so no stored value equals a filter value with one; the query
+            # finds nothing for it, as in the GeoPackage (the server refused the whole query before)
             if op == "in":
                 clauses.append(sql.SQL("{} = ANY(%s)").format(ident))
-                params.append(list(val))
+                params.append([v for v in val if not _has_nul(v)])
+            elif _has_nul(val) and op == "=":
+                clauses.append(sql.SQL("FALSE"))
+            elif _has_nul(val) and op == "!=":
+                clauses.append(sql.SQL("{} IS NOT NULL").format(ident))
+            elif _has_nul(val):
+                raise SchemaError(f"cannot filter {name!r} on {col} {op} {val!r}: the value {NUL_TEXT}")
             elif val is None and op in ("=", "!="):
                 clauses.append(sql.SQL("{} IS {}NULL").format(ident, sql.SQL("NOT " if op == "!=" else "")))
             else:
-                clauses.append(sql.SQL("{} " + op + " %s").format(ident))
+                collate = sql.SQL(' COLLATE "C"' if types[col] == "text" and op not in ("=", "!=") else "")
+                clauses.append(sql.SQL("{}{} " + op + " %s").format(ident, collate))
                 params.append(val)
         return clauses, params
 
@@ -582,7 +643,7 @@ class PostGISStore(Store):
                 if unknown:
                     raise SchemaError(f"layer {name!r} has no column(s) {unknown}; it has {colnames}")
                 colnames = [c for c in colnames if c in columns]
-            clauses, params = self._where(name, bbox, where, [c for c in types if c not in ("fid", "geom")])
+            clauses, params = self._where(name, bbox, where, {c: t for c, t in types.items() if c not in ("fid", "geom")})
             q = sql.SQL("SELECT {}ST_AsBinary(geom) FROM {}").format(
                 sql.SQL("").join(sql.SQL("{}, ").format(sql.Identifier(c)) for c in colnames), self._q(name))
             if clauses:
@@ -748,13 +809,16 @@ class PostGISStore(Store):
                 if unknown:
                     raise SchemaError(f"table {name!r} has no column(s) {unknown}; it has {colnames}")
                 colnames = [c for c in colnames if c in columns]
-            clauses, params = self._where(name, None, where, [c for c in types if c != "fid"])
+            clauses, params = self._where(name, None, where, {c: t for c, t in types.items() if c != "fid"})
             q = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in colnames), self._q(name))
             if clauses:
                 q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
             way = sql.SQL(" DESC" if descending else "")
+            # as SQLite sorts: NULL before every value (PostgreSQL puts it last by default), text byte-wise
+            nulls = sql.SQL(" DESC NULLS LAST" if descending else " NULLS FIRST")
             q = q + sql.SQL(" ORDER BY ") + sql.SQL(", ").join(
-                [sql.SQL("{}{}").format(sql.Identifier(k), way) for k in keys] + [sql.SQL("fid{}").format(way)])
+                [sql.SQL("{}{}{}").format(sql.Identifier(k), sql.SQL(' COLLATE "C"' if types[k] == "text" else ""),
+                                          nulls) for k in keys] + [sql.SQL("fid{}").format(way)])
             if limit is not None:
                 q, params = q + sql.SQL(" LIMIT %s"), [*params, limit]
             if offset:
@@ -769,7 +833,8 @@ class PostGISStore(Store):
 
         self._require_table(name)
         with self.conn.cursor() as cur:
-            clauses, params = self._where(name, None, where, [c for c in self._table_columns(cur, name) if c != "fid"])
+            clauses, params = self._where(name, None, where, {c: t for c, t in self._table_columns(cur, name).items()
+                                                               if c != "fid"})
             q = sql.SQL("SELECT count(*) FROM {}").format(self._q(name))
             if clauses:
                 q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
@@ -782,7 +847,8 @@ class PostGISStore(Store):
         self._require_table(name)
         check_delete_filter(where, name)
         with self.transaction(), self.conn.cursor() as cur:
-            clauses, params = self._where(name, None, where, [c for c in self._table_columns(cur, name) if c != "fid"])
+            clauses, params = self._where(name, None, where, {c: t for c, t in self._table_columns(cur, name).items()
+                                                               if c != "fid"})
             cur.execute(sql.SQL("DELETE FROM {} WHERE ").format(self._q(name)) + sql.SQL(" AND ").join(clauses), params)
             return cur.rowcount
 
@@ -841,8 +907,10 @@ class PostGISStore(Store):
         from psycopg import sql
 
         with self.conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT data FROM {} WHERE key = %s").format(self._q("twin_blobs")), (key,))
-            row = cur.fetchone()
+            row = None
+            if not _has_nul(key):  # no key holds one (put_blob refuses it); the server refused the query
+                cur.execute(sql.SQL("SELECT data FROM {} WHERE key = %s").format(self._q("twin_blobs")), (key,))
+                row = cur.fetchone()
         if row is None:
             raise LayerNotFoundError(f"no blob {key!r} in {self.uri}; list them with store.list_blobs()")
         return bytes(row[0])
@@ -851,7 +919,8 @@ class PostGISStore(Store):
         from psycopg import sql
 
         with self.conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT key, mime, layer, feature_id, size FROM {} WHERE left(key, %s) = %s ORDER BY key").format(
+            cur.execute(sql.SQL('SELECT key, mime, layer, feature_id, size FROM {} WHERE left(key, %s) = %s '
+                                'ORDER BY key COLLATE "C"').format(
                 self._q("twin_blobs")), (len(prefix), prefix))
             rows = cur.fetchall()
         return pd.DataFrame(rows, columns=["key", "mime", "layer", "feature_id", "size"])
@@ -874,6 +943,19 @@ class PostGISStore(Store):
 
 
 # -- type mapping -------------------------------------------------------------------------------------------
+
+
+def _has_nul(v: Any) -> bool:
+    return isinstance(v, str) and "\x00" in v
+
+
+def _nul_in(v: Any) -> bool:
+    """Whether a JSON-able value holds a NUL character in any text or key (jsonb refuses it)."""
+    if isinstance(v, dict):
+        return any(_has_nul(str(k)) or _nul_in(x) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return any(_nul_in(x) for x in v)
+    return _has_nul(v)
 
 
 def _pg_type(s: pd.Series) -> str:
