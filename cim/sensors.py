@@ -61,7 +61,8 @@ from twin_core.errors import ReadingError, TwinWarning, twin_warn
 
 __all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_REPORTED", "append_readings", "check_readings",
            "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states", "INDEX",
-           "has_readings_index", "append_rejects", "read_rejects", "read_readings"]
+           "has_readings_index", "append_rejects", "read_rejects", "read_readings", "FEEDS", "FEED_STATES",
+           "write_feed_status", "read_feeds"]
 
 #: the table of readings, the table of refused MQTT messages, and the layer the sensors are in
 READINGS = "sensor_readings"
@@ -728,26 +729,40 @@ def sensor_states(store, cache: ReadingsCache | None = None) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------- rejects
 REJECT_COLUMNS = ("topic", "payload", "reason", "received_at")
+#: the most characters of a rejected message's topic, payload or reason that are kept (a reading is a few dozen;
+#: a sender, or an attacker, that sends megabytes must not fill the disk with them)
+MAX_REJECT_TEXT = 1000
 
 
-def _text(v: Any) -> str:
-    """Text a store keeps whole: bytes decoded (undecodable bytes as \\x.. escapes), NUL written as \\x00."""
+def _text(v: Any, limit: int | None = None) -> str:
+    """Text a store keeps whole: bytes decoded (undecodable bytes as \\x.. escapes), NUL written as \\x00; over
+    ``limit`` characters, the first ``limit`` and how long it was."""
     if isinstance(v, (bytes, bytearray, memoryview)):
-        v = bytes(v).decode("utf-8", "backslashreplace")
-    return str(v).replace("\x00", "\\x00")
+        b = bytes(v)
+        if limit is not None and len(b) > 4 * limit:
+            n, b = len(b), b[:4 * limit]
+            return _text(b, limit)[:limit] + f"... ({n} bytes in all)"
+        v = b.decode("utf-8", "backslashreplace")
+    t = str(v).replace("\x00", "\\x00")
+    if limit is not None and len(t) > limit:
+        t = t[:limit] + f"... ({len(t)} characters in all)"
+    return t
 
 
 def append_rejects(store, rejects: Iterable[Mapping]) -> int:
     """Append messages a feed could not read or whose reading was refused to :data:`REJECTS` (``topic``,
     ``payload`` as text, ``reason``, ``received_at`` as UTC ISO-8601 text), so that none is lost; returns how
-    many. ``received_at`` may be a tz-aware datetime or text."""
+    many. ``received_at`` may be a tz-aware datetime or text. A text over :data:`MAX_REJECT_TEXT` characters is
+    kept as its beginning and its length."""
     rows = []
     for r in rejects:
         at = r.get("received_at")
         if isinstance(at, datetime):
             at = at.astimezone(timezone.utc).isoformat()
-        rows.append({"topic": _text(r.get("topic", "")), "payload": _text(r.get("payload", "")),
-                     "reason": _text(r.get("reason", "")), "received_at": _text(at if at is not None else "")})
+        rows.append({"topic": _text(r.get("topic", ""), MAX_REJECT_TEXT),
+                     "payload": _text(r.get("payload", ""), MAX_REJECT_TEXT),
+                     "reason": _text(r.get("reason", ""), MAX_REJECT_TEXT),
+                     "received_at": _text(at if at is not None else "", 64)})
     if not rows:
         return 0
     with store.transaction():
@@ -763,3 +778,56 @@ def read_rejects(store, limit: int | None = None) -> pd.DataFrame:
     start = 0 if limit is None else max(0, n - int(limit))
     df = store.read_table(REJECTS, offset=start)
     return df.iloc[::-1].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------- feeds
+#: the table where each running listener (``twin sensors listen``) keeps its state, for the map and the CLI
+FEEDS = "sensor_feeds"
+FEED_COLUMNS = ("feed", "broker", "topic", "state", "detail", "since", "last_message_at", "received", "stored",
+                "rejected", "updated_at", "heartbeat_s")
+#: the states a feed reports: ``live`` is the only one that needs no person
+FEED_STATES = ("live", "silent", "refused", "disconnected", "stopped")
+
+
+def write_feed_status(store, status: Mapping) -> None:
+    """Keep ``status`` (a dict of :data:`FEED_COLUMNS`; ``feed`` its key) as the one row of its feed in :data:`FEEDS`.
+
+    A listener writes it as it starts, when its state changes and every ``heartbeat_s`` seconds, so a reader
+    can tell a listener that stopped writing (killed) from one that is running (:func:`read_feeds`)."""
+    row = {c: status.get(c) for c in FEED_COLUMNS}
+    if row["state"] not in FEED_STATES:
+        raise ValueError(f"state must be one of {', '.join(FEED_STATES)}, got {row['state']!r}")
+    for c in ("since", "last_message_at", "updated_at"):
+        if isinstance(row[c], datetime):
+            row[c] = row[c].astimezone(timezone.utc).isoformat()
+    df = pd.DataFrame([row], columns=list(FEED_COLUMNS))
+    df = df.astype({"feed": object, "broker": object, "topic": object, "state": object, "detail": object,
+                    "since": object, "last_message_at": object, "updated_at": object, "received": "int64",
+                    "stored": "int64", "rejected": "int64", "heartbeat_s": "float64"})
+    with store.transaction():
+        if store.has_table(FEEDS):
+            store.delete_rows(FEEDS, {"feed": str(row["feed"])})
+        store.write_table(FEEDS, df, mode="append")
+
+
+def read_feeds(store, *, now: datetime | None = None) -> pd.DataFrame:
+    """Every feed listener's last state (:data:`FEEDS`), problems first, with ``ok`` (bool: live and writing).
+
+    A listener that has not written for three of its heartbeats (at least a minute) and did not say it stopped
+    was killed or hangs: its ``state`` reads ``"not running"`` (its last word stays in ``detail``)."""
+    cols = list(FEED_COLUMNS) + ["ok"]
+    if not store.has_table(FEEDS):
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
+    now = datetime.now(timezone.utc) if now is None else now.astimezone(timezone.utc)
+    df = store.read_table(FEEDS)
+    for c in FEED_COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    upd = pd.to_datetime(df["updated_at"], utc=True, format="ISO8601", errors="coerce")
+    beat = pd.to_numeric(df["heartbeat_s"], errors="coerce").fillna(10.0).clip(lower=20.0)
+    age = (pd.Timestamp(now) - upd).dt.total_seconds()
+    dead = (df["state"] != "stopped") & (age.isna() | (age > 3 * beat)).to_numpy()
+    df.loc[dead, "state"] = "not running"
+    df["ok"] = (df["state"] == "live").to_numpy()
+    df = df.sort_values(["ok", "feed"], kind="stable").reset_index(drop=True)
+    return df[cols]

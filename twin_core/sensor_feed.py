@@ -21,9 +21,19 @@ listener that does not check the broker's certificate hands its password to whoe
 so a broker with a certificate of its own CA is reached with ``ca_file``, and one whose certificate names
 another host by that name. A refused login, a refused subscription and a failed TLS handshake each stop the
 listener as it starts with a line that says what went wrong and what to do (later, on a reconnect, the line is
-reported and paho keeps trying). Mosquitto grants a subscription to a topic its ACL does not let the user read
-and then delivers nothing on it: the listener cannot tell that from a quiet feed, so check the ACL when
-nothing arrives.
+reported and paho keeps trying, and the feed's state reads ``refused``). Mosquitto (2.0 too, over MQTT 5 as
+well) grants a subscription to a topic its ACL does not let the user read and then delivers nothing on it:
+the listener cannot tell that from a quiet feed, so when the subscription has stood ``silence_s``
+(:data:`SILENCE_S`, 10 min; ``--silence``) with no message it says so, once, naming the ACL and how to check
+it (and again when messages come back); set it to the longest quiet spell the feed may have, or 0 for never.
+
+The feed's state
+----------------
+The listener keeps its state in the table ``sensor_feeds`` (:func:`cim.sensors.write_feed_status`): ``live``,
+``silent`` (nothing for ``silence_s``), ``refused`` (the broker refused the subscription on a reconnect),
+``disconnected`` (reconnecting) or ``stopped``, with what to do, the time of the last message and the counts,
+written as it changes and every ``report_s`` seconds as a heartbeat, so the map (``GET /api/sensors/feeds``)
+and ``twin sensors feeds`` also tell a listener that was killed (``not running``).
 
 Acknowledging only what is stored
 ---------------------------------
@@ -58,6 +68,7 @@ the listener subscribes again. What the listener has received is stored before i
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import secrets
@@ -73,7 +84,7 @@ from twin_core.errors import FeedError, TwinWarning, twin_warn
 from twin_core.net import is_loopback
 
 __all__ = ["MqttFeed", "FeedCounts", "decode_message", "parse_broker", "check_topic", "broker_password",
-           "PASSWORD_ENV", "MQTT_VERSIONS"]
+           "PASSWORD_ENV", "MQTT_VERSIONS", "MAX_PAYLOAD", "SILENCE_S"]
 
 #: how many messages a batch holds at most, and how often (s) what is held is stored
 BATCH = 500
@@ -84,6 +95,12 @@ REPORT_S = 10.0
 SENSORS_TTL_S = 10.0
 #: messages held unstored (the store failing) before the listener gives up
 MAX_PENDING = 100_000
+#: the largest payload (bytes) read as a reading; a reading is a few dozen bytes, so a larger one is refused
+#: unread, and only its first :data:`KEEP_BYTES` are held (and kept in ``sensor_rejects``) with its size
+MAX_PAYLOAD = 4096
+KEEP_BYTES = 256
+#: how long (s) the subscription may stand with no message before the listener says so (see :class:`MqttFeed`)
+SILENCE_S = 600.0
 #: the environment variable the password is read from (the command line never takes it)
 PASSWORD_ENV = "TWIN_MQTT_PASSWORD"
 #: the MQTT versions the listener speaks (5: acknowledges after storing; 3.1.1: on arrival)
@@ -212,8 +229,13 @@ def check_topic(topic: str) -> str:
     return topic
 
 
-def decode_message(topic: str, payload: bytes, received_at: datetime) -> tuple[dict | None, str | None]:
+def decode_message(topic: str, payload: bytes, received_at: datetime, size: int | None = None
+                   ) -> tuple[dict | None, str | None]:
     """The reading a message carries (``sensor_id``, ``time``, ``value``), or why it cannot be read.
+
+    ``size`` is the payload's size in bytes where ``payload`` holds only its first bytes (a message over
+    :data:`MAX_PAYLOAD`, refused unread). No payload raises: whatever it holds (nesting 100,000 deep, a number
+    of 5,000 digits) is a reason, never an exception that would stop the listener.
 
     The reading is not checked here (unknown sensor, a time without an offset, a value that is not a
     number): :func:`cim.sensors.check_readings` does that for every way in.
@@ -233,10 +255,20 @@ def decode_message(topic: str, payload: bytes, received_at: datetime) -> tuple[d
         return None, f"the topic {topic!r} ends with '/': its last level must be the sensor id"
     if sensor_id in ("+", "#"):
         return None, f"the topic {topic!r} ends in a wildcard, not a sensor id"
+    size = len(payload) if size is None else size
+    if size > MAX_PAYLOAD:
+        return None, (f"the payload is {size} bytes, over the limit of {MAX_PAYLOAD}: send one reading per message, "
+                      'a number or {"value": 1.2, "time": "2026-07-01T08:00:00+08:00"}')
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except RecursionError:
+        return None, 'the payload is JSON nested too deep: send a number or {"value": 1.2, "time": "..."}'
+    except ValueError as exc:
+        if "digits" in str(exc):  # Python refuses to read an integer of more than 4300 digits
+            return None, "the payload is a number of thousands of digits, out of the range of a reading"
         return None, 'the payload is not JSON: send a number or {"value": 1.2, "time": "2026-07-01T08:00:00+08:00"}'
+    except Exception as exc:  # noqa: BLE001 - whatever a payload does, it is refused, not fatal
+        return None, f"the payload cannot be read ({type(exc).__name__}): send a number or {{\"value\": 1.2}}"
     if isinstance(data, dict):
         extra = sorted(k for k in data if k not in ("value", "time"))
         if extra:
@@ -307,7 +339,8 @@ class MqttFeed:
                  client_id: str | None = None, username: str | None = None, password: str | None = None,
                  tls: bool = False, ca_file=None, cert_file=None, key_file=None, mqtt_version: str = "5",
                  report: Callable[[str], None] | None = None, batch: int = BATCH, flush_s: float = FLUSH_S,
-                 report_s: float = REPORT_S) -> None:
+                 report_s: float = REPORT_S, silence_s: float | None = SILENCE_S,
+                 warn: Callable[[str], None] | None = None) -> None:
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
         if mqtt_version not in MQTT_VERSIONS:
@@ -315,6 +348,8 @@ class MqttFeed:
         check_topic(topic)
         if batch < 1 or flush_s <= 0 or report_s <= 0:
             raise ValueError("batch must be at least 1 and flush_s, report_s above 0")
+        if silence_s is not None and not (silence_s >= 0 and math.isfinite(silence_s)):
+            raise ValueError(f"silence_s must be a number of seconds >= 0 (0: never say so), got {silence_s!r}")
         if password is not None and not username:
             raise ValueError("a password needs a user name (--username)")
         if username is not None and (not username.strip() or "\x00" in username):
@@ -335,7 +370,17 @@ class MqttFeed:
         #: acknowledge a message only once stored (MQTT 5, QoS 1; see the module notes)
         self.ack_after_store = mqtt_version == "5" and qos == 1
         self.report = report or (lambda line: None)
+        self.warn = warn or self.report
         self.batch, self.flush_s, self.report_s = batch, flush_s, report_s
+        self.silence_s = silence_s or None
+        #: the feed's state as the map sees it (:func:`cim.sensors.read_feeds`): one of FEED_STATES
+        self.state, self.detail = "live", ""
+        self._state_since = datetime.now(timezone.utc)
+        self._status_due = True  # write the state to the store at the next turn of the loop
+        self._live_since: float | None = None  # when the subscription last stood (monotonic); None: it does not
+        self._last_msg: float | None = None  # when the last message came (monotonic)
+        self._last_msg_at: datetime | None = None
+        self._silent = False
         self.counts = FeedCounts()
         self._q: queue.Queue = queue.Queue()
         self._answered = threading.Event()  # the first subscription stands, or the broker said no
@@ -385,12 +430,22 @@ class MqttFeed:
             bad = [str(r) for r in reason_codes if r.is_failure]
             if bad:
                 self._failure = (f"the broker at {self.address} refused the subscription to {self.topic!r} "
-                                 f"({', '.join(bad)}): the broker's ACL may not let "
-                                 f"{'user ' + repr(self.username) if self.username else 'an anonymous client'} read "
+                                 f"({', '.join(bad)}): the broker's ACL may not let {self._who} read "
                                  "it; ask its administrator, or check --topic")
-                self.report(f"sensors listen: {self._failure}")
-            elif self._subscribed:
-                self.report(f"sensors listen: connected again to {self.address}, subscribed to {self.topic}")
+                if self._answered.is_set():  # on a reconnect: the listener runs on, receiving nothing
+                    self._live_since = None
+                    self._set_state("refused", f"{self._failure}. Nothing arrives until that is fixed and the "
+                                               "listener is started again")
+                    self.warn(f"sensors listen: {self.detail}")
+                else:
+                    self.report(f"sensors listen: {self._failure}")
+            else:
+                if self._subscribed:
+                    self.report(f"sensors listen: connected again to {self.address}, subscribed to {self.topic}")
+                self._live_since = time.monotonic()
+                if self.state in ("disconnected", "refused"):
+                    self._set_state("live", "subscribed again" if self._subscribed else "")
+                self._silent = False
             self._subscribed = True
             self._answered.set()
 
@@ -404,10 +459,16 @@ class MqttFeed:
                 self._answered.set()
                 return
             self.counts.disconnects += 1
+            self._live_since = None
+            self._set_state("disconnected", f"the broker connection dropped ({reason_code}); reconnecting")
             self.report(f"sensors listen: the broker connection dropped ({reason_code}); reconnecting")
 
         def on_message(c, userdata, msg):
-            self._q.put((msg.topic, bytes(msg.payload), datetime.now(timezone.utc), msg.mid, msg.qos, self._gen))
+            payload = msg.payload
+            size = len(payload)
+            if size > MAX_PAYLOAD:  # refused unread: hold only its head, not megabytes per message
+                payload = payload[:KEEP_BYTES]
+            self._q.put((msg.topic, bytes(payload), datetime.now(timezone.utc), size, msg.mid, msg.qos, self._gen))
 
         def on_log(c, userdata, level, buf):
             if buf.startswith("failed to receive on socket"):
@@ -416,6 +477,67 @@ class MqttFeed:
         client.on_connect, client.on_subscribe = on_connect, on_subscribe
         client.on_disconnect, client.on_message, client.on_log = on_disconnect, on_message, on_log
         return client
+
+    @property
+    def _who(self) -> str:
+        if self.username:
+            return f"user {self.username!r}"
+        return "the client certificate's user" if self._client_cert else "an anonymous client"
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        if state != self.state:
+            self._state_since = datetime.now(timezone.utc)
+        self.state, self.detail = state, detail
+        self._status_due = True
+
+    def _silence_text(self, quiet: float) -> str:
+        span = f"{quiet / 60:.0f} min" if quiet >= 120 else f"{quiet:.0f} s"
+        check = (f"mosquitto_sub -h {self.host} -p {self.port}{' -u ' + self.username if self.username else ''} "
+                 f"-t '{self.topic}' -v")
+        if self._last_msg_at is None:
+            return (f"no message has arrived on {self.topic!r} at {self.address} in the {span} since subscribing. If "
+                    f"the sensors publish there, the broker may not let {self._who} read that topic (Mosquitto grants a "
+                    f"subscription its ACL denies, then delivers nothing): check the ACL (acl_file) and --topic "
+                    f"against the topics the sensors publish to, e.g. with {check}")
+        return (f"no message on {self.topic!r} at {self.address} for {span} (the last at "
+                f"{self._last_msg_at.isoformat(timespec='seconds')}): the sensors or their gateway may have stopped "
+                f"publishing, or the broker's ACL changed; check with {check}")
+
+    def _watch(self, now: float, got: int) -> None:
+        """Note messages arriving; say so (once) when the subscription has stood ``silence_s`` with none, and
+        again when they come back. Only while subscribed: a broker that is away is said so by the reconnects."""
+        if got:
+            self._last_msg, self._last_msg_at = now, datetime.now(timezone.utc)
+            if self._silent:
+                self._silent = False
+                self._set_state("live", "messages arrive again")
+                self.warn(f"sensors listen: messages arrive again on {self.topic!r}")
+            return
+        if not self.silence_s or self._silent or self._live_since is None or self.state != "live":
+            return
+        quiet = now - max(self._live_since, self._last_msg or 0.0)
+        if quiet >= self.silence_s:
+            self._silent = True
+            self._set_state("silent", self._silence_text(quiet))
+            self.warn(f"sensors listen: {self.detail}")
+
+    def _write_status(self) -> None:
+        """The feed's state into the store (cim.sensors.FEEDS), for the map; a failing store is said once by _flush."""
+        from cim.sensors import write_feed_status
+
+        self._status_due = False
+        try:
+            write_feed_status(self.store, {
+                "feed": f"{self.address} {self.topic}" + (f" ({self.client_id})" if self.client_id else ""),
+                "broker": self.address, "topic": self.topic, "state": self.state, "detail": self.detail,
+                "since": self._state_since, "last_message_at": self._last_msg_at, "received": self.counts.received,
+                "stored": self.counts.stored, "rejected": self.counts.rejected,
+                "updated_at": datetime.now(timezone.utc), "heartbeat_s": self.report_s})
+        except Exception as exc:  # noqa: BLE001 - the state is for people; the readings matter more
+            msg = f"could not write the feed's state to the store ({type(exc).__name__}: {exc})"
+            if msg not in self.counts.errors:
+                self.counts.errors.append(msg)
+                self.report(f"sensors listen: {msg}")
 
     def _refusal(self, reason_code) -> str:
         """What a refused CONNECT means and what to do (MQTT 5 reason codes; paho maps 3.1.1's onto them)."""
@@ -538,9 +660,11 @@ class MqttFeed:
         from cim.sensors import check_readings
 
         rejects, readings, sources = [], [], []
-        for pos, (topic, payload, at, *_) in enumerate(batch):
-            reading, why = decode_message(topic, payload, at)
+        for pos, (topic, payload, at, size, *_) in enumerate(batch):
+            reading, why = decode_message(topic, payload, at, size)
             if why:
+                if size > len(payload):
+                    payload = bytes(payload) + f"... ({size} bytes in all)".encode()
                 rejects.append((pos, {"topic": topic, "payload": payload, "reason": why, "received_at": at}))
             else:
                 readings.append(reading)
@@ -602,6 +726,7 @@ class MqttFeed:
         if ready is not None:
             ready.set()
         pending: list = []
+        self._write_status()
         deadline = None if seconds is None else t0 + seconds
         next_flush, next_report = t0 + self.flush_s, t0 + self.report_s
         stored = True
@@ -613,6 +738,7 @@ class MqttFeed:
                 if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
                     break
                 wait = min(next_flush, next_report, deadline if deadline is not None else next_flush) - now
+                before = self.counts.received
                 try:
                     item = self._q.get(timeout=max(0.0, min(wait, 0.2)))
                     pending.append(item)
@@ -623,6 +749,7 @@ class MqttFeed:
                 except queue.Empty:
                     pass
                 now = time.monotonic()
+                self._watch(now, self.counts.received - before)
                 if len(pending) >= self.batch or now >= next_flush:
                     self._flush(pending)
                     next_flush = now + self.flush_s
@@ -632,6 +759,9 @@ class MqttFeed:
                 if now >= next_report:
                     self.report(f"sensors listen: {self.counts.line()}")
                     next_report = now + self.report_s
+                    self._status_due = True  # the heartbeat that tells the map the listener runs
+                if self._status_due:
+                    self._write_status()
         except KeyboardInterrupt:
             pass
         finally:
@@ -655,6 +785,9 @@ class MqttFeed:
                 pending.extend(late)
                 stored = self._flush(pending)
             self.counts.seconds = time.monotonic() - t0
+            self._set_state("stopped", "the listener stopped" if stored else
+                            f"the listener stopped: {self.counts.errors[-1]}")
+            self._write_status()
         if not stored:
             kept = (" They were not acknowledged: the broker sends them again when the listener starts with "
                     f"--client-id {self.client_id}." if self.ack_after_store and self.client_id else "")

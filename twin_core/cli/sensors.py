@@ -80,6 +80,10 @@ def listen(
                                           "older broker)."),
     max_messages: Optional[int] = typer.Option(None, "--max-messages", min=1, help="Stop after N messages."),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after S seconds."),
+    silence: float = typer.Option(600.0, "--silence", min=0.0,
+                                  help="Say so (even with --quiet) when no message has come for S seconds while "
+                                       "subscribed: a broker ACL that denies the topic delivers nothing. Set it to "
+                                       "the feed's longest quiet spell; 0: never."),
     quiet: bool = QUIET_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -87,7 +91,8 @@ def listen(
 
     Readings are stored every second (or 500 messages); a message that cannot be read or is refused goes to
     the table sensor_rejects (see `twin sensors rejects`). Prints the counts every 10 s unless --quiet;
-    Ctrl-C stores what is held and stops.
+    Ctrl-C stores what is held and stops. Its state (live, silent, refused, disconnected, stopped) is kept
+    for the map and `twin sensors feeds`.
 
     With QoS 1 (default) over MQTT 5, a message is acknowledged to the broker only once stored: with
     --client-id, what a killed listener had received but not stored comes again at its next start (rarely
@@ -102,6 +107,9 @@ def listen(
         if not quiet:
             typer.echo(line, err=True)
 
+    def warn(line: str) -> None:  # a line that needs a person: the feed silent, a subscription refused
+        typer.echo(line, err=True)
+
     try:
         password = broker_password(password_file)
     except ValueError as exc:
@@ -115,7 +123,7 @@ def listen(
     with open_store(target) as store:
         feed = MqttFeed(store, broker=broker, topic=topic, qos=qos, client_id=client_id, username=username,
                         password=password, tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-                        mqtt_version=mqtt_version, report=report)
+                        mqtt_version=mqtt_version, report=report, warn=warn, silence_s=silence)
         with _stop_on_signals() as stop:
             counts = feed.run(max_messages=max_messages, seconds=seconds, stop=stop)
     emit(counts.to_dict(), as_json, human=f"sensors listen: {counts.line()} in {counts.seconds:.1f} s")
@@ -181,6 +189,21 @@ def rejects(target: str = STORE_ARG, limit: int = typer.Option(50, "--limit", mi
     rows = df.to_dict(orient="records")
     human = "\n".join(f"{r['received_at']}  {r['topic']}  {r['payload'][:60]!r}  {r['reason']}" for r in rows)
     emit(rows, as_json, human=human or "(no rejected messages)")
+
+
+@sub.command("feeds")
+def feeds(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
+    """The MQTT listeners' states (live, silent, refused, disconnected, stopped, not running), problems first."""
+    from cim.sensors import read_feeds
+    from cim.store import open_store
+
+    with open_store(target) as store:
+        df = read_feeds(store)
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in df.to_dict(orient="records")]
+    human = "\n".join(f"{r['feed']}  {r['state']}  last message {r['last_message_at'] or 'never'}"
+                      f"{'  ' + r['detail'] if r['detail'] else ''}" for r in rows)
+    emit(rows, as_json, human=human or "(no feed has run: start one with `twin sensors listen`)")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,20 +22,52 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from cim.sensors import READINGS, ReadingsCache, append_readings, latest_per_sensor, sensor_status
+from cim.sensors import READINGS, ReadingsCache, append_readings, latest_per_sensor, read_feeds, sensor_status
 from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
 
 __all__ = ["router", "READINGS", "MAX_READINGS", "latest_per_sensor", "simulated_value"]
 
-router = APIRouter(prefix="/api/sensors", tags=["sensors"])
-
 #: the most readings one POST may carry, and the largest body (bytes) it may send them in
 MAX_READINGS = 10_000
 MAX_BODY = 8 * 1024 * 1024
+
+
+def _too_large(size: int) -> HTTPException:
+    return HTTPException(413, f"the body is {size // 1024} kB, over the limit of {MAX_BODY // (1024 * 1024)} MB; "
+                              f"send at most {MAX_READINGS} readings per request")
+
+
+class _LimitedBody(APIRoute):
+    """A route whose request body is read at most :data:`MAX_BODY` bytes far, whether or not it says its length:
+    a body sent in chunks (no Content-Length) is counted as it comes and refused (413) once over, before FastAPI
+    reads and parses it whole."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def limited(request: Request):
+            if request.method in ("POST", "PUT", "PATCH"):
+                clen = request.headers.get("content-length")
+                if clen and clen.isdigit() and int(clen) > MAX_BODY:
+                    raise _too_large(int(clen))
+                chunks, n = [], 0
+                async for chunk in request.stream():
+                    n += len(chunk)
+                    if n > MAX_BODY:
+                        raise _too_large(n)
+                    chunks.append(chunk)
+                request._body = b"".join(chunks)  # what Request.body() hands FastAPI (Starlette keeps it there)
+            return await handler(request)
+
+        return limited
+
+
+router = APIRouter(prefix="/api/sensors", tags=["sensors"], route_class=_LimitedBody)
 #: a plausible level, swing and resolution (decimals) per sensor kind (unit as in the sensors layer): counters
 #: count whole vehicles and people, a rain gauge reads to 0.1 mm/h, a river gauge to the centimetre
 _SIM = {"rain_gauge": (2.0, 6.0, 1), "river_level": (1.2, 0.8, 2), "traffic_counter": (900.0, 600.0, 0),
@@ -135,6 +167,30 @@ def alerts(state=Depends(get_state)) -> dict:
     return {"alerts": rows, "count": len(rows)}
 
 
+@router.get("/feeds", summary="The MQTT feed listeners' states: live, silent, refused, disconnected, stopped",
+            dependencies=[Depends(require("read"))])
+def feeds(state=Depends(get_state)) -> dict:
+    """Each listener (``twin sensors listen``) that has run on this twin: ``feed``, ``broker``, ``topic``,
+    ``state`` (``live``; ``silent``: nothing has come for a while, e.g. a broker ACL that denies the topic;
+    ``refused``: the broker refused the subscription; ``disconnected``: reconnecting; ``stopped``; ``not
+    running``: it stopped writing without saying so, e.g. killed), ``detail`` (what to do), ``since``,
+    ``last_message_at``, the counts and ``ok``. Problems first; ``problems`` counts the feeds not ``ok`` but
+    stopped ones (a listener stopped on purpose is no alarm)."""
+    with state.lock:
+        df = read_feeds(state.store)
+    rows = [{k: _json_value(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+    problems = sum(1 for r in rows if not r["ok"] and r["state"] != "stopped")
+    return {"feeds": rows, "count": len(rows), "problems": problems}
+
+
+def _json_value(v):
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    return v
+
+
 def _stamp(now: float) -> str:
     """A simulated reading's time (UTC, whole seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
@@ -168,8 +224,7 @@ class ReadingsIn(BaseModel):
 def _body_limit(request: Request) -> None:
     clen = request.headers.get("content-length")
     if clen and clen.isdigit() and int(clen) > MAX_BODY:
-        raise HTTPException(413, f"the body is {int(clen) // 1024} kB, over the limit of "
-                                 f"{MAX_BODY // (1024 * 1024)} MB; send at most {MAX_READINGS} readings per request")
+        raise _too_large(int(clen))
 
 
 @router.post("/readings", status_code=201, summary="Store a batch of readings (all or none)",
