@@ -121,7 +121,8 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
 
     Returns
     -------
-    DataFrame with ``scenario``, ``run``, the grid parameters, ``run_status`` ("done" / "failed"),
+    DataFrame with ``scenario``, ``run``, the grid parameters, ``run_status`` ("done" / "failed"; in the
+    table stored when the sweep is interrupted, KeyboardInterrupt, also "interrupted" and "not run"),
     ``run_error``, ``wall_s`` (the run's own time; NaN for a parallel run that failed) and every number or
     string of the run's summary (a summary key that would overwrite one of these with another value gets
     the suffix ``_result``). ``df.attrs`` holds the sweep's run id (``"sweep"``) and the ``fixed``
@@ -183,6 +184,21 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
             try:
                 out = _call(twin, engine, scen, f"{sweep_id}-{k}", {**fixed, **params})
                 rows.append(row(k, scen, params, "done", dict(out.summary), wall=time.perf_counter() - t0))
+            except KeyboardInterrupt as exc:
+                # Jupyter's "interrupt the kernel" in a long sweep: the runs done are stored, but the table that
+                # names them was lost with the sweep's frame; keep it (the rest "not run") and say where
+                rows.append(row(k, scen, params, "interrupted", wall=time.perf_counter() - t0))
+                rows += [row(j, s_, p_, "not run") for j, (s_, p_) in enumerate(members[k:], start=k + 1)]
+                try:
+                    _save_sweep(twin, rows, grid, fixed, engine, scen_list, sweep_id)
+                except Exception:  # noqa: BLE001 - the interrupt is what the caller must see
+                    exc.add_note(f"RongTwin: sweep {sweep_id} interrupted in run {k} of {n}; its {k - 1} runs "
+                                 "before are saved, the sweep table could not be")
+                else:
+                    exc.add_note(f"RongTwin: sweep {sweep_id} interrupted in run {k} of {n}; the {k - 1} runs "
+                                 f"before it are saved, and so is the table: twin.load_result('base', "
+                                 f"{sweep_id!r}, 'sweep')")
+                raise
             except Exception as exc:  # noqa: BLE001 - recorded or re-raised below
                 if on_error == "raise":
                     exc.add_note(f"RongTwin: run {k} of {n} of sweep {sweep_id} ({scen or 'base'}, {params}); the "
@@ -214,14 +230,31 @@ def sweep(twin, engine: str, grid: dict | None = None, *, scenarios=None, run_pr
                 rows.append(row(k, scen, params, "failed", error=f"{type(exc).__name__}: {exc}"))
             if progress is not None:
                 progress(k, n)
+    df = _save_sweep(twin, rows, grid, fixed, engine, scen_list, sweep_id)
+    df.attrs["sweep"] = sweep_id
+    df.attrs["fixed"] = dict(fixed)
+    return df
+
+
+def _repr(value) -> str:
+    """``repr`` of a parameter value as the caller would write it: a NumPy scalar as its Python number
+    (``np.linspace(...)`` values were stored as ``"np.float64(0.5)"``)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def _save_sweep(twin, rows: list[dict], grid: dict, fixed: dict, engine: str, scen_list: list,
+                sweep_id: str) -> pd.DataFrame:
+    """The rows as a DataFrame, stored as the table result ``sweep`` under the base and the sweep's id."""
     df = pd.DataFrame(rows)
     stored = df.copy()
     for c in grid:  # the values as given ("50y", 3600, True ...) as text: a table column has one type
-        stored[c] = stored[c].map(repr)
+        stored[c] = stored[c].map(_repr)
     # the fixed parameters too: a stored sweep of 'duration="5min"' runs did not say so
-    meta = {"engine": "twin_core.sweep", "sweep_of": engine, "grid": {k: [repr(x) for x in v] for k, v in grid.items()},
-            "fixed": {k: repr(v) for k, v in fixed.items()}, "scenarios": [s or "base" for s in scen_list]}
+    meta = {"engine": "twin_core.sweep", "sweep_of": engine, "grid": {k: [_repr(x) for x in v] for k, v in grid.items()},
+            "fixed": {k: _repr(v) for k, v in fixed.items()}, "scenarios": [s or "base" for s in scen_list]}
     twin.save_result("base", sweep_id, "sweep", stored, meta=meta)
-    df.attrs["sweep"] = sweep_id
-    df.attrs["fixed"] = dict(fixed)
     return df

@@ -26,7 +26,8 @@ from cim.scenario import BASE, Scenario, Scenarios
 from cim.store import Store, is_dsn, open_store
 from pyproj import CRS
 
-from twin_core.errors import CRSError, LayerNotFoundError, RasterError, StoreConnectionError, StoreError
+from twin_core.errors import (CRSError, LayerNotFoundError, ParameterError, RasterError, StoreConnectionError,
+                              StoreError)
 
 __all__ = ["Twin"]
 
@@ -78,6 +79,72 @@ def _looks_like_lonlat(bounds) -> bool:
     return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
 
 
+def _number(value, name: str, unit: str, *, allow_none: bool = False):
+    """``value`` as a float when it is a real number (NumPy scalars too); else a ParameterError that names the
+    argument and its unit. A text such as ``"20"`` failed deep inside an analysis (``'>' not supported between
+    instances of 'str' and 'int'``; ``ufunc 'isfinite' not supported for the input types``)."""
+    import numbers
+
+    if value is None and allow_none:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    hint = f"; write {name}={value.strip()}" if isinstance(value, str) and _is_float_text(value) else ""
+    raise ParameterError(f"{name} must be a number of {unit}, got {type(value).__name__} {value!r}"[:300] + hint)
+
+
+def _whole(value, name: str, what: str) -> int:
+    """A count: an int (NumPy's too), or a float with no fraction (``np.linspace(100, 1000, 4)`` in a sweep);
+    else a ParameterError naming ``name`` (the engine's said "n must be a whole number of agents", for
+    ``agents=200.0``, a name the caller never typed)."""
+    import numbers
+
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        return int(value)
+    hint = f"; write {name}={int(float(value))}" if isinstance(value, str) and _is_float_text(value) \
+        and float(value).is_integer() else ""
+    raise ParameterError(f"{name} must be a whole number of {what}, got {type(value).__name__} {value!r}"[:300]
+                         + hint)
+
+
+def _is_float_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _day(date):
+    """A day given as a ``datetime.date``/``datetime``, ``pandas.Timestamp`` or ``numpy.datetime64`` as
+    ``"YYYY-MM-DD"`` (a Timestamp was stored in the result's meta as ``"2026-01-20 00:00:00"``); a text as is."""
+    import datetime as dt
+
+    import numpy as np
+
+    if isinstance(date, np.datetime64):
+        return str(date.astype("datetime64[D]"))
+    if isinstance(date, (dt.date, dt.datetime)):  # pandas.Timestamp is a datetime
+        return date.date().isoformat() if isinstance(date, dt.datetime) else date.isoformat()
+    return date
+
+
+def _clock(value):
+    """``datetime.time`` as ``"HH:MM"``; anything else as is (the analysis checks it)."""
+    import datetime as dt
+
+    return value.strftime("%H:%M") if isinstance(value, dt.time) else value
+
+
+def _point(observer):
+    """(x, y) from a shapely Point (``twin.layer("pois").geometry.iloc[0]``) too, not only a pair."""
+    if hasattr(observer, "geom_type") and getattr(observer, "geom_type", "") == "Point":
+        return (observer.x, observer.y)
+    return observer
+
+
 #: keywords Twin.layer passes on to the store's read (and the scenario's edits): the store's own
 _LAYER_KWARGS = tuple(p.name for p in inspect.signature(Store.read_layer).parameters.values()
                       if p.kind == p.KEYWORD_ONLY)
@@ -116,10 +183,10 @@ class Twin:
 
         Examples
         --------
-        >>> Twin.open("/nonexistent/city.gpkg")
+        >>> Twin.open("/nonexistent/city.gpkg")                # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        twin_core.errors.StoreConnectionError: GeoPackage /nonexistent/city.gpkg does not exist; create it with open_store(path, create=True) or `twin build`
+        twin_core.errors.StoreConnectionError: GeoPackage ...city.gpkg' does not exist; ... `twin build ...
         """
         return cls(_open_existing(target, schema))
 
@@ -161,6 +228,31 @@ class Twin:
             return f"<Twin {self.name!r} {self.crs} at {self.store.uri}>"
         except StoreError:  # closed: a notebook still shows it
             return f"<Twin (closed) at {getattr(self.store, 'uri', '?')}>"
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows of ``twin``: its name, CRS and store, the layers with their feature counts, the
+        rasters, the scenarios and how many runs are stored (a notebook showed only the one-line repr)."""
+        import html
+
+        try:
+            s = self.summary()
+        except StoreError:
+            return f"<div>{html.escape(repr(self))}</div>"
+        esc = html.escape
+
+        def row(k, v):
+            return f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(v)}</td></tr>"
+
+        ext = s["extent"]
+        rows = [row("CRS", f"{s['crs']} (metres)"), row("time zone", s["timezone"]), row("store", s["store"]),
+                row("extent", ", ".join(f"{v:.0f}" for v in ext) if ext else "(empty)"),
+                row("layers", ", ".join(f"{n} ({c:,})" for n, c in s["layers"].items()) or "(none)"),
+                row("rasters", ", ".join(f"{n} ({h} x {w})" for n, (h, w) in s["rasters"].items()) or "(none)"),
+                row("scenarios", ", ".join(["base"] + s["scenarios"])),
+                row("results", f"{s['runs']} runs, {s['results']} results")]
+        return (f"<div><b>Twin</b> <code>{esc(s['name'])}</code><table>{''.join(rows)}</table>"
+                "<small>twin.layer(name), twin.raster(name), twin.runs(), twin.load_result(scenario, run, name)"
+                "</small></div>")
 
     # -- metadata --------------------------------------------------------
     @property
@@ -415,7 +507,8 @@ class Twin:
         scenario : a scenario name (None: the base)
         run : the run id (default: a new ``flood-<time>-<hash>``): letters, digits, ``_``, ``-``, ``.``
         storm : return period of the design storm, ``"50y"`` or 50 (years, >= 1)
-        duration : storm duration, ``"1h"``, ``"90min"`` or seconds (a bare number is seconds)
+        duration : storm duration, ``"1h"``, ``"90min"``, seconds (a bare number is seconds) or a
+            ``datetime.timedelta`` / ``pandas.Timedelta`` / ``numpy.timedelta64``
         until : how long to simulate (default: ``duration``)
         threshold : depth in metres from which a feature counts as flooded (0.15)
         drainage_mm_h, infiltration_mm_h : losses in mm/h (sewers; soil)
@@ -479,6 +572,8 @@ class Twin:
         from twin_core.adapters.crowd import run_crowd, storey_crowd_kwargs
 
         _check_kwargs("Twin.crowd()", kwargs, [run_crowd], skip=("twin", "area"))
+        if kwargs.get("agents") is not None:
+            kwargs["agents"] = _whole(kwargs["agents"], "agents", "people")
         if ifc is not None or storey is not None or anchor is not None:
             kwargs = storey_crowd_kwargs(self, area, ifc, storey, anchor, kwargs)
             area = None
@@ -553,9 +648,13 @@ class Twin:
         """
         from twin_core.adapters.analysis import _sunlight
 
-        return _sunlight(self, date, start, end, bounds=bounds, spacing=spacing, height=height, scenario=scenario,
-                         run=run, step_minutes=step_minutes, solar_time=solar_time, save=save, use_bim=use_bim,
-                         progress=progress)
+        spacing, height = _number(spacing, "spacing", "metres"), _number(height, "height", "metres")
+        step_minutes = _number(step_minutes, "step_minutes", "minutes")
+        if save and run is not None:
+            self._check_run_for(scenario, run, "sunlight")
+        return _sunlight(self, _day(date), _clock(start), _clock(end), bounds=bounds, spacing=spacing, height=height,
+                         scenario=scenario, run=run, step_minutes=step_minutes, solar_time=solar_time, save=save,
+                         use_bim=use_bim, progress=progress)
 
     def access(self, from_kind: str = "fire_station", within=None, **kwargs):
         """Time from the nearest ``from_kind`` station (a ``pois`` kind) to every building, and which are
@@ -594,8 +693,51 @@ class Twin:
         """
         from twin_core.adapters.analysis import _viewshed
 
-        return _viewshed(self, observer, observer_height=observer_height, target_height=target_height,
-                         radius=radius, scenario=scenario, run=run, save=save, use_bim=use_bim, progress=progress)
+        observer = _point(observer)
+        observer_height = _number(observer_height, "observer_height", "metres above the ground")
+        target_height = _number(target_height, "target_height", "metres above the ground")
+        radius = _number(radius, "radius", "metres (or None for the whole DEM)", allow_none=True)
+        if save and run is not None:
+            self._check_run_for(scenario, run, "viewshed")
+        self._warn_if_radius_below_a_cell(radius)
+        try:
+            return _viewshed(self, observer, observer_height=observer_height, target_height=target_height,
+                             radius=radius, scenario=scenario, run=run, save=save, use_bim=use_bim,
+                             progress=progress)
+        except ParameterError as exc:
+            if "outside the DEM" not in str(exc) or not _looks_like_lonlat(tuple(observer) * 2):
+                raise
+            raise ParameterError(f"{exc}; the observer is in the twin's CRS {self.crs} (metres), and it looks like "
+                                 f"longitude/latitude: transform it first, e.g. pyproj.Transformer.from_crs("
+                                 f"'EPSG:4326', {self.crs!r}, always_xy=True).transform(lon, lat)") from None
+
+    def _warn_if_radius_below_a_cell(self, radius) -> None:
+        """A radius under one DEM cell sees (almost) nothing: most likely degrees or kilometres for metres."""
+        from twin_core.errors import TwinWarning, twin_warn
+
+        if radius is None or "dem" not in self.rasters():
+            return
+        t = self.store.raster_info("dem")["transform"]
+        cell = max(abs(t[0]), abs(t[4]))
+        if radius < cell:
+            twin_warn(f"radius={radius:g} m is less than one DEM cell ({cell:g} m), so the viewshed has next to no "
+                      f"cells; radius is in metres (e.g. radius=500 for 500 m), not degrees or kilometres",
+                      TwinWarning, stacklevel=3)
+
+    def _check_run_for(self, scenario, run: str, analysis: str) -> None:
+        """An analysis saved under a run id that holds another engine's or analysis's results is refused, as the
+        engines refuse it (``check_run_free``): a sunlight raster went silently into a flood run, and
+        :meth:`runs` then listed one run as ``flood`` holding ``sunlight_hours``."""
+        from cim.results import check_run_id
+
+        check_run_id(run)
+        idx = list_results(self.store, scenario=scenario or BASE, run=run)
+        for name, m in zip(idx["name"], idx["meta"]):
+            other = (m.get("analysis") or m.get("engine")) if isinstance(m, dict) else None
+            if other and str(other).rsplit(".", 1)[-1] != analysis:
+                raise ParameterError(f"run {run!r} under scenario {scenario or BASE!r} holds a {other} run "
+                                     f"(result {name!r}); a {analysis} under the same id would mix with it. Give "
+                                     "this run another id (or delete that run's results first)")
 
     def import_ifc(self, path, **kwargs):
         """Import an IFC model into the twin (one transaction); see :func:`bim_import.import_ifc`."""
@@ -612,11 +754,18 @@ class Twin:
         kwargs.setdefault("evaluators", COMPLIANCE_EVALUATORS)  # the rules that need the city (neighbours' sun)
         return check_compliance(path, rules, store=self.store, twin_crs=self.crs, **kwargs)
 
-    def view(self, **kwargs):
-        """An offline pydeck ``Deck`` of the twin for Jupyter; see :func:`twin_core.view.view`."""
+    def view(self, layers=("buildings",), **kwargs):
+        """An offline pydeck ``Deck`` of the twin for Jupyter: ``layers`` (a name or names) as of ``scenario``,
+        buildings extruded and coloured by ``colour_by``; see :func:`twin_core.view.view`.
+
+        Examples
+        --------
+        >>> twin.view(["buildings", "road_links"], scenario="river_levee")               # doctest: +SKIP
+        """
         from twin_core.view import view
 
-        return view(self, **kwargs)
+        _check_kwargs("Twin.view()", kwargs, [view], skip=("twin",))
+        return view(self, layers, **kwargs)
 
     def summary(self) -> dict[str, Any]:
         """Counts of everything in the twin (for `twin info`)."""
@@ -636,9 +785,10 @@ class Twin:
         }
 
 
-def _forwarded_signature(method, fns, skip) -> inspect.Signature:
+def _forwarded_signature(method, fns, skip, *, keep_var_keyword: bool = False) -> inspect.Signature:
     """``method``'s signature with its ``**kwargs`` replaced by the keyword parameters of the functions it
-    forwards to: help(twin.flood) and Jupyter's Shift-Tab showed only ``(scenario=None, run=None, **kwargs)``."""
+    forwards to: help(twin.flood) and Jupyter's Shift-Tab showed only ``(scenario=None, run=None, **kwargs)``.
+    ``keep_var_keyword``: the forwarded function's own ``**kw`` stays at the end (a sweep's fixed parameters)."""
     own = [p for p in inspect.signature(method).parameters.values() if p.kind != p.VAR_KEYWORD]
     names = {p.name for p in own} | set(skip)
     extra = []
@@ -648,17 +798,27 @@ def _forwarded_signature(method, fns, skip) -> inspect.Signature:
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names:
                     names.add(p.name)
                     extra.append(p.replace(kind=p.KEYWORD_ONLY))
+    if keep_var_keyword:
+        extra += [p for fn in fns for p in inspect.signature(fn).parameters.values() if p.kind == p.VAR_KEYWORD][:1]
     return inspect.signature(method).replace(parameters=own + extra)
 
 
 def _set_engine_signatures() -> None:
     from twin_core.adapters.crowd import run_crowd
     from twin_core.adapters.flood import run_flood
+    from twin_core.adapters.access import run_access
     from twin_core.adapters.traffic import run_traffic
+    from twin_core.sweep import sweep
+    from twin_core.view import view
 
     Twin.flood.__signature__ = _forwarded_signature(Twin.flood, [run_flood], ("twin",))
     Twin.crowd.__signature__ = _forwarded_signature(Twin.crowd, [run_crowd], ("twin",))
     Twin.traffic.__signature__ = _forwarded_signature(Twin.traffic, [run_traffic], ("twin",))
+    # help(twin.access), twin.view, twin.sweep and twin.layer showed ``**kwargs`` only (Shift-Tab offered nothing)
+    Twin.access.__signature__ = _forwarded_signature(Twin.access, [run_access], ("twin",))
+    Twin.view.__signature__ = _forwarded_signature(Twin.view, [view], ("twin",))
+    Twin.sweep.__signature__ = _forwarded_signature(Twin.sweep, [sweep], ("twin",), keep_var_keyword=True)
+    Twin.layer.__signature__ = _forwarded_signature(Twin.layer, [Store.read_layer], ("self",))
 
 
 _set_engine_signatures()  # the adapters import only numpy, pandas and twin_core's leaves at import time

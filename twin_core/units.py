@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import math
+import numbers
 import re
+
+import numpy as np
 
 from twin_core.errors import ParameterError
 
@@ -14,8 +18,19 @@ _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 864
 
 
 def _seconds(value, what: str) -> float:
-    """Seconds, of any sign, from a number or a text such as ``"-30min"``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    """Seconds, of any sign, from a number (NumPy's too), a text such as ``"-30min"``, or a
+    ``datetime.timedelta`` / ``pandas.Timedelta`` / ``numpy.timedelta64`` (a notebook's own durations were
+    refused: "cannot read a duration Timedelta('0 days 00:05:00')")."""
+    if isinstance(value, datetime.timedelta):  # pandas.Timedelta too
+        return value.total_seconds()
+    if isinstance(value, np.timedelta64):  # before Real: NumPy registers it as an integer
+        if np.isnat(value):
+            raise ParameterError(f"{what} is NaT (not a time); write seconds (3600) or e.g. '90min', '2h'")
+        if np.datetime_data(value.dtype)[0] in ("Y", "M", "generic"):
+            raise ParameterError(f"{what} {value!r} has no fixed length in seconds (years, months or no unit); "
+                                 "write seconds (3600) or e.g. '90min', '2h'")
+        return float(value / np.timedelta64(1, "ns")) / 1e9
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return float(value)
     m = _DUR.match(str(value))
     if not m:
@@ -29,6 +44,9 @@ def parse_duration(value, what: str = "a duration") -> float:
 
     >>> parse_duration("2h"), parse_duration("90min"), parse_duration("45m"), parse_duration(600)
     (7200.0, 5400.0, 2700.0, 600.0)
+    >>> import datetime, numpy as np
+    >>> parse_duration(datetime.timedelta(minutes=30)), parse_duration(np.timedelta64(2, "h"))
+    (1800.0, 7200.0)
     """
     v = _seconds(value, what)
     if not v > 0 or not math.isfinite(v):
@@ -56,7 +74,9 @@ def is_bare_number(value) -> bool:
     >>> is_bare_number(10), is_bare_number("10"), is_bare_number("10min")
     (True, True, False)
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (datetime.timedelta, np.timedelta64)):
+        return False
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return True
     m = _DUR.match(str(value))
     return bool(m) and m.group(3) is None

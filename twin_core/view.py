@@ -24,6 +24,7 @@ import base64
 import html as html_mod
 import json
 import os
+import warnings
 from typing import Sequence
 
 __all__ = ["view", "OfflineDeck", "pydeck_bundle_path"]
@@ -118,7 +119,12 @@ def _hillshade_layer(twin, scenario):
 
     if "dem" not in twin.rasters():
         return None
-    png, bounds, _ = render_png(twin.raster("dem", scenario=scenario), "hillshade")
+    dem = twin.raster("dem", scenario=scenario)
+    with warnings.catch_warnings():
+        # rasterio's calculate_default_transform composes affines with the `*` that affine 2.4 deprecates: one
+        # PendingDeprecationWarning per twin.view() in a notebook, none of it ours to act on
+        warnings.filterwarnings("ignore", message="Use `@` matmul", category=PendingDeprecationWarning)
+        png, bounds, _ = render_png(dem, "hillshade")
     # keep the inline image small
     img = Image.open(io.BytesIO(png))
     if max(img.size) > 800:
