@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+import json
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -670,6 +671,38 @@ def check_columns(df: pd.DataFrame) -> None:
         if pd.api.types.is_unsigned_integer_dtype(df[c].dtype) and len(df[c]) and int(df[c].max()) >= 2 ** 63:
             raise SchemaError(f"column {c!r} holds unsigned integers up to {int(df[c].max())}, beyond the 64-bit "
                               "signed range the stores keep; store them as text or float")
+
+
+def _has_nul(v: Any) -> bool:
+    return isinstance(v, str) and "\x00" in v
+
+
+def _nul_in(v: Any) -> bool:
+    """Whether a JSON-able value holds a NUL character in any text or key (jsonb refuses it)."""
+    if isinstance(v, dict):
+        return any(_has_nul(str(k)) or _nul_in(x) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return any(_nul_in(x) for x in v)
+    return _has_nul(v)
+
+
+def meta_rows(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, JSON text)`` rows for ``set_meta``, the same in both stores: NaN or infinity, or a NUL character
+    in a key or a text, is refused with the key named (PostgreSQL's jsonb refuses them; the GeoPackage kept
+    NaN, which JSON readers other than Python's then choke on)."""
+    rows = []
+    for k, v in values.items():
+        if _has_nul(str(k)):
+            raise SchemaError(f"metadata key {str(k)!r} {NUL_TEXT}")
+        try:
+            text = json.dumps(v, default=str, allow_nan=False)
+        except ValueError:
+            raise SchemaError(f"metadata {str(k)!r} holds NaN or an infinite number, which JSON (and "
+                              f"PostgreSQL's jsonb) cannot keep; store None or a finite number") from None
+        if _nul_in(v):
+            raise SchemaError(f"metadata {str(k)!r} {NUL_TEXT}")
+        rows.append((str(k), text))
+    return rows
 
 
 NUL_TEXT = ("holds text with a NUL character (\\x00), which GeoPackage would cut off there and PostgreSQL "

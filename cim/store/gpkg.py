@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, append_geometry_type, check_append_dims, check_blob, check_bbox,
+from cim.store.base import (Store, Where, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_no_nul,
                             check_name, check_paging, column_from_values, index_name, normalise_where, prepare_frame,
                             prepare_table, raster_window, value_kind)
@@ -230,7 +230,7 @@ class GeoPackageStore(Store):
         return {k: json.loads(v) for k, v in self._exec("SELECT key, value FROM twin_meta").fetchall()}
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
-        rows = [(str(k), json.dumps(v, default=str)) for k, v in values.items()]
+        rows = meta_rows(values)  # NaN and NUL refused as in PostGIS
         with self._sql_txn():
             self._con.executemany("INSERT OR REPLACE INTO twin_meta (key, value) VALUES (?, ?)", rows)
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (NUL_TEXT, Store, Where, append_geometry_type, check_append_dims, check_blob, check_bbox,
+from cim.store.base import (NUL_TEXT, Store, Where, _has_nul, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_name,
                             check_paging, column_from_values, geometry_type_of, index_name, normalise_where,
                             prepare_frame, prepare_table, raster_window, value_kind)
@@ -272,18 +272,7 @@ class PostGISStore(Store):
         from psycopg import sql
 
         q = sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value").format(self._q("twin_meta"))
-        rows = []
-        for k, v in values.items():
-            if _has_nul(str(k)):
-                raise SchemaError(f"metadata key {str(k)!r} {NUL_TEXT}")
-            try:
-                text = json.dumps(v, default=str, allow_nan=False)
-            except ValueError:
-                raise SchemaError(f"metadata {str(k)!r} holds NaN or an infinite number, which JSON (and "
-                                  f"PostgreSQL's jsonb) cannot keep; store None or a finite number") from None
-            if _nul_in(v):
-                raise SchemaError(f"metadata {str(k)!r} {NUL_TEXT}")
-            rows.append((str(k), text))
+        rows = meta_rows(values)
         with self.transaction(), self.conn.cursor() as cur:
             cur.executemany(q, rows)
         if "crs" in values:
@@ -943,19 +932,6 @@ class PostGISStore(Store):
 
 
 # -- type mapping -------------------------------------------------------------------------------------------
-
-
-def _has_nul(v: Any) -> bool:
-    return isinstance(v, str) and "\x00" in v
-
-
-def _nul_in(v: Any) -> bool:
-    """Whether a JSON-able value holds a NUL character in any text or key (jsonb refuses it)."""
-    if isinstance(v, dict):
-        return any(_has_nul(str(k)) or _nul_in(x) for k, x in v.items())
-    if isinstance(v, (list, tuple)):
-        return any(_nul_in(x) for x in v)
-    return _has_nul(v)
 
 
 def _pg_type(s: pd.Series) -> str:

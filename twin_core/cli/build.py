@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument("city.gpkg", help="A .gpkg file or a PostGIS DSN to build into."),
         size: str = typer.Option("small", "--size", "-s", help="small (~1 km2), medium (demo), large (benchmarks)."),
         seed: int = typer.Option(0, help="Random seed; the same seed builds the same city."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing twin (a file, or a PostGIS schema's "
+                                   "twin, whose scenarios and results go with it)."),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
     ) -> None:
@@ -52,6 +53,7 @@ def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet:
         folder, base = os.path.split(os.path.abspath(target))
         check_output_path(f"cannot build into {target}", target)
         into = os.path.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.building.gpkg")
+    old_twin = _check_postgis_target(target, force) if is_dsn(target) else False
     t0 = time.perf_counter()
     try:
         with progress_bar(f"building {size} sample city", 1.0, quiet=quiet) as progress:
@@ -64,9 +66,76 @@ def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet:
                 if os.path.exists(leftover):
                     os.remove(leftover)
     with Twin.open(target) as twin:
+        if old_twin:  # --force: the old city's scenarios and results describe a city that is no more
+            _clear_scenarios_and_results(twin)
         summary = twin.summary()
     summary["build_seconds"] = round(time.perf_counter() - t0, 1)
     return summary
+
+
+def _check_postgis_target(dsn: str, force: bool) -> bool:
+    """Refuse, without --force, to build over a twin or into a schema that holds other tables (as a .gpkg that
+    exists is refused); True when a twin is there (--force: rebuilt, its scenarios and results dropped)."""
+    from cim.store import open_store
+    from twin_core.errors import StoreConnectionError, TwinError
+
+    try:
+        with open_store(dsn) as st:
+            uri = st.uri
+            n_scen = sum(1 for k in st.get_meta() if k.startswith("scenario:"))
+            n_res = sum(1 for k in st.get_meta() if k.startswith("result:"))
+    except StoreConnectionError as exc:
+        text = str(exc)
+        if "holds no twin" not in text:
+            if "does not exist" in text:
+                return False  # a new schema: nothing to replace
+            raise
+        others = _foreign_tables(dsn)
+        if others and not force:
+            raise TwinError(f"the schema of {_redacted(dsn)} holds tables that are no twin ({', '.join(others[:5])}"
+                            f"{' ...' if len(others) > 5 else ''}); build into a schema of its own (?schema=NAME in "
+                            "the DSN), or pass --force to build the twin beside them (they are left as they are)") \
+                from None
+        return False
+    if not force:
+        raise TwinError(f"{uri} holds a twin already ({n_scen} scenario(s), {n_res} stored result(s)); pass --force "
+                        f"to rebuild it (its scenarios and results go with it), or open it with `twin info {uri}`")
+    return True
+
+
+def _redacted(dsn: str) -> str:
+    from cim.store.postgis import _redact
+
+    return _redact(dsn)
+
+
+def _foreign_tables(dsn: str) -> list[str]:
+    """The tables of the DSN's schema, but PostGIS's own (spatial_ref_sys)."""
+    import psycopg
+
+    from cim.store.postgis import _split_dsn
+
+    conninfo, schema = _split_dsn(dsn)
+    with psycopg.connect(conninfo, connect_timeout=5) as con:
+        rows = con.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> 'spatial_ref_sys' "
+                           "ORDER BY tablename", (schema or "public",)).fetchall()
+    return [r[0] for r in rows]
+
+
+def _clear_scenarios_and_results(twin) -> None:
+    """Delete every scenario (children first) and every stored result."""
+    from cim.results import delete_results, list_results
+
+    with twin.store.transaction():
+        left = twin.scenarios.names()
+        while left:
+            meta = twin.store.get_meta()
+            parents = {(meta.get(f"scenario:{n}") or {}).get("parent") for n in left}
+            for n in [n for n in left if n not in parents]:
+                twin.scenarios.delete(n)
+            left = twin.scenarios.names()
+        for scen in sorted(set(list_results(twin.store)["scenario"])):
+            delete_results(twin.store, scen)
 
 
 def format_summary(s: dict) -> str:
