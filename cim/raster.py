@@ -100,6 +100,76 @@ class Raster:
         return (f"<Raster {self.shape[0]}x{self.shape[1]} {self.data.dtype}{unit} {self.crs} "
                 f"bounds={tuple(round(v, 3) for v in self.bounds)} cell={cell}{nodata}>")
 
+    #: above this many cells the value range shown in a notebook is taken from a regular sample of them
+    #: (a notebook shows an object more than once; the whole grid is not scanned each time)
+    RANGE_FULL_CELLS = 25_000_000
+
+    def value_range(self) -> tuple[float, float, int, bool] | None:
+        """(min, max, valid cells, sampled) of the cells that are not nodata or NaN, None when there are none.
+
+        Without a copy of the data: a boolean mask beside it. Above :attr:`RANGE_FULL_CELLS` cells, from an
+        even sample of rows and columns (``sampled`` is True, and the count is of the sample).
+
+        >>> r = Raster(np.array([[1, -9999], [np.nan, 4]], "float32"), Affine(5, 0, 0, 0, -5, 10), "EPSG:4544",
+        ...            nodata=-9999)
+        >>> r.value_range()
+        (1.0, 4.0, 2, False)
+        """
+        a, sampled = self.data, False
+        if a.size > self.RANGE_FULL_CELLS:
+            step = int(np.ceil(np.sqrt(a.size / self.RANGE_FULL_CELLS)))
+            a, sampled = a[::step, ::step], True
+        if a.dtype.kind not in "biuf":
+            return None
+        if a.dtype.kind == "b":
+            a = a.view(np.uint8)
+        valid = np.isfinite(a) if a.dtype.kind == "f" else np.ones(a.shape, dtype=bool)
+        if self.nodata is not None and not np.isnan(float(self.nodata)):
+            valid &= a != self.nodata
+        n = int(np.count_nonzero(valid))
+        if not n:
+            return None
+        lo = np.min(a, where=valid, initial=np.inf if a.dtype.kind == "f" else np.iinfo(a.dtype).max)
+        hi = np.max(a, where=valid, initial=-np.inf if a.dtype.kind == "f" else np.iinfo(a.dtype).min)
+        return float(lo), float(hi), n, sampled
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows of a raster: a table of its shape, cell size, CRS, bounds, nodata, unit and
+        value range (never the array; see :meth:`value_range` for how the range is found on a huge grid)."""
+        import html
+
+        esc = html.escape
+        try:
+            rows_, cols_ = self.shape
+            rx, ry = self.res
+            rng = self.value_range()
+        except Exception:  # noqa: BLE001 - a notebook shows something whatever the data holds
+            return f"<div>{esc(repr(self))}</div>"
+        unit = f" {self.unit}" if self.unit else ""
+        if rng is None:
+            values = "(no valid cells: all nodata or NaN)"
+        else:
+            lo, hi, n, sampled = rng
+            values = f"{lo:.6g} to {hi:.6g}{unit}"
+            values += (f" (from a sample of {n:,} valid cells)" if sampled
+                       else f" ({n:,} of {self.data.size:,} cells valid)")
+
+        def row(k, v):
+            return f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(str(v))}</td></tr>"
+
+        b = self.bounds
+        table = [row("shape", f"{rows_:,} rows x {cols_:,} cols ({self.data.dtype})"),
+                 row("cell size", f"{rx:g} m" if rx == ry else f"{rx:g} x {ry:g} m"),
+                 row("CRS", self.crs),
+                 row("bounds", f"xmin {b[0]:.3f}, ymin {b[1]:.3f}, xmax {b[2]:.3f}, ymax {b[3]:.3f}"),
+                 row("nodata", "(none)" if self.nodata is None else f"{self.nodata:g}"
+                     if isinstance(self.nodata, (int, float, np.number)) else self.nodata),
+                 row("unit", self.unit or "(none)"),
+                 row("values", values)]
+        return (f"<div><b>Raster</b><table>{''.join(table)}</table>"
+                "<small>r.data (array), r.masked() (NaN for nodata), r.transform, "
+                "plt.imshow(r.masked(), extent=r.extent)</small></div>")
+
     def masked(self) -> np.ndarray:
         """Data as float with nodata replaced by NaN."""
         out = self.data.astype("float64", copy=True)

@@ -45,7 +45,7 @@ import pandas as pd
 
 from cim.raster import Raster, Window
 from cim.schema import FEATURE_CLASSES, cast_value
-from twin_core.errors import ScenarioError
+from twin_core.errors import RasterError, ScenarioError
 
 __all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE", "RESERVED", "MAX_NAME_LENGTH", "check_scenario_name",
            "normalise_scenario_name", "did_you_mean"]
@@ -65,6 +65,48 @@ _OPS = ("add", "remove", "modify", "patch_raster", "set_param")
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _looks_like_lonlat(bounds) -> bool:
+    """(xmin, ymin, xmax, ymax) within -180..180 / -90..90: degrees where the twin wants metres (the check of
+    ``twin_core.twin``, which cim may not import)."""
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    except (TypeError, ValueError):
+        return False
+    return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
+
+
+def _lonlat_hint(bounds, crs, polygon: bool) -> str:
+    """``"; ... look like longitude/latitude: transform ..."`` when ``bounds`` look like degrees, else ``""``."""
+    if not _looks_like_lonlat(bounds):
+        return ""
+    how = (f"shapely.ops.transform(pyproj.Transformer.from_crs('EPSG:4326', {crs!r}, always_xy=True).transform, "
+           "polygon)" if polygon else
+           f"pyproj.Transformer.from_crs('EPSG:4326', {crs!r}, always_xy=True).transform_bounds(*bounds)")
+    what = "the polygon's coordinates" if polygon else "bounds"
+    return (f"; {what} are read in the twin's CRS {crs} (metres), and these look like longitude/latitude: "
+            f"transform them first, e.g. {how}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _short(text, n: int) -> str:
+    """``text`` as one line of at most ``n`` characters (an ellipsis where it was cut)."""
+    text = " ".join(str(text if text is not None else "").split())
+    return text if len(text) <= n else text[:n - 1] + "\u2026"
+
+
+def _when(iso) -> str:
+    """An ISO time as ``2026-12-04 22:30 UTC`` (minutes), or ``""``."""
+    if iso is None or (isinstance(iso, float) and np.isnan(iso)):
+        return ""
+    try:
+        return pd.Timestamp(iso).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
+    except (TypeError, ValueError):
+        return str(iso)
 
 
 def normalise_scenario_name(name):
@@ -180,23 +222,85 @@ class Scenarios:
     def names(self) -> list[str]:
         return sorted(self._meta())
 
-    def create(self, name: str, description: str = "", *, parent: str = BASE, exist_ok: bool = False) -> "Scenario":
+    def create(self, name: str, description: str = "", *, parent: str = BASE, exist_ok: bool = False,
+               replace: bool = False, warn_if_edited: bool = True) -> "Scenario":
         """Create a scenario on the base (or on another scenario ``parent``).
 
-        ``name`` is checked by :func:`check_scenario_name` and stored in NFC.
+        ``name`` is checked by :func:`check_scenario_name` and stored in NFC. A name that exists already is
+        refused (the error says how to reuse or replace it), unless:
+
+        - ``exist_ok=True``: the existing scenario is returned as it is (its description and parent are
+          kept) and what you record through it *adds* to its edits. A notebook cell that creates a scenario
+          and raises the ground with ``patch_raster(..., delta=2.0)``, run twice, raises it by 4 m: when the
+          scenario has edits already a :class:`~twin_core.errors.TwinWarning` says so, unless
+          ``warn_if_edited=False`` (the ``twin`` command's edit commands add to a scenario "created if
+          missing" by design).
+        - ``replace=True``: the existing scenario is deleted as :meth:`delete` does it (its edits and its
+          stored results, which were made on the old definition) and created anew, empty, in one
+          transaction: a cell with ``replace=True`` can be run again and again. A scenario that is the
+          parent of others is not replaced (delete those first).
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from cim.store import open_store
+        >>> store = open_store(os.path.join(tempfile.mkdtemp(), "c.gpkg"), create=True, crs="EPSG:4544")
+        >>> sc = Scenarios(store)
+        >>> sc.create("levee", "a 2 m levee").set_param("height_m", 2)
+        >>> sc.create("levee")
+        Traceback (most recent call last):
+        ...
+        twin_core.errors.ScenarioError: scenario 'levee' exists already (1 edit...
+        >>> len(sc.create("levee", "a 2 m levee", replace=True).edits())
+        0
+        >>> store.close()
         """
         name = check_scenario_name(name)
         parent = normalise_scenario_name(parent)
+        if exist_ok and replace:
+            raise ScenarioError("give exist_ok=True (reuse the scenario, adding to its edits) or replace=True "
+                                "(delete it and start afresh), not both")
         meta = self._meta()
+        if name in meta and replace:
+            with self.store.transaction():  # deleted and re-created together: a failure leaves the old one
+                self.delete(name)
+                return self.create(name, description, parent=parent)
         if name in meta:
-            if exist_ok:
-                return Scenario(self, name)
-            raise ScenarioError(f"scenario {name!r} exists already; pick another name or delete it first")
+            n_edits, summary = self._edit_summary(name)
+            if not exist_ok:
+                raise ScenarioError(
+                    f"scenario {name!r} exists already ({_plural(n_edits, 'edit')}"
+                    f"{': ' + summary if summary else ''}); pick another name, or delete it first. In Python, "
+                    f"create({name!r}, exist_ok=True) returns it to add edits to, and create({name!r}, ..., "
+                    "replace=True) deletes it (its edits and stored results) and makes it anew")
+            if n_edits and warn_if_edited:
+                from twin_core.errors import TwinWarning, twin_warn
+
+                twin_warn(f"scenario {name!r} exists already with {_plural(n_edits, 'edit')} ({summary}); "
+                          "exist_ok=True reuses it, so the edits you record now add to those: a cell that "
+                          "raises the ground by 2 m, run twice, raises it by 4 m. To start afresh create it with "
+                          f"replace=True (deletes its edits and results); scenarios[{name!r}].undo() takes back "
+                          "the latest edit", TwinWarning)
+            return Scenario(self, name)
         if parent != BASE and parent not in meta:
             raise ScenarioError(f"parent scenario {parent!r} does not exist; scenarios: {sorted(meta)}"
                                 + did_you_mean(parent, sorted(meta)))
         self.store.set_meta({f"scenario:{name}": {"description": description, "parent": parent, "created": _now()}})
         return Scenario(self, name)
+
+    def _edit_summary(self, name: str) -> tuple[int, str]:
+        """How many edits (calls, as :meth:`Scenario.undo` takes them back) ``name`` has of its own, and a short
+        text of them: ``"patch_raster dem, modify road_links (12 rows)"``."""
+        if not self.store.has_table(EDITS_TABLE):
+            return 0, ""
+        e = self.store.read_table(EDITS_TABLE, where={"scenario": name}, columns=["op", "target", "created"])
+        if not len(e):
+            return 0, ""
+        parts = []
+        for (op, target), g in e.groupby(["op", "target"], sort=False):
+            parts.append(f"{op} {target}" + (f" ({len(g)} rows)" if len(g) > 1 else ""))
+        text = ", ".join(parts[:4]) + (f", ... ({len(parts) - 4} more)" if len(parts) > 4 else "")
+        return int(e["created"].nunique()), text
 
     def get(self, name: str) -> "Scenario":
         """The scenario ``name`` (any spelling of it that is the same in NFC); None or ``"base"`` is the base."""
@@ -228,23 +332,80 @@ class Scenarios:
         except Exception:  # noqa: BLE001 - a closed store: a notebook still shows something
             return f"<Scenarios on {getattr(self.store, 'uri', '?')} (store closed)>"
 
-    def delete(self, name: str) -> None:
-        """Delete a scenario and its edits (its results stay until deleted with cim.results)."""
+    #: at most this many scenarios in the notebook table (then "... N more")
+    HTML_ROWS = 50
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows of ``twin.scenarios``: a table of the scenarios (name, parent, description,
+        edit rows, created, last edited), or the one-line repr on a closed store."""
+        import html
+
+        esc = html.escape
+        try:
+            df = self.list()
+            uri = str(self.store.uri)
+        except Exception:  # noqa: BLE001 - a closed store: a notebook still shows something
+            return f"<div>{esc(repr(self))}</div>"
+        head = (f"<div><b>Scenarios</b> ({len(df)}) on <code>{esc(uri)}</code>, over the base city "
+                "<code>'base'</code>")
+        if not len(df):
+            return head + "<br>(none yet: <code>twin.scenarios.create(name, description)</code>)</div>"
+        cols = ["name", "parent", "description", "edits", "created", "last_edited"]
+        th = "".join(f"<th style='text-align:left'>{esc(c.replace('_', ' '))}</th>" for c in cols)
+        rows = []
+        for r in df.head(self.HTML_ROWS).itertuples(index=False):
+            cells = [r.name, r.parent, _short(r.description, 80), str(r.edits), _when(r.created),
+                     _when(r.last_edited)]
+            rows.append("<tr>" + "".join(f"<td style='text-align:left'>{esc(str(c))}</td>" for c in cells) + "</tr>")
+        more = (f"<tr><td colspan='{len(cols)}'>... {len(df) - self.HTML_ROWS} more: "
+                "twin.scenarios.list()</td></tr>" if len(df) > self.HTML_ROWS else "")
+        return (head + f"<table><tr>{th}</tr>{''.join(rows)}{more}</table>"
+                "<small>edits: rows in the edit log (one close_roads closes many links); "
+                "twin.scenarios.list(), twin.scenarios[name], twin.scenarios.diff('base', name)</small></div>")
+
+    def delete(self, name: str) -> int:
+        """Delete a scenario: its edits, the raster cells they stored, and its stored results.
+
+        The results go with it (:func:`cim.results.delete_results`): they were made on this definition of the
+        scenario, and a scenario created later under the same name listed them as its own runs. Save what you
+        want to keep first (``twin.load_result`` and ``to_file`` / ``np.save``, or ``twin export``). A
+        scenario that is the parent of others is not deleted (delete those first); ``"base"`` never is.
+        Everything goes in one transaction. Returns how many results were deleted.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from cim.results import list_results, save_result
+        >>> from cim.store import open_store
+        >>> store = open_store(os.path.join(tempfile.mkdtemp(), "d.gpkg"), create=True, crs="EPSG:4544")
+        >>> sc = Scenarios(store)
+        >>> _ = sc.create("levee")
+        >>> save_result(store, "levee", "run1", "summary", {"max_depth_m": 1.2})
+        >>> sc.delete("levee")
+        1
+        >>> "levee" in sc, len(list_results(store, scenario="levee"))
+        (False, 0)
+        >>> store.close()
+        """
+        from cim.results import delete_results  # cim.results imports this module
+
         name = normalise_scenario_name(name)
         if isinstance(name, str) and name.casefold() == BASE:
             raise ScenarioError(f"{name!r} is the city itself, not a scenario, and cannot be deleted; "
                                 f"name a scenario: {self.names()}")
         name = self.get(name).name
-        children = [n for n, m in self._meta().items() if m.get("parent") == name]
-        if children:
-            raise ScenarioError(f"scenario {name!r} is the parent of {children}; delete those first")
-        edits = self._edits(name)
-        with self.store.transaction():
+        with self.store.transaction():  # checked and deleted together: no child or edit slips in between
+            children = [n for n, m in self._meta().items() if m.get("parent") == name]
+            if children:
+                raise ScenarioError(f"scenario {name!r} is the parent of {children}; delete those first")
+            edits = self._edits(name)
             for key in edits.loc[edits["blob_key"].notna(), "blob_key"]:
                 self.store.delete_blob(key)
             if len(edits):
                 self.store.delete_rows(EDITS_TABLE, {"scenario": name})
+            n_results = delete_results(self.store, name)
             self.store.delete_meta([f"scenario:{name}"])
+        return n_results
 
     # -- edit log ---------------------------------------------------------------
     _COLUMNS = ["scenario", "seq", "op", "target", "feature_id", "attrs", "geom_wkb", "blob_key", "window", "created"]
@@ -351,8 +512,72 @@ class Scenario:
     def is_base(self) -> bool:
         return self.name == BASE
 
+    def _info(self) -> dict | None:
+        """What the reprs show: meta (description, parent, created), the edits of its own (calls, rows, a
+        short text); None when the scenario was deleted."""
+        if self.is_base:
+            return {"description": "the city itself", "parent": None, "created": None, "edits": 0, "rows": 0,
+                    "summary": ""}
+        meta = self.scenarios._meta().get(self.name)
+        if meta is None:
+            return None
+        n, summary = self.scenarios._edit_summary(self.name)
+        return {"description": meta.get("description", ""), "parent": meta.get("parent", BASE),
+                "created": meta.get("created"), "modified": meta.get("modified"), "edits": n, "summary": summary}
+
     def __repr__(self) -> str:
-        return f"<Scenario {self.name!r} on {self.store.uri}>"
+        """One line: the name, its parent, how many edits of its own, the description.
+
+        >>> import tempfile, os
+        >>> from cim.store import open_store
+        >>> store = open_store(os.path.join(tempfile.mkdtemp(), "r.gpkg"), create=True, crs="EPSG:4544")
+        >>> s = Scenarios(store).create("levee", "a 2 m levee")
+        >>> s.set_param("height_m", 2)
+        >>> s  # doctest: +ELLIPSIS
+        <Scenario 'levee' parent='base' 1 edit 'a 2 m levee' on ...r.gpkg>
+        >>> store.close()
+        >>> s  # doctest: +ELLIPSIS
+        <Scenario 'levee' on ...r.gpkg (store closed)>
+        """
+        uri = getattr(self.store, "uri", "?")
+        try:
+            info = self._info()
+        except Exception:  # noqa: BLE001 - a closed store: a notebook still shows something
+            return f"<Scenario {self.name!r} on {uri} (store closed)>"
+        if self.is_base:
+            return f"<Scenario 'base' (the city itself) on {uri}>"
+        if info is None:
+            return f"<Scenario {self.name!r} (deleted) on {uri}>"
+        desc = f" {_short(info['description'], 60)!r}" if info["description"] else ""
+        return f"<Scenario {self.name!r} parent={info['parent']!r} {_plural(info['edits'], 'edit')}{desc} on {uri}>"
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows of a scenario: a table of its name, parent, description, edits and when it was
+        created and last edited; the one-line repr on a closed store or for a deleted scenario."""
+        import html
+
+        esc = html.escape
+        try:
+            info = self._info()
+            last = self.last_edited() if info is not None and not self.is_base else None
+            uri = str(self.store.uri)
+        except Exception:  # noqa: BLE001 - a closed store: a notebook still shows something
+            return f"<div>{esc(repr(self))}</div>"
+        if info is None or self.is_base:
+            return f"<div>{esc(repr(self))}</div>"
+
+        def row(k, v):
+            return f"<tr><th style='text-align:left'>{esc(k)}</th><td style='text-align:left'>{esc(str(v))}</td></tr>"
+
+        edits = _plural(info["edits"], "edit") + (f": {info['summary']}" if info["summary"] else "")
+        rows = [row("name", self.name), row("parent", info["parent"]),
+                row("description", _short(info["description"], 300) or "(none)"), row("edits", edits),
+                row("created", _when(info["created"])),
+                row("last edited", _when(last.isoformat()) if last is not None else "(never)"),
+                row("store", uri)]
+        return (f"<div><b>Scenario</b> <code>{esc(self.name)}</code><table>{''.join(rows)}</table>"
+                "<small>s.layer(name), s.raster(name), s.edits(), s.undo(); "
+                f"twin.scenarios.diff('base', {esc(repr(self.name))})</small></div>")
 
     def _chain(self) -> list[str]:
         """This scenario and its ancestors, oldest first (without 'base')."""
@@ -483,7 +708,9 @@ class Scenario:
         links = self.layer(layer)
         hit = links[shapely.intersects(links.geometry.values, polygon)]
         if not len(hit):
-            raise ScenarioError(f"the closure polygon crosses no link of {layer!r}; check its CRS and position")
+            bounds = getattr(polygon, "bounds", None)
+            raise ScenarioError(f"the closure polygon crosses no link of {layer!r}; check its CRS and position"
+                                + _lonlat_hint(bounds, self.store.crs, polygon=True))
         idf = id_field_of(layer, links)
         ch = pd.DataFrame({idf: hit[idf].values, "capacity_vph": 0.0})
         self.modify_features(layer, ch)
@@ -503,11 +730,16 @@ class Scenario:
         if isinstance(where, Window):
             win = where
             base.window(win)  # validates
-        elif isinstance(where, (tuple, list)) and len(where) == 4:
-            win = base.window_from_bounds(tuple(float(v) for v in where))
-        elif hasattr(where, "geom_type"):
-            poly = where
-            win = base.window_from_bounds(poly.bounds)
+        elif isinstance(where, (tuple, list, np.ndarray)) and len(where) == 4 or hasattr(where, "geom_type"):
+            poly = where if hasattr(where, "geom_type") else None
+            bounds = tuple(poly.bounds if poly is not None else where)
+            try:
+                win = base.window_from_bounds(bounds)
+            except RasterError as exc:  # far off the grid: most likely longitude/latitude for metres
+                hint = _lonlat_hint(bounds, base.crs, polygon=poly is not None)
+                if not hint:
+                    raise
+                raise RasterError(f"{exc}{hint}") from None
         else:
             raise ScenarioError("where must be a Window, (xmin, ymin, xmax, ymax) bounds or a shapely polygon")
         current = base.window(win).data.astype("float64")

@@ -42,12 +42,13 @@ def diff(target: str = STORE_ARG, a: str = typer.Argument(...), b: str = typer.A
 
 @sub.command("delete")
 def delete(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bool = JSON_OPT) -> None:
-    """Delete a scenario and its edits."""
+    """Delete a scenario, its edits and its stored results (export what you want to keep first: twin runs)."""
     from twin_core.twin import Twin
 
     with Twin.open(target) as twin:  # Scenarios.delete refuses 'base' (in any case)
-        twin.scenarios.delete(name)
-    emit({"deleted": name}, as_json, human=f"deleted scenario {name}")
+        n = twin.scenarios.delete(name)
+    emit({"deleted": name, "results_deleted": n}, as_json,
+         human=f"deleted scenario {name}" + (f" and its {n} stored result(s)" if n else ""))
 
 
 @sub.command("undo")
@@ -79,7 +80,7 @@ def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help="S
 
     box = _bbox(bbox)
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
-        ids = twin.scenarios.create(name, exist_ok=True).close_roads(shapely.box(*box))
+        ids = twin.scenarios.create(name, exist_ok=True, warn_if_edited=False).close_roads(shapely.box(*box))
     emit({"scenario": name, "closed": ids}, as_json, human=f"closed {len(ids)} links in {name}")
 
 
@@ -94,7 +95,7 @@ def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help="
 
     box = _bbox(bbox)
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
-        w = twin.scenarios.create(name, exist_ok=True).patch_raster(raster, box, delta=delta)
+        w = twin.scenarios.create(name, exist_ok=True, warn_if_edited=False).patch_raster(raster, box, delta=delta)
     emit({"scenario": name, "cells": w.height * w.width}, as_json, human=f"patched {w.height} x {w.width} cells of {raster}")
 
 
@@ -122,7 +123,7 @@ def set_param(target: str = STORE_ARG, name: str = typer.Argument(...), key: str
     except json.JSONDecodeError:
         v = value
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
-        twin.scenarios.create(name, exist_ok=True).set_param(key, v)
+        twin.scenarios.create(name, exist_ok=True, warn_if_edited=False).set_param(key, v)
     emit({"scenario": name, key: v}, as_json, human=f"{name}: {key} = {v!r}")
 
 

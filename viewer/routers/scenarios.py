@@ -111,7 +111,7 @@ def get_scenario(name: str, state=Depends(get_state)) -> dict:
             "edits": _records(edits)}
 
 
-@router.delete("/{name}", summary="Delete a scenario and its edits", dependencies=[Depends(require("scenarios"))])
+@router.delete("/{name}", summary="Delete a scenario, its edits and its stored results", dependencies=[Depends(require("scenarios"))])
 def delete_scenario(name: str, state=Depends(get_state)) -> dict:
     with state.lock:  # no edit is recorded between the check and the delete
         name = _scenario(state, name).name
