@@ -40,7 +40,8 @@ from cim.raster import Raster
 from cim.scenario import check_scenario_name, normalise_scenario_name
 from twin_core.errors import LayerNotFoundError, SchemaError
 
-__all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref", "check_run_id"]
+__all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref", "check_run_id",
+           "check_run_free", "engine_of"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}\Z")
 
@@ -58,22 +59,44 @@ def check_run_id(run: str) -> str:
     return _check(run, "run id")
 
 
+def engine_of(meta) -> str | None:
+    """The engine or analysis that wrote a result, from its ``meta`` (``"analysis"`` before ``"engine"``, as
+    ``twin.runs()`` reads them), as its short name: ``"flood"`` for ``"simulation.flood"``, ``"sweep"`` for
+    ``"twin_core.sweep"``; None for a result a user saved without one.
+
+    >>> engine_of({"engine": "simulation.flood"}), engine_of({"analysis": "sunlight"}), engine_of({})
+    ('flood', 'sunlight', None)
+    """
+    if not isinstance(meta, dict):
+        return None
+    name = meta.get("analysis") or meta.get("engine")
+    if not name:
+        return None
+    name = str(name)
+    return {"twin_core.sweep": "sweep"}.get(name, name.rsplit(".", 1)[-1])
+
+
 def check_run_free(store, scenario: str, run: str, engine: str) -> None:
-    """Refuse to reuse the id of a run whose ``summary`` another engine wrote (its meta ``engine``): every
-    engine writes a ``summary``, and the second run overwrote the first's. An engine re-running its own id,
-    or a run id holding only results a user added, is fine."""
+    """Refuse to reuse the id of a run that another engine or analysis wrote: a second engine's results under
+    it would overwrite the first's (every engine writes a ``summary``) or mix with them (an analysis writes no
+    summary: a flood run under a sunlight run's id went through). Any of the run's results says who wrote it
+    (its meta ``analysis`` or ``engine``, :func:`engine_of`; ``"simulation.flood"`` and ``"flood"`` are one).
+    An engine re-running its own id, or a run id holding only results a user added, is fine."""
     idx = list_results(store, scenario=scenario, run=run)
-    row = idx[idx["name"] == "summary"]
-    if row.empty:
-        return
-    meta = row["meta"].iloc[0]
-    other = meta.get("engine") if isinstance(meta, dict) else None
-    if other is not None and other != engine:
+    mine = engine_of({"engine": engine})
+    for name, meta in zip(idx["name"], idx["meta"]):
+        other = engine_of(meta)
+        if other is None or other == mine:
+            continue
         from twin_core.errors import ParameterError
 
-        raise ParameterError(f"run {run!r} under scenario {scenario!r} holds a {other} run; a {engine} run under the "
-                             "same id would overwrite its summary. Give this run another id (or delete that run's "
-                             "results first)")
+        label = (meta.get("analysis") or meta.get("engine")) if isinstance(meta, dict) else other
+        def a(word) -> str:
+            return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
+
+        raise ParameterError(f"run {run!r} under scenario {scenario!r} holds {a(label)} run; {a(engine)} run under "
+                             f"the same id would overwrite or mix with its results (such as {name!r}). Give this run "
+                             "another id (or delete that run's results first)")
 
 
 def new_run_id(prefix: str = "run") -> str:

@@ -21,13 +21,14 @@ from typing import Any
 
 from cim.crs import DEFAULT_CRS, check_projected
 from cim.raster import Raster, Window
-from cim.results import list_results, load_result, new_run_id, save_result
+from cim.results import engine_of, list_results, load_result, new_run_id, save_result
 from cim.scenario import BASE, Scenario, Scenarios
 from cim.store import Store, is_dsn, open_store
 from pyproj import CRS
 
 from twin_core.errors import (CRSError, LayerNotFoundError, ParameterError, RasterError, StoreConnectionError,
                               StoreError)
+from twin_core.units import as_number as _number
 
 __all__ = ["Twin"]
 
@@ -77,20 +78,6 @@ def _looks_like_lonlat(bounds) -> bool:
     except (TypeError, ValueError):
         return False
     return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
-
-
-def _number(value, name: str, unit: str, *, allow_none: bool = False):
-    """``value`` as a float when it is a real number (NumPy scalars too); else a ParameterError that names the
-    argument and its unit. A text such as ``"20"`` failed deep inside an analysis (``'>' not supported between
-    instances of 'str' and 'int'``; ``ufunc 'isfinite' not supported for the input types``)."""
-    import numbers
-
-    if value is None and allow_none:
-        return None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    hint = f"; write {name}={value.strip()}" if isinstance(value, str) and _is_float_text(value) else ""
-    raise ParameterError(f"{name} must be a number of {unit}, got {type(value).__name__} {value!r}"[:300] + hint)
 
 
 def _whole(value, name: str, what: str) -> int:
@@ -471,12 +458,7 @@ class Twin:
             self._warn_empty_filter(scenario, None, None)
         rows = []
         for (scen, run), g in df.groupby(["scenario", "run"], sort=False):
-            engine = ""
-            for m in g["meta"]:
-                if isinstance(m, dict) and (m.get("engine") or m.get("analysis")):
-                    engine = str(m.get("analysis") or m.get("engine"))
-                    break
-            engine = {"twin_core.sweep": "sweep"}.get(engine, engine.rsplit(".", 1)[-1])
+            engine = next((e for e in map(engine_of, g["meta"]) if e), "")
             rows.append({"scenario": scen, "run": run, "engine": engine, "created": g["created"].min(),
                          "results": sorted(g["name"])})
         out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results"])

@@ -1,4 +1,5 @@
-"""Reading the durations people type (``"90min"``, ``"2h"``) as seconds, for every engine alike."""
+"""Reading what people type for the engines, alike everywhere: durations (``"90min"``, ``"2h"``) as seconds,
+and numbers given as numbers (:func:`as_number`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from twin_core.errors import ParameterError
 
-__all__ = ["is_bare_number", "parse_duration", "parse_offset"]
+__all__ = ["as_number", "is_bare_number", "parse_duration", "parse_offset"]
 
 _DUR = re.compile(r"^\s*([+-]?)\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
@@ -80,3 +81,47 @@ def is_bare_number(value) -> bool:
         return True
     m = _DUR.match(str(value))
     return bool(m) and m.group(3) is None
+
+
+_LEADING_NUMBER = re.compile(r"^\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)", re.I)
+
+
+def as_number(value, name: str, unit: str | None = None, *, example=None, about: str | None = None,
+              allow_none: bool = False) -> float | None:
+    """``value`` as a float when it is a real number (NumPy scalars and 0-d arrays too); else a ParameterError
+    that names the argument, its unit and how to write it.
+
+    A number typed as text (``threshold="0.15"``, ``drainage_mm_h="20mm/h"``) failed far from the call: a
+    range check that said the value was wrong ("must be > 0 m, got '0.15'"), or a bare "could not convert
+    string to float" that named no argument. The error suggests the number the text starts with, else
+    ``example``. ``about`` says what the number is, in brackets after the unit. No range check: the caller
+    knows the range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_number(0.15, "threshold", "metres"), as_number(np.float32(0.5), "threshold", "metres")
+    (0.15, 0.5)
+    >>> as_number("20mm/h", "drainage_mm_h", "mm/h", example=20)
+    Traceback (most recent call last):
+    ...
+    twin_core.errors.ParameterError: drainage_mm_h must be a number of mm/h, got str '20mm/h'; write drainage_mm_h=20
+    >>> as_number("heavy", "drainage_mm_h", "mm/h", example=20)
+    Traceback (most recent call last):
+    ...
+    twin_core.errors.ParameterError: drainage_mm_h must be a number of mm/h, got str 'heavy'; write e.g. drainage_mm_h=20
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    hint = ""
+    m = _LEADING_NUMBER.match(value) if isinstance(value, str) else None
+    if m:
+        hint = f"; write {name}={m.group(1).strip().lstrip('+')}"
+    elif example is not None:
+        hint = f"; write e.g. {name}={example!r}"
+    what = (f" of {unit}" if unit else "") + (f" ({about})" if about else "")
+    raise ParameterError(f"{name} must be a number{what}, got {type(value).__name__} {value!r}"[:300] + hint)

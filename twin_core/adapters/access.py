@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_SPEED_KMH", "ACCESS_REACH_M"]
 
+ENGINE = "access"  # the summary's meta "engine" (what check_run_free and twin.runs() read)
+
 #: the response standards the default ``within`` comes from, per station kind. GB 51054-2014 "Code for design
 #: of urban fire station", 3.0.2: a fire station's district is drawn so that its crew reaches the district's
 #: edge within 5 min of the dispatch order, of which about 1 min is turning out: 4 min on the road. Hospitals
@@ -217,21 +219,38 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     ``unreachable``, ``median_time_s`` and, with a flood, ``lost`` (within when dry, not now) and
     ``flooded_links``.
     """
-    from cim.results import check_run_id
-    from cim.scenario import normalise_scenario_name
+    from cim.results import check_run_free, check_run_id
+    from cim.scenario import did_you_mean, normalise_scenario_name
     from twin_core.adapters.traffic import IMPASSABLE_DEPTH_M
 
     t0 = time.perf_counter()
     scenario = normalise_scenario_name(scenario)
     scen = scenario or "base"
     twin.scenario(scenario)  # an unknown scenario fails here
-    if save and run is not None:
+    if run is not None:  # a bad id fails here, saved or not (unsaved, it showed as <AccessRun 'base'/5 ...>)
         check_run_id(run)
+        if save:  # a run id holding another engine's or analysis's results is refused, as the engines refuse it
+            check_run_free(twin.store, scen, run, ENGINE)
     if flood_time is not None and flooded_by is None:
         raise ParameterError("flood_time needs flooded_by (the flood run whose water at that time closes roads)")
     depth = IMPASSABLE_DEPTH_M if impassable_depth is None else impassable_depth
     if not isinstance(from_kind, str) or not from_kind:
         raise ParameterError(f"from_kind must be a kind of the pois layer (e.g. 'fire_station'), got {from_kind!r}")
+    for name in ("pois", "road_links", "buildings"):
+        if name not in twin.layers():
+            raise LayerNotFoundError(f"the twin has no {name!r} layer, which an access analysis needs")
+    # the kind first: "fire_statoin" was told to give within= (no response standard for it), not of the typo
+    pois = twin.layer("pois", scenario=scenario)
+    kinds = pois["kind"].astype(str) if "kind" in pois else pd.Series("", index=pois.index)
+    have = sorted(set(kinds) - {"", "None", "nan"})
+    if from_kind not in have:
+        near = did_you_mean(from_kind, have)
+        msg = f"no {from_kind!r} in the pois layer (kinds there: {have})" + (
+            near or "; add the stations (twin import ... --class pois) or choose another kind")
+        if within is None and not near and from_kind not in ACCESS_TARGETS:
+            msg += (f"; for a kind with no response standard give within= too (e.g. '10min'): there is no response "
+                    f"standard here for {from_kind!r} stations (standards known: {sorted(ACCESS_TARGETS)})")
+        raise ParameterError(msg)
     if within is None:
         if from_kind not in ACCESS_TARGETS:
             raise ParameterError(f"give within= (e.g. '10min'): there is no response standard here for "
@@ -246,15 +265,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
 
             twin_warn(f"within={within!r} is {limit:g} s: a bare number is seconds; for minutes write "
                       f"'{str(within).strip()}min' (CLI: --within {str(within).strip()}min)")
-    for name in ("pois", "road_links", "buildings"):
-        if name not in twin.layers():
-            raise LayerNotFoundError(f"the twin has no {name!r} layer, which an access analysis needs")
-    pois = twin.layer("pois", scenario=scenario)
-    kinds = pois["kind"].astype(str) if "kind" in pois else pd.Series("", index=pois.index)
     st = pois[kinds == from_kind]
-    if not len(st):
-        raise ParameterError(f"no {from_kind!r} in the pois layer (kinds there: {sorted(set(kinds))}); add the "
-                             "stations (twin import ... --class pois) or choose another kind")
     bld = twin.layer("buildings", scenario=scenario, columns=["building_id"])  # ids and footprints only
     cen = bld.geometry.representative_point()
     sxy = np.column_stack([st.geometry.x, st.geometry.y])
@@ -287,11 +298,11 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
                         "cut_off": int((np.isnan(times) & np.isfinite(dry)).sum())})
     if progress is not None:
         progress(2.0, 2.0)
-    run = run or twin.new_run_id("access")
+    run = twin.new_run_id("access") if run is None else run
     if save:
         meta = {k: summary[k] for k in ("from_kind", "within_s", "within_from")}
         with twin.store.transaction():
             twin.save_result(scen, run, "access_buildings", table, meta=meta)
-            twin.save_result(scen, run, "summary", {**summary, "run": run}, meta={"engine": "access"})
+            twin.save_result(scen, run, "summary", {**summary, "run": run}, meta={"engine": ENGINE})
     summary.update(run=run, total_wall_s=time.perf_counter() - t0)
     return AccessRun(scen, run, table, summary, save)

@@ -765,12 +765,17 @@ def bim_meshes(twin, scenario: str | None = None) -> tuple[list[tuple[np.ndarray
     return out, ids
 
 
-def _check_run(run, save: bool) -> None:
-    """A bad run id fails before the analysis runs, not when its result is saved."""
-    if save and run is not None:
-        from cim.results import check_run_id
+def _check_run(twin, scenario, run, save: bool, analysis: str) -> None:
+    """A bad run id fails before the analysis runs, saved or not (it failed only when the result was saved; or,
+    unsaved, showed as ``<AnalysisRun 'base'/5 ...>``); a saved one under the id of another engine's or analysis's
+    run is refused (``check_run_free``: the adapters called directly, as by the CLI, mixed the results)."""
+    if run is not None:
+        from cim.results import check_run_free, check_run_id
+        from cim.scenario import normalise_scenario_name
 
         check_run_id(run)
+        if save:
+            check_run_free(twin.store, normalise_scenario_name(scenario) or "base", run, analysis)
 
 
 def _twin_scene(twin, scenario, use_bim: bool):
@@ -826,7 +831,7 @@ def _sunlight(twin, date, start, end, *, bounds, spacing, height, scenario, run,
     import time
 
     t0 = time.perf_counter()
-    _check_run(run, save)
+    _check_run(twin, scenario, run, save, "sunlight")
     if bounds is None:
         bounds = twin.extent
         if bounds is None:
@@ -837,7 +842,7 @@ def _sunlight(twin, date, start, end, *, bounds, spacing, height, scenario, run,
     ras = sunlight_grid(b, bounds, spacing, date, start, end, height=height, dem=dem, crs=twin.crs,
                         tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, scene=scene,
                         progress=progress)
-    run = run or twin.new_run_id("sun")
+    run = twin.new_run_id("sun") if run is None else run
     # with what it was run with: a stored raster alone does not say which day or hours it counts
     meta = {"analysis": "sunlight", "date": str(date), "start": str(start), "end": str(end),
             "timezone": twin.timezone, "solar_time": bool(solar_time), "bounds": [float(v) for v in bounds],
@@ -888,7 +893,7 @@ def _viewshed(twin, observer, *, observer_height, target_height, radius, scenari
     import time
 
     t0 = time.perf_counter()
-    _check_run(run, save)
+    _check_run(twin, scenario, run, save, "viewshed")
     if "dem" not in twin.rasters():
         raise RasterError("the twin has no 'dem' raster; import one (twin import-raster) first")
     ox, oy = _observer(observer)
@@ -908,7 +913,7 @@ def _viewshed(twin, observer, *, observer_height, target_height, radius, scenari
             b = b[~b["building_id"].astype(str).isin(ids)]
     ras = viewshed(dem, observer, b, observer_height=observer_height, target_height=target_height, radius=radius,
                    meshes=meshes, progress=progress)
-    run = run or twin.new_run_id("view")
+    run = twin.new_run_id("view") if run is None else run
     # with what it was run with: a stored raster alone does not say from where it was seen
     meta = {"analysis": "viewshed", "observer": [float(ox), float(oy)], "observer_height_m": float(observer_height),
             "target_height_m": float(target_height), "radius_m": None if radius is None else float(radius),

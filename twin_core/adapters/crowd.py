@@ -419,9 +419,12 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
-    if save and run is not None:  # a bad id would otherwise fail only when saving, after the whole run
+    # a bad id fails here, saved or not (it would fail only when saving, after the whole run; or, unsaved,
+    # show as <CrowdRun 'base'/5 ...>)
+    if run is not None:
         check_run_id(run)
-        check_run_free(twin.store, scen, run, ENGINE)
+        if save:  # nothing stored: nothing to mix with another engine's run of that id
+            check_run_free(twin.store, scen, run, ENGINE)
     if walkable is None:
         if area is None:
             raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea; for an "
@@ -481,7 +484,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     sim = CrowdSimulation(walkable, ag, params, closed_exits=closed, measurement_lines=measurement_lines)
     t_engine = time.perf_counter()
     res = sim.run(until=until, progress=progress)
-    run_id = run or twin.new_run_id("crowd")
+    run_id = twin.new_run_id("crowd") if run is None else run
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
                  "route": route})
     timings = {"engine_wall_s": time.perf_counter() - t_engine}

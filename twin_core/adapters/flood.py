@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from twin_core.errors import ParameterError, RasterError, TwinWarning, twin_warn
-from twin_core.units import parse_duration
+from twin_core.units import as_number, parse_duration
 
 __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration",
            "rain_from_sensors", "parse_return_period", "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
@@ -54,6 +54,29 @@ ROOF_RUNOFF_MODES = ("adjacent", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
 _DEEPEST_THRESHOLD_M = 3.0  # a "flooded" threshold deeper than this is likely centimetres typed as metres
 _LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
+
+
+def _rate(value, name: str):
+    """A loss rate in mm/h: a number (NumPy's too) as a float, or a per-cell grid as given (the engine checks
+    its shape). Text failed as a bare "could not convert string to float" naming no argument."""
+    if isinstance(value, (np.ndarray, list, tuple)) and np.ndim(value) > 0:
+        a = np.asarray(value)
+        if a.dtype.kind not in "iuf":
+            raise ParameterError(f"{name} as a grid must hold numbers of mm/h (one per DEM cell), got an array of "
+                                 f"{a.dtype}; write e.g. {name}=np.full(twin.raster('dem').shape, 20.0)")
+        return a
+    return as_number(value, name, "mm/h", example=20, about="a number, or a per-cell grid of the DEM's shape")
+
+
+def _threshold(value) -> float:
+    """The flooded depth in metres, checked: a number > 0 (text named the type, not the value, as wrong)."""
+    t = as_number(value, "threshold", "metres", example=0.15,
+                  about="the depth above which a feature counts as flooded")
+    if not (math.isfinite(t) and t > 0):
+        raise ParameterError(f"threshold (the depth above which a feature counts as flooded) must be > 0 m, "
+                             f"got {value!r}; 0.15 m is usual")
+    return t
+
 
 def parse_return_period(value) -> float:
     """Years from ``50``, ``"50"``, ``"50y"``, ``"50yr"``."""
@@ -216,6 +239,11 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     from simulation.flood import (CHENGDU_STORM, BoundaryConditions, FloodModel, FloodParameters, Gauge, Hyetograph,
                                   RainSeries)
 
+    # numbers as numbers, checked before any raster is read (text failed deep in the engine, unnamed)
+    peak_ratio = as_number(peak_ratio, "peak_ratio", None, example=0.4,
+                           about="where the storm peaks, a share of its duration between 0 and 1")
+    drainage_mm_h = _rate(drainage_mm_h, "drainage_mm_h")
+    infiltration_mm_h = _rate(infiltration_mm_h, "infiltration_mm_h")
     if buildings not in BUILDING_MODES:
         raise ParameterError(f"buildings must be one of {list(BUILDING_MODES)}, got {buildings!r}")
     if roof_runoff not in ROOF_RUNOFF_MODES:
@@ -262,11 +290,11 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     man = np.where(np.isfinite(man) & (man > 0), man, _DEFAULT_MANNING)
     runoff = roof_outlets(roofs & ~holes, ~blocked) if roof_runoff == "adjacent" else None
 
-    dur = parse_duration(duration)
+    dur = parse_duration(duration, "duration")
     if rain is None:
         f = formula or CHENGDU_STORM
         P = parse_return_period(storm)
-        rain = f.hyetograph(P, dur, step_s=min(parse_duration(storm_step), dur), peak_ratio=peak_ratio)
+        rain = f.hyetograph(P, dur, step_s=min(parse_duration(storm_step, "storm_step"), dur), peak_ratio=peak_ratio)
         storm_info = {"formula": f.name or "custom", "source": f.source, "return_period_y": P, "duration_s": dur,
                       "peak_ratio": peak_ratio, "total_mm": rain.total_mm()}
     else:
@@ -366,8 +394,7 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15) ->
     """
     import shapely
 
-    if not threshold > 0:
-        raise ParameterError(f"threshold must be > 0 m, got {threshold}")
+    threshold = _threshold(threshold)
     dmax = _neighbourhood(result.max_depth, "max")
     tarr = _neighbourhood(result.time_of_wetting, "min")
     step = min(abs(float(transform.a)), abs(float(transform.e)))  # the shorter cell side: every cell on the line
@@ -619,14 +646,12 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         names = twin.scenarios.names()
         raise ScenarioError(f"scenario {scenario!r} does not exist; create it with `twin scenario create` "
                             f"(existing: {names})" + did_you_mean(scenario, names + [BASE]))
-    run = run or new_run_id("flood")
-    if save:  # a bad id would otherwise fail only when saving, after the whole run
-        check_run_id(run)
+    # a bad id fails here, saved or not (it would fail only when saving, after the whole run; or, unsaved,
+    # show as <FloodRun 'base'/5 ...>)
+    run = new_run_id("flood") if run is None else check_run_id(run)
+    if save:
         check_run_free(twin.store, scen, run, ENGINE)
-    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and math.isfinite(threshold)
-            and threshold > 0):
-        raise ParameterError(f"threshold (the depth above which a feature counts as flooded) must be > 0 m, "
-                             f"got {threshold!r}; 0.15 m is usual")
+    threshold = _threshold(threshold)
     if threshold > _DEEPEST_THRESHOLD_M:
         twin_warn(f"threshold={threshold:g} is in metres: only features under more than {threshold:g} m of water "
                       f"count as flooded; for centimetres write threshold={threshold / 100:g}", TwinWarning,
@@ -646,14 +671,15 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         raise ParameterError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} rain_from_sensors (CLI: "
                              "--rain-from-sensors 2h): they say how the rain gauges' readings are spread and gaps "
                              "read; a design storm has neither")
-    dur = parse_duration(duration)
+    dur = parse_duration(duration, "duration")
     if dur < 60 and prepare_kw.get("rain") is None:
         twin_warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "
                       f"duration='{duration:g}h' or '{duration:g}min'" if isinstance(duration, numbers.Real) else
                       f"duration={duration!r} is a {dur:g} s storm; design storms last minutes to hours",
                       TwinWarning, stacklevel=2)
-    t_end = parse_duration(until) if until is not None else dur
-    p = params or FloodParameters(snapshot_interval=parse_duration(snapshot_interval), gauge_interval=60.0,
+    t_end = parse_duration(until, "until") if until is not None else dur
+    p = params or FloodParameters(snapshot_interval=parse_duration(snapshot_interval, "snapshot_interval"),
+                                  gauge_interval=60.0,
                                   wet_threshold=threshold)
     wall0 = time.perf_counter()
     setup = prepare_flood(twin, scenario, storm=storm, duration=dur, params=p, **prepare_kw)

@@ -242,6 +242,7 @@ class TrafficRun:
     summary: dict
     result: object
     links: object
+    saved: bool = True  # False for a run with save=False: nothing stored
 
     @property
     def run(self) -> str:
@@ -260,7 +261,7 @@ class TrafficRun:
     def _repr_html_(self) -> str:
         from twin_core._display import run_repr_html
 
-        return run_repr_html(self, saved=bool(self.summary.get("saved", True)))
+        return run_repr_html(self, saved=self.saved and bool(self.summary.get("saved", True)))
 
 
 #: how a flood run closes roads in a mesoscopic run: while under water, or for the whole run
@@ -429,7 +430,7 @@ def _save(twin, scenario, run, items: dict) -> None:
 def run_assign(twin, scenario: str | None = None, run: str | None = None, *, period: str = "am",
                method: str = "bfw", rgap: float = 1e-4, max_iter: int = 500, demand_scale: float | None = None,
                closures=None, capacity_factor: dict | None = None, flooded_by: str | None = None,
-               impassable_depth: float = IMPASSABLE_DEPTH_M,
+               impassable_depth: float = IMPASSABLE_DEPTH_M, save: bool = True,
                progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """Static user equilibrium for ``period`` on the scenario's network; results saved under scenario+run.
 
@@ -438,13 +439,17 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
 
     ``demand_scale`` multiplies the land-use trip rates (:data:`TRIP_RATES`); None (the default) takes
     the scale that gives the base city the real Chengdu peak's vehicles per km of road
-    (:func:`demo_demand_scale`), so a scenario's new buildings add their trips on top of a realistic peak."""
+    (:func:`demo_demand_scale`), so a scenario's new buildings add their trips on top of a realistic peak.
+
+    ``save=False`` stores nothing (the returned run has it all; its ``saved`` is False), as for the other
+    engines; the run id, when given, is checked all the same."""
     from simulation.traffic import Network, assign
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
     run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
-    check_run_free(twin.store, scen, run, ENGINE)
+    if save:  # nothing stored: nothing to mix with another engine's run of that id
+        check_run_free(twin.store, scen, run, ENGINE)
     t0 = time.perf_counter()
     links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, flooded_by, impassable_depth)
     base_links = links.copy()
@@ -472,11 +477,12 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
     _warn_stranded(summary, float(demand.total))
-    _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
-        {"origin": str, "destination": str}), "disconnected": res.disconnected.astype(
-        {"origin": str, "destination": str}), "summary": summary})
+    if save:
+        _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
+            {"origin": str, "destination": str}), "disconnected": res.disconnected.astype(
+            {"origin": str, "destination": str}), "summary": summary})
     summary["total_wall_s"] = time.perf_counter() - t0
-    return TrafficRun(summary, res, out)
+    return TrafficRun(summary, res, out, saved=bool(save))
 
 
 def _trajectories(links, traj: pd.DataFrame) -> pd.DataFrame:
@@ -519,7 +525,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                  dt: float = 1.0, seed: int = 0, closures=None, capacity_factor: dict | None = None,
                  flooded_by: str | None = None, impassable_depth: float = IMPASSABLE_DEPTH_M,
                  flood_timing: str = "timed", flood_start: float | str = 0.0, reroute: bool = True,
-                 progress: Callable[[float, float], None] | None = None) -> TrafficRun:
+                 save: bool = True, progress: Callable[[float, float], None] | None = None) -> TrafficRun:
     """Dynamic mesoscopic run of the period's land-use demand; results saved under scenario+run.
 
     Trips are drawn from the OD matrix (stochastic rounding), depart uniformly
@@ -542,13 +548,16 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     and takes a way round that has opened up since. One whose road ahead is
     closed for good with no way left to the destination leaves the network there (summary
     ``trips_stranded_by_flood``).
+
+    ``save=False`` stores nothing, as for :func:`run_assign`.
     """
     from simulation.traffic import MesoModel, MesoParameters, route_vehicles
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
     run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
-    check_run_free(twin.store, scen, run, ENGINE)
+    if save:  # nothing stored: nothing to mix with another engine's run of that id
+        check_run_free(twin.store, scen, run, ENGINE)
     per = _period(period)
     until = None if until is None else parse_duration(until, "until")
     if flood_timing not in FLOOD_TIMINGS:
@@ -658,11 +667,12 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                       TwinWarning, stacklevel=2)
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
-    _save(twin, scen, run, {"link_loads": out, "travel_times": trips, "trajectories": _trajectories(links,
-                                                                                           res.trajectories),
-                            "link_series": ls.astype({"link_id": str}), "summary": summary})
+    if save:
+        _save(twin, scen, run, {"link_loads": out, "travel_times": trips,
+                                "trajectories": _trajectories(links, res.trajectories),
+                                "link_series": ls.astype({"link_id": str}), "summary": summary})
     summary["total_wall_s"] = time.perf_counter() - t0
-    return TrafficRun(summary, res, out)
+    return TrafficRun(summary, res, out, saved=bool(save))
 
 
 def _why_closed_for_good(twin, scenario: str, flood_run: str, windows: pd.DataFrame, until: float) -> str:
