@@ -11,6 +11,12 @@ are compared as instants, times without an offset are taken in UTC), ties and un
 row stored last; a table without a ``time`` column gives each sensor its last stored row. A value that is
 not a number is reported as ``None`` with status ``"unknown"``. The latest readings are kept between
 requests and only the rows appended since are read again, so a feed of millions of rows stays cheap to poll.
+
+A stored reading older than its kind's :func:`stale_after_s` (:data:`STALE_AFTER_S`, else
+:data:`DEFAULT_STALE_AFTER_S`: 15 min) is *stale*: ``/latest`` and ``/alerts`` mark it ``stale`` (True), with
+``stale_after_s``, so the map shows "stale since HH:MM" (the time of that last reading), greyed, instead of a
+live alarm: a sensor that went offline while in alarm must not read as in alarm for ever. The age is taken on
+the server's clock, the one place it is decided.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -30,7 +37,8 @@ from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
 
-__all__ = ["router", "READINGS", "MAX_READINGS", "latest_per_sensor", "simulated_value"]
+__all__ = ["router", "READINGS", "MAX_READINGS", "latest_per_sensor", "simulated_value", "STALE_AFTER_S",
+           "DEFAULT_STALE_AFTER_S", "stale_after_s"]
 
 #: the most readings one POST may carry, and the largest body (bytes) it may send them in
 MAX_READINGS = 10_000
@@ -65,6 +73,41 @@ class _LimitedBody(APIRoute):
             return await handler(request)
 
         return limited
+
+
+#: how old (seconds) a sensor's latest stored reading may be before the map shows it as stale, not live, per
+#: sensor kind (the ``kind`` column of the sensors layer). No kind in the twin reports at a fixed interval yet
+#: (the MQTT listener stores readings as they come; its own silence alarm is 10 min), so every kind takes
+#: :data:`DEFAULT_STALE_AFTER_S`; give a kind that reports at a known interval about twice that interval here,
+#: e.g. ``{"rain_gauge": 600}`` for gauges that report every 5 min.
+STALE_AFTER_S: dict[str, float] = {}
+#: the age after which a reading of a kind not in :data:`STALE_AFTER_S` is stale: 15 min
+DEFAULT_STALE_AFTER_S = 15 * 60.0
+
+
+def stale_after_s(kind) -> float:
+    """Seconds after which a reading of a sensor of ``kind`` is stale (:data:`STALE_AFTER_S`, else the default).
+
+    Examples
+    --------
+    >>> stale_after_s("rain_gauge") == DEFAULT_STALE_AFTER_S
+    True
+    """
+    return float(STALE_AFTER_S.get(str(kind), DEFAULT_STALE_AFTER_S)) if kind is not None else DEFAULT_STALE_AFTER_S
+
+
+def _is_stale(when, kind, now: float) -> bool:
+    """Whether a reading taken at ``when`` (ISO-8601 text) is older than its kind allows at ``now`` (epoch s);
+    a time that cannot be read is not called stale (nothing is known of its age)."""
+    if not when:
+        return False
+    try:
+        t = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return now - t.timestamp() > stale_after_s(kind)
 
 
 router = APIRouter(prefix="/api/sensors", tags=["sensors"], route_class=_LimitedBody)
@@ -112,12 +155,14 @@ def latest(state=Depends(get_state)) -> dict:
         sid = str(p.get("sensor_id"))
         if sid in last:
             v, t = last[sid]
-            p.update(value=v, time=t, simulated=False)
+            p.update(value=v, time=t, simulated=False, stale=_is_stale(t, p.get("kind"), now))
         elif state.settings.simulated_sensors:
-            p.update(value=simulated_value(sid, p.get("kind") or "other", now), time=_stamp(now), simulated=True)
+            p.update(value=simulated_value(sid, p.get("kind") or "other", now), time=_stamp(now), simulated=True,
+                     stale=False)
             any_sim = True
         else:
-            p.update(value=None, time=None, simulated=False)
+            p.update(value=None, time=None, simulated=False, stale=False)
+        p["stale_after_s"] = stale_after_s(p.get("kind"))
         p["status"] = sensor_status(p["value"], p.get("warn_threshold"), p.get("alarm_threshold"))
     fc["simulated"] = any_sim
     return fc
@@ -132,7 +177,11 @@ def alerts(state=Depends(get_state)) -> dict:
     ``lon``/``lat``, and ``simulated`` (False). Sorted by ``since``, newest first. When the server fills in
     simulated readings (``simulated_sensors``, the demo), sensors without a stored reading whose simulated
     value is at or above a threshold follow, marked ``simulated`` (True) with ``since`` None: the list says
-    what the map's sensor colours say."""
+    what the map's sensor colours say.
+
+    Each alert also carries ``stale`` and ``stale_after_s``: a stored reading older than its kind allows
+    (:func:`stale_after_s`) is stale, the sensor's last word and not a live alarm (it went offline, or its feed
+    did); stale alerts follow the live ones, in the same order, and ``stale`` (top level) counts them."""
     sensors, cache = _refresh(state)
     if sensors is None:
         return {"alerts": [], "count": 0}
@@ -164,6 +213,12 @@ def alerts(state=Depends(get_state)) -> dict:
             rec, pt = info[a["sensor_id"]]
             lon, lat = (None, None) if pt is None or pt.is_empty else (round(pt.x, 7), round(pt.y, 7))
             a.update({k: _plain(rec.get(k)) for k in ("name", "kind", "unit")}, lon=lon, lat=lat)
+        now = time.time()
+        for a in rows:
+            a.update(stale=not a["simulated"] and _is_stale(a["time"], a["kind"], now),
+                     stale_after_s=stale_after_s(a["kind"]))
+        rows.sort(key=lambda a: a["stale"])  # stable: live alerts first, each part in its order
+        return {"alerts": rows, "count": len(rows), "stale": sum(a["stale"] for a in rows)}
     return {"alerts": rows, "count": len(rows)}
 
 
@@ -175,12 +230,31 @@ def feeds(state=Depends(get_state)) -> dict:
     ``refused``: the broker refused the subscription; ``disconnected``: reconnecting; ``stopped``; ``not
     running``: it stopped writing without saying so, e.g. killed), ``detail`` (what to do), ``since``,
     ``last_message_at``, the counts and ``ok``. Problems first; ``problems`` counts the feeds not ``ok`` but
-    stopped ones (a listener stopped on purpose is no alarm)."""
+    stopped ones (a listener stopped on purpose is no alarm). ``for_s``: how long (seconds, on the server's
+    clock; None if unknown) the feed has been in its state: a ``silent`` feed since its last message (or since
+    it fell silent, if none came), a ``not running`` one since its last heartbeat, any other since ``since``."""
     with state.lock:
         df = read_feeds(state.store)
     rows = [{k: _json_value(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+    now = time.time()
+    for r in rows:
+        start = {"silent": r.get("last_message_at") or r.get("since"), "not running": r.get("updated_at")}.get(
+            r["state"], r.get("since"))
+        r["for_s"] = _seconds_since(start, now)
     problems = sum(1 for r in rows if not r["ok"] and r["state"] != "stopped")
     return {"feeds": rows, "count": len(rows), "problems": problems}
+
+
+def _seconds_since(when, now: float) -> float | None:
+    try:
+        t = datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else None
+    except ValueError:
+        return None
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return round(max(0.0, now - t.timestamp()), 1)
 
 
 def _json_value(v):

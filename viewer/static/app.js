@@ -13,7 +13,7 @@
     scene: null, scenarioA: "base", scenarioB: null, compare: false,
     visible: {hillshade: true, flood: true, buildings: true, road_links: true, trips: true, crowd: true, sensors: true, bim: true},
     colourBy: "height", viewState: null, time: 0, series: [], seriesIdx: 0, playing: false,
-    sensors: null, alerts: undefined, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
+    sensors: null, alerts: undefined, feeds: null, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
     bimSite: null, bimPicking: false,  // where a submitted model stands, picked on the map ([lon, lat])
     // what-if: the shape being drawn ({mode: "area"|"levee", points, hover}), per scenario the time of the
     // last edit of each layer/raster (tile and image URLs carry it: the browser must not keep what was before),
@@ -90,7 +90,7 @@
     document.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
-    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderAlerts(); renderWhatif(); renderToken();
+    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderFeeds(); renderAlerts(); renderWhatif(); renderToken();
     if (S.role) $("who").textContent = roleName(S.role);
     if (S.scene) { fillScenarioSelects(); renderLegend(); }
   }
@@ -230,7 +230,9 @@
     }
     T.legend = {colourBy: by, items, notes};
   }
-  const SENSOR_COLOURS = {ok: [80, 220, 120, 255], warn: [255, 200, 60, 255], alarm: [255, 60, 60, 255], unknown: [160, 160, 160, 255]};
+  const SENSOR_COLOURS = {ok: [80, 220, 120, 255], warn: [255, 200, 60, 255], alarm: [255, 60, 60, 255], unknown: [160, 160, 160, 255],
+    stale: [110, 116, 124, 200]};  // a reading older than its kind allows (the server says "stale"): greyed, not a live alarm
+  function sensorColour(p) { return p.stale ? SENSOR_COLOURS.stale : (SENSOR_COLOURS[p.status] || SENSOR_COLOURS.unknown); }
 
   // ---------------------------------------------------------------- results of a scenario
   function resultsOf(scenario) { return S.results.filter((r) => r.scenario === scenario); }
@@ -535,7 +537,7 @@
     }
     if (S.sensors) {
       L.push(new D.GeoJsonLayer({id: `sensors-${side}`, data: S.sensors, pointType: "circle", getPointRadius: 12,
-        pointRadiusMinPixels: 5, getFillColor: (f) => SENSOR_COLOURS[f.properties.status] || SENSOR_COLOURS.unknown,
+        pointRadiusMinPixels: 5, getFillColor: (f) => sensorColour(f.properties),
         getLineColor: [20, 20, 20, 255], lineWidthMinPixels: 1, stroked: true, visible: S.visible.sensors, pickable: true,
         updateTriggers: {getFillColor: S.sensorsAt}}));
     }
@@ -648,7 +650,8 @@
     const p = object.properties || object;
     if (layer.id.startsWith("sensors")) {
       const v = p.value === null || p.value === undefined ? t("noReading") : `${p.value} ${p.unit || ""}`.trim();
-      return `${p.name || p.sensor_id}: ${v} (${t(p.status || "unknown")})`;
+      const stale = p.stale ? `, ${t("staleSince")} ${fmtHM(p.time)}` : "";
+      return `${p.name || p.sensor_id}: ${v} (${t(p.status || "unknown")}${stale})`;
     }
     if (layer.id.startsWith("buildings")) return `${p.building_id} · ${p.height_m} m · ${p.use || ""}`;
     if (layer.id.startsWith("road_links") && (p.closed === true || p.closed === 1 || scenarioClosed(p))) return `${p.link_id} · ${t("roadClosed")}`;
@@ -882,7 +885,7 @@
     b.disabled = !ok;
     b.title = ok ? t("floodMeasuredHint") : t("noMeasuredRain");
     // a rain gauge in warning or alarm (a stored reading): the button asks to be pressed
-    const raining = ok && (S.alerts || []).some((a) => a.kind === "rain_gauge" && !a.simulated);
+    const raining = ok && (S.alerts || []).some((a) => a.kind === "rain_gauge" && !a.simulated && !a.stale);
     b.classList.toggle("suggest", raining);
     T.measuredRain = {enabled: ok, suggested: raining};
   }
@@ -1566,6 +1569,15 @@
     return d.toLocaleString(S.lang === "zh" ? "zh-CN" : "en-GB",
       {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"});
   }
+  // a reading's time as HH:MM on this browser's clock (with the day, MM-DD, when it is not from the last 24 h)
+  function fmtHM(iso) {
+    if (!iso) return "-";
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    const two = (n) => String(n).padStart(2, "0");
+    const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+    return Math.abs(Date.now() - d.getTime()) < 86400000 ? hm : `${two(d.getMonth() + 1)}-${two(d.getDate())} ${hm}`;
+  }
   function renderAlerts() {
     const box = $("alert-list");
     if (!box) return;
@@ -1576,21 +1588,74 @@
     if (S.alerts === undefined) { note(t("loading"), "alerts-loading"); return; }
     if (S.alerts === null) { note("-", "alerts-unavailable"); return; }
     T.alerts = S.alerts.map((a) => a.sensor_id);
+    T.staleAlerts = S.alerts.filter((a) => a.stale).map((a) => a.sensor_id);
     if (!S.alerts.length) { note(t("noAlerts"), "alerts-none"); return; }
     S.alerts.forEach((a) => {
       const li = document.createElement("li");
-      li.className = "alert " + (a.status === "alarm" ? "alarm" : "warn");
-      li.dataset.sensor = a.sensor_id; li.tabIndex = 0; li.title = t("flyTo"); li.setAttribute("role", "button");
+      // a stale one (its last reading older than its kind allows) is the sensor's last word, greyed: not a live alarm
+      li.className = "alert " + (a.stale ? "stale" : a.status === "alarm" ? "alarm" : "warn");
+      li.dataset.sensor = a.sensor_id; li.dataset.status = a.status;
+      li.tabIndex = 0; li.title = t("flyTo"); li.setAttribute("role", "button");
       const v = a.value === null || a.value === undefined ? "-" : `${a.value} ${a.unit || ""}`.trim();
       const head = document.createElement("span");
-      head.textContent = `${a.name || a.sensor_id} · ${t(a.status)} · ${v} (${t("threshold")} ${a.threshold})`;
       const when = document.createElement("span");
-      // a simulated reading (the demo's feed) has no history: say so instead of a start time
-      when.className = "when"; when.textContent = a.simulated ? t("simulatedReading") : `${t("since")} ${fmtWhen(a.since)}`;
+      when.className = "when";
+      if (a.stale) {
+        const since = document.createElement("span");
+        since.className = "stale-since"; since.textContent = `${t("staleSince")} ${fmtHM(a.time)}`;
+        head.append(`${a.name || a.sensor_id} · `, since,
+          ` · ${t("lastReading")} ${v} (${t(a.status)}, ${t("threshold")} ${a.threshold})`);
+        when.textContent = t("staleHint").replace("{min}", String(Math.round((a.stale_after_s || 900) / 60)));
+      } else {
+        head.textContent = `${a.name || a.sensor_id} · ${t(a.status)} · ${v} (${t("threshold")} ${a.threshold})`;
+        // a simulated reading (the demo's feed) has no history: say so instead of a start time
+        when.textContent = a.simulated ? t("simulatedReading") : `${t("since")} ${fmtWhen(a.since)}`;
+      }
       li.appendChild(head); li.appendChild(when);
       li.addEventListener("click", () => flyToSensor(a));
       li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); flyToSensor(a); } });
       box.appendChild(li);
+    });
+  }
+  // ---------------------------------------------------------------- sensor feeds
+  // a banner above the alerts while an MQTT feed listener needs a person (/api/sensors/feeds: silent, refused,
+  // disconnected, not running): the alerts may then be old news. Nothing while every feed is live, when there is
+  // no feed, or when the role may not read the feeds (403: S.feeds null).
+  function fmtSpan(s) {
+    if (s < 120) return t("spanS").replace("{n}", String(Math.round(s)));
+    if (s < 7200) return t("spanMin").replace("{n}", String(Math.round(s / 60)));
+    return t("spanH").replace("{n}", (s / 3600).toFixed(1));
+  }
+  function feedProblems() {
+    const f = S.feeds;
+    if (!f || !f.problems || !Array.isArray(f.feeds)) return [];
+    return f.feeds.filter((x) => !x.ok && x.state !== "stopped");
+  }
+  function feedHeadline(x) {
+    const key = "feed_" + String(x.state).replace(/ /g, "_");
+    const tpl = t(key) === key ? t("feed_other") : t(key);
+    const span = x.for_s === null || x.for_s === undefined ? "" : t("feedFor").replace("{d}", fmtSpan(x.for_s));
+    return tpl.replace("{state}", String(x.state)).replace("{for}", span);
+  }
+  function renderFeeds() {
+    const box = $("feed-banner");
+    if (!box) return;
+    const bad = feedProblems();
+    const lines = bad.map((x) => ({feed: String(x.feed), state: String(x.state), head: feedHeadline(x),
+      detail: [x.feed, x.detail].filter(Boolean).join(": ")}));
+    T.feedBanner = lines.map((l) => l.head);
+    const key = JSON.stringify(lines);
+    if (box.dataset.key === key) return;  // unchanged: leave it be (screen readers would read it out again)
+    box.dataset.key = key;
+    box.innerHTML = "";
+    box.hidden = !lines.length;
+    lines.forEach((l) => {
+      const div = document.createElement("div");
+      div.className = "feed-problem"; div.dataset.feed = l.feed; div.dataset.state = l.state;
+      const head = document.createElement("span"); head.className = "feed-head"; head.textContent = l.head;
+      const detail = document.createElement("span"); detail.className = "feed-detail"; detail.textContent = l.detail;
+      div.appendChild(head); div.appendChild(detail);
+      box.appendChild(div);
     });
   }
   function flyToSensor(a) {
@@ -1605,9 +1670,16 @@
 
   // ---------------------------------------------------------------- start
   async function loadSensors() {
-    const [latest, alerts] = await Promise.allSettled([api("/api/sensors/latest"), api("/api/sensors/alerts")]);
-    if (latest.status === "fulfilled") { S.sensors = latest.value; S.sensorsAt = Date.now(); render(); renderMeasuredButton(); }
+    const [latest, alerts, feeds] = await Promise.allSettled(
+      [api("/api/sensors/latest"), api("/api/sensors/alerts"), api("/api/sensors/feeds")]);
+    if (latest.status === "fulfilled") {
+      S.sensors = latest.value; S.sensorsAt = Date.now(); render(); renderMeasuredButton();
+      T.staleSensors = (S.sensors.features || []).filter((f) => f.properties.stale).map((f) => f.properties.sensor_id);
+    }
     S.alerts = alerts.status === "fulfilled" ? (alerts.value.alerts || []) : null;
+    S.feeds = feeds.status === "fulfilled" ? feeds.value : null;  // a role without the right (403): no banner
+    T.feeds = S.feeds;
+    renderFeeds();
     renderAlerts();
     renderMeasuredButton();
   }
@@ -1640,6 +1712,7 @@
       applyI18n();
       loadSensors();
       setInterval(loadSensors, 10000);
+      T.pollSensors = () => loadSensors();  // tests need not wait for the poll
       await syncScenarios({quiet: true});  // the versions to compare the next looks with
       setInterval(() => syncScenarios(), 15000);
       T.syncNow = () => syncScenarios();  // tests need not wait for the poll
