@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from simulation._display import compact_repr
 from simulation.crowd import _kernels as K
 from simulation.crowd.geometry import FloorField, WalkableArea
 from twin_core.errors import GeometryError, ParameterError, SimulationError, TwinWarning, twin_warn
@@ -399,7 +400,7 @@ class JamEvent:
                 f"{self.n_agents} agents have not moved for the jam window")
 
 
-@dataclass
+@dataclass(repr=False)
 class CrowdResult:
     """What a run produced (times in s, lengths in m, densities in persons/m2)."""
 
@@ -1192,3 +1193,6 @@ class CrowdSimulation:
                                {"time_s": [float(q[0]) for q in self._passages],
                                 "agent": np.asarray([q[1] for q in self._passages], dtype=np.int64),
                                 "waypoint": [self.area.waypoint_names[q[2]] for q in self._passages]}))
+
+
+CrowdResult.__repr__ = compact_repr  # arrays and tables by shape (the dataclass repr printed ~6 kB of numbers)

@@ -16,6 +16,7 @@ from simulation.flood import _kernels as K
 from simulation.flood.forcing import EDGES, BoundaryConditions, Hyetograph, Inflow, RainSeries, RoofRunoff
 from simulation.flood.params import FloodParameters
 from twin_core.errors import ParameterError, RasterError, StabilityError, TwinWarning, twin_warn
+from simulation._display import compact_repr
 
 __all__ = ["FloodModel", "FloodResult", "Gauge"]
 
@@ -40,7 +41,7 @@ class Gauge:
     y: float | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class FloodResult:
     """Outputs of a run (arrays on the model grid; NaN = never / not applicable).
 
@@ -769,3 +770,6 @@ class FloodModel:
                   "dx": self.dx, "dy": self.dy, "params": self.params.to_dict(),
                   "swept_fraction": self.swept_fraction()},
         )
+
+
+FloodResult.__repr__ = compact_repr  # arrays and tables by shape (the dataclass repr printed ~6 kB of numbers)

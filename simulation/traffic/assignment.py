@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from simulation._display import compact_repr
 from twin_core.errors import NetworkError, ParameterError, TwinWarning, twin_warn
 
 from . import _kernels as K
@@ -25,7 +26,7 @@ __all__ = ["assign", "AssignmentResult", "METHODS", "shortest_path_skims"]
 METHODS = ("fw", "cfw", "bfw")
 
 
-@dataclass
+@dataclass(repr=False)
 class AssignmentResult:
     """Equilibrium link flows and what goes with them.
 
@@ -254,3 +255,6 @@ def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1
                             beckmann=float(K.beckmann(net.fft, net.b, net.power, p.cap, x, net.toll)),
                             iterations=it, converged=converged, method=method, history=history,
                             seconds=time.perf_counter() - t0, disconnected=disc)
+
+
+AssignmentResult.__repr__ = compact_repr  # arrays and tables by shape (the dataclass repr printed ~6 kB of numbers)

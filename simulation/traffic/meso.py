@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from simulation._display import compact_repr
 from twin_core.errors import NetworkError, ParameterError
 
 from . import _kernels as K
@@ -101,7 +102,7 @@ class MesoParameters:
                                  f"vehicles do not re-plan), got {r!r}")
 
 
-@dataclass
+@dataclass(repr=False)
 class MesoResult:
     """Outputs of a run.
 
@@ -653,3 +654,6 @@ def route_vehicles(links: pd.DataFrame, origins, destinations, *, cost=None) -> 
         raise NetworkError(f"{len(missing)} origin-destination pairs have no path, e.g. {missing[:5]}; "
                            "reopen links or drop those trips")
     return routes
+
+
+MesoResult.__repr__ = compact_repr  # arrays and tables by shape (the dataclass repr printed ~6 kB of numbers)
