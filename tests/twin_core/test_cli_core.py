@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import shapely
 from typer.testing import CliRunner
@@ -393,3 +394,19 @@ def test_import_that_replaces_a_layer_says_how_many_features_it_replaced(city, t
     again = run(*args)
     assert again.exit_code == 0, again.output
     assert "replacing the 1 it had (--append adds to them instead)" in again.stdout
+
+
+def test_scenario_delete_says_its_results_go_with_it(city):
+    with Twin.open(city) as t:
+        t.scenarios.create("w")
+        t.save_result("w", "r1", "summary", {"a": 1})
+        t.save_result("w", "r1", "t", pd.DataFrame({"a": [1]}))
+    res = run("scenario", "delete", city, "w", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"deleted": "w", "results_deleted": 2}
+    with Twin.open(city) as t:
+        assert t.results().empty
+    with Twin.open(city) as t:
+        t.scenarios.create("v")
+    res = run("scenario", "delete", city, "v")
+    assert res.stdout.strip() == "deleted scenario v"
