@@ -18,7 +18,7 @@ from affine import Affine
 
 from twin_core.errors import RasterError
 
-__all__ = ["Raster", "Window"]
+__all__ = ["Raster", "RasterStack", "Window"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,39 @@ class Raster:
             out[self.data == self.nodata] = np.nan
         return out
 
+    def coords(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x of each column's centre, west to east; y of each row's centre, north to south), in the CRS.
+
+        >>> Raster(np.zeros((2, 3)), Affine(5, 0, 100, 0, -5, 210), "EPSG:4544").coords()
+        (array([102.5, 107.5, 112.5]), array([207.5, 202.5]))
+        """
+        rows, cols = self.shape
+        return _centres(self.transform, rows, cols)
+
+    def to_xarray(self, name: str | None = None):
+        """The raster as an ``xarray.DataArray`` with dims ``("y", "x")`` and cell-centre coordinates.
+
+        Nodata cells become NaN (integer data becomes float); ``attrs`` hold ``crs``, ``units`` (CF's name,
+        what xarray's plots label the colour bar with) and ``unit``, ``transform`` (the six GDAL affine
+        numbers), ``nodata`` (the value it had before, when it had one) and :attr:`meta`'s plain entries.
+        With rioxarray installed the CRS and transform are also written the rioxarray way
+        (``da.rio.crs``). Needs xarray (``pip install xarray``).
+
+        Examples
+        --------
+        >>> r = Raster(np.array([[1, -9999], [3, 4]], "float32"), Affine(5, 0, 100, 0, -5, 210), "EPSG:4544",
+        ...            nodata=-9999, unit="m")
+        >>> da = r.to_xarray("depth")                                             # doctest: +SKIP
+        >>> da.sel(x=107.5, y=207.5).item(), da.attrs["crs"], da.attrs["units"]   # doctest: +SKIP
+        (nan, 'EPSG:4544', 'm')
+        """
+        xr = _xarray("Raster.to_xarray()")
+        x, y = self.coords()
+        da = xr.DataArray(_as_nan(self.data, self.nodata), dims=("y", "x"), coords={"y": y, "x": x},
+                          name=name if name is not None else self.meta.get("name"),
+                          attrs=_attrs(self.crs, self.unit, self.transform, self.nodata, self.meta))
+        return _with_rio(da, self.crs, self.transform)
+
     def window(self, w: Window) -> "Raster":
         rs, cs = w.slices()
         if w.row_off < 0 or w.col_off < 0 or w.row_off + w.height > self.shape[0] or w.col_off + w.width > self.shape[1]:
@@ -212,3 +245,120 @@ class Raster:
         return self.shape == other.shape and all(
             abs(a - b) <= tol for a, b in zip(tuple(self.transform)[:6], tuple(other.transform)[:6])
         )
+
+
+def _centres(transform: Affine, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    x = transform.c + (np.arange(cols, dtype="float64") + 0.5) * transform.a
+    y = transform.f + (np.arange(rows, dtype="float64") + 0.5) * transform.e
+    return x, y
+
+
+def _as_nan(data: np.ndarray, nodata, copy: bool = True) -> np.ndarray:
+    """``data`` as float (float32 stays float32; a copy unless ``copy`` is False) with the nodata cells NaN."""
+    out = np.array(data, dtype=np.result_type(data.dtype, np.float32), copy=copy or nodata is not None or None)
+    if nodata is not None and not np.isnan(float(nodata)):
+        out[data == nodata] = np.nan
+    return out
+
+
+def _xarray(what: str):
+    try:
+        import xarray
+    except ImportError as exc:
+        raise ImportError(f"{what} needs xarray, which is not installed: pip install xarray "
+                          "(rioxarray too, for da.rio)") from exc
+    return xarray
+
+
+def _attrs(crs, unit, transform: Affine, nodata, meta: dict) -> dict:
+    """attrs netCDF can write: no None values, only plain scalars, strings and lists of numbers."""
+    out = {"crs": str(crs), "transform": [float(v) for v in tuple(transform)[:6]]}
+    if unit:
+        out["units"] = out["unit"] = str(unit)
+    if nodata is not None:
+        out["nodata"] = float(nodata)
+    for k, v in (meta or {}).items():
+        if isinstance(k, str) and k not in out and isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            out[k] = v
+    return out
+
+
+def _with_rio(da, crs, transform: Affine):
+    """``da`` with the rioxarray CRS and transform written, when rioxarray is installed (never installed here)."""
+    import importlib.util
+
+    if importlib.util.find_spec("rioxarray") is None:
+        return da
+    import rioxarray  # noqa: F401 - registers the .rio accessor
+
+    return da.rio.write_crs(crs).rio.write_transform(transform)
+
+
+@dataclass
+class RasterStack:
+    """A stack of rasters on one grid, one per time: a flood's depth snapshots, a crowd's density maps.
+
+    ``data`` is (times, rows, cols), rows from the NORTH (as :class:`Raster`), nodata as NaN; ``times_s`` the
+    seconds from the scenario start of each; ``transform``/``crs`` the grid (:meth:`Raster.coords` gives
+    the cell centres). ``stack[i]`` is the i-th :class:`Raster`; :meth:`nearest` the one closest to a time;
+    :meth:`to_xarray` a ``(time, y, x)`` DataArray.
+
+    Examples
+    --------
+    >>> s = RasterStack(np.zeros((2, 2, 3), "float32"), Affine(5, 0, 100, 0, -5, 210), "EPSG:4544",
+    ...                 times_s=np.array([0.0, 600.0]), unit="m")
+    >>> len(s), s.shape, s.nearest(500)[0], s[1]
+    (2, (2, 2, 3), 1, <Raster 2x3 float32 m EPSG:4544 bounds=(100.0, 200.0, 115.0, 210.0) cell=5 m>)
+    """
+
+    data: np.ndarray
+    transform: Affine
+    crs: str
+    times_s: np.ndarray
+    unit: str | None = None
+    name: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data)
+        if self.data.ndim != 3:
+            raise RasterError(f"a raster stack's data must have shape (times, rows, cols), got {self.data.shape}")
+        self.times_s = np.asarray(self.times_s, dtype="float64").reshape(-1)
+        if len(self.times_s) != len(self.data):
+            raise RasterError(f"a raster stack needs one time per raster: {len(self.data)} rasters, "
+                              f"{len(self.times_s)} times")
+        # the grid checks of a Raster (north-up, not rotated), and its transform as an Affine
+        self.transform = Raster(np.zeros((1, 1)), self.transform, self.crs).transform
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    def __getitem__(self, i: int) -> Raster:
+        return Raster(self.data[i], self.transform, self.crs, unit=self.unit,
+                      meta={**self.meta, "time_s": float(self.times_s[i])})
+
+    def __repr__(self) -> str:
+        t = (f" t={self.times_s[0]:g}..{self.times_s[-1]:g} s" if len(self) else "")
+        return f"<RasterStack {self.name or ''} {'x'.join(map(str, self.shape))} {self.crs}{t}>".replace("  ", " ")
+
+    def nearest(self, time_s: float) -> tuple[int, float]:
+        """(index, time in s) of the raster whose time is closest to ``time_s`` (the earlier one on a tie)."""
+        if not len(self):
+            raise RasterError("the raster stack is empty: it has no time to pick")
+        i = int(np.argmin(np.abs(self.times_s - float(time_s))))
+        return i, float(self.times_s[i])
+
+    def to_xarray(self):
+        """An ``xarray.DataArray`` with dims ``("time", "y", "x")``: ``time`` in seconds from the scenario
+        start (attrs ``units: s``), x/y the cell centres, the attrs of :meth:`Raster.to_xarray`.
+        Needs xarray (``pip install xarray``)."""
+        xr = _xarray("RasterStack.to_xarray()")
+        x, y = _centres(self.transform, self.data.shape[1], self.data.shape[2])
+        time = xr.Variable("time", self.times_s, attrs={"units": "s", "long_name": "seconds from the scenario start"})
+        da = xr.DataArray(_as_nan(self.data, None, copy=False), dims=("time", "y", "x"), coords={"time": time, "y": y, "x": x},
+                          name=self.name, attrs=_attrs(self.crs, self.unit, self.transform, None, self.meta))
+        return _with_rio(da, self.crs, self.transform)

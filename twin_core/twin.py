@@ -415,6 +415,61 @@ class Twin:
                 hint += "; twin.results() lists every stored result"
             raise LayerNotFoundError(f"no run {run!r} under scenario {scen!r}, so no result {name!r}; {hint}") from None
 
+    #: units of the stacks :meth:`snapshots` knows by name
+    SNAPSHOT_UNITS = {"depth_snapshots": "m", "density": "persons/m2"}
+
+    def snapshots(self, run: str, name: str | None = None, *, scenario: str | None = None):
+        """A run's stack of grids over time with its times and grid, in one call: a :class:`cim.raster.RasterStack`.
+
+        ``name``: ``"depth_snapshots"`` (a flood's depth, m) or ``"density"`` (a crowd's, persons/m2); by
+        default whichever the run has. ``scenario`` is needed only when the run id is under several.
+        ``.data`` is (times, rows, cols) with rows from the north (a crowd's, stored from the south, are
+        turned), ``.times_s`` seconds from the scenario start, ``.transform``/``.crs`` the grid;
+        ``.to_xarray()`` gives a ``(time, y, x)`` DataArray (needs xarray), ``stack[i]`` one
+        :class:`cim.Raster`, ``stack.nearest(t)`` the index and time of the snapshot closest to ``t`` s.
+
+        Examples
+        --------
+        >>> depth = twin.snapshots(flood.run)                              # doctest: +SKIP
+        >>> depth.to_xarray().sel(time=1800, method="nearest").plot()      # doctest: +SKIP
+        """
+        import numpy as np
+        from cim.raster import RasterStack
+        from cim.scenario import did_you_mean
+        from twin_core.adapters.results_export import array_grid, find_run
+
+        scen = find_run(self, run, scenario)
+        rows = list_results(self.store, scenario=scen, run=run)
+        arrays = rows[rows["kind"] == "array"]
+        if name is None:
+            have = [n for n in self.SNAPSHOT_UNITS if n in set(arrays["name"])]
+            if not have:
+                raise LayerNotFoundError(f"run {run!r} has no stack of snapshots (a flood's depth_snapshots or a "
+                                         f"crowd's density); its results: {sorted(rows['name'])}")
+            name = have[0]
+        hit = rows[rows["name"] == name]
+        if not len(hit):
+            raise LayerNotFoundError(f"run {run!r} has no result {name!r}{did_you_mean(name, sorted(rows['name']))};"
+                                     f" its results: {sorted(rows['name'])}")
+        meta = hit["meta"].iloc[0] if isinstance(hit["meta"].iloc[0], dict) else {}
+        grid = array_grid(self, scen, run, name, meta) if hit["kind"].iloc[0] == "array" else None
+        if grid is None:
+            raise RasterError(f"result {name!r} of run {run!r} is a {hit['kind'].iloc[0]} stored without a grid, not "
+                              f"a stack of snapshots; twin.load_result({scen!r}, {run!r}, {name!r}) gives it as stored")
+        data = self.load_result(scen, run, name)
+        if data.ndim == 2:
+            data = data[None]
+        if data.ndim != 3:
+            raise RasterError(f"result {name!r} of run {run!r} has shape {data.shape}, not (times, rows, cols)")
+        if grid.south_first:
+            data = data[:, ::-1, :]
+        if grid.times_s is None or len(grid.times_s) != len(data):
+            raise RasterError(f"result {name!r} of run {run!r} was stored without a time for each of its "
+                              f"{len(data)} snapshots; twin.load_result({scen!r}, {run!r}, {name!r}) gives the array")
+        return RasterStack(np.ascontiguousarray(data), grid.transform, grid.crs, np.asarray(grid.times_s, float),
+                           unit=self.SNAPSHOT_UNITS.get(name, meta.get("unit")), name=name,
+                           meta={"scenario": scen, "run": run})
+
     def results(self, scenario: str | None = None, run: str | None = None, name: str | None = None):
         """The stored results: a DataFrame with one row per result (``scenario``, ``run``, ``name``, ``kind``
         ``ref``, ``created``, ``meta``: what it was made with), optionally only those of ``scenario``,
@@ -736,13 +791,17 @@ class Twin:
         kwargs.setdefault("evaluators", COMPLIANCE_EVALUATORS)  # the rules that need the city (neighbours' sun)
         return check_compliance(path, rules, store=self.store, twin_crs=self.crs, **kwargs)
 
-    def view(self, layers=("buildings",), **kwargs):
-        """An offline pydeck ``Deck`` of the twin for Jupyter: ``layers`` (a name or names) as of ``scenario``,
-        buildings extruded and coloured by ``colour_by``; see :func:`twin_core.view.view`.
+    def view(self, layers=None, **kwargs):
+        """An offline pydeck ``Deck`` of the twin for Jupyter: ``layers`` (a name or names; default the
+        buildings) as of ``scenario``, buildings extruded and coloured by ``colour_by``, and a stored result
+        with ``result=RUN`` or ``result=(RUN, NAME)`` (a raster as a coloured image, a flood's depth at
+        ``time=`` from the nearest snapshot, link loads by V/C, exposure/access tables on their features; the
+        colour scale in ``deck.legend`` and on the page); see :func:`twin_core.view.view`.
 
         Examples
         --------
         >>> twin.view(["buildings", "road_links"], scenario="river_levee")               # doctest: +SKIP
+        >>> twin.view(result=(flood.run, "depth_snapshots"), time="30min")               # doctest: +SKIP
         """
         from twin_core.view import view
 

@@ -27,13 +27,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from twin_core.errors import ImportFormatError, StoreError
 
-__all__ = ["export_result", "formats_for", "find_run", "placeable", "KIND_WORDS"]
+__all__ = ["export_result", "formats_for", "find_run", "placeable", "array_grid", "ArrayGrid", "KIND_WORDS"]
 
 _TIF = (".tif", ".tiff")
 
@@ -217,15 +218,32 @@ def _place(twin, scen, run, name, df: pd.DataFrame):
                             "feature id of a twin layer); write it as .csv or .parquet")
 
 
-def _array_grid(twin, scen, run, name, meta: dict):
-    """(transform, crs, band times s, rows south first) of an array stored with its grid, else None.
+class ArrayGrid(NamedTuple):
+    """Where an array result's cells lie: the north-up ``transform`` and ``crs`` of its grid, ``times_s`` of its
+    bands (or None) and ``south_first``: True when the stored rows run from the south (a crowd's ``density``)."""
+
+    transform: object
+    crs: str
+    times_s: list | None
+    south_first: bool
+
+
+def array_grid(twin, scen: str, run: str, name: str, meta: dict | None = None) -> ArrayGrid | None:
+    """The grid of array result ``name`` of ``run`` under scenario ``scen``, None when it was stored without one.
 
     A flood's ``depth_snapshots`` keeps its grid in its own meta; a crowd's ``density`` in the run's
-    summary (``density_grid``: x0, y0, cell, nx, ny, rows from the south)."""
+    summary (``density_grid``: x0, y0, cell, nx, ny, rows from the south). ``meta``: the result's meta
+    (``twin.results()``'s column), read from the store when not given."""
     from affine import Affine
 
+    if meta is None:
+        from cim.results import list_results
+
+        hit = list_results(twin.store, scenario=scen, run=run, name=name)
+        meta = hit["meta"].iloc[0] if len(hit) else None
+    meta = meta if isinstance(meta, dict) else {}
     if isinstance(meta.get("transform"), list) and meta.get("crs"):
-        return Affine(*meta["transform"][:6]), meta["crs"], meta.get("snapshot_times_s"), False
+        return ArrayGrid(Affine(*meta["transform"][:6]), meta["crs"], meta.get("snapshot_times_s"), False)
     if name == "density":
         try:
             summary = twin.load_result(scen, run, "summary")
@@ -234,9 +252,12 @@ def _array_grid(twin, scen, run, name, meta: dict):
         g = (summary or {}).get("density_grid") if isinstance(summary, dict) else None
         if isinstance(g, dict) and {"x0", "y0", "cell", "ny"} <= set(g):
             top = g["y0"] + g["ny"] * g["cell"]
-            return (Affine(g["cell"], 0.0, g["x0"], 0.0, -g["cell"], top), twin.crs,
-                    summary.get("density_times_s"), True)
+            return ArrayGrid(Affine(g["cell"], 0.0, g["x0"], 0.0, -g["cell"], top), twin.crs,
+                             summary.get("density_times_s"), True)
     return None
+
+
+_array_grid = array_grid  # the name twin_core.cli.runs imports
 
 
 def _write_array(a: np.ndarray, p: Path, ext: str, grid, name: str) -> None:
