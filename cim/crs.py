@@ -18,7 +18,8 @@ from typing import Any
 
 from twin_core.errors import CRSError
 
-__all__ = ["DEFAULT_CRS", "resolve_crs", "check_projected", "to_twin_crs", "transformer"]
+__all__ = ["DEFAULT_CRS", "AREA_MARGIN_DEG", "resolve_crs", "check_projected", "to_twin_crs", "transformer",
+           "check_area_of_use", "check_in_twin_area", "in_area_of_use"]
 
 DEFAULT_CRS = "EPSG:4544"
 _HINT = "name one, e.g. crs='EPSG:4490' (CGCS2000), 'EPSG:4326' (WGS 84) or 'EPSG:32648' (UTM 48N)"
@@ -75,3 +76,128 @@ def transformer(src: Any, dst: Any):
     from pyproj import Transformer
 
     return Transformer.from_crs(resolve_crs(src), resolve_crs(dst), always_xy=True)
+
+
+#: how far (degrees) data may reach beyond its CRS's area of use before it is refused, as in
+#: bim_import.georef: a dataset may run a little past a zone's edge
+AREA_MARGIN_DEG = 3.0
+
+
+def fmt_box(b) -> str:
+    """Bounds as ``(xmin, ymin, xmax, ymax)`` with up to 10 significant digits."""
+    return "(" + ", ".join(f"{float(v):.10g}" for v in b) + ")"
+
+
+def lonlat_box(bounds, crs):
+    """Bounds in lon/lat (the bounds themselves for a geographic CRS); None where they do not transform."""
+    import numpy as np
+
+    if crs.is_geographic:
+        return tuple(float(v) for v in bounds)
+    try:
+        box = transformer(crs, "EPSG:4326").transform_bounds(*bounds, densify_pts=21)
+    except Exception:  # noqa: BLE001 - pyproj refuses points outside its domain in several ways
+        return None
+    return tuple(box) if np.all(np.isfinite(box)) else None
+
+
+def meets_area(box, aou):
+    """Whether a lon/lat box meets a CRS's area of use grown by the margin (an area may cross 180 degrees).
+
+    ``box`` may also be four arrays (one box a row, as ``shapely.bounds(...).T``): an array of booleans then.
+    """
+    w, s, e, n = aou.bounds
+    m = AREA_MARGIN_DEG
+    lon_ok = (box[2] >= w - m) & (box[0] <= e + m) if w <= e else (box[2] >= w - m) | (box[0] <= e + m)
+    return lon_ok & (box[3] >= s - m) & (box[1] <= n + m)
+
+
+def area_text(crs) -> str:
+    """``"China - 103.5°E to 106.5°E: lon 103.5..106.5, lat 21.5..42.5"``: a CRS's area of use, for messages."""
+    aou = crs.area_of_use
+    w, s, e, n = aou.bounds
+    return f"{aou.name}: lon {w}..{e}, lat {s}..{n}"
+
+
+def in_area_of_use(bounds, crs):
+    """For each box (a row ``(xmin, ymin, xmax, ymax)`` in ``crs``): whether it meets the area where ``crs`` is
+    defined (its area of use, grown by :data:`AREA_MARGIN_DEG`), the test :func:`check_area_of_use` makes of an
+    import. Boxes that do not transform to lon/lat are outside; all are inside when ``crs`` declares no area
+    (a custom CRS) and where a box is not finite (nothing to compare: other checks refuse those).
+
+    Examples
+    --------
+    >>> chengdu, lonlat = [409907.0, 3393657.0] * 2, [104.06, 30.66] * 2  # the same place, in metres and degrees
+    >>> in_area_of_use([chengdu, lonlat], resolve_crs("EPSG:4544")).tolist()
+    [True, False]
+    """
+    import numpy as np
+
+    b = np.asarray(bounds, dtype="float64").reshape(-1, 4)
+    crs = resolve_crs(crs)
+    aou = crs.area_of_use
+    finite = np.isfinite(b).all(axis=1)
+    out = np.ones(len(b), dtype=bool)
+    if aou is None or not finite.any():
+        return out
+    f = b[finite]
+    if crs.is_geographic:
+        box = f.T
+    else:  # the corners and edge midpoints of each box, in lon/lat (one vectorised call for every box)
+        xs = np.stack([f[:, 0], f[:, 2], f[:, 2], f[:, 0], (f[:, 0] + f[:, 2]) / 2, f[:, 2], (f[:, 0] + f[:, 2]) / 2,
+                       f[:, 0]], axis=1)
+        ys = np.stack([f[:, 1], f[:, 1], f[:, 3], f[:, 3], f[:, 1], (f[:, 1] + f[:, 3]) / 2, f[:, 3],
+                       (f[:, 1] + f[:, 3]) / 2], axis=1)
+        try:
+            lon, lat = transformer(crs, "EPSG:4326").transform(xs, ys, errcheck=False)
+        except Exception:  # noqa: BLE001 - pyproj refuses points outside its domain in several ways
+            out[finite] = False
+            return out
+        lon, lat = np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
+        with np.errstate(invalid="ignore"):
+            box = np.stack([lon.min(axis=1), lat.min(axis=1), lon.max(axis=1), lat.max(axis=1)])
+        ok = np.isfinite(box).all(axis=0)
+        box = np.where(ok, box, 0.0)
+        out[finite] = ok & meets_area(box, aou)
+        return out
+    out[finite] = meets_area(box, aou)
+    return out
+
+
+def check_area_of_use(bounds, crs) -> None:
+    """Refuse data whose bounds lie clearly outside the area where ``crs`` is defined (its area of use,
+    grown by a margin): the coordinates do not belong to that CRS, so the CRS given or in the file is wrong."""
+    import numpy as np
+
+    aou = crs.area_of_use
+    if aou is None or not np.all(np.isfinite(bounds)):
+        return  # no declared area (a custom CRS), or no coordinates: nothing to compare
+    box = lonlat_box(bounds, crs)
+    if box is not None and meets_area(box, aou):
+        return
+    lonlat = f" (lon/lat {fmt_box(box)})" if box is not None and not crs.is_geographic else ""
+    raise CRSError(
+        f"the data's bounds {fmt_box(bounds)}{lonlat} lie outside the area of its CRS {crs.to_string()} "
+        f"({area_text(crs)}), so the coordinates are not in that CRS. Check --crs (crs=...) "
+        "or the file's .prj; e.g. coordinates in metres need a projected CRS such as EPSG:4544 or EPSG:32648, "
+        "not a lon/lat one such as EPSG:4490"
+    )
+
+
+def check_in_twin_area(bounds, src_crs, twin_crs) -> None:
+    """Refuse data valid in its own CRS but outside the area the twin's CRS covers (with the same margin):
+    e.g. British National Grid data given to a Chengdu twin would land ~9,000 km away, distorted."""
+    import numpy as np
+
+    aou = twin_crs.area_of_use if twin_crs is not None else None
+    box = lonlat_box(bounds, src_crs) if np.all(np.isfinite(bounds)) else None
+    if aou is None or box is None or not (abs(box[0]) <= 180 and abs(box[2]) <= 180 and abs(box[1]) <= 90
+                                             and abs(box[3]) <= 90):
+        return  # not lon/lat at all: the finite-coordinates check says why
+    if meets_area(box, aou):
+        return
+    raise CRSError(
+        f"the data lies at lon/lat {fmt_box(box)} (read in its CRS {src_crs.to_string()}), outside the area the "
+        f"twin's CRS {twin_crs.to_string()} covers ({area_text(twin_crs)}); it is not data of "
+        "this city. Check the file, or its CRS (--crs / crs= or the file's .prj)"
+    )

@@ -19,12 +19,14 @@ Examples
 >>> import tempfile, os, geopandas as gpd, shapely
 >>> from cim.store import open_store
 >>> store = open_store(os.path.join(tempfile.mkdtemp(), "s.gpkg"), create=True, crs="EPSG:4544")
->>> pois = gpd.GeoDataFrame({"poi_id": ["a"], "kind": ["shelter"]}, geometry=[shapely.Point(0, 0)], crs="EPSG:4544")
+>>> # metres in EPSG:4544 (CGCS2000 GK CM105E): central Chengdu; edits outside the CRS's area are refused
+>>> pois = gpd.GeoDataFrame({"poi_id": ["a"], "kind": ["shelter"]}, geometry=[shapely.Point(409907, 3393657)],
+...                         crs="EPSG:4544")
 >>> _ = store.write_layer("pois", pois)
 >>> scenarios = Scenarios(store)
 >>> s = scenarios.create("new_shelter", "one more shelter")
 >>> s.add_features("pois", gpd.GeoDataFrame({"poi_id": ["b"], "kind": ["shelter"]},
-...                                          geometry=[shapely.Point(5, 5)], crs="EPSG:4544"))
+...                                          geometry=[shapely.Point(410200, 3393900)], crs="EPSG:4544"))
 >>> sorted(s.layer("pois")["poi_id"]), sorted(store.read_layer("pois")["poi_id"])
 (['a', 'b'], ['a'])
 >>> store.close()
@@ -77,14 +79,21 @@ def _looks_like_lonlat(bounds) -> bool:
     return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
 
 
-def _lonlat_hint(bounds, crs, polygon: bool) -> str:
-    """``"; ... look like longitude/latitude: transform ..."`` when ``bounds`` look like degrees, else ``""``."""
+def _lonlat_hint(bounds, crs, polygon: bool, *, features: bool = False) -> str:
+    """``"; ... look like longitude/latitude: transform ..."`` when ``bounds`` look like degrees, else ``""``.
+
+    ``features``: the bounds are of a GeoDataFrame's geometries (an edit's features), not of a polygon or bounds.
+    """
     if not _looks_like_lonlat(bounds):
         return ""
-    how = (f"shapely.ops.transform(pyproj.Transformer.from_crs('EPSG:4326', {crs!r}, always_xy=True).transform, "
-           "polygon)" if polygon else
-           f"pyproj.Transformer.from_crs('EPSG:4326', {crs!r}, always_xy=True).transform_bounds(*bounds)")
-    what = "the polygon's coordinates" if polygon else "bounds"
+    if features:
+        how = f"gdf.set_crs('EPSG:4326', allow_override=True).to_crs({crs!r})"
+        what = "the features' coordinates"
+    else:
+        how = (f"shapely.ops.transform(pyproj.Transformer.from_crs('EPSG:4326', {crs!r}, always_xy=True).transform, "
+               "polygon)" if polygon else
+               f"pyproj.Transformer.from_crs('EPSG:4326', {crs!r}, always_xy=True).transform_bounds(*bounds)")
+        what = "the polygon's coordinates" if polygon else "bounds"
     return (f"; {what} are read in the twin's CRS {crs} (metres), and these look like longitude/latitude: "
             f"transform them first, e.g. {how}")
 
@@ -230,7 +239,9 @@ class Scenarios:
         refused (the error says how to reuse or replace it), unless:
 
         - ``exist_ok=True``: the existing scenario is returned as it is (its description and parent are
-          kept) and what you record through it *adds* to its edits. A notebook cell that creates a scenario
+          kept: a ``description`` or ``parent`` given that differs from them draws a
+          :class:`~twin_core.errors.TwinWarning` naming both; left at their defaults, none) and what you
+          record through it *adds* to its edits. A notebook cell that creates a scenario
           and raises the ground with ``patch_raster(..., delta=2.0)``, run twice, raises it by 4 m: when the
           scenario has edits already a :class:`~twin_core.errors.TwinWarning` says so, unless
           ``warn_if_edited=False`` (the ``twin`` command's edit commands add to a scenario "created if
@@ -273,9 +284,19 @@ class Scenarios:
                     f"{': ' + summary if summary else ''}); pick another name, or delete it first. In Python, "
                     f"create({name!r}, exist_ok=True) returns it to add edits to, and create({name!r}, ..., "
                     "replace=True) deletes it (its edits and stored results) and makes it anew")
-            if n_edits and warn_if_edited:
-                from twin_core.errors import TwinWarning, twin_warn
+            from twin_core.errors import TwinWarning, twin_warn
 
+            kept = meta[name]
+            differ = [(what, given, kept.get(what, default)) for what, given, default in
+                      (("description", description, ""), ("parent", parent, BASE))
+                      if given != default and given != kept.get(what, default)]
+            if differ:  # a description or parent given on purpose would be dropped without a word
+                twin_warn(f"scenario {name!r} exists already and exist_ok=True returns it as it is: "
+                          + "; ".join(f"its {what} {old!r} is kept, not the {what} {new!r} given here"
+                                      for what, new, old in differ)
+                          + ". To start afresh with these, create it with replace=True (deletes its edits and "
+                          "results); or pick another name", TwinWarning)
+            if n_edits and warn_if_edited:
                 twin_warn(f"scenario {name!r} exists already with {_plural(n_edits, 'edit')} ({summary}); "
                           "exist_ok=True reuses it, so the edits you record now add to those: a cell that "
                           "raises the ground by 2 m, run twice, raises it by 4 m. To start afresh create it with "
@@ -644,6 +665,7 @@ class Scenario:
         info = self.store.layer_info(layer)
         gdf = _typed(layer, gdf, idf, info["columns"], gdf.geometry.name)
         _check_geometries(layer, gdf, idf, info.get("geometry_type"), required=True)
+        _check_in_area(layer, gdf, idf, self.store.crs)
         existing = set(self.layer(layer)[idf].astype(str))
         dup = sorted(set(gdf[idf].astype(str)) & existing)
         if dup:
@@ -693,6 +715,7 @@ class Scenario:
         if has_geom:
             self.store._check_crs(changes, layer)
             _check_geometries(layer, changes, idf, info.get("geometry_type"), required=False)
+            _check_in_area(layer, changes, idf, self.store.crs)
         wkb = shapely.to_wkb(changes.geometry.values, hex=True) if has_geom else [None] * len(changes)
         rows = [
             {"scenario": self.name, "op": "modify", "target": layer, "feature_id": str(r[idf]),
@@ -988,6 +1011,40 @@ def _check_geometries(layer: str, gdf, idf: str, geometry_type: str | None, *, r
         raise ScenarioError(f"feature {ids[k]!r} for {layer!r} has an invalid geometry: "
                             f"{shapely.is_valid_reason(geoms[k])}; redraw it so that it does not cross itself, or "
                             "repair it first (shapely.make_valid)")
+
+
+def _check_in_area(layer: str, gdf, idf: str, crs) -> None:
+    """Geometries inside the area the twin's CRS covers (its area of use, with the margin an import allows:
+    :func:`cim.crs.in_area_of_use`): lon/lat given as metres put a building at (104.06, 30.66) m, thousands of
+    kilometres from the city. Nothing to compare for a store without a CRS or a CRS without a declared area."""
+    import shapely
+
+    from cim.crs import area_text, fmt_box, in_area_of_use, resolve_crs
+
+    if crs is None:
+        return
+    twin_crs = resolve_crs(crs)
+    if twin_crs.area_of_use is None:
+        return
+    geoms = gdf.geometry.values
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not present.any():
+        return
+    bounds = shapely.bounds(geoms[present])
+    outside = ~in_area_of_use(bounds, twin_crs)
+    if not outside.any():
+        return
+    ids = [str(i) for i in gdf[idf].to_numpy()[present][outside]]
+    b = bounds[outside]
+    box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+    named = ", ".join(map(repr, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    hint = _lonlat_hint(box, crs, polygon=False, features=True)
+    todo = ("" if hint else "; give their coordinates in the twin's CRS (reproject with gdf.to_crs("
+            f"{crs!r}) from the CRS they were drawn in), or check that they belong to this city")
+    raise ScenarioError(
+        f"{_plural(len(ids), 'feature')} for {layer!r} ({named}) {'lies' if len(ids) == 1 else 'lie'} outside the area the twin's CRS {crs} covers "
+        f"({area_text(twin_crs)}): their bounds are {fmt_box(box)}{hint}{todo}. Nothing was recorded"
+    )
 
 
 def _cast_like(series: pd.Series, value: str):

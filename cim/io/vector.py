@@ -24,7 +24,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from cim.crs import resolve_crs, to_twin_crs, transformer
+from cim.crs import (AREA_MARGIN_DEG, check_area_of_use, check_in_twin_area, fmt_box, lonlat_box, meets_area,
+                     resolve_crs, to_twin_crs)
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
 from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning, twin_warn
 
@@ -269,71 +270,15 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
         return store.write_layer(target, gdf, mode=mode)
 
 
-#: how far (degrees) data may reach beyond its CRS's area of use before it is refused, as in
-#: bim_import.georef: a dataset may run a little past a zone's edge
-_AREA_MARGIN_DEG = 3.0
+# the area checks live in cim.crs (scenario edits make them too); these names stay for cim.io.raster / sumo
+_AREA_MARGIN_DEG = AREA_MARGIN_DEG
+_fmt_box = fmt_box
+_lonlat_box = lonlat_box
+_meets_area = meets_area
+_check_area_of_use = check_area_of_use
+_check_in_twin_area = check_in_twin_area
 #: data further than this (or than the twin's extent is wide) from the extent draws a warning
 _FAR_M = 10_000.0
-
-
-def _fmt_box(b) -> str:
-    return "(" + ", ".join(f"{float(v):.10g}" for v in b) + ")"
-
-
-def _lonlat_box(bounds, crs):
-    """Bounds in lon/lat (the bounds themselves for a geographic CRS); None where they do not transform."""
-    if crs.is_geographic:
-        return tuple(float(v) for v in bounds)
-    try:
-        box = transformer(crs, "EPSG:4326").transform_bounds(*bounds, densify_pts=21)
-    except Exception:  # noqa: BLE001 - pyproj refuses points outside its domain in several ways
-        return None
-    return tuple(box) if np.all(np.isfinite(box)) else None
-
-
-def _meets_area(box, aou) -> bool:
-    """Whether a lon/lat box meets a CRS's area of use grown by the margin (an area may cross 180 degrees)."""
-    w, s, e, n = aou.bounds
-    m = _AREA_MARGIN_DEG
-    lon_ok = (box[2] >= w - m and box[0] <= e + m) if w <= e else (box[2] >= w - m or box[0] <= e + m)
-    return lon_ok and box[3] >= s - m and box[1] <= n + m
-
-
-def _check_area_of_use(bounds, crs) -> None:
-    """Refuse data whose bounds lie clearly outside the area where ``crs`` is defined (its area of use,
-    grown by a margin): the coordinates do not belong to that CRS, so the CRS given or in the file is wrong."""
-    aou = crs.area_of_use
-    if aou is None or not np.all(np.isfinite(bounds)):
-        return  # no declared area (a custom CRS), or no coordinates: nothing to compare
-    w, s, e, n = aou.bounds
-    box = _lonlat_box(bounds, crs)
-    if box is not None and _meets_area(box, aou):
-        return
-    lonlat = f" (lon/lat {_fmt_box(box)})" if box is not None and not crs.is_geographic else ""
-    raise CRSError(
-        f"the data's bounds {_fmt_box(bounds)}{lonlat} lie outside the area of its CRS {crs.to_string()} "
-        f"({aou.name}: lon {w}..{e}, lat {s}..{n}), so the coordinates are not in that CRS. Check --crs (crs=...) "
-        "or the file's .prj; e.g. coordinates in metres need a projected CRS such as EPSG:4544 or EPSG:32648, "
-        "not a lon/lat one such as EPSG:4490"
-    )
-
-
-def _check_in_twin_area(bounds, src_crs, twin_crs) -> None:
-    """Refuse data valid in its own CRS but outside the area the twin's CRS covers (with the same margin):
-    e.g. British National Grid data given to a Chengdu twin would land ~9,000 km away, distorted."""
-    aou = twin_crs.area_of_use if twin_crs is not None else None
-    box = _lonlat_box(bounds, src_crs) if np.all(np.isfinite(bounds)) else None
-    if aou is None or box is None or not (abs(box[0]) <= 180 and abs(box[2]) <= 180 and abs(box[1]) <= 90
-                                             and abs(box[3]) <= 90):
-        return  # not lon/lat at all: the finite-coordinates check says why
-    if _meets_area(box, aou):
-        return
-    w, s, e, n = aou.bounds
-    raise CRSError(
-        f"the data lies at lon/lat {_fmt_box(box)} (read in its CRS {src_crs.to_string()}), outside the area the "
-        f"twin's CRS {twin_crs.to_string()} covers ({aou.name}: lon {w}..{e}, lat {s}..{n}); it is not data of "
-        "this city. Check the file, or its CRS (--crs / crs= or the file's .prj)"
-    )
 
 
 def _check_finite(gdf, src_crs) -> None:

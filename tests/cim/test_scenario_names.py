@@ -92,8 +92,10 @@ def test_a_chinese_scenario_on_both_stores(twin):
     assert twin.layer("buildings", scenario="暴雨50年")["height_m"][0] == 42.0
     assert twin.scenario("暴雨50年").params() == {"storm_return_period_a": 50}
     child = twin.scenarios.create("二环路封闭", parent="暴雨50年")
+    x, y = b.geometry.iloc[0].centroid.coords[0]  # in the city: edits outside the CRS's area are refused
     child.add_features("buildings", gpd.GeoDataFrame(
-        {"building_id": ["新楼"], "height_m": [9.0]}, geometry=[shapely.box(0, 0, 1, 1)], crs=twin.crs))
+        {"building_id": ["新楼"], "height_m": [9.0]}, geometry=[shapely.box(x + 500, y, x + 501, y + 1)],
+        crs=twin.crs))
     assert "新楼" in set(twin.layer("buildings", scenario="二环路封闭")["building_id"])
     assert twin.layer("buildings", scenario="二环路封闭")["height_m"][0] == 42.0  # the parent's edit
     assert set(twin.scenarios.diff("暴雨50年", "二环路封闭")["change"]) == {"added"}

@@ -87,8 +87,15 @@ def list_scenarios(state=Depends(get_state)) -> list[dict]:
 
 @router.post("", status_code=201, summary="Create a scenario", dependencies=[Depends(require("scenarios"))])
 def create_scenario(body: ScenarioIn, state=Depends(get_state)) -> dict:
-    with state.lock:
-        s = state.twin.scenarios.create(body.name, body.description, parent=body.parent)
+    with state.lock:  # checked and created together: no other request makes the name in between
+        scenarios = state.twin.scenarios
+        if body.name in scenarios:
+            # the store's refusal tells a notebook user about create(..., exist_ok=True / replace=True);
+            # a map user can only pick another name or delete the scenario
+            n = int(scenarios.get(body.name).edits()["created"].nunique())  # edits as undo takes them back
+            raise HTTPException(400, f"a scenario {body.name!r} exists already ({n} edit{'' if n == 1 else 's'}); "
+                                     "pick another name or delete it first")
+        s = scenarios.create(body.name, body.description, parent=body.parent)
     return {"name": s.name, "description": body.description, "parent": body.parent}  # the names in NFC
 
 
