@@ -269,8 +269,14 @@ FEATURE_CLASSES: dict[str, FeatureClass] = {
                 F("alarm_threshold", "float64", description="value at which an alarm is raised (sensor unit)"),
                 F("name", "str"),
                 F("target_id", "str", description="feature observed (a road link, a river reach)"),
+                F("min_value", "float64",
+                  description="lowest plausible reading (sensor unit): a reading below it is refused, not stored; "
+                              "empty: the default of the sensor's kind (cim.sensors.READING_RANGES)"),
+                F("max_value", "float64",
+                  description="highest plausible reading (sensor unit): a reading above it is refused, not stored; "
+                              "empty: the default of the sensor's kind (cim.sensors.READING_RANGES)"),
             ),
-            "Sensors and their thresholds.",
+            "Sensors, their thresholds and the range of readings they can plausibly give.",
             id_field="sensor_id",
         ),
         FeatureClass(

@@ -4,7 +4,11 @@ Readings live in the table ``sensor_readings`` (``sensor_id`` text, ``time`` tex
 per reading, appended by :func:`append_readings`, which both ways in use (the map server's
 ``POST /api/sensors/readings`` and ``twin sensors listen`` on MQTT). A reading must name a sensor of the
 twin's ``sensors`` layer, carry its instant as ISO-8601 text *with* an offset (``+08:00`` or ``Z``) or as a
-tz-aware datetime, no more than :data:`MAX_AHEAD` ahead of the clock, and a finite number. A batch is
+tz-aware datetime, no more than :data:`MAX_AHEAD` ahead of the clock nor :data:`MAX_AGE` behind it (older readings
+are loaded on purpose with ``append_readings(..., oldest=...)``), and a finite number within the sensor's
+plausible range: its ``min_value`` and ``max_value`` in the ``sensors`` layer, else its kind's default in
+:data:`READING_RANGES` (a rain gauge 0 to 500 mm/h). A reading outside is refused with the reason, never clipped.
+A batch is
 checked whole and stored whole, in one transaction, or refused whole (:class:`~twin_core.errors.ReadingError`
 lists the bad rows): nothing is half-written, and a sender can send it again once fixed. Times are
 stored as UTC ISO-8601 text (``2026-07-01T00:00:00+00:00``), which sorts as the instants do, and the table
@@ -30,8 +34,10 @@ Examples
 ...     {"sensor_id": ["RG01"], "warn_threshold": [20.0], "alarm_threshold": [50.0]},
 ...     geometry=[Point(409600, 3391000)], crs="EPSG:4544"))
 1
+>>> from datetime import datetime, timezone
+>>> now = datetime(2026, 7, 1, 1, tzinfo=timezone.utc)  # the clock the checks read (default: now)
 >>> append_readings(store, [{"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": 12.5},
-...                         {"sensor_id": "RG01", "time": "2026-07-01T08:05:00+08:00", "value": 55.0}])
+...                         {"sensor_id": "RG01", "time": "2026-07-01T08:05:00+08:00", "value": 55.0}], now=now)
 2
 >>> store.read_table("sensor_readings")["time"].tolist()
 ['2026-07-01T00:00:00+00:00', '2026-07-01T00:05:00+00:00']
@@ -40,7 +46,7 @@ Examples
 (55.0, '2026-07-01T00:05:00+00:00')
 >>> [(a["sensor_id"], a["status"], a["threshold"], a["since"]) for a in cache.alerts()]
 [('RG01', 'alarm', 50.0, '2026-07-01T00:05:00+00:00')]
->>> append_readings(store, [{"sensor_id": "RG01", "time": "2026-07-01T08:10:00", "value": 1.0}])
+>>> append_readings(store, [{"sensor_id": "RG01", "time": "2026-07-01T08:10:00", "value": 1.0}], now=now)
 Traceback (most recent call last):
 ...
 twin_core.errors.ReadingError: refused 1 of 1 readings, nothing stored: row 0: time '2026-07-01T08:10:00' has no offset: add +08:00 (Beijing time) or Z (UTC), e.g. '2026-07-01T08:10:00+08:00'
@@ -51,6 +57,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
@@ -59,7 +66,8 @@ import pandas as pd
 
 from twin_core.errors import ReadingError, TwinWarning, twin_warn
 
-__all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_REPORTED", "append_readings", "check_readings",
+__all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_AGE", "READING_RANGES", "ReadingRange",
+           "reading_ranges", "DuplicateKeyError", "unique_keys", "MAX_REPORTED", "append_readings", "check_readings",
            "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states", "INDEX",
            "has_readings_index", "append_rejects", "read_rejects", "read_readings", "FEEDS", "FEED_STATES",
            "write_feed_status", "read_feeds"]
@@ -70,6 +78,10 @@ REJECTS = "sensor_rejects"
 SENSORS = "sensors"
 #: how far ahead of the clock a reading's time may be (clocks drift; more is a wrong clock or offset)
 MAX_AHEAD = timedelta(minutes=5)
+#: how far behind the clock a reading's time may be: an older one is taken for a wrong clock or date (a logger
+#: reset to 1970, a year typed wrong) and refused, unless the caller loads old readings on purpose
+#: (``append_readings(..., oldest=...)``; HTTP and MQTT keep this limit)
+MAX_AGE = timedelta(days=365)
 #: how many bad readings an error message names
 MAX_REPORTED = 5
 COLUMNS = ("sensor_id", "time", "value")
@@ -79,6 +91,144 @@ _EARLIEST = datetime(1678, 1, 1, tzinfo=timezone.utc)  # pandas keeps instants f
 _NAT = np.iinfo(np.int64).min  # the int64 of NaT: the smallest key, so it loses to any real time
 _MAX_ID = 200
 _MAX_TIME = 64
+
+
+
+
+# ---------------------------------------------------------------------------------------------- plausible ranges
+@dataclass(frozen=True)
+class ReadingRange:
+    """The readings a kind of sensor can plausibly give: ``unit`` (the default applies only to a sensor in that
+    unit; None: any unit), ``minimum`` and ``maximum`` (inclusive; None: no bound on that side) and ``source``
+    (why: the physical fact or record behind the bounds, quoted when a reading is refused)."""
+
+    unit: str | None
+    minimum: float | None
+    maximum: float | None
+    source: str
+
+
+#: The default plausible range of a reading per sensor kind, for a sensor whose row in the ``sensors`` layer
+#: leaves ``min_value`` / ``max_value`` empty (each bound separately) and whose ``unit`` is the one here. Wide
+#: enough for any real sensor of the kind, so that only a unit mix-up, a placeholder (-9999, 1e308) or a broken
+#: sensor falls outside; a sensor that can truly read more gives its own bounds in the layer. Kinds not here
+#: (``camera``, ``other``) and sensors in another unit get no default.
+READING_RANGES: dict[str, ReadingRange] = {
+    "rain_gauge": ReadingRange(
+        "mm/h", 0.0, 500.0,
+        "rain is not negative, and 500 mm/h is about 2.5 times the Chinese record hourly rainfall, 201.9 mm in the "
+        "hour to 17:00 at Zhengzhou on 2021-07-20 (China Meteorological Administration); a gauge that reports "
+        "1-minute intensities can read more (world 1-minute record: 38 mm, about 2,300 mm/h, Barot, Guadeloupe, "
+        "1970, WMO) and needs its own max_value"),
+    "river_level": ReadingRange(
+        "m", -500.0, 9000.0,
+        "a water level, whether a stage or an elevation, lies between the Dead Sea shore (-430 m) and Everest "
+        "(8,849 m); give the gauge its own range (e.g. from its bed to above its bank) to catch more"),
+    "traffic_counter": ReadingRange(
+        "veh/h", 0.0, 10000.0,
+        "a count is not negative, and one lane carries at most about 2,200 to 2,400 veh/h (JTG B01-2014; "
+        "Highway Capacity Manual 2010, basic freeway segment), so 10,000 veh/h is a group of four lanes at "
+        "capacity; a counter over more lanes needs its own max_value"),
+    "air_quality": ReadingRange(None, 0.0, None, "a concentration or an air-quality index is not negative"),
+    "crowd_counter": ReadingRange(None, 0.0, None, "a count of people is not negative"),
+}
+
+
+def _bound(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def reading_ranges(sensors: pd.DataFrame) -> dict[str, tuple]:
+    """Each sensor's plausible readings: ``{sensor_id: (minimum, maximum, unit, why_min, why_max)}``, a bound
+    None where there is none.
+
+    A bound is the sensor's own (``min_value``, ``max_value`` of ``sensors``) where it gives one, else the
+    default of its ``kind`` in :data:`READING_RANGES` if its ``unit`` is the default's. ``why_*`` says where
+    the bound comes from, for the refusal message.
+
+    Examples
+    --------
+    >>> ranges = reading_ranges(pd.DataFrame({"sensor_id": ["RG01", "RL01"], "kind": ["rain_gauge", "river_level"],
+    ...                                       "unit": ["mm/h", "m"], "min_value": [None, 0.0],
+    ...                                       "max_value": [None, 12.0]}))
+    >>> ranges["RG01"][:2], ranges["RL01"][:2]
+    ((0.0, 500.0), (0.0, 12.0))
+    """
+    n = len(sensors)
+    col = lambda c: sensors[c].tolist() if c in sensors.columns else [None] * n  # noqa: E731
+    out = {}
+    for sid, kind, unit, lo, hi in zip(sensors["sensor_id"].astype(str), col("kind"), col("unit"),
+                                       col("min_value"), col("max_value")):
+        unit = None if unit is None or (isinstance(unit, float) and unit != unit) else str(unit)
+        default = READING_RANGES.get(str(kind)) if isinstance(kind, str) else None
+        if default is not None and default.unit is not None and (unit or "").strip().lower() != default.unit:
+            default = None  # e.g. a rain gauge that reports mm per 5 min: the mm/h bounds do not apply
+        bounds = []
+        for own, side, dflt in ((lo, "min_value", None if default is None else default.minimum),
+                                (hi, "max_value", None if default is None else default.maximum)):
+            own = _bound(own)
+            if own is not None:
+                bounds.append((own, f"{sid}'s {side} in the '{SENSORS}' layer"))
+            elif dflt is not None:
+                bounds.append((dflt, f"the default for a {kind} ({default.source}); if {sid} can truly read that, "
+                                     f"set its {side} in the '{SENSORS}' layer"))
+            else:
+                bounds.append((None, ""))
+        if bounds[0][0] is not None or bounds[1][0] is not None:
+            out[sid] = (bounds[0][0], bounds[1][0], unit, bounds[0][1], bounds[1][1])
+    return out
+
+
+def _check_range(sid: str, v: float, ranges: Mapping[str, tuple]) -> str | None:
+    """Why ``v`` is not a plausible reading of ``sid``, or None."""
+    r = ranges.get(sid)
+    if r is None:
+        return None
+    lo, hi, unit, why_lo, why_hi = r
+    u = f" {unit}" if unit else ""
+    if lo is not None and hi is not None and lo > hi:
+        return (f"{sid}'s plausible range is empty (min_value {lo:g} is above max_value {hi:g}): fix the sensor's "
+                f"row in the '{SENSORS}' layer")
+    if lo is not None and v < lo:
+        return (f"value {v:g}{u} is below {lo:g}{u}, the lowest plausible reading of {sid} ({why_lo}): check the "
+                "sensor, its unit and its sign")
+    if hi is not None and v > hi:
+        return (f"value {v:g}{u} is above {hi:g}{u}, the highest plausible reading of {sid} ({why_hi}): check the "
+                "sensor and its unit")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice: ``json`` would keep the last silently, so it is refused."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears more than once in one JSON object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """``object_pairs_hook`` for :func:`json.loads` that refuses an object with a duplicate key
+    (:class:`DuplicateKeyError`), used by both ways readings come in (HTTP and MQTT).
+
+    Examples
+    --------
+    >>> import json
+    >>> json.loads('{"value": 1, "value": 2}', object_pairs_hook=unique_keys)
+    Traceback (most recent call last):
+    ...
+    cim.sensors.DuplicateKeyError: the key 'value' appears more than once in one JSON object
+    """
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise DuplicateKeyError(k)
+        out[k] = v
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- status
@@ -101,17 +251,30 @@ def sensor_status(value, warn, alarm) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- checking
+_NUMBERS = ("warn_threshold", "alarm_threshold", "min_value", "max_value")
+_TEXTS = ("kind", "unit")
+
+
 def known_sensors(store) -> pd.DataFrame:
-    """``sensor_id``, ``warn_threshold`` and ``alarm_threshold`` of the sensors in the twin's ``sensors``
-    layer (the base city; an empty frame when there is no such layer), thresholds as floats (NaN: none)."""
+    """``sensor_id``, ``warn_threshold``, ``alarm_threshold``, ``kind``, ``unit``, ``min_value`` and
+    ``max_value`` of the sensors in the twin's ``sensors`` layer (the base city; an empty frame when there is no
+    such layer), numbers as floats (NaN: none), texts None where missing (:func:`reading_ranges` reads the last
+    four)."""
     have = store.read_layer(SENSORS, limit=0).columns if store.has_layer(SENSORS) else []
     if "sensor_id" not in have:
-        return pd.DataFrame({"sensor_id": pd.Series([], dtype=object), "warn_threshold": pd.Series([], dtype=float),
-                             "alarm_threshold": pd.Series([], dtype=float)})
-    cols = [c for c in ("sensor_id", "warn_threshold", "alarm_threshold") if c in have]
+        return pd.DataFrame({"sensor_id": pd.Series([], dtype=object),
+                             **{c: pd.Series([], dtype=float) for c in _NUMBERS[:2]},
+                             **{c: pd.Series([], dtype=object) for c in _TEXTS},
+                             **{c: pd.Series([], dtype=float) for c in _NUMBERS[2:]}})
+    cols = [c for c in ("sensor_id",) + _NUMBERS + _TEXTS if c in have]
     layer = store.read_layer(SENSORS, columns=cols)
     out = pd.DataFrame({"sensor_id": layer["sensor_id"].astype(str).to_numpy()})
-    for c in ("warn_threshold", "alarm_threshold"):
+    for c in _NUMBERS[:2]:
+        out[c] = pd.to_numeric(layer[c], errors="coerce").astype(float).to_numpy() if c in layer else np.nan
+    for c in _TEXTS:
+        out[c] = (layer[c].astype(object).where(layer[c].notna(), None).to_numpy() if c in layer
+                  else pd.Series(None, index=out.index, dtype=object))
+    for c in _NUMBERS[2:]:
         out[c] = pd.to_numeric(layer[c], errors="coerce").astype(float).to_numpy() if c in layer else np.nan
     return out
 
@@ -124,8 +287,11 @@ def _sensor_ids(sensors) -> set[str]:
     return {str(s) for s in sensors}
 
 
-def _check_time(v: Any, now: datetime) -> tuple[str | pd.Timestamp | None, str | None]:
-    """(the instant as UTC ISO-8601 text, None) or (None, why it is refused)."""
+def _check_time(v: Any, now: datetime, oldest: datetime | None = None, *, backfill: bool = False
+                ) -> tuple[str | pd.Timestamp | None, str | None]:
+    """(the instant as UTC ISO-8601 text, None) or (None, why it is refused): with an offset, not before
+    ``oldest`` (UTC; None: any time from 1678) nor :data:`MAX_AHEAD` after ``now``. ``backfill``: ``oldest`` is
+    the caller's (``append_readings(oldest=...)``), not :data:`MAX_AGE` before ``now`` (says the message)."""
     example = "2026-07-01T08:00:00+08:00"
     if v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and v != v):
         return None, f"time is missing: give an ISO-8601 instant with an offset, e.g. '{example}'"
@@ -156,6 +322,14 @@ def _check_time(v: Any, now: datetime) -> tuple[str | pd.Timestamp | None, str |
         return None, f"time {shown} is out of range"
     if utc < _EARLIEST:
         return None, f"time {shown} is before 1678, earlier than the twin can keep; check the sender's clock"
+    if oldest is not None and utc < oldest and not backfill:
+        return None, (f"time {shown} is {_span(now - utc)} before the clock (now {now.isoformat(timespec='seconds')}); "
+                      f"readings more than {_span(MAX_AGE)} old are refused as a wrong clock or date: check the "
+                      "sender's clock, or, to load old readings on purpose, call cim.sensors.append_readings(store, "
+                      "readings, oldest=<the earliest time to accept>)")
+    if oldest is not None and utc < oldest:
+        return None, (f"time {shown} is before {oldest.isoformat()}, the oldest this backfill accepts "
+                      "(append_readings(..., oldest=...)): pass an earlier oldest to load it")
     if utc > now + MAX_AHEAD:
         ahead = utc - now
         return None, (f"time {shown} is {_span(ahead)} ahead of the clock (now {now.isoformat(timespec='seconds')}); "
@@ -168,6 +342,8 @@ def _check_time(v: Any, now: datetime) -> tuple[str | pd.Timestamp | None, str |
 
 def _span(d: timedelta) -> str:
     s = d.total_seconds()
+    if s >= 2 * 365.25 * 86400:
+        return f"{s / (365.25 * 86400):.0f} years"
     if s >= 2 * 86400:
         return f"{s / 86400:.1f} days"
     if s >= 2 * 3600:
@@ -239,7 +415,8 @@ def _rows(readings) -> tuple[list, list, list, dict[int, str], int]:
     return ids, times, values, bad, len(rows)
 
 
-def check_readings(readings, sensors, *, now: datetime | None = None) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+def check_readings(readings, sensors, *, now: datetime | None = None, oldest: datetime | None = None
+                   ) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
     """Check every reading: the good ones as a frame ready to store, and ``(index, reason)`` of the bad ones.
 
     Parameters
@@ -247,9 +424,13 @@ def check_readings(readings, sensors, *, now: datetime | None = None) -> tuple[p
     readings : DataFrame or list of dicts
         ``sensor_id``, ``time`` and ``value`` per reading.
     sensors : iterable of ids, or a DataFrame with ``sensor_id``
-        The sensors readings may name (:func:`known_sensors`).
+        The sensors readings may name. A DataFrame (:func:`known_sensors`) also gives each sensor's plausible
+        range (:func:`reading_ranges`: ``kind``, ``unit``, ``min_value``, ``max_value``); plain ids check none.
     now : datetime, optional
-        The clock the future check reads (default: now, UTC).
+        The clock the future and age checks read (default: now, UTC).
+    oldest : datetime, optional
+        The earliest time accepted (tz-aware), for loading old readings on purpose; default: :data:`MAX_AGE`
+        before ``now``.
 
     Returns
     -------
@@ -260,7 +441,10 @@ def check_readings(readings, sensors, *, now: datetime | None = None) -> tuple[p
         Position and reason of each bad reading, in order.
     """
     now = datetime.now(timezone.utc) if now is None else now.astimezone(timezone.utc)
+    backfill = oldest is not None
+    oldest = _oldest(oldest) if backfill else now - MAX_AGE
     known = _sensor_ids(sensors)
+    ranges = reading_ranges(sensors) if isinstance(sensors, pd.DataFrame) else {}
     ids, times, values, bad, n = _rows(readings)
     keep, out_id, out_t, out_v, problems = [], [], [], [], []
     for k in range(n):
@@ -268,9 +452,10 @@ def check_readings(readings, sensors, *, now: datetime | None = None) -> tuple[p
             problems.append((k, bad[k]))
             continue
         sid, why_id = _check_id(ids[k], known)
-        t, why_t = _check_time(times[k], now)
+        t, why_t = _check_time(times[k], now, oldest, backfill=backfill)
         v, why_v = _check_value(values[k])
-        why = [w for w in (why_id, why_t, why_v) if w]
+        why_r = _check_range(sid, v, ranges) if sid is not None and v is not None else None
+        why = [w for w in (why_id, why_t, why_v, why_r) if w]
         if why:
             problems.append((k, "; ".join(why)))
             continue
@@ -282,6 +467,20 @@ def check_readings(readings, sensors, *, now: datetime | None = None) -> tuple[p
                          "value": pd.Series(out_v, dtype="float64")})
     good.index = pd.Index(keep, dtype="int64")
     return good, problems
+
+
+def _oldest(oldest) -> datetime | None:
+    if oldest is None:
+        return None
+    if isinstance(oldest, np.datetime64):
+        oldest = pd.Timestamp(oldest)
+    if not isinstance(oldest, datetime):
+        raise TypeError(f"oldest must be a tz-aware datetime (the earliest reading to accept), got "
+                        f"{type(oldest).__name__} {oldest!r}")
+    if oldest.tzinfo is None or oldest.utcoffset() is None:
+        raise ValueError(f"oldest {oldest.isoformat()} is a naive datetime: give it a time zone, e.g. "
+                         "datetime(2020, 1, 1, tzinfo=ZoneInfo('Asia/Shanghai'))")
+    return oldest.astimezone(timezone.utc)
 
 
 def _refusal(problems: list[tuple[int, str]], n: int, known: set[str], ids: list) -> ReadingError:
@@ -297,7 +496,8 @@ def _refusal(problems: list[tuple[int, str]], n: int, known: set[str], ids: list
     return ReadingError(msg, problems, unknown, n)
 
 
-def append_readings(store, readings, *, sensors=None, now: datetime | None = None) -> int:
+def append_readings(store, readings, *, sensors=None, now: datetime | None = None,
+                    oldest: datetime | None = None) -> int:
     """Check ``readings`` and append them to :data:`READINGS` in one transaction; returns how many.
 
     Parameters
@@ -306,11 +506,16 @@ def append_readings(store, readings, *, sensors=None, now: datetime | None = Non
         The twin's store (GeoPackage or PostGIS).
     readings : DataFrame or list of dicts
         ``sensor_id`` (a sensor of the ``sensors`` layer), ``time`` (ISO-8601 text with an offset or ``Z``, or a
-        tz-aware datetime; at most :data:`MAX_AHEAD` in the future) and ``value`` (a finite number) each.
+        tz-aware datetime; at most :data:`MAX_AHEAD` in the future and :data:`MAX_AGE` in the past) and ``value``
+        (a finite number within the sensor's plausible range, :func:`reading_ranges`) each.
     sensors : iterable of ids or DataFrame, optional
-        The known sensors (default: read from the store's ``sensors`` layer).
+        The known sensors (default: read from the store's ``sensors`` layer, :func:`known_sensors`). Their
+        plausible ranges come from the frame; given plain ids, from the store's layer.
     now : datetime, optional
-        The clock the future check reads (default: now).
+        The clock the future and age checks read (default: now).
+    oldest : datetime, optional
+        Load old readings on purpose (a backfill): the earliest time accepted, tz-aware, instead of
+        :data:`MAX_AGE` before ``now``, e.g. ``oldest=datetime(2020, 1, 1, tzinfo=timezone.utc)``.
 
     Raises
     ------
@@ -323,8 +528,14 @@ def append_readings(store, readings, *, sensors=None, now: datetime | None = Non
     """
     if not isinstance(readings, (pd.DataFrame, str, bytes, Mapping)):
         readings = list(readings)  # read twice below: a generator would be empty the second time
-    known = known_sensors(store) if sensors is None else sensors
-    good, problems = check_readings(readings, known, now=now)
+    if sensors is None:
+        known = known_sensors(store)
+    elif isinstance(sensors, pd.DataFrame):
+        known = sensors
+    else:  # plain ids: the ranges of those in the layer (an id not in it is still accepted, with none)
+        known = pd.DataFrame({"sensor_id": sorted(_sensor_ids(sensors))}).merge(
+            known_sensors(store), on="sensor_id", how="left")
+    good, problems = check_readings(readings, known, now=now, oldest=oldest)
     if problems:
         ids = readings["sensor_id"].tolist() if isinstance(readings, pd.DataFrame) else [
             r.get("sensor_id") if isinstance(r, Mapping) else None for r in readings]

@@ -711,6 +711,16 @@ def _open_spot(p, tree, box, clearance):
     return shapely.Point(p)
 
 
+# the plausible readings of the sample sensors (min_value, max_value; cim.sensors refuses a reading outside):
+# a rain gauge from 0 to 500 mm/h (2.5 times the Chinese record hour, 201.9 mm at Zhengzhou on 2021-07-20);
+# a river gauge's stage above the channel bed from 0 (dry bed) to 15 m (the banks stand 2 to 4 m above the bed);
+# a traffic counter from 0 to 1.5 times its link's capacity (a link carries little more than its capacity; a
+# count of twice that is a counter that counts each vehicle twice)
+GAUGE_RANGE_MM_H = (0.0, 500.0)
+STAGE_RANGE_M = (0.0, 15.0)
+COUNT_OVER_CAPACITY = 1.5
+
+
 def _sensors(extent, river_line, box, links, rng, obstacles=()):
     import geopandas as gpd
 
@@ -722,7 +732,8 @@ def _sensors(extent, river_line, box, links, rng, obstacles=()):
     for j in range(ny):
         for i in range(nx):
             k += 1
-            rows.append((f"RG{k:02d}", "rain_gauge", "mm/h", 20.0, 50.0, f"Rain gauge {k}", None))
+            rows.append((f"RG{k:02d}", "rain_gauge", "mm/h", 20.0, 50.0, f"Rain gauge {k}", None,
+                         *GAUGE_RANGE_MM_H))
             p = (x0 + (i + 0.5) * (x1 - x0) / nx + rng.uniform(-50, 50),
                  y0 + (j + 0.5) * (y1 - y0) / ny + rng.uniform(-50, 50))
             geoms.append(_open_spot(p, tree, box, GAUGE_CLEARANCE_M))
@@ -734,7 +745,7 @@ def _sensors(extent, river_line, box, links, rng, obstacles=()):
         for s in pos:
             k += 1
             rows.append((f"RL{k:02d}", "river_level", "m", 1.8, 2.3,
-                         f"River level gauge {k} (stage above the channel bed)", "W001"))
+                         f"River level gauge {k} (stage above the channel bed)", "W001", *STAGE_RANGE_M))
             geoms.append(part.interpolate(float(s)))
     # traffic counters on the busiest-by-capacity links, at least 300 m apart
     rank = links.road_class.map({"motorway": 0, "trunk": 0, "primary": 1, "secondary": 2}).fillna(9)
@@ -752,10 +763,11 @@ def _sensors(extent, river_line, box, links, rng, obstacles=()):
         k += 1
         cap = float(row.capacity_vph)
         rows.append((f"TC{k:02d}", "traffic_counter", "veh/h", round(0.8 * cap, 1), round(0.95 * cap, 1),
-                     f"Traffic counter {k} on {row['name'] or row.link_id}", row.link_id))
+                     f"Traffic counter {k} on {row['name'] or row.link_id}", row.link_id,
+                     0.0, round(COUNT_OVER_CAPACITY * cap, 1)))
         geoms.append(mid)
     df = pd.DataFrame(rows, columns=["sensor_id", "kind", "unit", "warn_threshold", "alarm_threshold", "name",
-                                     "target_id"])
+                                     "target_id", "min_value", "max_value"])
     return gpd.GeoDataFrame(df, geometry=geoms, crs=CRS)
 
 

@@ -238,7 +238,8 @@ def decode_message(topic: str, payload: bytes, received_at: datetime, size: int 
     of 5,000 digits) is a reason, never an exception that would stop the listener.
 
     The reading is not checked here (unknown sensor, a time without an offset, a value that is not a
-    number): :func:`cim.sensors.check_readings` does that for every way in.
+    number, out of the sensor's plausible range): :func:`cim.sensors.check_readings` does that for every way
+    in. A JSON object that names a key twice is refused here (``json`` would keep the last silently).
 
     Examples
     --------
@@ -259,8 +260,13 @@ def decode_message(topic: str, payload: bytes, received_at: datetime, size: int 
     if size > MAX_PAYLOAD:
         return None, (f"the payload is {size} bytes, over the limit of {MAX_PAYLOAD}: send one reading per message, "
                       'a number or {"value": 1.2, "time": "2026-07-01T08:00:00+08:00"}')
+    from cim.sensors import DuplicateKeyError, unique_keys
+
     try:
-        data = json.loads(payload)
+        data = json.loads(payload, object_pairs_hook=unique_keys)
+    except DuplicateKeyError as exc:
+        return None, (f"the payload names the key {exc.key!r} more than once (which one holds the reading?): send "
+                      'each key once, e.g. {"value": 1.2, "time": "2026-07-01T08:00:00+08:00"}')
     except RecursionError:
         return None, 'the payload is JSON nested too deep: send a number or {"value": 1.2, "time": "..."}'
     except ValueError as exc:
@@ -647,16 +653,19 @@ class MqttFeed:
 
     # -------------------------------------------------------------------------------- storing
     def _sensors(self, stale_ok: bool = True):
+        """The sensors layer's ids, kinds, units and plausible ranges (:func:`cim.sensors.known_sensors`)."""
         from cim.sensors import known_sensors
 
         now = time.monotonic()
         if self._known is None or (not stale_ok and now - self._known_at > SENSORS_TTL_S):
-            self._known = set(known_sensors(self.store)["sensor_id"])
+            self._known = known_sensors(self.store)
             self._known_at = now
         return self._known
 
-    def _check(self, batch: list[tuple]):
-        """The readings to store and the rejects (dicts for :func:`cim.sensors.append_rejects`)."""
+    def _check(self, batch: list[tuple], now: datetime | None = None):
+        """The readings to store and the rejects (dicts for :func:`cim.sensors.append_rejects`), checked on the
+        clock ``now`` (default: now; :meth:`_flush` stores them on the same clock, so a reading that passed the
+        age check is not refused a moment later, which would hold the whole batch for ever)."""
         from cim.sensors import check_readings
 
         rejects, readings, sources = [], [], []
@@ -669,9 +678,12 @@ class MqttFeed:
             else:
                 readings.append(reading)
                 sources.append(pos)
-        good, problems = check_readings(readings, self._sensors())
-        if problems and any(why.startswith("unknown sensor") for _, why in problems):
-            good, problems = check_readings(readings, self._sensors(stale_ok=False))  # a sensor added meanwhile?
+        now = datetime.now(timezone.utc) if now is None else now
+        known = self._sensors()
+        good, problems = check_readings(readings, known, now=now)
+        # a sensor added or its range changed meanwhile? (the layer is read again at most every SENSORS_TTL_S)
+        if problems and self._sensors(stale_ok=False) is not known:
+            good, problems = check_readings(readings, self._known, now=now)
         for k, why in problems:
             topic, payload, at, *_ = batch[sources[k]]
             rejects.append((sources[k], {"topic": topic, "payload": payload, "reason": why, "received_at": at}))
@@ -685,10 +697,11 @@ class MqttFeed:
 
         if not pending:
             return True
-        good, rejects = self._check(pending)
+        now = datetime.now(timezone.utc)
+        good, rejects = self._check(pending, now)
         try:
             with self.store.transaction():
-                stored = append_readings(self.store, good, sensors=self._known) if len(good) else 0
+                stored = append_readings(self.store, good, sensors=self._known, now=now) if len(good) else 0
                 append_rejects(self.store, rejects)
         except Exception as exc:  # noqa: BLE001 - the store failed: keep the messages, say so, try again
             msg = f"could not store {len(pending)} messages ({type(exc).__name__}: {exc}); holding them to try again"

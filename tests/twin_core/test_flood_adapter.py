@@ -476,6 +476,11 @@ def test_observed_rain_bad_input(small_city_gpkg):
                           ({"until": "2026-06-01T00:00:00+08:00"}, "no rain gauge reported between")]:
             with pytest.raises(ParameterError, match=match):
                 rain_from_sensors(twin, **{"last": "1h", **kw})
+        # a gauge whose own range lets a negative reading in (append_readings refuses it by default): the flood
+        # adapter still refuses negative rain
+        s = twin.layer("sensors")
+        s.loc[s["sensor_id"] == g[0], "min_value"] = -10.0
+        twin.store.write_layer("sensors", s)
         append_readings(twin.store, [{"sensor_id": g[0], "time": "2026-07-01T10:00:00+08:00", "value": -3.0}])
         with pytest.raises(ParameterError, match="cannot be negative"):
             rain_from_sensors(twin, "1h")

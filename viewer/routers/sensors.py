@@ -22,6 +22,7 @@ the server's clock, the one place it is decided.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from datetime import datetime, timezone
@@ -32,7 +33,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from cim.sensors import READINGS, ReadingsCache, append_readings, latest_per_sensor, read_feeds, sensor_status
+from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, append_readings, latest_per_sensor, read_feeds,
+                         sensor_status, unique_keys)
 from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
@@ -282,9 +284,12 @@ class ReadingIn(BaseModel):
     sensor_id: str = Field(..., min_length=1, max_length=200, description="a sensor of the twin's sensors layer",
                            examples=["RG01"])
     time: str = Field(..., min_length=1, max_length=64,
-                      description="ISO-8601 instant with an offset (+08:00) or Z; at most 5 min in the future",
+                      description="ISO-8601 instant with an offset (+08:00) or Z; at most 5 min in the future "
+                                  "and 1 year in the past",
                       examples=["2026-07-01T08:00:00+08:00"])
-    value: Annotated[float, Field(strict=True, allow_inf_nan=False, description="the reading, in the sensor's unit",
+    value: Annotated[float, Field(strict=True, allow_inf_nan=False,
+                                  description="the reading, in the sensor's unit, within its plausible range "
+                                              "(min_value/max_value of the sensors layer, else its kind's default)",
                                   examples=[12.5])]
 
 
@@ -301,13 +306,32 @@ def _body_limit(request: Request) -> None:
         raise _too_large(int(clen))
 
 
+async def _unique_keys(request: Request) -> None:
+    """Refuse (422) a body with an object that names a key twice, e.g. ``{"value": 1, "value": 2}``: FastAPI's
+    JSON parser keeps the last silently, so the body is read again here with :func:`cim.sensors.unique_keys`
+    (the check the MQTT listener makes). A body that is not JSON is left to FastAPI's own refusal."""
+    try:
+        json.loads(await request.body(), object_pairs_hook=unique_keys)
+    except DuplicateKeyError as exc:
+        raise HTTPException(422, f"an object in the body names the key {exc.key!r} more than once (JSON keeps only "
+                                 "the last, so the reading would be a guess); nothing was stored: send each key once "
+                                 "per reading and send the batch again") from None
+    except (ValueError, RecursionError):
+        return
+
+
 @router.post("/readings", status_code=201, summary="Store a batch of readings (all or none)",
-             dependencies=[Depends(require("ingest")), Depends(_body_limit)],
+             dependencies=[Depends(require("ingest")), Depends(_body_limit), Depends(_unique_keys)],
              responses={413: {"description": "the body is too large"},
-                        422: {"description": "a reading is bad or names an unknown sensor: nothing was stored"}})
+                        422: {"description": "a reading is bad (a time more than 1 year old or in the future, a "
+                                              "value outside the sensor's plausible range, a key sent twice) or "
+                                              "names an unknown sensor: nothing was stored"}})
 def ingest(body: ReadingsIn, state=Depends(get_state)) -> dict:
     """Check every reading and store them in one transaction, or refuse them all (422, with the reasons and
-    the unknown sensors) so the sender can fix and send the batch again."""
+    the unknown sensors) so the sender can fix and send the batch again. A reading outside its sensor's
+    plausible range (``min_value``/``max_value`` of the sensors layer, else its kind's default,
+    :data:`cim.sensors.READING_RANGES`) or more than :data:`cim.sensors.MAX_AGE` old is refused, never clipped;
+    old readings are loaded on purpose from Python (``append_readings(..., oldest=...)``), not here."""
     rows = [r.model_dump() for r in body.readings]
     try:
         with state.lock:
