@@ -8,6 +8,7 @@ they fail, as the PostGIS tests do. The reconnect test starts a Mosquitto of its
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -749,11 +750,13 @@ def test_listen_over_tls_with_a_client_certificate(secure, gpkg_twin, password_f
     ("127.0.0.1:{tls}", ["--ca-file", "{ca}"], "its certificate is not for '127.0.0.1'"),
     ("localhost:{plain}", ["--ca-file", "{ca}"], "is port {plain} its TLS port"),
     ("localhost:{tls}", [], "if that port takes TLS (usually 8883), add --tls"),
-    ("localhost:{mtls}", ["--ca-file", "{ca}"], "require a client certificate"),  # the alert may come after the EOF
+    # the alert may come before the EOF ("it requires a client certificate") or after it ("it may require ...")
+    ("localhost:{mtls}", ["--ca-file", "{ca}"], re.compile(r"it (requires|may require) a client certificate")),
 ])
 def test_tls_failures_say_what_is_wrong(secure, gpkg_twin, password_file, where, args, words):
     ports = {"tls": secure.tls, "plain": secure.plain, "mtls": secure.mtls, "ca": secure.ca}
     code, out, err, took = _listen(gpkg_twin, "--broker", where.format(**ports), *[a.format(**ports) for a in args],
                                    "--username", "feed", "--password-file", password_file, "--seconds", "5")
-    assert code == 2 and words.format(**ports) in err and "Traceback" not in err, err
+    found = words.search(err) if isinstance(words, re.Pattern) else words.format(**ports) in err
+    assert code == 2 and found and "Traceback" not in err, err
     assert took < 8
