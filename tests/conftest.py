@@ -100,3 +100,61 @@ def python_run():
         return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def offline_page():
+    """Open a saved HTML file in headless Chromium with every network request refused (skips without
+    /usr/bin/chromium): ``with offline_page(path, settle_ms=3000) as (page, asked, errors): ...``, then
+    assert on ``asked`` (the refused URLs) and ``errors`` (page errors) after the block. The page is the
+    offline deck of ``twin.view()``; it is looked at once ``window.__deckReady`` and ``settle_ms`` later."""
+    from contextlib import contextmanager
+
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.skip("no /usr/bin/chromium")
+
+    @contextmanager
+    def open_page(path, settle_ms: int = 3000, viewport=(900, 600)):
+        from playwright.sync_api import sync_playwright
+
+        asked: list[str] = []
+        errors: list[str] = []
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=chromium,
+                                   args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+            try:
+                ctx = b.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+
+                def route(r):
+                    if r.request.url.startswith(("file://", "data:", "blob:")):
+                        r.continue_()
+                    else:
+                        asked.append(r.request.url)
+                        r.abort()
+
+                ctx.route("**/*", route)
+                page = ctx.new_page()
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(path.as_uri())
+                page.wait_for_function("window.__deckReady === true", timeout=30000)
+                page.wait_for_timeout(settle_ms)
+                yield page, asked, errors
+            finally:
+                b.close()
+
+    return open_page
+
+
+@pytest.fixture
+def two_roads():
+    """Two road links in EPSG:4544 meeting at a right angle ('a' 100 m east, 'b' 200 m north from its end),
+    for small hand-made twins."""
+    import geopandas as gpd
+    import shapely
+
+    return gpd.GeoDataFrame(
+        {"link_id": ["a", "b"], "from_node": ["1", "2"], "to_node": ["2", "3"], "lanes": [2, 3],
+         "speed_limit_kmh": [50.0, 60.0], "capacity_vph": [1800.0, 2700.0]},
+        geometry=[shapely.LineString([(410000, 3395000), (410100, 3395000)]),
+                  shapely.LineString([(410100, 3395000), (410100, 3395200)])], crs="EPSG:4544")

@@ -29,14 +29,10 @@ def run(*args):
 
 
 @pytest.fixture
-def city(tmp_path):
+def city(tmp_path, two_roads):
     path = str(tmp_path / "c.gpkg")
     with Twin.create(path, name="results-test", crs=CRS) as t:
-        links = gpd.GeoDataFrame(
-            {"link_id": ["a", "b"], "from_node": ["1", "2"], "to_node": ["2", "3"], "lanes": [2, 3],
-             "speed_limit_kmh": [50.0, 60.0], "capacity_vph": [1800.0, 2700.0]},
-            geometry=[shapely.LineString([(410000, 3395000), (410100, 3395000)]),
-                      shapely.LineString([(410100, 3395000), (410100, 3395200)])], crs=CRS)
+        links = two_roads
         t.store.write_layer("road_links", links)
         depth = np.arange(12, dtype="float32").reshape(3, 4) / 10
         t.save_result("base", "flood-1", "max_depth", Raster(depth, T, CRS, nodata=None))

@@ -26,14 +26,10 @@ T = Affine(5.0, 0.0, 410000.0, 0.0, -5.0, 3395100.0)
 
 
 @pytest.fixture
-def city(tmp_path):
+def city(tmp_path, two_roads):
     path = str(tmp_path / "c.gpkg")
     with Twin.create(path, name="view-results", crs=CRS) as t:
-        links = gpd.GeoDataFrame(
-            {"link_id": ["a", "b"], "from_node": ["1", "2"], "to_node": ["2", "3"], "lanes": [2, 3],
-             "speed_limit_kmh": [50.0, 60.0], "capacity_vph": [1800.0, 2700.0]},
-            geometry=[shapely.LineString([(410000, 3395000), (410100, 3395000)]),
-                      shapely.LineString([(410100, 3395000), (410100, 3395200)])], crs=CRS)
+        links = two_roads
         t.store.write_layer("road_links", links)
         bld = gpd.GeoDataFrame({"building_id": ["B1", "B2"], "height_m": [10.0, 30.0], "use": ["office", "school"]},
                                geometry=[shapely.box(410005, 3395010, 410015, 3395020),
@@ -267,44 +263,17 @@ def test_snapshots_errors(city):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_result_view_renders_offline_in_chromium(city, tmp_path):
+def test_result_view_renders_offline_in_chromium(city, tmp_path, offline_page):
     """The flood's depth and its legend are drawn with every network request refused."""
-    import os
-
-    chromium = "/usr/bin/chromium"  # as tests/viewer/test_viewer_browser.py
-    if not os.path.exists(chromium):
-        pytest.skip("no /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
     with Twin.open(city) as twin:
         deck = twin.view(result="flood-1", hillshade=False, pitch=0)
     path = tmp_path / "view.html"
     deck.to_html(str(path))
-    asked: list[str] = []
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium,
-                               args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
-        ctx = b.new_context(viewport={"width": 900, "height": 600})
-
-        def route(r):
-            if r.request.url.startswith(("file://", "data:", "blob:")):
-                r.continue_()
-            else:
-                asked.append(r.request.url)
-                r.abort()
-
-        ctx.route("**/*", route)
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(path.as_uri())
-        page.wait_for_function("window.__deckReady === true", timeout=30000)
-        page.wait_for_timeout(3000)
+    with offline_page(path, settle_ms=3000) as (page, asked, errors):
         legend = page.locator("#legend")
         assert legend.is_visible() and "max_depth" in legend.inner_text()
         box = legend.bounding_box()
         shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
-        b.close()
     assert not asked, f"the offline page asked the network for {asked[:5]}"
     assert not errors, errors[:3]
     shot[int(box["y"]) - 2:, : int(box["x"] + box["width"]) + 2] = 0  # the legend's own blue ramp aside

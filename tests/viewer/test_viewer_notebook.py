@@ -47,42 +47,15 @@ def test_view_bad_input(city_template):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_view_renders_offline_in_chromium(deck_html, tmp_path):
+def test_view_renders_offline_in_chromium(deck_html, tmp_path, offline_page):
     """The page draws buildings with every network request refused."""
     from PIL import Image
-
-    from test_viewer_browser import ARGS, CHROMIUM
-
-    import os
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("no /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
 
     _, page_html = deck_html
     path = tmp_path / "view.html"
     path.write_text(page_html, encoding="utf-8")
-    asked: list[str] = []
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        ctx = b.new_context(viewport={"width": 900, "height": 600})
-
-        def route(r):
-            if r.request.url.startswith(("file://", "data:", "blob:")):
-                r.continue_()
-            else:
-                asked.append(r.request.url)
-                r.abort()
-
-        ctx.route("**/*", route)
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(path.as_uri())
-        page.wait_for_function("window.__deckReady === true", timeout=30000)
-        page.wait_for_timeout(4000)
+    with offline_page(path, settle_ms=4000) as (page, asked, errors):
         shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
-        b.close()
     assert not asked, f"the offline page asked the network for {asked[:5]}"
     assert not errors, errors[:3]
     background = np.array([11, 14, 18])
