@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -389,6 +390,12 @@ def test_user_hyetograph_longer_than_the_run_warns(tmp_path):
 
 
 # ------------------------------------------------------------------ observed rain from the rain gauges
+#: the clock the readings below are checked on (12:00 Beijing time on 2026-07-01, after the last of them):
+#: append_readings refuses readings more than cim.sensors.MAX_AGE behind its clock, so on the real clock these
+#: fixed dates would be refused from 2027-07-01 on
+FEED_NOW = datetime(2026, 7, 1, 4, tzinfo=timezone.utc)
+
+
 def _feed(twin, gauges: dict, hours=((8, 10.0), (9, 40.0)), skip=()):
     """Readings every 5 min on 2026-07-01 (Beijing time): per gauge, an intensity per hour (scaled)."""
     from cim.sensors import append_readings
@@ -400,7 +407,7 @@ def _feed(twin, gauges: dict, hours=((8, 10.0), (9, 40.0)), skip=()):
                 if (h, m) in skip:
                     continue
                 rows.append({"sensor_id": gid, "time": f"2026-07-01T{h:02d}:{m:02d}:00+08:00", "value": v * scale})
-    append_readings(twin.store, rows)
+    append_readings(twin.store, rows, now=FEED_NOW)
 
 
 def _rain_gauges(twin) -> list[str]:
@@ -481,7 +488,8 @@ def test_observed_rain_bad_input(small_city_gpkg):
         s = twin.layer("sensors")
         s.loc[s["sensor_id"] == g[0], "min_value"] = -10.0
         twin.store.write_layer("sensors", s)
-        append_readings(twin.store, [{"sensor_id": g[0], "time": "2026-07-01T10:00:00+08:00", "value": -3.0}])
+        append_readings(twin.store, [{"sensor_id": g[0], "time": "2026-07-01T10:00:00+08:00", "value": -3.0}],
+                        now=FEED_NOW)
         with pytest.raises(ParameterError, match="cannot be negative"):
             rain_from_sensors(twin, "1h")
         s = twin.layer("sensors")

@@ -147,9 +147,13 @@ def listen_in_thread(target, broker, topic, **kw):
 
 
 NOW = datetime.now(timezone.utc)
+#: the listener checks readings on the real clock (at most cim.sensors.MAX_AGE old, at most 5 min ahead) and has
+#: no clock to pass, so the readings' times are relative to it, sent in Beijing time: an hour ago, whole seconds
+CST = timezone(timedelta(hours=8))
+HOUR_AGO = (NOW - timedelta(hours=1)).replace(microsecond=0)
 MESSAGES = [  # (sensor, payload, stored?)
     ("RG01", 12.5, True),                                                                  # a bare number
-    ("RG02", {"value": 60, "time": "2026-07-01T08:00:00+08:00"}, True),                     # value and time
+    ("RG02", {"value": 60, "time": HOUR_AGO.astimezone(CST).isoformat()}, True),           # value and time
     ("RL01", {"value": 2.0}, True),                                                        # no time: received at
     ("NOPE", 1.0, False),                                                                  # unknown sensor
     ("RG01", {"value": 1.0, "time": "2026-07-01T08:00:00"}, False),                        # no offset
@@ -182,7 +186,7 @@ def test_listener_stores_good_messages_and_rejects_bad_ones(twin_target, broker,
         rejects = st.read_table("sensor_rejects")
     assert readings["sensor_id"].tolist() == ["RG01", "RG02", "RL01", "RL01"]
     assert readings["value"].tolist() == [12.5, 60.0, 2.0, 1.5]
-    assert readings["time"][1] == "2026-07-01T00:00:00+00:00"
+    assert readings["time"][1] == HOUR_AGO.isoformat() and HOUR_AGO.isoformat().endswith("+00:00")
     for k in (0, 2, 3):  # no time given: the instant the message arrived, in UTC
         at = datetime.fromisoformat(readings["time"][k])
         assert at.utcoffset() == timedelta(0) and t0 - timedelta(seconds=5) < at < datetime.now(timezone.utc)
@@ -245,7 +249,8 @@ def test_ctrl_c_stores_what_the_listener_holds(gpkg_twin, broker, publisher, pre
 def test_cli_listen_latest_and_rejects(gpkg_twin, broker, publisher, prefix):
     """The commands as a script runs them: retained messages wait on the broker for the listener."""
     runner = CliRunner()
-    sent = [("RG01", {"value": 55.0, "time": "2026-07-01T08:00:00+08:00"}), ("RL01", 1.0), ("RG02", b'"oops"')]
+    at = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)  # the real clock: see HOUR_AGO
+    sent = [("RG01", {"value": 55.0, "time": at.astimezone(CST).isoformat()}), ("RL01", 1.0), ("RG02", b'"oops"')]
     for sid, payload in sent:
         publisher.send(f"{prefix}/{sid}", payload, retain=True)
     try:
@@ -261,7 +266,7 @@ def test_cli_listen_latest_and_rejects(gpkg_twin, broker, publisher, prefix):
     assert res.exit_code == 0, res.output
     latest = {r["sensor_id"]: r for r in json.loads(res.stdout)}
     assert (latest["RG01"]["value"], latest["RG01"]["status"], latest["RG01"]["time"]) == (
-        55.0, "alarm", "2026-07-01T00:00:00+00:00")
+        55.0, "alarm", at.isoformat())
     assert latest["RL01"]["status"] == "ok" and (latest["RG02"]["value"], latest["RG02"]["status"]) == (None, "unknown")
     res = runner.invoke(get_app(), ["sensors", "latest", gpkg_twin])
     assert res.exit_code == 0 and "RG01" in res.stdout and "alarm" in res.stdout
@@ -458,8 +463,10 @@ def test_a_killed_listener_gets_what_it_had_not_stored_again(gpkg_twin, broker, 
         while "subscribed to" not in line and time.time() < deadline and proc.poll() is None:
             line = proc.stdout.readline()
         assert "subscribed to" in line, (line, proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+        at = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)  # the real clock: see HOUR_AGO
         for k in range(3):
-            publisher.send(f"{prefix}/RG01", {"value": 1.0 + k, "time": f"2026-07-01T08:0{k}:00+08:00"})
+            publisher.send(f"{prefix}/RG01", {"value": 1.0 + k,
+                                              "time": (at + timedelta(minutes=k)).astimezone(CST).isoformat()})
         while "received 3," not in line and time.time() < deadline and proc.poll() is None:
             line = proc.stdout.readline()
         assert "received 3, stored 0" in line, line  # held, not stored ...
@@ -728,7 +735,8 @@ def test_listen_over_tls_with_a_client_certificate(secure, gpkg_twin, password_f
     from cim.store import open_store
 
     login = {"username": "feed", "password": PASSWORD, "ca_file": secure.ca}
-    _retained(f"localhost:{secure.tls}", f"{prefix}/RL01", {"value": 2.5, "time": "2026-07-01T08:00:00+08:00"},
+    at = (datetime.now(timezone.utc) - timedelta(hours=1)).astimezone(CST)  # the real clock: see HOUR_AGO
+    _retained(f"localhost:{secure.tls}", f"{prefix}/RL01", {"value": 2.5, "time": at.isoformat(timespec="seconds")},
               **login)
     try:
         code, out, err, _ = _listen(gpkg_twin, "--broker", f"localhost:{secure.mtls}", "--ca-file", secure.ca,

@@ -750,11 +750,18 @@ def test_access_job_from_the_map(client):
 
 def test_flood_job_on_the_measured_rain(client):
     # the command centre runs a flood on what the rain gauges measured (the map's "measured rain" button)
+    from datetime import datetime, timedelta, timezone
+
+    # an hour of readings ending an hour ago, in Beijing time: the server checks readings on the real clock (at
+    # most cim.sensors.MAX_AGE old), so fixed dates would be refused a year on
+    cst = timezone(timedelta(hours=8))
+    until = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0).astimezone(cst)
     r = client.post("/api/sensors/readings", json={"readings": [
-        {"sensor_id": "RG01", "time": f"2026-07-01T09:{m:02d}:00+08:00", "value": 30.0} for m in range(0, 60, 5)]})
+        {"sensor_id": "RG01", "time": (until - timedelta(minutes=60 - m)).isoformat(), "value": 30.0}
+        for m in range(0, 60, 5)]})
     assert r.status_code in (200, 201), r.text
     job = client.post("/api/jobs", json={"engine": "flood", "params": {
-        "rain_from_sensors": "30min", "rain_until": "2026-07-01T10:00:00+08:00", "until": "40min"}}).json()
+        "rain_from_sensors": "30min", "rain_until": until.isoformat(), "until": "40min"}}).json()
     st = _wait_job(client, job)
     assert st["status"] == "done", st
     storm = st["summary"]["storm"]
@@ -762,7 +769,7 @@ def test_flood_job_on_the_measured_rain(client):
     assert storm["gauges"] == ["RG01"] and st["summary"]["sim_time_s"] == pytest.approx(2400.0)
     # a window the gauges did not cover fails with the reason, as the map shows it in the job's row
     gap = client.post("/api/jobs", json={"engine": "flood", "params": {
-        "rain_from_sensors": "2h", "rain_until": "2026-07-01T10:00:00+08:00"}}).json()
+        "rain_from_sensors": "2h", "rain_until": until.isoformat()}}).json()
     st = _wait_job(client, gap)
     assert st["status"] == "failed" and "no rain gauge reported from" in st["error"], st
 

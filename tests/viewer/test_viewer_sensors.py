@@ -18,31 +18,41 @@ def _ago(minutes: float) -> str:
         timezone(timedelta(hours=8))).isoformat(timespec="seconds")
 
 
+#: Beijing time: the offset the feeds send
+CST = timezone(timedelta(hours=8))
+
+
 def _post(client, readings, **kw):
     return client.post("/api/sensors/readings", json={"readings": readings}, **kw)
 
 
 def test_readings_posted_are_stored_and_shown(client):
-    r = _post(client, [{"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": 12},
-                       {"sensor_id": "RG01", "time": "2026-07-01T08:05:00+08:00", "value": 55.5},
-                       {"sensor_id": "RL01", "time": "2026-07-01T00:05:00Z", "value": 1.0}])
+    # the server checks readings on the real clock (at most cim.sensors.MAX_AGE old), so the times are an hour
+    # ago, not fixed dates: sent in Beijing time and in UTC ("Z"), stored as UTC ISO-8601 text
+    t0 = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)
+    t5 = t0 + timedelta(minutes=5)
+    r = _post(client, [{"sensor_id": "RG01", "time": t0.astimezone(CST).isoformat(), "value": 12},
+                       {"sensor_id": "RG01", "time": t5.astimezone(CST).isoformat(), "value": 55.5},
+                       {"sensor_id": "RL01", "time": t5.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": 1.0}])
     assert r.status_code == 201, r.text
     assert r.json() == {"stored": 3}
     p = _sensors(client)
     assert (p["RG01"]["value"], p["RG01"]["time"], p["RG01"]["status"], p["RG01"]["simulated"]) == (
-        55.5, "2026-07-01T00:05:00+00:00", "alarm", False)
+        55.5, t5.isoformat(), "alarm", False)
     assert p["RL01"]["status"] == "ok" and p["RL02"]["simulated"] is True
     stored = client.app.state.twin_state.store.read_table("sensor_readings")
-    assert stored["time"].tolist() == ["2026-07-01T00:00:00+00:00", "2026-07-01T00:05:00+00:00",
-                                       "2026-07-01T00:05:00+00:00"]
+    assert stored["time"].tolist() == [t0.isoformat(), t5.isoformat(), t5.isoformat()]
+    assert t5.isoformat().endswith("+00:00")
     assert _post(client, []).json() == {"stored": 0}
 
 
-GOOD = {"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": 1.0}
+#: a good reading: an hour before the real clock (the server refuses readings more than cim.sensors.MAX_AGE old
+#: by the real clock, so a fixed date would be refused a year on)
+GOOD = {"sensor_id": "RG01", "time": _ago(60), "value": 1.0}
 
 
 @pytest.mark.parametrize("bad, words", [
-    ({"sensor_id": "NOPE", "time": "2026-07-01T08:00:00+08:00", "value": 1.0}, ["row 1: unknown sensor 'NOPE'", "RG01"]),
+    (dict(GOOD, sensor_id="NOPE"), ["row 1: unknown sensor 'NOPE'", "RG01"]),
     ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00", "value": 1.0}, ["row 1: time", "has no offset", "+08:00"]),
     ({"sensor_id": "RG01", "time": "2099-07-01T08:00:00+08:00", "value": 1.0}, ["ahead of the clock"]),
     ({"sensor_id": "RG01", "time": "noon", "value": 1.0}, ["not an ISO-8601 instant"]),
@@ -76,7 +86,8 @@ def test_unknown_sensors_are_named(client):
 
 @pytest.mark.parametrize("content", [b"not json", b'{"readings": {"sensor_id": "RG01"}}', b'[]', b'{"readings": [1]}',
                                      b'{"readings": [], "more": 1}',
-                                     b'{"readings": [{"sensor_id": "RG01", "time": "2026-07-01T08:00:00Z", "value": NaN}]}'])
+                                     b'{"readings": [{"sensor_id": "RG01", "time": "%s", "value": NaN}]}'
+                                     % GOOD["time"].encode()])
 def test_malformed_bodies_are_422(client, content):
     r = client.post("/api/sensors/readings", content=content, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
