@@ -158,3 +158,21 @@ def two_roads():
          "speed_limit_kmh": [50.0, 60.0], "capacity_vph": [1800.0, 2700.0]},
         geometry=[shapely.LineString([(410000, 3395000), (410100, 3395000)]),
                   shapely.LineString([(410100, 3395000), (410100, 3395200)])], crs="EPSG:4544")
+
+
+@pytest.fixture
+def save_crowd_density():
+    """``save_crowd_density(twin)`` stores a hand-made crowd run 'crowd-1' on the base: a density stack of
+    2 times x 3 x 4 cells of 1 m at (410000, 3395000), rows from the south as the engine stores them, with
+    2 persons/m2 on the southernmost row at the second time, and its grid and times in the run's summary."""
+    import numpy as np
+
+    def save(twin, run: str = "crowd-1"):
+        dens = np.zeros((2, 3, 4), dtype="float32")
+        dens[1, 0, :] = 2.0  # the southernmost row at the second time
+        twin.save_result("base", run, "density", dens)
+        twin.save_result("base", run, "summary", {"density_grid": {"x0": 410000.0, "y0": 3395000.0, "cell": 1.0,
+                                                                     "nx": 4, "ny": 3},
+                                                    "density_times_s": [0.0, 2.0]})
+
+    return save

@@ -29,7 +29,7 @@ def run(*args):
 
 
 @pytest.fixture
-def city(tmp_path, two_roads):
+def city(tmp_path, two_roads, save_crowd_density):
     path = str(tmp_path / "c.gpkg")
     with Twin.create(path, name="results-test", crs=CRS) as t:
         links = two_roads
@@ -46,13 +46,7 @@ def city(tmp_path, two_roads):
         t.save_result("base", "flood-1", "mass_balance", pd.DataFrame({"quantity": ["rain"], "value": [1.5]}))
         t.save_result("base", "flood-1", "summary", {"max_depth_m": 1.1, "名": "暴雨"})
         t.save_result("base", "flood-1", "loose", np.ones((2, 2)))
-        # a crowd run: density rows from the south, its grid in the summary
-        dens = np.zeros((2, 3, 4), dtype="float32")
-        dens[1, 0, :] = 2.0  # the southernmost row at the second time
-        t.save_result("base", "crowd-1", "density", dens)
-        t.save_result("base", "crowd-1", "summary", {"density_grid": {"x0": 410000.0, "y0": 3395000.0, "cell": 1.0,
-                                                                        "nx": 4, "ny": 3},
-                                                       "density_times_s": [0.0, 2.0]})
+        save_crowd_density(t)  # density rows from the south, its grid in the summary
         t.scenarios.create("works")
         t.save_result("works", "flood-1", "max_depth", Raster(depth * 2, T, CRS, nodata=None))
     return path

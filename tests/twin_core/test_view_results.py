@@ -26,7 +26,7 @@ T = Affine(5.0, 0.0, 410000.0, 0.0, -5.0, 3395100.0)
 
 
 @pytest.fixture
-def city(tmp_path, two_roads):
+def city(tmp_path, two_roads, save_crowd_density):
     path = str(tmp_path / "c.gpkg")
     with Twin.create(path, name="view-results", crs=CRS) as t:
         links = two_roads
@@ -54,13 +54,7 @@ def city(tmp_path, two_roads):
         t.save_result("base", "traffic-1", "link_loads", loads)
         t.save_result("base", "access-1", "access_buildings",
                       pd.DataFrame({"building_id": ["B1", "B2"], "time_s": [60.0, np.nan], "within": [True, False]}))
-        # a crowd run: density rows from the south, its grid in the summary
-        dens = np.zeros((2, 3, 4), dtype="float32")
-        dens[1, 0, :] = 2.0  # the southernmost row at the second time
-        t.save_result("base", "crowd-1", "density", dens)
-        t.save_result("base", "crowd-1", "summary", {"density_grid": {"x0": 410000.0, "y0": 3395000.0, "cell": 1.0,
-                                                                        "nx": 4, "ny": 3},
-                                                       "density_times_s": [0.0, 2.0]})
+        save_crowd_density(t)  # density rows from the south, its grid in the summary
         t.scenarios.create("works")
         t.save_result("works", "flood-2", "max_depth", Raster(depth * 2, T, CRS, nodata=None, unit="m"))
     return path
