@@ -56,7 +56,7 @@ MAIN_RESULTS = ("max_depth", "link_loads", "link_flows", "max_density", "sunligh
 TIMED_RESULTS = ("depth_snapshots", "density")
 #: the columns a table or layer result is coloured by, first found wins (else its first numeric column)
 COLOUR_FIELDS = ("vc", "v_c", "voc", "max_depth_m", "time_s", "dry_time_s", "delta_vc", "flow", "volume")
-NO_VALUE = [150, 150, 150, 200]  # a feature without a value (grey, as on the map page)
+NO_VALUE = [130, 140, 150, 200]  # a feature without a value (grey, as vcColour in viewer/static/app.js)
 CLOSED = [70, 70, 80, 255]  # a closed link (as on the map page)
 
 
@@ -348,8 +348,7 @@ def _resolve_result(twin, result, scenario, time) -> dict:
         raise LayerNotFoundError(f"run {run!r} has no result {name!r}{did_you_mean(name, names)}; "
                                  f"its results: {sorted(names)}")
     row = rows[rows["name"] == name].iloc[0]
-    return {"scenario": scen, "run": run, "name": name, "kind": row["kind"], "ref": row["ref"],
-            "meta": row["meta"] if isinstance(row["meta"], dict) else {}}
+    return {"scenario": scen, "run": run, "name": name, "kind": row["kind"], "ref": row["ref"]}
 
 
 def _legend(title: str, field: str, unit, style: str, lo: float, hi: float, **extra) -> dict:
@@ -423,7 +422,7 @@ def _grid_layer(twin, shown: dict, *, time, vmin, vmax):
 
     from twin_core.errors import ParameterError
     from twin_core.units import parse_offset
-    from viewer.imaging import render_png
+    from viewer.imaging import render_png, style_for
 
     scen, run, name = shown["scenario"], shown["run"], shown["name"]
     extra = {}
@@ -453,7 +452,7 @@ def _grid_layer(twin, shown: dict, *, time, vmin, vmax):
         whole = stack.data
         extra.update(time_s=t, note=f"t = {t:g} s (snapshot {i + 1} of {len(stack)}, the nearest stored; not "
                                     "interpolated)")
-    style = "depth" if "depth" in name else "value"
+    style = style_for(name)
     # a stack's range over all its times: the same colour means the same value at every time
     lo, hi = _scale(style, whole, vmin, vmax)
     with warnings.catch_warnings():

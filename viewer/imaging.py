@@ -14,6 +14,16 @@ import numpy as np
 __all__ = ["hillshade", "render_png", "STYLES", "warp_to_3857"]
 
 STYLES = ("hillshade", "depth", "elevation", "value")
+
+
+def style_for(name: str) -> str:
+    """The style a raster or result is drawn in unless one is asked for: the DEM shaded, water depths (a name
+    with 'depth' or 'flood') on the depth ramp, anything else on viridis over its own range.
+
+    >>> style_for("dem"), style_for("max_depth"), style_for("sunlight_hours")
+    ('hillshade', 'depth', 'value')
+    """
+    return "hillshade" if name == "dem" else "depth" if ("depth" in name or "flood" in name) else "value"
 MAX_PIXELS = 1600  # longest side of a bitmap
 
 

@@ -113,7 +113,7 @@ def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenari
                                 f"{formats_for(kind)[0] if formats_for(kind) else ''}")
     if _same_file(twin, p):
         raise ImportFormatError(f"{p} is the twin's own store; export to another file")
-    grid = _array_grid(twin, scen, run, name, meta) if kind == "array" else None
+    grid = array_grid(twin, scen, run, name, meta) if kind == "array" else None
     ok = formats_for(kind, georeferenced=grid is not None or (kind == "table" and placeable(twin, entry["ref"])))
     if ext not in ok:
         why = ""
@@ -228,19 +228,14 @@ class ArrayGrid(NamedTuple):
     south_first: bool
 
 
-def array_grid(twin, scen: str, run: str, name: str, meta: dict | None = None) -> ArrayGrid | None:
+def array_grid(twin, scen: str, run: str, name: str, meta: dict) -> ArrayGrid | None:
     """The grid of array result ``name`` of ``run`` under scenario ``scen``, None when it was stored without one.
 
     A flood's ``depth_snapshots`` keeps its grid in its own meta; a crowd's ``density`` in the run's
     summary (``density_grid``: x0, y0, cell, nx, ny, rows from the south). ``meta``: the result's meta
-    (``twin.results()``'s column), read from the store when not given."""
+    (``twin.results()``'s column)."""
     from affine import Affine
 
-    if meta is None:
-        from cim.results import list_results
-
-        hit = list_results(twin.store, scenario=scen, run=run, name=name)
-        meta = hit["meta"].iloc[0] if len(hit) else None
     meta = meta if isinstance(meta, dict) else {}
     if isinstance(meta.get("transform"), list) and meta.get("crs"):
         return ArrayGrid(Affine(*meta["transform"][:6]), meta["crs"], meta.get("snapshot_times_s"), False)
@@ -255,9 +250,6 @@ def array_grid(twin, scen: str, run: str, name: str, meta: dict | None = None) -
             return ArrayGrid(Affine(g["cell"], 0.0, g["x0"], 0.0, -g["cell"], top), twin.crs,
                              summary.get("density_times_s"), True)
     return None
-
-
-_array_grid = array_grid  # the name twin_core.cli.runs imports
 
 
 def _write_array(a: np.ndarray, p: Path, ext: str, grid, name: str) -> None:

@@ -100,6 +100,11 @@ def register(app: typer.Typer) -> None:
         from twin_core.errors import TwinError
         from twin_core.twin import Twin
 
+        if run is not None:  # export_result refuses the twin's own file and a folder itself
+            with Twin.open(target) as twin:
+                p = twin.export_result(run, name, out, scenario=scenario, crs=crs)
+            emit({"exported": name, "run": run, "to": str(p)}, as_json, human=f"wrote {p}")
+            return
         if not is_dsn(target) and os.path.exists(out) and os.path.exists(target) and os.path.samefile(target, out):
             # GDAL would rewrite the store's own table behind its back (reprojected, or as of a scenario)
             raise TwinError(f"{out} is the twin's own store; export to another file")
@@ -107,10 +112,6 @@ def register(app: typer.Typer) -> None:
             raise TwinError(f"{out} is a folder; give the path of the file to write, "
                             f"e.g. {os.path.join(out, name)}.gpkg")
         with Twin.open(target) as twin:
-            if run is not None:
-                p = twin.export_result(run, name, out, scenario=scenario, crs=crs)
-                emit({"exported": name, "run": run, "to": str(p)}, as_json, human=f"wrote {p}")
-                return
             try:
                 if out.lower().endswith((".tif", ".tiff")):
                     from cim.io.raster import reproject_raster

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
 def _results_of(twin, run: str, scenario: str | None) -> list[dict]:
     from cim.results import list_results
-    from twin_core.adapters.results_export import _array_grid, find_run, formats_for, placeable
+    from twin_core.adapters.results_export import array_grid, find_run, formats_for, placeable
 
     scen = find_run(twin, run, scenario)
     out = []
@@ -48,7 +48,7 @@ def _results_of(twin, run: str, scenario: str | None) -> list[dict]:
         elif r.kind == "layer":
             size = f"{twin.store.layer_info(r.ref)['count']:,} features"
         if r.kind == "array":
-            geo = _array_grid(twin, scen, run, r.name, meta) is not None
+            geo = array_grid(twin, scen, run, r.name, meta) is not None
         else:
             geo = r.kind == "table" and placeable(twin, r.ref)
         out.append({"scenario": scen, "name": r.name, "kind": r.kind, "size": size,

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from viewer.dependencies import ScenarioQuery, get_state, require
-from viewer.imaging import STYLES
+from viewer.imaging import STYLES, style_for
 
 router = APIRouter(prefix="/api/rasters", tags=["rasters"], dependencies=[Depends(require("read"))])
 
@@ -22,7 +22,7 @@ def check_raster(state, name: str) -> None:
 
 
 def default_style(name: str, style: str | None) -> str:
-    s = style or ("hillshade" if name == "dem" else "depth" if "depth" in name else "value")
+    s = style or style_for(name)
     if s not in STYLES:
         raise HTTPException(400, f"style must be one of {list(STYLES)}, got {s!r}")
     return s

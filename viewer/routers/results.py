@@ -140,7 +140,7 @@ def list_results(scenario: str | None = Query(None, max_length=255), state=Depen
 def result_meta(scenario: str, run: str, name: str, step: int = Query(0, ge=0, le=100000), style: str | None = STYLE_Q,
                 state=Depends(get_state)) -> dict:
     e = _entry(state, scenario, run, name)
-    s = default_style(name, style or ("depth" if "depth" in name or "flood" in name else None))
+    s = default_style(name, style)
     r, data, n = _step(state, e, step)
     _, bounds, stats = raster_image(state, r, ("result", scenario, run, name, step), s, None, None, data)
     return {"scenario": scenario, "run": run, "name": name, "kind": e["kind"], "steps": n,
@@ -154,7 +154,7 @@ def result_png(scenario: str, run: str, name: str, step: int = Query(0, ge=0, le
                vmin: float | None = Query(None, allow_inf_nan=False), vmax: float | None = Query(None, allow_inf_nan=False),
                state=Depends(get_state)) -> Response:
     e = _entry(state, scenario, run, name)
-    s = default_style(name, style or ("depth" if "depth" in name or "flood" in name else None))
+    s = default_style(name, style)
     r, data, _ = _step(state, e, step)
     png, bounds, _ = raster_image(state, r, ("result", scenario, run, name, step), s, vmin, vmax, data)
     return Response(png, media_type="image/png", headers={"X-Bounds": ",".join(f"{b:.8f}" for b in bounds)})
