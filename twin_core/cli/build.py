@@ -77,48 +77,42 @@ def _check_postgis_target(dsn: str, force: bool) -> bool:
     """Refuse, without --force, to build over a twin or into a schema that holds other tables (as a .gpkg that
     exists is refused); True when a twin is there (--force: rebuilt, its scenarios and results dropped)."""
     from cim.store import open_store
-    from twin_core.errors import StoreConnectionError, TwinError
-
-    try:
-        with open_store(dsn) as st:
-            uri = st.uri
-            n_scen = sum(1 for k in st.get_meta() if k.startswith("scenario:"))
-            n_res = sum(1 for k in st.get_meta() if k.startswith("result:"))
-    except StoreConnectionError as exc:
-        text = str(exc)
-        if "holds no twin" not in text:
-            if "does not exist" in text:
-                return False  # a new schema: nothing to replace
-            raise
-        others = _foreign_tables(dsn)
-        if others and not force:
-            raise TwinError(f"the schema of {_redacted(dsn)} holds tables that are no twin ({', '.join(others[:5])}"
-                            f"{' ...' if len(others) > 5 else ''}); build into a schema of its own (?schema=NAME in "
-                            "the DSN), or pass --force to build the twin beside them (they are left as they are)") \
-                from None
-        return False
-    if not force:
-        raise TwinError(f"{uri} holds a twin already ({n_scen} scenario(s), {n_res} stored result(s)); pass --force "
-                        f"to rebuild it (its scenarios and results go with it), or open it with `twin info {uri}`")
-    return True
-
-
-def _redacted(dsn: str) -> str:
     from cim.store.postgis import _redact
+    from twin_core.errors import TwinError
 
-    return _redact(dsn)
+    tables = _schema_tables(dsn)
+    if tables is None:  # no server or no database: the build's own connection says so clearly
+        return False
+    if "twin_meta" in tables:
+        with open_store(dsn) as st:
+            uri, meta = st.uri, st.get_meta()
+        if not force:
+            n_scen = sum(1 for k in meta if k.startswith("scenario:"))
+            n_res = sum(1 for k in meta if k.startswith("result:"))
+            raise TwinError(f"{uri} holds a twin already ({n_scen} scenario(s), {n_res} stored result(s)); pass "
+                            f"--force to rebuild it (its scenarios and results go with it), or open it with "
+                            f"`twin info {uri}`")
+        return True
+    if tables and not force:
+        raise TwinError(f"the schema of {_redact(dsn)} holds tables that are no twin ({', '.join(tables[:5])}"
+                        f"{' ...' if len(tables) > 5 else ''}); build into a schema of its own (?schema=NAME in "
+                        "the DSN), or pass --force to build the twin beside them (they are left as they are)")
+    return False
 
 
-def _foreign_tables(dsn: str) -> list[str]:
-    """The tables of the DSN's schema, but PostGIS's own (spatial_ref_sys)."""
+def _schema_tables(dsn: str) -> list[str] | None:
+    """The tables of the DSN's schema but PostGIS's own (spatial_ref_sys); None when it cannot connect."""
     import psycopg
 
     from cim.store.postgis import _split_dsn
 
     conninfo, schema = _split_dsn(dsn)
-    with psycopg.connect(conninfo, connect_timeout=5) as con:
-        rows = con.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> 'spatial_ref_sys' "
-                           "ORDER BY tablename", (schema or "public",)).fetchall()
+    try:
+        with psycopg.connect(conninfo, connect_timeout=5) as con:
+            rows = con.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> "
+                               "'spatial_ref_sys' ORDER BY tablename", (schema or "public",)).fetchall()
+    except (psycopg.OperationalError, psycopg.ProgrammingError):
+        return None
     return [r[0] for r in rows]
 
 
