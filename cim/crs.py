@@ -19,7 +19,7 @@ from typing import Any
 from twin_core.errors import CRSError
 
 __all__ = ["DEFAULT_CRS", "AREA_MARGIN_DEG", "resolve_crs", "check_projected", "to_twin_crs", "transformer",
-           "check_area_of_use", "check_in_twin_area", "in_area_of_use"]
+           "check_area_of_use", "check_in_twin_area", "in_area_of_use", "looks_like_lonlat"]
 
 DEFAULT_CRS = "EPSG:4544"
 _HINT = "name one, e.g. crs='EPSG:4490' (CGCS2000), 'EPSG:4326' (WGS 84) or 'EPSG:32648' (UTM 48N)"
@@ -201,3 +201,16 @@ def check_in_twin_area(bounds, src_crs, twin_crs) -> None:
         f"twin's CRS {twin_crs.to_string()} covers ({area_text(twin_crs)}); it is not data of "
         "this city. Check the file, or its CRS (--crs / crs= or the file's .prj)"
     )
+
+
+def looks_like_lonlat(bounds) -> bool:
+    """(xmin, ymin, xmax, ymax) within -180..180 / -90..90: degrees where the twin wants metres.
+
+    >>> looks_like_lonlat((104.0, 30.6, 104.1, 30.7)), looks_like_lonlat((409000, 3390000, 409100, 3390100))
+    (True, False)
+    """
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    except (TypeError, ValueError):
+        return False
+    return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))

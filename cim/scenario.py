@@ -69,22 +69,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _looks_like_lonlat(bounds) -> bool:
-    """(xmin, ymin, xmax, ymax) within -180..180 / -90..90: degrees where the twin wants metres (the check of
-    ``twin_core.twin``, which cim may not import)."""
-    try:
-        xmin, ymin, xmax, ymax = (float(v) for v in bounds)
-    except (TypeError, ValueError):
-        return False
-    return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
-
-
 def _lonlat_hint(bounds, crs, polygon: bool, *, features: bool = False) -> str:
     """``"; ... look like longitude/latitude: transform ..."`` when ``bounds`` look like degrees, else ``""``.
 
     ``features``: the bounds are of a GeoDataFrame's geometries (an edit's features), not of a polygon or bounds.
     """
-    if not _looks_like_lonlat(bounds):
+    from cim.crs import looks_like_lonlat
+
+    if not looks_like_lonlat(bounds):
         return ""
     if features:
         how = f"gdf.set_crs('EPSG:4326', allow_override=True).to_crs({crs!r})"
@@ -975,8 +967,8 @@ def _typed(layer: str, frame, idf: str, types: dict[str, str], geom_col: str | N
                 raise ScenarioError(f"field {c!r} of {layer!r} holds {kind}; feature {fid!r} gives {v!r}. "
                                     "Give a value of that type, or null") from None
             x = out[-1]
-            if f is not None and f.has_range and x is not None and not isinstance(x, (str, bool)) and (
-                    (f.minimum is not None and x < f.minimum) or (f.maximum is not None and x > f.maximum)):
+            if f is not None and f.has_range and x is not None and not isinstance(x, (str, bool)) and \
+                    f.out_of_range([x])[0]:
                 # the import's plausible ranges hold for edits too (a height of 1e300 was recorded)
                 raise ScenarioError(f"field {c!r} of {layer!r} must lie {f.range_text()} ({f.range_why}); "
                                     f"feature {fid!r} gives {v!r}. Give a value in that range, or null")

@@ -68,6 +68,17 @@ class Field:
     def has_range(self) -> bool:
         return self.minimum is not None or self.maximum is not None
 
+    def out_of_range(self, values) -> np.ndarray:
+        """Which of ``values`` (numbers, nulls as NaN) lie outside the field's plausible range (nulls never)."""
+        v = np.asarray(values, dtype="float64")
+        bad = np.zeros(v.shape, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if self.minimum is not None:
+                bad |= v < self.minimum
+            if self.maximum is not None:
+                bad |= v > self.maximum
+        return bad
+
     def range_text(self) -> str:
         """The plausible range in words, e.g. 'from 0 to 1000 m', '>= 0 veh/h'."""
         unit = f" {self.unit}" if self.unit and self.unit != "1" else ""
@@ -478,13 +489,7 @@ def check_range(series: pd.Series, f: Field, layer: str, ids: pd.Series | None =
     if not f.has_range or not len(series):
         return
     v = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        bad = np.zeros(len(v), dtype=bool)
-        if f.minimum is not None:
-            bad |= v < f.minimum
-        if f.maximum is not None:
-            bad |= v > f.maximum
-    pos = np.flatnonzero(bad)
+    pos = np.flatnonzero(f.out_of_range(v))
     if not len(pos):
         return
     examples = []

@@ -134,14 +134,6 @@ READING_RANGES: dict[str, ReadingRange] = {
 }
 
 
-def _bound(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def reading_ranges(sensors: pd.DataFrame) -> dict[str, tuple]:
     """Each sensor's plausible readings: ``{sensor_id: (minimum, maximum, unit, why_min, why_max)}``, a bound
     None where there is none.
@@ -170,7 +162,7 @@ def reading_ranges(sensors: pd.DataFrame) -> dict[str, tuple]:
         bounds = []
         for own, side, dflt in ((lo, "min_value", None if default is None else default.minimum),
                                 (hi, "max_value", None if default is None else default.maximum)):
-            own = _bound(own)
+            own = _limit(own)
             if own is not None:
                 bounds.append((own, f"{sid}'s {side} in the '{SENSORS}' layer"))
             elif dflt is not None:
@@ -902,7 +894,8 @@ class ReadingsCache:
 
 
 def _limit(v) -> float | None:
-    """A threshold as a float, None where there is none (not NaN: the cache compares thresholds for equality)."""
+    """A threshold or a reading bound as a float, None where there is none (not NaN: the cache compares
+    thresholds for equality)."""
     try:
         f = float(v)
     except (TypeError, ValueError):

@@ -19,7 +19,7 @@ import inspect
 import os
 from typing import Any
 
-from cim.crs import DEFAULT_CRS, check_projected
+from cim.crs import DEFAULT_CRS, check_projected, looks_like_lonlat
 from cim.raster import Raster, Window
 from cim.results import engine_of, list_results, load_result, new_run_id, save_result
 from cim.scenario import BASE, Scenario, Scenarios
@@ -69,15 +69,6 @@ def _open_existing(target, schema: str | None) -> Store:
             f"{uri} holds no twin (no CRS recorded): check {where}, or build one with `twin build` "
             "or Twin.create()")
     return store
-
-
-def _looks_like_lonlat(bounds) -> bool:
-    """(xmin, ymin, xmax, ymax) within -180..180 / -90..90: degrees where the twin wants metres."""
-    try:
-        xmin, ymin, xmax, ymax = (float(v) for v in bounds)
-    except (TypeError, ValueError):
-        return False
-    return all(-180 <= v <= 180 for v in (xmin, xmax)) and all(-90 <= v <= 90 for v in (ymin, ymax))
 
 
 def _whole(value, name: str, what: str) -> int:
@@ -360,7 +351,7 @@ class Twin:
             return
         if ext is None or not (xmax < ext[0] or xmin > ext[2] or ymax < ext[1] or ymin > ext[3]):
             return
-        lonlat = _looks_like_lonlat(bounds)
+        lonlat = looks_like_lonlat(bounds)
         twin_warn(f"{what} {tuple(bounds)} lies outside the twin's extent {tuple(ext)}, so nothing was found; "
                       f"it is in the twin's CRS {self.crs} (metres)"
                       + (", and it looks like longitude/latitude: transform it first, e.g. "
@@ -379,7 +370,7 @@ class Twin:
                 raise
             raise self._not_found("raster", name, self.rasters()) from None
         except RasterError as exc:
-            if bounds is None or not _looks_like_lonlat(bounds):
+            if bounds is None or not looks_like_lonlat(bounds):
                 raise
             raise RasterError(f"{exc}; bounds are in the twin's CRS {self.crs} (metres), and these look like "
                               f"longitude/latitude: transform them first, e.g. pyproj.Transformer.from_crs("
@@ -742,7 +733,7 @@ class Twin:
                              radius=radius, scenario=scenario, run=run, save=save, use_bim=use_bim,
                              progress=progress)
         except ParameterError as exc:
-            if "outside the DEM" not in str(exc) or not _looks_like_lonlat(tuple(observer) * 2):
+            if "outside the DEM" not in str(exc) or not looks_like_lonlat(tuple(observer) * 2):
                 raise
             raise ParameterError(f"{exc}; the observer is in the twin's CRS {self.crs} (metres), and it looks like "
                                  f"longitude/latitude: transform it first, e.g. pyproj.Transformer.from_crs("

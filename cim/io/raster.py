@@ -150,6 +150,8 @@ def _warn_undeclared_nodata(file: str, r: Raster) -> None:
 
     if r.nodata is not None or not np.issubdtype(r.data.dtype, np.number):
         return
+    if not np.isin(r.data, _NODATA_MARKERS).any():  # one pass over the grid; which marker only on a hit
+        return
     for v in _NODATA_MARKERS:
         n = int(np.count_nonzero(r.data == v))
         if n:

@@ -738,7 +738,7 @@ def check_bbox(bbox) -> tuple[float, float, float, float]:
 def check_blob(key: str, data: bytes) -> None:
     if not isinstance(key, str) or not key or len(key) > 512:
         raise ValueError(f"blob key must be a non-empty string of at most 512 characters, got {key!r}")
-    if "\x00" in key:  # PostgreSQL's text refuses it (a raw DataError), SQLite kept it: refused in both
+    if _has_nul(key):  # PostgreSQL's text refuses it (a raw DataError), SQLite kept it: refused in both
         raise ValueError(f"blob key {key!r} holds a NUL character (\\x00); remove it from the key")
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"blob data must be bytes, got {type(data).__name__}")

@@ -817,9 +817,9 @@ def _check_bounds_in_twin(twin, bounds) -> None:
     except (TypeError, ValueError):
         raise ParameterError(f"bounds must be (xmin, ymin, xmax, ymax) numbers in the twin's CRS {twin.crs}, "
                              f"got {bounds!r}") from None
-    from twin_core.twin import _looks_like_lonlat
+    from cim.crs import looks_like_lonlat
 
-    if ext is not None and _looks_like_lonlat(bounds) and (xmax < ext[0] or xmin > ext[2] or ymax < ext[1] or ymin > ext[3]):
+    if ext is not None and looks_like_lonlat(bounds) and (xmax < ext[0] or xmin > ext[2] or ymax < ext[1] or ymin > ext[3]):
         raise ParameterError(f"bounds {tuple(bounds)} do not overlap the twin's extent {tuple(ext)}; they are in the "
                              f"twin's CRS {twin.crs} (metres), not longitude/latitude: transform lon/lat first, e.g. "
                              f"pyproj.Transformer.from_crs('EPSG:4326', {twin.crs!r}, always_xy=True)"
