@@ -386,7 +386,6 @@ class MqttFeed:
         self._live_since: float | None = None  # when the subscription last stood (monotonic); None: it does not
         self._last_msg: float | None = None  # when the last message came (monotonic)
         self._last_msg_at: datetime | None = None
-        self._silent = False
         self.counts = FeedCounts()
         self._q: queue.Queue = queue.Queue()
         self._answered = threading.Event()  # the first subscription stands, or the broker said no
@@ -449,9 +448,8 @@ class MqttFeed:
                 if self._subscribed:
                     self.report(f"sensors listen: connected again to {self.address}, subscribed to {self.topic}")
                 self._live_since = time.monotonic()
-                if self.state in ("disconnected", "refused"):
+                if self.state in ("disconnected", "refused", "silent"):
                     self._set_state("live", "subscribed again" if self._subscribed else "")
-                self._silent = False
             self._subscribed = True
             self._answered.set()
 
@@ -514,16 +512,14 @@ class MqttFeed:
         again when they come back. Only while subscribed: a broker that is away is said so by the reconnects."""
         if got:
             self._last_msg, self._last_msg_at = now, datetime.now(timezone.utc)
-            if self._silent:
-                self._silent = False
+            if self.state == "silent":  # not after a drop: a message still queued is no sign of a live feed
                 self._set_state("live", "messages arrive again")
                 self.warn(f"sensors listen: messages arrive again on {self.topic!r}")
             return
-        if not self.silence_s or self._silent or self._live_since is None or self.state != "live":
+        if not self.silence_s or self._live_since is None or self.state != "live":
             return
         quiet = now - max(self._live_since, self._last_msg or 0.0)
         if quiet >= self.silence_s:
-            self._silent = True
             self._set_state("silent", self._silence_text(quiet))
             self.warn(f"sensors listen: {self.detail}")
 

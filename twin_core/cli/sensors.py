@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
+from twin_core.sensor_feed import SILENCE_S  # the module imports only the standard library at its top
 
 sub = typer.Typer(help="Live sensor readings: listen to an MQTT feed, show the latest, list what was refused.",
                   no_args_is_help=True)
@@ -80,7 +81,7 @@ def listen(
                                           "older broker)."),
     max_messages: Optional[int] = typer.Option(None, "--max-messages", min=1, help="Stop after N messages."),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.0, help="Stop after S seconds."),
-    silence: float = typer.Option(600.0, "--silence", min=0.0,
+    silence: float = typer.Option(SILENCE_S, "--silence", min=0.0,
                                   help="Say so (even with --quiet) when no message has come for S seconds while "
                                        "subscribed: a broker ACL that denies the topic delivers nothing. Set it to "
                                        "the feed's longest quiet spell; 0: never."),

@@ -188,8 +188,8 @@ def alerts(state=Depends(get_state)) -> dict:
     if sensors is None:
         return {"alerts": [], "count": 0}
     rows = [{**a, "simulated": False} for a in cache.alerts()]
+    now = time.time()
     if state.settings.simulated_sensors:
-        now = time.time()
         stamp = _stamp(now)
         sim = []
         for rec in sensors.drop(columns="geometry").to_dict("records"):
@@ -215,7 +215,6 @@ def alerts(state=Depends(get_state)) -> dict:
             rec, pt = info[a["sensor_id"]]
             lon, lat = (None, None) if pt is None or pt.is_empty else (round(pt.x, 7), round(pt.y, 7))
             a.update({k: _plain(rec.get(k)) for k in ("name", "kind", "unit")}, lon=lon, lat=lat)
-        now = time.time()
         for a in rows:
             a.update(stale=not a["simulated"] and _is_stale(a["time"], a["kind"], now),
                      stale_after_s=stale_after_s(a["kind"]))
@@ -300,12 +299,6 @@ class ReadingsIn(BaseModel):
                                       description=f"at most {MAX_READINGS} readings; stored all or none")
 
 
-def _body_limit(request: Request) -> None:
-    clen = request.headers.get("content-length")
-    if clen and clen.isdigit() and int(clen) > MAX_BODY:
-        raise _too_large(int(clen))
-
-
 async def _unique_keys(request: Request) -> None:
     """Refuse (422) a body with an object that names a key twice, e.g. ``{"value": 1, "value": 2}``: FastAPI's
     JSON parser keeps the last silently, so the body is read again here with :func:`cim.sensors.unique_keys`
@@ -321,7 +314,7 @@ async def _unique_keys(request: Request) -> None:
 
 
 @router.post("/readings", status_code=201, summary="Store a batch of readings (all or none)",
-             dependencies=[Depends(require("ingest")), Depends(_body_limit), Depends(_unique_keys)],
+             dependencies=[Depends(require("ingest")), Depends(_unique_keys)],  # size: _LimitedBody
              responses={413: {"description": "the body is too large"},
                         422: {"description": "a reading is bad (a time more than 1 year old or in the future, a "
                                               "value outside the sensor's plausible range, a key sent twice) or "
