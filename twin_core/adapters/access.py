@@ -278,7 +278,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     times = _times_from(streets, closed | flooded, src, tgt, len(bxy))
     ids = bld["building_id"].astype(str).to_numpy() if "building_id" in bld else np.arange(len(bld)).astype(str)
     table = pd.DataFrame({"building_id": ids, "time_s": times, "within": np.nan_to_num(times, nan=np.inf) <= limit})
-    summary = {"engine": "access", "scenario": scen, "from_kind": from_kind, "stations": int(len(st)),
+    summary = {"engine": ENGINE, "scenario": scen, "from_kind": from_kind, "stations": int(len(st)),
                "within_s": float(limit), "within_from": source, "buildings": int(len(table)),
                "within": int(table["within"].sum()), "within_share": float(table["within"].mean()),
                "unreachable": int(np.isnan(times).sum()),

@@ -29,7 +29,6 @@ Examples
 from __future__ import annotations
 
 import math
-import numbers
 import re
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from twin_core.errors import ParameterError, RasterError, TwinWarning, twin_warn
-from twin_core.units import as_number, parse_duration
+from twin_core.units import as_number, is_bare_number, parse_duration
 
 __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration",
            "rain_from_sensors", "parse_return_period", "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
@@ -674,7 +673,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     dur = parse_duration(duration, "duration")
     if dur < 60 and prepare_kw.get("rain") is None:
         twin_warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "
-                      f"duration='{duration:g}h' or '{duration:g}min'" if isinstance(duration, numbers.Real) else
+                      f"duration='{dur:g}h' or '{dur:g}min'" if is_bare_number(duration) else
                       f"duration={duration!r} is a {dur:g} s storm; design storms last minutes to hours",
                       TwinWarning, stacklevel=2)
     t_end = parse_duration(until, "until") if until is not None else dur

@@ -261,7 +261,7 @@ class TrafficRun:
     def _repr_html_(self) -> str:
         from twin_core._display import run_repr_html
 
-        return run_repr_html(self, saved=self.saved and bool(self.summary.get("saved", True)))
+        return run_repr_html(self, saved=self.saved)
 
 
 #: how a flood run closes roads in a mesoscopic run: while under water, or for the whole run
