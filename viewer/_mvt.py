@@ -47,27 +47,15 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [_varint(i) for i in range(1 << 14)]
-
-
-def _vb(n: int) -> bytes:
-    return _SMALL[n] if n < 16384 else _varint(n)
-
-
 def _field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field: its key byte, the length, the payload."""
-    return bytes((tag,)) + _vb(len(payload)) + payload
+    return bytes((tag,)) + _varint(len(payload)) + payload
 
 
 def _varints(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Base-128 varints of unsigned ``v`` in one byte array, and the end offset of each value in it."""
     v = np.asarray(v, dtype=np.uint64)
-    n = np.ones(len(v), dtype=np.int64)
-    for k in range(1, 10):
-        big = v >= np.uint64(1 << (7 * k))
-        if not big.any():
-            break
-        n += big
+    n = _varint_len(v)
     ends = np.cumsum(n)
     out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
     starts = ends - n
@@ -373,17 +361,21 @@ def encode_layer(name: str, geoms, ids, props: list[dict], extent: int = 4096) -
         features,
         *(_field(0x1A, k.encode("utf-8")) for k in keys),
         *value_msgs,
-        b"\x28" + _vb(int(extent)),
+        b"\x28" + _varint(int(extent)),
         b"\x78\x02",
     ])
     return _field(0x1A, layer)
 
 
 def _varint_len(v: np.ndarray) -> np.ndarray:
+    """The length in bytes of each value's base-128 varint."""
     v = np.asarray(v, dtype=np.uint64)
     n = np.ones(len(v), dtype=np.int64)
     for k in range(1, 10):
-        n += v >= np.uint64(1 << (7 * k))
+        big = v >= np.uint64(1 << (7 * k))
+        if not big.any():
+            break
+        n += big
     return n
 
 

@@ -186,11 +186,11 @@
       const c = document.createElement("i"); c.className = "lg-swatch"; c.style.background = rgb(colour);
       s.appendChild(c); s.appendChild(document.createTextNode(label)); parent.appendChild(s); items.push(label);
     };
-    const ramp = (title, colours, lo, hi) => {
+    const ramp = (title, colours, lo, hi, at) => {  // at: each colour's place along the bar (%), else even
       const r = row("lg-ramp");
       const h = document.createElement("span"); h.textContent = title; r.appendChild(h); items.push(title);
       const bar = document.createElement("span"); bar.className = "lg-bar";
-      bar.style.background = `linear-gradient(to right, ${colours.map(rgb).join(", ")})`;
+      bar.style.background = `linear-gradient(to right, ${colours.map((c, i) => rgb(c) + (at ? ` ${at[i]}%` : "")).join(", ")})`;
       const a = document.createElement("span"); a.textContent = lo;
       const b = document.createElement("span"); b.textContent = hi;
       const line = document.createElement("div"); line.className = "lg-scale";
@@ -221,12 +221,13 @@
       }
       if (lacking.length) note("lgNoAccess", (r) => r.kind === "table" && r.name === "access_buildings");
     }
-    if (water) ramp(t("flood"), [[160, 220, 255], [60, 150, 240], [10, 40, 160]], "0.01 m", "≥2 m");
+    // the depth ramp of viewer/imaging.py: its middle colour at 0.3 of the top (0.6 m of 2 m)
+    if (water) ramp(t("flood"), [[160, 220, 255], [60, 150, 240], [10, 40, 160]], "0.01 m", "≥2 m", [0, 30, 100]);
     if (roads) ramp(t("road_vc"), [0, 0.4, 0.8, 1.2].map((v) => vcColour(v)), "0", "≥1.2");
     if (closed || floodClosed) {
       const r = row();
-      if (closed) swatch(r, CLOSED_COLOUR, t("lgClosed"));
-      if (floodClosed) swatch(r, FLOOD_CLOSED_COLOUR, t("lgFloodClosed"));
+      if (closed) swatch(r, CLOSED_COLOUR, t("roadClosed"));
+      if (floodClosed) swatch(r, FLOOD_CLOSED_COLOUR, t("floodClosed"));
     }
     T.legend = {colourBy: by, items, notes};
   }
