@@ -214,3 +214,21 @@ def test_a_subscription_the_acl_denies_is_said_and_shown_as_silent(tmp_path):
     with open_store(target) as st:
         assert read_feeds(st)["state"].tolist() == ["stopped"]
         assert len(read_readings(st)) == 0
+
+
+def test_a_message_still_queued_after_a_drop_does_not_call_a_silent_feed_live(tmp_path):
+    # the silence was a flag beside the state: silent, then the broker dropped (state 'disconnected', the flag
+    # still set), and a message still in the queue set the state to 'live' while the feed was disconnected
+    from cim.store import open_store
+
+    target = str(tmp_path / "feed.gpkg")
+    _make_twin(target)
+    with open_store(target) as st:
+        feed, lines = _feed(st, silence_s=60)
+        feed._live_since = 1000.0
+        feed._watch(1061.0, 0)
+        assert feed.state == "silent"
+        feed._live_since = None
+        feed._set_state("disconnected", "reconnecting")
+        feed._watch(1070.0, 2)
+        assert feed.state == "disconnected" and not any("arrive again" in ln for ln in lines)
