@@ -146,13 +146,33 @@ def _unknown(k: str, allowed: list[str], what: str = "rule") -> str:
     return f"unknown {what} {k!r}; the {what}s are {allowed}{hint}"
 
 
+def _is_ids(path: str) -> bool:
+    """An IDS (buildingSMART Information Delivery Specification) file: ``.ids``, or XML whose root is ``<ids``."""
+    if path.lower().endswith(".ids"):
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"<"):
+        return False
+    import re
+
+    body = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S).lstrip()  # XML declaration, comments
+    return re.match(rb"<(\w+:)?ids[\s>]", body) is not None
+
+
 def load_rules(path: str | os.PathLike) -> RuleSet:
-    """Read a YAML (or JSON) rules file; RuleError for anything malformed."""
+    """Read a YAML (or JSON) rules file, or an IDS file on its own; RuleError for anything malformed.
+
+    An IDS file (``.ids``, or XML with an ``<ids>`` root) gives a rule set of its information requirements only:
+    it needs no parcel (a rules YAML names one with ``ids: file.ids`` beside its limits).
+    """
     import yaml
 
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise RuleError(f"rules file {p!r} does not exist")
+    if _is_ids(p):  # an IDS file on its own: its information requirements are the rules (no parcel needed)
+        return RuleSet(ids=os.path.abspath(p), name=os.path.splitext(os.path.basename(p))[0])
     try:
         with open(p, encoding="utf-8") as fh:
             d = yaml.safe_load(fh)
@@ -174,6 +194,17 @@ class RuleResult:
     passed: bool
     offending: list[str] = field(default_factory=list)
     note: str = ""
+
+    def reading(self) -> str:
+        """The result in words, for a report line: ``6.318 m (limit 24.0 m)``; an IDS requirement
+        ``1 of 5 elements comply`` (its measured value counts the applicable elements that comply, its
+        limit the applicable elements)."""
+        if self.unit == "elements" and self.limit is not None and self.measured is not None:
+            n, of = int(self.measured), int(self.limit)
+            return "no applicable element" if of == 0 else f"{n} of {of} element{'s' if of != 1 else ''} comply"
+        unit = "" if self.unit in (None, "", "1") else f" {self.unit}"  # "1": a ratio, no unit to print
+        m = "-" if self.measured is None else f"{self.measured:.3f}"
+        return f"{m} (limit {self.limit}{unit})"
 
 
 @dataclass
@@ -230,8 +261,9 @@ _HTML = """<!doctype html>
 <p><strong>Overall: {{ "PASS" if r.passed else "FAIL" }}</strong></p>
 <table><tr><th>rule</th><th>what</th><th>measured</th><th>limit</th><th>result</th><th>offending elements</th><th>note</th></tr>
 {% for x in rows %}<tr class="{{ 'pass' if x.passed else 'fail' }}"><td>{{ x.rule }}</td><td>{{ x.description }}</td>
+{% if x.unit == "elements" %}<td colspan="2">{{ x.reading() }}</td>{% else %}
 <td>{% if x.measured is not none %}{{ '%.3f' % x.measured }} {{ x.unit }}{% else %}-{% endif %}</td>
-<td>{% if x.limit is not none %}{{ x.limit }} {{ x.unit }}{% else %}-{% endif %}</td>
+<td>{% if x.limit is not none %}{{ x.limit }} {{ x.unit }}{% else %}-{% endif %}</td>{% endif %}
 <td>{{ "pass" if x.passed else "FAIL" }}</td><td>{% for g in x.offending[:50] %}<code>{{ g }}</code> {% endfor %}{% if x.offending|length > 50 %}... ({{ x.offending|length }}){% endif %}</td>
 <td>{{ x.note }}</td></tr>
 {% endfor %}</table></body></html>
@@ -325,7 +357,7 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     """
     import shapely
 
-    from bim_import.building import build_building
+    from bim_import.building import _default_building_id, build_building
     from bim_import.geometry import affine_geom, project_union
     from bim_import.georef import georeference
     from bim_import.model import BimModel, read_model
@@ -339,6 +371,13 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         model = building.model  # prepared from the same file: do not run the geometry again
     else:
         model = read_model(model_or_path)
+    if rs.ids is not None and not rs.limits and rs.parcel is None and store is None:
+        # information requirements only: nothing is measured on a parcel, so the model need not be placed
+        # (a model georeferenced elsewhere is checked as it is, without --crs or --anchor)
+        bid = building.building_id if building is not None else \
+            _default_building_id((model.building or model.project).get("global_id"))
+        return ComplianceReport(os.path.basename(model.path), bid, None, _check_ids(model.path, rs.ids),
+                                twin_crs or rs.crs or "EPSG:4544")
     crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
     anchor = anchor if anchor is not None else rs.anchor
     if building is not None and getattr(building, "georef", None) is not None and str(building.georef.crs) == str(crs):
@@ -435,7 +474,11 @@ def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
         failed = [getattr(e, "GlobalId", None) or str(e) for e in getattr(s, "failed_entities", [])]
         passed = bool(s.status) if s.status is not None else True
         applicable = len(getattr(s, "applicable_entities", []) or [])
+        if applicable:
+            note = f"{len(failed)} of {applicable} applicable elements fail" if failed else \
+                f"all {applicable} applicable elements comply"
+        else:  # passed vacuously: say so, a regulator reading "ok" must not think something was checked
+            note = "no element of the model is of the kinds this requirement applies to: nothing was checked"
         out.append(RuleResult(f"ids:{s.name}", "information requirement (IDS)", float(applicable - len(failed)),
-                              float(applicable), "elements", passed, sorted(set(map(str, failed))),
-                              f"{len(failed)} of {applicable} applicable elements fail"))
+                              float(applicable), "elements", passed, sorted(set(map(str, failed))), note))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -302,3 +303,75 @@ def test_model_without_geometry_fails_with_no_nan_in_the_report(georef_ifc):
     assert h.measured is None and not h.passed and "height is unknown" in h.note
     assert cov.measured is None and not cov.passed and cov.note == "no footprint"
     json.loads(r.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON report"))
+
+
+PERMIT_IDS = os.path.join(os.path.dirname(__import__("bim_import").__file__), "rules", "permit_minimum.ids")
+
+
+def test_shipped_ids_checks_the_walls_authoring_tools_write(fzk, duplex):
+    """IDS 1.0 matches an entity's own class, not its subtypes (ifctester: ``by_type(..., include_subtypes=False)``).
+    The shipped wall requirement named IFCWALL only, so FZK-Haus (13 IfcWallStandardCase walls, none declaring
+    Pset_WallCommon.IsExternal) passed having checked nothing; it now checks them all."""
+    from bim_import.compliance import check_compliance
+
+    walls = "ids:External walls declare IsExternal"
+    r = check_compliance(fzk, PERMIT_IDS).result(walls)
+    assert (r.measured, r.limit, r.passed, len(r.offending)) == (0.0, 13.0, False, 13)
+    assert r.reading() == "0 of 13 elements comply" and r.note == "13 of 13 applicable elements fail"
+    d = check_compliance(duplex, PERMIT_IDS).result(walls)  # IFC2X3: 1 IfcWall + 56 IfcWallStandardCase
+    assert (d.measured, d.limit, d.passed) == (57.0, 57.0, True) and d.note == "all 57 applicable elements comply"
+
+
+def test_an_ids_file_alone_is_a_rule_set_needing_no_parcel_or_placement(fzk, tmp_path):
+    """``--rules model.ids``: the information requirements only. Before, the IDS XML was read as YAML ("not valid
+    YAML"); nothing is measured on a parcel, so FZK-Haus (georeferenced in Germany) needs no --crs or --anchor."""
+    import shutil
+
+    from bim_import.compliance import check_compliance, load_rules
+
+    rs = load_rules(PERMIT_IDS)
+    assert rs.ids == os.path.abspath(PERMIT_IDS) and rs.limits == {} and rs.parcel is None
+    xml = shutil.copy(PERMIT_IDS, tmp_path / "permit.xml")  # recognised by its <ids> root, whatever its name
+    assert load_rules(xml).ids == str(xml)
+    rep = check_compliance(fzk, xml)
+    assert rep.parcel_id is None and [r.rule for r in rep.results] == [
+        "ids:External walls declare IsExternal", "ids:Doors say whether they are fire exits"]
+    assert rep.result("ids:Doors say whether they are fire exits").reading() == "1 of 5 elements comply"
+    yaml_named_xml = tmp_path / "notes.yaml"
+    yaml_named_xml.write_text("<?xml version='1.0'?>\n<!-- not IDS -->\n<rules/>\n")
+    with pytest.raises(RuleError, match="not valid YAML|must be a mapping"):
+        load_rules(yaml_named_xml)
+
+
+def test_an_ids_requirement_that_applies_to_nothing_says_nothing_was_checked(boxes, tmp_path):
+    from typer.testing import CliRunner
+
+    from bim_import.compliance import check_compliance
+    from twin_core.cli import get_app
+
+    text = open(PERMIT_IDS, encoding="utf-8").read().replace("<simpleValue>IFCDOOR</simpleValue>",
+                                                             "<simpleValue>IFCRAMP</simpleValue>")
+    ids = tmp_path / "ramps.ids"
+    ids.write_text(text, encoding="utf-8")
+    r = check_compliance(boxes["ok"][0], ids).result("ids:Doors say whether they are fire exits")
+    assert r.passed and r.limit == 0.0 and r.reading() == "no applicable element"
+    assert "nothing was checked" in r.note
+    html = tmp_path / "r.html"
+    res = CliRunner().invoke(get_app(), ["check-bim", boxes["ok"][0], "--rules", str(ids), "--html", str(html)])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if "fire exits" in x)
+    assert line.strip() == "ok   ids:Doors say whether they are fire exits: no applicable element"
+    assert "nothing was checked" in res.output  # printed although the requirement passed
+    assert '<td colspan="2">no applicable element</td>' in html.read_text()
+
+
+def test_cli_ids_lines_read_as_counts_and_say_how_many_offenders_are_not_shown(fzk, duplex):
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+
+    res = CliRunner().invoke(get_app(), ["check-bim", duplex.path, "--rules", PERMIT_IDS])
+    assert res.exit_code == 1, res.output
+    line = next(x for x in res.output.splitlines() if "fire exits" in x)
+    assert line.startswith("  FAIL ids:Doors say whether they are fire exits: 0 of 14 elements comply offending: ")
+    assert line.endswith(" and 4 more (--out / --html: all)") and line.count(", ") == 9

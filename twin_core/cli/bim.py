@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     @app.command("check-bim")
     def check_bim(
         model: str = typer.Argument(..., help="The submitted IFC model."),
-        rules: str = typer.Option(..., "--rules", "-r", help="Rules YAML (limits, optional ids:, parcel)."),
+        rules: str = typer.Option(..., "--rules", "-r", help="Rules YAML (limits, optional ids:, parcel), or an IDS file on its own (information requirements only)."),
         store: Optional[str] = typer.Option(None, "--store", help="Twin store for the parcel the model stands on."),
         html: Optional[str] = typer.Option(None, "--html", help="Write a readable HTML report here."),
         out: Optional[str] = typer.Option(None, "--out", help="Write the JSON report here."),
@@ -87,11 +87,10 @@ def register(app: typer.Typer) -> None:
                 fh.write(report.to_json())
         lines = [f"{report.model}: {'PASS' if report.passed else 'FAIL'}"]
         for r in report.results:
-            m = "-" if r.measured is None else f"{r.measured:.3f}"
-            unit = "" if r.unit in (None, "", "1") else f" {r.unit}"  # "1": a ratio, no unit to print
-            lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {m} (limit {r.limit}{unit})"
-                         + (f" offending: {', '.join(r.offending[:10])}" if r.offending else ""))
-            if not r.passed and r.note:
+            lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {r.reading()}"
+                         + (f" offending: {', '.join(r.offending[:10])}" if r.offending else "")
+                         + (f" and {len(r.offending) - 10} more (--out / --html: all)" if len(r.offending) > 10 else ""))
+            if r.note and (not r.passed or r.limit == 0):  # an IDS requirement that applied to nothing, too
                 lines.append(f"       {r.note}")
         import json
 
