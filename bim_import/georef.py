@@ -140,12 +140,13 @@ def _check_in_area(twin, lon: float, lat: float, what: str) -> None:
     margin = 3.0
     inside_lon = (w - margin <= lon <= e + margin) if w <= e else (lon >= w - margin or lon <= e + margin)
     if not (inside_lon and s - margin <= lat <= n + margin):
-        raise GeoreferenceError(
-            f"the model's {what} is at lon {lon:.5f}, lat {lat:.5f}, outside the area of the twin CRS "
-            f"{twin.to_string()} ({aou.name}, lon {w}..{e}, lat {s}..{n}); open or create a twin whose CRS covers "
-            "the site (e.g. its UTM zone), or place the model in this twin with anchor=Anchor(x, y, rotation_deg=...) "
-            "(CLI: --anchor X,Y[,Z[,ROT]])"
-        )
+        problem = (f"the model's {what} is at lon {lon:.5f}, lat {lat:.5f}, outside the area of the twin CRS "
+                   f"{twin.to_string()} ({aou.name}, lon {w}..{e}, lat {s}..{n})")
+        exc = GeoreferenceError(
+            f"{problem}; open or create a twin whose CRS covers the site (e.g. its UTM zone), or place the model in "
+            "this twin with anchor=Anchor(x, y, rotation_deg=...) (CLI: --anchor X,Y[,Z[,ROT]])")
+        exc.problem = problem  # without the advice: said when an anchor given already places the model
+        raise exc
 
 
 def _map_crs(name: str | None, datum: str | None):
@@ -331,7 +332,8 @@ def georeference(model_or_georef, twin_crs: str = "EPSG:4544", *, anchor: Anchor
                 # anchor places the model instead
                 from twin_core.errors import TwinWarning, twin_warn
 
-                twin_warn(f"{exc}. The model is placed with the anchor given instead", TwinWarning, stacklevel=2)
+                twin_warn(f"{getattr(exc, 'problem', exc)}; the model is placed with the anchor given instead",
+                          TwinWarning, stacklevel=2)
                 return _from_anchor(anchor, twin)
     if method in ("auto", "anchor") and anchor is not None:
         return _from_anchor(anchor, twin)

@@ -206,8 +206,10 @@ def test_anchor_places_a_model_whose_own_site_is_outside_the_twin(duplex):
     from bim_import import Anchor, georeference
     from twin_core.errors import TwinWarning
 
-    with pytest.warns(TwinWarning, match="outside the area of the twin CRS.*anchor given instead"):
+    with pytest.warns(TwinWarning, match="outside the area of the twin CRS.*anchor given instead") as seen:
         g = georeference(duplex, "EPSG:4544", anchor=Anchor(500000.0, 3390000.0, 500.0))
+    said = " ".join(str(w.message) for w in seen)
+    assert "--anchor" not in said and "UTM" not in said  # not told to do what it did, nor to open another twin
     assert g.method == "anchor"
     assert g.apply(np.array([[10.0, 0.0, 1.0]]))[0] == pytest.approx([500010.0, 3390000.0, 501.0])
     with pytest.raises(GeoreferenceError, match="outside the area"):  # an explicit method is not overridden
