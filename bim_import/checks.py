@@ -169,7 +169,7 @@ def _record(row: dict) -> dict:
 
 def _missing(check_id: Any) -> LayerNotFoundError:
     return LayerNotFoundError(f"no BIM check {str(check_id)[:40]!r}: check ids are 16 hex digits "
-                              "(list the recorded checks with list_checks or GET /api/bim/checks)")
+                              "(list the recorded checks: twin bim checks TARGET, list_checks, or GET /api/bim/checks)")
 
 
 def list_checks(store, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:

@@ -205,3 +205,53 @@ def test_a_recorded_check_warns_about_the_georeference_once(tmp_path, store):
         record_check(store, need(FZK), PLOT, anchor=Anchor(500000.0, 3390000.0))
     placed = [w for w in got if "outside the area of the twin CRS" in str(w.message)]
     assert len(placed) == 1, [str(w.message) for w in got]
+
+
+def test_cli_bim_checks_lists_shows_writes_and_deletes(store_target, boxes, tmp_path):
+    """``twin bim checks``: a regulator who recorded checks with ``check-bim --save`` could list or reread them only
+    from Python or the map's API."""
+    from typer.testing import CliRunner
+
+    from bim_import.checks import DELETIONS, check_glb, check_html, record_check
+    from cim.store import open_store
+    from twin_core.cli import get_app
+    from twin_core.errors import LayerNotFoundError, TwinError
+
+    with open_store(store_target, create=True, crs="EPSG:4544") as st:
+        first = record_check(st, boxes["ok"][0], PLOT, ruleset="plot7", checked_by="li")
+        second = record_check(st, boxes["dense"][0], PLOT, ruleset="plot7", checked_by="wang")
+    run = CliRunner()
+    app = get_app()
+    listed = run.invoke(app, ["bim", "checks", store_target])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0] == "2 recorded check(s)"
+    assert lines[1].split()[:4] == [second["check_id"], second["created"][:19], "FAIL", "(2"]  # newest first
+    assert lines[2].split()[:3] == [first["check_id"], first["created"][:19], "PASS"] and "by li" in lines[2]
+    page = json.loads(run.invoke(app, ["bim", "checks", store_target, "--limit", "1", "--offset", "1", "--json"]).stdout)
+    assert page["total"] == 2 and [c["check_id"] for c in page["checks"]] == [first["check_id"]]
+    assert "2-2 shown" in run.invoke(app, ["bim", "checks", store_target, "--offset", "1"]).output
+
+    html, glb = tmp_path / "r.html", tmp_path / "m.glb"
+    one = run.invoke(app, ["bim", "checks", store_target, second["check_id"], "--html", str(html), "--glb", str(glb)])
+    assert one.exit_code == 0, one.output
+    assert one.output.startswith(f"check {second['check_id']}: FAIL, dense.ifc (sha256 {second['sha256'][:16]}")
+    assert "  FAIL max_far: 1.333 (limit 1.2)" in one.output
+    with open_store(store_target) as st:
+        assert html.read_text() == check_html(st, second["check_id"]) and glb.read_bytes() == check_glb(
+            st, second["check_id"])
+    shown = json.loads(run.invoke(app, ["bim", "checks", store_target, first["check_id"], "--json"]).stdout)
+    assert shown["passed"] is True and shown["report"]["parcel_id"] == "P-7"
+
+    # bad input: a check that is not there, an id-less --html, --delete with --html; nothing is removed
+    missing = run.invoke(app, ["bim", "checks", store_target, "0" * 16])
+    assert isinstance(missing.exception, LayerNotFoundError) and "twin bim checks" in str(missing.exception)
+    idless = run.invoke(app, ["bim", "checks", store_target, "--html", str(tmp_path / "x.html")])
+    assert isinstance(idless.exception, TwinError) and "give its id" in str(idless.exception)
+    both = run.invoke(app, ["bim", "checks", store_target, first["check_id"], "--delete", "--html", str(html)])
+    assert isinstance(both.exception, TwinError) and "first" in str(both.exception)
+    gone = run.invoke(app, ["bim", "checks", store_target, first["check_id"], "--delete"])
+    assert gone.exit_code == 0 and "the removal is recorded" in gone.output
+    with open_store(store_target) as st:
+        assert st.read_table(DELETIONS)["check_id"].tolist() == [first["check_id"]]
+    assert json.loads(run.invoke(app, ["bim", "checks", store_target, "--json"]).stdout)["total"] == 1

@@ -29,6 +29,18 @@ def _anchor(text: str | None):
     return Anchor(*vals)
 
 
+def _result_lines(report) -> list[str]:
+    """A compliance report's rules, a line each (with the offending elements and the note of a failure)."""
+    lines = []
+    for r in report.results:
+        lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {r.reading()}"
+                     + (f" offending: {', '.join(r.offending[:10])}" if r.offending else "")
+                     + (f" and {len(r.offending) - 10} more (--out / --html: all)" if len(r.offending) > 10 else ""))
+        if r.note and (not r.passed or r.limit == 0):  # an IDS requirement that applied to nothing, too
+            lines.append(f"       {r.note}")
+    return lines
+
+
 def register(app: typer.Typer) -> None:
     bim = typer.Typer(help="BIM/IFC models: import into the twin, floor plans.", no_args_is_help=True)
     app.add_typer(bim, name="bim")
@@ -85,13 +97,7 @@ def register(app: typer.Typer) -> None:
         if out:
             with open(out, "w", encoding="utf-8") as fh:
                 fh.write(report.to_json())
-        lines = [f"{report.model}: {'PASS' if report.passed else 'FAIL'}"]
-        for r in report.results:
-            lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {r.reading()}"
-                         + (f" offending: {', '.join(r.offending[:10])}" if r.offending else "")
-                         + (f" and {len(r.offending) - 10} more (--out / --html: all)" if len(r.offending) > 10 else ""))
-            if r.note and (not r.passed or r.limit == 0):  # an IDS requirement that applied to nothing, too
-                lines.append(f"       {r.note}")
+        lines = [f"{report.model}: {'PASS' if report.passed else 'FAIL'}"] + _result_lines(report)
         import json
 
         doc = json.loads(report.to_json())
@@ -202,3 +208,68 @@ def register(app: typer.Typer) -> None:
                        f"{len(p.doors)} doors ({len(p.exits)} exits) -> {out}")
         else:
             typer.echo(text)
+
+    @bim.command("checks")
+    def bim_checks(
+        target: str = STORE_ARG,
+        check_id: Optional[str] = typer.Argument(None, help="One recorded check (16 hex digits); without it, "
+                                                 "the list, newest first."),
+        html: Optional[str] = typer.Option(None, "--html", help="With CHECK_ID: write its HTML report here."),
+        glb: Optional[str] = typer.Option(None, "--glb", help="With CHECK_ID: write the checked model (GLB) here."),
+        delete: bool = typer.Option(False, "--delete", help="With CHECK_ID: remove the check; the removal is "
+                                    "recorded (who, when, the file's hash and verdict) in bim_check_deletions."),
+        limit: int = typer.Option(50, "--limit", min=1, help="How many to list."),
+        offset: int = typer.Option(0, "--offset", min=0, help="Skip this many of the newest first."),
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """The recorded compliance checks (check-bim --save, the map): list them, show one, or write its report."""
+        from bim_import.checks import check_glb, check_html, delete_check, get_check, list_checks
+        from cim.store import open_store
+        from twin_core.errors import TwinError
+
+        if check_id is None and (html or glb or delete):
+            raise TwinError("--html, --glb and --delete act on one check: give its id (twin bim checks "
+                            f"{target} CHECK_ID ...); `twin bim checks {target}` lists them")
+        for opt, path in (("--html", html), ("--glb", glb)):
+            check_output_path(f"{opt} {path}", path)
+        if delete and (html or glb):
+            raise TwinError("--delete removes the check: write its --html or --glb first, in a command of its own")
+        with open_store(target) as st:
+            if check_id is None:
+                rows, total = list_checks(st, limit=limit, offset=offset)
+                lines = [f"{total} recorded check(s)" + (f", {offset + 1}-{offset + len(rows)} shown" if rows and
+                                                          (offset or len(rows) < total) else "")]
+                for r in rows:
+                    verdict = "PASS" if r["passed"] else f"FAIL ({r['n_failed']} failed)"
+                    lines.append(f"  {r['check_id']}  {str(r['created'])[:19]}  {verdict}  {r['filename']}  "
+                                 f"rules {r['ruleset']}  by {r['checked_by'] or '-'} ({r['source']})")
+                emit({"total": total, "offset": offset, "checks": rows}, as_json, human="\n".join(lines))
+                return
+            if delete:
+                import getpass
+
+                rec = delete_check(st, check_id, deleted_by=getpass.getuser())
+                emit({"deleted": rec["check_id"]}, as_json,
+                     human=f"removed check {rec['check_id']} ({rec['filename']}); the removal is recorded")
+                return
+            rec = get_check(st, check_id)
+            wrote = []
+            if html:
+                with open(html, "w", encoding="utf-8") as fh:
+                    fh.write(check_html(st, check_id))
+                wrote.append(html)
+            if glb:
+                data = check_glb(st, check_id)
+                if data is None:
+                    raise TwinError(f"check {check_id} kept no model mesh (its model had no geometry): no --glb")
+                with open(glb, "wb") as fh:
+                    fh.write(data)
+                wrote.append(glb)
+        from bim_import.compliance import ComplianceReport
+
+        lines = [f"check {rec['check_id']}: {'PASS' if rec['passed'] else 'FAIL'}, {rec['filename']} "
+                 f"(sha256 {rec['sha256'][:16]}...), rules {rec['ruleset']}, {str(rec['created'])[:19]}, "
+                 f"by {rec['checked_by'] or '-'} ({rec['source']})"]
+        lines += _result_lines(ComplianceReport.from_dict(rec["report"]))
+        lines += [f"wrote {p}" for p in wrote]
+        emit(rec, as_json, human="\n".join(lines))
