@@ -13,17 +13,35 @@ import numpy as np
 
 __all__ = ["hillshade", "render_png", "STYLES", "warp_to_3857"]
 
-STYLES = ("hillshade", "depth", "elevation", "value")
+STYLES = ("hillshade", "depth", "elevation", "value", "diff")
 
 
 def style_for(name: str) -> str:
-    """The style a raster or result is drawn in unless one is asked for: the DEM shaded, water depths (a name
-    with 'depth' or 'flood') on the depth ramp, anything else on viridis over its own range.
+    """The style a raster or result is drawn in unless one is asked for: the DEM shaded, a comparison's
+    difference (a name ending '_diff', ``twin compare``) on a diverging ramp round 0, water depths (a name with
+    'depth' or 'flood') on the depth ramp, anything else on viridis over its own range.
 
-    >>> style_for("dem"), style_for("max_depth"), style_for("sunlight_hours")
-    ('hillshade', 'depth', 'value')
+    >>> style_for("dem"), style_for("max_depth"), style_for("sunlight_hours"), style_for("max_depth_diff")
+    ('hillshade', 'depth', 'value', 'diff')
     """
-    return "hillshade" if name == "dem" else "depth" if ("depth" in name or "flood" in name) else "value"
+    if name == "dem":
+        return "hillshade"
+    if name.endswith("_diff"):
+        return "diff"
+    return "depth" if ("depth" in name or "flood" in name) else "value"
+
+
+def diff_range(values: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> tuple[float, float]:
+    """The symmetric range (-m, m) a difference is drawn over, so that 0 (no change) sits in the middle: m is
+    the largest of |vmin|, |vmax| given, else the largest |value|."""
+    if vmin is not None or vmax is not None:
+        m = max(abs(v) for v in (vmin, vmax) if v is not None)
+    else:
+        a = np.abs(np.asarray(values, dtype="float64"))
+        a = a[np.isfinite(a)]
+        m = float(a.max()) if a.size else 0.0
+    m = m if m > 0 else 1.0
+    return -m, m
 MAX_PIXELS = 1600  # longest side of a bitmap
 
 
@@ -86,6 +104,10 @@ def colourise(values: np.ndarray, style: str, vmin: float | None = None, vmax: f
         top = vmax if vmax is not None else 2.0
         return _ramp([(0.0, (160, 220, 255, 120)), (0.3 * top, (60, 150, 240, 190)),
                       (top, (10, 40, 160, 235))], v)
+    if style == "diff":  # blue where B is lower, red where higher, clear where nothing changed
+        lo, hi = diff_range(values, vmin, vmax)
+        return _ramp([(lo, (33, 102, 172, 235)), (0.5 * lo, (103, 169, 207, 200)), (0.0, (247, 247, 247, 0)),
+                      (0.5 * hi, (239, 138, 98, 200)), (hi, (178, 24, 43, 235))], values)
     finite = values[np.isfinite(values)]
     lo = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
     hi = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)

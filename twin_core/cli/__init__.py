@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # Subcommand modules, in help order. Each defines register(app).
-_MODULES = ("build", "info", "layers", "runs", "scenario", "bim", "flood", "traffic", "crowd", "analysis", "serve", "sensors",
+_MODULES = ("build", "info", "layers", "runs", "compare", "scenario", "bim", "flood", "traffic", "crowd", "analysis", "serve", "sensors",
             "token", "demo")
 _registered = False
 

@@ -1,0 +1,381 @@
+"""What a what-if changes: two stored runs of one engine, side by side, in numbers.
+
+"What does the levee change?", "what does closing this exit cost?": :func:`compare_runs` reads two stored
+runs of the same engine (each under its own scenario, or both under one) and returns a :class:`Comparison`:
+headline figures of each run and their change, the feature-by-feature changes, a difference raster where
+the engine has one, and the run parameters that differ besides the scenario (a 10-year storm compared with a
+50-year one is said to be so, not hidden in the figures).
+
+- **flood**: ``max_depth_diff`` (B - A, m); flooded area of each, newly flooded and no longer flooded area;
+  per exposed building / road link / POI whether it is newly flooded, no longer flooded, deeper, shallower or
+  the same (``exposure_buildings_change`` ...);
+- **traffic**: per link the flow (assign) or vehicles (simulate) of each and the difference
+  (``link_changes``), total travel time or mean trip time, trips left without a path
+  (:func:`twin_core.adapters.traffic.compare_traffic_runs`);
+- **access**: per building whether it is newly within reach, out of reach, or reached faster or slower
+  (``access_buildings_change``), the counts within reach;
+- **crowd**: evacuation time, people out, jams, and per exit the people it took (``exit_changes``);
+- **sunlight**, **viewshed**: the raster's difference (``sunlight_hours_diff``: hours of sun B - A).
+
+``Comparison.save(twin, run)`` stores it as a run of its own (engine ``compare``) under B's scenario, so that
+``twin runs``, ``twin export`` and ``twin.view(result=...)`` reach it.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from twin_core.adapters.compare import change_of
+>>> change_of(pd.Series([0.0, 0.4, 0.5, 0.6, float("nan")]), pd.Series([0.4, 0.0, 0.52, 0.3, 0.5]), 0.3, 0.05)
+['newly flooded', 'no longer flooded', 'same', 'shallower', 'newly flooded']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from twin_core.errors import ParameterError, RasterError
+
+__all__ = ["compare_runs", "Comparison", "change_of", "ENGINES"]
+
+#: the engines two runs of which can be compared, with the summary keys that are parameters of a run (a
+#: difference in one of them besides the scenario is reported)
+ENGINES = {
+    "flood": ("storm", "grid", "cell_size_m", "threshold_m", "sim_time_s", "drainage_mm_h", "buildings",
+              "roof_runoff", "rain_from_sensors"),
+    "traffic": ("mode", "period", "demand_scale", "flooded_by", "flood_timing", "until_s", "sim_time_s"),
+    "access": ("from_kind", "within_s", "speeds", "flooded_by", "flood_time_s", "impassable_depth_m"),
+    "crowd": ("area_id", "ifc", "storey", "agents", "model", "seed", "closed_exits", "route", "flooded_by",
+              "flood_time_s"),
+    "sunlight": ("date", "start", "end", "solar_time", "bounds", "spacing_m", "height_m", "step_minutes", "use_bim"),
+    "viewshed": ("observer", "observer_height_m", "target_height_m", "radius_m", "use_bim"),
+}
+#: a depth change smaller than this (m) is "the same" (a flood model's depths are not better than a few cm)
+SAME_DEPTH_M = 0.05
+#: a travel time change smaller than this (s) is "the same"
+SAME_TIME_S = 1.0
+_ENGINE_ALIASES = {"simulation.flood": "flood", "simulation.traffic": "traffic", "simulation.crowd": "crowd",
+                   "sun": "sunlight"}
+
+
+@dataclass
+class Comparison:
+    """Two runs of one engine, A and B, compared: ``summary`` (each run's headline figures, ``*_a``, ``*_b``
+    and ``*_change`` = B - A), ``tables`` (feature-by-feature changes), ``rasters`` (B - A), and
+    ``differences``: the run parameters that differ besides the scenario, ``{key: (A's, B's)}``."""
+
+    engine: str
+    a: tuple[str, str]
+    b: tuple[str, str]
+    summary: dict
+    tables: dict = field(default_factory=dict)
+    rasters: dict = field(default_factory=dict)
+    differences: dict = field(default_factory=dict)
+
+    def save(self, twin, run: str | None = None, *, scenario: str | None = None) -> str:
+        """Store the comparison as run ``run`` (default a new id ``compare-...``) under ``scenario`` (default
+        B's): its ``summary`` (engine ``compare``), tables and rasters. Returns the run id."""
+        from cim.results import check_run_free, check_run_id
+
+        scen = scenario or self.b[0]
+        run = twin.new_run_id("compare") if run is None else check_run_id(run)
+        check_run_free(twin.store, scen, run, "compare")
+        meta = {"engine": "compare", "a": list(self.a), "b": list(self.b)}
+        with twin.store.transaction():
+            for name, table in self.tables.items():
+                twin.save_result(scen, run, name, table, meta=meta)
+            for name, raster in self.rasters.items():
+                twin.save_result(scen, run, name, raster, meta=meta)
+            twin.save_result(scen, run, "summary", self.to_dict(), meta={"engine": "compare"})
+        return run
+
+    def to_dict(self) -> dict:
+        """The summary as stored: engine ``compare``, the runs compared, their engine, the parameter differences."""
+        return {"engine": "compare", "compared": self.engine, "a": list(self.a), "b": list(self.b),
+                **_plain(self.summary), "differences": {k: [_plain(x), _plain(y)] for k, (x, y) in
+                                                       self.differences.items()}}
+
+    def lines(self) -> list[str]:
+        """The headline changes, a line each (what ``twin compare`` prints)."""
+        (sa, ra), (sb, rb) = self.a, self.b
+        out = [f"{self.engine}: A = run {ra!r} ({sa}), B = run {rb!r} ({sb})"]
+        for key, value in self.summary.items():
+            if key.endswith("_a") and key[:-2] + "_b" in self.summary:
+                stem = key[:-2]
+                va, vb = value, self.summary[stem + "_b"]
+                ch = self.summary.get(stem + "_change")
+                out.append(f"  {stem}: {_fmt(va)} -> {_fmt(vb)}" + (f" ({_signed(ch)})" if ch is not None else ""))
+            elif not key.endswith(("_b", "_change")) and not isinstance(value, (list, dict)) and key != "note":
+                out.append(f"  {key}: {_fmt(value)}")
+        for k, (x, y) in self.differences.items():
+            out.append(f"  note: the runs differ in {k} besides the scenario: {x!r} and {y!r}")
+        if self.summary.get("note"):
+            out.append(f"  note: {self.summary['note']}")
+        return out
+
+    def __repr__(self) -> str:
+        (sa, ra), (sb, rb) = self.a, self.b
+        return (f"<Comparison {self.engine}: {ra!r} ({sa}) -> {rb!r} ({sb}); tables {sorted(self.tables)}, "
+                f"rasters {sorted(self.rasters)}>")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><td>{html.escape(x.strip())}</td></tr>" for x in self.lines()[1:])
+        return (f"<div><b>{html.escape(self.lines()[0])}</b><table>{rows}</table>"
+                f"<small>.summary, .tables {html.escape(str(sorted(self.tables)))}, .rasters "
+                f"{html.escape(str(sorted(self.rasters)))}, .save(twin)</small></div>")
+
+
+def _plain(v):
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return str(v)
+
+
+def _signed(v) -> str:
+    s = _fmt(v)
+    return s if s.startswith("-") or s == "-" else "+" + s
+
+
+def _change(summary: dict, key: str, a, b) -> None:
+    """``key_a``, ``key_b`` and ``key_change`` (B - A, None when either is missing)."""
+    a, b = _plain(a), _plain(b)
+    summary[f"{key}_a"], summary[f"{key}_b"] = a, b
+    num = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    summary[f"{key}_change"] = (b - a) if num else None
+
+
+def change_of(depth_a: pd.Series, depth_b: pd.Series, threshold: float, same: float) -> list[str]:
+    """Per feature, what B does to it against A: ``newly flooded``, ``no longer flooded``, ``deeper``,
+    ``shallower`` or ``same`` (a depth change under ``same`` m). A missing depth (NaN: the feature was not
+    exposed, or did not exist, in that run) counts as dry."""
+    a = np.nan_to_num(np.asarray(depth_a, dtype=float), nan=0.0)
+    b = np.nan_to_num(np.asarray(depth_b, dtype=float), nan=0.0)
+    wa, wb = a >= threshold, b >= threshold
+    d = b - a
+    out = np.where(wb & ~wa, "newly flooded", np.where(wa & ~wb, "no longer flooded", np.where(
+        d >= same, "deeper", np.where(d <= -same, "shallower", "same"))))
+    return out.tolist()
+
+
+def _engine(twin, key: tuple[str, str]) -> tuple[str, dict]:
+    from cim.results import list_results
+
+    scen, run = key
+    idx = list_results(twin.store)
+    names = set(idx.loc[(idx["scenario"] == scen) & (idx["run"] == run), "name"])
+    summary = twin.load_result(scen, run, "summary") if "summary" in names else {}
+    summary = summary if isinstance(summary, dict) else {}
+    eng = summary.get("engine")
+    if eng is None:  # an analysis (sunlight, viewshed) keeps no summary: its raster's meta says what it was run with
+        from cim.results import engine_of
+
+        metas = [m for m in idx.loc[(idx["scenario"] == scen) & (idx["run"] == run), "meta"] if isinstance(m, dict)]
+        found = next((m for m in metas if engine_of(m)), None)
+        eng, summary = (engine_of(found), found) if found is not None else (None, summary)
+    eng = _ENGINE_ALIASES.get(eng, eng)
+    if eng not in ENGINES:
+        raise ParameterError(f"run {run!r} ({scen}) is a {eng or 'result set without an engine'} run; runs of "
+                             f"{sorted(ENGINES)} can be compared")
+    return eng, summary
+
+
+def _resolve(twin, run, scenario) -> tuple[str, str]:
+    from twin_core.adapters.results_export import find_run
+
+    if isinstance(run, tuple):
+        scen, rid = run
+        return find_run(twin, rid, scen), rid
+    if not isinstance(run, str) or not run:
+        raise ParameterError(f"a run to compare is a run id (text) or (scenario, run), got {run!r}")
+    return find_run(twin, run, scenario), run
+
+
+def compare_runs(twin, a, b, *, scenario_a: str | None = None, scenario_b: str | None = None) -> Comparison:
+    """Compare run ``b`` with run ``a`` (B - A): two stored runs of one engine.
+
+    Parameters
+    ----------
+    a, b : str or (scenario, run)
+        Run ids (found under whichever scenario holds them; ``scenario_a`` / ``scenario_b`` pick one where an
+        id is under several), or (scenario, run) pairs.
+
+    Returns
+    -------
+    Comparison
+        ``.summary``, ``.tables``, ``.rasters``, ``.differences``; ``.save(twin)`` stores it.
+    """
+    ka, kb = _resolve(twin, a, scenario_a), _resolve(twin, b, scenario_b)
+    if ka == kb:
+        raise ParameterError(f"A and B are the same run {ka[1]!r} ({ka[0]}): compare two different runs, e.g. "
+                             "a scenario's run with the base's")
+    (ea, sa), (eb, sb) = _engine(twin, ka), _engine(twin, kb)
+    if ea != eb:
+        raise ParameterError(f"run {ka[1]!r} is a {ea} run and {kb[1]!r} a {eb} run: compare two runs of one engine")
+    differences = {k: (sa[k], sb[k]) for k in ENGINES[ea] if k in sa and k in sb and _plain(sa[k]) != _plain(sb[k])}
+    cmp = _COMPARE[ea](twin, ka, kb, sa, sb)
+    cmp.differences = differences
+    return cmp
+
+
+def _raster_diff(twin, ka, kb, name: str, unit: str | None):
+    ra, rb = twin.load_result(*ka, name), twin.load_result(*kb, name)
+    if not ra.same_grid(rb):
+        raise RasterError(f"the runs' {name} rasters lie on different grids ({ra.shape} at {tuple(ra.transform)[:6]}"
+                          f" and {rb.shape} at {tuple(rb.transform)[:6]}): compare runs made on the same grid "
+                          "(the same DEM extent and cell size)")
+    da, db = ra.masked(), rb.masked()
+    from cim.raster import Raster
+
+    diff = Raster((db - da).astype("float32"), ra.transform, ra.crs, nodata=float("nan"), unit=unit,
+                  meta={"a": list(ka), "b": list(kb), "of": name})
+    return da, db, diff
+
+
+def _flood(twin, ka, kb, sa, sb) -> Comparison:
+    from cim.results import list_results
+
+    thr = float(sa.get("threshold_m") or 0.15)
+    da, db, diff = _raster_diff(twin, ka, kb, "max_depth", "m")
+    cell = abs(diff.transform.a * diff.transform.e)
+    wa, wb = np.nan_to_num(da) >= thr, np.nan_to_num(db) >= thr
+    d = np.nan_to_num(db) - np.nan_to_num(da)
+    s: dict = {"threshold_m": thr}
+    _change(s, "flooded_area_m2", float(wa.sum() * cell), float(wb.sum() * cell))
+    s["newly_flooded_m2"] = float((wb & ~wa).sum() * cell)
+    s["no_longer_flooded_m2"] = float((wa & ~wb).sum() * cell)
+    s["deeper_m2"] = float((wa & wb & (d >= SAME_DEPTH_M)).sum() * cell)
+    s["shallower_m2"] = float((wa & wb & (d <= -SAME_DEPTH_M)).sum() * cell)
+    _change(s, "max_depth_m", sa.get("max_depth_m"), sb.get("max_depth_m"))
+    for key in ("exposed_buildings", "exposed_road_links", "exposed_pois", "storage_m3", "outflow_m3"):
+        if key in sa and key in sb:
+            _change(s, key, sa[key], sb[key])
+    tables = {}
+    idx = list_results(twin.store)
+
+    def names(k):
+        return set(idx.loc[(idx["scenario"] == k[0]) & (idx["run"] == k[1]), "name"])
+
+    for name in sorted(n for n in names(ka) & names(kb) if n.startswith("exposure_")):
+        ta, tb = twin.load_result(*ka, name), twin.load_result(*kb, name)
+        key = ta.columns[0]
+        t = pd.merge(ta[[key, "max_depth_m"]], tb[[key, "max_depth_m"]], on=key, how="outer", suffixes=("_a", "_b"))
+        t["max_depth_change_m"] = t["max_depth_m_b"].fillna(0.0) - t["max_depth_m_a"].fillna(0.0)
+        t["change"] = change_of(t["max_depth_m_a"], t["max_depth_m_b"], thr, SAME_DEPTH_M)
+        order = {"newly flooded": 0, "deeper": 1, "no longer flooded": 2, "shallower": 3, "same": 4}
+        t = t.sort_values(["change", "max_depth_change_m"], key=lambda c: c.map(order) if c.name == "change" else -c.abs(),
+                          kind="stable").reset_index(drop=True)
+        tables[f"{name}_change"] = t
+        what = name[len("exposure_"):]
+        counts = t["change"].value_counts()
+        for word in ("newly flooded", "no longer flooded"):
+            s[f"{what}_{word.replace(' ', '_')}"] = int(counts.get(word, 0))
+    return Comparison("flood", ka, kb, s, tables, {"max_depth_diff": diff})
+
+
+def _traffic(twin, ka, kb, sa, sb) -> Comparison:
+    from twin_core.adapters.traffic import compare_traffic_runs
+
+    layer, summary = compare_traffic_runs(twin, ka, kb)
+    s = {k: v for k, v in summary.items() if k not in ("a", "b")}
+    d = layer["diff"].to_numpy(float)
+    # the summary's links_more / links_less count the same way
+    layer["change"] = np.where(layer[layer.columns[3]].isna(), "removed", np.where(
+        layer[layer.columns[2]].isna(), "added", np.where(d > 1e-6, "more", np.where(d < -1e-6, "less", "same"))))
+    layer = layer.sort_values("diff", key=lambda c: -c.abs(), kind="stable").reset_index(drop=True)  # most changed first
+    return Comparison("traffic", ka, kb, s, {"link_changes": layer})
+
+
+def _access(twin, ka, kb, sa, sb) -> Comparison:
+    ta, tb = twin.load_result(*ka, "access_buildings"), twin.load_result(*kb, "access_buildings")
+    t = pd.merge(ta[["building_id", "time_s", "within"]], tb[["building_id", "time_s", "within"]], on="building_id",
+                 how="outer", suffixes=("_a", "_b"))
+    wa = t["within_a"].astype("boolean").fillna(False).to_numpy(bool)
+    wb = t["within_b"].astype("boolean").fillna(False).to_numpy(bool)
+    dt = (t["time_s_b"] - t["time_s_a"]).to_numpy(float)
+    t["time_change_s"] = dt
+    t["change"] = np.where(wb & ~wa, "now within reach", np.where(wa & ~wb, "out of reach", np.where(
+        dt >= SAME_TIME_S, "slower", np.where(dt <= -SAME_TIME_S, "faster", np.where(
+            t["time_s_a"].isna() & t["time_s_b"].notna(), "now reached", np.where(
+                t["time_s_a"].notna() & t["time_s_b"].isna(), "no longer reached", np.where(
+                    t["time_s_a"].isna() & t["time_s_b"].isna(), "reached in neither", "same")))))))
+    order = {"out of reach": 0, "no longer reached": 1, "slower": 2, "now within reach": 3, "now reached": 4,
+             "faster": 5, "same": 6, "reached in neither": 7}
+    t = t.sort_values(["change", "time_change_s"], key=lambda c: c.map(order) if c.name == "change" else -c.abs(),
+                      kind="stable").reset_index(drop=True)
+    s: dict = {"from_kind": sa.get("from_kind"), "within_s": sa.get("within_s")}
+    _change(s, "within", int(wa.sum()), int(wb.sum()))
+    _change(s, "unreachable", int(t["time_s_a"].isna().sum()), int(t["time_s_b"].isna().sum()))
+    _change(s, "median_time_s", sa.get("median_time_s"), sb.get("median_time_s"))
+    counts = t["change"].value_counts()
+    s["now_within_reach"] = int(counts.get("now within reach", 0))
+    s["out_of_reach"] = int(counts.get("out of reach", 0))
+    return Comparison("access", ka, kb, s, {"access_buildings_change": t})
+
+
+def _crowd(twin, ka, kb, sa, sb) -> Comparison:
+    s: dict = {"status_a": sa.get("status"), "status_b": sb.get("status")}
+    _change(s, "evacuation_time_s", sa.get("evacuation_time_s"), sb.get("evacuation_time_s"))
+    _change(s, "agents", sa.get("agents"), sb.get("agents"))
+    _change(s, "evacuated", sa.get("evacuated"), sb.get("evacuated"))
+    _change(s, "jams", len(sa.get("jams") or []), len(sb.get("jams") or []))
+    if "cut_off" in sa or "cut_off" in sb:
+        _change(s, "cut_off", sa.get("cut_off", 0), sb.get("cut_off", 0))
+
+    def exits(summary):
+        t = pd.DataFrame(summary.get("exits") or [], columns=["exit", "width_m", "agents", "last_s", "flow_per_s"])
+        closed = set(summary.get("closed_exits") or [])
+        extra = pd.DataFrame({"exit": sorted(closed - set(t["exit"]))})  # closed exits are not in the usage list
+        t = pd.concat([t, extra], ignore_index=True) if len(extra) else t
+        t["closed"] = t["exit"].isin(closed)
+        return t.set_index("exit")
+
+    ea, eb = exits(sa), exits(sb)
+    t = pd.merge(ea[["agents", "last_s", "closed"]], eb[["agents", "last_s", "closed"]], left_index=True,
+                 right_index=True, how="outer", suffixes=("_a", "_b")).reset_index()
+    t["agents_change"] = t["agents_b"].fillna(0) - t["agents_a"].fillna(0)
+    closed_a, closed_b = t["closed_a"].astype("boolean").fillna(False), t["closed_b"].astype("boolean").fillna(False)
+    t["change"] = np.where(closed_b & ~closed_a, "closed", np.where(closed_a & ~closed_b, "opened", np.where(
+        t["agents_change"] > 0, "more", np.where(t["agents_change"] < 0, "fewer", "same"))))
+    t = t.sort_values("agents_change", key=lambda c: -c.abs(), kind="stable").reset_index(drop=True)
+    return Comparison("crowd", ka, kb, s, {"exit_changes": t})
+
+
+def _raster_analysis(name: str, result: str, unit: str):
+    def compare(twin, ka, kb, sa, sb) -> Comparison:
+        da, db, diff = _raster_diff(twin, ka, kb, result, unit)
+        d = (db - da)[np.isfinite(db - da)]
+        res = abs(diff.transform.a * diff.transform.e)
+        s = {"cells": int(d.size), "less_m2": float((d < 0).sum() * res), "more_m2": float((d > 0).sum() * res)}
+        _change(s, f"mean_{result}", float(np.nanmean(da)) if np.isfinite(da).any() else None,
+                float(np.nanmean(db)) if np.isfinite(db).any() else None)
+        s["largest_loss"] = float(-d.min()) if d.size and d.min() < 0 else 0.0
+        return Comparison(name, ka, kb, s, {}, {f"{result}_diff": diff})
+
+    return compare
+
+
+_COMPARE = {"flood": _flood, "traffic": _traffic, "access": _access, "crowd": _crowd,
+            "sunlight": _raster_analysis("sunlight", "sunlight_hours", "h"),
+            "viewshed": _raster_analysis("viewshed", "viewshed", "1")}

@@ -1,0 +1,75 @@
+"""``twin compare``: what a what-if changes, two stored runs of one engine side by side."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from twin_core.cli._common import JSON_OPT, STORE_ARG, check_output_path, emit
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compare")
+    def compare(
+        target: str = STORE_ARG,
+        run_a: str = typer.Argument(..., help="Run A (e.g. the base's flood run)."),
+        run_b: str = typer.Argument(..., help="Run B (e.g. the same flood on the scenario): changes are B - A."),
+        scenario_a: Optional[str] = typer.Option(None, "--scenario-a", help="A's scenario, where its id is under "
+                                                 "several."),
+        scenario_b: Optional[str] = typer.Option(None, "--scenario-b", help="B's scenario, likewise."),
+        save: Optional[str] = typer.Option(None, "--save", help="Store the comparison as this run (under B's "
+                                           "scenario): twin runs / twin export reach its tables and rasters."),
+        out: Optional[str] = typer.Option(None, "--out", help="Write its feature-by-feature table here (.csv, "
+                                          ".parquet; a traffic comparison: any vector format, e.g. .gpkg)."),
+        top: int = typer.Option(10, "--top", min=0, help="Show this many of the most changed features."),
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """What a what-if changes: two stored runs of one engine (flood, traffic, access, crowd, sunlight,
+        viewshed), their headline figures and the features that changed most (B - A)."""
+        from twin_core.adapters.compare import compare_runs
+        from twin_core.twin import Twin
+
+        check_output_path(f"--out {out}", out)
+        with Twin.open(target) as twin:
+            cmp = compare_runs(twin, run_a, run_b, scenario_a=scenario_a, scenario_b=scenario_b)
+            saved = cmp.save(twin, save) if save else None
+        lines = cmp.lines()
+        table = next(iter(cmp.tables.values()), None)
+        name = next(iter(cmp.tables), None)
+        if table is not None and top:
+            changed = table[table["change"] != "same"] if "change" in table.columns else table
+            shown = changed.drop(columns="geometry", errors="ignore").head(top)
+            lines.append(f"{name}: {len(changed):,} of {len(table):,} rows changed"
+                         + (f"; the {len(shown)} most changed:" if len(shown) else ""))
+            if len(shown):
+                lines += ["  " + x for x in shown.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines()]
+        if out and table is not None:
+            _write(table, out, name)
+            lines.append(f"wrote {name} to {out}")
+        if saved:
+            lines.append(f"saved as run {saved!r} under scenario {cmp.b[0]!r} (twin runs {target} {saved})")
+        doc = cmp.to_dict() | {"saved_as": saved}
+        emit(doc, as_json, human="\n".join(lines))
+
+
+def _write(table, out: str, name: str) -> None:
+    import os
+
+    from twin_core.errors import ImportFormatError
+
+    ext = os.path.splitext(out)[1].lower()
+    if ext == ".csv":
+        table.drop(columns="geometry", errors="ignore").to_csv(out, index=False, encoding="utf-8")
+    elif ext == ".parquet":
+        table.to_parquet(out, index=False)
+    elif "geometry" in table.columns:
+        from cim.io.vector import EXPORT_FORMATS, write_frame
+
+        if ext not in EXPORT_FORMATS:
+            raise ImportFormatError(f"--out {out}: write the table to .csv, .parquet or one of "
+                                    f"{sorted(EXPORT_FORMATS)}")
+        write_frame(table, out, layer=name)
+    else:
+        raise ImportFormatError(f"--out {out}: this comparison's table has no geometry; write it to .csv or .parquet "
+                                "(save it with --save and `twin export` places building or link rows on the map)")
