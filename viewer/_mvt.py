@@ -8,11 +8,19 @@ area in tile coordinates, y down, i.e. clockwise on screen; interior rings
 negative), repeated points dropped, MoveTo / LineTo / ClosePath commands with
 zig-zag deltas, then the protobuf written directly (varints in bulk).
 
+The attributes travel as a :class:`Properties` table: each distinct value's
+``tile.Value`` message is written once, when the table is built (once per
+layer), and a tile's key and value tables and every feature's tags are picked
+from it with NumPy (``np.unique`` for the first-met order), without a Python
+loop over features.
+
 For valid geometries it writes what ``mapbox_vector_tile.encode`` wrote
 (``y_coord_down=True``): the same commands for the same rings and lines, the
 same key and value tables (deduplicated in first-seen order with Python
 equality, so ``1`` and ``1.0`` share an entry and ``True`` does not), the same
-feature ids and field order. Two differences, both on degenerate input: a ring
+feature ids and field order. (A feature's tags follow the table's column
+order, for dicts the order their keys are first met in: dicts whose keys come
+in another order decode the same, their tags written in that order.) Two differences, both on degenerate input: a ring
 left with fewer than 3 distinct points is dropped (with the holes of a dropped
 exterior ring), and a geometry collection keeps its parts of the highest
 dimension (the former encoder raised). Repairing invalid polygons is the
@@ -21,11 +29,12 @@ caller's job (see ``viewer.tiles``).
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
 
-__all__ = ["encode_layer"]
+__all__ = ["Properties", "encode_layer"]
 
 # geometry type ids of shapely.get_type_id
 _POINT, _LINESTRING, _LINEARRING, _POLYGON, _MULTIPOINT, _MULTILINESTRING, _MULTIPOLYGON, _COLLECTION = range(8)
@@ -258,7 +267,179 @@ def _value(v) -> bytes:
     return b"\x19" + struct.pack("<d", v)
 
 
-def encode_layer(name: str, geoms, ids, props: list[dict], extent: int = 4096) -> bytes:
+def _kept(v) -> bool:
+    """Whether a tile carries an attribute value (str, bool, int, float; not None, not other objects)."""
+    return isinstance(v, (str, int, float))  # bool is an int
+
+
+def exact_key(v) -> tuple:
+    """A dict key that tells apart values Python calls equal but a tile writes differently:
+    ``1``, ``1.0`` and ``True`` (by type), ``0.0`` and ``-0.0`` (by sign)."""
+    if isinstance(v, float):
+        return v.__class__, v, math.copysign(1.0, v)
+    return v.__class__, v
+
+
+class Properties:
+    """The attributes of a layer's features as a table of value codes, ready for tiles.
+
+    ``codes[i, j]`` is the value of column ``j`` of feature ``i``, an index into
+    ``values`` (-1: the feature has no value there and its tag is left out).
+    Each value's ``tile.Value`` message is written once, here; a tile then
+    picks its features' rows (:meth:`take`) and :func:`encode_layer` builds
+    its key and value tables and every feature's tags with NumPy.
+
+    Values are deduplicated as ``mapbox_vector_tile`` did, with Python
+    equality: ``values`` holds each distinct value once per type (``1`` and
+    ``1.0`` are two entries) and ``value_class`` numbers the equal ones alike
+    (``1`` and ``1.0`` share a class, ``True`` does not), so that a tile's
+    value table keeps the first one a tile meets, as before.
+
+    Parameters
+    ----------
+    columns : list of str
+        The attribute names, in the order a feature's tags are written.
+    codes : array of int, shape (n_features, len(columns))
+        Value codes; -1 where the feature has no value.
+    values : list
+        The distinct values (str, bool, int or float).
+
+    Examples
+    --------
+    >>> p = Properties.from_records([{"kind": "park", "n": 1}, {"n": 1.0}, {"kind": None, "n": True}])
+    >>> p.columns, p.codes.tolist(), p.values
+    (['kind', 'n'], [[0, 1], [-1, 2], [-1, 3]], ['park', 1, 1.0, True])
+    >>> p.value_class.tolist()
+    [0, 1, 1, 2]
+    >>> p.take([2, 0]).records()
+    [{'n': True}, {'kind': 'park', 'n': 1}]
+    """
+
+    def __init__(self, columns: list[str], codes, values: list, _tables=None) -> None:
+        self.columns = list(columns)
+        self.codes = np.asarray(codes, dtype=np.int32)
+        if self.codes.ndim != 2 or self.codes.shape[1] != len(self.columns):
+            raise ValueError(f"codes must have shape (n_features, {len(self.columns)}), one column per name in "
+                             f"columns; got shape {self.codes.shape}")
+        if self.codes.size and not -1 <= self.codes.min() <= self.codes.max() < len(values):
+            raise ValueError(f"codes must lie in -1 .. {len(values) - 1} (-1: no value; else an index into values); "
+                             f"got {self.codes.min()} .. {self.codes.max()}")
+        self.values = values
+        if _tables is None:
+            _tables = self._tables(values)
+        self.value_class, self._msg, self._msg_start, self._msg_len = _tables
+        self._records = None
+
+    @staticmethod
+    def _tables(values: list):
+        """Each value's equality class and its ``tile.Value`` message (as a layer's ``values`` field)."""
+        classes: dict = {}
+        bool_classes: dict = {}
+        cls = np.empty(len(values), dtype=np.int64)
+        msgs = []
+        for i, v in enumerate(values):
+            if not _kept(v):
+                raise TypeError(f"a tile value must be a str, bool, int or float; got {v!r} ({type(v).__name__}) "
+                                f"at values[{i}]: leave it out (code -1) or convert it")
+            table = bool_classes if v.__class__ is bool else classes
+            c = table.get(v)
+            if c is None:
+                c = table[v] = len(classes) + len(bool_classes)
+            cls[i] = c
+            msgs.append(_field(0x22, _value(v)))
+        lens = np.fromiter(map(len, msgs), dtype=np.int64, count=len(msgs))
+        buf = np.frombuffer(b"".join(msgs), dtype=np.uint8)
+        return cls, buf, np.cumsum(lens) - lens, lens
+
+    @classmethod
+    def from_records(cls, records) -> "Properties":
+        """The table of a list of dicts, one per feature (keys that are not str, and values that are not
+        str, bool, int or float, left out)."""
+        columns: dict[str, list] = {}
+        for i, rec in enumerate(records):
+            for k, v in rec.items():
+                if isinstance(k, str) and _kept(v):
+                    columns.setdefault(k, []).append((i, v))
+        return cls.from_columns({k: _factorize_pairs(pairs, len(records)) for k, pairs in columns.items()},
+                                len(records))
+
+    @classmethod
+    def from_columns(cls, columns: dict, n: int) -> "Properties":
+        """The table of factorised columns: ``{name: (codes, uniques)}``, ``codes`` an int array of
+        length ``n`` indexing ``uniques`` (-1 or a None unique: no value).
+
+        Uniques that are not str, bool, int or float are left out; equal uniques of
+        different columns (or of one column) become one value.
+        """
+        names = [k for k in columns if isinstance(k, str)]
+        index: dict = {}
+        values: list = []
+        out = np.full((n, len(names)), -1, dtype=np.int32)
+        for j, k in enumerate(names):
+            codes, uniques = columns[k]
+            lut = np.full(len(uniques) + 1, -1, dtype=np.int32)  # the last entry: code -1
+            for u, v in enumerate(uniques):
+                if _kept(v):
+                    key = exact_key(v)
+                    g = index.get(key)
+                    if g is None:
+                        g = index[key] = len(values)
+                        values.append(v)
+                    lut[u] = g
+            out[:, j] = lut[np.asarray(codes, dtype=np.int64)]
+        return cls(names, out, values)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def take(self, rows) -> "Properties":
+        """The features ``rows`` (the value tables shared)."""
+        tables = (self.value_class, self._msg, self._msg_start, self._msg_len)
+        return Properties(self.columns, self.codes[np.asarray(rows, dtype=np.intp)], self.values, tables)
+
+    def records(self) -> list[dict]:
+        """One dict per feature, its columns in order, values absent left out (built once)."""
+        if self._records is None:
+            vals, cols = self.values, self.columns
+            self._records = [{cols[j]: vals[c] for j, c in enumerate(row) if c >= 0} for row in self.codes.tolist()]
+        return self._records
+
+    def tags(self, rows: np.ndarray):
+        """The tables and tags of a tile's features ``rows``: its keys (first met first), its ``values``
+        fields as bytes, every feature's tags (key, value index pairs, in column order) and their counts."""
+        sub = self.codes[rows]
+        present = sub >= 0
+        feat, col = np.nonzero(present)  # feature by feature, columns in order
+        code = sub[feat, col]
+        cols, first = np.unique(col, return_index=True)
+        key_cols = cols[np.argsort(first, kind="stable")]
+        key_of_col = np.zeros(len(self.columns), dtype=np.uint64)
+        key_of_col[key_cols] = np.arange(len(key_cols), dtype=np.uint64)
+        # a tile's value table: one entry per class of equal values, the first one met written
+        _, first, inv = np.unique(self.value_class[code], return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        index = np.empty(len(order), dtype=np.uint64)
+        index[order] = np.arange(len(order), dtype=np.uint64)
+        tags = np.empty(2 * len(code), dtype=np.uint64)
+        tags[0::2] = key_of_col[col]
+        tags[1::2] = index[inv.reshape(-1)]
+        chosen = code[first[order]]
+        lens = self._msg_len[chosen]
+        at = np.repeat(self._msg_start[chosen], lens) + _within(lens)
+        n_tags = 2 * present.sum(axis=1, dtype=np.int64)
+        return [self.columns[c] for c in key_cols.tolist()], self._msg[at].tobytes(), tags, n_tags
+
+
+def _factorize_pairs(pairs: list, n: int):
+    """Codes and uniques of a column given as (row, value) pairs, values deduplicated by :func:`exact_key`."""
+    seen: dict = {}
+    codes = np.full(n, -1, dtype=np.int64)
+    rows = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+    codes[rows] = [seen.setdefault(exact_key(v), len(seen)) for _, v in pairs]
+    return codes, [k[1] for k in seen]
+
+
+def encode_layer(name: str, geoms, ids, props, extent: int = 4096) -> bytes:
     """Encode one layer of features as an MVT tile.
 
     Parameters
@@ -271,9 +452,10 @@ def encode_layer(name: str, geoms, ids, props: list[dict], extent: int = 4096) -
         grid, are left out.
     ids : array of int
         Feature ids (a negative one is left out of its feature).
-    props : list of dict
+    props : list of dict, or Properties
         Each feature's attributes; str, bool, int and float values are kept,
-        other values are left out.
+        other values are left out. A :class:`Properties` table (one row per
+        feature) saves converting the dicts on every call.
     extent : int
         The tile's extent in grid units.
 
@@ -331,36 +513,18 @@ def encode_layer(name: str, geoms, ids, props: list[dict], extent: int = 4096) -
     out = np.nonzero(n_cmd > 0)[0]
     if len(out) == 0:
         return b""
-    # the key and value tables and each feature's tags; Python dicts, so that values dedupe as before
-    keys: dict[str, int] = {}
-    values: dict = {}
-    bool_values: dict = {}
-    value_msgs: list[bytes] = []
-    tags: list[int] = []
-    n_tags = []
-    for i in out.tolist():
-        before = len(tags)
-        for k, v in props[i].items():
-            if not isinstance(k, str) or not isinstance(v, (str, int, float)):  # bool is an int
-                continue
-            table = bool_values if v.__class__ is bool else values
-            ki = keys.get(k)
-            if ki is None:
-                ki = keys[k] = len(keys)
-            vi = table.get(v)
-            if vi is None:
-                vi = table[v] = len(value_msgs)
-                value_msgs.append(_field(0x22, _value(v)))
-            tags += (ki, vi)
-        n_tags.append(len(tags) - before)
-    features = _features(ids[out], _MVT_TYPE[dims[out]],
-                         np.array(tags, dtype=np.uint64), np.array(n_tags, dtype=np.int64),
-                         cmd, cmd_start[out], n_cmd[out])
+    if not isinstance(props, Properties):
+        props = Properties.from_records([props[i] for i in out.tolist()])
+        rows = np.arange(len(out))
+    else:
+        rows = out
+    keys, values, tags, n_tags = props.tags(rows)
+    features = _features(ids[out], _MVT_TYPE[dims[out]], tags, n_tags, cmd, cmd_start[out], n_cmd[out])
     layer = b"".join([
         _field(0x0A, name.encode("utf-8")),
         features,
         *(_field(0x1A, k.encode("utf-8")) for k in keys),
-        *value_msgs,
+        values,
         b"\x28" + _varint(int(extent)),
         b"\x78\x02",
     ])

@@ -6,7 +6,9 @@
   is read once, projected to Web Mercator and indexed (STRtree); a tile is
   clipped, snapped to the 4096 grid and encoded all at once with NumPy
   (``viewer._mvt``); ``mapbox-vector-tile`` repairs the rare polygon that
-  snapping leaves invalid, as it did when it encoded every feature.
+  snapping leaves invalid, as it did when it encoded every feature. The
+  attributes are factorised column by column when the layer is read (a
+  ``viewer._mvt.Properties`` table), so a tile only gathers its rows.
 
 Only a few attributes travel in the tiles (the id and what the map colours
 by); the page fetches the rest on click. That keeps the medium city's
@@ -19,9 +21,11 @@ import re
 import threading
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import repeat
 
 import numpy as np
 
+from viewer._mvt import Properties, exact_key
 from viewer.geo import bounds_to, reproject_geoms, tile_bounds_3857
 
 __all__ = ["TILE_FIELDS", "tile_fields", "encode_frame_tile", "EXTENT", "MAX_ZOOM", "MIN_ZOOM", "TileSource", "prewarm"]
@@ -66,27 +70,68 @@ def tile_fields(layer: str, columns: list[str], requested: list[str] | None = No
 
 @dataclass
 class ProjectedFrame:
-    """A layer projected to EPSG:3857 with an STRtree, ready for tiling."""
+    """A layer projected to EPSG:3857 with an STRtree, ready for tiling.
+
+    ``props`` holds the attributes that travel in tiles, one row per feature
+    (a list of dicts is turned into the table).
+    """
 
     geoms: np.ndarray
-    props: list[dict]
+    props: Properties
     tree: object
     layer: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.props, Properties):
+            self.props = Properties.from_records(self.props)
 
 
 def project_frame(gdf, crs: str, layer: str, fields: list[str]) -> ProjectedFrame:
     import shapely
 
     geoms = reproject_geoms(gdf.geometry.values, crs, "EPSG:3857") if len(gdf) else np.empty(0, dtype=object)
-    props = []
-    sub = gdf[fields] if fields else None
-    for rec in (sub.to_dict("records") if sub is not None else [{}] * len(gdf)):
-        p = {k: _mvt_value(k, v) for k, v in rec.items()}
-        props.append({k: v for k, v in p.items() if v is not None})
+    props = Properties.from_columns({k: _tile_column(k, gdf[k]) for k in fields}, len(gdf))
     return ProjectedFrame(np.asarray(geoms, dtype=object), props, shapely.STRtree(geoms), layer)
 
 
+def _tile_column(key: str, col):
+    """A column's values as tiles carry them (see :func:`_mvt_value`), factorised: codes and uniques.
+
+    Numbers, bools and strings are factorised with NumPy / pandas and only the
+    distinct values converted; other columns value by value, as
+    ``DataFrame.to_dict("records")`` gives them (``pd.NA`` as None).
+    """
+    import pandas as pd
+
+    try:  # what DataFrame.to_dict("records") boxes values with (private: a fallback if pandas moves it)
+        from pandas.core.dtypes.cast import maybe_box_native
+    except ImportError:  # pragma: no cover
+        def maybe_box_native(v):
+            return v.item() if isinstance(v, np.generic) else v
+
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iufb":
+        a = col.to_numpy()
+        if dtype.kind == "f":  # by bit pattern: -0.0 and 0.0 apart, as Python values would be
+            a = np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
+        uniq, codes = np.unique(a, return_inverse=True)
+        if dtype.kind == "f":
+            uniq = uniq.view(np.float64)
+        return codes.reshape(-1), [_mvt_value(key, v) for v in uniq.tolist()]
+    boxed = dtype == object or not isinstance(dtype, np.dtype)
+    if boxed and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        # None, NaN and pd.NA are left out; another null (NaT ...) is written as text: value by value below
+        if all(v is None or v is pd.NA or isinstance(v, float) for v in col[col.isna().to_numpy()].tolist()):
+            codes, uniq = pd.factorize(col, use_na_sentinel=True)
+            return np.asarray(codes, dtype=np.int64), [_mvt_value(key, v) for v in list(uniq)]
+    seen: dict = {}
+    values = map(maybe_box_native, col) if boxed else col
+    codes = [seen.setdefault(exact_key(v), len(seen)) for v in map(_mvt_value, repeat(key), values)]
+    return np.asarray(codes, dtype=np.int64), [k[1] for k in seen]
+
+
 def _mvt_value(key: str, v):
+    """One attribute value as tiles carry it (None: left out)."""
     if v is None:
         return None
     if isinstance(v, np.generic):
@@ -132,7 +177,7 @@ def encode_frame_tile(frame: ProjectedFrame, z: int, x: int, y: int) -> bytes:
     if len(idx) == 0:
         return b""
     g = _snap_to_grid(g)
-    return encode_layer(frame.layer, g, idx + 1, [frame.props[i] for i in idx.tolist()], EXTENT)
+    return encode_layer(frame.layer, g, idx + 1, frame.props.take(idx), EXTENT)
 
 
 def _tile_geometries(frame: ProjectedFrame, z: int, x: int, y: int):
@@ -230,8 +275,9 @@ def _encode_frame_tile_reference(frame: ProjectedFrame, z: int, x: int, y: int) 
     g, idx = _tile_geometries(frame, z, x, y)
     g = shapely.set_precision(g, 1.0)
     keep = ~shapely.is_empty(g) & ~shapely.is_missing(g)
+    records = frame.props.records()
     feats = [
-        {"geometry": geom, "properties": frame.props[i], "id": int(i) + 1}
+        {"geometry": geom, "properties": records[i], "id": int(i) + 1}
         for geom, i in zip(g[keep], idx[keep])
     ]
     if not feats:

@@ -320,3 +320,196 @@ def test_feature_ids_and_negative_ids():
         {"geometry": Point(3, 4), "properties": {"a": 1.0}, "id": -1}]},
         default_options={"y_coord_down": True})
     assert tile == old
+
+
+# --- attributes: the table of value codes (viewer._mvt.Properties) against the former per-feature loop ---
+
+def _reference_points(records, ids=None) -> bytes:
+    """``mapbox_vector_tile.encode`` of one point per record (points encode alike in both encoders)."""
+    ids = list(range(1, len(records) + 1)) if ids is None else ids
+    feats = [{"geometry": Point(10 + i % 4000, 10 + i // 4000), "properties": r, "id": fid}
+             for i, (r, fid) in enumerate(zip(records, ids))]
+    return mapbox_vector_tile.encode({"name": "x", "features": feats}, default_options={"y_coord_down": True})
+
+
+def _ours_points(props, ids=None) -> bytes:
+    n = len(props)
+    ids = list(range(1, n + 1)) if ids is None else ids
+    return _mvt.encode_layer("x", [Point(10 + i % 4000, 10 + i // 4000) for i in range(n)], ids, props)
+
+
+def _typed(records) -> list[dict]:
+    """Records with each value's type and repr (1 and 1.0, 0.0 and -0.0, nan told apart)."""
+    return [{k: (type(v).__name__, repr(v)) for k, v in r.items()} for r in records]
+
+
+def _decoded_props(tile: bytes) -> list[dict]:
+    return [f[1] for f in _decode(tile)]
+
+
+_POOL = ["成都 ✓", "café\x00x", "", "3", "x" * 200, 3, 3.0, 1, 1.0, True, False, 0, 0.0, -0.0, -7, 1.25,
+         2 ** 40, -(2 ** 62), 2 ** 63 - 1, -(2 ** 63), 1e300, float("inf"), -float("inf"), None, [1], b"raw"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 37, 3000])
+def test_attributes_write_the_former_encoders_bytes(n):
+    """Mixed types per column, nulls, unicode, shared and equal values (1 and 1.0 and True): the same key and
+    value tables and tags as ``mapbox_vector_tile``, byte for byte (records with their keys in one order)."""
+    rng = np.random.default_rng(n)
+    keys = ["kind", "名前", "n", "flag", "x"]
+    nan = float("nan")  # one NaN object shares a table entry, as a dict key, in both encoders
+    records = []
+    for i in range(n):
+        take = rng.random(len(keys)) < 0.8
+        if i == 0:
+            take[:] = True
+        pool = _POOL + [nan, float("nan")]
+        records.append({k: pool[int(rng.integers(len(pool)))] for k, t in zip(keys, take) if t})
+    tile = _ours_points(records)
+    assert tile == _reference_points(records)
+    assert tile == _ours_points(_mvt.Properties.from_records(records))
+    if n > 1:  # a tile's tables are its own: the features of a subset, first met first
+        rows = np.arange(n)[::-2]
+        sub = [records[i] for i in rows]
+        assert _ours_points(_mvt.Properties.from_records(records).take(rows)) == _reference_points(sub)
+
+
+def test_attributes_in_any_key_order_decode_alike():
+    """Keys in another order per feature: tags are written in column order, the decoded features are the same."""
+    records = [{"c": 1}, {"a": "x", "b": 2.5, "c": True}, {"b": 2.5, "a": 1.0}, {}, {"c": None, "a": "x"}]
+    tile = _ours_points(records)
+    ref = _reference_points(records)
+    assert _typed(_decoded_props(tile)) == _typed(_decoded_props(ref)) == _typed(
+        [{"c": 1}, {"a": "x", "b": 2.5, "c": True}, {"b": 2.5, "a": 1}, {}, {"a": "x"}])
+
+
+def test_first_value_met_keeps_its_type_per_tile():
+    """Equal values share a table entry, the first one a tile meets (``1`` before ``1.0`` across columns)."""
+    records = [{"a": 1.0, "b": 1}, {"a": 1, "b": True}, {"a": 1, "b": 1.0}]
+    p = _mvt.Properties.from_records(records)
+    assert _typed(_decoded_props(_ours_points(p))) == [
+        {"a": ("float", "1.0"), "b": ("float", "1.0")}, {"a": ("float", "1.0"), "b": ("bool", "True")},
+        {"a": ("float", "1.0"), "b": ("float", "1.0")}]
+    assert _typed(_decoded_props(_ours_points(p.take([2, 1])))) == [
+        {"a": ("int", "1"), "b": ("int", "1")}, {"a": ("int", "1"), "b": ("bool", "True")}]
+    assert _ours_points(p.take([2, 1])) == _reference_points([records[2], records[1]])
+
+
+def test_huge_ints_and_the_value_fields():
+    """int64 values as int_value, up to 2**64 - 1 as uint_value, beyond that as text (the former encoder
+    refused them); doubles stay doubles, bools bools."""
+    from mapbox_vector_tile.Mapbox import vector_tile_pb2
+
+    vals = [2 ** 63 - 1, -(2 ** 63), 2 ** 63, 2 ** 64 - 1, 2 ** 64, -(2 ** 63) - 1, 2.5, True, "s"]
+    records = [{"v": v} for v in vals]
+    tile = _ours_points(records)
+    assert tile == _ours_points(_mvt.Properties.from_records(records))
+    assert [p["v"] for p in _decoded_props(tile)] == [2 ** 63 - 1, -(2 ** 63), 2 ** 63, 2 ** 64 - 1,
+                                                      str(2 ** 64), str(-(2 ** 63) - 1), 2.5, True, "s"]
+    t = vector_tile_pb2.tile()
+    t.ParseFromString(tile)
+    fields = [[f.name for f, _ in v.ListFields()] for v in t.layers[0].values]
+    assert fields == [["int_value"], ["int_value"], ["uint_value"], ["uint_value"], ["string_value"],
+                      ["string_value"], ["double_value"], ["bool_value"], ["string_value"]]
+
+
+def test_empty_one_and_attribute_less_features():
+    assert _ours_points(_mvt.Properties.from_records([])) == b""
+    assert _ours_points([{"a": None, 1: "not a str key", "b": object()}]) == _reference_points([{}])
+    one = [{"name": "成都", "h": 12}]
+    assert _ours_points(_mvt.Properties.from_records(one)) == _reference_points(one)
+    none = _mvt.Properties([], np.empty((3, 0), dtype=np.int32), [])
+    assert _ours_points(none) == _reference_points([{}, {}, {}])
+    with pytest.raises(ValueError, match=r"codes must have shape \(n_features, 2\)"):
+        _mvt.Properties(["a", "b"], np.zeros((3, 1), dtype=np.int32), [1])
+    with pytest.raises(ValueError, match=r"codes must lie in -1 \.\. 0"):
+        _mvt.Properties(["a"], np.array([[0], [1]]), [1])
+    with pytest.raises(TypeError, match=r"got None \(NoneType\) at values\[1\]"):
+        _mvt.Properties(["a"], np.array([[0], [1]]), [1, None])
+
+
+def test_value_messages_are_written_once_not_per_tile(monkeypatch):
+    """The table is built once per frame; a tile only gathers: no per-feature, per-value Python work."""
+    records = [{"id": f"b{i}", "h": i % 7, "use": ["home", "shop"][i % 2]} for i in range(500)]
+    p = _mvt.Properties.from_records(records)
+    expect = _reference_points(records[:300])
+
+    def no_more(*a, **k):
+        raise AssertionError("a value message written while encoding a tile")
+
+    monkeypatch.setattr(_mvt, "_value", no_more)
+    assert _ours_points(p.take(np.arange(300))) == expect
+
+
+def _former_props(df, fields) -> list[dict]:
+    """What ``project_frame`` put in a frame, feature by feature, before the table (the oracle)."""
+    from viewer.tiles import _mvt_value
+
+    out = []
+    for rec in df[fields].to_dict("records"):
+        p = {k: _mvt_value(k, v) for k, v in rec.items()}
+        out.append({k: v for k, v in p.items() if v is not None})
+    return out
+
+
+def test_project_frame_attributes_as_before_for_every_column_type():
+    import geopandas as gpd
+    import pandas as pd
+
+    n = 12
+    nan = float("nan")
+    geoms = shapely.transform(np.array([box(100 + 300 * (i % 12), 100 + 300 * (i // 12), 300 + 300 * (i % 12),
+                                            300 + 300 * (i // 12)) for i in range(n)]), _to_3857(Z, X, Y))
+    cols = {
+        "mixed": ["成都", 3, 3.0, True, None, nan, 2 ** 63, -0.0, 0.15, "3", 1, pd.NA],
+        "label": ["a", None, nan, "b", "a", "", "ü", "a", None, "x" * 300, "b", "a"],
+        "name": pd.array(["a", None, "c", "d", "a", None, "b", "c", "a", "é", "b", "a"], dtype="str"),
+        "text_na": pd.array(["a", None, "c", "d", "a", None, "b", "c", "a", "é", "b", "a"], dtype="string"),
+        "lanes": np.array([1, 2, 3, 1, -2, 2 ** 40, 0, 1, 5, 6, 7, 8], dtype=np.int64),
+        "small": np.array([1, 2, 3, 1, 2, 2, 0, 1, 5, 6, 7, 255], dtype=np.uint8),
+        "big": np.array([2 ** 64 - 1, 0, 1, 2 ** 63, 5, 5, 5, 5, 5, 5, 5, 5], dtype=np.uint64),
+        "height_m": [10.4, 10.6, nan, 0.0, -3.5, 1e15, 2.0, 1.0, -0.4, 9.5, 10.5, 11.0],
+        "ratio": [0.15, 0.25, 1.0, nan, -0.05, 1.0, 2.04, 3.0, -0.0, 0.0, float("inf"), 1e300],
+        "f32": np.array([0.1, 0.25, nan, 1, 2, 3, 4, 5, 6, 7, 8, 9], dtype=np.float32),
+        "closed": [True, False, True, False, True, True, False, True, True, False, False, True],
+        "maybe": pd.array([1, None, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], dtype="Int64"),
+        "when": pd.to_datetime(["2024-01-01"] * 6 + [None] * 6),
+        "cat": pd.Categorical(["x", "y", "x", None, "y", "x", "x", "y", "x", "x", "y", "x"]),
+        "empty": [None] * n,
+        "all_nan": [nan] * n,
+    }
+    df = gpd.GeoDataFrame(cols, geometry=list(geoms), crs="EPSG:3857")
+    fields = list(cols)
+    fr = project_frame(df, "EPSG:3857", "things", fields)
+    assert fr.props.columns == fields
+    assert _typed(fr.props.records()) == _typed(_former_props(df, fields))
+    rec = fr.props.records()
+    assert rec[0]["text_na"] == "a" and not {"label", "name", "text_na", "maybe", "empty", "all_nan"} & set(rec[1])
+    assert rec[1]["mixed"] == 3 and "mixed" not in rec[11]  # pd.NA left out, as None and NaN
+    assert repr(rec[8]["ratio"]) == "-0.0" and repr(rec[9]["ratio"]) == "0.0"
+    ok = [f for f in fields if f not in ("big", "mixed")]  # the former encoder refused ints >= 2**63
+    fr_ok = project_frame(df, "EPSG:3857", "things", ok)
+    tile = encode_frame_tile(fr_ok, Z, X, Y)
+    assert assert_tiles_equivalent(tile, _encode_frame_tile_reference(fr_ok, Z, X, Y)) == n
+    from mapbox_vector_tile.Mapbox import vector_tile_pb2
+
+    a, b = vector_tile_pb2.tile(), vector_tile_pb2.tile()
+    a.ParseFromString(tile)
+    b.ParseFromString(_encode_frame_tile_reference(fr_ok, Z, X, Y))
+    assert list(a.layers[0].keys) == list(b.layers[0].keys)
+    assert list(a.layers[0].values) == list(b.layers[0].values)
+    assert [list(f.tags) for f in a.layers[0].features] == [list(f.tags) for f in b.layers[0].features]
+    # the whole table, huge ints too, against the per-feature encoding of the former frame's dicts
+    assert encode_frame_tile(fr, Z, X, Y) == encode_frame_tile(
+        ProjectedFrame(fr.geoms, _former_props(df, fields), fr.tree, "things"), Z, X, Y)
+
+
+def test_frame_of_dicts_and_no_fields():
+    fr = _frame([box(10, 10, 20, 20), box(30, 30, 40, 40)], [{"a": 1}, {}])
+    assert isinstance(fr.props, _mvt.Properties) and fr.props.records() == [{"a": 1}, {}]
+    import geopandas as gpd
+
+    df = gpd.GeoDataFrame({"a": [1, 2]}, geometry=list(fr.geoms), crs="EPSG:3857")
+    bare = project_frame(df, "EPSG:3857", "things", [])
+    assert bare.props.records() == [{}, {}]
+    assert _decoded_props(encode_frame_tile(bare, Z, X, Y)) == [{}, {}]
