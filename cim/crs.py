@@ -19,7 +19,7 @@ from typing import Any
 from twin_core.errors import CRSError
 
 __all__ = ["DEFAULT_CRS", "AREA_MARGIN_DEG", "resolve_crs", "check_projected", "to_twin_crs", "transformer",
-           "check_area_of_use", "check_in_twin_area", "in_area_of_use", "looks_like_lonlat"]
+           "check_area_of_use", "check_in_twin_area", "in_area_of_use", "lonlat_boxes", "looks_like_lonlat"]
 
 DEFAULT_CRS = "EPSG:4544"
 _HINT = "name one, e.g. crs='EPSG:4490' (CGCS2000), 'EPSG:4326' (WGS 84) or 'EPSG:32648' (UTM 48N)"
@@ -88,17 +88,70 @@ def fmt_box(b) -> str:
     return "(" + ", ".join(f"{float(v):.10g}" for v in b) + ")"
 
 
-def lonlat_box(bounds, crs):
-    """Bounds in lon/lat (the bounds themselves for a geographic CRS); None where they do not transform."""
+#: points each edge of a box is sampled at (corners included) when it is taken to lon/lat, as PROJ's
+#: ``proj_trans_bounds`` with its recommended ``densify_pts=21``: a projected CRS bends a box's edges, so
+#: the corners alone (or the edge midpoints) can miss where an edge reaches furthest
+DENSIFY_PTS = 21
+#: boxes taken to lon/lat per vectorised call (bounds the memory: 4 * (DENSIFY_PTS + 1) points a box)
+_CHUNK = 8192
+
+
+def lonlat_boxes(bounds, crs, densify_pts: int = DENSIFY_PTS):
+    """Each box (a row ``(xmin, ymin, xmax, ymax)`` in ``crs``) as the lon/lat box its densified edges span.
+
+    The one sampling every area check uses (an import's and a scenario edit's): each edge is sampled at
+    ``densify_pts`` (:data:`DENSIFY_PTS`) interior points plus its corners, transformed in one vectorised
+    call, and the extremes taken. A row is NaN where the box is not finite or any of its points does not transform (outside
+    the CRS's domain). The bounds themselves for a geographic CRS.
+
+    Examples
+    --------
+    >>> lonlat_boxes([[409907.0, 3393657.0] * 2], resolve_crs("EPSG:4544")).round(2).tolist()
+    [[104.06, 30.66, 104.06, 30.66]]
+    """
     import numpy as np
 
+    b = np.asarray(bounds, dtype="float64").reshape(-1, 4)
+    crs = resolve_crs(crs)
+    finite = np.isfinite(b).all(axis=1)
     if crs.is_geographic:
-        return tuple(float(v) for v in bounds)
+        return np.where(finite[:, None], b, np.nan)
+    out = np.full(b.shape, np.nan)
+    t = np.linspace(0.0, 1.0, int(densify_pts) + 2)[:-1]  # each edge from its start corner, its end the next's
+    fwd = t[None, :]
     try:
-        box = transformer(crs, "EPSG:4326").transform_bounds(*bounds, densify_pts=21)
-    except Exception:  # noqa: BLE001 - pyproj refuses points outside its domain in several ways
-        return None
-    return tuple(box) if np.all(np.isfinite(box)) else None
+        to_lonlat = transformer(crs, "EPSG:4326")
+    except Exception:  # noqa: BLE001 - no transformation to lon/lat at all
+        return out
+    rows = np.flatnonzero(finite)
+    for lo in range(0, len(rows), _CHUNK):
+        r = rows[lo:lo + _CHUNK]
+        x0, y0, x1, y1 = (b[r, k][:, None] for k in range(4))
+        dx, dy = x1 - x0, y1 - y0
+        # bottom (west to east), right (south to north), top (east to west), left (north to south)
+        xs = np.concatenate([x0 + dx * fwd, np.broadcast_to(x1, (len(r), t.size)), x1 - dx * fwd,
+                             np.broadcast_to(x0, (len(r), t.size))], axis=1)
+        ys = np.concatenate([np.broadcast_to(y0, (len(r), t.size)), y0 + dy * fwd,
+                             np.broadcast_to(y1, (len(r), t.size)), y1 - dy * fwd], axis=1)
+        try:
+            lon, lat = to_lonlat.transform(xs, ys, errcheck=False)
+        except Exception:  # noqa: BLE001 - pyproj refuses points outside its domain in several ways
+            continue
+        lon, lat = np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
+        ok = np.isfinite(lon).all(axis=1) & np.isfinite(lat).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            box = np.stack([lon.min(axis=1), lat.min(axis=1), lon.max(axis=1), lat.max(axis=1)], axis=1)
+        out[r[ok]] = box[ok]
+    return out
+
+
+def lonlat_box(bounds, crs):
+    """One box in lon/lat (:func:`lonlat_boxes`, the bounds themselves for a geographic CRS); None where it does
+    not transform."""
+    import numpy as np
+
+    box = lonlat_boxes(np.asarray(bounds, dtype="float64").reshape(1, 4), crs)[0]
+    return tuple(float(v) for v in box) if np.all(np.isfinite(box)) else None
 
 
 def meets_area(box, aou):
@@ -141,40 +194,27 @@ def in_area_of_use(bounds, crs):
     if aou is None or not finite.any():
         return out
     f = b[finite]
-    if crs.is_geographic:
-        box = f.T
-    else:  # the corners and edge midpoints of each box, in lon/lat (one vectorised call for every box)
-        xs = np.stack([f[:, 0], f[:, 2], f[:, 2], f[:, 0], (f[:, 0] + f[:, 2]) / 2, f[:, 2], (f[:, 0] + f[:, 2]) / 2,
-                       f[:, 0]], axis=1)
-        ys = np.stack([f[:, 1], f[:, 1], f[:, 3], f[:, 3], f[:, 1], (f[:, 1] + f[:, 3]) / 2, f[:, 3],
-                       (f[:, 1] + f[:, 3]) / 2], axis=1)
-        try:
-            lon, lat = transformer(crs, "EPSG:4326").transform(xs, ys, errcheck=False)
-        except Exception:  # noqa: BLE001 - pyproj refuses points outside its domain in several ways
-            out[finite] = False
-            return out
-        lon, lat = np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
-        with np.errstate(invalid="ignore"):
-            box = np.stack([lon.min(axis=1), lat.min(axis=1), lon.max(axis=1), lat.max(axis=1)])
-        ok = np.isfinite(box).all(axis=0)
-        box = np.where(ok, box, 0.0)
-        out[finite] = ok & meets_area(box, aou)
-        return out
-    out[finite] = meets_area(box, aou)
+
+    def meets(box):
+        ok = np.isfinite(box).all(axis=1)
+        return ok & meets_area(np.where(ok[:, None], box, 0.0).T, aou)
+
+    # the corners first (4 points a box, not 88): the densified box holds the corners' box, so a box whose
+    # corners meet the area meets it; only the others (near or past an edge of the area) are densified
+    res = meets(lonlat_boxes(f, crs, densify_pts=0))
+    if not res.all():
+        res[~res] = meets(lonlat_boxes(f[~res], crs))
+    out[finite] = res
     return out
 
 
 def check_area_of_use(bounds, crs) -> None:
     """Refuse data whose bounds lie clearly outside the area where ``crs`` is defined (its area of use,
-    grown by a margin): the coordinates do not belong to that CRS, so the CRS given or in the file is wrong."""
-    import numpy as np
-
-    aou = crs.area_of_use
-    if aou is None or not np.all(np.isfinite(bounds)):
-        return  # no declared area (a custom CRS), or no coordinates: nothing to compare
+    grown by a margin: :func:`in_area_of_use`, the test a scenario edit makes too): the coordinates do not belong
+    to that CRS, so the CRS given or in the file is wrong."""
+    if in_area_of_use(bounds, crs)[0]:
+        return  # inside, no declared area (a custom CRS), or no coordinates: nothing to compare
     box = lonlat_box(bounds, crs)
-    if box is not None and meets_area(box, aou):
-        return
     lonlat = f" (lon/lat {fmt_box(box)})" if box is not None and not crs.is_geographic else ""
     raise CRSError(
         f"the data's bounds {fmt_box(bounds)}{lonlat} lie outside the area of its CRS {crs.to_string()} "

@@ -49,7 +49,7 @@ from cim.raster import Raster, Window
 from cim.schema import FEATURE_CLASSES, cast_value
 from twin_core.errors import RasterError, ScenarioError
 
-__all__ = ["Scenarios", "Scenario", "EDITS_TABLE", "BASE", "RESERVED", "MAX_NAME_LENGTH", "check_scenario_name",
+__all__ = ["Scenarios", "Scenario", "OutsideAreaError", "EDITS_TABLE", "BASE", "RESERVED", "MAX_NAME_LENGTH", "check_scenario_name",
            "normalise_scenario_name", "did_you_mean"]
 
 EDITS_TABLE = "scenario_edits"
@@ -203,12 +203,19 @@ class Scenarios:
         return {k.split(":", 1)[1]: v for k, v in self.store.get_meta().items() if k.startswith("scenario:")}
 
     def list(self) -> pd.DataFrame:
-        """A table of scenarios (name, description, parent, created, edits)."""
+        """A table of scenarios: name, description, parent, created, edits, rows, last_edited.
+
+        ``edits`` counts a scenario's own edits as a planner makes them and :meth:`Scenario.undo` takes them
+        back, one a call (closing the roads in an area, adding three shelters at once, raising the ground:
+        one edit each), as the reprs and the map count them; ``rows`` counts the rows they wrote to the edit
+        log (one a feature added, removed or changed: the roads closing an area closed).
+        """
         meta = self._meta()
         # two columns only: every map screen asks for this list every 15 s, and added features carry geometry
         e = (self.store.read_table(EDITS_TABLE, columns=["scenario", "created"])
              if meta and self.store.has_table(EDITS_TABLE) else pd.DataFrame(columns=["scenario", "created"]))
-        counts = e.groupby("scenario").size()
+        counts = e.groupby("scenario")["created"].nunique()  # the rows one call records share its time
+        n_rows = e.groupby("scenario").size()
         latest = (pd.to_datetime(e["created"], utc=True, format="ISO8601").groupby(e["scenario"]).max()
                   if len(e) else pd.Series(dtype="datetime64[ns, UTC]"))
         rows = []
@@ -216,9 +223,11 @@ class Scenarios:
             times = [t for t in (latest.get(n), self._modified([n], meta)) if t is not None and not pd.isna(t)]
             rows.append({"name": n, "description": m.get("description", ""), "parent": m.get("parent", BASE),
                          "created": m.get("created"), "edits": int(counts.get(n, 0)),
+                         "rows": int(n_rows.get(n, 0)),
                          # its own latest edit or undo (a parent's edits change it too: see Scenario.last_edited)
                          "last_edited": max(times).isoformat() if times else None})
-        return pd.DataFrame(rows, columns=["name", "description", "parent", "created", "edits", "last_edited"])
+        return pd.DataFrame(rows, columns=["name", "description", "parent", "created", "edits", "rows",
+                                           "last_edited"])
 
     def names(self) -> list[str]:
         return sorted(self._meta())
@@ -350,7 +359,7 @@ class Scenarios:
 
     def _repr_html_(self) -> str:
         """What a notebook shows of ``twin.scenarios``: a table of the scenarios (name, parent, description,
-        edit rows, created, last edited), or the one-line repr on a closed store."""
+        edits, their rows, created, last edited), or the one-line repr on a closed store."""
         import html
 
         esc = html.escape
@@ -363,17 +372,18 @@ class Scenarios:
                 "<code>'base'</code>")
         if not len(df):
             return head + "<br>(none yet: <code>twin.scenarios.create(name, description)</code>)</div>"
-        cols = ["name", "parent", "description", "edits", "created", "last_edited"]
+        cols = ["name", "parent", "description", "edits", "rows", "created", "last_edited"]
         th = "".join(f"<th style='text-align:left'>{esc(c.replace('_', ' '))}</th>" for c in cols)
         rows = []
         for r in df.head(self.HTML_ROWS).itertuples(index=False):
-            cells = [r.name, r.parent, _short(r.description, 80), str(r.edits), _when(r.created),
+            cells = [r.name, r.parent, _short(r.description, 80), str(r.edits), str(r.rows), _when(r.created),
                      _when(r.last_edited)]
             rows.append("<tr>" + "".join(f"<td style='text-align:left'>{esc(str(c))}</td>" for c in cells) + "</tr>")
         more = (f"<tr><td colspan='{len(cols)}'>... {len(df) - self.HTML_ROWS} more: "
                 "twin.scenarios.list()</td></tr>" if len(df) > self.HTML_ROWS else "")
         return (head + f"<table><tr>{th}</tr>{''.join(rows)}{more}</table>"
-                "<small>edits: rows in the edit log (one close_roads closes many links); "
+                "<small>edits: the changes made, each taken back by one undo; rows: the rows they wrote to the "
+                "edit log (one close_roads closes many links); "
                 "twin.scenarios.list(), twin.scenarios[name], twin.scenarios.diff('base', name)</small></div>")
 
     def delete(self, name: str) -> int:
@@ -603,8 +613,16 @@ class Scenario:
                 raise ScenarioError(f"scenario parents form a cycle at {name!r}")
         return chain[::-1]
 
+    @property
+    def n_edits(self) -> int:
+        """How many edits of its own the scenario has, as :meth:`undo` takes them back (one a call: all the rows
+        one :meth:`close_roads` wrote are one edit); the ``edits`` of :meth:`Scenarios.list` and the repr.
+        ``len(s.edits())`` counts rows."""
+        return 0 if self.is_base else self.scenarios._edit_summary(self.name)[0]
+
     def edits(self) -> pd.DataFrame:
-        """This scenario's own edits, in order."""
+        """This scenario's own edits, in order: one row a feature (an edit that changes three features writes
+        three rows with one ``created`` time); :attr:`n_edits` counts the edits."""
         if self.is_base:
             return pd.DataFrame(columns=Scenarios._COLUMNS)
         return self.scenarios._edits(self.name)
@@ -1005,13 +1023,53 @@ def _check_geometries(layer: str, gdf, idf: str, geometry_type: str | None, *, r
                             "repair it first (shapely.make_valid)")
 
 
+class OutsideAreaError(ScenarioError):
+    """An edit's features lie outside the area the twin's CRS covers; nothing was recorded.
+
+    The message is worded for Python (reproject with ``gdf.to_crs``); the attributes let a caller word it for
+    its own user (the map says "draw inside the city"):
+
+    ``layer``, ``ids`` (the ids of the features outside, as text), ``bounds`` (their box in the twin's CRS),
+    ``lonlat`` (that box in lon/lat, None where it does not transform), ``crs`` (the twin's CRS as given),
+    ``crs_name`` (its name, e.g. ``CGCS2000 / 3-degree Gauss-Kruger CM 105E``) and ``area`` (its area of use,
+    :func:`cim.crs.area_text`).
+    """
+
+    def __init__(self, layer: str, ids: list[str], bounds, crs) -> None:
+        from cim.crs import area_text, fmt_box, lonlat_box, resolve_crs
+
+        twin_crs = resolve_crs(crs)
+        self.layer, self.ids, self.crs = layer, list(ids), crs
+        self.bounds = tuple(float(v) for v in bounds)
+        self.lonlat = lonlat_box(self.bounds, twin_crs)
+        self.crs_name, self.area = twin_crs.name, area_text(twin_crs)
+        hint = _lonlat_hint(self.bounds, crs, polygon=False, features=True)
+        todo = ("" if hint else "; give their coordinates in the twin's CRS (reproject with gdf.to_crs("
+                f"{crs!r}) from the CRS they were drawn in), or check that they belong to this city")
+        n = len(self.ids)
+        super().__init__(
+            f"{_plural(n, 'feature')} for {layer!r} ({self.named()}) {'lies' if n == 1 else 'lie'} outside the area "
+            f"the twin's CRS {crs} covers ({self.area}): their bounds are {fmt_box(self.bounds)}{hint}{todo}. "
+            "Nothing was recorded"
+        )
+
+    def __reduce__(self):  # pickles (a job's process) with its attributes, not only the message
+        return (type(self), (self.layer, self.ids, self.bounds, self.crs))
+
+    def named(self, most: int = 5) -> str:
+        """``"'a', 'b' and 3 more"``: the features outside, for a message."""
+        ids = self.ids
+        return ", ".join(map(repr, ids[:most])) + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
 def _check_in_area(layer: str, gdf, idf: str, crs) -> None:
     """Geometries inside the area the twin's CRS covers (its area of use, with the margin an import allows:
     :func:`cim.crs.in_area_of_use`): lon/lat given as metres put a building at (104.06, 30.66) m, thousands of
-    kilometres from the city. Nothing to compare for a store without a CRS or a CRS without a declared area."""
+    kilometres from the city. Nothing to compare for a store without a CRS or a CRS without a declared area.
+    Refused with an :class:`OutsideAreaError`."""
     import shapely
 
-    from cim.crs import area_text, fmt_box, in_area_of_use, resolve_crs
+    from cim.crs import in_area_of_use, resolve_crs
 
     if crs is None:
         return
@@ -1028,15 +1086,7 @@ def _check_in_area(layer: str, gdf, idf: str, crs) -> None:
         return
     ids = [str(i) for i in gdf[idf].to_numpy()[present][outside]]
     b = bounds[outside]
-    box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-    named = ", ".join(map(repr, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-    hint = _lonlat_hint(box, crs, polygon=False, features=True)
-    todo = ("" if hint else "; give their coordinates in the twin's CRS (reproject with gdf.to_crs("
-            f"{crs!r}) from the CRS they were drawn in), or check that they belong to this city")
-    raise ScenarioError(
-        f"{_plural(len(ids), 'feature')} for {layer!r} ({named}) {'lies' if len(ids) == 1 else 'lie'} outside the area the twin's CRS {crs} covers "
-        f"({area_text(twin_crs)}): their bounds are {fmt_box(box)}{hint}{todo}. Nothing was recorded"
-    )
+    raise OutsideAreaError(layer, ids, (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), crs)
 
 
 def _cast_like(series: pd.Series, value: str):

@@ -119,7 +119,8 @@ def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None,
     its CRS or of the twin's CRS, a damaged file. A grid far from the twin's extent, or one without
     nodata that holds a common nodata mark (-9999 ...), is imported with a :class:`TwinWarning`.
     """
-    from cim.io.vector import _check_area_of_use, _check_in_twin_area, _warn_if_far_bounds
+    from cim.crs import check_area_of_use, check_in_twin_area
+    from cim.io.vector import _warn_if_far_bounds
 
     _check_unit(name, unit)
     r = read_geotiff(path, crs=crs)
@@ -129,8 +130,8 @@ def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None,
     # as for vector layers: a grid outside its own CRS's area or the twin's is refused (its CRS is wrong, or
     # it is another city's), one far from the twin's extent draws a warning
     src_crs = resolve_crs(r.crs)
-    _check_area_of_use(np.asarray(r.bounds, dtype="float64"), src_crs)
-    _check_in_twin_area(np.asarray(r.bounds, dtype="float64"), src_crs, resolve_crs(store.crs))
+    check_area_of_use(np.asarray(r.bounds, dtype="float64"), src_crs)
+    check_in_twin_area(np.asarray(r.bounds, dtype="float64"), src_crs, resolve_crs(store.crs))
     r = reproject_raster(r, store.crs, resolution=resolution)
     _warn_if_far_bounds(store, name, np.asarray(r.bounds, dtype="float64"), f"the {r.shape[0]} x {r.shape[1]} cells",
                         replacing=True)

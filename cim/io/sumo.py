@@ -283,17 +283,17 @@ def _transformer(loc: _Location | None, net_crs: Any, crs: Any, name: str):
 def _check_in_area(xy: np.ndarray, src, dst, name: str) -> None:
     """Refuse a net that its projection places outside the area of the target CRS (grown by a margin, as
     for vector imports): a wrong projParameter / net_crs or netOffset would put the roads far off, distorted."""
-    from cim.io.vector import _fmt_box, _lonlat_box, _meets_area
+    from cim.crs import fmt_box, lonlat_box, meets_area
 
     aou = dst.area_of_use
     if aou is None or not len(xy):
         return
-    box = _lonlat_box((*xy.min(axis=0), *xy.max(axis=0)), src)
-    if box is None or _meets_area(box, aou):
+    box = lonlat_box((*xy.min(axis=0), *xy.max(axis=0)), src)
+    if box is None or meets_area(box, aou):
         return
     w, s, e, n = aou.bounds
     raise CRSError(
-        f"{name}: its projection ({src.srs}) places the network at lon/lat {_fmt_box(box)}, outside the "
+        f"{name}: its projection ({src.srs}) places the network at lon/lat {fmt_box(box)}, outside the "
         f"area the CRS {dst.to_string()} covers ({aou.name}: lon {w}..{e}, lat {s}..{n}); the net's projParameter "
         "or netOffset is wrong (name its projection with net_crs=...), or the net is of another place"
     )

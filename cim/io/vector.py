@@ -24,8 +24,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from cim.crs import (AREA_MARGIN_DEG, check_area_of_use, check_in_twin_area, fmt_box, lonlat_box, meets_area,
-                     resolve_crs, to_twin_crs)
+from cim.crs import check_area_of_use, check_in_twin_area, fmt_box, resolve_crs, to_twin_crs
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
 from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning, twin_warn
 
@@ -189,8 +188,8 @@ def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: M
         n = int((gdf.geometry.isna() | gdf.geometry.is_empty).sum())
         raise SchemaError(f"{n} feature(s) have no geometry; remove them or fix the source")
     src_crs = src.crs if src.crs is not None else resolve_crs(source_crs)
-    _check_area_of_use(src.total_bounds, src_crs)
-    _check_in_twin_area(src.total_bounds, src_crs, resolve_crs(twin_crs))
+    check_area_of_use(src.total_bounds, src_crs)
+    check_in_twin_area(src.total_bounds, src_crs, resolve_crs(twin_crs))
     _check_finite(gdf, src_crs)
     if feature_class is None:
         return gdf
@@ -270,13 +269,6 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
         return store.write_layer(target, gdf, mode=mode)
 
 
-# the area checks live in cim.crs (scenario edits make them too); these names stay for cim.io.raster / sumo
-_AREA_MARGIN_DEG = AREA_MARGIN_DEG
-_fmt_box = fmt_box
-_lonlat_box = lonlat_box
-_meets_area = meets_area
-_check_area_of_use = check_area_of_use
-_check_in_twin_area = check_in_twin_area
 #: data further than this (or than the twin's extent is wide) from the extent draws a warning
 _FAR_M = 10_000.0
 
@@ -328,7 +320,7 @@ def _warn_if_far_bounds(store, name: str, b, what: str, *, replacing: bool) -> N
     if gap > max(ext[2] - ext[0], ext[3] - ext[1], _FAR_M):
         twin_warn(
             f"{what} for {name!r} lie {gap / 1000:.1f} km from the twin's extent "
-            f"{_fmt_box(ext)} (their bounds: {_fmt_box(b)} in {store.crs}); if they should be inside it, check "
+            f"{fmt_box(ext)} (their bounds: {fmt_box(b)} in {store.crs}); if they should be inside it, check "
             "the source CRS (--crs / crs= or the file's .prj)",
             TwinWarning, stacklevel=3,
         )

@@ -468,9 +468,13 @@ class PostGISStore(Store):
            sequence into place and registers the layer.
 
         Until step 3 commits the layer is untouched; a failure drops the staging table. A load
-        killed outright leaves a staging table whose advisory lock is free: the next open drops it.
+        killed outright leaves a staging table whose advisory lock is free: the next open drops it. A server
+        that refuses the write (a role that may only read) is the :class:`StoreError` a smaller replace
+        gives (:meth:`transaction`), not the raw privilege error.
         """
         import secrets
+
+        import psycopg
 
         stage = f"twin_stage_{secrets.token_hex(6)}"
         with self.conn.cursor() as cur:
@@ -484,6 +488,9 @@ class PostGISStore(Store):
             with self.conn.transaction(), self.conn.cursor() as cur:
                 cur.execute("SET LOCAL synchronous_commit = off")
                 self._swap_stage(cur, stage, name, gtype)
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            self._drop_stage(stage)  # a role that may only read: the same one-line error as a small replace
+            raise StoreError(_write_refused(exc, self.uri)) from None
         except BaseException as exc:
             self._drop_stage(stage)
             if hasattr(exc, "add_note"):

@@ -92,6 +92,22 @@ def test_a_role_that_may_only_read_reads_and_its_writes_are_one_clear_error(read
         assert len(s.read_table("log")) == 1
 
 
+def test_a_readers_large_replace_is_the_same_clear_error(reader):
+    """A replace of staged_min_rows rows or more loads through a staging table on its own connection: a reader
+    got the raw psycopg InsufficientPrivilege there, where a smaller replace gets the StoreError."""
+    with open_store(reader) as s:
+        s.staged_min_rows = 2  # the staged path without writing 50,000 rows
+        big = pd.concat([_points()] * 2, ignore_index=True)
+        assert len(big) >= s.staged_min_rows and s._txn_depth == 0
+        with pytest.raises(StoreError, match=r"cannot write .*: the server refused the write \(permission "
+                                             r"denied.*nothing was changed. Connect as a role that may write"):
+            s.write_layer("pois", big)
+        assert len(s.read_layer("pois")) == 3  # the layer as it was, the connection still usable
+        assert s.conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                              "WHERE n.nspname = %s AND c.relname LIKE 'twin\\_stage\\_%%'",
+                              (s.schema,)).fetchone()[0] == 0
+
+
 def test_a_twin_made_in_an_existing_schema_is_stamped_created(pg_dsn, pg_server):
     import psycopg
     from psycopg import sql

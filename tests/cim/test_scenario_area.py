@@ -92,15 +92,69 @@ def test_features_in_the_area_are_recorded_as_before(store):
 
 def test_the_scenario_and_the_import_share_one_area_test():
     import cim.crs
-    import cim.io.vector
 
-    assert cim.io.vector._check_area_of_use is cim.crs.check_area_of_use
-    assert cim.io.vector._check_in_twin_area is cim.crs.check_in_twin_area
     twin = cim.crs.resolve_crs(CRS)
     ok = cim.crs.in_area_of_use([[X0, Y0, X0, Y0], [104.06, 30.66, 104.06, 30.66], [np.nan] * 4], twin)
     assert ok.tolist() == [True, False, True]  # not finite: nothing to compare (other checks refuse it)
     with pytest.raises(CRSError, match="lie outside the area of its CRS EPSG:4544"):
         cim.crs.check_area_of_use(np.array([104.0, 30.0, 104.1, 30.1]), twin)
+
+
+def _box_whose_top_edge_bulges_into_the_area():
+    """A wide box south of EPSG:4544's area (lat 22.5 less the 3 degree margin: 19.5) whose top edge crosses the
+    zone's central meridian (105E) just north of 19.5 but whose corners and edge midpoints lie south of it: in
+    Gauss-Kruger a line of constant northing is furthest north on the central meridian."""
+    from cim.crs import transformer
+
+    cm_x, top = transformer("EPSG:4326", CRS).transform(105.0, 19.5 + 0.005)
+    span = 300_000.0
+    box = (cm_x - span, top - 1000.0, cm_x + 3 * span, top)  # the midpoint of the top edge is 300 km east of 105E
+    lonlat = transformer(CRS, "EPSG:4326")
+    eight = [lonlat.transform(x, y) for x in (box[0], (box[0] + box[2]) / 2, box[2]) for y in (box[1], box[3])]
+    assert max(lat for _, lat in eight) < 19.5 < lonlat.transform(cm_x, top)[1]  # the case is what it claims
+    return box
+
+
+def test_an_edit_and_an_import_judge_a_box_near_the_zone_edge_alike(store):
+    """The edit's check sampled 8 points a box (corners, edge midpoints), the import's 21 an edge: this box was
+    refused as an edit and taken on import. Both now take it, through one sampling (cim.crs.lonlat_boxes)."""
+    import cim.crs
+
+    box = _box_whose_top_edge_bulges_into_the_area()
+    twin = cim.crs.resolve_crs(CRS)
+    cim.crs.check_area_of_use(np.array(box), twin)  # the import's check: inside
+    cim.crs.check_in_twin_area(np.array(box), twin, twin)
+    assert cim.crs.in_area_of_use([box], twin).tolist() == [True]
+    assert cim.crs.lonlat_boxes([box], twin)[0, 3] > 19.5
+    store.write_layer("zones", gpd.GeoDataFrame({"id": ["z0"]}, geometry=[shapely.box(X0, Y0, X0 + 10, Y0 + 10)],
+                                                crs=CRS))
+    s = Scenarios(store).create("wide_zone")
+    s.add_features("zones", gpd.GeoDataFrame({"id": ["z1"]}, geometry=[shapely.box(*box)], crs=CRS))
+    assert sorted(s.layer("zones")["id"]) == ["z0", "z1"]
+    # and a box just south of it is refused by both
+    south = (box[0], box[1] - 20_000.0, box[2], box[3] - 20_000.0)
+    assert cim.crs.in_area_of_use([south], twin).tolist() == [False]
+    with pytest.raises(CRSError, match="lie outside the area of its CRS EPSG:4544"):
+        cim.crs.check_area_of_use(np.array(south), twin)
+
+
+def test_a_box_with_points_that_do_not_transform_is_outside_for_both():
+    import cim.crs
+
+    twin = cim.crs.resolve_crs(CRS)
+    huge = [0.0, 0.0, 1e9, 1e9]
+    assert cim.crs.in_area_of_use([huge], twin).tolist() == [False]
+    assert np.isnan(cim.crs.lonlat_boxes([huge], twin)).all() and cim.crs.lonlat_box(huge, twin) is None
+    with pytest.raises(CRSError, match="lie outside the area of its CRS EPSG:4544"):
+        cim.crs.check_area_of_use(np.array(huge), twin)
+
+
+def test_the_area_helpers_live_in_cim_crs_only():
+    import cim.io.vector
+
+    for name in ("_check_area_of_use", "_check_in_twin_area", "_lonlat_box", "_meets_area", "_fmt_box",
+                 "_AREA_MARGIN_DEG"):
+        assert not hasattr(cim.io.vector, name), name
 
 
 def test_a_store_whose_crs_declares_no_area_takes_any_coordinates(tmp_path):
@@ -150,3 +204,27 @@ def test_exist_ok_with_the_defaults_or_the_same_arguments_is_silent(store):
         warnings.simplefilter("error")
         assert sc.create("levee", exist_ok=True).name == "levee"
         assert sc.create("levee", "a 2 m levee", parent="storm", exist_ok=True).name == "levee"
+
+
+def test_the_refusal_is_an_outside_area_error_with_what_a_caller_needs_to_word_it(store):
+    """The message stays Python's (the to_crs hint); the attributes let the map say "draw inside the city"."""
+    import pickle
+
+    from cim.scenario import OutsideAreaError
+
+    s = Scenarios(store).create("far_attrs")
+    with pytest.raises(OutsideAreaError) as e:
+        s.add_features("pois", _pois(["c", "d"], [(530000.0, 180000.0), (X0, Y0)]))
+    err = e.value
+    assert isinstance(err, ScenarioError) and isinstance(err, ValueError)
+    assert err.layer == "pois" and err.ids == ["c"] and err.crs == CRS
+    assert err.bounds == (530000.0, 180000.0, 530000.0, 180000.0)
+    assert err.crs_name == "CGCS2000 / 3-degree Gauss-Kruger CM 105E"
+    from cim.crs import area_text, resolve_crs
+
+    assert err.area == area_text(resolve_crs(CRS)) and "lon 103.5..106.5" in err.area  # the PROJ database's words
+    lon, lat = err.lonlat[:2]
+    assert 100 < lon < 106 and 0 < lat < 3  # south of the zone, near the equator
+    assert "gdf.to_crs('EPSG:4544')" in str(err)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is OutsideAreaError and str(back) == str(err) and back.ids == ["c"]

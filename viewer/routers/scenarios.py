@@ -13,7 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field, field_validator
 
-from cim.scenario import check_scenario_name, normalise_scenario_name
+from cim.scenario import OutsideAreaError, check_scenario_name, normalise_scenario_name
 from viewer.dependencies import ScenarioQuery, get_state, require
 
 router = APIRouter(prefix="/api/scenarios", tags=["scenarios"])
@@ -92,7 +92,7 @@ def create_scenario(body: ScenarioIn, state=Depends(get_state)) -> dict:
         if body.name in scenarios:
             # the store's refusal tells a notebook user about create(..., exist_ok=True / replace=True);
             # a map user can only pick another name or delete the scenario
-            n = int(scenarios.get(body.name).edits()["created"].nunique())  # edits as undo takes them back
+            n = scenarios.get(body.name).n_edits  # edits as undo takes them back, as the list counts them
             raise HTTPException(400, f"a scenario {body.name!r} exists already ({n} edit{'' if n == 1 else 's'}); "
                                      "pick another name or delete it first")
         s = scenarios.create(body.name, body.description, parent=body.parent)
@@ -151,7 +151,7 @@ def undo_edit(name: str, state=Depends(get_state)) -> dict:
             raise HTTPException(409, f"scenario {s.name!r} has no edits of its own to undo"
                                      + ("" if s.scenarios.list().set_index("name").loc[s.name, "parent"] == "base"
                                         else "; its parent's edits are undone on the parent"))
-        left = int(len(s.edits()))
+        left = s.n_edits
     _invalidate_with_children(state, s.name)
     ops = sorted(set(gone["op"]))
     return {"scenario": s.name, "undone": {"op": ops[0] if len(ops) == 1 else ops,
@@ -166,6 +166,17 @@ def _lonlat_ok(geoms) -> bool:
 
     xy = shapely.get_coordinates(geoms)
     return bool(np.isfinite(xy).all() and (np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all())
+
+
+def _outside_for_the_map(exc: OutsideAreaError) -> str:
+    """An edit drawn outside the area the twin's CRS covers, in the words of the map's edit form."""
+    from cim.crs import fmt_box
+
+    n = len(exc.ids)
+    where = f" at lon/lat {fmt_box(exc.lonlat)}," if exc.lonlat is not None else ""
+    return (f"the drawn {'shape' if n == 1 else f'{n} shapes'} for {exc.layer!r} ({exc.named()}) "
+            f"{'lies' if n == 1 else 'lie'}{where} outside the area this twin's map covers (its CRS "
+            f"{exc.crs_name} is for {exc.area}); draw inside the city. Nothing was recorded")
 
 
 def _add_edit(name: str, edit: EditIn, state) -> dict:
@@ -212,10 +223,12 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
         return reproject_geoms([poly], "EPSG:4326", crs)[0]
 
     result: Any = None
-    if edit.op == "add":
-        s.add_features(layer, frame(True))
-    elif edit.op == "modify":
-        s.modify_features(layer, frame(False))
+    if edit.op in ("add", "modify"):
+        g = frame(edit.op == "add")
+        try:
+            (s.add_features if edit.op == "add" else s.modify_features)(layer, g)
+        except OutsideAreaError as exc:  # the core's message tells Python to reproject; the map user drew it
+            raise HTTPException(400, _outside_for_the_map(exc)) from None
     elif edit.op == "remove":
         if not edit.ids:
             raise HTTPException(400, "edit 'remove' needs 'ids': the feature ids to remove")
@@ -234,5 +247,6 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
         w = s.patch_raster(edit.raster, polygon(), delta=edit.delta)
         result = {"window": [w.row_off, w.col_off, w.height, w.width]}
     e = s.edits()
-    return {"scenario": s.name, "op": edit.op, "result": result, "edits": int(len(e)),
+    # "edits": the scenario's own edits as the list counts them and an undo takes them back (one a call)
+    return {"scenario": s.name, "op": edit.op, "result": result, "edits": s.n_edits,
             "created": str(e["created"].iloc[-1]) if len(e) else None}  # the edit's key for an undo
