@@ -74,3 +74,8 @@ def test_twin_scenario_list_counts_edits_as_the_repr_does(tmp_path, two_roads):
         assert " 1 edit " in repr(t.scenarios["works"])
     human = CliRunner().invoke(get_app(), ["scenario", "list", path]).stdout
     assert "edits" in human and "rows" in human
+    # undo says what is left the same way: two closures (4 rows), one undone, 1 edit left (it said "2 edit rows")
+    CliRunner().invoke(get_app(), ["scenario", "close-roads", path, "works", "--bbox", "409990,3394990,410110,3395210"])
+    undo = CliRunner().invoke(get_app(), ["scenario", "undo", path, "works", "--json"])
+    assert undo.exit_code == 0 and json.loads(undo.stdout)["edits"] == 1, undo.output
+    assert CliRunner().invoke(get_app(), ["scenario", "undo", path, "works"]).stdout.rstrip().endswith("0 edit(s) left")

@@ -60,14 +60,14 @@ def undo(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bool
     with Twin.open(target) as twin:
         s = twin.scenarios.get(name)
         gone = s.undo()
-        left = len(s.edits())
+        left = s.n_edits  # edits as undo takes them back (one a call), as `twin scenario list` counts them
     if not len(gone):
         raise ScenarioError(f"scenario {s.name!r} has no edits of its own to undo (a parent's edits are undone on "
                             "the parent: twin scenario list shows each scenario's parent)")
     ops = ", ".join(sorted(set(gone["op"])))
     targets = ", ".join(sorted(set(gone["target"].astype(str))))
     emit({"scenario": s.name, "undone": {"op": ops, "targets": targets, "rows": len(gone)}, "edits": left}, as_json,
-         human=f"undid {ops} on {targets} ({len(gone)} row(s)) in scenario {s.name}; {left} edit row(s) left")
+         human=f"undid {ops} on {targets} ({len(gone)} row(s)) in scenario {s.name}; {left} edit(s) left")
 
 
 @sub.command("close-roads")
