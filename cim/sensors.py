@@ -67,9 +67,9 @@ import pandas as pd
 from twin_core.errors import ReadingError, TwinWarning, twin_warn
 
 __all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_AGE", "READING_RANGES", "ReadingRange",
-           "reading_ranges", "DuplicateKeyError", "unique_keys", "MAX_REPORTED", "append_readings", "check_readings",
+           "reading_ranges", "KnownSensors", "DuplicateKeyError", "unique_keys", "MAX_REPORTED", "append_readings", "check_readings",
            "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states", "INDEX",
-           "has_readings_index", "append_rejects", "read_rejects", "read_readings", "FEEDS", "FEED_STATES",
+           "has_readings_index", "append_rejects", "read_rejects", "count_rejects", "read_readings", "FEEDS", "FEED_STATES",
            "write_feed_status", "read_feeds"]
 
 #: the table of readings, the table of refused MQTT messages, and the layer the sensors are in
@@ -175,6 +175,31 @@ def reading_ranges(sensors: pd.DataFrame) -> dict[str, tuple]:
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class KnownSensors:
+    """The sensors readings may name and their plausible ranges, worked out once from a frame of
+    :func:`known_sensors` (``ids``; ``ranges`` as :func:`reading_ranges` gives them), for a caller that checks
+    many batches against one read of the layer (the MQTT listener): :func:`check_readings` and
+    :func:`append_readings` take it where they take the frame, and do not work the ranges out again.
+
+    Examples
+    --------
+    >>> known = KnownSensors.of(pd.DataFrame({"sensor_id": ["RG01"], "kind": ["rain_gauge"], "unit": ["mm/h"]}))
+    >>> sorted(known.ids), known.ranges["RG01"][:2]
+    (['RG01'], (0.0, 500.0))
+    """
+
+    frame: pd.DataFrame
+    ids: frozenset
+    ranges: Mapping[str, tuple]
+
+    @classmethod
+    def of(cls, sensors: pd.DataFrame) -> "KnownSensors":
+        """The ids and ranges of ``sensors`` (``sensor_id``, and ``kind``, ``unit``, ``min_value``,
+        ``max_value`` where known)."""
+        return cls(sensors, frozenset(_sensor_ids(sensors)), reading_ranges(sensors))
+
+
 def _check_range(sid: str, v: float, ranges: Mapping[str, tuple]) -> str | None:
     """Why ``v`` is not a plausible reading of ``sid``, or None."""
     r = ranges.get(sid)
@@ -272,6 +297,8 @@ def known_sensors(store) -> pd.DataFrame:
 
 
 def _sensor_ids(sensors) -> set[str]:
+    if isinstance(sensors, KnownSensors):
+        return set(sensors.ids)
     if isinstance(sensors, pd.DataFrame):
         return set(sensors["sensor_id"].astype(str))
     if isinstance(sensors, str):
@@ -415,9 +442,10 @@ def check_readings(readings, sensors, *, now: datetime | None = None, oldest: da
     ----------
     readings : DataFrame or list of dicts
         ``sensor_id``, ``time`` and ``value`` per reading.
-    sensors : iterable of ids, or a DataFrame with ``sensor_id``
+    sensors : iterable of ids, a DataFrame with ``sensor_id``, or KnownSensors
         The sensors readings may name. A DataFrame (:func:`known_sensors`) also gives each sensor's plausible
-        range (:func:`reading_ranges`: ``kind``, ``unit``, ``min_value``, ``max_value``); plain ids check none.
+        range (:func:`reading_ranges`: ``kind``, ``unit``, ``min_value``, ``max_value``), and a
+        :class:`KnownSensors` the ranges worked out already; plain ids check none.
     now : datetime, optional
         The clock the future and age checks read (default: now, UTC).
     oldest : datetime, optional
@@ -436,7 +464,8 @@ def check_readings(readings, sensors, *, now: datetime | None = None, oldest: da
     backfill = oldest is not None
     oldest = _oldest(oldest) if backfill else now - MAX_AGE
     known = _sensor_ids(sensors)
-    ranges = reading_ranges(sensors) if isinstance(sensors, pd.DataFrame) else {}
+    ranges = (sensors.ranges if isinstance(sensors, KnownSensors)
+              else reading_ranges(sensors) if isinstance(sensors, pd.DataFrame) else {})
     ids, times, values, bad, n = _rows(readings)
     keep, out_id, out_t, out_v, problems = [], [], [], [], []
     for k in range(n):
@@ -500,9 +529,10 @@ def append_readings(store, readings, *, sensors=None, now: datetime | None = Non
         ``sensor_id`` (a sensor of the ``sensors`` layer), ``time`` (ISO-8601 text with an offset or ``Z``, or a
         tz-aware datetime; at most :data:`MAX_AHEAD` in the future and :data:`MAX_AGE` in the past) and ``value``
         (a finite number within the sensor's plausible range, :func:`reading_ranges`) each.
-    sensors : iterable of ids or DataFrame, optional
+    sensors : iterable of ids, DataFrame or KnownSensors, optional
         The known sensors (default: read from the store's ``sensors`` layer, :func:`known_sensors`). Their
-        plausible ranges come from the frame; given plain ids, from the store's layer.
+        plausible ranges come from the frame (or the :class:`KnownSensors`); given plain ids, from the store's
+        layer.
     now : datetime, optional
         The clock the future and age checks read (default: now).
     oldest : datetime, optional
@@ -522,7 +552,7 @@ def append_readings(store, readings, *, sensors=None, now: datetime | None = Non
         readings = list(readings)  # read twice below: a generator would be empty the second time
     if sensors is None:
         known = known_sensors(store)
-    elif isinstance(sensors, pd.DataFrame):
+    elif isinstance(sensors, (pd.DataFrame, KnownSensors)):
         known = sensors
     else:  # plain ids: the ranges of those in the layer (an id not in it is still accepted, with none)
         known = pd.DataFrame({"sensor_id": sorted(_sensor_ids(sensors))}).merge(
@@ -974,14 +1004,35 @@ def append_rejects(store, rejects: Iterable[Mapping]) -> int:
     return len(rows)
 
 
-def read_rejects(store, limit: int | None = None) -> pd.DataFrame:
-    """The rejected messages, newest first (at most ``limit``); an empty frame when there are none."""
-    if not store.has_table(REJECTS):
+def read_rejects(store, limit: int | None = None, *, offset: int = 0) -> pd.DataFrame:
+    """The rejected messages, newest first: at most ``limit`` of them, after skipping the ``offset`` newest (a
+    page); an empty frame when there are none. :func:`count_rejects` says how many there are in all.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from cim.store import open_store
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "r.gpkg"), create=True, crs="EPSG:4544")
+    >>> append_rejects(store, [{"topic": f"t/{k}", "payload": "x", "reason": "bad"} for k in range(5)])
+    5
+    >>> read_rejects(store, 2, offset=1)["topic"].tolist()
+    ['t/3', 't/2']
+    >>> store.close()
+    """
+    if (limit is not None and int(limit) < 0) or int(offset) < 0:
+        raise ValueError(f"limit ({limit}) and offset ({offset}) must be 0 or more")
+    n = count_rejects(store)
+    if not n:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in REJECT_COLUMNS})
-    n = store.count_rows(REJECTS)
-    start = 0 if limit is None else max(0, n - int(limit))
-    df = store.read_table(REJECTS, offset=start)
+    end = max(0, n - int(offset))
+    start = 0 if limit is None else max(0, end - int(limit))
+    df = store.read_table(REJECTS, offset=start, limit=end - start)
     return df.iloc[::-1].reset_index(drop=True)
+
+
+def count_rejects(store) -> int:
+    """How many rejected messages are kept (0 when there is no table of them)."""
+    return store.count_rows(REJECTS) if store.has_table(REJECTS) else 0
 
 
 # ---------------------------------------------------------------------------------------------- feeds

@@ -649,12 +649,14 @@ class MqttFeed:
 
     # -------------------------------------------------------------------------------- storing
     def _sensors(self, stale_ok: bool = True):
-        """The sensors layer's ids, kinds, units and plausible ranges (:func:`cim.sensors.known_sensors`)."""
-        from cim.sensors import known_sensors
+        """The sensors layer's ids and plausible ranges (:class:`cim.sensors.KnownSensors` of
+        :func:`cim.sensors.known_sensors`), worked out once per read of the layer: checking a batch and storing
+        it use the same ranges."""
+        from cim.sensors import KnownSensors, known_sensors
 
         now = time.monotonic()
         if self._known is None or (not stale_ok and now - self._known_at > SENSORS_TTL_S):
-            self._known = known_sensors(self.store)
+            self._known = KnownSensors.of(known_sensors(self.store))
             self._known_at = now
         return self._known
 

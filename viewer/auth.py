@@ -170,5 +170,8 @@ def prune_tokens(store) -> list[str]:
 def revoke_token(store, token_id: str) -> None:
     key = f"{_PREFIX}{token_id}"
     if key not in store.get_meta():
-        raise AuthError(f"no token with id {token_id!r}; see `twin token list`")
+        import shlex
+
+        raise AuthError(f"no token with id {token_id!r} in {store.uri}; `twin token list {shlex.quote(store.uri)}` "
+                        "lists the ids")
     store.delete_meta([key])

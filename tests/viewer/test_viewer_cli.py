@@ -84,3 +84,37 @@ def test_demo_on_postgis_with_a_token_may_bind_beyond_loopback(pg_dsn, monkeypat
         create_token(t.store, "viewer", name="duty")
     r = run.invoke(app, ["demo", pg_dsn, "--host", "0.0.0.0", "--quiet"])
     assert r.exit_code == 0 and served == ["0.0.0.0"], (r.output, r.exception)
+
+
+def test_token_create_names_the_store_as_typed_in_its_revoke_hint(city, pg_dsn):
+    """The hint names the store the user typed, a file or a DSN alike (before: the file, but the word 'DSN'),
+    quoted for the shell (a DSN's ?schema=), a DSN's password never printed."""
+    import shlex
+
+    from cim.store import open_store
+
+    open_store(pg_dsn, create=True, crs="EPSG:4544").close()
+    app, run = get_app(), CliRunner()
+    for target in (city, pg_dsn):
+        r = run.invoke(app, ["token", "create", target, "--role", "viewer"])
+        assert r.exit_code == 0, r.output
+        tid = r.stdout.split("(id ", 1)[1].split(",", 1)[0]
+        assert f"`twin token revoke {shlex.quote(target)} {tid}`" in r.stdout, r.stdout
+    user = pg_dsn.split("://", 1)[1].split("@", 1)[0] if "@" in pg_dsn else ""
+    if user and ":" not in user:  # the test server's DSN carries no password: add one (a trusting server ignores it)
+        secret = "pw-not-shown"
+        r = run.invoke(app, ["token", "create", pg_dsn.replace(f"{user}@", f"{user}:{secret}@", 1), "--role", "viewer"])
+        assert secret not in r.stdout + str(r.exception or "")
+        if r.exit_code == 0:
+            assert f"revoke '{pg_dsn.replace(f'{user}@', f'{user}:***@', 1)}' " in r.stdout, r.stdout
+
+
+def test_revoking_an_unknown_id_names_the_list_command_for_that_store(city):
+    import shlex
+
+    from twin_core.errors import AuthError
+
+    r = CliRunner().invoke(get_app(), ["token", "revoke", city, "nope"])
+    assert isinstance(r.exception, AuthError), r.output
+    assert "no token with id 'nope'" in str(r.exception)
+    assert f"`twin token list {shlex.quote(city)}`" in str(r.exception)  # before: `twin token list`, no store

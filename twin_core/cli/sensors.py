@@ -181,7 +181,8 @@ def latest(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
 @sub.command("rejects")
 def rejects(target: str = STORE_ARG, limit: int = typer.Option(50, "--limit", min=1, help="Show the newest N."),
             as_json: bool = JSON_OPT) -> None:
-    """The messages the listener could not read or whose reading was refused, newest first, with why."""
+    """The messages the listener could not read or whose reading was refused, newest first, with why (the map
+    shows the latest too, under its alerts: GET /api/sensors/rejects)."""
     from cim.sensors import read_rejects
     from cim.store import open_store
 

@@ -8,9 +8,9 @@ from importlib import resources
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute
 
 from viewer.dependencies import Principal, get_state, require
+from viewer.limits import limited_body_route
 
 #: what a request body may carry beyond the IFC size limit (``--max-upload-mb``): a rules file (at most 1 MiB)
 #: and the form's other fields and part headers
@@ -23,41 +23,21 @@ def _body_too_large(size: int, limit: int) -> HTTPException:
                               "--max-upload-mb")
 
 
-class _LimitedUpload(APIRoute):
-    """A route whose request body is counted as it arrives and refused (413) once it passes the IFC limit
-    (the server's ``max_upload_bytes``) plus :data:`BODY_MARGIN`, whether or not it says its length: FastAPI
-    parses a form whole (files to temporary files) before the endpoint runs, so a check in the endpoint, or
-    one on Content-Length alone (a chunked body has none), comes after the whole body was taken in. Nothing
-    is held here: the parser reads the counted stream as before."""
+def _body_limit(request: Request) -> int | None:
+    """The most bytes an upload's body may carry: the IFC limit (the server's ``max_upload_bytes``) plus
+    :data:`BODY_MARGIN`. The body is counted as it arrives (:func:`viewer.limits.limited_body_route`), whether or
+    not it says its length: FastAPI parses a form whole (files to temporary files) before the endpoint runs."""
+    state = getattr(request.app.state, "twin_state", None)
+    if state is None:  # pragma: no cover - only if the lifespan did not run
+        return None
+    return state.settings.max_upload_bytes + BODY_MARGIN
 
-    def get_route_handler(self):
-        handler = super().get_route_handler()
 
-        async def limited(request: Request):
-            if request.method not in ("POST", "PUT", "PATCH"):
-                return await handler(request)
-            state = getattr(request.app.state, "twin_state", None)
-            if state is None:  # pragma: no cover - only if the lifespan did not run
-                return await handler(request)
-            limit = state.settings.max_upload_bytes
-            most = limit + BODY_MARGIN
-            clen = request.headers.get("content-length")
-            if clen and clen.isdigit() and int(clen) > most:
-                raise _body_too_large(int(clen), limit)
-            receive, seen = request.receive, 0
+def _upload_too_large(size: int, request: Request) -> HTTPException:
+    return _body_too_large(size, request.app.state.twin_state.settings.max_upload_bytes)
 
-            async def counted():
-                nonlocal seen
-                message = await receive()
-                if message["type"] == "http.request":
-                    seen += len(message.get("body", b""))
-                    if seen > most:
-                        raise _body_too_large(seen, limit)
-                return message
 
-            return await handler(Request(request.scope, counted))
-
-        return limited
+_LimitedUpload = limited_body_route(_body_limit, _upload_too_large)
 
 
 router = APIRouter(prefix="/api/bim", tags=["bim"], route_class=_LimitedUpload)

@@ -3,8 +3,9 @@
 Readings live in the table ``sensor_readings`` (see :mod:`cim.sensors`, which checks and stores them and
 keeps the latest per sensor); sensors without a stored reading get a simulated one when the server runs with
 ``simulated_sensors`` (the demo), marked as such. ``POST /api/sensors/readings`` takes a batch of up to
-:data:`MAX_READINGS` readings from a feed (role ``sensor`` or ``admin``: the right "ingest"); the reads need
-the right "read".
+:data:`MAX_READINGS` readings from a feed (role ``sensor`` or ``admin``: the right "ingest"); the reads
+(``/latest``, ``/alerts``, ``/feeds``, and ``/rejects``: the messages an MQTT listener refused) need the right
+"read".
 
 The latest reading of a sensor is the one with the latest ``time`` (ISO 8601 strings or datetimes; offsets
 are compared as instants, times without an offset are taken in UTC), ties and unreadable times going to the
@@ -28,16 +29,16 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, append_readings, latest_per_sensor, read_feeds,
-                         sensor_status, unique_keys)
+from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, append_readings, count_rejects, latest_per_sensor,
+                         read_feeds, read_rejects, sensor_status, unique_keys)
 from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
+from viewer.limits import limited_body_route
 
 __all__ = ["router", "READINGS", "MAX_READINGS", "latest_per_sensor", "simulated_value", "STALE_AFTER_S",
            "DEFAULT_STALE_AFTER_S", "stale_after_s"]
@@ -52,29 +53,28 @@ def _too_large(size: int) -> HTTPException:
                               f"send at most {MAX_READINGS} readings per request")
 
 
-class _LimitedBody(APIRoute):
-    """A route whose request body is read at most :data:`MAX_BODY` bytes far, whether or not it says its length:
-    a body sent in chunks (no Content-Length) is counted as it comes and refused (413) once over, before FastAPI
-    reads and parses it whole."""
+class _StrictJSONRequest(Request):
+    """A request whose JSON body is parsed once, refusing (422) an object that names a key twice, e.g.
+    ``{"value": 1, "value": 2}``: Python's parser keeps the last silently, so the reading would be a guess.
+    FastAPI parses a route's body with ``request.json()`` and hands the result to the model; the check is
+    :func:`cim.sensors.unique_keys`, the one the MQTT listener makes. A body that is not JSON is FastAPI's own
+    refusal (422), as before."""
 
-    def get_route_handler(self):
-        handler = super().get_route_handler()
+    async def json(self):
+        if not hasattr(self, "_strict_json"):
+            try:
+                self._strict_json = json.loads(await self.body(), object_pairs_hook=unique_keys)
+            except DuplicateKeyError as exc:
+                raise HTTPException(422, f"an object in the body names the key {exc.key!r} more than once (JSON "
+                                         "keeps only the last, so the reading would be a guess); nothing was stored: "
+                                         "send each key once per reading and send the batch again") from None
+        return self._strict_json
 
-        async def limited(request: Request):
-            if request.method in ("POST", "PUT", "PATCH"):
-                clen = request.headers.get("content-length")
-                if clen and clen.isdigit() and int(clen) > MAX_BODY:
-                    raise _too_large(int(clen))
-                chunks, n = [], 0
-                async for chunk in request.stream():
-                    n += len(chunk)
-                    if n > MAX_BODY:
-                        raise _too_large(n)
-                    chunks.append(chunk)
-                request._body = b"".join(chunks)  # what Request.body() hands FastAPI (Starlette keeps it there)
-            return await handler(request)
 
-        return limited
+#: the routes' class: a body is read at most :data:`MAX_BODY` bytes far, whether or not it says its length (a
+#: body sent in chunks is counted as it comes and refused, 413, once over), and parsed as strict JSON
+_LimitedBody = limited_body_route(lambda request: MAX_BODY, lambda size, request: _too_large(size),
+                                  request_class=_StrictJSONRequest)
 
 
 #: how old (seconds) a sensor's latest stored reading may be before the map shows it as stale, not live, per
@@ -246,6 +246,28 @@ def feeds(state=Depends(get_state)) -> dict:
     return {"feeds": rows, "count": len(rows), "problems": problems}
 
 
+#: the most rejects one page of ``/rejects`` holds
+MAX_REJECTS_PAGE = 200
+
+
+@router.get("/rejects", summary="Messages a feed could not read or whose reading was refused, newest first",
+            dependencies=[Depends(require("read"))])
+def rejects(state=Depends(get_state),
+            limit: int = Query(50, ge=1, le=MAX_REJECTS_PAGE, description="the most rejects to return"),
+            offset: int = Query(0, ge=0, description="how many of the newest to skip (the next page)")) -> dict:
+    """The messages an MQTT listener (``twin sensors listen``) kept aside instead of storing them, newest first
+    (:func:`cim.sensors.read_rejects`, as ``twin sensors rejects`` lists them): ``topic``, ``payload`` (as text,
+    at most :data:`cim.sensors.MAX_REJECT_TEXT` characters), ``reason`` (what was wrong: not JSON, a key named
+    twice, a value outside the sensor's plausible range, an unknown sensor ...) and ``received_at`` (UTC).
+    ``total`` counts them all; ``limit`` and ``offset`` page through them. Readings refused over HTTP are
+    answered to their sender (422) and not kept here."""
+    with state.lock:
+        total = count_rejects(state.store)
+        df = read_rejects(state.store, limit, offset=offset) if offset < total else None
+    rows = [] if df is None else [{k: _json_value(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+    return {"rejects": rows, "count": len(rows), "total": total, "limit": limit, "offset": offset}
+
+
 def _seconds_since(when, now: float) -> float | None:
     try:
         t = datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else None
@@ -299,22 +321,8 @@ class ReadingsIn(BaseModel):
                                       description=f"at most {MAX_READINGS} readings; stored all or none")
 
 
-async def _unique_keys(request: Request) -> None:
-    """Refuse (422) a body with an object that names a key twice, e.g. ``{"value": 1, "value": 2}``: FastAPI's
-    JSON parser keeps the last silently, so the body is read again here with :func:`cim.sensors.unique_keys`
-    (the check the MQTT listener makes). A body that is not JSON is left to FastAPI's own refusal."""
-    try:
-        json.loads(await request.body(), object_pairs_hook=unique_keys)
-    except DuplicateKeyError as exc:
-        raise HTTPException(422, f"an object in the body names the key {exc.key!r} more than once (JSON keeps only "
-                                 "the last, so the reading would be a guess); nothing was stored: send each key once "
-                                 "per reading and send the batch again") from None
-    except (ValueError, RecursionError):
-        return
-
-
 @router.post("/readings", status_code=201, summary="Store a batch of readings (all or none)",
-             dependencies=[Depends(require("ingest")), Depends(_unique_keys)],  # size: _LimitedBody
+             dependencies=[Depends(require("ingest"))],  # size and duplicate keys: _LimitedBody
              responses={413: {"description": "the body is too large"},
                         422: {"description": "a reading is bad (a time more than 1 year old or in the future, a "
                                               "value outside the sensor's plausible range, a key sent twice) or "

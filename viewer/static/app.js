@@ -90,7 +90,7 @@
     document.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
     $("lang-toggle").textContent = S.lang === "zh" ? "EN" : "中文";
     renderToggles(); renderLabels(); renderSeriesSelect(); renderBookmarks(); renderEngines();
-    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderFeeds(); renderAlerts(); renderWhatif(); renderToken();
+    renderTimeLabel(); renderInspectHint(); renderJobs(); renderBim(); renderBimSite(); renderFeeds(); renderAlerts(); renderRejects(); renderWhatif(); renderToken();
     if (S.role) $("who").textContent = roleName(S.role);
     if (S.scene) { fillScenarioSelects(); renderLegend(); }
   }
@@ -1579,11 +1579,54 @@
     const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
     return Math.abs(Date.now() - d.getTime()) < 86400000 ? hm : `${two(d.getMonth() + 1)}-${two(d.getDate())} ${hm}`;
   }
+  // The list is updated in place (it is aria-live): a poll that brings the same alerts leaves their rows as they
+  // are, so a screen reader does not read the whole list out again; only a row that is new, changed (in text,
+  // e.g. a new value or language, or in state) or gone is added, rewritten or removed, and rows are moved only
+  // when the order changed.
+  function alertKey(a) {
+    return JSON.stringify([S.lang, a.status, a.stale, a.value, a.unit, a.name, a.threshold, a.since, a.simulated,
+      a.stale ? [fmtHM(a.time), a.stale_after_s] : null]);
+  }
+  function fillAlert(li, a) {
+    // a stale one (its last reading older than its kind allows) is the sensor's last word, greyed: not a live alarm
+    li.className = "alert " + (a.stale ? "stale" : a.status === "alarm" ? "alarm" : "warn");
+    li.dataset.status = a.status; li.dataset.key = alertKey(a);
+    li.title = t("flyTo");
+    const v = a.value === null || a.value === undefined ? "-" : `${a.value} ${a.unit || ""}`.trim();
+    const head = document.createElement("span");
+    const when = document.createElement("span");
+    when.className = "when";
+    if (a.stale) {
+      const since = document.createElement("span");
+      since.className = "stale-since"; since.textContent = `${t("staleSince")} ${fmtHM(a.time)}`;
+      head.append(`${a.name || a.sensor_id} · `, since,
+        ` · ${t("lastReading")} ${v} (${t(a.status)}, ${t("threshold")} ${a.threshold})`);
+      when.textContent = t("staleHint").replace("{min}", String(Math.round((a.stale_after_s || 900) / 60)));
+    } else {
+      head.textContent = `${a.name || a.sensor_id} · ${t(a.status)} · ${v} (${t("threshold")} ${a.threshold})`;
+      // a simulated reading (the demo's feed) has no history: say so instead of a start time
+      when.textContent = a.simulated ? t("simulatedReading") : `${t("since")} ${fmtWhen(a.since)}`;
+    }
+    li.replaceChildren(head, when);
+  }
+  function newAlertRow(id) {
+    const li = document.createElement("li");
+    li.dataset.sensor = id; li.tabIndex = 0; li.setAttribute("role", "button");
+    const fly = () => { const a = (S.alerts || []).find((x) => x.sensor_id === id); if (a) flyToSensor(a); };
+    li.addEventListener("click", fly);
+    li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); fly(); } });
+    return li;
+  }
   function renderAlerts() {
     const box = $("alert-list");
     if (!box) return;
-    box.innerHTML = "";
-    const note = (text, id) => {
+    const rows = new Map();  // sensor_id -> its row now in the list
+    Array.from(box.querySelectorAll(":scope > li.alert")).forEach((li) => rows.set(li.dataset.sensor, li));
+    const note = (text, id) => {  // the one line instead of alerts; left be if it says the same already
+      rows.forEach((li) => li.remove());
+      const old = box.querySelector(":scope > li.none");
+      if (old && old.id === id && old.textContent === text) return;
+      if (old) old.remove();
       const li = document.createElement("li"); li.className = "none"; li.id = id; li.textContent = text; box.appendChild(li);
     };
     if (S.alerts === undefined) { note(t("loading"), "alerts-loading"); return; }
@@ -1591,31 +1634,16 @@
     T.alerts = S.alerts.map((a) => a.sensor_id);
     T.staleAlerts = S.alerts.filter((a) => a.stale).map((a) => a.sensor_id);
     if (!S.alerts.length) { note(t("noAlerts"), "alerts-none"); return; }
+    box.querySelectorAll(":scope > li.none").forEach((li) => li.remove());
+    const now = new Set(S.alerts.map((a) => a.sensor_id));
+    rows.forEach((li, id) => { if (!now.has(id)) li.remove(); });
+    let at = box.firstElementChild;  // where the next alert's row belongs
     S.alerts.forEach((a) => {
-      const li = document.createElement("li");
-      // a stale one (its last reading older than its kind allows) is the sensor's last word, greyed: not a live alarm
-      li.className = "alert " + (a.stale ? "stale" : a.status === "alarm" ? "alarm" : "warn");
-      li.dataset.sensor = a.sensor_id; li.dataset.status = a.status;
-      li.tabIndex = 0; li.title = t("flyTo"); li.setAttribute("role", "button");
-      const v = a.value === null || a.value === undefined ? "-" : `${a.value} ${a.unit || ""}`.trim();
-      const head = document.createElement("span");
-      const when = document.createElement("span");
-      when.className = "when";
-      if (a.stale) {
-        const since = document.createElement("span");
-        since.className = "stale-since"; since.textContent = `${t("staleSince")} ${fmtHM(a.time)}`;
-        head.append(`${a.name || a.sensor_id} · `, since,
-          ` · ${t("lastReading")} ${v} (${t(a.status)}, ${t("threshold")} ${a.threshold})`);
-        when.textContent = t("staleHint").replace("{min}", String(Math.round((a.stale_after_s || 900) / 60)));
-      } else {
-        head.textContent = `${a.name || a.sensor_id} · ${t(a.status)} · ${v} (${t("threshold")} ${a.threshold})`;
-        // a simulated reading (the demo's feed) has no history: say so instead of a start time
-        when.textContent = a.simulated ? t("simulatedReading") : `${t("since")} ${fmtWhen(a.since)}`;
-      }
-      li.appendChild(head); li.appendChild(when);
-      li.addEventListener("click", () => flyToSensor(a));
-      li.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); flyToSensor(a); } });
-      box.appendChild(li);
+      const li = rows.get(a.sensor_id) || newAlertRow(a.sensor_id);
+      rows.set(a.sensor_id, li);
+      if (li.dataset.key !== alertKey(a)) fillAlert(li, a);
+      if (li === at) at = at.nextElementSibling;
+      else box.insertBefore(li, at);  // new, or out of order: only then is a row (re)inserted
     });
   }
   // ---------------------------------------------------------------- sensor feeds
@@ -1659,6 +1687,39 @@
       box.appendChild(div);
     });
   }
+  // ---------------------------------------------------------------- rejects
+  // the latest messages an MQTT feed refused (/api/sensors/rejects: not JSON, a key named twice, a value out of
+  // the sensor's range ...), each with its reason, in a folded box under the alerts; hidden when the role may
+  // not read them. Rebuilt only when they changed. Built from DOM nodes: topics and payloads come from senders.
+  const REJECTS_SHOWN = 20;
+  function renderRejects() {
+    const box = $("rejects-box"), list = $("reject-list");
+    if (!box || !list) return;
+    const r = S.rejects;
+    box.hidden = !r;  // not yet loaded, or the role may not read them
+    if (!r) return;
+    const rows = r.rejects || [];
+    T.rejects = rows.map((x) => x.reason);
+    $("rejects-count").textContent = `(${r.total})`;
+    const key = JSON.stringify([S.lang, r.total, rows]);
+    if (list.dataset.key === key) return;
+    list.dataset.key = key;
+    const items = rows.map((x) => {
+      const li = document.createElement("li"); li.className = "reject";
+      const when = document.createElement("span"); when.className = "when";
+      when.textContent = `${fmtWhen(x.received_at)} · ${x.topic}`;
+      const reason = document.createElement("span"); reason.className = "reason"; reason.textContent = x.reason;
+      const payload = document.createElement("span"); payload.className = "payload";
+      const text = String(x.payload ?? "");
+      payload.textContent = text.length > 160 ? text.slice(0, 160) + "…" : text;
+      li.append(when, reason, payload);
+      return li;
+    });
+    const note = (text) => { const li = document.createElement("li"); li.className = "none"; li.textContent = text; return li; };
+    if (!rows.length) items.push(note(t("noRejects")));
+    else if (r.total > rows.length) items.push(note(t("rejectsMore").replace("{n}", String(rows.length)).replace("{total}", String(r.total))));
+    list.replaceChildren(...items);
+  }
   function flyToSensor(a) {
     if (!S.viewState || a.lon === null || a.lon === undefined || a.lat === null || a.lat === undefined) return;
     S.viewState = Object.assign({}, S.viewState, {longitude: a.lon, latitude: a.lat, zoom: Math.max(S.viewState.zoom, 16),
@@ -1671,8 +1732,9 @@
 
   // ---------------------------------------------------------------- start
   async function loadSensors() {
-    const [latest, alerts, feeds] = await Promise.allSettled(
-      [api("/api/sensors/latest"), api("/api/sensors/alerts"), api("/api/sensors/feeds")]);
+    const [latest, alerts, feeds, rejects] = await Promise.allSettled(
+      [api("/api/sensors/latest"), api("/api/sensors/alerts"), api("/api/sensors/feeds"),
+       api(`/api/sensors/rejects?limit=${REJECTS_SHOWN}`)]);
     if (latest.status === "fulfilled") {
       S.sensors = latest.value; S.sensorsAt = Date.now(); render(); renderMeasuredButton();
       T.staleSensors = (S.sensors.features || []).filter((f) => f.properties.stale).map((f) => f.properties.sensor_id);
@@ -1680,8 +1742,10 @@
     S.alerts = alerts.status === "fulfilled" ? (alerts.value.alerts || []) : null;
     S.feeds = feeds.status === "fulfilled" ? feeds.value : null;  // a role without the right (403): no banner
     T.feeds = S.feeds;
+    S.rejects = rejects.status === "fulfilled" ? rejects.value : null;  // 403: no box
     renderFeeds();
     renderAlerts();
+    renderRejects();
     renderMeasuredButton();
   }
   async function start() {

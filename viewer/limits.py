@@ -1,0 +1,75 @@
+"""One request-body size limit for the routers that take a body (sensor readings, BIM uploads).
+
+:func:`limited_body_route` makes an :class:`~fastapi.routing.APIRoute` class (a router's ``route_class``) whose
+requests' bodies are counted as they arrive and refused (413) once over the limit, whether or not they say
+their length: a declared ``Content-Length`` over it is refused before any of the body is read, and a body sent
+in chunks (no ``Content-Length``) once the bytes that came pass it. FastAPI reads and parses a body whole (a form's
+files to temporary files) before the endpoint runs, so a check in the endpoint, or one on ``Content-Length``
+alone, comes after the whole body was taken in. Nothing is held here: the ASGI ``receive`` is wrapped, and
+FastAPI's parser reads the counted stream as it would the plain one.
+
+Examples
+--------
+>>> from fastapi import APIRouter, HTTPException
+>>> route = limited_body_route(lambda request: 1024, lambda size, request: HTTPException(413, f"{size} B: too large"))
+>>> router = APIRouter(route_class=route)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fastapi import HTTPException, Request
+from fastapi.routing import APIRoute
+
+__all__ = ["limited_body_route", "LIMITED_METHODS"]
+
+#: the methods whose body is counted (the others carry none the routes read)
+LIMITED_METHODS = ("POST", "PUT", "PATCH")
+
+
+def limited_body_route(limit: Callable[[Request], int | None], too_large: Callable[[int, Request], HTTPException],
+                       *, request_class: type[Request] = Request) -> type[APIRoute]:
+    """An ``APIRoute`` class whose request bodies may carry at most ``limit(request)`` bytes.
+
+    Parameters
+    ----------
+    limit : callable
+        ``limit(request)``: the most bytes the body of ``request`` may carry (None: no limit), asked once per
+        request, before its body is read (so it may depend on the server's settings).
+    too_large : callable
+        ``too_large(size, request)``: the :class:`~fastapi.HTTPException` (413, with what to do) for a body of at
+        least ``size`` bytes: the declared length, or the bytes counted so far when the body passed the limit.
+    request_class : type, optional
+        The :class:`~starlette.requests.Request` subclass the route's handler gets (e.g. one whose ``json()``
+        parses more strictly); default: Starlette's.
+    """
+
+    class LimitedBodyRoute(APIRoute):
+        def get_route_handler(self):
+            handler = super().get_route_handler()
+
+            async def limited(request: Request):
+                most = limit(request) if request.method in LIMITED_METHODS else None
+                if most is None:
+                    return await handler(request if isinstance(request, request_class)
+                                         else request_class(request.scope, request.receive))
+                clen = request.headers.get("content-length")
+                if clen and clen.isdigit() and int(clen) > most:
+                    raise too_large(int(clen), request)
+                receive, seen = request.receive, 0
+
+                async def counted():
+                    nonlocal seen
+                    message = await receive()
+                    if message["type"] == "http.request":
+                        seen += len(message.get("body", b""))
+                        if seen > most:
+                            raise too_large(seen, request)
+                    return message
+
+                return await handler(request_class(request.scope, counted))
+
+            return limited
+
+    return LimitedBodyRoute
