@@ -22,9 +22,10 @@ def check_bind(settings: Settings) -> None:
 
     with open_store(settings.store) as store:
         if not list_tokens(store):
-            raise AuthError(f"refusing to serve on {settings.host}: no access token exists for {settings.store}, so "
+            shown = store.uri  # a DSN's password hidden
+            raise AuthError(f"refusing to serve on {settings.host}: no access token exists for {shown}, so "
                             "anyone on the network could use it. Create one first with "
-                            f"`twin token create --role viewer {settings.store}` (or bind 127.0.0.1)")
+                            f"`twin token create {shown} --role viewer` (or bind 127.0.0.1)")
 
 
 def serve(store: str, *, host: str = "127.0.0.1", port: int = 8765, auth: str = "auto",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from twin_core.cli import get_app
@@ -118,3 +120,18 @@ def test_revoking_an_unknown_id_names_the_list_command_for_that_store(city):
     assert isinstance(r.exception, AuthError), r.output
     assert "no token with id 'nope'" in str(r.exception)
     assert f"`twin token list {shlex.quote(city)}`" in str(r.exception)  # before: `twin token list`, no store
+
+
+def test_serve_beyond_loopback_without_tokens_hides_the_dsn_password(pg_dsn):
+    from cim.store import open_store
+    from twin_core.errors import AuthError
+
+    open_store(pg_dsn, create=True, crs="EPSG:4544").close()
+    user = pg_dsn.split("://", 1)[1].split("@", 1)[0] if "@" in pg_dsn else ""
+    if not user or ":" in user:
+        pytest.skip("the test DSN names no user, or has a password already")
+    secret = "pw-not-shown"
+    dsn = pg_dsn.replace(f"{user}@", f"{user}:{secret}@", 1)  # a trusting server ignores the password
+    r = CliRunner().invoke(get_app(), ["serve", dsn, "--host", "0.0.0.0"])
+    assert isinstance(r.exception, AuthError) and "no access token exists" in str(r.exception), r.output
+    assert secret not in str(r.exception) and f"{user}:***@" in str(r.exception)  # before: the password, printed
