@@ -27,11 +27,21 @@ Examples
 >>> RuleSet.from_dict({"rules": {"max_heigth_m": 24}})
 Traceback (most recent call last):
 ...
-twin_core.errors.RuleError: unknown rule 'max_heigth_m'; the rules are ['max_height_m', 'min_setback_m', 'max_far', 'max_site_coverage', 'min_green_ratio', 'min_neighbour_sunlight_h'] (did you mean 'max_height_m'?)
+twin_core.errors.RuleError: unknown rule 'max_heigth_m'; the rules are ['max_height_m', 'min_setback_m', 'max_far', 'max_site_coverage', 'min_green_ratio', 'min_neighbour_sunlight_h', 'min_fire_separation_m'] (did you mean 'max_height_m'?)
 
 ``min_neighbour_sunlight_h`` (hours; GB 50180-2018 4.0.9: 2) needs the city: the sun left on the surrounding
 homes' ground-floor window sills on the Major Cold day, with the building against without it. It is checked
 with the twin (``twin check-bim --store``, ``Twin.check_bim``, the map), which passes its evaluator.
+
+``min_fire_separation_m`` needs the city's buildings too (a store): the distance from the footprint to every
+neighbouring building of the CIM. Give a number (metres, the same for every neighbour) or ``GB50016``: the
+fire separation of civil buildings of GB 50016-2014 (2018 ed.) table 5.2.2 for fire-resistance grades I and
+II, pair by pair: 6 m, 9 m where one of the two is high-rise, 13 m where both are (high-rise: over 27 m for
+homes, over 24 m for other buildings, art. 2.1.1; the model's use from ``use:``, else the stricter 24 m)::
+
+    rules:
+      min_fire_separation_m: GB50016
+    use: residential
 """
 
 from __future__ import annotations
@@ -58,10 +68,23 @@ RULES: dict[str, tuple[str, str, str, str]] = {
     "min_neighbour_sunlight_h": ("sun left on the neighbouring homes' ground-floor window sills on the Major Cold "
                                  "day (大寒日), 08:00-16:00 true solar time, where they had it (GB 50180-2018 4.0.9)",
                                  "h", "min_neighbour_sunlight_h", "min"),
+    # needs the city's buildings (a store)
+    "min_fire_separation_m": ("fire separation: footprint to the nearest neighbouring building of the CIM "
+                              "(防火间距, GB 50016-2014 5.2.2)", "m", "min_fire_separation_m", "min"),
 }
 #: rules a store alone cannot check: they need an evaluator from the twin (twin_core.adapters.analysis)
 CITY_RULES = ("min_neighbour_sunlight_h",)
-_TOP_KEYS = ("rules", "ids", "parcel", "crs", "anchor", "name")
+#: rules measured against the CIM's other buildings (the store), not on the parcel alone
+NEIGHBOUR_RULES = ("min_fire_separation_m",)
+#: rules whose limit may name a standard's table instead of a number: rule -> {name: what it means}
+TABLES = {"min_fire_separation_m": {"GB50016": "GB 50016-2014 (2018 ed.) table 5.2.2, fire-resistance grades I/II: "
+                                                "6 m, 9 m with one high-rise, 13 m between two high-rise"}}
+#: GB 50016-2014 table 5.2.2 (grades I/II): (neither high-rise, one, both) -> metres
+GB50016_SEPARATION_M = (6.0, 9.0, 13.0)
+#: GB 50016-2014 art. 2.1.1: a building is high-rise above this height (m): homes 27, other buildings 24
+HIGH_RISE_M = {"residential": 27.0}
+HIGH_RISE_OTHER_M = 24.0
+_TOP_KEYS = ("rules", "ids", "parcel", "crs", "anchor", "name", "use")
 
 
 @dataclass
@@ -72,6 +95,10 @@ class RuleSet:
     crs: str | None = None
     name: str = "rules"
     anchor: object | None = None  # bim_import.georef.Anchor for a model without georeference
+    #: rule -> the standard's table its limit names (:data:`TABLES`), e.g. min_fire_separation_m: GB50016
+    tables: dict[str, str] = field(default_factory=dict)
+    #: the model's use (one of cim.schema.BUILDING_USES), where a rule depends on it (high-rise: 27 m for homes)
+    use: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | None = None) -> "RuleSet":
@@ -89,10 +116,16 @@ class RuleSet:
                 raise RuleError(f"'{key}:' must be a string, got {d[key]!r}"[:300])
         rules = dict(section)
         rules.update({k: v for k, v in d.items() if k in RULES})
-        limits = {}
+        limits, tables = {}, {}
         for k, v in rules.items():
             if k not in RULES:
                 raise RuleError(_unknown(k, list(RULES)))
+            if isinstance(v, str) and k in TABLES:
+                key = next((t for t in TABLES[k] if t.replace(" ", "").upper() == v.replace(" ", "").upper()), None)
+                if key is None:
+                    raise RuleError(f"rule {k!r}: the limit must be a number or one of {sorted(TABLES[k])}, got {v!r}")
+                tables[k], limits[k] = key, GB50016_SEPARATION_M[0]
+                continue
             try:
                 if isinstance(v, bool):
                     raise TypeError
@@ -112,7 +145,14 @@ class RuleSet:
             raise RuleError("'parcel:' must be a mapping with 'polygon: [[x, y], ...]' or 'parcel_id: ...'")
         if parcel is not None and not ({"polygon", "parcel_id", "wkt"} & set(parcel)):
             raise RuleError("'parcel:' needs 'polygon: [[x, y], ...]', 'wkt: ...' or 'parcel_id: ...'")
-        return cls(limits, ids, parcel, d.get("crs"), str(d.get("name", "rules")), _anchor(d.get("anchor")))
+        use = d.get("use")
+        if use is not None:
+            from cim.schema import BUILDING_USES
+
+            if use not in BUILDING_USES:
+                raise RuleError(f"'use:' must be one of {list(BUILDING_USES)}, got {use!r}"[:300])
+        return cls(limits, ids, parcel, d.get("crs"), str(d.get("name", "rules")), _anchor(d.get("anchor")), tables,
+                   use)
 
 
 def _anchor(v):
@@ -414,6 +454,9 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
             else:
                 results.append(ev(model=model, georef=g, building=b, store=store, limit=lim, crs=crs))
             continue
+        if rule in NEIGHBOUR_RULES:
+            results.append(_fire_separation(rule, lim, rs, store, b, crs))
+            continue
         if rule == "max_height_m":
             measured = float(b.height_m) if math.isfinite(b.height_m) else None
             note = "" if measured is not None else "no element produced geometry, so the height is unknown"
@@ -457,6 +500,68 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     if rs.ids:
         results.extend(_check_ids(model.path, rs.ids))
     return ComplianceReport(os.path.basename(model.path), b.building_id, parcel_id, results, crs)
+
+
+def _high_rise_m(use) -> float:
+    return HIGH_RISE_M.get(use, HIGH_RISE_OTHER_M) if isinstance(use, str) else HIGH_RISE_OTHER_M
+
+
+def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> RuleResult:
+    """``min_fire_separation_m``: the footprint against every CIM building near it (see the module's notes)."""
+    import shapely
+
+    desc, unit, _, _ = RULES[rule]
+    table = rs.tables.get(rule)
+
+    def result(measured, lim, passed, offending=(), note=""):
+        return RuleResult(rule, desc, measured, lim, unit, passed, list(offending), note)
+
+    if store is None or not store.has_layer("buildings"):
+        return result(None, limit, False, (), "needs the city model's buildings: check with the twin (twin check-bim "
+                      "--store city.gpkg, Twin.check_bim, or the map)")
+    fp = b.footprint
+    if fp.is_empty:
+        return result(None, limit, False, (), "no footprint")
+    reach = max(GB50016_SEPARATION_M[-1] if table else limit, limit) + 1.0
+    x0, y0, x1, y1 = fp.bounds
+    store_crs = getattr(store, "crs", None)
+    near = store.read_layer("buildings", bbox=(x0 - reach, y0 - reach, x1 + reach, y1 + reach))
+    if store_crs is not None and len(near):
+        from pyproj import CRS
+
+        if not CRS.from_user_input(store_crs).equals(CRS.from_user_input(crs)):
+            raise RuleError(f"the model is placed in {crs} and the city's buildings are in {store_crs}: check it in "
+                            "the twin's CRS (leave out --crs)")
+    near = near[near["building_id"].astype(str) != str(b.building_id)]  # the model's own, imported before
+    overlaps = near[near.geometry.intersects(fp)] if len(near) else near
+    notes = []
+    if len(overlaps):  # on the footprint itself: the buildings the model replaces, not neighbours
+        notes.append(f"{len(overlaps)} CIM building(s) on the footprint left out as the ones it replaces: "
+                     + ", ".join(map(str, overlaps["building_id"][:5])))
+        near = near.drop(overlaps.index)
+    if not len(near):
+        return result(None, limit, True, (), "; ".join(notes + [f"no building of the city within {reach - 1:g} m"]))
+    dist = shapely.distance(np.asarray(near.geometry.values), fp)
+    if table:
+        own_high = math.isfinite(b.height_m) and b.height_m > _high_rise_m(rs.use)
+        heights = near["height_m"].to_numpy(float)
+        uses = near["use"].to_numpy(object) if "use" in near.columns else np.full(len(near), None, object)
+        their_high = np.array([h > _high_rise_m(u) for h, u in zip(heights, uses)])
+        need = np.array(GB50016_SEPARATION_M)[int(own_high) + their_high.astype(int)]
+    else:
+        need = np.full(len(near), limit)
+    margin = dist - need
+    worst = int(np.argmin(margin))
+    ids = near["building_id"].astype(str).to_numpy()
+    bad = ids[margin < -1e-9]
+    why = ""
+    if table:
+        high = ["the model" if own_high else None, ids[worst] if their_high[worst] else None]
+        named = " and ".join(h for h in high if h)
+        why = f" ({table} table 5.2.2, grades I/II: {named + ' high-rise' if named else 'neither high-rise'})"
+    notes.insert(0, f"nearest by margin: {ids[worst]} at {dist[worst]:.2f} m, needs {need[worst]:g} m{why}"
+                 + ("; a fire wall facing a neighbour (the table's notes) is not taken into account" if len(bad) else ""))
+    return result(float(dist[worst]), float(need[worst]), not len(bad), sorted(bad.tolist()), "; ".join(notes))
 
 
 def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:

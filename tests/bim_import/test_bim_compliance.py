@@ -375,3 +375,67 @@ def test_cli_ids_lines_read_as_counts_and_say_how_many_offenders_are_not_shown(f
     line = next(x for x in res.output.splitlines() if "fire exits" in x)
     assert line.startswith("  FAIL ids:Doors say whether they are fire exits: 0 of 14 elements comply offending: ")
     assert line.endswith(" and 4 more (--out / --html: all)") and line.count(", ") == 9
+
+
+def _city_with_neighbours(path, boxes):
+    """A GeoPackage twin round boxes['ok'] (footprint 500000..500020 x 3390000..3390010, 9.3 m: not high-rise):
+    N_EAST 7 m east (30 m homes: high-rise, over 27 m), N_NORTH 10 m north (26 m homes: not), N_OLD on the
+    footprint (the building the model replaces), N_FAR 40 m west (out of reach)."""
+    import geopandas as gpd
+    from shapely import box
+
+    from cim.store import open_store
+
+    st = open_store(str(path), create=True, crs="EPSG:4544")
+    st.write_layer("buildings", gpd.GeoDataFrame(
+        {"building_id": ["N_EAST", "N_NORTH", "N_OLD", "N_FAR"], "height_m": [30.0, 26.0, 6.0, 60.0],
+         "use": ["residential", "residential", "residential", "office"]},
+        geometry=[box(500027, 3390000, 500037, 3390010), box(500000, 3390020, 500010, 3390030),
+                  box(500005, 3390002, 500015, 3390008), box(499940, 3390000, 499950, 3390010)], crs="EPSG:4544"))
+    return st
+
+
+def test_fire_separation_against_the_city_by_gb50016_and_by_a_number(boxes, tmp_path):
+    """GB 50016-2014 table 5.2.2 (grades I/II): 6 m between two buildings that are not high-rise, 9 m where one
+    is, 13 m where both are; high-rise above 27 m for homes, 24 m for other buildings (art. 2.1.1)."""
+    from bim_import.compliance import check_compliance
+
+    st = _city_with_neighbours(tmp_path / "c.gpkg", boxes)
+    plot = {"parcel": {"polygon": PARCEL}}
+    try:
+        r = check_compliance(boxes["ok"][0], {**plot, "rules": {"min_fire_separation_m": "GB 50016"},
+                                              "use": "residential"}, store=st).result("min_fire_separation_m")
+        # N_EAST is 7 m away and high-rise: needs 9 m; N_NORTH 10 m, not high-rise: needs 6 m
+        assert (r.passed, r.measured, r.limit, r.offending) == (False, 7.0, 9.0, ["N_EAST"])
+        assert "N_EAST at 7.00 m, needs 9 m (GB50016 table 5.2.2, grades I/II: N_EAST high-rise)" in r.note
+        assert "1 CIM building(s) on the footprint left out as the ones it replaces: N_OLD" in r.note
+        fixed = check_compliance(boxes["ok"][0], {**plot, "rules": {"min_fire_separation_m": 6}}, store=st)
+        f = fixed.result("min_fire_separation_m")
+        assert (f.passed, f.measured, f.limit) == (True, 7.0, 6.0)
+        tall = check_compliance(boxes["tall"][0], {**plot, "rules": {"min_fire_separation_m": "gb50016"}}, store=st)
+        t = tall.result("min_fire_separation_m")  # 24.3 m with no use given: high-rise by the stricter 24 m, so
+        assert (t.passed, t.limit, t.offending) == (False, 13.0, ["N_EAST"])  # 13 m from N_EAST, 9 m from N_NORTH
+        assert "the model and N_EAST high-rise" in t.note
+        as_home = check_compliance(boxes["tall"][0], {**plot, "rules": {"min_fire_separation_m": "GB50016"},
+                                                      "use": "residential"}, store=st)
+        h = as_home.result("min_fire_separation_m")  # 24.3 m homes are not high-rise: 9 m from N_EAST only
+        assert (h.limit, h.offending) == (9.0, ["N_EAST"])
+        without = check_compliance(boxes["ok"][0], {**plot, "rules": {"min_fire_separation_m": 6}})
+        w = without.result("min_fire_separation_m")  # no store: the neighbours are unknown, so it cannot pass
+        assert not w.passed and w.measured is None and "needs the city model's buildings" in w.note
+    finally:
+        st.close()
+
+
+def test_fire_separation_rule_refuses_bad_limits():
+    from bim_import.compliance import RuleSet
+
+    with pytest.raises(RuleError, match="must be a number or one of \\['GB50016'\\], got 'GB 50017'"):
+        RuleSet.from_dict({"rules": {"min_fire_separation_m": "GB 50017"}})
+    with pytest.raises(RuleError, match="must be a number"):  # only rules with a table take a name
+        RuleSet.from_dict({"rules": {"max_height_m": "GB50016"}})
+    with pytest.raises(RuleError, match="'use:' must be one of"):
+        RuleSet.from_dict({"rules": {"min_fire_separation_m": 6}, "use": "palace"})
+    rs = RuleSet.from_dict({"rules": {"min_fire_separation_m": "gb50016"}, "use": "office"})
+    assert (rs.tables, rs.limits, rs.use) == ({"min_fire_separation_m": "GB50016"}, {"min_fire_separation_m": 6.0},
+                                             "office")

@@ -36,7 +36,7 @@ def _result_lines(report) -> list[str]:
         lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {r.reading()}"
                      + (f" offending: {', '.join(r.offending[:10])}" if r.offending else "")
                      + (f" and {len(r.offending) - 10} more (--out / --html: all)" if len(r.offending) > 10 else ""))
-        if r.note and (not r.passed or r.limit == 0):  # an IDS requirement that applied to nothing, too
+        if r.note and (not r.passed or r.limit == 0 or r.measured is None):  # and where nothing was there to measure
             lines.append(f"       {r.note}")
     return lines
 
