@@ -14,6 +14,27 @@ import numpy as np
 import pytest
 
 
+def asgi_post(app, path: str, headers: dict, receive) -> tuple[int, bytes]:
+    """POST ``path`` straight to the ASGI ``app``, its body handed over by ``receive`` only as the app asks for it,
+    as a server does (the TestClient reads a generator body whole before it sends it): (status, response body)."""
+    import asyncio
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in {"host": "127.0.0.1", **headers}.items()],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80), "state": {}}
+    out = {"status": None, "body": b""}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return out["status"], out["body"]
+
+
 def save_flood_closed_traffic_run(twin, run: str = "traffic-r9"):
     """A traffic run on the base whose every link a flood closed from 600 s to 1200 s (green, V/C 0.1,
     otherwise), with one vehicle along the first link over 0-1800 s; returns the road links."""

@@ -38,29 +38,19 @@ def _multipart(parts: int, pulled: dict, ruleset: str | None = None):
 
 def _post(client, body, headers: dict) -> tuple[int, dict]:
     """POST /api/bim/checks straight to the app (ASGI), the body's pieces handed over only as the app asks for
-    them, as a server does with a chunked body (the TestClient reads a generator whole before it sends it)."""
-    import asyncio
+    them, as a server does with a chunked body."""
     import json
 
+    from tests.viewer.conftest import asgi_post
+
     body = iter(body)
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/api/bim/checks", "raw_path": b"/api/bim/checks", "root_path": "", "query_string": b"",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in {"host": "127.0.0.1", **headers}.items()],
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80), "state": {}}
-    out = {"status": None, "body": b""}
 
     async def receive():
         chunk = next(body, None)
         return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
 
-    async def send(message):
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            out["body"] += message.get("body", b"")
-
-    asyncio.run(client.app(scope, receive, send))
-    return out["status"], json.loads(out["body"] or b"{}")
+    status, out = asgi_post(client.app, "/api/bim/checks", headers, receive)
+    return status, json.loads(out or b"{}")
 
 
 HEADERS = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}

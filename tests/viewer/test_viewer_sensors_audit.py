@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 
 def test_a_chunked_body_over_the_limit_is_413_before_it_is_read_whole(client):
     from viewer.routers.sensors import MAX_BODY
@@ -51,7 +53,8 @@ def test_feeds_show_each_listeners_state_and_a_killed_one_as_not_running(client)
     assert by["d"]["state"] == "stopped"
 
 
-def test_feeds_need_the_right_to_read(city):
+@pytest.mark.parametrize("path", ["/api/sensors/feeds", "/api/sensors/rejects"])
+def test_feeds_and_rejects_need_the_right_to_read(city, path):
     from fastapi.testclient import TestClient
 
     from cim.store import open_store
@@ -62,6 +65,6 @@ def test_feeds_need_the_right_to_read(city):
     with open_store(city) as st:
         tok = {role: create_token(st, role, name=role) for role in ("viewer", "sensor")}
     with TestClient(create_app(Settings(store=city)), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
-        assert c.get("/api/sensors/feeds").status_code == 401
-        assert c.get("/api/sensors/feeds", headers={"Authorization": f"Bearer {tok['sensor']}"}).status_code == 403
-        assert c.get("/api/sensors/feeds", headers={"Authorization": f"Bearer {tok['viewer']}"}).status_code == 200
+        assert c.get(path).status_code == 401
+        assert c.get(path, headers={"Authorization": f"Bearer {tok['sensor']}"}).status_code == 403
+        assert c.get(path, headers={"Authorization": f"Bearer {tok['viewer']}"}).status_code == 200

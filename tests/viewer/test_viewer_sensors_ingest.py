@@ -39,30 +39,18 @@ def test_a_key_named_twice_deep_in_a_reading_is_refused(client):
 
 def test_a_declared_length_over_the_limit_is_413_before_any_of_it_is_read(client):
     """Straight to the app (ASGI), counting what the server asks for: nothing past the header."""
-    import asyncio
-
+    from tests.viewer.conftest import asgi_post
     from viewer.routers.sensors import MAX_BODY
 
     asked = {"n": 0}
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/api/sensors/readings", "raw_path": b"/api/sensors/readings", "root_path": "",
-             "query_string": b"", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80), "state": {},
-             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                         (b"content-length", str(MAX_BODY + 1).encode())]}
-    out = {"status": None, "body": b""}
 
     async def receive():
         asked["n"] += 1
         return {"type": "http.request", "body": b" " * 1024, "more_body": True}
 
-    async def send(message):
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            out["body"] += message.get("body", b"")
-
-    asyncio.run(client.app(scope, receive, send))
-    assert out["status"] == 413 and "at most 10000 readings" in json.loads(out["body"])["detail"], out
+    status, body = asgi_post(client.app, "/api/sensors/readings", {"content-type": "application/json",
+                                                                    "content-length": str(MAX_BODY + 1)}, receive)
+    assert status == 413 and "at most 10000 readings" in json.loads(body)["detail"], (status, body)
     assert asked["n"] == 0
 
 

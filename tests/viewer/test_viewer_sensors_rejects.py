@@ -33,19 +33,3 @@ def test_a_page_is_limited(client):
     for params in ({"limit": 0}, {"limit": 201}, {"offset": -1}, {"limit": "many"}):
         r = client.get("/api/sensors/rejects", params=params)
         assert r.status_code == 422, (params, r.text)
-
-
-def test_rejects_need_the_right_to_read(city):
-    from fastapi.testclient import TestClient
-
-    from cim.store import open_store
-    from viewer.app import create_app
-    from viewer.auth import create_token
-    from viewer.settings import Settings
-
-    with open_store(city) as st:
-        tok = {role: create_token(st, role, name=role) for role in ("viewer", "sensor")}
-    with TestClient(create_app(Settings(store=city)), raise_server_exceptions=False, base_url="http://127.0.0.1") as c:
-        assert c.get("/api/sensors/rejects").status_code == 401
-        assert c.get("/api/sensors/rejects", headers={"Authorization": f"Bearer {tok['sensor']}"}).status_code == 403
-        assert c.get("/api/sensors/rejects", headers={"Authorization": f"Bearer {tok['viewer']}"}).status_code == 200
