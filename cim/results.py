@@ -41,7 +41,7 @@ from cim.scenario import check_scenario_name, normalise_scenario_name
 from twin_core.errors import LayerNotFoundError, SchemaError
 
 __all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref", "check_run_id",
-           "check_run_free", "engine_of"]
+           "check_run_free", "claim_run", "engine_of"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}\Z")
 
@@ -97,6 +97,32 @@ def check_run_free(store, scenario: str, run: str, engine: str) -> None:
         raise ParameterError(f"run {run!r} under scenario {scenario!r} holds {a(label)} run; {a(engine)} run under "
                              f"the same id would overwrite or mix with its results (such as {name!r}). Give this run "
                              "another id (or delete that run's results first)")
+
+
+def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix: str | None = None, *,
+              save: bool = True) -> str:
+    """The id a run of ``engine`` goes under in ``scenario`` (None: the base): a new one
+    (:func:`new_run_id` with ``prefix``; default the engine's short name) when ``run`` is None; else ``run``
+    checked before anything is computed: a bad id fails saved or not (:func:`check_run_id`; it failed only
+    when saving, after the whole run, or showed unsaved as ``<FloodRun 'base'/5 ...>``), and one holding
+    another engine's or analysis's results is refused when the run is saved (:func:`check_run_free`; nothing
+    stored, nothing to mix with). Every engine and analysis claims its run id through this.
+
+    >>> import tempfile, os
+    >>> from cim.store import open_store
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "r.gpkg"), create=True, crs="EPSG:4544")
+    >>> claim_run(store, None, "storm50", "simulation.flood")
+    'storm50'
+    >>> claim_run(store, None, None, "simulation.flood").startswith("flood-")
+    True
+    >>> store.close()
+    """
+    if run is None:
+        return new_run_id(prefix or engine_of({"engine": engine}) or "run")
+    check_run_id(run)
+    if save:
+        check_run_free(store, normalise_scenario_name(scenario) or "base", run, engine)
+    return run
 
 
 def new_run_id(prefix: str = "run") -> str:

@@ -26,9 +26,7 @@ from cim.scenario import BASE, Scenario, Scenarios
 from cim.store import Store, is_dsn, open_store
 from pyproj import CRS
 
-from twin_core.errors import (CRSError, LayerNotFoundError, ParameterError, RasterError, StoreConnectionError,
-                              StoreError)
-from twin_core.units import as_number as _number
+from twin_core.errors import CRSError, LayerNotFoundError, RasterError, StoreConnectionError, StoreError
 
 __all__ = ["Twin"]
 
@@ -69,58 +67,6 @@ def _open_existing(target, schema: str | None) -> Store:
             f"{uri} holds no twin (no CRS recorded): check {where}, or build one with `twin build` "
             "or Twin.create()")
     return store
-
-
-def _whole(value, name: str, what: str) -> int:
-    """A count: an int (NumPy's too), or a float with no fraction (``np.linspace(100, 1000, 4)`` in a sweep);
-    else a ParameterError naming ``name`` (the engine's said "n must be a whole number of agents", for
-    ``agents=200.0``, a name the caller never typed)."""
-    import numbers
-
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-        return int(value)
-    hint = f"; write {name}={int(float(value))}" if isinstance(value, str) and _is_float_text(value) \
-        and float(value).is_integer() else ""
-    raise ParameterError(f"{name} must be a whole number of {what}, got {type(value).__name__} {value!r}"[:300]
-                         + hint)
-
-
-def _is_float_text(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _day(date):
-    """A day given as a ``datetime.date``/``datetime``, ``pandas.Timestamp`` or ``numpy.datetime64`` as
-    ``"YYYY-MM-DD"`` (a Timestamp was stored in the result's meta as ``"2026-01-20 00:00:00"``); a text as is."""
-    import datetime as dt
-
-    import numpy as np
-
-    if isinstance(date, np.datetime64):
-        return str(date.astype("datetime64[D]"))
-    if isinstance(date, (dt.date, dt.datetime)):  # pandas.Timestamp is a datetime
-        return date.date().isoformat() if isinstance(date, dt.datetime) else date.isoformat()
-    return date
-
-
-def _clock(value):
-    """``datetime.time`` as ``"HH:MM"``; anything else as is (the analysis checks it)."""
-    import datetime as dt
-
-    return value.strftime("%H:%M") if isinstance(value, dt.time) else value
-
-
-def _point(observer):
-    """(x, y) from a shapely Point (``twin.layer("pois").geometry.iloc[0]``) too, not only a pair."""
-    if hasattr(observer, "geom_type") and getattr(observer, "geom_type", "") == "Point":
-        return (observer.x, observer.y)
-    return observer
 
 
 #: keywords Twin.layer passes on to the store's read (and the scenario's edits): the store's own
@@ -414,7 +360,7 @@ class Twin:
 
         ``name``: ``"depth_snapshots"`` (a flood's depth, m) or ``"density"`` (a crowd's, persons/m2); by
         default whichever the run has. ``scenario`` is needed only when the run id is under several.
-        ``.data`` is (times, rows, cols) with rows from the north (a crowd's, stored from the south, are
+        ``.data`` is (times, rows, cols) with rows from the north (an older crowd run's, stored from the south, are
         turned), ``.times_s`` seconds from the scenario start, ``.transform``/``.crs`` the grid;
         ``.to_xarray()`` gives a ``(time, y, x)`` DataArray (needs xarray), ``stack[i]`` one
         :class:`cim.Raster`, ``stack.nearest(t)`` the index and time of the snapshot closest to ``t`` s.
@@ -424,42 +370,17 @@ class Twin:
         >>> depth = twin.snapshots(flood.run)                              # doctest: +SKIP
         >>> depth.to_xarray().sel(time=1800, method="nearest").plot()      # doctest: +SKIP
         """
-        import numpy as np
-        from cim.raster import RasterStack
-        from cim.scenario import did_you_mean
-        from twin_core.adapters.results_export import array_grid, find_run
+        from twin_core.adapters.results_export import find_result, read_stack
 
-        scen = find_run(self, run, scenario)
-        rows = list_results(self.store, scenario=scen, run=run)
-        arrays = rows[rows["kind"] == "array"]
-        if name is None:
-            have = [n for n in self.SNAPSHOT_UNITS if n in set(arrays["name"])]
+        def stack(names):  # the run's stack, when only the run is named
+            have = [n for n in self.SNAPSHOT_UNITS if n in names]
             if not have:
                 raise LayerNotFoundError(f"run {run!r} has no stack of snapshots (a flood's depth_snapshots or a "
-                                         f"crowd's density); its results: {sorted(rows['name'])}")
-            name = have[0]
-        hit = rows[rows["name"] == name]
-        if not len(hit):
-            raise LayerNotFoundError(f"run {run!r} has no result {name!r}{did_you_mean(name, sorted(rows['name']))};"
-                                     f" its results: {sorted(rows['name'])}")
-        meta = hit["meta"].iloc[0] if isinstance(hit["meta"].iloc[0], dict) else {}
-        grid = array_grid(self, scen, run, name, meta) if hit["kind"].iloc[0] == "array" else None
-        if grid is None:
-            raise RasterError(f"result {name!r} of run {run!r} is a {hit['kind'].iloc[0]} stored without a grid, not "
-                              f"a stack of snapshots; twin.load_result({scen!r}, {run!r}, {name!r}) gives it as stored")
-        data = self.load_result(scen, run, name)
-        if data.ndim == 2:
-            data = data[None]
-        if data.ndim != 3:
-            raise RasterError(f"result {name!r} of run {run!r} has shape {data.shape}, not (times, rows, cols)")
-        if grid.south_first:
-            data = data[:, ::-1, :]
-        if grid.times_s is None or len(grid.times_s) != len(data):
-            raise RasterError(f"result {name!r} of run {run!r} was stored without a time for each of its "
-                              f"{len(data)} snapshots; twin.load_result({scen!r}, {run!r}, {name!r}) gives the array")
-        return RasterStack(np.ascontiguousarray(data), grid.transform, grid.crs, np.asarray(grid.times_s, float),
-                           unit=self.SNAPSHOT_UNITS.get(name, meta.get("unit")), name=name,
-                           meta={"scenario": scen, "run": run})
+                                         f"crowd's density); its results: {', '.join(names)}")
+            return have[0]
+
+        hit = find_result(self, run, name, scenario, default=stack)
+        return read_stack(self, hit, unit=self.SNAPSHOT_UNITS.get(hit.name))
 
     def results(self, scenario: str | None = None, run: str | None = None, name: str | None = None):
         """The stored results: a DataFrame with one row per result (``scenario``, ``run``, ``name``, ``kind``
@@ -495,19 +416,23 @@ class Twin:
 
     def runs(self, scenario: str | None = None):
         """One row per stored run: ``scenario``, ``run``, ``engine`` (flood, traffic, crowd, sweep, sunlight,
-        viewshed; empty for results saved by hand), ``created`` (its first result) and ``results`` (the
+        viewshed; empty for results saved by hand), ``created`` (when its first result was saved: a pandas
+        UTC datetime, ``runs["created"].dt.tz_convert(twin.timezone)`` for local time) and ``results`` (the
         names to give :meth:`load_result`), oldest first."""
         import pandas as pd
 
         df = list_results(self.store, scenario=scenario)
         if not len(df) and scenario is not None:
             self._warn_empty_filter(scenario, None, None)
+        # as times, not text: the text sorted right only while every result wrote the same ISO form
+        df["created"] = pd.to_datetime(df["created"], utc=True, format="ISO8601", errors="coerce")
         rows = []
         for (scen, run), g in df.groupby(["scenario", "run"], sort=False):
             engine = next((e for e in map(engine_of, g["meta"]) if e), "")
             rows.append({"scenario": scen, "run": run, "engine": engine, "created": g["created"].min(),
                          "results": sorted(g["name"])})
         out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results"])
+        out["created"] = pd.to_datetime(out["created"], utc=True)  # datetime64[ns, UTC] when empty too
         return out.sort_values(["created", "scenario", "run"]).reset_index(drop=True)
 
     def export_result(self, run: str, name: str, path, *, scenario: str | None = None, crs=None):
@@ -600,8 +525,6 @@ class Twin:
         from twin_core.adapters.crowd import run_crowd, storey_crowd_kwargs
 
         _check_kwargs("Twin.crowd()", kwargs, [run_crowd], skip=("twin", "area"))
-        if kwargs.get("agents") is not None:
-            kwargs["agents"] = _whole(kwargs["agents"], "agents", "people")
         if ifc is not None or storey is not None or anchor is not None:
             kwargs = storey_crowd_kwargs(self, area, ifc, storey, anchor, kwargs)
             area = None
@@ -676,11 +599,7 @@ class Twin:
         """
         from twin_core.adapters.analysis import _sunlight
 
-        spacing, height = _number(spacing, "spacing", "metres"), _number(height, "height", "metres")
-        step_minutes = _number(step_minutes, "step_minutes", "minutes")
-        if save and run is not None:
-            self._check_run_for(scenario, run, "sunlight")
-        return _sunlight(self, _day(date), _clock(start), _clock(end), bounds=bounds, spacing=spacing, height=height,
+        return _sunlight(self, date, start, end, bounds=bounds, spacing=spacing, height=height,
                          scenario=scenario, run=run, step_minutes=step_minutes, solar_time=solar_time, save=save,
                          use_bim=use_bim, progress=progress)
 
@@ -721,51 +640,8 @@ class Twin:
         """
         from twin_core.adapters.analysis import _viewshed
 
-        observer = _point(observer)
-        observer_height = _number(observer_height, "observer_height", "metres above the ground")
-        target_height = _number(target_height, "target_height", "metres above the ground")
-        radius = _number(radius, "radius", "metres (or None for the whole DEM)", allow_none=True)
-        if save and run is not None:
-            self._check_run_for(scenario, run, "viewshed")
-        self._warn_if_radius_below_a_cell(radius)
-        try:
-            return _viewshed(self, observer, observer_height=observer_height, target_height=target_height,
-                             radius=radius, scenario=scenario, run=run, save=save, use_bim=use_bim,
-                             progress=progress)
-        except ParameterError as exc:
-            if "outside the DEM" not in str(exc) or not looks_like_lonlat(tuple(observer) * 2):
-                raise
-            raise ParameterError(f"{exc}; the observer is in the twin's CRS {self.crs} (metres), and it looks like "
-                                 f"longitude/latitude: transform it first, e.g. pyproj.Transformer.from_crs("
-                                 f"'EPSG:4326', {self.crs!r}, always_xy=True).transform(lon, lat)") from None
-
-    def _warn_if_radius_below_a_cell(self, radius) -> None:
-        """A radius under one DEM cell sees (almost) nothing: most likely degrees or kilometres for metres."""
-        from twin_core.errors import TwinWarning, twin_warn
-
-        if radius is None or "dem" not in self.rasters():
-            return
-        t = self.store.raster_info("dem")["transform"]
-        cell = max(abs(t[0]), abs(t[4]))
-        if radius < cell:
-            twin_warn(f"radius={radius:g} m is less than one DEM cell ({cell:g} m), so the viewshed has next to no "
-                      f"cells; radius is in metres (e.g. radius=500 for 500 m), not degrees or kilometres",
-                      TwinWarning, stacklevel=3)
-
-    def _check_run_for(self, scenario, run: str, analysis: str) -> None:
-        """An analysis saved under a run id that holds another engine's or analysis's results is refused, as the
-        engines refuse it (``check_run_free``): a sunlight raster went silently into a flood run, and
-        :meth:`runs` then listed one run as ``flood`` holding ``sunlight_hours``."""
-        from cim.results import check_run_id
-
-        check_run_id(run)
-        idx = list_results(self.store, scenario=scenario or BASE, run=run)
-        for name, m in zip(idx["name"], idx["meta"]):
-            other = (m.get("analysis") or m.get("engine")) if isinstance(m, dict) else None
-            if other and str(other).rsplit(".", 1)[-1] != analysis:
-                raise ParameterError(f"run {run!r} under scenario {scenario or BASE!r} holds a {other} run "
-                                     f"(result {name!r}); a {analysis} under the same id would mix with it. Give "
-                                     "this run another id (or delete that run's results first)")
+        return _viewshed(self, observer, observer_height=observer_height, target_height=target_height, radius=radius,
+                         scenario=scenario, run=run, save=save, use_bim=use_bim, progress=progress)
 
     def import_ifc(self, path, **kwargs):
         """Import an IFC model into the twin (one transaction); see :func:`bim_import.import_ifc`."""

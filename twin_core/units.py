@@ -1,5 +1,7 @@
 """Reading what people type for the engines, alike everywhere: durations (``"90min"``, ``"2h"``) as seconds,
-and numbers given as numbers (:func:`as_number`)."""
+numbers given as numbers (:func:`as_number`) and counts as whole numbers (:func:`as_count`). The adapters
+call these, so a notebook (``twin.crowd(...)``), a script calling an adapter and the ``twin`` CLI get the
+same checks and messages."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 
 from twin_core.errors import ParameterError
 
-__all__ = ["as_number", "is_bare_number", "parse_duration", "parse_offset"]
+__all__ = ["as_count", "as_number", "is_bare_number", "parse_duration", "parse_offset"]
 
 _DUR = re.compile(r"^\s*([+-]?)\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
@@ -125,3 +127,49 @@ def as_number(value, name: str, unit: str | None = None, *, example=None, about:
         hint = f"; write e.g. {name}={example!r}"
     what = (f" of {unit}" if unit else "") + (f" ({about})" if about else "")
     raise ParameterError(f"{name} must be a number{what}, got {type(value).__name__} {value!r}"[:300] + hint)
+
+
+def as_count(value, name: str, what: str, *, minimum: int | None = None) -> int:
+    """``value`` as an int when it is a whole number: an int (NumPy's too) or a float with no fraction
+    (``np.linspace(100, 1000, 4)`` in a sweep); else a ParameterError that names the argument and what it
+    counts, and how to write it. ``minimum``: the least count allowed.
+
+    The crowd engine said "n must be a whole number of agents (int)" for ``agents=200.0`` or ``"200"``, a
+    name the caller never typed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_count(np.float64(200.0), "agents", "people"), as_count(np.int32(5), "agents", "people")
+    (200, 5)
+    >>> as_count("200", "agents", "people")
+    Traceback (most recent call last):
+    ...
+    twin_core.errors.ParameterError: agents must be a whole number of people, got str '200'; write agents=200
+    >>> as_count(0, "agents", "people", minimum=1)
+    Traceback (most recent call last):
+    ...
+    twin_core.errors.ParameterError: agents must be at least 1 (a whole number of people), got 0
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]
+    n = None
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        n = int(value)
+    elif (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+          and math.isfinite(value) and float(value).is_integer()):
+        n = int(value)
+    if n is None:
+        hint = ""
+        if isinstance(value, str):
+            try:
+                v = float(value)
+            except ValueError:
+                v = math.nan
+            if math.isfinite(v) and v.is_integer():
+                hint = f"; write {name}={int(v)}"
+        raise ParameterError(f"{name} must be a whole number of {what}, got {type(value).__name__} {value!r}"[:300]
+                             + hint)
+    if minimum is not None and n < minimum:
+        raise ParameterError(f"{name} must be at least {minimum} (a whole number of {what}), got {n}")
+    return n

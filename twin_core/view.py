@@ -320,11 +320,9 @@ def view(twin, layers: str | Sequence[str] | None = None, *, scenario: str | Non
 
 # -- results on the map ------------------------------------------------------------------------------------------
 def _resolve_result(twin, result, scenario, time) -> dict:
-    """{scenario, run, name, kind, ref, meta} of the stored result ``result`` names; clear errors otherwise."""
-    from cim.results import list_results
-    from cim.scenario import did_you_mean
-
-    from twin_core.adapters.results_export import find_run
+    """{scenario, run, name, kind, ref} of the stored result ``result`` names; clear errors otherwise (those of
+    :func:`twin_core.adapters.results_export.find_result`, as twin.snapshots and twin.export_result give)."""
+    from twin_core.adapters.results_export import find_result
     from twin_core.errors import LayerNotFoundError, ParameterError
 
     if isinstance(result, str):
@@ -334,21 +332,17 @@ def _resolve_result(twin, result, scenario, time) -> dict:
     else:
         raise ParameterError(f"result must be a run id or (run id, result name), e.g. ('flood-1', 'max_depth'); "
                              f"got {result!r}")
-    scen = find_run(twin, run, scenario)  # names the scenario the run is under, or the close run ids
-    rows = list_results(twin.store, scenario=scen, run=run)
-    names = list(rows["name"])
-    if name is None:
+    def main(names):  # the run's main result, when only the run is named
         pool = TIMED_RESULTS if time is not None else MAIN_RESULTS
-        name = next((n for n in pool if n in names), None)
-        if name is None:
+        hit = next((n for n in pool if n in names), None)
+        if hit is None:
             raise LayerNotFoundError(f"run {run!r} has none of the results view() shows when only the run is "
                                      f"named{' with time=' if time is not None else ''} ({', '.join(pool)}); name "
-                                     f"one: result=({run!r}, NAME), NAME one of {sorted(names)}")
-    elif name not in names:
-        raise LayerNotFoundError(f"run {run!r} has no result {name!r}{did_you_mean(name, names)}; "
-                                 f"its results: {sorted(names)}")
-    row = rows[rows["name"] == name].iloc[0]
-    return {"scenario": scen, "run": run, "name": name, "kind": row["kind"], "ref": row["ref"]}
+                                     f"one: result=({run!r}, NAME), NAME one of {names}")
+        return hit
+
+    r = find_result(twin, run, name, scenario, default=main)
+    return {"scenario": r.scenario, "run": r.run, "name": r.name, "kind": r.kind, "ref": r.ref}
 
 
 def _legend(title: str, field: str, unit, style: str, lo: float, hi: float, **extra) -> dict:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_SPEED_KMH", "ACCESS_REACH_M"]
 
-ENGINE = "access"  # the summary's meta "engine" (what check_run_free and twin.runs() read)
+ENGINE = "access"  # the summary's meta "engine" (what claim_run and twin.runs() read)
 
 #: the response standards the default ``within`` comes from, per station kind. GB 51054-2014 "Code for design
 #: of urban fire station", 3.0.2: a fire station's district is drawn so that its crew reaches the district's
@@ -219,7 +219,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     ``unreachable``, ``median_time_s`` and, with a flood, ``lost`` (within when dry, not now) and
     ``flooded_links``.
     """
-    from cim.results import check_run_free, check_run_id
+    from cim.results import claim_run
     from cim.scenario import did_you_mean, normalise_scenario_name
     from twin_core.adapters.traffic import IMPASSABLE_DEPTH_M
 
@@ -227,10 +227,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     scenario = normalise_scenario_name(scenario)
     scen = scenario or "base"
     twin.scenario(scenario)  # an unknown scenario fails here
-    if run is not None:  # a bad id fails here, saved or not (unsaved, it showed as <AccessRun 'base'/5 ...>)
-        check_run_id(run)
-        if save:  # a run id holding another engine's or analysis's results is refused, as the engines refuse it
-            check_run_free(twin.store, scen, run, ENGINE)
+    run = claim_run(twin.store, scen, run, ENGINE, "access", save=save)  # a bad or taken id fails here
     if flood_time is not None and flooded_by is None:
         raise ParameterError("flood_time needs flooded_by (the flood run whose water at that time closes roads)")
     depth = IMPASSABLE_DEPTH_M if impassable_depth is None else impassable_depth
@@ -298,7 +295,6 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
                         "cut_off": int((np.isnan(times) & np.isfinite(dry)).sum())})
     if progress is not None:
         progress(2.0, 2.0)
-    run = twin.new_run_id("access") if run is None else run
     if save:
         meta = {k: summary[k] for k in ("from_kind", "within_s", "within_from")}
         with twin.store.transaction():

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from twin_core.errors import FieldError, GeometryError, ParameterError, RasterError, SchemaError
+from twin_core.units import as_number
 
 __all__ = [
     "sun_positions", "sun_vectors", "building_mesh", "Scene", "facade_points", "sunlight_hours", "shadow_mask", "sunlight_grid",
@@ -765,19 +766,6 @@ def bim_meshes(twin, scenario: str | None = None) -> tuple[list[tuple[np.ndarray
     return out, ids
 
 
-def _check_run(twin, scenario, run, save: bool, analysis: str) -> None:
-    """A bad run id fails before the analysis runs, saved or not (it failed only when the result was saved; or,
-    unsaved, showed as ``<AnalysisRun 'base'/5 ...>``); a saved one under the id of another engine's or analysis's
-    run is refused (``check_run_free``: the adapters called directly, as by the CLI, mixed the results)."""
-    if run is not None:
-        from cim.results import check_run_free, check_run_id
-        from cim.scenario import normalise_scenario_name
-
-        check_run_id(run)
-        if save:
-            check_run_free(twin.store, normalise_scenario_name(scenario) or "base", run, analysis)
-
-
 def _twin_scene(twin, scenario, use_bim: bool):
     """(the Scene, every building footprint): the footprints of BIM buildings too, for masking."""
     b = twin.layer("buildings", scenario=scenario) if "buildings" in twin.layers() else None
@@ -808,6 +796,32 @@ class AnalysisRun:
         return run_repr_html(self, saved=self.saved)
 
 
+def _day(date):
+    """A day given as a ``datetime.date``/``datetime``, ``pandas.Timestamp`` or ``numpy.datetime64`` as
+    ``"YYYY-MM-DD"`` (a Timestamp was stored in the result's meta as ``"2026-01-20 00:00:00"``); a text as is."""
+    import datetime as dt
+
+    if isinstance(date, np.datetime64):
+        return str(date.astype("datetime64[D]"))
+    if isinstance(date, (dt.date, dt.datetime)):  # pandas.Timestamp is a datetime
+        return date.date().isoformat() if isinstance(date, dt.datetime) else date.isoformat()
+    return date
+
+
+def _clock(value):
+    """``datetime.time`` as ``"HH:MM"``; anything else as is (the analysis checks it)."""
+    import datetime as dt
+
+    return value.strftime("%H:%M") if isinstance(value, dt.time) else value
+
+
+def _point(observer):
+    """(x, y) from a shapely Point (``twin.layer("pois").geometry.iloc[0]``) too, not only a pair."""
+    if hasattr(observer, "geom_type") and getattr(observer, "geom_type", "") == "Point":
+        return (observer.x, observer.y)
+    return observer
+
+
 def _check_bounds_in_twin(twin, bounds) -> None:
     """Longitude/latitude bounds (far from a twin in metres) computed and saved a grid of nothing. Bounds in
     metres beside the twin are fine: the sun there is shaded by the twin's buildings."""
@@ -828,10 +842,18 @@ def _check_bounds_in_twin(twin, bounds) -> None:
 
 def _sunlight(twin, date, start, end, *, bounds, spacing, height, scenario, run, step_minutes, solar_time, save,
               use_bim, progress) -> AnalysisRun:
+    """The sunlight of :meth:`Twin.sunlight`, :func:`run_sunlight` and ``twin analysis sunlight`` alike: the
+    arguments read (a notebook's dates and times, numbers given as numbers) and the run id claimed first."""
     import time
 
+    from cim.results import claim_run
+
     t0 = time.perf_counter()
-    _check_run(twin, scenario, run, save, "sunlight")
+    date, start, end = _day(date), _clock(start), _clock(end)
+    spacing, height = as_number(spacing, "spacing", "metres"), as_number(height, "height", "metres")
+    step_minutes = as_number(step_minutes, "step_minutes", "minutes")
+    # a bad or taken id fails before the analysis runs (the adapters called directly, as by the CLI, mixed results)
+    run = claim_run(twin.store, scenario, run, "sunlight", "sun", save=save)
     if bounds is None:
         bounds = twin.extent
         if bounds is None:
@@ -842,7 +864,6 @@ def _sunlight(twin, date, start, end, *, bounds, spacing, height, scenario, run,
     ras = sunlight_grid(b, bounds, spacing, date, start, end, height=height, dem=dem, crs=twin.crs,
                         tz=twin.timezone, step_minutes=step_minutes, solar_time=solar_time, scene=scene,
                         progress=progress)
-    run = twin.new_run_id("sun") if run is None else run
     # with what it was run with: a stored raster alone does not say which day or hours it counts
     meta = {"analysis": "sunlight", "date": str(date), "start": str(start), "end": str(end),
             "timezone": twin.timezone, "solar_time": bool(solar_time), "bounds": [float(v) for v in bounds],
@@ -890,10 +911,50 @@ def run_viewshed(twin, observer, *, observer_height: float = 1.6, target_height:
 
 def _viewshed(twin, observer, *, observer_height, target_height, radius, scenario, run, save, use_bim,
               progress) -> AnalysisRun:
+    """The viewshed of :meth:`Twin.viewshed`, :func:`run_viewshed` and ``twin analysis viewshed`` alike: the
+    arguments read (a shapely Point observer, numbers given as numbers), the run id claimed, a radius below
+    one DEM cell warned of, and an observer in longitude/latitude named as such."""
     import time
 
+    from cim.crs import looks_like_lonlat
+    from cim.results import claim_run
+
     t0 = time.perf_counter()
-    _check_run(twin, scenario, run, save, "viewshed")
+    observer = _point(observer)
+    observer_height = as_number(observer_height, "observer_height", "metres above the ground")
+    target_height = as_number(target_height, "target_height", "metres above the ground")
+    radius = as_number(radius, "radius", "metres (or None for the whole DEM)", allow_none=True)
+    run = claim_run(twin.store, scenario, run, "viewshed", "view", save=save)  # a bad or taken id fails here
+    _warn_if_radius_below_a_cell(twin, radius)
+    try:
+        return _viewshed_run(twin, observer, observer_height=observer_height, target_height=target_height,
+                             radius=radius, scenario=scenario, run=run, save=save, use_bim=use_bim,
+                             progress=progress, t0=t0)
+    except ParameterError as exc:
+        if "outside the DEM" not in str(exc) or not looks_like_lonlat(tuple(observer) * 2):
+            raise
+        raise ParameterError(f"{exc}; the observer is in the twin's CRS {twin.crs} (metres), and it looks like "
+                             f"longitude/latitude: transform it first, e.g. pyproj.Transformer.from_crs("
+                             f"'EPSG:4326', {twin.crs!r}, always_xy=True).transform(lon, lat)") from None
+
+
+def _warn_if_radius_below_a_cell(twin, radius) -> None:
+    """A radius under one DEM cell sees (almost) nothing: most likely degrees or kilometres for metres."""
+    from twin_core.errors import TwinWarning, twin_warn
+
+    if radius is None or not (np.isfinite(radius) and radius > 0) or "dem" not in twin.rasters():
+        return  # no radius, or one _check_sight refuses
+    t = twin.store.raster_info("dem")["transform"]
+    cell = max(abs(t[0]), abs(t[4]))
+    if radius < cell:
+        twin_warn(f"radius={radius:g} m is less than one DEM cell ({cell:g} m), so the viewshed has next to no "
+                  f"cells; radius is in metres (e.g. radius=500 for 500 m), not degrees or kilometres", TwinWarning)
+
+
+def _viewshed_run(twin, observer, *, observer_height, target_height, radius, scenario, run, save, use_bim,
+                  progress, t0) -> AnalysisRun:
+    import time
+
     if "dem" not in twin.rasters():
         raise RasterError("the twin has no 'dem' raster; import one (twin import-raster) first")
     ox, oy = _observer(observer)
@@ -913,7 +974,6 @@ def _viewshed(twin, observer, *, observer_height, target_height, radius, scenari
             b = b[~b["building_id"].astype(str).isin(ids)]
     ras = viewshed(dem, observer, b, observer_height=observer_height, target_height=target_height, radius=radius,
                    meshes=meshes, progress=progress)
-    run = twin.new_run_id("view") if run is None else run
     # with what it was run with: a stored raster alone does not say from where it was seen
     meta = {"analysis": "viewshed", "observer": [float(ox), float(oy)], "observer_height_m": float(observer_height),
             "target_height_m": float(target_height), "radius_m": None if radius is None else float(radius),

@@ -20,8 +20,11 @@ Results saved under ``scenario`` + ``run`` (see :func:`cim.results.save_result`)
 ``waypoint_passages`` (when agents on a route reached each waypoint),
 ``line_crossings`` (each crossing of a measurement line: time, agent, line,
 direction, speed; when the run had measurement lines), array
-``density`` (time, rows, cols; persons/m2: density maps over time) with its grid
-and times in the summary, raster ``max_density``, and table
+``density`` (time, rows, cols; persons/m2: density maps over time) stored as a
+flood's ``depth_snapshots``: rows from the north, its grid and times in its meta
+(runs stored before 2026-12-05 kept the engine's rows from the south and the grid
+only in the summary's ``density_grid``; ``twin.snapshots(run)`` and
+``twin.export_result`` read either, north-up), raster ``max_density``, and table
 ``fundamental_diagram`` (per trajectory frame and occupied density cell:
 density and mean speed, see ``CrowdResult.fundamental_diagram_cells``).
 
@@ -44,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError, TwinWarning, twin_warn
-from twin_core.units import parse_duration
+from twin_core.units import as_count, parse_duration
 
 __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_crowd", "save_crowd_result",
            "flood_walkable", "CLOSED_EXITS_PARAM", "WADING_DEPTH_M", "WADING_DV_M2_S"]
@@ -387,7 +390,8 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     Parameters
     ----------
     area : an ``areas`` feature id or name (``"A001"``, the sample plaza); its exits are where it meets roads
-    agents, density : how many people: a number, or persons per m2 (give one)
+    agents, density : how many people: a whole number, at least 1 (``200.0`` is fine, ``"200"`` is not), or
+        persons per m2 (give one)
     scenario, run : where the results are saved (None: the base; a new run id)
     model : ``"csm"`` (collision-free speed model, the default, RiMEA-verified) or ``"sfm"`` (social force)
     until : how long at most: seconds or a duration such as ``"30min"``
@@ -410,21 +414,18 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     CrowdRun: ``.scenario``, ``.run``, ``.summary`` (dict), ``.result`` (the engine's
     :class:`~simulation.crowd.CrowdResult`), ``.saved`` (the result names stored)
     """
-    from cim.results import check_run_free, check_run_id
+    from cim.results import claim_run
     from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
 
     t0 = time.perf_counter()
     until = parse_duration(until, "until")
+    if agents is not None:  # here, not in Twin.crowd: the CLI and scripts call this directly
+        agents = as_count(agents, "agents", "people", minimum=1)
     from cim.scenario import normalise_scenario_name
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
-    # a bad id fails here, saved or not (it would fail only when saving, after the whole run; or, unsaved,
-    # show as <CrowdRun 'base'/5 ...>)
-    if run is not None:
-        check_run_id(run)
-        if save:  # nothing stored: nothing to mix with another engine's run of that id
-            check_run_free(twin.store, scen, run, ENGINE)
+    run_id = claim_run(twin.store, scen, run, ENGINE, "crowd", save=save)  # a bad or taken id fails here
     if walkable is None:
         if area is None:
             raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea; for an "
@@ -471,8 +472,8 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         raise ParameterError("give agents (a number) or density (persons/m2)")
     cut_off = 0
     if cut_share > 0:  # people on ground the water has cut off: counted, not simulated
-        if isinstance(agents, (int, np.integer)) and not isinstance(agents, bool):  # else Agents says what is wrong
-            n_all = int(agents)
+        if agents is not None:
+            n_all = agents
             agents = int(round(n_all * (1.0 - cut_share)))
             cut_off = n_all - agents
         elif isinstance(density, (int, float)) and not isinstance(density, bool) and math.isfinite(density):
@@ -484,7 +485,6 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     sim = CrowdSimulation(walkable, ag, params, closed_exits=closed, measurement_lines=measurement_lines)
     t_engine = time.perf_counter()
     res = sim.run(until=until, progress=progress)
-    run_id = twin.new_run_id("crowd") if run is None else run
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
                  "route": route})
     timings = {"engine_wall_s": time.perf_counter() - t_engine}
@@ -558,8 +558,8 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings):
 
     names = []
 
-    def put(name, obj):
-        twin.save_result(scenario, run, name, obj, meta={"engine": ENGINE})
+    def put(name, obj, **meta):
+        twin.save_result(scenario, run, name, obj, meta={"engine": ENGINE, **meta})
         names.append(name)
 
     g = res.density_grid
@@ -582,9 +582,15 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings):
     if not res.trajectories.empty:
         put("fundamental_diagram", res.fundamental_diagram_cells())
     if len(res.density):
-        put("density", np.asarray(res.density, dtype=np.float32))
-        top = np.asarray(res.density.max(axis=0), dtype=np.float32)
-        # rows from north to south for the raster
+        # rows from north to south, as a raster's, with the grid's north-up transform
         transform = Affine(g["cell"], 0.0, g["x0"], 0.0, -g["cell"], g["y0"] + g["ny"] * g["cell"])
-        put("max_density", Raster(top[::-1].copy(), transform, crs or twin.crs, nodata=None))
+        # stored as a flood stores its depth_snapshots: rows from the north, the grid and times in the array's
+        # own meta, so every reader (twin.snapshots, export, the map server) places it alike. Runs stored before
+        # 2026-12-05 kept the engine's rows from the south and the grid only in the summary (density_grid,
+        # density_times_s, still written): results_export.array_grid reads those too
+        dens = np.asarray(res.density, dtype=np.float32)
+        put("density", np.ascontiguousarray(dens[:, ::-1, :]), transform=list(transform)[:6], crs=crs or twin.crs,
+            snapshot_times_s=[float(t) for t in res.density_times], unit="persons/m2")
+        put("max_density", Raster(np.ascontiguousarray(dens.max(axis=0)[::-1]), transform, crs or twin.crs,
+                                  nodata=None))
     return names

@@ -332,24 +332,30 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
 
 
 def load_depth_snapshots(twin, scenario: str, flood_run: str, have=None, *, missing: str):
-    """A flood run's depth snapshots as ``(depths (k, rows, cols) float64, times_s (k,), transform)``.
+    """A flood run's depth snapshots as ``(depths (k, rows, cols) float64, times_s (k,), transform)``, read as
+    :meth:`Twin.snapshots <twin_core.twin.Twin.snapshots>` reads them
+    (:func:`twin_core.adapters.results_export.read_stack`).
 
     ``have`` is the run's result index (``list_results``) when the caller has it; ``missing`` ends the error
     when the run kept no snapshots (what to do instead, for the caller's purpose)."""
-    from affine import Affine
-
     from cim.results import list_results
+    from twin_core.adapters.results_export import StoredResult, read_stack
 
     have = list_results(twin.store, scenario=scenario, run=flood_run) if have is None else have
     if "depth_snapshots" not in set(have["name"]):
         raise ParameterError(f"flood run {flood_run!r} has no depth snapshots, so {missing}")
-    meta = have.loc[have["name"] == "depth_snapshots", "meta"].iloc[0] or {}
-    snaps = np.asarray(twin.load_result(scenario, flood_run, "depth_snapshots"), dtype=float)
-    times = np.asarray(meta.get("snapshot_times_s", []), dtype=float)
-    if snaps.ndim != 3 or len(times) != len(snaps) or len(times) == 0 or "transform" not in meta:
-        raise ParameterError(f"the depth snapshots of flood run {flood_run!r} are incomplete (times, transform); "
-                             "run the flood again")
-    return snaps, times, Affine(*meta["transform"][:6])
+    row = have[have["name"] == "depth_snapshots"].iloc[0]
+    found = StoredResult(scenario, flood_run, "depth_snapshots", row["kind"], row["ref"],
+                         row["meta"] if isinstance(row["meta"], dict) else {})
+    incomplete = ParameterError(f"the depth snapshots of flood run {flood_run!r} are incomplete (times, "
+                                "transform); run the flood again")
+    try:
+        stack = read_stack(twin, found)
+    except RasterError:
+        raise incomplete from None
+    if not len(stack.times_s):
+        raise incomplete
+    return np.asarray(stack.data, dtype=float), np.asarray(stack.times_s, dtype=float), stack.transform
 
 
 def _rain_total_mm(rain) -> float:
@@ -634,7 +640,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     from cim.scenario import BASE, normalise_scenario_name
     from simulation.flood import FloodParameters
 
-    from cim.results import check_run_free, check_run_id, delete_results, new_run_id
+    from cim.results import claim_run, delete_results
 
     scenario = normalise_scenario_name(scenario)  # one name typed two ways (NFC / NFD) is one scenario
     scen = scenario or BASE
@@ -645,11 +651,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         names = twin.scenarios.names()
         raise ScenarioError(f"scenario {scenario!r} does not exist; create it with `twin scenario create` "
                             f"(existing: {names})" + did_you_mean(scenario, names + [BASE]))
-    # a bad id fails here, saved or not (it would fail only when saving, after the whole run; or, unsaved,
-    # show as <FloodRun 'base'/5 ...>)
-    run = new_run_id("flood") if run is None else check_run_id(run)
-    if save:
-        check_run_free(twin.store, scen, run, ENGINE)
+    run = claim_run(twin.store, scen, run, ENGINE, "flood", save=save)  # a bad or taken id fails here
     threshold = _threshold(threshold)
     if threshold > _DEEPEST_THRESHOLD_M:
         twin_warn(f"threshold={threshold:g} is in metres: only features under more than {threshold:g} m of water "

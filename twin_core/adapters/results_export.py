@@ -34,7 +34,8 @@ import pandas as pd
 
 from twin_core.errors import ImportFormatError, StoreError
 
-__all__ = ["export_result", "formats_for", "find_run", "placeable", "array_grid", "ArrayGrid", "KIND_WORDS"]
+__all__ = ["export_result", "formats_for", "find_run", "find_result", "StoredResult", "placeable", "array_grid",
+           "ArrayGrid", "read_stack", "KIND_WORDS"]
 
 _TIF = (".tif", ".tiff")
 
@@ -58,12 +59,18 @@ def formats_for(kind: str, georeferenced: bool = False) -> list[str]:
     }.get(kind, [])
 
 
+#: where a user finds the stored runs, from Python and from the command line
+_RUNS_HINT = "twin.runs() (CLI: `twin runs`) lists the runs"
+
+
 def find_run(twin, run: str, scenario: str | None = None) -> str:
-    """The scenario that holds ``run`` (``scenario`` when given and it is there); a clear error otherwise."""
+    """The scenario that holds ``run`` (``scenario`` when given and it is there); a clear error otherwise: the
+    scenario(s) the run is under, or the run id closest to a mistyped one."""
+    from cim.results import list_results
     from cim.scenario import did_you_mean, normalise_scenario_name
     from twin_core.errors import LayerNotFoundError
 
-    idx = twin.results()
+    idx = list_results(twin.store)
     where = sorted(set(idx.loc[idx["run"] == run, "scenario"]))
     if scenario is not None:
         scen = normalise_scenario_name(scenario)
@@ -72,14 +79,55 @@ def find_run(twin, run: str, scenario: str | None = None) -> str:
         hint = (f"it is under scenario {where[0]!r}" if len(where) == 1 else
                 f"it is under the scenarios {where}" if where else
                 f"no scenario has it{did_you_mean(run, sorted(set(idx['run'])))}")
-        raise LayerNotFoundError(f"no run {run!r} under scenario {scen!r}: {hint}; `twin runs` lists the runs")
+        raise LayerNotFoundError(f"no run {run!r} under scenario {scen!r}: {hint}; {_RUNS_HINT}")
     if not where:
         runs = sorted(set(idx["run"]))
         raise LayerNotFoundError(f"no run {run!r} in this twin{did_you_mean(run, runs)}; "
-                                 + ("`twin runs` lists the runs" if runs else "it holds no runs yet"))
+                                 + (_RUNS_HINT if runs else "it holds no runs yet"))
     if len(where) > 1:
-        raise LayerNotFoundError(f"run {run!r} is under several scenarios {where}; name one (--scenario)")
+        raise LayerNotFoundError(f"run {run!r} is under several scenarios {where}; name one: scenario="
+                                 f"{where[0]!r} (CLI: --scenario {where[0]})")
     return where[0]
+
+
+class StoredResult(NamedTuple):
+    """One stored result, as :func:`find_result` finds it: where it is, what it is and what it was made with."""
+
+    scenario: str
+    run: str
+    name: str
+    kind: str  #: raster, layer, table, array or json
+    ref: str  #: the layer/table/raster it is stored as
+    meta: dict
+
+
+def find_result(twin, run: str, name: str | None = None, scenario: str | None = None, *,
+                default=None) -> StoredResult:
+    """Result ``name`` of ``run`` (under ``scenario``; None: wherever the run is), as ``twin.view(result=...)``,
+    :meth:`Twin.snapshots <twin_core.twin.Twin.snapshots>`, :func:`export_result` and ``twin export`` look it
+    up, with the same errors: the run's scenario or the close run id (:func:`find_run`), the close result name
+    and the run's results.
+
+    ``name`` None: ``default(names)`` picks it from the run's result names (sorted), raising its own error when
+    none fits.
+    """
+    from cim.results import list_results
+    from cim.scenario import did_you_mean
+    from twin_core.errors import LayerNotFoundError
+
+    scen = find_run(twin, run, scenario)
+    rows = list_results(twin.store, scenario=scen, run=run)
+    names = sorted(rows["name"])
+    if name is None:
+        if default is None:
+            raise TypeError("find_result needs a result name or default=, a function that picks one")
+        name = default(names)
+    hit = rows[rows["name"] == name]
+    if not len(hit):
+        raise LayerNotFoundError(f"run {run!r} has no result {name!r}{did_you_mean(name, names)}; "
+                                 f"its results: {', '.join(names)}")
+    row = hit.iloc[0]
+    return StoredResult(scen, run, name, row["kind"], row["ref"], row["meta"] if isinstance(row["meta"], dict) else {})
 
 
 def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenario: str | None = None,
@@ -91,17 +139,8 @@ def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenari
     Refused with a clear error: a format the result cannot take, a path that is a folder, the twin's
     own file.
     """
-    from cim.results import list_results
-
-    scen = find_run(twin, run, scenario)
-    rows = list_results(twin.store, scenario=scen, run=run)
-    hit = rows[rows["name"] == name]
-    if not len(hit):
-        from cim.scenario import did_you_mean
-
-        raise _not_found(run, name, rows["name"].tolist(), did_you_mean)
-    entry = hit.iloc[0]
-    kind, meta = entry["kind"], entry["meta"] if isinstance(entry["meta"], dict) else {}
+    entry = find_result(twin, run, name, scenario)
+    scen, kind, meta = entry.scenario, entry.kind, entry.meta
     p = Path(path)
     ext = p.suffix.lower()
     if ext == ".tiff":
@@ -114,7 +153,7 @@ def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenari
     if _same_file(twin, p):
         raise ImportFormatError(f"{p} is the twin's own store; export to another file")
     grid = array_grid(twin, scen, run, name, meta) if kind == "array" else None
-    ok = formats_for(kind, georeferenced=grid is not None or (kind == "table" and placeable(twin, entry["ref"])))
+    ok = formats_for(kind, georeferenced=grid is not None or (kind == "table" and placeable(twin, entry.ref)))
     if ext not in ok:
         why = ""
         if kind == "array" and ext in _TIF:
@@ -146,13 +185,6 @@ def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenari
         raise StoreError(f"cannot write {p}: {exc.strerror or exc}; check that its folder can be created "
                          "and that you may write there") from exc
     return p
-
-
-def _not_found(run, name, have, did_you_mean):
-    from twin_core.errors import LayerNotFoundError
-
-    return LayerNotFoundError(f"run {run!r} has no result {name!r}{did_you_mean(name, have)}; "
-                              f"its results: {', '.join(have)}")
 
 
 def _same_file(twin, p: Path) -> bool:
@@ -231,14 +263,17 @@ class ArrayGrid(NamedTuple):
 def array_grid(twin, scen: str, run: str, name: str, meta: dict) -> ArrayGrid | None:
     """The grid of array result ``name`` of ``run`` under scenario ``scen``, None when it was stored without one.
 
-    A flood's ``depth_snapshots`` keeps its grid in its own meta; a crowd's ``density`` in the run's
-    summary (``density_grid``: x0, y0, cell, nx, ny, rows from the south). ``meta``: the result's meta
-    (``twin.results()``'s column)."""
+    The grid is kept in the array's own meta (``meta``: ``twin.results()``'s column): ``transform`` (north-up,
+    6 numbers), ``crs`` (without it: the twin's, which results are saved in) and ``snapshot_times_s``: a
+    flood's ``depth_snapshots``, and a crowd's ``density`` since 2026-12-05. A crowd's ``density`` stored
+    before kept its grid in the run's summary instead (``density_grid``: x0, y0, cell, nx, ny, rows from the
+    south; ``density_times_s``): read as well."""
     from affine import Affine
 
     meta = meta if isinstance(meta, dict) else {}
-    if isinstance(meta.get("transform"), list) and meta.get("crs"):
-        return ArrayGrid(Affine(*meta["transform"][:6]), meta["crs"], meta.get("snapshot_times_s"), False)
+    if isinstance(meta.get("transform"), list) and len(meta["transform"]) >= 6:
+        return ArrayGrid(Affine(*meta["transform"][:6]), meta.get("crs") or twin.crs, meta.get("snapshot_times_s"),
+                         False)
     if name == "density":
         try:
             summary = twin.load_result(scen, run, "summary")
@@ -250,6 +285,35 @@ def array_grid(twin, scen: str, run: str, name: str, meta: dict) -> ArrayGrid | 
             return ArrayGrid(Affine(g["cell"], 0.0, g["x0"], 0.0, -g["cell"], top), twin.crs,
                              summary.get("density_times_s"), True)
     return None
+
+
+def read_stack(twin, found: StoredResult, unit: str | None = None):
+    """The stack of grids over time that the stored array ``found`` holds (:func:`find_result`; a flood's
+    ``depth_snapshots``, a crowd's ``density``) as a :class:`cim.raster.RasterStack`: rows from the north
+    (an older crowd run's, stored from the south, are turned), its grid (:func:`array_grid`) and the time of each
+    snapshot. :meth:`Twin.snapshots <twin_core.twin.Twin.snapshots>`, ``twin.view(result=..., time=...)`` and
+    the flood cascades (:func:`twin_core.adapters.flood.load_depth_snapshots`) read stacks through this.
+    ``unit``: the data's (default: the meta's ``unit``). A RasterError when it is no such stack."""
+    from cim.raster import RasterStack
+    from twin_core.errors import RasterError
+
+    scen, run, name = found.scenario, found.run, found.name
+    grid = array_grid(twin, scen, run, name, found.meta) if found.kind == "array" else None
+    if grid is None:
+        raise RasterError(f"result {name!r} of run {run!r} is a {found.kind} stored without a grid, not "
+                          f"a stack of snapshots; twin.load_result({scen!r}, {run!r}, {name!r}) gives it as stored")
+    data = twin.load_result(scen, run, name)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise RasterError(f"result {name!r} of run {run!r} has shape {data.shape}, not (times, rows, cols)")
+    if grid.south_first:
+        data = data[:, ::-1, :]
+    if grid.times_s is None or len(grid.times_s) != len(data):
+        raise RasterError(f"result {name!r} of run {run!r} was stored without a time for each of its "
+                          f"{len(data)} snapshots; twin.load_result({scen!r}, {run!r}, {name!r}) gives the array")
+    return RasterStack(np.ascontiguousarray(data), grid.transform, grid.crs, np.asarray(grid.times_s, float),
+                       unit=unit or found.meta.get("unit"), name=name, meta={"scenario": scen, "run": run})
 
 
 def _write_array(a: np.ndarray, p: Path, ext: str, grid, name: str) -> None:

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from cim.results import check_run_free, check_run_id, list_results
+from cim.results import claim_run, list_results
 from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError, TwinWarning, twin_warn
 from cim.scenario import normalise_scenario_name
 from twin_core.units import parse_duration, parse_offset
@@ -447,9 +447,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
-    run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
-    if save:  # nothing stored: nothing to mix with another engine's run of that id
-        check_run_free(twin.store, scen, run, ENGINE)
+    run = claim_run(twin.store, scen, run, ENGINE, "traffic", save=save)  # a bad or taken id fails here
     t0 = time.perf_counter()
     links, closed, scale = _inputs(twin, scenario, closures, capacity_factor, flooded_by, impassable_depth)
     base_links = links.copy()
@@ -555,9 +553,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
-    run = check_run_id(run) if run is not None else twin.new_run_id("traffic")
-    if save:  # nothing stored: nothing to mix with another engine's run of that id
-        check_run_free(twin.store, scen, run, ENGINE)
+    run = claim_run(twin.store, scen, run, ENGINE, "traffic", save=save)  # a bad or taken id fails here
     per = _period(period)
     until = None if until is None else parse_duration(until, "until")
     if flood_timing not in FLOOD_TIMINGS:

@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         from twin_core.errors import ParameterError
         from twin_core.progress import progress_bar
         from twin_core.twin import Twin
+        from twin_core.units import as_count
 
         if (area is None) == (ifc is None):
             raise ParameterError("give --area NAME (a plaza in the twin) or --ifc FILE --storey NAME")
@@ -50,8 +51,8 @@ def register(app: typer.Typer) -> None:
             raise ParameterError("give --agents N or --density PERSONS_PER_M2")
         if density is not None and not (math.isfinite(density) and density > 0):
             raise ParameterError(f"--density must be a finite number of persons per m2 > 0, got {density}")
-        if agents is not None and agents < 1:
-            raise ParameterError(f"--agents must be at least 1, got {agents}")
+        if agents is not None:  # before the area is built; run_crowd checks it the same way
+            as_count(agents, "agents", "people", minimum=1)
         if storey is not None and ifc is None:
             raise ParameterError("--storey picks a storey of the IFC model given by --ifc; give --ifc FILE, or leave "
                                  "--storey out for a plaza (--area)")

@@ -19,12 +19,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the stored runs (flood, traffic, crowd, access ...), or one run's results and the files each can
         be exported to (`twin export TARGET NAME OUT --run RUN`)."""
+        import pandas as pd
+
         from twin_core.twin import Twin
 
         with Twin.open(target) as twin:
             if run is None:
                 df = twin.runs(scenario=scenario)
-                rows = [{"scenario": r.scenario, "run": r.run, "engine": r.engine, "created": str(r.created),
+                rows = [{"scenario": r.scenario, "run": r.run, "engine": r.engine,
+                         "created": None if pd.isna(r.created) else r.created.isoformat(),
                          "results": list(r.results)} for r in df.itertuples()]
                 emit({"runs": rows}, as_json, human=_format_runs(rows, target))
                 return
@@ -62,7 +65,7 @@ def _format_runs(rows: list[dict], target: str) -> str:
     lines = [f"{len(rows)} run{'s' if len(rows) != 1 else ''} (oldest first)",
              f"  {'created (UTC)':<19}  {'scenario':<12} {'engine':<9} {'run':<34} results"]
     for r in rows:
-        created = r["created"].replace("T", " ")[:19]
+        created = (r["created"] or "?").replace("T", " ")[:19]
         names = ", ".join(r["results"])
         if len(names) > 60:
             names = names[:57] + "..."
