@@ -603,6 +603,35 @@ class Twin:
                          scenario=scenario, run=run, step_minutes=step_minutes, solar_time=solar_time, save=save,
                          use_bim=use_bim, progress=progress)
 
+    def compare(self, a, b, *, scenario_a: str | None = None, scenario_b: str | None = None,
+                save: str | bool | None = None):
+        """What a what-if changes: run ``b`` against run ``a``, two stored runs of one engine (flood, traffic,
+        access, crowd, sunlight, viewshed), changes as B - A.
+
+        ``a``, ``b``: run ids (``scenario_a`` / ``scenario_b`` pick the scenario where an id is under several) or
+        (scenario, run) pairs. ``save``: a run id (or True for a new one) to store the comparison under B's
+        scenario, for :meth:`export_result` and :meth:`view`.
+
+        Returns
+        -------
+        twin_core.adapters.compare.Comparison: ``.summary`` (each run's figures ``*_a``, ``*_b`` and
+        ``*_change``), ``.tables`` (feature by feature: newly flooded, out of reach, people per exit ...),
+        ``.rasters`` (e.g. ``max_depth_diff``), ``.differences`` (run parameters that differ besides the
+        scenario), ``.saved_as``.
+
+        Examples
+        --------
+        >>> c = twin.compare("storm50", "storm50-levee", save="levee-effect")       # doctest: +SKIP
+        >>> c.summary["newly_flooded_m2"], c.tables["exposure_buildings_change"].head()  # doctest: +SKIP
+        >>> twin.view(result=("levee-effect", "max_depth_diff"))                    # doctest: +SKIP
+        """
+        from twin_core.adapters.compare import compare_runs
+
+        cmp = compare_runs(self, a, b, scenario_a=scenario_a, scenario_b=scenario_b)
+        if save:
+            cmp.saved_as = cmp.save(self, None if save is True else save)
+        return cmp
+
     def access(self, from_kind: str = "fire_station", within=None, **kwargs):
         """Time from the nearest ``from_kind`` station (a ``pois`` kind) to every building, and which are
         within ``within`` (fire stations: 4 min by default, GB 51054-2014), on a scenario's roads, dry or as

@@ -377,13 +377,18 @@ def _colours(values, style: str, lo: float, hi: float):
 
 
 def _scale(style: str, values, vmin, vmax) -> tuple[float, float]:
-    """(low, high) of the colour scale: V/C 0..1.2; depth 0.01 (below: dry) .. 2 m; else the values' range."""
+    """(low, high) of the colour scale: V/C 0..1.2; depth 0.01 (below: dry) .. 2 m; a difference -m..m round 0;
+    else the values' range."""
     import numpy as np
 
     if style == "vc":
         return 0.0, 1.2
     if style == "depth":
         return (0.01 if vmin is None else float(vmin)), (2.0 if vmax is None else float(vmax))
+    if style == "diff":  # round 0: no change in the middle of the ramp (viewer.imaging.colourise)
+        from viewer.imaging import diff_range
+
+        return diff_range(values, vmin, vmax)
     a = np.asarray(values)
     ok = np.isfinite(a).any() if a.size else False
     with warnings.catch_warnings():

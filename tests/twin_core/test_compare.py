@@ -176,8 +176,14 @@ def test_save_lists_exports_and_views_the_comparison(tmp_path):
     twin.export_result("cmp", "max_depth_diff", out)
     with rasterio.open(out) as src:
         np.testing.assert_allclose(src.read(1)[0], [0, 0.1, -0.1, 0.1], atol=1e-6)
-    with pytest.raises(ParameterError, match="another engine|already|taken|holds"):  # a flood run's id is not free
+    with pytest.raises(ParameterError, match="holds a simulation.flood run"):  # a flood run's id is not free
         c.save(twin, "fa")
+    deck = twin.view(result=("cmp", "max_depth_diff"))
+    legend = deck.legend  # round 0, as far as the largest change (-0.5 m) either way
+    assert legend["style"] == "diff" and legend["vmin"] == -legend["vmax"] == pytest.approx(-0.5)
+    again = twin.compare("fa", "fb", save="cmp")  # the same id again: replaced whole, not mixed
+    assert again.saved_as == "cmp" and set(twin.results().query("run == 'cmp'")["name"]) == {
+        "summary", "max_depth_diff", "exposure_buildings_change"}
 
 
 def test_cli_compare(tmp_path):

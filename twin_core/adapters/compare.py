@@ -73,22 +73,25 @@ class Comparison:
     tables: dict = field(default_factory=dict)
     rasters: dict = field(default_factory=dict)
     differences: dict = field(default_factory=dict)
+    #: the run id it was saved under (:meth:`save`), None until then
+    saved_as: str | None = None
 
     def save(self, twin, run: str | None = None, *, scenario: str | None = None) -> str:
         """Store the comparison as run ``run`` (default a new id ``compare-...``) under ``scenario`` (default
         B's): its ``summary`` (engine ``compare``), tables and rasters. Returns the run id."""
-        from cim.results import check_run_free, check_run_id
+        from cim.results import claim_run, delete_results
 
         scen = scenario or self.b[0]
-        run = twin.new_run_id("compare") if run is None else check_run_id(run)
-        check_run_free(twin.store, scen, run, "compare")
+        run = claim_run(twin.store, scen, run, "compare")  # another engine's run id is refused
         meta = {"engine": "compare", "a": list(self.a), "b": list(self.b)}
         with twin.store.transaction():
+            delete_results(twin.store, scen, run)  # an earlier comparison under this id, whole (its tables differ)
             for name, table in self.tables.items():
                 twin.save_result(scen, run, name, table, meta=meta)
             for name, raster in self.rasters.items():
                 twin.save_result(scen, run, name, raster, meta=meta)
             twin.save_result(scen, run, "summary", self.to_dict(), meta={"engine": "compare"})
+        self.saved_as = run
         return run
 
     def to_dict(self) -> dict:

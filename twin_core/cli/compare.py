@@ -27,13 +27,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What a what-if changes: two stored runs of one engine (flood, traffic, access, crowd, sunlight,
         viewshed), their headline figures and the features that changed most (B - A)."""
-        from twin_core.adapters.compare import compare_runs
         from twin_core.twin import Twin
 
         check_output_path(f"--out {out}", out)
         with Twin.open(target) as twin:
-            cmp = compare_runs(twin, run_a, run_b, scenario_a=scenario_a, scenario_b=scenario_b)
-            saved = cmp.save(twin, save) if save else None
+            cmp = twin.compare(run_a, run_b, scenario_a=scenario_a, scenario_b=scenario_b, save=save)
+            saved = cmp.saved_as
         lines = cmp.lines()
         table = next(iter(cmp.tables.values()), None)
         name = next(iter(cmp.tables), None)
