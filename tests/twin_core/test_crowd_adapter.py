@@ -512,3 +512,26 @@ def test_cli_crowd_lists_every_exit_and_the_closed_ones(small_city_gpkg, twin):
     listed = [ln for ln in res.stdout.splitlines() if ln.startswith("  exit ")]
     assert len(listed) == len(names), res.stdout
     assert f"  exit {names[0]}: closed, width" in res.stdout
+
+
+def test_cli_crowd_places_an_ifc_storey_with_anchor(small_city_gpkg, tmp_path):
+    """The georeference errors told CLI users to pass --anchor, which `twin crowd` did not take."""
+    from bim_import.samples import BoxBuilding, write_box_building
+    from twin_core.cli import get_app
+    from twin_core.errors import GeoreferenceError
+    from twin_core.twin import Twin
+
+    path = str(write_box_building(BoxBuilding(20, 10, 1, 3.0, 0.0, 0.0, georeferenced=False), tmp_path / "nogeo.ifc"))
+    runner = CliRunner()
+    res = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--ifc", path, "--storey", "0", "--agents", "10",
+                                    "--anchor", "409600,3390800", "--json", "--quiet", "--run", "storey-1"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert json.loads(res.output)["evacuated"] == 10
+    with Twin.open(small_city_gpkg) as twin:
+        trips = twin.load_result("base", "storey-1", "trajectories")
+    assert 409600 <= trips["x"].min() and trips["x"].max() <= 409620  # placed at the anchor, 20 m long
+    bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--ifc", path, "--storey", "0", "--agents", "10",
+                                    "--anchor", "409600"])
+    assert isinstance(bad.exception, GeoreferenceError) and "X,Y" in str(bad.exception)
+    bad = runner.invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "5", "--anchor", "1,2"])
+    assert isinstance(bad.exception, ParameterError) and "--ifc" in str(bad.exception)

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         close_exit: List[str] = typer.Option([], "--close-exit", help="Close an exit (repeatable)."),
         ifc: Optional[str] = typer.Option(None, "--ifc", help="Evacuate a storey of this IFC file instead."),
         storey: Optional[str] = typer.Option(None, "--storey", help="Storey name or index (with --ifc)."),
+        anchor: Optional[str] = typer.Option(None, "--anchor", help="With --ifc: place a model without a usable "
+                                             "georeference at X,Y[,Z[,ROTATION_DEG]] in the twin CRS."),
         road_reach: float = typer.Option(10.0, "--road-reach", help="Plaza outline within this of a road is an exit (m)."),
         waypoint: List[str] = typer.Option([], "--waypoint", help="NAME=X,Y (a 1 m disc) or NAME=X1,Y1,X2,Y2 (a line), "
                                            "in the twin's CRS; everybody passes them in the order given (repeatable)."),
@@ -53,15 +55,18 @@ def register(app: typer.Typer) -> None:
             raise ParameterError(f"--density must be a finite number of persons per m2 > 0, got {density}")
         if agents is not None:  # before the area is built; run_crowd checks it the same way
             as_count(agents, "agents", "people", minimum=1)
-        if storey is not None and ifc is None:
-            raise ParameterError("--storey picks a storey of the IFC model given by --ifc; give --ifc FILE, or leave "
-                                 "--storey out for a plaza (--area)")
+        if (storey is not None or anchor is not None) and ifc is None:
+            raise ParameterError("--storey and --anchor go with the IFC model given by --ifc; give --ifc FILE, or "
+                                 "leave them out for a plaza (--area)")
+        from twin_core.cli.bim import _anchor
+
+        placed = _anchor(anchor)  # a malformed --anchor fails before the twin is opened
         with Twin.open(target) as twin:
             if ifc is not None:
                 if storey is None:
                     raise ParameterError("--ifc needs --storey (a storey name, or 0 for the lowest)")
                 key = int(storey) if storey.lstrip("-").isdigit() else storey
-                walkable, info = storey_area(ifc, key, twin_crs=twin.crs)
+                walkable, info = storey_area(ifc, key, twin_crs=twin.crs, anchor=placed)
                 info["ifc"] = ifc
             else:
                 walkable, info = plaza_area(twin, area, scenario=scenario, road_reach=road_reach)
