@@ -22,10 +22,24 @@ from typing import Callable
 from fastapi import HTTPException, Request
 from fastapi.routing import APIRoute
 
-__all__ = ["limited_body_route", "LIMITED_METHODS"]
+__all__ = ["limited_body_route", "LIMITED_METHODS", "DEFAULT_BODY", "LimitedRoute"]
 
 #: the methods whose body is counted (the others carry none the routes read)
 LIMITED_METHODS = ("POST", "PUT", "PATCH")
+#: the most a body may carry where a router sets no limit of its own: a scenario edit, a bookmark or a job
+#: request is a few kB of JSON (a drawn polygon of 10,000 vertices is about 400 kB)
+DEFAULT_BODY = 1 << 20
+
+
+def _authenticated(request: Request) -> None:
+    """The caller's token checked before a byte of the body is read (401 for none or a bad one): FastAPI reads
+    and parses a body before it runs a route's dependencies, so an anonymous caller's 8 MB of JSON was parsed
+    (and an upload spooled) only to be refused. The route's own ``require(...)`` still checks the right."""
+    state = getattr(request.app.state, "twin_state", None)
+    if state is not None:
+        from viewer.dependencies import current_principal
+
+        current_principal(request, state)
 
 
 def limited_body_route(limit: Callable[[Request], int | None], too_large: Callable[[int, Request], HTTPException],
@@ -50,6 +64,8 @@ def limited_body_route(limit: Callable[[Request], int | None], too_large: Callab
             handler = super().get_route_handler()
 
             async def limited(request: Request):
+                if request.method in LIMITED_METHODS:
+                    _authenticated(request)
                 most = limit(request) if request.method in LIMITED_METHODS else None
                 if most is None:
                     return await handler(request if isinstance(request, request_class)
@@ -73,3 +89,13 @@ def limited_body_route(limit: Callable[[Request], int | None], too_large: Callab
             return limited
 
     return LimitedBodyRoute
+
+
+def _default_too_large(size: int, request: Request) -> HTTPException:
+    return HTTPException(413, f"the body is {size // 1024} kB, over the limit of {DEFAULT_BODY // 1024} kB for "
+                              f"{request.method} {request.url.path}; send less (a simpler shape, fewer features)")
+
+
+#: the route class of every router whose routes take a body and set no limit of their own (scenario edits,
+#: bookmarks, jobs): at most :data:`DEFAULT_BODY`, the token checked first
+LimitedRoute = limited_body_route(lambda request: DEFAULT_BODY, _default_too_large)

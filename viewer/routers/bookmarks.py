@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, Field, field_validator
 
 from viewer.dependencies import Principal, get_state, require
+from viewer.limits import LimitedRoute
 
-router = APIRouter(prefix="/api/bookmarks", tags=["bookmarks"])
+router = APIRouter(prefix="/api/bookmarks", tags=["bookmarks"], route_class=LimitedRoute)
 
 TABLE = "camera_bookmarks"
 MAX_BOOKMARKS = 200  # a list people pick from, not a log

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from cim.scenario import normalise_scenario_name
 from viewer.dependencies import get_state, require
+from viewer.limits import LimitedRoute
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=LimitedRoute)
 
 
 class JobIn(BaseModel):

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from cim.scenario import OutsideAreaError, check_scenario_name, normalise_scenario_name
 from viewer.dependencies import ScenarioQuery, get_state, require
+from viewer.limits import LimitedRoute
 
-router = APIRouter(prefix="/api/scenarios", tags=["scenarios"])
+router = APIRouter(prefix="/api/scenarios", tags=["scenarios"], route_class=LimitedRoute)
 
 
 class ScenarioIn(BaseModel):
