@@ -307,3 +307,29 @@ def test_the_map_server_places_a_crowd_density_as_its_max_density(small_city_gpk
         top = client.get("/api/results/base/c1/max_density/meta")
     assert dens.status_code == 200, dens.text
     assert dens.json()["bounds"] == top.json()["bounds"] and dens.json()["steps"] >= 2
+
+
+def test_the_map_server_places_an_older_crowd_density_north_up(tmp_path, save_crowd_density):
+    """A crowd run stored before 2026-12-05 keeps its density's grid in the summary, rows from the south; the map
+    server read only an array's own meta (refused it, or borrowed the DEM's grid)."""
+    from fastapi.testclient import TestClient
+    from pyproj import Transformer
+
+    from viewer.app import create_app
+    from viewer.settings import Settings
+
+    path = str(tmp_path / "t.gpkg")
+    with Twin.create(path, crs="EPSG:4544") as twin:
+        save_crowd_density(twin)  # 2 persons/m2 on the southernmost row at the second time
+    to_ll = Transformer.from_crs("EPSG:4544", "EPSG:4326", always_xy=True)
+    with TestClient(create_app(Settings(store=path)), raise_server_exceptions=False,
+                    base_url="http://127.0.0.1") as client:
+        meta = client.get("/api/results/base/crowd-1/density/meta?step=1")
+        assert meta.status_code == 200, meta.text
+        values = {}
+        for row, y in (("south", 3395000.5), ("north", 3395002.5)):
+            lon, lat = to_ll.transform(410001.5, y)
+            r = client.get("/api/results/base/crowd-1/density/value", params={"lon": lon, "lat": lat, "step": 1})
+            assert r.status_code == 200, r.text
+            values[row] = r.json()["value"]
+    assert values == {"south": 2.0, "north": 0.0}

@@ -74,14 +74,21 @@ def _grid_of(state, e: dict):
         return None, None
     if e["kind"] == "array":
         key = ("array", e["scenario"], e["run"], e["name"])
-        arr = state.images.get_or_make(key, lambda: state.twin.load_result(e["scenario"], e["run"], e["name"]))
+        from twin_core.adapters.results_export import array_grid
+
+        grid = array_grid(state.twin, e["scenario"], e["run"], e["name"], meta)  # the array's meta, or an older
+        # crowd run's summary (its density's rows from the south: turned north-up here, once, in the cache)
+
+        def load():
+            a = state.twin.load_result(e["scenario"], e["run"], e["name"])
+            return a[..., ::-1, :] if grid is not None and grid.south_first and a.ndim in (2, 3) else a
+
+        arr = state.images.get_or_make(key, load)
         if arr.ndim not in (2, 3):
             raise HTTPException(400, f"result {e['name']!r} is an array of shape {arr.shape}, not a grid")
         grid_name = meta.get("grid", "dem") if isinstance(meta, dict) else "dem"
-        if isinstance(meta, dict) and "transform" in meta:
-            from affine import Affine
-
-            tmpl = Raster(np.zeros(arr.shape[-2:], "float32"), Affine(*meta["transform"][:6]), meta.get("crs", state.twin.crs))
+        if grid is not None:
+            tmpl = Raster(np.zeros(arr.shape[-2:], "float32"), grid.transform, grid.crs)
         else:
             if not state.store.has_raster(grid_name):
                 raise HTTPException(400, f"result {e['name']!r} has no georeference (meta 'transform') and no raster "
