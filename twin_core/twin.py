@@ -628,7 +628,7 @@ class Twin:
         from twin_core.adapters.compare import compare_runs
 
         cmp = compare_runs(self, a, b, scenario_a=scenario_a, scenario_b=scenario_b)
-        if save:
+        if save is not None and save is not False:  # save="" is a bad id, refused, not "do not save"
             cmp.saved_as = cmp.save(self, None if save is True else save)
         return cmp
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from affine import Affine
 
-from twin_core.errors import LayerNotFoundError, ParameterError, RasterError
+from twin_core.errors import LayerNotFoundError, ParameterError, RasterError, SchemaError
 
 GRID = Affine(5.0, 0.0, 410000.0, 0.0, -5.0, 3395015.0)  # 3 x 4 cells of 25 m2
 
@@ -151,7 +151,7 @@ def test_crowd_comparison_counts_each_exit(tmp_path):
     c = compare_runs(twin, "ca", "cb")
     t = c.tables["exit_changes"].set_index("exit")
     assert t["change"].to_dict() == {"north": "closed", "south": "more", "west": "more"}
-    assert t.loc["north", "agents_change"] == -20 and bool(t.loc["north", "closed_b"])
+    assert t.loc["north", "agents_change"] == -20 and t.loc["north", "state_b"] == "closed"
     s = c.summary
     assert (s["status_a"], s["status_b"], s["evacuated_change"], s["jams_a"], s["jams_b"]) == (
         "evacuated", "jammed", -5, 0, 1)
@@ -189,6 +189,7 @@ def test_save_lists_exports_and_views_the_comparison(tmp_path):
 def test_cli_compare(tmp_path):
     from typer.testing import CliRunner
 
+    from twin_core import Twin
     from twin_core.cli import get_app
 
     twin = _twin(tmp_path)
@@ -208,6 +209,10 @@ def test_cli_compare(tmp_path):
     assert doc["compared"] == "flood" and doc["a"] == ["base", "fa"] and doc["saved_as"] is None
     bad = run.invoke(get_app(), ["compare", target, "fa", "fb", "--out", str(tmp_path / "b.gpkg")])
     assert bad.exit_code != 0 and "no geometry" in str(bad.exception)
+    bad = run.invoke(get_app(), ["compare", target, "fa", "fb", "--out", str(tmp_path / "b.xlsx"), "--save", "c2"])
+    assert bad.exit_code != 0 and ".csv, .parquet" in str(bad.exception)
+    with Twin.open(target) as t:
+        assert "c2" not in set(t.runs()["run"])  # refused before anything was saved
     same = run.invoke(get_app(), ["compare", target, "fa", "fa"])
     assert same.exit_code != 0 and "same run" in str(same.exception)
 
@@ -217,7 +222,8 @@ def test_real_runs_of_the_small_city(small_city_gpkg):
     from shapely import box
 
     from twin_core import Twin
-    from twin_core.adapters.compare import compare_runs
+    from twin_core.adapters.compare import ENGINES, compare_runs
+    from twin_core.errors import TwinWarning
 
     with Twin.open(small_city_gpkg) as twin:
         s = twin.scenarios.create("works")
@@ -228,12 +234,125 @@ def test_real_runs_of_the_small_city(small_city_gpkg):
         c = compare_runs(twin, "fa", "fb")
         fa, fb = twin.load_result("base", "fa", "max_depth"), twin.load_result("works", "fb", "max_depth")
         np.testing.assert_allclose(c.rasters["max_depth_diff"].data, fb.masked() - fa.masked(), atol=1e-6)
-        assert c.summary["flooded_area_m2_a"] == pytest.approx(twin.load_result("base", "fa", "summary")
-                                                                ["flooded_area_m2"], rel=0.05)
+        summary_a = twin.load_result("base", "fa", "summary")
+        assert c.summary["flooded_area_m2_a"] == summary_a["flooded_area_m2"]  # wet as the engine counts it
+        assert set(ENGINES["flood"]) <= set(summary_a)  # every parameter it compares is recorded by the engine
+        assert c.differences == {}
+        twin.flood(None, storm="10y", duration="10min", until="10min", run="drained", drainage_mm_h=60)
+        d = compare_runs(twin, "fa", "drained")
+        assert d.differences == {"drainage_mm_h": (0.0, 60.0)}  # it was not recorded, so not said
         twin.traffic(None, mode="assign", run="ta")
         twin.traffic("works", mode="assign", run="tb")
-        with pytest.warns(Warning):  # the closure leaves trips without a path: the TSTT is said to flatter it
+        with pytest.warns(TwinWarning, match="more trips without a path"):  # the TSTT would flatter the closure
             t = compare_runs(twin, "ta", "tb")
         links = t.tables["link_changes"]
         assert t.summary["links_less"] == (links["change"] == "less").sum() > 0
         assert links["diff"].abs().is_monotonic_decreasing
+
+
+def _buildings(ids):
+    import geopandas as gpd
+    from shapely import box
+
+    return gpd.GeoDataFrame({"building_id": ids, "height_m": [10.0] * len(ids)},
+                            geometry=[box(410000 + 20 * i, 3395000, 410010 + 20 * i, 3395010) for i in range(len(ids))],
+                            crs="EPSG:4544")
+
+
+def test_features_a_scenario_builds_or_pulls_down_are_not_water_or_reach_changes(tmp_path):
+    """Flood: a building demolished in B was counted 'no longer flooded'; access: 'out of reach', and the
+    merged table's NaN made B's unreachable count 1 where the engine said 0."""
+    from twin_core.adapters.compare import compare_runs
+
+    twin = _twin(tmp_path)
+    twin.store.write_layer("buildings", _buildings(["B1", "B2", "B3"]))
+    s = twin.scenarios.create("rebuild")
+    s.remove_features("buildings", ["B3"])
+    s.add_features("buildings", _buildings(["B1", "B2", "B3", "B9"]).iloc[[3]])
+    _flood(twin, None, "fa", A_DEPTH, {"B1": 0.5, "B3": 0.2})
+    _flood(twin, "rebuild", "fb", B_DEPTH, {"B1": 0.6, "B9": 0.3})
+    c = compare_runs(twin, "fa", "fb")
+    t = c.tables["exposure_buildings_change"].set_index("building_id")["change"].to_dict()
+    assert t == {"B1": "deeper", "B9": "added", "B3": "removed"}
+    assert (c.summary["buildings_newly_flooded"], c.summary["buildings_no_longer_flooded"],
+            c.summary["buildings_added"], c.summary["buildings_removed"]) == (0, 0, 1, 1)
+
+    for run, scen, ids, times in (("aa", None, ["B1", "B2", "B3"], [60.0, 100.0, 30.0]),
+                                  ("ab", "rebuild", ["B1", "B2", "B9"], [60.0, 300.0, 90.0])):
+        twin.save_result(scen, run, "access_buildings", pd.DataFrame({"building_id": ids, "time_s": times,
+                                                                      "within": [x <= 240 for x in times]}))
+        twin.save_result(scen, run, "summary", {"engine": "access", "from_kind": "fire_station", "within_s": 240.0,
+                                                "within": sum(x <= 240 for x in times), "unreachable": 0})
+    a = compare_runs(twin, "aa", "ab")
+    assert a.tables["access_buildings_change"].set_index("building_id")["change"].to_dict() == {
+        "B2": "out of reach", "B9": "added", "B3": "removed", "B1": "same"}
+    assert (a.summary["unreachable_a"], a.summary["unreachable_b"], a.summary["within_a"], a.summary["within_b"]) \
+        == (0, 0, 3, 2)
+    assert (a.summary["buildings_added"], a.summary["buildings_removed"], a.summary["out_of_reach"]) == (1, 1, 1)
+
+
+def test_runs_with_different_thresholds_are_not_compared_row_by_row(tmp_path):
+    from twin_core.adapters.compare import compare_runs
+
+    twin = _twin(tmp_path)
+    _flood(twin, None, "fa", A_DEPTH, {"B1": 0.5})
+    _flood(twin, None, "f30", B_DEPTH, {"B1": 0.6}, threshold_m=0.3)
+    with pytest.raises(ParameterError, match="deeper than 0.15 m .* deeper than 0.3 m: compare runs made with one"):
+        compare_runs(twin, "fa", "f30")
+
+
+def test_crowd_people_cut_off_and_exits_under_water(tmp_path):
+    from twin_core.adapters.compare import compare_runs
+
+    twin = _twin(tmp_path)
+    base = {"engine": "crowd", "status": "evacuated", "jams": [], "closed_exits": [],
+            "exit_names": ["north", "south"], "evacuation_time_s": 60.0}
+    twin.save_result(None, "dry", "summary", {**base, "agents": 100, "evacuated": 100, "exits": [
+        {"exit": "north", "agents": 90, "last_s": 60.0}, {"exit": "south", "agents": 10, "last_s": 20.0}]})
+    twin.save_result(None, "wet", "summary", {**base, "agents": 60, "evacuated": 60, "cut_off_persons": 40,
+                                              "exits_under_water": ["north"], "flooded_by": "storm",
+                                              "exits": [{"exit": "south", "agents": 60, "last_s": 70.0}]})
+    c = compare_runs(twin, "dry", "wet")
+    assert (c.summary["cut_off_persons_a"], c.summary["cut_off_persons_b"]) == (0, 40)  # was never compared
+    t = c.tables["exit_changes"].set_index("exit")
+    assert t["change"].to_dict() == {"north": "under water", "south": "more"}  # it said "fewer"
+    assert c.differences == {}  # 'agents' (people simulated, after the cut-off) is a result, not a parameter
+    lines = c.lines()
+    assert "  cut_off_persons: 0 -> 40 (+40)" in lines
+
+
+def test_a_comparison_id_taken_under_another_scenario_is_refused(tmp_path):
+    from twin_core.adapters.compare import compare_runs
+
+    twin = _twin(tmp_path)
+    twin.scenarios.create("levee")
+    _flood(twin, None, "fa", A_DEPTH, {})
+    _flood(twin, "levee", "fb", B_DEPTH, {})
+    c = compare_runs(twin, "fa", "fb")
+    with pytest.raises(ParameterError, match="taken under scenario 'base'"):  # it made 'fa' name two runs
+        c.save(twin, "fa")
+    with pytest.raises(SchemaError, match="run id .. is not valid"):  # an empty id is not "no id"
+        twin.compare("fa", "fb", save="")
+
+
+def test_sunlight_means_are_over_the_cells_both_runs_have(tmp_path):
+    from cim.raster import Raster
+    from twin_core.adapters.compare import compare_runs
+
+    twin = _twin(tmp_path)
+    nan = float("nan")
+    for run, hours in (("sa", [[4.0, 4.0], [2.0, 8.0]]), ("sb", [[3.0, 4.0], [2.0, nan]])):  # B built on 8 h
+        twin.save_result(None, run, "sunlight_hours", Raster(np.array(hours, "float32"), GRID, "EPSG:4544", unit="h"),
+                         meta={"analysis": "sunlight", "date": "2026-01-20"})
+    c = compare_runs(twin, "sa", "sb")
+    s = c.summary
+    assert (s["mean_sunlight_hours_a"], s["mean_sunlight_hours_b"]) == (pytest.approx(10 / 3), 3.0)
+    assert (s["cells"], s["less_m2"], s["no_value_in_b_m2"], s["largest_loss"]) == (3, 25.0, 25.0, 1.0)
+
+
+def test_lines_pair_figures_with_units():
+    from twin_core.adapters.compare import Comparison
+
+    c = Comparison("traffic", ("base", "a"), ("works", "b"), {"mean_trip_time_a_s": 600.0, "mean_trip_time_b_s": 660.0,
+                                                               "mean_trip_time_change_s": 60.0, "links_more": 3})
+    assert c.lines()[1:] == ["  mean_trip_time_s: 600 -> 660 (+60)", "  links_more: 3"]

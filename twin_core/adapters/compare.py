@@ -24,13 +24,14 @@ Examples
 --------
 >>> import pandas as pd
 >>> from twin_core.adapters.compare import change_of
->>> change_of(pd.Series([0.0, 0.4, 0.5, 0.6, float("nan")]), pd.Series([0.4, 0.0, 0.52, 0.3, 0.5]), 0.3, 0.05)
-['newly flooded', 'no longer flooded', 'same', 'shallower', 'newly flooded']
+>>> change_of(pd.Series([0.0, 0.4, 0.5, 0.6, float("nan")]), pd.Series([0.4, 0.0, 0.52, 0.35, 0.3]), 0.3, 0.05)
+['newly flooded', 'no longer flooded', 'same', 'shallower', 'deeper']
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,12 +44,12 @@ __all__ = ["compare_runs", "Comparison", "change_of", "ENGINES"]
 #: the engines two runs of which can be compared, with the summary keys that are parameters of a run (a
 #: difference in one of them besides the scenario is reported)
 ENGINES = {
-    "flood": ("storm", "grid", "cell_size_m", "threshold_m", "sim_time_s", "drainage_mm_h", "buildings",
-              "roof_runoff", "rain_from_sensors"),
-    "traffic": ("mode", "period", "demand_scale", "flooded_by", "flood_timing", "until_s", "sim_time_s"),
+    "flood": ("storm", "grid", "cell_size_m", "threshold_m", "sim_time_s", "buildings", "roof_runoff",
+              "drainage_mm_h", "infiltration_mm_h", "boundary"),
+    "traffic": ("mode", "period", "demand_scale", "flooded_by", "flood_timing", "sim_time_s"),
     "access": ("from_kind", "within_s", "speeds", "flooded_by", "flood_time_s", "impassable_depth_m"),
-    "crowd": ("area_id", "ifc", "storey", "agents", "model", "seed", "closed_exits", "route", "flooded_by",
-              "flood_time_s"),
+    "crowd": ("area_id", "ifc", "storey", "model", "seed", "closed_exits", "route", "flooded_by", "flood_time_s",
+              "wading_depth_m"),
     "sunlight": ("date", "start", "end", "solar_time", "bounds", "spacing_m", "height_m", "step_minutes", "use_bim"),
     "viewshed": ("observer", "observer_height_m", "target_height_m", "radius_m", "use_bim"),
 }
@@ -56,6 +57,8 @@ ENGINES = {
 SAME_DEPTH_M = 0.05
 #: a travel time change smaller than this (s) is "the same"
 SAME_TIME_S = 1.0
+#: a summary key of run A's figure: ``flooded_area_m2_a``, ``mean_trip_time_a_s`` (its B twin: ``..._b...``)
+_PAIR = re.compile(r"^(?P<stem>.+)_a(?P<unit>_s|_m|_m2|_h)?$")
 _ENGINE_ALIASES = {"simulation.flood": "flood", "simulation.traffic": "traffic", "simulation.crowd": "crowd",
                    "sun": "sunlight"}
 
@@ -79,10 +82,15 @@ class Comparison:
     def save(self, twin, run: str | None = None, *, scenario: str | None = None) -> str:
         """Store the comparison as run ``run`` (default a new id ``compare-...``) under ``scenario`` (default
         B's): its ``summary`` (engine ``compare``), tables and rasters. Returns the run id."""
-        from cim.results import claim_run, delete_results
+        from cim.results import claim_run, delete_results, list_results
 
         scen = scenario or self.b[0]
         run = claim_run(twin.store, scen, run, "compare")  # another engine's run id is refused
+        idx = list_results(twin.store)
+        elsewhere = sorted(set(idx.loc[(idx["run"] == run) & (idx["scenario"] != scen), "scenario"]))
+        if elsewhere:  # a run id names one run: a second one under another scenario makes it ambiguous
+            raise ParameterError(f"run id {run!r} is taken under scenario {elsewhere[0]!r} already; save the "
+                                 "comparison under another id")
         meta = {"engine": "compare", "a": list(self.a), "b": list(self.b)}
         with twin.store.transaction():
             delete_results(twin.store, scen, run)  # an earlier comparison under this id, whole (its tables differ)
@@ -104,13 +112,18 @@ class Comparison:
         """The headline changes, a line each (what ``twin compare`` prints)."""
         (sa, ra), (sb, rb) = self.a, self.b
         out = [f"{self.engine}: A = run {ra!r} ({sa}), B = run {rb!r} ({sb})"]
+        paired = set()
         for key, value in self.summary.items():
-            if key.endswith("_a") and key[:-2] + "_b" in self.summary:
-                stem = key[:-2]
-                va, vb = value, self.summary[stem + "_b"]
-                ch = self.summary.get(stem + "_change")
-                out.append(f"  {stem}: {_fmt(va)} -> {_fmt(vb)}" + (f" ({_signed(ch)})" if ch is not None else ""))
-            elif not key.endswith(("_b", "_change")) and not isinstance(value, (list, dict)) and key != "note":
+            m = _PAIR.match(key)
+            if m and f"{m['stem']}_b{m['unit'] or ''}" in self.summary:
+                unit = m["unit"] or ""
+                vb = self.summary[f"{m['stem']}_b{unit}"]
+                ch = self.summary.get(f"{m['stem']}_change{unit}")
+                paired |= {key, f"{m['stem']}_b{unit}", f"{m['stem']}_change{unit}"}
+                out.append(f"  {m['stem']}{unit}: {_fmt(value)} -> {_fmt(vb)}"
+                           + (f" ({_signed(ch)})" if ch is not None else ""))
+        for key, value in self.summary.items():
+            if key not in paired and not isinstance(value, (list, dict)) and key != "note":
                 out.append(f"  {key}: {_fmt(value)}")
         for k, (x, y) in self.differences.items():
             out.append(f"  note: the runs differ in {k} besides the scenario: {x!r} and {y!r}")
@@ -169,13 +182,19 @@ def _change(summary: dict, key: str, a, b) -> None:
     summary[f"{key}_change"] = (b - a) if num else None
 
 
+def _wet(depth, threshold: float):
+    """Flooded as the flood engine counts it (its summary's ``flooded_area_m2`` and exposure tables): deeper than
+    the threshold; NaN (nodata) is dry."""
+    return np.nan_to_num(np.asarray(depth, dtype=float), nan=0.0) > threshold
+
+
 def change_of(depth_a: pd.Series, depth_b: pd.Series, threshold: float, same: float) -> list[str]:
-    """Per feature, what B does to it against A: ``newly flooded``, ``no longer flooded``, ``deeper``,
-    ``shallower`` or ``same`` (a depth change under ``same`` m). A missing depth (NaN: the feature was not
-    exposed, or did not exist, in that run) counts as dry."""
+    """Per feature, what B does to it against A: ``newly flooded``, ``no longer flooded`` (deeper than
+    ``threshold`` in one run only), ``deeper``, ``shallower`` or ``same`` (a depth change under ``same`` m). A
+    missing depth (NaN: the feature was not exposed in that run) counts as dry."""
     a = np.nan_to_num(np.asarray(depth_a, dtype=float), nan=0.0)
     b = np.nan_to_num(np.asarray(depth_b, dtype=float), nan=0.0)
-    wa, wb = a >= threshold, b >= threshold
+    wa, wb = _wet(a, threshold), _wet(b, threshold)
     d = b - a
     out = np.where(wb & ~wa, "newly flooded", np.where(wa & ~wb, "no longer flooded", np.where(
         d >= same, "deeper", np.where(d <= -same, "shallower", "same"))))
@@ -242,12 +261,12 @@ def compare_runs(twin, a, b, *, scenario_a: str | None = None, scenario_b: str |
     return cmp
 
 
-def _raster_diff(twin, ka, kb, name: str, unit: str | None):
+def _raster_diff(twin, ka, kb, name: str, unit: str | None, what: str = "the same DEM extent and cell size"):
     ra, rb = twin.load_result(*ka, name), twin.load_result(*kb, name)
     if not ra.same_grid(rb):
         raise RasterError(f"the runs' {name} rasters lie on different grids ({ra.shape} at {tuple(ra.transform)[:6]}"
                           f" and {rb.shape} at {tuple(rb.transform)[:6]}): compare runs made on the same grid "
-                          "(the same DEM extent and cell size)")
+                          f"({what})")
     da, db = ra.masked(), rb.masked()
     from cim.raster import Raster
 
@@ -256,13 +275,28 @@ def _raster_diff(twin, ka, kb, name: str, unit: str | None):
     return da, db, diff
 
 
+#: the layer each exposure table's rows are features of
+_EXPOSURE_LAYERS = {"exposure_buildings": "buildings", "exposure_road_links": "road_links", "exposure_pois": "pois"}
+
+
+def _ids(twin, scenario: str, layer: str, key: str) -> set | None:
+    """The ids of ``layer``'s features as of ``scenario`` (None: the twin has no such layer)."""
+    if layer not in twin.layers():
+        return None
+    return set(twin.layer(layer, scenario=scenario, columns=[key])[key].astype(str))
+
+
 def _flood(twin, ka, kb, sa, sb) -> Comparison:
     from cim.results import list_results
 
-    thr = float(sa.get("threshold_m") or 0.15)
+    ta_, tb_ = sa.get("threshold_m", 0.15), sb.get("threshold_m", 0.15)
+    if ta_ != tb_:  # each run's exposure tables were cut at its own threshold: they cannot be compared row by row
+        raise ParameterError(f"run {ka[1]!r} counts water deeper than {ta_} m as flooding and {kb[1]!r} deeper "
+                             f"than {tb_} m: compare runs made with one threshold (threshold=, CLI --threshold)")
+    thr = float(ta_)
     da, db, diff = _raster_diff(twin, ka, kb, "max_depth", "m")
     cell = abs(diff.transform.a * diff.transform.e)
-    wa, wb = np.nan_to_num(da) >= thr, np.nan_to_num(db) >= thr
+    wa, wb = _wet(da, thr), _wet(db, thr)
     d = np.nan_to_num(db) - np.nan_to_num(da)
     s: dict = {"threshold_m": thr}
     _change(s, "flooded_area_m2", float(wa.sum() * cell), float(wb.sum() * cell))
@@ -280,20 +314,28 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
     def names(k):
         return set(idx.loc[(idx["scenario"] == k[0]) & (idx["run"] == k[1]), "name"])
 
-    for name in sorted(n for n in names(ka) & names(kb) if n.startswith("exposure_")):
+    order = {"newly flooded": 0, "deeper": 1, "added": 2, "no longer flooded": 3, "shallower": 4, "removed": 5,
+             "same": 6}
+    for name in sorted(n for n in names(ka) & names(kb) if n in _EXPOSURE_LAYERS):
         ta, tb = twin.load_result(*ka, name), twin.load_result(*kb, name)
         key = ta.columns[0]
         t = pd.merge(ta[[key, "max_depth_m"]], tb[[key, "max_depth_m"]], on=key, how="outer", suffixes=("_a", "_b"))
         t["max_depth_change_m"] = t["max_depth_m_b"].fillna(0.0) - t["max_depth_m_a"].fillna(0.0)
         t["change"] = change_of(t["max_depth_m_a"], t["max_depth_m_b"], thr, SAME_DEPTH_M)
-        order = {"newly flooded": 0, "deeper": 1, "no longer flooded": 2, "shallower": 3, "same": 4}
+        ids_a, ids_b = (_ids(twin, k[0], _EXPOSURE_LAYERS[name], key) for k in (ka, kb)) if ka[0] != kb[0] else \
+            (None, None)
+        if ids_a is not None and ids_b is not None:  # a scenario built or pulled down a feature: not the water
+            ids = t[key].astype(str)
+            t.loc[~ids.isin(ids_b).to_numpy(), "change"] = "removed"
+            t.loc[~ids.isin(ids_a).to_numpy(), "change"] = "added"
         t = t.sort_values(["change", "max_depth_change_m"], key=lambda c: c.map(order) if c.name == "change" else -c.abs(),
                           kind="stable").reset_index(drop=True)
         tables[f"{name}_change"] = t
         what = name[len("exposure_"):]
         counts = t["change"].value_counts()
-        for word in ("newly flooded", "no longer flooded"):
-            s[f"{what}_{word.replace(' ', '_')}"] = int(counts.get(word, 0))
+        for word in ("newly flooded", "no longer flooded", "added", "removed"):
+            if word in ("newly flooded", "no longer flooded") or counts.get(word, 0):
+                s[f"{what}_{word.replace(' ', '_')}"] = int(counts.get(word, 0))
     return Comparison("flood", ka, kb, s, tables, {"max_depth_diff": diff})
 
 
@@ -303,9 +345,10 @@ def _traffic(twin, ka, kb, sa, sb) -> Comparison:
     layer, summary = compare_traffic_runs(twin, ka, kb)
     s = {k: v for k, v in summary.items() if k not in ("a", "b")}
     d = layer["diff"].to_numpy(float)
-    # the summary's links_more / links_less count the same way
-    layer["change"] = np.where(layer[layer.columns[3]].isna(), "removed", np.where(
-        layer[layer.columns[2]].isna(), "added", np.where(d > 1e-6, "more", np.where(d < -1e-6, "less", "same"))))
+    col = "flow" if "flow_a" in layer.columns else "vehicles"
+    # more / less as the summary's links_more / links_less count them; a road only one run has is added/removed
+    layer["change"] = np.where(layer[f"{col}_b"].isna(), "removed", np.where(
+        layer[f"{col}_a"].isna(), "added", np.where(d > 1e-6, "more", np.where(d < -1e-6, "less", "same"))))
     layer = layer.sort_values("diff", key=lambda c: -c.abs(), kind="stable").reset_index(drop=True)  # most changed first
     return Comparison("traffic", ka, kb, s, {"link_changes": layer})
 
@@ -313,7 +356,8 @@ def _traffic(twin, ka, kb, sa, sb) -> Comparison:
 def _access(twin, ka, kb, sa, sb) -> Comparison:
     ta, tb = twin.load_result(*ka, "access_buildings"), twin.load_result(*kb, "access_buildings")
     t = pd.merge(ta[["building_id", "time_s", "within"]], tb[["building_id", "time_s", "within"]], on="building_id",
-                 how="outer", suffixes=("_a", "_b"))
+                 how="outer", suffixes=("_a", "_b"), indicator=True)
+    only = t.pop("_merge").astype(str).to_numpy()  # every building of its scenario is in a run's table
     wa = t["within_a"].astype("boolean").fillna(False).to_numpy(bool)
     wb = t["within_b"].astype("boolean").fillna(False).to_numpy(bool)
     dt = (t["time_s_b"] - t["time_s_a"]).to_numpy(float)
@@ -323,17 +367,24 @@ def _access(twin, ka, kb, sa, sb) -> Comparison:
             t["time_s_a"].isna() & t["time_s_b"].notna(), "now reached", np.where(
                 t["time_s_a"].notna() & t["time_s_b"].isna(), "no longer reached", np.where(
                     t["time_s_a"].isna() & t["time_s_b"].isna(), "reached in neither", "same")))))))
+    t.loc[only == "left_only", "change"] = "removed"  # pulled down in B's scenario: not put out of reach
+    t.loc[only == "right_only", "change"] = "added"
     order = {"out of reach": 0, "no longer reached": 1, "slower": 2, "now within reach": 3, "now reached": 4,
-             "faster": 5, "same": 6, "reached in neither": 7}
+             "faster": 5, "added": 6, "removed": 7, "same": 8, "reached in neither": 9}
     t = t.sort_values(["change", "time_change_s"], key=lambda c: c.map(order) if c.name == "change" else -c.abs(),
                       kind="stable").reset_index(drop=True)
     s: dict = {"from_kind": sa.get("from_kind"), "within_s": sa.get("within_s")}
-    _change(s, "within", int(wa.sum()), int(wb.sum()))
-    _change(s, "unreachable", int(t["time_s_a"].isna().sum()), int(t["time_s_b"].isna().sum()))
+    # each run's own counts (its summary's), not the merged table's, where a building only one run has is NaN
+    _change(s, "within", sa.get("within", int(ta["within"].sum())), sb.get("within", int(tb["within"].sum())))
+    _change(s, "unreachable", sa.get("unreachable", int(ta["time_s"].isna().sum())),
+            sb.get("unreachable", int(tb["time_s"].isna().sum())))
     _change(s, "median_time_s", sa.get("median_time_s"), sb.get("median_time_s"))
     counts = t["change"].value_counts()
     s["now_within_reach"] = int(counts.get("now within reach", 0))
     s["out_of_reach"] = int(counts.get("out of reach", 0))
+    for word in ("added", "removed"):
+        if counts.get(word, 0):
+            s[f"buildings_{word}"] = int(counts[word])
     return Comparison("access", ka, kb, s, {"access_buildings_change": t})
 
 
@@ -343,36 +394,43 @@ def _crowd(twin, ka, kb, sa, sb) -> Comparison:
     _change(s, "agents", sa.get("agents"), sb.get("agents"))
     _change(s, "evacuated", sa.get("evacuated"), sb.get("evacuated"))
     _change(s, "jams", len(sa.get("jams") or []), len(sb.get("jams") or []))
-    if "cut_off" in sa or "cut_off" in sb:
-        _change(s, "cut_off", sa.get("cut_off", 0), sb.get("cut_off", 0))
+    if "cut_off_persons" in sa or "cut_off_persons" in sb:  # people the water cut off from every exit
+        _change(s, "cut_off_persons", sa.get("cut_off_persons", 0), sb.get("cut_off_persons", 0))
 
     def exits(summary):
         t = pd.DataFrame(summary.get("exits") or [], columns=["exit", "width_m", "agents", "last_s", "flow_per_s"])
         closed = set(summary.get("closed_exits") or [])
-        extra = pd.DataFrame({"exit": sorted(closed - set(t["exit"]))})  # closed exits are not in the usage list
+        wet = set(summary.get("exits_under_water") or [])
+        known = set(summary.get("exit_names") or []) | set(t["exit"]) | closed | wet
+        extra = pd.DataFrame({"exit": sorted(known - set(t["exit"]))})  # closed exits are not in the usage list
         t = pd.concat([t, extra], ignore_index=True) if len(extra) else t
-        t["closed"] = t["exit"].isin(closed)
+        t["state"] = np.where(t["exit"].isin(wet), "under water", np.where(t["exit"].isin(closed), "closed", "open"))
         return t.set_index("exit")
 
     ea, eb = exits(sa), exits(sb)
-    t = pd.merge(ea[["agents", "last_s", "closed"]], eb[["agents", "last_s", "closed"]], left_index=True,
-                 right_index=True, how="outer", suffixes=("_a", "_b")).reset_index()
+    t = pd.merge(ea[["agents", "last_s", "state"]], eb[["agents", "last_s", "state"]], left_index=True,
+                 right_index=True, how="outer", suffixes=("_a", "_b"), indicator=True).reset_index()
+    only = t.pop("_merge").astype(str).to_numpy()
     t["agents_change"] = t["agents_b"].fillna(0) - t["agents_a"].fillna(0)
-    closed_a, closed_b = t["closed_a"].astype("boolean").fillna(False), t["closed_b"].astype("boolean").fillna(False)
-    t["change"] = np.where(closed_b & ~closed_a, "closed", np.where(closed_a & ~closed_b, "opened", np.where(
-        t["agents_change"] > 0, "more", np.where(t["agents_change"] < 0, "fewer", "same"))))
+    st_a, st_b = t["state_a"].fillna("open").to_numpy(), t["state_b"].fillna("open").to_numpy()
+    t["change"] = np.where(only == "left_only", "removed", np.where(only == "right_only", "added", np.where(
+        (st_b != "open") & (st_a == "open"), st_b, np.where((st_a != "open") & (st_b == "open"), "opened", np.where(
+            t["agents_change"] > 0, "more", np.where(t["agents_change"] < 0, "fewer", "same"))))))
     t = t.sort_values("agents_change", key=lambda c: -c.abs(), kind="stable").reset_index(drop=True)
     return Comparison("crowd", ka, kb, s, {"exit_changes": t})
 
 
 def _raster_analysis(name: str, result: str, unit: str):
     def compare(twin, ka, kb, sa, sb) -> Comparison:
-        da, db, diff = _raster_diff(twin, ka, kb, result, unit)
-        d = (db - da)[np.isfinite(db - da)]
+        da, db, diff = _raster_diff(twin, ka, kb, result, unit, what="the same bounds and spacing")
+        both = np.isfinite(da) & np.isfinite(db)  # a new building's footprint holds no value in B: counted apart
+        d = (db - da)[both]
         res = abs(diff.transform.a * diff.transform.e)
-        s = {"cells": int(d.size), "less_m2": float((d < 0).sum() * res), "more_m2": float((d > 0).sum() * res)}
-        _change(s, f"mean_{result}", float(np.nanmean(da)) if np.isfinite(da).any() else None,
-                float(np.nanmean(db)) if np.isfinite(db).any() else None)
+        s = {"cells": int(d.size), "less_m2": float((d < 0).sum() * res), "more_m2": float((d > 0).sum() * res),
+             "no_value_in_b_m2": float((np.isfinite(da) & ~np.isfinite(db)).sum() * res),
+             "no_value_in_a_m2": float((~np.isfinite(da) & np.isfinite(db)).sum() * res)}
+        _change(s, f"mean_{result}", float(da[both].mean()) if both.any() else None,
+                float(db[both].mean()) if both.any() else None)
         s["largest_loss"] = float(-d.min()) if d.size and d.min() < 0 else 0.0
         return Comparison(name, ka, kb, s, {}, {f"{result}_diff": diff})
 

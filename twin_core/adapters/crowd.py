@@ -486,7 +486,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     t_engine = time.perf_counter()
     res = sim.run(until=until, progress=progress)
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
-                 "route": route})
+                 "route": route, "seed": int(seed)})
     timings = {"engine_wall_s": time.perf_counter() - t_engine}
     saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs, timings=timings) if save else []
     summary = RunSummary({"engine": "crowd", "scenario": scen, "run": run_id, **_engine_summary(res),

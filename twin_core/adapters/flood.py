@@ -715,6 +715,12 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         "storage_m3": mb["storage"], "mass_balance_relative_error": mb["relative_error"],
         "engine_wall_s": res.elapsed_s, "cell_updates_per_s": res.cell_updates_per_s,
     }
+    # what it was run with besides the storm (a run compared with another must say so: twin compare)
+    for key, default in (("buildings", "block"), ("roof_runoff", "adjacent"), ("drainage_mm_h", 0.0),
+                         ("infiltration_mm_h", 0.0), ("boundary", "free")):
+        v = prepare_kw.get(key, default)
+        summary[key] = float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else (
+            v if isinstance(v, str) else "per cell")
     if save:
         crs = setup.crs
         t_save = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Optional
 
 import typer
@@ -21,7 +22,8 @@ def register(app: typer.Typer) -> None:
         save: Optional[str] = typer.Option(None, "--save", help="Store the comparison as this run (under B's "
                                            "scenario): twin runs / twin export reach its tables and rasters."),
         out: Optional[str] = typer.Option(None, "--out", help="Write its feature-by-feature table here (.csv, "
-                                          ".parquet; a traffic comparison: any vector format, e.g. .gpkg)."),
+                                          ".parquet; a traffic comparison: any vector format, e.g. .gpkg); a "
+                                          "comparison of several tables (a flood's) writes OUT-NAME.EXT for each."),
         top: int = typer.Option(10, "--top", min=0, help="Show this many of the most changed features."),
         as_json: bool = JSON_OPT,
     ) -> None:
@@ -30,44 +32,64 @@ def register(app: typer.Typer) -> None:
         from twin_core.twin import Twin
 
         check_output_path(f"--out {out}", out)
+        if out:  # before the comparison is made (and saved): a format no table can go to
+            _format_of(out)
         with Twin.open(target) as twin:
             cmp = twin.compare(run_a, run_b, scenario_a=scenario_a, scenario_b=scenario_b, save=save)
             saved = cmp.saved_as
+            shown_store = twin.store.uri  # a DSN's password hidden
         lines = cmp.lines()
-        table = next(iter(cmp.tables.values()), None)
-        name = next(iter(cmp.tables), None)
-        if table is not None and top:
+        many = len(cmp.tables) > 1
+        for name, table in cmp.tables.items():
             changed = table[table["change"] != "same"] if "change" in table.columns else table
-            shown = changed.drop(columns="geometry", errors="ignore").head(top)
-            lines.append(f"{name}: {len(changed):,} of {len(table):,} rows changed"
-                         + (f"; the {len(shown)} most changed:" if len(shown) else ""))
-            if len(shown):
+            lines.append(f"{name}: {len(changed):,} of {len(table):,} rows changed")
+            if top and len(changed):
+                shown = changed.drop(columns="geometry", errors="ignore").head(top)
+                lines[-1] += f"; the {len(shown)} most changed:"
                 lines += ["  " + x for x in shown.to_string(index=False, float_format=lambda v: f"{v:.3f}").splitlines()]
-        if out and table is not None:
-            _write(table, out, name)
-            lines.append(f"wrote {name} to {out}")
+            if out:
+                path = _one_of(out, name) if many else out
+                _write(table, path, name)
+                lines.append(f"wrote {name} to {path}")
         if saved:
-            lines.append(f"saved as run {saved!r} under scenario {cmp.b[0]!r} (twin runs {target} {saved})")
+            lines.append(f"saved as run {saved!r} under scenario {cmp.b[0]!r} (twin runs {shlex.quote(shown_store)} "
+                         f"{saved})")
         doc = cmp.to_dict() | {"saved_as": saved}
         emit(doc, as_json, human="\n".join(lines))
 
 
-def _write(table, out: str, name: str) -> None:
+def _one_of(out: str, name: str) -> str:
+    """Where table ``name`` goes when a comparison has several: ``out`` with the name before its extension."""
     import os
 
+    stem, ext = os.path.splitext(out)
+    return f"{stem}-{name}{ext}"
+
+
+def _format_of(out: str) -> str:
+    import os
+
+    from cim.io.vector import EXPORT_FORMATS
     from twin_core.errors import ImportFormatError
 
     ext = os.path.splitext(out)[1].lower()
+    if ext not in (".csv", ".parquet") and ext not in EXPORT_FORMATS:
+        raise ImportFormatError(f"--out {out}: write the table to .csv, .parquet or (a traffic comparison's links) "
+                                f"one of {sorted(EXPORT_FORMATS)}")
+    return ext
+
+
+def _write(table, out: str, name: str) -> None:
+    from twin_core.errors import ImportFormatError
+
+    ext = _format_of(out)
     if ext == ".csv":
         table.drop(columns="geometry", errors="ignore").to_csv(out, index=False, encoding="utf-8")
     elif ext == ".parquet":
         table.to_parquet(out, index=False)
     elif "geometry" in table.columns:
-        from cim.io.vector import EXPORT_FORMATS, write_frame
+        from cim.io.vector import write_frame
 
-        if ext not in EXPORT_FORMATS:
-            raise ImportFormatError(f"--out {out}: write the table to .csv, .parquet or one of "
-                                    f"{sorted(EXPORT_FORMATS)}")
         write_frame(table, out, layer=name)
     else:
         raise ImportFormatError(f"--out {out}: this comparison's table has no geometry; write it to .csv or .parquet "
