@@ -19,8 +19,13 @@ For valid geometries it writes what ``mapbox_vector_tile.encode`` wrote
 same key and value tables (deduplicated in first-seen order with Python
 equality, so ``1`` and ``1.0`` share an entry and ``True`` does not), the same
 feature ids and field order. (A feature's tags follow the table's column
-order, for dicts the order their keys are first met in: dicts whose keys come
-in another order decode the same, their tags written in that order.) Two differences, both on degenerate input: a ring
+order: for a list of dicts, the order their keys are first met in across the
+layer. Where dicts name their keys in different orders, values Python holds
+equal may then meet the value table in another order than the former encoder
+met them: ``[{"c": 5}, {"a": 0.0, "c": 0}]`` decodes ``a`` and ``c`` as the
+int ``0`` here, as the float ``0.0`` there. Tiles of ``viewer.tiles`` come
+from one frame's columns, in one order, and are byte for byte the same.) Two
+differences, both on degenerate input: a ring
 left with fewer than 3 distinct points is dropped (with the holes of a dropped
 exterior ring), and a geometry collection keeps its parts of the highest
 dimension (the former encoder raised). Repairing invalid polygons is the

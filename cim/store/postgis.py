@@ -85,6 +85,13 @@ def _redact(dsn: str) -> str:
     return re.sub(r"([?&]password=)[^&#]*", r"\1***", dsn, flags=re.IGNORECASE)
 
 
+def _write_refusals() -> tuple:
+    """The server's errors for a write it refuses (a role that may only read, a read-only server)."""
+    import psycopg
+
+    return psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction
+
+
 def _write_refused(exc: BaseException, uri: str) -> str:
     """The one-line message for the server refusing a write (a role that may only read, a read-only server),
     as the GeoPackage store says it for a read-only file."""
@@ -228,13 +235,11 @@ class PostGISStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator["PostGISStore"]:
-        import psycopg
-
         self._txn_depth += 1
         try:
             with self.conn.transaction():
                 yield self
-        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+        except _write_refusals() as exc:
             if self._txn_depth > 1:
                 raise
             raise StoreError(_write_refused(exc, self.uri)) from None
@@ -474,8 +479,6 @@ class PostGISStore(Store):
         """
         import secrets
 
-        import psycopg
-
         stage = f"twin_stage_{secrets.token_hex(6)}"
         with self.conn.cursor() as cur:
             self._stage_lock(cur, stage, "lock")
@@ -488,7 +491,7 @@ class PostGISStore(Store):
             with self.conn.transaction(), self.conn.cursor() as cur:
                 cur.execute("SET LOCAL synchronous_commit = off")
                 self._swap_stage(cur, stage, name, gtype)
-        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+        except _write_refusals() as exc:
             self._drop_stage(stage)  # a role that may only read: the same one-line error as a small replace
             raise StoreError(_write_refused(exc, self.uri)) from None
         except BaseException as exc:

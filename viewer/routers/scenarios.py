@@ -169,12 +169,20 @@ def _lonlat_ok(geoms) -> bool:
     return bool(np.isfinite(xy).all() and (np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all())
 
 
-def _outside_for_the_map(exc: OutsideAreaError) -> str:
-    """An edit drawn outside the area the twin's CRS covers, in the words of the map's edit form."""
+def _outside_for_the_map(exc: OutsideAreaError, drawn=None) -> str:
+    """An edit drawn outside the area the twin's CRS covers, in the words of the map's edit form; ``drawn``: the
+    features as they came, in lon/lat (where they are is said in the degrees the user drew them in, not as
+    the projected box's corners taken back to lon/lat)."""
     from cim.crs import fmt_box
 
     n = len(exc.ids)
-    where = f" at lon/lat {fmt_box(exc.lonlat)}," if exc.lonlat is not None else ""
+    box = exc.lonlat
+    if drawn is not None and len(drawn):
+        wanted = {str(i) for i in exc.ids}
+        rows = next((drawn[drawn[c].astype(str).isin(wanted)] for c in drawn.columns
+                     if c != drawn.geometry.name and drawn[c].astype(str).isin(wanted).any()), drawn)
+        box = tuple(round(float(v), 5) for v in rows.total_bounds)
+    where = f" at lon/lat {fmt_box(box)}," if box is not None else ""
     return (f"the drawn {'shape' if n == 1 else f'{n} shapes'} for {exc.layer!r} ({exc.named()}) "
             f"{'lies' if n == 1 else 'lie'}{where} outside the area this twin's map covers (its CRS "
             f"{exc.crs_name} is for {exc.area}); draw inside the city. Nothing was recorded")
@@ -203,6 +211,7 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
             raise HTTPException(400, "'features' is empty")
         if not _lonlat_ok(g.geometry.values[g.geometry.notna().to_numpy()]):
             raise HTTPException(400, "'features' must be GeoJSON in lon/lat (longitude -180..180, latitude -90..90)")
+        drawn.append(g)
         if with_geom or g.geometry.notna().all():
             return g.to_crs(crs)
         return g.drop(columns=[g.geometry.name])
@@ -224,12 +233,13 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
         return reproject_geoms([poly], "EPSG:4326", crs)[0]
 
     result: Any = None
+    drawn: list = []  # the features in lon/lat, as they were drawn
     if edit.op in ("add", "modify"):
         g = frame(edit.op == "add")
         try:
             (s.add_features if edit.op == "add" else s.modify_features)(layer, g)
         except OutsideAreaError as exc:  # the core's message tells Python to reproject; the map user drew it
-            raise HTTPException(400, _outside_for_the_map(exc)) from None
+            raise HTTPException(400, _outside_for_the_map(exc, drawn[0] if drawn else None)) from None
     elif edit.op == "remove":
         if not edit.ids:
             raise HTTPException(400, "edit 'remove' needs 'ids': the feature ids to remove")
