@@ -31,12 +31,15 @@ import pandas as pd
 
 from twin_core.errors import GeometryError
 
-__all__ = ["Building", "build_building", "ELEMENT_COLUMNS"]
+__all__ = ["Building", "build_building", "replaced_buildings", "ELEMENT_COLUMNS", "REPLACED_SHARE"]
 
 ELEMENT_COLUMNS = ["building_id", "global_id", "ifc_class", "name", "storey", "type_name", "predefined_type",
                    "materials", "psets", "qsets", "x", "y", "z", "n_triangles", "geometry_ok", "failure"]
 
 ROOF_CLASSES = ("IfcRoof",)
+#: a CIM building at least this share of whose own area lies on a submitted model's footprint is the one the
+#: model replaces (:func:`replaced_buildings`); one that only touches or overlaps it a little is a neighbour
+REPLACED_SHARE = 0.5
 
 
 @dataclass
@@ -331,3 +334,48 @@ def element_property(elements: pd.DataFrame, pset: str, prop: str) -> pd.Series:
 def require_feature(b: Building) -> None:
     if b.feature is None:
         raise GeometryError(f"building {b.building_id}: no element produced geometry, so it has no footprint")
+
+
+def replaced_buildings(buildings, footprint, share: float = REPLACED_SHARE) -> np.ndarray:
+    """Which of the CIM's ``buildings`` a submitted model whose footprint is ``footprint`` replaces: those with
+    at least ``share`` (:data:`REPLACED_SHARE`, a half) of their own area on the footprint. The rest, touching
+    it or overlapping its edge included, stay the model's neighbours. The one decision every check against the
+    city makes (the fire separation of :mod:`bim_import.compliance`, the neighbours' sunlight of
+    :mod:`twin_core.adapters.analysis`).
+
+    Parameters
+    ----------
+    buildings : GeoDataFrame or array of geometries
+        In the footprint's CRS.
+    footprint : shapely geometry
+
+    Returns
+    -------
+    numpy.ndarray of bool, one per building (False for a building without area)
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> fp = box(0, 0, 20, 10)  # on it; sharing its east edge; 0.1 m over that edge; half on it
+    >>> replaced_buildings([box(5, 2, 15, 8), box(20, 0, 30, 10), box(19.9, 0, 29.9, 10), box(15, 0, 25, 10)], fp)
+    array([ True, False, False,  True])
+    """
+    import shapely
+
+    geoms = np.asarray(getattr(buildings, "geometry", buildings), dtype=object)
+    out = np.zeros(len(geoms), dtype=bool)
+    if not len(geoms) or footprint is None or footprint.is_empty:
+        return out
+    ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    g = geoms[ok]
+    bad = ~shapely.is_valid(g)
+    if bad.any():  # a self-touching ring from a survey: measured as repaired, not a GEOS error
+        g = g.copy()
+        g[bad] = shapely.make_valid(g[bad])
+    area = shapely.area(g)
+    on = np.zeros(len(g))
+    meets = shapely.intersects(g, footprint) & (area > 0)
+    if meets.any():
+        on[meets] = shapely.area(shapely.intersection(g[meets], footprint))
+    out[ok] = (area > 0) & (on >= share * area * (1 - 1e-9))
+    return out

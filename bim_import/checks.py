@@ -100,15 +100,14 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
     dict
         The record as :func:`get_check` returns it (``check_id``, ``created``, ``passed``, ``report`` ...).
     """
-    from pyproj import CRS
-
     from bim_import.compliance import RuleSet, check_compliance, load_rules
     from bim_import.importer import prepare_building
+    from cim.crs import same_crs
 
     crs = store.crs
     if crs is None:
         raise CRSError(f"the store {store!r} has no CRS; create the twin with one (twin build / Twin.create)")
-    if twin_crs is not None and not CRS.from_user_input(twin_crs).equals(CRS.from_user_input(crs)):
+    if not same_crs(twin_crs, crs):
         raise CRSError(f"a check recorded in the twin uses the twin's CRS {crs}, not {twin_crs}; drop --crs")
     if isinstance(rules, RuleSet):
         rs = rules

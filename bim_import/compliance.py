@@ -33,11 +33,21 @@ twin_core.errors.RuleError: unknown rule 'max_heigth_m'; the rules are ['max_hei
 homes' ground-floor window sills on the Major Cold day, with the building against without it. It is checked
 with the twin (``twin check-bim --store``, ``Twin.check_bim``, the map), which passes its evaluator.
 
-``min_fire_separation_m`` needs the city's buildings too (a store): the distance from the footprint to every
-neighbouring building of the CIM. Give a number (metres, the same for every neighbour) or ``GB50016``: the
-fire separation of civil buildings of GB 50016-2014 (2018 ed.) table 5.2.2 for fire-resistance grades I and
-II, pair by pair: 6 m, 9 m where one of the two is high-rise, 13 m where both are (high-rise: over 27 m for
-homes, over 24 m for other buildings, art. 2.1.1; the model's use from ``use:``, else the stricter 24 m)::
+``min_fire_separation_m`` needs the city's buildings too (a store): the distance from the footprint to each
+neighbouring building of the CIM, the worst margin shown. The buildings the model replaces are left out: those
+with half or more of their own area on the footprint (:func:`bim_import.building.replaced_buildings`, the same
+decision as the neighbours' sunlight); one that touches the footprint or overlaps it a little is a neighbour at
+0 m, and fails. Give a number (metres, the same for every neighbour) or ``GB50016``: the fire separation of
+civil buildings of GB 50016-2014 (2018 ed.) table 5.2.2 for fire-resistance grades I and II, pair by pair: 6 m,
+9 m where one of the two is high-rise, 13 m where both are. High-rise (art. 2.1.1, :func:`high_rise`): homes
+over 27 m; other buildings over 24 m with 2 storeys or more (a single-storey hall is not). The model's use comes
+from ``use:``, else the stricter 24 m; an unknown height or number of storeys (the model's, or a CIM building's
+``height_m`` / ``storeys``) is taken as high-rise, and the note says so. The model's height is to its roof top,
+where appendix A of the standard leaves out parapets and small rooftop rooms, so near 24 m / 27 m the test errs
+strict. Table 5.2.2 does not cover factories: a pair with an industrial building (the model's ``use:`` or a CIM
+``use``) within 50 m is not passed, and the note names the neighbours to check by table 3.4.1 (at least 10 m
+from a grade I/II class 丙/丁/戊 factory to a low-rise civil building, more otherwise). A fire wall facing a
+neighbour, which the table's notes allow closer, is not taken into account::
 
     rules:
       min_fire_separation_m: GB50016
@@ -55,7 +65,8 @@ import numpy as np
 
 from twin_core.errors import RuleError
 
-__all__ = ["RULES", "CITY_RULES", "RuleSet", "RuleResult", "ComplianceReport", "check_compliance", "load_rules"]
+__all__ = ["RULES", "CITY_RULES", "NEIGHBOUR_RULES", "RuleSet", "RuleResult", "ComplianceReport", "check_compliance",
+           "load_rules", "high_rise"]
 
 #: rule -> (description, unit, parcel field, kind)
 RULES: dict[str, tuple[str, str, str, str]] = {
@@ -69,8 +80,8 @@ RULES: dict[str, tuple[str, str, str, str]] = {
                                  "day (大寒日), 08:00-16:00 true solar time, where they had it (GB 50180-2018 4.0.9)",
                                  "h", "min_neighbour_sunlight_h", "min"),
     # needs the city's buildings (a store)
-    "min_fire_separation_m": ("fire separation: footprint to the nearest neighbouring building of the CIM "
-                              "(防火间距, GB 50016-2014 5.2.2)", "m", "min_fire_separation_m", "min"),
+    "min_fire_separation_m": ("fire separation: footprint to each neighbouring building of the CIM; the worst "
+                              "margin shown (防火间距, GB 50016-2014 5.2.2)", "m", "min_fire_separation_m", "min"),
 }
 #: rules a store alone cannot check: they need an evaluator from the twin (twin_core.adapters.analysis)
 CITY_RULES = ("min_neighbour_sunlight_h",)
@@ -81,9 +92,15 @@ TABLES = {"min_fire_separation_m": {"GB50016": "GB 50016-2014 (2018 ed.) table 5
                                                 "6 m, 9 m with one high-rise, 13 m between two high-rise"}}
 #: GB 50016-2014 table 5.2.2 (grades I/II): (neither high-rise, one, both) -> metres
 GB50016_SEPARATION_M = (6.0, 9.0, 13.0)
-#: GB 50016-2014 art. 2.1.1: a building is high-rise above this height (m): homes 27, other buildings 24
+#: GB 50016-2014 art. 2.1.1: a building is high-rise above this height (m): homes 27, other buildings 24 (and
+#: those only with 2 storeys or more): :func:`high_rise`
 HIGH_RISE_M = {"residential": 27.0}
 HIGH_RISE_OTHER_M = 24.0
+#: GB 50016-2014 table 3.4.1 (factories), which table 5.2.2 does not cover: its least separation from a civil
+#: building (a grade I/II class 丙/丁/戊 factory to a low-rise one), a lower bound for a pair with a factory
+GB50016_FACTORY_MIN_M = 10.0
+#: ... and its largest (a class 甲/乙 factory to a key public building): industrial buildings this near are named
+GB50016_FACTORY_REACH_M = 50.0
 _TOP_KEYS = ("rules", "ids", "parcel", "crs", "anchor", "name", "use")
 
 
@@ -99,6 +116,10 @@ class RuleSet:
     tables: dict[str, str] = field(default_factory=dict)
     #: the model's use (one of cim.schema.BUILDING_USES), where a rule depends on it (high-rise: 27 m for homes)
     use: str | None = None
+    #: an IDS file on its own (:func:`load_rules`): information requirements only, so nothing is measured on a
+    #: parcel or against the city even with a store (a rules file naming only ``ids:`` takes, with a store, the
+    #: CIM parcel's limits too)
+    ids_only: bool = False
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | None = None) -> "RuleSet":
@@ -203,8 +224,9 @@ def _is_ids(path: str) -> bool:
 def load_rules(path: str | os.PathLike) -> RuleSet:
     """Read a YAML (or JSON) rules file, or an IDS file on its own; RuleError for anything malformed.
 
-    An IDS file (``.ids``, or XML with an ``<ids>`` root) gives a rule set of its information requirements only:
-    it needs no parcel (a rules YAML names one with ``ids: file.ids`` beside its limits).
+    An IDS file (``.ids``, or XML with an ``<ids>`` root) gives a rule set of its information requirements only
+    (``ids_only``): it needs no parcel and, given a store, measures nothing on the city either (a rules YAML names
+    one with ``ids: file.ids`` beside its limits).
     """
     import yaml
 
@@ -212,7 +234,7 @@ def load_rules(path: str | os.PathLike) -> RuleSet:
     if not os.path.isfile(p):
         raise RuleError(f"rules file {p!r} does not exist")
     if _is_ids(p):  # an IDS file on its own: its information requirements are the rules (no parcel needed)
-        return RuleSet(ids=os.path.abspath(p), name=os.path.splitext(os.path.basename(p))[0])
+        return RuleSet(ids=os.path.abspath(p), name=os.path.splitext(os.path.basename(p))[0], ids_only=True)
     try:
         with open(p, encoding="utf-8") as fh:
             d = yaml.safe_load(fh)
@@ -237,11 +259,15 @@ class RuleResult:
 
     def reading(self) -> str:
         """The result in words, for a report line: ``6.318 m (limit 24.0 m)``; an IDS requirement
-        ``1 of 5 elements comply`` (its measured value counts the applicable elements that comply, its
-        limit the applicable elements)."""
+        ``1 of 5 elements complies`` (its measured value counts the applicable elements that comply, its
+        limit the applicable elements).
+
+        >>> [RuleResult("ids:x", "", n, of, "elements", True).reading() for n, of in ((1, 1), (1, 5), (2, 5), (0, 0))]
+        ['1 of 1 element complies', '1 of 5 elements complies', '2 of 5 elements comply', 'no applicable element']
+        """
         if self.unit == "elements" and self.limit is not None and self.measured is not None:
             n, of = int(self.measured), int(self.limit)
-            return "no applicable element" if of == 0 else f"{n} of {of} element{'s' if of != 1 else ''} comply"
+            return "no applicable element" if of == 0 else f"{_of(n, of)} {'complies' if n == 1 else 'comply'}"
         unit = "" if self.unit in (None, "", "1") else f" {self.unit}"  # "1": a ratio, no unit to print
         m = "-" if self.measured is None else f"{self.measured:.3f}"
         return f"{m} (limit {self.limit}{unit})"
@@ -282,6 +308,11 @@ class ComplianceReport:
 
         env = jinja2.Environment(autoescape=True)
         return env.from_string(_HTML).render(r=self, rows=self.results)
+
+
+def _of(n: int, of: int, what: str = "element") -> str:
+    """``1 of 1 element``, ``2 of 5 elements``: the noun agrees with the total."""
+    return f"{n} of {of} {what}{'' if of == 1 else 's'}"
 
 
 def _json_default(o):
@@ -335,11 +366,13 @@ def _parcel_geometry(rules: RuleSet, store, footprint, crs):
     if not store.has_layer("parcels"):
         raise RuleError(f"the store {store.uri} has no 'parcels' layer; name the parcel polygon in the rules file")
     # the store's parcels are in the store's CRS; the model is placed in ``crs``
-    from pyproj import CRS, Transformer
+    from pyproj import Transformer
+
+    from cim.crs import same_crs
 
     store_crs = getattr(store, "crs", None)
     to_store = None
-    if store_crs is not None and not CRS.from_user_input(store_crs).equals(CRS.from_user_input(crs)):
+    if not same_crs(store_crs, crs):
         to_store = Transformer.from_crs(crs, store_crs, always_xy=True)
     if "parcel_id" in p:
         gdf = store.read_layer("parcels", where={"parcel_id": str(p["parcel_id"])})
@@ -379,7 +412,8 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     model_or_path : BimModel or path
     rules : RuleSet, dict or path to a YAML file
     store : Store, optional
-        For the CIM parcel the model stands on (and its limits).
+        For the CIM parcel the model stands on (and its limits), and the city's buildings
+        (``min_fire_separation_m``; the evaluators' rules). Not read for an IDS file on its own.
     twin_crs : str, optional
         Default: the rules' ``crs``, the store's CRS, else EPSG:4544.
     building : Building, optional
@@ -411,14 +445,14 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         model = building.model  # prepared from the same file: do not run the geometry again
     else:
         model = read_model(model_or_path)
-    if rs.ids is not None and not rs.limits and rs.parcel is None and store is None:
-        # information requirements only: nothing is measured on a parcel, so the model need not be placed
-        # (a model georeferenced elsewhere is checked as it is, without --crs or --anchor)
+    crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
+    if rs.ids is not None and not rs.limits and rs.parcel is None and (store is None or rs.ids_only):
+        # information requirements only: nothing is measured on a parcel or against the city, so the model need
+        # not be placed (a model georeferenced elsewhere is checked as it is, without --crs or --anchor), and an
+        # IDS file's store, the twin's that Twin.check_bim and check-bim --store pass, is not read
         bid = building.building_id if building is not None else \
             _default_building_id((model.building or model.project).get("global_id"))
-        return ComplianceReport(os.path.basename(model.path), bid, None, _check_ids(model.path, rs.ids),
-                                twin_crs or rs.crs or "EPSG:4544")
-    crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
+        return ComplianceReport(os.path.basename(model.path), bid, None, _check_ids(model.path, rs.ids), crs)
     anchor = anchor if anchor is not None else rs.anchor
     if building is not None and getattr(building, "georef", None) is not None and str(building.georef.crs) == str(crs):
         g = building.georef  # placed already (its warnings said once; check-bim --save printed them twice)
@@ -502,13 +536,58 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     return ComplianceReport(os.path.basename(model.path), b.building_id, parcel_id, results, crs)
 
 
-def _high_rise_m(use) -> float:
-    return HIGH_RISE_M.get(use, HIGH_RISE_OTHER_M) if isinstance(use, str) else HIGH_RISE_OTHER_M
+def _floats(df, col: str) -> np.ndarray:
+    """A column as float64, NaN where missing, unreadable or absent (a CIM ``storeys`` of Int64 with nulls)."""
+    import pandas as pd
+
+    if col not in df.columns:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df[col], errors="coerce").astype("Float64").to_numpy(float, na_value=np.nan)
+
+
+def high_rise(height_m, storeys, use) -> tuple[bool, str]:
+    """Whether a building is high-rise by GB 50016-2014 art. 2.1.1, and what was assumed for want of data.
+
+    High-rise: homes (``use`` residential) over 27 m; any other building over 24 m with 2 storeys or more (a
+    single-storey hall of 30 m is not). Unknown data is taken the stricter way, and said (the second value,
+    ``""`` where nothing was assumed): an unknown height is high-rise, unknown storeys count as 2 or more, and
+    a single-storey building over 27 m of unknown use may be homes.
+
+    Examples
+    --------
+    >>> high_rise(30.0, 1, "industrial"), high_rise(30.0, 1, "residential"), high_rise(25.0, 8, "residential")
+    ((False, ''), (True, ''), (False, ''))
+    >>> high_rise(float("nan"), 3, "office"), high_rise(25.0, None, "office")
+    ((True, 'height unknown'), (True, 'storeys unknown'))
+    """
+    h = float(height_m) if height_m is not None else math.nan
+    if not math.isfinite(h):
+        return True, "height unknown"
+    if use == "residential":
+        return h > HIGH_RISE_M["residential"], ""
+    if h <= HIGH_RISE_OTHER_M:
+        return False, ""
+    n = float(storeys) if storeys is not None else math.nan
+    if not math.isfinite(n):
+        return True, "storeys unknown"
+    if n != 1:
+        return True, ""
+    if use is None and h > HIGH_RISE_M["residential"]:  # a single storey, but homes over 27 m are high-rise
+        return True, "use unknown"
+    return False, ""
+
+
+def _names(ids, n: int = 5) -> str:
+    ids = list(ids)
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
 def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> RuleResult:
     """``min_fire_separation_m``: the footprint against every CIM building near it (see the module's notes)."""
     import shapely
+
+    from bim_import.building import replaced_buildings
+    from cim.crs import same_crs
 
     desc, unit, _, _ = RULES[rule]
     table = rs.tables.get(rule)
@@ -522,46 +601,77 @@ def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> Rul
     fp = b.footprint
     if fp.is_empty:
         return result(None, limit, False, (), "no footprint")
-    reach = max(GB50016_SEPARATION_M[-1] if table else limit, limit) + 1.0
+    # by the table, factories are looked for as far as table 3.4.1 reaches (table 5.2.2 asks 13 m at most)
+    reach = (GB50016_FACTORY_REACH_M if table else limit) + 1.0
     x0, y0, x1, y1 = fp.bounds
     store_crs = getattr(store, "crs", None)
     near = store.read_layer("buildings", bbox=(x0 - reach, y0 - reach, x1 + reach, y1 + reach))
-    if store_crs is not None and len(near):
-        from pyproj import CRS
-
-        if not CRS.from_user_input(store_crs).equals(CRS.from_user_input(crs)):
-            raise RuleError(f"the model is placed in {crs} and the city's buildings are in {store_crs}: check it in "
-                            "the twin's CRS (leave out --crs)")
+    if len(near) and not same_crs(store_crs, crs):
+        raise RuleError(f"the model is placed in {crs} and the city's buildings are in {store_crs}: check it in "
+                        "the twin's CRS (leave out --crs)")
     near = near[near["building_id"].astype(str) != str(b.building_id)]  # the model's own, imported before
-    overlaps = near[near.geometry.intersects(fp)] if len(near) else near
+    near = near[~(near.geometry.isna() | near.geometry.is_empty).to_numpy()] if len(near) else near
+    replaced = replaced_buildings(near, fp)
     notes = []
-    if len(overlaps):  # on the footprint itself: the buildings the model replaces, not neighbours
-        notes.append(f"{len(overlaps)} CIM building(s) on the footprint left out as the ones it replaces: "
-                     + ", ".join(map(str, overlaps["building_id"][:5])))
-        near = near.drop(overlaps.index)
+    if replaced.any():  # half or more of it on the footprint: the building the model replaces, not a neighbour
+        notes.append(f"{int(replaced.sum())} CIM building(s) half or more on the footprint left out as the ones it "
+                     f"replaces: {_names(near['building_id'][replaced].astype(str))}")
+        near = near[~replaced]
     if not len(near):
         return result(None, limit, True, (), "; ".join(notes + [f"no building of the city within {reach - 1:g} m"]))
+    ids = near["building_id"].astype(str).to_numpy()
     dist = shapely.distance(np.asarray(near.geometry.values), fp)
     if table:
-        own_high = math.isfinite(b.height_m) and b.height_m > _high_rise_m(rs.use)
-        heights = near["height_m"].to_numpy(float)
-        uses = near["use"].to_numpy(object) if "use" in near.columns else np.full(len(near), None, object)
-        their_high = np.array([h > _high_rise_m(u) for h, u in zip(heights, uses)])
+        uses = [u.lower() if isinstance(u, str) else None
+                for u in (near["use"] if "use" in near.columns else [None] * len(near))]
+        own_high, own_assumed = high_rise(b.height_m, b.storeys, rs.use)
+        theirs = [high_rise(h, n, u) for h, n, u in zip(_floats(near, "height_m"), _floats(near, "storeys"), uses)]
+        their_high = np.array([t[0] for t in theirs], dtype=bool)
         need = np.array(GB50016_SEPARATION_M)[int(own_high) + their_high.astype(int)]
+        # table 5.2.2 is for civil buildings: a pair with a factory is table 3.4.1's, which this rule does not hold
+        own_factory = rs.use == "industrial"
+        uncovered = (np.array([u == "industrial" for u in uses]) | own_factory) & (dist <= GB50016_FACTORY_REACH_M)
+        need = np.where(uncovered, GB50016_FACTORY_MIN_M, need)
+        # what was assumed, where it may have made the pair fail (a pair far enough apart passes either way)
+        matters = ~uncovered & (dist < need - 1e-9)
+        assumed = ([f"the model ({own_assumed})"] if own_assumed and matters.any() else []) + \
+                  [f"{i} ({t[1]})" for i, t, m in zip(ids, theirs, matters) if t[1] and m]
     else:
         need = np.full(len(near), limit)
+        uncovered = np.zeros(len(near), dtype=bool)
+        assumed, own_high, own_assumed, own_factory = [], False, "", False
     margin = dist - need
     worst = int(np.argmin(margin))
-    ids = near["building_id"].astype(str).to_numpy()
-    bad = ids[margin < -1e-9]
-    why = ""
-    if table:
+    short = margin < -1e-9
+    bad = short | uncovered
+    if table and uncovered[worst]:
+        why = " at least (an industrial building: GB 50016 table 3.4.1, not table 5.2.2)"
+    elif table:
         high = ["the model" if own_high else None, ids[worst] if their_high[worst] else None]
         named = " and ".join(h for h in high if h)
         why = f" ({table} table 5.2.2, grades I/II: {named + ' high-rise' if named else 'neither high-rise'})"
-    notes.insert(0, f"nearest by margin: {ids[worst]} at {dist[worst]:.2f} m, needs {need[worst]:g} m{why}"
-                 + ("; a fire wall facing a neighbour (the table's notes) is not taken into account" if len(bad) else ""))
-    return result(float(dist[worst]), float(need[worst]), not len(bad), sorted(bad.tolist()), "; ".join(notes))
+    else:
+        why = ""
+    notes.insert(0, f"worst margin: {ids[worst]} at {dist[worst]:.2f} m, needs {need[worst]:g} m{why}")
+    touching = ids[dist <= 1e-9]
+    if len(touching):
+        notes.append(f"{_names(touching)} touch(es) or overlap(s) the footprint (less than half of it on the "
+                     "footprint, so a neighbour, not a building it replaces)")
+    if short.any():
+        notes.append("a fire wall facing a neighbour (the table's notes) is not taken into account")
+    if uncovered.any():
+        what = (f"the model is industrial ('use: industrial'), so its separation from {_names(ids[uncovered])} "
+                f"(within {GB50016_FACTORY_REACH_M:g} m)" if own_factory else
+                f"the separation from the industrial {_names(ids[uncovered])}")
+        notes.append(f"not covered by table 5.2.2, which is for civil buildings: {what} needs a check by GB 50016 "
+                     f"table 3.4.1 (factories: at least {GB50016_FACTORY_MIN_M:g} m from a grade I/II class 丙/丁/戊 "
+                     "factory to a low-rise civil building, more otherwise)")
+    if assumed:
+        notes.append(f"taken as high-rise, the stricter, for want of data: {_names(assumed)}")
+    if table and own_high and not own_assumed and not uncovered.all():
+        notes.append(f"the model's height ({b.height_m:.2f} m) is to its roof top; GB 50016 appendix A leaves out "
+                     "parapets and small rooftop rooms, so near 24 m / 27 m the high-rise test errs strict")
+    return result(float(dist[worst]), float(need[worst]), not bad.any(), sorted(ids[bad].tolist()), "; ".join(notes))
 
 
 def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
@@ -580,8 +690,9 @@ def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
         passed = bool(s.status) if s.status is not None else True
         applicable = len(getattr(s, "applicable_entities", []) or [])
         if applicable:
-            note = f"{len(failed)} of {applicable} applicable elements fail" if failed else \
-                f"all {applicable} applicable elements comply"
+            note = f"{_of(len(failed), applicable, 'applicable element')} {'fails' if len(failed) == 1 else 'fail'}" \
+                if failed else ("the one applicable element complies" if applicable == 1 else
+                                f"all {applicable} applicable elements comply")
         else:  # passed vacuously: say so, a regulator reading "ok" must not think something was checked
             note = "no element of the model is of the kinds this requirement applies to: nothing was checked"
         out.append(RuleResult(f"ids:{s.name}", "information requirement (IDS)", float(applicable - len(failed)),

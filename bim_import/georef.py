@@ -132,6 +132,15 @@ def _fit(fn, half: float, origin=(0.0, 0.0)):
     return tuple(float(v) for v in (a, b, c, d, e, f))
 
 
+def _georef_error(problem: str, advice: str = "") -> GeoreferenceError:
+    """A GeoreferenceError reading ``problem; advice``, with ``.problem`` holding the problem alone: where the
+    caller's anchor places the model instead, the warning says what was wrong with the file's own georeference
+    without the advice (which offers the anchor the caller gave)."""
+    exc = GeoreferenceError(f"{problem}; {advice}" if advice else problem)
+    exc.problem = problem
+    return exc
+
+
 def _check_in_area(twin, lon: float, lat: float, what: str) -> None:
     aou = twin.area_of_use
     if aou is None:
@@ -140,29 +149,26 @@ def _check_in_area(twin, lon: float, lat: float, what: str) -> None:
     margin = 3.0
     inside_lon = (w - margin <= lon <= e + margin) if w <= e else (lon >= w - margin or lon <= e + margin)
     if not (inside_lon and s - margin <= lat <= n + margin):
-        problem = (f"the model's {what} is at lon {lon:.5f}, lat {lat:.5f}, outside the area of the twin CRS "
-                   f"{twin.to_string()} ({aou.name}, lon {w}..{e}, lat {s}..{n})")
-        exc = GeoreferenceError(
-            f"{problem}; open or create a twin whose CRS covers the site (e.g. its UTM zone), or place the model in "
+        raise _georef_error(
+            f"the model's {what} is at lon {lon:.5f}, lat {lat:.5f}, outside the area of the twin CRS "
+            f"{twin.to_string()} ({aou.name}, lon {w}..{e}, lat {s}..{n})",
+            "open or create a twin whose CRS covers the site (e.g. its UTM zone), or place the model in "
             "this twin with anchor=Anchor(x, y, rotation_deg=...) (CLI: --anchor X,Y[,Z[,ROT]])")
-        exc.problem = problem  # without the advice: said when an anchor given already places the model
-        raise exc
 
 
 def _map_crs(name: str | None, datum: str | None):
     from pyproj import CRS
 
     if not name:
-        raise GeoreferenceError(
-            "the IfcMapConversion's IfcProjectedCRS has no Name; it must name the map CRS, e.g. 'EPSG:4544'. "
-            "Fix the model, or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor"
-        )
+        raise _georef_error(
+            "the IfcMapConversion's IfcProjectedCRS has no Name (it must name the map CRS, e.g. 'EPSG:4544')",
+            "fix the model, or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor")
     try:
         return CRS.from_user_input(name.strip())
     except Exception:
-        raise GeoreferenceError(
-            f"the IfcProjectedCRS name {name!r} (datum {datum!r}) is not a CRS pyproj knows; name it like "
-            "'EPSG:4544', or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor"
+        raise _georef_error(
+            f"the IfcProjectedCRS name {name!r} (datum {datum!r}) is not a CRS pyproj knows",
+            "name it like 'EPSG:4544', or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor"
         ) from None
 
 
@@ -206,7 +212,7 @@ def _from_map_conversion(g: dict, twin, half: float) -> Georeference:
 
     coef = _fit(fn, half)
     if coef is None:
-        raise GeoreferenceError(f"the map position cannot be projected into {twin.to_string()}; check the CRS names")
+        raise _georef_error(f"the map position cannot be projected into {twin.to_string()}", "check the CRS names")
     z0 = mc.get("orthogonal_height", 0.0) * map_unit
     return Georeference(twin.to_string(), "map_conversion", *coef, z0=z0,
                         details={"source_crs": src.to_string(), "map_scale": total, "unit_m": unit,
@@ -240,7 +246,8 @@ def _from_site(g: dict, twin, half: float) -> Georeference:
 
     coef = _fit(fn, half, origin=(ox, oy))
     if coef is None:
-        raise GeoreferenceError(f"the IfcSite position cannot be projected into {twin.to_string()}")
+        raise _georef_error(f"the IfcSite position cannot be projected into {twin.to_string()}",
+                            "check the IfcSite RefLatitude/RefLongitude")
     z0 = site["elevation_m"] - site["origin_m"][2]
     return Georeference(twin.to_string(), "site", *coef, z0=z0,
                         details={"lat": lat, "lon": lon, "true_north": tn, "site_origin_m": site["origin_m"]})

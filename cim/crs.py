@@ -18,8 +18,9 @@ from typing import Any
 
 from twin_core.errors import CRSError
 
-__all__ = ["DEFAULT_CRS", "AREA_MARGIN_DEG", "resolve_crs", "check_projected", "to_twin_crs", "transformer",
-           "check_area_of_use", "check_in_twin_area", "in_area_of_use", "lonlat_boxes", "looks_like_lonlat"]
+__all__ = ["DEFAULT_CRS", "AREA_MARGIN_DEG", "resolve_crs", "same_crs", "check_projected", "to_twin_crs",
+           "transformer", "check_area_of_use", "check_in_twin_area", "in_area_of_use", "lonlat_boxes",
+           "looks_like_lonlat"]
 
 DEFAULT_CRS = "EPSG:4544"
 _HINT = "name one, e.g. crs='EPSG:4490' (CGCS2000), 'EPSG:4326' (WGS 84) or 'EPSG:32648' (UTM 48N)"
@@ -36,6 +37,18 @@ def resolve_crs(crs: Any):
         return CRS.from_user_input(crs)
     except ProjCRSError as exc:
         raise CRSError(f"unknown CRS {crs!r} ({exc}); {_HINT}") from None
+
+
+def same_crs(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` (anything pyproj understands: ``"EPSG:4544"``, WKT, a CRS) are the same CRS;
+    True where either is None (nothing to compare). The one test of CRS equality the checks share.
+
+    >>> same_crs("EPSG:4544", "epsg:4544"), same_crs("EPSG:4544", "EPSG:32648"), same_crs(None, "EPSG:4544")
+    (True, False, True)
+    """
+    if a is None or b is None:
+        return True
+    return bool(resolve_crs(a).equals(resolve_crs(b)))
 
 
 def check_projected(crs: Any):

@@ -336,7 +336,7 @@ def test_an_ids_file_alone_is_a_rule_set_needing_no_parcel_or_placement(fzk, tmp
     rep = check_compliance(fzk, xml)
     assert rep.parcel_id is None and [r.rule for r in rep.results] == [
         "ids:External walls declare IsExternal", "ids:Doors say whether they are fire exits"]
-    assert rep.result("ids:Doors say whether they are fire exits").reading() == "1 of 5 elements comply"
+    assert rep.result("ids:Doors say whether they are fire exits").reading() == "1 of 5 elements complies"
     yaml_named_xml = tmp_path / "notes.yaml"
     yaml_named_xml.write_text("<?xml version='1.0'?>\n<!-- not IDS -->\n<rules/>\n")
     with pytest.raises(RuleError, match="not valid YAML|must be a mapping"):
@@ -408,7 +408,7 @@ def test_fire_separation_against_the_city_by_gb50016_and_by_a_number(boxes, tmp_
         # N_EAST is 7 m away and high-rise: needs 9 m; N_NORTH 10 m, not high-rise: needs 6 m
         assert (r.passed, r.measured, r.limit, r.offending) == (False, 7.0, 9.0, ["N_EAST"])
         assert "N_EAST at 7.00 m, needs 9 m (GB50016 table 5.2.2, grades I/II: N_EAST high-rise)" in r.note
-        assert "1 CIM building(s) on the footprint left out as the ones it replaces: N_OLD" in r.note
+        assert "1 CIM building(s) half or more on the footprint left out as the ones it replaces: N_OLD" in r.note
         fixed = check_compliance(boxes["ok"][0], {**plot, "rules": {"min_fire_separation_m": 6}}, store=st)
         f = fixed.result("min_fire_separation_m")
         assert (f.passed, f.measured, f.limit) == (True, 7.0, 6.0)
@@ -439,3 +439,176 @@ def test_fire_separation_rule_refuses_bad_limits():
     rs = RuleSet.from_dict({"rules": {"min_fire_separation_m": "gb50016"}, "use": "office"})
     assert (rs.tables, rs.limits, rs.use) == ({"min_fire_separation_m": "GB50016"}, {"min_fire_separation_m": 6.0},
                                              "office")
+
+
+def _fire_city(path, rows):
+    """A GeoPackage twin (EPSG:4544) whose buildings are ``rows``: (building_id, (x0, y0, x1, y1), height_m, use,
+    storeys), round boxes['ok'] (footprint 500000..500020 x 3390000..3390010, 9.3 m, 3 storeys)."""
+    import geopandas as gpd
+    import pandas as pd
+    from shapely import box
+
+    from cim.store import open_store
+
+    st = open_store(str(path), create=True, crs="EPSG:4544")
+    st.write_layer("buildings", gpd.GeoDataFrame(
+        {"building_id": [r[0] for r in rows], "height_m": [r[2] for r in rows], "use": [r[3] for r in rows],
+         "storeys": pd.array([r[4] for r in rows], dtype="Int64")},
+        geometry=[box(*r[1]) for r in rows], crs="EPSG:4544"))
+    return st
+
+
+def _fire(model, st, limit="GB50016", **top):
+    from bim_import.compliance import check_compliance
+
+    rules = {"parcel": {"polygon": PARCEL}, "rules": {"min_fire_separation_m": limit}, **top}
+    return check_compliance(model, rules, store=st).result("min_fire_separation_m")
+
+
+def test_a_neighbour_touching_or_overlapping_the_footprint_fails_only_one_half_on_it_is_replaced(boxes, tmp_path):
+    # every CIM building meeting the footprint was left out as "replaced": one sharing its east edge, or 0.1 m
+    # over its west edge, passed silently. Replaced now: half or more of its own area on the footprint (N_HALF:
+    # 6 of its 10 m north-south on it), as for the neighbours' sunlight (bim_import.building.replaced_buildings)
+    st = _fire_city(tmp_path / "c.gpkg", [
+        ("N_TOUCH", (500020, 3390000, 500030, 3390010), 9.0, "residential", 3),
+        ("N_OVER", (499990.1, 3390000, 500000.1, 3390010), 9.0, "residential", 3),
+        ("N_HALF", (500005, 3389996, 500015, 3390006), 9.0, "residential", 3)])
+    try:
+        for limit in ("GB50016", 6):
+            r = _fire(boxes["ok"][0], st, limit)
+            assert (r.passed, r.measured, r.limit, r.offending) == (False, 0.0, 6.0, ["N_OVER", "N_TOUCH"])
+            assert "N_TOUCH, N_OVER touch(es) or overlap(s) the footprint" in r.note
+            assert "a fire wall facing a neighbour (the table's notes) is not taken into account" in r.note
+            assert "1 CIM building(s) half or more on the footprint left out as the ones it replaces: N_HALF" in r.note
+    finally:
+        st.close()
+
+
+def test_replaced_buildings_is_one_decision_half_of_the_buildings_own_area():
+    from shapely import box
+
+    from bim_import.building import replaced_buildings
+
+    fp = box(0, 0, 20, 10)
+    got = replaced_buildings([box(0, 0, 20, 10), box(0, 5, 10, 15), box(0, 5.1, 10, 15.1), box(20, 0, 30, 10),
+                              box(-100, 0, -90, 10), None, box(0, 0, 0, 10)], fp)
+    assert got.tolist() == [True, True, False, False, False, False, False]
+    bowtie = __import__("shapely").Polygon([(1, 1), (5, 5), (5, 1), (1, 5)])  # invalid: measured as repaired
+    assert replaced_buildings([bowtie], fp).tolist() == [True]
+
+
+def test_unknown_neighbour_height_or_storeys_is_taken_as_high_rise_and_said(boxes, tmp_path):
+    # a NaN height was "not high-rise" (NaN > 27 is False): 6 m where 9 m may be due
+    st = _fire_city(tmp_path / "c.gpkg", [("N_NAN", (500027, 3390000, 500037, 3390010), float("nan"), "residential", 3),
+                                          ("N_FAR", (499930, 3390000, 499940, 3390010), float("nan"), "office", None)])
+    try:
+        r = _fire(boxes["ok"][0], st, use="residential")
+        assert (r.passed, r.measured, r.limit, r.offending) == (False, 7.0, 9.0, ["N_NAN"])
+        assert "taken as high-rise, the stricter, for want of data: N_NAN (height unknown)" in r.note
+        assert "N_FAR" not in r.note  # 60 m away: it passes whatever its height
+    finally:
+        st.close()
+
+
+def test_a_single_storey_hall_over_24_m_is_not_high_rise_unknown_storeys_are(boxes, tmp_path):
+    """GB 50016-2014 art. 2.1.1: a non-residential building is high-rise over 24 m only with 2 storeys or more."""
+    from bim_import.samples import BoxBuilding, write_box_building
+
+    hall = [("HALL", (500027, 3390000, 500037, 3390010), 30.0, "public", 1)]
+    st = _fire_city(tmp_path / "c.gpkg", hall)
+    unknown = _fire_city(tmp_path / "u.gpkg", [hall[0][:4] + (None,)])
+    homes = _fire_city(tmp_path / "h.gpkg", [("TOWER", (500027, 3390000, 500037, 3390010), 30.0, "residential", 10)])
+    try:
+        r = _fire(boxes["ok"][0], st, use="residential")  # 7 m from a 30 m single-storey hall: 6 m are due
+        assert (r.passed, r.measured, r.limit) == (True, 7.0, 6.0) and "neither high-rise" in r.note
+        u = _fire(boxes["ok"][0], unknown, use="residential")  # its storeys unknown: 2 or more, the stricter
+        assert (u.passed, u.limit, u.offending) == (False, 9.0, ["HALL"])
+        assert "for want of data: HALL (storeys unknown)" in u.note
+        # the model a single-storey hall of 30.3 m: not high-rise either, so 9 m from the 30 m tower, not 13
+        own = write_box_building(BoxBuilding(20, 10, 1, 30.0, 500000.0, 3390000.0, use="public"),
+                                 tmp_path / "hall.ifc")
+        h = _fire(own, homes, use="public")
+        assert (h.passed, h.limit, h.offending) == (False, 9.0, ["TOWER"])
+        assert "TOWER high-rise)" in h.note and "appendix A" not in h.note
+    finally:
+        for s in (st, unknown, homes):
+            s.close()
+
+
+def test_a_high_rise_model_is_told_its_height_is_to_the_roof_top(boxes, tmp_path):
+    st = _fire_city(tmp_path / "c.gpkg", [("N1", (500030, 3390000, 500040, 3390010), 9.0, "residential", 3)])
+    try:
+        r = _fire(boxes["tall"][0], st)  # 24.3 m, no use given: high-rise by 24 m
+        assert r.passed and r.limit == 9.0 and "the model high-rise" in r.note
+        assert "is to its roof top; GB 50016 appendix A leaves out parapets and small rooftop rooms" in r.note
+    finally:
+        st.close()
+
+
+def test_a_pair_with_an_industrial_building_is_not_passed_by_the_civil_table(boxes, tmp_path):
+    """GB 50016-2014 table 5.2.2 is for civil buildings; a factory's separations are table 3.4.1's."""
+    st = _fire_city(tmp_path / "c.gpkg", [("WORKS", (500032, 3390000, 500042, 3390010), 9.0, "industrial", 1),
+                                          ("HOME", (500000, 3390020, 500010, 3390030), 9.0, "residential", 3)])
+    try:
+        r = _fire(boxes["ok"][0], st, use="residential")  # 12 m and 10 m: table 5.2.2 would pass both (6 m)
+        assert not r.passed and r.offending == ["WORKS"]
+        assert "the separation from the industrial WORKS needs a check by GB 50016 table 3.4.1" in r.note
+        f = _fire(boxes["ok"][0], st, use="industrial")  # the model a factory: no pair is table 5.2.2's
+        assert not f.passed and f.offending == ["HOME", "WORKS"] and f.limit == 10.0
+        assert "the model is industrial ('use: industrial'), so its separation from" in f.note
+        n = _fire(boxes["ok"][0], st, 6, use="industrial")  # a number of metres is the same for every pair
+        assert n.passed and n.offending == []
+    finally:
+        st.close()
+
+
+def test_fire_separation_note_is_printed_when_it_passes_and_the_description_names_the_worst_margin(boxes, tmp_path):
+    from typer.testing import CliRunner
+
+    from bim_import.compliance import RULES
+    from twin_core.cli import get_app
+
+    assert "each neighbouring building of the CIM; the worst margin shown" in RULES["min_fire_separation_m"][0]
+    st = _fire_city(tmp_path / "c.gpkg", [("OLD", (500002, 3390002, 500012, 3390008), 6.0, "residential", 2),
+                                          ("N1", (500027, 3390000, 500037, 3390010), 9.0, "residential", 3)])
+    st.close()
+    rules = tmp_path / "r.yaml"
+    rules.write_text(f"rules: {{min_fire_separation_m: 6}}\nparcel: {{polygon: {PARCEL}}}\n")
+    res = CliRunner().invoke(get_app(), ["check-bim", boxes["ok"][0], "--rules", str(rules),
+                                         "--store", str(tmp_path / "c.gpkg")])
+    assert res.exit_code == 0, res.output
+    assert "  ok   min_fire_separation_m: 7.000 (limit 6.0 m)" in res.output
+    assert "left out as the ones it replaces: OLD" in res.output  # hidden before: only a failure's note was shown
+
+
+def test_an_ids_file_alone_is_checked_with_a_store_too(boxes, tmp_path):
+    # Twin.check_bim and check-bim --store / --save always pass the twin's store: the IDS-only rule set went
+    # looking for the parcel ("no 'parcels' layer")
+    from typer.testing import CliRunner
+
+    from bim_import.compliance import check_compliance
+    from cim.store import open_store
+    from twin_core.cli import get_app
+
+    target = str(tmp_path / "t.gpkg")
+    with open_store(target, create=True, crs="EPSG:4544") as st:
+        rep = check_compliance(boxes["ok"][0], PERMIT_IDS, store=st)
+        assert rep.passed and rep.parcel_id is None and rep.crs == "EPSG:4544"
+        assert [r.rule for r in rep.results] == ["ids:External walls declare IsExternal",
+                                                 "ids:Doors say whether they are fire exits"]
+        with pytest.raises(RuleError, match="no 'parcels' layer"):  # a rules file naming only ids: takes the
+            check_compliance(boxes["ok"][0], {"ids": PERMIT_IDS}, store=st)  # CIM parcel's limits too
+    res = CliRunner().invoke(get_app(), ["check-bim", boxes["ok"][0], "--rules", PERMIT_IDS, "--store", target,
+                                         "--save"])
+    assert res.exit_code == 0, res.output
+    assert "PASS" in res.output and "recorded as check" in res.output
+
+
+def test_ids_readings_agree_in_number():
+    from bim_import.compliance import RuleResult
+
+    def reading(n, of):
+        return RuleResult("ids:x", "", float(n), float(of), "elements", n == of).reading()
+
+    assert [reading(1, 1), reading(0, 1), reading(1, 5), reading(3, 5)] == [
+        "1 of 1 element complies", "0 of 1 element comply", "1 of 5 elements complies", "3 of 5 elements comply"]

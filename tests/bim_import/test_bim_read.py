@@ -236,3 +236,21 @@ def test_reimporting_a_model_without_geometry_is_refused_not_duplicated(georef_i
         with pytest.raises(StoreError, match="already in the store"):
             import_ifc(georef_ifc, st)
         assert len(st.read_table("bim_buildings")) == 1 and len(st.read_table("bim_elements")) == 1
+
+
+@pytest.mark.parametrize("crs_name, problem", [(None, "IfcProjectedCRS has no Name"),
+                                               ("Gauss-Krueger 105", "is not a CRS pyproj knows")])
+def test_an_unusable_map_crs_with_an_anchor_warns_without_offering_the_anchor(crs_name, problem):
+    # the IfcMapConversion's CRS cannot be read: the anchor given places the model, and the warning said
+    # "... or an anchor" to a caller who had given one
+    from bim_import import Anchor, georeference
+    from twin_core.errors import TwinWarning
+
+    g = {"length_unit_m": 1.0, "map_conversion": {"eastings": 500000.0, "northings": 3390000.0, "x_axis_abscissa": 1.0,
+                                                  "x_axis_ordinate": 0.0, "crs_name": crs_name}}
+    with pytest.warns(TwinWarning, match=f"{problem}.*anchor given instead") as seen:
+        got = georeference(g, "EPSG:4544", anchor=Anchor(500000.0, 3390000.0))
+    said = " ".join(str(w.message) for w in seen)
+    assert got.method == "anchor" and "an anchor" not in said and "method='site'" not in said
+    with pytest.raises(GeoreferenceError, match=f"{problem}.*or an anchor"):  # without one, the advice stays
+        georeference(g, "EPSG:4544")

@@ -68,3 +68,30 @@ def test_cells_under_a_bim_building_are_nan_like_lod1(tmp_path):
     np.testing.assert_array_equal(np.isnan(with_bim.data), np.isnan(lod1.data))
     assert np.isnan(with_bim.data[1:3, 1:3]).all()
     np.testing.assert_allclose(with_bim.data, lod1.data)
+
+
+@pytest.mark.parametrize("home, replaced", [((20.1, 0, 30.1, 10), False),   # 0.1 m off the east edge: a neighbour
+                                            ((19.9, 0, 29.9, 10), False),   # 0.1 m over it: a neighbour still
+                                            ((14.0, 0, 24.0, 10), True)])   # 6 of its 10 m on it: replaced
+def test_neighbour_sunlight_replaces_what_the_fire_separation_replaces(tmp_path, home, replaced):
+    # the sunlight evaluator took every building within 1 cm of the footprint as replaced (a home overlapping
+    # it by 0.1 m went unchecked), the fire separation every building meeting it: one decision for both now
+    # (bim_import.building.replaced_buildings: half or more of the building's own area on the footprint)
+    from bim_import import check_compliance
+    from bim_import.samples import BoxBuilding, write_box_building
+    from cim.store import open_store
+
+    x, y = 500000.0, 3390000.0
+    ifc = write_box_building(BoxBuilding(20, 10, 3, 3.0, x, y, use="office"), tmp_path / "new.ifc")
+    x0, y0, x1, y1 = home
+    with open_store(str(tmp_path / "c.gpkg"), create=True, crs="EPSG:4544") as st:
+        st.write_layer("buildings", gpd.GeoDataFrame(
+            {"building_id": ["H1"], "height_m": [9.0], "use": ["residential"], "ground_elev_m": [500.0]},
+            geometry=[shapely.box(x + x0, y + y0, x + x1, y + y1)], crs="EPSG:4544"))
+        rules = {"rules": {"min_neighbour_sunlight_h": 2, "min_fire_separation_m": 6}}
+        r = check_compliance(ifc, {**rules, "parcel": {"polygon": [[x - 50, y - 50], [x + 80, y - 50],
+                                                                   [x + 80, y + 60], [x - 50, y + 60]]}},
+                             store=st, evaluators=A.COMPLIANCE_EVALUATORS)
+    sun, fire = r.result("min_neighbour_sunlight_h"), r.result("min_fire_separation_m")
+    assert ("no home" in sun.note) is replaced and ("of 1 homes" in sun.note) is not replaced
+    assert fire.passed is replaced and ("left out as the ones it replaces: H1" in fire.note) is replaced

@@ -602,9 +602,10 @@ def _check_gdf(gdf, name: str):
 
 
 def _same_crs(a, b, an: str, bn: str) -> None:
+    from cim.crs import same_crs
     from twin_core.errors import CRSError
 
-    if a.crs is not None and b.crs is not None and not a.crs.equals(b.crs):
+    if not same_crs(a.crs, b.crs):
         raise CRSError(f"{an} is in {a.crs.to_string()} but {bn} in {b.crs.to_string()}; reproject one "
                        f"(gdf.to_crs(...)) first")
 
@@ -1016,6 +1017,7 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
 
     Returns a :class:`bim_import.compliance.RuleResult`.
     """
+    from bim_import.building import replaced_buildings
     from bim_import.compliance import RULES, RuleResult
 
     desc, unit, _, _ = RULES["min_neighbour_sunlight_h"]
@@ -1043,8 +1045,7 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
     near = store.read_layer("buildings", bbox=(x0 - reach, y0 - reach, x1 + reach, y1 + reach))
     if not len(near):
         return result(None, True, note=f"no building within {reach:.0f} m (the longest shadow on {date})")
-    replaced = near.intersects(fp.buffer(-0.01) if fp.area > 1 else fp).to_numpy()
-    others = near[~replaced]
+    others = near[~replaced_buildings(near, fp)]  # the buildings it replaces neither shade nor are shaded
     uses = others["use"].astype(str).str.lower() if "use" in others else None
     homes = others[uses.isin(HOME_USES).to_numpy()] if uses is not None else others.iloc[:0]
     homes = homes[homes.distance(fp).to_numpy() <= reach]

@@ -30,13 +30,17 @@ def _anchor(text: str | None):
 
 
 def _result_lines(report) -> list[str]:
-    """A compliance report's rules, a line each (with the offending elements and the note of a failure)."""
+    """A compliance report's rules, a line each (with the offending elements and the note of a failure, and
+    always that of a rule measured against the city's buildings: which it left out as replaced, what it assumed)."""
+    from bim_import.compliance import NEIGHBOUR_RULES
+
     lines = []
     for r in report.results:
         lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {r.reading()}"
                      + (f" offending: {', '.join(r.offending[:10])}" if r.offending else "")
                      + (f" and {len(r.offending) - 10} more (--out / --html: all)" if len(r.offending) > 10 else ""))
-        if r.note and (not r.passed or r.limit == 0 or r.measured is None):  # and where nothing was there to measure
+        # and where nothing was there to measure, and an IDS requirement that applied to nothing
+        if r.note and (not r.passed or r.limit == 0 or r.measured is None or r.rule in NEIGHBOUR_RULES):
             lines.append(f"       {r.note}")
     return lines
 
