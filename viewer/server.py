@@ -18,11 +18,11 @@ def check_bind(settings: Settings) -> None:
                         "a token; bind 127.0.0.1 or use --auth auto / required")
     from cim.store import open_store
 
-    from viewer.auth import list_tokens
+    from viewer.auth import list_tokens, store_arg
 
     with open_store(settings.store) as store:
         if not list_tokens(store):
-            shown = store.uri  # a DSN's password hidden
+            shown = store_arg(store, settings.store)  # a DSN's password hidden, quoted for the shell
             raise AuthError(f"refusing to serve on {settings.host}: no access token exists for {shown}, so "
                             "anyone on the network could use it. Create one first with "
                             f"`twin token create {shown} --role viewer` (or bind 127.0.0.1)")

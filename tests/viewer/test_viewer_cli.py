@@ -135,3 +135,7 @@ def test_serve_beyond_loopback_without_tokens_hides_the_dsn_password(pg_dsn):
     r = CliRunner().invoke(get_app(), ["serve", dsn, "--host", "0.0.0.0"])
     assert isinstance(r.exception, AuthError) and "no access token exists" in str(r.exception), r.output
     assert secret not in str(r.exception) and f"{user}:***@" in str(r.exception)  # before: the password, printed
+    import shlex
+
+    # and quoted for the shell, as the token commands' hints are (a DSN's ?schema=...&... broke when pasted)
+    assert f"`twin token create {shlex.quote(dsn.replace(secret, '***'))} --role viewer`" in str(r.exception)

@@ -58,21 +58,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a token and print it once (only its hash is kept), with the command that revokes it: the store
         as typed (a DSN's password as ***), quoted for the shell."""
-        import shlex
-
-        from cim.store import is_dsn, open_store
-        from viewer.auth import check_role, create_token, list_tokens
+        from cim.store import open_store
+        from viewer.auth import check_role, create_token, list_tokens, store_arg
 
         check_role(role)
         with open_store(store) as st:
             token = create_token(st, role, name=name, expires_in=expires)  # a timedelta: parse_expires ran
             tid = token.split("_", 2)[1]  # rt_<id>_<secret>
             until = next(t["expires"] for t in list_tokens(st) if t["id"] == tid)
-            typed = st.uri if is_dsn(store) else str(store)  # a store's uri is its DSN without the password
+            typed = store_arg(st, store)  # a DSN without its password, quoted for the shell
         emit({"token": token, "id": tid, "role": role, "name": name, "expires": until}, as_json,
              f"{token}\n(id {tid}, role {role}, {f'expires {until}' if until else 'never expires'}; send it as "
              f"'Authorization: Bearer <token>'; it is not shown again; revoke it with "
-             f"`twin token revoke {shlex.quote(typed)} {tid}`)")
+             f"`twin token revoke {typed} {tid}`)")
 
     @tok.command("list")
     def list_(store: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
