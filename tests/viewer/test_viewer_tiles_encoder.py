@@ -166,6 +166,18 @@ def _reference_or_none(frame, z, x, y):
         return None
 
 
+
+def _assert_same_tables(tile: bytes, reference: bytes) -> None:
+    """The two tiles' first layers have the same key table, value table and feature tags, entry for entry."""
+    from mapbox_vector_tile.Mapbox import vector_tile_pb2
+
+    a, b = vector_tile_pb2.tile(), vector_tile_pb2.tile()
+    a.ParseFromString(tile)
+    b.ParseFromString(reference)
+    assert list(a.layers[0].keys) == list(b.layers[0].keys)
+    assert list(a.layers[0].values) == list(b.layers[0].values)
+    assert [list(f.tags) for f in a.layers[0].features] == [list(f.tags) for f in b.layers[0].features]
+
 def test_tricky_geometries_encode_like_the_former_encoder():
     geoms = _tricky_geometries()
     props = [{"n": i, "name": f"第{i}号 café ✓"} for i in range(len(geoms))]
@@ -217,14 +229,7 @@ def test_property_types_nulls_and_shared_values():
     assert feats[0][1]["height_m"] == 10 and isinstance(feats[0][1]["height_m"], int)
     assert feats[1][1]["ratio"] == 0.3  # PostGIS rounding
     # and the raw tables: equal values share an entry, bools apart from ints
-    from mapbox_vector_tile.Mapbox import vector_tile_pb2
-
-    a, b = vector_tile_pb2.tile(), vector_tile_pb2.tile()
-    a.ParseFromString(tile)
-    b.ParseFromString(_encode_frame_tile_reference(fr, Z, X, Y))
-    assert list(a.layers[0].keys) == list(b.layers[0].keys)
-    assert list(a.layers[0].values) == list(b.layers[0].values)
-    assert [list(f.tags) for f in a.layers[0].features] == [list(f.tags) for f in b.layers[0].features]
+    _assert_same_tables(tile, _encode_frame_tile_reference(fr, Z, X, Y))
 
 
 def test_empty_and_far_away_tiles():
@@ -491,14 +496,7 @@ def test_project_frame_attributes_as_before_for_every_column_type():
     fr_ok = project_frame(df, "EPSG:3857", "things", ok)
     tile = encode_frame_tile(fr_ok, Z, X, Y)
     assert assert_tiles_equivalent(tile, _encode_frame_tile_reference(fr_ok, Z, X, Y)) == n
-    from mapbox_vector_tile.Mapbox import vector_tile_pb2
-
-    a, b = vector_tile_pb2.tile(), vector_tile_pb2.tile()
-    a.ParseFromString(tile)
-    b.ParseFromString(_encode_frame_tile_reference(fr_ok, Z, X, Y))
-    assert list(a.layers[0].keys) == list(b.layers[0].keys)
-    assert list(a.layers[0].values) == list(b.layers[0].values)
-    assert [list(f.tags) for f in a.layers[0].features] == [list(f.tags) for f in b.layers[0].features]
+    _assert_same_tables(tile, _encode_frame_tile_reference(fr_ok, Z, X, Y))
     # the whole table, huge ints too, against the per-feature encoding of the former frame's dicts
     assert encode_frame_tile(fr, Z, X, Y) == encode_frame_tile(
         ProjectedFrame(fr.geoms, _former_props(df, fields), fr.tree, "things"), Z, X, Y)
