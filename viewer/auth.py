@@ -37,7 +37,7 @@ from twin_core.errors import AuthError
 from viewer.settings import ROLES
 
 __all__ = ["create_token", "verify_token", "token_status", "list_tokens", "revoke_token", "prune_tokens",
-           "role_allows", "ROLES", "MAX_EXPIRES_IN", "store_arg"]
+           "role_allows", "ROLES", "MAX_EXPIRES_IN"]
 
 _TOKEN = re.compile(r"^rt_([0-9a-f]{8})_([A-Za-z0-9_\-]{20,100})\Z")
 _PREFIX = "token:"
@@ -52,16 +52,6 @@ _RIGHTS = {
     "sensor": {"ingest"},
     "admin": {"read", "scenarios", "simulate", "bim", "ingest", "admin"},
 }
-
-
-def store_arg(store, typed: str | None = None) -> str:
-    """The store as a ``twin ...`` command takes it, quoted for the shell: the path as the user typed it (else
-    the store's), or a DSN without its password (``store.uri``)."""
-    import shlex
-
-    from cim.store import is_dsn
-
-    return shlex.quote(store.uri if typed is None or is_dsn(typed) else str(typed))
 
 
 def check_role(role: str) -> str:
@@ -180,6 +170,8 @@ def prune_tokens(store) -> list[str]:
 def revoke_token(store, token_id: str) -> None:
     key = f"{_PREFIX}{token_id}"
     if key not in store.get_meta():
+        from twin_core.cli._common import store_arg
+
         raise AuthError(f"no token with id {token_id!r} in {store.uri}; `twin token list {store_arg(store)}` "
                         "lists the ids")
     store.delete_meta([key])

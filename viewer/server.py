@@ -18,7 +18,8 @@ def check_bind(settings: Settings) -> None:
                         "a token; bind 127.0.0.1 or use --auth auto / required")
     from cim.store import open_store
 
-    from viewer.auth import list_tokens, store_arg
+    from twin_core.cli._common import store_arg
+    from viewer.auth import list_tokens
 
     with open_store(settings.store) as store:
         if not list_tokens(store):

@@ -49,3 +49,13 @@ def check_output_path(what: str, path: str | None) -> None:
                         + "; give a path in an existing folder")
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise TwinError(f"{what}: you may not write there; give a path you may write")
+
+
+def store_arg(store, typed: str | None = None) -> str:
+    """The store as a ``twin ...`` command takes it, quoted for the shell: the path as the user typed it (else
+    the store's), or a DSN without its password (``store.uri``)."""
+    import shlex
+
+    from cim.store import is_dsn
+
+    return shlex.quote(store.uri if typed is None or is_dsn(typed) else str(typed))

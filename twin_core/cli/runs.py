@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
+from twin_core.cli._common import JSON_OPT, STORE_ARG, emit, store_arg
 
 
 def register(app: typer.Typer) -> None:
@@ -24,16 +24,17 @@ def register(app: typer.Typer) -> None:
         from twin_core.twin import Twin
 
         with Twin.open(target) as twin:
+            shown = store_arg(twin.store, target)  # in the hints: a DSN without its password, quoted
             if run is None:
                 df = twin.runs(scenario=scenario)
                 rows = [{"scenario": r.scenario, "run": r.run, "engine": r.engine,
                          "created": None if pd.isna(r.created) else r.created.isoformat(),
                          "results": list(r.results)} for r in df.itertuples()]
-                emit({"runs": rows}, as_json, human=_format_runs(rows, target))
+                emit({"runs": rows}, as_json, human=_format_runs(rows, shown))
                 return
             rows = _results_of(twin, run, scenario)
         emit({"run": run, "scenario": rows[0]["scenario"], "results": rows}, as_json,
-             human=_format_results(rows, run, target))
+             human=_format_results(rows, run, shown))
 
 
 def _results_of(twin, run: str, scenario: str | None) -> list[dict]:
@@ -79,8 +80,9 @@ def _format_results(rows: list[dict], run: str, target: str) -> str:
     from twin_core.adapters.results_export import KIND_WORDS
 
     lines = [f"run {run} (scenario {rows[0]['scenario']}): {len(rows)} result{'s' if len(rows) != 1 else ''}"]
+    width = max(22, *(len(r["name"]) for r in rows))  # a comparison's 'exposure_road_links_change' is 26 long
     for r in rows:
-        lines.append(f"  {r['name']:<22} {KIND_WORDS.get(r['kind'], r['kind']):<15} {r['size']:<18} -> "
+        lines.append(f"  {r['name']:<{width}} {KIND_WORDS.get(r['kind'], r['kind']):<15} {r['size']:<18} -> "
                      f"{' '.join(r['formats'])}")
     first = next((r for r in rows if r["kind"] == "raster"), rows[0])
     lines.append(f"export one: twin export {target} {first['name']} {first['name']}{first['formats'][0]} "

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
+from twin_core.cli._common import JSON_OPT, STORE_ARG, emit, store_arg
 
 _UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # "min" as well as "m": the engines' durations ("30min") are written that way too
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         """Create a token and print it once (only its hash is kept), with the command that revokes it: the store
         as typed (a DSN's password as ***), quoted for the shell."""
         from cim.store import open_store
-        from viewer.auth import check_role, create_token, list_tokens, store_arg
+        from viewer.auth import check_role, create_token, list_tokens
 
         check_role(role)
         with open_store(store) as st:
