@@ -129,10 +129,11 @@ def as_number(value, name: str, unit: str | None = None, *, example=None, about:
     raise ParameterError(f"{name} must be a number{what}, got {type(value).__name__} {value!r}"[:300] + hint)
 
 
-def as_count(value, name: str, what: str, *, minimum: int | None = None) -> int:
+def as_count(value, name: str, what: str | None, *, minimum: int | None = None) -> int:
     """``value`` as an int when it is a whole number: an int (NumPy's too) or a float with no fraction
     (``np.linspace(100, 1000, 4)`` in a sweep); else a ParameterError that names the argument and what it
-    counts, and how to write it. ``minimum``: the least count allowed.
+    counts (``what``; None for a number that counts nothing, such as a seed), and how to write it. ``minimum``:
+    the least count allowed.
 
     The crowd engine said "n must be a whole number of agents (int)" for ``agents=200.0`` or ``"200"``, a
     name the caller never typed.
@@ -168,8 +169,9 @@ def as_count(value, name: str, what: str, *, minimum: int | None = None) -> int:
                 v = math.nan
             if math.isfinite(v) and v.is_integer():
                 hint = f"; write {name}={int(v)}"
-        raise ParameterError(f"{name} must be a whole number of {what}, got {type(value).__name__} {value!r}"[:300]
-                             + hint)
+        whole = f"a whole number of {what}" if what else "a whole number"
+        raise ParameterError(f"{name} must be {whole}, got {type(value).__name__} {value!r}"[:300] + hint)
     if minimum is not None and n < minimum:
-        raise ParameterError(f"{name} must be at least {minimum} (a whole number of {what}), got {n}")
+        raise ParameterError(f"{name} must be at least {minimum} (a whole number{f' of {what}' if what else ''}), "
+                             f"got {n}")
     return n

@@ -21,6 +21,7 @@ from typing import Callable
 
 from fastapi import HTTPException, Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 __all__ = ["limited_body_route", "LIMITED_METHODS", "DEFAULT_BODY", "LimitedRoute"]
 
@@ -64,8 +65,8 @@ def limited_body_route(limit: Callable[[Request], int | None], too_large: Callab
             handler = super().get_route_handler()
 
             async def limited(request: Request):
-                if request.method in LIMITED_METHODS:
-                    _authenticated(request)
+                if request.method in LIMITED_METHODS:  # in a worker thread: it may wait for the store's lock
+                    await run_in_threadpool(_authenticated, request)
                 most = limit(request) if request.method in LIMITED_METHODS else None
                 if most is None:
                     return await handler(request if isinstance(request, request_class)

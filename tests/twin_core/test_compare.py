@@ -49,7 +49,7 @@ def test_flood_comparison_worked_by_hand(tmp_path):
     c = compare_runs(twin, "fa", "fb")
     assert (c.engine, c.a, c.b, c.differences) == ("flood", ("base", "fa"), ("levee", "fb"), {})
     s = c.summary
-    # wet (>= 0.15 m) in A: 0.2, 0.5, 0.3, 0.3, 1.0 = 5 cells; in B: 0.2, 0.6, 0.3, 0.2, 0.5, 0.16 = 6 cells
+    # wet (> 0.15 m) in A: 0.2, 0.5, 0.3, 0.3, 1.0 = 5 cells; in B: 0.2, 0.6, 0.3, 0.2, 0.5, 0.16 = 6 cells
     assert (s["flooded_area_m2_a"], s["flooded_area_m2_b"], s["flooded_area_m2_change"]) == (125.0, 150.0, 25.0)
     # newly wet: (0,1) 0.1 -> 0.2 and (2,2) 0 -> 0.16; dry again: (0,2) 0.2 -> 0.1
     assert (s["newly_flooded_m2"], s["no_longer_flooded_m2"]) == (50.0, 25.0)
@@ -356,3 +356,58 @@ def test_lines_pair_figures_with_units():
     c = Comparison("traffic", ("base", "a"), ("works", "b"), {"mean_trip_time_a_s": 600.0, "mean_trip_time_b_s": 660.0,
                                                                "mean_trip_time_change_s": 60.0, "links_more": 3})
     assert c.lines()[1:] == ["  mean_trip_time_s: 600 -> 660 (+60)", "  links_more: 3"]
+
+
+def test_save_leaves_results_saved_by_hand_and_takes_a_scenario_in_either_unicode_form(tmp_path):
+    import unicodedata
+
+    from twin_core.adapters.compare import compare_runs
+
+    twin = _twin(tmp_path)
+    nfc = "café"
+    twin.scenarios.create(nfc)
+    _flood(twin, None, "fa", A_DEPTH, {})
+    _flood(twin, nfc, "fb", B_DEPTH, {})
+    twin.save_result(nfc, "notes-run", "notes", {"by": "planner"})  # no engine: saved by hand
+    c = compare_runs(twin, "fa", "fb")
+    with pytest.raises(ParameterError, match=r"holds results saved by hand \(\['notes'\]\)"):
+        c.save(twin, "notes-run")  # it deleted them
+    assert twin.load_result(nfc, "notes-run", "notes") == {"by": "planner"}
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert c.save(twin, "cmp1", scenario=nfd) == "cmp1"
+    assert c.save(twin, "cmp1", scenario=nfd) == "cmp1"  # again: the same scenario, not "taken under 'café'"
+
+
+def test_a_depth_at_the_threshold_is_not_flooded(tmp_path):
+    """The engine counts deeper than the threshold as flooded (its flooded_area_m2, its exposure tables)."""
+    from twin_core.adapters.compare import compare_runs
+
+    twin = _twin(tmp_path)
+    at = [[0.125, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]  # 0.125: exact in float32 too
+    above = [[0.25, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    _flood(twin, None, "at", at, {}, threshold_m=0.125)
+    _flood(twin, None, "above", above, {"B1": 0.25}, threshold_m=0.125)
+    s = compare_runs(twin, "at", "above").summary
+    assert (s["flooded_area_m2_a"], s["flooded_area_m2_b"], s["newly_flooded_m2"]) == (0.0, 25.0, 25.0)
+
+
+def test_cli_checks_every_table_against_out_before_saving(small_city_gpkg, tmp_path):
+    from typer.testing import CliRunner
+
+    from twin_core import Twin
+    from twin_core.cli import get_app
+
+    with Twin.open(small_city_gpkg) as twin:
+        twin.flood(None, storm="10y", duration="10min", until="10min", run="fa")
+        twin.flood(None, storm="50y", duration="10min", until="10min", run="fb")
+    res = CliRunner().invoke(get_app(), ["compare", small_city_gpkg, "fa", "fb", "--save", "cmpx", "--out",
+                                         str(tmp_path / "o.gpkg")])
+    assert res.exit_code != 0 and "no geometry" in str(res.exception)
+    with Twin.open(small_city_gpkg) as twin:
+        assert "cmpx" not in set(twin.runs()["run"])  # it was saved before --out failed
+    ok = CliRunner().invoke(get_app(), ["compare", small_city_gpkg, "fa", "fb", "--out", str(tmp_path / "o.csv")])
+    assert ok.exit_code == 0, ok.output
+    wrote = sorted(p.name for p in tmp_path.glob("o-*.csv"))  # each table of a flood comparison
+    assert wrote == ["o-exposure_buildings_change.csv", "o-exposure_pois_change.csv",
+                     "o-exposure_road_links_change.csv"], ok.output
+    assert "the runs differ in storm besides the scenario" in ok.output  # a 10- and a 50-year storm

@@ -108,11 +108,20 @@ def test_run_crowd_takes_a_whole_float(small_city_gpkg):
     assert r.summary["agents"] == 20
 
 
-def test_cli_crowd_agents_zero_gets_the_adapters_message(small_city_gpkg):
-    """The CLI said "--agents must be at least 1" in its own words; it now says what the adapter says."""
+def test_cli_crowd_agents_zero_names_the_option(small_city_gpkg):
+    """The CLI checks --agents with the adapter's rule, in the option's name, before the area is built."""
     res = _cli("crowd", small_city_gpkg, "--area", "A001", "--agents", "0")
     assert isinstance(res.exception, ParameterError), res.output
-    assert str(res.exception) == "agents must be at least 1 (a whole number of people), got 0"
+    assert str(res.exception) == "--agents must be at least 1 (a whole number of people), got 0"
+
+
+def test_a_crowd_without_a_seed_runs_and_records_none(small_city_gpkg):
+    """seed=None (a fresh random placement) ran before the seed was recorded, then failed after the whole run."""
+    with Twin.open(small_city_gpkg) as twin:
+        r = twin.crowd("A001", agents=10, until=20, seed=None, run="unseeded")
+        assert r.summary["seed"] is None and twin.load_result("base", "unseeded", "summary")["seed"] is None
+        with pytest.raises(ParameterError, match="seed must be a whole number, got str '7'; write seed=7"):
+            twin.crowd("A001", agents=10, until=20, seed="7", save=False)
 
 
 def test_run_sunlight_reads_a_notebooks_dates_times_and_numbers(tmp_path):
@@ -326,6 +335,7 @@ def test_the_map_server_places_an_older_crowd_density_north_up(tmp_path, save_cr
                     base_url="http://127.0.0.1") as client:
         meta = client.get("/api/results/base/crowd-1/density/meta?step=1")
         assert meta.status_code == 200, meta.text
+        assert meta.json()["times_s"] == [0.0, 2.0] and meta.json()["steps"] == 2  # times from its summary too
         values = {}
         for row, y in (("south", 3395000.5), ("north", 3395002.5)):
             lon, lat = to_ll.transform(410001.5, y)

@@ -101,6 +101,9 @@ def test_closure_polygon_scenario_and_comparison(twin):
     assert row["diff"] == pytest.approx(-busiest["flow"])
     assert summary["tstt_b"] == pytest.approx(closed.summary["tstt"])
     assert twin.load_result("works", "cmp", "comparison_summary")["links_less"] >= 1
+    assert twin.runs().set_index("run").loc["cmp", "engine"] == "compare"
+    with pytest.raises(ParameterError, match="holds a simulation.traffic run"):  # it wrote into a traffic run's id before
+        compare_traffic_runs(twin, ("base", "base1"), ("works", "c1"), save_as=("works", "c1"))
 
 
 def test_scenario_parameters_close_links_and_scale_demand(twin):

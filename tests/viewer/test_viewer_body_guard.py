@@ -67,3 +67,39 @@ def test_a_body_over_the_default_limit_is_413_with_a_token(guarded):
                      json={"name": "gate", "view": {"longitude": 104.06, "latitude": 30.66, "zoom": 15, "pitch": 0,
                                                     "bearing": 0}})
     assert ok.status_code in (200, 201), ok.text  # an ordinary body goes through as before
+
+
+def test_a_post_waiting_for_the_store_does_not_stall_the_server(guarded):
+    """The early token check read the store on the event loop: while a job held the store's lock, every request
+    (tiles, health, job streams) waited behind one POST."""
+    import threading
+    import time
+
+    client, token = guarded
+    state = client.app.state.twin_state
+    state._token_cache = None  # the next check reads the tokens from the store
+    lock, held = state.store.lock, threading.Event()
+
+    def hold():  # a job writing its results: the store's lock held for 2 s
+        with lock:
+            held.set()
+            time.sleep(2.0)
+
+    def post():
+        posted["r"] = client.post("/api/bookmarks", headers={"Authorization": f"Bearer {token}"},
+                                  json={"name": "gate", "view": {"longitude": 104.06, "latitude": 30.66, "zoom": 15,
+                                                                 "pitch": 0, "bearing": 0}})
+
+    posted = {}
+    holder, poster = threading.Thread(target=hold), threading.Thread(target=post)
+    holder.start()
+    held.wait(5)
+    poster.start()
+    time.sleep(0.3)  # the POST is now waiting for the lock
+    t0 = time.perf_counter()
+    health = client.get("/api/health")
+    took = time.perf_counter() - t0
+    holder.join(10)
+    poster.join(30)
+    assert health.status_code == 200 and took < 1.0, took  # it waited ~1.7 s for the lock
+    assert posted["r"].status_code == 201, posted["r"].text

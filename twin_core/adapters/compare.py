@@ -82,15 +82,21 @@ class Comparison:
     def save(self, twin, run: str | None = None, *, scenario: str | None = None) -> str:
         """Store the comparison as run ``run`` (default a new id ``compare-...``) under ``scenario`` (default
         B's): its ``summary`` (engine ``compare``), tables and rasters. Returns the run id."""
-        from cim.results import claim_run, delete_results, list_results
+        from cim.results import claim_run, delete_results, engine_of, list_results
+        from cim.scenario import normalise_scenario_name
 
-        scen = scenario or self.b[0]
+        scen = normalise_scenario_name(scenario) or self.b[0]
         run = claim_run(twin.store, scen, run, "compare")  # another engine's run id is refused
         idx = list_results(twin.store)
         elsewhere = sorted(set(idx.loc[(idx["run"] == run) & (idx["scenario"] != scen), "scenario"]))
         if elsewhere:  # a run id names one run: a second one under another scenario makes it ambiguous
             raise ParameterError(f"run id {run!r} is taken under scenario {elsewhere[0]!r} already; save the "
                                  "comparison under another id")
+        mine = idx[(idx["run"] == run) & (idx["scenario"] == scen)]
+        by_hand = sorted(mine.loc[[engine_of(m) is None for m in mine["meta"]], "name"])
+        if by_hand:  # results saved by hand (twin.save_result) under this id: not a comparison's to replace
+            raise ParameterError(f"run {run!r} under scenario {scen!r} holds results saved by hand ({by_hand[:5]}); "
+                                 "save the comparison under another id")
         meta = {"engine": "compare", "a": list(self.a), "b": list(self.b)}
         with twin.store.transaction():
             delete_results(twin.store, scen, run)  # an earlier comparison under this id, whole (its tables differ)

@@ -421,6 +421,8 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     until = parse_duration(until, "until")
     if agents is not None:  # here, not in Twin.crowd: the CLI and scripts call this directly
         agents = as_count(agents, "agents", "people", minimum=1)
+    if seed is not None:  # None: a fresh random placement (NumPy's default_rng(None)), recorded as null
+        seed = as_count(seed, "seed", None, minimum=0)
     from cim.scenario import normalise_scenario_name
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
@@ -486,7 +488,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     t_engine = time.perf_counter()
     res = sim.run(until=until, progress=progress)
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
-                 "route": route, "seed": int(seed)})
+                 "route": route, "seed": seed})
     timings = {"engine_wall_s": time.perf_counter() - t_engine}
     saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs, timings=timings) if save else []
     summary = RunSummary({"engine": "crowd", "scenario": scen, "run": run_id, **_engine_summary(res),
@@ -567,7 +569,10 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings):
     summary = finite_or_none({"engine": "crowd", "scenario": scenario, "run": run, **_engine_summary(res)})
     if res.line_names:
         summary["measurement_lines"] = list(res.line_names)
+    # density_rows: the stored density array's rows run from the north (runs before 2026-12-05: from the south,
+    # with no such key), for whoever reads the array with this grid by hand
     summary.update({"density_grid": g, "density_times_s": [float(t) for t in res.density_times],
+                    "density_rows": "north_first",
                     **{k: v for k, v in (info or {}).items()}, **timings})
     put("summary", summary)
     put("evacuation_curve", res.curve)

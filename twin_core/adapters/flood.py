@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import time
@@ -716,9 +717,9 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         "engine_wall_s": res.elapsed_s, "cell_updates_per_s": res.cell_updates_per_s,
     }
     # what it was run with besides the storm (a run compared with another must say so: twin compare)
-    for key, default in (("buildings", "block"), ("roof_runoff", "adjacent"), ("drainage_mm_h", 0.0),
-                         ("infiltration_mm_h", 0.0), ("boundary", "free")):
-        v = prepare_kw.get(key, default)
+    defaults = inspect.signature(prepare_flood).parameters
+    for key in ("buildings", "roof_runoff", "drainage_mm_h", "infiltration_mm_h", "boundary"):
+        v = prepare_kw.get(key, defaults[key].default)
         summary[key] = float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else (
             v if isinstance(v, str) else "per cell")
     if save:

@@ -887,7 +887,9 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
 
     Works for two ``assign`` runs (flow, TSTT) or two ``simulate`` runs
     (vehicles, mean trip time, completed trips). ``save_as`` = (scenario,
-    run) stores ``comparison`` (layer) and ``comparison_summary``.
+    run) stores ``comparison`` (layer) and ``comparison_summary`` as a comparison's run (engine ``compare``;
+    an id holding another engine's run is refused). ``twin compare`` / :meth:`Twin.compare` do this for every
+    engine.
     """
     sa, sb = twin.load_result(*a, "summary"), twin.load_result(*b, "summary")
     for key, s in ((a, sa), (b, sb)):
@@ -941,7 +943,12 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
     if notes:
         summary["note"] = "; ".join(notes)
         twin_warn(summary["note"], TwinWarning, stacklevel=2)
-    if save_as:
-        twin.save_result(*save_as, "comparison", layer)
-        twin.save_result(*save_as, "comparison_summary", summary)
+    if save_as:  # a comparison's run, as twin compare --save keeps one: its id claimed, its results marked so
+        from cim.results import claim_run
+
+        scen, run = save_as
+        run = claim_run(twin.store, scen, run, "compare")  # a flood's or a traffic run's id is not written into
+        with twin.store.transaction():
+            twin.save_result(scen, run, "comparison", layer, meta={"engine": "compare"})
+            twin.save_result(scen, run, "comparison_summary", summary, meta={"engine": "compare"})
     return layer, summary

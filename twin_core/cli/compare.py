@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import Optional
 
 import typer
 
-from twin_core.cli._common import JSON_OPT, STORE_ARG, check_output_path, emit
+from twin_core.cli._common import JSON_OPT, STORE_ARG, check_output_path, emit, store_arg
 
 
 def register(app: typer.Typer) -> None:
@@ -35,11 +34,14 @@ def register(app: typer.Typer) -> None:
         if out:  # before the comparison is made (and saved): a format no table can go to
             _format_of(out)
         with Twin.open(target) as twin:
-            cmp = twin.compare(run_a, run_b, scenario_a=scenario_a, scenario_b=scenario_b, save=save)
-            saved = cmp.saved_as
-            shown_store = twin.store.uri  # a DSN's password hidden
+            cmp = twin.compare(run_a, run_b, scenario_a=scenario_a, scenario_b=scenario_b)
+            many = len(cmp.tables) > 1
+            if out:  # every table can go where --out says, before anything is saved or written
+                for name, table in cmp.tables.items():
+                    _writable(table, _one_of(out, name) if many else out)
+            saved = cmp.save(twin, save) if save is not None else None
+            shown_store = store_arg(twin.store, target)  # a DSN without its password, quoted for the shell
         lines = cmp.lines()
-        many = len(cmp.tables) > 1
         for name, table in cmp.tables.items():
             changed = table[table["change"] != "same"] if "change" in table.columns else table
             lines.append(f"{name}: {len(changed):,} of {len(table):,} rows changed")
@@ -52,8 +54,7 @@ def register(app: typer.Typer) -> None:
                 _write(table, path, name)
                 lines.append(f"wrote {name} to {path}")
         if saved:
-            lines.append(f"saved as run {saved!r} under scenario {cmp.b[0]!r} (twin runs {shlex.quote(shown_store)} "
-                         f"{saved})")
+            lines.append(f"saved as run {saved!r} under scenario {cmp.b[0]!r} (twin runs {shown_store} {saved})")
         doc = cmp.to_dict() | {"saved_as": saved}
         emit(doc, as_json, human="\n".join(lines))
 
@@ -79,18 +80,24 @@ def _format_of(out: str) -> str:
     return ext
 
 
-def _write(table, out: str, name: str) -> None:
+def _writable(table, out: str) -> str:
+    """The format ``table`` goes to at ``out``, or the error that says why it cannot."""
     from twin_core.errors import ImportFormatError
 
     ext = _format_of(out)
+    if ext not in (".csv", ".parquet") and "geometry" not in table.columns:
+        raise ImportFormatError(f"--out {out}: this comparison's table has no geometry; write it to .csv or .parquet "
+                                "(save it with --save and `twin export` places building or link rows on the map)")
+    return ext
+
+
+def _write(table, out: str, name: str) -> None:
+    ext = _writable(table, out)
     if ext == ".csv":
         table.drop(columns="geometry", errors="ignore").to_csv(out, index=False, encoding="utf-8")
     elif ext == ".parquet":
         table.to_parquet(out, index=False)
-    elif "geometry" in table.columns:
+    else:
         from cim.io.vector import write_frame
 
         write_frame(table, out, layer=name)
-    else:
-        raise ImportFormatError(f"--out {out}: this comparison's table has no geometry; write it to .csv or .parquet "
-                                "(save it with --save and `twin export` places building or link rows on the map)")

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         if density is not None and not (math.isfinite(density) and density > 0):
             raise ParameterError(f"--density must be a finite number of persons per m2 > 0, got {density}")
         if agents is not None:  # before the area is built; run_crowd checks it the same way
-            as_count(agents, "agents", "people", minimum=1)
+            as_count(agents, "--agents", "people", minimum=1)
         if (storey is not None or anchor is not None) and ifc is None:
             raise ParameterError("--storey and --anchor go with the IFC model given by --ifc; give --ifc FILE, or "
                                  "leave them out for a plaza (--area)")

@@ -45,9 +45,18 @@ def result_catalogue(state, scenario: str | None = None) -> list[dict]:
             e["steps"] = [t for t, _ in e["_steps"]]
             e["members"] = [n for _, n in e.pop("_steps")]
         if e["kind"] == "array":
-            meta = e.get("meta") or {}
-            e["steps"] = (meta.get("times_s") or meta.get("snapshot_times_s")) if isinstance(meta, dict) else None
+            meta = e.get("meta") if isinstance(e.get("meta"), dict) else {}
+            e["steps"] = meta.get("times_s") or meta.get("snapshot_times_s")
+            if e["steps"] is None and e["name"] == "density":  # an older crowd run: its times are in its summary
+                grid = _array_grid(state, e)
+                e["steps"] = grid.times_s if grid is not None else None
     return sorted(out.values(), key=lambda e: (e["scenario"], e["run"], e["name"]))
+
+
+def _array_grid(state, e: dict):
+    from twin_core.adapters.results_export import array_grid
+
+    return array_grid(state.twin, e["scenario"], e["run"], e["name"], e.get("meta"))
 
 
 def _path(*parts: str) -> str:
@@ -74,16 +83,15 @@ def _grid_of(state, e: dict):
         return None, None
     if e["kind"] == "array":
         key = ("array", e["scenario"], e["run"], e["name"])
-        from twin_core.adapters.results_export import array_grid
-
-        grid = array_grid(state.twin, e["scenario"], e["run"], e["name"], meta)  # the array's meta, or an older
-        # crowd run's summary (its density's rows from the south: turned north-up here, once, in the cache)
 
         def load():
+            # the grid from the array's meta, or an older crowd run's summary (its density's rows from the south:
+            # turned north-up here, once, and kept with the grid in the cache)
+            grid = _array_grid(state, e)
             a = state.twin.load_result(e["scenario"], e["run"], e["name"])
-            return a[..., ::-1, :] if grid is not None and grid.south_first and a.ndim in (2, 3) else a
+            return grid, (a[..., ::-1, :] if grid is not None and grid.south_first and a.ndim in (2, 3) else a)
 
-        arr = state.images.get_or_make(key, load)
+        grid, arr = state.images.get_or_make(key, load)
         if arr.ndim not in (2, 3):
             raise HTTPException(400, f"result {e['name']!r} is an array of shape {arr.shape}, not a grid")
         grid_name = meta.get("grid", "dem") if isinstance(meta, dict) else "dem"

@@ -15,9 +15,20 @@ from pydantic import BaseModel, Field, field_validator
 
 from cim.scenario import OutsideAreaError, check_scenario_name, normalise_scenario_name
 from viewer.dependencies import ScenarioQuery, get_state, require
-from viewer.limits import LimitedRoute
+from viewer.limits import limited_body_route
 
-router = APIRouter(prefix="/api/scenarios", tags=["scenarios"], route_class=LimitedRoute)
+#: the most an edit's body may carry: 100,000 ids (``EditIn.ids``) of up to 60 characters, or a layer's worth of
+#: drawn or imported features as GeoJSON
+EDIT_BODY = 16 * 1024 * 1024
+
+
+def _edit_too_large(size: int, request) -> HTTPException:
+    return HTTPException(413, f"the edit is {size // 1024} kB, over the limit of {EDIT_BODY // (1024 * 1024)} MB; "
+                              "send it in parts (several edits), or import a large layer with `twin import`")
+
+
+router = APIRouter(prefix="/api/scenarios", tags=["scenarios"],
+                   route_class=limited_body_route(lambda request: EDIT_BODY, _edit_too_large))
 
 
 class ScenarioIn(BaseModel):
