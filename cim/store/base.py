@@ -404,7 +404,12 @@ def value_kind(series: pd.Series) -> str:
         return "float64"
     if pd.api.types.is_datetime64_any_dtype(dt):
         return "datetime"
-    sample = series.dropna()
+    if isinstance(dt, pd.StringDtype):  # holds only strings and nulls
+        return "str"
+    # the first non-null value decides: looked for in the first rows, the whole column only when they are all null
+    sample = series.iloc[:64].dropna()
+    if not len(sample):
+        sample = series.dropna()
     if len(sample) and isinstance(sample.iloc[0], (bytes, bytearray, memoryview)):
         return "bytes"
     return "str"
@@ -493,12 +498,16 @@ def index_as_columns(df):
     return df.reset_index()
 
 
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
+
+
 def prepare_frame(gdf):
     import geopandas as gpd
 
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise TypeError("write_layer needs a GeoDataFrame; use write_table for plain tables")
-    out = index_as_columns(gdf.copy())
+    # pandas >= 3 copies on write: a shallow copy is a copy (and skips copying every column, 6 ms for 135k rows)
+    out = index_as_columns(gdf.copy(deep=not _COPY_ON_WRITE))
     bad = [c for c in out.columns if c.lower() in ("fid", "geom") and c != out.geometry.name]
     if bad:
         raise SchemaError(f"columns {bad} are reserved by the store; rename them")
@@ -524,10 +533,18 @@ def frame_has_z(gdf) -> bool | None:
     import shapely
 
     geoms = np.asarray(gdf.geometry.values, dtype=object)
+    z = shapely.has_z(geoms)  # False for a missing geometry
+    uniform = bool(z.all()) or not z.any()
+    if uniform:  # 2D or 3D as z says, when any geometry is live: the first rows settle that for a usual layer
+        head = geoms[:64]
+        live_head = ~(shapely.is_missing(head) | shapely.is_empty(head))
+        if live_head.any() or (~(shapely.is_missing(geoms) | shapely.is_empty(geoms))).any():
+            return bool(z.all())
+        return None
     live = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if not live.any():
         return None
-    z = shapely.has_z(geoms[live])
+    z = z[live]
     if z.all():
         return True
     if not z.any():
@@ -560,7 +577,8 @@ def geometry_type_of(gdf) -> str:
     or there are none; a single/multi mix of one kind is its multi type, see :func:`promote_to_multi`)."""
     import shapely
 
-    kinds = sorted(set(shapely.get_type_id(gdf.geometry.values).tolist()) - {-1})
+    ids = shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))  # -1 for a missing geometry
+    kinds = [int(k) - 1 for k in np.flatnonzero(np.bincount(ids + 1, minlength=1)) if k > 0]  # sorted, present
     if not kinds:
         return "GEOMETRY"
     if len(kinds) == 1:
@@ -643,6 +661,9 @@ def normalise_columns(df: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_timedelta64_dtype(s.dtype):
             kind = "timedelta"
         elif s.dtype == object:  # pandas' C type inference, nulls skipped: no Python loop over the rows
+            head = s.iloc[:64].dropna()
+            if len(head) and isinstance(head.iloc[0], str):  # text first: not all booleans, date-times, durations
+                continue
             kind = pd.api.types.infer_dtype(s, skipna=True)
         else:
             continue
