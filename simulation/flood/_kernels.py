@@ -643,9 +643,16 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qxj, edge[c], prev, qy[j + 1], 0.0, 0.0,
                    rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
     nsrc = src_r.shape[0]
-    zrow = np.zeros(nx, dtype=h.dtype)
+    # zeroed by plain loops, and summed by one below: np.zeros and .sum() would each be a parallel region of
+    # their own (a thread wake-up and barrier; milliseconds when another process holds a core); one per step
+    zrow = np.empty(nx, dtype=h.dtype)
+    for i in range(nx):
+        zrow[i] = 0.0
     has_loss = grid_drain or grid_inf or drain_u > 0.0 or inf_u > 0.0
-    swept = np.zeros((nb, 2), dtype=np.int64)
+    swept = np.empty((nb, 2), dtype=np.int64)
+    for c in range(nb):
+        swept[c, 0] = 0
+        swept[c, 1] = 0
     for c in prange(nb):
         a = start[c]
         b = start[c + 1]
@@ -700,4 +707,9 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         j = start[c]
         for i in range(nx):
             qy[j, i] = edge[c, i]
-    return swept[:, 0].sum(), swept[:, 1].sum()
+    nf = 0
+    nc = 0
+    for c in range(nb):
+        nf += swept[c, 0]
+        nc += swept[c, 1]
+    return nf, nc
