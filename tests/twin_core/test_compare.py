@@ -264,6 +264,7 @@ def test_features_a_scenario_builds_or_pulls_down_are_not_water_or_reach_changes
     merged table's NaN made B's unreachable count 1 where the engine said 0."""
     from twin_core.adapters.compare import compare_runs
 
+    nan = float("nan")
     twin = _twin(tmp_path)
     twin.store.write_layer("buildings", _buildings(["B1", "B2", "B3"]))
     s = twin.scenarios.create("rebuild")
@@ -289,6 +290,18 @@ def test_features_a_scenario_builds_or_pulls_down_are_not_water_or_reach_changes
     assert (a.summary["unreachable_a"], a.summary["unreachable_b"], a.summary["within_a"], a.summary["within_b"]) \
         == (0, 0, 3, 2)
     assert (a.summary["buildings_added"], a.summary["buildings_removed"], a.summary["out_of_reach"]) == (1, 1, 1)
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+
+    twin.save_result(None, "aa2", "access_buildings", pd.DataFrame({"building_id": ["B1", "B2"], "time_s": [60.0, nan],
+                                                                     "within": [True, False]}))
+    twin.save_result(None, "aa2", "summary", {"engine": "access", "within": 1, "unreachable": 1})
+    twin.save_result(None, "ab2", "access_buildings", pd.DataFrame({"building_id": ["B1", "B2"], "time_s": [90.0, nan],
+                                                                     "within": [True, False]}))
+    twin.save_result(None, "ab2", "summary", {"engine": "access", "within": 1, "unreachable": 1})
+    out = CliRunner().invoke(get_app(), ["compare", twin.store.uri, "aa2", "ab2"]).output
+    assert "access_buildings_change: 1 of 2 rows changed" in out, out  # B2, reached in neither, is no change
 
 
 def test_runs_with_different_thresholds_are_not_compared_row_by_row(tmp_path):

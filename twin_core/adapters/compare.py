@@ -57,6 +57,8 @@ ENGINES = {
 SAME_DEPTH_M = 0.05
 #: a travel time change smaller than this (s) is "the same"
 SAME_TIME_S = 1.0
+#: the ``change`` of a table row where B changed nothing (an unreachable building stays unreachable)
+UNCHANGED = ("same", "reached in neither")
 #: a summary key of run A's figure: ``flooded_area_m2_a``, ``mean_trip_time_a_s`` (its B twin: ``..._b...``)
 _PAIR = re.compile(r"^(?P<stem>.+)_a(?P<unit>_s|_m|_m2|_h)?$")
 _ENGINE_ALIASES = {"simulation.flood": "flood", "simulation.traffic": "traffic", "simulation.crowd": "crowd",

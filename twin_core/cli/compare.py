@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What a what-if changes: two stored runs of one engine (flood, traffic, access, crowd, sunlight,
         viewshed), their headline figures and the features that changed most (B - A)."""
+        from twin_core.adapters.compare import UNCHANGED
         from twin_core.twin import Twin
 
         check_output_path(f"--out {out}", out)
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
             shown_store = store_arg(twin.store, target)  # a DSN without its password, quoted for the shell
         lines = cmp.lines()
         for name, table in cmp.tables.items():
-            changed = table[table["change"] != "same"] if "change" in table.columns else table
+            changed = table[~table["change"].isin(UNCHANGED)] if "change" in table.columns else table
             lines.append(f"{name}: {len(changed):,} of {len(table):,} rows changed")
             if top and len(changed):
                 shown = changed.drop(columns="geometry", errors="ignore").head(top)
