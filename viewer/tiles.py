@@ -120,7 +120,7 @@ def _tile_column(key: str, col):
         return codes.reshape(-1), [_mvt_value(key, v) for v in uniq.tolist()]
     boxed = dtype == object or not isinstance(dtype, np.dtype)
     if boxed and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
-        # None, NaN and pd.NA are left out; another null (NaT ...) is written as text: value by value below
+        # None, NaN and pd.NA are left out here; another null (NaT ...) value by value below, left out as well
         if all(v is None or v is pd.NA or isinstance(v, float) for v in col[col.isna().to_numpy()].tolist()):
             codes, uniq = pd.factorize(col, use_na_sentinel=True)
             return np.asarray(codes, dtype=np.int64), [_mvt_value(key, v) for v in list(uniq)]
@@ -146,7 +146,19 @@ def _mvt_value(key: str, v):
         return round_like_postgis(v)
     if isinstance(v, (bool, int, str)):
         return v
+    if _is_null(v):  # NaT, pd.NA, numpy's NaT: no value, as PostGIS leaves out a NULL (not the text "NaT")
+        return None
     return str(v)
+
+
+def _is_null(v) -> bool:
+    """Whether ``v`` is a scalar missing value of a type tiles would otherwise write as text."""
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(v)) if pd.api.types.is_scalar(v) else False
+    except (TypeError, ValueError):
+        return False
 
 
 def round_like_postgis(v: float) -> float:

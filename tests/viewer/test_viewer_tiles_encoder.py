@@ -492,6 +492,12 @@ def test_project_frame_attributes_as_before_for_every_column_type():
     assert rec[0]["text_na"] == "a" and not {"label", "name", "text_na", "maybe", "empty", "all_nan"} & set(rec[1])
     assert rec[1]["mixed"] == 3 and "mixed" not in rec[11]  # pd.NA left out, as None and NaN
     assert repr(rec[8]["ratio"]) == "-0.0" and repr(rec[9]["ratio"]) == "0.0"
+    # a missing datetime is left out as PostGIS leaves out a NULL (it was written as the text "NaT")
+    assert rec[0]["when"] == "2024-01-01 00:00:00" and "when" not in rec[6]
+    obj = gpd.GeoDataFrame({"t": pd.Series([pd.Timestamp("2024-01-01"), pd.NaT, None, np.datetime64("NaT")],
+                                           dtype=object)}, geometry=list(geoms[:4]), crs="EPSG:3857")
+    assert [r.get("t") for r in project_frame(obj, "EPSG:3857", "t", ["t"]).props.records()] == [
+        "2024-01-01 00:00:00", None, None, None]
     ok = [f for f in fields if f not in ("big", "mixed")]  # the former encoder refused ints >= 2**63
     fr_ok = project_frame(df, "EPSG:3857", "things", ok)
     tile = encode_frame_tile(fr_ok, Z, X, Y)
