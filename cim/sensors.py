@@ -189,7 +189,6 @@ class KnownSensors:
     (['RG01'], (0.0, 500.0))
     """
 
-    frame: pd.DataFrame
     ids: frozenset
     ranges: Mapping[str, tuple]
 
@@ -197,7 +196,7 @@ class KnownSensors:
     def of(cls, sensors: pd.DataFrame) -> "KnownSensors":
         """The ids and ranges of ``sensors`` (``sensor_id``, and ``kind``, ``unit``, ``min_value``,
         ``max_value`` where known)."""
-        return cls(sensors, frozenset(_sensor_ids(sensors)), reading_ranges(sensors))
+        return cls(frozenset(_sensor_ids(sensors)), reading_ranges(sensors))
 
 
 def _check_range(sid: str, v: float, ranges: Mapping[str, tuple]) -> str | None:
@@ -580,7 +579,7 @@ def _ensure_index(store, existed: bool) -> None:
     """Index the readings on ``(sensor_id, time)`` if they are not yet: at once on a table this append made, after
     checking that the times of an older table sort as the instants do (UTC ISO-8601 text or datetimes; once: the
     index stays with the table), else the index would give the latest by text and a warning says how to fix."""
-    if existed and has_readings_index(store):
+    if existed and _indexed(store):  # the table is there: ``existed`` says so, has_readings_index would ask again
         return
     if existed:
         t = store.read_table(READINGS, columns=["time"])["time"]
@@ -662,8 +661,12 @@ def read_readings(store, sensor_ids=None, *, since=None, until=None) -> pd.DataF
 def has_readings_index(store) -> bool:
     """Whether :data:`READINGS` has an index led by ``(sensor_id, time)`` (:data:`INDEX`), which
     :func:`append_readings` makes and the latest-reading lookups use."""
-    return store.has_table(READINGS) and any(
-        cols[:len(INDEX)] == list(INDEX) for cols in store.list_indexes(READINGS).values())
+    return store.has_table(READINGS) and _indexed(store)
+
+
+def _indexed(store) -> bool:
+    """Whether the readings table, which is there, has an index led by :data:`INDEX`."""
+    return any(cols[:len(INDEX)] == list(INDEX) for cols in store.list_indexes(READINGS).values())
 
 
 def latest_per_sensor(df: pd.DataFrame) -> pd.DataFrame:
@@ -1004,9 +1007,11 @@ def append_rejects(store, rejects: Iterable[Mapping]) -> int:
     return len(rows)
 
 
-def read_rejects(store, limit: int | None = None, *, offset: int = 0) -> pd.DataFrame:
+def read_rejects(store, limit: int | None = None, *, offset: int = 0, total: int | None = None) -> pd.DataFrame:
     """The rejected messages, newest first: at most ``limit`` of them, after skipping the ``offset`` newest (a
-    page); an empty frame when there are none. :func:`count_rejects` says how many there are in all.
+    page); an empty frame when there are none. :func:`count_rejects` says how many there are in all; a caller
+    that has counted them already (to show the total beside a page) passes that count as ``total``, read in the
+    same transaction or under the same lock, and they are not counted again.
 
     Examples
     --------
@@ -1017,11 +1022,14 @@ def read_rejects(store, limit: int | None = None, *, offset: int = 0) -> pd.Data
     5
     >>> read_rejects(store, 2, offset=1)["topic"].tolist()
     ['t/3', 't/2']
+    >>> n = count_rejects(store)
+    >>> n, read_rejects(store, 1, total=n)["topic"].tolist()
+    (5, ['t/4'])
     >>> store.close()
     """
-    if (limit is not None and int(limit) < 0) or int(offset) < 0:
-        raise ValueError(f"limit ({limit}) and offset ({offset}) must be 0 or more")
-    n = count_rejects(store)
+    if (limit is not None and int(limit) < 0) or int(offset) < 0 or (total is not None and int(total) < 0):
+        raise ValueError(f"limit ({limit}), offset ({offset}) and total ({total}) must be 0 or more")
+    n = count_rejects(store) if total is None else int(total)
     if not n:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in REJECT_COLUMNS})
     end = max(0, n - int(offset))

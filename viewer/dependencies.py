@@ -99,14 +99,21 @@ def current_principal(request: Request, state: AppState = Depends(get_state)) ->
     return Principal(rec["role"], rec["name"], rec["id"])
 
 
+def check_right(p: Principal, right: str) -> Principal:
+    """``p`` if its role has ``right``, else a 403 that names the role it needs."""
+    if not p.can(right):
+        need = {"scenarios": "planner or admin", "simulate": "planner or admin", "bim": "regulator or admin",
+                "ingest": "sensor or admin", "admin": "admin"}.get(right, "viewer")
+        raise HTTPException(403, f"the role {p.role!r} may not do this ({right}); it needs the role {need}")
+    return p
+
+
 def require(right: str):
-    """A dependency that lets through callers whose role has ``right``."""
+    """A dependency that lets through callers whose role has ``right`` (kept as its ``required_right``, which
+    :mod:`viewer.limits` checks before a request's body is read)."""
 
     def dep(p: Principal = Depends(current_principal)) -> Principal:
-        if not p.can(right):
-            need = {"scenarios": "planner or admin", "simulate": "planner or admin", "bim": "regulator or admin",
-                    "ingest": "sensor or admin", "admin": "admin"}.get(right, "viewer")
-            raise HTTPException(403, f"the role {p.role!r} may not do this ({right}); it needs the role {need}")
-        return p
+        return check_right(p, right)
 
+    dep.required_right = right
     return dep

@@ -6,7 +6,9 @@ their length: a declared ``Content-Length`` over it is refused before any of the
 in chunks (no ``Content-Length``) once the bytes that came pass it. FastAPI reads and parses a body whole (a form's
 files to temporary files) before the endpoint runs, so a check in the endpoint, or one on ``Content-Length``
 alone, comes after the whole body was taken in. Nothing is held here: the ASGI ``receive`` is wrapped, and
-FastAPI's parser reads the counted stream as it would the plain one.
+FastAPI's parser reads the counted stream as it would the plain one. Before any of the body is read, the caller
+is checked too: its token (401) and the route's right (403), found among the route's dependencies (its
+``require(...)``), so a caller who may not use the route has none of its body read.
 
 Examples
 --------
@@ -20,6 +22,7 @@ from __future__ import annotations
 from typing import Callable
 
 from fastapi import HTTPException, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
@@ -32,15 +35,31 @@ LIMITED_METHODS = ("POST", "PUT", "PATCH")
 DEFAULT_BODY = 1 << 20
 
 
-def _authenticated(request: Request) -> None:
-    """The caller's token checked before a byte of the body is read (401 for none or a bad one): FastAPI reads
-    and parses a body before it runs a route's dependencies, so an anonymous caller's 8 MB of JSON was parsed
-    (and an upload spooled) only to be refused. The route's own ``require(...)`` still checks the right."""
+def _required_rights(dependant: Dependant) -> list[str]:
+    """The rights a route's dependencies require (its own, its router's and its parameters', at any depth): the
+    ``required_right`` of each :func:`~viewer.dependencies.require` among them."""
+    out = []
+    for sub in dependant.dependencies:
+        right = getattr(sub.call, "required_right", None)
+        if right is not None:
+            out.append(right)
+        out += _required_rights(sub)
+    return out
+
+
+def _authenticated(request: Request, rights: list[str]) -> None:
+    """The caller's token and right checked before a byte of the body is read: 401 for no token or a bad one,
+    403 for a role without one of the route's ``rights`` (:func:`_required_rights`, e.g. its
+    ``require("ingest")``). FastAPI reads and parses a body before it runs a route's dependencies, so an
+    anonymous caller's 8 MB of JSON, or a viewer's, was parsed (and an upload spooled) only to be refused. The
+    route's dependencies still run as before, after the body."""
     state = getattr(request.app.state, "twin_state", None)
     if state is not None:
-        from viewer.dependencies import current_principal
+        from viewer.dependencies import check_right, current_principal
 
-        current_principal(request, state)
+        caller = current_principal(request, state)
+        for right in rights:
+            check_right(caller, right)
 
 
 def limited_body_route(limit: Callable[[Request], int | None], too_large: Callable[[int, Request], HTTPException],
@@ -63,10 +82,11 @@ def limited_body_route(limit: Callable[[Request], int | None], too_large: Callab
     class LimitedBodyRoute(APIRoute):
         def get_route_handler(self):
             handler = super().get_route_handler()
+            rights = _required_rights(self.dependant)  # found once per route, checked once per request
 
             async def limited(request: Request):
                 if request.method in LIMITED_METHODS:  # in a worker thread: it may wait for the store's lock
-                    await run_in_threadpool(_authenticated, request)
+                    await run_in_threadpool(_authenticated, request, rights)
                 most = limit(request) if request.method in LIMITED_METHODS else None
                 if most is None:
                     return await handler(request if isinstance(request, request_class)
@@ -98,5 +118,5 @@ def _default_too_large(size: int, request: Request) -> HTTPException:
 
 
 #: the route class of every router whose routes take a body and set no limit of their own (scenario edits,
-#: bookmarks, jobs): at most :data:`DEFAULT_BODY`, the token checked first
+#: bookmarks, jobs): at most :data:`DEFAULT_BODY`, the caller's token and right checked first
 LimitedRoute = limited_body_route(lambda request: DEFAULT_BODY, _default_too_large)

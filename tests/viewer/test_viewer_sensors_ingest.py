@@ -57,3 +57,28 @@ def test_a_declared_length_over_the_limit_is_413_before_any_of_it_is_read(client
 def test_the_read_routes_are_untouched_by_the_limit(client):
     assert client.get("/api/sensors/latest").status_code == 200
     assert client.get("/api/sensors/alerts").status_code == 200
+
+
+def test_a_post_asks_once_whether_the_readings_table_is_there(client, monkeypatch):
+    """Storing into the existing table asked has_table twice per POST: once to append, once more to look for
+    its index."""
+    from cim.sensors import READINGS, has_readings_index
+
+    def post(value):
+        r = client.post("/api/sensors/readings", json={"readings": [{"sensor_id": "RG01", "time": _now(),
+                                                                     "value": value}]})
+        assert r.status_code == 201 and r.json() == {"stored": 1}, r.text
+
+    post(1.0)  # makes the table and its index
+    store = client.app.state.twin_state.store
+    asked, real = [], store.has_table
+
+    def has_table(name):
+        if name == READINGS:
+            asked.append(name)
+        return real(name)
+
+    monkeypatch.setattr(store, "has_table", has_table)
+    post(2.0)
+    assert asked == [READINGS]
+    assert has_readings_index(store)

@@ -263,7 +263,7 @@ def rejects(state=Depends(get_state),
     answered to their sender (422) and not kept here."""
     with state.lock:
         total = count_rejects(state.store)
-        df = read_rejects(state.store, limit, offset=offset) if offset < total else None
+        df = read_rejects(state.store, limit, offset=offset, total=total) if offset < total else None
     rows = [] if df is None else [{k: _json_value(v) for k, v in rec.items()} for rec in df.to_dict("records")]
     return {"rejects": rows, "count": len(rows), "total": total, "limit": limit, "offset": offset}
 
