@@ -70,10 +70,18 @@ def auth_needed(state: AppState) -> bool:
     return bool(_token_meta(state))
 
 
+#: where :mod:`viewer.limits` keeps the caller it checked, on the request's state (server-side only)
+PRINCIPAL_KEY = "rongtwin_principal"
+
+
 def current_principal(request: Request, state: AppState = Depends(get_state)) -> Principal:
-    """The caller, from ``Authorization: Bearer <token>`` (or ``?access_token=`` for EventSource)."""
+    """The caller, from ``Authorization: Bearer <token>`` (or ``?access_token=`` for EventSource); the one
+    :mod:`viewer.limits` found before the request's body was read, when it did (the token checked once)."""
     if not auth_needed(state):
         return _ANON_ADMIN
+    known = getattr(request.state, PRINCIPAL_KEY, None)
+    if isinstance(known, Principal):
+        return known
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     if token is None and "access_token" in request.query_params:

@@ -55,9 +55,10 @@ def _authenticated(request: Request, rights: list[str]) -> None:
     route's dependencies still run as before, after the body."""
     state = getattr(request.app.state, "twin_state", None)
     if state is not None:
-        from viewer.dependencies import check_right, current_principal
+        from viewer.dependencies import PRINCIPAL_KEY, check_right, current_principal
 
         caller = current_principal(request, state)
+        setattr(request.state, PRINCIPAL_KEY, caller)  # the route's own dependencies take it from there
         for right in rights:
             check_right(caller, right)
 

@@ -116,3 +116,21 @@ def test_every_route_with_a_body_checks_its_right_first():
         for route in router.routes:
             if set(getattr(route, "methods", ()) or ()) & {"POST", "PUT", "PATCH"}:
                 assert _required_rights(route.dependant), route.path
+
+
+def test_the_token_is_checked_once_per_request(tokens, monkeypatch):
+    """The early check keeps the caller it found; the route's require(...) takes it from there (the token's
+    format, SHA-256 and record were looked up twice per POST before)."""
+    import viewer.dependencies as deps
+
+    client, tok = tokens
+    calls = []
+    real = deps.token_status
+    monkeypatch.setattr(deps, "token_status", lambda *a, **k: calls.append(1) or real(*a, **k))
+    r = client.post("/api/bookmarks", headers={"Authorization": f"Bearer {tok['planner']}"},
+                    json={"name": "once", "view": {"longitude": 104.06, "latitude": 30.66, "zoom": 12}})
+    assert r.status_code == 201, r.text
+    assert len(calls) == 1
+    calls.clear()
+    assert client.get("/api/bookmarks", headers={"Authorization": f"Bearer {tok['viewer']}"}).status_code == 200
+    assert len(calls) == 1  # a GET has no early check: its dependency looks the token up, once
