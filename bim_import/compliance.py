@@ -57,6 +57,7 @@ neighbour, which the table's notes allow closer, is not taken into account::
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import os
@@ -674,14 +675,100 @@ def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> Rul
     return result(float(dist[worst]), float(need[worst]), not bad.any(), sorted(ids[bad].tolist()), "; ".join(notes))
 
 
-def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
-    import ifcopenshell
+#: an IDS file's root element: ``<ids xmlns="http://standards.buildingsmart.org/IDS">``
+IDS_NAMESPACE = "http://standards.buildingsmart.org/IDS"
+#: the most bytes an IDS file may have (real ones are tens of kB; the map takes a rules file of 1 MiB at most)
+MAX_IDS_BYTES = 16 << 20
+
+
+def read_ids(data: bytes, name: str = "upload.ids"):
+    """An IDS file's bytes as ifctester's ``Ids``, read without trusting them; RuleError saying what is wrong.
+
+    The bytes are parsed with defusedxml first, refusing a DTD (``<!DOCTYPE``), entity declarations and external
+    references: an IDS needs none, and they are how XML reads the server's files (XXE), fetches URLs or expands
+    a few bytes into gigabytes (billion laughs). The IDS schema then decodes them with xmlschema allowed to open
+    no resource (``allow="none"``, its own parser defused, ``xsi:schemaLocation`` hints ignored), against the
+    schema that ships with ifctester, loaded from its folder only. The schema's errors are reported with the
+    element they are about. ``name`` names the file in the messages. The CLI (:func:`_check_ids`) and the
+    map's upload (``POST /api/bim/checks``) both read an IDS here.
+
+    >>> read_ids(b'<!DOCTYPE ids [<!ENTITY x SYSTEM "file:///etc/passwd">]><ids/>', "x.ids")
+    Traceback (most recent call last):
+    ...
+    twin_core.errors.RuleError: the IDS file 'x.ids' is refused: it has a DTD (<!DOCTYPE ...>), which can read the server's files, fetch URLs or expand entities without end, and an IDS needs none; remove the <!DOCTYPE ...> declaration and any &name; entity references, and send it again
+    """
+    import io
+    from xml.etree.ElementTree import ParseError
+
+    import defusedxml
+    import defusedxml.ElementTree as safe_et
+    import xmlschema
     from ifctester import ids as ids_mod
 
+    what = f"the IDS file {name!r}"
+    if len(data) > MAX_IDS_BYTES:
+        raise RuleError(f"{what} is {len(data) / (1 << 20):.1f} MiB, over the limit of {MAX_IDS_BYTES >> 20} MiB for "
+                        "an IDS; split its specifications over several files")
     try:
-        spec = ids_mod.open(ids_path)
-    except Exception as exc:
-        raise RuleError(f"the IDS file {ids_path!r} cannot be read: {exc}") from None
+        root = safe_et.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException:  # a DTD; entities and external references come only with one
+        raise RuleError(f"{what} is refused: it has a DTD (<!DOCTYPE ...>), which can read the server's files, fetch "
+                        "URLs or expand entities without end, and an IDS needs none; remove the <!DOCTYPE ...> "
+                        f"declaration and any &name; entity references, and send it again") from None
+    except ParseError as exc:
+        raise RuleError(f"{what} cannot be read: it is not well-formed XML ({exc}); an IDS is an XML file "
+                        f"starting <ids xmlns=\"{IDS_NAMESPACE}\">") from None
+    if root.tag != f"{{{IDS_NAMESPACE}}}ids":
+        ns, _, local = root.tag[1:].partition("}") if root.tag.startswith("{") else ("", "", root.tag)
+        found = f"<{local[:80]}>" + (f" in the namespace {ns[:120]!r}" if ns else " in no namespace")
+        raise RuleError(f"{what} is not an IDS: its root element is {found}, an IDS's is "
+                        f"<ids xmlns=\"{IDS_NAMESPACE}\"> (buildingSMART Information Delivery Specification 1.0); "
+                        "for limits upload a rules YAML instead")
+    try:
+        resource = xmlschema.XMLResource(io.BytesIO(data), allow="none", defuse="always")
+        decoded = _ids_schema().decode(resource, strip_namespaces=True, namespaces={"": IDS_NAMESPACE},
+                                       use_location_hints=False)
+    except xmlschema.XMLSchemaValidationError as exc:
+        gist = " ".join(str(exc.reason or exc.message).split())[:300]
+        raise RuleError(f"{what} is not a valid IDS: {gist} (at {exc.path or '/ids'}); fix it against the IDS 1.0 "
+                        "schema (ifctester or buildingSMART's IDS Audit tool say where)") from None
+    except (xmlschema.XMLSchemaException, ValueError) as exc:  # xmlschema's limits: nesting, number of elements
+        why = " ".join(str(exc).split()).split(" for XMLResource(")[0]
+        raise RuleError(f"{what} cannot be read: {why[:300]}; an IDS nests its elements a few levels deep") from None
+    try:
+        return ids_mod.Ids().parse(decoded)
+    except Exception as exc:  # valid against the schema, yet not what ifctester can check
+        raise RuleError(f"{what} cannot be checked with ifctester: {type(exc).__name__}: {exc}"[:400]) from None
+
+
+@functools.lru_cache(maxsize=1)
+def _ids_schema():
+    """The IDS 1.0 schema that ships with ifctester, loaded from its folder only (its w3.org imports are
+    xmlschema's own copies)."""
+    import xmlschema
+    from ifctester import ids as ids_mod
+
+    xsd = os.path.join(os.path.dirname(os.path.realpath(ids_mod.__file__)), "ids.xsd")
+    return xmlschema.XMLSchema(xsd, allow="sandbox", defuse="always")
+
+
+def load_ids(path: str):
+    """The IDS file at ``path``, read as :func:`read_ids` reads an upload; RuleError naming the file."""
+    try:
+        if os.path.getsize(path) > MAX_IDS_BYTES:
+            raise RuleError(f"the IDS file {path!r} is {os.path.getsize(path) / (1 << 20):.1f} MiB, over the limit "
+                            f"of {MAX_IDS_BYTES >> 20} MiB for an IDS; split its specifications over several files")
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise RuleError(f"the IDS file {path!r} cannot be read: {exc.strerror or exc}") from None
+    return read_ids(data, path)
+
+
+def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
+    import ifcopenshell
+
+    spec = load_ids(ids_path)
     f = ifcopenshell.open(ifc_path)
     spec.validate(f)
     out = []

@@ -12,9 +12,11 @@ from fastapi.responses import HTMLResponse
 from viewer.dependencies import Principal, get_state, require
 from viewer.limits import limited_body_route
 
-#: what a request body may carry beyond the IFC size limit (``--max-upload-mb``): a rules file (at most 1 MiB)
-#: and the form's other fields and part headers
-BODY_MARGIN = (1 << 20) + (256 << 10)
+#: the most bytes an uploaded rules file (YAML or IDS) may have
+RULES_MAX_BYTES = 1 << 20
+#: what a request body may carry beyond the IFC size limit (``--max-upload-mb``): a rules file
+#: (:data:`RULES_MAX_BYTES`) and the form's other fields and part headers
+BODY_MARGIN = RULES_MAX_BYTES + (256 << 10)
 
 
 def _body_too_large(size: int, limit: int) -> HTTPException:
@@ -55,7 +57,8 @@ def builtin_rulesets() -> dict[str, str]:
         return {}
 
 
-async def _read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
+async def _read_limited(upload: UploadFile, limit: int, what: str,
+                        todo: str = "send a smaller model or raise --max-upload-mb") -> bytes:
     chunks, size = [], 0
     while True:
         chunk = await upload.read(1 << 20)
@@ -63,8 +66,7 @@ async def _read_limited(upload: UploadFile, limit: int, what: str) -> bytes:
             break
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"{what} is larger than the limit of {limit // (1024 * 1024)} MB; "
-                                     "send a smaller model or raise --max-upload-mb")
+            raise HTTPException(413, f"{what} is larger than the limit of {limit // (1024 * 1024)} MB; {todo}")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -84,7 +86,10 @@ def rulesets() -> list[dict]:
 @router.post("/checks", status_code=201, summary="Check an IFC model against a rule set and record the check")
 async def check(
     ifc: UploadFile = File(..., description="the IFC (STEP) file"),
-    rules: UploadFile | None = File(None, description="a rules YAML; or name a shipped one with ruleset"),
+    rules: UploadFile | None = File(None, description="a rules YAML, or an IDS file (.ids, buildingSMART "
+                                                      "Information Delivery Specification 1.0: its information "
+                                                      "requirements are the rules); or name a shipped rule set "
+                                                      "with ruleset"),
     ruleset: str | None = Form(None, max_length=60, description="name of a shipped rule set (see /api/bim/rulesets)"),
     site_lon: float | None = Form(None, description="where the model stands (its origin), longitude WGS 84; with "
                                                     "site_lat it places the model there, whatever its file says"),
@@ -103,19 +108,16 @@ async def check(
                                  "Export IFC2x3 or IFC4 from the authoring tool")
     if rules is not None and ruleset:
         raise HTTPException(400, "give either a rules file or a shipped ruleset name, not both")
+    ids_data = None
     if rules is not None:
-        import yaml
-
-        raw = await _read_limited(rules, 1 << 20, "the rules file")
-        try:
-            rules_obj = yaml.safe_load(raw.decode("utf-8"))
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise HTTPException(400, f"the rules file is not valid UTF-8 YAML: {exc}") from None
-        if not isinstance(rules_obj, dict):
-            raise HTTPException(400, "the rules file must be a YAML mapping with a 'rules:' section")
-        if rules_obj.get("ids"):
-            raise HTTPException(400, "an uploaded rules file cannot name an 'ids:' file; use a shipped rule set for IDS")
-        name = f"upload:{os.path.basename(rules.filename or 'rules.yaml')[:100]}"
+        raw = await _read_limited(rules, RULES_MAX_BYTES, "the rules file",
+                                  "split an IDS's specifications over several files, or trim the YAML")
+        upname = os.path.basename(rules.filename or "")[:100]
+        if _is_xml(upname, raw):  # an IDS file: its information requirements are the rules
+            ids_data, rules_obj = raw, await _read_ids(raw, upname or "rules.ids")
+            name = f"upload:{upname or 'rules.ids'}"
+        else:
+            rules_obj, name = _yaml_rules(raw), f"upload:{upname or 'rules.yaml'}"
     else:
         shipped = builtin_rulesets()
         name = ruleset or "residential_r2"
@@ -124,7 +126,46 @@ async def check(
         rules_obj = shipped[name]
     anchor = _site_anchor(state, site_lon, site_lat, rotation_deg)
     return await asyncio.get_running_loop().run_in_executor(None, _run_check, state, data, rules_obj,
-                                                            ifc.filename or "model.ifc", name, _who(who), anchor)
+                                                            ifc.filename or "model.ifc", name, _who(who), anchor,
+                                                            ids_data)
+
+
+def _is_xml(filename: str, raw: bytes) -> bool:
+    """An uploaded rules file to read as an IDS: named ``.ids`` or ``.xml``, or XML (``<`` first; a rules YAML is a
+    mapping, so it never starts so)."""
+    return filename.lower().endswith((".ids", ".xml")) or raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+
+
+async def _read_ids(raw: bytes, filename: str):
+    """The uploaded IDS, read safely (:func:`bim_import.compliance.read_ids`: no DTD, entity or external reference,
+    valid against the IDS schema) before the check; 400 saying what is wrong. Returns the IDS's title."""
+    import asyncio
+
+    from bim_import.compliance import read_ids
+    from twin_core.errors import RuleError
+
+    try:
+        ids = await asyncio.get_running_loop().run_in_executor(None, read_ids, raw, filename)
+    except RuleError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return str(ids.info.get("title") or os.path.splitext(filename)[0])[:200]
+
+
+def _yaml_rules(raw: bytes) -> dict:
+    """An uploaded rules YAML as a mapping; 400 saying what is wrong."""
+    import yaml
+
+    try:
+        rules_obj = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise HTTPException(400, f"the rules file is not valid UTF-8 YAML: {exc}") from None
+    if not isinstance(rules_obj, dict):
+        raise HTTPException(400, "the rules file must be a YAML mapping with a 'rules:' section, or an IDS file "
+                                 "(.ids)")
+    if rules_obj.get("ids"):
+        raise HTTPException(400, "an uploaded rules YAML cannot name an 'ids:' file (the server reads no file a "
+                                 "client names); upload the .ids file itself as the rules file instead")
+    return rules_obj
 
 
 def _site_anchor(state, lon: float | None, lat: float | None, rotation_deg: float):
@@ -179,8 +220,12 @@ def _who(p: Principal) -> str:
     return f"{p.role}:{p.name}" + (f" (token {p.token_id})" if p.token_id else "")
 
 
-def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str, anchor=None) -> dict:
+def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str, anchor=None,
+               ids_data: bytes | None = None) -> dict:
+    """Check and record. ``ids_data``: an uploaded IDS (read safely already), whose information requirements are
+    the rules; ``rules_obj`` is then its title."""
     from bim_import.checks import record_check
+    from bim_import.compliance import RuleSet
     from twin_core.adapters.analysis import COMPLIANCE_EVALUATORS
     from twin_core.errors import GeoreferenceError, TwinError
 
@@ -191,6 +236,11 @@ def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: 
         path = os.path.join(d, safe)
         with open(path, "wb") as fh:
             fh.write(data)
+        if ids_data is not None:  # checked as `twin bim check --rules x.ids` checks it (RuleSet.ids_only)
+            ids_path = os.path.join(d, "rules.ids")  # the model's name ends .ifc: no clash
+            with open(ids_path, "wb") as fh:
+                fh.write(ids_data)
+            rules_obj = RuleSet(ids=ids_path, name=rules_obj, ids_only=True)
         # computed outside the store lock; recorded in one transaction of the locked store
         try:
             rec = record_check(state.store, path, rules_obj, ruleset=ruleset, filename=filename[:200] or safe,

@@ -1010,7 +1010,9 @@
     if (!f) { showError(t("chooseFile")); return; }
     const fd = new FormData();
     fd.append("ifc", f, f.name);
-    fd.append("ruleset", $("bim-ruleset").value);
+    const rules = $("bim-rules").files[0];  // an IDS (.ids) or a rules YAML of one's own, in place of a shipped set
+    if (rules) fd.append("rules", rules, rules.name);
+    else fd.append("ruleset", $("bim-ruleset").value);
     if (S.bimSite) {  // the model stands where the user picked, whatever its file says
       fd.append("site_lon", String(S.bimSite[0]));
       fd.append("site_lat", String(S.bimSite[1]));
@@ -1812,6 +1814,8 @@
   $("scenario-a").addEventListener("change", (e) => showScenario(e.target.value).catch(showError));
   $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; await prepareScenario(S.scenarioB); buildSeries(); renderLabels(); render(); });
   $("bim-form").addEventListener("submit", submitBim);
+  // a rules file of one's own replaces the shipped rule set: the list is greyed out while one is chosen
+  $("bim-rules").addEventListener("change", (e) => { $("bim-ruleset").disabled = e.target.files.length > 0; });
   $("bim-pick").addEventListener("click", () => { if (S.draw) cancelDraw(); S.bimPicking = !S.bimPicking; renderBimSite(); });
   $("bim-site-clear").addEventListener("click", () => setBimSite(null));
   window.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && S.bimPicking) { S.bimPicking = false; renderBimSite(); } });

@@ -50,7 +50,7 @@ window.TWIN_I18N = {
     use_residential: "住宅", use_commercial: "商业", use_office: "办公", use_industrial: "工业", use_public: "公共",
     use_school: "学校", use_hospital: "医院", use_mixed: "混合", use_other: "其他",
     signedInAs: "已登录：{role}", changeToken: "更换令牌", scenarioB: "对比情景", langSwitch: "切换为英文界面",
-    newScenarioName: "新情景名称", ifcFile: "IFC 文件", ruleSet: "审查规则集", clearSite: "清除所选位置",
+    newScenarioName: "新情景名称", ifcFile: "IFC 文件", ruleSet: "审查规则集", ownRules: "或上传自己的规则：IDS 文件（.ids）或规则 YAML（.yaml、.yml）", clearSite: "清除所选位置",
     play: "播放", pause: "暂停", timeSeries: "时序结果"
   },
   en: {
@@ -109,7 +109,7 @@ window.TWIN_I18N = {
     use_residential: "residential", use_commercial: "commercial", use_office: "office", use_industrial: "industrial",
     use_public: "public", use_school: "school", use_hospital: "hospital", use_mixed: "mixed", use_other: "other",
     signedInAs: "signed in as {role}", changeToken: "change token", scenarioB: "second scenario",
-    langSwitch: "switch to Chinese (中文)", newScenarioName: "new scenario name", ifcFile: "IFC file", ruleSet: "rule set",
+    langSwitch: "switch to Chinese (中文)", newScenarioName: "new scenario name", ifcFile: "IFC file", ruleSet: "rule set", ownRules: "or your own rules: an IDS file (.ids) or a rules YAML (.yaml, .yml)",
     clearSite: "clear the site", play: "play", pause: "pause", timeSeries: "time series"
   }
 };
