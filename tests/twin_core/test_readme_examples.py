@@ -72,6 +72,28 @@ def test_store_example_bbox_hits_the_sample_city(small_city_gpkg):
             assert len(twin.store.read_layer("buildings", bbox=box)) > 0, box
 
 
+def test_store_api_example_runs_as_written(small_city_gpkg, tmp_path):
+    """The README's block on the store API runs on the sample city once a sensor has readings (its delete_rows
+    named a table 'gauges' that no twin has, so it raised LayerNotFoundError)."""
+    from datetime import datetime, timedelta, timezone
+
+    from cim.sensors import append_readings
+
+    block = next(b for b in _blocks("python") if "store.delete_rows(" in b)
+    city = tmp_path / "city.gpkg"
+    city.write_bytes(Path(small_city_gpkg).read_bytes())
+    now = datetime.now(timezone.utc)
+    with Twin.open(str(city)) as twin:
+        append_readings(twin.store, [{"sensor_id": "RG01", "time": (now - timedelta(minutes=m)).isoformat(),
+                                      "value": 2.0 + m} for m in range(3)])
+        ns = {"twin": twin}
+        exec(compile(block, "README.md", "exec"), ns)
+        assert twin.store.count_rows("sensor_readings", where={"sensor_id": "RG01"}) == 0
+        shelters = twin.store.read_layer("shelters")
+        assert len(shelters) == len(ns["shelters"]) > 0
+        assert (shelters["capacity"].to_numpy() == 2 * ns["shelters"]["capacity"].to_numpy()).all()
+
+
 def test_scenario_commands_edit_the_sample_city(small_city_gpkg):
     lines = _twin_lines("twin scenario")
     assert any(a[2] == "raise-ground" for a in lines) and any(a[2] == "close-roads" for a in lines)
