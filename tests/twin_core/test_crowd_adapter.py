@@ -53,7 +53,8 @@ def test_plaza_run_saves_results_and_scenario_edits_apply(twin):
     assert summary["evacuated"] == 150 and summary["status"] == "evacuated"
     dens = twin.load_result("base", "r1", "density")
     assert dens.ndim == 3 and dens[0].sum() == pytest.approx(150.0)  # 1 m cells: persons/m2 sum to the count
-    assert twin.load_result("base", "r1", "max_density").data.max() >= 1.0
+    top = twin.load_result("base", "r1", "max_density")
+    assert top.data.max() >= 1.0 and top.unit == "persons/m2"  # no unit before: the repr and a GeoTIFF stated none
     assert {"trajectories", "exit_usage", "jams"} <= set(twin.results(run="r1")["name"])
     # scenario: close the busiest exit; nobody uses it and the others carry the crowd
     use = res.exit_usage().set_index("exit")["agents"]

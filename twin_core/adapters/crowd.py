@@ -597,5 +597,5 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings):
         put("density", np.ascontiguousarray(dens[:, ::-1, :]), transform=list(transform)[:6], crs=crs or twin.crs,
             snapshot_times_s=[float(t) for t in res.density_times], unit="persons/m2")
         put("max_density", Raster(np.ascontiguousarray(dens.max(axis=0)[::-1]), transform, crs or twin.crs,
-                                  nodata=None))
+                                  nodata=None, unit="persons/m2"))
     return names
