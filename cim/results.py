@@ -30,8 +30,9 @@ import json
 import math
 import re
 import zlib
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ from cim.scenario import check_scenario_name, normalise_scenario_name
 from twin_core.errors import LayerNotFoundError, SchemaError
 
 __all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref", "check_run_id",
-           "check_run_free", "claim_run", "engine_of"]
+           "check_run_free", "claim_run", "saving_run", "engine_of"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}\Z")
 
@@ -77,26 +78,44 @@ def engine_of(meta) -> str | None:
 
 
 def check_run_free(store, scenario: str, run: str, engine: str) -> None:
-    """Refuse to reuse the id of a run that another engine or analysis wrote: a second engine's results under
-    it would overwrite the first's (every engine writes a ``summary``) or mix with them (an analysis writes no
-    summary: a flood run under a sunlight run's id went through). Any of the run's results says who wrote it
-    (its meta ``analysis`` or ``engine``, :func:`engine_of`; ``"simulation.flood"`` and ``"flood"`` are one).
-    An engine re-running its own id, or a run id holding only results a user added, is fine."""
+    """Refuse to reuse a run id that is not ``engine``'s to write under ``scenario``:
+
+    - one that holds another engine's or analysis's run: a second engine's results under it would overwrite
+      the first's (every engine writes a ``summary``) or mix with them (an analysis writes no summary: a flood
+      run under a sunlight run's id went through). Any of the run's results says who wrote it (its meta
+      ``analysis`` or ``engine``, :func:`engine_of`; ``"simulation.flood"`` and ``"flood"`` are one);
+    - one that holds only results saved by hand (:func:`save_result` / ``twin.save_result`` without an
+      ``engine`` or ``analysis`` in their meta, so no engine's run claims the id): an engine's results would
+      overwrite them (a hand-made ``summary``) or mix with them, and ``twin.runs()`` would call the mix that
+      engine's run.
+
+    An engine re-running its own id is fine, and so are results a user added to such a run (the engine
+    leaves them as they are). The error says how to free the id (:func:`delete_results`)."""
+    from twin_core.errors import ParameterError
+
+    scenario = normalise_scenario_name(scenario) or "base"
     idx = list_results(store, scenario=scenario, run=run)
+    if not len(idx):
+        return
     mine = engine_of({"engine": engine})
-    for name, meta in zip(idx["name"], idx["meta"]):
-        other = engine_of(meta)
+    owners = [engine_of(m) for m in idx["meta"]]
+
+    def a(word) -> str:
+        return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
+
+    todo = (f"Give this run another id, or delete the results under it first: cim.results.delete_results(store, "
+            f"{scenario!r}, {run!r})")
+    for name, meta, other in zip(idx["name"], idx["meta"], owners):
         if other is None or other == mine:
             continue
-        from twin_core.errors import ParameterError
-
         label = (meta.get("analysis") or meta.get("engine")) if isinstance(meta, dict) else other
-        def a(word) -> str:
-            return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
-
         raise ParameterError(f"run {run!r} under scenario {scenario!r} holds {a(label)} run; {a(engine)} run under "
-                             f"the same id would overwrite or mix with its results (such as {name!r}). Give this run "
-                             "another id (or delete that run's results first)")
+                             f"the same id would overwrite or mix with its results (such as {name!r}). {todo}")
+    if not any(owners):
+        names = sorted(idx["name"])
+        raise ParameterError(f"run {run!r} under scenario {scenario!r} holds results saved by hand ({names[:5]}"
+                             f"{f' and {len(names) - 5} more' if len(names) > 5 else ''}), no engine's run; "
+                             f"{a(engine)} run under the same id would overwrite or mix with them. {todo}")
 
 
 def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix: str | None = None, *,
@@ -105,8 +124,9 @@ def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix:
     (:func:`new_run_id` with ``prefix``; default the engine's short name) when ``run`` is None; else ``run``
     checked before anything is computed: a bad id fails saved or not (:func:`check_run_id`; it failed only
     when saving, after the whole run, or showed unsaved as ``<FloodRun 'base'/5 ...>``), and one holding
-    another engine's or analysis's results is refused when the run is saved (:func:`check_run_free`; nothing
-    stored, nothing to mix with). Every engine and analysis claims its run id through this.
+    another engine's or analysis's results, or results saved by hand, is refused when the run is saved
+    (:func:`check_run_free`; nothing stored, nothing to mix with). Every engine and analysis claims its run id
+    through this, and saves its results in :func:`saving_run`, which checks the id again.
 
     >>> import tempfile, os
     >>> from cim.store import open_store
@@ -115,6 +135,12 @@ def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix:
     'storm50'
     >>> claim_run(store, None, None, "simulation.flood").startswith("flood-")
     True
+    >>> save_result(store, "base", "notes", "remarks", {"by": "planner"})  # no engine: saved by hand
+    >>> try:
+    ...     claim_run(store, None, "notes", "simulation.flood")
+    ... except ValueError as exc:
+    ...     print(str(exc).split("; ")[0])
+    run 'notes' under scenario 'base' holds results saved by hand (['remarks']), no engine's run
     >>> store.close()
     """
     if run is None:
@@ -123,6 +149,38 @@ def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix:
     if save:
         check_run_free(store, normalise_scenario_name(scenario) or "base", run, engine)
     return run
+
+
+@contextmanager
+def saving_run(store, scenario: str | None, run: str, engine: str) -> Iterator:
+    """The store transaction a run of ``engine`` saves its results in under ``scenario`` (None: the base) and
+    ``run``, with the id checked again inside it (:func:`check_run_free`): :func:`claim_run` checked it before
+    the run computed, and another process may have saved another engine's results (or some by hand) under it
+    since. The check and the writes are one transaction that no other save of the same scenario and run id
+    runs beside (:meth:`cim.store.base.Store.run_lock`), so two runs saving one id at once do not mix their
+    results: the later one is refused, or, a run of the same engine, replaces the earlier one's. A refused
+    save writes nothing.
+
+    >>> import tempfile, os
+    >>> from cim.store import open_store
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "r.gpkg"), create=True, crs="EPSG:4544")
+    >>> run = claim_run(store, None, "storm50", "simulation.flood")
+    >>> with saving_run(store, None, run, "simulation.flood"):
+    ...     save_result(store, "base", run, "summary", {"max_depth_m": 0.4}, meta={"engine": "simulation.flood"})
+    >>> store.close()
+    """
+    scenario = normalise_scenario_name(scenario) or "base"
+    check_run_id(run)
+    # the transaction first: a store wrapper that serialises its callers (the map server's) holds its lock for
+    # the whole block, not only while run_lock is called
+    with store.transaction(), store.run_lock(_run_key(scenario, run)):
+        check_run_free(store, scenario, run, engine)
+        yield store
+
+
+def _run_key(scenario: str, run: str) -> str:
+    """The key of :meth:`~cim.store.base.Store.run_lock` for run ``run`` under ``scenario``."""
+    return f"{normalise_scenario_name(scenario) or 'base'}\x00{run}"
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -157,8 +215,9 @@ def save_result(store, scenario: str, run: str, name: str, obj: Any, *, meta: di
     _check(run, "run id"), _check(name, "result name")
     ref = result_ref(scenario, run, name)
     key = _meta_key(scenario, run, name)
-    old = store.get_meta().get(key)
-    with store.transaction():
+    # under the run's lock: a run saving under this id (saving_run) checked it free, and stays so, until it commits
+    with store.transaction(), store.run_lock(_run_key(scenario, run)):
+        old = store.get_meta().get(key)
         if old is not None:
             _delete_payload(store, old)
         if isinstance(obj, gpd.GeoDataFrame):

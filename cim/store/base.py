@@ -281,6 +281,16 @@ class Store(ABC):
         Nested blocks join the outer one.
         """
 
+    @contextmanager
+    def run_lock(self, key: str) -> Iterator["Store"]:
+        """A :meth:`transaction` (joining one already open) that no other store handle's ``run_lock`` of the
+        same ``key`` (a run's scenario and id) runs beside until the outermost transaction ends, so that what
+        is read in it (a run id found free) still holds when its writes commit. A GeoPackage's transaction is
+        that already: it takes the file's write lock as it begins (``BEGIN IMMEDIATE``), before anything is
+        read. PostGIS adds a transaction-scoped advisory lock on ``key``."""
+        with self.transaction():
+            yield self
+
     # -- shared helpers --------------------------------------------------
     def _check_crs(self, gdf, name: str) -> None:
         store_crs = self.crs

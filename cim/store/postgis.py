@@ -250,6 +250,19 @@ class PostGISStore(Store):
         finally:
             self._txn_depth -= 1
 
+    @contextmanager
+    def run_lock(self, key: str) -> Iterator["PostGISStore"]:
+        """:meth:`transaction` (joining one already open) holding a transaction-scoped advisory lock on ``key``
+        in this twin's schema (a 64-bit hash of both, made here): another session's ``run_lock`` of the same
+        key waits for the outermost transaction to end, and then reads (at READ COMMITTED) what it wrote."""
+        import hashlib
+
+        digest = hashlib.blake2b(f"rongtwin-run:{self.schema}:{key}".encode(), digest_size=8).digest()
+        with self.transaction():
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (int.from_bytes(digest, "big", signed=True),))
+            yield self
+
     def _objects(self, kind: str) -> list[str]:
         from psycopg import sql
 

@@ -74,8 +74,8 @@ def test_twin_sunlight_refuses_a_taken_run_id_in_the_engines_words(tmp_path):
             what = "sunlight" if "sunlight" in str(info.value).split(";")[1] else "viewshed"
             assert str(info.value) == (
                 f"run 'storm50' under scenario 'base' holds a simulation.flood run; a {what} run under the same id "
-                "would overwrite or mix with its results (such as 'max_depth'). Give this run another id (or delete "
-                "that run's results first)")
+                "would overwrite or mix with its results (such as 'max_depth'). Give this run another id, or delete "
+                "the results under it first: cim.results.delete_results(store, 'base', 'storm50')")
 
 
 # -- 2. the input checks in the adapters, for the CLI and scripts too -------------------------------------------

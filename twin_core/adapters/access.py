@@ -219,7 +219,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     ``unreachable``, ``median_time_s`` and, with a flood, ``lost`` (within when dry, not now) and
     ``flooded_links``.
     """
-    from cim.results import claim_run
+    from cim.results import claim_run, saving_run
     from cim.scenario import did_you_mean, normalise_scenario_name
     from twin_core.adapters.traffic import IMPASSABLE_DEPTH_M
 
@@ -297,7 +297,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
         progress(2.0, 2.0)
     if save:
         meta = {k: summary[k] for k in ("from_kind", "within_s", "within_from")}
-        with twin.store.transaction():
+        with saving_run(twin.store, scen, run, ENGINE):  # the id checked again, in the transaction
             twin.save_result(scen, run, "access_buildings", table, meta=meta)
             twin.save_result(scen, run, "summary", {**summary, "run": run}, meta={"engine": ENGINE})
     summary.update(run=run, total_wall_s=time.perf_counter() - t0)

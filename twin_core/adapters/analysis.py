@@ -847,7 +847,7 @@ def _sunlight(twin, date, start, end, *, bounds, spacing, height, scenario, run,
     arguments read (a notebook's dates and times, numbers given as numbers) and the run id claimed first."""
     import time
 
-    from cim.results import claim_run
+    from cim.results import claim_run, saving_run
 
     t0 = time.perf_counter()
     date, start, end = _day(date), _clock(start), _clock(end)
@@ -871,7 +871,8 @@ def _sunlight(twin, date, start, end, *, bounds, spacing, height, scenario, run,
             "spacing_m": float(spacing), "height_m": float(height), "step_minutes": float(step_minutes),
             "use_bim": bool(use_bim)}
     if save:
-        twin.save_result(scenario, run, "sunlight_hours", ras, meta=meta)
+        with saving_run(twin.store, scenario, run, "sunlight"):  # the id checked again, in the transaction
+            twin.save_result(scenario, run, "sunlight_hours", ras, meta=meta)
     hours = np.asarray(ras.data, dtype=float)
     ok = np.isfinite(hours)
     summary = {"engine": "sunlight", "scenario": scenario or "base", "run": run, **meta, "grid": list(ras.shape),
@@ -956,6 +957,8 @@ def _viewshed_run(twin, observer, *, observer_height, target_height, radius, sce
                   progress, t0) -> AnalysisRun:
     import time
 
+    from cim.results import saving_run
+
     if "dem" not in twin.rasters():
         raise RasterError("the twin has no 'dem' raster; import one (twin import-raster) first")
     ox, oy = _observer(observer)
@@ -980,7 +983,8 @@ def _viewshed_run(twin, observer, *, observer_height, target_height, radius, sce
             "target_height_m": float(target_height), "radius_m": None if radius is None else float(radius),
             "use_bim": bool(use_bim)}
     if save:
-        twin.save_result(scenario, run, "viewshed", ras, meta=meta)
+        with saving_run(twin.store, scenario, run, "viewshed"):  # the id checked again, in the transaction
+            twin.save_result(scenario, run, "viewshed", ras, meta=meta)
     vis = np.asarray(ras.data, dtype=float)
     ok = np.isfinite(vis)
     summary = {"engine": "viewshed", "scenario": scenario or "base", "run": run, **meta, "grid": list(ras.shape),

@@ -83,25 +83,24 @@ class Comparison:
 
     def save(self, twin, run: str | None = None, *, scenario: str | None = None) -> str:
         """Store the comparison as run ``run`` (default a new id ``compare-...``) under ``scenario`` (default
-        B's): its ``summary`` (engine ``compare``), tables and rasters. Returns the run id."""
-        from cim.results import claim_run, delete_results, engine_of, list_results
+        B's): its ``summary`` (engine ``compare``), tables and rasters. Returns the run id. An id holding
+        another engine's run or results saved by hand is refused (:func:`cim.results.claim_run`); an earlier
+        comparison under it is replaced whole, and results a user added to it stay."""
+        from cim.results import claim_run, delete_results, engine_of, list_results, saving_run
         from cim.scenario import normalise_scenario_name
 
         scen = normalise_scenario_name(scenario) or self.b[0]
-        run = claim_run(twin.store, scen, run, "compare")  # another engine's run id is refused
-        idx = list_results(twin.store)
-        elsewhere = sorted(set(idx.loc[(idx["run"] == run) & (idx["scenario"] != scen), "scenario"]))
-        if elsewhere:  # a run id names one run: a second one under another scenario makes it ambiguous
-            raise ParameterError(f"run id {run!r} is taken under scenario {elsewhere[0]!r} already; save the "
-                                 "comparison under another id")
-        mine = idx[(idx["run"] == run) & (idx["scenario"] == scen)]
-        by_hand = sorted(mine.loc[[engine_of(m) is None for m in mine["meta"]], "name"])
-        if by_hand:  # results saved by hand (twin.save_result) under this id: not a comparison's to replace
-            raise ParameterError(f"run {run!r} under scenario {scen!r} holds results saved by hand ({by_hand[:5]}); "
-                                 "save the comparison under another id")
+        run = claim_run(twin.store, scen, run, "compare")  # another engine's run id, or one saved by hand, refused
         meta = {"engine": "compare", "a": list(self.a), "b": list(self.b)}
-        with twin.store.transaction():
-            delete_results(twin.store, scen, run)  # an earlier comparison under this id, whole (its tables differ)
+        with saving_run(twin.store, scen, run, "compare"):
+            idx = list_results(twin.store, run=run)
+            elsewhere = sorted(set(idx["scenario"]) - {scen})
+            if elsewhere:  # a run id names one run: a second one under another scenario makes it ambiguous
+                raise ParameterError(f"run id {run!r} is taken under scenario {elsewhere[0]!r} already; save the "
+                                     "comparison under another id")
+            # an earlier comparison under this id, whole (its tables differ)
+            mine = [n for n, m in zip(idx["name"], idx["meta"]) if engine_of(m) == "compare"]
+            delete_results(twin.store, scen, run, names=mine)
             for name, table in self.tables.items():
                 twin.save_result(scen, run, name, table, meta=meta)
             for name, raster in self.rasters.items():
@@ -209,19 +208,23 @@ def change_of(depth_a: pd.Series, depth_b: pd.Series, threshold: float, same: fl
     return out.tolist()
 
 
-def _engine(twin, key: tuple[str, str]) -> tuple[str, dict]:
+def _results_of(twin, key: tuple[str, str]) -> pd.DataFrame:
+    """The result index (:func:`cim.results.list_results`) of run ``key`` = (scenario, run)."""
     from cim.results import list_results
 
+    return list_results(twin.store, scenario=key[0], run=key[1])
+
+
+def _engine(twin, key: tuple[str, str]) -> tuple[str, dict]:
     scen, run = key
-    idx = list_results(twin.store)
-    names = set(idx.loc[(idx["scenario"] == scen) & (idx["run"] == run), "name"])
-    summary = twin.load_result(scen, run, "summary") if "summary" in names else {}
+    idx = _results_of(twin, key)
+    summary = twin.load_result(scen, run, "summary") if "summary" in set(idx["name"]) else {}
     summary = summary if isinstance(summary, dict) else {}
     eng = summary.get("engine")
     if eng is None:  # an analysis (sunlight, viewshed) keeps no summary: its raster's meta says what it was run with
         from cim.results import engine_of
 
-        metas = [m for m in idx.loc[(idx["scenario"] == scen) & (idx["run"] == run), "meta"] if isinstance(m, dict)]
+        metas = [m for m in idx["meta"] if isinstance(m, dict)]
         found = next((m for m in metas if engine_of(m)), None)
         eng, summary = (engine_of(found), found) if found is not None else (None, summary)
     eng = _ENGINE_ALIASES.get(eng, eng)
@@ -295,8 +298,6 @@ def _ids(twin, scenario: str, layer: str, key: str) -> set | None:
 
 
 def _flood(twin, ka, kb, sa, sb) -> Comparison:
-    from cim.results import list_results
-
     ta_, tb_ = sa.get("threshold_m", 0.15), sb.get("threshold_m", 0.15)
     if ta_ != tb_:  # each run's exposure tables were cut at its own threshold: they cannot be compared row by row
         raise ParameterError(f"run {ka[1]!r} counts water deeper than {ta_} m as flooding and {kb[1]!r} deeper "
@@ -317,10 +318,9 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
         if key in sa and key in sb:
             _change(s, key, sa[key], sb[key])
     tables = {}
-    idx = list_results(twin.store)
 
     def names(k):
-        return set(idx.loc[(idx["scenario"] == k[0]) & (idx["run"] == k[1]), "name"])
+        return set(_results_of(twin, k)["name"])
 
     order = {"newly flooded": 0, "deeper": 1, "added": 2, "no longer flooded": 3, "shallower": 4, "removed": 5,
              "same": 6}

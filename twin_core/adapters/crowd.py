@@ -542,11 +542,11 @@ def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = No
     produce (``waypoint_passages``, ``line_crossings``, ``fundamental_diagram``,
     ``density``, ``max_density``) are deleted, so no stale result is left beside the new ones.
     """
-    from cim.results import delete_results
+    from cim.results import delete_results, saving_run
     from cim.scenario import BASE
 
     scenario, store = scenario or BASE, twin.store
-    with store.transaction():
+    with saving_run(store, scenario, run, ENGINE):  # the id checked again (claim_run), in the transaction
         delete_results(store, scenario, run, names=_OPTIONAL_RESULTS)
         return _save_crowd_result(twin, scenario, run, res, info, crs=crs, timings=timings or {})
 

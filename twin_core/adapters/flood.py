@@ -641,7 +641,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     from cim.scenario import BASE, normalise_scenario_name
     from simulation.flood import FloodParameters
 
-    from cim.results import claim_run, delete_results
+    from cim.results import claim_run, delete_results, saving_run
 
     scenario = normalise_scenario_name(scenario)  # one name typed two ways (NFC / NFD) is one scenario
     scen = scenario or BASE
@@ -732,8 +732,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
 
         meta = {"engine": ENGINE, "storm": setup.storm}
         # one transaction: a run id used again loses its earlier flood results (none left beside the new
-        # ones), and a save that fails half-way keeps the old run as it was
-        with twin.store.transaction():
+        # ones), a save that fails half-way keeps the old run as it was, and the id is checked again in it
+        with saving_run(twin.store, scen, run, ENGINE):
             delete_results(twin.store, scen, run, names=RESULT_NAMES)
             twin.save_result(scen, run, "max_depth", raster(res.max_depth, "m"), meta=meta)
             twin.save_result(scen, run, "max_velocity", raster(res.max_velocity, "m/s"), meta=meta)

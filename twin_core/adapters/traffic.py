@@ -418,10 +418,10 @@ RESULT_NAMES = {"assign": ("link_flows", "convergence", "od_demand", "disconnect
 def _save(twin, scenario, run, items: dict) -> None:
     """Save ``items`` in one transaction; a run id used before loses the traffic results this run did not
     write (e.g. an earlier assign's ``link_flows`` under a reused id now holding a simulate run)."""
-    from cim.results import delete_results
+    from cim.results import delete_results, saving_run
 
     stale = sorted({n for names in RESULT_NAMES.values() for n in names} - set(items))
-    with twin.store.transaction():
+    with saving_run(twin.store, scenario, run, ENGINE):  # the id checked again, in the transaction
         delete_results(twin.store, scenario, run, names=stale)
         for name, obj in items.items():
             twin.save_result(scenario, run, name, obj, meta={"engine": ENGINE})
@@ -944,11 +944,11 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
         summary["note"] = "; ".join(notes)
         twin_warn(summary["note"], TwinWarning, stacklevel=2)
     if save_as:  # a comparison's run, as twin compare --save keeps one: its id claimed, its results marked so
-        from cim.results import claim_run
+        from cim.results import claim_run, saving_run
 
         scen, run = save_as
         run = claim_run(twin.store, scen, run, "compare")  # a flood's or a traffic run's id is not written into
-        with twin.store.transaction():
+        with saving_run(twin.store, scen, run, "compare"):
             twin.save_result(scen, run, "comparison", layer, meta={"engine": "compare"})
             twin.save_result(scen, run, "comparison_summary", summary, meta={"engine": "compare"})
     return layer, summary
