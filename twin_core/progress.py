@@ -20,8 +20,13 @@ def null_progress(done: float, total: float) -> None:  # noqa: ARG001
 
 
 @contextmanager
-def progress_bar(description: str, total: float | None = None, *, quiet: bool = False) -> Iterator[ProgressCallback]:
+def progress_bar(description: str, total: float | None = None, *, quiet: bool = False,
+                 delay: float = 1.0) -> Iterator[ProgressCallback]:
     """Context manager yielding a ``progress(done, total)`` callback drawing a bar.
+
+    The bar appears on the first call, or ``delay`` seconds in if none has come (a long set-up still shows its
+    elapsed time), so work refused at once (a mistyped scenario, period or exit) prints its error alone, not a
+    0 % bar above it. A bar that never moved is erased when the work fails.
 
     Examples
     --------
@@ -32,21 +37,52 @@ def progress_bar(description: str, total: float | None = None, *, quiet: bool = 
     if quiet:
         yield null_progress
         return
+    import threading
+
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    with Progress(
+    bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
+    )
+    task = bar.add_task(description, total=total)  # its elapsed time counts from here, shown or not
+    lock = threading.Lock()
+    state = {"shown": False, "over": False, "moved": False}
 
-        def update(done: float, tot: float | None = None) -> None:
-            if tot is not None:
-                bar.update(task, total=tot)
-            bar.update(task, completed=done)
+    def show() -> None:
+        with lock:
+            if not state["shown"] and not state["over"]:
+                bar.start()
+                state["shown"] = True
 
+    def update(done: float, tot: float | None = None) -> None:
+        if tot is not None:
+            bar.update(task, total=tot)
+        bar.update(task, completed=done)
+        state["moved"] = state["moved"] or done > 0
+        if not state["shown"]:
+            show()
+
+    timer = threading.Timer(delay, show)
+    timer.daemon = True
+    timer.start()
+    failed = False
+    try:
         yield update
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        timer.cancel()
+        with lock:
+            state["over"] = True
+            if state["shown"]:
+                if failed and not state["moved"]:  # erased from a terminal, and no blank line in a file
+                    bar.live.transient = True
+                    bar.live.stop()
+                else:
+                    bar.stop()

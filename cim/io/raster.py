@@ -38,7 +38,8 @@ def read_geotiff(path: str | os.PathLike, *, crs: Any = None, band: int = 1) -> 
         raise ImportFormatError(f"cannot read {p} as a raster ({exc}); give a GeoTIFF") from exc
     if src_crs is None:
         if crs is None:
-            raise CRSError(f"{p.name} has no CRS: name it with crs='EPSG:4544' (or the grid's real CRS)")
+            raise CRSError(f"{p.name} has no CRS: name it with crs='EPSG:4544' (CLI: --crs EPSG:4544), or the "
+                           "grid's real CRS")
         src_crs = resolve_crs(crs)
     if transform.b != 0 or transform.d != 0:
         raise RasterError(f"{p.name} is a rotated grid; warp it to a north-up grid first "
@@ -136,8 +137,32 @@ def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None,
     _warn_if_far_bounds(store, name, np.asarray(r.bounds, dtype="float64"), f"the {r.shape[0]} x {r.shape[1]} cells",
                         replacing=True)
     r.unit = unit or r.unit
+    _warn_if_grids_part(store, name, r)
     store.write_raster(name, r)
     return r
+
+
+def _warn_if_grids_part(store, name: str, r: Raster) -> None:
+    """Warn when ``r`` replaces the DEM (or the Manning grid) on another grid than the one the other still has:
+    a flood needs them on one grid, and refuses to run until they are."""
+    from cim.schema import RASTER_CLASSES
+    from twin_core.errors import TwinWarning, twin_warn
+
+    if name not in RASTER_CLASSES or not store.has_raster(name):
+        return
+    old = store.raster_info(name)
+
+    def grid(info) -> tuple:
+        return (info["height"], info["width"], *np.round(np.asarray(info["transform"][:6], dtype="float64"), 6))
+
+    new = grid({"height": r.shape[0], "width": r.shape[1], "transform": list(r.transform)[:6]})
+    if grid(old) == new:
+        return
+    left = [n for n in RASTER_CLASSES if n != name and store.has_raster(n) and grid(store.raster_info(n)) == grid(old)]
+    if left:
+        twin_warn(f"{name!r} is now a {r.shape[0]} x {r.shape[1]} grid, but {', '.join(map(repr, left))} stays on "
+                  f"the {old['height']} x {old['width']} grid {name!r} had, and a flood needs them on one grid: "
+                  f"import {' and '.join(left)} on the new grid too, or {name} on the old one", TwinWarning)
 
 
 #: values GIS tools write for missing cells; a grid holding one with no nodata declared most likely means it

@@ -63,9 +63,10 @@ def formats_for(kind: str, georeferenced: bool = False) -> list[str]:
 _RUNS_HINT = "twin.runs() (CLI: `twin runs`) lists the runs"
 
 
-def find_run(twin, run: str, scenario: str | None = None) -> str:
+def find_run(twin, run: str, scenario: str | None = None, *, arg: str = "scenario", option: str = "--scenario") -> str:
     """The scenario that holds ``run`` (``scenario`` when given and it is there); a clear error otherwise: the
-    scenario(s) the run is under, or the run id closest to a mistyped one."""
+    scenario(s) the run is under, or the run id closest to a mistyped one. ``arg`` and ``option`` name the
+    scenario's argument and CLI option in that error (``twin compare`` has ``--scenario-a``, ``--scenario-b``)."""
     from cim.results import list_results
     from cim.scenario import did_you_mean, normalise_scenario_name
     from twin_core.errors import LayerNotFoundError
@@ -85,8 +86,8 @@ def find_run(twin, run: str, scenario: str | None = None) -> str:
         raise LayerNotFoundError(f"no run {run!r} in this twin{did_you_mean(run, runs)}; "
                                  + (_RUNS_HINT if runs else "it holds no runs yet"))
     if len(where) > 1:
-        raise LayerNotFoundError(f"run {run!r} is under several scenarios {where}; name one: scenario="
-                                 f"{where[0]!r} (CLI: --scenario {where[0]})")
+        raise LayerNotFoundError(f"run {run!r} is under several scenarios {where}; name one: {arg}="
+                                 f"{where[0]!r} (CLI: {option} {where[0]})")
     return where[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import typer
@@ -132,11 +133,31 @@ def _clear_scenarios_and_results(twin) -> None:
             delete_results(twin.store, scen)
 
 
+def lonlat_extent(s: dict) -> list[float] | None:
+    """The extent of summary ``s`` (in its CRS) as lon/lat (xmin, ymin, xmax, ymax), or None where it has none."""
+    from cim.crs import lonlat_boxes
+    from twin_core.errors import CRSError
+
+    if not s.get("extent") or not s.get("crs"):
+        return None
+    try:
+        box = lonlat_boxes([s["extent"]], s["crs"])[0]
+    except CRSError:
+        return None
+    return None if not all(map(math.isfinite, box)) else [float(v) for v in box]
+
+
 def format_summary(s: dict) -> str:
     lines = [f"twin {s.get('name')!r} in {s.get('store')} ({s.get('crs')}, {s.get('timezone')})"]
     if s.get("extent"):
         x0, y0, x1, y1 = s["extent"]
-        lines.append(f"  extent: {(x1 - x0) / 1000:.2f} km x {(y1 - y0) / 1000:.2f} km")
+        # the bounds as --bbox takes them (the twin CRS), and as lon/lat: the size alone gave no place to start from
+        lines.append(f"  extent: {(x1 - x0) / 1000:.2f} km x {(y1 - y0) / 1000:.2f} km, "
+                     f"{','.join(f'{v:.10g}' for v in s['extent'])} (xmin,ymin,xmax,ymax in {s.get('crs')}, as "
+                     "--bbox takes it)")
+        ll = lonlat_extent(s)
+        if ll:
+            lines.append(f"          lon/lat {','.join(f'{v:.5f}' for v in ll)}")
     for name, n in sorted(s.get("layers", {}).items()):
         lines.append(f"  layer  {name:<12} {n:>9,} feature{'' if n == 1 else 's'}")
     for name, (h, w) in sorted(s.get("rasters", {}).items()):

@@ -64,18 +64,32 @@ def register(app: typer.Typer) -> None:
     def import_raster_(
         target: str = STORE_ARG,
         path: str = typer.Argument(..., help="GeoTIFF file."),
-        name: str = typer.Option("dem", help="Raster name: dem, manning ..."),
-        crs: Optional[str] = typer.Option(None, help="CRS of a file that has none."),
+        # no default: it was dem, so a file imported without --name replaced the city's DEM
+        name: Optional[str] = typer.Option(None, "--name", show_default=False,
+                                           help="Raster name (required): dem (the terrain floods run on), manning, "
+                                                "or a new name; a raster of that name is replaced."),
+        crs: Optional[str] = typer.Option(None, help="CRS of a file that has none, e.g. EPSG:4544."),
         unit: Optional[str] = typer.Option(None, help="Unit of the values, e.g. m."),
         as_json: bool = JSON_OPT,
     ) -> None:
-        """Import a GeoTIFF (warped to the twin CRS when needed)."""
+        """Import a GeoTIFF as raster --name (warped to the twin CRS when needed), replacing one of that name."""
         from cim.io.raster import import_raster
         from cim.store import open_store
+        from twin_core.errors import ParameterError
 
         with open_store(target) as store:
+            if not name:
+                have = [n for n in store.list_rasters() if not n.startswith("res_")]
+                raise ParameterError("--name is required: give a new raster name, or the name of one to replace (the "
+                                     f"twin has {', '.join(have) or 'none yet'}; dem is the terrain floods run on)")
+            # what a replace removes, as `twin import` says it
+            had = store.raster_info(name) if store.has_raster(name) else None
             r = import_raster(store, path, name, crs=crs, unit=unit)
-        emit({"raster": name, "shape": list(r.shape)}, as_json, human=f"imported {name}: {r.shape[0]} x {r.shape[1]} cells")
+        human = f"imported {name}: {r.shape[0]} x {r.shape[1]} cells"
+        if had:
+            human += f", replacing the {had['height']} x {had['width']} cells it had"
+        emit({"raster": name, "shape": list(r.shape), "replaced": [had["height"], had["width"]] if had else None},
+             as_json, human=human)
 
     @app.command("export")
     def export(
@@ -112,6 +126,7 @@ def register(app: typer.Typer) -> None:
             raise TwinError(f"{out} is a folder; give the path of the file to write, "
                             f"e.g. {os.path.join(out, name)}.gpkg")
         with Twin.open(target) as twin:
+            _check_exportable(twin, name, target, out)
             try:
                 if out.lower().endswith((".tif", ".tiff")):
                     from cim.io.raster import reproject_raster
@@ -131,3 +146,35 @@ def register(app: typer.Typer) -> None:
                 raise TwinError(f"cannot write {out}: {why}; check that its folder can be created and written to") \
                     from exc
         emit({"exported": name, "to": out}, as_json, human=f"wrote {out}")
+
+
+def _check_exportable(twin, name: str, typed: str, out: str) -> None:
+    """Refuse, in the CLI's words, a ``twin export`` name that is neither a layer nor a raster of the twin: a
+    run's result (``max_depth`` ...) is exported with --run (the Python errors advised ``twin.load_result()``)."""
+    import shlex
+
+    from cim.results import list_results
+    from cim.scenario import did_you_mean
+    from twin_core.cli._common import store_arg
+    from twin_core.errors import LayerNotFoundError
+
+    store = twin.store
+    if store.has_layer(name) or store.has_raster(name):
+        return
+    shown = store_arg(store, typed)
+    found = list_results(store, name=name)
+    if len(found):
+        runs = sorted(set(found["run"]))
+        scens = sorted(set(found.loc[found["run"] == runs[0], "scenario"]))
+        example = f"twin export {shown} {name} {shlex.quote(out)} --run {runs[0]}"
+        if len(scens) > 1:  # that run id is under several scenarios: the example names one
+            example += f" --scenario {scens[0]}"
+        more = f", ... ({len(runs)} in all)" if len(runs) > 5 else ""
+        raise LayerNotFoundError(
+            f"{name!r} is a result of a run, not a layer or raster of the twin: give the run, e.g. {example} (runs "
+            f"with a {name}: {', '.join(runs[:5])}{more}; `twin runs {shown}` lists the runs and their results)")
+    layers, rasters = twin.layers(), twin.rasters()
+    raise LayerNotFoundError(
+        f"no layer or raster {name!r} in {store.uri}{did_you_mean(name, layers + rasters)}; layers: "
+        f"{', '.join(layers) or 'none'}; rasters: {', '.join(rasters) or 'none'}; a run's results (flood depths, "
+        f"link flows ...) are exported with --run RUN (`twin runs {shown}` lists the runs)")
