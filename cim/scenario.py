@@ -2,8 +2,10 @@
 
 Edits are recorded in order in the store table ``scenario_edits`` (one row an
 edit) and applied on read: :meth:`Scenario.layer` and :meth:`Scenario.raster`
-return the layer or raster "as of" the scenario. Raster patches keep their
-values in ``.npy`` blobs. Both stores hold scenarios the same way.
+return the layer or raster "as of" the scenario. Raster patches keep what they
+change in ``.npy`` blobs (the cells a delta raises, or the values set) with their
+kind and grid, so that they hold on a base updated later. Both stores hold
+scenarios the same way.
 
 A scenario name is letters and digits of any script, ``_`` and ``-``, starting
 with a letter or digit, at most 63 characters: ``levee_2m``, ``暴雨50年`` and
@@ -50,7 +52,7 @@ from cim.schema import FEATURE_CLASSES, cast_value
 from twin_core.errors import RasterError, ScenarioError
 
 __all__ = ["Scenarios", "Scenario", "OutsideAreaError", "EDITS_TABLE", "BASE", "RESERVED", "MAX_NAME_LENGTH", "check_scenario_name",
-           "normalise_scenario_name", "did_you_mean"]
+           "normalise_scenario_name", "did_you_mean", "raster_edit_kind"]
 
 EDITS_TABLE = "scenario_edits"
 BASE = "base"
@@ -245,8 +247,8 @@ class Scenarios:
           record through it *adds* to its edits. A notebook cell that creates a scenario
           and raises the ground with ``patch_raster(..., delta=2.0)``, run twice, raises it by 4 m: when the
           scenario has edits already a :class:`~twin_core.errors.TwinWarning` says so, unless
-          ``warn_if_edited=False`` (the ``twin`` command's edit commands add to a scenario "created if
-          missing" by design).
+          ``warn_if_edited=False`` (the ``twin`` command's edit commands add to an existing scenario, or
+          create it with its first edit, by design).
         - ``replace=True``: the existing scenario is deleted as :meth:`delete` does it (its edits and its
           stored results, which were made on the old definition) and created anew, empty, in one
           transaction: a cell with ``replace=True`` can be run again and again. A scenario that is the
@@ -659,7 +661,8 @@ class Scenario:
 
     def _require_editable(self) -> None:
         if self.is_base:
-            raise ScenarioError("the base is never edited through a scenario; create one with twin.scenarios.create(name)")
+            raise ScenarioError("the base is never edited through a scenario; create a scenario and edit that: "
+                                "twin scenario create STORE NAME (Python: twin.scenarios.create(name))")
 
     # -- edits ----------------------------------------------------------------------
     def add_features(self, layer: str, gdf) -> None:
@@ -756,6 +759,10 @@ class Scenario:
         shapely polygon. Give ``values`` (a scalar or an array of the window's
         shape) or ``delta`` (added to the current cells). With a polygon only
         the cells whose centre lies inside change.
+
+        The edit is kept as what it is, not as the cells it makes today: a delta stays a delta on a base
+        updated later (a 2 m levee stays 2 m above the new ground), values stay those values, and a base put
+        on another grid is refused on read (see :meth:`raster`).
         """
         self._require_editable()
         base = self.raster(name)
@@ -819,16 +826,24 @@ class Scenario:
                 f"(+-3.4e38) rasters are stored in, e.g. {float(new[big][0]):.6g}{unit}; give a delta or values "
                 "of a real height"
             )
+        # what is kept is the edit, not the cells it made on today's base (those were pasted over a base updated
+        # later: a 2 m levee on a DEM raised by 10 m read as an 8 m trench): a delta edit keeps the cells it
+        # raises (a mask; the delta is in attrs), a values edit its values (NaN where it changes nothing)
+        applied = ~void if poly is None else ~void & inside
+        kept = applied if delta is not None else np.where(applied, new, np.nan).astype("float32")
         buf = io.BytesIO()
-        np.save(buf, new.astype("float32"), allow_pickle=False)
+        np.save(buf, kept, allow_pickle=False)
         key = f"scenario/{self.name}/{name}/{_now()}.npy"
+        # what was asked, beside the cells it made: a levee's height reads back from the store (the map shows it);
+        # its kind and the grid it was drawn on let a read re-apply it on the base of the day (see raster())
+        attrs = {"delta": float(delta)} if delta is not None else {"values": "given"}
+        attrs.update({"kind": "delta" if delta is not None else "values", "grid": _grid_of(base)})
         with self.store.transaction():
             self.store.put_blob(key, buf.getvalue(), mime="application/x-npy")
             self.scenarios._append([{
                 "scenario": self.name, "op": "patch_raster", "target": name, "blob_key": key,
                 "window": json.dumps([win.row_off, win.col_off, win.height, win.width]),
-                # what was asked, beside the cells it made: a levee's height reads back from the store
-                "attrs": json.dumps({"delta": float(delta)} if delta is not None else {"values": "given"}),
+                "attrs": json.dumps(attrs),
             }])
         return win
 
@@ -842,32 +857,40 @@ class Scenario:
                                 f"({exc}); give a number, string, list or mapping") from None
         self.scenarios._append([{"scenario": self.name, "op": "set_param", "target": key, "attrs": text}])
 
-    def undo(self) -> pd.DataFrame:
+    def undo(self, *, missing_ok: bool = False) -> pd.DataFrame:
         """Take back this scenario's latest edit: the rows one call recorded together (all the roads one
         :meth:`close_roads` closed, one :meth:`patch_raster`, ...), with the raster cells it stored.
 
-        Returns the rows taken back (empty if the scenario has no edits of its own). The parent's edits are
-        not touched: undo them on the parent. Runs made since the edit are marked stale by
-        :meth:`last_edited`, which counts the undo as a change.
+        Returns the rows taken back. A scenario with no edits of its own is a :class:`ScenarioError` (as
+        ``twin scenario undo`` says it), most likely an undo too many or the wrong scenario; ``missing_ok=True``
+        returns an empty table instead. The parent's edits are not touched: undo them on the parent. Runs made
+        since the edit are marked stale by :meth:`last_edited`, which counts the undo as a change.
         """
         self._require_editable()
         sc = self.scenarios
         with self.store.transaction():  # the last edit is read and deleted together: a concurrent edit waits
-            if self.name not in sc._meta():
+            meta = sc._meta()
+            if self.name not in meta:
                 raise ScenarioError(f"scenario {self.name!r} no longer exists (deleted meanwhile?)")
             e = self.edits()
-            if not len(e):
+            if len(e):
+                created = pd.to_datetime(e["created"], utc=True, format="ISO8601")
+                last = e[created == created.max()]
+                first_seq = int(last["seq"].min())
+                gone = e[e["seq"].astype("int64") >= first_seq]
+                for key in gone.loc[gone["blob_key"].notna(), "blob_key"]:
+                    self.store.delete_blob(key)
+                self.store.delete_rows(EDITS_TABLE, {"scenario": self.name, "seq": (">=", first_seq)})
+                changed = dict(meta[self.name])
+                changed["modified"] = _now()
+                self.store.set_meta({f"scenario:{self.name}": changed})
+        if not len(e):  # said outside the transaction: nothing was written
+            if missing_ok:
                 return e
-            created = pd.to_datetime(e["created"], utc=True, format="ISO8601")
-            last = e[created == created.max()]
-            first_seq = int(last["seq"].min())
-            gone = e[e["seq"].astype("int64") >= first_seq]
-            for key in gone.loc[gone["blob_key"].notna(), "blob_key"]:
-                self.store.delete_blob(key)
-            self.store.delete_rows(EDITS_TABLE, {"scenario": self.name, "seq": (">=", first_seq)})
-            meta = dict(sc._meta()[self.name])
-            meta["modified"] = _now()
-            self.store.set_meta({f"scenario:{self.name}": meta})
+            parent = meta[self.name].get("parent", BASE)
+            raise ScenarioError(f"scenario {self.name!r} has no edits of its own to undo"
+                                + (f"; the edits it shows from its parent {parent!r} are undone on {parent!r}"
+                                   if parent != BASE else ""))
         return gone.reset_index(drop=True)
 
     # -- reads ------------------------------------------------------------------------
@@ -923,21 +946,161 @@ class Scenario:
         return gdf.reset_index(drop=True)
 
     def raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
-        """The raster as of this scenario (base plus patches)."""
+        """The raster as of this scenario: the base of today with the raster edits of the scenario (and its
+        parents) applied in order.
+
+        An edit holds on whatever base is there when it is read, so a base updated later (a new survey
+        imported under the same name) keeps its scenarios right: a ``delta`` edit (:meth:`patch_raster`
+        with ``delta=``: raise or lower the ground) is added to today's cells, a ``values`` edit sets its
+        cells to its values, and the base's nodata cells stay nodata. Edits recorded before edits kept their
+        kind are absolute (their attrs have no ``"kind"``: :func:`raster_edit_kind` says ``"absolute"``):
+        their cells are pasted as they were made, as they always were. A base put on a grid the edit no
+        longer maps onto (another cell size or CRS, an origin moved by part of a cell, or the edit's cells
+        outside it; a move by whole cells is followed) is a :class:`~twin_core.errors.ScenarioError` naming
+        the scenario, the raster and what to do.
+        """
         edits = self._all_edits()
         patches = edits[(edits["op"] == "patch_raster") & (edits["target"] == name)] if len(edits) else edits
         if not len(patches):
             return self.store.read_raster(name, window=window, bounds=bounds)
         full = self.store.read_raster(name)
         data = full.data.astype("float32", copy=True)
-        for _, e in patches.iterrows():
-            r0, c0, h, w = json.loads(e["window"])
-            vals = np.load(io.BytesIO(self.store.get_blob(e["blob_key"])), allow_pickle=False)
-            data[r0:r0 + h, c0:c0 + w] = vals
+        for e in patches.itertuples(index=False):
+            kept = np.load(io.BytesIO(self.store.get_blob(e.blob_key)), allow_pickle=False)
+            _apply_raster_edit(data, full, e, kept, name)
         out = Raster(data, full.transform, full.crs, full.nodata, full.unit, dict(full.meta))
         if window is not None or bounds is not None:
             out = out.window(window if window is not None else out.window_from_bounds(tuple(bounds)))
         return out
+
+
+def _grid_of(r: Raster) -> dict:
+    """The grid a raster edit is drawn on, as its attrs keep it: shape, transform, CRS and unit."""
+    return {"shape": [int(n) for n in r.shape], "transform": [float(v) for v in tuple(r.transform)[:6]],
+            "crs": None if r.crs is None else str(r.crs), "unit": r.unit}
+
+
+def _edit_attrs(attrs) -> dict:
+    try:
+        d = json.loads(attrs) if isinstance(attrs, str) else {}
+    except ValueError:
+        d = {}
+    return d if isinstance(d, dict) else {}
+
+
+def raster_edit_kind(attrs) -> str:
+    """How a ``patch_raster`` edit applies, from its attrs (the JSON text of its row, or the dict):
+    ``"delta"`` (added to the base's cells), ``"values"`` (its cells set to its values) or ``"absolute"``
+    (recorded before edits kept their kind: the cells it made then, pasted as they are).
+
+    >>> raster_edit_kind('{"delta": 2.0, "kind": "delta"}'), raster_edit_kind('{"delta": 2.0}')
+    ('delta', 'absolute')
+    """
+    kind = (attrs if isinstance(attrs, dict) else _edit_attrs(attrs)).get("kind")
+    return kind if kind in ("delta", "values") else "absolute"
+
+
+def _grid_text(shape, t, crs) -> str:
+    return f"{shape[0]} x {shape[1]} cells of {t[0]:g} x {-t[4]:g} from ({t[2]:.10g}, {t[5]:.10g}) in {crs}"
+
+
+def _moved_grid(e, name: str, attrs: dict, window, full: Raster, why: str) -> ScenarioError:
+    """The error for an edit whose cells no longer map onto the raster: what, where, and what to do."""
+    kind = raster_edit_kind(attrs)
+    unit = f" {full.unit}" if full.unit else ""
+    delta = attrs.get("delta")
+    what = (f"{delta:+g}{unit}" if kind == "delta" and isinstance(delta, (int, float)) else
+            "values set" if kind == "values" else "cells pasted as made")
+    when = _when(e.created)
+    r0, c0, h, w = window
+    return ScenarioError(
+        f"scenario {e.scenario!r} has an edit of raster {name!r} ({what} over {h} x {w} cells at row {r0}, column "
+        f"{c0}{', made ' + when if when else ''}) that does not map onto {name!r} now: {why} ({name!r} was "
+        f"replaced since). Draw the edit again on the new {name!r}: take it back first (twin scenario undo STORE "
+        f"{e.scenario}, or twin.scenarios[{e.scenario!r}].undo(); undo takes back the latest edit first), or "
+        "delete the scenario")
+
+
+def _edit_window(e, name: str, attrs: dict, full: Raster) -> tuple[int, int, int, int]:
+    """Where a raster edit's cells lie on ``full`` today: its recorded window, moved by whole cells when the
+    base's origin moved (same cell size and CRS); a :class:`ScenarioError` when it does not map."""
+    r0, c0, h, w = (int(v) for v in json.loads(e.window))
+    rows, cols = full.shape
+    grid = attrs.get("grid") if raster_edit_kind(attrs) != "absolute" else None
+    if grid is None:  # recorded before edits kept their kind and grid: it maps where it fits
+        if r0 + h <= rows and c0 + w <= cols:
+            return r0, c0, h, w
+        raise _moved_grid(e, name, attrs, (r0, c0, h, w), full,
+                          f"its cells lie outside {name!r}, which is now {rows} x {cols} cells")
+    t0, t1 = grid["transform"], tuple(full.transform)[:6]
+    now = _grid_text(full.shape, t1, full.crs)
+    then = _grid_text(grid["shape"], t0, grid.get("crs"))
+    if grid.get("unit") and full.unit and grid["unit"] != full.unit:
+        raise _moved_grid(e, name, attrs, (r0, c0, h, w), full,
+                          f"it was drawn in {grid['unit']!r} and {name!r} is now in {full.unit!r}")
+    crs_now = None if full.crs is None else str(full.crs)
+    if [int(n) for n in grid["shape"]] == [rows, cols] and np.allclose(t0, t1, rtol=0, atol=1e-6) and \
+            grid.get("crs") == crs_now:
+        return r0, c0, h, w
+    from cim.crs import same_crs
+
+    same_cells = np.allclose([t0[i] for i in (0, 1, 3, 4)], [t1[i] for i in (0, 1, 3, 4)], rtol=1e-9, atol=1e-9)
+    if same_cells and (grid.get("crs") == crs_now or same_crs(grid.get("crs"), full.crs)):
+        dc, dr = (t0[2] - t1[2]) / t1[0], (t0[5] - t1[5]) / t1[4]
+        if abs(dc - round(dc)) < 1e-6 and abs(dr - round(dr)) < 1e-6:  # the origin moved by whole cells
+            r, c = r0 + int(round(dr)), c0 + int(round(dc))
+            if r >= 0 and c >= 0 and r + h <= rows and c + w <= cols:
+                return r, c, h, w
+            raise _moved_grid(e, name, attrs, (r0, c0, h, w), full,
+                              f"it was drawn on {then}, and its cells lie outside {name!r}, now {now}")
+    raise _moved_grid(e, name, attrs, (r0, c0, h, w), full, f"it was drawn on {then}, and {name!r} is now {now}")
+
+
+def _apply_raster_edit(data: np.ndarray, full: Raster, e, kept: np.ndarray, name: str) -> None:
+    """Apply one ``patch_raster`` edit (a row of the edit log, ``kept`` its stored array) to ``data`` (the
+    cells of ``full`` with the earlier edits applied), in place; see :meth:`Scenario.raster`."""
+    attrs = _edit_attrs(e.attrs)
+    kind = raster_edit_kind(attrs)
+    r0, c0, h, w = _edit_window(e, name, attrs, full)
+    sub = data[r0:r0 + h, c0:c0 + w]  # a view: written in place
+    if kind == "absolute":
+        _warn_if_old_delta_moved(e, name, attrs, sub, kept)
+        sub[...] = kept
+        return
+    # nodata stays nodata: the base of today may have gaps the edit's base had not
+    void = ~np.isfinite(sub)
+    if full.nodata is not None and np.isfinite(full.nodata):
+        void |= sub == np.float32(full.nodata)
+    if kind == "delta":
+        on = kept.astype(bool) & ~void
+        sub[on] = (sub[on].astype("float64") + float(attrs["delta"])).astype("float32")
+    else:
+        on = np.isfinite(kept) & ~void
+        sub[on] = kept[on]
+
+
+def _warn_if_old_delta_moved(e, name: str, attrs: dict, under: np.ndarray, kept: np.ndarray) -> None:
+    """Warn when an edit recorded the old way (the cells it made) as a ``delta`` no longer sits on the cells it was
+    made on: each of its cells was the one under it, or that plus the delta, when it was made. Any other cell
+    means ``name`` was replaced since (a new survey), and the pasted cells are the old ground's: a 2 m levee on a
+    DEM raised by 10 m reads as an 8 m trench. Such an edit cannot be re-applied (what it raised is not kept),
+    so it is pasted as before, with this warning."""
+    delta = attrs.get("delta")
+    if not isinstance(delta, (int, float)) or isinstance(delta, bool) or not np.isfinite(delta) or delta == 0:
+        return
+    d = kept.astype("float64") - under.astype("float64")
+    ok = ~np.isfinite(d) | (np.abs(d) <= 1e-3) | (np.abs(d - delta) <= 1e-3)
+    if ok.all():
+        return
+    from twin_core.errors import TwinWarning, twin_warn
+
+    when = _when(e.created)
+    twin_warn(f"scenario {e.scenario!r} has an edit of raster {name!r} ({delta:+g} over {kept.shape[0]} x "
+              f"{kept.shape[1]} cells{', made ' + when if when else ''}) recorded as the cells it made, and "
+              f"{name!r} was replaced since: {int((~ok).sum())} of its cells are neither the ground under them nor "
+              f"that {delta:+g}, so the scenario shows the old ground there. Take the edit back (twin scenario undo "
+              f"STORE {e.scenario}, or twin.scenarios[{e.scenario!r}].undo()) and draw it again: edits made now "
+              "hold on a replaced raster", TwinWarning)
 
 
 def _attrs_json(row: pd.Series, geom_col: str | None) -> str:

@@ -58,21 +58,28 @@ def undo(target: str = STORE_ARG, name: str = typer.Argument(...), as_json: bool
     from twin_core.twin import Twin
 
     with Twin.open(target) as twin:
+        if isinstance(name, str) and name.casefold() == "base":
+            raise ScenarioError(f"{name!r} is the city itself, which is never edited, so there is nothing to undo; "
+                                f"name a scenario: {twin.scenarios.names()} (twin scenario list)")
         s = twin.scenarios.get(name)
-        gone = s.undo()
+        gone = s.undo()  # a scenario with no edits of its own is a ScenarioError saying so
         left = s.n_edits  # edits as undo takes them back (one a call), as `twin scenario list` counts them
-    if not len(gone):
-        raise ScenarioError(f"scenario {s.name!r} has no edits of its own to undo (a parent's edits are undone on "
-                            "the parent: twin scenario list shows each scenario's parent)")
     ops = ", ".join(sorted(set(gone["op"])))
     targets = ", ".join(sorted(set(gone["target"].astype(str))))
     emit({"scenario": s.name, "undone": {"op": ops, "targets": targets, "rows": len(gone)}, "edits": left}, as_json,
          human=f"undid {ops} on {targets} ({len(gone)} row(s)) in scenario {s.name}; {left} edit(s) left")
 
 
+_SCENARIO_HELP = ("Scenario to edit; a new name creates it, unless it is close to an existing one's (a typo?): "
+                  "then --create.")
+_CREATE_OPT = typer.Option(False, "--create", help="Create the scenario if it does not exist, even when its name "
+                                                   "is close to an existing one's.")
+
+
 @sub.command("close-roads")
-def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help="Scenario (created if missing)."),
-                bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"), as_json: bool = JSON_OPT) -> None:
+def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help=_SCENARIO_HELP),
+                bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"), create: bool = _CREATE_OPT,
+                as_json: bool = JSON_OPT) -> None:
     """Close every road link crossing a box (capacity 0)."""
     import shapely
 
@@ -80,28 +87,35 @@ def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help="S
 
     box = _bbox(bbox)
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
-        ids = twin.scenarios.create(name, exist_ok=True, warn_if_edited=False).close_roads(shapely.box(*box))
-    emit({"scenario": name, "closed": ids}, as_json, human=f"closed {len(ids)} links in {name}")
+        s, made = _scenario_to_edit(twin, name, create, target)
+        ids = s.close_roads(shapely.box(*box))
+    emit({"scenario": s.name, "closed": ids}, as_json,
+         human=_made(s.name, made) + f"closed {len(ids)} links in {s.name}")
 
 
 @sub.command("raise-ground")
-def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help="Scenario (created if missing)."),
+def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help=_SCENARIO_HELP),
                  bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"),
                  delta: float = typer.Option(..., help="Metres to add (a levee) or subtract (storage)."),
                  raster: str = typer.Option("dem", help="The raster to change (its unit, m for the dem)."),
-                 as_json: bool = JSON_OPT) -> None:
-    """Raise or lower the DEM inside a box (a levee, a storage pond)."""
+                 create: bool = _CREATE_OPT, as_json: bool = JSON_OPT) -> None:
+    """Raise or lower the DEM inside a box (a levee, a storage pond). The edit stays a delta: on a DEM imported
+    again later, the ground is raised by as much above the new ground."""
     from twin_core.twin import Twin
 
     box = _bbox(bbox)
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
-        w = twin.scenarios.create(name, exist_ok=True, warn_if_edited=False).patch_raster(raster, box, delta=delta)
-    emit({"scenario": name, "cells": w.height * w.width}, as_json, human=f"patched {w.height} x {w.width} cells of {raster}")
+        s, made = _scenario_to_edit(twin, name, create, target)
+        w = s.patch_raster(raster, box, delta=delta)
+    emit({"scenario": s.name, "cells": w.height * w.width}, as_json,
+         human=_made(s.name, made) + f"patched {w.height} x {w.width} cells of {raster}")
 
 
 @sub.command("set")
-def set_param(target: str = STORE_ARG, name: str = typer.Argument(...), key: str = typer.Argument(...),
-              value: str = typer.Argument(..., help="A JSON value, e.g. 50 or '\"am\"'"), as_json: bool = JSON_OPT) -> None:
+def set_param(target: str = STORE_ARG, name: str = typer.Argument(..., help=_SCENARIO_HELP),
+              key: str = typer.Argument(...),
+              value: str = typer.Argument(..., help="A JSON value, e.g. 50 or '\"am\"'"), create: bool = _CREATE_OPT,
+              as_json: bool = JSON_OPT) -> None:
     """Record a scenario parameter that the engines read: traffic_closed_links, traffic_capacity_factor,
     traffic_demand_scale, crowd_closed_exits (e.g. crowd_closed_exits '["-265607427:1"]')."""
     import json
@@ -123,8 +137,37 @@ def set_param(target: str = STORE_ARG, name: str = typer.Argument(...), key: str
     except json.JSONDecodeError:
         v = value
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
-        twin.scenarios.create(name, exist_ok=True, warn_if_edited=False).set_param(key, v)
-    emit({"scenario": name, key: v}, as_json, human=f"{name}: {key} = {v!r}")
+        s, made = _scenario_to_edit(twin, name, create, target)
+        s.set_param(key, v)
+    emit({"scenario": s.name, key: v}, as_json, human=_made(s.name, made) + f"{s.name}: {key} = {v!r}")
+
+
+def _scenario_to_edit(twin, name: str, create: bool, target: str):
+    """``(scenario, created)``: the scenario an edit command records into. An existing one as it is; a new name
+    creates it (one command, one edit: by design), unless it is close to an existing scenario's name, most
+    likely a typo ('leve' for 'levee') that would record the edit into a new scenario beside the one meant:
+    refused, with the name meant and how to create it all the same (``--create``)."""
+    from cim.scenario import did_you_mean, normalise_scenario_name
+    from twin_core.errors import ScenarioError
+
+    sc = twin.scenarios
+    key = normalise_scenario_name(name)
+    uri = str(getattr(twin.store, "uri", target))
+    target = uri if "***" in uri else target  # a DSN's password is not repeated on the screen
+    if isinstance(key, str) and key.casefold() == "base":
+        raise ScenarioError(f"{name!r} is the city itself, which is never edited; create a scenario and edit that: "
+                            f"twin scenario create {target} NAME")
+    if key in sc:
+        return sc.get(key), False
+    near = did_you_mean(key, sc.names())
+    if near and not create:
+        raise ScenarioError(f"no scenario {key!r}{near} (create a new one with `twin scenario create {target} "
+                            f"{key}`, or pass --create); nothing was recorded")
+    return sc.create(key, exist_ok=True, warn_if_edited=False), True
+
+
+def _made(name: str, made: bool) -> str:
+    return f"created scenario {name}; " if made else ""
 
 
 def _bbox(text: str) -> tuple[float, float, float, float]:

@@ -158,7 +158,7 @@ def undo_edit(name: str, state=Depends(get_state)) -> dict:
     scenario has no edits of its own left."""
     with state.lock:  # no other edit lands between finding the last one and deleting it
         s = _scenario(state, name)
-        gone = s.undo()
+        gone = s.undo(missing_ok=True)
         if not len(gone):
             raise HTTPException(409, f"scenario {s.name!r} has no edits of its own to undo"
                                      + ("" if s.scenarios.list().set_index("name").loc[s.name, "parent"] == "base"
