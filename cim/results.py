@@ -30,9 +30,9 @@ import json
 import math
 import re
 import zlib
-from contextlib import contextmanager
+from contextlib import ExitStack
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,8 @@ from cim.raster import Raster
 from cim.scenario import check_scenario_name, normalise_scenario_name
 from twin_core.errors import LayerNotFoundError, SchemaError
 
-__all__ = ["save_result", "load_result", "list_results", "delete_results", "new_run_id", "result_ref", "check_run_id",
-           "check_run_free", "claim_run", "saving_run", "engine_of"]
+__all__ = ["save_result", "load_result", "list_results", "delete_results", "delete_run", "new_run_id", "result_ref",
+           "check_run_id", "check_run_free", "claim_run", "saving_run", "engine_of", "runs_using"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}\Z")
 
@@ -89,33 +89,66 @@ def check_run_free(store, scenario: str, run: str, engine: str) -> None:
       overwrite them (a hand-made ``summary``) or mix with them, and ``twin.runs()`` would call the mix that
       engine's run.
 
-    An engine re-running its own id is fine, and so are results a user added to such a run (the engine
-    leaves them as they are). The error says how to free the id (:func:`delete_results`)."""
+    - a new run (none under ``scenario`` yet) whose id is taken under another scenario: one id would name two
+      runs, and ``twin runs RUN``, ``twin export --run``, ``twin compare`` and ``twin.view(result=)``, which
+      find a run by its id, could no longer tell which (a twin that holds such a pair from before still reads:
+      those name the scenario).
+
+    An engine re-running its own id is fine (it replaces its earlier run: :func:`saving_run` warns), and so
+    are results a user added to such a run (the engine leaves them as they are). The error says how to free
+    the id: ``twin.delete_run()`` or ``twin runs TARGET RUN --delete`` (:func:`delete_run`)."""
     from twin_core.errors import ParameterError
 
     scenario = normalise_scenario_name(scenario) or "base"
-    idx = list_results(store, scenario=scenario, run=run)
+    everywhere = list_results(store, run=run)
+    idx = everywhere[everywhere["scenario"] == scenario].reset_index(drop=True)
     if not len(idx):
+        others = sorted(set(everywhere["scenario"]))
+        if others:
+            held = f"scenario {others[0]!r}" if len(others) == 1 else f"scenarios {others}"
+            raise ParameterError(
+                f"run id {run!r} is taken under {held}; one id names one run (`twin runs`, `twin export "
+                f"--run`, `twin compare` and twin.view(result=...) find a run by its id alone), so "
+                f"{_a(engine_of({'engine': engine}))} run under scenario {scenario!r} needs another id, such as "
+                f"{_other_id(run, scenario)!r} (run=, CLI --run), or delete that run first: "
+                f"{_delete_hint(run, others[0])}")
         return
     mine = engine_of({"engine": engine})
     owners = [engine_of(m) for m in idx["meta"]]
-
-    def a(word) -> str:
-        return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
-
-    todo = (f"Give this run another id, or delete the results under it first: cim.results.delete_results(store, "
-            f"{scenario!r}, {run!r})")
+    todo = f"Give this run another id, or delete run {run!r} first: {_delete_hint(run, scenario)}"
     for name, meta, other in zip(idx["name"], idx["meta"], owners):
         if other is None or other == mine:
             continue
         label = (meta.get("analysis") or meta.get("engine")) if isinstance(meta, dict) else other
-        raise ParameterError(f"run {run!r} under scenario {scenario!r} holds {a(label)} run; {a(engine)} run under "
+        raise ParameterError(f"run {run!r} under scenario {scenario!r} holds {_a(label)} run; {_a(engine)} run under "
                              f"the same id would overwrite or mix with its results (such as {name!r}). {todo}")
     if not any(owners):
         names = sorted(idx["name"])
         raise ParameterError(f"run {run!r} under scenario {scenario!r} holds results saved by hand ({names[:5]}"
                              f"{f' and {len(names) - 5} more' if len(names) > 5 else ''}), no engine's run; "
-                             f"{a(engine)} run under the same id would overwrite or mix with them. {todo}")
+                             f"{_a(engine)} run under the same id would overwrite or mix with them. {todo}")
+
+
+def _a(word) -> str:
+    """``word`` with its article: "a flood", "an access"."""
+    return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def _delete_hint(run: str, scenario: str) -> str:
+    """How to delete run ``run`` of ``scenario``, from Python and from the command line."""
+    return (f"twin.delete_run({run!r}, scenario={scenario!r}) (CLI: twin runs TARGET {run} --delete --scenario "
+            f"{scenario})")
+
+
+def _other_id(run: str, scenario: str) -> str:
+    """A run id for ``run`` under ``scenario`` that says so: ``storm50-levee`` (a scenario name in another
+    script, which a run id cannot hold: ``storm50-2``).
+
+    >>> _other_id("storm50", "levee"), _other_id("storm50", "暴雨")
+    ('storm50-levee', 'storm50-2')
+    """
+    tail = re.sub(r"[^A-Za-z0-9_.\-]+", "-", scenario).strip("-_.")[:40] or "2"
+    return f"{run[:79 - len(tail)]}-{tail}"
 
 
 def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix: str | None = None, *,
@@ -151,8 +184,7 @@ def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix:
     return run
 
 
-@contextmanager
-def saving_run(store, scenario: str | None, run: str, engine: str) -> Iterator:
+def saving_run(store, scenario: str | None, run: str, engine: str) -> "_SavingRun":
     """The store transaction a run of ``engine`` saves its results in under ``scenario`` (None: the base) and
     ``run``, with the id checked again inside it (:func:`check_run_free`): :func:`claim_run` checked it before
     the run computed, and another process may have saved another engine's results (or some by hand) under it
@@ -160,6 +192,10 @@ def saving_run(store, scenario: str | None, run: str, engine: str) -> Iterator:
     runs beside (:meth:`cim.store.base.Store.run_lock`), so two runs saving one id at once do not mix their
     results: the later one is refused, or, a run of the same engine, replaces the earlier one's. A refused
     save writes nothing.
+
+    A save that replaced an earlier run of the engine warns once it committed
+    (:class:`~twin_core.errors.RunReplacedWarning`), saying when that run was saved and which stored runs used
+    it (:func:`runs_using`): they now refer to the new results.
 
     >>> import tempfile, os
     >>> from cim.store import open_store
@@ -171,11 +207,114 @@ def saving_run(store, scenario: str | None, run: str, engine: str) -> Iterator:
     """
     scenario = normalise_scenario_name(scenario) or "base"
     check_run_id(run)
-    # the transaction first: a store wrapper that serialises its callers (the map server's) holds its lock for
-    # the whole block, not only while run_lock is called
-    with store.transaction(), store.run_lock(_run_key(scenario, run)):
-        check_run_free(store, scenario, run, engine)
-        yield store
+    return _SavingRun(store, scenario, run, engine)
+
+
+class _SavingRun:
+    """The block of :func:`saving_run`. A class, not a generator (``contextlib.contextmanager``): its warning
+    is raised here, and ``twin_warn`` climbs the project's frames to the caller's line, but stopped at
+    contextlib's."""
+
+    def __init__(self, store, scenario: str, run: str, engine: str) -> None:
+        self.store, self.scenario, self.run, self.engine = store, scenario, run, engine
+        self._stack: ExitStack | None = None
+        self._replaced: str | None = None
+
+    def __enter__(self):
+        with ExitStack() as stack:  # anything failing here closes (rolls back) what was entered
+            # the transaction first: a store wrapper that serialises its callers (the map server's) holds its
+            # lock for the whole block, not only while run_lock is called
+            stack.enter_context(self.store.transaction())
+            stack.enter_context(self.store.run_lock(_run_key(self.scenario, self.run)))
+            check_run_free(self.store, self.scenario, self.run, self.engine)
+            self._replaced = _replacing(self.store, self.scenario, self.run, self.engine)
+            self._stack = stack.pop_all()
+        return self.store
+
+    def __exit__(self, *exc) -> bool:
+        stack, self._stack = self._stack, None
+        suppressed = bool(stack.__exit__(*exc)) if stack is not None else False
+        if exc[0] is None and self._replaced:  # committed: the earlier run is gone
+            from twin_core.errors import RunReplacedWarning, twin_warn
+
+            twin_warn(self._replaced, RunReplacedWarning)
+        return suppressed
+
+
+def _replacing(store, scenario: str, run: str, engine: str) -> str | None:
+    """What :func:`saving_run` warns when run ``run`` of ``scenario`` holds an earlier run of ``engine``, which
+    the save replaces: when it was saved and the runs that used it (None: no earlier run)."""
+    mine = engine_of({"engine": engine})
+    idx = list_results(store, scenario=scenario, run=run)
+    old = idx[[engine_of(m) == mine for m in idx["meta"]]]
+    if not len(old):
+        return None
+    when = pd.to_datetime(old["created"], utc=True, format="ISO8601", errors="coerce").max()
+    saved = "" if pd.isna(when) else f" saved {when.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    msg = f"replaced run {run!r} under {scenario!r} ({_a(mine)}{saved})"
+    users = runs_using(store, scenario, run)
+    if users:
+        msg += (f"; runs that used it now refer to the new results: {_named_runs(users, scenario)} (run them "
+                "again for results that match)")
+    return msg
+
+
+def _named_runs(runs: list[tuple[str, str, str]], scenario: str) -> str:
+    """``runs`` (scenario, run, engine) as a warning names them: "traffic 'x', compare 'c' (under 'levee')", the
+    first ten (:func:`runs_using` gives them all)."""
+    named = [f"{engine} {run!r}" + ("" if scen == scenario else f" (under {scen!r})") for scen, run, engine in runs]
+    return ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
+
+
+#: how a run's summary names a run it used under its own scenario: a flood run (traffic, access, crowd:
+#: ``flooded_by``), a traffic run whose speeds it drove at (access: ``speeds_from``; before it, only in the
+#: text of ``speeds``)
+_USED_KEYS = ("flooded_by", "speeds_from")
+_SPEEDS_TEXT = re.compile(r"^traffic run (?P<run>[A-Za-z0-9][A-Za-z0-9_.\-]*)'s mean speeds")
+
+
+def runs_using(store, scenario: str | None, run: str) -> list[tuple[str, str, str]]:
+    """The stored runs that used run ``run`` of ``scenario`` (None: the base), as ``(scenario, run, engine)``,
+    sorted: a traffic, access or crowd run under the same scenario flooded by it (its summary's
+    ``flooded_by``), an access run that drove at its speeds (``speeds_from``), a comparison of it (engine
+    ``compare``: its ``a`` or ``b``, under any scenario). What they stored was made from the run as it was:
+    replacing or deleting it leaves them referring to other results, or to none.
+
+    >>> import tempfile, os
+    >>> from cim.store import open_store
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "r.gpkg"), create=True, crs="EPSG:4544")
+    >>> save_result(store, "base", "jam", "summary", {"flooded_by": "storm50"}, meta={"engine": "simulation.traffic"})
+    >>> runs_using(store, None, "storm50")
+    [('base', 'jam', 'traffic')]
+    >>> store.close()
+    """
+    scenario = normalise_scenario_name(scenario) or "base"
+    out = set()
+    for key, entry in store.get_meta().items():
+        if not key.startswith("result:") or not isinstance(entry, dict) or entry.get("kind") != "json":
+            continue
+        scen, other = entry.get("scenario"), entry.get("run")
+        if (scen, other) == (scenario, run):
+            continue
+        value = entry.get("value_json")
+        try:
+            value = json.loads(value) if isinstance(value, str) else entry.get("value")
+        except ValueError:
+            continue
+        if not isinstance(value, dict):
+            continue
+        engine = engine_of(entry.get("meta"))
+        if engine == "compare":  # a comparison names its runs as [scenario, run]
+            used = any(isinstance(v, list) and len(v) == 2 and v[1] == run
+                       and normalise_scenario_name(str(v[0])) == scenario for v in (value.get("a"), value.get("b")))
+        elif scen == scenario and entry.get("name") == "summary":
+            m = _SPEEDS_TEXT.match(str(value.get("speeds") or ""))
+            used = any(value.get(k) == run for k in _USED_KEYS) or (m is not None and m["run"] == run)
+        else:
+            used = False
+        if used:
+            out.add((scen, other, engine or "run"))
+    return sorted(out)
 
 
 def _run_key(scenario: str, run: str) -> str:
@@ -351,14 +490,46 @@ def list_results(store, scenario: str | None = None, run: str | None = None, nam
 
 
 def delete_results(store, scenario: str, run: str | None = None, names=None) -> int:
-    """Delete the results of a scenario (or of one run; or only those of ``names`` in it). Returns how many went."""
-    df = list_results(store, scenario=scenario, run=run)
-    if names is not None:
-        df = df[df["name"].isin(list(names))]
-    meta = store.get_meta()
-    with store.transaction():
+    """Delete the results of a scenario (or of one run; or only those of ``names`` in it). Returns how many went.
+    :func:`delete_run` deletes a run whole and says which runs used it."""
+    with store.transaction():  # what is deleted is read in the transaction that deletes it
+        df = list_results(store, scenario=scenario, run=run)
+        if names is not None:
+            df = df[df["name"].isin(list(names))]
+        meta = store.get_meta()
         for _, row in df.iterrows():
             key = _meta_key(row["scenario"], row["run"], row["name"])
             _delete_payload(store, meta[key])
             store.delete_meta([key])
     return len(df)
+
+
+def delete_run(store, scenario: str | None, run: str) -> pd.DataFrame:
+    """Delete run ``run`` of ``scenario`` (None: the base) whole, in one transaction under the run's lock (no
+    engine saves under the id meanwhile), and return the index of the results that went (as
+    :func:`list_results`; empty: no such run). The id is free again for any engine. Stored runs that used it
+    (:func:`runs_using`: a traffic run flooded by it) are named in a :class:`~twin_core.errors.TwinWarning`:
+    they now refer to results that are gone.
+
+    >>> import tempfile, os
+    >>> from cim.store import open_store
+    >>> store = open_store(os.path.join(tempfile.mkdtemp(), "r.gpkg"), create=True, crs="EPSG:4544")
+    >>> save_result(store, "base", "old", "summary", {"max_depth_m": 1.0}, meta={"engine": "simulation.flood"})
+    >>> delete_run(store, None, "old")["name"].tolist(), len(list_results(store))
+    (['summary'], 0)
+    >>> store.close()
+    """
+    scenario = normalise_scenario_name(scenario) or "base"
+    check_run_id(run)
+    with store.transaction(), store.run_lock(_run_key(scenario, run)):
+        gone = list_results(store, scenario=scenario, run=run)
+        users = runs_using(store, scenario, run) if len(gone) else []
+        delete_results(store, scenario, run)
+    if users:  # committed
+        from twin_core.errors import TwinWarning, twin_warn
+
+        engine = next((e for e in map(engine_of, gone["meta"]) if e), None)
+        twin_warn(f"deleted run {run!r} under {scenario!r}{f' ({_a(engine)})' if engine else ''}; runs that used it "
+                  f"now refer to results that are gone: {_named_runs(users, scenario)} (run them again, or delete "
+                  "them too)", TwinWarning)
+    return gone

@@ -19,6 +19,7 @@ __all__ = [
     "twin_warn",
     "TwinError",
     "TwinWarning",
+    "RunReplacedWarning",
     "CRSError",
     "SchemaError",
     "FieldError",
@@ -50,6 +51,11 @@ class TwinError(Exception):
 
 class TwinWarning(UserWarning):
     """A recoverable data problem; the message says how to fix it."""
+
+
+class RunReplacedWarning(TwinWarning):
+    """A run was saved under an id that held an earlier run of the same engine, which it replaced; runs that
+    used the earlier one (a traffic run ``flooded_by`` it) now refer to the new results."""
 
 
 _OURS = ("twin_core", "cim", "viewer", "simulation", "bim_import", "sample_city", "spatial_index")

@@ -435,6 +435,24 @@ class Twin:
         out["created"] = pd.to_datetime(out["created"], utc=True)  # datetime64[ns, UTC] when empty too
         return out.sort_values(["created", "scenario", "run"]).reset_index(drop=True)
 
+    def delete_run(self, run: str, scenario: str | None = None) -> int:
+        """Delete stored run ``run`` whole (every result under it, in one transaction) and return how many
+        results went; its id is free again for any engine. ``scenario`` is needed only when the run id is
+        under several. An unknown run is refused, naming the close id (CLI: ``twin runs TARGET RUN --delete``).
+        Stored runs that used it (a traffic run ``flooded_by`` it, a comparison of it) are named in a warning:
+        they now refer to results that are gone (:func:`cim.results.delete_run`).
+
+        Examples
+        --------
+        >>> twin.delete_run("storm50")                                      # doctest: +SKIP
+        11
+        """
+        from cim.results import delete_run
+        from twin_core.adapters.results_export import find_run
+
+        scen = find_run(self, run, scenario)  # an unknown run: the close id; one under several: name one
+        return len(delete_run(self.store, scen, run))
+
     def export_result(self, run: str, name: str, path, *, scenario: str | None = None, crs=None):
         """Write result ``name`` of ``run`` to ``path`` for a GIS or a spreadsheet; the extension picks the
         format: a raster to GeoTIFF, a table to CSV or Parquet (or, when its rows name features by id, e.g.

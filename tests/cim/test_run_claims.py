@@ -49,12 +49,14 @@ def test_check_run_free_refuses_an_id_holding_only_results_saved_by_hand(store):
     assert str(info.value) == (
         "run 'mine' under scenario 'base' holds results saved by hand (['notes']), no engine's run; a "
         "simulation.flood run under the same id would overwrite or mix with them. Give this run another id, or "
-        "delete the results under it first: cim.results.delete_results(store, 'base', 'mine')")
+        "delete run 'mine' first: twin.delete_run('mine', scenario='base') (CLI: twin runs TARGET mine --delete "
+        "--scenario base)")
     for engine in ("sunlight", "access", "compare", "simulation.traffic", "simulation.crowd"):
         with pytest.raises(ParameterError, match=HAND):
             claim_run(store, None, "mine", engine)
     assert claim_run(store, None, "mine", "sunlight", save=False) == "mine"  # nothing stored, nothing to mix
-    assert claim_run(store, "levee", "mine", "simulation.flood") == "mine"  # another scenario's id
+    with pytest.raises(ParameterError, match="taken under scenario 'base'"):  # one id would name two runs
+        claim_run(store, "levee", "mine", "simulation.flood")
     # a user's result added to an engine's run leaves it that engine's run (the engine leaves the result alone)
     save_result(store, "base", "f1", "max_depth", _zeros(), meta={"engine": "simulation.flood"})
     save_result(store, "base", "f1", "notes", {"by": "planner"})

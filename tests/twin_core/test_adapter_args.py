@@ -102,7 +102,8 @@ def test_check_run_free_reads_every_result_not_only_the_summary(tmp_path):
         check_run_free(store, "base", "f1", "flood")  # the short name is the same engine
         with pytest.raises(ParameterError, match=r"holds results saved by hand \(\['notes'\]\)"):
             check_run_free(store, "base", "mine", "simulation.flood")  # a user's results: not an engine's to write
-        check_run_free(store, "levee", "s1", "simulation.flood")  # another scenario's run of that id
+        with pytest.raises(ParameterError, match="run id 's1' is taken under scenario 'base'"):
+            check_run_free(store, "levee", "s1", "simulation.flood")  # one id would name two runs
     finally:
         store.close()
 

@@ -31,8 +31,9 @@ def test_save_refuses_an_id_saved_by_hand_and_says_how_to_free_it(tmp_path):
         c.save(twin, "notes-run")
     assert str(info.value) == (
         "run 'notes-run' under scenario 'base' holds results saved by hand (['notes']), no engine's run; a compare "
-        "run under the same id would overwrite or mix with them. Give this run another id, or delete the results "
-        "under it first: cim.results.delete_results(store, 'base', 'notes-run')")
+        "run under the same id would overwrite or mix with them. Give this run another id, or delete run "
+        "'notes-run' first: twin.delete_run('notes-run', scenario='base') (CLI: twin runs TARGET notes-run "
+        "--delete --scenario base)")
     assert list_results(twin.store, run="notes-run")["name"].tolist() == ["notes"]
     twin.close()
 

@@ -46,7 +46,10 @@ def test_claim_run_makes_checks_and_refuses_like_every_engine(tmp_path):
         assert claim_run(store, None, None, "sunlight", "sun").startswith("sun-")
         assert claim_run(store, None, "storm50", "simulation.flood") == "storm50"  # its own id again
         assert claim_run(store, None, "storm50", "flood") == "storm50"
-        assert claim_run(store, "levee", "storm50", "sunlight") == "storm50"  # another scenario's id
+        # another scenario's id: one id would name two runs (item 2 of the user review)
+        with pytest.raises(ParameterError, match="run id 'storm50' is taken under scenario 'base'; "):
+            claim_run(store, "levee", "storm50", "sunlight")
+        assert claim_run(store, "levee", "storm50", "sunlight", save=False) == "storm50"  # nothing stored
         with pytest.raises(ParameterError, match="run 'storm50' under scenario 'base' holds a simulation.flood run; "
                                                  "a sunlight run under the same id would overwrite or mix"):
             claim_run(store, "base", "storm50", "sunlight")
@@ -75,7 +78,8 @@ def test_twin_sunlight_refuses_a_taken_run_id_in_the_engines_words(tmp_path):
             assert str(info.value) == (
                 f"run 'storm50' under scenario 'base' holds a simulation.flood run; a {what} run under the same id "
                 "would overwrite or mix with its results (such as 'max_depth'). Give this run another id, or delete "
-                "the results under it first: cim.results.delete_results(store, 'base', 'storm50')")
+                "run 'storm50' first: twin.delete_run('storm50', scenario='base') (CLI: twin runs TARGET storm50 "
+                "--delete --scenario base)")
 
 
 # -- 2. the input checks in the adapters, for the CLI and scripts too -------------------------------------------

@@ -71,16 +71,22 @@ class AccessRun:
 def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth, speeds_from=None):
     """(directed links with travel time ``t`` s, closed link ids, flooded link ids)."""
     from cim.results import list_results
+    from twin_core.adapters.flood import warn_after_flood_end
     from twin_core.adapters.traffic import (closed_links, flood_closure_windows, flooded_links,
-                                            network_links)
+                                            network_links, run_elsewhere)
 
     links = network_links(twin.layer("road_links", scenario=scenario))
     if speeds_from is not None:  # a traffic run's mean speed on each link, where it is below the limit
         scen = scenario or "base"
         have = list_results(twin.store, scenario=scen, run=speeds_from)
         if "link_loads" not in set(have["name"]):
-            raise ParameterError(f"no traffic simulate run {speeds_from!r} under scenario {scen!r} (it has no "
-                                 "link_loads); run `twin traffic simulate` first and give its run id")
+            anywhere = list_results(twin.store, run=speeds_from)
+            elsewhere = sorted(set(anywhere.loc[anywhere["name"] == "link_loads", "scenario"]))
+            todo = (f"; or run `twin traffic simulate --scenario {scen}` and give its run id" if elsewhere else
+                    f" ({'its results hold no link_loads' if len(anywhere) else 'no run has that id'}); run "
+                    "`twin traffic simulate` first and give its run id")
+            raise ParameterError(f"no traffic simulate run {speeds_from!r} under scenario {scen!r}"
+                                 + run_elsewhere(elsewhere, "access analysis", "") + todo)
         loads = twin.load_result(scen, speeds_from, "link_loads")
         seen = pd.Series(pd.to_numeric(loads["mean_speed_kmh"], errors="coerce").to_numpy() / 3.6,
                          index=loads["link_id"].astype(str)).groupby(level=0).min()
@@ -92,10 +98,13 @@ def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth, speeds
     flooded: set[str] = set()
     if flooded_by is not None:
         if flood_time is None:
-            wet = flooded_links(twin, scenario, flooded_by, impassable_depth)
+            wet = flooded_links(twin, scenario, flooded_by, impassable_depth, asker="access analysis")
         else:
             t = parse_duration(flood_time, "flood_time")
-            w = flood_closure_windows(twin, scenario, flooded_by, impassable_depth)
+            w = flood_closure_windows(twin, scenario, flooded_by, impassable_depth, asker="access analysis")
+            if "flood_end_s" in w.attrs:  # roads still under water when the run ended stay closed (until inf)
+                warn_after_flood_end(t, flooded_by, w.attrs["flood_end_s"], "the roads still under water when it "
+                                     "ended are taken as closed")
             wet = w.loc[(w["closed_from_s"] <= t) & (t < w["closed_until_s"]), "link_id"].astype(str)
         wet = set(wet)
         # a flooded road is flooded both ways (the reverse direction is '<id>:r')
@@ -283,6 +292,8 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
                "closed_links": len(closed),
                "speeds": f"traffic run {speeds_from}'s mean speeds, at most the limit" if speeds_from else
                "speed limit (free flow)"}
+    if speeds_from is not None:  # the run it drove at, by id (cim.results.runs_using finds it)
+        summary["speeds_from"] = speeds_from
     if flooded_by is not None:
         dry = _times_from(streets, closed, src, tgt, len(bxy))
         dry_in = np.nan_to_num(dry, nan=np.inf) <= limit

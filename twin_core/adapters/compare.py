@@ -84,20 +84,18 @@ class Comparison:
     def save(self, twin, run: str | None = None, *, scenario: str | None = None) -> str:
         """Store the comparison as run ``run`` (default a new id ``compare-...``) under ``scenario`` (default
         B's): its ``summary`` (engine ``compare``), tables and rasters. Returns the run id. An id holding
-        another engine's run or results saved by hand is refused (:func:`cim.results.claim_run`); an earlier
-        comparison under it is replaced whole, and results a user added to it stay."""
+        another engine's run or results saved by hand, or taken under another scenario, is refused
+        (:func:`cim.results.claim_run`); an earlier comparison under it is replaced whole (with a
+        :class:`~twin_core.errors.RunReplacedWarning`), and results a user added to it stay."""
         from cim.results import claim_run, delete_results, engine_of, list_results, saving_run
         from cim.scenario import normalise_scenario_name
 
         scen = normalise_scenario_name(scenario) or self.b[0]
         run = claim_run(twin.store, scen, run, "compare")  # another engine's run id, or one saved by hand, refused
         meta = {"engine": "compare", "a": list(self.a), "b": list(self.b)}
+        # an id taken under another scenario is refused (check_run_free): one id names one run
         with saving_run(twin.store, scen, run, "compare"):
-            idx = list_results(twin.store, run=run)
-            elsewhere = sorted(set(idx["scenario"]) - {scen})
-            if elsewhere:  # a run id names one run: a second one under another scenario makes it ambiguous
-                raise ParameterError(f"run id {run!r} is taken under scenario {elsewhere[0]!r} already; save the "
-                                     "comparison under another id")
+            idx = list_results(twin.store, scenario=scen, run=run)
             # an earlier comparison under this id, whole (its tables differ)
             mine = [n for n, m in zip(idx["name"], idx["meta"]) if engine_of(m) == "compare"]
             delete_results(twin.store, scen, run, names=mine)

@@ -188,7 +188,7 @@ def _flood_grids(twin, scen: str, flood_run: str, flood_time):
     """(depth, depth x velocity or None, transform, what) of flood run ``flood_run``: its peaks (``flood_time``
     None), or its depth at ``flood_time`` s after the storm began, interpolated between its snapshots."""
     from cim.results import check_run_id, list_results
-    from twin_core.adapters.flood import load_depth_snapshots
+    from twin_core.adapters.flood import load_depth_snapshots, warn_after_flood_end
 
     check_run_id(flood_run)
     have = list_results(twin.store, scenario=scen, run=flood_run)
@@ -209,9 +209,7 @@ def _flood_grids(twin, scen: str, flood_run: str, flood_time):
     snaps, times, tr = load_depth_snapshots(
         twin, scen, flood_run, have, missing=f"its depth at {t:g} s is not known; leave flood_time out (the "
                                              "flood's peak) or run the flood again")
-    if t > times[-1]:
-        twin_warn(f"flood_time {t:g} s is after flood run {flood_run!r} ended ({times[-1]:g} s); its last depths are "
-                  "used", TwinWarning, stacklevel=4)
+    warn_after_flood_end(t, flood_run, float(times[-1]), "its last depths are used")
     k = int(np.searchsorted(times, t))
     if k == 0:
         d = snaps[0] * (t / times[0] if times[0] > 0 else 1.0)  # dry ground at the storm's start

@@ -359,6 +359,15 @@ def load_depth_snapshots(twin, scenario: str, flood_run: str, have=None, *, miss
     return np.asarray(stack.data, dtype=float), np.asarray(stack.times_s, dtype=float), stack.transform
 
 
+def warn_after_flood_end(flood_time_s: float, flood_run: str, end_s: float, used: str) -> None:
+    """Warn when ``flood_time_s`` (what a crowd run or an access analysis was asked to read flood run
+    ``flood_run`` at) is after the run ended (``end_s``): nothing is known of the water then, and ``used``
+    says what stands in for it (the run's last depths; the roads still under water when it ended, closed)."""
+    if flood_time_s > end_s:
+        twin_warn(f"flood_time {flood_time_s:g} s is after flood run {flood_run!r} ended ({end_s:g} s); {used}",
+                  TwinWarning)
+
+
 def _rain_total_mm(rain) -> float:
     """A hyetograph's depth, or a rain series' mean depth over its grid (mm)."""
     if hasattr(rain, "total_mm"):
@@ -714,7 +723,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         "rain_m3": mb["rain"], "roof_runoff_m3": mb["roof_runoff"], "rain_on_blocked_m3": mb["rain_on_blocked"],
         "outflow_m3": mb["boundary_out"], "drainage_m3": mb["drainage"],
         "storage_m3": mb["storage"], "mass_balance_relative_error": mb["relative_error"],
-        "engine_wall_s": res.elapsed_s, "cell_updates_per_s": res.cell_updates_per_s,
+        "engine_wall_s": res.elapsed_s, "first_step_s": res.first_step_s,
+        "cell_updates_per_s": res.cell_updates_per_s,
     }
     # what it was run with besides the storm (a run compared with another must say so: twin compare)
     defaults = inspect.signature(prepare_flood).parameters

@@ -271,16 +271,18 @@ FLOOD_TIMINGS = ("timed", "worst")
 IMPASSABLE_DEPTH_M = 0.3
 
 
-def flooded_links(twin, scenario: str | None, flood_run: str, depth: float = IMPASSABLE_DEPTH_M) -> list[str]:
+def flooded_links(twin, scenario: str | None, flood_run: str, depth: float = IMPASSABLE_DEPTH_M, *,
+                  asker: str = "traffic run") -> list[str]:
     """Road links that flood run ``flood_run`` (under ``scenario``) put under ``depth`` m of water or more
     at any time (its ``exposure_road_links``: the deepest point along each link): the storm's worst.
-    :func:`flood_closure_windows` says when each was under water."""
-    expo = _flood_exposure(twin, scenario, flood_run, depth)
+    :func:`flood_closure_windows` says when each was under water. ``asker``: what reads them, as an error
+    names it (``"traffic run"``, ``"access analysis"``)."""
+    expo = _flood_exposure(twin, scenario, flood_run, depth, asker)
     return sorted(expo.loc[expo["max_depth_m"] >= depth, "link_id"].astype(str))
 
 
 def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: float = IMPASSABLE_DEPTH_M,
-                          start: float = 0.0) -> pd.DataFrame:
+                          start: float = 0.0, *, asker: str = "traffic run") -> pd.DataFrame:
     """When each road of :func:`flooded_links` was under ``depth`` m of water, in traffic time.
 
     Columns ``link_id``, ``closed_from_s``, ``closed_until_s`` (``inf``: still under water when the flood
@@ -290,7 +292,8 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
     link that dried and flooded again stays closed in between). A link whose peak fell between two
     snapshots is closed for one snapshot interval around the wettest one. ``start``: when the storm
     began, in seconds after the traffic run's start (negative: before it); windows that end before
-    the traffic run starts are left out, those that began before it start at 0.
+    the traffic run starts are left out, those that began before it start at 0. ``attrs["flood_end_s"]``:
+    when the flood run ended, in traffic time (on a frame with rows). ``asker`` as in :func:`flooded_links`.
     """
     import shapely
 
@@ -298,7 +301,7 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
-    expo = _flood_exposure(twin, scenario, flood_run, depth)
+    expo = _flood_exposure(twin, scenario, flood_run, depth, asker)
     wet = expo.loc[expo["max_depth_m"] >= depth, ["link_id", "max_depth_m"]].astype({"link_id": str})
     cols = ["link_id", "closed_from_s", "closed_until_s", "max_depth_m"]
     if not len(wet):
@@ -347,8 +350,25 @@ def _crossing(t0: float, t1: float, d0: float, d1: float, level: float) -> float
     return float(t0 + (level - d0) / (d1 - d0) * (t1 - t0))
 
 
-def _flood_exposure(twin, scenario: str | None, flood_run: str, depth: float) -> pd.DataFrame:
-    """The flood run's exposure_road_links, after checking the run and the depth."""
+def run_elsewhere(elsewhere, asker: str, otherwise: str) -> str:
+    """The end of a "no ... run R under scenario S" error: the scenarios ``elsewhere`` that hold R instead,
+    for ``asker`` (the run asking: ``"traffic run"``, ``"access analysis"``) to run on, or ``otherwise``
+    when none does.
+
+    >>> run_elsewhere(["levee"], "access analysis", "; run `twin flood` first")
+    " (it is under ['levee']: run the access analysis on that scenario)"
+    """
+    if not elsewhere:
+        return otherwise
+    where = "that scenario" if len(elsewhere) == 1 else "one of them"
+    return f" (it is under {list(elsewhere)}: run the {asker} on {where})"
+
+
+def _flood_exposure(twin, scenario: str | None, flood_run: str, depth: float, asker: str = "traffic run"
+                    ) -> pd.DataFrame:
+    """The flood run's exposure_road_links, after checking the run and the depth; a run missing under
+    ``scenario`` is said to be where it is, for ``asker`` (the traffic run or access analysis asking) to run
+    there."""
     from cim.results import check_run_id
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
@@ -358,11 +378,9 @@ def _flood_exposure(twin, scenario: str | None, flood_run: str, depth: float) ->
         raise ParameterError(f"impassable depth must be a number of metres > 0, got {depth!r}")
     have = list_results(twin.store, scenario=scen, run=flood_run)
     if "exposure_road_links" not in set(have["name"]):
-        elsewhere = sorted(set(list_results(twin.store, run=flood_run)["scenario"]))
-        raise ParameterError(
-            f"no flood run {flood_run!r} under scenario {scen!r}"
-            + (f" (it is under {elsewhere}: run the traffic on that scenario)" if elsewhere else
-               "; run `twin flood` first and give its run id") )
+        elsewhere = sorted(set(list_results(twin.store, run=flood_run, name="exposure_road_links")["scenario"]))
+        raise ParameterError(f"no flood run {flood_run!r} under scenario {scen!r}" + run_elsewhere(
+            elsewhere, asker, "; run `twin flood` first and give its run id"))
     expo = twin.load_result(scen, flood_run, "exposure_road_links")
     meta = have.loc[have["name"] == "exposure_road_links", "meta"].iloc[0] or {}
     threshold = float(meta.get("threshold_m", 0.0)) if isinstance(meta, dict) else 0.0

@@ -1,4 +1,5 @@
-"""``twin runs``: the stored runs of a twin, and the results of one (what ``twin export --run`` can write)."""
+"""``twin runs``: the stored runs of a twin, and the results of one (what ``twin export --run`` can write);
+``--delete`` deletes one."""
 
 from __future__ import annotations
 
@@ -14,17 +15,28 @@ def register(app: typer.Typer) -> None:
     def runs(
         target: str = STORE_ARG,
         run: Optional[str] = typer.Argument(None, help="A run id: list its results instead."),
-        scenario: Optional[str] = typer.Option(None, help="Only this scenario's runs (base: the city as built)."),
+        scenario: Optional[str] = typer.Option(None, help="Only this scenario's runs (base: the city as built); "
+                                               "with RUN, the scenario it is under (where the id is under several)."),
+        delete: bool = typer.Option(False, "--delete", help="Delete run RUN, all its results (no prompt), and say "
+                                    "what went; --scenario where the id is under several."),
         as_json: bool = JSON_OPT,
     ) -> None:
         """List the stored runs (flood, traffic, crowd, access ...), or one run's results and the files each can
-        be exported to (`twin export TARGET NAME OUT --run RUN`)."""
+        be exported to (`twin export TARGET NAME OUT --run RUN`); with --delete, delete that run."""
         import pandas as pd
 
+        from twin_core.errors import ParameterError
         from twin_core.twin import Twin
 
+        if delete and run is None:
+            raise ParameterError("--delete needs the run to delete: twin runs TARGET RUN --delete (`twin runs "
+                                 "TARGET` lists the runs)")
         with Twin.open(target) as twin:
             shown = store_arg(twin.store, target)  # in the hints: a DSN without its password, quoted
+            if delete:
+                gone = _delete(twin, run, scenario)
+                emit(gone, as_json, human=_format_deleted(gone))
+                return
             if run is None:
                 df = twin.runs(scenario=scenario)
                 rows = [{"scenario": r.scenario, "run": r.run, "engine": r.engine,
@@ -35,6 +47,25 @@ def register(app: typer.Typer) -> None:
             rows = _results_of(twin, run, scenario)
         emit({"run": run, "scenario": rows[0]["scenario"], "results": rows}, as_json,
              human=_format_results(rows, run, shown))
+
+
+def _delete(twin, run: str, scenario: str | None) -> dict:
+    """Delete ``run`` as :meth:`Twin.delete_run <twin_core.twin.Twin.delete_run>` does; what went."""
+    from cim.results import delete_run, engine_of
+    from twin_core.adapters.results_export import find_run
+
+    scen = find_run(twin, run, scenario)  # an unknown run: the close id; one under several: --scenario
+    gone = delete_run(twin.store, scen, run)
+    return {"deleted": run, "scenario": scen, "engine": next((e for e in map(engine_of, gone["meta"]) if e), None),
+            "results": sorted(gone["name"])}
+
+
+def _format_deleted(gone: dict) -> str:
+    names = gone["results"]
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    return (f"deleted run {gone['deleted']} (scenario {gone['scenario']}"
+            f"{', ' + gone['engine'] if gone['engine'] else ''}): {len(names)} result{'s' if len(names) != 1 else ''}"
+            f"{': ' + shown if names else ''}")
 
 
 def _results_of(twin, run: str, scenario: str | None) -> list[dict]:
