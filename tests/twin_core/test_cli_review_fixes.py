@@ -146,6 +146,9 @@ def test_compare_names_its_own_scenario_options(twin_file):
     res = run("compare", twin_file, "storm50", "storm50-levee", "--scenario-a", "base", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["a"] == ["base", "storm50"]
+    with Twin.open(twin_file) as t:  # Python names its keyword (it said scenario='base', which compare has not)
+        with pytest.raises(LayerNotFoundError, match=r"name one: scenario_b='base' \(CLI: --scenario-b base\)$"):
+            t.compare("storm50-levee", "storm50")
 
 
 # -- item 11: twin info shows where the twin is -----------------------------------------------------------------

@@ -232,15 +232,18 @@ def _engine(twin, key: tuple[str, str]) -> tuple[str, dict]:
     return eng, summary
 
 
-def _resolve(twin, run, scenario) -> tuple[str, str]:
+def _resolve(twin, run, scenario, side: str) -> tuple[str, str]:
+    """The (scenario, run) of run ``side`` ("a" or "b"); errors name its keyword and option (``scenario_a``,
+    ``--scenario-a``)."""
     from twin_core.adapters.results_export import find_run
 
+    names = {"arg": f"scenario_{side}", "option": f"--scenario-{side}"}
     if isinstance(run, tuple):
         scen, rid = run
-        return find_run(twin, rid, scen), rid
+        return find_run(twin, rid, scen, **names), rid
     if not isinstance(run, str) or not run:
         raise ParameterError(f"a run to compare is a run id (text) or (scenario, run), got {run!r}")
-    return find_run(twin, run, scenario), run
+    return find_run(twin, run, scenario, **names), run
 
 
 def compare_runs(twin, a, b, *, scenario_a: str | None = None, scenario_b: str | None = None) -> Comparison:
@@ -257,7 +260,7 @@ def compare_runs(twin, a, b, *, scenario_a: str | None = None, scenario_b: str |
     Comparison
         ``.summary``, ``.tables``, ``.rasters``, ``.differences``; ``.save(twin)`` stores it.
     """
-    ka, kb = _resolve(twin, a, scenario_a), _resolve(twin, b, scenario_b)
+    ka, kb = _resolve(twin, a, scenario_a, "a"), _resolve(twin, b, scenario_b, "b")
     if ka == kb:
         raise ParameterError(f"A and B are the same run {ka[1]!r} ({ka[0]}): compare two different runs, e.g. "
                              "a scenario's run with the base's")

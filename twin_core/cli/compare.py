@@ -29,16 +29,12 @@ def register(app: typer.Typer) -> None:
         """What a what-if changes: two stored runs of one engine (flood, traffic, access, crowd, sunlight,
         viewshed), their headline figures and the features that changed most (B - A)."""
         from twin_core.adapters.compare import UNCHANGED
-        from twin_core.adapters.results_export import find_run
         from twin_core.twin import Twin
 
         check_output_path(f"--out {out}", out)
         if out:  # before the comparison is made (and saved): a format no table can go to
             _format_of(out)
         with Twin.open(target) as twin:
-            # each run's scenario first, so that a run id under several names the option to give (--scenario-a/-b)
-            scenario_a = find_run(twin, run_a, scenario_a, arg="scenario_a", option="--scenario-a")
-            scenario_b = find_run(twin, run_b, scenario_b, arg="scenario_b", option="--scenario-b")
             cmp = twin.compare(run_a, run_b, scenario_a=scenario_a, scenario_b=scenario_b)
             many = len(cmp.tables) > 1
             if out:  # every table can go where --out says, before anything is saved or written
