@@ -1017,7 +1017,8 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
     day (its height over the tangent of the sun's lowest elevation in the time band), at ``SILL_HEIGHT_M``
     above their ground. The building fails the rule where a sill that had ``limit`` hours loses them, or
     where one that had less loses more (GB 50180-2018 4.0.9 and the local rules that a new building must
-    not make a short-sunned home worse). ``measured`` is the least sun left on a sill that had the standard.
+    not make a short-sunned home worse). ``measured`` is the least sun left on a failing sill when one fails,
+    else on a sill that had the standard.
 
     Returns a :class:`bim_import.compliance.RuleResult`.
     """
@@ -1080,11 +1081,19 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
     worse = ~had & (after < before - eps)
     ids = pts["building_id"].astype(str).to_numpy() if "building_id" in pts else pts["building"].astype(str).to_numpy()
     offending = sorted(set(ids[lost | worse]))
-    measured = float(after[had].min()) if had.any() else None
+    # the figure shows what decided: the least sun left on a failing sill when one fails (a sill that had the
+    # standard and lost it, or one that had less and lost more), else the least left on a sill that had it; it
+    # showed the latter always, so a rule failed only by sills that had less read "2.000 h, limit 2 h: FAIL"
+    bad = lost | worse
+    measured = float(after[bad].min()) if bad.any() else float(after[had].min()) if had.any() else None
+    worst = ""
+    if worse.any():
+        i = np.flatnonzero(worse)[np.argmax((before - after)[worse])]
+        worst = f" (the most: {before[i]:.2f} h to {after[i]:.2f} h at building {ids[i]})"
     note = (f"{len(pts)} window sills ({SILL_HEIGHT_M} m up, every {spacing:g} m) of {len(homes)} homes within "
             f"{reach:.0f} m, {date} {start}-{end} true solar time: {int(had.sum())} had {limit:g} h or more, "
             f"{int(lost.sum())} of them lose it with the new building; {int(worse.sum())} sills that had less lose "
-            "more (GB 50180-2018 4.0.9)")
+            f"more{worst} (GB 50180-2018 4.0.9)")
     return result(measured, not (lost.any() or worse.any()), offending, note)
 
 
