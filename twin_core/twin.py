@@ -228,7 +228,8 @@ class Twin:
 
         return LayerNotFoundError(f"no {kind} {name!r} in {self.store.uri}; {kind}s here: {have}"
                                   + did_you_mean(name, have)
-                                  + "; results (flood depths, link flows ...) are read with twin.load_result()")
+                                  + "; results (flood depths, link flows ...) are read with twin.load_result() "
+                                    "(CLI: twin export STORE NAME OUT --run RUN; twin runs STORE lists the runs)")
 
     def layer(self, name: str, scenario: str | None = None, **kwargs):
         """A layer as a GeoDataFrame in the twin's CRS, as of ``scenario`` (default: the base).
