@@ -52,10 +52,12 @@ def open_state(settings: Settings):
 def _status_for(exc: Exception) -> int:
     from twin_core import errors as E
 
-    from viewer.jobs import UnknownJob
+    from viewer.jobs import InvalidParameter, UnknownJob
 
     if isinstance(exc, (E.LayerNotFoundError, UnknownJob)):
         return 404
+    if isinstance(exc, InvalidParameter):  # a value the engine cannot read, refused before the job queued
+        return 422
     if isinstance(exc, E.AuthError):
         return 403
     if isinstance(exc, E.ScenarioError) and str(exc).startswith("no scenario"):
@@ -116,9 +118,7 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
     if settings.loopback:
         # on loopback the server may run without tokens (everybody local is admin): only requests addressed
         # to a loopback name may reach it, so a web page cannot drive it through DNS rebinding
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=_loopback_hosts(settings.host))
+        app.add_middleware(_HostCheck, hosts=_loopback_hosts(settings.host), settings=settings)
     _redact_tokens_in_access_log()
     if state is not None:  # usable even by clients that do not run the lifespan
         app.state.twin_state = state
@@ -177,6 +177,45 @@ def _loopback_hosts(bound: str) -> list[str]:
     as a Host header names it (IPv6 in brackets)."""
     host = bound.lower()
     return [*LOOPBACK_HOSTS, host, f"[{host}]"] if ":" in host else [*LOOPBACK_HOSTS, host]
+
+
+def _host_name(header: str | None) -> str | None:
+    """The host name of a ``Host`` header, its port left out (``[::1]:8765`` -> ``[::1]``), in lower case; a header
+    with anything else after the name (``[::1]x``, ``localhost:80x``) is returned whole, to match no name."""
+    h = (header or "").strip().lower()
+    if not h:
+        return None
+    end = h.find("]") + 1 if h.startswith("[") else (h.rfind(":") if h.count(":") == 1 else len(h))
+    port = h[end:]
+    return h[:end] if end > 0 and (not port or (port[0] == ":" and port[1:].isdigit())) else h
+
+
+class _HostCheck:
+    """Lets through only requests addressed (``Host``) to one of ``hosts``; any other gets a JSON 400, like every
+    other error, that names the names it answers to and how to serve under another (Starlette's
+    TrustedHostMiddleware said only "Invalid host header", in plain text)."""
+
+    def __init__(self, app, hosts: list[str], settings: Settings) -> None:
+        self.app, self.hosts, self.settings = app, {h.lower() for h in hosts}, settings
+        self.names = list(dict.fromkeys(hosts))
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            from starlette.datastructures import Headers
+
+            given = Headers(scope=scope).get("host")
+            if _host_name(given) not in self.hosts:
+                s = self.settings
+                said = f"to {given[:100]!r}" if given else "with no Host header"
+                detail = (f"this server answers only to the host names {', '.join(self.names)}; the request was "
+                          f"addressed {said}. It is bound to the loopback address {s.host}, where it may run without "
+                          "tokens, so it answers to no other name (a web page could otherwise reach it through DNS "
+                          f"rebinding): open http://127.0.0.1:{s.port}/. To serve it under another name or address, "
+                          "create a token (`twin token create STORE --role viewer`) and start it on that address: "
+                          f"`twin serve STORE --host ADDRESS --port {s.port}`")
+                await JSONResponse({"detail": detail, "error": "invalid host"}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _RedactTokens(logging.Filter):

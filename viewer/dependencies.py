@@ -15,7 +15,7 @@ from pydantic import AfterValidator
 
 from cim.scenario import normalise_scenario_name
 from viewer.auth import role_allows, token_status
-from viewer.settings import Settings
+from viewer.settings import ROLES, Settings
 from viewer.state import AppState
 
 __all__ = ["get_state", "get_settings", "Principal", "current_principal", "require", "ScenarioQuery"]
@@ -108,11 +108,12 @@ def current_principal(request: Request, state: AppState = Depends(get_state)) ->
 
 
 def check_right(p: Principal, right: str) -> Principal:
-    """``p`` if its role has ``right``, else a 403 that names the role it needs."""
+    """``p`` if its role has ``right``, else a 403 that names every role that has it (from the role table)."""
     if not p.can(right):
-        need = {"scenarios": "planner or admin", "simulate": "planner or admin", "bim": "regulator or admin",
-                "ingest": "sensor or admin", "admin": "admin"}.get(right, "viewer")
-        raise HTTPException(403, f"the role {p.role!r} may not do this ({right}); it needs the role {need}")
+        roles = [r for r in ROLES if role_allows(r, right)]
+        need = (f"one of the roles {', '.join(roles[:-1])} or {roles[-1]}" if len(roles) > 1
+                else f"the role {roles[0]}" if roles else "a role that has it (none has)")
+        raise HTTPException(403, f"the role {p.role!r} may not do this ({right}); it needs {need}")
     return p
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from twin_core.errors import JobError
 
-__all__ = ["JobManager", "Job", "ENGINES"]
+__all__ = ["JobManager", "Job", "ENGINES", "UnknownEngine", "UnknownParameter", "UnknownScenario", "InvalidParameter"]
 
 log = logging.getLogger("viewer.jobs")
 
@@ -46,7 +46,19 @@ class UnknownJob(JobError, LookupError):
 
 
 class UnknownEngine(JobError, ValueError):
-    """No such engine in this build, or bad parameters for it (HTTP 400)."""
+    """No such engine in this build (HTTP 400)."""
+
+
+class UnknownParameter(JobError, ValueError):
+    """A job parameter the engine does not take, or one the server sets itself (HTTP 400)."""
+
+
+class UnknownScenario(JobError, ValueError):
+    """A job asked for on a scenario the twin does not have (HTTP 400)."""
+
+
+class InvalidParameter(JobError, ValueError):
+    """A job parameter whose value the engine cannot read, found before the job is queued (HTTP 422)."""
 
 
 @dataclass
@@ -99,6 +111,8 @@ def adapter_engine(engine: str) -> EngineFn:
 
     def check(params: dict) -> None:
         check_params(engine, params, allowed)
+        check_values(engine, params)
+        check_mode(engine, params)
 
     def call(twin, *, scenario: str, run: str, params: dict, progress):
         check(params)
@@ -109,6 +123,7 @@ def adapter_engine(engine: str) -> EngineFn:
         return getattr(out, "summary", out)  # adapters return a run object with a JSON-able summary
 
     call.check = check
+    call.parameters = allowed
     return call
 
 
@@ -131,11 +146,96 @@ def check_params(engine: str, params: dict, allowed: list[str] | None) -> None:
     """A clear error (HTTP 400) for a parameter the server sets itself or one the engine does not take."""
     reserved = [k for k in params if k in RESERVED]
     if reserved:
-        raise UnknownEngine(f"job parameter(s) {reserved} are set by the server (give the scenario beside "
-                            "'params', not in it; every job gets a new run id)")
+        raise UnknownParameter(f"job parameter(s) {reserved} are set by the server (give the scenario beside "
+                               "'params', not in it; every job gets a new run id)")
     unknown = [k for k in params if allowed is not None and k not in allowed]
     if unknown:
-        raise UnknownEngine(f"the {engine} engine takes no parameter(s) {unknown}; it takes {allowed}")
+        from cim.scenario import did_you_mean
+
+        raise UnknownParameter(f"the {engine} engine takes no parameter(s) {unknown}; it takes {allowed}"
+                               + did_you_mean(unknown[0], allowed))
+
+
+def _one_of(name: str, allowed) -> Callable[[Any], None]:
+    """A check that a value is one of ``allowed`` (an engine's option set), with the nearest as a hint."""
+    allowed = list(allowed)
+
+    def check(value) -> None:
+        if not isinstance(value, str) or value not in allowed:
+            from cim.scenario import did_you_mean
+            from twin_core.errors import ParameterError
+
+            raise ParameterError(f"{name} must be one of {allowed}" + did_you_mean(value, allowed))
+    return check
+
+
+def value_checks(engine: str) -> dict[str, Callable[[Any], Any]]:
+    """The job parameters of an adapter engine whose value can be checked at once, each with its check (raising
+    :class:`~twin_core.errors.ParameterError`): durations read by the adapters' own :mod:`twin_core.units`
+    functions, options against the adapters' own sets. A value refused here failed the job only once it ran."""
+    from twin_core.units import parse_duration, parse_offset
+
+    def duration(name):
+        return lambda v: parse_duration(v, name)
+
+    def offset(name):
+        return lambda v: parse_offset(v, name)
+
+    if engine == "flood":
+        from twin_core.adapters import flood as m
+
+        return {"storm": m.parse_return_period, "duration": duration("duration"), "until": duration("until"),
+                "snapshot_interval": duration("snapshot_interval"), "storm_step": duration("storm_step"),
+                "buildings": _one_of("buildings", m.BUILDING_MODES),
+                "roof_runoff": _one_of("roof_runoff", m.ROOF_RUNOFF_MODES),
+                "boundary": _one_of("boundary", ("free", "closed")),  # as prepare_flood checks them
+                "rain_gaps": _one_of("rain_gaps", ("error", "dry")),  # as rain_from_sensors checks them
+                "rain_spatial": _one_of("rain_spatial", m.RAIN_SPATIAL)}
+    if engine == "traffic":
+        from twin_core.adapters import traffic as m
+
+        return {"mode": _one_of("mode", ("assign", "simulate")),  # as run_traffic checks it
+                "period": _one_of("period", sorted(m.PERIODS)),
+                "flood_timing": _one_of("flood_timing", m.FLOOD_TIMINGS),
+                "until": duration("until"), "flood_start": offset("flood_start")}
+    if engine == "crowd":
+        return {"until": duration("until"), "flood_time": offset("flood_time")}
+    if engine == "access":
+        return {"within": duration("within"), "flood_time": offset("flood_time")}
+    return {}
+
+
+def check_values(engine: str, params: dict) -> None:
+    """A clear error (HTTP 422) for a parameter of ``engine`` whose value it cannot read (see :func:`value_checks`);
+    None is left to the engine (most take it for their default)."""
+    from twin_core.errors import ParameterError
+
+    for name, check in value_checks(engine).items():
+        value = params.get(name)
+        if value is None:
+            continue
+        try:
+            check(value)
+        except ParameterError as exc:
+            raise InvalidParameter(f"the {engine} engine cannot take {name}={value!r}: {exc}") from None
+
+
+def check_mode(engine: str, params: dict) -> None:
+    """A clear error (HTTP 400) for a parameter the engine takes only in its other mode: the traffic engine hands
+    its parameters to ``run_assign`` or ``run_simulate`` by ``mode``, and one of the other (``until`` with the
+    default mode 'assign') failed the job with a TypeError once it ran."""
+    if engine != "traffic":
+        return
+    from twin_core.adapters import traffic as m
+
+    mode = params.get("mode", "assign")
+    fn, other = {"assign": (m.run_assign, "simulate"), "simulate": (m.run_simulate, "assign")}[mode]
+    takes = set(inspect.signature(fn).parameters) | set(inspect.signature(m.run_traffic).parameters)
+    wrong = [k for k in params if k not in takes]
+    if wrong:
+        raise UnknownParameter(f"the traffic engine takes parameter(s) {wrong} only in mode {other!r}, not in "
+                               f"mode {mode!r}{' (the default)' if 'mode' not in params else ''}: give "
+                               f"\"mode\": \"{other}\" or leave them out")
 
 
 class JobManager:
@@ -171,7 +271,11 @@ class JobManager:
         # adapter engines know their parameters; a registered engine gets the reserved-name check only
         getattr(fn, "check", lambda p: check_params(engine, p, None))(params)
         if scenario not in self.state.twin.scenarios:
-            raise UnknownEngine(f"no scenario {scenario!r} to run {engine} on; scenarios: {['base'] + self.state.twin.scenarios.names()}")
+            from cim.scenario import did_you_mean
+
+            names = ["base"] + self.state.twin.scenarios.names()
+            raise UnknownScenario(f"no scenario {scenario!r} to run {engine} on" + did_you_mean(scenario, names)
+                                  + f"; scenarios: {names}")
         with self._lock:
             jid = f"job-{next(self._ids)}"
             job = Job(jid, engine, scenario, new_run_id(engine), dict(params))

@@ -215,3 +215,17 @@ def test_progress_bar_shows_once_moved_and_erases_an_unmoved_one(capsys):
         for i in range(4):
             progress(i + 1, 4)
     assert re.search(r"done .* 100%", capsys.readouterr().out)
+
+
+def test_scenario_set_refuses_a_value_the_engine_would_not_take(twin_file):
+    """`twin scenario set ... traffic_demand_scale '"lots"'` was recorded, and only the next traffic run failed;
+    the map's set_param edit and the CLI now check values with one table (adapters.scenario_params)."""
+    res = run("scenario", "set", twin_file, "x", "traffic_demand_scale", '"lots"', "--create")
+    assert res.exit_code != 0 and "scenario parameter 'traffic_demand_scale' takes a number >= 0" in str(
+        res.exception), res.output
+    with Twin.open(twin_file) as t:
+        assert "x" not in t.scenarios  # nothing recorded, no empty scenario left
+    res = run("scenario", "set", twin_file, "x", "traffic_demand_scale", "1.2", "--create")
+    assert res.exit_code == 0, res.output
+    with Twin.open(twin_file) as t:
+        assert t.scenarios["x"].params() == {"traffic_demand_scale": 1.2}

@@ -66,9 +66,9 @@ def test_create_edit_read_and_delete_a_chinese_scenario(cn_client):
     r = c.post(f"/api/scenarios/{q}/edits", json=edit)
     assert r.status_code == 201, r.text
     assert r.json()["scenario"] == NAME
-    r = c.post(f"/api/scenarios/{q}/edits", json={"op": "set_param", "key": "封闭", "value": "二环路"})
+    r = c.post(f"/api/scenarios/{q}/edits", json={"op": "set_param", "key": "traffic_closed_links", "value": "二环路"})
     assert r.status_code == 201, r.text
-    assert c.get(f"/api/scenarios/{q}").json()["params"] == {"封闭": "二环路"}
+    assert c.get(f"/api/scenarios/{q}").json()["params"] == {"traffic_closed_links": "二环路"}
 
     # layers, scene, diff with the name in the query string
     f = c.get(f"/api/layers/buildings/features/B000010?scenario={q}").json()
@@ -135,7 +135,7 @@ def test_bad_and_reserved_names_are_refused_with_the_reason(cn_client):
     for name in ("base", "BASE", "diff", "ba\u017fe", "di\ufb00"):
         r = c.post("/api/scenarios", json={"name": name})
         assert r.status_code == 422 and "reserved" in r.json()["detail"], (name, r.text)
-    assert c.post("/api/scenarios", json={"name": FLOOD}).status_code == 400  # exists already
+    assert c.post("/api/scenarios", json={"name": FLOOD}).status_code == 409  # exists already
     names = [s["name"] for s in c.get("/api/scenarios").json()]
     assert names == ["levee", FLOOD] or sorted(names) == sorted(["levee", FLOOD])
 
@@ -145,11 +145,11 @@ def test_a_name_typed_two_ways_reaches_one_scenario(cn_client):
     r = c.post("/api/scenarios", json={"name": NFD_CAFE, "parent": FLOOD})
     assert r.status_code == 201, r.text
     assert r.json()["name"] == NFC_CAFE and r.json()["parent"] == FLOOD
-    assert c.post("/api/scenarios", json={"name": NFC_CAFE}).status_code == 400  # the same name
+    assert c.post("/api/scenarios", json={"name": NFC_CAFE}).status_code == 409  # the same name
     qd = quote(NFD_CAFE)
     assert c.get(f"/api/scenarios/{qd}").json()["name"] == NFC_CAFE
-    assert c.post(f"/api/scenarios/{qd}/edits", json={"op": "set_param", "key": "k", "value": 1}).status_code == 201
-    assert c.get(f"/api/scenarios/{quote(NFC_CAFE)}").json()["params"] == {"k": 1}
+    assert c.post(f"/api/scenarios/{qd}/edits", json={"op": "set_param", "key": "traffic_demand_scale", "value": 1}).status_code == 201
+    assert c.get(f"/api/scenarios/{quote(NFC_CAFE)}").json()["params"] == {"traffic_demand_scale": 1}
     assert c.get(f"/tiles/buildings.json?scenario={qd}").status_code == 200
     assert c.get(f"/api/scene?scenario={qd}").json()["scenario"] == NFC_CAFE
     assert c.delete(f"/api/scenarios/{qd}").json() == {"deleted": NFC_CAFE}

@@ -6,10 +6,10 @@ from __future__ import annotations
 def test_posting_an_existing_name_says_so_in_the_map_users_words(client):
     c = client
     assert c.post("/api/scenarios", json={"name": "levee_2m", "description": "a 2 m levee"}).status_code == 201
-    assert c.post("/api/scenarios/levee_2m/edits", json={"op": "set_param", "key": "height_m", "value": 2}).status_code == 201
-    assert c.post("/api/scenarios/levee_2m/edits", json={"op": "set_param", "key": "width_m", "value": 5}).status_code == 201
+    assert c.post("/api/scenarios/levee_2m/edits", json={"op": "set_param", "key": "traffic_demand_scale", "value": 2}).status_code == 201
+    assert c.post("/api/scenarios/levee_2m/edits", json={"op": "set_param", "key": "traffic_closed_links", "value": ["L5"]}).status_code == 201
     r = c.post("/api/scenarios", json={"name": "levee_2m", "description": "another"})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 409, r.text
     assert r.json()["detail"] == ("a scenario 'levee_2m' exists already (2 edits); pick another name or "
                                   "delete it first")
     # nothing changed
@@ -21,7 +21,7 @@ def test_an_existing_name_without_edits_and_in_another_spelling(client):
     c = client
     assert c.post("/api/scenarios", json={"name": "caf\u00e9_plan"}).status_code == 201
     r = c.post("/api/scenarios", json={"name": "cafe\u0301_plan"})  # the same name in NFD
-    assert r.status_code == 400, r.text
+    assert r.status_code == 409, r.text
     detail = r.json()["detail"]
     assert detail == "a scenario 'caf\u00e9_plan' exists already (0 edits); pick another name or delete it first"
     assert "exist_ok" not in detail and "Python" not in detail
@@ -77,7 +77,7 @@ def test_one_closure_of_several_links_is_one_edit_in_every_answer(client):
     assert r.status_code == 201, r.text
     closed = r.json()["result"]
     assert len(closed) >= 2 and r.json()["edits"] == 1
-    r = c.post("/api/scenarios/closure/edits", json={"op": "set_param", "key": "k", "value": 1})
+    r = c.post("/api/scenarios/closure/edits", json={"op": "set_param", "key": "traffic_demand_scale", "value": 1})
     assert r.json()["edits"] == 2
     row = {x["name"]: x for x in c.get("/api/scenarios").json()}["closure"]
     assert (row["edits"], row["rows"]) == (2, len(closed) + 1)

@@ -56,13 +56,13 @@ GOOD = {"sensor_id": "RG01", "time": _ago(60), "value": 1.0}
     ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00", "value": 1.0}, ["row 1: time", "has no offset", "+08:00"]),
     ({"sensor_id": "RG01", "time": "2099-07-01T08:00:00+08:00", "value": 1.0}, ["ahead of the clock"]),
     ({"sensor_id": "RG01", "time": "noon", "value": 1.0}, ["not an ISO-8601 instant"]),
-    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": "12.5"}, ["readings.1.value"]),
-    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": True}, ["readings.1.value"]),
-    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": None}, ["readings.1.value"]),
-    ({"sensor_id": "RG01", "time": 1782864000, "value": 1.0}, ["readings.1.time"]),
-    ({"sensor_id": "RG01", "value": 1.0}, ["readings.1.time", "Field required"]),
-    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": 1.0, "unit": "mm"}, ["readings.1.unit"]),
-    ({"sensor_id": "", "time": "2026-07-01T08:00:00+08:00", "value": 1.0}, ["readings.1.sensor_id"]),
+    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": "12.5"}, ["row 1: value '12.5' (str) is not a number"]),
+    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": True}, ["row 1: value True is a boolean"]),
+    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": None}, ["row 1: value is missing"]),
+    ({"sensor_id": "RG01", "time": 1782864000, "value": 1.0}, ["row 1: time must be ISO-8601 text"]),
+    ({"sensor_id": "RG01", "value": 1.0}, ["row 1: missing time"]),
+    ({"sensor_id": "RG01", "time": "2026-07-01T08:00:00+08:00", "value": 1.0, "unit": "mm"}, ["row 1: unexpected key(s) ['unit']"]),
+    ({"sensor_id": "", "time": "2026-07-01T08:00:00+08:00", "value": 1.0}, ["row 1: sensor_id must be 1 to 200 characters"]),
 ])
 def test_bad_readings_are_422_with_the_reason_and_nothing_is_stored(client, bad, words):
     r = _post(client, [GOOD, bad])

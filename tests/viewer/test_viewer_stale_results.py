@@ -40,5 +40,5 @@ def test_an_edit_of_the_parent_makes_the_childs_runs_stale(client, city):
     with Twin(city) as twin:
         twin.save_result("c", "child-run", "summary", {"engine": "traffic"})
     time.sleep(0.01)
-    assert client.post("/api/scenarios/p/edits", json={"op": "set_param", "key": "note", "value": 1}).status_code == 201
+    assert client.post("/api/scenarios/p/edits", json={"op": "set_param", "key": "traffic_demand_scale", "value": 1}).status_code == 201
     assert _by_run(client.get("/api/results?scenario=c").json(), "c") == {"child-run": True}

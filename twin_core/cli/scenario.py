@@ -120,12 +120,11 @@ def set_param(target: str = STORE_ARG, name: str = typer.Argument(..., help=_SCE
     traffic_demand_scale, crowd_closed_exits (e.g. crowd_closed_exits '["-265607427:1"]')."""
     import json
 
-    from twin_core.adapters.crowd import CLOSED_EXITS_PARAM
-    from twin_core.adapters.traffic import CAPACITY_PARAM, CLOSED_LINKS_PARAM, DEMAND_SCALE_PARAM
+    from twin_core.adapters.scenario_params import check_scenario_param, scenario_params
     from twin_core.errors import twin_warn
     from twin_core.twin import Twin
 
-    read = sorted([CLOSED_LINKS_PARAM, CAPACITY_PARAM, DEMAND_SCALE_PARAM, CLOSED_EXITS_PARAM])
+    read = sorted(scenario_params())
     if key not in read:  # recorded all the same (a note for people), but a typo would change nothing
         from cim.scenario import did_you_mean
 
@@ -136,6 +135,7 @@ def set_param(target: str = STORE_ARG, name: str = typer.Argument(..., help=_SCE
         v = json.loads(value)
     except json.JSONDecodeError:
         v = value
+    check_scenario_param(key, v)  # a value the engine would refuse or misread, before anything is recorded
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
         s, made = _scenario_to_edit(twin, name, create, target)
         s.set_param(key, v)

@@ -12,13 +12,16 @@ from pydantic import BaseModel, Field, field_validator
 
 from cim.scenario import normalise_scenario_name
 from viewer.dependencies import get_state, require
+from viewer.jobs import ENGINES
 from viewer.limits import LimitedRoute
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=LimitedRoute)
 
 
 class JobIn(BaseModel):
-    engine: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,30}$", description="flood, traffic or crowd")
+    engine: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,30}$",
+                        description=f"the engine to run: {', '.join(ENGINES)} (GET /api/jobs/engines lists those "
+                                    "this server has)", examples=list(ENGINES))
     scenario: str = Field("base", max_length=255, description="a scenario name, or 'base' (the city)")
     params: dict[str, Any] = Field(default_factory=dict, description="engine parameters (see the engine's docs)")
 

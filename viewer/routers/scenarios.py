@@ -13,8 +13,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field, field_validator
 
-from cim.scenario import OutsideAreaError, check_scenario_name, normalise_scenario_name
+from cim.scenario import BASE, OutsideAreaError, check_scenario_name, normalise_scenario_name
 from viewer.dependencies import ScenarioQuery, get_state, require
+from viewer.jobs import UnknownEngine, adapter_engine
 from viewer.limits import limited_body_route
 
 #: the most an edit's body may carry: 100,000 ids (``EditIn.ids``) of up to 60 characters, or a layer's worth of
@@ -66,12 +67,51 @@ class EditIn(BaseModel):
     delta: float | None = Field(None, ge=-1000, le=1000, allow_inf_nan=False)
 
 
-def _scenario(state, name: str):
-    """The scenario ``name`` names (in any spelling that is the same in NFC), or a 404."""
+def _scenario(state, name: str, *, change: str | None = None):
+    """The scenario ``name`` names (in any spelling that is the same in NFC), or a 404; ``change`` (what a
+    request would do to it, e.g. "edited"): the base is refused with a 409 that says what to do instead."""
     name = normalise_scenario_name(name)
-    if name == "base" or name not in state.twin.scenarios:
+    if change is not None and isinstance(name, str) and name.casefold() == BASE:
+        raise HTTPException(409, f"{name!r} is the city itself, which is never {change}: a scenario records its "
+                                 "edits over the city and leaves the city as it is. To try a change, create a scenario "
+                                 "(POST /api/scenarios {\"name\": \"...\"}) and edit that")
+    if name == BASE or name not in state.twin.scenarios:
         raise HTTPException(404, f"no scenario {name!r}; scenarios: {state.twin.scenarios.names()}")
     return state.twin.scenarios.get(name)
+
+
+def _check_param(key: str, value: Any, state) -> None:
+    """A 422 for a scenario parameter no engine reads (with the one meant: a scenario parameter, or a job
+    parameter given in the wrong place) or for a value of a type the engine does not take: the map records
+    nothing that would change no run, or make the run fail later."""
+    import difflib
+
+    from cim.scenario import did_you_mean
+
+    from twin_core.adapters.scenario_params import check_scenario_param, scenario_params
+    from twin_core.errors import ParameterError
+
+    known = scenario_params()
+    if key not in known:
+        hint = did_you_mean(key, known)
+        if not hint:  # a job's parameter (drainage_mm_h of a flood run) set on the scenario instead
+            for engine in state.jobs.available():
+                try:
+                    taken = getattr(state.jobs.engines.get(engine) or adapter_engine(engine), "parameters", None)
+                except UnknownEngine:
+                    continue
+                near = difflib.get_close_matches(key, taken or [], n=1, cutoff=0.8)
+                if near:
+                    hint = (f"; {near[0]!r} is a parameter of the {engine} run, not of the scenario: give it when "
+                            f"you start the run (POST /api/jobs {{\"engine\": \"{engine}\", \"scenario\": ..., "
+                            f"\"params\": {{\"{near[0]}\": ...}}}})")
+                    break
+        raise HTTPException(422, f"nothing was recorded: no engine reads scenario parameter {key!r}, so it would "
+                                 f"change no run; the engines read {', '.join(sorted(known))}" + hint)
+    try:
+        check_scenario_param(key, value)
+    except ParameterError as exc:
+        raise HTTPException(422, f"nothing was recorded: {exc}") from None
 
 
 def _invalidate_with_children(state, name: str) -> None:
@@ -105,7 +145,7 @@ def create_scenario(body: ScenarioIn, state=Depends(get_state)) -> dict:
             # the store's refusal tells a notebook user about create(..., exist_ok=True / replace=True);
             # a map user can only pick another name or delete the scenario
             n = scenarios.get(body.name).n_edits  # edits as undo takes them back, as the list counts them
-            raise HTTPException(400, f"a scenario {body.name!r} exists already ({n} edit{'' if n == 1 else 's'}); "
+            raise HTTPException(409, f"a scenario {body.name!r} exists already ({n} edit{'' if n == 1 else 's'}); "
                                      "pick another name or delete it first")
         s = scenarios.create(body.name, body.description, parent=body.parent)
     return {"name": s.name, "description": body.description, "parent": body.parent}  # the names in NFC
@@ -133,7 +173,7 @@ def get_scenario(name: str, state=Depends(get_state)) -> dict:
 @router.delete("/{name}", summary="Delete a scenario, its edits and its stored results", dependencies=[Depends(require("scenarios"))])
 def delete_scenario(name: str, state=Depends(get_state)) -> dict:
     with state.lock:  # no edit is recorded between the check and the delete
-        name = _scenario(state, name).name
+        name = _scenario(state, name, change="deleted").name
         state.twin.scenarios.delete(name)
     state.invalidate(name)
     return {"deleted": name}
@@ -157,7 +197,7 @@ def undo_edit(name: str, state=Depends(get_state)) -> dict:
     scenario is then as it was before that edit. A parent's edits are taken back on the parent. 409 when the
     scenario has no edits of its own left."""
     with state.lock:  # no other edit lands between finding the last one and deleting it
-        s = _scenario(state, name)
+        s = _scenario(state, name, change="edited")
         gone = s.undo(missing_ok=True)
         if not len(gone):
             raise HTTPException(409, f"scenario {s.name!r} has no edits of its own to undo"
@@ -203,7 +243,7 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
     import geopandas as gpd
     import shapely
 
-    s = _scenario(state, name)
+    s = _scenario(state, name, change="edited")
     crs = state.twin.crs
     need_layer = edit.op in ("add", "remove", "modify", "close_roads")
     layer = edit.layer or ("road_links" if edit.op == "close_roads" else None)
@@ -258,6 +298,7 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
     elif edit.op == "set_param":
         if not edit.key:
             raise HTTPException(400, "edit 'set_param' needs 'key' (and 'value')")
+        _check_param(edit.key, edit.value, state)
         s.set_param(edit.key, edit.value)
     elif edit.op == "close_roads":
         result = s.close_roads(polygon(), layer=layer)

@@ -27,11 +27,11 @@ import json
 import math
 import time
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, append_readings, count_rejects, latest_per_sensor,
                          read_feeds, read_rejects, sensor_status, unique_keys)
@@ -297,6 +297,8 @@ def _plain(v):
     return None if v is None or (isinstance(v, float) and v != v) else str(v)
 
 
+# the schema of a reading in the API docs; a batch's readings are checked by cim.sensors.check_readings (see
+# _LooseReading below)
 class ReadingIn(BaseModel):
     """One reading of one sensor."""
 
@@ -314,29 +316,37 @@ class ReadingIn(BaseModel):
                                   examples=[12.5])]
 
 
+#: a reading as a batch carries it: documented as :class:`ReadingIn`, but taken as it comes, so that a value of the
+#: wrong type (text, ``-1e999``), a missing or extra key is one more bad row in the one report
+#: :func:`cim.sensors.check_readings` makes of the batch (every bad row, every unknown sensor), not a refusal of
+#: its own that named the first type error alone
+_LooseReading = Annotated[Any, WithJsonSchema(ReadingIn.model_json_schema())]
+
+
 class ReadingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    readings: list[ReadingIn] = Field(..., max_length=MAX_READINGS,
-                                      description=f"at most {MAX_READINGS} readings; stored all or none")
+    readings: list[_LooseReading] = Field(..., max_length=MAX_READINGS,
+                                          description=f"at most {MAX_READINGS} readings; stored all or none")
 
 
 @router.post("/readings", status_code=201, summary="Store a batch of readings (all or none)",
              dependencies=[Depends(require("ingest"))],  # size and duplicate keys: _LimitedBody
              responses={413: {"description": "the body is too large"},
                         422: {"description": "a reading is bad (a time more than 1 year old or in the future, a "
-                                              "value outside the sensor's plausible range, a key sent twice) or "
-                                              "names an unknown sensor: nothing was stored"}})
+                                              "value that is not a finite number or is outside the sensor's "
+                                              "plausible range, a key missing, unknown or sent twice) or names an "
+                                              "unknown sensor: nothing was stored; 'problems' lists every bad "
+                                              "reading with the reason, 'unknown_sensors' every unknown sensor"}})
 def ingest(body: ReadingsIn, state=Depends(get_state)) -> dict:
     """Check every reading and store them in one transaction, or refuse them all (422, with the reasons and
     the unknown sensors) so the sender can fix and send the batch again. A reading outside its sensor's
     plausible range (``min_value``/``max_value`` of the sensors layer, else its kind's default,
     :data:`cim.sensors.READING_RANGES`) or more than :data:`cim.sensors.MAX_AGE` old is refused, never clipped;
     old readings are loaded on purpose from Python (``append_readings(..., oldest=...)``), not here."""
-    rows = [r.model_dump() for r in body.readings]
     try:
         with state.lock:
-            n = append_readings(state.store, rows)
+            n = append_readings(state.store, body.readings)
     except ReadingError as exc:
         return JSONResponse({"detail": str(exc), "error": "invalid readings",
                              "problems": [{"index": k, "reason": why} for k, why in exc.problems[:100]],
