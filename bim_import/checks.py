@@ -2,7 +2,7 @@
 
 A recorded check is one row of the table ``bim_checks`` (who, when, which file
 with its SHA-256, which rule set, the verdict, the building's footprint and
-attributes, the report as JSON) and two blobs, ``bim_checks/<id>/report.html``
+attributes, the report as JSON with how the model was placed) and two blobs, ``bim_checks/<id>/report.html``
 and ``bim_checks/<id>/model.glb``. All three are written in one store
 transaction, so a failed save leaves nothing behind. Removing a check
 (:func:`delete_check`, the map server's admin role only) leaves a row in
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import uuid
@@ -42,10 +43,10 @@ from typing import Any
 
 import pandas as pd
 
-from twin_core.errors import CRSError, LayerNotFoundError
+from twin_core.errors import CRSError, GeoreferenceError, LayerNotFoundError
 
 __all__ = ["record_check", "list_checks", "get_check", "check_html", "check_glb", "delete_check",
-           "is_check_id", "TABLE", "DELETIONS"]
+           "is_check_id", "model_only", "TABLE", "DELETIONS"]
 
 #: the store table that holds one row per recorded check
 TABLE = "bim_checks"
@@ -78,7 +79,10 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
     ifc_path : path
         The submitted model (its bytes are hashed with SHA-256 for the record).
     rules : RuleSet, dict or path
-        As for :func:`bim_import.compliance.check_compliance`.
+        As for :func:`bim_import.compliance.check_compliance`. Rules that check the model alone (:func:`model_only`:
+        an IDS file on its own) are recorded even where the model cannot be placed in the city: then with no
+        footprint, site, height or mesh, and the record's ``placement`` (and its report) says it was not placed.
+        Every other rule set needs the model placed (GeoreferenceError otherwise).
     ruleset : str, optional
         The rule set's name for the record (a shipped name, a file name); default: the rules file's stem.
     filename : str, optional
@@ -98,7 +102,8 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
     Returns
     -------
     dict
-        The record as :func:`get_check` returns it (``check_id``, ``created``, ``passed``, ``report`` ...).
+        The record as :func:`get_check` returns it (``check_id``, ``created``, ``passed``, ``report`` ...;
+        ``placement``: ``placed``, ``how`` and ``text``, how the model was placed in the city).
     """
     from bim_import.compliance import RuleSet, check_compliance, load_rules
     from bim_import.importer import prepare_building
@@ -118,11 +123,33 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         ruleset = ruleset or os.path.splitext(os.path.basename(os.fspath(rules)))[0]
     with open(ifc_path, "rb") as fh:
         data = fh.read()
-    anchor = anchor if anchor is not None else rs.anchor
-    b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor, method=method)
-    report = check_compliance(os.fspath(ifc_path), rs, store=store, twin_crs=crs, anchor=anchor, building=b,
+    given = anchor is not None
+    anchor = anchor if given else rs.anchor
+    unplaced = None  # the GeoreferenceError of a model checked unplaced
+    if model_only(rs):
+        # information requirements only: placed where it can be (the footprint on the map), else checked as it is
+        from bim_import.building import build_building
+        from bim_import.georef import georeference
+        from bim_import.model import read_model
+
+        model = read_model(os.fspath(ifc_path))
+        try:
+            g = georeference(model, crs, anchor=anchor, method=method)
+        except GeoreferenceError as exc:
+            if anchor is not None:  # the caller's site or anchor is wrong: say so, as for any rule set
+                raise
+            b, unplaced = None, exc
+        else:
+            b = build_building(model, g)
+        subject = model
+    else:
+        b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor, method=method)
+        subject = os.fspath(ifc_path)
+    report = check_compliance(subject, rs, store=store, twin_crs=crs, anchor=anchor, building=b,
                               evaluators=evaluators)
-    report_json = report.to_json()
+    doc = json.loads(report.to_json())
+    doc["placement"] = _placement(b, unplaced, given=given, source=source)
+    nan = float("nan")
     row = {
         "check_id": uuid.uuid4().hex[:16],
         "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
@@ -133,37 +160,81 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         "ruleset_title": str(rs.name)[:200],
         "passed": bool(report.passed),
         "n_failed": int(sum(not r.passed for r in report.results)),
-        "building_id": str(b.building_id),
+        "building_id": str(report.building_id if b is None else b.building_id),
         "parcel_id": "" if report.parcel_id is None else str(report.parcel_id),
         "source": str(source),
         "checked_by": str(checked_by or ""),
-        "has_glb": bool(b.glb),
-        "height_m": float(b.height_m),
-        "storeys": None if b.storeys is None else int(b.storeys),  # None: the model has no storeys
-        "ground_elev_m": float(b.ground_elev_m),
-        "origin_x": float(b.origin[0]),
-        "origin_y": float(b.origin[1]),
+        "has_glb": bool(b is not None and b.glb),
+        # not placed: no height, ground, origin or footprint in the city (NaN, read back as None)
+        "height_m": nan if b is None else float(b.height_m),
+        "storeys": None if b is None or b.storeys is None else int(b.storeys),  # None: the model has no storeys
+        "ground_elev_m": nan if b is None else float(b.ground_elev_m),
+        "origin_x": nan if b is None else float(b.origin[0]),
+        "origin_y": nan if b is None else float(b.origin[1]),
         "crs": str(crs),
-        "footprint_wkt": b.footprint.wkt,
-        "report_json": report_json,
+        "footprint_wkt": "POLYGON EMPTY" if b is None else b.footprint.wkt,
+        "report_json": json.dumps(doc, indent=2),
     }
     cid = row["check_id"]
     with store.transaction():
         frame = pd.DataFrame([row]).astype({"storeys": "Int64"})  # an integer column even when unknown (null)
         store.write_table(TABLE, frame, mode="append" if store.has_table(TABLE) else "replace")
-        store.put_blob(_blob(cid, "report.html"), report.to_html().encode("utf-8"), mime="text/html")
-        if b.glb:
+        html = report.to_html(record=_record(row))
+        store.put_blob(_blob(cid, "report.html"), html.encode("utf-8"), mime="text/html")
+        if row["has_glb"]:
             store.put_blob(_blob(cid, "model.glb"), b.glb, mime="model/gltf-binary")
     return _record(row)
 
 
+def model_only(rules) -> bool:
+    """Whether a rule set checks the model alone, so a check of it is recorded even where the model cannot be
+    placed in the city: an IDS file on its own (``RuleSet.ids_only``), information requirements only. Every
+    limit (``rules:``) is measured on the parcel the model stands on, or against the city's buildings, so it
+    needs the model placed; so does a rules file naming only ``ids:``, which takes the limits of the CIM parcel
+    it stands on (as :func:`bim_import.compliance.check_compliance` decides, given the twin's store)."""
+    return bool(rules.ids is not None and rules.ids_only and not rules.limits and rules.parcel is None)
+
+
+def _placement(b, unplaced, *, given: bool, source: str) -> dict:
+    """How the model was placed in the city, for the record and its report: ``placed``, ``how`` (``site``: picked
+    on the map; ``anchor``: given to record_check or --anchor; ``rules_anchor``: the rules' ``anchor:``;
+    ``map_conversion`` / ``ifc_site``: the model's own georeference; ``not_placed``) and ``text`` in words."""
+    if b is None:
+        why = getattr(unplaced, "problem", None) or str(unplaced)
+        return {"placed": False, "how": "not_placed",
+                "text": f"not placed in the city ({why}); the rules are information requirements (IDS) on the model "
+                        "alone, so no footprint, parcel or neighbour was used"}
+    g = b.georef
+    at = f"the model's 0,0 at {g.c:.2f}, {g.f:.2f} ({g.crs}), its x axis {g.rotation_deg:.1f} deg from grid east"
+    if g.method == "anchor":
+        how = ("site" if source == "api" else "anchor") if given else "rules_anchor"
+        what = {"site": "at the site picked on the map", "anchor": "at the anchor given",
+                "rules_anchor": "at the rules' anchor"}[how]
+        return {"placed": True, "how": how, "text": f"{what}, {at}, ground {g.z0:.2f} m"}
+    if g.method == "map_conversion":
+        src = g.details.get("source", "IfcMapConversion")
+        return {"placed": True, "how": "map_conversion",
+                "text": f"by the model's own georeference ({src} in {g.details.get('source_crs', g.crs)}), {at}"}
+    return {"placed": True, "how": "ifc_site",
+            "text": f"by the model's own georeference (IfcSite RefLatitude {g.details.get('lat', float('nan')):.6f}, "
+                    f"RefLongitude {g.details.get('lon', float('nan')):.6f}), {at}"}
+
+
+def _value(v):
+    """A stored value as Python: NumPy scalars as Python values, NaN (a model not placed) as None (JSON-able)."""
+    v = v.item() if hasattr(v, "item") else v
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
 def _plain(row: dict) -> dict:
-    """A row with NumPy scalars as Python values (JSON-able)."""
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k != "report_json"}
+    """A row with NumPy scalars as Python values and NaN as None (JSON-able)."""
+    return {k: _value(v) for k, v in row.items() if k != "report_json"}
 
 
 def _record(row: dict) -> dict:
-    return _plain(row) | {"report": json.loads(row["report_json"])}
+    report = json.loads(row["report_json"])
+    # checks recorded before the placement was kept have none
+    return _plain(row) | {"placement": report.get("placement"), "report": report}
 
 
 def _missing(check_id: Any) -> LayerNotFoundError:

@@ -269,9 +269,16 @@ class RuleResult:
         if self.unit == "elements" and self.limit is not None and self.measured is not None:
             n, of = int(self.measured), int(self.limit)
             return "no applicable element" if of == 0 else f"{_of(n, of)} {'complies' if n == 1 else 'comply'}"
-        unit = "" if self.unit in (None, "", "1") else f" {self.unit}"  # "1": a ratio, no unit to print
         m = "-" if self.measured is None else f"{self.measured:.3f}"
-        return f"{m} (limit {self.limit}{unit})"
+        return f"{m} (limit {self.limit}{self.unit_suffix()})"
+
+    def unit_suffix(self) -> str:
+        """The unit as printed after a number: ``" m"``, ``" h"``; nothing for a ratio (unit ``"1"``).
+
+        >>> [RuleResult("r", "", 0.035, 2.5, unit, True).unit_suffix() for unit in ("1", "m")]
+        ['', ' m']
+        """
+        return "" if self.unit in (None, "", "1") else f" {self.unit}"
 
 
 @dataclass
@@ -304,11 +311,16 @@ class ComplianceReport:
         """The report back from :meth:`to_dict` (or its JSON), e.g. a check recorded in the store."""
         return cls(d["model"], d["building_id"], d["parcel_id"], [RuleResult(**r) for r in d["results"]], d["crs"])
 
-    def to_html(self) -> str:
+    def to_html(self, record: dict | None = None) -> str:
+        """The report as one self-contained HTML page (no external resource; every value escaped).
+
+        ``record``: the recorded check (:func:`bim_import.checks.get_check`), whose rule set, time (UTC), checker,
+        IFC file with its SHA-256 and placement in the city head the page, as a record of the decision.
+        """
         import jinja2
 
         env = jinja2.Environment(autoescape=True)
-        return env.from_string(_HTML).render(r=self, rows=self.results)
+        return env.from_string(_HTML).render(r=self, rows=self.results, rec=_record_view(record))
 
 
 def _of(n: int, of: int, what: str = "element") -> str:
@@ -324,18 +336,52 @@ def _json_default(o):
     return str(o)
 
 
+#: where a recorded check came from, in words (bim_import.checks.record_check's ``source``)
+_SOURCES = {"api": "through the map server", "cli": "with twin check-bim --save"}
+
+
+def _record_view(rec: dict | None) -> dict | None:
+    """A recorded check's fields as its HTML report shows them."""
+    if not rec:
+        return None
+    from datetime import datetime, timezone
+
+    created = str(rec.get("created") or "")
+    try:
+        when = datetime.fromisoformat(created).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        when = created
+    source = str(rec.get("source") or "")
+    placement = rec.get("placement") or {}
+    title, name = str(rec.get("ruleset_title") or ""), str(rec.get("ruleset") or "")
+    return {"check_id": rec.get("check_id"), "when": when, "filename": rec.get("filename"),
+            "sha256": rec.get("sha256"), "size_bytes": rec.get("size_bytes"),
+            "ruleset": title + (f" ({name})" if name and name != title else "") if title else name,
+            "by": ", ".join(x for x in (str(rec.get("checked_by") or ""), _SOURCES.get(source, source)) if x),
+            "placed": placement.get("placed"), "placement": placement.get("text") or "not recorded"}
+
+
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Compliance report: {{ r.model }}</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px}
-.pass{background:#d9f2d9}.fail{background:#f8d0d0}code{font-size:90%}</style></head><body>
+.pass{background:#d9f2d9}.fail{background:#f8d0d0}.warn{background:#fff3c4}code{font-size:90%}
+table.record{margin-bottom:1em}table.record th{text-align:left}</style></head><body>
 <h1>Compliance report</h1>
-<p>Model <code>{{ r.model }}</code>, building <code>{{ r.building_id }}</code>{% if r.parcel_id %}, parcel <code>{{ r.parcel_id }}</code>{% endif %} ({{ r.crs }}).</p>
+{% if rec %}<table class="record">
+<tr><th>check</th><td><code>{{ rec.check_id }}</code></td></tr>
+<tr><th>rule set</th><td>{{ rec.ruleset }}</td></tr>
+<tr><th>checked</th><td>{{ rec.when }}</td></tr>
+<tr><th>by</th><td>{{ rec.by }}</td></tr>
+<tr><th>IFC file</th><td><code>{{ rec.filename }}</code>, {{ rec.size_bytes }} bytes, SHA-256 <code>{{ rec.sha256 }}</code></td></tr>
+<tr{% if rec.placed == false %} class="warn"{% endif %}><th>placed</th><td>{{ rec.placement }}</td></tr>
+</table>
+{% endif %}<p>Model <code>{{ r.model }}</code>, building <code>{{ r.building_id }}</code>{% if r.parcel_id %}, parcel <code>{{ r.parcel_id }}</code>{% endif %} ({{ r.crs }}).</p>
 <p><strong>Overall: {{ "PASS" if r.passed else "FAIL" }}</strong></p>
 <table><tr><th>rule</th><th>what</th><th>measured</th><th>limit</th><th>result</th><th>offending elements</th><th>note</th></tr>
 {% for x in rows %}<tr class="{{ 'pass' if x.passed else 'fail' }}"><td>{{ x.rule }}</td><td>{{ x.description }}</td>
 {% if x.unit == "elements" %}<td colspan="2">{{ x.reading() }}</td>{% else %}
-<td>{% if x.measured is not none %}{{ '%.3f' % x.measured }} {{ x.unit }}{% else %}-{% endif %}</td>
-<td>{% if x.limit is not none %}{{ x.limit }} {{ x.unit }}{% else %}-{% endif %}</td>{% endif %}
+<td>{% if x.measured is not none %}{{ '%.3f' % x.measured }}{{ x.unit_suffix() }}{% else %}-{% endif %}</td>
+<td>{% if x.limit is not none %}{{ x.limit }}{{ x.unit_suffix() }}{% else %}-{% endif %}</td>{% endif %}
 <td>{{ "pass" if x.passed else "FAIL" }}</td><td>{% for g in x.offending[:50] %}<code>{{ g }}</code> {% endfor %}{% if x.offending|length > 50 %}... ({{ x.offending|length }}){% endif %}</td>
 <td>{{ x.note }}</td></tr>
 {% endfor %}</table></body></html>

@@ -132,12 +132,16 @@ def _fit(fn, half: float, origin=(0.0, 0.0)):
     return tuple(float(v) for v in (a, b, c, d, e, f))
 
 
-def _georef_error(problem: str, advice: str = "") -> GeoreferenceError:
+def _georef_error(problem: str, advice: str = "", in_model: str = "", sep: str = "; ") -> GeoreferenceError:
     """A GeoreferenceError reading ``problem; advice``, with ``.problem`` holding the problem alone: where the
     caller's anchor places the model instead, the warning says what was wrong with the file's own georeference
-    without the advice (which offers the anchor the caller gave)."""
-    exc = GeoreferenceError(f"{problem}; {advice}" if advice else problem)
+    without the advice (which offers the anchor the caller gave). ``.in_model`` says what to fix in the model's
+    file itself ("" where nothing there is wrong): the map's upload, whose user places a model by picking its
+    site rather than with ``anchor=`` or ``--anchor``, leads with that and adds only this
+    (:func:`viewer.routers.bim._run_check`)."""
+    exc = GeoreferenceError(f"{problem}{sep}{advice}" if advice else problem)
     exc.problem = problem
+    exc.in_model = in_model
     return exc
 
 
@@ -162,14 +166,15 @@ def _map_crs(name: str | None, datum: str | None):
     if not name:
         raise _georef_error(
             "the IfcMapConversion's IfcProjectedCRS has no Name (it must name the map CRS, e.g. 'EPSG:4544')",
-            "fix the model, or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor")
+            "fix the model, or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor",
+            "name the map CRS in its IfcProjectedCRS, e.g. 'EPSG:4544'")
     try:
         return CRS.from_user_input(name.strip())
     except Exception:
         raise _georef_error(
             f"the IfcProjectedCRS name {name!r} (datum {datum!r}) is not a CRS pyproj knows",
-            "name it like 'EPSG:4544', or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor"
-        ) from None
+            "name it like 'EPSG:4544', or use method='site' (IfcSite RefLatitude/RefLongitude) or an anchor",
+            "name its IfcProjectedCRS like 'EPSG:4544'") from None
 
 
 def _from_map_conversion(g: dict, twin, half: float) -> Georeference:
@@ -212,7 +217,8 @@ def _from_map_conversion(g: dict, twin, half: float) -> Georeference:
 
     coef = _fit(fn, half)
     if coef is None:
-        raise _georef_error(f"the map position cannot be projected into {twin.to_string()}", "check the CRS names")
+        raise _georef_error(f"the map position cannot be projected into {twin.to_string()}", "check the CRS names",
+                            "check its IfcProjectedCRS name")
     z0 = mc.get("orthogonal_height", 0.0) * map_unit
     return Georeference(twin.to_string(), "map_conversion", *coef, z0=z0,
                         details={"source_crs": src.to_string(), "map_scale": total, "unit_m": unit,
@@ -247,7 +253,7 @@ def _from_site(g: dict, twin, half: float) -> Georeference:
     coef = _fit(fn, half, origin=(ox, oy))
     if coef is None:
         raise _georef_error(f"the IfcSite position cannot be projected into {twin.to_string()}",
-                            "check the IfcSite RefLatitude/RefLongitude")
+                            "check the IfcSite RefLatitude/RefLongitude", "check its IfcSite RefLatitude/RefLongitude")
     z0 = site["elevation_m"] - site["origin_m"][2]
     return Georeference(twin.to_string(), "site", *coef, z0=z0,
                         details={"lat": lat, "lon": lon, "true_north": tn, "site_origin_m": site["origin_m"]})
@@ -345,11 +351,12 @@ def georeference(model_or_georef, twin_crs: str = "EPSG:4544", *, anchor: Anchor
     if method in ("auto", "anchor") and anchor is not None:
         return _from_anchor(anchor, twin)
     found = [k for k in ("map_conversion", "site") if k in g]
-    raise GeoreferenceError(
+    in_model = ("add an IfcMapConversion + IfcProjectedCRS (IFC4) or ePSet_MapConversion (IFC2X3), or set the "
+                "IfcSite RefLatitude/RefLongitude/RefElevation and TrueNorth")
+    raise _georef_error(
         f"the model cannot be placed with method={method!r}"
         + (f" (it has: {found})" if found else " (it has no IfcMapConversion, no ePSet_MapConversion and no "
-                                             "IfcSite RefLatitude/RefLongitude)")
-        + ". Options: add an IfcMapConversion + IfcProjectedCRS (IFC4) or ePSet_MapConversion (IFC2X3), set the "
+                                             "IfcSite RefLatitude/RefLongitude)"),
+        "Options: add an IfcMapConversion + IfcProjectedCRS (IFC4) or ePSet_MapConversion (IFC2X3), set the "
         "IfcSite RefLatitude/RefLongitude/RefElevation and TrueNorth, or pass anchor=Anchor(x, y, z, rotation_deg) "
-        "(CLI: --anchor X,Y[,Z[,ROT]])"
-    )
+        "(CLI: --anchor X,Y[,Z[,ROT]])", in_model if not found else "", sep=". ")

@@ -173,7 +173,7 @@ def test_failed_save_is_not_listed(city, boxes, monkeypatch):
     with _client(city) as c:
         real = compliance.ComplianceReport.to_html
         monkeypatch.setattr(compliance.ComplianceReport, "to_html",
-                            lambda self: (_ for _ in ()).throw(OSError("no space left on device")))
+                            lambda self, **kw: (_ for _ in ()).throw(OSError("no space left on device")))
         r = _post(c, "ok", boxes["ok"])
         assert r.status_code == 500 and "Traceback" not in r.text
         monkeypatch.setattr(compliance.ComplianceReport, "to_html", real)

@@ -29,6 +29,17 @@ def _anchor(text: str | None):
     return Anchor(*vals)
 
 
+def _os_user() -> str:
+    """Who runs the command, for a recorded check or removal: the OS user, or "" where there is none to name
+    (a container's uid without a passwd entry); the record says the CLI did it either way (source "cli")."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # getpass raises KeyError / OSError when neither $USER nor the passwd database names one
+        return ""
+
+
 def _result_lines(report) -> list[str]:
     """A compliance report's rules, a line each (with the offending elements and the note of a failure, and
     always that of a rule measured against the city's buildings: which it left out as replaced, what it assumed)."""
@@ -75,20 +86,21 @@ def register(app: typer.Typer) -> None:
         rs = load_rules(rules)
         st = None
         rec = None
+        page = None  # the HTML report
         if store:
             from cim.store import open_store
 
             st = open_store(store)
         try:
             if save:
-                import getpass
-
-                from bim_import.checks import record_check
+                from bim_import.checks import check_html, record_check
 
                 rec = record_check(st, model, rs, ruleset=os.path.splitext(os.path.basename(rules))[0],
-                                   source="cli", checked_by=getpass.getuser(), anchor=_anchor(anchor), twin_crs=crs,
+                                   source="cli", checked_by=_os_user(), anchor=_anchor(anchor), twin_crs=crs,
                                    evaluators=COMPLIANCE_EVALUATORS)
                 report = ComplianceReport.from_dict(rec["report"])
+                if html:  # the recorded page: who checked which file (SHA-256) when, and how the model was placed
+                    page = check_html(st, rec["check_id"])
             else:
                 report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor),
                                           evaluators=COMPLIANCE_EVALUATORS)
@@ -97,7 +109,7 @@ def register(app: typer.Typer) -> None:
                 st.close()
         if html:
             with open(html, "w", encoding="utf-8") as fh:
-                fh.write(report.to_html())
+                fh.write(page if page is not None else report.to_html())
         if out:
             with open(out, "w", encoding="utf-8") as fh:
                 fh.write(report.to_json())
@@ -108,7 +120,10 @@ def register(app: typer.Typer) -> None:
         if rec is not None:
             doc["check_id"] = rec["check_id"]
             doc["sha256"] = rec["sha256"]
+            doc["placement"] = rec["placement"]
             lines.append(f"recorded as check {rec['check_id']} (sha256 {rec['sha256'][:16]}...) in the twin")
+            lines.append(f"  placed {rec['placement']['text']}" if rec["placement"]["placed"] else
+                         f"  {rec['placement']['text']}")
         emit(doc, as_json, human="\n".join(lines))
         if not report.passed:
             raise typer.Exit(1)
@@ -250,9 +265,7 @@ def register(app: typer.Typer) -> None:
                 emit({"total": total, "offset": offset, "checks": rows}, as_json, human="\n".join(lines))
                 return
             if delete:
-                import getpass
-
-                rec = delete_check(st, check_id, deleted_by=getpass.getuser())
+                rec = delete_check(st, check_id, deleted_by=_os_user())
                 emit({"deleted": rec["check_id"]}, as_json,
                      human=f"removed check {rec['check_id']} ({rec['filename']}); the removal is recorded")
                 return
@@ -274,6 +287,9 @@ def register(app: typer.Typer) -> None:
         lines = [f"check {rec['check_id']}: {'PASS' if rec['passed'] else 'FAIL'}, {rec['filename']} "
                  f"(sha256 {rec['sha256'][:16]}...), rules {rec['ruleset']}, {str(rec['created'])[:19]}, "
                  f"by {rec['checked_by'] or '-'} ({rec['source']})"]
+        placement = rec.get("placement")  # None: recorded before the placement was kept
+        if placement:
+            lines.append(f"  placed {placement['text']}" if placement["placed"] else f"  {placement['text']}")
         lines += _result_lines(ComplianceReport.from_dict(rec["report"]))
         lines += [f"wrote {p}" for p in wrote]
         emit(rec, as_json, human="\n".join(lines))

@@ -247,16 +247,22 @@ def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: 
                                source="api", checked_by=who, anchor=anchor,
                                method="anchor" if anchor is not None else "auto", evaluators=COMPLIANCE_EVALUATORS)
         except TwinError as exc:  # name the upload, not the server's temporary path
-            msg = str(exc).replace(path, safe).replace(d, "")
+            unplaced = isinstance(exc, GeoreferenceError) and anchor is None
+            problem = getattr(exc, "problem", None) if unplaced else None
+            # a model that does not say where it stands in this city: the map can place it, so its hint comes
+            # first, and the Python anchor=Anchor(...) and the CLI's --anchor of the error's advice are left out
+            msg = problem or str(exc)
+            msg = msg.replace(path, safe).replace(d, "")
             if state.store.uri:  # the server's own file or database is none of the caller's business
                 msg = msg.replace(str(state.store.uri), "the twin")
             if "stands on no parcel" in msg:
                 msg += ("; or pick the site inside a parcel on the map" if anchor is not None else
                         "; on the map: press 'Pick site' and click the parcel it stands on")
-            if isinstance(exc, GeoreferenceError) and anchor is None:
-                # a model that does not say where it stands in this city: the map can place it
+            if unplaced:
                 msg += (". On the map: press 'Pick site', click where the building stands and check again; "
                         "over the API: send site_lon and site_lat (WGS 84) with the upload")
+                if problem and getattr(exc, "in_model", ""):
+                    msg += f". Or fix the model's file: {exc.in_model}"
             if msg == str(exc):
                 raise
             try:
@@ -275,24 +281,27 @@ def _entry(rec: dict) -> dict:
     from viewer.geo import frame_to_geojson, transformer
 
     rid, crs = rec["check_id"], rec["crs"]
-    fp = gpd.GeoDataFrame({"building_id": [rec["building_id"]], "height_m": [rec["height_m"]],
-                           "passed": [rec["passed"]]}, geometry=[shapely.from_wkt(rec["footprint_wkt"])], crs=crs)
-    lon, lat = transformer(crs, "EPSG:4326").transform(rec["origin_x"], rec["origin_y"])
+    origin, footprint = None, {"type": "FeatureCollection", "features": []}
+    if rec["origin_x"] is not None and rec["origin_y"] is not None:  # else not placed (an IDS check): no site
+        fp = gpd.GeoDataFrame({"building_id": [rec["building_id"]], "height_m": [rec["height_m"]],
+                               "passed": [rec["passed"]]}, geometry=[shapely.from_wkt(rec["footprint_wkt"])], crs=crs)
+        lon, lat = transformer(crs, "EPSG:4326").transform(rec["origin_x"], rec["origin_y"])
+        origin = [lon, lat]
+        footprint = frame_to_geojson(fp, crs)
     return {
         "id": rid,
         "passed": rec["passed"],
         **{k: rec[k] for k in _RECORD_KEYS},
         "report": rec["report"],
         "building": {"building_id": rec["building_id"], "height_m": rec["height_m"], "storeys": rec["storeys"],
-                     "ground_elev_m": rec["ground_elev_m"], "origin": [lon, lat],
-                     "footprint": frame_to_geojson(fp, crs)},
+                     "ground_elev_m": rec["ground_elev_m"], "origin": origin, "footprint": footprint},
         "glb_url": f"/api/bim/checks/{rid}/model.glb" if rec["has_glb"] else None,
         "report_url": f"/api/bim/checks/{rid}/report.html",
     }
 
 
 _RECORD_KEYS = ("created", "filename", "sha256", "size_bytes", "ruleset", "ruleset_title", "n_failed", "parcel_id",
-                "source", "checked_by")
+                "source", "checked_by", "placement")
 
 
 def _found(rid: str, read):
