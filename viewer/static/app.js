@@ -13,7 +13,7 @@
     scene: null, scenarioA: "base", scenarioB: null, compare: false,
     visible: {hillshade: true, flood: true, buildings: true, road_links: true, trips: true, crowd: true, sensors: true, bim: true},
     colourBy: "height", viewState: null, time: 0, series: [], seriesIdx: 0, playing: false,
-    sensors: null, alerts: undefined, feeds: null, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
+    sensors: null, alerts: undefined, exposureKey: {}, feeds: null, trips: {}, crowd: {}, floodMeta: {}, hillshade: {}, bim: null, highlight: null, results: [],
     bimSite: null, bimPicking: false,  // where a submitted model stands, picked on the map ([lon, lat])
     // what-if: the shape being drawn ({mode: "area"|"levee", points, hover}), per scenario the time of the
     // last edit of each layer/raster (tile and image URLs carry it: the browser must not keep what was before),
@@ -25,6 +25,8 @@
     poiKinds: [],  // the kinds of the pois layer (where an access run's vehicles can leave from)
     versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
     ownEditAt: {},  // per scenario: when this page last edited or undid it (ms)
+    runPick: {},  // per pickKey(scenario, kind): the run the user chose in the time bar (else the newest is shown)
+    startFailed: null,  // {status, message} when the page could not start (401: no token; 403: the role; else why)
   };
 
   // ---------------------------------------------------------------- helpers
@@ -242,24 +244,83 @@
     if (!list.length) return null;
     return list.reduce((a, b) => (String(b.created || "") >= String(a.created || "") ? b : a));
   }
-  function floodResult(scenario) {
+  // the engine that wrote a result, by its meta ("simulation.traffic" -> "traffic", as cim.results.engine_of);
+  // null for one saved by hand (then its name says what it is)
+  function engineOf(r) {
+    const m = r && r.meta;
+    const e = m && typeof m === "object" ? (m.analysis || m.engine) : null;
+    return e ? String(e).split(".").pop() : null;
+  }
+  // Each kind of series the time bar plays, with the results that can feed it: a user picks the run (S.runPick,
+  // per scenario and kind), else the newest is shown
+  function floodGrids(scenario) {
     // depth time series first (the flood engine's depth_snapshots), else a single depth grid (max_depth)
-    const grids = resultsOf(scenario).filter((r) => /depth|flood/.test(r.name));
-    return latest(grids.filter((r) => r.kind === "raster_series" || r.kind === "array")) ||
-      latest(grids.filter((r) => r.kind === "raster"));
+    return resultsOf(scenario).filter((r) => /depth|flood/.test(r.name) && (!engineOf(r) || engineOf(r) === "flood") &&
+      ["raster_series", "array", "raster"].includes(r.kind));
   }
-  // trajectories: vehicles from traffic runs (or tables named trips/vehicles), people from crowd runs
-  function tripsResult(scenario) {
+  // trajectories: vehicles from traffic runs (or tables named trips/vehicles), people from crowd runs; a result
+  // with an engine is classified by it (a traffic run may be called anything: "am_peak", "rush")
+  function isTrips(r) {
+    if (r.kind !== "table") return false;
     // (a traffic run's "trips" table lists trips, not positions: its "trajectories" are the paths)
-    return latest(resultsOf(scenario).filter((r) => r.kind === "table" &&
-      ((r.name !== "trips" && /trip|vehicle/.test(r.name)) || (/traj/.test(r.name) && /traffic/.test(r.run)))));
+    const vehicles = r.name !== "trips" && /trip|vehicle/.test(r.name);
+    const e = engineOf(r);
+    if (e) return e === "traffic" && (vehicles || /traj/.test(r.name));
+    return vehicles || (/traj/.test(r.name) && /traffic/.test(r.run));
   }
-  function crowdResult(scenario) {
-    return latest(resultsOf(scenario).filter((r) => r.kind === "table" &&
-      (/agent|crowd|pedestrian/.test(r.name) || (/traj/.test(r.name) && !/traffic/.test(r.run) && !/trip|vehicle/.test(r.name)))));
+  function isCrowd(r) {
+    if (r.kind !== "table") return false;
+    const people = /agent|crowd|pedestrian/.test(r.name);
+    const e = engineOf(r);
+    if (e) return e === "crowd" && (people || /traj/.test(r.name));
+    return people || (/traj/.test(r.name) && !/traffic/.test(r.run) && !/trip|vehicle/.test(r.name));
   }
+  // the results a series of a kind can show, one per run (a flood run's series before its single grid), newest first
+  function seriesCandidates(scenario, kind) {
+    let list;
+    if (kind === "flood") {
+      const grids = floodGrids(scenario), byRun = {};
+      grids.forEach((r) => {
+        const rank = r.kind === "raster" ? 1 : 0, had = byRun[r.run];
+        if (!had || rank < had.rank || (rank === had.rank && String(r.created || "") >= String(had.r.created || ""))) byRun[r.run] = {r, rank};
+      });
+      list = Object.values(byRun).map((x) => x.r);
+    } else {
+      const pick = kind === "trips" ? isTrips : isCrowd, byRun = {};
+      resultsOf(scenario).filter(pick).forEach((r) => { if (!byRun[r.run] || String(r.created || "") >= String(byRun[r.run].created || "")) byRun[r.run] = r; });
+      list = Object.values(byRun);
+    }
+    return list.sort((a, b) => String(b.created || "").localeCompare(String(a.created || "")) || String(b.run).localeCompare(String(a.run)));
+  }
+  function pickKey(scenario, kind) { return scenario + "\u0000" + kind; }
+  // the run shown for a kind: the one the user picked in the time bar while it is there, else the newest
+  function seriesResult(scenario, kind) {
+    const picked = S.runPick[pickKey(scenario, kind)];
+    if (picked !== undefined) {
+      const r = seriesCandidates(scenario, kind).find((x) => x.run === picked);
+      if (r) return r;
+    }
+    return newestResult(scenario, kind);
+  }
+  function newestResult(scenario, kind) {
+    if (kind === "flood") {  // the newest series, else the newest single grid
+      const grids = floodGrids(scenario);
+      return latest(grids.filter((r) => r.kind === "raster_series" || r.kind === "array")) || latest(grids.filter((r) => r.kind === "raster"));
+    }
+    return latest(resultsOf(scenario).filter(kind === "trips" ? isTrips : isCrowd));
+  }
+  function floodResult(scenario) { return seriesResult(scenario, "flood"); }
+  function tripsResult(scenario) { return seriesResult(scenario, "trips"); }
+  function crowdResult(scenario) { return seriesResult(scenario, "crowd"); }
+  // the road loads of a traffic run: of the run picked for the vehicle trips when it has them, else the newest
   function linkResult(scenario) {
-    return latest(resultsOf(scenario).filter((r) => r.kind === "layer" && /link|traffic|flow|vc|load/.test(r.name + " " + r.run)));
+    const links = resultsOf(scenario).filter((r) => r.kind === "layer" &&
+      (engineOf(r) ? engineOf(r) === "traffic" : /link|traffic|flow|vc|load/.test(r.name + " " + r.run)));
+    if (S.runPick[pickKey(scenario, "trips")] !== undefined) {
+      const tr = tripsResult(scenario), same = tr && latest(links.filter((r) => r.run === tr.run));
+      if (same) return same;
+    }
+    return latest(links);
   }
   function linkLoad(p) {
     for (const k of ["vc", "v_c", "voc"]) if (p[k] !== undefined && p[k] !== null) return p[k];
@@ -272,7 +333,9 @@
     return latest(resultsOf(scenario).filter((r) => r.kind === "table" && r.name === "access_buildings"));
   }
   function exposureResult(scenario) {
-    const ex = resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name));
+    let ex = resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name));
+    const fr = S.runPick[pickKey(scenario, "flood")] !== undefined && floodResult(scenario);  // the flood shown, if picked
+    if (fr && ex.some((r) => r.run === fr.run)) ex = ex.filter((r) => r.run === fr.run);
     return latest(ex.filter((r) => /building/.test(r.name))) || latest(ex);
   }
 
@@ -340,6 +403,7 @@
         const vcol = d.columns.find((c) => /depth|exposure/.test(c) && c !== "building_id");
         d.rows.forEach((r) => { m[r.building_id] = r[vcol]; });
         S.exposure[scenario] = m;
+        S.exposureKey[scenario] = key(ex);
       }));
     }
     const lr = linkResult(scenario);
@@ -451,6 +515,37 @@
     S.series.forEach((s, i) => { const o = document.createElement("option"); o.value = i; o.textContent = seriesLabel(s); sel.appendChild(o); });
     sel.value = S.seriesIdx;
     sel.disabled = !S.series.length;
+    renderRunSelect();
+  }
+  // beside the series: its scenario's runs of that kind, newest first (a script's "storm50" stays reachable
+  // after later floods); the one shown is selected, the newest unless the user chose another
+  function runLabel(r) { return r.run + " · " + fmtWhen(r.created) + (r.stale ? " · " + t("stale") : ""); }
+  function renderRunSelect() {
+    const sel = $("run-select");
+    if (!sel) return;
+    const sr = currentSeries();
+    const list = sr ? seriesCandidates(sr.scenario, sr.kind) : [];
+    const shown = sr ? seriesResult(sr.scenario, sr.kind) : null;
+    sel.innerHTML = "";
+    list.forEach((r) => {
+      const o = document.createElement("option");
+      o.value = r.run; o.textContent = runLabel(r); o.title = r.run + " · " + r.name;
+      sel.appendChild(o);
+    });
+    if (shown) sel.value = shown.run;
+    sel.hidden = !list.length;
+    sel.disabled = list.length < 2;
+    sel.title = t("runOfSeries");
+    T.runs = sr ? {kind: sr.kind, scenario: sr.scenario, runs: list.map((r) => r.run), shown: shown ? shown.run : null} : null;
+  }
+  async function pickRun(run) {
+    const sr = currentSeries();
+    if (!sr) return;
+    const k = pickKey(sr.scenario, sr.kind), newest = newestResult(sr.scenario, sr.kind);
+    if (newest && newest.run === run) delete S.runPick[k];  // the newest: follow the runs still to come
+    else S.runPick[k] = run;
+    await prepareScenario(sr.scenario);
+    buildSeries(); render();
   }
   let playTimer = null;
   function setPlaying(on) {
@@ -579,7 +674,7 @@
       extruded: true, wireframe: false, getElevation: (f) => f.properties.height_m || 3,
       getFillColor: (f) => buildingColour(f.properties, scenario), getLineColor: [40, 40, 40, 255],
       material: {ambient: 0.35, diffuse: 0.6, shininess: 32},
-      updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0,
+      updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0, S.exposureKey[scenario] || null,
         S.access[scenario] ? S.access[scenario].key : null,
         S.bimShaded ? S.bim.id : null]},
       onTileLoad: (tile) => {
@@ -854,12 +949,24 @@
   }
 
   // ---------------------------------------------------------------- simulations
-  let engines = [];
+  let engines = null;  // the server's engines; null while not known
+  let enginesRefused = null;  // why they are not known: {status, message} of the refused request
+  // what the page says in place of a list it could not load: a 401 asks for a token, a 403 names the role, any
+  // other failure says what it was; "none installed" only when the server said so
+  function refusedText(status, what, message) {
+    if (status === 401) return t("signInTo").replace("{what}", t(what));
+    if (status === 403) return t("notAllowedTo").replace("{what}", t(what));
+    return message || "-";
+  }
   function renderEngines() {
     const box = $("engines");
     if (!box) return;
     box.innerHTML = "";
-    if (!engines.length) { box.innerHTML = `<span class="muted">${t("noEngines")}</span>`; return; }
+    const note = (text, id) => { const sp = document.createElement("span"); sp.className = "muted"; sp.id = id; sp.textContent = text; box.appendChild(sp); };
+    const why = enginesRefused || S.startFailed;
+    if (!engines && why) { note(refusedText(why.status, "toRunSimulations", why.message), "engines-refused"); return; }
+    if (!engines) { note(t("loading"), "engines-loading"); return; }
+    if (!engines.length) { note(t("noEngines"), "engines-none"); return; }
     engines.forEach((e) => {
       const b = document.createElement("button");
       b.type = "button"; b.id = "run-" + e; b.textContent = t("run") + " " + t(e + "_engine");
@@ -874,8 +981,10 @@
       renderMeasuredButton();
     }
   }
-  // the last 2 h of measured rain, followed for an hour more as it drains
-  const MEASURED_RAIN = {rain_from_sensors: "2h", until: "3h", snapshot_interval: "5min"};
+  // the last 2 h of measured rain, followed for an hour more as it drains. A stretch no gauge reported is taken as
+  // dry (rain_gaps): a feed that reports only while it rains, or began an hour ago, still gives a run (the strict
+  // default refuses it); the finished job says how many stretches that was (measuredRainText)
+  const MEASURED_RAIN = {rain_from_sensors: "2h", rain_gaps: "dry", until: "3h", snapshot_interval: "5min"};
   // on only while a rain gauge has a stored (not simulated) reading
   function renderMeasuredButton() {
     const b = $("run-flood-measured");
@@ -916,22 +1025,40 @@
     }
     return {};
   }
-  // the scenario's newest flood-engine run (the one with a road exposure table), for a traffic run from the map
-  function floodRunForTraffic(scenario) {
-    const ex = latest(resultsOf(scenario).filter((r) => r.name === "exposure_road_links"));
-    return ex ? ex.run : null;
+  // the flood-engine run a traffic run from the map is flooded by (the one with a road exposure table): the one
+  // picked in the time bar when it has the table, else the scenario's newest
+  function floodRunWith(scenario, name) {
+    const have = resultsOf(scenario).filter((r) => r.name === name);
+    const fr = S.runPick[pickKey(scenario, "flood")] !== undefined && floodResult(scenario);
+    const run = (fr && have.find((r) => r.run === fr.run)) || latest(have);
+    return run ? run.run : null;
   }
+  function floodRunForTraffic(scenario) { return floodRunWith(scenario, "exposure_road_links"); }
   // ... and the one with a peak depth grid, for a crowd run
-  function floodRunForCrowd(scenario) {
-    const md = latest(resultsOf(scenario).filter((r) => r.name === "max_depth"));
-    return md ? md.run : null;
-  }
+  function floodRunForCrowd(scenario) { return floodRunWith(scenario, "max_depth"); }
   // what the flood did to a finished crowd run: people cut off by water, exits under it
   function accessText(j) {
     const s = j.summary || {};
     if (j.engine !== "access" || j.status !== "done" || s.within === undefined) return "";
     return " · " + t("accessWithin").replace("{n}", s.within).replace("{of}", s.buildings).replace("{min}", Number(s.within_s) / 60) +
       (s.flooded_by ? " · " + t("accessLost").replace("{n}", s.lost) : "");
+  }
+  // what a finished flood on the measured rain was run on: the rain measured, and the stretches taken as dry
+  function measuredRainText(j, params) {
+    const st = j.summary && j.summary.storm;
+    if (j.engine !== "flood" || j.status !== "done" || !params || !params.rain_from_sensors || !st || typeof st !== "object") return "";
+    const gauges = Array.isArray(st.gauges) ? st.gauges : [];
+    let out = "";
+    if (isFinite(Number(st.total_mm))) {
+      out += " · " + t("measuredTotal").replace("{mm}", Number(st.total_mm).toFixed(1))
+        .replace("{gauges}", gauges.slice(0, 3).join(", ") + (gauges.length > 3 ? " …" : ""));
+    }
+    const n = Number(st.unknown_blocks), stepS = Number(st.step_s), dur = Number(st.duration_s);
+    if (n > 0 && stepS > 0 && dur > 0) {
+      out += " · " + t("measuredGaps").replace("{n}", n).replace("{of}", Math.ceil(dur / stepS - 1e-9))
+        .replace("{step}", String(Math.round(stepS / 60)));
+    }
+    return out;
   }
   function crowdFloodText(j) {
     const s = j.summary || {};
@@ -947,7 +1074,8 @@
       (jr.params && jr.params.rain_from_sensors ? " · " + t("measuredRain") + " " + jr.params.rain_from_sensors : "");
     jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + flooded + " · ";
     jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "") +
-      crowdFloodText(Object.assign({engine: jr.engine}, j)) + accessText(Object.assign({engine: jr.engine}, j));
+      crowdFloodText(Object.assign({engine: jr.engine}, j)) + accessText(Object.assign({engine: jr.engine}, j)) +
+      measuredRainText(Object.assign({engine: jr.engine}, j), jr.params);
     jr.row.querySelector(".st").className = "st" + (j.status === "failed" || j.status === "lost" ? " fail" : "");
     const p = Number(j.progress);
     jr.row.querySelector(".bar > div").style.width = (isFinite(p) ? Math.round(100 * Math.max(0, Math.min(1, p))) : 0) + "%";
@@ -1028,9 +1156,11 @@
       T.bim = {id: r.id, passed: r.passed, building_id: r.building.building_id,
         shaded: S.bimShaded ? Array.from(S.bimShaded) : []};
       renderBim();
-      const o = r.building.origin;
-      S.viewState = Object.assign({}, S.viewState, {longitude: o[0], latitude: o[1], zoom: Math.max(S.viewState.zoom, 17),
-        transitionDuration: 600, transitionInterpolator: new D.FlyToInterpolator()});
+      const o = r.building.origin;  // null: an IDS check recorded without placing the model (nowhere to fly to)
+      if (o) {
+        S.viewState = Object.assign({}, S.viewState, {longitude: o[0], latitude: o[1], zoom: Math.max(S.viewState.zoom, 17),
+          transitionDuration: 600, transitionInterpolator: new D.FlyToInterpolator()});
+      }
       syncViews(); render();
     } catch (e) { showBimError(e); showError(e); }
   }
@@ -1089,6 +1219,11 @@
       const h = el("div", `${t("shadedHomes").replace("{n}", ids.length)}: ${ids.slice(0, 8).join(", ")}${ids.length > 8 ? " …" : ""}`, "hint");
       h.id = "bim-shaded";
       box.appendChild(h);
+    }
+    if (r.placement && r.placement.placed === false) {  // said by the server: why the model is not on the map
+      const p = el("div", `${t("notPlaced")}: ${r.placement.text}`, "hint");
+      p.id = "bim-placement";
+      box.appendChild(p);
     }
     box.appendChild(a);
   }
@@ -1631,8 +1766,12 @@
       if (old) old.remove();
       const li = document.createElement("li"); li.className = "none"; li.id = id; li.textContent = text; box.appendChild(li);
     };
-    if (S.alerts === undefined) { note(t("loading"), "alerts-loading"); return; }
-    if (S.alerts === null) { note("-", "alerts-unavailable"); return; }
+    if (S.alerts === undefined && !S.startFailed) { note(t("loading"), "alerts-loading"); return; }
+    if (!S.alerts) {  // not loaded: refused (401, 403) or failed, or the page could not start
+      const why = (S.alerts === null ? S.alertsRefused : S.startFailed) || {};
+      note(refusedText(why.status, "toSeeAlerts", why.message), why.status === 401 || why.status === 403 ? "alerts-refused" : "alerts-unavailable");
+      return;
+    }
     T.alerts = S.alerts.map((a) => a.sensor_id);
     T.staleAlerts = S.alerts.filter((a) => a.stale).map((a) => a.sensor_id);
     if (!S.alerts.length) { note(t("noAlerts"), "alerts-none"); return; }
@@ -1742,6 +1881,8 @@
       T.staleSensors = (S.sensors.features || []).filter((f) => f.properties.stale).map((f) => f.properties.sensor_id);
     }
     S.alerts = alerts.status === "fulfilled" ? (alerts.value.alerts || []) : null;
+    S.alertsRefused = alerts.status === "fulfilled" ? null : {status: alerts.reason && alerts.reason.status,
+      message: String(alerts.reason && alerts.reason.message ? alerts.reason.message : alerts.reason)};
     S.feeds = feeds.status === "fulfilled" ? feeds.value : null;  // a role without the right (403): no banner
     T.feeds = S.feeds;
     S.rejects = rejects.status === "fulfilled" ? rejects.value : null;  // 403: no box
@@ -1786,7 +1927,7 @@
       document.addEventListener("visibilitychange", () => { if (!document.hidden) syncScenarios(); });
       loadBookmarks();
       initWhatif();
-      try { engines = await api("/api/jobs/engines"); } catch (e) { engines = []; }
+      try { engines = await api("/api/jobs/engines"); enginesRefused = null; } catch (e) { engines = null; enginesRefused = {status: e.status, message: e.message}; }
       if (S.scene.layers.pois) {
         try {
           const pf = await api("/api/layers/pois/features?columns=kind&limit=10000");
@@ -1801,13 +1942,19 @@
         rs.forEach((r) => { const o = document.createElement("option"); o.value = r.name; o.textContent = r.title || r.name; sel.appendChild(o); });
       } catch (e) { /* regulators only need it */ }
       T.ready = true;
-    } catch (e) { showError(e); T.startError = String(e); }
+    } catch (e) {
+      showError(e); T.startError = String(e);
+      // no token (or a role that may not see the map): the boxes that wait for the server say why, not "loading"
+      S.startFailed = {status: e.status, message: String(e && e.message ? e.message : e)};
+      renderEngines(); renderAlerts();
+    }
   }
 
   $("lang-toggle").addEventListener("click", () => { S.lang = S.lang === "zh" ? "en" : "zh"; localStorage.setItem("twin.lang", S.lang); applyI18n(); });
   $("colour-by").addEventListener("change", (e) => { S.colourBy = e.target.value; render(); });
   $("time-slider").addEventListener("input", onSlider);
-  $("series-select").addEventListener("change", (e) => { S.seriesIdx = Number(e.target.value); configureSlider(); });
+  $("series-select").addEventListener("change", (e) => { S.seriesIdx = Number(e.target.value); configureSlider(); renderRunSelect(); });
+  $("run-select").addEventListener("change", (e) => pickRun(e.target.value).catch(showError));
   $("play").addEventListener("click", () => setPlaying(!S.playing));
   $("bookmark-save").addEventListener("click", saveBookmark);
   $("compare-toggle").addEventListener("change", (e) => setCompare(e.target.checked).catch(showError));

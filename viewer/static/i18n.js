@@ -36,7 +36,8 @@ window.TWIN_I18N = {
     leveeStrip: "沿所画的线抬高一条约 {w} 米宽的地面（至少 1.5 个 DEM 栅格），洪涝模型视为连续堤防",
     baseReadOnly: "现状（base）为城市实况，不可编辑：请先新建情景", noDem: "本数字孪生无 DEM 栅格", noRoads: "本数字孪生无道路图层",
     editsOf: "本情景的编辑", noEdits: "尚无编辑：与上级情景相同", parent: "上级",
-    shadedHomes: "{n} 栋住宅日照将低于标准（地图上紫色）", runFloodMeasured: "按实测降雨模拟内涝（近2小时）", measuredRain: "实测降雨", floodMeasuredHint: "雨量计近2小时的实测雨强（各站平均），再模拟1小时退水",
+    shadedHomes: "{n} 栋住宅日照将低于标准（地图上紫色）", runFloodMeasured: "按实测降雨模拟内涝（近2小时）", measuredRain: "实测降雨", floodMeasuredHint: "雨量计近2小时的实测雨强（各站平均），再模拟1小时退水；无任何雨量计读数的时段按无雨计（完成后注明有几段）",
+    measuredTotal: "实测降雨 {mm} 毫米（{gauges}）", measuredGaps: "{of} 个 {step} 分钟时段中 {n} 个无雨量计读数，按无雨计",
     noMeasuredRain: "尚无雨量计实测数据", cutOffN: "{n} 人被积水围困", exitsUnderWaterN: "{n} 个出口被淹",
     undoLast: "撤销最后一次编辑", undone: "已撤销", editedElsewhere: "“{name}”已在别处修改：地图已更新",
     goneElsewhere: "情景“{name}”已在别处删除：现显示基准城市", newRunsElsewhere: "别处完成的新模拟：{runs}（可在时间轴中选择）",
@@ -50,8 +51,9 @@ window.TWIN_I18N = {
     use_residential: "住宅", use_commercial: "商业", use_office: "办公", use_industrial: "工业", use_public: "公共",
     use_school: "学校", use_hospital: "医院", use_mixed: "混合", use_other: "其他",
     signedInAs: "已登录：{role}", changeToken: "更换令牌", scenarioB: "对比情景", langSwitch: "切换为英文界面",
-    newScenarioName: "新情景名称", ifcFile: "IFC 文件", ruleSet: "审查规则集", ownRules: "或上传自己的规则：IDS 文件（.ids）或规则 YAML（.yaml、.yml）", clearSite: "清除所选位置",
-    play: "播放", pause: "暂停", timeSeries: "时序结果"
+    newScenarioName: "新情景名称", ifcFile: "IFC 文件", ruleSet: "审查规则集", notPlaced: "未放入城市模型", ownRules: "或上传自己的规则：IDS 文件（.ids）或规则 YAML（.yaml、.yml）", clearSite: "清除所选位置",
+    play: "播放", pause: "暂停", timeSeries: "时序结果", runOfSeries: "显示哪次运行（最新在前）",
+    signInTo: "请用访问令牌登录后{what}", notAllowedTo: "当前角色无权{what}", toRunSimulations: "运行模拟", toSeeAlerts: "查看告警"
   },
   en: {
     title: "RongTwin one map", scenario: "Scenario", compare: "Compare", layers: "Layers", colourBy: "Colour buildings by",
@@ -93,7 +95,8 @@ window.TWIN_I18N = {
     editsOf: "Edits of this scenario", noEdits: "no edits yet: the same as its parent", parent: "parent",
     shadedHomes: "{n} home(s) would fall below the sunlight standard (violet on the map)",
     runFloodMeasured: "Run flood on the measured rain (2 h)", measuredRain: "measured rain",
-    floodMeasuredHint: "the rain gauges' readings over the last 2 h (their mean), then an hour more as it drains",
+    floodMeasuredHint: "the rain gauges' readings over the last 2 h (their mean), then an hour more as it drains; a stretch no gauge reported is taken as dry (the finished run says how many)",
+    measuredTotal: "{mm} mm of rain measured ({gauges})", measuredGaps: "{n} of {of} {step}-min stretches had no gauge reading: taken as dry",
     noMeasuredRain: "no rain gauge has a stored reading yet", cutOffN: "{n} cut off by water", exitsUnderWaterN: "{n} exit(s) under water",
     undoLast: "Undo the last edit", undone: "undone", editedElsewhere: "'{name}' was changed elsewhere: the map is updated",
     goneElsewhere: "scenario '{name}' was deleted elsewhere: the base city is shown",
@@ -109,7 +112,8 @@ window.TWIN_I18N = {
     use_residential: "residential", use_commercial: "commercial", use_office: "office", use_industrial: "industrial",
     use_public: "public", use_school: "school", use_hospital: "hospital", use_mixed: "mixed", use_other: "other",
     signedInAs: "signed in as {role}", changeToken: "change token", scenarioB: "second scenario",
-    langSwitch: "switch to Chinese (中文)", newScenarioName: "new scenario name", ifcFile: "IFC file", ruleSet: "rule set", ownRules: "or your own rules: an IDS file (.ids) or a rules YAML (.yaml, .yml)",
-    clearSite: "clear the site", play: "play", pause: "pause", timeSeries: "time series"
+    langSwitch: "switch to Chinese (中文)", newScenarioName: "new scenario name", ifcFile: "IFC file", ruleSet: "rule set", notPlaced: "not placed in the city", ownRules: "or your own rules: an IDS file (.ids) or a rules YAML (.yaml, .yml)",
+    clearSite: "clear the site", play: "play", pause: "pause", timeSeries: "time series", runOfSeries: "the run shown (newest first)",
+    signInTo: "sign in with a token to {what}", notAllowedTo: "your role may not {what}", toRunSimulations: "run simulations", toSeeAlerts: "see the alerts"
   }
 };
