@@ -188,13 +188,13 @@ def value_checks(engine: str) -> dict[str, Callable[[Any], Any]]:
                 "snapshot_interval": duration("snapshot_interval"), "storm_step": duration("storm_step"),
                 "buildings": _one_of("buildings", m.BUILDING_MODES),
                 "roof_runoff": _one_of("roof_runoff", m.ROOF_RUNOFF_MODES),
-                "boundary": _one_of("boundary", ("free", "closed")),  # as prepare_flood checks them
-                "rain_gaps": _one_of("rain_gaps", ("error", "dry")),  # as rain_from_sensors checks them
+                "boundary": _one_of("boundary", m.BOUNDARY_MODES),
+                "rain_gaps": _one_of("rain_gaps", m.RAIN_GAPS),
                 "rain_spatial": _one_of("rain_spatial", m.RAIN_SPATIAL)}
     if engine == "traffic":
         from twin_core.adapters import traffic as m
 
-        return {"mode": _one_of("mode", ("assign", "simulate")),  # as run_traffic checks it
+        return {"mode": _one_of("mode", m.TRAFFIC_MODES),
                 "period": _one_of("period", sorted(m.PERIODS)),
                 "flood_timing": _one_of("flood_timing", m.FLOOD_TIMINGS),
                 "until": duration("until"), "flood_start": offset("flood_start")}

@@ -50,6 +50,8 @@ RESULT_NAMES = ("max_depth", "max_velocity", "hazard", "time_of_arrival", "depth
                 "exposure_buildings", "exposure_road_links", "exposure_pois", "summary")
 ENGINE = "simulation.flood"  # the results' meta "engine"
 BUILDING_MODES = ("block", "raise", "none")
+#: the grid's edge: water leaves it (free) or is held (closed)
+BOUNDARY_MODES = ("free", "closed")
 ROOF_RUNOFF_MODES = ("adjacent", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
 _DEEPEST_THRESHOLD_M = 3.0  # a "flooded" threshold deeper than this is likely centimetres typed as metres
@@ -248,7 +250,7 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         raise ParameterError(f"buildings must be one of {list(BUILDING_MODES)}, got {buildings!r}")
     if roof_runoff not in ROOF_RUNOFF_MODES:
         raise ParameterError(f"roof_runoff must be one of {list(ROOF_RUNOFF_MODES)}, got {roof_runoff!r}")
-    if boundary not in ("free", "closed"):
+    if boundary not in BOUNDARY_MODES:
         raise ParameterError(f"boundary must be 'free' or 'closed', got {boundary!r}")
     dem_r = twin.raster("dem", scenario)
     man_r = twin.raster("manning", scenario)
@@ -453,6 +455,8 @@ _RAIN_UNITS = {"mm/h", "mm h-1", "mm/hr", "mm h^-1", "mm·h-1", "mm·h⁻¹", "m
 #: how the rain gauges' readings spread over the city: their mean everywhere, or each cell the reading of
 #: its nearest gauge that reported (Thiessen polygons, the hydrologist's classic areal rain)
 RAIN_SPATIAL = ("mean", "nearest")
+#: what a stretch without a gauge reading is: an error, or dry
+RAIN_GAPS = ("error", "dry")
 
 
 def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min", gaps: str = "error",
@@ -475,7 +479,7 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
     from cim.sensors import _check_time, read_readings
     from simulation.flood import Hyetograph
 
-    if gaps not in ("error", "dry"):
+    if gaps not in RAIN_GAPS:
         raise ParameterError(f"gaps must be 'error' or 'dry', got {gaps!r}")
     if spatial not in RAIN_SPATIAL:
         raise ParameterError(f"spatial must be one of {list(RAIN_SPATIAL)}, got {spatial!r}")

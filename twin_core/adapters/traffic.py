@@ -266,6 +266,8 @@ class TrafficRun:
 
 #: how a flood run closes roads in a mesoscopic run: while under water, or for the whole run
 FLOOD_TIMINGS = ("timed", "worst")
+#: run_traffic's modes: a static user equilibrium, or the mesoscopic simulation
+TRAFFIC_MODES = ("assign", "simulate")
 #: water depth from which a road is impassable to cars: Pregnolato et al. (2017), "The impact of flooding on
 #: road transport: a depth-disruption function", Transportation Research Part D 55, 67-81 (speed 0 at 300 mm)
 IMPASSABLE_DEPTH_M = 0.3
@@ -800,7 +802,7 @@ def _warn_if_overloaded(twin, s: dict, trips, period: str, demand_scale: float, 
 def run_traffic(twin, scenario: str | None = None, run: str | None = None, *, mode: str = "assign",
                 progress: Callable[[float, float], None] | None = None, **kwargs) -> TrafficRun:
     """Entry point for jobs: ``mode`` ``assign`` (static UE) or ``simulate`` (mesoscopic)."""
-    if mode not in ("assign", "simulate"):
+    if mode not in TRAFFIC_MODES:
         raise ParameterError(f"mode must be 'assign' or 'simulate', got {mode!r}")
     fn = run_assign if mode == "assign" else run_simulate
     return fn(twin, scenario, run, progress=progress, **kwargs)
