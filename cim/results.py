@@ -224,6 +224,7 @@ class _SavingRun:
         with ExitStack() as stack:  # anything failing here closes (rolls back) what was entered
             # the transaction first: a store wrapper that serialises its callers (the map server's) holds its
             # lock for the whole block, not only while run_lock is called
+            self._outermost = not self.store.in_transaction  # else the caller's transaction commits, or not, later
             stack.enter_context(self.store.transaction())
             stack.enter_context(self.store.run_lock(_run_key(self.scenario, self.run)))
             check_run_free(self.store, self.scenario, self.run, self.engine)
@@ -234,10 +235,11 @@ class _SavingRun:
     def __exit__(self, *exc) -> bool:
         stack, self._stack = self._stack, None
         suppressed = bool(stack.__exit__(*exc)) if stack is not None else False
-        if exc[0] is None and self._replaced:  # committed: the earlier run is gone
+        if exc[0] is None and self._replaced:  # committed (or to be, with the caller's transaction)
             from twin_core.errors import RunReplacedWarning, twin_warn
 
-            twin_warn(self._replaced, RunReplacedWarning)
+            twin_warn(self._replaced if self._outermost else _pending(self._replaced, "replaced", "replaces"),
+                      RunReplacedWarning)
         return suppressed
 
 
@@ -317,9 +319,17 @@ def runs_using(store, scenario: str | None, run: str) -> list[tuple[str, str, st
     return sorted(out)
 
 
-def _run_key(scenario: str, run: str) -> str:
-    """The key of :meth:`~cim.store.base.Store.run_lock` for run ``run`` under ``scenario``."""
-    return f"{normalise_scenario_name(scenario) or 'base'}\x00{run}"
+def _pending(msg: str, done: str, doing: str) -> str:
+    """A warning of a change made inside a caller's transaction, worded as pending: it commits with that
+    transaction, or is rolled back with it."""
+    return msg.replace(done, doing, 1) + " (once the enclosing transaction commits)"
+
+
+def _run_key(scenario: str, run: str) -> str:  # noqa: ARG001 - every caller names the run by both
+    """The key of :meth:`~cim.store.base.Store.run_lock` for run ``run`` (under any scenario): the run id alone,
+    since :func:`check_run_free` refuses an id another scenario holds, and two saves of one id under two
+    scenarios, each locking only its own (scenario, id), both found the id free on PostGIS and both saved."""
+    return f"run\x00{run}"
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -521,15 +531,17 @@ def delete_run(store, scenario: str | None, run: str) -> pd.DataFrame:
     """
     scenario = normalise_scenario_name(scenario) or "base"
     check_run_id(run)
+    outermost = not store.in_transaction
     with store.transaction(), store.run_lock(_run_key(scenario, run)):
         gone = list_results(store, scenario=scenario, run=run)
         users = runs_using(store, scenario, run) if len(gone) else []
         delete_results(store, scenario, run)
-    if users:  # committed
+    if users:  # committed (or to be, with the caller's transaction)
         from twin_core.errors import TwinWarning, twin_warn
 
         engine = next((e for e in map(engine_of, gone["meta"]) if e), None)
-        twin_warn(f"deleted run {run!r} under {scenario!r}{f' ({_a(engine)})' if engine else ''}; runs that used it "
-                  f"now refer to results that are gone: {_named_runs(users, scenario)} (run them again, or delete "
-                  "them too)", TwinWarning)
+        msg = (f"deleted run {run!r} under {scenario!r}{f' ({_a(engine)})' if engine else ''}; runs that used it "
+               f"now refer to results that are gone: {_named_runs(users, scenario)} (run them again, or delete "
+               "them too)")
+        twin_warn(msg if outermost else _pending(msg, "deleted", "deletes"), TwinWarning)
     return gone

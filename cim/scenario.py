@@ -1035,7 +1035,9 @@ def _edit_window(e, name: str, attrs: dict, full: Raster) -> tuple[int, int, int
     t0, t1 = grid["transform"], tuple(full.transform)[:6]
     now = _grid_text(full.shape, t1, full.crs)
     then = _grid_text(grid["shape"], t0, grid.get("crs"))
-    if grid.get("unit") and full.unit and grid["unit"] != full.unit:
+    from cim.io.raster import same_unit
+
+    if grid.get("unit") and full.unit and not same_unit(grid["unit"], full.unit):
         raise _moved_grid(e, name, attrs, (r0, c0, h, w), full,
                           f"it was drawn in {grid['unit']!r} and {name!r} is now in {full.unit!r}")
     crs_now = None if full.crs is None else str(full.crs)
@@ -1096,9 +1098,10 @@ def _warn_if_old_delta_moved(e, name: str, attrs: dict, under: np.ndarray, kept:
 
     when = _when(e.created)
     twin_warn(f"scenario {e.scenario!r} has an edit of raster {name!r} ({delta:+g} over {kept.shape[0]} x "
-              f"{kept.shape[1]} cells{', made ' + when if when else ''}) recorded as the cells it made, and "
-              f"{name!r} was replaced since: {int((~ok).sum())} of its cells are neither the ground under them nor "
-              f"that {delta:+g}, so the scenario shows the old ground there. Take the edit back (twin scenario undo "
+              f"{kept.shape[1]} cells{', made ' + when if when else ''}) recorded as the cells it made, and the "
+              f"ground under it changed since ({name!r} replaced, or a parent scenario's later edit there): "
+              f"{int((~ok).sum())} of its cells are neither the ground under them nor that {delta:+g}, so the "
+              "scenario shows the ground of then there. Take the edit back (twin scenario undo "
               f"STORE {e.scenario}, or twin.scenarios[{e.scenario!r}].undo()) and draw it again: edits made now "
               "hold on a replaced raster", TwinWarning)
 

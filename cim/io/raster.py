@@ -194,6 +194,19 @@ def _norm_unit(u: str) -> str:
     return "".join(ch for ch in u.lower() if ch not in " ()")
 
 
+def same_unit(a: str, b: str) -> bool:
+    """Whether two unit spellings name one unit (``m`` and ``metre``; case, spaces and brackets aside).
+
+    >>> same_unit("m", "Metres"), same_unit("m", "ft")
+    (True, False)
+    """
+    def canon(u: str) -> str:
+        n = _norm_unit(u)
+        return next((k for k, names in _UNIT_ALIASES.items() if n in {_norm_unit(x) for x in names}), n)
+
+    return canon(a) == canon(b)
+
+
 def _check_unit(name: str, unit: str | None) -> None:
     """Refuse a unit other than the one a declared raster class (``dem`` in m ...) holds: the engines read
     the values in the declared unit, so a DEM in feet would be taken as metres."""

@@ -281,6 +281,11 @@ class Store(ABC):
         Nested blocks join the outer one.
         """
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` block is open on this handle (a write now commits with it, later)."""
+        return getattr(self, "_txn_depth", 0) > 0
+
     @contextmanager
     def run_lock(self, key: str) -> Iterator["Store"]:
         """A :meth:`transaction` (joining one already open) that no other store handle's ``run_lock`` of the

@@ -17,7 +17,8 @@ import pytest
 from affine import Affine
 
 from cim.raster import Raster
-from cim.results import check_run_free, claim_run, delete_results, list_results, save_result, saving_run
+from cim.results import (_run_key, check_run_free, claim_run, delete_results, list_results, load_result,
+                         save_result, saving_run)
 from cim.store import open_store
 from twin_core.errors import ParameterError
 from twin_core.twin import Twin
@@ -153,19 +154,81 @@ def test_run_lock_keeps_other_saves_of_the_run_out_until_it_commits(store_target
             import psycopg
 
             b.conn.execute("SET lock_timeout = '200ms'")
-            with a.run_lock("base\x00X"):
+            with a.run_lock(_run_key("base", "X")):
                 with pytest.raises(psycopg.errors.LockNotAvailable):
-                    with b.run_lock("base\x00X"):
+                    with b.run_lock(_run_key("base", "X")):
                         pass
-                with b.run_lock("base\x00Y"):
+                with pytest.raises(psycopg.errors.LockNotAvailable):  # the id under another scenario too
+                    with b.run_lock(_run_key("levee", "X")):
+                        pass
+                with b.run_lock(_run_key("base", "Y")):
                     pass
                 with pytest.raises(psycopg.errors.LockNotAvailable):  # a result saved by hand waits for it too
                     save_result(b, "base", "X", "notes", {"by": "planner"})
                 save_result(b, "base", "Y", "notes", {"by": "planner"})
-            with b.run_lock("base\x00X"):  # free again once the save committed
+            with b.run_lock(_run_key("base", "X")):  # free again once the save committed
                 pass
     finally:
         a.close(), b.close()
+
+
+def test_one_new_id_saved_under_two_scenarios_at_once_is_refused_once(store_target):
+    """Two handles save a new run 'X', one under base and one under levee, at the same time (a code review's
+    race): the lock was keyed on (scenario, id), so on PostGIS neither saw the other's uncommitted run and both
+    were kept, leaving one id under two scenarios. It is keyed on the id now: the second waits, then is refused."""
+    import threading
+
+    a = open_store(store_target, create=True, crs=CRS)
+    b = open_store(store_target)
+    meta = {"engine": "simulation.flood"}
+    try:
+        claim_run(a, "base", "X", "simulation.flood"), claim_run(b, "levee", "X", "simulation.flood")
+        got: dict = {}
+
+        def second():
+            try:
+                with saving_run(b, "levee", "X", "simulation.flood"):
+                    save_result(b, "levee", "X", "summary", {"v": 2}, meta=meta)
+                got["b"] = "saved"
+            except ParameterError as exc:
+                got["b"] = str(exc)
+
+        with saving_run(a, "base", "X", "simulation.flood"):
+            save_result(a, "base", "X", "summary", {"v": 1}, meta=meta)
+            t = threading.Thread(target=second)
+            t.start()
+            t.join(0.5)
+            assert t.is_alive()  # waits for the first save (GeoPackage: the file's write lock; PostGIS: the id's)
+        t.join(30)
+        assert got["b"].startswith("run id 'X' is taken under scenario 'base'; one id names one run"), got
+        assert sorted(map(tuple, list_results(a, run="X")[["scenario", "name"]].values.tolist())) == [
+            ("base", "summary")]
+    finally:
+        a.close(), b.close()
+
+
+def test_a_replace_inside_a_callers_transaction_is_worded_as_pending(store_target):
+    """saving_run inside the caller's own transaction warned "replaced run" as its block ended; the caller's
+    transaction then rolled back and the earlier run was still there. It now says the replace is pending."""
+    from twin_core.errors import RunReplacedWarning
+
+    st = open_store(store_target, create=True, crs=CRS)
+    meta = {"engine": "simulation.flood"}
+    try:
+        save_result(st, "base", "storm", "summary", {"v": 1}, meta=meta)
+        with pytest.warns(RunReplacedWarning, match=r"^replaces run 'storm' under 'base' .*\(once the enclosing "
+                                                     r"transaction commits\)$"):
+            with pytest.raises(RuntimeError):
+                with st.transaction():
+                    with saving_run(st, None, "storm", "simulation.flood"):
+                        save_result(st, "base", "storm", "summary", {"v": 2}, meta=meta)
+                    raise RuntimeError("a later step fails")
+        assert load_result(st, "base", "storm", "summary") == {"v": 1}  # rolled back: nothing was replaced
+        with pytest.warns(RunReplacedWarning, match=r"^replaced run 'storm' under 'base'"):
+            with saving_run(st, None, "storm", "simulation.flood"):
+                save_result(st, "base", "storm", "summary", {"v": 3}, meta=meta)
+    finally:
+        st.close()
 
 
 def _engine_calls(twin):

@@ -131,6 +131,16 @@ def test_a_dem_in_another_unit_is_refused(twin):
         twin.raster("dem", scenario="levee")
 
 
+def test_a_dem_imported_again_with_another_spelling_of_its_unit_keeps_the_edit(twin):
+    """'metre' is 'm' (the import takes both): an edit drawn on a DEM in 'm' was refused on the same DEM imported
+    again with unit 'metre' (a code review found it)."""
+    twin.scenarios.create("levee").patch_raster("dem", LEVEE, delta=2.0)
+    r = dem(10.0)
+    twin.store.write_raster("dem", Raster(r.data, r.transform, r.crs, unit="metre"))
+    after = change(twin, "levee")
+    assert (after != 0).sum() == 40 and np.allclose(after[after != 0], 2.0, atol=1e-4)
+
+
 def _record_the_old_way(twin, scenario, win: Window, cells, attrs) -> None:
     """An edit as the code before this change recorded it: the cells it made, its window, no kind, no grid."""
     buf = io.BytesIO()
@@ -156,11 +166,11 @@ def test_edits_recorded_the_old_way_read_as_before(twin):
     twin.store.write_raster("dem", dem(10.0))
     # pasted as before, but said: the old edit cannot be re-applied, and it now shows the old ground
     with pytest.warns(TwinWarning, match=r"scenario 'old' has an edit of raster 'dem' \(\+2 over 2 x 5 cells.*"
-                                         r"recorded as the cells it made, and 'dem' was replaced since: 10 of its "
-                                         r"cells.*twin scenario undo STORE old"):
+                                         r"recorded as the cells it made, and the ground under it changed since "
+                                         r"\('dem' replaced.*: 10 of its cells.*twin scenario undo STORE old"):
         np.testing.assert_array_equal(twin.raster("dem", scenario="old").window(win).data, made)  # as before
     # a new edit on top of the old one is relative to the scenario's cells
-    with pytest.warns(TwinWarning, match="was replaced since"):  # the old edit still says so
+    with pytest.warns(TwinWarning, match="ground under it changed since"):  # the old edit still says so
         twin.scenarios["old"].patch_raster("dem", win, delta=1.0)
         np.testing.assert_allclose(twin.raster("dem", scenario="old").window(win).data, made + 1.0, atol=1e-4)
 
