@@ -61,6 +61,7 @@ import functools
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 import numpy as np
 
@@ -770,6 +771,7 @@ def read_ids(data: bytes, name: str = "upload.ids"):
         raise RuleError(f"{what} is not an IDS: its root element is {found}, an IDS's is "
                         f"<ids xmlns=\"{IDS_NAMESPACE}\"> (buildingSMART Information Delivery Specification 1.0); "
                         "for limits upload a rules YAML instead")
+    _check_patterns(root, what)
     try:
         resource = xmlschema.XMLResource(io.BytesIO(data), allow="none", defuse="always")
         decoded = _ids_schema().decode(resource, strip_namespaces=True, namespaces={"": IDS_NAMESPACE},
@@ -785,6 +787,74 @@ def read_ids(data: bytes, name: str = "upload.ids"):
         return ids_mod.Ids().parse(decoded)
     except Exception as exc:  # valid against the schema, yet not what ifctester can check
         raise RuleError(f"{what} cannot be checked with ifctester: {type(exc).__name__}: {exc}"[:400]) from None
+
+
+#: the longest ``xs:pattern`` an IDS may give (real ones are a few dozen characters: '[A-Z]{2}[0-9]+')
+MAX_PATTERN = 500
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+_UNBOUNDED = re.compile(r"[*+]|\{\d+,\}")
+
+
+def _nested_repeat(p: str) -> bool:
+    """Whether pattern ``p`` has a group holding an unbounded repeat that is itself repeated without bound
+    ('(a*)*', '((a+))+', '(ab+){2,}'): Python's re takes time exponential in the text it is matched against on
+    those, holding the GIL (every request of the server waits). Escapes and character classes are skipped.
+
+    >>> [_nested_repeat(x) for x in ("(a*)*b", "((a+))+", "(ab*){2,}", "[A-Z]{2}[0-9]+", "(ab)*", "(a*b){3}")]
+    [True, True, True, False, False, False]
+    """
+    plain, i, n = [], 0, len(p)
+    while i < n:  # escapes and [...] classes become one inert character, so their '*' or '(' count for nothing
+        c = p[i]
+        if c == "\\":
+            plain.append("x")
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            while j < n and p[j] != "]":
+                j += 2 if p[j] == "\\" else 1
+            plain.append("x")
+            i = j + 1
+            continue
+        plain.append(c)
+        i += 1
+    q = "".join(plain)
+    starts = []
+    for i, c in enumerate(q):
+        if c == "(":
+            starts.append(i)
+        elif c == ")" and starts:
+            inner = q[starts.pop() + 1:i]
+            if _UNBOUNDED.search(inner) and _UNBOUNDED.match(q, i + 1):
+                return True
+    return False
+
+
+def _check_patterns(root, what: str) -> None:
+    """Refuse an IDS whose ``xs:pattern`` restrictions ifctester could not run safely: one longer than
+    :data:`MAX_PATTERN`, one that is no XML Schema regular expression (ifctester failed on it mid-check, a 500 on
+    the map), or one with a repeated group that itself repeats without bound (catastrophic backtracking against
+    a model's text: the uploader chooses both). A heuristic: it catches the classic forms, not every slow one."""
+    from elementpath.regex import RegexError, translate_pattern
+
+    for el in root.iter(f"{_XS}pattern"):
+        p = el.get("value")
+        if p is None:
+            continue
+        shown = p if len(p) <= 60 else p[:60] + "..."
+        if len(p) > MAX_PATTERN:
+            raise RuleError(f"{what} has an xs:pattern of {len(p)} characters ({shown!r}); at most {MAX_PATTERN} "
+                            "are taken: shorten it, or list the values (xs:enumeration)")
+        try:
+            translate_pattern(p, back_references=False, lazy_quantifiers=False, anchors=False)
+        except RegexError as exc:
+            raise RuleError(f"{what} has an xs:pattern that is no XML Schema regular expression: {shown!r} "
+                            f"({' '.join(str(exc).split())[:120]}); fix it") from None
+        if _nested_repeat(p):
+            raise RuleError(f"{what} has an xs:pattern with a repeated group that repeats again ({shown!r}): "
+                            "matching it can take hours on a long text; write it without the nested repeat "
+                            "(e.g. '(ab)*' rather than '(a*b*)*')")
 
 
 @functools.lru_cache(maxsize=1)
@@ -811,12 +881,23 @@ def load_ids(path: str):
     return read_ids(data, path)
 
 
+def _clear_pattern_caches() -> None:
+    from ifctester import facet
+
+    clear = getattr(getattr(facet, "translate_pattern", None), "cache_clear", None)
+    if clear is not None:
+        clear()
+
+
 def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
     import ifcopenshell
 
     spec = load_ids(ids_path)
     f = ifcopenshell.open(ifc_path)
-    spec.validate(f)
+    try:
+        spec.validate(f)
+    finally:  # ifctester keeps every pattern it translated (an unbounded cache): uploads would pile them up
+        _clear_pattern_caches()
     out = []
     for s in spec.specifications:
         failed = [getattr(e, "GlobalId", None) or str(e) for e in getattr(s, "failed_entities", [])]

@@ -333,7 +333,7 @@ def _check_time(v: Any, now: datetime, oldest: datetime | None = None, *, backfi
         shown = t.isoformat()
     else:
         return None, (f"time must be ISO-8601 text with an offset (e.g. '{example}') or a tz-aware datetime, "
-                      f"got {type(v).__name__} {v!r}")
+                      f"got {type(v).__name__} {_shown(v)}")
     try:
         utc = t.astimezone(timezone.utc)
     except (OverflowError, ValueError):
@@ -371,19 +371,26 @@ def _span(d: timedelta) -> str:
     return f"{s:.0f} s"
 
 
+def _shown(v: Any, most: int = 60) -> str:
+    """``repr(v)`` cut to ``most`` characters: a refusal quotes what was sent, but not a 7 MB value back (twice:
+    the message and the problems)."""
+    r = repr(v)
+    return r if len(r) <= most else r[:most] + f"... ({len(r)} characters)"
+
+
 def _check_value(v: Any) -> tuple[float | None, str | None]:
     if v is None or v is pd.NA:
         return None, "value is missing: give a number"
     if isinstance(v, (bool, np.bool_)):
-        return None, f"value {v!r} is a boolean, not a number; send 1 or 0 if that is what the sensor measures"
+        return None, f"value {_shown(v)} is a boolean, not a number; send 1 or 0 if that is what the sensor measures"
     if not isinstance(v, numbers.Real):
-        return None, f"value {v!r} ({type(v).__name__}) is not a number"
+        return None, f"value {_shown(v)} ({type(v).__name__}) is not a number"
     try:
         f = float(v)
     except (OverflowError, ValueError, TypeError):
-        return None, f"value {v!r} is out of the range of a float"
+        return None, f"value {_shown(v)} is out of the range of a float"
     if not math.isfinite(f):
-        return None, f"value {v!r} is not a finite number"
+        return None, f"value {_shown(v)} is not a finite number"
     return f, None
 
 
@@ -391,9 +398,13 @@ def _check_id(v: Any, known: set[str]) -> tuple[str | None, str | None]:
     if v is None or v is pd.NA or (isinstance(v, float) and v != v):
         return None, "sensor_id is missing"
     if not isinstance(v, str):
-        return None, f"sensor_id must be text, got {type(v).__name__} {v!r}"
+        return None, f"sensor_id must be text, got {type(v).__name__} {_shown(v)}"
     if not v or len(v) > _MAX_ID:
         return None, f"sensor_id must be 1 to {_MAX_ID} characters, got {len(v)}"
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): no sensor's id, and no JSON answer could carry it
+        return None, f"sensor_id {ascii(v)[:_MAX_ID]} is not valid text (an unpaired surrogate)"
     if v not in known:
         return None, f"unknown sensor {v!r}"
     return v, None
@@ -422,7 +433,9 @@ def _rows(readings) -> tuple[list, list, list, dict[int, str], int]:
             r = {}
         else:
             missing = [c for c in COLUMNS if c not in r]
-            extra = sorted(str(c) for c in r if c not in COLUMNS)
+            # cut, and at most 10: a refusal names what was sent, not a megabyte of key names back (their repr
+            # in the list escapes what JSON could not carry, such as a lone surrogate)
+            extra = sorted(str(c) if len(str(c)) <= 40 else str(c)[:40] + "..." for c in r if c not in COLUMNS)[:10]
             if missing:
                 bad[k] = f"missing {', '.join(missing)}"
             elif extra:

@@ -34,7 +34,11 @@ def _seconds(value, what: str) -> float:
                                  "write seconds (3600) or e.g. '90min', '2h'")
         return float(value / np.timedelta64(1, "ns")) / 1e9
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int of 400 digits: no float holds it
+            raise ParameterError(f"{what} {str(value)[:20]}... ({len(str(value))} digits) is beyond any duration; "
+                                 "write seconds (3600) or e.g. '90min', '2h'") from None
     m = _DUR.match(str(value))
     if not m:
         raise ParameterError(f"cannot read {what} {value!r}; write seconds (3600) or e.g. '90min', '2h'")

@@ -217,7 +217,8 @@ def check_values(engine: str, params: dict) -> None:
         try:
             check(value)
         except ParameterError as exc:
-            raise InvalidParameter(f"the {engine} engine cannot take {name}={value!r}: {exc}") from None
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
+            raise InvalidParameter(f"the {engine} engine cannot take {name}={shown}: {exc}") from None
 
 
 def check_mode(engine: str, params: dict) -> None:
@@ -228,7 +229,12 @@ def check_mode(engine: str, params: dict) -> None:
         return
     from twin_core.adapters import traffic as m
 
+    if "mode" in params and params["mode"] is None:  # the engine takes no None for its mode
+        raise InvalidParameter(f"the traffic engine cannot take mode=None: give one of {list(m.TRAFFIC_MODES)}, or "
+                               "leave it out for 'assign'")
     mode = params.get("mode", "assign")
+    if mode not in m.TRAFFIC_MODES:  # check_values said so already; never a KeyError (a 500) here
+        return
     fn, other = {"assign": (m.run_assign, "simulate"), "simulate": (m.run_simulate, "assign")}[mode]
     takes = set(inspect.signature(fn).parameters) | set(inspect.signature(m.run_traffic).parameters)
     wrong = [k for k in params if k not in takes]

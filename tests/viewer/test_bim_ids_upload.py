@@ -313,3 +313,36 @@ def test_the_map_shows_an_ids_check_of_a_model_it_cannot_place(browser, live_ser
         assert page.errors == [] and page.foreign == []
     finally:
         page.close()
+
+
+def _ids_with_pattern(pattern: str) -> bytes:
+    """An IDS asking that every building's Name match ``pattern`` (an xs:pattern, escaped for XML)."""
+    from xml.sax.saxutils import quoteattr
+
+    return (f"<ids xmlns=\"{IDS_NS}\" xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"><info><title>t</title></info>"
+            "<specifications><specification name=\"names\" ifcVersion=\"IFC2X3 IFC4\"><applicability minOccurs=\"0\" "
+            "maxOccurs=\"unbounded\"><entity><name><simpleValue>IFCBUILDING</simpleValue></name></entity>"
+            "</applicability><requirements><attribute cardinality=\"required\"><name><simpleValue>Name</simpleValue>"
+            f"</name><value><xs:restriction base=\"xs:string\"><xs:pattern value={quoteattr(pattern)}/>"
+            "</xs:restriction></value></attribute></requirements></specification></specifications></ids>").encode()
+
+
+@pytest.mark.parametrize("pattern, says", [
+    ("(a*)*b", "a repeated group that repeats again"),        # hours of backtracking on 'aaaa...a' (GIL held)
+    ("((a+))+", "a repeated group that repeats again"),
+    ("[", "no XML Schema regular expression"),                 # failed mid-check: a 500
+    ("(a)\\1", "no XML Schema regular expression"),            # a back reference, which XSD has not
+    ("a" * 600, "at most 500 are taken"),                      # kept in ifctester's unbounded cache
+])
+def test_an_xs_pattern_ifctester_cannot_run_safely_is_refused_up_front(client, twin, box, pattern, says):
+    """A code review: an uploaded IDS's patterns were run by ifctester with Python's re against the uploaded model's
+    text, so '(a*)*b' against a 26-letter building name froze the server for 3 s (every 2 letters 4x more), and
+    an invalid pattern failed the check with a 500. They are refused with a 400 before the model is read."""
+    r = _post(client, box, _ids_with_pattern(pattern))
+    assert r.status_code == 400 and says in r.json()["detail"], r.text
+    _nothing_stored(client, twin)
+
+
+def test_a_plain_pattern_is_checked(client, box):
+    r = _post(client, box, _ids_with_pattern("[A-Za-z0-9 _-]+"))
+    assert r.status_code == 201, r.text

@@ -81,6 +81,10 @@ def test_job_errors_say_what_is_wrong(client):
     ("traffic", {"mode": "simulate", "flood_timing": 3}, ["flood_timing=3", "'timed'"]),
     ("crowd", {"until": -5}, ["until=-5", "> 0"]),
     ("access", {"within": "soon"}, ["within='soon'"]),
+    # a code review: these were 500s (a KeyError on mode None, an OverflowError on a 400-digit number)
+    ("traffic", {"mode": None}, ["mode=None", "leave it out for 'assign'"]),
+    ("flood", {"duration": 10 ** 400}, ["(401 digits) is beyond any duration"]),
+    ("crowd", {"until": 10 ** 400}, ["(401 digits) is beyond any duration"]),
 ])
 def test_job_values_are_checked_before_the_job_is_queued(client, engine, params, words):
     r = client.post("/api/jobs", json={"engine": engine, "params": params})
@@ -144,6 +148,29 @@ def test_a_type_error_is_one_bad_row_of_the_batch_report(client):
     assert out["problems"][3]["reason"] == "missing value"
     assert "refused 4 of 5 readings, nothing stored" in out["detail"]
     assert not client.app.state.twin_state.store.has_table("sensor_readings")
+
+
+def test_a_refused_batch_quotes_what_was_sent_briefly(client):
+    """A code review: a 7 MB value came back in a 14 MB 422 (quoted in the message and again in the problems), and a
+    sensor id with a lone surrogate broke the JSON answer (a 400 saying "'utf-8' codec can't encode")."""
+    import json
+
+    t = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(timespec="seconds")
+    body = json.dumps({"readings": [{"sensor_id": "RG01", "time": t, "value": "A" * (1 << 20)},
+                                    {"sensor_id": [0] * 20000, "time": t, "value": 1.0},
+                                    {"sensor_id": "RG01", "time": t, "value": 1.0, "k" * 5000: 1}]}).encode()
+    r = client.post("/api/sensors/readings", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and len(r.content) < 4000, len(r.content)
+    assert "characters)" in r.json()["problems"][0]["reason"]
+    body = ('{"readings": [{"sensor_id": "\\ud800", "time": "%s", "value": 1.0}]}' % t).encode()
+    r = client.post("/api/sensors/readings", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "is not valid text (an unpaired surrogate)" in r.json()["detail"], r.text
+
+
+def test_a_number_no_float_holds_is_no_scenario_parameter(client):
+    assert client.post("/api/scenarios", json={"name": "huge"}).status_code == 201
+    r = _edit(client, "huge", "traffic_demand_scale", 10 ** 400)  # the traffic engine's float() overflowed on it
+    assert r.status_code == 422 and "takes a number >= 0" in r.json()["detail"], r.text
 
 
 def test_the_readings_body_is_still_documented(shared_client):

@@ -11,6 +11,7 @@ twin_core.errors.ParameterError: scenario parameter 'traffic_demand_scale' takes
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Callable
 
 from twin_core.errors import ParameterError
@@ -19,7 +20,13 @@ __all__ = ["scenario_params", "check_scenario_param"]
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+    """A finite number >= 0 (an int of 400 digits is no float: the engine's float() of it overflowed)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(float(v)) and v >= 0
+    except OverflowError:
+        return False
 
 
 def _link_id(v) -> bool:
