@@ -239,7 +239,7 @@ def load_rules(path: str | os.PathLike) -> RuleSet:
         return RuleSet(ids=os.path.abspath(p), name=os.path.splitext(os.path.basename(p))[0], ids_only=True)
     try:
         with open(p, encoding="utf-8") as fh:
-            d = yaml.safe_load(fh)
+            d = read_rules_yaml(fh)
     except yaml.YAMLError as exc:
         raise RuleError(f"rules file {p!r} is not valid YAML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -720,6 +720,33 @@ def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> Rul
         notes.append(f"the model's height ({b.height_m:.2f} m) is to its roof top; GB 50016 appendix A leaves out "
                      "parapets and small rooftop rooms, so near 24 m / 27 m the high-rise test errs strict")
     return result(float(dist[worst]), float(need[worst]), not bad.any(), sorted(ids[bad].tolist()), "; ".join(notes))
+
+
+def read_rules_yaml(text):
+    """A rules YAML (text or an open file) as Python objects, with YAML's aliases (``*name``) refused: a rules
+    file needs none, and a few hundred bytes of aliases nested ten deep name a billion values (the YAML "billion
+    laughs"), which a check then walked for ever (an upload to the map held a server thread and the GIL).
+
+    >>> read_rules_yaml("rules: {max_height_m: 24}")
+    {'rules': {'max_height_m': 24}}
+    >>> try:
+    ...     read_rules_yaml("{a: &x [1, 2], b: *x}")
+    ... except Exception as exc:
+    ...     print(str(exc).splitlines()[0])
+    a rules file may not use YAML aliases (*name), found *x; write the values out
+    """
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"a rules file may not use YAML aliases (*name), found *{event.anchor}; write the "
+                    "values out", event.start_mark)
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliases)  # noqa: S506 - a SafeLoader, with aliases refused
 
 
 #: an IDS file's root element: ``<ids xmlns="http://standards.buildingsmart.org/IDS">``

@@ -262,6 +262,34 @@ def test_a_rules_yaml_still_works_and_may_not_name_an_ids_file(client, box):
     assert r.status_code == 400 and "upload the .ids file itself" in r.json()["detail"], r.text
 
 
+def _yaml_laughs() -> bytes:
+    """A rules YAML of 700 bytes whose max_height_m names 10**9 values through nested aliases ("billion laughs")."""
+    doc = "x0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, 9):
+        doc += f"x{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n"
+    return (doc + "name: lol\nrules:\n  max_height_m: *l8\n").encode()
+
+
+def test_a_rules_yaml_with_aliases_is_refused_at_once(client, twin, box, tmp_path):
+    """A security review: YAML aliases nested ten deep, uploaded as rules, made the check walk a billion values
+    (a server thread and the GIL held for good). A rules file needs no aliases: they are refused, on the map and in
+    the CLI."""
+    import time
+
+    from bim_import.compliance import load_rules
+    from twin_core.errors import RuleError
+
+    t = time.perf_counter()
+    r = _post(client, box, _yaml_laughs(), rules_name="lol.yaml")
+    assert r.status_code == 400 and "may not use YAML aliases (*name), found *l" in r.json()["detail"], r.text
+    assert time.perf_counter() - t < 10
+    _nothing_stored(client, twin)
+    path = tmp_path / "lol.yaml"
+    path.write_bytes(_yaml_laughs())
+    with pytest.raises(RuleError, match=r"is not valid YAML: a rules file may not use YAML aliases"):
+        load_rules(path)
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_maps_form_sends_an_ids_as_the_rules(browser, live_server, ifc_path):

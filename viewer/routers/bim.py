@@ -152,11 +152,14 @@ async def _read_ids(raw: bytes, filename: str):
 
 
 def _yaml_rules(raw: bytes) -> dict:
-    """An uploaded rules YAML as a mapping; 400 saying what is wrong."""
+    """An uploaded rules YAML as a mapping (aliases refused: :func:`~bim_import.compliance.read_rules_yaml`); 400
+    saying what is wrong."""
     import yaml
 
+    from bim_import.compliance import read_rules_yaml
+
     try:
-        rules_obj = yaml.safe_load(raw.decode("utf-8"))
+        rules_obj = read_rules_yaml(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise HTTPException(400, f"the rules file is not valid UTF-8 YAML: {exc}") from None
     if not isinstance(rules_obj, dict):
