@@ -38,17 +38,10 @@ def test_a_page_is_limited(client):
 def test_a_page_counts_the_rejects_once(client, monkeypatch):
     """The total and the page came from two counts of the table (count_rejects, then again in read_rejects)."""
     from cim.sensors import REJECTS
+    from tests.cim.test_sensors_rejects_count import _counting
 
     _reject(client, 5)
-    store = client.app.state.twin_state.store
-    counted, real = [], store.count_rows
-
-    def count_rows(name, *args, **kw):
-        if name == REJECTS:
-            counted.append(name)
-        return real(name, *args, **kw)
-
-    monkeypatch.setattr(store, "count_rows", count_rows)
+    counted = _counting(client.app.state.twin_state.store, monkeypatch)
     body = client.get("/api/sensors/rejects", params={"limit": 2, "offset": 1}).json()
     assert [r["reason"] for r in body["rejects"]] == ["reason 3", "reason 2"] and body["total"] == 5
     assert counted == [REJECTS]
