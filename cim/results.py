@@ -298,6 +298,9 @@ def runs_using(store, scenario: str | None, run: str) -> list[tuple[str, str, st
         scen, other = entry.get("scenario"), entry.get("run")
         if (scen, other) == (scenario, run):
             continue
+        engine = engine_of(entry.get("meta"))
+        if engine != "compare" and not (scen == scenario and entry.get("name") == "summary"):
+            continue  # only a summary of the scenario, or a comparison, names the runs it used: parse no other
         value = entry.get("value_json")
         try:
             value = json.loads(value) if isinstance(value, str) else entry.get("value")
@@ -305,15 +308,12 @@ def runs_using(store, scenario: str | None, run: str) -> list[tuple[str, str, st
             continue
         if not isinstance(value, dict):
             continue
-        engine = engine_of(entry.get("meta"))
         if engine == "compare":  # a comparison names its runs as [scenario, run]
             used = any(isinstance(v, list) and len(v) == 2 and v[1] == run
                        and normalise_scenario_name(str(v[0])) == scenario for v in (value.get("a"), value.get("b")))
-        elif scen == scenario and entry.get("name") == "summary":
+        else:
             m = _SPEEDS_TEXT.match(str(value.get("speeds") or ""))
             used = any(value.get(k) == run for k in _USED_KEYS) or (m is not None and m["run"] == run)
-        else:
-            used = False
         if used:
             out.add((scen, other, engine or "run"))
     return sorted(out)
