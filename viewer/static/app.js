@@ -25,7 +25,10 @@
     poiKinds: [],  // the kinds of the pois layer (where an access run's vehicles can leave from)
     versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
     ownEditAt: {},  // per scenario: when this page last edited or undid it (ms)
-    runPick: {},  // per pickKey(scenario, kind): the run the user chose in the time bar (else the newest is shown)
+    // per pickKey(side, kind): the run id the user chose in the time bar for the left view ("a") or the right one
+    // ("b", compare); it holds across scenario switches and is shown wherever the side's scenario has that run
+    // (else the newest, and the time bar says so)
+    runPick: {},
     startFailed: null,  // {status, message} when the page could not start (401: no token; 403: the role; else why)
   };
 
@@ -105,7 +108,7 @@
     return [Math.round(60 + 190 * x), Math.round(140 + 60 * (1 - x)), Math.round(230 - 150 * x), 235];
   }
   const SHADED_COLOUR = [190, 70, 230, 255];  // a home a submitted building takes below the sunlight standard
-  function buildingColour(p, scenario) {
+  function buildingColour(p, scenario, side) {
     if (S.bimShaded && S.bimShaded.has(String(p.building_id))) return SHADED_COLOUR;
     if (S.colourBy === "use") { const c = USE_COLOURS[p.use] || [190, 190, 190]; return [c[0], c[1], c[2], 235]; }
     if (S.colourBy === "access") {  // within the response time, beyond it, lost to the flood, or no road at all
@@ -116,8 +119,9 @@
       return a.within ? [60, 185, 95, 235] : [240, 150, 40, 240];
     }
     if (S.colourBy === "flood") {
-      const ex = S.exposure && S.exposure[scenario] && S.exposure[scenario][p.building_id];
-      if (!S.exposure || !S.exposure[scenario]) return [150, 150, 150, 220];  // no flood run yet
+      const vk = viewKey(scenario, side || sideOf(scenario));
+      const ex = S.exposure && S.exposure[vk] && S.exposure[vk][p.building_id];
+      if (!S.exposure || !S.exposure[vk]) return [150, 150, 150, 220];  // no flood run yet
       const x = Math.max(0, Math.min(1, (ex || 0) / 1.0));  // not in the table: not flooded
       return [Math.round(80 + 175 * x), Math.round(180 - 150 * x), Math.round(230 - 200 * x), 240];
     }
@@ -292,10 +296,15 @@
     }
     return list.sort((a, b) => String(b.created || "").localeCompare(String(a.created || "")) || String(b.run).localeCompare(String(a.run)));
   }
-  function pickKey(scenario, kind) { return scenario + "\u0000" + kind; }
-  // the run shown for a kind: the one the user picked in the time bar while it is there, else the newest
-  function seriesResult(scenario, kind) {
-    const picked = S.runPick[pickKey(scenario, kind)];
+  // the view a scenario is drawn in when no side is named: the right one only for the compared scenario
+  function sideOf(scenario) { return S.compare && scenario === S.scenarioB && scenario !== S.scenarioA ? "b" : "a"; }
+  function sideScenario(side) { return side === "b" ? S.scenarioB : S.scenarioA; }
+  function viewKey(scenario, side) { return side + "\u0000" + scenario; }
+  function pickKey(side, kind) { return side + "\u0000" + kind; }
+  function isPicked(side, kind) { return S.runPick[pickKey(side, kind)] !== undefined; }
+  // the run shown for a kind in a view: the one the user picked there while its scenario has it, else the newest
+  function seriesResult(scenario, kind, side) {
+    const picked = S.runPick[pickKey(side || sideOf(scenario), kind)];
     if (picked !== undefined) {
       const r = seriesCandidates(scenario, kind).find((x) => x.run === picked);
       if (r) return r;
@@ -309,15 +318,16 @@
     }
     return latest(resultsOf(scenario).filter(kind === "trips" ? isTrips : isCrowd));
   }
-  function floodResult(scenario) { return seriesResult(scenario, "flood"); }
-  function tripsResult(scenario) { return seriesResult(scenario, "trips"); }
-  function crowdResult(scenario) { return seriesResult(scenario, "crowd"); }
+  function floodResult(scenario, side) { return seriesResult(scenario, "flood", side); }
+  function tripsResult(scenario, side) { return seriesResult(scenario, "trips", side); }
+  function crowdResult(scenario, side) { return seriesResult(scenario, "crowd", side); }
   // the road loads of a traffic run: of the run picked for the vehicle trips when it has them, else the newest
-  function linkResult(scenario) {
+  function linkResult(scenario, side) {
+    side = side || sideOf(scenario);
     const links = resultsOf(scenario).filter((r) => r.kind === "layer" &&
       (engineOf(r) ? engineOf(r) === "traffic" : /link|traffic|flow|vc|load/.test(r.name + " " + r.run)));
-    if (S.runPick[pickKey(scenario, "trips")] !== undefined) {
-      const tr = tripsResult(scenario), same = tr && latest(links.filter((r) => r.run === tr.run));
+    if (isPicked(side, "trips")) {
+      const tr = tripsResult(scenario, side), same = tr && latest(links.filter((r) => r.run === tr.run));
       if (same) return same;
     }
     return latest(links);
@@ -332,17 +342,18 @@
   function accessResult(scenario) {
     return latest(resultsOf(scenario).filter((r) => r.kind === "table" && r.name === "access_buildings"));
   }
-  function exposureResult(scenario) {
+  function exposureResult(scenario, side) {
+    side = side || sideOf(scenario);
     let ex = resultsOf(scenario).filter((r) => (r.kind === "table" || r.kind === "layer") && /exposure/.test(r.name));
-    const fr = S.runPick[pickKey(scenario, "flood")] !== undefined && floodResult(scenario);  // the flood shown, if picked
+    const fr = isPicked(side, "flood") && floodResult(scenario, side);  // the flood shown, if picked
     if (fr && ex.some((r) => r.run === fr.run)) ex = ex.filter((r) => r.run === fr.run);
     return latest(ex.filter((r) => /building/.test(r.name))) || latest(ex);
   }
 
   // ---------------------------------------------------------------- time
   function currentSeries() { return S.series[S.seriesIdx] || null; }
-  function seriesStep(scenario) {
-    const fr = floodResult(scenario);
+  function seriesStep(scenario, side) {
+    const fr = floodResult(scenario, side);
     if (!fr) return 0;
     const m = S.floodMeta[key(fr)];
     const n = (m && m.steps) || 1;
@@ -365,8 +376,8 @@
   function resultUrl(r, tail) { return "/api/results/" + [r.scenario, r.run, r.name].map(encodeURIComponent).join("/") + "/" + tail; }
 
   // what the closed roads of a scenario are read from: its traffic run's links, else its road tiles as of its last edit
-  function closuresKey(scenario) {
-    const lr = linkResult(scenario);
+  function closuresKey(scenario, side) {
+    const lr = linkResult(scenario, side);
     return lr && lr.ref ? ["run", lr.ref].join("\u0000") : ["edits", scenario, revOf(scenario, "road_links")].join("\u0000");  // a key, not a URL
   }
   // the spans of time a flood kept some road closed, merged; more closed links than one page: taken as closed from
@@ -382,31 +393,37 @@
     });
     return out;
   }
-  async function prepareScenario(scenario) {
+  // fetch what a scenario's view draws: with no side named, for each view that shows the scenario
+  async function prepareScenario(scenario, side) {
+    if (side === undefined) {
+      const sides = ["a", "b"].filter((sd) => (sd === "a" || S.compare) && sideScenario(sd) === scenario);
+      for (const sd of (sides.length ? sides : ["a"])) await prepareScenario(scenario, sd);
+      return;
+    }
     const jobs = [];
-    const fr = floodResult(scenario);
+    const fr = floodResult(scenario, side);
     if (fr && !S.floodMeta[key(fr)]) {
       jobs.push(api(resultUrl(fr, "meta?step=0")).then((m) => { S.floodMeta[key(fr)] = m; }));
     }
     if (!S.hillshade[scenario] && S.scene.rasters.includes("dem")) {
       jobs.push(api(`/api/rasters/dem/meta?style=hillshade&scenario=${encodeURIComponent(scenario)}`).then((m) => { S.hillshade[scenario] = m; }));
     }
-    const tr = tripsResult(scenario);
+    const tr = tripsResult(scenario, side);
     if (tr && !S.trips[key(tr)]) jobs.push(api(resultUrl(tr, "trajectories")).then((d) => { S.trips[key(tr)] = d; }));
-    const cr = crowdResult(scenario);
+    const cr = crowdResult(scenario, side);
     if (cr && !S.crowd[key(cr)]) jobs.push(api(resultUrl(cr, "trajectories")).then((d) => { S.crowd[key(cr)] = d; }));
-    const ex = exposureResult(scenario);
+    const ex = exposureResult(scenario, side), vk = viewKey(scenario, side);
     if (ex) {
       jobs.push(api(resultUrl(ex, "rows?limit=100000")).then((d) => {
         S.exposure = S.exposure || {};
         const m = {};
         const vcol = d.columns.find((c) => /depth|exposure/.test(c) && c !== "building_id");
         d.rows.forEach((r) => { m[r.building_id] = r[vcol]; });
-        S.exposure[scenario] = m;
-        S.exposureKey[scenario] = key(ex);
+        S.exposure[vk] = m;
+        S.exposureKey[vk] = key(ex);
       }));
     }
-    const lr = linkResult(scenario);
+    const lr = linkResult(scenario, side);
     if (lr && lr.ref && S.timedClosures[lr.ref] === undefined) {  // for the legend: when did the flood close roads?
       S.timedClosures[lr.ref] = [];
       jobs.push(api(`/api/layers/${encodeURIComponent(lr.ref)}/features?filter=closed_from_s%3E%3D0` +
@@ -416,7 +433,7 @@
     }
     // for the legend: any road drawn closed for good? The run's closed links, else the scenario's closed ones as
     // of its last edit (capacity 0; the base's tiles carry no capacity, so none is drawn closed there)
-    const ck = closuresKey(scenario);
+    const ck = closuresKey(scenario, side);
     const cols = (S.scene.layers.road_links && S.scene.layers.road_links.columns) || {};
     const closedQ = lr && lr.ref ? `/api/layers/${encodeURIComponent(lr.ref)}/features?filter=closed%3D1&columns=link_id&limit=1`
       : scenario !== "base" && "capacity_vph" in cols
@@ -447,9 +464,9 @@
 
   function buildSeries() {
     const out = [];
-    const scenarios = S.compare ? [S.scenarioA, S.scenarioB] : [S.scenarioA];
-    scenarios.forEach((sc) => {
-      const fr = floodResult(sc);
+    const views = S.compare ? [["a", S.scenarioA], ["b", S.scenarioB]] : [["a", S.scenarioA]];
+    views.forEach(([side, sc]) => {
+      const fr = floodResult(sc, side);
       if (fr) {
         const m = S.floodMeta[key(fr)];
         const n = (m && m.steps) || 1;
@@ -457,10 +474,10 @@
         if (times && times.length === n) out.push({kind: "flood", scenario: sc, min: times[0], max: times[n - 1], steps: times, stale: !!fr.stale});
         else out.push({kind: "flood", scenario: sc, min: 0, max: n - 1, steps: null, stepIndex: true, stale: !!fr.stale});
       }
-      const tr = tripsResult(sc);
+      const tr = tripsResult(sc, side);
       const td = tr && S.trips[key(tr)];
       if (td) out.push({kind: "trips", scenario: sc, min: td.t_min, max: td.t_max, steps: null, stale: !!tr.stale});
-      const cr = crowdResult(sc);
+      const cr = crowdResult(sc, side);
       const cd = cr && S.crowd[key(cr)];
       if (cd) out.push({kind: "crowd", scenario: sc, min: cd.t_min, max: cd.t_max, steps: null, stale: !!cr.stale});
     });
@@ -517,34 +534,77 @@
     sel.disabled = !S.series.length;
     renderRunSelect();
   }
-  // beside the series: its scenario's runs of that kind, newest first (a script's "storm50" stays reachable
-  // after later floods); the one shown is selected, the newest unless the user chose another
+  // beside the series: for each view its scenario's runs of that kind, newest first (a script's "storm50" stays
+  // reachable after later floods); the one shown is selected, the newest unless the user chose another. Compared,
+  // the right view has a select of its own: run ids belong to a scenario (a "storm50" in one need not be the same
+  // storm in another, and two runs of one scenario may be compared), so each side is picked, and named, apart.
   function runLabel(r) { return r.run + " · " + fmtWhen(r.created) + (r.stale ? " · " + t("stale") : ""); }
+  const RUN_SELECTS = {a: "run-select", b: "run-select-b"};
   function renderRunSelect() {
-    const sel = $("run-select");
-    if (!sel) return;
     const sr = currentSeries();
-    const list = sr ? seriesCandidates(sr.scenario, sr.kind) : [];
-    const shown = sr ? seriesResult(sr.scenario, sr.kind) : null;
-    sel.innerHTML = "";
-    list.forEach((r) => {
-      const o = document.createElement("option");
-      o.value = r.run; o.textContent = runLabel(r); o.title = r.run + " · " + r.name;
-      sel.appendChild(o);
+    ["a", "b"].forEach((side) => {
+      const sel = $(RUN_SELECTS[side]);
+      if (!sel) return;
+      const on = side === "a" || S.compare, sc = sideScenario(side);
+      const list = sr && on ? seriesCandidates(sc, sr.kind) : [];
+      const shown = sr && on ? seriesResult(sc, sr.kind, side) : null;
+      sel.innerHTML = "";
+      list.forEach((r) => {
+        const o = document.createElement("option");
+        o.value = r.run; o.textContent = runLabel(r); o.title = r.run + " · " + r.name;
+        sel.appendChild(o);
+      });
+      if (shown) sel.value = shown.run;
+      sel.hidden = !list.length;
+      sel.disabled = list.length < 2;
+      // compared, each select names its view and scenario (visibly and to a screen reader)
+      const name = S.compare ? t(side === "b" ? "runOfRight" : "runOfLeft").replace("{scenario}", scenarioName(sc)) : t("runOfSeries");
+      sel.setAttribute("aria-label", name);
+      sel.title = name;
+      const tag = $("run-side-" + side);
+      if (tag) { tag.textContent = t(side === "b" ? "rightView" : "leftView") + " · " + scenarioName(sc); tag.hidden = !S.compare || !list.length; }
+      const out = sr && on ? {kind: sr.kind, scenario: sc, runs: list.map((r) => r.run), shown: shown ? shown.run : null} : null;
+      if (side === "a") T.runs = out; else T.runsB = out;
     });
-    if (shown) sel.value = shown.run;
-    sel.hidden = !list.length;
-    sel.disabled = list.length < 2;
-    sel.title = t("runOfSeries");
-    T.runs = sr ? {kind: sr.kind, scenario: sr.scenario, runs: list.map((r) => r.run), shown: shown ? shown.run : null} : null;
+    renderRunNote();
+    renderLabels();
   }
-  async function pickRun(run) {
+  // a view's picked run its scenario does not have (another scenario chosen, the run deleted): said beside the
+  // selects, with what is shown instead; the pick holds, and comes back with a scenario that has the run
+  function missingRuns() {
+    const out = [];
+    (S.compare ? ["a", "b"] : ["a"]).forEach((side) => {
+      const sc = sideScenario(side);
+      ["flood", "trips", "crowd"].forEach((kind) => {
+        const run = S.runPick[pickKey(side, kind)];
+        if (run === undefined || seriesCandidates(sc, kind).some((r) => r.run === run)) return;
+        const now = newestResult(sc, kind);
+        out.push({side, kind, run, scenario: sc, shown: now ? now.run : null});
+      });
+    });
+    return out;
+  }
+  function renderRunNote() {
+    const box = $("run-note");
+    if (!box) return;
+    const miss = S.scene ? missingRuns() : [];
+    const text = miss.map((m) => (S.compare ? t(m.side === "b" ? "rightView" : "leftView") + ": " : "") +
+      t(m.shown ? "runMissing" : "runMissingNone").replace(/\{kind\}/g, t(m.kind).toLowerCase()).replace("{run}", m.run)
+        .replace("{scenario}", scenarioName(m.scenario)).replace("{shown}", m.shown || "")).join("; ");
+    box.textContent = text;
+    box.title = text;
+    box.hidden = !text;
+    T.runNote = {text, missing: miss};
+  }
+  async function pickRun(run, side) {
     const sr = currentSeries();
+    side = side || "a";
     if (!sr) return;
-    const k = pickKey(sr.scenario, sr.kind), newest = newestResult(sr.scenario, sr.kind);
+    const sc = sideScenario(side);
+    const k = pickKey(side, sr.kind), newest = newestResult(sc, sr.kind);
     if (newest && newest.run === run) delete S.runPick[k];  // the newest: follow the runs still to come
     else S.runPick[k] = run;
-    await prepareScenario(sr.scenario);
+    await prepareScenario(sc, side);
     buildSeries(); render();
   }
   let playTimer = null;
@@ -590,17 +650,17 @@
       L.push(new D.BitmapLayer({id: `hillshade-${side}`, image: withToken(img), bounds: hs.bounds,
         visible: S.visible.hillshade, loadOptions: loadOptions(), pickable: false}));
     }
-    const fr = floodResult(scenario);
+    const fr = floodResult(scenario, side);
     const fm = fr && S.floodMeta[key(fr)];
     if (fr && fm) {
-      const step = seriesStep(scenario);
+      const step = seriesStep(scenario, side);
       const url = resultUrl(fr, `image.png?step=${step}&style=depth`);
       T.floodImage[side] = url;
       L.push(new D.BitmapLayer({id: `flood-${side}`, image: withToken(url), bounds: fm.bounds, visible: S.visible.flood,
         loadOptions: loadOptions(), pickable: true, _imageCoordinateSystem: D.COORDINATE_SYSTEM.LNGLAT,
         updateTriggers: {image: step}}));
     }
-    const lr = linkResult(scenario);
+    const lr = linkResult(scenario, side);
     if (S.scene.layers.road_links || lr) {
       const src = lr ? `/tiles/${lr.ref}/{z}/{x}/{y}.pbf` : `/tiles/road_links/{z}/{x}/{y}.pbf${roadsQ(scenario)}`;
       L.push(new D.MVTLayer({id: `road_links-${side}`, data: src, minZoom: 12, maxZoom: 16, loadOptions: loadOptions(),
@@ -616,14 +676,14 @@
         getLineColor: [60, 120, 200, 255], lineWidthMinPixels: 1}));
     }
     if (S.scene.layers.buildings) L.push(buildingsLayer(scenario, side));
-    const tr = tripsResult(scenario);
+    const tr = tripsResult(scenario, side);
     const td = tr && S.trips[key(tr)];
     if (td) {
       L.push(new D.TripsLayer({id: `trips-${side}`, data: td.trips, getPath: (d) => d.path, getTimestamps: (d) => d.timestamps,
         getColor: [255, 190, 60], widthMinPixels: 3, trailLength: Math.max(60, (td.t_max - td.t_min) / 20), currentTime: S.time,
         fadeTrail: true, visible: S.visible.trips, pickable: true}));
     }
-    const cr = crowdResult(scenario);
+    const cr = crowdResult(scenario, side);
     const cd = cr && S.crowd[key(cr)];
     if (cd) {
       const pts = cd.trips.map((a) => ({id: a.id, position: interp(a, S.time)})).filter((a) => a.position);
@@ -672,9 +732,9 @@
       loadOptions: loadOptions(), visible: S.visible.buildings, pickable: true, autoHighlight: true,
       uniqueIdProperty: "building_id", highlightedFeatureId: hl, highlightColor: [255, 60, 60, 255],
       extruded: true, wireframe: false, getElevation: (f) => f.properties.height_m || 3,
-      getFillColor: (f) => buildingColour(f.properties, scenario), getLineColor: [40, 40, 40, 255],
+      getFillColor: (f) => buildingColour(f.properties, scenario, side), getLineColor: [40, 40, 40, 255],
       material: {ambient: 0.35, diffuse: 0.6, shininess: 32},
-      updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0, S.exposureKey[scenario] || null,
+      updateTriggers: {getFillColor: [S.colourBy, S.exposure ? Object.keys(S.exposure).length : 0, S.exposureKey[viewKey(scenario, side)] || null,
         S.access[scenario] ? S.access[scenario].key : null,
         S.bimShaded ? S.bim.id : null]},
       onTileLoad: (tile) => {
@@ -737,8 +797,11 @@
     }
   }
   function renderLabels() {
-    $("label-a").textContent = t("scenario") + ": " + scenarioName(S.scenarioA);
-    $("label-b").textContent = S.scenarioB ? t("scenario") + ": " + scenarioName(S.scenarioB) : "";
+    // compared, each map names the run of the series watched that it draws (the two may differ)
+    const sr = S.scene && S.compare ? currentSeries() : null;
+    const runOf = (side) => { const r = sr && seriesResult(sideScenario(side), sr.kind, side); return r ? " · " + t(sr.kind) + " " + r.run : ""; };
+    $("label-a").textContent = t("scenario") + ": " + scenarioName(S.scenarioA) + runOf("a");
+    $("label-b").textContent = S.scenarioB ? t("scenario") + ": " + scenarioName(S.scenarioB) + runOf("b") : "";
     $("label-a").title = S.scenarioA; $("label-b").title = S.scenarioB || "";
   }
   function tooltip(object, layer) {
@@ -768,8 +831,8 @@
     try {
       let rows = null;
       if (lid === "flood" && info.coordinate) {
-        const fr = floodResult(scenario);
-        const v = await api(resultUrl(fr, `value?lon=${info.coordinate[0]}&lat=${info.coordinate[1]}&step=${seriesStep(scenario)}`));
+        const fr = floodResult(scenario, side);
+        const v = await api(resultUrl(fr, `value?lon=${info.coordinate[0]}&lat=${info.coordinate[1]}&step=${seriesStep(scenario, side)}`));
         rows = {layer: t("flood"), [t("value")]: v.value === null ? "-" : v.value.toFixed(3) + " m", lon: v.lon.toFixed(6), lat: v.lat.toFixed(6)};
       } else if (info.object) {
         const p = info.object.properties || info.object;
@@ -937,7 +1000,7 @@
     if (on) {
       if (!S.scenarioB) S.scenarioB = S.scene.scenarios.find((n) => n !== S.scenarioA) || S.scenarioA;
       $("scenario-b").value = S.scenarioB;
-      await prepareScenario(S.scenarioB);
+      await prepareScenario(S.scenarioB, "b");
     } else if (T.decks.b) {
       T.decks.b.finalize(); delete T.decks.b; T.buildingsLoaded.b = undefined;
       // re-create the canvas holder for a later compare
@@ -1029,7 +1092,7 @@
   // picked in the time bar when it has the table, else the scenario's newest
   function floodRunWith(scenario, name) {
     const have = resultsOf(scenario).filter((r) => r.name === name);
-    const fr = S.runPick[pickKey(scenario, "flood")] !== undefined && floodResult(scenario);
+    const fr = isPicked(sideOf(scenario), "flood") && floodResult(scenario);
     const run = (fr && have.find((r) => r.run === fr.run)) || latest(have);
     return run ? run.run : null;
   }
@@ -1954,12 +2017,13 @@
   $("colour-by").addEventListener("change", (e) => { S.colourBy = e.target.value; render(); });
   $("time-slider").addEventListener("input", onSlider);
   $("series-select").addEventListener("change", (e) => { S.seriesIdx = Number(e.target.value); configureSlider(); renderRunSelect(); });
-  $("run-select").addEventListener("change", (e) => pickRun(e.target.value).catch(showError));
+  $("run-select").addEventListener("change", (e) => pickRun(e.target.value, "a").catch(showError));
+  $("run-select-b").addEventListener("change", (e) => pickRun(e.target.value, "b").catch(showError));
   $("play").addEventListener("click", () => setPlaying(!S.playing));
   $("bookmark-save").addEventListener("click", saveBookmark);
   $("compare-toggle").addEventListener("change", (e) => setCompare(e.target.checked).catch(showError));
   $("scenario-a").addEventListener("change", (e) => showScenario(e.target.value).catch(showError));
-  $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; await prepareScenario(S.scenarioB); buildSeries(); renderLabels(); render(); });
+  $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; await prepareScenario(S.scenarioB, "b"); buildSeries(); renderLabels(); render(); });
   $("bim-form").addEventListener("submit", submitBim);
   // a rules file of one's own replaces the shipped rule set: the list is greyed out while one is chosen
   $("bim-rules").addEventListener("change", (e) => { $("bim-ruleset").disabled = e.target.files.length > 0; });

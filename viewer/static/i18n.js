@@ -53,6 +53,10 @@ window.TWIN_I18N = {
     signedInAs: "已登录：{role}", changeToken: "更换令牌", scenarioB: "对比情景", langSwitch: "切换为英文界面",
     newScenarioName: "新情景名称", ifcFile: "IFC 文件", ruleSet: "审查规则集", notPlaced: "未放入城市模型", ownRules: "或上传自己的规则：IDS 文件（.ids）或规则 YAML（.yaml、.yml）", clearSite: "清除所选位置",
     play: "播放", pause: "暂停", timeSeries: "时序结果", runOfSeries: "显示哪次运行（最新在前）",
+    leftView: "左侧", rightView: "右侧", runOfLeft: "左侧地图显示情景 {scenario} 的哪次运行（最新在前）",
+    runOfRight: "右侧地图显示情景 {scenario} 的哪次运行（最新在前）",
+    runMissing: "情景 {scenario} 中没有所选的{kind}运行 {run}，改为显示其最新运行 {shown}",
+    runMissingNone: "情景 {scenario} 中没有所选的{kind}运行 {run}，也没有其他{kind}运行",
     signInTo: "请用访问令牌登录后{what}", notAllowedTo: "当前角色无权{what}", toRunSimulations: "运行模拟", toSeeAlerts: "查看告警"
   },
   en: {
@@ -114,6 +118,10 @@ window.TWIN_I18N = {
     signedInAs: "signed in as {role}", changeToken: "change token", scenarioB: "second scenario",
     langSwitch: "switch to Chinese (中文)", newScenarioName: "new scenario name", ifcFile: "IFC file", ruleSet: "rule set", notPlaced: "not placed in the city", ownRules: "or your own rules: an IDS file (.ids) or a rules YAML (.yaml, .yml)",
     clearSite: "clear the site", play: "play", pause: "pause", timeSeries: "time series", runOfSeries: "the run shown (newest first)",
+    leftView: "Left", rightView: "Right", runOfLeft: "the run the left map shows of scenario {scenario} (newest first)",
+    runOfRight: "the run the right map shows of scenario {scenario} (newest first)",
+    runMissing: "scenario {scenario} has no {kind} run {run} (the one picked): showing its newest, {shown}",
+    runMissingNone: "scenario {scenario} has no {kind} run {run} (the one picked), nor any other",
     signInTo: "sign in with a token to {what}", notAllowedTo: "your role may not {what}", toRunSimulations: "run simulations", toSeeAlerts: "see the alerts"
   }
 };
