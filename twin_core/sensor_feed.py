@@ -91,7 +91,9 @@ BATCH = 500
 FLUSH_S = 1.0
 #: how often (s) a line of counts is reported
 REPORT_S = 10.0
-#: how long (s) the known sensor ids are trusted before an unknown one makes the listener read them again
+#: how long (s) after a read of the sensors layer an unknown sensor (or a value out of range) may make the listener
+#: read it again; a change the layer's marker shows (:func:`cim.sensors.sensors_marker`: a sensor added, removed,
+#: a layer replaced) is read at the next batch
 SENSORS_TTL_S = 10.0
 #: messages held unstored (the store failing) before the listener gives up
 MAX_PENDING = 100_000
@@ -394,7 +396,7 @@ class MqttFeed:
         self._failure: str | None = None
         self._socket_error: str | None = None
         self._known = None
-        self._known_at = 0.0
+        self._known_cache = None  # cim.sensors.SensorsCache, made at the first batch
         self._closing = False
         self._client = None
         self._gen = 0  # the broker connection messages came on (acknowledgements go only to that one)
@@ -651,13 +653,17 @@ class MqttFeed:
     def _sensors(self, stale_ok: bool = True):
         """The sensors layer's ids and plausible ranges (:class:`cim.sensors.KnownSensors` of
         :func:`cim.sensors.known_sensors`), worked out once per read of the layer: checking a batch and storing
-        it use the same ranges."""
-        from cim.sensors import KnownSensors, known_sensors
+        it use the same ranges. The layer is read again when its marker changed (:class:`cim.sensors.SensorsCache`:
+        a sensor added or removed, the layer replaced, by any process), and, with ``stale_ok`` False (a batch
+        refused), when the last read is over :data:`SENSORS_TTL_S` old."""
+        from cim.sensors import SensorsCache
 
-        now = time.monotonic()
-        if self._known is None or (not stale_ok and now - self._known_at > SENSORS_TTL_S):
-            self._known = KnownSensors.of(known_sensors(self.store))
-            self._known_at = now
+        if self._known_cache is None:
+            self._known_cache = SensorsCache()
+        if stale_ok or self._known is None:
+            self._known = self._known_cache.get(self.store)
+        else:
+            self._known = self._known_cache.reload(self.store, SENSORS_TTL_S) or self._known
         return self._known
 
     def _check(self, batch: list[tuple], now: datetime | None = None):

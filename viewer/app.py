@@ -76,9 +76,13 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
     """The map server. ``state`` (from :func:`open_state`) may be given by tests that share one."""
     from viewer.routers import ROUTERS
 
-    if settings.auth == "off" and not settings.loopback:
+    if settings.auth == "off" and not settings.local_only:
         from twin_core.errors import AuthError
 
+        if settings.loopback:
+            raise AuthError(f"refusing to serve with auth off under other host names ({', '.join(settings.allow_hosts)}): "
+                            "requests through them may come from beyond loopback (a reverse proxy), so a token is "
+                            "required; use --auth auto / required, or leave out --allow-host")
         raise AuthError(f"refusing to serve on {settings.host} with auth off: outside loopback a token is "
                         "required; bind 127.0.0.1 or use --auth auto / required")
 
@@ -118,7 +122,8 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
     if settings.loopback:
         # on loopback the server may run without tokens (everybody local is admin): only requests addressed
         # to a loopback name may reach it, so a web page cannot drive it through DNS rebinding
-        app.add_middleware(_HostCheck, hosts=_loopback_hosts(settings.host), settings=settings)
+        app.add_middleware(_HostCheck, hosts=_loopback_hosts(settings.host), settings=settings,
+                           allowed=settings.allow_hosts)
     _redact_tokens_in_access_log()
     if state is not None:  # usable even by clients that do not run the lifespan
         app.state.twin_state = state
@@ -191,31 +196,46 @@ def _host_name(header: str | None) -> str | None:
 
 
 class _HostCheck:
-    """Lets through only requests addressed (``Host``) to one of ``hosts``; any other gets a JSON 400, like every
-    other error, that names the names it answers to and how to serve under another (Starlette's
-    TrustedHostMiddleware said only "Invalid host header", in plain text)."""
+    """Lets through only requests addressed (``Host``) to one of ``hosts`` or of the ``allowed`` names (the
+    server's ``--allow-host``: names, or wildcards ``*.example.org``, from
+    :func:`viewer.settings.check_allowed_host`); any other gets a JSON 400, like every other error, that names the
+    names it answers to and how to serve under another (Starlette's TrustedHostMiddleware said only "Invalid host
+    header", in plain text)."""
 
-    def __init__(self, app, hosts: list[str], settings: Settings) -> None:
+    def __init__(self, app, hosts: list[str], settings: Settings, allowed: list[str] = ()) -> None:
         self.app, self.hosts, self.settings = app, {h.lower() for h in hosts}, settings
-        self.names = list(dict.fromkeys(hosts))
+        self.allowed = list(allowed)
+        self.names = list(dict.fromkeys([*hosts, *self.allowed]))
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] in ("http", "websocket"):
             from starlette.datastructures import Headers
 
+            from viewer.settings import host_allowed
+
             given = Headers(scope=scope).get("host")
-            if _host_name(given) not in self.hosts:
+            name = _host_name(given)
+            if name not in self.hosts and not host_allowed(name, self.allowed):
                 s = self.settings
                 said = f"to {given[:100]!r}" if given else "with no Host header"
+                shown = name if name and _plain_name(name) else "NAME"  # the name asked for, if fit for a shell
                 detail = (f"this server answers only to the host names {', '.join(self.names)}; the request was "
-                          f"addressed {said}. It is bound to the loopback address {s.host}, where it may run without "
-                          "tokens, so it answers to no other name (a web page could otherwise reach it through DNS "
-                          f"rebinding): open http://127.0.0.1:{s.port}/. To serve it under another name or address, "
-                          "create a token (`twin token create STORE --role viewer`) and start it on that address: "
-                          f"`twin serve STORE --host ADDRESS --port {s.port}`")
+                          f"addressed {said}. It is bound to the loopback address {s.host}"
+                          f"{'' if self.allowed else ', where it may run without tokens'}, so it answers to no other "
+                          "name unless told (a web page could otherwise reach it through DNS rebinding): open "
+                          f"http://127.0.0.1:{s.port}/. Behind a reverse proxy or under a name of the local network, "
+                          "create a token (`twin token create STORE --role viewer`) and allow the name: "
+                          f"`twin serve STORE --allow-host {shown}` (repeat --allow-host for more names; "
+                          "*.example.org allows every name under example.org; or set TWIN_ALLOW_HOSTS). To serve it "
+                          f"on another address, start it there: `twin serve STORE --host ADDRESS --port {s.port}`")
                 await JSONResponse({"detail": detail, "error": "invalid host"}, status_code=400)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` is safe to quote in a command line of the 400's message (letters, digits, '.', '-')."""
+    return bool(re.fullmatch(r"[a-z0-9.-]{1,100}", name))
 
 
 class _RedactTokens(logging.Filter):

@@ -18,7 +18,8 @@ from viewer.auth import role_allows, token_status
 from viewer.settings import ROLES, Settings
 from viewer.state import AppState
 
-__all__ = ["get_state", "get_settings", "Principal", "current_principal", "require", "ScenarioQuery"]
+__all__ = ["get_state", "get_settings", "Principal", "current_principal", "recheck_principal", "require",
+           "ScenarioQuery", "TOKEN_CACHE_S"]
 
 #: ``?scenario=`` of a request (default ``"base"``), in Unicode NFC like the stored names: one name typed two
 #: ways reads one scenario and shares its cached tiles and images (which an edit then clears). Names have at
@@ -51,10 +52,16 @@ class Principal:
 _ANON_ADMIN = Principal("admin", "local (no tokens configured)")
 
 
-def _token_meta(state: AppState) -> dict:
+#: how long (seconds) the tokens read from the store are used before they are read again: a token revoked or
+#: expired is refused at most this long after
+TOKEN_CACHE_S = 2.0
+
+
+def _token_meta(state: AppState, fresh: bool = False) -> dict:
+    """The ``token:*`` metadata, read again once :data:`TOKEN_CACHE_S` old (or at once when ``fresh``)."""
     cached = getattr(state, "_token_cache", None)
     now = time.monotonic()
-    if cached is None or now - cached[0] > 2.0:
+    if fresh or cached is None or now - cached[0] > TOKEN_CACHE_S:
         meta = {k: v for k, v in state.store.get_meta().items() if k.startswith("token:")}
         cached = (now, meta)
         state._token_cache = cached  # type: ignore[attr-defined]
@@ -65,7 +72,7 @@ def auth_needed(state: AppState) -> bool:
     s = state.settings
     if s.auth == "off":
         return False
-    if s.auth == "required" or not s.loopback:
+    if s.auth == "required" or not s.local_only:  # beyond loopback, or answering to other names (a proxy's)
         return True
     return bool(_token_meta(state))
 
@@ -77,10 +84,16 @@ PRINCIPAL_KEY = "rongtwin_principal"
 def current_principal(request: Request, state: AppState = Depends(get_state)) -> Principal:
     """The caller, from ``Authorization: Bearer <token>`` (or ``?access_token=`` for EventSource); the one
     :mod:`viewer.limits` found before the request's body was read, when it did (the token checked once)."""
+    return _principal(request, state)
+
+
+def _principal(request: Request, state: AppState, fresh: bool = False) -> Principal:
+    """:func:`current_principal`; ``fresh`` (for :func:`recheck_principal`) looks the token up again in the
+    store, past the caller kept on the request and past the tokens read in the last :data:`TOKEN_CACHE_S`."""
     if not auth_needed(state):
         return _ANON_ADMIN
     known = getattr(request.state, PRINCIPAL_KEY, None)
-    if isinstance(known, Principal):
+    if isinstance(known, Principal) and not fresh:
         return known
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
@@ -95,7 +108,7 @@ def current_principal(request: Request, state: AppState = Depends(get_state)) ->
         raise HTTPException(401, "this server needs a bearer token: send 'Authorization: Bearer <token>' "
                                  "(create one with `twin token create --role viewer STORE`)",
                             headers={"WWW-Authenticate": "Bearer"})
-    status, rec = token_status(state.store, token, meta=_token_meta(state))
+    status, rec = token_status(state.store, token, meta=_token_meta(state, fresh=fresh))
     if status == "expired":  # said only to whoever holds the token's secret: a guess gets the answer below
         raise HTTPException(401, f"the bearer token {rec['id']} has expired (at {rec['expires']}); ask an admin "
                                  "for a new one (`twin token create --role ROLE --expires 30d STORE`)",
@@ -105,6 +118,15 @@ def current_principal(request: Request, state: AppState = Depends(get_state)) ->
         raise HTTPException(401, "the bearer token is not valid (unknown, revoked or mistyped); "
                                  "create a new one with `twin token create`", headers={"WWW-Authenticate": "Bearer"})
     return Principal(rec["role"], rec["name"], rec["id"])
+
+
+def recheck_principal(request: Request, state: AppState) -> Principal:
+    """The caller checked again against the store's tokens as they are now (:func:`current_principal` with
+    ``fresh``): once a large or slow body has been read (:mod:`viewer.limits`), a token revoked or expired while
+    it came is refused (401) before the route runs. The caller found is kept on the request again."""
+    caller = _principal(request, state, fresh=True)
+    setattr(request.state, PRINCIPAL_KEY, caller)
+    return caller
 
 
 def check_right(p: Principal, right: str) -> Principal:

@@ -8,7 +8,10 @@ files to temporary files) before the endpoint runs, so a check in the endpoint, 
 alone, comes after the whole body was taken in. Nothing is held here: the ASGI ``receive`` is wrapped, and
 FastAPI's parser reads the counted stream as it would the plain one. Before any of the body is read, the caller
 is checked too: its token (401) and the route's right (403), found among the route's dependencies (its
-``require(...)``), so a caller who may not use the route has none of its body read.
+``require(...)``), so a caller who may not use the route has none of its body read. A body of at least
+:data:`RECHECK_BYTES`, or one that took :data:`RECHECK_S` or more to arrive, has its caller's token looked up
+again once it is all in (:func:`viewer.dependencies.recheck_principal`): a token revoked or expired while a large
+upload streamed is refused (401) then, before the route runs; a small, quick body is not looked up again.
 
 Examples
 --------
@@ -19,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from fastapi import HTTPException, Request
@@ -26,13 +30,21 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-__all__ = ["limited_body_route", "LIMITED_METHODS", "DEFAULT_BODY", "LimitedRoute"]
+__all__ = ["limited_body_route", "LIMITED_METHODS", "DEFAULT_BODY", "LimitedRoute", "RECHECK_BYTES", "RECHECK_S"]
 
 #: the methods whose body is counted (the others carry none the routes read)
 LIMITED_METHODS = ("POST", "PUT", "PATCH")
 #: the most a body may carry where a router sets no limit of its own: a scenario edit, a bookmark or a job
 #: request is a few kB of JSON (a drawn polygon of 10,000 vertices is about 400 kB)
 DEFAULT_BODY = 1 << 20
+#: a body at least this large (1 MiB: a BIM model, a batch of thousands of readings; the edits, bookmarks and jobs
+#: stay under it) has its caller's token looked up again once it is all in, so a token revoked while it streamed
+#: does not go on to run the route ...
+RECHECK_BYTES = 1 << 20
+#: ... and so has one that took this long (seconds) to arrive, however small: the early check's tokens are read
+#: again after :data:`viewer.dependencies.TOKEN_CACHE_S` (2 s) anyway, so a quicker body gains nothing from a
+#: second look
+RECHECK_S = 2.0
 
 
 def _required_rights(dependant: Dependant) -> list[str]:
@@ -45,6 +57,18 @@ def _required_rights(dependant: Dependant) -> list[str]:
             out.append(right)
         out += _required_rights(sub)
     return out
+
+
+def _rechecked(request: Request, rights: list[str]) -> None:
+    """The caller's token looked up again, in the store, once a large or slow body is all in (401 if it was
+    revoked or expired meanwhile); its rights checked again (a token keeps its role, so they hold)."""
+    state = getattr(request.app.state, "twin_state", None)
+    if state is not None:
+        from viewer.dependencies import check_right, recheck_principal
+
+        caller = recheck_principal(request, state)
+        for right in rights:
+            check_right(caller, right)
 
 
 def _authenticated(request: Request, rights: list[str]) -> None:
@@ -86,24 +110,29 @@ def limited_body_route(limit: Callable[[Request], int | None], too_large: Callab
             rights = _required_rights(self.dependant)  # found once per route, checked once per request
 
             async def limited(request: Request):
-                if request.method in LIMITED_METHODS:  # in a worker thread: it may wait for the store's lock
-                    await run_in_threadpool(_authenticated, request, rights)
-                most = limit(request) if request.method in LIMITED_METHODS else None
-                if most is None:
+                if request.method not in LIMITED_METHODS:
                     return await handler(request if isinstance(request, request_class)
                                          else request_class(request.scope, request.receive))
+                # in a worker thread: it may wait for the store's lock
+                await run_in_threadpool(_authenticated, request, rights)
+                checked_at = time.monotonic()
+                most = limit(request)
                 clen = request.headers.get("content-length")
-                if clen and clen.isdigit() and int(clen) > most:
+                if most is not None and clen and clen.isdigit() and int(clen) > most:
                     raise too_large(int(clen), request)
-                receive, seen = request.receive, 0
+                receive, seen, done = request.receive, 0, False
 
                 async def counted():
-                    nonlocal seen
+                    nonlocal seen, done
                     message = await receive()
-                    if message["type"] == "http.request":
+                    if message["type"] == "http.request" and not done:
                         seen += len(message.get("body", b""))
-                        if seen > most:
+                        if most is not None and seen > most:
                             raise too_large(seen, request)
+                        if not message.get("more_body", False):
+                            done = True  # the whole body is in: was it large, or slow, enough to look again?
+                            if seen >= RECHECK_BYTES or time.monotonic() - checked_at >= RECHECK_S:
+                                await run_in_threadpool(_rechecked, request, rights)
                     return message
 
                 return await handler(request_class(request.scope, counted))

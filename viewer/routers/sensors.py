@@ -33,8 +33,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, append_readings, count_rejects, latest_per_sensor,
-                         read_feeds, read_rejects, sensor_status, unique_keys)
+from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, SensorsCache, append_readings, count_rejects,
+                         latest_per_sensor, read_feeds, read_rejects, sensor_status, unique_keys)
 from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
@@ -330,6 +330,20 @@ class ReadingsIn(BaseModel):
                                           description=f"at most {MAX_READINGS} readings; stored all or none")
 
 
+def _known_sensors(state) -> SensorsCache:
+    """The server's :class:`cim.sensors.SensorsCache`: the sensors layer is read again only when it changed
+    (:func:`cim.sensors.sensors_marker`), by this server or another process on the store, not for every batch."""
+    cache = getattr(state, "known_sensors", None)
+    if cache is None:
+        cache = state.known_sensors = SensorsCache()
+    return cache
+
+
+def _out_of_range(exc: ReadingError) -> bool:
+    """Whether a reading was refused for its sensor's plausible range (which the layer sets)."""
+    return any("plausible" in why for _, why in exc.problems)
+
+
 @router.post("/readings", status_code=201, summary="Store a batch of readings (all or none)",
              dependencies=[Depends(require("ingest"))],  # size and duplicate keys: _LimitedBody
              responses={413: {"description": "the body is too large"},
@@ -346,7 +360,15 @@ def ingest(body: ReadingsIn, state=Depends(get_state)) -> dict:
     old readings are loaded on purpose from Python (``append_readings(..., oldest=...)``), not here."""
     try:
         with state.lock:
-            n = append_readings(state.store, body.readings)
+            known = _known_sensors(state)
+            try:
+                n = append_readings(state.store, body.readings, sensors=known.get(state.store))
+            except ReadingError as exc:
+                # refused on the sensors read before: the layer may have changed in a way its marker does not show
+                again = known.reload(state.store) if exc.unknown_sensors or _out_of_range(exc) else None
+                if again is None:
+                    raise
+                n = append_readings(state.store, body.readings, sensors=again)
     except ReadingError as exc:
         return JSONResponse({"detail": str(exc), "error": "invalid readings",
                              "problems": [{"index": k, "reason": why} for k, why in exc.problems[:100]],
