@@ -193,9 +193,13 @@ def saving_run(store, scenario: str | None, run: str, engine: str) -> "_SavingRu
     results: the later one is refused, or, a run of the same engine, replaces the earlier one's. A refused
     save writes nothing.
 
-    A save that replaced an earlier run of the engine warns once it committed
-    (:class:`~twin_core.errors.RunReplacedWarning`), saying when that run was saved and which stored runs used
-    it (:func:`runs_using`): they now refer to the new results.
+    A save that replaces an earlier run of the engine warns as its block ends, before it commits
+    (:class:`~twin_core.errors.RunReplacedWarning`: "replaces run ..."), saying when that run was saved and which
+    stored runs used it (:func:`runs_using`): they will refer to the new results. Before, not after: a caller who
+    turns warnings into errors (``warnings.simplefilter("error")``, as careful notebooks and test suites do) gets
+    the warning raised out of the block, and the save is then rolled back with the earlier run kept as it was, so
+    a call that fails has saved nothing. Warned after the commit, the escalated warning made the engine call fail
+    (a sweep marked the run failed) though its results were saved and the earlier run gone.
 
     >>> import tempfile, os
     >>> from cim.store import open_store
@@ -234,13 +238,18 @@ class _SavingRun:
 
     def __exit__(self, *exc) -> bool:
         stack, self._stack = self._stack, None
-        suppressed = bool(stack.__exit__(*exc)) if stack is not None else False
-        if exc[0] is None and self._replaced:  # committed (or to be, with the caller's transaction)
+        if exc[0] is None and self._replaced:
+            # warned before the commit, inside the transaction: a warning the caller's filter makes an error
+            # rolls the save back (the earlier run stays) and is what the caller gets; see saving_run
             from twin_core.errors import RunReplacedWarning, twin_warn
 
-            twin_warn(self._replaced if self._outermost else _pending(self._replaced, "replaced", "replaces"),
-                      RunReplacedWarning)
-        return suppressed
+            try:
+                twin_warn(self._replaced if self._outermost else _pending(self._replaced), RunReplacedWarning)
+            except BaseException as raised:
+                if stack is None or not stack.__exit__(type(raised), raised, raised.__traceback__):
+                    raise
+                return False
+        return bool(stack.__exit__(*exc)) if stack is not None else False
 
 
 def _replacing(store, scenario: str, run: str, engine: str) -> str | None:
@@ -253,10 +262,10 @@ def _replacing(store, scenario: str, run: str, engine: str) -> str | None:
         return None
     when = pd.to_datetime(old["created"], utc=True, format="ISO8601", errors="coerce").max()
     saved = "" if pd.isna(when) else f" saved {when.strftime('%Y-%m-%d %H:%M:%S')} UTC"
-    msg = f"replaced run {run!r} under {scenario!r} ({_a(mine)}{saved})"
+    msg = f"replaces run {run!r} under {scenario!r} ({_a(mine)}{saved})"
     users = runs_using(store, scenario, run)
     if users:
-        msg += (f"; runs that used it now refer to the new results: {_named_runs(users, scenario)} (run them "
+        msg += (f"; runs that used it will refer to the new results: {_named_runs(users, scenario)} (run them "
                 "again for results that match)")
     return msg
 
@@ -301,9 +310,8 @@ def runs_using(store, scenario: str | None, run: str) -> list[tuple[str, str, st
         engine = engine_of(entry.get("meta"))
         if engine != "compare" and not (scen == scenario and entry.get("name") == "summary"):
             continue  # only a summary of the scenario, or a comparison, names the runs it used: parse no other
-        value = entry.get("value_json")
         try:
-            value = json.loads(value) if isinstance(value, str) else entry.get("value")
+            value = _json_value(entry)
         except ValueError:
             continue
         if not isinstance(value, dict):
@@ -319,10 +327,10 @@ def runs_using(store, scenario: str | None, run: str) -> list[tuple[str, str, st
     return sorted(out)
 
 
-def _pending(msg: str, done: str, doing: str) -> str:
-    """A warning of a change made inside a caller's transaction, worded as pending: it commits with that
-    transaction, or is rolled back with it."""
-    return msg.replace(done, doing, 1) + " (once the enclosing transaction commits)"
+def _pending(msg: str, done: str | None = None, doing: str | None = None) -> str:
+    """A warning of a change made inside a caller's transaction, worded as pending (``done`` as ``doing``, when
+    given): it commits with that transaction, or is rolled back with it."""
+    return (msg.replace(done, doing, 1) if done else msg) + " (once the enclosing transaction commits)"
 
 
 def _run_key(scenario: str, run: str) -> str:  # noqa: ARG001 - every caller names the run by both
@@ -401,9 +409,9 @@ def save_result(store, scenario: str, run: str, name: str, obj: Any, *, meta: di
             "created": datetime.now(timezone.utc).isoformat(), "meta": meta or {},
         }
         if kind == "json":
-            entry["value"] = obj
-            # the same text again: PostgreSQL's jsonb keeps a dict's keys in its own order (shortest first),
-            # so the summary read back (and exported to .json) came out shuffled against the GeoPackage's
+            # once, as JSON text: PostgreSQL's jsonb keeps a dict's keys in its own order (shortest first), so a
+            # dict (the "value" of results before 2026-12-05, beside this text since 2026-12-04) read back, and
+            # exported to .json, came out shuffled against the GeoPackage's. load_result reads all three forms
             entry["value_json"] = json.dumps(obj, ensure_ascii=False)
         store.set_meta({key: entry})
 
@@ -479,7 +487,13 @@ def load_result(store, scenario: str, run: str, name: str):
         if not data.startswith(_NPY_MAGIC):  # compressed (save_result since 2026-12-04), else a plain .npy
             data = zlib.decompress(data)
         return np.load(io.BytesIO(data), allow_pickle=False)
-    if isinstance(entry.get("value_json"), str):  # in the order it was saved (results since 2026-12-04)
+    return _json_value(entry)
+
+
+def _json_value(entry: dict):
+    """The value of a JSON result's index entry: its ``value_json`` text, in the order it was saved (results
+    since 2026-12-04; with the same value again as ``value`` until 2026-12-05), else its ``value`` (before)."""
+    if isinstance(entry.get("value_json"), str):
         return json.loads(entry["value_json"])
     return entry.get("value")
 

@@ -954,7 +954,11 @@ class Scenario:
         with ``delta=``: raise or lower the ground) is added to today's cells, a ``values`` edit sets its
         cells to its values, and the base's nodata cells stay nodata. Edits recorded before edits kept their
         kind are absolute (their attrs have no ``"kind"``: :func:`raster_edit_kind` says ``"absolute"``):
-        their cells are pasted as they were made, as they always were. A base put on a grid the edit no
+        their cells are pasted as they were made, as they always were, with a
+        :class:`~twin_core.errors.TwinWarning` where the raster was replaced since (an old delta edit: the ground
+        under it is not what it was made on; any other old edit, ``values`` set: the raster was written after the
+        edit was made, :meth:`~cim.store.base.Store.raster_written`, so the edit's cells, kept by row and column,
+        may lie elsewhere on a raster moved or put on another grid). A base put on a grid the edit no
         longer maps onto (another cell size or CRS, an origin moved by part of a cell, or the edit's cells
         outside it; a move by whole cells is followed) is a :class:`~twin_core.errors.ScenarioError` naming
         the scenario, the raster and what to do.
@@ -965,9 +969,12 @@ class Scenario:
             return self.store.read_raster(name, window=window, bounds=bounds)
         full = self.store.read_raster(name)
         data = full.data.astype("float32", copy=True)
+        written = None
+        if any(raster_edit_kind(a) == "absolute" for a in patches["attrs"]):  # an old edit: was it replaced since?
+            written = self.store.raster_written(name)
         for e in patches.itertuples(index=False):
             kept = np.load(io.BytesIO(self.store.get_blob(e.blob_key)), allow_pickle=False)
-            _apply_raster_edit(data, full, e, kept, name)
+            _apply_raster_edit(data, full, e, kept, name, written=written)
         out = Raster(data, full.transform, full.crs, full.nodata, full.unit, dict(full.meta))
         if window is not None or bounds is not None:
             out = out.window(window if window is not None else out.window_from_bounds(tuple(bounds)))
@@ -1058,15 +1065,20 @@ def _edit_window(e, name: str, attrs: dict, full: Raster) -> tuple[int, int, int
     raise _moved_grid(e, name, attrs, (r0, c0, h, w), full, f"it was drawn on {then}, and {name!r} is now {now}")
 
 
-def _apply_raster_edit(data: np.ndarray, full: Raster, e, kept: np.ndarray, name: str) -> None:
+def _apply_raster_edit(data: np.ndarray, full: Raster, e, kept: np.ndarray, name: str, *,
+                       written: pd.Timestamp | None = None) -> None:
     """Apply one ``patch_raster`` edit (a row of the edit log, ``kept`` its stored array) to ``data`` (the
-    cells of ``full`` with the earlier edits applied), in place; see :meth:`Scenario.raster`."""
+    cells of ``full`` with the earlier edits applied), in place; see :meth:`Scenario.raster`. ``written``: when
+    the raster was last written, where the store knows it (None: unknown)."""
     attrs = _edit_attrs(e.attrs)
     kind = raster_edit_kind(attrs)
     r0, c0, h, w = _edit_window(e, name, attrs, full)
     sub = data[r0:r0 + h, c0:c0 + w]  # a view: written in place
     if kind == "absolute":
-        _warn_if_old_delta_moved(e, name, attrs, sub, kept)
+        if _old_delta(attrs) is not None:
+            _warn_if_old_delta_moved(e, name, attrs, sub, kept)
+        else:
+            _warn_if_old_edit_replaced(e, name, attrs, kept, written)
         sub[...] = kept
         return
     # nodata stays nodata: the base of today may have gaps the edit's base had not
@@ -1087,8 +1099,8 @@ def _warn_if_old_delta_moved(e, name: str, attrs: dict, under: np.ndarray, kept:
     means ``name`` was replaced since (a new survey), and the pasted cells are the old ground's: a 2 m levee on a
     DEM raised by 10 m reads as an 8 m trench. Such an edit cannot be re-applied (what it raised is not kept),
     so it is pasted as before, with this warning."""
-    delta = attrs.get("delta")
-    if not isinstance(delta, (int, float)) or isinstance(delta, bool) or not np.isfinite(delta) or delta == 0:
+    delta = _old_delta(attrs)
+    if delta is None:
         return
     d = kept.astype("float64") - under.astype("float64")
     ok = ~np.isfinite(d) | (np.abs(d) <= 1e-3) | (np.abs(d - delta) <= 1e-3)
@@ -1103,6 +1115,37 @@ def _warn_if_old_delta_moved(e, name: str, attrs: dict, under: np.ndarray, kept:
               f"{int((~ok).sum())} of its cells are neither the ground under them nor that {delta:+g}, so the "
               "scenario shows the ground of then there. Take the edit back (twin scenario undo "
               f"STORE {e.scenario}, or twin.scenarios[{e.scenario!r}].undo()) and draw it again: edits made now "
+              "hold on a replaced raster", TwinWarning)
+
+
+def _old_delta(attrs: dict) -> float | None:
+    """The delta of an old-format edit made with ``delta=`` (a finite number but 0), else None."""
+    delta = attrs.get("delta")
+    if not isinstance(delta, (int, float)) or isinstance(delta, bool) or not np.isfinite(delta) or delta == 0:
+        return None
+    return float(delta)
+
+
+def _warn_if_old_edit_replaced(e, name: str, attrs: dict, kept: np.ndarray, written: pd.Timestamp | None) -> None:
+    """Warn when an edit recorded the old way (the cells it made, by row and column, no grid) other than a delta
+    (``values`` set) is pasted on a raster written after the edit was made (``written``, where the store knows
+    it): the edit cannot tell whether ``name`` moved or went on another grid since, and its values then land on
+    other ground than they were drawn on; the cells of its window it did not set (outside its polygon) show the
+    ground of then. Such an edit cannot be re-applied (where it was drawn is not kept), so it is pasted as before,
+    with this warning. A delta edit is checked against the ground under it (:func:`_warn_if_old_delta_moved`)."""
+    made = pd.to_datetime(e.created, utc=True, errors="coerce", format="ISO8601")
+    if written is None or pd.isna(made) or written <= made:
+        return
+    from twin_core.errors import TwinWarning, twin_warn
+
+    what = "values set" if "values" in attrs else "cells pasted as made"
+    when = _when(e.created)
+    twin_warn(f"scenario {e.scenario!r} has an edit of raster {name!r} ({what} over {kept.shape[0]} x "
+              f"{kept.shape[1]} cells{', made ' + when if when else ''}) recorded as the cells it made, by row and "
+              f"column, and {name!r} was replaced since (written {written.strftime('%Y-%m-%d %H:%M UTC')}): if "
+              f"{name!r} moved or is on another grid now, the edit's cells are pasted on other ground than it was "
+              "drawn on, and where it set nothing the scenario shows the ground of then. Take the edit back (twin "
+              f"scenario undo STORE {e.scenario}, or twin.scenarios[{e.scenario!r}].undo()) and draw it again: edits made now "
               "hold on a replaced raster", TwinWarning)
 
 

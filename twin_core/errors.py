@@ -54,8 +54,11 @@ class TwinWarning(UserWarning):
 
 
 class RunReplacedWarning(TwinWarning):
-    """A run was saved under an id that held an earlier run of the same engine, which it replaced; runs that
-    used the earlier one (a traffic run ``flooded_by`` it) now refer to the new results."""
+    """A run is being saved under an id that holds an earlier run of the same engine, which it replaces; runs
+    that used the earlier one (a traffic run ``flooded_by`` it) will refer to the new results. Warned before the
+    save commits (:func:`cim.results.saving_run`): where warnings are made errors
+    (``warnings.simplefilter("error")``) it is raised instead, the save is rolled back and the earlier run
+    stays."""
 
 
 _OURS = ("twin_core", "cim", "viewer", "simulation", "bim_import", "sample_city", "spatial_index")

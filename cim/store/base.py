@@ -183,6 +183,13 @@ class Store(ABC):
     @abstractmethod
     def delete_raster(self, name: str) -> None: ...
 
+    def raster_written(self, name: str) -> pd.Timestamp | None:
+        """When raster ``name`` was last written (UTC), or None where the store does not know: a GeoPackage
+        knows it for every raster (``gpkg_contents.last_change``), PostGIS for those written since 2026-12-05.
+        Scenario edits recorded before they kept their grid check with it whether the raster was replaced
+        since (:meth:`cim.scenario.Scenario.raster`)."""
+        return None
+
     # -- tables ----------------------------------------------------------
     @abstractmethod
     def list_tables(self) -> list[str]: ...

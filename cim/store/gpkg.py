@@ -604,6 +604,13 @@ class GeoPackageStore(Store):
                     self._con.execute(f"DELETE FROM {meta} WHERE lower({col}) = lower(?)", (name,))
             self._con.execute("DELETE FROM twin_rasters WHERE name = ?", (name,))
 
+    def raster_written(self, name: str) -> pd.Timestamp | None:
+        """When raster ``name`` was last written: its ``gpkg_contents.last_change`` (set by GDAL as it writes)."""
+        self._require_raster(name)
+        row = self._exec("SELECT last_change FROM gpkg_contents WHERE lower(table_name) = lower(?)", (name,)).fetchone()
+        when = pd.to_datetime(row[0] if row else None, utc=True, errors="coerce")
+        return None if pd.isna(when) else when
+
     def _raster_extra(self, name: str) -> tuple[float | None, str | None, dict]:
         row = self._exec("SELECT nodata, unit, meta FROM twin_rasters WHERE name = ?", (name,)).fetchone()
         if row is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -42,6 +43,8 @@ from twin_core.errors import (
 __all__ = ["PostGISStore"]
 
 TILE = 256
+#: the key of a raster's meta (in twin_rasters) that keeps when it was written (PostGISStore.raster_written)
+_WRITTEN = "twin:written"
 #: the store's own tables, made by _init_schema
 _INTERNAL_TABLES = ("twin_meta", "twin_objects", "twin_blobs", "twin_rasters", "twin_raster_tiles")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
@@ -728,12 +731,14 @@ class PostGISStore(Store):
         rows, cols = data.shape
         with self.transaction(), self.conn.cursor() as cur:
             cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_rasters")), (name,))
+            # when it was written, beside its meta (read_raster leaves it out): see raster_written
+            meta = {**(raster.meta or {}), _WRITTEN: datetime.now(timezone.utc).isoformat()}
             cur.execute(sql.SQL(
                 "INSERT INTO {} (name, width, height, transform, crs, nodata, unit, meta, tile) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)").format(self._q("twin_rasters")),
                 (name, cols, rows, [float(v) for v in tuple(raster.transform)[:6]], raster.crs or self.crs,
                  None if raster.nodata is None else float(raster.nodata), raster.unit,
-                 json.dumps(raster.meta, default=str), TILE))
+                 json.dumps(meta, default=str), TILE))
             stmt = sql.SQL("COPY {} (name, row0, col0, h, w, data) FROM STDIN (FORMAT BINARY)").format(self._q("twin_raster_tiles"))
             with cur.copy(stmt) as cp:
                 cp.set_types(["text", "int4", "int4", "int4", "int4", "bytea"])
@@ -744,14 +749,24 @@ class PostGISStore(Store):
             cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'raster') ON CONFLICT (name) DO NOTHING").format(
                 self._q("twin_objects")), (name,))
 
-    def _raster_row(self, name: str):
+    def _raster_row(self, name: str, *, written: bool = False):
+        """The raster's row (width, height, transform, crs, nodata, unit, meta, tile), its meta without the time
+        it was written (with ``written``: that time, an ISO text or None, after the row)."""
         from psycopg import sql
 
         self._require_raster(name)
         with self.conn.cursor() as cur:
             cur.execute(sql.SQL("SELECT width, height, transform, crs, nodata, unit, meta, tile FROM {} WHERE name = %s").format(
                 self._q("twin_rasters")), (name,))
-            return cur.fetchone()
+            row = list(cur.fetchone())
+        meta = row[6]
+        when = meta.pop(_WRITTEN, None) if isinstance(meta, dict) else None
+        return (*row, when) if written else tuple(row)
+
+    def raster_written(self, name: str) -> pd.Timestamp | None:
+        """When raster ``name`` was last written (kept with it since 2026-12-05; None for one written before)."""
+        when = pd.to_datetime(self._raster_row(name, written=True)[-1], utc=True, errors="coerce")
+        return None if pd.isna(when) else when
 
     def read_raster(self, name: str, *, window: Window | None = None, bounds=None) -> Raster:
         from affine import Affine

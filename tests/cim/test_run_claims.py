@@ -224,7 +224,7 @@ def test_a_replace_inside_a_callers_transaction_is_worded_as_pending(store_targe
                         save_result(st, "base", "storm", "summary", {"v": 2}, meta=meta)
                     raise RuntimeError("a later step fails")
         assert load_result(st, "base", "storm", "summary") == {"v": 1}  # rolled back: nothing was replaced
-        with pytest.warns(RunReplacedWarning, match=r"^replaced run 'storm' under 'base'"):
+        with pytest.warns(RunReplacedWarning, match=r"^replaces run 'storm' under 'base'"):
             with saving_run(st, None, "storm", "simulation.flood"):
                 save_result(st, "base", "storm", "summary", {"v": 3}, meta=meta)
     finally:

@@ -72,7 +72,7 @@ def test_saving_a_run_again_warns_once_it_is_replaced_and_names_the_runs_that_us
         _save_flood(store, None, "storm50", 2.0)
     assert len(caught) == 1 and caught[0].filename == __file__  # at the line that saved, not in contextlib
     assert re.fullmatch(
-        f"replaced run 'storm50' under 'base' \\(a flood saved {WHEN}\\); runs that used it now refer to the new "
+        f"replaces run 'storm50' under 'base' \\(a flood saved {WHEN}\\); runs that used it will refer to the new "
         "results: access 'amb', crowd 'evac', traffic 'jam', compare 'cmp' \\(under 'levee'\\) \\(run them again "
         "for results that match\\)", str(caught[0].message)), str(caught[0].message)
     assert load_result(store, "base", "storm50", "summary")["max_depth_m"] == 2.0
@@ -103,9 +103,9 @@ def test_a_new_run_under_an_id_taken_under_another_scenario_is_refused(store):
             pass
     # a twin that holds one id under two scenarios from before still saves each again (a replacement)
     save_result(store, "levee", "storm50", "max_depth", np.zeros((2, 2)), meta=FLOOD)
-    with pytest.warns(RunReplacedWarning, match="replaced run 'storm50' under 'levee'"):
+    with pytest.warns(RunReplacedWarning, match="replaces run 'storm50' under 'levee'"):
         _save_flood(store, "levee", "storm50")
-    with pytest.warns(RunReplacedWarning, match="replaced run 'storm50' under 'base'"):
+    with pytest.warns(RunReplacedWarning, match="replaces run 'storm50' under 'base'"):
         _save_flood(store, None, "storm50")
 
 
@@ -169,8 +169,8 @@ def test_cli_flood_again_under_its_id_warns_and_another_scenario_is_refused(tmp_
     with Twin.open(str(path)) as twin:
         save_result(twin.store, "base", "jam", "summary", {"flooded_by": "storm50"}, meta=TRAFFIC)
         twin.scenarios.create("levee")
-    with pytest.warns(RunReplacedWarning, match=f"^replaced run 'storm50' under 'base' \\(a flood saved {WHEN}\\); "
-                                                "runs that used it now refer to the new results: traffic 'jam' "):
+    with pytest.warns(RunReplacedWarning, match=f"^replaces run 'storm50' under 'base' \\(a flood saved {WHEN}\\); "
+                                                "runs that used it will refer to the new results: traffic 'jam' "):
         res = _cli("flood", path, "--duration", "1min", "--run", "storm50", "--quiet")
     assert res.exit_code == 0, res.output
     res = _cli("flood", path, "--scenario", "levee", "--duration", "1min", "--run", "storm50")
@@ -181,8 +181,8 @@ def test_cli_flood_again_under_its_id_warns_and_another_scenario_is_refused(tmp_
                            "--run", "storm50", "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and re.fullmatch(f"warning: replaced run 'storm50' under 'base' \\(a flood saved {WHEN}"
-                                            "\\); runs that used it now refer to the new results: traffic 'jam' "
+    assert len(lines) == 1 and re.fullmatch(f"warning: replaces run 'storm50' under 'base' \\(a flood saved {WHEN}"
+                                            "\\); runs that used it will refer to the new results: traffic 'jam' "
                                             "\\(run them again for results that match\\)", lines[0]), proc.stderr
 
 
