@@ -45,7 +45,7 @@ import pandas as pd
 
 from twin_core.errors import CRSError, GeoreferenceError, LayerNotFoundError
 
-__all__ = ["record_check", "list_checks", "get_check", "check_html", "check_glb", "delete_check",
+__all__ = ["record_check", "check_unrecorded", "list_checks", "get_check", "check_html", "check_glb", "delete_check",
            "is_check_id", "model_only", "TABLE", "DELETIONS"]
 
 #: the store table that holds one row per recorded check
@@ -56,6 +56,11 @@ _ID = re.compile(r"[0-9a-f]{16}")
 #: columns of a listing (the row without the report JSON and footprint)
 _SUMMARY = ["check_id", "created", "filename", "sha256", "size_bytes", "ruleset", "ruleset_title", "passed",
             "n_failed", "building_id", "parcel_id", "source", "checked_by", "has_glb"]
+#: the column with how the model was placed (JSON), for a listing; a table made before it has none (its rows'
+#: report JSON holds it, or nothing for the checks recorded before the placement was kept)
+PLACEMENT = "placement_json"
+#: the ``source`` of a check run and not recorded (:func:`check_unrecorded`)
+UNSAVED = "cli_unsaved"
 
 
 def is_check_id(text: Any) -> bool:
@@ -105,8 +110,7 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         The record as :func:`get_check` returns it (``check_id``, ``created``, ``passed``, ``report`` ...;
         ``placement``: ``placed``, ``how`` and ``text``, how the model was placed in the city).
     """
-    from bim_import.compliance import RuleSet, check_compliance, load_rules
-    from bim_import.importer import prepare_building
+    from bim_import.compliance import RuleSet, load_rules
     from cim.crs import same_crs
 
     crs = store.crs
@@ -124,31 +128,10 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
     with open(ifc_path, "rb") as fh:
         data = fh.read()
     given = anchor is not None
-    anchor = anchor if given else rs.anchor
-    unplaced = None  # the GeoreferenceError of a model checked unplaced
-    if model_only(rs):
-        # information requirements only: placed where it can be (the footprint on the map), else checked as it is
-        from bim_import.building import build_building
-        from bim_import.georef import georeference
-        from bim_import.model import read_model
-
-        model = read_model(os.fspath(ifc_path))
-        try:
-            g = georeference(model, crs, anchor=anchor, method=method)
-        except GeoreferenceError as exc:
-            if anchor is not None:  # the caller's site or anchor is wrong: say so, as for any rule set
-                raise
-            b, unplaced = None, exc
-        else:
-            b = build_building(model, g)
-        subject = model
-    else:
-        b = prepare_building(os.fspath(ifc_path), crs, anchor=anchor, method=method)
-        subject = os.fspath(ifc_path)
-    report = check_compliance(subject, rs, store=store, twin_crs=crs, anchor=anchor, building=b,
-                              evaluators=evaluators)
+    report, b, placement = _check(ifc_path, rs, store=store, crs=crs, anchor=anchor if given else rs.anchor,
+                                  given=given, method=method, source=source, evaluators=evaluators, meshes=True)
     doc = json.loads(report.to_json())
-    doc["placement"] = _placement(b, unplaced, given=given, source=source)
+    doc["placement"] = placement
     nan = float("nan")
     row = {
         "check_id": uuid.uuid4().hex[:16],
@@ -174,11 +157,15 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         "crs": str(crs),
         "footprint_wkt": "POLYGON EMPTY" if b is None else b.footprint.wkt,
         "report_json": json.dumps(doc, indent=2),
+        "placement_json": json.dumps(placement),  # for the listing, which reads no report
     }
     cid = row["check_id"]
     with store.transaction():
         frame = pd.DataFrame([row]).astype({"storeys": "Int64"})  # an integer column even when unknown (null)
-        store.write_table(TABLE, frame, mode="append" if store.has_table(TABLE) else "replace")
+        exists = store.has_table(TABLE)
+        if exists and PLACEMENT not in _columns(store):  # a table from before the column: its report has it
+            frame = frame.drop(columns=[PLACEMENT])
+        store.write_table(TABLE, frame, mode="append" if exists else "replace")
         html = report.to_html(record=_record(row))
         store.put_blob(_blob(cid, "report.html"), html.encode("utf-8"), mime="text/html")
         if row["has_glb"]:
@@ -186,13 +173,82 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
     return _record(row)
 
 
+def _check(ifc_path, rs, *, store, crs: str, anchor, given: bool, method: str, source: str, evaluators,
+           meshes: bool):
+    """(report, building or None, placement): ``rs`` checked on the model at ``ifc_path`` placed in ``crs``, as
+    :func:`record_check` records it and ``twin check-bim --html`` without ``--save`` reports it. ``meshes``: build
+    the model's mesh (GLB) for the record. A rule set that checks the model alone (:meth:`RuleSet.model_alone`) is
+    checked unplaced where the model cannot be placed and no anchor was given."""
+    from bim_import.building import build_building
+    from bim_import.compliance import check_compliance
+    from bim_import.georef import georeference
+    from bim_import.importer import prepare_building
+    from bim_import.model import read_model
+
+    unplaced = None  # the GeoreferenceError of a model checked unplaced
+    path = os.fspath(ifc_path)
+    if rs.model_alone(with_store=store is not None):
+        # information requirements only: placed where it can be (the footprint on the map), else checked as it is
+        model = read_model(path)
+        try:
+            g = georeference(model, crs, anchor=anchor, method=method)
+        except GeoreferenceError as exc:
+            if anchor is not None:  # the caller's site or anchor is wrong: say so, as for any rule set
+                raise
+            b, unplaced = None, exc
+        else:
+            b = build_building(model, g, meshes=meshes)
+        subject = model
+    elif meshes:
+        b = prepare_building(path, crs, anchor=anchor, method=method)
+        subject = path
+    else:  # as check_compliance reads it alone (no mesh)
+        model = read_model(path)
+        b = build_building(model, georeference(model, crs, anchor=anchor, method=method), meshes=False)
+        subject = model
+    report = check_compliance(subject, rs, store=store, twin_crs=crs, anchor=anchor, building=b,
+                              evaluators=evaluators)
+    return report, b, _placement(b, unplaced, given=given, source=source)
+
+
+def check_unrecorded(ifc_path, rules, *, store=None, twin_crs: str | None = None, anchor=None,
+                     ruleset: str | None = None, checked_by: str = "", evaluators: dict | None = None):
+    """Check as :func:`record_check` does, recording nothing: ``(report, record)``, the record with what a
+    recorded check's report opens with (rule set, time, who, the IFC file's name, size and SHA-256, how the model
+    was placed) and ``check_id`` None. ``twin check-bim --html`` without ``--save`` heads its report with it
+    (:meth:`~bim_import.compliance.ComplianceReport.to_html`), saying "not recorded" for the id.
+
+    ``rules``, ``anchor``, ``evaluators``: as for :func:`record_check`; ``store``: the twin for the parcel and the
+    city (optional); ``twin_crs``: default the rules' ``crs``, the store's, else EPSG:4544 (as
+    :func:`~bim_import.compliance.check_compliance`).
+    """
+    from bim_import.compliance import RuleSet, load_rules
+
+    if isinstance(rules, RuleSet):
+        rs = rules
+    elif isinstance(rules, dict):
+        rs = RuleSet.from_dict(rules)
+    else:
+        rs = load_rules(rules)
+        ruleset = ruleset or os.path.splitext(os.path.basename(os.fspath(rules)))[0]
+    crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
+    with open(ifc_path, "rb") as fh:
+        data = fh.read()
+    given = anchor is not None
+    report, _, placement = _check(ifc_path, rs, store=store, crs=crs, anchor=anchor if given else rs.anchor,
+                                  given=given, method="auto", source=UNSAVED, evaluators=evaluators, meshes=False)
+    return report, {"check_id": None, "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                    "filename": os.path.basename(os.fspath(ifc_path)), "sha256": hashlib.sha256(data).hexdigest(),
+                    "size_bytes": len(data), "ruleset": str(ruleset or rs.name), "ruleset_title": str(rs.name),
+                    "source": UNSAVED, "checked_by": str(checked_by or ""), "placement": placement}
+
+
 def model_only(rules) -> bool:
     """Whether a rule set checks the model alone, so a check of it is recorded even where the model cannot be
-    placed in the city: an IDS file on its own (``RuleSet.ids_only``), information requirements only. Every
-    limit (``rules:``) is measured on the parcel the model stands on, or against the city's buildings, so it
-    needs the model placed; so does a rules file naming only ``ids:``, which takes the limits of the CIM parcel
-    it stands on (as :func:`bim_import.compliance.check_compliance` decides, given the twin's store)."""
-    return bool(rules.ids is not None and rules.ids_only and not rules.limits and rules.parcel is None)
+    placed in the city: :meth:`~bim_import.compliance.RuleSet.model_alone` with the twin's store (an IDS file
+    on its own, ``RuleSet.ids_only``: information requirements only). A rules file naming only ``ids:`` takes
+    the limits of the CIM parcel the model stands on, so it needs the model placed, as any limit does."""
+    return rules.model_alone(with_store=True)
 
 
 def _placement(b, unplaced, *, given: bool, source: str) -> dict:
@@ -228,7 +284,7 @@ def _value(v):
 
 def _plain(row: dict) -> dict:
     """A row with NumPy scalars as Python values and NaN as None (JSON-able)."""
-    return {k: _value(v) for k, v in row.items() if k != "report_json"}
+    return {k: _value(v) for k, v in row.items() if k not in ("report_json", PLACEMENT)}
 
 
 def _record(row: dict) -> dict:
@@ -242,14 +298,26 @@ def _missing(check_id: Any) -> LayerNotFoundError:
                               "(list the recorded checks: twin bim checks TARGET, list_checks, or GET /api/bim/checks)")
 
 
+def _columns(store) -> list[str]:
+    return list(store.read_table(TABLE, limit=0).columns)
+
+
 def list_checks(store, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
-    """(summaries of the recorded checks, newest first, ``limit`` from ``offset``; how many there are)."""
+    """(summaries of the recorded checks, newest first, ``limit`` from ``offset``; how many there are). Each has
+    its ``placement`` as :func:`get_check` gives it (None for a check recorded before the placement was kept)."""
     if not store.has_table(TABLE):
         return [], 0
+    # a table made before the placement column: the placement is read from the report
+    extra = PLACEMENT if PLACEMENT in _columns(store) else "report_json"
     # newest first, paged in the store; ties of the clock keep the later row first
-    page = store.read_table(TABLE, columns=_SUMMARY, order_by="created", descending=True,
+    page = store.read_table(TABLE, columns=_SUMMARY + [extra], order_by="created", descending=True,
                             limit=max(0, int(limit)), offset=max(0, int(offset)))
-    return [_plain(r) for r in page.to_dict("records")], store.count_rows(TABLE)
+    rows = []
+    for r in page.to_dict("records"):
+        v = r.pop(extra)
+        doc = json.loads(v) if isinstance(v, str) and v else None
+        rows.append(_plain(r) | {"placement": doc if extra == PLACEMENT else (doc or {}).get("placement")})
+    return rows, store.count_rows(TABLE)
 
 
 def get_check(store, check_id: str) -> dict:

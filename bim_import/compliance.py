@@ -122,6 +122,29 @@ class RuleSet:
     #: parcel or against the city even with a store (a rules file naming only ``ids:`` takes, with a store, the
     #: CIM parcel's limits too)
     ids_only: bool = False
+    #: the IDS already read (an ifctester ``Ids`` from :func:`read_ids`): checked as it is, not read again from
+    #: ``ids``, which then only names it (the map's upload, read once when it arrives)
+    ids_spec: object | None = None
+    #: check the IDS in a child process held to these limits (:class:`IdsLimits`, :func:`run_limited`), not in this
+    #: one: an uploaded IDS's xs:pattern is a regular expression its sender wrote (the map server passes
+    #: :data:`UPLOAD_IDS_LIMITS`); None: in this process, as the CLI checks a local user's own file
+    ids_limits: "IdsLimits | None" = None
+
+    def model_alone(self, *, with_store: bool) -> bool:
+        """Whether the rule set checks the model alone: information requirements (IDS) only, nothing measured on
+        a parcel or against the city, so the model need not be placed. An IDS file on its own (``ids_only``)
+        always; a rules file naming only ``ids:`` only without a store (``with_store`` False): with one it takes
+        the limits of the CIM parcel the model stands on. :func:`check_compliance` and
+        :func:`bim_import.checks.record_check` both decide by it.
+
+        >>> ids = RuleSet(ids="x.ids", ids_only=True)
+        >>> ids.model_alone(with_store=True), RuleSet(ids="x.ids").model_alone(with_store=True)
+        (True, False)
+        >>> RuleSet(ids="x.ids").model_alone(with_store=False), RuleSet({"max_far": 2.0}).model_alone(with_store=False)
+        (True, False)
+        """
+        return bool(self.ids is not None and not self.limits and self.parcel is None
+                    and (self.ids_only or not with_store))
 
     @classmethod
     def from_dict(cls, d: dict, base_dir: str | None = None) -> "RuleSet":
@@ -316,7 +339,8 @@ class ComplianceReport:
         """The report as one self-contained HTML page (no external resource; every value escaped).
 
         ``record``: the recorded check (:func:`bim_import.checks.get_check`), whose rule set, time (UTC), checker,
-        IFC file with its SHA-256 and placement in the city head the page, as a record of the decision.
+        IFC file with its SHA-256 and placement in the city head the page, as a record of the decision; or a check
+        not recorded (:func:`bim_import.checks.check_unrecorded`: ``check_id`` None), the page then saying so.
         """
         import jinja2
 
@@ -338,7 +362,8 @@ def _json_default(o):
 
 
 #: where a recorded check came from, in words (bim_import.checks.record_check's ``source``)
-_SOURCES = {"api": "through the map server", "cli": "with twin check-bim --save"}
+_SOURCES = {"api": "through the map server", "cli": "with twin check-bim --save",
+            "cli_unsaved": "with twin check-bim, not saved (no --save)"}
 
 
 def _record_view(rec: dict | None) -> dict | None:
@@ -369,7 +394,7 @@ _HTML = """<!doctype html>
 table.record{margin-bottom:1em}table.record th{text-align:left}</style></head><body>
 <h1>Compliance report</h1>
 {% if rec %}<table class="record">
-<tr><th>check</th><td><code>{{ rec.check_id }}</code></td></tr>
+<tr><th>check</th><td>{% if rec.check_id %}<code>{{ rec.check_id }}</code>{% else %}not recorded (twin check-bim --save --store TWIN records it){% endif %}</td></tr>
 <tr><th>rule set</th><td>{{ rec.ruleset }}</td></tr>
 <tr><th>checked</th><td>{{ rec.when }}</td></tr>
 <tr><th>by</th><td>{{ rec.by }}</td></tr>
@@ -494,13 +519,13 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     else:
         model = read_model(model_or_path)
     crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
-    if rs.ids is not None and not rs.limits and rs.parcel is None and (store is None or rs.ids_only):
+    if rs.model_alone(with_store=store is not None):
         # information requirements only: nothing is measured on a parcel or against the city, so the model need
         # not be placed (a model georeferenced elsewhere is checked as it is, without --crs or --anchor), and an
         # IDS file's store, the twin's that Twin.check_bim and check-bim --store pass, is not read
         bid = building.building_id if building is not None else \
             _default_building_id((model.building or model.project).get("global_id"))
-        return ComplianceReport(os.path.basename(model.path), bid, None, _check_ids(model.path, rs.ids), crs)
+        return ComplianceReport(os.path.basename(model.path), bid, None, _check_ids(model.path, rs), crs)
     anchor = anchor if anchor is not None else rs.anchor
     if building is not None and getattr(building, "georef", None) is not None and str(building.georef.crs) == str(crs):
         g = building.georef  # placed already (its warnings said once; check-bim --save printed them twice)
@@ -580,7 +605,7 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         results.append(RuleResult(rule, desc, measured, lim, unit, bool(passed), offending if not passed else [], note))
 
     if rs.ids:
-        results.extend(_check_ids(model.path, rs.ids))
+        results.extend(_check_ids(model.path, rs))
     return ComplianceReport(os.path.basename(model.path), b.building_id, parcel_id, results, crs)
 
 
@@ -862,7 +887,9 @@ def _check_patterns(root, what: str) -> None:
     """Refuse an IDS whose ``xs:pattern`` restrictions ifctester could not run safely: one longer than
     :data:`MAX_PATTERN`, one that is no XML Schema regular expression (ifctester failed on it mid-check, a 500 on
     the map), or one with a repeated group that itself repeats without bound (catastrophic backtracking against
-    a model's text: the uploader chooses both). A heuristic: it catches the classic forms, not every slow one."""
+    a model's text: the uploader chooses both). A heuristic, the fast first gate: it catches the classic forms, not
+    every slow one ('(a|a)*b'); the map's check then runs in a child process held to :data:`UPLOAD_IDS_LIMITS`
+    (:func:`run_limited`), which stops those."""
     from elementpath.regex import RegexError, translate_pattern
 
     for el in root.iter(f"{_XS}pattern"):
@@ -916,11 +943,20 @@ def _clear_pattern_caches() -> None:
         clear()
 
 
-def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
+def _check_ids(ifc_path: str, rs: RuleSet) -> list[RuleResult]:
+    """The rule set's IDS requirements checked on the model at ``ifc_path``: its ``ids_spec`` when read already,
+    else its ``ids`` file; in a child process held to ``rs.ids_limits`` where given (:func:`run_limited`)."""
+    spec = rs.ids_spec if rs.ids_spec is not None else load_ids(rs.ids)
+    if rs.ids_limits is not None:
+        return _check_ids_limited(ifc_path, spec, rs.ids_limits, os.path.basename(str(rs.ids or "the IDS")))
     import ifcopenshell
 
-    spec = load_ids(ids_path)
-    f = ifcopenshell.open(ifc_path)
+    return _ids_results(spec, ifcopenshell.open(ifc_path))
+
+
+def _ids_results(spec, f) -> list[RuleResult]:
+    """Validate the ifctester ``Ids`` ``spec`` on the open model ``f``: a result per specification. The same in
+    this process and in the child of :func:`run_limited`."""
     try:
         spec.validate(f)
     finally:  # ifctester keeps every pattern it translated (an unbounded cache): uploads would pile them up
@@ -939,3 +975,182 @@ def _check_ids(ifc_path: str, ids_path: str) -> list[RuleResult]:
         out.append(RuleResult(f"ids:{s.name}", "information requirement (IDS)", float(applicable - len(failed)),
                               float(applicable), "elements", passed, sorted(set(map(str, failed))), note))
     return out
+
+
+@dataclass(frozen=True)
+class IdsLimits:
+    """What an IDS check run in a child process (:func:`run_limited`) may use.
+
+    ``cpu_s``: seconds of CPU for the check itself (``RLIMIT_CPU``, counted from when the model is open);
+    ``memory_mb``: address space the check may add to what the child holds once the model is open (``RLIMIT_AS``);
+    ``wall_s``: seconds the parent waits for the check (default ``2 * cpu_s + 5``: a busy machine gives the child
+    less than one core), after at most ``open_s`` for the child to start and open the model (the parent has read
+    the same file already).
+    """
+
+    cpu_s: float = 20.0
+    memory_mb: int = 1024
+    wall_s: float | None = None
+    open_s: float = 120.0
+
+    @property
+    def wait_s(self) -> float:
+        return self.wall_s if self.wall_s is not None else 2 * self.cpu_s + 5
+
+
+#: the limits of the map server's IDS check (``POST /api/bim/checks`` with an uploaded IDS). Real IDS files check a
+#: model of thousands of elements in well under a second of CPU; an xs:pattern that backtracks ('(a|a)*b' against
+#: a long name: time doubling with each letter) is stopped here, the gate of :func:`_check_patterns` missing it
+UPLOAD_IDS_LIMITS = IdsLimits()
+
+
+class LimitExceeded(Exception):
+    """A child of :func:`run_limited` stopped before it answered: ``reason`` is ``"cpu"``, ``"memory"``,
+    ``"wall"`` (the parent's clock) or ``"crash"`` (it died otherwise: ``detail`` says how)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+class ChildError(Exception):
+    """The work of a :func:`run_limited` child raised: ``kind`` its exception's type name, ``text`` its message."""
+
+    def __init__(self, kind: str, text: str):
+        super().__init__(f"{kind}: {text}")
+        self.kind, self.text = kind, text
+
+
+#: what the forkserver imports once, so that a child starts in milliseconds: the importer's modules (it shares the
+#: forkserver) and ifctester's
+_CHILD_PRELOAD = ["bim_import.compliance", "ifctester.ids", "ifctester.facet"]
+
+
+def _child_context():
+    """A forkserver (the import worker's, :func:`bim_import.importer._mp_context`, with ifctester preloaded too):
+    a child forks from a clean single-threaded server, never from the caller's threads (a web server's pool, which
+    a plain fork would copy mid-lock), and starts without importing ifcopenshell again (spawn does)."""
+    import multiprocessing as mp
+
+    try:
+        ctx = mp.get_context("forkserver")
+    except ValueError:  # pragma: no cover - platforms without fork
+        return mp.get_context("spawn")
+    from bim_import.importer import _PRELOAD
+
+    ctx.set_forkserver_preload(list(dict.fromkeys(_PRELOAD + _CHILD_PRELOAD)))  # only read when it first starts
+    return ctx
+
+
+def _limit_self(cpu_s: float, memory_mb: int) -> None:
+    """In the child: at most ``cpu_s`` more seconds of CPU (SIGXCPU, then SIGKILL a second later) and
+    ``memory_mb`` more MiB of address space (an allocation beyond fails: MemoryError) than used now."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(use.ru_utime + use.ru_stime + cpu_s)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+    try:
+        with open("/proc/self/statm") as fh:
+            held = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # pragma: no cover - not Linux: the budget is all the room there is
+        held = 0
+    room = held + (int(memory_mb) << 20)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (room, room if hard == resource.RLIM_INFINITY else min(room, hard)))
+
+
+def _limited_child(conn, prepare, work, cpu_s: float, memory_mb: int) -> None:
+    """The child of :func:`run_limited`: ``prepare()`` unlimited, then the limits, then ``work(prepared)``;
+    answers ("ready",), then ("ok", result), ("memory", text) or ("error", type name, text) on ``conn``."""
+    try:
+        state = prepare() if prepare is not None else None
+        _limit_self(cpu_s, memory_mb)
+        conn.send(("ready",))
+        result = work(state) if prepare is not None else work()
+        conn.send(("ok", result))
+    except MemoryError as exc:
+        conn.send(("memory", str(exc)[:300]))
+    except BaseException as exc:  # the parent reports it (a child's exit status says nothing)
+        conn.send(("error", type(exc).__name__, str(exc)[:1000]))
+    finally:
+        conn.close()
+
+
+def run_limited(work, *, prepare=None, limits: IdsLimits = UPLOAD_IDS_LIMITS):
+    """``work(prepare())`` (``work()`` without ``prepare``) in a child process held to ``limits``; its result.
+
+    The child (from :func:`_child_context`'s forkserver) runs ``prepare`` first, unlimited but for ``limits.open_s``
+    of the parent's clock, then sets its own ``RLIMIT_CPU`` and ``RLIMIT_AS`` (:func:`_limit_self`) and runs
+    ``work``; the parent waits ``limits.wait_s`` for its answer and kills it then. Both callables and the result
+    must pickle. Raises :class:`LimitExceeded` where the child ran out of CPU, memory or time or died, and
+    :class:`ChildError` where ``work`` raised.
+
+    >>> import operator
+    >>> run_limited(functools.partial(operator.add, 2, 3), limits=IdsLimits(cpu_s=5))
+    5
+    """
+    import signal
+
+    ctx = _child_context()
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_limited_child, args=(send, prepare, work, limits.cpu_s, limits.memory_mb),
+                        name="twin-limited", daemon=True)
+    child.start()
+    send.close()  # the child holds the only writer: its death ends a read (EOFError)
+    try:
+        msg = None
+        for phase, wait in (("ready", limits.open_s), ("answer", limits.wait_s)):
+            if not recv.poll(wait):
+                raise LimitExceeded("wall", f"no {phase} within {wait:g} s")
+            msg = recv.recv()
+            if msg[0] != "ready":
+                break
+    except EOFError:  # it died without a word: SIGXCPU past RLIMIT_CPU, SIGKILL past the hard one, a crash
+        child.join(5)
+        code = child.exitcode
+        if code in (-signal.SIGXCPU, -signal.SIGKILL):
+            raise LimitExceeded("cpu", f"stopped by signal {-code}") from None
+        raise LimitExceeded("crash", f"exit status {code}") from None
+    finally:
+        recv.close()
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+        if child.exitcode is not None:
+            child.close()
+    if msg[0] == "ok":
+        return msg[1]
+    if msg[0] == "memory":
+        raise LimitExceeded("memory", msg[1])
+    raise ChildError(msg[1], msg[2])
+
+
+def _check_ids_limited(ifc_path: str, spec, limits: IdsLimits, name: str) -> list[RuleResult]:
+    """:func:`_ids_results` in a child process (:func:`run_limited`); RuleError saying what to do where the IDS
+    took too long or too much memory."""
+    import ifcopenshell
+
+    what = f"the IDS file {name!r}"
+    try:
+        return run_limited(functools.partial(_ids_results, spec), limits=limits,
+                           prepare=functools.partial(ifcopenshell.open, ifc_path))
+    except LimitExceeded as exc:
+        if exc.reason == "wall" and "ready" in exc.detail:  # the model, not the IDS: the parent read it already
+            raise RuleError(f"the model took more than {limits.open_s:g} s to open for the check of {what}, and the "
+                            "check was stopped; the server is busy or the model very large: try again later, or "
+                            "send a smaller model") from None
+        if exc.reason in ("cpu", "wall"):
+            took = f"more than {limits.cpu_s:g} s of CPU" if exc.reason == "cpu" else f"more than {limits.wait_s:g} s"
+            raise RuleError(f"{what} took {took} to check against the model and was stopped; its xs:pattern "
+                            "restrictions are the likely cause (a regular expression that backtracks, e.g. "
+                            "overlapping alternatives repeated, '(a|a)*b'): simplify its patterns, or list the "
+                            "values (xs:enumeration), and send it again") from None
+        if exc.reason == "memory":
+            raise RuleError(f"{what} needed more than {limits.memory_mb} MiB of memory to check against the model "
+                            "and was stopped; simplify its patterns and restrictions, or split its specifications "
+                            "over several files") from None
+        raise RuleError(f"the check of {what} against the model failed in its worker process ({exc.detail}); "
+                        "try again, and if it fails again simplify the IDS or report it") from None
+    except ChildError as exc:
+        raise RuleError(f"{what} cannot be checked with ifctester: {exc.kind}: {exc.text}"[:400]) from None

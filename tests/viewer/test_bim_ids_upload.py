@@ -63,14 +63,17 @@ def client(twin):
 
 @pytest.fixture
 def no_network(monkeypatch) -> list:
-    """Every attempt to open a connection or look up a host, recorded and refused."""
+    """Every attempt to open a connection or look up a host, recorded and refused; a local (AF_UNIX) socket, which
+    reaches no network, is let through (the forkserver that starts the IDS check's child process listens on one)."""
     tried = []
+    connect = socket.socket.connect
 
     def refuse(*args, **kwargs):
         tried.append(args)
         raise OSError("no network in this test")
 
-    monkeypatch.setattr(socket.socket, "connect", lambda self, *a: refuse(*a))
+    monkeypatch.setattr(socket.socket, "connect",
+                        lambda self, *a: connect(self, *a) if self.family == socket.AF_UNIX else refuse(*a))
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     return tried

@@ -101,6 +101,13 @@ def register(app: typer.Typer) -> None:
                 report = ComplianceReport.from_dict(rec["report"])
                 if html:  # the recorded page: who checked which file (SHA-256) when, and how the model was placed
                     page = check_html(st, rec["check_id"])
+            elif html:  # the page opens as a recorded one does (rule set, time, who, file, placement), "not recorded"
+                from bim_import.checks import check_unrecorded
+
+                report, unsaved = check_unrecorded(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor),
+                                                   ruleset=os.path.splitext(os.path.basename(rules))[0],
+                                                   checked_by=_os_user(), evaluators=COMPLIANCE_EVALUATORS)
+                page = report.to_html(record=unsaved)
             else:
                 report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor),
                                           evaluators=COMPLIANCE_EVALUATORS)
@@ -109,7 +116,7 @@ def register(app: typer.Typer) -> None:
                 st.close()
         if html:
             with open(html, "w", encoding="utf-8") as fh:
-                fh.write(page if page is not None else report.to_html())
+                fh.write(page)
         if out:
             with open(out, "w", encoding="utf-8") as fh:
                 fh.write(report.to_json())

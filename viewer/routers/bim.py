@@ -108,13 +108,12 @@ async def check(
                                  "Export IFC2x3 or IFC4 from the authoring tool")
     if rules is not None and ruleset:
         raise HTTPException(400, "give either a rules file or a shipped ruleset name, not both")
-    ids_data = None
     if rules is not None:
         raw = await _read_limited(rules, RULES_MAX_BYTES, "the rules file",
                                   "split an IDS's specifications over several files, or trim the YAML")
         upname = os.path.basename(rules.filename or "")[:100]
         if _is_xml(upname, raw):  # an IDS file: its information requirements are the rules
-            ids_data, rules_obj = raw, await _read_ids(raw, upname or "rules.ids")
+            rules_obj = await _read_ids(raw, upname or "rules.ids")
             name = f"upload:{upname or 'rules.ids'}"
         else:
             rules_obj, name = _yaml_rules(raw), f"upload:{upname or 'rules.yaml'}"
@@ -126,8 +125,7 @@ async def check(
         rules_obj = shipped[name]
     anchor = _site_anchor(state, site_lon, site_lat, rotation_deg)
     return await asyncio.get_running_loop().run_in_executor(None, _run_check, state, data, rules_obj,
-                                                            ifc.filename or "model.ifc", name, _who(who), anchor,
-                                                            ids_data)
+                                                            ifc.filename or "model.ifc", name, _who(who), anchor)
 
 
 def _is_xml(filename: str, raw: bytes) -> bool:
@@ -137,18 +135,24 @@ def _is_xml(filename: str, raw: bytes) -> bool:
 
 
 async def _read_ids(raw: bytes, filename: str):
-    """The uploaded IDS, read safely (:func:`bim_import.compliance.read_ids`: no DTD, entity or external reference,
-    valid against the IDS schema) before the check; 400 saying what is wrong. Returns the IDS's title."""
+    """The uploaded IDS as the rules of its check, read once and safely (:func:`bim_import.compliance.read_ids`: no
+    DTD, entity or external reference, valid against the IDS schema, its xs:patterns through the first gate);
+    400 saying what is wrong. Its requirements are checked as ``twin check-bim --rules x.ids`` checks them
+    (``ids_only``), but in a child process held to :data:`~bim_import.compliance.UPLOAD_IDS_LIMITS`: a pattern is
+    a regular expression the uploader wrote, run on the model's text, and one the gate misses may backtrack
+    for hours."""
     import asyncio
 
-    from bim_import.compliance import read_ids
+    from bim_import import compliance
     from twin_core.errors import RuleError
 
     try:
-        ids = await asyncio.get_running_loop().run_in_executor(None, read_ids, raw, filename)
+        ids = await asyncio.get_running_loop().run_in_executor(None, compliance.read_ids, raw, filename)
     except RuleError as exc:
         raise HTTPException(400, str(exc)) from None
-    return str(ids.info.get("title") or os.path.splitext(filename)[0])[:200]
+    title = str(ids.info.get("title") or os.path.splitext(filename)[0])[:200]
+    return compliance.RuleSet(ids=filename, name=title, ids_only=True, ids_spec=ids,
+                              ids_limits=compliance.UPLOAD_IDS_LIMITS)
 
 
 def _yaml_rules(raw: bytes) -> dict:
@@ -223,12 +227,10 @@ def _who(p: Principal) -> str:
     return f"{p.role}:{p.name}" + (f" (token {p.token_id})" if p.token_id else "")
 
 
-def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str, anchor=None,
-               ids_data: bytes | None = None) -> dict:
-    """Check and record. ``ids_data``: an uploaded IDS (read safely already), whose information requirements are
-    the rules; ``rules_obj`` is then its title."""
+def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: str, anchor=None) -> dict:
+    """Check and record. ``rules_obj``: a shipped rule set's path, an uploaded rules YAML's mapping, or an
+    uploaded IDS's :class:`~bim_import.compliance.RuleSet` (:func:`_read_ids`)."""
     from bim_import.checks import record_check
-    from bim_import.compliance import RuleSet
     from twin_core.adapters.analysis import COMPLIANCE_EVALUATORS
     from twin_core.errors import GeoreferenceError, TwinError
 
@@ -239,11 +241,6 @@ def _run_check(state, data: bytes, rules_obj, filename: str, ruleset: str, who: 
         path = os.path.join(d, safe)
         with open(path, "wb") as fh:
             fh.write(data)
-        if ids_data is not None:  # checked as `twin bim check --rules x.ids` checks it (RuleSet.ids_only)
-            ids_path = os.path.join(d, "rules.ids")  # the model's name ends .ifc: no clash
-            with open(ids_path, "wb") as fh:
-                fh.write(ids_data)
-            rules_obj = RuleSet(ids=ids_path, name=rules_obj, ids_only=True)
         # computed outside the store lock; recorded in one transaction of the locked store
         try:
             rec = record_check(state.store, path, rules_obj, ruleset=ruleset, filename=filename[:200] or safe,
