@@ -418,8 +418,10 @@ class Twin:
     def runs(self, scenario: str | None = None):
         """One row per stored run: ``scenario``, ``run``, ``engine`` (flood, traffic, crowd, sweep, sunlight,
         viewshed; empty for results saved by hand), ``created`` (when its first result was saved: a pandas
-        UTC datetime, ``runs["created"].dt.tz_convert(twin.timezone)`` for local time) and ``results`` (the
-        names to give :meth:`load_result`), oldest first."""
+        UTC datetime, ``runs["created"].dt.tz_convert(twin.timezone)`` for local time), ``results`` (the
+        names to give :meth:`load_result`) and ``about`` (what the run was, from its summary: a flood's storm,
+        a traffic run's mode and demand, a crowd's area or IFC storey, agents and model ...; see
+        :func:`describe_run`), oldest first."""
         import pandas as pd
 
         df = list_results(self.store, scenario=scenario)
@@ -428,11 +430,12 @@ class Twin:
         # as times, not text: the text sorted right only while every result wrote the same ISO form
         df["created"] = pd.to_datetime(df["created"], utc=True, format="ISO8601", errors="coerce")
         rows = []
+        about = describe_runs(self.store, df)
         for (scen, run), g in df.groupby(["scenario", "run"], sort=False):
             engine = next((e for e in map(engine_of, g["meta"]) if e), "")
             rows.append({"scenario": scen, "run": run, "engine": engine, "created": g["created"].min(),
-                         "results": sorted(g["name"])})
-        out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results"])
+                         "results": sorted(g["name"]), "about": about.get((scen, run), "")})
+        out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results", "about"])
         out["created"] = pd.to_datetime(out["created"], utc=True)  # datetime64[ns, UTC] when empty too
         return out.sort_values(["created", "scenario", "run"]).reset_index(drop=True)
 
@@ -739,6 +742,131 @@ class Twin:
             "results": int(len(res)),
             "runs": int(len(res[["scenario", "run"]].drop_duplicates())),
         }
+
+
+def _minutes(seconds) -> str:
+    """``1800`` -> ``"30 min"``, ``5400`` -> ``"90 min"``, ``7200`` -> ``"2 h"``, ``45`` -> ``"45 s"``."""
+    s = float(seconds)
+    if s < 60:
+        return f"{s:g} s"
+    if s % 3600 == 0:
+        return f"{s / 3600:g} h"
+    return f"{s / 60:.4g} min"
+
+
+def describe_runs(store, results) -> dict:
+    """:func:`describe_run` of every run in ``results`` (rows of :func:`cim.results.list_results`), keyed by
+    (scenario, run): what :meth:`Twin.runs` and the map's run picker show. The summaries are read from the
+    store's index in one go (a JSON result lives there), not once per run."""
+    from cim.results import _json_value, _meta_key  # the index read once, not once per run
+
+    entries = store.get_meta() if (results["name"] == "summary").any() else {}
+    out = {}
+    for (scen, run), g in results.groupby(["scenario", "run"], sort=False):
+        engine = next((e for e in map(engine_of, g["meta"]) if e), "")
+        summary = {}
+        if engine and (g["name"] == "summary").any():
+            summary = _json_value(entries.get(_meta_key(scen, run, "summary")) or {})
+        meta = next((m for m in g["meta"] if isinstance(m, dict) and len(m) > 1), {})  # more than its engine
+        try:
+            out[(scen, run)] = describe_run(engine, summary if isinstance(summary, dict) else {}, meta)
+        except (TypeError, ValueError):  # a summary of another shape (saved by hand): no line, the listing goes on
+            out[(scen, run)] = ""
+    return out
+
+
+def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
+    """A short line telling one stored run from others of its engine (the ``about`` of :meth:`Twin.runs`):
+
+    - flood: the storm (return period, duration, rain depth) or the rain given / observed;
+    - traffic: mode and period, demand scale, the flood run that closed roads, closed links;
+    - crowd: the area (id and name) or the IFC file and storey, agents, model;
+    - access: the stations' kind and count, the time limit, the flood run;
+    - compare: what was compared, run A vs run B;
+    - sunlight / viewshed / sweep: their parameters (from the results' ``meta``).
+
+    ``summary``: the run's stored summary (``{}`` when it has none); ``meta``: one of its results' meta.
+    Empty when nothing is known (results saved by hand); a summary from an older version missing a key
+    leaves that part out.
+
+    >>> describe_run("crowd", {"area_id": "A001", "name": "Plaza", "agents": 200, "model": "csm"})
+    'A001 Plaza, 200 agents, csm'
+    """
+    meta = meta or {}
+    s = summary or {}
+    parts: list[str] = []
+    if engine == "flood":
+        storm = s.get("storm") if isinstance(s.get("storm"), dict) else meta.get("storm")
+        storm = storm if isinstance(storm, dict) else {}
+        if storm.get("return_period_y") is not None:
+            parts.append(f"{float(storm['return_period_y']):g}-year storm")
+        elif storm.get("gauges"):
+            parts.append(f"observed rain ({len(storm['gauges'])} gauge{'s' if len(storm['gauges']) != 1 else ''})")
+        elif storm.get("formula"):
+            parts.append(str(storm["formula"]))
+        if storm.get("duration_s"):
+            parts.append(_minutes(storm["duration_s"]))
+        if storm.get("total_mm") is not None:
+            parts.append(f"{float(storm['total_mm']):.0f} mm")
+    elif engine == "traffic":
+        parts.append(" ".join(str(s[k]) for k in ("mode", "period") if s.get(k)))
+        if s.get("demand_scale") is not None:
+            parts.append(f"demand x{float(s['demand_scale']):.2f}")
+        if s.get("flooded_by"):
+            parts.append(f"flooded by {s['flooded_by']}")
+        closed = s.get("closed_links")
+        n = len(closed) if isinstance(closed, list) else 0
+        if n:
+            parts.append(f"{n} link{'s' if n != 1 else ''} closed")
+    elif engine == "crowd":
+        if s.get("ifc"):
+            storey = s.get("storey")
+            parts.append(os.path.basename(str(s["ifc"])) + (f" storey {storey}" if storey not in (None, "") else ""))
+        elif s.get("area_id") or s.get("name"):
+            place = " ".join(str(s[k]) for k in ("area_id", "name") if s.get(k))
+            parts.append(place if len(place) <= 36 else place[:33] + "...")  # room for the agents and model
+        elif s:
+            parts.append("walkable area given")
+        if s.get("agents") is not None:
+            parts.append(f"{int(s['agents'])} agents")
+        if s.get("model"):
+            parts.append(str(s["model"]))
+    elif engine == "access":
+        if s.get("from_kind") or meta.get("from_kind"):
+            kind = s.get("from_kind") or meta.get("from_kind")
+            parts.append(f"from {kind}" + (f" ({s['stations']})" if s.get("stations") is not None else ""))
+        within = s.get("within_s", meta.get("within_s"))
+        if within is not None:
+            parts.append(f"within {_minutes(within)}")
+        if s.get("flooded_by"):
+            parts.append(f"flooded by {s['flooded_by']}")
+    elif engine == "compare":
+        a, b = s.get("a") or meta.get("a"), s.get("b") or meta.get("b")
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == 2 and len(b) == 2:
+            same = a[0] == b[0]
+            shown = [str(x[1]) if same else f"{x[0]}/{x[1]}" for x in (a, b)]
+            what = s.get("compared")
+            parts.append(f"{what + ': ' if what else ''}{shown[0]} vs {shown[1]}")
+    elif engine == "sunlight":
+        if meta.get("date"):
+            parts.append(" ".join(str(meta[k]) for k in ("date",) if meta.get(k))
+                         + (f" {meta['start']}-{meta['end']}" if meta.get("start") and meta.get("end") else ""))
+        if meta.get("spacing_m") is not None:
+            parts.append(f"{float(meta['spacing_m']):g} m grid")
+    elif engine == "viewshed":
+        obs = meta.get("observer")
+        if isinstance(obs, (list, tuple)) and len(obs) >= 2:
+            parts.append(f"from {float(obs[0]):.0f},{float(obs[1]):.0f}")
+        if meta.get("radius_m") is not None:
+            parts.append(f"radius {float(meta['radius_m']):g} m")
+    elif engine == "sweep":
+        grid = meta.get("grid") if isinstance(meta.get("grid"), dict) else {}
+        if meta.get("sweep_of") or grid:
+            n = len(meta.get("scenarios") or [None])  # every grid point on every scenario
+            for v in grid.values():
+                n *= len(v) if isinstance(v, list) else 1
+            parts.append(f"{meta.get('sweep_of') or ''} over {', '.join(map(str, grid))} ({n} runs)".strip())
+    return ", ".join(p for p in parts if p)
 
 
 def _forwarded_signature(method, fns, skip, *, keep_var_keyword: bool = False) -> inspect.Signature:

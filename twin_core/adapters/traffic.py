@@ -183,6 +183,87 @@ def _main_component(links) -> np.ndarray:
     return nodes[lab == big].to_numpy()
 
 
+def cut_off_zones(links, zones, unrouted) -> list[dict]:
+    """Why trips have no path: the zones (junctions) the closed links cut off from the main open network.
+
+    ``links``: the engine links after closures (capacity 0: closed); ``zones``: the demand's zones;
+    ``unrouted``: the trips without a path (columns ``origin``, ``destination``, ``trips``). Every such trip
+    starts or ends at a zone outside the largest strongly connected part of the open network (two zones
+    inside it always have a path), so these zones explain them all. One row per such zone that trips start
+    or end at, most trips first: ``zone``, ``x``, ``y``, ``road_in`` / ``road_out`` (whether an open road
+    still leads into it from the main network / out of it to there), ``closed_in`` / ``closed_out`` (the closed
+    links that led in / out: opening one of them brings it back), ``trips_to`` / ``trips_from`` (trips with
+    no path that end / start there).
+
+    A zone stands for its nearest buildings' trips: one junction of a busy district can hold a quarter of
+    a period's trips, so closing one road into it can leave that many trips without a path.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    if len(unrouted) == 0:
+        return []
+    nodes = pd.Index(pd.unique(np.r_[links["from_node"].to_numpy(), links["to_node"].to_numpy()]))
+    is_open = (links["capacity"] > 0).to_numpy()
+    i = nodes.get_indexer(links["from_node"])
+    j = nodes.get_indexer(links["to_node"])
+    n = len(nodes)
+    fwd = coo_matrix((np.ones(is_open.sum()), (i[is_open], j[is_open])), shape=(n, n)).tocsr()
+    back = fwd.T.tocsr()
+
+    def reach(graph, start: int) -> np.ndarray:
+        seen = np.zeros(n, dtype=bool)
+        seen[breadth_first_order(graph, start, directed=True, return_predecessors=False)] = True
+        return seen
+
+    main = nodes.get_indexer(_main_component(links))
+    from_main, to_main = reach(fwd, main[0]), reach(back, main[0])  # a strongly connected part: any node of it
+    closed = links.loc[~is_open]
+    ci, cj = nodes.get_indexer(closed["from_node"]), nodes.get_indexer(closed["to_node"])
+    ids = closed["link_id"].to_numpy()
+    u = pd.DataFrame(unrouted)
+    to = u.groupby(u["destination"].astype(str))["trips"].sum()
+    fr = u.groupby(u["origin"].astype(str))["trips"].sum()
+    xy = _node_xy(links)
+    rows = []
+    for z in map(str, zones):
+        k = nodes.get_loc(z)
+        if from_main[k] and to_main[k]:
+            continue
+        row = {"zone": z, "x": float(xy.at[z, "x"]), "y": float(xy.at[z, "y"]),
+               "road_in": bool(from_main[k]), "road_out": bool(to_main[k]), "closed_in": [], "closed_out": [],
+               "trips_to": float(to.get(z, 0.0)), "trips_from": float(fr.get(z, 0.0))}
+        if not row["road_in"]:  # closed links from the main network into what still leads to the zone
+            up = reach(back, k)
+            row["closed_in"] = sorted({lid.removesuffix(":r") for lid in ids[up[cj] & from_main[ci]]})
+        if not row["road_out"]:  # closed links from what the zone still reaches to the main network
+            down = reach(fwd, k)
+            row["closed_out"] = sorted({lid.removesuffix(":r") for lid in ids[down[ci] & to_main[cj]]})
+        if row["trips_to"] or row["trips_from"]:
+            rows.append(row)
+    return sorted(rows, key=lambda r: -(r["trips_to"] + r["trips_from"]))
+
+
+def _cut_off_words(zones: list[dict], total_closed: int) -> str:
+    """``cut_off_zones`` in words, for the warning: the three with most trips, and how many more."""
+    def one(z: dict) -> str:
+        if not z["road_in"] and not z["road_out"]:
+            how = "no open road in or out"
+        else:
+            how = "no open road in" if not z["road_in"] else "no open road out"
+        led = sorted(set(z["closed_in"]) | set(z["closed_out"]))
+        if led:
+            how += f" (closed: {', '.join(led[:3])}{f' and {len(led) - 3} more' if len(led) > 3 else ''})"
+        return (f"{z['zone']} near {z['x']:.0f},{z['y']:.0f}: {how}; {z['trips_to']:.0f} trips to it, "
+                f"{z['trips_from']:.0f} from it")
+
+    n = len(zones)
+    more = f"; and {n - 3} more" if n > 3 else ""
+    return (f"they start or end at {n} zone{'s' if n != 1 else ''} (the junction nearest their buildings) that "
+            f"the {total_closed} closed link{'s' if total_closed != 1 else ''} cut off from the rest of the network: "
+            + "; ".join(map(one, zones[:3])) + more)
+
+
 def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0, beta_s: float = 600.0,
                     zones=None):
     """OD demand (``Demand`` over junction zones) generated from building use and floor area.
@@ -493,7 +574,8 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
                "demand_scale": demand_scale * scale,
                **s, "zones": int(len(zones)), "trips": demand.total,
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
-               "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
+               "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall,
+               "cut_off_zones": cut_off_zones(links, zones, res.disconnected)}
     _warn_stranded(summary, float(demand.total))
     if save:
         _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
@@ -630,6 +712,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     zi = pd.Index(zones)
     reach = np.isfinite(skim[zi.get_indexer(o), zi.get_indexer(d)])
     unrouted = int((~reach).sum())
+    lost = pd.DataFrame({"origin": o[~reach], "destination": d[~reach], "trips": 1.0})  # why: cut_off_zones
     o, d, dep = o[reach], d[reach], dep[reach]
     routes = route_vehicles(open_links, o, d)
     if timed_closures:
@@ -667,7 +750,8 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                "mean_trip_time_incl_unfinished_s": _mean_time_incl_unfinished(res.trips[~held], sim_time),
                "unfinished_trips": int(unfinished.sum()), "not_departed_trips": int((~left).sum()),
                "disconnected_trips": unrouted,
-               "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall}
+               "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall,
+               "cut_off_zones": cut_off_zones(links, zones, lost)}
     if flooded_by is not None:
         summary.update({"flood_timing": flood_timing, "flood_start_s": start_s, "reroute": bool(reroute),
                         "flood_closed_links": sorted(timed_closures), "trips_stranded_by_flood": int(held.sum())})
@@ -896,10 +980,12 @@ def _warn_stranded(summary: dict, total: float) -> None:
     """Say so when closures leave many trips without a path: they are left out of TSTT / mean trip time."""
     lost = _trips_without_path(summary)
     if total > 0 and lost > 0.05 * total:
-        twin_warn(f"{lost:.0f} of {total:.0f} trips ({100 * lost / total:.0f} %) have no path on this network "
-                      f"(closed links: {len(summary.get('closed_links', []))}); they are left out of the travel times, "
-                      "so the network can look faster than with them. See summary 'closed_links'", TwinWarning,
-                      stacklevel=3)
+        n_closed = len(summary.get("closed_links", []))
+        zones = summary.get("cut_off_zones") or []
+        why = (_cut_off_words(zones, n_closed) + ". " if zones else f"(closed links: {n_closed}); ")
+        twin_warn(f"{lost:.0f} of {total:.0f} trips ({100 * lost / total:.0f} %) have no path on this network: "
+                  f"{why}They are left out of the travel times, so the network can look faster than with them. "
+                  "See summary 'cut_off_zones' and 'closed_links'", TwinWarning, stacklevel=3)
 
 
 def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_as: tuple[str, str] | None = None):

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                 df = twin.runs(scenario=scenario)
                 rows = [{"scenario": r.scenario, "run": r.run, "engine": r.engine,
                          "created": None if pd.isna(r.created) else r.created.isoformat(),
-                         "results": list(r.results)} for r in df.itertuples()]
+                         "results": list(r.results), "about": r.about} for r in df.itertuples()]
                 emit({"runs": rows}, as_json, human=_format_runs(rows, shown))
                 return
             rows = _results_of(twin, run, scenario)
@@ -91,18 +91,27 @@ def _results_of(twin, run: str, scenario: str | None) -> list[dict]:
     return out
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+#: the widest ``about`` shown in the table (a longer one is cut, ``--json`` has it whole)
+ABOUT_WIDTH = 56
+
+
 def _format_runs(rows: list[dict], target: str) -> str:
     if not rows:
         return "no runs stored yet (twin flood / traffic simulate / crowd / analysis ... store theirs)"
+    # about: what tells runs of one engine apart (a crowd's area, agents, model; a flood's storm ...)
+    width = min(ABOUT_WIDTH, max(5, *(len(r.get("about") or "-") for r in rows)))
     lines = [f"{len(rows)} run{'s' if len(rows) != 1 else ''} (oldest first)",
-             f"  {'created (UTC)':<19}  {'scenario':<12} {'engine':<9} {'run':<34} results"]
+             f"  {'created (UTC)':<19}  {'scenario':<12} {'engine':<9} {'run':<34} {'about':<{width}} results"]
     for r in rows:
         created = (r["created"] or "?").replace("T", " ")[:19]
-        names = ", ".join(r["results"])
-        if len(names) > 60:
-            names = names[:57] + "..."
+        names = _clip(", ".join(r["results"]), 60)
+        about = _clip(r.get("about") or "-", width)
         lines.append(f"  {created:<19}  {r['scenario']:<12} {r['engine'] or '-':<9} {r['run']:<34} "
-                     f"{len(r['results'])}: {names}")
+                     f"{about:<{width}} {len(r['results'])}: {names}")
     lines.append(f"one run's results: twin runs {target} RUN")
     return "\n".join(lines)
 

@@ -27,6 +27,7 @@ _STEP = re.compile(r"^(.+?)_t(\d+)\Z")
 def result_catalogue(state, scenario: str | None = None) -> list[dict]:
     """Results grouped for the map: one entry per (scenario, run, name or series)."""
     from cim.results import list_results as stored_results
+    from twin_core.twin import describe_runs
 
     df = stored_results(state.store, scenario=scenario)
     out: dict[tuple, dict] = {}
@@ -39,7 +40,9 @@ def result_catalogue(state, scenario: str | None = None) -> list[dict]:
         if m:
             e["kind"] = "raster_series"
             e.setdefault("_steps", []).append((int(m.group(2)), row.name))
+    about = describe_runs(state.store, df)  # the run picker's line: storm, area and agents, mode ...
     for e in out.values():
+        e["about"] = about.get((e["scenario"], e["run"]), "")
         if "_steps" in e:
             e["_steps"].sort()
             e["steps"] = [t for t, _ in e["_steps"]]
