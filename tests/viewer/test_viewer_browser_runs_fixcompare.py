@@ -81,7 +81,8 @@ def test_the_right_view_shows_the_run_picked_for_it_and_says_when_its_scenario_l
         assert pg.input_value("#run-select-b") == "storm50" and pg.input_value("#run-select") == "storm50"
         assert "/base/storm50/" in pg.evaluate("window.__twin.floodImage.a")
         assert pg.inner_text("#label-b").endswith("levee · Flood depth storm50"), pg.inner_text("#label-b")
-        assert pg.get_attribute("#time-slider", "max") == "1"  # the left run's two steps drive the clock
+        # the clock spans both runs: the left's two steps and the right's three (test_viewer_browser_runs_fixfollow)
+        assert pg.get_attribute("#time-slider", "max") == "2"
 
         # another scenario on the right without storm50: its newest, and the time bar says why
         pg.select_option("#scenario-b", "levee_hi")

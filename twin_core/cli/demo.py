@@ -8,6 +8,7 @@ import os
 import typer
 
 from twin_core.cli._common import QUIET_OPT
+from twin_core.cli.serve import ALLOW_HOST_OPT
 
 
 def register(app: typer.Typer) -> None:
@@ -20,14 +21,16 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
         rebuild: bool = typer.Option(False, help="Rebuild even if the file exists."),
         serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the map after building."),
+        allow_host: list[str] = ALLOW_HOST_OPT,
         quiet: bool = QUIET_OPT,
     ) -> None:
         """The main job: sample city -> city.gpkg (+ a short flood and the traffic peak) -> the one map."""
         from twin_core.cli.build import build_city, format_summary
         from twin_core.twin import Twin
 
-        if serve:  # refuse an unsafe bind now, not after minutes of building and simulating
-            _check_demo_bind(target, host, port, rebuild=rebuild)
+        hosts: list[str] = []
+        if serve:  # refuse bad names and an unsafe bind now, not after minutes of building and simulating
+            hosts = _check_demo_bind(target, host, port, rebuild=rebuild, allow_host=allow_host)
         if rebuild or not _has_city(target):
             summary = build_city(target, size, seed, force=True, quiet=quiet)
         else:
@@ -43,8 +46,9 @@ def register(app: typer.Typer) -> None:
             except ImportError:
                 typer.echo("the map viewer is not installed in this build; the city is in " + target)
                 return
-            typer.echo(f"serving the one map on http://{host}:{port}/  (Ctrl-C to stop)")
-            serve_map(target, host=host, port=port)
+            also = f"  (also as {', '.join(hosts)})" if hosts else ""
+            typer.echo(f"serving the one map on http://{host}:{port}/{also}  (Ctrl-C to stop)")
+            serve_map(target, host=host, port=port, allow_hosts=hosts)
 
 
 def _has_city(target: str) -> bool:
@@ -61,26 +65,36 @@ def _has_city(target: str) -> bool:
         return False
 
 
-def _check_demo_bind(target: str, host: str, port: int, *, rebuild: bool) -> None:
+def _check_demo_bind(target: str, host: str, port: int, *, rebuild: bool, allow_host=()) -> list[str]:
+    """Refuse, before any work, to serve beyond loopback or under other host names (``--allow-host``, else
+    ``TWIN_ALLOW_HOSTS``: checked as ``twin serve`` checks them, :func:`twin_core.cli.serve.allowed_hosts`)
+    without a token; returns those names."""
     from cim.store import is_dsn
     from twin_core.errors import AuthError
 
     try:
         from viewer.settings import is_loopback
     except ImportError:  # no viewer in this build: nothing will be served
-        return
-    if is_loopback(host):
-        return
+        return []
+    from twin_core.cli.serve import allowed_hosts
+
+    hosts = allowed_hosts(allow_host)
+    if is_loopback(host) and not hosts:
+        return hosts
+    where, instead = ((f"under the host names {', '.join(hosts)}",
+                       "leave out --allow-host" if allow_host else "unset TWIN_ALLOW_HOSTS") if is_loopback(host)
+                      else (f"on {host}", "bind 127.0.0.1"))
     # a file is built anew (without tokens); a PostGIS twin is written over in place and keeps its tokens
     if not is_dsn(target) and (rebuild or not os.path.exists(target)):
-        raise AuthError(f"refusing to serve the demo on {host}: a freshly built city has no access token, so "
+        raise AuthError(f"refusing to serve the demo {where}: a freshly built city has no access token, so "
                         f"anyone on the network could use it. Build it first (`twin demo {target} --no-serve`), "
                         f"create a token (`twin token create --role viewer {target}`), then run the demo again "
-                        "without --rebuild (or bind 127.0.0.1)")
+                        f"without --rebuild (or {instead})")
     from viewer.server import check_bind
     from viewer.settings import Settings
 
-    check_bind(Settings(store=target, host=host, port=port))
+    check_bind(Settings(store=target, host=host, port=port, allow_hosts=hosts))
+    return hosts
 
 
 DEMO_STEPS = (

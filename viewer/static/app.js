@@ -139,16 +139,17 @@
     if (p.closed_from_s === undefined || p.closed_from_s === null) return null;
     return [Number(p.closed_from_s), p.closed_until_s === undefined || p.closed_until_s === null ? Infinity : Number(p.closed_until_s)];
   }
-  // timed closures follow the trips' clock: a span holds the time shown only while the trips are the series
-  function spanHoldsNow(span) {
-    const sr = currentSeries();
-    return !!(span && sr && sr.kind === "trips" && S.time >= span[0] && S.time < span[1]);
+  // timed closures follow the trips' clock: a span holds the time shown (``time``, default the clock: a compared
+  // view whose trips ended holds their end) only while the trips are the series
+  function spanHoldsNow(span, time) {
+    const sr = currentSeries(), now = time === undefined ? S.time : time;
+    return !!(span && sr && sr.kind === "trips" && now >= span[0] && now < span[1]);
   }
   // a traffic run's link: closed at the time shown, else its load
-  function linkClosedNow(p) { return spanHoldsNow(closedSpan(p)); }
-  function linkColour(p) {
+  function linkClosedNow(p, time) { return spanHoldsNow(closedSpan(p), time); }
+  function linkColour(p, time) {
     if (p.closed === true || p.closed === 1) return CLOSED_COLOUR;
-    if (linkClosedNow(p)) return FLOOD_CLOSED_COLOUR;
+    if (linkClosedNow(p, time)) return FLOOD_CLOSED_COLOUR;
     return vcColour(linkLoad(p));
   }
   // a scenario's road closure (a what-if's "close roads": capacity 0), in the scenario's own road tiles
@@ -178,7 +179,7 @@
     // roads a flood has closed at the time shown (magenta while under water, on the trips' clock)
     const floodClosed = roads && shown.some((sc) => {
       const lr = linkResult(sc), spans = lr && S.timedClosures[lr.ref];
-      return Array.isArray(spans) && spans.some(spanHoldsNow);
+      return Array.isArray(spans) && spans.some((sp) => spanHoldsNow(sp));
     });
     const water = S.visible.flood && shown.some((sc) => floodResult(sc));  // the server's "depth" style (imaging.py)
     const k = JSON.stringify([S.lang, by, shown, lacking, roads, closed, floodClosed, water, S.results.length]);
@@ -471,27 +472,64 @@
         const m = S.floodMeta[key(fr)];
         const n = (m && m.steps) || 1;
         const times = (m && m.times_s) || fr.steps;
-        if (times && times.length === n) out.push({kind: "flood", scenario: sc, min: times[0], max: times[n - 1], steps: times, stale: !!fr.stale});
-        else out.push({kind: "flood", scenario: sc, min: 0, max: n - 1, steps: null, stepIndex: true, stale: !!fr.stale});
+        if (times && times.length === n) out.push({kind: "flood", side, scenario: sc, min: times[0], max: times[n - 1], steps: times, stale: !!fr.stale});
+        else out.push({kind: "flood", side, scenario: sc, min: 0, max: n - 1, steps: null, stepIndex: true, stale: !!fr.stale});
       }
       const tr = tripsResult(sc, side);
       const td = tr && S.trips[key(tr)];
-      if (td) out.push({kind: "trips", scenario: sc, min: td.t_min, max: td.t_max, steps: null, stale: !!tr.stale});
+      if (td) out.push({kind: "trips", side, scenario: sc, min: td.t_min, max: td.t_max, steps: null, stale: !!tr.stale});
       const cr = crowdResult(sc, side);
       const cd = cr && S.crowd[key(cr)];
-      if (cd) out.push({kind: "crowd", scenario: sc, min: cd.t_min, max: cd.t_max, steps: null, stale: !!cr.stale});
+      if (cd) out.push({kind: "crowd", side, scenario: sc, min: cd.t_min, max: cd.t_max, steps: null, stale: !!cr.stale});
     });
-    const seen = {};
     const before = currentSeries();
-    S.series = out.filter((s) => (seen[s.kind] ? false : (seen[s.kind] = true)));
+    const kinds = [];
+    out.forEach((s) => { if (!kinds.includes(s.kind)) kinds.push(s.kind); });
+    S.series = kinds.map((k) => spanSeries(out.filter((s) => s.kind === k)));
     // keep the kind being watched (flood, trips, crowd) when it is still there, else the first
     const same = before ? S.series.findIndex((s) => s.kind === before.kind) : -1;
     S.seriesIdx = same >= 0 ? same : 0;
     configureSlider();
     renderSeriesSelect();
   }
+  // Compared, the time bar spans both views' runs of the kind watched, from the earlier start to the later end: a
+  // longer run on either side plays to its end, and a view whose run is over keeps its last step (its map label
+  // says "ended at ..."), as two screens of a command centre replaying two runs would. A flood series walks the
+  // steps of both runs (the union of their times); floods without times walk step numbers, to the longer run's
+  // last. A flood with times beside one without has no common clock: the left view's drives the bar, as before.
+  // Each series keeps its views' own spans in `parts`.
+  function spanSeries(parts) {
+    const one = parts[0];
+    const part = (p) => ({side: p.side, scenario: p.scenario, min: p.min, max: p.max, stepIndex: !!p.stepIndex});
+    if (parts.length < 2 || (one.kind === "flood" && !!one.steps !== !!parts[1].steps)) return {...one, parts: [part(one)]};
+    const both = {...one, parts: parts.map(part), stale: parts.some((p) => p.stale),
+      scenarios: parts.map((p) => p.scenario).filter((sc, i, all) => all.indexOf(sc) === i)};
+    if (one.steps) {
+      both.steps = [...new Set(parts.flatMap((p) => p.steps))].sort((x, y) => x - y);
+      both.min = both.steps[0]; both.max = both.steps[both.steps.length - 1];
+    } else {
+      both.min = Math.min(...parts.map((p) => p.min)); both.max = Math.max(...parts.map((p) => p.max));
+    }
+    return both;
+  }
+  // the end of a view's run of the series watched, when the clock has passed it (compared, the bar may run on
+  // into the other view's longer run): {at: its last time (seconds) or step index, stepIndex}; else null
+  function endedAt(side) {
+    const sr = currentSeries();
+    const p = sr && S.compare && (sr.parts || []).find((x) => x.side === side);
+    if (!p || sr.parts.length < 2) return null;
+    const over = p.stepIndex ? Math.round(S.time) > p.max : S.time > p.max + 1e-9;
+    return over ? {at: p.max, stepIndex: p.stepIndex} : null;
+  }
+  // the time a view draws a trajectory series at: the clock, held at the end of its own run once that is over
+  function sideTime(kind, end) {
+    const sr = currentSeries();
+    return sr && sr.kind === kind && S.compare ? Math.min(S.time, end) : S.time;
+  }
   // a run made before the scenario's latest edit is not its answer any more: say so where it is picked
-  function seriesLabel(s) { return t(s.kind) + " · " + scenarioName(s.scenario) + (s.stale ? " · " + t("stale") : ""); }
+  function seriesLabel(s) {
+    return t(s.kind) + " · " + (s.scenarios || [s.scenario]).map(scenarioName).join(" / ") + (s.stale ? " · " + t("stale") : "");
+  }
   function scenarioName(n) { return n === "base" ? t("base") : n; }
   function configureSlider() {
     const sr = currentSeries();
@@ -510,6 +548,7 @@
     S.time = sr && sr.steps ? sr.steps[v] : v;
     renderTimeLabel();
     T.time = S.time;
+    renderLabels();
     render();
   }
   function renderTimeLabel() {
@@ -661,13 +700,16 @@
         updateTriggers: {image: step}}));
     }
     const lr = linkResult(scenario, side);
+    const tr = tripsResult(scenario, side);
+    const td = tr && S.trips[key(tr)];
+    const tt = td ? sideTime("trips", td.t_max) : S.time;  // this view's trips clock (held at their end, compared)
     if (S.scene.layers.road_links || lr) {
       const src = lr ? `/tiles/${lr.ref}/{z}/{x}/{y}.pbf` : `/tiles/road_links/{z}/{x}/{y}.pbf${roadsQ(scenario)}`;
       L.push(new D.MVTLayer({id: `road_links-${side}`, data: src, minZoom: 12, maxZoom: 16, loadOptions: loadOptions(),
         visible: S.visible.road_links, pickable: true, autoHighlight: true, lineWidthUnits: "meters", getLineWidth: 4,
-        lineWidthMinPixels: 1, getLineColor: (f) => lr ? linkColour(f.properties) : (scenarioClosed(f.properties) ? CLOSED_COLOUR : [150, 160, 175, 200]),
+        lineWidthMinPixels: 1, getLineColor: (f) => lr ? linkColour(f.properties, tt) : (scenarioClosed(f.properties) ? CLOSED_COLOUR : [150, 160, 175, 200]),
         // timed closures change with the clock: recolour once a simulated minute, not every frame
-        updateTriggers: {getLineColor: [lr && lr.run, currentSeries() && currentSeries().kind === "trips" ? Math.floor(S.time / 60) : -1,
+        updateTriggers: {getLineColor: [lr && lr.run, currentSeries() && currentSeries().kind === "trips" ? Math.floor(tt / 60) : -1,
           revOf(scenario, "road_links")]}}));
     }
     if (S.scene.layers.water) {
@@ -676,20 +718,20 @@
         getLineColor: [60, 120, 200, 255], lineWidthMinPixels: 1}));
     }
     if (S.scene.layers.buildings) L.push(buildingsLayer(scenario, side));
-    const tr = tripsResult(scenario, side);
-    const td = tr && S.trips[key(tr)];
     if (td) {
       L.push(new D.TripsLayer({id: `trips-${side}`, data: td.trips, getPath: (d) => d.path, getTimestamps: (d) => d.timestamps,
-        getColor: [255, 190, 60], widthMinPixels: 3, trailLength: Math.max(60, (td.t_max - td.t_min) / 20), currentTime: S.time,
+        getColor: [255, 190, 60], widthMinPixels: 3, trailLength: Math.max(60, (td.t_max - td.t_min) / 20),
+        currentTime: tt,
         fadeTrail: true, visible: S.visible.trips, pickable: true}));
     }
     const cr = crowdResult(scenario, side);
     const cd = cr && S.crowd[key(cr)];
     if (cd) {
-      const pts = cd.trips.map((a) => ({id: a.id, position: interp(a, S.time)})).filter((a) => a.position);
+      const ct = sideTime("crowd", cd.t_max);
+      const pts = cd.trips.map((a) => ({id: a.id, position: interp(a, ct)})).filter((a) => a.position);
       L.push(new D.ScatterplotLayer({id: `crowd-${side}`, data: pts, getPosition: (d) => d.position, getRadius: 0.6,
         radiusUnits: "meters", radiusMinPixels: 2, getFillColor: [255, 120, 220, 230], visible: S.visible.crowd,
-        pickable: true, updateTriggers: {getPosition: S.time}}));
+        pickable: true, updateTriggers: {getPosition: ct}}));
     }
     if (S.sensors) {
       L.push(new D.GeoJsonLayer({id: `sensors-${side}`, data: S.sensors, pointType: "circle", getPointRadius: 12,
@@ -800,9 +842,16 @@
     // compared, each map names the run of the series watched that it draws (the two may differ)
     const sr = S.scene && S.compare ? currentSeries() : null;
     const runOf = (side) => { const r = sr && seriesResult(sideScenario(side), sr.kind, side); return r ? " · " + t(sr.kind) + " " + r.run : ""; };
-    $("label-a").textContent = t("scenario") + ": " + scenarioName(S.scenarioA) + runOf("a");
-    $("label-b").textContent = S.scenarioB ? t("scenario") + ": " + scenarioName(S.scenarioB) + runOf("b") : "";
+    // ... and, once the clock has passed the end of its run, where it stopped (it keeps drawing its last step)
+    const ended = {a: sr && endedAt("a"), b: sr && endedAt("b")};
+    const endOf = (side) => {
+      const e = ended[side];
+      return e ? " · " + t("endedAt").replace("{time}", e.stepIndex ? t("step") + " " + (e.at + 1) : fmtClock(e.at)) : "";
+    };
+    $("label-a").textContent = t("scenario") + ": " + scenarioName(S.scenarioA) + runOf("a") + endOf("a");
+    $("label-b").textContent = S.scenarioB ? t("scenario") + ": " + scenarioName(S.scenarioB) + runOf("b") + endOf("b") : "";
     $("label-a").title = S.scenarioA; $("label-b").title = S.scenarioB || "";
+    T.ended = ended;
   }
   function tooltip(object, layer) {
     if (!object || !layer) return null;

@@ -55,6 +55,7 @@ window.TWIN_I18N = {
     play: "播放", pause: "暂停", timeSeries: "时序结果", runOfSeries: "显示哪次运行（最新在前）",
     leftView: "左侧", rightView: "右侧", runOfLeft: "左侧地图显示情景 {scenario} 的哪次运行（最新在前）",
     runOfRight: "右侧地图显示情景 {scenario} 的哪次运行（最新在前）",
+    endedAt: "已于 {time} 结束",
     runMissing: "情景 {scenario} 中没有所选的{kind}运行 {run}，改为显示其最新运行 {shown}",
     runMissingNone: "情景 {scenario} 中没有所选的{kind}运行 {run}，也没有其他{kind}运行",
     signInTo: "请用访问令牌登录后{what}", notAllowedTo: "当前角色无权{what}", toRunSimulations: "运行模拟", toSeeAlerts: "查看告警"
@@ -120,6 +121,7 @@ window.TWIN_I18N = {
     clearSite: "clear the site", play: "play", pause: "pause", timeSeries: "time series", runOfSeries: "the run shown (newest first)",
     leftView: "Left", rightView: "Right", runOfLeft: "the run the left map shows of scenario {scenario} (newest first)",
     runOfRight: "the run the right map shows of scenario {scenario} (newest first)",
+    endedAt: "ended at {time}",
     runMissing: "scenario {scenario} has no {kind} run {run} (the one picked): showing its newest, {shown}",
     runMissingNone: "scenario {scenario} has no {kind} run {run} (the one picked), nor any other",
     signInTo: "sign in with a token to {what}", notAllowedTo: "your role may not {what}", toRunSimulations: "run simulations", toSeeAlerts: "see the alerts"
