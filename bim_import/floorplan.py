@@ -3,7 +3,8 @@
 :func:`storey_floorplan` cuts a storey at ``cut_height`` above its floor level:
 walls and columns crossing the cut become obstacles, the floor (slabs of the
 storey, else its spaces, else the area the walls enclose) minus the obstacles
-is the walkable area, and the doors are openings (the external ones are exits).
+is the walkable area, and the doors are openings (the external ones are exits;
+on a storey with none, the stairs coming up to it from below).
 
 Examples
 --------
@@ -58,6 +59,10 @@ class Floorplan:
         ``WalkableArea(polygon, exits=...)`` takes).
     door_ids : list of str
         GlobalIds of ``doors``.
+    stair_exits : list of str
+        GlobalIds of the stairs (IfcStair, IfcStairFlight) in ``exit_lines``:
+        on a storey with no external door, the stairs coming up to it from
+        below are its way out (the line across the top of each flight).
     floor_source : str
         ``"slabs"``, ``"spaces"`` or ``"walls"`` (what the floor came from).
     crs : str or None
@@ -80,6 +85,7 @@ class Floorplan:
     crs: str | None = None
     crs_offset: dict = field(default_factory=dict)
     exit_lines: dict = field(default_factory=dict)
+    stair_exits: list = field(default_factory=list)
 
     @property
     def exit_polygons(self) -> list:
@@ -116,6 +122,44 @@ def _far_ends(line):
 
     c = list(line.coords)
     return Point(c[0]), Point(c[-1])
+
+
+#: a stair arrives at a storey when its body reaches from below ``elev - _STAIR_RISE_M`` up to the floor
+#: level; its top step is what lies within ``_STAIR_TOP_M`` below the floor level (one riser: 0.3 m is above the
+#: 0.175-0.2 m risers building codes allow, e.g. GB 50352-2019 6.8.10, so the top tread is always caught)
+_STAIR_RISE_M = 0.5
+_STAIR_TOP_M = 0.3
+
+
+def _stair_exit_lines(model, walkable, elev: float) -> dict:
+    """GlobalId -> exit line of every stair (IfcStair / IfcStairFlight with a body) coming up to a storey at
+    ``elev`` from below: the longest straight piece of the walkable outline within 0.3 m of its top step."""
+    from shapely.geometry import MultiPoint
+
+    el = model.elements
+    out = {}
+    for r in el[el["ifc_class"].isin(["IfcStair", "IfcStairFlight"])].itertuples():
+        m = model.meshes.get(r.global_id)
+        if m is None:
+            continue
+        v = m.vertices
+        if not (v[:, 2].min() < elev - _STAIR_RISE_M and v[:, 2].max() >= elev - _STAIR_TOP_M):
+            continue
+        top = v[(v[:, 2] >= elev - _STAIR_TOP_M) & (v[:, 2] <= elev + 0.05)]
+        if len(top) < 3:
+            continue
+        near = walkable.boundary.intersection(MultiPoint(top[:, :2]).convex_hull.buffer(0.3))
+        best = None
+        for g in getattr(near, "geoms", [near]):
+            if g.is_empty or not hasattr(g, "coords"):
+                continue
+            c = np.asarray(g.coords)[:, :2]
+            for a, b in zip(c[:-1], c[1:]):
+                if best is None or np.hypot(*(b - a)) > np.hypot(*(best[1] - best[0])):
+                    best = (a, b)
+        if best is not None and np.hypot(*(best[1] - best[0])) >= 0.5:
+            out[r.global_id] = [(float(best[0][0]), float(best[0][1])), (float(best[1][0]), float(best[1][1]))]
+    return out
 
 
 def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=None, twin_crs: str | None = None,
@@ -242,6 +286,13 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
         exits.append(i)
         exit_lines[door_ids[i]] = [(a.x, a.y), (b.x, b.y)]
 
+    # a storey with no external door (an upper floor): the stairs coming up to it are its way out
+    stair_exits = []
+    if not exit_lines:
+        stairs = _stair_exit_lines(model, walkable, elev)
+        exit_lines.update(stairs)
+        stair_exits = list(stairs)
+
     crs = None
     offset = {"crs": None, "affine": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], "z0": 0.0, "origin": (0.0, 0.0),
               "rotation_deg": 0.0}
@@ -259,4 +310,4 @@ def storey_floorplan(model_or_path, storey, cut_height: float = 1.0, *, georef=N
                   "z0": georef.z0, "origin": (georef.c, georef.f), "rotation_deg": georef.rotation_deg}
     return Floorplan(storey=name, elevation_m=elev, cut_z_m=z, walkable=walkable, walls=walls, doors=doors,
                      exits=exits, door_ids=door_ids, floor_source=source, crs=crs, crs_offset=offset,
-                     exit_lines=exit_lines)
+                     exit_lines=exit_lines, stair_exits=stair_exits)

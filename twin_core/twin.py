@@ -527,7 +527,11 @@ class Twin:
         model : "csm" (collision-free speed model, default) or "sfm" (social force)
         ifc, storey, anchor : evacuate one storey of an IFC file instead of ``area`` (``storey``: name,
             GlobalId or index, 0 the lowest), placed in the twin's CRS by the model's georeference or by
-            ``anchor`` (a :class:`bim_import.Anchor`)
+            ``anchor`` (``(x, y[, z[, rotation_deg]])`` in the twin's CRS metres, or a :class:`bim_import.Anchor`;
+            lon/lat is refused). Every part of the floor with an exit is kept; on a storey with no external door
+            the stairs coming up to it are its exits
+        params : a :class:`simulation.crowd.CrowdParameters` or a dict of some of its fields; ``model=`` and
+            ``trajectory_interval=``, where given, win over its ``model`` and ``record_interval``
         flooded_by, flood_time, wading_depth : evacuate in the storm: a flood run's water deeper than 0.5 m
             is no floor, exits under it close, people cut off are counted (``cut_off_persons``)
         closed_exits, exits, waypoints, route, measurement_lines, seed, save, progress : see

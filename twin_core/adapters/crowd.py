@@ -55,14 +55,57 @@ __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_cro
 CLOSED_EXITS_PARAM = "crowd_closed_exits"
 
 
-def exits_from_roads(polygon, roads, *, road_reach: float = 10.0, min_width: float = 1.0,
+#: the narrowest stretch of a plaza outline taken as an exit (m): shorter straight pieces of the outline near a
+#: road are the corner bends of a longer opening (the outline's vertices where it turns round a corner), not a
+#: way out of their own. 1.1 m is the narrowest evacuation walkway GB 50016-2014 (Code for fire protection design
+#: of buildings) 5.5.18 allows in a public building; a sliver narrower than that carries people only because it
+#: was cut from the outline
+MIN_EXIT_WIDTH_M = 1.1
+#: a piece of the outline shorter than this (m) next to a longer piece of the same opening is a corner bend
+#: (where the outline turns round a rounded or chamfered corner: the sample plazas' bends are 1.0-1.95 m) and is
+#: dropped, its people using the neighbouring exit; a whole opening this short is still kept (if >= min_width)
+CORNER_BEND_M = 2.0
+#: how far (m) a joined exit line may leave the outline in between: the crowd engine's own tolerance
+#: (simulation.crowd.geometry._EXIT_TOL, the door opening cut into the wall)
+_JOIN_TOL_M = 0.05
+
+
+def _straight_pieces(c: np.ndarray, tol: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The polyline ``c`` as straight pieces: consecutive segments joined while the chord from the piece's start
+    passes within ``tol`` of every vertex it skips (a vertex on a straight edge is no corner)."""
+    out = []
+    i, n = 0, len(c)
+    while i < n - 1:
+        j = i + 1
+        while j + 1 < n:
+            a, b = c[i], c[j + 1]
+            d = b - a
+            L = math.hypot(*d)
+            if L == 0:
+                break
+            mid = c[i + 1:j + 1]
+            off = np.abs((mid[:, 0] - a[0]) * d[1] - (mid[:, 1] - a[1]) * d[0]) / L
+            if off.max() > tol:
+                break
+            j += 1
+        out.append((c[i], c[j]))
+        i = j
+    return out
+
+
+def exits_from_roads(polygon, roads, *, road_reach: float = 10.0, min_width: float = MIN_EXIT_WIDTH_M,
                      names=None) -> dict[str, list[tuple[float, float]]]:
     """Exit lines where the outline of ``polygon`` comes within ``road_reach`` of a road.
 
     ``roads`` is a sequence of LineStrings or coordinate lists (road centrelines);
     ``names`` their ids. Each straight piece of the outline near the roads
     becomes one exit, named ``"<nearest road>:<k>"`` (two carriageways of one
-    street give one set of exits); pieces shorter than ``min_width`` are dropped.
+    street give one set of exits). Segments of the outline that lie on one
+    straight line (within 5 cm, the crowd engine's tolerance) are one piece;
+    pieces shorter than ``min_width`` (:data:`MIN_EXIT_WIDTH_M`, 1.1 m), and
+    pieces shorter than :data:`CORNER_BEND_M` (2 m) next to a longer piece of
+    the same opening (a corner bend), are dropped: people there walk out
+    through the neighbouring exit along the outline.
     """
     import shapely
     from shapely.geometry import LineString, Point
@@ -81,14 +124,19 @@ def exits_from_roads(polygon, roads, *, road_reach: float = 10.0, min_width: flo
         if piece.is_empty or not hasattr(piece, "coords"):
             continue
         c = np.asarray(piece.coords)[:, :2]
-        for a, b in zip(c[:-1], c[1:]):
-            if math.hypot(*(b - a)) < min_width:
-                continue
+        pieces = _straight_pieces(c, _JOIN_TOL_M)
+        lengths = [math.hypot(*(b - a)) for a, b in pieces]
+        for k, (a, b) in enumerate(pieces):
+            longer_beside = max(lengths[max(k - 1, 0):k + 2]) > lengths[k]
             mid = Point((a + b) / 2)
             road = names[int(np.argmin([ln.distance(mid) for ln in lines]))]
-            k = counts.get(road, 0)
-            counts[road] = k + 1
-            exits[f"{road}:{k}"] = [(float(a[0]), float(a[1])), (float(b[0]), float(b[1]))]
+            n = counts.get(road, 0)
+            # a dropped bend of 1 m or more keeps its number, as before 2026-12-05 when it was an exit: the
+            # exits beside it keep their names (scenarios close exits by name)
+            counts[road] = n + (lengths[k] >= 1.0)
+            if lengths[k] < min_width or (lengths[k] < CORNER_BEND_M and longer_beside):
+                continue
+            exits[f"{road}:{n}"] = [(float(a[0]), float(a[1])), (float(b[0]), float(b[1]))]
     return exits
 
 
@@ -117,6 +165,10 @@ def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | No
 
     from simulation.crowd import WalkableArea
 
+    if isinstance(road_reach, bool) or not isinstance(road_reach, (int, float)) or not math.isfinite(road_reach) \
+            or road_reach <= 0:
+        raise ParameterError(f"road_reach (CLI: --road-reach) is how far from a road the plaza's outline is an exit: "
+                             f"a number of metres > 0, got {road_reach!r}")
     areas = twin.layer("areas", scenario)
     row = _pick_area(areas, area)
     geom = row.geometry
@@ -144,37 +196,146 @@ def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | No
             if "road_links" in twin.layers() else None
         if roads is None or roads.empty:
             raise GeometryError(f"no road comes within {road_reach} m of area {row['area_id']!r}, so no exit can be "
-                                "derived; pass exits={'name': [(x1, y1), (x2, y2)]} or a larger road_reach")
+                                "derived; give a larger road_reach= (CLI: --road-reach METRES), or the exits "
+                                "yourself (Python: exits={'name': [(x1, y1), (x2, y2)]})")
         exits = exits_from_roads(walk, list(roads.geometry.values), road_reach=road_reach,
                                  names=roads["link_id"].astype(str).tolist())
         if not exits:
             raise GeometryError(f"no road comes within {road_reach} m of the outline of area {row['area_id']!r}; "
-                                "pass exits= or a larger road_reach")
+                                "give a larger road_reach= (CLI: --road-reach METRES), or the exits yourself "
+                                "(Python: exits={'name': [(x1, y1), (x2, y2)]})")
     info = {"area_id": str(row["area_id"]), "name": row.get("name"), "kind": row.get("kind"),
             "buildings_removed": bld_ids, "exits_from": source, "walkable_m2": float(walk.area)}
     return WalkableArea(walk, exits=exits), info
 
 
+def _lonlat_hint(x: float, y: float, crs) -> str:
+    """``"; (x, y) look like longitude/latitude: ..."`` with the point in ``crs``, when they look like degrees."""
+    from cim.crs import looks_like_lonlat
+
+    if crs is None or not looks_like_lonlat((x, y, x, y)):
+        return ""
+    try:
+        from pyproj import Transformer
+
+        X, Y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(x, y)
+        there = f": as lon/lat that is {X:.1f},{Y:.1f} in {crs}"
+    except Exception:  # noqa: BLE001 - only the hint is lost
+        there = ""
+    return (f"; ({x:g}, {y:g}) look like longitude/latitude, but they are read in the twin's CRS {crs} "
+            f"(metres){there}")
+
+
+def _check_in_crs(points, crs, what: str) -> None:
+    """Refuse points (x, y) outside the area where the twin's CRS ``crs`` is defined (lon/lat given as metres put
+    them hundreds of kilometres from the city), with a hint when they look like lon/lat."""
+    from cim.crs import in_area_of_use, resolve_crs
+
+    if crs is None:
+        return
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    if not len(pts) or resolve_crs(crs).area_of_use is None:
+        return
+    inside = in_area_of_use(np.column_stack([pts, pts]), crs)
+    if inside.all():
+        return
+    x, y = pts[~inside][0]
+    hint = _lonlat_hint(x, y, crs)
+    raise ParameterError(f"{what} ({x:g}, {y:g}) lies outside the area the twin's CRS {crs} covers"
+                         + (f"{hint}; give it in metres" if hint else f"; give it in the twin's CRS {crs} (metres)"))
+
+
+def _check_not_lonlat(points, polygon, crs, what: str) -> None:
+    """Refuse points (x, y) that look like lon/lat where the walkable ``polygon`` is in metres (a waypoint typed
+    from a web map), with the point in the twin's CRS ``crs``; anything else is left to the engine's checks."""
+    import shapely
+
+    from cim.crs import looks_like_lonlat
+
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    if not len(pts) or not np.isfinite(pts).all() or looks_like_lonlat(polygon.bounds):
+        return
+    if not looks_like_lonlat((*pts.min(axis=0), *pts.max(axis=0))) or \
+            polygon.buffer(1.0).contains(shapely.MultiPoint(pts)):
+        return
+    x, y = pts[0]
+    raise ParameterError(f"{what} ({x:g}, {y:g}) is not on the walkable area ({polygon.bounds[0]:.0f}, "
+                         f"{polygon.bounds[1]:.0f})-({polygon.bounds[2]:.0f}, {polygon.bounds[3]:.0f})"
+                         + _lonlat_hint(x, y, crs) + "; give it in metres")
+
+
+def _as_anchor(anchor):
+    """``anchor`` as a :class:`bim_import.Anchor`: one already, or ``(x, y[, z[, rotation_deg]])`` or a dict of
+    its fields."""
+    from bim_import.georef import Anchor
+
+    if anchor is None or isinstance(anchor, Anchor):
+        return anchor
+    try:
+        if isinstance(anchor, dict):
+            return Anchor(**anchor)
+        vals = [float(v) for v in anchor]
+        if 2 <= len(vals) <= 4:
+            return Anchor(*vals)
+    except (TypeError, ValueError):
+        pass
+    raise ParameterError(f"anchor must be (x, y[, z[, rotation_deg]]) in the twin's CRS, a dict of those or a "
+                         f"bim_import.Anchor (CLI: --anchor X,Y[,Z[,ROTATION_DEG]]), got {anchor!r}")
+
+
 def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str | None = None, anchor=None):
-    """The walkable area of one IFC storey (doors on the outline are the exits).
+    """The walkable area of one IFC storey (doors on the outline are the exits; on a storey with no external
+    door, the stairs coming up to it from below).
 
     ``storey`` is a storey name, GlobalId or index (0: the lowest). With ``twin_crs`` the plan is placed in
     the twin's CRS (from the model's georeference, or ``anchor``, a :class:`bim_import.Anchor`, for a model
     without one or outside the CRS's area); without it, it stays in model coordinates (``info["crs"]`` None).
-    Returns ``(WalkableArea, info)``.
+    Every separate part of the floor with an exit is kept (the walkable area is then a MultiPolygon: the two
+    halves of a semi-detached house); a part with no exit is dropped with a warning (its people could not
+    leave), and listed in ``info["parts_dropped"]``. Returns ``(WalkableArea, info)``.
     """
+    from shapely.geometry import LineString, MultiPolygon
+
     from bim_import import storey_floorplan
 
     from simulation.crowd import WalkableArea
 
+    anchor = _as_anchor(anchor)
+    if anchor is not None and anchor.crs is None:
+        _check_in_crs([(anchor.x, anchor.y)], twin_crs, "anchor (CLI: --anchor)")
     plan = storey_floorplan(model_or_path, storey, cut_height=cut_height, twin_crs=twin_crs, anchor=anchor)
     if not plan.exit_lines:
-        raise GeometryError(f"storey {plan.storey!r} has no external door; a crowd cannot leave it")
-    walk = plan.walkable
-    if hasattr(walk, "geoms"):
-        walk = max(walk.geoms, key=lambda p: p.area)
-    info = {"storey": plan.storey, "walkable_m2": float(walk.area), "doors": len(plan.doors), "crs": plan.crs}
-    return WalkableArea(walk, exits=plan.exit_lines), info
+        raise GeometryError(
+            f"storey {plan.storey!r} has no external door and no stair coming up to it from below (an IfcStair or "
+            "IfcStairFlight with a body) in the model; a crowd cannot leave it. Evacuate a storey with an external "
+            "door (--storey 0, the lowest), or draw the way out yourself: twin.crowd(walkable=..., with exits=...) "
+            "on the storey's plan from bim_import.storey_floorplan")
+    parts = sorted(getattr(plan.walkable, "geoms", [plan.walkable]), key=lambda p: -p.area)
+    lines = {k: LineString(v) for k, v in plan.exit_lines.items()}
+    # an exit belongs to the part whose outline it lies on (within the crowd engine's 0.1 m snap)
+    kept, dropped = [], []
+    for p in parts:
+        (kept if any(p.boundary.distance(ln) <= 0.1 for ln in lines.values()) else dropped).append(p)
+    if not kept:
+        raise GeometryError(f"no exit of storey {plan.storey!r} ({list(lines)}) lies on the outline of its walkable "
+                            "floor; the doors do not open out of it. Check the storey, or give the area yourself")
+    if dropped:
+        where = "; ".join(f"{p.area:.1f} m2 round ({p.centroid.x:.1f}, {p.centroid.y:.1f})" for p in dropped)
+        twin_warn(f"storey {plan.storey!r}: {len(dropped)} part(s) of the floor have no exit (no external door or "
+                  f"stair on their outline) and are left out, with nobody placed there: {where}",
+                  TwinWarning, stacklevel=3)
+    walk = kept[0] if len(kept) == 1 else MultiPolygon(kept)
+    exits = {k: v for k, v in plan.exit_lines.items() if walk.boundary.distance(lines[k]) <= 0.1}
+    info = {"storey": plan.storey, "walkable_m2": float(walk.area), "doors": len(plan.doors), "crs": plan.crs,
+            "floor_parts": len(kept), "parts_dropped": [{"m2": round(float(p.area), 2),
+                                                         "x": round(float(p.centroid.x), 2),
+                                                         "y": round(float(p.centroid.y), 2)} for p in dropped]}
+    if plan.stair_exits:
+        info["stair_exits"] = list(plan.stair_exits)
+    if anchor is not None:  # with the ifc and storey: what repeats the run
+        info["anchor"] = {"x": float(anchor.x), "y": float(anchor.y), "z": float(anchor.z),
+                          "rotation_deg": float(anchor.rotation_deg), "crs": anchor.crs}
+    return WalkableArea(walk, exits=exits), info
 
 
 #: water a crowd does not walk through. AIDR (2017), Australian Disaster Resilience Guideline 7-3 "Flood
@@ -243,9 +404,10 @@ def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, f
 
     from simulation.crowd import WalkableArea
 
-    for v, what in ((wading_depth, "wading_depth"), (max_dv, "max_dv"), (min_exit_width, "min_exit_width")):
+    for v, what, cli in ((wading_depth, "wading_depth", " (CLI: --wading-depth)"), (max_dv, "max_dv", ""),
+                         (min_exit_width, "min_exit_width", "")):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ParameterError(f"{what} must be a number > 0, got {v!r}")
+            raise ParameterError(f"{what} must be a number > 0{cli}, got {v!r}")
     scen = scenario or "base"
     depth, dv, tr, what = _flood_grids(twin, scen, flood_run, flood_time)
     poly = walkable.polygon
@@ -376,9 +538,9 @@ def _engine_summary(res) -> dict:
 
 
 def run_crowd(twin, area: str | None = None, *, agents: int | None = None, density: float | None = None,
-              scenario: str | None = None, run: str | None = None, model: str = "csm", until: float | str = 1800.0,
-              exits: dict | None = None, closed_exits=(), params=None, walkable=None, info: dict | None = None,
-              seed: int = 0, trajectory_interval: float = 1.0, save: bool = True,
+              scenario: str | None = None, run: str | None = None, model: str | None = None,
+              until: float | str = 1800.0, exits: dict | None = None, closed_exits=(), params=None, walkable=None,
+              info: dict | None = None, seed: int = 0, trajectory_interval: float | None = None, save: bool = True,
               waypoints: dict | None = None, route=None, measurement_lines: dict | None = None,
               flooded_by: str | None = None, flood_time=None, wading_depth: float = WADING_DEPTH_M,
               progress: Callable[[float, float], None] | None = None) -> CrowdRun:
@@ -392,6 +554,10 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         persons per m2 (give one)
     scenario, run : where the results are saved (None: the base; a new run id)
     model : ``"csm"`` (collision-free speed model, the default, RiMEA-verified) or ``"sfm"`` (social force)
+    params : the engine's :class:`~simulation.crowd.CrowdParameters`, or a dict of some of its fields
+        (``{"speed_mean": 1.0}``; the others keep their defaults). ``model`` and ``trajectory_interval`` (s
+        between saved trajectory frames; 1.0 without params), where given, override ``params``' ``model`` and
+        ``record_interval``
     until : how long at most: seconds or a duration such as ``"30min"``
     walkable, info : a ready :class:`~simulation.crowd.WalkableArea` (and its description) instead
     exits : ``{name: [(x1, y1), (x2, y2)]}`` instead of the exits found from the roads
@@ -405,7 +571,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         floor (:func:`flood_walkable`), at its peak or ``flood_time`` (s or ``"45min"`` after the storm began).
         Exits under water are closed; people on dry ground cut off from every exit are counted
         (``cut_off_persons``), not simulated
-    seed, trajectory_interval, params, save, progress : as the other engines
+    seed, trajectory_interval, save, progress : as the other engines
 
     Returns
     -------
@@ -413,7 +579,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     :class:`~simulation.crowd.CrowdResult`), ``.saved`` (the result names stored)
     """
     from cim.results import claim_run
-    from simulation.crowd import Agents, CrowdParameters, CrowdSimulation, WalkableArea
+    from simulation.crowd import Agents, CrowdSimulation, WalkableArea
 
     t0 = time.perf_counter()
     until = parse_duration(until, "until")
@@ -438,6 +604,15 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
                       f"results are saved in the twin's CRS {twin.crs}, where they land in the wrong place. Use "
                       "twin.crowd(ifc=PATH, storey=NAME) or storey_area(..., twin_crs=twin.crs) (with anchor= if the "
                       "model has no georeference)", TwinWarning, stacklevel=2)
+    import shapely
+
+    for what, items in (("waypoint", waypoints), ("measurement line", measurement_lines)):
+        for name, g in (items or {}).items():
+            try:
+                xy = shapely.get_coordinates(g) if hasattr(g, "geom_type") else np.asarray(g, dtype=float)
+            except (TypeError, ValueError):
+                continue  # a malformed one: WalkableArea / the engine say what is wrong
+            _check_not_lonlat(xy, walkable.polygon, twin.crs, f"{what} {name!r}")
     if waypoints:
         walkable = WalkableArea(walkable.polygon, exits=walkable.exits, waypoints={**walkable.waypoints, **waypoints},
                                 waypoint_radius=walkable.waypoint_radius)
@@ -453,21 +628,26 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
                              "whose water deeper than that is no floor; without it there is no water to wade")
     route = list(walkable.waypoint_names) if route is None else list(route)
     info = dict(info or {})
-    closed = _exit_names(closed_exits, "closed_exits")
+    given = _exit_names(closed_exits, "closed_exits")
     # an unknown scenario fails here (ScenarioError), before anything is run or saved under it
-    closed += _exit_names(twin.scenario(scenario).params().get(CLOSED_EXITS_PARAM),
-                          f"scenario parameter {CLOSED_EXITS_PARAM} of scenario {scen!r}")
-    closed = list(dict.fromkeys(closed))
+    from_scen = _exit_names(twin.scenario(scenario).params().get(CLOSED_EXITS_PARAM),
+                            f"scenario parameter {CLOSED_EXITS_PARAM} of scenario {scen!r}")
     drowned = info.get("exits_under_water", [])
+    for names, where in ((given, "closed_exits= (CLI: --close-exit)"),
+                         (from_scen, f"the scenario parameter {CLOSED_EXITS_PARAM} of scenario {scen!r}")):
+        unknown = [n for n in names if n not in walkable.exit_names and n not in drowned]
+        if unknown:
+            fix = ("" if where.startswith("closed") else
+                   f" (change it: twin scenario set STORE {scen} {CLOSED_EXITS_PARAM} '[\"EXIT\", ...]')")
+            raise GeometryError(f"unknown exit{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
+                                f"{where}{fix}; this area's exits are {list(walkable.exit_names)}")
+    closed = list(dict.fromkeys(given + from_scen))
     closed = [n for n in closed if n not in drowned]  # shut anyway: under water, it is no exit any more
-    for name in closed:
-        walkable.exit_index(name)  # unknown names fail clearly
     if walkable.exit_names and set(walkable.exit_names) <= set(closed):
         raise GeometryError(f"every exit of the area is closed ({closed}, from closed_exits and the scenario parameter "
                             f"{CLOSED_EXITS_PARAM} of scenario {scen!r}); nobody could leave. Keep at least one of "
                             f"{list(walkable.exit_names)} open")
-    if params is None:
-        params = CrowdParameters(model=model, seed=seed, record_interval=trajectory_interval)
+    params = _crowd_params(params, model=model, seed=seed, trajectory_interval=trajectory_interval)
     if agents is None and density is None:
         raise ParameterError("give agents (a number) or density (persons/m2)")
     cut_off = 0
@@ -486,9 +666,11 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     t_engine = time.perf_counter()
     res = sim.run(until=until, progress=progress)
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
+                 "closed_exits_scenario": [n for n in from_scen if n in closed],
                  "route": route, "seed": seed})
     timings = {"engine_wall_s": time.perf_counter() - t_engine}
-    saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs, timings=timings) if save else []
+    saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs, timings=timings,
+                              walkable=walkable) if save else []
     summary = RunSummary({"engine": "crowd", "scenario": scen, "run": run_id, **_engine_summary(res),
                           **{k: v for k, v in info.items() if k != "buildings_removed"}, **timings,
                           "total_wall_s": time.perf_counter() - t0})
@@ -512,6 +694,42 @@ def storey_crowd_kwargs(twin, area, ifc, storey, anchor, kwargs: dict) -> dict:
     return {**kwargs, "walkable": walkable, "info": {**info, **(kwargs.get("info") or {})}}
 
 
+def _crowd_params(params, *, model, seed, trajectory_interval):
+    """The engine's parameters: ``params`` (None, a CrowdParameters or a dict of its fields) with ``model`` and
+    ``trajectory_interval`` (``record_interval``), where given, put in; they win over ``params``' own."""
+    import dataclasses
+
+    from simulation.crowd import CrowdParameters
+
+    if params is None:
+        params = CrowdParameters(seed=seed, record_interval=1.0)  # a frame a second: enough for the map
+    elif isinstance(params, dict):
+        fields = {f.name for f in dataclasses.fields(CrowdParameters)}
+        bad = sorted(str(k) for k in params if k not in fields)
+        if bad:
+            raise ParameterError(f"params has no field {', '.join(map(repr, bad))}; CrowdParameters' fields are "
+                                 f"{sorted(fields)}")
+        params = CrowdParameters(**{"seed": seed, **params})
+    elif not isinstance(params, CrowdParameters):
+        raise ParameterError(f"params must be a simulation.crowd.CrowdParameters or a dict of its fields, got "
+                             f"{type(params).__name__}")
+    over = {k: v for k, v in (("model", model), ("record_interval", trajectory_interval)) if v is not None}
+    return dataclasses.replace(params, **over) if over else params
+
+
+def _exits_layer(walkable, usage: pd.DataFrame, closed, crs):
+    """A GeoDataFrame: a line per exit of ``walkable`` with its row of ``usage`` (width, persons, flow) and
+    ``closed``."""
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    df = pd.DataFrame({"exit": list(walkable.exit_names)})
+    df = df.merge(usage, on="exit", how="left") if len(usage) else df
+    df["closed"] = df["exit"].isin(list(closed))
+    geom = [LineString(s.reshape(2, 2)) for s in walkable.exit_segments]
+    return gpd.GeoDataFrame(df, geometry=geom, crs=crs)
+
+
 def _exit_names(value, what: str) -> list[str]:
     """Exit names from ``value``: None (none), one name (str), or a list/tuple of names."""
     if value is None:
@@ -527,13 +745,17 @@ def _exit_names(value, what: str) -> list[str]:
 
 
 #: results written only when the run produced them; a run id used again drops the earlier ones first
-_OPTIONAL_RESULTS = ("waypoint_passages", "line_crossings", "fundamental_diagram", "density", "max_density")
+_OPTIONAL_RESULTS = ("exits", "waypoint_passages", "line_crossings", "fundamental_diagram", "density", "max_density")
 ENGINE = "simulation.crowd"  # the results' meta "engine"
 
 
 def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None,
-                      timings: dict | None = None) -> list[str]:
+                      timings: dict | None = None, walkable=None) -> list[str]:
     """Store a :class:`~simulation.crowd.CrowdResult` under ``scenario`` + ``run``; returns the names saved.
+
+    With ``walkable`` (the :class:`~simulation.crowd.WalkableArea` the run used) the layer ``exits`` is saved
+    too: a line per exit with ``exit_usage``'s columns and ``closed`` (where ``twin export`` and the map
+    place the exits).
 
     Everything is written in one store transaction. Saving under a run id used
     before replaces that run's crowd results: optional ones this run did not
@@ -546,10 +768,11 @@ def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = No
     scenario, store = scenario or BASE, twin.store
     with saving_run(store, scenario, run, ENGINE):  # the id checked again (claim_run), in the transaction
         delete_results(store, scenario, run, names=_OPTIONAL_RESULTS)
-        return _save_crowd_result(twin, scenario, run, res, info, crs=crs, timings=timings or {})
+        return _save_crowd_result(twin, scenario, run, res, info, crs=crs, timings=timings or {},
+                                  walkable=walkable)
 
 
-def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings):
+def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings, walkable=None):
     from affine import Affine
 
     from cim.results import finite_or_none
@@ -574,9 +797,13 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings):
                     **{k: v for k, v in (info or {}).items()}, **timings})
     put("summary", summary)
     put("evacuation_curve", res.curve)
-    put("exit_usage", res.exit_usage())
+    usage = res.exit_usage()
+    put("exit_usage", usage)
+    if walkable is not None and len(walkable.exit_names):
+        put("exits", _exits_layer(walkable, usage, (info or {}).get("closed_exits") or (), crs or twin.crs))
     put("jams", pd.DataFrame([vars(j) for j in res.jams],
-                             columns=["time_s", "x", "y", "n_agents", "exit", "kind", "waypoint"]))
+                             columns=["time_s", "x", "y", "n_agents", "exit", "kind", "waypoint", "end_s",
+                                      "peak_density"]))
     put("trajectories", res.trajectories)
     if not res.waypoint_passages.empty:
         put("waypoint_passages", res.waypoint_passages)

@@ -55,6 +55,12 @@ def register(app: typer.Typer) -> None:
             raise ParameterError(f"--density must be a finite number of persons per m2 > 0, got {density}")
         if agents is not None:  # before the area is built; run_crowd checks it the same way
             as_count(agents, "--agents", "people", minimum=1)
+        if not (math.isfinite(road_reach) and road_reach > 0):
+            raise ParameterError(f"--road-reach is how far from a road the plaza's outline is an exit: metres > 0, "
+                                 f"got {road_reach}")
+        if not (math.isfinite(wading_depth) and wading_depth > 0):
+            raise ParameterError(f"--wading-depth is the water depth (m) people do not walk through: > 0, "
+                                 f"got {wading_depth}")
         if (storey is not None or anchor is not None) and ifc is None:
             raise ParameterError("--storey and --anchor go with the IFC model given by --ifc; give --ifc FILE, or "
                                  "leave them out for a plaza (--area)")
@@ -134,6 +140,12 @@ def _human(s: dict) -> str:
     for e in s["exits"]:  # every exit, the unused ones too: this is where a user finds the names to close
         lines.append(f"  exit {e['exit']}: " + ("closed" if str(e["exit"]) in closed else
                                                  f"{e['agents']} agents") + f", width {e['width_m']:.1f} m")
+    if s.get("stair_exits"):
+        lines.append(f"  no external door on storey {s.get('storey')!r}: its stairs are the exits "
+                     f"({', '.join(s['stair_exits'])})")
+    for p in s.get("parts_dropped") or ():
+        lines.append(f"  LEFT OUT: {p['m2']:.1f} m2 of floor round ({p['x']:.1f}, {p['y']:.1f}) has no exit; nobody "
+                     "placed there")
     if s.get("route"):
         lines.append(f"  route: {' -> '.join(s['route'])} -> exit")
     if s.get("flooded_by"):
