@@ -38,19 +38,35 @@ class Anchor:
     ----------
     x, y : float
         Position of the model origin (local 0, 0) in ``crs`` (default: the twin CRS).
-    z : float
-        Height of the model's 0.00 level (m).
+    z : float, optional
+        Height of the model's 0.00 level (m). Left out (None), it reads 0.0 and :attr:`z_given` is False: an
+        import into a twin with a terrain (:func:`bim_import.import_ifc`) then puts the model on the ground,
+        at the DEM's height under ``x, y``.
     rotation_deg : float
         Angle of the model's x axis, counter-clockwise from grid east (degrees).
     crs : str, optional
         CRS of ``x, y`` if not the twin's.
+
+    Examples
+    --------
+    >>> Anchor(500000.0, 3400000.0).z, Anchor(500000.0, 3400000.0).z_given
+    (0.0, False)
+    >>> Anchor(500000.0, 3400000.0, 0.0).z_given
+    True
     """
 
     x: float
     y: float
-    z: float = 0.0
+    z: float | None = None
     rotation_deg: float = 0.0
     crs: str | None = None
+    #: whether the caller gave ``z`` (set from it; not an argument)
+    z_given: bool = field(init=False, repr=False, compare=False, default=True)
+
+    def __post_init__(self):
+        object.__setattr__(self, "z_given", self.z is not None)
+        if self.z is None:
+            object.__setattr__(self, "z", 0.0)
 
 
 @dataclass(frozen=True)

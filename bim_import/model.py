@@ -278,7 +278,7 @@ def _fix_mesh(v: np.ndarray, fa: np.ndarray) -> Mesh:
 
 
 def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int = 1,
-               progress: Callable[[float, float], None] | None = None) -> BimModel:
+               progress: Callable[[float, float], None] | None = None, ifc=None) -> BimModel:
     """Read an IFC file into a :class:`BimModel`.
 
     Parameters
@@ -292,6 +292,8 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
         one process per file (see :func:`bim_import.import_many`) is faster.
     progress : callable, optional
         ``progress(done, total)`` over elements.
+    ifc : ifcopenshell.file, optional
+        ``path`` already opened with :func:`open_ifc` (not opened again).
 
     Raises
     ------
@@ -310,7 +312,7 @@ def read_model(path: str | os.PathLike, *, geometry: bool = True, threads: int =
     import ifcopenshell.util.unit as U
 
     t0 = time.perf_counter()
-    f = open_ifc(path)
+    f = open_ifc(path) if ifc is None else ifc
     t_open = time.perf_counter() - t0
     t1 = time.perf_counter()
     c1 = time.process_time()

@@ -140,7 +140,13 @@ def register(app: typer.Typer) -> None:
         target: str = STORE_ARG,
         files: List[str] = typer.Argument(..., help="IFC files."),
         crs: Optional[str] = IMPORT_CRS_OPT,
-        anchor: Optional[str] = ANCHOR_OPT,
+        anchor: Optional[str] = typer.Option(
+            None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS; "
+            "without Z the model stands on the twin's terrain (its DEM's height at X,Y)."),
+        building_id: Optional[str] = typer.Option(None, "--building-id", help="Import the (one) file under this "
+                                                  "building id (default: bim- and its IfcBuilding GlobalId)."),
+        replace: bool = typer.Option(False, "--replace", help="Replace an earlier import of the same building id "
+                                     "(its buildings feature, element rows and glTF models) in the same transaction."),
         workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Processes (default: one per file, up to the cores)."),
         quiet: bool = QUIET_OPT,
         as_json: bool = JSON_OPT,
@@ -150,10 +156,14 @@ def register(app: typer.Typer) -> None:
         from cim.store import open_store
         from twin_core.progress import progress_bar
 
+        if building_id is not None and len(files) != 1:
+            from twin_core.errors import TwinError
+
+            raise TwinError(f"--building-id names one building: import one file with it, not {len(files)}")
         with open_store(target) as st:
             with progress_bar("importing IFC", len(files), quiet=quiet or as_json) as progress:
                 summary = import_many(files, st, twin_crs=crs, anchor=_anchor(anchor), workers=workers,
-                                      progress=progress)
+                                      progress=progress, building_id=building_id, replace=replace)
         d = summary.to_dict()
         lines = [f"{len(summary.files)} of {len(files)} file(s) imported in {summary.seconds:.1f} s, "
                  f"{summary.elements_read} elements read, {len(summary.failed_elements)} without geometry"]
@@ -161,6 +171,15 @@ def register(app: typer.Typer) -> None:
             lines.append(f"  {f['building_id']}: {f['elements']} elements, height {f['height_m']:.2f} m, "
                          f"{'unknown' if f['storeys'] is None else f['storeys']} storeys, {len(f['failed'])} failed "
                          f"({f['file']})")
+            if f.get("anchor_z", {}).get("text"):
+                lines.append(f"    placed at the anchor, {f['anchor_z']['text']}")
+            r = f.get("replaced")
+            if r:
+                lines.append(f"    replaced the earlier import of {r['building_id']}"
+                             + (f" (from {r['file']})" if r["file"] else "")
+                             + f": {r['feature']} feature(s), {r['elements']} element row(s), {r['blobs']} glTF blob(s)"
+                             + ("" if r["feature"] else " (a stale record: its feature had gone with the buildings "
+                                                        "layer)"))
         for x in summary.failed_elements[:20]:
             lines.append(f"    no geometry: {x['global_id']} {x['ifc_class']}: {x['reason']}")
         for e in summary.errors:
@@ -168,6 +187,22 @@ def register(app: typer.Typer) -> None:
         emit(d, as_json, human="\n".join(lines))
         if summary.errors:
             raise typer.Exit(1)
+
+    @bim.command("delete")
+    def bim_delete_cmd(
+        target: str = STORE_ARG,
+        building_id: str = typer.Argument(..., help="The imported building's id (as `twin bim import` printed it)."),
+        as_json: bool = JSON_OPT,
+    ) -> None:
+        """Remove an imported BIM building: its buildings feature, element rows and glTF models (one transaction)."""
+        from bim_import.importer import delete_building
+        from cim.store import open_store
+
+        with open_store(target) as st:
+            r = delete_building(st, building_id)
+        emit(r, as_json, human=f"removed {r['building_id']}" + (f" (from {r['file']})" if r["file"] else "")
+             + f": {r['feature']} buildings feature(s), {r['elements']} element row(s), {r['blobs']} glTF blob(s)"
+             + ("" if r["feature"] else " (its feature was no longer in the buildings layer)"))
 
     @bim.command("cityjson")
     def bim_cityjson(
