@@ -11,7 +11,8 @@ Entry points
 - :func:`build_building`: the LoD1 building feature (``cim.schema`` class
   ``buildings``), the element table and glTF blobs.
 - :func:`import_ifc` / :func:`import_many`: into a store, each file in one
-  transaction; many files one process per file. :func:`query_elements`
+  transaction; many files one process per file (``replace=True`` re-imports a
+  building; :func:`delete_building` removes one). :func:`query_elements`
   filters the imported elements by class, storey and property values.
 - :func:`check_compliance` / :func:`load_rules`: planning rules (height,
   setback, FAR, coverage, green ratio) and IDS information requirements.
@@ -35,10 +36,10 @@ from bim_import.cityjson import to_cityjson
 from bim_import.compliance import ComplianceReport, RuleSet, check_compliance, load_rules
 from bim_import.floorplan import Floorplan, storey_floorplan
 from bim_import.georef import Anchor, Georeference, georeference
-from bim_import.importer import ImportSummary, import_ifc, import_many, query_elements
+from bim_import.importer import ImportSummary, delete_building, import_ifc, import_many, query_elements
 from bim_import.model import BimModel, Mesh, read_model
 
 __all__ = ["Anchor", "BimModel", "Building", "ComplianceReport", "Floorplan", "Georeference", "ImportSummary", "Mesh",
-           "RuleSet", "build_building", "check_compliance", "georeference", "get_check", "import_ifc", "import_many",
+           "RuleSet", "build_building", "check_compliance", "delete_building", "georeference", "get_check", "import_ifc", "import_many",
            "list_checks", "load_rules", "query_elements", "read_model", "record_check", "storey_floorplan",
            "to_cityjson"]
