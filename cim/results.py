@@ -158,8 +158,10 @@ def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix:
     checked before anything is computed: a bad id fails saved or not (:func:`check_run_id`; it failed only
     when saving, after the whole run, or showed unsaved as ``<FloodRun 'base'/5 ...>``), and one holding
     another engine's or analysis's results, or results saved by hand, is refused when the run is saved
-    (:func:`check_run_free`; nothing stored, nothing to mix with). Every engine and analysis claims its run id
-    through this, and saves its results in :func:`saving_run`, which checks the id again.
+    (:func:`check_run_free`; nothing stored, nothing to mix with). A run to be saved in a twin this handle may
+    not write (a read-only file, a role that may only read) is refused here too, before anything is computed
+    (:meth:`cim.store.base.Store.check_writable`), not after the whole run. Every engine and analysis claims its
+    run id through this, and saves its results in :func:`saving_run`, which checks the id again.
 
     >>> import tempfile, os
     >>> from cim.store import open_store
@@ -176,9 +178,12 @@ def claim_run(store, scenario: str | None, run: str | None, engine: str, prefix:
     run 'notes' under scenario 'base' holds results saved by hand (['remarks']), no engine's run
     >>> store.close()
     """
+    if run is not None:
+        check_run_id(run)
+    if save:  # a twin this handle may not write fails now, not when the results are saved after the whole run
+        store.check_writable(before=f"{_a(engine_of({'engine': engine}))} run")
     if run is None:
         return new_run_id(prefix or engine_of({"engine": engine}) or "run")
-    check_run_id(run)
     if save:
         check_run_free(store, normalise_scenario_name(scenario) or "base", run, engine)
     return run

@@ -92,6 +92,69 @@ def _lonlat_hint(bounds, crs, polygon: bool, *, features: bool = False) -> str:
             f"transform them first, e.g. {how}")
 
 
+def _check_edit_polygon(poly, raster: str) -> None:
+    """Refuse a polygon that is not a valid, non-empty (Multi)Polygon for an edit of raster ``raster``.
+
+    A self-intersecting ("bow-tie") polygon is refused, not repaired: ``shapely.make_valid`` would turn it into
+    the pieces its crossing edges cut out, which for a ring drawn with two corners swapped is not the area the
+    user meant, and the raised or lowered ground changes every flood run of the scenario without a word. A
+    feature's geometry is refused the same way (:func:`_check_geometries`); the message says where the edges
+    cross and how to fix it.
+    """
+    import shapely
+
+    if poly.geom_type not in ("Polygon", "MultiPolygon") or poly.is_empty:
+        raise ScenarioError(f"the edit of {raster!r} needs a non-empty Polygon or MultiPolygon, got "
+                            f"{'an empty ' if poly.is_empty else 'a '}{poly.geom_type}")
+    if shapely.is_valid(poly):
+        return
+    reason = shapely.is_valid_reason(poly)
+    m = re.match(r"([^\[]+)\[([^\]]+)\]", reason)
+    what, at = (m.group(1), m.group(2).split()) if m else (reason, None)
+    where = f" at ({', '.join(f'{float(v):.10g}' for v in at)})" if at and len(at) == 2 else ""
+    crossing = "self-intersection" in what.lower()
+    raise ScenarioError(
+        f"the polygon for the edit of {raster!r} is not valid: {what.strip().lower()}{where}"
+        + (" (its outline crosses itself, a 'bow-tie': two corners are in the wrong order)" if crossing else "")
+        + "; nothing was recorded. Redraw it so that its outline does not cross itself (give the corners in order "
+        "around the area), or, if the pieces shapely makes of it are what you mean, repair it first and check "
+        "the result: shapely.make_valid(polygon)")
+
+
+def _off_the_raster(bounds, base, raster: str, *, polygon: bool) -> str:
+    """Why an edit's polygon or bounds do not overlap raster ``raster`` (``base``), in the user's terms: where
+    the edit is and where the raster is, in the twin's CRS and in lon/lat, and what to do (the lon/lat hint
+    of :func:`_lonlat_hint` where the numbers look like degrees)."""
+    from cim.crs import fmt_box, lonlat_box
+
+    what = "the polygon" if polygon else "the bounds"
+    whose = "the polygon's bounds" if polygon else "the bounds"
+    crs = base.crs
+    hint = _lonlat_hint(bounds, crs, polygon=polygon)
+
+    def lonlat(box) -> str:
+        if crs is None:
+            return ""
+        try:
+            ll = lonlat_box(box, crs)
+        except Exception:  # a box far outside what the CRS can take back to degrees
+            ll = None
+        return f", lon/lat {fmt_box(tuple(round(v, 5) for v in ll))}" if ll is not None else ""
+
+    far = "" if hint else lonlat(bounds)
+    msg = (f"{whose} {fmt_box(bounds)}{far} do not overlap the raster {raster!r} {fmt_box(base.bounds)} (in the "
+           f"twin's CRS {crs}{lonlat(base.bounds)}): {what} of the edit {'lies' if polygon else 'lie'} outside the "
+           "city; nothing was recorded")
+    if hint:
+        return msg + hint
+    how = (f"shapely.ops.transform(pyproj.Transformer.from_crs(SOURCE_CRS, {crs!r}, always_xy=True).transform, "
+           "polygon)" if polygon else
+           f"pyproj.Transformer.from_crs(SOURCE_CRS, {crs!r}, always_xy=True).transform_bounds(*bounds)")
+    return (msg + f". Give {what} in the twin's CRS {crs} (metres), inside the city; coordinates in another "
+            f"CRS (web-map metres, EPSG:3857, or another city's grid) must be transformed first, e.g. {how}; drawn on "
+            "the map, draw inside the city")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -772,14 +835,13 @@ class Scenario:
             base.window(win)  # validates
         elif isinstance(where, (tuple, list, np.ndarray)) and len(where) == 4 or hasattr(where, "geom_type"):
             poly = where if hasattr(where, "geom_type") else None
+            if poly is not None:
+                _check_edit_polygon(poly, name)
             bounds = tuple(poly.bounds if poly is not None else where)
             try:
                 win = base.window_from_bounds(bounds)
-            except RasterError as exc:  # far off the grid: most likely longitude/latitude for metres
-                hint = _lonlat_hint(bounds, base.crs, polygon=poly is not None)
-                if not hint:
-                    raise
-                raise RasterError(f"{exc}{hint}") from None
+            except RasterError:  # far off the grid: lon/lat for metres, another CRS's metres, another place
+                raise RasterError(_off_the_raster(bounds, base, name, polygon=poly is not None)) from None
         else:
             raise ScenarioError("where must be a Window, (xmin, ymin, xmax, ymax) bounds or a shapely polygon")
         current = base.window(win).data.astype("float64")

@@ -288,6 +288,21 @@ class Store(ABC):
         Nested blocks join the outer one.
         """
 
+    def check_writable(self, before: str | None = None) -> None:
+        """Raise a :class:`~twin_core.errors.StoreError` when this handle may not write the twin (a read-only
+        file or folder, a role that may only read, a read-only server), in the words a refused write has; pass
+        when it may. Every engine and analysis that saves its run checks this before it computes anything
+        (:func:`cim.results.claim_run`): a refusal found only when the results were saved cost the whole run
+        (minutes of a city's storm). Writes nothing.
+
+        ``before``: what was about to start (``"a flood run"``), said in the message. A store that cannot
+        tell without writing passes (the write then says it)."""
+
+    @staticmethod
+    def _checked_before(before: str | None) -> str:
+        """The end of :meth:`check_writable`'s message: checked before ``before`` started."""
+        return f" (checked before {before} started: nothing was computed)" if before else ""
+
     @property
     def in_transaction(self) -> bool:
         """Whether a :meth:`transaction` block is open on this handle (a write now commits with it, later)."""

@@ -47,7 +47,7 @@ from twin_core.errors import (
     twin_warn,
 )
 
-__all__ = ["GeoPackageStore"]
+__all__ = ["GeoPackageStore", "backup"]
 
 _GPKG_APP_ID = 0x47504B47  # 'GPKG'
 _ENV_LEN = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
@@ -176,13 +176,21 @@ class GeoPackageStore(Store):
                 "Restore it from a backup or rebuild it with `twin build`."
             )
         try:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)  # a write's lock: wait
             try:
                 app_id = con.execute("PRAGMA application_id").fetchone()[0]
                 ok = _has_table(con, "gpkg_contents") and _has_table(con, "gpkg_spatial_ref_sys")
                 con.execute("PRAGMA quick_check").fetchone()
             finally:
                 con.close()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise CorruptStoreError(
+                    f"{self.path} is a damaged SQLite/GeoPackage file ({exc}); restore it from a backup or rebuild it"
+                ) from exc
+            # a file that another connection kept writing for 30 s: busy, not damaged (it said "damaged")
+            raise StoreConnectionError(f"cannot open {self.path}: another program has been writing it for 30 s "
+                                       f"({exc}); try again when it is done") from exc
         except sqlite3.DatabaseError as exc:
             raise CorruptStoreError(
                 f"{self.path} is a damaged SQLite/GeoPackage file ({exc}); restore it from a backup or rebuild it"
@@ -197,7 +205,7 @@ class GeoPackageStore(Store):
         return str(self.path), None
 
     def _holds_twin(self) -> bool:
-        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
         try:
             return _has_table(con, "twin_meta")
         finally:
@@ -224,6 +232,34 @@ class GeoPackageStore(Store):
         if self._con is None:
             raise StoreError(f"the store {self.uri} is closed; open it again")
         return self._con
+
+    def check_writable(self, before: str | None = None) -> None:
+        """:meth:`Store.check_writable`: one row written into ``twin_meta`` and rolled back at once, which
+        SQLite refuses for a file it opened read-only (permission bits, ``chattr +i``, a read-only mount) and
+        for a folder it cannot make its journal in. Inside a caller's transaction it is a savepoint. A file
+        another connection is writing (busy for the 30 s a write waits) passes: it can be written, in turn."""
+        con = self._live()
+        probe = "INSERT OR REPLACE INTO twin_meta (key, value) VALUES ('twin:write-check', 'null')"
+        try:
+            if con.in_transaction:
+                con.execute("SAVEPOINT twin_write_check")
+                try:
+                    con.execute(probe)
+                finally:
+                    con.execute("ROLLBACK TO twin_write_check")
+                    con.execute("RELEASE twin_write_check")
+            else:
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.execute(probe)
+                finally:
+                    con.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            msg = write_refused(exc, self.uri)
+            if msg is not None:
+                raise StoreError(msg + self._checked_before(before)) from None
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
 
     # -- metadata ------------------------------------------------------------
     def get_meta(self) -> dict[str, Any]:
@@ -846,6 +882,77 @@ def write_refused(exc: BaseException, where: str = "the twin") -> str | None:
         return None
     return (f"cannot write {where}: {why} ({text}); nothing was changed. Make it writable (chmod u+w FILE and "
             "its folder) or work on a copy, then try again")
+
+
+def backup(path: str | os.PathLike, dest: str | os.PathLike, *, force: bool = False) -> Path:
+    """Copy the twin GeoPackage ``path`` to ``dest`` safely while it may be in use, with SQLite's online backup
+    API (:meth:`sqlite3.Connection.backup`): the copy is the twin at one moment, whole, even while a map server
+    or a run writes it. A plain file copy is not: a GeoPackage keeps SQLite's rollback journal ("delete"
+    mode), so a copy taken during a write may hold half of it.
+
+    The pages are copied in one step under a read lock, so a writer waits for the copy (its writes wait up to
+    30 s; a large city copies in seconds), and the copy is checked (``PRAGMA quick_check``, opened as a twin)
+    before it is moved into place: a failed backup leaves no file at ``dest``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The twin's ``.gpkg`` file.
+    dest : str or Path
+        The ``.gpkg`` file to write; an existing one is replaced only with ``force``.
+    force : bool
+        Replace ``dest`` if it exists.
+
+    Returns
+    -------
+    Path
+        ``dest``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from cim.store import open_store
+    >>> folder = tempfile.mkdtemp()
+    >>> open_store(os.path.join(folder, "c.gpkg"), create=True, crs="EPSG:4544").close()
+    >>> backup(os.path.join(folder, "c.gpkg"), os.path.join(folder, "copy.gpkg")).name
+    'copy.gpkg'
+    """
+    src_path, dest = Path(path), Path(dest)
+    if not src_path.exists():
+        raise StoreConnectionError(_missing_file(src_path))
+    if not str(dest).lower().endswith(".gpkg"):
+        raise StoreError(f"the backup {str(dest)!r} needs a '.gpkg' name, so that it opens as a twin")
+    if dest.exists() and src_path.resolve() == dest.resolve():
+        raise StoreError(f"the backup {str(dest)!r} is the twin itself; give another file")
+    if dest.is_dir():
+        raise StoreError(f"the backup {str(dest)!r} is a folder; give the path of a .gpkg file")
+    if dest.exists() and not force:
+        raise StoreError(f"{str(dest)!r} exists; give another file, or replace it (force=True, CLI --force)")
+    GeoPackageStore(src_path).close()  # a twin, not damaged: else the error says what it is instead
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.backup.gpkg")
+    try:
+        src = sqlite3.connect(src_path, timeout=30)
+        try:
+            out = sqlite3.connect(tmp)
+            try:
+                src.backup(out)  # every page in one step: one consistent moment of the file
+                bad = out.execute("PRAGMA quick_check").fetchone()[0]
+            finally:
+                out.close()
+        finally:
+            src.close()
+        if bad != "ok":  # pragma: no cover - the source was checked above
+            raise CorruptStoreError(f"the backup of {src_path} failed its check ({bad}); nothing was written")
+        GeoPackageStore(tmp).close()
+        os.replace(tmp, dest)
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"cannot back up {src_path} to {dest}: {exc}; nothing was written. Check that you may "
+                         "write the folder and that the disk has room, then try again") from exc
+    finally:
+        for leftover in (tmp, Path(str(tmp) + "-journal")):
+            if leftover.exists():
+                leftover.unlink()
+    return dest
 
 
 def _now() -> str:

@@ -99,7 +99,12 @@ def _write_refused(exc: BaseException, uri: str) -> str:
     """The one-line message for the server refusing a write (a role that may only read, a read-only server),
     as the GeoPackage store says it for a read-only file."""
     text = str(exc).strip().splitlines()[0]
-    return (f"cannot write {uri}: the server refused the write ({text}); nothing was changed. Connect as a role "
+    return _refused(f"the server refused the write ({text})", uri)
+
+
+def _refused(why: str, uri: str) -> str:
+    """The message of a write the server refuses or would refuse (``why``), with what to do."""
+    return (f"cannot write {uri}: {why}; nothing was changed. Connect as a role "
             "that may write this twin's schema (its owner, or one granted INSERT, UPDATE, DELETE and CREATE on it), "
             "or work on a copy, then try again")
 
@@ -252,6 +257,40 @@ class PostGISStore(Store):
             raise
         finally:
             self._txn_depth -= 1
+
+    def check_writable(self, before: str | None = None) -> None:
+        """:meth:`Store.check_writable` from the server's catalogue, writing nothing and taking no lock: a
+        read-only session (``default_transaction_read_only``, a standby), and the privileges a run's save needs:
+        CREATE on the schema (a result layer or table is a new table) and INSERT, UPDATE and DELETE on the
+        twin's own tables (the results index in ``twin_meta``, rasters and blobs)."""
+        from psycopg import sql
+
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL(
+                "SELECT current_user, current_setting('transaction_read_only') = 'on', "
+                "has_schema_privilege(%(s)s, 'CREATE'), "
+                "ARRAY(SELECT ARRAY[p, t] FROM unnest(%(t)s::text[]) AS t, "
+                "unnest(ARRAY['INSERT', 'UPDATE', 'DELETE']) AS p "
+                "WHERE NOT has_table_privilege(quote_ident(%(s)s) || '.' || quote_ident(t), p))"),
+                {"s": self.schema, "t": list(_INTERNAL_TABLES)})
+            role, read_only, create, lacking = cur.fetchone()
+        if read_only:
+            why = "the session is read-only (default_transaction_read_only is on, or the server is a standby)"
+        elif not create or lacking:
+            by_table: dict[str, list[str]] = {}
+            for priv, table in lacking or []:
+                by_table.setdefault(table, []).append(priv)
+            groups: dict[tuple, list[str]] = {}
+            for table, privs in by_table.items():
+                groups.setdefault(tuple(privs), []).append(table)
+            what = [f"CREATE on schema {self.schema}"] if not create else []
+            for privs, tables in groups.items():  # "INSERT, UPDATE and DELETE on twin_meta, twin_blobs"
+                said = f"{', '.join(privs[:-1])} and {privs[-1]}" if len(privs) > 1 else privs[0]
+                what.append(f"{said} on {', '.join(tables)}")
+            why = f"permission denied: role {role!r} may not write this twin (it lacks {'; '.join(what)})"
+        else:
+            return
+        raise StoreError(_refused(why, self.uri) + self._checked_before(before))
 
     @contextmanager
     def run_lock(self, key: str) -> Iterator["PostGISStore"]:

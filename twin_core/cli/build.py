@@ -1,4 +1,4 @@
-"""``twin build``: build the sample city into a store."""
+"""``twin build``: build the sample city into a store; ``twin backup``: copy a GeoPackage twin safely."""
 
 from __future__ import annotations
 
@@ -23,7 +23,25 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build the Chengdu-like sample city (real central-Chengdu roads, generated buildings, DEM ...)."""
         summary = build_city(target, size, seed, force=force, quiet=quiet or as_json)
+        if quiet and not as_json:  # -q promises no chatter: errors (raised above) are still shown; --json
+            return                 # asked for the summary, so it still prints it
         emit(summary, as_json, human=format_summary(summary))
+
+    @app.command("backup")
+    def backup(
+        target: str = typer.Argument(..., help="The twin to back up: a .gpkg file (a PostGIS twin: pg_dump)."),
+        dest: str = typer.Argument(..., help="The .gpkg file to write the copy to."),
+        force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
+        as_json: bool = JSON_OPT,
+        quiet: bool = QUIET_OPT,
+    ) -> None:
+        """Copy a GeoPackage twin safely while it is in use (a map server, a run writing it): SQLite's online
+        backup, the twin at one moment, checked before it is put in place. A plain file copy taken during a
+        write may hold half of it."""
+        out = backup_twin(target, dest, force=force)
+        if quiet and not as_json:
+            return
+        emit(out, as_json, human=f"backed up {out['store']} to {out['backup']} ({out['bytes'] / 1e6:.1f} MB)")
 
 
 def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet: bool = False) -> dict:
@@ -72,6 +90,30 @@ def build_city(target: str, size: str, seed: int, *, force: bool = False, quiet:
         summary = twin.summary()
     summary["build_seconds"] = round(time.perf_counter() - t0, 1)
     return summary
+
+
+def backup_twin(target: str, dest: str, *, force: bool = False) -> dict:
+    """``twin backup``: :func:`cim.store.gpkg.backup` of a GeoPackage twin; a PostGIS twin is refused with the
+    ``pg_dump`` command that backs it up. Returns ``{"store", "backup", "bytes"}``."""
+    import os
+
+    from cim.store import is_dsn
+    from cim.store.gpkg import backup
+    from cim.store.postgis import _redact, _split_dsn
+    from twin_core.errors import StoreConnectionError, TwinError
+
+    if is_dsn(target):
+        conninfo, schema = _split_dsn(target)
+        raise TwinError(f"`twin backup` copies GeoPackage twins; back up a PostGIS twin with PostgreSQL's own "
+                        f"tools, which copy a schema at one moment while it is in use: pg_dump --schema="
+                        f"{schema or 'public'} --format=custom --file=BACKUP.dump '{_redact(conninfo)}' "
+                        "(restore it with pg_restore)")
+    if not str(target).lower().endswith(".gpkg"):
+        raise StoreConnectionError(
+            f"cannot tell which store {target!r} is: give a '.gpkg' file or a 'postgresql://host/db' DSN")
+    check_output_path(f"cannot back up into {dest}", dest)
+    written = backup(target, dest, force=force)
+    return {"store": target, "backup": str(written), "bytes": os.path.getsize(written)}
 
 
 def _check_postgis_target(dsn: str, force: bool) -> bool:
