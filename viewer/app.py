@@ -46,7 +46,54 @@ def open_state(settings: Settings):
     state = AppState(settings, twin, locked)
     state.tile_source = TileSource(state)
     state.jobs = JobManager(state, workers=settings.job_workers)
+    why = read_only_reason(locked)
+    if why:
+        log.warning("the twin cannot be written, so the map can be viewed but every change through the API "
+                    "(scenarios, jobs, sensor readings, BIM checks) will be refused with a 503: %s", why)
     return state
+
+
+def read_only_reason(store) -> str | None:
+    """Why the server cannot write ``store`` (a read-only GeoPackage or folder, a PostGIS role that may only read,
+    a read-only server), from the store's own :meth:`~cim.store.base.Store.check_writable` (cheap: a catalogue
+    query, or one row written and rolled back); None when it may write or the check cannot tell."""
+    from twin_core.errors import StoreError
+
+    try:
+        store.check_writable()
+    except StoreError as exc:
+        return str(exc)
+    except Exception:  # a check that cannot run only costs the warning
+        log.debug("could not tell whether the twin is writable", exc_info=True)
+    return None
+
+
+def write_refused(exc: BaseException) -> str | None:
+    """The message for a write the store refused (a read-only twin, a role that may only read), or None.
+
+    The stores say it as a :class:`~twin_core.errors.StoreError` "cannot write ...; nothing was changed. Connect as
+    a role that may write ..." (the CLI's message); a driver error that reached here unwrapped gets the same
+    advice."""
+    from twin_core.errors import StoreConnectionError, StoreError
+
+    text = str(exc)
+    if isinstance(exc, StoreError) and not isinstance(exc, StoreConnectionError):
+        return text if text.startswith("cannot write") and "nothing was changed" in text else None
+    refusals: tuple = ()
+    try:
+        from cim.store.postgis import _write_refusals
+
+        refusals = _write_refusals()
+    except ImportError:  # no psycopg in this build
+        pass
+    import sqlite3
+
+    if isinstance(exc, refusals) or (isinstance(exc, sqlite3.OperationalError)
+                                     and ("readonly" in text or "read-only" in text)):
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return (f"cannot write the twin: the store refused the write ({first}). Connect as a role that may write "
+                "the twin's schema, or make the GeoPackage and its folder writable, then try again")
+    return None
 
 
 def _status_for(exc: Exception) -> int:
@@ -62,7 +109,7 @@ def _status_for(exc: Exception) -> int:
         return 403
     if isinstance(exc, E.ScenarioError) and str(exc).startswith("no scenario"):
         return 404
-    if isinstance(exc, E.StoreConnectionError):
+    if isinstance(exc, E.StoreConnectionError) or write_refused(exc):  # the twin cannot be written: not the request
         return 503
     if isinstance(exc, (ValueError, E.ImportFormatError, E.RuleError, E.GeoreferenceError, E.SchemaError,
                         E.ScenarioError, E.GeometryError, E.RasterError)):
@@ -119,6 +166,9 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(GZipMiddleware, minimum_size=800)
+    # a web page elsewhere may not change the twin through the operator's browser (CSRF): without tokens on loopback
+    # a cross-site form post would otherwise act as admin; with tokens it is a second line of defence
+    app.add_middleware(_OriginCheck, settings=settings)
     if settings.loopback:
         # on loopback the server may run without tokens (everybody local is admin): only requests addressed
         # to a loopback name may reach it, so a web page cannot drive it through DNS rebinding
@@ -151,7 +201,11 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
     @app.exception_handler(Exception)
     async def any_error(request: Request, exc: Exception):
         status = _status_for(exc)
-        if status >= 500:
+        refused = write_refused(exc)
+        if refused:  # the twin is read-only to the server: a state, not a bug (no stack trace)
+            log.warning("%s %s: %s", request.method, request.url.path, refused)
+            msg = refused
+        elif status >= 500:
             log.exception("error serving %s", request.url.path)
             msg = (f"the server failed on this request ({type(exc).__name__}); the server log has the details"
                    if status == 500 else str(exc))
@@ -229,6 +283,78 @@ class _HostCheck:
                           "*.example.org allows every name under example.org; or set TWIN_ALLOW_HOSTS). To serve it "
                           f"on another address, start it there: `twin serve STORE --host ADDRESS --port {s.port}`")
                 await JSONResponse({"detail": detail, "error": "invalid host"}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+#: methods that only read: any origin may send them (the answer is for the page only if CORS allows, and it does not)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _origin_host(origin: str) -> tuple[str, str] | None:
+    """(host name, port or "") of an ``Origin`` header such as ``http://127.0.0.1:8765``, default ports (80, 443)
+    left out; None for an origin that names no http(s) host (``null``: a sandboxed page or a local file)."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(origin.strip().lower())
+        port = u.port
+    except ValueError:
+        return None
+    if u.scheme not in ("http", "https") or not u.hostname or u.path not in ("", "/"):
+        return None
+    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
+    return host, "" if port in (None, 80, 443) else str(port)
+
+
+def _host_port(header: str | None) -> tuple[str, str] | None:
+    """(host name, port or "") of a ``Host`` header, default ports left out (as :func:`_origin_host`)."""
+    name = _host_name(header)
+    if not name:
+        return None
+    port = (header or "").strip().lower()[len(name):].lstrip(":")
+    return name, "" if port in ("", "80", "443") else port
+
+
+class _OriginCheck:
+    """Refuses (JSON 403) a request that would change the twin (any method but GET, HEAD, OPTIONS) when a browser
+    says it comes from another site: an ``Origin`` that is not the server's own (the host and port of the ``Host``
+    header, or a name of ``--allow-host``), or ``Sec-Fetch-Site: cross-site``.
+
+    A web page can send a "simple" cross-site request (a form post, multipart included) with no CORS preflight; on
+    a loopback server without tokens it would act as admin, so any page the operator opens could record a BIM check
+    or edit a scenario. Requests with no ``Origin`` (curl, scripts, sensor bridges) and the map's own requests (its
+    origin is the server's) pass. The scheme is not compared: behind a TLS reverse proxy the page is https and the
+    server sees http."""
+
+    def __init__(self, app, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("method", "GET").upper() not in SAFE_METHODS:
+            from starlette.datastructures import Headers
+
+            from viewer.settings import host_allowed
+
+            headers = Headers(scope=scope)
+            origin, site = headers.get("origin"), (headers.get("sec-fetch-site") or "").strip().lower()
+            why = None
+            if site == "cross-site":
+                why = "the browser marked it as sent by a page of another site (Sec-Fetch-Site: cross-site)"
+            elif origin is not None:
+                own, theirs = _host_port(headers.get("host")), _origin_host(origin)
+                if theirs is None or not (theirs == own or host_allowed(theirs[0], self.settings.allow_hosts)):
+                    why = f"it comes from a page at {origin[:100]!r}, not from this server's own page"
+            if why:
+                s = self.settings
+                own = (headers.get("host") or "")[:100] or (f"[{s.host}]" if ":" in s.host else s.host) + f":{s.port}"
+                detail = (f"refusing a {scope['method']} from another web site: {why}. A web page elsewhere may not "
+                          "change the twin through your browser (cross-site request forgery). Use the map at "
+                          f"http://{own}/ itself, or call the API "
+                          "from a script or a server (they send no Origin header); a page served under another name "
+                          "of this server needs that name allowed: `twin serve STORE --allow-host NAME`")
+                await JSONResponse({"detail": detail, "error": "cross-site request refused"},
+                                   status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

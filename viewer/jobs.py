@@ -20,6 +20,7 @@ import importlib
 import inspect
 import itertools
 import logging
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +131,10 @@ def adapter_engine(engine: str) -> EngineFn:
 #: what the server sets for every job; a client's params may not set them
 RESERVED = ("twin", "scenario", "run", "progress")
 
+#: keywords of the adapters that take a Python object a job's JSON cannot give (flood's and crowd's ``params``, a
+#: FloodParameters / CrowdParameters): not job parameters; the settings they hold are (snapshot_interval, seed ...)
+PYTHON_ONLY = ("params",)
+
 
 def job_parameters(fn) -> list[str] | None:
     """The parameter names a job may give ``fn``: its own keywords, and those of the functions it passes its
@@ -138,7 +143,7 @@ def job_parameters(fn) -> list[str] | None:
     if not targets and any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
         return None
     names = [p.name for f in (fn, *targets) for p in inspect.signature(f).parameters.values()
-             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in RESERVED]
+             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in RESERVED + PYTHON_ONLY]
     return list(dict.fromkeys(names))
 
 
@@ -148,6 +153,11 @@ def check_params(engine: str, params: dict, allowed: list[str] | None) -> None:
     if reserved:
         raise UnknownParameter(f"job parameter(s) {reserved} are set by the server (give the scenario beside "
                                "'params', not in it; every job gets a new run id)")
+    python = [k for k in params if allowed is not None and k in PYTHON_ONLY and k not in allowed]
+    if python:
+        raise UnknownParameter(f"the {engine} engine's parameter(s) {python} take a Python object (a "
+                               f"{engine.capitalize()}Parameters), which a job cannot send; give the settings it "
+                               f"holds as job parameters instead: the {engine} engine takes {allowed}")
     unknown = [k for k in params if allowed is not None and k not in allowed]
     if unknown:
         from cim.scenario import did_you_mean
@@ -255,6 +265,13 @@ class JobManager:
         self.engines: dict[str, EngineFn] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.started = time.time()
+        #: ids are job-<server start, UTC>-<4 random hex>-<n> (job-20261205-071203-3fa9-1): unique across restarts,
+        #: two in one second included, so a screen that follows a job id from before a restart gets a 404 that
+        #: says so, not another job that took its number. Jobs are not kept in the store: the runs they saved are
+        #: (GET /api/results), and a job's progress means nothing once its server has stopped.
+        self.prefix = (f"job-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(self.started))}-"
+                       f"{secrets.token_hex(2)}-")
 
     def register(self, name: str, fn: EngineFn) -> None:
         """Add an engine (``fn(twin, *, scenario, run, params, progress)``)."""
@@ -282,8 +299,13 @@ class JobManager:
             names = ["base"] + self.state.twin.scenarios.names()
             raise UnknownScenario(f"no scenario {scenario!r} to run {engine} on" + did_you_mean(scenario, names)
                                   + f"; scenarios: {names}")
+        store = self.state.twin.store
+        writable = getattr(getattr(store, "raw", store), "check_writable", None)  # (stores of this build have it)
+        if writable is not None and params.get("save", True) is not False:
+            # a twin the server may not write: a 503 now, not a job that fails once it runs
+            store.check_writable(before=f"{'an' if engine[:1] in 'aeiou' else 'a'} {engine} job")
         with self._lock:
-            jid = f"job-{next(self._ids)}"
+            jid = f"{self.prefix}{next(self._ids)}"
             job = Job(jid, engine, scenario, new_run_id(engine), dict(params))
             self.jobs[jid] = job
             while len(self.jobs) > self.keep:
@@ -297,7 +319,11 @@ class JobManager:
     def get(self, jid: str) -> Job:
         job = self.jobs.get(jid)
         if job is None:
-            raise UnknownJob(f"no job {jid!r}; recent jobs: {list(self.jobs)[-10:]}")
+            since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
+            before = "" if jid.startswith(self.prefix) else (
+                f" (this server started at {since}; it keeps jobs in memory only, so the jobs of an earlier start "
+                "are not kept: the runs they finished are listed by GET /api/results)")
+            raise UnknownJob(f"no job {jid!r}{before}; recent jobs: {list(self.jobs)[-10:]}")
         return job
 
     def cancel(self, jid: str) -> Job:

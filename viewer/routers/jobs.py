@@ -65,7 +65,7 @@ def cancel(job_id: str, state=Depends(get_state)) -> dict:
 @router.get("/{job_id}/events", summary="Progress as server-sent events (until the job ends)",
             dependencies=[Depends(require("read"))], response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def events(job_id: str, request: Request, timeout: float = Query(600, gt=0, le=3600),
+async def events(job_id: str, request: Request, timeout: float = Query(600, gt=0, le=3600, allow_inf_nan=False),
                  state=Depends(get_state)) -> StreamingResponse:
     job = state.jobs.get(job_id)
 

@@ -96,7 +96,8 @@ def raster_png(name: str, style: str | None = STYLE_Q, scenario: ScenarioQuery =
 
 
 @router.get("/{name}/value", summary="The raster value at a point (lon/lat)")
-def raster_value(name: str, lon: float = Query(..., ge=-180, le=180), lat: float = Query(..., ge=-90, le=90),
+def raster_value(name: str, lon: float = Query(..., ge=-180, le=180, allow_inf_nan=False),
+                 lat: float = Query(..., ge=-90, le=90, allow_inf_nan=False),
                  scenario: ScenarioQuery = "base", state=Depends(get_state)) -> dict:
     check_raster(state, name)
     return point_value(state, state.twin.raster(name, scenario=scenario), lon, lat)

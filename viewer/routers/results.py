@@ -134,6 +134,30 @@ def _step(state, e: dict, step: int):
     return r, arr[step].astype("float64"), n
 
 
+#: ``?time=`` of the grid routes: a step by its time instead of its index (NaN and infinity refused with a 422)
+TIME_Q = Query(None, ge=0, allow_inf_nan=False,
+               description="seconds from the start of the run: the latest step at or before it (one of times_s; "
+                           "instead of step)")
+
+
+def _step_at(e: dict, step: int, time: float | None) -> int:
+    """The step of ``e`` shown at ``time`` (seconds): the latest whose time is at or before it; ``step`` when no
+    time is given."""
+    if time is None:
+        return step
+    if step:
+        raise HTTPException(400, f"give step={step} or time={time:g}, not both")
+    times = e.get("steps")
+    if not times:
+        raise HTTPException(400, f"result {e['name']!r} has no step times; choose a step with step=")
+    # 1 ms of slack: a time copied from times_s and printed with fewer digits still finds its step
+    at = [i for i, t in enumerate(times) if t is not None and float(t) <= time + 1e-3]
+    if not at or time > float(times[-1]) + 1e-3:
+        raise HTTPException(400, f"time={time:g} s is outside {e['name']!r}, whose steps run from {times[0]:g} s "
+                                 f"to {times[-1]:g} s")
+    return at[-1]
+
+
 def mark_stale(state, entries: list[dict]) -> list[dict]:
     """Each entry gets ``stale``: True when its scenario (or a parent of it) was edited after the run, so the
     map does not show an old flood as if it were the scenario's answer after a planner closed roads in it."""
@@ -156,8 +180,9 @@ def list_results(scenario: str | None = Query(None, max_length=255), state=Depen
 
 @router.get("/{scenario}/{run}/{name}/meta", summary="Bounds, steps and range of a grid result")
 def result_meta(scenario: str, run: str, name: str, step: int = Query(0, ge=0, le=100000), style: str | None = STYLE_Q,
-                state=Depends(get_state)) -> dict:
+                time: float | None = TIME_Q, state=Depends(get_state)) -> dict:
     e = _entry(state, scenario, run, name)
+    step = _step_at(e, step, time)
     s = default_style(name, style)
     r, data, n = _step(state, e, step)
     _, bounds, stats = raster_image(state, r, ("result", scenario, run, name, step), s, None, None, data)
@@ -170,8 +195,9 @@ def result_meta(scenario: str, run: str, name: str, step: int = Query(0, ge=0, l
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def result_png(scenario: str, run: str, name: str, step: int = Query(0, ge=0, le=100000), style: str | None = STYLE_Q,
                vmin: float | None = Query(None, allow_inf_nan=False), vmax: float | None = Query(None, allow_inf_nan=False),
-               state=Depends(get_state)) -> Response:
+               time: float | None = TIME_Q, state=Depends(get_state)) -> Response:
     e = _entry(state, scenario, run, name)
+    step = _step_at(e, step, time)
     s = default_style(name, style)
     r, data, _ = _step(state, e, step)
     png, bounds, _ = raster_image(state, r, ("result", scenario, run, name, step), s, vmin, vmax, data)
@@ -179,10 +205,11 @@ def result_png(scenario: str, run: str, name: str, step: int = Query(0, ge=0, le
 
 
 @router.get("/{scenario}/{run}/{name}/value", summary="A grid result's value at a point")
-def result_value(scenario: str, run: str, name: str, lon: float = Query(..., ge=-180, le=180),
-                 lat: float = Query(..., ge=-90, le=90), step: int = Query(0, ge=0, le=100000),
-                 state=Depends(get_state)) -> dict:
+def result_value(scenario: str, run: str, name: str, lon: float = Query(..., ge=-180, le=180, allow_inf_nan=False),
+                 lat: float = Query(..., ge=-90, le=90, allow_inf_nan=False), step: int = Query(0, ge=0, le=100000),
+                 time: float | None = TIME_Q, state=Depends(get_state)) -> dict:
     e = _entry(state, scenario, run, name)
+    step = _step_at(e, step, time)
     r, data, _ = _step(state, e, step)
     return {**point_value(state, r, lon, lat, data), "step": step}
 
