@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
+from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
 
 
 def _parse_map(items: list[str] | None) -> dict[str, str]:
@@ -19,6 +19,24 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
         src, dst = it.split("=", 1)
         out[src.strip()] = dst.strip()
     return out
+
+
+#: an import-raster done within this many seconds prints no progress bar
+_BAR_AFTER_S = 1.0
+
+
+def _after(seconds: float, progress):
+    """``progress``, called only from ``seconds`` on: an import done sooner prints its one line, not a bar too
+    (the bar shows itself at ``seconds`` when the import runs on, see :func:`twin_core.progress.progress_bar`)."""
+    import time
+
+    start = time.monotonic()
+
+    def report(done: float, total: float) -> None:
+        if time.monotonic() - start >= seconds:
+            progress(done, total)
+
+    return report
 
 
 def register(app: typer.Typer) -> None:
@@ -69,13 +87,22 @@ def register(app: typer.Typer) -> None:
                                            help="Raster name (required): dem (the terrain floods run on), manning, "
                                                 "or a new name; a raster of that name is replaced."),
         crs: Optional[str] = typer.Option(None, help="CRS of a file that has none, e.g. EPSG:4544."),
-        unit: Optional[str] = typer.Option(None, help="Unit of the values, e.g. m."),
+        unit: Optional[str] = typer.Option(None, help="Unit of the values, e.g. m (default: the file's band unit, "
+                                                      "if it names one)."),
+        band: Optional[int] = typer.Option(None, "--band", min=1, show_default=False,
+                                           help="Band to import, 1 for the first (default 1, with a warning when "
+                                                "the file has more)."),
+        resolution: Optional[float] = typer.Option(None, "--resolution", show_default=False,
+                                                   help="Cell size in m of the imported grid (resampled bilinear; "
+                                                        "default: the file's)."),
+        quiet: bool = QUIET_OPT,
         as_json: bool = JSON_OPT,
     ) -> None:
         """Import a GeoTIFF as raster --name (warped to the twin CRS when needed), replacing one of that name."""
         from cim.io.raster import import_raster
         from cim.store import open_store
         from twin_core.errors import ParameterError
+        from twin_core.progress import progress_bar
 
         with open_store(target) as store:
             if not name:
@@ -84,8 +111,12 @@ def register(app: typer.Typer) -> None:
                                      f"twin has {', '.join(have) or 'none yet'}; dem is the terrain floods run on)")
             # what a replace removes, as `twin import` says it
             had = store.raster_info(name) if store.has_raster(name) else None
-            r = import_raster(store, path, name, crs=crs, unit=unit)
+            with progress_bar(f"importing {name}", None, quiet=quiet or as_json) as progress:
+                r = import_raster(store, path, name, crs=crs, unit=unit, resolution=resolution, band=band,
+                                  progress=_after(_BAR_AFTER_S, progress))
         human = f"imported {name}: {r.shape[0]} x {r.shape[1]} cells"
+        if resolution is not None:
+            human += f" of {resolution:g} m"
         if had:
             human += f", replacing the {had['height']} x {had['width']} cells it had"
         emit({"raster": name, "shape": list(r.shape), "replaced": [had["height"], had["width"]] if had else None},
