@@ -604,10 +604,10 @@ class GeoPackageStore(Store):
         data = np.asarray(raster.data)
         if not np.issubdtype(data.dtype, np.number):
             raise RasterError(f"raster {name!r} must hold numbers, got dtype {data.dtype}")
-        data = data.astype("float32")
+        data = data.astype("float32")  # a copy (the caller's grid is left as it is): nodata is set in place
         nodata = raster.nodata
         if nodata is not None and not np.isnan(nodata):
-            data = np.where(data == np.float32(nodata), np.float32(np.nan), data)
+            data[data == np.float32(nodata)] = np.nan
         rows, cols = data.shape
         with self._side_file() as side:
             with rasterio.open(
