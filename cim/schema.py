@@ -358,7 +358,14 @@ def _refuse(series: pd.Series, bad, f: Field, layer: str, ids: pd.Series | None,
 
 
 def _numeric(series: pd.Series, f: Field, layer: str, ids) -> pd.Series:
-    """Numbers as a nullable (Int64 / Float64) column; text that is no number is refused."""
+    """Numbers as a nullable (Int64 / Float64) column; text that is no number is refused, and so are booleans
+    (JSON ``true`` is no capacity of 1)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        _refuse(series, series.notna().to_numpy(), f, layer, ids, "are booleans (true/false), not numbers")
+    if series.dtype == object:
+        flags = np.array([isinstance(v, (bool, np.bool_)) for v in series], dtype=bool)
+        if flags.any():
+            _refuse(series, flags, f, layer, ids, "are booleans (true/false), not numbers")
     num = pd.to_numeric(series, errors="coerce", dtype_backend="numpy_nullable")
     bad = num.isna().to_numpy() & series.notna().to_numpy()
     if bad.any():
@@ -375,9 +382,31 @@ def _to_int(series: pd.Series, f: Field, layer: str, ids) -> pd.Series:
     null = np.isnan(v)
     bad = ~null & ~((v == np.round(v)) & (np.abs(v) < 2.0**63))
     if bad.any():
-        _refuse(series, bad, f, layer, ids, "are not whole numbers within the 64-bit range (3.6 would be truncated)")
+        _refuse(series, bad, f, layer, ids, "are not whole numbers within the 64-bit range (an integer field "
+                "would truncate them, so they are refused)")
+    _refuse_rounded(series, f, layer, ids)
     ints = np.where(null, 0, v).astype("int64")
     return pd.Series(pd.arrays.IntegerArray(ints, null) if null.any() else ints, index=series.index)
+
+
+def _refuse_rounded(series: pd.Series, f: Field, layer: str, ids) -> None:
+    """Refuse whole numbers of 2**53 or more that arrived as floating-point numbers (a Shapefile number field
+    of 19+ digits, a CSV read as float ...): their last digits may already be lost, 9007199254740993 reads as
+    9007199254740992, so an id or a count would be stored wrong without a word."""
+    if pd.api.types.is_float_dtype(series.dtype):
+        v = series.to_numpy(dtype="float64", na_value=np.nan)
+        big = np.isfinite(v) & (np.abs(v) >= 2.0**53)
+    elif series.dtype == object:
+        big = np.array([isinstance(v, (float, np.floating)) and np.isfinite(v) and abs(v) >= 2.0**53
+                        for v in series], dtype=bool)
+    else:
+        return
+    if big.any():
+        _refuse(series, big, f, layer, ids,
+                "are whole numbers of 2**53 (9007199254740992) or more read as floating-point numbers, which may "
+                "have lost their last digits (9007199254740993 reads as 9007199254740992): give the field as text (a "
+                "GeoJSON with the ids as strings, a text field in a GeoPackage), or import the unzipped .shp of a "
+                "zipped Shapefile, whose wide number fields are read exactly")
 
 
 def _bool_value(v):
@@ -459,6 +488,7 @@ def _cast(series: pd.Series, f: Field, layer: str, ids: pd.Series | None = None)
         if f.dtype == "bool":
             return _to_bool(series, f, layer, ids)
         if f.dtype == "str":
+            _refuse_rounded(series, f, layer, ids)
             return _to_str(series)
         if f.dtype == "datetime":
             return pd.to_datetime(series)

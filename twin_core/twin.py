@@ -69,6 +69,61 @@ def _open_existing(target, schema: str | None) -> Store:
     return store
 
 
+
+def _refuse_foreign_crs(target, crs: CRS) -> None:
+    """Refuse to make a twin of ``crs`` in an existing GeoPackage written by other tools (no twin tables)
+    whose layers or rasters are in another CRS, or in none: the twin would take them over and read their
+    coordinates as ``crs`` without reprojecting them (a UTM layer moved 1.4 km). Layers already in ``crs``
+    are taken over as they are. (A PostGIS schema's plain tables are no layers of the twin: it lists only
+    what it wrote itself.)"""
+    import sqlite3
+
+    if isinstance(target, Store) or not isinstance(target, (str, os.PathLike)) or is_dsn(target):
+        return
+    path = os.fspath(target)
+    if not path.lower().endswith(".gpkg") or not os.path.isfile(path):
+        return
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "twin_meta" in tables or not {"gpkg_contents", "gpkg_spatial_ref_sys"} <= tables:
+                return  # a twin (Twin.create checks its CRS) or no GeoPackage (the store says so)
+            rows = con.execute(
+                "SELECT c.table_name, c.data_type, c.srs_id, s.organization, s.organization_coordsys_id, "
+                "s.definition FROM gpkg_contents c LEFT JOIN gpkg_spatial_ref_sys s ON s.srs_id = c.srs_id "
+                "WHERE c.data_type != 'attributes' ORDER BY c.table_name").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return  # not readable as SQLite: the store's own checks say why
+    foreign = []
+    for name, kind, srs_id, org, code, definition in rows:
+        if str(name).startswith("twin_"):
+            continue
+        what = "raster" if kind != "features" else "layer"
+        if srs_id is None or srs_id <= 0:
+            foreign.append(f"{what} {name!r} (no CRS)")
+            continue
+        try:
+            theirs = (CRS.from_authority(org, int(code)) if org and code and str(org).upper() == "EPSG"
+                      else CRS.from_user_input(definition))
+        except Exception:  # noqa: BLE001 - a CRS pyproj cannot read is not the twin's either
+            foreign.append(f"{what} {name!r} (srs_id {srs_id}, a CRS that cannot be read)")
+            continue
+        if not theirs.equals(crs, ignore_axis_order=True):
+            foreign.append(f"{what} {name!r} ({theirs.to_string()})")
+    if not foreign:
+        return
+    first = next(f.split("'")[1] for f in foreign)
+    raise CRSError(
+        f"{path} is a GeoPackage that holds no twin, and it holds {', '.join(foreign)} in another CRS than "
+        f"the twin's {crs.to_string()}: a twin made here would read their coordinates as {crs.to_string()} "
+        "without reprojecting them. Create the twin in a new file and import them into it, reprojected: "
+        f"Twin.create('new.gpkg') then `twin import new.gpkg {path} --layer {first} --class FEATURE_CLASS` "
+        "(cim.io.vector.import_vector in Python); or create the twin here with their CRS (crs=...) if it is a "
+        "projected CRS in metres and all of them share it")
+
 #: keywords Twin.layer passes on to the store's read (and the scenario's edits): the store's own
 _LAYER_KWARGS = tuple(p.name for p in inspect.signature(Store.read_layer).parameters.values()
                       if p.kind == p.KEYWORD_ONLY)
@@ -123,6 +178,7 @@ class Twin:
         same CRS, which is then opened, it keeps its own name and time zone unless they are given.
         """
         c = check_projected(crs)
+        _refuse_foreign_crs(target, c)
         store = open_store(target, create=True, crs=c.to_string(), schema=schema)
         meta = store.get_meta()
         if meta.get("crs") and CRS.from_user_input(meta["crs"]) != CRS.from_user_input(c):

@@ -28,7 +28,8 @@ from cim.crs import check_area_of_use, check_in_twin_area, fmt_box, resolve_crs,
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
 from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning, twin_warn
 
-__all__ = ["read_vector", "import_vector", "export_layer", "write_frame", "prepare_layer", "EXPORT_FORMATS"]
+__all__ = ["read_vector", "import_vector", "is_sumo_net", "export_layer", "write_frame", "prepare_layer",
+           "EXPORT_FORMATS"]
 
 EXPORT_FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".parquet": "GeoParquet",
                   ".geoparquet": "GeoParquet", ".shp": "ESRI Shapefile", ".fgb": "FlatGeobuf"}
@@ -42,6 +43,7 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
     p = Path(path)
     if not p.exists():
         raise ImportFormatError(f"{p} does not exist")
+    _refuse_other_formats(p)
     if p.is_dir() and p.suffix.lower() != ".gdb":  # GDAL would read the first Shapefile in it, whichever that is
         raise ImportFormatError(f"{p} is a folder; give the file to import, e.g. {p / 'roads.shp'} (a File "
                                 "Geodatabase folder, *.gdb, is read as one dataset)")
@@ -59,6 +61,7 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
             "save it as UTF-8 (GeoJSON must be UTF-8), e.g. iconv -f GBK -t UTF-8 in.geojson > out.geojson"
         ) from exc
     except Exception as exc:  # GDAL/arrow raise many types; all mean "cannot read"
+        _refuse_unknown_layer(p, layer)
         raise ImportFormatError(
             f"cannot read {p} as a vector file ({type(exc).__name__}: {str(exc).strip()[:200]}); "
             "give a GeoJSON, Shapefile, GeoPackage or GeoParquet file that GDAL can open"
@@ -70,11 +73,58 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
             "ogr2ogr out.gpkg in.csv -oo X_POSSIBLE_NAMES=lon -oo Y_POSSIBLE_NAMES=lat -a_srs EPSG:4326"
         )
     if p.suffix.lower() == ".shp":
+        _refuse_missing_dbf(p, [p.with_suffix(e).name for e in (".dbf", ".DBF") if p.with_suffix(e).exists()],
+                            p.with_suffix(".dbf").name, "beside it")
         _check_shapefile_encoding(p, gdf)
+        gdf = _exact_wide_numbers(p, gdf)
     elif p.suffix.lower() in (".zip", ".shz"):
         _check_zipped_shapefile_encoding(p, layer, gdf)
     return gdf
 
+
+def is_sumo_net(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a SUMO road network (``*.net.xml`` or ``*.net.xml.gz``)."""
+    return str(path).lower().endswith((".net.xml", ".net.xml.gz"))
+
+
+def _refuse_other_formats(p: Path) -> None:
+    """Files GDAL cannot read as a layer but that RongTwin knows: a SUMO network has its own importer, and
+    CityJSON is written (``twin export ... b.city.json``) but not read (GDAL said only 'not recognized')."""
+    if is_sumo_net(p):
+        raise ImportFormatError(
+            f"{p.name} is a SUMO road network: import it with `twin import TWIN {p.name} --class road_links` "
+            "(which writes road_links and road_nodes) or, in Python, cim.io.sumo.import_sumo_net(store, path)")
+    if p.name.lower().endswith((".city.json", ".cityjson", ".city.jsonl", ".cityjsonl")):
+        raise ImportFormatError(
+            f"{p.name} is CityJSON, which RongTwin writes (twin export) but cannot import; import the buildings "
+            "as footprints with heights instead: a GeoPackage, Shapefile or GeoJSON exported from the data the "
+            "CityJSON was made from (`twin import TWIN footprints.gpkg --class buildings`)")
+
+def _refuse_missing_dbf(shp: Path, found: list[str], dbf: str, where: str) -> None:
+    """Refuse a Shapefile without its .dbf: GDAL reads its geometries alone, and the import then said only
+    that the field map names fields 'the input lacks; it has ['geometry']'."""
+    if found:
+        return
+    raise ImportFormatError(
+        f"{shp.name if shp.suffix else shp} has no {dbf} (the file of its attributes: ids, names, kinds ...), so "
+        f"only its geometries could be read; put {dbf} {where} (a Shapefile is .shp, .shx, .dbf and .prj, "
+        "with the .cpg where there is one) and import again")
+
+
+def _refuse_unknown_layer(p: Path, layer) -> None:
+    """Refuse a layer the file does not have, listing the ones it has (GDAL said 'could not be opened')."""
+    import pyogrio
+
+    if layer is None or isinstance(layer, (int, np.integer)):
+        return
+    try:
+        names = [str(n) for n, _ in pyogrio.list_layers(p)]
+    except Exception:  # noqa: BLE001 - not readable at all: the caller says why
+        return
+    if str(layer) not in names:
+        raise ImportFormatError(
+            f"{p.name} has no layer {str(layer)!r}; its layers are {names[:20]}{' ...' if len(names) > 20 else ''}: "
+            "name one of them with --layer NAME (layer=...)")
 
 class _ManyLayers(ImportFormatError):
     pass
@@ -100,6 +150,62 @@ def _only_layer(p: Path):
         "import with --layer NAME (layer=...)"
     )
 
+
+#: 2**53: the first whole number a float64 cannot tell from its neighbour (9007199254740993 reads as ...992)
+_EXACT_FLOAT = 2.0**53
+
+
+def _exact_wide_numbers(p: Path, gdf):
+    """Read again, as text from the .dbf, the whole numbers GDAL rounded: a dBASE number field (N or F) of
+    19 or more digits and no decimals (OpenStreetMap ids, parcel codes ...) comes out of GDAL as float64,
+    which turns 9007199254740993 into 9007199254740992. Such a column holding a value of 2**53 or more is
+    replaced by its exact values (Int64, or text where one does not fit in 64 bits)."""
+    dbf = next((p.with_suffix(ext) for ext in (".dbf", ".DBF") if p.with_suffix(ext).exists()), None)
+    if dbf is None:
+        return gdf
+    wide = [c for c in gdf.columns if c != gdf.geometry.name and pd.api.types.is_float_dtype(gdf[c].dtype)
+            and (np.abs(gdf[c].to_numpy(dtype="float64", na_value=np.nan)) >= _EXACT_FLOAT).any()]
+    if not wide:
+        return gdf
+    try:
+        with open(dbf, "rb") as fh:
+            raw = fh.read()
+        n_rec, head_len, rec_len = int.from_bytes(raw[4:8], "little"), int.from_bytes(raw[8:10], "little"), \
+            int.from_bytes(raw[10:12], "little")
+        fields, off, pos = {}, 32, 1
+        while off + 32 <= head_len and raw[off] != 0x0D:
+            fname = raw[off:off + 11].split(b"\0")[0].decode("latin-1")
+            ftype, width, dec = chr(raw[off + 11]), raw[off + 16], raw[off + 17]
+            fields[fname.lower()] = (ftype, pos, width, dec)
+            pos += width
+            off += 32
+        recs = [raw[head_len + i * rec_len: head_len + (i + 1) * rec_len] for i in range(n_rec)]
+        recs = [r for r in recs if r[:1] != b"*"]  # deleted records, which GDAL skips too
+    except (OSError, IndexError, ValueError):
+        return gdf  # the values stay as read; conform refuses those a float cannot hold
+    if len(recs) != len(gdf):
+        return gdf
+    gdf = gdf.copy()
+    for col in wide:
+        f = fields.get(str(col).lower())
+        if f is None or f[0] not in "NF" or f[3] != 0:
+            continue
+        _, pos, width = f[:3]
+        vals = []
+        for r in recs:
+            t = r[pos:pos + width].strip().decode("ascii", errors="replace")
+            try:
+                vals.append(int(t) if t and not t.startswith("*") else None)  # '*' fills a number that overflowed
+            except ValueError:
+                vals = None
+                break
+        if vals is None:
+            continue
+        if all(v is None or -2**63 <= v < 2**63 for v in vals):
+            gdf[col] = pd.array(vals, dtype="Int64")
+        else:
+            gdf[col] = pd.Series([None if v is None else str(v) for v in vals], index=gdf.index, dtype=object)
+    return gdf
 
 def _check_shapefile_encoding(p: Path, gdf) -> None:
     """Refuse a Shapefile whose text is not ASCII and whose encoding nothing declares (no .cpg file, no
@@ -135,6 +241,8 @@ def _check_zipped_shapefile_encoding(p: Path, layer, gdf) -> None:
                 return  # no Shapefile (a zipped GeoJSON or GeoPackage), or none that is this layer
             stem = shps[0][:-4]
             by_lower = {n.lower(): n for n in names}
+            _refuse_missing_dbf(Path(f"{p.name}: {shps[0]}"), [n for n in names if n.lower() == f"{stem}.dbf".lower()],
+                                f"{stem}.dbf", f"inside {p.name}, beside {shps[0]}")
             if by_lower.get(f"{stem}.cpg".lower()) is not None:
                 return
             dbf = by_lower.get(f"{stem}.dbf".lower())
@@ -188,8 +296,14 @@ def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: M
         n = int((gdf.geometry.isna() | gdf.geometry.is_empty).sum())
         raise SchemaError(f"{n} feature(s) have no geometry; remove them or fix the source")
     src_crs = src.crs if src.crs is not None else resolve_crs(source_crs)
-    check_area_of_use(src.total_bounds, src_crs)
-    check_in_twin_area(src.total_bounds, src_crs, resolve_crs(twin_crs))
+    try:
+        check_area_of_use(src.total_bounds, src_crs)
+        check_in_twin_area(src.total_bounds, src_crs, resolve_crs(twin_crs))
+    except CRSError as exc:
+        hint = _coordinate_mixup(src.total_bounds, src_crs, resolve_crs(twin_crs))
+        if hint:
+            raise CRSError(hint) from exc
+        raise
     _check_finite(gdf, src_crs)
     if feature_class is None:
         return gdf
@@ -205,6 +319,8 @@ def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: M
         ctor = {"Polygon": shapely.multipolygons, "LineString": shapely.multilinestrings, "Point": shapely.multipoints}[single]
         gdf = gdf.copy()
         gdf[gdf.geometry.name] = [ctor([g]) if t == want_single else g for g, t in zip(geoms, ids)]
+    else:
+        gdf = _single_parts(gdf, fc)
     kinds = set(gdf.geometry.geom_type.unique())
     allowed = {fc.geometry_type, fc.geometry_type.replace("Multi", "")}
     if not kinds <= allowed:
@@ -212,6 +328,72 @@ def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: M
     _check_valid(gdf, fc)
     return gdf
 
+
+def _coordinate_mixup(bounds, src_crs, twin_crs) -> str | None:
+    """Why coordinates refused as outside their CRS's area are so, where it is one of two common slips: latitude
+    and longitude swapped (30.657, 104.065), or Gauss-Krueger eastings that carry their zone number in front
+    (35409907: zone 35) read in the CRS without it (EPSG:4544). None where it is neither."""
+    from pyproj import CRS
+
+    from cim.crs import in_area_of_use, meets_area
+
+    b = [float(v) for v in bounds]
+    if not np.all(np.isfinite(b)):
+        return None
+    if src_crs.is_geographic:
+        swapped = [b[1], b[0], b[3], b[2]]
+        area = (twin_crs.area_of_use if twin_crs is not None else None) or src_crs.area_of_use
+        if (all(abs(v) <= 180 for v in swapped[::2]) and all(abs(v) <= 90 for v in swapped[1::2])
+                and area is not None and meets_area(swapped, area)):
+            return (f"the data's bounds {fmt_box(b)} read as longitude, latitude lie outside the twin's area, but "
+                    f"as latitude, longitude they lie in it (lon/lat {fmt_box(swapped)}): the file has latitude "
+                    "first. Write x = longitude and y = latitude (GeoJSON, Shapefile and GeoPackage keep longitude "
+                    "first; for a CSV, swap the X_POSSIBLE_NAMES / Y_POSSIBLE_NAMES columns) and import again")
+        return None
+    if not (1e7 <= b[0] and b[2] < 1e8):
+        return None
+    zone = int(b[0] // 1e6)
+    if int(b[2] // 1e6) != zone:
+        return None
+    code = 4513 + zone - 25 if 25 <= zone <= 45 else 4491 + zone - 13 if 13 <= zone <= 23 else None
+    what = (f"x coordinates such as {b[0]:.0f} carry the Gauss-Krueger zone number {zone} in front "
+            "(x = zone * 1,000,000 + easting)")
+    if code is not None and (src_crs.name or "").startswith("CGCS2000"):
+        zcrs = CRS.from_epsg(code)
+        if in_area_of_use([b], zcrs)[0]:
+            return (f"{what}, so they are in EPSG:{code} ({zcrs.name}), not in {src_crs.to_string()} "
+                    f"({src_crs.name}), which has no zone number; import with --crs EPSG:{code} (crs='EPSG:{code}'), "
+                    "or set that CRS in the file's .prj")
+    return (f"{what}, which {src_crs.to_string()} ({src_crs.name}) does not have; give the CRS of that zone with "
+            "the zone number (its false easting is the zone number followed by 500000) with --crs (crs=...)")
+
+def _single_parts(gdf, fc: FeatureClass):
+    """For a class of single geometries (road links, POIs ...): a MultiLineString or MultiPoint of one part
+    (as QGIS and ArcGIS write them) becomes that part; one of several parts is refused, naming the feature
+    and how to split them (a road link is one line: its ends are the network's nodes)."""
+    import shapely
+
+    multi = "Multi" + fc.geometry_type
+    geoms = gdf.geometry.values
+    is_multi = np.asarray(gdf.geometry.geom_type == multi)
+    if not is_multi.any():
+        return gdf
+    parts = shapely.get_num_geometries(geoms)
+    many = np.flatnonzero(is_multi & (parts > 1))
+    if len(many):
+        i = int(many[0])
+        where = f"feature {i + 1} of {len(gdf)}"
+        if fc.id_field in gdf.columns and not pd.isna(gdf[fc.id_field].iloc[i]):
+            where += f" ({fc.id_field} {gdf[fc.id_field].iloc[i]!r})"
+        raise SchemaError(
+            f"feature class {fc.name!r} holds {fc.geometry_type} geometries, one per feature; {len(many)} "
+            f"feature(s) of the input are {multi}s of several parts, e.g. {where} with {int(parts[i])} parts. "
+            f"Split them into one feature per part and import again: ogr2ogr -explodecollections out.gpkg IN "
+            "(QGIS: Multipart to Singleparts; GeoPandas: gdf.explode()), then give each part its own id")
+    gdf = gdf.copy()
+    one = shapely.get_geometry(geoms, 0)
+    gdf[gdf.geometry.name] = np.where(is_multi, one, geoms)
+    return gdf
 
 def _check_valid(gdf, fc: FeatureClass) -> None:
     """Refuse invalid geometries (self-intersecting polygons, lines of one point ...): areas, overlays and the

@@ -47,6 +47,11 @@ def register(app: typer.Typer) -> None:
 
         with open_store(target) as store:
             infos = [store.layer_info(n) for n in store.list_layers()]
+            for i in infos:  # a 3D layer is MULTIPOLYGON Z, as GDAL and PostGIS name it (it showed MULTIPOLYGON)
+                if i["count"] and i["geometry_type"] and not i["geometry_type"].upper().endswith(("Z", "ZM")):
+                    first = store.read_layer(i["name"], columns=[], limit=1)
+                    if len(first) and bool(first.geometry.has_z.iloc[0]):
+                        i["geometry_type"] = f"{i['geometry_type']} Z"
         human = "\n".join(f"{i['name']:<14} {i['geometry_type']:<16} {i['count']:>9,}  {', '.join(i['columns'])}"
                           for i in infos)
         emit(infos, as_json, human=human or "(no layers)")
@@ -54,7 +59,8 @@ def register(app: typer.Typer) -> None:
     @app.command("import")
     def import_(
         target: str = STORE_ARG,
-        path: str = typer.Argument(..., help="Vector file: GeoJSON, Shapefile, GeoPackage, GeoParquet ..."),
+        path: str = typer.Argument(..., help="Vector file: GeoJSON, Shapefile, GeoPackage, GeoParquet ..., or a "
+                                  "SUMO network (.net.xml[.gz], --class road_links)."),
         feature_class: str = typer.Option(..., "--class", "-c", help="Feature class: buildings, road_links, pois ..."),
         field_map: Optional[List[str]] = typer.Option(None, "--map", "-m", help="SOURCE=TARGET field mapping (repeat)."),
         drop: Optional[List[str]] = typer.Option(None, "--drop", help="Source field to leave out (repeat)."),
@@ -63,10 +69,14 @@ def register(app: typer.Typer) -> None:
         append: bool = typer.Option(False, help="Append instead of replacing the layer."),
         as_json: bool = JSON_OPT,
     ) -> None:
-        """Import a vector file into a feature class, reprojected to the twin CRS."""
-        from cim.io.vector import import_vector
+        """Import a vector file into a feature class, reprojected to the twin CRS (a SUMO network, *.net.xml[.gz],
+        into road_links and road_nodes)."""
+        from cim.io.vector import import_vector, is_sumo_net
         from cim.store import open_store
 
+        if is_sumo_net(path):
+            _import_sumo(target, path, feature_class, field_map, drop, crs, source_layer, append, as_json)
+            return
         with open_store(target) as store:
             # what a replace removes: `twin import city.gpkg shelters.geojson --class pois` put 2 shelters in
             # place of every hospital, school and station, and said only "imported 2 features into pois"
@@ -178,6 +188,31 @@ def register(app: typer.Typer) -> None:
                     from exc
         emit({"exported": name, "to": out}, as_json, human=f"wrote {out}")
 
+
+def _import_sumo(target: str, path: str, feature_class: str, field_map, drop, crs, source_layer, append: bool,
+                 as_json: bool) -> None:
+    """``twin import TWIN net.xml --class road_links``: a SUMO network into road_links and road_nodes, with
+    :func:`cim.io.sumo.import_sumo_net` (GDAL cannot read one; it said only 'not recognized')."""
+    from cim.io.sumo import import_sumo_net
+    from cim.store import open_store
+    from twin_core.errors import ParameterError
+
+    if feature_class not in ("road_links", "road_nodes"):
+        raise ParameterError(f"{path} is a SUMO road network: it imports as --class road_links (its edges, with "
+                             f"its junctions as road_nodes), not --class {feature_class}")
+    given = [o for o, v in (("--map", field_map), ("--drop", drop), ("--layer", source_layer)) if v]
+    if given:
+        raise ParameterError(f"{' and '.join(given)} do(es) not apply to a SUMO network, whose fields are mapped to "
+                             "road_links and road_nodes by the importer; leave them out")
+    with open_store(target) as store:
+        had = {n: store.layer_info(n)["count"] for n in ("road_links", "road_nodes")
+               if not append and store.has_layer(n)}
+        counts = import_sumo_net(store, path, mode="append" if append else "replace", net_crs=crs)
+    human = "imported " + " and ".join(f"{n} features into {k}" for k, n in counts.items())
+    if any(had.values()):
+        human += (", replacing the " + " and ".join(f"{n:,} {k}" for k, n in had.items() if n)
+                  + " they had (--append adds to them instead)")
+    emit({"layers": counts}, as_json, human=human)
 
 def _check_exportable(twin, name: str, typed: str, out: str) -> None:
     """Refuse, in the CLI's words, a ``twin export`` name that is neither a layer nor a raster of the twin: a
