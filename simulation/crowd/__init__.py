@@ -8,11 +8,13 @@ agents with cell-list neighbour search:
 - ``"sfm"``: social force model (Helbing, Farkas & Vicsek 2000).
 
 Routing follows a floor field (walking distance to each exit on a fine grid);
-exits are chosen by distance, optionally re-chosen by expected queueing.
+exits are chosen by distance, then re-chosen every 2 s by the expected time
+out (walking vs the queue ahead; ``CrowdParameters.congestion_aware``).
 Agents with a route first pass the area's waypoints in order, each by its
 own floor field, then choose an exit from the last one.
 No agent ever crosses a wall (a post-step wall constraint). A crowd that
-stops moving is reported as a :class:`JamEvent` with where and when.
+stops moving, and a lasting congestion (above 2 persons/m2 for 10 s), are
+reported as :class:`JamEvent` with where and when.
 
 :mod:`simulation.crowd.verification` runs RiMEA 3.0 tests 1, 4, 6 and 12 and
 the 1 m bottleneck with either model (``twin crowd-verify`` writes them as a

@@ -838,6 +838,74 @@ def sample_field(ff, gx0, gy0, gh, x, y, idx):
 
 
 @njit(cache=True)
+def _rechoice_move(k, b, vals, walk, queue, cost, cur, counted, cap):
+    """Agent ``k`` leaves its exit's queue (the agents behind it there move up) and joins exit ``b``'s."""
+    m = vals.shape[1]
+    a = cur[k]
+    if a >= 0 and counted[k] and math.isfinite(vals[a, k]):
+        for j in range(m):
+            if vals[a, j] > vals[a, k]:
+                queue[a, j] -= 1.0 / cap[a]
+                cost[a, j] = walk[a, j] + queue[a, j]
+    for j in range(m):
+        if vals[b, j] > vals[b, k]:
+            queue[b, j] += 1.0 / cap[b]
+            cost[b, j] = walk[b, j] + queue[b, j]
+    cur[k] = b
+    counted[k] = True
+
+
+@njit(cache=True)
+def rechoose_exits(vals, walk, queue, cur, counted, forced, movable, cap, rel, gain_s):
+    """Sequential congestion-aware exit re-choice (updates ``cur``, ``queue`` in place).
+
+    ``vals`` (n_exit, m) floor-field distances, ``walk`` / ``queue`` (n_exit, m) walking and
+    queueing times (s); ``cur`` the current exits (intp); ``counted`` whether an agent counts in
+    its exit's queue already. First every ``forced`` agent takes its best exit; then, one at a
+    time, the ``movable`` agent with the largest gain switches to its best other exit, if it gains
+    more than ``rel`` of its current time and more than ``gain_s`` seconds, each agent at most once.
+    Every switch updates the queues the others see.
+    """
+    ne, m = vals.shape
+    cost = walk + queue
+    for k in range(m):
+        if forced[k]:
+            b = 0
+            for e in range(1, ne):
+                if cost[e, k] < cost[b, k]:
+                    b = e
+            if math.isfinite(cost[b, k]):
+                _rechoice_move(k, b, vals, walk, queue, cost, cur, counted, cap)
+    for _ in range(m):
+        best_k = -1
+        best_b = -1
+        best_g = 0.0
+        for k in range(m):
+            if not movable[k]:
+                continue
+            a = cur[k]
+            ca = cost[a, k]
+            bb = -1
+            cb = INF
+            for e in range(ne):
+                if e != a and cost[e, k] < cb:
+                    cb = cost[e, k]
+                    bb = e
+            if bb < 0 or not math.isfinite(ca) or not math.isfinite(cb):
+                continue
+            g = ca - cb
+            if g > rel * ca and g > gain_s and g > best_g:
+                best_g = g
+                best_k = k
+                best_b = bb
+        if best_k < 0:
+            break
+        _rechoice_move(best_k, best_b, vals, walk, queue, cost, cur, counted, cap)
+        movable[best_k] = False
+    return cur
+
+
+@njit(cache=True)
 def advance_routes(ff, gx0, gy0, gh, x, y, act, tgt, leg, rid, route_wp, route_off, n_exit, reach, ex):
     """Agents within ``reach`` of their waypoint's area move on to the next one (or to their exit ``ex``).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,11 @@ __all__ = ["CrowdParameters", "Agents", "CrowdSimulation", "CrowdResult", "JamEv
 MODELS = ("csm", "sfm")
 _ON_JAM = ("stop", "record", "raise")
 
+
+#: congestion: density sampled every second, judged on the mean of the last 5 samples (people walking by
+#: at ~1.3 m/s cross a 1 m cell within a sample; a queue stays)
+_CG_SAMPLE_S = 1.0
+_CG_WINDOW = 5
 
 #: density maps a run may record (every frame holds the whole grid)
 MAX_DENSITY_BYTES = 2 * 2**30
@@ -60,6 +66,20 @@ class CrowdParameters:
 
     Desired speeds are drawn from N(``speed_mean``, ``speed_sd``) clipped to
     ``speed_clip`` (Weidmann 1993: 1.34 m/s, 0.26 m/s).
+
+    Exit choice: each agent starts for its nearest exit (walking distance);
+    with ``congestion_aware`` (the default) every ``rechoice_interval`` it may
+    switch to the exit it expects to leave by sooner: walking time plus the
+    time the people ahead of it at that exit need to pass at ``door_capacity``
+    per metre of width, switching only for a gain of ``rechoice_gain`` and
+    ``rechoice_min_gain_s``, never within ``rechoice_keep_distance`` of its
+    door. With distance alone, a crowd queues at a narrow exit while a wide one
+    beside it stands empty (closing the narrow exit then clears the area faster).
+
+    Jams: a standstill (nobody of a crowd moved ``jam_min_progress`` in
+    ``jam_window``; ``on_jam`` says what happens) and a congestion (a region
+    above ``congestion_density`` for ``congestion_duration``; only reported)
+    are both listed in ``CrowdResult.jams`` (:class:`JamEvent`).
     """
 
     model: str = "csm"
@@ -93,13 +113,23 @@ class CrowdParameters:
     wall_avoidance: float = 0.4
     door_near: float = 0.6
     door_margin: float = 0.0  # m kept from each door jamb when aiming through a near door
-    congestion_aware: bool = False
+    # exit choice: the nearest exit first; then every rechoice_interval each agent may switch to the exit it
+    # expects to leave by sooner (see CrowdSimulation: walking time vs the time its queue needs to pass)
+    congestion_aware: bool = True
     rechoice_interval: float = 2.0
     door_capacity: float = 1.9  # persons/(m s) assumed when estimating queues (Seyfried et al. 2009)
+    rechoice_gain: float = 0.1  # switch only to an exit expected at least this fraction sooner ...
+    rechoice_min_gain_s: float = 2.0  # ... and at least this many seconds sooner (no flip-flop over small gains)
+    rechoice_keep_distance: float = 2.0  # m: agents this near their exit's door keep it
     # jams
     jam_window: float = 10.0
     jam_min_progress: float = 0.2
     on_jam: str = "stop"
+    # congestion (reported, never stops a run): density_cell cells above this density (5 s mean), persons/m2;
+    # None: not reported. 2/m2: Fruin (1971) walkway level of service F (< 0.5 m2 per person), where walking
+    # becomes shuffling; RiMEA 3.0 test 12 counts a jam above 2/m2 too
+    congestion_density: float | None = 2.0
+    congestion_duration: float = 10.0  # s a region must stay congested to be reported
     # outputs
     record_interval: float | None = 0.5
     density_cell: float = 1.0
@@ -115,17 +145,19 @@ class CrowdParameters:
             self.radius = 0.25
         positive = ["dt", "radius", "speed_mean", "time_gap", "neighbor_range", "wall_range", "tau", "mass",
                     "sfm_B", "sfm_vmax_factor", "sfm_max_dt", "door_near", "rechoice_interval", "door_capacity",
-                    "jam_window", "density_cell"]
+                    "jam_window", "density_cell", "congestion_duration"]
         for name in positive:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
         for name in ["speed_sd", "neighbor_repulsion", "wall_repulsion", "sfm_A", "sfm_k", "sfm_kappa",
                      "wall_avoidance", "jam_min_progress", "direction_noise", "sfm_noise", "sfm_social_cap",
-                     "door_margin"]:
+                     "door_margin", "rechoice_min_gain_s", "rechoice_keep_distance"]:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
+        if not (isinstance(self.rechoice_gain, (int, float)) and 0 <= self.rechoice_gain < 1):
+            raise ParameterError(f"rechoice_gain must be a fraction in [0, 1), got {self.rechoice_gain!r}")
         if not 0 <= self.sfm_lambda <= 1:
             raise ParameterError(f"sfm_lambda must be in [0, 1], got {self.sfm_lambda}")
         try:
@@ -138,6 +170,10 @@ class CrowdParameters:
         self.speed_clip = (lo, hi)
         if self.dt > 0.1:
             raise ParameterError(f"dt = {self.dt} s is too coarse for pedestrians; use <= 0.1 s (0.01 s is usual)")
+        v = self.congestion_density
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
+            raise ParameterError(f"congestion_density must be a finite number > 0 persons/m2, or None (no congestion "
+                                 f"reporting), got {v!r}")
         v = self.floor_field_cell
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ParameterError(f"floor_field_cell must be a finite number > 0 m or None (automatic), got {v!r}")
@@ -381,17 +417,47 @@ def _measurement_lines(lines) -> tuple[list, np.ndarray]:
 
 @dataclass
 class JamEvent:
-    """A crowd that stopped moving: when, where, how many, at which exit."""
+    """A jam: a crowd that stopped moving, or a lasting congestion; when, where, how many, at which exit.
+
+    ``kind`` ``"congestion"``: a connected region of density cells whose density
+    (mean over 5 s) stayed at or above ``CrowdParameters.congestion_density``
+    (2 persons/m2: Fruin 1971, level of service F) for at least
+    ``congestion_duration``; people still move, slowly. ``time_s`` and ``end_s``
+    are when it began and ended, ``n_agents`` the most persons in it at once,
+    ``peak_density`` its highest cell density (persons/m2, 5 s mean), ``x, y``
+    its centre when fullest, ``exit`` the exit it queues at (None when it does
+    not reach a door, e.g. before a corridor) and ``waypoint`` the waypoint most
+    of its people head for, if any.
+
+    The other kinds are standstills (nobody in the crowd moved for the jam
+    window, detected at ``time_s``; ``end_s`` and ``peak_density`` are None):
+    ``"door"`` (arching at an exit), ``"waypoint"`` (crowding at a waypoint)
+    and ``"deadlock"`` (nobody moves at all).
+    """
 
     time_s: float
     x: float
     y: float
     n_agents: int
     exit: str | None
-    kind: str  # "door" (arching at an exit), "waypoint" (crowding at a waypoint) or "deadlock" (nobody moves)
+    kind: str  # "congestion", or a standstill: "door", "waypoint" or "deadlock"
     waypoint: str | None = None  # the waypoint most of the jammed agents were heading for
+    end_s: float | None = None  # congestion: when it ended (or the run did)
+    peak_density: float | None = None  # congestion: highest cell density, persons/m2 (5 s mean)
+
+    @property
+    def standstill(self) -> bool:
+        """True for a crowd that stopped moving, False for a congestion (slow, dense, moving)."""
+        return self.kind != "congestion"
 
     def __str__(self) -> str:
+        if self.kind == "congestion":
+            where = f"at exit {self.exit!r} " if self.exit else ""
+            if self.waypoint:
+                where = f"at waypoint {self.waypoint!r} "
+            return (f"congestion {where}near ({self.x:.1f}, {self.y:.1f}) from t = {self.time_s:.1f} s to "
+                    f"{self.end_s:.1f} s: up to {self.n_agents} persons, peak density {self.peak_density:.1f} "
+                    "persons/m2")
         if self.waypoint:
             where = f"at waypoint {self.waypoint!r} " + (f"(on the way to exit {self.exit!r}) " if self.exit else "")
         else:
@@ -695,6 +761,9 @@ class CrowdSimulation:
         self._jam_exited = 0
         self._jam_exit_counts = np.zeros(len(self.exit_open), dtype=np.int64)
         self._jammed_exits: set = set()
+        self._cg_next = 0.0
+        self._cg_counts: collections.deque = collections.deque(maxlen=_CG_WINDOW)
+        self._cg_open: list[dict] = []  # congested regions being followed
         self.stopped_by_jam = False
         # below this many walking agents one thread beats the thread start-up of prange
         self.parallel_threshold = 1500
@@ -810,18 +879,23 @@ class CrowdSimulation:
                                     f"{self.r[i[k]]:.2f} + {self.r[j[k]]:.2f} m) and enter at the same time; "
                                     "space them out or give them different release times")
 
-    def _choose_exits(self, idx, initial=False):
+    def _choose_exits(self, idx, initial=False, fresh=False):
+        """Choose the exit of agents ``idx``: the nearest reachable open exit (``initial``, or without
+        ``congestion_aware``), else the one each expects to leave by soonest (:meth:`_rechoose`;
+        ``fresh``: an exit opened, everybody weighs the exits anew, with no hysteresis)."""
         if len(idx) == 0:
             return
-        vals = K.sample_field(self.ff.fields, self._gx0, self._gy0, self._gh, self.x, self.y, np.asarray(idx, np.intp))
+        idx = np.asarray(idx, np.intp)
+        vals = K.sample_field(self.ff.fields, self._gx0, self._gy0, self._gh, self.x, self.y, idx)
         vals[self.exit_open[: vals.shape[0]] == 0, :] = np.inf
-        cost = vals / self.v0[idx]
-        if self.params.congestion_aware and not initial:
-            cost = cost + self._queue_cost(vals, idx)
+        walk = vals / self.v0[idx]
+        aware = self.params.congestion_aware and not initial
+        queue = self._queue_time(vals, idx) if aware else None
+        cost = walk + queue if aware else walk
         best = np.argmin(cost, axis=0)
         ok = np.isfinite(cost[best, np.arange(len(idx))])
         if not ok.all():
-            k = int(np.asarray(idx)[np.flatnonzero(~ok)[0]])
+            k = int(idx[np.flatnonzero(~ok)[0]])
             if initial:
                 h = self.ff.h
                 finer = (f"if the way out is a passage narrower than about {3 * h:.1f} m, it is closed on this grid: "
@@ -832,20 +906,17 @@ class CrowdSimulation:
                                     f"on the floor field's {h:.2f} m grid; {finer}open an exit reachable from "
                                     "every start region or remove the agent")
             best = np.where(ok, best, self.ex[idx])
-        if not initial and self.params.congestion_aware:
-            cur = self.ex[idx]
-            c_cur = cost[cur, np.arange(len(idx))]
-            c_best = cost[best, np.arange(len(idx))]
-            keep = np.isfinite(c_cur) & (c_best > 0.9 * c_cur)  # hysteresis: switch only for a 10 % gain
-            best = np.where(keep, cur, best)
+        if aware:
+            best = self._rechoose(idx, vals, walk, queue, best, ok, fresh)
         self.ex[idx] = best
         if self._tgt is not self.ex:  # agents still on their route keep heading for their waypoint
-            idx = np.asarray(idx, np.intp)
             free = self._tgt[idx] < self._n_exit_fields
             self._tgt[idx[free]] = best[free]
 
-    def _queue_cost(self, vals, idx):
-        """Estimated waiting time (s) at each exit: agents ahead in its queue / door capacity."""
+    def _queue_time(self, vals, idx):
+        """Time (s) the queue ahead of each agent ``idx`` needs to pass each exit: the walking agents
+        heading for that exit and nearer to it (floor-field distance), over the door's capacity
+        (``door_capacity`` x width)."""
         q = np.zeros_like(vals)
         act = self.act
         all_vals = K.sample_field(self.ff.fields, self._gx0, self._gy0, self._gh, self.x, self.y, act)
@@ -854,6 +925,33 @@ class CrowdSimulation:
             ahead = np.searchsorted(mine, vals[e])
             q[e] = ahead / (self.params.door_capacity * self.exit_widths[e])
         return q
+
+    def _rechoose(self, idx, vals, walk, queue, best, ok, fresh=False):
+        """Congestion-aware re-choice: each agent's expected time out by exit ``e`` is its walking
+        time to ``e`` (floor-field distance / desired speed) plus the time the queue ahead of it at
+        ``e`` needs to pass (the "travel time + queue time" of Pathfinder's locally quickest exit
+        choice; free walking time underrates the walk through a dense crowd, and taking the larger
+        of the two instead of their sum left a sample plaza's narrow exit overloaded: 135.5 s against
+        122.5 s). Agents switch one at a time, the largest gain first, and each switch updates
+        the queues the others see, so a crowd does not all jump to the same free exit at once and
+        back again. An agent switches only for a gain of ``rechoice_gain`` (fraction) and
+        ``rechoice_min_gain_s``, at most once per round, and never within
+        ``rechoice_keep_distance`` of its current exit's door (``fresh``: any gain, anywhere). Agents
+        with no exit yet, or whose exit closed, take the best one."""
+        p = self.params
+        rel, gain_s, keep = (0.0, 0.0, 0.0) if fresh else (p.rechoice_gain, p.rechoice_min_gain_s,
+                                                           p.rechoice_keep_distance)
+        m = len(idx)
+        cols = np.arange(m)
+        cur = self.ex[idx].copy()
+        # an agent walking already counts in its own exit's queue: leaving it shortens the queue behind it
+        counted = (self.state[idx] == 1) & np.isin(idx, self.act) & (cur >= 0)
+        forced = (cur < 0) | ~ok
+        forced[~forced] = ~np.isfinite(vals[cur[~forced], cols[~forced]])
+        movable = ~forced & ok & (vals[np.maximum(cur, 0), cols] > keep)
+        return K.rechoose_exits(vals, walk, queue, cur, counted, forced & ok, movable,
+                                np.ascontiguousarray(p.door_capacity * self.exit_widths, dtype=np.float64),
+                                float(rel), float(gain_s))
 
     def _build_walls(self):
         """Walls = the area's walls plus every closed door (a closed exit is a wall)."""
@@ -900,7 +998,7 @@ class CrowdSimulation:
         self.exit_open[e] = 1
         self._build_walls()
         if not self.area.periodic:
-            self._choose_exits(np.flatnonzero(self.state < 2), initial=False)
+            self._choose_exits(np.flatnonzero(self.state < 2), initial=False, fresh=True)
 
     # ------------------------------------------------------------------ stepping
     def _use_parallel(self) -> bool:
@@ -1039,7 +1137,7 @@ class CrowdSimulation:
             self._advance_routes()
         if (self.state == 0).any():
             self._release_due()
-        if p.congestion_aware and self.t >= self._next_rechoice - 1e-9 and len(self.act):
+        if p.congestion_aware and not self.area.periodic and self.t >= self._next_rechoice - 1e-9 and len(self.act):
             self._choose_exits(self.act, initial=False)
             self._next_rechoice += p.rechoice_interval
         if self.t >= self._next_record - 1e-9:
@@ -1053,6 +1151,9 @@ class CrowdSimulation:
             self._next_density += p.density_interval
         if self.t >= self._jam_t0 + p.jam_window - 1e-9:
             self._check_jams()
+        if p.congestion_density is not None and self.t >= self._cg_next - 1e-9:
+            self._sample_congestion()
+            self._cg_next += _CG_SAMPLE_S
 
     def _record(self, trajectories: bool = True):
         """Evacuation-curve point (always) and trajectory frame (when recording)."""
@@ -1109,6 +1210,95 @@ class CrowdSimulation:
         self._jam_t0 = self.t
         self._jam_pos = self._snapshot()
         self._jam_exit_counts = counts
+
+    def _sample_congestion(self):
+        """Follow the congested regions: connected density cells (8-neighbours) whose density, the mean
+        of the last ``_CG_WINDOW`` samples, is at least ``congestion_density``. A region continues an
+        open one it overlaps (the oldest, where several merge); an open one no region continues has
+        ended, and is reported when it lasted ``congestion_duration``."""
+        from scipy import ndimage
+
+        p, g = self.params, self._dgrid
+        cnt = K.density_count(self.x, self.y, self.act, g["x0"], g["y0"], g["cell"], g["nx"], g["ny"])
+        self._cg_counts.append(cnt)
+        if len(self._cg_counts) < _CG_WINDOW:
+            return
+        rho = sum(self._cg_counts) / (_CG_WINDOW * g["cell"] ** 2)
+        t_mid = self.t - (_CG_WINDOW - 1) / 2 * _CG_SAMPLE_S  # the mean stands for the middle of its window
+        labels, n_reg = ndimage.label(rho >= p.congestion_density, structure=np.ones((3, 3), bool))
+        grown = {id(ev): np.zeros(labels.shape, bool) for ev in self._cg_open}
+        taken = np.zeros(n_reg + 1, bool)
+        for ev in self._cg_open:  # oldest first
+            for k in np.unique(labels[ev["mask"]]):
+                if k and not taken[k]:
+                    taken[k] = True
+                    grown[id(ev)] |= labels == k
+        still = []
+        for ev in self._cg_open:
+            m = grown[id(ev)]
+            if m.any():
+                ev["mask"], ev["end"] = m, t_mid
+                self._congestion_update(ev, m, cnt, rho)
+                still.append(ev)
+            else:
+                self._congestion_close(ev)
+        for k in np.flatnonzero(~taken[1:]) + 1:
+            ev = {"start": t_mid, "end": t_mid, "mask": labels == k, "n": -1, "peak": 0.0}
+            self._congestion_update(ev, ev["mask"], cnt, rho)
+            still.append(ev)
+        self._cg_open = still
+
+    def _congestion_update(self, ev, mask, cnt, rho):
+        """Peak density; and where, how many and heading where when the region holds the most people."""
+        ev["peak"] = max(ev["peak"], float(rho[mask].max()))
+        n = int(cnt[mask].sum())
+        if n <= ev["n"]:
+            return
+        g = self._dgrid
+        rows, cols = np.nonzero(mask)
+        w = rho[rows, cols]
+        ev["n"] = n
+        ev["x"] = float(g["x0"] + (np.average(cols, weights=w) + 0.5) * g["cell"])
+        ev["y"] = float(g["y0"] + (np.average(rows, weights=w) + 0.5) * g["cell"])
+        ev["exit"] = ev["waypoint"] = None
+        a = self.act
+        ci = np.floor((self.x[a] - g["x0"]) / g["cell"]).astype(np.intp)
+        cj = np.floor((self.y[a] - g["y0"]) / g["cell"]).astype(np.intp)
+        inside = (ci >= 0) & (ci < g["nx"]) & (cj >= 0) & (cj < g["ny"])
+        inside[inside] = mask[cj[inside], ci[inside]]
+        a = a[inside]
+        if len(a) == 0 or self.area.periodic:
+            return
+        if self._tgt is not self.ex:
+            wp = self._tgt[a] - self._n_exit_fields
+            if (wp >= 0).sum() * 2 > len(a):
+                ev["waypoint"] = self.area.waypoint_names[int(np.bincount(wp[wp >= 0]).argmax())]
+                return
+        a = a[self.ex[a] >= 0]
+        if len(a) == 0:
+            return
+        # it queues at an exit when its people heading for that exit reach the door (within a cell and a
+        # metre of it, walking distance); of several such exits, the one most of them head for
+        d = K.sample_field(self.ff.fields, self._gx0, self._gy0, self._gh, self.x, self.y, a)
+        best, most = -1, 0
+        for e in np.unique(self.ex[a]):
+            mine = self.ex[a] == e
+            if d[e, mine].min() <= g["cell"] + 1.0 and mine.sum() > most:
+                best, most = int(e), int(mine.sum())
+        if best >= 0:
+            ev["exit"] = self.area.exit_names[best]
+
+    def _congestion_event(self, ev) -> JamEvent | None:
+        if ev["end"] - ev["start"] < self.params.congestion_duration - 1e-9:
+            return None
+        return JamEvent(time_s=float(ev["start"]), x=ev["x"], y=ev["y"], n_agents=ev["n"], exit=ev["exit"],
+                        kind="congestion", waypoint=ev["waypoint"], end_s=float(ev["end"]),
+                        peak_density=round(ev["peak"], 3))
+
+    def _congestion_close(self, ev):
+        jam = self._congestion_event(ev)
+        if jam is not None:
+            self.jams.append(jam)
 
     def _snapshot(self):
         xs = np.full(self.n, np.nan)
@@ -1170,6 +1360,12 @@ class CrowdSimulation:
                 f"up to {until:g} s would take {need / 2**30:.1f} GiB (limit {MAX_DENSITY_BYTES / 2**30:.0f} GiB); "
                 "use a coarser density_cell, a longer density_interval, a shorter until, or density_interval=None")
 
+    def _all_jams(self) -> list:
+        """The jams in the order they were found (a congestion when it ended), then the congestion
+        still going on (ending now)."""
+        going_on = [self._congestion_event(ev) for ev in self._cg_open]
+        return self.jams + [j for j in going_on if j is not None]
+
     def result(self) -> CrowdResult:
         if not self._curve or self._curve[-1][0] < self.t:
             self._record(trajectories=self.params.record_interval is not None)
@@ -1189,7 +1385,7 @@ class CrowdSimulation:
                            exit_widths=self.exit_widths.copy(), curve=curve.reset_index(drop=True),
                            trajectories=trajectories, density=dens, density_times=np.asarray(self._density_t),
                            density_grid=dict(g), line_names=list(self.line_names), line_crossings=crossings,
-                           jams=list(self.jams), waypoint_passages=pd.DataFrame(
+                           jams=self._all_jams(), waypoint_passages=pd.DataFrame(
                                {"time_s": [float(q[0]) for q in self._passages],
                                 "agent": np.asarray([q[1] for q in self._passages], dtype=np.int64),
                                 "waypoint": [self.area.waypoint_names[q[2]] for q in self._passages]}))

@@ -32,8 +32,8 @@ Examples
 --------
 >>> from shapely.geometry import box
 >>> exits = exits_from_roads(box(0, 0, 20, 10), [((25, -5), (25, 15))], road_reach=6.0, min_width=2.0)
->>> exits
-{'road0:0': [(20.0, 0.0), (20.0, 10.0)]}
+>>> exits        # the 1 m bend round the corner (road0:0) is no exit but keeps its number
+{'road0:1': [(20.0, 0.0), (20.0, 10.0)]}
 """
 
 from __future__ import annotations

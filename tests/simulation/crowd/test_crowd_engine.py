@@ -165,10 +165,10 @@ def _two_exit_room():
 def test_exit_choice_closing_and_congestion():
     area = _two_exit_room()
     ag = Agents.in_region(area, box(0.5, 1, 6.5, 7), n=120, seed=2)
-    p = CrowdParameters(record_interval=None, density_interval=None)
+    p = CrowdParameters(record_interval=None, density_interval=None, congestion_aware=False)
     base = CrowdSimulation(area, ag, p).run(until=600)
     use = base.exit_usage().set_index("exit")["agents"]
-    assert use["west"] == 120 and use["east"] == 0  # everybody is nearer the west door
+    assert use["west"] == 120 and use["east"] == 0  # by distance alone, everybody is nearer the west door
     closed = CrowdSimulation(area, ag, p, closed_exits=["west"]).run(until=600)
     assert closed.exit_usage().set_index("exit")["agents"]["east"] == 120
     smart = CrowdSimulation(area, ag, p.replace(congestion_aware=True)).run(until=600)
@@ -451,7 +451,9 @@ def test_opening_an_exit_during_a_run_lets_agents_use_it():
     # open_exit only took the door out of the walls: everybody kept walking to the far exit,
     # 15 m past the one just opened next to them (exit usage east 10, west 0)
     area = WalkableArea(box(0, 0, 20, 5), exits={"east": [(20, 2), (20, 3)], "west": [(0, 2), (0, 3)]})
-    sim = CrowdSimulation(area, Agents.in_region(area, box(1, 0.5, 5, 4.5), n=10, seed=0), closed_exits=["west"])
+    # exit choice by distance (congestion_aware=False): everybody is nearer the opened door
+    sim = CrowdSimulation(area, Agents.in_region(area, box(1, 0.5, 5, 4.5), n=10, seed=0),
+                          CrowdParameters(congestion_aware=False), closed_exits=["west"])
     for _ in range(100):
         sim.step()
     sim.open_exit("west")
