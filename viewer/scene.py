@@ -58,7 +58,7 @@ def build_scene(state, scenario: str = "base") -> dict:
         "layers": {n: {"count": infos[n]["count"], "geometry_type": infos[n]["geometry_type"],
                        "columns": infos[n]["columns"]} for n in layers},
         "rasters": rasters,
-        "results": mark_stale(state, result_catalogue(state)),
+        "results": mark_stale(state, result_catalogue(state, about=True)),
         "meshes": meshes,
         "tiles": {"url": "/tiles/{layer}/{z}/{x}/{y}.pbf", "minzoom": 12, "maxzoom": 16,
                   "worker_url": "/static/vendor/mvt-worker.js"},

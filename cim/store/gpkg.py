@@ -240,6 +240,10 @@ class GeoPackageStore(Store):
         another connection is writing (busy for the 30 s a write waits) passes: it can be written, in turn."""
         con = self._live()
         probe = "INSERT OR REPLACE INTO twin_meta (key, value) VALUES ('twin:write-check', 'null')"
+        # no busy wait: a file another process is writing answers "locked" at once (and passes) instead of
+        # after 30 s, while the caller (the map server's job submit) holds its store lock and every request waits
+        waited = con.execute("PRAGMA busy_timeout").fetchone()[0]
+        con.execute("PRAGMA busy_timeout = 0")
         try:
             if con.in_transaction:
                 con.execute("SAVEPOINT twin_write_check")
@@ -260,6 +264,8 @@ class GeoPackageStore(Store):
                 raise StoreError(msg + self._checked_before(before)) from None
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
+        finally:
+            con.execute(f"PRAGMA busy_timeout = {int(waited)}")
 
     # -- metadata ------------------------------------------------------------
     def get_meta(self) -> dict[str, Any]:

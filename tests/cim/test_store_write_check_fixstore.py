@@ -117,6 +117,31 @@ def test_a_writable_gpkg_passes_and_the_check_writes_nothing(tmp_path):
     assert not Path(str(path) + "-journal").exists()
 
 
+def test_a_file_another_process_writes_passes_at_once(tmp_path):
+    """The probe does not wait out the 30 s busy timeout while another connection writes the file: the map
+    server runs it holding its store lock (a job submit), so every request waited behind it (11.7 s for a
+    GET /api/layers against 0.04 s, a code review of 2026-12-05). A busy file can be written, in turn: it passes,
+    and the handle's own busy timeout is as before."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "busy.gpkg"
+    Twin.create(path, name="busy").close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT OR REPLACE INTO twin_meta (key, value) VALUES ('other', '1')")
+    try:
+        with Twin.open(path) as twin:
+            waits = twin.store._live().execute("PRAGMA busy_timeout").fetchone()[0]
+            t0 = time.monotonic()
+            twin.store.check_writable()
+            assert time.monotonic() - t0 < 2.0
+            assert twin.store._live().execute("PRAGMA busy_timeout").fetchone()[0] == waits > 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
 # -- PostGIS -------------------------------------------------------------------------------------------
 
 

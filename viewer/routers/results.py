@@ -24,8 +24,10 @@ router = APIRouter(prefix="/api/results", tags=["results"], dependencies=[Depend
 _STEP = re.compile(r"^(.+?)_t(\d+)\Z")
 
 
-def result_catalogue(state, scenario: str | None = None) -> list[dict]:
-    """Results grouped for the map: one entry per (scenario, run, name or series)."""
+def result_catalogue(state, scenario: str | None = None, *, about: bool = False) -> list[dict]:
+    """Results grouped for the map: one entry per (scenario, run, name or series); with ``about``, each says what
+    its run was (:func:`twin_core.twin.describe_runs`, which parses every run's summary: the listing and the
+    scene ask for it, not the grid routes, which look an entry up for every image of the time bar)."""
     from cim.results import list_results as stored_results
     from twin_core.twin import describe_runs
 
@@ -40,9 +42,10 @@ def result_catalogue(state, scenario: str | None = None) -> list[dict]:
         if m:
             e["kind"] = "raster_series"
             e.setdefault("_steps", []).append((int(m.group(2)), row.name))
-    about = describe_runs(state.store, df)  # the run picker's line: storm, area and agents, mode ...
+    said = describe_runs(state.store, df) if about else None  # the run picker's line: storm, area and agents ...
     for e in out.values():
-        e["about"] = about.get((e["scenario"], e["run"]), "")
+        if said is not None:
+            e["about"] = said.get((e["scenario"], e["run"]), "")
         if "_steps" in e:
             e["_steps"].sort()
             e["steps"] = [t for t, _ in e["_steps"]]
@@ -175,7 +178,7 @@ def mark_stale(state, entries: list[dict]) -> list[dict]:
 
 @router.get("", summary="Results, grouped for the map (stale: made before the scenario's latest edit)")
 def list_results(scenario: str | None = Query(None, max_length=255), state=Depends(get_state)) -> list[dict]:
-    return mark_stale(state, result_catalogue(state, scenario))
+    return mark_stale(state, result_catalogue(state, scenario, about=True))
 
 
 @router.get("/{scenario}/{run}/{name}/meta", summary="Bounds, steps and range of a grid result")
