@@ -292,8 +292,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def _origin_host(origin: str) -> tuple[str, str] | None:
-    """(host name, port or "") of an ``Origin`` header such as ``http://127.0.0.1:8765``, default ports (80, 443)
-    left out; None for an origin that names no http(s) host (``null``: a sandboxed page or a local file)."""
+    """(host name, port or "") of an ``Origin`` header such as ``http://127.0.0.1:8765``, the scheme's own default
+    port left out (80 for http, 443 for https: ``http://127.0.0.1:443`` is another origin than a server reached
+    as ``127.0.0.1``); None for an origin that names no http(s) host (``null``: a sandboxed page or a local file)."""
     from urllib.parse import urlsplit
 
     try:
@@ -304,7 +305,7 @@ def _origin_host(origin: str) -> tuple[str, str] | None:
     if u.scheme not in ("http", "https") or not u.hostname or u.path not in ("", "/"):
         return None
     host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
-    return host, "" if port in (None, 80, 443) else str(port)
+    return host, "" if port is None or port == {"http": 80, "https": 443}[u.scheme] else str(port)
 
 
 def _host_port(header: str | None) -> tuple[str, str] | None:

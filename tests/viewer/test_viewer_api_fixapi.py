@@ -42,6 +42,7 @@ def test_a_cross_site_form_post_records_no_bim_check(client, ifc_path):
     {"Origin": "null"},  # a sandboxed frame or a local file
     {"Origin": "http://127.0.0.1:9999"},  # another local app on another port: same site, not same origin
     {"Origin": "http://localhost"},  # another name of loopback is another origin
+    {"Origin": "http://127.0.0.1:443"},  # https's port under http: another local service, not the default port
     {"Sec-Fetch-Site": "cross-site"},  # a browser that sent no Origin still says where it comes from
     {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "cross-site"},
 ])
@@ -61,6 +62,7 @@ def test_state_changing_requests_from_another_site_are_refused(client, headers):
     {},  # curl, scripts, sensor bridges
     {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"},  # the map's own page
     {"Origin": "http://127.0.0.1:80"},  # the default port written out
+    {"Origin": "https://127.0.0.1:443"},  # ... of https (a TLS proxy in front)
     {"Sec-Fetch-Site": "none"},  # typed by the user
 ])
 def test_own_page_and_scripts_may_change_the_twin(client, headers):
