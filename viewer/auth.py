@@ -41,6 +41,9 @@ __all__ = ["create_token", "verify_token", "token_status", "list_tokens", "revok
 
 _TOKEN = re.compile(r"^rt_([0-9a-f]{8})_([A-Za-z0-9_\-]{20,100})\Z")
 _PREFIX = "token:"
+#: set with a twin's first token and kept: a loopback server with ``--auth auto`` asks for tokens from then on,
+#: also once every token is revoked or pruned (revoking a leaked last token must not open the map to anyone)
+ISSUED_KEY = "auth:tokens_issued"
 #: the longest a token may live: ten years (leap days included)
 MAX_EXPIRES_IN = timedelta(days=3653)
 
@@ -119,7 +122,7 @@ def create_token(store, role: str, *, name: str = "", expires_in: timedelta | No
     rec = {"role": role, "name": name, "hash": _hash(secret), "created": now.isoformat(timespec="seconds")}
     if expires is not None:
         rec["expires"] = expires
-    store.set_meta({f"{_PREFIX}{tid}": rec})
+    store.set_meta({f"{_PREFIX}{tid}": rec, ISSUED_KEY: True})
     return f"rt_{tid}_{secret}"
 
 
@@ -163,7 +166,9 @@ def prune_tokens(store) -> list[str]:
     """Remove the expired tokens; returns their ids."""
     gone = [t["id"] for t in list_tokens(store) if t["expired"]]
     if gone:
-        store.delete_meta([f"{_PREFIX}{tid}" for tid in gone])
+        with store.transaction():
+            store.set_meta({ISSUED_KEY: True})  # tokens stay needed (a store from before the key had none)
+            store.delete_meta([f"{_PREFIX}{tid}" for tid in gone])
     return gone
 
 
@@ -174,4 +179,6 @@ def revoke_token(store, token_id: str) -> None:
 
         raise AuthError(f"no token with id {token_id!r} in {store.uri}; `twin token list {store_arg(store)}` "
                         "lists the ids")
-    store.delete_meta([key])
+    with store.transaction():
+        store.set_meta({ISSUED_KEY: True})  # tokens stay needed (a store from before the key had none)
+        store.delete_meta([key])

@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from pydantic import AfterValidator
 
 from cim.scenario import normalise_scenario_name
-from viewer.auth import role_allows, token_status
+from viewer.auth import ISSUED_KEY, role_allows, token_status
 from viewer.settings import ROLES, Settings
 from viewer.state import AppState
 
@@ -62,7 +62,7 @@ def _token_meta(state: AppState, fresh: bool = False) -> dict:
     cached = getattr(state, "_token_cache", None)
     now = time.monotonic()
     if fresh or cached is None or now - cached[0] > TOKEN_CACHE_S:
-        meta = {k: v for k, v in state.store.get_meta().items() if k.startswith("token:")}
+        meta = {k: v for k, v in state.store.get_meta().items() if k.startswith("token:") or k == ISSUED_KEY}
         cached = (now, meta)
         state._token_cache = cached  # type: ignore[attr-defined]
     return cached[1]
@@ -74,7 +74,7 @@ def auth_needed(state: AppState) -> bool:
         return False
     if s.auth == "required" or not s.local_only:  # beyond loopback, or answering to other names (a proxy's)
         return True
-    return bool(_token_meta(state))
+    return bool(_token_meta(state))  # a token, or once there was one (ISSUED_KEY: revoking the last keeps them needed)
 
 
 #: where :mod:`viewer.limits` keeps the caller it checked, on the request's state (server-side only)

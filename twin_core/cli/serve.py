@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         store: str = STORE_ARG,
         host: str = typer.Option("127.0.0.1", help="Address to bind; beyond loopback a token must exist."),
         port: int = typer.Option(8765, min=1, max=65535, help="Port."),
-        auth: str = typer.Option("auto", help="auto (tokens needed once any exist, or off-loopback), required, off."),
+        auth: str = typer.Option("auto", help="auto (tokens needed once a token was ever created for the twin, or off-loopback), required, off."),
         max_upload_mb: float = typer.Option(50.0, min=0.1, max=2048, help="Upload size limit (IFC files), in MB."),
         log_level: str = typer.Option("warning", help="uvicorn log level: " + ", ".join(LOG_LEVELS) + "."),
         allow_host: list[str] = ALLOW_HOST_OPT,

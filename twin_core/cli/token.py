@@ -95,9 +95,16 @@ def register(app: typer.Typer) -> None:
         from cim.store import open_store
         from viewer.auth import revoke_token
 
+        from viewer.auth import list_tokens
+
         with open_store(store) as st:
             revoke_token(st, token_id)
-        emit({"revoked": token_id}, as_json, f"revoked {token_id}")
+            left = len(list_tokens(st))
+        human = f"revoked {token_id}"
+        if not left:
+            human += ("; no token is left: the map server now refuses every request until you create one (`twin "
+                      "token create`), or serve it with --auth off on loopback")
+        emit({"revoked": token_id, "tokens_left": left}, as_json, human)
 
     @tok.command("prune")
     def prune(store: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
