@@ -92,8 +92,9 @@ def _lonlat_hint(bounds, crs, polygon: bool, *, features: bool = False) -> str:
             f"transform them first, e.g. {how}")
 
 
-def _check_edit_polygon(poly, raster: str) -> None:
-    """Refuse a polygon that is not a valid, non-empty (Multi)Polygon for an edit of raster ``raster``.
+def _check_edit_polygon(poly, raster: str, *, kind: str = "edit") -> None:
+    """Refuse a polygon that is not a valid, non-empty (Multi)Polygon for an edit of raster ``raster`` (or,
+    ``kind="road closure"``, a :meth:`Scenario.close_roads` of layer ``raster``).
 
     A self-intersecting ("bow-tie") polygon is refused, not repaired: ``shapely.make_valid`` would turn it into
     the pieces its crossing edges cut out, which for a ring drawn with two corners swapped is not the area the
@@ -103,8 +104,11 @@ def _check_edit_polygon(poly, raster: str) -> None:
     """
     import shapely
 
+    if not hasattr(poly, "geom_type"):
+        raise ScenarioError(f"the {kind} of {raster!r} needs a shapely Polygon or MultiPolygon, got "
+                            f"{type(poly).__name__}; e.g. shapely.box(xmin, ymin, xmax, ymax)")
     if poly.geom_type not in ("Polygon", "MultiPolygon") or poly.is_empty:
-        raise ScenarioError(f"the edit of {raster!r} needs a non-empty Polygon or MultiPolygon, got "
+        raise ScenarioError(f"the {kind} of {raster!r} needs a non-empty Polygon or MultiPolygon, got "
                             f"{'an empty ' if poly.is_empty else 'a '}{poly.geom_type}")
     if shapely.is_valid(poly):
         return
@@ -114,7 +118,7 @@ def _check_edit_polygon(poly, raster: str) -> None:
     where = f" at ({', '.join(f'{float(v):.10g}' for v in at)})" if at and len(at) == 2 else ""
     crossing = "self-intersection" in what.lower()
     raise ScenarioError(
-        f"the polygon for the edit of {raster!r} is not valid: {what.strip().lower()}{where}"
+        f"the polygon for the {kind} of {raster!r} is not valid: {what.strip().lower()}{where}"
         + (" (its outline crosses itself, a 'bow-tie': two corners are in the wrong order)" if crossing else "")
         + "; nothing was recorded. Redraw it so that its outline does not cross itself (give the corners in order "
         "around the area), or, if the pieces shapely makes of it are what you mean, repair it first and check "
@@ -801,9 +805,15 @@ class Scenario:
         self.scenarios._append(rows)
 
     def close_roads(self, polygon, layer: str = "road_links") -> list[str]:
-        """Close every road link the polygon crosses (capacity 0). Returns their ids."""
+        """Close every road link the polygon crosses (capacity 0). Returns their ids.
+
+        The polygon is checked as a raise-ground edit's is: a self-crossing ("bow-tie") or empty polygon, or
+        another geometry, is a :class:`~twin_core.errors.ScenarioError` saying where its edges cross, and
+        nothing is recorded.
+        """
         import shapely
 
+        _check_edit_polygon(polygon, layer, kind="road closure")
         links = self.layer(layer)
         hit = links[shapely.intersects(links.geometry.values, polygon)]
         if not len(hit):
@@ -977,7 +987,11 @@ class Scenario:
         limit = read_kwargs.pop("limit", None)
         offset = read_kwargs.pop("offset", None)
         gdf = self.store.read_layer(name, **read_kwargs)
-        gdf = _apply_feature_edits(gdf, edits, id_field_of(name, gdf))
+        idf = id_field_of(name, gdf)
+        orphan = _orphan_mask(edits, set(gdf[idf].astype(str)))
+        if orphan.any():  # an edit of features the base no longer holds is no silent no-op
+            _warn_orphans(self.name, name, edits, orphan)
+        gdf = _apply_feature_edits(gdf, edits, idf)
         geom_col = gdf.geometry.name
         gdf = gpd.GeoDataFrame(gdf, geometry=geom_col, crs=self.store.crs)
         if columns is not None:
@@ -1358,6 +1372,138 @@ def _check_in_area(layer: str, gdf, idf: str, crs) -> None:
     ids = [str(i) for i in gdf[idf].to_numpy()[present][outside]]
     b = bounds[outside]
     raise OutsideAreaError(layer, ids, (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), crs)
+
+
+def _orphan_mask(edits: pd.DataFrame, base_ids) -> np.ndarray:
+    """Which rows of a feature-edit log (one layer, one scenario chain, in order) change or remove a feature
+    that is neither in ``base_ids`` nor added by an earlier edit: rows that change nothing (an orphaned edit,
+    most likely of a base layer replaced since without the feature)."""
+    added: set[str] = set()
+    out = np.zeros(len(edits), dtype=bool)
+    for i, (op, fid) in enumerate(zip(edits["op"], edits["feature_id"])):
+        fid = str(fid)
+        if op == "add":
+            added.add(fid)
+        elif op in ("modify", "remove") and fid not in base_ids and fid not in added:
+            out[i] = True
+    return out
+
+
+def _edit_what(rows: pd.DataFrame) -> str:
+    """What one edit (its rows) does, in words: ``close roads (capacity_vph 0)``, ``modify height_m``,
+    ``remove``."""
+    op = rows["op"].iloc[0]
+    if op != "modify":
+        return str(op)
+    values = [json.loads(a) if isinstance(a, str) else {} for a in rows["attrs"]]
+    if values and all(v == {"capacity_vph": 0.0} or v == {"capacity_vph": 0} for v in values):
+        return "close roads (capacity_vph 0)"
+    fields = sorted({k for v in values for k in v})
+    has_geom = "geom_wkb" in rows and rows["geom_wkb"].notna().any()
+    return "modify " + ", ".join(fields + (["geometry"] if has_geom else [])) if fields or has_geom else "modify"
+
+
+def _orphan_text(own: pd.DataFrame, orphan: np.ndarray, layer: str) -> list[tuple[str, str]]:
+    """One phrase per scenario edit that has orphaned rows, each with its scenario's name: ``scenario 'works',
+    its edit recorded 2026-12-05 07:20 UTC (close roads (capacity_vph 0)): 2 of its 2 features gone ('l1',
+    'l2')``. ``own``: the rows of the edit log of the scenarios concerned, each scenario's in order (``orphan``:
+    which rows are orphaned)."""
+    own = own.assign(_orphan=orphan)
+    out = []
+    for scen, rows in own.groupby("scenario", sort=True):
+        times = list(dict.fromkeys(rows["created"]))  # one edit: the rows one call recorded together
+        for t in times:
+            edit = rows[rows["created"] == t]
+            gone = edit[edit["_orphan"] & (edit["target"] == layer) & edit["op"].isin(["modify", "remove"])]
+            if not len(gone):
+                continue
+            ids = [str(i) for i in gone["feature_id"]]
+            named = ", ".join(map(repr, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            out.append((str(scen), f"scenario {scen!r}, its edit recorded {_when(t)} ({_edit_what(edit)}): "
+                                   f"{len(gone)} of its {_plural(len(edit), 'feature')} gone ({named})"))
+    return out
+
+
+def _chain_rows(edits: pd.DataFrame, meta: dict, name: str) -> pd.DataFrame:
+    """The rows of ``edits`` (the edit log, in order) of scenario ``name`` and its parents, oldest first."""
+    chain, n = [], name
+    while n != BASE and n not in chain:
+        chain.append(n)
+        n = meta.get(n, {}).get("parent", BASE)
+    order = {c: i for i, c in enumerate(chain[::-1])}
+    sub = edits[edits["scenario"].isin(order)]
+    return sub.assign(_o=sub["scenario"].map(order)).sort_values(["_o", "seq"], kind="stable").drop(columns="_o")
+
+
+def replaced_layer_orphans(store, layer: str, new_ids) -> str | None:
+    """What replacing ``layer`` with features of ids ``new_ids`` takes from the scenarios: a
+    :class:`~twin_core.errors.TwinWarning` message naming each scenario edit (close roads, modify, remove) whose
+    features the new layer no longer holds (they were in the layer, they are not in the new one, and the
+    scenario did not add them itself), how many of its features are gone, and what to do; None when none is.
+    Read before the layer is written (``cim.io.vector.import_vector``, ``twin import``).
+
+    Such an edit changes nothing afterwards: ``scenario diff`` shows no difference, and a run of the scenario is
+    a run of the base there, while ``scenario list`` still counts the edit.
+    """
+    if not store.has_table(EDITS_TABLE) or not store.has_layer(layer):
+        return None
+    try:
+        idf = id_field_of(layer)
+    except ScenarioError:
+        cols = store.layer_info(layer)["columns"]
+        if "id" not in cols:
+            return None
+        idf = "id"
+    if idf not in store.layer_info(layer)["columns"]:
+        return None
+    edits = store.read_table(EDITS_TABLE, columns=["seq", "scenario", "op", "target", "feature_id", "attrs",
+                                                   "created"], where={"target": layer}, order_by="seq")
+    edits = edits[edits["op"].isin(["add", "modify", "remove"])]
+    if not len(edits):
+        return None
+    new_ids = {str(i) for i in new_ids}
+    old_ids = set(store.read_layer(layer, columns=[idf])[idf].dropna().astype(str))
+    dropped = old_ids - new_ids
+    if not (set(edits["feature_id"].astype(str)) & dropped):
+        return None
+    meta = Scenarios(store)._meta()
+    parts = []
+    for scen in sorted(set(edits["scenario"])):
+        chain = _chain_rows(edits, meta, scen)
+        mask = _orphan_mask(chain, new_ids) & chain["feature_id"].astype(str).isin(dropped).to_numpy()
+        own = (chain["scenario"] == scen).to_numpy()
+        parts += _orphan_text(chain[own], mask[own], layer)
+    if not parts:
+        return None
+    hit = sorted({n for n, _ in parts})  # the scenarios named, for the undo hint
+    undo = f"twin scenario undo STORE {hit[0]}" if len(hit) == 1 else "twin scenario undo STORE SCENARIO"
+    return (f"replacing layer {layer!r} drops features that scenario edits refer to, so those edits no longer change "
+            f"anything (scenario diff shows nothing for them, a run of the scenario runs the base there): "
+            f"{'; '.join(t for _, t in parts)}. To keep those features, import with --append (Python: "
+            "mode='append') to add to the layer instead of replacing it; or, if the new layer is right, re-draw "
+            f"the edit on it and take the old one back with {undo} (Python: twin.scenario(name).undo())")
+
+
+def _parts_owner(parts: list[tuple[str, str]], scenario: str) -> str:
+    """The one scenario ``parts`` (of :func:`_orphan_text`) name, else ``scenario`` if it is among them, else
+    ``SCENARIO``: which scenario an undo of the orphaned edit is run on."""
+    names = sorted({n for n, _ in parts})
+    return names[0] if len(names) == 1 else scenario if scenario in names else "SCENARIO"
+
+
+def _warn_orphans(scenario: str, layer: str, edits: pd.DataFrame, orphan: np.ndarray) -> None:
+    """Warn (:class:`~twin_core.errors.TwinWarning`) that edits of ``scenario``'s chain on ``layer`` refer to
+    features the base no longer holds (``orphan``: which rows of ``edits``)."""
+    from twin_core.errors import TwinWarning, twin_warn
+
+    parts = _orphan_text(edits, orphan, layer)
+    if not parts:
+        return
+    twin_warn(f"reading scenario {scenario!r}: edits of layer {layer!r} refer to features no longer in the base layer "
+              f"(replaced since without them?), so they change nothing: {'; '.join(t for _, t in parts)}. Bring "
+              "the features back (import them with --append), or re-draw the edit on today's layer and take the "
+              f"old one back with twin scenario undo STORE {_parts_owner(parts, scenario)} (Python: "
+              "twin.scenario(name).undo())", TwinWarning)
 
 
 def _cast_like(series: pd.Series, value: str):

@@ -253,15 +253,19 @@ class Twin:
 
     @property
     def extent(self) -> list[float] | None:
-        """(xmin, ymin, xmax, ymax) in the twin CRS, from the metadata or the layers."""
+        """(xmin, ymin, xmax, ymax) in the twin CRS: the metadata's, else the union of the layers' and the
+        rasters' bounds (result rasters left out; a twin holding only a DEM has the DEM's extent); None for a
+        twin that holds nothing. ``twin info`` shows this."""
         ext = self.store.get_meta().get("extent")
         if ext:
             return ext
         bounds = [self.store.layer_info(n)["bounds"] for n in self.store.list_layers()]
-        bounds = [b for b in bounds if b]
+        bounds += [self.store.raster_info(n)["bounds"] for n in self.rasters()]
+        bounds = [list(b) for b in bounds if b]
         if not bounds:
             return None
-        return [min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds)]
+        return [float(min(b[0] for b in bounds)), float(min(b[1] for b in bounds)), float(max(b[2] for b in bounds)),
+                float(max(b[3] for b in bounds))]
 
     # -- data ----------------------------------------------------------------
     def layers(self, *, results: bool = False) -> list[str]:

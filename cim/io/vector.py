@@ -424,7 +424,9 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
     ``crs=``. Source fields named in ``drop`` are left out, then ``field_map``
     renames source fields to the class's. With ``mode="append"`` features whose
     id is already in the layer are refused. Data far from the twin's extent is
-    imported with a :class:`TwinWarning`. A file without features (it would
+    imported with a :class:`TwinWarning`, and so is a replace that drops features scenario edits refer to
+    (:func:`cim.scenario.replaced_layer_orphans`) or, for ``buildings``, buildings imported from IFC. A file
+    without features (it would
     empty the layer), of several layers with none named, or with invalid
     geometries is refused. Returns the number of features written. Nothing
     is written if any step fails.
@@ -448,7 +450,57 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
     with store.transaction():
         if mode == "append" and fc is not None:
             _check_new_ids(store, target, gdf, FEATURE_CLASSES[fc])
-        return store.write_layer(target, gdf, mode=mode)
+        # what a replace takes from what refers to the layer, read before it is written, said once it is
+        lost = _replace_losses(store, target, gdf) if mode == "replace" else []
+        n = store.write_layer(target, gdf, mode=mode)
+    for message in lost:
+        twin_warn(message, TwinWarning, stacklevel=2)
+    return n
+
+
+#: the table of the buildings imported from IFC (bim_import.importer.SUMMARY_TABLE; read here by name: cim
+#: does not import bim_import)
+_BIM_BUILDINGS = "bim_buildings"
+
+
+def _replace_losses(store, name: str, gdf) -> list[str]:
+    """Warnings for what replacing layer ``name`` with ``gdf`` leaves without its features: scenario edits of
+    features the new layer lacks (:func:`cim.scenario.replaced_layer_orphans`), and, for ``buildings``, the
+    buildings imported from IFC that it drops (:func:`_dropped_ifc_buildings`)."""
+    from cim.scenario import id_field_of, replaced_layer_orphans
+    from twin_core.errors import ScenarioError
+
+    if not store.has_layer(name):
+        return []
+    try:
+        idf = id_field_of(name, gdf)
+    except ScenarioError:
+        return []
+    new_ids = gdf[idf].dropna().astype(str).tolist() if idf in gdf.columns else []
+    out = [replaced_layer_orphans(store, name, new_ids)]
+    if name == "buildings":
+        out.append(_dropped_ifc_buildings(store, set(new_ids)))
+    return [m for m in out if m]
+
+
+def _dropped_ifc_buildings(store, new_ids: set[str]) -> str | None:
+    """A warning when a new ``buildings`` layer (ids ``new_ids``) drops buildings imported from IFC that the
+    layer holds now (rows of ``bim_buildings``): their element rows and glTF models would stay behind as stale
+    records, and the twin's 3D view and BIM checks would lose them without a word."""
+    if not store.has_table(_BIM_BUILDINGS) or "building_id" not in store.layer_info("buildings")["columns"]:
+        return None
+    bim = set(store.read_table(_BIM_BUILDINGS, columns=["building_id"])["building_id"].dropna().astype(str))
+    if not bim:
+        return None
+    now = set(store.read_layer("buildings", columns=["building_id"])["building_id"].dropna().astype(str))
+    dropped = sorted((bim & now) - new_ids)
+    if not dropped:
+        return None
+    named = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+    return (f"the new buildings layer drops {len(dropped)} building(s) imported from IFC ({named}); their element "
+            "rows and 3D models stay in bim_elements/bim_buildings as stale records. Bring them back with twin bim "
+            "import STORE MODEL.ifc --replace, remove them with twin bim delete STORE ID (Python: "
+            "bim_import.delete_building), or import with --append (mode='append') to keep them")
 
 
 #: data further than this (or than the twin's extent is wide) from the extent draws a warning

@@ -29,6 +29,18 @@ def _anchor(text: str | None):
     return Anchor(*vals)
 
 
+def _ground(store, anchor):
+    """``anchor`` (an :class:`~bim_import.georef.Anchor` or None) with its height taken from the twin's DEM at its
+    X,Y where it gives none, as ``twin bim import --anchor X,Y`` places a model
+    (:func:`bim_import.importer.ground_height`; a warning where the DEM does not cover it); as it is without a
+    store, or with the height given (X,Y,Z)."""
+    if anchor is None or store is None:
+        return anchor
+    from bim_import.importer import _ground_anchor
+
+    return _ground_anchor(store, anchor)[0]
+
+
 def _os_user() -> str:
     """Who runs the command, for a recorded check or removal: the OS user, or "" where there is none to name
     (a container's uid without a passwd entry); the record says the CLI did it either way (source "cli")."""
@@ -92,11 +104,13 @@ def register(app: typer.Typer) -> None:
 
             st = open_store(store)
         try:
+            # an X,Y anchor stands on the twin's ground, as twin bim import --anchor X,Y puts it (the height was 0)
+            placed_at = _ground(st, _anchor(anchor))
             if save:
                 from bim_import.checks import check_html, record_check
 
                 rec = record_check(st, model, rs, ruleset=os.path.splitext(os.path.basename(rules))[0],
-                                   source="cli", checked_by=_os_user(), anchor=_anchor(anchor), twin_crs=crs,
+                                   source="cli", checked_by=_os_user(), anchor=placed_at, twin_crs=crs,
                                    evaluators=COMPLIANCE_EVALUATORS)
                 report = ComplianceReport.from_dict(rec["report"])
                 if html:  # the recorded page: who checked which file (SHA-256) when, and how the model was placed
@@ -104,12 +118,12 @@ def register(app: typer.Typer) -> None:
             elif html:  # the page opens as a recorded one does (rule set, time, who, file, placement), "not recorded"
                 from bim_import.checks import check_unrecorded
 
-                report, unsaved = check_unrecorded(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor),
+                report, unsaved = check_unrecorded(model, rs, store=st, twin_crs=crs, anchor=placed_at,
                                                    ruleset=os.path.splitext(os.path.basename(rules))[0],
                                                    checked_by=_os_user(), evaluators=COMPLIANCE_EVALUATORS)
                 page = report.to_html(record=unsaved)
             else:
-                report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=_anchor(anchor),
+                report = check_compliance(model, rs, store=st, twin_crs=crs, anchor=placed_at,
                                           evaluators=COMPLIANCE_EVALUATORS)
         finally:
             if st is not None:
