@@ -517,7 +517,15 @@ def import_sumo_net(store, path, *, links: str = "road_links", nodes: str = "roa
     if twin_crs is None:
         raise CRSError(f"the store {store.uri} has no CRS; create it with crs='EPSG:4544'")
     link_gdf, node_gdf = read_sumo_net(path, twin_crs, net_crs=net_crs)
+    from cim.io.vector import _replace_losses
+    from twin_core.errors import TwinWarning, twin_warn
+
     with store.transaction():
+        # what a replace takes from the scenario edits that close or change these links, said once it is written
+        lost = _replace_losses(store, links, link_gdf) + _replace_losses(store, nodes, node_gdf) \
+            if mode == "replace" else []
         n_links = store.write_layer(links, link_gdf, mode=mode)
         n_nodes = store.write_layer(nodes, node_gdf, mode=mode)
+    for message in lost:
+        twin_warn(message, TwinWarning, stacklevel=2)
     return {links: int(n_links), nodes: int(n_nodes)}

@@ -159,3 +159,20 @@ def test_close_roads_refuses_a_bow_tie(closed):
     with pytest.raises(ScenarioError, match="road closure of 'road_links' needs a non-empty Polygon"):
         s.close_roads(shapely.Point(X0, Y0))
     assert len(s.edits()) == before  # nothing recorded
+
+
+def test_a_sumo_network_replacing_the_roads_warns_too(closed):
+    """``twin import city net.xml`` goes through :func:`cim.io.sumo.import_sumo_net`, not import_vector: its
+    replace warns the same way (the links a and b the scenario closes are not in the Chengdu network)."""
+    from pathlib import Path
+
+    from cim.io.sumo import import_sumo_net
+
+    net = Path(__file__).resolve().parents[3] / "shared" / "data" / "chengdu" / "chengdu.net.xml"
+    if not net.exists():
+        pytest.skip("the Chengdu SUMO network of ../shared/data is not here")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        import_sumo_net(closed, net)
+    said = " ".join(_twin_warnings(rec))
+    assert "works" in said and "2 of its 2 features gone" in said, said
