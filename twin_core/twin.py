@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from typing import Any
 
@@ -855,6 +856,9 @@ def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
 
     >>> describe_run("crowd", {"area_id": "A001", "name": "Plaza", "agents": 200, "model": "csm"})
     'A001 Plaza, 200 agents, csm'
+    >>> describe_run("crowd", {"area_id": "A001", "agents": 500, "model": "csm", "flooded_by": "storm50",
+    ...                        "flood_time_s": 2700.0})
+    'A001, 500 agents, csm, flooded by storm50 at 45 min'
     """
     meta = meta or {}
     s = summary or {}
@@ -895,6 +899,10 @@ def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
             parts.append(f"{int(s['agents'])} agents")
         if s.get("model"):
             parts.append(str(s["model"]))
+        if s.get("flooded_by"):  # the dry and the flooded plaza read alike without it
+            at = s.get("flood_time_s")
+            parts.append(f"flooded by {s['flooded_by']}"
+                         + (f" at {_minutes(at)}" if isinstance(at, (int, float)) and math.isfinite(at) else ""))
     elif engine == "access":
         if s.get("from_kind") or meta.get("from_kind"):
             kind = s.get("from_kind") or meta.get("from_kind")
