@@ -2,8 +2,14 @@
 
 Each message's topic ends in the sensor id (``rongtwin/sensors/RG01``); its payload is JSON, either a bare
 number (the reading, taken at the instant the message arrived) or ``{"value": 1.2, "time":
-"2026-07-01T08:00:00+08:00"}`` (``time`` optional, as for a bare number). Messages are gathered and stored
-every second or every 500 messages through :func:`cim.sensors.append_readings`, which checks them. A
+"2026-07-01T08:00:00+08:00"}`` (``time`` optional, as for a bare number). A *retained* message (the broker
+keeps it and hands it to every listener that subscribes, hours or days later) is timed by its ``time`` only:
+without one it is refused to ``sensor_rejects`` with the reason, never stamped with its arrival, which would make
+a gauge's old alarm read as current at every start of a listener; with one it is stored once, and its
+re-delivery at the next start is the same reading again, not stored twice (:func:`cim.sensors.find_repeats`).
+A message with the sensor and time of a stored reading (or of an earlier message) and another value is a
+conflict: it goes to ``sensor_rejects`` with the reason, and the stored reading stands. Messages are gathered
+and stored every second or every 500 messages through :func:`cim.sensors.append_readings`, which checks them. A
 message that cannot be read or whose reading is refused goes, with the reason, to the table
 ``sensor_rejects`` (see :func:`cim.sensors.read_rejects`) instead: the good messages of a batch are stored
 all the same, and none is dropped.
@@ -47,8 +53,8 @@ the store: after a hard kill (``kill -9``, a power cut, the store failing as the
 sends what was received but not stored again when the listener comes back with the same ``client_id``. The
 price is at-least-once delivery: a kill between the commit and the acknowledgement, or a broker connection
 that drops while readings are held, stores those readings twice (a payload with a ``time`` gives the same
-reading again, which changes neither the latest reading nor the alerts; a bare number is timed at its second
-arrival). While the listener is away the broker keeps new messages only up to its own limit (Mosquitto:
+reading again, which is not stored twice; a bare number is timed at its second arrival and stored again).
+While the listener is away the broker keeps new messages only up to its own limit (Mosquitto:
 ``max_queued_messages``, 1000 per client by default). Without a ``client_id`` the session is clean: the
 broker forgets the unacknowledged messages when the connection goes, so a hard kill loses what was held (at
 most about a second of messages), as does a listener that is simply not running.
@@ -231,13 +237,15 @@ def check_topic(topic: str) -> str:
     return topic
 
 
-def decode_message(topic: str, payload: bytes, received_at: datetime, size: int | None = None
-                   ) -> tuple[dict | None, str | None]:
+def decode_message(topic: str, payload: bytes, received_at: datetime, size: int | None = None, *,
+                   retained: bool = False) -> tuple[dict | None, str | None]:
     """The reading a message carries (``sensor_id``, ``time``, ``value``), or why it cannot be read.
 
     ``size`` is the payload's size in bytes where ``payload`` holds only its first bytes (a message over
-    :data:`MAX_PAYLOAD`, refused unread). No payload raises: whatever it holds (nesting 100,000 deep, a number
-    of 5,000 digits) is a reason, never an exception that would stop the listener.
+    :data:`MAX_PAYLOAD`, refused unread). ``retained``: the message came with MQTT's retain flag (paho's
+    ``msg.retain``: the broker kept it, maybe for days), so it is refused unless its payload gives a ``time``
+    (the instant it arrived is not when it was measured). No payload raises: whatever it holds (nesting 100,000
+    deep, a number of 5,000 digits) is a reason, never an exception that would stop the listener.
 
     The reading is not checked here (unknown sensor, a time without an offset, a value that is not a
     number, out of the sensor's plausible range): :func:`cim.sensors.check_readings` does that for every way
@@ -252,6 +260,8 @@ def decode_message(topic: str, payload: bytes, received_at: datetime, size: int 
     '2026-07-01T08:00:00+08:00'
     >>> decode_message("rongtwin/sensors/RG01", b"high", at)[1]
     'the payload is not JSON: send a number or {"value": 1.2, "time": "2026-07-01T08:00:00+08:00"}'
+    >>> decode_message("rongtwin/sensors/RG01", b"12.5", at, retained=True)[1][:52]
+    'a retained message without a time: the broker keeps '
     """
     sensor_id = topic.rsplit("/", 1)[-1]
     if not sensor_id:
@@ -284,17 +294,30 @@ def decode_message(topic: str, payload: bytes, received_at: datetime, size: int 
         if "value" not in data:
             return None, 'the payload has no "value"'
         t = data.get("time")
+        if t is None and retained:
+            return None, _RETAINED_WITHOUT_TIME.format(topic=topic)
         return {"sensor_id": sensor_id, "time": received_at if t is None else t, "value": data["value"]}, None
     if isinstance(data, (list, str)) or data is None:
         return None, (f"the payload is a JSON {type(data).__name__ if data is not None else 'null'}: send a number or "
                       '{"value": 1.2, "time": "..."}')
+    if retained:
+        return None, _RETAINED_WITHOUT_TIME.format(topic=topic)
     return {"sensor_id": sensor_id, "time": received_at, "value": data}, None
+
+
+_RETAINED_WITHOUT_TIME = (
+    "a retained message without a time: the broker keeps it and hands it to every listener as it subscribes, so "
+    "the instant it arrives is not when it was measured (an old alarm would read as current); publish with a time, "
+    '{{"value": 1.2, "time": "2026-07-01T08:00:00+08:00"}}, or without the retain flag, and clear this one: '
+    "mosquitto_pub -t '{topic}' -r -n")
 
 
 @dataclass
 class FeedCounts:
     """What a listener did: messages received, readings stored, messages rejected (to ``sensor_rejects``),
-    times the broker connection dropped, seconds it ran."""
+    times the broker connection dropped, seconds it ran, and ``already_stored``: messages whose reading (sensor,
+    time and value) was stored already (a retained message at a new start, a message the broker sent again), taken
+    and not stored twice."""
 
     received: int = 0
     stored: int = 0
@@ -302,9 +325,11 @@ class FeedCounts:
     disconnects: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    already_stored: int = 0
 
     def line(self) -> str:
-        return f"received {self.received}, stored {self.stored}, rejected {self.rejected}"
+        again = f", already stored {self.already_stored}" if self.already_stored else ""
+        return f"received {self.received}, stored {self.stored}, rejected {self.rejected}{again}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -474,7 +499,8 @@ class MqttFeed:
             size = len(payload)
             if size > MAX_PAYLOAD:  # refused unread: hold only its head, not megabytes per message
                 payload = payload[:KEEP_BYTES]
-            self._q.put((msg.topic, bytes(payload), datetime.now(timezone.utc), size, msg.mid, msg.qos, self._gen))
+            self._q.put((msg.topic, bytes(payload), datetime.now(timezone.utc), size, msg.mid, msg.qos, self._gen,
+                         bool(msg.retain)))
 
         def on_log(c, userdata, level, buf):
             if buf.startswith("failed to receive on socket"):
@@ -645,7 +671,8 @@ class MqttFeed:
         if not self.ack_after_store or self._client is None:
             return
         with self._ack_lock:
-            for *_, mid, qos, gen in items:
+            for item in items:  # (topic, payload, received_at, size, mid, qos, gen[, retain])
+                mid, qos, gen = item[4:7]
                 if qos == 1 and gen == self._gen:
                     self._client.ack(mid, qos)
 
@@ -669,12 +696,17 @@ class MqttFeed:
     def _check(self, batch: list[tuple], now: datetime | None = None):
         """The readings to store and the rejects (dicts for :func:`cim.sensors.append_rejects`), checked on the
         clock ``now`` (default: now; :meth:`_flush` stores them on the same clock, so a reading that passed the
-        age check is not refused a moment later, which would hold the whole batch for ever)."""
-        from cim.sensors import check_readings
+        age check is not refused a moment later, which would hold the whole batch for ever).
+
+        Also how many readings were stored already (:func:`cim.sensors.find_repeats`: the same sensor, time and
+        value; a re-delivery), which are neither stored nor rejected; a reading with a stored reading's sensor and
+        time (or an earlier message's) but another value is a reject. Call it in the transaction that stores."""
+        from cim.sensors import check_readings, find_repeats
 
         rejects, readings, sources = [], [], []
-        for pos, (topic, payload, at, size, *_) in enumerate(batch):
-            reading, why = decode_message(topic, payload, at, size)
+        for pos, (topic, payload, at, size, *rest) in enumerate(batch):
+            retained = len(rest) > 3 and bool(rest[3])  # (mid, qos, gen, retain)
+            reading, why = decode_message(topic, payload, at, size, retained=retained)
             if why:
                 if size > len(payload):
                     payload = bytes(payload) + f"... ({size} bytes in all)".encode()
@@ -688,11 +720,13 @@ class MqttFeed:
         # a sensor added or its range changed meanwhile? (the layer is read again at most every SENSORS_TTL_S)
         if problems and self._sensors(stale_ok=False) is not known:
             good, problems = check_readings(readings, self._known, now=now)
-        for k, why in problems:
+        rep = find_repeats(self.store, good, earlier=lambda j: f"a message on {batch[sources[j]][0]!r} just before")
+        for k, why in problems + rep.conflicts:
             topic, payload, at, *_ = batch[sources[k]]
             rejects.append((sources[k], {"topic": topic, "payload": payload, "reason": why, "received_at": at}))
         rejects = [r for _, r in sorted(rejects, key=lambda pr: pr[0])]  # in the order they arrived
-        return good.reset_index(drop=True), rejects
+        good = good.drop(index=rep.already + [k for k, _ in rep.conflicts])
+        return good.reset_index(drop=True), rejects, len(rep.already)
 
     def _flush(self, pending: list) -> bool:
         """Store what is held: the good readings and the rejects, in one transaction, then acknowledge them to
@@ -702,9 +736,9 @@ class MqttFeed:
         if not pending:
             return True
         now = datetime.now(timezone.utc)
-        good, rejects = self._check(pending, now)
         try:
-            with self.store.transaction():
+            with self.store.transaction():  # the check too: it looks up the readings stored at the same times
+                good, rejects, already = self._check(pending, now)
                 stored = append_readings(self.store, good, sensors=self._known, now=now) if len(good) else 0
                 append_rejects(self.store, rejects)
         except Exception as exc:  # noqa: BLE001 - the store failed: keep the messages, say so, try again
@@ -716,6 +750,7 @@ class MqttFeed:
         self._ack(pending)
         self.counts.stored += stored
         self.counts.rejected += len(rejects)
+        self.counts.already_stored += already
         pending.clear()
         return True
 

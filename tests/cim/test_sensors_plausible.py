@@ -102,7 +102,7 @@ def test_a_reading_out_of_range_refuses_the_batch_and_stores_nothing(store, sid,
 
 def test_readings_at_the_bounds_and_sensors_without_a_range_are_stored(store):
     add_sensors(store)
-    rows = [r("RG01", 0.0), r("RG01", 500.0), r("RG02", 999.0), r("RL01", 12.0), r("RL02", 505.3),
+    rows = [r("RG01", 0.0), r("RG01", 500.0, "2026-07-01T08:01:00+08:00"), r("RG02", 999.0), r("RL01", 12.0), r("RL02", 505.3),
             r("TC01", 10_000.0), r("AQ01", 1e4), r("CC01", 0.0),
             r("RG05", 700.0), r("CAM1", -1.0)]  # no default for mm nor for a camera
     assert append_readings(store, rows, now=NOW) == len(rows)

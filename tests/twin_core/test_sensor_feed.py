@@ -250,7 +250,8 @@ def test_cli_listen_latest_and_rejects(gpkg_twin, broker, publisher, prefix):
     """The commands as a script runs them: retained messages wait on the broker for the listener."""
     runner = CliRunner()
     at = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)  # the real clock: see HOUR_AGO
-    sent = [("RG01", {"value": 55.0, "time": at.astimezone(CST).isoformat()}), ("RL01", 1.0), ("RG02", b'"oops"')]
+    sent = [("RG01", {"value": 55.0, "time": at.astimezone(CST).isoformat()}),
+            ("RL01", {"value": 1.0, "time": at.isoformat()}), ("RG02", b'"oops"')]  # retained: with a time
     for sid, payload in sent:
         publisher.send(f"{prefix}/{sid}", payload, retain=True)
     try:
@@ -535,7 +536,8 @@ def test_holding_acknowledgements_does_not_throttle_the_feed(gpkg_twin, broker, 
 
 
 def test_cli_listen_over_mqtt_3_1_1(gpkg_twin, broker, publisher, prefix):
-    publisher.send(f"{prefix}/RG01", 7.0, retain=True)
+    at = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    publisher.send(f"{prefix}/RG01", {"value": 7.0, "time": at}, retain=True)  # retained: with a time
     try:
         res = CliRunner().invoke(get_app(), ["sensors", "listen", gpkg_twin, "--broker", broker, "--topic",
                                              f"{prefix}/+", "--mqtt-version", "3.1.1", "--max-messages", "1",
@@ -658,7 +660,8 @@ def test_listen_logs_in_with_a_password_from_a_file_or_the_environment(secure, g
     from cim.store import open_store
 
     login = {"username": "feed", "password": PASSWORD}
-    _retained(f"127.0.0.1:{secure.plain}", f"{prefix}/RG01", 12.5, **login)
+    at = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    _retained(f"127.0.0.1:{secure.plain}", f"{prefix}/RG01", {"value": 12.5, "time": at}, **login)  # with a time
     try:
         args = ["--broker", f"127.0.0.1:{secure.plain}", "--topic", f"{prefix}/+", "--username", "feed",
                 "--max-messages", "1", "--seconds", "20", "--json"]

@@ -84,7 +84,7 @@ def test_the_right_role_still_stores(tokens):
     when = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(timespec="seconds")
     r = client.post("/api/sensors/readings", headers={"Authorization": f"Bearer {tok['sensor']}"},
                     json={"readings": [{"sensor_id": "RG01", "time": when, "value": 2.5}]})
-    assert r.status_code == 201 and r.json() == {"stored": 1}, r.text
+    assert r.status_code == 201 and r.json() == {"stored": 1, "already_stored": 0}, r.text
     r = client.post("/api/sensors/readings", headers={"Authorization": f"Bearer {tok['viewer']}"},
                     json={"readings": [{"sensor_id": "RG01", "time": when, "value": 2.5}]})
     assert r.status_code == 403, r.text

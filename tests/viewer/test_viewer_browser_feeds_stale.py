@@ -132,9 +132,11 @@ def test_a_sensor_whose_last_reading_is_old_shows_stale_since_not_alarm(browser,
         assert r.status_code == 201, r.text
         _poll(pg, f"document.querySelector('{rg}') && document.querySelector('{rg}').classList.contains('alarm')")
         assert "stale" not in pg.get_attribute(rg, "class").split()
-        later = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        httpx.post(feed_server.url + "/api/sensors/readings", json={"readings": [
+        # a second on at least: another value at the instant of the 70.0 would be a conflict, refused
+        later = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat(timespec="seconds")
+        r = httpx.post(feed_server.url + "/api/sensors/readings", json={"readings": [
             {"sensor_id": "RG01", "time": later, "value": 0.0}, {"sensor_id": "RL01", "time": later, "value": 0.0}]})
+        assert r.status_code == 201, r.text
     finally:
         p.close()
 

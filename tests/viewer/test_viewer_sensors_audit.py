@@ -26,7 +26,7 @@ def test_a_chunked_body_over_the_limit_is_413_before_it_is_read_whole(client):
     body = b'{"readings": [{"sensor_id": "RG01", "time": "%s", "value": 3.5}]}' % t.encode()
     r = client.post("/api/sensors/readings", content=iter([body[:20], body[20:]]),
                     headers={"Content-Type": "application/json"})
-    assert r.status_code == 201 and r.json() == {"stored": 1}, r.text
+    assert r.status_code == 201 and r.json() == {"stored": 1, "already_stored": 0}, r.text
 
 
 def test_feeds_show_each_listeners_state_and_a_killed_one_as_not_running(client):

@@ -23,7 +23,7 @@ def test_the_body_is_parsed_once(client, monkeypatch):
 
     monkeypatch.setattr(json, "loads", counting)
     r = client.post("/api/sensors/readings", content=body, headers={"Content-Type": "application/json"})
-    assert r.status_code == 201 and r.json() == {"stored": 1}, r.text
+    assert r.status_code == 201 and r.json() == {"stored": 1, "already_stored": 0}, r.text
     # once, with the check for keys named twice (before: once for that check, once more by FastAPI)
     from cim.sensors import unique_keys
 
@@ -64,10 +64,11 @@ def test_a_post_asks_once_whether_the_readings_table_is_there(client, monkeypatc
     its index."""
     from cim.sensors import READINGS, has_readings_index
 
-    def post(value):
-        r = client.post("/api/sensors/readings", json={"readings": [{"sensor_id": "RG01", "time": _now(),
+    def post(value):  # each at an instant of its own (one sensor, one instant, two values is a conflict)
+        at = (datetime.now(timezone.utc) - timedelta(minutes=1, seconds=value)).isoformat()
+        r = client.post("/api/sensors/readings", json={"readings": [{"sensor_id": "RG01", "time": at,
                                                                      "value": value}]})
-        assert r.status_code == 201 and r.json() == {"stored": 1}, r.text
+        assert r.status_code == 201 and r.json() == {"stored": 1, "already_stored": 0}, r.text
 
     post(1.0)  # makes the table and its index
     store = client.app.state.twin_state.store

@@ -60,7 +60,7 @@ def test_a_plausible_batch_sent_as_raw_json_is_stored(client):
                                     {"sensor_id": "RL01", "time": _now(), "value": 0.0}]})
     r = client.post("/api/sensors/readings", content=text.encode(), headers={"content-type": "application/json"})
     assert r.status_code == 201, r.text
-    assert r.json() == {"stored": 2}
+    assert r.json() == {"stored": 2, "already_stored": 0}
     # a body that is not JSON is still FastAPI's own refusal
     r = client.post("/api/sensors/readings", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "Traceback" not in r.text

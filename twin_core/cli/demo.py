@@ -68,7 +68,8 @@ def _has_city(target: str) -> bool:
 def _check_demo_bind(target: str, host: str, port: int, *, rebuild: bool, allow_host=()) -> list[str]:
     """Refuse, before any work, to serve beyond loopback or under other host names (``--allow-host``, else
     ``TWIN_ALLOW_HOSTS``: checked as ``twin serve`` checks them, :func:`twin_core.cli.serve.allowed_hosts`)
-    without a token; returns those names."""
+    without a token, or on a port the server could not listen on (:func:`viewer.server.check_port`: in use, a
+    privileged port, an address not of this machine); returns those names."""
     from cim.store import is_dsn
     from twin_core.errors import AuthError
 
@@ -77,8 +78,10 @@ def _check_demo_bind(target: str, host: str, port: int, *, rebuild: bool, allow_
     except ImportError:  # no viewer in this build: nothing will be served
         return []
     from twin_core.cli.serve import allowed_hosts
+    from viewer.server import check_port
 
     hosts = allowed_hosts(allow_host)
+    check_port(host, port)  # a port in use (another demo still running) is said now, not after minutes of building
     if is_loopback(host) and not hosts:
         return hosts
     where, instead = ((f"under the host names {', '.join(hosts)}",

@@ -91,13 +91,16 @@ def listen(
     """Store readings published on MQTT: payload a number or {"value": 1.2, "time": "...+08:00"}.
 
     Readings are stored every second (or 500 messages); a message that cannot be read or is refused goes to
-    the table sensor_rejects (see `twin sensors rejects`). Prints the counts every 10 s unless --quiet;
+    the table sensor_rejects (see `twin sensors rejects`): so does a retained message without a "time" (the
+    broker hands it over at every start; its arrival is not when it was measured) and one whose sensor and time
+    are a stored reading's with another value. The same reading again is not stored twice ("already stored").
+    Prints the counts every 10 s unless --quiet;
     Ctrl-C stores what is held and stops. Its state (live, silent, refused, disconnected, stopped) is kept
     for the map and `twin sensors feeds`.
 
     With QoS 1 (default) over MQTT 5, a message is acknowledged to the broker only once stored: with
-    --client-id, what a killed listener had received but not stored comes again at its next start (rarely
-    twice). A broker login takes --username and the password from TWIN_MQTT_PASSWORD or --password-file;
+    --client-id, what a killed listener had received but not stored comes again at its next start. A broker
+    login takes --username and the password from TWIN_MQTT_PASSWORD or --password-file;
     TLS takes --tls / --ca-file (and --cert-file, --key-file for a client certificate). There is no switch to
     skip the check of the broker's certificate.
     """

@@ -34,8 +34,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, SensorsCache, append_readings, count_rejects,
-                         latest_per_sensor, read_feeds, read_rejects, sensor_status, unique_keys)
+from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, SensorsCache, count_rejects, latest_per_sensor,
+                         read_feeds, read_rejects, sensor_status, store_readings, unique_keys)
 from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
@@ -386,28 +386,39 @@ def _out_of_range(exc: ReadingError) -> bool:
              responses={413: {"description": "the body is too large"},
                         422: {"description": "a reading is bad (a time more than 1 year old or in the future, a "
                                               "value that is not a finite number or is outside the sensor's "
-                                              "plausible range, a key missing, unknown or sent twice) or names an "
-                                              "unknown sensor: nothing was stored; 'problems' lists every bad "
-                                              "reading with the reason, 'unknown_sensors' every unknown sensor"}})
+                                              "plausible range, a key missing, unknown or sent twice), names an "
+                                              "unknown sensor, or gives a sensor and time already stored (or "
+                                              "sent twice in the batch) with another value: nothing was stored; "
+                                              "'problems' lists every bad reading with the reason, "
+                                              "'unknown_sensors' every unknown sensor, 'conflicts' every "
+                                              "conflicting pair"}})
 def ingest(body: ReadingsIn, state=Depends(get_state)) -> dict:
     """Check every reading and store them in one transaction, or refuse them all (422, with the reasons and
     the unknown sensors) so the sender can fix and send the batch again. A reading outside its sensor's
     plausible range (``min_value``/``max_value`` of the sensors layer, else its kind's default,
     :data:`cim.sensors.READING_RANGES`) or more than :data:`cim.sensors.MAX_AGE` old is refused, never clipped;
-    old readings are loaded on purpose from Python (``append_readings(..., oldest=...)``), not here."""
+    old readings are loaded on purpose from Python (``append_readings(..., oldest=...)``), not here.
+
+    A reading is a fact (:func:`cim.sensors.find_repeats`): one with the sensor and time of a stored reading, or
+    of another reading of the batch, and the same value is a re-send, accepted and not stored twice
+    (``already_stored`` counts them); with another value it is a conflict, and the batch is refused (422) with
+    each conflicting pair in ``conflicts`` (``sensor_id``, ``time``, ``value``, ``other_value``, and ``other``:
+    ``"stored"`` or the index of the other reading in the batch): an alarm is never replaced silently.
+    Answers ``{"stored": n, "already_stored": k}``."""
     try:
         with state.lock:
             known = _known_sensors(state)
             try:
-                n = append_readings(state.store, body.readings, sensors=known.get(state.store))
+                got = store_readings(state.store, body.readings, sensors=known.get(state.store))
             except ReadingError as exc:
                 # refused on the sensors read before: the layer may have changed in a way its marker does not show
                 again = known.reload(state.store) if exc.unknown_sensors or _out_of_range(exc) else None
                 if again is None:
                     raise
-                n = append_readings(state.store, body.readings, sensors=again)
+                got = store_readings(state.store, body.readings, sensors=again)
     except ReadingError as exc:
         return JSONResponse({"detail": str(exc), "error": "invalid readings",
                              "problems": [{"index": k, "reason": why} for k, why in exc.problems[:100]],
-                             "unknown_sensors": exc.unknown_sensors[:100]}, status_code=422)
-    return {"stored": n}
+                             "unknown_sensors": exc.unknown_sensors[:100],
+                             "conflicts": getattr(exc, "conflicts", [])[:100]}, status_code=422)
+    return {"stored": got.stored, "already_stored": got.already_stored}

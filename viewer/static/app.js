@@ -577,7 +577,14 @@
   // reachable after later floods); the one shown is selected, the newest unless the user chose another. Compared,
   // the right view has a select of its own: run ids belong to a scenario (a "storm50" in one need not be the same
   // storm in another, and two runs of one scenario may be compared), so each side is picked, and named, apart.
-  function runLabel(r) { return r.run + " · " + fmtWhen(r.created) + (r.stale ? " · " + t("stale") : ""); }
+  // a run's line in the picker: its id, when, whether stale, and what it was (`about` of /api/results: storm,
+  // area, agents ...), cut to RUN_ABOUT_MAX characters (the option's title holds it whole)
+  const RUN_ABOUT_MAX = 60;
+  function runLabel(r) {
+    const about = r.about ? String(r.about) : "";
+    const cut = about.length > RUN_ABOUT_MAX ? about.slice(0, RUN_ABOUT_MAX - 1).trimEnd() + "…" : about;
+    return r.run + " · " + fmtWhen(r.created) + (r.stale ? " · " + t("stale") : "") + (cut ? " · " + cut : "");
+  }
   const RUN_SELECTS = {a: "run-select", b: "run-select-b"};
   function renderRunSelect() {
     const sr = currentSeries();
@@ -590,7 +597,7 @@
       sel.innerHTML = "";
       list.forEach((r) => {
         const o = document.createElement("option");
-        o.value = r.run; o.textContent = runLabel(r); o.title = r.run + " · " + r.name;
+        o.value = r.run; o.textContent = runLabel(r); o.title = r.run + " · " + r.name + (r.about ? " · " + r.about : "");
         sel.appendChild(o);
       });
       if (shown) sel.value = shown.run;
