@@ -110,7 +110,6 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         The record as :func:`get_check` returns it (``check_id``, ``created``, ``passed``, ``report`` ...;
         ``placement``: ``placed``, ``how`` and ``text``, how the model was placed in the city).
     """
-    from bim_import.compliance import RuleSet, load_rules
     from cim.crs import same_crs
 
     crs = store.crs
@@ -118,13 +117,7 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         raise CRSError(f"the store {store!r} has no CRS; create the twin with one (twin build / Twin.create)")
     if not same_crs(twin_crs, crs):
         raise CRSError(f"a check recorded in the twin uses the twin's CRS {crs}, not {twin_crs}; drop --crs")
-    if isinstance(rules, RuleSet):
-        rs = rules
-    elif isinstance(rules, dict):
-        rs = RuleSet.from_dict(rules)
-    else:
-        rs = load_rules(rules)
-        ruleset = ruleset or os.path.splitext(os.path.basename(os.fspath(rules)))[0]
+    rs, ruleset = _rule_set(rules, ruleset)
     with open(ifc_path, "rb") as fh:
         data = fh.read()
     given = anchor is not None
@@ -222,15 +215,7 @@ def check_unrecorded(ifc_path, rules, *, store=None, twin_crs: str | None = None
     city (optional); ``twin_crs``: default the rules' ``crs``, the store's, else EPSG:4544 (as
     :func:`~bim_import.compliance.check_compliance`).
     """
-    from bim_import.compliance import RuleSet, load_rules
-
-    if isinstance(rules, RuleSet):
-        rs = rules
-    elif isinstance(rules, dict):
-        rs = RuleSet.from_dict(rules)
-    else:
-        rs = load_rules(rules)
-        ruleset = ruleset or os.path.splitext(os.path.basename(os.fspath(rules)))[0]
+    rs, ruleset = _rule_set(rules, ruleset)
     crs = twin_crs or rs.crs or (store.crs if store is not None else None) or "EPSG:4544"
     with open(ifc_path, "rb") as fh:
         data = fh.read()
@@ -241,6 +226,18 @@ def check_unrecorded(ifc_path, rules, *, store=None, twin_crs: str | None = None
                     "filename": os.path.basename(os.fspath(ifc_path)), "sha256": hashlib.sha256(data).hexdigest(),
                     "size_bytes": len(data), "ruleset": str(ruleset or rs.name), "ruleset_title": str(rs.name),
                     "source": UNSAVED, "checked_by": str(checked_by or ""), "placement": placement}
+
+
+def _rule_set(rules, ruleset: str | None):
+    """``rules`` (a RuleSet, a dict, or a rules file's path) as a :class:`~bim_import.compliance.RuleSet`, and the
+    rule set's name for the record (``ruleset``, else a file's name without its suffix)."""
+    from bim_import.compliance import RuleSet, load_rules
+
+    if isinstance(rules, RuleSet):
+        return rules, ruleset
+    if isinstance(rules, dict):
+        return RuleSet.from_dict(rules), ruleset
+    return load_rules(rules), ruleset or os.path.splitext(os.path.basename(os.fspath(rules)))[0]
 
 
 def model_only(rules) -> bool:

@@ -382,9 +382,7 @@ def _single_parts(gdf, fc: FeatureClass):
     many = np.flatnonzero(is_multi & (parts > 1))
     if len(many):
         i = int(many[0])
-        where = f"feature {i + 1} of {len(gdf)}"
-        if fc.id_field in gdf.columns and not pd.isna(gdf[fc.id_field].iloc[i]):
-            where += f" ({fc.id_field} {gdf[fc.id_field].iloc[i]!r})"
+        where = _feature_where(gdf, fc, i)
         raise SchemaError(
             f"feature class {fc.name!r} holds {fc.geometry_type} geometries, one per feature; {len(many)} "
             f"feature(s) of the input are {multi}s of several parts, e.g. {where} with {int(parts[i])} parts. "
@@ -394,6 +392,14 @@ def _single_parts(gdf, fc: FeatureClass):
     one = shapely.get_geometry(geoms, 0)
     gdf[gdf.geometry.name] = np.where(is_multi, one, geoms)
     return gdf
+
+def _feature_where(gdf, fc: FeatureClass, i: int) -> str:
+    """Which feature of the input row ``i`` is, for a message: its number, and its id where it has one."""
+    where = f"feature {i + 1} of {len(gdf)}"
+    if fc.id_field in gdf.columns and not pd.isna(gdf[fc.id_field].iloc[i]):
+        where += f" ({fc.id_field} {gdf[fc.id_field].iloc[i]!r})"
+    return where
+
 
 def _check_valid(gdf, fc: FeatureClass) -> None:
     """Refuse invalid geometries (self-intersecting polygons, lines of one point ...): areas, overlays and the
@@ -405,9 +411,7 @@ def _check_valid(gdf, fc: FeatureClass) -> None:
     if not len(bad):
         return
     i = int(bad[0])
-    where = f"feature {i + 1} of {len(gdf)}"
-    if fc.id_field in gdf.columns and not pd.isna(gdf[fc.id_field].iloc[i]):
-        where += f" ({fc.id_field} {gdf[fc.id_field].iloc[i]!r})"
+    where = _feature_where(gdf, fc, i)
     raise SchemaError(
         f"layer {fc.name!r}: {len(bad)} feature(s) have invalid geometry, e.g. {where}: "
         f"{shapely.is_valid_reason(geoms[i])}. Fix them in the source (QGIS: Fix Geometries; PostGIS: "
