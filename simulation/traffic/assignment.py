@@ -73,7 +73,7 @@ class _Problem:
         self.orig_rows = orig
         self.origins = zone_idx[orig]
         self.demand = np.ascontiguousarray(demand.matrix[orig])
-        self.first_thru = net.n_zones if net.centroids_block_through else 0
+        self.first_thru = net.first_thru
         self.flows_by_origin = np.zeros((len(orig), net.n_links))
         self.skim = np.zeros((len(orig), len(zone_idx)))
         self.cap = np.where(self.closed, 1.0, net.capacity)  # closed links never used (not in CSR)
@@ -98,6 +98,18 @@ def _skim_rows(p: _Problem, cost: np.ndarray, rows: np.ndarray) -> np.ndarray:
         K.all_or_nothing(p.zone_nodes[r], p.zone_nodes, np.zeros((len(r), nz)), p.indptr, p.heads, p.link_of,
                          p.tails, cost, p.first_thru, p.net.n_nodes, np.zeros((len(r), p.net.n_links)), out[k:k + 64])
     return out
+
+
+def _paths_through_zones(p: _Problem, cost: np.ndarray, oi: np.ndarray, di: np.ndarray) -> bool:
+    """Whether the OD pairs (rows ``oi`` of the origins, zone columns ``di``) without a path would have one if
+    zones carried through traffic: then the zones that block it are the cause, not the links."""
+    rows = np.unique(oi)
+    first_thru, p.first_thru = p.first_thru, 0
+    try:
+        sk = _skim_rows(p, cost, p.orig_rows[rows])
+    finally:
+        p.first_thru = first_thru
+    return bool(np.isfinite(sk[np.searchsorted(rows, oi), di]).all())
 
 
 def shortest_path_skims(net: Network, demand: Demand) -> np.ndarray:
@@ -159,7 +171,12 @@ def assign(net: Network, demand: Demand, *, method: str = "bfw", rgap: float = 1
         disc = pd.DataFrame({"origin": demand.zone_ids[p.orig_rows[oi]], "destination": demand.zone_ids[di],
                              "trips": p.demand[oi, di]})
         if on_disconnected == "raise":
-            raise NetworkError(f"{len(disc)} OD pairs with demand have no path (closed or missing links), e.g. "
+            why = "closed or missing links"
+            if p.first_thru > 0 and _paths_through_zones(p, cost, oi, di):
+                why = (f"zones {net.node_ids[0].item()!r}..{net.node_ids[p.first_thru - 1].item()!r} carry no through traffic "
+                       f"(centroids_block_through={net.centroids_block_through!r}; TNTP: <FIRST THRU NODE> "
+                       f"{p.first_thru + 1}): check that header")
+            raise NetworkError(f"{len(disc)} OD pairs with demand have no path ({why}), e.g. "
                                f"{disc.head(5).to_dict('records')}; reopen links, fix the network, or pass "
                                "on_disconnected='drop' to assign the rest and get the list in result.disconnected")
         p.demand[unreachable] = 0.0

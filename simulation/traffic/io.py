@@ -76,12 +76,26 @@ def read_tntp_net(path) -> tuple[pd.DataFrame, dict]:
         raise ImportFormatError(f"{path.name}: <NUMBER OF LINKS> says {declared} but the file has {len(rows)} link "
                                 "rows (truncated or edited file?); restore the file or correct the header")
     a = np.asarray(rows)
+    nodes = np.unique(a[:, :2])
+    declared = _meta_int(meta, "NUMBER OF NODES", path)
+    if declared is not None and declared != len(nodes):
+        twin_warn(f"{path.name}: <NUMBER OF NODES> says {declared} but the links join {len(nodes)} nodes "
+                  "(truncated or edited file?); check the file against its source", TwinWarning, stacklevel=2)
+    zero = np.flatnonzero(~(a[:, 2] > 0))
+    if len(zero):
+        twin_warn(f"{path.name}: {len(zero)} links have capacity 0 and are taken as closed (e.g. "
+                  f"{[(int(a[i, 0]), int(a[i, 1])) for i in zero[:5]]}); give them a capacity to open them",
+                  TwinWarning, stacklevel=2)
     df = pd.DataFrame({"from_node": a[:, 0].astype(np.int64), "to_node": a[:, 1].astype(np.int64),
                        "capacity": a[:, 2], "length": a[:, 3], "free_flow_time": a[:, 4], "b": a[:, 5],
                        "power": a[:, 6], "speed": a[:, 7], "toll": a[:, 8], "link_type": a[:, 9].astype(np.int64)})
     info = {"n_zones": _meta_int(meta, "NUMBER OF ZONES", path) or 0,
             "n_nodes": _meta_int(meta, "NUMBER OF NODES", path) or 0,
             "first_thru_node": _meta_int(meta, "FIRST THRU NODE", path) or 1}
+    ftn = info["first_thru_node"]
+    if ftn < 1 or ftn > len(nodes) + 1:
+        raise ImportFormatError(f"{path.name}: <FIRST THRU NODE> {ftn} is outside 1..{len(nodes) + 1} (the links join "
+                                f"{len(nodes)} nodes); nodes below it carry no through traffic: correct the header")
     return df, info
 
 
@@ -154,7 +168,7 @@ def read_tntp_flow(path) -> pd.DataFrame:
 
 
 def read_tntp(net_path, trips_path) -> tuple[Network, Demand]:
-    """Network (zones 1..n, centroids closed to through traffic when FIRST THRU NODE > 1) and demand.
+    """Network (zones 1..n; nodes below <FIRST THRU NODE> carry no through traffic) and demand.
 
     Examples
     --------
@@ -172,7 +186,12 @@ def read_tntp(net_path, trips_path) -> tuple[Network, Demand]:
     if info["n_zones"] and info["n_zones"] != len(demand.zone_ids):
         raise ImportFormatError(f"the net file has {info['n_zones']} zones but the trips file "
                                 f"{len(demand.zone_ids)}: they are not of the same network")
-    net = Network.from_links(links, zones=demand.zone_ids, centroids_block_through=info["first_thru_node"] > 1)
+    blocking = info["first_thru_node"] - 1  # nodes 1..FIRST THRU NODE-1 carry no through traffic
+    if blocking > len(demand.zone_ids):
+        raise ImportFormatError(f"<FIRST THRU NODE> {info['first_thru_node']} makes nodes 1..{blocking} centroids "
+                                f"(no through traffic) but only nodes 1..{len(demand.zone_ids)} are zones; correct "
+                                f"the header (usually {len(demand.zone_ids) + 1} or 1)")
+    net = Network.from_links(links, zones=demand.zone_ids, centroids_block_through=blocking)
     return net, demand
 
 

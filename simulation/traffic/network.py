@@ -28,6 +28,25 @@ def _col(df: pd.DataFrame, names: tuple[str, ...], default=None):
     return default
 
 
+#: BPR column names read as ``b`` / ``power`` (case-insensitive): t = fft (1 + b (v/c)^power)
+BPR_NAMES = {"b": ("b", "bpr_b", "alpha", "bpr_alpha"), "power": ("power", "bpr_power", "beta", "bpr_beta")}
+
+
+def _bpr_col(df: pd.DataFrame, what: str, default: float) -> np.ndarray:
+    """The BPR parameter ``what`` ("b" or "power") from whichever of its names (:data:`BPR_NAMES`) the
+    table uses; two such columns that disagree are an error (which one holds the model is unclear)."""
+    found = [c for c in df.columns if isinstance(c, str) and c.lower() in BPR_NAMES[what]]
+    if not found:
+        return np.full(len(df), default)
+    vals = [np.asarray(pd.to_numeric(df[c], errors="coerce"), dtype=np.float64) for c in found]
+    for c, v in zip(found[1:], vals[1:]):
+        if not np.allclose(v, vals[0], equal_nan=True):
+            raise NetworkError(f"links has BPR columns {found[0]!r} and {c!r} that both name the "
+                               f"{'coefficient b (alpha)' if what == 'b' else 'exponent power (beta)'} but differ; "
+                               "keep one of them")
+    return vals[0]
+
+
 def _duplicates(values, k: int = 5) -> list:
     """Up to ``k`` of the values that appear more than once (empty when all are unique)."""
     idx = pd.Index(values)
@@ -66,8 +85,9 @@ class Network:
     length, b, power, toll, lanes, speed : float64
     n_zones : int
         Zones are internal nodes ``0..n_zones-1``.
-    centroids_block_through : bool
-        True when zone nodes carry no through traffic.
+    centroids_block_through : bool or int
+        True when zone nodes carry no through traffic; an int k: the first k
+        zones (internal nodes ``0..k-1``) carry none (:attr:`first_thru`).
     """
 
     node_ids: np.ndarray
@@ -83,7 +103,15 @@ class Network:
     lanes: np.ndarray
     speed: np.ndarray
     n_zones: int
-    centroids_block_through: bool = False
+    centroids_block_through: bool | int = False
+
+    @property
+    def first_thru(self) -> int:
+        """Internal nodes below this carry no through traffic (the zones that block it)."""
+        cbt = self.centroids_block_through
+        if isinstance(cbt, (bool, np.bool_)):
+            return self.n_zones if cbt else 0
+        return min(int(cbt), self.n_zones)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -97,14 +125,16 @@ class Network:
             Columns ``from_node``, ``to_node`` and either ``free_flow_time``
             or ``length`` (m) with ``speed`` (m/s) / ``speed_limit_kmh``
             (km/h); ``capacity`` (veh/h; or ``capacity_vph``); optional
-            ``lanes``, ``b`` (0.15), ``power`` (4), ``toll`` (0),
-            ``link_id``.
+            ``lanes``, ``b`` (0.15; or ``alpha``, ``bpr_b``, ``bpr_alpha``,
+            TNTP's ``B``), ``power`` (4; or ``beta``, ``bpr_power``,
+            ``bpr_beta``, TNTP's ``Power``), ``toll`` (0), ``link_id``.
         zones : sequence, optional
             Node ids that are zones (origins/destinations). Default: none
             (then OD demand must be given on nodes that are zones: pass
             them here).
-        centroids_block_through : bool
-            Zone nodes carry no through traffic.
+        centroids_block_through : bool or int
+            True: zone nodes carry no through traffic; an int k: the first
+            k zones do (TNTP's ``<FIRST THRU NODE> k+1``); False / 0: none.
         time_unit : {"s", "min", "h"}
             Unit of free-flow times computed from length/speed.
 
@@ -149,8 +179,8 @@ class Network:
         if cap is None:
             raise NetworkError("links needs a capacity (veh/h) column: capacity or capacity_vph")
         cap = np.asarray(cap, dtype=np.float64)
-        b = np.asarray(_col(links, ("b", "bpr_b"), np.full(n, 0.15)), dtype=np.float64)
-        power = np.asarray(_col(links, ("power", "bpr_power"), np.full(n, 4.0)), dtype=np.float64)
+        b = _bpr_col(links, "b", 0.15)
+        power = _bpr_col(links, "power", 4.0)
         toll = np.asarray(_col(links, ("toll",), np.zeros(n)), dtype=np.float64)
         lanes = np.asarray(_col(links, ("lanes",), np.ones(n)), dtype=np.float64)
         if speed is None:
@@ -184,10 +214,18 @@ class Network:
         index = pd.Index(node_ids)
         tails = index.get_indexer(fn.astype(node_ids.dtype) if node_ids.dtype != object else fn)
         heads = index.get_indexer(tn.astype(node_ids.dtype) if node_ids.dtype != object else tn)
+        cbt = centroids_block_through
+        if isinstance(cbt, (bool, np.bool_)):
+            cbt = bool(cbt)
+        elif isinstance(cbt, (int, np.integer)) and 0 <= cbt <= len(zone_list):
+            cbt = int(cbt)
+        else:
+            raise ParameterError(f"centroids_block_through must be True / False or the number of leading zones that "
+                                 f"block through traffic (0..{len(zone_list)}), got {cbt!r}")
         return cls(node_ids=node_ids, link_ids=np.asarray(link_ids), tails=tails.astype(np.int64),
                    heads=heads.astype(np.int64), fft=fft.copy(), capacity=cap.copy(), length=length.copy(),
                    b=b.copy(), power=power.copy(), toll=toll.copy(), lanes=lanes.copy(), speed=speed.copy(),
-                   n_zones=len(zone_list), centroids_block_through=bool(centroids_block_through))
+                   n_zones=len(zone_list), centroids_block_through=cbt)
 
     # ------------------------------------------------------------------ info
     @property
@@ -273,8 +311,13 @@ class Demand:
         if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(self.zone_ids):
             raise ParameterError(f"the OD matrix must be square (n_zones, n_zones) = ({len(self.zone_ids)}, "
                                  f"{len(self.zone_ids)}), got {m.shape}")
-        if not np.all(np.isfinite(m)) or np.any(m < 0):
-            raise ParameterError("OD demand must be finite and >= 0")
+        bad = ~np.isfinite(m) | (m < 0)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            zid = np.asarray(self.zone_ids)
+            raise ParameterError(f"OD demand must be finite and >= 0; trips from zone {zid[i].item()!r} to zone "
+                                 f"{zid[j].item()!r} are {m[i, j].item()!r}" + (f" ({int(bad.sum())} such pairs)" if bad.sum() > 1 else "")
+                                 + "; fix or drop those trips")
         self.matrix = np.ascontiguousarray(m)
         self.zone_ids = np.asarray(self.zone_ids)
         dup = _duplicates(self.zone_ids)

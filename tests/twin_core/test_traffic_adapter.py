@@ -99,7 +99,7 @@ def test_closure_polygon_scenario_and_comparison(twin):
     layer, summary = compare_traffic_runs(twin, ("base", "base1"), ("works", "c1"), save_as=("works", "cmp"))
     row = layer.set_index("link_id").loc[busiest["link_id"]]
     assert row["diff"] == pytest.approx(-busiest["flow"])
-    assert summary["tstt_b"] == pytest.approx(closed.summary["tstt"])
+    assert summary["tstt_veh_b_h"] == pytest.approx(closed.summary["tstt"] / 3600)
     assert twin.load_result("works", "cmp", "comparison_summary")["links_less"] >= 1
     assert twin.runs().set_index("run").loc["cmp", "engine"] == "compare"
     with pytest.raises(ParameterError, match="holds a simulation.traffic run"):  # it wrote into a traffic run's id before

@@ -4,7 +4,8 @@ What each kind of result can become (the extension picks the format):
 
 - a **raster** (flood ``max_depth``, ``hazard``, crowd ``max_density``, ``sunlight_hours`` ...): GeoTIFF
   (``.tif``), optionally reprojected;
-- a **layer** (traffic ``comparison`` ...): any vector format of :data:`cim.io.vector.EXPORT_FORMATS`;
+- a **layer** (traffic ``link_flows``, ``comparison`` ...): any vector format of
+  :data:`cim.io.vector.EXPORT_FORMATS`, or ``.csv`` (UTF-8) with the geometry as WKT (column ``geometry``);
 - a **table**: ``.csv`` (UTF-8) or ``.parquet``; or a vector format when its rows can be placed on the map:
   rows that name a feature of a twin layer by its id (``building_id``, ``link_id``, ``poi_id`` ... as in
   ``exposure_buildings``, ``access_buildings``) get that feature's geometry, as of the run's scenario, and
@@ -52,7 +53,7 @@ def formats_for(kind: str, georeferenced: bool = False) -> list[str]:
     vector = sorted(EXPORT_FORMATS)
     return {
         "raster": [".tif"],
-        "layer": vector,
+        "layer": vector + ([".csv"] if ".csv" not in vector else []),
         "table": [".csv", ".parquet"] + ([v for v in vector if v != ".parquet"] if georeferenced else []),
         "array": [".npy"] + ([".tif"] if georeferenced else []),
         "json": [".json"],
@@ -170,6 +171,10 @@ def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenari
             from cim.io.raster import export_raster, reproject_raster
 
             export_raster(reproject_raster(obj, crs) if crs is not None else obj, p)
+        elif kind == "layer" and ext == ".csv":  # a spreadsheet's table: the geometry as WKT text
+            out = obj.to_crs(crs) if crs is not None and obj.crs is not None else obj
+            pd.DataFrame(out.drop(columns=out.geometry.name)).assign(
+                geometry=out.geometry.to_wkt().to_numpy()).to_csv(p, index=False, encoding="utf-8")
         elif kind == "layer":
             from cim.io.vector import write_frame
 

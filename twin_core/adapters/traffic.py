@@ -4,10 +4,11 @@ Network: the ``road_links`` layer as of a scenario (links whose ``oneway`` is
 False get a reverse link ``<link_id>:r``); capacity from ``capacity_vph`` or
 1,800 veh/h per lane. What-if edits that close or restrict links:
 
-- closure polygons: ``areas`` features of kind ``closure`` (add them in a
-  scenario) and ``closures=`` given to the run (one polygon or a list of
-  them in the twin's CRS, or a GeoDataFrame / GeoSeries, reprojected from
-  its own CRS); every link that crosses one is closed;
+- closures: ``areas`` features of kind ``closure`` (add them in a
+  scenario) and ``closures=`` given to the run (the CLI's ``--close``):
+  link ids (str) and / or polygons (one or a list of them in the twin's
+  CRS, or a GeoDataFrame / GeoSeries, reprojected from its own CRS): every
+  link that crosses a polygon is closed (:func:`split_closures`);
 - scenario parameters ``traffic_closed_links`` (list of link ids),
   ``traffic_capacity_factor`` ({link_id: factor}) and
   ``traffic_demand_scale`` (a number).
@@ -48,7 +49,7 @@ from cim.scenario import normalise_scenario_name
 from twin_core.units import parse_duration, parse_offset
 
 __all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
-           "run_simulate", "run_traffic", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs",
+           "run_simulate", "run_traffic", "split_closures", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs",
            "RESULT_NAMES"]
 
 # AM-peak hour vehicle trips per 100 m2 of gross floor area (orders of magnitude of ITE/Chinese planning
@@ -111,10 +112,11 @@ def network_links(road_links) -> "gpd.GeoDataFrame":  # noqa: F821
 
 
 def closed_links(twin, links, scenario: str | None, closures=None) -> list[str]:
-    """Link ids closed by closure polygons (``areas`` kind ``closure`` + ``closures``) and scenario params."""
+    """Link ids closed by ``closures`` (link ids and / or polygons, :func:`split_closures`), closure polygons
+    (``areas`` kind ``closure``) and the scenario parameter ``traffic_closed_links``."""
     import shapely
 
-    polys = _closure_polygons(closures, links.crs)
+    polys, given_ids = split_closures(closures, links.crs)
     try:
         areas = twin.layer("areas", scenario=scenario)
         if "kind" in areas:
@@ -137,25 +139,69 @@ def closed_links(twin, links, scenario: str | None, closures=None) -> list[str]:
     bad = [x for x in extra if x not in known and x + ":r" not in known]
     if bad:
         raise NetworkError(f"scenario parameter {CLOSED_LINKS_PARAM} names unknown links {bad[:5]}")
-    for x in extra:
+    bad = [x for x in given_ids if x not in known and x + ":r" not in known]
+    if bad:
+        raise NetworkError(f"closures name link {bad[0]!r}, which is not in road_links as of scenario "
+                           f"{scenario or 'base'!r} (closures= in Python, --close on the command line)"
+                           + _close_ids(bad[0], links) + (f"; also unknown: {bad[1:6]}" if len(bad) > 1 else ""))
+    for x in extra + given_ids:
         ids.add(x)
         if x + ":r" in known:
             ids.add(x + ":r")
     return sorted(ids)
 
 
-def _closure_polygons(closures, crs) -> list:
-    """Closure geometries in the network's CRS: one geometry, a sequence of them (taken as in the twin's
-    CRS), or a GeoDataFrame / GeoSeries (reprojected from its own CRS)."""
+def _close_ids(lid: str, links) -> str:
+    """``"; close ids: 'a', 'b'"`` (difflib) for an unknown link id, or ``""`` when none is near."""
+    import difflib
+
+    known = sorted({x.removesuffix(":r") for x in links["link_id"].astype(str)})
+    near = difflib.get_close_matches(str(lid), known, n=5, cutoff=0.5)
+    return f"; close ids: {', '.join(map(repr, near))}" if near else f"; e.g. {', '.join(map(repr, known[:3]))}"
+
+
+CLOSURES_TAKES = ("closures takes link ids (a str, e.g. '576684245', as --close does), shapely polygons in the "
+                  "twin's CRS, a list mixing them, or a GeoDataFrame / GeoSeries (reprojected from its own CRS)")
+
+
+def split_closures(closures, crs=None) -> tuple[list, list[str]]:
+    """``closures`` as (geometries in the network's CRS, link ids): the one definition of what a run's
+    ``closures=`` (Python, jobs) and ``--close`` (CLI) take.
+
+    A link id (str), a shapely geometry, a list / tuple / set mixing them (geometries taken as in the
+    twin's CRS), or a GeoDataFrame / GeoSeries (reprojected from its own CRS). A two-way road's id closes
+    both directions. Anything else raises :class:`ParameterError`.
+
+    Examples
+    --------
+    >>> split_closures(["576684245", "-12#3"])
+    ([], ['576684245', '-12#3'])
+    """
     import shapely
 
     if closures is None:
-        return []
-    if isinstance(closures, shapely.Geometry):
-        return [closures]
-    if getattr(closures, "crs", None) is not None and crs is not None:
-        closures = closures.to_crs(crs)
-    return list(getattr(closures, "geometry", closures))
+        return [], []
+    if isinstance(closures, (str, shapely.Geometry)):
+        closures = [closures]
+    elif hasattr(closures, "geometry") and hasattr(closures, "crs"):  # GeoDataFrame / GeoSeries
+        if closures.crs is not None and crs is not None:
+            closures = closures.to_crs(crs)
+        closures = list(getattr(closures, "geometry", closures))
+    elif isinstance(closures, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
+        closures = list(closures)
+    else:
+        raise ParameterError(f"{CLOSURES_TAKES}; got {type(closures).__name__} {closures!r:.80}")
+    polys, ids = [], []
+    for c in closures:
+        if isinstance(c, str):
+            if not c.strip():
+                raise ParameterError(f"closures holds an empty link id; {CLOSURES_TAKES}")
+            ids.append(c.strip())
+        elif isinstance(c, shapely.Geometry) and not c.is_empty:
+            polys.append(c)
+        else:
+            raise ParameterError(f"{CLOSURES_TAKES}; got {type(c).__name__} {c!r:.80} in closures")
+    return polys, ids
 
 
 def _node_xy(links) -> pd.DataFrame:
@@ -495,7 +541,7 @@ def _inputs(twin, scenario, closures, capacity_factor=None, flooded_by=None, imp
         if not hit.any():
             raise NetworkError(f"capacity factor names link {lid!r}, which is not in road_links as of scenario "
                                f"{scenario or 'base'!r}; check the link id (capacity_factor= or scenario parameter "
-                               f"{CAPACITY_PARAM})")
+                               f"{CAPACITY_PARAM})" + _close_ids(lid, links))
         links.loc[hit, "capacity"] *= fct
     links.loc[links["link_id"].isin(closed), "capacity"] = 0.0
     closed = sorted(links.loc[links["capacity"] <= 0, "link_id"])  # incl. Scenario.close_roads (capacity_vph 0)
@@ -576,13 +622,26 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall,
                "cut_off_zones": cut_off_zones(links, zones, res.disconnected)}
+    # TSTT in vehicle-hours under a key that says so; "tstt" (vehicle-seconds) kept for earlier readers
+    summary["tstt_veh_h"] = summary["tstt"] / 3600.0
+    summary["units"] = {"tstt": "veh-s", "tstt_veh_h": "veh-h", "beckmann": "veh-s", "total_flow": "veh",
+                        "trips": "veh", "disconnected_trips": "veh", "engine_wall_s": "s"}
     _warn_stranded(summary, float(demand.total))
+    _nan_to_none(summary)  # max_vc with every link closed: "none", not a NaN the store warns about
     if save:
         _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
             {"origin": str, "destination": str}), "disconnected": res.disconnected.astype(
             {"origin": str, "destination": str}), "summary": summary})
     summary["total_wall_s"] = time.perf_counter() - t0
     return TrafficRun(summary, res, out, saved=bool(save))
+
+
+def _nan_to_none(summary: dict) -> None:
+    """The summary's NaN figures (a maximum or mean over no link or no trip) as None, in place: JSON keeps None,
+    and None says "there is none" where NaN looked like a bug."""
+    for k, v in summary.items():
+        if isinstance(v, (float, np.floating)) and not math.isfinite(v):
+            summary[k] = None
 
 
 def _trajectories(links, traj: pd.DataFrame) -> pd.DataFrame:
@@ -765,6 +824,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                       "closed_from_s / closed_until_s. " + _why_closed_for_good(twin, scen, flooded_by, windows,
                                                                                   sim_time),
                       TwinWarning, stacklevel=2)
+    _nan_to_none(summary)  # mean_trip_time_s with no trip finished: "none", not a NaN the store warns about
     trips = res.trips.copy()
     trips["vehicle_id"] = trips["vehicle_id"].astype(str)
     if save:
@@ -991,7 +1051,8 @@ def _warn_stranded(summary: dict, total: float) -> None:
 def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_as: tuple[str, str] | None = None):
     """Per-link difference layer and headline changes of two stored runs ((scenario, run) each).
 
-    Works for two ``assign`` runs (flow, TSTT) or two ``simulate`` runs
+    Works for two ``assign`` runs (flow, TSTT in vehicle-hours: ``tstt_veh_a_h``, ``tstt_veh_b_h``,
+    ``tstt_veh_change_h``) or two ``simulate`` runs
     (vehicles, mean trip time, completed trips). ``save_as`` = (scenario,
     run) stores ``comparison`` (layer) and ``comparison_summary`` as a comparison's run (engine ``compare``;
     an id holding another engine's run is refused). ``twin compare`` / :meth:`Twin.compare` do this for every
@@ -1014,8 +1075,11 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
     layer[f"{col}_b"] = lb.set_index("link_id")[col].reindex(layer["link_id"]).to_numpy()
     layer["diff"] = layer[f"{col}_b"].fillna(0.0) - layer[f"{col}_a"].fillna(0.0)
     if sa["mode"] == "assign":
-        summary = {"tstt_a": sa["tstt"], "tstt_b": sb["tstt"], "tstt_change": sb["tstt"] - sa["tstt"],
-                   "tstt_change_pct": 100 * (sb["tstt"] - sa["tstt"]) / sa["tstt"] if sa["tstt"] else None}
+        # TSTT in vehicle-hours, the unit in the key (``twin compare`` prints "tstt_veh_h: a -> b"); stored
+        # summaries hold it in vehicle-seconds as "tstt"
+        ha, hb = sa["tstt"] / 3600.0, sb["tstt"] / 3600.0
+        summary = {"tstt_veh_a_h": ha, "tstt_veh_b_h": hb, "tstt_veh_change_h": hb - ha,
+                   "tstt_change_pct": 100 * (hb - ha) / ha if ha else None}
     else:
         ta, tb = sa.get("mean_trip_time_s"), sb.get("mean_trip_time_s")  # None (null) where no trip finished
         summary = {"mean_trip_time_a_s": ta, "mean_trip_time_b_s": tb,

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         demand_scale: Optional[float] = typer.Option(
             None, "--demand-scale", help="Multiply the land-use trip rates (default: the scale that gives the base "
             "city the real Chengdu peak's vehicles per km of road)."),
-        close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
+        close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable; a two-way road's id closes both directions)."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
                                                  "scenario) put under --impassable-depth of water."),
         impassable_depth: float = typer.Option(0.3, "--impassable-depth", help="Water depth (m) that closes a road "
@@ -42,12 +42,16 @@ def register(app: typer.Typer) -> None:
         with Twin.open(target) as twin:
             with progress_bar(f"traffic assign {period}", 1.0, quiet=quiet or as_json) as progress:
                 tr = run_assign(twin, scenario, run, period=period, method=method, rgap=rgap, max_iter=max_iter,
-                                demand_scale=demand_scale, capacity_factor={c: 0.0 for c in close} or None,
+                                demand_scale=demand_scale, closures=list(close) or None,
                                 flooded_by=flooded_by, impassable_depth=impassable_depth, progress=progress)
         s = tr.summary
+        if _none_routed(s):
+            emit(s, as_json, human=_none_routed(s))
+            return
+        vc = "-" if s["max_vc"] is None else f"{s['max_vc']:.2f}"
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['trips']:.0f} trips over "
                  f"{s['zones']} zones; {s['method']} {s['iterations']} iterations, gap {s['rgap']:.1e}\n"
-                 f"TSTT {s['tstt'] / 3600:.1f} veh-h, max v/c {s['max_vc']:.2f}, "
+                 f"TSTT {s['tstt_veh_h']:.1f} veh-h, max v/c {vc}, "
                  f"{s['disconnected_trips']:.0f} trips without a path" + _closed_note(s))
         if not s["converged"]:
             human += (f"\nNOT converged: stopped at --max-iter {max_iter} above --rgap {rgap:g}; the flows are not at "
@@ -66,7 +70,7 @@ def register(app: typer.Typer) -> None:
         demand_scale: Optional[float] = typer.Option(
             None, "--demand-scale", help="Multiply the land-use trip rates (default: the scale that gives the base "
             "city the real Chengdu peak's vehicles per km of road)."),
-        close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable)."),
+        close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable; a two-way road's id closes both directions)."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
                                                  "scenario) put under --impassable-depth of water."),
         impassable_depth: float = typer.Option(0.3, "--impassable-depth", help="Water depth (m) that closes a road "
@@ -91,13 +95,17 @@ def register(app: typer.Typer) -> None:
         with Twin.open(target) as twin:
             with progress_bar(f"traffic simulate {period}", route_iterations, quiet=quiet or as_json) as progress:
                 tr = run_simulate(twin, scenario, run, period=period, until=until, route_iterations=route_iterations,
-                                  demand_scale=demand_scale, capacity_factor={c: 0.0 for c in close} or None,
+                                  demand_scale=demand_scale, closures=list(close) or None,
                                   flooded_by=flooded_by, impassable_depth=impassable_depth, seed=seed,
                                   flood_timing=flood_timing, flood_start=flood_start, reroute=reroute,
                                   progress=progress)
         s = tr.summary
+        if _none_routed(s):
+            emit(s, as_json, human=_none_routed(s))
+            return
+        mean = "-" if s["mean_trip_time_s"] is None else f"{s['mean_trip_time_s']:.0f}"
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['completed']}/{s['vehicles']} trips "
-                 f"completed, mean trip {s['mean_trip_time_s']:.0f} s, total delay {s['total_delay_veh_s'] / 3600:.1f} "
+                 f"completed, mean trip {mean} s, total delay {s['total_delay_veh_s'] / 3600:.1f} "
                  f"veh-h; {s['disconnected_trips']} trips without a path" + _closed_note(s))
         if s["unfinished_trips"]:
             human += (f"\n{s['unfinished_trips']} trips still on the road at {s['sim_time_s']:g} s; counting them up to "
@@ -108,6 +116,16 @@ def register(app: typer.Typer) -> None:
         emit(s, as_json, human=human)
 
     app.add_typer(sub, name="traffic")
+
+
+def _none_routed(s: dict) -> str:
+    """The plain line for a run where no trip has a path (every road to the zones closed), else ``""``."""
+    if not s.get("trips") or s.get("disconnected_trips", 0) < s["trips"] - 0.5:
+        return ""
+    return (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: no trip has a path: all {s['trips']:.0f} "
+            f"trips start or end where the closed roads cut them off, so nothing was "
+            f"{'assigned' if s['mode'] == 'assign' else 'simulated'} (reopen roads: --close, --flooded-by)"
+            + _closed_note(s))
 
 
 def _closed_note(s: dict) -> str:
