@@ -21,7 +21,9 @@
     draw: null, rev: {}, whatifShapes: {}, edits: null, demCell: null,
     timedClosures: {},  // per traffic run's link layer (ref): the spans of time ([from, until) s) a flood closed roads
     closedRoads: {},  // per closuresKey(): whether roads drawn closed for good are there (a scenario's or a run's)
-    access: {},  // per scenario: its newest access run's times per building ({key, by: {id: {t, within, lost}}})
+    access: {},  // per scenario: its newest access run's times per building ({key, run, within_s, by: {id: {t, within, lost, dry}}})
+    exposureOf: {},  // per viewKey: the flood run the buildings' depths come from ({run, column, threshold})
+    crowdExits: {}, crowdJams: {},  // per key() of a crowd run's "exits" layer (GeoJSON) and "jams" table (with lon/lat)
     poiKinds: [],  // the kinds of the pois layer (where an access run's vehicles can leave from)
     versions: null, syncing: false,  // per scenario: its and its parents' edit counts and times, as last seen
     ownEditAt: {},  // per scenario: when this page last edited or undid it (ms)
@@ -182,7 +184,21 @@
       return Array.isArray(spans) && spans.some((sp) => spanHoldsNow(sp));
     });
     const water = S.visible.flood && shown.some((sc) => floodResult(sc));  // the server's "depth" style (imaging.py)
-    const k = JSON.stringify([S.lang, by, shown, lacking, roads, closed, floodClosed, water, S.results.length]);
+    // a crowd run's exits and jams, while the crowd is the series: the most people out of one exit, any closed, any jam
+    const sr = currentSeries(), crowdX = {most: 0, exits: false, closed: false, jams: false};
+    if (S.visible.crowd && sr && sr.kind === "crowd") {
+      shown.forEach((sc) => {
+        const cr = crowdResult(sc), ce = cr && crowdExtra(cr, "exits", "layer"), cj = cr && crowdExtra(cr, "jams", "table");
+        const fc = ce && S.crowdExits[key(ce)], jl = cj && S.crowdJams[key(cj)];
+        if (fc && fc.features && fc.features.length) {
+          crowdX.exits = true;
+          crowdX.most = Math.max(crowdX.most, ...fc.features.map((f) => Number(f.properties.agents) || 0));
+          crowdX.closed = crowdX.closed || fc.features.some((f) => exitClosed(f.properties));
+        }
+        if (jl && jl.length) crowdX.jams = true;
+      });
+    }
+    const k = JSON.stringify([S.lang, by, shown, lacking, roads, closed, floodClosed, water, S.results.length, crowdX]);
     if (k === renderLegend.key) return;
     renderLegend.key = k;
     box.innerHTML = "";
@@ -235,6 +251,12 @@
       const r = row();
       if (closed) swatch(r, CLOSED_COLOUR, t("roadClosed"));
       if (floodClosed) swatch(r, FLOOD_CLOSED_COLOUR, t("floodClosed"));
+    }
+    if (crowdX.exits) ramp(t("exitsLg"), [0, 0.5, 1].map(exitColour), "0", String(crowdX.most) + " " + t("persons"));
+    if (crowdX.closed || crowdX.jams) {
+      const r = row();
+      if (crowdX.closed) swatch(r, EXIT_CLOSED_COLOUR, t("exitClosed"));
+      if (crowdX.jams) swatch(r, JAM_COLOUR, t("jamLg"));
     }
     T.legend = {colourBy: by, items, notes};
   }
@@ -394,6 +416,50 @@
     });
     return out;
   }
+  // a crowd run's result beside its trajectories (same scenario and run): its "exits" layer, its "jams" table
+  // (older crowd runs have neither: nothing more is drawn)
+  function crowdExtra(cr, name, kind) {
+    return resultsOf(cr.scenario).find((r) => r.run === cr.run && r.name === name && r.kind === kind) || null;
+  }
+  // The jams' x, y are in the twin's CRS and the page has no projection library. The exits' vertices, read in both
+  // the twin's CRS and lon/lat, fix a local similarity transform from the one to (lon·cos(lat0), lat), fitted by
+  // least squares: the twin's CRS is a conformal projection (transverse Mercator), which over a crowd area of a few
+  // hundred metres is a rotation and a scale to well under a metre. Rows: {position, start, end, n, peak, kind, exit}.
+  async function loadJams(cj, ce) {
+    const lay = "/api/layers/" + encodeURIComponent(ce.ref) + "/features?limit=10000";
+    const [d, tw, ll] = await Promise.all([api(resultUrl(cj, "rows?limit=10000")), api(lay + "&crs=twin"), api(lay)]);
+    if (!d.rows || !d.rows.length) return [];
+    const verts = (fc) => {
+      const by = {};
+      (fc.features || []).forEach((f, i) => {
+        const g = f.geometry, id = (f.properties && f.properties.exit) || "#" + i;
+        by[id] = !g ? [] : g.type === "LineString" ? g.coordinates : g.type === "Point" ? [g.coordinates] : [];
+      });
+      return by;
+    };
+    const a = verts(tw), b = verts(ll), src = [], dst = [];
+    Object.keys(a).forEach((id) => (a[id] || []).forEach((c, i) => { if (b[id] && b[id][i]) { src.push(c); dst.push(b[id][i]); } }));
+    if (src.length < 2) return [];
+    const cos = Math.cos((dst.reduce((m, c) => m + c[1], 0) / dst.length) * Math.PI / 180);
+    const w = dst.map((c) => [c[0] * cos, c[1]]), n = src.length;
+    const zm = [0, 1].map((k) => src.reduce((m, c) => m + c[k], 0) / n), wm = [0, 1].map((k) => w.reduce((m, c) => m + c[k], 0) / n);
+    let re = 0, im = 0, nn = 0;
+    src.forEach((c, i) => {
+      const p = c[0] - zm[0], q = c[1] - zm[1], u = w[i][0] - wm[0], v = w[i][1] - wm[1];
+      re += u * p + v * q; im += v * p - u * q; nn += p * p + q * q;
+    });
+    if (!(nn > 0)) return [];
+    re /= nn; im /= nn;
+    const toLonLat = (x, y) => {
+      const p = x - zm[0], q = y - zm[1];
+      return [(wm[0] + re * p - im * q) / cos, wm[1] + re * q + im * p];
+    };
+    const num = (v) => (v === null || v === undefined || v === "" || !isFinite(Number(v)) ? null : Number(v));
+    return d.rows.filter((r) => num(r.x) !== null && num(r.y) !== null).map((r) => ({
+      position: toLonLat(Number(r.x), Number(r.y)), start: num(r.start_s !== undefined ? r.start_s : r.time_s) || 0,
+      end: num(r.end_s) === null ? Infinity : num(r.end_s), n: num(r.n_agents) || 0, peak: num(r.peak_density),
+      kind: r.kind || "", exit: r.exit || ""}));
+  }
   // fetch what a scenario's view draws: with no side named, for each view that shows the scenario
   async function prepareScenario(scenario, side) {
     if (side === undefined) {
@@ -422,7 +488,20 @@
         d.rows.forEach((r) => { m[r.building_id] = r[vcol]; });
         S.exposure[vk] = m;
         S.exposureKey[vk] = key(ex);
+        // the run the depths come from, and the depth below which a building is not listed (flood engine: threshold_m)
+        const thr = ex.meta && typeof ex.meta === "object" ? Number(ex.meta.threshold_m) : NaN;
+        S.exposureOf[vk] = {run: ex.run, column: vcol, threshold: isFinite(thr) ? thr : null};
       }));
+    }
+    // a crowd run's exits (people out of each, closed ones) and jams, drawn while the crowd is the series
+    const ce = cr && crowdExtra(cr, "exits", "layer"), cj = cr && crowdExtra(cr, "jams", "table");
+    if (ce && S.crowdExits[key(ce)] === undefined) {
+      S.crowdExits[key(ce)] = null;
+      jobs.push(api(`/api/layers/${encodeURIComponent(ce.ref)}/features?limit=10000`).then((d) => { S.crowdExits[key(ce)] = d; }));
+    }
+    if (cj && ce && S.crowdJams[key(cj)] === undefined) {
+      S.crowdJams[key(cj)] = null;
+      jobs.push(loadJams(cj, ce).then((d) => { S.crowdJams[key(cj)] = d; }));
     }
     const lr = linkResult(scenario, side);
     if (lr && lr.ref && S.timedClosures[lr.ref] === undefined) {  // for the legend: when did the flood close roads?
@@ -454,10 +533,11 @@
         const m = {};
         for (let off = 0, got = 100000; got === 100000 && off < 2000000; off += 100000) {
           const d = await api(resultUrl(ac, `rows?limit=100000&offset=${off}`));
-          d.rows.forEach((r) => { m[r.building_id] = {t: r.time_s, within: !!r.within, lost: !!r.lost}; });
+          d.rows.forEach((r) => { m[r.building_id] = {t: r.time_s, within: !!r.within, lost: !!r.lost, dry: r.dry_time_s}; });
           got = d.rows.length;
         }
-        S.access[scenario] = {key: key(ac), by: m};
+        const lim = ac.meta && typeof ac.meta === "object" ? Number(ac.meta.within_s) : NaN;
+        S.access[scenario] = {key: key(ac), by: m, run: ac.run, within_s: isFinite(lim) ? lim : null};
       })());
     }
     await Promise.all(jobs.map((p) => p.catch(showError)));
@@ -606,7 +686,7 @@
       // compared, each select names its view and scenario (visibly and to a screen reader)
       const name = S.compare ? t(side === "b" ? "runOfRight" : "runOfLeft").replace("{scenario}", scenarioName(sc)) : t("runOfSeries");
       sel.setAttribute("aria-label", name);
-      sel.title = name;
+      sel.title = name + (shown ? " · " + runLabel(shown) : "");  // whole where the select is cut (narrow screens)
       const tag = $("run-side-" + side);
       if (tag) { tag.textContent = t(side === "b" ? "rightView" : "leftView") + " · " + scenarioName(sc); tag.hidden = !S.compare || !list.length; }
       const out = sr && on ? {kind: sr.kind, scenario: sc, runs: list.map((r) => r.run), shown: shown ? shown.run : null} : null;
@@ -630,17 +710,27 @@
     });
     return out;
   }
+  // compared, the views whose scenario has no run of the series watched (the other view's drives the time bar)
+  function noRunSides() {
+    const sr = S.scene && S.compare ? currentSeries() : null;
+    if (!sr) return [];
+    return ["a", "b"].filter((side) => !seriesCandidates(sideScenario(side), sr.kind).length && !missingRuns().some((m) => m.side === side && m.kind === sr.kind))
+      .map((side) => ({side, kind: sr.kind, scenario: sideScenario(side)}));
+  }
   function renderRunNote() {
     const box = $("run-note");
     if (!box) return;
     const miss = S.scene ? missingRuns() : [];
     const text = miss.map((m) => (S.compare ? t(m.side === "b" ? "rightView" : "leftView") + ": " : "") +
       t(m.shown ? "runMissing" : "runMissingNone").replace(/\{kind\}/g, t(m.kind).toLowerCase()).replace("{run}", m.run)
-        .replace("{scenario}", scenarioName(m.scenario)).replace("{shown}", m.shown || "")).join("; ");
+        .replace("{scenario}", scenarioName(m.scenario)).replace("{shown}", m.shown || ""))
+      // compared, a view whose scenario has no run of the kind watched draws none: say so, not a blank map
+      .concat(noRunSides().map((m) => t("noRunYet").replace("{side}", t(m.side === "b" ? "rightView" : "leftView"))
+        .replace("{scenario}", scenarioName(m.scenario)).replace("{kind}", t("kindRun_" + m.kind)))).join("; ");
     box.textContent = text;
     box.title = text;
     box.hidden = !text;
-    T.runNote = {text, missing: miss};
+    T.runNote = {text, missing: miss, none: noRunSides()};
   }
   async function pickRun(run, side) {
     const sr = currentSeries();
@@ -739,6 +829,7 @@
       L.push(new D.ScatterplotLayer({id: `crowd-${side}`, data: pts, getPosition: (d) => d.position, getRadius: 0.6,
         radiusUnits: "meters", radiusMinPixels: 2, getFillColor: [255, 120, 220, 230], visible: S.visible.crowd,
         pickable: true, updateTriggers: {getPosition: ct}}));
+      crowdExtraLayers(cr, ct, side).forEach((l) => L.push(l));
     }
     if (S.sensors) {
       L.push(new D.GeoJsonLayer({id: `sensors-${side}`, data: S.sensors, pointType: "circle", getPointRadius: 12,
@@ -772,6 +863,49 @@
     whatifLayers(scenario, side).forEach((l) => L.push(l));
     T.layerIds[side] = L.map((l) => l.id + (l.props.visible ? "" : ":hidden"));
     return L;
+  }
+  // a crowd run's exits (width and colour by the people out of each; a closed one grey and dashed) and its jams
+  // (a circle sized by the people in it, while the clock is within its start..end), while the crowd is watched
+  const EXIT_CLOSED_COLOUR = [150, 150, 150, 230], JAM_COLOUR = [255, 80, 40, 170];
+  function exitColour(share) {
+    const x = Math.max(0, Math.min(1, share));
+    return [Math.round(80 + 175 * x), Math.round(220 - 120 * x), Math.round(255 - 215 * x), 255];
+  }
+  function exitClosed(p) { return p.closed === true || p.closed === 1 || p.closed === "true"; }
+  function crowdExtraLayers(cr, ct, side) {
+    const sr = currentSeries(), out = [];
+    const shown = {exits: 0, closed: [], jams: 0};
+    if (!sr || sr.kind !== "crowd") { T.crowdExtra = Object.assign({}, T.crowdExtra, {[side]: null}); return out; }
+    const ce = crowdExtra(cr, "exits", "layer"), cj = crowdExtra(cr, "jams", "table");
+    const ex = ce && S.crowdExits[key(ce)];
+    if (ex && ex.features && ex.features.length) {
+      const most = Math.max(1, ...ex.features.map((f) => Number(f.properties.agents) || 0));
+      const share = (p) => (Number(p.agents) || 0) / most;
+      const open = ex.features.filter((f) => !exitClosed(f.properties)), shut = ex.features.filter((f) => exitClosed(f.properties));
+      const ext = D.PathStyleExtension ? [new D.PathStyleExtension({dash: true})] : [];
+      out.push(new D.GeoJsonLayer({id: `crowd-exits-${side}`, data: {type: "FeatureCollection", features: open},
+        lineWidthUnits: "pixels", getLineWidth: (f) => 3 + 9 * Math.sqrt(share(f.properties)), lineCapRounded: true,
+        getLineColor: (f) => exitColour(share(f.properties)), visible: S.visible.crowd, pickable: true}));
+      if (shut.length) {
+        out.push(new D.GeoJsonLayer({id: `crowd-exits-closed-${side}`, data: {type: "FeatureCollection", features: shut},
+          lineWidthUnits: "pixels", getLineWidth: 4, getLineColor: EXIT_CLOSED_COLOUR, getDashArray: [3, 2],
+          dashJustified: true, extensions: ext, visible: S.visible.crowd, pickable: true}));
+      }
+      shown.exits = ex.features.length;
+      shown.closed = shut.map((f) => String(f.properties.exit));
+    }
+    const jams = cj && S.crowdJams[key(cj)];
+    if (jams && jams.length) {
+      const now = jams.filter((j) => ct >= j.start && ct <= j.end);
+      out.push(new D.ScatterplotLayer({id: `crowd-jams-${side}`, data: now, getPosition: (d) => d.position,
+        radiusUnits: "meters", getRadius: (d) => 2 + 1.5 * Math.sqrt(d.n), radiusMinPixels: 4, stroked: true,
+        getFillColor: JAM_COLOUR, getLineColor: [255, 220, 200, 255], lineWidthMinPixels: 1,
+        visible: S.visible.crowd, pickable: true}));
+      shown.jams = now.length;
+      shown.positions = now.map((j) => j.position);
+    }
+    T.crowdExtra = Object.assign({}, T.crowdExtra, {[side]: shown});
+    return out;
   }
   function buildingsLayer(scenario, side) {
     const q = "?scenario=" + encodeURIComponent(scenario) + revQ(scenario, "buildings");
@@ -868,7 +1002,22 @@
       const stale = p.stale ? `, ${t("staleSince")} ${fmtHM(p.time)}` : "";
       return `${p.name || p.sensor_id}: ${v} (${t(p.status || "unknown")}${stale})`;
     }
-    if (layer.id.startsWith("buildings")) return `${p.building_id} · ${p.height_m} m · ${p.use || ""}`;
+    if (layer.id.startsWith("buildings")) {
+      const side = /-b$/.test(layer.id) ? "b" : "a";
+      const br = buildingResults(p.building_id, sideScenario(side), side);
+      return [`${p.building_id} · ${p.height_m} m · ${p.use || ""}`].concat(Object.entries(br).map(([k, v]) => k + ": " + v)).join("\n");
+    }
+    if (layer.id.startsWith("crowd-exits")) {
+      const w = Number(p.width_m), last = Number(p.last_s);
+      return `${p.exit}` + (isFinite(w) ? ` · ${w.toFixed(1)} m` : "") + ` · ${Number(p.agents) || 0} ${t("persons")}` +
+        (p.last_s !== null && p.last_s !== undefined && isFinite(last) ? ` · ${t("lastOut")} ${fmtClock(last)}` : "") +
+        (exitClosed(p) ? ` · ${t("exitClosed")}` : "");
+    }
+    if (layer.id.startsWith("crowd-jams")) {
+      return `${t("jam")} · ${object.n} ${t("persons")}` + (object.kind ? ` · ${object.kind}` : "") + (object.exit ? ` · ${object.exit}` : "") +
+        ` · ${fmtClock(object.start)} – ${isFinite(object.end) ? fmtClock(object.end) : t("toTheEnd")}` +
+        (object.peak !== null && object.peak !== undefined ? ` · ${object.peak.toFixed(1)} /m²` : "");
+    }
     if (layer.id.startsWith("road_links") && (p.closed === true || p.closed === 1 || scenarioClosed(p))) return `${p.link_id} · ${t("roadClosed")}`;
     if (layer.id.startsWith("road_links") && p.closed_from_s !== undefined && p.closed_from_s !== null) {
       const until = p.closed_until_s === undefined || p.closed_until_s === null || !isFinite(p.closed_until_s)
@@ -879,11 +1028,46 @@
   }
 
   // ---------------------------------------------------------------- inspect
+  // what the runs loaded for the view say of a building: its flood depth (and the run it comes from) and its
+  // emergency access (within or beyond the limit, minutes, lost to the flood, no road); {} when neither ran
+  function buildingResults(id, scenario, side) {
+    const out = {};
+    if (id === undefined || id === null) return out;
+    const vk = viewKey(scenario, side), ex = S.exposure && S.exposure[vk], of = S.exposureOf[vk];
+    if (ex && of) {
+      const v = ex[id], run = " · " + t("bFloodRun").replace("{run}", of.run);
+      out[t("bFlood")] = (v !== undefined && v !== null && isFinite(Number(v)) ? Number(v).toFixed(2) + " m"
+        : of.threshold !== null ? t("bDry").replace("{m}", String(of.threshold)) : t("bDryNoLimit")) + run;
+    }
+    const ac = S.access[scenario];
+    if (ac) {
+      const a = ac.by[id], mins = (sec) => (Number(sec) / 60).toFixed(1);
+      const limit = ac.within_s !== null ? mins(ac.within_s) : "?";
+      let text;
+      if (!a) text = t("bNotListed");
+      else if (a.lost) text = t("bLost").replace("{min}", a.dry === null || a.dry === undefined ? "?" : mins(a.dry));
+      else if (a.t === null || a.t === undefined) text = t("bNoRoad");
+      else text = t(a.within ? "bWithin" : "bBeyond").replace("{min}", mins(a.t)).replace("{limit}", limit);
+      out[t("bAccess")] = text + " · " + t("bFloodRun").replace("{run}", ac.run);
+    }
+    return out;
+  }
+  T.inspect = (layerId, object, side) => inspect({layer: {id: layerId}, object}, side || "a");
+  T.tooltip = (layerId, object) => tooltip(object, {id: layerId});
+  // a scenario switch: what the inspector showed belongs to the scenario before (its attributes, its runs)
+  function clearInspect() {
+    inspect.seq = (inspect.seq || 0) + 1;  // an inspection still in flight is dropped
+    T.lastPick = null;
+    if (S.highlight) { S.highlight = null; }
+    $("inspect-body").innerHTML = "";
+    renderInspectHint();
+  }
   async function inspect(info, side) {
     const body = $("inspect-body");
     const scenario = side === "b" ? S.scenarioB : S.scenarioA;
     if (!info || !info.layer) { T.lastPick = null; body.innerHTML = ""; renderInspectHint(); return; }
     const lid = info.layer.id.replace(/-(a|b)$/, "");
+    const seq = inspect.seq = (inspect.seq || 0) + 1;  // the latest inspection wins (a scenario switch clears it)
     try {
       let rows = null;
       if (lid === "flood" && info.coordinate) {
@@ -895,14 +1079,18 @@
         const idField = {buildings: "building_id", road_links: "link_id", water: "water_id", sensors: "sensor_id"}[lid];
         if (idField && p[idField] !== undefined && lid !== "sensors") {
           const f = await api(`/api/layers/${lid}/features/${encodeURIComponent(p[idField])}?scenario=${encodeURIComponent(scenario)}`);
+          if (seq !== inspect.seq) return;
           rows = Object.assign({layer: lid}, f.properties);
+          if (lid === "buildings") Object.assign(rows, buildingResults(p[idField], scenario, side));
           S.highlight = {layer: lid, id: p[idField]};
           render();
         } else {
           rows = Object.assign({layer: lid}, p);
           delete rows.path; delete rows.timestamps; delete rows.footprint;
+          if (lid === "crowd-jams") { delete rows.position; if (!isFinite(rows.end)) rows.end = t("toTheEnd"); }
         }
       }
+      if (seq !== inspect.seq) return;
       T.lastPick = rows;
       if (!rows) { body.innerHTML = ""; renderInspectHint(); return; }
       body.innerHTML = "";
@@ -1191,7 +1379,15 @@
     const j = jr.job;
     const flooded = (jr.params && jr.params.flooded_by ? " · " + t("floodedBy") + " " + jr.params.flooded_by : "") +
       (jr.params && jr.params.rain_from_sensors ? " · " + t("measuredRain") + " " + jr.params.rain_from_sensors : "");
-    jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) + flooded + " · ";
+    jr.row.querySelector(".name").textContent = t(jr.engine + "_engine") + " · " + scenarioName(jr.scenario) +
+      (j.run ? " · " + t("jobRun").replace("{run}", j.run) : "") + flooded + " · ";
+    // done: a button that shows the run on the map (its scenario, its series, it picked in the time bar)
+    const show = jr.row.querySelector(".show-run");
+    if (show) {
+      show.hidden = !(j.status === "done" && j.run && JOB_SERIES[jr.engine]);
+      show.textContent = t("showRun");
+      show.title = t("showRunTitle").replace("{run}", j.run || "").replace("{scenario}", scenarioName(jr.scenario));
+    }
     jr.row.querySelector(".st").textContent = t(j.status) + (j.error ? ": " + detailText(j.error) : "") +
       crowdFloodText(Object.assign({engine: jr.engine}, j)) + accessText(Object.assign({engine: jr.engine}, j)) +
       measuredRainText(Object.assign({engine: jr.engine}, j), jr.params);
@@ -1200,6 +1396,19 @@
     jr.row.querySelector(".bar > div").style.width = (isFinite(p) ? Math.round(100 * Math.max(0, Math.min(1, p))) : 0) + "%";
   }
   function renderJobs() { jobRows.forEach(renderJob); }
+  const JOB_SERIES = {flood: "flood", traffic: "trips", crowd: "crowd"};  // the series a finished run of an engine plays
+  // a run on the map: the left view shows its scenario, the time bar its series with the run picked
+  async function showRun(scenario, kind, run) {
+    if (S.scenarioA !== scenario) await showScenario(scenario);
+    const newest = newestResult(scenario, kind), k = pickKey("a", kind);
+    if (newest && newest.run === run) delete S.runPick[k]; else S.runPick[k] = run;
+    await prepareScenario(scenario, "a");
+    buildSeries();
+    const i = S.series.findIndex((x) => x.kind === kind);
+    if (i >= 0 && i !== S.seriesIdx) { S.seriesIdx = i; configureSlider(); }
+    renderSeriesSelect(); render();
+  }
+  T.showRun = showRun;
   async function startJob(engine, given) {
     try {
       const params = given ? Object.assign({}, given) : defaultParams(engine);
@@ -1211,6 +1420,12 @@
       const name = document.createElement("span"); name.className = "name";
       const st = document.createElement("span"); st.className = "st";
       head.appendChild(name); head.appendChild(st);
+      const show = document.createElement("button");
+      show.type = "button"; show.className = "show-run"; show.hidden = true;
+      show.addEventListener("click", () => {
+        if (jr.job.run && JOB_SERIES[engine]) showRun(jr.scenario, JOB_SERIES[engine], jr.job.run).catch(showError);
+      });
+      head.appendChild(show);
       const bar = document.createElement("div"); bar.className = "bar"; bar.appendChild(document.createElement("div"));
       row.appendChild(head); row.appendChild(bar);
       $("jobs").prepend(row);
@@ -1375,6 +1590,7 @@
   async function showScenario(name) {
     if (S.draw) cancelDraw();
     S.scenarioA = name;
+    clearInspect();
     fillScenarioSelects();
     S.edits = null; renderEdits(); renderLabels(); renderWhatif();
     reportIn($("whatif-report"), "");  // the last edit's outcome belongs to the scenario it was made in
@@ -2079,7 +2295,7 @@
   $("bookmark-save").addEventListener("click", saveBookmark);
   $("compare-toggle").addEventListener("change", (e) => setCompare(e.target.checked).catch(showError));
   $("scenario-a").addEventListener("change", (e) => showScenario(e.target.value).catch(showError));
-  $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; await prepareScenario(S.scenarioB, "b"); buildSeries(); renderLabels(); render(); });
+  $("scenario-b").addEventListener("change", async (e) => { S.scenarioB = e.target.value; clearInspect(); await prepareScenario(S.scenarioB, "b"); buildSeries(); renderLabels(); render(); });
   $("bim-form").addEventListener("submit", submitBim);
   // a rules file of one's own replaces the shipped rule set: the list is greyed out while one is chosen
   $("bim-rules").addEventListener("change", (e) => { $("bim-ruleset").disabled = e.target.files.length > 0; });
