@@ -749,6 +749,19 @@ _OPTIONAL_RESULTS = ("exits", "waypoint_passages", "line_crossings", "fundamenta
 ENGINE = "simulation.crowd"  # the results' meta "engine"
 
 
+def _jams_table(jams, crs) -> pd.DataFrame:
+    """The run's jams as a table: x, y in the twin's CRS and, for the map, lon and lat (WGS 84)."""
+    from pyproj import Transformer
+
+    out = pd.DataFrame([vars(j) for j in jams], columns=["time_s", "x", "y", "n_agents", "exit", "kind", "waypoint",
+                                                         "end_s", "peak_density"])
+    if crs is not None:
+        lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+            out["x"].to_numpy("float64"), out["y"].to_numpy("float64"))
+        out["lon"], out["lat"] = lon, lat
+    return out
+
+
 def save_crowd_result(twin, scenario: str, run: str, res, info: dict | None = None, *, crs=None,
                       timings: dict | None = None, walkable=None) -> list[str]:
     """Store a :class:`~simulation.crowd.CrowdResult` under ``scenario`` + ``run``; returns the names saved.
@@ -801,9 +814,7 @@ def _save_crowd_result(twin, scenario, run, res, info, *, crs, timings, walkable
     put("exit_usage", usage)
     if walkable is not None and len(walkable.exit_names):
         put("exits", _exits_layer(walkable, usage, (info or {}).get("closed_exits") or (), crs or twin.crs))
-    put("jams", pd.DataFrame([vars(j) for j in res.jams],
-                             columns=["time_s", "x", "y", "n_agents", "exit", "kind", "waypoint", "end_s",
-                                      "peak_density"]))
+    put("jams", _jams_table(res.jams, crs or twin.crs))
     put("trajectories", res.trajectories)
     if not res.waypoint_passages.empty:
         put("waypoint_passages", res.waypoint_passages)

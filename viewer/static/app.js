@@ -426,9 +426,21 @@
   // least squares: the twin's CRS is a conformal projection (transverse Mercator), which over a crowd area of a few
   // hundred metres is a rotation and a scale to well under a metre. Rows: {position, start, end, n, peak, kind, exit}.
   async function loadJams(cj, ce) {
-    const lay = "/api/layers/" + encodeURIComponent(ce.ref) + "/features?limit=10000";
-    const [d, tw, ll] = await Promise.all([api(resultUrl(cj, "rows?limit=10000")), api(lay + "&crs=twin"), api(lay)]);
+    const d = await api(resultUrl(cj, "rows?limit=10000"));
     if (!d.rows || !d.rows.length) return [];
+    const num = (v) => (v === null || v === undefined || v === "" || !isFinite(Number(v)) ? null : Number(v));
+    const jam = (r, position) => ({
+      position, start: num(r.start_s !== undefined ? r.start_s : r.time_s) || 0,
+      end: num(r.end_s) === null ? Infinity : num(r.end_s), n: num(r.n_agents) || 0, peak: num(r.peak_density),
+      kind: r.kind || "", exit: r.exit || ""});
+    // runs since 2026-12-05 store each jam's lon/lat; older ones only x, y in the twin's CRS: placed by the
+    // transform their exits' vertices give (both CRSs from the layer routes), where the run has exits
+    if (d.columns && d.columns.includes("lon") && d.columns.includes("lat")) {
+      return d.rows.filter((r) => num(r.lon) !== null && num(r.lat) !== null).map((r) => jam(r, [Number(r.lon), Number(r.lat)]));
+    }
+    if (!ce) return [];
+    const lay = "/api/layers/" + encodeURIComponent(ce.ref) + "/features?limit=10000";
+    const [tw, ll] = await Promise.all([api(lay + "&crs=twin"), api(lay)]);
     const verts = (fc) => {
       const by = {};
       (fc.features || []).forEach((f, i) => {
@@ -454,11 +466,7 @@
       const p = x - zm[0], q = y - zm[1];
       return [(wm[0] + re * p - im * q) / cos, wm[1] + re * q + im * p];
     };
-    const num = (v) => (v === null || v === undefined || v === "" || !isFinite(Number(v)) ? null : Number(v));
-    return d.rows.filter((r) => num(r.x) !== null && num(r.y) !== null).map((r) => ({
-      position: toLonLat(Number(r.x), Number(r.y)), start: num(r.start_s !== undefined ? r.start_s : r.time_s) || 0,
-      end: num(r.end_s) === null ? Infinity : num(r.end_s), n: num(r.n_agents) || 0, peak: num(r.peak_density),
-      kind: r.kind || "", exit: r.exit || ""}));
+    return d.rows.filter((r) => num(r.x) !== null && num(r.y) !== null).map((r) => jam(r, toLonLat(Number(r.x), Number(r.y))));
   }
   // fetch what a scenario's view draws: with no side named, for each view that shows the scenario
   async function prepareScenario(scenario, side) {
@@ -499,7 +507,7 @@
       S.crowdExits[key(ce)] = null;
       jobs.push(api(`/api/layers/${encodeURIComponent(ce.ref)}/features?limit=10000`).then((d) => { S.crowdExits[key(ce)] = d; }));
     }
-    if (cj && ce && S.crowdJams[key(cj)] === undefined) {
+    if (cj && S.crowdJams[key(cj)] === undefined) {
       S.crowdJams[key(cj)] = null;
       jobs.push(loadJams(cj, ce).then((d) => { S.crowdJams[key(cj)] = d; }));
     }
