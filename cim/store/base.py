@@ -161,6 +161,13 @@ class Store(ABC):
     def delete_layer(self, name: str) -> None:
         """Drop a layer."""
 
+    def layer_written(self, name: str) -> pd.Timestamp | None:
+        """When layer ``name`` was last written (replaced or appended to; UTC), or None where the store does not
+        know: a GeoPackage knows it for every layer (``gpkg_contents.last_change``), PostGIS for those written
+        since 2026-12-05 (older ones: None, i.e. unknown). The map marks a run made before a base layer it used
+        was replaced as stale (:func:`viewer.routers.results.mark_stale`)."""
+        return None
+
     # -- rasters ---------------------------------------------------------
     @abstractmethod
     def list_rasters(self) -> list[str]: ...

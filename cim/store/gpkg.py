@@ -455,6 +455,10 @@ class GeoPackageStore(Store):
                     self._append_side(src, attached, name)
                     self._con.execute("UPDATE gpkg_geometry_columns SET geometry_type_name = ? WHERE table_name = ? "
                                       "AND geometry_type_name != ?", (gtype, name, gtype))
+                    # GDAL stamps last_change as it writes the side file: a replace brings the new stamp along,
+                    # an append copies rows only, so the layer's is set here (see layer_written)
+                    self._con.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                                      "WHERE lower(table_name) = lower(?)", (name,))
                 else:
                     if exists:
                         self._drop_feature_table(name)
@@ -600,6 +604,21 @@ class GeoPackageStore(Store):
         self._require_layer(name)
         self._drop_feature_table(name)
 
+    def layer_written(self, name: str) -> pd.Timestamp | None:
+        """When layer ``name`` was last written (replaced or appended to): its ``gpkg_contents.last_change``."""
+        self._require_layer(name)
+        return self._last_change(name)
+
+    def _last_change(self, name: str) -> pd.Timestamp | None:
+        row = self._exec("SELECT last_change FROM gpkg_contents WHERE lower(table_name) = lower(?)", (name,)).fetchone()
+        try:  # ISO 8601 as the spec has it ('2026-12-05T08:01:02.345Z'); pd.Timestamp, not to_datetime, which
+            when = pd.Timestamp(row[0])  # guesses the format (~2 ms a call: mark_stale asks on every /api/results)
+        except (TypeError, ValueError):
+            return None
+        if pd.isna(when):
+            return None
+        return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
     # -- rasters --------------------------------------------------------------------
     def write_raster(self, name: str, raster: Raster) -> None:
         import rasterio
@@ -649,9 +668,7 @@ class GeoPackageStore(Store):
     def raster_written(self, name: str) -> pd.Timestamp | None:
         """When raster ``name`` was last written: its ``gpkg_contents.last_change`` (set by GDAL as it writes)."""
         self._require_raster(name)
-        row = self._exec("SELECT last_change FROM gpkg_contents WHERE lower(table_name) = lower(?)", (name,)).fetchone()
-        when = pd.to_datetime(row[0] if row else None, utc=True, errors="coerce")
-        return None if pd.isna(when) else when
+        return self._last_change(name)
 
     def _raster_extra(self, name: str) -> tuple[float | None, str | None, dict]:
         row = self._exec("SELECT nodata, unit, meta FROM twin_rasters WHERE name = ?", (name,)).fetchone()

@@ -45,6 +45,9 @@ __all__ = ["PostGISStore"]
 TILE = 256
 #: the key of a raster's meta (in twin_rasters) that keeps when it was written (PostGISStore.raster_written)
 _WRITTEN = "twin:written"
+#: the table that keeps when each layer was last written (PostGISStore.layer_written): made by the first layer
+#: write that finds it missing, not by _init_schema, so a twin made before it still opens without DDL
+_LAYER_WRITTEN = "twin_layer_written"
 #: the store's own tables, made by _init_schema
 _INTERNAL_TABLES = ("twin_meta", "twin_objects", "twin_blobs", "twin_rasters", "twin_raster_tiles")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
@@ -503,6 +506,47 @@ class PostGISStore(Store):
             "INSERT INTO {} (name, kind, geometry_type, srid) VALUES (%s, 'layer', %s, %s) "
             "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type"
         ).format(self._q("twin_objects")), (name, gtype, self.srid))
+        self._stamp_layer(cur, name)
+
+    def _stamp_layer(self, cur, name: str) -> None:
+        """Keep when layer ``name`` was written (now, in the writing transaction), making the table on first use
+        (one maker at a time: two first writers would otherwise race on CREATE TABLE)."""
+        from psycopg import sql
+
+        if not self._has_written_table(cur):
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"rongtwin-ddl:{self.schema}.{_LAYER_WRITTEN}",))
+            cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, written_at timestamptz NOT NULL)").format(
+                self._q(_LAYER_WRITTEN)))
+        # clock_timestamp, not now(): now() is when the transaction began, which may be before a run it replaces under
+        cur.execute(sql.SQL("INSERT INTO {} (name, written_at) VALUES (%s, clock_timestamp()) "
+                            "ON CONFLICT (name) DO UPDATE SET written_at = EXCLUDED.written_at").format(
+            self._q(_LAYER_WRITTEN)), (name,))
+
+    def _has_written_table(self, cur) -> bool:
+        """Whether ``twin_layer_written`` exists; remembered once seen outside a transaction (inside one, the
+        table may be this transaction's own, gone again if it rolls back)."""
+        if getattr(self, "_written_table_seen", False):
+            return True
+        cur.execute("SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s", (self.schema, _LAYER_WRITTEN))
+        seen = cur.fetchone() is not None
+        if seen and self.conn.info.transaction_status == 0:  # idle: committed, it stays
+            self._written_table_seen = True
+        return seen
+
+    def layer_written(self, name: str) -> pd.Timestamp | None:
+        """When layer ``name`` was last written (replaced or appended to): kept in ``twin_layer_written`` since
+        2026-12-05; None for a layer written before (unknown)."""
+        from psycopg import sql
+
+        with self.conn.cursor() as cur:
+            row = None
+            if self._has_written_table(cur):
+                cur.execute(sql.SQL("SELECT written_at FROM {} WHERE name = %s").format(self._q(_LAYER_WRITTEN)), (name,))
+                row = cur.fetchone()
+        if row is None:
+            self._require_layer(name)  # an unknown layer is named; a layer written before the table: unknown
+            return None
+        return pd.Timestamp(row[0]).tz_convert("UTC")
 
     # -- staged bulk load (large replaces) ------------------------------------------------------
     #: A replace of at least this many rows loads through a staging table so the GiST and the
@@ -754,6 +798,8 @@ class PostGISStore(Store):
         with self.transaction(), self.conn.cursor() as cur:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(name)))
             cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
+            if self._has_written_table(cur):
+                cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q(_LAYER_WRITTEN)), (name,))
 
     # -- rasters ----------------------------------------------------------------------------
     def write_raster(self, name: str, raster: Raster) -> None:
