@@ -322,7 +322,7 @@
   // the view a scenario is drawn in when no side is named: the right one only for the compared scenario
   function sideOf(scenario) { return S.compare && scenario === S.scenarioB && scenario !== S.scenarioA ? "b" : "a"; }
   function sideScenario(side) { return side === "b" ? S.scenarioB : S.scenarioA; }
-  function viewKey(scenario, side) { return side + "\u0000" + scenario; }
+  function viewKey(scenario, side) { return [side, scenario].join("\u0000"); }  // a key, not a URL
   function pickKey(side, kind) { return side + "\u0000" + kind; }
   function isPicked(side, kind) { return S.runPick[pickKey(side, kind)] !== undefined; }
   // the run shown for a kind in a view: the one the user picked there while its scenario has it, else the newest
