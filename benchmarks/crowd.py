@@ -101,6 +101,7 @@ def run_jps(n: int, steps: int):
 
 
 def main() -> None:
+    load0 = os.getloadavg()  # the 1-min load average before the runs, for the section's machine line
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps")
     args = ap.parse_args()
@@ -133,7 +134,8 @@ def main() -> None:
     md = [
         "## crowd",
         "",
-        f"Date {now}; machine: 2-core python-svc, shared load (load average {load[0]:.2f} / {load[1]:.2f} at the end); "
+        f"Date {now}; machine: 2-core python-svc, {'quiet' if max(load0[0], load[0]) < 0.5 else 'shared load'} (1-min load average {load0[0]:.2f} at the start, "
+        f"{load[0]:.2f} at the end); "
         f"Python {platform.python_version()}, JuPedSim {jupedsim.__version__}.{' QUICK run.' if args.quick else ''}",
         "Bottleneck room (about 1.4 persons/m2, one 1 m door), collision-free speed model in both, dt = 0.01 s, "
         "radius 0.15 m, time gap 0.5 s, the same positions and desired speeds; a fixed number of steps timed "
