@@ -173,13 +173,15 @@ def _check(ifc_path, rs, *, store, crs: str, anchor, given: bool, method: str, s
     the model's mesh (GLB) for the record. A rule set that checks the model alone (:meth:`RuleSet.model_alone`) is
     checked unplaced where the model cannot be placed and no anchor was given."""
     from bim_import.building import build_building
-    from bim_import.compliance import check_compliance
+    from bim_import.compliance import check_compliance, place_anchor
     from bim_import.georef import georeference
-    from bim_import.importer import prepare_building
+    from bim_import.importer import _note_placement, prepare_building
     from bim_import.model import read_model
 
     unplaced = None  # the GeoreferenceError of a model checked unplaced
     path = os.fspath(ifc_path)
+    # an anchor without a height stands on the twin's DEM (it stood at 0 unless the CLI had grounded it)
+    anchor, anchor_z = place_anchor(store, anchor, crs)
     if rs.model_alone(with_store=store is not None):
         # information requirements only: placed where it can be (the footprint on the map), else checked as it is
         model = read_model(path)
@@ -199,6 +201,8 @@ def _check(ifc_path, rs, *, store, crs: str, anchor, given: bool, method: str, s
         model = read_model(path)
         b = build_building(model, georeference(model, crs, anchor=anchor, method=method), meshes=False)
         subject = model
+    if b is not None:
+        _note_placement(b, anchor_z)  # where the anchor's height came from, for the report and the placement
     report = check_compliance(subject, rs, store=store, twin_crs=crs, anchor=anchor, building=b,
                               evaluators=evaluators)
     return report, b, _placement(b, unplaced, given=given, source=source)
@@ -263,7 +267,16 @@ def _placement(b, unplaced, *, given: bool, source: str) -> dict:
         how = ("site" if source == "api" else "anchor") if given else "rules_anchor"
         what = {"site": "at the site picked on the map", "anchor": "at the anchor given",
                 "rules_anchor": "at the rules' anchor"}[how]
-        return {"placed": True, "how": how, "text": f"{what}, {at}, ground {g.z0:.2f} m"}
+        # where the 0.00 level's height came from: the twin's DEM under an anchor without one, the anchor's Z, or
+        # 0 where the twin has no DEM there (bim_import.compliance.place_anchor)
+        # (a site picked on the map: the map server takes its height from the DEM itself)
+        z = ((b.summary or {}).get("anchor_z") or {}) if how != "site" else {}
+        src = {"dem": "the twin's DEM at the anchor", "anchor": "the height given with the anchor",
+               "default": z.get("text")}.get(z.get("source"))
+        out = {"placed": True, "how": how, "text": f"{what}, {at}, ground {g.z0:.2f} m" + (f", {src}" if src else "")}
+        if z:
+            out["height_source"] = z["source"]  # dem, anchor or default (0: no DEM there)
+        return out
     if g.method == "map_conversion":
         src = g.details.get("source", "IfcMapConversion")
         return {"placed": True, "how": "map_conversion",

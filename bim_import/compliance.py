@@ -13,7 +13,8 @@ A rule set (YAML) names the limits and the plot::
       polygon: [[x, y], ...]
     # ... or parcel: {parcel_id: P-0012} / nothing, with a store: the CIM parcel the model stands on
     crs: EPSG:4544
-    anchor: [x, y, z, rotation_deg]   # optional: where to put a model without georeference (twin CRS)
+    anchor: [x, y, z, rotation_deg]   # optional: where to put a model without georeference (twin CRS);
+                                      # without z ([x, y]) its 0.00 level stands on the twin's DEM there
 
 Limits not named in ``rules`` are taken from the CIM parcel's fields
 (``max_height_m``, ``min_setback_m``, ``max_far``, ``max_coverage``,
@@ -68,7 +69,7 @@ import numpy as np
 from twin_core.errors import RuleError
 
 __all__ = ["RULES", "CITY_RULES", "NEIGHBOUR_RULES", "RuleSet", "RuleResult", "ComplianceReport", "check_compliance",
-           "load_rules", "high_rise"]
+           "load_rules", "high_rise", "place_anchor"]
 
 #: rule -> (description, unit, parcel field, kind)
 RULES: dict[str, tuple[str, str, str, str]] = {
@@ -201,12 +202,13 @@ class RuleSet:
                    use)
 
 
-def _anchor(v):
-    """``anchor: [x, y, z, rotation_deg]`` (z and rotation optional) or a mapping of those names."""
+def _anchor(v, what: str = "'anchor:'", error=RuleError):
+    """``anchor: [x, y, z, rotation_deg]`` (z and rotation optional) or a mapping of those names, as an
+    :class:`~bim_import.georef.Anchor` (one already is kept); ``error`` (named ``what``) for anything else."""
     from bim_import.georef import Anchor
 
-    if v is None:
-        return None
+    if v is None or isinstance(v, Anchor):
+        return v
     try:
         if isinstance(v, dict):
             unknown = set(v) - {"x", "y", "z", "rotation_deg", "crs"}
@@ -219,11 +221,37 @@ def _anchor(v):
         else:
             raise TypeError("not 2 to 4 numbers")
     except (TypeError, ValueError) as exc:
-        raise RuleError(f"'anchor:' must be [x, y, z, rotation_deg] numbers in the twin CRS (z and rotation "
-                        f"optional) or a mapping of those, got {v!r} ({exc})"[:400]) from None
+        raise error(f"{what} must be [x, y, z, rotation_deg] numbers in the twin CRS (z and rotation "
+                    f"optional) or a mapping of those, got {v!r} ({exc})"[:400]) from None
     if not all(math.isfinite(x) for x in (a.x, a.y, a.z, a.rotation_deg)):
-        raise RuleError(f"'anchor:' values must be finite numbers, got {v!r}")
+        raise error(f"{what} values must be finite numbers, got {v!r}")
     return a
+
+
+def place_anchor(store, anchor, crs: str | None = None):
+    """``(anchor, anchor_z)``: where a compliance check puts a model by its anchor, and where the anchor's
+    height came from, as ``twin bim import`` places one (:func:`bim_import.importer._ground_anchor`).
+
+    ``anchor``: an :class:`~bim_import.georef.Anchor`, ``(x, y[, z[, rotation_deg]])`` or a mapping of those
+    (a rules file's ``anchor:``, ``Twin.check_bim(anchor=...)``, ``twin check-bim --anchor``), in ``crs`` unless
+    it names its own. Without a height (x, y) the model's 0.00 level stands on the ground: the store's ``dem``
+    at x, y (``anchor_z["source"] == "dem"``); where the twin has no DEM or it does not cover x, y, at 0
+    (``"default"``, with a warning off the DEM); a given height is kept (``"anchor"``). ``anchor_z`` is None
+    without an anchor.
+    """
+    from bim_import.georef import Anchor
+    from bim_import.importer import _ground_anchor
+    from cim.crs import same_crs
+    from twin_core.errors import GeoreferenceError
+
+    anchor = _anchor(anchor, "anchor", GeoreferenceError)
+    if anchor is None:
+        return None, None
+    scrs = getattr(store, "crs", None) if store is not None else None
+    if anchor.crs is None and crs is not None and scrs and not same_crs(crs, scrs):
+        # x, y are in the check's CRS, the DEM in the store's: name the CRS so the ground is looked up at x, y
+        anchor = Anchor(anchor.x, anchor.y, anchor.z if anchor.z_given else None, anchor.rotation_deg, crs)
+    return _ground_anchor(store, anchor)
 
 
 def _unknown(k: str, allowed: list[str], what: str = "rule") -> str:
@@ -312,6 +340,10 @@ class ComplianceReport:
     parcel_id: str | None
     results: list[RuleResult]
     crs: str
+    #: where the height of the anchor that placed the model came from (:func:`place_anchor`): ``z``, ``source``
+    #: (``dem``: the twin's DEM under an anchor given without one; ``anchor``: given; ``default``: 0, no DEM
+    #: there) and, but for a given one, ``text``; None where no anchor placed the model
+    anchor_z: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -325,7 +357,7 @@ class ComplianceReport:
 
     def to_dict(self) -> dict:
         return {"model": self.model, "building_id": self.building_id, "parcel_id": self.parcel_id, "crs": self.crs,
-                "passed": self.passed, "results": [r.__dict__ for r in self.results]}
+                "passed": self.passed, "results": [r.__dict__ for r in self.results], "anchor_z": self.anchor_z}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=_json_default)
@@ -333,7 +365,8 @@ class ComplianceReport:
     @classmethod
     def from_dict(cls, d: dict) -> "ComplianceReport":
         """The report back from :meth:`to_dict` (or its JSON), e.g. a check recorded in the store."""
-        return cls(d["model"], d["building_id"], d["parcel_id"], [RuleResult(**r) for r in d["results"]], d["crs"])
+        return cls(d["model"], d["building_id"], d["parcel_id"], [RuleResult(**r) for r in d["results"]], d["crs"],
+                   d.get("anchor_z"))  # a report recorded before the anchor's height was kept has none
 
     def to_html(self, record: dict | None = None) -> str:
         """The report as one self-contained HTML page (no external resource; every value escaped).
@@ -489,6 +522,10 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         (``min_fire_separation_m``; the evaluators' rules). Not read for an IDS file on its own.
     twin_crs : str, optional
         Default: the rules' ``crs``, the store's CRS, else EPSG:4544.
+    anchor : Anchor or (x, y[, z[, rotation_deg]]), optional
+        Where to put a model without (usable) georeference; default the rules' ``anchor:``. Without a height
+        (x, y) the model's 0.00 level stands on the store's DEM at x, y (0 where the twin has none there), as
+        ``twin bim import --anchor X,Y`` places it (:func:`place_anchor`); ``report.anchor_z`` says which.
     building : Building, optional
         From :func:`bim_import.importer.prepare_building` on the same file:
         its footprint and model are reused instead of reading the file again.
@@ -529,9 +566,17 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     anchor = anchor if anchor is not None else rs.anchor
     if building is not None and getattr(building, "georef", None) is not None and str(building.georef.crs) == str(crs):
         g = building.georef  # placed already (its warnings said once; check-bim --save printed them twice)
+        # where its anchor's height came from, as place_anchor noted it (bim_import.checks, import_ifc)
+        anchor_z = (building.summary or {}).get("anchor_z") if g.method == "anchor" else None
     else:
+        # an anchor without a height stands on the twin's ground (the DEM), as twin bim import puts it; it stood
+        # at height 0 (sea level), while twin check-bim --anchor X,Y put it on the ground
+        anchor, anchor_z = place_anchor(store, anchor, crs)
         g = georeference(model, crs, anchor=anchor)
+        anchor_z = anchor_z if g.method == "anchor" else None  # the model's own georeference placed it
     b = building or build_building(model, g, meshes=False)
+    if anchor_z is not None and b.georef.method == "anchor":
+        b.summary.setdefault("anchor_z", anchor_z)  # for the evaluators (the neighbours' sun: the placed height)
     parcel, parcel_id, parcel_limits = _parcel_geometry(rs, store, b.footprint, crs)
     limits = {**parcel_limits, **rs.limits}
     if not limits and rs.ids is None:
@@ -606,7 +651,7 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
 
     if rs.ids:
         results.extend(_check_ids(model.path, rs))
-    return ComplianceReport(os.path.basename(model.path), b.building_id, parcel_id, results, crs)
+    return ComplianceReport(os.path.basename(model.path), b.building_id, parcel_id, results, crs, anchor_z)
 
 
 def _floats(df, col: str) -> np.ndarray:

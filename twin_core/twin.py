@@ -767,7 +767,20 @@ class Twin:
 
     def check_bim(self, path, rules, **kwargs):
         """Check an IFC model against planning rules (limits from ``rules`` or the CIM parcel);
-        see :func:`bim_import.check_compliance`."""
+        see :func:`bim_import.check_compliance`.
+
+        ``anchor=(x, y)`` (or the rules' ``anchor: [x, y]``) places a model without georeference with its 0.00
+        level on the twin's ground, the ``dem`` at x, y, as ``twin check-bim --anchor X,Y`` and
+        ``twin bim import`` do; ``(x, y, z[, rotation_deg])`` keeps the height given. ``report.anchor_z`` says
+        where the height came from (``source``: ``dem``, ``anchor``, or ``default``: 0 where the twin has no DEM
+        there).
+
+        Examples
+        --------
+        >>> report = twin.check_bim("tower.ifc", "plot7.yaml", anchor=(500034.0, 3390057.0))  # doctest: +SKIP
+        >>> report.anchor_z["source"], report.passed                                         # doctest: +SKIP
+        ('dem', True)
+        """
         from bim_import import check_compliance
         from twin_core.adapters.analysis import COMPLIANCE_EVALUATORS
 

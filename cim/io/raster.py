@@ -494,7 +494,8 @@ def _check_manning(file: str, r: Raster) -> None:
 
 
 def export_raster(store_or_raster, name_or_path, path: str | os.PathLike | None = None) -> Path:
-    """Write a stored raster (or a Raster) to a GeoTIFF (float32, deflate)."""
+    """Write a stored raster (or a Raster) to a GeoTIFF (float32, deflate), its ``unit`` as the band's unit
+    (GDAL's unit type), which :func:`import_raster` reads back."""
     import rasterio
 
     if isinstance(store_or_raster, Raster):
@@ -505,4 +506,6 @@ def export_raster(store_or_raster, name_or_path, path: str | os.PathLike | None 
     with rasterio.open(p, "w", driver="GTiff", width=r.shape[1], height=r.shape[0], count=1, dtype="float32",
                        crs=r.crs, transform=r.transform, nodata=r.nodata, compress="deflate", tiled=True) as ds:
         ds.write(r.data.astype("float32"), 1)
+        if r.unit:  # the twin keeps a unit per raster (a dem in m); without it the file said none
+            ds.set_band_unit(1, str(r.unit))
     return p

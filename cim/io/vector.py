@@ -529,11 +529,13 @@ def _check_finite(gdf, src_crs) -> None:
 
 
 def _twin_extent(store, skip: str | None):
-    """The twin's extent: its metadata, else the union of its layers' bounds (less ``skip``); None if empty."""
+    """The twin's extent: its metadata, else the union of its layers' and rasters' bounds (less those named
+    ``skip``, the one being replaced; a twin that holds only a DEM has its extent); None if empty."""
     ext = store.get_meta().get("extent")
     if ext:
         return [float(v) for v in ext]
     boxes = [store.layer_info(n)["bounds"] for n in store.list_layers() if n != skip]
+    boxes += [store.raster_info(n).get("bounds") for n in store.list_rasters() if n != skip]
     boxes = [b for b in boxes if b]
     if not boxes:
         return None

@@ -1057,17 +1057,26 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
     if not len(homes):
         return result(None, True, note=f"no home (use {'/'.join(HOME_USES)}) within {reach:.0f} m, the longest "
                                        f"shadow on {date} {start}-{end} true solar time")
-    # the new building stands on the ground under it: the DEM there, else its neighbours' ground
-    base = _ground_elevations(homes, "ground_elev_m")
-    ground = float(np.median(base)) if len(base) else 0.0
-    if "dem" in store.list_rasters():
-        dem = store.read_raster("dem", bounds=(cx - 1, cy - 1, cx + 1, cy + 1))
-        z = np.asarray(dem.data, float)
-        z = z[np.isfinite(z) & (z != (dem.nodata if dem.nodata is not None else np.nan))]
-        if z.size:
-            ground = float(np.median(z))
-    v = v.copy()
-    v[:, 2] += ground - v[:, 2].min()
+    # the new building stands where its anchor put it: its 0.00 level at the anchor's height, given or the twin's
+    # DEM under it (bim_import.compliance.place_anchor; the rule re-grounded it, so a height given was ignored);
+    # placed otherwise (its own georeference, an anchor at 0 for want of a DEM), on the ground under it: the DEM
+    # there, else its neighbours' ground
+    placed = (getattr(building, "summary", None) or {}).get("anchor_z") if georef.method == "anchor" else None
+    if placed and placed.get("source") in ("anchor", "dem"):
+        stands = (f"; the new building's 0.00 level at {georef.z0:.2f} m, "
+                  + ("the twin's DEM at its anchor" if placed["source"] == "dem" else "its anchor's height"))
+    else:
+        base = _ground_elevations(homes, "ground_elev_m")
+        ground = float(np.median(base)) if len(base) else 0.0
+        if "dem" in store.list_rasters():
+            dem = store.read_raster("dem", bounds=(cx - 1, cy - 1, cx + 1, cy + 1))
+            z = np.asarray(dem.data, float)
+            z = z[np.isfinite(z) & (z != (dem.nodata if dem.nodata is not None else np.nan))]
+            if z.size:
+                ground = float(np.median(z))
+        v = v.copy()
+        v[:, 2] += ground - v[:, 2].min()
+        stands = f"; the new building stands on the ground under it, {ground:.2f} m"
     faces = np.arange(len(v)).reshape(-1, 3)
     pts = facade_points(homes, spacing=spacing, heights=(SILL_HEIGHT_M,))
     shade = others  # every other building shades, not only homes
@@ -1093,7 +1102,7 @@ def neighbour_sunlight_rule(*, model, georef, building, store, limit: float, crs
     note = (f"{len(pts)} window sills ({SILL_HEIGHT_M} m up, every {spacing:g} m) of {len(homes)} homes within "
             f"{reach:.0f} m, {date} {start}-{end} true solar time: {int(had.sum())} had {limit:g} h or more, "
             f"{int(lost.sum())} of them lose it with the new building; {int(worse.sum())} sills that had less lose "
-            f"more{worst} (GB 50180-2018 4.0.9)")
+            f"more{worst} (GB 50180-2018 4.0.9){stands}")
     return result(measured, not (lost.any() or worse.any()), offending, note)
 
 

@@ -29,18 +29,6 @@ def _anchor(text: str | None):
     return Anchor(*vals)
 
 
-def _ground(store, anchor):
-    """``anchor`` (an :class:`~bim_import.georef.Anchor` or None) with its height taken from the twin's DEM at its
-    X,Y where it gives none, as ``twin bim import --anchor X,Y`` places a model
-    (:func:`bim_import.importer.ground_height`; a warning where the DEM does not cover it); as it is without a
-    store, or with the height given (X,Y,Z)."""
-    if anchor is None or store is None:
-        return anchor
-    from bim_import.importer import _ground_anchor
-
-    return _ground_anchor(store, anchor)[0]
-
-
 def _os_user() -> str:
     """Who runs the command, for a recorded check or removal: the OS user, or "" where there is none to name
     (a container's uid without a passwd entry); the record says the CLI did it either way (source "cli")."""
@@ -104,8 +92,9 @@ def register(app: typer.Typer) -> None:
 
             st = open_store(store)
         try:
-            # an X,Y anchor stands on the twin's ground, as twin bim import --anchor X,Y puts it (the height was 0)
-            placed_at = _ground(st, _anchor(anchor))
+            # an X,Y anchor (or the rules' anchor: [x, y]) stands on the twin's ground, as twin bim import --anchor X,Y
+            # puts it: the checks take its height from the DEM (bim_import.compliance.place_anchor) and say so
+            placed_at = _anchor(anchor)
             if save:
                 from bim_import.checks import check_html, record_check
 
@@ -135,6 +124,8 @@ def register(app: typer.Typer) -> None:
             with open(out, "w", encoding="utf-8") as fh:
                 fh.write(report.to_json())
         lines = [f"{report.model}: {'PASS' if report.passed else 'FAIL'}"] + _result_lines(report)
+        if report.anchor_z and report.anchor_z.get("text") and rec is None:  # a recorded check says it below
+            lines.append(f"  placed at the anchor, {report.anchor_z['text']}")
         import json
 
         doc = json.loads(report.to_json())
