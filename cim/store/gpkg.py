@@ -34,8 +34,8 @@ import pandas as pd
 from cim.raster import Raster, Window
 from cim.store.base import (Store, Where, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_no_nul,
-                            check_name, check_paging, column_from_values, index_name, normalise_where, prepare_frame,
-                            prepare_table, raster_window, value_kind)
+                            check_name, check_paging, column_from_values, feature_values, index_name, normalise_where,
+                            prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
     LayerNotFoundError,
@@ -459,6 +459,7 @@ class GeoPackageStore(Store):
                     # an append copies rows only, so the layer's is set here (see layer_written)
                     self._con.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
                                       "WHERE lower(table_name) = lower(?)", (name,))
+                    self._grow_extent(src, name)
                 else:
                     if exists:
                         self._drop_feature_table(name)
@@ -509,6 +510,24 @@ class GeoPackageStore(Store):
         geom = self._geom_column(name)
         cols = [r[1] for r in src.execute(f"PRAGMA table_info({_qi(name)})") if r[1] != "fid"]
         self._copy_rows(src, attached, name, cols, into=[geom if c == "geom" else c for c in cols])
+
+    def _grow_extent(self, src: sqlite3.Connection, name: str) -> None:
+        """Widen layer ``name``'s extent in ``gpkg_contents`` to take in the rows just appended from the side file
+        ``src`` (GDAL wrote their extent there). An append copied rows only, so the extent stayed the old rows'
+        and ``layer_info`` gave bounds without the new ones. A layer without an extent (empty, or written by a
+        tool that left none) gets its exact one."""
+        new = src.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE lower(table_name) = lower(?)",
+                          (name,)).fetchone()
+        have = self._con.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE lower(table_name) = "
+                                 "lower(?)", (name,)).fetchone()
+        if new is None or None in new:  # no live geometry appended
+            return
+        if have is None or None in have:
+            box = self._exact_extent(name, self._geom_column(name))
+        else:
+            box = (min(have[0], new[0]), min(have[1], new[1]), max(have[2], new[2]), max(have[3], new[3]))
+        self._con.execute("UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE lower(table_name) "
+                          "= lower(?)", (*box, name))
 
     def _drop_feature_table(self, name: str) -> None:
         geom = self._geom_column(name)
@@ -604,8 +623,72 @@ class GeoPackageStore(Store):
         self._require_layer(name)
         self._drop_feature_table(name)
 
+    #: values per DELETE statement (SQLite caps the bound parameters of one statement)
+    _delete_chunk = 500
+
+    def delete_features(self, name: str, column: str, values) -> int:
+        """:meth:`Store.delete_features`: one ``DELETE`` of the matching rows in one SQLite transaction. GDAL's
+        triggers on the feature table take them out of the R-tree and ``gpkg_ogr_contents``'s count; the
+        layer's extent in ``gpkg_contents`` is computed again only when a deleted feature touched it (from
+        the R-tree's candidates, :meth:`_exact_extent`), and its ``last_change`` is set (see layer_written)."""
+        with self._sql_txn():  # BEGIN IMMEDIATE: the layer and its columns are as checked until the delete ends
+            self._require_layer(name)
+            geom = self._geom_column(name)
+            kinds = {c: _dtype_name(t) for c, t in self._columns(name) if c not in ("fid", geom)}
+            vals = feature_values(name, column, values, kinds)
+            ext = self._con.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE lower(table_name) = "
+                                    "lower(?)", (name,)).fetchone()
+            known = ext is not None and None not in ext
+            gone, touched = 0, False
+            for i in range(0, len(vals), self._delete_chunk):
+                clauses, params = self._where_sql(name, None, None, {column: vals[i:i + self._delete_chunk]},
+                                                  list(kinds))
+                where = " AND ".join(clauses)
+                if known and not touched:  # the deleted features' box, from their blobs' envelopes
+                    g = _qi(geom)
+                    box = self._con.execute(f"SELECT min(ST_MinX({g})), min(ST_MinY({g})), max(ST_MaxX({g})), "
+                                            f"max(ST_MaxY({g})) FROM {_qi(name)} WHERE {where}", params).fetchone()
+                    touched = box[0] is not None and (box[0] <= ext[0] or box[1] <= ext[1] or box[2] >= ext[2]
+                                                      or box[3] >= ext[3])
+                gone += self._con.execute(f"DELETE FROM {_qi(name)} WHERE {where}", params).rowcount
+            if gone:
+                if touched:
+                    self._con.execute("UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ? "
+                                      "WHERE lower(table_name) = lower(?)", (*self._exact_extent(name, geom), name))
+                self._con.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                                  "WHERE lower(table_name) = lower(?)", (name,))
+        return gone
+
+    def _exact_extent(self, name: str, geom: str) -> tuple:
+        """The exact (min_x, min_y, max_x, max_y) of layer ``name``'s geometries, as GDAL writes it in
+        ``gpkg_contents`` (all None for a layer without one). The R-tree's boxes are float32, rounded outwards,
+        so only the features whose box lies within a few float32 steps of the R-tree's own bound on a side can
+        hold the exact bound there: their envelopes are read, not every feature's (the whole table without an
+        R-tree)."""
+        g, t = _qi(geom), _qi(name)
+        rtree = f"rtree_{name}_{geom}"
+        if not _has_table(self._con, rtree):
+            row = self._con.execute(f"SELECT min(ST_MinX({g})), min(ST_MinY({g})), max(ST_MaxX({g})), "
+                                    f"max(ST_MaxY({g})) FROM {t}").fetchone()
+            return tuple(row)
+        r = _qi(rtree)
+        bound = self._con.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM {r}").fetchone()
+        if bound[0] is None:
+            return (None, None, None, None)
+        out = []
+        for k, (fn, side, agg, sign) in enumerate((("ST_MinX", "minx", "min", 1), ("ST_MinY", "miny", "min", 1),
+                                                   ("ST_MaxX", "maxx", "max", -1), ("ST_MaxY", "maxy", "max", -1))):
+            b = float(bound[k])
+            slack = 1e-6 * abs(b) + 1e-9  # ~16 float32 steps; SQLite rounds each box outwards by one or two
+            cut = b + slack if sign > 0 else b - slack
+            op = "<=" if sign > 0 else ">="
+            out.append(self._con.execute(f"SELECT {agg}({fn}({g})) FROM {t} WHERE fid IN "
+                                         f"(SELECT id FROM {r} WHERE {side} {op} ?)", (cut,)).fetchone()[0])
+        return tuple(out)
+
     def layer_written(self, name: str) -> pd.Timestamp | None:
-        """When layer ``name`` was last written (replaced or appended to): its ``gpkg_contents.last_change``."""
+        """When layer ``name`` was last written (replaced, appended to or features deleted): its
+        ``gpkg_contents.last_change``."""
         self._require_layer(name)
         return self._last_change(name)
 

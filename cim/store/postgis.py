@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -30,7 +29,7 @@ import pandas as pd
 from cim.raster import Raster, Window
 from cim.store.base import (NUL_TEXT, Store, Where, _has_nul, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_name,
-                            check_paging, column_from_values, geometry_type_of, index_name, normalise_where,
+                            check_paging, column_from_values, feature_values, geometry_type_of, index_name, normalise_where,
                             prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
@@ -43,14 +42,23 @@ from twin_core.errors import (
 __all__ = ["PostGISStore"]
 
 TILE = 256
-#: the key of a raster's meta (in twin_rasters) that keeps when it was written (PostGISStore.raster_written)
-_WRITTEN = "twin:written"
-#: the table that keeps when each layer was last written (PostGISStore.layer_written): made by the first layer
-#: write that finds it missing, not by _init_schema, so a twin made before it still opens without DDL
+#: the table that keeps when each layer and raster was last written (PostGISStore.layer_written, raster_written),
+#: stamped in the writing transaction: a layer under its name, a raster under ``raster:<name>`` (no layer name
+#: has a colon). Made by the first write that finds it missing, not by _init_schema, so a twin made before it
+#: still opens without DDL (a role that may only read can open it)
 _LAYER_WRITTEN = "twin_layer_written"
+#: the key of a raster's meta (in twin_rasters) where rasters written before 2026-12-05 (and before the table kept
+#: rasters too) kept when they were written: read as a fallback, dropped when the raster is written again
+_WRITTEN = "twin:written"
+
 #: the store's own tables, made by _init_schema
 _INTERNAL_TABLES = ("twin_meta", "twin_objects", "twin_blobs", "twin_rasters", "twin_raster_tiles")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
+
+
+def _written_key(kind: str, name: str) -> str:
+    """A layer's or raster's key in ``twin_layer_written``: its name, or ``raster:<name>``."""
+    return name if kind == "layer" else f"{kind}:{name}"
 
 
 def _split_dsn(dsn: str) -> tuple[str, str | None]:
@@ -506,11 +514,11 @@ class PostGISStore(Store):
             "INSERT INTO {} (name, kind, geometry_type, srid) VALUES (%s, 'layer', %s, %s) "
             "ON CONFLICT (name) DO UPDATE SET geometry_type = EXCLUDED.geometry_type"
         ).format(self._q("twin_objects")), (name, gtype, self.srid))
-        self._stamp_layer(cur, name)
+        self._stamp(cur, "layer", name)
 
-    def _stamp_layer(self, cur, name: str) -> None:
-        """Keep when layer ``name`` was written (now, in the writing transaction), making the table on first use
-        (one maker at a time: two first writers would otherwise race on CREATE TABLE)."""
+    def _stamp(self, cur, kind: str, name: str) -> None:
+        """Keep when layer or raster (``kind``) ``name`` was written (now, in the writing transaction), making the
+        table on first use (one maker at a time: two first writers would otherwise race on CREATE TABLE)."""
         from psycopg import sql
 
         if not self._has_written_table(cur):
@@ -520,7 +528,26 @@ class PostGISStore(Store):
         # clock_timestamp, not now(): now() is when the transaction began, which may be before a run it replaces under
         cur.execute(sql.SQL("INSERT INTO {} (name, written_at) VALUES (%s, clock_timestamp()) "
                             "ON CONFLICT (name) DO UPDATE SET written_at = EXCLUDED.written_at").format(
-            self._q(_LAYER_WRITTEN)), (name,))
+            self._q(_LAYER_WRITTEN)), (_written_key(kind, name),))
+
+    def _unstamp(self, cur, kind: str, name: str) -> None:
+        """Forget when ``name`` was written (it is being dropped), in the dropping transaction."""
+        from psycopg import sql
+
+        if self._has_written_table(cur):
+            cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q(_LAYER_WRITTEN)),
+                        (_written_key(kind, name),))
+
+    def _written(self, cur, kind: str, name: str):
+        """The time kept for ``name`` in ``twin_layer_written`` (a datetime), or None."""
+        from psycopg import sql
+
+        if not self._has_written_table(cur):
+            return None
+        cur.execute(sql.SQL("SELECT written_at FROM {} WHERE name = %s").format(self._q(_LAYER_WRITTEN)),
+                    (_written_key(kind, name),))
+        row = cur.fetchone()
+        return None if row is None else row[0]
 
     def _has_written_table(self, cur) -> bool:
         """Whether ``twin_layer_written`` exists; remembered once seen outside a transaction (inside one, the
@@ -534,19 +561,14 @@ class PostGISStore(Store):
         return seen
 
     def layer_written(self, name: str) -> pd.Timestamp | None:
-        """When layer ``name`` was last written (replaced or appended to): kept in ``twin_layer_written`` since
-        2026-12-05; None for a layer written before (unknown)."""
-        from psycopg import sql
-
+        """When layer ``name`` was last written (replaced, appended to or features deleted): kept in
+        ``twin_layer_written`` since 2026-12-05; None for a layer written before (unknown)."""
         with self.conn.cursor() as cur:
-            row = None
-            if self._has_written_table(cur):
-                cur.execute(sql.SQL("SELECT written_at FROM {} WHERE name = %s").format(self._q(_LAYER_WRITTEN)), (name,))
-                row = cur.fetchone()
-        if row is None:
+            when = self._written(cur, "layer", name)
+        if when is None:
             self._require_layer(name)  # an unknown layer is named; a layer written before the table: unknown
             return None
-        return pd.Timestamp(row[0]).tz_convert("UTC")
+        return pd.Timestamp(when).tz_convert("UTC")
 
     # -- staged bulk load (large replaces) ------------------------------------------------------
     #: A replace of at least this many rows loads through a staging table so the GiST and the
@@ -792,14 +814,34 @@ class PostGISStore(Store):
         self._require_layer(name)
         self._drop(name)
 
+    def delete_features(self, name: str, column: str, values) -> int:
+        """:meth:`Store.delete_features`: one ``DELETE ... WHERE column = ANY(values)`` (the values one array
+        parameter), under the layer's write lock (:meth:`_lock_name`), with the layer's time stamped in the same
+        transaction when rows went. The GiST index follows the table, and the extent is the rows' own."""
+        from psycopg import sql
+
+        self._require_layer(name)
+        with self.transaction(), self.conn.cursor() as cur:
+            if not self._lock_name(cur, name, "layer"):  # dropped by another writer since the check above
+                self._require_layer(name)
+            types = {c: t for c, t in self._table_columns(cur, name).items() if c not in ("fid", "geom")}
+            vals = feature_values(name, column, values, {c: _pg_dtype_name(t) for c, t in types.items()})
+            if not vals:
+                return 0
+            clauses, params = self._where(name, None, {column: vals}, types)
+            cur.execute(sql.SQL("DELETE FROM {} WHERE ").format(self._q(name)) + sql.SQL(" AND ").join(clauses), params)
+            gone = cur.rowcount
+            if gone:
+                self._stamp(cur, "layer", name)
+        return gone
+
     def _drop(self, name: str) -> None:
         from psycopg import sql
 
         with self.transaction(), self.conn.cursor() as cur:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(name)))
             cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
-            if self._has_written_table(cur):
-                cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q(_LAYER_WRITTEN)), (name,))
+            self._unstamp(cur, "layer", name)
 
     # -- rasters ----------------------------------------------------------------------------
     def write_raster(self, name: str, raster: Raster) -> None:
@@ -816,8 +858,7 @@ class PostGISStore(Store):
         rows, cols = data.shape
         with self.transaction(), self.conn.cursor() as cur:
             cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_rasters")), (name,))
-            # when it was written, beside its meta (read_raster leaves it out): see raster_written
-            meta = {**(raster.meta or {}), _WRITTEN: datetime.now(timezone.utc).isoformat()}
+            meta = {k: v for k, v in (raster.meta or {}).items() if k != _WRITTEN}  # the store's key, not the data's
             cur.execute(sql.SQL(
                 "INSERT INTO {} (name, width, height, transform, crs, nodata, unit, meta, tile) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)").format(self._q("twin_rasters")),
@@ -833,6 +874,7 @@ class PostGISStore(Store):
                         cp.write_row((name, r0, c0, block.shape[0], block.shape[1], np.ascontiguousarray(block).tobytes()))
             cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'raster') ON CONFLICT (name) DO NOTHING").format(
                 self._q("twin_objects")), (name,))
+            self._stamp(cur, "raster", name)  # when it was written: see raster_written
 
     def _raster_row(self, name: str, *, written: bool = False):
         """The raster's row (width, height, transform, crs, nodata, unit, meta, tile), its meta without the time
@@ -849,7 +891,13 @@ class PostGISStore(Store):
         return (*row, when) if written else tuple(row)
 
     def raster_written(self, name: str) -> pd.Timestamp | None:
-        """When raster ``name`` was last written (kept with it since 2026-12-05; None for one written before)."""
+        """When raster ``name`` was last written: kept in ``twin_layer_written`` (as ``raster:<name>``), or, for
+        a raster written before it kept rasters, in the raster's meta (``twin:written``, kept since
+        2026-12-05); None for one written before that (unknown)."""
+        with self.conn.cursor() as cur:
+            when = self._written(cur, "raster", name)
+        if when is not None:
+            return pd.Timestamp(when).tz_convert("UTC")
         when = pd.to_datetime(self._raster_row(name, written=True)[-1], utc=True, errors="coerce")
         return None if pd.isna(when) else when
 
@@ -888,6 +936,7 @@ class PostGISStore(Store):
         with self.transaction(), self.conn.cursor() as cur:
             cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_rasters")), (name,))
             cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
+            self._unstamp(cur, "raster", name)
 
     # -- tables ----------------------------------------------------------------------------------
     def write_table(self, name: str, df: pd.DataFrame, mode: str = "replace") -> int:

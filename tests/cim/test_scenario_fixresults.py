@@ -131,6 +131,7 @@ def test_a_postgis_raster_written_before_it_kept_its_time_says_none_and_old_edit
         t.store.write_raster("dem", dem(x0=X0 + 20.0))
         with t.store.transaction(), t.store.conn.cursor() as cur:  # as write_raster stored it before
             cur.execute(f'UPDATE "{t.store.schema}".twin_rasters SET meta = meta - \'twin:written\'')
+            cur.execute(f'DELETE FROM "{t.store.schema}".twin_layer_written WHERE name = \'raster:dem\'')
         assert t.store.raster_written("dem") is None
         with warnings.catch_warnings():
             warnings.simplefilter("error")
