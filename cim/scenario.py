@@ -39,7 +39,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -975,8 +977,8 @@ class Scenario:
         import geopandas as gpd
         import shapely
 
-        edits = self._all_edits()
-        edits = edits[(edits["target"] == name) & edits["op"].isin(["add", "remove", "modify"])] if len(edits) else edits
+        log = self._all_edits()
+        edits = log[(log["target"] == name) & log["op"].isin(["add", "remove", "modify"])] if len(log) else log
         if not len(edits):
             return self.store.read_layer(name, **read_kwargs)
         # edits first, then the filters, then paging, then the columns: the base read is of the whole layer,
@@ -990,7 +992,7 @@ class Scenario:
         idf = id_field_of(name, gdf)
         orphan = _orphan_mask(edits, set(gdf[idf].astype(str)))
         if orphan.any():  # an edit of features the base no longer holds is no silent no-op
-            _warn_orphans(self.name, name, edits, orphan)
+            _warn_orphans(self.name, name, edits, orphan, store=self.store, log=log)
         gdf = _apply_feature_edits(gdf, edits, idf)
         geom_col = gdf.geometry.name
         gdf = gpd.GeoDataFrame(gdf, geometry=geom_col, crs=self.store.crs)
@@ -1491,13 +1493,59 @@ def _parts_owner(parts: list[tuple[str, str]], scenario: str) -> str:
     return names[0] if len(names) == 1 else scenario if scenario in names else "SCENARIO"
 
 
-def _warn_orphans(scenario: str, layer: str, edits: pd.DataFrame, orphan: np.ndarray) -> None:
+#: the orphaned-edit warnings given in this process (:func:`_warn_orphans`), by store, scenario, layer and the
+#: state of the edit log and of the base layer, oldest first; at most _ORPHANS_WARNED_MAX kept
+_ORPHANS_WARNED: "OrderedDict[tuple, None]" = OrderedDict()
+_ORPHANS_WARNED_MAX = 1024
+_ORPHANS_LOCK = threading.Lock()
+
+
+def _orphans_key(store, scenario: str, layer: str, log: pd.DataFrame, orphan: np.ndarray) -> tuple:
+    """What makes an orphaned-edit warning new: the store, the scenario and layer, the state of the scenario
+    chain's edit log (every row's scenario, seq and time: an edit, or an undo, changes it) and of the base layer
+    (when it was last written, :meth:`~cim.store.base.Store.layer_written`, and which edit rows it leaves
+    orphaned)."""
+    from twin_core.errors import TwinError
+
+    try:
+        written = store.layer_written(layer)
+    except (TwinError, LookupError):  # deleted meanwhile: the orphan rows still tell one base from another
+        written = None
+    rows = (tuple(zip(log["scenario"].astype(str), log["seq"].astype("int64").tolist(), log["created"].astype(str)))
+            if len(log) else ())
+    where = (type(store).__name__, str(getattr(store, "uri", id(store))), str(getattr(store, "schema", "")))
+    return (where, scenario, layer, hash(rows), None if written is None else str(written),
+            np.asarray(orphan, dtype=bool).tobytes())
+
+
+def _first_warning(key: tuple) -> bool:
+    """True the first time ``key`` is seen in this process (then remembered)."""
+    with _ORPHANS_LOCK:
+        if key in _ORPHANS_WARNED:
+            _ORPHANS_WARNED.move_to_end(key)
+            return False
+        _ORPHANS_WARNED[key] = None
+        while len(_ORPHANS_WARNED) > _ORPHANS_WARNED_MAX:
+            _ORPHANS_WARNED.popitem(last=False)
+        return True
+
+
+def _warn_orphans(scenario: str, layer: str, edits: pd.DataFrame, orphan: np.ndarray, *, store=None,
+                  log: pd.DataFrame | None = None) -> None:
     """Warn (:class:`~twin_core.errors.TwinWarning`) that edits of ``scenario``'s chain on ``layer`` refer to
-    features the base no longer holds (``orphan``: which rows of ``edits``)."""
+    features the base no longer holds (``orphan``: which rows of ``edits``).
+
+    With ``store`` (and ``log``, the scenario chain's whole edit log), once per process for one scenario, layer,
+    state of the edit log and state of the base layer (:func:`_orphans_key`): a map server reads the scenario's
+    layers on every request and logged the same warning each time. A new edit (or an undo) of the scenario or a
+    parent, or the layer written again, warns again."""
     from twin_core.errors import TwinWarning, twin_warn
 
     parts = _orphan_text(edits, orphan, layer)
     if not parts:
+        return
+    if store is not None and not _first_warning(_orphans_key(store, scenario, layer, edits if log is None else log,
+                                                             orphan)):
         return
     twin_warn(f"reading scenario {scenario!r}: edits of layer {layer!r} refer to features no longer in the base layer "
               f"(replaced since without them?), so they change nothing: {'; '.join(t for _, t in parts)}. Bring "

@@ -482,8 +482,13 @@ class Twin:
         UTC datetime, ``runs["created"].dt.tz_convert(twin.timezone)`` for local time), ``results`` (the
         names to give :meth:`load_result`) and ``about`` (what the run was, from its summary: a flood's storm,
         a traffic run's mode and demand, a crowd's area or IFC storey, agents and model ...; see
-        :func:`describe_run`), oldest first."""
+        :func:`describe_run`), ``stale`` (bool) and ``stale_why`` (None when current): a run made before its
+        scenario's latest edit, before a base layer or raster it read was replaced, or on a flood run
+        (``flooded_by``) that is stale itself, was re-run after it or deleted, is not the twin's answer as it is
+        now (:func:`cim.results.stale_results`, the map's rules), oldest first."""
         import pandas as pd
+
+        from cim.results import stale_runs
 
         df = list_results(self.store, scenario=scenario)
         if not len(df) and scenario is not None:
@@ -492,11 +497,17 @@ class Twin:
         df["created"] = pd.to_datetime(df["created"], utc=True, format="ISO8601", errors="coerce")
         rows = []
         about = describe_runs(self.store, df)
+        stale = stale_runs(self.store, df, scenarios=self.scenarios)
         for (scen, run), g in df.groupby(["scenario", "run"], sort=False):
             engine = next((e for e in map(engine_of, g["meta"]) if e), "")
+            why = stale.get((scen, run))
             rows.append({"scenario": scen, "run": run, "engine": engine, "created": g["created"].min(),
-                         "results": sorted(g["name"]), "about": about.get((scen, run), "")})
-        out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results", "about"])
+                         "results": sorted(g["name"]), "about": about.get((scen, run), ""),
+                         "stale": why is not None, "stale_why": why})
+        out = pd.DataFrame(rows, columns=["scenario", "run", "engine", "created", "results", "about", "stale",
+                                          "stale_why"])
+        out["stale"] = out["stale"].astype(bool)  # bool when empty too
+        out["stale_why"] = out["stale_why"].astype(object).where(out["stale_why"].notna(), None)  # None, not NaN
         out["created"] = pd.to_datetime(out["created"], utc=True)  # datetime64[ns, UTC] when empty too
         return out.sort_values(["created", "scenario", "run"]).reset_index(drop=True)
 

@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """List the stored runs (flood, traffic, crowd, access ...), or one run's results and the files each can
-        be exported to (`twin export TARGET NAME OUT --run RUN`); with --delete, delete that run."""
+        be exported to (`twin export TARGET NAME OUT --run RUN`); with --delete, delete that run. A stale run
+        (made before its scenario's latest edit, before a base layer or raster it read was replaced, or on a
+        flood run that is stale or was re-run since) is marked "!" with the reason (--json: stale, stale_why)."""
         import pandas as pd
 
         from twin_core.errors import ParameterError
@@ -41,7 +43,8 @@ def register(app: typer.Typer) -> None:
                 df = twin.runs(scenario=scenario)
                 rows = [{"scenario": r.scenario, "run": r.run, "engine": r.engine,
                          "created": None if pd.isna(r.created) else r.created.isoformat(),
-                         "results": list(r.results), "about": r.about} for r in df.itertuples()]
+                         "results": list(r.results), "about": r.about, "stale": bool(r.stale),
+                         "stale_why": r.stale_why} for r in df.itertuples()]
                 emit({"runs": rows}, as_json, human=_format_runs(rows, shown))
                 return
             rows = _results_of(twin, run, scenario)
@@ -97,6 +100,8 @@ def _clip(text: str, width: int) -> str:
 
 #: the widest ``about`` shown in the table (a longer one is cut, ``--json`` has it whole)
 ABOUT_WIDTH = 56
+#: what starts the line of a stale run in the table (its reason follows on the next line)
+STALE_MARK = "!"
 
 
 def _format_runs(rows: list[dict], target: str) -> str:
@@ -110,8 +115,16 @@ def _format_runs(rows: list[dict], target: str) -> str:
         created = (r["created"] or "?").replace("T", " ")[:19]
         names = _clip(", ".join(r["results"]), 60)
         about = _clip(r.get("about") or "-", width)
-        lines.append(f"  {created:<19}  {r['scenario']:<12} {r['engine'] or '-':<9} {r['run']:<34} "
+        mark = STALE_MARK if r.get("stale") else " "
+        lines.append(f"{mark} {created:<19}  {r['scenario']:<12} {r['engine'] or '-':<9} {r['run']:<34} "
                      f"{about:<{width}} {len(r['results'])}: {names}")
+        if r.get("stale"):  # whole: the reason is what to act on
+            lines.append(f"    stale: {r.get('stale_why') or 'made before what it read changed'}")
+    n_stale = sum(1 for r in rows if r.get("stale"))
+    if n_stale:
+        lines.append(f"{STALE_MARK} stale: {n_stale} run{'s' if n_stale != 1 else ''} made before what "
+                     f"{'they' if n_stale != 1 else 'it'} read changed (each reason below it); run again for results "
+                     "that match the twin now")
     lines.append(f"one run's results: twin runs {target} RUN")
     return "\n".join(lines)
 

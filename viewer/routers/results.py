@@ -161,86 +161,21 @@ def _step_at(e: dict, step: int, time: float | None) -> int:
     return at[-1]
 
 
-#: the base layers each engine's runs read (the adapters in twin_core/adapters): a run made before one of them
-#: was written again is not the answer of the twin as it is now. Traffic: the network, the buildings that make
-#: its land-use demand, closure ``areas``; access: those and the stations (``pois``); crowd: the plaza
-#: (``areas``), the buildings cut out of it, the roads that give its exits; flood: buildings (blocks or raised
-#: ground; the grids are in _RASTERS_USED); sunlight and viewshed: buildings (and the DEM).
-_LAYERS_USED = {
-    "traffic": ("road_links", "buildings", "areas"),
-    "access": ("road_links", "buildings", "pois", "areas"),
-    "crowd": ("areas", "buildings", "road_links"),
-    "flood": ("buildings",),
-    "sunlight": ("buildings",),
-    "viewshed": ("buildings",),
-}
-#: the base rasters each engine's runs read
-_RASTERS_USED = {"flood": ("dem", "manning"), "sunlight": ("dem",), "viewshed": ("dem",)}
-#: a flood's exposure table of a layer (exposure_road_links ...) also went stale when that layer was written again
-_EXPOSURE = re.compile(r"^exposure_(buildings|road_links|pois)\Z")
-
-
-def _when(t) -> str:
-    return f"{t:%Y-%m-%d %H:%M} UTC"
-
-
 def mark_stale(state, entries: list[dict]) -> list[dict]:
-    """Each entry gets ``stale``: True when its scenario (or a parent of it) was edited after the run, so the
-    map does not show an old flood as if it were the scenario's answer after a planner closed roads in it; or
-    when a base layer or raster its engine read (``_LAYERS_USED``, ``_RASTERS_USED``; an ``exposure_<layer>``
-    table: that layer too) was written after it (:meth:`cim.store.base.Store.layer_written`, ``raster_written``;
-    unknown, as for a layer written to PostGIS before these were kept: not stale). ``stale_why`` says why
-    (None when not stale). Each scenario, layer and raster is looked up once per call."""
-    import pandas as pd
+    """Each entry gets ``stale`` (bool) and ``stale_why`` (None when current): True when its scenario (or a
+    parent of it) was edited after the run, a base layer or raster its engine read was written after it, or a
+    run it used (``flooded_by``: a traffic, access or crowd run made on a flood run) is stale, was re-run after
+    it or deleted. The map does not show an old flood as if it were the scenario's answer. The rules are
+    :func:`cim.results.stale_results`, which ``twin.runs()`` and ``twin runs`` share; each scenario, layer,
+    raster and used run is looked up once per call."""
+    from cim.results import mark_stale as mark
 
-    from cim.results import engine_of
-
-    store = state.store
-    last: dict = {}
-    engines: dict = {}
-    for e in entries:  # a run's engine, from any of its results' meta (a summary saved by hand has none)
-        key = (e["scenario"], e["run"])
-        if not engines.get(key):
-            engines[key] = engine_of(e.get("meta"))
-    have: dict = {}  # "layer" / "raster" -> the names in the store, read once
-    written: dict = {}  # (kind, name) -> when it was last written, or None
-
-    def written_at(kind: str, name: str):
-        if (kind, name) not in written:
-            if kind not in have:
-                have[kind] = set(store.list_layers() if kind == "layer" else store.list_rasters())
-            when = None
-            if name in have[kind]:  # a layer since deleted: nothing newer to compare with
-                when = store.layer_written(name) if kind == "layer" else store.raster_written(name)
-            written[(kind, name)] = when
-        return written[(kind, name)]
-
-    # the times parsed in one go (one by one: ~0.04 ms each, 4 ms of this call for the 110 entries of 50 runs)
-    made_at = pd.to_datetime(pd.Series([e.get("created") for e in entries], dtype=object), utc=True,
-                             format="ISO8601", errors="coerce")
-    for e, made in zip(entries, made_at):
-        scen = e["scenario"]
-        if scen not in last:  # the base is never edited; a deleted scenario's results have nothing to go stale
-            last[scen] = state.twin.scenarios.get(scen).last_edited() if scen in state.twin.scenarios else None
-        why = []
-        if not pd.isna(made):
-            if last[scen] is not None and made < last[scen]:
-                why.append(f"scenario {scen} edited {_when(last[scen])}, after this run")
-            engine = engines.get((scen, e["run"]))
-            m = _EXPOSURE.match(e["name"]) if engine == "flood" else None
-            used = [("raster", n) for n in _RASTERS_USED.get(engine, ())] + \
-                [("layer", n) for n in dict.fromkeys(_LAYERS_USED.get(engine, ()) + ((m.group(1),) if m else ()))]
-            for kind, name in used:
-                when = written_at(kind, name)
-                if when is not None and made < when:
-                    why.append(f"{kind} {name} replaced {_when(when)}, after this run")
-        e["stale"] = bool(why)
-        e["stale_why"] = "; ".join(why) or None
-    return entries
+    return mark(state.store, entries, scenarios=state.twin.scenarios)
 
 
-@router.get("", summary="Results, grouped for the map (stale: made before the scenario's latest edit or before a "
-                        "base layer or raster it read was replaced; stale_why says which)")
+@router.get("", summary="Results, grouped for the map (stale: made before the scenario's latest edit, before a "
+                        "base layer or raster it read was replaced, or on a flood run that is stale or was re-run "
+                        "since; stale_why says which)")
 def list_results(scenario: str | None = Query(None, max_length=255), state=Depends(get_state)) -> list[dict]:
     return mark_stale(state, result_catalogue(state, scenario, about=True))
 
