@@ -51,9 +51,16 @@ waits, and a one-second batch would throttle the feed to 20 messages a second). 
 persistent session, kept by the broker while the listener is away) no message is lost between the broker and
 the store: after a hard kill (``kill -9``, a power cut, the store failing as the listener stops) the broker
 sends what was received but not stored again when the listener comes back with the same ``client_id``. The
-price is at-least-once delivery: a kill between the commit and the acknowledgement, or a broker connection
-that drops while readings are held, stores those readings twice (a payload with a ``time`` gives the same
-reading again, which is not stored twice; a bare number is timed at its second arrival and stored again).
+price is at-least-once delivery: after a kill between the commit and the acknowledgement, or a broker connection
+that drops while readings are held, the broker sends those messages again (a payload with a ``time`` gives the
+same reading again, which is not stored twice). A bare number (or a payload without a ``time``) is timed at its
+arrival, so its second arrival would be a second reading: the listener tells a re-delivery by what MQTT says of
+it, the DUP flag the broker sets on a message it sends again, with the packet id (``mid``) and the same topic and
+payload as a message this listener received (on this or an earlier connection of the session) less than
+:data:`REDELIVERY_S` before; such a message is counted as already stored and acknowledged, not stored again. A new
+message with the same value (the DUP flag clear, or another packet id) is a new reading and stored. A listener
+killed between its commit and its acknowledgement starts with no memory of what it received, so the broker's
+re-delivery to the next listener is stored a second time.
 While the listener is away the broker keeps new messages only up to its own limit (Mosquitto:
 ``max_queued_messages``, 1000 per client by default). Without a ``client_id`` the session is clean: the
 broker forgets the unacknowledged messages when the connection goes, so a hard kill loses what was held (at
@@ -73,6 +80,7 @@ the listener subscribes again. What the listener has received is stored before i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -115,6 +123,12 @@ PASSWORD_ENV = "TWIN_MQTT_PASSWORD"
 MQTT_VERSIONS = ("5", "3.1.1")
 #: how many unacknowledged messages the broker may send (MQTT 5 Receive Maximum; 65535 is the most)
 RECEIVE_MAX = 65535
+#: how long (s) after a QoS 1 or 2 message the listener takes a message the broker marks as sent again (DUP, the same
+#: packet id, topic and payload) for a re-delivery of it: a broker re-sends after a reconnect (seconds; the listener
+#: retries for up to 30 s), and Mosquitto gives a client's messages packet ids in turn, reusing one only after
+#: 65,535 others, so a genuine later reading with the same value, topic and id is taken for a re-delivery only if
+#: that many messages came within this window and its own first sending was lost
+REDELIVERY_S = 600.0
 #: a persistent session's expiry (MQTT 5): never, as an MQTT 3.1.1 session with clean_session=False
 _SESSION_FOREVER = 0xFFFFFFFF
 
@@ -425,6 +439,7 @@ class MqttFeed:
         self._closing = False
         self._client = None
         self._gen = 0  # the broker connection messages came on (acknowledgements go only to that one)
+        self._seen: dict[int, tuple] = {}  # packet id -> (topic, size, payload digest, monotonic arrival), QoS 1 and 2
         self._ack_lock = threading.Lock()
 
     @property
@@ -499,8 +514,9 @@ class MqttFeed:
             size = len(payload)
             if size > MAX_PAYLOAD:  # refused unread: hold only its head, not megabytes per message
                 payload = payload[:KEEP_BYTES]
+            again = self._redelivered(msg.topic, bytes(payload), size, msg.mid, msg.qos, bool(getattr(msg, "dup", 0)))
             self._q.put((msg.topic, bytes(payload), datetime.now(timezone.utc), size, msg.mid, msg.qos, self._gen,
-                         bool(msg.retain)))
+                         bool(msg.retain), again))
 
         def on_log(c, userdata, level, buf):
             if buf.startswith("failed to receive on socket"):
@@ -509,6 +525,22 @@ class MqttFeed:
         client.on_connect, client.on_subscribe = on_connect, on_subscribe
         client.on_disconnect, client.on_message, client.on_log = on_disconnect, on_message, on_log
         return client
+
+    def _redelivered(self, topic: str, payload: bytes, size: int, mid: int, qos: int, dup: bool,
+                     now: float | None = None) -> bool:
+        """Whether a message is the broker's re-delivery of one this listener received already: the DUP flag set,
+        and the packet id, topic and payload of a message received less than :data:`REDELIVERY_S` before (a QoS 0
+        message has neither id nor re-delivery). Called once per message, in the order they arrive (paho's
+        thread); remembers each QoS 1 or 2 message by its packet id (at most 65,535: the ids an MQTT session has)."""
+        if not qos:
+            return False
+        now = time.monotonic() if now is None else now
+        key = (topic, size, hashlib.blake2b(payload, digest_size=16).digest())
+        seen = self._seen.get(mid)
+        if dup and seen is not None and seen[:3] == key and now - seen[3] <= REDELIVERY_S:
+            return True  # the first arrival's time stands: a third delivery is still within the window of the first
+        self._seen[mid] = (*key, now)
+        return False
 
     @property
     def _who(self) -> str:
@@ -671,7 +703,7 @@ class MqttFeed:
         if not self.ack_after_store or self._client is None:
             return
         with self._ack_lock:
-            for item in items:  # (topic, payload, received_at, size, mid, qos, gen[, retain])
+            for item in items:  # (topic, payload, received_at, size, mid, qos, gen[, retain, redelivered])
                 mid, qos, gen = item[4:7]
                 if qos == 1 and gen == self._gen:
                     self._client.ack(mid, qos)
@@ -699,13 +731,17 @@ class MqttFeed:
         age check is not refused a moment later, which would hold the whole batch for ever).
 
         Also how many readings were stored already (:func:`cim.sensors.find_repeats`: the same sensor, time and
-        value; a re-delivery), which are neither stored nor rejected; a reading with a stored reading's sensor and
+        value; a re-delivery) or were re-delivered by the broker (:meth:`_redelivered`: a bare number's time is its
+        arrival, so only MQTT's DUP flag and packet id tell), which are neither stored nor rejected; a reading with a stored reading's sensor and
         time (or an earlier message's) but another value is a reject. Call it in the transaction that stores."""
         from cim.sensors import check_readings, find_repeats
 
-        rejects, readings, sources = [], [], []
+        rejects, readings, sources, again = [], [], [], 0
         for pos, (topic, payload, at, size, *rest) in enumerate(batch):
-            retained = len(rest) > 3 and bool(rest[3])  # (mid, qos, gen, retain)
+            if len(rest) > 4 and rest[4]:  # (mid, qos, gen, retain, redelivered): sent again (_redelivered)
+                again += 1
+                continue
+            retained = len(rest) > 3 and bool(rest[3])
             reading, why = decode_message(topic, payload, at, size, retained=retained)
             if why:
                 if size > len(payload):
@@ -726,7 +762,7 @@ class MqttFeed:
             rejects.append((sources[k], {"topic": topic, "payload": payload, "reason": why, "received_at": at}))
         rejects = [r for _, r in sorted(rejects, key=lambda pr: pr[0])]  # in the order they arrived
         good = good.drop(index=rep.already + [k for k, _ in rep.conflicts])
-        return good.reset_index(drop=True), rejects, len(rep.already)
+        return good.reset_index(drop=True), rejects, len(rep.already) + again
 
     def _flush(self, pending: list) -> bool:
         """Store what is held: the good readings and the rejects, in one transaction, then acknowledge them to

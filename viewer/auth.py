@@ -36,8 +36,8 @@ from twin_core.errors import AuthError
 
 from viewer.settings import ROLES
 
-__all__ = ["create_token", "verify_token", "token_status", "list_tokens", "revoke_token", "prune_tokens",
-           "role_allows", "ROLES", "MAX_EXPIRES_IN"]
+__all__ = ["create_token", "verify_token", "token_status", "token_key", "list_tokens", "revoke_token",
+           "prune_tokens", "role_allows", "ROLES", "MAX_EXPIRES_IN"]
 
 _TOKEN = re.compile(r"^rt_([0-9a-f]{8})_([A-Za-z0-9_\-]{20,100})\Z")
 _PREFIX = "token:"
@@ -124,6 +124,19 @@ def create_token(store, role: str, *, name: str = "", expires_in: timedelta | No
         rec["expires"] = expires
     store.set_meta({f"{_PREFIX}{tid}": rec, ISSUED_KEY: True})
     return f"rt_{tid}_{secret}"
+
+
+def token_key(token: str | None) -> str | None:
+    """The metadata key a token's record is kept under (``token:<id>``), or None where ``token`` does not have
+    the form of one (``rt_<8 hex digits>_<secret>``).
+
+    Examples
+    --------
+    >>> token_key("rt_0123abcd_" + "x" * 43), token_key("hunter2")
+    ('token:0123abcd', None)
+    """
+    m = _TOKEN.match(token.strip()) if isinstance(token, str) else None
+    return f"{_PREFIX}{m.group(1)}" if m else None
 
 
 def token_status(store, token: str | None, meta: dict | None = None) -> tuple[str, dict[str, Any] | None]:

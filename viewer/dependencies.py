@@ -6,6 +6,7 @@ Tests override :func:`get_settings` / :func:`get_state` through
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -14,12 +15,12 @@ from fastapi import Depends, HTTPException, Query, Request
 from pydantic import AfterValidator
 
 from cim.scenario import normalise_scenario_name
-from viewer.auth import ISSUED_KEY, role_allows, token_status
+from viewer.auth import ISSUED_KEY, role_allows, token_key, token_status
 from viewer.settings import ROLES, Settings
 from viewer.state import AppState
 
 __all__ = ["get_state", "get_settings", "Principal", "current_principal", "recheck_principal", "require",
-           "ScenarioQuery", "TOKEN_CACHE_S"]
+           "ScenarioQuery", "TOKEN_CACHE_S", "TOKEN_MISS_RELOAD_S"]
 
 #: ``?scenario=`` of a request (default ``"base"``), in Unicode NFC like the stored names: one name typed two
 #: ways reads one scenario and shares its cached tiles and images (which an edit then clears). Names have at
@@ -55,6 +56,10 @@ _ANON_ADMIN = Principal("admin", "local (no tokens configured)")
 #: how long (seconds) the tokens read from the store are used before they are read again: a token revoked or
 #: expired is refused at most this long after
 TOKEN_CACHE_S = 2.0
+#: a token not among those read (one made since, e.g. by `twin token create` a moment ago) has the tokens read
+#: again before it is refused, but at most once this often (seconds): a flood of made-up tokens costs the store at
+#: most 1 / TOKEN_MISS_RELOAD_S reads a second on top of those of TOKEN_CACHE_S
+TOKEN_MISS_RELOAD_S = 0.25
 
 
 def _token_meta(state: AppState, fresh: bool = False) -> dict:
@@ -66,6 +71,24 @@ def _token_meta(state: AppState, fresh: bool = False) -> dict:
         cached = (now, meta)
         state._token_cache = cached  # type: ignore[attr-defined]
     return cached[1]
+
+
+def _token_meta_on_miss(state: AppState, token: str) -> dict | None:
+    """The tokens read again for ``token``, which has the form of a token but whose id is not among the tokens
+    read (made after they were read), unless a miss had them read less than :data:`TOKEN_MISS_RELOAD_S` ago
+    (None then: refused; it is looked up at the next miss or after :data:`TOKEN_CACHE_S`). A token whose id is
+    there with another secret (mistyped, guessed) is refused without a read: reading again would not change it."""
+    key = token_key(token)
+    cached = getattr(state, "_token_cache", None)
+    if key is None or (cached is not None and key in cached[1]):
+        return None
+    with vars(state).setdefault("_token_miss_lock", threading.Lock()):  # setdefault: one lock, whoever comes first
+        now = time.monotonic()
+        last = getattr(state, "_token_miss_at", None)
+        if last is not None and now - last < TOKEN_MISS_RELOAD_S:
+            return None
+        state._token_miss_at = now  # type: ignore[attr-defined]
+    return _token_meta(state, fresh=True)
 
 
 def auth_needed(state: AppState) -> bool:
@@ -109,6 +132,10 @@ def _principal(request: Request, state: AppState, fresh: bool = False) -> Princi
                                  "(create one with `twin token create --role viewer STORE`)",
                             headers={"WWW-Authenticate": "Bearer"})
     status, rec = token_status(state.store, token, meta=_token_meta(state, fresh=fresh))
+    if status == "unknown" and not fresh:  # made since the tokens were read? (a fresh read has it already)
+        meta = _token_meta_on_miss(state, token)
+        if meta is not None:
+            status, rec = token_status(state.store, token, meta=meta)
     if status == "expired":  # said only to whoever holds the token's secret: a guess gets the answer below
         raise HTTPException(401, f"the bearer token {rec['id']} has expired (at {rec['expires']}); ask an admin "
                                  "for a new one (`twin token create --role ROLE --expires 30d STORE`)",
