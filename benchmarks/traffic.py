@@ -1,13 +1,17 @@
 """Traffic benchmark: our BFW vs AequilibraE bfw (time to relative gap), Chengdu peak vs SUMO meso and UXsim.
 
-Run: ``.venv/bin/python benchmarks/traffic.py`` (writes benchmarks/results/traffic.md).
+Run: ``.venv/bin/python benchmarks/traffic.py [--runs 3] [--quick] [--out PATH]`` (writes
+benchmarks/results/traffic.md; ``--quick``: Sioux Falls only, no Chengdu, a smoke run).
 
 - Sioux Falls and Anaheim (TNTP): wall time from the start of the assignment call to relative gap 1e-4 and
-  1e-5 (each target its own run; JIT compile excluded by a warm-up run), ours vs AequilibraE's ``bfw``
-  (graph from a DataFrame, no project; OMP_WAIT_POLICY=PASSIVE, 2 cores).
+  1e-5 (each target its own runs), ours vs AequilibraE's ``bfw`` (graph from a DataFrame, no project;
+  OMP_WAIT_POLICY=PASSIVE, 2 cores). Each side runs once untimed per network first (our JIT compile,
+  AequilibraE's first-call costs), then ``--runs`` timed runs each, interleaved; the median is reported.
+  Both sides' Beckmann objectives at their final flows (one formula, ours) and their relative difference.
 - Chengdu morning peak (9,898 routed vehicles): our mesoscopic model (fixed SUMO routes) vs
   ``sumo --mesosim`` (same net and routes, copied to a temp dir) vs UXsim (platoons of 5, SUMO routes as
-  preferred links): wall time, trips completed, mean trip time.
+  preferred links): wall time (median of ``--runs`` after one untimed run each), trips completed, mean trip
+  time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")  # AequilibraE progress bars would be timed too
 
+import argparse  # noqa: E402
 import datetime as _dt  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -37,6 +42,25 @@ if not DATA.exists():
 TNTP = DATA / "tntp"
 CHENGDU = DATA / "chengdu"
 GAPS = (1e-4, 1e-5)
+RUNS = 3  # timed runs per case and side (median reported), after one untimed warm-up run
+
+
+def median_run(runs):
+    """The run of median wall time (element 0 of each result tuple) among ``runs``: its time and its figures.
+
+    An odd count gives the middle run itself; an even count the lower middle one (a run that happened).
+    """
+    if not runs:
+        raise ValueError("median_run: no runs; time at least one run (--runs 1 or more)")
+    order = sorted(range(len(runs)), key=lambda i: runs[i][0])
+    return runs[order[(len(runs) - 1) // 2]]
+
+
+def rel_diff(peer, ours):
+    """(peer - ours) / |ours|: how far the peer's objective is above ours (negative: below)."""
+    if not np.isfinite(peer) or not np.isfinite(ours) or ours == 0:
+        return float("nan")
+    return (peer - ours) / abs(ours)
 
 
 def ours(name, gap):
@@ -89,6 +113,7 @@ def aeq(name, gap):
     rep = pd.DataFrame(a.assignment.convergence_report)
     res = a.results()
     flow = res.set_index(res.index)["matrix_ab"].reindex(net["link_id"]).to_numpy() if "matrix_ab" in res else None
+    # the same Beckmann function as ours; tolls are zero in both TNTP sets (AequilibraE's BPR has no toll term)
     obj = float(K.beckmann(links.free_flow_time.to_numpy(), links.b.to_numpy(), links.power.to_numpy(),
                            links.capacity.to_numpy(), np.nan_to_num(flow), links.toll.to_numpy() * 0)) \
         if flow is not None else float("nan")
@@ -154,55 +179,99 @@ def chengdu_uxsim():
     return dt, int(W.analyzer.trip_completed), float(W.analyzer.average_travel_time)
 
 
-def main():
+def _cases(label, runs, fn):
+    """``fn`` once untimed, then ``runs`` times: the median run, or None (printed) if ``fn`` fails."""
+    try:
+        fn()
+        return median_run([fn() for _ in range(runs)])
+    except Exception as e:  # noqa: BLE001 - report a tool failing, keep the others' figures
+        print(f"{label} failed: {e}", flush=True)
+        return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=RUNS, help=f"timed runs per case and side, median reported "
+                                                           f"(default {RUNS})")
+    ap.add_argument("--quick", action="store_true", help="Sioux Falls only, no Chengdu (a smoke run)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "traffic.md",
+                    help="markdown file to write")
+    args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error(f"--runs must be 1 or more, got {args.runs}")
+    nan_a = (float("nan"), -1, float("nan"), float("nan"))
     rows = []
-    for name in ("SiouxFalls", "Anaheim"):
-        ours(name, 1e-2)  # JIT warm-up
-        for gap in GAPS:
-            o = ours(name, gap)
-            try:
-                a = aeq(name, gap)
-            except Exception as e:  # noqa: BLE001 - report the peer failing, keep our figures
-                print(f"AequilibraE failed on {name} {gap}: {e}")
-                a = (float("nan"), -1, float("nan"), float("nan"))
-            rows.append((name, gap, *o, *a))
-            print(f"{name} gap {gap:g}: ours {o[0]:.3f} s ({o[1]} it) | AequilibraE {a[0]:.3f} s ({a[1]} it) | "
-                  f"ratio {a[0] / o[0]:.2f}x", flush=True)
-    ch = []
-    for label, fn in (("ours (meso, fixed routes)", chengdu_ours), ("SUMO 1.28 --mesosim", chengdu_sumo),
-                      ("ours (meso, 3 runs of iterated departures, SUMO turns)", lambda: chengdu_ours(3)),
-                      ("UXsim 1.15 (platoons of 5)", chengdu_uxsim)):
+    for name in ("SiouxFalls",) if args.quick else ("SiouxFalls", "Anaheim"):
+        ours(name, GAPS[0])  # warm-up: JIT compile (or cache load), untimed
         try:
-            r = fn()
-        except Exception as e:  # noqa: BLE001
-            print(f"{label} failed: {e}")
-            r = (float("nan"), -1, float("nan"))
+            aeq(name, GAPS[0])  # warm-up, untimed: AequilibraE's first call (imports, thread pool)
+            aeq_ok = True
+        except Exception as e:  # noqa: BLE001 - report the peer failing, keep our figures
+            print(f"AequilibraE failed on {name}: {e}", flush=True)
+            aeq_ok = False
+        for gap in GAPS:
+            o_runs, a_runs = [], []
+            for _ in range(args.runs):  # interleaved, so that both see the same load
+                o_runs.append(ours(name, gap))
+                if aeq_ok:
+                    try:
+                        a_runs.append(aeq(name, gap))
+                    except Exception as e:  # noqa: BLE001 - report the peer failing, keep our figures
+                        print(f"AequilibraE failed on {name} {gap:g}: {e}", flush=True)
+                        aeq_ok, a_runs = False, []
+            o = median_run(o_runs)
+            a = median_run(a_runs) if a_runs else nan_a
+            rows.append((name, gap, *o, *a))
+            print(f"{name} gap {gap:g}: ours {o[0]:.3f} s ({o[1]} it, Beckmann {o[3]:.6e}) | AequilibraE "
+                  f"{a[0]:.3f} s ({a[1]} it, Beckmann {a[3]:.6e}) | ratio {a[0] / o[0]:.2f}x | objective "
+                  f"AeQ vs ours {rel_diff(a[3], o[3]):+.2e} | median of {args.runs}: ours "
+                  f"{', '.join(f'{r[0]:.3f}' for r in o_runs)} s, AeQ {', '.join(f'{r[0]:.3f}' for r in a_runs)} s",
+                  flush=True)
+    ch = []
+    cases = () if args.quick else (
+        ("ours (meso, fixed routes)", chengdu_ours),
+        ("SUMO 1.28 --mesosim", chengdu_sumo),
+        ("ours (meso, 3 runs of iterated departures, SUMO turns)", lambda: chengdu_ours(3)),
+        ("UXsim 1.15 (platoons of 5)", chengdu_uxsim))
+    for label, fn in cases:  # each model's runs one after the other (UXsim's ~10 s runs would skew interleaving)
+        r = _cases(f"Chengdu {label}", args.runs, fn) or (float("nan"), -1, float("nan"))
         ch.append((label, *r))
-        print(f"Chengdu {label}: {r[0]:.2f} s, completed {r[1]}, mean trip {r[2]:.1f} s", flush=True)
-    write(rows, ch)
+        print(f"Chengdu {label}: {r[0]:.2f} s (median of {args.runs}), completed {r[1]}, mean trip {r[2]:.1f} s",
+              flush=True)
+    write(rows, ch, args.runs, args.out, args.quick)
 
 
-def write(rows, ch):
+def write(rows, ch, runs, out, quick=False):
     load = os.getloadavg()
-    lines = [f"## Traffic (issue 6)", "",
+    lines = ["## Traffic (issue 6)", "",
              f"Run {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC on the 2-core python-svc, shared load "
-             f"(load average {load[0]:.1f} / {load[1]:.1f}); both sides in the same run; our JIT compile excluded.",
+             f"(load average {load[0]:.1f} / {load[1]:.1f}); all tools in the same run. Each tool runs once untimed "
+             f"first (per network; our JIT compile, the peers' first-call costs), then every figure is the "
+             f"median of {runs} timed runs (assignment: ours and AequilibraE interleaved; Chengdu: each model's "
+             f"runs in a row)." + (" QUICK run (Sioux Falls only, no Chengdu)." if quick else ""),
              "", "### Static assignment: time to relative gap (bi-conjugate Frank-Wolfe)", "",
-             "| network | gap | ours s | ours it | AequilibraE bfw s | AeQ it | AeQ / ours |",
-             "|---|---|---|---|---|---|---|"]
+             "| network | gap | ours s | ours it | AequilibraE bfw s | AeQ it | AeQ / ours | ours Beckmann "
+             "| AeQ Beckmann | AeQ vs ours |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, gap, ot, oi, og, ob, at, ai, ag, ab in rows:
-        lines.append(f"| {name} | {gap:g} | {ot:.3f} | {oi} | {at:.3f} | {ai} | {at / ot:.2f}x |")
+        lines.append(f"| {name} | {gap:g} | {ot:.3f} | {oi} | {at:.3f} | {ai} | {at / ot:.2f}x | {ob:.6e} | "
+                     f"{ab:.6e} | {rel_diff(ab, ob):+.1e} |")
     met = all(r[6] > r[2] for r in rows)
-    lines += ["", f"Aim (faster than AequilibraE to the same gap): {'met' if met else 'NOT met'}.", "",
-              "### Chengdu morning peak (9,898 routed vehicles, simulate to 7,200 s)", "",
-              "| model | wall s | trips completed | mean trip time s | vs ours |", "|---|---|---|---|---|"]
-    for label, t, done, mt in ch:
-        lines.append(f"| {label} | {t:.2f} | {done} | {mt:.1f} | {t / ch[0][1]:.1f}x |")
-    lines += ["", f"Aim (faster than SUMO meso on the Chengdu peak): {'met' if ch[1][1] > ch[0][1] else 'NOT met'}.",
-              "Our mean trip time is lower than SUMO's: the spatial-queue model has no traffic-signal or junction "
-              "conflict delay (route choice keeps SUMO's allowed turns); UXsim uses 5-vehicle platoons and its own route choice with the SUMO routes as "
-              "preferred links.", ""]
-    out = ROOT / "benchmarks" / "results" / "traffic.md"
+    lines += ["", f"Aim (faster than AequilibraE to the same gap): {'met' if met else 'NOT met'}.",
+              "Beckmann: the objective sum_a int_0^x_a t_a(w) dw at each side's final link flows, both by our "
+              "function (AequilibraE's flows read from its results); 'AeQ vs ours' is (AeQ - ours) / ours: "
+              "positive where AequilibraE stopped further from the minimum. Iterations and objectives are "
+              "those of the median-time run.", ""]
+    if ch:
+        lines += ["### Chengdu morning peak (9,898 routed vehicles, simulate to 7,200 s)", "",
+                  "| model | wall s | trips completed | mean trip time s | vs ours |", "|---|---|---|---|---|"]
+        for label, t, done, mt in ch:
+            lines.append(f"| {label} | {t:.2f} | {done} | {mt:.1f} | {t / ch[0][1]:.1f}x |")
+        lines += ["", f"Aim (faster than SUMO meso on the Chengdu peak): "
+                      f"{'met' if ch[1][1] > ch[0][1] else 'NOT met'}.",
+                  "Our mean trip time is lower than SUMO's: the spatial-queue model has no traffic-signal or "
+                  "junction conflict delay (route choice keeps SUMO's allowed turns); UXsim uses 5-vehicle "
+                  "platoons and its own route choice with the SUMO routes as preferred links.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print("\n".join(lines))
