@@ -1,4 +1,7 @@
-"""Collect the sections written by each benchmark (benchmarks/results/*.md) into BENCHMARKS.md."""
+"""Collect the sections written by each benchmark (benchmarks/results/*.md) into BENCHMARKS.md.
+
+A section's notes measured by hand (a before/after of one change, dated in their text) are kept in
+benchmarks/notes/<name>.md and follow the section: a benchmark's re-run rewrites its results file, never its notes."""
 
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ to read.
 def main() -> None:
     here = Path(__file__).parent
     parts = {p.stem: p.read_text(encoding="utf-8").strip() for p in sorted((here / "results").glob("*.md"))}
+    for name in parts:
+        notes = here / "notes" / f"{name}.md"
+        if notes.exists():
+            parts[name] += "\n\n" + notes.read_text(encoding="utf-8").strip()
     names = [n for n in ORDER if n in parts] + sorted(set(parts) - set(ORDER))
     text = HEAD + "\n" + "\n\n".join(parts[n] for n in names) + "\n"
     (here.parent / "BENCHMARKS.md").write_text(text, encoding="utf-8")
