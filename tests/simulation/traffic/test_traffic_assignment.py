@@ -90,20 +90,107 @@ def _reference(name):
     return net, dem, fb
 
 
+# Independent of the engine: the BPR cost, its integral and the shortest-path travel time are written out here in numpy
+# and scipy, so that the engine's own kernels (K.bpr_cost, K.beckmann, its all-or-nothing) are checked, not reused.
+def _bpr(net, x):
+    return net.fft * (1.0 + net.b * (x / net.capacity) ** net.power) + net.toll
+
+
+def _bpr_integral(net, x):
+    """Per link, int_0^x t(w) dw = fft (x + b x (x/cap)^p / (p + 1)) + toll x (closed form of the BPR integral)."""
+    return net.fft * (x + net.b * x * (x / net.capacity) ** net.power / (net.power + 1.0)) + net.toll * x
+
+
+def _sptt(net, dem, cost):
+    """Shortest-path total travel time at fixed link costs (scipy Dijkstra, one tree per origin); with a first
+    through node, links leaving another zone are dropped for that origin (zones carry no through traffic)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    zi = np.array([int(np.flatnonzero(net.node_ids == z)[0]) for z in dem.zone_ids])
+    total = 0.0
+    for k, o in enumerate(zi):
+        keep = ~((net.tails < net.first_thru) & (net.tails != o))
+        t, h, c = net.tails[keep], net.heads[keep], cost[keep]
+        order = np.lexsort((c, h, t))  # parallel links: keep the cheapest (csr_matrix would add them up)
+        t, h, c = t[order], h[order], c[order]
+        first = np.r_[True, (t[1:] != t[:-1]) | (h[1:] != h[:-1])]
+        dist = dijkstra(csr_matrix((c[first], (t[first], h[first])), shape=(net.n_nodes,) * 2), indices=o)
+        row = dem.matrix[k]
+        total += float(row[row > 0] @ dist[zi][row > 0])
+    return total
+
+
+# The objective of TNTP's best-known flows, computed from the published files (bstabler/TransportationNetworks,
+# *_net.tntp and *_flow.tntp "Volume" column) with _bpr_integral above, in the files' units (minutes x veh/h),
+# and their total travel time from the flow file's own "Cost" column (sum Volume x Cost). The repository publishes
+# no objective values (Anaheim's README: "Anaheim_flow.tntp with Average Excess Cost of less than 1E-15"; the
+# networks come from Bar-Gera's TNTP collection), so these numbers are derived, not quoted.
+BEST_KNOWN = {"SiouxFalls": (4_231_335.287107, 7_480_225.344921), "Anaheim": (1_286_032.171096, 1_419_913.851059)}
+
+
 @pytest.mark.parametrize("name", ["SiouxFalls", "Anaheim"])
-def test_tntp_bfw_objective_matches_best_known(name):
-    # Source: bstabler/TransportationNetworks best-known UE flows (*_flow.tntp). Issue 6: at relative gap 1e-5 the
-    # Beckmann objective is within 1e-5 (relative) of the objective of those flows.
+def test_tntp_best_known_objective_from_published_flows(name):
+    """The objective and TSTT of the published flows, pinned (see BEST_KNOWN); the engine's K.beckmann and K.bpr_cost
+    give the same numbers; the published flows are at equilibrium by an independent shortest-path check (relative gap
+    < 1e-12: measured 2.5e-16 Sioux Falls, 6.1e-15 Anaheim)."""
     net, dem, fb = _reference(name)
-    ref = K.beckmann(net.fft, net.b, net.power, net.capacity, fb, net.toll)
-    if name == "SiouxFalls":
-        # the issue's published figures for the best-known flows (objective, TSTT), in the file's units
-        assert ref == pytest.approx(4_231_335.29, rel=1e-8)
-        cost = K.bpr_cost(net.fft, net.b, net.power, net.capacity, fb, net.toll, np.empty(net.n_links))
-        assert float(fb @ cost) == pytest.approx(7_480_225.3, rel=1e-6)
+    obj, tstt = BEST_KNOWN[name]
+    assert float(_bpr_integral(net, fb).sum()) == pytest.approx(obj, rel=1e-9)
+    bk = read_tntp_flow(TNTP / f"{name}_flow.tntp")
+    assert float((bk["flow"] * bk["cost"]).sum()) == pytest.approx(tstt, rel=1e-9)
+    cost = _bpr(net, fb)
+    assert float(fb @ cost) == pytest.approx(tstt, rel=1e-9)
+    assert K.beckmann(net.fft, net.b, net.power, net.capacity, fb, net.toll) == pytest.approx(obj, rel=1e-12)
+    np.testing.assert_allclose(K.bpr_cost(net.fft, net.b, net.power, net.capacity, fb, net.toll,
+                                          np.empty(net.n_links)), cost, rtol=1e-12)
+    assert (tstt - _sptt(net, dem, cost)) / tstt < 1e-12
+
+
+@pytest.mark.parametrize("name", ["SiouxFalls", "Anaheim"])
+def test_tntp_bfw_objective_and_link_flows_match_best_known(name):
+    """BFW at relative gap 1e-5 against TNTP's best-known UE flows x* (bstabler/TransportationNetworks *_flow.tntp).
+
+    Bounds from convexity, no tuned number (the standard gap bounds, e.g. Patriksson 1994, The Traffic Assignment
+    Problem): with f the Beckmann objective (convex, separable), gap(x) = TSTT(x) - SPTT(x) = g TSTT(x) at
+    relative gap g, and f* the minimum,
+      f(x) - f* <= gap(x)                       (f* >= f(x) + grad f(x).(y - x) >= f(x) - gap(x)),
+      f(x*) - f* <= gap(x*)                      (the same for the published flows, gap(x*) ~ 1e-9 here),
+    so -gap(x*) <= f(x) - f(x*) <= gap(x); and for the link flows, with D_a(x, x*) = int_{x*_a}^{x_a} (t_a(w) -
+    t_a(x*_a)) dw >= 0 (the Bregman distance of the link's cost integral, >= t'_a (x_a - x*_a)^2 / 2 between them):
+      sum_a D_a = f(x) - f(x*) - t(x*).(x - x*) <= gap(x) + gap(x*),
+    because t(x*).x >= SPTT(x*) for any feasible x. These hold for every feasible x at that gap, so what the test
+    really checks is that the engine's flows are feasible (flow conservation at every node against the OD matrix)
+    and at relative gap <= 1e-5 by a computation independent of the engine (numpy BPR, scipy Dijkstra, which must
+    also agree with the gap the engine reports); the inequalities then put them within the stated distance of the
+    published flows. Measured at g ~ 1e-5: sum D = 0.50 (Sioux Falls) and 0.64 (Anaheim) against bounds of 68 and
+    10, largest link flow difference 14 and 145 veh/h.
+    """
+    net, dem, fb = _reference(name)
     res = assign(net, dem, method="bfw", rgap=1e-5, max_iter=3000)
     assert res.converged and res.rgap <= 1e-5
-    assert abs(res.beckmann - ref) / ref < 1e-5
+    x = res.flow
+    # feasibility: out - in at every node = trips produced - trips attracted (zones), 0 elsewhere
+    zi = np.array([int(np.flatnonzero(net.node_ids == z)[0]) for z in dem.zone_ids])
+    balance = np.zeros(net.n_nodes)
+    np.add.at(balance, zi, dem.matrix.sum(axis=1) - dem.matrix.sum(axis=0))
+    net_out = np.bincount(net.tails, weights=x, minlength=net.n_nodes) - np.bincount(net.heads, weights=x,
+                                                                                      minlength=net.n_nodes)
+    np.testing.assert_allclose(net_out, balance, rtol=0, atol=1e-9 * dem.matrix.sum())
+    assert x.min() >= 0.0
+    cost = _bpr(net, x)
+    tstt = float(x @ cost)
+    gap = tstt - _sptt(net, dem, cost)
+    assert gap / tstt == pytest.approx(res.rgap, rel=1e-6, abs=1e-12)
+    assert tstt == pytest.approx(res.tstt, rel=1e-12)
+    c_star = _bpr(net, fb)
+    gap_star = float(fb @ c_star) - _sptt(net, dem, c_star)
+    f, f_star = float(_bpr_integral(net, x).sum()), float(_bpr_integral(net, fb).sum())
+    assert res.beckmann == pytest.approx(f, rel=1e-12)
+    assert -gap_star - 1e-9 * f_star <= f - f_star <= gap + 1e-9 * f_star, (f - f_star, gap, gap_star)
+    bregman = _bpr_integral(net, x) - _bpr_integral(net, fb) - c_star * (x - fb)
+    assert bregman.min() >= -1e-9 * f_star  # rounding only: each D_a >= 0
+    assert float(bregman.sum()) <= gap + gap_star + 1e-9 * f_star, (float(bregman.sum()), gap, gap_star)
     # the gap history is recorded and ends at the reported gap
     assert res.history["rgap"].iloc[-1] == res.rgap and len(res.history) == res.iterations
 
