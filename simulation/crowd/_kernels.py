@@ -24,6 +24,11 @@ import numpy as np
 from numba import njit, prange
 
 INF = np.inf
+# CSM: an agent whose spacing ahead is below this (m; its speed s / T then under ~1.4 cm/s) is blocked
+# and tries a random direction (see _csm_one)
+BLOCKED_SPACING = 0.01
+# a second, independent stream of _hash_noise draws for the blocked agents' step direction
+SHUFFLE_STREAM = 1 << 40
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -388,6 +393,34 @@ def _hash_noise(i, step_no):
     return out[0], out[1]
 
 
+@njit(cache=True, inline="always")
+def _csm_spacing(i, px, py, ri, dirx, diry, ci, cj, cell_start, cell_items, sxyr, cnx, cny, period):
+    """Smallest free spacing ``|x_j - x_i| - (r_i + r_j)`` to a neighbour ahead along (dirx, diry)
+    within the corridor of width ``r_i + r_j`` (Tordeux, Chraibi & Seyfried 2016), or INF."""
+    smin = INF
+    for dj in range(-1, 2):  # the agent's cell and its 8 neighbours
+        for di in range(-1, 2):
+            cc = _cell_index(ci + di, cj + dj, cnx, cny, period)
+            if cc < 0:
+                continue
+            for q in range(cell_start[cc], cell_start[cc + 1]):
+                j = cell_items[q]
+                if j == i:
+                    continue
+                dx = sxyr[q, 0] - px
+                dy = sxyr[q, 1] - py
+                if period > 0.0:
+                    dx -= period * np.floor(dx / period + 0.5)
+                along = dirx * dx + diry * dy
+                if along < 0.0:
+                    continue
+                l = ri + sxyr[q, 2]
+                if abs(dirx * dy - diry * dx) > l:
+                    continue
+                s_ = math.sqrt(dx * dx + dy * dy) - l
+                if s_ < smin:
+                    smin = s_
+    return smin
 
 
 @njit(cache=True)
@@ -400,8 +433,11 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
     """One step of the collision-free speed model (Tordeux, Chraibi & Seyfried 2016).
 
     Direction: desired direction plus exponential neighbour and wall
-    repulsion; speed: ``min(v0, max(0, s / T))`` with ``s`` the smallest
-    free spacing to a neighbour in the walking direction.
+    repulsion, normalised, plus ``dir_noise`` times a random vector;
+    speed: ``min(v0, max(0, s / T))`` with ``s`` the smallest free spacing
+    to a neighbour in the walking direction. A blocked agent (``s`` under
+    ``BLOCKED_SPACING``) steps towards a random direction instead when the
+    speed along it is higher (only with ``dir_noise > 0``).
     """
     if True:
         i = act[k]
@@ -453,41 +489,42 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
             ry += w * dy / d
         dirx = edx + rx
         diry = edy + ry
-        if dir_noise > 0.0:  # a small deterministic wobble breaks perfectly symmetric arches at doors
-            n1, n2 = _hash_noise(i, step_no)
-            dirx += dir_noise * n1
-            diry += dir_noise * n2
         n = math.hypot(dirx, diry)
         if n > 0.0:
             dirx /= n
             diry /= n
-        # spacing ahead
-        smin = INF
-        for dj in range(-1, 2):  # the agent's cell and its 8 neighbours
-            for di in range(-1, 2):
-                cc = _cell_index(ci + di, cj + dj, cnx, cny, period)
-                if cc < 0:
-                    continue
-                for q in range(cell_start[cc], cell_start[cc + 1]):
-                    j = cell_items[q]
-                    if j == i:
-                        continue
-                    dx = sxyr[q, 0] - px
-                    dy = sxyr[q, 1] - py
-                    if period > 0.0:
-                        dx -= period * np.floor(dx / period + 0.5)
-                    along = dirx * dx + diry * dy
-                    if along < 0.0:
-                        continue
-                    l = ri + sxyr[q, 2]
-                    if abs(dirx * dy - diry * dx) > l:
-                        continue
-                    s_ = math.sqrt(dx * dx + dy * dy) - l
-                    if s_ < smin:
-                        smin = s_
+        if dir_noise > 0.0:  # a small wobble of the unit direction (normalised first: the sum of
+            # repulsions is ~10 long in a crowd and would swallow a noise added before)
+            n1, n2 = _hash_noise(i, step_no)
+            dirx += dir_noise * n1
+            diry += dir_noise * n2
+            n = math.hypot(dirx, diry)
+            if n > 0.0:
+                dirx /= n
+                diry /= n
+        smin = _csm_spacing(i, px, py, ri, dirx, diry, ci, cj, cell_start, cell_items, sxyr, cnx, cny, period)
         v = v0[i]
         if smin < INF:
             v = min(v, max(smin / time_gap, 0.0))
+        if dir_noise > 0.0 and smin < BLOCKED_SPACING:
+            # blocked: a neighbour touches it within 90 degrees of its walking direction, so V(s) = 0
+            # for any small turn of that direction, and an agent held so on every side never moves
+            # again (the arches of 3-4 agents at a 1 m door or corridor mouth stood for good). As a
+            # pressed pedestrian turns and shuffles into whatever room there is, it tries a random
+            # direction and takes it if the model's speed V(s) along it is higher; s is the spacing
+            # along the direction it then moves in, so it avoids collisions as the model does
+            # (JuPedSim PR #1516, 2025, adds randomness to its CSM-type speed functions for the same
+            # frozen agents)
+            n1, n2 = _hash_noise(i + SHUFFLE_STREAM, step_no)
+            ang = math.pi * n1
+            sx_ = math.cos(ang)
+            sy_ = math.sin(ang)
+            s2 = _csm_spacing(i, px, py, ri, sx_, sy_, ci, cj, cell_start, cell_items, sxyr, cnx, cny, period)
+            v2 = min(v0[i], max(s2 / time_gap, 0.0)) if s2 < INF else v0[i]
+            if v2 > v:
+                dirx = sx_
+                diry = sy_
+                v = v2
         vx[i] = v * dirx
         vy[i] = v * diry
         _finish_move(i, px, py, px + v * dirx * dt, py + v * diry * dt, r, seg, wall_start, wall_idx,

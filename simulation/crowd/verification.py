@@ -84,10 +84,11 @@ def weidmann_speed(rho):
     return 1.34 * (1.0 - np.exp(-1.913 * (1.0 / rho - 1.0 / 5.4)))
 
 
-def rimea_1(model: str = "csm", **params) -> Check:
-    """RiMEA 1: one person at 1.33 m/s along a 40 m x 2 m corridor."""
+def rimea_1(model: str = "csm", seed: int = 0, **params) -> Check:
+    """RiMEA 1: one person at 1.33 m/s along a 40 m x 2 m corridor (``seed``: the run's
+    :attr:`CrowdParameters.seed`; start and speed are fixed)."""
     area = WalkableArea(box(0, 0, 40, 2), exits={"end": [(40, 0), (40, 2)]})
-    p = _params(model, params)
+    p = _params(model, params, seed=seed)
     x0 = p.radius + 0.01
     res = CrowdSimulation(area, Agents([x0], [1.0], speed=1.33), p).run(until=60)
     t = float(res.evacuation_time) if res.status == "evacuated" else float("inf")
@@ -96,17 +97,18 @@ def rimea_1(model: str = "csm", **params) -> Check:
                  {"time_s": t, "expected_s": (40.0 - x0) / 1.33, "status": res.status})
 
 
-def rimea_4(model: str = "csm", densities=(0.5, 1, 2, 3, 4, 5), **params) -> Check:
+def rimea_4(model: str = "csm", densities=(0.5, 1, 2, 3, 4, 5), seed: int = 2, **params) -> Check:
     """RiMEA 4: the fundamental diagram in a periodic 12 m x 2 m corridor.
 
     Agents have radius 0.2 m so that 5 persons/m2 fit (disks of 0.25 m pack
-    at most 4.6/m2); speed is the velocity along the corridor.
+    at most 4.6/m2); speed is the velocity along the corridor. ``seed``: the
+    random start positions.
     """
     area = WalkableArea(box(0, 0, 12, 2), periodic=True)
     p = _params(model, params, radius=0.2, record_interval=0.5, density_interval=None, jam_window=1000)
     speeds = []
     for rho in densities:
-        ag = Agents.in_region(area, density=rho, radius=p.radius, seed=2)
+        ag = Agents.in_region(area, density=rho, radius=p.radius, seed=seed)
         tr = CrowdSimulation(area, ag, p).run(until=70).trajectories
         speeds.append(float(tr.loc[tr["time_s"] > 10, "vx"].mean()))
     speeds = np.array(speeds)
@@ -125,11 +127,12 @@ def _l_corridor() -> WalkableArea:
     return WalkableArea(poly, exits={"north": [(10, 12), (12, 12)]})
 
 
-def rimea_6(model: str = "csm", **params) -> Check:
-    """RiMEA 6: 20 persons round a left corner of a 2 m wide L-shaped corridor."""
+def rimea_6(model: str = "csm", seed: int = 3, **params) -> Check:
+    """RiMEA 6: 20 persons round a left corner of a 2 m wide L-shaped corridor (``seed``: the random
+    start positions)."""
     area = _l_corridor()
     p = _params(model, params, record_interval=0.01, density_interval=None)
-    ag = Agents.in_region(area, box(0, 0, 6, 2), n=20, radius=p.radius, seed=3)
+    ag = Agents.in_region(area, box(0, 0, 6, 2), n=20, radius=p.radius, seed=seed)
     res = CrowdSimulation(area, ag, p).run(until=120)
     tr = res.trajectories.sort_values(["agent", "time_s"])
     x, y = tr["x"].to_numpy(), tr["y"].to_numpy()
@@ -172,7 +175,8 @@ def rimea_12_densities(tr, interval: float) -> dict:
 
 
 def rimea_12(model: str = "csm", seed: int = 4, **params) -> Check:
-    """RiMEA 12: the jam forms only before the corridor, not at the exit."""
+    """RiMEA 12: the jam forms only before the corridor, not at the exit (``seed``: the random start
+    positions)."""
     area = _rimea_12_area()
     p = _params(model, params, record_interval=0.5, density_interval=None)
     ag = Agents.in_region(area, box(0, 0, 9, 10), n=150, radius=p.radius, seed=seed)
@@ -188,7 +192,8 @@ def rimea_12(model: str = "csm", seed: int = 4, **params) -> Check:
 
 
 def bottleneck(model: str = "csm", seed: int = 1, **params) -> Check:
-    """A 1 m door fed by a crowd of 3 persons/m2: specific flow in the steady phase."""
+    """A 1 m door fed by a crowd of 3 persons/m2: specific flow in the steady phase (``seed``: the
+    random start positions)."""
     area = WalkableArea(box(0, 0, 8, 8), exits={"door": [(8, 3.5), (8, 4.5)]})
     p = _params(model, params, record_interval=None, density_interval=None)
     ag = Agents.in_region(area, box(0.3, 0.3, 7.0, 7.7), density=3.0, radius=p.radius, seed=seed)

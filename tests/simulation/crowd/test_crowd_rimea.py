@@ -43,14 +43,23 @@ def test_rimea_6_left_corner(model):
     assert c.passed
 
 
-@pytest.mark.parametrize("model", ["csm", pytest.param("sfm", marks=pytest.mark.xfail(
-    strict=True, reason=KNOWN_LIMITATIONS["rimea_12", "sfm"]))])
-def test_rimea_12_jam_only_before_corridor(model):
+# RiMEA 12 and the bottleneck with the CSM on several start placements: until 2026-12-05 the CSM
+# passed RiMEA 12 on seed 4 only by luck; on seeds 3, 5 and 6 an arch at the corridor's mouth stood
+# for good (a blocked agent's speed is 0 whatever its direction noise), the 1 m door of the bottleneck
+# arched on seed 6 and passed over 2.0 persons/(m s) on seeds 2 and 5. 7-12 s per RiMEA 12 seed and
+# 2-5 s per bottleneck seed on 2 shared cores. Seeds 1-10 of every case: docs/crowd_verification.md.
+RIMEA_12_RUNS = [("csm", s) for s in range(1, 7)] + [pytest.param("sfm", 4, marks=pytest.mark.xfail(
+    strict=True, reason=KNOWN_LIMITATIONS["rimea_12", "sfm"]))]
+BOTTLENECK_RUNS = [("csm", s) for s in range(1, 7)] + [("sfm", 1)]
+
+
+@pytest.mark.parametrize("model, seed", RIMEA_12_RUNS)
+def test_rimea_12_jam_only_before_corridor(model, seed):
     # RiMEA 3.0 test 12: 150 persons leave room A through a 5 m x 1 m corridor into
     # room B and out of a 1 m exit. A jam must form before the corridor, not at the
     # exit (the corridor meters the flow, so the exit never queues). What the social
     # force model does here, and what was tried: docs/crowd_verification.md.
-    c = rimea_12(model)
+    c = rimea_12(model, seed=seed)
     assert c.data["status"] == "evacuated" and c.data["evacuated"] == 150
     # jam before the corridor: above 2 persons/m2 within 2 m of its mouth for >= 20 s
     # (Weidmann 1993: flow falls beyond ~2/m2)
@@ -60,12 +69,12 @@ def test_rimea_12_jam_only_before_corridor(model):
     assert c.passed
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_bottleneck_specific_flow(model):
+@pytest.mark.parametrize("model, seed", BOTTLENECK_RUNS)
+def test_bottleneck_specific_flow(model, seed):
     # A 1 m door fed by a dense crowd (3 persons/m2): specific flow 1.5-2.0 persons/(m s)
     # with the default parameters. Seyfried et al. 2009 (Transp. Sci. 43) and
     # Rupprecht, Klingsch & Seyfried 2011 measured about 1.9 persons/(m s) at 1 m.
-    c = bottleneck(model)
+    c = bottleneck(model, seed=seed)
     assert c.data["status"] == "evacuated"
     # the evacuation curve is kept (every second) even with trajectories off
     curve = c.data["curve"]
