@@ -687,11 +687,12 @@ class CrowdSimulation:
             self._gh = 1.0
         else:
             self.ff = floor_field if floor_field is not None else FloorField(
-                area, p.floor_field_cell, wall_avoidance=p.wall_avoidance)
+                area, p.floor_field_cell, wall_avoidance=p.wall_avoidance, door_near=p.door_near)
             self._ff = self.ff.fields
             self._gx0, self._gy0, self._gh = self.ff.x0, self.ff.y0, self.ff.h
         self.ex = np.full(n, -1, dtype=np.intp)
         self._setup_routes(agents.route)
+        self._setup_far_side()
         if not area.periodic:
             self._choose_exits(np.arange(n), initial=True)
         # grids
@@ -794,6 +795,61 @@ class CrowdSimulation:
                                 f"does not touch the walkable area (bounds ({bx0:.2f}, {by0:.2f})-({bx1:.2f}, "
                                 f"{by1:.2f})); nobody could cross it. Draw it across the floor, in the area's "
                                 "coordinates (metres)")
+
+    def _setup_far_side(self):
+        """Exits with floor beyond their line (a stair opening's rim, the floor running on round it past the
+        exit's end): see ``_kernel_targets``. ``_far_field[e]``: the index of exit ``e``'s field copy in ``_ff``
+        (followed as a waypoint's field is), -1 for an exit without floor beyond it."""
+        self._far_field = None
+        if self.area.periodic or not len(self.area.exit_names):
+            return
+        far = self.area.floor_beyond_exits(self.params.door_near)
+        if not far.any():
+            return  # doors in walls (every verification case): the kernels' rule as it is
+        self._far_field = np.full(self._exits.shape[0], -1, dtype=np.intp)
+        self._far_field[far] = self._ff.shape[0] + np.arange(int(far.sum()))
+        self._ff = np.ascontiguousarray(np.concatenate([self._ff, self.ff.fields[far]]))
+
+    def _kernel_targets(self) -> np.ndarray:
+        """The field each agent follows this step: ``_tgt``, except near an exit with floor beyond it.
+
+        Within ``door_near`` of its exit the kernels aim an agent straight through the door (at its part
+        kept ``1.2 r`` off the jambs, 0.5 m beyond the line), which is right in front of a door in a wall. An
+        exit drawn on the rim of a stair opening has floor round its ends: an agent standing there, on the far
+        side of the exit's line or beside its end, would aim through the rim or a railing and stand there for
+        good (the jams at the stairs of the sample IFC models' upper storeys). Such an agent, whose straight
+        line to that aim point would not pass through the exit itself (``r`` off its ends), follows the
+        exit's floor field round the rim instead (a copy of it, which the kernels follow as a waypoint's:
+        no straight aim), until it stands in front of the exit."""
+        if self._far_field is None:
+            return self._tgt
+        act = self.act
+        t = self._tgt[act]
+        ok = (t >= 0) & (t < self._n_exit_fields)
+        ok[ok] = self._far_field[t[ok]] >= 0
+        if not ok.any():
+            return self._tgt
+        i, e = act[ok], t[ok]
+        s = self._exits[e]
+        a, d = s[:, :2], s[:, 2:] - s[:, :2]
+        L = np.hypot(d[:, 0], d[:, 1])
+        nrm = self._normals[e]
+        p = np.column_stack([self.x[i], self.y[i]])
+        side = np.einsum("ij,ij->i", p - a, nrm)
+        # the kernels' aim point: the nearest point of the door shrunk by max(1.2 r, door_margin), 0.5 m beyond
+        m = np.minimum(np.maximum(1.2 * self.r[i], self.params.door_margin), 0.5 * L) / L
+        tq = np.clip(np.einsum("ij,ij->i", p - a, d) / (L * L), m, 1.0 - m)
+        aim = a + tq[:, None] * d + 0.5 * nrm
+        # where the straight line from the agent to it crosses the exit's line (the agent is on the near side)
+        w = np.where(side < 0.0, -side / np.maximum(0.5 - side, 1e-12), 0.0)
+        tc = np.einsum("ij,ij->i", p + w[:, None] * (aim - p) - a, d) / (L * L)
+        edge = self.r[i] / L
+        far = (side >= 0.0) | (tc < edge) | (tc > 1.0 - edge)
+        if not far.any():
+            return self._tgt
+        tgt = self._tgt.copy()
+        tgt[i[far]] = self._far_field[e[far]]
+        return tgt
 
     def _setup_routes(self, routes):
         """Waypoint routes: per agent a route id, its leg, and the field it follows (``_tgt``)."""
@@ -1087,13 +1143,14 @@ class CrowdSimulation:
                         self._ff, self._gx0, self._gy0, self._gh, self._exits, self._normals, self.exit_open,
                         p.door_near, p.door_margin, fixed[0], fixed[1])
         par = self._use_parallel()
+        tgt = self._kernel_targets()
         t_start = time.perf_counter()
         if p.model == "csm":
-            (K.csm_step_par if par else K.csm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self._tgt, self.act, dt,
+            (K.csm_step_par if par else K.csm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, tgt, self.act, dt,
                        p.time_gap, p.neighbor_repulsion, p.neighbor_range, p.wall_repulsion, p.wall_range,
                        p.direction_noise, self._step_no, self.cutoff, *common_cells, self._nx, self._ny, self._out_exit, self._out_frac)
         else:
-            (K.sfm_step_par if par else K.sfm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, self._tgt, self.act, dt,
+            (K.sfm_step_par if par else K.sfm_step)(self.x, self.y, self.vx, self.vy, self.r, self.v0, tgt, self.act, dt,
                        p.tau, p.mass, p.sfm_A, p.sfm_B, p.sfm_k, p.sfm_kappa, p.sfm_lambda, p.sfm_A, p.sfm_B,
                        p.sfm_vmax_factor, p.sfm_social_cap, p.sfm_noise,
                        float(p.sfm_no_backwards), self._step_no, self.cutoff, *common_cells,

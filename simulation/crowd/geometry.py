@@ -318,6 +318,33 @@ class WalkableArea:
         except ValueError:
             raise GeometryError(f"unknown exit {name!r}; exits are {self.exit_names}") from None
 
+    def floor_beyond_exits(self, reach: float) -> np.ndarray:
+        """Per exit, whether walkable floor lies on its far side (the side its outward normal points to) within
+        ``reach`` m of it: floor that wraps round the exit's end.
+
+        A door in a wall has none (beyond it is outside). A stair opening cut in a storey's floor has: the
+        floor runs on round the opening's rim past the end of the exit drawn on it (north of FZK-Haus's
+        opening, west of the Duplex's stair railing), and people there are beside the exit but cannot walk
+        straight through it. The engine has them follow the floor field round the rim
+        (:class:`~simulation.crowd.CrowdSimulation`).
+
+        Floor within ``_EXIT_TOL`` of the exit line (a door drawn along a slightly bent outline) is not
+        counted, nor slivers under 0.01 m2 (no room for a person).
+        """
+        from shapely.geometry import Polygon
+
+        out = np.zeros(len(self.exit_names), dtype=bool)
+        if not (isinstance(reach, (int, float)) and math.isfinite(reach) and reach > 0):
+            raise ParameterError(f"reach must be a finite number > 0 m, got {reach!r}")
+        for k, s in enumerate(self.exit_segments):
+            a, b = s[:2], s[2:]
+            u = (b - a) / math.hypot(*(b - a))
+            n = self.exit_normals[k]
+            beyond = Polygon([a - reach * u + _EXIT_TOL * n, b + reach * u + _EXIT_TOL * n,
+                              b + reach * u + reach * n, a - reach * u + reach * n])
+            out[k] = self.polygon.intersection(beyond).area >= 0.01
+        return out
+
     def contains(self, x, y) -> np.ndarray:
         import shapely
 
@@ -366,10 +393,14 @@ class FloorField:
     wall_avoidance : float
         Cells closer than this to a wall cost up to ``1 + wall_penalty``
         times more, so routes keep off walls and corners.
+    door_near : float
+        The engine's ``CrowdParameters.door_near`` (0.6 m by default): an exit with walkable floor beyond its
+        line within this of it (:meth:`WalkableArea.floor_beyond_exits`, a stair opening's rim) is reached
+        from in front only, its field seeded by the cells in front of it (not those beside its ends).
     """
 
     def __init__(self, area: WalkableArea, cell: float | None = None, *, max_cells: int = 300_000,
-                 wall_avoidance: float = 0.4, wall_penalty: float = 1.0):
+                 wall_avoidance: float = 0.4, wall_penalty: float = 1.0, door_near: float = 0.6):
         x0, y0, x1, y1 = area.bounds
         if cell is None:
             cell = max(0.1, math.sqrt((x1 - x0) * (y1 - y0) / max_cells))
@@ -403,9 +434,12 @@ class FloorField:
         self.slowness = np.ascontiguousarray(slow)
         ne = len(area.exit_names)
         self.fields = np.full((max(ne, 1), self.ny, self.nx), np.inf)
+        beyond = area.floor_beyond_exits(door_near) if ne else np.zeros(0, dtype=bool)
         for e in range(ne):
             idx, val = K.exit_seeds(passable.astype(np.uint8), area.exit_segments[e], self.x0, self.y0, self.h,
                                     1.5 * self.h)
+            if beyond[e]:
+                idx, val = self._seeds_in_front(area, e, idx, val)
             if len(idx) == 0:
                 raise GeometryError(
                     f"exit {area.exit_names[e]!r} touches no walkable cell at {self.h:.2f} m resolution; "
@@ -420,6 +454,48 @@ class FloorField:
             idx, val = self._waypoint_seeds(area, w)
             self.waypoint_seeds.append(idx)
             self.waypoint_fields[w] = K.dijkstra_field(self.slowness, idx, val, self.h)
+
+    def _seeds_in_front(self, area, e, idx, val):
+        """The seed cells of exit ``e``, one with floor beyond it (a stair opening's rim with the floor running on
+        round it: :meth:`WalkableArea.floor_beyond_exits`), from which it is walked out of: of the cells within
+        1.5 cells of the exit line (``idx``, ``val`` from ``exit_seeds``), those in front of it, on its walkable
+        side, with a straight way to it that crosses no wall.
+
+        Seeded, a cell beyond an end of such an exit (on the floor round the rim's corner, FZK-Haus's upper
+        storey, or behind the newel post of the railing beside the Duplex's stair) was a pit of the floor field
+        in a corner too narrow for anybody to stand in, and the exit could not be walked out of from it: people
+        walked in and stood there (the jams at the stairs). Those cells now get their distance from the
+        Dijkstra, round the rim to the front of the exit. A door in a wall (no floor beyond it) keeps every
+        seed, its field as before.
+        """
+        import shapely
+
+        if len(idx) == 0:
+            return idx, val
+        seg = area.exit_segments[e]
+        a, b = seg[:2], seg[2:]
+        d = b - a
+        L = math.hypot(*d)
+        j, i = np.divmod(idx, self.nx)
+        c = np.column_stack([self.x0 + (i + 0.5) * self.h, self.y0 + (j + 0.5) * self.h])
+        # the walkable side: the exit's outward normal points off the floor
+        inward = (c - a) @ area.exit_normals[e] <= 1e-9
+        # the straight way to the exit: to the nearest point of the exit kept off its ends (where the walls
+        # beside the door opening begin), so that a wall running on from an end is crossed, not touched
+        m = min(0.25 * L, 0.5 * self.h)
+        t = np.clip((c - a) @ d / (L * L), m / L, 1.0 - m / L)
+        q = a + t[:, None] * d
+        near = area.walls[shapely.intersects(
+            shapely.linestrings(area.walls.reshape(-1, 2, 2)),
+            shapely.buffer(shapely.linestrings(seg.reshape(2, 2)), 2.0 * self.h))] if len(area.walls) else area.walls
+        if len(near):
+            walls = shapely.multilinestrings(near.reshape(-1, 2, 2))
+            clear = ~shapely.intersects(shapely.linestrings(np.stack([c, q], axis=1)), walls)
+        else:
+            clear = np.ones(len(idx), dtype=bool)
+        t_raw = (c - a) @ d / (L * L)
+        keep = inward & clear & (t_raw >= 0.0) & (t_raw <= 1.0)
+        return idx[keep], val[keep]
 
     def _waypoint_seeds(self, area, w):
         import shapely

@@ -48,8 +48,8 @@ ENGINES = {
               "drainage_mm_h", "infiltration_mm_h", "boundary"),
     "traffic": ("mode", "period", "demand_scale", "flooded_by", "flood_timing", "sim_time_s"),
     "access": ("from_kind", "within_s", "speeds", "flooded_by", "flood_time_s", "impassable_depth_m"),
-    "crowd": ("area_id", "ifc", "storey", "model", "seed", "closed_exits", "route", "flooded_by", "flood_time_s",
-              "wading_depth_m"),
+    "crowd": ("area_id", "ifc", "storey", "anchor", "model", "seed", "closed_exits", "route", "flooded_by",
+              "flood_time_s", "wading_depth_m"),
     "sunlight": ("date", "start", "end", "solar_time", "bounds", "spacing_m", "height_m", "step_minutes", "use_bim"),
     "viewshed": ("observer", "observer_height_m", "target_height_m", "radius_m", "use_bim"),
 }
@@ -268,6 +268,10 @@ def compare_runs(twin, a, b, *, scenario_a: str | None = None, scenario_b: str |
     if ea != eb:
         raise ParameterError(f"run {ka[1]!r} is a {ea} run and {kb[1]!r} a {eb} run: compare two runs of one engine")
     differences = {k: (sa[k], sb[k]) for k in ENGINES[ea] if k in sa and k in sb and _plain(sa[k]) != _plain(sb[k])}
+    if ea == "crowd" and "ifc" in sa and "ifc" in sb and ("anchor" in sa) != ("anchor" in sb):
+        # an IFC storey placed by an anchor against one placed by the model's own georeference (no anchor
+        # recorded): None is "the model's georeference"
+        differences["anchor"] = (sa.get("anchor"), sb.get("anchor"))
     if ea == "crowd" and "closed_exits" in sa and "closed_exits" in sb:
         # exits a run's scenario closes (its parameter crowd_closed_exits) are the scenario, not a run setting;
         # those the run closed itself (closed_exits=, --close-exit) are

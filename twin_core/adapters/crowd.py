@@ -34,6 +34,10 @@ Examples
 >>> exits = exits_from_roads(box(0, 0, 20, 10), [((25, -5), (25, 15))], road_reach=6.0, min_width=2.0)
 >>> exits        # the 1 m bend round the corner (road0:0) is no exit but keeps its number
 {'road0:1': [(20.0, 0.0), (20.0, 10.0)]}
+>>> why = {}
+>>> _ = exits_from_roads(box(0, 0, 20, 10), [((25, -5), (25, 15))], road_reach=6.0, min_width=2.0, dropped=why)
+>>> why["road0:0"]["why"]
+'no exit: narrower than 2 m; its people use the exit beside it'
 """
 
 from __future__ import annotations
@@ -53,6 +57,16 @@ __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_cro
            "flood_walkable", "CLOSED_EXITS_PARAM", "WADING_DEPTH_M", "WADING_DV_M2_S"]
 
 CLOSED_EXITS_PARAM = "crowd_closed_exits"
+
+
+class _SeedDefault:
+    """``run_crowd``'s default ``seed``: 0, or the seed of the ``params`` given (told apart from a seed given)."""
+
+    def __repr__(self) -> str:
+        return "0"
+
+
+_SEED_DEFAULT = _SeedDefault()
 
 
 #: the narrowest stretch of a plaza outline taken as an exit (m): shorter straight pieces of the outline near a
@@ -94,7 +108,7 @@ def _straight_pieces(c: np.ndarray, tol: float) -> list[tuple[np.ndarray, np.nda
 
 
 def exits_from_roads(polygon, roads, *, road_reach: float = 10.0, min_width: float = MIN_EXIT_WIDTH_M,
-                     names=None) -> dict[str, list[tuple[float, float]]]:
+                     names=None, dropped: dict | None = None) -> dict[str, list[tuple[float, float]]]:
     """Exit lines where the outline of ``polygon`` comes within ``road_reach`` of a road.
 
     ``roads`` is a sequence of LineStrings or coordinate lists (road centrelines);
@@ -106,6 +120,12 @@ def exits_from_roads(polygon, roads, *, road_reach: float = 10.0, min_width: flo
     pieces shorter than :data:`CORNER_BEND_M` (2 m) next to a longer piece of
     the same opening (a corner bend), are dropped: people there walk out
     through the neighbouring exit along the outline.
+
+    Numbering: ``k`` counts the straight pieces of 1 m or more along the outline near that road, the dropped
+    ones included, so an exit keeps its name whatever is dropped beside it (scenarios close exits by name,
+    ``crowd_closed_exits``): a lone exit can be ``road0:1`` when ``road0:0`` was a corner bend. Give a dict as
+    ``dropped`` and it is filled with each numbered piece that is no exit, ``name -> {"width_m", "why"}``, which
+    explains the gap (:func:`plaza_area` puts it in the run's summary as ``exits_dropped``).
     """
     import shapely
     from shapely.geometry import LineString, Point
@@ -135,6 +155,11 @@ def exits_from_roads(polygon, roads, *, road_reach: float = 10.0, min_width: flo
             # exits beside it keep their names (scenarios close exits by name)
             counts[road] = n + (lengths[k] >= 1.0)
             if lengths[k] < min_width or (lengths[k] < CORNER_BEND_M and longer_beside):
+                if dropped is not None and lengths[k] >= 1.0:
+                    why = (f"narrower than {min_width:g} m" if lengths[k] < min_width else
+                           f"a corner bend (under {CORNER_BEND_M:g} m beside a longer piece of the same opening)")
+                    dropped[f"{road}:{n}"] = {"width_m": round(float(lengths[k]), 2),
+                                              "why": f"no exit: {why}; its people use the exit beside it"}
                 continue
             exits[f"{road}:{n}"] = [(float(a[0]), float(a[1])), (float(b[0]), float(b[1]))]
     return exits
@@ -198,14 +223,18 @@ def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | No
             raise GeometryError(f"no road comes within {road_reach} m of area {row['area_id']!r}, so no exit can be "
                                 "derived; give a larger road_reach= (CLI: --road-reach METRES), or the exits "
                                 "yourself (Python: exits={'name': [(x1, y1), (x2, y2)]})")
+        exits_dropped: dict = {}
         exits = exits_from_roads(walk, list(roads.geometry.values), road_reach=road_reach,
-                                 names=roads["link_id"].astype(str).tolist())
+                                 names=roads["link_id"].astype(str).tolist(), dropped=exits_dropped)
         if not exits:
             raise GeometryError(f"no road comes within {road_reach} m of the outline of area {row['area_id']!r}; "
                                 "give a larger road_reach= (CLI: --road-reach METRES), or the exits yourself "
                                 "(Python: exits={'name': [(x1, y1), (x2, y2)]})")
     info = {"area_id": str(row["area_id"]), "name": row.get("name"), "kind": row.get("kind"),
             "buildings_removed": bld_ids, "exits_from": source, "walkable_m2": float(walk.area)}
+    if source == "roads" and exits_dropped:
+        # why the exits' numbers have gaps: the pieces of the outline numbered but not taken as exits
+        info["exits_dropped"] = {k: v for k, v in exits_dropped.items() if k not in exits}
     return WalkableArea(walk, exits=exits), info
 
 
@@ -540,7 +569,8 @@ def _engine_summary(res) -> dict:
 def run_crowd(twin, area: str | None = None, *, agents: int | None = None, density: float | None = None,
               scenario: str | None = None, run: str | None = None, model: str | None = None,
               until: float | str = 1800.0, exits: dict | None = None, closed_exits=(), params=None, walkable=None,
-              info: dict | None = None, seed: int = 0, trajectory_interval: float | None = None, save: bool = True,
+              info: dict | None = None, seed=_SEED_DEFAULT, trajectory_interval: float | None = None,
+              save: bool = True,
               waypoints: dict | None = None, route=None, measurement_lines: dict | None = None,
               flooded_by: str | None = None, flood_time=None, wading_depth: float = WADING_DEPTH_M,
               progress: Callable[[float, float], None] | None = None) -> CrowdRun:
@@ -571,7 +601,10 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         floor (:func:`flood_walkable`), at its peak or ``flood_time`` (s or ``"45min"`` after the storm began).
         Exits under water are closed; people on dry ground cut off from every exit are counted
         (``cut_off_persons``), not simulated
-    seed, trajectory_interval, save, progress : as the other engines
+    seed : the random seed of the run, where people stand and the engine's own draws (their walking speeds)
+        alike: 0 unless given; with ``params`` its ``seed`` unless ``seed=`` is given too, which then wins
+        (for both). None: a fresh random run each time (recorded as null)
+    trajectory_interval, save, progress : as the other engines
 
     Returns
     -------
@@ -585,7 +618,10 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     until = parse_duration(until, "until")
     if agents is not None:  # here, not in Twin.crowd: the CLI and scripts call this directly
         agents = as_count(agents, "agents", "people", minimum=1)
-    if seed is not None:  # None: a fresh random placement (NumPy's default_rng(None)), recorded as null
+    seed_given = seed is not _SEED_DEFAULT
+    if not seed_given:
+        seed = 0
+    elif seed is not None:  # None: a fresh random run (NumPy's default_rng(None)), recorded as null
         seed = as_count(seed, "seed", None, minimum=0)
     from cim.scenario import normalise_scenario_name
 
@@ -647,7 +683,9 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         raise GeometryError(f"every exit of the area is closed ({closed}, from closed_exits and the scenario parameter "
                             f"{CLOSED_EXITS_PARAM} of scenario {scen!r}); nobody could leave. Keep at least one of "
                             f"{list(walkable.exit_names)} open")
-    params = _crowd_params(params, model=model, seed=seed, trajectory_interval=trajectory_interval)
+    params = _crowd_params(params, model=model, seed=seed, seed_given=seed_given,
+                           trajectory_interval=trajectory_interval)
+    seed = params.seed  # one seed: where people stand and the engine's draws
     if agents is None and density is None:
         raise ParameterError("give agents (a number) or density (persons/m2)")
     cut_off = 0
@@ -694,9 +732,13 @@ def storey_crowd_kwargs(twin, area, ifc, storey, anchor, kwargs: dict) -> dict:
     return {**kwargs, "walkable": walkable, "info": {**info, **(kwargs.get("info") or {})}}
 
 
-def _crowd_params(params, *, model, seed, trajectory_interval):
+def _crowd_params(params, *, model, seed, trajectory_interval, seed_given: bool = True):
     """The engine's parameters: ``params`` (None, a CrowdParameters or a dict of its fields) with ``model`` and
-    ``trajectory_interval`` (``record_interval``), where given, put in; they win over ``params``' own."""
+    ``trajectory_interval`` (``record_interval``), where given, put in; they win over ``params``' own.
+
+    ``seed`` (where ``seed_given``, else only when ``params`` has none) is put in as well: one seed places the
+    people and drives the engine (before 2026-12-05 ``seed=`` placed people only, and the engine used
+    ``params.seed``, 0 unless set: two runs with different seeds walked at the same speeds)."""
     import dataclasses
 
     from simulation.crowd import CrowdParameters
@@ -709,10 +751,14 @@ def _crowd_params(params, *, model, seed, trajectory_interval):
         if bad:
             raise ParameterError(f"params has no field {', '.join(map(repr, bad))}; CrowdParameters' fields are "
                                  f"{sorted(fields)}")
-        params = CrowdParameters(**{"seed": seed, **params})
+        params = CrowdParameters(**({**params, "seed": seed} if seed_given else {"seed": seed, **params}))
     elif not isinstance(params, CrowdParameters):
         raise ParameterError(f"params must be a simulation.crowd.CrowdParameters or a dict of its fields, got "
                              f"{type(params).__name__}")
+    elif seed_given and params.seed != seed:
+        params = dataclasses.replace(params, seed=seed)
+    if params.seed is not None and not seed_given:  # params' own seed now places people too: a count
+        params = dataclasses.replace(params, seed=as_count(params.seed, "params' seed", None, minimum=0))
     over = {k: v for k, v in (("model", model), ("record_interval", trajectory_interval)) if v is not None}
     return dataclasses.replace(params, **over) if over else params
 
