@@ -488,7 +488,8 @@ class Scenarios:
             raise ScenarioError(f"{name!r} is the city itself, not a scenario, and cannot be deleted; "
                                 f"name a scenario: {self.names()}")
         name = self.get(name).name
-        with self.store.transaction():  # checked and deleted together: no child or edit slips in between
+        # checked and deleted together under the edit log's write lock: no child or edit slips in between
+        with self.store.transaction(), self.store.lock_table(EDITS_TABLE):
             children = [n for n, m in self._meta().items() if m.get("parent") == name]
             if children:
                 raise ScenarioError(f"scenario {name!r} is the parent of {children}; delete those first")
@@ -512,16 +513,31 @@ class Scenarios:
     def _append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        # one transaction: the scenario still exists, and the next sequence numbers are read and written together
-        with self.store.transaction():
+        # one transaction holding the edit log's write lock (other processes' edits wait): the scenario still
+        # exists, and the next sequence numbers are read and written together. Before, the lock was taken only
+        # by the write: two processes read one highest seq and both wrote the next (duplicate seq, an undo that
+        # took back the other's edit), and two first edits of a twin each created the table, the second
+        # replacing the first's (one edit lost). transaction() first: the map server's LockedStore holds its
+        # thread lock for a transaction block, not for a lock_table() call alone
+        with self.store.transaction(), self.store.lock_table(EDITS_TABLE):
             meta = self._meta()
             gone = sorted({r["scenario"] for r in rows} - set(meta))
             if gone:
                 raise ScenarioError(f"scenario(s) {gone} no longer exist (deleted meanwhile?); nothing was recorded")
-            last = (self.store.read_table(EDITS_TABLE, columns=["seq"], order_by="seq", descending=True, limit=1)["seq"]
-                    if self.store.has_table(EDITS_TABLE) else [])
-            seq0 = int(last.iloc[0]) + 1 if len(last) else 1
-            now = _now()  # one time for the rows of one edit: undo() takes back the rows made together
+            exists = self.store.has_table(EDITS_TABLE)
+            if exists:
+                self._unique_seq()
+            last = (self.store.read_table(EDITS_TABLE, columns=["seq", "created"], order_by="seq", descending=True,
+                                          limit=1) if exists else pd.DataFrame(columns=["seq", "created"]))
+            seq0 = int(last["seq"].iloc[0]) + 1 if len(last) else 1
+            # one time for the rows of one edit, later than the edit before (undo() and n_edits tell edits apart
+            # by it): two edits in one microsecond, or on a client whose clock is behind, get the one after
+            now = datetime.now(timezone.utc)
+            if len(last):
+                before = pd.Timestamp(last["created"].iloc[0])
+                before = before.tz_localize("UTC") if before.tzinfo is None else before.tz_convert("UTC")
+                now = max(now, (before + pd.Timedelta(microseconds=1)).to_pydatetime())
+            now = now.isoformat(timespec="microseconds")
             for i, r in enumerate(rows):
                 r["seq"] = seq0 + i
                 r.setdefault("created", now)
@@ -529,7 +545,39 @@ class Scenarios:
             df["seq"] = df["seq"].astype("int64")
             for c in ("feature_id", "attrs", "geom_wkb", "blob_key", "window"):
                 df[c] = df[c].astype(object).where(df[c].notna(), None)
-            self.store.write_table(EDITS_TABLE, df, mode="append" if self.store.has_table(EDITS_TABLE) else "replace")
+            # append creates the table when it is missing, under the lock: never a replace of one just made
+            self.store.write_table(EDITS_TABLE, df, mode="append")
+            if not exists:
+                self._unique_seq()
+
+    def _unique_seq(self) -> None:
+        """Make ``seq`` of the edit log unique (a unique index), inside :meth:`_append`'s or undo's lock. An edit
+        log written before (two processes editing at once could give one seq twice) is renumbered first, in its
+        order (seq, then the order the rows were written), with a warning: the order of edits is kept, undo
+        then takes back one edit at a time again."""
+        from cim.store.base import index_name
+        from twin_core.errors import SchemaError, TwinWarning, twin_warn
+
+        # there already (the usual case): one catalogue read, not create_index's checks under the table's lock;
+        # a twin_ux_ name is only made by create_index(unique=True) (no table may start with twin_)
+        if self.store.list_indexes(EDITS_TABLE).get(index_name(EDITS_TABLE, ["seq"], unique=True)) == ["seq"]:
+            return
+        try:
+            self.store.create_index(EDITS_TABLE, ["seq"], unique=True)
+        except SchemaError:
+            log = self.store.read_table(EDITS_TABLE, order_by="seq")  # ties in the order they were written
+            repeats = int(log["seq"].duplicated().sum())
+            if not repeats:
+                raise
+            log["seq"] = np.arange(1, len(log) + 1, dtype="int64")
+            self.store.write_table(EDITS_TABLE, log, mode="replace")
+            self.store.create_index(EDITS_TABLE, ["seq"], unique=True)
+            twin_warn(f"the scenario edit log ({EDITS_TABLE}) of {self.store.uri} held {_plural(repeats, 'edit row')} "
+                      "whose sequence number another row had too (two processes edited at once before this "
+                      f"version); its {len(log)} rows were renumbered 1..{len(log)} in their order and seq is "
+                      "unique now. Check the scenarios' latest edits (Python: twin.scenarios.get(name).edits()) "
+                      "before an undo: an edit written in the same instant as another may count as one with it",
+                      TwinWarning)
 
     def _modified(self, names, meta: dict | None = None) -> pd.Timestamp | None:
         """The latest time an edit of these scenarios was taken back (:meth:`Scenario.undo`), None if never."""
@@ -942,16 +990,24 @@ class Scenario:
         """
         self._require_editable()
         sc = self.scenarios
-        with self.store.transaction():  # the last edit is read and deleted together: a concurrent edit waits
+        # the last edit is read and deleted together under the edit log's write lock: a concurrent edit waits
+        with self.store.transaction(), self.store.lock_table(EDITS_TABLE):
             meta = sc._meta()
             if self.name not in meta:
                 raise ScenarioError(f"scenario {self.name!r} no longer exists (deleted meanwhile?)")
+            if self.store.has_table(EDITS_TABLE):
+                sc._unique_seq()
             e = self.edits()
             if len(e):
-                created = pd.to_datetime(e["created"], utc=True, format="ISO8601")
-                last = e[created == created.max()]
-                first_seq = int(last["seq"].min())
-                gone = e[e["seq"].astype("int64") >= first_seq]
+                # the edit with the highest seq, all its rows (written together: one created time, the last
+                # rows by seq); before, every row of the latest created time went, another process's edit of
+                # the same instant (and a duplicate seq) with it
+                created = e["created"].astype(str).to_numpy()
+                n = len(e) - 1
+                while n > 0 and created[n - 1] == created[-1]:
+                    n -= 1
+                first_seq = int(e["seq"].iloc[n])
+                gone = e.iloc[n:]
                 for key in gone.loc[gone["blob_key"].notna(), "blob_key"]:
                     self.store.delete_blob(key)
                 self.store.delete_rows(EDITS_TABLE, {"scenario": self.name, "seq": (">=", first_seq)})

@@ -27,6 +27,8 @@ __all__ = [
     "RasterError",
     "StoreError",
     "StoreConnectionError",
+    "StorePermissionError",
+    "StoreLockError",
     "CorruptStoreError",
     "TransactionError",
     "ScenarioError",
@@ -123,6 +125,16 @@ class StoreError(TwinError, RuntimeError):
 
 class StoreConnectionError(StoreError, ConnectionError):
     """The store could not be opened or reached."""
+
+
+class StorePermissionError(StoreError, PermissionError):
+    """The database refused the store's role a read (no SELECT on a table, such as one made after the role's
+    GRANT); the message names the role, the table and the GRANT to run."""
+
+
+class StoreLockError(StoreError):
+    """A write waited too long (the store's ``lock_timeout``) for a lock another session holds; nothing was
+    changed, and the message names that session (pid, application, state, since when)."""
 
 
 class CorruptStoreError(StoreError, ValueError):

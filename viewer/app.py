@@ -38,7 +38,13 @@ def open_state(settings: Settings):
     from viewer.state import AppState, LockedStore
     from viewer.tiles import TileSource
 
-    twin = Twin.open(settings.store)
+    try:
+        from cim.store.postgis import application_name
+    except ImportError:  # no psycopg in this build
+        from contextlib import nullcontext as application_name
+
+    with application_name("rongtwin-serve"):  # the server's connections, as pg_stat_activity shows them
+        twin = Twin.open(settings.store)
     lock = threading.RLock()
     locked = LockedStore(twin.store, lock)
     twin.store = locked
@@ -91,9 +97,24 @@ def write_refused(exc: BaseException) -> str | None:
     if isinstance(exc, refusals) or (isinstance(exc, sqlite3.OperationalError)
                                      and ("readonly" in text or "read-only" in text)):
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        return (f"cannot write the twin: the store refused the write ({first}). Connect as a role that may write "
-                "the twin's schema, or make the GeoPackage and its folder writable, then try again")
+        if not isinstance(exc, sqlite3.Error):  # PostGIS: a read refused too (no SELECT on a table made later)
+            return (f"the database refused the server's role ({first}); nothing was changed. Grant the role what it "
+                    "lacks on the twin's schema (to read: GRANT SELECT ON ALL TABLES IN SCHEMA s TO role and "
+                    "ALTER DEFAULT PRIVILEGES IN SCHEMA s GRANT SELECT ON TABLES TO role; to write: INSERT, UPDATE, "
+                    "DELETE and CREATE), then try again")
+        return (f"cannot write the twin: the store refused the write ({first}). Make the GeoPackage and its folder "
+                "writable, then try again")
     return None
+
+
+def _connection_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is the PostGIS driver's error for a connection that broke (the store's next call reconnects)."""
+    try:
+        import psycopg
+    except ImportError:  # no psycopg in this build
+        return False
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.LockNotAvailable) and (
+        "connection" in str(exc).lower() or isinstance(exc, psycopg.errors.AdminShutdown))
 
 
 def _status_for(exc: Exception) -> int:
@@ -109,7 +130,9 @@ def _status_for(exc: Exception) -> int:
         return 403
     if isinstance(exc, E.ScenarioError) and str(exc).startswith("no scenario"):
         return 404
-    if isinstance(exc, E.StoreConnectionError) or write_refused(exc):  # the twin cannot be written: not the request
+    if isinstance(exc, (E.StoreConnectionError, E.StorePermissionError, E.StoreLockError)) or write_refused(exc):
+        return 503  # the database cannot be reached, refuses the server's role, or another session holds a lock
+    if _connection_failed(exc):  # a driver error from code that uses the connection itself (tiles, sensors)
         return 503
     if isinstance(exc, (ValueError, E.ImportFormatError, E.RuleError, E.GeoreferenceError, E.SchemaError,
                         E.ScenarioError, E.GeometryError, E.RasterError)):
@@ -192,6 +215,7 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         return JSONResponse({"detail": "; ".join(msgs) or "invalid request", "error": "invalid request"},
                             status_code=422)
 
+    from twin_core import errors as E
     from twin_core.errors import TwinError
 
     @app.exception_handler(TwinError)
@@ -205,6 +229,14 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
         if refused:  # the twin is read-only to the server: a state, not a bug (no stack trace)
             log.warning("%s %s: %s", request.method, request.url.path, refused)
             msg = refused
+        elif isinstance(exc, (E.StoreConnectionError, E.StorePermissionError, E.StoreLockError)):
+            log.warning("%s %s: %s", request.method, request.url.path, exc)  # the database's state, not a bug
+            msg = str(exc)
+        elif _connection_failed(exc):
+            log.warning("%s %s: the database connection failed: %s", request.method, request.url.path, exc)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            msg = (f"the database connection failed ({first}); try again: the server reconnects at its next request "
+                   "(GET /api/health says whether the database can be reached)")
         elif status >= 500:
             log.exception("error serving %s", request.url.path)
             msg = (f"the server failed on this request ({type(exc).__name__}); the server log has the details"

@@ -264,9 +264,11 @@ class Store(ABC):
     def delete_table(self, name: str) -> None: ...
 
     @abstractmethod
-    def create_index(self, name: str, columns: str | Sequence[str]) -> str:
+    def create_index(self, name: str, columns: str | Sequence[str], *, unique: bool = False) -> str:
         """Create an index on ``columns`` (in that order) of table ``name`` unless it has one on exactly these
         columns already; returns the index's name. Idempotent, in one transaction (joining an open one).
+        ``unique=True``: a unique index (an existing plain index on the columns does not count); rows that
+        repeat a value already are a :class:`SchemaError` that says how many, and nothing is created.
 
         Lookups by the leading columns (``where={"sensor_id": ...}``, then ``order_by="time"``) use it. An index
         lives with its table: replacing the table (``write_table(..., mode="replace")``) drops it; appends keep it.
@@ -362,6 +364,17 @@ class Store(ABC):
         with self.transaction():
             yield self
 
+    @contextmanager
+    def lock_table(self, name: str) -> Iterator["Store"]:
+        """A :meth:`transaction` (joining one already open) holding table ``name``'s write lock until the
+        outermost transaction ends: no other store handle writes the table (nor creates it, if it is missing)
+        meanwhile, so what is read in the block (the highest sequence number, whether the table exists) still
+        holds when the block's writes commit. A GeoPackage's transaction is that already (``BEGIN IMMEDIATE``
+        takes the file's write lock before anything is read); PostGIS takes the table's advisory write lock,
+        the one :meth:`write_table` takes. The table need not exist."""
+        with self.transaction():
+            yield self
+
     # -- shared helpers --------------------------------------------------
     def _check_crs(self, gdf, name: str) -> None:
         store_crs = self.crs
@@ -434,14 +447,20 @@ def check_index_columns(columns, have: Sequence[str], table: str) -> list[str]:
     return cols
 
 
-def index_name(table: str, columns: Sequence[str]) -> str:
-    """The name :meth:`Store.create_index` gives an index: ``twin_ix_<table>_<hash>`` (the ``twin_`` prefix is the
-    store's own, so no table can take it; the hash of table and columns keeps two indexes apart; at most 63
-    characters, PostgreSQL's limit)."""
+def index_name(table: str, columns: Sequence[str], unique: bool = False) -> str:
+    """The name :meth:`Store.create_index` gives an index: ``twin_ix_<table>_<hash>`` (``twin_ux_`` for a unique
+    one; the ``twin_`` prefix is the store's own, so no table can take it; the hash of table and columns keeps two
+    indexes apart; at most 63 characters, PostgreSQL's limit)."""
     import hashlib
 
     digest = hashlib.sha1("\x00".join([table, *columns]).encode()).hexdigest()[:10]
-    return f"twin_ix_{table[:44]}_{digest}"
+    return f"twin_{'ux' if unique else 'ix'}_{table[:44]}_{digest}"
+
+
+def duplicate_values_error(table: str, columns: Sequence[str], n: int) -> SchemaError:
+    """What :meth:`Store.create_index` with ``unique=True`` says when rows repeat a value already."""
+    return SchemaError(f"cannot make a unique index on {list(columns)} of table {table!r}: {n} row(s) repeat a value "
+                       "another row has; remove or renumber them first (nothing was created)")
 
 
 def check_delete_filter(where, table: str) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 from cim.raster import Raster, Window
 from cim.store.base import (Store, Where, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_no_nul,
+                            duplicate_values_error,
                             check_name, check_paging, column_from_values, feature_values, index_name, normalise_where,
                             prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
@@ -879,30 +880,41 @@ class GeoPackageStore(Store):
                 if _has_table(self._con, meta):
                     self._con.execute(f"DELETE FROM {meta} WHERE lower(table_name) = lower(?)", (name,))
 
-    def create_index(self, name: str, columns: str | Sequence[str]) -> str:
+    def create_index(self, name: str, columns: str | Sequence[str], *, unique: bool = False) -> str:
         check_name(name, "table")
         with self._sql_txn():  # BEGIN IMMEDIATE: the table cannot change between the checks and the index
             self._require_index_table(name)
             cols = check_index_columns(columns, [c for c, _ in self._columns(name) if c != "fid"], name)
-            for have, on in self.list_indexes(name).items():
-                if on == cols:
+            for have, (on, is_unique) in self._index_list(name).items():
+                if on == cols and (is_unique or not unique):
                     return have
-            ix = index_name(name, cols)
+            ix = index_name(name, cols, unique)
             on = ", ".join(_qi(c) for c in cols)
-            self._con.execute(f"CREATE INDEX IF NOT EXISTS {_qi(ix)} ON {_qi(name)} ({on})")
-            if self.list_indexes(name).get(ix) != cols:  # the name was taken by something else (made by hand)
+            if unique:  # counted first: SQLite's refusal names one value, not how many rows repeat
+                n = self._con.execute(
+                    f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {_qi(name)} WHERE "
+                    + " AND ".join(f"{_qi(c)} IS NOT NULL" for c in cols)
+                    + f" GROUP BY {on} HAVING count(*) > 1)").fetchone()[0]
+                if n:
+                    raise duplicate_values_error(name, cols, int(n))
+            self._con.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {_qi(ix)} ON {_qi(name)} ({on})")
+            if self._index_list(name).get(ix) != (cols, unique):  # the name was taken by something else (by hand)
                 raise StoreError(f"cannot index table {name!r} on {cols}: the name {ix!r} is taken in {self.uri}")
         return ix
 
     def list_indexes(self, name: str) -> dict[str, list[str]]:
         self._require_table(name)
+        return {ix: cols for ix, (cols, _) in self._index_list(name).items()}
+
+    def _index_list(self, name: str) -> dict[str, tuple[list[str], bool]]:
+        """:meth:`list_indexes` with whether each index is unique."""
         out = {}
-        for _, ix, _, origin, partial in self._exec(f"PRAGMA index_list({_qi(name)})").fetchall():
+        for _, ix, unique, origin, partial in self._exec(f"PRAGMA index_list({_qi(name)})").fetchall():
             if origin == "pk" or partial:
                 continue
             cols = [r[2] for r in self._exec(f"PRAGMA index_info({_qi(ix)})").fetchall()]
             if cols and None not in cols:  # None: an expression
-                out[ix] = cols
+                out[ix] = (cols, bool(unique))
         return dict(sorted(out.items()))
 
     # -- blobs -----------------------------------------------------------------------------

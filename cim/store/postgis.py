@@ -18,10 +18,12 @@ Every value is a bound parameter and every identifier is composed with
 from __future__ import annotations
 
 import json
+import os
 import re
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,8 @@ import pandas as pd
 from cim.raster import Raster, Window
 from cim.store.base import (NUL_TEXT, Store, Where, _has_nul, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_name,
-                            check_paging, column_from_values, feature_values, geometry_type_of, index_name, normalise_where,
+                            check_paging, column_from_values, duplicate_values_error, feature_values, geometry_type_of, index_name,
+                            normalise_where,
                             prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
@@ -37,9 +40,11 @@ from twin_core.errors import (
     SchemaError,
     StoreConnectionError,
     StoreError,
+    StoreLockError,
+    StorePermissionError,
 )
 
-__all__ = ["PostGISStore"]
+__all__ = ["PostGISStore", "application_name"]
 
 TILE = 256
 #: the table that keeps when each layer and raster was last written (PostGISStore.layer_written, raster_written),
@@ -62,6 +67,8 @@ def _written_key(kind: str, name: str) -> str:
 
 
 def _split_dsn(dsn: str) -> tuple[str, str | None]:
+    """(libpq conninfo, schema) of a DSN: ``?schema=`` and the store's own ``?lock_timeout=`` left out of the
+    conninfo (libpq knows neither; see :func:`_dsn_lock_timeout`)."""
     parts = urlsplit(dsn)
     q = parse_qsl(parts.query, keep_blank_values=True)
     schema = None
@@ -69,16 +76,51 @@ def _split_dsn(dsn: str) -> tuple[str, str | None]:
     for k, v in q:
         if k == "schema":
             schema = v
-        else:
+        elif k != "lock_timeout":
             rest.append((k, v))
-    query = urlencode(rest)
+    query = urlencode(rest, quote_via=quote)  # %20, not '+': libpq reads '+' as itself (options=-c%20x=y)
     # not urlunsplit: it drops the '//' of an empty host, and libpq then read 'postgresql:/db?host=...'
     # (the documented form for a Unix socket or a host given as a parameter) as a bad keyword list
     out = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
     return out + (f"#{parts.fragment}" if parts.fragment else ""), schema
 
 
-def _connect(conninfo: str, connect_timeout: int):
+def _dsn_lock_timeout(dsn: str) -> float | None:
+    """The DSN's ``?lock_timeout=`` in seconds (``10``, ``10s``, ``500ms``, ``0`` for none), or None if not given."""
+    for k, v in parse_qsl(urlsplit(dsn).query, keep_blank_values=True):
+        if k == "lock_timeout":
+            m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|min)?\s*", v)
+            if m is None:
+                raise StoreConnectionError(
+                    f"lock_timeout={v!r} in the DSN is not a duration; give seconds such as ?lock_timeout=10 "
+                    "(or 10s, 500ms, 1min; 0 waits for ever)")
+            return float(m[1]) * {"ms": 0.001, "s": 1.0, "min": 60.0, None: 1.0}[m[2]]
+    return None
+
+
+#: the ``application_name`` the store's connections show in ``pg_stat_activity`` when the DSN names none
+#: (the map server sets "rongtwin-serve"): see :func:`application_name`. Unset, libpq's ``PGAPPNAME`` (the CLI
+#: sets "rongtwin-cli") and then "rongtwin-python" apply
+_APPLICATION_NAME: ContextVar[str | None] = ContextVar("rongtwin_application_name", default=None)
+
+
+@contextmanager
+def application_name(name: str) -> Iterator[None]:
+    """Stores opened inside this block name their connections ``name`` in ``pg_stat_activity`` (unless the DSN
+    gives ``?application_name=``), so that a DBA can tell the map server, the CLI and notebooks apart.
+
+    >>> with application_name("rongtwin-cli"):
+    ...     _APPLICATION_NAME.get()
+    'rongtwin-cli'
+    """
+    token = _APPLICATION_NAME.set(str(name))
+    try:
+        yield
+    finally:
+        _APPLICATION_NAME.reset(token)
+
+
+def _connect(conninfo: str, connect_timeout: int, application_name: str | None = None):
     """An autocommit connection that never prepares statements on the server.
 
     psycopg prepares a query after it ran five times; the plan of ``SELECT ... FROM layer`` then
@@ -88,9 +130,31 @@ def _connect(conninfo: str, connect_timeout: int):
     """
     import psycopg
 
-    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout)
+    kw = {} if application_name is None else {"application_name": application_name}
+    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout, **kw)
     conn.prepare_threshold = None
     return conn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _conn_dead(conn) -> bool:
+    """Whether an idle connection is gone: closed, broken, or the server hung up (``pg_terminate_backend``, a
+    restart: its farewell is waiting on the socket). A non-blocking look, no round trip."""
+    import select
+
+    if conn is None or conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except Exception:  # noqa: BLE001 - no socket to look at: gone
+        return True
+    # an idle session is sent nothing (the store never LISTENs) but the server's farewell: its error, then end of
+    # file. Anything else (a rare notice) costs one needless reconnect
+    return bool(readable)
 
 
 def _redact(dsn: str) -> str:
@@ -140,34 +204,215 @@ class PostGISStore(Store):
     def reopen_args(self) -> tuple[str, str | None]:
         return self._dsn, self.schema
 
-    def __init__(self, dsn: str, *, create: bool = False, crs: str | None = None, schema: str | None = None,
-                 connect_timeout: int = 5) -> None:
-        import psycopg
+    #: how long a write waits for a lock another session holds (seconds) before it fails naming that session
+    #: (:class:`~twin_core.errors.StoreLockError`); ``lock_timeout=`` or the DSN's ``?lock_timeout=`` set it,
+    #: 0 waits for ever. A session that set its own ``lock_timeout`` keeps it.
+    default_lock_timeout = 10.0
 
+    def __init__(self, dsn: str, *, create: bool = False, crs: str | None = None, schema: str | None = None,
+                 connect_timeout: int = 5, lock_timeout: float | None = None,
+                 application_name: str | None = None) -> None:
         conninfo, dsn_schema = _split_dsn(dsn)
         self.schema = schema or dsn_schema or "public"
         if not _SCHEMA_RE.match(self.schema):
             raise StoreConnectionError(f"schema name {self.schema!r} is not valid: use lower-case letters, digits, '_'")
         self.uri = _redact(dsn)
         self._dsn = dsn  # with its password, for reopen_args (never printed: messages use uri)
-        try:
-            self.conn = _connect(conninfo, connect_timeout)
-        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # Programming: a malformed DSN
-            raise StoreConnectionError(
-                f"cannot connect to PostGIS at {self.uri}: {_redact(str(exc).strip().splitlines()[0])}. "
-                "Check that the server runs and the DSN (host, port, database, user) is right, "
-                "or use a .gpkg file instead"
-            ) from exc
+        if lock_timeout is None:
+            lock_timeout = _dsn_lock_timeout(dsn)
+        self.lock_timeout = self.default_lock_timeout if lock_timeout is None else float(lock_timeout)
+        if not self.lock_timeout >= 0:
+            raise StoreConnectionError(f"lock_timeout={lock_timeout!r} must be a number of seconds >= 0 (0: no limit)")
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
-        self._aux_conn = None  # second connection for large loads, see _aux()
+        given = any(k == "application_name" for k, _ in parse_qsl(urlsplit(dsn).query))
+        self.application_name = None if given else (application_name or _APPLICATION_NAME.get()
+                                                     or os.environ.get("PGAPPNAME") or "rongtwin-python")
+        self._postgis_schema: str | None = None  # the extension's schema, added to the search path when not on it
+        self._conn = None
         self._txn_depth = 0
+        self._calls = 0  # public calls under way (see _guarded): the connection is checked at the first
+        self._pinned = 0  # steps that must stay on one session (a staged load's advisory lock)
+        self._lock_timeout_set = False  # whether the open transaction runs under the store's lock_timeout
+        self._aux_conn = None  # second connection for large loads, see _aux()
         self._srid_cache: int | None = None
+        self._conn = self._open_conn()
         self._init_schema(create)
         if crs is not None and self.get_meta().get("crs") is None:
             from pyproj import CRS
 
             self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
+
+    # -- the connection ---------------------------------------------------------
+    @property
+    def conn(self):
+        """The store's connection: outside a transaction one the server has dropped (``pg_terminate_backend``, a
+        restart) is replaced first, so that a map server or a notebook goes on after the database came back."""
+        if self._calls == 0:
+            self._revive()
+        return self._conn
+
+    @conn.setter
+    def conn(self, value) -> None:
+        self._conn = value
+
+    def _open_conn(self):
+        """A new connection, set up as the store's (the PostGIS schema on its search path)."""
+        import psycopg
+
+        try:
+            conn = _connect(self._conninfo, self._connect_timeout, self.application_name)
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # Programming: a malformed DSN
+            raise StoreConnectionError(
+                f"cannot connect to PostGIS at {self.uri}: {_redact(_first_line(exc))}. "
+                "Check that the server runs and the DSN (host, port, database, user) is right, "
+                "or use a .gpkg file instead"
+            ) from exc
+        try:
+            self._setup_session(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _setup_session(self, conn) -> None:
+        """Put the PostGIS extension's schema on the session's search path when the role's path lacks it
+        (PostGIS installed in its own schema, such as ``postgis``): the store's SQL names ``geometry`` and
+        ``ST_*`` unqualified. The first connection finds the schema (:meth:`_find_postgis`)."""
+        if self._postgis_schema is None:
+            return
+        with conn.cursor() as cur:
+            cur.execute("SELECT %(s)s = ANY(current_schemas(false)), has_schema_privilege(%(s)s, 'USAGE'), current_user",
+                        {"s": self._postgis_schema})
+            on_path, usable, role = cur.fetchone()
+            if on_path:
+                return
+            if not usable:
+                from psycopg import sql
+
+                schema = sql.Identifier(self._postgis_schema).as_string(None)
+                raise StoreConnectionError(
+                    f"PostGIS is installed in schema {self._postgis_schema!r} of {self.uri}, which role {role!r} may not "
+                    f"use; as that schema's owner run GRANT USAGE ON SCHEMA {schema} TO {sql.Identifier(role).as_string(None)} "
+                    f"(and ALTER ROLE ... SET search_path = \"$user\", public, {schema} to find it in other tools too)")
+            cur.execute("SELECT set_config('search_path', current_setting('search_path') || ', ' || quote_ident(%s), "
+                        "false)", (self._postgis_schema,))
+
+    def _find_postgis(self, cur) -> bool:
+        """Whether PostGIS is installed; its schema is put on this session's search path if missing there."""
+        cur.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+                    "WHERE e.extname = 'postgis'")
+        row = cur.fetchone()
+        if row is None:
+            return False
+        self._postgis_schema = row[0]
+        self._setup_session(self._conn)
+        return True
+
+    def _revive(self) -> None:
+        """Replace a connection the server dropped, at the start of an operation outside a transaction (in one,
+        the operation fails instead: :meth:`_lost`)."""
+        if self._txn_depth or self._pinned or self._conn is None or getattr(self, "_closed", False):
+            return
+        if self._conn.closed or self._conn.broken or self._conn.info.transaction_status == 0:
+            if not _conn_dead(self._conn):
+                return
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - it is gone already
+                pass
+            self._conn = self._open_conn()
+            if self._aux_conn is not None:
+                try:
+                    self._aux_conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                self._aux_conn = None
+
+    def ping(self) -> None:
+        """Run ``SELECT 1`` (reconnecting first if the server dropped the connection); a
+        :class:`~twin_core.errors.StoreConnectionError` says why the database cannot be reached."""
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+
+    def _lost(self, exc: BaseException) -> StoreConnectionError:
+        """The error for a connection that broke during an operation (``exc``, the driver's)."""
+        why = _redact(_first_line(exc))
+        if self._txn_depth:
+            return StoreConnectionError(
+                f"the connection to {self.uri} was lost in the middle of a transaction ({why}); the server rolled the "
+                "transaction back, so nothing of it was kept. Run the whole transaction again once the database is "
+                "up: the store reconnects at its next call outside a transaction")
+        return StoreConnectionError(
+            f"the connection to {self.uri} was lost ({why}); this call did not finish and nothing of a write was kept. "
+            "Try again: the store reconnects at its next call (check that the database server runs if it fails again)")
+
+    def _read_refused(self, exc: BaseException) -> StorePermissionError:
+        """The error for the server refusing a read (a role without SELECT on a table made after its GRANT)."""
+        text = _first_line(exc)
+        m = re.search(r"permission denied for (table|relation|view|sequence|schema) (\S+)", text)
+        kind, table = (m[1], m[2]) if m else (None, None)
+        role = "the role"
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT current_user")
+                role = cur.fetchone()[0]
+        except Exception:  # noqa: BLE001 - the message names a placeholder then
+            pass
+        from psycopg import sql
+
+        ident = lambda *p: sql.Identifier(*p).as_string(None)  # noqa: E731 - quoted as SQL names them
+        if kind == "schema":
+            return StorePermissionError(
+                f"cannot read {self.uri}: the server refused the read ({text}); role {role!r} may not use schema "
+                f"{table!r}. As its owner run GRANT USAGE ON SCHEMA {ident(table)} TO {ident(role)} (and GRANT SELECT ON "
+                f"ALL TABLES IN SCHEMA {ident(table)} TO {ident(role)}), then try again")
+        on = f"{ident(self.schema, table)}" if table else f"ALL TABLES IN SCHEMA {ident(self.schema)}"
+        return StorePermissionError(
+            f"cannot read {self.uri}: the server refused the read ({text}); role {role!r} may not read "
+            f"{'table ' + table if table else 'this twin'} in schema {self.schema!r}. As the twin's owner run "
+            f"GRANT SELECT ON {on} TO {ident(role)}; and, so that tables made later (new runs' results) are readable "
+            f"too, ALTER DEFAULT PRIVILEGES IN SCHEMA {ident(self.schema)} GRANT SELECT ON TABLES TO {ident(role)} "
+            "(as the role that writes the twin); then try again")
+
+    def _lock_refused(self) -> StoreLockError:
+        """The error for a write that waited :attr:`lock_timeout` for a lock: who holds locks in the schema."""
+        rows = []
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    "SELECT DISTINCT a.pid, a.application_name, a.usename, a.state, "
+                    "to_char(coalesce(a.xact_start, a.state_change) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
+                    "c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.granted AND n.nspname = %s AND l.pid <> pg_backend_pid() AND c.relkind IN ('r', 'p') "
+                    "ORDER BY 1, 6", (self.schema,))
+                rows = cur.fetchall()
+        except Exception:  # noqa: BLE001 - the message then names none
+            pass
+        by_pid: dict[int, list] = {}
+        for pid, app, user, state, since, rel in rows:
+            by_pid.setdefault(pid, [app, user, state, since, []])[4].append(rel)
+        said = "; ".join(f"pid {pid} (application_name {app or ''!r}, user {user}, {state}, since {since} UTC, "
+                         f"holding {', '.join(rels[:5])}{' ...' if len(rels) > 5 else ''})"
+                         for pid, (app, user, state, since, rels) in by_pid.items())
+        who = (f"blocked by {said}" if said else
+               f"no other session holds a table of schema {self.schema!r} now: it may have ended since")
+        return StoreLockError(
+            f"cannot write {self.uri}: waited {self.lock_timeout:g} s for a table another session holds ({who}); "
+            "nothing was changed. End that session's transaction (COMMIT or ROLLBACK in its notebook; a DBA may run "
+            "SELECT pg_terminate_backend(pid)), then try again; or wait longer: lock_timeout= (seconds) in the DSN")
+
+    def _translate(self, exc: BaseException) -> BaseException | None:
+        """The project's error for a driver error (a lost connection, a refused read), or None to keep it."""
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError) and (self._conn is None or self._conn.closed or self._conn.broken):
+            return self._lost(exc)
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege) and not self._txn_depth:
+            return self._read_refused(exc)
+        return None
 
     # -- schema ----------------------------------------------------------------
     def _q(self, *parts: str):
@@ -179,8 +424,7 @@ class PostGISStore(Store):
         from psycopg import errors, sql
 
         with self.conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
-            if cur.fetchone() is None:
+            if not self._find_postgis(cur):
                 try:
                     cur.execute("CREATE EXTENSION IF NOT EXISTS postgis")
                 except errors.Error as exc:
@@ -188,6 +432,7 @@ class PostGISStore(Store):
                         f"PostGIS is not installed in {self.uri}: {exc}. As a superuser run "
                         "'CREATE EXTENSION postgis' (package postgresql-15-postgis-3), or run `make test` which does it"
                     ) from exc
+                self._find_postgis(cur)
             cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
             exists = cur.fetchone() is not None
             if not exists:
@@ -238,7 +483,8 @@ class PostGISStore(Store):
                 self._drop_orphan_stages(cur)
 
     def close(self) -> None:
-        for conn in (getattr(self, "_aux_conn", None), getattr(self, "conn", None)):
+        self._closed = True  # closed by its owner: not revived by the next call (_revive), which fails as before
+        for conn in (getattr(self, "_aux_conn", None), getattr(self, "_conn", None)):
             if conn is not None and not conn.closed:
                 conn.close()
 
@@ -254,14 +500,27 @@ class PostGISStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator["PostGISStore"]:
+        import psycopg
+
+        conn = self.conn  # a dropped connection is replaced here, before the transaction begins
         self._txn_depth += 1
         try:
-            with self.conn.transaction():
+            with conn.transaction():
+                if self._txn_depth == 1:
+                    self._set_lock_timeout(conn)
                 yield self
         except _write_refusals() as exc:
             if self._txn_depth > 1:
                 raise
             raise StoreError(_write_refused(exc, self.uri)) from None
+        except psycopg.errors.LockNotAvailable as exc:
+            if self._txn_depth > 1 or getattr(exc, "_rongtwin_run_lock", False):
+                raise
+            raise self._lock_refused() from None
+        except psycopg.OperationalError as exc:
+            if self._txn_depth > 1 or self._calls or not (conn.closed or conn.broken):
+                raise  # an outer transaction, or the store's method that opened this one (_guarded), says it
+            raise self._lost(exc) from None
         except BaseException as exc:
             if self._txn_depth == 1 and hasattr(exc, "add_note"):
                 exc.add_note(f"RongTwin: the store {self.uri} was rolled back; nothing of this write was kept")
@@ -310,10 +569,41 @@ class PostGISStore(Store):
         key waits for the outermost transaction to end, and then reads (at READ COMMITTED) what it wrote."""
         import hashlib
 
+        import psycopg
+
         digest = hashlib.blake2b(f"rongtwin-run:{self.schema}:{key}".encode(), digest_size=8).digest()
         with self.transaction():
             with self.conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (int.from_bytes(digest, "big", signed=True),))
+                # the same run's save waits for the other one to end, however long: not the store's lock_timeout
+                # (a lock_timeout the session set itself still applies, and fails with the server's error)
+                mine = self._lock_timeout_set
+                if mine:
+                    cur.execute("SELECT set_config('lock_timeout', '0', true)")
+                try:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (int.from_bytes(digest, "big", signed=True),))
+                except psycopg.errors.LockNotAvailable as exc:
+                    exc._rongtwin_run_lock = True
+                    raise
+                if mine:
+                    self._set_lock_timeout(self.conn)
+            yield self
+
+    def _set_lock_timeout(self, conn) -> None:
+        """``SET LOCAL lock_timeout`` to :attr:`lock_timeout` in the transaction just begun, unless the session set
+        its own: a write then fails, naming the session in its way, rather than stall every other request."""
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, true) FROM (SELECT 1) s "
+                        "WHERE current_setting('lock_timeout') = '0'", (f"{int(round(self.lock_timeout * 1000))}ms",))
+            self._lock_timeout_set = cur.fetchone() is not None
+
+    @contextmanager
+    def lock_table(self, name: str) -> Iterator["PostGISStore"]:
+        """:meth:`Store.lock_table`: :meth:`transaction` holding the advisory write lock :meth:`write_table`
+        takes on ``name`` (:meth:`_lock_name`) until the outermost transaction ends."""
+        check_name(name, "table")
+        with self.transaction():
+            with self.conn.cursor() as cur:
+                self._lock_name(cur, name, "table")
             yield self
 
     def _objects(self, kind: str) -> list[str]:
@@ -582,7 +872,8 @@ class PostGISStore(Store):
 
         if self._aux_conn is None or self._aux_conn.closed:
             try:
-                self._aux_conn = _connect(self._conninfo, self._connect_timeout)
+                self._aux_conn = _connect(self._conninfo, self._connect_timeout, self.application_name)
+                self._setup_session(self._aux_conn)
             except psycopg.OperationalError as exc:
                 import warnings
 
@@ -614,9 +905,12 @@ class PostGISStore(Store):
         """
         import secrets
 
+        import psycopg
+
         stage = f"twin_stage_{secrets.token_hex(6)}"
         with self.conn.cursor() as cur:
             self._stage_lock(cur, stage, "lock")
+        self._pinned += 1  # one session to the end: its advisory lock marks the staging table as in use
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
                 cur.execute("SET LOCAL synchronous_commit = off")
@@ -625,16 +919,21 @@ class PostGISStore(Store):
             self._index_stage(stage)
             with self.conn.transaction(), self.conn.cursor() as cur:
                 cur.execute("SET LOCAL synchronous_commit = off")
+                self._set_lock_timeout(self.conn)  # the swap drops the layer readers may hold
                 self._swap_stage(cur, stage, name, gtype)
         except _write_refusals() as exc:
             self._drop_stage(stage)  # a role that may only read: the same one-line error as a small replace
             raise StoreError(_write_refused(exc, self.uri)) from None
+        except psycopg.errors.LockNotAvailable:
+            self._drop_stage(stage)
+            raise self._lock_refused() from None
         except BaseException as exc:
             self._drop_stage(stage)
             if hasattr(exc, "add_note"):
                 exc.add_note(f"RongTwin: the store {self.uri} was rolled back; nothing of this write was kept")
             raise
         finally:
+            self._pinned -= 1
             try:
                 with self.conn.cursor() as cur:
                     self._stage_lock(cur, stage, "unlock")
@@ -1031,7 +1330,7 @@ class PostGISStore(Store):
         self._require_table(name)
         self._drop(name)
 
-    def create_index(self, name: str, columns: str | Sequence[str]) -> str:
+    def create_index(self, name: str, columns: str | Sequence[str], *, unique: bool = False) -> str:
         from psycopg import sql
 
         check_name(name, "table")
@@ -1039,13 +1338,23 @@ class PostGISStore(Store):
             self._require_index_table(name)
             self._lock_name(cur, name, "table")  # one writer of the table at a time, index builders included
             cols = check_index_columns(columns, [c for c in self._table_columns(cur, name) if c != "fid"], name)
+            uniques = self._unique_indexes(cur, name)
             for have, on in self._indexes(cur, name).items():
-                if on == cols:
+                if on == cols and (have in uniques or not unique):
                     return have
-            ix = index_name(name, cols)
-            cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-                sql.Identifier(ix), self._q(name), sql.SQL(", ").join(sql.Identifier(c) for c in cols)))
-            if self._indexes(cur, name).get(ix) != cols:  # IF NOT EXISTS skipped: the name is another relation's
+            ix = index_name(name, cols, unique)
+            on = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+            if unique:  # counted first: the server's refusal names one value, not how many rows repeat
+                cur.execute(sql.SQL("SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {} WHERE {} "
+                                    "GROUP BY {} HAVING count(*) > 1) AS d").format(
+                    self._q(name), sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in cols),
+                    on))
+                n = int(cur.fetchone()[0])
+                if n:
+                    raise duplicate_values_error(name, cols, n)
+            cur.execute(sql.SQL("CREATE {}INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.SQL("UNIQUE " if unique else ""), sql.Identifier(ix), self._q(name), on))
+            if self._indexes(cur, name).get(ix) != cols or (unique and ix not in self._unique_indexes(cur, name)):
                 raise StoreError(f"cannot index table {name!r} on {cols}: the name {ix!r} is taken in {self.uri}")
         return ix
 
@@ -1053,6 +1362,13 @@ class PostGISStore(Store):
         self._require_table(name)
         with self.conn.cursor() as cur:
             return self._indexes(cur, name)
+
+    def _unique_indexes(self, cur, name: str) -> set[str]:
+        """The names of the unique indexes on table ``name`` (its primary key left out)."""
+        cur.execute("SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                    "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace s ON s.oid = t.relnamespace "
+                    "WHERE s.nspname = %s AND t.relname = %s AND x.indisunique AND NOT x.indisprimary", (self.schema, name))
+        return {r[0] for r in cur.fetchall()}
 
     def _indexes(self, cur, name: str) -> dict[str, list[str]]:
         cur.execute(
@@ -1113,8 +1429,47 @@ class PostGISStore(Store):
 
         if self.schema == "public":
             raise StoreError("refusing to drop the public schema; drop the twin's objects one by one")
-        with self.conn.cursor() as cur:
+        with self.transaction(), self.conn.cursor() as cur:  # a role that may not: the one-line write refusal
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+
+
+def _guarded(fn):
+    """``fn`` (a public method of :class:`PostGISStore`) as an operation: its connection is checked (and replaced if
+    the server dropped it) once at its start, and a lost connection or a refused read becomes the project's
+    error (:meth:`PostGISStore._translate`) rather than the driver's."""
+    import functools
+
+    @functools.wraps(fn)
+    def op(self, *args, **kwargs):
+        import psycopg
+
+        if self._calls == 0:
+            self._revive()
+        self._calls += 1
+        try:
+            return fn(self, *args, **kwargs)
+        except psycopg.Error as exc:
+            if self._calls > 1:  # the outermost call says it
+                raise
+            new = self._translate(exc)
+            if new is None:
+                raise
+            raise new from None
+        finally:
+            self._calls -= 1
+
+    return op
+
+
+def _guard_public_methods(cls) -> None:
+    for name, fn in list(vars(cls).items()):
+        if (name.startswith("_") or not callable(fn) or isinstance(fn, (property, staticmethod, classmethod))
+                or hasattr(fn, "__wrapped__") or name in ("close", "reopen_args", "transaction")):
+            continue  # context managers (transaction, run_lock, ...) check and translate in transaction()
+        setattr(cls, name, _guarded(fn))
+
+
+_guard_public_methods(PostGISStore)
 
 
 # -- type mapping -------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ and exposes ``register(app)``. Heavy imports happen inside the commands, so
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.showwarning = _show
     _register_all()
+    # the CLI's PostGIS connections, as pg_stat_activity shows them (libpq's variable; a DSN's
+    # ?application_name= or one set before wins)
+    os.environ.setdefault("PGAPPNAME", "rongtwin-cli")
     try:
         app(args=argv, standalone_mode=True)
     except TwinError as exc:  # clear message, no stack trace
@@ -74,11 +78,26 @@ def main(argv: list[str] | None = None) -> None:
                     "and is a folder) and that you may read and write there", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except Exception as exc:  # a twin file that cannot be written (read-only file or folder, full disk)
-        msg = _store_write_refused(exc)
+        msg = _store_write_refused(exc) or _database_lost(exc)
         if msg is None:
             raise
         typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+
+
+def _database_lost(exc: BaseException) -> str | None:
+    """The one-line message for a PostGIS connection that failed under code that used it directly (the store's own
+    calls say it as a StoreConnectionError), or None for any other error."""
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.LockNotAvailable):
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return (f"the database connection failed ({first}); the command did not finish (a write in a transaction was "
+                "rolled back). Check that the database server runs, then run the command again")
+    return None
 
 
 def _store_write_refused(exc: BaseException) -> str | None:

@@ -76,15 +76,18 @@ def save_bookmark(body: BookmarkIn, state=Depends(get_state), who: Principal = D
            "latitude": v.latitude, "zoom": v.zoom, "pitch": v.pitch, "bearing": v.bearing,
            "created": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
            "created_by": f"{who.role}:{who.name}"[:120]}
-    with state.store.transaction():  # the count and the append under one lock: two savers cannot pass the cap
+    # the count and the append under the table's write lock (PostGIS: its advisory lock, GeoPackage: the file's):
+    # two savers cannot pass the cap nor both take a name (transaction() first: LockedStore holds its thread lock
+    # for the whole block)
+    with state.store.transaction(), state.store.lock_table(TABLE):
         have = _rows(state)
         if len(have) >= MAX_BOOKMARKS:
             raise HTTPException(409, f"the twin already keeps {MAX_BOOKMARKS} bookmarks; remove some first "
                                      "(DELETE /api/bookmarks/{id})")
         if any(b["name"] == body.name for b in have):
             raise HTTPException(409, f"a bookmark is already called {body.name!r}; pick another name or remove it")
-        state.store.write_table(TABLE, pd.DataFrame([row], columns=_COLUMNS),
-                                mode="append" if state.store.has_table(TABLE) else "replace")
+        # append creates the table when missing; a replace dropped the table another saver had just made
+        state.store.write_table(TABLE, pd.DataFrame([row], columns=_COLUMNS), mode="append")
     return {"id": row["bookmark_id"], "name": row["name"], "view": v.model_dump(), "created": row["created"],
             "created_by": row["created_by"]}
 

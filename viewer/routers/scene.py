@@ -9,9 +9,37 @@ from viewer.dependencies import Principal, ScenarioQuery, current_principal, get
 router = APIRouter(prefix="/api", tags=["scene"])
 
 
-@router.get("/health", summary="Liveness (no auth)")
-def health(state=Depends(get_state)) -> dict:
-    return {"ok": True, "store": state.store.raw.kind}
+#: how long /api/health waits for the store while another request uses it (seconds)
+HEALTH_WAIT_S = 5.0
+
+
+@router.get("/health", summary="Liveness and the database (no auth)")
+def health(state=Depends(get_state)):
+    """200 ``{"ok": true}`` when the store answers a trivial query (PostGIS: ``SELECT 1``, reconnecting first if the
+    server dropped the connection); 503 with the reason when the database cannot be reached or the store has been
+    busy with another request for more than :data:`HEALTH_WAIT_S` seconds."""
+    from fastapi.responses import JSONResponse
+
+    from twin_core.errors import StoreError
+
+    store = state.store
+    kind = store.raw.kind
+    ping = getattr(store.raw, "ping", None)
+    if ping is None:
+        return {"ok": True, "store": kind}
+    if not store.lock.acquire(timeout=HEALTH_WAIT_S):
+        return JSONResponse({"ok": False, "store": kind, "error": "store busy",
+                             "detail": f"the store has been busy with another request for more than {HEALTH_WAIT_S:g} s "
+                                       "(a long write, or a write waiting for a lock another session holds)"},
+                            status_code=503)
+    try:
+        ping()
+    except StoreError as exc:
+        return JSONResponse({"ok": False, "store": kind, "error": "database unreachable", "detail": str(exc)},
+                            status_code=503)
+    finally:
+        store.lock.release()
+    return {"ok": True, "store": kind}
 
 
 @router.get("/whoami", summary="The caller's role")
