@@ -94,6 +94,21 @@ def _lonlat_hint(bounds, crs, polygon: bool, *, features: bool = False) -> str:
             f"transform them first, e.g. {how}")
 
 
+def _warn_partly_outside(bounds, base, name: str) -> None:
+    """Warn when an edit's box reaches past the raster: only the part on the raster changes."""
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    bx0, by0, bx1, by1 = base.bounds
+    area = (xmax - xmin) * (ymax - ymin)
+    inside = max(0.0, min(xmax, bx1) - max(xmin, bx0)) * max(0.0, min(ymax, by1) - max(ymin, by0))
+    if area > 0 and inside < area * (1.0 - 1e-9):
+        from twin_core.errors import TwinWarning, twin_warn
+
+        twin_warn(f"the edit's box {tuple(bounds)} reaches past the {name!r} raster {base.bounds}: "
+                  f"{100.0 * (1.0 - inside / area):.1f} % of it ({area - inside:,.0f} of {area:,.0f} square units) "
+                  "is outside and was left out; only the part on the raster changes. Clip the box to the raster "
+                  "to silence this", TwinWarning, stacklevel=3)
+
+
 def _check_edit_polygon(poly, raster: str, *, kind: str = "edit") -> None:
     """Refuse a polygon that is not a valid, non-empty (Multi)Polygon for an edit of raster ``raster`` (or,
     ``kind="road closure"``, a :meth:`Scenario.close_roads` of layer ``raster``).
@@ -902,6 +917,8 @@ class Scenario:
                 win = base.window_from_bounds(bounds)
             except RasterError:  # far off the grid: lon/lat for metres, another CRS's metres, another place
                 raise RasterError(_off_the_raster(bounds, base, name, polygon=poly is not None)) from None
+            if poly is None:  # a box: (a polygon's own bounds may stick out where the polygon does not)
+                _warn_partly_outside(bounds, base, name)
         else:
             raise ScenarioError("where must be a Window, (xmin, ymin, xmax, ymax) bounds or a shapely polygon")
         current = base.window(win).data.astype("float64")

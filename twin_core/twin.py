@@ -558,7 +558,10 @@ class Twin:
             ``datetime.timedelta`` / ``pandas.Timedelta`` / ``numpy.timedelta64``
         until : how long to simulate (default: ``duration``)
         threshold : depth in metres from which a feature counts as flooded (0.15)
-        drainage_mm_h, infiltration_mm_h : losses in mm/h (sewers; soil)
+        drainage_mm_h, infiltration_mm_h : losses in mm/h (sewers; soil): a number, a per-cell grid of the DEM's
+            shape, or the name of a raster of the twin on the DEM's grid
+        initial_water : True (default): the ``water`` layer's rivers and lakes start at their normal level;
+            False: dry. Flooding (flooded area, exposure) is judged over land, outside the water polygons
         buildings : "block" (default), "raise" or "none";  roof_runoff : "adjacent" (default) or "none"
         rain : a :class:`simulation.flood.Hyetograph` (or ``RainSeries``) instead of the design storm
         rain_from_sensors, rain_until, rain_spatial, rain_gaps : the rain the twin's rain gauges measured over a
@@ -867,7 +870,8 @@ def describe_runs(store, results) -> dict:
 def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
     """A short line telling one stored run from others of its engine (the ``about`` of :meth:`Twin.runs`):
 
-    - flood: the storm (return period, duration, rain depth) or the rain given / observed;
+    - flood: the storm (return period, duration, rain depth) or the rain given / observed; the drainage
+      (a rate, or a per-cell grid with its raster, range and mean) and the infiltration, when there is any; "water bodies started dry" when the run did not start them at their normal level;
     - traffic: mode and period, demand scale, the flood run that closed roads, closed links;
     - crowd: the area (id and name) or the IFC file and storey, agents, model;
     - access: the stations' kind and count, the time limit, the flood run;
@@ -878,6 +882,10 @@ def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
     Empty when nothing is known (results saved by hand); a summary from an older version missing a key
     leaves that part out.
 
+    >>> describe_run("flood", {"storm": {"return_period_y": 50, "duration_s": 3600, "total_mm": 74.2},
+    ...                        "drainage_mm_h": "per cell", "infiltration_mm_h": 10.0, "drainage_mm_h_grid":
+    ...                        {"raster": "sewers", "min_mm_h": 0.0, "max_mm_h": 50.0, "mean_mm_h": 25.0}})
+    "50-year storm, 1 h, 74 mm, drainage per cell 'sewers' (0-50, mean 25 mm/h), infiltration 10 mm/h"
     >>> describe_run("crowd", {"area_id": "A001", "name": "Plaza", "agents": 200, "model": "csm"})
     'A001 Plaza, 200 agents, csm'
     >>> describe_run("crowd", {"area_id": "A001", "agents": 500, "model": "csm", "flooded_by": "storm50",
@@ -900,6 +908,19 @@ def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
             parts.append(_minutes(storm["duration_s"]))
         if storm.get("total_mm") is not None:
             parts.append(f"{float(storm['total_mm']):.0f} mm")
+        # the losses: one storm with sewers working or blocked in half the city are two runs
+        for key, what in (("drainage_mm_h", "drainage"), ("infiltration_mm_h", "infiltration")):
+            v, grid = s.get(key), s.get(f"{key}_grid")
+            if isinstance(grid, dict):
+                name = f" {grid['raster']!r}" if grid.get("raster") else ""
+                parts.append(f"{what} per cell{name} ({float(grid['min_mm_h']):g}-{float(grid['max_mm_h']):g}, "
+                             f"mean {float(grid['mean_mm_h']):.3g} mm/h)")
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:  # none (0): the default, unsaid
+                parts.append(f"{what} {float(v):g} mm/h")
+            elif v == "per cell":
+                parts.append(f"{what} per cell")
+        if s.get("initial_water") is False:
+            parts.append("water bodies started dry")
     elif engine == "traffic":
         parts.append(" ".join(str(s[k]) for k in ("mode", "period") if s.get(k)))
         if s.get("demand_scale") is not None:

@@ -250,8 +250,14 @@ def _check_resolution(resolution) -> tuple[float, float] | None:
 _STAGES = {"read": 1.0, "warp": 6.0, "write": 6.0}
 
 
+#: rasters a flood reads cell for cell on the DEM's grid: imported onto it by default (``match_dem``)
+DEM_GRID_RASTERS = ("manning",)
+#: rasters of classes (not measures): a warp takes the nearest cell's value, never a blend of two classes
+_CATEGORICAL = ("manning",)
+
+
 def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None, unit: str | None = None,
-                  resolution: float | None = None, band: int | None = None,
+                  resolution: float | None = None, band: int | None = None, match_dem: bool | None = None,
                   progress: "ProgressCallback | None" = None) -> Raster:
     """Import a GeoTIFF into the store, warped to the twin CRS if needed.
 
@@ -265,7 +271,16 @@ def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None,
         The unit of the values. Without it, the file's band unit (GDAL's unit type) is used; one that
         contradicts the file's is refused.
     resolution
-        Cell size of the imported grid in the twin CRS's units (m); the grid is resampled (bilinear) to it.
+        Cell size of the imported grid in the twin CRS's units (m); the grid is resampled (bilinear; nearest
+        neighbour for ``manning``, whose n values are land-cover classes) to it, keeping the file's origin.
+    match_dem
+        Resample the file onto the twin DEM's grid (its cells, origin and extent; nearest neighbour: a cell
+        takes the value of the file's cell its centre falls in, so land-cover n values are never blended;
+        cells the file does not cover are nodata). None (default): for the rasters a flood reads on the DEM's
+        grid (:data:`DEM_GRID_RASTERS`: ``manning``) when the twin has a DEM on another grid, and the
+        returned raster's ``meta["matched_dem"]`` says so; True: for any raster (a per-cell drainage grid for
+        ``twin flood --drainage NAME``); False: keep the file's grid (a flood then refuses it). Not with
+        ``resolution``, nor for ``dem`` itself.
     band
         The band to import (1 for the first). Without it band 1 is imported, with a :class:`TwinWarning`
         when the file has more.
@@ -286,6 +301,17 @@ def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None,
     if store.crs is None:
         raise CRSError(f"the store {store.uri} has no CRS; create it with crs='EPSG:4544'")
     _check_resolution(resolution)
+    if match_dem not in (None, True, False):
+        raise RasterError(f"match_dem must be True, False or None (default: for {list(DEM_GRID_RASTERS)}), "
+                          f"got {match_dem!r}")
+    if match_dem and name == "dem":
+        raise RasterError("match_dem puts a raster on the DEM's grid; the DEM itself cannot be: leave it out")
+    if match_dem and resolution is not None:
+        raise RasterError("give resolution or match_dem, not both: match_dem takes the DEM's cells (CLI: "
+                          "--resolution or --match-dem)")
+    if match_dem and not store.has_raster("dem"):
+        raise RasterError(f"match_dem puts {name!r} on the DEM's grid, but the twin has no 'dem' raster yet; import "
+                          "the DEM first (twin import-raster CITY DEM.tif --name dem)")
 
     def check_header(file: str, bands: int, file_unit: str | None) -> None:
         _check_file_unit(name, file, unit, file_unit)
@@ -307,7 +333,14 @@ def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None,
     src_crs = resolve_crs(r.crs)
     check_area_of_use(np.asarray(r.bounds, dtype="float64"), src_crs)
     check_in_twin_area(np.asarray(r.bounds, dtype="float64"), src_crs, resolve_crs(store.crs))
-    r = reproject_raster(r, store.crs, resolution=resolution, progress=stage("warp"))
+    dem = store.raster_info("dem") if name != "dem" and store.has_raster("dem") else None
+    match = bool(match_dem) or (match_dem is None and name in DEM_GRID_RASTERS and resolution is None
+                                and dem is not None and not _on_grid(r, dem, store.crs))
+    if match:
+        r = _onto_grid(r, dem, store.crs, Path(path).name, progress=stage("warp"))
+    else:
+        r = reproject_raster(r, store.crs, resolution=resolution, progress=stage("warp"),
+                             resampling="nearest" if name in _CATEGORICAL else "bilinear")
     _warn_if_far_bounds(store, name, np.asarray(r.bounds, dtype="float64"), f"the {r.shape[0]} x {r.shape[1]} cells",
                         replacing=True)
     r.unit = unit or r.unit
@@ -321,6 +354,43 @@ def import_raster(store, path: str | os.PathLike, name: str, *, crs: Any = None,
         store.write_raster(name, r)
     stage("write")(1, 1)
     return r
+
+
+def _on_grid(r: Raster, info: dict, crs) -> bool:
+    """Whether ``r`` is already on the grid ``info`` (a store's ``raster_info``) in ``crs``."""
+    if not resolve_crs(r.crs).equals(resolve_crs(info.get("crs") or crs)):
+        return False
+    return tuple(r.shape) == (info["height"], info["width"]) and np.allclose(
+        np.asarray(list(r.transform)[:6], dtype="float64"), np.asarray(info["transform"][:6], dtype="float64"),
+        rtol=0, atol=1e-6)
+
+
+def _onto_grid(r: Raster, info: dict, crs, file: str, progress=None) -> Raster:
+    """``r`` resampled onto the grid ``info`` (the DEM's ``raster_info``) with nearest neighbour; the cells it
+    does not cover are nodata. ``meta["matched_dem"]`` says what was done, for the caller to report."""
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    if _on_grid(r, info, crs):
+        return r
+    r = _fit_float32(r)
+    dst = resolve_crs(info.get("crs") or crs)
+    nodata = r.nodata if r.nodata is not None else np.nan
+    out = np.full((info["height"], info["width"]), nodata, dtype="float32")
+    reproject(np.ascontiguousarray(r.data, dtype="float32"), out, src_transform=r.transform,
+              src_crs=resolve_crs(r.crs), dst_transform=Affine(*info["transform"][:6]), dst_crs=dst,
+              src_nodata=nodata, dst_nodata=nodata, resampling=Resampling.nearest)
+    if progress is not None:
+        progress(1, 1)
+    empty = ~np.isfinite(out) if np.isnan(nodata) else (out == nodata)
+    what = (f"resampled {file} ({r.shape[0]} x {r.shape[1]} cells of {r.res[0]:g} m) onto the DEM's grid "
+            f"({info['height']} x {info['width']} cells of {abs(info['transform'][0]):g} m) by nearest neighbour")
+    if empty.any():
+        what += f"; {int(empty.sum())} cells the file does not cover are nodata"
+    meta = dict(r.meta)
+    meta["matched_dem"] = what
+    return Raster(out, Affine(*info["transform"][:6]), dst.to_string(), nodata, r.unit, meta)
 
 
 class _Stages:

@@ -228,6 +228,15 @@ class StormFormula:
     Block depths are computed from the exact cumulative curve, so the blocks
     add up to the formula's depth for the whole duration.
 
+    A formula is a fit to a city's rain records for return periods ``p_min`` to
+    ``p_max`` years (GB 50014, the Chinese outdoor drainage design code, has the
+    rain statistics compiled for 2, 3, 5, 10, 20, 30, 50 and 100 years): outside
+    that range it is an extrapolation with no data behind it, and with ``b``
+    growing as ``P**b_exp`` it need not even grow with ``P`` (the Chengdu formula's
+    5-minute intensity is lower for 100 years than for 50, and its 1-hour depth
+    for 100,000 years is about its 50-year one). Return periods above ``p_max``
+    are refused (:class:`~twin_core.errors.ParameterError`).
+
     Examples
     --------
     >>> f = StormFormula(A1=16.8, C=0.803, b=12.8, n=0.768, b_exp=0.231)
@@ -236,6 +245,10 @@ class StormFormula:
     >>> hy = f.hyetograph(50, 3600, step_s=300, peak_ratio=0.4)
     >>> round(hy.total_mm(), 1) == round(f.intensity_mm_min(50, 60) * 60, 1)
     True
+    >>> f.intensity_mm_min(1000, 60)
+    Traceback (most recent call last):
+    ...
+    twin_core.errors.ParameterError: return period 1000 years is outside the storm formula's range (1 to 100 years, the return periods it was fitted to); the formula is an extrapolation there (it may even fall as P grows). Use at most 100 years, or a hyetograph of your own (rain=)
     """
 
     A1: float
@@ -245,18 +258,32 @@ class StormFormula:
     b_exp: float = 0.0
     name: str = ""
     source: str = ""
+    p_min: float = 1.0
+    p_max: float = 100.0
 
     def __post_init__(self) -> None:
         for k in ("A1", "C", "b", "n", "b_exp"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ParameterError(f"storm formula parameter {k} must be a finite number, got {v!r}")
+        for k in ("p_min", "p_max"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ParameterError(f"storm formula parameter {k} must be a finite number of years, got {v!r}")
+        if not 1.0 <= self.p_min <= self.p_max:
+            raise ParameterError(f"storm formula needs 1 <= p_min <= p_max (years), got p_min={self.p_min}, "
+                                 f"p_max={self.p_max}")
         if self.A1 <= 0 or self.b < 0 or not 0 < self.n < 1:
             raise ParameterError(f"storm formula needs A1 > 0, b >= 0 and 0 < n < 1, got A1={self.A1}, b={self.b}, n={self.n}")
 
     def _a_b(self, P: float) -> tuple[float, float]:
         if not (_is_real(P) and P >= 1.0):
             raise ParameterError(f"return period must be a finite number >= 1 year, got {P!r}")
+        if not self.p_min <= P <= self.p_max:
+            raise ParameterError(
+                f"return period {P:g} years is outside the storm formula's range ({self.p_min:g} to {self.p_max:g} "
+                "years, the return periods it was fitted to); the formula is an extrapolation there (it may even "
+                f"fall as P grows). Use at most {self.p_max:g} years, or a hyetograph of your own (rain=)")
         return self.A1 * (1.0 + self.C * math.log10(P)), self.b * P ** self.b_exp
 
     def intensity_mm_min(self, P: float, t_min: float) -> float:
@@ -295,14 +322,17 @@ class StormFormula:
         return Hyetograph(edges, depth / (np.diff(edges) / 3600.0))
 
 
-# The classic Chengdu storm-intensity formula, q = 2806 (1 + 0.803 lg P) / (t + 12.8 P^0.231)^0.768
-# L/(s*ha) (A1 = 2806 / 167 = 16.80 mm/min), as tabulated in the Chinese Water Supply and
-# Drainage Design Handbook (给水排水设计手册, vol. 5, table of city storm formulas). Quoted from
-# that handbook table; we could not check it against an online copy here, and Chengdu has since
-# published zoned formulas (2015+) that a real design must use instead.
+#: The classic Chengdu storm-intensity formula, q = 2806 (1 + 0.803 lg P) / (t + 12.8 P^0.231)^0.768
+#: L/(s*ha) (A1 = 2806 / 167 = 16.80 mm/min), as tabulated in the Chinese Water Supply and Drainage
+#: Design Handbook (给水排水设计手册, vol. 5, table of city storm formulas). Quoted from that handbook
+#: table, not checked against an online copy; Chengdu has since published zoned formulas (2015+) that a
+#: real design must use instead. Valid for return periods of 1 to 100 years (see :class:`StormFormula`).
 CHENGDU_STORM = StormFormula(
     A1=2806.0 / 167.0, C=0.803, b=12.8, n=0.768, b_exp=0.231, name="Chengdu (classic)",
-    source="Water Supply and Drainage Design Handbook vol. 5: q = 2806(1+0.803 lgP)/(t+12.8P^0.231)^0.768",
+    source="Water Supply and Drainage Design Handbook vol. 5: q = 2806(1+0.803 lgP)/(t+12.8P^0.231)^0.768 "
+           "(classic formula, not checked against an online copy; Chengdu's zoned formulas of 2015+ supersede it "
+           "for design); fitted for return periods of 1-100 years",
+    p_min=1.0, p_max=100.0,
 )
 
 

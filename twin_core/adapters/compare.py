@@ -45,7 +45,8 @@ __all__ = ["compare_runs", "Comparison", "change_of", "ENGINES"]
 #: difference in one of them besides the scenario is reported)
 ENGINES = {
     "flood": ("storm", "grid", "cell_size_m", "threshold_m", "sim_time_s", "buildings", "roof_runoff",
-              "drainage_mm_h", "infiltration_mm_h", "boundary"),
+              "drainage_mm_h", "infiltration_mm_h", "drainage_mm_h_grid", "infiltration_mm_h_grid", "boundary",
+              "initial_water"),
     "traffic": ("mode", "period", "demand_scale", "flooded_by", "flood_timing", "sim_time_s"),
     "access": ("from_kind", "within_s", "speeds", "flooded_by", "flood_time_s", "impassable_depth_m"),
     "crowd": ("area_id", "ifc", "storey", "anchor", "model", "seed", "closed_exits", "route", "flooded_by",
@@ -335,6 +336,13 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
     thr = float(ta_)
     da, db, diff = _raster_diff(twin, ka, kb, "max_depth", "m")
     cell = abs(diff.transform.a * diff.transform.e)
+    if sa.get("flood_extent") or sb.get("flood_extent"):  # flooding over land, as the runs' summaries count it
+        from twin_core.adapters.flood import water_context
+
+        wm_a, _ = water_context(twin, None if ka[0] == "base" else ka[0], np.shape(da), diff.transform)
+        wm_b, _ = water_context(twin, None if kb[0] == "base" else kb[0], np.shape(db), diff.transform)
+        da = da if wm_a is None else np.where(wm_a, np.nan, da)
+        db = db if wm_b is None else np.where(wm_b, np.nan, db)
     wa, wb = _wet(da, thr), _wet(db, thr)
     d = np.nan_to_num(db) - np.nan_to_num(da)
     s: dict = {"threshold_m": thr}

@@ -2,7 +2,8 @@
 
 Inputs read from the twin (as of a scenario): rasters ``dem`` and ``manning``,
 the ``buildings`` layer (burned into the grid as blocked cells, or raised
-terrain, or ignored, per run), and the ``sensors`` layer (``rain_gauge`` and
+terrain, or ignored, per run), the ``water`` layer (rivers and lakes start at their ``normal_level_m``:
+see :func:`water_grid`), and the ``sensors`` layer (``rain_gauge`` and
 ``river_level`` sensors become gauges). The rain on blocked buildings runs off
 their roofs onto the open cells along their walls (``roof_runoff="adjacent"``,
 see :func:`roof_outlets`), or is dropped (``"none"``). The rain is a design storm from a
@@ -41,7 +42,8 @@ import pandas as pd
 from twin_core.errors import ParameterError, RasterError, TwinWarning, twin_warn
 from twin_core.units import as_number, is_bare_number, parse_duration
 
-__all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration",
+__all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration", "water_grid",
+           "link_point_depths", "BRIDGE_DECK_ABOVE_BANK_M",
            "rain_from_sensors", "parse_return_period", "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
 
 GAUGE_KINDS = ("rain_gauge", "river_level")
@@ -56,11 +58,24 @@ ROOF_RUNOFF_MODES = ("adjacent", "none")
 _DEFAULT_MANNING = 0.03  # n where the 'manning' raster has no usable value (s/m^(1/3))
 _DEEPEST_THRESHOLD_M = 3.0  # a "flooded" threshold deeper than this is likely centimetres typed as metres
 _LOWEST_GROUND_M = -1000.0  # below any dry land (the Dead Sea shore is at -430 m): likely an undeclared nodata
+#: a bridge's deck is taken this far above the lower ground of its two banks (where the road leaves the water
+#: polygon): a deck sits at least a kerb and a camber above its approaches; taking it low is the cautious side
+#: (it is judged flooded sooner). See :func:`link_point_depths`.
+BRIDGE_DECK_ABOVE_BANK_M = 0.5
+_DEEPEST_WATER_BODY_M = 50.0  # a normal level this far above a water body's ground is likely another datum
+#: how a run judges flooding: over land only, the cells outside the 'water' layer's polygons (see run_flood)
+FLOOD_EXTENT = "land (cells outside the water layer's polygons)"
 
 
 def _rate(value, name: str):
     """A loss rate in mm/h: a number (NumPy's too) as a float, or a per-cell grid as given (the engine checks
-    its shape). Text failed as a bare "could not convert string to float" naming no argument."""
+    its shape), or the name of a raster of the twin (text that is not a number: :func:`_rate_grid` reads it
+    once the DEM is known). Text failed as a bare "could not convert string to float" naming no argument."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())  # "20" from a command line or a form
+        except ValueError:
+            return value.strip()
     if isinstance(value, (np.ndarray, list, tuple)) and np.ndim(value) > 0:
         a = np.asarray(value)
         if a.dtype.kind not in "iuf":
@@ -68,6 +83,41 @@ def _rate(value, name: str):
                                  f"{a.dtype}; write e.g. {name}=np.full(twin.raster('dem').shape, 20.0)")
         return a
     return as_number(value, name, "mm/h", example=20, about="a number, or a per-cell grid of the DEM's shape")
+
+
+def _rate_grid(twin, scenario, value, name: str, dem_r):
+    """A loss rate given as a raster name (see :func:`_rate`): the raster as a (ny, nx) float64 grid of mm/h,
+    checked to be on the DEM's grid, with no NaN and no negative value; a number or an array is returned as
+    given. Returns ``(rate, raster_name or None)``."""
+    if not isinstance(value, str):
+        return value, None
+    names = twin.rasters()
+    if value not in names:
+        raise ParameterError(f"{name}={value!r} is neither a number of mm/h nor a raster of the twin (rasters: "
+                             f"{names}); give a rate such as 20, or import a per-cell grid of mm/h first: "
+                             f"twin import-raster CITY FILE.tif --name {value} --unit mm/h")
+    r = twin.raster(value, scenario)
+    if r.shape != dem_r.shape or tuple(r.transform)[:6] != tuple(dem_r.transform)[:6]:
+        raise RasterError(f"raster {value!r} ({name}) is on another grid than the DEM ({r.shape} cells, "
+                          f"transform {tuple(r.transform)[:6]} vs {dem_r.shape}, {tuple(dem_r.transform)[:6]}); "
+                          f"import it again onto the DEM's grid (nearest neighbour): `twin import-raster CITY "
+                          f"FILE.tif --name {value} --match-dem`")
+    a = np.asarray(r.masked() if hasattr(r, "masked") else r.data, dtype=np.float64)
+    bad = ~np.isfinite(a) | (a < 0)
+    if bad.any():
+        raise ParameterError(f"raster {value!r} ({name}, mm/h) has {int(bad.sum())} cells with nodata or a "
+                             "negative rate; every cell needs a rate >= 0 mm/h (0: none): fill the raster")
+    return a, value
+
+
+def _loss_info(value, raster=None):
+    """What a run's loss rate was, for its summary: ``{"mean_mm_h", "min_mm_h", "max_mm_h"}`` and the raster's
+    name for a per-cell grid, None for a single rate."""
+    if np.ndim(value) == 0:
+        return None
+    a = np.asarray(value, dtype=np.float64)
+    return {"raster": raster, "mean_mm_h": float(np.nanmean(a)), "min_mm_h": float(np.nanmin(a)),
+            "max_mm_h": float(np.nanmax(a))}
 
 
 def _threshold(value) -> float:
@@ -103,6 +153,11 @@ class FloodSetup:
     rain_total_mm: float
     storm: dict
     roof_runoff: object = None  # the RoofRunoff given to the model (None: rain on blocked cells dropped)
+    water_mask: np.ndarray | None = None  # cells inside the 'water' layer's polygons (None: no water layer)
+    initial_depth: np.ndarray | None = None  # the water at the start (m): water bodies at their normal level
+    ground: np.ndarray | None = None  # the DEM (m, NaN: nodata), before buildings are raised on it
+    water: dict = field(default_factory=dict)  # what water_grid found (bodies, cells, those without a level)
+    losses: dict = field(default_factory=dict)  # per-cell drainage / infiltration: their raster, mean, range
 
 
 @dataclass
@@ -216,9 +271,67 @@ def _building_heights(buildings, shape, transform) -> np.ndarray:
     return features.rasterize(pairs, out_shape=shape, transform=transform, fill=0.0, dtype="float64")
 
 
+def water_grid(water, shape, transform, ground):
+    """The ``water`` layer on the DEM's grid: which cells are water bodies, and the water in them at their
+    normal level; a pure function of the layer and the grid.
+
+    A cell belongs to a water body when its centre is inside one of the layer's polygons. Its initial depth
+    is ``normal_level_m - ground`` where that is positive (a bed above the level, e.g. the upstream end of a
+    sloping river given one level, starts dry); a water body without a level (NaN) starts dry.
+
+    Parameters
+    ----------
+    water : GeoDataFrame or None
+        The ``water`` layer (``water_id``, ``normal_level_m`` in metres, polygons).
+    shape, transform : the DEM's grid
+    ground : (ny, nx) float array, m (NaN: nodata, starts dry)
+
+    Returns
+    -------
+    (mask, depth, info): ``mask`` (ny, nx) bool, ``depth`` (ny, nx) float64 m, ``info`` a dict
+    (``water_bodies``, ``cells``, ``wet_cells``, ``without_level``: the ids of those with no level).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from affine import Affine
+    >>> from shapely import box
+    >>> w = gpd.GeoDataFrame({"water_id": ["W1"], "normal_level_m": [10.0]}, geometry=[box(0, 0, 2, 4)])
+    >>> ground = np.array([[9.0, 9.5, 12.0], [8.0, 10.5, 12.0]])
+    >>> mask, depth, info = water_grid(w, ground.shape, Affine(1, 0, 0, 0, -2, 4), ground)
+    >>> depth.tolist(), info["wet_cells"]
+    ([[1.0, 0.5, 0.0], [2.0, 0.0, 0.0]], 3)
+    """
+    from rasterio import features
+
+    mask = np.zeros(shape, dtype=bool)
+    depth = np.zeros(shape, dtype=np.float64)
+    info = {"water_bodies": 0, "cells": 0, "wet_cells": 0, "without_level": []}
+    if water is None or not len(water):
+        return mask, depth, info
+    geoms = [(g, i + 1) for i, g in enumerate(water.geometry) if g is not None and not g.is_empty]
+    if not geoms:
+        return mask, depth, info
+    which = features.rasterize(geoms, out_shape=shape, transform=transform, fill=0, dtype="int32")
+    mask = which > 0
+    if "normal_level_m" in water:
+        levels = pd.to_numeric(water["normal_level_m"], errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        levels = np.full(len(water), np.nan)
+    level = np.concatenate([[np.nan], levels])[which]  # NaN outside the polygons
+    ground = np.asarray(ground, dtype=np.float64)
+    ok = mask & np.isfinite(level) & np.isfinite(ground)
+    depth[ok] = np.maximum(level[ok] - ground[ok], 0.0)
+    ids = water["water_id"].astype(str).tolist() if "water_id" in water else [str(i) for i in water.index]
+    info.update(water_bodies=len(geoms), cells=int(mask.sum()), wet_cells=int((depth > 0).sum()),
+                without_level=[ids[i - 1] for _, i in geoms if not np.isfinite(levels[i - 1])])
+    return mask, depth, info
+
+
 def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1h", rain=None, formula=None,
                   peak_ratio: float = 0.4, storm_step="5min", buildings: str = "block", roof_runoff: str = "adjacent",
-                  drainage_mm_h=0.0, infiltration_mm_h: float = 0.0, boundary: str = "free", params=None) -> FloodSetup:
+                  drainage_mm_h=0.0, infiltration_mm_h: float = 0.0, boundary: str = "free", initial_water: bool = True,
+                  params=None) -> FloodSetup:
     """Build a :class:`~simulation.flood.FloodModel` from a twin scenario.
 
     Parameters
@@ -235,8 +348,14 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         ``rain_on_blocked`` in the mass balance). Only for ``buildings="block"``: with
         "raise" and "none" the rain falls on the building cells, which carry water.
         Nodata cells are no roofs: their rain is dropped either way.
-    drainage_mm_h : sewer capacity as a loss rate (mm/h), a number or a per-cell grid
+    drainage_mm_h : sewer capacity as a loss rate (mm/h), a number, a per-cell grid of the DEM's shape, or the
+        name of a raster of the twin on the DEM's grid (mm/h per cell, e.g. sewers blocked in one district)
+    infiltration_mm_h : soil infiltration as a loss rate (mm/h), a number or a per-cell grid. Neither loss
+        applies inside the ``water`` layer's polygons (no sewer inlet, no dry soil under a river)
     boundary : "free" (water leaves the city at the edges) or "closed"
+    initial_water : True (default): the water bodies of the ``water`` layer start at their ``normal_level_m``
+        (:func:`water_grid`; the model's ``initial_depth``, counted in the mass balance as ``initial_storage``,
+        not as rain); False: they start dry and fill only from the rain
     """
     from simulation.flood import (CHENGDU_STORM, BoundaryConditions, FloodModel, FloodParameters, Gauge, Hyetograph,
                                   RainSeries)
@@ -252,16 +371,28 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         raise ParameterError(f"roof_runoff must be one of {list(ROOF_RUNOFF_MODES)}, got {roof_runoff!r}")
     if boundary not in BOUNDARY_MODES:
         raise ParameterError(f"boundary must be 'free' or 'closed', got {boundary!r}")
+    if not isinstance(initial_water, (bool, np.bool_)):
+        raise ParameterError(f"initial_water must be True (water bodies start at their normal level) or False "
+                             f"(they start dry), got {initial_water!r}")
     dem_r = twin.raster("dem", scenario)
     man_r = twin.raster("manning", scenario)
     if dem_r.shape != man_r.shape or tuple(dem_r.transform)[:6] != tuple(man_r.transform)[:6]:
         raise RasterError(f"rasters 'dem' {dem_r.shape} and 'manning' {man_r.shape} are not on the same grid; "
-                          "resample 'manning' onto the DEM grid")
+                          "import the Manning file again: `twin import-raster CITY MANNING.tif --name manning` puts "
+                          "it on the DEM's grid (nearest neighbour)")
+    drainage_mm_h, drainage_raster = _rate_grid(twin, scenario, drainage_mm_h, "drainage_mm_h", dem_r)
+    infiltration_mm_h, infiltration_raster = _rate_grid(twin, scenario, infiltration_mm_h, "infiltration_mm_h",
+                                                        dem_r)
+    losses = {"drainage_mm_h": _loss_info(drainage_mm_h, drainage_raster),
+              "infiltration_mm_h": _loss_info(infiltration_mm_h, infiltration_raster)}
     dem = dem_r.masked() if hasattr(dem_r, "masked") else np.asarray(dem_r.data, dtype=float)
     dem = np.asarray(dem, dtype=np.float64)
     man = np.asarray(man_r.masked() if hasattr(man_r, "masked") else man_r.data, dtype=np.float64)
     shape, tr = dem.shape, dem_r.transform
     dx, dy = float(tr.a), float(-tr.e)
+    ground = dem.copy()
+    water_layer = twin.layer("water", scenario) if "water" in twin.layers() else None
+    water_mask, h0, water_info = water_grid(water_layer, shape, tr, ground)
 
     blocked = np.zeros(shape, dtype=bool)
     roofs = blocked
@@ -291,6 +422,17 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
                       f"n = {_DEFAULT_MANNING} (s/m^(1/3)). Fill the raster if that is wrong", TwinWarning, stacklevel=2)
     man = np.where(np.isfinite(man) & (man > 0), man, _DEFAULT_MANNING)
     runoff = roof_outlets(roofs & ~holes, ~blocked) if roof_runoff == "adjacent" else None
+    h0 = np.where(blocked, 0.0, h0) if initial_water else np.zeros(shape)
+    if initial_water and water_info["without_level"]:
+        twin_warn(f"water bodies {water_info['without_level'][:5]} have no normal_level_m: they start dry. Set "
+                  "their normal water level (m, the DEM's datum) in the 'water' layer, or pass initial_water=False "
+                  "(CLI --no-initial-water) to start every water body dry", TwinWarning, stacklevel=2)
+    if initial_water and h0.max(initial=0.0) > _DEEPEST_WATER_BODY_M:
+        twin_warn(f"the water layer's normal_level_m puts up to {h0.max():.1f} m of water over the DEM: is the "
+                  "level in the DEM's datum and in metres? Fix normal_level_m, or pass initial_water=False",
+                  TwinWarning, stacklevel=2)
+    water_info.update(initial_water=bool(initial_water),
+                      initial_volume_m3=float(h0.sum() * dx * dy) if initial_water else 0.0)
 
     dur = parse_duration(duration, "duration")
     if rain is None:
@@ -326,12 +468,35 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
                 keep.append((str(sid), kind, geom.x, geom.y))
             gauges_df = pd.DataFrame(keep, columns=["sensor_id", "kind", "x", "y"])
 
+    if water_mask.any():  # no sewer inlet and no soil under a river: its water is not drained away
+        drainage_mm_h = np.where(water_mask, 0.0, drainage_mm_h) if np.ndim(drainage_mm_h) == 0 or \
+            np.shape(drainage_mm_h) == shape else drainage_mm_h  # a grid of another shape: the engine says so
+        infiltration_mm_h = np.where(water_mask, 0.0, infiltration_mm_h) if np.ndim(infiltration_mm_h) == 0 or \
+            np.shape(infiltration_mm_h) == shape else infiltration_mm_h
     bc = BoundaryConditions(default=boundary)
     p = params or FloodParameters(snapshot_interval=600.0, gauge_interval=60.0)
     model = FloodModel(dem, (dx, dy), manning=man, transform=tr, blocked=blocked, rain=rain, roof_runoff=runoff,
-                       boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h, gauges=gauges, params=p)
+                       boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h, initial_depth=h0,
+                       gauges=gauges, params=p)
     return FloodSetup(model=model, transform=tr, crs=dem_r.crs, blocked=blocked, gauges=gauges_df,
-                      rain_total_mm=_rain_total_mm(rain), storm=storm_info, roof_runoff=runoff)
+                      rain_total_mm=_rain_total_mm(rain), storm=storm_info, roof_runoff=runoff,
+                      water_mask=water_mask, initial_depth=h0, ground=ground, water=water_info, losses=losses)
+
+
+def _mass_balance_notes(table: pd.DataFrame, water: dict) -> pd.DataFrame:
+    """The engine's mass balance table with a ``note`` saying what its less obvious rows are (the initial
+    storage is the water bodies' water, not rain)."""
+    notes = {"initial_storage": ("water at the start: the water layer's rivers and lakes at their normal level "
+                                 f"({water.get('wet_cells', 0)} cells), not rain" if water.get("initial_water")
+                                 else "water at the start (water bodies started dry: initial_water=False)"),
+             "rain": "rain on open cells", "roof_runoff": "rain on roofs, run off onto the cells along their walls",
+             "rain_on_blocked": "rain on blocked cells, dropped (outside the balance)",
+             "boundary_out": "left the grid at its edges (rain and initial water alike)",
+             "drainage": "into the sewers", "infiltration": "into the soil",
+             "storage": "on the ground at the end"}
+    out = table.copy()
+    out["note"] = out["quantity"].map(notes).fillna("")
+    return out
 
 
 def load_depth_snapshots(twin, scenario: str, flood_run: str, have=None, *, missing: str):
@@ -400,7 +565,81 @@ def _neighbourhood(grid: np.ndarray, how: str) -> np.ndarray:
     return np.where(np.isfinite(out), out, np.nan)
 
 
-def exposure_tables(result, transform, layers: dict, threshold: float = 0.15) -> dict[str, pd.DataFrame]:
+def link_point_depths(depth, transform, coords, idx, water_mask=None, ground=None,
+                      deck_above_bank_m: float = BRIDGE_DECK_ABOVE_BANK_M) -> np.ndarray:
+    """The water over points along road links (m): ``coords`` (n, 2) in order along each link, ``idx`` (n,)
+    the link of each point (as ``shapely.get_coordinates(..., return_index=True)`` gives them).
+
+    A point on land gets the deepest water of the land cells in the 3 x 3 cells around it (the cells of
+    ``water_mask`` left out: a road beside a river is not under the river). A point over a water body
+    (its cell in ``water_mask``) is on a bridge: the stretch of such points between two land points is one
+    span, whose deck is taken at the lower ground of its two banks (the land points either side) plus
+    ``deck_above_bank_m`` (:data:`BRIDGE_DECK_ABOVE_BANK_M`); the span's points get the water above that
+    deck, ``max(water surface - deck, 0)`` with the water surface the highest ``ground + depth`` under the
+    span. A span with no bank on the grid (the link lies all over water) is taken as never overtopped (0).
+    Without ``water_mask`` every point is on land.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> ground = np.array([[10.0, 7.0, 10.0]]); wm = np.array([[False, True, False]])
+    >>> pts = np.array([[0.5, -0.5], [1.5, -0.5], [2.5, -0.5]]); tr = Affine(1, 0, 0, 0, -1, 0)
+    >>> link_point_depths(np.array([[0.0, 2.0, 0.0]]), tr, pts, np.zeros(3, int), wm, ground).tolist()
+    [0.0, 0.0, 0.0]
+    >>> link_point_depths(np.array([[0.2, 4.0, 0.2]]), tr, pts, np.zeros(3, int), wm, ground).tolist()  # 11 m
+    [0.2, 0.5, 0.2]
+    """
+    depth = np.asarray(depth, dtype=np.float64)
+    xs, ys = coords[:, 0], coords[:, 1]
+    if water_mask is None or not np.any(water_mask):
+        return _sample(_neighbourhood(depth, "max"), transform, xs, ys)
+    wm = np.asarray(water_mask, dtype=bool)
+    out = _sample(_neighbourhood(np.where(wm, np.nan, depth), "max"), transform, xs, ys)
+    over = _sample(wm.astype(np.float64), transform, xs, ys) == 1.0
+    if not over.any():
+        return out
+    gr = _sample(np.asarray(ground, dtype=np.float64), transform, xs, ys)
+    wse = gr + _sample(np.nan_to_num(depth, nan=0.0), transform, xs, ys)
+    idx = np.asarray(idx)
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    ends = np.r_[starts[1:], len(idx)]
+    for a, b in zip(starts, ends):
+        o = over[a:b]
+        if not o.any():
+            continue
+        k = 0
+        while k < len(o):
+            if not o[k]:
+                k += 1
+                continue
+            j = k
+            while j + 1 < len(o) and o[j + 1]:
+                j += 1
+            banks = [gr[a + k - 1] if k > 0 else np.nan, gr[a + j + 1] if j + 1 < len(o) else np.nan]
+            banks = [v for v in banks if np.isfinite(v)]
+            top = np.nanmax(wse[a + k:a + j + 1]) if np.isfinite(wse[a + k:a + j + 1]).any() else np.nan
+            on_deck = max(top - (min(banks) + deck_above_bank_m), 0.0) if banks and np.isfinite(top) else 0.0
+            out[a + k:a + j + 1] = on_deck
+            k = j + 1
+    return out
+
+
+def water_context(twin, scenario: str | None, shape, transform):
+    """``(water_mask, ground)`` of a scenario on a stored flood run's grid, for reading its depths as the run's
+    exposure tables did (:func:`link_point_depths`): the ``water`` layer's cells and the DEM; ``(None, None)``
+    when the twin has no water layer or its DEM is now on another grid (every point then counts as land)."""
+    if "water" not in twin.layers():
+        return None, None
+    dem = twin.raster("dem", scenario)
+    if tuple(dem.shape) != tuple(shape) or tuple(dem.transform)[:6] != tuple(transform)[:6]:
+        return None, None
+    ground = np.asarray(dem.masked() if hasattr(dem, "masked") else dem.data, dtype=np.float64)
+    mask, _, _ = water_grid(twin.layer("water", scenario), ground.shape, dem.transform, ground)
+    return (mask, ground) if mask.any() else (None, None)
+
+
+def exposure_tables(result, transform, layers: dict, threshold: float = 0.15, *, water_mask=None, ground=None,
+                    deck_above_bank_m: float = BRIDGE_DECK_ABOVE_BANK_M) -> dict[str, pd.DataFrame]:
     """Features flooded above ``threshold`` m: max depth and time of arrival per feature.
 
     Buildings and POIs are judged by the water in and around them (the 3 x 3
@@ -408,12 +647,20 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15) ->
     road links by points every cell along the line. ``time_of_arrival_s`` is
     when the depth there first exceeded the model's ``wet_threshold`` (the
     adapter sets it to ``threshold``).
+
+    ``water_mask`` (the cells of the ``water`` layer's polygons, :func:`water_grid`) and ``ground`` (the DEM):
+    the water of rivers and lakes is no flood, so those cells are left out of the water around buildings,
+    POIs and roads; a road link's points over a water body are a bridge, flooded only when the water rises
+    above its deck (:func:`link_point_depths`; such points have no time of arrival).
     """
     import shapely
 
     threshold = _threshold(threshold)
-    dmax = _neighbourhood(result.max_depth, "max")
-    tarr = _neighbourhood(result.time_of_wetting, "min")
+    wm = None if water_mask is None or not np.any(water_mask) else np.asarray(water_mask, dtype=bool)
+    land_depth = result.max_depth if wm is None else np.where(wm, np.nan, result.max_depth)
+    dmax = _neighbourhood(land_depth, "max")
+    tarr = _neighbourhood(result.time_of_wetting if wm is None else np.where(wm, np.nan, result.time_of_wetting),
+                          "min")
     step = min(abs(float(transform.a)), abs(float(transform.e)))  # the shorter cell side: every cell on the line
     out = {}
     specs = {"buildings": "building_id", "road_links": "link_id", "pois": "poi_id"}
@@ -435,7 +682,10 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15) ->
         if not len(coords):
             out[name] = pd.DataFrame(columns=cols)
             continue
-        d = _sample(dmax, transform, coords[:, 0], coords[:, 1])
+        if name == "road_links":
+            d = link_point_depths(result.max_depth, transform, coords, idx, wm, ground, deck_above_bank_m)
+        else:
+            d = _sample(dmax, transform, coords[:, 0], coords[:, 1])
         t = _sample(tarr, transform, coords[:, 0], coords[:, 1])
         df = pd.DataFrame({"i": idx, "d": d, "t": t, "wet": d > threshold})
         g = df.groupby("i")
@@ -630,6 +880,17 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     ``rain_on_blocked_m3`` on blocked cells and was dropped (roofs with
     ``roof_runoff="none"``, nodata cells); ``outflow_m3`` left at the edges,
     ``drainage_m3`` went into the sewers, ``storage_m3`` is on the ground at the end.
+    ``initial_storage_m3`` was there at the start: the rivers and lakes of the ``water`` layer at their normal
+    level (``initial_water=True``, the default; CLI ``--no-initial-water`` starts them dry); it is no rain,
+    and part of it may leave the grid as ``outflow_m3`` (a river running out at a free edge).
+
+    Flooding is judged over land only (``summary["flood_extent"]``): ``max_depth_m``, ``flooded_area_m2``
+    and the exposure tables leave out the cells of the ``water`` layer's polygons, whose water is the river
+    or lake, not a flood (a river 2 m deep in its bed is not 2 m of flooding, nor its bed "flooded area"); a
+    river that overtops its banks puts water on land cells, which counts. Depth above the initial state was
+    the other choice: it would report a river rising in its banks as flooded area. What the water bodies did
+    is in ``summary["water_bodies"]`` (``max_depth_m``, ``max_rise_m`` above the initial water). Roads over
+    a water body are bridges, flooded only when the water rises over their deck (:func:`link_point_depths`).
 
     ``rain_from_sensors`` (a window such as ``"2h"``) runs the rain the twin's rain gauges measured over that
     window, up to ``rain_until`` (default: their latest reading; ``rain_gaps="dry"`` takes a stretch no gauge
@@ -715,13 +976,22 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     for name in ("buildings", "road_links", "pois"):
         if name in twin.layers():
             layers[name] = twin.layer(name, scenario)
-    expo = exposure_tables(res, setup.transform, layers, threshold=threshold)
+    expo = exposure_tables(res, setup.transform, layers, threshold=threshold, water_mask=setup.water_mask,
+                           ground=setup.ground)
     mb = setup.model.mass_balance()
-    wet = np.nan_to_num(res.max_depth) > threshold
+    land = ~setup.water_mask if setup.water_mask is not None else np.ones(res.max_depth.shape, dtype=bool)
+    land_depth = np.where(land, res.max_depth, np.nan)
+    wet = (np.nan_to_num(land_depth) > threshold)
+    in_water = ~land & np.isfinite(res.max_depth)
+    rise = res.max_depth - setup.initial_depth if setup.initial_depth is not None else res.max_depth
+    water = {**setup.water, "max_depth_m": float(res.max_depth[in_water].max()) if in_water.any() else 0.0,
+             "max_rise_m": float(rise[in_water].max()) if in_water.any() else 0.0}
     summary = {
         "engine": "flood", "scenario": scen, "run": run, "storm": setup.storm, "sim_time_s": res.sim_time, "steps": res.steps,
         "grid": list(setup.model.shape), "cell_size_m": setup.model.dx,
-        "max_depth_m": float(np.nanmax(res.max_depth)), "flooded_area_m2": float(wet.sum() * setup.model.area),
+        "max_depth_m": float(np.nanmax(land_depth)) if np.isfinite(land_depth).any() else 0.0,
+        "flooded_area_m2": float(wet.sum() * setup.model.area), "flood_extent": FLOOD_EXTENT,
+        "initial_water": water["initial_water"], "initial_storage_m3": mb["initial_storage"], "water_bodies": water,
         "threshold_m": threshold, "exposed_buildings": int(len(expo["buildings"])),
         "exposed_road_links": int(len(expo["road_links"])), "exposed_pois": int(len(expo["pois"])),
         "rain_m3": mb["rain"], "roof_runoff_m3": mb["roof_runoff"], "rain_on_blocked_m3": mb["rain_on_blocked"],
@@ -735,7 +1005,11 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     for key in ("buildings", "roof_runoff", "drainage_mm_h", "infiltration_mm_h", "boundary"):
         v = prepare_kw.get(key, defaults[key].default)
         summary[key] = float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else (
-            v if isinstance(v, str) else "per cell")
+            v if isinstance(v, str) and key not in setup.losses else "per cell")
+        if key in setup.losses:
+            if isinstance(v, str):  # a number typed as text ("20"), or a raster's name
+                summary[key] = float(v) if setup.losses[key] is None else "per cell"
+            summary[f"{key}_grid"] = setup.losses[key]  # which grid and its rates (None: one rate everywhere)
     if save:
         crs = setup.crs
         t_save = time.perf_counter()
@@ -758,7 +1032,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
                                    "transform": list(setup.transform)[:6], "crs": crs})
             g = res.gauges.merge(setup.gauges, left_on="gauge", right_on="sensor_id", how="left").drop(columns=["gauge"])
             twin.save_result(scen, run, "gauges", g, meta=meta)
-            twin.save_result(scen, run, "mass_balance", res.mass_balance, meta=meta)
+            twin.save_result(scen, run, "mass_balance", _mass_balance_notes(res.mass_balance, water), meta=meta)
             for name, df in expo.items():
                 twin.save_result(scen, run, f"exposure_{name}", df, meta={**meta, "threshold_m": threshold})
             summary["save_wall_s"] = time.perf_counter() - t_save

@@ -182,7 +182,7 @@ def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenari
         elif kind == "table":
             _write_table(twin, scen, run, name, obj, p, ext, crs)
         elif kind == "array":
-            _write_array(obj, p, ext, grid, name)
+            _write_array(obj, p, ext, grid, name, **_array_nodata(twin, scen, run, name, meta, obj, ext))
         else:
             with open(p, "w", encoding="utf-8") as fh:
                 json.dump(obj, fh, ensure_ascii=False, indent=2)
@@ -322,7 +322,37 @@ def read_stack(twin, found: StoredResult, unit: str | None = None):
                        unit=unit or found.meta.get("unit"), name=name, meta={"scenario": scen, "run": run})
 
 
-def _write_array(a: np.ndarray, p: Path, ext: str, grid, name: str) -> None:
+#: the unit of a stack of snapshots by its name, when its meta names none (as Twin.snapshots reads them)
+_STACK_UNITS = {"depth_snapshots": "m", "density": "persons/m2"}
+_NODATA = -9999.0  # as the flood's rasters (max_depth ...) are saved
+
+
+def _array_nodata(twin, scen: str, run: str, name: str, meta: dict, a: np.ndarray, ext: str) -> dict:
+    """How a stack of snapshots is written as GeoTIFF: its unit (the meta's, else by its name), and for a
+    flood's ``depth_snapshots`` the cells with no data: those its run's ``max_depth`` marks nodata (buildings
+    burned in as blocked, DEM holes: the engine keeps them at depth 0, which read as dry ground), and NaN,
+    written as -9999 like ``max_depth``."""
+    if ext not in _TIF:
+        return {}
+    out = {"unit": (meta or {}).get("unit") or _STACK_UNITS.get(name)}
+    if name != "depth_snapshots":
+        return out
+    mask = None
+    try:
+        md = twin.load_result(scen, run, "max_depth")
+    except Exception:  # noqa: BLE001 - a run saved without it: only NaN is nodata
+        md = None
+    if md is not None and np.shape(md.data) == np.shape(a)[-2:]:
+        d = np.asarray(md.data, dtype=float)
+        mask = ~np.isfinite(d) | ((d == md.nodata) if md.nodata is not None else False)
+    out.update(nodata=_NODATA, mask=mask)
+    return out
+
+
+def _write_array(a: np.ndarray, p: Path, ext: str, grid, name: str, *, unit: str | None = None,
+                 nodata: float | None = None, mask: np.ndarray | None = None) -> None:
+    """``mask``: (rows, cols) cells with no data in every band (rows from the north), written as ``nodata``
+    (with NaN, when ``nodata`` is given)."""
     if ext == ".npy":
         np.save(p, a, allow_pickle=False)
         return
@@ -335,10 +365,17 @@ def _write_array(a: np.ndarray, p: Path, ext: str, grid, name: str) -> None:
                                 "can be written as GeoTIFF; write it as .npy")
     if south_first:
         bands = bands[:, ::-1, :]
+    bands = np.array(bands, dtype="float32")
+    if nodata is not None:
+        bands[~np.isfinite(bands)] = nodata
+        if mask is not None:
+            bands[:, mask] = nodata
     with rasterio.open(p, "w", driver="GTiff", width=bands.shape[2], height=bands.shape[1], count=len(bands),
                        dtype="float32", crs=crs, transform=transform, compress="deflate", tiled=True,
-                       nodata=None) as ds:
-        ds.write(np.ascontiguousarray(bands, dtype="float32"))
+                       nodata=nodata) as ds:
+        ds.write(bands)
         for i in range(len(bands)):
             if times is not None and i < len(times):
                 ds.set_band_description(i + 1, f"t={float(times[i]):g} s")
+            if unit:
+                ds.set_band_unit(i + 1, str(unit))

@@ -426,7 +426,7 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
     """
     import shapely
 
-    from twin_core.adapters.flood import _neighbourhood, _sample, load_depth_snapshots
+    from twin_core.adapters.flood import link_point_depths, load_depth_snapshots, water_context
 
     scenario = normalise_scenario_name(scenario)  # NFC: one name typed two ways is one scenario
     scen = scenario or "base"
@@ -447,8 +447,9 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
     coords, idx = shapely.get_coordinates(shapely.segmentize(links.geometry.to_numpy(), step), return_index=True)
     # depth along each link at each snapshot: (links, snapshots)
     series = np.full((len(links), len(times)), np.nan)
+    water_mask, ground = water_context(twin, scenario, snaps.shape[1:], tr)  # bridges: as the exposure table
     for k in range(len(times)):
-        d = _sample(_neighbourhood(snaps[k], "max"), tr, coords[:, 0], coords[:, 1])
+        d = link_point_depths(snaps[k], tr, coords, idx, water_mask, ground)
         series[:, k] = pd.Series(d).groupby(idx).max().reindex(range(len(links))).to_numpy()
     series = np.nan_to_num(series, nan=0.0)
     rows = []

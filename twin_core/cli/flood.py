@@ -12,7 +12,11 @@ def register(app: typer.Typer) -> None:
     def flood(
         ctx: typer.Context,
         target: str = STORE_ARG,
-        storm: str = typer.Option("50y", "--storm", help="Return period of the design storm, e.g. 5y, 50y, 100y."),
+        storm: str = typer.Option("50y", "--storm", help="Return period of the design storm, 1y to 100y (e.g. 5y, "
+                                  "50y, 100y): the range the storm formula was fitted to; longer ones are refused. The "
+                                  "formula is the classic Chengdu one (Water Supply and Drainage Design Handbook vol. 5, "
+                                  "not checked against an online copy; Chengdu's zoned formulas of 2015+ supersede it "
+                                  "for design)."),
         duration: str = typer.Option("1h", "--duration", help="Storm duration, e.g. 30min, 1h, 2h."),
         until: str = typer.Option(None, "--until", help="Simulated time: seconds or e.g. 90min, 3h (default: the "
                                                         "storm duration; longer to see the water drain)."),
@@ -23,7 +27,14 @@ def register(app: typer.Typer) -> None:
         roof_runoff: str = typer.Option("adjacent", "--roof-runoff",
                                         help="adjacent | none: the rain on blocked buildings runs off onto the cells "
                                              "along their walls, or is dropped (with --buildings block)."),
-        drainage: float = typer.Option(0.0, "--drainage", help="Sewer capacity as a loss rate, mm/h."),
+        drainage: str = typer.Option("0", "--drainage", help="Sewer capacity as a loss rate, mm/h: a number, or "
+                                     "the name of a raster of the twin on the DEM's grid (mm/h per cell; import it "
+                                     "with twin import-raster ... --name NAME)."),
+        infiltration: str = typer.Option("0", "--infiltration", help="Soil infiltration as a loss rate, mm/h: a "
+                                         "number, or the name of a raster of the twin (mm/h per cell)."),
+        initial_water: bool = typer.Option(True, "--initial-water/--no-initial-water",
+                                           help="Start the water layer's rivers and lakes at their normal level "
+                                                "(normal_level_m; default), or dry."),
         boundary: str = typer.Option("free", "--boundary", help="free | closed: the city edges."),
         threshold: float = typer.Option(0.15, "--threshold", help="Depth (m) above which a feature counts as flooded."),
         dtype: str = typer.Option("float64", "--dtype", help="float64 | float32."),
@@ -68,7 +79,8 @@ def register(app: typer.Typer) -> None:
             with progress_bar(f"flood {what}", t_end, quiet=quiet or as_json) as progress:
                 fr = run_flood(twin, scenario, run, storm=storm, duration=dur, until=t_end, threshold=threshold,
                                peak_ratio=peak_ratio, buildings=buildings, roof_runoff=roof_runoff,
-                               drainage_mm_h=drainage, boundary=boundary, params=params, progress=progress,
+                               drainage_mm_h=drainage, infiltration_mm_h=infiltration,
+                               initial_water=initial_water, boundary=boundary, params=params, progress=progress,
                                rain_from_sensors=rain_from_sensors, rain_until=rain_until, rain_gaps=rain_gaps,
                                rain_spatial=rain_spatial)
         s = fr.summary
@@ -77,7 +89,11 @@ def register(app: typer.Typer) -> None:
             f"{s['steps']} steps in {s['engine_wall_s']:.1f} s\n"
             f"rain {s['rain_m3'] + s['roof_runoff_m3']:.0f} m3 (off roofs {s['roof_runoff_m3']:.0f} m3, "
             f"dropped {s['rain_on_blocked_m3']:.0f} m3)\n"
-            f"max depth {s['max_depth_m']:.2f} m; {s['flooded_area_m2'] / 1e4:.2f} ha above {threshold} m\n"
+            + (f"initial water {s['initial_storage_m3']:.0f} m3 (rivers and lakes at their normal level; not rain; "
+               f"highest rise {s['water_bodies']['max_rise_m']:.2f} m)\n" if s.get("initial_storage_m3") else
+               "water bodies started dry\n" if s.get("initial_water") is False else "")
+            + f"max depth on land {s['max_depth_m']:.2f} m; {s['flooded_area_m2'] / 1e4:.2f} ha of land above "
+              f"{threshold} m\n"
             f"exposed: {s['exposed_buildings']} buildings, {s['exposed_road_links']} road links, {s['exposed_pois']} POIs\n"
             f"mass balance relative error {s['mass_balance_relative_error']:.1e}"
         )

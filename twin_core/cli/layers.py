@@ -103,8 +103,12 @@ def register(app: typer.Typer) -> None:
                                            help="Band to import, 1 for the first (default 1, with a warning when "
                                                 "the file has more)."),
         resolution: Optional[float] = typer.Option(None, "--resolution", show_default=False,
-                                                   help="Cell size in m of the imported grid (resampled bilinear; "
-                                                        "default: the file's)."),
+                                                   help="Cell size in m of the imported grid (resampled bilinear, "
+                                                        "nearest for manning; default: the file's)."),
+        match_dem: Optional[bool] = typer.Option(None, "--match-dem/--own-grid", show_default=False,
+                                                 help="Resample onto the twin DEM's grid (nearest neighbour), or keep "
+                                                      "the file's grid (default: onto the DEM's grid for manning "
+                                                      "when it differs, said in the output)."),
         quiet: bool = QUIET_OPT,
         as_json: bool = JSON_OPT,
     ) -> None:
@@ -123,14 +127,17 @@ def register(app: typer.Typer) -> None:
             had = store.raster_info(name) if store.has_raster(name) else None
             with progress_bar(f"importing {name}", None, quiet=quiet or as_json) as progress:
                 r = import_raster(store, path, name, crs=crs, unit=unit, resolution=resolution, band=band,
-                                  progress=_after(_BAR_AFTER_S, progress))
+                                  match_dem=match_dem, progress=_after(_BAR_AFTER_S, progress))
         human = f"imported {name}: {r.shape[0]} x {r.shape[1]} cells"
         if resolution is not None:
             human += f" of {resolution:g} m"
         if had:
             human += f", replacing the {had['height']} x {had['width']} cells it had"
-        emit({"raster": name, "shape": list(r.shape), "replaced": [had["height"], had["width"]] if had else None},
-             as_json, human=human)
+        matched = r.meta.get("matched_dem")
+        if matched:
+            human += f"\n{matched}"
+        emit({"raster": name, "shape": list(r.shape), "replaced": [had["height"], had["width"]] if had else None,
+              **({"matched_dem": matched} if matched else {})}, as_json, human=human)
 
     @app.command("export")
     def export(
