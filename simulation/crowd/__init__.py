@@ -17,8 +17,10 @@ stops moving, and a lasting congestion (above 2 persons/m2 for 10 s), are
 reported as :class:`JamEvent` with where and when.
 
 :mod:`simulation.crowd.verification` runs RiMEA 3.0 tests 1, 4, 6 and 12 and
-the 1 m bottleneck with either model (``twin crowd-verify`` writes them as a
-report); the social force model fails RiMEA 12, see
+a 1 m door and the 1 m x 2.8 m corridor Seyfried et al. (2009) measured, with
+either model (``twin crowd-verify`` writes them as a report); the social force
+model fails RiMEA 12, and neither model passes the measured corridor flow (the
+collision-free speed model walks one file there): see
 ``docs/crowd_verification.md``.
 
 Examples

@@ -40,8 +40,10 @@ class CrowdParameters:
     strength/range (JuPedSim defaults 8 / 0.1 m), wall repulsion 5 / 0.02 m.
     Default radius 0.25 m and T = 0.8 s: T was set (2026-12-05) so that the
     mean flow through a 1 m door over start placements (seeds 1-10) is the
-    measured ~1.9 persons/(m s) of Seyfried et al. (2009): 1.88, each seed
-    1.82-1.98 (T = 0.7 s gave 1.96, up to 2.10); speeds stay within 0.4 m/s
+    ~1.9 persons/(m s) Seyfried et al. (2009) measured: 1.88, each seed
+    1.82-1.98 (T = 0.7 s gave 1.96, up to 2.10). Their bottleneck was a 1 m x
+    2.8 m corridor, where this model walks one file and passes only ~0.8
+    (a known limitation, docs/crowd_verification.md). Speeds stay within 0.4 m/s
     of Weidmann's curve (docs/crowd_verification.md). A blocked agent (a
     neighbour touching it ahead) tries a random direction each step, so
     arches at doors break (``direction_noise`` > 0). (Smaller agents with a
@@ -94,7 +96,8 @@ class CrowdParameters:
     speed_sd: float = 0.26
     speed_clip: tuple = (0.5, 2.0)
     # collision-free speed model
-    time_gap: float = 0.8  # s; sets the 1 m door flow to Seyfried et al. (2009)'s ~1.9 persons/(m s), seed mean
+    time_gap: float = 0.8  # s; sets the flow through a 1 m door to ~1.9 persons/(m s), seed mean (a 1 m x 2.8 m
+    # corridor, what Seyfried et al. 2009 measured at ~1.9, passes only ~0.8: docs/crowd_verification.md)
     neighbor_repulsion: float = 8.0
     neighbor_range: float = 0.1
     wall_repulsion: float = 5.0
@@ -123,7 +126,8 @@ class CrowdParameters:
     # expects to leave by sooner (see CrowdSimulation: walking time vs the time its queue needs to pass)
     congestion_aware: bool = True
     rechoice_interval: float = 2.0
-    door_capacity: float = 1.9  # persons/(m s) assumed when estimating queues (Seyfried et al. 2009)
+    door_capacity: float = 1.9  # persons/(m s) assumed when estimating queues (Seyfried et al. 2009; the models
+    # pass about this through a door, less through a corridor: docs/crowd_verification.md)
     rechoice_gain: float = 0.1  # switch only to an exit expected at least this fraction sooner ...
     rechoice_min_gain_s: float = 2.0  # ... and at least this many seconds sooner (no flip-flop over small gains)
     rechoice_keep_distance: float = 2.0  # m: agents this near their exit's door keep it
