@@ -1,5 +1,6 @@
-"""The crowd models' verification report: RiMEA 3.0 tests, the 1 m door and the
-measured 1 m x 2.8 m corridor bottleneck (``bottleneck_corridor``), run now,
+"""The crowd models' verification report: RiMEA 3.0 tests, the 1 m door (as the exit,
+and with a room behind it: ``bottleneck_door_room``) and the measured 1 m x 2.8 m
+corridor bottleneck (``bottleneck_corridor``), run now,
 written as Markdown with plots (``twin crowd-verify``).
 
 The cases and criteria are :mod:`simulation.crowd.verification`, the same

@@ -91,12 +91,14 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option("crowd_verification", "--out", "-o", help="Folder for report.md and the plots."),
         model: List[str] = typer.Option([], "--model", "-m", help="csm or sfm (repeatable; default both)."),
         case: List[str] = typer.Option([], "--case", "-c", help="rimea_1, rimea_4, rimea_6, rimea_12, bottleneck "
-                                                                 "(1 m door) or bottleneck_corridor (1 m x 2.8 m, "
-                                                                 "as measured) (repeatable; default all)."),
+                                                                 "(1 m door that is the exit), bottleneck_door_room "
+                                                                 "(the door with a room behind it) or "
+                                                                 "bottleneck_corridor (1 m x 2.8 m, as measured) "
+                                                                 "(repeatable; default all)."),
         as_json: bool = JSON_OPT,
         quiet: bool = QUIET_OPT,
     ) -> None:
-        """Verify the crowd models on RiMEA 3.0 tests 1, 4, 6, 12, a 1 m door and the measured 1 m corridor bottleneck; write a report with plots."""
+        """Verify the crowd models on RiMEA 3.0 tests 1, 4, 6, 12, a 1 m door (as the exit, and with a room behind it) and the measured 1 m corridor bottleneck; write a report with plots."""
         from twin_core.crowd_report import write_crowd_verification
         from twin_core.progress import progress_bar
 
