@@ -51,7 +51,9 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}\Z")
 def _check(part: str, what: str) -> str:
     if not isinstance(part, str) or not _KEY.match(part):
         raise SchemaError(
-            f"{what} {part!r} is not valid: use letters, digits, '_', '-', '.' (at most 80, starting with a letter or digit)"
+            f"{what} {part!r} is not valid: use ASCII letters (A-Z, a-z), digits, '_', '-', '.' (at most 80, starting with "
+            "a letter or digit; a run's id also names files and URLs: put other scripts, such as Chinese, in a "
+            "scenario's name or description)"
         )
     return part
 
