@@ -16,8 +16,8 @@ Scheme: Bates et al. (2010) local inertial with the de Almeida et al. (2012)
 theta weighting and Manning friction implicit in the new discharge::
 
     b  = theta q + (1 - theta)/2 (q_left + q_right) - g h_f dt deta/dx
-    q' (1 + a |q'|) = b,   a = g dt n^2 / h_f^(7/3)
-    q' = 2 b / (1 + sqrt(1 + 4 a |b|))
+    q' (1 + a (k + |q'|)) = b,   a = g dt n^2 / h_f^(7/3),   k = sqrt(q^2 + q_t^2) - |q| >= 0
+    q' = 2 b / ((1 + a k) + sqrt((1 + a k)^2 + 4 a |b|))
 
 with ``h_f = max(eta_l, eta_r) - max(z_l, z_r)`` and ``q' = 0`` where
 ``h_f <= hmin``. Bates et al. and de Almeida et al. put the *old* ``|q|`` in
@@ -27,7 +27,21 @@ flow on steep slopes, which then broke into cells emptying and refilling every
 step (11 m/s instead of Manning's 0.6 m/s on a 15 % plane at dt = 2 s). The
 root of the quadratic (friction made implicit and solved in closed form, as in
 Hou et al. 2018, J. Hydrol. 564, 357-366, for shallow overland flow) has the
-same steady state (Manning) and the monotone amplification ``1/(1 + 2K)``. The
+same steady state (Manning) and the monotone amplification ``1/(1 + 2K)``.
+
+Isotropy: Manning's friction acts on the discharge *vector*, ``a |q_vec| q``.
+With each face's own ``|q|`` only, uniform flow at an angle ``alpha`` to the
+grid carried ``(|cos alpha| + |sin alpha|)^(1/2)`` times Manning's discharge
+(2^(1/4) at 45 deg). As in itzi (``q_norm`` in partial_inertia_q.pyx), the
+transverse discharge at a face, ``q_t``, is the mean of the four old faces
+across it (boundary faces: the edge cell's two). The magnitude
+``sqrt(q'^2 + q_t^2)`` is taken as ``|q'| + k`` with ``k`` from the old
+discharges (exact where ``q' = q``, and the slope-1 bound of the square root
+otherwise), which keeps the closed-form root: for uniform steady flow in any
+direction ``q' = q`` solves ``q (1 + a |q_vec|) = b``, Manning's normal flow
+exactly; ``k = 0`` along the axes gives the form above bit for bit; and as
+``k >= 0`` only adds friction, ``|q'|`` never exceeds the along-axis root, which
+keeps its sign and its monotone, unconditional stability. The
 engine scales ``1 - theta`` to the CFL step and puts the face velocity into
 the Courant number (``FloodModel.stable_dt``). Boundary codes: 0 closed, 1 free outflow (the water-surface
 slope of the adjacent interior face is continued outwards; outflow only),
@@ -60,38 +74,43 @@ TILE = 256  # columns per tile of the row sums (fixed on the grid: see _cont_row
 
 
 @njit(cache=True, inline="always")
-def _friction_q(qb, grad, hf, q0, n2, dt, g):
-    # Manning friction implicit in the new discharge (see the module docstring); hf^(7/3) as hf^2 * cbrt(hf)
+def _friction_q(qb, grad, hf, q0, qt, n2, dt, g):
+    # Manning friction implicit in the new discharge with the transverse discharge ``qt`` held (see the module
+    # docstring): q' (1 + a (k + |q'|)) = b, k = sqrt(q0^2 + qt^2) - |q0|; hf^(7/3) as hf^2 * cbrt(hf)
     bq = qb - g * hf * dt * grad
     a = g * dt * n2 / (hf * hf * np.cbrt(hf))
-    return 2.0 * bq / (1.0 + np.sqrt(1.0 + 4.0 * a * abs(bq)))
+    dn = 1.0 + a * (np.sqrt(q0 * q0 + qt * qt) - abs(q0))
+    return 2.0 * bq / (dn + np.sqrt(dn * dn + 4.0 * a * abs(bq)))
 
 
 @njit(cache=True, inline="always")
-def _boundary_q(code, outward, h_in, z_in, eta_in, eta_nb, stage, q0, n2, d, dt, g, hmin):
-    """New flux on a boundary face; ``outward`` is -1 (west/north) or +1 (east/south)."""
+def _boundary_q(code, outward, h_in, z_in, eta_in, eta_nb, stage, q0, qt, n2, d, dt, g, hmin):
+    """New flux on a boundary face, and its velocity ``|q'| / h_f`` for the time step (0 where ``h_f <= 10 hmin``,
+    as on interior faces; an imposed inflow counts with the depth of its cell); ``outward`` is -1 (west/north)
+    or +1 (east/south); ``qt`` the old transverse discharge at the face (the mean of the edge cell's two faces
+    across it), for the friction term as on interior faces."""
     if code == 1:  # free outflow: continue the interior water-surface slope outwards
         hf = h_in
         if hf <= hmin:
-            return 0.0
+            return 0.0, 0.0
         drop = eta_nb - eta_in
         if drop < 0.0 or eta_nb >= 0.5 * WALL:  # no slope to continue from a blocked neighbour
             drop = 0.0
         qo = outward * q0
-        qn = _friction_q(qo, -drop / d, hf, q0, n2, dt, g)
+        qn = _friction_q(qo, -drop / d, hf, q0, qt, n2, dt, g)
         if qn < 0.0:
             qn = 0.0
-        return outward * qn
+        return outward * qn, (qn / hf if hf > 10.0 * hmin else 0.0)
     elif code == 2:  # fixed stage in a ghost cell over the same bed
         hf = max(eta_in, stage) - z_in
         if hf <= hmin:
-            return 0.0
+            return 0.0, 0.0
         qo = outward * q0
-        qn = _friction_q(qo, (stage - eta_in) / d, hf, q0, n2, dt, g)
-        return outward * qn
+        qn = _friction_q(qo, (stage - eta_in) / d, hf, q0, qt, n2, dt, g)
+        return outward * qn, (abs(qn) / hf if hf > 10.0 * hmin else 0.0)
     elif code == 3:  # imposed inflow per unit width (m2/s), carried in `stage`
-        return -outward * stage
-    return 0.0
+        return -outward * stage, (abs(stage) / h_in if h_in > 10.0 * hmin else 0.0)
+    return 0.0, 0.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -340,9 +359,10 @@ def _rcbrt(x):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin):
+def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin, qt):
     """New discharge on the face from cell a to cell b, and the face velocity ``|q'| / h_f`` for the time step
-    (0 where dry or ``h_f <= 10 hmin``); ``d`` = 1 / spacing, ``n2sum`` = n2a + n2b, ``gdt`` = g dt.
+    (0 where dry or ``h_f <= 10 hmin``); ``d`` = 1 / spacing, ``n2sum`` = n2a + n2b, ``gdt`` = g dt, ``qt`` the
+    old transverse discharge at the face (mean of the four faces across it) for the friction term.
 
     Branch-free (select on h_f > hmin) and free of libm calls (``sqrt`` is an instruction), so that face loops
     vectorise; the friction term uses h_f^(-7/3) = r / h_f^2 with r = h_f^(-1/3) from :func:`_rcbrt`, the
@@ -356,13 +376,16 @@ def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin):
     wet = hf > hmin
     hs = float(hf) if wet else 1.0
     qb = theta * q0 + w * (qm + qp)
-    # q' (1 + a |q'|) = bq with a = c' hs^(-7/3) = c' hs^(-1/3) / hs^2: q' = 2 bq / (1 + sqrt(1 + 4 a |bq|)),
-    # numerator and denominator times hs^2: one division and no power of hs^(-1/3)
+    # q' (1 + a (k + |q'|)) = bq, k = sqrt(q0^2 + qt^2) - |q0| (module docstring), a = f / hs^2 with
+    # f = c' hs^(-1/3): q' = 2 bq / ((1 + a k) + sqrt((1 + a k)^2 + 4 a |bq|)), numerator and denominator times
+    # hs^2: one division and no power of hs^(-1/3); k = 0 (qt = 0) is the along-axis form exactly
     hs2 = hs * hs
     bq = qb - (gdt * d) * hs * (eb - ea)
     r = _rcbrt(hs)
-    c = (0.5 * gdt) * n2sum * r * hs2
-    qn = 2.0 * bq * hs2 / (hs2 + np.sqrt(hs2 * hs2 + 4.0 * c * abs(bq)))
+    f = (0.5 * gdt) * n2sum * r
+    c = f * hs2
+    dn = hs2 + f * (np.sqrt(q0 * q0 + qt * qt) - abs(q0))
+    qn = 2.0 * bq * hs2 / (dn + np.sqrt(dn * dn + 4.0 * c * abs(bq)))
     qn = qn if wet else 0.0
     # the face velocity |q| / h_f (r^3 = 1 / h_f: no division) for the time step, where h_f > 10 hmin: at a wet/dry
     # edge shallower than that |q| / h_f is no transport speed (the scheme has no advection: frictionless water
@@ -372,27 +395,36 @@ def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _x_boundaries(z, h, n2, qx, j, bw, be, sw, se, dx, dt, g, hmin):
-    """New discharges of the west and east boundary faces of row ``j`` (from the old state).
+def _x_boundaries(z, h, n2, qx, qy, j, bw, be, sw, se, dx, dt, g, hmin):
+    """New discharges of the west and east boundary faces of row ``j`` (from the old state: ``qy`` rows ``j`` and
+    ``j + 1`` must still hold their old values), and the larger of their velocities.
 
     Indexes the 2D arrays: a row view costs a reference count in and out per array, which adds up over the
     rows that are otherwise skipped.
     """
     nx = z.shape[1]
     enb = z[j, 0] + h[j, 0] if nx == 1 else z[j, 1] + h[j, 1]
-    qw = _boundary_q(bw, -1.0, h[j, 0], z[j, 0], z[j, 0] + h[j, 0], enb, sw, qx[j, 0], np.float64(n2[j, 0]), dx, dt,
-                     g, hmin)
+    qw, uw = _boundary_q(bw, -1.0, h[j, 0], z[j, 0], z[j, 0] + h[j, 0], enb, sw, qx[j, 0],
+                         0.5 * (qy[j, 0] + qy[j + 1, 0]), np.float64(n2[j, 0]), dx, dt, g, hmin)
     k = nx - 1
     enb = z[j, k] + h[j, k] if nx == 1 else z[j, k - 1] + h[j, k - 1]
-    qe = _boundary_q(be, 1.0, h[j, k], z[j, k], z[j, k] + h[j, k], enb, se, qx[j, nx], np.float64(n2[j, k]), dx, dt,
-                     g, hmin)
-    return qw, qe
+    qe, ue = _boundary_q(be, 1.0, h[j, k], z[j, k], z[j, k] + h[j, k], enb, se, qx[j, nx],
+                         0.5 * (qy[j, k] + qy[j + 1, k]), np.float64(n2[j, k]), dx, dt, g, hmin)
+    return qw, qe, max(uw, ue)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, qw, qe, rdy, rdx, gdt, theta, w, hmin, lo, hi):
+def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qxu2, qc, qprev_old, qnext, qw, qe, rdy, rdx, gdt, theta, w, hmin, lo, hi,
+               ydo):
     """New discharges of the x faces of row r (in place in ``qxr``) and of the y faces between rows u (north)
     and r (in place in ``qc``), in one loop over the columns ``lo..hi-1``: row r is read once for both.
+
+    The friction term of each face takes the old transverse discharge at the face, the mean of the four faces
+    across it (the module docstring): for the y faces from ``qxu2``, the sums of the two old x discharges of row u
+    around each column (``qxu2[i] = qx[u, i] + qx[u, i + 1]``, columns ``lo..hi-1``: a separate array of the old
+    row, read at i and i + 1, kept this loop from vectorising), and the old ``qxr``; for the x faces from the old ``qc`` and ``qnext`` (the y faces south of
+    row r, old). ``ydo`` False: the y faces are a by-product (``qc`` a scratch copy of the old y faces north of
+    row r, for the x faces' friction) and count for nothing in the returned speed.
 
     The y faces of columns ``lo..hi-1`` and the interior x faces ``lo..hi`` are updated (the rest keep their
     value). The old value of the x face to the west is carried along; the boundary x faces, ``qw`` and ``qe``
@@ -407,27 +439,37 @@ def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qc, qprev_old, qnext, qw, qe, rdy, r
         if lo == 0:
             t = qc[0]
             qc[0], un = _face(zu[0], hu[0], zr[0], hr[0], t, qprev_old[0], qnext[0],
-                              np.float64(nu[0]) + np.float64(nr[0]), rdy, gdt, theta, w, hmin)
+                              np.float64(nu[0]) + np.float64(nr[0]), rdy, gdt, theta, w, hmin,
+                              0.25 * (qxu2[0] + (qxr[0] + qxr[1])))
+            un = un if ydo else 0.0
             ub = _f64_sbits(np.float64(un))
             mb = ub if ub > mb else mb
             qprev_old[0] = t
+            yold = t
             i0 = 1
+        else:
+            yold = qc[lo - 1]  # not updated here: old
         qold = qxr[i0 - 1]
         for i in range(_uint(i0), _uint(hi)):  # unsigned: no negative-index wraparound, so it vectorises
             t = qc[i]
-            qc[i], un = _face(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i],
-                              np.float64(nu[i]) + np.float64(nr[i]), rdy, gdt, theta, w, hmin)
-            qprev_old[i] = t
             q0 = qxr[i]
+            qc[i], un = _face(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i],
+                              np.float64(nu[i]) + np.float64(nr[i]), rdy, gdt, theta, w, hmin,
+                              0.25 * (qxu2[i] + (q0 + qxr[i + _U1])))
+            un = un if ydo else 0.0
+            qprev_old[i] = t
             qxr[i], ux = _face(zr[i - _U1], hr[i - _U1], zr[i], hr[i], q0, qold, qxr[i + _U1],
-                               np.float64(nr[i - _U1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin)
+                               np.float64(nr[i - _U1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin,
+                               0.25 * ((yold + t) + (qnext[i - _U1] + qnext[i])))
             qold = q0
+            yold = t
             # the max face speed from the bit patterns (an integer max vectorises; speeds are >= 0)
             ub = _f64_sbits(np.float64(un if un > ux else ux))
             mb = ub if ub > mb else mb
         if hi < nx:  # the x face east of the last column (between hi - 1 and hi)
             qxr[hi], ux = _face(zr[hi - 1], hr[hi - 1], zr[hi], hr[hi], qxr[hi], qold, qxr[hi + 1],
-                                np.float64(nr[hi - 1]) + np.float64(nr[hi]), rdx, gdt, theta, w, hmin)
+                                np.float64(nr[hi - 1]) + np.float64(nr[hi]), rdx, gdt, theta, w, hmin,
+                                0.25 * ((yold + qc[hi]) + (qnext[hi - 1] + qnext[hi])))
             ub = _f64_sbits(np.float64(ux))
             mb = ub if ub > mb else mb
     qxr[0] = qw
@@ -623,7 +665,7 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
     are swept (:func:`_sweep_ranges`); the others would keep their value bit for bit, so the result is the
     dense sweep's (``dense`` True sweeps everything). ``live_out`` receives the wet columns after this step.
     Returns the number of columns whose faces were swept and of cells updated, summed over the rows, and the
-    largest velocity ``|q| / h_f`` of the interior faces (m/s; for the next time step).
+    largest velocity ``|q| / h_f`` of the faces, boundary faces included (m/s; for the next time step).
     """
     ny, nx = z.shape
     w = 0.5 * (1.0 - theta)
@@ -647,6 +689,7 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         frc[r, 1] = max(frc[r, 1], src_c[k] + 1)
     # the north and south boundary faces, from the old state
     bnd = np.empty((2, nx), dtype=qy.dtype)
+    umax_edge = 0.0
     for e in range(2):
         j = 0 if e == 0 else ny
         jin = 0 if j == 0 else ny - 1
@@ -655,9 +698,11 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         codes = bcn if j == 0 else bcs
         stage = stn if j == 0 else sts
         for i in range(nx):
-            q = _boundary_q(codes[i], outward, h[jin, i], z[jin, i], z[jin, i] + h[jin, i],
-                            z[jnb, i] + h[jnb, i], stage[i], qy[j, i], np.float64(n2[jin, i]), dy, dt, g, hmin)
+            q, ub = _boundary_q(codes[i], outward, h[jin, i], z[jin, i], z[jin, i] + h[jin, i],
+                                z[jnb, i] + h[jnb, i], stage[i], qy[j, i], 0.5 * (qx[jin, i] + qx[jin, i + 1]),
+                                np.float64(n2[jin, i]), dy, dt, g, hmin)
             bnd[e, i] = q
+            umax_edge = max(umax_edge, ub)
             if _f64_bits(np.float64(q)) != 0:
                 frc[jin, 0] = min(frc[jin, 0], i)
                 frc[jin, 1] = max(frc[jin, 1], i + 1)
@@ -665,7 +710,6 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
     start = _balanced_blocks(yr, cr, nb)
     # the y faces on inner block edges, from the old state, by the row kernel (on copies)
     edge = np.empty((nb + 1, nx), dtype=qy.dtype)
-    umax_edge = 0.0
     edge[0] = bnd[0]
     edge[nb] = bnd[1]
     for c in range(1, nb):
@@ -673,8 +717,11 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         edge[c] = qy[j]
         prev = qy[j - 1].copy()
         qxj = qx[j].copy()
-        u = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qxj, edge[c], prev, qy[j + 1], 0.0, 0.0,
-                       rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
+        pu = np.empty(nx, dtype=qx.dtype)
+        for i in range(nx):
+            pu[i] = qx[j - 1, i] + qx[j - 1, i + 1]
+        u = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qxj, pu, edge[c], prev, qy[j + 1],
+                       0.0, 0.0, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], True)
         umax_edge = max(umax_edge, u)
     nsrc = src_r.shape[0]
     # zeroed by plain loops, and summed by one below: np.zeros and .sum() would each be a parallel region of
@@ -694,19 +741,29 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         b = start[c + 1]
         old = qy[a].copy()
         scratch = np.zeros((3, nx), dtype=qy.dtype)
+        # the sums of the old x discharges around each column of the last two rows (alternating), for the
+        # friction of the next row's y faces
+        xo = np.empty((2, nx), dtype=qx.dtype)
         for j in range(a, b + 1):
             if j < b:
-                qw, qe = _x_boundaries(z, h, n2, qx, j, bcw[j], bce[j], stw[j], ste[j], dx, dt, g, hmin)
+                if j + 1 < b:  # the columns whose y faces row j + 1 sweeps
+                    for i in range(yr[j + 1, 0], yr[j + 1, 1]):
+                        xo[j & 1, i] = qx[j, i] + qx[j, i + 1]
+                qw, qe, ub = _x_boundaries(z, h, n2, qx, qy, j, bcw[j], bce[j], stw[j], ste[j], dx, dt, g, hmin)
+                umax[c] = max(umax[c], ub)
                 if yr[j, 0] >= yr[j, 1]:  # nothing to sweep (and no row views to make)
                     qx[j, 0] = qw
                     qx[j, nx] = qe
                 elif j > a:
-                    u = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], qy[j], old, qy[j + 1],
-                                   qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
+                    u = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], xo[(j - 1) & 1], qy[j],
+                                   old, qy[j + 1], qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], True)
                     umax[c] = max(umax[c], u)
-                else:  # the block's first y face is an edge face (done before the sweep): y faces into scratch
-                    u = _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[0], scratch[1], scratch[2],
-                                   qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1])
+                else:  # the block's first y face is an edge face (done before the sweep): y faces into scratch, a
+                    # copy of the old ones (qy[a] is written back after the sweep) for the x faces' friction
+                    for i in range(nx):
+                        scratch[0, i] = qy[j, i]
+                    u = _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[2], scratch[0], scratch[1],
+                                   qy[j + 1], qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], False)
                     umax[c] = max(umax[c], u)
                 swept[c, 0] += max(yr[j, 1] - yr[j, 0], 0)
                 if _f64_bits(np.float64(qw)) != 0:

@@ -541,8 +541,9 @@ class FloodModel:
         """The largest stable step now: ``alpha * sqrt(theta) * min(dx, dy) / (u_max + sqrt(g * h_max))``,
         capped at ``max_dt``.
 
-        ``u_max`` is the largest face velocity ``|q| / h_f`` of the last step: the Courant condition of the
-        shallow water equations, ``dt <= C dx / (|u| + sqrt(g h))``, which the gravity-wave form of Bates et
+        ``u_max`` is the largest face velocity ``|q| / h_f`` of the last step, boundary faces included (their
+        ``h_f`` the edge cell's depth; an inflow of 0.5 m2/s into 0.1 m of water enters at 5 m/s): the Courant
+        condition of the shallow water equations, ``dt <= C dx / (|u| + sqrt(g h))``, which the gravity-wave form of Bates et
         al. (2010), ``sqrt(g h)`` alone, leaves out; it matters where the flow is fast and supercritical
         (steep streets and channels), where de Almeida & Bates (2013) find the local inertial scheme fragile.
         """

@@ -275,7 +275,7 @@ def test_cli_drainage_raster_and_infiltration(small_city_gpkg, tmp_path):
     assert "drainage per cell 'sewers' (0-40, mean 20 mm/h)" in about and "infiltration 3 mm/h" in about
     # a name that is no raster, and a raster on another grid: said, with what to do
     out = CliRunner().invoke(app, ["flood", small_city_gpkg, "--duration", "10min", "--drainage", "sewerz"])
-    assert out.exit_code != 0 and "neither a number" in str(out.exception) and "sewers" in str(out.exception)
+    assert out.exit_code != 0 and "or the name of a raster of the twin" in str(out.exception) and "sewers" in str(out.exception)
     _write_tif(tmp_path / "coarse.tif", np.full((10, 10), 20.0), Affine(50, 0, dem.transform.c, 0, -50,
                                                                             dem.transform.f))
     out = CliRunner().invoke(app, ["import-raster", small_city_gpkg, str(tmp_path / "coarse.tif"), "--name",

@@ -628,6 +628,12 @@ def test_a_trip_leaves_its_junction_by_a_dry_road_when_its_usual_first_or_last_r
                 if (first[v] in w.index and w.loc[first[v], "closed_from_s"] <= t["depart"])
                 or (last[v] in w.index and w.loc[last[v], "closed_from_s"] <= t["depart"])]
     assert len(stranded) > 50
+    if not reroute:
+        # without re-planning en route a trip follows the route planned when it set off: a road of it that
+        # floods later strands it though a way dry in time existed (v474 after the flood engine's isotropic
+        # friction, 2026-12-05), which no planner without foresight avoids. The defect here is the trip that
+        # never sets off (stranded at its departure) while a road dry then leads on
+        at_start = [v for v in at_start if trips.loc[v, "stranded"] <= trips.loc[v, "depart"] + 1.0]
     closes = w["closed_from_s"].to_dict()
     dry = {}
     for v in at_start:

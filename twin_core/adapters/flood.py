@@ -93,9 +93,15 @@ def _rate_grid(twin, scenario, value, name: str, dem_r):
         return value, None
     names = twin.rasters()
     if value not in names:
-        raise ParameterError(f"{name}={value!r} is neither a number of mm/h nor a raster of the twin (rasters: "
-                             f"{names}); give a rate such as 20, or import a per-cell grid of mm/h first: "
-                             f"twin import-raster CITY FILE.tif --name {value} --unit mm/h")
+        import re
+
+        num = re.match(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)", value)
+        write = f"write {name}={num.group(1)}" if num else f"write e.g. {name}=20"
+        raster = "NAME" if num else value
+        raise ParameterError(f"{name} must be a number of mm/h or the name of a raster of the twin, got str "
+                             f"{value!r}; {write}, or name a raster of the twin (it has {names}), or import a "
+                             f"per-cell grid of mm/h first: twin import-raster CITY FILE.tif --name {raster} "
+                             "--unit mm/h")
     r = twin.raster(value, scenario)
     if r.shape != dem_r.shape or tuple(r.transform)[:6] != tuple(dem_r.transform)[:6]:
         raise RasterError(f"raster {value!r} ({name}) is on another grid than the DEM ({r.shape} cells, "

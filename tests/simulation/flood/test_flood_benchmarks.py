@@ -296,28 +296,24 @@ def test_thacker_planar_paraboloid_2d_swashes_amplitude():
 
 
 # ------------------------------------------------------------------ isotropy: uniform sheet flow on a tilted plane
-_ANISOTROPY = pytest.mark.xfail(strict=True, reason=(
-    "known limitation of the friction term as published by Bates et al. (2010): each face's Manning term uses that "
-    "face's own discharge |q_f| instead of the magnitude of the discharge vector, so each face balances its own "
-    "slope component alone, q_f = h^(5/3) (S |cos a|)^(1/2) / n, and uniform flow at angle a to the grid carries "
-    "|q| = (|cos a| + |sin a|)^(1/2) times Manning's; measured |q| / q_Manning = 1.1892 at 45 deg (= 2^(1/4)) and "
-    "1.1687 at 30 deg, with the flow turned 7.2 deg towards the diagonal (both as the formula gives). An engine fix, "
-    "not a test matter: itzi puts the vector magnitude into the friction term, q_norm = sqrt(q_f^2 + q_t^2) with "
-    "q_t the mean of the four neighbouring transverse discharges (GitHub ItziModel/itzi "
-    "src/itzi/compute/partial_inertia_q.pyx, solve_qe_interior_at), which makes this case isotropic"))
-
-
-@pytest.mark.parametrize("angle", [0.0, 90.0, 180.0, pytest.param(30.0, marks=_ANISOTROPY),
-                                   pytest.param(45.0, marks=_ANISOTROPY)])
+@pytest.mark.parametrize("angle", [0.0, 10.0, 30.0, 45.0, 90.0, 135.0, 180.0, 200.0])
 def test_uniform_sheet_flow_follows_manning_in_any_direction(angle):
     """Uniform flow down a plane of slope S = 1 % at `angle` to the grid: Manning's |q| = h^(5/3) S^(1/2) / n, along
     the steepest descent, whatever the direction (the analytic steady state of the shallow-water equations with
     Manning friction; no advection acts on uniform flow).
 
     60 x 60 cells of 10 m, h = 0.1 m everywhere, n = 0.03, read at the centre after 60 s, before the disturbances from
-    the closed edges (travelling at about sqrt(g h) + u = 1.7 m/s) arrive. Tolerance: |q| within 0.1 % of Manning's
-    and the direction within 0.1 deg. The flow relaxes to the friction balance on the time scale u / (g S) = 7 s, so
-    after 60 s only ~3e-6 is left (measured |q| / q_Manning = 0.999997 along the axes).
+    the closed edges (travelling at about sqrt(g h) + u = 1.7 m/s) arrive. Tolerance: |q| within 1e-4 of Manning's
+    and the direction within 0.02 deg. The flow relaxes to the friction balance on the time scale u / (g S) = 7 s, so
+    after 60 s only a few 1e-6 are left: measured |q| / q_Manning - 1 = -3.1e-6 along the axes, -1.3e-6 at 45 and
+    135 deg, -4.7e-6 at 30 deg, -6.5e-6 at 200 deg, the direction within 0.0065 deg (at 120 s: |q| within 3e-7 and
+    the direction within 3e-5 deg, so the scheme's steady state is Manning's exactly).
+
+    Off the grid axes this holds because each face's friction takes the magnitude of the discharge vector, with the
+    transverse discharge the mean of the four faces across the face (as itzi's ``q_norm``, GitHub ItziModel/itzi
+    src/itzi/compute/partial_inertia_q.pyx). With each face's own |q_f| only (Bates et al. 2010), uniform flow at
+    angle a carried (|cos a| + |sin a|)^(1/2) times Manning's: measured 1.1892 at 45 deg (2^(1/4)), 1.1687 at 30 deg,
+    turned 7.2 deg towards the diagonal.
     """
     S, n, h0, dx, N = 0.01, 0.03, 0.1, 10.0, 60
     c = (np.arange(N) + 0.5) * dx
@@ -332,6 +328,6 @@ def test_uniform_sheet_flow_follows_manning_in_any_direction(angle):
     h = float(model.h[j, i])
     assert h == pytest.approx(h0, rel=1e-9)  # uniform: nothing has arrived from the edges
     q_manning = h ** (5.0 / 3.0) * math.sqrt(S) / n
-    assert math.hypot(qx, qy) == pytest.approx(q_manning, rel=1e-3)
+    assert math.hypot(qx, qy) == pytest.approx(q_manning, rel=1e-4)
     turn = (math.degrees(math.atan2(qy, qx)) - angle + 180.0) % 360.0 - 180.0
-    assert abs(turn) < 0.1, turn
+    assert abs(turn) < 0.02, turn

@@ -236,21 +236,26 @@ def _reference_step(z, h, n2, qx, qy, dt, d, g, theta, hmin, rain, drain):
     """The scheme written out in numpy, two passes, closed edges: the reference for the fused sweep."""
     w = 0.5 * (1.0 - theta)
 
-    def faces(za, ha, zb, hb, q0, qm, qp, n2s):
+    def faces(za, ha, zb, hb, q0, qm, qp, n2s, qt):
         ea, eb = za + ha, zb + hb
         hf = np.maximum(ea, eb) - np.maximum(za, zb)
         wet = hf > hmin
         hs = np.where(wet, hf, 1.0)
-        # friction implicit in the new discharge (q' (1 + a |q'|) = b), solved as the root of the quadratic
+        # friction implicit in the new discharge, with the transverse discharge qt (mean of the four old faces
+        # across) held: q' (1 + a (k + |q'|)) = b, k = sqrt(q^2 + qt^2) - |q|, solved as the root of the quadratic
         b = theta * q0 + w * (qm + qp) - g * hs * dt * (eb - ea) / d
         a = g * dt * 0.5 * n2s / hs ** (7 / 3)
-        qn = 2.0 * b / (1.0 + np.sqrt(1.0 + 4.0 * a * np.abs(b)))
+        dn = 1.0 + a * (np.sqrt(q0 ** 2 + qt ** 2) - np.abs(q0))
+        qn = 2.0 * b / (dn + np.sqrt(dn ** 2 + 4.0 * a * np.abs(b)))
         return np.where(wet, qn, 0.0)
 
     qxn = np.zeros_like(qx)
     qyn = np.zeros_like(qy)
-    qxn[:, 1:-1] = faces(z[:, :-1], h[:, :-1], z[:, 1:], h[:, 1:], qx[:, 1:-1], qx[:, :-2], qx[:, 2:], n2[:, :-1] + n2[:, 1:])
-    qyn[1:-1] = faces(z[:-1], h[:-1], z[1:], h[1:], qy[1:-1], qy[:-2], qy[2:], n2[:-1] + n2[1:])
+    qtx = 0.25 * ((qy[:-1, :-1] + qy[:-1, 1:]) + (qy[1:, :-1] + qy[1:, 1:]))  # at the interior x faces
+    qty = 0.25 * ((qx[:-1, :-1] + qx[:-1, 1:]) + (qx[1:, :-1] + qx[1:, 1:]))  # at the interior y faces
+    qxn[:, 1:-1] = faces(z[:, :-1], h[:, :-1], z[:, 1:], h[:, 1:], qx[:, 1:-1], qx[:, :-2], qx[:, 2:], n2[:, :-1] + n2[:, 1:],
+                         qtx)
+    qyn[1:-1] = faces(z[:-1], h[:-1], z[1:], h[1:], qy[1:-1], qy[:-2], qy[2:], n2[:-1] + n2[1:], qty)
     hn = h + dt * ((qxn[:, :-1] - qxn[:, 1:]) + (qyn[:-1] - qyn[1:])) / d + rain * dt
     loss = np.minimum(drain * dt, np.maximum(hn, 0.0))
     return hn - np.where(hn >= 0, loss, 0.0), qxn, qyn
