@@ -330,7 +330,8 @@ def main() -> None:
         + f"; with maxima as well: {'met' if aim2 else 'NOT met'}"
         + (f" ({ours['cups_median'] / ll['cups_median']:.1f}x)." if ll else "."),
         (f"Our mean step is {1 - ours['dt_mean'] / ll['dt_mean']:.0%} shorter than Landlab's at the same alpha "
-         "(dt = alpha sqrt(theta) dx / sqrt(g h), see FloodParameters), so per simulated second the gain is that "
+         "(ours: dt = alpha sqrt(theta) dx / (|u| + sqrt(g h)), the flow speed too since 2026-12-05; Landlab: "
+         "alpha dx / sqrt(g h); see FloodParameters), so per simulated second the gain is that "
          "much smaller than the cell-update ratio." if ll else ""),
         f"Mass balance relative error of our float64 run: {ours['volume_error']:.1e}.",
         "",
