@@ -31,6 +31,13 @@ _CG_WINDOW = 5
 MAX_DENSITY_BYTES = 2 * 2**30
 
 
+#: per-model defaults of ``CrowdParameters.radius`` and ``wall_avoidance`` (m): the CSM's were calibrated together
+#: with its time gap on the measured 1 m bottleneck (docs/crowd_verification.md); the SFM's are HFV 2000's radius
+#: and the routing margin it was verified with
+_MODEL_RADIUS = {"csm": 0.2, "sfm": 0.25}
+_MODEL_WALL_AVOIDANCE = {"csm": 0.25, "sfm": 0.4}
+
+
 @dataclass
 class CrowdParameters:
     """Parameters of a crowd run; validated on creation.
@@ -38,17 +45,23 @@ class CrowdParameters:
     Model ``"csm"``: collision-free speed model (Tordeux, Chraibi & Seyfried
     2016; the form JuPedSim implements): ``time_gap`` T, neighbour repulsion
     strength/range (JuPedSim defaults 8 / 0.1 m), wall repulsion 5 / 0.02 m.
-    Default radius 0.25 m and T = 0.8 s: T was set (2026-12-05) so that the
-    mean flow through a 1 m door over start placements (seeds 1-10) is the
-    ~1.9 persons/(m s) Seyfried et al. (2009) measured: 1.88, each seed
-    1.82-1.98 (T = 0.7 s gave 1.96, up to 2.10). Their bottleneck was a 1 m x
-    2.8 m corridor, where this model walks one file and passes only ~0.8
-    (a known limitation, docs/crowd_verification.md). Speeds stay within 0.4 m/s
-    of Weidmann's curve (docs/crowd_verification.md). A blocked agent (a
+    Default radius 0.2 m (JuPedSim's default), T = 0.5 s and a route margin
+    from walls of 0.25 m (``wall_avoidance``; wider for larger bodies, see
+    :meth:`route_margin`), calibrated together (2026-12-05) on the measured 1 m
+    bottleneck, a 1 m x 2.8 m corridor (Seyfried et al. 2009: 1.90 persons/(m s)):
+    1.62 (1.56-1.73) over seeds 1-10; a 4 m corridor 1.60 (1.83 measured), the
+    door into a room 1.66, a door that is the exit 2.01; RiMEA 1, 4, 6 and 12 pass
+    (docs/crowd_verification.md). With the former 0.25 m and T = 0.8 s people
+    walked one file through a 1 m corridor and passed ~0.8. A blocked agent (a
     neighbour touching it ahead) tries a random direction each step, so
-    arches at doors break (``direction_noise`` > 0). (Smaller agents with a
-    shorter time gap zip through a door in three lanes and give far too
-    much flow.)
+    arches at doors break (``direction_noise`` > 0).
+
+    People who leave by an exit walk on ``exit_walk_on`` metres straight out
+    of it at their desired speed and still take room there (not through an
+    exit with floor beyond it, a stair opening's rim): taken out at the line,
+    the next person found nobody ahead and a 1 m door passed about 1.7 times
+    as much (the CSM ~3.4 persons/(m s) with the calibrated parameters). Exit
+    times are those of crossing the line.
 
     Model ``"sfm"``: social force model with the parameters of Helbing,
     Farkas & Vicsek (2000): A = 2000 N, B = 0.08 m, k = 1.2e5 kg/s^2,
@@ -91,13 +104,13 @@ class CrowdParameters:
 
     model: str = "csm"
     dt: float = 0.01
-    radius: float | None = None  # None: 0.25 m
+    radius: float | None = None  # None: the model's own, 0.2 m (csm) or 0.25 m (sfm)
     speed_mean: float = 1.34
     speed_sd: float = 0.26
     speed_clip: tuple = (0.5, 2.0)
     # collision-free speed model
-    time_gap: float = 0.8  # s; sets the flow through a 1 m door to ~1.9 persons/(m s), seed mean (a 1 m x 2.8 m
-    # corridor, what Seyfried et al. 2009 measured at ~1.9, passes only ~0.8: docs/crowd_verification.md)
+    time_gap: float = 0.5  # s; with radius 0.2 m, calibrated on the measured 1 m bottleneck (a 1 m x 2.8 m corridor,
+    # Seyfried et al. 2009: 1.90 persons/(m s)): 1.62 (1.56-1.73) over seeds 1-10; docs/crowd_verification.md
     neighbor_repulsion: float = 8.0
     neighbor_range: float = 0.1
     wall_repulsion: float = 5.0
@@ -119,9 +132,12 @@ class CrowdParameters:
     sfm_noise: float = 0.2  # fluctuation force, as a fraction of the driving force m v0 / tau
     # routing
     floor_field_cell: float | None = None
-    wall_avoidance: float = 0.4
+    wall_avoidance: float | None = None  # m; None: the model's own for the run's bodies (see route_margin)
     door_near: float = 0.6
     door_margin: float = 0.0  # m kept from each door jamb when aiming through a near door
+    exit_walk_on: float = 2.0  # m a person who left walks on straight out of the exit, still taking room there
+    # (people walk on after a door; taken out at the line, the next finds nobody ahead and a 1 m door passes
+    # about twice what it does with a room behind it: docs/crowd_verification.md); 0: taken out at the line
     # exit choice: the nearest exit first; then every rechoice_interval each agent may switch to the exit it
     # expects to leave by sooner (see CrowdSimulation: walking time vs the time its queue needs to pass)
     congestion_aware: bool = True
@@ -152,7 +168,7 @@ class CrowdParameters:
         if self.on_jam not in _ON_JAM:
             raise ParameterError(f"on_jam must be one of {list(_ON_JAM)}, got {self.on_jam!r}")
         if self.radius is None:
-            self.radius = 0.25
+            self.radius = _MODEL_RADIUS[self.model]
         positive = ["dt", "radius", "speed_mean", "time_gap", "neighbor_range", "wall_range", "tau", "mass",
                     "sfm_B", "sfm_vmax_factor", "sfm_max_dt", "door_near", "rechoice_interval", "door_capacity",
                     "jam_window", "density_cell", "congestion_duration"]
@@ -162,8 +178,10 @@ class CrowdParameters:
                 raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
         for name in ["speed_sd", "neighbor_repulsion", "wall_repulsion", "sfm_A", "sfm_k", "sfm_kappa",
                      "wall_avoidance", "jam_min_progress", "direction_noise", "sfm_noise", "sfm_social_cap",
-                     "door_margin", "rechoice_min_gain_s", "rechoice_keep_distance"]:
+                     "door_margin", "rechoice_min_gain_s", "rechoice_keep_distance", "exit_walk_on"]:
             v = getattr(self, name)
+            if v is None and name == "wall_avoidance":
+                continue  # the model's own (route_margin)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
         if not (isinstance(self.rechoice_gain, (int, float)) and 0 <= self.rechoice_gain < 1):
@@ -193,9 +211,19 @@ class CrowdParameters:
                                       and math.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be a finite number of seconds > 0, or None (off), got {v!r}")
 
+    def route_margin(self, r_max: float) -> float:
+        """The floor field's ``wall_avoidance`` (m) for bodies up to ``r_max``: the one given, or the model's
+        default, 0.25 m (csm) or 0.4 m (sfm) at the model's radius, growing by twice the extra radius of larger
+        bodies (agents of 0.25 m in the CSM: 0.35 m; with 0.25 m they stood at the sample IFC models' stair
+        exits on 5 of 6 placements, with 0.35 m on none)."""
+        if self.wall_avoidance is not None:
+            return float(self.wall_avoidance)
+        base = _MODEL_WALL_AVOIDANCE[self.model]
+        return base + 2.0 * max(0.0, float(r_max) - _MODEL_RADIUS[self.model])
+
     def replace(self, **kw) -> "CrowdParameters":
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        if "model" in kw and "radius" not in kw:
+        if "model" in kw and "radius" not in kw:  # the new model's own radius unless given
             d["radius"] = None
         d.update(kw)
         return CrowdParameters(**d)
@@ -691,12 +719,13 @@ class CrowdSimulation:
             self._gh = 1.0
         else:
             self.ff = floor_field if floor_field is not None else FloorField(
-                area, p.floor_field_cell, wall_avoidance=p.wall_avoidance, door_near=p.door_near)
+                area, p.floor_field_cell, wall_avoidance=p.route_margin(float(self.r.max())), door_near=p.door_near)
             self._ff = self.ff.fields
             self._gx0, self._gy0, self._gh = self.ff.x0, self.ff.y0, self.ff.h
         self.ex = np.full(n, -1, dtype=np.intp)
         self._setup_routes(agents.route)
         self._setup_far_side()
+        self._walk_on_len = 0.0 if area.periodic else float(p.exit_walk_on)
         if not area.periodic:
             self._choose_exits(np.arange(n), initial=True)
         # grids
@@ -753,6 +782,12 @@ class CrowdSimulation:
         self.exit_time = np.full(n, np.nan)
         self.exit_index = np.full(n, -1, dtype=np.intp)
         self.act = np.empty(0, dtype=np.intp)
+        # people who left walk on past the exit line for exit_walk_on metres, straight out at their desired
+        # speed, and still take room there (see CrowdParameters.exit_walk_on): indices, velocities, metres left
+        self._ghost = np.empty(0, dtype=np.intp)
+        self._ghost_v = np.empty((0, 2))
+        self._ghost_left = np.empty(0)
+        self._cellset = self.act
         self._release_due()
         self._crossings: list[np.ndarray] = []
         # records
@@ -1084,7 +1119,9 @@ class CrowdSimulation:
         return float(np.mean(par[2:])) < float(np.mean(ser[2:]))
 
     def _rebuild_cells(self):
-        K.build_cells(self.x, self.y, self.r, self.act, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
+        # the walking agents and those walking on past an exit (seen as neighbours, not moved by the kernels)
+        self._cellset = np.concatenate([self.act, self._ghost]) if len(self._ghost) else self.act
+        K.build_cells(self.x, self.y, self.r, self._cellset, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
                       self._cell_start, self._cell_items, self._cell_of, self._sxyr)
 
     def _release_due(self):
@@ -1186,6 +1223,8 @@ class CrowdSimulation:
         if waiting.any():  # keep non-walking agents' positions in both buffers
             self.x[waiting] = self._nx[waiting]
             self.y[waiting] = self._ny[waiting]
+        if len(self._ghost):
+            self._walk_on(dt)
         out = self._out_exit[act]
         left = out >= 0
         if left.any():
@@ -1196,7 +1235,37 @@ class CrowdSimulation:
             self.act = act[~left]
             self.vx[ids] = 0.0
             self.vy[ids] = 0.0
+            if self._walk_on_len > 0.0:
+                self._start_walk_on(ids, out[left])
         self.t += dt
+
+    def _start_walk_on(self, ids, exits):
+        """Agents ``ids`` just left by ``exits``: they walk on straight out of the exit at their desired speed
+        (``exit_walk_on``), except by an exit with floor beyond its line (a stair opening's rim), where walking
+        straight on would cross floor that others still use."""
+        if self._far_field is not None:
+            keep = self._far_field[exits] < 0
+            ids, exits = ids[keep], exits[keep]
+        if not len(ids):
+            return
+        v = self._normals[exits] * self.v0[ids, None]
+        self.vx[ids], self.vy[ids] = v[:, 0], v[:, 1]
+        self._ghost = np.concatenate([self._ghost, ids])
+        self._ghost_v = np.concatenate([self._ghost_v, v])
+        self._ghost_left = np.concatenate([self._ghost_left, np.full(len(ids), self._walk_on_len)])
+
+    def _walk_on(self, dt):
+        g, v = self._ghost, self._ghost_v
+        self.x[g] += v[:, 0] * dt
+        self.y[g] += v[:, 1] * dt
+        self._nx[g], self._ny[g] = self.x[g], self.y[g]
+        self._ghost_left -= self.v0[g] * dt
+        done = self._ghost_left <= 0.0
+        if done.any():
+            self.vx[g[done]] = 0.0
+            self.vy[g[done]] = 0.0
+            keep = ~done
+            self._ghost, self._ghost_v, self._ghost_left = g[keep], v[keep], self._ghost_left[keep]
 
     def _after_step(self):
         p = self.params
