@@ -787,7 +787,6 @@ class CrowdSimulation:
         self._ghost = np.empty(0, dtype=np.intp)
         self._ghost_v = np.empty((0, 2))
         self._ghost_left = np.empty(0)
-        self._cellset = self.act
         self._release_due()
         self._crossings: list[np.ndarray] = []
         # records
@@ -1120,8 +1119,8 @@ class CrowdSimulation:
 
     def _rebuild_cells(self):
         # the walking agents and those walking on past an exit (seen as neighbours, not moved by the kernels)
-        self._cellset = np.concatenate([self.act, self._ghost]) if len(self._ghost) else self.act
-        K.build_cells(self.x, self.y, self.r, self._cellset, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
+        cellset = np.concatenate([self.act, self._ghost]) if len(self._ghost) else self.act
+        K.build_cells(self.x, self.y, self.r, cellset, self._cx0, self._cy0, self._ccs, self._cnx, self._cny,
                       self._cell_start, self._cell_items, self._cell_of, self._sxyr)
 
     def _release_due(self):
