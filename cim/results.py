@@ -394,12 +394,14 @@ def _as_that_run(why: str) -> str:
 class _Staleness:
     """The look-ups of one :func:`stale_results` call, each made once: a scenario's last edit, when a layer or
     raster was last written, the store's index of results (only when a run's summary is needed), a run's
-    summary, and the reasons of a run another run used."""
+    summary, and the reasons of a run another run used. ``meta``: the store's :meth:`get_meta` when the caller
+    read it already (the index is then taken from it, not read again)."""
 
-    def __init__(self, store, scenarios=None) -> None:
+    def __init__(self, store, scenarios=None, meta: dict | None = None) -> None:
         from cim.scenario import Scenarios
 
         self.store = store
+        self._meta = meta
         self.scenarios = scenarios if scenarios is not None else Scenarios(store)
         self._last: dict = {}
         self._have: dict = {}  # "layer" / "raster" -> the names in the store
@@ -427,7 +429,7 @@ class _Staleness:
     def index(self) -> dict:
         if self._index is None:
             self._index = {}
-            for key, entry in self.store.get_meta().items():
+            for key, entry in (self.store.get_meta() if self._meta is None else self._meta).items():
                 if key.startswith("result:") and isinstance(entry, dict):
                     self._index.setdefault((entry.get("scenario"), entry.get("run")), []).append(entry)
         return self._index
@@ -507,10 +509,10 @@ def _runs_named(summary: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _reasons(store, results, scenarios=None) -> list[list[str]]:
+def _reasons(store, results, scenarios=None, meta=None) -> list[list[str]]:
     """The reasons of each row of ``results`` (:func:`stale_results`), as lists (empty: current)."""
     rows = results.to_dict("records") if isinstance(results, pd.DataFrame) else list(results)
-    look = _Staleness(store, scenarios)
+    look = _Staleness(store, scenarios, meta)
     engines: dict = {}
     for r in rows:  # a run's engine, from any of its results' meta (a summary saved by hand has none)
         key = (r["scenario"], r["run"])
@@ -530,7 +532,7 @@ def _reasons(store, results, scenarios=None) -> list[list[str]]:
     return out
 
 
-def stale_results(store, results, *, scenarios=None) -> list[str | None]:
+def stale_results(store, results, *, scenarios=None, meta: dict | None = None) -> list[str | None]:
     """Why each result in ``results`` (rows of :func:`list_results`, as a DataFrame or dicts with ``scenario``,
     ``run``, ``name``, ``created`` and ``meta``) is stale, None where it is current. A result is stale when
 
@@ -546,7 +548,9 @@ def stale_results(store, results, *, scenarios=None) -> list[str | None]:
 
     Reasons are joined with ``"; "``. Each scenario, layer, raster and used run is looked up once per call,
     and the store's index is read (once) only when a traffic, access or crowd run's summary is needed.
-    ``scenarios``: the store's :class:`~cim.scenario.Scenarios` (default: made here).
+    ``scenarios``: the store's :class:`~cim.scenario.Scenarios` (default: made here). ``meta``: the store's
+    :meth:`~cim.store.base.Store.get_meta` when the caller read it already (for :func:`list_results` too: one
+    read of the index shared), not read again.
 
     >>> import tempfile, os, time
     >>> from cim.store import open_store
@@ -561,7 +565,7 @@ def stale_results(store, results, *, scenarios=None) -> list[str | None]:
     'flood run storm50 re-run ... UTC, after this run'
     >>> store.close()
     """
-    return ["; ".join(why) or None for why in _reasons(store, results, scenarios)]
+    return ["; ".join(why) or None for why in _reasons(store, results, scenarios, meta)]
 
 
 def stale_runs(store, results, *, scenarios=None) -> dict[tuple[str, str], str | None]:
@@ -584,11 +588,11 @@ def stale_runs(store, results, *, scenarios=None) -> dict[tuple[str, str], str |
     return out
 
 
-def mark_stale(store, entries: list[dict], *, scenarios=None) -> list[dict]:
+def mark_stale(store, entries: list[dict], *, scenarios=None, meta: dict | None = None) -> list[dict]:
     """Give each entry (a dict with ``scenario``, ``run``, ``name``, ``created``, ``meta``: the map's result
     catalogue) ``stale`` (bool) and ``stale_why`` (:func:`stale_results`: why, None when current); returns
-    ``entries``."""
-    for e, why in zip(entries, stale_results(store, entries, scenarios=scenarios)):
+    ``entries``. ``meta``: as :func:`stale_results` takes it."""
+    for e, why in zip(entries, stale_results(store, entries, scenarios=scenarios, meta=meta)):
         e["stale"] = why is not None
         e["stale_why"] = why
     return entries
@@ -765,11 +769,13 @@ def _json_value(entry: dict):
     return entry.get("value")
 
 
-def list_results(store, scenario: str | None = None, run: str | None = None, name: str | None = None) -> pd.DataFrame:
+def list_results(store, scenario: str | None = None, run: str | None = None, name: str | None = None, *,
+                 meta: dict | None = None) -> pd.DataFrame:
     """Index of stored results (columns scenario, run, name, kind, ref, created, meta), optionally only those of
     ``scenario``, ``run`` and/or ``name``. ``meta`` holds what the result was made with (e.g. the
-    ``snapshot_times_s`` of a flood run's ``depth_snapshots``)."""
-    rows = [v for k, v in store.get_meta().items() if k.startswith("result:")]
+    ``snapshot_times_s`` of a flood run's ``depth_snapshots``). The argument ``meta``: the store's
+    :meth:`~cim.store.base.Store.get_meta` when the caller read it already (it is then not read again)."""
+    rows = [v for k, v in (store.get_meta() if meta is None else meta).items() if k.startswith("result:")]
     df = pd.DataFrame(rows, columns=["scenario", "run", "name", "kind", "ref", "created", "meta"])
     if scenario is not None:
         df = df[df["scenario"] == normalise_scenario_name(scenario)]

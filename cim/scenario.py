@@ -284,6 +284,9 @@ class Scenarios:
 
     def __init__(self, store) -> None:
         self.store = store
+        # the identity (_edit_log_id) of the edit log last seen with its unique seq index, once committed:
+        # the next edits skip the index lookup while the table is that one (see _unique_seq)
+        self._seq_unique_id: Any = None
 
     def _meta(self) -> dict[str, dict]:
         return {k.split(":", 1)[1]: v for k, v in self.store.get_meta().items() if k.startswith("scenario:")}
@@ -541,7 +544,7 @@ class Scenarios:
                 raise ScenarioError(f"scenario(s) {gone} no longer exist (deleted meanwhile?); nothing was recorded")
             exists = self.store.has_table(EDITS_TABLE)
             if exists:
-                self._unique_seq()
+                checked = self._unique_seq()
             last = (self.store.read_table(EDITS_TABLE, columns=["seq", "created"], order_by="seq", descending=True,
                                           limit=1) if exists else pd.DataFrame(columns=["seq", "created"]))
             seq0 = int(last["seq"].iloc[0]) + 1 if len(last) else 1
@@ -563,20 +566,49 @@ class Scenarios:
             # append creates the table when it is missing, under the lock: never a replace of one just made
             self.store.write_table(EDITS_TABLE, df, mode="append")
             if not exists:
-                self._unique_seq()
+                checked = self._unique_seq()
+        self._unique_seq_done(checked)
 
-    def _unique_seq(self) -> None:
+    def _edit_log_id(self) -> Any:
+        """An identity of the edit log table that a table dropped and made again does not keep, found in one
+        short query: on PostGIS its OID. None where the store offers none (a GeoPackage, whose index lookup is a
+        read of the local file): the index is then looked up at every edit."""
+        if getattr(self.store, "kind", None) != "postgis":
+            return None
+        with self.store.conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(quote_ident(%s) || '.' || quote_ident(%s))::oid",
+                        (self.store.schema, EDITS_TABLE))
+            return cur.fetchone()[0]
+
+    def _unique_seq_done(self, checked: Any) -> None:
+        """Remember that the edit log ``checked`` (:meth:`_unique_seq`'s answer) has its unique index, once
+        that is committed: not while an outer transaction is open, whose rollback may take back an index made
+        in it."""
+        if checked is not None and not self.store.in_transaction:
+            self._seq_unique_id = checked
+
+    def _unique_seq(self) -> Any:
         """Make ``seq`` of the edit log unique (a unique index), inside :meth:`_append`'s or undo's lock. An edit
         log written before (two processes editing at once could give one seq twice) is renumbered first, in its
         order (seq, then the order the rows were written), with a warning: the order of edits is kept, undo
-        then takes back one edit at a time again."""
+        then takes back one edit at a time again.
+
+        Returns the table's identity (:meth:`_edit_log_id`, None where the store has none), for the caller to
+        remember once its transaction committed (:meth:`_unique_seq_done`). While the edit log is the table
+        remembered, the index is not looked up again (a catalogue read, 0.5 ms of each edit on PostGIS); a table
+        dropped and made again (a first edit after it was deleted, a renumbering here, a copy or a restore) is
+        another table and is checked. An index dropped by hand from the same table is not seen until the
+        process starts again (or another Scenarios is made on the store)."""
         from cim.store.base import index_name
         from twin_core.errors import SchemaError, TwinWarning, twin_warn
 
+        ident = self._edit_log_id()
+        if ident is not None and ident == self._seq_unique_id:
+            return ident
         # there already (the usual case): one catalogue read, not create_index's checks under the table's lock;
         # a twin_ux_ name is only made by create_index(unique=True) (no table may start with twin_)
         if self.store.list_indexes(EDITS_TABLE).get(index_name(EDITS_TABLE, ["seq"], unique=True)) == ["seq"]:
-            return
+            return ident
         try:
             self.store.create_index(EDITS_TABLE, ["seq"], unique=True)
         except SchemaError:
@@ -587,12 +619,14 @@ class Scenarios:
             log["seq"] = np.arange(1, len(log) + 1, dtype="int64")
             self.store.write_table(EDITS_TABLE, log, mode="replace")
             self.store.create_index(EDITS_TABLE, ["seq"], unique=True)
+            ident = self._edit_log_id()  # the replace made another table
             twin_warn(f"the scenario edit log ({EDITS_TABLE}) of {self.store.uri} held {_plural(repeats, 'edit row')} "
                       "whose sequence number another row had too (two processes edited at once before this "
                       f"version); its {len(log)} rows were renumbered 1..{len(log)} in their order and seq is "
                       "unique now. Check the scenarios' latest edits (Python: twin.scenarios.get(name).edits()) "
                       "before an undo: an edit written in the same instant as another may count as one with it",
                       TwinWarning)
+        return ident
 
     def _modified(self, names, meta: dict | None = None) -> pd.Timestamp | None:
         """The latest time an edit of these scenarios was taken back (:meth:`Scenario.undo`), None if never."""
@@ -1012,8 +1046,7 @@ class Scenario:
             meta = sc._meta()
             if self.name not in meta:
                 raise ScenarioError(f"scenario {self.name!r} no longer exists (deleted meanwhile?)")
-            if self.store.has_table(EDITS_TABLE):
-                sc._unique_seq()
+            checked = sc._unique_seq() if self.store.has_table(EDITS_TABLE) else None
             e = self.edits()
             if len(e):
                 # the edit with the highest seq, all its rows (written together: one created time, the last
@@ -1031,6 +1064,7 @@ class Scenario:
                 changed = dict(meta[self.name])
                 changed["modified"] = _now()
                 self.store.set_meta({f"scenario:{self.name}": changed})
+        sc._unique_seq_done(checked)
         if not len(e):  # said outside the transaction: nothing was written
             if missing_ok:
                 return e

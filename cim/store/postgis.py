@@ -230,6 +230,7 @@ class PostGISStore(Store):
                                                      or os.environ.get("PGAPPNAME") or "rongtwin-python")
         self._postgis_schema: str | None = None  # the extension's schema, added to the search path when not on it
         self._conn = None
+        self._closed = False  # closed by its owner (close()): never revived (_revive)
         self._txn_depth = 0
         self._calls = 0  # public calls under way (see _guarded): the connection is checked at the first
         self._pinned = 0  # steps that must stay on one session (a staged load's advisory lock)
@@ -247,9 +248,9 @@ class PostGISStore(Store):
     @property
     def conn(self):
         """The store's connection: outside a transaction one the server has dropped (``pg_terminate_backend``, a
-        restart) is replaced first, so that a map server or a notebook goes on after the database came back."""
-        if self._calls == 0:
-            self._revive()
+        restart) is replaced first (:meth:`_revive`), so that a map server or a notebook goes on after the database
+        came back."""
+        self._revive()
         return self._conn
 
     @conn.setter
@@ -310,9 +311,11 @@ class PostGISStore(Store):
         return True
 
     def _revive(self) -> None:
-        """Replace a connection the server dropped, at the start of an operation outside a transaction (in one,
-        the operation fails instead: :meth:`_lost`)."""
-        if self._txn_depth or self._pinned or self._conn is None or getattr(self, "_closed", False):
+        """Replace a connection the server dropped, at the start of an operation outside a transaction: the one
+        place that decides it, for a public method (:func:`_guarded`, before its work) and for code that uses
+        :attr:`conn` itself (tiles, sensors, :meth:`transaction`). Inside a method, a transaction or a step pinned
+        to one session, the operation fails instead (:meth:`_lost`); a store its owner closed stays closed."""
+        if self._calls or self._txn_depth or self._pinned or self._conn is None or self._closed:
             return
         if self._conn.closed or self._conn.broken or self._conn.info.transaction_status == 0:
             if not _conn_dead(self._conn):
@@ -1443,8 +1446,7 @@ def _guarded(fn):
     def op(self, *args, **kwargs):
         import psycopg
 
-        if self._calls == 0:
-            self._revive()
+        self._revive()  # the operation starts: checked once here, not again inside it (_calls)
         self._calls += 1
         try:
             return fn(self, *args, **kwargs)

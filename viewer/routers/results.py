@@ -24,14 +24,16 @@ router = APIRouter(prefix="/api/results", tags=["results"], dependencies=[Depend
 _STEP = re.compile(r"^(.+?)_t(\d+)\Z")
 
 
-def result_catalogue(state, scenario: str | None = None, *, about: bool = False) -> list[dict]:
+def result_catalogue(state, scenario: str | None = None, *, about: bool = False,
+                     meta: dict | None = None) -> list[dict]:
     """Results grouped for the map: one entry per (scenario, run, name or series); with ``about``, each says what
     its run was (:func:`twin_core.twin.describe_runs`, which parses every run's summary: the listing and the
-    scene ask for it, not the grid routes, which look an entry up for every image of the time bar)."""
+    scene ask for it, not the grid routes, which look an entry up for every image of the time bar). ``meta``:
+    the store's ``get_meta()`` when the caller read it already (shared with :func:`mark_stale`)."""
     from cim.results import list_results as stored_results
     from twin_core.twin import describe_runs
 
-    df = stored_results(state.store, scenario=scenario)
+    df = stored_results(state.store, scenario=scenario, meta=meta)
     out: dict[tuple, dict] = {}
     for row in df.itertuples(index=False):
         m = _STEP.match(row.name) if row.kind == "raster" else None
@@ -161,23 +163,25 @@ def _step_at(e: dict, step: int, time: float | None) -> int:
     return at[-1]
 
 
-def mark_stale(state, entries: list[dict]) -> list[dict]:
+def mark_stale(state, entries: list[dict], meta: dict | None = None) -> list[dict]:
     """Each entry gets ``stale`` (bool) and ``stale_why`` (None when current): True when its scenario (or a
     parent of it) was edited after the run, a base layer or raster its engine read was written after it, or a
     run it used (``flooded_by``: a traffic, access or crowd run made on a flood run) is stale, was re-run after
     it or deleted. The map does not show an old flood as if it were the scenario's answer. The rules are
     :func:`cim.results.stale_results`, which ``twin.runs()`` and ``twin runs`` share; each scenario, layer,
-    raster and used run is looked up once per call."""
+    raster and used run is looked up once per call; ``meta``: the store's ``get_meta()`` the catalogue read
+    (:func:`result_catalogue`), whose results index the chain of used runs reads instead of reading it again."""
     from cim.results import mark_stale as mark
 
-    return mark(state.store, entries, scenarios=state.twin.scenarios)
+    return mark(state.store, entries, scenarios=state.twin.scenarios, meta=meta)
 
 
 @router.get("", summary="Results, grouped for the map (stale: made before the scenario's latest edit, before a "
                         "base layer or raster it read was replaced, or on a flood run that is stale or was re-run "
                         "since; stale_why says which)")
 def list_results(scenario: str | None = Query(None, max_length=255), state=Depends(get_state)) -> list[dict]:
-    return mark_stale(state, result_catalogue(state, scenario, about=True))
+    meta = state.store.get_meta()  # the results index, read once for the catalogue and the stale chain
+    return mark_stale(state, result_catalogue(state, scenario, about=True, meta=meta), meta)
 
 
 @router.get("/{scenario}/{run}/{name}/meta", summary="Bounds, steps and range of a grid result")

@@ -16,8 +16,9 @@ HEALTH_WAIT_S = 5.0
 @router.get("/health", summary="Liveness and the database (no auth)")
 def health(state=Depends(get_state)):
     """200 ``{"ok": true}`` when the store answers a trivial query (PostGIS: ``SELECT 1``, reconnecting first if the
-    server dropped the connection); 503 with the reason when the database cannot be reached or the store has been
-    busy with another request for more than :data:`HEALTH_WAIT_S` seconds."""
+    server dropped the connection); 503 with the reason when the database cannot be reached. A store busy with
+    another request for more than :data:`HEALTH_WAIT_S` seconds (a long save) is not an outage: 200 with
+    ``"busy": true`` and a ``detail``, the database not checked this time."""
     from fastapi.responses import JSONResponse
 
     from twin_core.errors import StoreError
@@ -27,11 +28,11 @@ def health(state=Depends(get_state)):
     ping = getattr(store.raw, "ping", None)
     if ping is None:
         return {"ok": True, "store": kind}
-    if not store.lock.acquire(timeout=HEALTH_WAIT_S):
-        return JSONResponse({"ok": False, "store": kind, "error": "store busy",
-                             "detail": f"the store has been busy with another request for more than {HEALTH_WAIT_S:g} s "
-                                       "(a long write, or a write waiting for a lock another session holds)"},
-                            status_code=503)
+    if not store.lock.acquire(timeout=HEALTH_WAIT_S):  # the server answers; its store is at work, not down
+        return {"ok": True, "busy": True, "store": kind,
+                "detail": f"the store has been busy with another request for more than {HEALTH_WAIT_S:g} s (a long "
+                          "write, or a write waiting for a lock another session holds); the server is up, the "
+                          "database was not checked this time: ask again later"}
     try:
         ping()
     except StoreError as exc:

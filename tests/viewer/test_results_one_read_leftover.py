@@ -1,0 +1,94 @@
+"""GET /api/results reads the results index (the store's meta) once for the catalogue and the stale chain of
+used runs (review leftovers, 2026-12-05): the chain read it once more for a run made on a flood run."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+
+CRS = "EPSG:32648"
+#: modules whose frames stand between a caller and the store's own get_meta (the map's locked store)
+_PASS_THROUGH = ("viewer.state", "cim.store")
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def target(request, tmp_path):
+    from cim.raster import Raster
+    from cim.store import open_store
+
+    where = str(tmp_path / "twin.gpkg") if request.param == "gpkg" else request.getfixturevalue("pg_dsn")
+    with open_store(where, create=True, crs=CRS) as s:
+        _layers(s)
+        grid = Raster(np.full((4, 4), 10.0, "float32"), Affine(10, 0, 400000, 0, -10, 3400040), CRS)
+        s.write_raster("dem", grid)
+        s.write_raster("manning", grid)
+    return where
+
+
+def _layers(s) -> None:
+    box = shapely.box(400000, 3400000, 400040, 3400040)
+    frames = {
+        "road_links": {"link_id": ["L1"], "geometry": [shapely.LineString([(400000, 3400000), (400040, 3400040)])]},
+        "buildings": {"building_id": ["B1"], "geometry": [box.buffer(-15)]},
+        "areas": {"area_id": ["A1"], "geometry": [box]},
+        "pois": {"poi_id": ["P1"], "geometry": [shapely.Point(400020, 3400020)]},
+    }
+    for n, frame in frames.items():
+        s.write_layer(n, gpd.GeoDataFrame(frame, crs=CRS))
+
+
+def _client(where):
+    from fastapi.testclient import TestClient
+
+    from viewer.app import create_app
+    from viewer.settings import Settings
+
+    return TestClient(create_app(Settings(store=where)), raise_server_exceptions=False, base_url="http://127.0.0.1")
+
+
+def _save(where, run: str, engine: str, summary: dict) -> None:
+    from twin_core.twin import Twin
+
+    with Twin(where) as twin:
+        twin.save_result(None, run, "summary", {"engine": engine, **summary}, meta={"engine": f"simulation.{engine}"})
+
+
+def _reads(monkeypatch, where) -> list[str]:
+    """Who calls the store's get_meta (``module.function`` of the first frame outside the store and its lock)."""
+    from cim.store.gpkg import GeoPackageStore
+    from cim.store.postgis import PostGISStore
+
+    cls = GeoPackageStore if where.endswith(".gpkg") else PostGISStore
+    real = cls.get_meta
+    seen: list[str] = []
+
+    def get_meta(self, *a, **kw):
+        f = sys._getframe(1)
+        while f is not None and f.f_globals.get("__name__", "").startswith(_PASS_THROUGH):
+            f = f.f_back
+        seen.append(f"{f.f_globals.get('__name__')}.{f.f_code.co_name}")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(cls, "get_meta", get_meta)
+    return seen
+
+
+def test_the_results_index_is_read_once_a_request(target, monkeypatch):
+    _save(target, "storm50", "flood", {})
+    time.sleep(0.02)
+    _save(target, "jam", "traffic", {"flooded_by": "storm50"})  # its stale chain needs the flood run's entries
+    with _client(target) as client:
+        assert client.get("/api/results").status_code == 200  # warm: the app's first look at the store
+        seen = _reads(monkeypatch, target)
+        r = client.get("/api/results")
+    assert r.status_code == 200, r.text
+    assert {e["run"]: e["stale"] for e in r.json()} == {"storm50": False, "jam": False}
+    # the scenarios' own meta (cim.scenario) and the runs' lines (twin_core.twin.describe_runs) are other reads
+    index_reads = [w for w in seen if w.startswith(("cim.results", "viewer.routers.results"))]
+    assert len(index_reads) == 1, seen  # was cim.results.list_results and cim.results.index
