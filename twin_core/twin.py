@@ -563,6 +563,15 @@ class Twin:
         initial_water : True (default): the ``water`` layer's rivers and lakes start at their normal level;
             False: dry. Flooding (flooded area, exposure) is judged over land, outside the water polygons
         buildings : "block" (default), "raise" or "none";  roof_runoff : "adjacent" (default) or "none"
+        inflows : point inflows, e.g. the river fed from upstream (default none): a list of dicts
+            ``{"x": X, "y": Y, "q": Q}`` (a constant Q m3/s) or ``{"x", "y", "times", "flows"}`` (a hydrograph:
+            seconds from the start of the run, m3/s; linear between the samples, the first and last flows held
+            outside them) or ``{"x", "y", "hydrograph": "file.csv"}`` (columns ``time_s``, ``time_min`` or
+            ``time_h``, and ``flow_m3_s``), each with an optional ``"name"``; or texts ``"[NAME@]X,Y=Q"`` /
+            ``"[NAME@]X,Y=file.csv"`` (as ``twin flood --inflow``), or :class:`simulation.flood.Inflow` objects.
+            X, Y in the twin's CRS, metres, on an open cell of the DEM. The summary's ``inflow_m3`` is what
+            they brought (in the mass balance) and ``inflows`` lists them; see
+            :func:`twin_core.adapters.flood.parse_inflows`
         rain : a :class:`simulation.flood.Hyetograph` (or ``RainSeries``) instead of the design storm
         rain_from_sensors, rain_until, rain_spatial, rain_gaps : the rain the twin's rain gauges measured over a
             window (``"2h"``) up to ``rain_until`` instead of a design storm (``rain_spatial="nearest"``: each
@@ -583,6 +592,7 @@ class Twin:
         --------
         >>> run = twin.flood("levee", storm="50y", duration="1h", drainage_mm_h=20)      # doctest: +SKIP
         >>> twin.load_result("levee", run.run, "max_depth")                              # doctest: +SKIP
+        >>> fed = twin.flood(duration="1h", inflows=[{"x": 409250, "y": 3391330, "q": 80}])  # doctest: +SKIP
         >>> now = twin.flood(rain_from_sensors="2h", until="3h")   # what the rain so far does  # doctest: +SKIP
         """
         from twin_core.adapters.flood import run_flood
@@ -871,7 +881,9 @@ def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
     """A short line telling one stored run from others of its engine (the ``about`` of :meth:`Twin.runs`):
 
     - flood: the storm (return period, duration, rain depth) or the rain given / observed; the drainage
-      (a rate, or a per-cell grid with its raster, range and mean) and the infiltration, when there is any; "water bodies started dry" when the run did not start them at their normal level;
+      (a rate, or a per-cell grid with its raster, range and mean) and the infiltration, when there is any; the
+      point inflows (a river fed from upstream: name and constant flow or hydrograph peak, or how many and
+      their volume); "water bodies started dry" when the run did not start them at their normal level;
     - traffic: mode and period, demand scale, the flood run that closed roads, closed links;
     - crowd: the area (id and name) or the IFC file and storey, agents, model;
     - access: the stations' kind and count, the time limit, the flood run;
@@ -886,6 +898,9 @@ def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
     ...                        "drainage_mm_h": "per cell", "infiltration_mm_h": 10.0, "drainage_mm_h_grid":
     ...                        {"raster": "sewers", "min_mm_h": 0.0, "max_mm_h": 50.0, "mean_mm_h": 25.0}})
     "50-year storm, 1 h, 74 mm, drainage per cell 'sewers' (0-50, mean 25 mm/h), infiltration 10 mm/h"
+    >>> describe_run("flood", {"storm": {"return_period_y": 50, "duration_s": 3600, "total_mm": 74.2},
+    ...                        "inflows": [{"name": "jin", "constant": True, "peak_m3_s": 80.0}]})
+    "50-year storm, 1 h, 74 mm, inflow 'jin' 80 m3/s"
     >>> describe_run("crowd", {"area_id": "A001", "name": "Plaza", "agents": 200, "model": "csm"})
     'A001 Plaza, 200 agents, csm'
     >>> describe_run("crowd", {"area_id": "A001", "agents": 500, "model": "csm", "flooded_by": "storm50",
@@ -919,6 +934,16 @@ def describe_run(engine: str, summary: dict, meta: dict | None = None) -> str:
                 parts.append(f"{what} {float(v):g} mm/h")
             elif v == "per cell":
                 parts.append(f"{what} per cell")
+        inflows = s.get("inflows") if isinstance(s.get("inflows"), list) else []
+        inflows = [i for i in inflows if isinstance(i, dict) and isinstance(i.get("peak_m3_s"), (int, float))]
+        if len(inflows) > 3:  # a whole catchment's outfalls: how many and what they brought
+            vol = sum(float(i.get("volume_m3") or 0.0) for i in inflows)
+            parts.append(f"{len(inflows)} inflows, {vol:.3g} m3")
+        elif inflows:  # a storm alone and one with the river fed from upstream are two runs
+            each = [f"{i.get('name', '')!r} " + (f"{float(i['peak_m3_s']):g} m3/s" if i.get("constant") else
+                                                 f"peak {float(i['peak_m3_s']):g} m3/s")
+                    for i in inflows]
+            parts.append(("inflow " if len(each) == 1 else "inflows ") + ", ".join(each))
         if s.get("initial_water") is False:
             parts.append("water bodies started dry")
     elif engine == "traffic":

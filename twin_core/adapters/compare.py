@@ -46,7 +46,7 @@ __all__ = ["compare_runs", "Comparison", "change_of", "ENGINES"]
 ENGINES = {
     "flood": ("storm", "grid", "cell_size_m", "threshold_m", "sim_time_s", "buildings", "roof_runoff",
               "drainage_mm_h", "infiltration_mm_h", "drainage_mm_h_grid", "infiltration_mm_h_grid", "boundary",
-              "initial_water"),
+              "initial_water", "inflows"),
     "traffic": ("mode", "period", "demand_scale", "flooded_by", "flood_timing", "sim_time_s"),
     "access": ("from_kind", "within_s", "speeds", "flooded_by", "flood_time_s", "impassable_depth_m"),
     "crowd": ("area_id", "ifc", "storey", "anchor", "model", "seed", "closed_exits", "route", "flooded_by",

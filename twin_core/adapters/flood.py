@@ -4,7 +4,8 @@ Inputs read from the twin (as of a scenario): rasters ``dem`` and ``manning``,
 the ``buildings`` layer (burned into the grid as blocked cells, or raised
 terrain, or ignored, per run), the ``water`` layer (rivers and lakes start at their ``normal_level_m``:
 see :func:`water_grid`), and the ``sensors`` layer (``rain_gauge`` and
-``river_level`` sensors become gauges). The rain on blocked buildings runs off
+``river_level`` sensors become gauges); point inflows (a river fed from upstream: a constant flow or a
+hydrograph at a place, :func:`parse_inflows`) are given per run. The rain on blocked buildings runs off
 their roofs onto the open cells along their walls (``roof_runoff="adjacent"``,
 see :func:`roof_outlets`), or is dropped (``"none"``). The rain is a design storm from a
 storm-intensity formula and a Chicago hyetograph (Chengdu's by default), or
@@ -44,7 +45,8 @@ from twin_core.units import as_number, is_bare_number, parse_duration
 
 __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration", "water_grid",
            "link_point_depths", "BRIDGE_DECK_ABOVE_BANK_M",
-           "rain_from_sensors", "parse_return_period", "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
+           "rain_from_sensors", "parse_return_period", "parse_inflows", "read_hydrograph", "inflow_volume",
+           "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
 
 GAUGE_KINDS = ("rain_gauge", "river_level")
 #: what a flood run saves (a run id used again loses these first; other engines' results under it stay)
@@ -136,6 +138,304 @@ def _threshold(value) -> float:
     return t
 
 
+#: an inflow hydrograph CSV's time column (its unit in its name: the factor to seconds) and flow column
+HYDROGRAPH_TIME_COLUMNS = {"time_s": 1.0, "time_min": 60.0, "time_h": 3600.0}
+HYDROGRAPH_FLOW_COLUMN = "flow_m3_s"
+_CSV_FORM = ("a CSV whose first line names its columns: one time column, time_s (seconds from the start of the "
+             "run) or time_min (minutes) or time_h (hours), and flow_m3_s (m3/s)")
+_SPEC_FORM = ("[NAME@]X,Y=Q or [NAME@]X,Y=HYDROGRAPH.csv (X,Y in the twin's CRS, metres; Q a constant flow in "
+              "m3/s)")
+_INFLOW_KEYS = ("x", "y", "q", "times", "flows", "hydrograph", "name")
+
+
+def read_hydrograph(path, what: str = "hydrograph") -> tuple[np.ndarray, np.ndarray]:
+    """An inflow hydrograph from a CSV file: ``(times_s, flows_m3_s)``, two float64 arrays.
+
+    The first line names the columns: one time column, ``time_s`` (seconds from the start of the run, i.e.
+    of the storm), ``time_min`` (minutes) or ``time_h`` (hours), and ``flow_m3_s`` (the discharge, m3/s,
+    >= 0); other columns are ignored, blank lines and lines starting with ``#`` skipped. Times must increase
+    strictly from 0 or later. The engine interpolates linearly between the rows and holds the first flow
+    before the first time and the last flow after the last (end with a row of 0 to stop the inflow).
+    ``what`` starts every error message (``"--inflow 'up@...'"``).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "jin.csv")
+    >>> _ = open(path, "w").write("time_min,flow_m3_s\\n0,20\\n30,120\\n90,40\\n")
+    >>> t, q = read_hydrograph(path)
+    >>> t.tolist(), q.tolist()
+    ([0.0, 1800.0, 5400.0], [20.0, 120.0, 40.0])
+    """
+    import csv
+    import os
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        why = "is a folder" if os.path.isdir(p) else "does not exist"
+        num = re.match(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)", p)
+        hint = (f"; for a constant flow write the bare number of m3/s (e.g. ={num.group(0).strip()})" if num else
+                "; or give a constant flow as a number of m3/s")
+        raise ParameterError(f"{what}: the hydrograph file {p!r} {why}; give the path of {_CSV_FORM}{hint}")
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            rows = [(i, r) for i, r in enumerate(csv.reader(fh), start=1)
+                    if any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise ParameterError(f"{what}: {p} is not a text (UTF-8) CSV file; give {_CSV_FORM}") from None
+    except (OSError, csv.Error) as exc:
+        raise ParameterError(f"{what}: cannot read {p} ({exc}); give {_CSV_FORM}") from None
+    if not rows:
+        raise ParameterError(f"{what}: {p} is empty; write {_CSV_FORM}, then one row per time")
+    header = [c.strip().lower() for c in rows[0][1]]
+    tcols = [c for c in header if c in HYDROGRAPH_TIME_COLUMNS]
+    if len(tcols) != 1 or header.count(HYDROGRAPH_FLOW_COLUMN) != 1:
+        need = ("one time column (time_s, time_min or time_h), not " + " and ".join(tcols) if len(tcols) > 1 else
+                "a time column (time_s, time_min or time_h)" if not tcols else
+                f"the flow column {HYDROGRAPH_FLOW_COLUMN} (m3/s)" + (" once" if HYDROGRAPH_FLOW_COLUMN in header
+                                                                      else ""))
+        raise ParameterError(f"{what}: {p} has the columns {header} on its first line; it needs {need}. Write "
+                             f"{_CSV_FORM}")
+    tcol = tcols[0]
+    ti, fi = header.index(tcol), header.index(HYDROGRAPH_FLOW_COLUMN)
+    if len(rows) < 2:
+        raise ParameterError(f"{what}: {p} has its header but no rows; add one row per time ({tcol}, "
+                             f"{HYDROGRAPH_FLOW_COLUMN})")
+    times, flows = [], []
+    for line, r in rows[1:]:
+        vals = []
+        for col, i in ((tcol, ti), (HYDROGRAPH_FLOW_COLUMN, fi)):
+            cell = r[i].strip() if i < len(r) else ""
+            try:
+                v = float(cell)
+            except ValueError:
+                v = math.nan
+            if not math.isfinite(v):
+                raise ParameterError(f"{what}: {p} line {line}: {col} " + (f"{cell!r} is not a number" if cell else
+                                     "is empty") + "; every row needs a number in both columns")
+            vals.append(v)
+        times.append(vals[0] * HYDROGRAPH_TIME_COLUMNS[tcol])
+        if vals[0] < 0:
+            raise ParameterError(f"{what}: {p} line {line}: {tcol} {r[ti].strip()} is before the start of the run; "
+                                 "times count from the start of the run (0: when the storm starts)")
+        if len(times) > 1 and times[-1] <= times[-2]:
+            raise ParameterError(f"{what}: {p} line {line}: {tcol} {r[ti].strip()} is not after the row before's; "
+                                 "times must increase strictly, one row per time")
+        if vals[1] < 0:
+            raise ParameterError(f"{what}: {p} line {line}: {HYDROGRAPH_FLOW_COLUMN} {r[fi].strip()} is negative; "
+                                 "an inflow brings water (>= 0 m3/s): model losses with drainage= or "
+                                 "infiltration= instead")
+        flows.append(vals[1])
+    return np.asarray(times, dtype=np.float64), np.asarray(flows, dtype=np.float64)
+
+
+def _inflow_spec(spec: str, name: str, what: str):
+    """``[NAME@]X,Y=Q`` or ``[NAME@]X,Y=FILE.csv`` as ``(Inflow at x/y, source)``."""
+    from simulation.flood import Inflow
+
+    left, eq, value = spec.partition("=")
+    given, at, xy = left.rpartition("@")
+    parts = xy.split(",")
+    value = value.strip()
+    if not eq or len(parts) != 2 or not value or (at and not given.strip()):
+        raise ParameterError(f"{what}: cannot read it; write {_SPEC_FORM}, e.g. up@409250,3391330=80 or "
+                             "409250,3391330=jin_hydrograph.csv")
+    try:
+        x, y = (float(v) for v in parts)
+    except ValueError:
+        x = y = math.nan
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ParameterError(f"{what}: the place {xy.strip()!r} is not two numbers X,Y; write {_SPEC_FORM}")
+    name = given.strip() or name
+    try:
+        q = float(value)
+    except ValueError:
+        t, f = read_hydrograph(value, what)
+        import os
+
+        return Inflow(t, f, x=x, y=y, name=name), os.path.abspath(value)
+    if not (math.isfinite(q) and q >= 0):
+        raise ParameterError(f"{what}: the flow {value} m3/s must be a finite number >= 0; an inflow brings water "
+                             "(model losses with drainage= or infiltration= instead)")
+    return Inflow([0.0], [q], x=x, y=y, name=name), "constant"
+
+
+def parse_inflows(value, what: str = "inflows") -> list:
+    """Point inflows (rivers fed from upstream, outfalls) as ``[(Inflow, source)]``: engine
+    :class:`~simulation.flood.Inflow` objects, named, and where each flow came from (``"constant"``, the
+    hydrograph CSV's absolute path, ``"given"`` for times/flows, ``"Inflow"`` for an engine ``Inflow``, which
+    enters at its one cell; the others in a water body enter across it: :func:`_inflow_cells`). The place is checked
+    against the DEM later, in :func:`prepare_flood`.
+
+    ``value`` is one inflow or a list of them, each one of:
+
+    - a dict ``{"x": X, "y": Y, "q": Q}`` (a constant flow of Q m3/s), ``{"x", "y", "times", "flows"}``
+      (a hydrograph: times in s from the start of the run, flows in m3/s) or ``{"x", "y", "hydrograph":
+      "file.csv"}`` (:func:`read_hydrograph`), with an optional ``"name"``;
+    - text as the CLI takes it: ``"[NAME@]X,Y=Q"`` or ``"[NAME@]X,Y=file.csv"``;
+    - a :class:`simulation.flood.Inflow` (at ``row``/``col`` or ``x``/``y``).
+
+    X, Y are in the twin's CRS, in metres (not longitude/latitude). Unnamed inflows are ``inflow1``,
+    ``inflow2`` ... in the order given; names must differ. ``what`` starts the error messages.
+
+    Examples
+    --------
+    >>> [(i.name, i.x, i.flows.tolist(), src) for i, src in parse_inflows("up@409250,3391330=80")]
+    [('up', 409250.0, [80.0], 'constant')]
+    >>> parse_inflows([{"x": 409250, "y": 3391330, "times": [0, 3600], "flows": [20, 120]}])[0][0].name
+    'inflow1'
+    """
+    from simulation.flood import Inflow
+
+    if value is None:
+        return []
+    if isinstance(value, (str, dict, Inflow)):
+        value = [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise ParameterError(f"{what} must be a list of inflows (dicts {{'x', 'y', 'q'}} or {{'x', 'y', "
+                             f"'times', 'flows'}}, texts '{_SPEC_FORM}', or simulation.flood.Inflow), got "
+                             f"{type(value).__name__}") from None
+    out = []
+    for k, item in enumerate(items):
+        default = f"inflow{k + 1}"
+        label = f"{what} {item!r}" if isinstance(item, str) else f"{what}[{k}]"
+        if isinstance(item, str):
+            inf, source = _inflow_spec(item, default, label)
+        elif isinstance(item, Inflow):
+            inf = Inflow(item.times, item.flows, row=item.row, col=item.col, x=item.x, y=item.y,
+                         name=item.name or default)
+            source = "Inflow"  # the engine's own: a point, entered at its one cell as given
+        elif isinstance(item, dict):
+            unknown = sorted(set(map(str, item)) - set(_INFLOW_KEYS))
+            if unknown:
+                raise ParameterError(f"{label} has the keys {unknown}, which an inflow does not take; it takes "
+                                     f"{list(_INFLOW_KEYS)}: x, y (the twin's CRS, m) and q (m3/s), or times (s) "
+                                     "and flows (m3/s), or hydrograph (a CSV file)")
+            if "x" not in item or "y" not in item:
+                raise ParameterError(f"{label} needs x and y: the place in the twin's CRS (metres)")
+            x = as_number(item["x"], f"{label} x", "metres in the twin's CRS", example=409250)
+            y = as_number(item["y"], f"{label} y", "metres in the twin's CRS", example=3391330)
+            name = item.get("name") or default
+            if not isinstance(name, str):
+                raise ParameterError(f"{label} name must be text, got {type(name).__name__}")
+            forms = [f for f in ("q", "times", "hydrograph") if f in item]
+            if forms == ["times"] and "flows" in item:
+                inf, source = Inflow(item["times"], item["flows"], x=x, y=y, name=name), "given"
+            elif forms == ["q"] and "flows" not in item:
+                q = as_number(item["q"], f"{label} q", "m3/s", example=80)
+                if not (math.isfinite(q) and q >= 0):
+                    raise ParameterError(f"{label} q must be a finite flow >= 0 m3/s, got {item['q']!r}; an inflow "
+                                         "brings water (model losses with drainage= or infiltration= instead)")
+                inf, source = Inflow([0.0], [q], x=x, y=y, name=name), "constant"
+            elif forms == ["hydrograph"] and "flows" not in item:
+                import os
+
+                t, f = read_hydrograph(item["hydrograph"], label)
+                inf, source = Inflow(t, f, x=x, y=y, name=name), os.path.abspath(os.fspath(item["hydrograph"]))
+            else:
+                raise ParameterError(f"{label} needs its flow as one of: q (a constant m3/s), times and flows "
+                                     "(s, m3/s), or hydrograph (a CSV file)")
+        else:
+            raise ParameterError(f"{label} is a {type(item).__name__}; give a dict {{'x', 'y', 'q'}} or {{'x', "
+                                 f"'y', 'times', 'flows'}}, a text '{_SPEC_FORM}' or a simulation.flood.Inflow")
+        out.append((inf, source))
+    names = [inf.name for inf, _ in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ParameterError(f"{what}: the names {twice} are given to more than one inflow; give each its own "
+                             "(NAME@X,Y=...; name=)")
+    return out
+
+
+def _place_inflows(parsed, transform, blocked, holes, crs, water_mask):
+    """The inflows of :func:`parse_inflows` on the DEM's grid: ``(inflows at row/col, records for the
+    summary)``; a place off the DEM or on a cell that carries no water is refused, saying where to put it."""
+    from simulation.flood import Inflow
+
+    ny, nx = blocked.shape
+    tr = transform
+    x0, x1 = sorted((tr.c, tr.c + tr.a * nx))
+    y0, y1 = sorted((tr.f, tr.f + tr.e * ny))
+    models, records = [], []
+    for inf, source in parsed:
+        if inf.row is None:
+            x, y = float(inf.x), float(inf.y)
+            c, r = int(math.floor((x - tr.c) / tr.a)), int(math.floor((y - tr.f) / tr.e))
+            at = f"({x:g}, {y:g})"
+        else:
+            r, c = int(inf.row), int(inf.col)
+            x, y = tr.c + tr.a * (c + 0.5), tr.f + tr.e * (r + 0.5)
+            at = f"row {r}, col {c}"
+        if not (0 <= r < ny and 0 <= c < nx):
+            from twin_core.adapters.crowd import _lonlat_hint
+
+            hint = _lonlat_hint(x, y, crs) if inf.row is None else ""
+            raise ParameterError(f"inflow {inf.name!r} at {at} is off the DEM, which covers x {x0:.0f} to {x1:.0f}, "
+                                 f"y {y0:.0f} to {y1:.0f} in the twin's CRS {crs} (metres, {ny} x {nx} cells){hint}; "
+                                 + ("give it in metres, inside the DEM" if hint else
+                                    "give a point inside it, e.g. in the river where it enters the city"))
+        if blocked[r, c]:
+            from scipy import ndimage
+
+            _, (ir, ic) = ndimage.distance_transform_edt(blocked, return_indices=True)
+            ox, oy = tr.c + tr.a * (ic[r, c] + 0.5), tr.f + tr.e * (ir[r, c] + 0.5)
+            on = ("a cell with no DEM value (nodata)" if holes[r, c] else
+                  "a building (a blocked cell: buildings='block', CLI --buildings block)")
+            raise ParameterError(f"inflow {inf.name!r} at {at} falls on {on}, which carries no water; move it onto "
+                                 f"an open cell, e.g. the nearest one, centred at ({ox:.1f}, {oy:.1f}), or into the "
+                                 "river (the water layer)")
+        cells = np.array([[r, c]]) if source == "Inflow" else _inflow_cells(water_mask, blocked, r, c, abs(tr.a))
+        share = np.asarray(inf.flows, dtype=np.float64) / len(cells)
+        models += [Inflow(inf.times, share, row=int(rr), col=int(cc), name=inf.name) for rr, cc in cells]
+        constant = bool(np.all(inf.flows == inf.flows[0]))
+        records.append({"name": inf.name, "x": x, "y": y, "row": r, "col": c, "cells": len(cells),
+                        "spread_m": float(np.max(np.hypot(cells[:, 0] - r, cells[:, 1] - c)) * abs(tr.a)),
+                        "in_water": bool(water_mask[r, c]) if water_mask is not None else False,
+                        "source": source, "constant": constant, "peak_m3_s": float(inf.flows.max()),
+                        "times_s": [float(v) for v in inf.times], "flows_m3_s": [float(v) for v in inf.flows]})
+    return models, records
+
+
+def _inflow_cells(water_mask, blocked, r: int, c: int, cell: float) -> np.ndarray:
+    """The cells an inflow at ``(r, c)`` enters, ``(n, 2)`` rows and columns: in a water body, its open water
+    cells within the channel's half-width of the point (the largest distance to a bank among the body's cells
+    within 50 m), so a river's flow enters across its width as a flow boundary across the channel does
+    (HEC-RAS's flow hydrograph line), not as a mound on one cell (80 m3/s into one 5 m cell of the sample
+    river rose 2.2 m there); elsewhere the one cell."""
+    one = np.array([[r, c]])
+    if water_mask is None or not water_mask[r, c]:
+        return one
+    from scipy import ndimage
+
+    wet = water_mask & ~blocked
+    lab, _ = ndimage.label(wet)
+    body = lab == lab[r, c]
+    win = max(1, int(round(50.0 / cell)))
+    r0, r1, c0, c1 = max(0, r - win), r + win + 1, max(0, c - win), c + win + 1
+    sub = body[r0:r1, c0:c1]
+    half = float(ndimage.distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1].max())  # in cells, to a bank
+    rr, cc = np.nonzero(sub)
+    rr, cc = rr + r0, cc + c0
+    near = np.hypot(rr - r, cc - c) <= max(half, 1.0)
+    return np.column_stack([rr[near], cc[near]]) if near.any() else one
+
+
+def inflow_volume(times, flows, t_end: float) -> float:
+    """The volume (m3) a hydrograph brings from 0 to ``t_end`` s, as the engine applies it: linear between the
+    samples, the first and last flows held outside them.
+
+    >>> inflow_volume([0.0], [50.0], 600.0), inflow_volume([0, 600], [0, 100], 1200.0)
+    (30000.0, 90000.0)
+    """
+    t = np.asarray(times, dtype=np.float64)
+    f = np.asarray(flows, dtype=np.float64)
+    at = np.unique(np.concatenate([[0.0, float(t_end)], t[(t > 0) & (t < t_end)]]))
+    q = np.interp(at, t, f)
+    return float(np.sum(0.5 * (q[1:] + q[:-1]) * np.diff(at)))
+
+
 def parse_return_period(value) -> float:
     """Years from ``50``, ``"50"``, ``"50y"``, ``"50yr"``."""
     m = re.match(r"^\s*([0-9]*\.?[0-9]+)\s*(y|yr|a|year|years)?\s*$", str(value), re.I)
@@ -164,6 +464,7 @@ class FloodSetup:
     ground: np.ndarray | None = None  # the DEM (m, NaN: nodata), before buildings are raised on it
     water: dict = field(default_factory=dict)  # what water_grid found (bodies, cells, those without a level)
     losses: dict = field(default_factory=dict)  # per-cell drainage / infiltration: their raster, mean, range
+    inflows: list = field(default_factory=list)  # the point inflows: name, place, source, hydrograph (dicts)
 
 
 @dataclass
@@ -337,7 +638,7 @@ def water_grid(water, shape, transform, ground):
 def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1h", rain=None, formula=None,
                   peak_ratio: float = 0.4, storm_step="5min", buildings: str = "block", roof_runoff: str = "adjacent",
                   drainage_mm_h=0.0, infiltration_mm_h: float = 0.0, boundary: str = "free", initial_water: bool = True,
-                  params=None) -> FloodSetup:
+                  inflows=None, params=None) -> FloodSetup:
     """Build a :class:`~simulation.flood.FloodModel` from a twin scenario.
 
     Parameters
@@ -362,6 +663,12 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     initial_water : True (default): the water bodies of the ``water`` layer start at their ``normal_level_m``
         (:func:`water_grid`; the model's ``initial_depth``, counted in the mass balance as ``initial_storage``,
         not as rain); False: they start dry and fill only from the rain
+    inflows : point inflows, e.g. the river fed from upstream: a list of dicts ``{"x": X, "y": Y, "q": Q}``
+        (a constant Q m3/s), ``{"x", "y", "times", "flows"}`` (a hydrograph, s from the start of the run and
+        m3/s), ``{"x", "y", "hydrograph": "file.csv"}`` (:func:`read_hydrograph`), each with an optional
+        ``"name"``; texts ``"[NAME@]X,Y=Q"`` / ``"[NAME@]X,Y=file.csv"`` (as ``twin flood --inflow`` takes them);
+        or :class:`simulation.flood.Inflow` objects (see :func:`parse_inflows`). X, Y in the twin's CRS
+        (metres), on an open cell of the DEM. Their volume is ``inflow`` in the mass balance
     """
     from simulation.flood import (CHENGDU_STORM, BoundaryConditions, FloodModel, FloodParameters, Gauge, Hyetograph,
                                   RainSeries)
@@ -371,6 +678,7 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
                            about="where the storm peaks, a share of its duration between 0 and 1")
     drainage_mm_h = _rate(drainage_mm_h, "drainage_mm_h")
     infiltration_mm_h = _rate(infiltration_mm_h, "infiltration_mm_h")
+    inflows = parse_inflows(inflows)  # the specs and hydrograph files read before any raster
     if buildings not in BUILDING_MODES:
         raise ParameterError(f"buildings must be one of {list(BUILDING_MODES)}, got {buildings!r}")
     if roof_runoff not in ROOF_RUNOFF_MODES:
@@ -481,12 +789,14 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
             np.shape(infiltration_mm_h) == shape else infiltration_mm_h
     bc = BoundaryConditions(default=boundary)
     p = params or FloodParameters(snapshot_interval=600.0, gauge_interval=60.0)
+    sources, inflow_info = _place_inflows(inflows, tr, blocked, holes, dem_r.crs, water_mask)
     model = FloodModel(dem, (dx, dy), manning=man, transform=tr, blocked=blocked, rain=rain, roof_runoff=runoff,
-                       boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h, initial_depth=h0,
-                       gauges=gauges, params=p)
+                       inflows=sources, boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h,
+                       initial_depth=h0, gauges=gauges, params=p)
     return FloodSetup(model=model, transform=tr, crs=dem_r.crs, blocked=blocked, gauges=gauges_df,
                       rain_total_mm=_rain_total_mm(rain), storm=storm_info, roof_runoff=runoff,
-                      water_mask=water_mask, initial_depth=h0, ground=ground, water=water_info, losses=losses)
+                      water_mask=water_mask, initial_depth=h0, ground=ground, water=water_info, losses=losses,
+                      inflows=inflow_info)
 
 
 def _mass_balance_notes(table: pd.DataFrame, water: dict) -> pd.DataFrame:
@@ -496,8 +806,9 @@ def _mass_balance_notes(table: pd.DataFrame, water: dict) -> pd.DataFrame:
                                  f"({water.get('wet_cells', 0)} cells), not rain" if water.get("initial_water")
                                  else "water at the start (water bodies started dry: initial_water=False)"),
              "rain": "rain on open cells", "roof_runoff": "rain on roofs, run off onto the cells along their walls",
+             "inflow": "from the point inflows (a river fed from upstream: inflows=, CLI --inflow)",
              "rain_on_blocked": "rain on blocked cells, dropped (outside the balance)",
-             "boundary_out": "left the grid at its edges (rain and initial water alike)",
+             "boundary_out": "left the grid at its edges (rain, inflow and initial water alike)",
              "drainage": "into the sewers", "infiltration": "into the soil",
              "storage": "on the ground at the end"}
     out = table.copy()
@@ -884,7 +1195,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     The summary's volumes (m3): ``rain_m3`` fell on open cells, ``roof_runoff_m3``
     on roofs and ran off onto the cells along their walls (``roof_runoff="adjacent"``),
     ``rain_on_blocked_m3`` on blocked cells and was dropped (roofs with
-    ``roof_runoff="none"``, nodata cells); ``outflow_m3`` left at the edges,
+    ``roof_runoff="none"``, nodata cells); ``inflow_m3`` came in at the point inflows (``inflows=``, each
+    listed in ``summary["inflows"]`` with its place, source, flows, peak and volume); ``outflow_m3`` left at the edges,
     ``drainage_m3`` went into the sewers, ``storage_m3`` is on the ground at the end.
     ``initial_storage_m3`` was there at the start: the rivers and lakes of the ``water`` layer at their normal
     level (``initial_water=True``, the default; CLI ``--no-initial-water`` starts them dry); it is no rain,
@@ -1001,7 +1313,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         "threshold_m": threshold, "exposed_buildings": int(len(expo["buildings"])),
         "exposed_road_links": int(len(expo["road_links"])), "exposed_pois": int(len(expo["pois"])),
         "rain_m3": mb["rain"], "roof_runoff_m3": mb["roof_runoff"], "rain_on_blocked_m3": mb["rain_on_blocked"],
-        "outflow_m3": mb["boundary_out"], "drainage_m3": mb["drainage"],
+        "inflow_m3": mb["inflow"], "outflow_m3": mb["boundary_out"], "drainage_m3": mb["drainage"],
         "storage_m3": mb["storage"], "mass_balance_relative_error": mb["relative_error"],
         "engine_wall_s": res.elapsed_s, "first_step_s": res.first_step_s,
         "cell_updates_per_s": res.cell_updates_per_s,
@@ -1016,6 +1328,9 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
             if isinstance(v, str):  # a number typed as text ("20"), or a raster's name
                 summary[key] = float(v) if setup.losses[key] is None else "per cell"
             summary[f"{key}_grid"] = setup.losses[key]  # which grid and its rates (None: one rate everywhere)
+    # the point inflows (a river fed from upstream), each with the volume it brought over the run
+    summary["inflows"] = [{**rec, "volume_m3": inflow_volume(rec["times_s"], rec["flows_m3_s"], res.sim_time)}
+                          for rec in setup.inflows]
     if save:
         crs = setup.crs
         t_save = time.perf_counter()
@@ -1025,6 +1340,9 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
                           unit=unit)
 
         meta = {"engine": ENGINE, "storm": setup.storm}
+        if summary["inflows"]:  # a run fed from upstream says so on each of its results, as its storm
+            meta["inflows"] = [{k: rec[k] for k in ("name", "x", "y", "source", "peak_m3_s", "volume_m3")}
+                               for rec in summary["inflows"]]
         # one transaction: a run id used again loses its earlier flood results (none left beside the new
         # ones), a save that fails half-way keeps the old run as it was, and the id is checked again in it
         with saving_run(twin.store, scen, run, ENGINE):

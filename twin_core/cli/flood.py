@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import List
+
 import typer
 
 from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, emit
@@ -32,6 +34,11 @@ def register(app: typer.Typer) -> None:
                                      "with twin import-raster ... --name NAME)."),
         infiltration: str = typer.Option("0", "--infiltration", help="Soil infiltration as a loss rate, mm/h: a "
                                          "number, or the name of a raster of the twin (mm/h per cell)."),
+        inflow: List[str] = typer.Option([], "--inflow", help="A point inflow, e.g. the river fed from upstream "
+                                         "(repeatable): [NAME@]X,Y=Q for a constant Q m3/s, or [NAME@]X,Y=FILE.csv "
+                                         "for a hydrograph (columns time_s, time_min or time_h from the start of "
+                                         "the run, and flow_m3_s). X,Y in the twin's CRS (metres, as twin info "
+                                         "shows the extent), on an open cell of the DEM."),
         initial_water: bool = typer.Option(True, "--initial-water/--no-initial-water",
                                            help="Start the water layer's rivers and lakes at their normal level "
                                                 "(normal_level_m; default), or dry."),
@@ -56,7 +63,7 @@ def register(app: typer.Typer) -> None:
         gauges, the mass balance and exposure tables under the scenario and run.
         """
         from simulation.flood import FloodParameters
-        from twin_core.adapters.flood import parse_duration, run_flood
+        from twin_core.adapters.flood import parse_duration, parse_inflows, run_flood
         from twin_core.progress import progress_bar
         from twin_core.errors import ParameterError
         from twin_core.twin import Twin
@@ -70,6 +77,7 @@ def register(app: typer.Typer) -> None:
                                      f"{'it' if len(given) == 1 else 'them'} out (--until runs on after the rain)")
         if not threshold > 0:  # before FloodParameters, whose message would name wet_threshold
             raise ParameterError(f"--threshold must be > 0 m, got {threshold}; 0.15 m is usual")
+        parse_inflows(inflow, what="--inflow")  # a bad spec or hydrograph file fails now, naming the option
         dur = parse_duration(rain_from_sensors if rain_from_sensors else duration)
         t_end = parse_duration(until) if until else dur
         params = FloodParameters(dtype=dtype, snapshot_interval=min(600.0, t_end), gauge_interval=60.0,
@@ -81,6 +89,7 @@ def register(app: typer.Typer) -> None:
                                peak_ratio=peak_ratio, buildings=buildings, roof_runoff=roof_runoff,
                                drainage_mm_h=drainage, infiltration_mm_h=infiltration,
                                initial_water=initial_water, boundary=boundary, params=params, progress=progress,
+                               inflows=inflow or None,
                                rain_from_sensors=rain_from_sensors, rain_until=rain_until, rain_gaps=rain_gaps,
                                rain_spatial=rain_spatial)
         s = fr.summary
@@ -92,6 +101,12 @@ def register(app: typer.Typer) -> None:
             + (f"initial water {s['initial_storage_m3']:.0f} m3 (rivers and lakes at their normal level; not rain; "
                f"highest rise {s['water_bodies']['max_rise_m']:.2f} m)\n" if s.get("initial_storage_m3") else
                "water bodies started dry\n" if s.get("initial_water") is False else "")
+            + (f"inflow {s['inflow_m3']:.0f} m3 from " + ", ".join(
+                f"{i['name']} at {i['x']:.0f},{i['y']:.0f} ("
+                + (f"{i['peak_m3_s']:g} m3/s" if i["constant"] else f"hydrograph, peak {i['peak_m3_s']:g} m3/s")
+                + (f", across {i['cells']} cells of the water within {i['spread_m']:.0f} m" if i.get("cells", 1) > 1
+                   else "")
+                + ")" for i in s["inflows"]) + "\n" if s.get("inflows") else "")
             + f"max depth on land {s['max_depth_m']:.2f} m; {s['flooded_area_m2'] / 1e4:.2f} ha of land above "
               f"{threshold} m\n"
             f"exposed: {s['exposed_buildings']} buildings, {s['exposed_road_links']} road links, {s['exposed_pois']} POIs\n"

@@ -1,0 +1,242 @@
+"""Point inflows through the twin: ``twin.flood(inflows=...)`` and ``twin flood --inflow``. The river of the
+small sample city fed at its upstream end gains what the inflow brought (the mass balance), a hydrograph
+CSV reads in seconds or minutes, bad specs and places are refused saying what to do, and the run's summary
+and label (``twin runs``) say it was fed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from simulation.flood import Inflow
+from twin_core.adapters.flood import inflow_volume, parse_inflows, read_hydrograph
+from twin_core.cli import get_app
+from twin_core.errors import ParameterError
+from twin_core.twin import Twin
+
+#: the upstream end of the sample river (the 'water' layer enters at the west edge, its bed falls to the
+#: south-east): inside the DEM, on an open cell of the river (row 29, col 6 of the 5 m grid)
+X, Y = 409250.0, 3391330.0
+Q = 40.0  # m3/s
+T = 300.0  # s: a 5-minute storm, simulated to its end
+#: the engine's own mass balance tolerance (relative error, as run_flood's doctest and the river tests hold it)
+BALANCE_RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory, small_city):
+    import sample_city
+
+    path = str(tmp_path_factory.mktemp("inflow") / "c.gpkg")
+    sample_city.build_into(path, city=small_city)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(city):
+    """The same short storm with closed edges (nothing leaves, no losses): without and with the river fed
+    with a constant Q at its upstream end (both saved), and with a triangular pulse given as an engine Inflow
+    at row/col (not saved)."""
+    with Twin.open(city) as twin:
+        plain = twin.flood(storm="10y", duration="5min", boundary="closed", run="plain")
+        fed = twin.flood(storm="10y", duration="5min", boundary="closed", run="fed",
+                         inflows=[{"name": "jin", "x": X, "y": Y, "q": Q}])
+        pulse = twin.flood(storm="10y", duration="5min", boundary="closed", save=False,
+                           inflows=[Inflow([0.0, 150.0, 300.0], [0.0, 60.0, 0.0], row=29, col=6)])
+        runs = twin.runs()
+        stored = twin.load_result("base", "fed", "summary")
+        table = twin.load_result("base", "fed", "mass_balance")
+    return plain, fed, pulse, runs, stored, table
+
+
+def test_inflow_raises_the_water_by_q_times_the_duration(runs):
+    plain, fed, pulse, *_ = runs
+    s0, s1 = plain.summary, fed.summary
+    # the engine counts what it put in: Q * T (float64 steps that add up to T: rounding only)
+    assert s1["inflow_m3"] == pytest.approx(Q * T, rel=1e-12)
+    assert s0["inflow_m3"] == 0.0 and s0["inflows"] == []
+    # closed edges, no drainage or infiltration, the same storm: the water on the grid at the end is higher by
+    # exactly the inflow's volume, within the engine's balance tolerance (1e-9 of the storage)
+    assert s1["rain_m3"] == pytest.approx(s0["rain_m3"], rel=1e-12) and s1["outflow_m3"] == s0["outflow_m3"] == 0.0
+    assert abs((s1["storage_m3"] - s0["storage_m3"]) - Q * T) <= BALANCE_RTOL * s1["storage_m3"]
+    assert abs(s1["mass_balance_relative_error"]) < BALANCE_RTOL
+    # it went into the river: the point is in the water layer, and the river rose more than without it
+    (rec,) = s1["inflows"]
+    assert rec["in_water"] and (rec["row"], rec["col"]) == (29, 6) and rec["source"] == "constant"
+    assert rec["volume_m3"] == pytest.approx(s1["inflow_m3"], rel=1e-12)
+    assert s1["water_bodies"]["max_rise_m"] > s0["water_bodies"]["max_rise_m"]
+    # a hydrograph as an engine Inflow at row/col: linear between samples, the triangle's area
+    assert pulse.summary["inflow_m3"] == pytest.approx(0.5 * 60.0 * T, rel=1e-12)
+    assert pulse.summary["inflows"][0]["name"] == "inflow1"
+    assert (pulse.summary["inflows"][0]["x"], pulse.summary["inflows"][0]["y"]) == (409252.5, 3391327.5)
+
+
+def test_the_run_is_labelled_and_stored_as_fed(runs):
+    plain, fed, _, listing, stored, table = runs
+    about = listing.set_index("run")["about"]
+    assert "inflow 'jin' 40 m3/s" in about["fed"] and "inflow" not in about["plain"]
+    assert stored["inflow_m3"] == pytest.approx(Q * T, rel=1e-12)
+    assert stored["inflows"][0]["name"] == "jin" and stored["inflows"][0]["flows_m3_s"] == [Q]
+    row = table.set_index("quantity").loc["inflow"]
+    assert row["value"] == pytest.approx(Q * T, rel=1e-12) and "inflow" in row["note"]
+
+
+def _csv(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_hydrograph_csv_in_seconds_or_minutes(tmp_path):
+    secs = _csv(tmp_path / "s.csv", "time_s,flow_m3_s\n0,10\n600,70\n1800,20\n")
+    mins = _csv(tmp_path / "m.csv", "# upstream gauge, 50-year flood\nTime_min, flow_m3_s, note\n0,10,a\n\n"
+                                    "10,70,peak\n30,20,b\n")
+    t1, q1 = read_hydrograph(secs)
+    t2, q2 = read_hydrograph(mins)
+    np.testing.assert_array_equal(t1, [0.0, 600.0, 1800.0])
+    np.testing.assert_array_equal(t2, t1)
+    np.testing.assert_array_equal(q1, [10.0, 70.0, 20.0])
+    np.testing.assert_array_equal(q2, q1)
+    (inf, src), = parse_inflows({"x": X, "y": Y, "hydrograph": mins, "name": "up"})
+    assert inf.name == "up" and src == str(tmp_path / "m.csv")
+    # the volume as the engine applies it: trapezoids, the last flow held after the last row
+    assert inflow_volume(t1, q1, 2400.0) == pytest.approx(0.5 * 80 * 600 + 0.5 * 90 * 1200 + 20 * 600)
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("409250,3391330", "cannot read it; write \\[NAME@\\]X,Y=Q"),
+    ("jin@409250=5", "cannot read it"),
+    ("@409250,3391330=5", "cannot read it"),
+    ("a,b=5", "'a,b' is not two numbers"),
+    ("409250,3391330=-5", "must be a finite number >= 0"),
+    ("409250,3391330=50m3/s", "does not exist.*bare number of m3/s \\(e.g. =50\\)"),
+    ("409250,3391330=missing.csv", "'missing.csv' does not exist; give the path of a CSV"),
+])
+def test_bad_specs_are_refused(spec, match):
+    with pytest.raises(ParameterError, match=match):
+        parse_inflows([spec], what="--inflow")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("t,flow_m3_s\n0,1\n", "needs a time column \\(time_s, time_min or time_h\\)"),
+    ("time_s,q\n0,1\n", "needs the flow column flow_m3_s"),
+    ("time_s,time_min,flow_m3_s\n0,0,1\n", "one time column"),
+    ("time_s,flow_m3_s\n0,1\n60,lots\n", "line 3: flow_m3_s 'lots' is not a number"),
+    ("time_s,flow_m3_s\n0,1\n60\n", "line 3: flow_m3_s is empty"),
+    ("time_min,flow_m3_s\n0,1\n10,2\n10,3\n", "line 4: time_min 10 is not after the row before's"),
+    ("time_s,flow_m3_s\n0,1\n60,-2\n", "line 3: flow_m3_s -2 is negative"),
+    ("time_s,flow_m3_s\n-60,1\n", "before the start of the run"),
+    ("time_s,flow_m3_s\n", "no rows"),
+    ("", "is empty"),
+])
+def test_bad_hydrograph_files_are_refused(tmp_path, text, match):
+    path = _csv(tmp_path / "h.csv", text)
+    with pytest.raises(ParameterError, match=match):
+        parse_inflows([f"up@{X},{Y}={path}"], what="--inflow")
+
+
+@pytest.mark.parametrize("value, match", [
+    ({"x": X, "y": Y}, "needs its flow as one of: q"),
+    ({"x": X, "q": 5}, "needs x and y"),
+    ({"x": X, "y": Y, "q": 5, "flow": 1}, "keys \\['flow'\\]"),
+    ({"x": X, "y": Y, "q": -1}, "q must be a finite flow >= 0"),
+    ({"x": X, "y": Y, "times": [0, 60], "flows": [5, -1]}, "flows must be >= 0"),
+    ({"x": X, "y": Y, "times": [0, 60, 30], "flows": [5, 1, 1]}, "times must increase"),
+    ([{"x": X, "y": Y, "q": 1, "name": "a"}, f"a@{X},{Y}=2"], "the names \\['a'\\]"),
+    (42, "must be a list of inflows"),
+])
+def test_bad_python_inflows_are_refused(value, match):
+    with pytest.raises(ParameterError, match=match):
+        parse_inflows(value)
+
+
+def test_a_place_off_the_dem_or_on_a_building_is_refused(city, runs):
+    fed = runs[1]
+    blocked = fed.setup.blocked & np.isfinite(fed.setup.ground)  # a building, not nodata
+    r, c = np.argwhere(blocked)[0]
+    tr = fed.setup.transform
+    bx, by = tr.c + tr.a * (c + 0.5), tr.f + tr.e * (r + 0.5)
+    with Twin.open(city) as twin:
+        before = set(twin.runs()["run"])
+        with pytest.raises(ParameterError, match="is off the DEM, which covers x 409220 to 410220, y 3390475 to "
+                                                 "3391475 in the twin's CRS EPSG:4544"):
+            twin.flood(duration="5min", save=False, inflows=[{"x": 400000, "y": Y, "q": 5}])
+        with pytest.raises(ParameterError, match="look like longitude/latitude.*give it in metres"):
+            twin.flood(duration="5min", save=False, inflows=["104.06,30.64=5"])
+        with pytest.raises(ParameterError, match="falls on a building.*move it onto an open cell, e.g. the "
+                                                 "nearest one, centred at"):
+            twin.flood(duration="5min", save=False, inflows=[{"name": "culvert", "x": bx, "y": by, "q": 5}])
+        assert set(twin.runs()["run"]) == before  # nothing saved by the refused runs
+
+
+def test_cli_inflow_with_a_hydrograph(city, tmp_path):
+    csv = _csv(tmp_path / "jin.csv", "time_min,flow_m3_s\n0,0\n5,30\n")
+    runner = CliRunner()
+    r = runner.invoke(get_app(), ["flood", city, "--storm", "10y", "--duration", "5min", "--boundary", "closed",
+                                  "--inflow", f"jin@{X:.0f},{Y:.0f}={csv}", "--run", "cli-fed", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["inflow_m3"] == pytest.approx(0.5 * 30 * T, rel=1e-12)  # the ramp from 0 to 30 m3/s over 5 min
+    assert s["inflows"][0]["source"] == csv and not s["inflows"][0]["constant"]
+    r = runner.invoke(get_app(), ["runs", city])
+    assert r.exit_code == 0 and "inflow 'jin' peak 30 m3/s" in r.output
+    r = runner.invoke(get_app(), ["flood", city, "--duration", "5min", "--inflow", f"{X},{Y}", "--quiet"])
+    assert r.exit_code != 0 and isinstance(r.exception, ParameterError) and "--inflow" in str(r.exception)
+
+
+@pytest.mark.filterwarnings("ignore:the run stops at 300 s")  # cut short on purpose
+def test_the_readme_inflow_commands_run_on_the_sample_city(small_city_gpkg, tmp_path, monkeypatch):
+    """The README's --inflow lines, its hydrograph file written from its csv block, on the sample city (cut
+    to 5 minutes: the place and the file are what is checked here)."""
+    import re
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    (csv,) = re.findall(r"```csv\n(.*?)```", text, flags=re.S)
+    lines = [shlex.split(ln) for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+             for ln in block.splitlines() if ln.startswith("twin flood") and "--inflow" in ln]
+    assert len(lines) == 2
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jin_50y.csv").write_text(csv)
+    shutil.copyfile(small_city_gpkg, tmp_path / "city.gpkg")
+    for argv in lines:
+        res = CliRunner().invoke(get_app(), argv[1:] + ["--until", "5min", "--json"])
+        assert res.exit_code == 0, (argv, res.output, res.exception)
+        s = json.loads(res.stdout)
+        assert s["inflows"][0]["name"] == "jin" and s["inflows"][0]["in_water"] and s["inflow_m3"] > 0
+
+
+def test_a_river_inflow_enters_across_the_channel(city):
+    # A point in the river spreads its flow over the water within the channel's half-width (a flow line
+    # across the channel, as HEC-RAS's flow hydrograph boundary), not onto one cell: the same 80 m3/s given as
+    # an engine Inflow (a point, entered at its one cell as given) mounds up there. Measured on the small
+    # sample city (2026-12-05): highest rise 2.18 m at one cell, 1.19 m spread, 1.14 m deep a few widths
+    # downstream either way.
+    q_in = 80.0
+    with Twin.open(city) as twin:
+        spread = twin.flood(storm="2y", duration="10min", save=False,
+                            inflows=[{"name": "jin", "x": X, "y": Y, "q": q_in}])
+        point = twin.flood(storm="2y", duration="10min", save=False,
+                           inflows=[Inflow([0.0], [q_in], x=X, y=Y, name="jin")])
+    (rec,) = spread.summary["inflows"]
+    (one,) = point.summary["inflows"]
+    assert rec["cells"] > 20 and 5.0 <= rec["spread_m"] <= 25.0  # across the 40 m river, not one cell
+    assert one["cells"] == 1 and one["source"] == "Inflow"
+    assert spread.summary["inflow_m3"] == pytest.approx(point.summary["inflow_m3"], rel=1e-12)
+    r, c = rec["row"], rec["col"]
+    d_spread, d_point = spread.result.max_depth[r, c], point.result.max_depth[r, c]
+    assert d_point > d_spread + 0.5, (d_point, d_spread)  # the one-cell mound
+    assert spread.summary["water_bodies"]["max_rise_m"] < point.summary["water_bodies"]["max_rise_m"] - 0.5
+
+
+def test_compare_names_the_inflow_as_a_difference(city, runs):
+    # `twin compare` of a storm alone and the same storm with the river fed: the inflow is a run parameter
+    with Twin.open(city) as twin:
+        cmp = twin.compare("plain", "fed")
+    assert "inflows" in cmp.differences, cmp.differences
+    a, b = cmp.differences["inflows"]
+    assert a == [] and b[0]["name"] == "jin"
