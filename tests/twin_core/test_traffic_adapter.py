@@ -470,31 +470,30 @@ def test_comparing_simulate_runs_notes_unfinished_trips(twin):
     assert s["completed_share_b"] < s["completed_share_a"] - 0.05
 
 
-def test_the_stranded_warning_says_why_roads_stay_closed(small_city_gpkg):
+def test_the_stranded_warning_says_why_roads_stay_closed(storm_twin):
     """The warning told a user whose flood run already covered the whole traffic run to run the flood longer.
     It now says whether the flood run ended early (then: run it longer) or the water was still there at the
     end with no sewer drainage modelled (then: give a sewer capacity)."""
     from twin_core.adapters.flood import run_flood
     from twin_core.adapters.traffic import run_simulate
-    from twin_core.twin import Twin
 
-    with Twin.open(small_city_gpkg) as twin:
-        run_flood(twin, None, "short", storm="50y", duration="30min")
-        with pytest.warns(TwinWarning, match=r"ended \(1800 s into this run, which goes on to 3600 s\); a flood run "
-                                             r"that goes on after the rain \(until=\)"):
-            run_simulate(twin, None, "t1", flooded_by="short", until=3600, route_iterations=1)
-        # the bridges the river under them closed for good until 2026-12-05 are no longer under it (flooding is
-        # judged over land): a storm that rains to the end keeps roads under water then
-        run_flood(twin, None, "long", storm="100y", duration="1h", until="1h")
-        with pytest.warns(TwinWarning) as got:
-            run_simulate(twin, None, "t2", flooded_by="long", until=3600, route_iterations=1, demand_scale=1.0)
-        text = " | ".join(str(w.message) for w in got)
-        assert "at the end of this run (3600 s); flood run 'long' drained nothing into the sewers" in text
-        # trips held back by closures that end later are not blamed on the demand alone
-        run_flood(twin, None, "drains", storm="50y", duration="30min", until="1h")
-        with pytest.warns(TwinWarning) as got:
-            run_simulate(twin, None, "t3", flooded_by="drains", until=3600, route_iterations=1, demand_scale=1.0)
-        assert "roads the flood closes for a while hold them back" in " | ".join(str(w.message) for w in got)
+    twin = storm_twin
+    # the flood run that ends with the rain: the module's "wet" (50 y, 30 min, followed to 30 min)
+    with pytest.warns(TwinWarning, match=r"ended \(1800 s into this run, which goes on to 3600 s\); a flood run "
+                                         r"that goes on after the rain \(until=\)"):
+        run_simulate(twin, None, "t1", flooded_by="wet", until=3600, route_iterations=1)
+    # the bridges the river under them closed for good until 2026-12-05 are no longer under it (flooding is
+    # judged over land): a storm that rains to the end keeps roads under water then
+    run_flood(twin, None, "long", storm="100y", duration="1h", until="1h")
+    with pytest.warns(TwinWarning) as got:
+        run_simulate(twin, None, "t2", flooded_by="long", until=3600, route_iterations=1, demand_scale=1.0)
+    text = " | ".join(str(w.message) for w in got)
+    assert "at the end of this run (3600 s); flood run 'long' drained nothing into the sewers" in text
+    # trips held back by closures that end later are not blamed on the demand alone
+    run_flood(twin, None, "drains", storm="50y", duration="30min", until="1h")
+    with pytest.warns(TwinWarning) as got:
+        run_simulate(twin, None, "t3", flooded_by="drains", until=3600, route_iterations=1, demand_scale=1.0)
+    assert "roads the flood closes for a while hold them back" in " | ".join(str(w.message) for w in got)
 
 
 # ------------------------------------------------ review of the timed flood closures and the run summary
