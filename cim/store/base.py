@@ -447,6 +447,31 @@ def check_index_columns(columns, have: Sequence[str], table: str) -> list[str]:
     return cols
 
 
+#: the layout of the store's own tables this code writes, kept under :data:`FORMAT_KEY` in ``twin_meta``: stamped
+#: when a store is made, and on a store without it (written before the key existed: layout 1) when it is first
+#: opened by a session that may write it. A store stamped with a higher number is refused (:func:`check_format`)
+FORMAT_VERSION = 1
+FORMAT_KEY = "format_version"
+
+
+def check_format(version: Any, uri: str) -> None:
+    """Refuse a store whose ``twin_meta`` says it was written in a newer layout than :data:`FORMAT_VERSION`
+    (``version`` None: no key, an older store of layout 1)."""
+    from twin_core.errors import StoreConnectionError
+
+    if version is None:
+        return
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StoreConnectionError(f"{uri} says its store format version is {version!r} (twin_meta key "
+                                   f"{FORMAT_KEY!r}), which is not a version number; this RongTwin reads version "
+                                   f"{FORMAT_VERSION}. Restore the key or the store from a backup")
+    if version > FORMAT_VERSION:
+        raise StoreConnectionError(
+            f"{uri} is a store of format version {version}, written by a newer RongTwin; this RongTwin reads "
+            f"format version {FORMAT_VERSION} and older only, so it does not open it (it might misread or damage "
+            "it). Upgrade RongTwin to the version that wrote it or a newer one, then open it again")
+
+
 def index_name(table: str, columns: Sequence[str], unique: bool = False) -> str:
     """The name :meth:`Store.create_index` gives an index: ``twin_ix_<table>_<hash>`` (``twin_ux_`` for a unique
     one; the ``twin_`` prefix is the store's own, so no table can take it; the hash of table and columns keeps two
@@ -461,6 +486,24 @@ def duplicate_values_error(table: str, columns: Sequence[str], n: int) -> Schema
     """What :meth:`Store.create_index` with ``unique=True`` says when rows repeat a value already."""
     return SchemaError(f"cannot make a unique index on {list(columns)} of table {table!r}: {n} row(s) repeat a value "
                        "another row has; remove or renumber them first (nothing was created)")
+
+
+def repeated_values_error(table: str, detail: str | None, index: str | None = None) -> SchemaError:
+    """What an append into a table says when its rows repeat a value a unique index on the table holds already
+    (the server's or SQLite's refusal, ``detail`` such as ``Key (seq)=(2) already exists.`` or ``UNIQUE
+    constraint failed: scenario_edits.seq``): the table, the column(s) and what to do, not the raw IntegrityError."""
+    m = re.search(r"Key \((.*?)\)=\((.*?)\) already exists", detail or "")
+    if m:
+        cols, said = [c.strip().strip('"') for c in m[1].split(",")], f" (the value {m[2]} is there already)"
+    else:
+        m = re.search(r"UNIQUE constraint failed: (.*)", detail or "")
+        cols = [c.strip().split(".", 1)[-1] for c in m[1].split(",")] if m else ["?"]
+        said = ""
+    return SchemaError(
+        f"cannot append to table {table!r}: a row repeats a value of column(s) {cols} that another row has"
+        f"{said}, and the table has a unique index on {cols}{f' ({index})' if index else ''}; nothing was written. "
+        f"Give the rows values no row of {table!r} has (for the scenario edit log, record edits through "
+        "Scenarios, not by appending rows by hand), or delete the rows that repeat them first")
 
 
 def check_delete_filter(where, table: str) -> None:

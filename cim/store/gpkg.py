@@ -14,6 +14,11 @@ opened. GDAL commits on its own connection, so layers and rasters are first
 written by GDAL into a fresh side GeoPackage in a temporary folder, then
 copied, tables, R-tree, triggers and ``gpkg_*`` rows, into the store inside
 the transaction (:meth:`GeoPackageStore._merge_side`).
+
+The layout of the store's own tables is ``format_version`` in ``twin_meta``
+(:data:`cim.store.base.FORMAT_VERSION`): stamped when the file is made, and on a
+twin without it (an older one, layout 1) when it is first opened where it may be
+written; a file of a newer version is refused, naming both versions.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (Store, Where, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
+from cim.store.base import (FORMAT_KEY, FORMAT_VERSION, Store, Where, check_format, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_no_nul,
                             duplicate_values_error,
                             check_name, check_paging, column_from_values, feature_values, index_name, normalise_where,
+                            repeated_values_error,
                             prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     CorruptStoreError,
@@ -135,7 +141,12 @@ class GeoPackageStore(Store):
         if not create and not self._holds_twin():
             raise StoreConnectionError(_not_a_twin(self.path))
         self._con = self._connect()
-        self._ensure_internal()
+        try:
+            self._ensure_internal()
+            self._check_format()
+        except BaseException:
+            self.close()
+            raise
         if crs is not None and self.get_meta().get("crs") is None:
             from pyproj import CRS
 
@@ -160,7 +171,8 @@ class GeoPackageStore(Store):
                     con.execute(f"DELETE FROM {meta} WHERE table_name = 'twin_init'")
             for ddl in _INTERNAL_DDL:
                 con.execute(ddl)
-            con.execute("INSERT INTO twin_meta (key, value) VALUES ('created', ?)", (json.dumps(_now()),))
+            con.executemany("INSERT INTO twin_meta (key, value) VALUES (?, ?)",
+                            [("created", json.dumps(_now())), (FORMAT_KEY, json.dumps(FORMAT_VERSION))])
             con.commit()
         finally:
             con.close()
@@ -219,6 +231,30 @@ class GeoPackageStore(Store):
     def _ensure_internal(self) -> None:
         for ddl in _INTERNAL_DDL:
             self._con.execute(ddl)
+
+    def _check_format(self) -> None:
+        """Refuse a twin of a newer format version (:func:`~cim.store.base.check_format`); stamp the version on a
+        twin without one (layout 1), unless the file may not be written now (read-only, or another connection
+        writing it: stamped at a later open). Nothing else is written."""
+        con = self._con
+        row = con.execute("SELECT value FROM twin_meta WHERE key = ?", (FORMAT_KEY,)).fetchone()
+        if row is not None:
+            try:
+                version = json.loads(row[0])
+            except ValueError:
+                version = row[0]
+            check_format(version, self.uri)
+            return
+        waited = con.execute("PRAGMA busy_timeout").fetchone()[0]
+        con.execute("PRAGMA busy_timeout = 0")  # a file another process writes: not stamped now, no wait
+        try:
+            con.execute("INSERT OR IGNORE INTO twin_meta (key, value) VALUES (?, ?)",
+                        (FORMAT_KEY, json.dumps(FORMAT_VERSION)))
+        except sqlite3.OperationalError as exc:
+            if write_refused(exc) is None and "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        finally:
+            con.execute(f"PRAGMA busy_timeout = {int(waited)}")
 
     def close(self) -> None:
         con = getattr(self, "_con", None)
@@ -831,7 +867,12 @@ class GeoPackageStore(Store):
                 )
             rows = _table_rows(df)
             ins = f"INSERT INTO {_qi(name)} ({', '.join(_qi(c) for c in df.columns)}) VALUES ({', '.join('?' * len(df.columns))})"
-            self._con.executemany(ins, rows)
+            try:
+                self._con.executemany(ins, rows)
+            except sqlite3.IntegrityError as exc:  # a unique index (the edit log's seq): say which, not SQLite
+                if "UNIQUE constraint failed" not in str(exc):
+                    raise
+                raise repeated_values_error(name, str(exc)) from None
         return len(df)
 
     def read_table(self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None,

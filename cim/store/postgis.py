@@ -8,7 +8,10 @@
 - rasters: ``twin_rasters`` (grid, CRS, nodata) and ``twin_raster_tiles``
   (256 x 256 float32 tiles as bytea), so windows read only the tiles they need;
 - tables: ordinary tables; blobs in ``twin_blobs`` (bytea); metadata in
-  ``twin_meta`` (jsonb).
+  ``twin_meta`` (jsonb), with the layout of these tables as ``format_version``
+  (:data:`cim.store.base.FORMAT_VERSION`): stamped when the twin is made, and on
+  a twin without it (an older one, layout 1) when first opened by a role that may
+  write it; a twin of a newer version is refused, naming both versions.
 
 Every value is a bound parameter and every identifier is composed with
 :mod:`psycopg.sql`. Each public write runs in a transaction; nested
@@ -29,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from cim.raster import Raster, Window
-from cim.store.base import (NUL_TEXT, Store, Where, _has_nul, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
+from cim.store.base import (FORMAT_KEY, FORMAT_VERSION, NUL_TEXT, Store, Where, _has_nul, meta_rows, append_geometry_type, check_append_dims, check_blob, check_bbox,
                             check_delete_filter, check_index_columns, cast_for_append, check_mode, check_name,
                             check_paging, column_from_values, duplicate_values_error, feature_values, geometry_type_of, index_name,
-                            normalise_where,
+                            normalise_where, check_format, repeated_values_error,
                             prepare_frame, prepare_table, raster_window, value_kind)
 from twin_core.errors import (
     LayerNotFoundError,
@@ -238,11 +241,15 @@ class PostGISStore(Store):
         self._aux_conn = None  # second connection for large loads, see _aux()
         self._srid_cache: int | None = None
         self._conn = self._open_conn()
-        self._init_schema(create)
-        if crs is not None and self.get_meta().get("crs") is None:
-            from pyproj import CRS
+        try:
+            self._init_schema(create)
+            if crs is not None and self.get_meta().get("crs") is None:
+                from pyproj import CRS
 
-            self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
+                self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
+        except BaseException:  # no schema, no permission, a newer twin: the connection is not left open
+            self.close()
+            raise
 
     # -- the connection ---------------------------------------------------------
     @property
@@ -454,8 +461,11 @@ class PostGISStore(Store):
             cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)",
                         (self.schema, list(_INTERNAL_TABLES)))
             have = {r[0] for r in cur.fetchall()}
+            stamp = "twin_meta" in have and self._check_format(cur)
             if exists and have >= set(_INTERNAL_TABLES):  # a complete twin: open it without DDL, so that a
-                self._drop_orphan_stages(cur)             # role that may only read can open it too
+                if stamp:                                 # role that may only read can open it too
+                    self._stamp_format(cur)
+                self._drop_orphan_stages(cur)
                 return
             with self.conn.transaction():
                 cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
@@ -482,8 +492,45 @@ class PostGISStore(Store):
                     cur.execute(sql.SQL("INSERT INTO {} (key, value) VALUES ('created', %s::jsonb) "
                                         "ON CONFLICT DO NOTHING").format(self._q("twin_meta")),
                                 (json.dumps(datetime.now(timezone.utc).isoformat()),))
+                cur.execute(sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s::jsonb) ON CONFLICT DO NOTHING").format(
+                    self._q("twin_meta")), (FORMAT_KEY, json.dumps(FORMAT_VERSION)))
             if exists:
                 self._drop_orphan_stages(cur)
+
+    def _check_format(self, cur) -> bool:
+        """Refuse a twin of a newer format version (:func:`~cim.store.base.check_format`); whether it has none
+        yet and this session may stamp it (INSERT on ``twin_meta``, not read-only). A role that may not read
+        ``twin_meta`` is not asked: its first read says why (:meth:`_read_refused`)."""
+        from psycopg import sql
+
+        cur.execute("SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'), "
+                    "has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'INSERT') "
+                    "AND current_setting('transaction_read_only') = 'off' "
+                    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = 'twin_meta'", (self.schema,))
+        readable, writable = cur.fetchone()
+        if not readable:
+            return False
+        cur.execute(sql.SQL("SELECT value FROM {} WHERE key = %s").format(self._q("twin_meta")), (FORMAT_KEY,))
+        row = cur.fetchone()
+        if row is not None:
+            check_format(row[0], self.uri)
+            return False
+        return bool(writable)
+
+    def _stamp_format(self, cur) -> None:
+        """Stamp :data:`~cim.store.base.FORMAT_VERSION` on a twin without one (layout 1, written before the key
+        existed), nothing else; a lock held on ``twin_meta`` or a refusal leaves it to a later open."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with self._conn.transaction():
+                self._set_lock_timeout(self._conn)
+                cur.execute(sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s::jsonb) ON CONFLICT DO NOTHING").format(
+                    self._q("twin_meta")), (FORMAT_KEY, json.dumps(FORMAT_VERSION)))
+        except (psycopg.errors.LockNotAvailable, *_write_refusals()):
+            pass
 
     def close(self) -> None:
         self._closed = True  # closed by its owner: not revived by the next call (_revive), which fails as before
@@ -898,8 +945,9 @@ class PostGISStore(Store):
 
         1. one transaction creates ``twin_stage_<random>``, loads it (COPY FREEZE) and commits;
         2. the GiST index (this connection) and the fid unique index (the second one) build at once;
-        3. one short transaction drops the old layer, renames the staging table, its indexes and
-           sequence into place and registers the layer.
+        3. one short transaction takes the layer's write lock (:meth:`_lock_name`, as every other write of
+           it does: a concurrent write of the layer waits for the swap, or the swap for it), drops the old
+           layer, renames the staging table, its indexes and sequence into place and registers the layer.
 
         Until step 3 commits the layer is untouched; a failure drops the staging table. A load
         killed outright leaves a staging table whose advisory lock is free: the next open drops it. A server
@@ -923,6 +971,7 @@ class PostGISStore(Store):
             with self.conn.transaction(), self.conn.cursor() as cur:
                 cur.execute("SET LOCAL synchronous_commit = off")
                 self._set_lock_timeout(self.conn)  # the swap drops the layer readers may hold
+                self._lock_name(cur, name, "layer")  # the write lock a smaller replace or an append takes
                 self._swap_stage(cur, stage, name, gtype)
         except _write_refusals() as exc:
             self._drop_stage(stage)  # a role that may only read: the same one-line error as a small replace
@@ -1242,6 +1291,7 @@ class PostGISStore(Store):
 
     # -- tables ----------------------------------------------------------------------------------
     def write_table(self, name: str, df: pd.DataFrame, mode: str = "replace") -> int:
+        import psycopg
         from psycopg import sql
 
         check_name(name, "table")
@@ -1264,7 +1314,10 @@ class PostGISStore(Store):
                 if exists:
                     cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
                 self._create_table(cur, name, df, geometry=False)
-            self._copy_rows(cur, name, df, geometry=False, fresh=not (exists and mode == "append"))
+            try:
+                self._copy_rows(cur, name, df, geometry=False, fresh=not (exists and mode == "append"))
+            except psycopg.errors.UniqueViolation as exc:  # a unique index (the edit log's seq): which one, not raw
+                raise repeated_values_error(name, exc.diag.message_detail, exc.diag.constraint_name) from None
             if not (exists and mode == "append"):
                 self._finish_table(cur, name, geometry=False)
             cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'table') ON CONFLICT (name) DO NOTHING").format(
