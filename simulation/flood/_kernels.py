@@ -541,12 +541,14 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
             n_new += 1 if (hv > wet_thr) & (hm <= wet_thr) else 0  # the max depth crosses it: first wetting
             hmr[i] = _fmax(hm, hmr.dtype.type(hv))
             wet = hv > hmin
-            hs = hv if wet else 1.0
+            fast = hv > 10.0 * hmin  # a speed where deeper than 10 hmin, as the step counts face velocities (a
+            # film of a few mm under a bank the river pours over gave 24-213 m/s); the hazard where wet
+            hs = hv if fast else 1.0
             u = 0.5 * (qxr[i] + qxr[i + _U1])
             v = 0.5 * (qyt[i] + qyb[i])
             # speed in float32 (the maxima are float32): sqrt and division cost half as much as in float64
             sp = np.sqrt(np.float32(u * u + v * v)) / np.float32(hs)
-            sp = sp if wet else np.float32(0.0)
+            sp = sp if fast else np.float32(0.0)
             vmr[i] = _fmax(vmr[i], vmr.dtype.type(sp))
             hz = hv * (sp + 0.5) if wet else 0.0
             hzr[i] = _fmax(hzr[i], hzr.dtype.type(hz))
