@@ -218,9 +218,10 @@ def test_a_river_inflow_enters_across_the_channel(city):
     # downstream either way.
     q_in = 80.0
     with Twin.open(city) as twin:
-        spread = twin.flood(storm="2y", duration="10min", save=False,
+        # the river's entry edge left free in both (an engine Inflow never closes it), the spreading alone differs
+        spread = twin.flood(storm="2y", duration="10min", save=False, inflow_edge="free",
                             inflows=[{"name": "jin", "x": X, "y": Y, "q": q_in}])
-        point = twin.flood(storm="2y", duration="10min", save=False,
+        point = twin.flood(storm="2y", duration="10min", save=False, inflow_edge="free",
                            inflows=[Inflow([0.0], [q_in], x=X, y=Y, name="jin")])
     (rec,) = spread.summary["inflows"]
     (one,) = point.summary["inflows"]
@@ -240,3 +241,24 @@ def test_compare_names_the_inflow_as_a_difference(city, runs):
     assert "inflows" in cmp.differences, cmp.differences
     a, b = cmp.differences["inflows"]
     assert a == [] and b[0]["name"] == "jin"
+
+
+def test_the_rivers_entry_edge_is_closed_at_its_inflow(city):
+    # With free edges the river fed 30 m from the west edge flowed back out over it (a user review, 2026-12-05:
+    # over 60 % of 80 m3/s left upstream, the flood downstream understated). By default the water body's cells
+    # on the edge nearest the inflow are closed: it enters there and goes down the river.
+    kw = dict(storm="2y", duration="10min", save=False, inflows=[{"name": "jin", "x": X, "y": Y, "q": 80.0}])
+    with Twin.open(city) as twin:
+        closed = twin.flood(**kw)
+        free = twin.flood(inflow_edge="free", **kw)
+        with pytest.raises(ParameterError, match="inflow_edge must be 'closed'.*or 'free', got 'open'"):
+            twin.flood(inflow_edge="open", **kw)
+    (rec,) = closed.summary["inflows"]
+    assert rec["closed_edge"] == "west" and 5 <= rec["closed_cells"] <= 12  # the 40 m river's cells, 5 m each
+    assert free.summary["inflows"][0]["closed_edge"] is None
+    vol = closed.summary["inflow_m3"]
+    assert vol == pytest.approx(free.summary["inflow_m3"], rel=1e-12)
+    # what the free edge let out upstream stays on the grid: the storage differs by that much (both balance)
+    kept = closed.summary["storage_m3"] - free.summary["storage_m3"]
+    let_out = free.summary["outflow_m3"] - closed.summary["outflow_m3"]
+    assert kept == pytest.approx(let_out, rel=1e-6) and let_out > 0.3 * vol, (let_out, vol)

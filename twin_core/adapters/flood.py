@@ -391,6 +391,7 @@ def _place_inflows(parsed, transform, blocked, holes, crs, water_mask):
         models += [Inflow(inf.times, share, row=int(rr), col=int(cc), name=inf.name) for rr, cc in cells]
         constant = bool(np.all(inf.flows == inf.flows[0]))
         records.append({"name": inf.name, "x": x, "y": y, "row": r, "col": c, "cells": len(cells),
+                        "closed_edge": None, "closed_cells": 0,  # see _close_inflow_edges
                         "spread_m": float(np.max(np.hypot(cells[:, 0] - r, cells[:, 1] - c)) * abs(tr.a)),
                         "in_water": bool(water_mask[r, c]) if water_mask is not None else False,
                         "source": source, "constant": constant, "peak_m3_s": float(inf.flows.max()),
@@ -420,6 +421,39 @@ def _inflow_cells(water_mask, blocked, r: int, c: int, cell: float) -> np.ndarra
     rr, cc = rr + r0, cc + c0
     near = np.hypot(rr - r, cc - c) <= max(half, 1.0)
     return np.column_stack([rr[near], cc[near]]) if near.any() else one
+
+
+#: an inflow in a water body this near (m) the edge where the body leaves the grid is the river's entry there
+INFLOW_EDGE_REACH_M = 100.0
+
+
+def _close_inflow_edges(bc, records, water_mask, blocked, cell: float) -> None:
+    """Close the grid edge where a river enters at its inflow (``prepare_flood``'s ``inflow_edge="closed"``): for
+    each inflow record in a water body, the body's cells on the edge nearest the inflow, if within
+    :data:`INFLOW_EDGE_REACH_M`; the record gets ``closed_edge`` and ``closed_cells`` (None, 0 otherwise)."""
+    from scipy import ndimage
+
+    lab = None
+    for rec in records:
+        rec["closed_edge"], rec["closed_cells"] = None, 0
+        r, c = rec["row"], rec["col"]
+        if water_mask is None or not water_mask[r, c] or rec.get("source") == "Inflow":
+            continue
+        if lab is None:
+            lab, _ = ndimage.label(water_mask & ~blocked)
+        body = lab == lab[r, c]
+        ny, nx = body.shape
+        best = None
+        for edge, line, along, dist in (("north", body[0, :], "col", r), ("south", body[-1, :], "col", ny - 1 - r),
+                                        ("west", body[:, 0], "row", c), ("east", body[:, -1], "row", nx - 1 - c)):
+            idx = np.nonzero(line)[0]
+            if len(idx) and (best is None or dist < best[0]):
+                best = (dist, edge, idx)
+        if best is None or (best[0] + 0.5) * cell > INFLOW_EDGE_REACH_M:
+            continue
+        _, edge, idx = best
+        bc.set(edge, "closed", cells=idx)
+        rec["closed_edge"], rec["closed_cells"] = edge, int(len(idx))
 
 
 def inflow_volume(times, flows, t_end: float) -> float:
@@ -638,7 +672,7 @@ def water_grid(water, shape, transform, ground):
 def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1h", rain=None, formula=None,
                   peak_ratio: float = 0.4, storm_step="5min", buildings: str = "block", roof_runoff: str = "adjacent",
                   drainage_mm_h=0.0, infiltration_mm_h: float = 0.0, boundary: str = "free", initial_water: bool = True,
-                  inflows=None, params=None) -> FloodSetup:
+                  inflows=None, inflow_edge: str = "closed", params=None) -> FloodSetup:
     """Build a :class:`~simulation.flood.FloodModel` from a twin scenario.
 
     Parameters
@@ -669,6 +703,11 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         ``"name"``; texts ``"[NAME@]X,Y=Q"`` / ``"[NAME@]X,Y=file.csv"`` (as ``twin flood --inflow`` takes them);
         or :class:`simulation.flood.Inflow` objects (see :func:`parse_inflows`). X, Y in the twin's CRS
         (metres), on an open cell of the DEM. Their volume is ``inflow`` in the mass balance
+    inflow_edge : "closed" (default) or "free": with ``boundary="free"``, an inflow in a water body within
+        :data:`INFLOW_EDGE_REACH_M` of the edge where that body leaves the grid is the river's entry, and the
+        body's cells on that edge are closed (the river comes in there and does not flow back out; free, more
+        than half of 80 m3/s at the sample river's entry left over its upstream edge). "free" keeps every
+        edge free. The summary's ``inflows`` say which edge and how many cells were closed
     """
     from simulation.flood import (CHENGDU_STORM, BoundaryConditions, FloodModel, FloodParameters, Gauge, Hyetograph,
                                   RainSeries)
@@ -685,6 +724,9 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
         raise ParameterError(f"roof_runoff must be one of {list(ROOF_RUNOFF_MODES)}, got {roof_runoff!r}")
     if boundary not in BOUNDARY_MODES:
         raise ParameterError(f"boundary must be 'free' or 'closed', got {boundary!r}")
+    if inflow_edge not in ("closed", "free"):
+        raise ParameterError(f"inflow_edge must be 'closed' (a river's edge at its inflow is closed) or 'free', "
+                             f"got {inflow_edge!r}")
     if not isinstance(initial_water, (bool, np.bool_)):
         raise ParameterError(f"initial_water must be True (water bodies start at their normal level) or False "
                              f"(they start dry), got {initial_water!r}")
@@ -790,6 +832,8 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     bc = BoundaryConditions(default=boundary)
     p = params or FloodParameters(snapshot_interval=600.0, gauge_interval=60.0)
     sources, inflow_info = _place_inflows(inflows, tr, blocked, holes, dem_r.crs, water_mask)
+    if boundary == "free" and inflow_edge == "closed":
+        _close_inflow_edges(bc, inflow_info, water_mask, blocked, abs(tr.a))
     model = FloodModel(dem, (dx, dy), manning=man, transform=tr, blocked=blocked, rain=rain, roof_runoff=runoff,
                        inflows=sources, boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h,
                        initial_depth=h0, gauges=gauges, params=p)

@@ -43,6 +43,10 @@ def register(app: typer.Typer) -> None:
                                            help="Start the water layer's rivers and lakes at their normal level "
                                                 "(normal_level_m; default), or dry."),
         boundary: str = typer.Option("free", "--boundary", help="free | closed: the city edges."),
+        inflow_edge: str = typer.Option("closed", "--inflow-edge",
+                                        help="closed | free: with --boundary free, the edge where a river fed by "
+                                             "--inflow enters (its cells on the edge within 100 m of the inflow) "
+                                             "is closed, so the inflow goes down the river (default), or left free."),
         threshold: float = typer.Option(0.15, "--threshold", help="Depth (m) above which a feature counts as flooded."),
         dtype: str = typer.Option("float64", "--dtype", help="float64 | float32."),
         rain_from_sensors: str = typer.Option(None, "--rain-from-sensors",
@@ -89,7 +93,7 @@ def register(app: typer.Typer) -> None:
                                peak_ratio=peak_ratio, buildings=buildings, roof_runoff=roof_runoff,
                                drainage_mm_h=drainage, infiltration_mm_h=infiltration,
                                initial_water=initial_water, boundary=boundary, params=params, progress=progress,
-                               inflows=inflow or None,
+                               inflows=inflow or None, inflow_edge=inflow_edge,
                                rain_from_sensors=rain_from_sensors, rain_until=rain_until, rain_gaps=rain_gaps,
                                rain_spatial=rain_spatial)
         s = fr.summary
@@ -106,6 +110,8 @@ def register(app: typer.Typer) -> None:
                 + (f"{i['peak_m3_s']:g} m3/s" if i["constant"] else f"hydrograph, peak {i['peak_m3_s']:g} m3/s")
                 + (f", across {i['cells']} cells of the water within {i['spread_m']:.0f} m" if i.get("cells", 1) > 1
                    else "")
+                + (f"; the water's {i['closed_edge']} edge closed at its {i['closed_cells']} cells: it enters there"
+                   if i.get("closed_edge") else "")
                 + ")" for i in s["inflows"]) + "\n" if s.get("inflows") else "")
             + f"max depth on land {s['max_depth_m']:.2f} m; {s['flooded_area_m2'] / 1e4:.2f} ha of land above "
               f"{threshold} m\n"
