@@ -262,3 +262,11 @@ def test_the_rivers_entry_edge_is_closed_at_its_inflow(city):
     kept = closed.summary["storage_m3"] - free.summary["storage_m3"]
     let_out = free.summary["outflow_m3"] - closed.summary["outflow_m3"]
     assert kept == pytest.approx(let_out, rel=1e-6) and let_out > 0.3 * vol, (let_out, vol)
+
+
+def test_compare_says_the_inflow_in_words(city, runs):
+    # the note names each run's inflows by name and flow, not as a raw dict
+    with Twin.open(city) as twin:
+        lines = "\n".join(twin.compare("plain", "fed").lines())
+    assert "the runs differ in inflows besides the scenario: none and 'jin' 40 m3/s" in lines, lines
+    assert "{" not in lines.split("inflows besides the scenario:")[1].splitlines()[0]

@@ -132,7 +132,7 @@ class Comparison:
             if key not in paired and not isinstance(value, (list, dict)) and key != "note":
                 out.append(f"  {key}: {_fmt(value)}")
         for k, (x, y) in self.differences.items():
-            out.append(f"  note: the runs differ in {k} besides the scenario: {x!r} and {y!r}")
+            out.append(f"  note: the runs differ in {k} besides the scenario: {_setting(k, x)} and {_setting(k, y)}")
         if self.summary.get("note"):
             out.append(f"  note: {self.summary['note']}")
         return out
@@ -284,6 +284,17 @@ def compare_runs(twin, a, b, *, scenario_a: str | None = None, scenario_b: str |
     cmp = _COMPARE[ea](twin, ka, kb, sa, sb)
     cmp.differences = differences
     return cmp
+
+
+def _setting(key: str, value) -> str:
+    """A run setting of :attr:`Comparison.differences` as a line says it: a flood's inflows by name and flow
+    (``'jin' 80 m3/s``, ``none``), anything else as its repr."""
+    if key == "inflows" and isinstance(value, list):
+        return ", ".join(f"{i.get('name', '')!r} " + (f"{float(i['peak_m3_s']):g} m3/s" if i.get("constant") else
+                                                      f"peak {float(i['peak_m3_s']):g} m3/s")
+                         + (f" ({i['closed_edge']} edge closed)" if i.get("closed_edge") else "")
+                         for i in value if isinstance(i, dict) and "peak_m3_s" in i) or "none"
+    return repr(value)
 
 
 def _scenario_closed_exits(twin, key, summary: dict) -> set:
