@@ -90,10 +90,11 @@ def _plots(checks, out: Path) -> list[str]:
 
 
 def write_crowd_verification(out, models=None, cases=None,
-                             progress: Callable[[float, float], None] | None = None) -> dict:
+                             progress: Callable[[float, float], None] | None = None, seed: int | None = None) -> dict:
     """Run the verification cases (default: all) with each model (default: both) and write ``report.md`` and plots into ``out``.
 
-    Returns ``{"report": path, "plots": [...], "checks": [{case, model, passed, measured, criterion}]}``.
+    ``seed``: every case's start placement (None: each case's own, as the docs and tests quote it).
+    Returns ``{"report": path, "plots": [...], "checks": [{case, model, seed, passed, measured, criterion}]}``.
     A failing case is reported, not raised: the report is the record.
     """
     from simulation.crowd import MODELS
@@ -101,7 +102,7 @@ def write_crowd_verification(out, models=None, cases=None,
 
     models, cases = check_selection(MODELS if models is None else models, tuple(CASES) if cases is None else cases)
     out = _out_dir(out)
-    checks = run_checks(models, cases, progress=progress)
+    checks = run_checks(models, cases, progress=progress, seed=seed)
     plots = _plots(checks, out)
     lines = [
         "# Crowd model verification",
@@ -110,11 +111,16 @@ def write_crowd_verification(out, models=None, cases=None,
         f"({platform.machine()}, Python {platform.python_version()}). Cases and criteria: "
         "`simulation/crowd/verification.py` (the same ones the test suite asserts on).",
         "",
-        "| case | model | criterion | measured | result |",
-        "|---|---|---|---|---|",
+        "One start placement (seed) per case: a crowd placed at random passes or fails a case on some placements "
+        "and not others (docs/crowd_verification.md gives seeds 1-10); `twin crowd-verify --seed N` runs every "
+        "case on seed N.",
+        "",
+        "| case | model | seed | criterion | measured | result |",
+        "|---|---|---|---|---|---|",
     ]
     for c in checks:
-        lines.append(f"| {c.case} | {c.model} | {c.criterion} | {c.measured} | {'pass' if c.passed else '**FAIL**'} |")
+        lines.append(f"| {c.case} | {c.model} | {c.data.get('seed', '')} | {c.criterion} | {c.measured} | "
+                     f"{'pass' if c.passed else '**FAIL**'} |")
     lines += ["", "Models: " + "; ".join(f"`{m}` = {_NAMES.get(m, m)}" for m in dict.fromkeys(c.model for c in checks)), ""]
     known = [(c, KNOWN_LIMITATIONS[c.key, c.model]) for c in checks
              if (c.key, c.model) in KNOWN_LIMITATIONS and not c.passed]
@@ -124,5 +130,6 @@ def write_crowd_verification(out, models=None, cases=None,
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"report": str(report), "plots": [str(out / p) for p in plots],
-            "checks": [{"case": c.case, "model": c.model, "passed": c.passed, "measured": c.measured,
+            "checks": [{"case": c.case, "model": c.model, "seed": c.data.get("seed"), "passed": c.passed,
+                        "measured": c.measured,
                         "criterion": c.criterion} for c in checks]}

@@ -385,14 +385,25 @@ def check_selection(models, cases) -> tuple[list[str], list[str]]:
     return models, cases
 
 
-def run_checks(models=MODELS, cases=tuple(CASES), progress: Callable[[float, float], None] | None = None) -> list[Check]:
-    """Run ``cases`` (names of :data:`CASES`) with each of ``models``; ``progress(done, total)``."""
+def run_checks(models=MODELS, cases=tuple(CASES), progress: Callable[[float, float], None] | None = None,
+               seed: int | None = None) -> list[Check]:
+    """Run ``cases`` (names of :data:`CASES`) with each of ``models``; ``progress(done, total)``. ``seed``: the
+    start placement of every case (None: each case's own default, the one its docs and tests quote); the seed
+    used is ``check.data["seed"]``."""
+    import inspect
+
+    from twin_core.errors import ParameterError
+
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ParameterError(f"seed must be a whole number >= 0, got {seed!r}")
     models, cases = check_selection(models, cases)
     out = []
     total = len(models) * len(cases)
     for m in models:
         for c in cases:
-            out.append(CASES[c](m))
+            used = int(seed) if seed is not None else inspect.signature(CASES[c]).parameters["seed"].default
+            out.append(CASES[c](m, seed=used))
+            out[-1].data["seed"] = used
             out[-1].key = c
             if progress is not None:
                 progress(float(len(out)), float(total))
