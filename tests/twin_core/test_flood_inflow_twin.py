@@ -138,7 +138,7 @@ def test_bad_hydrograph_files_are_refused(tmp_path, text, match):
 
 
 @pytest.mark.parametrize("value, match", [
-    ({"x": X, "y": Y}, "needs its flow as one of: q"),
+    ({"x": X, "y": Y}, "needs its flow as exactly one of: q"),
     ({"x": X, "q": 5}, "needs x and y"),
     ({"x": X, "y": Y, "q": 5, "flow": 1}, "keys \\['flow'\\]"),
     ({"x": X, "y": Y, "q": -1}, "q must be a finite flow >= 0"),
@@ -270,3 +270,15 @@ def test_compare_says_the_inflow_in_words(city, runs):
         lines = "\n".join(twin.compare("plain", "fed").lines())
     assert "the runs differ in inflows besides the scenario: none and 'jin' 40 m3/s" in lines, lines
     assert "{" not in lines.split("inflows besides the scenario:")[1].splitlines()[0]
+
+
+def test_the_finer_messages(tmp_path, city):
+    # a CSV separated by semicolons says so; a dict with two flows says which; a place is written in metres
+    f = tmp_path / "semi.csv"
+    f.write_text("time_min;flow_m3_s\n0;10\n", encoding="utf-8")
+    with pytest.raises(ParameterError, match="separated by ';' or tabs: separate them by commas"):
+        read_hydrograph(str(f))
+    with pytest.raises(ParameterError, match="exactly one of.*; it gives q and hydrograph"):
+        parse_inflows([{"x": X, "y": Y, "q": 10.0, "hydrograph": str(f)}])
+    with Twin.open(city) as twin, pytest.raises(ParameterError, match=r"at \(409000\.0, 3391330\.0\) is off the DEM"):
+        twin.flood(storm="2y", duration="5min", save=False, inflows=[{"x": 409000.0, "y": Y, "q": 1.0}])

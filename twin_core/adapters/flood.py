@@ -194,7 +194,9 @@ def read_hydrograph(path, what: str = "hydrograph") -> tuple[np.ndarray, np.ndar
                 "a time column (time_s, time_min or time_h)" if not tcols else
                 f"the flow column {HYDROGRAPH_FLOW_COLUMN} (m3/s)" + (" once" if HYDROGRAPH_FLOW_COLUMN in header
                                                                       else ""))
-        raise ParameterError(f"{what}: {p} has the columns {header} on its first line; it needs {need}. Write "
+        sep = ("; its columns look separated by ';' or tabs: separate them by commas"
+               if len(header) == 1 and any(ch in header[0] for ch in ";\t") else "")
+        raise ParameterError(f"{what}: {p} has the columns {header} on its first line{sep}; it needs {need}. Write "
                              f"{_CSV_FORM}")
     tcol = tcols[0]
     ti, fi = header.index(tcol), header.index(HYDROGRAPH_FLOW_COLUMN)
@@ -335,8 +337,9 @@ def parse_inflows(value, what: str = "inflows") -> list:
                 t, f = read_hydrograph(item["hydrograph"], label)
                 inf, source = Inflow(t, f, x=x, y=y, name=name), os.path.abspath(os.fspath(item["hydrograph"]))
             else:
-                raise ParameterError(f"{label} needs its flow as one of: q (a constant m3/s), times and flows "
-                                     "(s, m3/s), or hydrograph (a CSV file)")
+                raise ParameterError(f"{label} needs its flow as exactly one of: q (a constant m3/s), times and "
+                                     "flows (s, m3/s), or hydrograph (a CSV file)"
+                                     + (f"; it gives {' and '.join(forms)}" if len(forms) > 1 else ""))
         else:
             raise ParameterError(f"{label} is a {type(item).__name__}; give a dict {{'x', 'y', 'q'}} or {{'x', "
                                  f"'y', 'times', 'flows'}}, a text '{_SPEC_FORM}' or a simulation.flood.Inflow")
@@ -363,7 +366,7 @@ def _place_inflows(parsed, transform, blocked, holes, crs, water_mask):
         if inf.row is None:
             x, y = float(inf.x), float(inf.y)
             c, r = int(math.floor((x - tr.c) / tr.a)), int(math.floor((y - tr.f) / tr.e))
-            at = f"({x:g}, {y:g})"
+            at = f"({x:.1f}, {y:.1f})"
         else:
             r, c = int(inf.row), int(inf.col)
             x, y = tr.c + tr.a * (c + 0.5), tr.f + tr.e * (r + 0.5)
