@@ -10,6 +10,7 @@ import io
 import os
 import re
 import shutil
+import time
 from urllib.parse import urlparse
 
 import numpy as np
@@ -33,6 +34,14 @@ def browser():
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+# resolves after two animation frames (deck.gl draws in its frame callback)
+_NEXT_FRAMES = "() => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(() => ok(true))))"
+# every map's deck has applied its last layers, has them all loaded and has nothing left to draw
+_DRAWN = """() => Object.values(window.__twin.decks).every((d) => !d || (!!d.layerManager
+    && !d.layerManager.needsUpdate() && d.layerManager.getLayers().every((l) => l.isLoaded)
+    && !d.needsRedraw({clearRedrawFlags: false})))"""
 
 
 class Page:
@@ -59,6 +68,11 @@ class Page:
         self.ctx.route("**/*", route)
         self.page = self.ctx.new_page()
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # requests of the page not yet answered in full (drawn() waits for none); an event stream never ends
+        self.inflight: set = set()
+        self.page.on("request", lambda r: None if "/events" in r.url else self.inflight.add(r))
+        self.page.on("requestfinished", lambda r: self.inflight.discard(r))
+        self.page.on("requestfailed", lambda r: self.inflight.discard(r))
 
     def open(self, timeout=30000):
         self.page.goto(self.server.url + "/")
@@ -73,7 +87,30 @@ class Page:
         return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
 
     def settle(self, ms=800):
+        """A fixed pause: only where real time must pass (a timer that must not fire, a banner that fades)."""
         self.page.wait_for_timeout(ms)
+
+    def drawn(self, timeout=60000):
+        """Wait until the maps show what they were last asked to (instead of a fixed pause before a screenshot or
+        a pick): no request of the page in flight, every deck's layers updated and loaded (tiles, bitmaps,
+        data) and drawn, and all of it still so a few frames and 150 ms later (an answer's handler may ask for
+        more). The timeout is generous: software WebGL on a loaded machine."""
+        deadline = time.monotonic() + timeout / 1000
+
+        def left() -> int:
+            return max(1000, int((deadline - time.monotonic()) * 1000))
+
+        quiet = 0
+        while quiet < 2:
+            self.page.wait_for_function(_NEXT_FRAMES, timeout=left())
+            while self.inflight:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"requests still in flight: {[r.url for r in self.inflight][:5]}")
+                self.page.wait_for_timeout(50)
+            self.page.wait_for_function(_DRAWN, timeout=left(), polling=50)
+            self.page.wait_for_timeout(150)
+            quiet = quiet + 1 if not self.inflight and self.page.evaluate(_DRAWN) else 0
+        return self
 
     def close(self):
         assert not self.foreign, f"the page asked other hosts: {self.foreign[:5]}"
@@ -123,7 +160,7 @@ def test_buildings_render_from_local_tiles_within_5_s(page):
     ms = page.page.evaluate("window.__twin.firstBuildingsMs")
     assert ms is not None and ms < 5000, f"first buildings after {ms} ms"
     set_layers(page, hillshade=False, flood=False)
-    page.settle()
+    page.drawn()
     px = page.map_pixels()
     differs = np.abs(px - BACKGROUND).sum(axis=2) > 30
     assert differs.mean() > 0.05, f"only {differs.mean():.3f} of the map differs from the background"
@@ -134,7 +171,7 @@ def test_buildings_render_from_local_tiles_within_5_s(page):
 
 def test_click_shows_attributes(page):
     set_layers(page, flood=False)
-    page.settle(500)
+    page.drawn()
     hit = building_pixel(page)
     assert hit is not None, "no building under any probed pixel"
     x, y, bid = hit
@@ -149,12 +186,12 @@ def test_click_shows_attributes(page):
 
 def test_toggle_hides_a_layer(page):
     set_layers(page, flood=False, hillshade=False)
-    page.settle()
+    page.drawn()
     hit = building_pixel(page)
     assert hit is not None
     before = page.map_pixels()
     page.page.uncheck("#toggle-buildings")
-    page.settle()
+    page.drawn()
     after = page.map_pixels()
     assert "buildings-a:hidden" in page.page.evaluate("window.__twin.layerIds.a")
     picked = page.page.evaluate(f"window.__twin.decks.a.pickObject({{x: {hit[0]}, y: {hit[1]}, radius: 0, layerIds: ['buildings-a']}})")
@@ -166,14 +203,14 @@ def test_toggle_hides_a_layer(page):
 
 def test_time_slider_changes_the_flood_layer(page):
     set_layers(page, buildings=False, road_links=False, sensors=False, bim=False, trips=False, crowd=False)
-    page.settle(1200)
+    page.drawn()
     url0 = page.page.evaluate("window.__twin.floodImage.a")
     assert "step=0" in url0
     px0 = page.map_pixels()
     page.page.eval_on_selector("#time-slider", "el => { el.value = 2; el.dispatchEvent(new Event('input')); }")
     page.page.wait_for_function("window.__twin.floodImage.a.includes('step=2')")
     page.page.wait_for_load_state("networkidle")
-    page.settle(1200)
+    page.drawn()
     px2 = page.map_pixels()
     assert "20:00" in page.page.inner_text("#time-label")  # 1200 s
     changed = (np.abs(px0 - px2).sum(axis=2) > 30).mean()
@@ -215,13 +252,13 @@ def test_crowd_run_shows_its_agents_moving_on_the_map(page):
                                  latitude: pts[10].position[1], zoom: 18, pitch: 0, bearing: 0});
         d.setProps({viewState: v});
     }""")
-    page.settle(1000)
+    page.drawn()
     start = _crowd_on_screen(page)
     assert len(start) == 20
     shown = [a for a in start if a["inside"]]
     assert len(shown) >= 10 and all(a["picked"] for a in shown), start
     page.page.eval_on_selector("#time-slider", "el => { el.value = 100; el.dispatchEvent(new Event('input')); }")
-    page.settle(1000)
+    page.drawn()
     end = _crowd_on_screen(page)
     moved = [np.hypot(*(np.subtract(b["position"], a["position"]) * [np.cos(np.radians(a["position"][1])), 1]))
              * 111_320 for a, b in zip(start, end)]
@@ -249,7 +286,7 @@ def test_bim_upload_shows_report_and_highlight(page, ifc_path):
     assert not over, over
     ids = page.page.evaluate("window.__twin.layerIds.a")
     assert "bim-footprint-a" in ids and "bim-mesh-a" in ids
-    page.settle(2500)  # the camera flies to the building
+    page.drawn()  # the camera flies to the building
     o = page.page.evaluate("""() => { const c = document.getElementById('map-a');
         const o = window.__twin.decks.a.pickObject({x: c.clientWidth / 2, y: c.clientHeight / 2, radius: 60,
                                                     layerIds: ['bim-footprint-a', 'bim-mesh-a']});
@@ -304,7 +341,7 @@ def test_compare_view_shows_two_scenarios(page):
     page.page.check("#compare-toggle")
     page.page.select_option("#scenario-b", "levee")
     page.page.wait_for_function("window.__twin.buildingsLoaded.b > 0", timeout=30000)
-    page.settle(1000)
+    page.drawn()
     assert page.page.locator("#map-b canvas").count() == 1
     assert "levee" in page.page.inner_text("#label-b") and "base" in page.page.inner_text("#label-a")
     assert "/levee/" in page.page.evaluate("window.__twin.floodImage.b")

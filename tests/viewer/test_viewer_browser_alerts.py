@@ -57,6 +57,7 @@ def test_a_sensor_in_alarm_is_listed_and_a_click_flies_to_it(browser, alert_serv
         r = httpx.post(alert_server.url + "/api/sensors/readings",
                        json={"readings": [{"sensor_id": "RG01", "time": later, "value": 1.0}]})
         assert r.status_code == 201, r.text
+        pg.evaluate("window.__twin.pollSensors()")  # the page's next poll, now (the first above came by itself)
         pg.wait_for_selector("#alerts-none", timeout=30000)
         assert not any("alerts" in u and "127.0.0.1" not in u for u in p.local)
     finally:

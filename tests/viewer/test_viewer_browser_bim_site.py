@@ -64,7 +64,7 @@ def test_pick_the_site_on_the_map_then_check(browser, site_server, far_ifc):  # 
             const d = window.__twin.decks.a;
             d.setProps({{viewState: Object.assign({{}}, d.viewState || d.props.viewState,
                         {{longitude: {lon}, latitude: {lat}, zoom: 18, pitch: 0, bearing: 0}})}}); }}""")
-        p.settle(1000)
+        p.drawn()
         pg.click("#bim-pick")
         assert pg.inner_text("#bim-site") == "click where the building stands…"
         box = pg.locator("#map-a").bounding_box()

@@ -62,7 +62,7 @@ def _fake_jobs(p, reply: dict, then: dict | None = None) -> list:
 def _slide(p, value):
     p.page.eval_on_selector("#time-slider", f"el => {{ el.value = {value}; el.dispatchEvent(new Event('input')); }}")
     p.page.wait_for_load_state("networkidle")
-    p.settle(1500)
+    p.drawn()
 
 
 def _magenta_share(p) -> float:
@@ -126,7 +126,7 @@ def test_run_traffic_from_the_map_closes_the_scenarios_flooded_roads(browser, cl
         assert posted[-1]["params"]["flooded_by"] == "flood-r8" and posted[-1]["scenario"] == "base"
         assert "flood-r8" in p.page.inner_text("#jobs")
         p.page.select_option("#scenario-a", "dry")
-        p.settle(1500)
+        p.drawn()
         p.page.click("#run-traffic")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 2")
         assert posted[-1]["scenario"] == "dry" and "flooded_by" not in posted[-1]["params"]
@@ -156,7 +156,7 @@ def test_run_crowd_from_the_map_evacuates_in_the_scenarios_flood(browser, closur
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 1")
         assert posted[-1]["scenario"] == "base" and "flooded_by" not in posted[-1]["params"]
         p.page.select_option("#scenario-a", "dry")
-        p.settle(1500)
+        p.drawn()
         p.page.click("#run-crowd")
         p.page.wait_for_function("document.querySelectorAll('#jobs .job').length === 2")
         assert posted[-1]["scenario"] == "dry" and posted[-1]["params"]["flooded_by"] == "flood-r7"
@@ -230,7 +230,7 @@ def test_emergency_access_from_the_map_and_buildings_coloured_by_it(browser, clo
                                  timeout=15000)
         assert "1 of 4 buildings within 10 min" in p.page.inner_text("#jobs .job")
         p.page.select_option("#colour-by", "access")
-        p.settle(1000)
+        p.drawn()
         colours = p.page.evaluate(f"""() => {{ const l = window.__twin.decks.a.props.layers.find((x) => x && x.id === 'buildings-a');
             return {json.dumps(ids)}.map((i) => l.props.getFillColor({{properties: {{building_id: i, height_m: 10}}}})); }}""")
         # within, beyond, slowed past the limit by the flood, cut off by it, no road even when dry

@@ -47,7 +47,7 @@ def test_a_chinese_scenario_shows_its_flood(browser, cn_server):  # noqa: F811
         pg.wait_for_function("window.__twin.floodImage.a", timeout=30000)
         img = pg.evaluate("window.__twin.floodImage.a")
         assert img.startswith(f"/api/results/{quote(FLOOD)}/r1/flood_depth/image.png?"), img
-        p.settle(1000)
+        p.drawn()
         got = [u for u in p.local if "/api/results/" in u]
         assert any(f"/api/results/{quote(FLOOD)}/r1/flood_depth/meta" in u for u in got), got
         assert any(f"/api/results/{quote(FLOOD)}/r1/flood_depth/image.png" in u for u in got), got

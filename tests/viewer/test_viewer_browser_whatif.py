@@ -49,7 +49,7 @@ def _look_at(p: Page, lon: float, lat: float, zoom: float = 18) -> None:
         const v = Object.assign({{}}, d.viewState || d.props.viewState,
                                 {{longitude: {lon}, latitude: {lat}, zoom: {zoom}, pitch: 0, bearing: 0}});
         d.setProps({{viewState: v}}); d.props.onViewStateChange({{viewState: v}}); }}""")
-    p.settle(1000)
+    p.drawn()
 
 
 def _pixel(p: Page, lon: float, lat: float) -> tuple[float, float]:
@@ -83,7 +83,9 @@ def test_planner_makes_a_what_if_on_the_map(browser, whatif_server):  # noqa: F8
         pg.fill("#whatif-name", "bad name!")
         pg.click("#whatif-create")
         pg.wait_for_selector("#whatif-create-error", timeout=15000)
-        p.settle(7000)  # the banner fades; the reason beside the form does not
+        assert pg.is_visible("#error")
+        pg.wait_for_function("document.getElementById('error').hidden", timeout=30000)  # the banner fades (6 s);
+        # the reason beside the form does not
         err = pg.inner_text("#whatif-create-error")
         assert "is not valid" in err and "U+0021 EXCLAMATION MARK" in err, err
         assert pg.is_visible("#whatif-create-error")
