@@ -50,8 +50,8 @@ class CrowdParameters:
     :meth:`route_margin`), calibrated together (2026-12-05) on the measured 1 m
     bottleneck, a 1 m x 2.8 m corridor (Seyfried et al. 2009: 1.90 persons/(m s)):
     1.62 (1.56-1.73) over seeds 1-10; a 4 m corridor 1.60 (1.83 measured), the
-    door into a room 1.66, a door that is the exit 2.01; RiMEA 1, 4, 6 and 12 pass
-    (docs/crowd_verification.md). With the former 0.25 m and T = 0.8 s people
+    door into a room 1.66, a door that is the exit 2.01; RiMEA 1, 4 and 6 pass, RiMEA
+    12 on 9 of seeds 1-10 (docs/crowd_verification.md). With the former 0.25 m and T = 0.8 s people
     walked one file through a 1 m corridor and passed ~0.8. A blocked agent (a
     neighbour touching it ahead) tries a random direction each step, so
     arches at doors break (``direction_noise`` > 0).

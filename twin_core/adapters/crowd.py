@@ -583,9 +583,9 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     agents, density : how many people: a whole number, at least 1 (``200.0`` is fine, ``"200"`` is not), or
         persons per m2 (give one)
     scenario, run : where the results are saved (None: the base; a new run id)
-    model : ``"csm"`` (collision-free speed model, the default; passes RiMEA 1, 4, 6, 12 and the measured 1 m
-        bottleneck, its corridor flow ~15 % under the measurement: docs/crowd_verification.md) or ``"sfm"``
-        (social force; fails RiMEA 12 and the 1 m bottlenecks)
+    model : ``"csm"`` (collision-free speed model, the default; passes RiMEA 1, 4, 6, 12 (12 on 9 of 10 start
+        placements) and the measured 1 m bottleneck, its corridor flow ~15 % under the measurement:
+        docs/crowd_verification.md) or ``"sfm"`` (social force; fails RiMEA 12 and the 1 m bottlenecks)
     params : the engine's :class:`~simulation.crowd.CrowdParameters`, or a dict of some of its fields
         (``{"speed_mean": 1.0}``; the others keep their defaults). ``model`` and ``trajectory_interval`` (s
         between saved trajectory frames; 1.0 without params), where given, override ``params``' ``model`` and
