@@ -282,3 +282,18 @@ def test_the_finer_messages(tmp_path, city):
         parse_inflows([{"x": X, "y": Y, "q": 10.0, "hydrograph": str(f)}])
     with Twin.open(city) as twin, pytest.raises(ParameterError, match=r"at \(409000\.0, 3391330\.0\) is off the DEM"):
         twin.flood(storm="2y", duration="5min", save=False, inflows=[{"x": 409000.0, "y": Y, "q": 1.0}])
+
+
+def test_compare_reports_the_river_and_its_depth_threshold(city, runs):
+    # the land figures leave the water bodies out: the comparison also says how far the river rose in each run
+    # and what the inflows brought, and the depth step behind "deeper" / "shallower"
+    plain, fed, *_ = runs
+    with Twin.open(city) as twin:
+        cmp = twin.compare("plain", "fed")
+    s = cmp.summary
+    assert s["water_max_rise_m_a"] == pytest.approx(plain.summary["water_bodies"]["max_rise_m"])
+    assert s["water_max_rise_m_b"] == pytest.approx(fed.summary["water_bodies"]["max_rise_m"])
+    assert s["water_max_rise_m_change"] > 0
+    assert s["inflow_m3_a"] == 0.0 and s["inflow_m3_b"] == pytest.approx(Q * T)
+    assert s["same_depth_m"] == 0.05
+    assert any(line.strip().startswith("water_max_rise_m:") for line in cmp.lines())

@@ -362,10 +362,15 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
     s["no_longer_flooded_m2"] = float((wa & ~wb).sum() * cell)
     s["deeper_m2"] = float((wa & wb & (d >= SAME_DEPTH_M)).sum() * cell)
     s["shallower_m2"] = float((wa & wb & (d <= -SAME_DEPTH_M)).sum() * cell)
+    s["same_depth_m"] = SAME_DEPTH_M  # deeper / shallower: by at least this much (a depth model's few cm)
     _change(s, "max_depth_m", sa.get("max_depth_m"), sb.get("max_depth_m"))
-    for key in ("exposed_buildings", "exposed_road_links", "exposed_pois", "storage_m3", "outflow_m3"):
+    for key in ("exposed_buildings", "exposed_road_links", "exposed_pois", "storage_m3", "outflow_m3", "inflow_m3"):
         if key in sa and key in sb:
             _change(s, key, sa[key], sb[key])
+    # the rivers and lakes (left out of the land figures above): how far their water rose in each run
+    wba, wbb = sa.get("water_bodies"), sb.get("water_bodies")
+    if isinstance(wba, dict) and isinstance(wbb, dict) and "max_rise_m" in wba and "max_rise_m" in wbb:
+        _change(s, "water_max_rise_m", wba["max_rise_m"], wbb["max_rise_m"])
     tables = {}
 
     def names(k):
