@@ -6,41 +6,10 @@ from __future__ import annotations
 import sys
 import time
 
-import geopandas as gpd
-import numpy as np
-import pytest
-import shapely
-from affine import Affine
+from test_viewer_stale_chain_fixstale import target  # noqa: F401  (the same small twin, on both stores)
 
-CRS = "EPSG:32648"
 #: modules whose frames stand between a caller and the store's own get_meta (the map's locked store)
 _PASS_THROUGH = ("viewer.state", "cim.store")
-
-
-@pytest.fixture(params=["gpkg", "postgis"])
-def target(request, tmp_path):
-    from cim.raster import Raster
-    from cim.store import open_store
-
-    where = str(tmp_path / "twin.gpkg") if request.param == "gpkg" else request.getfixturevalue("pg_dsn")
-    with open_store(where, create=True, crs=CRS) as s:
-        _layers(s)
-        grid = Raster(np.full((4, 4), 10.0, "float32"), Affine(10, 0, 400000, 0, -10, 3400040), CRS)
-        s.write_raster("dem", grid)
-        s.write_raster("manning", grid)
-    return where
-
-
-def _layers(s) -> None:
-    box = shapely.box(400000, 3400000, 400040, 3400040)
-    frames = {
-        "road_links": {"link_id": ["L1"], "geometry": [shapely.LineString([(400000, 3400000), (400040, 3400040)])]},
-        "buildings": {"building_id": ["B1"], "geometry": [box.buffer(-15)]},
-        "areas": {"area_id": ["A1"], "geometry": [box]},
-        "pois": {"poi_id": ["P1"], "geometry": [shapely.Point(400020, 3400020)]},
-    }
-    for n, frame in frames.items():
-        s.write_layer(n, gpd.GeoDataFrame(frame, crs=CRS))
 
 
 def _client(where):
