@@ -352,9 +352,10 @@ def parse_inflows(value, what: str = "inflows") -> list:
     return out
 
 
-def _place_inflows(parsed, transform, blocked, holes, crs, water_mask):
+def _place_inflows(parsed, transform, blocked, holes, crs, water_mask, bodies=None):
     """The inflows of :func:`parse_inflows` on the DEM's grid: ``(inflows at row/col, records for the
-    summary)``; a place off the DEM or on a cell that carries no water is refused, saying where to put it."""
+    summary)``; a place off the DEM or on a cell that carries no water is refused, saying where to put it.
+    ``bodies``: the open water cells labelled by water body (:func:`_water_bodies`), None where there is none."""
     from simulation.flood import Inflow
 
     ny, nx = blocked.shape
@@ -389,7 +390,7 @@ def _place_inflows(parsed, transform, blocked, holes, crs, water_mask):
             raise ParameterError(f"inflow {inf.name!r} at {at} falls on {on}, which carries no water; move it onto "
                                  f"an open cell, e.g. the nearest one, centred at ({ox:.1f}, {oy:.1f}), or into the "
                                  "river (the water layer)")
-        cells = np.array([[r, c]]) if source == "Inflow" else _inflow_cells(water_mask, blocked, r, c, abs(tr.a))
+        cells = np.array([[r, c]]) if source == "Inflow" else _inflow_cells(bodies, r, c, abs(tr.a))
         share = np.asarray(inf.flows, dtype=np.float64) / len(cells)
         models += [Inflow(inf.times, share, row=int(rr), col=int(cc), name=inf.name) for rr, cc in cells]
         constant = bool(np.all(inf.flows == inf.flows[0]))
@@ -402,20 +403,27 @@ def _place_inflows(parsed, transform, blocked, holes, crs, water_mask):
     return models, records
 
 
-def _inflow_cells(water_mask, blocked, r: int, c: int, cell: float) -> np.ndarray:
+def _water_bodies(water_mask, blocked):
+    """The open cells of the water layer labelled by connected water body (0: not water), or None without any."""
+    if water_mask is None or not water_mask.any():
+        return None
+    from scipy import ndimage
+
+    return ndimage.label(water_mask & ~blocked)[0]
+
+
+def _inflow_cells(bodies, r: int, c: int, cell: float) -> np.ndarray:
     """The cells an inflow at ``(r, c)`` enters, ``(n, 2)`` rows and columns: in a water body, its open water
     cells within the channel's half-width of the point (the largest distance to a bank among the body's cells
     within 50 m), so a river's flow enters across its width as a flow boundary across the channel does
     (HEC-RAS's flow hydrograph line), not as a mound on one cell (80 m3/s into one 5 m cell of the sample
     river rose 2.2 m there); elsewhere the one cell."""
     one = np.array([[r, c]])
-    if water_mask is None or not water_mask[r, c]:
+    if bodies is None or not bodies[r, c]:
         return one
     from scipy import ndimage
 
-    wet = water_mask & ~blocked
-    lab, _ = ndimage.label(wet)
-    body = lab == lab[r, c]
+    body = bodies == bodies[r, c]
     win = max(1, int(round(50.0 / cell)))
     r0, r1, c0, c1 = max(0, r - win), r + win + 1, max(0, c - win), c + win + 1
     sub = body[r0:r1, c0:c1]
@@ -430,25 +438,20 @@ def _inflow_cells(water_mask, blocked, r: int, c: int, cell: float) -> np.ndarra
 INFLOW_EDGE_REACH_M = 100.0
 
 
-def _close_inflow_edges(bc, records, water_mask, blocked, cell: float) -> None:
+def _close_inflow_edges(bc, records, bodies, cell: float) -> None:
     """Close the grid edge where a river enters at its inflow (``prepare_flood``'s ``inflow_edge="closed"``): for
     each inflow record in a water body, the body's cells on the edge nearest the inflow, if within
     :data:`INFLOW_EDGE_REACH_M`; the record gets ``closed_edge`` and ``closed_cells`` (None, 0 otherwise)."""
-    from scipy import ndimage
-
-    lab = None
     for rec in records:
         rec["closed_edge"], rec["closed_cells"] = None, 0
         r, c = rec["row"], rec["col"]
-        if water_mask is None or not water_mask[r, c] or rec.get("source") == "Inflow":
+        if bodies is None or not bodies[r, c] or rec.get("source") == "Inflow":
             continue
-        if lab is None:
-            lab, _ = ndimage.label(water_mask & ~blocked)
-        body = lab == lab[r, c]
+        body = bodies == bodies[r, c]
         ny, nx = body.shape
         best = None
-        for edge, line, along, dist in (("north", body[0, :], "col", r), ("south", body[-1, :], "col", ny - 1 - r),
-                                        ("west", body[:, 0], "row", c), ("east", body[:, -1], "row", nx - 1 - c)):
+        for edge, line, dist in (("north", body[0, :], r), ("south", body[-1, :], ny - 1 - r),
+                                 ("west", body[:, 0], c), ("east", body[:, -1], nx - 1 - c)):
             idx = np.nonzero(line)[0]
             if len(idx) and (best is None or dist < best[0]):
                 best = (dist, edge, idx)
@@ -834,9 +837,10 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
             np.shape(infiltration_mm_h) == shape else infiltration_mm_h
     bc = BoundaryConditions(default=boundary)
     p = params or FloodParameters(snapshot_interval=600.0, gauge_interval=60.0)
-    sources, inflow_info = _place_inflows(inflows, tr, blocked, holes, dem_r.crs, water_mask)
+    bodies = _water_bodies(water_mask, blocked) if inflows else None  # labelled once for every inflow
+    sources, inflow_info = _place_inflows(inflows, tr, blocked, holes, dem_r.crs, water_mask, bodies)
     if boundary == "free" and inflow_edge == "closed":
-        _close_inflow_edges(bc, inflow_info, water_mask, blocked, abs(tr.a))
+        _close_inflow_edges(bc, inflow_info, bodies, abs(tr.a))
     model = FloodModel(dem, (dx, dy), manning=man, transform=tr, blocked=blocked, rain=rain, roof_runoff=runoff,
                        inflows=sources, boundaries=bc, drainage=drainage_mm_h, infiltration=infiltration_mm_h,
                        initial_depth=h0, gauges=gauges, params=p)
