@@ -568,14 +568,14 @@ def stale_results(store, results, *, scenarios=None, meta: dict | None = None) -
     return ["; ".join(why) or None for why in _reasons(store, results, scenarios, meta)]
 
 
-def stale_runs(store, results, *, scenarios=None) -> dict[tuple[str, str], str | None]:
+def stale_runs(store, results, *, scenarios=None, meta: dict | None = None) -> dict[tuple[str, str], str | None]:
     """Why each run in ``results`` (rows of :func:`list_results`) is stale, keyed by (scenario, run), None where
     it is current: the reasons of its results (:func:`stale_results`), each once; one that holds for only some
     of the run's results names them ("layer road_links replaced ..., after this run (exposure_road_links)").
-    What :meth:`twin_core.twin.Twin.runs` and ``twin runs`` show."""
+    What :meth:`twin_core.twin.Twin.runs` and ``twin runs`` show. ``meta``: as :func:`stale_results` takes it."""
     rows = results.to_dict("records") if isinstance(results, pd.DataFrame) else list(results)
     per_run: dict = {}
-    for r, why in zip(rows, _reasons(store, rows, scenarios)):
+    for r, why in zip(rows, _reasons(store, rows, scenarios, meta)):
         names, reasons = per_run.setdefault((r["scenario"], r["run"]), ([], {}))
         names.append(r.get("name"))
         for w in why:

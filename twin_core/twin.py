@@ -25,11 +25,16 @@ from cim.raster import Raster, Window
 from cim.results import engine_of, list_results, load_result, new_run_id, save_result
 from cim.scenario import BASE, Scenario, Scenarios
 from cim.store import Store, is_dsn, open_store
+from cim.store.base import FORMAT_KEY
 from pyproj import CRS
 
 from twin_core.errors import CRSError, LayerNotFoundError, RasterError, StoreConnectionError, StoreError
 
 __all__ = ["Twin"]
+
+#: the prefixes of the store's bookkeeping keys in ``twin_meta``, which :attr:`Twin.meta` leaves out: the results
+#: index, the scenarios, the viewer's tokens (``token:<id>``) and its ``auth:tokens_issued`` mark
+_BOOKKEEPING = ("result:", "scenario:", "token:", "auth:")
 
 
 def _check_kwargs(what: str, kwargs: dict, fns, skip=("twin", "progress")) -> None:
@@ -238,7 +243,12 @@ class Twin:
     # -- metadata --------------------------------------------------------
     @property
     def meta(self) -> dict[str, Any]:
-        return {k: v for k, v in self.store.get_meta().items() if not k.startswith(("result:", "scenario:", "token:"))}
+        """The twin's own metadata: its ``name``, ``crs``, ``timezone``, ``created``, ``extent`` when recorded
+        and keys set with ``twin.store.set_meta``. The store's bookkeeping is left out: the results index
+        (:meth:`results`), the scenarios (:attr:`scenarios`), the viewer's tokens and the store format version
+        (``format_version``, checked when the store opens); ``twin.store.get_meta()`` has every key."""
+        return {k: v for k, v in self.store.get_meta().items()
+                if k != FORMAT_KEY and not k.startswith(_BOOKKEEPING)}
 
     @property
     def name(self) -> str:
@@ -457,11 +467,11 @@ class Twin:
             self._warn_empty_filter(scenario, run, name)
         return df
 
-    def _warn_empty_filter(self, scenario, run, name) -> None:
+    def _warn_empty_filter(self, scenario, run, name, *, meta: dict | None = None) -> None:
         from cim.scenario import did_you_mean, normalise_scenario_name
         from twin_core.errors import TwinWarning, twin_warn
 
-        idx = list_results(self.store)
+        idx = list_results(self.store, meta=meta)
         why = []
         if scenario is not None:
             scen = normalise_scenario_name(scenario)
@@ -490,14 +500,15 @@ class Twin:
 
         from cim.results import stale_runs
 
-        df = list_results(self.store, scenario=scenario)
+        meta = self.store.get_meta()  # the results index, read once for the rows, their lines and the stale chain
+        df = list_results(self.store, scenario=scenario, meta=meta)
         if not len(df) and scenario is not None:
-            self._warn_empty_filter(scenario, None, None)
+            self._warn_empty_filter(scenario, None, None, meta=meta)
         # as times, not text: the text sorted right only while every result wrote the same ISO form
         df["created"] = pd.to_datetime(df["created"], utc=True, format="ISO8601", errors="coerce")
         rows = []
-        about = describe_runs(self.store, df)
-        stale = stale_runs(self.store, df, scenarios=self.scenarios)
+        about = describe_runs(self.store, df, meta=meta)
+        stale = stale_runs(self.store, df, scenarios=self.scenarios, meta=meta)
         for (scen, run), g in df.groupby(["scenario", "run"], sort=False):
             engine = next((e for e in map(engine_of, g["meta"]) if e), "")
             why = stale.get((scen, run))
@@ -856,13 +867,17 @@ def _minutes(seconds) -> str:
     return f"{s / 60:.4g} min"
 
 
-def describe_runs(store, results) -> dict:
+def describe_runs(store, results, *, meta: dict | None = None) -> dict:
     """:func:`describe_run` of every run in ``results`` (rows of :func:`cim.results.list_results`), keyed by
     (scenario, run): what :meth:`Twin.runs` and the map's run picker show. The summaries are read from the
-    store's index in one go (a JSON result lives there), not once per run."""
+    store's index in one go (a JSON result lives there), not once per run. ``meta``: the store's
+    :meth:`~cim.store.base.Store.get_meta` when the caller read it already (for ``results`` too: the index is
+    then not read again)."""
     from cim.results import _json_value, _meta_key  # the index read once, not once per run
 
-    entries = store.get_meta() if (results["name"] == "summary").any() else {}
+    entries = {}
+    if (results["name"] == "summary").any():
+        entries = store.get_meta() if meta is None else meta
     out = {}
     for (scen, run), g in results.groupby(["scenario", "run"], sort=False):
         engine = next((e for e in map(engine_of, g["meta"]) if e), "")

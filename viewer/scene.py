@@ -34,6 +34,7 @@ def build_scene(state, scenario: str = "base") -> dict:
 
     twin = state.twin
     store = state.store
+    index = store.get_meta()  # the results index, read once for the catalogue, its runs' lines and the stale chain
     crs = twin.crs
     layers = [n for n in store.list_layers() if not n.startswith("res_")]
     infos = {n: store.layer_info(n) for n in layers}
@@ -58,7 +59,7 @@ def build_scene(state, scenario: str = "base") -> dict:
         "layers": {n: {"count": infos[n]["count"], "geometry_type": infos[n]["geometry_type"],
                        "columns": infos[n]["columns"]} for n in layers},
         "rasters": rasters,
-        "results": mark_stale(state, result_catalogue(state, about=True)),
+        "results": mark_stale(state, result_catalogue(state, about=True, meta=index), index),
         "meshes": meshes,
         "tiles": {"url": "/tiles/{layer}/{z}/{x}/{y}.pbf", "minzoom": 12, "maxzoom": 16,
                   "worker_url": "/static/vendor/mvt-worker.js"},

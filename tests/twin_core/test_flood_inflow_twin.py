@@ -297,3 +297,58 @@ def test_compare_reports_the_river_and_its_depth_threshold(city, runs):
     assert s["inflow_m3_a"] == 0.0 and s["inflow_m3_b"] == pytest.approx(Q * T)
     assert s["same_depth_m"] == 0.05
     assert any(line.strip().startswith("water_max_rise_m:") for line in cmp.lines())
+
+
+#: a point of the small sample city's DEM in degrees (Chengdu), as a web map gives it
+LON, LAT = 104.06, 30.64
+
+
+def _in_metres(lon: float, lat: float) -> str:
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:4544", always_xy=True).transform(lon, lat)
+    return f"{x:.1f},{y:.1f} in EPSG:4544"
+
+
+def test_a_place_in_degrees_lon_lat_is_refused_with_the_point_in_metres(city):
+    with Twin.open(city) as twin, pytest.raises(ParameterError) as ei:
+        twin.flood(duration="5min", save=False, inflows=[f"{LON},{LAT}=5"])
+    msg = str(ei.value)
+    assert "is off the DEM" in msg and f"({LON:g}, {LAT:g}) look like longitude/latitude" in msg, msg
+    assert f"as lon/lat that is {_in_metres(LON, LAT)} (inside the DEM); give it in metres" in msg, msg
+
+
+def test_a_place_in_degrees_lat_lon_swapped_is_refused_with_the_point_in_metres(city):
+    # latitude first, as a web map's "copy coordinates" gives it: read as x = 30.64 m, y = 104.06 m
+    with Twin.open(city) as twin, pytest.raises(ParameterError) as ei:
+        twin.flood(duration="5min", save=False, inflows=[{"name": "jin", "x": LAT, "y": LON, "q": 5}])
+    msg = str(ei.value)
+    assert "inflow 'jin'" in msg and "is off the DEM" in msg, msg
+    assert f"({LAT:g}, {LON:g}) look like latitude/longitude (latitude first)" in msg, msg
+    assert f"as lat/lon that is {_in_metres(LON, LAT)} (inside the DEM); give it in metres" in msg, msg
+
+
+def test_cli_inflow_in_lat_lon_says_where_that_is(city):
+    r = CliRunner().invoke(get_app(), ["flood", city, "--duration", "5min", "--run", "latlon",
+                                       "--inflow", f"jin@{LAT},{LON}=5"])
+    assert isinstance(r.exception, ParameterError), r.output  # main() prints it as one "error: ..." line
+    said = str(r.exception)
+    assert "look like latitude/longitude" in said and f"as lat/lon that is {_in_metres(LON, LAT)}" in said, said
+    with Twin.open(city) as twin:
+        assert "latlon" not in set(twin.runs()["run"])  # refused before anything was saved
+
+
+def test_numbers_that_are_plausibly_metres_get_no_degrees_hint():
+    from twin_core.adapters.flood import _degrees_hint
+
+    city = (409220.0, 3390475.0, 410220.0, 3391475.0)  # the small sample city's DEM
+    assert "as lat/lon that is" in _degrees_hint(LAT, LON, "EPSG:4544", city)
+    assert "as lon/lat that is" in _degrees_hint(LON, LAT, "EPSG:4544", city)
+    # a local grid whose DEM starts at 0, 0: (-150, 30) and (30, -60) are metres just off it, not degrees
+    local = (0.0, 0.0, 1000.0, 1000.0)
+    assert _degrees_hint(-150.0, 30.0, "EPSG:4544", local) == ""
+    assert _degrees_hint(30.0, -60.0, "EPSG:4544", local) == ""
+    # degree-sized numbers that as degrees are farther from the city than as metres: no guess either way
+    assert _degrees_hint(-5.0, 30.0, "EPSG:4544", city) == ""
+    assert _degrees_hint(400000.0, 3391330.0, "EPSG:4544", city) == ""  # metres, off the DEM
+    assert _degrees_hint(LAT, LON, None, city) == ""

@@ -33,6 +33,8 @@ def result_catalogue(state, scenario: str | None = None, *, about: bool = False,
     from cim.results import list_results as stored_results
     from twin_core.twin import describe_runs
 
+    if meta is None:  # read here once, for the rows and (about) their runs' lines
+        meta = state.store.get_meta()
     df = stored_results(state.store, scenario=scenario, meta=meta)
     out: dict[tuple, dict] = {}
     for row in df.itertuples(index=False):
@@ -44,7 +46,8 @@ def result_catalogue(state, scenario: str | None = None, *, about: bool = False,
         if m:
             e["kind"] = "raster_series"
             e.setdefault("_steps", []).append((int(m.group(2)), row.name))
-    said = describe_runs(state.store, df) if about else None  # the run picker's line: storm, area and agents ...
+    # the run picker's line: storm, area and agents ...
+    said = describe_runs(state.store, df, meta=meta) if about else None
     for e in out.values():
         if said is not None:
             e["about"] = said.get((e["scenario"], e["run"]), "")
@@ -53,8 +56,8 @@ def result_catalogue(state, scenario: str | None = None, *, about: bool = False,
             e["steps"] = [t for t, _ in e["_steps"]]
             e["members"] = [n for _, n in e.pop("_steps")]
         if e["kind"] == "array":
-            meta = e.get("meta") if isinstance(e.get("meta"), dict) else {}
-            e["steps"] = meta.get("times_s") or meta.get("snapshot_times_s")
+            made = e.get("meta") if isinstance(e.get("meta"), dict) else {}
+            e["steps"] = made.get("times_s") or made.get("snapshot_times_s")
             if e["steps"] is None and e["name"] == "density":  # an older crowd run: its times are in its summary
                 grid = _array_grid(state, e)
                 e["steps"] = grid.times_s if grid is not None else None
