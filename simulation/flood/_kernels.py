@@ -85,7 +85,7 @@ def _friction_q(qb, grad, hf, q0, qt, n2, dt, g):
 
 @njit(cache=True, inline="always")
 def _boundary_q(code, outward, h_in, z_in, eta_in, eta_nb, stage, q0, qt, n2, d, dt, g, hmin):
-    """New flux on a boundary face, and its velocity ``|q'| / h_f`` for the time step (0 where ``h_f <= 10 hmin``,
+    """New flux on a boundary face, and its velocity ``q' / h_f`` (signed as ``q'``; 0 where ``h_f <= 10 hmin``,
     as on interior faces; an imposed inflow counts with the depth of its cell); ``outward`` is -1 (west/north)
     or +1 (east/south); ``qt`` the old transverse discharge at the face (the mean of the edge cell's two faces
     across it), for the friction term as on interior faces."""
@@ -100,16 +100,16 @@ def _boundary_q(code, outward, h_in, z_in, eta_in, eta_nb, stage, q0, qt, n2, d,
         qn = _friction_q(qo, -drop / d, hf, q0, qt, n2, dt, g)
         if qn < 0.0:
             qn = 0.0
-        return outward * qn, (qn / hf if hf > 10.0 * hmin else 0.0)
+        return outward * qn, (outward * qn / hf if hf > 10.0 * hmin else 0.0)
     elif code == 2:  # fixed stage in a ghost cell over the same bed
         hf = max(eta_in, stage) - z_in
         if hf <= hmin:
             return 0.0, 0.0
         qo = outward * q0
         qn = _friction_q(qo, (stage - eta_in) / d, hf, q0, qt, n2, dt, g)
-        return outward * qn, (abs(qn) / hf if hf > 10.0 * hmin else 0.0)
+        return outward * qn, (outward * qn / hf if hf > 10.0 * hmin else 0.0)
     elif code == 3:  # imposed inflow per unit width (m2/s), carried in `stage`
-        return -outward * stage, (abs(stage) / h_in if h_in > 10.0 * hmin else 0.0)
+        return -outward * stage, (-outward * stage / h_in if h_in > 10.0 * hmin else 0.0)
     return 0.0, 0.0
 
 
@@ -360,9 +360,10 @@ def _rcbrt(x):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin, qt):
-    """New discharge on the face from cell a to cell b, and the face velocity ``|q'| / h_f`` for the time step
-    (0 where dry or ``h_f <= 10 hmin``); ``d`` = 1 / spacing, ``n2sum`` = n2a + n2b, ``gdt`` = g dt, ``qt`` the
-    old transverse discharge at the face (mean of the four faces across it) for the friction term.
+    """New discharge on the face from cell a to cell b, and the face velocity ``q' / h_f`` (signed as ``q'``; its
+    magnitude bounds the time step, and the cells' speeds are made of it; 0 where dry or ``h_f <= 10 hmin``);
+    ``d`` = 1 / spacing, ``n2sum`` = n2a + n2b, ``gdt`` = g dt, ``qt`` the old transverse discharge at the face
+    (mean of the four faces across it) for the friction term.
 
     Branch-free (select on h_f > hmin) and free of libm calls (``sqrt`` is an instruction), so that face loops
     vectorise; the friction term uses h_f^(-7/3) = r / h_f^2 with r = h_f^(-1/3) from :func:`_rcbrt`, the
@@ -387,17 +388,17 @@ def _face(za, ha, zb, hb, q0, qm, qp, n2sum, d, gdt, theta, w, hmin, qt):
     dn = hs2 + f * (np.sqrt(q0 * q0 + qt * qt) - abs(q0))
     qn = 2.0 * bq * hs2 / (dn + np.sqrt(dn * dn + 4.0 * c * abs(bq)))
     qn = qn if wet else 0.0
-    # the face velocity |q| / h_f (r^3 = 1 / h_f: no division) for the time step, where h_f > 10 hmin: at a wet/dry
-    # edge shallower than that |q| / h_f is no transport speed (the scheme has no advection: frictionless water
-    # receding off a shore keeps q as h_f -> 0, which would drive the step below min_dt), and the positivity
-    # repair bounds the outflow there
-    return qn, (abs(qn) * (r * r * r) if hf > 10.0 * hmin else 0.0)
+    # the face velocity q / h_f (r^3 = 1 / h_f: no division) for the time step and the cells' speeds, where h_f >
+    # 10 hmin: at a wet/dry edge shallower than that |q| / h_f is no transport speed (the scheme has no advection:
+    # frictionless water receding off a shore keeps q as h_f -> 0, which would drive the step below min_dt), and
+    # the positivity repair bounds the outflow there
+    return qn, (qn * (r * r * r) if hf > 10.0 * hmin else 0.0)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _x_boundaries(z, h, n2, qx, qy, j, bw, be, sw, se, dx, dt, g, hmin):
     """New discharges of the west and east boundary faces of row ``j`` (from the old state: ``qy`` rows ``j`` and
-    ``j + 1`` must still hold their old values), and the larger of their velocities.
+    ``j + 1`` must still hold their old values), and their velocities ``q / h_f`` (signed).
 
     Indexes the 2D arrays: a row view costs a reference count in and out per array, which adds up over the
     rows that are otherwise skipped.
@@ -410,12 +411,12 @@ def _x_boundaries(z, h, n2, qx, qy, j, bw, be, sw, se, dx, dt, g, hmin):
     enb = z[j, k] + h[j, k] if nx == 1 else z[j, k - 1] + h[j, k - 1]
     qe, ue = _boundary_q(be, 1.0, h[j, k], z[j, k], z[j, k] + h[j, k], enb, se, qx[j, nx],
                          0.5 * (qy[j, k] + qy[j + 1, k]), np.float64(n2[j, k]), dx, dt, g, hmin)
-    return qw, qe, max(uw, ue)
+    return qw, qe, uw, ue
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qxu2, qc, qprev_old, qnext, qw, qe, rdy, rdx, gdt, theta, w, hmin, lo, hi,
-               ydo):
+               ydo, vxo, vyo, uw, ue):
     """New discharges of the x faces of row r (in place in ``qxr``) and of the y faces between rows u (north)
     and r (in place in ``qc``), in one loop over the columns ``lo..hi-1``: row r is read once for both.
 
@@ -425,6 +426,10 @@ def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qxu2, qc, qprev_old, qnext, qw, qe, 
     row, read at i and i + 1, kept this loop from vectorising), and the old ``qxr``; for the x faces from the old ``qc`` and ``qnext`` (the y faces south of
     row r, old). ``ydo`` False: the y faces are a by-product (``qc`` a scratch copy of the old y faces north of
     row r, for the x faces' friction) and count for nothing in the returned speed.
+
+    The faces' velocities ``q / h_f`` (signed; 0 where ``h_f <= 10 hmin``, see :func:`_face`) go into ``vxo``
+    (nx + 1: the x faces updated, and ``uw``, ``ue`` of the boundary faces) and ``vyo`` (nx: the y faces
+    updated), for the cells' speeds (:func:`_cont_row`); the other entries keep what they held.
 
     The y faces of columns ``lo..hi-1`` and the interior x faces ``lo..hi`` are updated (the rest keep their
     value). The old value of the x face to the west is carried along; the boundary x faces, ``qw`` and ``qe``
@@ -441,7 +446,8 @@ def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qxu2, qc, qprev_old, qnext, qw, qe, 
             qc[0], un = _face(zu[0], hu[0], zr[0], hr[0], t, qprev_old[0], qnext[0],
                               np.float64(nu[0]) + np.float64(nr[0]), rdy, gdt, theta, w, hmin,
                               0.25 * (qxu2[0] + (qxr[0] + qxr[1])))
-            un = un if ydo else 0.0
+            vyo[0] = un
+            un = abs(un) if ydo else 0.0
             ub = _f64_sbits(np.float64(un))
             mb = ub if ub > mb else mb
             qprev_old[0] = t
@@ -456,11 +462,14 @@ def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qxu2, qc, qprev_old, qnext, qw, qe, 
             qc[i], un = _face(zu[i], hu[i], zr[i], hr[i], t, qprev_old[i], qnext[i],
                               np.float64(nu[i]) + np.float64(nr[i]), rdy, gdt, theta, w, hmin,
                               0.25 * (qxu2[i] + (q0 + qxr[i + _U1])))
-            un = un if ydo else 0.0
+            vyo[i] = un
+            un = abs(un) if ydo else 0.0
             qprev_old[i] = t
             qxr[i], ux = _face(zr[i - _U1], hr[i - _U1], zr[i], hr[i], q0, qold, qxr[i + _U1],
                                np.float64(nr[i - _U1]) + np.float64(nr[i]), rdx, gdt, theta, w, hmin,
                                0.25 * ((yold + t) + (qnext[i - _U1] + qnext[i])))
+            vxo[i] = ux
+            ux = abs(ux)
             qold = q0
             yold = t
             # the max face speed from the bit patterns (an integer max vectorises; speeds are >= 0)
@@ -470,16 +479,19 @@ def _faces_row(zu, hu, nu, zr, hr, nr, qxr, qxu2, qc, qprev_old, qnext, qw, qe, 
             qxr[hi], ux = _face(zr[hi - 1], hr[hi - 1], zr[hi], hr[hi], qxr[hi], qold, qxr[hi + 1],
                                 np.float64(nr[hi - 1]) + np.float64(nr[hi]), rdx, gdt, theta, w, hmin,
                                 0.25 * ((yold + qc[hi]) + (qnext[hi - 1] + qnext[hi])))
-            ub = _f64_sbits(np.float64(ux))
+            vxo[hi] = ux
+            ub = _f64_sbits(np.float64(abs(ux)))
             mb = ub if ub > mb else mb
     qxr[0] = qw
     qxr[nx] = qe
+    vxo[0] = uw
+    vxo[nx] = ue
     return _bits_f64(np.uint64(mb))
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz"})
 def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_loss,
-              dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, st, lo, hi, scan, lv):
+              dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, st, lo, hi, scan, lv, uxr, uyt, uyb):
     """Continuity, rain, losses and maxima of the cells ``lo..hi-1`` of one row (in place in ``hr``); into
     ``st`` the row's drainage and infiltration (depth units), its number of negative or NaN depths and its
     max depth; the columns of the first and last cell with a depth other than +0.0 into ``lv`` (``scan``;
@@ -493,6 +505,14 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
     rain are not summed here: the caller has the rain volume from the rates and the storage from the depths.)
     Losses never take more than the water there. The time of first wetting is set where the max depth first
     exceeds ``wet_thr`` (``twr`` is read only in rows where that happens).
+
+    The cell's speed (for ``vmr`` and the hazard ``hzr``) is made of its faces' velocities ``q / h_f`` with
+    ``h_f`` the face's flow depth (``uxr`` the row's x faces, ``uyt``, ``uyb`` the y faces north and south; from
+    :func:`_faces_row`, where a face whose discharge is 0 counts 0 whatever its entry holds): ``u`` the mean of
+    the two x faces', ``v`` of the two y faces', speed ``hypot(u, v)``, where the cell is wet (``h > hmin``). As
+    in itzi (``solve_h_tile`` in partial_inertia_h.pyx). The cell's own depth would make the discharge pouring
+    over a bank into the thin sheet below it a speed of 15 m/s; the face's flow depth is the depth that carries
+    the discharge in the momentum equation.
     """
     nx = hr.shape[0]
     n_neg = 0
@@ -541,14 +561,17 @@ def _cont_row(hr, qxr, qyt, qyb, ar, rgr, rain_u, dgr, drain_u, igr, inf_u, has_
             n_new += 1 if (hv > wet_thr) & (hm <= wet_thr) else 0  # the max depth crosses it: first wetting
             hmr[i] = _fmax(hm, hmr.dtype.type(hv))
             wet = hv > hmin
-            fast = hv > 10.0 * hmin  # a speed where deeper than 10 hmin, as the step counts face velocities (a
-            # film of a few mm under a bank the river pours over gave 24-213 m/s); the hazard where wet
-            hs = hv if fast else 1.0
-            u = 0.5 * (qxr[i] + qxr[i + _U1])
-            v = 0.5 * (qyt[i] + qyb[i])
-            # speed in float32 (the maxima are float32): sqrt and division cost half as much as in float64
-            sp = np.sqrt(np.float32(u * u + v * v)) / np.float32(hs)
-            sp = sp if fast else np.float32(0.0)
+            # the faces' velocities q / h_f (0 where h_f <= 10 hmin, as for the time step); a face not swept this
+            # step carries q = 0 and counts 0 (its entry may hold another row's)
+            uw = uxr[i] if qxr[i] != 0.0 else 0.0
+            ue = uxr[i + _U1] if qxr[i + _U1] != 0.0 else 0.0
+            vn = uyt[i] if qyt[i] != 0.0 else 0.0
+            vs = uyb[i] if qyb[i] != 0.0 else 0.0
+            u = 0.5 * (uw + ue)
+            v = 0.5 * (vn + vs)
+            # speed in float32 (the maxima are float32): the square root costs half as much as in float64
+            sp = np.sqrt(np.float32(u * u + v * v))
+            sp = sp if wet else np.float32(0.0)
             vmr[i] = _fmax(vmr[i], vmr.dtype.type(sp))
             hz = hv * (sp + 0.5) if wet else 0.0
             hzr[i] = _fmax(hzr[i], hzr.dtype.type(hz))
@@ -691,6 +714,7 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         frc[r, 1] = max(frc[r, 1], src_c[k] + 1)
     # the north and south boundary faces, from the old state
     bnd = np.empty((2, nx), dtype=qy.dtype)
+    bndv = np.empty((2, nx), dtype=np.float64)  # their velocities q / h_f (for the cells' speeds)
     umax_edge = 0.0
     for e in range(2):
         j = 0 if e == 0 else ny
@@ -704,7 +728,8 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
                                 z[jnb, i] + h[jnb, i], stage[i], qy[j, i], 0.5 * (qx[jin, i] + qx[jin, i + 1]),
                                 np.float64(n2[jin, i]), dy, dt, g, hmin)
             bnd[e, i] = q
-            umax_edge = max(umax_edge, ub)
+            bndv[e, i] = ub
+            umax_edge = max(umax_edge, abs(ub))
             if _f64_bits(np.float64(q)) != 0:
                 frc[jin, 0] = min(frc[jin, 0], i)
                 frc[jin, 1] = max(frc[jin, 1], i + 1)
@@ -714,6 +739,13 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
     edge = np.empty((nb + 1, nx), dtype=qy.dtype)
     edge[0] = bnd[0]
     edge[nb] = bnd[1]
+    edgev = np.empty((nb + 1, nx), dtype=np.float64)  # their velocities q / h_f (zeroed by loops, see zrow)
+    for c in range(1, nb):
+        for i in range(nx):
+            edgev[c, i] = 0.0
+    edgev[0] = bndv[0]
+    edgev[nb] = bndv[1]
+    xv = np.empty(nx + 1, dtype=np.float64)  # the velocities of the x faces computed on copies: not used
     for c in range(1, nb):
         j = start[c]
         edge[c] = qy[j]
@@ -723,7 +755,7 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         for i in range(nx):
             pu[i] = qx[j - 1, i] + qx[j - 1, i + 1]
         u = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qxj, pu, edge[c], prev, qy[j + 1],
-                       0.0, 0.0, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], True)
+                       0.0, 0.0, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], True, xv, edgev[c], 0.0, 0.0)
         umax_edge = max(umax_edge, u)
     nsrc = src_r.shape[0]
     # zeroed by plain loops, and summed by one below: np.zeros and .sum() would each be a parallel region of
@@ -746,26 +778,35 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
         # the sums of the old x discharges around each column of the last two rows (alternating), for the
         # friction of the next row's y faces
         xo = np.empty((2, nx), dtype=qx.dtype)
+        # the faces' velocities q / h_f of the last two rows (alternating): x faces of row j in fv[j & 1], the y
+        # faces north of row j in gv[j & 1] (the block's first: edgev[c]); sv takes the by-product y faces of row a
+        fv = np.zeros((2, nx + 1), dtype=np.float64)
+        gv = np.zeros((2, nx), dtype=np.float64)
+        sv = np.empty(nx, dtype=np.float64)
         for j in range(a, b + 1):
             if j < b:
                 if j + 1 < b:  # the columns whose y faces row j + 1 sweeps
                     for i in range(yr[j + 1, 0], yr[j + 1, 1]):
                         xo[j & 1, i] = qx[j, i] + qx[j, i + 1]
-                qw, qe, ub = _x_boundaries(z, h, n2, qx, qy, j, bcw[j], bce[j], stw[j], ste[j], dx, dt, g, hmin)
-                umax[c] = max(umax[c], ub)
+                qw, qe, uw, ue = _x_boundaries(z, h, n2, qx, qy, j, bcw[j], bce[j], stw[j], ste[j], dx, dt, g, hmin)
+                umax[c] = max(umax[c], max(abs(uw), abs(ue)))
                 if yr[j, 0] >= yr[j, 1]:  # nothing to sweep (and no row views to make)
                     qx[j, 0] = qw
                     qx[j, nx] = qe
+                    fv[j & 1, 0] = uw
+                    fv[j & 1, nx] = ue
                 elif j > a:
                     u = _faces_row(z[j - 1], h[j - 1], n2[j - 1], z[j], h[j], n2[j], qx[j], xo[(j - 1) & 1], qy[j],
-                                   old, qy[j + 1], qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], True)
+                                   old, qy[j + 1], qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], True,
+                                   fv[j & 1], gv[j & 1], uw, ue)
                     umax[c] = max(umax[c], u)
                 else:  # the block's first y face is an edge face (done before the sweep): y faces into scratch, a
                     # copy of the old ones (qy[a] is written back after the sweep) for the x faces' friction
                     for i in range(nx):
                         scratch[0, i] = qy[j, i]
                     u = _faces_row(z[j], h[j], n2[j], z[j], h[j], n2[j], qx[j], scratch[2], scratch[0], scratch[1],
-                                   qy[j + 1], qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], False)
+                                   qy[j + 1], qw, qe, rdy, rdx, gdt, theta, w, hmin, yr[j, 0], yr[j, 1], False,
+                                   fv[j & 1], sv, uw, ue)
                     umax[c] = max(umax[c], u)
                 swept[c, 0] += max(yr[j, 1] - yr[j, 0], 0)
                 if _f64_bits(np.float64(qw)) != 0:
@@ -797,9 +838,11 @@ def fused_step(z, h, n2, act, qx, qy, bcw, bce, bcn, bcs, stw, ste, stn, sts, sr
                 vmr = vmax[r] if track else vmax[0]
                 twr = twet[r] if track else twet[0]
                 hzr = hazmax[r] if track else hazmax[0]
+                uyt = edgev[c] if r == a else gv[r & 1]
+                uyb = edgev[c + 1] if r == b - 1 else gv[(r + 1) & 1]
                 _cont_row(h[r], qx[r], qyt, qyb, act[r], rgr, rain_u, dgr, drain_u, igr, inf_u, has_loss,
                           dt, rdx, rdy, hmin, wet_thr, t_end, track, hmr, vmr, twr, hzr, stats[r], lo, hi,
-                          not dense, live_out[r])
+                          not dense, live_out[r], fv[r & 1], uyt, uyb)
     for c in range(nb + 1):
         j = start[c]
         for i in range(nx):
