@@ -164,8 +164,11 @@ def test_outputs_gauges_snapshots_hazard_progress():
     # rounding, 2^-24 relative, where the speed is 0 because the water is under 10 hmin); max depth >= final depth
     wet = res.max_depth > p.hmin
     assert np.all(res.hazard[wet] >= 0.5 * res.max_depth[wet] * (1 - 2.0**-23))
-    # ... and no speed is counted under 10 hmin (a film of a few mm)
-    assert np.all(res.max_velocity[res.max_depth <= 10 * p.hmin] == 0.0)
+    # ... and no speed is counted where the cell never held more than hmin; a face counts only where its flow depth
+    # is over 10 hmin (a film of a few mm carries none), but since max_velocity is made of the faces' q / h_f
+    # (2026-12-05) a cell 1 mm-1 cm deep beside a deeper one has the speed of the face between them (a 5 cm pool
+    # spreading on a flat strip: a front cell of 9.58 mm max depth, 0.0107 m/s)
+    assert np.all(res.max_velocity[res.max_depth <= p.hmin] == 0.0)
     assert np.all(res.max_depth >= res.depth - 1e-15)
     assert np.all(np.isfinite(res.time_of_wetting[res.max_depth > p.wet_threshold]))
 

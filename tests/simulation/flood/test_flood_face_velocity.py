@@ -17,6 +17,19 @@ G = 9.81
 DX = 5.0
 
 
+def _manning_plane(gauges=(), gauge_interval=None):
+    """A plane 3 x 60 cells (S = 0.002, n = 0.03) at Manning's normal depth h_n for q = 0.5 m2/s fed at the west
+    edge, free at the east: ``(model, h_n, v_n)``."""
+    n, s, q, nx = 0.03, 0.002, 0.5, 60
+    hn = (q * n / np.sqrt(s)) ** 0.6
+    vn = hn ** (2.0 / 3.0) * np.sqrt(s) / n
+    z = np.tile(10.0 - s * DX * np.arange(nx), (3, 1))
+    bc = BoundaryConditions().set("west", "flux", times=[0, 1e6], levels=[q, q]).set("east", "free")
+    m = FloodModel(z, DX, manning=n, initial_depth=np.full(z.shape, hn), boundaries=bc, gauges=gauges,
+                   params=FloodParameters(gauge_interval=gauge_interval))
+    return m, hn, vn
+
+
 def test_uniform_flow_speed_is_manning_normal_velocity():
     """Uniform flow down a plane (S = 0.002, n = 0.03, q = 0.5 m2/s fed at the west edge, free at the east): the
     speed of every cell is Manning's normal velocity v = h^(2/3) S^(1/2) / n = q / h_n, h_n = (q n / S^(1/2))^(3/5),
@@ -24,13 +37,7 @@ def test_uniform_flow_speed_is_manning_normal_velocity():
     (the module docstring of _kernels.py; measured: depth within 5e-9 of h_n after 1 h), and the maxima are kept in
     float32 (6e-8 relative), so 1e-6 relative is allowed. The maxima are reset after the spin-up (from h_n at rest
     the drawdown from the free edge runs up the plane with speeds 25 % higher for a while)."""
-    n, s, q, nx = 0.03, 0.002, 0.5, 60
-    hn = (q * n / np.sqrt(s)) ** 0.6
-    vn = hn ** (2.0 / 3.0) * np.sqrt(s) / n
-    z = np.tile(10.0 - s * DX * np.arange(nx), (3, 1))
-    bc = BoundaryConditions().set("west", "flux", times=[0, 1e6], levels=[q, q]).set("east", "free")
-    m = FloodModel(z, DX, manning=n, initial_depth=np.full(z.shape, hn), boundaries=bc,
-                   params=FloodParameters(gauge_interval=None))
+    m, hn, vn = _manning_plane()
     m.run(3600.0)
     m.max_velocity[:] = 0.0
     m.hazard[:] = 0.0
