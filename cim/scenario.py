@@ -418,8 +418,9 @@ class Scenarios:
         name = normalise_scenario_name(name)
         if name in (None, BASE):
             return Scenario(self, BASE)
-        if name not in self._meta():
-            names = self.names()
+        meta = self._meta()
+        if name not in meta:
+            names = sorted(meta)
             raise ScenarioError(f"no scenario {name!r}; scenarios here: {names} (or 'base')"
                                 + did_you_mean(name, names + [BASE]))
         return Scenario(self, name)
@@ -703,13 +704,14 @@ class Scenario:
     def is_base(self) -> bool:
         return self.name == BASE
 
-    def _info(self) -> dict | None:
+    def _info(self, meta: dict | None = None) -> dict | None:
         """What the reprs show: meta (description, parent, created), the edits of its own (calls, rows, a
-        short text); None when the scenario was deleted."""
+        short text); None when the scenario was deleted. ``meta``: :meth:`Scenarios._meta` when the caller read
+        it already."""
         if self.is_base:
             return {"description": "the city itself", "parent": None, "created": None, "edits": 0, "rows": 0,
                     "summary": ""}
-        meta = self.scenarios._meta().get(self.name)
+        meta = (self.scenarios._meta() if meta is None else meta).get(self.name)
         if meta is None:
             return None
         n, summary = self.scenarios._edit_summary(self.name)
@@ -749,8 +751,9 @@ class Scenario:
 
         esc = html.escape
         try:
-            info = self._info()
-            last = self.last_edited() if info is not None and not self.is_base else None
+            meta = None if self.is_base else self.scenarios._meta()  # read once for both
+            info = self._info(meta)
+            last = self._last_edited(meta) if info is not None and not self.is_base else None
             uri = str(self.store.uri)
         except Exception:  # noqa: BLE001 - a closed store: a notebook still shows something
             return f"<div>{esc(repr(self))}</div>"
@@ -770,10 +773,11 @@ class Scenario:
                 "<small>s.layer(name), s.raster(name), s.edits(), s.undo(); "
                 f"twin.scenarios.diff('base', {esc(repr(self.name))})</small></div>")
 
-    def _chain(self) -> list[str]:
-        """This scenario and its ancestors, oldest first (without 'base')."""
+    def _chain(self, meta: dict | None = None) -> list[str]:
+        """This scenario and its ancestors, oldest first (without 'base'). ``meta``: :meth:`Scenarios._meta` when
+        the caller read it already."""
         chain, name = [], self.name
-        meta = self.scenarios._meta()
+        meta = self.scenarios._meta() if meta is None else meta
         while name != BASE:
             chain.append(name)
             name = meta.get(name, {}).get("parent", BASE)
@@ -798,15 +802,22 @@ class Scenario:
     def last_edited(self) -> pd.Timestamp | None:
         """When this scenario or one of its parents was last edited (UTC), None if never (and for the base):
         a run made before that is not the scenario's answer any more."""
-        e = self._all_edits()
-        times = [self.scenarios._modified(self._chain())]  # an undo changes the scenario as much as an edit
+        return None if self.is_base else self._last_edited(self.scenarios._meta())
+
+    def _last_edited(self, meta: dict) -> pd.Timestamp | None:
+        """:meth:`last_edited` with the scenarios' metadata read already (:meth:`Scenarios._meta`): one read of
+        it for the chain, the edits and the undo times (there were three)."""
+        chain = self._chain(meta)
+        e = self._all_edits(chain)
+        times = [self.scenarios._modified(chain, meta)]  # an undo changes the scenario as much as an edit
         if len(e):
             times.append(pd.to_datetime(e["created"], utc=True, format="ISO8601").max())
         times = [t for t in times if t is not None]
         return max(times) if times else None
 
-    def _all_edits(self) -> pd.DataFrame:
-        chain = self._chain()
+    def _all_edits(self, chain: list[str] | None = None) -> pd.DataFrame:
+        """The edits of this scenario and its ancestors, in order (``chain``: :meth:`_chain`, when read already)."""
+        chain = self._chain() if chain is None else chain
         if not chain:
             return pd.DataFrame(columns=Scenarios._COLUMNS)
         df = self.scenarios._edits()

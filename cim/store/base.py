@@ -123,10 +123,48 @@ class Store(ABC):
     def delete_meta(self, keys: Sequence[str]) -> None:
         """Remove metadata keys (missing keys are ignored)."""
 
+    #: the CRS :attr:`crs` read, kept for this handle (None: not read yet, or forgotten by :meth:`_forget_crs`)
+    _crs_kept: str | None = None
+    #: moves on at each :meth:`_forget_crs`: a read that a write of the key overtook is not kept
+    _crs_generation: int = 0
+
     @property
     def crs(self) -> str | None:
-        """The twin's CRS (e.g. ``"EPSG:4544"``), from the metadata."""
-        return self.get_meta().get("crs")
+        """The twin's CRS (e.g. ``"EPSG:4544"``), from the metadata.
+
+        Read once per handle and kept: every layer and raster read asks for it (``/api/scene`` did ~8 reads of
+        the whole metadata table for it). The CRS of a twin is written when the store is made (``open_store(...,
+        create=True, crs=...)``, :meth:`Twin.create <twin_core.twin.Twin.create>`, which refuses another CRS
+        for an existing twin) and not changed after; every write of the key goes through :meth:`set_meta` or
+        :meth:`delete_meta`, which forget the kept value on this handle. A value is kept only when read outside
+        a transaction (one read inside may be rolled back) and not None (a twin without a CRS yet is read
+        again, so one another handle gives it is seen); :meth:`close` and a PostGIS reconnection forget it.
+        Another handle (process) changing an existing twin's CRS by hand (``set_meta({"crs": ...})``) is not
+        seen by this one until it is opened again: layers written in the old CRS would be wrong anyway."""
+        kept = self._crs_kept
+        if kept is not None:
+            return kept
+        generation = self._crs_generation
+        crs = self.get_meta().get("crs")
+        if crs is not None and generation == self._crs_generation and self._crs_keepable():
+            self._crs_kept = crs
+        return crs
+
+    def _crs_keepable(self) -> bool:
+        """Whether a CRS read now may be kept (:attr:`crs`): outside a transaction (a rollback could take back what
+        was read inside it)."""
+        return not self.in_transaction
+
+    def _forget_crs(self) -> None:
+        """Drop the kept CRS (:attr:`crs`): on a write of the key (before it, so a failed write leaves nothing
+        kept), on :meth:`close` and on a reconnection."""
+        self._crs_kept = None
+        self._crs_generation += 1
+
+    @staticmethod
+    def _touches_crs(keys) -> bool:
+        """Whether the metadata keys written or deleted include ``"crs"``."""
+        return any(str(k) == "crs" for k in keys)
 
     # -- vector layers ---------------------------------------------------
     @abstractmethod

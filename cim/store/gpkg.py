@@ -147,7 +147,7 @@ class GeoPackageStore(Store):
         except BaseException:
             self.close()
             raise
-        if crs is not None and self.get_meta().get("crs") is None:
+        if crs is not None and self.crs is None:  # read once and kept (Store.crs)
             from pyproj import CRS
 
             self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
@@ -257,6 +257,7 @@ class GeoPackageStore(Store):
             con.execute(f"PRAGMA busy_timeout = {int(waited)}")
 
     def close(self) -> None:
+        self._forget_crs()  # a closed store says so (StoreError), as before, rather than a CRS kept
         con = getattr(self, "_con", None)
         if con is not None:
             con.close()
@@ -310,12 +311,20 @@ class GeoPackageStore(Store):
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
         rows = meta_rows(values)  # NaN and NUL refused as in PostGIS
+        if self._touches_crs(values):
+            self._forget_crs()
         with self._sql_txn():
             self._con.executemany("INSERT OR REPLACE INTO twin_meta (key, value) VALUES (?, ?)", rows)
 
     def delete_meta(self, keys: Sequence[str]) -> None:
+        if self._touches_crs(keys):
+            self._forget_crs()
         with self._sql_txn():
             self._con.executemany("DELETE FROM twin_meta WHERE key = ?", [(k,) for k in keys])
+
+    def _crs_keepable(self) -> bool:
+        """:meth:`Store._crs_keepable`: also not inside an SQLite transaction opened outside :meth:`transaction`."""
+        return self._txn_depth == 0 and self._con is not None and not self._con.in_transaction
 
     @contextmanager
     def _sql_txn(self) -> Iterator[None]:

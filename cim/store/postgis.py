@@ -239,11 +239,11 @@ class PostGISStore(Store):
         self._pinned = 0  # steps that must stay on one session (a staged load's advisory lock)
         self._lock_timeout_set = False  # whether the open transaction runs under the store's lock_timeout
         self._aux_conn = None  # second connection for large loads, see _aux()
-        self._srid_cache: int | None = None
+        self._srid_cache: tuple[str | None, int] | None = None  # (crs, its EPSG code): see srid
         self._conn = self._open_conn()
         try:
             self._init_schema(create)
-            if crs is not None and self.get_meta().get("crs") is None:
+            if crs is not None and self.crs is None:  # read once and kept (Store.crs)
                 from pyproj import CRS
 
                 self.set_meta({"crs": CRS.from_user_input(crs).to_string()})
@@ -332,6 +332,7 @@ class PostGISStore(Store):
             except Exception:  # noqa: BLE001 - it is gone already
                 pass
             self._conn = self._open_conn()
+            self._forget_crs()  # read again on the new session (the same twin: nothing kept outlives a reconnection)
             if self._aux_conn is not None:
                 try:
                     self._aux_conn.close()
@@ -534,19 +535,21 @@ class PostGISStore(Store):
 
     def close(self) -> None:
         self._closed = True  # closed by its owner: not revived by the next call (_revive), which fails as before
+        self._forget_crs()  # a closed store says so, as before, rather than a CRS kept
         for conn in (getattr(self, "_aux_conn", None), getattr(self, "_conn", None)):
             if conn is not None and not conn.closed:
                 conn.close()
 
     @property
     def srid(self) -> int:
-        if self._srid_cache is None:
+        """The EPSG code of :attr:`crs` (0 when it has none), worked out once for each CRS."""
+        crs = self.crs
+        if self._srid_cache is None or self._srid_cache[0] != crs:
             from pyproj import CRS
 
-            crs = self.crs
             epsg = CRS.from_user_input(crs).to_epsg() if crs else None
-            self._srid_cache = int(epsg or 0)
-        return self._srid_cache
+            self._srid_cache = (crs, int(epsg or 0))
+        return self._srid_cache[1]
 
     @contextmanager
     def transaction(self) -> Iterator["PostGISStore"]:
@@ -684,14 +687,16 @@ class PostGISStore(Store):
 
         q = sql.SQL("INSERT INTO {} (key, value) VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value").format(self._q("twin_meta"))
         rows = meta_rows(values)
+        if self._touches_crs(values):
+            self._forget_crs()  # before the write: a failed one leaves nothing kept (srid follows crs)
         with self.transaction(), self.conn.cursor() as cur:
             cur.executemany(q, rows)
-        if "crs" in values:
-            self._srid_cache = None
 
     def delete_meta(self, keys: Sequence[str]) -> None:
         from psycopg import sql
 
+        if self._touches_crs(keys):
+            self._forget_crs()
         with self.transaction(), self.conn.cursor() as cur:
             cur.execute(sql.SQL("DELETE FROM {} WHERE key = ANY(%s)").format(self._q("twin_meta")), (list(keys),))
 

@@ -64,15 +64,18 @@ def formats_for(kind: str, georeferenced: bool = False) -> list[str]:
 _RUNS_HINT = "twin.runs() (CLI: `twin runs`) lists the runs"
 
 
-def find_run(twin, run: str, scenario: str | None = None, *, arg: str = "scenario", option: str = "--scenario") -> str:
+def find_run(twin, run: str, scenario: str | None = None, *, arg: str = "scenario", option: str = "--scenario",
+             meta: dict | None = None) -> str:
     """The scenario that holds ``run`` (``scenario`` when given and it is there); a clear error otherwise: the
     scenario(s) the run is under, or the run id closest to a mistyped one. ``arg`` and ``option`` name the
-    scenario's argument and CLI option in that error (``twin compare`` has ``--scenario-a``, ``--scenario-b``)."""
+    scenario's argument and CLI option in that error (``twin compare`` has ``--scenario-a``, ``--scenario-b``).
+    ``meta``: the store's :meth:`~cim.store.base.Store.get_meta` when the caller read it already (the results
+    index is then not read again), as :func:`cim.results.list_results` takes it."""
     from cim.results import list_results
     from cim.scenario import did_you_mean, normalise_scenario_name
     from twin_core.errors import LayerNotFoundError
 
-    idx = list_results(twin.store)
+    idx = list_results(twin.store, meta=meta)
     where = sorted(set(idx.loc[idx["run"] == run, "scenario"]))
     if scenario is not None:
         scen = normalise_scenario_name(scenario)

@@ -75,9 +75,10 @@ def _results_of(twin, run: str, scenario: str | None) -> list[dict]:
     from cim.results import list_results
     from twin_core.adapters.results_export import array_grid, find_run, formats_for, placeable
 
-    scen = find_run(twin, run, scenario)
+    index = twin.store.get_meta()  # the results index, read once for finding the run and listing its results
+    scen = find_run(twin, run, scenario, meta=index)
     out = []
-    for r in list_results(twin.store, scenario=scen, run=run).itertuples():
+    for r in list_results(twin.store, scenario=scen, run=run, meta=index).itertuples():
         meta = r.meta if isinstance(r.meta, dict) else {}
         size = ""
         if r.kind == "raster":
