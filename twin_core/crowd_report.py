@@ -69,8 +69,8 @@ def _plots(checks, out: Path) -> list[str]:
         for ax, c in zip(axes[0], r12):
             ax.plot(c.data["time_s"], c.data["density_corridor"], label="before the corridor")
             ax.plot(c.data["time_s"], c.data["density_exit"], label="before the exit")
-            ax.axhline(1.0, color="r", ls="--", lw=1, label="exit limit 1/m2")
-            ax.axhline(2.0, color="0.5", ls=":", lw=1, label="jam 2/m2")
+            ax.axhline(1.0, color="r", ls="--", lw=1, label="free flow 1/m2 (exit: <= 10 s above)")
+            ax.axhline(2.0, color="0.5", ls=":", lw=1, label="jam 2/m2 (exit: never above)")
             ax.set(xlabel="time (s)", ylabel="persons/m2 within 2 m", title=f"RiMEA 12, {c.model}: "
                    f"{'pass' if c.passed else 'FAIL'}")
             ax.legend()

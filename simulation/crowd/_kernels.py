@@ -50,6 +50,43 @@ def _closest_on_seg(px, py, x1, y1, x2, y2):
 
 
 @njit(cache=True, inline="always")
+def _wall_point(px, py, seg, s):
+    """The point of wall segment ``s`` nearest to ``(px, py)`` and its weight (1 or 0) in the wall force.
+
+    A wall's force must not depend on how its outline is cut into segments: at a vertex two segments
+    share, both find the vertex nearest for an agent beyond both their ends (round a door jamb or a
+    corridor's mouth), and a sum over segments would count that wall twice (2x the force at every
+    convex corner and at every vertex on a straight wall). Columns 4-9 of ``seg`` (from
+    ``wall_vertex_table``) say, for the start and the end vertex, whether it is free (0: counted), owned
+    by this segment (1: counted unless the agent is beside the other segment at it, whose direction away
+    from the vertex is given) or owned by another segment (2: not counted here).
+    """
+    x1 = seg[s, 0]
+    y1 = seg[s, 1]
+    dx = seg[s, 2] - x1
+    dy = seg[s, 3] - y1
+    L2 = dx * dx + dy * dy
+    t = 0.0
+    if L2 > 0.0:
+        t = ((px - x1) * dx + (py - y1) * dy) / L2
+    if 0.0 < t < 1.0:
+        return x1 + t * dx, y1 + t * dy, 1.0
+    c = 4
+    vx_ = x1
+    vy_ = y1
+    if t >= 1.0:
+        c = 7
+        vx_ = seg[s, 2]
+        vy_ = seg[s, 3]
+    mode = seg[s, c]
+    if mode == 0.0:
+        return vx_, vy_, 1.0
+    if mode == 2.0 or (px - vx_) * seg[s, c + 1] + (py - vy_) * seg[s, c + 2] > 0.0:
+        return vx_, vy_, 0.0
+    return vx_, vy_, 1.0
+
+
+@njit(cache=True, inline="always")
 def _orient(ax, ay, bx, by, cx, cy):
     return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
 
@@ -478,11 +515,11 @@ def _csm_one(k, x, y, vx, vy, r, v0, ex, act, dt,
         wc = _wall_cell(px, py, wx0, wy0, wcs, wnx, wny)
         for q in range(wall_start[wc], wall_start[wc + 1]):
             s = wall_idx[q]
-            qx, qy = _closest_on_seg(px, py, seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3])
+            qx, qy, wt = _wall_point(px, py, seg, s)
             dx = px - qx
             dy = py - qy
             d = math.hypot(dx, dy)
-            if d <= 1e-12 or d > cutoff:
+            if wt == 0.0 or d <= 1e-12 or d > cutoff:
                 continue
             w = a_w * math.exp((ri - d) / d_w)
             rx += w * dx / d
@@ -649,11 +686,11 @@ def _sfm_one(kk, x, y, vx, vy, r, v0, ex, act, dt,
         wc = _wall_cell(px, py, wx0, wy0, wcs, wnx, wny)
         for q in range(wall_start[wc], wall_start[wc + 1]):
             s = wall_idx[q]
-            qx, qy = _closest_on_seg(px, py, seg[s, 0], seg[s, 1], seg[s, 2], seg[s, 3])
+            qx, qy, wt = _wall_point(px, py, seg, s)
             dx = px - qx
             dy = py - qy
             d = math.hypot(dx, dy)
-            if d <= 1e-12 or d > cutoff:
+            if wt == 0.0 or d <= 1e-12 or d > cutoff:
                 continue
             nx_ = dx / d
             ny_ = dy / d

@@ -13,7 +13,7 @@ import pandas as pd
 
 from simulation._display import compact_repr
 from simulation.crowd import _kernels as K
-from simulation.crowd.geometry import FloorField, WalkableArea
+from simulation.crowd.geometry import FloorField, WalkableArea, wall_vertex_table
 from twin_core.errors import GeometryError, ParameterError, SimulationError, TwinWarning, twin_warn
 
 __all__ = ["CrowdParameters", "Agents", "CrowdSimulation", "CrowdResult", "JamEvent", "MODELS"]
@@ -49,9 +49,10 @@ class CrowdParameters:
     from walls of 0.25 m (``wall_avoidance``; wider for larger bodies, see
     :meth:`route_margin`), calibrated together (2026-12-05) on the measured 1 m
     bottleneck, a 1 m x 2.8 m corridor (Seyfried et al. 2009: 1.90 persons/(m s)):
-    1.62 (1.56-1.73) over seeds 1-10; a 4 m corridor 1.60 (1.83 measured), the
-    door into a room 1.66, a door that is the exit 2.01; RiMEA 1, 4 and 6 pass, RiMEA
-    12 on 9 of seeds 1-10 (docs/crowd_verification.md). With the former 0.25 m and T = 0.8 s people
+    1.68 (1.62-1.76) over seeds 1-10 (with the wall force counting a corner once);
+    a 4 m corridor 1.66 (1.83 measured), the door into a room 1.80, a door that is
+    the exit 2.01; RiMEA 1, 4, 6 and 12 pass on seeds 1-10
+    (docs/crowd_verification.md). With the former 0.25 m and T = 0.8 s people
     walked one file through a 1 m corridor and passed ~0.8. A blocked agent (a
     neighbour touching it ahead) tries a random direction each step, so
     arches at doors break (``direction_noise`` > 0).
@@ -110,7 +111,7 @@ class CrowdParameters:
     speed_clip: tuple = (0.5, 2.0)
     # collision-free speed model
     time_gap: float = 0.5  # s; with radius 0.2 m, calibrated on the measured 1 m bottleneck (a 1 m x 2.8 m corridor,
-    # Seyfried et al. 2009: 1.90 persons/(m s)): 1.62 (1.56-1.73) over seeds 1-10; docs/crowd_verification.md
+    # Seyfried et al. 2009: 1.90 persons/(m s)): 1.68 (1.62-1.76) over seeds 1-10; docs/crowd_verification.md
     neighbor_repulsion: float = 8.0
     neighbor_range: float = 0.1
     wall_repulsion: float = 5.0
@@ -1058,7 +1059,7 @@ class CrowdSimulation:
         closed = [self.area.exit_segments[e] for e in range(len(self.area.exit_names)) if self.exit_open[e] == 0]
         walls = np.vstack([self.area.walls.reshape(-1, 4), *[c.reshape(1, 4) for c in closed]]) \
             if closed else self.area.walls.reshape(-1, 4)
-        self._walls = np.ascontiguousarray(walls, dtype=np.float64)
+        self._walls = wall_vertex_table(walls)  # + the columns that count a vertex two segments share once
         self._wall_start, self._wall_idx = K.build_wall_grid(self._walls, self._wx0, self._wy0, self._wcs, self._wnx,
                                                              self._wny, self.cutoff + 0.5)
 

@@ -12,6 +12,7 @@ from twin_core.errors import GeometryError, ParameterError, TwinWarning, twin_wa
 
 __all__ = ["WalkableArea", "FloorField"]
 
+_EXIT_BEYOND = 0.35  # m: no wall counts this far beyond an exit line, within its span (see WalkableArea)
 _EXIT_TOL = 0.05  # m: an exit line follows the walkable outline this closely (the door opening cut in the wall)
 _EXIT_SNAP = 0.1  # m: an exit this close to the outline is snapped onto it; one further off is refused
 _MAX_FF_CELLS = 20_000_000  # floor-field grid cells at most (each exit's field is 8 bytes a cell)
@@ -155,6 +156,34 @@ def _rings(poly):
     return np.ascontiguousarray(np.concatenate(xy)), np.asarray(off, dtype=np.intp)
 
 
+def wall_vertex_table(walls) -> np.ndarray:
+    """Wall segments ``(n, 4)`` with the columns the kernels' wall force needs to count a shared vertex once.
+
+    Returns ``(n, 10)``: x1, y1, x2, y2, then for the start and for the end vertex a mode (0: no other
+    segment ends there; 1: this segment counts the vertex, unless the agent is beside the other segment,
+    whose unit direction away from the vertex follows; 2: another segment counts it) and that direction
+    (see ``_kernels._wall_point``). Vertices are matched to 1e-9 m. Where three or more segments meet, the
+    first of them counts the vertex with the second's direction.
+    """
+    seg = np.asarray(walls, dtype=np.float64).reshape(-1, 4)
+    out = np.zeros((len(seg), 10))
+    out[:, :4] = seg
+    at: dict = {}
+    for s, (x1, y1, x2, y2) in enumerate(seg):
+        for end, (vx, vy) in enumerate(((x1, y1), (x2, y2))):
+            at.setdefault((round(vx * 1e9), round(vy * 1e9)), []).append((s, end))
+    for ends in at.values():
+        if len(ends) < 2:
+            continue
+        for k, (s, end) in enumerate(ends):
+            out[s, 4 + 3 * end] = 1.0 if k == 0 else 2.0
+        (s, end), (o, oend) = ends[0], ends[1]
+        a, b = seg[o, :2], seg[o, 2:]
+        away = (b - a) if oend == 0 else (a - b)
+        out[s, 5 + 3 * end: 7 + 3 * end] = away / math.hypot(*away)
+    return np.ascontiguousarray(out)
+
+
 @dataclass
 class WalkableArea:
     """Where pedestrians may walk: a polygon with holes, exits on its boundary.
@@ -198,7 +227,7 @@ class WalkableArea:
     waypoint_radius: float = 1.0
 
     def __post_init__(self):
-        from shapely.geometry import LineString, MultiLineString
+        from shapely.geometry import LineString, MultiLineString, Polygon
 
         self.polygon = _as_polygon(self.polygon)
         boundary = self.polygon.boundary
@@ -226,8 +255,17 @@ class WalkableArea:
                 nx_, ny_ = -nx_, -ny_
             normals[k] = nx_, ny_
         self.exit_normals = np.ascontiguousarray(normals)
-        # walls: the boundary minus the door openings (and minus open ends in a periodic corridor)
+        # walls: the boundary minus the door openings (and minus open ends in a periodic corridor), and minus
+        # what lies beyond a door line within its span, up to _EXIT_BEYOND: an outline drawn round a door's
+        # reveal a few cm outside a slightly tilted exit line left a stub of wall 0.06 m beyond it (FZK-Haus's
+        # west door), which a person aiming at that part of the door could never get within a radius of the
+        # line past
         cut = [LineString(c.reshape(2, 2)).buffer(_EXIT_TOL, cap_style="flat") for c in self.exit_segments]
+        for c, n in zip(self.exit_segments, self.exit_normals):
+            a, b = c[:2], c[2:]
+            u = (b - a) / math.hypot(*(b - a))
+            a, b = a + 0.01 * u, b - 0.01 * u  # the jambs' reveals, at the span's ends, stay walls
+            cut.append(Polygon([a, b, b + _EXIT_BEYOND * n, a + _EXIT_BEYOND * n]))
         walls = boundary
         if self.periodic:
             if self.exits:
@@ -329,7 +367,9 @@ class WalkableArea:
         (:class:`~simulation.crowd.CrowdSimulation`).
 
         Floor within ``_EXIT_TOL`` of the exit line (a door drawn along a slightly bent outline) is not
-        counted, nor slivers under 0.01 m2 (no room for a person).
+        counted, nor slivers no disc of 0.1 m radius fits in (no room for a person: a 0.07 m2 wedge 0.24 m
+        wide where a plaza's outline bends at the end of its exit was counted by the 0.01 m2 area rule
+        used until 2026-12-05).
         """
         from shapely.geometry import Polygon
 
@@ -342,7 +382,7 @@ class WalkableArea:
             n = self.exit_normals[k]
             beyond = Polygon([a - reach * u + _EXIT_TOL * n, b + reach * u + _EXIT_TOL * n,
                               b + reach * u + reach * n, a - reach * u + reach * n])
-            out[k] = self.polygon.intersection(beyond).area >= 0.01
+            out[k] = not self.polygon.intersection(beyond).buffer(-0.1).is_empty
         return out
 
     def contains(self, x, y) -> np.ndarray:

@@ -55,6 +55,21 @@ def test_floor_beyond_an_exit_is_told_from_a_door_in_a_wall():
     assert corner.floor_beyond_exits(0.6).tolist() == [False]
 
 
+def test_a_sliver_beyond_an_exit_is_no_floor_beyond_it():
+    # the sample plaza's 47.5 m exit was flagged for a 0.07 m2 wedge, 0.24 m wide, where the outline bends past
+    # the exit's end (the area rule counted anything over 0.01 m2); nobody can stand there
+    from shapely.geometry import Polygon
+
+    from simulation.crowd import WalkableArea
+
+    bent = Polygon([(0, 0), (10, 0), (10, 5), (10.6, 5.1), (10, 5.2), (10, 10), (0, 10)])  # a 0.06 m2 wedge
+    area = WalkableArea(bent, exits={"door": [(10, 1), (10, 5)]})
+    assert area.floor_beyond_exits(0.6).tolist() == [False]
+    # the same kink 0.6 m deep and 1.2 m long is room to stand: floor beyond the exit
+    deep = Polygon([(0, 0), (10, 0), (10, 5), (10.6, 5), (10.6, 6.2), (10, 6.2), (10, 10), (0, 10)])
+    assert WalkableArea(deep, exits={"door": [(10, 1), (10, 5)]}).floor_beyond_exits(0.6).tolist() == [True]
+
+
 def test_field_of_a_stair_exit_leads_round_the_rim_not_into_its_corner():
     from simulation.crowd import FloorField
 

@@ -69,8 +69,13 @@ def test_rimea_12_jam_only_before_corridor(model, seed):
     # jam before the corridor: above 2 persons/m2 within 2 m of its mouth for >= 20 s
     # (Weidmann 1993: flow falls beyond ~2/m2)
     assert c.data["jam_s"] >= 20.0
-    # no jam at the exit: never above 1 person/m2 within 2 m of it (free flow on Weidmann's curve)
-    assert c.data["density_exit"].max() <= 1.0
+    # no jam at the exit: within 2 m of it never the jam density (2/m2), and above free flow's 1 person/m2
+    # (Weidmann's curve) for at most 10 s in all. Until the wall force counted a corridor's mouth twice
+    # (2026-12-05) the test asked for never above 1/m2; with the corridor passing ~1.65 persons/s, platoons of
+    # faster walkers reach the door together (7-8 persons, 1.1-1.3/m2, 0.5-2.5 s in all on 3 of seeds 1-10)
+    # while the SFM's queue stands above 2/m2 for 50-90 s (docs/crowd_verification.md)
+    assert c.data["density_exit"].max() <= 2.0
+    assert c.data["exit_busy_s"] <= 10.0
     assert c.passed
 
 
