@@ -39,6 +39,19 @@ def test_info_layers_json(city):
     assert json.loads(res.stdout)[0]["geometry_type"] == "LINESTRING"
 
 
+def test_layers_leave_out_result_tables_unless_asked(city, two_roads):
+    # a crowd run's exits table (res_<hash>) was listed among the city's layers under its opaque name
+    with Twin.open(city) as t:
+        t.store.write_layer("res_a3fb34e53509f01f", two_roads)
+    res = run("layers", city)
+    assert res.exit_code == 0, res.output
+    assert "res_" not in res.output.split("(")[0] and "road_links" in res.output
+    assert "1 table of stored results left out: --results lists them" in res.output
+    assert [i["name"] for i in json.loads(run("layers", city, "--json").stdout)] == ["road_links"]
+    listed = run("layers", city, "--results")
+    assert "res_a3fb34e53509f01f" in listed.output and "left out" not in listed.output
+
+
 def test_import_export_and_scenarios(city, tmp_path):
     src = tmp_path / "s.geojson"
     gpd.GeoDataFrame({"ID": ["s1"], "KIND": ["shelter"]}, geometry=[shapely.Point(104.06, 30.66)],

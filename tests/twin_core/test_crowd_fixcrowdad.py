@@ -147,8 +147,14 @@ def test_upper_storey_leaves_by_its_stairs(twin, path, storey, stairs):
 def test_storey_with_no_way_out_says_what_to_do():
     from twin_core.adapters.crowd import storey_area
 
-    with pytest.raises(GeometryError, match=r"no external door and no stair.*--storey 0"):
+    # the storeys that have a way out are named (it said "--storey 0, the lowest" whatever that storey was: the
+    # Duplex's storey 0, 'T/FDN', has no door either)
+    with pytest.raises(GeometryError, match=r"no external door and no stair.*one that has a way out: "
+                                            r"--storey 1 \('Level 1'\), --storey 2 \('Level 2'\)") as e:
         storey_area(need(DUPLEX), "Roof")
+    assert "--storey 0" not in str(e.value)
+    with pytest.raises(GeometryError, match=r"storey 'T/FDN' has no external door.*--storey 1 \('Level 1'\)"):
+        storey_area(need(DUPLEX), 0)
 
 
 # ---- 3. lon/lat where metres are wanted ---------------------------------------------------------------------

@@ -43,6 +43,7 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -312,6 +313,23 @@ def _as_anchor(anchor):
                          f"bim_import.Anchor (CLI: --anchor X,Y[,Z[,ROTATION_DEG]]), got {anchor!r}")
 
 
+def _storeys_with_exits(model, skip: str, cut_height: float, most: int = 12) -> list[str]:
+    """``--storey I ('NAME')`` of the model's storeys (the first ``most``) other than ``skip`` whose plan has a way
+    out: for the error on a storey that has none (it used to suggest --storey 0 whatever storey 0 was)."""
+    from bim_import import storey_floorplan
+
+    out = []
+    for i, name in enumerate(model.storeys["name"].tolist()[:most]):
+        if name == skip:
+            continue
+        try:
+            if storey_floorplan(model, i, cut_height=cut_height).exit_lines:
+                out.append(f"--storey {i} ({name!r})")
+        except (GeometryError, ValueError):  # a storey with no floor or walls at the cut: no way out to offer
+            continue
+    return out
+
+
 def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str | None = None, anchor=None):
     """The walkable area of one IFC storey (doors on the outline are the exits; on a storey with no external
     door, the stairs coming up to it from below).
@@ -325,7 +343,7 @@ def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str
     """
     from shapely.geometry import LineString, MultiPolygon
 
-    from bim_import import storey_floorplan
+    from bim_import import read_model, storey_floorplan
 
     from simulation.crowd import WalkableArea
 
@@ -334,11 +352,15 @@ def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str
         _check_in_crs([(anchor.x, anchor.y)], twin_crs, "anchor (CLI: --anchor)")
     plan = storey_floorplan(model_or_path, storey, cut_height=cut_height, twin_crs=twin_crs, anchor=anchor)
     if not plan.exit_lines:
+        model = read_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+        others = _storeys_with_exits(model, plan.storey, cut_height)
+        which = (f"one that has a way out: {', '.join(others)}" if others else
+                 "none of the model's other storeys has one either")
         raise GeometryError(
             f"storey {plan.storey!r} has no external door and no stair coming up to it from below (an IfcStair or "
-            "IfcStairFlight with a body) in the model; a crowd cannot leave it. Evacuate a storey with an external "
-            "door (--storey 0, the lowest), or draw the way out yourself: twin.crowd(walkable=..., with exits=...) "
-            "on the storey's plan from bim_import.storey_floorplan")
+            f"IfcStairFlight with a body) in the model; a crowd cannot leave it. Evacuate another storey ({which}), "
+            "or draw the way out yourself: twin.crowd(walkable=..., with exits=...) on the storey's plan from "
+            "bim_import.storey_floorplan")
     parts = sorted(getattr(plan.walkable, "geoms", [plan.walkable]), key=lambda p: -p.area)
     lines = {k: LineString(v) for k, v in plan.exit_lines.items()}
     # an exit belongs to the part whose outline it lies on (within the crowd engine's 0.1 m snap)

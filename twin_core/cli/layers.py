@@ -41,20 +41,28 @@ def _after(seconds: float, progress):
 
 def register(app: typer.Typer) -> None:
     @app.command("layers")
-    def layers(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
-        """List layers with counts, geometry types and fields."""
+    def layers(target: str = STORE_ARG, as_json: bool = JSON_OPT,
+               results: bool = typer.Option(False, "--results", help="Also list the tables that hold stored results "
+                                            "(res_<hash>; `twin runs` says which run each belongs to).")) -> None:
+        """List the city's layers with counts, geometry types and fields (result tables with --results)."""
         from cim.store import open_store
 
         with open_store(target) as store:
-            infos = [store.layer_info(n) for n in store.list_layers()]
+            names = store.list_layers()
+            shown = names if results else [n for n in names if not n.startswith("res_")]
+            infos = [store.layer_info(n) for n in shown]
             for i in infos:  # a 3D layer is MULTIPOLYGON Z, as GDAL and PostGIS name it (it showed MULTIPOLYGON)
                 if i["count"] and i["geometry_type"] and not i["geometry_type"].upper().endswith(("Z", "ZM")):
                     first = store.read_layer(i["name"], columns=[], limit=1)
                     if len(first) and bool(first.geometry.has_z.iloc[0]):
                         i["geometry_type"] = f"{i['geometry_type']} Z"
         human = "\n".join(f"{i['name']:<14} {i['geometry_type']:<16} {i['count']:>9,}  {', '.join(i['columns'])}"
-                          for i in infos)
-        emit(infos, as_json, human=human or "(no layers)")
+                          for i in infos) or "(no layers)"
+        if len(shown) < len(names):  # the result tables' opaque names said nothing of their run (a user review)
+            n = len(names) - len(shown)
+            human += (f"\n({n} table{'s' if n != 1 else ''} of stored results left out: --results lists them, "
+                      "`twin runs` shows the runs)")
+        emit(infos, as_json, human=human)
 
     @app.command("import")
     def import_(
