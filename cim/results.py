@@ -404,6 +404,7 @@ class _Staleness:
         self._meta = meta
         self.scenarios = scenarios if scenarios is not None else Scenarios(store)
         self._last: dict = {}
+        self._scen_meta: dict | None = None
         self._have: dict = {}  # "layer" / "raster" -> the names in the store
         self._written: dict = {}  # (kind, name) -> when it was last written, or None
         self._index: dict | None = None  # (scenario, run) -> its index entries
@@ -413,7 +414,14 @@ class _Staleness:
 
     def last_edited(self, scen: str):
         if scen not in self._last:  # the base is never edited; a deleted scenario's results have nothing to go stale
-            self._last[scen] = self.scenarios.get(scen).last_edited() if scen in self.scenarios else None
+            from cim.scenario import BASE, Scenario
+
+            if self._scen_meta is None:  # the scenarios' metadata, read once (three reads a scenario before)
+                self._scen_meta = (self.scenarios._meta() if self._meta is None else
+                                   {k.split(":", 1)[1]: v for k, v in self._meta.items() if k.startswith("scenario:")})
+            name = normalise_scenario_name(scen)
+            known = name != BASE and name in self._scen_meta
+            self._last[scen] = Scenario(self.scenarios, name)._last_edited(self._scen_meta) if known else None
         return self._last[scen]
 
     def written(self, kind: str, name: str):

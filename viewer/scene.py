@@ -38,7 +38,7 @@ def build_scene(state, scenario: str = "base") -> dict:
     crs = twin.crs
     layers = [n for n in store.list_layers() if not n.startswith("res_")]
     infos = {n: store.layer_info(n) for n in layers}
-    ext = twin.extent
+    ext = index.get("extent") or twin.extent  # the metadata's (read above), else the layers' and rasters' bounds
     bounds = list(bounds_to(ext, crs, "EPSG:4326")) if ext else [103.9, 30.5, 104.2, 30.8]
     rasters = [n for n in store.list_rasters() if not n.startswith("res_")]
     from viewer.routers.meshes import mesh_catalogue
@@ -49,7 +49,7 @@ def build_scene(state, scenario: str = "base") -> dict:
         a = store.read_layer("areas", columns=[c for c in ("area_id", "kind", "name") if c in infos["areas"]["columns"]])
         areas = a.drop(columns=[a.geometry.name]).head(200).to_dict("records")
     return {
-        "name": twin.name,
+        "name": index.get("name", ""),
         "areas": areas,
         "crs": crs,
         "bounds": bounds,
