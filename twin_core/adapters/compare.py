@@ -347,6 +347,7 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
     thr = float(ta_)
     da, db, diff = _raster_diff(twin, ka, kb, "max_depth", "m")
     cell = abs(diff.transform.a * diff.transform.e)
+    on_land = False
     if sa.get("flood_extent") or sb.get("flood_extent"):  # flooding over land, as the runs' summaries count it
         from twin_core.adapters.flood import water_context
 
@@ -354,6 +355,7 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
         wm_b, _ = water_context(twin, None if kb[0] == "base" else kb[0], np.shape(db), diff.transform)
         da = da if wm_a is None else np.where(wm_a, np.nan, da)
         db = db if wm_b is None else np.where(wm_b, np.nan, db)
+        on_land = wm_a is not None or wm_b is not None
     wa, wb = _wet(da, thr), _wet(db, thr)
     d = np.nan_to_num(db) - np.nan_to_num(da)
     s: dict = {"threshold_m": thr}
@@ -363,6 +365,17 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
     s["deeper_m2"] = float((wa & wb & (d >= SAME_DEPTH_M)).sum() * cell)
     s["shallower_m2"] = float((wa & wb & (d <= -SAME_DEPTH_M)).sum() * cell)
     s["same_depth_m"] = SAME_DEPTH_M  # deeper / shallower: by at least this much (a depth model's few cm)
+    # what deeper_m2 / shallower_m2 count, said where they are printed: a levee that lowers the river under it
+    # by 0.9 m changes max_depth_diff there but neither figure (the river is no flood, and land that was
+    # flooded in neither run is neither deeper nor shallower); the area changed that no figure counts is given
+    s["deeper_shallower_of"] = (f"{'land ' if on_land else ''}cells flooded (deeper than {thr:g} m) in both runs "
+                                f"whose max depth changed by at least {SAME_DEPTH_M:g} m")
+    moved = np.abs(np.nan_to_num(np.asarray(diff.data, dtype=float), nan=0.0)) >= SAME_DEPTH_M
+    s["depth_changed_not_flooded_m2"] = float((moved & ~wa & ~wb).sum() * cell)
+    s["depth_changed_not_flooded_of"] = (
+        f"cells flooded in neither run ({'rivers and lakes, and land ' if on_land else ''}not deeper than "
+        f"{thr:g} m) whose max depth changed by at least {SAME_DEPTH_M:g} m: in max_depth_diff, in no figure above"
+        + ("; the water bodies' rise: water_max_rise_m" if on_land else ""))
     _change(s, "max_depth_m", sa.get("max_depth_m"), sb.get("max_depth_m"))
     for key in ("exposed_buildings", "exposed_road_links", "exposed_pois", "storage_m3", "outflow_m3", "inflow_m3"):
         if key in sa and key in sb:

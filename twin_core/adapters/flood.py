@@ -971,7 +971,8 @@ def _neighbourhood(grid: np.ndarray, how: str) -> np.ndarray:
 
 
 def link_point_depths(depth, transform, coords, idx, water_mask=None, ground=None,
-                      deck_above_bank_m: float = BRIDGE_DECK_ABOVE_BANK_M) -> np.ndarray:
+                      deck_above_bank_m: float = BRIDGE_DECK_ABOVE_BANK_M,
+                      wet_threshold: float = 0.15) -> np.ndarray:
     """The water over points along road links (m): ``coords`` (n, 2) in order along each link, ``idx`` (n,)
     the link of each point (as ``shapely.get_coordinates(..., return_index=True)`` gives them).
 
@@ -980,8 +981,12 @@ def link_point_depths(depth, transform, coords, idx, water_mask=None, ground=Non
     (its cell in ``water_mask``) is on a bridge: the stretch of such points between two land points is one
     span, whose deck is taken at the lower ground of its two banks (the land points either side) plus
     ``deck_above_bank_m`` (:data:`BRIDGE_DECK_ABOVE_BANK_M`); the span's points get the water above that
-    deck, ``max(water surface - deck, 0)`` with the water surface the highest ``ground + depth`` under the
-    span. A span with no bank on the grid (the link lies all over water) is taken as never overtopped (0).
+    deck, ``max(water surface - deck, 0)`` with the water surface the highest ``ground + depth`` of the wet
+    points under the span: those deeper than ``wet_threshold`` (m; the flood run's ``threshold``, which is
+    also its engine's ``wet_threshold``, so wet here is wet as the run's flooded area and times of arrival
+    count it). A dry cell inside the water polygon (a levee or bank raised by a scenario, with a film of
+    rain on it) is ground, not water surface: counted, its ground would read as water over the deck. A span
+    with no wet point, or no bank on the grid (the link lies all over water), is taken as not overtopped (0).
     Without ``water_mask`` every point is on land.
 
     Examples
@@ -993,8 +998,16 @@ def link_point_depths(depth, transform, coords, idx, water_mask=None, ground=Non
     [0.0, 0.0, 0.0]
     >>> link_point_depths(np.array([[0.2, 4.0, 0.2]]), tr, pts, np.zeros(3, int), wm, ground).tolist()  # 11 m
     [0.2, 0.5, 0.2]
+
+    A raised strip in the water polygon, dry but for 2 mm of rain, is no water surface (the river's is 9 m):
+
+    >>> ground = np.array([[10.0, 7.0, 12.0, 10.0]]); wm = np.array([[False, True, True, False]])
+    >>> pts = np.array([[0.5, -0.5], [1.5, -0.5], [2.5, -0.5], [3.5, -0.5]])
+    >>> link_point_depths(np.array([[0.0, 2.0, 0.002, 0.0]]), tr, pts, np.zeros(4, int), wm, ground).tolist()
+    [0.0, 0.0, 0.0, 0.0]
     """
     depth = np.asarray(depth, dtype=np.float64)
+    wet_threshold = _threshold(wet_threshold)
     xs, ys = coords[:, 0], coords[:, 1]
     if water_mask is None or not np.any(water_mask):
         return _sample(_neighbourhood(depth, "max"), transform, xs, ys)
@@ -1004,7 +1017,8 @@ def link_point_depths(depth, transform, coords, idx, water_mask=None, ground=Non
     if not over.any():
         return out
     gr = _sample(np.asarray(ground, dtype=np.float64), transform, xs, ys)
-    wse = gr + _sample(np.nan_to_num(depth, nan=0.0), transform, xs, ys)
+    dp = _sample(np.nan_to_num(depth, nan=0.0), transform, xs, ys)
+    wse = np.where(dp > wet_threshold, gr + dp, np.nan)  # the water surface where there is water
     idx = np.asarray(idx)
     starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
     ends = np.r_[starts[1:], len(idx)]
@@ -1088,7 +1102,8 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15, *,
             out[name] = pd.DataFrame(columns=cols)
             continue
         if name == "road_links":
-            d = link_point_depths(result.max_depth, transform, coords, idx, wm, ground, deck_above_bank_m)
+            d = link_point_depths(result.max_depth, transform, coords, idx, wm, ground, deck_above_bank_m,
+                                  wet_threshold=threshold)
         else:
             d = _sample(dmax, transform, coords[:, 0], coords[:, 1])
         t = _sample(tarr, transform, coords[:, 0], coords[:, 1])

@@ -448,8 +448,11 @@ def flood_closure_windows(twin, scenario: str | None, flood_run: str, depth: flo
     # depth along each link at each snapshot: (links, snapshots)
     series = np.full((len(links), len(times)), np.nan)
     water_mask, ground = water_context(twin, scenario, snaps.shape[1:], tr)  # bridges: as the exposure table
+    # the water under a bridge: the cells wet as the flood run counts them (its threshold, 0.15 m before it
+    # was recorded), as its exposure table read them
+    wet_thr = expo.attrs.get("threshold_m") or 0.15
     for k in range(len(times)):
-        d = link_point_depths(snaps[k], tr, coords, idx, water_mask, ground)
+        d = link_point_depths(snaps[k], tr, coords, idx, water_mask, ground, wet_threshold=wet_thr)
         series[:, k] = pd.Series(d).groupby(idx).max().reindex(range(len(links))).to_numpy()
     series = np.nan_to_num(series, nan=0.0)
     rows = []
@@ -517,6 +520,7 @@ def _flood_exposure(twin, scenario: str | None, flood_run: str, depth: float, as
     if depth < threshold:
         raise ParameterError(f"flood run {flood_run!r} lists roads flooded above {threshold:g} m only; an impassable "
                              f"depth of {depth:g} m needs a flood run with --threshold {depth:g} or less")
+    expo.attrs["threshold_m"] = threshold  # 0: not recorded
     return expo
 
 
