@@ -59,6 +59,10 @@ _SUMMARY = ["check_id", "created", "filename", "sha256", "size_bytes", "ruleset"
 #: the column with how the model was placed (JSON), for a listing; a table made before it has none (its rows'
 #: report JSON holds it, or nothing for the checks recorded before the placement was kept)
 PLACEMENT = "placement_json"
+#: the column saying the check checked nothing (:attr:`~bim_import.compliance.ComplianceReport.checked_nothing`:
+#: its IDS requirements applied to no element of the model), for a listing; a table made before it has none
+#: (read from its rows' reports then)
+NOTHING = "nothing_checked"
 #: the ``source`` of a check run and not recorded (:func:`check_unrecorded`)
 UNSAVED = "cli_unsaved"
 
@@ -151,13 +155,14 @@ def record_check(store, ifc_path: str, rules, *, ruleset: str | None = None, fil
         "footprint_wkt": "POLYGON EMPTY" if b is None else b.footprint.wkt,
         "report_json": json.dumps(doc, indent=2),
         "placement_json": json.dumps(placement),  # for the listing, which reads no report
+        NOTHING: bool(report.checked_nothing),  # a PASS that checked nothing: the listing marks it
     }
     cid = row["check_id"]
     with store.transaction():
         frame = pd.DataFrame([row]).astype({"storeys": "Int64"})  # an integer column even when unknown (null)
         exists = store.has_table(TABLE)
-        if exists and PLACEMENT not in _columns(store):  # a table from before the column: its report has it
-            frame = frame.drop(columns=[PLACEMENT])
+        if exists:  # a table from before a column: its report has what the column would hold
+            frame = frame.drop(columns=[c for c in (PLACEMENT, NOTHING) if c not in _columns(store)])
         store.write_table(TABLE, frame, mode="append" if exists else "replace")
         html = report.to_html(record=_record(row))
         store.put_blob(_blob(cid, "report.html"), html.encode("utf-8"), mime="text/html")
@@ -297,10 +302,21 @@ def _plain(row: dict) -> dict:
     return {k: _value(v) for k, v in row.items() if k not in ("report_json", PLACEMENT)}
 
 
+def _nothing_checked(row: dict, report: dict | None) -> bool:
+    """The row's ``nothing_checked``, or, in a table made before that column, its report's."""
+    v = _value(row.get(NOTHING))
+    if v is not None:
+        return bool(v)
+    from bim_import.compliance import ComplianceReport
+
+    return bool(report) and ComplianceReport.from_dict(report).checked_nothing
+
+
 def _record(row: dict) -> dict:
     report = json.loads(row["report_json"])
     # checks recorded before the placement was kept have none
-    return _plain(row) | {"placement": report.get("placement"), "report": report}
+    return _plain(row) | {"placement": report.get("placement"), "report": report,
+                          NOTHING: _nothing_checked(row, report)}
 
 
 def _missing(check_id: Any) -> LayerNotFoundError:
@@ -317,16 +333,21 @@ def list_checks(store, *, limit: int = 50, offset: int = 0) -> tuple[list[dict],
     its ``placement`` as :func:`get_check` gives it (None for a check recorded before the placement was kept)."""
     if not store.has_table(TABLE):
         return [], 0
-    # a table made before the placement column: the placement is read from the report
-    extra = PLACEMENT if PLACEMENT in _columns(store) else "report_json"
+    # a table made before the placement (or nothing_checked) column: that is read from the report
+    cols = _columns(store)
+    extra = PLACEMENT if PLACEMENT in cols else "report_json"
+    nothing = [NOTHING] if NOTHING in cols else ["report_json"]
     # newest first, paged in the store; ties of the clock keep the later row first
-    page = store.read_table(TABLE, columns=_SUMMARY + [extra], order_by="created", descending=True,
-                            limit=max(0, int(limit)), offset=max(0, int(offset)))
+    page = store.read_table(TABLE, columns=list(dict.fromkeys(_SUMMARY + [extra] + nothing)), order_by="created",
+                            descending=True, limit=max(0, int(limit)), offset=max(0, int(offset)))
     rows = []
     for r in page.to_dict("records"):
-        v = r.pop(extra)
-        doc = json.loads(v) if isinstance(v, str) and v else None
-        rows.append(_plain(r) | {"placement": doc if extra == PLACEMENT else (doc or {}).get("placement")})
+        report = r.pop("report_json", None)
+        report = json.loads(report) if isinstance(report, str) and report else None
+        v = r.pop(PLACEMENT, None)
+        placement = json.loads(v) if isinstance(v, str) and v else None
+        rows.append(_plain(r) | {"placement": placement if extra == PLACEMENT else (report or {}).get("placement"),
+                                 NOTHING: _nothing_checked(r, report)})
     return rows, store.count_rows(TABLE)
 
 

@@ -16,9 +16,11 @@ A rule set (YAML) names the limits and the plot::
     anchor: [x, y, z, rotation_deg]   # optional: where to put a model without georeference (twin CRS);
                                       # without z ([x, y]) its 0.00 level stands on the twin's DEM there
 
-Limits not named in ``rules`` are taken from the CIM parcel's fields
-(``max_height_m``, ``min_setback_m``, ``max_far``, ``max_coverage``,
-``min_green_ratio``) when the parcel comes from a store.
+When the parcel comes from a store, its fields (``max_height_m``, ``min_setback_m``, ``max_far``,
+``max_coverage``, ``min_green_ratio``) are limits too. Where the parcel and the rules file both name a
+limit, the stricter applies (:func:`merge_limits`: the smaller of a ``max_`` rule, the larger of a ``min_``
+one), so a rules file never loosens the plot's own zoning; each result says where its limit came from
+(:attr:`RuleResult.limit_source`).
 
 Examples
 --------
@@ -69,7 +71,7 @@ import numpy as np
 from twin_core.errors import RuleError
 
 __all__ = ["RULES", "CITY_RULES", "NEIGHBOUR_RULES", "RuleSet", "RuleResult", "ComplianceReport", "check_compliance",
-           "load_rules", "high_rise", "place_anchor"]
+           "load_rules", "high_rise", "place_anchor", "merge_limits"]
 
 #: rule -> (description, unit, parcel field, kind)
 RULES: dict[str, tuple[str, str, str, str]] = {
@@ -309,6 +311,10 @@ class RuleResult:
     passed: bool
     offending: list[str] = field(default_factory=list)
     note: str = ""
+    #: where the limit came from (:func:`merge_limits`): ``"rules file"``, ``"parcel P00001"``, or both with the
+    #: stricter applied (``"parcel P00001: 0.35; rules file: 0.4; applied 0.35 (stricter)"``); "" for an IDS
+    #: requirement and in a report recorded before the source was kept
+    limit_source: str = ""
 
     def reading(self) -> str:
         """The result in words, for a report line: ``6.318 m (limit 24.0 m)``; an IDS requirement
@@ -348,6 +354,20 @@ class ComplianceReport:
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+    @property
+    def checked_nothing(self) -> bool:
+        """Whether the check checked nothing: every result is an IDS requirement that applied to no element of
+        the model. It passes, as IDS 1.0 has it, yet a listing must not read as an approval (``twin bim checks``:
+        ``PASS (nothing checked)``).
+
+        >>> ids = RuleResult("ids:x", "", 0.0, 0.0, "elements", True)
+        >>> ComplianceReport("m", "b", None, [ids], "EPSG:4544").checked_nothing
+        True
+        >>> ComplianceReport("m", "b", None, [ids, RuleResult("max_far", "", 0.5, 2.0, "1", True)], "").checked_nothing
+        False
+        """
+        return all(r.unit == "elements" and not r.limit for r in self.results)
 
     def result(self, rule: str) -> RuleResult:
         for r in self.results:
@@ -435,16 +455,48 @@ table.record{margin-bottom:1em}table.record th{text-align:left}</style></head><b
 <tr{% if rec.placed == false %} class="warn"{% endif %}><th>placed</th><td>{{ rec.placement }}</td></tr>
 </table>
 {% endif %}<p>Model <code>{{ r.model }}</code>, building <code>{{ r.building_id }}</code>{% if r.parcel_id %}, parcel <code>{{ r.parcel_id }}</code>{% endif %} ({{ r.crs }}).</p>
-<p><strong>Overall: {{ "PASS" if r.passed else "FAIL" }}</strong></p>
-<table><tr><th>rule</th><th>what</th><th>measured</th><th>limit</th><th>result</th><th>offending elements</th><th>note</th></tr>
+<p><strong>Overall: {{ "PASS" if r.passed else "FAIL" }}{% if r.passed and r.checked_nothing %} (nothing checked: no requirement applied to an element of the model){% endif %}</strong></p>
+<table><tr><th>rule</th><th>what</th><th>measured</th><th>limit</th><th>limit from</th><th>result</th><th>offending elements</th><th>note</th></tr>
 {% for x in rows %}<tr class="{{ 'pass' if x.passed else 'fail' }}"><td>{{ x.rule }}</td><td>{{ x.description }}</td>
 {% if x.unit == "elements" %}<td colspan="2">{{ x.reading() }}</td>{% else %}
 <td>{% if x.measured is not none %}{{ '%.3f' % x.measured }}{{ x.unit_suffix() }}{% else %}-{% endif %}</td>
 <td>{% if x.limit is not none %}{{ x.limit }}{{ x.unit_suffix() }}{% else %}-{% endif %}</td>{% endif %}
+<td>{{ x.limit_source or "-" }}</td>
 <td>{{ "pass" if x.passed else "FAIL" }}</td><td>{% for g in x.offending[:50] %}<code>{{ g }}</code> {% endfor %}{% if x.offending|length > 50 %}... ({{ x.offending|length }}){% endif %}</td>
 <td>{{ x.note }}</td></tr>
 {% endfor %}</table></body></html>
 """
+
+
+def merge_limits(parcel_limits: dict, file_limits: dict, parcel_id=None) -> tuple[dict, dict]:
+    """``(limits, sources)``: each rule's limit where the CIM parcel and the rules file both name one, the
+    stricter of the two (a ``max`` rule of :data:`RULES` the smaller, a ``min`` rule the larger), and where it
+    came from in words (``sources[rule]``, :attr:`RuleResult.limit_source`). The rules file never loosens the
+    plot's own zoning: a file's ``max_site_coverage: 0.4`` on a parcel zoned 0.35 checks 0.35.
+
+    >>> limits, src = merge_limits({"max_site_coverage": 0.35, "min_setback_m": 4.0},
+    ...                            {"max_site_coverage": 0.4, "min_setback_m": 3.0, "max_far": 2.0}, "P00001")
+    >>> limits
+    {'max_site_coverage': 0.35, 'min_setback_m': 4.0, 'max_far': 2.0}
+    >>> src["max_site_coverage"]
+    'parcel P00001: 0.35; rules file: 0.4; applied 0.35 (stricter)'
+    >>> src["max_far"], merge_limits({"max_far": 1.5}, {"max_far": 1.2}, "P7")[1]["max_far"]
+    ('rules file', 'parcel P7: 1.5; rules file: 1.2; applied 1.2 (stricter)')
+    """
+    parcel = f"parcel {parcel_id}" if parcel_id else "the parcel"
+    limits, sources = {}, {}
+    for rule in list(parcel_limits) + [r for r in file_limits if r not in parcel_limits]:
+        p, f = parcel_limits.get(rule), file_limits.get(rule)
+        if p is None or f is None:
+            limits[rule] = p if f is None else f
+            sources[rule] = parcel if f is None else "rules file"
+            continue
+        kind = RULES[rule][3]
+        lim = min(p, f) if kind == "max" else max(p, f)
+        limits[rule] = lim
+        sources[rule] = (f"{parcel}: {p:g}; rules file: {f:g}; applied {lim:g}"
+                         + (" (both the same)" if p == f else " (stricter)"))
+    return limits, sources
 
 
 def _parcel_geometry(rules: RuleSet, store, footprint, crs):
@@ -578,7 +630,8 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
     if anchor_z is not None and b.georef.method == "anchor":
         b.summary.setdefault("anchor_z", anchor_z)  # for the evaluators (the neighbours' sun: the placed height)
     parcel, parcel_id, parcel_limits = _parcel_geometry(rs, store, b.footprint, crs)
-    limits = {**parcel_limits, **rs.limits}
+    # the stricter of the plot's zoning and the rules file, rule by rule: a file never loosens the parcel's limits
+    limits, limit_sources = merge_limits(parcel_limits, rs.limits, parcel_id)
     if not limits and rs.ids is None:
         raise RuleError("no rule to check: name limits under 'rules:' (e.g. max_height_m: 24) or an 'ids:' file")
     area = parcel.area
@@ -607,7 +660,10 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
                 results.append(ev(model=model, georef=g, building=b, store=store, limit=lim, crs=crs))
             continue
         if rule in NEIGHBOUR_RULES:
-            results.append(_fire_separation(rule, lim, rs, store, b, crs))
+            # a rules file naming a standard's table (GB50016): the parcel's own number, where it has one, is the
+            # least separation for every neighbour, the table's the more where it asks more
+            floor = parcel_limits.get(rule) if rule in rs.tables else None
+            results.append(_fire_separation(rule, lim, rs, store, b, crs, floor=floor))
             continue
         if rule == "max_height_m":
             measured = float(b.height_m) if math.isfinite(b.height_m) else None
@@ -648,6 +704,13 @@ def check_compliance(model_or_path, rules, *, store=None, twin_crs: str | None =
         if not passed and not offending and rule in ("max_far", "max_site_coverage", "min_green_ratio"):
             offending = [(model.building or model.project).get("global_id")]
         results.append(RuleResult(rule, desc, measured, lim, unit, bool(passed), offending if not passed else [], note))
+    for r in results:  # where each limit came from (the evaluators' results too)
+        r.limit_source = limit_sources.get(r.rule, "")
+        if r.rule in rs.tables:
+            src = f"rules file: {rs.tables[r.rule]} (table, by the pair of buildings)"
+            r.limit_source = src if r.rule not in parcel_limits else (
+                f"{'parcel ' + str(parcel_id) if parcel_id else 'the parcel'}: {parcel_limits[r.rule]:g}; {src}; "
+                "applied the larger for each neighbour (stricter)")
 
     if rs.ids:
         results.extend(_check_ids(model.path, rs))
@@ -700,8 +763,9 @@ def _names(ids, n: int = 5) -> str:
     return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
-def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> RuleResult:
-    """``min_fire_separation_m``: the footprint against every CIM building near it (see the module's notes)."""
+def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs, floor: float | None = None) -> RuleResult:
+    """``min_fire_separation_m``: the footprint against every CIM building near it (see the module's notes).
+    ``floor``: with a table (GB50016), the least separation for every pair all the same (the parcel's number)."""
     import shapely
 
     from bim_import.building import replaced_buildings
@@ -720,7 +784,7 @@ def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> Rul
     if fp.is_empty:
         return result(None, limit, False, (), "no footprint")
     # by the table, factories are looked for as far as table 3.4.1 reaches (table 5.2.2 asks 13 m at most)
-    reach = (GB50016_FACTORY_REACH_M if table else limit) + 1.0
+    reach = max(GB50016_FACTORY_REACH_M if table else limit, floor or 0.0) + 1.0
     x0, y0, x1, y1 = fp.bounds
     store_crs = getattr(store, "crs", None)
     near = store.read_layer("buildings", bbox=(x0 - reach, y0 - reach, x1 + reach, y1 + reach))
@@ -750,6 +814,8 @@ def _fire_separation(rule: str, limit: float, rs: RuleSet, store, b, crs) -> Rul
         own_factory = rs.use == "industrial"
         uncovered = (np.array([u == "industrial" for u in uses]) | own_factory) & (dist <= GB50016_FACTORY_REACH_M)
         need = np.where(uncovered, GB50016_FACTORY_MIN_M, need)
+        if floor is not None:
+            need = np.maximum(need, float(floor))
         # what was assumed, where it may have made the pair fail (a pair far enough apart passes either way)
         matters = ~uncovered & (dist < need - 1e-9)
         assumed = ([f"the model ({own_assumed})"] if own_assumed and matters.any() else []) + \

@@ -226,8 +226,11 @@ def test_cli_bim_checks_lists_shows_writes_and_deletes(store_target, boxes, tmp_
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
     assert lines[0] == "2 recorded check(s)"
-    assert lines[1].split()[:4] == [second["check_id"], second["created"][:19], "FAIL", "(2"]  # newest first
-    assert lines[2].split()[:3] == [first["check_id"], first["created"][:19], "PASS"] and "by li" in lines[2]
+    # newest first; the time is UTC and says so (it was printed bare, as 2026-12-05T15:24:41)
+    assert lines[1].split()[:6] == [second["check_id"], second["created"][:10], second["created"][11:19], "UTC",
+                                    "FAIL", "(2"]
+    assert lines[2].split()[:5] == [first["check_id"], first["created"][:10], first["created"][11:19], "UTC",
+                                    "PASS"] and "by li" in lines[2]
     page = json.loads(run.invoke(app, ["bim", "checks", store_target, "--limit", "1", "--offset", "1", "--json"]).stdout)
     assert page["total"] == 2 and [c["check_id"] for c in page["checks"]] == [first["check_id"]]
     assert "2-2 shown" in run.invoke(app, ["bim", "checks", store_target, "--offset", "1"]).output

@@ -419,3 +419,15 @@ def test_scenario_delete_says_its_results_go_with_it(city):
         t.scenarios.create("v")
     res = run("scenario", "delete", city, "v")
     assert res.stdout.strip() == "deleted scenario v"
+
+
+def test_export_of_the_bim_checks_register_says_how(city):
+    # README names the bim_checks table; `twin export` said only "no layer or raster 'bim_checks'" (a user review)
+    with Twin.open(city) as t:
+        t.store.write_table("bim_checks", pd.DataFrame({"check_id": ["c1"], "passed": [True]}))
+    from twin_core.errors import LayerNotFoundError
+
+    res = run("export", city, "bim_checks", "checks.csv")
+    assert isinstance(res.exception, LayerNotFoundError)
+    msg = str(res.exception)
+    assert "register of BIM compliance checks" in msg and f"twin bim checks {city} --json" in msg

@@ -9,7 +9,12 @@ import typer
 
 from twin_core.cli._common import JSON_OPT, QUIET_OPT, STORE_ARG, check_output_path, emit
 
-ANCHOR_OPT = typer.Option(None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS.")
+ANCHOR_OPT = typer.Option(None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the "
+                          "twin CRS (metres, not lon/lat); Z left out or empty (X,Y,,ROTATION_DEG): height 0.")
+CHECK_ANCHOR_OPT = typer.Option(
+    None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS (metres, not "
+    "lon/lat); without Z, or with an empty one (X,Y,,ROTATION_DEG), the model stands on the terrain of the twin "
+    "given by --store (its DEM's height at X,Y), at 0 without one.")
 CRS_OPT = typer.Option(None, "--crs", help="Twin CRS (default: the store's, or the rules' crs, or EPSG:4544).")
 IMPORT_CRS_OPT = typer.Option(None, "--crs", help="Twin CRS (default: the store's, or EPSG:4544).")
 
@@ -20,13 +25,40 @@ def _anchor(text: str | None):
     from bim_import.georef import Anchor
     from twin_core.errors import GeoreferenceError
 
-    try:
-        vals = [float(v) for v in text.split(",")]
+    parts = text.split(",")
+    if not 2 <= len(parts) <= 4:
+        raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]], got {len(parts)} values ({text!r})")
+    try:  # an empty Z (X,Y,,ROTATION_DEG): the height from the twin's terrain, as when Z is left out
+        vals = [None if i == 2 and not v.strip() else float(v) for i, v in enumerate(parts)]
     except ValueError:
-        raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]] numbers, got {text!r}") from None
-    if not 2 <= len(vals) <= 4:
-        raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]], got {len(vals)} values")
+        raise GeoreferenceError(f"--anchor must be X,Y[,Z[,ROTATION_DEG]] numbers (Z may be empty: X,Y,,ROTATION_DEG "
+                                f"takes the height from the terrain), got {text!r}") from None
     return Anchor(*vals)
+
+
+def _check_anchor(anchor, crs, what: str = "--anchor") -> None:
+    """Refuse an anchor (without a CRS of its own) outside the area the twin's CRS ``crs`` covers, saying where
+    it looks like lon/lat and where that point is in ``crs``, as ``twin crowd --anchor`` and the inflows do
+    (:func:`twin_core.adapters.crowd._check_in_crs`): it stood hundreds of kilometres from the city, off the
+    terrain and on no parcel."""
+    if anchor is None or anchor.crs is not None:
+        return
+    from twin_core.adapters.crowd import _check_in_crs
+
+    _check_in_crs([(anchor.x, anchor.y)], crs, what)
+
+
+def _utc(created) -> str:
+    """A recorded check's time as ``2026-12-05 15:24:41 UTC`` (the record keeps UTC, as ``twin runs`` shows its
+    "created (UTC)"); a time without a zone is taken as UTC, as it was recorded."""
+    from datetime import datetime, timezone
+
+    try:
+        t = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
+    except ValueError:
+        return str(created)
+    t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _os_user() -> str:
@@ -50,10 +82,20 @@ def _result_lines(report) -> list[str]:
         lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {r.reading()}"
                      + (f" offending: {', '.join(r.offending[:10])}" if r.offending else "")
                      + (f" and {len(r.offending) - 10} more (--out / --html: all)" if len(r.offending) > 10 else ""))
+        if r.limit_source:  # the rules file, the parcel, or both with the stricter applied
+            lines.append(f"       limit: {r.limit_source}")
         # and where nothing was there to measure, and an IDS requirement that applied to nothing
         if r.note and (not r.passed or r.limit == 0 or r.measured is None or r.rule in NEIGHBOUR_RULES):
             lines.append(f"       {r.note}")
     return lines
+
+
+def _verdict_line(report) -> str:
+    """``model.ifc: PASS`` with the parcel it was checked on, where it has one; ``PASS (nothing checked)`` where
+    its IDS requirements applied to no element of the model."""
+    return (f"{report.model}: {'PASS' if report.passed else 'FAIL'}"
+            + (" (nothing checked)" if report.passed and report.checked_nothing else "")
+            + (f" (parcel {report.parcel_id})" if report.parcel_id else ""))
 
 
 def register(app: typer.Typer) -> None:
@@ -68,7 +110,7 @@ def register(app: typer.Typer) -> None:
         html: Optional[str] = typer.Option(None, "--html", help="Write a readable HTML report here."),
         out: Optional[str] = typer.Option(None, "--out", help="Write the JSON report here."),
         crs: Optional[str] = CRS_OPT,
-        anchor: Optional[str] = ANCHOR_OPT,
+        anchor: Optional[str] = CHECK_ANCHOR_OPT,
         save: bool = typer.Option(False, "--save", help="Record the check (report, HTML, model, file hash) in the "
                                   "twin given by --store, as the map server does; prints its id."),
         as_json: bool = JSON_OPT,
@@ -95,6 +137,11 @@ def register(app: typer.Typer) -> None:
             # an X,Y anchor (or the rules' anchor: [x, y]) stands on the twin's ground, as twin bim import --anchor X,Y
             # puts it: the checks take its height from the DEM (bim_import.compliance.place_anchor) and say so
             placed_at = _anchor(anchor)
+            twin_crs = crs or rs.crs or (st.crs if st is not None else None) or "EPSG:4544"
+            if placed_at is not None:
+                _check_anchor(placed_at, twin_crs)
+            else:  # the rules file's anchor: [x, y] places it
+                _check_anchor(rs.anchor, twin_crs, f"the anchor of the rules file {rules} ('anchor:')")
             if save:
                 from bim_import.checks import check_html, record_check
 
@@ -123,7 +170,7 @@ def register(app: typer.Typer) -> None:
         if out:
             with open(out, "w", encoding="utf-8") as fh:
                 fh.write(report.to_json())
-        lines = [f"{report.model}: {'PASS' if report.passed else 'FAIL'}"] + _result_lines(report)
+        lines = [_verdict_line(report)] + _result_lines(report)
         if report.anchor_z and report.anchor_z.get("text") and rec is None:  # a recorded check says it below
             lines.append(f"  placed at the anchor, {report.anchor_z['text']}")
         import json
@@ -146,8 +193,9 @@ def register(app: typer.Typer) -> None:
         files: List[str] = typer.Argument(..., help="IFC files."),
         crs: Optional[str] = IMPORT_CRS_OPT,
         anchor: Optional[str] = typer.Option(
-            None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS; "
-            "without Z the model stands on the twin's terrain (its DEM's height at X,Y)."),
+            None, "--anchor", help="Place a model without georeference: X,Y[,Z[,ROTATION_DEG]] in the twin CRS "
+            "(metres, not lon/lat); without Z, or with an empty one (X,Y,,ROTATION_DEG), the model stands on the "
+            "twin's terrain (its DEM's height at X,Y)."),
         building_id: Optional[str] = typer.Option(None, "--building-id", help="Import the (one) file under this "
                                                   "building id (default: bim- and its IfcBuilding GlobalId)."),
         replace: bool = typer.Option(False, "--replace", help="Replace an earlier import of the same building id "
@@ -165,9 +213,11 @@ def register(app: typer.Typer) -> None:
             from twin_core.errors import TwinError
 
             raise TwinError(f"--building-id names one building: import one file with it, not {len(files)}")
+        placed_at = _anchor(anchor)
         with open_store(target) as st:
+            _check_anchor(placed_at, crs or st.crs or "EPSG:4544")
             with progress_bar("importing IFC", len(files), quiet=quiet or as_json) as progress:
-                summary = import_many(files, st, twin_crs=crs, anchor=_anchor(anchor), workers=workers,
+                summary = import_many(files, st, twin_crs=crs, anchor=placed_at, workers=workers,
                                       progress=progress, building_id=building_id, replace=replace)
         d = summary.to_dict()
         lines = [f"{len(summary.files)} of {len(files)} file(s) imported in {summary.seconds:.1f} s, "
@@ -306,8 +356,10 @@ def register(app: typer.Typer) -> None:
                 lines = [f"{total} recorded check(s)" + (f", {offset + 1}-{offset + len(rows)} shown" if rows and
                                                           (offset or len(rows) < total) else "")]
                 for r in rows:
-                    verdict = "PASS" if r["passed"] else f"FAIL ({r['n_failed']} failed)"
-                    lines.append(f"  {r['check_id']}  {str(r['created'])[:19]}  {verdict}  {r['filename']}  "
+                    # a PASS that checked nothing (IDS requirements that applied to no element) is no approval
+                    verdict = ("PASS (nothing checked)" if r.get("nothing_checked") else "PASS") if r["passed"] \
+                        else f"FAIL ({r['n_failed']} failed)"
+                    lines.append(f"  {r['check_id']}  {_utc(r['created'])}  {verdict}  {r['filename']}  "
                                  f"rules {r['ruleset']}  by {r['checked_by'] or '-'} ({r['source']})")
                 emit({"total": total, "offset": offset, "checks": rows}, as_json, human="\n".join(lines))
                 return
@@ -331,8 +383,11 @@ def register(app: typer.Typer) -> None:
                 wrote.append(glb)
         from bim_import.compliance import ComplianceReport
 
-        lines = [f"check {rec['check_id']}: {'PASS' if rec['passed'] else 'FAIL'}, {rec['filename']} "
-                 f"(sha256 {rec['sha256'][:16]}...), rules {rec['ruleset']}, {str(rec['created'])[:19]}, "
+        verdict = ("PASS (nothing checked)" if rec.get("nothing_checked") else "PASS") if rec["passed"] else "FAIL"
+        lines = [f"check {rec['check_id']}: {verdict}, {rec['filename']} "
+                 f"(sha256 {rec['sha256'][:16]}...), rules {rec['ruleset']}"
+                 + (f", parcel {rec['parcel_id']}" if rec.get("parcel_id") else "")
+                 + f", {_utc(rec['created'])}, "
                  f"by {rec['checked_by'] or '-'} ({rec['source']})"]
         placement = rec.get("placement")  # None: recorded before the placement was kept
         if placement:

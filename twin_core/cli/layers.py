@@ -254,6 +254,13 @@ def _check_exportable(twin, name: str, typed: str, out: str) -> None:
         raise LayerNotFoundError(
             f"{name!r} is a result of a run, not a layer or raster of the twin: give the run, e.g. {example} (runs "
             f"with a {name}: {', '.join(runs[:5])}{more}; `twin runs {shown}` lists the runs and their results)")
+    from bim_import.checks import TABLE as BIM_CHECKS
+
+    if name == BIM_CHECKS and store.has_table(name):  # README names the table; it is no layer (a user review)
+        raise LayerNotFoundError(
+            f"{name!r} is the twin's register of BIM compliance checks, a table, not a layer or raster: "
+            f"`twin bim checks {shown} --json` writes it (newest first; --limit/--offset page it), and "
+            f"`twin bim checks {shown} CHECK_ID --html report.html` one check's report")
     layers, rasters = twin.layers(), twin.rasters()
     raise LayerNotFoundError(
         f"no layer or raster {name!r} in {store.uri}{did_you_mean(name, layers + rasters)}; layers: "
