@@ -5,40 +5,15 @@ stores. ``twin.meta`` leaves out the store's bookkeeping, the format version amo
 
 from __future__ import annotations
 
-import sys
 import time
 
-from test_results_one_read_leftover import _PASS_THROUGH, _client, _save
+from test_results_one_read_leftover import _client, _reads, _save
 from test_viewer_stale_chain_fixstale import target  # noqa: F401  (the same small twin, on both stores)
 
 #: the callers that read the whole index for the results (the scenarios' own meta, cim.scenario, the twin's
 #: name and extent, and the store's CRS, which a layer's info or read asks for, are other reads)
 _INDEX_READERS = ("cim.results", "viewer.routers.results", "viewer.scene.build_scene", "twin_core.twin.runs",
                   "twin_core.twin.describe_runs", "twin_core.twin._warn_empty_filter")
-
-
-def _reads(monkeypatch, where) -> list[str]:
-    """Who calls the store's get_meta (``module.function`` of the first frame outside the store and its lock;
-    ``store.crs`` for the store's own CRS look-up, whoever asked for it)."""
-    from cim.store.gpkg import GeoPackageStore
-    from cim.store.postgis import PostGISStore
-
-    cls = GeoPackageStore if where.endswith(".gpkg") else PostGISStore
-    real = cls.get_meta
-    seen: list[str] = []
-
-    def get_meta(self, *a, **kw):
-        f = sys._getframe(1)
-        if f.f_code.co_name == "crs" and f.f_globals.get("__name__", "").startswith("cim.store"):
-            seen.append("store.crs")
-            return real(self, *a, **kw)
-        while f is not None and f.f_globals.get("__name__", "").startswith(_PASS_THROUGH):
-            f = f.f_back
-        seen.append(f"{f.f_globals.get('__name__')}.{f.f_code.co_name}")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(cls, "get_meta", get_meta)
-    return seen
 
 
 def _index_reads(seen: list[str]) -> list[str]:
