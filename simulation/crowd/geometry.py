@@ -193,7 +193,10 @@ class WalkableArea:
     polygon : shapely Polygon or MultiPolygon
         The walkable floor (metres, projected). Holes are obstacles.
     exits : dict of name -> LineString or [(x1, y1), (x2, y2)]
-        Door lines on the boundary. Agents leave when they cross one.
+        Door lines on the boundary. Agents leave when they cross one. The
+        walls (:attr:`walls`) are the boundary minus the door openings and
+        minus whatever outline lies within 0.35 m beyond a door line, within
+        its span (a door's reveal drawn a few cm outside the line).
     waypoints : dict of name -> geometry, optional
         Places agents with a route (``Agents(route=[...])``) must pass, in
         order, before they head for an exit. A point ``(x, y)`` or shapely
