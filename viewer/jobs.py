@@ -20,9 +20,11 @@ import importlib
 import inspect
 import itertools
 import logging
+import math
 import secrets
 import threading
 import time
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -97,7 +99,11 @@ def adapter_engine(engine: str) -> EngineFn:
         mod = importlib.import_module(f"twin_core.adapters.{engine}")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("twin_core.adapters"):
-            raise UnknownEngine(f"the {engine} engine is not installed in this build (no twin_core.adapters.{engine})") from None
+            from cim.scenario import did_you_mean
+
+            have = installed_engines()
+            raise UnknownEngine(f"no engine {engine!r} in this build; the engines are {have}"
+                                + did_you_mean(engine, have) + " (GET /api/jobs/engines lists them)") from None
         raise
     if hasattr(mod, "run_job"):
         return mod.run_job
@@ -128,6 +134,18 @@ def adapter_engine(engine: str) -> EngineFn:
     return call
 
 
+def installed_engines(extra=()) -> list[str]:
+    """The engines of :data:`ENGINES` whose adapter this build has, and ``extra`` (registered ones)."""
+    names = set(extra)
+    for e in ENGINES:
+        try:
+            importlib.import_module(f"twin_core.adapters.{e}")
+            names.add(e)
+        except ImportError:
+            pass
+    return sorted(names)
+
+
 #: what the server sets for every job; a client's params may not set them
 RESERVED = ("twin", "scenario", "run", "progress")
 
@@ -151,8 +169,8 @@ def check_params(engine: str, params: dict, allowed: list[str] | None) -> None:
     """A clear error (HTTP 400) for a parameter the server sets itself or one the engine does not take."""
     reserved = [k for k in params if k in RESERVED]
     if reserved:
-        raise UnknownParameter(f"job parameter(s) {reserved} are set by the server (give the scenario beside "
-                               "'params', not in it; every job gets a new run id)")
+        raise UnknownParameter(f"job parameter(s) {reserved} are set by the server: give \"scenario\" and \"run\" "
+                               "beside \"params\", not in it (without \"run\" the job gets a new run id)")
     python = [k for k in params if allowed is not None and k in PYTHON_ONLY and k not in allowed]
     if python:
         raise UnknownParameter(f"the {engine} engine's parameter(s) {python} take a Python object (a "
@@ -194,7 +212,9 @@ def value_checks(engine: str) -> dict[str, Callable[[Any], Any]]:
     if engine == "flood":
         from twin_core.adapters import flood as m
 
-        return {"storm": m.parse_return_period, "duration": duration("duration"), "until": duration("until"),
+        # storm within the formula's range, duration and until at most 7 days: as the run and `twin flood` check them
+        return {"storm": m.design_storm_years, "duration": lambda v: m.flood_duration(v, "duration"),
+                "until": lambda v: m.flood_duration(v, "until"),
                 "snapshot_interval": duration("snapshot_interval"), "storm_step": duration("storm_step"),
                 "buildings": _one_of("buildings", m.BUILDING_MODES),
                 "roof_runoff": _one_of("roof_runoff", m.ROOF_RUNOFF_MODES),
@@ -215,11 +235,25 @@ def value_checks(engine: str) -> dict[str, Callable[[Any], Any]]:
     return {}
 
 
+def _not_finite(v, path: str) -> str | None:
+    """The place (``params.a[2]``) of the first NaN or infinite number in a job's JSON ``v``, or None."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return path
+    if isinstance(v, dict):
+        return next((p for k, x in v.items() if (p := _not_finite(x, f"{path}.{k}"))), None)
+    if isinstance(v, (list, tuple)):
+        return next((p for i, x in enumerate(v) if (p := _not_finite(x, f"{path}[{i}]"))), None)
+    return None
+
+
 def check_values(engine: str, params: dict) -> None:
     """A clear error (HTTP 422) for a parameter of ``engine`` whose value it cannot read (see :func:`value_checks`);
-    None is left to the engine (most take it for their default)."""
+    None is left to the engine (most take it for their default). No parameter may hold NaN or an infinity."""
     from twin_core.errors import ParameterError
 
+    bad = _not_finite(params, "params")
+    if bad:
+        raise InvalidParameter(f"{bad} is not a finite number: give a number (or leave it out for the default)")
     for name, check in value_checks(engine).items():
         value = params.get(name)
         if value is None:
@@ -254,6 +288,38 @@ def check_mode(engine: str, params: dict) -> None:
                                f"\"mode\": \"{other}\" or leave them out")
 
 
+#: the engines that take ``flooded_by``, a flood run under the job's scenario
+FLOODED_BY_ENGINES = ("traffic", "crowd", "access")
+
+
+def check_flood_run(store, engine: str, scenario: str, params: dict) -> None:
+    """A clear error (HTTP 422) for a ``flooded_by`` that names no flood run under ``scenario``: one missing
+    (it may be under another scenario), or a run of another engine. The job failed with it only once it ran."""
+    flood_run = params.get("flooded_by")
+    if flood_run is None or engine not in FLOODED_BY_ENGINES:
+        return
+    from cim.results import check_run_id, engine_of, list_results
+    from twin_core.errors import SchemaError
+
+    try:
+        check_run_id(flood_run)
+    except SchemaError as exc:
+        raise InvalidParameter(f"flooded_by: {exc}") from None
+    here = list_results(store, scenario=scenario)
+    floods = sorted({r for r, m in zip(here["run"], here["meta"]) if engine_of(m) == "flood"})
+    listed = f"flood runs under scenario {scenario!r}: {floods[-10:]}" if floods else \
+        f"scenario {scenario!r} has no flood run: start a flood job there first"
+    mine = here[here["run"] == flood_run]
+    if not len(mine):
+        elsewhere = sorted(set(list_results(store, run=flood_run)["scenario"]))
+        where = f" (it is under {elsewhere}: run the {engine} job on that scenario)" if elsewhere else ""
+        raise InvalidParameter(f"flooded_by: no flood run {flood_run!r} under scenario {scenario!r}{where}; {listed}")
+    kinds = sorted({engine_of(m) or "hand-saved" for m in mine["meta"]})
+    if "flood" not in kinds:
+        raise InvalidParameter(f"flooded_by: run {flood_run!r} under scenario {scenario!r} is {' and '.join(kinds)} "
+                               f"run, not a flood run; {listed}")
+
+
 class JobManager:
     """Queue of jobs on a small thread pool; keeps the last ``keep`` jobs."""
 
@@ -265,6 +331,8 @@ class JobManager:
         self.engines: dict[str, EngineFn] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._futures: set[futures.Future] = set()
+        self.closing = False  # shutdown() began: jobs are cancelled, none is queued
         self.started = time.time()
         #: ids are job-<server start, UTC>-<4 random hex>-<n> (job-20261205-071203-3fa9-1): unique across restarts,
         #: two in one second included, so a screen that follows a job id from before a restart gets a 404 that
@@ -278,18 +346,20 @@ class JobManager:
         self.engines[name] = fn
 
     def available(self) -> list[str]:
-        names = set(self.engines)
-        for e in ENGINES:
-            try:
-                importlib.import_module(f"twin_core.adapters.{e}")
-                names.add(e)
-            except ImportError:
-                pass
-        return sorted(names)
+        return installed_engines(self.engines)
 
-    def submit(self, engine: str, scenario: str, params: dict) -> Job:
+    def submit(self, engine: str, scenario: str, params: dict, run: str | None = None) -> Job:
+        """Queue a job of ``engine`` on ``scenario``, its results under run id ``run`` (None: a new one); every
+        check that can be made now is (engine, parameters and their values, scenario, ``flooded_by``, run id,
+        a writable store), so a bad request is refused at once, not queued to fail."""
         from cim.results import new_run_id
 
+        if engine not in self.engines and engine not in ENGINES:
+            from cim.scenario import did_you_mean
+
+            have = self.available()
+            raise UnknownEngine(f"no engine {engine!r}; the engines are {have}" + did_you_mean(engine, have)
+                                + " (GET /api/jobs/engines lists them)")
         fn = self.engines.get(engine) or adapter_engine(engine)
         # adapter engines know their parameters; a registered engine gets the reserved-name check only
         getattr(fn, "check", lambda p: check_params(engine, p, None))(params)
@@ -304,17 +374,44 @@ class JobManager:
         if writable is not None and params.get("save", True) is not False:
             # a twin the server may not write: a 503 now, not a job that fails once it runs
             store.check_writable(before=f"{'an' if engine[:1] in 'aeiou' else 'a'} {engine} job")
+        check_flood_run(store, engine, scenario, params)
+        if run is not None:
+            self._check_run(engine, scenario, run, save=params.get("save", True) is not False)
         with self._lock:
+            if run is not None:
+                self._run_free_of_jobs(run)
             jid = f"{self.prefix}{next(self._ids)}"
-            job = Job(jid, engine, scenario, new_run_id(engine), dict(params))
+            job = Job(jid, engine, scenario, run or new_run_id(engine), dict(params))
             self.jobs[jid] = job
             while len(self.jobs) > self.keep:
                 old = next(iter(self.jobs))
                 if self.jobs[old].status in ("queued", "running"):
                     break
                 del self.jobs[old]
-        self.pool.submit(self._run, job, fn)
+        fut = self.pool.submit(self._run, job, fn)
+        self._futures.add(fut)
+        fut.add_done_callback(self._futures.discard)
         return job
+
+    def _check_run(self, engine: str, scenario: str, run: str, save: bool) -> None:
+        """A clear error (HTTP 422) for a run id the job cannot save under: not a valid id (the rule), or one
+        that holds another engine's run or is taken under another scenario, as the engine itself checks it."""
+        from cim.results import check_run_free, check_run_id
+        from twin_core.errors import ParameterError, SchemaError
+
+        try:
+            check_run_id(run)
+            if save:
+                check_run_free(self.state.twin.store, scenario, run, engine)
+        except (SchemaError, ParameterError) as exc:
+            raise InvalidParameter(f"run: {exc}") from None
+
+    def _run_free_of_jobs(self, run: str) -> None:
+        """Refuse a run id that a queued or running job will save under (caller holds ``self._lock``)."""
+        for j in self.jobs.values():
+            if j.run == run and j.status in ("queued", "running"):
+                raise InvalidParameter(f"run: job {j.id} ({j.engine}, {j.status}) saves run {run!r}; give another "
+                                       "run id, or wait for that job to end")
 
     def get(self, jid: str) -> Job:
         job = self.jobs.get(jid)
@@ -331,8 +428,10 @@ class JobManager:
         if job.status in ("queued", "running"):
             job.cancel.set()
             if job.status == "queued":
-                job.status = "cancelled"
+                job.status, job.message = "cancelled", "cancelled by request"
                 job.finished = time.time()
+            else:  # it stops at its next progress report (the flood engine's come at least every 0.25 s)
+                job.message = "cancelling"
             job.touch()
         return job
 
@@ -354,7 +453,8 @@ class JobManager:
             job.status, job.progress = "done", 1.0
             job.message = "finished"
         except JobCancelled:
-            job.status, job.message = "cancelled", "cancelled by request"
+            job.status = "cancelled"
+            job.message = "cancelled: the server is shutting down" if self.closing else "cancelled by request"
         except Exception as exc:  # the job fails, the server does not
             log.exception("job %s (%s) failed", job.id, job.engine)
             job.status = "failed"
@@ -364,10 +464,23 @@ class JobManager:
             self.state.invalidate(job.scenario)
             job.touch()
 
-    def shutdown(self) -> None:
-        for j in self.jobs.values():
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel every job and wait up to ``timeout`` s for the running ones to stop (each at its next
+        progress report); queued ones never start. Returns whether all stopped in time (a job busy where it
+        reports no progress, such as saving its results, is left to finish, with a warning)."""
+        self.closing = True
+        for j in list(self.jobs.values()):
             j.cancel.set()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+            if j.status == "queued":
+                j.status, j.message, j.finished = "cancelled", "cancelled: the server is shutting down", time.time()
+                j.touch()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        futures.wait(list(self._futures), timeout=timeout)
+        running = [j.id for j in self.jobs.values() if j.status == "running"]
+        if running:
+            log.warning("jobs %s were still running %g s after the shutdown began; they stop at their next "
+                        "progress report", running, timeout)
+        return not running
 
 
 def _jsonable(v: Any) -> Any:

@@ -25,6 +25,9 @@ ProgressCallback = Callable[[float, float], None]
 # finite bed elevations must stay well below the WALL of blocked cells (and no real ground is this far off)
 _MAX_ABS_ELEVATION = 1.0e6
 _EVENT_EPS = 1e-9  # s: an output due within this of the model time is recorded now
+#: s of wall time: run() reports progress at least this often (a 1 % step of a long run took minutes, and a
+#: cancelled job, which stops in its progress callback, ran on until then)
+PROGRESS_WALL_S = 0.25
 
 
 def _is_number(v) -> bool:
@@ -742,7 +745,9 @@ class FloodModel:
     def run(self, until: float, progress: ProgressCallback | None = None) -> FloodResult:
         """Run to ``until`` seconds from the start; returns a :class:`FloodResult`.
 
-        ``progress(done_s, total_s)`` is called about every 1 % of the run.
+        ``progress(done_s, total_s)`` is called about every 1 % of the run, and at least every
+        :data:`PROGRESS_WALL_S` seconds of wall time, so a caller that stops the run by raising from it (a
+        cancelled job) waits no longer than that, however long the run.
         """
         if not (_is_number(until) and math.isfinite(until)):
             raise ParameterError(f"until must be a number of seconds, got {until!r}")
@@ -755,6 +760,7 @@ class FloodModel:
         total = float(until)
         report_every = max((until - self.time) / 100.0, 1e-9)
         next_report = self.time
+        wall_next = wall0 + PROGRESS_WALL_S
         while self.time < until - 1e-9:
             dt = self.stable_dt()
             if dt < self.params.min_dt:
@@ -767,9 +773,10 @@ class FloodModel:
             self._advance(dt)
             if first_s is None:
                 first_s = _time.perf_counter() - wall0
-            if progress is not None and self.time >= next_report:
+            if progress is not None and (self.time >= next_report or _time.perf_counter() >= wall_next):
                 progress(self.time, total)
                 next_report = self.time + report_every
+                wall_next = _time.perf_counter() + PROGRESS_WALL_S
         if progress is not None:
             progress(self.time, total)
         if self.params.snapshot_interval and (not self._snap_t or self._snap_t[-1] < self.time - 1e-9):

@@ -20,6 +20,9 @@ __all__ = [
 ]
 
 EDGES = ("north", "south", "west", "east")
+#: the most blocks a design hyetograph may have: a week in 1 s blocks fits (604,800); a duration of 1e308 s
+#: failed in numpy with "Maximum allowed size exceeded"
+MAX_HYETOGRAPH_BLOCKS = 1_000_000
 BOUNDARY_KINDS = ("closed", "free", "stage", "flux")
 
 
@@ -301,6 +304,12 @@ class StormFormula:
             raise ParameterError(f"duration and step must be finite numbers > 0 s, got {duration_s!r} and {step_s!r}")
         if not (_is_real(peak_ratio) and 0.0 < peak_ratio < 1.0):
             raise ParameterError(f"peak_ratio r must be in (0, 1), got {peak_ratio}; 0.3-0.5 is usual in China")
+        blocks = duration_s / step_s
+        if blocks > MAX_HYETOGRAPH_BLOCKS:
+            raise ParameterError(
+                f"a storm of {duration_s:g} s in blocks of {step_s:g} s would have {blocks:.3g} blocks, more than "
+                f"{MAX_HYETOGRAPH_BLOCKS:,}; a design storm lasts minutes to hours (Chinese practice: at most a few "
+                "days): give a shorter duration, or a longer step")
         a, b = self._a_b(P)
         n = self.n
         T = duration_s / 60.0

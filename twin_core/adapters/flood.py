@@ -45,7 +45,8 @@ from twin_core.units import as_number, is_bare_number, parse_duration
 
 __all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration", "water_grid",
            "link_point_depths", "BRIDGE_DECK_ABOVE_BANK_M",
-           "rain_from_sensors", "parse_return_period", "parse_inflows", "read_hydrograph", "inflow_volume",
+           "rain_from_sensors", "parse_return_period", "flood_duration", "design_storm_years", "MAX_FLOOD_DURATION_S",
+           "parse_inflows", "read_hydrograph", "inflow_volume",
            "GAUGE_KINDS", "BUILDING_MODES", "ROOF_RUNOFF_MODES"]
 
 GAUGE_KINDS = ("rain_gauge", "river_level")
@@ -67,6 +68,11 @@ BRIDGE_DECK_ABOVE_BANK_M = 0.5
 _DEEPEST_WATER_BODY_M = 50.0  # a normal level this far above a water body's ground is likely another datum
 #: how a run judges flooding: over land only, the cells outside the 'water' layer's polygons (see run_flood)
 FLOOD_EXTENT = "land (cells outside the water layer's polygons)"
+#: the longest storm (``duration``) and simulated time (``until``) a flood run takes: 7 days, the longest design
+#: storm of Chinese flood practice (1-, 3- and 7-day storms), which also leaves days for the water to drain. The
+#: storm formula itself is fitted to minutes and hours. A longer run (99999h) computed for hours, kept a depth
+#: snapshot every 10 min in memory, and could not be stopped
+MAX_FLOOD_DURATION_S = 7 * 86400.0
 
 
 def _rate(value, name: str):
@@ -513,6 +519,46 @@ def inflow_volume(times, flows, t_end: float) -> float:
     return float(np.sum(0.5 * (q[1:] + q[:-1]) * np.diff(at)))
 
 
+def flood_duration(value, what: str = "duration") -> float:
+    """Seconds of a flood run's ``duration`` or ``until`` (:func:`parse_duration`), refused past
+    :data:`MAX_FLOOD_DURATION_S` (7 days) with a clear error.
+
+    >>> flood_duration("2h"), flood_duration("7d")
+    (7200.0, 604800.0)
+    >>> try:
+    ...     flood_duration("99999h")
+    ... except ValueError as exc:
+    ...     print(str(exc).split(" (")[0])
+    duration='99999h' is 4167 days; a flood run takes at most 7 days
+    """
+    v = parse_duration(value, what)
+    if v > MAX_FLOOD_DURATION_S:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise ParameterError(f"{what}={shown} is {v / 86400:.4g} days; a flood run takes at most "
+                             f"{MAX_FLOOD_DURATION_S / 86400:g} days (7d, 168h), the longest design storm of flood "
+                             "practice with days to drain: give a shorter one (design storms last minutes to hours)")
+    return v
+
+
+def design_storm_years(value, formula=None) -> float:
+    """The return period of ``value`` (:func:`parse_return_period`), checked against the range ``formula``
+    (default :data:`simulation.flood.CHENGDU_STORM`) was fitted to, as the run itself checks it.
+
+    >>> design_storm_years("50y")
+    50.0
+    >>> try:
+    ...     design_storm_years("500y")
+    ... except ValueError as exc:
+    ...     print(str(exc).split(" (")[0])
+    return period 500 years is outside the storm formula's range
+    """
+    from simulation.flood import CHENGDU_STORM
+
+    P = parse_return_period(value)
+    (formula or CHENGDU_STORM).intensity_mm_min(P, 60.0)  # raises for a period outside the formula's range
+    return P
+
+
 def parse_return_period(value) -> float:
     """Years from ``50``, ``"50"``, ``"50y"``, ``"50yr"``."""
     m = re.match(r"^\s*([0-9]*\.?[0-9]+)\s*(y|yr|a|year|years)?\s*$", str(value), re.I)
@@ -833,7 +879,7 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     water_info.update(initial_water=bool(initial_water),
                       initial_volume_m3=float(h0.sum() * dx * dy) if initial_water else 0.0)
 
-    dur = parse_duration(duration, "duration")
+    dur = flood_duration(duration, "duration")
     if rain is None:
         f = formula or CHENGDU_STORM
         P = parse_return_period(storm)
@@ -1368,13 +1414,13 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         raise ParameterError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} rain_from_sensors (CLI: "
                              "--rain-from-sensors 2h): they say how the rain gauges' readings are spread and gaps "
                              "read; a design storm has neither")
-    dur = parse_duration(duration, "duration")
+    dur = flood_duration(duration, "rain_from_sensors" if observed is not None else "duration")
     if dur < 60 and prepare_kw.get("rain") is None:
         twin_warn(f"duration={duration!r} is {dur:g} s of rain: a bare number is seconds; write e.g. "
                       f"duration='{dur:g}h' or '{dur:g}min'" if is_bare_number(duration) else
                       f"duration={duration!r} is a {dur:g} s storm; design storms last minutes to hours",
                       TwinWarning, stacklevel=2)
-    t_end = parse_duration(until, "until") if until is not None else dur
+    t_end = flood_duration(until, "until") if until is not None else dur
     p = params or FloodParameters(snapshot_interval=parse_duration(snapshot_interval, "snapshot_interval"),
                                   gauge_interval=60.0,
                                   wet_threshold=threshold)

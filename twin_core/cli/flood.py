@@ -19,9 +19,9 @@ def register(app: typer.Typer) -> None:
                                   "formula is the classic Chengdu one (Water Supply and Drainage Design Handbook vol. 5, "
                                   "not checked against an online copy; Chengdu's zoned formulas of 2015+ supersede it "
                                   "for design)."),
-        duration: str = typer.Option("1h", "--duration", help="Storm duration, e.g. 30min, 1h, 2h."),
+        duration: str = typer.Option("1h", "--duration", help="Storm duration, e.g. 30min, 1h, 2h (at most 7d)."),
         until: str = typer.Option(None, "--until", help="Simulated time: seconds or e.g. 90min, 3h (default: the "
-                                                        "storm duration; longer to see the water drain)."),
+                                                        "storm duration; longer to see the water drain; at most 7d)."),
         scenario: str = typer.Option(None, "--scenario", help="Scenario to run (default: the base city)."),
         run: str = typer.Option(None, "--run", help="Run id (default: a new time-stamped id)."),
         peak_ratio: float = typer.Option(0.4, "--peak-ratio", help="Chicago hyetograph peak position r (0-1)."),
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         gauges, the mass balance and exposure tables under the scenario and run.
         """
         from simulation.flood import FloodParameters
-        from twin_core.adapters.flood import parse_duration, parse_inflows, run_flood
+        from twin_core.adapters.flood import flood_duration, parse_inflows, run_flood
         from twin_core.progress import progress_bar
         from twin_core.errors import ParameterError
         from twin_core.twin import Twin
@@ -82,8 +82,10 @@ def register(app: typer.Typer) -> None:
         if not threshold > 0:  # before FloodParameters, whose message would name wet_threshold
             raise ParameterError(f"--threshold must be > 0 m, got {threshold}; 0.15 m is usual")
         parse_inflows(inflow, what="--inflow")  # a bad spec or hydrograph file fails now, naming the option
-        dur = parse_duration(rain_from_sensors if rain_from_sensors else duration)
-        t_end = parse_duration(until) if until else dur
+        # at once, naming the option (a --duration 99999h ran on for minutes with no word)
+        dur = flood_duration(rain_from_sensors if rain_from_sensors else duration,
+                             "--rain-from-sensors" if rain_from_sensors else "--duration")
+        t_end = flood_duration(until, "--until") if until else dur
         params = FloodParameters(dtype=dtype, snapshot_interval=min(600.0, t_end), gauge_interval=60.0,
                                  wet_threshold=threshold)
         what = f"observed rain {rain_from_sensors}" if rain_from_sensors else f"{storm} {duration}"

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from cim.scenario import normalise_scenario_name
@@ -15,7 +16,52 @@ from viewer.dependencies import get_state, require
 from viewer.jobs import ENGINES
 from viewer.limits import LimitedRoute
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=LimitedRoute)
+#: what a job request looks like, for the errors that say the body is wrong
+EXAMPLE = '{"engine": "flood", "scenario": "base", "run": "storm50", "params": {"storm": "50y", "duration": "1h"}}'
+
+
+class LimitedBodyRoute(LimitedRoute):
+    """The jobs' routes: the body limit of :data:`~viewer.limits.LimitedRoute` (whose class name it keeps), and a
+    body that is not JSON, or not a JSON object with ``engine``, gets an error that says what a job request is,
+    with an example (it got "1: JSON decode error")."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request):
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                msg = _body_error(exc.errors(), request)
+                if msg is None:
+                    raise
+                return JSONResponse({"detail": msg, "error": "invalid request"}, status_code=422)
+
+        return route
+
+
+def _body_error(errors, request: Request) -> str | None:
+    """A message for a job request whose body is not JSON, not an object, or has a bad ``engine``; None for other
+    errors (the app's handler words those)."""
+    for e in errors:
+        loc, kind = tuple(e.get("loc", ())), e.get("type", "")
+        if kind == "json_invalid":
+            why = (e.get("ctx") or {}).get("error", "not JSON")
+            at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+            return (f"the request body is not valid JSON ({why}{at}): send a JSON object with \"engine\" and "
+                    f"\"params\" (and optionally \"scenario\" and \"run\"), e.g. {EXAMPLE}")
+        if loc == ("body",):
+            return (f"the request body must be a JSON object with \"engine\" and \"params\" (and optionally "
+                    f"\"scenario\" and \"run\"), not {type(e.get('input')).__name__ if e.get('input') is not None else 'empty'}"
+                    f", e.g. {EXAMPLE}")
+        if loc[:2] == ("body", "engine"):
+            engines = request.app.state.twin_state.jobs.available()
+            return (f"engine: {'missing' if kind == 'missing' else e.get('msg')}; give one of {engines}, "
+                    f"e.g. {EXAMPLE}")
+    return None
+
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=LimitedBodyRoute)
 
 
 class JobIn(BaseModel):
@@ -23,6 +69,9 @@ class JobIn(BaseModel):
                         description=f"the engine to run: {', '.join(ENGINES)} (GET /api/jobs/engines lists those "
                                     "this server has)", examples=list(ENGINES))
     scenario: str = Field("base", max_length=255, description="a scenario name, or 'base' (the city)")
+    run: str | None = Field(None, description="the run id to save under: ASCII letters, digits, '_', '-', '.', at "
+                                              "most 80, starting with a letter or digit (default: a new id)",
+                            examples=["storm50"])
     params: dict[str, Any] = Field(default_factory=dict, description="engine parameters (see the engine's docs)")
 
     @field_validator("scenario")
@@ -43,7 +92,7 @@ def start(body: JobIn, state=Depends(get_state)) -> dict:
         from fastapi import HTTPException
 
         raise HTTPException(413, "params are larger than 100 kB; pass data through the twin, not the request")
-    job = state.jobs.submit(body.engine, body.scenario, body.params)
+    job = state.jobs.submit(body.engine, body.scenario, body.params, run=body.run)
     return {**job.to_dict(), "status_url": f"/api/jobs/{job.id}", "events_url": f"/api/jobs/{job.id}/events"}
 
 
