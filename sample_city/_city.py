@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class SampleCity(Mapping):
     rasters: dict[str, Any] = field(default_factory=dict)
     crs: str = CRS
     aux: dict[str, Any] = field(default_factory=dict, repr=False)  # generator internals (street mask ...)
+    tables: dict[str, Any] = field(default_factory=dict, repr=False)  # plain tables: road_turns (allowed turns)
 
     @property
     def name(self) -> str:
@@ -112,11 +114,14 @@ class SampleCity(Mapping):
 # ----------------------------------------------------------------------------------------- roads
 
 def _network():
-    from cim.io.sumo import read_sumo_net
+    """Links, junctions and allowed turns (from_link, to_link, dir) of the Chengdu network."""
+    from cim.io.sumo import read_sumo_net, read_sumo_turns
 
     with resources.files("sample_city").joinpath("data/chengdu.net.xml.gz").open("rb") as fh:
         with gzip.GzipFile(fileobj=fh) as gz:
-            return read_sumo_net(gz, crs=CRS)
+            data = gz.read()
+    links, nodes = read_sumo_net(io.BytesIO(data), crs=CRS)
+    return links, nodes, read_sumo_turns(io.BytesIO(data), links["link_id"])
 
 
 def _snap(v: float, res: float, up: bool) -> float:
@@ -197,7 +202,7 @@ def _build_one(size: str, seed: int, report) -> SampleCity:
     from cim.schema import conform
 
     res = DEM_RES[size]
-    links_all, nodes_all = _network()
+    links_all, nodes_all, turns_all = _network()
     nx0, ny0, nx1, ny1 = links_all.total_bounds
     world = (_snap(nx0 - PAD_M, res, False), _snap(ny0 - PAD_M, res, False),
              _snap(nx1 + PAD_M, res, True), _snap(ny1 + PAD_M, res, True))
@@ -215,6 +220,8 @@ def _build_one(size: str, seed: int, report) -> SampleCity:
     links = links_all[keep].reset_index(drop=True)
     used = set(links.from_node) | set(links.to_node)
     nodes = nodes_all[nodes_all.node_id.isin(used)].reset_index(drop=True)
+    kept = set(links.link_id)  # the turns between the links kept (a link cut off at the edge is a dead end)
+    turns = turns_all[turns_all.from_link.isin(kept) & turns_all.to_link.isin(kept)].reset_index(drop=True)
     surface, ext_lines = _road_surface(links, nodes)
 
     # river
@@ -326,7 +333,7 @@ def _build_one(size: str, seed: int, report) -> SampleCity:
         "manning": Raster(manning, transform, CRS, nodata=None, unit="s/m^(1/3)"),
     }
     return SampleCity(size, seed, tuple(float(v) for v in extent), centre, layers, rasters,
-                      aux={"street_mask": road_mask})
+                      aux={"street_mask": road_mask}, tables={"road_turns": turns})
 
 
 def _sample(raster, points) -> np.ndarray:
@@ -829,4 +836,10 @@ def _tile(base: SampleCity, tiles: tuple[int, int], seed: int, report) -> Sample
     w_ = layers["water"]
     bed = ter.river_bed(shapely.get_coordinates(shapely.point_on_surface(w_.geometry.to_numpy())), base.centre)
     w_["normal_level_m"] = np.round(bed + ter.RIVER_NORMAL_DEPTH_M, 3)
-    return SampleCity("large", seed, extent, base.centre, layers, rasters)
+    turns = base.tables.get("road_turns")
+    tables = {}
+    if turns is not None:  # each tile's turns join that tile's links
+        tables["road_turns"] = pd.concat([turns.assign(from_link=f"T{k:02d}-" + turns.from_link,
+                                                       to_link=f"T{k:02d}-" + turns.to_link)
+                                          for k in range(len(shifts))], ignore_index=True)
+    return SampleCity("large", seed, extent, base.centre, layers, rasters, tables=tables)

@@ -57,6 +57,8 @@ def build_into(path_or_store: Any, size: str = "small", seed: int = 0,
                 store.write_raster(name, raster)
                 done += 1
                 report(0.7 + 0.3 * done / steps, 1.0)
+            for name, df in city.tables.items():  # plain tables: the road network's allowed turns (road_turns)
+                store.write_table(name, df, mode="replace")
             store.set_meta(city.meta())
         report(1.0, 1.0)
     finally:

@@ -60,7 +60,11 @@ import pandas as pd
 
 from twin_core.errors import CRSError, ImportFormatError
 
-__all__ = ["read_sumo_net", "read_sumo_connections", "import_sumo_net", "LANE_CAPACITY_VPH", "road_class_of"]
+__all__ = ["read_sumo_net", "read_sumo_connections", "read_sumo_turns", "import_sumo_net", "LANE_CAPACITY_VPH",
+           "road_class_of", "TURNS_TABLE"]
+
+#: the table of allowed turns (from_link, to_link, dir) that :func:`import_sumo_net` writes beside road_links
+TURNS_TABLE = "road_turns"
 
 #: Planning capacity per lane (veh/h) by road class; see the module docstring.
 LANE_CAPACITY_VPH: dict[str, float] = {
@@ -498,12 +502,39 @@ def read_sumo_connections(path, *, internal: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def read_sumo_turns(path, link_ids=None) -> pd.DataFrame:
+    """The allowed turns of a SUMO network, one row per pair of links: ``from_link``, ``to_link`` (edge ids, the
+    ``link_id`` of :func:`read_sumo_net`) and ``dir`` (SUMO's direction of the first lane connection: s straight,
+    l / r left / right, L / R partly, t turnaround). A link with no row is a dead end, as in SUMO.
+
+    ``link_ids``: keep only turns between these links (the links read; connections of footways, rail and
+    other edges :func:`read_sumo_net` skips are dropped).
+
+    Examples
+    --------
+    >>> turns = read_sumo_turns("../shared/data/chengdu/chengdu.net.xml")  # doctest: +SKIP
+    >>> turns.columns.tolist()  # doctest: +SKIP
+    ['from_link', 'to_link', 'dir']
+    """
+    con = read_sumo_connections(path)
+    t = con.drop_duplicates(["from_edge", "to_edge"])[["from_edge", "to_edge", "dir"]]
+    t = t.rename(columns={"from_edge": "from_link", "to_edge": "to_link"})
+    if link_ids is not None:
+        keep = pd.Index(pd.unique(np.asarray(link_ids, dtype=object)))
+        t = t[t["from_link"].isin(keep) & t["to_link"].isin(keep)]
+    t = t.astype({"from_link": str, "to_link": str})
+    t["dir"] = t["dir"].fillna("")
+    return t.reset_index(drop=True)
+
+
 def import_sumo_net(store, path, *, links: str = "road_links", nodes: str = "road_nodes", mode: str = "replace",
                     net_crs: Any = None) -> dict[str, int]:
     """Import a SUMO network into a store: links and junctions, reprojected to the store's CRS.
 
-    Both layers are written in one transaction (nothing is kept if either
-    fails). Returns the number of features written per layer.
+    Both layers and the table of allowed turns (:data:`TURNS_TABLE`,
+    ``road_turns``: from_link, to_link, dir, :func:`read_sumo_turns`; the
+    traffic engines route by it) are written in one transaction (nothing is
+    kept if one fails). Returns the number of features written per layer.
 
     Examples
     --------
@@ -516,7 +547,14 @@ def import_sumo_net(store, path, *, links: str = "road_links", nodes: str = "roa
     twin_crs = store.crs
     if twin_crs is None:
         raise CRSError(f"the store {store.uri} has no CRS; create it with crs='EPSG:4544'")
+    if hasattr(path, "read"):  # a stream is read twice (edges, then connections): once into memory
+        import io
+
+        path = io.BytesIO(path.read())
     link_gdf, node_gdf = read_sumo_net(path, twin_crs, net_crs=net_crs)
+    if hasattr(path, "seek"):
+        path.seek(0)
+    turns = read_sumo_turns(path, link_gdf["link_id"])
     from cim.io.vector import _replace_losses
     from twin_core.errors import TwinWarning, twin_warn
 
@@ -526,6 +564,8 @@ def import_sumo_net(store, path, *, links: str = "road_links", nodes: str = "roa
             if mode == "replace" else []
         n_links = store.write_layer(links, link_gdf, mode=mode)
         n_nodes = store.write_layer(nodes, node_gdf, mode=mode)
+        if links == "road_links":  # the turns of the twin's road network (the traffic adapter reads them)
+            store.write_table(TURNS_TABLE, turns, mode=mode if store.has_table(TURNS_TABLE) else "replace")
     for message in lost:
         twin_warn(message, TwinWarning, stacklevel=2)
     return {links: int(n_links), nodes: int(n_nodes)}

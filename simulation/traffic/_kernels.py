@@ -213,6 +213,130 @@ def all_or_nothing(origins, zone_nodes, demand, indptr, heads, link_of, tails, c
 
 
 @njit(cache=True)
+def link_dijkstra(source, indptr, link_of, succ_ptr, succ, heads, cost, first_thru, dist, pred, order, hk, hv):
+    """Shortest paths over links (turns as arcs) from node ``source``: every open link leaving it starts at its
+    own cost; from link ``a`` the search enters only ``succ[succ_ptr[a]:succ_ptr[a + 1]]``.
+
+    ``dist[a]`` is the cost to the end of link ``a``, ``pred[a]`` the link before it (-1: the first).
+    Links ending at a node ``< first_thru`` (a centroid) are reached but not continued. ``order``
+    receives the settled links in order; returns how many were settled.
+    """
+    n = dist.shape[0]
+    for i in range(n):
+        dist[i] = INF
+        pred[i] = -1
+    size = 0
+    for e in range(indptr[source], indptr[source + 1]):
+        a = link_of[e]
+        if cost[a] < dist[a]:
+            dist[a] = cost[a]
+            size = _heap_push(hk, hv, size, cost[a], a)
+    nset = 0
+    while size > 0:
+        d, a, size = _heap_pop(hk, hv, size)
+        if d > dist[a]:
+            continue
+        order[nset] = a
+        nset += 1
+        if heads[a] < first_thru:
+            continue
+        for e in range(succ_ptr[a], succ_ptr[a + 1]):
+            b = succ[e]
+            nd = d + cost[b]
+            if nd < dist[b]:
+                dist[b] = nd
+                pred[b] = a
+                size = _heap_push(hk, hv, size, nd, b)
+    return nset
+
+
+@njit(cache=True)
+def _aon_origin_turns(k, origins, zone_nodes, demand, indptr, link_of, succ_ptr, succ, heads, cost, first_thru,
+                      flows_by_origin, skim, dist, pred, order, hk, hv, load, node_dist, node_pred):
+    """One origin's all-or-nothing row over links (labels on links: turn restrictions hold)."""
+    n_links = cost.shape[0]
+    nz = zone_nodes.shape[0]
+    src = origins[k]
+    nset = link_dijkstra(src, indptr, link_of, succ_ptr, succ, heads, cost, first_thru, dist, pred, order, hk, hv)
+    for i in range(node_dist.shape[0]):
+        node_dist[i] = INF
+        node_pred[i] = -1
+    for s in range(nset):  # the best link into each node (settled in order: the first is the best)
+        a = order[s]
+        j = heads[a]
+        if node_pred[j] < 0:
+            node_dist[j] = dist[a]
+            node_pred[j] = a
+    node_dist[src] = 0.0
+    node_pred[src] = -1
+    row = flows_by_origin[k]
+    for a in range(n_links):
+        row[a] = 0.0
+        load[a] = 0.0
+    for z in range(nz):
+        j = zone_nodes[z]
+        skim[k, z] = node_dist[j]
+        if node_pred[j] >= 0:
+            load[node_pred[j]] += demand[k, z]
+    for s in range(nset - 1, -1, -1):
+        a = order[s]
+        x = load[a]
+        if x != 0.0:
+            row[a] += x
+            p = pred[a]
+            if p >= 0:
+                load[p] += x
+
+
+@njit(cache=True)
+def all_or_nothing_turns_serial(origins, zone_nodes, demand, indptr, link_of, succ_ptr, succ, heads, cost,
+                                first_thru, n_nodes, flows_by_origin, skim):
+    """:func:`all_or_nothing_turns` on one thread."""
+    n_links = cost.shape[0]
+    dist = np.empty(n_links)
+    pred = np.empty(n_links, np.int64)
+    order = np.empty(n_links, np.int64)
+    hk = np.empty(succ.shape[0] + n_links + 1)
+    hv = np.empty(succ.shape[0] + n_links + 1, np.int64)
+    load = np.zeros(n_links)
+    node_dist = np.empty(n_nodes)
+    node_pred = np.empty(n_nodes, np.int64)
+    for k in range(origins.shape[0]):
+        _aon_origin_turns(k, origins, zone_nodes, demand, indptr, link_of, succ_ptr, succ, heads, cost, first_thru,
+                          flows_by_origin, skim, dist, pred, order, hk, hv, load, node_dist, node_pred)
+
+
+@njit(cache=True, parallel=True)
+def all_or_nothing_turns_parallel(origins, zone_nodes, demand, indptr, link_of, succ_ptr, succ, heads, cost,
+                                  first_thru, n_nodes, flows_by_origin, skim):
+    """:func:`all_or_nothing_turns` in parallel over origins."""
+    n_links = cost.shape[0]
+    for k in prange(origins.shape[0]):
+        dist = np.empty(n_links)
+        pred = np.empty(n_links, np.int64)
+        order = np.empty(n_links, np.int64)
+        hk = np.empty(succ.shape[0] + n_links + 1)
+        hv = np.empty(succ.shape[0] + n_links + 1, np.int64)
+        load = np.zeros(n_links)
+        node_dist = np.empty(n_nodes)
+        node_pred = np.empty(n_nodes, np.int64)
+        _aon_origin_turns(k, origins, zone_nodes, demand, indptr, link_of, succ_ptr, succ, heads, cost, first_thru,
+                          flows_by_origin, skim, dist, pred, order, hk, hv, load, node_dist, node_pred)
+
+
+def all_or_nothing_turns(origins, zone_nodes, demand, indptr, link_of, succ_ptr, succ, heads, cost, first_thru,
+                         n_nodes, flows_by_origin, skim):
+    """:func:`all_or_nothing` with turn restrictions: shortest paths over links (a link continues only onto its
+    successors ``succ[succ_ptr[a]:succ_ptr[a + 1]]``), loaded back along the predecessor links. Trips leave
+    their origin on any open link out of it and end on the best link into their destination."""
+    work = origins.shape[0] * (n_nodes + succ.shape[0] + cost.shape[0])
+    fn = (all_or_nothing_turns_parallel if work >= PARALLEL_AON_WORK and origins.shape[0] > 1
+          else all_or_nothing_turns_serial)
+    fn(origins, zone_nodes, demand, indptr, link_of, succ_ptr, succ, heads, cost, first_thru, n_nodes,
+       flows_by_origin, skim)
+
+
+@njit(cache=True)
 def sum_rows(m, out):
     for a in range(out.shape[0]):
         out[a] = 0.0

@@ -77,10 +77,21 @@ class _Problem:
         self.flows_by_origin = np.zeros((len(orig), net.n_links))
         self.skim = np.zeros((len(orig), len(zone_idx)))
         self.cap = np.where(self.closed, 1.0, net.capacity)  # closed links never used (not in CSR)
+        # turn restrictions: shortest paths over links; without them the node-based search (faster)
+        self.succ = net.turn_csr(self.closed) if net.turns is not None else None
+
+    def run_aon(self, origins, demand, cost, flows_by_origin, skim):
+        """All-or-nothing of ``demand`` (len(origins), n_zones) from the nodes ``origins``."""
+        if self.succ is None:
+            K.all_or_nothing(origins, self.zone_nodes, demand, self.indptr, self.heads, self.link_of, self.tails,
+                             cost, self.first_thru, self.net.n_nodes, flows_by_origin, skim)
+        else:
+            K.all_or_nothing_turns(origins, self.zone_nodes, demand, self.indptr, self.link_of, self.succ[0],
+                                   self.succ[1], self.net.heads, cost, self.first_thru, self.net.n_nodes,
+                                   flows_by_origin, skim)
 
     def aon(self, cost, out):
-        K.all_or_nothing(self.origins, self.zone_nodes, self.demand, self.indptr, self.heads, self.link_of,
-                         self.tails, cost, self.first_thru, self.net.n_nodes, self.flows_by_origin, self.skim)
+        self.run_aon(self.origins, self.demand, cost, self.flows_by_origin, self.skim)
         K.sum_rows(self.flows_by_origin, out)
         return out
 
@@ -95,8 +106,7 @@ def _skim_rows(p: _Problem, cost: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = np.empty((len(rows), nz))
     for k in range(0, len(rows), 64):  # in batches: the kernel needs an (origins, links) scratch array
         r = rows[k:k + 64]
-        K.all_or_nothing(p.zone_nodes[r], p.zone_nodes, np.zeros((len(r), nz)), p.indptr, p.heads, p.link_of,
-                         p.tails, cost, p.first_thru, p.net.n_nodes, np.zeros((len(r), p.net.n_links)), out[k:k + 64])
+        p.run_aon(p.zone_nodes[r], np.zeros((len(r), nz)), cost, np.zeros((len(r), p.net.n_links)), out[k:k + 64])
     return out
 
 

@@ -47,7 +47,7 @@ from simulation._display import compact_repr
 from twin_core.errors import NetworkError, ParameterError
 
 from . import _kernels as K
-from .network import _check_endpoints, _duplicates
+from .network import _check_endpoints, _duplicates, successors, turn_pairs
 
 __all__ = ["MesoModel", "MesoParameters", "MesoResult", "route_vehicles"]
 
@@ -182,6 +182,13 @@ class MesoModel:
     params : MesoParameters
     blocked_until : dict link_id -> s, optional
         Incidents: nobody leaves the link before then (drivers do not know in advance).
+    turns : DataFrame, optional
+        Allowed turns, columns ``from_link``, ``to_link`` (link ids; SUMO's
+        ``from_edge`` / ``to_edge`` of :func:`cim.io.sumo.read_sumo_connections`
+        are read too, without the connections of edges that are not links):
+        route choice and re-planning continue a link only onto the links its
+        turns list (none: a dead end); the vehicles' routes must keep to them.
+        None: every continuation at a node is allowed.
     closures : dict link_id -> (from_s, until_s), optional
         Announced closures (a flooded road): nobody enters the link during
         [from, until) (``until`` may be ``inf``); vehicles on it then drive off.
@@ -320,16 +327,9 @@ class MesoModel:
         self.depart = vehicles["depart"].to_numpy(dtype=np.float64)
         if np.any(~np.isfinite(self.depart)) or np.any(self.depart < 0):
             raise ParameterError("departure times must be finite and >= 0 s")
+        # allowed turns (2, k) by link position; None: every continuation at a node
+        self.turns = None if turns is None else turn_pairs(turns, self.link_ids, self.tails, self.heads)
         self._set_routes(list(vehicles["edges"]))
-        self.turns = None
-        if turns is not None:
-            for c in ("from_edge", "to_edge"):
-                if c not in turns.columns:
-                    raise NetworkError(f"turns needs columns from_edge, to_edge (allowed link-to-link moves); "
-                                       f"missing {c!r}")
-            t = turns[["from_edge", "to_edge"]].drop_duplicates()
-            t = t[t["from_edge"].isin(self.link_ids) & t["to_edge"].isin(self.link_ids)]  # internal edges dropped
-            self.turns = (self._link_index(t["from_edge"]), self._link_index(t["to_edge"]))
 
     def _link_index(self, ids) -> np.ndarray:
         ids = np.asarray(list(ids), dtype=self.link_ids.dtype if self.link_ids.dtype != object else object)
@@ -367,6 +367,17 @@ class MesoModel:
                 v = np.searchsorted(ptr, k, side="right") - 1
                 raise NetworkError(f"route of vehicle {self.vehicle_ids[v]!r} jumps from link "
                                    f"{self.link_ids[idx[k]]!r} to {self.link_ids[idx[k + 1]]!r}, which do not meet")
+            if self.turns is not None:
+                n = len(self.link_ids)
+                allowed = np.isin(idx[:-1] * n + idx[1:], self.turns[0] * n + self.turns[1])
+                bad = same_veh & ~allowed
+                if bad.any():
+                    k = np.flatnonzero(bad)[0]
+                    v = np.searchsorted(ptr, k, side="right") - 1
+                    raise NetworkError(f"route of vehicle {self.vehicle_ids[v]!r} turns from link "
+                                       f"{self.link_ids[idx[k]]!r} to {self.link_ids[idx[k + 1]]!r}, which turns does "
+                                       f"not allow ({int(bad.sum())} such moves in all routes); route the vehicles "
+                                       "with route_vehicles(..., turns=) or give the turn")
         self.route_ptr = ptr
         self.route_links = idx.astype(np.int64)
 
@@ -387,12 +398,7 @@ class MesoModel:
             cnt = indptr[self.heads + 1] - indptr[self.heads]
             fa = np.repeat(np.arange(len(self.length)), cnt)
             tb = np.concatenate([link_of[indptr[h]:indptr[h + 1]] for h in self.heads]) if len(fa) else fa
-        keep = ~self.closed[fa] & ~self.closed[tb]
-        fa, tb = fa[keep], tb[keep]
-        order = np.argsort(fa, kind="stable")
-        ptr = np.zeros(len(self.length) + 1, np.int64)
-        np.cumsum(np.bincount(fa, minlength=len(self.length)), out=ptr[1:])
-        return ptr, tb[order].astype(np.int64)
+        return successors(len(self.length), np.stack([fa, tb]).astype(np.int64), self.closed)
 
     def _reroute(self, vehicles: np.ndarray, tt: np.ndarray, bin_w: float) -> int:
         """Give ``vehicles`` time-dependent shortest routes from their first link to their last one."""
@@ -606,14 +612,17 @@ class MesoModel:
                           until=float(until))
 
 
-def route_vehicles(links: pd.DataFrame, origins, destinations, *, cost=None) -> list:
+def route_vehicles(links: pd.DataFrame, origins, destinations, *, cost=None, turns: pd.DataFrame | None = None) -> list:
     """Shortest routes (lists of link ids) between node pairs on ``links``.
 
     ``cost`` per link (default: length / speed, free-flow seconds). Pairs
     without a path raise :class:`NetworkError` naming them; equal origin and
     destination give an empty route (such trips have no network leg).
+    ``turns`` (columns ``from_link``, ``to_link``): the allowed turns, as for
+    :class:`MesoModel`; a route leaves its origin on any link and follows
+    only allowed turns.
     """
-    m = MesoModel(links, pd.DataFrame({"vehicle_id": [], "depart": [], "edges": []}))  # links only
+    m = MesoModel(links, pd.DataFrame({"vehicle_id": [], "depart": [], "edges": []}), turns=turns)  # links only
     c = np.ascontiguousarray(m.length / m.vfree if cost is None else np.asarray(cost, dtype=np.float64))
     if c.shape != m.length.shape or not np.all((c >= 0) & (c < np.inf)):
         what = f"shape {c.shape}" if c.shape != m.length.shape else "negative or non-finite values"
@@ -637,6 +646,8 @@ def route_vehicles(links: pd.DataFrame, origins, destinations, *, cost=None) -> 
     hv = np.empty(len(c) + 1, np.int64)
     routes: list = [None] * len(o)
     missing = []
+    if m.turns is not None:
+        return _route_with_turns(m, c, indptr, link_of, o, d, origins, destinations)
     for src in np.unique(o):
         K.dijkstra(src, indptr, heads, link_of, c, 0, dist, pred, order, hk, hv)
         for i in np.flatnonzero(o == src):
@@ -653,6 +664,46 @@ def route_vehicles(links: pd.DataFrame, origins, destinations, *, cost=None) -> 
     if missing:
         raise NetworkError(f"{len(missing)} origin-destination pairs have no path, e.g. {missing[:5]}; "
                            "reopen links or drop those trips")
+    return routes
+
+
+def _route_with_turns(m: MesoModel, c, indptr, link_of, o, d, origins, destinations) -> list:
+    """:func:`route_vehicles` over links, following the model's turns."""
+    succ_ptr, succ = m._successors()
+    nl = len(c)
+    dist = np.empty(nl)
+    pred = np.empty(nl, np.int64)
+    order = np.empty(nl, np.int64)
+    hk = np.empty(len(succ) + nl + 1)
+    hv = np.empty(len(succ) + nl + 1, np.int64)
+    routes: list = [None] * len(o)
+    missing = []
+    for src in np.unique(o):
+        K.link_dijkstra(src, indptr, link_of, succ_ptr, succ, m.heads, c, 0, dist, pred, order, hk, hv)
+        # the best link into each node: links in settled order, the first one into a node is its best
+        best = np.full(len(m.node_ids), -1, np.int64)
+        hit = np.isfinite(dist)
+        ordered = order[:int(hit.sum())]
+        heads = m.heads[ordered]
+        first = np.unique(heads, return_index=True)
+        best[first[0]] = ordered[first[1]]
+        for i in np.flatnonzero(o == src):
+            j = d[i]
+            if j == src:
+                routes[i] = []
+                continue
+            a = best[j]
+            if a < 0:
+                missing.append((origins[i], destinations[i]))
+                continue
+            path = []
+            while a >= 0:
+                path.append(a)
+                a = pred[a]
+            routes[i] = list(m.link_ids[np.asarray(path[::-1], np.int64)])
+    if missing:
+        raise NetworkError(f"{len(missing)} origin-destination pairs have no path that keeps to the allowed turns, "
+                           f"e.g. {missing[:5]}; reopen links, give the missing turns, or drop those trips")
     return routes
 
 

@@ -16,7 +16,11 @@ import pandas as pd
 
 from twin_core.errors import NetworkError, ParameterError
 
-__all__ = ["Network", "Demand"]
+__all__ = ["Network", "Demand", "turn_pairs", "TURN_COLUMNS"]
+
+#: column names of a turns table: the link a vehicle leaves and the link it may enter next (``from_edge`` /
+#: ``to_edge``, the names of :func:`cim.io.sumo.read_sumo_connections`, are read too)
+TURN_COLUMNS = ("from_link", "to_link")
 
 _REQUIRED = ("from_node", "to_node")
 
@@ -61,6 +65,64 @@ def _check_endpoints(links: pd.DataFrame) -> None:
                            "give every link both end nodes or drop those links")
 
 
+def turn_pairs(turns, link_ids, tails, heads) -> np.ndarray:
+    """Allowed turns as a (2, k) int64 array of link positions (from, to), checked against the links.
+
+    ``turns``: a DataFrame with columns ``from_link`` and ``to_link`` naming link ids; ``tails`` / ``heads``:
+    the links' internal end nodes. A turn must join a link to one that starts where it ends; duplicates are
+    dropped. Unknown link ids and turns between links that do not meet raise :class:`NetworkError`. A table
+    with SUMO's ``from_edge`` / ``to_edge`` instead (:func:`cim.io.sumo.read_sumo_connections`, every
+    ``<connection>`` of a ``.net.xml``) is read too; its connections from or to edges that are not links here
+    (footways, rail, which :func:`cim.io.sumo.read_sumo_net` skips) are left out.
+    """
+    if not isinstance(turns, pd.DataFrame):
+        raise ParameterError(f"turns must be a pandas DataFrame with columns from_link, to_link, got "
+                             f"{type(turns).__name__}")
+    ids = np.asarray(link_ids)
+    idx = pd.Index(ids)
+    if all(c in turns.columns for c in TURN_COLUMNS):
+        f, t = turns["from_link"], turns["to_link"]
+    elif all(c in turns.columns for c in ("from_edge", "to_edge")):
+        known = idx.get_indexer(turns["from_edge"].to_numpy()) >= 0
+        known &= idx.get_indexer(turns["to_edge"].to_numpy()) >= 0
+        f, t = turns["from_edge"][known], turns["to_edge"][known]
+    else:
+        raise NetworkError(f"turns needs columns from_link and to_link (the link left and the link entered next; "
+                           f"or SUMO's from_edge and to_edge); it has {list(turns.columns)}")
+
+    def where(col, what):
+        vals = col.to_numpy()
+        pos = idx.get_indexer(vals)
+        if np.any(pos < 0):
+            bad = pd.unique(col.to_numpy()[pos < 0])
+            raise NetworkError(f"turns name {len(bad)} unknown links in {what}, e.g. {bad[:5].tolist()}; every "
+                               "turn must join two links of the network (drop the turns of removed links or "
+                               "import the turns with the network they belong to)")
+        return pos.astype(np.int64)
+
+    fa, tb = where(f, "from_link"), where(t, "to_link")
+    gap = np.asarray(heads)[fa] != np.asarray(tails)[tb]
+    if gap.any():
+        k = np.flatnonzero(gap)[0]
+        raise NetworkError(f"{int(gap.sum())} turns join links that do not meet, e.g. {ids[fa[k]]!r} -> "
+                           f"{ids[tb[k]]!r} ({ids[tb[k]]!r} does not start where {ids[fa[k]]!r} ends); a turn "
+                           "continues a link at its end node")
+    pairs = np.unique(np.stack([fa, tb]), axis=1) if len(fa) else np.zeros((2, 0), np.int64)
+    return np.ascontiguousarray(pairs, dtype=np.int64)
+
+
+def successors(n_links: int, pairs: np.ndarray, closed: np.ndarray | None = None):
+    """CSR (ptr, succ) of the allowed moves link -> link in ``pairs`` (2, k), without closed links."""
+    fa, tb = pairs
+    if closed is not None:
+        keep = ~closed[fa] & ~closed[tb]
+        fa, tb = fa[keep], tb[keep]
+    order = np.argsort(fa, kind="stable")
+    ptr = np.zeros(n_links + 1, np.int64)
+    np.cumsum(np.bincount(fa, minlength=n_links), out=ptr[1:])
+    return ptr, np.ascontiguousarray(tb[order], dtype=np.int64)
+
+
 @dataclass
 class Network:
     """Directed road network with BPR link costs.
@@ -88,6 +150,12 @@ class Network:
     centroids_block_through : bool or int
         True when zone nodes carry no through traffic; an int k: the first k
         zones (internal nodes ``0..k-1``) carry none (:attr:`first_thru`).
+    turns : (2, k) int64 array or None
+        Allowed turns (from link, to link) by link position; None: every
+        continuation at a node is allowed. With turns a link continues only
+        onto the links its turns list (none: a dead end). A trip leaves its
+        origin node on any of its links and ends at its destination node on
+        any link into it.
     """
 
     node_ids: np.ndarray
@@ -104,6 +172,7 @@ class Network:
     speed: np.ndarray
     n_zones: int
     centroids_block_through: bool | int = False
+    turns: np.ndarray | None = None
 
     @property
     def first_thru(self) -> int:
@@ -116,7 +185,7 @@ class Network:
     # ------------------------------------------------------------------ build
     @classmethod
     def from_links(cls, links: pd.DataFrame, zones=None, *, centroids_block_through: bool = False,
-                   time_unit: str = "s") -> "Network":
+                   time_unit: str = "s", turns: pd.DataFrame | None = None) -> "Network":
         """Network from a links table.
 
         Parameters
@@ -137,6 +206,12 @@ class Network:
             k zones do (TNTP's ``<FIRST THRU NODE> k+1``); False / 0: none.
         time_unit : {"s", "min", "h"}
             Unit of free-flow times computed from length/speed.
+        turns : DataFrame, optional
+            Allowed turns, columns ``from_link`` and ``to_link`` (link ids;
+            SUMO's ``from_edge`` / ``to_edge`` are read too): a link continues
+            only onto the links its turns list, one without any is a dead end
+            (as in SUMO). None (default): every continuation is allowed (TNTP
+            networks). Trips start on any link leaving their origin node.
 
         Examples
         --------
@@ -222,10 +297,11 @@ class Network:
         else:
             raise ParameterError(f"centroids_block_through must be True / False or the number of leading zones that "
                                  f"block through traffic (0..{len(zone_list)}), got {cbt!r}")
+        pairs = None if turns is None else turn_pairs(turns, link_ids, tails, heads)
         return cls(node_ids=node_ids, link_ids=np.asarray(link_ids), tails=tails.astype(np.int64),
                    heads=heads.astype(np.int64), fft=fft.copy(), capacity=cap.copy(), length=length.copy(),
                    b=b.copy(), power=power.copy(), toll=toll.copy(), lanes=lanes.copy(), speed=speed.copy(),
-                   n_zones=len(zone_list), centroids_block_through=cbt)
+                   n_zones=len(zone_list), centroids_block_through=cbt, turns=pairs)
 
     # ------------------------------------------------------------------ info
     @property
@@ -267,6 +343,18 @@ class Network:
         indptr = np.zeros(self.n_nodes + 1, np.int64)
         np.cumsum(counts, out=indptr[1:])
         return indptr, self.heads[order].astype(np.int64), order.astype(np.int64)
+
+    def turn_csr(self, closed: np.ndarray | None = None):
+        """Successor links (ptr, succ) of each link over open links: the turns, or every link leaving its head
+        node when the network has none."""
+        if self.turns is not None:
+            return successors(self.n_links, self.turns, closed)
+        indptr, _, link_of = self.csr(closed)
+        cnt = indptr[self.heads + 1] - indptr[self.heads]
+        fa = np.repeat(np.arange(self.n_links), cnt)
+        tb = (np.concatenate([link_of[indptr[h]:indptr[h + 1]] for h in self.heads]) if len(fa)
+              else np.zeros(0, np.int64))
+        return successors(self.n_links, np.stack([fa, tb]), closed)
 
     # ---------------------------------------------------------------- what-if
     def copy(self) -> "Network":

@@ -402,7 +402,8 @@ def test_concurrent_edits_keep_order_and_never_outlive_their_scenario(client):
     assert client.post("/api/scenarios", json={"name": "busy"}).status_code == 201
     with ThreadPoolExecutor(8) as ex:
         codes = list(ex.map(lambda i: client.post("/api/scenarios/busy/edits", json={
-            "op": "set_param", "key": ("traffic_demand_scale", "traffic_closed_links")[i % 2], "value": i}).status_code, range(24)))
+            "op": "set_param", "key": ("traffic_demand_scale", "traffic_closed_links")[i % 2],
+            "value": (i / 4, "576684245")[i % 2]}).status_code, range(24)))
     assert codes == [201] * 24
     seqs = [e["seq"] for e in client.get("/api/scenarios/busy").json()["edits"]]
     assert len(seqs) == 24 and len(set(seqs)) == 24

@@ -50,12 +50,14 @@ def test_set_param_refuses_a_value_of_the_wrong_type(client, key, value, words):
 
 def test_set_param_records_what_the_engines_read(client):
     assert client.post("/api/scenarios", json={"name": "typed"}).status_code == 201
-    good = {"traffic_demand_scale": 1.2, "traffic_capacity_factor": {"L1": 0.5}, "traffic_closed_links": ["L1", "L2"],
-            "crowd_closed_exits": ["north gate"]}
+    # link ids of the small sample city (ids it does not have are refused: test_traffic_review2_trafficin)
+    good = {"traffic_demand_scale": 1.2, "traffic_capacity_factor": {"576684245": 0.5},
+            "traffic_closed_links": ["576684245", "-100289006#1"], "crowd_closed_exits": ["north gate"]}
     for key, value in good.items():
         assert _edit(client, "typed", key, value).status_code == 201
-    assert _edit(client, "typed", "traffic_closed_links", "L3").status_code == 201  # one id, as the engine takes it
-    assert client.get("/api/scenarios/typed").json()["params"] == {**good, "traffic_closed_links": "L3"}
+    # one id, as the engine takes it
+    assert _edit(client, "typed", "traffic_closed_links", "-181190803#0").status_code == 201
+    assert client.get("/api/scenarios/typed").json()["params"] == {**good, "traffic_closed_links": "-181190803#0"}
 
 
 # ------------------------------------------------------------------ jobs

@@ -181,7 +181,7 @@ def export_result(twin, run: str, name: str, path: str | os.PathLike, *, scenari
         elif kind == "layer":
             from cim.io.vector import write_frame
 
-            write_frame(obj, p, layer=name, crs=crs)
+            write_frame(_inf_for(obj, ext), p, layer=name, crs=crs)
         elif kind == "table":
             _write_table(twin, scen, run, name, obj, p, ext, crs)
         elif kind == "array":
@@ -213,7 +213,37 @@ def _write_table(twin, scen, run, name, df: pd.DataFrame, p: Path, ext: str, crs
     from cim.io.vector import write_frame
 
     gdf = _place(twin, scen, run, name, df)
-    write_frame(gdf, p, layer=name, crs=crs)
+    write_frame(_inf_for(gdf, ext), p, layer=name, crs=crs)
+
+
+#: a column whose infinity has a name of its own in GeoJSON (see :func:`_inf_for`)
+_INF_FLAGS = {"closed_until_s": "closed_to_end"}
+
+
+def _inf_for(gdf, ext: str):
+    """``gdf`` as GeoJSON can hold it: JSON has no infinity, and GDAL left the key out of the feature (a road the
+    flood closed for good, ``closed_until_s`` inf, read as one with no closure end). A float column's inf
+    becomes null and a boolean column beside it says where it was: ``closed_to_end`` for ``closed_until_s``
+    (there for every link when the column is, False where the closure ends or there is none),
+    ``<column>_infinite`` (or ``_minus_infinite``) for any other. Other formats keep inf as it is."""
+    from cim.io.vector import EXPORT_FORMATS
+
+    if EXPORT_FORMATS.get(ext) != "GeoJSON":
+        return gdf
+    out = gdf
+    for c in list(gdf.columns):
+        if c == gdf.geometry.name or not pd.api.types.is_float_dtype(gdf[c]):
+            continue
+        v = gdf[c].to_numpy(dtype=float)
+        pos, neg = np.isposinf(v), np.isneginf(v)
+        if not (pos.any() or neg.any() or c in _INF_FLAGS):
+            continue
+        out = gdf.copy() if out is gdf else out
+        out[c] = np.where(pos | neg, np.nan, v)
+        out[_INF_FLAGS.get(c, f"{c}_infinite")] = pos
+        if neg.any():
+            out[f"{c}_minus_infinite"] = neg
+    return out
 
 
 def placeable(twin, ref: str) -> bool:

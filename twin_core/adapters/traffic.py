@@ -48,7 +48,8 @@ from twin_core.errors import LayerNotFoundError, NetworkError, ParameterError, T
 from cim.scenario import normalise_scenario_name
 from twin_core.units import parse_duration, parse_offset
 
-__all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "closed_links", "land_use_demand", "run_assign",
+__all__ = ["TRIP_RATES", "PERIODS", "TrafficRun", "network_links", "network_turns", "closed_links",
+           "land_use_demand", "run_assign",
            "run_simulate", "run_traffic", "split_closures", "run_traffic_demo", "demo_demand_scale", "compare_traffic_runs",
            "RESULT_NAMES"]
 
@@ -109,6 +110,57 @@ def network_links(road_links) -> "gpd.GeoDataFrame":  # noqa: F821
             out.append(r)
     res = pd.concat(out, ignore_index=True)
     return res.set_geometry("geometry", crs=road_links.crs)
+
+
+def network_turns(twin, links) -> pd.DataFrame | None:
+    """The allowed turns (from_link, to_link) among the engine ``links``, from the twin's ``road_turns`` table
+    (written by the SUMO import and the sample city); None when the twin has none (every turn allowed).
+
+    A turns table naming links that are not in the base ``road_links`` raises :class:`NetworkError`. Links
+    the table does not know (a road a scenario added, the reverse ``<id>:r`` of a two-way road it does not
+    name) may be entered from, and continue onto, every link at their ends."""
+    from cim.io.sumo import TURNS_TABLE
+
+    if not twin.store.has_table(TURNS_TABLE):
+        return None
+    t = twin.store.read_table(TURNS_TABLE)
+    missing = [c for c in ("from_link", "to_link") if c not in t.columns]
+    if missing:
+        raise NetworkError(f"table {TURNS_TABLE!r} has no column(s) {missing}; it needs from_link and to_link (link "
+                           f"ids of road_links; it has {list(t.columns)}): re-import the network "
+                           "(twin import TWIN NET.net.xml) or fix the table")
+    if not len(t):
+        return None
+    t = t[["from_link", "to_link"]].astype(str)
+    base = set(twin.layer("road_links")["link_id"].astype(str))
+    known = base | {b + ":r" for b in base} | set(links["link_id"])
+    bad = sorted((set(t["from_link"]) | set(t["to_link"])) - known)
+    if bad:
+        raise NetworkError(f"table {TURNS_TABLE!r} names {len(bad)} links that are not in road_links, e.g. "
+                           f"{bad[:5]}; its turns must join links of road_links: re-import the network with its "
+                           "turns (twin import TWIN NET.net.xml) or drop those rows")
+    ids = links["link_id"].to_numpy()
+    present = pd.Index(ids)
+    t = t[present.get_indexer(t["from_link"]) >= 0]
+    t = t[present.get_indexer(t["to_link"]) >= 0]  # a link the scenario removed takes its turns with it
+    named = set(t["from_link"]) | set(t["to_link"])
+    free = [i for i in ids if i not in named and i not in base]
+    if free:
+        fr = pd.DataFrame({"link_id": ids, "from_node": links["from_node"].to_numpy(),
+                           "to_node": links["to_node"].to_numpy()})
+        pairs = fr.merge(fr, left_on="to_node", right_on="from_node")
+        free_set = set(free)
+        pairs = pairs[pairs["link_id_x"].isin(free_set) | pairs["link_id_y"].isin(free_set)]
+        t = pd.concat([t, pd.DataFrame({"from_link": pairs["link_id_x"], "to_link": pairs["link_id_y"]})])
+    return t.drop_duplicates().reset_index(drop=True)
+
+
+def _turns_among(turns: pd.DataFrame | None, links) -> pd.DataFrame | None:
+    """The turns between links of ``links`` (e.g. the open ones)."""
+    if turns is None:
+        return None
+    ids = set(links["link_id"])
+    return turns[turns["from_link"].isin(ids) & turns["to_link"].isin(ids)]
 
 
 def closed_links(twin, links, scenario: str | None, closures=None) -> list[str]:
@@ -311,7 +363,7 @@ def _cut_off_words(zones: list[dict], total_closed: int) -> str:
 
 
 def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0, beta_s: float = 600.0,
-                    zones=None):
+                    zones=None, turns=None):
     """OD demand (``Demand`` over junction zones) generated from building use and floor area.
 
     Productions and attractions per building (:data:`TRIP_RATES`, per 100 m2
@@ -319,7 +371,8 @@ def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0,
     junction of ``zones`` (default: the main strongly connected part of the
     network); attractions are balanced to productions and a singly
     constrained gravity model with exp(-t / ``beta_s``) on free-flow times
-    distributes them. ``pm`` swaps productions and attractions.
+    distributes them. ``pm`` swaps productions and attractions. ``turns``: the network's allowed turns
+    (:func:`network_turns`), for the free-flow times; None: every turn allowed.
     """
     from scipy.spatial import cKDTree
 
@@ -348,17 +401,29 @@ def land_use_demand(buildings, links, *, period: str = "am", scale: float = 1.0,
     xy = xy.loc[zones]
     c = buildings.geometry.centroid
     _, k = cKDTree(xy.to_numpy()).query(np.c_[c.x.to_numpy(), c.y.to_numpy()])
-    P = np.bincount(k, weights=prod, minlength=len(zones)) * scale * per["factor"]
+    with np.errstate(over="ignore"):  # an overflow is refused below, with the scale that made it
+        P = np.bincount(k, weights=prod, minlength=len(zones)) * scale * per["factor"]
     A = np.bincount(k, weights=attr, minlength=len(zones))
-    if A.sum() > 0:
-        A = A * P.sum() / A.sum()
-    net = Network.from_links(pd.DataFrame(links[links["capacity"] > 0].drop(columns="geometry")), zones=zones)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if A.sum() > 0:
+            A = A * P.sum() / A.sum()
+    if not (np.isfinite(P).all() and np.isfinite(A).all()):  # inf trips: inf / inf was NaN, counted as 0 trips
+        raise ParameterError(f"demand scale {scale:g} gives more trips than can be counted (the productions "
+                             "overflow); give a scale near the calibrated one (demo_demand_scale)")
+    kept = links[links["capacity"] > 0]
+    if turns is not None:  # the allowed turns (network_turns) among the links kept: the skims drive legal routes
+        ids = pd.Index(kept["link_id"])
+        turns = turns[(ids.get_indexer(turns["from_link"]) >= 0) & (ids.get_indexer(turns["to_link"]) >= 0)]
+    net = Network.from_links(pd.DataFrame(kept.drop(columns="geometry")), zones=zones, turns=turns)
     skim = shortest_path_skims(net, Demand(zones, np.zeros((len(zones), len(zones)))))
     f = np.where(np.isfinite(skim), np.exp(-np.where(np.isfinite(skim), skim, 0) / beta_s), 0.0)
     np.fill_diagonal(f, 0.0)
     w = A[None, :] * f
     tot = w.sum(axis=1, keepdims=True)
     m = np.where(tot > 0, P[:, None] * w / np.where(tot > 0, tot, 1.0), 0.0)
+    if not np.isfinite(m).all():
+        raise ParameterError(f"demand scale {scale:g} gives trips that cannot be counted (the OD matrix is not "
+                             "finite); give a scale near the calibrated one (demo_demand_scale)")
     return Demand(zones, m)
 
 
@@ -510,6 +575,16 @@ def _flood_exposure(twin, scenario: str | None, flood_run: str, depth: float, as
     if isinstance(depth, bool) or not (isinstance(depth, (int, float)) and math.isfinite(depth) and depth > 0):
         raise ParameterError(f"impassable depth must be a number of metres > 0, got {depth!r}")
     have = list_results(twin.store, scenario=scen, run=flood_run)
+    if "exposure_road_links" not in set(have["name"]) and len(have):  # the run is there: what it is
+        engines = sorted({str(m.get("engine")) for m in have["meta"] if isinstance(m, dict) and m.get("engine")})
+        what = " / ".join(e.removeprefix("simulation.") for e in engines) or "another engine's"
+        if "flood" in what:
+            raise ParameterError(f"flood run {flood_run!r} under scenario {scen!r} has no exposure_road_links (the "
+                                 f"roads' depths the {asker} reads): the twin had no road_links when it ran; run "
+                                 "`twin flood` again and give its run id")
+        raise ParameterError(f"run {flood_run!r} under scenario {scen!r} is a {what} run, not a flood run: the "
+                             f"{asker} closes the roads a flood run put under water (its exposure_road_links); give "
+                             "a flood run's id (`twin runs STORE` lists the runs, `twin flood` makes one)")
     if "exposure_road_links" not in set(have["name"]):
         elsewhere = sorted(set(list_results(twin.store, run=flood_run, name="exposure_road_links")["scenario"]))
         raise ParameterError(f"no flood run {flood_run!r} under scenario {scen!r}" + run_elsewhere(
@@ -592,6 +667,8 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     ``demand_scale`` multiplies the land-use trip rates (:data:`TRIP_RATES`); None (the default) takes
     the scale that gives the base city the real Chengdu peak's vehicles per km of road
     (:func:`demo_demand_scale`), so a scenario's new buildings add their trips on top of a realistic peak.
+    Together with the scenario's ``traffic_demand_scale`` it is at most :data:`MAX_PEAK_MULTIPLE` times that
+    scale (a larger one is refused); an assignment whose trips take 3 times their free-flow time or more warns.
 
     ``save=False`` stores nothing (the returned run has it all; its ``saved`` is False), as for the other
     engines; the run id, when given, is checked all the same."""
@@ -605,10 +682,11 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)  # zones from the unclosed network: closures do not move people
-    demand_scale = _demand_scale(twin, demand_scale, period)
+    demand_scale = _demand_scale(twin, demand_scale, period, scale)  # at most MAX_PEAK_MULTIPLE x the peak
     demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
-                             scale=scale * demand_scale, zones=zones)
-    net = Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones)
+                             scale=scale * demand_scale, zones=zones, turns=network_turns(twin, base_links))
+    turns = network_turns(twin, links)
+    net = Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones, turns=turns)
     res = assign(net, demand, method=method, rgap=rgap, max_iter=max_iter, on_disconnected="drop",
                  progress=progress)
     out = links[["link_id", "from_node", "to_node", "length", "capacity", "lanes", "geometry"]].copy()
@@ -632,6 +710,7 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     summary["units"] = {"tstt": "veh-s", "tstt_veh_h": "veh-h", "beckmann": "veh-s", "total_flow": "veh",
                         "trips": "veh", "disconnected_trips": "veh", "engine_wall_s": "s"}
     _warn_stranded(summary, float(demand.total))
+    _warn_if_assign_overloaded(twin, summary, out, period, demand_scale * scale)
     _nan_to_none(summary)  # max_vc with every link closed: "none", not a NaN the store warns about
     if save:
         _save(twin, scen, run, {"link_flows": out, "convergence": conv, "od_demand": demand.to_frame().astype(
@@ -752,9 +831,9 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     base_links = links.copy()
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)
-    demand_scale = _demand_scale(twin, demand_scale, period)
+    demand_scale = _demand_scale(twin, demand_scale, period, scale)  # at most MAX_PEAK_MULTIPLE x the peak
     demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
-                             scale=scale * demand_scale, zones=zones)
+                             scale=scale * demand_scale, zones=zones, turns=network_turns(twin, base_links))
     rng = np.random.default_rng(seed)
     m = demand.matrix
     n = np.floor(m) + (rng.random(m.shape) < (m - np.floor(m)))
@@ -771,20 +850,22 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     # network keeps the closed links (capacity 0: never used), so a zone whose every link is closed is
     # still a zone, only unreachable (on the open links alone it was refused as no endpoint of any link)
     from simulation.traffic import Network, shortest_path_skims, Demand as _D
-    skim = shortest_path_skims(Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones),
-                               _D(zones, np.zeros((len(zones),) * 2)))
+    turns = network_turns(twin, links)
+    skim = shortest_path_skims(Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones,
+                                                  turns=turns), _D(zones, np.zeros((len(zones),) * 2)))
     zi = pd.Index(zones)
     reach = np.isfinite(skim[zi.get_indexer(o), zi.get_indexer(d)])
     unrouted = int((~reach).sum())
     lost = pd.DataFrame({"origin": o[~reach], "destination": d[~reach], "trips": 1.0})  # why: cut_off_zones
     o, d, dep = o[reach], d[reach], dep[reach]
-    routes = route_vehicles(open_links, o, d)
+    routes = route_vehicles(open_links, o, d, turns=_turns_among(turns, open_links))
     if timed_closures:
-        routes = _dry_ends(open_links, routes, o, d, dep, timed_closures)
+        routes = _dry_ends(open_links, routes, o, d, dep, timed_closures, _turns_among(turns, open_links))
     veh = pd.DataFrame({"vehicle_id": [f"v{i}" for i in range(len(o))], "depart": dep, "edges": routes})
     veh = veh[veh["edges"].map(len) > 0]
     params = MesoParameters(dt=dt, route_iterations=route_iterations, seed=seed, reroute=bool(reroute))
-    model = MesoModel(pd.DataFrame(links.drop(columns="geometry")), veh, params, closures=timed_closures)
+    model = MesoModel(pd.DataFrame(links.drop(columns="geometry")), veh, params, closures=timed_closures,
+                      turns=turns)
     res = model.run(until=2 * dur if until is None else until, progress=progress)
     s = res.summary()
     held = np.isfinite(res.trips["stranded"].to_numpy(dtype=float))  # left the network at a road closed for good
@@ -858,7 +939,7 @@ def _why_closed_for_good(twin, scenario: str, flood_run: str, windows: pd.DataFr
     return why
 
 
-def _dry_ends(links: pd.DataFrame, routes: list, o, d, dep, closures: dict) -> list:
+def _dry_ends(links: pd.DataFrame, routes: list, o, d, dep, closures: dict, turns=None) -> list:
     """Routes whose first or last road is closed when the trip would be on it, moved to other roads from (to)
     the same junctions where that is quicker.
 
@@ -896,7 +977,7 @@ def _dry_ends(links: pd.DataFrame, routes: list, o, d, dep, closures: dict) -> l
     o, d = np.asarray(o), np.asarray(d)
     for shut, idx in groups.items():
         penalty = np.where(np.isin(ids, list(shut)), fft.sum() + 1.0, 0.0)  # longer than any route
-        for i, r in zip(idx, route_vehicles(links, o[idx], d[idx], cost=fft + penalty)):
+        for i, r in zip(idx, route_vehicles(links, o[idx], d[idx], cost=fft + penalty, turns=turns)):
             if len(r) and cost(r, dep[i]) < cost(routes[i], dep[i]):
                 out[i] = r
     return out
@@ -948,6 +1029,35 @@ def _warn_if_overloaded(twin, s: dict, trips, period: str, demand_scale: float, 
                   f"{real:.3g}); a what-if may of course load it more", TwinWarning, stacklevel=3)
 
 
+#: an assignment whose trips take this many times their free-flow time (flow-weighted over the links) is
+#: overloaded: the BPR curve is far past the v/c it was fitted to (a realistic peak on the sample cities: 1.0-1.4)
+_OVERLOAD_TIME_RATIO = 3.0
+
+
+def _warn_if_assign_overloaded(twin, summary: dict, links, period: str, demand_scale: float) -> None:
+    """Say so when an assignment's trips take :data:`_OVERLOAD_TIME_RATIO` times their free-flow time or more:
+    the equilibrium then prices queues that would not clear in the period (``_warn_if_overloaded`` says
+    it for a mesoscopic run, from the trips that never finish)."""
+    flow = links["flow"].to_numpy(dtype=float)
+    fft = links["free_flow_time"].to_numpy(dtype=float)
+    ok = np.isfinite(flow) & np.isfinite(fft)
+    free = float((flow[ok] * fft[ok]).sum())
+    tstt = summary.get("tstt")
+    if not free > 0 or tstt is None or not tstt >= _OVERLOAD_TIME_RATIO * free:
+        return
+    real = demo_demand_scale(twin, period)
+    vc = summary.get("max_vc")
+    n_closed = len(summary.get("closed_links") or [])
+    twin_warn(f"the demand overloads the network: the trips take {tstt / free:.3g} times their free-flow time "
+              f"({tstt / 3600 / max(summary.get('trips') or 1.0, 1e-9):.3g} h per trip on average"
+              + (f", max v/c {vc:.3g}" if isinstance(vc, (int, float)) and math.isfinite(vc) else "")
+              + f"), far past the volume-delay curve's range: the figures are no forecast. The demand is "
+              f"demand_scale {demand_scale:.3g} times the land-use trip rates, {demand_scale / real:.3g} times the "
+              f"real Chengdu peak's density (demand_scale {real:.3g}, the default)"
+              + (f", on a network with {n_closed} links closed" if n_closed else "")
+              + "; a what-if may of course load it more", TwinWarning, stacklevel=3)
+
+
 def run_traffic(twin, scenario: str | None = None, run: str | None = None, *, mode: str = "assign",
                 progress: Callable[[float, float], None] | None = None, **kwargs) -> TrafficRun:
     """Entry point for jobs: ``mode`` ``assign`` (static UE) or ``simulate`` (mesoscopic)."""
@@ -965,18 +1075,46 @@ run_traffic.forwards_to = (run_assign, run_simulate)  # the map server checks jo
 REAL_PEAK_VEH_PER_LINK_KM = 9898 / 130.733
 
 
-def _demand_scale(twin, given, period: str) -> float:
-    """``given`` checked (a number >= 0), or for None the base city's calibrated :func:`demo_demand_scale`."""
+#: The most demand a run takes, as a multiple of the real Chengdu peak's density (:func:`demo_demand_scale`, the
+#: calibration of the land-use trip rates; the scenario parameter ``traffic_demand_scale`` counts in the same
+#: multiples). Ten times the densest peak measured is far past what the network carries: on the small sample
+#: city an assignment at 10x has v/c 3.6 and trips 5.6x their free-flow time (at 25x: v/c 9, 150x), and
+#: a mesoscopic run at 10x leaves 44 % of its trips unfinished after 2 h. Beyond it the figures only grow
+#: without meaning (--demand-scale 1e30 gave a TSTT of 7e149 veh-h, 1e308 overflowed to 0 trips).
+MAX_PEAK_MULTIPLE = 10.0
+
+
+def _demand_scale(twin, given, period: str, scenario_scale: float = 1.0) -> float:
+    """``given`` checked (a number >= 0), or for None the base city's calibrated :func:`demo_demand_scale`;
+    with the scenario's ``traffic_demand_scale`` (``scenario_scale``, which multiplies it) at most
+    :data:`MAX_PEAK_MULTIPLE` times the calibrated scale."""
+    real = demo_demand_scale(twin, period)
     if given is None:
-        return demo_demand_scale(twin, period)
-    try:
-        value = np.nan if isinstance(given, bool) else float(given)
-    except (TypeError, ValueError):
-        value = np.nan
-    if not value >= 0 or not np.isfinite(value):
-        raise ParameterError(f"demand_scale must be a finite number >= 0 (it multiplies the land-use trip rates), got "
-                             f"{given!r}; leave it out for the real Chengdu peak's density "
-                             f"({demo_demand_scale(twin, period):.3g} on this city)")
+        value = real
+    else:
+        try:
+            value = np.nan if isinstance(given, bool) else float(given)
+        except (TypeError, ValueError, OverflowError):
+            value = np.nan
+        if not value >= 0 or not np.isfinite(value):
+            raise ParameterError(f"demand_scale must be a finite number >= 0 (it multiplies the land-use trip rates), "
+                                 f"got {given!r}; leave it out for the real Chengdu peak's density "
+                                 f"({real:.3g} on this city)")
+    limit = MAX_PEAK_MULTIPLE * real
+    if not value * scenario_scale <= limit * (1 + 1e-9):  # NaN too
+        why = (f"more than {MAX_PEAK_MULTIPLE:g} times the real Chengdu peak's density on this city (demand_scale "
+               f"{real:.3g} for period {period!r}, the calibration of the land-use trip rates), the most a run takes: "
+               "the network is hopelessly overloaded long before (queues to the end of the run), and the figures "
+               "beyond mean nothing")
+        if given is None or scenario_scale > MAX_PEAK_MULTIPLE:  # the scenario's parameter alone is too much
+            raise ParameterError(f"scenario parameter {DEMAND_SCALE_PARAM} {scenario_scale:g} (it multiplies the "
+                                 f"demand) asks for {why}. Set it to at most {MAX_PEAK_MULTIPLE:g} (twin scenario set "
+                                 f"STORE SCENARIO {DEMAND_SCALE_PARAM} N), or take it back (twin scenario undo)")
+        by = (f"demand_scale {value:g} times the scenario's {DEMAND_SCALE_PARAM} {scenario_scale:g}"
+              if scenario_scale != 1.0 else f"demand_scale {given!r}")
+        raise ParameterError(f"{by} is {why}. Give a demand_scale (--demand-scale) of at most "
+                             f"{limit / scenario_scale:.3g}" + (f", or lower {DEMAND_SCALE_PARAM}" if scenario_scale != 1.0
+                                                                 else ""))
     return value
 
 
@@ -988,6 +1126,12 @@ def demo_demand_scale(twin, period: str = "am") -> float:
     network (:data:`REAL_PEAK_VEH_PER_LINK_KM`).
     """
     links = twin.layer("road_links")
+    if "buildings" not in twin.layers():
+        raise LayerNotFoundError(
+            f"this twin has no layer 'buildings' (layers: {sorted(twin.layers())}): the traffic runs make their demand "
+            "from the buildings' use and floor area (land use), so they need them (import them with twin import "
+            "STORE FILE --class buildings). To run the engine on SUMO routes (a .rou.xml) instead, use Python: see the README, "
+            "'The real Chengdu morning peak'")
     km = float((links["length_m"].fillna(links.geometry.length) if "length_m" in links else links.geometry.length).sum()) / 1000
     b = twin.layer("buildings")
     gfa = b["gfa_m2"].fillna(b.geometry.area * b["storeys"].fillna(1)).to_numpy(float)
@@ -1097,6 +1241,15 @@ def compare_traffic_runs(twin, a: tuple[str, str], b: tuple[str, str], *, save_a
     lost_a, lost_b = _trips_without_path(sa), _trips_without_path(sb)
     summary.update({"trips_without_path_a": lost_a, "trips_without_path_b": lost_b})
     notes = []
+    if sa["mode"] == "simulate":
+        # trips that met a road the flood closed for good with no way left, and left the network there: in the
+        # trips and not in the mean trip time, as those without a path (0 for a run without --flooded-by)
+        st_a, st_b = (int(s.get("trips_stranded_by_flood") or 0) for s in (sa, sb))
+        summary.update({"trips_stranded_by_flood_a": st_a, "trips_stranded_by_flood_b": st_b})
+        if st_a != st_b:
+            more, key = (b, st_b - st_a) if st_b > st_a else (a, st_a - st_b)
+            notes.append(f"run {more[1]!r} ({more[0]}) strands {key} more trips at roads its flood closed for good "
+                         "(summary 'trips_stranded_by_flood'); they are not in its mean trip time")
     if lost_b > lost_a + 0.5 or lost_a > lost_b + 0.5:
         more, key = (b, lost_b - lost_a) if lost_b > lost_a else (a, lost_a - lost_b)
         notes.append(f"run {more[1]!r} ({more[0]}) leaves {key:.0f} more trips without a path; they are not in its "

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
                                                              "is not reached."),
         demand_scale: Optional[float] = typer.Option(
             None, "--demand-scale", help="Multiply the land-use trip rates (default: the scale that gives the base "
-            "city the real Chengdu peak's vehicles per km of road)."),
+            "city the real Chengdu peak's vehicles per km of road; at most 10 times that)."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable; a two-way road's id closes both directions)."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
                                                  "scenario) put under --impassable-depth of water."),
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         route_iterations: int = typer.Option(3, "--route-iterations", help="Iterated-departure route choice runs."),
         demand_scale: Optional[float] = typer.Option(
             None, "--demand-scale", help="Multiply the land-use trip rates (default: the scale that gives the base "
-            "city the real Chengdu peak's vehicles per km of road)."),
+            "city the real Chengdu peak's vehicles per km of road; at most 10 times that)."),
         close: List[str] = typer.Option([], "--close", help="Close a link id (repeatable; a two-way road's id closes both directions)."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="Close the roads a flood run (same "
                                                  "scenario) put under --impassable-depth of water."),
