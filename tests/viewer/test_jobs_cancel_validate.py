@@ -109,6 +109,15 @@ def test_bad_json_body_says_what_a_job_request_is(client):
     assert r.status_code == 422 and "engine: missing; give one of [" in r.json()["detail"], r.text
 
 
+def test_a_misspelt_field_is_refused_not_dropped(client):
+    # {"parms": ...} was dropped and the flood ran with its default storm and duration, not the 100-year one asked
+    r = client.post("/api/jobs", json={"engine": "flood", "parms": {"storm": "100y"}})
+    assert r.status_code == 422, r.text
+    d = r.json()["detail"]
+    assert d.startswith("unknown field 'parms' in the job request") and "inside \"params\"" in d
+    assert client.get("/api/jobs").json() == []
+
+
 def test_unknown_engine_lists_the_engines(client):
     r = client.post("/api/jobs", json={"engine": "flod"})
     assert r.status_code == 400, r.text

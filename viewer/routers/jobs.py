@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cim.scenario import normalise_scenario_name
 from viewer.dependencies import get_state, require
@@ -54,6 +54,9 @@ def _body_error(errors, request: Request) -> str | None:
             return (f"the request body must be a JSON object with \"engine\" and \"params\" (and optionally "
                     f"\"scenario\" and \"run\"), not {type(e.get('input')).__name__ if e.get('input') is not None else 'empty'}"
                     f", e.g. {EXAMPLE}")
+        if kind == "extra_forbidden" and len(loc) == 2:
+            return (f"unknown field {loc[1]!r} in the job request: it takes \"engine\", \"params\", \"scenario\" "
+                    f"and \"run\" (the engine's parameters go inside \"params\"), e.g. {EXAMPLE}")
         if loc[:2] == ("body", "engine"):
             engines = request.app.state.twin_state.jobs.available()
             return (f"engine: {'missing' if kind == 'missing' else e.get('msg')}; give one of {engines}, "
@@ -65,6 +68,9 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=LimitedBodyRou
 
 
 class JobIn(BaseModel):
+    # a misspelt field ("parms") was dropped and the engine ran with its defaults, not what was asked
+    model_config = ConfigDict(extra="forbid")
+
     engine: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,30}$",
                         description=f"the engine to run: {', '.join(ENGINES)} (GET /api/jobs/engines lists those "
                                     "this server has)", examples=list(ENGINES))
