@@ -282,6 +282,10 @@ def id_field_of(layer: str, gdf=None) -> str:
 class Scenarios:
     """The scenarios of one store: create, list, get, diff, delete."""
 
+    #: a check of a parameter's value before :meth:`Scenario.set_param` records it, ``check(key, value,
+    #: scenario)`` raising on a value the engines would not take (None: none; the twin sets the engines' own)
+    param_check = None
+
     def __init__(self, store) -> None:
         self.store = store
         # the identity (_edit_log_id) of the edit log last seen with its unique seq index, once committed:
@@ -1032,13 +1036,19 @@ class Scenario:
         return win
 
     def set_param(self, key: str, value: Any) -> None:
-        """Record a scenario parameter (storm return period, demand scale ...)."""
+        """Record a scenario parameter (storm return period, demand scale ...).
+
+        Where the scenarios have a ``param_check`` (:class:`~twin_core.twin.Twin` sets the engines' check: a
+        value they would not take, link ids the roads do not have), a value it refuses is not recorded, as
+        ``twin scenario set-param`` and the map refuse it."""
         self._require_editable()
         try:
             text = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ScenarioError(f"parameter {key!r}: {value!r} is not a JSON value without NaN or infinity "
                                 f"({exc}); give a number, string, list or mapping") from None
+        if self.scenarios.param_check is not None:
+            self.scenarios.param_check(key, value, self)
         self.scenarios._append([{"scenario": self.name, "op": "set_param", "target": key, "attrs": text}])
 
     def undo(self, *, missing_ok: bool = False) -> pd.DataFrame:

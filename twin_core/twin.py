@@ -160,6 +160,9 @@ class Twin:
         store = _open_existing(store, schema)
         self.store = store
         self.scenarios = Scenarios(store)
+        # set_param from Python refuses what the engines would not take, as the CLI and the map do (an unknown
+        # link id was recorded and failed every later traffic run of the scenario)
+        self.scenarios.param_check = _check_scenario_param
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -865,6 +868,13 @@ def _minutes(seconds) -> str:
     if s % 3600 == 0:
         return f"{s / 3600:g} h"
     return f"{s / 60:.4g} min"
+
+
+def _check_scenario_param(key: str, value, scenario) -> None:
+    """:func:`~twin_core.adapters.scenario_params.check_scenario_param` as the twin's scenarios' ``param_check``."""
+    from twin_core.adapters.scenario_params import check_scenario_param
+
+    check_scenario_param(key, value, scenario=scenario)
 
 
 def describe_runs(store, results, *, meta: dict | None = None) -> dict:

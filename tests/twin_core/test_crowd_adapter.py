@@ -215,10 +215,14 @@ def test_closed_exits_scenario_parameter_is_checked(twin):
     assert out.info["closed_exits"] == ["east"]
     use = out.result.exit_usage().set_index("exit")["agents"]
     assert use["east"] == 0 and use["west"] == 10
-    sc.set_param(CLOSED_EXITS_PARAM, 5)
+    with pytest.raises(ParameterError, match="takes an exit name or a list of exit names"):
+        sc.set_param(CLOSED_EXITS_PARAM, 5)  # refused when set; recorded past that (cim's own Scenarios) ...
+    from cim.scenario import Scenarios
+
+    Scenarios(twin.store).get("shut").set_param(CLOSED_EXITS_PARAM, 5)
     with pytest.raises(ParameterError, match="crowd_closed_exits of scenario 'shut' must be an exit name or a list"):
         run_crowd(twin, walkable=_two_door_room(), agents=5, scenario="shut", until=60, save=False)
-    sc.set_param(CLOSED_EXITS_PARAM, ["east", 3])
+    Scenarios(twin.store).get("shut").set_param(CLOSED_EXITS_PARAM, ["east", 3])
     with pytest.raises(ParameterError, match="list of exit names"):
         run_crowd(twin, walkable=_two_door_room(), agents=5, scenario="shut", until=60, save=False)
     n_before = len(list_results(twin.store))

@@ -75,8 +75,11 @@ def test_land_use_demand_never_counts_an_overflow_as_zero_trips(city):
 def test_a_stored_huge_scenario_demand_scale_is_refused_not_zero_trips(city):
     from twin_core.adapters.traffic import run_assign
 
+    from cim.scenario import Scenarios
+
     s = city.scenarios.create("rv2")
-    s.set_param("traffic_demand_scale", 1e308)  # recorded past the checks (cim, or a store from before them)
+    # recorded past the checks (cim's own Scenarios has none, or a store from before them)
+    Scenarios(city.store).get("rv2").set_param("traffic_demand_scale", 1e308)
     with pytest.raises(ParameterError, match=r"scenario parameter traffic_demand_scale 1e\+308 \(it multiplies the "
                                              r"demand\) asks for more than 10 times") as e:
         run_assign(city, "rv2", "x", save=False)
@@ -118,6 +121,20 @@ def test_unknown_link_ids_are_refused_at_edit_time(city):
     with pytest.raises(ParameterError, match="'nosuch'"):
         check_scenario_param("traffic_capacity_factor", {"nosuch": 0.5}, s)
     check_scenario_param("traffic_closed_links", ["nosuch"])  # without a scenario: the type alone
+
+
+def test_python_set_param_refuses_what_the_engines_would_not_take(city):
+    # twin.scenario(...).set_param went straight to the edit log: an unknown link id was recorded and every later
+    # traffic run of the scenario failed; the CLI and the map refused it
+    s = city.scenarios.create("rv3")
+    with pytest.raises(ParameterError, match=r"'nosuch', not in road_links as of scenario 'rv3'"):
+        s.set_param("traffic_closed_links", ["nosuch"])
+    with pytest.raises(ParameterError, match="a number >= 0 and at most 10"):
+        city.scenario("rv3").set_param("traffic_demand_scale", 1e308)
+    assert s.params() == {} and s.n_edits == 0
+    link = str(city.layer("road_links")["link_id"].iloc[0])
+    s.set_param("traffic_closed_links", [link])
+    assert s.params() == {"traffic_closed_links": [link]}
 
 
 def test_the_cli_records_no_unknown_link(small_city_gpkg):

@@ -7,7 +7,7 @@ def test_posting_an_existing_name_says_so_in_the_map_users_words(client):
     c = client
     assert c.post("/api/scenarios", json={"name": "levee_2m", "description": "a 2 m levee"}).status_code == 201
     assert c.post("/api/scenarios/levee_2m/edits", json={"op": "set_param", "key": "traffic_demand_scale", "value": 2}).status_code == 201
-    assert c.post("/api/scenarios/levee_2m/edits", json={"op": "set_param", "key": "traffic_closed_links", "value": ["L5"]}).status_code == 201
+    assert c.post("/api/scenarios/levee_2m/edits", json={"op": "set_param", "key": "traffic_closed_links", "value": ["576684245"]}).status_code == 201
     r = c.post("/api/scenarios", json={"name": "levee_2m", "description": "another"})
     assert r.status_code == 409, r.text
     assert r.json()["detail"] == ("a scenario 'levee_2m' exists already (2 edits); pick another name or "
