@@ -683,9 +683,9 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)  # zones from the unclosed network: closures do not move people
     demand_scale = _demand_scale(twin, demand_scale, period, scale)  # at most MAX_PEAK_MULTIPLE x the peak
+    turns = network_turns(twin, links)  # read once: base_links has the same links (closed ones at capacity 1)
     demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
-                             scale=scale * demand_scale, zones=zones, turns=network_turns(twin, base_links))
-    turns = network_turns(twin, links)
+                             scale=scale * demand_scale, zones=zones, turns=turns)
     net = Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones, turns=turns)
     res = assign(net, demand, method=method, rgap=rgap, max_iter=max_iter, on_disconnected="drop",
                  progress=progress)
@@ -832,8 +832,9 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     base_links["capacity"] = np.where(base_links["capacity"] > 0, base_links["capacity"], 1.0)
     zones = _main_component(base_links)
     demand_scale = _demand_scale(twin, demand_scale, period, scale)  # at most MAX_PEAK_MULTIPLE x the peak
+    turns = network_turns(twin, links)  # read once: base_links has the same links (closed ones at capacity 1)
     demand = land_use_demand(twin.layer("buildings", scenario=scenario), base_links, period=period,
-                             scale=scale * demand_scale, zones=zones, turns=network_turns(twin, base_links))
+                             scale=scale * demand_scale, zones=zones, turns=turns)
     rng = np.random.default_rng(seed)
     m = demand.matrix
     n = np.floor(m) + (rng.random(m.shape) < (m - np.floor(m)))
@@ -850,7 +851,6 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
     # network keeps the closed links (capacity 0: never used), so a zone whose every link is closed is
     # still a zone, only unreachable (on the open links alone it was refused as no endpoint of any link)
     from simulation.traffic import Network, shortest_path_skims, Demand as _D
-    turns = network_turns(twin, links)
     skim = shortest_path_skims(Network.from_links(pd.DataFrame(links.drop(columns="geometry")), zones=zones,
                                                   turns=turns), _D(zones, np.zeros((len(zones),) * 2)))
     zi = pd.Index(zones)
