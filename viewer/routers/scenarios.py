@@ -80,11 +80,11 @@ def _scenario(state, name: str, *, change: str | None = None):
     return state.twin.scenarios.get(name)
 
 
-def _check_param(key: str, value: Any, state, scenario=None) -> None:
+def _check_param(key: str, value: Any, state) -> None:
     """A 422 for a scenario parameter no engine reads (with the one meant: a scenario parameter, or a job
     parameter given in the wrong place) or for a value of a type the engine does not take: the map records
-    nothing that would change no run, or make the run fail later (``scenario``: the one edited; link ids are
-    checked against its road links)."""
+    nothing that would change no run, or make the run fail later (link ids are checked against the edited
+    scenario's road links by its ``set_param``, the twin's check)."""
     import difflib
 
     from cim.scenario import did_you_mean
@@ -110,7 +110,7 @@ def _check_param(key: str, value: Any, state, scenario=None) -> None:
         raise HTTPException(422, f"nothing was recorded: no engine reads scenario parameter {key!r}, so it would "
                                  f"change no run; the engines read {', '.join(sorted(known))}" + hint)
     try:
-        check_scenario_param(key, value, scenario)
+        check_scenario_param(key, value)
     except ParameterError as exc:
         raise HTTPException(422, f"nothing was recorded: {exc}") from None
 
@@ -299,8 +299,13 @@ def _add_edit(name: str, edit: EditIn, state) -> dict:
     elif edit.op == "set_param":
         if not edit.key:
             raise HTTPException(400, "edit 'set_param' needs 'key' (and 'value')")
-        _check_param(edit.key, edit.value, state, s)
-        s.set_param(edit.key, edit.value)
+        from twin_core.errors import ParameterError
+
+        _check_param(edit.key, edit.value, state)
+        try:
+            s.set_param(edit.key, edit.value)  # the twin's check too: link ids against the scenario's roads
+        except ParameterError as exc:
+            raise HTTPException(422, f"nothing was recorded: {exc}") from None
     elif edit.op == "close_roads":
         result = s.close_roads(polygon(), layer=layer)
     else:  # raise_ground
