@@ -255,3 +255,15 @@ def test_compare_does_not_report_the_scenarios_own_closure(small_city_gpkg):
         assert compare_runs(t, "cy", "cx").differences["closed_exits"] == (["-265607427:1"], [])
     r = _cli("compare", small_city_gpkg, "c", "cx")
     assert r.exit_code == 0 and "besides the scenario" not in r.output
+
+
+def test_an_anchor_given_latitude_first_is_recognised_too():
+    # the shared degrees hint (crowd and BIM anchors, inflows) knew only longitude first; a web map copies
+    # "30.635, 104.058", latitude first, which got no hint at all
+    from twin_core.adapters.crowd import _check_in_crs
+
+    with pytest.raises(ParameterError, match=r"look like latitude/longitude \(latitude first\).*as lat/lon that is "
+                                             r"409\d+\.\d,3390\d+\.\d in EPSG:4544"):
+        _check_in_crs([(30.635, 104.058)], "EPSG:4544", "--anchor")
+    with pytest.raises(ParameterError, match=r"look like longitude/latitude.*as lon/lat that is 409"):
+        _check_in_crs([(104.058, 30.635)], "EPSG:4544", "--anchor")

@@ -239,21 +239,46 @@ def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | No
     return WalkableArea(walk, exits=exits), info
 
 
-def _lonlat_hint(x: float, y: float, crs) -> str:
-    """``"; (x, y) look like longitude/latitude: ..."`` with the point in ``crs``, when they look like degrees."""
+def _lonlat_hint(x: float, y: float, crs, *, near=None, near_name: str = "the twin's area") -> str:
+    """``"; (x, y) look like longitude/latitude: ..."`` with the point in ``crs``, when they look like degrees:
+    longitude first, or latitude first as a web map copies a point (``"30.66,104.06"``).
+
+    ``near``: the box (xmin, ymin, xmax, ymax in ``crs``) the point was meant for: only a reading that lands
+    nearer it than the numbers as metres is offered, of two the nearer, with "(inside ``near_name``)" where it
+    lands in it. Without it, of two readings (both numbers within 90) the longitude-first one."""
     from cim.crs import looks_like_lonlat
 
-    if crs is None or not looks_like_lonlat((x, y, x, y)):
+    if crs is None:
         return ""
+    readings = [(words, short, lon, lat) for words, short, lon, lat in (
+        ("longitude/latitude", "lon/lat", x, y), ("latitude/longitude (latitude first)", "lat/lon", y, x))
+        if looks_like_lonlat((lon, lat, lon, lat))]
+    if not readings:
+        return ""
+
+    def off(px, py):  # m from the box ``near``
+        x0, y0, x1, y1 = near
+        return math.hypot(max(x0 - px, 0.0, px - x1), max(y0 - py, 0.0, py - y1))
+
     try:
         from pyproj import Transformer
 
-        X, Y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(x, y)
-        there = f": as lon/lat that is {X:.1f},{Y:.1f} in {crs}"
+        to = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        placed = [(w, s, *(float(v) for v in to.transform(lon, lat))) for w, s, lon, lat in readings]
+        placed = [p for p in placed if math.isfinite(p[2]) and math.isfinite(p[3])]
     except Exception:  # noqa: BLE001 - only the hint is lost
-        there = ""
-    return (f"; ({x:g}, {y:g}) look like longitude/latitude, but they are read in the twin's CRS {crs} "
-            f"(metres){there}")
+        placed = []
+    if near is not None:
+        placed = sorted((p for p in placed if off(p[2], p[3]) < off(x, y)), key=lambda p: off(p[2], p[3]))
+        if not placed:
+            return ""
+    if not placed:  # degrees that could not be converted: still say what they look like
+        return (f"; ({x:g}, {y:g}) look like {readings[0][0]}, but they are read in the twin's CRS {crs} "
+                "(metres)")
+    words, short, X, Y = placed[0]
+    inside = f" (inside {near_name})" if near is not None and off(X, Y) == 0.0 else ""
+    return (f"; ({x:g}, {y:g}) look like {words}, but they are read in the twin's CRS {crs} (metres): as {short} "
+            f"that is {X:.1f},{Y:.1f} in {crs}{inside}")
 
 
 def _check_in_crs(points, crs, what: str) -> None:

@@ -359,42 +359,16 @@ def parse_inflows(value, what: str = "inflows") -> list:
 
 
 def _degrees_hint(x: float, y: float, crs, dem_bounds) -> str:
-    """``"; (x, y) look like longitude/latitude ..."`` (or latitude/longitude: latitude first, as a web map
-    copies a point) with the point in ``crs``, for an inflow place ``(x, y)`` off the DEM whose numbers read as
-    degrees; empty when they do not, or are plausibly metres: the place is within the DEM's own size of it (a
-    local CRS with small numbers), or neither reading brings it nearer the DEM. Of the two readings where both
-    fit (both numbers within 90), the one that lands nearer the DEM."""
-    if crs is None:
-        return ""
+    """:func:`~twin_core.adapters.crowd._lonlat_hint` (longitude or latitude first) for an inflow place ``(x, y)``
+    off the DEM, with the reading that lands nearer the DEM; empty where the numbers are plausibly metres: the
+    place is within the DEM's own size of it (a local CRS with small numbers)."""
+    from twin_core.adapters.crowd import _lonlat_hint
+
     x0, y0, x1, y1 = dem_bounds
-
-    def off(px, py):  # the distance (m) from the DEM's box
-        return math.hypot(max(x0 - px, 0.0, px - x1), max(y0 - py, 0.0, py - y1))
-
-    given = off(x, y)
+    given = math.hypot(max(x0 - x, 0.0, x - x1), max(y0 - y, 0.0, y - y1))
     if not math.isfinite(given) or given <= max(x1 - x0, y1 - y0):
         return ""
-    readings = []  # (order said, short, lon, lat)
-    if -180 <= x <= 180 and -90 <= y <= 90:
-        readings.append(("longitude/latitude", "lon/lat", x, y))
-    if -90 <= x <= 90 and -180 <= y <= 180:
-        readings.append(("latitude/longitude (latitude first)", "lat/lon", y, x))
-    if not readings:
-        return ""
-    try:
-        from pyproj import Transformer
-
-        to = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        placed = [(w, s, *(float(v) for v in to.transform(lon, lat))) for w, s, lon, lat in readings]
-    except Exception:  # noqa: BLE001 - only the hint is lost
-        return ""
-    placed = [p for p in placed if math.isfinite(p[2]) and math.isfinite(p[3]) and off(p[2], p[3]) < given]
-    if not placed:
-        return ""
-    words, short, X, Y = min(placed, key=lambda p: off(p[2], p[3]))
-    inside = " (inside the DEM)" if off(X, Y) == 0.0 else ""
-    return (f"; ({x:.10g}, {y:.10g}) look like {words}, but they are read as x, y in the twin's CRS {crs} (metres): "
-            f"as {short} that is {X:.1f},{Y:.1f} in {crs}{inside}")
+    return _lonlat_hint(x, y, crs, near=dem_bounds, near_name="the DEM")
 
 
 def _place_inflows(parsed, transform, blocked, holes, crs, water_mask, bodies=None):
