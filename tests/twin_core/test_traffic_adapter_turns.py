@@ -62,6 +62,26 @@ def test_assign_uses_the_turns(twin):
     # the same demand; without turns any turn (U-turns too) is allowed, so no trip is slower than with them
     assert with_turns.summary["trips"] == pytest.approx(free.summary["trips"])
     assert with_turns.summary["tstt"] > free.summary["tstt"]
+    # the summary says what the routes kept to: how many turns, or None (every turn allowed)
+    assert with_turns.summary["turn_rules"] > 0
+    assert free.summary["turn_rules"] is None
+
+
+def test_cli_says_when_a_twin_has_no_turn_rules(twin, small_city_gpkg):
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+
+    def run(*a):
+        res = CliRunner().invoke(get_app(), ["traffic", *a, small_city_gpkg, "--quiet"])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    assert "no turn rules" not in run("assign")
+    twin.store.delete_table("road_turns")
+    out = run("assign")
+    assert "no turn rules in this twin" in out and "U-turns" in out
+    assert "no turn rules in this twin" in run("simulate", "--until", "600", "--route-iterations", "1")
 
 
 def test_turns_naming_unknown_links_are_refused(twin):

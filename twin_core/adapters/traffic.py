@@ -704,7 +704,8 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
                **s, "zones": int(len(zones)), "trips": demand.total,
                "disconnected_trips": float(res.disconnected["trips"].sum()) if len(res.disconnected) else 0.0,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall,
-               "cut_off_zones": cut_off_zones(links, zones, res.disconnected)}
+               "cut_off_zones": cut_off_zones(links, zones, res.disconnected),
+               "turn_rules": _turn_rules(turns)}
     # TSTT in vehicle-hours under a key that says so; "tstt" (vehicle-seconds) kept for earlier readers
     summary["tstt_veh_h"] = summary["tstt"] / 3600.0
     summary["units"] = {"tstt": "veh-s", "tstt_veh_h": "veh-h", "beckmann": "veh-s", "total_flow": "veh",
@@ -718,6 +719,12 @@ def run_assign(twin, scenario: str | None = None, run: str | None = None, *, per
             {"origin": str, "destination": str}), "summary": summary})
     summary["total_wall_s"] = time.perf_counter() - t0
     return TrafficRun(summary, res, out, saved=bool(save))
+
+
+def _turn_rules(turns: pd.DataFrame | None) -> int | None:
+    """The summary's ``turn_rules``: how many allowed turns (from_link, to_link) the routes kept to, or None
+    when the twin has no ``road_turns`` table and every turn at a junction was allowed (U-turns too)."""
+    return None if turns is None else int(len(turns))
 
 
 def _nan_to_none(summary: dict) -> None:
@@ -896,7 +903,7 @@ def run_simulate(twin, scenario: str | None = None, run: str | None = None, *, p
                "unfinished_trips": int(unfinished.sum()), "not_departed_trips": int((~left).sum()),
                "disconnected_trips": unrouted,
                "closed_links": closed, "flooded_by": flooded_by, "engine_wall_s": engine_wall,
-               "cut_off_zones": cut_off_zones(links, zones, lost)}
+               "cut_off_zones": cut_off_zones(links, zones, lost), "turn_rules": _turn_rules(turns)}
     if flooded_by is not None:
         summary.update({"flood_timing": flood_timing, "flood_start_s": start_s, "reroute": bool(reroute),
                         "flood_closed_links": sorted(timed_closures), "trips_stranded_by_flood": int(held.sum())})

@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
                  f"{s['zones']} zones; {s['method']} {s['iterations']} iterations, gap {s['rgap']:.1e}\n"
                  f"TSTT {s['tstt_veh_h']:.1f} veh-h, max v/c {vc}, "
                  f"{s['disconnected_trips']:.0f} trips without a path" + _closed_note(s))
+        human += _turns_note(s)
         if not s["converged"]:
             human += (f"\nNOT converged: stopped at --max-iter {max_iter} above --rgap {rgap:g}; the flows are not at "
                       "equilibrium (raise --max-iter or loosen --rgap)")
@@ -107,6 +108,7 @@ def register(app: typer.Typer) -> None:
         human = (f"run {s['run']} (scenario {s['scenario']}), {s['period']}: {s['completed']}/{s['vehicles']} trips "
                  f"completed, mean trip {mean} s, total delay {s['total_delay_veh_s'] / 3600:.1f} "
                  f"veh-h; {s['disconnected_trips']} trips without a path" + _closed_note(s))
+        human += _turns_note(s)
         if s["unfinished_trips"]:
             human += (f"\n{s['unfinished_trips']} trips still on the road at {s['sim_time_s']:g} s; counting them up to "
                       f"then, the mean trip is at least {s['mean_trip_time_incl_unfinished_s']:.0f} s")
@@ -126,6 +128,14 @@ def _none_routed(s: dict) -> str:
             f"trips start or end where the closed roads cut them off, so nothing was "
             f"{'assigned' if s['mode'] == 'assign' else 'simulated'} (reopen roads: --close, --flooded-by)"
             + _closed_note(s))
+
+
+def _turns_note(s: dict) -> str:
+    """A line for a twin without turn rules: its routes may turn anywhere, U-turns included."""
+    if s.get("turn_rules") is not None:
+        return ""
+    return ("\nno turn rules in this twin (no table road_turns): routes may turn anywhere at a junction, U-turns "
+            "included; importing a SUMO network (twin import TWIN NET.net.xml --class road_links) stores its turns")
 
 
 def _closed_note(s: dict) -> str:
