@@ -388,6 +388,25 @@ class WalkableArea:
             out[k] = not self.polygon.intersection(beyond).buffer(-0.1).is_empty
         return out
 
+    def free_run_beyond_exit(self, k: int, limit: float) -> float:
+        """How far (m, at most ``limit``) one can go straight out of exit ``k``, across its whole width, before
+        meeting walkable floor: beyond a door in an outside wall, ``limit``; beyond a stair drawn on the rim of
+        its opening, the length of the opening (the floor resumes past its far end)."""
+        from shapely.geometry import Polygon
+
+        s = self.exit_segments[k]
+        a, b = s[:2], s[2:]
+        n = self.exit_normals[k]
+        strip = Polygon([a + _EXIT_TOL * n, b + _EXIT_TOL * n, b + limit * n, a + limit * n])
+        floor = self.polygon.intersection(strip)
+        if floor.is_empty or floor.area < 1e-9:
+            return float(limit)
+        xy = np.concatenate([np.asarray(g.exterior.coords) for g in getattr(floor, "geoms", [floor])
+                             if g.geom_type == "Polygon" and g.area > 1e-9] or [np.empty((0, 2))])
+        if not len(xy):
+            return float(limit)
+        return float(min(limit, ((xy - a) @ n).min()))
+
     def contains(self, x, y) -> np.ndarray:
         import shapely
 
