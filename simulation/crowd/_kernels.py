@@ -321,10 +321,20 @@ def _desired_dir(i, x, y, r, ex, ff, gx0, gy0, gh, exits, exit_normal, near, doo
         tx, ty = _closest_on_seg(px, py, ax, ay, bx, by)
         tx += exit_normal[e, 0] * 0.5
         ty += exit_normal[e, 1] * 0.5
+        # ... unless the door is in a thick wall (exits[e, 4]: a jamb's reveal runs back into the room) and
+        # the straight line there would graze a jamb: the line then runs through the reveal's corner, whose
+        # repulsion points straight back along it, and the agent stood there for good (three people beside
+        # FZK-Haus's 1 m door); it follows the floor field round the corner instead. (Beside a gap in a thin
+        # wall nothing stands in the way: the straight aim as before, on which the doors were calibrated)
+        clear = True
+        if exits[e, 4] > 0.0:
+            c1x, c1y = _closest_on_seg(x1, y1, px, py, tx, ty)
+            c2x, c2y = _closest_on_seg(x2, y2, px, py, tx, ty)
+            clear = min(math.hypot(c1x - x1, c1y - y1), math.hypot(c2x - x2, c2y - y2)) >= r[i]
         dx = tx - px
         dy = ty - py
         n = math.hypot(dx, dy)
-        if n > 0.0:
+        if n > 0.0 and clear:
             return dx / n, dy / n
     dx, dy = _ff_dir(ff, e, gx0, gy0, gh, px, py)
     if dx == 0.0 and dy == 0.0:

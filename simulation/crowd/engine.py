@@ -716,7 +716,8 @@ class CrowdSimulation:
                                 "Keep at least one exit open")
         self.exit_widths = np.hypot(area.exit_segments[:, 2] - area.exit_segments[:, 0],
                                     area.exit_segments[:, 3] - area.exit_segments[:, 1])
-        self._exits = area.exit_segments if ne else np.zeros((1, 4))
+        # the exits for the kernels: x1, y1, x2, y2 and whether a jamb has a reveal (a door in a thick wall)
+        self._exits = (np.column_stack([area.exit_segments, area.exit_reveals()]) if ne else np.zeros((1, 5)))
         self._normals = area.exit_normals if ne else np.zeros((1, 2))
         # routing
         if area.periodic:
@@ -881,7 +882,7 @@ class CrowdSimulation:
             return self._tgt
         i, e = act[ok], t[ok]
         s = self._exits[e]
-        a, d = s[:, :2], s[:, 2:] - s[:, :2]
+        a, d = s[:, :2], s[:, 2:4] - s[:, :2]
         L = np.hypot(d[:, 0], d[:, 1])
         nrm = self._normals[e]
         p = np.column_stack([self.x[i], self.y[i]])

@@ -388,6 +388,23 @@ class WalkableArea:
             out[k] = not self.polygon.intersection(beyond).buffer(-0.1).is_empty
         return out
 
+    def exit_reveals(self, depth: float = 0.05, tol: float = 0.05) -> np.ndarray:
+        """Per exit, 1.0 where a wall leaves one of its ends back into the walkable side by more than ``depth``
+        m (a jamb's reveal: the door is in a thick wall), else 0.0 (a gap in a thin wall or an open edge).
+        Wall ends within ``tol`` m of the exit's end count as meeting it (IFC outlines miss by millimetres)."""
+        out = np.zeros(len(self.exit_names))
+        w = self.walls
+        if not len(w):
+            return out
+        for k, s in enumerate(self.exit_segments):
+            inward = -self.exit_normals[k]
+            for end in (s[:2], s[2:]):
+                for p, q in ((w[:, :2], w[:, 2:]), (w[:, 2:], w[:, :2])):
+                    meet = np.hypot(*(p - end).T) <= tol
+                    if meet.any() and (((q[meet] - end) @ inward) > depth).any():
+                        out[k] = 1.0
+        return out
+
     def free_run_beyond_exit(self, k: int, limit: float) -> float:
         """How far (m, at most ``limit``) one can go straight out of exit ``k``, across its whole width, before
         meeting walkable floor: beyond a door in an outside wall, ``limit``; beyond a stair drawn on the rim of
