@@ -18,9 +18,9 @@ from typing import Any
 
 from twin_core.errors import CRSError
 
-__all__ = ["DEFAULT_CRS", "AREA_MARGIN_DEG", "resolve_crs", "same_crs", "check_projected", "to_twin_crs",
-           "transformer", "check_area_of_use", "check_in_twin_area", "in_area_of_use", "lonlat_boxes",
-           "looks_like_lonlat"]
+__all__ = ["DEFAULT_CRS", "AREA_MARGIN_DEG", "MAX_SCALE_ERROR", "resolve_crs", "same_crs", "check_projected",
+           "max_scale_error", "is_undefined_crs", "source_crs_of", "to_twin_crs", "transformer", "check_area_of_use",
+           "check_in_twin_area", "in_area_of_use", "lonlat_boxes", "looks_like_lonlat"]
 
 DEFAULT_CRS = "EPSG:4544"
 _HINT = "name one, e.g. crs='EPSG:4490' (CGCS2000), 'EPSG:4326' (WGS 84) or 'EPSG:32648' (UTM 48N)"
@@ -62,24 +62,130 @@ def check_projected(crs: Any):
     units = {a.unit_name for a in c.axis_info}
     if not units <= {"metre", "meter"}:
         raise CRSError(f"the twin CRS must use metres, {c.to_string()} uses {sorted(units)}")
+    worst = max_scale_error(c)
+    if worst is not None and worst[0] > MAX_SCALE_ERROR:
+        err, lon, lat = worst
+        raise CRSError(
+            f"the twin CRS {c.to_string()} ({c.name}) distorts distances by up to {err:.1%} over its area of use "
+            f"(scale factor {1 + err:.3f} at lon {lon:.1f}, lat {lat:.1f}; more than the {MAX_SCALE_ERROR:.0%} a "
+            "twin's lengths and areas allow): use a conformal CRS of the city's own zone, e.g. EPSG:4544 (CGCS2000 "
+            "3-degree Gauss-Kruger CM 105E) for Chengdu, the CGCS2000 3-degree zone of the area elsewhere in China "
+            "(EPSG:4534..4554, central meridians 75E..135E) or the UTM zone (EPSG:326NN)")
     return c
 
 
-def to_twin_crs(gdf, twin_crs: Any, source_crs: Any = None):
+#: the largest scale error (|k - 1|, lengths) a twin CRS may have anywhere in its area of use. A 3-degree
+#: Gauss-Kruger zone stays under 0.03 % (1.5 degrees from its central meridian), UTM under 0.1 % (k0 = 0.9996 at the
+#: central meridian, about 1.001 at a 6-degree zone's edge on the equator; Snyder, Map Projections: A Working Manual,
+#: USGS PP 1395, p. 57-58); 1 % is ten times that, so any zone grid passes, while Web Mercator (EPSG:3857, 1.163 at
+#: Chengdu's 30.7 N, 1.16 ** 2 in area) is refused
+MAX_SCALE_ERROR = 0.01
+
+#: points a side of the grid over a CRS's area of use that :func:`max_scale_error` samples
+_SCALE_GRID = 15
+
+
+def max_scale_error(crs: Any):
+    """``(error, lon, lat)``: the largest ``|k - 1|`` of a projected CRS's meridional and parallel scale factors
+    (pyproj ``Proj.get_factors``) on a grid over its area of use, and where; None for a CRS without a declared
+    area of use (a custom one: nothing to sample) or whose factors cannot be computed.
+
+    >>> round(max_scale_error("EPSG:4544")[0], 4), max_scale_error("EPSG:3857")[0] > 1
+    (0.0003, True)
+    """
+    import numpy as np
+    from pyproj import Proj
+
+    c = resolve_crs(crs)
+    aou = c.area_of_use
+    if not c.is_projected or aou is None:
+        return None
+    w, s, e, n = aou.bounds
+    if e < w:  # crosses 180 degrees
+        e += 360.0
+    lon, lat = np.meshgrid(np.linspace(w, e, _SCALE_GRID), np.linspace(s, n, _SCALE_GRID))
+    lon = ((lon.ravel() + 180.0) % 360.0) - 180.0
+    lat = lat.ravel()
+    try:
+        f = Proj(c).get_factors(lon, lat, errcheck=False)
+        k = np.concatenate([np.asarray(f.meridional_scale, dtype="float64"),
+                            np.asarray(f.parallel_scale, dtype="float64")])
+    except Exception:  # noqa: BLE001 - a projection pyproj cannot give factors for: nothing to check
+        return None
+    err = np.abs(k - 1.0)
+    err[~np.isfinite(err)] = -1.0  # points outside the projection's domain say nothing of its distortion
+    i = int(np.argmax(err))
+    if err[i] < 0:
+        return None
+    return float(err[i]), float(lon[i % lon.size]), float(lat[i % lat.size])
+
+
+#: geographic CRSs in lon/lat degrees that differ by centimetres (WGS 84 and CGCS2000): data labelled with one
+#: (a .prj that says WGS 84, as many tools write by default) may be declared in the other with ``--crs``
+_LONLAT_TWINS = frozenset({4326, 4490})
+
+#: names GDAL gives the undefined SRSs of a GeoPackage (srs_id 0 and -1, written by e.g. ``ogr2ogr -f GPKG out.gpkg
+#: nocrs.shp``): they state no CRS at all
+UNDEFINED_SRS_NAMES = frozenset({"Undefined geographic SRS", "Undefined Cartesian SRS"})
+
+
+def is_undefined_crs(crs: Any) -> bool:
+    """Whether ``crs`` is None or a GeoPackage's undefined SRS (srs_id 0 or -1): a file that states no CRS.
+
+    >>> is_undefined_crs(None), is_undefined_crs("EPSG:4544")
+    (True, False)
+    """
+    if crs is None:
+        return True
+    c = resolve_crs(crs)
+    return c.name in UNDEFINED_SRS_NAMES and c.to_epsg() is None
+
+
+def source_crs_of(file_crs: Any, source_crs: Any = None, *, stated: bool = True):
+    """The CRS to read an input's coordinates in: what the file states (``file_crs``), else ``source_crs``
+    (``--crs`` / ``crs=``).
+
+    ``stated=False`` says ``file_crs`` is a reader's default, not the file's word (a GeoJSON without a ``crs``
+    member, which GDAL reads as EPSG:4326 by RFC 7946): ``source_crs`` then wins. A file that states another CRS
+    than ``source_crs`` is refused, except WGS 84 against CGCS2000 lon/lat (:data:`_LONLAT_TWINS`), where the
+    declaration is the user's to make.
+
+    >>> source_crs_of("EPSG:4326", "EPSG:4544", stated=False).to_epsg()
+    4544
+    >>> source_crs_of("EPSG:4326", "EPSG:4490").to_epsg()  # CGCS2000 declared on WGS 84 lon/lat: the user's word
+    4490
+    """
+    if is_undefined_crs(file_crs) or not stated:
+        if source_crs is not None:
+            return resolve_crs(source_crs)
+        if is_undefined_crs(file_crs):
+            raise CRSError(f"the input states no CRS (no .prj, no crs member, or an undefined SRS such as a "
+                           f"GeoPackage's srs_id 0 or -1): pass the CRS its coordinates are in with --crs "
+                           f"(crs=...): {_HINT}, or 'EPSG:4544' for metres in Chengdu's Gauss-Kruger zone")
+        return resolve_crs(file_crs)
+    file_crs = resolve_crs(file_crs)
+    if source_crs is None:
+        return file_crs
+    given = resolve_crs(source_crs)
+    if given.equals(file_crs) or {given.to_epsg(), file_crs.to_epsg()} <= _LONLAT_TWINS:
+        return given
+    raise CRSError(
+        f"the input says its CRS is {file_crs.to_string()} but crs={source_crs!r} (CLI: --crs) was given; "
+        "drop the argument or fix the file"
+    )
+
+
+def to_twin_crs(gdf, twin_crs: Any, source_crs: Any = None, *, stated: bool = True):
     """Reproject a GeoDataFrame into the twin CRS.
 
-    A frame without a CRS is refused unless ``source_crs`` names one.
+    A frame without a CRS (or with a GeoPackage's undefined one) is refused unless ``source_crs`` names one;
+    ``stated=False``: the frame's CRS is a reader's default that ``source_crs`` overrides
+    (:func:`source_crs_of`).
     """
     target = resolve_crs(twin_crs)
-    if gdf.crs is None:
-        if source_crs is None:
-            raise CRSError(f"the input has no CRS (no .prj / crs member): {_HINT} with crs=... or --crs")
-        gdf = gdf.set_crs(resolve_crs(source_crs), allow_override=True)
-    elif source_crs is not None and not resolve_crs(source_crs).equals(gdf.crs):
-        raise CRSError(
-            f"the input says its CRS is {gdf.crs.to_string()} but crs={source_crs!r} (CLI: --crs) was given; "
-            "drop the argument or fix the file"
-        )
+    src = source_crs_of(gdf.crs, source_crs, stated=stated)
+    if gdf.crs is None or not src.equals(gdf.crs):
+        gdf = gdf.set_crs(src, allow_override=True)
     if gdf.crs.equals(target):
         return gdf.set_crs(target, allow_override=True)
     return gdf.to_crs(target)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cim.crs import resolve_crs
+from cim.crs import resolve_crs, source_crs_of
 from cim.raster import Raster
 from twin_core.errors import CRSError, ImportFormatError, RasterError
 
@@ -63,6 +63,10 @@ def _read_geotiff(path, *, crs: Any = None, band: int = 1, progress=None, check_
             if band < 1 or band > ds.count:
                 raise RasterError(f"{p.name} has {ds.count} band(s); band {band} does not exist")
             i = band - 1
+            if ds.crs is not None and crs is not None:  # before the cells are read: a conflict costs no read
+                # a file that states its CRS and a different --crs: refused as the vector import refuses it
+                # (it was ignored without a word); the same CRS given again is fine
+                source_crs_of(ds.crs.to_wkt(), crs)
             unit = (ds.units[i] or "").strip() or None
             if check_header is not None:
                 check_header(p.name, ds.count, unit)
@@ -93,6 +97,8 @@ def _read_geotiff(path, *, crs: Any = None, band: int = 1, progress=None, check_
                 "export it again (gdalinfo -checksum FILE reads every cell) and import that"
             ) from exc
         raise ImportFormatError(f"cannot read {p} as a raster ({exc}); give a GeoTIFF") from exc
+    if src_crs is not None and crs is not None:
+        src_crs = source_crs_of(src_crs.to_wkt(), crs)  # the file's, or the user's lon/lat declaration (4326/4490)
     if src_crs is None:
         if crs is None:
             raise CRSError(f"{p.name} has no CRS: name it with crs='EPSG:4544' (CLI: --crs EPSG:4544), or the "

@@ -18,13 +18,15 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from cim.crs import check_area_of_use, check_in_twin_area, fmt_box, resolve_crs, to_twin_crs
+from cim.crs import (check_area_of_use, check_in_twin_area, fmt_box, is_undefined_crs, resolve_crs, source_crs_of,
+                      to_twin_crs)
 from cim.schema import FEATURE_CLASSES, FeatureClass, conform, field_map_apply
 from twin_core.errors import CRSError, ImportFormatError, SchemaError, StoreError, TwinWarning, twin_warn
 
@@ -72,6 +74,11 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
             "give a file with geometries, e.g. make a GeoJSON or GeoPackage from a table of coordinates with "
             "ogr2ogr out.gpkg in.csv -oo X_POSSIBLE_NAMES=lon -oo Y_POSSIBLE_NAMES=lat -a_srs EPSG:4326"
         )
+    if gdf.crs is not None and is_undefined_crs(gdf.crs):  # a GeoPackage's srs_id 0 or -1: no CRS stated
+        gdf = gdf.set_crs(None, allow_override=True)
+    elif not p.is_dir() and p.suffix.lower() in (".geojson", ".json", ".geojsonl", ".geojsons") \
+            and _driver(p, layer) in ("GeoJSON", "GeoJSONSeq") and not _geojson_states_crs(p):
+        gdf.attrs[CRS_DEFAULT_ATTR] = True
     if p.suffix.lower() == ".shp":
         _refuse_missing_dbf(p, [p.with_suffix(e).name for e in (".dbf", ".DBF") if p.with_suffix(e).exists()],
                             p.with_suffix(".dbf").name, "beside it")
@@ -80,6 +87,38 @@ def read_vector(path: str | os.PathLike, layer: str | int | None = None):
     elif p.suffix.lower() in (".zip", ".shz"):
         _check_zipped_shapefile_encoding(p, layer, gdf)
     return gdf
+
+
+#: ``gdf.attrs`` key :func:`read_vector` sets where the frame's CRS is GDAL's default, not the file's word: a
+#: GeoJSON without a ``crs`` member (EPSG:4326 by RFC 7946), which ``--crs`` may then name
+CRS_DEFAULT_ATTR = "crs_not_stated"
+
+
+def _driver(p: Path, layer) -> str | None:
+    """The GDAL driver that reads ``p`` (a .json may be Esri JSON or TopoJSON, which state their CRS otherwise)."""
+    import pyogrio
+
+    try:
+        return pyogrio.read_info(p, layer=layer).get("driver")
+    except Exception:  # noqa: BLE001 - it was read already; nothing to add
+        return None
+
+
+def _geojson_states_crs(p: Path) -> bool:
+    """Whether a GeoJSON file has a top-level ``crs`` member (the pre-RFC 7946 way to state a CRS)."""
+    import json
+
+    try:
+        raw = p.read_bytes()
+    except OSError:
+        return True  # unreadable here: keep GDAL's reading
+    if b'"crs"' not in raw:
+        return False
+    try:
+        doc = json.loads(raw)
+    except ValueError:  # GeoJSON sequence or other text GDAL read: a crs member anywhere counts
+        return True
+    return isinstance(doc, dict) and "crs" in doc
 
 
 def is_sumo_net(path: str | os.PathLike) -> bool:
@@ -281,21 +320,24 @@ def _refuse_undeclared_text(dbf_head: bytes, gdf, what: str, cpg: str, where: st
 
 
 def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: Mapping[str, str] | None = None,
-                  source_crs: Any = None, allow_extra: bool = False, drop: Iterable[str] | None = None):
+                  source_crs: Any = None, allow_extra: bool = False, drop: Iterable[str] | None = None,
+                  crs_stated: bool = True):
     """Drop and map fields, reproject to the twin CRS and conform to the feature class.
 
     Coordinates that lie outside the area of the source CRS, or that are not finite in the twin
     CRS, are refused: they mean the source CRS (``source_crs`` / the file's own) is wrong.
+    ``crs_stated=False``: the frame's CRS is the reader's default, not the file's word (a GeoJSON without a
+    ``crs`` member, read as lon/lat WGS 84 by RFC 7946), so ``source_crs`` may name another.
     """
     import shapely
 
     gdf = field_map_apply(gdf, field_map, drop=drop)
     src = gdf
-    gdf = to_twin_crs(gdf, twin_crs, source_crs)
+    src_crs = source_crs_of(src.crs, source_crs, stated=crs_stated)
+    gdf = to_twin_crs(gdf, twin_crs, source_crs, stated=crs_stated)
     if gdf.geometry.isna().any() or gdf.geometry.is_empty.any():
         n = int((gdf.geometry.isna() | gdf.geometry.is_empty).sum())
         raise SchemaError(f"{n} feature(s) have no geometry; remove them or fix the source")
-    src_crs = src.crs if src.crs is not None else resolve_crs(source_crs)
     try:
         check_area_of_use(src.total_bounds, src_crs)
         check_in_twin_area(src.total_bounds, src_crs, resolve_crs(twin_crs))
@@ -303,6 +345,12 @@ def prepare_layer(gdf, feature_class: str | None, twin_crs: Any, *, field_map: M
         hint = _coordinate_mixup(src.total_bounds, src_crs, resolve_crs(twin_crs))
         if hint:
             raise CRSError(hint) from exc
+        if not crs_stated and source_crs is None:
+            raise CRSError(
+                f"the input states no CRS (a GeoJSON without a crs member, read as lon/lat WGS 84, EPSG:4326, as "
+                f"RFC 7946 says), but its bounds {fmt_box(src.total_bounds)} are not lon/lat: pass the CRS its "
+                "coordinates are in with --crs (crs=...), e.g. --crs EPSG:4544 for metres in Chengdu's "
+                "Gauss-Kruger zone (CGCS2000 CM 105E) or EPSG:32648 for UTM 48N") from exc
         raise
     _check_finite(gdf, src_crs)
     if feature_class is None:
@@ -439,6 +487,10 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
     if twin_crs is None:
         raise CRSError(f"the store {store.uri} has no CRS; create it with crs='EPSG:4544'")
     gdf = read_vector(path, layer)
+    stated = not gdf.attrs.get(CRS_DEFAULT_ATTR)
+    if not stated and crs is not None and not resolve_crs(crs).is_geographic:
+        twin_warn(f"{Path(path).name} has no crs member, so by RFC 7946 its coordinates would be lon/lat WGS 84; "
+                  f"they are read in {resolve_crs(crs).to_string()}, as --crs (crs=) says", TwinWarning, stacklevel=2)
     fc = feature_class if feature_class in FEATURE_CLASSES else None
     if fc is None and name is None:
         raise SchemaError(f"unknown feature class {feature_class!r}; choose one of {sorted(FEATURE_CLASSES)}")
@@ -448,7 +500,8 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
             f"was imported and {name or feature_class!r} is left as it was. Check the file (or --layer), or "
             "delete the layer on purpose (store.delete_layer) rather than importing an empty file over it"
         )
-    gdf = prepare_layer(gdf, fc, twin_crs, field_map=field_map, source_crs=crs, allow_extra=allow_extra, drop=drop)
+    gdf = prepare_layer(gdf, fc, twin_crs, field_map=field_map, source_crs=crs, allow_extra=allow_extra, drop=drop,
+                        crs_stated=stated)
     target = name or feature_class
     _warn_if_far(store, target, gdf, replacing=mode == "replace")
     with store.transaction():
@@ -457,9 +510,35 @@ def import_vector(store, path: str | os.PathLike, feature_class: str, *, field_m
         # what a replace takes from what refers to the layer, read before it is written, said once it is
         lost = _replace_losses(store, target, gdf) if mode == "replace" else []
         n = store.write_layer(target, gdf, mode=mode)
+        if mode == "replace" and target == "road_links":
+            lost += _drop_stale_turns(store, gdf)
     for message in lost:
         twin_warn(message, TwinWarning, stacklevel=2)
     return n
+
+
+def _drop_stale_turns(store, links) -> list[str]:
+    """Drop the network's turn rules (``road_turns``, written by the SUMO import: :data:`cim.io.sumo.TURNS_TABLE`)
+    when a GIS import replaced road_links (``links``, which brings no turns) and the rules name links it no longer
+    holds: they were kept without a word, and ``twin traffic assign`` then failed on them with no CLI way to drop
+    them. Called inside the import's transaction; returns the warning to give."""
+    from cim.io.sumo import TURNS_TABLE
+
+    if not store.has_table(TURNS_TABLE):
+        return []
+    turns = store.read_table(TURNS_TABLE)
+    ids = set(links["link_id"].dropna().astype(str)) if "link_id" in links.columns else set()
+    known = ids | {i + ":r" for i in ids}  # the reverse of a two-way link, as the traffic adapter names it
+    named = set()
+    for col in ("from_link", "to_link"):
+        if col in turns.columns:
+            named |= set(turns[col].dropna().astype(str))
+    if named <= known:
+        return []
+    store.delete_table(TURNS_TABLE)
+    return [f"the network's turn rules ({TURNS_TABLE}, {len(turns):,} turns) named links this import replaced; "
+            "dropped: routes may turn anywhere until a network with turns is imported "
+            "(twin import TWIN NET.net.xml --class road_links)"]
 
 
 #: the table of the buildings imported from IFC (bim_import.importer.SUMMARY_TABLE; read here by name: cim
@@ -604,6 +683,26 @@ def _shapefile_field_names(gdf) -> dict[str, str]:
     return {n: short[n] for n in names if short[n] != n}
 
 
+#: the most bytes a dBASE text field holds (GDAL cuts longer values of a Shapefile to this)
+_DBF_TEXT_BYTES = 254
+
+
+def _warn_cut_text(gdf, file: str) -> None:
+    """Warn, in the tool's words, when a Shapefile's text fields will be cut to 254 bytes (GDAL's own warning named
+    one value of one field and then fell silent for the layer)."""
+    cut = {}
+    for col in gdf.columns:
+        if col == gdf.geometry.name or not (pd.api.types.is_string_dtype(gdf[col]) or gdf[col].dtype == object):
+            continue
+        n = sum(1 for v in gdf[col] if isinstance(v, str) and len(v.encode("utf-8")) > _DBF_TEXT_BYTES)
+        if n:
+            cut[str(col)] = n
+    if cut:
+        twin_warn(f"{file}: a Shapefile's text fields hold at most {_DBF_TEXT_BYTES} bytes, so values are cut: "
+                  f"{', '.join(f'{c} ({n} value(s))' for c, n in cut.items())}; export to .gpkg (GeoPackage) or "
+                  ".geojson to keep them whole", TwinWarning, stacklevel=3)
+
+
 def export_layer(store, name: str, path: str | os.PathLike, *, crs: Any = None, scenario=None) -> Path:
     """Export a layer to a file; the extension picks the format.
 
@@ -640,6 +739,7 @@ def write_frame(gdf, path: str | os.PathLike, *, layer: str, crs: Any = None) ->
                 f"{', '.join(f'{o} -> {n}' for o, n in renames.items())}; export to .gpkg or .geojson "
                 "to keep the full names", TwinWarning, stacklevel=2)
             gdf = gdf.rename(columns=renames)
+        _warn_cut_text(gdf, p.name)
     if crs is None and driver == "GeoJSON":
         crs = "EPSG:4326"
     if crs is not None:
@@ -649,7 +749,9 @@ def write_frame(gdf, path: str | os.PathLike, *, layer: str, crs: Any = None) ->
         if driver == "GeoParquet":
             gdf.to_parquet(p)
         else:
-            pyogrio.write_dataframe(gdf, p, layer=layer if driver == "GPKG" else None, driver=driver)
+            with warnings.catch_warnings():  # GDAL's 'truncated to 254 characters': _warn_cut_text said it
+                warnings.filterwarnings("ignore", message=r"(?s).*has been truncated to 254", category=RuntimeWarning)
+                pyogrio.write_dataframe(gdf, p, layer=layer if driver == "GPKG" else None, driver=driver)
     except (OSError, DataSourceError, DataLayerError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip()
         raise StoreError(f"cannot write {p}: {why}; check that its folder exists or can be created, "

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         feature_class: str = typer.Option(..., "--class", "-c", help="Feature class: buildings, road_links, pois ..."),
         field_map: Optional[List[str]] = typer.Option(None, "--map", "-m", help="SOURCE=TARGET field mapping (repeat)."),
         drop: Optional[List[str]] = typer.Option(None, "--drop", help="Source field to leave out (repeat)."),
-        crs: Optional[str] = typer.Option(None, help="CRS of a file that has none, e.g. EPSG:4490."),
+        crs: Optional[str] = typer.Option(None, help="CRS of a file that states none (no .prj, a GeoJSON without a crs member, a GeoPackage's undefined SRS), e.g. EPSG:4544; EPSG:4490 may also be declared on WGS 84 lon/lat."),
         source_layer: Optional[str] = typer.Option(None, "--layer", help="Layer inside a multi-layer file."),
         append: bool = typer.Option(False, help="Append instead of replacing the layer."),
         as_json: bool = JSON_OPT,
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         name: Optional[str] = typer.Option(None, "--name", show_default=False,
                                            help="Raster name (required): dem (the terrain floods run on), manning, "
                                                 "or a new name; a raster of that name is replaced."),
-        crs: Optional[str] = typer.Option(None, help="CRS of a file that has none, e.g. EPSG:4544."),
+        crs: Optional[str] = typer.Option(None, help="CRS of a file that has none, e.g. EPSG:4544 (a file that states another is refused)."),
         unit: Optional[str] = typer.Option(None, help="Unit of the values, e.g. m (default: the file's band unit, "
                                                       "if it names one)."),
         band: Optional[int] = typer.Option(None, "--band", min=1, show_default=False,
@@ -155,6 +155,8 @@ def register(app: typer.Typer) -> None:
         scenario: Optional[str] = typer.Option(None, help="Export the layer as of this scenario (with --run: the run's scenario, needed only when the run id is under several)."),
         run: Optional[str] = typer.Option(None, "--run", help="Export a result of this run (`twin runs` lists them): a flood's max_depth to GeoTIFF, exposure_buildings to GeoPackage ..."),
         crs: Optional[str] = typer.Option(None, help="Reproject on export (GeoJSON defaults to EPSG:4326)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a layer of the same name in an existing "
+                                       "GeoPackage (refused without it)."),
         as_json: bool = JSON_OPT,
     ) -> None:
         """Export a layer (GeoPackage, GeoJSON, GeoParquet, Shapefile, CityJSON), a raster (GeoTIFF) or, with
@@ -181,8 +183,10 @@ def register(app: typer.Typer) -> None:
         if os.path.isdir(out):
             raise TwinError(f"{out} is a folder; give the path of the file to write, "
                             f"e.g. {os.path.join(out, name)}.gpkg")
+        _check_gpkg_target(target, name, out, overwrite)
         with Twin.open(target) as twin:
             _check_exportable(twin, name, target, out)
+            _check_export_kind(twin, name, target, out)
             try:
                 if out.lower().endswith((".tif", ".tiff")):
                     from cim.io.raster import reproject_raster
@@ -228,6 +232,72 @@ def _import_sumo(target: str, path: str, feature_class: str, field_map, drop, cr
         human += (", replacing the " + " and ".join(f"{n:,} {k}" for k, n in had.items() if n)
                   + " they had (--append adds to them instead)")
     emit({"layers": counts}, as_json, human=human)
+
+def _gpkg_tables(path: str) -> set[str] | None:
+    """The tables (lower case) of an existing GeoPackage ``path``, read-only; None where it is not one."""
+    import sqlite3
+    from pathlib import Path
+
+    try:
+        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return {str(r[0]).lower() for r in rows}
+
+
+def _check_gpkg_target(target: str, name: str, out: str, overwrite: bool) -> None:
+    """Refuse a ``twin export`` into an existing GeoPackage that is a twin (GDAL would replace its layer with no
+    import checks: CRS, schema, the buildings imported from IFC), or that holds a layer ``name`` already (replaced
+    without a word) unless ``--overwrite``."""
+    import os
+    import shlex
+
+    from twin_core.errors import TwinError
+
+    if not out.lower().endswith(".gpkg") or not os.path.isfile(out):
+        return
+    tables = _gpkg_tables(out)
+    if tables is None:
+        return  # not SQLite: GDAL says why it cannot write there
+    if "twin_meta" in tables:
+        from cim.store import is_dsn
+
+        q = shlex.quote
+        shown = "TWIN" if is_dsn(target) else q(target)  # a DSN may hold a password
+        raise TwinError(
+            f"{out} is a RongTwin twin (it holds the twin tables, twin_meta); exporting into it would put {name!r} "
+            "there without the import's checks (CRS, schema, the buildings imported from IFC). Export to a file of "
+            f"its own and import that: twin export {shown} {q(name)} {q(name)}.gpkg, then "
+            f"twin import {q(out)} {q(name)}.gpkg --class CLASS")
+    if name.lower() in tables and not overwrite:
+        raise TwinError(f"{out} already holds a layer {name!r}; exporting would replace it: add --overwrite to "
+                        "replace it, or export to another file")
+
+
+def _check_export_kind(twin, name: str, typed: str, out: str) -> None:
+    """Refuse a raster exported to a vector format (it said only "no layer 'dem'") and a layer to GeoTIFF."""
+    import os
+    import shlex
+
+    from twin_core.cli._common import store_arg
+    from twin_core.errors import ParameterError
+
+    store = twin.store
+    to_tif = out.lower().endswith((".tif", ".tiff"))
+    stem = os.path.splitext(out)[0]
+    if store.has_raster(name) and not store.has_layer(name) and not to_tif:
+        raise ParameterError(
+            f"{name!r} is a raster: rasters export to GeoTIFF, e.g. twin export {store_arg(store, typed)} "
+            f"{shlex.quote(name)} {shlex.quote(stem + '.tif')}")
+    if store.has_layer(name) and not store.has_raster(name) and to_tif:
+        raise ParameterError(
+            f"{name!r} is a vector layer: layers export to .gpkg .geojson .parquet .shp or .fgb (buildings also to "
+            f".city.json), e.g. twin export {store_arg(store, typed)} {shlex.quote(name)} {shlex.quote(stem + '.gpkg')}")
+
 
 def _check_exportable(twin, name: str, typed: str, out: str) -> None:
     """Refuse, in the CLI's words, a ``twin export`` name that is neither a layer nor a raster of the twin: a
