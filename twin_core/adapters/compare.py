@@ -50,7 +50,7 @@ ENGINES = {
     "traffic": ("mode", "period", "demand_scale", "flooded_by", "flood_timing", "sim_time_s"),
     "access": ("from_kind", "within_s", "speeds", "flooded_by", "flood_time_s", "impassable_depth_m"),
     "crowd": ("area_id", "ifc", "storey", "anchor", "model", "seed", "closed_exits", "route", "flooded_by",
-              "flood_time_s", "wading_depth_m"),
+              "flood_time_s", "wading_depth_m", "road_reach_m", "release_rate_per_s"),
     "sunlight": ("date", "start", "end", "solar_time", "bounds", "spacing_m", "height_m", "step_minutes", "use_bim"),
     "viewshed": ("observer", "observer_height_m", "target_height_m", "radius_m", "use_bim"),
 }
@@ -273,6 +273,12 @@ def compare_runs(twin, a, b, *, scenario_a: str | None = None, scenario_b: str |
         # an IFC storey placed by an anchor against one placed by the model's own georeference (no anchor
         # recorded): None is "the model's georeference"
         differences["anchor"] = (sa.get("anchor"), sb.get("anchor"))
+    if ea == "crowd" and ("ifc" in sa) != ("ifc" in sb):
+        # a plaza (area_id) against an IFC storey (ifc, storey): each key is in one summary only, and was not said
+        plaza, model = (sa, sb) if "ifc" in sb else (sb, sa)
+        where = {id(plaza): f"area {plaza.get('area_id')}",
+                 id(model): f"storey {model.get('storey')!r} of IFC model {model.get('ifc')}"}
+        differences["walkable area"] = (where[id(sa)], where[id(sb)])
     if ea == "crowd" and "closed_exits" in sa and "closed_exits" in sb:
         # exits a run's scenario closes (its parameter crowd_closed_exits) are the scenario, not a run setting;
         # those the run closed itself (closed_exits=, --close-exit) are
@@ -294,6 +300,8 @@ def _setting(key: str, value) -> str:
                                                       f"peak {float(i['peak_m3_s']):g} m3/s")
                          + (f" ({i['closed_edge']} edge closed)" if i.get("closed_edge") else "")
                          for i in value if isinstance(i, dict) and "peak_m3_s" in i) or "none"
+    if key == "walkable area":  # "area A001", "storey 'Erdgeschoss' of IFC model ...": said as is
+        return str(value)
     return repr(value)
 
 
@@ -463,6 +471,14 @@ def _access(twin, ka, kb, sa, sb) -> Comparison:
     return Comparison("access", ka, kb, s, {"access_buildings_change": t})
 
 
+def _requested(summary: dict):
+    """The people a crowd run was asked for: placed (``agents``) plus those the water cut off."""
+    if summary.get("agents_requested") is not None:
+        return summary["agents_requested"]
+    a = summary.get("agents")
+    return None if a is None else a + (summary.get("cut_off_persons") or 0)
+
+
 def _crowd(twin, ka, kb, sa, sb) -> Comparison:
     s: dict = {"status_a": sa.get("status"), "status_b": sb.get("status")}
     _change(s, "evacuation_time_s", sa.get("evacuation_time_s"), sb.get("evacuation_time_s"))
@@ -471,6 +487,17 @@ def _crowd(twin, ka, kb, sa, sb) -> Comparison:
     _change(s, "jams", len(sa.get("jams") or []), len(sb.get("jams") or []))
     if "cut_off_persons" in sa or "cut_off_persons" in sb:  # people the water cut off from every exit
         _change(s, "cut_off_persons", sa.get("cut_off_persons", 0), sb.get("cut_off_persons", 0))
+        _change(s, "agents_requested", _requested(sa), _requested(sb))
+        if sa.get("verdict") or sb.get("verdict"):
+            s["verdict_a"], s["verdict_b"] = sa.get("verdict") or sa.get("status"), sb.get("verdict") or sb.get("status")
+    if sa.get("agents") != sb.get("agents"):
+        # a flood squeezes the crowd onto the dry ground, the cut-off people not simulated: the worse flood then
+        # "clears faster" with fewer people (before 2026-12-05 nothing said so)
+        s["note"] = (f"the runs placed different numbers of people ({_fmt(sa.get('agents'))} and "
+                     f"{_fmt(sb.get('agents'))}"
+                     + (f"; cut off by water and not simulated: {_fmt(sa.get('cut_off_persons', 0))} and "
+                        f"{_fmt(sb.get('cut_off_persons', 0))}" if "cut_off_persons_a" in s else "")
+                     + "): their evacuation times are of different crowds")
 
     def exits(summary):
         t = pd.DataFrame(summary.get("exits") or [], columns=["exit", "width_m", "agents", "last_s", "flow_per_s"])

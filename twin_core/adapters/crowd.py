@@ -55,9 +55,14 @@ from twin_core.errors import GeometryError, LayerNotFoundError, ParameterError, 
 from twin_core.units import as_count, parse_duration
 
 __all__ = ["CrowdRun", "plaza_area", "storey_area", "exits_from_roads", "run_crowd", "save_crowd_result",
-           "flood_walkable", "CLOSED_EXITS_PARAM", "WADING_DEPTH_M", "WADING_DV_M2_S"]
+           "flood_walkable", "CLOSED_EXITS_PARAM", "CLOSED_EXITS_REACH_PARAM", "WADING_DEPTH_M", "WADING_DV_M2_S"]
 
 CLOSED_EXITS_PARAM = "crowd_closed_exits"
+#: the scenario parameter saying with which ``road_reach`` (m) the names of ``crowd_closed_exits`` were made
+#: (default :data:`DEFAULT_ROAD_REACH_M`): a plaza's exit names depend on it
+CLOSED_EXITS_REACH_PARAM = "crowd_closed_exits_road_reach"
+#: ``road_reach`` (m) of :func:`plaza_area` and ``twin crowd --road-reach`` unless given
+DEFAULT_ROAD_REACH_M = 10.0
 
 
 class _SeedDefault:
@@ -216,6 +221,12 @@ def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | No
     if isinstance(walk, MultiPolygon):
         walk = max(walk.geoms, key=lambda p: p.area)
     source = "explicit"
+    for name, g in (exits or {}).items():  # an exit typed in lon/lat: said so, not "shorter than 0.2 m"
+        try:
+            xy = shapely.get_coordinates(g) if hasattr(g, "geom_type") else np.asarray(g, dtype=float)
+        except (TypeError, ValueError):
+            continue  # a malformed one: WalkableArea says what is wrong
+        _check_not_lonlat(xy, walk, twin.crs, f"exit {name!r}")
     if exits is None:
         source = "roads"
         roads = twin.layer("road_links", scenario, bbox=tuple(walk.buffer(road_reach).bounds)) \
@@ -233,6 +244,8 @@ def plaza_area(twin, area: str, *, scenario: str | None = None, exits: dict | No
                                 "(Python: exits={'name': [(x1, y1), (x2, y2)]})")
     info = {"area_id": str(row["area_id"]), "name": row.get("name"), "kind": row.get("kind"),
             "buildings_removed": bld_ids, "exits_from": source, "walkable_m2": float(walk.area)}
+    if source == "roads":  # exit names depend on it: a run's summary says which reach named its exits
+        info["road_reach_m"] = float(road_reach)
     if source == "roads" and exits_dropped:
         # why the exits' numbers have gaps: the pieces of the outline numbered but not taken as exits
         info["exits_dropped"] = {k: v for k, v in exits_dropped.items() if k not in exits}
@@ -310,13 +323,17 @@ def _check_not_lonlat(points, polygon, crs, what: str) -> None:
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     if not len(pts) or not np.isfinite(pts).all() or looks_like_lonlat(polygon.bounds):
         return
-    if not looks_like_lonlat((*pts.min(axis=0), *pts.max(axis=0))) or \
+    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    # degrees either way round: longitude first, or latitude first as a web map copies a point ("30.66,104.06")
+    if not (looks_like_lonlat((x0, y0, x1, y1)) or looks_like_lonlat((y0, x0, y1, x1))) or \
             polygon.buffer(1.0).contains(shapely.MultiPoint(pts)):
         return
     x, y = pts[0]
-    raise ParameterError(f"{what} ({x:g}, {y:g}) is not on the walkable area ({polygon.bounds[0]:.0f}, "
-                         f"{polygon.bounds[1]:.0f})-({polygon.bounds[2]:.0f}, {polygon.bounds[3]:.0f})"
-                         + _lonlat_hint(x, y, crs) + "; give it in metres")
+    b = polygon.bounds
+    raise ParameterError(f"{what} ({x:g}, {y:g}) is not on the walkable area, which spans ({b[0]:.1f}, {b[1]:.1f})-"
+                         f"({b[2]:.1f}, {b[3]:.1f}) in the twin's CRS"
+                         + _lonlat_hint(x, y, crs, near=b, near_name="the walkable area")
+                         + "; give it in metres")
 
 
 def _as_anchor(anchor):
@@ -372,6 +389,12 @@ def storey_area(model_or_path, storey, *, cut_height: float = 1.0, twin_crs: str
 
     from simulation.crowd import WalkableArea
 
+    if isinstance(storey, (int, np.integer)) and not isinstance(storey, bool) and storey < 0:
+        # -1 was the last storey (Python's indexing), silently
+        model = read_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+        n = len(model.storeys)
+        raise ParameterError(f"storey {int(storey)}: a storey index counts from 0 (the lowest) up, 0 to {n - 1} in "
+                             f"this model ({model.storeys['name'].tolist()}); give one of those, or a storey name")
     anchor = _as_anchor(anchor)
     if anchor is not None and anchor.crs is None:
         _check_in_crs([(anchor.x, anchor.y)], twin_crs, "anchor (CLI: --anchor)")
@@ -435,10 +458,12 @@ def _flood_grids(twin, scen: str, flood_run: str, flood_time):
         raise ParameterError(f"no flood run {flood_run!r} under scenario {scen!r}"
                              + (f" (it is under {elsewhere}: run the crowd there)" if elsewhere else
                                 "; run `twin flood` first and give its run id"))
+    # no data (NaN): where the flood grid has no water depth, its buildings' cells (stored as the raster's nodata,
+    # -9999, which was read as a depth and taken as dry before 2026-12-05); flood_walkable fills them in
+    peak = twin.load_result(scen, flood_run, "max_depth")
     if flood_time is None:
-        d = twin.load_result(scen, flood_run, "max_depth")
         dv = twin.load_result(scen, flood_run, "hazard") if "hazard" in names else None
-        return (np.asarray(d.data, float), None if dv is None else np.asarray(dv.data, float), d.transform,
+        return (peak.masked(), None if dv is None else dv.masked(), peak.transform,
                 "the flood's peak depth and depth x velocity")
     t = parse_duration(flood_time, "flood_time")
     if t < 0:
@@ -455,9 +480,37 @@ def _flood_grids(twin, scen: str, flood_run: str, flood_time):
     else:
         w = (t - times[k - 1]) / (times[k] - times[k - 1])
         d = (1 - w) * snaps[k - 1] + w * snaps[k]
+    nodata = np.isnan(peak.masked())
+    if nodata.shape == d.shape:  # the snapshots hold 0 m on the buildings' cells: no data there, as in max_depth
+        d = np.where(nodata, np.nan, d)
     # the snapshots keep depths only: velocity at that moment is not known, so only the depth criterion applies
     at = f"{t:g} s" if t <= times[-1] else f"{times[-1]:g} s, the end of the run (asked: {t:g} s)"
     return d, None, tr, f"the flood's depth at {at} (depth only: no velocities then)"
+
+
+#: how many cells round the area a no-data cell of the flood grid looks for its nearest cell with data
+_FILL_MARGIN_CELLS = 50
+
+
+def _fill_nodata(grid: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """``grid[r0:r1, c0:c1]`` with each NaN (no data) cell given the value of its nearest cell with data (looked
+    for up to :data:`_FILL_MARGIN_CELLS` beyond the window); a window with no data near it at all is 0 (dry).
+
+    >>> g = np.array([[0.3, np.nan, 0.1], [0.3, 0.3, 0.1]])
+    >>> _fill_nodata(g, 0, 1, 0, 3).tolist()
+    [[0.3, 0.3, 0.1]]
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    m = _FILL_MARGIN_CELLS
+    R0, C0 = max(r0 - m, 0), max(c0 - m, 0)
+    win = np.asarray(grid[R0:min(r1 + m, grid.shape[0]), C0:min(c1 + m, grid.shape[1])], dtype=float)
+    nan = ~np.isfinite(win)
+    if nan.any() and not nan.all():
+        idx = distance_transform_edt(nan, return_distances=False, return_indices=True)
+        win = win[tuple(idx)]
+    win = np.nan_to_num(win, nan=0.0, posinf=0.0, neginf=0.0)
+    return win[r0 - R0:r1 - R0, c0 - C0:c1 - C0]
 
 
 def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, flood_run: str, flood_time=None,
@@ -510,10 +563,13 @@ def flood_walkable(twin, walkable, info: dict | None, *, scenario: str | None, f
     r1 = min(int(math.ceil(max(r for _, r in cs))) + 1, depth.shape[0])
     water = wet_cells = shapely.Polygon()
     if c1 > c0 and r1 > r0:
-        d = np.nan_to_num(depth[r0:r1, c0:c1], nan=0.0)
+        # a no-data cell (where a building stands: the flood grid has no water there) takes the water of its
+        # nearest cells with data, not 0 m: the plaza ground beside a building partly overlaps such cells and
+        # was taken as dry, a false "cut off" island in the water (before 2026-12-05)
+        d = _fill_nodata(depth, r0, r1, c0, c1)
         wet = d > wading_depth
         if dv is not None:
-            wet |= np.nan_to_num(dv[r0:r1, c0:c1], nan=0.0) > max_dv
+            wet |= _fill_nodata(dv, r0, r1, c0, c1) > max_dv
         if wet.any():
             sub = tr * tr.translation(c0, r0)
             cells = [shape(g) for g, v in shapes(wet.astype("uint8"), mask=wet, transform=sub) if v == 1]
@@ -620,6 +676,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
               save: bool = True,
               waypoints: dict | None = None, route=None, measurement_lines: dict | None = None,
               flooded_by: str | None = None, flood_time=None, wading_depth: float = WADING_DEPTH_M,
+              road_reach: float = DEFAULT_ROAD_REACH_M, release_rate: float | None = None,
               progress: Callable[[float, float], None] | None = None) -> CrowdRun:
     """Evacuate a plaza (``area``) or a given ``walkable`` area (an IFC storey: :func:`storey_area`, or
     ``twin.crowd(ifc=..., storey=...)``) and save the results.
@@ -628,7 +685,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     ----------
     area : an ``areas`` feature id or name (``"A001"``, the sample plaza); its exits are where it meets roads
     agents, density : how many people: a whole number, at least 1 (``200.0`` is fine, ``"200"`` is not), or
-        persons per m2 (give one)
+        persons per m2 (give one, not both)
     scenario, run : where the results are saved (None: the base; a new run id)
     model : ``"csm"`` (collision-free speed model, the default; passes RiMEA 1, 4, 6, 12 (12 on 9 of 10 start
         placements) and the measured 1 m bottleneck, its corridor flow ~15 % under the measurement:
@@ -649,7 +706,15 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         scenario whose water deeper than ``wading_depth`` m (0.5, or depth x velocity above 0.6 m2/s) is no
         floor (:func:`flood_walkable`), at its peak or ``flood_time`` (s or ``"45min"`` after the storm began).
         Exits under water are closed; people on dry ground cut off from every exit are counted
-        (``cut_off_persons``), not simulated
+        (``cut_off_persons``), not simulated. The crowd asked for stays: those on flooded ground are placed on
+        the dry ground that reaches an exit (``agents``), and the summary's ``agents_requested`` and ``verdict``
+        (``"evacuated 450 of 500; 50 cut off by water need rescue"``) say so; ``status`` is the engine's, of
+        the people placed. No-data cells of the flood grid (its buildings) take their nearest cells' water
+    road_reach : a plaza's outline within this of a road (m, default 10) is an exit. Exit names depend on it:
+        the scenario's ``crowd_closed_exits`` names are taken as made at 10 m (or at its parameter
+        ``crowd_closed_exits_road_reach``), and a run at another reach warns where a name now means another
+        stretch of the outline (it closes the exit with that name at the run's reach)
+    release_rate : persons entering per second (a train unloading), from time 0; None: everybody at once
     seed : the random seed of the run, where people stand and the engine's own draws (their walking speeds)
         alike: 0 unless given; with ``params`` its ``seed`` unless ``seed=`` is given too, which then wins
         (for both). None: a fresh random run each time (recorded as null)
@@ -681,7 +746,7 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         if area is None:
             raise ParameterError("give area= (an areas feature id or name) or walkable= (a WalkableArea; for an "
                                  "IFC storey twin.crowd(ifc=PATH, storey=NAME))")
-        walkable, info = plaza_area(twin, area, scenario=scenario, exits=exits)
+        walkable, info = plaza_area(twin, area, scenario=scenario, exits=exits, road_reach=road_reach)
     elif info is not None and "crs" in info and info["crs"] is None and save:
         # storey_area(...) without twin_crs: the plan is in the model's own coordinates, and the saved
         # max_density raster and trajectories would be placed in the twin's CRS, far from the building
@@ -701,6 +766,10 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     if waypoints:
         walkable = WalkableArea(walkable.polygon, exits=walkable.exits, waypoints={**walkable.waypoints, **waypoints},
                                 waypoint_radius=walkable.waypoint_radius)
+    if info and info.get("road_reach_m") is not None:  # before the flood narrows the exits
+        # an unknown scenario fails here (ScenarioError), before anything is run or saved under it
+        _check_names_reach(twin, scenario, scen, _exit_names(twin.scenario(scenario).params().get(
+            CLOSED_EXITS_PARAM), f"scenario parameter {CLOSED_EXITS_PARAM} of scenario {scen!r}"), walkable, info)
     cut_share = 0.0
     if flooded_by is not None:
         twin.scenario(scenario)  # an unknown scenario fails here, before the flood is read
@@ -737,6 +806,9 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
     seed = params.seed  # one seed: where people stand and the engine's draws
     if agents is None and density is None:
         raise ParameterError("give agents (a number) or density (persons/m2)")
+    if agents is not None and density is not None:
+        raise ParameterError(f"give one of agents (a number) or density (persons/m2), not both (got agents={agents}, "
+                             f"density={density!r})")
     cut_off = 0
     if cut_share > 0:  # people on ground the water has cut off: counted, not simulated
         if agents is not None:
@@ -748,13 +820,27 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
         info["cut_off_persons"] = cut_off
     elif flooded_by is not None:
         info["cut_off_persons"] = 0
-    ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed, route=route)
+    if release_rate is not None and (isinstance(release_rate, bool) or not isinstance(release_rate, (int, float))
+                                     or not math.isfinite(release_rate) or release_rate <= 0):
+        raise ParameterError(f"release_rate (CLI: --release-rate) is how many persons enter per second (a train "
+                             f"unloading): a number > 0, got {release_rate!r}; leave it out for everybody at once")
+    ag = Agents.in_region(walkable, n=agents, density=density, radius=params.radius, seed=seed, route=route,
+                          release_rate=None if release_rate is None else float(release_rate))
     sim = CrowdSimulation(walkable, ag, params, closed_exits=closed, measurement_lines=measurement_lines)
     t_engine = time.perf_counter()
     res = sim.run(until=until, progress=progress)
     info.update({"model": params.model, "closed_exits": closed, "exit_names": list(walkable.exit_names),
                  "closed_exits_scenario": [n for n in from_scen if n in closed],
                  "route": route, "seed": seed})
+    if release_rate is not None:
+        info["release_rate_per_s"] = float(release_rate)
+    if flooded_by is not None:
+        # the people asked for, those placed on the dry ground that reaches an exit (the engine's ``agents``) and
+        # those the water cut off, who wait for rescue: a run that moved everybody placed is no plain "evacuated"
+        # when people were cut off (before 2026-12-05 the summary said "evacuated" with 50 people cut off)
+        placed = len(ag)
+        info["agents_requested"] = placed + cut_off
+        info["verdict"] = _verdict(res.summary().get("status"), res.evacuated, placed, cut_off)
     timings = {"engine_wall_s": time.perf_counter() - t_engine}
     saved = save_crowd_result(twin, scen, run_id, res, info, crs=twin.crs, timings=timings,
                               walkable=walkable) if save else []
@@ -762,6 +848,55 @@ def run_crowd(twin, area: str | None = None, *, agents: int | None = None, densi
                           **{k: v for k, v in info.items() if k != "buildings_removed"}, **timings,
                           "total_wall_s": time.perf_counter() - t0})
     return CrowdRun(scenario=scen, run=run_id, result=res, info=info, saved=saved, summary=summary)
+
+
+def _check_names_reach(twin, scenario, scen: str, names: list[str], walkable, info: dict) -> None:
+    """Warn where the scenario's closed exits (``crowd_closed_exits``) name other stretches of the plaza's outline
+    than they did when the names were made: exit names are numbered along the outline near each road, so they
+    depend on ``road_reach``. The names are taken as made with the scenario parameter ``crowd_closed_exits_road_reach``
+    (default 10 m); a run with another reach closes the exit that has the name at the run's reach, and this says
+    so where that is not the same stretch (an exit the name no longer fits, or one that is gone)."""
+    reach = info.get("road_reach_m")
+    if not names or reach is None or "area_id" not in info:
+        return
+    made = twin.scenario(scenario).params().get(CLOSED_EXITS_REACH_PARAM, DEFAULT_ROAD_REACH_M)
+    if isinstance(made, bool) or not isinstance(made, (int, float)) or not math.isfinite(made) or made <= 0:
+        raise ParameterError(f"the scenario parameter {CLOSED_EXITS_REACH_PARAM} of scenario {scen!r} is the "
+                             f"road_reach (metres > 0) its {CLOSED_EXITS_PARAM} names were made with, got {made!r}; "
+                             f"twin scenario set STORE {scen} {CLOSED_EXITS_REACH_PARAM} 10")
+    if abs(float(made) - float(reach)) < 1e-9:
+        return
+    try:
+        then, _ = plaza_area(twin, info["area_id"], scenario=scenario, road_reach=float(made))
+        old = {n: then.exit_segments[then.exit_index(n)] for n in names if n in then.exit_names}
+    except GeometryError:
+        old = {}
+    now = {n: walkable.exit_segments[walkable.exit_index(n)] for n in names if n in walkable.exit_names}
+    moved = [n for n in names if n in now and (n not in old or not np.allclose(
+        np.sort(now[n].reshape(2, 2), axis=0), np.sort(old[n].reshape(2, 2), axis=0), atol=0.05))]
+    if not moved:
+        return
+
+    def said(seg):
+        a, b = seg.reshape(2, 2)
+        return f"the {math.hypot(*(b - a)):.1f} m stretch ({a[0]:.1f}, {a[1]:.1f})-({b[0]:.1f}, {b[1]:.1f})"
+
+    what = "; ".join(f"{n!r} is {said(now[n])}" + (f", at {made:g} m it was {said(old[n])}" if n in old else
+                                                   f", at {made:g} m there was no such exit") for n in moved)
+    twin_warn(f"exit names depend on road_reach (CLI: --road-reach): the {CLOSED_EXITS_PARAM} names of scenario "
+              f"{scen!r} were given for road_reach {made:g} m (its parameter {CLOSED_EXITS_REACH_PARAM}, default "
+              f"{DEFAULT_ROAD_REACH_M:g}), and this run uses {reach:g} m, where {what}. The run closes the exits "
+              f"named so at {reach:g} m. Run at {made:g} m, or give the names found at {reach:g} m (a plain run lists "
+              f"them) with twin scenario set STORE {scen} {CLOSED_EXITS_REACH_PARAM} {reach:g}",
+              TwinWarning, stacklevel=3)
+
+
+def _verdict(status, evacuated: int, placed: int, cut_off: int) -> str:
+    """The one-line verdict of a flooded run: ``"evacuated 450 of 500; 50 cut off by water need rescue"``."""
+    total = placed + cut_off
+    head = (f"evacuated {evacuated} of {total}" if status == "evacuated" else
+            f"{status}: {evacuated} of {total} out")
+    return head + (f"; {cut_off} cut off by water need rescue" if cut_off else "; nobody cut off by water")
 
 
 def storey_crowd_kwargs(twin, area, ifc, storey, anchor, kwargs: dict) -> dict:

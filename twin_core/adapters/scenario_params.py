@@ -46,7 +46,7 @@ def _link_id(v) -> bool:
 def scenario_params() -> dict[str, tuple[str, Callable[[Any], bool]]]:
     """The scenario parameters the engines read, each with what its value must be and a check of a value as the
     engine reads it (False: the engine would refuse it, or misread it)."""
-    from twin_core.adapters.crowd import CLOSED_EXITS_PARAM, _exit_names
+    from twin_core.adapters.crowd import CLOSED_EXITS_PARAM, CLOSED_EXITS_REACH_PARAM, _exit_names
     from twin_core.adapters.traffic import CAPACITY_PARAM, CLOSED_LINKS_PARAM, DEMAND_SCALE_PARAM, MAX_PEAK_MULTIPLE
 
     def exits(v) -> bool:
@@ -64,6 +64,8 @@ def scenario_params() -> dict[str, tuple[str, Callable[[Any], bool]]]:
         DEMAND_SCALE_PARAM: (f"a number >= 0 and at most {MAX_PEAK_MULTIPLE:g} (it multiplies the run's demand, by default "
                              f"the real Chengdu peak's density; at most {MAX_PEAK_MULTIPLE:g} times it), e.g. 1.2", _scale),
         CLOSED_EXITS_PARAM: ("an exit name or a list of exit names, e.g. [\"north gate\"]", exits),
+        CLOSED_EXITS_REACH_PARAM: (f"the --road-reach (metres > 0) the {CLOSED_EXITS_PARAM} names were made with, "
+                                   "e.g. 10", lambda v: v is None or (_number(v) and v > 0)),
     }
 
 

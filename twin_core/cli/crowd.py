@@ -28,12 +28,19 @@ def register(app: typer.Typer) -> None:
         storey: Optional[str] = typer.Option(None, "--storey", help="Storey name or index (with --ifc)."),
         anchor: Optional[str] = typer.Option(None, "--anchor", help="With --ifc: place a model without a usable "
                                              "georeference at X,Y[,Z[,ROTATION_DEG]] in the twin CRS."),
-        road_reach: float = typer.Option(10.0, "--road-reach", help="Plaza outline within this of a road is an exit (m)."),
+        road_reach: float = typer.Option(10.0, "--road-reach", help="Plaza outline within this of a road is an exit "
+                                         "(m). Exit names depend on it: a scenario's crowd_closed_exits names are "
+                                         "taken as made at 10 m (or at its crowd_closed_exits_road_reach); a run at "
+                                         "another reach warns where a name now means another stretch."),
+        release_rate: Optional[float] = typer.Option(None, "--release-rate", help="Persons entering per second (a "
+                                                     "train unloading) instead of everybody at once."),
         waypoint: List[str] = typer.Option([], "--waypoint", help="NAME=X,Y (a 1 m disc) or NAME=X1,Y1,X2,Y2 (a line), "
                                            "in the twin's CRS; everybody passes them in the order given (repeatable)."),
         seed: int = typer.Option(0, "--seed", help="Random seed of where people stand; the same seed, the same run."),
         flooded_by: Optional[str] = typer.Option(None, "--flooded-by", help="A flood run under the same scenario: "
-                                                 "its water deeper than --wading-depth is no floor, exits under it close."),
+                                                 "its water deeper than --wading-depth is no floor, exits under it close; "
+                                                 "people on flooded ground move onto dry ground, those cut off from "
+                                                 "every exit are counted (they need rescue) and the verdict says so."),
         flood_time: Optional[str] = typer.Option(None, "--flood-time", help="With --flooded-by: the flood as it "
                                                  "stands this long after the storm began (e.g. 45min; default its peak)."),
         wading_depth: float = typer.Option(0.5, "--wading-depth", help="Water deeper than this (m) is not walked "
@@ -52,8 +59,14 @@ def register(app: typer.Typer) -> None:
 
         if (area is None) == (ifc is None):
             raise ParameterError("give --area NAME (a plaza in the twin) or --ifc FILE --storey NAME")
-        if (agents is None) == (density is None):
+        if agents is None and density is None:
             raise ParameterError("give --agents N or --density PERSONS_PER_M2")
+        if agents is not None and density is not None:
+            raise ParameterError(f"give one of --agents or --density, not both (got --agents {agents} and "
+                                 f"--density {density:g})")
+        if release_rate is not None and not (math.isfinite(release_rate) and release_rate > 0):
+            raise ParameterError(f"--release-rate is how many persons enter per second (a train unloading): > 0, "
+                                 f"got {release_rate:g}; leave it out for everybody at once")
         if density is not None and not (math.isfinite(density) and density > 0):
             raise ParameterError(f"--density must be a finite number of persons per m2 > 0, got {density}")
         if agents is not None:  # before the area is built; run_crowd checks it the same way
@@ -84,7 +97,8 @@ def register(app: typer.Typer) -> None:
                 out = run_crowd(twin, walkable=walkable, info=info, agents=agents, density=density,
                                 scenario=scenario, run=run, model=model, until=until, closed_exits=close_exit,
                                 seed=seed, waypoints=_waypoints(waypoint), progress=progress,
-                                flooded_by=flooded_by, flood_time=flood_time, wading_depth=wading_depth)
+                                flooded_by=flooded_by, flood_time=flood_time, wading_depth=wading_depth,
+                                release_rate=release_rate)
         s = dict(out.summary)  # --json prints NaN as null (emit)
         s["saved"] = out.saved
         emit(s, as_json, human=_human(s))
@@ -141,7 +155,8 @@ def _human(s: dict) -> str:
 
     t = s.get("evacuation_time_s")
     lines = [
-        f"crowd run {s['run']} on scenario {s['scenario']}: {s['status']}",
+        # a flooded run: "evacuated 450 of 500; 50 cut off by water need rescue", not a plain "evacuated"
+        f"crowd run {s['run']} on scenario {s['scenario']}: {s.get('verdict') or s['status']}",
         f"  agents {s['agents']}, evacuated {s['evacuated']}"
         + (f", evacuation time {t:.1f} s" if t is not None and math.isfinite(t) else f", stopped at {s['sim_time_s']:.1f} s"),
     ]
@@ -155,6 +170,8 @@ def _human(s: dict) -> str:
     for p in s.get("parts_dropped") or ():
         lines.append(f"  LEFT OUT: {p['m2']:.1f} m2 of floor round ({p['x']:.1f}, {p['y']:.1f}) has no exit; nobody "
                      "placed there")
+    if s.get("release_rate_per_s"):
+        lines.append(f"  released {s['release_rate_per_s']:g} persons per second")
     if s.get("route"):
         lines.append(f"  route: {' -> '.join(s['route'])} -> exit")
     if s.get("flooded_by"):
@@ -167,6 +184,10 @@ def _human(s: dict) -> str:
         if s.get("cut_off_persons"):
             lines.append(f"  CUT OFF by water: {s['cut_off_persons']} persons on {s['cut_off_m2']:.0f} m2 with no dry "
                          "way to an exit (not simulated: they need rescue)")
+        if s.get("agents_requested") is not None:
+            lines.append(f"  placed {s['agents']} of the {s['agents_requested']} persons asked for on the dry ground "
+                         f"that reaches an exit (those on flooded ground moved onto it); {s.get('cut_off_persons', 0)} "
+                         "cut off")
     for j in s["jams"]:  # a standstill in capitals; a congestion (a dense region, moving) is a plain line
         lines.append(f"  {j}" if str(j).startswith("congestion") else f"  JAM: {j}")
     lines.append(f"  saved: {', '.join(s.get('saved', []))}")
