@@ -48,6 +48,7 @@ from twin_core.errors import (
     LayerNotFoundError,
     RasterError,
     StoreConnectionError,
+    StorePermissionError,
     SchemaError,
     StoreError,
     TwinWarning,
@@ -189,13 +190,16 @@ class GeoPackageStore(Store):
                 "Restore it from a backup or rebuild it with `twin build`."
             )
         try:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)  # a write's lock: wait
             try:
-                app_id = con.execute("PRAGMA application_id").fetchone()[0]
-                ok = _has_table(con, "gpkg_contents") and _has_table(con, "gpkg_spatial_ref_sys")
-                con.execute("PRAGMA quick_check").fetchone()
-            finally:
-                con.close()
+                app_id, ok = self._probe_file()
+            except sqlite3.OperationalError as exc:
+                side = self._leftover_journal()
+                if side is None or not _needs_rollback(exc):
+                    raise
+                # a write killed before its commit left a hot journal (or WAL): a read-only open may not roll
+                # it back and says "attempt to write a readonly database"; one read-write open does, then check
+                self._roll_back_interrupted(side)
+                app_id, ok = self._probe_file()
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise CorruptStoreError(
@@ -216,6 +220,54 @@ class GeoPackageStore(Store):
 
     def reopen_args(self) -> tuple[str, str | None]:
         return str(self.path), None
+
+    def _probe_file(self) -> tuple[int, bool]:
+        """The file's application id and whether it has the GeoPackage core tables, read on a read-only
+        connection after ``PRAGMA quick_check`` (raises sqlite3's error for a damaged file)."""
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)  # a write's lock: wait
+        try:
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            ok = _has_table(con, "gpkg_contents") and _has_table(con, "gpkg_spatial_ref_sys")
+            con.execute("PRAGMA quick_check").fetchone()
+        finally:
+            con.close()
+        return app_id, ok
+
+    def _leftover_journal(self) -> Path | None:
+        """The rollback journal (``FILE-journal``) or write-ahead log (``FILE-wal``) beside the file, if any."""
+        for suffix in ("-journal", "-wal"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                return side
+        return None
+
+    def _roll_back_interrupted(self, side: Path) -> None:
+        """Let SQLite roll back the write a killed process left in ``side`` (its hot journal): one read-write
+        open and read does it, under SQLite's own locks, and restores the file as it was before that write.
+        Raises StorePermissionError when the file or its folder may not be written, so it cannot be done."""
+        def refused(why: str) -> StorePermissionError:
+            return StorePermissionError(
+                f"{self.path} holds an interrupted write (journal file {side}) that SQLite must roll back before "
+                f"the twin can be read, and it cannot: {why}. Make the file and its folder writable (chmod u+w "
+                f"FILE and its folder) and open it again, or copy {self.path.name} together with its {side.name} "
+                "file into a folder you may write and open the copy there; the data is intact")
+
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if not os.access(self.path, os.W_OK) or not os.access(folder, os.W_OK):
+            raise refused("the file or its folder is read-only")
+        try:
+            con = sqlite3.connect(self.path, timeout=30)  # read-write: the first read rolls the journal back
+            try:
+                con.execute("PRAGMA schema_version").fetchone()
+            finally:
+                con.close()
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if _needs_rollback(exc) or "disk I/O" in text or "unable to open" in text:
+                raise refused(f"the file or its folder is read-only ({text})") from None
+            raise  # busy for 30 s, or damaged: said as such by the caller
+        twin_warn(f"{self.path}: rolled back an interrupted write (journal file {side}); the twin is as it was "
+                  "before that write", TwinWarning, stacklevel=3)
 
     def _holds_twin(self) -> bool:
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
@@ -1034,6 +1086,15 @@ def _missing_file(path: Path) -> str:
              f"the folder {str(folder.resolve())!r} does not exist; " if not folder.is_dir() else "")
     return (f"GeoPackage {str(path)!r} does not exist; {where}check the path, or make a twin there: "
             f"`twin build {path}` (the sample city) or Twin.create(path, crs=...) (an empty one)")
+
+
+def _needs_rollback(exc: BaseException) -> bool:
+    """True for SQLite's refusal to read a file whose hot journal it may not roll back (a read-only
+    connection or file: SQLITE_READONLY_ROLLBACK, and the other SQLITE_READONLY codes)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == sqlite3.SQLITE_READONLY
+    return "readonly" in str(exc)
 
 
 def write_refused(exc: BaseException, where: str = "the twin") -> str | None:

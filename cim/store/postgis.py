@@ -729,11 +729,18 @@ class PostGISStore(Store):
         """Indexes of a freshly loaded table: the fid primary key and, for a layer, the GiST index on geom."""
         from psycopg import sql
 
-        if geometry:  # sorted GiST build (PostGIS sortsupport), only possible on a filled table
-            cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
-                sql.Identifier(f"{name}_geom_gist"), self._q(name)))
+        if geometry:
+            self._index_geom(cur, name)
         cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (fid)").format(
             self._q(name), sql.Identifier(f"{name}_pkey")))
+
+    def _index_geom(self, cur, name: str) -> None:
+        """The GiST index on geom of a loaded layer: a sorted build (PostGIS sortsupport), only possible on a
+        filled table, faster than keeping the index up to date row by row during the load."""
+        from psycopg import sql
+
+        cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gist (geom)").format(
+            sql.Identifier(f"{name}_geom_gist"), self._q(name)))
 
     def _copy_rows(self, cur, name: str, df: pd.DataFrame, geometry: bool, *, fresh: bool = False,
                    chunk: int = 4096) -> None:
@@ -809,7 +816,7 @@ class PostGISStore(Store):
         exists = other == "layer"
         gtype = geometry_type_of(df)
         if mode == "replace" and self._txn_depth == 0 and len(df) >= self.staged_min_rows and self._aux() is not None:
-            self._write_staged(name, df, gtype)
+            self._write_staged(name, df, gtype)  # an existing layer of the same columns is refilled in the swap
             return len(df)
         with self.transaction(), self.conn.cursor() as cur:
             # bulk-load settings for this transaction only: more memory for the GiST build, and the
@@ -832,13 +839,14 @@ class PostGISStore(Store):
                             (name,))
                 row = cur.fetchone()
                 gtype, df = append_geometry_type(row[0] if row else None, df)
-            else:
-                if exists:
-                    cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
+            elif not (exists and self._empty_for_replace(cur, name, self._columns_wanted(df, True), "layer")):
                 self._create_table(cur, name, df, geometry=True)
+                exists = False
             self._copy_rows(cur, name, df, geometry=True, fresh=not (exists and mode == "append"))
-            if not (exists and mode == "append"):
+            if not exists:
                 self._finish_table(cur, name, geometry=True)
+            elif mode == "replace":  # refilled in place: its indexes were dropped for the load
+                self._refilled(cur, name, geometry=True)
             self._register_layer(cur, name, gtype)
         return len(df)
 
@@ -851,6 +859,102 @@ class PostGISStore(Store):
         if other not in (None, kind):
             raise StoreError(f"{name!r} already names a {other} in {self.uri}; pick another {kind} name")
         return other == kind
+
+    def _columns_wanted(self, df: pd.DataFrame, geometry: bool) -> list[tuple[str, str]]:
+        """The columns (name, ``format_type`` of the catalogue) :meth:`_create_table` gives ``df``, in order."""
+        cols = [("fid", "bigint")]
+        for c in df.columns:
+            if not (geometry and c == "geometry"):
+                cols.append((c, {"timestamptz": "timestamp with time zone"}.get(_pg_type(df[c]), _pg_type(df[c]))))
+        if geometry:
+            cols.append(("geom", f"geometry({'GeometryZ' if df.attrs['has_z'] else 'Geometry'},{self.srid})"))
+        return cols
+
+    def _columns_now(self, cur, name: str) -> list[tuple[str, str]]:
+        """The columns (name, ``format_type``) of the table ``name`` in the schema, in order."""
+        cur.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 "
+            "AND NOT a.attisdropped ORDER BY a.attnum", (self.schema, name))
+        return [(c, t) for c, t in cur.fetchall()]
+
+    def _empty_for_replace(self, cur, name: str, wanted: list[tuple[str, str]], kind: str) -> bool:
+        """Make way for a replace of the layer or table ``name`` (locked by :meth:`_lock_name`): True when its
+        columns are ``wanted`` (names, types, order) and it was emptied in place (TRUNCATE, in the caller's
+        transaction: the views on it, its grants, comments, triggers and the user's indexes stay); False when it
+        was dropped, to be created again: its columns change, or it has indexes of the store's own
+        (:meth:`create_index`), which a replaced table does not keep (and which the scenarios' edit log tells
+        apart by the table's OID). Objects that depend on a table to be dropped block the drop: a
+        :class:`StoreError` naming them, and nothing is changed."""
+        import psycopg
+        from psycopg import sql
+
+        now = self._columns_now(cur, name)
+        cur.execute("SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                    "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace s ON s.oid = t.relnamespace "
+                    "WHERE s.nspname = %s AND t.relname = %s AND NOT x.indisprimary "
+                    "AND (i.relname LIKE 'twin\\_ix\\_%%' OR i.relname LIKE 'twin\\_ux\\_%%') ORDER BY 1",
+                    (self.schema, name))
+        own = [r[0] for r in cur.fetchall()]
+        if now == wanted and not own:
+            try:
+                cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(self._q(name)))
+            except psycopg.errors.FeatureNotSupported as exc:  # another table's foreign key references it
+                raise StoreError(
+                    f"cannot replace the {kind} {name!r} in {self.uri}: {str(exc).strip().splitlines()[0]} "
+                    f"({exc.diag.message_detail or 'a foreign key'}); nothing was changed. Drop that foreign key "
+                    "first (ALTER TABLE ... DROP CONSTRAINT), or import into a scenario or under another name"
+                ) from None
+            # the store's own indexes go for the load and are built again after it (_refilled), not row by row
+            if kind == "layer":
+                cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self._q(f"{name}_geom_gist")))
+            try:
+                with cur.connection.transaction():  # a savepoint: a view may depend on the key (GROUP BY fid)
+                    cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                        self._q(name), sql.Identifier(f"{name}_pkey")))
+            except psycopg.errors.DependentObjectsStillExist:
+                pass  # kept, and kept up to date during the load
+            return True
+        why = (f"its columns change ({_column_change(now, wanted)})" if now != wanted else
+               f"it has the store's indexes {own} (create_index), which a replaced {kind} does not keep")
+        self._drop_table(cur, name, kind, why=why)
+        return False
+
+    def _refilled(self, cur, name: str, geometry: bool) -> None:
+        """After the load of a table emptied in place (:meth:`_empty_for_replace`): its GiST index (a layer's)
+        and its fid primary key built again, where they are not there."""
+        from psycopg import sql
+
+        if geometry:
+            self._index_geom(cur, name)
+        cur.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass AND indisprimary",
+                    (self._q(name).as_string(cur),))
+        if not cur.fetchone()[0]:
+            cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (fid)").format(
+                self._q(name), sql.Identifier(f"{name}_pkey")))
+
+    def _drop_table(self, cur, name: str, kind: str, *, why: str | None = None) -> None:
+        """DROP TABLE ``name`` (if it exists); views or other objects that depend on it: a StoreError that
+        names them and what to do, instead of the driver's DependentObjectsStillExist (the transaction, the
+        caller's, rolls back)."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(name)))
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            deps = "; ".join((exc.diag.message_detail or "").split("\n")) or str(exc).strip().splitlines()[0]
+            if why is None:
+                raise StoreError(
+                    f"cannot delete the {kind} {name!r} in {self.uri}: other objects depend on its table ({deps}); "
+                    f"nothing was changed. Drop them first (DROP VIEW ...), then delete the {kind}") from None
+            raise StoreError(
+                f"cannot replace the {kind} {name!r} in {self.uri}: {why}, so its table must be dropped and made "
+                f"again, and other objects depend on it ({deps}); nothing was changed. Drop those "
+                f"views (or objects) and make them again after the import, give the new data the {kind}'s columns "
+                "(then it is replaced in place and they stay), or import it into a scenario or under another name"
+            ) from None
 
     def _register_layer(self, cur, name: str, gtype: str) -> None:
         from psycopg import sql
@@ -952,7 +1056,9 @@ class PostGISStore(Store):
         2. the GiST index (this connection) and the fid unique index (the second one) build at once;
         3. one short transaction takes the layer's write lock (:meth:`_lock_name`, as every other write of
            it does: a concurrent write of the layer waits for the swap, or the swap for it), drops the old
-           layer, renames the staging table, its indexes and sequence into place and registers the layer.
+           layer, renames the staging table, its indexes and sequence into place and registers the layer; an
+           old layer of the same columns is refilled from the staging table instead (TRUNCATE, INSERT ...
+           SELECT: :meth:`_empty_for_replace`), so the views on it, its grants and comments stay.
 
         Until step 3 commits the layer is untouched; a failure drops the staging table. A load
         killed outright leaves a staging table whose advisory lock is free: the next open drops it. A server
@@ -1030,7 +1136,21 @@ class PostGISStore(Store):
     def _swap_stage(self, cur, stage: str, name: str, gtype: str) -> None:
         from psycopg import sql
 
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(name)))
+        cols = self._columns_now(cur, stage)
+        if self._kind_of(name) == "layer":
+            if self._empty_for_replace(cur, name, cols, "layer"):  # the same columns: refilled in place
+                names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in cols)
+                cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    self._q(name), names, names, self._q(stage)))
+                n = cur.rowcount
+                cur.execute("SELECT setval(pg_get_serial_sequence(%s, 'fid'), %s, %s)",
+                            (self._q(name).as_string(cur), max(n, 1), n > 0))
+                cur.execute(sql.SQL("DROP TABLE {}").format(self._q(stage)))
+                self._refilled(cur, name, geometry=True)
+                self._register_layer(cur, name, gtype)
+                return
+        else:
+            self._drop_table(cur, name, "layer")
         cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(self._q(stage), sql.Identifier(name)))
         cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
             self._q(f"{stage}_geom_gist"), sql.Identifier(f"{name}_geom_gist")))
@@ -1195,7 +1315,7 @@ class PostGISStore(Store):
         from psycopg import sql
 
         with self.transaction(), self.conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._q(name)))
+            self._drop_table(cur, name, self._kind_of(name) or "layer")
             cur.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._q("twin_objects")), (name,))
             self._unstamp(cur, "layer", name)
 
@@ -1315,16 +1435,17 @@ class PostGISStore(Store):
                 if not set(df.columns) <= have:
                     raise SchemaError(f"cannot append to table {name!r}: columns {sorted(set(df.columns) - have)} are not in it")
                 df = cast_for_append(df, {c: _pg_dtype_name(t) for c, t in types.items() if c in df.columns}, name)
-            else:
-                if exists:
-                    cur.execute(sql.SQL("DROP TABLE {}").format(self._q(name)))
+            elif not (exists and self._empty_for_replace(cur, name, self._columns_wanted(df, False), "table")):
                 self._create_table(cur, name, df, geometry=False)
+                exists = False
             try:
                 self._copy_rows(cur, name, df, geometry=False, fresh=not (exists and mode == "append"))
             except psycopg.errors.UniqueViolation as exc:  # a unique index (the edit log's seq): which one, not raw
                 raise repeated_values_error(name, exc.diag.message_detail, exc.diag.constraint_name) from None
-            if not (exists and mode == "append"):
+            if not exists:
                 self._finish_table(cur, name, geometry=False)
+            elif mode == "replace":  # refilled in place: its key was dropped for the load
+                self._refilled(cur, name, geometry=False)
             cur.execute(sql.SQL("INSERT INTO {} (name, kind) VALUES (%s, 'table') ON CONFLICT (name) DO NOTHING").format(
                 self._q("twin_objects")), (name,))
         return len(df)
@@ -1533,6 +1654,20 @@ _guard_public_methods(PostGISStore)
 
 
 # -- type mapping -------------------------------------------------------------------------------------------
+
+
+def _column_change(now: list[tuple[str, str]], wanted: list[tuple[str, str]]) -> str:
+    """How a table's columns ``now`` differ from ``wanted`` (name, type pairs), in a few words."""
+    old, new = dict(now), dict(wanted)
+    parts = []
+    if set(new) - set(old):
+        parts.append(f"new columns {sorted(set(new) - set(old))}")
+    if set(old) - set(new):
+        parts.append(f"columns {sorted(set(old) - set(new))} gone")
+    changed = sorted(c for c in set(old) & set(new) if old[c] != new[c])
+    if changed:
+        parts.append("types of " + ", ".join(f"{c!r} {old[c]} -> {new[c]}" for c in changed))
+    return "; ".join(parts) or "the columns' order"
 
 
 def _pg_type(s: pd.Series) -> str:
