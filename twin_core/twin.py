@@ -762,8 +762,12 @@ class Twin:
         within ``within`` (fire stations: 4 min by default, GB 51054-2014), on a scenario's roads, dry or as
         a flood run leaves them; saved as the table result ``access_buildings``.
 
-        Keywords: ``scenario``, ``run``, ``flooded_by``, ``flood_time``, ``impassable_depth``, ``save``,
-        ``progress``; see :func:`twin_core.adapters.access.run_access`.
+        Roads are driven at 30 km/h, the average speed both standards assume, or their limit where lower
+        (``drive_kmh=``; None: at the limits); ``speeds_from=`` a traffic simulate run slows each road to its
+        mean speed there (rush hour).
+
+        Keywords: ``scenario``, ``run``, ``flooded_by``, ``flood_time``, ``impassable_depth``, ``drive_kmh``,
+        ``speeds_from``, ``save``, ``progress``; see :func:`twin_core.adapters.access.run_access`.
 
         Examples
         --------

@@ -17,6 +17,13 @@ V = 36.0  # km/h on every road: 10 m/s, 100 m in 10 s
 W = 20 / 3.6  # m/s from the street to a station or building
 
 
+@pytest.fixture(autouse=True)
+def _at_the_limits(monkeypatch):
+    """The exact times here are at the grid's 36 km/h limit: run_access's default drive speed (30 km/h,
+    ACCESS_DRIVE_KMH) set to None, the limits, in these tests; test_drive_speed checks the default itself."""
+    monkeypatch.setattr("twin_core.adapters.access.ACCESS_DRIVE_KMH", None)
+
+
 @pytest.fixture
 def twin(tmp_path):
     """A 4 x 4 grid of two-way streets 100 m apart (junctions n<col><row>). The fire station stands 6 m south
@@ -144,7 +151,8 @@ def test_cli_and_twin_access(twin):
         twin.access(flodded_by="x")
     path = twin.store.uri
     twin.close()
-    res = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--within", "15s", "--json", "--run", "c1"])
+    res = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--within", "15s", "--json", "--run", "c1",
+                                          "--speed-limits"])  # the times above are at the limits
     assert res.exit_code == 0, res.output
     s = json.loads(res.stdout)
     assert s["within"] == 3 and s["stations"] == 1 and s["unreachable"] == 0
@@ -191,3 +199,38 @@ def test_a_bare_number_of_seconds_warns_and_prints_as_seconds(twin):
     assert "within 1.5 min of a fire_station" in res.stdout
     res = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--within", "15s", "--quiet"])
     assert "within 15 s of a fire_station" in res.stdout and "0.25 min" not in res.stdout
+
+
+def test_drive_speed(twin, monkeypatch):
+    # by default the vehicles drive at 30 km/h (the speed both response standards assume), the 36 km/h roads
+    # too: every street stretch takes 36/30 as long; roads slower than 30 km/h keep their limit
+    from twin_core.adapters import access
+    from twin_core.adapters.access import run_access
+
+    monkeypatch.setattr(access, "ACCESS_DRIVE_KMH", 30.0)
+    run = run_access(twin, save=False)
+    t = run.result.set_index("building_id")["time_s"]
+    assert t["B21"] == pytest.approx(6 / W + (_from_f1(2, 1) - 6 / W) * 36 / 30, abs=1e-6)
+    assert run.summary["drive_kmh"] == 30.0 and run.summary["speeds"].startswith("30 km/h")
+    limits = run_access(twin, drive_kmh=None, save=False)
+    assert limits.result.set_index("building_id")["time_s"]["B21"] == pytest.approx(_from_f1(2, 1), abs=1e-6)
+    assert limits.summary["speeds"] == "speed limit (free flow)"
+    assert run_access(twin, drive_kmh=50.0, save=False).result.set_index("building_id")["time_s"]["B21"] == \
+        pytest.approx(_from_f1(2, 1), abs=1e-6)  # faster than the 36 km/h limit: the limit
+    for bad in (0, -30, float("nan"), "30", True):
+        with pytest.raises(ParameterError, match="drive_kmh"):
+            run_access(twin, drive_kmh=bad, save=False)
+    # the CLI: 30 km/h unless --drive-kmh or --speed-limits, and says which
+    import json
+
+    from typer.testing import CliRunner
+
+    from twin_core.cli import get_app
+
+    path = twin.store.uri
+    twin.close()
+    out = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["drive_kmh"] == 30.0
+    out = CliRunner().invoke(get_app(), ["analysis", "access", str(path), "--speed-limits"])
+    assert out.exit_code == 0 and "roads driven at speed limit (free flow)" in out.output, out.output

@@ -11,6 +11,7 @@ import pytest
 from affine import Affine
 
 from tests.twin_core import test_access
+from tests.twin_core.test_access import _at_the_limits  # noqa: F401 - autouse: the exact times are at the limits
 from twin_core.errors import ParameterError, TwinWarning
 
 X0, Y0 = test_access.X0, test_access.Y0

@@ -3,8 +3,10 @@ the roads of a scenario, dry or as a flood run leaves them ("which homes can the
 the storm?").
 
 The stations are the ``pois`` of one kind (``fire_station``, ``hospital`` ...). The roads are the scenario's
-``road_links`` (both ways where not one-way), each driven at its speed limit (emergency vehicles pass the
-queues); a road closed in the scenario (capacity 0, a closure area, ``closed_links``) or under water from
+``road_links`` (both ways where not one-way), each driven at :data:`ACCESS_DRIVE_KMH` (30 km/h, the average
+emergency speed both response standards are drawn up with), or at its speed limit where that is lower
+(``drive_kmh=None``: at the limits; emergency vehicles pass the queues, ``speeds_from`` slows them to a traffic
+run's mean speeds); a road closed in the scenario (capacity 0, a closure area, ``closed_links``) or under water from
 ``impassable_depth`` m (0.3 m: Pregnolato et al. 2017, as for traffic) is no road. A station and a building
 open onto their nearest street and every other up to :data:`ACCESS_REACH_M` further (the straight stretch at
 :data:`ACCESS_SPEED_KMH`; found once with :class:`spatial_index.LineIndex`, for the dry and the flooded search
@@ -32,7 +34,7 @@ from twin_core.units import is_bare_number, parse_duration
 if TYPE_CHECKING:
     from spatial_index import LineIndex
 
-__all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_SPEED_KMH", "ACCESS_REACH_M"]
+__all__ = ["AccessRun", "run_access", "ACCESS_TARGETS", "ACCESS_DRIVE_KMH", "ACCESS_SPEED_KMH", "ACCESS_REACH_M"]
 
 ENGINE = "access"  # the summary's meta "engine" (what claim_run and twin.runs() read)
 
@@ -45,6 +47,14 @@ ACCESS_TARGETS = {"fire_station": (240.0, "GB 51054-2014 3.0.2: 5 min from the d
                   # the National Health Commission's 2020 guidance on pre-hospital emergency care (国卫医发〔2020〕19号):
                   # an urban ambulance station serves a radius of at most 5 km: 10 min at 30 km/h
                   "hospital": (600.0, "国卫医发〔2020〕19号: urban ambulance service radius 5 km, 10 min at 30 km/h")}
+#: the average speed (km/h) an emergency vehicle drives at, the basis of both response standards: a fire station's
+#: 4 min on the road reach 2 km at 30 km/h, which with the street network's detours gives the district of at most
+#: 7 km2 (建标152-2017, art. 14 and its explanation); an ambulance's 10 min are a 5 km radius at 30 km/h
+#: (国卫医发〔2020〕19号). Roads slower than this (their limit) are driven at their limit. Driving at the limits
+#: instead (the sample city's SUMO-default 80-100 km/h) reached in 10 min what the standard expects of 30 km
+#: (until 2026-12-05)
+ACCESS_DRIVE_KMH = 30.0
+_LIMITS = object()  # run_access's default drive_kmh: ACCESS_DRIVE_KMH as it is when called
 #: the speed over the last stretch between the street and a station or building (a yard, a lane)
 ACCESS_SPEED_KMH = 20.0
 #: a station or building opens onto every street up to this much further than its nearest (m)
@@ -68,14 +78,17 @@ class AccessRun:
         return run_repr_html(self, saved=self.saved)
 
 
-def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth, speeds_from=None):
-    """(directed links with travel time ``t`` s, closed link ids, flooded link ids)."""
+def _open_links(twin, scenario, flooded_by, flood_time, impassable_depth, speeds_from=None, drive_kmh=None):
+    """(directed links with travel time ``t`` s, closed link ids, flooded link ids); each link driven at its
+    limit, at most ``drive_kmh`` (None: the limit) and at most ``speeds_from``'s mean speed there."""
     from cim.results import list_results
     from twin_core.adapters.flood import warn_after_flood_end
     from twin_core.adapters.traffic import (closed_links, flood_closure_windows, flooded_links,
                                             network_links, run_elsewhere)
 
     links = network_links(twin.layer("road_links", scenario=scenario))
+    if drive_kmh is not None:
+        links["speed"] = np.minimum(links["speed"].to_numpy(float), drive_kmh / 3.6)
     if speeds_from is not None:  # a traffic run's mean speed on each link, where it is below the limit
         scen = scenario or "base"
         have = list_results(twin.store, scenario=scen, run=speeds_from)
@@ -213,16 +226,23 @@ def run_access_demo(twin, progress: Callable[[float, float], None] | None = None
     return run_access(twin, progress=progress, **DEMO_ACCESS)
 
 
+def _speeds_said(drive_kmh, speeds_from) -> str:
+    """The summary's ``speeds``: what each road was driven at."""
+    base = "speed limit (free flow)" if drive_kmh is None else f"{drive_kmh:g} km/h, or the speed limit where lower"
+    return base + (f"; at most traffic run {speeds_from}'s mean speeds" if speeds_from else "")
+
+
 def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: str | None = None,
                run: str | None = None, flooded_by: str | None = None, flood_time=None,
-               impassable_depth: float | None = None, speeds_from: str | None = None, save: bool = True,
-               progress: Callable[[float, float], None] | None = None) -> AccessRun:
+               impassable_depth: float | None = None, speeds_from: str | None = None, drive_kmh=_LIMITS,
+               save: bool = True, progress: Callable[[float, float], None] | None = None) -> AccessRun:
     """Minutes from the nearest ``from_kind`` station (a ``pois`` kind) to every building, and which are within
     ``within`` (``"4min"``; default for fire stations: :data:`ACCESS_TARGETS`), on the roads of ``scenario``,
     dry or, with ``flooded_by`` (a flood run under the same scenario), as its water leaves them: at its peak or
-    ``flood_time`` after the storm began. Roads are driven at their speed limit, or with ``speeds_from`` (a
-    traffic simulate run under the same scenario) at its mean speed on each road where that is lower: the
-    ambulance at rush hour. See the module docstring.
+    ``flood_time`` after the storm began. Roads are driven at ``drive_kmh`` (default :data:`ACCESS_DRIVE_KMH`,
+    30 km/h: the speed the response standards assume) or their speed limit where that is lower (None: at the
+    limits), and with ``speeds_from`` (a traffic simulate run under the same scenario) at its mean speed on
+    each road where that is lower still: the ambulance at rush hour. See the module docstring.
 
     Returns an :class:`AccessRun`; its summary has ``buildings``, ``within`` (count), ``within_share``,
     ``unreachable``, ``median_time_s`` and, with a flood, ``lost`` (within when dry, not now) and
@@ -240,6 +260,12 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     if flood_time is not None and flooded_by is None:
         raise ParameterError("flood_time needs flooded_by (the flood run whose water at that time closes roads)")
     depth = IMPASSABLE_DEPTH_M if impassable_depth is None else impassable_depth
+    if drive_kmh is _LIMITS:
+        drive_kmh = ACCESS_DRIVE_KMH
+    if drive_kmh is not None and (isinstance(drive_kmh, bool) or not isinstance(drive_kmh, (int, float))
+                                  or not math.isfinite(drive_kmh) or drive_kmh <= 0):
+        raise ParameterError(f"drive_kmh (CLI: --drive-kmh) is the emergency vehicles' average speed in km/h, a "
+                             f"number > 0, got {drive_kmh!r}; None (CLI: --speed-limits) drives at the limits")
     if not isinstance(from_kind, str) or not from_kind:
         raise ParameterError(f"from_kind must be a kind of the pois layer (e.g. 'fire_station'), got {from_kind!r}")
     for name in ("pois", "road_links", "buildings"):
@@ -276,7 +302,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
     cen = bld.geometry.representative_point()
     sxy = np.column_stack([st.geometry.x, st.geometry.y])
     bxy = np.column_stack([cen.x, cen.y])
-    links, closed, flooded = _open_links(twin, scenario, flooded_by, flood_time, depth, speeds_from)
+    links, closed, flooded = _open_links(twin, scenario, flooded_by, flood_time, depth, speeds_from, drive_kmh)
     if progress is not None:
         progress(0.0, 2.0)
     streets = _streets(links)
@@ -290,8 +316,7 @@ def run_access(twin, from_kind: str = "fire_station", within=None, *, scenario: 
                "unreachable": int(np.isnan(times).sum()),
                "median_time_s": float(np.nanmedian(times)) if np.isfinite(times).any() else None,
                "closed_links": len(closed),
-               "speeds": f"traffic run {speeds_from}'s mean speeds, at most the limit" if speeds_from else
-               "speed limit (free flow)"}
+               "speeds": _speeds_said(drive_kmh, speeds_from), "drive_kmh": drive_kmh}
     if speeds_from is not None:  # the run it drove at, by id (cim.results.runs_using finds it)
         summary["speeds_from"] = speeds_from
     if flooded_by is not None:

@@ -77,6 +77,10 @@ def access(target: str = STORE_ARG,
                                                     "long after the storm began (default: its peak)."),
            speeds_from: Optional[str] = typer.Option(None, "--speeds-from", help="A traffic simulate run: drive "
                                                      "each road at its mean speed there (rush hour), not the limit."),
+           drive_kmh: float = typer.Option(30.0, "--drive-kmh", help="The vehicles' average speed, km/h (30: "
+                                           "what both response standards assume); slower roads at their limit."),
+           speed_limits: bool = typer.Option(False, "--speed-limits", help="Drive every road at its speed limit "
+                                             "instead of --drive-kmh."),
            run: Optional[str] = typer.Option(None, help="Run id (default: a new one)."),
            as_json: bool = JSON_OPT, quiet: bool = QUIET_OPT) -> None:
     """Time from the nearest station to every building; saved as result table 'access_buildings'."""
@@ -86,12 +90,14 @@ def access(target: str = STORE_ARG,
 
     with Twin.open(target) as twin, progress_bar("access", None, quiet=quiet or as_json) as progress:
         out = run_access(twin, from_kind, within, scenario=scenario, run=run, flooded_by=flooded_by,
-                         flood_time=flood_time, speeds_from=speeds_from, progress=progress)
+                         flood_time=flood_time, speeds_from=speeds_from,
+                         drive_kmh=None if speed_limits else drive_kmh, progress=progress)
     s = out.summary
     w = s["within_s"]
     limit = f"{w:g} s" if w < 60 else f"{round(w / 60, 2):g} min"  # not "0.166667 min"
     human = (f"run {s['run']}: {s['within']} of {s['buildings']} buildings ({100 * s['within_share']:.0f} %) within "
-             f"{limit} of a {from_kind} ({s['stations']}); {s['unreachable']} with no open road")
+             f"{limit} of a {from_kind} ({s['stations']}); {s['unreachable']} with no open road\n"
+             f"  roads driven at {s['speeds']}")
     if flooded_by:
         human += (f"\n  in flood {flooded_by}: {s['flooded_links']} road directions under water; {s['lost']} buildings "
                   f"lose the {limit} they had when dry, {s['cut_off']} are cut off")
