@@ -84,8 +84,8 @@ __all__ = ["READINGS", "REJECTS", "SENSORS", "MAX_AHEAD", "MAX_AGE", "READING_RA
            "store_readings", "StoredReadings", "find_repeats", "Repeats",
            "known_sensors", "sensor_status", "latest_per_sensor", "ReadingsCache", "sensor_states", "INDEX",
            "has_readings_index", "append_rejects", "read_rejects", "count_rejects", "read_readings", "FEEDS", "FEED_STATES",
-           "write_feed_status", "read_feeds", "sensors_marker", "SensorsCache", "SENSORS_MAX_AGE_S",
-           "SENSORS_RELOAD_S"]
+           "write_feed_status", "read_feeds", "forget_feed", "sensors_marker", "SensorsCache", "SENSORS_MAX_AGE_S",
+           "SENSORS_RELOAD_S", "STALE_AFTER_S", "DEFAULT_STALE_AFTER_S", "stale_after_s", "stale_since"]
 
 #: the table of readings, the table of refused MQTT messages, and the layer the sensors are in
 READINGS = "sensor_readings"
@@ -279,6 +279,49 @@ def sensor_status(value, warn, alarm) -> str:
     if warn is not None and warn == warn and value >= warn:
         return "warn"
     return "ok"
+
+
+#: how old (seconds) a sensor's latest stored reading may be before it is *stale* (the map greys it and lists it
+#: among the alerts, ``twin sensors latest`` flags it), per sensor kind (the ``kind`` column of the sensors
+#: layer). No kind in the twin reports at a fixed interval yet (the MQTT listener stores readings as they come;
+#: its own silence alarm is 10 min), so every kind takes :data:`DEFAULT_STALE_AFTER_S`; give a kind that reports
+#: at a known interval about twice that interval here, e.g. ``{"rain_gauge": 600}`` for gauges that report
+#: every 5 min.
+STALE_AFTER_S: dict[str, float] = {}
+#: the age after which a reading of a kind not in :data:`STALE_AFTER_S` is stale: 15 min
+DEFAULT_STALE_AFTER_S = 15 * 60.0
+
+
+def stale_after_s(kind) -> float:
+    """Seconds after which a reading of a sensor of ``kind`` is stale (:data:`STALE_AFTER_S`, else the default).
+
+    Examples
+    --------
+    >>> stale_after_s("rain_gauge") == DEFAULT_STALE_AFTER_S
+    True
+    """
+    return float(STALE_AFTER_S.get(str(kind), DEFAULT_STALE_AFTER_S)) if kind is not None else DEFAULT_STALE_AFTER_S
+
+
+def stale_since(when, kind) -> str | None:
+    """When a sensor of ``kind`` whose latest reading was taken at ``when`` (ISO-8601 text; a naive time is
+    UTC) became stale, or becomes so: that time plus :func:`stale_after_s`, as UTC ISO-8601 (seconds); None for a
+    time that cannot be read.
+
+    Examples
+    --------
+    >>> stale_since("2026-07-01T08:00:00+08:00", "rain_gauge")
+    '2026-07-01T00:15:00+00:00'
+    """
+    if not when:
+        return None
+    try:
+        t = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return (t.astimezone(timezone.utc) + timedelta(seconds=stale_after_s(kind))).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------------------------------------- checking
@@ -1521,6 +1564,26 @@ def write_feed_status(store, status: Mapping) -> None:
         if store.has_table(FEEDS):
             store.delete_rows(FEEDS, {"feed": str(row["feed"])})
         store.write_table(FEEDS, df, mode="append")
+
+
+def forget_feed(store, which: str, *, now: datetime | None = None) -> str:
+    """Delete the row of a feed listener that is gone for good (``twin sensors feeds --forget``): its row stayed
+    a "not running" alert for ever. ``which`` is the feed as :func:`read_feeds` names it, or its MQTT client id
+    (the name's ``(CLIENT_ID)``). Only a listener that is not running or stopped may be forgotten (a running one
+    writes its row again at its next heartbeat). Returns the feed forgotten; a ValueError says why not."""
+    df = read_feeds(store, now=now)
+    names = df["feed"].astype(str).tolist()
+    hit = df[(df["feed"].astype(str) == which) | df["feed"].astype(str).str.endswith(f" ({which})")]
+    if not len(hit):
+        raise ValueError(f"no feed {which!r}; the feeds: {names or 'none'} (give one of them, or its client id)")
+    if len(hit) > 1:
+        raise ValueError(f"{len(hit)} feeds match {which!r}: {hit['feed'].tolist()}; give the whole name")
+    row = hit.iloc[0]
+    if row["state"] not in ("not running", "stopped"):
+        raise ValueError(f"feed {row['feed']!r} is {row['state']}, still running: stop its listener first (it "
+                         "writes its row again at its next heartbeat)")
+    store.delete_rows(FEEDS, {"feed": str(row["feed"])})
+    return str(row["feed"])
 
 
 def read_feeds(store, *, now: datetime | None = None) -> pd.DataFrame:

@@ -741,6 +741,8 @@ class MqttFeed:
             if len(rest) > 4 and rest[4]:  # (mid, qos, gen, retain, redelivered): sent again (_redelivered)
                 again += 1
                 continue
+            if size == 0:  # an empty payload is MQTT's way to clear a retained message (mosquitto_pub -r -n): no
+                continue   # reading, and nothing wrong with it (it was a reject "the payload is not JSON")
             retained = len(rest) > 3 and bool(rest[3])
             reading, why = decode_message(topic, payload, at, size, retained=retained)
             if why:

@@ -209,9 +209,22 @@ def create_app(settings: Settings, *, state=None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         msgs = []
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",))
-            msgs.append(f"{where}: {e.get('msg')}")
+            loc, kind = tuple(e.get("loc", ())), e.get("type", "")
+            if kind == "json_invalid":  # "1: JSON decode error": say where and what
+                why = (e.get("ctx") or {}).get("error", "not JSON")
+                at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+                msgs.append(f"the request body is not valid JSON ({why}{at}); send JSON with Content-Type: "
+                            "application/json")
+                continue
+            if loc == ("body",) and ctype not in ("application/json", "") and not ctype.endswith("+json"):
+                # a JSON body sent as text/plain or a form is not read as JSON: "Input should be a valid dictionary"
+                msgs.append(f"the request body was sent as Content-Type {ctype!r}, which the server does not read "
+                            "as JSON; send JSON with Content-Type: application/json")
+                continue
+            where = ".".join(str(p) for p in loc if p not in ("body",))
+            msgs.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
         return JSONResponse({"detail": "; ".join(msgs) or "invalid request", "error": "invalid request"},
                             status_code=422)
 

@@ -120,6 +120,7 @@ def adapter_engine(engine: str) -> EngineFn:
         check_params(engine, params, allowed)
         check_values(engine, params)
         check_mode(engine, params)
+        check_together(engine, params)
 
     def call(twin, *, scenario: str, run: str, params: dict, progress):
         check(params)
@@ -220,7 +221,9 @@ def value_checks(engine: str) -> dict[str, Callable[[Any], Any]]:
                 "roof_runoff": _one_of("roof_runoff", m.ROOF_RUNOFF_MODES),
                 "boundary": _one_of("boundary", m.BOUNDARY_MODES),
                 "rain_gaps": _one_of("rain_gaps", m.RAIN_GAPS),
-                "rain_spatial": _one_of("rain_spatial", m.RAIN_SPATIAL)}
+                "rain_spatial": _one_of("rain_spatial", m.RAIN_SPATIAL),
+                "rain_from_sensors": lambda v: m.flood_duration(v, "rain_from_sensors"),
+                "rain_until": _instant("rain_until")}
     if engine == "traffic":
         from twin_core.adapters import traffic as m
 
@@ -229,10 +232,137 @@ def value_checks(engine: str) -> dict[str, Callable[[Any], Any]]:
                 "flood_timing": _one_of("flood_timing", m.FLOOD_TIMINGS),
                 "until": duration("until"), "flood_start": offset("flood_start")}
     if engine == "crowd":
-        return {"until": duration("until"), "flood_time": offset("flood_time")}
+        return {"until": duration("until"), "flood_time": offset("flood_time"), "agents": _agents,
+                "density": _density}
     if engine == "access":
         return {"within": duration("within"), "flood_time": offset("flood_time")}
     return {}
+
+
+#: the most people a crowd job from the map server may place: far more than any plaza holds (a 1e12 was taken
+#: and failed once it ran); scripts and the CLI are bound by the area only
+MAX_JOB_AGENTS = 1_000_000
+#: the most persons per m2 a crowd job may ask for: 6/m2 is a crush (Fruin's level of service F), above it no
+#: crowd stands
+MAX_JOB_DENSITY = 6.0
+
+
+def _agents(v) -> int:
+    """A crowd job's ``agents``: a whole number of people (not true, 50.7 or -5), at least 1, at most
+    :data:`MAX_JOB_AGENTS`."""
+    from twin_core.errors import ParameterError
+    from twin_core.units import as_count
+
+    n = as_count(v, "agents", "people", minimum=1)
+    if n > MAX_JOB_AGENTS:
+        raise ParameterError(f"agents must be at most {MAX_JOB_AGENTS:,} people for a job from the map server, got "
+                             f"{n:,}; give fewer, or density (persons/m2) for a share of the area")
+    return n
+
+
+def _density(v) -> float:
+    """A crowd job's ``density``: a number of persons per m2 above 0, at most :data:`MAX_JOB_DENSITY`."""
+    from twin_core.errors import ParameterError
+
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= MAX_JOB_DENSITY):
+        raise ParameterError(f"density must be a number of persons per m2 above 0 and at most {MAX_JOB_DENSITY:g} "
+                             f"(a crush), got {v!r}; e.g. 1.5")
+    return float(v)
+
+
+def _instant(name: str) -> Callable[[Any], Any]:
+    """A check that a value is an ISO-8601 instant with an offset (``rain_until``)."""
+    def check(v):
+        from datetime import datetime, timezone
+
+        from cim.sensors import _check_time
+        from twin_core.errors import ParameterError
+
+        t, why = _check_time(v, datetime(2200, 1, 1, tzinfo=timezone.utc))
+        if why:
+            raise ParameterError(f"{why}; e.g. \"2026-07-01T10:00:00+08:00\"")
+        return t
+    return check
+
+
+#: flood job parameters that shape a design storm: with ``rain_from_sensors`` the rain is the gauges' instead
+DESIGN_STORM_PARAMS = ("storm", "duration", "peak_ratio", "storm_step")
+
+
+def check_together(engine: str, params: dict) -> None:
+    """A clear error (HTTP 422) for parameters that make no sense together, or a None the engine cannot take
+    (``check_values`` leaves None alone): a flood's ``storm``/``duration`` beside ``rain_from_sensors`` (the
+    CLI refuses them, the job dropped them without a word), a design storm with no duration; a crowd with
+    neither or both of ``agents`` and ``density``, or no ``area``."""
+    if engine == "flood":
+        measured = params.get("rain_from_sensors") is not None
+        if measured:
+            given = [k for k in DESIGN_STORM_PARAMS if k in params]
+            if given:
+                raise InvalidParameter(
+                    f"the flood engine cannot take {', '.join(given)} with rain_from_sensors: "
+                    f"{'it shapes' if len(given) == 1 else 'they shape'} a design storm, and with rain_from_sensors "
+                    "the rain is what the gauges measured over that window; leave "
+                    f"{'it' if len(given) == 1 else 'them'} out (until runs on after the rain)")
+        else:
+            for k in ("storm", "duration"):
+                if k in params and params[k] is None:
+                    eg = '"50y"' if k == "storm" else '"1h"'
+                    raise InvalidParameter(f"the flood engine cannot take {k}=None: give a {k} (e.g. {eg}), or "
+                                           "leave it out for the default, or give rain_from_sensors for the "
+                                           "measured rain")
+            if params.get("rain_until") is not None:
+                raise InvalidParameter("the flood engine cannot take rain_until without rain_from_sensors (the "
+                                       "window of measured rain it ends): give both, or neither")
+    elif engine == "crowd":
+        a, d = params.get("agents"), params.get("density")
+        if a is None and d is None:
+            raise InvalidParameter("the crowd engine needs agents (a number of people, e.g. 2000) or density "
+                                   "(persons/m2, e.g. 1.5)")
+        if a is not None and d is not None:
+            raise InvalidParameter(f"the crowd engine takes one of agents or density, not both (got agents={a!r}, "
+                                   f"density={d!r})")
+        if params.get("area") is None:
+            raise InvalidParameter("the crowd engine needs area: an areas feature id or name (e.g. \"A001\", the "
+                                   "sample plaza); GET /api/layers/areas/features lists them")
+
+
+def check_crowd_area(twin, engine: str, scenario: str, params: dict) -> None:
+    """A clear error (HTTP 422) for a crowd job's ``area`` that names no feature of the twin's ``areas`` layer
+    under ``scenario`` (the job failed with it only once it ran), matched as the crowd engine matches it."""
+    area = params.get("area")
+    if engine != "crowd" or area is None:
+        return
+    if not isinstance(area, str) or not area.strip():
+        raise InvalidParameter(f"the crowd engine cannot take area={area!r}: give an areas feature id or name "
+                               "(e.g. \"A001\")")
+    if "areas" not in twin.layers():
+        raise InvalidParameter("the twin has no areas layer, so no area to evacuate; import one (twin import ... "
+                               "--class areas)")
+    from twin_core.adapters.crowd import _pick_area
+    from twin_core.errors import LayerNotFoundError
+
+    try:
+        _pick_area(twin.layer("areas", None if scenario == "base" else scenario), area)
+    except LayerNotFoundError as exc:
+        raise InvalidParameter(f"the crowd engine cannot take area={area!r}: {exc}") from None
+
+
+def check_measured_rain(twin, engine: str, params: dict) -> None:
+    """A clear error (HTTP 422) for a flood job on the measured rain (``rain_from_sensors``) with no
+    ``rain_until`` whose gauges' latest reading is too old to be the rain now (it ran on a window hours old
+    without a word); other problems of the readings (a gap) fail the job, as they may change before it runs."""
+    if engine != "flood" or params.get("rain_from_sensors") is None or params.get("rain_until") is not None:
+        return
+    from twin_core.adapters.flood import StaleRainError, rain_from_sensors
+    from twin_core.errors import TwinError
+
+    try:
+        rain_from_sensors(twin, params["rain_from_sensors"], gaps="dry")
+    except StaleRainError as exc:
+        raise InvalidParameter(f"the flood engine cannot run on the measured rain now: {exc}") from None
+    except (TwinError, ValueError):
+        pass  # the job says so when it runs
 
 
 def _not_finite(v, path: str) -> str | None:
@@ -375,6 +505,8 @@ class JobManager:
             # a twin the server may not write: a 503 now, not a job that fails once it runs
             store.check_writable(before=f"{'an' if engine[:1] in 'aeiou' else 'a'} {engine} job")
         check_flood_run(store, engine, scenario, params)
+        check_crowd_area(self.state.twin, engine, scenario, params)
+        check_measured_rain(self.state.twin, engine, params)
         if run is not None:
             self._check_run(engine, scenario, run, save=params.get("save", True) is not False)
         with self._lock:

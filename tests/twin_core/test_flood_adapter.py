@@ -397,6 +397,9 @@ def test_user_hyetograph_longer_than_the_run_warns(tmp_path):
 #: append_readings refuses readings more than cim.sensors.MAX_AGE behind its clock, so on the real clock these
 #: fixed dates would be refused from 2027-07-01 on
 FEED_NOW = datetime(2026, 7, 1, 4, tzinfo=timezone.utc)
+#: the clock a measured-rain window without an end is checked on (10:05 Beijing time, just after the feed's
+#: last reading): rain_from_sensors refuses a default window that ended long before the clock (fix_ops)
+RAIN_NOW = datetime(2026, 7, 1, 2, 5, tzinfo=timezone.utc)
 
 
 def _feed(twin, gauges: dict, hours=((8, 10.0), (9, 40.0)), skip=()):
@@ -440,11 +443,12 @@ def test_rain_from_the_gauges_is_the_mean_of_what_each_measured(small_city_gpkg)
         assert info["start"] == "2026-07-01T00:00:00+00:00" and info["end"] == "2026-07-01T02:00:00+00:00"
         assert hy.intensity.tolist() == [15.0] * 12 + [60.0] * 12
         assert hy.total_mm() == pytest.approx(75.0) and info["peak_mm_h"] == 60.0
-        # by default the window ends at the latest reading (09:55, which holds to 10:00 but the window ends
-        # there): 08:55-09:00 at 15 mm/h, 09:00-09:55 at 60 mm/h
-        hy, info = rain_from_sensors(twin, "1h")
-        assert info["end"] == "2026-07-01T01:55:00+00:00"
-        assert hy.total_mm() == pytest.approx(15 * 5 / 60 + 60 * 55 / 60)
+        # by default the window ends where the latest reading (09:55) stops holding, one reading interval on
+        # (10:00): 09:00-10:00 at 60 mm/h. (It used to end at 09:55, so the newest reading counted for nothing:
+        # fix_ops changed this assertion, from 08:55-09:55 = 15 * 5 / 60 + 60 * 55 / 60 mm.) The clock is 10:05.
+        hy, info = rain_from_sensors(twin, "1h", now=RAIN_NOW)
+        assert info["end"] == "2026-07-01T02:00:00+00:00"
+        assert hy.total_mm() == pytest.approx(60.0)
         # 10-minute blocks average the 5-minute readings; a gauge reading every 5 min held 15 min covers a
         # block it reported in only once
         hy, _ = rain_from_sensors(twin, "2h", until="2026-07-01T10:00:00+08:00", step="10min")
@@ -494,12 +498,12 @@ def test_observed_rain_bad_input(small_city_gpkg):
         append_readings(twin.store, [{"sensor_id": g[0], "time": "2026-07-01T10:00:00+08:00", "value": -3.0}],
                         now=FEED_NOW)
         with pytest.raises(ParameterError, match="cannot be negative"):
-            rain_from_sensors(twin, "1h")
+            rain_from_sensors(twin, "1h", now=RAIN_NOW)  # fix_ops: now= (the feed is months behind the clock)
         s = twin.layer("sensors")
         s.loc[s["sensor_id"] == g[0], "unit"] = "mm"
         twin.store.write_layer("sensors", s)
         with pytest.raises(ParameterError, match=r"report in \['mm'\], not mm/h"):
-            rain_from_sensors(twin, "1h")
+            rain_from_sensors(twin, "1h", now=RAIN_NOW)
         with pytest.raises(ParameterError, match="rain_until needs rain_from_sensors"):
             run_flood(twin, rain_until="2026-07-01T10:00:00+08:00", save=False)
         # --rain-spatial / --rain-gaps on a design storm were silently ignored (and never checked)

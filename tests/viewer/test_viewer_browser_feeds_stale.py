@@ -106,14 +106,18 @@ def test_a_sensor_whose_last_reading_is_old_shows_stale_since_not_alarm(browser,
             {"sensor_id": "RG01", "time": old, "value": 80.0},   # in alarm, then went offline
             {"sensor_id": "RL01", "time": now, "value": 2.0}]})  # a live warning
         assert r.status_code == 201, r.text
-        stored_time = next(a for a in httpx.get(feed_server.url + "/api/sensors/alerts").json()["alerts"]
-                           if a["sensor_id"] == "RG01")["time"]
+        rg_alert = next(a for a in httpx.get(feed_server.url + "/api/sensors/alerts").json()["alerts"]
+                        if a["sensor_id"] == "RG01")
+        # fix_ops: "stale since" is when it became stale (the reading's time + 15 min), not the reading's time
+        stored_time, went_stale = rg_alert["time"], rg_alert["stale_since"]
+        assert datetime.fromisoformat(went_stale) - datetime.fromisoformat(stored_time) == timedelta(minutes=15)
         rg, rl = '#alert-list li.alert[data-sensor="RG01"]', '#alert-list li.alert[data-sensor="RL01"]'
         _poll(pg, f"!!document.querySelector('{rg}') && !!document.querySelector('{rl}')")
         classes = pg.get_attribute(rg, "class").split()
         assert "stale" in classes and "alarm" not in classes  # greyed, not a live alarm
         text = pg.inner_text(rg)
-        assert f"stale since {_hm(pg, stored_time)}" in text, text
+        assert f"stale since {_hm(pg, went_stale)}" in text, text
+        assert f"at {_hm(pg, stored_time)}" in text, text  # the last reading's own time
         assert "last reading 80 mm/h" in text and "no reading for over 15 min" in text
         assert "warn" in pg.get_attribute(rl, "class").split()
         assert pg.evaluate("window.__twin.alerts") == ["RL01", "RG01"]  # the live one first

@@ -1150,7 +1150,7 @@ RAIN_GAPS = ("error", "dry")
 
 
 def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min", gaps: str = "error",
-                      spatial: str = "mean"):
+                      spatial: str = "mean", now=None):
     """Observed rain: the twin's rain gauges' readings over the ``last`` hours as a hyetograph, to run a flood
     on what fell (``run_flood(twin, rain_from_sensors="2h")``) rather than on a design storm.
 
@@ -1159,9 +1159,13 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
     gauges falls on the whole city (a :class:`~simulation.flood.Hyetograph`); ``"nearest"``: each cell of the
     DEM's grid gets the reading of its nearest gauge that reported in the block (Thiessen polygons; a
     :class:`~simulation.flood.RainSeries`), for a storm that hits one district. ``until`` (a tz-aware
-    datetime or ISO-8601 text with an offset) ends the window; by default the latest reading of any gauge. A
-    block no gauge covers is an error (``gaps="error"``: a silent zero would understate the rain) or dry
-    (``gaps="dry"``).
+    datetime or ISO-8601 text with an offset) ends the window. By default the window ends where the latest
+    reading of any gauge stops holding: its time plus that gauge's reading interval (the median spacing of its
+    last readings; ``step`` if it has but one; at most ``hold``), so the newest reading counts. A default end more
+    than :data:`RAIN_STALE_S` (15 min) or three reading intervals before ``now`` (tz-aware; default the clock)
+    is refused, saying how old the latest reading is: the rain that fell then is not the rain now (give
+    ``until`` to run an older window on purpose). A block no gauge covers is an error (``gaps="error"``: a
+    silent zero would understate the rain) or dry (``gaps="dry"``).
 
     Returns ``(rain, info)``: the rain starts at 0 s (the window's start, ``info["start"]``); ``info`` names
     the gauges, the window, the total (the mean over the city, mm) and the peak.
@@ -1197,14 +1201,7 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
                                  "turned into a hyetograph: set the sensors' unit, or convert the readings")
     ids = gauges["sensor_id"].astype(str).tolist()
     if until is None:
-        from cim.sensors import READINGS
-
-        latest = (twin.store.read_table(READINGS, where={"sensor_id": ids}, columns=["time"], order_by="time",
-                                        descending=True, limit=1) if twin.store.has_table(READINGS) else [])
-        if not len(latest):
-            raise ParameterError(f"no reading from any of the {len(ids)} rain gauges ({', '.join(ids[:5])}) is "
-                                 "stored; feed them (twin sensors listen, POST /api/sensors/readings) or give rain")
-        end = pd.to_datetime(latest["time"], utc=True, format="ISO8601").iloc[0]
+        end = _rain_default_end(twin, ids, dt, held, now)
     else:
         from datetime import datetime, timezone
 
@@ -1265,6 +1262,58 @@ def rain_from_sensors(twin, last="2h", *, until=None, step="5min", hold="15min",
         info.update(total_mm=hy.total_mm(), peak_mm_h=float(intensity.max()))
         return hy, info
     return _thiessen_rain(twin, gauges, used, np.asarray(means), edges, info)
+
+
+class StaleRainError(ParameterError):
+    """The rain gauges' latest reading is too old for a measured-rain window that ends by default (no
+    ``until``): the map server refuses such a job when it is posted (HTTP 422)."""
+
+
+#: how long (s) before the clock a measured-rain window may end by default (its latest reading, held): older
+#: and ``rain_from_sensors`` refuses it unless the caller names the end (``until``)
+RAIN_STALE_S = 15 * 60.0
+
+
+def _rain_default_end(twin, ids: list[str], step_s: float, hold_s: float, now=None) -> pd.Timestamp:
+    """The default end of a measured-rain window: the latest stored reading of the gauges ``ids``, plus the
+    time it holds (its gauge's reading interval: the median spacing of that gauge's last readings, ``step_s``
+    if it has but one, at most ``hold_s``). Refused (:class:`StaleRainError`) when that end is more than
+    :data:`RAIN_STALE_S` or three such intervals (whichever is longer) before ``now`` (default: the clock)."""
+    from datetime import datetime, timezone
+
+    from cim.sensors import READINGS
+
+    latest = (twin.store.read_table(READINGS, where={"sensor_id": ids}, columns=["sensor_id", "time"],
+                                    order_by="time", descending=True, limit=1)
+              if twin.store.has_table(READINGS) else [])
+    if not len(latest):
+        raise ParameterError(f"no reading from any of the {len(ids)} rain gauges ({', '.join(ids[:5])}) is "
+                             "stored; feed them (twin sensors listen, POST /api/sensors/readings) or give rain")
+    sid = str(latest["sensor_id"].iloc[0])
+    last = twin.store.read_table(READINGS, where={"sensor_id": [sid]}, columns=["time"], order_by="time",
+                                 descending=True, limit=6)
+    times = pd.to_datetime(last["time"], utc=True, format="ISO8601").sort_values()
+    t_last = pd.to_datetime(latest["time"], utc=True, format="ISO8601").iloc[0]
+    gaps = times.diff().dt.total_seconds().to_numpy()[1:]
+    gaps = gaps[gaps > 0]
+    interval = float(np.median(gaps)) if gaps.size else step_s
+    block = min(interval, hold_s)
+    end = t_last + pd.Timedelta(seconds=block)
+    clock = pd.Timestamp(datetime.now(timezone.utc) if now is None else now)
+    if clock.tzinfo is None:
+        raise ParameterError(f"now={now!r} has no time zone; give a tz-aware datetime")
+    clock = clock.tz_convert("UTC")
+    late = (clock - end).total_seconds()
+    allowed = max(RAIN_STALE_S, 3 * block)  # a gauge that reports hourly is not trusted for hours on end
+    if late > allowed:
+        age = (clock - t_last).total_seconds()
+        ago = f"{age / 3600:.1f} h" if age >= 3600 else f"{age / 60:.0f} min"
+        raise StaleRainError(
+            f"the rain gauges' latest reading ({sid} at {t_last.isoformat()}) is {ago} old (now "
+            f"{clock.isoformat(timespec='seconds')}): a window ending then ({end.isoformat()}) is not the rain now. "
+            "Check the gauges' feed (twin sensors feeds), or give the window's end on purpose: rain_until= "
+            "(the job's param rain_until, twin flood --rain-until) as ISO-8601 with an offset")
+    return end
 
 
 def _thiessen_rain(twin, gauges, used: list[str], means: np.ndarray, edges: np.ndarray, info: dict):
@@ -1334,7 +1383,8 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     a water body are bridges, flooded only when the water rises over their deck (:func:`link_point_depths`).
 
     ``rain_from_sensors`` (a window such as ``"2h"``) runs the rain the twin's rain gauges measured over that
-    window, up to ``rain_until`` (default: their latest reading; ``rain_gaps="dry"`` takes a stretch no gauge
+    window, up to ``rain_until`` (default: the end of their latest reading, refused if that is more than 15 min
+    ago; ``rain_gaps="dry"`` takes a stretch no gauge
     covered as dry instead of refusing it; ``rain_spatial="nearest"`` gives each cell its nearest gauge's rain
     instead of their mean), instead of a design storm: see
     :func:`rain_from_sensors`. ``duration`` is then the window, and ``until`` may run on to see it drain.

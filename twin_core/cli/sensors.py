@@ -162,8 +162,12 @@ def _stop_on_signals():
 
 @sub.command("latest")
 def latest(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
-    """Each sensor's latest reading and its status (ok / warn / alarm / unknown)."""
-    from cim.sensors import sensor_states
+    """Each sensor's latest reading and its status (ok / warn / alarm / unknown), and whether it is stale: its
+    latest reading older than its kind allows (15 min by default, as the map decides), with when it became so
+    (``stale_since``: the reading's time plus that age); a sensor that never reported is stale with no since."""
+    import time as _time
+
+    from cim.sensors import sensor_states, stale_after_s, stale_since
     from cim.store import open_store
 
     with open_store(target) as store:
@@ -171,12 +175,28 @@ def latest(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
     cols = [c for c in ("sensor_id", "kind", "unit", "value", "time", "status", "warn_threshold", "alarm_threshold")
             if c in df.columns]
     rows = df[cols].to_dict(orient="records")
+    now = _time.time()
+    for r in rows:
+        kind = r.get("kind")
+        since = stale_since(r.get("time"), kind)
+        if r.get("time") is None:
+            r.update(stale=True, stale_since=None, never_reported=True)
+        elif since is None:  # a time that cannot be read: nothing is known of its age (as the map)
+            r.update(stale=False, stale_since=None)
+        else:
+            from datetime import datetime
+
+            stale = datetime.fromisoformat(since).timestamp() < now
+            r.update(stale=stale, stale_since=since if stale else None)
+        r["stale_after_s"] = stale_after_s(kind)
     if not rows:
         human = "(no sensors: the twin has no 'sensors' layer)"
     else:
         human = "\n".join(
             f"{r['sensor_id']:<10} {r['status']:<8} "
             f"{'-' if r['value'] is None else format(r['value'], 'g'):>10} {r.get('unit') or '':<6} {r['time'] or '-'}"
+            + ("  never reported" if r.get("never_reported") else
+               f"  STALE since {r['stale_since']}" if r["stale"] else "")
             for r in rows)
     emit(rows, as_json, human=human)
 
@@ -197,12 +217,23 @@ def rejects(target: str = STORE_ARG, limit: int = typer.Option(50, "--limit", mi
 
 
 @sub.command("feeds")
-def feeds(target: str = STORE_ARG, as_json: bool = JSON_OPT) -> None:
+def feeds(target: str = STORE_ARG, as_json: bool = JSON_OPT,
+          forget: str = typer.Option(None, "--forget", metavar="FEED_OR_CLIENT_ID",
+                                     help="Delete the row of a listener gone for good (not running or stopped; "
+                                          "its feed name or MQTT client id), so it is no alert any more.")) -> None:
     """The MQTT listeners' states (live, silent, refused, disconnected, stopped, not running), problems first."""
-    from cim.sensors import read_feeds
+    from cim.sensors import forget_feed, read_feeds
     from cim.store import open_store
+    from twin_core.errors import ParameterError
 
     with open_store(target) as store:
+        if forget is not None:
+            try:
+                gone = forget_feed(store, forget)
+            except ValueError as exc:
+                raise ParameterError(f"--forget: {exc}") from None
+            if not as_json:
+                typer.echo(f"forgot feed {gone!r}")
         df = read_feeds(store)
     rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
             for r in df.to_dict(orient="records")]

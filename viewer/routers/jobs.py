@@ -49,7 +49,12 @@ def _body_error(errors, request: Request) -> str | None:
             why = (e.get("ctx") or {}).get("error", "not JSON")
             at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
             return (f"the request body is not valid JSON ({why}{at}): send a JSON object with \"engine\" and "
-                    f"\"params\" (and optionally \"scenario\" and \"run\"), e.g. {EXAMPLE}")
+                    f"\"params\" (and optionally \"scenario\" and \"run\"), e.g. {EXAMPLE}, with Content-Type: "
+                    "application/json")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if loc == ("body",) and ctype not in ("application/json", "") and not ctype.endswith("+json"):
+            return (f"the request body was sent as Content-Type {ctype!r}, which the server does not read as JSON; "
+                    f"send JSON with Content-Type: application/json, e.g. {EXAMPLE}")
         if loc == ("body",):
             return (f"the request body must be a JSON object with \"engine\" and \"params\" (and optionally "
                     f"\"scenario\" and \"run\"), not {type(e.get('input')).__name__ if e.get('input') is not None else 'empty'}"

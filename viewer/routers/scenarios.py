@@ -24,8 +24,13 @@ EDIT_BODY = 16 * 1024 * 1024
 
 
 def _edit_too_large(size: int, request) -> HTTPException:
-    return HTTPException(413, f"the edit is {size // 1024} kB, over the limit of {EDIT_BODY // (1024 * 1024)} MB; "
-                              "send it in parts (several edits), or import a large layer with `twin import`")
+    limit = f"over the limit of {EDIT_BODY // (1024 * 1024)} MB"
+    if not request.url.path.rstrip("/").endswith("/edits"):  # creating a scenario is no edit: its body is small
+        return HTTPException(413, f"the request body is {size // 1024} kB, {limit}; a scenario is created with a "
+                                  "name, a description (at most 2000 characters) and a parent: record its edits "
+                                  "afterwards (POST /api/scenarios/NAME/edits)")
+    return HTTPException(413, f"the edit is {size // 1024} kB, {limit}; send it in parts (several edits), or import "
+                              "a large layer with `twin import`")
 
 
 router = APIRouter(prefix="/api/scenarios", tags=["scenarios"],
@@ -148,8 +153,29 @@ def create_scenario(body: ScenarioIn, state=Depends(get_state)) -> dict:
             n = scenarios.get(body.name).n_edits  # edits as undo takes them back, as the list counts them
             raise HTTPException(409, f"a scenario {body.name!r} exists already ({n} edit{'' if n == 1 else 's'}); "
                                      "pick another name or delete it first")
+        twin = next((n for n in scenarios.names() if n != body.name and _skeleton(n) == _skeleton(body.name)), None)
+        if twin is not None:  # "Levee" beside "levee", or a Cyrillic "е" for a Latin "e": two names read as one
+            raise HTTPException(409, f"scenario name {body.name!r} reads as the existing scenario {twin!r} (they differ "
+                                     "only in case or in letters that look alike); use that scenario, or pick a name "
+                                     "that reads differently")
         s = scenarios.create(body.name, body.description, parent=body.parent)
     return {"name": s.name, "description": body.description, "parent": body.parent}  # the names in NFC
+
+
+#: letters of other scripts that look like Latin ones (Cyrillic, Greek), as their Latin look-alike, after casefold
+_LOOKALIKE = str.maketrans({"а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+                            "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+                            "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "α": "a", "β": "b", "ε": "e", "η": "n",
+                            "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
+                            "ѵ": "v", "ɡ": "g"})
+
+
+def _skeleton(name: str) -> str:
+    """A scenario name as it reads: NFKC, case folded, letters of other scripts that look like Latin ones as those
+    (``"Levee"`` and ``"lеvee"`` with a Cyrillic "е" read as ``"levee"``)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).translate(_LOOKALIKE)
 
 
 @router.get("/diff", summary="What differs between two scenarios", dependencies=[Depends(require("read"))])
@@ -175,6 +201,15 @@ def get_scenario(name: str, state=Depends(get_state)) -> dict:
 def delete_scenario(name: str, state=Depends(get_state)) -> dict:
     with state.lock:  # no edit is recorded between the check and the delete
         name = _scenario(state, name, change="deleted").name
+        jobs = getattr(state, "jobs", None)
+        busy = [j for j in (list(jobs.jobs.values()) if jobs is not None else [])
+                if j.scenario == name and j.status in ("queued", "running")]
+        if busy:  # the job would fail once its scenario is gone (or save runs under a scenario that is not)
+            listed = ", ".join(f"{j.id} ({j.engine} run {j.run}, {j.status})" for j in busy[:5])
+            more = f" and {len(busy) - 5} more" if len(busy) > 5 else ""
+            raise HTTPException(409, f"scenario {name!r} has {len(busy)} job(s) queued or running on it: "
+                                     f"{listed}{more}; cancel {'it' if len(busy) == 1 else 'them'} first "
+                                     "(DELETE /api/jobs/JOB_ID) or wait for them to end, then delete the scenario")
         state.twin.scenarios.delete(name)
     state.invalidate(name)
     return {"deleted": name}

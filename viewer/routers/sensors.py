@@ -15,9 +15,11 @@ requests and only the rows appended since are read again, so a feed of millions 
 
 A stored reading older than its kind's :func:`stale_after_s` (:data:`STALE_AFTER_S`, else
 :data:`DEFAULT_STALE_AFTER_S`: 15 min) is *stale*: ``/latest`` and ``/alerts`` mark it ``stale`` (True), with
-``stale_after_s``, so the map shows "stale since HH:MM" (the time of that last reading), greyed, instead of a
-live alarm: a sensor that went offline while in alarm must not read as in alarm for ever. The age is taken on
-the server's clock, the one place it is decided.
+``stale_after_s`` and ``stale_since`` (when it became stale: the last reading's time plus that age), so the map
+shows "stale since ..." greyed, instead of a live alarm: a sensor that went offline while in alarm must not
+read as in alarm for ever. A silent sensor whose last reading was ok is listed among the alerts too (``level``
+"stale"), as is one that never reported once the server has run that long without a reading from it. The age is
+taken on the server's clock; the rule (:func:`cim.sensors.stale_after_s`) is shared with ``twin sensors latest``.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from cim.sensors import (READINGS, DuplicateKeyError, ReadingsCache, SensorsCache, count_rejects, latest_per_sensor,
-                         read_feeds, read_rejects, sensor_status, store_readings, unique_keys)
+from cim.sensors import (DEFAULT_STALE_AFTER_S, READINGS, STALE_AFTER_S, DuplicateKeyError, ReadingsCache,
+                         SensorsCache, count_rejects, latest_per_sensor, read_feeds, read_rejects, sensor_status,
+                         stale_after_s, stale_since, store_readings, unique_keys)
 from twin_core.errors import ReadingError
 from viewer.dependencies import get_state, require
 from viewer.geo import frame_to_geojson
@@ -78,25 +81,7 @@ _LimitedBody = limited_body_route(lambda request: MAX_BODY, lambda size, request
                                   request_class=_StrictJSONRequest)
 
 
-#: how old (seconds) a sensor's latest stored reading may be before the map shows it as stale, not live, per
-#: sensor kind (the ``kind`` column of the sensors layer). No kind in the twin reports at a fixed interval yet
-#: (the MQTT listener stores readings as they come; its own silence alarm is 10 min), so every kind takes
-#: :data:`DEFAULT_STALE_AFTER_S`; give a kind that reports at a known interval about twice that interval here,
-#: e.g. ``{"rain_gauge": 600}`` for gauges that report every 5 min.
-STALE_AFTER_S: dict[str, float] = {}
-#: the age after which a reading of a kind not in :data:`STALE_AFTER_S` is stale: 15 min
-DEFAULT_STALE_AFTER_S = 15 * 60.0
-
-
-def stale_after_s(kind) -> float:
-    """Seconds after which a reading of a sensor of ``kind`` is stale (:data:`STALE_AFTER_S`, else the default).
-
-    Examples
-    --------
-    >>> stale_after_s("rain_gauge") == DEFAULT_STALE_AFTER_S
-    True
-    """
-    return float(STALE_AFTER_S.get(str(kind), DEFAULT_STALE_AFTER_S)) if kind is not None else DEFAULT_STALE_AFTER_S
+# STALE_AFTER_S, DEFAULT_STALE_AFTER_S and stale_after_s live in cim.sensors (twin sensors latest reads them too)
 
 
 def _is_stale(when, kind, now: float) -> bool:
@@ -253,11 +238,53 @@ def alerts(state=Depends(get_state)) -> dict:
         for a in rows:
             a.update(info[a["sensor_id"]])
         for a in rows:
-            a.update(stale=not a["simulated"] and _is_stale(a["time"], a["kind"], now),
-                     stale_after_s=stale_after_s(a["kind"]))
+            stale = not a["simulated"] and _is_stale(a["time"], a["kind"], now)
+            a.update(stale=stale, stale_after_s=stale_after_s(a["kind"]), level="stale" if stale else a["status"],
+                     stale_since=stale_since(a["time"], a["kind"]) if stale else None)
+    rows += _silent(state, view, cache, {a["sensor_id"] for a in rows}, now)
+    if rows:
         rows.sort(key=lambda a: a["stale"])  # stable: live alerts first, each part in its order
         return {"alerts": rows, "count": len(rows), "stale": sum(a["stale"] for a in rows)}
     return {"alerts": rows, "count": len(rows)}
+
+
+def _silent(state, view, cache, listed: set, now: float) -> list[dict]:
+    """The stale sensors not in warn or alarm: those whose last stored reading was ok (or not a number) and is
+    older than their kind allows, newest gone silent first, then, without simulated readings, those that never
+    reported once the server has run longer than that (``since``: the server's start plus that age; ``time``
+    None). Each ``level`` and ``status`` "stale" with ``stale_since`` = ``since``, and the last reading."""
+    gone, never = [], []
+    last = cache.latest
+    started = getattr(state.jobs, "started", None) or now
+    for sid, info in view.info.items():
+        if sid in listed:
+            continue
+        kind = info.get("kind")
+        after = stale_after_s(kind)
+        if sid in last:
+            v, t = last[sid]
+            if not _is_stale(t, kind, now):
+                continue
+            since = stale_since(t, kind)
+            gone.append({"sensor_id": sid, "status": "stale", "level": "stale", "value": v, "time": t,
+                         "threshold": None, "since": since, "stale_since": since, "simulated": False, "stale": True,
+                         "stale_after_s": after, "last_status": sensor_status(v, *cache_thresholds(cache, sid)),
+                         **info})
+        elif not state.settings.simulated_sensors and now - started > after:
+            since = datetime.fromtimestamp(started + after, timezone.utc).isoformat(timespec="seconds")
+            never.append({"sensor_id": sid, "status": "stale", "level": "stale", "value": None, "time": None,
+                          "threshold": None, "since": since, "stale_since": since, "simulated": False,
+                          "stale": True, "stale_after_s": after, "last_status": None, "never_reported": True,
+                          **info})
+    gone.sort(key=lambda a: (a["since"] or "", a["sensor_id"]), reverse=True)
+    never.sort(key=lambda a: a["sensor_id"])
+    return gone + never
+
+
+def cache_thresholds(cache, sid: str) -> tuple:
+    """The warn and alarm thresholds the readings cache holds for ``sensor_id`` (None, None if none)."""
+    thr = (getattr(cache, "_thresholds", None) or {}).get(sid)
+    return tuple(thr) if thr is not None else (None, None)
 
 
 @router.get("/feeds", summary="The MQTT feed listeners' states: live, silent, refused, disconnected, stopped",

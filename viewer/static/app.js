@@ -512,7 +512,9 @@
       jobs.push(loadJams(cj, ce).then((d) => { S.crowdJams[key(cj)] = d; }));
     }
     const lr = linkResult(scenario, side);
-    if (lr && lr.ref && S.timedClosures[lr.ref] === undefined) {  // for the legend: when did the flood close roads?
+    // for the legend: when did the flood close roads? Only a simulate run's link_loads carry closed_from_s (a static
+    // assignment's link_flows has no such field: asking it got a 400 in the console on every page load)
+    if (lr && lr.ref && lr.name === "link_loads" && S.timedClosures[lr.ref] === undefined) {
       S.timedClosures[lr.ref] = [];
       jobs.push(api(`/api/layers/${encodeURIComponent(lr.ref)}/features?filter=closed_from_s%3E%3D0` +
         `&columns=closed_from_s,closed_until_s&limit=${CLOSURES_PAGE}`)
@@ -1007,7 +1009,7 @@
     const p = object.properties || object;
     if (layer.id.startsWith("sensors")) {
       const v = p.value === null || p.value === undefined ? t("noReading") : `${p.value} ${p.unit || ""}`.trim();
-      const stale = p.stale ? `, ${t("staleSince")} ${fmtHM(p.time)}` : "";
+      const stale = p.stale ? `, ${t("staleSince")} ${fmtHM(staleSinceOf(p))}` : "";
       return `${p.name || p.sensor_id}: ${v} (${t(p.status || "unknown")}${stale})`;
     }
     if (layer.id.startsWith("buildings")) {
@@ -1368,6 +1370,7 @@
       out += " · " + t("measuredTotal").replace("{mm}", Number(st.total_mm).toFixed(1))
         .replace("{gauges}", gauges.slice(0, 3).join(", ") + (gauges.length > 3 ? " …" : ""));
     }
+    if (st.start && st.end) out += " · " + t("measuredWindow").replace("{from}", fmtHM(st.start)).replace("{to}", fmtHM(st.end));
     const n = Number(st.unknown_blocks), stepS = Number(st.step_s), dur = Number(st.duration_s);
     if (n > 0 && stepS > 0 && dur > 0) {
       out += " · " + t("measuredGaps").replace("{n}", n).replace("{of}", Math.ceil(dur / stepS - 1e-9))
@@ -2043,21 +2046,38 @@
   // ---------------------------------------------------------------- alerts
   // the sensors now in warning or alarm (from /api/sensors/alerts, refreshed with the sensors); a row flies
   // the map to its sensor. Built from DOM nodes: names and values come from the data.
+  // times on the map say their zone (this browser's clock) as ISO 8601 does: "2026-12-06 01:53:52 +08:00", never
+  // "06/12, 01:53:52" (which is the month? which zone?); digits only, so it reads the same in both languages
+  function zoneOf(d) {
+    const off = -d.getTimezoneOffset(), a = Math.abs(off);  // minutes east of UTC
+    const two = (n) => String(n).padStart(2, "0");
+    return `${off < 0 ? "-" : "+"}${two(Math.floor(a / 60))}:${two(a % 60)}`;
+  }
+  function ymd(d) {
+    const two = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+  }
   function fmtWhen(iso) {
-    if (!iso) return "-";
+    if (iso === null || iso === undefined || iso === "") return "-";
     const d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(S.lang === "zh" ? "zh-CN" : "en-GB",
-      {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    const two = (n) => String(n).padStart(2, "0");
+    return `${ymd(d)} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())} ${zoneOf(d)}`;
   }
-  // a reading's time as HH:MM on this browser's clock (with the day, MM-DD, when it is not from the last 24 h)
+  // a reading's time as HH:MM and its zone on this browser's clock (with the date when it is not from the last 24 h)
   function fmtHM(iso) {
     if (!iso) return "-";
     const d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
     const two = (n) => String(n).padStart(2, "0");
-    const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
-    return Math.abs(Date.now() - d.getTime()) < 86400000 ? hm : `${two(d.getMonth() + 1)}-${two(d.getDate())} ${hm}`;
+    const hm = `${two(d.getHours())}:${two(d.getMinutes())} ${zoneOf(d)}`;
+    return Math.abs(Date.now() - d.getTime()) < 86400000 ? hm : `${ymd(d)} ${hm}`;
+  }
+  // when a sensor's reading went stale: the server says (stale_since), else its time plus its kind's allowance
+  function staleSinceOf(a) {
+    if (a.stale_since) return a.stale_since;
+    const t = Date.parse(a.time);
+    return isNaN(t) ? a.time : new Date(t + 1000 * Number(a.stale_after_s || 900)).toISOString();
   }
   // The list is updated in place (it is aria-live): a poll that brings the same alerts leaves their rows as they
   // are, so a screen reader does not read the whole list out again; only a row that is new, changed (in text,
@@ -2065,7 +2085,7 @@
   // when the order changed.
   function alertKey(a) {
     return JSON.stringify([S.lang, a.status, a.stale, a.value, a.unit, a.name, a.threshold, a.since, a.simulated,
-      a.stale ? [fmtHM(a.time), a.stale_after_s] : null]);
+      a.stale ? [fmtHM(staleSinceOf(a)), a.stale_after_s, a.never_reported] : null]);
   }
   function fillAlert(li, a) {
     // a stale one (its last reading older than its kind allows) is the sensor's last word, greyed: not a live alarm
@@ -2077,10 +2097,16 @@
     const when = document.createElement("span");
     when.className = "when";
     if (a.stale) {
+      // since when it is stale (its last reading's time plus its kind's allowance); a sensor that never reported
+      // since the server started: no reading since then
       const since = document.createElement("span");
-      since.className = "stale-since"; since.textContent = `${t("staleSince")} ${fmtHM(a.time)}`;
-      head.append(`${a.name || a.sensor_id} · `, since,
-        ` · ${t("lastReading")} ${v} (${t(a.status)}, ${t("threshold")} ${a.threshold})`);
+      since.className = "stale-since";
+      since.textContent = a.never_reported ? `${t("noReadingSince")} ${fmtHM(a.since)}`
+        : `${t("staleSince")} ${fmtHM(staleSinceOf(a))}`;
+      const status = a.status === "stale" ? (a.last_status || "unknown") : a.status;
+      const thr = a.threshold === null || a.threshold === undefined ? "" : `, ${t("threshold")} ${a.threshold}`;
+      head.append(`${a.name || a.sensor_id} · `, since, a.never_reported ? "" :
+        ` · ${t("lastReading")} ${v} (${t(status)}${thr}) ${t("at")} ${fmtHM(a.time)}`);
       when.textContent = t("staleHint").replace("{min}", String(Math.round((a.stale_after_s || 900) / 60)));
     } else {
       head.textContent = `${a.name || a.sensor_id} · ${t(a.status)} · ${v} (${t("threshold")} ${a.threshold})`;
