@@ -244,7 +244,7 @@ def bottleneck(model: str = "csm", seed: int = 1, **params) -> Check:
     (``seed``: the random start positions).
 
     The short-bottleneck (door) check: nobody measured this geometry, so its band is the measured corridors'
-    trend taken to length 0 (:func:`bottleneck_band`: 1.66-2.16). People walk on past the exit line
+    trend taken to length 0 (:func:`bottleneck_band`: 1.5-2.16). People walk on past the exit line
     (``CrowdParameters.exit_walk_on``); with ``exit_walk_on=0`` they leave the simulation at the line, the next
     finds nobody ahead and the door passes far more (CSM ~3.4). The measured geometry is
     :func:`bottleneck_corridor`; :func:`bottleneck_door_room` is the same door inside a building."""

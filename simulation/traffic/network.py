@@ -203,7 +203,8 @@ class Network:
             them here).
         centroids_block_through : bool or int
             True: zone nodes carry no through traffic; an int k: the first
-            k zones do (TNTP's ``<FIRST THRU NODE> k+1``); False / 0: none.
+            k zones carry no through traffic, the others may (TNTP's
+            ``<FIRST THRU NODE> k+1``); False / 0: every zone node may.
         time_unit : {"s", "min", "h"}
             Unit of free-flow times computed from length/speed.
         turns : DataFrame, optional

@@ -141,3 +141,38 @@ def test_storm_at_rush_hour_runs_as_written(small_city_gpkg, tmp_path):
     res = _run(rush + ["--quiet", "--json"], city)
     s = json.loads(res.stdout)
     assert s["flood_timing"] == "timed" and s["flood_closed_links"]  # closed while under water
+
+
+def test_readme_levees_stand_on_the_bank_not_in_the_river(small_city_gpkg, tmp_path, monkeypatch):
+    # the quick start's levee box crossed the river (629 of its 2,000 m2 in the water polygon), so it raised the
+    # channel bed: a partial dam, not a levee (a researcher's review, 2026-12-05). Both README levees now follow
+    # the north bank, on land
+    import shapely
+
+    from twin_core.cli.scenario import _line_strip
+
+    block = next(b for b in _blocks("python") if 'Twin.open("city.gpkg")' in b)
+    m = re.search(r"levee_polygon = (.*?)\n", block)
+    ns: dict = {}
+    exec("from shapely import LineString, box\npoly = " + m.group(1), ns)
+    cli = next(a for a in _twin_lines("twin scenario raise-ground") if "--line" in a)
+    strip = _line_strip(cli[cli.index("--line") + 1], float(cli[cli.index("--width") + 1]))
+    with Twin.open(small_city_gpkg) as twin:
+        river = twin.layer("water").union_all()
+    for poly in (ns["poly"], strip):
+        assert poly.area > 1000 and poly.intersection(river).area == 0.0
+        assert poly.distance(river) < 10  # beside it: a levee, not a wall somewhere in town
+    assert shapely.equals(ns["poly"].normalize(), strip.normalize()) or abs(ns["poly"].area - strip.area) < 1.0
+
+
+@pytest.mark.parametrize("args, msg", [
+    ([], "give --bbox"),
+    (["--bbox", "409500,3391090,409700,3391100", "--line", "1,2;3,4"], "give --bbox"),
+    (["--line", "409405,3391257"], "two or more points"),
+    (["--line", "409405,3391257;x,3"], "two or more points"),
+    (["--line", "409405,3391257;409405,3391257"], "no length"),
+    (["--line", "409405,3391257;409724,3391001", "--width", "0"], "--width"),
+])
+def test_raise_ground_line_bad_input(small_city_gpkg, args, msg):
+    res = runner.invoke(get_app(), ["scenario", "raise-ground", small_city_gpkg, "lv", *args, "--delta", "2"])
+    assert res.exit_code != 0 and msg in str(res.output) + str(res.exception), res.output

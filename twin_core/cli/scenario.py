@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from twin_core.cli._common import JSON_OPT, STORE_ARG, emit
@@ -95,18 +97,25 @@ def close_roads(target: str = STORE_ARG, name: str = typer.Argument(..., help=_S
 
 @sub.command("raise-ground")
 def raise_ground(target: str = STORE_ARG, name: str = typer.Argument(..., help=_SCENARIO_HELP),
-                 bbox: str = typer.Option(..., help="xmin,ymin,xmax,ymax in the twin CRS"),
+                 bbox: Optional[str] = typer.Option(None, help="xmin,ymin,xmax,ymax in the twin CRS (or --line)"),
+                 line: Optional[str] = typer.Option(None, "--line", help="A levee along a line instead of a box: "
+                                                    "X1,Y1;X2,Y2;... in the twin CRS, --width wide."),
+                 width: float = typer.Option(10.0, "--width", help="With --line: the levee's width in metres."),
                  delta: float = typer.Option(..., help="Metres to add (a levee) or subtract (storage)."),
                  raster: str = typer.Option("dem", help="The raster to change (its unit, m for the dem)."),
                  create: bool = _CREATE_OPT, as_json: bool = JSON_OPT) -> None:
-    """Raise or lower the DEM inside a box (a levee, a storage pond). The edit stays a delta: on a DEM imported
-    again later, the ground is raised by as much above the new ground."""
+    """Raise or lower the DEM inside a box or along a line (a levee, a storage pond). The edit stays a delta: on a
+    DEM imported again later, the ground is raised by as much above the new ground."""
+    from twin_core.errors import ScenarioError
     from twin_core.twin import Twin
 
-    box = _bbox(bbox)
+    if (bbox is None) == (line is None):
+        raise ScenarioError("give --bbox xmin,ymin,xmax,ymax (a box) or --line X1,Y1;X2,Y2;... (a levee along a "
+                            "line, --width metres wide), one of them")
+    where = _bbox(bbox) if bbox is not None else _line_strip(line, width)
     with Twin.open(target) as twin, twin.store.transaction():  # a failed edit leaves no new, empty scenario
         s, made = _scenario_to_edit(twin, name, create, target)
-        w = s.patch_raster(raster, box, delta=delta)
+        w = s.patch_raster(raster, where, delta=delta)
     emit({"scenario": s.name, "cells": w.height * w.width}, as_json,
          human=_made(s.name, made) + f"patched {w.height} x {w.width} cells of {raster}")
 
@@ -185,6 +194,29 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
         raise ScenarioError(f"--bbox {text!r} is empty or inverted: it needs xmin < xmax and ymin < ymax "
                             "(the order is xmin,ymin,xmax,ymax)")
     return vals  # type: ignore[return-value]
+
+
+def _line_strip(text: str, width: float):
+    """The polygon ``width`` m wide along the line ``X1,Y1;X2,Y2;...`` (flat ends: a levee)."""
+    import math
+
+    import shapely
+
+    from twin_core.errors import ScenarioError
+
+    try:
+        pts = [tuple(float(v) for v in p.split(",")) for p in text.strip().strip(";").split(";")]
+    except ValueError:
+        pts = []
+    if len(pts) < 2 or any(len(p) != 2 or not all(math.isfinite(v) for v in p) for p in pts):
+        raise ScenarioError(f"--line takes two or more points X,Y in the twin CRS separated by ';', e.g. "
+                            f"'409405,3391257;409724,3391001', got {text!r}")
+    if not (math.isfinite(width) and width > 0):
+        raise ScenarioError(f"--width is the levee's width in metres, a number > 0, got {width!r}")
+    strip = shapely.LineString(pts).buffer(width / 2.0, cap_style="flat", join_style="mitre")
+    if strip.is_empty or strip.area <= 0:
+        raise ScenarioError(f"--line {text!r} has no length (its points are all the same): give two different points")
+    return strip
 
 
 def register(app: typer.Typer) -> None:
