@@ -21,9 +21,11 @@ class FloodParameters:
     theta : float
         de Almeida et al. (2012) weighting, 0 < theta <= 1 (1 = the plain
         Bates et al. 2010 scheme). Default 0.7. It applies as given at the
-        gravity-wave CFL step; a shorter step takes ``1 - theta`` in proportion
+        CFL step of alpha = 0.7 (``dt_cfl``, whatever the run's ``alpha``); a
+        shorter step takes ``1 - theta`` in proportion
         (``1 - (1 - theta) dt / dt_cfl``), so that the smoothing per unit of time
-        does not grow as the step shrinks (it would with a fixed theta).
+        does not grow as the step shrinks (it would with a fixed theta), be it
+        shortened by ``max_dt`` or by a smaller ``alpha``.
     alpha : float
         CFL factor in ``dt = alpha * sqrt(theta) * dx / (u_max + sqrt(g * h_max))``
         (``u_max`` the largest face velocity of the last step; Bates et al. 2010
