@@ -109,6 +109,41 @@ def _warn_partly_outside(bounds, base, name: str) -> None:
                   "to silence this", TwinWarning, stacklevel=3)
 
 
+#: a polygon edit narrower than this many cells (in places) is widened to every cell it touches
+THIN_EDIT_CELLS = 1.5
+
+
+def _polygon_cells(poly, sub, name: str) -> np.ndarray:
+    """The cells of window raster ``sub`` a polygon edit changes: those whose centre lies inside it, and, where
+    the polygon is narrower than :data:`THIN_EDIT_CELLS` cells (a levee 2 m wide on a 5 m grid), every cell it
+    touches, with a warning. By centres alone such a strip raised a chain of cells with gaps (a diagonal line
+    touches cells whose centres it misses), and water crossed the levee through them; every touched cell
+    makes the strip 8-connected, and water, which moves between cells through their faces, cannot cross an
+    8-connected wall. The map's draw tool refuses a levee under 5 m and 1.5 cells; the Python API takes any."""
+    from rasterio.features import geometry_mask
+
+    inside = geometry_mask([poly], out_shape=sub.shape, transform=sub.transform, invert=True)
+    cell = min(abs(float(sub.transform.a)), abs(float(sub.transform.e)))
+    r = THIN_EDIT_CELLS * cell / 2.0 * (1.0 - 1e-3)  # a strip of 1.5 cells (to 0.1 %) is not thin
+    # the parts of the polygon an opening by half of 1.5 cells removes: narrower than 1.5 cells (mitred, so a
+    # box's corners are not thin; slivers under a tenth of a cell left out)
+    opened = poly.buffer(-r, join_style="mitre").buffer(r, join_style="mitre")
+    thin = poly.difference(opened)
+    if thin.is_empty or thin.area < 0.1 * cell * cell:
+        return inside
+    touched = geometry_mask([thin], out_shape=sub.shape, transform=sub.transform, invert=True, all_touched=True)
+    added = touched & ~inside
+    if added.any():
+        from twin_core.errors import TwinWarning, twin_warn
+
+        twin_warn(f"the edit's polygon is narrower than {THIN_EDIT_CELLS:g} cells ({THIN_EDIT_CELLS * cell:g} m) in "
+                  f"places: it was widened there to every cell of {name!r} it touches ({int(added.sum())} cells "
+                  f"besides the {int(inside.sum())} whose centre it covers), so that it leaves no gap water can "
+                  f"pass between cells. Draw it at least {THIN_EDIT_CELLS * cell:g} m wide to change only the cells "
+                  "it covers", TwinWarning, stacklevel=3)
+    return inside | touched
+
+
 def _check_edit_polygon(poly, raster: str, *, kind: str = "edit") -> None:
     """Refuse a polygon that is not a valid, non-empty (Multi)Polygon for an edit of raster ``raster`` (or,
     ``kind="road closure"``, a :meth:`Scenario.close_roads` of layer ``raster``).
@@ -945,7 +980,9 @@ class Scenario:
         ``where`` is a :class:`Window`, bounds ``(xmin, ymin, xmax, ymax)`` or a
         shapely polygon. Give ``values`` (a scalar or an array of the window's
         shape) or ``delta`` (added to the current cells). With a polygon only
-        the cells whose centre lies inside change.
+        the cells whose centre lies inside change; where it is narrower than 1.5 cells (a thin levee), every
+        cell it touches, with a warning (a strip by centres alone leaves gaps water crosses). An edit that
+        would make a ``manning`` cell <= 0 is refused.
 
         The edit is kept as what it is, not as the cells it makes today: a delta stays a delta on a base
         updated later (a 2 m levee stays 2 m above the new ground), values stay those values, and a base put
@@ -1000,13 +1037,24 @@ class Scenario:
             void |= current == float(base.nodata)
         new = np.where(void, current, new)
         if poly is not None:
-            from rasterio.features import geometry_mask
-
             sub = base.window(win)
-            inside = geometry_mask([poly], out_shape=sub.shape, transform=sub.transform, invert=True)
+            inside = _polygon_cells(poly, sub, name)
             if not inside.any():
                 raise ScenarioError("the polygon covers no cell centre of the raster; use a larger polygon or bounds")
             new = np.where(inside, new, current)
+        if name == "manning" or str(getattr(base, "unit", "") or "").replace(" ", "") in ("s/m^(1/3)", "s/m1/3",
+                                                                                         "s·m^(-1/3)", "sm-1/3"):
+            changed = (~void if poly is None else ~void & inside) & np.isfinite(new)
+            bad = changed & (new <= 0)
+            if bad.any():  # a Manning's n <= 0 is no roughness: the flood engine put 0.03 in its place unasked
+                rr, cc = np.nonzero(bad)
+                xs, ys = base.xy(rr[:3] + win.row_off, cc[:3] + win.col_off)
+                cells = ", ".join(f"({x:.1f}, {y:.1f}): {current[r, c]:g} -> {new[r, c]:g}"
+                                  for x, y, r, c in zip(xs, ys, rr[:3], cc[:3]))
+                raise ScenarioError(f"the edit would make Manning's n <= 0 in {int(bad.sum())} cell(s) of "
+                                    f"{name!r} (e.g. {cells}); n is a roughness > 0 (s/m^(1/3), 0.012-0.15 from "
+                                    "smooth asphalt to dense vegetation): give a smaller change, or values= of the "
+                                    "new n")
         big = np.isfinite(new) & (np.abs(new) > np.finfo("float32").max)
         if big.any():  # float32 would make them +-inf: a DEM with infinite ground
             raise ScenarioError(

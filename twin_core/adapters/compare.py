@@ -331,8 +331,9 @@ def _raster_diff(twin, ka, kb, name: str, unit: str | None, what: str = "the sam
     da, db = ra.masked(), rb.masked()
     from cim.raster import Raster
 
-    diff = Raster((db - da).astype("float32"), ra.transform, ra.crs, nodata=float("nan"), unit=unit,
-                  meta={"a": list(ka), "b": list(kb), "of": name})
+    d = (db - da).astype("float32")  # NaN where either run has no value: nodata -9999 as every other raster saved
+    diff = Raster(np.where(np.isfinite(d), d, np.float32(-9999.0)), ra.transform, ra.crs, nodata=-9999.0,
+                  unit=unit, meta={"a": list(ka), "b": list(kb), "of": name})
     return da, db, diff
 
 
@@ -347,6 +348,30 @@ def _ids(twin, scenario: str, layer: str, key: str) -> set | None:
     return set(twin.layer(layer, scenario=scenario, columns=[key])[key].astype(str))
 
 
+def _fill_depths(twin, t: pd.DataFrame, col: str, k: tuple[str, str], table: str, key: str, depth, transform,
+                 threshold: float, water_mask, ground) -> None:
+    """Fill ``t[col]`` where it is NaN (the feature is not in run ``k``'s exposure table ``table``: not
+    flooded) with the feature's depth in that run's ``depth`` grid, read as the flood adapter reads it
+    (:func:`twin_core.adapters.flood.feature_depths`), for the features of the run's scenario; the others stay
+    NaN."""
+    from twin_core.adapters.flood import feature_depths
+
+    miss = t[col].isna().to_numpy()
+    layer = _EXPOSURE_LAYERS[table]
+    if not miss.any() or layer not in twin.layers():
+        return
+    ids = t.loc[miss, key].astype(str)
+    gdf = twin.layer(layer, scenario=k[0])
+    if key not in gdf:
+        return
+    gdf = gdf[gdf[key].astype(str).isin(set(ids))]
+    if not len(gdf):
+        return
+    found = feature_depths(depth, transform, layer, gdf, threshold, water_mask=water_mask, ground=ground)
+    by_id = dict(zip(found[key].astype(str), found["max_depth_m"].astype(float)))
+    t.loc[miss, col] = ids.map(by_id).to_numpy(dtype=float)
+
+
 def _flood(twin, ka, kb, sa, sb) -> Comparison:
     ta_, tb_ = sa.get("threshold_m", 0.15), sb.get("threshold_m", 0.15)
     if ta_ != tb_:  # each run's exposure tables were cut at its own threshold: they cannot be compared row by row
@@ -354,13 +379,19 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
                              f"than {tb_} m: compare runs made with one threshold (threshold=, CLI --threshold)")
     thr = float(ta_)
     da, db, diff = _raster_diff(twin, ka, kb, "max_depth", "m")
+    raw = {ka: np.asarray(da, dtype=float), kb: np.asarray(db, dtype=float)}  # each run's max depth, as saved
+    context = {ka: (None, None), kb: (None, None)}  # each run's water layer and ground, as its exposure tables had
     cell = abs(diff.transform.a * diff.transform.e)
     on_land = False
     if sa.get("flood_extent") or sb.get("flood_extent"):  # flooding over land, as the runs' summaries count it
         from twin_core.adapters.flood import water_context
 
-        wm_a, _ = water_context(twin, None if ka[0] == "base" else ka[0], np.shape(da), diff.transform)
-        wm_b, _ = water_context(twin, None if kb[0] == "base" else kb[0], np.shape(db), diff.transform)
+        found = {k: water_context(twin, None if k[0] == "base" else k[0], np.shape(da), diff.transform)
+                 for k in (ka, kb)}
+        for k, summ in ((ka, sa), (kb, sb)):
+            if summ.get("flood_extent"):  # a run made before judged flooding over land had no water mask
+                context[k] = found[k]
+        wm_a, wm_b = found[ka][0], found[kb][0]
         da = da if wm_a is None else np.where(wm_a, np.nan, da)
         db = db if wm_b is None else np.where(wm_b, np.nan, db)
         on_land = wm_a is not None or wm_b is not None
@@ -378,7 +409,7 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
     # flooded in neither run is neither deeper nor shallower); the area changed that no figure counts is given
     s["deeper_shallower_of"] = (f"{'land ' if on_land else ''}cells flooded (deeper than {thr:g} m) in both runs "
                                 f"whose max depth changed by at least {SAME_DEPTH_M:g} m")
-    moved = np.abs(np.nan_to_num(np.asarray(diff.data, dtype=float), nan=0.0)) >= SAME_DEPTH_M
+    moved = np.abs(np.nan_to_num(np.asarray(diff.masked(), dtype=float), nan=0.0)) >= SAME_DEPTH_M
     s["depth_changed_not_flooded_m2"] = float((moved & ~wa & ~wb).sum() * cell)
     s["depth_changed_not_flooded_of"] = (
         f"cells flooded in neither run ({'rivers and lakes, and land ' if on_land else ''}not deeper than "
@@ -403,6 +434,11 @@ def _flood(twin, ka, kb, sa, sb) -> Comparison:
         ta, tb = twin.load_result(*ka, name), twin.load_result(*kb, name)
         key = ta.columns[0]
         t = pd.merge(ta[[key, "max_depth_m"]], tb[[key, "max_depth_m"]], on=key, how="outer", suffixes=("_a", "_b"))
+        # an exposure table lists the features deeper than the threshold only: a feature missing from one run's
+        # has its depth read from that run's max_depth as the run read it (0.1488 -> 0.1528 m was "+0.153 m,
+        # newly flooded" when taken as 0); one that run's scenario does not have (built, pulled down) stays NaN
+        for side, k in (("a", ka), ("b", kb)):
+            _fill_depths(twin, t, f"max_depth_m_{side}", k, name, key, raw[k], diff.transform, thr, *context[k])
         t["max_depth_change_m"] = t["max_depth_m_b"].fillna(0.0) - t["max_depth_m_a"].fillna(0.0)
         t["change"] = change_of(t["max_depth_m_a"], t["max_depth_m_b"], thr, SAME_DEPTH_M)
         ids_a, ids_b = (_ids(twin, k[0], _EXPOSURE_LAYERS[name], key) for k in (ka, kb)) if ka[0] != kb[0] else \

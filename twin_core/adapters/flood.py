@@ -43,7 +43,8 @@ import pandas as pd
 from twin_core.errors import ParameterError, RasterError, TwinWarning, twin_warn
 from twin_core.units import as_number, is_bare_number, parse_duration
 
-__all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "roof_outlets", "parse_duration", "water_grid",
+__all__ = ["FloodRun", "prepare_flood", "run_flood", "exposure_tables", "feature_depths", "roof_outlets",
+           "parse_duration", "water_grid", "water_drained_note", "HUGE_INFLOW_M3_S",
            "link_point_depths", "BRIDGE_DECK_ABOVE_BANK_M",
            "rain_from_sensors", "parse_return_period", "flood_duration", "design_storm_years", "MAX_FLOOD_DURATION_S",
            "parse_inflows", "read_hydrograph", "inflow_volume",
@@ -111,6 +112,13 @@ def _rate_grid(twin, scenario, value, name: str, dem_r):
                              f"per-cell grid of mm/h first: twin import-raster CITY FILE.tif --name {raster} "
                              "--unit mm/h")
     r = twin.raster(value, scenario)
+    unit = getattr(r, "unit", None)
+    if unit is not None and str(unit).strip() and str(unit).strip().lower() not in _RATE_UNITS:
+        # the DEM (m, ~500) read as 500 mm/h of infiltration, a Manning raster as 0.03 mm/h of drainage
+        raise ParameterError(f"raster {value!r} is in {unit!r}, but {name} (CLI --{name.split('_')[0]}) is a loss "
+                             "rate in mm/h: name a raster "
+                             "of mm/h per cell (import it with twin import-raster CITY FILE.tif --name NAME --unit "
+                             "mm/h), or give a number of mm/h")
     if r.shape != dem_r.shape or tuple(r.transform)[:6] != tuple(dem_r.transform)[:6]:
         raise RasterError(f"raster {value!r} ({name}) is on another grid than the DEM ({r.shape} cells, "
                           f"transform {tuple(r.transform)[:6]} vs {dem_r.shape}, {tuple(dem_r.transform)[:6]}); "
@@ -122,6 +130,10 @@ def _rate_grid(twin, scenario, value, name: str, dem_r):
         raise ParameterError(f"raster {value!r} ({name}, mm/h) has {int(bad.sum())} cells with nodata or a "
                              "negative rate; every cell needs a rate >= 0 mm/h (0: none): fill the raster")
     return a, value
+
+
+#: the units a loss-rate raster (drainage, infiltration) may be in; a raster with no unit is taken as mm/h
+_RATE_UNITS = {"mm/h", "mm h-1", "mm/hr", "mm h^-1", "mm·h-1", "mm·h⁻¹", "mm h⁻¹", "mm/hour"}
 
 
 def _loss_info(value, raster=None):
@@ -371,6 +383,16 @@ def _degrees_hint(x: float, y: float, crs, dem_bounds) -> str:
     return _lonlat_hint(x, y, crs, near=dem_bounds, near_name="the DEM")
 
 
+def _coord(v: float) -> str:
+    """A coordinate as given: metres to 0.1 m, a small number (likely degrees) to 5 decimals (about 1 m)."""
+    return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.5f}"
+
+
+#: an inflow peak above this (m3/s) is warned about: more than the great floods of the Yangtze at Yichang (about
+#: 70,000 m3/s in 1981, 66,800 in 1954), China's largest river; a city's river carries a small part of that
+HUGE_INFLOW_M3_S = 50_000.0
+
+
 def _place_inflows(parsed, transform, blocked, holes, crs, water_mask, bodies=None):
     """The inflows of :func:`parse_inflows` on the DEM's grid: ``(inflows at row/col, records for the
     summary)``; a place off the DEM or on a cell that carries no water is refused, saying where to put it.
@@ -386,7 +408,7 @@ def _place_inflows(parsed, transform, blocked, holes, crs, water_mask, bodies=No
         if inf.row is None:
             x, y = float(inf.x), float(inf.y)
             c, r = int(math.floor((x - tr.c) / tr.a)), int(math.floor((y - tr.f) / tr.e))
-            at = f"({x:.1f}, {y:.1f})"
+            at = f"({_coord(x)}, {_coord(y)})"  # degrees typed for metres: 104.0563, not 104.1
         else:
             r, c = int(inf.row), int(inf.col)
             x, y = tr.c + tr.a * (c + 0.5), tr.f + tr.e * (r + 0.5)
@@ -781,6 +803,12 @@ def prepare_flood(twin, scenario: str | None = None, *, storm="50y", duration="1
     drainage_mm_h = _rate(drainage_mm_h, "drainage_mm_h")
     infiltration_mm_h = _rate(infiltration_mm_h, "infiltration_mm_h")
     inflows = parse_inflows(inflows)  # the specs and hydrograph files read before any raster
+    for inf, _ in inflows:
+        peak = float(np.max(inf.flows)) if len(inf.flows) else 0.0
+        if peak > HUGE_INFLOW_M3_S:
+            twin_warn(f"inflow {inf.name!r} peaks at {peak:,.0f} m3/s, more than {HUGE_INFLOW_M3_S:,.0f} m3/s: above "
+                      "the great floods of China's largest river (the Yangtze at Yichang, about 70,000 m3/s); is the "
+                      "flow in m3/s (not l/s or m3/h)?", TwinWarning, stacklevel=2)
     if buildings not in BUILDING_MODES:
         raise ParameterError(f"buildings must be one of {list(BUILDING_MODES)}, got {buildings!r}")
     if roof_runoff not in ROOF_RUNOFF_MODES:
@@ -1077,6 +1105,10 @@ def water_context(twin, scenario: str | None, shape, transform):
     return (mask, ground) if mask.any() else (None, None)
 
 
+#: the exposure tables' layers and each one's id column
+EXPOSURE_LAYERS = {"buildings": "building_id", "road_links": "link_id", "pois": "poi_id"}
+
+
 def exposure_tables(result, transform, layers: dict, threshold: float = 0.15, *, water_mask=None, ground=None,
                     deck_above_bank_m: float = BRIDGE_DECK_ABOVE_BANK_M) -> dict[str, pd.DataFrame]:
     """Features flooded above ``threshold`` m: max depth and time of arrival per feature.
@@ -1091,51 +1123,84 @@ def exposure_tables(result, transform, layers: dict, threshold: float = 0.15, *,
     the water of rivers and lakes is no flood, so those cells are left out of the water around buildings,
     POIs and roads; a road link's points over a water body are a bridge, flooded only when the water rises
     above its deck (:func:`link_point_depths`; such points have no time of arrival).
-    """
-    import shapely
 
+    Each feature's depth is :func:`feature_depths`' (every feature, flooded or not); this keeps those deeper
+    than ``threshold``.
+    """
     threshold = _threshold(threshold)
-    wm = None if water_mask is None or not np.any(water_mask) else np.asarray(water_mask, dtype=bool)
-    land_depth = result.max_depth if wm is None else np.where(wm, np.nan, result.max_depth)
-    dmax = _neighbourhood(land_depth, "max")
-    tarr = _neighbourhood(result.time_of_wetting if wm is None else np.where(wm, np.nan, result.time_of_wetting),
-                          "min")
-    step = min(abs(float(transform.a)), abs(float(transform.e)))  # the shorter cell side: every cell on the line
+    grids = _exposure_grids(result.max_depth, result.time_of_wetting, water_mask)
     out = {}
-    specs = {"buildings": "building_id", "road_links": "link_id", "pois": "poi_id"}
-    for name, idcol in specs.items():
-        gdf = layers.get(name)
-        cols = [idcol, "max_depth_m", "time_of_arrival_s"] + (["flooded_fraction"] if name == "road_links" else [])
-        if gdf is None or not len(gdf):
-            out[name] = pd.DataFrame(columns=cols)
-            continue
-        geoms = gdf.geometry.to_numpy()
-        if name == "road_links":
-            pts_geoms = shapely.segmentize(geoms, step)
-        elif name == "buildings":
-            pts_geoms = np.array([shapely.union(g.boundary, g.centroid) if g is not None else None for g in geoms],
-                                 dtype=object)
-        else:
-            pts_geoms = geoms
-        coords, idx = shapely.get_coordinates(pts_geoms, return_index=True)
-        if not len(coords):
-            out[name] = pd.DataFrame(columns=cols)
-            continue
-        if name == "road_links":
-            d = link_point_depths(result.max_depth, transform, coords, idx, wm, ground, deck_above_bank_m,
-                                  wet_threshold=threshold)
-        else:
-            d = _sample(dmax, transform, coords[:, 0], coords[:, 1])
-        t = _sample(tarr, transform, coords[:, 0], coords[:, 1])
-        df = pd.DataFrame({"i": idx, "d": d, "t": t, "wet": d > threshold})
-        g = df.groupby("i")
-        agg = pd.DataFrame({"max_depth_m": g["d"].max(), "time_of_arrival_s": g["t"].min()})
-        if name == "road_links":
-            agg["flooded_fraction"] = g["wet"].mean()
+    for name in EXPOSURE_LAYERS:
+        agg = _feature_table(name, layers.get(name), result.max_depth, grids, transform, threshold, ground,
+                             deck_above_bank_m)
         agg = agg[agg["max_depth_m"] > threshold]
-        agg.insert(0, idcol, gdf[idcol].to_numpy()[agg.index.to_numpy()] if idcol in gdf else agg.index.to_numpy())
         out[name] = agg.sort_values("max_depth_m", ascending=False).reset_index(drop=True)
     return out
+
+
+def feature_depths(max_depth, transform, layer: str, features, threshold: float = 0.15, *, water_mask=None,
+                   ground=None, time_of_wetting=None,
+                   deck_above_bank_m: float = BRIDGE_DECK_ABOVE_BANK_M) -> pd.DataFrame:
+    """Every feature's exposure depth in a run's ``max_depth`` grid, flooded or not: the depth
+    :func:`exposure_tables` gives a feature (those deeper than ``threshold`` make its tables), one row per
+    feature of ``features`` (a GeoDataFrame of layer ``layer``: ``buildings``, ``road_links`` or ``pois``) with
+    its id, ``max_depth_m`` and ``time_of_arrival_s`` (NaN without ``time_of_wetting``). ``threshold`` is the
+    run's (a bridge's water surface is taken from the cells deeper than it); ``water_mask`` and ``ground`` as
+    :func:`exposure_tables` takes them (:func:`water_context` reads them for a stored run).
+    ``twin compare`` reads here a feature's depth in a run whose exposure table leaves it out (not flooded).
+    """
+    if layer not in EXPOSURE_LAYERS:
+        raise ParameterError(f"layer must be one of {list(EXPOSURE_LAYERS)}, got {layer!r}")
+    threshold = _threshold(threshold)
+    depth = np.asarray(max_depth, dtype=np.float64)
+    tw = np.full(depth.shape, np.nan) if time_of_wetting is None else np.asarray(time_of_wetting, dtype=np.float64)
+    grids = _exposure_grids(depth, tw, water_mask)
+    return _feature_table(layer, features, depth, grids, transform, threshold, ground, deck_above_bank_m)
+
+
+def _exposure_grids(max_depth, time_of_wetting, water_mask):
+    """``(water_mask or None, the deepest land water around each cell, the first wetting around it)``."""
+    wm = None if water_mask is None or not np.any(water_mask) else np.asarray(water_mask, dtype=bool)
+    land_depth = max_depth if wm is None else np.where(wm, np.nan, max_depth)
+    dmax = _neighbourhood(land_depth, "max")
+    tarr = _neighbourhood(time_of_wetting if wm is None else np.where(wm, np.nan, time_of_wetting), "min")
+    return wm, dmax, tarr
+
+
+def _feature_table(name, gdf, max_depth, grids, transform, threshold, ground, deck_above_bank_m) -> pd.DataFrame:
+    """Each feature of ``gdf`` (layer ``name``) with its depth and time of arrival (see :func:`exposure_tables`)."""
+    import shapely
+
+    wm, dmax, tarr = grids
+    idcol = EXPOSURE_LAYERS[name]
+    cols = [idcol, "max_depth_m", "time_of_arrival_s"] + (["flooded_fraction"] if name == "road_links" else [])
+    if gdf is None or not len(gdf):
+        return pd.DataFrame(columns=cols)
+    step = min(abs(float(transform.a)), abs(float(transform.e)))  # the shorter cell side: every cell on the line
+    geoms = gdf.geometry.to_numpy()
+    if name == "road_links":
+        pts_geoms = shapely.segmentize(geoms, step)
+    elif name == "buildings":
+        pts_geoms = np.array([shapely.union(g.boundary, g.centroid) if g is not None else None for g in geoms],
+                             dtype=object)
+    else:
+        pts_geoms = geoms
+    coords, idx = shapely.get_coordinates(pts_geoms, return_index=True)
+    if not len(coords):
+        return pd.DataFrame(columns=cols)
+    if name == "road_links":
+        d = link_point_depths(max_depth, transform, coords, idx, wm, ground, deck_above_bank_m,
+                              wet_threshold=threshold)
+    else:
+        d = _sample(dmax, transform, coords[:, 0], coords[:, 1])
+    t = _sample(tarr, transform, coords[:, 0], coords[:, 1])
+    df = pd.DataFrame({"i": idx, "d": d, "t": t, "wet": d > threshold})
+    g = df.groupby("i")
+    agg = pd.DataFrame({"max_depth_m": g["d"].max(), "time_of_arrival_s": g["t"].min()})
+    if name == "road_links":
+        agg["flooded_fraction"] = g["wet"].mean()
+    agg.insert(0, idcol, gdf[idcol].to_numpy()[agg.index.to_numpy()] if idcol in gdf else agg.index.to_numpy())
+    return agg
 
 
 #: the units a rain gauge's readings may be in: intensities (a depth per interval would need the interval)
@@ -1353,6 +1418,41 @@ def _thiessen_rain(twin, gauges, used: list[str], means: np.ndarray, edges: np.n
 rain_from_sensors_fn = rain_from_sensors  # run_flood's keyword of the same name shadows it there
 
 
+def _run_params(params, snapshot_interval, threshold: float):
+    """The engine parameters of a run: ``params`` (a :class:`~simulation.flood.FloodParameters`) or the
+    adapter's defaults, with the run's ``snapshot_interval`` (None: no snapshots) where ``params`` sets none
+    (its ``snapshot_interval`` None, the engine's default); a ``params`` that sets one keeps it. Before
+    2026-12-05 a given ``params`` took its own None, and the run kept no depth snapshots without a word."""
+    from simulation.flood import FloodParameters
+
+    snap = None if snapshot_interval is None else parse_duration(snapshot_interval, "snapshot_interval")
+    if snap is not None and not (math.isfinite(snap) and snap > 0):
+        raise ParameterError(f"snapshot_interval must be a positive duration (e.g. '10min') or None (no depth "
+                             f"snapshots), got {snapshot_interval!r}")
+    if params is None:
+        return FloodParameters(snapshot_interval=snap, gauge_interval=60.0, wet_threshold=threshold)
+    if not isinstance(params, FloodParameters):
+        raise ParameterError(f"params must be a simulation.flood.FloodParameters, got {type(params).__name__}; "
+                             "e.g. params=FloodParameters(dtype='float32')")
+    return params if params.snapshot_interval is not None else params.replace(snapshot_interval=snap)
+
+
+def water_drained_note(summary: dict, share: float = 0.10) -> str | None:
+    """A line saying the water bodies' starting water drained during the run, when they lost more than
+    ``share`` of it by the end (``summary["water_bodies"]``: ``initial_volume_m3``, ``end_volume_m3``); None
+    otherwise. Their normal level is one flat level per water body: over a river bed that falls along the
+    river it is no steady state, and the river runs down and out at the grid's edges during the run, part
+    of ``outflow_m3`` that is no rain or flood water (see the README)."""
+    w = summary.get("water_bodies") or {}
+    v0, v1 = float(w.get("initial_volume_m3") or 0.0), float(w.get("end_volume_m3") or 0.0)
+    if v0 <= 0 or v0 - v1 <= share * v0:
+        return None
+    return (f"the water bodies' starting water drained: they held {v0:.0f} m3 at their normal level and {v1:.0f} m3 "
+            f"at the end ({(v0 - v1) / v0:.0%} less, {v0 - v1:.0f} m3); a river's starting level is flat over a "
+            "sloping bed and runs down and out at the edges, part of the outflow "
+            f"({summary.get('outflow_m3', 0.0):.0f} m3) that is no rain (see the README)")
+
+
 def run_flood(twin, scenario: str | None = None, run: str | None = None, *, storm="50y", duration="1h",
               until=None, threshold: float = 0.15, save: bool = True, snapshot_interval="10min",
               rain_from_sensors=None, rain_until=None, rain_gaps: str = "error", rain_spatial: str = "mean",
@@ -1369,10 +1469,19 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     ``rain_on_blocked_m3`` on blocked cells and was dropped (roofs with
     ``roof_runoff="none"``, nodata cells); ``inflow_m3`` came in at the point inflows (``inflows=``, each
     listed in ``summary["inflows"]`` with its place, source, flows, peak and volume); ``outflow_m3`` left at the edges,
-    ``drainage_m3`` went into the sewers, ``storage_m3`` is on the ground at the end.
+    ``drainage_m3`` went into the sewers, ``infiltration_m3`` into the soil, ``storage_m3`` is on the ground at the
+    end: ``rain_m3 + roof_runoff_m3 + inflow_m3 + initial_storage_m3 = storage_m3 + outflow_m3 + drainage_m3 +
+    infiltration_m3`` (to ``mass_balance_relative_error``).
     ``initial_storage_m3`` was there at the start: the rivers and lakes of the ``water`` layer at their normal
     level (``initial_water=True``, the default; CLI ``--no-initial-water`` starts them dry); it is no rain,
-    and part of it may leave the grid as ``outflow_m3`` (a river running out at a free edge).
+    and part of it may leave the grid as ``outflow_m3`` (a river running out at a free edge):
+    ``summary["water_bodies"]`` has the water bodies' ``initial_volume_m3``, ``end_volume_m3`` and ``lost_m3``
+    (the net loss: a flat normal level over a sloping river bed drains; :func:`water_drained_note`).
+
+    ``params`` (a :class:`~simulation.flood.FloodParameters`) sets the engine's numerics; its
+    ``snapshot_interval``, where it sets one, is the run's, and where it leaves it None (its default) the run's
+    ``snapshot_interval`` keyword applies (``"10min"``; None: no depth snapshots, and none saved). Before
+    2026-12-05 a given ``params`` dropped the snapshots. ``summary["snapshots"]`` says how many were kept.
 
     Flooding is judged over land only (``summary["flood_extent"]``): ``max_depth_m``, ``flooded_area_m2``
     and the exposure tables leave out the cells of the ``water`` layer's polygons, whose water is the river
@@ -1404,7 +1513,6 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     """
     from cim.raster import Raster
     from cim.scenario import BASE, normalise_scenario_name
-    from simulation.flood import FloodParameters
 
     from cim.results import claim_run, delete_results, saving_run
 
@@ -1445,9 +1553,7 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
                       f"duration={duration!r} is a {dur:g} s storm; design storms last minutes to hours",
                       TwinWarning, stacklevel=2)
     t_end = flood_duration(until, "until") if until is not None else dur
-    p = params or FloodParameters(snapshot_interval=parse_duration(snapshot_interval, "snapshot_interval"),
-                                  gauge_interval=60.0,
-                                  wet_threshold=threshold)
+    p = _run_params(params, snapshot_interval, threshold)
     wall0 = time.perf_counter()
     setup = prepare_flood(twin, scenario, storm=storm, duration=dur, params=p, **prepare_kw)
     if observed is not None:  # the summary says what fell, where it was measured, and when
@@ -1477,6 +1583,16 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
     rise = res.max_depth - setup.initial_depth if setup.initial_depth is not None else res.max_depth
     water = {**setup.water, "max_depth_m": float(res.max_depth[in_water].max()) if in_water.any() else 0.0,
              "max_rise_m": float(rise[in_water].max()) if in_water.any() else 0.0}
+    # the water bodies' water at the start and at the end: a flat normal level over a sloping river bed is no
+    # steady state, so the river drains during the run (out at the grid's edges) while "highest rise" says
+    # little; the summary says how much it held and lost (see water_drained_note)
+    if setup.water_mask is not None and setup.water_mask.any():
+        end_depth = np.where(np.isfinite(res.depth), res.depth, 0.0)
+        water["end_volume_m3"] = float(end_depth[setup.water_mask].sum() * setup.model.area)
+    else:
+        water["end_volume_m3"] = 0.0
+    water["initial_volume_m3"] = float(water.get("initial_volume_m3", 0.0))
+    water["lost_m3"] = max(water["initial_volume_m3"] - water["end_volume_m3"], 0.0)
     summary = {
         "engine": "flood", "scenario": scen, "run": run, "storm": setup.storm, "sim_time_s": res.sim_time, "steps": res.steps,
         "grid": list(setup.model.shape), "cell_size_m": setup.model.dx,
@@ -1487,7 +1603,9 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
         "exposed_road_links": int(len(expo["road_links"])), "exposed_pois": int(len(expo["pois"])),
         "rain_m3": mb["rain"], "roof_runoff_m3": mb["roof_runoff"], "rain_on_blocked_m3": mb["rain_on_blocked"],
         "inflow_m3": mb["inflow"], "outflow_m3": mb["boundary_out"], "drainage_m3": mb["drainage"],
+        "infiltration_m3": mb["infiltration"],
         "storage_m3": mb["storage"], "mass_balance_relative_error": mb["relative_error"],
+        "snapshots": int(len(res.snapshot_times)), "snapshot_interval_s": p.snapshot_interval,
         "engine_wall_s": res.elapsed_s, "first_step_s": res.first_step_s,
         "cell_updates_per_s": res.cell_updates_per_s,
     }
@@ -1524,9 +1642,10 @@ def run_flood(twin, scenario: str | None = None, run: str | None = None, *, stor
             twin.save_result(scen, run, "max_velocity", raster(res.max_velocity, "m/s"), meta=meta)
             twin.save_result(scen, run, "hazard", raster(res.hazard, "m2/s"), meta=meta)
             twin.save_result(scen, run, "time_of_arrival", raster(res.time_of_wetting, "s"), meta=meta)
-            twin.save_result(scen, run, "depth_snapshots", res.snapshots,
-                             meta={**meta, "snapshot_times_s": [float(t) for t in res.snapshot_times],
-                                   "transform": list(setup.transform)[:6], "crs": crs})
+            if len(res.snapshot_times):  # none kept (snapshot_interval=None): none listed
+                twin.save_result(scen, run, "depth_snapshots", res.snapshots,
+                                 meta={**meta, "snapshot_times_s": [float(t) for t in res.snapshot_times],
+                                       "transform": list(setup.transform)[:6], "crs": crs})
             g = res.gauges.merge(setup.gauges, left_on="gauge", right_on="sensor_id", how="left").drop(columns=["gauge"])
             twin.save_result(scen, run, "gauges", g, meta=meta)
             twin.save_result(scen, run, "mass_balance", _mass_balance_notes(res.mass_balance, water), meta=meta)

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         gauges, the mass balance and exposure tables under the scenario and run.
         """
         from simulation.flood import FloodParameters
-        from twin_core.adapters.flood import flood_duration, parse_inflows, run_flood
+        from twin_core.adapters.flood import flood_duration, parse_inflows, run_flood, water_drained_note
         from twin_core.progress import progress_bar
         from twin_core.errors import ParameterError
         from twin_core.twin import Twin
@@ -99,6 +99,7 @@ def register(app: typer.Typer) -> None:
                                rain_from_sensors=rain_from_sensors, rain_until=rain_until, rain_gaps=rain_gaps,
                                rain_spatial=rain_spatial)
         s = fr.summary
+        drained = water_drained_note(s)
         human = (
             f"run {s['run']} (scenario {s['scenario']}): {s['storm']['total_mm']:.1f} mm in {dur / 60:.0f} min, "
             f"{s['steps']} steps in {s['engine_wall_s']:.1f} s\n"
@@ -115,6 +116,9 @@ def register(app: typer.Typer) -> None:
                 + (f"; the water's {i['closed_edge']} edge closed at its {i['closed_cells']} cells: it enters there"
                    if i.get("closed_edge") else "")
                 + ")" for i in s["inflows"]) + "\n" if s.get("inflows") else "")
+            + f"out at the edges {s['outflow_m3']:.0f} m3, into the sewers {s['drainage_m3']:.0f} m3, into the soil "
+              f"{s['infiltration_m3']:.0f} m3; on the ground at the end {s['storage_m3']:.0f} m3\n"
+            + (f"note: {drained}\n" if drained else "")
             + f"max depth on land {s['max_depth_m']:.2f} m; {s['flooded_area_m2'] / 1e4:.2f} ha of land above "
               f"{threshold} m\n"
             f"exposed: {s['exposed_buildings']} buildings, {s['exposed_road_links']} road links, {s['exposed_pois']} POIs\n"
