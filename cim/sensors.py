@@ -313,6 +313,15 @@ def stale_since(when, kind) -> str | None:
     >>> stale_since("2026-07-01T08:00:00+08:00", "rain_gauge")
     '2026-07-01T00:15:00+00:00'
     """
+    t = reading_time(when)
+    if t is None:
+        return None
+    return (t + timedelta(seconds=stale_after_s(kind))).isoformat(timespec="seconds")
+
+
+def reading_time(when) -> datetime | None:
+    """A reading's time (ISO-8601 text, ``Z`` or an offset; a naive time is UTC) as an aware UTC datetime; None
+    for no time or one that cannot be read."""
     if not when:
         return None
     try:
@@ -321,7 +330,7 @@ def stale_since(when, kind) -> str | None:
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=timezone.utc)
-    return (t.astimezone(timezone.utc) + timedelta(seconds=stale_after_s(kind))).isoformat(timespec="seconds")
+    return t.astimezone(timezone.utc)
 
 
 # ---------------------------------------------------------------------------------------------- checking

@@ -36,7 +36,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from cim.sensors import (DEFAULT_STALE_AFTER_S, READINGS, STALE_AFTER_S, DuplicateKeyError, ReadingsCache,
+from cim.sensors import (reading_time, DEFAULT_STALE_AFTER_S, READINGS, STALE_AFTER_S, DuplicateKeyError, ReadingsCache,
                          SensorsCache, count_rejects, latest_per_sensor, read_feeds, read_rejects, sensor_status,
                          stale_after_s, stale_since, store_readings, unique_keys)
 from twin_core.errors import ReadingError
@@ -87,15 +87,8 @@ _LimitedBody = limited_body_route(lambda request: MAX_BODY, lambda size, request
 def _is_stale(when, kind, now: float) -> bool:
     """Whether a reading taken at ``when`` (ISO-8601 text) is older than its kind allows at ``now`` (epoch s);
     a time that cannot be read is not called stale (nothing is known of its age)."""
-    if not when:
-        return False
-    try:
-        t = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return now - t.timestamp() > stale_after_s(kind)
+    t = reading_time(when)
+    return t is not None and now - t.timestamp() > stale_after_s(kind)
 
 
 router = APIRouter(prefix="/api/sensors", tags=["sensors"], route_class=_LimitedBody)
