@@ -590,7 +590,7 @@ class Twin:
         rain_from_sensors, rain_until, rain_spatial, rain_gaps : the rain the twin's rain gauges measured over a
             window (``"2h"``) up to ``rain_until`` instead of a design storm (``rain_spatial="nearest"``: each
             cell its nearest gauge's rain); see :func:`twin_core.adapters.flood.rain_from_sensors`
-        snapshot_interval : time between the saved depth snapshots ("10min")
+        snapshot_interval : time between the saved depth snapshots ("10min"; None: none saved)
         save : store the results (True);  progress : callable(done_s, total_s)
 
         Every keyword is in the signature (``help(twin.flood)``); see

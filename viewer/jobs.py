@@ -235,8 +235,19 @@ def value_checks(engine: str) -> dict[str, Callable[[Any], Any]]:
         return {"until": duration("until"), "flood_time": offset("flood_time"), "agents": _agents,
                 "density": _density}
     if engine == "access":
-        return {"within": duration("within"), "flood_time": offset("flood_time")}
+        return {"within": duration("within"), "flood_time": offset("flood_time"), "drive_kmh": _drive_kmh}
     return {}
+
+
+def _drive_kmh(v) -> float | None:
+    """An access job's ``drive_kmh``: the vehicles' average speed in km/h, a number > 0, or null (at the roads'
+    speed limits), as :func:`twin_core.adapters.access.run_access` takes it."""
+    from twin_core.errors import ParameterError
+
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+        raise ParameterError(f"drive_kmh is the vehicles' average speed in km/h, a number > 0 (30: what the response "
+                             f"standards assume), or null to drive at the roads' speed limits; got {v!r}")
+    return v
 
 
 #: the most people a crowd job from the map server may place: far more than any plaza holds (a 1e12 was taken

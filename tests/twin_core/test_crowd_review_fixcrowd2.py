@@ -276,3 +276,11 @@ def test_closed_exits_road_reach_is_a_known_scenario_parameter():
     for bad in (0, -5, "30", float("nan")):
         with pytest.raises(ParameterError, match=CLOSED_EXITS_REACH_PARAM):
             check_scenario_param(CLOSED_EXITS_REACH_PARAM, bad)
+
+
+def test_the_lonlat_hint_shows_the_numbers_as_given():
+    # ":g" cut 104.0563 to 104.056 (an engineer's review): the hint shows what was typed
+    from twin_core.adapters.crowd import _lonlat_hint
+
+    h = _lonlat_hint(104.0563, 30.6572, "EPSG:4544")
+    assert "(104.0563, 30.6572) look like longitude/latitude" in h

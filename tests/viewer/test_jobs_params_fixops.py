@@ -77,6 +77,8 @@ def test_measured_rain_hours_old_is_refused_unless_its_end_is_given(client):
     ({"engine": "crowd", "params": {"area": "A001", "agents": 10, "density": 1.0}}, ["not both"]),
     ({"engine": "crowd", "params": {"area": "A001", "density": 50}}, ["density", "at most 6"]),
     ({"engine": "crowd", "params": {"agents": 10}}, ["needs area"]),
+    ({"engine": "access", "params": {"drive_kmh": "fast"}}, ["drive_kmh", "km/h"]),
+    ({"engine": "access", "params": {"drive_kmh": 0}}, ["drive_kmh", "number > 0"]),
 ])
 def test_bad_job_parameters_are_refused_when_posted(shared_client, params, words):
     jobs = shared_client.get("/api/jobs").json()

@@ -286,11 +286,11 @@ def _lonlat_hint(x: float, y: float, crs, *, near=None, near_name: str = "the tw
         if not placed:
             return ""
     if not placed:  # degrees that could not be converted: still say what they look like
-        return (f"; ({x:g}, {y:g}) look like {readings[0][0]}, but they are read in the twin's CRS {crs} "
+        return (f"; ({x:.10g}, {y:.10g}) look like {readings[0][0]}, but they are read in the twin's CRS {crs} "
                 "(metres)")
     words, short, X, Y = placed[0]
     inside = f" (inside {near_name})" if near is not None and off(X, Y) == 0.0 else ""
-    return (f"; ({x:g}, {y:g}) look like {words}, but they are read in the twin's CRS {crs} (metres): as {short} "
+    return (f"; ({x:.10g}, {y:.10g}) look like {words}, but they are read in the twin's CRS {crs} (metres): as {short} "
             f"that is {X:.1f},{Y:.1f} in {crs}{inside}")
 
 
