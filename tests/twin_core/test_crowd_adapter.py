@@ -474,25 +474,33 @@ def test_flood_cascade_bad_input(twin):
         flood_walkable(twin, half, {}, scenario=None, flood_run="edge")
 
 
+def save_plaza_flood(path, run: str, paint) -> None:
+    """A flood run ``run`` (its max_depth only) on a 1 m grid over the sample plaza A001 and 5 m round it, dry but
+    where ``paint(depth, x0, y0, x1, y1)`` puts water (``depth`` indexed [row, col] from the grid's north-west
+    corner, (x0, y0, x1, y1) the plaza's bounds)."""
+    from affine import Affine
+
+    from cim.raster import Raster
+    from twin_core.adapters.crowd import plaza_area
+    from twin_core.twin import Twin
+
+    with Twin.open(path) as t:
+        area, _ = plaza_area(t, "A001")
+        x0, y0, x1, y1 = area.polygon.bounds
+        tr = Affine(1.0, 0.0, x0 - 5, 0.0, -1.0, y1 + 5)
+        d = np.zeros((int(y1 - y0) + 10, int(x1 - x0) + 10), "float32")
+        paint(d, x0, y0, x1, y1)
+        t.save_result("base", run, "max_depth", Raster(d, tr, t.crs, unit="m"))
+
+
 def test_cli_crowd_flooded_by(small_city_gpkg):
     from twin_core.cli import get_app
     from twin_core.twin import Twin
 
-    with Twin.open(small_city_gpkg) as t:
-        from twin_core.adapters.crowd import plaza_area
-
-        area, _ = plaza_area(t, "A001")
-        x0, y0, x1, y1 = area.polygon.bounds
-        from affine import Affine
-
-        from cim.raster import Raster
-
-        # a pond over the plaza's west third, 1 m deep
-        tr = Affine(1.0, 0.0, x0 - 5, 0.0, -1.0, y1 + 5)
-        w, h = int(x1 - x0) + 10, int(y1 - y0) + 10
-        d = np.zeros((h, w), "float32")
+    def pond(d, x0, y0, x1, y1):  # over the plaza's west third, 1 m deep
         d[:, : int((x1 - x0) / 3) + 5] = 1.0
-        t.save_result("base", "pond", "max_depth", Raster(d, tr, t.crs, unit="m"))
+
+    save_plaza_flood(small_city_gpkg, "pond", pond)
     res = CliRunner().invoke(get_app(), ["crowd", small_city_gpkg, "--area", "A001", "--agents", "60", "--until", "600",
                                          "--flooded-by", "pond", "--json", "--run", "flooded1"])
     assert res.exit_code == 0, res.output

@@ -144,24 +144,14 @@ def test_a_flooded_run_says_how_many_were_placed_and_cut_off(twin):
 
 
 def test_cli_verdict_of_a_flooded_run(small_city_gpkg):
-    from twin_core.adapters.crowd import plaza_area
-    from twin_core.twin import Twin
+    from tests.twin_core.test_crowd_adapter import save_plaza_flood
 
-    with Twin.open(small_city_gpkg) as t:
-        from affine import Affine
-
-        from cim.raster import Raster
-
-        area, _ = plaza_area(t, "A001")
-        x0, y0, x1, y1 = area.polygon.bounds
-        tr = Affine(1.0, 0.0, x0 - 5, 0.0, -1.0, y1 + 5)
-        w, h = int(x1 - x0) + 10, int(y1 - y0) + 10
-        d = np.zeros((h, w), "float32")
-        cx = int((x1 - x0) / 2) + 5  # a 1 m deep moat round the plaza's middle: its people are cut off
-        cy = int((y1 - y0) / 2) + 5
+    def moat(d, x0, y0, x1, y1):  # a 1 m deep moat round the plaza's middle: its people are cut off
+        cx, cy = int((x1 - x0) / 2) + 5, int((y1 - y0) / 2) + 5
         d[cy - 12:cy + 12, cx - 12:cx + 12] = 1.0
         d[cy - 9:cy + 9, cx - 9:cx + 9] = 0.0
-        t.save_result("base", "moat", "max_depth", Raster(d, tr, t.crs, unit="m"))
+
+    save_plaza_flood(small_city_gpkg, "moat", moat)
     code, out = _cli("crowd", small_city_gpkg, "--area", "A001", "--agents", "200", "--until", "900",
                      "--flooded-by", "moat", "--quiet")
     assert code == 0, out
